@@ -1,0 +1,205 @@
+//! `flowc check`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use flowc::compile::{Options, compile};
+use flowc::diagnostic::{Diagnostic, Diagnostics, Severity};
+use flowc::load::source_from_bytes;
+
+use super::{CheckFormat, EXIT_FAILURE, EXIT_FINDINGS};
+
+/// Collects flow files under the paths (sorted, deduplicated); scenario files
+/// (`*.test.yaml`) are not flows.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let defaults = [PathBuf::from(".")];
+    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn is_flow_file(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !name.ends_with(".test.yaml")
+        && !name.ends_with(".test.yml")
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            let ft = entry.file_type()?;
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') && n.len() > 1);
+            if ft.is_dir() {
+                if !hidden && path.file_name().is_none_or(|n| n != "target") {
+                    stack.push(path);
+                }
+            } else if ft.is_file() && is_flow_file(&path) {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compiles every file (in parallel) and returns all diagnostics, sorted.
+pub fn check_files(files: &[PathBuf]) -> Result<Diagnostics, String> {
+    let sources: Vec<(String, std::io::Result<Vec<u8>>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f)))
+        .collect();
+    let mut texts = Vec::with_capacity(sources.len());
+    for (name, r) in sources {
+        texts.push((name.clone(), r.map_err(|e| format!("{name}: {e}"))?));
+    }
+    Ok(flowc::compile::check_many(texts, &Options::default()))
+}
+
+fn render_human(d: &Diagnostic, out: &mut String) {
+    let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+    let _ = handler.render_report(out, d);
+}
+
+/// One JSON object per SPEC §5.
+pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = diags
+        .iter()
+        .map(|d| {
+            let (line, column) = d.line_col();
+            serde_json::json!({
+                "file": d.file().name(),
+                "line": line,
+                "column": column,
+                "severity": d.severity(),
+                "code": d.code(),
+                "message": d.message(),
+                "help": d.help(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "files": files,
+        "errors": diags.error_count(),
+        "warnings": diags.warning_count(),
+        "diagnostics": items,
+    })
+}
+
+fn github_escape(s: &str, property: bool) -> String {
+    let s = s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    if property {
+        s.replace(':', "%3A").replace(',', "%2C")
+    } else {
+        s
+    }
+}
+
+pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
+    let files = match collect_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let diags = match check_files(&files) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match format {
+        CheckFormat::Json => {
+            let _ = writeln!(lock, "{}", to_json(files.len(), &diags));
+        }
+        CheckFormat::Github => {
+            for d in &diags {
+                let (line, col) = d.line_col();
+                let level = if d.severity() == Severity::Error { "error" } else { "warning" };
+                let mut msg = d.message();
+                if let Some(h) = d.help() {
+                    msg.push_str("\nhelp: ");
+                    msg.push_str(&h);
+                }
+                let _ = writeln!(
+                    lock,
+                    "::{level} file={},line={line},col={col},title={}::{}",
+                    github_escape(d.file().name(), true),
+                    github_escape(&d.code(), true),
+                    github_escape(&msg, false)
+                );
+            }
+        }
+        CheckFormat::Human => {
+            let mut out = String::new();
+            for d in &diags {
+                render_human(d, &mut out);
+                out.push('\n');
+            }
+            let _ = write!(lock, "{out}");
+            let _ = writeln!(
+                lock,
+                "checked {} file{}: {} error{}, {} warning{}",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                diags.error_count(),
+                if diags.error_count() == 1 { "" } else { "s" },
+                diags.warning_count(),
+                if diags.warning_count() == 1 { "" } else { "s" },
+            );
+        }
+    }
+    if diags.has_errors() || (deny_warnings && diags.warning_count() > 0) {
+        EXIT_FINDINGS
+    } else {
+        0
+    }
+}
+
+/// Reads and compiles one flow for other subcommands; diagnostics go to stderr.
+pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        eprintln!("error: {}: {e}", path.display());
+        EXIT_FAILURE
+    })?;
+    let name = path.display().to_string();
+    let report = |diags: &Diagnostics| {
+        let mut out = String::new();
+        for d in diags {
+            render_human(d, &mut out);
+        }
+        eprint!("{out}");
+    };
+    let file = source_from_bytes(&name, bytes).map_err(|d| {
+        report(&d);
+        EXIT_FINDINGS
+    })?;
+    compile(&file, &Options::default()).map_err(|d| {
+        report(&d);
+        EXIT_FINDINGS
+    })
+}

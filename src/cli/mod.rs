@@ -1,0 +1,85 @@
+//! The only code that prints or exits. One file per subcommand.
+
+mod check;
+mod graph;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code: the input has errors (or warnings with `--deny-warnings`).
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: usage, I/O or internal error.
+pub const EXIT_FAILURE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "flowc", version, about = "Approval-flow compiler and sandboxed rule engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output formats of `check`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum CheckFormat {
+    /// miette's graphical report (no colour when not a terminal).
+    Human,
+    /// One JSON object with every diagnostic.
+    Json,
+    /// GitHub Actions workflow annotations.
+    Github,
+}
+
+/// Graph output formats.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check flow files and directories (recursively); every diagnostic of every file.
+    Check {
+        /// Files or directories (default: the current directory).
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+        format: CheckFormat,
+        /// Treat warnings as errors (exit 1).
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Print the step graph of a flow.
+    Graph {
+        /// The flow file.
+        flow: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_FAILURE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => check::run(&paths, format, deny_warnings),
+        Command::Graph { flow, format } => graph::run(&flow, format),
+    };
+    ExitCode::from(code)
+}

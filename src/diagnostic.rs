@@ -1,0 +1,307 @@
+//! Diagnostics: every stage's typed error, tied to the file it points into.
+//!
+//! Each stage has its own `thiserror` + `miette::Diagnostic` enum carrying spans only.
+//! [`Diagnostic`] pairs one of them with its [`SourceFile`] so that it can be rendered
+//! (miette) or flattened to `file:line:column` (JSON, GitHub annotations).
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{LabeledSpan, MietteSpanContents, SourceCode, SpanContents};
+
+use crate::span::{SourceFile, Span};
+
+/// How bad a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The flow is still valid; `--deny-warnings` turns it into a failure.
+    Warning,
+    /// The flow is rejected.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// A stage error that can be attached to a file.
+pub trait StageError: miette::Diagnostic + Send + Sync + 'static {}
+impl<T: miette::Diagnostic + Send + Sync + 'static> StageError for T {}
+
+/// One diagnostic of one file.
+pub struct Diagnostic {
+    file: Arc<SourceFile>,
+    inner: Box<dyn miette::Diagnostic + Send + Sync>,
+}
+
+impl Diagnostic {
+    /// Attaches a stage error to the file it points into.
+    pub fn new(file: &Arc<SourceFile>, error: impl StageError) -> Self {
+        Self {
+            file: Arc::clone(file),
+            inner: Box::new(error),
+        }
+    }
+
+    /// The file this diagnostic points into.
+    #[must_use]
+    pub fn file(&self) -> &Arc<SourceFile> {
+        &self.file
+    }
+
+    /// The stable code, e.g. `flowc::graph::unknown-step`.
+    #[must_use]
+    pub fn code(&self) -> String {
+        self.inner.code().map(|c| c.to_string()).unwrap_or_default()
+    }
+
+    /// Error or warning.
+    #[must_use]
+    pub fn severity(&self) -> Severity {
+        match self.inner.severity() {
+            Some(miette::Severity::Warning | miette::Severity::Advice) => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+
+    /// The one-line message.
+    #[must_use]
+    pub fn message(&self) -> String {
+        self.inner.to_string()
+    }
+
+    /// How to fix it, when known.
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        self.inner.help().map(|h| h.to_string())
+    }
+
+    /// The primary span (the first label, or the primary one when marked).
+    #[must_use]
+    pub fn span(&self) -> Option<Span> {
+        let labels: Vec<LabeledSpan> = self.inner.labels()?.collect();
+        let primary = labels
+            .iter()
+            .find(|l| l.primary())
+            .or_else(|| labels.first())?;
+        Some(Span::new(primary.offset(), primary.offset() + primary.len()))
+    }
+
+    /// 1-based line and column of the primary span (1:1 when there is none).
+    #[must_use]
+    pub fn line_col(&self) -> (usize, usize) {
+        self.span()
+            .map_or((1, 1), |s| self.file.line_col(s.start))
+    }
+
+    /// The underlying stage error, for tests that match on variants.
+    #[must_use]
+    pub fn inner(&self) -> &(dyn miette::Diagnostic + Send + Sync) {
+        self.inner.as_ref()
+    }
+
+    /// Sort key: file, position, code (deterministic output).
+    fn sort_key(&self) -> (String, usize, String) {
+        (
+            self.file.name().to_owned(),
+            self.span().map_or(0, |s| s.start),
+            self.code(),
+        )
+    }
+}
+
+impl fmt::Debug for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (line, col) = self.line_col();
+        write!(
+            f,
+            "{}:{line}:{col}: {} [{}] {}",
+            self.file.name(),
+            self.severity(),
+            self.code(),
+            self.message()
+        )
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl miette::Diagnostic for Diagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner.code()
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.inner.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner.help()
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner.url()
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(self.file.as_ref())
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.inner.labels()
+    }
+}
+
+impl SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self
+            .text()
+            .read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name().to_owned(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
+}
+
+/// All diagnostics of a run, in deterministic order once [`Diagnostics::sort`] ran.
+#[derive(Default, Debug)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// An empty collection.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    /// Adds a stage error for `file`.
+    pub fn add(&mut self, file: &Arc<SourceFile>, error: impl StageError) {
+        self.items.push(Diagnostic::new(file, error));
+    }
+
+    /// Moves all of `other` in.
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
+    }
+
+    /// Number of errors.
+    #[must_use]
+    pub fn error_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|d| d.severity() == Severity::Error)
+            .count()
+    }
+
+    /// Number of warnings.
+    #[must_use]
+    pub fn warning_count(&self) -> usize {
+        self.items.len() - self.error_count()
+    }
+
+    /// True when at least one is an error.
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity() == Severity::Error)
+    }
+
+    /// True when empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Number of diagnostics.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Iterates in stored order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.items.iter()
+    }
+
+    /// Orders by file, position and code.
+    pub fn sort(&mut self) {
+        self.items.sort_by_cached_key(Diagnostic::sort_key);
+    }
+}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+/// Edit distance for "did you mean" suggestions.
+#[must_use]
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate within a third of the word's length (at least 1 edit, at most 3).
+#[must_use]
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
+        .map(|(_, c)| c.to_owned())
+}
+
+/// A help text with a suggestion when one exists.
+#[must_use]
+pub fn suggestion_help(suggestion: Option<&str>, fallback: &str) -> String {
+    match suggestion {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => fallback.to_owned(),
+    }
+}

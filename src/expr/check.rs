@@ -1,0 +1,616 @@
+//! Type checking against the declared context (CEL's checker rules for the subset).
+
+use std::collections::HashMap;
+
+use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use crate::diagnostic::did_you_mean;
+use crate::model::{ObjectType, Type};
+
+/// What a checker error is about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckErrorKind {
+    /// A name that is not declared.
+    UnknownIdent {
+        /// The name.
+        name: String,
+        /// A close declared name.
+        suggestion: Option<String>,
+    },
+    /// A field an object type does not have.
+    UnknownField {
+        /// The field.
+        name: String,
+        /// A close field name.
+        suggestion: Option<String>,
+    },
+    /// No overload of an operator or function for these types.
+    NoOverload {
+        /// Operator or function.
+        op: String,
+        /// The operand types, as words.
+        args: String,
+        /// How to fix it.
+        help: String,
+    },
+    /// A function that does not exist.
+    UnknownFunction {
+        /// The name.
+        name: String,
+        /// A close function name.
+        suggestion: Option<String>,
+    },
+    /// Wrong number of arguments.
+    ArgCount {
+        /// The function.
+        name: String,
+        /// What it takes.
+        expected: &'static str,
+    },
+    /// A literal pattern that is not a valid regular expression.
+    InvalidRegex {
+        /// The regex error.
+        message: String,
+    },
+}
+
+/// A checker error at a byte range of the expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckError {
+    /// What.
+    pub kind: CheckErrorKind,
+    /// Where (expression bytes).
+    pub span: (usize, usize),
+}
+
+/// The names visible to an expression.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    vars: HashMap<String, Type>,
+}
+
+impl Env {
+    /// An environment with the fields of a context object.
+    #[must_use]
+    pub fn from_context(ctx: &ObjectType) -> Self {
+        Self {
+            vars: ctx
+                .fields
+                .iter()
+                .map(|(k, f)| (k.clone(), f.ty.clone()))
+                .collect(),
+        }
+    }
+
+    /// Declares one variable.
+    pub fn declare(&mut self, name: &str, ty: Type) {
+        self.vars.insert(name.to_owned(), ty);
+    }
+
+    /// The type of a variable.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Type> {
+        self.vars.get(name)
+    }
+
+    /// The declared names, sorted.
+    #[must_use]
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+const FUNCTIONS: &[&str] = &[
+    "size", "int", "uint", "double", "string", "bool", "bytes", "dyn", "timestamp", "duration",
+    "contains", "startsWith", "endsWith", "matches", "getFullYear", "getMonth", "getDate",
+    "getDayOfMonth", "getDayOfYear", "getDayOfWeek", "getHours", "getMinutes", "getSeconds",
+    "getMilliseconds", "has", "all", "exists", "exists_one", "map", "filter",
+];
+
+/// Are two types compatible for equality and membership (dyn matches anything)?
+#[must_use]
+pub fn assignable(a: &Type, b: &Type) -> bool {
+    match (a, b) {
+        (Type::Dyn, _) | (_, Type::Dyn) => true,
+        (Type::List(x), Type::List(y)) => assignable(x, y),
+        (Type::Map(k1, v1), Type::Map(k2, v2)) => assignable(k1, k2) && assignable(v1, v2),
+        (Type::Null, _) | (_, Type::Null) => true,
+        (Type::Object(_), Type::Map(k, _)) | (Type::Map(k, _), Type::Object(_)) => {
+            assignable(k, &Type::String)
+        }
+        _ => a == b,
+    }
+}
+
+/// The common type of two branches or elements: equal types, else `dyn`.
+fn join(a: &Type, b: &Type) -> Type {
+    if a == b {
+        a.clone()
+    } else {
+        Type::Dyn
+    }
+}
+
+fn words(args: &[&Type]) -> String {
+    args.iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The type checker.
+pub struct Checker<'e> {
+    env: &'e Env,
+    scopes: Vec<(String, Type)>,
+    /// Collected errors.
+    pub errors: Vec<CheckError>,
+}
+
+impl<'e> Checker<'e> {
+    /// A checker over `env`.
+    #[must_use]
+    pub fn new(env: &'e Env) -> Self {
+        Self {
+            env,
+            scopes: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, span: (usize, usize), kind: CheckErrorKind) -> Type {
+        self.errors.push(CheckError { kind, span });
+        Type::Dyn
+    }
+
+    fn lookup(&self, name: &str) -> Option<Type> {
+        self.scopes
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .or_else(|| self.env.get(name).cloned())
+    }
+
+    fn no_overload(&mut self, span: (usize, usize), op: &str, args: &[&Type], help: String) -> Type {
+        let args = words(args);
+        self.error(
+            span,
+            CheckErrorKind::NoOverload {
+                op: op.to_owned(),
+                args,
+                help,
+            },
+        )
+    }
+
+    /// Flattens `a.b.c` into a dotted name when the root is an identifier.
+    fn dotted_name(e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Ident(n) => Some(n.clone()),
+            ExprKind::Select(inner, f) => Some(format!("{}.{f}", Self::dotted_name(inner)?)),
+            _ => None,
+        }
+    }
+
+    /// Checks an expression, setting `ty` on every node; returns its type.
+    pub fn check(&mut self, e: &mut Expr) -> Type {
+        let ty = self.infer(e);
+        e.ty = ty.clone();
+        ty
+    }
+
+    #[expect(clippy::too_many_lines, reason = "one match over the grammar, kept together")]
+    fn infer(&mut self, e: &mut Expr) -> Type {
+        let span = e.span;
+        // qualified names declared with dots (`a.b.c`) win over field selection
+        if matches!(e.kind, ExprKind::Select(..)) {
+            if let Some(name) = Self::dotted_name(e) {
+                if self.scopes.iter().all(|(n, _)| !name.starts_with(&format!("{n}."))) {
+                    if let Some(t) = self.env.get(&name) {
+                        e.kind = ExprKind::Ident(name);
+                        return t.clone();
+                    }
+                }
+            }
+        }
+        match &mut e.kind {
+            ExprKind::Lit(l) => match l {
+                Literal::Bool(_) => Type::Bool,
+                Literal::Int(_) => Type::Int,
+                Literal::Uint(_) => Type::Uint,
+                Literal::Double(_) => Type::Double,
+                Literal::String(_) => Type::String,
+                Literal::Bytes(_) => Type::Bytes,
+                Literal::Null => Type::Null,
+            },
+            ExprKind::Ident(name) => {
+                if let Some(t) = self.lookup(name) {
+                    return t;
+                }
+                let name = name.clone();
+                let mut names: Vec<String> = self.env.names().into_iter().map(str::to_owned).collect();
+                names.extend(self.scopes.iter().map(|(n, _)| n.clone()));
+                let suggestion = did_you_mean(&name, names.iter().map(String::as_str));
+                self.error(span, CheckErrorKind::UnknownIdent { name, suggestion })
+            }
+            ExprKind::Select(inner, field) => {
+                let t = self.check(inner);
+                let field = field.clone();
+                match t {
+                    Type::Object(o) => match o.fields.get(&field) {
+                        Some(f) => f.ty.clone(),
+                        None => {
+                            let suggestion =
+                                did_you_mean(&field, o.fields.keys().map(String::as_str));
+                            self.error(
+                                span,
+                                CheckErrorKind::UnknownField {
+                                    name: field,
+                                    suggestion,
+                                },
+                            )
+                        }
+                    },
+                    Type::Map(k, v) if assignable(&k, &Type::String) => *v,
+                    Type::Dyn => Type::Dyn,
+                    other => self.no_overload(
+                        span,
+                        &format!(".{field}"),
+                        &[&other],
+                        "fields can be selected only on objects and maps".to_owned(),
+                    ),
+                }
+            }
+            ExprKind::Has(inner, field) => {
+                let t = self.check(inner);
+                let field = field.clone();
+                match t {
+                    Type::Object(o) => {
+                        if !o.fields.contains_key(&field) {
+                            let suggestion =
+                                did_you_mean(&field, o.fields.keys().map(String::as_str));
+                            self.error(
+                                span,
+                                CheckErrorKind::UnknownField {
+                                    name: field,
+                                    suggestion,
+                                },
+                            );
+                        }
+                        Type::Bool
+                    }
+                    Type::Map(..) | Type::Dyn => Type::Bool,
+                    other => self.no_overload(
+                        span,
+                        "has",
+                        &[&other],
+                        "`has` tests a field of an object or a key of a map".to_owned(),
+                    ),
+                }
+            }
+            ExprKind::Index(a, i) => {
+                let ta = self.check(a);
+                let ti = self.check(i);
+                match (&ta, &ti) {
+                    (Type::List(t), Type::Int | Type::Uint | Type::Dyn) => (**t).clone(),
+                    (Type::Map(k, v), _) if assignable(k, &ti) => (**v).clone(),
+                    (Type::Object(_), Type::String | Type::Dyn) => Type::Dyn,
+                    (Type::Dyn, _) => Type::Dyn,
+                    _ => self.no_overload(
+                        span,
+                        "[]",
+                        &[&ta, &ti],
+                        "index a list with an int, a map with its key type".to_owned(),
+                    ),
+                }
+            }
+            ExprKind::List(items) => {
+                let mut t: Option<Type> = None;
+                for it in items.iter_mut() {
+                    let ti = self.check(it);
+                    t = Some(match t {
+                        None => ti,
+                        Some(prev) => join(&prev, &ti),
+                    });
+                }
+                Type::list(t.unwrap_or(Type::Dyn))
+            }
+            ExprKind::Map(entries) => {
+                let mut kt: Option<Type> = None;
+                let mut vt: Option<Type> = None;
+                for (k, v) in entries.iter_mut() {
+                    let tk = self.check(k);
+                    if !matches!(tk, Type::String | Type::Int | Type::Uint | Type::Bool | Type::Dyn) {
+                        self.no_overload(
+                            k.span,
+                            "map key",
+                            &[&tk],
+                            "map keys are strings, ints, uints or bools".to_owned(),
+                        );
+                    }
+                    let tv = self.check(v);
+                    kt = Some(kt.map_or(tk.clone(), |p| join(&p, &tk)));
+                    vt = Some(vt.map_or(tv.clone(), |p| join(&p, &tv)));
+                }
+                Type::map(kt.unwrap_or(Type::Dyn), vt.unwrap_or(Type::Dyn))
+            }
+            ExprKind::Unary(op, a) => {
+                let op = *op;
+                let t = self.check(a);
+                match (op, &t) {
+                    (UnaryOp::Not, Type::Bool | Type::Dyn) => Type::Bool,
+                    (UnaryOp::Neg, Type::Int | Type::Double | Type::Duration | Type::Dyn) => t,
+                    _ => self.no_overload(
+                        span,
+                        if op == UnaryOp::Not { "!" } else { "-" },
+                        &[&t],
+                        if op == UnaryOp::Not {
+                            "`!` negates a bool".to_owned()
+                        } else {
+                            "`-` negates an int, double or duration (uint has no negation)".to_owned()
+                        },
+                    ),
+                }
+            }
+            ExprKind::Cond(c, a, b) => {
+                let tc = self.check(c);
+                if !matches!(tc, Type::Bool | Type::Dyn) {
+                    self.no_overload(
+                        c.span,
+                        "?:",
+                        &[&tc],
+                        "the condition of `?:` must be a bool".to_owned(),
+                    );
+                }
+                let ta = self.check(a);
+                let tb = self.check(b);
+                if assignable(&ta, &tb) {
+                    if ta == Type::Dyn || ta == Type::Null { tb } else { ta }
+                } else {
+                    self.no_overload(
+                        span,
+                        "?:",
+                        &[&ta, &tb],
+                        "both branches of `?:` must have the same type (wrap one in `dyn()` to mix)".to_owned(),
+                    )
+                }
+            }
+            ExprKind::Binary(op, a, b) => {
+                let op = *op;
+                let ta = self.check(a);
+                let tb = self.check(b);
+                let lit_a = matches!(a.kind, ExprKind::Lit(_));
+                let lit_b = matches!(b.kind, ExprKind::Lit(_));
+                let a_text = Self::dotted_name(a);
+                let b_text = Self::dotted_name(b);
+                self.binary(span, op, &ta, &tb, (lit_a, a_text), (lit_b, b_text))
+            }
+            ExprKind::Comprehension {
+                kind,
+                range,
+                var,
+                body,
+                filter,
+            } => {
+                let kind = *kind;
+                let tr = self.check(range);
+                let elem = match &tr {
+                    Type::List(t) => (**t).clone(),
+                    Type::Map(k, _) => (**k).clone(),
+                    Type::Dyn => Type::Dyn,
+                    other => {
+                        let other = other.clone();
+                        self.no_overload(
+                            range.span,
+                            "comprehension",
+                            &[&other],
+                            "macros iterate over a list or a map".to_owned(),
+                        )
+                    }
+                };
+                self.scopes.push((var.clone(), elem.clone()));
+                if let Some(f) = filter {
+                    let tf = self.check(f);
+                    if !matches!(tf, Type::Bool | Type::Dyn) {
+                        self.no_overload(f.span, "map filter", &[&tf], "the filter must be a bool".to_owned());
+                    }
+                }
+                let tb = self.check(body);
+                self.scopes.pop();
+                match kind {
+                    Macro::All | Macro::Exists | Macro::ExistsOne => {
+                        if !matches!(tb, Type::Bool | Type::Dyn) {
+                            self.no_overload(
+                                body.span,
+                                "predicate",
+                                &[&tb],
+                                "the predicate of a macro must be a bool".to_owned(),
+                            );
+                        }
+                        Type::Bool
+                    }
+                    Macro::Map => Type::list(tb),
+                    Macro::Filter => {
+                        if !matches!(tb, Type::Bool | Type::Dyn) {
+                            self.no_overload(
+                                body.span,
+                                "filter",
+                                &[&tb],
+                                "the predicate of `filter` must be a bool".to_owned(),
+                            );
+                        }
+                        Type::list(elem)
+                    }
+                }
+            }
+            ExprKind::Call { target, name, args } => {
+                let name = name.clone();
+                let tt = target.as_mut().map(|t| self.check(t));
+                let targs: Vec<Type> = args.iter_mut().map(|a| self.check(a)).collect();
+                let pattern = match (name.as_str(), args.last()) {
+                    ("matches", Some(Expr { kind: ExprKind::Lit(Literal::String(p)), .. })) => Some(p.clone()),
+                    _ => None,
+                };
+                if let Some(p) = pattern {
+                    if let Err(err) = super::value::regex_for(&p) {
+                        let s = args.last().map_or(span, |a| a.span);
+                        self.error(s, CheckErrorKind::InvalidRegex { message: err.to_string() });
+                    }
+                }
+                self.call(span, &name, tt.as_ref(), &targs)
+            }
+        }
+    }
+
+    fn binary(
+        &mut self,
+        span: (usize, usize),
+        op: BinaryOp,
+        ta: &Type,
+        tb: &Type,
+        a: (bool, Option<String>),
+        b: (bool, Option<String>),
+    ) -> Type {
+        use Type::{Bool, Bytes, Double, Duration, Dyn, Int, List, String as Str, Timestamp, Uint};
+        let sym = op.symbol();
+        let ok = match op {
+            BinaryOp::And | BinaryOp::Or => {
+                matches!(ta, Bool | Dyn) && matches!(tb, Bool | Dyn)
+            }
+            BinaryOp::Eq | BinaryOp::Ne => assignable(ta, tb),
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                (ta.is_numeric() && tb.is_numeric())
+                    || matches!((ta, tb), (Dyn, _) | (_, Dyn))
+                    || (ta == tb && matches!(ta, Str | Bytes | Bool | Timestamp | Duration))
+            }
+            BinaryOp::In => match tb {
+                List(t) => assignable(ta, t),
+                Type::Map(k, _) => assignable(ta, k),
+                Dyn => true,
+                _ => false,
+            },
+            _ => false,
+        };
+        if ok {
+            return Bool;
+        }
+        if matches!(
+            op,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem
+        ) {
+            let r = match (op, ta, tb) {
+                (_, Dyn, Dyn) => Some(Dyn),
+                (BinaryOp::Rem, Double, Double) => None,
+                (_, Int, Int) | (_, Uint, Uint) | (_, Double, Double) => Some(ta.clone()),
+                (_, Dyn, t) | (_, t, Dyn) if t.is_numeric() => Some(t.clone()),
+                (BinaryOp::Add, Str, Str) => Some(Str),
+                (BinaryOp::Add, Bytes, Bytes) => Some(Bytes),
+                (BinaryOp::Add, List(x), List(y)) => Some(Type::list(join(x, y))),
+                (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => Some(Timestamp),
+                (BinaryOp::Sub, Timestamp, Duration) => Some(Timestamp),
+                (BinaryOp::Sub, Timestamp, Timestamp) => Some(Duration),
+                (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
+                (BinaryOp::Add | BinaryOp::Sub, Dyn, _) | (BinaryOp::Add | BinaryOp::Sub, _, Dyn) => Some(Dyn),
+                _ => None,
+            };
+            if let Some(r) = r {
+                return r;
+            }
+        }
+        let help = numeric_help(op, ta, tb, &a, &b);
+        self.no_overload(span, sym, &[ta, tb], help)
+    }
+
+    fn call(&mut self, span: (usize, usize), name: &str, target: Option<&Type>, args: &[Type]) -> Type {
+        use Type::{Bool, Bytes, Double, Duration, Dyn, Int, String as Str, Timestamp, Uint};
+        let all: Vec<&Type> = target.into_iter().chain(args.iter()).collect();
+        let argc = all.len();
+        let arity = |n: usize, s: &'static str| (argc != n).then_some(s);
+        let bad_arity = match name {
+            "size" | "int" | "uint" | "double" | "string" | "bool" | "bytes" | "dyn" | "timestamp" | "duration" => {
+                arity(1, "one argument")
+            }
+            "contains" | "startsWith" | "endsWith" | "matches" => arity(2, "a string receiver and one argument"),
+            n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
+                (!(argc == 1 || argc == 2)).then_some("a receiver and an optional time zone")
+            }
+            _ => None,
+        };
+        if let Some(expected) = bad_arity {
+            return self.error(span, CheckErrorKind::ArgCount { name: name.to_owned(), expected });
+        }
+        let first = all.first().copied().cloned().unwrap_or(Dyn);
+        let result = match name {
+            "size" => matches!(first, Str | Bytes | Type::List(_) | Type::Map(..) | Dyn).then_some(Int),
+            "dyn" => Some(Dyn),
+            "int" => matches!(first, Int | Uint | Double | Str | Timestamp | Dyn).then_some(Int),
+            "uint" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Uint),
+            "double" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Double),
+            "string" => matches!(first, Int | Uint | Double | Str | Bool | Bytes | Timestamp | Duration | Dyn)
+                .then_some(Str),
+            "bool" => matches!(first, Bool | Str | Dyn).then_some(Bool),
+            "bytes" => matches!(first, Bytes | Str | Dyn).then_some(Bytes),
+            "timestamp" => matches!(first, Str | Int | Timestamp | Dyn).then_some(Timestamp),
+            "duration" => matches!(first, Str | Duration | Dyn).then_some(Duration),
+            "contains" | "startsWith" | "endsWith" | "matches" => all
+                .iter()
+                .all(|t| matches!(t, Str | Dyn))
+                .then_some(Bool),
+            n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
+                let tz_ok = all.get(1).is_none_or(|t| matches!(t, Str | Dyn));
+                let recv_ok = match first {
+                    Timestamp | Dyn => true,
+                    Duration => matches!(n, "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds") && argc == 1,
+                    _ => false,
+                };
+                (tz_ok && recv_ok).then_some(Int)
+            }
+            _ => {
+                let suggestion = did_you_mean(name, FUNCTIONS.iter().copied());
+                return self.error(
+                    span,
+                    CheckErrorKind::UnknownFunction {
+                        name: name.to_owned(),
+                        suggestion,
+                    },
+                );
+            }
+        };
+        match result {
+            Some(t) => t,
+            None => {
+                let help = format!("`{name}` is not defined for {}", words(&all));
+                self.no_overload(span, name, &all, help)
+            }
+        }
+    }
+}
+
+fn numeric_help(op: BinaryOp, ta: &Type, tb: &Type, a: &(bool, Option<String>), b: &(bool, Option<String>)) -> String {
+    let fix = |lit: bool, name: &Option<String>, want: &Type| -> String {
+        match (lit, name, want) {
+            (true, _, Type::Double) => "write the number with a decimal point (`1.0`)".to_owned(),
+            (_, Some(n), t) => format!("convert with `{t}({n})`"),
+            (_, None, t) => format!("convert with `{t}(...)`"),
+        }
+    };
+    if ta.is_numeric() && tb.is_numeric() && ta != tb {
+        if op.is_ordering() || matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+            return "compare values of the same type".to_owned();
+        }
+        // CEL never converts numbers implicitly
+        return match (ta, tb) {
+            (Type::Int | Type::Uint, Type::Double) => fix(a.0, &a.1, &Type::Double),
+            (Type::Double, Type::Int | Type::Uint) => fix(b.0, &b.1, &Type::Double),
+            (Type::Int, Type::Uint) => fix(b.0, &b.1, &Type::Int),
+            _ => fix(a.0, &a.1, &Type::Int),
+        } + " (CEL does not mix number types in arithmetic)";
+    }
+    match op {
+        BinaryOp::And | BinaryOp::Or => format!("`{}` joins two bools; compare the value first (`x > 0`)", op.symbol()),
+        BinaryOp::In => "`in` tests membership in a list or map of the same element type".to_owned(),
+        BinaryOp::Eq | BinaryOp::Ne => "compare values of the same type".to_owned(),
+        _ => format!("`{}` is not defined for `{ta}` and `{tb}`", op.symbol()),
+    }
+}

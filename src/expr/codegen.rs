@@ -1,0 +1,422 @@
+//! Code generation: a typed [`Expr`] → Rhai source.
+//!
+//! Operations whose operand types are statically simple (int, double, string, bool)
+//! become Rhai's own operators (checked arithmetic, no native call); everything else
+//! calls the CEL natives registered by the sandbox. Values that Rhai cannot write as
+//! literals become named constants that the optimizer folds into the AST.
+
+use std::fmt::Write as _;
+
+use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::value::Value;
+use crate::model::Type;
+
+/// Generated source plus the constants it refers to (`k0`, `k1`, ...).
+#[derive(Debug, Default)]
+pub struct Generated {
+    /// Rhai source.
+    pub source: String,
+    /// Constants by index.
+    pub constants: Vec<Value>,
+}
+
+/// Rhai variable names for the declared variables, by CEL name.
+pub trait VarNames {
+    /// The Rhai name of a variable, if declared.
+    fn rhai_name(&self, cel: &str) -> Option<String>;
+}
+
+struct Gen<'a> {
+    vars: &'a dyn VarNames,
+    out: Generated,
+    /// Comprehension variables in scope: (CEL name, Rhai name).
+    locals: Vec<(String, String)>,
+    counter: usize,
+}
+
+const RHAI_KEYWORDS: &[&str] = &[
+    "true", "false", "let", "const", "if", "else", "switch", "do", "while", "loop", "until", "for",
+    "in", "continue", "break", "return", "throw", "try", "catch", "fn", "private", "import",
+    "export", "as", "global", "Fn", "call", "curry", "this", "type_of", "print", "debug", "eval",
+    "is_def_var", "is_def_fn", "is_shared", "var", "static", "shared", "sync", "async", "await",
+    "yield", "default", "void", "null", "nil", "spawn", "thread", "go", "goto", "exit", "match",
+    "case", "public", "protected", "new", "use", "with", "module", "package", "super", "thread",
+];
+
+/// Generates Rhai source for an expression.
+#[must_use]
+pub fn generate(e: &Expr, vars: &dyn VarNames) -> Generated {
+    let mut g = Gen {
+        vars,
+        out: Generated::default(),
+        locals: Vec::new(),
+        counter: 0,
+    };
+    let src = g.expr(e);
+    g.out.source = src;
+    g.out
+}
+
+/// Generates a boolean condition (a `dyn` result is checked to be a bool at run time).
+#[must_use]
+pub fn generate_condition(e: &Expr, vars: &dyn VarNames) -> Generated {
+    let mut g = Gen {
+        vars,
+        out: Generated::default(),
+        locals: Vec::new(),
+        counter: 0,
+    };
+    let src = g.boolean(e);
+    g.out.source = src;
+    g.out
+}
+
+/// Generates one program that evaluates decision rules in order and yields the index
+/// of the first rule that holds (`first`), or an array of all that hold (`unique`);
+/// `-1` / `[]` when none does.
+#[must_use]
+pub fn generate_decision(rules: &[&Expr], unique: bool, vars: &dyn VarNames) -> Generated {
+    let mut g = Gen {
+        vars,
+        out: Generated::default(),
+        locals: Vec::new(),
+        counter: 0,
+    };
+    let mut src = String::new();
+    if unique {
+        src.push_str("let hits = [];\n");
+        for (i, r) in rules.iter().enumerate() {
+            let c = g.boolean(r);
+            let _ = writeln!(src, "if {c} {{ hits.push({i}); }}");
+        }
+        src.push_str("hits");
+    } else {
+        for (i, r) in rules.iter().enumerate() {
+            let c = g.boolean(r);
+            let _ = write!(src, "if {c} {{ {i} }} else ");
+        }
+        src.push_str("{ -1 }");
+    }
+    g.out.source = src;
+    g.out
+}
+
+/// Can evaluating this node raise a run-time error?
+#[must_use]
+pub fn may_error(e: &Expr) -> bool {
+    let mut err = false;
+    e.walk(&mut |n| {
+        err |= match &n.kind {
+            ExprKind::Lit(_) | ExprKind::Ident(_) | ExprKind::List(_) | ExprKind::Map(_) => false,
+            ExprKind::Unary(UnaryOp::Not, a) => a.ty != Type::Bool,
+            ExprKind::Unary(UnaryOp::Neg, a) => a.ty != Type::Double,
+            ExprKind::Binary(op, a, b) => match op {
+                BinaryOp::And | BinaryOp::Or => a.ty != Type::Bool || b.ty != Type::Bool,
+                BinaryOp::Eq | BinaryOp::Ne => false,
+                BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                    a.ty == Type::Dyn || b.ty == Type::Dyn
+                }
+                BinaryOp::In => b.ty == Type::Dyn,
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
+                    !(a.ty == Type::Double && b.ty == Type::Double)
+                        && !(n.ty == Type::String)
+                }
+            },
+            ExprKind::Cond(c, _, _) => c.ty != Type::Bool,
+            _ => true,
+        };
+    });
+    err
+}
+
+fn rhai_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\U{:08X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_rhai_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RHAI_KEYWORDS.contains(&s)
+        && !s.starts_with("__")
+}
+
+impl Gen<'_> {
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{}", self.counter)
+    }
+
+    fn constant(&mut self, v: Value) -> String {
+        let i = self.out.constants.len();
+        self.out.constants.push(v);
+        format!("k{i}")
+    }
+
+    /// A bool-valued expression (checked at run time when the type is `dyn`).
+    fn boolean(&mut self, e: &Expr) -> String {
+        let s = self.expr(e);
+        if e.ty == Type::Bool {
+            s
+        } else {
+            format!("cel_bool({s})")
+        }
+    }
+
+    /// Evaluates to the value or to a captured error marker (for error-absorbing logic).
+    fn captured(&mut self, e: &Expr) -> String {
+        let s = self.expr(e);
+        if may_error(e) {
+            let t = self.fresh("t");
+            let er = self.fresh("e");
+            format!("{{ let {t} = (); try {{ {t} = {s}; }} catch ({er}) {{ {t} = cel_err({er}); }} {t} }}")
+        } else {
+            s
+        }
+    }
+
+    fn literal(&mut self, l: &Literal) -> String {
+        match l {
+            Literal::Bool(b) => b.to_string(),
+            Literal::Null => "()".to_owned(),
+            Literal::Int(i) if *i != i64::MIN => {
+                if *i < 0 {
+                    format!("({i})")
+                } else {
+                    i.to_string()
+                }
+            }
+            Literal::Int(i) => self.constant(Value::Int(*i)),
+            Literal::Double(d) if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e15 => {
+                if *d < 0.0 || (*d == 0.0 && d.is_sign_negative()) {
+                    format!("({d:.1})")
+                } else {
+                    format!("{d:.1}")
+                }
+            }
+            Literal::Double(d) => self.constant(Value::Double(*d)),
+            Literal::String(s) => rhai_string(s),
+            Literal::Uint(u) => self.constant(Value::Uint(*u)),
+            Literal::Bytes(b) => self.constant(Value::Bytes(b.as_slice().into())),
+        }
+    }
+
+    #[expect(clippy::too_many_lines, reason = "one match over the AST")]
+    fn expr(&mut self, e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Lit(l) => self.literal(l),
+            ExprKind::Ident(name) => {
+                if let Some((_, r)) = self.locals.iter().rev().find(|(n, _)| n == name) {
+                    return r.clone();
+                }
+                match self.vars.rhai_name(name) {
+                    Some(r) => r,
+                    None => format!("cel_unbound({})", rhai_string(name)),
+                }
+            }
+            ExprKind::Select(a, field) => {
+                let s = self.expr(a);
+                if matches!(a.ty, Type::Object(_)) && is_rhai_ident(field) {
+                    format!("{s}.{field}")
+                } else {
+                    format!("cel_select({s}, {})", rhai_string(field))
+                }
+            }
+            ExprKind::Has(a, field) => {
+                let s = self.expr(a);
+                format!("cel_has({s}, {})", rhai_string(field))
+            }
+            ExprKind::Index(a, i) => {
+                let sa = self.expr(a);
+                let si = self.expr(i);
+                format!("cel_index({sa}, {si})")
+            }
+            ExprKind::List(items) => {
+                let parts: Vec<String> = items.iter().map(|i| self.expr(i)).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            ExprKind::Map(entries) => {
+                let mut parts = Vec::new();
+                for (k, v) in entries {
+                    parts.push(self.expr(k));
+                    parts.push(self.expr(v));
+                }
+                format!("cel_map([{}])", parts.join(", "))
+            }
+            ExprKind::Unary(op, a) => {
+                let s = self.expr(a);
+                match (op, &a.ty) {
+                    (UnaryOp::Not, Type::Bool) => format!("!({s})"),
+                    (UnaryOp::Not, _) => format!("cel_not({s})"),
+                    (UnaryOp::Neg, Type::Double) => format!("(-({s}))"),
+                    (UnaryOp::Neg, _) => format!("cel_neg({s})"),
+                }
+            }
+            ExprKind::Cond(c, a, b) => {
+                let sc = self.boolean(c);
+                let sa = self.expr(a);
+                let sb = self.expr(b);
+                format!("(if {sc} {{ {sa} }} else {{ {sb} }})")
+            }
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
+            ExprKind::Call { target, name, args } => {
+                let mut all: Vec<String> = Vec::new();
+                if let Some(t) = target {
+                    all.push(self.expr(t));
+                }
+                for a in args {
+                    all.push(self.expr(a));
+                }
+                let name_lit = rhai_string(name);
+                match all.len() {
+                    1 => format!("cel_call1({name_lit}, {})", all.join(", ")),
+                    2 => format!("cel_call2({name_lit}, {})", all.join(", ")),
+                    _ => format!("cel_call3({name_lit}, {})", all.join(", ")),
+                }
+            }
+            ExprKind::Comprehension {
+                kind,
+                range,
+                var,
+                body,
+                filter,
+            } => {
+                let r = self.expr(range);
+                let it = if matches!(range.ty, Type::List(_)) {
+                    r
+                } else {
+                    format!("cel_iter({r})")
+                };
+                let v = self.fresh("c");
+                let acc = self.fresh("a");
+                self.locals.push((var.clone(), v.clone()));
+                let code = match kind {
+                    Macro::All | Macro::Exists => {
+                        let step = if *kind == Macro::All { "cel_and" } else { "cel_or" };
+                        let stop = if *kind == Macro::All { "cel_is_false" } else { "cel_is_true" };
+                        let b = self.captured(body);
+                        format!(
+                            "{{ let {acc} = {init}; for {v} in {it} {{ {acc} = {step}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
+                            init = *kind == Macro::All
+                        )
+                    }
+                    Macro::ExistsOne => {
+                        let b = self.boolean(body);
+                        format!("{{ let {acc} = 0; for {v} in {it} {{ if {b} {{ {acc} += 1; }} }} {acc} == 1 }}")
+                    }
+                    Macro::Map => {
+                        let b = self.expr(body);
+                        match filter {
+                            Some(f) => {
+                                let fs = self.boolean(f);
+                                format!("{{ let {acc} = []; for {v} in {it} {{ if {fs} {{ {acc}.push({b}); }} }} {acc} }}")
+                            }
+                            None => format!("{{ let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"),
+                        }
+                    }
+                    Macro::Filter => {
+                        let b = self.boolean(body);
+                        format!("{{ let {acc} = []; for {v} in {it} {{ if {b} {{ {acc}.push({v}); }} }} {acc} }}")
+                    }
+                };
+                self.locals.pop();
+                code
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: &Expr, b: &Expr) -> String {
+        use Type::{Bool, Double, Int, String as Str};
+        let simple = |t: &Type| matches!(t, Int | Double | Str | Bool);
+        match op {
+            BinaryOp::And | BinaryOp::Or => {
+                if a.ty == Bool && b.ty == Bool && !may_error(a) && !may_error(b) {
+                    let sa = self.expr(a);
+                    let sb = self.expr(b);
+                    format!("({sa} {} {sb})", op.symbol())
+                } else {
+                    // CEL: `&&`/`||` are commutative over errors
+                    let sa = self.captured(a);
+                    let sb = self.captured(b);
+                    let f = if op == BinaryOp::And { "cel_and" } else { "cel_or" };
+                    format!("cel_settle({f}({sa}, {sb}))")
+                }
+            }
+            BinaryOp::In => {
+                // `x in [literals]` of the same simple type: a chain of comparisons, no list
+                if let ExprKind::List(items) = &b.kind {
+                    if simple(&a.ty)
+                        && !items.is_empty()
+                        && items.len() <= 16
+                        && items
+                            .iter()
+                            .all(|i| matches!(i.kind, ExprKind::Lit(_)) && i.ty == a.ty)
+                        && matches!(a.kind, ExprKind::Ident(_) | ExprKind::Select(..))
+                        && !may_error(a)
+                    {
+                        let sa = self.expr(a);
+                        let parts: Vec<String> = items
+                            .iter()
+                            .map(|i| format!("{sa} == {}", self.expr(i)))
+                            .collect();
+                        return format!("({})", parts.join(" || "));
+                    }
+                }
+                let sa = self.expr(a);
+                let sb = self.expr(b);
+                format!("cel_in({sa}, {sb})")
+            }
+            _ => {
+                let sa = self.expr(a);
+                let sb = self.expr(b);
+                let same_simple = a.ty == b.ty && simple(&a.ty);
+                let native = match op {
+                    BinaryOp::Eq | BinaryOp::Ne => same_simple,
+                    BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                        same_simple && a.ty != Bool
+                    }
+                    BinaryOp::Add => same_simple && a.ty != Bool,
+                    BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
+                        a.ty == b.ty && matches!(a.ty, Int | Double)
+                    }
+                    BinaryOp::Rem => a.ty == Int && b.ty == Int,
+                    _ => false,
+                };
+                if native {
+                    format!("({sa} {} {sb})", op.symbol())
+                } else {
+                    let f = match op {
+                        BinaryOp::Eq => "cel_eq",
+                        BinaryOp::Ne => "cel_ne",
+                        BinaryOp::Lt => "cel_lt",
+                        BinaryOp::Le => "cel_le",
+                        BinaryOp::Gt => "cel_gt",
+                        BinaryOp::Ge => "cel_ge",
+                        BinaryOp::Add => "cel_add",
+                        BinaryOp::Sub => "cel_sub",
+                        BinaryOp::Mul => "cel_mul",
+                        BinaryOp::Div => "cel_div",
+                        _ => "cel_rem",
+                    };
+                    format!("{f}({sa}, {sb})")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Stage 3: the condition language (a CEL subset): parse → check → Rhai codegen.
+
+pub mod ast;
+pub mod check;
+pub mod codegen;
+pub mod parse;
+pub mod time;
+pub mod value;
+
+use std::collections::BTreeMap;
+
+use miette::Diagnostic as MietteDiagnostic;
+use thiserror::Error;
+
+use crate::model::{ExprSource, ObjectType, Type};
+use crate::span::Span;
+pub use ast::Expr;
+pub use check::{CheckErrorKind, Env};
+pub use value::Value;
+
+/// Errors and warnings of the condition language, at exact file positions.
+#[derive(Debug, Error, MietteDiagnostic)]
+#[non_exhaustive]
+pub enum ExprError {
+    /// The expression does not parse.
+    #[error("syntax error in expression: {message}")]
+    #[diagnostic(code("flowc::expr::syntax"))]
+    Syntax {
+        /// What.
+        message: String,
+        /// Where.
+        #[label("here")]
+        span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
+    },
+    /// An undeclared name.
+    #[error("unknown identifier `{name}`")]
+    #[diagnostic(code("flowc::expr::unknown-identifier"))]
+    UnknownIdentifier {
+        /// The name.
+        name: String,
+        /// Where.
+        #[label("not declared in `context`")]
+        span: Span,
+        /// Suggestion.
+        #[help]
+        help: String,
+    },
+    /// A field that the object does not declare.
+    #[error("unknown field `{name}`")]
+    #[diagnostic(code("flowc::expr::unknown-field"))]
+    UnknownField {
+        /// The field.
+        name: String,
+        /// Where.
+        #[label("no such field")]
+        span: Span,
+        /// Suggestion.
+        #[help]
+        help: String,
+    },
+    /// Operands of types the operator does not accept.
+    #[error("no operator `{op}` for {args}")]
+    #[diagnostic(code("flowc::expr::type-mismatch"))]
+    TypeMismatch {
+        /// Operator.
+        op: String,
+        /// Types.
+        args: String,
+        /// Where.
+        #[label("type error")]
+        span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
+    },
+    /// A function that does not exist.
+    #[error("unknown function `{name}`")]
+    #[diagnostic(code("flowc::expr::unknown-function"))]
+    UnknownFunction {
+        /// Name.
+        name: String,
+        /// Where.
+        #[label("not a function")]
+        span: Span,
+        /// Suggestion.
+        #[help]
+        help: String,
+    },
+    /// Wrong number of arguments.
+    #[error("`{name}` takes {expected}")]
+    #[diagnostic(code("flowc::expr::argument-count"), help("fix the number of arguments"))]
+    ArgumentCount {
+        /// Function.
+        name: String,
+        /// What it takes.
+        expected: &'static str,
+        /// Where.
+        #[label("wrong number of arguments")]
+        span: Span,
+    },
+    /// A literal pattern that is not a valid regular expression.
+    #[error("invalid regular expression: {message}")]
+    #[diagnostic(
+        code("flowc::expr::invalid-regex"),
+        help("patterns use RE2 syntax (no backreferences or look-around)")
+    )]
+    InvalidRegex {
+        /// The regex error.
+        message: String,
+        /// Where.
+        #[label("invalid pattern")]
+        span: Span,
+    },
+    /// A condition whose type is not bool.
+    #[error("condition has type `{ty}`, not `bool`")]
+    #[diagnostic(code("flowc::expr::not-bool"))]
+    NotBool {
+        /// The type.
+        ty: String,
+        /// Where.
+        #[label("this is a `{ty}`")]
+        span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
+    },
+    /// An assignee expression that does not give string or list<string>.
+    #[error("assignee expression has type `{ty}`, not `string` or `list<string>`")]
+    #[diagnostic(
+        code("flowc::expr::assignee-type"),
+        help("an assignee expression gives a user id or a list of user ids")
+    )]
+    AssigneeType {
+        /// The type.
+        ty: String,
+        /// Where.
+        #[label("this is a `{ty}`")]
+        span: Span,
+    },
+    /// A condition that is always true or always false.
+    #[error("condition is always {value}")]
+    #[diagnostic(
+        code("flowc::expr::constant-condition"),
+        severity(Warning),
+        help("a constant condition does not depend on the context; remove it or compare a context field")
+    )]
+    ConstantCondition {
+        /// The constant.
+        value: bool,
+        /// Where.
+        #[label("always {value}")]
+        span: Span,
+    },
+    /// Evaluating a constant expression fails every time.
+    #[error("expression always fails: {message}")]
+    #[diagnostic(
+        code("flowc::expr::always-fails"),
+        help("the expression fails at run time whatever the context (overflow, division by zero, bad conversion)")
+    )]
+    AlwaysFails {
+        /// The error.
+        message: String,
+        /// Where.
+        #[label("fails here")]
+        span: Span,
+    },
+}
+
+/// Maps context field names to Rhai variable names (`v0`, `v1`, ... by sorted name).
+#[derive(Clone, Debug, Default)]
+pub struct VarTable {
+    names: BTreeMap<String, (String, Type)>,
+}
+
+impl VarTable {
+    /// One variable per top-level field.
+    #[must_use]
+    pub fn from_context(ctx: &ObjectType) -> Self {
+        let mut t = Self::default();
+        for (k, f) in &ctx.fields {
+            t.add(k, f.ty.clone());
+        }
+        t
+    }
+
+    /// Declares a variable.
+    pub fn add(&mut self, name: &str, ty: Type) {
+        let idx = self.names.len();
+        self.names
+            .entry(name.to_owned())
+            .or_insert_with(|| (format!("v{idx}"), ty));
+    }
+
+    /// (CEL name, Rhai name, type) for each variable.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Type)> {
+        self.names.iter().map(|(k, (r, t))| (k.as_str(), r.as_str(), t))
+    }
+
+    /// The checker environment of these variables.
+    #[must_use]
+    pub fn env(&self) -> Env {
+        let mut env = Env::default();
+        for (k, (_, t)) in &self.names {
+            env.declare(k, t.clone());
+        }
+        env
+    }
+}
+
+impl codegen::VarNames for VarTable {
+    fn rhai_name(&self, cel: &str) -> Option<String> {
+        self.names.get(cel).map(|(r, _)| r.clone())
+    }
+}
+
+/// A checked expression with its generated program.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The typed tree.
+    pub expr: Expr,
+    /// Its type.
+    pub ty: Type,
+}
+
+fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
+    let span = src.map_span(e.span.0, e.span.1);
+    match e.kind {
+        CheckErrorKind::UnknownIdent { name, suggestion } => ExprError::UnknownIdentifier {
+            help: crate::diagnostic::suggestion_help(
+                suggestion.as_deref(),
+                &format!("declare `{name}` under `context:` or fix the name"),
+            ),
+            name,
+            span,
+        },
+        CheckErrorKind::UnknownField { name, suggestion } => ExprError::UnknownField {
+            help: crate::diagnostic::suggestion_help(
+                suggestion.as_deref(),
+                "declare the field under the object's `fields:`",
+            ),
+            name,
+            span,
+        },
+        CheckErrorKind::NoOverload { op, args, help } => ExprError::TypeMismatch { op, args, span, help },
+        CheckErrorKind::UnknownFunction { name, suggestion } => ExprError::UnknownFunction {
+            help: crate::diagnostic::suggestion_help(
+                suggestion.as_deref(),
+                "available: size, int, uint, double, string, dyn, timestamp, duration, contains, startsWith, endsWith, matches, has, all, exists, exists_one, map, filter",
+            ),
+            name,
+            span,
+        },
+        CheckErrorKind::ArgCount { name, expected } => ExprError::ArgumentCount { name, expected, span },
+        CheckErrorKind::InvalidRegex { message } => ExprError::InvalidRegex { message, span },
+    }
+}
+
+/// Parses and type-checks one expression from a flow file.
+///
+/// # Errors
+/// Every syntax and type error, at file positions.
+pub fn check_expr(src: &ExprSource, env: &Env) -> Result<Checked, Vec<ExprError>> {
+    let mut expr = parse::parse(&src.text).map_err(|e| {
+        vec![ExprError::Syntax {
+            message: e.message,
+            span: src.map_span(e.span.0, e.span.1),
+            help: e.help,
+        }]
+    })?;
+    let mut checker = check::Checker::new(env);
+    let ty = checker.check(&mut expr);
+    if checker.errors.is_empty() {
+        Ok(Checked { expr, ty })
+    } else {
+        Err(checker.errors.into_iter().map(|e| map_check_error(src, e)).collect())
+    }
+}
+
+/// True when the expression reads no variable (so its value is fixed).
+#[must_use]
+pub fn is_constant(e: &Expr) -> bool {
+    let mut c = true;
+    e.walk(&mut |n| {
+        if matches!(n.kind, ast::ExprKind::Ident(_)) {
+            c = false;
+        }
+    });
+    // comprehension variables are identifiers too, but bound to constants here
+    c
+}
+
+/// Checks a condition: must be `bool`; warns when it is constant.
+///
+/// Returns the checked tree and any warnings.
+///
+/// # Errors
+/// Syntax and type errors, a non-bool type, or a condition that always fails.
+pub fn check_condition(
+    src: &ExprSource,
+    env: &Env,
+    sandbox: &crate::sandbox::Sandbox,
+) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
+    let checked = check_expr(src, env)?;
+    if !matches!(checked.ty, Type::Bool | Type::Dyn) {
+        let help = match checked.ty {
+            Type::Int | Type::Uint | Type::Double => "compare the number, e.g. `amount > 1000.0`".to_owned(),
+            Type::String => "compare the string, e.g. `dept == \"finance\"`".to_owned(),
+            Type::List(_) | Type::Map(..) => "test it, e.g. `size(x) > 0` or `\"a\" in x`".to_owned(),
+            _ => "a condition must be true or false".to_owned(),
+        };
+        return Err(vec![ExprError::NotBool {
+            ty: checked.ty.to_string(),
+            span: src.span,
+            help,
+        }]);
+    }
+    let mut warnings = Vec::new();
+    if is_constant(&checked.expr) {
+        let g = codegen::generate_condition(&checked.expr, &VarTable::default());
+        if let Ok(p) = sandbox.compile(&g.source, &g.constants) {
+            match sandbox.eval_bool(&p, &mut crate::sandbox::Bindings::new()) {
+                Ok(value) => warnings.push(ExprError::ConstantCondition { value, span: src.span }),
+                Err(e) => {
+                    return Err(vec![ExprError::AlwaysFails {
+                        message: e.to_string(),
+                        span: src.span,
+                    }]);
+                }
+            }
+        }
+    }
+    Ok((checked, warnings))
+}

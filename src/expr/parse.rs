@@ -1,0 +1,633 @@
+//! Parsing: pest grammar → [`Expr`] tree, with precedence climbing for binary operators.
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/condition.pest"]
+struct ConditionParser;
+
+/// Bounds on what the parser accepts (the parser recurses; these keep it shallow).
+pub const MAX_EXPR_LEN: usize = 16 * 1024;
+/// Deepest nesting of brackets and operators.
+pub const MAX_EXPR_DEPTH: usize = 64;
+
+/// A parse failure: what and where (byte range in the expression text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    /// What is wrong.
+    pub message: String,
+    /// Where.
+    pub span: (usize, usize),
+    /// How to fix it.
+    pub help: String,
+}
+
+fn err(message: impl Into<String>, span: (usize, usize), help: impl Into<String>) -> ParseError {
+    ParseError {
+        message: message.into(),
+        span,
+        help: help.into(),
+    }
+}
+
+fn rule_name(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::expr | Rule::chain | Rule::unary | Rule::postfixed => "an expression",
+        Rule::EOI => "the end of the expression",
+        Rule::ident => "a name",
+        Rule::int | Rule::uint | Rule::double => "a number",
+        Rule::string => "a string",
+        Rule::colon => "`:`",
+        Rule::question => "`?`",
+        Rule::or | Rule::and => "a logical operator",
+        Rule::eq | Rule::ne | Rule::lt | Rule::le | Rule::gt | Rule::ge | Rule::in_op => {
+            "a comparison"
+        }
+        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => "an operator",
+        Rule::args => "arguments",
+        Rule::index | Rule::member | Rule::method_call => "`.` or `[`",
+        _ => return None,
+    })
+}
+
+/// Parses one condition.
+///
+/// # Errors
+/// A syntax error with its position.
+pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    if text.len() > MAX_EXPR_LEN {
+        return Err(err(
+            format!("expression is longer than {MAX_EXPR_LEN} bytes"),
+            (0, 0),
+            "split the logic over several steps or rules",
+        ));
+    }
+    // the grammar recurses per bracket: bound the nesting before pest sees it
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_EXPR_DEPTH {
+                    return Err(err(
+                        format!("expression nests deeper than {MAX_EXPR_DEPTH} levels"),
+                        (i, i + 1),
+                        "simplify the expression",
+                    ));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let mut pairs = ConditionParser::parse(Rule::condition, text).map_err(|e| {
+        let (start, end) = match e.location {
+            pest::error::InputLocation::Pos(p) => (p, p),
+            pest::error::InputLocation::Span(s) => s,
+        };
+        let found = text
+            .get(start..)
+            .and_then(|r| r.chars().next())
+            .map_or_else(|| "end of expression".to_owned(), |c| format!("`{c}`"));
+        let expected: Vec<&str> = match &e.variant {
+            pest::error::ErrorVariant::ParsingError { positives, .. } => {
+                let mut v: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+        };
+        let end = if end > start {
+            end
+        } else {
+            text.get(start..)
+                .and_then(|r| r.chars().next())
+                .map_or(start, |c| start + c.len_utf8())
+        };
+        let help = if expected.is_empty() {
+            "check the expression syntax (CEL)".to_owned()
+        } else {
+            format!("expected {}", expected.join(" or "))
+        };
+        err(format!("unexpected {found}"), (start, end), help)
+    })?;
+    let cond = pairs.next().ok_or_else(|| err("empty expression", (0, 0), "write a condition"))?;
+    let expr = cond
+        .into_inner()
+        .next()
+        .ok_or_else(|| err("empty expression", (0, 0), "write a condition"))?;
+    let e = build_expr(expr)?;
+    if depth_of(&e) > MAX_EXPR_DEPTH * 2 {
+        return Err(err(
+            format!("expression nests deeper than {} operators", MAX_EXPR_DEPTH * 2),
+            e.span,
+            "simplify the expression",
+        ));
+    }
+    Ok(e)
+}
+
+fn depth_of(e: &Expr) -> usize {
+    // iterative, so a pathological tree cannot overflow the stack here
+    let mut max = 0;
+    let mut stack = vec![(e, 1usize)];
+    while let Some((n, d)) = stack.pop() {
+        max = max.max(d);
+        let mut children: Vec<&Expr> = Vec::new();
+        match &n.kind {
+            ExprKind::Lit(_) | ExprKind::Ident(_) => {}
+            ExprKind::Select(a, _) | ExprKind::Unary(_, a) | ExprKind::Has(a, _) => {
+                children.push(a);
+            }
+            ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {
+                children.push(a);
+                children.push(b);
+            }
+            ExprKind::Call { target, args, .. } => {
+                children.extend(target.as_deref());
+                children.extend(args.iter());
+            }
+            ExprKind::List(items) => children.extend(items.iter()),
+            ExprKind::Map(entries) => {
+                for (k, v) in entries {
+                    children.push(k);
+                    children.push(v);
+                }
+            }
+            ExprKind::Cond(a, b, c) => children.extend([&**a, &**b, &**c]),
+            ExprKind::Comprehension {
+                range, body, filter, ..
+            } => {
+                children.push(range);
+                children.push(body);
+                children.extend(filter.as_deref());
+            }
+        }
+        stack.extend(children.into_iter().map(|c| (c, d + 1)));
+    }
+    max
+}
+
+fn span_of(p: &Pair<'_, Rule>) -> (usize, usize) {
+    let s = p.as_span();
+    (s.start(), s.end())
+}
+
+fn build_expr(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    // expr = chain (? chain : expr)?
+    let span = span_of(&p);
+    let mut inner = p.into_inner();
+    let first = inner
+        .next()
+        .ok_or_else(|| err("empty expression", span, "write an expression"))?;
+    let cond = build_chain(first)?;
+    if inner.next().is_none() {
+        return Ok(cond);
+    }
+    let a = inner
+        .next()
+        .ok_or_else(|| err("incomplete `?:`", span, "write `c ? a : b`"))?;
+    let _colon = inner.next();
+    let b = inner
+        .next()
+        .ok_or_else(|| err("incomplete `?:`", span, "write `c ? a : b`"))?;
+    Ok(Expr::new(
+        ExprKind::Cond(
+            Box::new(cond),
+            Box::new(build_chain(a)?),
+            Box::new(build_expr(b)?),
+        ),
+        span,
+    ))
+}
+
+fn binop(r: Rule) -> Option<BinaryOp> {
+    Some(match r {
+        Rule::or => BinaryOp::Or,
+        Rule::and => BinaryOp::And,
+        Rule::eq => BinaryOp::Eq,
+        Rule::ne => BinaryOp::Ne,
+        Rule::lt => BinaryOp::Lt,
+        Rule::le => BinaryOp::Le,
+        Rule::gt => BinaryOp::Gt,
+        Rule::ge => BinaryOp::Ge,
+        Rule::in_op => BinaryOp::In,
+        Rule::add => BinaryOp::Add,
+        Rule::sub => BinaryOp::Sub,
+        Rule::mul => BinaryOp::Mul,
+        Rule::div => BinaryOp::Div,
+        Rule::rem => BinaryOp::Rem,
+        _ => return None,
+    })
+}
+
+fn build_chain(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let mut operands = Vec::new();
+    let mut ops = Vec::new();
+    for item in p.into_inner() {
+        match item.as_rule() {
+            Rule::unary => operands.push(build_unary(item)?),
+            r => {
+                if let Some(op) = binop(r) {
+                    ops.push(op);
+                }
+            }
+        }
+    }
+    // precedence climbing over the flat operand/operator list (all left-associative)
+    let mut out: Vec<Expr> = Vec::new();
+    let mut stack: Vec<BinaryOp> = Vec::new();
+    let mut operands = operands.into_iter();
+    let reduce = |out: &mut Vec<Expr>, op: BinaryOp| -> Result<(), ParseError> {
+        let r = out.pop();
+        let l = out.pop();
+        match (l, r) {
+            (Some(l), Some(r)) => {
+                let span = (l.span.0, r.span.1);
+                out.push(Expr::new(ExprKind::Binary(op, Box::new(l), Box::new(r)), span));
+                Ok(())
+            }
+            _ => Err(err("missing operand", (0, 0), "complete the expression")),
+        }
+    };
+    if let Some(first) = operands.next() {
+        out.push(first);
+    }
+    for op in ops {
+        while let Some(&top) = stack.last() {
+            if top.precedence() >= op.precedence() {
+                stack.pop();
+                reduce(&mut out, top)?;
+            } else {
+                break;
+            }
+        }
+        stack.push(op);
+        if let Some(next) = operands.next() {
+            out.push(next);
+        }
+    }
+    while let Some(op) = stack.pop() {
+        reduce(&mut out, op)?;
+    }
+    out.pop()
+        .ok_or_else(|| err("empty expression", (0, 0), "write an expression"))
+}
+
+fn build_unary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let mut prefixes = Vec::new();
+    let mut operand = None;
+    for item in p.into_inner() {
+        match item.as_rule() {
+            Rule::not => prefixes.push((UnaryOp::Not, span_of(&item).0)),
+            Rule::neg => prefixes.push((UnaryOp::Neg, span_of(&item).0)),
+            _ => operand = Some(build_postfixed(item)?),
+        }
+    }
+    let mut e = operand.ok_or_else(|| err("missing operand", (0, 0), "complete the expression"))?;
+    while let Some((op, start)) = prefixes.pop() {
+        let span = (start, e.span.1);
+        // `-` directly on a number literal is part of the literal (so i64::MIN parses)
+        e = match (op, &e.kind) {
+            (UnaryOp::Neg, ExprKind::Lit(Literal::Int(i))) if *i != i64::MIN => {
+                Expr::new(ExprKind::Lit(Literal::Int(-*i)), span)
+            }
+            (UnaryOp::Neg, ExprKind::Lit(Literal::Double(d))) => {
+                Expr::new(ExprKind::Lit(Literal::Double(-*d)), span)
+            }
+            _ => Expr::new(ExprKind::Unary(op, Box::new(e)), span),
+        };
+    }
+    Ok(e)
+}
+
+fn build_postfixed(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let mut inner = p.into_inner();
+    let prim = inner
+        .next()
+        .ok_or_else(|| err("missing operand", (0, 0), "complete the expression"))?;
+    let mut e = build_primary(prim)?;
+    for post in inner {
+        let span = (e.span.0, span_of(&post).1);
+        e = match post.as_rule() {
+            Rule::member => {
+                let name = post.into_inner().next().map(|i| i.as_str().to_owned()).unwrap_or_default();
+                Expr::new(ExprKind::Select(Box::new(e), name), span)
+            }
+            Rule::index => {
+                let idx = post
+                    .into_inner()
+                    .next()
+                    .ok_or_else(|| err("empty index", span, "write `a[i]`"))?;
+                Expr::new(ExprKind::Index(Box::new(e), Box::new(build_expr(idx)?)), span)
+            }
+            Rule::method_call => {
+                let mut it = post.into_inner();
+                let name = it.next().map(|i| i.as_str().to_owned()).unwrap_or_default();
+                let args = match it.next() {
+                    Some(a) => a.into_inner().map(build_expr).collect::<Result<Vec<_>, _>>()?,
+                    None => Vec::new(),
+                };
+                make_call(Some(e), name, args, span)?
+            }
+            _ => e,
+        };
+    }
+    Ok(e)
+}
+
+fn make_call(
+    target: Option<Expr>,
+    name: String,
+    mut args: Vec<Expr>,
+    span: (usize, usize),
+) -> Result<Expr, ParseError> {
+    let macro_kind = match name.as_str() {
+        "all" => Some(Macro::All),
+        "exists" => Some(Macro::Exists),
+        "exists_one" => Some(Macro::ExistsOne),
+        "map" => Some(Macro::Map),
+        "filter" => Some(Macro::Filter),
+        _ => None,
+    };
+    if let (Some(kind), Some(range)) = (macro_kind, target.as_ref()) {
+        let arity_ok = args.len() == 2 || (kind == Macro::Map && args.len() == 3);
+        if !arity_ok {
+            return Err(err(
+                format!("`{name}` takes a variable and an expression"),
+                span,
+                format!("write `list.{name}(x, <expression using x>)`"),
+            ));
+        }
+        let var = match &args.first().map(|a| &a.kind) {
+            Some(ExprKind::Ident(v)) => v.clone(),
+            _ => {
+                let s = args.first().map_or(span, |a| a.span);
+                return Err(err(
+                    format!("the first argument of `{name}` must be a variable name"),
+                    s,
+                    format!("write `list.{name}(x, ...)`"),
+                ));
+            }
+        };
+        let body = args.pop().ok_or_else(|| err("missing argument", span, "complete the macro"))?;
+        let filter = if args.len() == 2 { args.pop().map(Box::new) } else { None };
+        return Ok(Expr::new(
+            ExprKind::Comprehension {
+                kind,
+                range: Box::new(range.clone()),
+                var,
+                body: Box::new(body),
+                filter,
+            },
+            span,
+        ));
+    }
+    if name == "has" && target.is_none() {
+        return match args.as_slice() {
+            [Expr {
+                kind: ExprKind::Select(operand, field),
+                ..
+            }] => Ok(Expr::new(ExprKind::Has(operand.clone(), field.clone()), span)),
+            _ => Err(err(
+                "`has` takes a field selection",
+                span,
+                "write `has(object.field)`",
+            )),
+        };
+    }
+    Ok(Expr::new(
+        ExprKind::Call {
+            target: target.map(Box::new),
+            name,
+            args,
+        },
+        span,
+    ))
+}
+
+fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let span = span_of(&p);
+    let lit = |l: Literal| Ok(Expr::new(ExprKind::Lit(l), span));
+    match p.as_rule() {
+        Rule::paren => {
+            let inner = p
+                .into_inner()
+                .next()
+                .ok_or_else(|| err("empty parentheses", span, "write an expression inside"))?;
+            let mut e = build_expr(inner)?;
+            e.span = span;
+            Ok(e)
+        }
+        Rule::ident => Ok(Expr::new(ExprKind::Ident(p.as_str().to_owned()), span)),
+        Rule::dotted_ident => Ok(Expr::new(
+            ExprKind::Ident(p.as_str().trim_start_matches('.').to_owned()),
+            span,
+        )),
+        Rule::global_call => {
+            let mut it = p.into_inner();
+            let name = it.next().map(|i| i.as_str().to_owned()).unwrap_or_default();
+            let args = match it.next() {
+                Some(a) => a.into_inner().map(build_expr).collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
+            make_call(None, name, args, span)
+        }
+        Rule::list => Ok(Expr::new(
+            ExprKind::List(p.into_inner().map(build_expr).collect::<Result<_, _>>()?),
+            span,
+        )),
+        Rule::map => {
+            let mut entries = Vec::new();
+            for entry in p.into_inner() {
+                let mut kv = entry.into_inner();
+                let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
+                    return Err(err("incomplete map entry", span, "write `key: value`"));
+                };
+                entries.push((build_expr(k)?, build_expr(v)?));
+            }
+            Ok(Expr::new(ExprKind::Map(entries), span))
+        }
+        Rule::bool_lit => lit(Literal::Bool(p.as_str() == "true")),
+        Rule::null_lit => lit(Literal::Null),
+        Rule::int => {
+            let t = p.as_str();
+            let v = parse_int_text(t).and_then(|u| i64::try_from(u).ok());
+            match v {
+                Some(i) => lit(Literal::Int(i)),
+                // only `-9223372036854775808` may exceed i64::MAX before negation
+                None if t == "9223372036854775808" => lit(Literal::Int(i64::MIN)),
+                None => Err(err(
+                    format!("integer literal `{t}` is out of range"),
+                    span,
+                    "int literals must fit in 64 bits (use a double or a uint)",
+                )),
+            }
+        }
+        Rule::uint => {
+            let t = p.as_str();
+            match parse_int_text(&t[..t.len() - 1]) {
+                Some(u) => lit(Literal::Uint(u)),
+                None => Err(err(
+                    format!("uint literal `{t}` is out of range"),
+                    span,
+                    "uint literals must fit in 64 bits",
+                )),
+            }
+        }
+        Rule::double => match p.as_str().parse::<f64>() {
+            Ok(d) => lit(Literal::Double(d)),
+            Err(_) => Err(err("invalid number", span, "write a number like `1.5`")),
+        },
+        Rule::string => {
+            let (raw, body) = string_body(p.as_str());
+            match unescape(body, raw, false) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(s) => lit(Literal::String(s)),
+                    Err(_) => Err(err("invalid string", span, "strings must be valid UTF-8")),
+                },
+                Err(m) => Err(err(m, span, "valid escapes: \\n \\t \\\\ \\\" \\' \\xHH \\uHHHH \\UHHHHHHHH \\ooo")),
+            }
+        }
+        Rule::bytes => {
+            let (raw, body) = string_body(&p.as_str()[1..]);
+            match unescape(body, raw, true) {
+                Ok(b) => lit(Literal::Bytes(b)),
+                Err(m) => Err(err(m, span, "valid escapes: \\n \\t \\\\ \\xHH \\ooo")),
+            }
+        }
+        _ => Err(err("unexpected token", span, "check the expression syntax")),
+    }
+}
+
+fn parse_int_text(t: &str) -> Option<u64> {
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        t.parse::<u64>().ok()
+    }
+}
+
+/// Splits `r"..."`, `'''...'''` etc. into (is_raw, body).
+fn string_body(s: &str) -> (bool, &str) {
+    let (raw, s) = match s.strip_prefix(['r', 'R']) {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let body = if s.starts_with("\"\"\"") || s.starts_with("'''") {
+        s.get(3..s.len().saturating_sub(3)).unwrap_or("")
+    } else {
+        s.get(1..s.len().saturating_sub(1)).unwrap_or("")
+    };
+    (raw, body)
+}
+
+fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, String> {
+    if raw {
+        return Ok(body.as_bytes().to_vec());
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let Some(e) = chars.next() else {
+            return Err("unterminated escape sequence".to_owned());
+        };
+        let push_char = |out: &mut Vec<u8>, cp: u32| -> Result<(), String> {
+            if bytes && cp <= 0xFF {
+                out.push(u8::try_from(cp).unwrap_or(0));
+                return Ok(());
+            }
+            let ch = char::from_u32(cp).ok_or_else(|| format!("invalid code point \\u{cp:x}"))?;
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            Ok(())
+        };
+        match e {
+            'a' => out.push(7),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(11),
+            '\\' | '\'' | '"' | '`' | '?' => out.push(u8::try_from(u32::from(e)).unwrap_or(b'?')),
+            'x' | 'X' | 'u' | 'U' => {
+                let n = match e {
+                    'x' | 'X' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                let hex: String = (0..n).filter_map(|_| chars.next()).collect();
+                let cp = u32::from_str_radix(&hex, 16)
+                    .map_err(|_| format!("invalid escape `\\{e}{hex}`"))?;
+                if !bytes && matches!(e, 'u' | 'U') && (0xD800..0xE000).contains(&cp) {
+                    return Err(format!("invalid code point `\\{e}{hex}` (a surrogate)"));
+                }
+                if bytes && matches!(e, 'x' | 'X') {
+                    out.push(u8::try_from(cp).unwrap_or(0));
+                } else {
+                    push_char(&mut out, cp)?;
+                }
+            }
+            '0'..='3' => {
+                let d2 = chars.next();
+                let d3 = chars.next();
+                let oct: String = [Some(e), d2, d3].into_iter().flatten().collect();
+                let cp = u32::from_str_radix(&oct, 8).map_err(|_| format!("invalid escape `\\{oct}`"))?;
+                if bytes {
+                    out.push(u8::try_from(cp).unwrap_or(0));
+                } else {
+                    push_char(&mut out, cp)?;
+                }
+            }
+            other => return Err(format!("invalid escape `\\{other}`")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Binary(op, a, b) => format!("({} {} {})", show(a), op.symbol(), show(b)),
+            ExprKind::Ident(n) => n.clone(),
+            ExprKind::Lit(Literal::Int(i)) => i.to_string(),
+            ExprKind::Lit(Literal::Double(d)) => format!("{d:?}"),
+            ExprKind::Unary(UnaryOp::Not, a) => format!("!{}", show(a)),
+            ExprKind::Cond(a, b, c) => format!("({} ? {} : {})", show(a), show(b), show(c)),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn precedence() {
+        let e = parse("a > 1 && b == 2 || c >= 3").unwrap();
+        assert_eq!(show(&e), "(((a > 1) && (b == 2)) || (c >= 3))");
+        let e = parse("a + b * c - d").unwrap();
+        assert_eq!(show(&e), "((a + (b * c)) - d)");
+        let e = parse("a ? b : c ? d : e").unwrap();
+        assert_eq!(show(&e), "(a ? b : (c ? d : e))");
+        assert_eq!(show(&parse("-9223372036854775808").unwrap()), "-9223372036854775808");
+        assert_eq!(show(&parse("!inside").unwrap()), "!inside");
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = parse("amount > ").unwrap_err();
+        assert_eq!(e.span.0, 9);
+        let e = parse("amount >> 3").unwrap_err();
+        assert_eq!(e.span, (8, 9));
+    }
+}

@@ -1,0 +1,311 @@
+//! CEL timestamps and durations: parsing, formatting and calendar fields (UTC and fixed
+//! offsets). No time-zone database is bundled: IANA zone names are a run-time error.
+
+/// Smallest valid timestamp (0001-01-01T00:00:00Z) in Unix seconds.
+pub const MIN_TS: i64 = -62_135_596_800;
+/// Largest valid timestamp (9999-12-31T23:59:59Z) in Unix seconds.
+pub const MAX_TS: i64 = 253_402_300_799;
+/// CEL's duration bound: ±315,576,000,000 s, in nanoseconds.
+pub const MAX_DURATION_NANOS: i128 = 315_576_000_000 * 1_000_000_000 + 999_999_999;
+
+/// A point in time: Unix seconds plus nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    pub secs: i64,
+    /// Nanoseconds within the second (0..1e9).
+    pub nanos: u32,
+}
+
+/// A signed span of time in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration {
+    /// Nanoseconds.
+    pub nanos: i128,
+}
+
+impl Timestamp {
+    /// Total nanoseconds since the epoch.
+    #[must_use]
+    pub fn total_nanos(self) -> i128 {
+        i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos)
+    }
+
+    /// From total nanoseconds, if within CEL's range.
+    #[must_use]
+    pub fn from_nanos(n: i128) -> Option<Self> {
+        let secs = i64::try_from(n.div_euclid(1_000_000_000)).ok()?;
+        let nanos = u32::try_from(n.rem_euclid(1_000_000_000)).ok()?;
+        (MIN_TS..=MAX_TS).contains(&secs).then_some(Self { secs, nanos })
+    }
+}
+
+impl Duration {
+    /// A duration if within CEL's range.
+    #[must_use]
+    pub fn checked(nanos: i128) -> Option<Self> {
+        (nanos.abs() <= MAX_DURATION_NANOS).then_some(Self { nanos })
+    }
+}
+
+/// Days since 1970-01-01 of a civil date.
+#[must_use]
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Civil date of days since 1970-01-01.
+#[must_use]
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn num(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses an RFC 3339 timestamp (`2009-02-13T23:31:30Z`, fractions, offsets).
+#[must_use]
+pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+        return None;
+    }
+    let y = i64::from(num(s.get(0..4)?)?);
+    let mo = num(s.get(5..7)?)?;
+    let d = num(s.get(8..10)?)?;
+    let h = num(s.get(11..13)?)?;
+    let mi = num(s.get(14..16)?)?;
+    let se = num(s.get(17..19)?)?;
+    if !(1..=12).contains(&mo) || d == 0 || d > 31 || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        nanos = num(&format!("{digits:0<9}"))?;
+        rest = frac.get(digits.len()..)?;
+    }
+    let offset: i64 = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
+                return None;
+            }
+            let oh = i64::from(num(rest.get(1..3)?)?);
+            let om = i64::from(num(rest.get(4..6)?)?);
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset;
+    (MIN_TS..=MAX_TS).contains(&secs).then_some(Timestamp { secs, nanos })
+}
+
+/// Formats as RFC 3339 in UTC, with as many fraction digits as needed (0, 3, 6 or 9).
+#[must_use]
+pub fn format_timestamp(t: Timestamp) -> String {
+    let days = t.secs.div_euclid(86_400);
+    let sod = t.secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+    if t.nanos != 0 {
+        let frac = format!("{:09}", t.nanos);
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+/// Parses a Go-style duration: `1h30m`, `-1.5s`, `100ms`, `3600s`.
+#[must_use]
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(Duration { nanos: 0 });
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let int_part = rest.get(..int_len)?;
+        rest = rest.get(int_len..)?;
+        let mut frac_part = "";
+        if let Some(r) = rest.strip_prefix('.') {
+            let fl = r.bytes().take_while(u8::is_ascii_digit).count();
+            frac_part = r.get(..fl)?;
+            rest = r.get(fl..)?;
+        }
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let (unit, len): (i128, usize) = if rest.starts_with("ns") {
+            (1, 2)
+        } else if rest.starts_with("us") {
+            (1_000, 2)
+        } else if rest.starts_with("µs") {
+            (1_000, "µs".len())
+        } else if rest.starts_with("ms") {
+            (1_000_000, 2)
+        } else if rest.starts_with('s') {
+            (1_000_000_000, 1)
+        } else if rest.starts_with('m') {
+            (60_000_000_000, 1)
+        } else if rest.starts_with('h') {
+            (3_600_000_000_000, 1)
+        } else {
+            return None;
+        };
+        rest = rest.get(len..)?;
+        let ip: i128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+        total = total.checked_add(ip.checked_mul(unit)?)?;
+        if !frac_part.is_empty() {
+            let digits = frac_part.get(..frac_part.len().min(18))?;
+            let f: i128 = digits.parse().ok()?;
+            let scale = 10i128.pow(u32::try_from(digits.len()).ok()?);
+            total = total.checked_add(f * unit / scale)?;
+        }
+    }
+    Duration::checked(if neg { -total } else { total })
+}
+
+/// Formats as CEL does: seconds with as many fraction digits as needed (`1.5s`).
+#[must_use]
+pub fn format_duration(d: Duration) -> String {
+    let neg = d.nanos < 0;
+    let n = d.nanos.unsigned_abs();
+    let secs = n / 1_000_000_000;
+    let frac = n % 1_000_000_000;
+    let mut s = String::new();
+    if neg {
+        s.push('-');
+    }
+    s.push_str(&secs.to_string());
+    if frac != 0 {
+        s.push('.');
+        s.push_str(format!("{frac:09}").trim_end_matches('0'));
+    }
+    s.push('s');
+    s
+}
+
+/// Offset in seconds for a zone argument: `UTC`, `Z`, `+05:30`, `-08:00`, `05:30`.
+#[must_use]
+pub fn zone_offset(tz: &str) -> Option<i64> {
+    if tz.eq_ignore_ascii_case("utc") || tz == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match tz.as_bytes().first()? {
+        b'+' => (1, tz.get(1..)?),
+        b'-' => (-1, tz.get(1..)?),
+        b'0'..=b'9' => (1, tz),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    Some(sign * (i64::from(num(h)?) * 3600 + i64::from(num(m)?) * 60))
+}
+
+/// Calendar fields of a timestamp at an offset.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    /// Year.
+    pub year: i64,
+    /// Month, 0-based.
+    pub month0: i64,
+    /// Day of month, 1-based.
+    pub day: i64,
+    /// Day of year, 0-based.
+    pub day_of_year0: i64,
+    /// Day of week, 0 = Sunday.
+    pub weekday: i64,
+    /// Hours.
+    pub hours: i64,
+    /// Minutes.
+    pub minutes: i64,
+    /// Seconds.
+    pub seconds: i64,
+    /// Milliseconds.
+    pub millis: i64,
+}
+
+/// Splits a timestamp into calendar fields at `offset` seconds east of UTC.
+#[must_use]
+pub fn fields(t: Timestamp, offset: i64) -> Fields {
+    let local = t.secs + offset;
+    let days = local.div_euclid(86_400);
+    let sod = local.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    Fields {
+        year: y,
+        month0: i64::from(m) - 1,
+        day: i64::from(d),
+        day_of_year0: days - days_from_civil(y, 1, 1),
+        weekday: (days + 4).rem_euclid(7),
+        hours: sod / 3600,
+        minutes: (sod / 60) % 60,
+        seconds: sod % 60,
+        millis: i64::from(t.nanos / 1_000_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let t = parse_timestamp("2009-02-13T23:31:30Z").unwrap();
+        assert_eq!(t.secs, 1_234_567_890);
+        assert_eq!(format_timestamp(t), "2009-02-13T23:31:30Z");
+        let t = parse_timestamp("0001-01-01T00:00:00Z").unwrap();
+        assert_eq!(t.secs, MIN_TS);
+        assert_eq!(parse_timestamp("2009-02-13T23:31:30+01:00").unwrap().secs, 1_234_564_290);
+        let d = parse_duration("1h30m").unwrap();
+        assert_eq!(d.nanos, 5_400_000_000_000);
+        assert_eq!(format_duration(parse_duration("123.321456789s").unwrap()), "123.321456789s");
+        assert_eq!(format_duration(parse_duration("-1.5s").unwrap()), "-1.5s");
+        assert!(parse_duration("1x").is_none());
+        assert_eq!(fields(parse_timestamp("2009-02-13T23:31:30Z").unwrap(), 0).weekday, 5);
+    }
+}

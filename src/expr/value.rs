@@ -1,0 +1,700 @@
+//! CEL values and operations with CEL's semantics (pure Rust; the sandbox calls these
+//! for every operation whose types are not statically simple).
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use super::time::{self, Duration, Timestamp};
+
+/// A CEL value.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// `null`
+    Null,
+    /// `bool`
+    Bool(bool),
+    /// `int`
+    Int(i64),
+    /// `uint`
+    Uint(u64),
+    /// `double`
+    Double(f64),
+    /// `string`
+    String(Arc<str>),
+    /// `bytes`
+    Bytes(Arc<[u8]>),
+    /// `list`
+    List(Arc<Vec<Value>>),
+    /// `map` (insertion order; keys unique)
+    Map(Arc<Vec<(Value, Value)>>),
+    /// `timestamp`
+    Timestamp(Timestamp),
+    /// `duration`
+    Duration(Duration),
+}
+
+/// A run-time error of an operation (CEL's error values).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// Integer overflow.
+    #[error("integer overflow in `{0}`")]
+    Overflow(&'static str),
+    /// Division or modulus by zero.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// Map key or object field missing.
+    #[error("no such key `{0}`")]
+    NoSuchKey(String),
+    /// List index out of range.
+    #[error("index {0} out of range")]
+    IndexOutOfRange(String),
+    /// No overload for these argument types.
+    #[error("no matching overload for `{op}` on {args}")]
+    NoMatchingOverload {
+        /// Operator or function.
+        op: String,
+        /// The argument types.
+        args: String,
+    },
+    /// A conversion or argument outside its domain.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A timestamp or duration out of range.
+    #[error("{0} out of range")]
+    Range(&'static str),
+}
+
+impl Value {
+    /// The CEL type name of this value.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null_type",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Uint(_) => "uint",
+            Value::Double(_) => "double",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Timestamp(_) => "google.protobuf.Timestamp",
+            Value::Duration(_) => "google.protobuf.Duration",
+        }
+    }
+
+    /// A string value.
+    #[must_use]
+    pub fn string(s: &str) -> Value {
+        Value::String(Arc::from(s))
+    }
+
+    /// Converts JSON into a value (numbers: int when integral and in range, else double).
+    #[must_use]
+    pub fn from_json(v: &serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => n
+                .as_i64()
+                .map(Value::Int)
+                .or_else(|| n.as_u64().map(Value::Uint))
+                .unwrap_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN))),
+            J::String(s) => Value::string(s),
+            J::Array(a) => Value::List(Arc::new(a.iter().map(Value::from_json).collect())),
+            J::Object(m) => Value::Map(Arc::new(
+                m.iter()
+                    .map(|(k, v)| (Value::string(k), Value::from_json(v)))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Converts to JSON (timestamps and durations as their CEL strings; bytes as a list).
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Uint(u) => J::from(*u),
+            Value::Double(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+            Value::String(s) => J::String(s.to_string()),
+            Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
+            Value::List(l) => J::Array(l.iter().map(Value::to_json).collect()),
+            Value::Map(m) => J::Object(
+                m.iter()
+                    .map(|(k, v)| (k.to_display_string(), v.to_json()))
+                    .collect(),
+            ),
+            Value::Timestamp(t) => J::String(time::format_timestamp(*t)),
+            Value::Duration(d) => J::String(time::format_duration(*d)),
+        }
+    }
+
+    fn to_display_string(&self) -> String {
+        match self {
+            Value::String(s) => s.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Uint(u) => write!(f, "{u}u"),
+            Value::Double(d) => f.write_str(&format_double(*d)),
+            Value::String(s) => write!(f, "{s:?}"),
+            Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
+            Value::List(l) => {
+                f.write_str("[")?;
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Map(m) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+            Value::Timestamp(t) => write!(f, "timestamp({:?})", time::format_timestamp(*t)),
+            Value::Duration(d) => write!(f, "duration({:?})", time::format_duration(*d)),
+        }
+    }
+}
+
+/// Formats a double as CEL's `string()` does (Go's `%g` with shortest precision).
+#[must_use]
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "NaN".to_owned();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    let sci = format!("{d:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..21).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{d}")
+    }
+}
+
+fn overload(op: &str, args: &[&Value]) -> OpError {
+    OpError::NoMatchingOverload {
+        op: op.to_owned(),
+        args: args
+            .iter()
+            .map(|a| a.type_name())
+            .collect::<Vec<_>>()
+            .join(" and "),
+    }
+}
+
+/// Exact ordering of two numbers of any numeric types (None for NaN or non-numbers).
+#[must_use]
+pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Uint(x), Value::Uint(y)) => Some(x.cmp(y)),
+        (Value::Double(x), Value::Double(y)) => x.partial_cmp(y),
+        (Value::Int(x), Value::Uint(y)) => Some(if *x < 0 {
+            Ordering::Less
+        } else {
+            x.unsigned_abs().cmp(y)
+        }),
+        (Value::Uint(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
+        (Value::Int(x), Value::Double(y)) => cmp_i64_f64(*x, *y),
+        (Value::Double(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
+        (Value::Uint(x), Value::Double(y)) => cmp_u64_f64(*x, *y),
+        (Value::Double(_), Value::Uint(_)) => compare_numeric(b, a).map(Ordering::reverse),
+        _ => None,
+    }
+}
+
+/// Exact i64 vs f64 comparison.
+#[must_use]
+pub fn cmp_i64_f64(x: i64, y: f64) -> Option<Ordering> {
+    if y.is_nan() {
+        return None;
+    }
+    // 2^63 as f64 is exact
+    if y >= 9_223_372_036_854_775_808.0 {
+        return Some(Ordering::Less);
+    }
+    if y < -9_223_372_036_854_775_808.0 {
+        return Some(Ordering::Greater);
+    }
+    let t = y.trunc();
+    #[expect(clippy::cast_possible_truncation, reason = "y is within i64 range here")]
+    let ti = t as i64;
+    match x.cmp(&ti) {
+        Ordering::Equal => 0.0f64.partial_cmp(&(y - t)),
+        o => Some(o),
+    }
+}
+
+fn cmp_u64_f64(x: u64, y: f64) -> Option<Ordering> {
+    if y.is_nan() {
+        return None;
+    }
+    if y >= 18_446_744_073_709_551_616.0 {
+        return Some(Ordering::Less);
+    }
+    if y < 0.0 {
+        return Some(Ordering::Greater);
+    }
+    let t = y.trunc();
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "y is within u64 range here")]
+    let tu = t as u64;
+    match x.cmp(&tu) {
+        Ordering::Equal => 0.0f64.partial_cmp(&(y - t)),
+        o => Some(o),
+    }
+}
+
+/// CEL equality (heterogeneous: numbers compare across types; other mixed types are unequal).
+#[must_use]
+pub fn equals(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Bytes(x), Value::Bytes(y)) => x == y,
+        (Value::Timestamp(x), Value::Timestamp(y)) => x == y,
+        (Value::Duration(x), Value::Duration(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equals(p, q))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| {
+                    map_get(y, k).is_some_and(|w| equals(v, w))
+                })
+        }
+        _ => compare_numeric(a, b) == Some(Ordering::Equal),
+    }
+}
+
+/// Looks up a key in a map (numeric keys match across int/uint/double).
+#[must_use]
+pub fn map_get<'a>(m: &'a [(Value, Value)], k: &Value) -> Option<&'a Value> {
+    m.iter()
+        .find(|(key, _)| match (key, k) {
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(_) | Value::Uint(_), Value::Int(_) | Value::Uint(_) | Value::Double(_)) => {
+                compare_numeric(key, k) == Some(Ordering::Equal)
+            }
+            _ => false,
+        })
+        .map(|(_, v)| v)
+}
+
+/// `<`, `<=`, `>`, `>=`: the ordering, or an error for incomparable types.
+///
+/// # Errors
+/// No overload for mixed non-numeric types.
+pub fn compare(op: &'static str, a: &Value, b: &Value) -> Result<Option<Ordering>, OpError> {
+    Ok(match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
+        (Value::Timestamp(x), Value::Timestamp(y)) => Some(x.cmp(y)),
+        (Value::Duration(x), Value::Duration(y)) => Some(x.cmp(y)),
+        (
+            Value::Int(_) | Value::Uint(_) | Value::Double(_),
+            Value::Int(_) | Value::Uint(_) | Value::Double(_),
+        ) => compare_numeric(a, b),
+        _ => return Err(overload(op, &[a, b])),
+    })
+}
+
+/// Evaluates a comparison operator.
+///
+/// # Errors
+/// No overload for incomparable types.
+pub fn relation(op: &'static str, a: &Value, b: &Value) -> Result<bool, OpError> {
+    let o = compare(op, a, b)?;
+    Ok(match op {
+        "<" => o == Some(Ordering::Less),
+        "<=" => matches!(o, Some(Ordering::Less | Ordering::Equal)),
+        ">" => o == Some(Ordering::Greater),
+        _ => matches!(o, Some(Ordering::Greater | Ordering::Equal)),
+    })
+}
+
+fn ts_add(t: Timestamp, d: Duration, neg: bool) -> Result<Value, OpError> {
+    let n = if neg { -d.nanos } else { d.nanos };
+    Timestamp::from_nanos(t.total_nanos() + n)
+        .map(Value::Timestamp)
+        .ok_or(OpError::Range("timestamp"))
+}
+
+fn dur(n: Option<i128>) -> Result<Value, OpError> {
+    n.and_then(Duration::checked)
+        .map(Value::Duration)
+        .ok_or(OpError::Range("duration"))
+}
+
+/// Binary arithmetic (`+ - * / %`).
+///
+/// # Errors
+/// Overflow, division by zero, range, or no overload.
+pub fn arith(op: &'static str, a: &Value, b: &Value) -> Result<Value, OpError> {
+    use Value::{Double, Duration as D, Int, List, String as S, Timestamp as T, Uint};
+    let ov = || OpError::Overflow(op);
+    Ok(match (op, a, b) {
+        ("+", Int(x), Int(y)) => Int(x.checked_add(*y).ok_or_else(ov)?),
+        ("-", Int(x), Int(y)) => Int(x.checked_sub(*y).ok_or_else(ov)?),
+        ("*", Int(x), Int(y)) => Int(x.checked_mul(*y).ok_or_else(ov)?),
+        ("/", Int(_), Int(0)) | ("%", Int(_), Int(0)) | ("/", Uint(_), Uint(0)) | ("%", Uint(_), Uint(0)) => {
+            return Err(OpError::DivisionByZero);
+        }
+        ("/", Int(x), Int(y)) => Int(x.checked_div(*y).ok_or_else(ov)?),
+        ("%", Int(x), Int(y)) => Int(x.checked_rem(*y).ok_or_else(ov)?),
+        ("+", Uint(x), Uint(y)) => Uint(x.checked_add(*y).ok_or_else(ov)?),
+        ("-", Uint(x), Uint(y)) => Uint(x.checked_sub(*y).ok_or_else(ov)?),
+        ("*", Uint(x), Uint(y)) => Uint(x.checked_mul(*y).ok_or_else(ov)?),
+        ("/", Uint(x), Uint(y)) => Uint(x / y),
+        ("%", Uint(x), Uint(y)) => Uint(x % y),
+        ("+", Double(x), Double(y)) => Double(x + y),
+        ("-", Double(x), Double(y)) => Double(x - y),
+        ("*", Double(x), Double(y)) => Double(x * y),
+        ("/", Double(x), Double(y)) => Double(x / y),
+        ("+", S(x), S(y)) => {
+            let mut s = String::with_capacity(x.len() + y.len());
+            s.push_str(x);
+            s.push_str(y);
+            Value::string(&s)
+        }
+        ("+", Value::Bytes(x), Value::Bytes(y)) => {
+            Value::Bytes(x.iter().chain(y.iter()).copied().collect::<Vec<u8>>().into())
+        }
+        ("+", List(x), List(y)) => List(Arc::new(x.iter().chain(y.iter()).cloned().collect())),
+        ("+", T(t), D(d)) | ("+", D(d), T(t)) => ts_add(*t, *d, false)?,
+        ("-", T(t), D(d)) => ts_add(*t, *d, true)?,
+        ("-", T(x), T(y)) => dur(Some(x.total_nanos() - y.total_nanos()))?,
+        ("+", D(x), D(y)) => dur(x.nanos.checked_add(y.nanos))?,
+        ("-", D(x), D(y)) => dur(x.nanos.checked_sub(y.nanos))?,
+        _ => return Err(overload(op, &[a, b])),
+    })
+}
+
+/// Unary minus.
+///
+/// # Errors
+/// Overflow (`-(i64::MIN)`) or no overload (uint, others).
+pub fn negate(a: &Value) -> Result<Value, OpError> {
+    match a {
+        Value::Int(i) => i.checked_neg().map(Value::Int).ok_or(OpError::Overflow("-")),
+        Value::Double(d) => Ok(Value::Double(-d)),
+        Value::Duration(d) => dur(Some(-d.nanos)),
+        other => Err(overload("-", &[other])),
+    }
+}
+
+/// `!`
+///
+/// # Errors
+/// No overload for non-bool.
+pub fn not(a: &Value) -> Result<Value, OpError> {
+    match a {
+        Value::Bool(b) => Ok(Value::Bool(!b)),
+        other => Err(overload("!", &[other])),
+    }
+}
+
+/// `a in b`
+///
+/// # Errors
+/// No overload when `b` is not a list or map.
+pub fn contains_in(a: &Value, b: &Value) -> Result<bool, OpError> {
+    match b {
+        Value::List(items) => Ok(items.iter().any(|i| equals(a, i))),
+        Value::Map(m) => Ok(map_get(m, a).is_some()),
+        other => Err(overload("in", &[a, other])),
+    }
+}
+
+/// `a[i]`
+///
+/// # Errors
+/// Out of range, missing key, or no overload.
+pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
+    match (a, i) {
+        (Value::List(items), Value::Int(_) | Value::Uint(_) | Value::Double(_)) => {
+            let idx = match i {
+                Value::Int(n) => usize::try_from(*n).ok(),
+                Value::Uint(n) => usize::try_from(*n).ok(),
+                Value::Double(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1e15 => {
+                    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked integral and in range")]
+                    Some(*d as usize)
+                }
+                Value::Double(_) => {
+                    return Err(OpError::InvalidArgument(format!("index {i} is not an integer")));
+                }
+                _ => None,
+            };
+            idx.and_then(|n| items.get(n))
+                .cloned()
+                .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
+        }
+        (Value::Map(m), k) => match k {
+            Value::String(_) | Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) => map_get(m, k)
+                .cloned()
+                .ok_or_else(|| OpError::NoSuchKey(k.to_display_string())),
+            _ => Err(overload("[]", &[a, i])),
+        },
+        _ => Err(overload("[]", &[a, i])),
+    }
+}
+
+/// `a.field` on a map.
+///
+/// # Errors
+/// Missing key or no overload.
+pub fn select(a: &Value, field: &str) -> Result<Value, OpError> {
+    match a {
+        Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| matches!(k, Value::String(s) if &**s == field))
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| OpError::NoSuchKey(field.to_owned())),
+        other => Err(OpError::NoMatchingOverload {
+            op: format!(".{field}"),
+            args: other.type_name().to_owned(),
+        }),
+    }
+}
+
+/// `has(a.field)`
+///
+/// # Errors
+/// No overload when `a` is not a map.
+pub fn has(a: &Value, field: &str) -> Result<bool, OpError> {
+    match a {
+        Value::Map(m) => Ok(m
+            .iter()
+            .any(|(k, _)| matches!(k, Value::String(s) if &**s == field))),
+        other => Err(OpError::NoMatchingOverload {
+            op: "has".to_owned(),
+            args: other.type_name().to_owned(),
+        }),
+    }
+}
+
+/// `size(x)`
+///
+/// # Errors
+/// No overload.
+pub fn size(a: &Value) -> Result<Value, OpError> {
+    let n = match a {
+        Value::String(s) => s.chars().count(),
+        Value::Bytes(b) => b.len(),
+        Value::List(l) => l.len(),
+        Value::Map(m) => m.len(),
+        other => return Err(overload("size", &[other])),
+    };
+    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+fn double_to_int(d: f64) -> Result<i64, OpError> {
+    if d.is_nan() || d <= -9_223_372_036_854_775_809.0 || d >= 9_223_372_036_854_775_807.0 {
+        return Err(OpError::Range("int"));
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "range checked above")]
+    Ok(d.trunc() as i64)
+}
+
+/// A conversion function: `int`, `uint`, `double`, `string`, `bool`, `bytes`, `dyn`,
+/// `timestamp`, `duration`.
+///
+/// # Errors
+/// Out of range, unparsable, or no overload.
+pub fn convert(name: &str, a: &Value) -> Result<Value, OpError> {
+    use Value::{Bool, Double, Int, Uint};
+    let bad = |what: &str| OpError::InvalidArgument(format!("cannot convert {a} to {what}"));
+    Ok(match (name, a) {
+        ("dyn", v) => v.clone(),
+        ("int", Int(i)) => Int(*i),
+        ("int", Uint(u)) => Int(i64::try_from(*u).map_err(|_| OpError::Range("int"))?),
+        ("int", Double(d)) => Int(double_to_int(*d)?),
+        ("int", Value::String(s)) => Int(s.parse().map_err(|_| bad("int"))?),
+        ("int", Value::Timestamp(t)) => Int(t.secs),
+        ("uint", Uint(u)) => Uint(*u),
+        ("uint", Int(i)) => Uint(u64::try_from(*i).map_err(|_| OpError::Range("uint"))?),
+        ("uint", Double(d)) => {
+            if d.is_nan() || *d <= -1.0 || *d >= 18_446_744_073_709_551_615.0 {
+                return Err(OpError::Range("uint"));
+            }
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+            Uint(d.trunc() as u64)
+        }
+        ("uint", Value::String(s)) => Uint(s.parse().map_err(|_| bad("uint"))?),
+        ("double", Double(d)) => Double(*d),
+        #[expect(clippy::cast_precision_loss, reason = "CEL converts with rounding")]
+        ("double", Int(i)) => Double(*i as f64),
+        #[expect(clippy::cast_precision_loss, reason = "CEL converts with rounding")]
+        ("double", Uint(u)) => Double(*u as f64),
+        ("double", Value::String(s)) => Double(parse_double(s).ok_or_else(|| bad("double"))?),
+        ("string", Value::String(s)) => Value::String(Arc::clone(s)),
+        ("string", Int(i)) => Value::string(&i.to_string()),
+        ("string", Uint(u)) => Value::string(&u.to_string()),
+        ("string", Double(d)) => Value::string(&format_double(*d)),
+        ("string", Bool(b)) => Value::string(&b.to_string()),
+        ("string", Value::Bytes(b)) => {
+            Value::string(std::str::from_utf8(b).map_err(|_| bad("string"))?)
+        }
+        ("string", Value::Timestamp(t)) => Value::string(&time::format_timestamp(*t)),
+        ("string", Value::Duration(d)) => Value::string(&time::format_duration(*d)),
+        ("bytes", Value::Bytes(b)) => Value::Bytes(Arc::clone(b)),
+        ("bytes", Value::String(s)) => Value::Bytes(s.as_bytes().into()),
+        ("bool", Bool(b)) => Bool(*b),
+        ("bool", Value::String(s)) => Bool(match &**s {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
+            _ => return Err(bad("bool")),
+        }),
+        ("timestamp", Value::Timestamp(t)) => Value::Timestamp(*t),
+        ("timestamp", Value::String(s)) => {
+            Value::Timestamp(time::parse_timestamp(s).ok_or_else(|| bad("timestamp"))?)
+        }
+        ("timestamp", Int(i)) => Value::Timestamp(
+            Timestamp::from_nanos(i128::from(*i) * 1_000_000_000).ok_or(OpError::Range("timestamp"))?,
+        ),
+        ("duration", Value::Duration(d)) => Value::Duration(*d),
+        ("duration", Value::String(s)) => {
+            Value::Duration(time::parse_duration(s).ok_or_else(|| bad("duration"))?)
+        }
+        _ => return Err(overload(name, &[a])),
+    })
+}
+
+fn parse_double(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" | "+Infinity" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => s.parse().ok(),
+    }
+}
+
+/// String functions: `contains`, `startsWith`, `endsWith`.
+///
+/// # Errors
+/// No overload for non-strings.
+pub fn string_fn(name: &str, a: &Value, b: &Value) -> Result<bool, OpError> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Ok(match name {
+            "contains" => x.contains(&**y),
+            "startsWith" => x.starts_with(&**y),
+            _ => x.ends_with(&**y),
+        }),
+        _ => Err(overload(name, &[a, b])),
+    }
+}
+
+/// Timestamp and duration accessors (`getFullYear`, `getHours`, ...), with an optional zone.
+///
+/// # Errors
+/// Unknown zone or no overload.
+pub fn time_accessor(name: &str, a: &Value, tz: Option<&Value>) -> Result<Value, OpError> {
+    match a {
+        Value::Timestamp(t) => {
+            let offset = match tz {
+                None => 0,
+                Some(Value::String(z)) => time::zone_offset(z).ok_or_else(|| {
+                    OpError::InvalidArgument(format!("unknown time zone `{z}` (use UTC or an offset such as +08:00)"))
+                })?,
+                Some(other) => return Err(overload(name, &[a, other])),
+            };
+            let f = time::fields(*t, offset);
+            Ok(Value::Int(match name {
+                "getFullYear" => f.year,
+                "getMonth" => f.month0,
+                "getDate" => f.day,
+                "getDayOfMonth" => f.day - 1,
+                "getDayOfYear" => f.day_of_year0,
+                "getDayOfWeek" => f.weekday,
+                "getHours" => f.hours,
+                "getMinutes" => f.minutes,
+                "getSeconds" => f.seconds,
+                "getMilliseconds" => f.millis,
+                _ => return Err(overload(name, &[a])),
+            }))
+        }
+        Value::Duration(d) if tz.is_none() => {
+            let n = d.nanos;
+            let v = match name {
+                "getHours" => n / 3_600_000_000_000,
+                "getMinutes" => n / 60_000_000_000,
+                "getSeconds" => n / 1_000_000_000,
+                "getMilliseconds" => (n / 1_000_000) % 1000,
+                _ => return Err(overload(name, &[a])),
+            };
+            Ok(Value::Int(i64::try_from(v).map_err(|_| OpError::Range("int"))?))
+        }
+        other => Err(overload(name, &[other])),
+    }
+}
+
+/// Runs `matches` with a cached, size-limited regex (RE2 syntax, linear time).
+///
+/// # Errors
+/// Invalid pattern or no overload.
+pub fn matches(a: &Value, pattern: &Value) -> Result<bool, OpError> {
+    match (a, pattern) {
+        (Value::String(s), Value::String(p)) => Ok(regex_for(p)?.is_match(s)),
+        _ => Err(overload("matches", &[a, pattern])),
+    }
+}
+
+/// Compiles (or fetches from a bounded cache) a regex.
+///
+/// # Errors
+/// Invalid pattern or one over the size limit.
+pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(c) = cache.lock() {
+        if let Some(r) = c.get(p) {
+            return Ok(Arc::clone(r));
+        }
+    }
+    let re = regex::RegexBuilder::new(p)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| OpError::InvalidArgument(format!("invalid regular expression: {e}")))?;
+    let re = Arc::new(re);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.insert(p.to_owned(), Arc::clone(&re));
+    }
+    Ok(re)
+}

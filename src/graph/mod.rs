@@ -1,0 +1,621 @@
+//! Stage 5: the step graph (petgraph) and the checks of SPEC §3.
+
+pub mod render;
+pub mod rules;
+
+use std::collections::HashMap;
+
+use miette::Diagnostic as MietteDiagnostic;
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Bfs, EdgeRef, Reversed};
+use thiserror::Error;
+
+use crate::diagnostic::{did_you_mean, suggestion_help};
+use crate::model::{Flow, OnTimeout, Spanned, Step, StepKind};
+use crate::span::Span;
+
+/// A node of the step graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A step, by index into [`Graph::steps`].
+    Step(usize),
+    /// The join of a parallel step (by step index).
+    Join(usize),
+    /// The implicit approved end (falling off the top-level list).
+    EndApproved,
+    /// The implicit rejected end (a rejection nobody handles).
+    EndRejected,
+}
+
+/// Why an edge is taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// Fall-through or `next`.
+    Next,
+    /// Decision rule `n` (0-based) holds.
+    Rule(usize),
+    /// No rule holds.
+    Default,
+    /// Rejected.
+    Reject,
+    /// Timed out.
+    Timeout,
+    /// Service error.
+    Error,
+    /// Parallel fork into branch `n`.
+    Fork(usize),
+    /// A branch reaches its join.
+    Join,
+}
+
+/// One step with where it sits.
+#[derive(Clone, Debug)]
+pub struct StepInfo<'f> {
+    /// The step.
+    pub step: &'f Step,
+    /// Branch path: (parallel step index, branch number) from the top down.
+    pub scope: Vec<(usize, usize)>,
+}
+
+/// The built graph of one flow.
+#[derive(Debug)]
+pub struct Graph<'f> {
+    /// Every step, in document order (nested steps after their parallel).
+    pub steps: Vec<StepInfo<'f>>,
+    /// The graph.
+    pub graph: DiGraph<Node, Edge>,
+    /// Node of each step.
+    pub step_nodes: Vec<NodeIndex>,
+    /// Step index by id (first definition).
+    pub by_id: HashMap<&'f str, usize>,
+    /// Join node per parallel step index.
+    pub joins: HashMap<usize, NodeIndex>,
+    /// The implicit ends.
+    pub end_approved: NodeIndex,
+    /// The implicit rejected end.
+    pub end_rejected: NodeIndex,
+    /// The entry node.
+    pub entry: Option<NodeIndex>,
+}
+
+/// Errors and warnings about the step graph.
+#[derive(Debug, Error, MietteDiagnostic)]
+#[non_exhaustive]
+pub enum GraphError {
+    /// Two steps with one id.
+    #[error("duplicate step id `{id}`")]
+    #[diagnostic(code("flowc::graph::duplicate-step-id"), help("step ids must be unique in the whole flow; rename one"))]
+    DuplicateStepId {
+        /// The id.
+        id: String,
+        /// The second definition.
+        #[label(primary, "defined again here")]
+        span: Span,
+        /// The first.
+        #[label("first defined here")]
+        first: Span,
+    },
+    /// A reference to a step that does not exist.
+    #[error("unknown step `{id}` in `{field}`")]
+    #[diagnostic(code("flowc::graph::unknown-step"))]
+    UnknownStep {
+        /// The id.
+        id: String,
+        /// The referring key.
+        field: &'static str,
+        /// Where.
+        #[label("no step has this id")]
+        span: Span,
+        /// Suggestion.
+        #[help]
+        help: String,
+    },
+    /// A step that no path reaches.
+    #[error("step `{id}` can never be reached")]
+    #[diagnostic(
+        code("flowc::graph::unreachable-step"),
+        severity(Warning),
+        help("route to it with `next`, `goto`, `default` or `onReject`, or remove it")
+    )]
+    Unreachable {
+        /// The id.
+        id: String,
+        /// Where.
+        #[label("unreachable")]
+        span: Span,
+    },
+    /// A step from which no end can be reached.
+    #[error("no end can be reached from step `{id}`")]
+    #[diagnostic(
+        code("flowc::graph::no-end"),
+        help("every path must be able to finish: add an exit from the loop (a rule, `next` or an `end` step)")
+    )]
+    NoEnd {
+        /// The id.
+        id: String,
+        /// Where.
+        #[label("instances entering here can never finish")]
+        span: Span,
+    },
+    /// A cycle without a human wait.
+    #[error("possible infinite loop through {ids}")]
+    #[diagnostic(
+        code("flowc::graph::automatic-cycle"),
+        help("a loop must pass through an approval that cannot be skipped, so that a person decides each round")
+    )]
+    AutomaticCycle {
+        /// The steps in the loop.
+        ids: String,
+        /// The first step of the loop.
+        #[label(primary, "this loop has no human wait")]
+        span: Span,
+        /// The others.
+        #[label(collection, "part of the loop")]
+        others: Vec<miette::LabeledSpan>,
+    },
+    /// A reference that leaves a parallel branch.
+    #[error("`{field}` of step `{from}` leaves its parallel branch to `{to}`")]
+    #[diagnostic(
+        code("flowc::graph::branch-escape"),
+        help("a branch ends at its join; route inside the branch, or continue after the parallel step")
+    )]
+    BranchEscape {
+        /// The referring step.
+        from: String,
+        /// The target.
+        to: String,
+        /// The key.
+        field: &'static str,
+        /// Where.
+        #[label("target is outside this branch")]
+        span: Span,
+    },
+    /// A reference into a parallel branch from outside.
+    #[error("`{field}` of step `{from}` jumps into a parallel branch at `{to}`")]
+    #[diagnostic(
+        code("flowc::graph::branch-entry"),
+        help("branches start only through their parallel step; route to the parallel step instead")
+    )]
+    BranchEntry {
+        /// The referring step.
+        from: String,
+        /// The target.
+        to: String,
+        /// The key.
+        field: &'static str,
+        /// Where.
+        #[label("target is inside a branch")]
+        span: Span,
+    },
+    /// A parallel branch without steps.
+    #[error("branch {index} of parallel step `{id}` is empty")]
+    #[diagnostic(code("flowc::graph::empty-branch"), help("add steps to the branch or remove it"))]
+    EmptyBranch {
+        /// The parallel step.
+        id: String,
+        /// 1-based branch number.
+        index: usize,
+        /// Where.
+        #[label("no steps")]
+        span: Span,
+    },
+    /// A decision whose rules may all fail, without a default.
+    #[error("decision `{id}` has no `default` and its rules are not provably exhaustive")]
+    #[diagnostic(
+        code("flowc::graph::non-exhaustive-decision"),
+        severity(Warning),
+        help("add `default: <step id>`; when no rule holds at run time the instance raises an incident")
+    )]
+    NonExhaustive {
+        /// The decision.
+        id: String,
+        /// Where.
+        #[label("no default")]
+        span: Span,
+    },
+    /// `onTimeout: escalate` without `escalateTo`.
+    #[error("step `{id}` escalates on timeout but has no `escalateTo`")]
+    #[diagnostic(code("flowc::graph::missing-escalation"), help("add `escalateTo: {{ role: ... }}`"))]
+    MissingEscalation {
+        /// The step.
+        id: String,
+        /// Where.
+        #[label("escalate to whom?")]
+        span: Span,
+    },
+    /// `onTimeout` without `timeout`.
+    #[error("step `{id}` has `onTimeout` but no `timeout`")]
+    #[diagnostic(code("flowc::graph::timeout-without-duration"), severity(Warning), help("add `timeout: 48h` (or remove `onTimeout`)"))]
+    TimeoutWithoutDuration {
+        /// The step.
+        id: String,
+        /// Where.
+        #[label("never fires")]
+        span: Span,
+    },
+    /// A rule that can never be chosen under `first`.
+    #[error("rule {index} of decision `{id}` is shadowed by earlier rules")]
+    #[diagnostic(
+        code("flowc::graph::shadowed-rule"),
+        severity(Warning),
+        help("whenever this rule holds an earlier rule holds too; reorder or remove it")
+    )]
+    ShadowedRule {
+        /// The decision.
+        id: String,
+        /// 1-based rule number.
+        index: usize,
+        /// Where.
+        #[label("never chosen")]
+        span: Span,
+    },
+    /// Two rules that can hold together under `unique`.
+    #[error("rules {first_index} and {index} of decision `{id}` overlap")]
+    #[diagnostic(
+        code("flowc::graph::overlapping-rules"),
+        help("under `hitPolicy: unique` at most one rule may hold; make the ranges disjoint")
+    )]
+    OverlappingRules {
+        /// The decision.
+        id: String,
+        /// 1-based later rule.
+        index: usize,
+        /// 1-based earlier rule.
+        first_index: usize,
+        /// Where.
+        #[label(primary, "overlaps")]
+        span: Span,
+        /// The earlier rule.
+        #[label("with this rule")]
+        first: Span,
+    },
+}
+
+fn collect<'f>(steps: &'f [Step], scope: &[(usize, usize)], out: &mut Vec<StepInfo<'f>>) {
+    for s in steps {
+        let idx = out.len();
+        out.push(StepInfo {
+            step: s,
+            scope: scope.to_vec(),
+        });
+        if let StepKind::Parallel { branches, .. } = &s.kind {
+            for (b, br) in branches.iter().enumerate() {
+                let mut inner = scope.to_vec();
+                inner.push((idx, b));
+                collect(&br.steps, &inner, out);
+            }
+        }
+    }
+}
+
+/// Every reference a step makes: (key, target).
+#[must_use]
+pub fn references(s: &Step) -> Vec<(&'static str, &Spanned<String>)> {
+    let mut v: Vec<(&'static str, &Spanned<String>)> = Vec::new();
+    if let Some(n) = &s.next {
+        v.push(("next", n));
+    }
+    match &s.kind {
+        StepKind::Approval { on_reject, .. } => {
+            if let Some(r) = on_reject {
+                v.push(("onReject", r));
+            }
+        }
+        StepKind::ServiceTask { on_error, .. } => {
+            if let Some(r) = on_error {
+                v.push(("onError", r));
+            }
+        }
+        StepKind::Decision { rules, default, .. } => {
+            for r in rules {
+                v.push(("goto", &r.goto));
+            }
+            if let Some(d) = default {
+                v.push(("default", d));
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+impl<'f> Graph<'f> {
+    /// Builds the graph (unknown references simply get no edge; [`check`] reports them).
+    #[must_use]
+    pub fn build(flow: &'f Flow) -> Self {
+        let mut steps = Vec::new();
+        collect(&flow.steps, &[], &mut steps);
+        let mut graph = DiGraph::new();
+        let step_nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(Node::Step(i))).collect();
+        let end_approved = graph.add_node(Node::EndApproved);
+        let end_rejected = graph.add_node(Node::EndRejected);
+        let mut by_id = HashMap::new();
+        for (i, s) in steps.iter().enumerate() {
+            by_id.entry(s.step.id.value.as_str()).or_insert(i);
+        }
+        let mut joins = HashMap::new();
+        for (i, s) in steps.iter().enumerate() {
+            if matches!(s.step.kind, StepKind::Parallel { .. }) {
+                joins.insert(i, graph.add_node(Node::Join(i)));
+            }
+        }
+        let mut g = Self {
+            steps,
+            graph,
+            step_nodes,
+            by_id,
+            joins,
+            end_approved,
+            end_rejected,
+            entry: None,
+        };
+        g.entry = flow.steps.first().and_then(|s| g.node_of(&s.id.value));
+        g.add_edges(&flow.steps, None);
+        g
+    }
+
+    fn node_of(&self, id: &str) -> Option<NodeIndex> {
+        self.by_id.get(id).and_then(|i| self.step_nodes.get(*i)).copied()
+    }
+
+    /// Adds the edges of one step list; `after` is where falling off the list goes
+    /// (`None`: the top level, i.e. the approved end).
+    fn add_edges(&mut self, list: &'f [Step], after: Option<NodeIndex>) {
+        let fall_off = after.unwrap_or(self.end_approved);
+        for (pos, s) in list.iter().enumerate() {
+            let Some(me) = self.node_of(&s.id.value) else { continue };
+            if self.graph.node_weight(me) != Some(&Node::Step(self.by_id.get(s.id.value.as_str()).copied().unwrap_or(usize::MAX))) {
+                continue;
+            }
+            let fallthrough = list
+                .get(pos + 1)
+                .and_then(|n| self.node_of(&n.id.value))
+                .unwrap_or(fall_off);
+            let next = match &s.next {
+                Some(n) => self.node_of(&n.value),
+                None => Some(fallthrough),
+            };
+            let mut edges: Vec<(NodeIndex, Edge)> = Vec::new();
+            match &s.kind {
+                StepKind::End { .. } => {}
+                StepKind::Approval { on_reject, on_timeout, .. } => {
+                    edges.extend(next.map(|n| (n, Edge::Next)));
+                    match on_reject {
+                        Some(r) => edges.extend(self.node_of(&r.value).map(|n| (n, Edge::Reject))),
+                        None => edges.push((self.end_rejected, Edge::Reject)),
+                    }
+                    if let Some(t) = on_timeout {
+                        match &t.value {
+                            OnTimeout::Goto(id) => edges.extend(self.node_of(id).map(|n| (n, Edge::Timeout))),
+                            OnTimeout::Reject => edges.push((self.end_rejected, Edge::Timeout)),
+                            OnTimeout::Approve | OnTimeout::Escalate => {}
+                        }
+                    }
+                }
+                StepKind::ServiceTask { on_error, .. } => {
+                    edges.extend(next.map(|n| (n, Edge::Next)));
+                    if let Some(r) = on_error {
+                        edges.extend(self.node_of(&r.value).map(|n| (n, Edge::Error)));
+                    }
+                }
+                StepKind::Notify { .. } => edges.extend(next.map(|n| (n, Edge::Next))),
+                StepKind::Decision { rules, default, .. } => {
+                    for (i, r) in rules.iter().enumerate() {
+                        edges.extend(self.node_of(&r.goto.value).map(|n| (n, Edge::Rule(i))));
+                    }
+                    if let Some(d) = default {
+                        edges.extend(self.node_of(&d.value).map(|n| (n, Edge::Default)));
+                    }
+                }
+                StepKind::Parallel { branches, .. } => {
+                    let my_idx = self.by_id.get(s.id.value.as_str()).copied().unwrap_or(0);
+                    let Some(join) = self.joins.get(&my_idx).copied() else { continue };
+                    for (b, br) in branches.iter().enumerate() {
+                        match br.steps.first().and_then(|f| self.node_of(&f.id.value)) {
+                            Some(first) => edges.push((first, Edge::Fork(b))),
+                            None => edges.push((join, Edge::Fork(b))),
+                        }
+                        self.add_edges(&br.steps, Some(join));
+                    }
+                    if let Some(n) = next {
+                        self.graph.add_edge(join, n, Edge::Next);
+                    }
+                }
+            }
+            for (to, e) in edges {
+                self.graph.add_edge(me, to, e);
+            }
+        }
+    }
+
+    /// Does this step wait for a person every time it is entered?
+    fn waits(step: &Step) -> bool {
+        matches!(step.kind, StepKind::Approval { .. }) && step.skip.is_none()
+    }
+}
+
+/// Runs every graph check of SPEC §3 (decision-rule analysis runs in [`crate::compile`]).
+#[must_use]
+pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
+    let mut errs = Vec::new();
+    // duplicate ids
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    for s in &g.steps {
+        let id = s.step.id.value.as_str();
+        if let Some(first) = seen.get(id) {
+            errs.push(GraphError::DuplicateStepId {
+                id: id.to_owned(),
+                span: s.step.id.span,
+                first: *first,
+            });
+        } else {
+            seen.insert(id, s.step.id.span);
+        }
+    }
+    let ids: Vec<&str> = g.steps.iter().map(|s| s.step.id.value.as_str()).collect();
+    // references
+    for s in &g.steps {
+        for (field, target) in references(s.step) {
+            let Some(&ti) = g.by_id.get(target.value.as_str()) else {
+                let sug = did_you_mean(&target.value, ids.iter().copied());
+                errs.push(GraphError::UnknownStep {
+                    id: target.value.clone(),
+                    field,
+                    span: target.span,
+                    help: suggestion_help(sug.as_deref(), "use the id of a step of this flow"),
+                });
+                continue;
+            };
+            let Some(t) = g.steps.get(ti) else { continue };
+            if t.scope == s.scope {
+                continue;
+            }
+            if s.scope.starts_with(&t.scope) {
+                errs.push(GraphError::BranchEscape {
+                    from: s.step.id.value.clone(),
+                    to: target.value.clone(),
+                    field,
+                    span: target.span,
+                });
+            } else {
+                errs.push(GraphError::BranchEntry {
+                    from: s.step.id.value.clone(),
+                    to: target.value.clone(),
+                    field,
+                    span: target.span,
+                });
+            }
+        }
+        match &s.step.kind {
+            StepKind::Parallel { branches, .. } => {
+                for (i, b) in branches.iter().enumerate() {
+                    if b.steps.is_empty() {
+                        errs.push(GraphError::EmptyBranch {
+                            id: s.step.id.value.clone(),
+                            index: i + 1,
+                            span: b.span,
+                        });
+                    }
+                }
+            }
+            StepKind::Approval { on_timeout: Some(t), escalate_to, timeout, .. } => {
+                if t.value == OnTimeout::Escalate && escalate_to.is_none() {
+                    errs.push(GraphError::MissingEscalation {
+                        id: s.step.id.value.clone(),
+                        span: t.span,
+                    });
+                }
+                if timeout.is_none() {
+                    errs.push(GraphError::TimeoutWithoutDuration {
+                        id: s.step.id.value.clone(),
+                        span: t.span,
+                    });
+                }
+            }
+            StepKind::Approval { on_timeout: None, .. } => {}
+            _ => {}
+        }
+    }
+    // on-timeout goto targets are references too
+    for s in &g.steps {
+        if let StepKind::Approval { on_timeout: Some(t), .. } = &s.step.kind {
+            if let OnTimeout::Goto(id) = &t.value {
+                if !g.by_id.contains_key(id.as_str()) {
+                    let sug = did_you_mean(id, ids.iter().copied());
+                    errs.push(GraphError::UnknownStep {
+                        id: id.clone(),
+                        field: "onTimeout",
+                        span: t.span,
+                        help: suggestion_help(sug.as_deref(), "use escalate, approve, reject or the id of a step"),
+                    });
+                }
+            }
+        }
+    }
+    // reachability from the entry
+    let mut reached = vec![false; g.graph.node_count()];
+    if let Some(entry) = g.entry {
+        let mut bfs = Bfs::new(&g.graph, entry);
+        while let Some(n) = bfs.next(&g.graph) {
+            if let Some(r) = reached.get_mut(n.index()) {
+                *r = true;
+            }
+        }
+    }
+    // which nodes reach an end (walk the reversed graph from every end)
+    let mut finishes = vec![false; g.graph.node_count()];
+    let rev = Reversed(&g.graph);
+    let mut ends = vec![g.end_approved, g.end_rejected];
+    for (i, s) in g.steps.iter().enumerate() {
+        if matches!(s.step.kind, StepKind::End { .. }) {
+            if let Some(n) = g.step_nodes.get(i) {
+                ends.push(*n);
+            }
+        }
+    }
+    for e in ends {
+        let mut bfs = Bfs::new(rev, e);
+        while let Some(n) = bfs.next(rev) {
+            if let Some(f) = finishes.get_mut(n.index()) {
+                *f = true;
+            }
+        }
+    }
+    let _ = flow;
+    for (i, s) in g.steps.iter().enumerate() {
+        let Some(n) = g.step_nodes.get(i) else { continue };
+        if g.by_id.get(s.step.id.value.as_str()) != Some(&i) {
+            continue;
+        }
+        if !reached.get(n.index()).copied().unwrap_or(false) {
+            errs.push(GraphError::Unreachable {
+                id: s.step.id.value.clone(),
+                span: s.step.id.span,
+            });
+        } else if !finishes.get(n.index()).copied().unwrap_or(false) {
+            errs.push(GraphError::NoEnd {
+                id: s.step.id.value.clone(),
+                span: s.step.id.span,
+            });
+        }
+    }
+    // cycles with no human wait: SCCs of the graph without waiting steps
+    let mut auto = g.graph.clone();
+    auto.retain_nodes(|gr, n| match gr.node_weight(n) {
+        Some(Node::Step(i)) => g.steps.get(*i).is_none_or(|s| !Graph::waits(s.step)),
+        _ => true,
+    });
+    for comp in petgraph::algo::tarjan_scc(&auto) {
+        let cyclic = comp.len() > 1
+            || comp.first().is_some_and(|n| auto.edges_directed(*n, Direction::Outgoing).any(|e| e.target() == *n));
+        if !cyclic {
+            continue;
+        }
+        let mut members: Vec<usize> = comp
+            .iter()
+            .filter_map(|n| match auto.node_weight(*n) {
+                Some(Node::Step(i)) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        members.sort_unstable();
+        let Some(first) = members.first().and_then(|i| g.steps.get(*i)) else { continue };
+        let ids: Vec<String> = members
+            .iter()
+            .filter_map(|i| g.steps.get(*i))
+            .map(|s| format!("`{}`", s.step.id.value))
+            .collect();
+        errs.push(GraphError::AutomaticCycle {
+            ids: ids.join(" → "),
+            span: first.step.id.span,
+            others: members
+                .iter()
+                .skip(1)
+                .filter_map(|i| g.steps.get(*i))
+                .map(|s| miette::LabeledSpan::new_with_span(Some("part of the loop".to_owned()), s.step.id.span))
+                .collect(),
+        });
+    }
+    errs
+}

@@ -1,0 +1,225 @@
+//! Decision-rule analysis for rules that compare one field against literals.
+//!
+//! Such a rule holds on a union of intervals (numbers) or a finite/co-finite set
+//! (strings, bools) whose boundaries are among the literals. Membership is therefore
+//! constant between consecutive literals, and evaluating each rule at one sample point
+//! per region decides shadowing, overlap and exhaustiveness exactly.
+
+use crate::expr::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
+use crate::model::Type;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Point {
+    Num(f64),
+    Str(Option<String>),
+    Bool(bool),
+}
+
+fn field_of(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Ident(n) => Some(n.clone()),
+        ExprKind::Select(inner, f) => Some(format!("{}.{f}", field_of(inner)?)),
+        _ => None,
+    }
+}
+
+fn lit_num(e: &Expr) -> Option<f64> {
+    match e.kind {
+        #[expect(clippy::cast_precision_loss, reason = "decision literals are small")]
+        ExprKind::Lit(Literal::Int(i)) => Some(i as f64),
+        #[expect(clippy::cast_precision_loss, reason = "decision literals are small")]
+        ExprKind::Lit(Literal::Uint(u)) => Some(u as f64),
+        ExprKind::Lit(Literal::Double(d)) => Some(d),
+        _ => None,
+    }
+}
+
+/// The single field an analyzable rule is about, and its type.
+pub fn subject(e: &Expr) -> Option<(String, Type)> {
+    let mut found: Vec<(String, Type)> = Vec::new();
+    let mut ok = true;
+    visit(e, &mut |f, t| {
+        if !found.iter().any(|(g, _)| g == f) {
+            found.push((f.to_owned(), t.clone()));
+        }
+    }, &mut ok);
+    if ok && found.len() == 1 { found.pop() } else { None }
+}
+
+fn visit(e: &Expr, f: &mut impl FnMut(&str, &Type), ok: &mut bool) {
+    match &e.kind {
+        ExprKind::Binary(BinaryOp::And | BinaryOp::Or, a, b) => {
+            visit(a, f, ok);
+            visit(b, f, ok);
+        }
+        ExprKind::Unary(UnaryOp::Not, a) => visit(a, f, ok),
+        ExprKind::Binary(op, a, b) => {
+            let pair = match (field_of(a), field_of(b)) {
+                (Some(x), None) => Some((x, &a.ty, &**b)),
+                (None, Some(x)) if *op != BinaryOp::In => Some((x, &b.ty, &**a)),
+                _ => None,
+            };
+            match pair {
+                Some((name, ty, other)) => {
+                    let lit_ok = match &other.kind {
+                        ExprKind::Lit(_) => true,
+                        ExprKind::List(items) => *op == BinaryOp::In && items.iter().all(|i| matches!(i.kind, ExprKind::Lit(_))),
+                        _ => false,
+                    };
+                    if lit_ok && matches!(ty, Type::Int | Type::Uint | Type::Double | Type::String | Type::Bool) {
+                        f(&name, ty);
+                    } else {
+                        *ok = false;
+                    }
+                }
+                None => *ok = false,
+            }
+        }
+        _ => match field_of(e) {
+            Some(name) if e.ty == Type::Bool => f(&name, &Type::Bool),
+            _ => *ok = false,
+        },
+    }
+}
+
+fn literals(e: &Expr, out: &mut Vec<Point>) {
+    e.walk(&mut |n| match &n.kind {
+        ExprKind::Lit(Literal::String(s)) => out.push(Point::Str(Some(s.clone()))),
+        ExprKind::Lit(_) => {
+            if let Some(x) = lit_num(n) {
+                out.push(Point::Num(x));
+            }
+        }
+        _ => {}
+    });
+}
+
+/// Sample points covering every region of the field's domain.
+fn samples(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Vec<Point> {
+    let mut lits = Vec::new();
+    for r in rules {
+        literals(r, &mut lits);
+    }
+    match ty {
+        Type::Bool => vec![Point::Bool(true), Point::Bool(false)],
+        Type::String => {
+            if let Some(values) = allowed {
+                return values.iter().map(|v| Point::Str(Some(v.clone()))).collect();
+            }
+            let mut v: Vec<Point> = lits.into_iter().filter(|p| matches!(p, Point::Str(_))).collect();
+            v.push(Point::Str(None));
+            v
+        }
+        _ => {
+            let mut xs: Vec<f64> = lits
+                .into_iter()
+                .filter_map(|p| if let Point::Num(x) = p { Some(x) } else { None })
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            xs.dedup();
+            let mut pts = Vec::new();
+            let integral = matches!(ty, Type::Int | Type::Uint);
+            let lowest = if *ty == Type::Uint { Some(0.0) } else { None };
+            for (i, x) in xs.iter().enumerate() {
+                if integral {
+                    pts.push(x.floor());
+                    pts.push(x.floor() - 1.0);
+                    pts.push(x.floor() + 1.0);
+                    pts.push(x.ceil());
+                } else {
+                    pts.push(*x);
+                    match xs.get(i + 1) {
+                        Some(y) => pts.push(x + (y - x) / 2.0),
+                        None => pts.push(x + 1.0),
+                    }
+                    if i == 0 {
+                        pts.push(x - 1.0);
+                    }
+                }
+            }
+            if pts.is_empty() {
+                pts.push(0.0);
+            }
+            if let Some(lo) = lowest {
+                pts.retain(|p| *p >= lo);
+                if pts.is_empty() {
+                    pts.push(lo);
+                }
+            }
+            pts.sort_by(f64::total_cmp);
+            pts.dedup();
+            pts.into_iter().map(Point::Num).collect()
+        }
+    }
+}
+
+fn eval_at(e: &Expr, p: &Point) -> Option<bool> {
+    match &e.kind {
+        ExprKind::Binary(BinaryOp::And, a, b) => Some(eval_at(a, p)? && eval_at(b, p)?),
+        ExprKind::Binary(BinaryOp::Or, a, b) => Some(eval_at(a, p)? || eval_at(b, p)?),
+        ExprKind::Unary(UnaryOp::Not, a) => Some(!eval_at(a, p)?),
+        ExprKind::Binary(op, a, b) => {
+            let (lit, flipped) = if field_of(a).is_some() { (&**b, false) } else { (&**a, true) };
+            if *op == BinaryOp::In {
+                let ExprKind::List(items) = &lit.kind else { return None };
+                return Some(items.iter().any(|i| compare(BinaryOp::Eq, p, i) == Some(true)));
+            }
+            let op = if flipped {
+                match op {
+                    BinaryOp::Lt => BinaryOp::Gt,
+                    BinaryOp::Le => BinaryOp::Ge,
+                    BinaryOp::Gt => BinaryOp::Lt,
+                    BinaryOp::Ge => BinaryOp::Le,
+                    o => *o,
+                }
+            } else {
+                *op
+            };
+            compare(op, p, lit)
+        }
+        _ => match p {
+            Point::Bool(b) => Some(*b),
+            _ => None,
+        },
+    }
+}
+
+fn compare(op: BinaryOp, p: &Point, lit: &Expr) -> Option<bool> {
+    let ord = match (p, &lit.kind) {
+        (Point::Num(x), _) => x.partial_cmp(&lit_num(lit)?)?,
+        (Point::Str(s), ExprKind::Lit(Literal::String(l))) => match s {
+            Some(s) => s.as_str().cmp(l.as_str()),
+            // the "any other string" sample: unequal to every literal; ordering unknown
+            None => {
+                return match op {
+                    BinaryOp::Eq => Some(false),
+                    BinaryOp::Ne => Some(true),
+                    _ => None,
+                };
+            }
+        },
+        (Point::Bool(b), ExprKind::Lit(Literal::Bool(l))) => b.cmp(l),
+        _ => return None,
+    };
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    Some(match op {
+        BinaryOp::Eq => ord == Equal,
+        BinaryOp::Ne => ord != Equal,
+        BinaryOp::Lt => ord == Less,
+        BinaryOp::Le => ord != Greater,
+        BinaryOp::Gt => ord == Greater,
+        BinaryOp::Ge => ord != Less,
+        _ => return None,
+    })
+}
+
+/// The membership vectors of rules over one field's sample points, when every rule is
+/// analyzable on that same field.
+#[must_use]
+pub fn vectors(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Option<Vec<Vec<bool>>> {
+    let pts = samples(rules, ty, allowed);
+    rules
+        .iter()
+        .map(|r| pts.iter().map(|p| eval_at(r, p)).collect::<Option<Vec<bool>>>())
+        .collect()
+}

@@ -1,0 +1,40 @@
+#![forbid(unsafe_code)]
+//! # flowc — approval flows as checked, compiled, sandboxed programs
+//!
+//! A flow file goes through one stage per module:
+//!
+//! 1. [`load`] — YAML with spans (saphyr events), bounded, validated against
+//!    `schemas/approval-flow.schema.json`.
+//! 2. [`model`] — the typed [`model::Flow`] with spans on every value.
+//! 3. [`expr`] — the condition language (a CEL subset): parse, type-check, Rhai codegen.
+//! 4. [`sandbox`] — the one Rhai engine, with every bound set explicitly.
+//! 5. [`graph`] — the step graph and its checks.
+//! 6. [`compile`] — ties the stages together into a [`compile::CompiledFlow`].
+//!
+//! ```
+//! let src = flowc::span::SourceFile::new("leave.yaml", r#"
+//! apiVersion: flowc/v1
+//! kind: ApprovalFlow
+//! id: leave
+//! context: { days: int }
+//! steps:
+//!   - id: manager
+//!     type: approval
+//!     assignees: { role: manager }
+//!     skipCondition: days < 2
+//! "#);
+//! let flow = flowc::compile::compile(&src, &flowc::compile::Options::default()).unwrap();
+//! assert_eq!(flow.id(), "leave");
+//! ```
+//!
+//! # Feature flags
+//! - `etcd`: the etcd source (needs `protoc` to build).
+
+pub mod compile;
+pub mod diagnostic;
+pub mod expr;
+pub mod graph;
+pub mod load;
+pub mod model;
+pub mod sandbox;
+pub mod span;

@@ -1,0 +1,343 @@
+//! Validation against `schemas/approval-flow.schema.json`, with errors mapped onto
+//! the YAML spans of the offending key or value.
+
+use std::sync::OnceLock;
+
+use jsonschema::error::ValidationErrorKind;
+use miette::Diagnostic as MietteDiagnostic;
+use thiserror::Error;
+
+use super::yaml::Node;
+use crate::span::Span;
+
+/// The published schema (ApprovalFlowSchema, draft 2020-12), embedded at build time.
+pub const SCHEMA_JSON: &str = include_str!("../../schemas/approval-flow.schema.json");
+
+/// A schema violation, at the YAML node it concerns.
+#[derive(Debug, Error, MietteDiagnostic)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// A required key is missing.
+    #[error("missing required key `{key}`{context}")]
+    #[diagnostic(code("flowc::schema::required"), help("add `{key}:` to this mapping"))]
+    Required {
+        /// The key.
+        key: String,
+        /// " in step `x`" or empty.
+        context: String,
+        /// The mapping that lacks it.
+        #[label("`{key}` is missing here")]
+        span: Span,
+    },
+    /// A key the schema does not know.
+    #[error("unknown key `{key}`{context}")]
+    #[diagnostic(code("flowc::schema::unknown-key"))]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// " in step `x`" or empty.
+        context: String,
+        /// The key.
+        #[label("not allowed here")]
+        span: Span,
+        /// Suggestion or list of allowed keys.
+        #[help]
+        help: String,
+    },
+    /// A value of the wrong JSON type.
+    #[error("expected {expected}{context}")]
+    #[diagnostic(code("flowc::schema::type-mismatch"), help("write a value of the expected kind"))]
+    Type {
+        /// The expected type(s).
+        expected: String,
+        /// " at `path`".
+        context: String,
+        /// The value.
+        #[label("wrong kind of value")]
+        span: Span,
+    },
+    /// A value outside an enumeration or constant.
+    #[error("`{value}` is not allowed here{context}")]
+    #[diagnostic(code("flowc::schema::invalid-value"))]
+    Enum {
+        /// The value.
+        value: String,
+        /// " at `path`".
+        context: String,
+        /// The value.
+        #[label("not one of the allowed values")]
+        span: Span,
+        /// The allowed values.
+        #[help]
+        help: String,
+    },
+    /// A string that does not match the required pattern.
+    #[error("`{value}` does not have the required form{context}")]
+    #[diagnostic(code("flowc::schema::pattern"))]
+    Pattern {
+        /// The value.
+        value: String,
+        /// " at `path`".
+        context: String,
+        /// The value.
+        #[label("wrong form")]
+        span: Span,
+        /// What the form is.
+        #[help]
+        help: String,
+    },
+    /// Any other violation (sizes, counts).
+    #[error("{message}{context}")]
+    #[diagnostic(code("flowc::schema::constraint"), help("see the schema's description of this key"))]
+    Other {
+        /// The validator's message.
+        message: String,
+        /// " at `path`".
+        context: String,
+        /// The value.
+        #[label("here")]
+        span: Span,
+    },
+}
+
+fn validator() -> Option<&'static jsonschema::Validator> {
+    static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).ok()?;
+        jsonschema::draft202012::new(&schema).ok()
+    })
+    .as_ref()
+}
+
+/// Finds the node at a JSON pointer; also returns the last key node on the way.
+fn resolve<'a>(root: &'a Node, pointer: &str) -> (&'a Node, Option<&'a Node>, Vec<String>) {
+    let mut node = root;
+    let mut key_node = None;
+    let mut segs = Vec::new();
+    for raw in pointer.split('/').skip(1) {
+        let seg = raw.replace("~1", "/").replace("~0", "~");
+        let next = if let Some(items) = node.as_seq() {
+            seg.parse::<usize>().ok().and_then(|i| items.get(i)).map(|n| (None, n))
+        } else {
+            node.get_entry(&seg).map(|(k, v)| (Some(k), v))
+        };
+        match next {
+            Some((k, n)) => {
+                if k.is_some() {
+                    key_node = k;
+                }
+                node = n;
+                segs.push(seg);
+            }
+            None => break,
+        }
+    }
+    (node, key_node, segs)
+}
+
+/// Describes where in the flow a path points: " in step `x`" when inside a step.
+fn context_of(root: &Node, segs: &[String]) -> String {
+    let mut node = root;
+    let mut step = None;
+    for s in segs {
+        let next = match node.as_seq() {
+            Some(items) => s.parse::<usize>().ok().and_then(|i| items.get(i)),
+            None => node.get(s),
+        };
+        let Some(n) = next else { break };
+        if n.get("type").is_some() && n.get("id").is_some() && node.as_seq().is_some() {
+            step = n.get("id").and_then(Node::as_str);
+        }
+        node = n;
+    }
+    step.map_or_else(String::new, |s| format!(" in step `{s}`"))
+}
+
+fn allowed_keys_help(schema_path: &str, key: &str) -> String {
+    // the schema's property list for the object in question
+    let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).unwrap_or_default();
+    let mut obj = &schema;
+    let mut found = None;
+    for seg in schema_path.split('/').skip(1) {
+        if seg == "additionalProperties" {
+            found = obj.get("properties");
+            break;
+        }
+        match obj.get(seg) {
+            Some(o) => obj = o,
+            None => break,
+        }
+    }
+    let keys: Vec<&str> = found
+        .and_then(|p| p.as_object())
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if let Some(s) = crate::diagnostic::did_you_mean(key, keys.iter().copied()) {
+        return format!("did you mean `{s}`?");
+    }
+    if keys.is_empty() {
+        "remove this key".to_owned()
+    } else {
+        format!("allowed keys here: {}", keys.join(", "))
+    }
+}
+
+/// Validates the tree; returns every violation, deduplicated, in document order.
+pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
+    let Some(v) = validator() else {
+        return vec![SchemaError::Other {
+            message: "the embedded schema failed to load".to_owned(),
+            context: String::new(),
+            span: root.span,
+        }];
+    };
+    let instance = root.to_json();
+    let mut out: Vec<(Span, String, SchemaError)> = Vec::new();
+    for err in v.iter_errors(&instance) {
+        let pointer = err.instance_path().to_string();
+        let schema_path = err.schema_path().to_string();
+        let (node, key_node, segs) = resolve(root, &pointer);
+        let mut context = context_of(root, &segs);
+        if context.is_empty() && !segs.is_empty() {
+            context = format!(" at `{}`", segs.join("."));
+        }
+        let value_text = node.as_str().unwrap_or("").to_owned();
+        let value_span = node.span;
+        let e = match err.kind() {
+            ValidationErrorKind::Required { property } => SchemaError::Required {
+                key: property.as_str().unwrap_or_default().to_owned(),
+                context,
+                span: key_node.map_or(node.span, |k| k.span),
+            },
+            ValidationErrorKind::AdditionalProperties { unexpected }
+            | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                for key in unexpected {
+                    let span = node
+                        .get_entry(key)
+                        .map_or(node.span, |(k, _)| k.span);
+                    out.push((
+                        span,
+                        "unknown".to_owned(),
+                        SchemaError::UnknownKey {
+                            key: key.clone(),
+                            context: context.clone(),
+                            span,
+                            help: allowed_keys_help(&schema_path, key),
+                        },
+                    ));
+                }
+                continue;
+            }
+            ValidationErrorKind::Type { kind } => SchemaError::Type {
+                expected: type_words(&format!("{kind:?}")),
+                context,
+                span: value_span,
+            },
+            ValidationErrorKind::Enum { options } => SchemaError::Enum {
+                value: value_text,
+                context,
+                span: value_span,
+                help: format!(
+                    "use one of: {}",
+                    options
+                        .as_array()
+                        .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                ),
+            },
+            ValidationErrorKind::Constant { expected_value } => SchemaError::Enum {
+                value: value_text,
+                context,
+                span: value_span,
+                help: format!(
+                    "use `{}`",
+                    expected_value.as_str().map_or_else(|| expected_value.to_string(), str::to_owned)
+                ),
+            },
+            ValidationErrorKind::Pattern { pattern } => SchemaError::Pattern {
+                value: value_text,
+                context,
+                span: value_span,
+                help: pattern_help(pattern),
+            },
+            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
+                SchemaError::Other {
+                    message: "this value has none of the accepted forms".to_owned(),
+                    context,
+                    span: value_span,
+                }
+            }
+            _ => SchemaError::Other {
+                message: err.to_string(),
+                context,
+                span: value_span,
+            },
+        };
+        let key = format!("{:?}", std::mem::discriminant(&e));
+        out.push((value_span, key, e));
+    }
+    // an error under a oneOf also reports its branches: drop exact repeats, and drop a
+    // generic "none of the forms" when a specific error lies inside the same value
+    out.sort_by_key(|(s, _, _)| (s.start, s.end));
+    out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let specific: Vec<Span> = out
+        .iter()
+        .filter(|(_, _, e)| !matches!(e, SchemaError::Other { .. }))
+        .map(|(s, _, _)| *s)
+        .collect();
+    out.into_iter()
+        .filter(|(span, _, e)| {
+            !matches!(e, SchemaError::Other { .. })
+                || !specific
+                    .iter()
+                    .any(|s| s.start >= span.start && s.end <= span.end)
+        })
+        .map(|(_, _, e)| e)
+        .collect()
+}
+
+fn type_words(kind: &str) -> String {
+    let k = kind.to_lowercase();
+    let words: Vec<&str> = ["string", "integer", "number", "boolean", "object", "array", "null"]
+        .into_iter()
+        .filter(|w| k.contains(w))
+        .collect();
+    let words: Vec<&str> = words
+        .into_iter()
+        .map(|w| match w {
+            "object" => "a mapping",
+            "array" => "a list",
+            "string" => "a string",
+            "integer" => "an integer",
+            "number" => "a number",
+            "boolean" => "true or false",
+            _ => "null",
+        })
+        .collect();
+    if words.is_empty() {
+        "another kind of value".to_owned()
+    } else {
+        words.join(" or ")
+    }
+}
+
+fn pattern_help(pattern: &str) -> String {
+    match pattern {
+        "^[a-z][a-z0-9-]{0,62}$" => {
+            "ids start with a lowercase letter, then up to 62 lowercase letters, digits or `-`"
+                .to_owned()
+        }
+        "^[1-9][0-9]{0,8}(s|m|h|d)$" => {
+            "write a duration as a positive whole number and a unit: 30s, 15m, 48h, 7d".to_owned()
+        }
+        "^[A-Za-z_][A-Za-z0-9_]*$" => {
+            "field names are identifiers: letters, digits and `_`, not starting with a digit"
+                .to_owned()
+        }
+        "^[a-z<>, ]+$" => {
+            "types are bool, int, uint, double, string, timestamp, duration, list<T>, map<string, T> or object"
+                .to_owned()
+        }
+        other => format!("the value must match `{other}`"),
+    }
+}

@@ -1,0 +1,483 @@
+//! A spanned YAML tree built from saphyr's event stream.
+//!
+//! The builder is iterative (an explicit stack), so nesting depth cannot overflow the
+//! Rust stack; it stops at [`LoadLimits::max_depth`]. Aliases are expanded by copy and
+//! counted against [`LoadLimits::max_nodes`], which bounds alias bombs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle as SaphyrStyle};
+
+use super::{LoadError, LoadLimits};
+use crate::span::{SourceFile, Span};
+
+/// How a scalar was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarStyle {
+    /// `foo`
+    Plain,
+    /// `'foo'`
+    SingleQuoted,
+    /// `"foo"`
+    DoubleQuoted,
+    /// `|`
+    Literal,
+    /// `>`
+    Folded,
+}
+
+/// A scalar: its decoded text and how it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scalar {
+    /// The decoded value.
+    pub value: String,
+    /// The style it was written in.
+    pub style: ScalarStyle,
+}
+
+/// A YAML node with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// What it is.
+    pub kind: NodeKind,
+    /// Where it is (bytes; for quoted scalars the quotes are included).
+    pub span: Span,
+}
+
+/// The node variants.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// A scalar of any style.
+    Scalar(Scalar),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in source order; keys are scalars.
+    Map(Vec<(Node, Node)>),
+}
+
+/// The YAML 1.2 core-schema reading of a scalar.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolved<'a> {
+    /// `null`, `~` or empty
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// An integer
+    Int(i64),
+    /// A float
+    Float(f64),
+    /// Anything else, and every quoted or block scalar
+    Str(&'a str),
+}
+
+impl Scalar {
+    /// Resolves a plain scalar by the core schema; other styles are strings.
+    #[must_use]
+    pub fn resolve(&self) -> Resolved<'_> {
+        if self.style != ScalarStyle::Plain {
+            return Resolved::Str(&self.value);
+        }
+        let v = self.value.as_str();
+        match v {
+            "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+            "true" | "True" | "TRUE" => return Resolved::Bool(true),
+            "false" | "False" | "FALSE" => return Resolved::Bool(false),
+            ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+                return Resolved::Float(f64::INFINITY);
+            }
+            "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
+            ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
+            _ => {}
+        }
+        if let Some(hex) = v.strip_prefix("0x") {
+            if let Ok(i) = i64::from_str_radix(hex, 16) {
+                return Resolved::Int(i);
+            }
+        }
+        if let Some(oct) = v.strip_prefix("0o") {
+            if let Ok(i) = i64::from_str_radix(oct, 8) {
+                return Resolved::Int(i);
+            }
+        }
+        let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(i) = v.parse::<i64>() {
+                return Resolved::Int(i);
+            }
+        }
+        let looks_float = !digits.is_empty()
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+            && digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        if looks_float {
+            if let Ok(f) = v.parse::<f64>() {
+                return Resolved::Float(f);
+            }
+        }
+        Resolved::Str(v)
+    }
+}
+
+impl Node {
+    /// The scalar, when this is one.
+    #[must_use]
+    pub fn as_scalar(&self) -> Option<&Scalar> {
+        match &self.kind {
+            NodeKind::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The string value of a scalar (any style).
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        self.as_scalar().map(|s| s.value.as_str())
+    }
+
+    /// The entries, when this is a mapping.
+    #[must_use]
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            NodeKind::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The items, when this is a sequence.
+    #[must_use]
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.kind {
+            NodeKind::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` in a mapping.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.get_entry(key).map(|(_, v)| v)
+    }
+
+    /// The key node and value under `key` in a mapping.
+    #[must_use]
+    pub fn get_entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, v)| (k, v))
+    }
+
+    /// Counts this node and all below it.
+    fn count(&self) -> usize {
+        match &self.kind {
+            NodeKind::Scalar(_) => 1,
+            NodeKind::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
+            NodeKind::Map(entries) => {
+                1 + entries
+                    .iter()
+                    .map(|(k, v)| k.count() + v.count())
+                    .sum::<usize>()
+            }
+        }
+    }
+
+    /// Converts to JSON (for schema validation): plain scalars resolve by the core schema.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.kind {
+            NodeKind::Scalar(s) => match s.resolve() {
+                Resolved::Null => Value::Null,
+                Resolved::Bool(b) => Value::Bool(b),
+                Resolved::Int(i) => Value::from(i),
+                Resolved::Float(f) => {
+                    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+                }
+                Resolved::Str(s) => Value::String(s.to_owned()),
+            },
+            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        start: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: usize,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        pending_key: Option<Node>,
+    },
+}
+
+/// Parses one YAML document into a spanned tree.
+///
+/// # Errors
+/// Every [`LoadError`] that applies: syntax, depth, alias budget, duplicate keys
+/// (all of them), multiple documents.
+pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<LoadError>> {
+    let text = file.text();
+    if text.len() > limits.max_file_bytes {
+        return Err(vec![LoadError::TooLarge {
+            size: text.len(),
+            limit: limits.max_file_bytes,
+            span: Span::new(0, 0),
+        }]);
+    }
+    let mut errors = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut nodes = 0usize;
+    let mut documents = 0usize;
+
+    for ev in Parser::new_from_str(text) {
+        let (event, span) = match ev {
+            Ok(x) => x,
+            Err(e) => {
+                let at = file.byte_offset(e.marker().index());
+                errors.push(LoadError::Syntax {
+                    message: e.info().to_owned(),
+                    span: Span::new(at, at),
+                });
+                return Err(errors);
+            }
+        };
+        let start = file.byte_offset(span.start.index());
+        let end = file.byte_offset(span.end.index());
+        let node = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    errors.push(LoadError::MultipleDocuments {
+                        span: Span::new(start, end.max(start + 3).min(text.len())),
+                    });
+                    return Err(errors);
+                }
+                continue;
+            }
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentEnd
+            | Event::Nothing => continue,
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if stack.len() >= limits.max_depth {
+                    errors.push(LoadError::TooDeep {
+                        limit: limits.max_depth,
+                        span: Span::new(start, end),
+                    });
+                    return Err(errors);
+                }
+                stack.push(if matches!(event, Event::SequenceStart(..)) {
+                    Frame::Seq {
+                        start,
+                        anchor,
+                        items: Vec::new(),
+                    }
+                } else {
+                    Frame::Map {
+                        start,
+                        anchor,
+                        entries: Vec::new(),
+                        pending_key: None,
+                    }
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(frame) = stack.pop() else { continue };
+                let (node, anchor) = match frame {
+                    Frame::Seq {
+                        start: s,
+                        anchor,
+                        items,
+                    } => {
+                        let e = items.last().map_or(end, |n| n.span.end.max(end));
+                        (
+                            Node {
+                                kind: NodeKind::Seq(items),
+                                span: Span::new(s, e),
+                            },
+                            anchor,
+                        )
+                    }
+                    Frame::Map {
+                        start: s,
+                        anchor,
+                        entries,
+                        ..
+                    } => {
+                        let e = entries.last().map_or(end, |(_, v)| v.span.end);
+                        let s = entries.first().map_or(s, |(k, _)| k.span.start.min(s.max(k.span.start)));
+                        (
+                            Node {
+                                kind: NodeKind::Map(entries),
+                                span: Span::new(s, e.max(s)),
+                            },
+                            anchor,
+                        )
+                    }
+                };
+                if anchor != 0 {
+                    anchors.insert(anchor, node.clone());
+                }
+                node
+            }
+            Event::Scalar(value, style, anchor, _) => {
+                let style = match style {
+                    SaphyrStyle::Plain => ScalarStyle::Plain,
+                    SaphyrStyle::SingleQuoted => ScalarStyle::SingleQuoted,
+                    SaphyrStyle::DoubleQuoted => ScalarStyle::DoubleQuoted,
+                    SaphyrStyle::Literal => ScalarStyle::Literal,
+                    SaphyrStyle::Folded => ScalarStyle::Folded,
+                };
+                let node = Node {
+                    kind: NodeKind::Scalar(Scalar {
+                        value: value.into_owned(),
+                        style,
+                    }),
+                    span: Span::new(start, end),
+                };
+                if anchor != 0 {
+                    anchors.insert(anchor, node.clone());
+                }
+                node
+            }
+            Event::Alias(id) => {
+                let Some(target) = anchors.get(&id) else {
+                    errors.push(LoadError::Syntax {
+                        message: "unknown anchor".to_owned(),
+                        span: Span::new(start, end),
+                    });
+                    return Err(errors);
+                };
+                let cost = target.count();
+                nodes = nodes.saturating_add(cost);
+                if nodes > limits.max_nodes {
+                    errors.push(LoadError::AliasBudget {
+                        limit: limits.max_nodes,
+                        span: Span::new(start, end),
+                    });
+                    return Err(errors);
+                }
+                let mut n = target.clone();
+                n.span = Span::new(start, end);
+                n
+            }
+        };
+        nodes += 1;
+        if nodes > limits.max_nodes {
+            errors.push(LoadError::AliasBudget {
+                limit: limits.max_nodes,
+                span: node.span,
+            });
+            return Err(errors);
+        }
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
+                None => {
+                    if node.as_scalar().is_none() {
+                        errors.push(LoadError::ComplexKey { span: node.span });
+                    }
+                    *pending_key = Some(node);
+                }
+                Some(key) => {
+                    if let Some((first, _)) = entries
+                        .iter()
+                        .find(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str())
+                    {
+                        errors.push(LoadError::DuplicateKey {
+                            key: key.as_str().unwrap_or_default().to_owned(),
+                            span: key.span,
+                            first: first.span,
+                        });
+                    }
+                    entries.push((key, node));
+                }
+            },
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    root.ok_or_else(|| vec![LoadError::EmptyDocument { span: Span::new(0, 0) }])
+}
+
+/// Maps each byte of a scalar's decoded value back to a byte offset in the source.
+///
+/// The decoded text of quoted and block scalars differs from the source (quotes,
+/// escapes, indentation, folding); expression diagnostics need the exact source column.
+/// The walk aligns the value with the raw text: escapes decode to one character,
+/// indentation and line breaks that folding removed are skipped.
+#[must_use]
+pub fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> Vec<usize> {
+    let raw = source.get(node_span.start..node_span.end).unwrap_or("");
+    let raw_chars: Vec<(usize, char)> = raw.char_indices().collect();
+    let mut out = Vec::with_capacity(scalar.value.len() + 1);
+    let mut ri = match scalar.style {
+        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => 1,
+        _ => 0,
+    };
+    for vc in scalar.value.chars() {
+        let mut pos = None;
+        while let Some(&(off, rc)) = raw_chars.get(ri) {
+            if scalar.style == ScalarStyle::DoubleQuoted && rc == '\\' {
+                // one escape sequence decodes to one character
+                let len = match raw_chars.get(ri + 1).map(|x| x.1) {
+                    Some('x') => 4,
+                    Some('u') => 6,
+                    Some('U') => 10,
+                    Some('\n') => {
+                        ri += 2;
+                        continue;
+                    }
+                    _ => 2,
+                };
+                pos = Some(off);
+                ri += len;
+                break;
+            }
+            if scalar.style == ScalarStyle::SingleQuoted
+                && rc == '\''
+                && raw_chars.get(ri + 1).map(|x| x.1) == Some('\'')
+                && vc == '\''
+            {
+                pos = Some(off);
+                ri += 2;
+                break;
+            }
+            ri += 1;
+            if rc == vc || (vc == ' ' && rc == '\n') {
+                pos = Some(off);
+                break;
+            }
+        }
+        let at = node_span.start + pos.unwrap_or(raw.len());
+        for _ in 0..vc.len_utf8() {
+            out.push(at);
+        }
+    }
+    let end = raw_chars
+        .get(ri)
+        .map_or(node_span.end, |(o, _)| node_span.start + o);
+    out.push(end);
+    out
+}

@@ -1,0 +1,747 @@
+//! Stage 2: the schema-valid YAML tree → a checked [`Flow`].
+//!
+//! The loader guarantees the shape (the schema passed); this stage reads it into typed
+//! Rust values, parses context types and durations, and keeps every span.
+
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use miette::Diagnostic as MietteDiagnostic;
+use thiserror::Error;
+
+use crate::diagnostic::Diagnostics;
+use crate::load::{Node, Resolved, yaml::value_offsets};
+use crate::span::{SourceFile, Span};
+pub use types::{FieldType, ObjectType, Type};
+
+/// A value with the span it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// Where it is in the file.
+    pub span: Span,
+}
+
+/// The source text of one expression and how to map it back to the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExprSource {
+    /// The decoded expression text.
+    pub text: String,
+    /// The span of the whole YAML scalar.
+    pub span: Span,
+    /// For each byte of `text` (and one past the end), its byte offset in the file.
+    pub offsets: Vec<usize>,
+}
+
+impl ExprSource {
+    /// An expression not read from a file (tests, the CLI): offsets are the identity.
+    #[must_use]
+    pub fn detached(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            span: Span::new(0, text.len()),
+            offsets: (0..=text.len()).collect(),
+        }
+    }
+
+    /// Maps a span inside `text` to a span in the file.
+    #[must_use]
+    pub fn map_span(&self, start: usize, end: usize) -> Span {
+        let s = self.offsets.get(start).copied().unwrap_or(self.span.end);
+        let e = if end > start {
+            self.offsets
+                .get(end - 1)
+                .map_or(self.span.end, |o| o + 1)
+                .max(s + 1)
+        } else {
+            s
+        };
+        Span::new(s, e)
+    }
+}
+
+/// A declared context field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDecl {
+    /// The field name.
+    pub name: Spanned<String>,
+    /// Its type.
+    pub ty: Type,
+    /// May be absent at start.
+    pub optional: bool,
+    /// Used when absent at start.
+    pub default: Option<serde_json::Value>,
+    /// Allowed values.
+    pub allowed: Option<Vec<serde_json::Value>>,
+    /// The span of the declaration's value.
+    pub span: Span,
+}
+
+/// Approval modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One assignee decides.
+    Single,
+    /// The first decision of any assignee counts (或签).
+    Any,
+    /// Every assignee must approve (会签).
+    All,
+    /// Assignees decide one after another (依次审批).
+    Sequence,
+}
+
+/// Who acts on a step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Assignees {
+    /// A role the host resolves.
+    Role(Spanned<String>),
+    /// One user.
+    User(Spanned<String>),
+    /// Several users, in order.
+    Users(Vec<Spanned<String>>),
+    /// An expression giving `string` or `list<string>`.
+    Expr(ExprSource),
+}
+
+/// What happens when an approval times out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OnTimeout {
+    /// Hand the task to `escalateTo`.
+    Escalate,
+    /// Count as approved.
+    Approve,
+    /// Count as rejected.
+    Reject,
+    /// Continue at a step.
+    Goto(String),
+}
+
+/// Retry policy of a service task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub max: u32,
+    /// Seconds between attempts.
+    pub backoff_secs: Option<u64>,
+}
+
+/// How a decision picks rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HitPolicy {
+    /// The first rule that holds.
+    First,
+    /// Exactly one rule may hold.
+    Unique,
+}
+
+/// One decision rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// The condition.
+    pub when: ExprSource,
+    /// Where it routes.
+    pub goto: Spanned<String>,
+    /// The span of the whole rule.
+    pub span: Span,
+}
+
+/// Parallel join policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// Wait for all branches.
+    All,
+    /// Continue at the first branch to finish.
+    Any,
+}
+
+/// One parallel branch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Branch {
+    /// Optional display name.
+    pub name: Option<String>,
+    /// The nested steps.
+    pub steps: Vec<Step>,
+    /// The span of the branch.
+    pub span: Span,
+}
+
+/// End outcomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Approved.
+    Approved,
+    /// Rejected.
+    Rejected,
+}
+
+/// The kind-specific part of a step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    /// A human approval.
+    Approval {
+        /// Who decides.
+        assignees: Assignees,
+        /// How many decide.
+        mode: Mode,
+        /// Seconds before `on_timeout`.
+        timeout: Option<Spanned<u64>>,
+        /// What a timeout does.
+        on_timeout: Option<Spanned<OnTimeout>>,
+        /// Who gets the task on escalation.
+        escalate_to: Option<Assignees>,
+        /// Add-signer allowed.
+        allow_add_signer: bool,
+        /// Where a rejection goes.
+        on_reject: Option<Spanned<String>>,
+    },
+    /// A service call the host performs.
+    ServiceTask {
+        /// Service name.
+        service: Spanned<String>,
+        /// Seconds the call may take.
+        timeout: Option<Spanned<u64>>,
+        /// Retry policy.
+        retry: Option<Retry>,
+        /// Where an error goes.
+        on_error: Option<Spanned<String>>,
+    },
+    /// Routing by rules.
+    Decision {
+        /// Rule selection.
+        hit_policy: HitPolicy,
+        /// The rules.
+        rules: Vec<Rule>,
+        /// Where no match goes.
+        default: Option<Spanned<String>>,
+    },
+    /// Parallel branches.
+    Parallel {
+        /// Join policy.
+        join: Join,
+        /// Branches.
+        branches: Vec<Branch>,
+    },
+    /// A notification.
+    Notify {
+        /// Recipients.
+        to: Assignees,
+        /// Message template.
+        message: Option<String>,
+    },
+    /// End with an outcome.
+    End {
+        /// The outcome.
+        outcome: Outcome,
+    },
+}
+
+/// One step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Its id.
+    pub id: Spanned<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// The `type:` value's span.
+    pub type_span: Span,
+    /// The whole step's span.
+    pub span: Span,
+    /// Explicit successor.
+    pub next: Option<Spanned<String>>,
+    /// Skip condition.
+    pub skip: Option<ExprSource>,
+    /// The kind-specific part.
+    pub kind: StepKind,
+}
+
+impl Step {
+    /// The step type as written in YAML.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            StepKind::Approval { .. } => "approval",
+            StepKind::ServiceTask { .. } => "service-task",
+            StepKind::Decision { .. } => "decision",
+            StepKind::Parallel { .. } => "parallel",
+            StepKind::Notify { .. } => "notify",
+            StepKind::End { .. } => "end",
+        }
+    }
+}
+
+/// A structurally valid flow.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    /// The file it came from.
+    pub file: Arc<SourceFile>,
+    /// Flow id.
+    pub id: Spanned<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Declared context, in declaration order.
+    pub context: Vec<FieldDecl>,
+    /// Top-level steps.
+    pub steps: Vec<Step>,
+}
+
+impl Flow {
+    /// The context as an object type (for the checker).
+    #[must_use]
+    pub fn context_type(&self) -> ObjectType {
+        ObjectType {
+            fields: self
+                .context
+                .iter()
+                .map(|f| {
+                    (
+                        f.name.value.clone(),
+                        FieldType {
+                            ty: f.ty.clone(),
+                            optional: f.optional && f.default.is_none(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Errors of the model stage.
+#[derive(Debug, Error, MietteDiagnostic)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A context type that does not exist.
+    #[error("unknown type `{name}`")]
+    #[diagnostic(code("flowc::model::unknown-type"))]
+    UnknownType {
+        /// The written type.
+        name: String,
+        /// Where.
+        #[label("not a type")]
+        span: Span,
+        /// Suggestion.
+        #[help]
+        help: String,
+    },
+    /// `map<K, V>` with a key type other than string.
+    #[error("map keys in a context declaration must be `string`, not `{key}`")]
+    #[diagnostic(
+        code("flowc::model::map-key"),
+        help("declare the field as `map<string, ...>`: context values come from JSON, whose keys are strings")
+    )]
+    MapKey {
+        /// The key type.
+        key: String,
+        /// Where.
+        #[label("key type here")]
+        span: Span,
+    },
+    /// `type: object` without `fields`, or `fields` on another type.
+    #[error("{message}")]
+    #[diagnostic(
+        code("flowc::model::object-fields"),
+        help("an `object` declares its `fields`; other types have none")
+    )]
+    ObjectFields {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        #[label("here")]
+        span: Span,
+    },
+    /// A default or enum value that does not have the declared type.
+    #[error("{what} `{value}` is not a `{ty}`")]
+    #[diagnostic(
+        code("flowc::model::value-type"),
+        help("write a value of the declared type")
+    )]
+    ValueType {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// The declared type.
+        ty: String,
+        /// Where.
+        #[label("wrong type")]
+        span: Span,
+    },
+}
+
+fn spanned_str(node: &Node) -> Spanned<String> {
+    Spanned {
+        value: node.as_str().unwrap_or_default().to_owned(),
+        span: node.span,
+    }
+}
+
+fn expr_source(file: &SourceFile, node: &Node) -> ExprSource {
+    let text = node.as_str().unwrap_or_default().to_owned();
+    let offsets = node.as_scalar().map_or_else(
+        || (0..=text.len()).map(|i| node.span.start + i).collect(),
+        |s| value_offsets(file.text(), node.span, s),
+    );
+    ExprSource {
+        text,
+        span: node.span,
+        offsets,
+    }
+}
+
+/// Parses `30s`, `15m`, `48h`, `7d` into seconds.
+#[must_use]
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let unit = text.chars().last()?;
+    let n: u64 = text.get(..text.len() - 1)?.parse().ok()?;
+    let mul = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+struct Builder<'a> {
+    file: &'a Arc<SourceFile>,
+    errors: Vec<ModelError>,
+}
+
+impl Builder<'_> {
+    fn expr(&self, node: &Node) -> ExprSource {
+        expr_source(self.file, node)
+    }
+
+    fn duration(node: Option<&Node>) -> Option<Spanned<u64>> {
+        node.and_then(|n| {
+            Some(Spanned {
+                value: parse_duration(n.as_str()?)?,
+                span: n.span,
+            })
+        })
+    }
+
+    fn assignees(&self, node: &Node) -> Option<Assignees> {
+        let (k, v) = node.as_map()?.first()?;
+        Some(match k.as_str()? {
+            "role" => Assignees::Role(spanned_str(v)),
+            "user" => Assignees::User(spanned_str(v)),
+            "users" => Assignees::Users(v.as_seq()?.iter().map(spanned_str).collect()),
+            _ => Assignees::Expr(self.expr(v)),
+        })
+    }
+
+    fn type_decl(&mut self, node: &Node) -> (Type, bool, Option<serde_json::Value>, Option<Vec<serde_json::Value>>) {
+        let (ty_node, obj) = match node.as_map() {
+            Some(_) => (node.get("type"), Some(node)),
+            None => (Some(node), None),
+        };
+        let ty_text = ty_node.and_then(Node::as_str).unwrap_or_default();
+        let ty_span = ty_node.map_or(node.span, |n| n.span);
+        let fields = obj.and_then(|o| o.get("fields"));
+        let ty = if ty_text == "object" {
+            match fields.and_then(Node::as_map) {
+                Some(entries) => {
+                    let mut map = BTreeMap::new();
+                    for (k, v) in entries {
+                        let (t, optional, default, _) = self.type_decl(v);
+                        map.insert(
+                            k.as_str().unwrap_or_default().to_owned(),
+                            FieldType {
+                                ty: t,
+                                optional: optional && default.is_none(),
+                            },
+                        );
+                    }
+                    Type::Object(Arc::new(ObjectType { fields: map }))
+                }
+                None => {
+                    self.errors.push(ModelError::ObjectFields {
+                        message: "`object` needs `fields`".to_owned(),
+                        span: ty_span,
+                    });
+                    Type::Dyn
+                }
+            }
+        } else {
+            if let Some(f) = fields {
+                self.errors.push(ModelError::ObjectFields {
+                    message: format!("`fields` given for type `{ty_text}`"),
+                    span: f.span,
+                });
+            }
+            match Type::parse(ty_text) {
+                Some(Type::Map(k, _)) if *k != Type::String => {
+                    self.errors.push(ModelError::MapKey {
+                        key: k.to_string(),
+                        span: ty_span,
+                    });
+                    Type::Dyn
+                }
+                Some(t @ (Type::Dyn | Type::Null | Type::TypeValue | Type::Bytes)) => {
+                    self.errors.push(ModelError::UnknownType {
+                        name: ty_text.to_owned(),
+                        span: ty_span,
+                        help: format!("`{t}` cannot be declared in a context; use a concrete type"),
+                    });
+                    Type::Dyn
+                }
+                Some(t) => t,
+                None => {
+                    let base = ty_text.split('<').next().unwrap_or(ty_text);
+                    let known = [
+                        "bool", "int", "uint", "double", "string", "timestamp", "duration",
+                        "list", "map", "object",
+                    ];
+                    let help = crate::diagnostic::suggestion_help(
+                        crate::diagnostic::did_you_mean(base, known).as_deref(),
+                        "use bool, int, uint, double, string, timestamp, duration, list<T>, map<string, T> or object",
+                    );
+                    self.errors.push(ModelError::UnknownType {
+                        name: ty_text.to_owned(),
+                        span: ty_span,
+                        help,
+                    });
+                    Type::Dyn
+                }
+            }
+        };
+        let optional = obj
+            .and_then(|o| o.get("optional"))
+            .and_then(Node::as_scalar)
+            .is_some_and(|s| s.resolve() == Resolved::Bool(true));
+        let default = obj.and_then(|o| o.get("default"));
+        if let Some(d) = default {
+            self.check_value(&ty, d, "default");
+        }
+        let allowed = obj.and_then(|o| o.get("enum")).and_then(Node::as_seq);
+        if let Some(items) = allowed {
+            for it in items {
+                self.check_value(&ty, it, "enum value");
+            }
+        }
+        (
+            ty,
+            optional,
+            default.map(Node::to_json),
+            allowed.map(|a| a.iter().map(Node::to_json).collect()),
+        )
+    }
+
+    fn check_value(&mut self, ty: &Type, node: &Node, what: &'static str) {
+        if !json_matches(ty, &node.to_json()) {
+            self.errors.push(ModelError::ValueType {
+                what,
+                value: node.as_str().map_or_else(|| node.to_json().to_string(), str::to_owned),
+                ty: ty.to_string(),
+                span: node.span,
+            });
+        }
+    }
+
+    fn steps(&mut self, node: Option<&Node>) -> Vec<Step> {
+        node.and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| self.step(n))
+            .collect()
+    }
+
+    fn step(&mut self, n: &Node) -> Option<Step> {
+        let id = spanned_str(n.get("id")?);
+        let type_node = n.get("type")?;
+        let s = |k: &str| n.get(k).and_then(Node::as_str);
+        let goto = |k: &str| n.get(k).map(spanned_str);
+        let kind = match type_node.as_str()? {
+            "approval" => StepKind::Approval {
+                assignees: self.assignees(n.get("assignees")?)?,
+                mode: match s("mode") {
+                    Some("any") => Mode::Any,
+                    Some("all") => Mode::All,
+                    Some("sequence") => Mode::Sequence,
+                    _ => Mode::Single,
+                },
+                timeout: Self::duration(n.get("timeout")),
+                on_timeout: n.get("onTimeout").map(|t| Spanned {
+                    value: match t.as_str().unwrap_or_default() {
+                        "escalate" => OnTimeout::Escalate,
+                        "approve" => OnTimeout::Approve,
+                        "reject" => OnTimeout::Reject,
+                        other => OnTimeout::Goto(other.to_owned()),
+                    },
+                    span: t.span,
+                }),
+                escalate_to: n.get("escalateTo").and_then(|a| self.assignees(a)),
+                allow_add_signer: n
+                    .get("allowAddSigner")
+                    .and_then(Node::as_scalar)
+                    .is_some_and(|s| s.resolve() == Resolved::Bool(true)),
+                on_reject: goto("onReject"),
+            },
+            "service-task" => StepKind::ServiceTask {
+                service: spanned_str(n.get("service")?),
+                timeout: Self::duration(n.get("timeout")),
+                retry: n.get("retry").map(|r| Retry {
+                    max: r
+                        .get("max")
+                        .and_then(Node::as_str)
+                        .and_then(|m| m.parse().ok())
+                        .unwrap_or(0),
+                    backoff_secs: r.get("backoff").and_then(Node::as_str).and_then(parse_duration),
+                }),
+                on_error: goto("onError"),
+            },
+            "decision" => StepKind::Decision {
+                hit_policy: if s("hitPolicy") == Some("unique") {
+                    HitPolicy::Unique
+                } else {
+                    HitPolicy::First
+                },
+                rules: n
+                    .get("rules")
+                    .and_then(Node::as_seq)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|r| {
+                        Some(Rule {
+                            when: self.expr(r.get("when")?),
+                            goto: spanned_str(r.get("goto")?),
+                            span: r.span,
+                        })
+                    })
+                    .collect(),
+                default: goto("default"),
+            },
+            "parallel" => StepKind::Parallel {
+                join: if s("join") == Some("any") {
+                    Join::Any
+                } else {
+                    Join::All
+                },
+                branches: n
+                    .get("branches")
+                    .and_then(Node::as_seq)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| Branch {
+                        name: b.get("name").and_then(Node::as_str).map(str::to_owned),
+                        steps: self.steps(b.get("steps")),
+                        span: b.span,
+                    })
+                    .collect(),
+            },
+            "notify" => StepKind::Notify {
+                to: self.assignees(n.get("to")?)?,
+                message: s("message").map(str::to_owned),
+            },
+            "end" => StepKind::End {
+                outcome: if s("outcome") == Some("rejected") {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Approved
+                },
+            },
+            _ => return None,
+        };
+        Some(Step {
+            id,
+            name: s("name").map(str::to_owned),
+            type_span: type_node.span,
+            span: n.span,
+            next: goto("next"),
+            skip: n.get("skipCondition").map(|c| self.expr(c)),
+            kind,
+        })
+    }
+}
+
+/// Does a JSON value have the declared type? (defaults, enums, instance contexts)
+#[must_use]
+pub fn json_matches(ty: &Type, v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (ty, v) {
+        (Type::Dyn, _) | (Type::Bool, Value::Bool(_)) | (Type::String, Value::String(_)) => true,
+        (Type::Int, Value::Number(n)) => n.is_i64(),
+        (Type::Uint, Value::Number(n)) => n.is_u64(),
+        (Type::Double, Value::Number(_)) => true,
+        (Type::Timestamp, Value::String(s)) => crate::expr::time::parse_timestamp(s).is_some(),
+        (Type::Duration, Value::String(s)) => crate::expr::time::parse_duration(s).is_some(),
+        (Type::List(t), Value::Array(items)) => items.iter().all(|i| json_matches(t, i)),
+        (Type::Map(_, t), Value::Object(m)) => m.values().all(|i| json_matches(t, i)),
+        (Type::Object(o), Value::Object(m)) => {
+            o.fields.iter().all(|(k, f)| match m.get(k) {
+                Some(x) => json_matches(&f.ty, x),
+                None => f.optional,
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Builds the model even when some declarations are wrong (they become `dyn`).
+#[must_use]
+pub fn build_lenient(file: &Arc<SourceFile>, root: &Node) -> Option<Flow> {
+    match build(file, root) {
+        Ok(f) => Some(f),
+        Err(_) => build_inner(file, root).map(|(f, _)| f),
+    }
+}
+
+/// Builds the model from a schema-valid tree.
+///
+/// # Errors
+/// Every model error of the file.
+pub fn build(file: &Arc<SourceFile>, root: &Node) -> Result<Flow, Diagnostics> {
+    let Some((flow, errors)) = build_inner(file, root) else {
+        return Err(Diagnostics::new());
+    };
+    if errors.is_empty() {
+        Ok(flow)
+    } else {
+        let mut d = Diagnostics::new();
+        for e in errors {
+            d.add(file, e);
+        }
+        Err(d)
+    }
+}
+
+fn build_inner(file: &Arc<SourceFile>, root: &Node) -> Option<(Flow, Vec<ModelError>)> {
+    let mut b = Builder {
+        file,
+        errors: Vec::new(),
+    };
+    let mut context = Vec::new();
+    for (k, v) in root.get("context").and_then(Node::as_map).unwrap_or_default() {
+        let (ty, optional, default, allowed) = b.type_decl(v);
+        context.push(FieldDecl {
+            name: spanned_str(k),
+            ty,
+            optional,
+            default,
+            allowed,
+            span: v.span,
+        });
+    }
+    let steps = b.steps(root.get("steps"));
+    let flow = Flow {
+        file: Arc::clone(file),
+        id: root.get("id").map_or_else(
+            || Spanned {
+                value: String::new(),
+                span: Span::default(),
+            },
+            spanned_str,
+        ),
+        name: root.get("name").and_then(Node::as_str).map(str::to_owned),
+        context,
+        steps,
+    };
+    Some((flow, b.errors))
+}

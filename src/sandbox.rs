@@ -1,0 +1,475 @@
+//! The only place a Rhai engine is built. It can compute and nothing else: no I/O,
+//! no `eval`, no modules, no loops but bounded `for` over finite collections, and
+//! explicit bounds on operations, call depth, expression depth and sizes.
+
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, OptimizationLevel, Position, Scope, AST};
+
+use crate::expr::value::{self, OpError, Value};
+
+/// Every bound of the sandbox, in one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most Rhai operations per evaluation.
+    pub max_operations: u64,
+    /// Deepest function-call nesting.
+    pub max_call_levels: usize,
+    /// Deepest expression nesting (compile time).
+    pub max_expr_depth: usize,
+    /// Longest string, in bytes.
+    pub max_string_size: usize,
+    /// Longest list.
+    pub max_array_size: usize,
+    /// Largest map.
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 100_000,
+            max_call_levels: 16,
+            max_expr_depth: 128,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+        }
+    }
+}
+
+/// A value that Rhai has no native form for (uint, bytes, timestamp, duration,
+/// maps with non-string keys).
+#[derive(Clone, Debug)]
+pub(crate) struct Boxed(pub Value);
+
+/// A captured error inside error-absorbing `&&`, `||` and macros.
+#[derive(Clone, Debug)]
+struct Captured(Arc<RunError>);
+
+/// A run-time error raised inside the sandbox, mapped back from Rhai.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A CEL operation failed.
+    #[error(transparent)]
+    Op(#[from] OpError),
+    /// A sandbox bound was hit.
+    #[error("sandbox limit reached: {0}")]
+    Limit(String),
+    /// A declared variable had no value.
+    #[error("no value for `{0}`")]
+    Unbound(String),
+    /// The result was not of the expected type.
+    #[error("expected {expected}, got {got}")]
+    ResultType {
+        /// Expected type.
+        expected: &'static str,
+        /// Actual type.
+        got: String,
+    },
+}
+
+fn raise(e: OpError) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(Captured(Arc::new(RunError::Op(e)))), Position::NONE).into()
+}
+
+/// Rhai value → CEL value.
+pub(crate) fn from_dynamic(d: &Dynamic) -> Value {
+    if d.is_unit() {
+        return Value::Null;
+    }
+    if let Ok(b) = d.as_bool() {
+        return Value::Bool(b);
+    }
+    if let Ok(i) = d.as_int() {
+        return Value::Int(i);
+    }
+    if let Ok(f) = d.as_float() {
+        return Value::Double(f);
+    }
+    if let Ok(s) = d.as_immutable_string_ref() {
+        return Value::string(s.as_str());
+    }
+    if let Ok(a) = d.as_array_ref() {
+        return Value::List(Arc::new(a.iter().map(from_dynamic).collect()));
+    }
+    if let Ok(m) = d.as_map_ref() {
+        return Value::Map(Arc::new(
+            m.iter()
+                .map(|(k, v)| (Value::string(k.as_str()), from_dynamic(v)))
+                .collect(),
+        ));
+    }
+    if let Some(b) = d.read_lock::<Boxed>() {
+        return b.0.clone();
+    }
+    Value::Null
+}
+
+/// CEL value → Rhai value.
+pub(crate) fn to_dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Int(i) => Dynamic::from_int(*i),
+        Value::Double(f) => Dynamic::from_float(*f),
+        Value::String(s) => Dynamic::from(ImmutableString::from(&**s)),
+        Value::List(l) => Dynamic::from_array(l.iter().map(to_dynamic).collect()),
+        Value::Map(m) if m.iter().all(|(k, _)| matches!(k, Value::String(_))) => {
+            let mut map = Map::new();
+            for (k, v) in m.iter() {
+                if let Value::String(s) = k {
+                    map.insert((&**s).into(), to_dynamic(v));
+                }
+            }
+            Dynamic::from_map(map)
+        }
+        other => Dynamic::from(Boxed(other.clone())),
+    }
+}
+
+fn wrap(r: Result<Value, OpError>) -> Result<Dynamic, Box<EvalAltResult>> {
+    r.map(|v| to_dynamic(&v)).map_err(raise)
+}
+
+fn wrap_bool(r: Result<bool, OpError>) -> Result<Dynamic, Box<EvalAltResult>> {
+    r.map(Dynamic::from_bool).map_err(raise)
+}
+
+/// `true`/`false`, a captured error, or anything else (a type error).
+enum Logic {
+    B(bool),
+    Err(Arc<RunError>),
+    Other(Value),
+}
+
+fn logic(d: &Dynamic) -> Logic {
+    if let Ok(b) = d.as_bool() {
+        return Logic::B(b);
+    }
+    if let Some(c) = d.read_lock::<Captured>() {
+        return Logic::Err(Arc::clone(&c.0));
+    }
+    Logic::Other(from_dynamic(d))
+}
+
+fn and_or(is_and: bool, a: &Dynamic, b: &Dynamic) -> Dynamic {
+    let absorbing = !is_and;
+    let (la, lb) = (logic(a), logic(b));
+    match (&la, &lb) {
+        (Logic::B(x), _) if *x == absorbing => Dynamic::from_bool(absorbing),
+        (_, Logic::B(y)) if *y == absorbing => Dynamic::from_bool(absorbing),
+        (Logic::B(_), Logic::B(_)) => Dynamic::from_bool(!absorbing),
+        (Logic::Err(e), _) | (_, Logic::Err(e)) => Dynamic::from(Captured(Arc::clone(e))),
+        (Logic::Other(v), _) | (_, Logic::Other(v)) => Dynamic::from(Captured(Arc::new(RunError::Op(
+            OpError::NoMatchingOverload {
+                op: if is_and { "&&" } else { "||" }.to_owned(),
+                args: v.type_name().to_owned(),
+            },
+        )))),
+    }
+}
+
+fn register(engine: &mut Engine) {
+    engine.register_iterator::<Array>();
+    engine.register_fn("push", |a: &mut Array, v: Dynamic| a.push(v));
+    engine.register_fn("cel_err", |e: Dynamic| -> Dynamic {
+        if e.is::<Captured>() {
+            return e;
+        }
+        Dynamic::from(Captured(Arc::new(map_thrown(&e))))
+    });
+    engine.register_fn("cel_and", |a: Dynamic, b: Dynamic| and_or(true, &a, &b));
+    engine.register_fn("cel_or", |a: Dynamic, b: Dynamic| and_or(false, &a, &b));
+    engine.register_fn("cel_is_false", |a: Dynamic| a.as_bool() == Ok(false));
+    engine.register_fn("cel_is_true", |a: Dynamic| a.as_bool() == Ok(true));
+    engine.register_fn("cel_settle", |a: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+        if a.is::<Captured>() {
+            return Err(EvalAltResult::ErrorRuntime(a, Position::NONE).into());
+        }
+        Ok(a)
+    });
+    engine.register_fn("cel_bool", |a: Dynamic| -> Result<bool, Box<EvalAltResult>> {
+        a.as_bool().map_err(|_| {
+            raise(OpError::NoMatchingOverload {
+                op: "condition".to_owned(),
+                args: from_dynamic(&a).type_name().to_owned(),
+            })
+        })
+    });
+    engine.register_fn("cel_unbound", |name: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+        Err(EvalAltResult::ErrorRuntime(
+            Dynamic::from(Captured(Arc::new(RunError::Unbound(name.to_string())))),
+            Position::NONE,
+        )
+        .into())
+    });
+    engine.register_fn("cel_not", |a: Dynamic| wrap(value::not(&from_dynamic(&a))));
+    engine.register_fn("cel_neg", |a: Dynamic| wrap(value::negate(&from_dynamic(&a))));
+    for (name, op) in [("cel_add", "+"), ("cel_sub", "-"), ("cel_mul", "*"), ("cel_div", "/"), ("cel_rem", "%")] {
+        engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
+            wrap(value::arith(op, &from_dynamic(&a), &from_dynamic(&b)))
+        });
+    }
+    for (name, op) in [("cel_lt", "<"), ("cel_le", "<="), ("cel_gt", ">"), ("cel_ge", ">=")] {
+        engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
+            wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
+        });
+    }
+    engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| value::equals(&from_dynamic(&a), &from_dynamic(&b)));
+    engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| !value::equals(&from_dynamic(&a), &from_dynamic(&b)));
+    engine.register_fn("cel_in", |a: Dynamic, b: Dynamic| {
+        wrap_bool(value::contains_in(&from_dynamic(&a), &from_dynamic(&b)))
+    });
+    engine.register_fn("cel_index", |a: Dynamic, i: Dynamic| {
+        wrap(value::index(&from_dynamic(&a), &from_dynamic(&i)))
+    });
+    engine.register_fn("cel_select", |a: Dynamic, f: ImmutableString| {
+        if let Ok(m) = a.as_map_ref() {
+            return m
+                .get(f.as_str())
+                .cloned()
+                .ok_or_else(|| raise(OpError::NoSuchKey(f.to_string())));
+        }
+        wrap(value::select(&from_dynamic(&a), &f))
+    });
+    engine.register_fn("cel_has", |a: Dynamic, f: ImmutableString| {
+        if let Ok(m) = a.as_map_ref() {
+            return Ok(Dynamic::from_bool(m.contains_key(f.as_str())));
+        }
+        wrap_bool(value::has(&from_dynamic(&a), &f))
+    });
+    engine.register_fn("cel_map", |items: Array| -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(items.len() / 2);
+        for pair in items.chunks(2) {
+            let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else { continue };
+            let k = from_dynamic(k);
+            if !matches!(k, Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_)) {
+                return Err(raise(OpError::InvalidArgument(format!("unsupported map key type {}", k.type_name()))));
+            }
+            if value::map_get(&entries, &k).is_some() {
+                return Err(raise(OpError::InvalidArgument(format!("duplicate map key {k}"))));
+            }
+            entries.push((k, from_dynamic(v)));
+        }
+        Ok(to_dynamic(&Value::Map(Arc::new(entries))))
+    });
+    engine.register_fn("cel_iter", |a: Dynamic| -> Result<Array, Box<EvalAltResult>> {
+        if let Ok(m) = a.as_map_ref() {
+            return Ok(m.keys().map(|k| Dynamic::from(ImmutableString::from(k.as_str()))).collect());
+        }
+        match from_dynamic(&a) {
+            Value::List(l) => Ok(l.iter().map(to_dynamic).collect()),
+            Value::Map(m) => Ok(m.iter().map(|(k, _)| to_dynamic(k)).collect()),
+            other => Err(raise(OpError::NoMatchingOverload {
+                op: "comprehension".to_owned(),
+                args: other.type_name().to_owned(),
+            })),
+        }
+    });
+    engine.register_fn("cel_call1", |name: ImmutableString, a: Dynamic| {
+        let a = from_dynamic(&a);
+        wrap(match name.as_str() {
+            "size" => value::size(&a),
+            n if n.starts_with("get") => value::time_accessor(n, &a, None),
+            n => value::convert(n, &a),
+        })
+    });
+    engine.register_fn("cel_call2", |name: ImmutableString, a: Dynamic, b: Dynamic| {
+        let (a, b) = (from_dynamic(&a), from_dynamic(&b));
+        wrap(match name.as_str() {
+            "matches" => value::matches(&a, &b).map(Value::Bool),
+            n if n.starts_with("get") => value::time_accessor(n, &a, Some(&b)),
+            n => value::string_fn(n, &a, &b).map(Value::Bool),
+        })
+    });
+}
+
+/// Maps whatever a `catch` caught, or an uncaught Rhai error, onto a [`RunError`].
+fn map_thrown(d: &Dynamic) -> RunError {
+    if let Some(c) = d.read_lock::<Captured>() {
+        return (*c.0).clone();
+    }
+    // Rhai reports its own catchable errors to `catch` as a message string
+    let msg = d.to_string();
+    map_message(&msg)
+}
+
+fn map_message(msg: &str) -> RunError {
+    let lower = msg.to_lowercase();
+    if lower.contains("division by zero") || lower.contains("modulo by zero") {
+        RunError::Op(OpError::DivisionByZero)
+    } else if lower.contains("overflow") {
+        RunError::Op(OpError::Overflow("arithmetic"))
+    } else if let Some(p) = lower.strip_prefix("property not found: ") {
+        RunError::Op(OpError::NoSuchKey(p.to_owned()))
+    } else {
+        RunError::Op(OpError::InvalidArgument(msg.to_owned()))
+    }
+}
+
+fn map_error(e: &EvalAltResult) -> RunError {
+    match e {
+        EvalAltResult::ErrorRuntime(d, _) => map_thrown(d),
+        EvalAltResult::ErrorArithmetic(m, _) => map_message(m),
+        EvalAltResult::ErrorPropertyNotFound(p, _) => RunError::Op(OpError::NoSuchKey(p.clone())),
+        EvalAltResult::ErrorTooManyOperations(_) => RunError::Limit("too many operations".to_owned()),
+        EvalAltResult::ErrorDataTooLarge(what, _) => RunError::Limit(format!("{what} too large")),
+        EvalAltResult::ErrorStackOverflow(_) => RunError::Limit("call depth".to_owned()),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => map_error(inner),
+        EvalAltResult::ErrorVariableNotFound(v, _) => RunError::Unbound(v.clone()),
+        other => RunError::Op(OpError::InvalidArgument(other.to_string())),
+    }
+}
+
+/// A compiled program: a Rhai AST with its constants folded in.
+#[derive(Clone, Debug)]
+pub struct Program {
+    ast: Arc<AST>,
+}
+
+/// Variable values for one evaluation context (reuse it across evaluations).
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    scope: Scope<'static>,
+}
+
+impl Bindings {
+    /// An empty set of bindings.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds a Rhai variable name to a value.
+    pub fn set(&mut self, rhai_name: &str, v: &Value) {
+        self.scope.set_or_push(rhai_name.to_owned(), to_dynamic(v));
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.scope.clear();
+    }
+}
+
+/// Why source generated by codegen did not compile (an internal error).
+#[derive(Debug, thiserror::Error)]
+#[error("internal: generated program does not compile: {0}")]
+pub struct CompileFailure(pub String);
+
+/// The sandboxed engine, built once and shared by every program (thread-safe).
+pub struct Sandbox {
+    engine: Engine,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine with these limits.
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        let mut engine = Engine::new_raw();
+        engine.set_optimization_level(OptimizationLevel::Simple);
+        engine.set_fail_on_invalid_map_property(true);
+        engine.set_max_operations(limits.max_operations);
+        engine.set_max_call_levels(limits.max_call_levels);
+        engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
+        engine.set_max_string_size(limits.max_string_size);
+        engine.set_max_array_size(limits.max_array_size);
+        engine.set_max_map_size(limits.max_map_size);
+        engine.set_allow_looping(false);
+        engine.set_allow_anonymous_fn(false);
+        engine.set_allow_shadowing(true);
+        for sym in ["eval", "while", "loop", "do", "fn", "import", "export", "Fn", "call", "curry", "print", "debug"] {
+            engine.disable_symbol(sym);
+        }
+        engine.on_print(|_| {});
+        engine.on_debug(|_, _, _| {});
+        register(&mut engine);
+        Self { engine, limits }
+    }
+
+    /// The shared default sandbox.
+    #[must_use]
+    pub fn shared() -> &'static Sandbox {
+        static S: std::sync::OnceLock<Sandbox> = std::sync::OnceLock::new();
+        S.get_or_init(Sandbox::default)
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles generated source with its constants folded in.
+    ///
+    /// # Errors
+    /// Only when codegen produced invalid Rhai (a bug) or the source exceeds a bound.
+    pub fn compile(&self, source: &str, constants: &[Value]) -> Result<Program, CompileFailure> {
+        let mut scope = Scope::new();
+        for (i, c) in constants.iter().enumerate() {
+            scope.push_constant_dynamic(format!("k{i}"), to_dynamic(c));
+        }
+        let ast = self
+            .engine
+            .compile_with_scope(&scope, source)
+            .map_err(|e| CompileFailure(format!("{e} in `{source}`")))?;
+        Ok(Program { ast: Arc::new(ast) })
+    }
+
+    /// Runs a program; the result as a CEL value.
+    ///
+    /// # Errors
+    /// The CEL run-time error or the sandbox bound that stopped it.
+    pub fn eval(&self, program: &Program, bindings: &mut Bindings) -> Result<Value, RunError> {
+        let d = self.eval_raw(program, bindings)?;
+        Ok(from_dynamic(&d))
+    }
+
+    /// Runs a program that yields a bool.
+    ///
+    /// # Errors
+    /// A run-time error, or a non-bool result.
+    pub fn eval_bool(&self, program: &Program, bindings: &mut Bindings) -> Result<bool, RunError> {
+        let d = self.eval_raw(program, bindings)?;
+        d.as_bool().map_err(|_| RunError::ResultType {
+            expected: "bool",
+            got: from_dynamic(&d).type_name().to_owned(),
+        })
+    }
+
+    /// Runs a program that yields an int (decision programs).
+    ///
+    /// # Errors
+    /// A run-time error, or a non-int result.
+    pub fn eval_int(&self, program: &Program, bindings: &mut Bindings) -> Result<i64, RunError> {
+        let d = self.eval_raw(program, bindings)?;
+        d.as_int().map_err(|_| RunError::ResultType {
+            expected: "int",
+            got: from_dynamic(&d).type_name().to_owned(),
+        })
+    }
+
+    fn eval_raw(&self, program: &Program, bindings: &mut Bindings) -> Result<Dynamic, RunError> {
+        let before = bindings.scope.len();
+        let r = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut bindings.scope, &program.ast);
+        // programs never declare top-level variables, but keep the scope exact anyway
+        bindings.scope.rewind(before);
+        r.map_err(|e| map_error(&e))
+    }
+}
