@@ -389,7 +389,6 @@ impl Sandbox {
         engine.set_max_string_size(limits.max_string_size);
         engine.set_max_array_size(limits.max_array_size);
         engine.set_max_map_size(limits.max_map_size);
-        engine.set_allow_looping(false);
         engine.set_allow_anonymous_fn(false);
         engine.set_allow_shadowing(true);
         for sym in ["eval", "while", "loop", "do", "fn", "import", "export", "Fn", "call", "curry", "print", "debug"] {

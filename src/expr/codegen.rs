@@ -24,6 +24,8 @@ pub struct Generated {
 pub trait VarNames {
     /// The Rhai name of a variable, if declared.
     fn rhai_name(&self, cel: &str) -> Option<String>;
+    /// May the variable be absent at run time (an optional field)?
+    fn may_be_unbound(&self, cel: &str) -> bool;
 }
 
 struct Gen<'a> {
@@ -87,13 +89,13 @@ pub fn generate_decision(rules: &[&Expr], unique: bool, vars: &dyn VarNames) -> 
         src.push_str("let hits = [];\n");
         for (i, r) in rules.iter().enumerate() {
             let c = g.boolean(r);
-            let _ = writeln!(src, "if {c} {{ hits.push({i}); }}");
+            let _ = writeln!(src, "if ({c}) {{ hits.push({i}); }}");
         }
         src.push_str("hits");
     } else {
         for (i, r) in rules.iter().enumerate() {
             let c = g.boolean(r);
-            let _ = write!(src, "if {c} {{ {i} }} else ");
+            let _ = write!(src, "if ({c}) {{ {i} }} else ");
         }
         src.push_str("{ -1 }");
     }
@@ -103,11 +105,12 @@ pub fn generate_decision(rules: &[&Expr], unique: bool, vars: &dyn VarNames) -> 
 
 /// Can evaluating this node raise a run-time error?
 #[must_use]
-pub fn may_error(e: &Expr) -> bool {
+pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
     let mut err = false;
     e.walk(&mut |n| {
         err |= match &n.kind {
-            ExprKind::Lit(_) | ExprKind::Ident(_) | ExprKind::List(_) | ExprKind::Map(_) => false,
+            ExprKind::Ident(name) => vars.may_be_unbound(name) || vars.rhai_name(name).is_none(),
+            ExprKind::Lit(_) | ExprKind::List(_) | ExprKind::Map(_) => false,
             ExprKind::Unary(UnaryOp::Not, a) => a.ty != Type::Bool,
             ExprKind::Unary(UnaryOp::Neg, a) => a.ty != Type::Double,
             ExprKind::Binary(op, a, b) => match op {
@@ -182,7 +185,7 @@ impl Gen<'_> {
     /// Evaluates to the value or to a captured error marker (for error-absorbing logic).
     fn captured(&mut self, e: &Expr) -> String {
         let s = self.expr(e);
-        if may_error(e) {
+        if may_error(e, self.vars) {
             let t = self.fresh("t");
             let er = self.fresh("e");
             format!("{{ let {t} = (); try {{ {t} = {s}; }} catch ({er}) {{ {t} = cel_err({er}); }} {t} }}")
@@ -272,7 +275,7 @@ impl Gen<'_> {
                 let sc = self.boolean(c);
                 let sa = self.expr(a);
                 let sb = self.expr(b);
-                format!("(if {sc} {{ {sa} }} else {{ {sb} }})")
+                format!("(if ({sc}) {{ {sa} }} else {{ {sb} }})")
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
             ExprKind::Call { target, name, args } => {
@@ -318,21 +321,21 @@ impl Gen<'_> {
                     }
                     Macro::ExistsOne => {
                         let b = self.boolean(body);
-                        format!("{{ let {acc} = 0; for {v} in {it} {{ if {b} {{ {acc} += 1; }} }} {acc} == 1 }}")
+                        format!("{{ let {acc} = 0; for {v} in {it} {{ if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}")
                     }
                     Macro::Map => {
                         let b = self.expr(body);
                         match filter {
                             Some(f) => {
                                 let fs = self.boolean(f);
-                                format!("{{ let {acc} = []; for {v} in {it} {{ if {fs} {{ {acc}.push({b}); }} }} {acc} }}")
+                                format!("{{ let {acc} = []; for {v} in {it} {{ if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}")
                             }
                             None => format!("{{ let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"),
                         }
                     }
                     Macro::Filter => {
                         let b = self.boolean(body);
-                        format!("{{ let {acc} = []; for {v} in {it} {{ if {b} {{ {acc}.push({v}); }} }} {acc} }}")
+                        format!("{{ let {acc} = []; for {v} in {it} {{ if ({b}) {{ {acc}.push({v}); }} }} {acc} }}")
                     }
                 };
                 self.locals.pop();
@@ -346,7 +349,7 @@ impl Gen<'_> {
         let simple = |t: &Type| matches!(t, Int | Double | Str | Bool);
         match op {
             BinaryOp::And | BinaryOp::Or => {
-                if a.ty == Bool && b.ty == Bool && !may_error(a) && !may_error(b) {
+                if a.ty == Bool && b.ty == Bool && !may_error(a, self.vars) && !may_error(b, self.vars) {
                     let sa = self.expr(a);
                     let sb = self.expr(b);
                     format!("({sa} {} {sb})", op.symbol())
@@ -368,7 +371,7 @@ impl Gen<'_> {
                             .iter()
                             .all(|i| matches!(i.kind, ExprKind::Lit(_)) && i.ty == a.ty)
                         && matches!(a.kind, ExprKind::Ident(_) | ExprKind::Select(..))
-                        && !may_error(a)
+                        && !may_error(a, self.vars)
                     {
                         let sa = self.expr(a);
                         let parts: Vec<String> = items

@@ -173,6 +173,7 @@ pub enum ExprError {
 #[derive(Clone, Debug, Default)]
 pub struct VarTable {
     names: BTreeMap<String, (String, Type)>,
+    optional: std::collections::BTreeSet<String>,
 }
 
 impl VarTable {
@@ -182,6 +183,9 @@ impl VarTable {
         let mut t = Self::default();
         for (k, f) in &ctx.fields {
             t.add(k, f.ty.clone());
+            if f.optional {
+                t.optional.insert(k.clone());
+            }
         }
         t
     }
@@ -192,6 +196,12 @@ impl VarTable {
         self.names
             .entry(name.to_owned())
             .or_insert_with(|| (format!("v{idx}"), ty));
+    }
+
+    /// Declares a variable that may be absent at run time.
+    pub fn add_optional(&mut self, name: &str, ty: Type) {
+        self.add(name, ty);
+        self.optional.insert(name.to_owned());
     }
 
     /// (CEL name, Rhai name, type) for each variable.
@@ -213,6 +223,9 @@ impl VarTable {
 impl codegen::VarNames for VarTable {
     fn rhai_name(&self, cel: &str) -> Option<String> {
         self.names.get(cel).map(|(r, _)| r.clone())
+    }
+    fn may_be_unbound(&self, cel: &str) -> bool {
+        self.optional.contains(cel)
     }
 }
 

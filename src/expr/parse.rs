@@ -121,6 +121,21 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         .next()
         .ok_or_else(|| err("empty expression", (0, 0), "write a condition"))?;
     let e = build_expr(expr)?;
+    let mut too_big = None;
+    e.walk(&mut |n| {
+        if let ExprKind::Lit(Literal::Int(i64::MIN)) = n.kind {
+            if !text.get(n.span.0..n.span.1).is_some_and(|t| t.starts_with('-')) {
+                too_big = Some(n.span);
+            }
+        }
+    });
+    if let Some(span) = too_big {
+        return Err(err(
+            "integer literal `9223372036854775808` is out of range",
+            span,
+            "int literals must fit in 64 bits (use a double or a uint)",
+        ));
+    }
     if depth_of(&e) > MAX_EXPR_DEPTH * 2 {
         return Err(err(
             format!("expression nests deeper than {} operators", MAX_EXPR_DEPTH * 2),
@@ -281,22 +296,31 @@ fn build_chain(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
 fn build_unary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
     let mut prefixes = Vec::new();
     let mut operand = None;
+    let mut bare_number = false;
     for item in p.into_inner() {
         match item.as_rule() {
             Rule::not => prefixes.push((UnaryOp::Not, span_of(&item).0)),
             Rule::neg => prefixes.push((UnaryOp::Neg, span_of(&item).0)),
-            _ => operand = Some(build_postfixed(item)?),
+            _ => {
+                let mut inner = item.clone().into_inner();
+                bare_number = inner.next().is_some_and(|f| matches!(f.as_rule(), Rule::int | Rule::double))
+                    && inner.next().is_none();
+                operand = Some(build_postfixed(item)?);
+            }
         }
     }
     let mut e = operand.ok_or_else(|| err("missing operand", (0, 0), "complete the expression"))?;
     while let Some((op, start)) = prefixes.pop() {
         let span = (start, e.span.1);
         // `-` directly on a number literal is part of the literal (so i64::MIN parses)
+        let fold = bare_number;
+        bare_number = false;
         e = match (op, &e.kind) {
-            (UnaryOp::Neg, ExprKind::Lit(Literal::Int(i))) if *i != i64::MIN => {
-                Expr::new(ExprKind::Lit(Literal::Int(-*i)), span)
+            (UnaryOp::Neg, ExprKind::Lit(Literal::Int(i))) if fold => {
+                // `9223372036854775808` is read as i64::MIN and is valid only negated
+                Expr::new(ExprKind::Lit(Literal::Int(i.wrapping_neg())), span)
             }
-            (UnaryOp::Neg, ExprKind::Lit(Literal::Double(d))) => {
+            (UnaryOp::Neg, ExprKind::Lit(Literal::Double(d))) if fold => {
                 Expr::new(ExprKind::Lit(Literal::Double(-*d)), span)
             }
             _ => Expr::new(ExprKind::Unary(op, Box::new(e)), span),
@@ -315,7 +339,11 @@ fn build_postfixed(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
         let span = (e.span.0, span_of(&post).1);
         e = match post.as_rule() {
             Rule::member => {
-                let name = post.into_inner().next().map(|i| i.as_str().to_owned()).unwrap_or_default();
+                let name = post
+                    .into_inner()
+                    .next()
+                    .map(|i| i.as_str().trim_matches('`').to_owned())
+                    .unwrap_or_default();
                 Expr::new(ExprKind::Select(Box::new(e), name), span)
             }
             Rule::index => {

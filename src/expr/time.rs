@@ -44,7 +44,8 @@ impl Duration {
     /// A duration if within CEL's range.
     #[must_use]
     pub fn checked(nanos: i128) -> Option<Self> {
-        (nanos.abs() <= MAX_DURATION_NANOS).then_some(Self { nanos })
+        (nanos >= i128::from(i64::MIN) && nanos <= i128::from(i64::MAX) && nanos.abs() <= MAX_DURATION_NANOS)
+            .then_some(Self { nanos })
     }
 }
 

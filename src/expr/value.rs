@@ -224,52 +224,13 @@ pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
             x.unsigned_abs().cmp(y)
         }),
         (Value::Uint(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
-        (Value::Int(x), Value::Double(y)) => cmp_i64_f64(*x, *y),
+        #[expect(clippy::cast_precision_loss, reason = "CEL compares int and double as doubles")]
+        (Value::Int(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
         (Value::Double(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
-        (Value::Uint(x), Value::Double(y)) => cmp_u64_f64(*x, *y),
+        #[expect(clippy::cast_precision_loss, reason = "CEL compares uint and double as doubles")]
+        (Value::Uint(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
         (Value::Double(_), Value::Uint(_)) => compare_numeric(b, a).map(Ordering::reverse),
         _ => None,
-    }
-}
-
-/// Exact i64 vs f64 comparison.
-#[must_use]
-pub fn cmp_i64_f64(x: i64, y: f64) -> Option<Ordering> {
-    if y.is_nan() {
-        return None;
-    }
-    // 2^63 as f64 is exact
-    if y >= 9_223_372_036_854_775_808.0 {
-        return Some(Ordering::Less);
-    }
-    if y < -9_223_372_036_854_775_808.0 {
-        return Some(Ordering::Greater);
-    }
-    let t = y.trunc();
-    #[expect(clippy::cast_possible_truncation, reason = "y is within i64 range here")]
-    let ti = t as i64;
-    match x.cmp(&ti) {
-        Ordering::Equal => 0.0f64.partial_cmp(&(y - t)),
-        o => Some(o),
-    }
-}
-
-fn cmp_u64_f64(x: u64, y: f64) -> Option<Ordering> {
-    if y.is_nan() {
-        return None;
-    }
-    if y >= 18_446_744_073_709_551_616.0 {
-        return Some(Ordering::Less);
-    }
-    if y < 0.0 {
-        return Some(Ordering::Greater);
-    }
-    let t = y.trunc();
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "y is within u64 range here")]
-    let tu = t as u64;
-    match x.cmp(&tu) {
-        Ordering::Equal => 0.0f64.partial_cmp(&(y - t)),
-        o => Some(o),
     }
 }
 
