@@ -166,13 +166,25 @@ impl Ctx<'_> {
     }
 }
 
-fn analyze_rules(ctx: &mut Ctx<'_>, flow: &Flow, step_id: &str, policy: HitPolicy, checked: &[(usize, expr::Checked)], has_default: bool, rule_spans: &[crate::span::Span]) {
+fn analyze_rules(
+    ctx: &mut Ctx<'_>,
+    flow: &Flow,
+    step_id: &str,
+    policy: HitPolicy,
+    checked: &[(usize, expr::Checked)],
+    has_default: bool,
+    rule_spans: &[crate::span::Span],
+) {
     let allowed_of = |field: &str| -> Option<Vec<String>> {
         flow.context
             .iter()
             .find(|f| f.name.value == field)
             .and_then(|f| f.allowed.as_ref())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
     };
     // group rules by the one field they test
     let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();
@@ -185,7 +197,10 @@ fn analyze_rules(ctx: &mut Ctx<'_>, flow: &Flow, step_id: &str, policy: HitPolic
         }
     }
     let mut exhaustive = checked.iter().any(|(_, c)| {
-        matches!(c.expr.kind, expr::ast::ExprKind::Lit(expr::ast::Literal::Bool(true)))
+        matches!(
+            c.expr.kind,
+            expr::ast::ExprKind::Lit(expr::ast::Literal::Bool(true))
+        )
     });
     for ((field, ty), members) in &groups {
         let exprs: Vec<&expr::Expr> = members
@@ -193,33 +208,43 @@ fn analyze_rules(ctx: &mut Ctx<'_>, flow: &Flow, step_id: &str, policy: HitPolic
             .filter_map(|i| checked.iter().find(|(j, _)| j == i).map(|(_, c)| &c.expr))
             .collect();
         let allowed = allowed_of(field);
-        let Some(vecs) = rules::vectors(&exprs, ty, allowed.as_deref()) else { continue };
+        let Some(vecs) = rules::vectors(&exprs, ty, allowed.as_deref()) else {
+            continue;
+        };
         let width = vecs.first().map_or(0, Vec::len);
         let mut covered = vec![false; width];
         for (k, v) in vecs.iter().enumerate() {
-            let Some(&rule_idx) = members.get(k) else { continue };
+            let Some(&rule_idx) = members.get(k) else {
+                continue;
+            };
             let span = rule_spans.get(rule_idx).copied().unwrap_or_default();
             match policy {
                 HitPolicy::First => {
                     if v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
-                        ctx.diags.add(ctx.file, GraphError::ShadowedRule {
-                            id: step_id.to_owned(),
-                            index: rule_idx + 1,
-                            span,
-                        });
+                        ctx.diags.add(
+                            ctx.file,
+                            GraphError::ShadowedRule {
+                                id: step_id.to_owned(),
+                                index: rule_idx + 1,
+                                span,
+                            },
+                        );
                     }
                 }
                 HitPolicy::Unique => {
                     for (k2, v2) in vecs.iter().enumerate().take(k) {
                         if v.iter().zip(v2).any(|(a, b)| *a && *b) {
                             let earlier = members.get(k2).copied().unwrap_or(0);
-                            ctx.diags.add(ctx.file, GraphError::OverlappingRules {
-                                id: step_id.to_owned(),
-                                index: rule_idx + 1,
-                                first_index: earlier + 1,
-                                span,
-                                first: rule_spans.get(earlier).copied().unwrap_or_default(),
-                            });
+                            ctx.diags.add(
+                                ctx.file,
+                                GraphError::OverlappingRules {
+                                    id: step_id.to_owned(),
+                                    index: rule_idx + 1,
+                                    first_index: earlier + 1,
+                                    span,
+                                    first: rule_spans.get(earlier).copied().unwrap_or_default(),
+                                },
+                            );
                             break;
                         }
                     }
@@ -235,10 +260,13 @@ fn analyze_rules(ctx: &mut Ctx<'_>, flow: &Flow, step_id: &str, policy: HitPolic
     }
     if !has_default && !exhaustive {
         let span = flow_step_span(flow, step_id);
-        ctx.diags.add(ctx.file, GraphError::NonExhaustive {
-            id: step_id.to_owned(),
-            span,
-        });
+        ctx.diags.add(
+            ctx.file,
+            GraphError::NonExhaustive {
+                id: step_id.to_owned(),
+                span,
+            },
+        );
     }
 }
 
@@ -289,23 +317,27 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
     let mut assignees = HashMap::new();
     for info in &g.steps {
         let s = info.step;
-        if let Some(src) = &s.skip {
-            if let Some(c) = ctx.condition(src) {
-                let generated = codegen::generate_condition(&c.expr, &ctx.vars);
-                if let Some(p) = ctx.program(&generated) {
-                    skip.insert(s.id.value.clone(), p);
-                }
+        if let Some(src) = &s.skip
+            && let Some(c) = ctx.condition(src)
+        {
+            let generated = codegen::generate_condition(&c.expr, &ctx.vars);
+            if let Some(p) = ctx.program(&generated) {
+                skip.insert(s.id.value.clone(), p);
             }
         }
         match &s.kind {
-            StepKind::Approval { assignees: a, escalate_to, .. } => {
+            StepKind::Approval {
+                assignees: a,
+                escalate_to,
+                ..
+            } => {
                 if let Some(p) = ctx.assignee_expr(a) {
                     assignees.insert(s.id.value.clone(), p);
                 }
-                if let Some(e) = escalate_to {
-                    if let Some(p) = ctx.assignee_expr(e) {
-                        assignees.insert(format!("{}#escalate", s.id.value), p);
-                    }
+                if let Some(e) = escalate_to
+                    && let Some(p) = ctx.assignee_expr(e)
+                {
+                    assignees.insert(format!("{}#escalate", s.id.value), p);
                 }
             }
             StepKind::Notify { to, .. } => {
@@ -313,7 +345,11 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     assignees.insert(s.id.value.clone(), p);
                 }
             }
-            StepKind::Decision { hit_policy, rules: rs, default } => {
+            StepKind::Decision {
+                hit_policy,
+                rules: rs,
+                default,
+            } => {
                 let mut checked = Vec::new();
                 for (i, r) in rs.iter().enumerate() {
                     if let Some(c) = ctx.condition(&r.when) {
@@ -321,13 +357,22 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     }
                 }
                 let spans: Vec<crate::span::Span> = rs.iter().map(|r| r.when.span).collect();
-                analyze_rules(&mut ctx, &flow, &s.id.value, *hit_policy, &checked, default.is_some(), &spans);
+                analyze_rules(
+                    &mut ctx,
+                    &flow,
+                    &s.id.value,
+                    *hit_policy,
+                    &checked,
+                    default.is_some(),
+                    &spans,
+                );
                 if checked.len() == rs.len() {
                     let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
                     let unique = *hit_policy == HitPolicy::Unique;
                     let generated = codegen::generate_decision(&exprs, unique, &ctx.vars);
                     if let Some(p) = ctx.program(&generated) {
-                        decisions.insert(s.id.value.clone(), CompiledDecision { program: p, unique });
+                        decisions
+                            .insert(s.id.value.clone(), CompiledDecision { program: p, unique });
                     }
                 }
             }
@@ -360,7 +405,10 @@ fn lenient_model(file: &Arc<SourceFile>, root: &load::Node) -> Flow {
         Some(f) => f,
         None => Flow {
             file: Arc::clone(file),
-            id: model::Spanned { value: String::new(), span: crate::span::Span::default() },
+            id: model::Spanned {
+                value: String::new(),
+                span: crate::span::Span::default(),
+            },
             name: None,
             context: Vec::new(),
             steps: Vec::new(),

@@ -90,14 +90,16 @@ impl Diagnostic {
             .iter()
             .find(|l| l.primary())
             .or_else(|| labels.first())?;
-        Some(Span::new(primary.offset(), primary.offset() + primary.len()))
+        Some(Span::new(
+            primary.offset(),
+            primary.offset() + primary.len(),
+        ))
     }
 
     /// 1-based line and column of the primary span (1:1 when there is none).
     #[must_use]
     pub fn line_col(&self) -> (usize, usize) {
-        self.span()
-            .map_or((1, 1), |s| self.file.line_col(s.start))
+        self.span().map_or((1, 1), |s| self.file.line_col(s.start))
     }
 
     /// The underlying stage error, for tests that match on variants.
@@ -287,7 +289,10 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 
 /// The closest candidate within a third of the word's length (at least 1 edit, at most 3).
 #[must_use]
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, OptimizationLevel, Position, Scope, AST};
+use rhai::{
+    AST, Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, OptimizationLevel, Position,
+    Scope,
+};
 
 use crate::expr::value::{self, OpError, Value};
 
@@ -71,7 +74,11 @@ pub enum RunError {
 }
 
 fn raise(e: OpError) -> Box<EvalAltResult> {
-    EvalAltResult::ErrorRuntime(Dynamic::from(Captured(Arc::new(RunError::Op(e)))), Position::NONE).into()
+    EvalAltResult::ErrorRuntime(
+        Dynamic::from(Captured(Arc::new(RunError::Op(e)))),
+        Position::NONE,
+    )
+    .into()
 }
 
 /// Rhai value → CEL value.
@@ -162,16 +169,27 @@ fn and_or(is_and: bool, a: &Dynamic, b: &Dynamic) -> Dynamic {
         (_, Logic::B(y)) if *y == absorbing => Dynamic::from_bool(absorbing),
         (Logic::B(_), Logic::B(_)) => Dynamic::from_bool(!absorbing),
         (Logic::Err(e), _) | (_, Logic::Err(e)) => Dynamic::from(Captured(Arc::clone(e))),
-        (Logic::Other(v), _) | (_, Logic::Other(v)) => Dynamic::from(Captured(Arc::new(RunError::Op(
-            OpError::NoMatchingOverload {
+        (Logic::Other(v), _) | (_, Logic::Other(v)) => Dynamic::from(Captured(Arc::new(
+            RunError::Op(OpError::NoMatchingOverload {
                 op: if is_and { "&&" } else { "||" }.to_owned(),
                 args: v.type_name().to_owned(),
-            },
-        )))),
+            }),
+        ))),
     }
 }
 
 fn register(engine: &mut Engine) {
+    // Rhai's checked build compares floats within an epsilon (and gets infinities
+    // wrong); CEL compares doubles exactly as IEEE 754 does
+    // (codegen calls these for every double comparison)
+    #[expect(clippy::float_cmp, reason = "CEL equality on doubles is exact")]
+    engine.register_fn("d_eq", |a: f64, b: f64| a == b);
+    #[expect(clippy::float_cmp, reason = "CEL equality on doubles is exact")]
+    engine.register_fn("d_ne", |a: f64, b: f64| a != b);
+    engine.register_fn("d_lt", |a: f64, b: f64| a < b);
+    engine.register_fn("d_le", |a: f64, b: f64| a <= b);
+    engine.register_fn("d_gt", |a: f64, b: f64| a > b);
+    engine.register_fn("d_ge", |a: f64, b: f64| a >= b);
     engine.register_iterator::<Array>();
     engine.register_fn("push", |a: &mut Array, v: Dynamic| a.push(v));
     engine.register_fn("cel_err", |e: Dynamic| -> Dynamic {
@@ -184,41 +202,67 @@ fn register(engine: &mut Engine) {
     engine.register_fn("cel_or", |a: Dynamic, b: Dynamic| and_or(false, &a, &b));
     engine.register_fn("cel_is_false", |a: Dynamic| a.as_bool() == Ok(false));
     engine.register_fn("cel_is_true", |a: Dynamic| a.as_bool() == Ok(true));
-    engine.register_fn("cel_settle", |a: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
-        if a.is::<Captured>() {
-            return Err(EvalAltResult::ErrorRuntime(a, Position::NONE).into());
-        }
-        Ok(a)
-    });
-    engine.register_fn("cel_bool", |a: Dynamic| -> Result<bool, Box<EvalAltResult>> {
-        a.as_bool().map_err(|_| {
-            raise(OpError::NoMatchingOverload {
-                op: "condition".to_owned(),
-                args: from_dynamic(&a).type_name().to_owned(),
+    engine.register_fn(
+        "cel_settle",
+        |a: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+            if a.is::<Captured>() {
+                return Err(EvalAltResult::ErrorRuntime(a, Position::NONE).into());
+            }
+            Ok(a)
+        },
+    );
+    engine.register_fn(
+        "cel_bool",
+        |a: Dynamic| -> Result<bool, Box<EvalAltResult>> {
+            a.as_bool().map_err(|_| {
+                raise(OpError::NoMatchingOverload {
+                    op: "condition".to_owned(),
+                    args: from_dynamic(&a).type_name().to_owned(),
+                })
             })
-        })
-    });
-    engine.register_fn("cel_unbound", |name: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
-        Err(EvalAltResult::ErrorRuntime(
-            Dynamic::from(Captured(Arc::new(RunError::Unbound(name.to_string())))),
-            Position::NONE,
-        )
-        .into())
-    });
+        },
+    );
+    engine.register_fn(
+        "cel_unbound",
+        |name: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+            Err(EvalAltResult::ErrorRuntime(
+                Dynamic::from(Captured(Arc::new(RunError::Unbound(name.to_string())))),
+                Position::NONE,
+            )
+            .into())
+        },
+    );
     engine.register_fn("cel_not", |a: Dynamic| wrap(value::not(&from_dynamic(&a))));
-    engine.register_fn("cel_neg", |a: Dynamic| wrap(value::negate(&from_dynamic(&a))));
-    for (name, op) in [("cel_add", "+"), ("cel_sub", "-"), ("cel_mul", "*"), ("cel_div", "/"), ("cel_rem", "%")] {
+    engine.register_fn("cel_neg", |a: Dynamic| {
+        wrap(value::negate(&from_dynamic(&a)))
+    });
+    for (name, op) in [
+        ("cel_add", "+"),
+        ("cel_sub", "-"),
+        ("cel_mul", "*"),
+        ("cel_div", "/"),
+        ("cel_rem", "%"),
+    ] {
         engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
             wrap(value::arith(op, &from_dynamic(&a), &from_dynamic(&b)))
         });
     }
-    for (name, op) in [("cel_lt", "<"), ("cel_le", "<="), ("cel_gt", ">"), ("cel_ge", ">=")] {
+    for (name, op) in [
+        ("cel_lt", "<"),
+        ("cel_le", "<="),
+        ("cel_gt", ">"),
+        ("cel_ge", ">="),
+    ] {
         engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
             wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
         });
     }
-    engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| value::equals(&from_dynamic(&a), &from_dynamic(&b)));
-    engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| !value::equals(&from_dynamic(&a), &from_dynamic(&b)));
+    engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| {
+        value::equals(&from_dynamic(&a), &from_dynamic(&b))
+    });
+    engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| {
+        !value::equals(&from_dynamic(&a), &from_dynamic(&b))
+    });
     engine.register_fn("cel_in", |a: Dynamic, b: Dynamic| {
         wrap_bool(value::contains_in(&from_dynamic(&a), &from_dynamic(&b)))
     });
@@ -240,34 +284,53 @@ fn register(engine: &mut Engine) {
         }
         wrap_bool(value::has(&from_dynamic(&a), &f))
     });
-    engine.register_fn("cel_map", |items: Array| -> Result<Dynamic, Box<EvalAltResult>> {
-        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(items.len() / 2);
-        for pair in items.chunks(2) {
-            let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else { continue };
-            let k = from_dynamic(k);
-            if !matches!(k, Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_)) {
-                return Err(raise(OpError::InvalidArgument(format!("unsupported map key type {}", k.type_name()))));
+    engine.register_fn(
+        "cel_map",
+        |items: Array| -> Result<Dynamic, Box<EvalAltResult>> {
+            let mut entries: Vec<(Value, Value)> = Vec::with_capacity(items.len() / 2);
+            for pair in items.chunks(2) {
+                let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else {
+                    continue;
+                };
+                let k = from_dynamic(k);
+                if !matches!(
+                    k,
+                    Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_)
+                ) {
+                    return Err(raise(OpError::InvalidArgument(format!(
+                        "unsupported map key type {}",
+                        k.type_name()
+                    ))));
+                }
+                if value::map_get(&entries, &k).is_some() {
+                    return Err(raise(OpError::InvalidArgument(format!(
+                        "duplicate map key {k}"
+                    ))));
+                }
+                entries.push((k, from_dynamic(v)));
             }
-            if value::map_get(&entries, &k).is_some() {
-                return Err(raise(OpError::InvalidArgument(format!("duplicate map key {k}"))));
+            Ok(to_dynamic(&Value::Map(Arc::new(entries))))
+        },
+    );
+    engine.register_fn(
+        "cel_iter",
+        |a: Dynamic| -> Result<Array, Box<EvalAltResult>> {
+            if let Ok(m) = a.as_map_ref() {
+                return Ok(m
+                    .keys()
+                    .map(|k| Dynamic::from(ImmutableString::from(k.as_str())))
+                    .collect());
             }
-            entries.push((k, from_dynamic(v)));
-        }
-        Ok(to_dynamic(&Value::Map(Arc::new(entries))))
-    });
-    engine.register_fn("cel_iter", |a: Dynamic| -> Result<Array, Box<EvalAltResult>> {
-        if let Ok(m) = a.as_map_ref() {
-            return Ok(m.keys().map(|k| Dynamic::from(ImmutableString::from(k.as_str()))).collect());
-        }
-        match from_dynamic(&a) {
-            Value::List(l) => Ok(l.iter().map(to_dynamic).collect()),
-            Value::Map(m) => Ok(m.iter().map(|(k, _)| to_dynamic(k)).collect()),
-            other => Err(raise(OpError::NoMatchingOverload {
-                op: "comprehension".to_owned(),
-                args: other.type_name().to_owned(),
-            })),
-        }
-    });
+            match from_dynamic(&a) {
+                Value::List(l) => Ok(l.iter().map(to_dynamic).collect()),
+                Value::Map(m) => Ok(m.iter().map(|(k, _)| to_dynamic(k)).collect()),
+                other => Err(raise(OpError::NoMatchingOverload {
+                    op: "comprehension".to_owned(),
+                    args: other.type_name().to_owned(),
+                })),
+            }
+        },
+    );
     engine.register_fn("cel_call1", |name: ImmutableString, a: Dynamic| {
         let a = from_dynamic(&a);
         wrap(match name.as_str() {
@@ -276,14 +339,17 @@ fn register(engine: &mut Engine) {
             n => value::convert(n, &a),
         })
     });
-    engine.register_fn("cel_call2", |name: ImmutableString, a: Dynamic, b: Dynamic| {
-        let (a, b) = (from_dynamic(&a), from_dynamic(&b));
-        wrap(match name.as_str() {
-            "matches" => value::matches(&a, &b).map(Value::Bool),
-            n if n.starts_with("get") => value::time_accessor(n, &a, Some(&b)),
-            n => value::string_fn(n, &a, &b).map(Value::Bool),
-        })
-    });
+    engine.register_fn(
+        "cel_call2",
+        |name: ImmutableString, a: Dynamic, b: Dynamic| {
+            let (a, b) = (from_dynamic(&a), from_dynamic(&b));
+            wrap(match name.as_str() {
+                "matches" => value::matches(&a, &b).map(Value::Bool),
+                n if n.starts_with("get") => value::time_accessor(n, &a, Some(&b)),
+                n => value::string_fn(n, &a, &b).map(Value::Bool),
+            })
+        },
+    );
 }
 
 /// Maps whatever a `catch` caught, or an uncaught Rhai error, onto a [`RunError`].
@@ -314,7 +380,9 @@ fn map_error(e: &EvalAltResult) -> RunError {
         EvalAltResult::ErrorRuntime(d, _) => map_thrown(d),
         EvalAltResult::ErrorArithmetic(m, _) => map_message(m),
         EvalAltResult::ErrorPropertyNotFound(p, _) => RunError::Op(OpError::NoSuchKey(p.clone())),
-        EvalAltResult::ErrorTooManyOperations(_) => RunError::Limit("too many operations".to_owned()),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            RunError::Limit("too many operations".to_owned())
+        }
         EvalAltResult::ErrorDataTooLarge(what, _) => RunError::Limit(format!("{what} too large")),
         EvalAltResult::ErrorStackOverflow(_) => RunError::Limit("call depth".to_owned()),
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => map_error(inner),
@@ -366,7 +434,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -391,7 +461,10 @@ impl Sandbox {
         engine.set_max_map_size(limits.max_map_size);
         engine.set_allow_anonymous_fn(false);
         engine.set_allow_shadowing(true);
-        for sym in ["eval", "while", "loop", "do", "fn", "import", "export", "Fn", "call", "curry", "print", "debug"] {
+        for sym in [
+            "eval", "while", "loop", "do", "fn", "import", "export", "Fn", "call", "curry",
+            "print", "debug",
+        ] {
             engine.disable_symbol(sym);
         }
         engine.on_print(|_| {});

@@ -21,11 +21,26 @@ const PASS_FLOOR: usize = 627;
 /// (substring of the expression or name, reason): features outside SPEC §2.2.
 const SKIPS: &[(&str, &str)] = &[
     ("type(", "type() and type values are outside SPEC §2.2"),
-    ("Australia/", "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets"),
-    ("US/", "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets"),
-    ("America/", "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets"),
-    ("Asia/", "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets"),
-    ("Europe/", "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets"),
+    (
+        "Australia/",
+        "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets",
+    ),
+    (
+        "US/",
+        "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets",
+    ),
+    (
+        "America/",
+        "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets",
+    ),
+    (
+        "Asia/",
+        "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets",
+    ),
+    (
+        "Europe/",
+        "IANA time-zone names need a tz database; flowc supports UTC and fixed offsets",
+    ),
 ];
 
 fn dir() -> Option<PathBuf> {
@@ -101,7 +116,9 @@ fn value(v: &serde_json::Value) -> Option<Value> {
         "bytes" => Value::Bytes(b64(x.as_str()?).into()),
         "bool" => Value::Bool(x.as_bool()?),
         "null" => Value::Null,
-        "list" => Value::List(Arc::new(x.as_array()?.iter().map(value).collect::<Option<_>>()?)),
+        "list" => Value::List(Arc::new(
+            x.as_array()?.iter().map(value).collect::<Option<_>>()?,
+        )),
         "map" => Value::Map(Arc::new(
             x.as_array()?
                 .iter()
@@ -117,10 +134,13 @@ fn value(v: &serde_json::Value) -> Option<Value> {
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Double(x), Value::Double(y)) => (x.is_nan() && y.is_nan()) || x == y,
-        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same(p, q)),
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same(p, q))
+        }
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
         }
         (Value::Int(x), Value::Int(y)) => x == y,
         (Value::Uint(x), Value::Uint(y)) => x == y,
@@ -145,7 +165,7 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
     if SKIPS.iter().any(|(s, _)| expr_text.contains(s)) {
         return Outcome::Skip;
     }
-    let expect_value = case["expect"].get("value").map(|v| value(v));
+    let expect_value = case["expect"].get("value").map(value);
     if let Some(None) = expect_value {
         return Outcome::Skip;
     }
@@ -184,7 +204,9 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
     let mut b = Bindings::new();
     if let Some(bs) = case["bindings"].as_object() {
         for (k, v) in bs {
-            let Some(val) = value(v) else { return Outcome::Skip };
+            let Some(val) = value(v) else {
+                return Outcome::Skip;
+            };
             if let Some((_, r, _)) = vars.iter().find(|(n, _, _)| n == k) {
                 b.set(r, &val);
             }
@@ -207,7 +229,10 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
 #[test]
 fn cel_conformance() {
     let Some(dir) = dir() else {
-        assert!(std::env::var_os("CI").is_none(), "conformance directory missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "conformance directory missing in CI"
+        );
         eprintln!("conformance directory not found; skipping");
         return;
     };
@@ -231,19 +256,37 @@ fn cel_conformance() {
                 Outcome::Fail(why) => {
                     fl += 1;
                     if verbose {
-                        println!("FAIL {}/{}: `{}`: {why}", c["section"].as_str().unwrap_or(""), c["name"].as_str().unwrap_or(""), c["expr"].as_str().unwrap_or(""));
+                        println!(
+                            "FAIL {}/{}: `{}`: {why}",
+                            c["section"].as_str().unwrap_or(""),
+                            c["name"].as_str().unwrap_or(""),
+                            c["expr"].as_str().unwrap_or("")
+                        );
                     }
                 }
             }
         }
-        println!("{}: {p} passed, {fl} failed, {s} skipped", f.file_stem().and_then(|s| s.to_str()).unwrap_or("?"));
+        println!(
+            "{}: {p} passed, {fl} failed, {s} skipped",
+            f.file_stem().and_then(|s| s.to_str()).unwrap_or("?")
+        );
         tp += p;
         tf += fl;
         ts += s;
     }
     println!("total: {tp} passed, {tf} failed, {ts} skipped");
-    assert!(tp >= PASS_FLOOR, "pass count {tp} fell below the floor {PASS_FLOOR}");
+    assert!(
+        tp >= PASS_FLOOR,
+        "pass count {tp} fell below the floor {PASS_FLOOR}"
+    );
     let run = tp + tf;
-    assert!(tp * 100 >= run * 95, "only {tp} of {run} cases pass (the bar is 95%)");
-    assert!(ts * 100 < (run + ts) * 15, "{ts} of {} cases skipped (the bar is under 15%)", run + ts);
+    assert!(
+        tp * 100 >= run * 95,
+        "only {tp} of {run} cases pass (the bar is 95%)"
+    );
+    assert!(
+        ts * 100 < (run + ts) * 15,
+        "{ts} of {} cases skipped (the bar is under 15%)",
+        run + ts
+    );
 }

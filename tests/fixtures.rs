@@ -40,7 +40,10 @@ fn options() -> Options {
 fn diagnostics(path: &Path) -> Diagnostics {
     let name = format!(
         "{}/{}",
-        path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or(""),
+        path.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or(""),
         path.file_name().and_then(|n| n.to_str()).unwrap_or("")
     );
     let bytes = std::fs::read(path).expect("read fixture");
@@ -48,8 +51,9 @@ fn diagnostics(path: &Path) -> Diagnostics {
 }
 
 fn render(diags: &Diagnostics) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(80);
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(80);
     let mut out = String::new();
     for d in diags {
         let (line, col) = d.line_col();
@@ -65,7 +69,11 @@ fn bad_fixtures_report_their_code() {
     let dir = root().join("tests/fixtures/bad");
     let mut failures = Vec::new();
     for path in yaml_files(&dir) {
-        let stem = path.file_stem().and_then(|s| s.to_str()).expect("name").to_owned();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_owned();
         let code = format!("flowc::{}", stem.replace('.', "::"));
         let diags = diagnostics(&path);
         if !diags.iter().any(|d| d.code() == code) {

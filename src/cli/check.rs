@@ -14,7 +14,11 @@ use super::{CheckFormat, EXIT_FAILURE, EXIT_FINDINGS};
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let defaults = [PathBuf::from(".")];
-    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &defaults[..]
+    } else {
+        paths
+    };
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
@@ -107,7 +111,10 @@ pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
 }
 
 fn github_escape(s: &str, property: bool) -> String {
-    let s = s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let s = s
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
     if property {
         s.replace(':', "%3A").replace(',', "%2C")
     } else {
@@ -139,7 +146,11 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
         CheckFormat::Github => {
             for d in &diags {
                 let (line, col) = d.line_col();
-                let level = if d.severity() == Severity::Error { "error" } else { "warning" };
+                let level = if d.severity() == Severity::Error {
+                    "error"
+                } else {
+                    "warning"
+                };
                 let mut msg = d.message();
                 if let Some(h) = d.help() {
                     msg.push_str("\nhelp: ");

@@ -13,7 +13,11 @@ pub fn run(path: &Path, format: GraphFormat) -> u8 {
         Err(code) => return code,
     };
     let g = Graph::build(flow.flow());
-    let title = flow.flow().name.clone().unwrap_or_else(|| flow.id().to_owned());
+    let title = flow
+        .flow()
+        .name
+        .clone()
+        .unwrap_or_else(|| flow.id().to_owned());
     let fmt = match format {
         GraphFormat::Mermaid => Format::Mermaid,
         GraphFormat::Dot => Format::Dot,

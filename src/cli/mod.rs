@@ -14,7 +14,11 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_FAILURE: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "flowc", version, about = "Approval-flow compiler and sandboxed rule engine")]
+#[command(
+    name = "flowc",
+    version,
+    about = "Approval-flow compiler and sandboxed rule engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

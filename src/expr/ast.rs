@@ -106,7 +106,10 @@ impl BinaryOp {
     /// True for `< <= > >=`.
     #[must_use]
     pub fn is_ordering(self) -> bool {
-        matches!(self, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
+        matches!(
+            self,
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
     }
 }
 
@@ -225,7 +228,10 @@ impl Expr {
                 c.walk(f);
             }
             ExprKind::Comprehension {
-                range, body, filter, ..
+                range,
+                body,
+                filter,
+                ..
             } => {
                 range.walk(f);
                 if let Some(p) = filter {

@@ -102,10 +102,36 @@ impl Env {
 }
 
 const FUNCTIONS: &[&str] = &[
-    "size", "int", "uint", "double", "string", "bool", "bytes", "dyn", "timestamp", "duration",
-    "contains", "startsWith", "endsWith", "matches", "getFullYear", "getMonth", "getDate",
-    "getDayOfMonth", "getDayOfYear", "getDayOfWeek", "getHours", "getMinutes", "getSeconds",
-    "getMilliseconds", "has", "all", "exists", "exists_one", "map", "filter",
+    "size",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "dyn",
+    "timestamp",
+    "duration",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "getFullYear",
+    "getMonth",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfYear",
+    "getDayOfWeek",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
 ];
 
 /// Are two types compatible for equality and membership (dyn matches anything)?
@@ -125,11 +151,7 @@ pub fn assignable(a: &Type, b: &Type) -> bool {
 
 /// The common type of two branches or elements: equal types, else `dyn`.
 fn join(a: &Type, b: &Type) -> Type {
-    if a == b {
-        a.clone()
-    } else {
-        Type::Dyn
-    }
+    if a == b { a.clone() } else { Type::Dyn }
 }
 
 fn words(args: &[&Type]) -> String {
@@ -172,7 +194,13 @@ impl<'e> Checker<'e> {
             .or_else(|| self.env.get(name).cloned())
     }
 
-    fn no_overload(&mut self, span: (usize, usize), op: &str, args: &[&Type], help: String) -> Type {
+    fn no_overload(
+        &mut self,
+        span: (usize, usize),
+        op: &str,
+        args: &[&Type],
+        help: String,
+    ) -> Type {
         let args = words(args);
         self.error(
             span,
@@ -200,19 +228,23 @@ impl<'e> Checker<'e> {
         ty
     }
 
-    #[expect(clippy::too_many_lines, reason = "one match over the grammar, kept together")]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the grammar, kept together"
+    )]
     fn infer(&mut self, e: &mut Expr) -> Type {
         let span = e.span;
         // qualified names declared with dots (`a.b.c`) win over field selection
-        if matches!(e.kind, ExprKind::Select(..)) {
-            if let Some(name) = Self::dotted_name(e) {
-                if self.scopes.iter().all(|(n, _)| !name.starts_with(&format!("{n}."))) {
-                    if let Some(t) = self.env.get(&name) {
-                        e.kind = ExprKind::Ident(name);
-                        return t.clone();
-                    }
-                }
-            }
+        if matches!(e.kind, ExprKind::Select(..))
+            && let Some(name) = Self::dotted_name(e)
+            && self
+                .scopes
+                .iter()
+                .all(|(n, _)| !name.starts_with(&format!("{n}.")))
+            && let Some(t) = self.env.get(&name)
+        {
+            e.kind = ExprKind::Ident(name);
+            return t.clone();
         }
         match &mut e.kind {
             ExprKind::Lit(l) => match l {
@@ -229,7 +261,8 @@ impl<'e> Checker<'e> {
                     return t;
                 }
                 let name = name.clone();
-                let mut names: Vec<String> = self.env.names().into_iter().map(str::to_owned).collect();
+                let mut names: Vec<String> =
+                    self.env.names().into_iter().map(str::to_owned).collect();
                 names.extend(self.scopes.iter().map(|(n, _)| n.clone()));
                 let suggestion = did_you_mean(&name, names.iter().map(String::as_str));
                 self.error(span, CheckErrorKind::UnknownIdent { name, suggestion })
@@ -321,7 +354,10 @@ impl<'e> Checker<'e> {
                 let mut vt: Option<Type> = None;
                 for (k, v) in entries.iter_mut() {
                     let tk = self.check(k);
-                    if !matches!(tk, Type::String | Type::Int | Type::Uint | Type::Bool | Type::Dyn) {
+                    if !matches!(
+                        tk,
+                        Type::String | Type::Int | Type::Uint | Type::Bool | Type::Dyn
+                    ) {
                         self.no_overload(
                             k.span,
                             "map key",
@@ -348,7 +384,8 @@ impl<'e> Checker<'e> {
                         if op == UnaryOp::Not {
                             "`!` negates a bool".to_owned()
                         } else {
-                            "`-` negates an int, double or duration (uint has no negation)".to_owned()
+                            "`-` negates an int, double or duration (uint has no negation)"
+                                .to_owned()
                         },
                     ),
                 }
@@ -366,7 +403,11 @@ impl<'e> Checker<'e> {
                 let ta = self.check(a);
                 let tb = self.check(b);
                 if assignable(&ta, &tb) {
-                    if ta == Type::Dyn || ta == Type::Null { tb } else { ta }
+                    if ta == Type::Dyn || ta == Type::Null {
+                        tb
+                    } else {
+                        ta
+                    }
                 } else {
                     self.no_overload(
                         span,
@@ -413,7 +454,12 @@ impl<'e> Checker<'e> {
                 if let Some(f) = filter {
                     let tf = self.check(f);
                     if !matches!(tf, Type::Bool | Type::Dyn) {
-                        self.no_overload(f.span, "map filter", &[&tf], "the filter must be a bool".to_owned());
+                        self.no_overload(
+                            f.span,
+                            "map filter",
+                            &[&tf],
+                            "the filter must be a bool".to_owned(),
+                        );
                     }
                 }
                 let tb = self.check(body);
@@ -449,14 +495,25 @@ impl<'e> Checker<'e> {
                 let tt = target.as_mut().map(|t| self.check(t));
                 let targs: Vec<Type> = args.iter_mut().map(|a| self.check(a)).collect();
                 let pattern = match (name.as_str(), args.last()) {
-                    ("matches", Some(Expr { kind: ExprKind::Lit(Literal::String(p)), .. })) => Some(p.clone()),
+                    (
+                        "matches",
+                        Some(Expr {
+                            kind: ExprKind::Lit(Literal::String(p)),
+                            ..
+                        }),
+                    ) => Some(p.clone()),
                     _ => None,
                 };
-                if let Some(p) = pattern {
-                    if let Err(err) = super::value::regex_for(&p) {
-                        let s = args.last().map_or(span, |a| a.span);
-                        self.error(s, CheckErrorKind::InvalidRegex { message: err.to_string() });
-                    }
+                if let Some(p) = pattern
+                    && let Err(err) = super::value::regex_for(&p)
+                {
+                    let s = args.last().map_or(span, |a| a.span);
+                    self.error(
+                        s,
+                        CheckErrorKind::InvalidRegex {
+                            message: err.to_string(),
+                        },
+                    );
                 }
                 self.call(span, &name, tt.as_ref(), &targs)
             }
@@ -475,9 +532,7 @@ impl<'e> Checker<'e> {
         use Type::{Bool, Bytes, Double, Duration, Dyn, Int, List, String as Str, Timestamp, Uint};
         let sym = op.symbol();
         let ok = match op {
-            BinaryOp::And | BinaryOp::Or => {
-                matches!(ta, Bool | Dyn) && matches!(tb, Bool | Dyn)
-            }
+            BinaryOp::And | BinaryOp::Or => matches!(ta, Bool | Dyn) && matches!(tb, Bool | Dyn),
             BinaryOp::Eq | BinaryOp::Ne => assignable(ta, tb),
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
                 (ta.is_numeric() && tb.is_numeric())
@@ -507,11 +562,14 @@ impl<'e> Checker<'e> {
                 (BinaryOp::Add, Str, Str) => Some(Str),
                 (BinaryOp::Add, Bytes, Bytes) => Some(Bytes),
                 (BinaryOp::Add, List(x), List(y)) => Some(Type::list(join(x, y))),
-                (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => Some(Timestamp),
+                (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => {
+                    Some(Timestamp)
+                }
                 (BinaryOp::Sub, Timestamp, Duration) => Some(Timestamp),
                 (BinaryOp::Sub, Timestamp, Timestamp) => Some(Duration),
                 (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                (BinaryOp::Add | BinaryOp::Sub, Dyn, _) | (BinaryOp::Add | BinaryOp::Sub, _, Dyn) => Some(Dyn),
+                (BinaryOp::Add | BinaryOp::Sub, Dyn, _)
+                | (BinaryOp::Add | BinaryOp::Sub, _, Dyn) => Some(Dyn),
                 _ => None,
             };
             if let Some(r) = r {
@@ -522,46 +580,68 @@ impl<'e> Checker<'e> {
         self.no_overload(span, sym, &[ta, tb], help)
     }
 
-    fn call(&mut self, span: (usize, usize), name: &str, target: Option<&Type>, args: &[Type]) -> Type {
+    fn call(
+        &mut self,
+        span: (usize, usize),
+        name: &str,
+        target: Option<&Type>,
+        args: &[Type],
+    ) -> Type {
         use Type::{Bool, Bytes, Double, Duration, Dyn, Int, String as Str, Timestamp, Uint};
         let all: Vec<&Type> = target.into_iter().chain(args.iter()).collect();
         let argc = all.len();
         let arity = |n: usize, s: &'static str| (argc != n).then_some(s);
         let bad_arity = match name {
-            "size" | "int" | "uint" | "double" | "string" | "bool" | "bytes" | "dyn" | "timestamp" | "duration" => {
-                arity(1, "one argument")
+            "size" | "int" | "uint" | "double" | "string" | "bool" | "bytes" | "dyn"
+            | "timestamp" | "duration" => arity(1, "one argument"),
+            "contains" | "startsWith" | "endsWith" | "matches" => {
+                arity(2, "a string receiver and one argument")
             }
-            "contains" | "startsWith" | "endsWith" | "matches" => arity(2, "a string receiver and one argument"),
             n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
                 (!(argc == 1 || argc == 2)).then_some("a receiver and an optional time zone")
             }
             _ => None,
         };
         if let Some(expected) = bad_arity {
-            return self.error(span, CheckErrorKind::ArgCount { name: name.to_owned(), expected });
+            return self.error(
+                span,
+                CheckErrorKind::ArgCount {
+                    name: name.to_owned(),
+                    expected,
+                },
+            );
         }
         let first = all.first().copied().cloned().unwrap_or(Dyn);
         let result = match name {
-            "size" => matches!(first, Str | Bytes | Type::List(_) | Type::Map(..) | Dyn).then_some(Int),
+            "size" => {
+                matches!(first, Str | Bytes | Type::List(_) | Type::Map(..) | Dyn).then_some(Int)
+            }
             "dyn" => Some(Dyn),
             "int" => matches!(first, Int | Uint | Double | Str | Timestamp | Dyn).then_some(Int),
             "uint" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Uint),
             "double" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Double),
-            "string" => matches!(first, Int | Uint | Double | Str | Bool | Bytes | Timestamp | Duration | Dyn)
-                .then_some(Str),
+            "string" => matches!(
+                first,
+                Int | Uint | Double | Str | Bool | Bytes | Timestamp | Duration | Dyn
+            )
+            .then_some(Str),
             "bool" => matches!(first, Bool | Str | Dyn).then_some(Bool),
             "bytes" => matches!(first, Bytes | Str | Dyn).then_some(Bytes),
             "timestamp" => matches!(first, Str | Int | Timestamp | Dyn).then_some(Timestamp),
             "duration" => matches!(first, Str | Duration | Dyn).then_some(Duration),
-            "contains" | "startsWith" | "endsWith" | "matches" => all
-                .iter()
-                .all(|t| matches!(t, Str | Dyn))
-                .then_some(Bool),
+            "contains" | "startsWith" | "endsWith" | "matches" => {
+                all.iter().all(|t| matches!(t, Str | Dyn)).then_some(Bool)
+            }
             n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
                 let tz_ok = all.get(1).is_none_or(|t| matches!(t, Str | Dyn));
                 let recv_ok = match first {
                     Timestamp | Dyn => true,
-                    Duration => matches!(n, "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds") && argc == 1,
+                    Duration => {
+                        matches!(
+                            n,
+                            "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds"
+                        ) && argc == 1
+                    }
                     _ => false,
                 };
                 (tz_ok && recv_ok).then_some(Int)
@@ -587,7 +667,13 @@ impl<'e> Checker<'e> {
     }
 }
 
-fn numeric_help(op: BinaryOp, ta: &Type, tb: &Type, a: &(bool, Option<String>), b: &(bool, Option<String>)) -> String {
+fn numeric_help(
+    op: BinaryOp,
+    ta: &Type,
+    tb: &Type,
+    a: &(bool, Option<String>),
+    b: &(bool, Option<String>),
+) -> String {
     let fix = |lit: bool, name: &Option<String>, want: &Type| -> String {
         match (lit, name, want) {
             (true, _, Type::Double) => "write the number with a decimal point (`1.0`)".to_owned(),
@@ -608,8 +694,13 @@ fn numeric_help(op: BinaryOp, ta: &Type, tb: &Type, a: &(bool, Option<String>), 
         } + " (CEL does not mix number types in arithmetic)";
     }
     match op {
-        BinaryOp::And | BinaryOp::Or => format!("`{}` joins two bools; compare the value first (`x > 0`)", op.symbol()),
-        BinaryOp::In => "`in` tests membership in a list or map of the same element type".to_owned(),
+        BinaryOp::And | BinaryOp::Or => format!(
+            "`{}` joins two bools; compare the value first (`x > 0`)",
+            op.symbol()
+        ),
+        BinaryOp::In => {
+            "`in` tests membership in a list or map of the same element type".to_owned()
+        }
         BinaryOp::Eq | BinaryOp::Ne => "compare values of the same type".to_owned(),
         _ => format!("`{}` is not defined for `{ta}` and `{tb}`", op.symbol()),
     }

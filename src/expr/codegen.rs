@@ -37,12 +37,69 @@ struct Gen<'a> {
 }
 
 const RHAI_KEYWORDS: &[&str] = &[
-    "true", "false", "let", "const", "if", "else", "switch", "do", "while", "loop", "until", "for",
-    "in", "continue", "break", "return", "throw", "try", "catch", "fn", "private", "import",
-    "export", "as", "global", "Fn", "call", "curry", "this", "type_of", "print", "debug", "eval",
-    "is_def_var", "is_def_fn", "is_shared", "var", "static", "shared", "sync", "async", "await",
-    "yield", "default", "void", "null", "nil", "spawn", "thread", "go", "goto", "exit", "match",
-    "case", "public", "protected", "new", "use", "with", "module", "package", "super", "thread",
+    "true",
+    "false",
+    "let",
+    "const",
+    "if",
+    "else",
+    "switch",
+    "do",
+    "while",
+    "loop",
+    "until",
+    "for",
+    "in",
+    "continue",
+    "break",
+    "return",
+    "throw",
+    "try",
+    "catch",
+    "fn",
+    "private",
+    "import",
+    "export",
+    "as",
+    "global",
+    "Fn",
+    "call",
+    "curry",
+    "this",
+    "type_of",
+    "print",
+    "debug",
+    "eval",
+    "is_def_var",
+    "is_def_fn",
+    "is_shared",
+    "var",
+    "static",
+    "shared",
+    "sync",
+    "async",
+    "await",
+    "yield",
+    "default",
+    "void",
+    "null",
+    "nil",
+    "spawn",
+    "thread",
+    "go",
+    "goto",
+    "exit",
+    "match",
+    "case",
+    "public",
+    "protected",
+    "new",
+    "use",
+    "with",
+    "module",
+    "package",
+    "super",
+    "thread",
 ];
 
 /// Generates Rhai source for an expression.
@@ -121,8 +178,7 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
                 }
                 BinaryOp::In => b.ty == Type::Dyn,
                 BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-                    !(a.ty == Type::Double && b.ty == Type::Double)
-                        && !(n.ty == Type::String)
+                    !(a.ty == Type::Double && b.ty == Type::Double) && (n.ty != Type::String)
                 }
             },
             ExprKind::Cond(c, _, _) => c.ty != Type::Bool,
@@ -154,7 +210,9 @@ fn rhai_string(s: &str) -> String {
 
 fn is_rhai_ident(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !RHAI_KEYWORDS.contains(&s)
         && !s.starts_with("__")
@@ -188,7 +246,9 @@ impl Gen<'_> {
         if may_error(e, self.vars) {
             let t = self.fresh("t");
             let er = self.fresh("e");
-            format!("{{ let {t} = (); try {{ {t} = {s}; }} catch ({er}) {{ {t} = cel_err({er}); }} {t} }}")
+            format!(
+                "{{ let {t} = (); try {{ {t} = {s}; }} catch ({er}) {{ {t} = cel_err({er}); }} {t} }}"
+            )
         } else {
             s
         }
@@ -311,8 +371,16 @@ impl Gen<'_> {
                 self.locals.push((var.clone(), v.clone()));
                 let code = match kind {
                     Macro::All | Macro::Exists => {
-                        let step = if *kind == Macro::All { "cel_and" } else { "cel_or" };
-                        let stop = if *kind == Macro::All { "cel_is_false" } else { "cel_is_true" };
+                        let step = if *kind == Macro::All {
+                            "cel_and"
+                        } else {
+                            "cel_or"
+                        };
+                        let stop = if *kind == Macro::All {
+                            "cel_is_false"
+                        } else {
+                            "cel_is_true"
+                        };
                         let b = self.captured(body);
                         format!(
                             "{{ let {acc} = {init}; for {v} in {it} {{ {acc} = {step}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
@@ -321,21 +389,29 @@ impl Gen<'_> {
                     }
                     Macro::ExistsOne => {
                         let b = self.boolean(body);
-                        format!("{{ let {acc} = 0; for {v} in {it} {{ if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}")
+                        format!(
+                            "{{ let {acc} = 0; for {v} in {it} {{ if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
+                        )
                     }
                     Macro::Map => {
                         let b = self.expr(body);
                         match filter {
                             Some(f) => {
                                 let fs = self.boolean(f);
-                                format!("{{ let {acc} = []; for {v} in {it} {{ if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}")
+                                format!(
+                                    "{{ let {acc} = []; for {v} in {it} {{ if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
+                                )
                             }
-                            None => format!("{{ let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"),
+                            None => format!(
+                                "{{ let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"
+                            ),
                         }
                     }
                     Macro::Filter => {
                         let b = self.boolean(body);
-                        format!("{{ let {acc} = []; for {v} in {it} {{ if ({b}) {{ {acc}.push({v}); }} }} {acc} }}")
+                        format!(
+                            "{{ let {acc} = []; for {v} in {it} {{ if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
+                        )
                     }
                 };
                 self.locals.pop();
@@ -349,7 +425,11 @@ impl Gen<'_> {
         let simple = |t: &Type| matches!(t, Int | Double | Str | Bool);
         match op {
             BinaryOp::And | BinaryOp::Or => {
-                if a.ty == Bool && b.ty == Bool && !may_error(a, self.vars) && !may_error(b, self.vars) {
+                if a.ty == Bool
+                    && b.ty == Bool
+                    && !may_error(a, self.vars)
+                    && !may_error(b, self.vars)
+                {
                     let sa = self.expr(a);
                     let sb = self.expr(b);
                     format!("({sa} {} {sb})", op.symbol())
@@ -357,29 +437,32 @@ impl Gen<'_> {
                     // CEL: `&&`/`||` are commutative over errors
                     let sa = self.captured(a);
                     let sb = self.captured(b);
-                    let f = if op == BinaryOp::And { "cel_and" } else { "cel_or" };
+                    let f = if op == BinaryOp::And {
+                        "cel_and"
+                    } else {
+                        "cel_or"
+                    };
                     format!("cel_settle({f}({sa}, {sb}))")
                 }
             }
             BinaryOp::In => {
                 // `x in [literals]` of the same simple type: a chain of comparisons, no list
-                if let ExprKind::List(items) = &b.kind {
-                    if simple(&a.ty)
-                        && !items.is_empty()
-                        && items.len() <= 16
-                        && items
-                            .iter()
-                            .all(|i| matches!(i.kind, ExprKind::Lit(_)) && i.ty == a.ty)
-                        && matches!(a.kind, ExprKind::Ident(_) | ExprKind::Select(..))
-                        && !may_error(a, self.vars)
-                    {
-                        let sa = self.expr(a);
-                        let parts: Vec<String> = items
-                            .iter()
-                            .map(|i| format!("{sa} == {}", self.expr(i)))
-                            .collect();
-                        return format!("({})", parts.join(" || "));
-                    }
+                if let ExprKind::List(items) = &b.kind
+                    && simple(&a.ty)
+                    && !items.is_empty()
+                    && items.len() <= 16
+                    && items
+                        .iter()
+                        .all(|i| matches!(i.kind, ExprKind::Lit(_)) && i.ty == a.ty)
+                    && matches!(a.kind, ExprKind::Ident(_) | ExprKind::Select(..))
+                    && !may_error(a, self.vars)
+                {
+                    let sa = self.expr(a);
+                    let parts: Vec<String> = items
+                        .iter()
+                        .map(|i| format!("{sa} == {}", self.expr(i)))
+                        .collect();
+                    return format!("({})", parts.join(" || "));
                 }
                 let sa = self.expr(a);
                 let sb = self.expr(b);
@@ -401,7 +484,24 @@ impl Gen<'_> {
                     BinaryOp::Rem => a.ty == Int && b.ty == Int,
                     _ => false,
                 };
-                if native {
+                if native
+                    && a.ty == Double
+                    && !matches!(
+                        op,
+                        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
+                    )
+                {
+                    // Rhai's own float comparisons use an epsilon; CEL's are exact
+                    let f = match op {
+                        BinaryOp::Eq => "d_eq",
+                        BinaryOp::Ne => "d_ne",
+                        BinaryOp::Lt => "d_lt",
+                        BinaryOp::Le => "d_le",
+                        BinaryOp::Gt => "d_gt",
+                        _ => "d_ge",
+                    };
+                    format!("{f}({sa}, {sb})")
+                } else if native {
                     format!("({sa} {} {sb})", op.symbol())
                 } else {
                     let f = match op {

@@ -91,7 +91,10 @@ pub enum ExprError {
     },
     /// Wrong number of arguments.
     #[error("`{name}` takes {expected}")]
-    #[diagnostic(code("flowc::expr::argument-count"), help("fix the number of arguments"))]
+    #[diagnostic(
+        code("flowc::expr::argument-count"),
+        help("fix the number of arguments")
+    )]
     ArgumentCount {
         /// Function.
         name: String,
@@ -145,7 +148,9 @@ pub enum ExprError {
     #[diagnostic(
         code("flowc::expr::constant-condition"),
         severity(Warning),
-        help("a constant condition does not depend on the context; remove it or compare a context field")
+        help(
+            "a constant condition does not depend on the context; remove it or compare a context field"
+        )
     )]
     ConstantCondition {
         /// The constant.
@@ -158,7 +163,9 @@ pub enum ExprError {
     #[error("expression always fails: {message}")]
     #[diagnostic(
         code("flowc::expr::always-fails"),
-        help("the expression fails at run time whatever the context (overflow, division by zero, bad conversion)")
+        help(
+            "the expression fails at run time whatever the context (overflow, division by zero, bad conversion)"
+        )
     )]
     AlwaysFails {
         /// The error.
@@ -206,7 +213,9 @@ impl VarTable {
 
     /// (CEL name, Rhai name, type) for each variable.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Type)> {
-        self.names.iter().map(|(k, (r, t))| (k.as_str(), r.as_str(), t))
+        self.names
+            .iter()
+            .map(|(k, (r, t))| (k.as_str(), r.as_str(), t))
     }
 
     /// The checker environment of these variables.
@@ -257,7 +266,12 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
             name,
             span,
         },
-        CheckErrorKind::NoOverload { op, args, help } => ExprError::TypeMismatch { op, args, span, help },
+        CheckErrorKind::NoOverload { op, args, help } => ExprError::TypeMismatch {
+            op,
+            args,
+            span,
+            help,
+        },
         CheckErrorKind::UnknownFunction { name, suggestion } => ExprError::UnknownFunction {
             help: crate::diagnostic::suggestion_help(
                 suggestion.as_deref(),
@@ -266,7 +280,11 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
             name,
             span,
         },
-        CheckErrorKind::ArgCount { name, expected } => ExprError::ArgumentCount { name, expected, span },
+        CheckErrorKind::ArgCount { name, expected } => ExprError::ArgumentCount {
+            name,
+            expected,
+            span,
+        },
         CheckErrorKind::InvalidRegex { message } => ExprError::InvalidRegex { message, span },
     }
 }
@@ -288,7 +306,11 @@ pub fn check_expr(src: &ExprSource, env: &Env) -> Result<Checked, Vec<ExprError>
     if checker.errors.is_empty() {
         Ok(Checked { expr, ty })
     } else {
-        Err(checker.errors.into_iter().map(|e| map_check_error(src, e)).collect())
+        Err(checker
+            .errors
+            .into_iter()
+            .map(|e| map_check_error(src, e))
+            .collect())
     }
 }
 
@@ -319,9 +341,13 @@ pub fn check_condition(
     let checked = check_expr(src, env)?;
     if !matches!(checked.ty, Type::Bool | Type::Dyn) {
         let help = match checked.ty {
-            Type::Int | Type::Uint | Type::Double => "compare the number, e.g. `amount > 1000.0`".to_owned(),
+            Type::Int | Type::Uint | Type::Double => {
+                "compare the number, e.g. `amount > 1000.0`".to_owned()
+            }
             Type::String => "compare the string, e.g. `dept == \"finance\"`".to_owned(),
-            Type::List(_) | Type::Map(..) => "test it, e.g. `size(x) > 0` or `\"a\" in x`".to_owned(),
+            Type::List(_) | Type::Map(..) => {
+                "test it, e.g. `size(x) > 0` or `\"a\" in x`".to_owned()
+            }
             _ => "a condition must be true or false".to_owned(),
         };
         return Err(vec![ExprError::NotBool {
@@ -335,7 +361,10 @@ pub fn check_condition(
         let g = codegen::generate_condition(&checked.expr, &VarTable::default());
         if let Ok(p) = sandbox.compile(&g.source, &g.constants) {
             match sandbox.eval_bool(&p, &mut crate::sandbox::Bindings::new()) {
-                Ok(value) => warnings.push(ExprError::ConstantCondition { value, span: src.span }),
+                Ok(value) => warnings.push(ExprError::ConstantCondition {
+                    value,
+                    span: src.span,
+                }),
                 Err(e) => {
                     return Err(vec![ExprError::AlwaysFails {
                         message: e.to_string(),

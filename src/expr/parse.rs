@@ -115,7 +115,9 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         };
         err(format!("unexpected {found}"), (start, end), help)
     })?;
-    let cond = pairs.next().ok_or_else(|| err("empty expression", (0, 0), "write a condition"))?;
+    let cond = pairs
+        .next()
+        .ok_or_else(|| err("empty expression", (0, 0), "write a condition"))?;
     let expr = cond
         .into_inner()
         .next()
@@ -123,10 +125,12 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
     let e = build_expr(expr)?;
     let mut too_big = None;
     e.walk(&mut |n| {
-        if let ExprKind::Lit(Literal::Int(i64::MIN)) = n.kind {
-            if !text.get(n.span.0..n.span.1).is_some_and(|t| t.starts_with('-')) {
-                too_big = Some(n.span);
-            }
+        if let ExprKind::Lit(Literal::Int(i64::MIN)) = n.kind
+            && !text
+                .get(n.span.0..n.span.1)
+                .is_some_and(|t| t.starts_with('-'))
+        {
+            too_big = Some(n.span);
         }
     });
     if let Some(span) = too_big {
@@ -138,7 +142,10 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
     }
     if depth_of(&e) > MAX_EXPR_DEPTH * 2 {
         return Err(err(
-            format!("expression nests deeper than {} operators", MAX_EXPR_DEPTH * 2),
+            format!(
+                "expression nests deeper than {} operators",
+                MAX_EXPR_DEPTH * 2
+            ),
             e.span,
             "simplify the expression",
         ));
@@ -175,7 +182,10 @@ fn depth_of(e: &Expr) -> usize {
             }
             ExprKind::Cond(a, b, c) => children.extend([&**a, &**b, &**c]),
             ExprKind::Comprehension {
-                range, body, filter, ..
+                range,
+                body,
+                filter,
+                ..
             } => {
                 children.push(range);
                 children.push(body);
@@ -263,7 +273,10 @@ fn build_chain(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
         match (l, r) {
             (Some(l), Some(r)) => {
                 let span = (l.span.0, r.span.1);
-                out.push(Expr::new(ExprKind::Binary(op, Box::new(l), Box::new(r)), span));
+                out.push(Expr::new(
+                    ExprKind::Binary(op, Box::new(l), Box::new(r)),
+                    span,
+                ));
                 Ok(())
             }
             _ => Err(err("missing operand", (0, 0), "complete the expression")),
@@ -303,7 +316,9 @@ fn build_unary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
             Rule::neg => prefixes.push((UnaryOp::Neg, span_of(&item).0)),
             _ => {
                 let mut inner = item.clone().into_inner();
-                bare_number = inner.next().is_some_and(|f| matches!(f.as_rule(), Rule::int | Rule::double))
+                bare_number = inner
+                    .next()
+                    .is_some_and(|f| matches!(f.as_rule(), Rule::int | Rule::double))
                     && inner.next().is_none();
                 operand = Some(build_postfixed(item)?);
             }
@@ -351,13 +366,19 @@ fn build_postfixed(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
                     .into_inner()
                     .next()
                     .ok_or_else(|| err("empty index", span, "write `a[i]`"))?;
-                Expr::new(ExprKind::Index(Box::new(e), Box::new(build_expr(idx)?)), span)
+                Expr::new(
+                    ExprKind::Index(Box::new(e), Box::new(build_expr(idx)?)),
+                    span,
+                )
             }
             Rule::method_call => {
                 let mut it = post.into_inner();
                 let name = it.next().map(|i| i.as_str().to_owned()).unwrap_or_default();
                 let args = match it.next() {
-                    Some(a) => a.into_inner().map(build_expr).collect::<Result<Vec<_>, _>>()?,
+                    Some(a) => a
+                        .into_inner()
+                        .map(build_expr)
+                        .collect::<Result<Vec<_>, _>>()?,
                     None => Vec::new(),
                 };
                 make_call(Some(e), name, args, span)?
@@ -402,8 +423,14 @@ fn make_call(
                 ));
             }
         };
-        let body = args.pop().ok_or_else(|| err("missing argument", span, "complete the macro"))?;
-        let filter = if args.len() == 2 { args.pop().map(Box::new) } else { None };
+        let body = args
+            .pop()
+            .ok_or_else(|| err("missing argument", span, "complete the macro"))?;
+        let filter = if args.len() == 2 {
+            args.pop().map(Box::new)
+        } else {
+            None
+        };
         return Ok(Expr::new(
             ExprKind::Comprehension {
                 kind,
@@ -417,10 +444,15 @@ fn make_call(
     }
     if name == "has" && target.is_none() {
         return match args.as_slice() {
-            [Expr {
-                kind: ExprKind::Select(operand, field),
-                ..
-            }] => Ok(Expr::new(ExprKind::Has(operand.clone(), field.clone()), span)),
+            [
+                Expr {
+                    kind: ExprKind::Select(operand, field),
+                    ..
+                },
+            ] => Ok(Expr::new(
+                ExprKind::Has(operand.clone(), field.clone()),
+                span,
+            )),
             _ => Err(err(
                 "`has` takes a field selection",
                 span,
@@ -460,7 +492,10 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
             let mut it = p.into_inner();
             let name = it.next().map(|i| i.as_str().to_owned()).unwrap_or_default();
             let args = match it.next() {
-                Some(a) => a.into_inner().map(build_expr).collect::<Result<Vec<_>, _>>()?,
+                Some(a) => a
+                    .into_inner()
+                    .map(build_expr)
+                    .collect::<Result<Vec<_>, _>>()?,
                 None => Vec::new(),
             };
             make_call(None, name, args, span)
@@ -518,7 +553,11 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
                     Ok(s) => lit(Literal::String(s)),
                     Err(_) => Err(err("invalid string", span, "strings must be valid UTF-8")),
                 },
-                Err(m) => Err(err(m, span, "valid escapes: \\n \\t \\\\ \\\" \\' \\xHH \\uHHHH \\UHHHHHHHH \\ooo")),
+                Err(m) => Err(err(
+                    m,
+                    span,
+                    "valid escapes: \\n \\t \\\\ \\\" \\' \\xHH \\uHHHH \\UHHHHHHHH \\ooo",
+                )),
             }
         }
         Rule::bytes => {
@@ -610,7 +649,8 @@ fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, String> {
                 let d2 = chars.next();
                 let d3 = chars.next();
                 let oct: String = [Some(e), d2, d3].into_iter().flatten().collect();
-                let cp = u32::from_str_radix(&oct, 8).map_err(|_| format!("invalid escape `\\{oct}`"))?;
+                let cp = u32::from_str_radix(&oct, 8)
+                    .map_err(|_| format!("invalid escape `\\{oct}`"))?;
                 if bytes {
                     out.push(u8::try_from(cp).unwrap_or(0));
                 } else {
@@ -647,7 +687,10 @@ mod tests {
         assert_eq!(show(&e), "((a + (b * c)) - d)");
         let e = parse("a ? b : c ? d : e").unwrap();
         assert_eq!(show(&e), "(a ? b : (c ? d : e))");
-        assert_eq!(show(&parse("-9223372036854775808").unwrap()), "-9223372036854775808");
+        assert_eq!(
+            show(&parse("-9223372036854775808").unwrap()),
+            "-9223372036854775808"
+        );
         assert_eq!(show(&parse("!inside").unwrap()), "!inside");
     }
 

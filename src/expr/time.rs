@@ -36,7 +36,9 @@ impl Timestamp {
     pub fn from_nanos(n: i128) -> Option<Self> {
         let secs = i64::try_from(n.div_euclid(1_000_000_000)).ok()?;
         let nanos = u32::try_from(n.rem_euclid(1_000_000_000)).ok()?;
-        (MIN_TS..=MAX_TS).contains(&secs).then_some(Self { secs, nanos })
+        (MIN_TS..=MAX_TS)
+            .contains(&secs)
+            .then_some(Self { secs, nanos })
     }
 }
 
@@ -44,7 +46,9 @@ impl Duration {
     /// A duration if within CEL's range.
     #[must_use]
     pub fn checked(nanos: i128) -> Option<Self> {
-        (nanos >= i128::from(i64::MIN) && nanos <= i128::from(i64::MAX) && nanos.abs() <= MAX_DURATION_NANOS)
+        (nanos >= i128::from(i64::MIN)
+            && nanos <= i128::from(i64::MAX)
+            && nanos.abs() <= MAX_DURATION_NANOS)
             .then_some(Self { nanos })
     }
 }
@@ -90,7 +94,10 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
-    if !matches!(b.get(10), Some(b'T' | b't')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+    if !matches!(b.get(10), Some(b'T' | b't'))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
         return None;
     }
     let y = i64::from(num(s.get(0..4)?)?);
@@ -130,7 +137,9 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset;
-    (MIN_TS..=MAX_TS).contains(&secs).then_some(Timestamp { secs, nanos })
+    (MIN_TS..=MAX_TS)
+        .contains(&secs)
+        .then_some(Timestamp { secs, nanos })
 }
 
 /// Formats as RFC 3339 in UTC, with as many fraction digits as needed (0, 3, 6 or 9).
@@ -199,7 +208,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
             return None;
         };
         rest = rest.get(len..)?;
-        let ip: i128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+        let ip: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok()?
+        };
         total = total.checked_add(ip.checked_mul(unit)?)?;
         if !frac_part.is_empty() {
             let digits = frac_part.get(..frac_part.len().min(18))?;
@@ -301,12 +314,21 @@ mod tests {
         assert_eq!(format_timestamp(t), "2009-02-13T23:31:30Z");
         let t = parse_timestamp("0001-01-01T00:00:00Z").unwrap();
         assert_eq!(t.secs, MIN_TS);
-        assert_eq!(parse_timestamp("2009-02-13T23:31:30+01:00").unwrap().secs, 1_234_564_290);
+        assert_eq!(
+            parse_timestamp("2009-02-13T23:31:30+01:00").unwrap().secs,
+            1_234_564_290
+        );
         let d = parse_duration("1h30m").unwrap();
         assert_eq!(d.nanos, 5_400_000_000_000);
-        assert_eq!(format_duration(parse_duration("123.321456789s").unwrap()), "123.321456789s");
+        assert_eq!(
+            format_duration(parse_duration("123.321456789s").unwrap()),
+            "123.321456789s"
+        );
         assert_eq!(format_duration(parse_duration("-1.5s").unwrap()), "-1.5s");
         assert!(parse_duration("1x").is_none());
-        assert_eq!(fields(parse_timestamp("2009-02-13T23:31:30Z").unwrap(), 0).weekday, 5);
+        assert_eq!(
+            fields(parse_timestamp("2009-02-13T23:31:30Z").unwrap(), 0).weekday,
+            5
+        );
     }
 }

@@ -224,10 +224,16 @@ pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
             x.unsigned_abs().cmp(y)
         }),
         (Value::Uint(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
-        #[expect(clippy::cast_precision_loss, reason = "CEL compares int and double as doubles")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "CEL compares int and double as doubles"
+        )]
         (Value::Int(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
         (Value::Double(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
-        #[expect(clippy::cast_precision_loss, reason = "CEL compares uint and double as doubles")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "CEL compares uint and double as doubles"
+        )]
         (Value::Uint(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
         (Value::Double(_), Value::Uint(_)) => compare_numeric(b, a).map(Ordering::reverse),
         _ => None,
@@ -249,9 +255,8 @@ pub fn equals(a: &Value, b: &Value) -> bool {
         }
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| {
-                    map_get(y, k).is_some_and(|w| equals(v, w))
-                })
+                && x.iter()
+                    .all(|(k, v)| map_get(y, k).is_some_and(|w| equals(v, w)))
         }
         _ => compare_numeric(a, b) == Some(Ordering::Equal),
     }
@@ -329,7 +334,10 @@ pub fn arith(op: &'static str, a: &Value, b: &Value) -> Result<Value, OpError> {
         ("+", Int(x), Int(y)) => Int(x.checked_add(*y).ok_or_else(ov)?),
         ("-", Int(x), Int(y)) => Int(x.checked_sub(*y).ok_or_else(ov)?),
         ("*", Int(x), Int(y)) => Int(x.checked_mul(*y).ok_or_else(ov)?),
-        ("/", Int(_), Int(0)) | ("%", Int(_), Int(0)) | ("/", Uint(_), Uint(0)) | ("%", Uint(_), Uint(0)) => {
+        ("/", Int(_), Int(0))
+        | ("%", Int(_), Int(0))
+        | ("/", Uint(_), Uint(0))
+        | ("%", Uint(_), Uint(0)) => {
             return Err(OpError::DivisionByZero);
         }
         ("/", Int(x), Int(y)) => Int(x.checked_div(*y).ok_or_else(ov)?),
@@ -349,9 +357,13 @@ pub fn arith(op: &'static str, a: &Value, b: &Value) -> Result<Value, OpError> {
             s.push_str(y);
             Value::string(&s)
         }
-        ("+", Value::Bytes(x), Value::Bytes(y)) => {
-            Value::Bytes(x.iter().chain(y.iter()).copied().collect::<Vec<u8>>().into())
-        }
+        ("+", Value::Bytes(x), Value::Bytes(y)) => Value::Bytes(
+            x.iter()
+                .chain(y.iter())
+                .copied()
+                .collect::<Vec<u8>>()
+                .into(),
+        ),
         ("+", List(x), List(y)) => List(Arc::new(x.iter().chain(y.iter()).cloned().collect())),
         ("+", T(t), D(d)) | ("+", D(d), T(t)) => ts_add(*t, *d, false)?,
         ("-", T(t), D(d)) => ts_add(*t, *d, true)?,
@@ -368,7 +380,10 @@ pub fn arith(op: &'static str, a: &Value, b: &Value) -> Result<Value, OpError> {
 /// Overflow (`-(i64::MIN)`) or no overload (uint, others).
 pub fn negate(a: &Value) -> Result<Value, OpError> {
     match a {
-        Value::Int(i) => i.checked_neg().map(Value::Int).ok_or(OpError::Overflow("-")),
+        Value::Int(i) => i
+            .checked_neg()
+            .map(Value::Int)
+            .ok_or(OpError::Overflow("-")),
         Value::Double(d) => Ok(Value::Double(-d)),
         Value::Duration(d) => dur(Some(-d.nanos)),
         other => Err(overload("-", &[other])),
@@ -408,12 +423,19 @@ pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
             let idx = match i {
                 Value::Int(n) => usize::try_from(*n).ok(),
                 Value::Uint(n) => usize::try_from(*n).ok(),
-                Value::Double(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1e15 => {
-                    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked integral and in range")]
+                Value::Double(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1e15 =>
+                {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "checked integral and in range"
+                    )]
                     Some(*d as usize)
                 }
                 Value::Double(_) => {
-                    return Err(OpError::InvalidArgument(format!("index {i} is not an integer")));
+                    return Err(OpError::InvalidArgument(format!(
+                        "index {i} is not an integer"
+                    )));
                 }
                 _ => None,
             };
@@ -422,7 +444,11 @@ pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
                 .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
         }
         (Value::Map(m), k) => match k {
-            Value::String(_) | Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) => map_get(m, k)
+            Value::String(_)
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::Uint(_)
+            | Value::Double(_) => map_get(m, k)
                 .cloned()
                 .ok_or_else(|| OpError::NoSuchKey(k.to_display_string())),
             _ => Err(overload("[]", &[a, i])),
@@ -509,7 +535,11 @@ pub fn convert(name: &str, a: &Value) -> Result<Value, OpError> {
             if d.is_nan() || *d <= -1.0 || *d >= 18_446_744_073_709_551_615.0 {
                 return Err(OpError::Range("uint"));
             }
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "range checked above"
+            )]
             Uint(d.trunc() as u64)
         }
         ("uint", Value::String(s)) => Uint(s.parse().map_err(|_| bad("uint"))?),
@@ -542,7 +572,8 @@ pub fn convert(name: &str, a: &Value) -> Result<Value, OpError> {
             Value::Timestamp(time::parse_timestamp(s).ok_or_else(|| bad("timestamp"))?)
         }
         ("timestamp", Int(i)) => Value::Timestamp(
-            Timestamp::from_nanos(i128::from(*i) * 1_000_000_000).ok_or(OpError::Range("timestamp"))?,
+            Timestamp::from_nanos(i128::from(*i) * 1_000_000_000)
+                .ok_or(OpError::Range("timestamp"))?,
         ),
         ("duration", Value::Duration(d)) => Value::Duration(*d),
         ("duration", Value::String(s)) => {
@@ -586,7 +617,9 @@ pub fn time_accessor(name: &str, a: &Value, tz: Option<&Value>) -> Result<Value,
             let offset = match tz {
                 None => 0,
                 Some(Value::String(z)) => time::zone_offset(z).ok_or_else(|| {
-                    OpError::InvalidArgument(format!("unknown time zone `{z}` (use UTC or an offset such as +08:00)"))
+                    OpError::InvalidArgument(format!(
+                        "unknown time zone `{z}` (use UTC or an offset such as +08:00)"
+                    ))
                 })?,
                 Some(other) => return Err(overload(name, &[a, other])),
             };
@@ -614,7 +647,9 @@ pub fn time_accessor(name: &str, a: &Value, tz: Option<&Value>) -> Result<Value,
                 "getMilliseconds" => (n / 1_000_000) % 1000,
                 _ => return Err(overload(name, &[a])),
             };
-            Ok(Value::Int(i64::try_from(v).map_err(|_| OpError::Range("int"))?))
+            Ok(Value::Int(
+                i64::try_from(v).map_err(|_| OpError::Range("int"))?,
+            ))
         }
         other => Err(overload(name, &[other])),
     }
@@ -640,10 +675,10 @@ pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
     use std::sync::{Mutex, OnceLock};
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(c) = cache.lock() {
-        if let Some(r) = c.get(p) {
-            return Ok(Arc::clone(r));
-        }
+    if let Ok(c) = cache.lock()
+        && let Some(r) = c.get(p)
+    {
+        return Ok(Arc::clone(r));
     }
     let re = regex::RegexBuilder::new(p)
         .size_limit(1 << 20)

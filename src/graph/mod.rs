@@ -85,7 +85,10 @@ pub struct Graph<'f> {
 pub enum GraphError {
     /// Two steps with one id.
     #[error("duplicate step id `{id}`")]
-    #[diagnostic(code("flowc::graph::duplicate-step-id"), help("step ids must be unique in the whole flow; rename one"))]
+    #[diagnostic(
+        code("flowc::graph::duplicate-step-id"),
+        help("step ids must be unique in the whole flow; rename one")
+    )]
     DuplicateStepId {
         /// The id.
         id: String,
@@ -129,7 +132,9 @@ pub enum GraphError {
     #[error("no end can be reached from step `{id}`")]
     #[diagnostic(
         code("flowc::graph::no-end"),
-        help("every path must be able to finish: add an exit from the loop (a rule, `next` or an `end` step)")
+        help(
+            "every path must be able to finish: add an exit from the loop (a rule, `next` or an `end` step)"
+        )
     )]
     NoEnd {
         /// The id.
@@ -142,7 +147,9 @@ pub enum GraphError {
     #[error("possible infinite loop through {ids}")]
     #[diagnostic(
         code("flowc::graph::automatic-cycle"),
-        help("a loop must pass through an approval that cannot be skipped, so that a person decides each round")
+        help(
+            "a loop must pass through an approval that cannot be skipped, so that a person decides each round"
+        )
     )]
     AutomaticCycle {
         /// The steps in the loop.
@@ -158,7 +165,9 @@ pub enum GraphError {
     #[error("`{field}` of step `{from}` leaves its parallel branch to `{to}`")]
     #[diagnostic(
         code("flowc::graph::branch-escape"),
-        help("a branch ends at its join; route inside the branch, or continue after the parallel step")
+        help(
+            "a branch ends at its join; route inside the branch, or continue after the parallel step"
+        )
     )]
     BranchEscape {
         /// The referring step.
@@ -175,7 +184,9 @@ pub enum GraphError {
     #[error("`{field}` of step `{from}` jumps into a parallel branch at `{to}`")]
     #[diagnostic(
         code("flowc::graph::branch-entry"),
-        help("branches start only through their parallel step; route to the parallel step instead")
+        help(
+            "branches start only through their parallel step; route to the parallel step instead"
+        )
     )]
     BranchEntry {
         /// The referring step.
@@ -190,7 +201,10 @@ pub enum GraphError {
     },
     /// A parallel branch without steps.
     #[error("branch {index} of parallel step `{id}` is empty")]
-    #[diagnostic(code("flowc::graph::empty-branch"), help("add steps to the branch or remove it"))]
+    #[diagnostic(
+        code("flowc::graph::empty-branch"),
+        help("add steps to the branch or remove it")
+    )]
     EmptyBranch {
         /// The parallel step.
         id: String,
@@ -205,7 +219,9 @@ pub enum GraphError {
     #[diagnostic(
         code("flowc::graph::non-exhaustive-decision"),
         severity(Warning),
-        help("add `default: <step id>`; when no rule holds at run time the instance raises an incident")
+        help(
+            "add `default: <step id>`; when no rule holds at run time the instance raises an incident"
+        )
     )]
     NonExhaustive {
         /// The decision.
@@ -216,7 +232,10 @@ pub enum GraphError {
     },
     /// `onTimeout: escalate` without `escalateTo`.
     #[error("step `{id}` escalates on timeout but has no `escalateTo`")]
-    #[diagnostic(code("flowc::graph::missing-escalation"), help("add `escalateTo: {{ role: ... }}`"))]
+    #[diagnostic(
+        code("flowc::graph::missing-escalation"),
+        help("add `escalateTo: {{ role: ... }}`")
+    )]
     MissingEscalation {
         /// The step.
         id: String,
@@ -226,7 +245,11 @@ pub enum GraphError {
     },
     /// `onTimeout` without `timeout`.
     #[error("step `{id}` has `onTimeout` but no `timeout`")]
-    #[diagnostic(code("flowc::graph::timeout-without-duration"), severity(Warning), help("add `timeout: 48h` (or remove `onTimeout`)"))]
+    #[diagnostic(
+        code("flowc::graph::timeout-without-duration"),
+        severity(Warning),
+        help("add `timeout: 48h` (or remove `onTimeout`)")
+    )]
     TimeoutWithoutDuration {
         /// The step.
         id: String,
@@ -297,16 +320,12 @@ pub fn references(s: &Step) -> Vec<(&'static str, &Spanned<String>)> {
         v.push(("next", n));
     }
     match &s.kind {
-        StepKind::Approval { on_reject, .. } => {
-            if let Some(r) = on_reject {
-                v.push(("onReject", r));
-            }
-        }
-        StepKind::ServiceTask { on_error, .. } => {
-            if let Some(r) = on_error {
-                v.push(("onError", r));
-            }
-        }
+        StepKind::Approval {
+            on_reject: Some(r), ..
+        } => v.push(("onReject", r)),
+        StepKind::ServiceTask {
+            on_error: Some(r), ..
+        } => v.push(("onError", r)),
         StepKind::Decision { rules, default, .. } => {
             for r in rules {
                 v.push(("goto", &r.goto));
@@ -327,7 +346,9 @@ impl<'f> Graph<'f> {
         let mut steps = Vec::new();
         collect(&flow.steps, &[], &mut steps);
         let mut graph = DiGraph::new();
-        let step_nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(Node::Step(i))).collect();
+        let step_nodes: Vec<NodeIndex> = (0..steps.len())
+            .map(|i| graph.add_node(Node::Step(i)))
+            .collect();
         let end_approved = graph.add_node(Node::EndApproved);
         let end_rejected = graph.add_node(Node::EndRejected);
         let mut by_id = HashMap::new();
@@ -356,7 +377,10 @@ impl<'f> Graph<'f> {
     }
 
     fn node_of(&self, id: &str) -> Option<NodeIndex> {
-        self.by_id.get(id).and_then(|i| self.step_nodes.get(*i)).copied()
+        self.by_id
+            .get(id)
+            .and_then(|i| self.step_nodes.get(*i))
+            .copied()
     }
 
     /// Adds the edges of one step list; `after` is where falling off the list goes
@@ -364,8 +388,17 @@ impl<'f> Graph<'f> {
     fn add_edges(&mut self, list: &'f [Step], after: Option<NodeIndex>) {
         let fall_off = after.unwrap_or(self.end_approved);
         for (pos, s) in list.iter().enumerate() {
-            let Some(me) = self.node_of(&s.id.value) else { continue };
-            if self.graph.node_weight(me) != Some(&Node::Step(self.by_id.get(s.id.value.as_str()).copied().unwrap_or(usize::MAX))) {
+            let Some(me) = self.node_of(&s.id.value) else {
+                continue;
+            };
+            if self.graph.node_weight(me)
+                != Some(&Node::Step(
+                    self.by_id
+                        .get(s.id.value.as_str())
+                        .copied()
+                        .unwrap_or(usize::MAX),
+                ))
+            {
                 continue;
             }
             let fallthrough = list
@@ -379,7 +412,11 @@ impl<'f> Graph<'f> {
             let mut edges: Vec<(NodeIndex, Edge)> = Vec::new();
             match &s.kind {
                 StepKind::End { .. } => {}
-                StepKind::Approval { on_reject, on_timeout, .. } => {
+                StepKind::Approval {
+                    on_reject,
+                    on_timeout,
+                    ..
+                } => {
                     edges.extend(next.map(|n| (n, Edge::Next)));
                     match on_reject {
                         Some(r) => edges.extend(self.node_of(&r.value).map(|n| (n, Edge::Reject))),
@@ -387,7 +424,9 @@ impl<'f> Graph<'f> {
                     }
                     if let Some(t) = on_timeout {
                         match &t.value {
-                            OnTimeout::Goto(id) => edges.extend(self.node_of(id).map(|n| (n, Edge::Timeout))),
+                            OnTimeout::Goto(id) => {
+                                edges.extend(self.node_of(id).map(|n| (n, Edge::Timeout)))
+                            }
                             OnTimeout::Reject => edges.push((self.end_rejected, Edge::Timeout)),
                             OnTimeout::Approve | OnTimeout::Escalate => {}
                         }
@@ -410,7 +449,9 @@ impl<'f> Graph<'f> {
                 }
                 StepKind::Parallel { branches, .. } => {
                     let my_idx = self.by_id.get(s.id.value.as_str()).copied().unwrap_or(0);
-                    let Some(join) = self.joins.get(&my_idx).copied() else { continue };
+                    let Some(join) = self.joins.get(&my_idx).copied() else {
+                        continue;
+                    };
                     for (b, br) in branches.iter().enumerate() {
                         match br.steps.first().and_then(|f| self.node_of(&f.id.value)) {
                             Some(first) => edges.push((first, Edge::Fork(b))),
@@ -499,7 +540,12 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
                     }
                 }
             }
-            StepKind::Approval { on_timeout: Some(t), escalate_to, timeout, .. } => {
+            StepKind::Approval {
+                on_timeout: Some(t),
+                escalate_to,
+                timeout,
+                ..
+            } => {
                 if t.value == OnTimeout::Escalate && escalate_to.is_none() {
                     errs.push(GraphError::MissingEscalation {
                         id: s.step.id.value.clone(),
@@ -513,24 +559,31 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
                     });
                 }
             }
-            StepKind::Approval { on_timeout: None, .. } => {}
+            StepKind::Approval {
+                on_timeout: None, ..
+            } => {}
             _ => {}
         }
     }
     // on-timeout goto targets are references too
     for s in &g.steps {
-        if let StepKind::Approval { on_timeout: Some(t), .. } = &s.step.kind {
-            if let OnTimeout::Goto(id) = &t.value {
-                if !g.by_id.contains_key(id.as_str()) {
-                    let sug = did_you_mean(id, ids.iter().copied());
-                    errs.push(GraphError::UnknownStep {
-                        id: id.clone(),
-                        field: "onTimeout",
-                        span: t.span,
-                        help: suggestion_help(sug.as_deref(), "use escalate, approve, reject or the id of a step"),
-                    });
-                }
-            }
+        if let StepKind::Approval {
+            on_timeout: Some(t),
+            ..
+        } = &s.step.kind
+            && let OnTimeout::Goto(id) = &t.value
+            && !g.by_id.contains_key(id.as_str())
+        {
+            let sug = did_you_mean(id, ids.iter().copied());
+            errs.push(GraphError::UnknownStep {
+                id: id.clone(),
+                field: "onTimeout",
+                span: t.span,
+                help: suggestion_help(
+                    sug.as_deref(),
+                    "use escalate, approve, reject or the id of a step",
+                ),
+            });
         }
     }
     // reachability from the entry
@@ -548,10 +601,10 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
     let rev = Reversed(&g.graph);
     let mut ends = vec![g.end_approved, g.end_rejected];
     for (i, s) in g.steps.iter().enumerate() {
-        if matches!(s.step.kind, StepKind::End { .. }) {
-            if let Some(n) = g.step_nodes.get(i) {
-                ends.push(*n);
-            }
+        if matches!(s.step.kind, StepKind::End { .. })
+            && let Some(n) = g.step_nodes.get(i)
+        {
+            ends.push(*n);
         }
     }
     for e in ends {
@@ -564,7 +617,9 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
     }
     let _ = flow;
     for (i, s) in g.steps.iter().enumerate() {
-        let Some(n) = g.step_nodes.get(i) else { continue };
+        let Some(n) = g.step_nodes.get(i) else {
+            continue;
+        };
         if g.by_id.get(s.step.id.value.as_str()) != Some(&i) {
             continue;
         }
@@ -588,7 +643,10 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
     });
     for comp in petgraph::algo::tarjan_scc(&auto) {
         let cyclic = comp.len() > 1
-            || comp.first().is_some_and(|n| auto.edges_directed(*n, Direction::Outgoing).any(|e| e.target() == *n));
+            || comp.first().is_some_and(|n| {
+                auto.edges_directed(*n, Direction::Outgoing)
+                    .any(|e| e.target() == *n)
+            });
         if !cyclic {
             continue;
         }
@@ -600,7 +658,9 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
             })
             .collect();
         members.sort_unstable();
-        let Some(first) = members.first().and_then(|i| g.steps.get(*i)) else { continue };
+        let Some(first) = members.first().and_then(|i| g.steps.get(*i)) else {
+            continue;
+        };
         let ids: Vec<String> = members
             .iter()
             .filter_map(|i| g.steps.get(*i))
@@ -613,7 +673,12 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
                 .iter()
                 .skip(1)
                 .filter_map(|i| g.steps.get(*i))
-                .map(|s| miette::LabeledSpan::new_with_span(Some("part of the loop".to_owned()), s.step.id.span))
+                .map(|s| {
+                    miette::LabeledSpan::new_with_span(
+                        Some("part of the loop".to_owned()),
+                        s.step.id.span,
+                    )
+                })
                 .collect(),
         });
     }

@@ -27,12 +27,11 @@ fn node_id(_g: &Graph<'_>, n: &Node) -> String {
 
 fn edge_label(g: &Graph<'_>, from: &Node, e: &Edge) -> String {
     let rule_text = |i: usize| -> String {
-        if let Node::Step(s) = from {
-            if let Some(StepKind::Decision { rules, .. }) = g.steps.get(*s).map(|x| &x.step.kind) {
-                if let Some(r) = rules.get(i) {
-                    return r.when.text.trim().to_owned();
-                }
-            }
+        if let Node::Step(s) = from
+            && let Some(StepKind::Decision { rules, .. }) = g.steps.get(*s).map(|x| &x.step.kind)
+            && let Some(r) = rules.get(i)
+        {
+            return r.when.text.trim().to_owned();
         }
         format!("rule {}", i + 1)
     };
@@ -52,15 +51,29 @@ fn node_label(g: &Graph<'_>, n: &Node) -> String {
     match n {
         Node::Step(i) => g.steps.get(*i).map_or_else(String::new, |s| {
             let extra = match &s.step.kind {
-                StepKind::Approval { mode, .. } => format!(" ({})", format!("{mode:?}").to_lowercase()),
+                StepKind::Approval { mode, .. } => {
+                    format!(" ({})", format!("{mode:?}").to_lowercase())
+                }
                 StepKind::Decision { .. } => String::new(),
-                StepKind::Parallel { join, .. } => format!(" (join {})", format!("{join:?}").to_lowercase()),
-                StepKind::End { outcome } => format!(" ({})", if *outcome == Outcome::Approved { "approved" } else { "rejected" }),
+                StepKind::Parallel { join, .. } => {
+                    format!(" (join {})", format!("{join:?}").to_lowercase())
+                }
+                StepKind::End { outcome } => format!(
+                    " ({})",
+                    if *outcome == Outcome::Approved {
+                        "approved"
+                    } else {
+                        "rejected"
+                    }
+                ),
                 _ => String::new(),
             };
             format!("{}\\n{}{extra}", s.step.id.value, s.step.type_name())
         }),
-        Node::Join(i) => format!("join {}", g.steps.get(*i).map_or("", |s| s.step.id.value.as_str())),
+        Node::Join(i) => format!(
+            "join {}",
+            g.steps.get(*i).map_or("", |s| s.step.id.value.as_str())
+        ),
         Node::EndApproved => "approved".to_owned(),
         Node::EndRejected => "rejected".to_owned(),
     }
@@ -71,7 +84,9 @@ fn mermaid_escape(s: &str) -> String {
 }
 
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace("\\\\n", "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace("\\\\n", "\\n")
 }
 
 /// Renders the graph.
@@ -79,30 +94,61 @@ fn dot_escape(s: &str) -> String {
 pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
     let mut out = String::new();
     // implicit ends are drawn only when something leads there
-    let used = |idx: petgraph::graph::NodeIndex| g.graph.edges_directed(idx, petgraph::Direction::Incoming).next().is_some();
+    let used = |idx: petgraph::graph::NodeIndex| {
+        g.graph
+            .edges_directed(idx, petgraph::Direction::Incoming)
+            .next()
+            .is_some()
+    };
     match format {
         Format::Mermaid => {
-            let _ = writeln!(out, "---\ntitle: {}\n---\nflowchart TD", mermaid_escape(title));
+            let _ = writeln!(
+                out,
+                "---\ntitle: {}\n---\nflowchart TD",
+                mermaid_escape(title)
+            );
             render_mermaid_scope(g, &[], &mut out, 1);
-            for (idx, n) in [(g.end_approved, Node::EndApproved), (g.end_rejected, Node::EndRejected)] {
+            for (idx, n) in [
+                (g.end_approved, Node::EndApproved),
+                (g.end_rejected, Node::EndRejected),
+            ] {
                 if used(idx) {
                     let _ = writeln!(out, "    {}([\"{}\"])", node_id(g, &n), node_label(g, &n));
                 }
             }
             for e in g.graph.edge_references() {
-                let (Some(a), Some(b)) = (g.graph.node_weight(e.source()), g.graph.node_weight(e.target())) else { continue };
+                let (Some(a), Some(b)) = (
+                    g.graph.node_weight(e.source()),
+                    g.graph.node_weight(e.target()),
+                ) else {
+                    continue;
+                };
                 let label = edge_label(g, a, e.weight());
-                let arrow = if matches!(e.weight(), Edge::Reject | Edge::Timeout | Edge::Error) { "-.->" } else { "-->" };
+                let arrow = if matches!(e.weight(), Edge::Reject | Edge::Timeout | Edge::Error) {
+                    "-.->"
+                } else {
+                    "-->"
+                };
                 if label.is_empty() {
                     let _ = writeln!(out, "    {} {arrow} {}", node_id(g, a), node_id(g, b));
                 } else {
-                    let _ = writeln!(out, "    {} {arrow}|\"{}\"| {}", node_id(g, a), mermaid_escape(&label), node_id(g, b));
+                    let _ = writeln!(
+                        out,
+                        "    {} {arrow}|\"{}\"| {}",
+                        node_id(g, a),
+                        mermaid_escape(&label),
+                        node_id(g, b)
+                    );
                 }
             }
             out.push_str("    classDef approved fill:#d4edda,stroke:#28a745\n    classDef rejected fill:#f8d7da,stroke:#dc3545\n");
             for (i, s) in g.steps.iter().enumerate() {
                 if let StepKind::End { outcome } = s.step.kind {
-                    let c = if outcome == Outcome::Approved { "approved" } else { "rejected" };
+                    let c = if outcome == Outcome::Approved {
+                        "approved"
+                    } else {
+                        "rejected"
+                    };
                     let _ = writeln!(out, "    class s{i} {c}");
                 }
             }
@@ -114,18 +160,45 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
             }
         }
         Format::Dot => {
-            let _ = writeln!(out, "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];", dot_escape(title));
+            let _ = writeln!(
+                out,
+                "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];",
+                dot_escape(title)
+            );
             render_dot_scope(g, &[], &mut out, 1);
-            for (idx, n, color) in [(g.end_approved, Node::EndApproved, "#d4edda"), (g.end_rejected, Node::EndRejected, "#f8d7da")] {
+            for (idx, n, color) in [
+                (g.end_approved, Node::EndApproved, "#d4edda"),
+                (g.end_rejected, Node::EndRejected, "#f8d7da"),
+            ] {
                 if used(idx) {
-                    let _ = writeln!(out, "  {} [label=\"{}\", shape=doublecircle, style=filled, fillcolor=\"{color}\"];", node_id(g, &n), node_label(g, &n));
+                    let _ = writeln!(
+                        out,
+                        "  {} [label=\"{}\", shape=doublecircle, style=filled, fillcolor=\"{color}\"];",
+                        node_id(g, &n),
+                        node_label(g, &n)
+                    );
                 }
             }
             for e in g.graph.edge_references() {
-                let (Some(a), Some(b)) = (g.graph.node_weight(e.source()), g.graph.node_weight(e.target())) else { continue };
+                let (Some(a), Some(b)) = (
+                    g.graph.node_weight(e.source()),
+                    g.graph.node_weight(e.target()),
+                ) else {
+                    continue;
+                };
                 let label = edge_label(g, a, e.weight());
-                let style = if matches!(e.weight(), Edge::Reject | Edge::Timeout | Edge::Error) { ", style=dashed" } else { "" };
-                let _ = writeln!(out, "  {} -> {} [label=\"{}\"{style}];", node_id(g, a), node_id(g, b), dot_escape(&label));
+                let style = if matches!(e.weight(), Edge::Reject | Edge::Timeout | Edge::Error) {
+                    ", style=dashed"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} [label=\"{}\"{style}];",
+                    node_id(g, a),
+                    node_id(g, b),
+                    dot_escape(&label)
+                );
             }
             out.push_str("}\n");
         }
@@ -151,13 +224,25 @@ fn render_mermaid_scope(g: &Graph<'_>, scope: &[(usize, usize)], out: &mut Strin
             continue;
         }
         let (l, r) = shape_mermaid(g, i);
-        let _ = writeln!(out, "{pad}s{i}{l}\"{}\"{r}", mermaid_escape(&node_label(g, &Node::Step(i))));
+        let _ = writeln!(
+            out,
+            "{pad}s{i}{l}\"{}\"{r}",
+            mermaid_escape(&node_label(g, &Node::Step(i)))
+        );
         if let StepKind::Parallel { branches, .. } = &s.step.kind {
             for b in 0..branches.len() {
                 let mut inner = scope.to_vec();
                 inner.push((i, b));
-                let name = branches.get(b).and_then(|x| x.name.clone()).unwrap_or_else(|| format!("branch {}", b + 1));
-                let _ = writeln!(out, "{pad}subgraph s{i}_b{b}[\"{} / {}\"]", s.step.id.value, mermaid_escape(&name));
+                let name = branches
+                    .get(b)
+                    .and_then(|x| x.name.clone())
+                    .unwrap_or_else(|| format!("branch {}", b + 1));
+                let _ = writeln!(
+                    out,
+                    "{pad}subgraph s{i}_b{b}[\"{} / {}\"]",
+                    s.step.id.value,
+                    mermaid_escape(&name)
+                );
                 render_mermaid_scope(g, &inner, out, depth + 1);
                 let _ = writeln!(out, "{pad}end");
             }
@@ -174,20 +259,36 @@ fn render_dot_scope(g: &Graph<'_>, scope: &[(usize, usize)], out: &mut String, d
         }
         let (shape, fill) = match &s.step.kind {
             StepKind::Decision { .. } => ("diamond", "#fff3cd"),
-            StepKind::End { outcome: Outcome::Approved } => ("doublecircle", "#d4edda"),
-            StepKind::End { outcome: Outcome::Rejected } => ("doublecircle", "#f8d7da"),
+            StepKind::End {
+                outcome: Outcome::Approved,
+            } => ("doublecircle", "#d4edda"),
+            StepKind::End {
+                outcome: Outcome::Rejected,
+            } => ("doublecircle", "#f8d7da"),
             StepKind::Parallel { .. } => ("box3d", "#e2e3e5"),
             StepKind::ServiceTask { .. } => ("component", "#d1ecf1"),
             StepKind::Notify { .. } => ("note", "#fefefe"),
             StepKind::Approval { .. } => ("box", "#cce5ff"),
         };
-        let _ = writeln!(out, "{pad}s{i} [label=\"{}\", shape={shape}, style=\"filled,rounded\", fillcolor=\"{fill}\"];", dot_escape(&node_label(g, &Node::Step(i))));
+        let _ = writeln!(
+            out,
+            "{pad}s{i} [label=\"{}\", shape={shape}, style=\"filled,rounded\", fillcolor=\"{fill}\"];",
+            dot_escape(&node_label(g, &Node::Step(i)))
+        );
         if let StepKind::Parallel { branches, .. } = &s.step.kind {
             for b in 0..branches.len() {
                 let mut inner = scope.to_vec();
                 inner.push((i, b));
-                let name = branches.get(b).and_then(|x| x.name.clone()).unwrap_or_else(|| format!("branch {}", b + 1));
-                let _ = writeln!(out, "{pad}subgraph cluster_s{i}_b{b} {{\n{pad}  label=\"{} / {}\";\n{pad}  style=dashed;", dot_escape(&s.step.id.value), dot_escape(&name));
+                let name = branches
+                    .get(b)
+                    .and_then(|x| x.name.clone())
+                    .unwrap_or_else(|| format!("branch {}", b + 1));
+                let _ = writeln!(
+                    out,
+                    "{pad}subgraph cluster_s{i}_b{b} {{\n{pad}  label=\"{} / {}\";\n{pad}  style=dashed;",
+                    dot_escape(&s.step.id.value),
+                    dot_escape(&name)
+                );
                 render_dot_scope(g, &inner, out, depth + 1);
                 let _ = writeln!(out, "{pad}}}");
             }

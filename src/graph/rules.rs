@@ -38,12 +38,20 @@ fn lit_num(e: &Expr) -> Option<f64> {
 pub fn subject(e: &Expr) -> Option<(String, Type)> {
     let mut found: Vec<(String, Type)> = Vec::new();
     let mut ok = true;
-    visit(e, &mut |f, t| {
-        if !found.iter().any(|(g, _)| g == f) {
-            found.push((f.to_owned(), t.clone()));
-        }
-    }, &mut ok);
-    if ok && found.len() == 1 { found.pop() } else { None }
+    visit(
+        e,
+        &mut |f, t| {
+            if !found.iter().any(|(g, _)| g == f) {
+                found.push((f.to_owned(), t.clone()));
+            }
+        },
+        &mut ok,
+    );
+    if ok && found.len() == 1 {
+        found.pop()
+    } else {
+        None
+    }
 }
 
 fn visit(e: &Expr, f: &mut impl FnMut(&str, &Type), ok: &mut bool) {
@@ -63,10 +71,18 @@ fn visit(e: &Expr, f: &mut impl FnMut(&str, &Type), ok: &mut bool) {
                 Some((name, ty, other)) => {
                     let lit_ok = match &other.kind {
                         ExprKind::Lit(_) => true,
-                        ExprKind::List(items) => *op == BinaryOp::In && items.iter().all(|i| matches!(i.kind, ExprKind::Lit(_))),
+                        ExprKind::List(items) => {
+                            *op == BinaryOp::In
+                                && items.iter().all(|i| matches!(i.kind, ExprKind::Lit(_)))
+                        }
                         _ => false,
                     };
-                    if lit_ok && matches!(ty, Type::Int | Type::Uint | Type::Double | Type::String | Type::Bool) {
+                    if lit_ok
+                        && matches!(
+                            ty,
+                            Type::Int | Type::Uint | Type::Double | Type::String | Type::Bool
+                        )
+                    {
                         f(&name, ty);
                     } else {
                         *ok = false;
@@ -106,7 +122,10 @@ fn samples(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Vec<Point>
             if let Some(values) = allowed {
                 return values.iter().map(|v| Point::Str(Some(v.clone()))).collect();
             }
-            let mut v: Vec<Point> = lits.into_iter().filter(|p| matches!(p, Point::Str(_))).collect();
+            let mut v: Vec<Point> = lits
+                .into_iter()
+                .filter(|p| matches!(p, Point::Str(_)))
+                .collect();
             v.push(Point::Str(None));
             v
         }
@@ -159,10 +178,20 @@ fn eval_at(e: &Expr, p: &Point) -> Option<bool> {
         ExprKind::Binary(BinaryOp::Or, a, b) => Some(eval_at(a, p)? || eval_at(b, p)?),
         ExprKind::Unary(UnaryOp::Not, a) => Some(!eval_at(a, p)?),
         ExprKind::Binary(op, a, b) => {
-            let (lit, flipped) = if field_of(a).is_some() { (&**b, false) } else { (&**a, true) };
+            let (lit, flipped) = if field_of(a).is_some() {
+                (&**b, false)
+            } else {
+                (&**a, true)
+            };
             if *op == BinaryOp::In {
-                let ExprKind::List(items) = &lit.kind else { return None };
-                return Some(items.iter().any(|i| compare(BinaryOp::Eq, p, i) == Some(true)));
+                let ExprKind::List(items) = &lit.kind else {
+                    return None;
+                };
+                return Some(
+                    items
+                        .iter()
+                        .any(|i| compare(BinaryOp::Eq, p, i) == Some(true)),
+                );
             }
             let op = if flipped {
                 match op {
@@ -220,6 +249,10 @@ pub fn vectors(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Option
     let pts = samples(rules, ty, allowed);
     rules
         .iter()
-        .map(|r| pts.iter().map(|p| eval_at(r, p)).collect::<Option<Vec<bool>>>())
+        .map(|r| {
+            pts.iter()
+                .map(|p| eval_at(r, p))
+                .collect::<Option<Vec<bool>>>()
+        })
         .collect()
 }

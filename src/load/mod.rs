@@ -133,7 +133,10 @@ pub enum LoadError {
     },
     /// A key that is a sequence or mapping.
     #[error("mapping keys must be plain strings")]
-    #[diagnostic(code("flowc::load::complex-key"), help("use a plain string as the key"))]
+    #[diagnostic(
+        code("flowc::load::complex-key"),
+        help("use a plain string as the key")
+    )]
     ComplexKey {
         /// The key.
         #[label("not a string")]
@@ -161,9 +164,12 @@ pub fn source_from_bytes(name: &str, bytes: Vec<u8>) -> Result<Arc<SourceFile>, 
             let valid = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let file = SourceFile::new(name, valid);
             let mut d = Diagnostics::new();
-            d.add(&file, LoadError::NotUtf8 {
-                span: Span::new(at, at),
-            });
+            d.add(
+                &file,
+                LoadError::NotUtf8 {
+                    span: Span::new(at, at),
+                },
+            );
             Err(d)
         }
     }

@@ -46,7 +46,10 @@ pub enum SchemaError {
     },
     /// A value of the wrong JSON type.
     #[error("expected {expected}{context}")]
-    #[diagnostic(code("flowc::schema::type-mismatch"), help("write a value of the expected kind"))]
+    #[diagnostic(
+        code("flowc::schema::type-mismatch"),
+        help("write a value of the expected kind")
+    )]
     Type {
         /// The expected type(s).
         expected: String,
@@ -88,7 +91,10 @@ pub enum SchemaError {
     },
     /// Any other violation (sizes, counts).
     #[error("{message}{context}")]
-    #[diagnostic(code("flowc::schema::constraint"), help("see the schema's description of this key"))]
+    #[diagnostic(
+        code("flowc::schema::constraint"),
+        help("see the schema's description of this key")
+    )]
     Other {
         /// The validator's message.
         message: String,
@@ -117,7 +123,10 @@ fn resolve<'a>(root: &'a Node, pointer: &str) -> (&'a Node, Option<&'a Node>, Ve
     for raw in pointer.split('/').skip(1) {
         let seg = raw.replace("~1", "/").replace("~0", "~");
         let next = if let Some(items) = node.as_seq() {
-            seg.parse::<usize>().ok().and_then(|i| items.get(i)).map(|n| (None, n))
+            seg.parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .map(|n| (None, n))
         } else {
             node.get_entry(&seg).map(|(k, v)| (Some(k), v))
         };
@@ -212,9 +221,7 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
                 for key in unexpected {
-                    let span = node
-                        .get_entry(key)
-                        .map_or(node.span, |(k, _)| k.span);
+                    let span = node.get_entry(key).map_or(node.span, |(k, _)| k.span);
                     out.push((
                         span,
                         "unknown".to_owned(),
@@ -241,7 +248,11 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
                     "use one of: {}",
                     options
                         .as_array()
-                        .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(", "))
+                        .map(|a| a
+                            .iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(", "))
                         .unwrap_or_default()
                 ),
             },
@@ -251,7 +262,9 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
                 span: value_span,
                 help: format!(
                     "use `{}`",
-                    expected_value.as_str().map_or_else(|| expected_value.to_string(), str::to_owned)
+                    expected_value
+                        .as_str()
+                        .map_or_else(|| expected_value.to_string(), str::to_owned)
                 ),
             },
             ValidationErrorKind::Pattern { pattern } => SchemaError::Pattern {
@@ -298,10 +311,12 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
 
 fn type_words(kind: &str) -> String {
     let k = kind.to_lowercase();
-    let words: Vec<&str> = ["string", "integer", "number", "boolean", "object", "array", "null"]
-        .into_iter()
-        .filter(|w| k.contains(w))
-        .collect();
+    let words: Vec<&str> = [
+        "string", "integer", "number", "boolean", "object", "array", "null",
+    ]
+    .into_iter()
+    .filter(|w| k.contains(w))
+    .collect();
     let words: Vec<&str> = words
         .into_iter()
         .map(|w| match w {

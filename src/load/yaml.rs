@@ -90,31 +90,33 @@ impl Scalar {
             ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
             _ => {}
         }
-        if let Some(hex) = v.strip_prefix("0x") {
-            if let Ok(i) = i64::from_str_radix(hex, 16) {
-                return Resolved::Int(i);
-            }
+        if let Some(hex) = v.strip_prefix("0x")
+            && let Ok(i) = i64::from_str_radix(hex, 16)
+        {
+            return Resolved::Int(i);
         }
-        if let Some(oct) = v.strip_prefix("0o") {
-            if let Ok(i) = i64::from_str_radix(oct, 8) {
-                return Resolved::Int(i);
-            }
+        if let Some(oct) = v.strip_prefix("0o")
+            && let Ok(i) = i64::from_str_radix(oct, 8)
+        {
+            return Resolved::Int(i);
         }
         let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(i) = v.parse::<i64>() {
-                return Resolved::Int(i);
-            }
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(i) = v.parse::<i64>()
+        {
+            return Resolved::Int(i);
         }
         let looks_float = !digits.is_empty()
             && digits
                 .bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
-            && digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.');
-        if looks_float {
-            if let Ok(f) = v.parse::<f64>() {
-                return Resolved::Float(f);
-            }
+            && digits
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        if looks_float && let Ok(f) = v.parse::<f64>() {
+            return Resolved::Float(f);
         }
         Resolved::Str(v)
     }
@@ -268,10 +270,7 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                 }
                 continue;
             }
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentEnd
-            | Event::Nothing => continue,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => continue,
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if stack.len() >= limits.max_depth {
                     errors.push(LoadError::TooDeep {
@@ -320,7 +319,9 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                         ..
                     } => {
                         let e = entries.last().map_or(end, |(_, v)| v.span.end);
-                        let s = entries.first().map_or(s, |(k, _)| k.span.start.min(s.max(k.span.start)));
+                        let s = entries
+                            .first()
+                            .map_or(s, |(k, _)| k.span.start.min(s.max(k.span.start)));
                         (
                             Node {
                                 kind: NodeKind::Map(entries),
@@ -418,7 +419,11 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
     if !errors.is_empty() {
         return Err(errors);
     }
-    root.ok_or_else(|| vec![LoadError::EmptyDocument { span: Span::new(0, 0) }])
+    root.ok_or_else(|| {
+        vec![LoadError::EmptyDocument {
+            span: Span::new(0, 0),
+        }]
+    })
 }
 
 /// Maps each byte of a scalar's decoded value back to a byte offset in the source.

@@ -332,7 +332,9 @@ pub enum ModelError {
     #[error("map keys in a context declaration must be `string`, not `{key}`")]
     #[diagnostic(
         code("flowc::model::map-key"),
-        help("declare the field as `map<string, ...>`: context values come from JSON, whose keys are strings")
+        help(
+            "declare the field as `map<string, ...>`: context values come from JSON, whose keys are strings"
+        )
     )]
     MapKey {
         /// The key type.
@@ -437,7 +439,15 @@ impl Builder<'_> {
         })
     }
 
-    fn type_decl(&mut self, node: &Node) -> (Type, bool, Option<serde_json::Value>, Option<Vec<serde_json::Value>>) {
+    fn type_decl(
+        &mut self,
+        node: &Node,
+    ) -> (
+        Type,
+        bool,
+        Option<serde_json::Value>,
+        Option<Vec<serde_json::Value>>,
+    ) {
         let (ty_node, obj) = match node.as_map() {
             Some(_) => (node.get("type"), Some(node)),
             None => (Some(node), None),
@@ -496,8 +506,16 @@ impl Builder<'_> {
                 None => {
                     let base = ty_text.split('<').next().unwrap_or(ty_text);
                     let known = [
-                        "bool", "int", "uint", "double", "string", "timestamp", "duration",
-                        "list", "map", "object",
+                        "bool",
+                        "int",
+                        "uint",
+                        "double",
+                        "string",
+                        "timestamp",
+                        "duration",
+                        "list",
+                        "map",
+                        "object",
                     ];
                     let help = crate::diagnostic::suggestion_help(
                         crate::diagnostic::did_you_mean(base, known).as_deref(),
@@ -538,7 +556,9 @@ impl Builder<'_> {
         if !json_matches(ty, &node.to_json()) {
             self.errors.push(ModelError::ValueType {
                 what,
-                value: node.as_str().map_or_else(|| node.to_json().to_string(), str::to_owned),
+                value: node
+                    .as_str()
+                    .map_or_else(|| node.to_json().to_string(), str::to_owned),
                 ty: ty.to_string(),
                 span: node.span,
             });
@@ -593,7 +613,10 @@ impl Builder<'_> {
                         .and_then(Node::as_str)
                         .and_then(|m| m.parse().ok())
                         .unwrap_or(0),
-                    backoff_secs: r.get("backoff").and_then(Node::as_str).and_then(parse_duration),
+                    backoff_secs: r
+                        .get("backoff")
+                        .and_then(Node::as_str)
+                        .and_then(parse_duration),
                 }),
                 on_error: goto("onError"),
             },
@@ -674,12 +697,10 @@ pub fn json_matches(ty: &Type, v: &serde_json::Value) -> bool {
         (Type::Duration, Value::String(s)) => crate::expr::time::parse_duration(s).is_some(),
         (Type::List(t), Value::Array(items)) => items.iter().all(|i| json_matches(t, i)),
         (Type::Map(_, t), Value::Object(m)) => m.values().all(|i| json_matches(t, i)),
-        (Type::Object(o), Value::Object(m)) => {
-            o.fields.iter().all(|(k, f)| match m.get(k) {
-                Some(x) => json_matches(&f.ty, x),
-                None => f.optional,
-            })
-        }
+        (Type::Object(o), Value::Object(m)) => o.fields.iter().all(|(k, f)| match m.get(k) {
+            Some(x) => json_matches(&f.ty, x),
+            None => f.optional,
+        }),
         _ => false,
     }
 }
@@ -718,7 +739,11 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> Option<(Flow, Vec<ModelEr
         errors: Vec::new(),
     };
     let mut context = Vec::new();
-    for (k, v) in root.get("context").and_then(Node::as_map).unwrap_or_default() {
+    for (k, v) in root
+        .get("context")
+        .and_then(Node::as_map)
+        .unwrap_or_default()
+    {
         let (ty, optional, default, allowed) = b.type_decl(v);
         context.push(FieldDecl {
             name: spanned_str(k),

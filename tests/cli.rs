@@ -1,0 +1,153 @@
+//! The `flowc` binary: exit codes, output formats, graph output (DOT checked by Graphviz).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn flowc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flowc"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = flowc()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run flowc");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_examples_exits_zero() {
+    let (code, out, _) = run(&["check", "examples/"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "checked 6 files: 0 errors, 0 warnings");
+}
+
+#[test]
+fn check_json_matches_the_contract() {
+    let (code, out, _) = run(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/bad/graph.unknown-step.yaml",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["errors"], 1);
+    assert_eq!(v["warnings"], 0);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["file"], "tests/fixtures/bad/graph.unknown-step.yaml");
+    assert_eq!(d["line"], 19);
+    assert_eq!(d["column"], 11);
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["code"], "flowc::graph::unknown-step");
+    assert_eq!(d["message"], "unknown step `manger` in `next`");
+    assert_eq!(d["help"], "did you mean `manager`?");
+}
+
+#[test]
+fn check_reports_every_file_in_order() {
+    let (code, out, _) = run(&["check", "--format", "json", "tests/fixtures/bad"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(v["files"], 43);
+    let files: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["file"].as_str().expect("file"))
+        .collect();
+    let mut sorted = files.clone();
+    sorted.sort_unstable();
+    assert_eq!(files, sorted, "diagnostics are ordered by file");
+    let distinct: std::collections::BTreeSet<&str> = files.iter().copied().collect();
+    // all but load.file-too-large, which trips only under the fixture harness's 16 KiB limit
+    assert_eq!(distinct.len(), 42, "every bad fixture reports something");
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let f = "tests/fixtures/bad/graph.unreachable-step.yaml";
+    assert_eq!(run(&["check", f]).0, 0);
+    assert_eq!(run(&["check", "--deny-warnings", f]).0, 1);
+}
+
+#[test]
+fn github_annotations() {
+    let (code, out, _) = run(&[
+        "check",
+        "--format",
+        "github",
+        "tests/fixtures/bad/expr.unknown-identifier.yaml",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out.trim(),
+        "::error file=tests/fixtures/bad/expr.unknown-identifier.yaml,line=19,col=20,title=flowc%3A%3Aexpr%3A%3Aunknown-identifier::unknown identifier `amout`%0Ahelp: did you mean `amount`?"
+    );
+}
+
+#[test]
+fn usage_and_io_errors_exit_two() {
+    assert_eq!(run(&["check", "does/not/exist.yaml"]).0, 2);
+    assert_eq!(run(&["frobnicate"]).0, 2);
+    assert_eq!(run(&["check", "--format", "xml"]).0, 2);
+}
+
+#[test]
+fn graph_outputs() {
+    let (code, mermaid, _) = run(&["graph", "examples/contract-signing.yaml"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("contract_signing_mermaid", mermaid);
+    let (code, dot, _) = run(&["graph", "--format", "dot", "examples/contract-signing.yaml"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("contract_signing_dot", dot);
+    // Graphviz must accept every example's DOT output
+    let have_dot = Command::new("dot").arg("-V").output().is_ok();
+    if !have_dot {
+        assert!(
+            std::env::var_os("FLOWC_REQUIRE_DOT").is_none(),
+            "graphviz required"
+        );
+        return;
+    }
+    for entry in std::fs::read_dir(root().join("examples")).expect("examples") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let (code, dot, err) = run(&["graph", "--format", "dot", p.to_str().expect("path")]);
+        assert_eq!(code, 0, "{err}");
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dot");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(dot.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("dot");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
+    }
+}

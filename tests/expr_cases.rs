@@ -1,0 +1,153 @@
+//! The project's own expression cases (`tests/fixtures/expr/cases.txt`), one line each.
+
+use std::sync::Arc;
+
+use flowc::expr::{Value, VarTable, check_expr, codegen, time};
+use flowc::model::{ExprSource, FieldType, ObjectType, Type};
+use flowc::sandbox::{Bindings, Sandbox};
+
+fn context() -> (VarTable, Vec<(&'static str, Value)>) {
+    let mut applicant = ObjectType::default();
+    applicant.fields.insert(
+        "id".into(),
+        FieldType {
+            ty: Type::String,
+            optional: false,
+        },
+    );
+    applicant.fields.insert(
+        "grade".into(),
+        FieldType {
+            ty: Type::Int,
+            optional: true,
+        },
+    );
+    let mut vars = VarTable::default();
+    let decl: Vec<(&str, Type, Value)> = vec![
+        ("amount", Type::Double, Value::Double(20000.0)),
+        ("dept", Type::String, Value::string("finance")),
+        ("level", Type::Int, Value::Int(2)),
+        ("budget", Type::Double, Value::Double(21000.0)),
+        ("urgent", Type::Bool, Value::Bool(false)),
+        ("count", Type::Uint, Value::Uint(3)),
+        (
+            "tags",
+            Type::list(Type::String),
+            Value::List(Arc::new(vec![Value::string("a"), Value::string("b")])),
+        ),
+        (
+            "limits",
+            Type::map(Type::String, Type::Int),
+            Value::Map(Arc::new(vec![(Value::string("x"), Value::Int(1))])),
+        ),
+        (
+            "start",
+            Type::Timestamp,
+            Value::Timestamp(time::parse_timestamp("2024-01-01T00:00:00Z").expect("ts")),
+        ),
+        (
+            "applicant",
+            Type::Object(Arc::new(applicant)),
+            Value::Map(Arc::new(vec![(Value::string("id"), Value::string("u1"))])),
+        ),
+    ];
+    let mut values = Vec::new();
+    for (n, t, v) in decl {
+        vars.add(n, t);
+        values.push((n, v));
+    }
+    (vars, values)
+}
+
+fn eval(src: &str) -> Result<Value, String> {
+    let (vars, values) = context();
+    let checked =
+        check_expr(&ExprSource::detached(src), &vars.env()).map_err(|e| format!("check: {e:?}"))?;
+    let sb = Sandbox::shared();
+    let g = codegen::generate(&checked.expr, &vars);
+    let p = sb
+        .compile(&g.source, &g.constants)
+        .map_err(|e| e.to_string())?;
+    let mut b = Bindings::new();
+    for (n, v) in &values {
+        let rhai = vars
+            .iter()
+            .find(|(c, _, _)| c == n)
+            .map(|(_, r, _)| r.to_owned())
+            .expect("var");
+        b.set(&rhai, v);
+    }
+    sb.eval(&p, &mut b).map_err(|e| e.to_string())
+}
+
+fn expected_value(text: &str) -> Value {
+    // expected values are CEL literals: evaluate them with no context
+    let checked = check_expr(&ExprSource::detached(text), &VarTable::default().env())
+        .expect("expected literal checks");
+    let g = codegen::generate(&checked.expr, &VarTable::default());
+    let sb = Sandbox::shared();
+    let p = sb.compile(&g.source, &g.constants).expect("compiles");
+    sb.eval(&p, &mut Bindings::new())
+        .expect("expected literal evaluates")
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same(p, q))
+        }
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Uint(x), Value::Uint(y)) => x == y,
+        (Value::Double(x), Value::Double(y)) => x == y,
+        _ => flowc::expr::value::equals(a, b) && a.type_name() == b.type_name(),
+    }
+}
+
+#[test]
+fn expression_cases() {
+    let text = include_str!("fixtures/expr/cases.txt");
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let (src, want) = line.split_once(" ⟶ ").expect("case line has ⟶");
+        n += 1;
+        let got = eval(src);
+        let ok = match want.split_at(1) {
+            ("=", v) => got
+                .as_ref()
+                .is_ok_and(|g| same(g, &expected_value(v.trim()))),
+            ("~", msg) => got.as_ref().is_err_and(|e| e.contains(msg.trim())),
+            ("!", rest) => {
+                let mut parts = rest.split_whitespace();
+                let code = parts.next().expect("code");
+                let col: usize = parts.next().expect("col").parse().expect("col number");
+                match check_expr(&ExprSource::detached(src), &context().0.env()) {
+                    Ok(_) => false,
+                    Err(errs) => errs.iter().any(|e| {
+                        let c = miette::Diagnostic::code(e)
+                            .map(|c| c.to_string())
+                            .unwrap_or_default();
+                        let off = miette::Diagnostic::labels(e)
+                            .and_then(|mut l| l.next())
+                            .map_or(0, |l| l.offset());
+                        c == code && src.get(..off).map(|p| p.chars().count() + 1) == Some(col)
+                    }),
+                }
+            }
+            _ => panic!("bad expectation {want}"),
+        };
+        if !ok {
+            failures.push(format!("{src} ⟶ {want}: got {got:?}"));
+        }
+    }
+    assert!(n >= 120, "only {n} cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {n} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

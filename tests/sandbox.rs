@@ -1,0 +1,93 @@
+//! Hostile inputs stop at a sandbox bound with a clear error, never a hang or crash.
+
+use flowc::expr::check::Checker;
+use flowc::expr::{VarTable, codegen, parse::parse};
+use flowc::sandbox::{Bindings, Limits, RunError, Sandbox};
+
+fn run(sb: &Sandbox, src: &str) -> Result<flowc::expr::Value, RunError> {
+    let vars = VarTable::default();
+    let env = vars.env();
+    let mut e = parse(src).expect("parses");
+    let mut c = Checker::new(&env);
+    c.check(&mut e);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let g = codegen::generate(&e, &vars);
+    let p = sb.compile(&g.source, &g.constants).expect("compiles");
+    sb.eval(&p, &mut Bindings::new())
+}
+
+fn limit_hit(r: Result<flowc::expr::Value, RunError>) -> String {
+    match r {
+        Err(RunError::Limit(what)) => what,
+        other => panic!("expected a sandbox limit, got {other:?}"),
+    }
+}
+
+#[test]
+fn huge_lists_via_map_stop_at_the_array_bound() {
+    let sb = Sandbox::new(Limits {
+        max_array_size: 1000,
+        ..Limits::default()
+    });
+    let what = limit_hit(run(
+        &sb,
+        "[1,2,3,4,5,6,7,8,9,10].map(a, [1,2,3,4,5,6,7,8,9,10].map(b, [1,2,3,4,5,6,7,8,9,10].map(c, c))).size() > 0",
+    ));
+    assert!(
+        what.contains("too large") || what.contains("operations"),
+        "{what}"
+    );
+}
+
+#[test]
+fn string_blow_up_stops_at_the_string_bound() {
+    let sb = Sandbox::new(Limits {
+        max_string_size: 1024,
+        ..Limits::default()
+    });
+    let src = format!(
+        "size({}) > 0",
+        (0..8).fold("'abcdefgh'".to_owned(), |acc, _| format!("({acc} + {acc})"))
+    );
+    let what = limit_hit(run(&sb, &src));
+    assert!(what.contains("too large"), "{what}");
+}
+
+#[test]
+fn nested_comprehensions_stop_at_the_operation_bound() {
+    let sb = Sandbox::new(Limits {
+        max_operations: 10_000,
+        ..Limits::default()
+    });
+    let l = format!(
+        "[{}]",
+        (0..50).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    let src = format!("{l}.all(a, {l}.all(b, {l}.all(c, a + b + c >= 0)))");
+    let what = limit_hit(run(&sb, &src));
+    assert_eq!(what, "too many operations");
+}
+
+#[test]
+fn deep_nesting_is_rejected_by_the_parser() {
+    let deep = format!("{}1{}", "(".repeat(8_000), ")".repeat(8_000));
+    let e = parse(&deep).expect_err("too deep");
+    assert!(e.message.contains("nests deeper"), "{}", e.message);
+    let prefix = format!("{}true", "!".repeat(10_000));
+    let e = parse(&prefix).expect_err("too deep");
+    assert!(e.message.contains("nests deeper"), "{}", e.message);
+}
+
+#[test]
+fn limits_are_configurable_and_reported() {
+    let l = Limits {
+        max_operations: 7,
+        ..Limits::default()
+    };
+    let sb = Sandbox::new(l.clone());
+    assert_eq!(sb.limits(), &l);
+    assert_eq!(
+        limit_hit(run(&sb, "[1,2,3,4,5,6,7,8,9].all(x, x > 0)")),
+        "too many operations"
+    );
+}
