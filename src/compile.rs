@@ -451,7 +451,11 @@ pub fn check_many(files: Vec<(String, Vec<u8>)>, options: &Options) -> Diagnosti
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        // a panic in a worker is a bug: re-raise it rather than lose that chunk's results
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
     for r in results {
         all.extend(r);
