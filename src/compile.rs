@@ -295,13 +295,8 @@ fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
 /// All diagnostics of the file (errors and warnings) when there is at least one error.
 pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow, Diagnostics> {
     let root = load::load(file, &options.load)?;
-    let (flow, mut diags) = match model::build(file, &root) {
-        Ok(f) => (f, Diagnostics::new()),
-        Err(d) => {
-            // model errors (types) do not stop the later checks: rebuild leniently
-            (lenient_model(file, &root), d)
-        }
-    };
+    // model errors (wrong types) do not stop the later checks
+    let (flow, mut diags) = model::build_lenient(file, &root);
     let ctx_type = flow.context_type();
     let vars = VarTable::from_context(&ctx_type);
     let mut ctx = Ctx {
@@ -379,7 +374,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             _ => {}
         }
     }
-    for e in graph::check(&flow, &g) {
+    for e in graph::check(&g) {
         ctx.diags.add(file, e);
     }
     drop(g);
@@ -397,23 +392,6 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         assignees,
         warnings: diags,
     })
-}
-
-fn lenient_model(file: &Arc<SourceFile>, root: &load::Node) -> Flow {
-    // same builder; the errors were reported already, unknown types became `dyn`
-    match model::build_lenient(file, root) {
-        Some(f) => f,
-        None => Flow {
-            file: Arc::clone(file),
-            id: model::Spanned {
-                value: String::new(),
-                span: crate::span::Span::default(),
-            },
-            name: None,
-            context: Vec::new(),
-            steps: Vec::new(),
-        },
-    }
 }
 
 /// Compiles many files on all cores; returns every diagnostic of every file, sorted.

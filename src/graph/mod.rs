@@ -391,16 +391,6 @@ impl<'f> Graph<'f> {
             let Some(me) = self.node_of(&s.id.value) else {
                 continue;
             };
-            if self.graph.node_weight(me)
-                != Some(&Node::Step(
-                    self.by_id
-                        .get(s.id.value.as_str())
-                        .copied()
-                        .unwrap_or(usize::MAX),
-                ))
-            {
-                continue;
-            }
             let fallthrough = list
                 .get(pos + 1)
                 .and_then(|n| self.node_of(&n.id.value))
@@ -478,7 +468,7 @@ impl<'f> Graph<'f> {
 
 /// Runs every graph check of SPEC §3 (decision-rule analysis runs in [`crate::compile`]).
 #[must_use]
-pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
+pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
     let mut errs = Vec::new();
     // duplicate ids
     let mut seen: HashMap<&str, Span> = HashMap::new();
@@ -615,7 +605,6 @@ pub fn check(flow: &Flow, g: &Graph<'_>) -> Vec<GraphError> {
             }
         }
     }
-    let _ = flow;
     for (i, s) in g.steps.iter().enumerate() {
         let Some(n) = g.step_nodes.get(i) else {
             continue;

@@ -107,7 +107,7 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
                 "---\ntitle: {}\n---\nflowchart TD",
                 mermaid_escape(title)
             );
-            render_mermaid_scope(g, &[], &mut out, 1);
+            render_scope(g, &[], Format::Mermaid, &mut out, 1);
             for (idx, n) in [
                 (g.end_approved, Node::EndApproved),
                 (g.end_rejected, Node::EndRejected),
@@ -165,7 +165,7 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
                 "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];",
                 dot_escape(title)
             );
-            render_dot_scope(g, &[], &mut out, 1);
+            render_scope(g, &[], Format::Dot, &mut out, 1);
             for (idx, n, color) in [
                 (g.end_approved, Node::EndApproved, "#d4edda"),
                 (g.end_rejected, Node::EndRejected, "#f8d7da"),
@@ -217,82 +217,88 @@ fn shape_mermaid(g: &Graph<'_>, i: usize) -> (&'static str, &'static str) {
     }
 }
 
-fn render_mermaid_scope(g: &Graph<'_>, scope: &[(usize, usize)], out: &mut String, depth: usize) {
-    let pad = "    ".repeat(depth);
+/// Writes the steps of one list (and, recursively, each parallel's branches as a
+/// subgraph) in the chosen format.
+fn render_scope(
+    g: &Graph<'_>,
+    scope: &[(usize, usize)],
+    format: Format,
+    out: &mut String,
+    depth: usize,
+) {
+    let pad = match format {
+        Format::Mermaid => "    ",
+        Format::Dot => "  ",
+    }
+    .repeat(depth);
     for (i, s) in g.steps.iter().enumerate() {
         if s.scope != scope {
             continue;
         }
-        let (l, r) = shape_mermaid(g, i);
-        let _ = writeln!(
-            out,
-            "{pad}s{i}{l}\"{}\"{r}",
-            mermaid_escape(&node_label(g, &Node::Step(i)))
-        );
-        if let StepKind::Parallel { branches, .. } = &s.step.kind {
-            for b in 0..branches.len() {
-                let mut inner = scope.to_vec();
-                inner.push((i, b));
-                let name = branches
-                    .get(b)
-                    .and_then(|x| x.name.clone())
-                    .unwrap_or_else(|| format!("branch {}", b + 1));
-                let _ = writeln!(
-                    out,
-                    "{pad}subgraph s{i}_b{b}[\"{} / {}\"]",
-                    s.step.id.value,
-                    mermaid_escape(&name)
-                );
-                render_mermaid_scope(g, &inner, out, depth + 1);
-                let _ = writeln!(out, "{pad}end");
+        let label = node_label(g, &Node::Step(i));
+        let _ = match format {
+            Format::Mermaid => {
+                let (l, r) = shape_mermaid(g, i);
+                writeln!(out, "{pad}s{i}{l}\"{}\"{r}", mermaid_escape(&label))
             }
-            let _ = writeln!(out, "{pad}j{i}((\"join {}\"))", s.step.id.value);
+            Format::Dot => {
+                let (shape, fill) = shape_dot(&s.step.kind);
+                writeln!(
+                    out,
+                    "{pad}s{i} [label=\"{}\", shape={shape}, style=\"filled,rounded\", fillcolor=\"{fill}\"];",
+                    dot_escape(&label)
+                )
+            }
+        };
+        let StepKind::Parallel { branches, .. } = &s.step.kind else {
+            continue;
+        };
+        let id = &s.step.id.value;
+        for (b, branch) in branches.iter().enumerate() {
+            let mut inner = scope.to_vec();
+            inner.push((i, b));
+            let name = branch
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("branch {}", b + 1));
+            let _ = match format {
+                Format::Mermaid => writeln!(
+                    out,
+                    "{pad}subgraph s{i}_b{b}[\"{id} / {}\"]",
+                    mermaid_escape(&name)
+                ),
+                Format::Dot => writeln!(
+                    out,
+                    "{pad}subgraph cluster_s{i}_b{b} {{\n{pad}  label=\"{} / {}\";\n{pad}  style=dashed;",
+                    dot_escape(id),
+                    dot_escape(&name)
+                ),
+            };
+            render_scope(g, &inner, format, out, depth + 1);
+            let _ = match format {
+                Format::Mermaid => writeln!(out, "{pad}end"),
+                Format::Dot => writeln!(out, "{pad}}}"),
+            };
         }
+        let _ = match format {
+            Format::Mermaid => writeln!(out, "{pad}j{i}((\"join {id}\"))"),
+            Format::Dot => writeln!(out, "{pad}j{i} [label=\"join\", shape=circle, width=0.3];"),
+        };
     }
 }
 
-fn render_dot_scope(g: &Graph<'_>, scope: &[(usize, usize)], out: &mut String, depth: usize) {
-    let pad = "  ".repeat(depth);
-    for (i, s) in g.steps.iter().enumerate() {
-        if s.scope != scope {
-            continue;
-        }
-        let (shape, fill) = match &s.step.kind {
-            StepKind::Decision { .. } => ("diamond", "#fff3cd"),
-            StepKind::End {
-                outcome: Outcome::Approved,
-            } => ("doublecircle", "#d4edda"),
-            StepKind::End {
-                outcome: Outcome::Rejected,
-            } => ("doublecircle", "#f8d7da"),
-            StepKind::Parallel { .. } => ("box3d", "#e2e3e5"),
-            StepKind::ServiceTask { .. } => ("component", "#d1ecf1"),
-            StepKind::Notify { .. } => ("note", "#fefefe"),
-            StepKind::Approval { .. } => ("box", "#cce5ff"),
-        };
-        let _ = writeln!(
-            out,
-            "{pad}s{i} [label=\"{}\", shape={shape}, style=\"filled,rounded\", fillcolor=\"{fill}\"];",
-            dot_escape(&node_label(g, &Node::Step(i)))
-        );
-        if let StepKind::Parallel { branches, .. } = &s.step.kind {
-            for b in 0..branches.len() {
-                let mut inner = scope.to_vec();
-                inner.push((i, b));
-                let name = branches
-                    .get(b)
-                    .and_then(|x| x.name.clone())
-                    .unwrap_or_else(|| format!("branch {}", b + 1));
-                let _ = writeln!(
-                    out,
-                    "{pad}subgraph cluster_s{i}_b{b} {{\n{pad}  label=\"{} / {}\";\n{pad}  style=dashed;",
-                    dot_escape(&s.step.id.value),
-                    dot_escape(&name)
-                );
-                render_dot_scope(g, &inner, out, depth + 1);
-                let _ = writeln!(out, "{pad}}}");
-            }
-            let _ = writeln!(out, "{pad}j{i} [label=\"join\", shape=circle, width=0.3];");
-        }
+fn shape_dot(kind: &StepKind) -> (&'static str, &'static str) {
+    match kind {
+        StepKind::Decision { .. } => ("diamond", "#fff3cd"),
+        StepKind::End {
+            outcome: Outcome::Approved,
+        } => ("doublecircle", "#d4edda"),
+        StepKind::End {
+            outcome: Outcome::Rejected,
+        } => ("doublecircle", "#f8d7da"),
+        StepKind::Parallel { .. } => ("box3d", "#e2e3e5"),
+        StepKind::ServiceTask { .. } => ("component", "#d1ecf1"),
+        StepKind::Notify { .. } => ("note", "#fefefe"),
+        StepKind::Approval { .. } => ("box", "#cce5ff"),
     }
 }

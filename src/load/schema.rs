@@ -106,13 +106,16 @@ pub enum SchemaError {
     },
 }
 
+/// The schema document, parsed once.
+fn schema() -> &'static serde_json::Value {
+    static S: OnceLock<serde_json::Value> = OnceLock::new();
+    S.get_or_init(|| serde_json::from_str(SCHEMA_JSON).unwrap_or_default())
+}
+
 fn validator() -> Option<&'static jsonschema::Validator> {
     static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
-    V.get_or_init(|| {
-        let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).ok()?;
-        jsonschema::draft202012::new(&schema).ok()
-    })
-    .as_ref()
+    V.get_or_init(|| jsonschema::draft202012::new(schema()).ok())
+        .as_ref()
 }
 
 /// Finds the node at a JSON pointer; also returns the last key node on the way.
@@ -164,8 +167,7 @@ fn context_of(root: &Node, segs: &[String]) -> String {
 
 fn allowed_keys_help(schema_path: &str, key: &str) -> String {
     // the schema's property list for the object in question
-    let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).unwrap_or_default();
-    let mut obj = &schema;
+    let mut obj = schema();
     let mut found = None;
     for seg in schema_path.split('/').skip(1) {
         if seg == "additionalProperties" {

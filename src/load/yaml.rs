@@ -319,9 +319,7 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                         ..
                     } => {
                         let e = entries.last().map_or(end, |(_, v)| v.span.end);
-                        let s = entries
-                            .first()
-                            .map_or(s, |(k, _)| k.span.start.min(s.max(k.span.start)));
+                        let s = entries.first().map_or(s, |(k, _)| k.span.start);
                         (
                             Node {
                                 kind: NodeKind::Map(entries),

@@ -705,13 +705,16 @@ pub fn json_matches(ty: &Type, v: &serde_json::Value) -> bool {
     }
 }
 
-/// Builds the model even when some declarations are wrong (they become `dyn`).
+/// Builds the model and reports every model error; wrong declarations become `dyn`
+/// so that later stages can still check everything else.
 #[must_use]
-pub fn build_lenient(file: &Arc<SourceFile>, root: &Node) -> Option<Flow> {
-    match build(file, root) {
-        Ok(f) => Some(f),
-        Err(_) => build_inner(file, root).map(|(f, _)| f),
+pub fn build_lenient(file: &Arc<SourceFile>, root: &Node) -> (Flow, Diagnostics) {
+    let (flow, errors) = build_inner(file, root);
+    let mut d = Diagnostics::new();
+    for e in errors {
+        d.add(file, e);
     }
+    (flow, d)
 }
 
 /// Builds the model from a schema-valid tree.
@@ -719,21 +722,11 @@ pub fn build_lenient(file: &Arc<SourceFile>, root: &Node) -> Option<Flow> {
 /// # Errors
 /// Every model error of the file.
 pub fn build(file: &Arc<SourceFile>, root: &Node) -> Result<Flow, Diagnostics> {
-    let Some((flow, errors)) = build_inner(file, root) else {
-        return Err(Diagnostics::new());
-    };
-    if errors.is_empty() {
-        Ok(flow)
-    } else {
-        let mut d = Diagnostics::new();
-        for e in errors {
-            d.add(file, e);
-        }
-        Err(d)
-    }
+    let (flow, d) = build_lenient(file, root);
+    if d.is_empty() { Ok(flow) } else { Err(d) }
 }
 
-fn build_inner(file: &Arc<SourceFile>, root: &Node) -> Option<(Flow, Vec<ModelError>)> {
+fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>) {
     let mut b = Builder {
         file,
         errors: Vec::new(),
@@ -768,5 +761,5 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> Option<(Flow, Vec<ModelEr
         context,
         steps,
     };
-    Some((flow, b.errors))
+    (flow, b.errors)
 }
