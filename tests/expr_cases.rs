@@ -143,7 +143,7 @@ fn expression_cases() {
             failures.push(format!("{src} ⟶ {want}: got {got:?}"));
         }
     }
-    assert!(n >= 120, "only {n} cases");
+    assert!(n >= 200, "only {n} cases");
     assert!(
         failures.is_empty(),
         "{} of {n} failed:\n{}",
