@@ -2,9 +2,14 @@
 //! Run on stable: `cargo fuzz run -s none compile`.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let opts = flowc::compile::Options::default();
-    let _ = flowc::compile::check_many(vec![("fuzz.yaml".to_owned(), data.to_vec())], &opts);
+    static OPTS: OnceLock<flowc::compile::Options> = OnceLock::new();
+    let opts = OPTS.get_or_init(flowc::compile::Options::default);
+    if let Ok(file) = flowc::load::source_from_bytes("fuzz.yaml", data.to_vec()) {
+        let _ = flowc::compile::compile(&file, opts);
+    }
 });
