@@ -73,7 +73,7 @@ fn bench(c: &mut Criterion) {
         urgent: false,
     };
     let mut b = Bindings::new();
-    for (name, rhai, _) in flow.vars().iter() {
+    for (name, index, _) in flow.vars().iter() {
         let v = match name {
             "amount" => Value::Double(ctx.amount),
             "dept" => Value::String(Arc::clone(&ctx.dept)),
@@ -81,13 +81,17 @@ fn bench(c: &mut Criterion) {
             "budget" => Value::Double(ctx.budget),
             _ => Value::Bool(ctx.urgent),
         };
-        b.set(rhai, &v);
+        b.set(index, &v);
     }
     let mut g = c.benchmark_group("condition");
     for id in ["c1", "c2", "c3"] {
-        let p = flow.skip_program(id).expect("program");
+        let cond = flow.skip_condition(id).expect("condition");
+        assert!(cond.is_direct(), "{id} runs on the direct path");
         g.bench_function(format!("{id}/flowc"), |bn| {
-            bn.iter(|| black_box(sb.eval_bool(p, &mut b).expect("eval")))
+            bn.iter(|| black_box(cond.eval(sb, &mut b).expect("eval")))
+        });
+        g.bench_function(format!("{id}/flowc-rhai"), |bn| {
+            bn.iter(|| black_box(cond.eval_sandboxed(sb, &mut b).expect("eval")))
         });
     }
     let x = black_box(ctx.clone());
@@ -113,8 +117,32 @@ fn bench(c: &mut Criterion) {
     g.finish();
     let d = flow.decision("d10").expect("decision");
     let mut g = c.benchmark_group("decision");
+    assert!(d.is_direct());
     g.bench_function("10-rules-first/flowc", |bn| {
-        bn.iter(|| black_box(sb.eval_int(&d.program, &mut b).expect("eval")))
+        bn.iter(|| black_box(d.eval(sb, &mut b).expect("eval")))
+    });
+    g.bench_function("10-rules-first/flowc-rhai", |bn| {
+        bn.iter(|| black_box(d.eval_sandboxed(sb, &mut b).expect("eval")))
+    });
+    let closure_rules = |x: &Ctx| -> Option<usize> {
+        let d = &*x.dept;
+        [
+            x.amount > 1_000_000.0,
+            x.amount > 500_000.0 && x.level > 5,
+            d == "legal" && x.amount > 100_000.0,
+            d == "hr" && x.level >= 4,
+            x.urgent && x.amount > 50000.0,
+            x.level >= 8,
+            x.amount > x.budget * 2.0,
+            d == "it" && x.amount > 20000.0,
+            (d == "ops" || d == "sales") && x.level < 2,
+            x.amount > 30000.0,
+        ]
+        .iter()
+        .position(|h| *h)
+    };
+    g.bench_function("10-rules-first/closure", |bn| {
+        bn.iter(|| black_box(closure_rules(black_box(&x))))
     });
     g.finish();
 }

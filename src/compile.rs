@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::diagnostic::Diagnostics;
+use crate::expr::fast::{self, Fast};
 use crate::expr::{self, Env, ExprError, VarTable, codegen};
 use crate::graph::{self, Graph, GraphError, rules};
 use crate::load::{self, LoadLimits};
 use crate::model::{self, Assignees, ExprSource, Flow, HitPolicy, StepKind, Type};
-use crate::sandbox::{Program, Sandbox};
+use crate::sandbox::{Bindings, Program, RunError, Sandbox};
 use crate::span::SourceFile;
 
 /// Compiler options.
@@ -30,13 +31,143 @@ impl Default for Options {
     }
 }
 
-/// A compiled decision: one program for all rules.
+/// A compiled condition: its sandboxed Rhai program and, when every part of it is a
+/// non-looping, non-allocating operation, the direct form (see [`expr::fast`]).
+#[derive(Debug, Clone)]
+pub struct Condition {
+    program: Program,
+    fast: Option<Fast>,
+}
+
+impl Condition {
+    /// Evaluates the condition (the direct form when there is one).
+    ///
+    /// # Errors
+    /// The CEL run-time error or sandbox bound that stopped it.
+    pub fn eval(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Result<bool, RunError> {
+        match &self.fast {
+            Some(f) => f.eval_bool(bindings.slots()),
+            None => sandbox.eval_bool(&self.program, bindings),
+        }
+    }
+
+    /// Evaluates the Rhai program, even when a direct form exists.
+    ///
+    /// # Errors
+    /// The CEL run-time error or sandbox bound that stopped it.
+    pub fn eval_sandboxed(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<bool, RunError> {
+        sandbox.eval_bool(&self.program, bindings)
+    }
+
+    /// True when the condition runs on the direct path.
+    #[must_use]
+    pub fn is_direct(&self) -> bool {
+        self.fast.is_some()
+    }
+}
+
+/// A compiled decision: one program for all rules (and the direct forms of the rules
+/// when every rule has one).
 #[derive(Debug, Clone)]
 pub struct CompiledDecision {
-    /// Evaluates to the first matching rule index (or all, for `unique`).
-    pub program: Program,
-    /// `unique` hit policy.
-    pub unique: bool,
+    program: Program,
+    fast: Option<Vec<Fast>>,
+    unique: bool,
+}
+
+impl CompiledDecision {
+    /// The rule that routes: `Some(index)` (0-based), `None` when no rule holds.
+    ///
+    /// # Errors
+    /// A run-time error in a rule, or more than one rule holding under `unique`
+    /// ([`RunError::NotUnique`]); both are incidents.
+    pub fn eval(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<Option<usize>, RunError> {
+        match &self.fast {
+            Some(rules) => self.decide_direct(rules, bindings),
+            None => self.eval_sandboxed(sandbox, bindings),
+        }
+    }
+
+    fn decide_direct(
+        &self,
+        rules: &[Fast],
+        bindings: &Bindings,
+    ) -> Result<Option<usize>, RunError> {
+        let mut hit = None;
+        for (i, r) in rules.iter().enumerate() {
+            if r.eval_bool(bindings.slots())? {
+                match hit {
+                    None if !self.unique => return Ok(Some(i)),
+                    None => hit = Some(i),
+                    Some(first) => {
+                        let mut all = vec![first, i];
+                        for (j, rest) in rules.iter().enumerate().skip(i + 1) {
+                            if rest.eval_bool(bindings.slots())? {
+                                all.push(j);
+                            }
+                        }
+                        return Err(RunError::NotUnique(all));
+                    }
+                }
+            }
+        }
+        Ok(hit)
+    }
+
+    /// Evaluates the one Rhai program of the decision, even when direct forms exist.
+    ///
+    /// # Errors
+    /// As [`CompiledDecision::eval`].
+    pub fn eval_sandboxed(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<Option<usize>, RunError> {
+        let to_index = |i: i64| usize::try_from(i).ok();
+        if !self.unique {
+            return Ok(to_index(sandbox.eval_int(&self.program, bindings)?));
+        }
+        let hits: Vec<usize> = match sandbox.eval(&self.program, bindings)? {
+            expr::Value::List(l) => l
+                .iter()
+                .filter_map(|v| match v {
+                    expr::Value::Int(i) => to_index(*i),
+                    _ => None,
+                })
+                .collect(),
+            other => {
+                return Err(RunError::ResultType {
+                    expected: "list",
+                    got: other.type_name().to_owned(),
+                });
+            }
+        };
+        match hits.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(RunError::NotUnique(hits)),
+        }
+    }
+
+    /// `hitPolicy: unique`.
+    #[must_use]
+    pub fn is_unique(&self) -> bool {
+        self.unique
+    }
+
+    /// True when every rule runs on the direct path.
+    #[must_use]
+    pub fn is_direct(&self) -> bool {
+        self.fast.is_some()
+    }
 }
 
 /// A flow that passed every check, with its sandboxed programs.
@@ -45,7 +176,7 @@ pub struct CompiledFlow {
     flow: Flow,
     vars: VarTable,
     sandbox: Arc<Sandbox>,
-    skip: HashMap<String, Program>,
+    skip: HashMap<String, Condition>,
     decisions: HashMap<String, CompiledDecision>,
     assignees: HashMap<String, Program>,
     warnings: Diagnostics,
@@ -78,7 +209,7 @@ impl CompiledFlow {
 
     /// The skip condition of a step.
     #[must_use]
-    pub fn skip_program(&self, step: &str) -> Option<&Program> {
+    pub fn skip_condition(&self, step: &str) -> Option<&Condition> {
         self.skip.get(step)
     }
 
@@ -316,8 +447,9 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             && let Some(c) = ctx.condition(src)
         {
             let generated = codegen::generate_condition(&c.expr, &ctx.vars);
-            if let Some(p) = ctx.program(&generated) {
-                skip.insert(s.id.value.clone(), p);
+            if let Some(program) = ctx.program(&generated) {
+                let fast = fast::build(&c.expr, &ctx.vars);
+                skip.insert(s.id.value.clone(), Condition { program, fast });
             }
         }
         match &s.kind {
@@ -365,9 +497,19 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
                     let unique = *hit_policy == HitPolicy::Unique;
                     let generated = codegen::generate_decision(&exprs, unique, &ctx.vars);
-                    if let Some(p) = ctx.program(&generated) {
-                        decisions
-                            .insert(s.id.value.clone(), CompiledDecision { program: p, unique });
+                    if let Some(program) = ctx.program(&generated) {
+                        let fast = exprs
+                            .iter()
+                            .map(|e| fast::build(e, &ctx.vars))
+                            .collect::<Option<Vec<Fast>>>();
+                        decisions.insert(
+                            s.id.value.clone(),
+                            CompiledDecision {
+                                program,
+                                fast,
+                                unique,
+                            },
+                        );
                     }
                 }
             }

@@ -63,6 +63,9 @@ pub enum RunError {
     /// A declared variable had no value.
     #[error("no value for `{0}`")]
     Unbound(String),
+    /// More than one rule holds under `hitPolicy: unique` (0-based rule indices).
+    #[error("rules {} hold together under `unique`", .0.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", "))]
+    NotUnique(Vec<usize>),
     /// The result was not of the expected type.
     #[error("expected {expected}, got {got}")]
     ResultType {
@@ -397,10 +400,18 @@ pub struct Program {
     ast: Arc<AST>,
 }
 
-/// Variable values for one evaluation context (reuse it across evaluations).
+/// The Rhai variable name of context slot `index`.
+#[must_use]
+pub fn rhai_var(index: usize) -> String {
+    format!("v{index}")
+}
+
+/// Variable values for one evaluation context (reuse it across evaluations): one slot
+/// per context variable for the direct evaluator, mirrored in a Rhai scope.
 #[derive(Debug, Clone, Default)]
 pub struct Bindings {
     scope: Scope<'static>,
+    slots: Vec<Option<Value>>,
 }
 
 impl Bindings {
@@ -410,14 +421,27 @@ impl Bindings {
         Self::default()
     }
 
-    /// Binds a Rhai variable name to a value.
-    pub fn set(&mut self, rhai_name: &str, v: &Value) {
-        self.scope.set_or_push(rhai_name.to_owned(), to_dynamic(v));
+    /// Binds context slot `index` (see `VarTable::index`) to a value.
+    pub fn set(&mut self, index: usize, v: &Value) {
+        self.scope.set_or_push(rhai_var(index), to_dynamic(v));
+        if self.slots.len() <= index {
+            self.slots.resize(index + 1, None);
+        }
+        if let Some(s) = self.slots.get_mut(index) {
+            *s = Some(v.clone());
+        }
+    }
+
+    /// The slots, by index (`None`: unbound).
+    #[must_use]
+    pub fn slots(&self) -> &[Option<Value>] {
+        &self.slots
     }
 
     /// Removes everything.
     pub fn clear(&mut self) {
         self.scope.clear();
+        self.slots.clear();
     }
 }
 

@@ -207,12 +207,27 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
             let Some(val) = value(v) else {
                 return Outcome::Skip;
             };
-            if let Some((_, r, _)) = vars.iter().find(|(n, _, _)| n == k) {
-                b.set(r, &val);
+            if let Some(i) = vars.index(k) {
+                b.set(i, &val);
             }
         }
     }
-    match (sandbox.eval(&program, &mut b), expect_value) {
+    let result = sandbox.eval(&program, &mut b);
+    // differential: where the direct evaluator applies, it must agree with the sandbox
+    if let Some(f) = flowc::expr::fast::build(&e, &vars) {
+        let direct = f.eval_value(b.slots());
+        let agree = match (&result, &direct) {
+            (Ok(x), Ok(y)) => same(x, y),
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !agree {
+            return Outcome::Fail(format!(
+                "direct path {direct:?} differs from sandbox {result:?}"
+            ));
+        }
+    }
+    match (result, expect_value) {
         (Ok(got), Some(Some(want))) => {
             if same(&got, &want) {
                 Outcome::Pass

@@ -70,14 +70,24 @@ fn eval(src: &str) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     let mut b = Bindings::new();
     for (n, v) in &values {
-        let rhai = vars
-            .iter()
-            .find(|(c, _, _)| c == n)
-            .map(|(_, r, _)| r.to_owned())
-            .expect("var");
-        b.set(&rhai, v);
+        b.set(vars.index(n).expect("var"), v);
     }
-    sb.eval(&p, &mut b).map_err(|e| e.to_string())
+    let result = sb.eval(&p, &mut b).map_err(|e| e.to_string());
+    // differential: where the direct evaluator applies, it must agree with the sandbox
+    if let Some(f) = flowc::expr::fast::build(&checked.expr, &vars) {
+        let direct = f.eval_value(b.slots()).map_err(|e| e.to_string());
+        let agree = match (&result, &direct) {
+            (Ok(x), Ok(y)) => same(x, y),
+            (Err(x), Err(y)) => x == y,
+            _ => false,
+        };
+        if !agree {
+            return Err(format!(
+                "direct path {direct:?} differs from sandbox {result:?}"
+            ));
+        }
+    }
+    result
 }
 
 fn expected_value(text: &str) -> Value {

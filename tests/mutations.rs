@@ -17,7 +17,9 @@ fn examples() -> Vec<String> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     v.sort();
-    v.iter().map(|p| std::fs::read_to_string(p).expect("read")).collect()
+    v.iter()
+        .map(|p| std::fs::read_to_string(p).expect("read"))
+        .collect()
 }
 
 fn yaml_steps(list: Option<&Node>) -> usize {
@@ -38,7 +40,9 @@ fn model_steps(list: &[Step]) -> usize {
     list.iter()
         .map(|s| {
             1 + match &s.kind {
-                StepKind::Parallel { branches, .. } => branches.iter().map(|b| model_steps(&b.steps)).sum(),
+                StepKind::Parallel { branches, .. } => {
+                    branches.iter().map(|b| model_steps(&b.steps)).sum()
+                }
                 _ => 0,
             }
         })
@@ -46,9 +50,36 @@ fn model_steps(list: &[Step]) -> usize {
 }
 
 const TOKENS: &[&str] = &[
-    "", "x", "[", "]", "{", "}", "1", "-1", "1.5", "true", "null", "approval", "decision", "end",
-    "manager", "amount > 1.0", "'unterminated", "*alias", "&a", "48h", "0s", "- id: x", "报销",
-    "{ role: a }", "[a, b]", "goto", "dept in [", "||", "size(", "\t",
+    "",
+    "x",
+    "[",
+    "]",
+    "{",
+    "}",
+    "1",
+    "-1",
+    "1.5",
+    "true",
+    "null",
+    "approval",
+    "decision",
+    "end",
+    "manager",
+    "amount > 1.0",
+    "'unterminated",
+    "*alias",
+    "&a",
+    "48h",
+    "0s",
+    "- id: x",
+    "报销",
+    "{ role: a }",
+    "[a, b]",
+    "goto",
+    "dept in [",
+    "||",
+    "size(",
+    "\t",
 ];
 
 #[derive(Debug, Clone)]
@@ -101,7 +132,10 @@ fn apply(text: &str, muts: &[Mutation]) -> String {
             Mutation::Truncate(i) => {
                 let joined = lines.join("\n");
                 let cut = i % (joined.len() + 1);
-                let cut = (0..=cut).rev().find(|c| joined.is_char_boundary(*c)).unwrap_or(0);
+                let cut = (0..=cut)
+                    .rev()
+                    .find(|c| joined.is_char_boundary(*c))
+                    .unwrap_or(0);
                 lines = joined[..cut].lines().map(str::to_owned).collect();
             }
         }

@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod check;
 pub mod codegen;
+pub mod fast;
 pub mod parse;
 pub mod time;
 pub mod value;
@@ -176,10 +177,10 @@ pub enum ExprError {
     },
 }
 
-/// Maps context field names to Rhai variable names (`v0`, `v1`, ... by sorted name).
+/// Context variables: each has a slot index (its Rhai name is `v<index>`).
 #[derive(Clone, Debug, Default)]
 pub struct VarTable {
-    names: BTreeMap<String, (String, Type)>,
+    names: BTreeMap<String, (usize, Type)>,
     optional: std::collections::BTreeSet<String>,
 }
 
@@ -200,9 +201,7 @@ impl VarTable {
     /// Declares a variable.
     pub fn add(&mut self, name: &str, ty: Type) {
         let idx = self.names.len();
-        self.names
-            .entry(name.to_owned())
-            .or_insert_with(|| (format!("v{idx}"), ty));
+        self.names.entry(name.to_owned()).or_insert((idx, ty));
     }
 
     /// Declares a variable that may be absent at run time.
@@ -211,11 +210,27 @@ impl VarTable {
         self.optional.insert(name.to_owned());
     }
 
-    /// (CEL name, Rhai name, type) for each variable.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Type)> {
-        self.names
-            .iter()
-            .map(|(k, (r, t))| (k.as_str(), r.as_str(), t))
+    /// (CEL name, slot index, type) for each variable, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, usize, &Type)> {
+        self.names.iter().map(|(k, (i, t))| (k.as_str(), *i, t))
+    }
+
+    /// The slot index of a variable.
+    #[must_use]
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.names.get(name).map(|(i, _)| *i)
+    }
+
+    /// Number of variables (slots).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when no variable is declared.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 
     /// The checker environment of these variables.
@@ -231,7 +246,9 @@ impl VarTable {
 
 impl codegen::VarNames for VarTable {
     fn rhai_name(&self, cel: &str) -> Option<String> {
-        self.names.get(cel).map(|(r, _)| r.clone())
+        self.names
+            .get(cel)
+            .map(|(i, _)| crate::sandbox::rhai_var(*i))
     }
     fn may_be_unbound(&self, cel: &str) -> bool {
         self.optional.contains(cel)

@@ -1,0 +1,125 @@
+//! Evaluating a condition allocates nothing on the heap (direct path), measured with a
+//! counting global allocator. One test per binary, so nothing else allocates meanwhile.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flowc::compile::{Options, compile};
+use flowc::expr::Value;
+use flowc::sandbox::Bindings;
+use flowc::span::SourceFile;
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: alloc
+context:
+  amount: double
+  dept: string
+  level: int
+  budget: double
+  urgent: bool
+  applicant: { type: object, fields: { id: string, grade: { type: int, optional: true } } }
+steps:
+  - id: c1
+    type: approval
+    assignees: { role: a }
+    skipCondition: amount < 10000.0
+  - id: c2
+    type: approval
+    assignees: { role: a }
+    skipCondition: amount > 50000.0 && dept == "finance" || level >= 3
+  - id: c3
+    type: approval
+    assignees: { role: a }
+    skipCondition: 'dept in ["finance", "legal", "hr"] && amount * 1.1 > budget && !urgent'
+  - id: c4
+    type: approval
+    assignees: { role: a }
+    skipCondition: 'has(applicant.grade) && applicant.grade > 3 || applicant.id.startsWith("u") && size(dept) < 10'
+  - id: route
+    type: decision
+    rules:
+      - { when: amount > 1000000.0, goto: done }
+      - { when: dept == "legal" && amount > 100000.0, goto: done }
+      - { when: level >= 8 || urgent, goto: done }
+    default: done
+  - id: done
+    type: end
+    outcome: approved
+"#;
+
+#[test]
+fn condition_evaluation_does_not_allocate() {
+    let file = SourceFile::new("alloc.yaml", FLOW);
+    let flow = compile(&file, &Options::default()).expect("compiles");
+    let sb = flow.sandbox();
+    let mut b = Bindings::new();
+    for (name, i, _) in flow.vars().iter() {
+        let v = match name {
+            "amount" => Value::Double(20000.0),
+            "dept" => Value::string("finance"),
+            "level" => Value::Int(2),
+            "budget" => Value::Double(21000.0),
+            "urgent" => Value::Bool(false),
+            _ => Value::Map(Arc::new(vec![(Value::string("id"), Value::string("u1"))])),
+        };
+        b.set(i, &v);
+    }
+    let conds: Vec<_> = ["c1", "c2", "c3", "c4"]
+        .iter()
+        .map(|id| flow.skip_condition(id).expect("condition"))
+        .collect();
+    let d = flow.decision("route").expect("decision");
+    // warm up (lazy statics, regex caches)
+    for c in &conds {
+        c.eval(sb, &mut b).expect("eval");
+    }
+    d.eval(sb, &mut b).expect("eval");
+
+    assert!(conds.iter().all(|c| c.is_direct()) && d.is_direct());
+    let mut results = Vec::with_capacity(4 * 1000);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        for c in &conds {
+            results.push(c.eval(sb, &mut b).expect("eval"));
+        }
+        assert_eq!(d.eval(sb, &mut b).expect("eval"), None);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(results[..4], [false, false, true, true]);
+    assert_eq!(allocs, 0, "{allocs} heap allocations in 5,000 evaluations");
+
+    // the Rhai path, for the record: it allocates per call
+    let before = ALLOCS.load(Ordering::Relaxed);
+    conds[0].eval_sandboxed(sb, &mut b).expect("eval");
+    assert!(
+        ALLOCS.load(Ordering::Relaxed) > before,
+        "the Rhai path was expected to allocate"
+    );
+}
