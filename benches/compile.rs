@@ -1,4 +1,14 @@
 //! Compile throughput: 1,000 example-sized flows, on one thread and on all cores.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::hint::black_box;
 

@@ -1,5 +1,15 @@
 //! Condition and decision evaluation latency, each beside a hand-written Rust closure of
 //! the same logic measured in the same run.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;

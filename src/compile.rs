@@ -424,6 +424,10 @@ fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
 ///
 /// # Errors
 /// All diagnostics of the file (errors and warnings) when there is at least one error.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the pipeline, stage by stage, kept in one place"
+)]
 pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow, Diagnostics> {
     let root = load::load(file, &options.load)?;
     // model errors (wrong types) do not stop the later checks

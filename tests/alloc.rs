@@ -1,5 +1,15 @@
 //! Evaluating a condition allocates nothing on the heap (direct path), measured with a
 //! counting global allocator. One test per binary, so nothing else allocates meanwhile.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;

@@ -1,4 +1,14 @@
 //! The `flowc` binary: exit codes, output formats, graph output (DOT checked by Graphviz).
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,4 +1,14 @@
 //! The project's own expression cases (`tests/fixtures/expr/cases.txt`), one line each.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::sync::Arc;
 

@@ -2,6 +2,16 @@
 //! code it must produce (`graph.unknown-step.yaml` → `flowc::graph::unknown-step`) and
 //! its rendered diagnostics are snapshotted; every flow in `examples/` and
 //! `tests/fixtures/valid/` compiles without a diagnostic.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,14 @@
 //! Hostile YAML gets a bounded, clear diagnostic: never a stack overflow, abort or hang.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use flowc::compile::{Options, check_many};
 

@@ -1,6 +1,16 @@
 //! Property test: mutated examples never panic the compiler, and the schema and the
 //! model agree — whatever the schema accepts, the model represents completely (every
 //! step of the YAML is a step of the model; nothing is silently dropped).
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use std::path::PathBuf;
 

@@ -1,4 +1,14 @@
 //! Hostile inputs stop at a sandbox bound with a clear error, never a hang or crash.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
 
 use flowc::expr::check::Checker;
 use flowc::expr::{VarTable, codegen, parse::parse};

@@ -33,10 +33,14 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn is_flow_file(p: &Path) -> bool {
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    (name.ends_with(".yaml") || name.ends_with(".yml"))
-        && !name.ends_with(".test.yaml")
-        && !name.ends_with(".test.yml")
+    let ext_is = |p: &Path, want: &[&str]| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| want.iter().any(|w| e.eq_ignore_ascii_case(w)))
+    };
+    // `*.test.yaml` files are scenarios, not flows
+    let stem = Path::new(p.file_stem().unwrap_or_default());
+    ext_is(p, &["yaml", "yml"]) && !ext_is(stem, &["test"])
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -1,4 +1,9 @@
 //! The only code that prints or exits. One file per subcommand.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI is the one place that prints"
+)]
 
 mod check;
 mod graph;

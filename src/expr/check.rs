@@ -138,10 +138,9 @@ const FUNCTIONS: &[&str] = &[
 #[must_use]
 pub fn assignable(a: &Type, b: &Type) -> bool {
     match (a, b) {
-        (Type::Dyn, _) | (_, Type::Dyn) => true,
+        (Type::Dyn | Type::Null, _) | (_, Type::Dyn | Type::Null) => true,
         (Type::List(x), Type::List(y)) => assignable(x, y),
         (Type::Map(k1, v1), Type::Map(k2, v2)) => assignable(k1, k2) && assignable(v1, v2),
-        (Type::Null, _) | (_, Type::Null) => true,
         (Type::Object(_), Type::Map(k, _)) | (Type::Map(k, _), Type::Object(_)) => {
             assignable(k, &Type::String)
         }
@@ -271,9 +270,10 @@ impl<'e> Checker<'e> {
                 let t = self.check(inner);
                 let field = field.clone();
                 match t {
-                    Type::Object(o) => match o.fields.get(&field) {
-                        Some(f) => f.ty.clone(),
-                        None => {
+                    Type::Object(o) => {
+                        if let Some(f) = o.fields.get(&field) {
+                            f.ty.clone()
+                        } else {
                             let suggestion =
                                 did_you_mean(&field, o.fields.keys().map(String::as_str));
                             self.error(
@@ -284,7 +284,7 @@ impl<'e> Checker<'e> {
                                 },
                             )
                         }
-                    },
+                    }
                     Type::Map(k, v) if assignable(&k, &Type::String) => *v,
                     Type::Dyn => Type::Dyn,
                     other => self.no_overload(
@@ -328,8 +328,7 @@ impl<'e> Checker<'e> {
                 match (&ta, &ti) {
                     (Type::List(t), Type::Int | Type::Uint | Type::Dyn) => (**t).clone(),
                     (Type::Map(k, v), _) if assignable(k, &ti) => (**v).clone(),
-                    (Type::Object(_), Type::String | Type::Dyn) => Type::Dyn,
-                    (Type::Dyn, _) => Type::Dyn,
+                    (Type::Object(_), Type::String | Type::Dyn) | (Type::Dyn, _) => Type::Dyn,
                     _ => self.no_overload(
                         span,
                         "[]",
@@ -425,7 +424,7 @@ impl<'e> Checker<'e> {
                 let lit_b = matches!(b.kind, ExprKind::Lit(_));
                 let a_text = Self::dotted_name(a);
                 let b_text = Self::dotted_name(b);
-                self.binary(span, op, &ta, &tb, (lit_a, a_text), (lit_b, b_text))
+                self.binary(span, op, &ta, &tb, &(lit_a, a_text), &(lit_b, b_text))
             }
             ExprKind::Comprehension {
                 kind,
@@ -520,14 +519,18 @@ impl<'e> Checker<'e> {
         }
     }
 
+    #[expect(
+        clippy::match_same_arms,
+        reason = "one arm per CEL overload, as the spec lists them"
+    )]
     fn binary(
         &mut self,
         span: (usize, usize),
         op: BinaryOp,
         ta: &Type,
         tb: &Type,
-        a: (bool, Option<String>),
-        b: (bool, Option<String>),
+        a: &(bool, Option<String>),
+        b: &(bool, Option<String>),
     ) -> Type {
         use Type::{Bool, Bytes, Double, Duration, Dyn, Int, List, String as Str, Timestamp, Uint};
         let sym = op.symbol();
@@ -576,7 +579,7 @@ impl<'e> Checker<'e> {
                 return r;
             }
         }
-        let help = numeric_help(op, ta, tb, &a, &b);
+        let help = numeric_help(op, ta, tb, a, b);
         self.no_overload(span, sym, &[ta, tb], help)
     }
 
@@ -657,12 +660,11 @@ impl<'e> Checker<'e> {
                 );
             }
         };
-        match result {
-            Some(t) => t,
-            None => {
-                let help = format!("`{name}` is not defined for {}", words(&all));
-                self.no_overload(span, name, &all, help)
-            }
+        if let Some(t) = result {
+            t
+        } else {
+            let help = format!("`{name}` is not defined for {}", words(&all));
+            self.no_overload(span, name, &all, help)
         }
     }
 }

@@ -412,16 +412,15 @@ fn make_call(
                 format!("write `list.{name}(x, <expression using x>)`"),
             ));
         }
-        let var = match &args.first().map(|a| &a.kind) {
-            Some(ExprKind::Ident(v)) => v.clone(),
-            _ => {
-                let s = args.first().map_or(span, |a| a.span);
-                return Err(err(
-                    format!("the first argument of `{name}` must be a variable name"),
-                    s,
-                    format!("write `list.{name}(x, ...)`"),
-                ));
-            }
+        let var = if let Some(ExprKind::Ident(v)) = &args.first().map(|a| &a.kind) {
+            v.clone()
+        } else {
+            let s = args.first().map_or(span, |a| a.span);
+            return Err(err(
+                format!("the first argument of `{name}` must be a variable name"),
+                s,
+                format!("write `list.{name}(x, ...)`"),
+            ));
         };
         let body = args
             .pop()
@@ -579,7 +578,7 @@ fn parse_int_text(t: &str) -> Option<u64> {
     }
 }
 
-/// Splits `r"..."`, `'''...'''` etc. into (is_raw, body).
+/// Splits `r"..."`, `'''...'''` etc. into (`is_raw`, body).
 fn string_body(s: &str) -> (bool, &str) {
     let (raw, s) = match s.strip_prefix(['r', 'R']) {
         Some(rest) => (true, rest),

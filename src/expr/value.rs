@@ -192,11 +192,11 @@ pub fn format_double(d: f64) -> String {
     let sci = format!("{d:e}");
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
+    if (-4..21).contains(&exp) {
+        format!("{d}")
+    } else {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mant}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{d}")
     }
 }
 
@@ -223,19 +223,20 @@ pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
         } else {
             x.unsigned_abs().cmp(y)
         }),
-        (Value::Uint(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
         #[expect(
             clippy::cast_precision_loss,
             reason = "CEL compares int and double as doubles"
         )]
         (Value::Int(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
-        (Value::Double(_), Value::Int(_)) => compare_numeric(b, a).map(Ordering::reverse),
         #[expect(
             clippy::cast_precision_loss,
             reason = "CEL compares uint and double as doubles"
         )]
         (Value::Uint(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
-        (Value::Double(_), Value::Uint(_)) => compare_numeric(b, a).map(Ordering::reverse),
+        // the mirrored pairs
+        (Value::Uint(_), Value::Int(_)) | (Value::Double(_), Value::Int(_) | Value::Uint(_)) => {
+            compare_numeric(b, a).map(Ordering::reverse)
+        }
         _ => None,
     }
 }
@@ -334,10 +335,7 @@ pub fn arith(op: &'static str, a: &Value, b: &Value) -> Result<Value, OpError> {
         ("+", Int(x), Int(y)) => Int(x.checked_add(*y).ok_or_else(ov)?),
         ("-", Int(x), Int(y)) => Int(x.checked_sub(*y).ok_or_else(ov)?),
         ("*", Int(x), Int(y)) => Int(x.checked_mul(*y).ok_or_else(ov)?),
-        ("/", Int(_), Int(0))
-        | ("%", Int(_), Int(0))
-        | ("/", Uint(_), Uint(0))
-        | ("%", Uint(_), Uint(0)) => {
+        ("/" | "%", Int(_), Int(0)) | ("/" | "%", Uint(_), Uint(0)) => {
             return Err(OpError::DivisionByZero);
         }
         ("/", Int(x), Int(y)) => Int(x.checked_div(*y).ok_or_else(ov)?),

@@ -312,26 +312,61 @@ fn collect<'f>(steps: &'f [Step], scope: &[(usize, usize)], out: &mut Vec<StepIn
     }
 }
 
-/// Every reference a step makes: (key, target).
+/// One reference from a step to another step by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reference<'f> {
+    /// The key that holds it (`next`, `goto`, `default`, `onReject`, `onError`, `onTimeout`).
+    pub field: &'static str,
+    /// The referenced id.
+    pub id: &'f str,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// Every reference a step makes, in the order written.
 #[must_use]
-pub fn references(s: &Step) -> Vec<(&'static str, &Spanned<String>)> {
-    let mut v: Vec<(&'static str, &Spanned<String>)> = Vec::new();
+pub fn references(s: &Step) -> Vec<Reference<'_>> {
+    fn to<'a>(field: &'static str, target: &'a Spanned<String>) -> Reference<'a> {
+        Reference {
+            field,
+            id: target.value.as_str(),
+            span: target.span,
+        }
+    }
+    let mut v = Vec::new();
     if let Some(n) = &s.next {
-        v.push(("next", n));
+        v.push(to("next", n));
     }
     match &s.kind {
         StepKind::Approval {
-            on_reject: Some(r), ..
-        } => v.push(("onReject", r)),
+            on_reject,
+            on_timeout,
+            ..
+        } => {
+            if let Some(r) = on_reject {
+                v.push(to("onReject", r));
+            }
+            if let Some(Spanned {
+                value: OnTimeout::Goto(id),
+                span,
+            }) = on_timeout
+            {
+                v.push(Reference {
+                    field: "onTimeout",
+                    id: id.as_str(),
+                    span: *span,
+                });
+            }
+        }
         StepKind::ServiceTask {
             on_error: Some(r), ..
-        } => v.push(("onError", r)),
+        } => v.push(to("onError", r)),
         StepKind::Decision { rules, default, .. } => {
             for r in rules {
-                v.push(("goto", &r.goto));
+                v.push(to("goto", &r.goto));
             }
             if let Some(d) = default {
-                v.push(("default", d));
+                v.push(to("default", d));
             }
         }
         _ => {}
@@ -415,7 +450,7 @@ impl<'f> Graph<'f> {
                     if let Some(t) = on_timeout {
                         match &t.value {
                             OnTimeout::Goto(id) => {
-                                edges.extend(self.node_of(id).map(|n| (n, Edge::Timeout)))
+                                edges.extend(self.node_of(id).map(|n| (n, Edge::Timeout)));
                             }
                             OnTimeout::Reject => edges.push((self.end_rejected, Edge::Timeout)),
                             OnTimeout::Approve | OnTimeout::Escalate => {}
@@ -470,60 +505,87 @@ impl<'f> Graph<'f> {
 #[must_use]
 pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
     let mut errs = Vec::new();
-    // duplicate ids
+    check_ids(g, &mut errs);
+    check_references(g, &mut errs);
+    check_step_options(g, &mut errs);
+    check_reachability(g, &mut errs);
+    check_cycles(g, &mut errs);
+    errs
+}
+
+fn check_ids(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for s in &g.steps {
         let id = s.step.id.value.as_str();
-        if let Some(first) = seen.get(id) {
-            errs.push(GraphError::DuplicateStepId {
+        match seen.get(id) {
+            Some(first) => errs.push(GraphError::DuplicateStepId {
                 id: id.to_owned(),
                 span: s.step.id.span,
                 first: *first,
-            });
-        } else {
-            seen.insert(id, s.step.id.span);
+            }),
+            None => {
+                seen.insert(id, s.step.id.span);
+            }
         }
     }
+}
+
+/// Unknown targets, and targets across a parallel branch boundary.
+fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     let ids: Vec<&str> = g.steps.iter().map(|s| s.step.id.value.as_str()).collect();
-    // references
     for s in &g.steps {
-        for (field, target) in references(s.step) {
-            let Some(&ti) = g.by_id.get(target.value.as_str()) else {
-                let sug = did_you_mean(&target.value, ids.iter().copied());
+        for r in references(s.step) {
+            let Some(t) = g.by_id.get(r.id).and_then(|i| g.steps.get(*i)) else {
+                let fallback = if r.field == "onTimeout" {
+                    "use escalate, approve, reject or the id of a step"
+                } else {
+                    "use the id of a step of this flow"
+                };
                 errs.push(GraphError::UnknownStep {
-                    id: target.value.clone(),
-                    field,
-                    span: target.span,
-                    help: suggestion_help(sug.as_deref(), "use the id of a step of this flow"),
+                    id: r.id.to_owned(),
+                    field: r.field,
+                    span: r.span,
+                    help: suggestion_help(
+                        did_you_mean(r.id, ids.iter().copied()).as_deref(),
+                        fallback,
+                    ),
                 });
                 continue;
             };
-            let Some(t) = g.steps.get(ti) else { continue };
             if t.scope == s.scope {
                 continue;
             }
-            if s.scope.starts_with(&t.scope) {
-                errs.push(GraphError::BranchEscape {
-                    from: s.step.id.value.clone(),
-                    to: target.value.clone(),
+            let (from, to, field, span) =
+                (s.step.id.value.clone(), r.id.to_owned(), r.field, r.span);
+            errs.push(if s.scope.starts_with(&t.scope) {
+                GraphError::BranchEscape {
+                    from,
+                    to,
                     field,
-                    span: target.span,
-                });
+                    span,
+                }
             } else {
-                errs.push(GraphError::BranchEntry {
-                    from: s.step.id.value.clone(),
-                    to: target.value.clone(),
+                GraphError::BranchEntry {
+                    from,
+                    to,
                     field,
-                    span: target.span,
-                });
-            }
+                    span,
+                }
+            });
         }
+    }
+}
+
+/// Empty branches and timeout options that cannot work.
+fn check_step_options(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
+    for s in &g.steps {
+        let id = || s.step.id.value.clone();
         match &s.step.kind {
             StepKind::Parallel { branches, .. } => {
                 for (i, b) in branches.iter().enumerate() {
                     if b.steps.is_empty() {
                         errs.push(GraphError::EmptyBranch {
-                            id: s.step.id.value.clone(),
+                            id: id(),
                             index: i + 1,
                             span: b.span,
                         });
@@ -538,93 +600,69 @@ pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
             } => {
                 if t.value == OnTimeout::Escalate && escalate_to.is_none() {
                     errs.push(GraphError::MissingEscalation {
-                        id: s.step.id.value.clone(),
+                        id: id(),
                         span: t.span,
                     });
                 }
                 if timeout.is_none() {
                     errs.push(GraphError::TimeoutWithoutDuration {
-                        id: s.step.id.value.clone(),
+                        id: id(),
                         span: t.span,
                     });
                 }
             }
-            StepKind::Approval {
-                on_timeout: None, ..
-            } => {}
             _ => {}
         }
     }
-    // on-timeout goto targets are references too
-    for s in &g.steps {
-        if let StepKind::Approval {
-            on_timeout: Some(t),
-            ..
-        } = &s.step.kind
-            && let OnTimeout::Goto(id) = &t.value
-            && !g.by_id.contains_key(id.as_str())
-        {
-            let sug = did_you_mean(id, ids.iter().copied());
-            errs.push(GraphError::UnknownStep {
-                id: id.clone(),
-                field: "onTimeout",
-                span: t.span,
-                help: suggestion_help(
-                    sug.as_deref(),
-                    "use escalate, approve, reject or the id of a step",
-                ),
-            });
-        }
-    }
-    // reachability from the entry
-    let mut reached = vec![false; g.graph.node_count()];
-    if let Some(entry) = g.entry {
-        let mut bfs = Bfs::new(&g.graph, entry);
-        while let Some(n) = bfs.next(&g.graph) {
-            if let Some(r) = reached.get_mut(n.index()) {
+}
+
+/// Marks every node reachable from `starts` in `graph` (which may be reversed).
+fn reachable<G>(graph: G, starts: &[NodeIndex], nodes: usize) -> Vec<bool>
+where
+    G: petgraph::visit::IntoNeighbors<NodeId = NodeIndex> + petgraph::visit::Visitable,
+{
+    let mut seen = vec![false; nodes];
+    for &start in starts {
+        let mut bfs = Bfs::new(graph, start);
+        while let Some(n) = bfs.next(graph) {
+            if let Some(r) = seen.get_mut(n.index()) {
                 *r = true;
             }
         }
     }
-    // which nodes reach an end (walk the reversed graph from every end)
-    let mut finishes = vec![false; g.graph.node_count()];
-    let rev = Reversed(&g.graph);
+    seen
+}
+
+/// Steps no path reaches (warning), and steps from which no end can be reached.
+fn check_reachability(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
+    let count = g.graph.node_count();
+    let reached = reachable(&g.graph, &g.entry.into_iter().collect::<Vec<_>>(), count);
     let mut ends = vec![g.end_approved, g.end_rejected];
-    for (i, s) in g.steps.iter().enumerate() {
-        if matches!(s.step.kind, StepKind::End { .. })
-            && let Some(n) = g.step_nodes.get(i)
-        {
-            ends.push(*n);
-        }
-    }
-    for e in ends {
-        let mut bfs = Bfs::new(rev, e);
-        while let Some(n) = bfs.next(rev) {
-            if let Some(f) = finishes.get_mut(n.index()) {
-                *f = true;
-            }
-        }
-    }
-    for (i, s) in g.steps.iter().enumerate() {
-        let Some(n) = g.step_nodes.get(i) else {
-            continue;
-        };
+    ends.extend(
+        g.steps
+            .iter()
+            .zip(&g.step_nodes)
+            .filter(|(s, _)| matches!(s.step.kind, StepKind::End { .. }))
+            .map(|(_, n)| *n),
+    );
+    let finishes = reachable(Reversed(&g.graph), &ends, count);
+    for (i, (s, n)) in g.steps.iter().zip(&g.step_nodes).enumerate() {
+        // a duplicate id was reported already; only its first definition has edges
         if g.by_id.get(s.step.id.value.as_str()) != Some(&i) {
             continue;
         }
+        let (id, span) = (s.step.id.value.clone(), s.step.id.span);
         if !reached.get(n.index()).copied().unwrap_or(false) {
-            errs.push(GraphError::Unreachable {
-                id: s.step.id.value.clone(),
-                span: s.step.id.span,
-            });
+            errs.push(GraphError::Unreachable { id, span });
         } else if !finishes.get(n.index()).copied().unwrap_or(false) {
-            errs.push(GraphError::NoEnd {
-                id: s.step.id.value.clone(),
-                span: s.step.id.span,
-            });
+            errs.push(GraphError::NoEnd { id, span });
         }
     }
-    // cycles with no human wait: SCCs of the graph without waiting steps
+}
+
+/// Cycles with no human wait: the strongly connected components of the graph without
+/// its waiting steps.
+fn check_cycles(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     let mut auto = g.graph.clone();
     auto.retain_nodes(|gr, n| match gr.node_weight(n) {
         Some(Node::Step(i)) => g.steps.get(*i).is_none_or(|s| !Graph::waits(s.step)),
@@ -639,20 +677,19 @@ pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
         if !cyclic {
             continue;
         }
-        let mut members: Vec<usize> = comp
+        let mut members: Vec<&StepInfo<'_>> = comp
             .iter()
             .filter_map(|n| match auto.node_weight(*n) {
-                Some(Node::Step(i)) => Some(*i),
+                Some(Node::Step(i)) => g.steps.get(*i),
                 _ => None,
             })
             .collect();
-        members.sort_unstable();
-        let Some(first) = members.first().and_then(|i| g.steps.get(*i)) else {
+        members.sort_by_key(|s| s.step.id.span.start);
+        let Some(first) = members.first() else {
             continue;
         };
         let ids: Vec<String> = members
             .iter()
-            .filter_map(|i| g.steps.get(*i))
             .map(|s| format!("`{}`", s.step.id.value))
             .collect();
         errs.push(GraphError::AutomaticCycle {
@@ -661,7 +698,6 @@ pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
             others: members
                 .iter()
                 .skip(1)
-                .filter_map(|i| g.steps.get(*i))
                 .map(|s| {
                     miette::LabeledSpan::new_with_span(
                         Some("part of the loop".to_owned()),
@@ -671,5 +707,4 @@ pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
                 .collect(),
         });
     }
-    errs
 }

@@ -36,14 +36,13 @@ fn edge_label(g: &Graph<'_>, from: &Node, e: &Edge) -> String {
         format!("rule {}", i + 1)
     };
     match e {
-        Edge::Next => String::new(),
+        Edge::Next | Edge::Join => String::new(),
         Edge::Rule(i) => rule_text(*i),
         Edge::Default => "default".to_owned(),
         Edge::Reject => "rejected".to_owned(),
         Edge::Timeout => "timeout".to_owned(),
         Edge::Error => "error".to_owned(),
         Edge::Fork(b) => format!("branch {}", b + 1),
-        Edge::Join => String::new(),
     }
 }
 
@@ -54,7 +53,6 @@ fn node_label(g: &Graph<'_>, n: &Node) -> String {
                 StepKind::Approval { mode, .. } => {
                     format!(" ({})", format!("{mode:?}").to_lowercase())
                 }
-                StepKind::Decision { .. } => String::new(),
                 StepKind::Parallel { join, .. } => {
                     format!(" (join {})", format!("{join:?}").to_lowercase())
                 }
@@ -91,6 +89,10 @@ fn dot_escape(s: &str) -> String {
 
 /// Renders the graph.
 #[must_use]
+#[expect(
+    clippy::too_many_lines,
+    reason = "both formats side by side, so they stay in step"
+)]
 pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
     let mut out = String::new();
     // implicit ends are drawn only when something leads there

@@ -35,6 +35,7 @@ fn lit_num(e: &Expr) -> Option<f64> {
 }
 
 /// The single field an analyzable rule is about, and its type.
+#[must_use]
 pub fn subject(e: &Expr) -> Option<(String, Type)> {
     let mut found: Vec<(String, Type)> = Vec::new();
     let mut ok = true;
@@ -214,6 +215,7 @@ fn eval_at(e: &Expr, p: &Point) -> Option<bool> {
 }
 
 fn compare(op: BinaryOp, p: &Point, lit: &Expr) -> Option<bool> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
     let ord = match (p, &lit.kind) {
         (Point::Num(x), _) => x.partial_cmp(&lit_num(lit)?)?,
         (Point::Str(s), ExprKind::Lit(Literal::String(l))) => match s {
@@ -230,7 +232,6 @@ fn compare(op: BinaryOp, p: &Point, lit: &Expr) -> Option<bool> {
         (Point::Bool(b), ExprKind::Lit(Literal::Bool(l))) => b.cmp(l),
         _ => return None,
     };
-    use std::cmp::Ordering::{Equal, Greater, Less};
     Some(match op {
         BinaryOp::Eq => ord == Equal,
         BinaryOp::Ne => ord != Equal,

@@ -229,6 +229,10 @@ enum Frame {
 /// # Errors
 /// Every [`LoadError`] that applies: syntax, depth, alias budget, duplicate keys
 /// (all of them), multiple documents.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one loop over the event stream with an explicit stack"
+)]
 pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<LoadError>> {
     let text = file.text();
     if text.len() > limits.max_file_bytes {
