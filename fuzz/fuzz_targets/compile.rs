@@ -1,15 +1,70 @@
 //! The whole pipeline on arbitrary bytes: load, schema, model, conditions, graph, codegen.
+//! Every flow that compiles is then evaluated under two simple contexts, and the direct
+//! evaluator must agree with the Rhai program on every skip condition and decision.
 //! Run on stable: `cargo fuzz run -s none compile`.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use flowc::expr::Value;
+use flowc::expr::time::{Duration, Timestamp};
+use flowc::model::Type;
+use flowc::sandbox::Bindings;
 use libfuzzer_sys::fuzz_target;
+
+fn sample(ty: &Type, n: i64) -> Value {
+    match ty {
+        Type::Bool => Value::Bool(n != 0),
+        Type::Int => Value::Int(n),
+        Type::Uint => Value::Uint(n.unsigned_abs()),
+        Type::Double => Value::Double(n as f64 * 1.5),
+        Type::String => Value::string(if n == 0 { "" } else { "finance" }),
+        Type::Timestamp => Value::Timestamp(Timestamp { secs: n * 86_400, nanos: 0 }),
+        Type::Duration => Value::Duration(Duration { nanos: i128::from(n) * 1_000_000_000 }),
+        Type::List(t) => Value::List(Arc::new(if n == 0 { vec![] } else { vec![sample(t, n)] })),
+        Type::Object(o) => Value::Map(Arc::new(
+            o.fields
+                .iter()
+                .filter(|(_, f)| n != 0 || !f.optional)
+                .map(|(k, f)| (Value::string(k), sample(&f.ty, n)))
+                .collect(),
+        )),
+        _ => Value::Map(Arc::new(vec![])),
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     static OPTS: OnceLock<flowc::compile::Options> = OnceLock::new();
     let opts = OPTS.get_or_init(flowc::compile::Options::default);
-    if let Ok(file) = flowc::load::source_from_bytes("fuzz.yaml", data.to_vec()) {
-        let _ = flowc::compile::compile(&file, opts);
+    let Ok(file) = flowc::load::source_from_bytes("fuzz.yaml", data.to_vec()) else {
+        return;
+    };
+    let Ok(flow) = flowc::compile::compile(&file, opts) else {
+        return;
+    };
+    let graph = flowc::graph::Graph::build(flow.flow());
+    let sb = flow.sandbox();
+    for n in [0, 7] {
+        let mut b = Bindings::new();
+        for (_, i, ty) in flow.vars().iter() {
+            b.set(i, &sample(ty, n));
+        }
+        for s in &graph.steps {
+            let id = s.step.id.value.as_str();
+            if let Some(c) = flow.skip_condition(id) {
+                let (direct, rhai) = (c.eval(sb, &mut b), c.eval_sandboxed(sb, &mut b));
+                assert_eq!(direct.is_ok(), rhai.is_ok(), "{id}: {direct:?} vs {rhai:?}");
+                if let (Ok(x), Ok(y)) = (direct, rhai) {
+                    assert_eq!(x, y, "{id}");
+                }
+            }
+            if let Some(d) = flow.decision(id) {
+                let (direct, rhai) = (d.eval(sb, &mut b), d.eval_sandboxed(sb, &mut b));
+                assert_eq!(direct.is_ok(), rhai.is_ok(), "{id}: {direct:?} vs {rhai:?}");
+                if let (Ok(x), Ok(y)) = (direct, rhai) {
+                    assert_eq!(x, y, "{id}");
+                }
+            }
+        }
     }
 });

@@ -112,6 +112,20 @@ fn schema() -> &'static serde_json::Value {
     S.get_or_init(|| serde_json::from_str(SCHEMA_JSON).unwrap_or_default())
 }
 
+impl SchemaError {
+    /// The primary span.
+    fn span(&self) -> Span {
+        match self {
+            SchemaError::Required { span, .. }
+            | SchemaError::UnknownKey { span, .. }
+            | SchemaError::Type { span, .. }
+            | SchemaError::Enum { span, .. }
+            | SchemaError::Pattern { span, .. }
+            | SchemaError::Other { span, .. } => *span,
+        }
+    }
+}
+
 fn validator() -> Option<&'static jsonschema::Validator> {
     static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
     V.get_or_init(|| jsonschema::draft202012::new(schema()).ok())
@@ -219,6 +233,21 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
         let value_text = node.as_str().unwrap_or("").to_owned();
         let value_span = node.span;
         let e = match err.kind() {
+            // a bad mapping key: point at the key itself
+            ValidationErrorKind::PropertyNames { error } => {
+                let key = error.instance().as_str().unwrap_or_default().to_owned();
+                let span = node.get_entry(&key).map_or(node.span, |(k, _)| k.span);
+                let help = match error.kind() {
+                    ValidationErrorKind::Pattern { pattern } => pattern_help(pattern),
+                    _ => "rename this key".to_owned(),
+                };
+                SchemaError::Pattern {
+                    value: key,
+                    context,
+                    span,
+                    help,
+                }
+            }
             ValidationErrorKind::Required { property } => SchemaError::Required {
                 key: property.as_str().unwrap_or_default().to_owned(),
                 context,
@@ -293,7 +322,7 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
             },
         };
         let key = format!("{:?}", std::mem::discriminant(&e));
-        out.push((value_span, key, e));
+        out.push((e.span(), key, e));
     }
     // an error under a oneOf also reports its branches: drop exact repeats, and drop a
     // generic "none of the forms" when a specific error lies inside the same value
