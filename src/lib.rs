@@ -25,7 +25,17 @@
 //! "#);
 //! let flow = flowc::compile::compile(&src, &flowc::compile::Options::default()).unwrap();
 //! assert_eq!(flow.id(), "leave");
+//!
+//! // bind the context once per instance, then evaluate as often as needed
+//! let mut ctx = flowc::sandbox::Bindings::new();
+//! ctx.set(flow.vars().index("days").unwrap(), &flowc::expr::Value::Int(1));
+//! let skip = flow.skip_condition("manager").unwrap();
+//! assert!(skip.eval(flow.sandbox(), &mut ctx).unwrap());
 //! ```
+//!
+//! Conditions made only of non-looping, non-allocating operations are evaluated
+//! directly (about 35–130 ns); all others run in the Rhai sandbox (see
+//! `BENCHMARKS.md` and `docs/decisions.md`).
 //!
 //! # Feature flags
 //! - `etcd`: the etcd source (needs `protoc` to build).
