@@ -170,10 +170,88 @@ impl CompiledDecision {
     }
 }
 
+/// Where control goes after a step (resolved at compile time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A step, by its index in [`CompiledFlow::steps`].
+    Step(usize),
+    /// The end of branch `branch` of the parallel step at index `parallel`.
+    BranchEnd {
+        /// The parallel step's index.
+        parallel: usize,
+        /// The branch number.
+        branch: usize,
+    },
+    /// Falling off the top-level list: the instance ends `approved`.
+    End,
+}
+
+/// One step of a compiled flow with every reference resolved to a [`Target`].
+#[derive(Clone, Debug)]
+pub struct StepNode {
+    /// Position: list indices from the top (step index in its list, then branch number).
+    path: Vec<(usize, usize)>,
+    /// Index in its own step list.
+    pos: usize,
+    /// The enclosing parallel step and branch, if any.
+    pub parent: Option<(usize, usize)>,
+    /// `next:` or the fall-through.
+    pub next: Target,
+    /// `onReject:` (approvals).
+    pub on_reject: Option<Target>,
+    /// `onError:` (service tasks).
+    pub on_error: Option<Target>,
+    /// `onTimeout: <step>` (approvals).
+    pub on_timeout: Option<Target>,
+    /// Each decision rule's `goto`, in order.
+    pub rules: Vec<Target>,
+    /// The decision's `default`.
+    pub default: Option<Target>,
+    /// The first target of each parallel branch.
+    pub branches: Vec<Target>,
+}
+
+/// The exact compiled content a flow version holds: the flow id, the registry's revision
+/// (0 until published) and a content hash of the source and the compiler.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct VersionId {
+    /// The flow id.
+    pub flow: String,
+    /// Revision number within the flow (1, 2, ...; 0 before it is published).
+    pub revision: u64,
+    /// Content hash (16 hex digits).
+    pub hash: String,
+}
+
+impl std::fmt::Display for VersionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}#{}", self.flow, self.revision, self.hash)
+    }
+}
+
+/// A stable 64-bit FNV-1a hash (the same on every platform and release of Rust).
+#[must_use]
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // separate the parts so that ("ab","c") and ("a","bc") differ
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// A flow that passed every check, with its sandboxed programs.
 #[derive(Debug)]
 pub struct CompiledFlow {
     flow: Flow,
+    version: VersionId,
+    nodes: Vec<StepNode>,
+    by_id: HashMap<String, usize>,
     vars: VarTable,
     sandbox: Arc<Sandbox>,
     skip: HashMap<String, Condition>,
@@ -230,6 +308,200 @@ impl CompiledFlow {
     pub fn warnings(&self) -> &Diagnostics {
         &self.warnings
     }
+
+    /// The version this compiled content is (revision 0 until a registry publishes it).
+    #[must_use]
+    pub fn version(&self) -> &VersionId {
+        &self.version
+    }
+
+    /// Stamps the registry's revision (done once, before the flow is shared).
+    #[must_use]
+    pub fn with_revision(mut self, revision: u64) -> Self {
+        self.version.revision = revision;
+        self
+    }
+
+    /// Every step's resolved node, in document order (nested steps after their parallel).
+    #[must_use]
+    pub fn nodes(&self) -> &[StepNode] {
+        &self.nodes
+    }
+
+    /// The index of a step by id.
+    #[must_use]
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The step at an index of [`CompiledFlow::nodes`].
+    #[must_use]
+    pub fn step(&self, index: usize) -> Option<&model::Step> {
+        let node = self.nodes.get(index)?;
+        let mut list = &self.flow.steps;
+        for (i, b) in &node.path {
+            match &list.get(*i)?.kind {
+                StepKind::Parallel { branches, .. } => list = &branches.get(*b)?.steps,
+                _ => return None,
+            }
+        }
+        list.get(node.pos)
+    }
+
+    /// The first target of the flow.
+    #[must_use]
+    pub fn entry(&self) -> Target {
+        if self.nodes.is_empty() {
+            Target::End
+        } else {
+            Target::Step(0)
+        }
+    }
+
+    /// Compiles a condition against this flow's context (canary selectors and the like).
+    ///
+    /// # Errors
+    /// The condition's diagnostics (against a file named `name` holding just the text).
+    pub fn compile_condition(&self, name: &str, text: &str) -> Result<Condition, Diagnostics> {
+        let file = SourceFile::new(name, text);
+        let src = ExprSource::detached(text);
+        let mut ctx = Ctx {
+            file: &file,
+            env: self.vars.env(),
+            vars: self.vars.clone(),
+            sandbox: &self.sandbox,
+            diags: Diagnostics::new(),
+        };
+        let checked = ctx.condition(&src);
+        let cond = checked.and_then(|c| {
+            let generated = codegen::generate_condition(&c.expr, &ctx.vars);
+            let program = ctx.program(&generated)?;
+            Some(Condition {
+                program,
+                fast: fast::build(&c.expr, &ctx.vars),
+            })
+        });
+        match cond {
+            Some(c) if !ctx.diags.has_errors() => Ok(c),
+            _ => Err(ctx.diags),
+        }
+    }
+}
+
+/// Resolves every step reference to a [`Target`] (the graph checks have passed, so every
+/// id exists; an unknown one would resolve to the approved end).
+fn layout(flow: &Flow) -> (Vec<StepNode>, HashMap<String, usize>) {
+    struct Raw<'f> {
+        step: &'f model::Step,
+        path: Vec<(usize, usize)>,
+        pos: usize,
+        parent: Option<(usize, usize)>,
+        fall: Target,
+    }
+    fn collect<'f>(
+        list: &'f [model::Step],
+        path: &[(usize, usize)],
+        parent: Option<(usize, usize)>,
+        out: &mut Vec<Raw<'f>>,
+    ) {
+        // indices of this list's steps, known only after nested lists are collected
+        let mut mine = Vec::with_capacity(list.len());
+        for (pos, s) in list.iter().enumerate() {
+            let idx = out.len();
+            mine.push(idx);
+            out.push(Raw {
+                step: s,
+                path: path.to_vec(),
+                pos,
+                parent,
+                fall: Target::End,
+            });
+            if let StepKind::Parallel { branches, .. } = &s.kind {
+                for (b, br) in branches.iter().enumerate() {
+                    let mut inner = path.to_vec();
+                    inner.push((pos, b));
+                    collect(&br.steps, &inner, Some((idx, b)), out);
+                }
+            }
+        }
+        let end = match parent {
+            Some((parallel, branch)) => Target::BranchEnd { parallel, branch },
+            None => Target::End,
+        };
+        for (k, idx) in mine.iter().enumerate() {
+            let fall = mine.get(k + 1).map_or(end, |n| Target::Step(*n));
+            if let Some(r) = out.get_mut(*idx) {
+                r.fall = fall;
+            }
+        }
+    }
+    let mut raw = Vec::new();
+    collect(&flow.steps, &[], None, &mut raw);
+    let mut by_id = HashMap::new();
+    for (i, r) in raw.iter().enumerate() {
+        by_id.entry(r.step.id.value.clone()).or_insert(i);
+    }
+    let to = |id: &str| by_id.get(id).map_or(Target::End, |i| Target::Step(*i));
+    let nodes = raw
+        .iter()
+        .enumerate()
+        .map(|(idx, r)| {
+            let s = r.step;
+            let mut n = StepNode {
+                path: r.path.clone(),
+                pos: r.pos,
+                parent: r.parent,
+                next: s.next.as_ref().map_or(r.fall, |n| to(&n.value)),
+                on_reject: None,
+                on_error: None,
+                on_timeout: None,
+                rules: Vec::new(),
+                default: None,
+                branches: Vec::new(),
+            };
+            match &s.kind {
+                StepKind::Approval {
+                    on_reject,
+                    on_timeout,
+                    ..
+                } => {
+                    n.on_reject = on_reject.as_ref().map(|r| to(&r.value));
+                    if let Some(model::Spanned {
+                        value: model::OnTimeout::Goto(id),
+                        ..
+                    }) = on_timeout
+                    {
+                        n.on_timeout = Some(to(id));
+                    }
+                }
+                StepKind::ServiceTask { on_error, .. } => {
+                    n.on_error = on_error.as_ref().map(|r| to(&r.value));
+                }
+                StepKind::Decision { rules, default, .. } => {
+                    n.rules = rules.iter().map(|r| to(&r.goto.value)).collect();
+                    n.default = default.as_ref().map(|d| to(&d.value));
+                }
+                StepKind::Parallel { branches, .. } => {
+                    n.branches = branches
+                        .iter()
+                        .enumerate()
+                        .map(|(b, br)| {
+                            br.steps.first().map_or(
+                                Target::BranchEnd {
+                                    parallel: idx,
+                                    branch: b,
+                                },
+                                |f| to(&f.id.value),
+                            )
+                        })
+                        .collect();
+                }
+                StepKind::Notify { .. } | StepKind::End { .. } => {}
+            }
+            n
+        })
+        .collect();
+    (nodes, by_id)
 }
 
 struct Ctx<'a> {
@@ -529,7 +801,19 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
     if diags.has_errors() {
         return Err(diags);
     }
+    let (nodes, by_id) = layout(&flow);
+    let hash = stable_hash(&[
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        file.text().as_bytes(),
+    ]);
     Ok(CompiledFlow {
+        version: VersionId {
+            flow: flow.id.value.clone(),
+            revision: 0,
+            hash: format!("{hash:016x}"),
+        },
+        nodes,
+        by_id,
         flow,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),

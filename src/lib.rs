@@ -46,5 +46,6 @@ pub mod expr;
 pub mod graph;
 pub mod load;
 pub mod model;
+pub mod runtime;
 pub mod sandbox;
 pub mod span;

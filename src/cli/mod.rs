@@ -6,6 +6,7 @@
 )]
 
 mod check;
+mod eval;
 mod graph;
 
 use std::path::PathBuf;
@@ -70,6 +71,49 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
+    /// Run one instance of a flow and print its outcome, trace and pending tasks as JSON.
+    Eval {
+        /// The flow file.
+        flow: PathBuf,
+        /// The instance context (a JSON object).
+        #[arg(long)]
+        context: PathBuf,
+        /// Events to apply, in order (a JSON list).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Then answer every pending task this way until the instance ends.
+        #[arg(long, value_enum)]
+        auto: Option<AutoArg>,
+    },
+}
+
+/// `--auto` answers.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum AutoArg {
+    /// Approve every task; service calls succeed.
+    Approve,
+    /// Reject every task; service calls succeed.
+    Reject,
+}
+
+impl From<AutoArg> for flowc::runtime::Auto {
+    fn from(a: AutoArg) -> Self {
+        match a {
+            AutoArg::Approve => flowc::runtime::Auto::Approve,
+            AutoArg::Reject => flowc::runtime::Auto::Reject,
+        }
+    }
+}
+
+/// Renders a runtime error as `what: error: message (code)` plus its help.
+pub fn render_error(what: &str, e: &flowc::runtime::RuntimeError) -> String {
+    use miette::Diagnostic as _;
+    let code = e.code().map(|c| c.to_string()).unwrap_or_default();
+    let mut s = format!("{what}: error[{code}]: {e}");
+    if let Some(h) = e.help() {
+        s.push_str(&format!("\n  help: {h}"));
+    }
+    s
 }
 
 /// Runs the command line.
@@ -89,6 +133,12 @@ pub fn main() -> ExitCode {
             deny_warnings,
         } => check::run(&paths, format, deny_warnings),
         Command::Graph { flow, format } => graph::run(&flow, format),
+        Command::Eval {
+            flow,
+            context,
+            events,
+            auto,
+        } => eval::run(&flow, &context, events.as_deref(), auto.map(Into::into)),
     };
     ExitCode::from(code)
 }
