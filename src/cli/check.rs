@@ -12,6 +12,15 @@ use super::{CheckFormat, EXIT_FAILURE, EXIT_FINDINGS};
 /// Collects flow files under the paths (sorted, deduplicated); scenario files
 /// (`*.test.yaml`) are not flows.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    collect(paths, is_flow_file)
+}
+
+/// Collects scenario files (`*.test.yaml`, `*.test.yml`) under the paths.
+pub fn collect_scenarios(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    collect(paths, is_scenario_file)
+}
+
+fn collect(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let defaults = [PathBuf::from(".")];
     let paths = if paths.is_empty() {
@@ -22,7 +31,7 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
-            walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+            walk(p, keep, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
         } else {
             out.push(p.clone());
         }
@@ -32,18 +41,23 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn is_flow_file(p: &Path) -> bool {
-    let ext_is = |p: &Path, want: &[&str]| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| want.iter().any(|w| e.eq_ignore_ascii_case(w)))
-    };
-    // `*.test.yaml` files are scenarios, not flows
-    let stem = Path::new(p.file_stem().unwrap_or_default());
-    ext_is(p, &["yaml", "yml"]) && !ext_is(stem, &["test"])
+fn ext_is(p: &Path, want: &[&str]) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| want.iter().any(|w| e.eq_ignore_ascii_case(w)))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn is_scenario_file(p: &Path) -> bool {
+    let stem = Path::new(p.file_stem().unwrap_or_default());
+    ext_is(p, &["yaml", "yml"]) && ext_is(stem, &["test"])
+}
+
+fn is_flow_file(p: &Path) -> bool {
+    // `*.test.yaml` files are scenarios, not flows
+    ext_is(p, &["yaml", "yml"]) && !is_scenario_file(p)
+}
+
+fn walk(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
@@ -58,7 +72,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
                 if !hidden && path.file_name().is_none_or(|n| n != "target") {
                     stack.push(path);
                 }
-            } else if ft.is_file() && is_flow_file(&path) {
+            } else if ft.is_file() && keep(&path) {
                 out.push(path);
             }
         }
@@ -79,7 +93,7 @@ pub fn check_files(files: &[PathBuf]) -> Result<Diagnostics, String> {
     Ok(flowc::compile::check_many(texts, &Options::default()))
 }
 
-fn render_human(d: &Diagnostic, out: &mut String) {
+pub fn render_human(d: &Diagnostic, out: &mut String) {
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         miette::GraphicalTheme::unicode()
     } else {

@@ -8,6 +8,7 @@
 mod check;
 mod eval;
 mod graph;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +86,11 @@ enum Command {
         #[arg(long, value_enum)]
         auto: Option<AutoArg>,
     },
+    /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
+    Test {
+        /// Files or directories (default: the current directory).
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// `--auto` answers.
@@ -139,6 +145,7 @@ pub fn main() -> ExitCode {
             events,
             auto,
         } => eval::run(&flow, &context, events.as_deref(), auto.map(Into::into)),
+        Command::Test { paths } => test::run(&paths),
     };
     ExitCode::from(code)
 }
