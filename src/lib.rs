@@ -46,6 +46,7 @@ pub mod expr;
 pub mod graph;
 pub mod load;
 pub mod model;
+pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod span;
