@@ -1,0 +1,399 @@
+//! The registry: publish, rollback, history, retention, pinning, canary; the concurrency
+//! test (instances stay on their version while versions change under them) and the
+//! restore test.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use flowc::compile::{Options, VersionId};
+use flowc::model::Outcome;
+use flowc::registry::{Action, Registry, RegistryError};
+use flowc::runtime::{Effect, Event, Instance, InstanceState, Status};
+use serde_json::json;
+
+/// Version `n` of a two-step flow: a manager approval, then (only in odd versions) a
+/// finance approval; each version's content differs by its name.
+fn source(n: usize) -> Vec<u8> {
+    let finance = if n % 2 == 1 {
+        "  - id: finance\n    type: approval\n    assignees: { role: finance }\n    skipCondition: amount < 100.0\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: claim\nname: version {n}\ncontext: {{ amount: double }}\nsteps:\n  - id: manager\n    type: approval\n    assignees: {{ role: manager }}\n{finance}"
+    )
+    .into_bytes()
+}
+
+const BROKEN: &[u8] = b"apiVersion: flowc/v1\nkind: ApprovalFlow\nid: claim\nsteps:\n  - id: manager\n    type: approval\n    assignees: { role: manager }\n    next: nowhere\n";
+
+fn actions(reg: &Registry) -> Vec<(Action, Option<u64>)> {
+    reg.history("claim")
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.action, h.version.map(|v| v.revision)))
+        .collect()
+}
+
+#[test]
+fn publish_rollback_history() {
+    let reg = Registry::default();
+    assert!(reg.active("claim").is_none());
+    let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
+    assert_eq!((v1.flow.as_str(), v1.revision, v1.hash.len()), ("claim", 1, 16));
+    // the same content again: nothing changes
+    assert_eq!(reg.publish("claim.yaml", &source(1)).unwrap(), v1);
+    let v2 = reg.publish("claim.yaml", &source(2)).unwrap();
+    assert_eq!(v2.revision, 2);
+    assert_ne!(v1.hash, v2.hash);
+    assert_eq!(reg.active("claim").unwrap().version(), &v2);
+    // a publish that does not compile changes nothing and returns its diagnostics
+    let d = reg.publish("claim.yaml", BROKEN).unwrap_err();
+    assert_eq!(
+        d.iter().map(|x| x.code()).collect::<Vec<_>>(),
+        ["flowc::graph::unknown-step"]
+    );
+    assert_eq!(reg.active("claim").unwrap().version(), &v2);
+    reg.rollback(&v1).unwrap();
+    assert_eq!(reg.active("claim").unwrap().version(), &v1);
+    assert_eq!(reg.get(&v2).unwrap().version(), &v2);
+    assert_eq!(
+        actions(&reg),
+        [
+            (Action::Published, Some(1)),
+            (Action::Published, Some(2)),
+            (Action::RolledBack, Some(1))
+        ]
+    );
+    let bogus = VersionId {
+        revision: 9,
+        ..v1.clone()
+    };
+    assert!(matches!(
+        reg.rollback(&bogus),
+        Err(RegistryError::UnknownVersion { .. })
+    ));
+    assert!(matches!(
+        reg.history("clam"),
+        Err(RegistryError::UnknownFlow { help, .. }) if help == "did you mean `claim`?"
+    ));
+}
+
+#[test]
+fn retention_keeps_what_instances_use() {
+    let reg = Registry::with_retention(Options::default(), 2);
+    let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
+    // a live instance on v1 and a pin on v2 keep them however many versions follow
+    let (live, _) = reg.start("claim", "k", &json!({"amount": 5.0}), 0).unwrap();
+    let v2 = reg.publish("claim.yaml", &source(2)).unwrap();
+    reg.pin(&v2).unwrap();
+    for n in 3..=8 {
+        reg.publish("claim.yaml", &source(n)).unwrap();
+    }
+    let kept: Vec<u64> = reg.versions("claim").iter().map(|v| v.revision).collect();
+    assert_eq!(kept, [1, 2, 7, 8]);
+    drop(live);
+    reg.unpin(&v2).unwrap();
+    reg.publish("claim.yaml", &source(9)).unwrap();
+    let kept: Vec<u64> = reg.versions("claim").iter().map(|v| v.revision).collect();
+    assert_eq!(kept, [8, 9]);
+    assert!(reg.get(&v1).is_none());
+}
+
+#[test]
+fn retire_refuses_new_starts_only() {
+    let reg = Registry::default();
+    reg.publish("claim.yaml", &source(1)).unwrap();
+    let (mut inst, _) = reg.start("claim", "k", &json!({"amount": 500.0}), 0).unwrap();
+    reg.retire("claim").unwrap();
+    assert!(reg.active("claim").is_none());
+    assert!(matches!(
+        reg.start("claim", "k", &json!({"amount": 5.0}), 0),
+        Err(RegistryError::Retired { .. })
+    ));
+    // the running instance finishes on its version
+    inst.apply(
+        &Event::Approve {
+            step: "manager".into(),
+            user: "m".into(),
+            role: Some("manager".into()),
+        },
+        1,
+    )
+    .unwrap();
+    assert_eq!(inst.pending()[0].step, "finance");
+    assert_eq!(
+        actions(&reg),
+        [(Action::Published, Some(1)), (Action::Retired, None)]
+    );
+}
+
+#[test]
+fn canary_by_share_is_stable_per_key() {
+    let reg = Registry::default();
+    let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
+    let c = reg
+        .start_canary("claim.yaml", &source(2), 25.0, None)
+        .unwrap();
+    let ctx = json!({"amount": 5.0});
+    let mut on_canary = 0;
+    for k in 0..4000 {
+        let key = format!("applicant-{k}");
+        let a = reg.version_for("claim", &key, &ctx).unwrap();
+        let b = reg.version_for("claim", &key, &ctx).unwrap();
+        assert_eq!(a.version(), b.version(), "one applicant, one side");
+        if a.version() == &c {
+            on_canary += 1;
+        } else {
+            assert_eq!(a.version(), &v1);
+        }
+    }
+    assert!((800..1200).contains(&on_canary), "{on_canary} of 4000 at 25 %");
+    assert!(matches!(
+        reg.start_canary("claim.yaml", &source(3), 10.0, None),
+        Err(RegistryError::CanaryState { .. })
+    ));
+    reg.promote("claim").unwrap();
+    assert_eq!(reg.active("claim").unwrap().version(), &c);
+    assert!(reg.canary("claim").is_none());
+    assert!(matches!(
+        reg.start_canary("claim.yaml", &source(3), 101.0, None),
+        Err(RegistryError::CanaryShare { .. })
+    ));
+    assert_eq!(
+        actions(&reg),
+        [
+            (Action::Published, Some(1)),
+            (Action::CanaryStarted, Some(2)),
+            (Action::Promoted, Some(2))
+        ]
+    );
+}
+
+#[test]
+fn canary_by_selector_then_abort() {
+    let reg = Registry::default();
+    let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
+    let c = reg
+        .start_canary("claim.yaml", &source(2), 0.0, Some("amount > 1000.0"))
+        .unwrap();
+    let big = reg.version_for("claim", "a", &json!({"amount": 5000.0})).unwrap();
+    let small = reg.version_for("claim", "a", &json!({"amount": 5.0})).unwrap();
+    assert_eq!((big.version(), small.version()), (&c, &v1));
+    // instances started during the canary keep their version after the abort
+    let (mut inst, _) = Instance::start(big, &json!({"amount": 5000.0}), 0).unwrap();
+    reg.abort_canary("claim").unwrap();
+    assert_eq!(
+        reg.version_for("claim", "a", &json!({"amount": 5000.0}))
+            .unwrap()
+            .version(),
+        &v1
+    );
+    let fx = inst
+        .apply(
+            &Event::Approve {
+                step: "manager".into(),
+                user: "m".into(),
+                role: Some("manager".into()),
+            },
+            1,
+        )
+        .unwrap();
+    // version 2 has no finance step
+    assert_eq!(
+        fx,
+        vec![Effect::Complete {
+            outcome: Outcome::Approved
+        }]
+    );
+    // a selector that does not type-check is refused with its diagnostic
+    match reg.start_canary("claim.yaml", &source(3), 0.0, Some("amount > \"x\"")) {
+        Err(RegistryError::Compile(d)) => assert_eq!(d[0].code(), "flowc::expr::type-mismatch"),
+        other => panic!("{other:?}"),
+    }
+    assert!(reg.canary("claim").is_none());
+}
+
+/// Drives one instance to the end; returns its version.
+fn drive(mut inst: Instance, t: &mut u64) -> VersionId {
+    let version = inst.flow().version().clone();
+    while *inst.status() == Status::Running {
+        let p = inst.pending().remove(0);
+        *t += 1;
+        inst.apply(
+            &Event::Approve {
+                step: p.step.clone(),
+                user: "u".into(),
+                role: Some(p.step),
+            },
+            *t,
+        )
+        .unwrap();
+        assert_eq!(inst.flow().version(), &version, "an instance changed version");
+    }
+    assert_eq!(inst.status().label(), "approved");
+    version
+}
+
+#[test]
+fn concurrent_instances_stay_on_their_versions() {
+    let reg = Arc::new(Registry::with_retention(Options::default(), 3));
+    reg.publish("claim.yaml", &source(0)).unwrap();
+    let handle = reg.handle("claim").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let completed = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let reg = Arc::clone(&reg);
+        std::thread::spawn(move || {
+            let mut published = 1;
+            for round in 1..=300usize {
+                reg.publish("claim.yaml", &source(round)).unwrap();
+                published += 1;
+                if round % 7 == 0 {
+                    let versions = reg.versions("claim");
+                    reg.rollback(&versions[0]).unwrap();
+                }
+                if round % 11 == 0 {
+                    reg.start_canary("claim.yaml", &source(round + 10_000), 50.0, None)
+                        .unwrap();
+                    published += 1;
+                    std::thread::yield_now();
+                    if round % 2 == 0 {
+                        reg.promote("claim").unwrap();
+                    } else {
+                        reg.abort_canary("claim").unwrap();
+                    }
+                }
+                assert!(reg.publish("claim.yaml", BROKEN).is_err());
+            }
+            published
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let reg = Arc::clone(&reg);
+            let handle = handle.clone();
+            let completed = Arc::clone(&completed);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut t = 0;
+                let mut n = 0usize;
+                let mut versions = std::collections::BTreeSet::new();
+                while n < 3000 || !stop.load(Ordering::Relaxed) {
+                    let ctx = json!({"amount": 500.0});
+                    // both read paths; neither may fail while versions change
+                    assert!(handle.active().is_some());
+                    let (inst, _) = reg
+                        .start("claim", &format!("{r}-{n}"), &ctx, t)
+                        .unwrap();
+                    versions.insert(drive(inst, &mut t).revision);
+                    completed.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                    if n > 200_000 {
+                        break;
+                    }
+                }
+                versions.len()
+            })
+        })
+        .collect();
+    let published = writer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let seen: Vec<usize> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(completed.load(Ordering::Relaxed) >= 6000);
+    assert!(seen.iter().all(|s| *s > 1), "readers saw versions change: {seen:?}");
+    // history: every publish and canary recorded once, revisions strictly increasing
+    let history = reg.history("claim").unwrap();
+    let new_versions: Vec<u64> = history
+        .iter()
+        .filter(|h| matches!(h.action, Action::Published | Action::CanaryStarted))
+        .filter_map(|h| h.version.as_ref().map(|v| v.revision))
+        .collect();
+    assert_eq!(new_versions.len(), published);
+    assert!(new_versions.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        history.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        (1..=history.len() as u64).collect::<Vec<_>>()
+    );
+    // the active version is the one the last activating entry names
+    let last = history
+        .iter()
+        .rev()
+        .find(|h| {
+            matches!(
+                h.action,
+                Action::Published | Action::RolledBack | Action::Promoted
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        reg.active("claim").unwrap().version(),
+        last.version.as_ref().unwrap()
+    );
+    assert!(reg.versions("claim").len() <= 3 + 1);
+}
+
+#[test]
+fn restore_after_publish_finishes_on_the_old_version() {
+    let reg = Registry::default();
+    let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
+    let mut saved: Vec<String> = Vec::new();
+    for k in 0..20 {
+        let (mut inst, _) = reg
+            .start("claim", &k.to_string(), &json!({"amount": 500.0}), 0)
+            .unwrap();
+        inst.apply(
+            &Event::Approve {
+                step: "manager".into(),
+                user: "m".into(),
+                role: Some("manager".into()),
+            },
+            1,
+        )
+        .unwrap();
+        reg.pin(inst.flow().version()).unwrap();
+        saved.push(serde_json::to_string(inst.state()).unwrap());
+    }
+    // v2 drops the finance step; the saved instances are all waiting at finance
+    reg.publish("claim.yaml", &source(2)).unwrap();
+    for n in 3..=30 {
+        reg.publish("claim.yaml", &source(n)).unwrap();
+    }
+    for text in &saved {
+        let state: InstanceState = serde_json::from_str(text).unwrap();
+        assert_eq!(state.version, v1);
+        // onto the wrong version: refused
+        let wrong = reg.active("claim").unwrap();
+        assert!(Instance::restore(wrong, state.clone()).is_err());
+        let flow = reg.get(&state.version).expect("pinned version kept");
+        let mut inst = Instance::restore(flow, state).unwrap();
+        let fx = inst
+            .apply(
+                &Event::Approve {
+                    step: "finance".into(),
+                    user: "f".into(),
+                    role: Some("finance".into()),
+                },
+                2,
+            )
+            .unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::Complete {
+                outcome: Outcome::Approved
+            }]
+        );
+        assert_eq!(inst.flow().version(), &v1);
+        reg.unpin(&v1).unwrap();
+    }
+}
