@@ -49,4 +49,5 @@ pub mod model;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod source;
 pub mod span;

@@ -309,7 +309,12 @@ impl Registry {
         slot
     }
 
-    fn compile(&self, name: &str, source: &[u8]) -> Result<CompiledFlow, Diagnostics> {
+    /// Compiles with the registry's options (publish it with
+    /// [`Registry::publish_compiled`]).
+    ///
+    /// # Errors
+    /// Every diagnostic of the source.
+    pub fn compile(&self, name: &str, source: &[u8]) -> Result<CompiledFlow, Diagnostics> {
         let file = crate::load::source_from_bytes(name, source.to_vec())?;
         compile::compile(&file, &self.options)
     }
@@ -320,13 +325,18 @@ impl Registry {
     /// # Errors
     /// The diagnostics when it does not compile; nothing changes then.
     pub fn publish(&self, name: &str, source: &[u8]) -> Result<VersionId, Diagnostics> {
-        let compiled = self.compile(name, source)?;
+        Ok(self.publish_compiled(self.compile(name, source)?))
+    }
+
+    /// Makes a compiled flow the active version of its flow id (see
+    /// [`Registry::publish`]).
+    pub fn publish_compiled(&self, compiled: CompiledFlow) -> VersionId {
         let slot = self.slot_or_insert(compiled.id());
         let mut inner = slot.lock();
         if let Some(active) = slot.active.load_full()
             && active.version().hash == compiled.version().hash
         {
-            return Ok(active.version().clone());
+            return active.version().clone();
         }
         let flow = Arc::new(compiled.with_revision(inner.next_revision));
         inner.next_revision += 1;
@@ -335,7 +345,7 @@ impl Registry {
         slot.active.store(Some(flow));
         Slot::record(&mut inner, Action::Published, Some(version.clone()));
         slot.prune(&inner, self.retention);
-        Ok(version)
+        version
     }
 
     /// The active version of a flow (`None`: unknown or retired). Lock-free.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use flowc::compile::{Options, compile};
 use flowc::diagnostic::{Diagnostic, Diagnostics, Severity};
 use flowc::load::source_from_bytes;
+use flowc::source::{is_flow_file, is_scenario_file, walk};
 
 use super::{CheckFormat, EXIT_FAILURE, EXIT_FINDINGS};
 
@@ -31,7 +32,7 @@ fn collect(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, S
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
-            walk(p, keep, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+            out.extend(walk(p, keep).map_err(|e| format!("{}: {e}", p.display()))?);
         } else {
             out.push(p.clone());
         }
@@ -39,45 +40,6 @@ fn collect(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, S
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-fn ext_is(p: &Path, want: &[&str]) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| want.iter().any(|w| e.eq_ignore_ascii_case(w)))
-}
-
-fn is_scenario_file(p: &Path) -> bool {
-    let stem = Path::new(p.file_stem().unwrap_or_default());
-    ext_is(p, &["yaml", "yml"]) && ext_is(stem, &["test"])
-}
-
-fn is_flow_file(p: &Path) -> bool {
-    // `*.test.yaml` files are scenarios, not flows
-    ext_is(p, &["yaml", "yml"]) && !is_scenario_file(p)
-}
-
-fn walk(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            let ft = entry.file_type()?;
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.') && n.len() > 1);
-            if ft.is_dir() {
-                if !hidden && path.file_name().is_none_or(|n| n != "target") {
-                    stack.push(path);
-                }
-            } else if ft.is_file() && keep(&path) {
-                out.push(path);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Compiles every file (in parallel) and returns all diagnostics, sorted.

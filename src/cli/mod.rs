@@ -9,6 +9,7 @@ mod check;
 mod eval;
 mod graph;
 mod test;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,14 @@ enum Command {
         #[arg(long, value_enum)]
         auto: Option<AutoArg>,
     },
+    /// Load a directory of flows into a registry, watch it and republish what changes.
+    Watch {
+        /// The directory.
+        dir: PathBuf,
+        /// Quiet time before a change is taken, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        debounce_ms: u64,
+    },
     /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
     Test {
         /// Files or directories (default: the current directory).
@@ -146,6 +155,7 @@ pub fn main() -> ExitCode {
             auto,
         } => eval::run(&flow, &context, events.as_deref(), auto.map(Into::into)),
         Command::Test { paths } => test::run(&paths),
+        Command::Watch { dir, debounce_ms } => watch::run(&dir, debounce_ms),
     };
     ExitCode::from(code)
 }

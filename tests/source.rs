@@ -1,0 +1,175 @@
+//! The directory source: scan, republish, broken edits, deletes, conflicts; and the real
+//! file-system watcher (notify) end to end.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use flowc::registry::{Action, Registry};
+use flowc::source::{DirSource, SourceEvent};
+use serde_json::json;
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("flowc-source-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn flow(id: &str, role: &str) -> String {
+    format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: {id}\nsteps:\n  - id: a\n    type: approval\n    assignees: {{ role: {role} }}\n"
+    )
+}
+
+const BROKEN: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: one\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: r }\n    next: nowhere\n";
+
+/// A short description of an event, for exact assertions.
+fn describe(e: &SourceEvent, root: &Path) -> String {
+    let rel = |p: &Path| p.strip_prefix(root).unwrap().display().to_string();
+    match e {
+        SourceEvent::Published { path, version } => {
+            format!("published {}@{} {}", version.flow, version.revision, rel(path))
+        }
+        SourceEvent::Unchanged { path, version } => {
+            format!("unchanged {}@{} {}", version.flow, version.revision, rel(path))
+        }
+        SourceEvent::Rejected {
+            path,
+            diagnostics,
+            kept,
+        } => format!(
+            "rejected {} [{}] kept {}",
+            rel(path),
+            diagnostics
+                .iter()
+                .map(|d| d.code())
+                .collect::<Vec<_>>()
+                .join(","),
+            kept.as_ref().map_or(0, |v| v.revision)
+        ),
+        SourceEvent::Retired { path, flow } => format!("retired {flow} {}", rel(path)),
+        SourceEvent::Conflict { path, flow, holder } => {
+            format!("conflict {flow} {} held by {}", rel(path), rel(holder))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn scan_and_sync() {
+    let dir = tempdir("sync");
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    std::fs::write(dir.join("one.yaml"), flow("one", "r1")).unwrap();
+    std::fs::write(dir.join("nested/two.yml"), flow("two", "r2")).unwrap();
+    std::fs::write(dir.join("one.test.yaml"), "flow: one.yaml\nscenarios: []\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a flow").unwrap();
+    let reg = Arc::new(Registry::default());
+    let src = DirSource::new(&dir, Arc::clone(&reg));
+    let d = |events: Vec<SourceEvent>| -> Vec<String> {
+        events.iter().map(|e| describe(e, &dir)).collect()
+    };
+    assert_eq!(
+        d(src.scan().unwrap()),
+        ["published two@1 nested/two.yml", "published one@1 one.yaml"]
+    );
+    // a running instance on one@1
+    let (inst, _) = reg.start("one", "k", &json!({}), 0).unwrap();
+    // an edit republishes; the same content again changes nothing
+    std::fs::write(dir.join("one.yaml"), flow("one", "r9")).unwrap();
+    let one = dir.join("one.yaml");
+    assert_eq!(d(src.sync(&one).into_iter().collect()), ["published one@2 one.yaml"]);
+    assert_eq!(d(src.sync(&one).into_iter().collect()), ["unchanged one@2 one.yaml"]);
+    // a broken edit keeps the last good version active
+    std::fs::write(&one, BROKEN).unwrap();
+    assert_eq!(
+        d(src.sync(&one).into_iter().collect()),
+        ["rejected one.yaml [flowc::graph::unknown-step] kept 2"]
+    );
+    assert_eq!(reg.active("one").unwrap().version().revision, 2);
+    // a second file with the same flow id is refused
+    std::fs::write(dir.join("copy.yaml"), flow("two", "x")).unwrap();
+    assert_eq!(
+        d(src.scan().unwrap()),
+        [
+            "conflict two copy.yaml held by nested/two.yml",
+            "unchanged two@1 nested/two.yml",
+            "rejected one.yaml [flowc::graph::unknown-step] kept 2",
+        ]
+    );
+    // a deleted file retires its flow for new starts only
+    std::fs::remove_file(&one).unwrap();
+    assert_eq!(d(src.sync(&one).into_iter().collect()), ["retired one one.yaml"]);
+    assert!(reg.active("one").is_none());
+    assert!(reg.start("one", "k", &json!({}), 0).is_err());
+    assert_eq!(inst.flow().version().revision, 1);
+    assert!(reg.get(inst.flow().version()).is_some(), "a live instance's version is kept");
+    let actions: Vec<Action> = reg.history("one").unwrap().into_iter().map(|h| h.action).collect();
+    assert_eq!(actions, [Action::Published, Action::Published, Action::Retired]);
+    // the file comes back: published again
+    std::fs::write(&one, flow("one", "r1")).unwrap();
+    assert_eq!(d(src.sync(&one).into_iter().collect()), ["published one@3 one.yaml"]);
+    // a non-flow path is ignored
+    assert!(src.sync(&dir.join("notes.txt")).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits for the next event that matches, up to 20 s.
+fn expect(rx: &mpsc::Receiver<String>, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(e) if e == want => return,
+            Ok(e) => seen.push(e),
+            Err(_) => break,
+        }
+    }
+    panic!("no `{want}` within 20 s; saw {seen:?}");
+}
+
+#[test]
+fn watcher_republishes_changes() {
+    let dir = tempdir("watch");
+    std::fs::write(dir.join("one.yaml"), flow("one", "r1")).unwrap();
+    let reg = Arc::new(Registry::default());
+    let src = Arc::new(DirSource::new(&dir, Arc::clone(&reg)));
+    src.scan().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let root = dir.clone();
+    let _watch = src
+        .watch(Duration::from_millis(50), move |e| {
+            let _ = tx.send(describe(&e, &root));
+        })
+        .unwrap();
+    std::fs::write(dir.join("one.yaml"), flow("one", "r2")).unwrap();
+    expect(&rx, "published one@2 one.yaml");
+    std::fs::write(dir.join("one.yaml"), BROKEN).unwrap();
+    expect(&rx, "rejected one.yaml [flowc::graph::unknown-step] kept 2");
+    assert_eq!(reg.active("one").unwrap().version().revision, 2);
+    // a directory moved in brings its flows
+    let outside = std::env::temp_dir().join(format!("flowc-source-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&outside);
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("three.yaml"), flow("three", "r3")).unwrap();
+    std::fs::rename(&outside, dir.join("sub")).unwrap();
+    expect(&rx, "published three@1 sub/three.yaml");
+    // and removing it retires them
+    std::fs::remove_dir_all(dir.join("sub")).unwrap();
+    expect(&rx, "retired three sub/three.yaml");
+    std::fs::remove_file(dir.join("one.yaml")).unwrap();
+    expect(&rx, "retired one one.yaml");
+    assert!(reg.active("one").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
