@@ -42,6 +42,7 @@
 
 pub mod compile;
 pub mod diagnostic;
+pub mod diff;
 pub mod expr;
 pub mod graph;
 pub mod load;

@@ -160,7 +160,7 @@ pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto
     }
     match serde_json::to_string_pretty(&summary(&inst)) {
         Ok(s) => {
-            println!("{s}");
+            outln!("{s}");
             0
         }
         Err(e) => {

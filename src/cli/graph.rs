@@ -22,6 +22,6 @@ pub fn run(path: &Path, format: GraphFormat) -> u8 {
         GraphFormat::Mermaid => Format::Mermaid,
         GraphFormat::Dot => Format::Dot,
     };
-    print!("{}", render(&g, &title, fmt));
+    out!("{}", render(&g, &title, fmt));
     0
 }

@@ -5,7 +5,24 @@
     reason = "the CLI is the one place that prints"
 )]
 
+/// `print!` that ignores a closed stdout (`flowc ... | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` that ignores a closed stdout.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod check;
+mod diff;
 mod eval;
 mod graph;
 mod test;
@@ -41,6 +58,15 @@ pub enum CheckFormat {
     Json,
     /// GitHub Actions workflow annotations.
     Github,
+}
+
+/// Output formats of `diff`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum DiffFormat {
+    /// One line per change.
+    Human,
+    /// One JSON object.
+    Json,
 }
 
 /// Graph output formats.
@@ -86,6 +112,16 @@ enum Command {
         /// Then answer every pending task this way until the instance ends.
         #[arg(long, value_enum)]
         auto: Option<AutoArg>,
+    },
+    /// Show what changes between two versions of a flow: steps, conditions, context, edges.
+    Diff {
+        /// The old version.
+        old: PathBuf,
+        /// The new version.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
     },
     /// Load a directory of flows into a registry, watch it and republish what changes.
     Watch {
@@ -155,6 +191,7 @@ pub fn main() -> ExitCode {
             auto,
         } => eval::run(&flow, &context, events.as_deref(), auto.map(Into::into)),
         Command::Test { paths } => test::run(&paths),
+        Command::Diff { old, new, format } => diff::run(&old, &new, format),
         Command::Watch { dir, debounce_ms } => watch::run(&dir, debounce_ms),
     };
     ExitCode::from(code)

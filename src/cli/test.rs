@@ -180,11 +180,11 @@ pub fn run(paths: &[PathBuf]) -> u8 {
     let mut flows: HashMap<PathBuf, Option<Arc<CompiledFlow>>> = HashMap::new();
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
-        println!("{}", file.display());
+        outln!("{}", file.display());
         let (flow_path, scenarios) = match scenarios_of(file) {
             Ok(x) => x,
             Err(e) => {
-                println!("  FAIL (the scenario file)\n{e}");
+                outln!("  FAIL (the scenario file)\n{e}");
                 failed += 1;
                 continue;
             }
@@ -194,7 +194,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             .or_insert_with(|| super::check::load_one(&flow_path).ok().map(Arc::new))
             .clone();
         let Some(flow) = flow else {
-            println!("  FAIL {}: the flow does not compile", flow_path.display());
+            outln!("  FAIL {}: the flow does not compile", flow_path.display());
             failed += scenarios.len().max(1);
             continue;
         };
@@ -202,20 +202,20 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             match run_one(&flow, s) {
                 Ok(()) => {
                     passed += 1;
-                    println!("  ok   {}", s.name);
+                    outln!("  ok   {}", s.name);
                 }
                 Err(fails) => {
                     failed += 1;
-                    println!("  FAIL {} ({}:{})", s.name, file.display(), s.line);
+                    outln!("  FAIL {} ({}:{})", s.name, file.display(), s.line);
                     for f in fails {
-                        println!("       {f}");
+                        outln!("       {f}");
                     }
                 }
             }
         }
     }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    println!(
+    outln!(
         "\ntest result: {verdict}. {passed} passed; {failed} failed; {} file(s)",
         files.len()
     );

@@ -13,10 +13,10 @@ use super::EXIT_FAILURE;
 fn log(event: &SourceEvent) {
     match event {
         SourceEvent::Published { path, version } => {
-            println!("published {version} from {}", path.display());
+            outln!("published {version} from {}", path.display());
         }
         SourceEvent::Unchanged { path, version } => {
-            println!("unchanged {version} from {}", path.display());
+            outln!("unchanged {version} from {}", path.display());
         }
         SourceEvent::Rejected {
             path,
@@ -26,7 +26,7 @@ fn log(event: &SourceEvent) {
             let kept = kept
                 .as_ref()
                 .map_or_else(|| "no version active".to_owned(), |v| format!("{v} stays active"));
-            println!(
+            outln!(
                 "rejected {}: {} error(s); {kept}",
                 path.display(),
                 diagnostics.error_count()
@@ -38,19 +38,19 @@ fn log(event: &SourceEvent) {
             eprint!("{out}");
         }
         SourceEvent::Retired { path, flow } => {
-            println!("retired {flow}: {} is gone (running instances keep their version)", path.display());
+            outln!("retired {flow}: {} is gone (running instances keep their version)", path.display());
         }
         SourceEvent::Conflict { path, flow, holder } => {
-            println!(
+            outln!(
                 "rejected {}: flow `{flow}` is already defined in {}",
                 path.display(),
                 holder.display()
             );
         }
         SourceEvent::Unreadable { path, message } => {
-            println!("unreadable {}: {message}", path.display());
+            outln!("unreadable {}: {message}", path.display());
         }
-        _ => println!("{event:?}"),
+        _ => outln!("{event:?}"),
     }
 }
 
@@ -71,7 +71,7 @@ pub fn run(dir: &Path, debounce_ms: u64) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    println!("watching {}", dir.display());
+    outln!("watching {}", dir.display());
     loop {
         std::thread::park();
     }
