@@ -118,15 +118,6 @@ pub enum RegistryError {
     #[error("the candidate or its selector does not compile")]
     #[diagnostic(code("flowc::registry::compile"))]
     Compile(#[related] Vec<crate::diagnostic::Diagnostic>),
-    /// The candidate is for another flow id.
-    #[error("the candidate is flow `{got}`, not `{flow}`")]
-    #[diagnostic(code("flowc::registry::flow-mismatch"), help("canary a new version of the same flow id"))]
-    FlowMismatch {
-        /// The flow.
-        flow: String,
-        /// The candidate's id.
-        got: String,
-    },
     /// Starting the instance failed (its context).
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -397,3 +397,40 @@ fn restore_after_publish_finishes_on_the_old_version() {
         reg.unpin(&v1).unwrap();
     }
 }
+
+#[test]
+fn every_registry_error_has_its_code() {
+    use miette::Diagnostic;
+    let code = |e: RegistryError| e.code().unwrap().to_string();
+    let reg = Registry::default();
+    assert_eq!(
+        code(reg.history("claim").unwrap_err()),
+        "flowc::registry::unknown-flow"
+    );
+    let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
+    let gone = VersionId {
+        revision: 7,
+        ..v1.clone()
+    };
+    assert_eq!(code(reg.rollback(&gone).unwrap_err()), "flowc::registry::unknown-version");
+    assert_eq!(
+        code(reg.start_canary("claim.yaml", &source(2), -1.0, None).unwrap_err()),
+        "flowc::registry::canary-share"
+    );
+    assert_eq!(
+        code(reg.start_canary("claim.yaml", BROKEN, 5.0, None).unwrap_err()),
+        "flowc::registry::compile"
+    );
+    assert_eq!(code(reg.promote("claim").unwrap_err()), "flowc::registry::canary-state");
+    reg.retire("claim").unwrap();
+    assert_eq!(
+        code(reg.start("claim", "k", &json!({"amount": 1.0}), 0).unwrap_err()),
+        "flowc::registry::retired"
+    );
+    // a context error passes through with the runtime's code
+    reg.rollback(&v1).unwrap();
+    assert_eq!(
+        code(reg.start("claim", "k", &json!({}), 0).unwrap_err()),
+        "flowc::runtime::missing-field"
+    );
+}

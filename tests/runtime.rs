@@ -707,3 +707,29 @@ fn trace_answers_why_an_instance_waits() {
         json!({"step": "legal-review", "status": "pending", "assignees": [{"role": "legal"}], "entered_at": 42})
     );
 }
+
+#[test]
+fn every_runtime_error_has_its_code() {
+    use miette::Diagnostic;
+    let code = |e: &RuntimeError| e.code().unwrap().to_string();
+    let f = flow(
+        "  - id: a\n    type: approval\n    assignees: { role: r }\n",
+        "{ n: int }",
+    );
+    let start_err = |ctx: serde_json::Value| Instance::start(Arc::clone(&f), &ctx, 0).unwrap_err();
+    assert_eq!(code(&start_err(json!("x"))), "flowc::runtime::context-not-object");
+    assert_eq!(code(&start_err(json!({"n": 1, "m": 2}))), "flowc::runtime::unknown-field");
+    assert_eq!(code(&start_err(json!({}))), "flowc::runtime::missing-field");
+    assert_eq!(code(&start_err(json!({"n": 1.5}))), "flowc::runtime::wrong-type");
+    let (i, _) = start(&f, json!({"n": 1}));
+    let other = flow(
+        "  - id: a\n    type: approval\n    assignees: { role: s }\n",
+        "{ n: int }",
+    );
+    let e = Instance::restore(other, i.state().clone()).unwrap_err();
+    assert_eq!(code(&e), "flowc::runtime::version-mismatch");
+    let mut state = i.state().clone();
+    state.context = json!({"n": "not an int"});
+    let e = Instance::restore(Arc::clone(&f), state).unwrap_err();
+    assert_eq!(code(&e), "flowc::runtime::corrupt-state");
+}

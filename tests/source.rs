@@ -173,3 +173,14 @@ fn watcher_republishes_changes() {
     assert!(reg.active("one").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn source_errors_have_their_codes() {
+    use miette::Diagnostic;
+    let missing = std::env::temp_dir().join("flowc-source-does-not-exist");
+    let src = Arc::new(DirSource::new(&missing, Arc::new(Registry::default())));
+    let e = src.scan().unwrap_err();
+    assert_eq!(e.code().unwrap().to_string(), "flowc::source::unreadable");
+    let e = src.watch(Duration::from_millis(10), |_| {}).unwrap_err();
+    assert_eq!(e.code().unwrap().to_string(), "flowc::source::watch");
+}
