@@ -76,7 +76,10 @@ struct Storer {
 }
 
 impl Storer {
-    fn start(cell: Arc<ArcSwap<flowc::compile::CompiledFlow>>, values: Vec<Arc<flowc::compile::CompiledFlow>>) -> Self {
+    fn start(
+        cell: Arc<ArcSwap<flowc::compile::CompiledFlow>>,
+        values: Vec<Arc<flowc::compile::CompiledFlow>>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
@@ -109,10 +112,7 @@ fn registry_reads(c: &mut Criterion) {
     reg.publish("expense.yaml", EXPENSE.as_bytes()).unwrap();
     // a few other flows, so that the lookup is in a real map
     for i in 0..20 {
-        let other = EXPENSE.replace(
-            "id: expense-reimbursement",
-            &format!("id: other-flow-{i}"),
-        );
+        let other = EXPENSE.replace("id: expense-reimbursement", &format!("id: other-flow-{i}"));
         reg.publish("other.yaml", other.as_bytes()).unwrap();
     }
     let handle = reg.handle("expense-reimbursement").unwrap();
@@ -122,13 +122,18 @@ fn registry_reads(c: &mut Criterion) {
     g.bench_function("baseline ArcSwap::load_full", |b| {
         b.iter(|| black_box(bare.load_full()))
     });
-    g.bench_function("active via handle", |b| b.iter(|| black_box(handle.active())));
+    g.bench_function("active via handle", |b| {
+        b.iter(|| black_box(handle.active()))
+    });
     g.bench_function("active by flow id", |b| {
         b.iter(|| black_box(reg.active(black_box("expense-reimbursement"))))
     });
     {
         let other = compile(
-            &SourceFile::new("b.yaml", EXPENSE.replace("name: Expense", "name: B Expense")),
+            &SourceFile::new(
+                "b.yaml",
+                EXPENSE.replace("name: Expense", "name: B Expense"),
+            ),
             &Options::default(),
         )
         .unwrap();
@@ -160,12 +165,17 @@ fn approve(step: &str, role: &str) -> Event {
 /// The expense flow written by hand for one context (amount 20,000, sales): the
 /// conditions natively, the same effects as strings; the floor a generic engine competes
 /// with.
-fn hand_written(amount: f64, dept: &str, urgent: bool, effects: &mut Vec<(&'static str, String)>) -> bool {
+fn hand_written(
+    amount: f64,
+    dept: &str,
+    urgent: bool,
+    effects: &mut Vec<(&'static str, String)>,
+) -> bool {
     effects.clear();
     effects.push(("create-task", "manager-approve".to_owned()));
     effects.push(("start-timer", "manager-approve".to_owned()));
     // manager approves
-    if !(amount < 10000.0) {
+    if amount >= 10000.0 {
         effects.push(("call-service", "finance-validator".to_owned()));
         // service ok
     }
@@ -176,7 +186,7 @@ fn hand_written(amount: f64, dept: &str, urgent: bool, effects: &mut Vec<(&'stat
     } else {
         "cfo-approve"
     };
-    if next == "cfo-approve" && !(amount < 5000.0 && !urgent) {
+    if next == "cfo-approve" && (amount >= 5000.0 || urgent) {
         effects.push(("create-task", "cfo-approve".to_owned()));
         // cfo approves
     }
@@ -207,7 +217,14 @@ fn full_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("full run (expense, start to approved)");
     g.bench_function("baseline hand-written state machine", |b| {
         let mut effects = Vec::with_capacity(8);
-        b.iter(|| black_box(hand_written(black_box(20000.0), black_box("sales"), false, &mut effects)))
+        b.iter(|| {
+            black_box(hand_written(
+                black_box(20000.0),
+                black_box("sales"),
+                false,
+                &mut effects,
+            ))
+        })
     });
     g.bench_function("Instance::start + 3 events", |b| {
         b.iter(|| {
@@ -222,7 +239,8 @@ fn full_run(c: &mut Criterion) {
     g.bench_function("Instance::start + auto_answer", |b| {
         b.iter(|| {
             let (mut inst, _) = Instance::start(Arc::clone(&flow), black_box(&ctx), 0).unwrap();
-            inst.auto_answer(flowc::runtime::Auto::Approve, 0, 100).unwrap();
+            inst.auto_answer(flowc::runtime::Auto::Approve, 0, 100)
+                .unwrap();
             inst
         })
     });
@@ -235,15 +253,15 @@ fn hundred_steps(tag: &str) -> String {
         "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: big\nname: big {tag}\ncontext:\n  amount: double\n  dept: string\n  level: int\nsteps:\n"
     );
     for i in 0..100 {
-        if i % 10 == 9 {
+        if i == 99 {
+            s.push_str("  - id: s99\n    type: end\n    outcome: approved\n");
+        } else if i % 10 == 9 {
             s.push_str(&format!(
                 "  - id: s{i}\n    type: decision\n    rules:\n      - when: amount > {i}000.0 && level >= 3\n        goto: s{}\n      - when: 'dept in [\"legal\", \"hr\"]'\n        goto: s{}\n    default: s{}\n",
                 i + 1,
                 i + 1,
                 i + 1
             ));
-        } else if i == 99 {
-            s.push_str("  - id: s99\n    type: end\n    outcome: approved\n");
         } else {
             s.push_str(&format!(
                 "  - id: s{i}\n    type: approval\n    assignees: {{ role: r{i} }}\n    mode: any\n    skipCondition: amount < {i}00.0 || dept == \"d{i}\"\n"
@@ -258,7 +276,15 @@ fn publish(c: &mut Criterion) {
     let reg = Registry::default();
     let mut g = c.benchmark_group("publish 100-step flow");
     g.bench_function("baseline compile only", |b| {
-        b.iter(|| black_box(compile(&SourceFile::new("big.yaml", sources[0].as_str()), &Options::default()).unwrap()))
+        b.iter(|| {
+            black_box(
+                compile(
+                    &SourceFile::new("big.yaml", sources[0].as_str()),
+                    &Options::default(),
+                )
+                .unwrap(),
+            )
+        })
     });
     let mut flip = 0;
     g.bench_function("Registry::publish (compile + swap)", |b| {

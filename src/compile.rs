@@ -213,7 +213,9 @@ pub struct StepNode {
 
 /// The exact compiled content a flow version holds: the flow id, the registry's revision
 /// (0 until published) and a content hash of the source and the compiler.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct VersionId {
     /// The flow id.
     pub flow: String,
@@ -388,6 +390,10 @@ impl CompiledFlow {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "collect, then one flat arm per step type resolving its references"
+)]
 /// Resolves every step reference to a [`Target`] (the graph checks have passed, so every
 /// id exists; an unknown one would resolve to the approved end).
 fn layout(flow: &Flow) -> (Vec<StepNode>, HashMap<String, usize>) {
@@ -802,10 +808,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         return Err(diags);
     }
     let (nodes, by_id) = layout(&flow);
-    let hash = stable_hash(&[
-        env!("CARGO_PKG_VERSION").as_bytes(),
-        file.text().as_bytes(),
-    ]);
+    let hash = stable_hash(&[env!("CARGO_PKG_VERSION").as_bytes(), file.text().as_bytes()]);
     Ok(CompiledFlow {
         version: VersionId {
             flow: flow.id.value.clone(),

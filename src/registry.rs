@@ -80,7 +80,9 @@ pub enum RegistryError {
     #[error("flow `{flow}` has no version {version}")]
     #[diagnostic(
         code("flowc::registry::unknown-version"),
-        help("`history` lists the versions; versions beyond the retention limit that no instance used were dropped")
+        help(
+            "`history` lists the versions; versions beyond the retention limit that no instance used were dropped"
+        )
     )]
     UnknownVersion {
         /// The flow.
@@ -109,7 +111,10 @@ pub enum RegistryError {
     },
     /// A canary share outside 0–100 %.
     #[error("canary share {share} is outside 0..=100 percent")]
-    #[diagnostic(code("flowc::registry::canary-share"), help("give a percentage such as `10`"))]
+    #[diagnostic(
+        code("flowc::registry::canary-share"),
+        help("give a percentage such as `10`")
+    )]
     CanaryShare {
         /// The share given.
         share: String,
@@ -188,8 +193,15 @@ impl Slot {
             return;
         }
         let active = self.active.load_full().map(|a| a.version().revision);
-        let canary = self.canary.load_full().map(|c| c.version.version().revision);
-        let keep_from = versions.keys().rev().nth(retention.saturating_sub(1)).copied();
+        let canary = self
+            .canary
+            .load_full()
+            .map(|c| c.version.version().revision);
+        let keep_from = versions
+            .keys()
+            .rev()
+            .nth(retention.saturating_sub(1))
+            .copied();
         let kept: BTreeMap<u64, Arc<CompiledFlow>> = versions
             .iter()
             .filter(|(rev, flow)| {
@@ -274,7 +286,8 @@ impl Registry {
     fn slot_or_err(&self, flow: &str) -> Result<Arc<Slot>, RegistryError> {
         self.slot(flow).ok_or_else(|| {
             let flows = self.flows.load();
-            let help = match crate::diagnostic::did_you_mean(flow, flows.keys().map(String::as_str)) {
+            let help = match crate::diagnostic::did_you_mean(flow, flows.keys().map(String::as_str))
+            {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "publish it first".to_owned(),
             };
@@ -366,7 +379,11 @@ impl Registry {
     #[must_use]
     pub fn versions(&self, flow: &str) -> Vec<VersionId> {
         self.slot(flow).map_or_else(Vec::new, |s| {
-            s.versions.load().values().map(|f| f.version().clone()).collect()
+            s.versions
+                .load()
+                .values()
+                .map(|f| f.version().clone())
+                .collect()
         })
     }
 
@@ -568,18 +585,19 @@ impl Registry {
         let slot = self.slot_or_err(flow)?;
         if let Some(c) = slot.canary.load_full() {
             let selected = c.selector.as_ref().is_some_and(|(_, cond)| {
-                runtime::context::bind(&c.version, context).is_ok_and(|(_, mut b)| {
-                    cond.eval(c.version.sandbox(), &mut b).unwrap_or(false)
-                })
+                runtime::context::bind(&c.version, context)
+                    .is_ok_and(|(_, mut b)| cond.eval(c.version.sandbox(), &mut b).unwrap_or(false))
             });
             let bucket = stable_hash(&[flow.as_bytes(), key.as_bytes()]) % 10_000;
             if selected || bucket < u64::from(c.basis_points) {
                 return Ok(Arc::clone(&c.version));
             }
         }
-        slot.active.load_full().ok_or_else(|| RegistryError::Retired {
-            flow: flow.to_owned(),
-        })
+        slot.active
+            .load_full()
+            .ok_or_else(|| RegistryError::Retired {
+                flow: flow.to_owned(),
+            })
     }
 
     /// Starts an instance on [`Registry::version_for`]; it stays on that version.

@@ -95,7 +95,10 @@ fn eval_events_then_pending() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["outcome"], "rejected");
-    assert_eq!(v["trace"][3], json!({"step": "legal-review", "status": "rejected"}));
+    assert_eq!(
+        v["trace"][3],
+        json!({"step": "legal-review", "status": "rejected"})
+    );
 }
 
 #[test]
@@ -145,7 +148,10 @@ fn eval_errors_exit_one_with_the_code() {
 fn test_examples_pass() {
     let (code, out, err) = run(&["test", "examples/"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.ends_with("\ntest result: ok. 46 passed; 0 failed; 6 file(s)\n"), "{out}");
+    assert!(
+        out.ends_with("\ntest result: ok. 46 passed; 0 failed; 6 file(s)\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -173,7 +179,10 @@ fn diff_human_and_json() {
     let new = "tests/fixtures/diff/expense-new.yaml";
     let (code, out, _) = run(&["diff", old, new]);
     assert_eq!(code, 0);
-    assert!(out.contains("  ~ step route: rules[1].when: `amount > 50000.0` → `amount > 80000.0`\n"), "{out}");
+    assert!(
+        out.contains("  ~ step route: rules[1].when: `amount > 50000.0` → `amount > 80000.0`\n"),
+        "{out}"
+    );
     let (code, out, _) = run(&["diff", old, new, "--format", "json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -210,12 +219,19 @@ fn watch_logs_publish_reject_and_retire() {
     let file = dir.join("leave.yaml").display().to_string();
     let next = |prefix: &str| {
         let line = rx.recv_timeout(Duration::from_secs(20)).expect(prefix);
-        assert!(line.starts_with(prefix), "expected `{prefix}…`, got `{line}`");
+        assert!(
+            line.starts_with(prefix),
+            "expected `{prefix}…`, got `{line}`"
+        );
         line
     };
     assert!(next("published leave-request@1#").ends_with(&format!(" from {file}")));
     next("watching ");
-    std::fs::write(dir.join("leave.yaml"), flow.replace("days <= 3", "days <= 4")).unwrap();
+    std::fs::write(
+        dir.join("leave.yaml"),
+        flow.replace("days <= 3", "days <= 4"),
+    )
+    .unwrap();
     let v2 = next("published leave-request@2#");
     let v2 = v2
         .strip_prefix("published ")

@@ -60,7 +60,9 @@ fn moves_are_found_among_peers_and_across_branches() {
         .steps
         .iter()
         .filter_map(|s| match s {
-            StepChange::Moved { step, from, to } => Some((step.as_str(), from.as_str(), to.as_str())),
+            StepChange::Moved { step, from, to } => {
+                Some((step.as_str(), from.as_str(), to.as_str()))
+            }
             _ => None,
         })
         .collect();

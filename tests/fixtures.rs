@@ -144,7 +144,10 @@ fn every_code_has_a_fixture() {
         .iter()
         .filter(|c| !asserted.contains(&format!("\"flowc::{}\"", c.replace('.', "::"))))
         .collect();
-    assert!(unasserted.is_empty(), "run-time codes no test asserts: {unasserted:?}");
+    assert!(
+        unasserted.is_empty(),
+        "run-time codes no test asserts: {unasserted:?}"
+    );
     assert!(codes.len() >= 30, "only {} codes", codes.len());
 }
 

@@ -50,7 +50,10 @@ fn publish_rollback_history() {
     let reg = Registry::default();
     assert!(reg.active("claim").is_none());
     let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
-    assert_eq!((v1.flow.as_str(), v1.revision, v1.hash.len()), ("claim", 1, 16));
+    assert_eq!(
+        (v1.flow.as_str(), v1.revision, v1.hash.len()),
+        ("claim", 1, 16)
+    );
     // the same content again: nothing changes
     assert_eq!(reg.publish("claim.yaml", &source(1)).unwrap(), v1);
     let v2 = reg.publish("claim.yaml", &source(2)).unwrap();
@@ -114,7 +117,9 @@ fn retention_keeps_what_instances_use() {
 fn retire_refuses_new_starts_only() {
     let reg = Registry::default();
     reg.publish("claim.yaml", &source(1)).unwrap();
-    let (mut inst, _) = reg.start("claim", "k", &json!({"amount": 500.0}), 0).unwrap();
+    let (mut inst, _) = reg
+        .start("claim", "k", &json!({"amount": 500.0}), 0)
+        .unwrap();
     reg.retire("claim").unwrap();
     assert!(reg.active("claim").is_none());
     assert!(matches!(
@@ -158,7 +163,10 @@ fn canary_by_share_is_stable_per_key() {
             assert_eq!(a.version(), &v1);
         }
     }
-    assert!((800..1200).contains(&on_canary), "{on_canary} of 4000 at 25 %");
+    assert!(
+        (800..1200).contains(&on_canary),
+        "{on_canary} of 4000 at 25 %"
+    );
     assert!(matches!(
         reg.start_canary("claim.yaml", &source(3), 10.0, None),
         Err(RegistryError::CanaryState { .. })
@@ -187,8 +195,12 @@ fn canary_by_selector_then_abort() {
     let c = reg
         .start_canary("claim.yaml", &source(2), 0.0, Some("amount > 1000.0"))
         .unwrap();
-    let big = reg.version_for("claim", "a", &json!({"amount": 5000.0})).unwrap();
-    let small = reg.version_for("claim", "a", &json!({"amount": 5.0})).unwrap();
+    let big = reg
+        .version_for("claim", "a", &json!({"amount": 5000.0}))
+        .unwrap();
+    let small = reg
+        .version_for("claim", "a", &json!({"amount": 5.0}))
+        .unwrap();
     assert_eq!((big.version(), small.version()), (&c, &v1));
     // instances started during the canary keep their version after the abort
     let (mut inst, _) = Instance::start(big, &json!({"amount": 5000.0}), 0).unwrap();
@@ -239,7 +251,11 @@ fn drive(mut inst: Instance, t: &mut u64) -> VersionId {
             *t,
         )
         .unwrap();
-        assert_eq!(inst.flow().version(), &version, "an instance changed version");
+        assert_eq!(
+            inst.flow().version(),
+            &version,
+            "an instance changed version"
+        );
     }
     assert_eq!(inst.status().label(), "approved");
     version
@@ -293,9 +309,7 @@ fn concurrent_instances_stay_on_their_versions() {
                     let ctx = json!({"amount": 500.0});
                     // both read paths; neither may fail while versions change
                     assert!(handle.active().is_some());
-                    let (inst, _) = reg
-                        .start("claim", &format!("{r}-{n}"), &ctx, t)
-                        .unwrap();
+                    let (inst, _) = reg.start("claim", &format!("{r}-{n}"), &ctx, t).unwrap();
                     versions.insert(drive(inst, &mut t).revision);
                     completed.fetch_add(1, Ordering::Relaxed);
                     n += 1;
@@ -311,7 +325,10 @@ fn concurrent_instances_stay_on_their_versions() {
     stop.store(true, Ordering::Relaxed);
     let seen: Vec<usize> = readers.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(completed.load(Ordering::Relaxed) >= 6000);
-    assert!(seen.iter().all(|s| *s > 1), "readers saw versions change: {seen:?}");
+    assert!(
+        seen.iter().all(|s| *s > 1),
+        "readers saw versions change: {seen:?}"
+    );
     // history: every publish and canary recorded once, revisions strictly increasing
     let history = reg.history("claim").unwrap();
     let new_versions: Vec<u64> = history
@@ -412,19 +429,34 @@ fn every_registry_error_has_its_code() {
         revision: 7,
         ..v1.clone()
     };
-    assert_eq!(code(reg.rollback(&gone).unwrap_err()), "flowc::registry::unknown-version");
     assert_eq!(
-        code(reg.start_canary("claim.yaml", &source(2), -1.0, None).unwrap_err()),
+        code(reg.rollback(&gone).unwrap_err()),
+        "flowc::registry::unknown-version"
+    );
+    assert_eq!(
+        code(
+            reg.start_canary("claim.yaml", &source(2), -1.0, None)
+                .unwrap_err()
+        ),
         "flowc::registry::canary-share"
     );
     assert_eq!(
-        code(reg.start_canary("claim.yaml", BROKEN, 5.0, None).unwrap_err()),
+        code(
+            reg.start_canary("claim.yaml", BROKEN, 5.0, None)
+                .unwrap_err()
+        ),
         "flowc::registry::compile"
     );
-    assert_eq!(code(reg.promote("claim").unwrap_err()), "flowc::registry::canary-state");
+    assert_eq!(
+        code(reg.promote("claim").unwrap_err()),
+        "flowc::registry::canary-state"
+    );
     reg.retire("claim").unwrap();
     assert_eq!(
-        code(reg.start("claim", "k", &json!({"amount": 1.0}), 0).unwrap_err()),
+        code(
+            reg.start("claim", "k", &json!({"amount": 1.0}), 0)
+                .unwrap_err()
+        ),
         "flowc::registry::retired"
     );
     // a context error passes through with the runtime's code

@@ -100,7 +100,8 @@ fn refused(i: &mut Instance, e: Event, code: &str) {
     assert_eq!(i.state(), &before, "a refused event changed the instance");
 }
 
-const USERS3: &str = "  - id: a\n    type: approval\n    assignees: { users: [u1, u2, u3] }\n    mode: MODE\n";
+const USERS3: &str =
+    "  - id: a\n    type: approval\n    assignees: { users: [u1, u2, u3] }\n    mode: MODE\n";
 
 #[test]
 fn mode_single_first_decision_counts() {
@@ -116,17 +117,29 @@ fn mode_single_first_decision_counts() {
     assert_eq!(trace(&i), ["a:completed"]);
     let acts = &i.trace()[0].acts;
     assert_eq!(
-        (acts[0].action.as_str(), acts[0].by.as_str(), acts[0].role.as_deref(), acts[0].at),
+        (
+            acts[0].action.as_str(),
+            acts[0].by.as_str(),
+            acts[0].role.as_deref(),
+            acts[0].at
+        ),
         ("approve", "x", Some("boss"), 1)
     );
-    refused(&mut i, approve_as("a", "x", "boss"), "flowc::runtime::finished");
+    refused(
+        &mut i,
+        approve_as("a", "x", "boss"),
+        "flowc::runtime::finished",
+    );
 }
 
 #[test]
 fn mode_any_first_wins_and_others_are_withdrawn() {
     let f = flow(&USERS3.replace("MODE", "any"), "{}");
     let (mut i, fx) = start(&f, json!({}));
-    assert_eq!(fx, vec![task("a", vec![user("u1"), user("u2"), user("u3")])]);
+    assert_eq!(
+        fx,
+        vec![task("a", vec![user("u1"), user("u2"), user("u3")])]
+    );
     let fx = i.apply(&approve("a", "u2"), 1).unwrap();
     assert_eq!(fx, vec![cancel("a"), done(Outcome::Approved)]);
 }
@@ -145,8 +158,16 @@ fn mode_all_needs_everyone_and_refuses_duplicates() {
     let f = flow(&USERS3.replace("MODE", "all"), "{}");
     let (mut i, _) = start(&f, json!({}));
     assert!(i.apply(&approve("a", "u1"), 1).unwrap().is_empty());
-    refused(&mut i, approve("a", "u1"), "flowc::runtime::duplicate-decision");
-    refused(&mut i, reject("a", "u1"), "flowc::runtime::duplicate-decision");
+    refused(
+        &mut i,
+        approve("a", "u1"),
+        "flowc::runtime::duplicate-decision",
+    );
+    refused(
+        &mut i,
+        reject("a", "u1"),
+        "flowc::runtime::duplicate-decision",
+    );
     assert!(i.apply(&approve("a", "u3"), 2).unwrap().is_empty());
     assert_eq!(i.pending()[0].assignees, vec![user("u2")]);
     let fx = i.apply(&approve("a", "u2"), 3).unwrap();
@@ -242,7 +263,10 @@ fn timeout_escalate_approve_reject_goto_and_none() {
     let timeout = Event::Timeout { step: "a".into() };
     // escalate
     let f = flow(
-        &base.replace("EXTRA", "    onTimeout: escalate\n    escalateTo: { user: boss }\n"),
+        &base.replace(
+            "EXTRA",
+            "    onTimeout: escalate\n    escalateTo: { user: boss }\n",
+        ),
         "{}",
     );
     let (mut i, fx) = start(&f, json!({}));
@@ -261,10 +285,18 @@ fn timeout_escalate_approve_reject_goto_and_none() {
         vec![cancel("a"), task("a", vec![user("boss")])]
     );
     refused(&mut i, timeout.clone(), "flowc::runtime::not-pending");
-    refused(&mut i, approve_as("a", "x", "r"), "flowc::runtime::not-assignee");
+    refused(
+        &mut i,
+        approve_as("a", "x", "r"),
+        "flowc::runtime::not-assignee",
+    );
     i.apply(&approve("a", "boss"), 3700).unwrap();
     assert_eq!(trace(&i), ["a:completed", "b:pending"]);
-    let acts: Vec<&str> = i.trace()[0].acts.iter().map(|a| a.action.as_str()).collect();
+    let acts: Vec<&str> = i.trace()[0]
+        .acts
+        .iter()
+        .map(|a| a.action.as_str())
+        .collect();
     assert_eq!(acts, ["timeout", "escalate", "approve"]);
     // approve
     let f = flow(&base.replace("EXTRA", "    onTimeout: approve\n"), "{}");
@@ -282,7 +314,10 @@ fn timeout_escalate_approve_reject_goto_and_none() {
         vec![cancel("a"), done(Outcome::Rejected)]
     );
     // goto
-    let f = flow(&base.replace("EXTRA", "    onTimeout: b\n    next: b\n"), "{}");
+    let f = flow(
+        &base.replace("EXTRA", "    onTimeout: b\n    next: b\n"),
+        "{}",
+    );
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
         i.apply(&timeout, 5).unwrap(),
@@ -307,7 +342,11 @@ fn timeout_escalate_approve_reject_goto_and_none() {
     // a step without a timer takes no timeout
     let (mut i, _) = start(&f, json!({}));
     i.apply(&approve_as("a", "x", "r"), 1).unwrap();
-    refused(&mut i, Event::Timeout { step: "b".into() }, "flowc::runtime::not-pending");
+    refused(
+        &mut i,
+        Event::Timeout { step: "b".into() },
+        "flowc::runtime::not-pending",
+    );
 }
 
 #[test]
@@ -335,7 +374,10 @@ fn service_task_retries_then_on_error() {
         i.apply(&Event::Timeout { step: "s".into() }, 2).unwrap(),
         vec![call(3, 5)]
     );
-    assert_eq!(i.apply(&err, 3).unwrap(), vec![task("fix", vec![role("ops")])]);
+    assert_eq!(
+        i.apply(&err, 3).unwrap(),
+        vec![task("fix", vec![role("ops")])]
+    );
     assert_eq!(trace(&i), ["s:error", "fix:pending"]);
     assert_eq!(
         i.trace()[0].note.as_deref(),
@@ -343,16 +385,17 @@ fn service_task_retries_then_on_error() {
     );
     // success
     let (mut i, _) = start(&f, json!({}));
-    let fx = i
-        .apply(&Event::ServiceOk { step: "s".into() }, 1)
-        .unwrap();
+    let fx = i.apply(&Event::ServiceOk { step: "s".into() }, 1).unwrap();
     assert_eq!(fx, vec![done(Outcome::Approved)]);
     assert_eq!(trace(&i), ["s:completed", "ok:completed"]);
 }
 
 #[test]
 fn service_error_without_on_error_is_an_incident() {
-    let f = flow("  - id: s\n    type: service-task\n    service: svc\n", "{}");
+    let f = flow(
+        "  - id: s\n    type: service-task\n    service: svc\n",
+        "{}",
+    );
     let (mut i, _) = start(&f, json!({}));
     let fx = i
         .apply(
@@ -424,7 +467,9 @@ fn decision_run_time_error_is_an_incident() {
         "{ m: 'map<string, int>' }",
     );
     let (i, fx) = start(&f, json!({"m": {}}));
-    assert!(matches!(&fx[..], [Effect::Incident { step, message }] if step == "d" && message.contains("no such key")));
+    assert!(
+        matches!(&fx[..], [Effect::Incident { step, message }] if step == "d" && message.contains("no such key"))
+    );
     assert!(matches!(i.status(), Status::Incident { .. }));
 }
 
@@ -438,7 +483,10 @@ fn parallel_join_all_and_any() {
     };
     let f = flow(&steps.replace("JOIN", "all"), "{}");
     let (mut i, fx) = start(&f, json!({}));
-    assert_eq!(fx, vec![task("l", vec![user("lu")]), task("f", vec![user("fu")])]);
+    assert_eq!(
+        fx,
+        vec![task("l", vec![user("lu")]), task("f", vec![user("fu")])]
+    );
     assert!(i.apply(&approve("f", "fu"), 1).unwrap().is_empty());
     assert_eq!(
         i.apply(&approve("l", "lu"), 2).unwrap(),
@@ -450,7 +498,13 @@ fn parallel_join_all_and_any() {
     );
     assert_eq!(
         trace(&i),
-        ["p:completed", "l:completed", "f:completed", "l2:completed", "after:completed"]
+        [
+            "p:completed",
+            "l:completed",
+            "f:completed",
+            "l2:completed",
+            "after:completed"
+        ]
     );
     // any: the first branch to finish wins; the other's task is withdrawn
     let f = flow(&steps.replace("JOIN", "any"), "{}");
@@ -461,7 +515,12 @@ fn parallel_join_all_and_any() {
     );
     assert_eq!(
         trace(&i),
-        ["p:completed", "l:cancelled", "f:completed", "after:completed"]
+        [
+            "p:completed",
+            "l:cancelled",
+            "f:completed",
+            "after:completed"
+        ]
     );
     // a rejection in a branch rejects the instance and withdraws the rest
     let f = flow(&steps.replace("JOIN", "all"), "{}");
@@ -487,7 +546,13 @@ fn nested_parallel_join_any_cancels_inner_branches() {
     );
     assert_eq!(
         trace(&i),
-        ["outer:completed", "inner:cancelled", "x:cancelled", "y:cancelled", "z:completed"]
+        [
+            "outer:completed",
+            "inner:cancelled",
+            "x:cancelled",
+            "y:cancelled",
+            "z:completed"
+        ]
     );
 }
 
@@ -561,8 +626,16 @@ fn event_errors_change_nothing() {
     let f = flow(&USERS3.replace("MODE", "all"), "{}");
     let (mut i, _) = start(&f, json!({}));
     i.apply(&approve("a", "u1"), 10).unwrap();
-    refused(&mut i, approve("nope", "u1"), "flowc::runtime::unknown-step");
-    refused(&mut i, approve("a", "stranger"), "flowc::runtime::not-assignee");
+    refused(
+        &mut i,
+        approve("nope", "u1"),
+        "flowc::runtime::unknown-step",
+    );
+    refused(
+        &mut i,
+        approve("a", "stranger"),
+        "flowc::runtime::not-assignee",
+    );
     refused(
         &mut i,
         Event::ServiceOk { step: "a".into() },
@@ -717,10 +790,19 @@ fn every_runtime_error_has_its_code() {
         "{ n: int }",
     );
     let start_err = |ctx: serde_json::Value| Instance::start(Arc::clone(&f), &ctx, 0).unwrap_err();
-    assert_eq!(code(&start_err(json!("x"))), "flowc::runtime::context-not-object");
-    assert_eq!(code(&start_err(json!({"n": 1, "m": 2}))), "flowc::runtime::unknown-field");
+    assert_eq!(
+        code(&start_err(json!("x"))),
+        "flowc::runtime::context-not-object"
+    );
+    assert_eq!(
+        code(&start_err(json!({"n": 1, "m": 2}))),
+        "flowc::runtime::unknown-field"
+    );
     assert_eq!(code(&start_err(json!({}))), "flowc::runtime::missing-field");
-    assert_eq!(code(&start_err(json!({"n": 1.5}))), "flowc::runtime::wrong-type");
+    assert_eq!(
+        code(&start_err(json!({"n": 1.5}))),
+        "flowc::runtime::wrong-type"
+    );
     let (i, _) = start(&f, json!({"n": 1}));
     let other = flow(
         "  - id: a\n    type: approval\n    assignees: { role: s }\n",

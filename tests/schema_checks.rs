@@ -77,14 +77,16 @@ steps:
       dept == "hr" &&
       amout < 2.0
 "#;
-    let got: Vec<(usize, usize, String)> =
-        check_many(vec![("s.yaml".to_owned(), text.as_bytes().to_vec())], &Options::default())
-            .iter()
-            .map(|d| {
-                let (l, c) = d.line_col();
-                (l, c, d.code())
-            })
-            .collect();
+    let got: Vec<(usize, usize, String)> = check_many(
+        vec![("s.yaml".to_owned(), text.as_bytes().to_vec())],
+        &Options::default(),
+    )
+    .iter()
+    .map(|d| {
+        let (l, c) = d.line_col();
+        (l, c, d.code())
+    })
+    .collect();
     let code = "flowc::expr::unknown-identifier".to_owned();
     assert_eq!(
         got,

@@ -40,10 +40,20 @@ fn describe(e: &SourceEvent, root: &Path) -> String {
     let rel = |p: &Path| p.strip_prefix(root).unwrap().display().to_string();
     match e {
         SourceEvent::Published { path, version } => {
-            format!("published {}@{} {}", version.flow, version.revision, rel(path))
+            format!(
+                "published {}@{} {}",
+                version.flow,
+                version.revision,
+                rel(path)
+            )
         }
         SourceEvent::Unchanged { path, version } => {
-            format!("unchanged {}@{} {}", version.flow, version.revision, rel(path))
+            format!(
+                "unchanged {}@{} {}",
+                version.flow,
+                version.revision,
+                rel(path)
+            )
         }
         SourceEvent::Rejected {
             path,
@@ -89,8 +99,14 @@ fn scan_and_sync() {
     // an edit republishes; the same content again changes nothing
     std::fs::write(dir.join("one.yaml"), flow("one", "r9")).unwrap();
     let one = dir.join("one.yaml");
-    assert_eq!(d(src.sync(&one).into_iter().collect()), ["published one@2 one.yaml"]);
-    assert_eq!(d(src.sync(&one).into_iter().collect()), ["unchanged one@2 one.yaml"]);
+    assert_eq!(
+        d(src.sync(&one).into_iter().collect()),
+        ["published one@2 one.yaml"]
+    );
+    assert_eq!(
+        d(src.sync(&one).into_iter().collect()),
+        ["unchanged one@2 one.yaml"]
+    );
     // a broken edit keeps the last good version active
     std::fs::write(&one, BROKEN).unwrap();
     assert_eq!(
@@ -110,16 +126,33 @@ fn scan_and_sync() {
     );
     // a deleted file retires its flow for new starts only
     std::fs::remove_file(&one).unwrap();
-    assert_eq!(d(src.sync(&one).into_iter().collect()), ["retired one one.yaml"]);
+    assert_eq!(
+        d(src.sync(&one).into_iter().collect()),
+        ["retired one one.yaml"]
+    );
     assert!(reg.active("one").is_none());
     assert!(reg.start("one", "k", &json!({}), 0).is_err());
     assert_eq!(inst.flow().version().revision, 1);
-    assert!(reg.get(inst.flow().version()).is_some(), "a live instance's version is kept");
-    let actions: Vec<Action> = reg.history("one").unwrap().into_iter().map(|h| h.action).collect();
-    assert_eq!(actions, [Action::Published, Action::Published, Action::Retired]);
+    assert!(
+        reg.get(inst.flow().version()).is_some(),
+        "a live instance's version is kept"
+    );
+    let actions: Vec<Action> = reg
+        .history("one")
+        .unwrap()
+        .into_iter()
+        .map(|h| h.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [Action::Published, Action::Published, Action::Retired]
+    );
     // the file comes back: published again
     std::fs::write(&one, flow("one", "r1")).unwrap();
-    assert_eq!(d(src.sync(&one).into_iter().collect()), ["published one@3 one.yaml"]);
+    assert_eq!(
+        d(src.sync(&one).into_iter().collect()),
+        ["published one@3 one.yaml"]
+    );
     // a non-flow path is ignored
     assert!(src.sync(&dir.join("notes.txt")).is_none());
     let _ = std::fs::remove_dir_all(&dir);

@@ -49,8 +49,8 @@ pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
                 }
                 _ => return Err(format!("event {}: must be an object", i + 1)),
             };
-            let event: Event = serde_json::from_value(obj)
-                .map_err(|e| format!("event {}: {e}", i + 1))?;
+            let event: Event =
+                serde_json::from_value(obj).map_err(|e| format!("event {}: {e}", i + 1))?;
             Ok(TimedEvent {
                 at,
                 event,
@@ -129,7 +129,10 @@ pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto
         Ok(Some(v)) => match parse_events(&v) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("error: {}: {e}", events.map_or(String::new(), |p| p.display().to_string()));
+                eprintln!(
+                    "error: {}: {e}",
+                    events.map_or(String::new(), |p| p.display().to_string())
+                );
                 return EXIT_FINDINGS;
             }
         },

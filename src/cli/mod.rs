@@ -1,9 +1,5 @@
 //! The only code that prints or exits. One file per subcommand.
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the CLI is the one place that prints"
-)]
+#![expect(clippy::print_stderr, reason = "the CLI is the one place that prints")]
 
 /// `print!` that ignores a closed stdout (`flowc ... | head`) instead of panicking.
 macro_rules! out {
@@ -159,10 +155,11 @@ impl From<AutoArg> for flowc::runtime::Auto {
 /// Renders a runtime error as `what: error: message (code)` plus its help.
 pub fn render_error(what: &str, e: &flowc::runtime::RuntimeError) -> String {
     use miette::Diagnostic as _;
+    use std::fmt::Write as _;
     let code = e.code().map(|c| c.to_string()).unwrap_or_default();
     let mut s = format!("{what}: error[{code}]: {e}");
     if let Some(h) = e.help() {
-        s.push_str(&format!("\n  help: {h}"));
+        let _ = write!(s, "\n  help: {h}");
     }
     s
 }

@@ -23,9 +23,10 @@ fn log(event: &SourceEvent) {
             diagnostics,
             kept,
         } => {
-            let kept = kept
-                .as_ref()
-                .map_or_else(|| "no version active".to_owned(), |v| format!("{v} stays active"));
+            let kept = kept.as_ref().map_or_else(
+                || "no version active".to_owned(),
+                |v| format!("{v} stays active"),
+            );
             outln!(
                 "rejected {}: {} error(s); {kept}",
                 path.display(),
@@ -38,7 +39,10 @@ fn log(event: &SourceEvent) {
             eprint!("{out}");
         }
         SourceEvent::Retired { path, flow } => {
-            outln!("retired {flow}: {} is gone (running instances keep their version)", path.display());
+            outln!(
+                "retired {flow}: {} is gone (running instances keep their version)",
+                path.display()
+            );
         }
         SourceEvent::Conflict { path, flow, holder } => {
             outln!(

@@ -28,7 +28,9 @@ pub enum ContextError {
     #[error("context field `{field}` is missing")]
     #[diagnostic(
         code("flowc::runtime::missing-field"),
-        help("the flow declares `{field}` as `{expected}`; add it to the context, or declare it `optional: true` or with a `default`")
+        help(
+            "the flow declares `{field}` as `{expected}`; add it to the context, or declare it `optional: true` or with a `default`"
+        )
     )]
     Missing {
         /// The field path (`applicant.id`).
@@ -151,7 +153,9 @@ pub fn convert(ty: &Type, v: &serde_json::Value, field: &str) -> Result<Value, C
             let mut out = Vec::with_capacity(o.fields.len());
             for (name, f) in &o.fields {
                 match m.get(name) {
-                    Some(x) => out.push((Value::string(name), convert(&f.ty, x, &path(field, name))?)),
+                    Some(x) => {
+                        out.push((Value::string(name), convert(&f.ty, x, &path(field, name))?));
+                    }
                     None if f.optional => {}
                     None => {
                         return Err(ContextError::Missing {

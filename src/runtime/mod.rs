@@ -131,7 +131,8 @@ struct Run<'a> {
 }
 
 fn step_id(flow: &CompiledFlow, i: usize) -> String {
-    flow.step(i).map_or_else(String::new, |s| s.id.value.clone())
+    flow.step(i)
+        .map_or_else(String::new, |s| s.id.value.clone())
 }
 
 fn list(slots: &[Assignee]) -> String {
@@ -368,9 +369,13 @@ impl Instance {
     /// The index of the token waiting at `step` for an event of kind `event`.
     fn token_for(&self, step: &str, event: &'static str) -> Result<usize, RuntimeError> {
         let Some(index) = self.flow.step_index(step) else {
-            let ids: Vec<&str> = self.flow.nodes().iter().enumerate().filter_map(|(i, _)| {
-                self.flow.step(i).map(|s| s.id.value.as_str())
-            }).collect();
+            let ids: Vec<&str> = self
+                .flow
+                .nodes()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, _)| self.flow.step(i).map(|s| s.id.value.as_str()))
+                .collect();
             return Err(RuntimeError::UnknownStep {
                 step: step.to_owned(),
                 help: match did_you_mean(step, ids) {
@@ -450,7 +455,10 @@ impl Instance {
             return Err(RuntimeError::NotYourTurn {
                 step: step.to_owned(),
                 user: user.to_owned(),
-                current: slots.get(*cursor).map(ToString::to_string).unwrap_or_default(),
+                current: slots
+                    .get(*cursor)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             });
         }
         Ok(())
@@ -497,7 +505,10 @@ impl Instance {
                 assignees: list(slots),
             });
         }
-        if slots.iter().any(|s| matches!(s, Assignee::User(u) if u == signer)) {
+        if slots
+            .iter()
+            .any(|s| matches!(s, Assignee::User(u) if u == signer))
+        {
             return Err(RuntimeError::DuplicateSigner {
                 step: step.to_owned(),
                 signer: signer.to_owned(),
@@ -620,7 +631,10 @@ impl Instance {
         let Some(tok) = self.state.tokens.get(t) else {
             return;
         };
-        if let Wait::Approval { slots, approved, .. } = &tok.wait {
+        if let Wait::Approval {
+            slots, approved, ..
+        } = &tok.wait
+        {
             let open = approved.iter().filter(|a| !**a).count();
             if open > 1 || (slots.len() > 1 && open > 0 && approved.iter().any(|a| *a)) {
                 run.effects.push(Effect::CancelTasks {
@@ -726,16 +740,13 @@ impl Instance {
         }
         let note = format!("failed after {attempt} attempt(s): {error}");
         let on_error = run.flow.nodes().get(tok.step).and_then(|n| n.on_error);
-        match on_error {
-            Some(target) => {
-                let tok = self.state.tokens.remove(t);
-                self.close(tok.visit, VisitStatus::Error, Some(note));
-                run.work.push((target, tok.scope));
-            }
-            None => {
-                let step = id.value.clone();
-                self.incident_at_token(run, t, &step, note);
-            }
+        if let Some(target) = on_error {
+            let tok = self.state.tokens.remove(t);
+            self.close(tok.visit, VisitStatus::Error, Some(note));
+            run.work.push((target, tok.scope));
+        } else {
+            let step = id.value.clone();
+            self.incident_at_token(run, t, &step, note);
         }
     }
 
@@ -771,50 +782,8 @@ impl Instance {
         };
         match on_timeout.as_ref().map(|o| &o.value) {
             Some(OnTimeout::Escalate) => {
-                let key = format!("{}#escalate", id.value);
-                let resolved = escalate_to
-                    .as_ref()
-                    .ok_or_else(|| "`escalate` without `escalateTo`".to_owned())
-                    .and_then(|a| self.resolve(run.flow, a, &key));
-                match resolved {
-                    Ok(new) => {
-                        run.effects.push(cancel);
-                        run.effects.push(Effect::CreateTask {
-                            step: id.value.clone(),
-                            assignees: new.clone(),
-                        });
-                        self.act(t, "escalate", "timer", None, Some(list(&new)));
-                        if let Some(Token {
-                            visit,
-                            wait:
-                                Wait::Approval {
-                                    slots,
-                                    approved,
-                                    cursor,
-                                    mode,
-                                    ..
-                                },
-                            ..
-                        }) = self.state.tokens.get_mut(t)
-                        {
-                            // escalation hands the decision to the new assignees, once
-                            *approved = vec![false; new.len()];
-                            *cursor = 0;
-                            if *mode == Mode::Sequence {
-                                *mode = Mode::Any;
-                            }
-                            slots.clone_from(&new);
-                            let visit = *visit;
-                            if let Some(v) = self.visit_mut(visit) {
-                                v.assignees = new;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        run.effects.push(cancel);
-                        self.incident_at_token(run, t, &id.value, e);
-                    }
-                }
+                run.effects.push(cancel);
+                self.escalate(run, t, &id.value, escalate_to.as_ref());
             }
             Some(OnTimeout::Approve) => {
                 run.effects.push(cancel);
@@ -859,6 +828,48 @@ impl Instance {
                     &id.value,
                     "timed out and the step has no `onTimeout`".to_owned(),
                 );
+            }
+        }
+    }
+
+    /// Hands a timed-out approval to `escalateTo` (once: the new task has no timer).
+    fn escalate(&mut self, run: &mut Run<'_>, t: usize, step: &str, to: Option<&Assignees>) {
+        let key = format!("{step}#escalate");
+        let resolved = to
+            .ok_or_else(|| "`escalate` without `escalateTo`".to_owned())
+            .and_then(|a| self.resolve(run.flow, a, &key));
+        let new = match resolved {
+            Ok(new) => new,
+            Err(e) => return self.incident_at_token(run, t, step, e),
+        };
+        run.effects.push(Effect::CreateTask {
+            step: step.to_owned(),
+            assignees: new.clone(),
+        });
+        self.act(t, "escalate", "timer", None, Some(list(&new)));
+        if let Some(Token {
+            visit,
+            wait:
+                Wait::Approval {
+                    slots,
+                    approved,
+                    cursor,
+                    mode,
+                    ..
+                },
+            ..
+        }) = self.state.tokens.get_mut(t)
+        {
+            // the new assignees decide as one group (a sequence restarts as `any`)
+            *approved = vec![false; new.len()];
+            *cursor = 0;
+            if *mode == Mode::Sequence {
+                *mode = Mode::Any;
+            }
+            slots.clone_from(&new);
+            let visit = *visit;
+            if let Some(v) = self.visit_mut(visit) {
+                v.assignees = new;
             }
         }
     }
@@ -1079,16 +1090,15 @@ impl Instance {
                             run.work.push((*t, scope));
                         }
                     }
-                    Ok(None) => match node.default {
-                        Some(t) => {
+                    Ok(None) => {
+                        if let Some(t) = node.default {
                             self.close(
                                 visit,
                                 VisitStatus::Completed,
                                 Some("no rule held: default".to_owned()),
                             );
                             run.work.push((t, scope));
-                        }
-                        None => {
+                        } else {
                             self.close(visit, VisitStatus::Error, None);
                             self.incident(
                                 run,
@@ -1096,7 +1106,7 @@ impl Instance {
                                 "no rule holds and the decision has no `default`".to_owned(),
                             );
                         }
-                    },
+                    }
                     Err(e) => {
                         self.close(visit, VisitStatus::Error, None);
                         self.incident(run, &step.id.value, format!("decision failed: {e}"));
@@ -1121,7 +1131,13 @@ impl Instance {
                 }
                 // a stack: push in reverse so branch 0 runs first
                 for (b, t) in node.branches.iter().enumerate().rev() {
-                    run.work.push((*t, Some(Scope { join: id, branch: b })));
+                    run.work.push((
+                        *t,
+                        Some(Scope {
+                            join: id,
+                            branch: b,
+                        }),
+                    ));
                 }
             }
             StepKind::Notify { to, message } => match self.resolve(flow, to, &step.id.value) {
@@ -1245,10 +1261,10 @@ impl Instance {
 
     fn incident(&mut self, run: &mut Run<'_>, step: &str, message: String) {
         self.cancel_all(run, "the instance stopped on an incident");
-        if let Some(v) = self.state.trace.iter_mut().rev().find(|v| v.step == step) {
-            if v.note.is_none() {
-                v.note = Some(message.clone());
-            }
+        if let Some(v) = self.state.trace.iter_mut().rev().find(|v| v.step == step)
+            && v.note.is_none()
+        {
+            v.note = Some(message.clone());
         }
         self.state.status = Status::Incident {
             step: step.to_owned(),

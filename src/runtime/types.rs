@@ -329,7 +329,9 @@ pub enum RuntimeError {
     #[error("`{user}` is not an assignee of step `{step}`")]
     #[diagnostic(
         code("flowc::runtime::not-assignee"),
-        help("the step is assigned to {assignees}; a role's member must name the role in the event")
+        help(
+            "the step is assigned to {assignees}; a role's member must name the role in the event"
+        )
     )]
     NotAssignee {
         /// The step.

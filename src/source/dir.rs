@@ -76,7 +76,10 @@ pub enum SourceEvent {
 pub enum SourceError {
     /// The directory cannot be read.
     #[error("cannot read `{path}`: {message}")]
-    #[diagnostic(code("flowc::source::unreadable"), help("check that the directory exists and is readable"))]
+    #[diagnostic(
+        code("flowc::source::unreadable"),
+        help("check that the directory exists and is readable")
+    )]
     Unreadable {
         /// The directory.
         path: String,
@@ -140,12 +143,11 @@ impl DirSource {
     /// # Errors
     /// The directory cannot be read.
     pub fn scan(&self) -> Result<Vec<SourceEvent>, SourceError> {
-        let found = super::walk(&self.dir, super::is_flow_file).map_err(|e| {
-            SourceError::Unreadable {
+        let found =
+            super::walk(&self.dir, super::is_flow_file).map_err(|e| SourceError::Unreadable {
                 path: self.dir.display().to_string(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let known: Vec<PathBuf> = self.lock().keys().cloned().collect();
         let mut events: Vec<SourceEvent> = known
             .iter()
@@ -220,7 +222,8 @@ impl DirSource {
         diagnostics: Diagnostics,
         previous: Option<VersionId>,
     ) -> SourceEvent {
-        let kept = previous.and_then(|p| self.registry.active(&p.flow).map(|a| a.version().clone()));
+        let kept =
+            previous.and_then(|p| self.registry.active(&p.flow).map(|a| a.version().clone()));
         SourceEvent::Rejected {
             path: path.to_path_buf(),
             diagnostics,
