@@ -10,6 +10,13 @@
 //! 4. [`sandbox`] — the one Rhai engine, with every bound set explicitly.
 //! 5. [`graph`] — the step graph and its checks.
 //! 6. [`compile`] — ties the stages together into a [`compile::CompiledFlow`].
+//! 7. [`runtime`] — instances: a deterministic, I/O-free state machine (events in,
+//!    effects out, a trace of every visit), serialisable and pinned to its version.
+//! 8. [`registry`] — compiled versions swapped atomically (arc-swap), rollback,
+//!    retention, canary releases.
+//! 9. [`source`] — a watched directory feeding a registry.
+//!
+//! [`diff`] compares two versions of a flow (the audit view of a change).
 //!
 //! ```
 //! let src = flowc::span::SourceFile::new("leave.yaml", r#"
