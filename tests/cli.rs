@@ -132,7 +132,7 @@ fn graph_outputs() {
     }
     for entry in std::fs::read_dir(root().join("examples")).expect("examples") {
         let p = entry.expect("entry").path();
-        if p.extension().is_none_or(|x| x != "yaml") {
+        if !flowc::source::is_flow_file(&p) {
             continue;
         }
         let (code, dot, err) = run(&["graph", "--format", "dot", p.to_str().expect("path")]);

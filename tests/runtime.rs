@@ -428,6 +428,8 @@ fn skip_conditions_and_fail_closed() {
     assert_eq!(trace(&i), ["a:skipped", "b:pending"]);
     let c = i.trace()[0].condition.as_ref().unwrap();
     assert_eq!((c.text.as_str(), c.value), ("amount < 10", Some(true)));
+    // where it is written in the flow file
+    assert_eq!((c.line, c.column), (9, 20));
     let c = i.trace()[1].condition.as_ref().unwrap();
     assert_eq!(c.value, None);
     assert_eq!(c.error.as_deref(), Some("division by zero"));
@@ -814,4 +816,24 @@ fn every_runtime_error_has_its_code() {
     state.context = json!({"n": "not an int"});
     let e = Instance::restore(Arc::clone(&f), state).unwrap_err();
     assert_eq!(code(&e), "flowc::runtime::corrupt-state");
+}
+
+#[test]
+fn rejections_withdraw_only_tasks_that_are_open() {
+    // all: u1 approved, u2 rejects, nobody else holds a task
+    let two = "  - id: a\n    type: approval\n    assignees: { users: [u1, u2] }\n    mode: MODE\n";
+    let f = flow(&two.replace("MODE", "all"), "{}");
+    let (mut i, _) = start(&f, json!({}));
+    i.apply(&approve("a", "u1"), 1).unwrap();
+    assert_eq!(
+        i.apply(&reject("a", "u2"), 2).unwrap(),
+        vec![done(Outcome::Rejected)]
+    );
+    // sequence: later assignees have no task yet
+    let f = flow(&USERS3.replace("MODE", "sequence"), "{}");
+    let (mut i, _) = start(&f, json!({}));
+    assert_eq!(
+        i.apply(&reject("a", "u1"), 1).unwrap(),
+        vec![done(Outcome::Rejected)]
+    );
 }

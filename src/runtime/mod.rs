@@ -631,16 +631,14 @@ impl Instance {
         let Some(tok) = self.state.tokens.get(t) else {
             return;
         };
-        if let Wait::Approval {
-            slots, approved, ..
-        } = &tok.wait
+        // other assignees still hold open tasks (a sequence's later ones have none yet)
+        if let Wait::Approval { mode, approved, .. } = &tok.wait
+            && *mode != Mode::Sequence
+            && approved.iter().filter(|a| !**a).count() > 1
         {
-            let open = approved.iter().filter(|a| !**a).count();
-            if open > 1 || (slots.len() > 1 && open > 0 && approved.iter().any(|a| *a)) {
-                run.effects.push(Effect::CancelTasks {
-                    step: step_id(run.flow, tok.step),
-                });
-            }
+            run.effects.push(Effect::CancelTasks {
+                step: step_id(run.flow, tok.step),
+            });
         }
         self.rejected(run, t, VisitStatus::Rejected, None);
     }
@@ -990,10 +988,13 @@ impl Instance {
         let visit = self.new_visit(step);
         if let (Some(cond), Some(src)) = (flow.skip_condition(&step.id.value), &step.skip) {
             let r = cond.eval(flow.sandbox(), &mut self.bindings);
+            let (line, column) = flow.flow().file.line_col(src.span.start);
             let record = ConditionRecord {
                 text: src.text.clone(),
                 value: r.as_ref().ok().copied(),
                 error: r.as_ref().err().map(ToString::to_string),
+                line,
+                column,
             };
             if let Some(v) = self.visit_mut(visit) {
                 v.condition = Some(record);
@@ -1079,10 +1080,16 @@ impl Instance {
                     Ok(Some(r)) => {
                         if let Some(v) = self.visit_mut(visit) {
                             v.rule = Some(r + 1);
-                            v.condition = rules.get(r).map(|rule| ConditionRecord {
-                                text: rule.when.text.clone(),
-                                value: Some(true),
-                                error: None,
+                            v.condition = rules.get(r).map(|rule| {
+                                let (line, column) =
+                                    flow.flow().file.line_col(rule.when.span.start);
+                                ConditionRecord {
+                                    text: rule.when.text.clone(),
+                                    value: Some(true),
+                                    error: None,
+                                    line,
+                                    column,
+                                }
                             });
                         }
                         self.close(visit, VisitStatus::Completed, None);

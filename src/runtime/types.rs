@@ -223,6 +223,10 @@ pub struct ConditionRecord {
     /// The run-time error, if it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the condition is written in the flow file (1-based).
+    pub line: usize,
+    /// Its column (1-based).
+    pub column: usize,
 }
 
 /// One act on a visit.
