@@ -124,6 +124,11 @@ fn scan_and_sync() {
             "rejected one.yaml [flowc::graph::unknown-step] kept 2",
         ]
     );
+    // when the holder goes, the waiting file takes the flow over (no retirement between)
+    let two = dir.join("nested/two.yml");
+    std::fs::remove_file(&two).unwrap();
+    assert_eq!(d(src.sync(&two)), ["published two@2 copy.yaml"]);
+    assert_eq!(reg.active("two").unwrap().version().revision, 2);
     // a deleted file retires its flow for new starts only
     std::fs::remove_file(&one).unwrap();
     assert_eq!(
@@ -154,7 +159,7 @@ fn scan_and_sync() {
         ["published one@3 one.yaml"]
     );
     // a non-flow path is ignored
-    assert!(src.sync(&dir.join("notes.txt")).is_none());
+    assert!(src.sync(&dir.join("notes.txt")).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -52,7 +52,8 @@ pub enum SourceEvent {
         /// The flow id.
         flow: String,
     },
-    /// Another file already holds this flow id.
+    /// Another file already holds this flow id; this one waits and takes the flow over
+    /// when the holder goes.
     Conflict {
         /// The file refused.
         path: PathBuf,
@@ -105,8 +106,15 @@ pub enum SourceError {
 pub struct DirSource {
     dir: PathBuf,
     registry: Arc<Registry>,
-    /// Which file holds which flow (and its last published version).
-    files: Mutex<BTreeMap<PathBuf, VersionId>>,
+    files: Mutex<Files>,
+}
+
+/// Which file holds which flow (and its last published version), and which files wait
+/// for a flow id another file holds.
+#[derive(Debug, Default)]
+struct Files {
+    held: BTreeMap<PathBuf, VersionId>,
+    waiting: BTreeMap<PathBuf, String>,
 }
 
 /// A running watch; dropping it stops watching.
@@ -127,7 +135,7 @@ impl DirSource {
         Self {
             dir: dir.into(),
             registry,
-            files: Mutex::new(BTreeMap::new()),
+            files: Mutex::new(Files::default()),
         }
     }
 
@@ -148,33 +156,69 @@ impl DirSource {
                 path: self.dir.display().to_string(),
                 message: e.to_string(),
             })?;
-        let known: Vec<PathBuf> = self.lock().keys().cloned().collect();
+        let known: Vec<PathBuf> = self.lock().held.keys().cloned().collect();
         let mut events: Vec<SourceEvent> = known
             .iter()
             .filter(|p| !found.contains(p))
-            .filter_map(|p| self.sync(p))
+            .flat_map(|p| self.sync(p))
             .collect();
-        events.extend(found.iter().filter_map(|p| self.sync(p)));
+        events.extend(found.iter().flat_map(|p| self.sync(p)));
         Ok(events)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, VersionId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Files> {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Brings one path in step: publish a flow file that exists, retire the flow of one
-    /// that is gone. `None` when the path is not a flow file the source knows or sees.
-    pub fn sync(&self, path: &Path) -> Option<SourceEvent> {
+    /// that is gone (unless a file that was refused for holding the same flow id takes
+    /// over). Empty when the path is not a flow file the source knows or sees.
+    pub fn sync(&self, path: &Path) -> Vec<SourceEvent> {
         let mut files = self.lock();
-        let previous = files.get(path).cloned();
+        let previous = files.held.get(path).cloned();
         if !path.is_file() {
-            let gone = previous?;
-            files.remove(path);
-            return Some(self.retire(path, &gone.flow));
+            files.waiting.remove(path);
+            let Some(gone) = previous else {
+                return Vec::new();
+            };
+            files.held.remove(path);
+            return self.free(&mut files, path, &gone.flow);
         }
+        let Some(event) = self.publish_file(&mut files, path) else {
+            return Vec::new();
+        };
+        let mut events = vec![event];
+        if let Some(old) = previous
+            && files.held.get(path).is_some_and(|now| now.flow != old.flow)
+        {
+            // the file now holds another flow: the old one is gone from disk
+            events.extend(self.free(&mut files, path, &old.flow));
+        }
+        events
+    }
+
+    /// A flow no file holds any more: a waiting file takes it over, or it is retired.
+    fn free(&self, files: &mut Files, path: &Path, flow: &str) -> Vec<SourceEvent> {
+        let candidates: Vec<PathBuf> = files
+            .waiting
+            .iter()
+            .filter(|(_, f)| f.as_str() == flow)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for c in candidates {
+            if let Some(e @ SourceEvent::Published { .. }) = self.publish_file(files, &c) {
+                return vec![e];
+            }
+        }
+        vec![self.retire(path, flow)]
+    }
+
+    /// Publishes one existing file (`None`: not a flow file).
+    fn publish_file(&self, files: &mut Files, path: &Path) -> Option<SourceEvent> {
         if !super::is_flow_file(path) {
             return None;
         }
+        let previous = files.held.get(path).cloned();
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
@@ -188,28 +232,30 @@ impl DirSource {
         // compile first to learn the flow id, so that a conflict never publishes
         let compiled = match self.registry.compile(&name, &bytes) {
             Ok(c) => c,
-            Err(diagnostics) => return Some(self.rejected(path, diagnostics, previous)),
+            Err(diagnostics) => {
+                files.waiting.remove(path);
+                return Some(self.rejected(path, diagnostics, previous));
+            }
         };
         let id = compiled.id();
         if let Some((holder, _)) = files
+            .held
             .iter()
             .find(|(p, v)| v.flow == id && p.as_path() != path)
         {
-            return Some(SourceEvent::Conflict {
+            let event = SourceEvent::Conflict {
                 path: path.to_path_buf(),
                 flow: id.to_owned(),
                 holder: holder.clone(),
-            });
+            };
+            files.waiting.insert(path.to_path_buf(), id.to_owned());
+            return Some(event);
         }
+        files.waiting.remove(path);
         let version = self.registry.publish_compiled(compiled);
-        files.insert(path.to_path_buf(), version.clone());
-        let unchanged = previous.as_ref() == Some(&version);
-        if let Some(old) = previous.filter(|old| old.flow != version.flow) {
-            // the file now holds another flow: the old one is gone from disk
-            let _ = self.registry.retire(&old.flow);
-        }
+        files.held.insert(path.to_path_buf(), version.clone());
         let path = path.to_path_buf();
-        Some(if unchanged {
+        Some(if previous.as_ref() == Some(&version) {
             SourceEvent::Unchanged { path, version }
         } else {
             SourceEvent::Published { path, version }
@@ -249,6 +295,7 @@ impl DirSource {
             Vec::new()
         } else {
             self.lock()
+                .held
                 .keys()
                 .filter(|k| k.starts_with(path))
                 .cloned()
@@ -300,9 +347,7 @@ impl DirSource {
             files.sort();
             files.dedup();
             for file in files {
-                if let Some(ev) = me.sync(&file) {
-                    on_event(ev);
-                }
+                me.sync(&file).into_iter().for_each(&mut on_event);
             }
         })
         .map_err(|e| err(&e))?;
