@@ -22,7 +22,7 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
     let mut examples: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("examples")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter(|p| flowc::source::is_flow_file(p))
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("read");
             (
