@@ -226,6 +226,12 @@ fn full_run(c: &mut Criterion) {
             ))
         })
     });
+    g.bench_function("context::bind only", |b| {
+        b.iter(|| black_box(flowc::runtime::context::bind(&flow, black_box(&ctx)).unwrap()))
+    });
+    g.bench_function("Instance::start only", |b| {
+        b.iter(|| black_box(Instance::start(Arc::clone(&flow), black_box(&ctx), 0).unwrap()))
+    });
     g.bench_function("Instance::start + 3 events", |b| {
         b.iter(|| {
             let (mut inst, fx) = Instance::start(Arc::clone(&flow), black_box(&ctx), 0).unwrap();

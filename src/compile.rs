@@ -70,6 +70,43 @@ impl Condition {
     }
 }
 
+/// A compiled value expression (assignees): its sandboxed program and, where possible,
+/// the direct form.
+#[derive(Debug, Clone)]
+pub struct Expression {
+    program: Program,
+    fast: Option<Fast>,
+}
+
+impl Expression {
+    /// Evaluates the expression (the direct form when there is one).
+    ///
+    /// # Errors
+    /// The CEL run-time error or sandbox bound that stopped it.
+    pub fn eval(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<expr::Value, RunError> {
+        match &self.fast {
+            Some(f) => f.eval_value(bindings.slots()),
+            None => sandbox.eval(&self.program, bindings),
+        }
+    }
+
+    /// Evaluates the Rhai program, even when a direct form exists.
+    ///
+    /// # Errors
+    /// The CEL run-time error or sandbox bound that stopped it.
+    pub fn eval_sandboxed(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<expr::Value, RunError> {
+        sandbox.eval(&self.program, bindings)
+    }
+}
+
 /// A compiled decision: one program for all rules (and the direct forms of the rules
 /// when every rule has one).
 #[derive(Debug, Clone)]
@@ -258,7 +295,7 @@ pub struct CompiledFlow {
     sandbox: Arc<Sandbox>,
     skip: HashMap<String, Condition>,
     decisions: HashMap<String, CompiledDecision>,
-    assignees: HashMap<String, Program>,
+    assignees: HashMap<String, Expression>,
     warnings: Diagnostics,
 }
 
@@ -299,9 +336,10 @@ impl CompiledFlow {
         self.decisions.get(step)
     }
 
-    /// The assignee expression program of a step.
+    /// The assignee (or `notify` recipient) expression of a step; an `escalateTo`
+    /// expression is keyed `"<step>#escalate"`.
     #[must_use]
-    pub fn assignee_program(&self, step: &str) -> Option<&Program> {
+    pub fn assignee_expression(&self, step: &str) -> Option<&Expression> {
         self.assignees.get(step)
     }
 
@@ -551,7 +589,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn assignee_expr(&mut self, a: &Assignees) -> Option<Program> {
+    fn assignee_expr(&mut self, a: &Assignees) -> Option<Expression> {
         let Assignees::Expr(src) = a else { return None };
         match expr::check_expr(src, &self.env) {
             Ok(c) => {
@@ -565,7 +603,11 @@ impl Ctx<'_> {
                     return None;
                 }
                 let g = codegen::generate(&c.expr, &self.vars);
-                self.program(&g)
+                let program = self.program(&g)?;
+                Some(Expression {
+                    program,
+                    fast: fast::build(&c.expr, &self.vars),
+                })
             }
             Err(e) => {
                 self.errors(e);

@@ -415,10 +415,13 @@ pub fn rhai_var(index: usize) -> String {
 }
 
 /// Variable values for one evaluation context (reuse it across evaluations): one slot
-/// per context variable for the direct evaluator, mirrored in a Rhai scope.
+/// per context variable for the direct evaluator, mirrored in a Rhai scope that is built
+/// on the first sandboxed evaluation (many contexts never need it).
 #[derive(Debug, Clone, Default)]
 pub struct Bindings {
     scope: Scope<'static>,
+    /// The scope mirrors `slots` (false after a `set` until the next sandboxed run).
+    synced: bool,
     slots: Vec<Option<Value>>,
 }
 
@@ -431,7 +434,7 @@ impl Bindings {
 
     /// Binds context slot `index` (see `VarTable::index`) to a value.
     pub fn set(&mut self, index: usize, v: &Value) {
-        self.scope.set_or_push(rhai_var(index), to_dynamic(v));
+        self.synced = false;
         if self.slots.len() <= index {
             self.slots.resize(index + 1, None);
         }
@@ -449,6 +452,7 @@ impl Bindings {
     /// Removes everything.
     pub fn clear(&mut self) {
         self.scope.clear();
+        self.synced = true;
         self.slots.clear();
     }
 }
@@ -568,6 +572,15 @@ impl Sandbox {
     }
 
     fn eval_raw(&self, program: &Program, bindings: &mut Bindings) -> Result<Dynamic, RunError> {
+        if !bindings.synced {
+            bindings.scope.clear();
+            for (i, v) in bindings.slots.iter().enumerate() {
+                if let Some(v) = v {
+                    bindings.scope.push_dynamic(rhai_var(i), to_dynamic(v));
+                }
+            }
+            bindings.synced = true;
+        }
         let before = bindings.scope.len();
         let r = self
             .engine

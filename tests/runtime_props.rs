@@ -157,3 +157,32 @@ proptest! {
         })?;
     }
 }
+
+/// Assignee expressions run on the direct path where they can: it must agree with the
+/// Rhai program on every example and scenario context.
+#[test]
+fn assignee_expressions_agree_on_both_paths() {
+    let mut compared = 0;
+    for case in cases() {
+        for ctx in &case.contexts {
+            let (_, mut bindings) = flowc::runtime::context::bind(&case.flow, ctx).unwrap();
+            for id in &case.steps {
+                for key in [id.clone(), format!("{id}#escalate")] {
+                    let Some(e) = case.flow.assignee_expression(&key) else {
+                        continue;
+                    };
+                    let sb = case.flow.sandbox();
+                    let direct = e.eval(sb, &mut bindings).map(|v| v.to_json());
+                    let rhai = e.eval_sandboxed(sb, &mut bindings).map(|v| v.to_json());
+                    match (&direct, &rhai) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{key}"),
+                        (Err(_), Err(_)) => {}
+                        _ => panic!("{key}: direct {direct:?} vs rhai {rhai:?}"),
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared >= 20, "only {compared} comparisons");
+}

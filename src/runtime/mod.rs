@@ -884,12 +884,11 @@ impl Instance {
             Assignees::User(u) => vec![Assignee::User(u.value.clone())],
             Assignees::Users(us) => us.iter().map(|u| Assignee::User(u.value.clone())).collect(),
             Assignees::Expr(src) => {
-                let program = flow
-                    .assignee_program(key)
+                let expression = flow
+                    .assignee_expression(key)
                     .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
-                let v = flow
-                    .sandbox()
-                    .eval(program, &mut self.bindings)
+                let v = expression
+                    .eval(flow.sandbox(), &mut self.bindings)
                     .map_err(|e| format!("assignee expression `{}` failed: {e}", src.text))?;
                 match v {
                     Value::String(s) => vec![Assignee::User(s.to_string())],
