@@ -1,4 +1,5 @@
-//! The `flowc` binary: exit codes, output formats, graph output (DOT checked by Graphviz).
+//! The `flowc` binary: exit codes, output formats, graph output (DOT checked by Graphviz),
+//! and the runtime commands: eval, test, diff and watch.
 #![allow(
     clippy::pedantic,
     clippy::unwrap_used,
@@ -10,8 +11,13 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::json;
 
 fn flowc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flowc"))
@@ -205,4 +211,224 @@ fn readme_shows_the_current_expense_graph() {
             || readme.contains(&format!("```mermaid\n{}\n```", mermaid.trim_end())),
         "README's mermaid block is out of date: regenerate it with `flowc graph examples/expense-reimbursement.yaml`"
     );
+}
+
+const EXPENSE: &str = "examples/expense-reimbursement.yaml";
+const CTX: &str = "tests/fixtures/eval/context.json";
+
+#[test]
+fn eval_auto_approve() {
+    let (code, out, err) = run(&["eval", EXPENSE, "--context", CTX, "--auto", "approve"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({
+            "outcome": "approved",
+            "trace": [
+                {"step": "manager-approve", "status": "completed"},
+                {"step": "finance-validate", "status": "completed"},
+                {"step": "route", "status": "completed", "rule": 2},
+                {"step": "legal-review", "status": "completed"},
+                {"step": "cfo-approve", "status": "completed"},
+                {"step": "cc-applicant", "status": "completed"},
+                {"step": "approved", "status": "completed"}
+            ],
+            "pending": []
+        })
+    );
+    // the keys come in the contract's order
+    assert!(out.find("\"outcome\"").unwrap() < out.find("\"trace\"").unwrap());
+    assert!(out.find("\"trace\"").unwrap() < out.find("\"pending\"").unwrap());
+}
+
+#[test]
+fn eval_events_then_pending() {
+    let (code, out, err) = run(&[
+        "eval",
+        EXPENSE,
+        "--context",
+        CTX,
+        "--events",
+        "tests/fixtures/eval/events.json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "pending");
+    assert_eq!(
+        v["pending"],
+        json!([{"step": "legal-review", "assignees": [{"role": "legal"}]}])
+    );
+    // auto reject after the events
+    let (code, out, _) = run(&[
+        "eval",
+        EXPENSE,
+        "--context",
+        CTX,
+        "--events",
+        "tests/fixtures/eval/events.json",
+        "--auto",
+        "reject",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "rejected");
+    assert_eq!(
+        v["trace"][3],
+        json!({"step": "legal-review", "status": "rejected"})
+    );
+}
+
+#[test]
+fn eval_errors_exit_one_with_the_code() {
+    let (code, out, err) = run(&[
+        "eval",
+        EXPENSE,
+        "--context",
+        "tests/fixtures/eval/bad-context.json",
+    ]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err.lines().next().unwrap(),
+        "tests/fixtures/eval/bad-context.json: error[flowc::runtime::wrong-type]: context field `amount` should be `double`, found a string `\"lots\"`"
+    );
+    let (code, _, err) = run(&[
+        "eval",
+        EXPENSE,
+        "--context",
+        CTX,
+        "--events",
+        "tests/fixtures/eval/bad-event.json",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "event 1: error[flowc::runtime::not-pending]: step `cfo-approve` is not waiting for `approve`",
+            "  help: pending: `manager-approve`"
+        ]
+    );
+    // a missing file is an I/O error: exit 2
+    let (code, _, _) = run(&["eval", EXPENSE, "--context", "nope.json"]);
+    assert_eq!(code, 2);
+    // a flow with errors: exit 1
+    let (code, _, err) = run(&[
+        "eval",
+        "tests/fixtures/bad/graph.unknown-step.yaml",
+        "--context",
+        CTX,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("flowc::graph::unknown-step"), "{err}");
+}
+
+#[test]
+fn test_examples_pass() {
+    let (code, out, err) = run(&["test", "examples/"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("\ntest result: ok. 46 passed; 0 failed; 6 file(s)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_reports_failures() {
+    let (code, out, _) = run(&["test", "tests/fixtures/scenarios"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "tests/fixtures/scenarios/failing.test.yaml
+  ok   right
+  FAIL wrong outcome and trace (tests/fixtures/scenarios/failing.test.yaml:8)
+       outcome: expected \"approved\", got \"rejected\"
+       trace[0]: expected {\"step\":\"team-lead\",\"status\":\"completed\"}, got {\"step\":\"team-lead\",\"status\":\"rejected\"}
+  FAIL an event error nobody expected (tests/fixtures/scenarios/failing.test.yaml:15)
+       event 1: `intruder` is not an assignee of step `team-lead` [flowc::runtime::not-assignee]
+
+test result: FAILED. 1 passed; 2 failed; 1 file(s)
+"
+    );
+}
+
+#[test]
+fn diff_human_and_json() {
+    let old = "tests/fixtures/diff/expense-old.yaml";
+    let new = "tests/fixtures/diff/expense-new.yaml";
+    let (code, out, _) = run(&["diff", old, new]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("  ~ step route: rules[1].when: `amount > 50000.0` → `amount > 80000.0`\n"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["diff", old, new, "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["edges"],
+        json!([{"from": "route", "label": "rule 2", "old": "legal-review", "new": "compliance-review"}])
+    );
+    let (code, _, _) = run(&["diff", old, "tests/fixtures/bad/graph.unknown-step.yaml"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn watch_logs_publish_reject_and_retire() {
+    let dir = std::env::temp_dir().join(format!("flowc-cli-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = std::fs::read_to_string(root().join("examples/leave-request.yaml")).unwrap();
+    std::fs::write(dir.join("leave.yaml"), &flow).unwrap();
+    let mut child = flowc()
+        .args(["watch", dir.to_str().unwrap(), "--debounce-ms", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let file = dir.join("leave.yaml").display().to_string();
+    let next = |prefix: &str| {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect(prefix);
+        assert!(
+            line.starts_with(prefix),
+            "expected `{prefix}…`, got `{line}`"
+        );
+        line
+    };
+    assert!(next("published leave-request@1#").ends_with(&format!(" from {file}")));
+    next("watching ");
+    std::fs::write(
+        dir.join("leave.yaml"),
+        flow.replace("days <= 3", "days <= 4"),
+    )
+    .unwrap();
+    let v2 = next("published leave-request@2#");
+    let v2 = v2
+        .strip_prefix("published ")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(dir.join("leave.yaml"), "id: [").unwrap();
+    assert_eq!(
+        next("rejected "),
+        format!("rejected {file}: 1 error(s); {v2} stays active")
+    );
+    std::fs::remove_file(dir.join("leave.yaml")).unwrap();
+    assert_eq!(
+        next("retired "),
+        format!("retired leave-request: {file} is gone (running instances keep their version)")
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,6 +35,15 @@ fn source(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An approval by a member of `role` (each step here is assigned to a role).
+fn by_role(step: &str, role: &str) -> Event {
+    Event::Approve {
+        step: step.into(),
+        user: "u".into(),
+        role: Some(role.into()),
+    }
+}
+
 const BROKEN: &[u8] = b"apiVersion: flowc/v1\nkind: ApprovalFlow\nid: claim\nsteps:\n  - id: manager\n    type: approval\n    assignees: { role: manager }\n    next: nowhere\n";
 
 fn actions(reg: &Registry) -> Vec<(Action, Option<u64>)> {
@@ -127,15 +136,7 @@ fn retire_refuses_new_starts_only() {
         Err(RegistryError::Retired { .. })
     ));
     // the running instance finishes on its version
-    inst.apply(
-        &Event::Approve {
-            step: "manager".into(),
-            user: "m".into(),
-            role: Some("manager".into()),
-        },
-        1,
-    )
-    .unwrap();
+    inst.apply(&by_role("manager", "manager"), 1).unwrap();
     assert_eq!(inst.pending()[0].step, "finance");
     assert_eq!(
         actions(&reg),
@@ -211,16 +212,7 @@ fn canary_by_selector_then_abort() {
             .version(),
         &v1
     );
-    let fx = inst
-        .apply(
-            &Event::Approve {
-                step: "manager".into(),
-                user: "m".into(),
-                role: Some("manager".into()),
-            },
-            1,
-        )
-        .unwrap();
+    let fx = inst.apply(&by_role("manager", "manager"), 1).unwrap();
     // version 2 has no finance step
     assert_eq!(
         fx,
@@ -242,15 +234,7 @@ fn drive(mut inst: Instance, t: &mut u64) -> VersionId {
     while *inst.status() == Status::Running {
         let p = inst.pending().remove(0);
         *t += 1;
-        inst.apply(
-            &Event::Approve {
-                step: p.step.clone(),
-                user: "u".into(),
-                role: Some(p.step),
-            },
-            *t,
-        )
-        .unwrap();
+        inst.apply(&by_role(&p.step, &p.step), *t).unwrap();
         assert_eq!(
             inst.flow().version(),
             &version,
@@ -369,15 +353,7 @@ fn restore_after_publish_finishes_on_the_old_version() {
         let (mut inst, _) = reg
             .start("claim", &k.to_string(), &json!({"amount": 500.0}), 0)
             .unwrap();
-        inst.apply(
-            &Event::Approve {
-                step: "manager".into(),
-                user: "m".into(),
-                role: Some("manager".into()),
-            },
-            1,
-        )
-        .unwrap();
+        inst.apply(&by_role("manager", "manager"), 1).unwrap();
         reg.pin(inst.flow().version()).unwrap();
         saved.push(serde_json::to_string(inst.state()).unwrap());
     }
@@ -394,16 +370,7 @@ fn restore_after_publish_finishes_on_the_old_version() {
         assert!(Instance::restore(wrong, state.clone()).is_err());
         let flow = reg.get(&state.version).expect("pinned version kept");
         let mut inst = Instance::restore(flow, state).unwrap();
-        let fx = inst
-            .apply(
-                &Event::Approve {
-                    step: "finance".into(),
-                    user: "f".into(),
-                    role: Some("finance".into()),
-                },
-                2,
-            )
-            .unwrap();
+        let fx = inst.apply(&by_role("finance", "finance"), 2).unwrap();
         assert_eq!(
             fx,
             vec![Effect::Complete {

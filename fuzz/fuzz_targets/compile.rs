@@ -1,6 +1,8 @@
 //! The whole pipeline on arbitrary bytes: load, schema, model, conditions, graph, codegen.
-//! Every flow that compiles is then evaluated under two simple contexts, and the direct
-//! evaluator must agree with the Rhai program on every skip condition and decision.
+//! Every flow that compiles is then evaluated under two simple contexts: the direct
+//! evaluator must agree with the Rhai program on every skip condition, decision and
+//! assignee expression, and instances driven to the end (all approve, all reject) must
+//! not panic and must survive a serde round trip.
 //! Run on stable: `cargo fuzz run -s none compile`.
 #![no_main]
 
@@ -42,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(flow) = flowc::compile::compile(&file, opts) else {
         return;
     };
+    let flow = Arc::new(flow);
     let graph = flowc::graph::Graph::build(flow.flow());
     let sb = flow.sandbox();
     for n in [0, 7] {
@@ -58,6 +61,16 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(x, y, "{id}");
                 }
             }
+            for key in [id.to_owned(), format!("{id}#escalate")] {
+                if let Some(e) = flow.assignee_expression(&key) {
+                    let direct = e.eval(sb, &mut b).map(|v| v.to_json());
+                    let rhai = e.eval_sandboxed(sb, &mut b).map(|v| v.to_json());
+                    assert_eq!(direct.is_ok(), rhai.is_ok(), "{key}: {direct:?} vs {rhai:?}");
+                    if let (Ok(x), Ok(y)) = (direct, rhai) {
+                        assert_eq!(x, y, "{key}");
+                    }
+                }
+            }
             if let Some(d) = flow.decision(id) {
                 let (direct, rhai) = (d.eval(sb, &mut b), d.eval_sandboxed(sb, &mut b));
                 assert_eq!(direct.is_ok(), rhai.is_ok(), "{id}: {direct:?} vs {rhai:?}");
@@ -65,6 +78,24 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(x, y, "{id}");
                 }
             }
+        }
+        // the runtime: a context of the same samples, driven to the end both ways
+        let ctx = serde_json::Value::Object(
+            flow.vars()
+                .iter()
+                .map(|(name, _, ty)| (name.to_owned(), sample(ty, n).to_json()))
+                .collect(),
+        );
+        for auto in [flowc::runtime::Auto::Approve, flowc::runtime::Auto::Reject] {
+            let Ok((mut inst, _)) = flowc::runtime::Instance::start(Arc::clone(&flow), &ctx, 0)
+            else {
+                continue;
+            };
+            inst.auto_answer(auto, 0, 200).expect("automatic answers fit the state");
+            let text = serde_json::to_string(inst.state()).expect("serialises");
+            let state = serde_json::from_str(&text).expect("deserialises");
+            let back = flowc::runtime::Instance::restore(Arc::clone(&flow), state).expect("restores");
+            assert_eq!(back.state(), inst.state());
         }
     }
 });

@@ -60,21 +60,45 @@ struct Scope {
     branch: usize,
 }
 
+/// A pending approval: who is asked, who has approved, whose turn it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Approval {
+    slots: Vec<Assignee>,
+    mode: Mode,
+    approved: Vec<bool>,
+    cursor: usize,
+    timer: bool,
+}
+
+impl Approval {
+    /// The slot an actor fills: a user slot by user, a role slot by the role named.
+    fn slot(&self, user: &str, role: Option<&str>) -> Option<usize> {
+        self.slots.iter().position(|s| match s {
+            Assignee::User(u) => u == user,
+            Assignee::Role(r) => Some(r.as_str()) == role,
+        })
+    }
+
+    /// Who may act now (for `sequence`, only the current assignee).
+    fn outstanding(&self) -> Vec<Assignee> {
+        if self.mode == Mode::Sequence {
+            return self.slots.get(self.cursor).cloned().into_iter().collect();
+        }
+        self.slots
+            .iter()
+            .zip(&self.approved)
+            .filter(|(_, a)| !**a)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+}
+
 /// What a waiting token waits for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum Wait {
-    Approval {
-        slots: Vec<Assignee>,
-        mode: Mode,
-        approved: Vec<bool>,
-        cursor: usize,
-        timer: bool,
-    },
-    Service {
-        attempt: u32,
-        timer: bool,
-    },
+    Approval(Approval),
+    Service { attempt: u32, timer: bool },
 }
 
 /// One point of control waiting at a step.
@@ -250,30 +274,12 @@ impl Instance {
                 let since = self.state.trace.get(t.visit).map_or(0, |v| v.entered_at);
                 let step = step_id(&self.flow, t.step);
                 match &t.wait {
-                    Wait::Approval {
-                        slots,
-                        mode,
-                        approved,
-                        cursor,
-                        ..
-                    } => {
-                        let assignees = if *mode == Mode::Sequence {
-                            slots.get(*cursor).cloned().into_iter().collect()
-                        } else {
-                            slots
-                                .iter()
-                                .zip(approved)
-                                .filter(|(_, a)| !**a)
-                                .map(|(s, _)| s.clone())
-                                .collect()
-                        };
-                        Pending {
-                            step,
-                            assignees,
-                            mode: Some(*mode),
-                            since,
-                        }
-                    }
+                    Wait::Approval(a) => Pending {
+                        step,
+                        assignees: a.outstanding(),
+                        mode: Some(a.mode),
+                        since,
+                    },
                     Wait::Service { .. } => Pending {
                         step,
                         assignees: Vec::new(),
@@ -385,9 +391,11 @@ impl Instance {
             });
         };
         let fits = |t: &Token| match (&t.wait, event) {
-            (Wait::Approval { .. }, "approve" | "reject" | "add-signer")
+            (Wait::Approval(_), "approve" | "reject" | "add-signer")
             | (Wait::Service { .. }, "service-ok" | "service-error") => true,
-            (Wait::Approval { timer, .. } | Wait::Service { timer, .. }, "timeout") => *timer,
+            (Wait::Approval(Approval { timer, .. }) | Wait::Service { timer, .. }, "timeout") => {
+                *timer
+            }
             _ => false,
         };
         self.state
@@ -410,11 +418,20 @@ impl Instance {
         format!("pending: {}", steps.join(", "))
     }
 
-    fn slot(slots: &[Assignee], user: &str, role: Option<&str>) -> Option<usize> {
-        slots.iter().position(|s| match s {
-            Assignee::User(u) => u == user,
-            Assignee::Role(r) => Some(r.as_str()) == role,
-        })
+    fn approval(&self, t: usize) -> Result<&Approval, RuntimeError> {
+        match self.state.tokens.get(t).map(|tok| &tok.wait) {
+            Some(Wait::Approval(a)) => Ok(a),
+            _ => Err(RuntimeError::CorruptState(
+                "the pending approval vanished".to_owned(),
+            )),
+        }
+    }
+
+    fn approval_mut(&mut self, t: usize) -> Option<&mut Approval> {
+        match self.state.tokens.get_mut(t).map(|tok| &mut tok.wait) {
+            Some(Wait::Approval(a)) => Some(a),
+            _ => None,
+        }
     }
 
     fn check_decision(
@@ -424,39 +441,27 @@ impl Instance {
         user: &str,
         role: Option<&str>,
     ) -> Result<(), RuntimeError> {
-        let Some(Token {
-            wait:
-                Wait::Approval {
-                    slots,
-                    mode,
-                    approved,
-                    cursor,
-                    ..
-                },
-            ..
-        }) = self.state.tokens.get(t)
-        else {
-            return Err(RuntimeError::CorruptState("token vanished".to_owned()));
-        };
-        let Some(k) = Self::slot(slots, user, role) else {
+        let a = self.approval(t)?;
+        let Some(k) = a.slot(user, role) else {
             return Err(RuntimeError::NotAssignee {
                 step: step.to_owned(),
                 user: user.to_owned(),
-                assignees: list(slots),
+                assignees: list(&a.slots),
             });
         };
-        if approved.get(k).copied().unwrap_or(false) {
+        if a.approved.get(k).copied().unwrap_or(false) {
             return Err(RuntimeError::DuplicateDecision {
                 step: step.to_owned(),
-                assignee: slots.get(k).map(ToString::to_string).unwrap_or_default(),
+                assignee: a.slots.get(k).map(ToString::to_string).unwrap_or_default(),
             });
         }
-        if *mode == Mode::Sequence && k != *cursor {
+        if a.mode == Mode::Sequence && k != a.cursor {
             return Err(RuntimeError::NotYourTurn {
                 step: step.to_owned(),
                 user: user.to_owned(),
-                current: slots
-                    .get(*cursor)
+                current: a
+                    .slots
+                    .get(a.cursor)
                     .map(ToString::to_string)
                     .unwrap_or_default(),
             });
@@ -491,21 +496,15 @@ impl Instance {
                 step: step.to_owned(),
             });
         }
-        let Some(Token {
-            wait: Wait::Approval { slots, .. },
-            ..
-        }) = self.state.tokens.get(t)
-        else {
-            return Err(RuntimeError::CorruptState("token vanished".to_owned()));
-        };
-        if Self::slot(slots, user, role).is_none() {
+        let a = self.approval(t)?;
+        if a.slot(user, role).is_none() {
             return Err(RuntimeError::NotAssignee {
                 step: step.to_owned(),
                 user: user.to_owned(),
-                assignees: list(slots),
+                assignees: list(&a.slots),
             });
         }
-        if slots
+        if a.slots
             .iter()
             .any(|s| matches!(s, Assignee::User(u) if u == signer))
         {
@@ -572,36 +571,31 @@ impl Instance {
 
     fn approve(&mut self, run: &mut Run<'_>, t: usize, user: &str, role: Option<&str>) {
         self.act(t, "approve", user, role, None);
-        let Some(Token {
-            step,
-            wait:
-                Wait::Approval {
-                    slots,
-                    mode,
-                    approved,
-                    cursor,
-                    ..
-                },
-            ..
-        }) = self.state.tokens.get_mut(t)
-        else {
+        let Some(step) = self.state.tokens.get(t).map(|tok| tok.step) else {
             return;
         };
-        let step = *step;
-        if let Some(k) = Self::slot(slots, user, role)
-            && let Some(a) = approved.get_mut(k)
+        let Some(a) = self.approval_mut(t) else {
+            return;
+        };
+        if let Some(k) = a.slot(user, role)
+            && let Some(x) = a.approved.get_mut(k)
         {
-            *a = true;
+            *x = true;
         }
-        let done = match mode {
+        let done = match a.mode {
             Mode::Single | Mode::Any => true,
-            Mode::All => approved.iter().all(|a| *a),
+            Mode::All => a.approved.iter().all(|x| *x),
             Mode::Sequence => {
-                *cursor += 1;
-                *cursor >= slots.len()
+                a.cursor += 1;
+                a.cursor >= a.slots.len()
             }
         };
-        let others_open = matches!(mode, Mode::Single | Mode::Any) && slots.len() > 1;
+        let others_open = matches!(a.mode, Mode::Single | Mode::Any) && a.slots.len() > 1;
+        let next_in_sequence = if a.mode == Mode::Sequence && !done {
+            a.slots.get(a.cursor).cloned()
+        } else {
+            None
+        };
         if done {
             if others_open {
                 run.effects.push(Effect::CancelTasks {
@@ -609,12 +603,10 @@ impl Instance {
                 });
             }
             self.pass(run, t, VisitStatus::Completed, None);
-        } else if *mode == Mode::Sequence
-            && let Some(next) = slots.get(*cursor)
-        {
+        } else if let Some(next) = next_in_sequence {
             run.effects.push(Effect::CreateTask {
                 step: step_id(run.flow, step),
-                assignees: vec![next.clone()],
+                assignees: vec![next],
             });
         }
     }
@@ -632,9 +624,9 @@ impl Instance {
             return;
         };
         // other assignees still hold open tasks (a sequence's later ones have none yet)
-        if let Wait::Approval { mode, approved, .. } = &tok.wait
-            && *mode != Mode::Sequence
-            && approved.iter().filter(|a| !**a).count() > 1
+        if let Wait::Approval(a) = &tok.wait
+            && a.mode != Mode::Sequence
+            && a.approved.iter().filter(|x| !**x).count() > 1
         {
             run.effects.push(Effect::CancelTasks {
                 step: step_id(run.flow, tok.step),
@@ -665,37 +657,27 @@ impl Instance {
         signer: &str,
     ) {
         self.act(t, "add-signer", user, role, Some(signer.to_owned()));
-        let Some(Token {
-            step,
-            visit,
-            wait:
-                Wait::Approval {
-                    slots,
-                    mode,
-                    approved,
-                    cursor,
-                    ..
-                },
-            ..
-        }) = self.state.tokens.get_mut(t)
-        else {
+        let Some((step, visit)) = self.state.tokens.get(t).map(|k| (k.step, k.visit)) else {
+            return;
+        };
+        let Some(a) = self.approval_mut(t) else {
             return;
         };
         let added = Assignee::User(signer.to_owned());
-        if *mode == Mode::Sequence {
+        if a.mode == Mode::Sequence {
             // the added signer decides right after the current assignee
-            let at = (*cursor + 1).min(slots.len());
-            slots.insert(at, added);
-            approved.insert(at, false);
+            let at = (a.cursor + 1).min(a.slots.len());
+            a.slots.insert(at, added);
+            a.approved.insert(at, false);
         } else {
-            slots.push(added.clone());
-            approved.push(false);
+            a.slots.push(added.clone());
+            a.approved.push(false);
             run.effects.push(Effect::CreateTask {
-                step: step_id(run.flow, *step),
+                step: step_id(run.flow, step),
                 assignees: vec![added],
             });
         }
-        let (visit, slots) = (*visit, slots.clone());
+        let slots = a.slots.clone();
         if let Some(v) = self.visit_mut(visit) {
             v.assignees = slots;
         }
@@ -759,7 +741,7 @@ impl Instance {
                 self.service_error(run, t, "timed out");
                 return;
             }
-            Wait::Approval { timer, .. } => *timer = false,
+            Wait::Approval(a) => a.timer = false,
         }
         self.act(t, "timeout", "timer", None, None);
         let Some(Step {
@@ -845,30 +827,18 @@ impl Instance {
             assignees: new.clone(),
         });
         self.act(t, "escalate", "timer", None, Some(list(&new)));
-        if let Some(Token {
-            visit,
-            wait:
-                Wait::Approval {
-                    slots,
-                    approved,
-                    cursor,
-                    mode,
-                    ..
-                },
-            ..
-        }) = self.state.tokens.get_mut(t)
-        {
+        let visit = self.state.tokens.get(t).map(|tok| tok.visit);
+        if let Some(a) = self.approval_mut(t) {
             // the new assignees decide as one group (a sequence restarts as `any`)
-            *approved = vec![false; new.len()];
-            *cursor = 0;
-            if *mode == Mode::Sequence {
-                *mode = Mode::Any;
+            a.approved = vec![false; new.len()];
+            a.cursor = 0;
+            if a.mode == Mode::Sequence {
+                a.mode = Mode::Any;
             }
-            slots.clone_from(&new);
-            let visit = *visit;
-            if let Some(v) = self.visit_mut(visit) {
-                v.assignees = new;
-            }
+            a.slots.clone_from(&new);
+        }
+        if let Some(v) = visit.and_then(|v| self.visit_mut(v)) {
+            v.assignees = new;
         }
     }
 
@@ -1035,13 +1005,13 @@ impl Instance {
                         step: i,
                         visit,
                         scope,
-                        wait: Wait::Approval {
+                        wait: Wait::Approval(Approval {
                             approved: vec![false; slots.len()],
                             slots,
                             mode: *mode,
                             cursor: 0,
                             timer: timeout.is_some(),
-                        },
+                        }),
                     });
                 }
                 Err(e) => {
@@ -1226,7 +1196,7 @@ impl Instance {
     }
 
     fn withdraw(&mut self, run: &mut Run<'_>, t: &Token, why: &str) {
-        if matches!(t.wait, Wait::Approval { .. }) {
+        if matches!(t.wait, Wait::Approval(_)) {
             run.effects.push(Effect::CancelTasks {
                 step: step_id(run.flow, t.step),
             });
