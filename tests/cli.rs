@@ -345,8 +345,11 @@ fn test_reports_failures() {
        trace[0]: expected {\"step\":\"team-lead\",\"status\":\"completed\"}, got {\"step\":\"team-lead\",\"status\":\"rejected\"}
   FAIL an event error nobody expected (tests/fixtures/scenarios/failing.test.yaml:15)
        event 1: `intruder` is not an assignee of step `team-lead` [flowc::runtime::not-assignee]
+  FAIL a misspelt key is an error, not a scenario that tests less (tests/fixtures/scenarios/failing.test.yaml:20)
+       tests/fixtures/scenarios/failing.test.yaml:22:5: unknown key `event` in a scenario (did you mean `events`?)
+       tests/fixtures/scenarios/failing.test.yaml:24:34: unknown key `trce` in `expect` (did you mean `trace`?)
 
-test result: FAILED. 1 passed; 2 failed; 1 file(s)
+test result: FAILED. 1 passed; 3 failed; 1 file(s)
 "
     );
 }

@@ -32,6 +32,43 @@ struct Scenario {
     name: String,
     line: usize,
     body: serde_json::Value,
+    /// Keys that are not part of the scenario format (typos would silently test less).
+    problems: Vec<String>,
+}
+
+const ROOT_KEYS: &[&str] = &["flow", "scenarios"];
+const SCENARIO_KEYS: &[&str] = &["name", "context", "events", "auto", "expect"];
+const EXPECT_KEYS: &[&str] = &["outcome", "trace", "pending", "incident", "startError"];
+
+/// `file:line:col: unknown key` for every key of a mapping outside `allowed`.
+fn unknown_keys(
+    file: &flowc::span::SourceFile,
+    node: &yaml::Node,
+    allowed: &[&str],
+    what: &str,
+) -> Vec<String> {
+    let Some(entries) = node.as_map() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|(k, _)| {
+            let key = k.as_str().unwrap_or("?");
+            if allowed.contains(&key) {
+                return None;
+            }
+            let (line, col) = file.line_col(k.span.start);
+            let help = flowc::diagnostic::did_you_mean(key, allowed.iter().copied())
+                .map_or_else(
+                    || format!("allowed: {}", allowed.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                );
+            Some(format!(
+                "{}:{line}:{col}: unknown key `{key}` in {what} ({help})",
+                file.name()
+            ))
+        })
+        .collect()
 }
 
 fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
@@ -46,6 +83,10 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
         render(&d)
     })?;
     let at = |node: &yaml::Node| file.line_col(node.span.start).0;
+    let root_problems = unknown_keys(&file, &root, ROOT_KEYS, "a scenario file");
+    if !root_problems.is_empty() {
+        return Err(root_problems.join("\n"));
+    }
     let flow = root
         .get("flow")
         .and_then(yaml::Node::as_str)
@@ -65,7 +106,16 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
             .get("name")
             .and_then(|n| n.as_str())
             .map_or_else(|| format!("scenario {}", i + 1), str::to_owned);
-        out.push(Scenario { name, line, body });
+        let mut problems = unknown_keys(&file, node, SCENARIO_KEYS, "a scenario");
+        if let Some(expect) = node.get("expect") {
+            problems.extend(unknown_keys(&file, expect, EXPECT_KEYS, "`expect`"));
+        }
+        out.push(Scenario {
+            name,
+            line,
+            body,
+            problems,
+        });
     }
     Ok((flow, out))
 }
@@ -116,6 +166,9 @@ fn compare_trace(want: &serde_json::Value, got: &serde_json::Value, fails: &mut 
 }
 
 fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
+    if !s.problems.is_empty() {
+        return Err(s.problems.clone());
+    }
     let mut fails = Vec::new();
     let body = &s.body;
     let ctx = body
