@@ -837,3 +837,35 @@ fn rejections_withdraw_only_tasks_that_are_open() {
         vec![done(Outcome::Rejected)]
     );
 }
+
+#[test]
+fn explain_says_why_an_instance_waits() {
+    let f = flow(
+        "  - id: manager\n    type: approval\n    assignees: { role: manager }\n  - id: check\n    type: service-task\n    service: svc\n    skipCondition: amount < 100.0\n  - id: route\n    type: decision\n    rules:\n      - when: amount > 50000.0\n        goto: legal-review\n    default: done\n  - id: legal-review\n    type: approval\n    assignees: { role: legal }\n  - id: done\n    type: end\n    outcome: approved\n",
+        "{ amount: double }",
+    );
+    let (mut i, _) = Instance::start(Arc::clone(&f), &json!({"amount": 60000.0}), 0).unwrap();
+    i.apply(&approve_as("manager", "wang", "manager"), 10)
+        .unwrap();
+    i.apply(
+        &Event::ServiceOk {
+            step: "check".into(),
+        },
+        20,
+    )
+    .unwrap();
+    assert_eq!(
+        i.explain("legal-review").unwrap(),
+        "`legal-review` is pending since t=20: waiting for role `legal`.
+  - `manager` completed; approve by wang as manager at t=10
+  - `check` completed: `amount < 100.0` (line 12, column 20) was false; service-ok by service at t=20
+  - `route` completed by rule 1: `amount > 50000.0` (line 16, column 15) was true
+"
+    );
+    assert!(i.explain("done").is_none());
+    assert!(
+        i.explain("manager")
+            .unwrap()
+            .starts_with("`manager` is completed (t=10).\n")
+    );
+}

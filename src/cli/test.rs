@@ -58,11 +58,10 @@ fn unknown_keys(
                 return None;
             }
             let (line, col) = file.line_col(k.span.start);
-            let help = flowc::diagnostic::did_you_mean(key, allowed.iter().copied())
-                .map_or_else(
-                    || format!("allowed: {}", allowed.join(", ")),
-                    |s| format!("did you mean `{s}`?"),
-                );
+            let help = flowc::diagnostic::did_you_mean(key, allowed.iter().copied()).map_or_else(
+                || format!("allowed: {}", allowed.join(", ")),
+                |s| format!("did you mean `{s}`?"),
+            );
             Some(format!(
                 "{}:{line}:{col}: unknown key `{key}` in {what} ({help})",
                 file.name()

@@ -291,6 +291,78 @@ impl Instance {
             .collect()
     }
 
+    /// In words: where a step stands and how the instance got there (the visits before
+    /// its latest visit, with the rules, conditions and decisions that led on).
+    /// `None` when the step was never entered.
+    #[must_use]
+    pub fn explain(&self, step: &str) -> Option<String> {
+        use std::fmt::Write as _;
+        let at = self.state.trace.iter().rposition(|v| v.step == step)?;
+        let visit = self.state.trace.get(at)?;
+        let mut out = String::new();
+        let label = |s: VisitStatus| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        if visit.status == VisitStatus::Pending {
+            let waiting_for = self
+                .pending()
+                .into_iter()
+                .find(|p| p.step == step)
+                .map(|p| list(&p.assignees))
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "`{step}` is pending since t={}: waiting for {}",
+                visit.entered_at,
+                if waiting_for.is_empty() {
+                    "the service"
+                } else {
+                    waiting_for.as_str()
+                }
+            );
+        } else {
+            let _ = write!(
+                out,
+                "`{step}` is {} (t={})",
+                label(visit.status),
+                visit.ended_at.unwrap_or(visit.entered_at)
+            );
+        }
+        let _ = writeln!(out, ".");
+        for v in self.state.trace.iter().take(at) {
+            let _ = write!(out, "  - `{}` {}", v.step, label(v.status));
+            if let Some(r) = v.rule {
+                let _ = write!(out, " by rule {r}");
+            } else if v.note.as_deref() == Some("no rule held: default") {
+                out.push_str(" by default (no rule held)");
+            }
+            if let Some(c) = &v.condition {
+                let value = match (&c.value, &c.error) {
+                    (Some(b), _) => b.to_string(),
+                    (None, Some(e)) => format!("error: {e}"),
+                    (None, None) => "?".to_owned(),
+                };
+                let _ = write!(
+                    out,
+                    ": `{}` (line {}, column {}) was {value}",
+                    c.text, c.line, c.column
+                );
+            }
+            for a in &v.acts {
+                let _ = write!(out, "; {} by {}", a.action, a.by);
+                if let Some(r) = &a.role {
+                    let _ = write!(out, " as {r}");
+                }
+                let _ = write!(out, " at t={}", a.at);
+            }
+            out.push('\n');
+        }
+        Some(out)
+    }
+
     /// Applies one event at logical time `at`.
     ///
     /// # Errors
