@@ -191,8 +191,12 @@ fn watcher_republishes_changes() {
             let _ = tx.send(describe(&e, &root));
         })
         .unwrap();
+    // files in hidden directories are not flows of this source (as in `scan`)
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    std::fs::write(dir.join(".git/hidden.yaml"), flow("hidden", "r")).unwrap();
     std::fs::write(dir.join("one.yaml"), flow("one", "r2")).unwrap();
     expect(&rx, "published one@2 one.yaml");
+    assert!(reg.active("hidden").is_none());
     std::fs::write(dir.join("one.yaml"), BROKEN).unwrap();
     expect(&rx, "rejected one.yaml [flowc::graph::unknown-step] kept 2");
     assert_eq!(reg.active("one").unwrap().version().revision, 2);

@@ -288,6 +288,9 @@ impl DirSource {
     /// The files a change at `path` concerns: a flow file itself; the known files under
     /// a directory that is gone; the flow files of a directory that appeared (`created`).
     fn affected(&self, path: &Path, created: bool) -> Vec<PathBuf> {
+        if super::in_skipped_dir(&self.dir, path) {
+            return Vec::new();
+        }
         if super::is_flow_file(path) {
             return vec![path.to_path_buf()];
         }

@@ -26,6 +26,23 @@ pub fn is_flow_file(p: &Path) -> bool {
     ext_is(p, &["yaml", "yml"]) && !is_scenario_file(p)
 }
 
+/// A directory [`walk`] does not enter: hidden (`.git`, `.cache`) or `target`.
+fn skipped_dir(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| (n.starts_with('.') && n.len() > 1) || n == "target")
+}
+
+/// True when `path` is or lies in a directory under `root` that [`walk`] does not enter.
+#[must_use]
+pub fn in_skipped_dir(root: &Path, path: &Path) -> bool {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    if !path.is_dir() {
+        parts.pop(); // the file itself
+    }
+    parts.into_iter().any(skipped_dir)
+}
+
 /// The files under `dir` (recursively, skipping hidden directories and `target`) that
 /// `keep` accepts, sorted.
 ///
@@ -39,12 +56,8 @@ pub fn walk(dir: &Path, keep: fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>
             let entry = entry?;
             let path = entry.path();
             let ft = entry.file_type()?;
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.') && n.len() > 1);
             if ft.is_dir() {
-                if !hidden && path.file_name().is_none_or(|n| n != "target") {
+                if !path.file_name().is_some_and(skipped_dir) {
                     stack.push(path);
                 }
             } else if ft.is_file() && keep(&path) {
