@@ -14,7 +14,11 @@ use crate::model::{
 
 /// A change to one step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "change", rename_all = "kebab-case")]
+#[serde(
+    tag = "change",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum StepChange {
     /// Only in the new version.
     Added {
@@ -64,6 +68,7 @@ pub enum StepChange {
 
 /// A change to one context field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FieldChange {
     /// The field name.
     pub field: String,
@@ -77,6 +82,7 @@ pub struct FieldChange {
 
 /// An edge of the step graph whose target changed (or that appeared or went).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EdgeChange {
     /// The step (or join) it leaves.
     pub from: String,
@@ -92,6 +98,7 @@ pub struct EdgeChange {
 
 /// Everything that differs between two versions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct FlowDiff {
     /// The old flow id.
     pub old_id: String,

@@ -779,7 +779,7 @@ fn trace_answers_why_an_instance_waits() {
     let json = serde_json::to_value(i.trace()).unwrap();
     assert_eq!(
         json[1],
-        json!({"step": "legal-review", "status": "pending", "assignees": [{"role": "legal"}], "entered_at": 42})
+        json!({"step": "legal-review", "status": "pending", "assignees": [{"role": "legal"}], "enteredAt": 42})
     );
 }
 

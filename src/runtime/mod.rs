@@ -55,6 +55,7 @@ pub const MAX_AUTOMATIC_STEPS: usize = 10_000;
 
 /// The parallel branch a token runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Scope {
     join: u32,
     branch: usize,
@@ -62,6 +63,7 @@ struct Scope {
 
 /// A pending approval: who is asked, who has approved, whose turn it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Approval {
     slots: Vec<Assignee>,
     mode: Mode,
@@ -95,7 +97,11 @@ impl Approval {
 
 /// What a waiting token waits for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 enum Wait {
     Approval(Approval),
     Service { attempt: u32, timer: bool },
@@ -103,6 +109,7 @@ enum Wait {
 
 /// One point of control waiting at a step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Token {
     step: usize,
     visit: usize,
@@ -112,6 +119,7 @@ struct Token {
 
 /// An open parallel step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct JoinState {
     id: u32,
     step: usize,
@@ -124,6 +132,7 @@ struct JoinState {
 /// Everything an instance is, as data: serialise it (serde) to persist the instance and
 /// [`Instance::restore`] it onto the same [`VersionId`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstanceState {
     /// The version the instance started on (and stays on).
     pub version: VersionId,

@@ -28,7 +28,11 @@ impl std::fmt::Display for Assignee {
 
 /// What the host tells an instance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     /// An assignee approves.
     Approve {
@@ -93,7 +97,11 @@ pub enum Event {
 
 /// What the host must do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Effect {
     /// Create a task for each assignee.
     CreateTask {
@@ -156,7 +164,11 @@ pub enum Effect {
 
 /// Where an instance stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
+#[serde(
+    tag = "state",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Status {
     /// Waiting for events.
     Running,
@@ -214,6 +226,7 @@ pub enum VisitStatus {
 
 /// A condition as it was evaluated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConditionRecord {
     /// The condition text.
     pub text: String,
@@ -231,6 +244,7 @@ pub struct ConditionRecord {
 
 /// One act on a visit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Act {
     /// `approve`, `reject`, `add-signer`, `timeout`, `escalate`, `service-ok`,
     /// `service-error`.
@@ -249,6 +263,7 @@ pub struct Act {
 
 /// One entry of the trace: a step entered once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Visit {
     /// The step id.
     pub step: String,
@@ -278,6 +293,7 @@ pub struct Visit {
 
 /// A pending approval or service call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Pending {
     /// The step.
     pub step: String,
