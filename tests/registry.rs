@@ -252,9 +252,13 @@ fn concurrent_instances_stay_on_their_versions() {
     let handle = reg.handle("claim").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let completed = Arc::new(AtomicUsize::new(0));
+    // the writer and both drivers start together
+    let start = Arc::new(std::sync::Barrier::new(3));
     let writer = {
         let reg = Arc::clone(&reg);
+        let start = Arc::clone(&start);
         std::thread::spawn(move || {
+            start.wait();
             let mut published = 1;
             for round in 1..=300usize {
                 reg.publish("claim.yaml", &source(round)).unwrap();
@@ -285,7 +289,9 @@ fn concurrent_instances_stay_on_their_versions() {
             let handle = handle.clone();
             let completed = Arc::clone(&completed);
             let stop = Arc::clone(&stop);
+            let start = Arc::clone(&start);
             std::thread::spawn(move || {
+                start.wait();
                 let mut t = 0;
                 let mut n = 0usize;
                 let mut versions = std::collections::BTreeSet::new();
@@ -301,17 +307,22 @@ fn concurrent_instances_stay_on_their_versions() {
                         break;
                     }
                 }
-                versions.len()
+                versions
             })
         })
         .collect();
     let published = writer.join().unwrap();
     stop.store(true, Ordering::Relaxed);
-    let seen: Vec<usize> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+    let seen: std::collections::BTreeSet<u64> = readers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert!(completed.load(Ordering::Relaxed) >= 6000);
+    // the drivers really ran while versions changed under them
     assert!(
-        seen.iter().all(|s| *s > 1),
-        "readers saw versions change: {seen:?}"
+        seen.len() > 10,
+        "instances ran on only {} versions",
+        seen.len()
     );
     // history: every publish and canary recorded once, revisions strictly increasing
     let history = reg.history("claim").unwrap();
@@ -341,7 +352,9 @@ fn concurrent_instances_stay_on_their_versions() {
         reg.active("claim").unwrap().version(),
         last.version.as_ref().unwrap()
     );
-    assert!(reg.versions("claim").len() <= 3 + 1);
+    // retention applies on the next write, once no instance holds the old versions
+    reg.publish("claim.yaml", &source(99_999)).unwrap();
+    assert_eq!(reg.versions("claim").len(), 3);
 }
 
 #[test]
