@@ -435,3 +435,27 @@ fn watch_logs_publish_reject_and_retire() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn readme_scenario_example_passes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Scenario files").unwrap()..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = std::env::temp_dir().join(format!("flowc-readme-scenario-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        root().join("examples/expense-reimbursement.yaml"),
+        dir.join("expense-reimbursement.yaml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("readme.test.yaml"), block).unwrap();
+    let (code, out, err) = run(&["test", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("test result: ok. 1 passed; 0 failed; 1 file(s)\n"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -90,3 +90,15 @@ fn moves_are_found_among_peers_and_across_branches() {
     assert_eq!(next_of("c"), Some((Some("p".into()), Some("a".into()))));
     assert_eq!(next_of("b"), Some((Some("c".into()), Some("p".into()))));
 }
+
+#[test]
+fn context_name_and_edges() {
+    let old = flow(&format!(
+        "{BASE}  - {{ id: a, type: approval, assignees: {{ role: r }}, timeout: 90s, onTimeout: approve }}\n  - {{ id: b, type: service-task, service: s }}\n"
+    ));
+    let new = flow(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: f\nname: Renamed\ncontext: { n: { type: int, default: 3 }, region: { type: string, enum: [cn, eu] } }\nsteps:\n  - { id: a, type: approval, assignees: { role: r }, timeout: 2m, onTimeout: b, onReject: b }\n  - { id: b, type: service-task, service: s, retry: { max: 2, backoff: 1h }, onError: a }\n",
+    );
+    let d = diff(old.flow(), new.flow());
+    insta::assert_snapshot!("context-name-edges", d.to_text());
+}
