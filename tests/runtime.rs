@@ -869,3 +869,25 @@ fn explain_says_why_an_instance_waits() {
             .starts_with("`manager` is completed (t=10).\n")
     );
 }
+
+#[test]
+fn restore_refuses_states_that_cannot_continue() {
+    let f = flow(
+        "  - id: p\n    type: parallel\n    branches:\n      - steps: [ { id: x, type: approval, assignees: { user: xu } } ]\n      - steps: [ { id: y, type: approval, assignees: { user: yu } } ]\n",
+        "{}",
+    );
+    let (i, _) = start(&f, json!({}));
+    let good = serde_json::to_value(i.state()).unwrap();
+    let restore = |v: serde_json::Value| {
+        Instance::restore(Arc::clone(&f), serde_json::from_value(v).unwrap())
+    };
+    assert!(restore(good.clone()).is_ok());
+    // a branch whose join is gone
+    let mut v = good.clone();
+    v["joins"] = json!([]);
+    assert!(matches!(restore(v), Err(RuntimeError::CorruptState(_))));
+    // running, but waiting for nothing
+    let mut v = good;
+    v["tokens"] = json!([]);
+    assert!(matches!(restore(v), Err(RuntimeError::CorruptState(_))));
+}

@@ -228,17 +228,20 @@ impl Instance {
             .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
         let steps = flow.nodes().len();
         let visits = state.trace.len();
+        let open_join =
+            |s: &Option<Scope>| s.is_none_or(|s| state.joins.iter().any(|j| j.id == s.join));
         let bad_token = state
             .tokens
             .iter()
-            .any(|t| t.step >= steps || t.visit >= visits);
+            .any(|t| t.step >= steps || t.visit >= visits || !open_join(&t.scope));
         let bad_join = state
             .joins
             .iter()
-            .any(|j| j.step >= steps || j.visit >= visits);
-        if bad_token || bad_join {
+            .any(|j| j.step >= steps || j.visit >= visits || !open_join(&j.scope));
+        let running_without_work = state.status == Status::Running && state.tokens.is_empty();
+        if bad_token || bad_join || running_without_work {
             return Err(RuntimeError::CorruptState(
-                "a waiting step or join points outside the flow or the trace".to_owned(),
+                "a waiting step or join points outside the flow, the trace or the open joins, or a running instance waits for nothing".to_owned(),
             ));
         }
         Ok(Self {
