@@ -113,6 +113,8 @@ impl Expression {
 pub struct CompiledDecision {
     program: Program,
     fast: Option<Vec<Fast>>,
+    /// Each rule on its own: only run to name the rule that failed in an incident.
+    rules: Vec<Condition>,
     unique: bool,
 }
 
@@ -192,6 +194,14 @@ impl CompiledDecision {
             [one] => Ok(Some(*one)),
             _ => Err(RunError::NotUnique(hits)),
         }
+    }
+
+    /// The first rule whose condition fails at run time under these bindings (for an
+    /// incident's message); `None` when no rule fails on its own.
+    pub fn failing_rule(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|r| r.eval(sandbox, bindings).is_err())
     }
 
     /// `hitPolicy: unique`.
@@ -413,14 +423,7 @@ impl CompiledFlow {
             diags: Diagnostics::new(),
         };
         let checked = ctx.condition(&src);
-        let cond = checked.and_then(|c| {
-            let generated = codegen::generate_condition(&c.expr, &ctx.vars);
-            let program = ctx.program(&generated)?;
-            Some(Condition {
-                program,
-                fast: fast::build(&c.expr, &ctx.vars),
-            })
-        });
+        let cond = checked.and_then(|c| ctx.compile_checked(&c.expr));
         match cond {
             Some(c) if !ctx.diags.has_errors() => Ok(c),
             _ => Err(ctx.diags),
@@ -574,6 +577,16 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// The program and direct form of a checked condition.
+    fn compile_checked(&mut self, e: &expr::Expr) -> Option<Condition> {
+        let generated = codegen::generate_condition(e, &self.vars);
+        let program = self.program(&generated)?;
+        Some(Condition {
+            program,
+            fast: fast::build(e, &self.vars),
+        })
     }
 
     fn condition(&mut self, src: &ExprSource) -> Option<expr::Checked> {
@@ -769,12 +782,9 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         let s = info.step;
         if let Some(src) = &s.skip
             && let Some(c) = ctx.condition(src)
+            && let Some(cond) = ctx.compile_checked(&c.expr)
         {
-            let generated = codegen::generate_condition(&c.expr, &ctx.vars);
-            if let Some(program) = ctx.program(&generated) {
-                let fast = fast::build(&c.expr, &ctx.vars);
-                skip.insert(s.id.value.clone(), Condition { program, fast });
-            }
+            skip.insert(s.id.value.clone(), cond);
         }
         match &s.kind {
             StepKind::Approval {
@@ -821,16 +831,19 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
                     let unique = *hit_policy == HitPolicy::Unique;
                     let generated = codegen::generate_decision(&exprs, unique, &ctx.vars);
-                    if let Some(program) = ctx.program(&generated) {
-                        let fast = exprs
+                    let rules: Option<Vec<Condition>> =
+                        exprs.iter().map(|e| ctx.compile_checked(e)).collect();
+                    if let (Some(program), Some(rules)) = (ctx.program(&generated), rules) {
+                        let fast = rules
                             .iter()
-                            .map(|e| fast::build(e, &ctx.vars))
+                            .map(|c| c.fast.clone())
                             .collect::<Option<Vec<Fast>>>();
                         decisions.insert(
                             s.id.value.clone(),
                             CompiledDecision {
                                 program,
                                 fast,
+                                rules,
                                 unique,
                             },
                         );

@@ -469,8 +469,14 @@ fn decision_run_time_error_is_an_incident() {
         "{ m: 'map<string, int>' }",
     );
     let (i, fx) = start(&f, json!({"m": {}}));
-    assert!(
-        matches!(&fx[..], [Effect::Incident { step, message }] if step == "d" && message.contains("no such key"))
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "d".into(),
+            message:
+                "decision failed in rule 1 `m[\"k\"] > 1` (line 9, column 15): no such key `k`"
+                    .into()
+        }]
     );
     assert!(matches!(i.status(), Status::Incident { .. }));
 }

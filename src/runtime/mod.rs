@@ -1168,8 +1168,23 @@ impl Instance {
                         }
                     }
                     Err(e) => {
+                        let message = match decision
+                            .failing_rule(flow.sandbox(), &mut self.bindings)
+                            .and_then(|r| Some((r, rules.get(r)?)))
+                        {
+                            Some((r, rule)) => {
+                                let (line, column) =
+                                    flow.flow().file.line_col(rule.when.span.start);
+                                format!(
+                                    "decision failed in rule {} `{}` (line {line}, column {column}): {e}",
+                                    r + 1,
+                                    rule.when.text
+                                )
+                            }
+                            None => format!("decision failed: {e}"),
+                        };
                         self.close(visit, VisitStatus::Error, None);
-                        self.incident(run, &step.id.value, format!("decision failed: {e}"));
+                        self.incident(run, &step.id.value, message);
                     }
                 }
             }
