@@ -113,7 +113,8 @@ impl Expression {
 pub struct CompiledDecision {
     program: Program,
     fast: Option<Vec<Fast>>,
-    /// Each rule on its own: only run to name the rule that failed in an incident.
+    /// Each rule on its own, when some rule has no direct form: only run to name the
+    /// rule that failed in an incident.
     rules: Vec<Condition>,
     unique: bool,
 }
@@ -199,9 +200,15 @@ impl CompiledDecision {
     /// The first rule whose condition fails at run time under these bindings (for an
     /// incident's message); `None` when no rule fails on its own.
     pub fn failing_rule(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Option<usize> {
-        self.rules
-            .iter()
-            .position(|r| r.eval(sandbox, bindings).is_err())
+        match &self.fast {
+            Some(rules) => rules
+                .iter()
+                .position(|r| r.eval_bool(bindings.slots()).is_err()),
+            None => self
+                .rules
+                .iter()
+                .position(|r| r.eval(sandbox, bindings).is_err()),
+        }
     }
 
     /// `hitPolicy: unique`.
@@ -831,13 +838,17 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
                     let unique = *hit_policy == HitPolicy::Unique;
                     let generated = codegen::generate_decision(&exprs, unique, &ctx.vars);
-                    let rules: Option<Vec<Condition>> =
-                        exprs.iter().map(|e| ctx.compile_checked(e)).collect();
+                    let fast = exprs
+                        .iter()
+                        .map(|e| fast::build(e, &ctx.vars))
+                        .collect::<Option<Vec<Fast>>>();
+                    // per-rule programs only where the direct forms cannot name a failing rule
+                    let rules: Option<Vec<Condition>> = if fast.is_some() {
+                        Some(Vec::new())
+                    } else {
+                        exprs.iter().map(|e| ctx.compile_checked(e)).collect()
+                    };
                     if let (Some(program), Some(rules)) = (ctx.program(&generated), rules) {
-                        let fast = rules
-                            .iter()
-                            .map(|c| c.fast.clone())
-                            .collect::<Option<Vec<Fast>>>();
                         decisions.insert(
                             s.id.value.clone(),
                             CompiledDecision {

@@ -897,3 +897,22 @@ fn restore_refuses_states_that_cannot_continue() {
     v["tokens"] = json!([]);
     assert!(matches!(restore(v), Err(RuntimeError::CorruptState(_))));
 }
+
+#[test]
+fn direct_path_decision_errors_name_their_rule() {
+    let f = flow(
+        "  - id: d\n    type: decision\n    rules:\n      - when: n > 5\n        goto: e\n      - when: 100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
+        "{ n: int }",
+    );
+    assert!(f.decision("d").unwrap().is_direct());
+    let (_, fx) = start(&f, json!({"n": 0}));
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "d".into(),
+            message:
+                "decision failed in rule 2 `100 / n > 1` (line 11, column 15): division by zero"
+                    .into()
+        }]
+    );
+}
