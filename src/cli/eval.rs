@@ -94,7 +94,7 @@ pub fn trace_entry(v: &Visit) -> serde_json::Value {
 }
 
 /// Applies the events; an event error is returned with its 1-based position.
-pub fn apply_events(
+fn apply_events(
     inst: &mut Instance,
     events: &[TimedEvent],
     start_at: u64,
