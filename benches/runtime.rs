@@ -150,11 +150,7 @@ fn registry_reads(c: &mut Criterion) {
 }
 
 fn approve(step: &str, role: &str) -> Event {
-    Event::Approve {
-        step: step.into(),
-        user: "u".into(),
-        role: Some(role.into()),
-    }
+    Event::approve_as(step, "u", role)
 }
 
 /// The expense flow written by hand for one context (amount 20,000, sales): the
@@ -198,9 +194,8 @@ fn full_run(c: &mut Criterion) {
     });
     let events = [
         approve("manager-approve", "manager"),
-        Event::ServiceOk {
-            step: "finance-validate".into(),
-        },
+        // the manager's task is 1, its timer 2, the finance call 3
+        Event::service_ok(flowc::runtime::CallId(3)),
         approve("cfo-approve", "cfo"),
     ];
     // sanity: the run ends approved

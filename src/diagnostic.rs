@@ -30,6 +30,15 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A stable error code (`flowc::runtime::stale`), reachable without depending on miette.
+///
+/// Implemented by the errors a host sees at run time ([`crate::runtime::RuntimeError`],
+/// [`crate::runtime::ContextError`], the registry's and the store's errors).
+pub trait ErrorCode {
+    /// The code, as in diagnostics and JSON output.
+    fn code(&self) -> &'static str;
+}
+
 /// A stage error that can be attached to a file.
 pub trait StageError: miette::Diagnostic + Send + Sync + 'static {}
 impl<T: miette::Diagnostic + Send + Sync + 'static> StageError for T {}

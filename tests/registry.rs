@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use flowc::compile::{Options, VersionId};
 use flowc::model::Outcome;
 use flowc::registry::{Action, Registry, RegistryError};
-use flowc::runtime::{Effect, Event, Instance, InstanceState, Status};
+use flowc::runtime::{Effect, Event, Gone, Instance, InstanceState, Status, TaskId};
 use serde_json::json;
 
 /// Version `n` of a two-step flow: a manager approval, then (only in odd versions) a
@@ -37,11 +37,7 @@ fn source(n: usize) -> Vec<u8> {
 
 /// An approval by a member of `role` (each step here is assigned to a role).
 fn by_role(step: &str, role: &str) -> Event {
-    Event::Approve {
-        step: step.into(),
-        user: "u".into(),
-        role: Some(role.into()),
-    }
+    Event::approve_as(step, "u", role)
 }
 
 const BROKEN: &[u8] = b"apiVersion: flowc/v1\nkind: ApprovalFlow\nid: claim\nsteps:\n  - id: manager\n    type: approval\n    assignees: { role: manager }\n    next: nowhere\n";
@@ -216,9 +212,16 @@ fn canary_by_selector_then_abort() {
     // version 2 has no finance step
     assert_eq!(
         fx,
-        vec![Effect::Complete {
-            outcome: Outcome::Approved
-        }]
+        vec![
+            Effect::CloseTask {
+                task: TaskId(1),
+                step: "manager".into(),
+                reason: Gone::Approved
+            },
+            Effect::Complete {
+                outcome: Outcome::Approved
+            }
+        ]
     );
     // a selector that does not type-check is refused with its diagnostic
     match reg.start_canary("claim.yaml", &source(3), 0.0, Some("amount > \"x\"")) {
@@ -386,9 +389,16 @@ fn restore_after_publish_finishes_on_the_old_version() {
         let fx = inst.apply(&by_role("finance", "finance"), 2).unwrap();
         assert_eq!(
             fx,
-            vec![Effect::Complete {
-                outcome: Outcome::Approved
-            }]
+            vec![
+                Effect::CloseTask {
+                    task: TaskId(2),
+                    step: "finance".into(),
+                    reason: Gone::Approved
+                },
+                Effect::Complete {
+                    outcome: Outcome::Approved
+                }
+            ]
         );
         assert_eq!(inst.flow().version(), &v1);
         reg.unpin(&v1).unwrap();

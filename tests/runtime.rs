@@ -16,7 +16,8 @@ use std::sync::Arc;
 use flowc::compile::{CompiledFlow, Options, compile};
 use flowc::model::Outcome;
 use flowc::runtime::{
-    Assignee, Effect, Event, Instance, InstanceState, RuntimeError, Status, VisitStatus,
+    Applied, Assignee, CallId, Effect, Event, Gone, Instance, InstanceState, RuntimeError, Status,
+    TaskId, TaskRef, TimerId, VisitStatus,
 };
 use flowc::span::SourceFile;
 use serde_json::json;
@@ -41,39 +42,49 @@ fn user(u: &str) -> Assignee {
 fn role(r: &str) -> Assignee {
     Assignee::Role(r.into())
 }
-fn task(step: &str, a: Vec<Assignee>) -> Effect {
+fn task(step: &str, a: Vec<(u32, Assignee)>) -> Effect {
     Effect::CreateTask {
         step: step.into(),
-        assignees: a,
+        tasks: a
+            .into_iter()
+            .map(|(id, assignee)| TaskRef {
+                task: TaskId(id),
+                assignee,
+            })
+            .collect(),
     }
 }
-fn cancel(step: &str) -> Effect {
-    Effect::CancelTasks { step: step.into() }
+fn close(id: u32, step: &str, reason: Gone) -> Effect {
+    Effect::CloseTask {
+        task: TaskId(id),
+        step: step.into(),
+        reason,
+    }
+}
+fn timer(id: u32, step: &str, due_at: u64) -> Effect {
+    Effect::StartTimer {
+        timer: TimerId(id),
+        step: step.into(),
+        due_at,
+    }
+}
+fn cancel_timer(id: u32, step: &str) -> Effect {
+    Effect::CancelTimer {
+        timer: TimerId(id),
+        step: step.into(),
+    }
 }
 fn done(o: Outcome) -> Effect {
     Effect::Complete { outcome: o }
 }
 fn approve(step: &str, u: &str) -> Event {
-    Event::Approve {
-        step: step.into(),
-        user: u.into(),
-        role: None,
-    }
+    Event::approve(step, u)
 }
 fn approve_as(step: &str, u: &str, r: &str) -> Event {
-    Event::Approve {
-        step: step.into(),
-        user: u.into(),
-        role: Some(r.into()),
-    }
+    Event::approve_as(step, u, r)
 }
 fn reject(step: &str, u: &str) -> Event {
-    Event::Reject {
-        step: step.into(),
-        user: u.into(),
-        role: None,
-        comment: None,
-    }
+    Event::reject(step, u)
 }
 fn start(f: &Arc<CompiledFlow>, ctx: serde_json::Value) -> (Instance, Vec<Effect>) {
     Instance::start(Arc::clone(f), &ctx, 0).unwrap()
@@ -93,10 +104,15 @@ fn trace(i: &Instance) -> Vec<String> {
 }
 /// An event that must fail with `code` and leave the state exactly as it was.
 fn refused(i: &mut Instance, e: Event, code: &str) {
+    refused_at(i, e, i.state().now() + 1, code);
+}
+fn refused_at(i: &mut Instance, e: Event, at: u64, code: &str) {
     use miette::Diagnostic;
     let before = i.state().clone();
-    let err = i.apply(&e, 1_000_000).unwrap_err();
+    let err = i.apply(&e, at).unwrap_err();
     assert_eq!(err.code().unwrap().to_string(), code, "{err}");
+    // the same code without miette
+    assert_eq!(flowc::diagnostic::ErrorCode::code(&err), code);
     assert_eq!(i.state(), &before, "a refused event changed the instance");
 }
 
@@ -110,10 +126,13 @@ fn mode_single_first_decision_counts() {
         "{}",
     );
     let (mut i, fx) = start(&f, json!({}));
-    assert_eq!(fx, vec![task("a", vec![role("boss")])]);
+    assert_eq!(fx, vec![task("a", vec![(1, role("boss"))])]);
     refused(&mut i, approve("a", "x"), "flowc::runtime::not-assignee");
     let fx = i.apply(&approve_as("a", "x", "boss"), 1).unwrap();
-    assert_eq!(fx, vec![done(Outcome::Approved)]);
+    assert_eq!(
+        fx,
+        vec![close(1, "a", Gone::Approved), done(Outcome::Approved)]
+    );
     assert_eq!(trace(&i), ["a:completed"]);
     let acts = &i.trace()[0].acts;
     assert_eq!(
@@ -138,10 +157,21 @@ fn mode_any_first_wins_and_others_are_withdrawn() {
     let (mut i, fx) = start(&f, json!({}));
     assert_eq!(
         fx,
-        vec![task("a", vec![user("u1"), user("u2"), user("u3")])]
+        vec![task(
+            "a",
+            vec![(1, user("u1")), (2, user("u2")), (3, user("u3"))]
+        )]
     );
     let fx = i.apply(&approve("a", "u2"), 1).unwrap();
-    assert_eq!(fx, vec![cancel("a"), done(Outcome::Approved)]);
+    assert_eq!(
+        fx,
+        vec![
+            close(2, "a", Gone::Approved),
+            close(1, "a", Gone::StepEnded),
+            close(3, "a", Gone::StepEnded),
+            done(Outcome::Approved)
+        ]
+    );
 }
 
 #[test]
@@ -149,29 +179,47 @@ fn mode_any_reject_rejects() {
     let f = flow(&USERS3.replace("MODE", "any"), "{}");
     let (mut i, _) = start(&f, json!({}));
     let fx = i.apply(&reject("a", "u3"), 1).unwrap();
-    assert_eq!(fx, vec![cancel("a"), done(Outcome::Rejected)]);
+    assert_eq!(
+        fx,
+        vec![
+            close(3, "a", Gone::Rejected),
+            close(1, "a", Gone::StepEnded),
+            close(2, "a", Gone::StepEnded),
+            done(Outcome::Rejected)
+        ]
+    );
     assert_eq!(trace(&i), ["a:rejected"]);
 }
 
 #[test]
-fn mode_all_needs_everyone_and_refuses_duplicates() {
+fn mode_all_needs_everyone_and_closes_each_task_as_it_is_decided() {
     let f = flow(&USERS3.replace("MODE", "all"), "{}");
     let (mut i, _) = start(&f, json!({}));
-    assert!(i.apply(&approve("a", "u1"), 1).unwrap().is_empty());
-    refused(
-        &mut i,
-        approve("a", "u1"),
-        "flowc::runtime::duplicate-decision",
+    // a partial approval closes that person's task
+    assert_eq!(
+        i.apply(&approve("a", "u1"), 1).unwrap(),
+        vec![close(1, "a", Gone::Approved)]
     );
-    refused(
-        &mut i,
-        reject("a", "u1"),
-        "flowc::runtime::duplicate-decision",
+    refused(&mut i, approve("a", "u1"), "flowc::runtime::stale");
+    refused(&mut i, reject("a", "u1"), "flowc::runtime::stale");
+    match i.apply(&approve("a", "u1"), 5).unwrap_err() {
+        RuntimeError::Stale { what, why, at } => {
+            assert_eq!(what, "task 1 of `u1` at step `a`");
+            assert_eq!((why, at), (Gone::Approved, 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        i.apply(&approve("a", "u3"), 2).unwrap(),
+        vec![close(3, "a", Gone::Approved)]
     );
-    assert!(i.apply(&approve("a", "u3"), 2).unwrap().is_empty());
     assert_eq!(i.pending()[0].assignees, vec![user("u2")]);
+    assert_eq!(i.outstanding().tasks, vec![TaskId(2)]);
     let fx = i.apply(&approve("a", "u2"), 3).unwrap();
-    assert_eq!(fx, vec![done(Outcome::Approved)]);
+    assert_eq!(
+        fx,
+        vec![close(2, "a", Gone::Approved), done(Outcome::Approved)]
+    );
 }
 
 #[test]
@@ -180,26 +228,39 @@ fn mode_all_one_reject_rejects() {
     let (mut i, _) = start(&f, json!({}));
     i.apply(&approve("a", "u1"), 1).unwrap();
     let fx = i.apply(&reject("a", "u2"), 2).unwrap();
-    assert_eq!(fx, vec![cancel("a"), done(Outcome::Rejected)]);
+    assert_eq!(
+        fx,
+        vec![
+            close(2, "a", Gone::Rejected),
+            close(3, "a", Gone::StepEnded),
+            done(Outcome::Rejected)
+        ]
+    );
 }
 
 #[test]
 fn mode_sequence_goes_in_order() {
     let f = flow(&USERS3.replace("MODE", "sequence"), "{}");
     let (mut i, fx) = start(&f, json!({}));
-    assert_eq!(fx, vec![task("a", vec![user("u1")])]);
+    assert_eq!(fx, vec![task("a", vec![(1, user("u1"))])]);
     refused(&mut i, approve("a", "u2"), "flowc::runtime::not-your-turn");
     assert_eq!(
         i.apply(&approve("a", "u1"), 1).unwrap(),
-        vec![task("a", vec![user("u2")])]
+        vec![
+            close(1, "a", Gone::Approved),
+            task("a", vec![(2, user("u2"))])
+        ]
     );
     assert_eq!(
         i.apply(&approve("a", "u2"), 2).unwrap(),
-        vec![task("a", vec![user("u3")])]
+        vec![
+            close(2, "a", Gone::Approved),
+            task("a", vec![(3, user("u3"))])
+        ]
     );
     assert_eq!(
         i.apply(&approve("a", "u3"), 3).unwrap(),
-        vec![done(Outcome::Approved)]
+        vec![close(3, "a", Gone::Approved), done(Outcome::Approved)]
     );
 }
 
@@ -209,19 +270,26 @@ fn add_signer_all_and_sequence() {
     // all: the added signer must approve too
     let f = flow(&steps.replace("MODE", "all"), "{}");
     let (mut i, _) = start(&f, json!({}));
-    let add = Event::AddSigner {
-        step: "a".into(),
-        user: "u1".into(),
-        role: None,
-        signer: "u9".into(),
-    };
-    assert_eq!(i.apply(&add, 1).unwrap(), vec![task("a", vec![user("u9")])]);
+    let add = Event::add_signer("a", "u1", "u9");
+    assert_eq!(
+        i.apply(&add, 1).unwrap(),
+        vec![task("a", vec![(3, user("u9"))])]
+    );
     refused(&mut i, add.clone(), "flowc::runtime::duplicate-signer");
     i.apply(&approve("a", "u1"), 2).unwrap();
-    assert!(i.apply(&approve("a", "u2"), 3).unwrap().is_empty());
+    // §17: only a current assignee may add; u1 has approved and holds no task now
+    refused(
+        &mut i,
+        Event::add_signer("a", "u1", "u8"),
+        "flowc::runtime::stale",
+    );
+    assert_eq!(
+        i.apply(&approve("a", "u2"), 3).unwrap(),
+        vec![close(2, "a", Gone::Approved)]
+    );
     assert_eq!(
         i.apply(&approve("a", "u9"), 4).unwrap(),
-        vec![done(Outcome::Approved)]
+        vec![close(3, "a", Gone::Approved), done(Outcome::Approved)]
     );
     assert_eq!(
         i.trace()[0].assignees,
@@ -230,14 +298,38 @@ fn add_signer_all_and_sequence() {
     // sequence: the added signer decides right after the one who added
     let f = flow(&steps.replace("MODE", "sequence"), "{}");
     let (mut i, _) = start(&f, json!({}));
+    // §17: a later signer may not add before their turn
+    refused(
+        &mut i,
+        Event::add_signer("a", "u2", "u8"),
+        "flowc::runtime::not-your-turn",
+    );
     assert!(i.apply(&add, 1).unwrap().is_empty());
     assert_eq!(
         i.apply(&approve("a", "u1"), 2).unwrap(),
-        vec![task("a", vec![user("u9")])]
+        vec![
+            close(1, "a", Gone::Approved),
+            task("a", vec![(2, user("u9"))])
+        ]
+    );
+    // one who already approved may not add any more
+    refused(
+        &mut i,
+        Event::add_signer("a", "u1", "u7"),
+        "flowc::runtime::stale",
     );
     assert_eq!(
         i.apply(&approve("a", "u9"), 3).unwrap(),
-        vec![task("a", vec![user("u2")])]
+        vec![
+            close(2, "a", Gone::Approved),
+            task("a", vec![(3, user("u2"))])
+        ]
+    );
+    // someone who is not asked at all may not add
+    refused(
+        &mut i,
+        Event::add_signer("a", "zed", "u7"),
+        "flowc::runtime::not-assignee",
     );
 }
 
@@ -247,12 +339,7 @@ fn add_signer_refused_where_not_allowed() {
     let (mut i, _) = start(&f, json!({}));
     refused(
         &mut i,
-        Event::AddSigner {
-            step: "a".into(),
-            user: "u1".into(),
-            role: None,
-            signer: "x".into(),
-        },
+        Event::add_signer("a", "u1", "x"),
         "flowc::runtime::add-signer-not-allowed",
     );
 }
@@ -260,7 +347,7 @@ fn add_signer_refused_where_not_allowed() {
 #[test]
 fn timeout_escalate_approve_reject_goto_and_none() {
     let base = "  - id: a\n    type: approval\n    assignees: { role: r }\n    timeout: 1h\nEXTRA  - id: b\n    type: approval\n    assignees: { role: rb }\n";
-    let timeout = Event::Timeout { step: "a".into() };
+    let timeout = Event::timeout(TimerId(2));
     // escalate
     let f = flow(
         &base.replace(
@@ -272,25 +359,30 @@ fn timeout_escalate_approve_reject_goto_and_none() {
     let (mut i, fx) = start(&f, json!({}));
     assert_eq!(
         fx,
-        vec![
-            task("a", vec![role("r")]),
-            Effect::StartTimer {
-                step: "a".into(),
-                after_secs: 3600
-            }
-        ]
+        vec![task("a", vec![(1, role("r"))]), timer(2, "a", 3600)]
     );
+    // early: refused, nothing changes
+    refused_at(&mut i, timeout.clone(), 3599, "flowc::runtime::not-due");
     assert_eq!(
         i.apply(&timeout, 3600).unwrap(),
-        vec![cancel("a"), task("a", vec![user("boss")])]
+        vec![
+            close(1, "a", Gone::Escalated),
+            task("a", vec![(3, user("boss"))])
+        ]
     );
-    refused(&mut i, timeout.clone(), "flowc::runtime::not-pending");
+    refused(&mut i, timeout.clone(), "flowc::runtime::stale");
     refused(
         &mut i,
         approve_as("a", "x", "r"),
         "flowc::runtime::not-assignee",
     );
-    i.apply(&approve("a", "boss"), 3700).unwrap();
+    assert_eq!(
+        i.apply(&approve("a", "boss"), 3700).unwrap(),
+        vec![
+            close(3, "a", Gone::Approved),
+            task("b", vec![(4, role("rb"))])
+        ]
+    );
     assert_eq!(trace(&i), ["a:completed", "b:pending"]);
     let acts: Vec<&str> = i.trace()[0]
         .acts
@@ -302,16 +394,19 @@ fn timeout_escalate_approve_reject_goto_and_none() {
     let f = flow(&base.replace("EXTRA", "    onTimeout: approve\n"), "{}");
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
-        i.apply(&timeout, 5).unwrap(),
-        vec![cancel("a"), task("b", vec![role("rb")])]
+        i.apply(&timeout, 3600).unwrap(),
+        vec![
+            close(1, "a", Gone::StepEnded),
+            task("b", vec![(3, role("rb"))])
+        ]
     );
     assert_eq!(i.trace()[0].note.as_deref(), Some("approved on timeout"));
     // reject
     let f = flow(&base.replace("EXTRA", "    onTimeout: reject\n"), "{}");
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
-        i.apply(&timeout, 5).unwrap(),
-        vec![cancel("a"), done(Outcome::Rejected)]
+        i.apply(&timeout, 4000).unwrap(),
+        vec![close(1, "a", Gone::StepEnded), done(Outcome::Rejected)]
     );
     // goto
     let f = flow(
@@ -320,18 +415,21 @@ fn timeout_escalate_approve_reject_goto_and_none() {
     );
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
-        i.apply(&timeout, 5).unwrap(),
-        vec![cancel("a"), task("b", vec![role("rb")])]
+        i.apply(&timeout, 3600).unwrap(),
+        vec![
+            close(1, "a", Gone::StepEnded),
+            task("b", vec![(3, role("rb"))])
+        ]
     );
     assert_eq!(trace(&i), ["a:cancelled", "b:pending"]);
     // no onTimeout: an incident
     let f = flow(&base.replace("EXTRA", ""), "{}");
     let (mut i, _) = start(&f, json!({}));
-    let fx = i.apply(&timeout, 5).unwrap();
+    let fx = i.apply(&timeout, 3600).unwrap();
     assert_eq!(
         fx,
         vec![
-            cancel("a"),
+            close(1, "a", Gone::Withdrawn),
             Effect::Incident {
                 step: "a".into(),
                 message: "timed out and the step has no `onTimeout`".into()
@@ -339,14 +437,77 @@ fn timeout_escalate_approve_reject_goto_and_none() {
         ]
     );
     assert_eq!(i.status().label(), "incident");
-    // a step without a timer takes no timeout
+    // an approved step's timer is cancelled; a timer never issued is unknown
     let (mut i, _) = start(&f, json!({}));
-    i.apply(&approve_as("a", "x", "r"), 1).unwrap();
+    assert_eq!(
+        i.apply(&approve_as("a", "x", "r"), 1).unwrap(),
+        vec![
+            close(1, "a", Gone::Approved),
+            cancel_timer(2, "a"),
+            task("b", vec![(3, role("rb"))])
+        ]
+    );
+    refused(&mut i, timeout.clone(), "flowc::runtime::stale");
     refused(
         &mut i,
-        Event::Timeout { step: "b".into() },
-        "flowc::runtime::not-pending",
+        Event::timeout(TimerId(99)),
+        "flowc::runtime::unknown-id",
     );
+    // a task id is not a timer id
+    refused(
+        &mut i,
+        Event::timeout(TimerId(3)),
+        "flowc::runtime::unknown-id",
+    );
+}
+
+/// The first visit's timer must not act on a later visit of the same step.
+#[test]
+fn a_stale_timer_does_not_act_on_a_later_visit() {
+    let f = flow(
+        "  - id: a\n    type: approval\n    assignees: { role: r }\n    timeout: 1h\n    onTimeout: escalate\n    escalateTo: { user: boss }\n    onReject: revise\n  - id: done\n    type: end\n    outcome: approved\n  - id: revise\n    type: approval\n    assignees: { user: me }\n    next: a\n",
+        "{}",
+    );
+    let (mut i, _) = start(&f, json!({}));
+    // rejected: the visit's timer is cancelled
+    assert_eq!(
+        i.apply(&reject_as_r("a"), 10).unwrap(),
+        vec![
+            close(1, "a", Gone::Rejected),
+            cancel_timer(2, "a"),
+            task("revise", vec![(3, user("me"))])
+        ]
+    );
+    assert_eq!(
+        i.apply(&approve("revise", "me"), 20).unwrap(),
+        vec![
+            close(3, "revise", Gone::Approved),
+            task("a", vec![(4, role("r"))]),
+            timer(5, "a", 3620)
+        ]
+    );
+    // the first visit's timer fires late: refused, the second visit is untouched
+    match i.apply(&Event::timeout(TimerId(2)), 3600).unwrap_err() {
+        RuntimeError::Stale { what, why, at } => {
+            assert_eq!(what, "timer 2 of step `a`");
+            assert_eq!((why, at), (Gone::StepEnded, 10));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(i.pending()[0].assignees, vec![role("r")]);
+    assert_eq!(i.pending()[0].timer, Some((TimerId(5), 3620)));
+    // its own timer escalates
+    assert_eq!(
+        i.apply(&Event::timeout(TimerId(5)), 3620).unwrap(),
+        vec![
+            close(4, "a", Gone::Escalated),
+            task("a", vec![(6, user("boss"))])
+        ]
+    );
+}
+
+fn reject_as_r(step: &str) -> Event {
+    Event::reject_as(step, "x", "r")
 }
 
 #[test]
@@ -355,7 +516,8 @@ fn service_task_retries_then_on_error() {
         "  - id: s\n    type: service-task\n    service: svc\n    timeout: 30s\n    retry: { max: 2, backoff: 5s }\n    onError: fix\n  - id: ok\n    type: end\n    outcome: approved\n  - id: fix\n    type: approval\n    assignees: { role: ops }\n",
         "{}",
     );
-    let call = |attempt, delay| Effect::CallService {
+    let call = |id, attempt, delay| Effect::CallService {
+        call: CallId(id),
         step: "s".into(),
         service: "svc".into(),
         attempt,
@@ -363,20 +525,51 @@ fn service_task_retries_then_on_error() {
         timeout_secs: Some(30),
     };
     let (mut i, fx) = start(&f, json!({}));
-    assert_eq!(fx, vec![call(1, 0)]);
+    assert_eq!(fx, vec![call(1, 1, 0), timer(2, "s", 30)]);
     refused(&mut i, approve("s", "x"), "flowc::runtime::not-pending");
-    let err = Event::ServiceError {
-        step: "s".into(),
-        error: "boom".into(),
-    };
-    assert_eq!(i.apply(&err, 1).unwrap(), vec![call(2, 5)]);
     assert_eq!(
-        i.apply(&Event::Timeout { step: "s".into() }, 2).unwrap(),
-        vec![call(3, 5)]
+        i.apply(&Event::service_error(CallId(1), "boom"), 1)
+            .unwrap(),
+        vec![cancel_timer(2, "s"), call(3, 2, 5), timer(4, "s", 36)]
+    );
+    // attempt 1's late answers are refused: they do not complete or fail attempt 2
+    refused(
+        &mut i,
+        Event::service_ok(CallId(1)),
+        "flowc::runtime::stale",
+    );
+    refused(
+        &mut i,
+        Event::service_error(CallId(1), "late"),
+        "flowc::runtime::stale",
+    );
+    refused_at(
+        &mut i,
+        Event::timeout(TimerId(4)),
+        35,
+        "flowc::runtime::not-due",
+    );
+    // attempt 2 times out: the call is abandoned, attempt 3 issued
+    assert_eq!(
+        i.apply(&Event::timeout(TimerId(4)), 36).unwrap(),
+        vec![
+            Effect::CancelService {
+                call: CallId(3),
+                step: "s".into()
+            },
+            call(5, 3, 5),
+            timer(6, "s", 71)
+        ]
+    );
+    refused(
+        &mut i,
+        Event::service_ok(CallId(3)),
+        "flowc::runtime::stale",
     );
     assert_eq!(
-        i.apply(&err, 3).unwrap(),
-        vec![task("fix", vec![role("ops")])]
+        i.apply(&Event::service_error(CallId(5), "boom"), 40)
+            .unwrap(),
+        vec![cancel_timer(6, "s"), task("fix", vec![(7, role("ops"))])]
     );
     assert_eq!(trace(&i), ["s:error", "fix:pending"]);
     assert_eq!(
@@ -385,8 +578,8 @@ fn service_task_retries_then_on_error() {
     );
     // success
     let (mut i, _) = start(&f, json!({}));
-    let fx = i.apply(&Event::ServiceOk { step: "s".into() }, 1).unwrap();
-    assert_eq!(fx, vec![done(Outcome::Approved)]);
+    let fx = i.apply(&Event::service_ok(CallId(1)), 1).unwrap();
+    assert_eq!(fx, vec![cancel_timer(2, "s"), done(Outcome::Approved)]);
     assert_eq!(trace(&i), ["s:completed", "ok:completed"]);
 }
 
@@ -398,13 +591,7 @@ fn service_error_without_on_error_is_an_incident() {
     );
     let (mut i, _) = start(&f, json!({}));
     let fx = i
-        .apply(
-            &Event::ServiceError {
-                step: "s".into(),
-                error: "down".into(),
-            },
-            1,
-        )
+        .apply(&Event::service_error(CallId(1), "down"), 1)
         .unwrap();
     assert_eq!(
         fx,
@@ -424,7 +611,7 @@ fn skip_conditions_and_fail_closed() {
     );
     let (i, fx) = start(&f, json!({"amount": 5, "count": 0}));
     // a skipped; b's condition divides by zero: not skipped (fail closed)
-    assert_eq!(fx, vec![task("b", vec![role("r")])]);
+    assert_eq!(fx, vec![task("b", vec![(1, role("r"))])]);
     assert_eq!(trace(&i), ["a:skipped", "b:pending"]);
     let c = i.trace()[0].condition.as_ref().unwrap();
     assert_eq!((c.text.as_str(), c.value), ("amount < 10", Some(true)));
@@ -493,16 +680,29 @@ fn parallel_join_all_and_any() {
     let (mut i, fx) = start(&f, json!({}));
     assert_eq!(
         fx,
-        vec![task("l", vec![user("lu")]), task("f", vec![user("fu")])]
+        vec![
+            task("l", vec![(1, user("lu"))]),
+            task("f", vec![(2, user("fu"))])
+        ]
     );
-    assert!(i.apply(&approve("f", "fu"), 1).unwrap().is_empty());
+    assert_eq!(
+        i.apply(&approve("f", "fu"), 1).unwrap(),
+        vec![close(2, "f", Gone::Approved)]
+    );
     assert_eq!(
         i.apply(&approve("l", "lu"), 2).unwrap(),
-        vec![task("l2", vec![user("lu2")])]
+        vec![
+            close(1, "l", Gone::Approved),
+            task("l2", vec![(3, user("lu2"))])
+        ]
     );
     assert_eq!(
         i.apply(&approve("l2", "lu2"), 3).unwrap(),
-        vec![notify.clone(), done(Outcome::Approved)]
+        vec![
+            close(3, "l2", Gone::Approved),
+            notify.clone(),
+            done(Outcome::Approved)
+        ]
     );
     assert_eq!(
         trace(&i),
@@ -519,7 +719,12 @@ fn parallel_join_all_and_any() {
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
         i.apply(&approve("f", "fu"), 1).unwrap(),
-        vec![cancel("l"), notify, done(Outcome::Approved)]
+        vec![
+            close(2, "f", Gone::Approved),
+            close(1, "l", Gone::Withdrawn),
+            notify,
+            done(Outcome::Approved)
+        ]
     );
     assert_eq!(
         trace(&i),
@@ -535,7 +740,11 @@ fn parallel_join_all_and_any() {
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
         i.apply(&reject("l", "lu"), 1).unwrap(),
-        vec![cancel("f"), done(Outcome::Rejected)]
+        vec![
+            close(1, "l", Gone::Rejected),
+            close(2, "f", Gone::Withdrawn),
+            done(Outcome::Rejected)
+        ]
     );
     assert_eq!(trace(&i), ["p:cancelled", "l:rejected", "f:cancelled"]);
 }
@@ -550,7 +759,12 @@ fn nested_parallel_join_any_cancels_inner_branches() {
     assert_eq!(fx.len(), 3);
     assert_eq!(
         i.apply(&approve("z", "zu"), 1).unwrap(),
-        vec![cancel("x"), cancel("y"), done(Outcome::Approved)]
+        vec![
+            close(3, "z", Gone::Approved),
+            close(1, "x", Gone::Withdrawn),
+            close(2, "y", Gone::Withdrawn),
+            done(Outcome::Approved)
+        ]
     );
     assert_eq!(
         trace(&i),
@@ -572,20 +786,43 @@ fn on_reject_loops_and_assignee_expressions() {
     );
     let (mut i, fx) = start(&f, json!({"approvers": ["a", "b", "a"], "applicant": "me"}));
     // duplicates removed, order kept
-    assert_eq!(fx, vec![task("review", vec![user("a"), user("b")])]);
+    assert_eq!(
+        fx,
+        vec![task("review", vec![(1, user("a")), (2, user("b"))])]
+    );
     assert_eq!(
         i.apply(&reject("review", "b"), 1).unwrap(),
-        vec![cancel("review"), task("revise", vec![user("me")])]
+        vec![
+            close(2, "review", Gone::Rejected),
+            close(1, "review", Gone::StepEnded),
+            task("revise", vec![(3, user("me"))])
+        ]
     );
     assert_eq!(
         i.apply(&approve("revise", "me"), 2).unwrap(),
-        vec![task("review", vec![user("a"), user("b")])]
+        vec![
+            close(3, "revise", Gone::Approved),
+            task("review", vec![(4, user("a")), (5, user("b"))])
+        ]
+    );
+    // the first visit's task answered late
+    refused(
+        &mut i,
+        Event::Approve {
+            step: "review".into(),
+            user: "a".into(),
+            role: None,
+            task: Some(TaskId(1)),
+            comment: None,
+        },
+        "flowc::runtime::stale",
     );
     let fx = i.apply(&approve("review", "a"), 3).unwrap();
     assert_eq!(
         fx,
         vec![
-            cancel("review"),
+            close(4, "review", Gone::Approved),
+            close(5, "review", Gone::StepEnded),
             Effect::Notify {
                 step: "notify".into(),
                 to: vec![user("me")],
@@ -622,7 +859,15 @@ fn cancel_withdraws_everything() {
             9,
         )
         .unwrap();
-    assert_eq!(fx, vec![cancel("a"), Effect::Cancelled]);
+    assert_eq!(
+        fx,
+        vec![
+            close(1, "a", Gone::Withdrawn),
+            close(2, "a", Gone::Withdrawn),
+            close(3, "a", Gone::Withdrawn),
+            Effect::Cancelled
+        ]
+    );
     assert_eq!(i.status(), &Status::Cancelled);
     assert_eq!(i.trace()[0].status, VisitStatus::Cancelled);
     assert_eq!(i.trace()[0].note.as_deref(), Some("withdrawn"));
@@ -644,10 +889,16 @@ fn event_errors_change_nothing() {
         approve("a", "stranger"),
         "flowc::runtime::not-assignee",
     );
+    // a task id is not a call id
     refused(
         &mut i,
-        Event::ServiceOk { step: "a".into() },
-        "flowc::runtime::not-pending",
+        Event::service_ok(CallId(1)),
+        "flowc::runtime::unknown-id",
+    );
+    refused(
+        &mut i,
+        Event::service_ok(CallId(77)),
+        "flowc::runtime::unknown-id",
     );
     let before = i.state().clone();
     let e = i.apply(&approve("a", "u2"), 5).unwrap_err();
@@ -745,7 +996,10 @@ fn state_round_trips_and_restores_only_on_its_version() {
     assert_eq!(back.state(), i.state());
     assert_eq!(
         back.apply(&approve("a", "u2"), 2).unwrap(),
-        vec![task("a", vec![user("u3")])]
+        vec![
+            close(2, "a", Gone::Approved),
+            task("a", vec![(3, user("u3"))])
+        ]
     );
     // another version of the "same" flow
     let other = flow(&USERS3.replace("MODE", "all"), "{ n: int }");
@@ -785,7 +1039,7 @@ fn trace_answers_why_an_instance_waits() {
     let json = serde_json::to_value(i.trace()).unwrap();
     assert_eq!(
         json[1],
-        json!({"step": "legal-review", "status": "pending", "assignees": [{"role": "legal"}], "enteredAt": 42})
+        json!({"step": "legal-review", "status": "pending", "assignees": [{"role": "legal"}], "from": 0, "enteredAt": 42})
     );
 }
 
@@ -833,14 +1087,14 @@ fn rejections_withdraw_only_tasks_that_are_open() {
     i.apply(&approve("a", "u1"), 1).unwrap();
     assert_eq!(
         i.apply(&reject("a", "u2"), 2).unwrap(),
-        vec![done(Outcome::Rejected)]
+        vec![close(2, "a", Gone::Rejected), done(Outcome::Rejected)]
     );
     // sequence: later assignees have no task yet
     let f = flow(&USERS3.replace("MODE", "sequence"), "{}");
     let (mut i, _) = start(&f, json!({}));
     assert_eq!(
         i.apply(&reject("a", "u1"), 1).unwrap(),
-        vec![done(Outcome::Rejected)]
+        vec![close(1, "a", Gone::Rejected), done(Outcome::Rejected)]
     );
 }
 
@@ -853,19 +1107,16 @@ fn explain_says_why_an_instance_waits() {
     let (mut i, _) = Instance::start(Arc::clone(&f), &json!({"amount": 60000.0}), 0).unwrap();
     i.apply(&approve_as("manager", "wang", "manager"), 10)
         .unwrap();
-    i.apply(
-        &Event::ServiceOk {
-            step: "check".into(),
-        },
-        20,
-    )
-    .unwrap();
+    i.apply(&Event::service_ok(CallId(2)), 20).unwrap();
     assert_eq!(
         i.explain("legal-review").unwrap(),
-        "`legal-review` is pending since t=20: waiting for role `legal`.
-  - `manager` completed; approve by wang as manager at t=10
-  - `check` completed: `amount < 100.0` (line 12, column 20) was false; service-ok by service at t=20
-  - `route` completed by rule 1: `amount > 50000.0` (line 16, column 15) was true
+        "`legal-review` is pending since t=20: waiting for role `legal` (task 3).
+How it got there:
+  - `manager` completed (t=0–10); approve by wang as manager at t=10
+  - `check` completed (t=10–20); `amount < 100.0` (line 12, column 20) was false; service-ok by service at t=20
+  - `route` completed (t=20–20) by rule 1; `amount > 50000.0` (line 16, column 15) was true
+At the step:
+  - `legal-review` pending (t=20)
 "
     );
     assert!(i.explain("done").is_none());
@@ -914,5 +1165,193 @@ fn direct_path_decision_errors_name_their_rule() {
                 "decision failed in rule 2 `100 / n > 1` (line 11, column 15): division by zero"
                     .into()
         }]
+    );
+}
+
+/// At-least-once delivery: the same message twice is reported as a duplicate and
+/// changes nothing; a different message with the same content is judged on its own.
+#[test]
+fn redelivered_events_are_duplicates() {
+    let f = flow(&USERS3.replace("MODE", "all"), "{}");
+    let (mut i, _) = start(&f, json!({}));
+    let e = approve("a", "u1");
+    assert_eq!(
+        i.apply_once("msg-1", &e, 5).unwrap(),
+        Applied::Effects(vec![close(1, "a", Gone::Approved)])
+    );
+    let before = i.state().clone();
+    assert_eq!(
+        i.apply_once("msg-1", &e, 6).unwrap(),
+        Applied::Duplicate { at: 5 }
+    );
+    assert_eq!(i.state(), &before);
+    // the same approval under a new message id is a stale answer, not a duplicate
+    let err = i.apply_once("msg-2", &e, 6).unwrap_err();
+    assert_eq!(
+        flowc::diagnostic::ErrorCode::code(&err),
+        "flowc::runtime::stale"
+    );
+    // ids survive a save and restore (they are the instance's own log)
+    let text = serde_json::to_string(i.state()).unwrap();
+    let mut back = Instance::restore(Arc::clone(&f), serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(
+        back.apply_once("msg-1", &e, 7).unwrap(),
+        Applied::Duplicate { at: 5 }
+    );
+    assert_eq!(back.state().log.len(), 1);
+    // a duplicate after the instance ended is still just a duplicate
+    back.apply_once("msg-3", &approve("a", "u2"), 8).unwrap();
+    back.apply_once("msg-4", &approve("a", "u3"), 9).unwrap();
+    assert_eq!(back.status().label(), "approved");
+    assert_eq!(
+        back.apply_once("msg-3", &approve("a", "u2"), 10).unwrap(),
+        Applied::Duplicate { at: 8 }
+    );
+    match back.apply(&approve("a", "u2"), 10).unwrap_err() {
+        RuntimeError::Finished { status } => assert_eq!(
+            status,
+            Status::Completed {
+                outcome: Outcome::Approved
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every state below is one no event sequence can produce: restore refuses each.
+#[test]
+fn restore_refuses_every_state_no_event_sequence_produces() {
+    let f = flow(
+        "  - id: p\n    type: parallel\n    branches:\n      - steps: [ { id: x, type: approval, assignees: { users: [x1, x2] }, mode: all } ]\n      - steps: [ { id: y, type: approval, assignees: { user: yu } } ]\n  - id: after\n    type: approval\n    assignees: { user: z }\n",
+        "{}",
+    );
+    let (mut i, _) = start(&f, json!({}));
+    i.apply(&approve("x", "x1"), 1).unwrap();
+    i.apply(&approve("y", "yu"), 2).unwrap();
+    let good = serde_json::to_value(i.state()).unwrap();
+    let restore = |v: &serde_json::Value| {
+        Instance::restore(Arc::clone(&f), serde_json::from_value(v.clone()).unwrap())
+    };
+    let corrupt = |v: serde_json::Value, what: &str| match restore(&v) {
+        Err(RuntimeError::CorruptState(m)) => m,
+        other => panic!("{what}: {other:?}"),
+    };
+    assert!(restore(&good).is_ok());
+    // an `all` step whose approved set was emptied
+    let mut v = good.clone();
+    v["tokens"][0]["wait"]["slots"][0]["approved"] = json!(false);
+    let m = corrupt(v, "approvals emptied");
+    assert!(
+        m.contains("first difference at `tokens[0].wait.slots[0].approved`"),
+        "{m}"
+    );
+    // a join whose done list was emptied
+    let mut v = good.clone();
+    v["joins"][0]["done"] = json!([false, false]);
+    corrupt(v, "join emptied");
+    // a dropped branch token
+    let mut v = good.clone();
+    v["tokens"] = json!([]);
+    corrupt(v, "token dropped");
+    // a duplicated token
+    let mut v = good.clone();
+    let t = v["tokens"][0].clone();
+    v["tokens"].as_array_mut().unwrap().push(t);
+    corrupt(v, "token duplicated");
+    // completed, with a token still open
+    let mut v = good.clone();
+    v["status"] = json!({"state": "completed", "outcome": "approved"});
+    corrupt(v, "completed with a token");
+    // a logged event removed, or the trace edited
+    let mut v = good.clone();
+    v["log"].as_array_mut().unwrap().pop();
+    corrupt(v, "log truncated");
+    let mut v = good.clone();
+    v["trace"][1]["status"] = json!("completed");
+    corrupt(v, "trace edited");
+    // a logged event that the flow refuses
+    let mut v = good.clone();
+    v["log"][0]["event"]["user"] = json!("mallory");
+    let m = corrupt(v, "forged event");
+    assert!(
+        m.starts_with("logged event 1 (`approve` at t=1) is refused on replay"),
+        "{m}"
+    );
+    // the version rewritten to another flow's: its step indices mean other steps
+    let other = flow(
+        "  - id: y\n    type: approval\n    assignees: { user: yu }\n  - id: x\n    type: approval\n    assignees: { users: [x1, x2] }\n  - id: p\n    type: end\n    outcome: approved\n",
+        "{}",
+    );
+    let mut v = good.clone();
+    v["version"] = serde_json::to_value(other.version()).unwrap();
+    let state: InstanceState = serde_json::from_value(v).unwrap();
+    assert!(matches!(
+        Instance::restore(Arc::clone(&other), state),
+        Err(RuntimeError::CorruptState(_))
+    ));
+    // another format
+    let mut v = good.clone();
+    v["format"] = json!(1);
+    assert!(matches!(
+        restore(&v),
+        Err(RuntimeError::UnsupportedFormat { found: 1, .. })
+    ));
+    assert_eq!(
+        flowc::diagnostic::ErrorCode::code(&restore(&v).unwrap_err()),
+        "flowc::runtime::unsupported-format"
+    );
+    // the same content under another revision restores
+    let mut v = good;
+    v["version"]["revision"] = json!(7);
+    assert!(restore(&v).is_ok());
+}
+
+/// `explain` lists only the visits on the path to the step, and the step's own acts,
+/// errors and cancellation note.
+#[test]
+fn explain_follows_the_path_and_says_why_a_branch_was_cancelled() {
+    let f = flow(
+        "  - id: p\n    type: parallel\n    join: any\n    branches:\n      - steps: [ { id: x, type: approval, assignees: { user: xu }, allowAddSigner: true } ]\n      - steps: [ { id: y, type: approval, assignees: { user: yu } } ]\n  - id: after\n    type: approval\n    assignees: { user: z }\n",
+        "{}",
+    );
+    let (mut i, _) = start(&f, json!({}));
+    i.apply(&Event::add_signer("x", "xu", "helper"), 1).unwrap();
+    i.apply(
+        &Event::Approve {
+            step: "y".into(),
+            user: "yu".into(),
+            role: None,
+            task: Some(TaskId(2)),
+            comment: Some("fine by me".into()),
+        },
+        2,
+    )
+    .unwrap();
+    assert_eq!(
+        i.explain("x").unwrap(),
+        "`x` is cancelled (t=2).
+How it got there:
+  - `p` completed (t=0–2)
+At the step:
+  - `x` cancelled (t=0–2); add-signer by xu (helper) at t=1; branch 2 finished first
+"
+    );
+    assert_eq!(
+        i.explain("after").unwrap(),
+        "`after` is pending since t=2: waiting for user `z` (task 4).
+How it got there:
+  - `p` completed (t=0–2)
+At the step:
+  - `after` pending (t=2)
+"
+    );
+    assert_eq!(
+        i.explain("y").unwrap(),
+        "`y` is completed (t=2).
+How it got there:
+  - `p` completed (t=0–2)
+At the step:
+  - `y` completed (t=0–2); approve by yu (fine by me) at t=2
+"
     );
 }

@@ -18,11 +18,16 @@ use std::sync::Arc;
 
 use flowc::compile::{CompiledFlow, Options, compile};
 use flowc::load::{LoadLimits, yaml};
-use flowc::runtime::{Event, Instance, InstanceState, Status};
+use std::collections::BTreeMap;
+
+use flowc::runtime::{
+    Applied, Assignee, Auto, CallId, Effect, Event, Instance, Outstanding, Status, TaskId, TimerId,
+};
 use flowc::span::SourceFile;
 use proptest::prelude::*;
 
 struct Case {
+    source: Arc<SourceFile>,
     flow: Arc<CompiledFlow>,
     contexts: Vec<serde_json::Value>,
     steps: Vec<String>,
@@ -48,12 +53,13 @@ fn cases() -> Vec<Case> {
             .map(|s| s["context"].clone())
             .collect();
         let flow_text = std::fs::read_to_string(root.join(format!("{stem}.yaml"))).unwrap();
-        let flow =
-            Arc::new(compile(&SourceFile::new(stem, flow_text), &Options::default()).unwrap());
+        let source = SourceFile::new(stem, flow_text);
+        let flow = Arc::new(compile(&source, &Options::default()).unwrap());
         let steps = (0..flow.nodes().len())
             .map(|i| flow.step(i).unwrap().id.value.clone())
             .collect();
         out.push(Case {
+            source,
             flow,
             contexts,
             steps,
@@ -63,98 +69,326 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// A random event over a small vocabulary: step index, user, role and kind.
-fn event(steps: &[String], (kind, step, who, role): (u8, usize, u8, u8)) -> Event {
-    let step = steps[step % steps.len()].clone();
-    let users = [
-        "u1", "legal-1", "legal-2", "alice", "bob", "cpo", "zhao.liu", "m",
-    ];
-    let roles = [
-        None,
-        Some("manager"),
-        Some("cfo"),
-        Some("legal"),
-        Some("it-helpdesk"),
-        Some("contract-owner"),
-        Some("finance-controller"),
-        Some("security-officer"),
-    ];
-    let user = users[who as usize % users.len()].to_owned();
-    let role = roles[role as usize % roles.len()].map(str::to_owned);
-    match kind % 8 {
-        0 | 1 => Event::Approve { step, user, role },
-        2 => Event::Reject {
-            step,
-            user,
-            role,
-            comment: None,
-        },
-        3 => Event::AddSigner {
-            step,
-            user,
-            role,
-            signer: "extra".into(),
-        },
-        4 => Event::ServiceOk { step },
-        5 => Event::ServiceError {
-            step,
-            error: "e".into(),
-        },
-        6 => Event::Timeout { step },
-        _ => Event::Cancel { reason: None },
+/// What a host holds after carrying out every effect: open tasks, running timers (with
+/// their due time) and outstanding calls. Timers and calls are done when their answer
+/// is delivered; tasks when a `close-task` says so.
+#[derive(Default, Clone, Debug)]
+struct Ledger {
+    tasks: BTreeMap<u32, (String, Assignee)>,
+    timers: BTreeMap<u32, u64>,
+    calls: BTreeMap<u32, String>,
+    /// Every id ever issued (for stale answers).
+    all_timers: Vec<(u32, u64)>,
+    all_calls: Vec<u32>,
+    all_tasks: Vec<(u32, String, Assignee)>,
+}
+
+impl Ledger {
+    fn carry_out(&mut self, effects: &[Effect]) {
+        for fx in effects {
+            match fx {
+                Effect::CreateTask { step, tasks } => {
+                    for t in tasks {
+                        assert!(
+                            self.tasks
+                                .insert(t.task.0, (step.clone(), t.assignee.clone()))
+                                .is_none()
+                        );
+                        self.all_tasks
+                            .push((t.task.0, step.clone(), t.assignee.clone()));
+                    }
+                }
+                Effect::CloseTask { task, .. } => {
+                    assert!(
+                        self.tasks.remove(&task.0).is_some(),
+                        "close of unknown {task}"
+                    );
+                }
+                Effect::StartTimer { timer, due_at, .. } => {
+                    assert!(self.timers.insert(timer.0, *due_at).is_none());
+                    self.all_timers.push((timer.0, *due_at));
+                }
+                Effect::CancelTimer { timer, .. } => {
+                    assert!(
+                        self.timers.remove(&timer.0).is_some(),
+                        "cancel of unknown {timer}"
+                    );
+                }
+                Effect::CallService { call, step, .. } => {
+                    assert!(self.calls.insert(call.0, step.clone()).is_none());
+                    self.all_calls.push(call.0);
+                }
+                Effect::CancelService { call, .. } => {
+                    assert!(
+                        self.calls.remove(&call.0).is_some(),
+                        "cancel of unknown {call}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The host delivered this answer: a timer or call is then done on its side.
+    fn delivered(&mut self, e: &Event) {
+        match e {
+            Event::Timeout { timer } => {
+                self.timers.remove(&timer.0);
+            }
+            Event::ServiceOk { call } | Event::ServiceError { call, .. } => {
+                self.calls.remove(&call.0);
+            }
+            _ => {}
+        }
+    }
+
+    fn matches(&self, o: &Outstanding) -> bool {
+        o.tasks.iter().map(|t| t.0).eq(self.tasks.keys().copied())
+            && o.timers.iter().map(|t| t.0).eq(self.timers.keys().copied())
+            && o.calls.iter().map(|t| t.0).eq(self.calls.keys().copied())
+    }
+}
+
+fn actor(a: &Assignee) -> (String, Option<String>) {
+    match a {
+        Assignee::User(u) => (u.clone(), None),
+        Assignee::Role(r) => ("member".to_owned(), Some(r.clone())),
+        _ => ("?".to_owned(), None),
+    }
+}
+
+/// One random event: mostly answers built from the ledger (live, stale, early), plus
+/// redeliveries, wrong actors, add-signers and cancels.
+fn event(
+    case: &Case,
+    ledger: &Ledger,
+    (kind, pick, who, early): (u8, usize, u8, bool),
+    now: u64,
+) -> (Event, u64) {
+    let users = ["u1", "legal-1", "legal-2", "alice", "bob", "zhao.liu", "m"];
+    let next = now + 1;
+    match kind % 12 {
+        0..=2 if !ledger.tasks.is_empty() => {
+            let (task, (step, a)) = ledger.tasks.iter().nth(pick % ledger.tasks.len()).unwrap();
+            let (user, role) = actor(a);
+            let task = if who % 2 == 0 {
+                Some(TaskId(*task))
+            } else {
+                None
+            };
+            let e = if kind % 12 == 2 {
+                Event::Reject {
+                    step: step.clone(),
+                    user,
+                    role,
+                    task,
+                    comment: None,
+                }
+            } else {
+                Event::Approve {
+                    step: step.clone(),
+                    user,
+                    role,
+                    task,
+                    comment: None,
+                }
+            };
+            (e, next)
+        }
+        3 if !ledger.all_tasks.is_empty() => {
+            // an answer to any task ever issued: often stale
+            let (task, step, a) = &ledger.all_tasks[pick % ledger.all_tasks.len()];
+            let (user, role) = actor(a);
+            let task = if who % 2 == 0 {
+                Some(TaskId(*task))
+            } else {
+                None
+            };
+            (
+                Event::Approve {
+                    step: step.clone(),
+                    user,
+                    role,
+                    task,
+                    comment: None,
+                },
+                next,
+            )
+        }
+        4 | 5 if !ledger.all_timers.is_empty() => {
+            let (timer, due) = ledger.all_timers[pick % ledger.all_timers.len()];
+            let at = if early {
+                now.max(due.saturating_sub(1))
+            } else {
+                now.max(due)
+            };
+            (
+                Event::Timeout {
+                    timer: TimerId(timer),
+                },
+                at,
+            )
+        }
+        6 | 7 if !ledger.all_calls.is_empty() => {
+            let call = CallId(ledger.all_calls[pick % ledger.all_calls.len()]);
+            if kind % 12 == 6 {
+                (Event::ServiceOk { call }, next)
+            } else {
+                (
+                    Event::ServiceError {
+                        call,
+                        error: "e".into(),
+                    },
+                    next,
+                )
+            }
+        }
+        8 if !ledger.tasks.is_empty() => {
+            let (task, (step, a)) = ledger.tasks.iter().nth(pick % ledger.tasks.len()).unwrap();
+            let (user, role) = actor(a);
+            let signer = users[who as usize % users.len()].to_owned();
+            (
+                Event::AddSigner {
+                    step: step.clone(),
+                    user,
+                    role,
+                    task: Some(TaskId(*task)),
+                    signer,
+                },
+                next,
+            )
+        }
+        9 => {
+            let step = case.steps[pick % case.steps.len()].clone();
+            let user = users[who as usize % users.len()].to_owned();
+            (
+                Event::Approve {
+                    step,
+                    user,
+                    role: None,
+                    task: None,
+                    comment: None,
+                },
+                next,
+            )
+        }
+        10 if pick % 5 == 0 => (Event::Cancel { reason: None }, next),
+        _ => {
+            let step = case.steps[pick % case.steps.len()].clone();
+            (
+                Event::Reject {
+                    step,
+                    user: "m".into(),
+                    role: Some("manager".into()),
+                    task: None,
+                    comment: None,
+                },
+                next,
+            )
+        }
     }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
+    /// Random events (live, stale, early, duplicate and late answers built from earlier
+    /// effects' ids) on every example: a refused event changes nothing; after every
+    /// accepted one the host's ledger equals what the instance says is outstanding; at
+    /// the end nothing is open; and an instance saved and restored after every event
+    /// (onto a freshly compiled copy of the flow, as in a new process) continues with
+    /// exactly the same effects and states.
     #[test]
     fn random_events_keep_every_invariant(
         which in 0usize..6,
         ctx in 0usize..8,
-        events in proptest::collection::vec((any::<u8>(), 0usize..32, any::<u8>(), any::<u8>()), 0..40),
+        events in proptest::collection::vec((any::<u8>(), 0usize..64, any::<u8>(), any::<bool>()), 0..40),
+        redeliver in proptest::collection::vec(0usize..40, 0..6),
     ) {
         thread_local! { static CASES: Vec<Case> = cases(); }
         CASES.with(|cases| {
             let case = &cases[which % cases.len()];
             let context = &case.contexts[ctx % case.contexts.len()];
-            let (mut inst, _) = Instance::start(Arc::clone(&case.flow), context, 0).unwrap();
-            for (t, e) in events.iter().enumerate() {
-                // a few events answer what is actually pending, so that runs get deep
-                let e = if e.0 % 3 == 0 && let Some(p) = inst.pending().into_iter().next() {
-                    match (p.mode, p.assignees.first()) {
-                        (None, _) => Event::ServiceOk { step: p.step },
-                        (Some(_), Some(flowc::runtime::Assignee::User(u))) => Event::Approve { step: p.step, user: u.clone(), role: None },
-                        (Some(_), Some(flowc::runtime::Assignee::Role(r))) => Event::Approve { step: p.step, user: "x".into(), role: Some(r.clone()) },
-                        (Some(_), None) => event(&case.steps, *e),
+            let (mut inst, effects) = Instance::start(Arc::clone(&case.flow), context, 0).unwrap();
+            let mut ledger = Ledger::default();
+            ledger.carry_out(&effects);
+            prop_assert!(ledger.matches(&inst.outstanding()));
+            let mut delivered: Vec<(String, Event, u64)> = Vec::new();
+            for (n, e) in events.iter().enumerate() {
+                // sometimes redeliver an earlier accepted message (at-least-once queues)
+                let (id, event, at) = match redeliver.iter().find(|r| **r == n) {
+                    Some(_) if !delivered.is_empty() => {
+                        let (id, ev, _) = delivered[e.1 % delivered.len()].clone();
+                        (id, ev, inst.state().now() + 1)
                     }
-                } else {
-                    event(&case.steps, *e)
+                    _ => {
+                        let (ev, at) = event(case, &ledger, *e, inst.state().now());
+                        (format!("m{n}"), ev, at)
+                    }
                 };
                 let before = inst.state().clone();
                 let was_running = *inst.status() == Status::Running;
-                match inst.apply(&e, t as u64 + 1) {
-                    Ok(_) => {
-                        prop_assert!(was_running, "an ended instance took {e:?}");
+                // the same event on an instance restored from the saved state
+                let saved = serde_json::to_string(inst.state()).unwrap();
+                let fresh = Arc::new(compile(&case.source, &Options::default()).unwrap());
+                let mut twin = Instance::restore(fresh, serde_json::from_str(&saved).unwrap()).unwrap();
+                let r = inst.apply_once(&id, &event, at);
+                let r2 = twin.apply_once(&id, &event, at);
+                prop_assert_eq!(&r, &r2);
+                prop_assert_eq!(twin.state(), inst.state());
+                match r {
+                    Ok(Applied::Effects(effects)) => {
+                        prop_assert!(was_running, "an ended instance took {event:?}");
                         prop_assert!(inst.trace().len() >= before.trace.len());
-                        // visits that had ended stay as they were
                         for (a, b) in before.trace.iter().zip(inst.trace()) {
                             if a.ended_at.is_some() {
                                 prop_assert_eq!(a, b);
                             }
                         }
+                        ledger.delivered(&event);
+                        ledger.carry_out(&effects);
+                        delivered.push((id, event, at));
                     }
+                    Ok(Applied::Duplicate { .. }) => prop_assert_eq!(inst.state(), &before),
+                    Ok(_) => unreachable!(),
                     Err(_) => prop_assert_eq!(inst.state(), &before),
                 }
+                prop_assert!(ledger.matches(&inst.outstanding()), "ledger {:?} vs instance {:?}", ledger, inst.outstanding());
                 // nothing pending once ended; something pending while running
                 prop_assert_eq!(inst.pending().is_empty(), *inst.status() != Status::Running);
-                let text = serde_json::to_string(inst.state()).unwrap();
-                let state: InstanceState = serde_json::from_str(&text).unwrap();
-                let back = Instance::restore(Arc::clone(&case.flow), state).unwrap();
-                prop_assert_eq!(back.state(), inst.state());
+            }
+            if *inst.status() != Status::Running {
+                prop_assert!(ledger.tasks.is_empty() && ledger.timers.is_empty() && ledger.calls.is_empty());
             }
             Ok(())
         })?;
+    }
+}
+
+/// Running every example to its end (all approve, then all reject) leaves nothing open,
+/// and a host following the effects holds exactly what the instance says at each step.
+#[test]
+fn auto_runs_leave_nothing_open() {
+    for case in cases() {
+        for ctx in &case.contexts {
+            for auto in [Auto::Approve, Auto::Reject] {
+                let (mut inst, effects) = Instance::start(Arc::clone(&case.flow), ctx, 0).unwrap();
+                let mut ledger = Ledger::default();
+                ledger.carry_out(&effects);
+                for (e, fx) in inst.auto_answer(auto, 0, 1000).unwrap() {
+                    ledger.delivered(&e);
+                    ledger.carry_out(&fx);
+                }
+                assert!(ledger.matches(&inst.outstanding()));
+                if *inst.status() != Status::Running {
+                    assert!(
+                        ledger.tasks.is_empty()
+                            && ledger.timers.is_empty()
+                            && ledger.calls.is_empty()
+                    );
+                }
+            }
+        }
     }
 }
 

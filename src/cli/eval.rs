@@ -1,23 +1,61 @@
-//! `flowc eval`: run one instance from a context, events and/or automatic answers.
+//! `flowc eval` and `flowc explain`: run one instance from a context, events and/or
+//! automatic answers.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use flowc::runtime::{Auto, Event, Instance, RuntimeError, Visit};
+use flowc::diagnostic::ErrorCode as _;
+use flowc::runtime::{Applied, Auto, Effect, Event, Instance, RuntimeError, Visit};
 
 use super::{EXIT_FAILURE, EXIT_FINDINGS, render_error};
 
 /// Automatic answers after the events: at most this many.
 pub const MAX_AUTO_EVENTS: usize = 10_000;
 
+/// An event as a file gives it: ready, or naming "the timer / call of step X" (resolved
+/// against the instance when it is applied, so files need not spell ids).
+pub enum Script {
+    /// A complete event.
+    Ready(Event),
+    /// `{type: timeout, step: X}`: the latest timer issued for step X.
+    TimerOf(String),
+    /// `{type: service-ok, step: X}`: the latest call issued for step X.
+    CallOk(String),
+    /// `{type: service-error, step: X, error}`.
+    CallError(String, String),
+}
+
 /// One event of an events file: the event, and optionally its logical time.
 pub struct TimedEvent {
     /// Logical time (default: one after the previous event).
     pub at: Option<u64>,
+    /// The delivery id (redelivery of an applied id is a no-op).
+    pub id: Option<String>,
     /// The event.
-    pub event: Event,
+    pub event: Script,
     /// The error code the event is expected to fail with (scenarios only).
     pub expect_error: Option<String>,
+}
+
+impl TimedEvent {
+    /// The event, with "the timer / call of step X" resolved against `inst`.
+    pub fn resolve(&self, inst: &Instance) -> Result<Event, String> {
+        match &self.event {
+            Script::Ready(e) => Ok(e.clone()),
+            Script::TimerOf(step) => inst
+                .timer_of(step)
+                .map(Event::timeout)
+                .ok_or_else(|| format!("step `{step}` has started no timer")),
+            Script::CallOk(step) => inst
+                .call_of(step)
+                .map(Event::service_ok)
+                .ok_or_else(|| format!("step `{step}` has made no service call")),
+            Script::CallError(step, error) => inst
+                .call_of(step)
+                .map(|c| Event::service_error(c, error))
+                .ok_or_else(|| format!("step `{step}` has made no service call")),
+        }
+    }
 }
 
 /// Reads events from JSON (`[{"type": "approve", ...}, ...]`).
@@ -29,30 +67,59 @@ pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let mut obj = item.clone();
-            let (at, expect_error) = match &mut obj {
-                serde_json::Value::Object(m) => {
-                    let at = match m.remove("at") {
-                        None => None,
-                        Some(serde_json::Value::Number(n)) if n.is_u64() => n.as_u64(),
-                        Some(other) => {
-                            return Err(format!(
-                                "event {}: `at` must be a non-negative integer, found {other}",
-                                i + 1
-                            ));
-                        }
-                    };
-                    let expect = m
-                        .remove("expectError")
-                        .and_then(|e| e.as_str().map(str::to_owned));
-                    (at, expect)
-                }
-                _ => return Err(format!("event {}: must be an object", i + 1)),
+            let serde_json::Value::Object(m) = item else {
+                return Err(format!("event {}: must be an object", i + 1));
             };
-            let event: Event =
-                serde_json::from_value(obj).map_err(|e| format!("event {}: {e}", i + 1))?;
+            let mut m = m.clone();
+            let at = match m.remove("at") {
+                None => None,
+                Some(serde_json::Value::Number(n)) if n.is_u64() => n.as_u64(),
+                Some(other) => {
+                    return Err(format!(
+                        "event {}: `at` must be a non-negative integer, found {other}",
+                        i + 1
+                    ));
+                }
+            };
+            let id = match m.remove("id") {
+                None => None,
+                Some(serde_json::Value::String(s)) => Some(s),
+                Some(other) => {
+                    return Err(format!(
+                        "event {}: `id` must be a string, found {other}",
+                        i + 1
+                    ));
+                }
+            };
+            let expect_error = m
+                .remove("expectError")
+                .and_then(|e| e.as_str().map(str::to_owned));
+            let kind = m.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+            let by_step = |key: &str| {
+                if m.contains_key(key) {
+                    None
+                } else {
+                    m.get("step").and_then(|s| s.as_str()).map(str::to_owned)
+                }
+            };
+            let event = match (kind, by_step("timer"), by_step("call")) {
+                ("timeout", Some(step), _) => Script::TimerOf(step),
+                ("service-ok", _, Some(step)) => Script::CallOk(step),
+                ("service-error", _, Some(step)) => Script::CallError(
+                    step,
+                    m.get("error")
+                        .and_then(|e| e.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+                _ => Script::Ready(
+                    serde_json::from_value(serde_json::Value::Object(m))
+                        .map_err(|e| format!("event {}: {e}", i + 1))?,
+                ),
+            };
             Ok(TimedEvent {
                 at,
+                id,
                 event,
                 expect_error,
             })
@@ -60,13 +127,81 @@ pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
         .collect()
 }
 
-/// The result object of SPEC §5.
-pub fn summary(inst: &Instance) -> serde_json::Value {
-    let trace: Vec<serde_json::Value> = inst.trace().iter().map(trace_entry).collect();
+/// What applying one scripted event gave.
+pub enum Outcome {
+    /// Applied, with these effects.
+    Applied(Vec<Effect>),
+    /// A redelivered id: nothing changed.
+    Duplicate,
+}
+
+/// Why a scripted event did not apply: a runtime error, or a step-named timer or call
+/// that does not exist.
+pub enum Refusal {
+    /// The instance refused it.
+    Runtime(RuntimeError),
+    /// The file names something the instance never issued.
+    Script(String),
+}
+
+impl Refusal {
+    /// The code (`flowc::runtime::stale`, or `flowc::eval::no-such-id`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Runtime(e) => e.code(),
+            Refusal::Script(_) => "flowc::eval::no-such-id",
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Runtime(e) => e.to_string(),
+            Refusal::Script(m) => m.clone(),
+        }
+    }
+}
+
+/// Applies one scripted event at `at`.
+pub fn apply_one(inst: &mut Instance, e: &TimedEvent, at: u64) -> Result<Outcome, Refusal> {
+    let event = e.resolve(inst).map_err(Refusal::Script)?;
+    match &e.id {
+        Some(id) => match inst.apply_once(id, &event, at) {
+            Ok(Applied::Effects(fx)) => Ok(Outcome::Applied(fx)),
+            Ok(_) => Ok(Outcome::Duplicate),
+            Err(err) => Err(Refusal::Runtime(err)),
+        },
+        None => inst
+            .apply(&event, at)
+            .map(Outcome::Applied)
+            .map_err(Refusal::Runtime),
+    }
+}
+
+/// The result object of SPEC §5; with `full`, each trace entry is the whole visit
+/// (acts, notes, conditions with their values or errors, times).
+pub fn summary(inst: &Instance, full: bool) -> serde_json::Value {
+    let trace: Vec<serde_json::Value> = inst
+        .trace()
+        .iter()
+        .map(|v| {
+            if full {
+                serde_json::to_value(v).unwrap_or_default()
+            } else {
+                trace_entry(v)
+            }
+        })
+        .collect();
     let pending: Vec<serde_json::Value> = inst
         .pending()
         .into_iter()
-        .map(|p| serde_json::json!({"step": p.step, "assignees": p.assignees}))
+        .map(|p| {
+            if full {
+                serde_json::to_value(&p).unwrap_or_default()
+            } else {
+                serde_json::json!({"step": p.step, "assignees": p.assignees})
+            }
+        })
         .collect();
     let mut out = serde_json::json!({
         "outcome": inst.status().label(),
@@ -93,18 +228,15 @@ pub fn trace_entry(v: &Visit) -> serde_json::Value {
     e
 }
 
-/// Applies the events; an event error is returned with its 1-based position.
-fn apply_events(
-    inst: &mut Instance,
-    events: &[TimedEvent],
-    start_at: u64,
-) -> Result<u64, (usize, RuntimeError)> {
-    let mut at = start_at;
-    for (i, e) in events.iter().enumerate() {
-        at = e.at.unwrap_or(at + 1);
-        inst.apply(&e.event, at).map_err(|err| (i + 1, err))?;
+/// Effects as JSON, each with `event`: the 1-based event that caused it (0: the start).
+fn push_effects(out: &mut Vec<serde_json::Value>, event: usize, effects: &[Effect]) {
+    for fx in effects {
+        let mut v = serde_json::to_value(fx).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("event".to_owned(), serde_json::json!(event));
+        }
+        out.push(v);
     }
-    Ok(at)
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {
@@ -112,63 +244,157 @@ fn read_json(path: &Path) -> Result<serde_json::Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))
 }
 
-pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto>) -> u8 {
-    let compiled = match super::check::load_one(flow) {
-        Ok(f) => Arc::new(f),
-        Err(code) => return code,
-    };
-    let ctx = match read_json(context) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
+/// A started instance with its events applied, or why it stopped.
+struct Ran {
+    inst: Instance,
+    effects: Vec<serde_json::Value>,
+    error: Option<(usize, Refusal)>,
+    at: u64,
+}
+
+/// Loads the flow, context and events and runs them; `Err` is an exit code (already
+/// reported).
+fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ran, u8> {
+    let compiled = Arc::new(super::check::load_one(flow)?);
+    let ctx = read_json(context).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_FAILURE
+    })?;
     let events = match events.map(read_json).transpose() {
         Ok(None) => Vec::new(),
-        Ok(Some(v)) => match parse_events(&v) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!(
-                    "error: {}: {e}",
-                    events.map_or(String::new(), |p| p.display().to_string())
-                );
-                return EXIT_FINDINGS;
-            }
-        },
+        Ok(Some(v)) => parse_events(&v).map_err(|e| {
+            eprintln!(
+                "error: {}: {e}",
+                events.map_or(String::new(), |p| p.display().to_string())
+            );
+            EXIT_FINDINGS
+        })?,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_FAILURE;
+            return Err(EXIT_FAILURE);
         }
     };
-    let mut inst = match Instance::start(compiled, &ctx, 0) {
-        Ok((i, _)) => i,
-        Err(e) => {
-            eprintln!("{}", render_error(&format!("{}", context.display()), &e));
-            return EXIT_FINDINGS;
+    let (mut inst, start) = Instance::start(compiled, &ctx, 0).map_err(|e| {
+        eprintln!("{}", render_error(&format!("{}", context.display()), &e));
+        EXIT_FINDINGS
+    })?;
+    let mut effects = Vec::new();
+    push_effects(&mut effects, 0, &start);
+    let mut at = 0;
+    for (i, e) in events.iter().enumerate() {
+        at = e.at.unwrap_or(at + 1);
+        match apply_one(&mut inst, e, at) {
+            Ok(Outcome::Applied(fx)) => push_effects(&mut effects, i + 1, &fx),
+            Ok(Outcome::Duplicate) => {}
+            Err(r) => {
+                return Ok(Ran {
+                    inst,
+                    effects,
+                    error: Some((i + 1, r)),
+                    at,
+                });
+            }
         }
-    };
-    let at = match apply_events(&mut inst, &events, 0) {
-        Ok(at) => at,
-        Err((n, e)) => {
-            eprintln!("{}", render_error(&format!("event {n}"), &e));
-            return EXIT_FINDINGS;
-        }
-    };
-    if let Some(auto) = auto
-        && let Err(e) = inst.auto_answer(auto, at, MAX_AUTO_EVENTS)
-    {
-        eprintln!("{}", render_error("automatic answer", &e));
-        return EXIT_FAILURE;
     }
-    match serde_json::to_string_pretty(&summary(&inst)) {
+    Ok(Ran {
+        inst,
+        effects,
+        error: None,
+        at,
+    })
+}
+
+pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto>) -> u8 {
+    let mut ran = match load_and_run(flow, context, events) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut code = 0;
+    if ran.error.is_none()
+        && let Some(auto) = auto
+    {
+        let first = ran.inst.state().log.len() + 1;
+        match ran.inst.auto_answer(auto, ran.at, MAX_AUTO_EVENTS) {
+            Ok(applied) => {
+                for (n, (_, fx)) in applied.iter().enumerate() {
+                    push_effects(&mut ran.effects, first + n, fx);
+                }
+            }
+            Err(e) => {
+                eprintln!("{}", render_error("automatic answer", &e));
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    let mut out = summary(&ran.inst, true);
+    if let Some(m) = out.as_object_mut() {
+        m.insert(
+            "effects".to_owned(),
+            serde_json::Value::Array(std::mem::take(&mut ran.effects)),
+        );
+        if let Some((n, r)) = &ran.error {
+            m.insert(
+                "error".to_owned(),
+                serde_json::json!({"code": r.code(), "message": r.message(), "event": n}),
+            );
+            if let Refusal::Runtime(e) = r {
+                eprintln!("{}", render_error(&format!("event {n}"), e));
+            } else {
+                eprintln!("event {n}: error[{}]: {}", r.code(), r.message());
+            }
+            code = EXIT_FINDINGS;
+        }
+    }
+    match serde_json::to_string_pretty(&out) {
         Ok(s) => {
             outln!("{s}");
-            0
+            code
         }
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_FAILURE
         }
+    }
+}
+
+/// `flowc explain`: why the instance stands where it does at `step`.
+pub fn explain(flow: &Path, context: &Path, events: Option<&Path>, step: &str) -> u8 {
+    let ran = match load_and_run(flow, context, events) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let Some((n, r)) = &ran.error {
+        eprintln!(
+            "event {n}: error[{}]: {} (explaining the instance before it)",
+            r.code(),
+            r.message()
+        );
+    }
+    if ran.inst.flow().step_index(step).is_none() {
+        let flow = ran.inst.flow();
+        let ids: Vec<&str> = (0..flow.nodes().len())
+            .filter_map(|i| flow.step(i).map(|s| s.id.value.as_str()))
+            .collect();
+        let help = flowc::diagnostic::did_you_mean(step, ids)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        eprintln!("error: the flow has no step `{step}`{help}");
+        return EXIT_FINDINGS;
+    }
+    match ran.inst.explain(step) {
+        Some(text) => {
+            out!("{text}");
+        }
+        None => {
+            outln!(
+                "`{step}` was never entered; the instance is {}.",
+                ran.inst.status().label()
+            );
+        }
+    }
+    if ran.error.is_some() {
+        EXIT_FINDINGS
+    } else {
+        0
     }
 }

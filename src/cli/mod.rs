@@ -109,6 +109,20 @@ enum Command {
         #[arg(long, value_enum)]
         auto: Option<AutoArg>,
     },
+    /// Explain, in words, where an instance stands at a step and how it got there.
+    Explain {
+        /// The flow file.
+        flow: PathBuf,
+        /// The instance context (a JSON object).
+        #[arg(long)]
+        context: PathBuf,
+        /// Events to apply, in order (a JSON list, as for `eval`).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// The step to explain.
+        #[arg(long)]
+        step: String,
+    },
     /// Show what changes between two versions of a flow: steps, conditions, context, edges.
     Diff {
         /// The old version.
@@ -156,7 +170,7 @@ impl From<AutoArg> for flowc::runtime::Auto {
 pub fn render_error(what: &str, e: &flowc::runtime::RuntimeError) -> String {
     use miette::Diagnostic as _;
     use std::fmt::Write as _;
-    let code = e.code().map(|c| c.to_string()).unwrap_or_default();
+    let code = flowc::diagnostic::ErrorCode::code(e);
     let mut s = format!("{what}: error[{code}]: {e}");
     if let Some(h) = e.help() {
         let _ = write!(s, "\n  help: {h}");
@@ -187,6 +201,12 @@ pub fn main() -> ExitCode {
             events,
             auto,
         } => eval::run(&flow, &context, events.as_deref(), auto.map(Into::into)),
+        Command::Explain {
+            flow,
+            context,
+            events,
+            step,
+        } => eval::explain(&flow, &context, events.as_deref(), &step),
         Command::Test { paths } => test::run(&paths),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
         Command::Watch { dir, debounce_ms } => watch::run(&dir, debounce_ms),

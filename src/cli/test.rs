@@ -22,7 +22,7 @@ use flowc::compile::CompiledFlow;
 use flowc::load::{LoadLimits, yaml};
 use flowc::runtime::{Auto, Instance};
 
-use super::eval::{MAX_AUTO_EVENTS, parse_events, summary};
+use super::eval::{MAX_AUTO_EVENTS, apply_one, parse_events, summary};
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 /// One scenario's failure: what differed.
@@ -203,7 +203,7 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     let mut at = 0;
     for (i, e) in events.iter().enumerate() {
         at = e.at.unwrap_or(at + 1);
-        let r = inst.apply(&e.event, at);
+        let r = apply_one(&mut inst, e, at);
         match (&r, &e.expect_error) {
             (Ok(_), None) => {}
             (Ok(_), Some(code)) => fails.push(format!(
@@ -211,10 +211,9 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
                 i + 1
             )),
             (Err(err), want) => {
-                use miette::Diagnostic as _;
-                let code = err.code().map(|c| c.to_string()).unwrap_or_default();
-                if want.as_deref() != Some(code.as_str()) {
-                    fails.push(format!("event {}: {err} [{code}]", i + 1));
+                let code = err.code();
+                if want.as_deref() != Some(code) {
+                    fails.push(format!("event {}: {} [{code}]", i + 1, err.message()));
                 }
             }
         }
@@ -224,7 +223,7 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     {
         fails.push(format!("automatic answer failed: {e}"));
     }
-    let got = summary(&inst);
+    let got = summary(&inst, false);
     for key in ["outcome", "pending", "incident"] {
         if let Some(want) = expect.get(key) {
             let none = serde_json::Value::Null;

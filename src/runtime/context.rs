@@ -74,6 +74,18 @@ pub enum ContextError {
     },
 }
 
+impl crate::diagnostic::ErrorCode for ContextError {
+    fn code(&self) -> &'static str {
+        match self {
+            ContextError::NotAnObject { .. } => "flowc::runtime::context-not-object",
+            ContextError::Missing { .. } => "flowc::runtime::missing-field",
+            ContextError::WrongType { .. } => "flowc::runtime::wrong-type",
+            ContextError::NotAllowed { .. } => "flowc::runtime::not-allowed",
+            ContextError::Unknown { .. } => "flowc::runtime::unknown-field",
+        }
+    }
+}
+
 fn json_kind(v: &serde_json::Value) -> &'static str {
     use serde_json::Value as J;
     match v {

@@ -10,6 +10,7 @@ use super::context::ContextError;
 /// Someone a task is for: a role the host resolves, or one user.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Assignee {
     /// A role (any member may act, the event names the role).
     Role(String),
@@ -26,13 +27,105 @@ impl std::fmt::Display for Assignee {
     }
 }
 
+/// The id of one task (one assignee's work item at one visit of an approval step).
+///
+/// Ids are numbers unique within an instance and deterministic: replaying the same
+/// events on the same version gives the same ids. Hosts key them by instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u32);
+
+/// The id of one timer (an approval's `timeout`, or one service call's timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TimerId(pub u32);
+
+/// The id of one service call attempt (each retry gets a new one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallId(pub u32);
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "task {}", self.0)
+    }
+}
+
+impl std::fmt::Display for TimerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timer {}", self.0)
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call {}", self.0)
+    }
+}
+
+/// One task of a [`Effect::CreateTask`]: its id and who it is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRef {
+    /// The task's id (answers may name it).
+    pub task: TaskId,
+    /// Who it is for.
+    pub assignee: Assignee,
+}
+
+/// Why a task, timer or call stopped being live (in [`Effect::CloseTask`] and in
+/// [`RuntimeError::Stale`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Gone {
+    /// Its answer came: the assignee approved.
+    Approved,
+    /// Its answer came: the assignee rejected.
+    Rejected,
+    /// The timer fired.
+    Fired,
+    /// The call's answer came (ok or error).
+    Answered,
+    /// The step's visit ended another way (decided by others, timed out, passed).
+    StepEnded,
+    /// The task was handed to `escalateTo`.
+    Escalated,
+    /// The call's timer fired before its answer.
+    TimedOut,
+    /// The branch lost a `join: any`, or the instance ended, was cancelled or stopped on
+    /// an incident.
+    Withdrawn,
+}
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Gone::Approved => "its assignee approved",
+            Gone::Rejected => "its assignee rejected",
+            Gone::Fired => "it fired",
+            Gone::Answered => "its answer was applied",
+            Gone::StepEnded => "its step's visit ended",
+            Gone::Escalated => "the task was escalated",
+            Gone::TimedOut => "the call timed out",
+            Gone::Withdrawn => "it was withdrawn (branch lost, or the instance ended)",
+        })
+    }
+}
+
 /// What the host tells an instance.
+///
+/// Answers name what they answer: a `timeout` its [`TimerId`], a service result its
+/// [`CallId`]; approve, reject and add-signer name the step and the user (and may name
+/// the [`TaskId`]). Deliver with [`Instance::apply_once`](super::Instance::apply_once)
+/// and an id to make redelivery harmless.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
     rename_all = "kebab-case",
     rename_all_fields = "camelCase"
 )]
+#[non_exhaustive]
 pub enum Event {
     /// An assignee approves.
     Approve {
@@ -43,6 +136,12 @@ pub enum Event {
         /// The role they act in, when the task is for a role.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<String>,
+        /// The task answered (optional: found by step and user otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskId>,
+        /// A comment (kept in the trace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
     },
     /// An assignee rejects.
     Reject {
@@ -53,11 +152,14 @@ pub enum Event {
         /// The role they act in.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<String>,
+        /// The task answered (optional).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskId>,
         /// Why (kept in the trace).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
     },
-    /// An assignee adds a signer to a pending approval (`allowAddSigner`).
+    /// A current assignee adds a signer to a pending approval (`allowAddSigner`).
     AddSigner {
         /// The approval step.
         step: String,
@@ -66,26 +168,29 @@ pub enum Event {
         /// The role they act in.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<String>,
+        /// The adder's task (optional).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskId>,
         /// The user added.
         signer: String,
     },
     /// A service call succeeded.
     ServiceOk {
-        /// The service-task step.
-        step: String,
+        /// The call answered (from [`Effect::CallService`]).
+        call: CallId,
     },
     /// A service call failed.
     ServiceError {
-        /// The service-task step.
-        step: String,
+        /// The call answered.
+        call: CallId,
         /// The host's error text (kept in the trace).
         #[serde(default)]
         error: String,
     },
-    /// A step's timer fired.
+    /// A timer fired (at or after its `dueAt`).
     Timeout {
-        /// The step.
-        step: String,
+        /// The timer (from [`Effect::StartTimer`]).
+        timer: TimerId,
     },
     /// The instance is withdrawn.
     Cancel {
@@ -95,46 +200,179 @@ pub enum Event {
     },
 }
 
-/// What the host must do.
+impl Event {
+    /// `user` approves `step`.
+    #[must_use]
+    pub fn approve(step: &str, user: &str) -> Self {
+        Event::Approve {
+            step: step.to_owned(),
+            user: user.to_owned(),
+            role: None,
+            task: None,
+            comment: None,
+        }
+    }
+
+    /// `user` approves `step` acting in `role`.
+    #[must_use]
+    pub fn approve_as(step: &str, user: &str, role: &str) -> Self {
+        Event::Approve {
+            step: step.to_owned(),
+            user: user.to_owned(),
+            role: Some(role.to_owned()),
+            task: None,
+            comment: None,
+        }
+    }
+
+    /// `user` rejects `step`.
+    #[must_use]
+    pub fn reject(step: &str, user: &str) -> Self {
+        Event::Reject {
+            step: step.to_owned(),
+            user: user.to_owned(),
+            role: None,
+            task: None,
+            comment: None,
+        }
+    }
+
+    /// `user` rejects `step` acting in `role`.
+    #[must_use]
+    pub fn reject_as(step: &str, user: &str, role: &str) -> Self {
+        Event::Reject {
+            step: step.to_owned(),
+            user: user.to_owned(),
+            role: Some(role.to_owned()),
+            task: None,
+            comment: None,
+        }
+    }
+
+    /// `user` adds `signer` to `step`.
+    #[must_use]
+    pub fn add_signer(step: &str, user: &str, signer: &str) -> Self {
+        Event::AddSigner {
+            step: step.to_owned(),
+            user: user.to_owned(),
+            role: None,
+            task: None,
+            signer: signer.to_owned(),
+        }
+    }
+
+    /// The timer fired.
+    #[must_use]
+    pub fn timeout(timer: TimerId) -> Self {
+        Event::Timeout { timer }
+    }
+
+    /// The call succeeded.
+    #[must_use]
+    pub fn service_ok(call: CallId) -> Self {
+        Event::ServiceOk { call }
+    }
+
+    /// The call failed.
+    #[must_use]
+    pub fn service_error(call: CallId, error: &str) -> Self {
+        Event::ServiceError {
+            call,
+            error: error.to_owned(),
+        }
+    }
+
+    /// The instance is cancelled.
+    #[must_use]
+    pub fn cancel(reason: Option<&str>) -> Self {
+        Event::Cancel {
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    /// The kind, as in JSON (`approve`, `timeout`, ...).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Approve { .. } => "approve",
+            Event::Reject { .. } => "reject",
+            Event::AddSigner { .. } => "add-signer",
+            Event::ServiceOk { .. } => "service-ok",
+            Event::ServiceError { .. } => "service-error",
+            Event::Timeout { .. } => "timeout",
+            Event::Cancel { .. } => "cancel",
+        }
+    }
+}
+
+/// What the host must do. Everything that expects an answer carries an id, and
+/// everything that stops being live is withdrawn by an effect naming that id: a host that
+/// does exactly what the effects say holds no orphan task, timer or call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
     rename_all = "kebab-case",
     rename_all_fields = "camelCase"
 )]
+#[non_exhaustive]
 pub enum Effect {
-    /// Create a task for each assignee.
+    /// Create one task per assignee.
     CreateTask {
         /// The approval step.
         step: String,
-        /// Who gets a task.
-        assignees: Vec<Assignee>,
+        /// The tasks, each with its id.
+        tasks: Vec<TaskRef>,
     },
-    /// Withdraw the open tasks of a step (decided, escalated, cancelled or joined away).
-    CancelTasks {
-        /// The step.
+    /// Close a task: its assignee acted, or it is no longer needed.
+    CloseTask {
+        /// The task.
+        task: TaskId,
+        /// Its step.
         step: String,
+        /// Why.
+        reason: Gone,
     },
-    /// Start a timer; when it fires, send [`Event::Timeout`].
+    /// Start a timer; when it is due, send [`Event::Timeout`] naming it.
     StartTimer {
-        /// The step.
+        /// The timer.
+        timer: TimerId,
+        /// Its step.
         step: String,
-        /// Seconds from now.
-        after_secs: u64,
+        /// When it is due: an absolute logical time in seconds, on the same clock as
+        /// the `at` of events.
+        due_at: u64,
     },
-    /// Call a service; answer with [`Event::ServiceOk`] or [`Event::ServiceError`].
+    /// Cancel a timer that has not fired: it must not be delivered.
+    CancelTimer {
+        /// The timer.
+        timer: TimerId,
+        /// Its step.
+        step: String,
+    },
+    /// Call a service; answer with [`Event::ServiceOk`] or [`Event::ServiceError`]
+    /// naming the call.
     CallService {
+        /// This attempt's id.
+        call: CallId,
         /// The service-task step.
         step: String,
         /// The service name.
         service: String,
         /// 1 for the first call, then each retry.
         attempt: u32,
-        /// Wait this long before calling (the retry backoff).
+        /// Wait this long before calling (the retry backoff), in seconds.
         delay_secs: u64,
-        /// The call's timeout, if declared.
+        /// The call's timeout in seconds, if declared (a [`Effect::StartTimer`] for it
+        /// follows).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_secs: Option<u64>,
+    },
+    /// Abandon a call whose answer is no longer wanted.
+    CancelService {
+        /// The call.
+        call: CallId,
+        /// Its step.
+        step: String,
     },
     /// Send a notification.
     Notify {
@@ -162,8 +400,23 @@ pub enum Effect {
     },
 }
 
+/// What one [`Instance::apply_once`](super::Instance::apply_once) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// The event was applied; carry out these effects.
+    Effects(Vec<Effect>),
+    /// An event with this id was already applied (at the logical time given): nothing
+    /// changed and there is nothing to do.
+    Duplicate {
+        /// When the first delivery was applied.
+        at: u64,
+    },
+}
+
 /// Where an instance stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 #[serde(
     tag = "state",
     rename_all = "kebab-case",
@@ -209,6 +462,7 @@ impl Status {
 /// How one visit of a step ended (or that it has not yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum VisitStatus {
     /// Passed (approved, decided, called, sent, joined, ended).
     Completed,
@@ -284,6 +538,9 @@ pub struct Visit {
     /// Why it ended the way it did, in words (default route, incident, cancellation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The visit whose end led here (an index into the trace; `None` for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<usize>,
     /// Logical time entered.
     pub entered_at: u64,
     /// Logical time it ended.
@@ -302,8 +559,30 @@ pub struct Pending {
     /// The approval mode (`None` for service tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// The open tasks, with their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskRef>,
+    /// The running timer and when it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<(TimerId, u64)>,
+    /// The outstanding service call (service tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallId>,
     /// Logical time the step was entered.
     pub since: u64,
+}
+
+/// Every task, timer and call an instance holds open: what a host that carried out
+/// every effect holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outstanding {
+    /// Open tasks.
+    pub tasks: Vec<TaskId>,
+    /// Running timers.
+    pub timers: Vec<TimerId>,
+    /// Outstanding calls.
+    pub calls: Vec<CallId>,
 }
 
 /// An event that does not fit the instance, or a context or state that does not fit the
@@ -316,14 +595,14 @@ pub enum RuntimeError {
     #[diagnostic(transparent)]
     Context(#[from] ContextError),
     /// The instance has ended.
-    #[error("the instance is {status}; it takes no more events")]
+    #[error("the instance is {}; it takes no more events", status.label())]
     #[diagnostic(
         code("flowc::runtime::finished"),
         help("start a new instance to decide again")
     )]
     Finished {
-        /// `approved`, `rejected`, `cancelled` or `incident`.
-        status: &'static str,
+        /// How it ended.
+        status: Status,
     },
     /// The event names a step the flow does not have.
     #[error("the flow has no step `{step}`")]
@@ -375,17 +654,48 @@ pub enum RuntimeError {
         /// Who decides now.
         current: String,
     },
-    /// The same assignee decided twice.
-    #[error("{assignee} has already approved step `{step}`")]
+    /// The event answers a task, timer or call that is no longer live.
+    #[error("{what} is no longer live: {why} at t={at}")]
     #[diagnostic(
-        code("flowc::runtime::duplicate-decision"),
-        help("each assignee decides once per visit of a step")
+        code("flowc::runtime::stale"),
+        help("this answer is late or repeated; nothing changed (`pending` lists what is live)")
     )]
-    DuplicateDecision {
-        /// The step.
+    Stale {
+        /// What it answered ("timer 4 of step `x`").
+        what: String,
+        /// Why that is gone.
+        why: Gone,
+        /// When it went.
+        at: u64,
+    },
+    /// A `timeout` before its timer's `dueAt`.
+    #[error("{timer} of step `{step}` is due at t={due_at}, not t={at}")]
+    #[diagnostic(
+        code("flowc::runtime::not-due"),
+        help("deliver the timeout at or after its `dueAt` (the `start-timer` effect gives it)")
+    )]
+    NotDue {
+        /// The timer.
+        timer: TimerId,
+        /// Its step.
         step: String,
-        /// Who.
-        assignee: String,
+        /// When it is due.
+        due_at: u64,
+        /// The event's time.
+        at: u64,
+    },
+    /// The event names a task, timer or call this instance never issued (or one of
+    /// another step).
+    #[error("this instance has no {what}")]
+    #[diagnostic(
+        code("flowc::runtime::unknown-id"),
+        help(
+            "answer with the id from the effect that asked (`create-task`, `start-timer`, `call-service`)"
+        )
+    )]
+    UnknownId {
+        /// What was named ("timer 9", "task 3 at step `x`").
+        what: String,
     },
     /// `allowAddSigner` is not set on the step.
     #[error("step `{step}` does not allow adding signers")]
@@ -435,6 +745,43 @@ pub enum RuntimeError {
     },
     /// A persisted state that does not fit its flow version (corrupt or edited).
     #[error("the persisted instance state is inconsistent: {0}")]
-    #[diagnostic(code("flowc::runtime::corrupt-state"))]
+    #[diagnostic(
+        code("flowc::runtime::corrupt-state"),
+        help("a saved state must be exactly what its logged events produce on its version")
+    )]
     CorruptState(String),
+    /// A persisted state of a format this build does not read.
+    #[error("the persisted instance state has format {found}; this flowc reads format {expected}")]
+    #[diagnostic(
+        code("flowc::runtime::unsupported-format"),
+        help("restore it with the flowc release that saved it")
+    )]
+    UnsupportedFormat {
+        /// The state's format.
+        found: u32,
+        /// The format this build reads.
+        expected: u32,
+    },
+}
+
+impl crate::diagnostic::ErrorCode for RuntimeError {
+    fn code(&self) -> &'static str {
+        match self {
+            RuntimeError::Context(e) => crate::diagnostic::ErrorCode::code(e),
+            RuntimeError::Finished { .. } => "flowc::runtime::finished",
+            RuntimeError::UnknownStep { .. } => "flowc::runtime::unknown-step",
+            RuntimeError::NotPending { .. } => "flowc::runtime::not-pending",
+            RuntimeError::NotAssignee { .. } => "flowc::runtime::not-assignee",
+            RuntimeError::NotYourTurn { .. } => "flowc::runtime::not-your-turn",
+            RuntimeError::Stale { .. } => "flowc::runtime::stale",
+            RuntimeError::NotDue { .. } => "flowc::runtime::not-due",
+            RuntimeError::UnknownId { .. } => "flowc::runtime::unknown-id",
+            RuntimeError::AddSignerNotAllowed { .. } => "flowc::runtime::add-signer-not-allowed",
+            RuntimeError::DuplicateSigner { .. } => "flowc::runtime::duplicate-signer",
+            RuntimeError::TimeBackwards { .. } => "flowc::runtime::time-backwards",
+            RuntimeError::VersionMismatch { .. } => "flowc::runtime::version-mismatch",
+            RuntimeError::CorruptState(_) => "flowc::runtime::corrupt-state",
+            RuntimeError::UnsupportedFormat { .. } => "flowc::runtime::unsupported-format",
+        }
+    }
 }

@@ -1,0 +1,201 @@
+//! The instance as data: what is persisted, and the records behind every id.
+
+use serde::{Deserialize, Serialize};
+
+use crate::compile::VersionId;
+use crate::model::Mode;
+
+use super::types::{Assignee, CallId, Event, Gone, Status, TaskId, TimerId, Visit};
+
+/// The format of [`InstanceState`] this build writes and reads.
+///
+/// Promised stable within a format: the field names and meaning of `format`, `version`,
+/// `context`, `startedAt`, `status`, `trace` and `log` (the applied events). The other
+/// fields are the machine's working data: they are checked on restore (by replaying the
+/// log) and may change with the format number.
+pub const STATE_FORMAT: u32 = 2;
+
+/// The parallel branch a token runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Scope {
+    pub join: u32,
+    pub branch: usize,
+}
+
+/// One assignee of a pending approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Slot {
+    pub assignee: Assignee,
+    pub approved: bool,
+    /// The open task, if the assignee has one now (a sequence's later assignees get
+    /// theirs when their turn comes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+}
+
+/// A pending approval: who is asked, who has approved, whose turn it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Approval {
+    pub slots: Vec<Slot>,
+    pub mode: Mode,
+    pub cursor: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerId>,
+}
+
+impl Approval {
+    /// The slot an actor fills: a user slot by user, a role slot by the role named.
+    pub fn slot(&self, user: &str, role: Option<&str>) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| fits(&s.assignee, user, role))
+    }
+
+    /// Who may act now (for `sequence`, only the current assignee).
+    pub fn outstanding(&self) -> Vec<Assignee> {
+        self.slots
+            .iter()
+            .filter(|s| s.task.is_some())
+            .map(|s| s.assignee.clone())
+            .collect()
+    }
+}
+
+/// Whether an actor (a user, maybe naming a role) is this assignee.
+pub(super) fn fits(a: &Assignee, user: &str, role: Option<&str>) -> bool {
+    match a {
+        Assignee::User(u) => u == user,
+        Assignee::Role(r) => Some(r.as_str()) == role,
+    }
+}
+
+/// What a waiting token waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub(super) enum Wait {
+    Approval(Approval),
+    Service {
+        attempt: u32,
+        call: CallId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer: Option<TimerId>,
+    },
+}
+
+/// One point of control waiting at a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Token {
+    pub step: usize,
+    pub visit: usize,
+    pub scope: Option<Scope>,
+    pub wait: Wait,
+}
+
+/// An open parallel step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JoinState {
+    pub id: u32,
+    pub step: usize,
+    pub visit: usize,
+    pub any: bool,
+    pub done: Vec<bool>,
+    pub scope: Option<Scope>,
+}
+
+/// What an id was issued for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub(super) enum IdKind {
+    Task { assignee: Assignee },
+    Timer { due_at: u64 },
+    Call { attempt: u32 },
+}
+
+/// When and why an id stopped being live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Ended {
+    pub why: Gone,
+    pub at: u64,
+}
+
+/// Every id an instance issued (ids are 1-based positions in this list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct IdRecord {
+    #[serde(flatten)]
+    pub kind: IdKind,
+    pub step: usize,
+    pub visit: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
+}
+
+/// One applied event, as kept in the state (the instance's own history, replayed by
+/// [`Instance::restore`](super::Instance::restore)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Logged {
+    /// The delivery id the host gave, if any (redelivery of it is a no-op).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The logical time it was applied at.
+    pub at: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Everything an instance is, as data: serialise it (serde) to persist the instance and
+/// [`Instance::restore`](super::Instance::restore) it onto the same version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceState {
+    /// The state format ([`STATE_FORMAT`]).
+    pub format: u32,
+    /// The version the instance started on (and stays on).
+    pub version: VersionId,
+    /// The context, normalised (defaults filled in).
+    pub context: serde_json::Value,
+    /// The logical time it started at.
+    pub started_at: u64,
+    /// Where it stands.
+    pub status: Status,
+    /// Every visit of a step, in order.
+    pub trace: Vec<Visit>,
+    /// Every applied event, in order.
+    pub log: Vec<Logged>,
+    pub(super) tokens: Vec<Token>,
+    pub(super) joins: Vec<JoinState>,
+    pub(super) next_join: u32,
+    pub(super) ids: Vec<IdRecord>,
+    pub(super) now: u64,
+}
+
+impl InstanceState {
+    pub(super) fn record(&self, id: u32) -> Option<&IdRecord> {
+        self.ids.get((id as usize).checked_sub(1)?)
+    }
+
+    pub(super) fn record_mut(&mut self, id: u32) -> Option<&mut IdRecord> {
+        self.ids.get_mut((id as usize).checked_sub(1)?)
+    }
+
+    /// The logical time of the last applied event (or the start).
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+}
