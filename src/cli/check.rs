@@ -74,7 +74,11 @@ fn expand(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<(PathBuf, bo
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
             let files = walk(p, keep).map_err(|e| format!("{}: {e}", p.display()))?;
-            out.extend(files.into_iter().map(|f| (f, false)));
+            // `flowc check` in a directory names its files `a/b.yaml`, not `./a/b.yaml`
+            out.extend(files.into_iter().map(|f| match f.strip_prefix(".") {
+                Ok(rel) if p == Path::new(".") => (rel.to_path_buf(), false),
+                _ => (f, false),
+            }));
         } else {
             out.push((p.clone(), true));
         }
@@ -161,12 +165,14 @@ fn skipped_line(skipped: &[Skipped]) -> Option<String> {
     if walked.len() > SHOWN {
         names.push_str(&format!(" and {} more", walked.len() - SHOWN));
     }
-    Some(format!(
-        "skipped {} YAML file{} that {} not flows: {names}",
-        walked.len(),
-        if walked.len() == 1 { "" } else { "s" },
-        if walked.len() == 1 { "is" } else { "are" },
-    ))
+    Some(if walked.len() == 1 {
+        format!("skipped 1 YAML file that is not a flow: {names}")
+    } else {
+        format!(
+            "skipped {} YAML files that are not flows: {names}",
+            walked.len()
+        )
+    })
 }
 
 pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {

@@ -247,7 +247,12 @@ impl DirSource {
                 });
             }
         };
-        if !super::is_flow_content(&bytes) {
+        // a file the source does not know must say it is a flow; one it knows stays a
+        // flow file however it is edited (a broken edit is rejected, never a retirement)
+        if previous.is_none()
+            && !files.waiting.contains_key(path)
+            && !super::is_flow_content(&bytes)
+        {
             return None;
         }
         let name = path.display().to_string();
