@@ -931,6 +931,7 @@ fn id_of_failed(file: &Arc<SourceFile>, options: &Options) -> Option<IdSite> {
 
 /// One error per file whose flow id another file defines too.
 fn duplicate_ids(mut sites: Vec<IdSite>) -> Diagnostics {
+    use std::fmt::Write as _;
     const NAMED: usize = 3;
     let mut d = Diagnostics::new();
     sites.sort_by(|a, b| (&a.0, a.1.name()).cmp(&(&b.0, b.1.name())));
@@ -948,7 +949,7 @@ fn duplicate_ids(mut sites: Vec<IdSite>) -> Diagnostics {
                 .collect::<Vec<_>>()
                 .join(", ");
             if others.len() > NAMED {
-                text.push_str(&format!(" and {} more", others.len() - NAMED));
+                let _ = write!(text, " and {} more", others.len() - NAMED);
             }
             d.add(
                 file,

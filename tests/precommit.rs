@@ -51,7 +51,8 @@ scenarios:
 /// Every file of the temporary repository (pre-commit's `git ls-files`: here
 /// `node_modules/` is committed, the worst case).
 fn files() -> Vec<(&'static str, String)> {
-    let example = |name: &str| std::fs::read_to_string(manifest().join("examples").join(name)).unwrap();
+    let example =
+        |name: &str| std::fs::read_to_string(manifest().join("examples").join(name)).unwrap();
     vec![
         ("flows/purchase.yaml", PURCHASE.to_owned()),
         ("flows/purchase.test.yaml", PURCHASE_SCENARIOS.to_owned()),
@@ -129,15 +130,18 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 fn hooks() -> Vec<Hook> {
     let bytes = std::fs::read(manifest().join(".pre-commit-hooks.yaml")).unwrap();
     let file = source_from_bytes(".pre-commit-hooks.yaml", bytes).unwrap();
-    let root = yaml::parse(&file, &LoadLimits::default()).unwrap().to_json();
+    let root = yaml::parse(&file, &LoadLimits::default())
+        .unwrap()
+        .to_json();
     let text = |h: &Value, k: &str, default: &str| {
-        h.get(k)
-            .map_or(default, |v| v.as_str().unwrap())
-            .to_owned()
+        h.get(k).map_or(default, |v| v.as_str().unwrap()).to_owned()
     };
     let flag = |h: &Value, k: &str, default: bool| {
-        h.get(k)
-            .map_or(default, |v| v.as_bool().or_else(|| v.as_str().map(|s| s == "true")).unwrap())
+        h.get(k).map_or(default, |v| {
+            v.as_bool()
+                .or_else(|| v.as_str().map(|s| s == "true"))
+                .unwrap()
+        })
     };
     root.as_array()
         .expect("a list of hooks")
@@ -151,15 +155,28 @@ fn hooks() -> Vec<Hook> {
                 exclude: regex::Regex::new(&text(h, "exclude", "^$")).unwrap(),
                 types: {
                     let t = strings(h, "types");
-                    if t.is_empty() { vec!["file".to_owned()] } else { t }
+                    if t.is_empty() {
+                        vec!["file".to_owned()]
+                    } else {
+                        t
+                    }
                 },
                 types_or: strings(h, "types_or"),
                 exclude_types: strings(h, "exclude_types"),
                 pass_filenames: flag(h, "pass_filenames", true),
                 always_run: flag(h, "always_run", false),
             };
-            for t in hook.types.iter().chain(&hook.types_or).chain(&hook.exclude_types) {
-                assert!(KNOWN_TAGS.contains(&t.as_str()), "{}: unknown tag `{t}`", hook.id);
+            for t in hook
+                .types
+                .iter()
+                .chain(&hook.types_or)
+                .chain(&hook.exclude_types)
+            {
+                assert!(
+                    KNOWN_TAGS.contains(&t.as_str()),
+                    "{}: unknown tag `{t}`",
+                    hook.id
+                );
             }
             hook
         })
@@ -185,7 +202,8 @@ impl Hook {
             .filter(|f| {
                 let t = tags(f);
                 self.types.iter().all(|x| t.contains(x.as_str()))
-                    && (self.types_or.is_empty() || self.types_or.iter().any(|x| t.contains(x.as_str())))
+                    && (self.types_or.is_empty()
+                        || self.types_or.iter().any(|x| t.contains(x.as_str())))
                     && !self.exclude_types.iter().any(|x| t.contains(x.as_str()))
             })
             .collect()
@@ -262,7 +280,10 @@ fn the_hooks_file_is_what_pre_commit_reads() {
         ]
     );
     // flowc-test runs when a flow changes, not only a scenario file
-    assert_eq!(hooks[1].select(&["flows/purchase.yaml"]), ["flows/purchase.yaml"]);
+    assert_eq!(
+        hooks[1].select(&["flows/purchase.yaml"]),
+        ["flows/purchase.yaml"]
+    );
     assert!(!hooks[1].pass_filenames);
     assert!(hooks[1].select(&["README.md"]).is_empty());
 }
@@ -279,7 +300,12 @@ fn hooks_pass_on_the_clean_tree() {
                     assert!(log.contains("test result: ok. "), "{log}");
                     let output = log.split_once('\n').unwrap().1;
                     assert!(!output.contains("node_modules"), "{log}");
-                    assert!(output.contains("flows/purchase.test.yaml\n  ok   a small purchase needs no approval\n"), "{log}");
+                    assert!(
+                        output.contains(
+                            "flows/purchase.test.yaml\n  ok   a small purchase needs no approval\n"
+                        ),
+                        "{log}"
+                    );
                 }
             }
             other => panic!("{id}: {other:?}"),
@@ -308,7 +334,11 @@ fn hooks_fail_on_a_broken_flow() {
         other => panic!("flowc-check must fail: {other:?}"),
     }
     // the scenario of the broken flow fails too
-    assert!(matches!(results[1].1, Outcome::Failed(_)), "{:?}", results[1]);
+    assert!(
+        matches!(results[1].1, Outcome::Failed(_)),
+        "{:?}",
+        results[1]
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -323,14 +353,21 @@ fn hooks_fail_when_a_flow_change_breaks_a_scenario() {
     .unwrap();
     // only the flow changed: no scenario file is in the commit
     let results = run_hooks(&root, &["flows/purchase.yaml"]);
-    assert!(matches!(results[0].1, Outcome::Passed(_)), "{:?}", results[0]);
+    assert!(
+        matches!(results[0].1, Outcome::Passed(_)),
+        "{:?}",
+        results[0]
+    );
     match &results[1] {
         (id, Outcome::Failed(log)) if id == "flowc-test" => {
             assert!(
                 log.contains("FAIL a small purchase needs no approval"),
                 "{log}"
             );
-            assert!(log.contains("outcome: expected \"approved\", got \"pending\""), "{log}");
+            assert!(
+                log.contains("outcome: expected \"approved\", got \"pending\""),
+                "{log}"
+            );
         }
         other => panic!("flowc-test must run and fail: {other:?}"),
     }
@@ -383,16 +420,27 @@ fn check_walks_like_ripgrep_and_skips_other_yaml() {
     // named explicitly, other YAML is a warning, never a failure (even denied)
     let (code, out) = flowc(
         &root,
-        &["check", "--deny-warnings", "docker-compose.yml", "flows/purchase.yaml"],
+        &[
+            "check",
+            "--deny-warnings",
+            "docker-compose.yml",
+            "flows/purchase.yaml",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         out,
         "warning: docker-compose.yml is not a flow (no top-level `kind: ApprovalFlow` or `apiVersion: flowc/...`); skipped\nchecked 1 file: 0 errors, 0 warnings\n"
     );
-    let (code, out) = flowc(&root, &["check", "--format", "github", ".pre-commit-config.yaml"]);
+    let (code, out) = flowc(
+        &root,
+        &["check", "--format", "github", ".pre-commit-config.yaml"],
+    );
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("::warning file=.pre-commit-config.yaml::"), "{out}");
+    assert!(
+        out.starts_with("::warning file=.pre-commit-config.yaml::"),
+        "{out}"
+    );
 
     // `flowc test` finds the scenarios the same way (not node_modules' broken one)
     let (code, out) = flowc(&root, &["test"]);
@@ -414,8 +462,14 @@ fn check_walks_like_ripgrep_and_skips_other_yaml() {
     assert_eq!(
         dups,
         [
-            ("flows/copy.yaml", "flow id `purchase` is also defined in `flows/purchase.yaml`"),
-            ("flows/purchase.yaml", "flow id `purchase` is also defined in `flows/copy.yaml`"),
+            (
+                "flows/copy.yaml",
+                "flow id `purchase` is also defined in `flows/purchase.yaml`"
+            ),
+            (
+                "flows/purchase.yaml",
+                "flow id `purchase` is also defined in `flows/copy.yaml`"
+            ),
         ]
     );
     let _ = std::fs::remove_dir_all(&root);

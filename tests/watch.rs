@@ -115,11 +115,7 @@ fn edit_and_expect(root: &Path, cwd: &Path, dir: &str, shown: &str) {
     std::fs::write(flows.join("docker-compose.yml"), "services: {}\n").unwrap();
     std::fs::write(flows.join("node_modules/pkg/broken.yaml"), "b: {\n").unwrap();
     // a valid edit republishes (the scan and the events name the file one way)
-    std::fs::write(
-        flows.join("purchase.yaml"),
-        FLOW.replace("100.0", "200.0"),
-    )
-    .unwrap();
+    std::fs::write(flows.join("purchase.yaml"), FLOW.replace("100.0", "200.0")).unwrap();
     let v2 = w.published(2, shown);
     // a broken edit is rejected and the active version named
     std::fs::write(
@@ -167,4 +163,89 @@ fn watch_symlinked_directory() {
     let root = repo("symlink");
     std::os::unix::fs::symlink(root.join("flows"), root.join("link")).unwrap();
     edit_and_expect(&root, &root, "link", "link/purchase.yaml");
+}
+
+/// The library side: `DirSource` keys every file by one canonical path, whatever the
+/// spelling it is given; other YAML and vendored directories are not flows; a file it
+/// holds stays a flow file when an edit removes its markers (rejected, not retired).
+#[cfg(unix)]
+#[test]
+fn dir_source_names_one_file_one_way() {
+    use flowc::registry::Registry;
+    use flowc::source::{DirSource, SourceEvent};
+    use std::sync::Arc;
+
+    let root = repo("library");
+    std::os::unix::fs::symlink(root.join("flows"), root.join("link")).unwrap();
+    let source = DirSource::new(root.join("link/../link/."), Arc::new(Registry::default()));
+    assert_eq!(source.dir(), root.join("flows"));
+    let describe = |events: Vec<SourceEvent>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                SourceEvent::Published { path, version } => {
+                    format!(
+                        "published {}@{} {}",
+                        version.flow,
+                        version.revision,
+                        path.display()
+                    )
+                }
+                SourceEvent::Unchanged { path, version } => {
+                    format!(
+                        "unchanged {}@{} {}",
+                        version.flow,
+                        version.revision,
+                        path.display()
+                    )
+                }
+                SourceEvent::Rejected { path, kept, .. } => format!(
+                    "rejected {} kept {}",
+                    path.display(),
+                    kept.as_ref().map_or(0, |v| v.revision)
+                ),
+                SourceEvent::Retired { path, flow } => {
+                    format!("retired {flow} {}", path.display())
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let file = root.join("flows/purchase.yaml").display().to_string();
+    assert_eq!(
+        describe(source.scan().unwrap()),
+        [format!("published purchase@1 {file}")]
+    );
+    // the same file through the link, relative to another directory, with `..`
+    std::fs::write(
+        root.join("flows/purchase.yaml"),
+        FLOW.replace("100.0", "300.0"),
+    )
+    .unwrap();
+    assert_eq!(
+        describe(source.sync(&root.join("link/purchase.yaml"))),
+        [format!("published purchase@2 {file}")]
+    );
+    assert_eq!(
+        describe(source.sync(&root.join("flows/node_modules/../purchase.yaml"))),
+        [format!("unchanged purchase@2 {file}")]
+    );
+    // other YAML is no flow
+    assert!(
+        source
+            .sync(&root.join("flows/docker-compose.yml"))
+            .is_empty()
+    );
+    // an edit that drops the markers is a broken flow, not a retirement
+    std::fs::write(root.join("flows/purchase.yaml"), "id: [\n").unwrap();
+    assert_eq!(
+        describe(source.sync(&root.join("flows/purchase.yaml"))),
+        [format!("rejected {file} kept 2")]
+    );
+    std::fs::remove_file(root.join("flows/purchase.yaml")).unwrap();
+    assert_eq!(
+        describe(source.sync(&root.join("link/purchase.yaml"))),
+        [format!("retired purchase {file}")]
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

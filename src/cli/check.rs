@@ -147,6 +147,7 @@ fn not_a_flow(path: &Path) -> String {
 
 /// The human summary's line naming the files skipped by walks (the first few).
 fn skipped_line(skipped: &[Skipped]) -> Option<String> {
+    use std::fmt::Write as _;
     const SHOWN: usize = 5;
     let walked: Vec<String> = skipped
         .iter()
@@ -163,7 +164,7 @@ fn skipped_line(skipped: &[Skipped]) -> Option<String> {
         .collect::<Vec<_>>()
         .join(", ");
     if walked.len() > SHOWN {
-        names.push_str(&format!(" and {} more", walked.len() - SHOWN));
+        let _ = write!(names, " and {} more", walked.len() - SHOWN);
     }
     Some(if walked.len() == 1 {
         format!("skipped 1 YAML file that is not a flow: {names}")

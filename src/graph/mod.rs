@@ -682,7 +682,10 @@ fn check_single(s: &Step, errs: &mut Vec<GraphError>) {
                 .iter()
                 .skip(1)
                 .map(|u| {
-                    miette::LabeledSpan::new_with_span(Some("also decides alone".to_owned()), u.span)
+                    miette::LabeledSpan::new_with_span(
+                        Some("also decides alone".to_owned()),
+                        u.span,
+                    )
                 })
                 .collect(),
         });

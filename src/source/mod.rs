@@ -131,7 +131,9 @@ mod tests {
         assert!(is_flow_content(b"\"kind\": 'ApprovalFlow' # a flow\r\n"));
         assert!(is_flow_content(b"id: x\napiVersion: \"flowc/v2\"\n"));
         // broken YAML is still a flow when it says so
-        assert!(is_flow_content(b"apiVersion: flowc/v1\nkind: [ApprovalFlow\n"));
+        assert!(is_flow_content(
+            b"apiVersion: flowc/v1\nkind: [ApprovalFlow\n"
+        ));
         for other in [
             &b"version: '3'\nservices:\n  web:\n    image: nginx\n"[..],
             b"apiVersion: apps/v1\nkind: Deployment\n",
@@ -141,7 +143,11 @@ mod tests {
             b"",
             b"\xff\xfe{[",
         ] {
-            assert!(!is_flow_content(other), "{}", String::from_utf8_lossy(other));
+            assert!(
+                !is_flow_content(other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 }
