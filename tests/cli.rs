@@ -75,7 +75,15 @@ fn check_reports_every_file_in_order() {
     let (code, out, _) = run(&["check", "--format", "json", "tests/fixtures/bad"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    assert_eq!(v["files"], 43);
+    // 47 fixtures and one companion, less the two that do not say they are flows
+    assert_eq!(v["files"], 46);
+    assert_eq!(
+        v["skipped"],
+        json!([
+            "tests/fixtures/bad/load.alias-budget.yaml",
+            "tests/fixtures/bad/load.empty-document.yaml"
+        ])
+    );
     let files: Vec<&str> = v["diagnostics"]
         .as_array()
         .expect("array")
@@ -86,8 +94,16 @@ fn check_reports_every_file_in_order() {
     sorted.sort_unstable();
     assert_eq!(files, sorted, "diagnostics are ordered by file");
     let distinct: std::collections::BTreeSet<&str> = files.iter().copied().collect();
-    // all but load.file-too-large, which trips only under the fixture harness's 16 KiB limit
-    assert_eq!(distinct.len(), 42, "every bad fixture reports something");
+    // every flow reports something: at least the id `fixture` that they all share
+    assert_eq!(distinct.len(), 46, "every bad fixture reports something");
+    let duplicates = v["diagnostics"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|d| d["code"] == "flowc::check::duplicate-flow-id")
+        .count();
+    // all but the files whose YAML does not parse or whose id is not `fixture`
+    assert!(duplicates >= 40, "{duplicates}");
 }
 
 #[test]
@@ -177,13 +193,26 @@ fn every_bad_fixture_exits_one_with_its_code() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 43);
+    assert_eq!(names.len(), 47);
     for name in names {
-        // trips only under the fixture harness's 16 KiB limit (the CLI allows 4 MiB)
-        if name == "load.file-too-large.yaml" {
+        // trips only under the fixture harness's 16 KiB limit (the CLI allows 4 MiB);
+        // checked with its companion file only
+        if name == "load.file-too-large.yaml" || name == "check.duplicate-flow-id.yaml" {
             continue;
         }
         let path = format!("tests/fixtures/bad/{name}");
+        // not flows by their content: named explicitly, a warning and exit 0
+        if name == "load.alias-budget.yaml" || name == "load.empty-document.yaml" {
+            let (code, out, err) = run(&["check", "--deny-warnings", &path]);
+            assert_eq!(code, 0, "{name}: {err}");
+            assert_eq!(
+                out,
+                format!(
+                    "warning: {path} is not a flow (no top-level `kind: ApprovalFlow` or `apiVersion: flowc/...`); skipped\nchecked 0 files: 0 errors, 0 warnings\n"
+                )
+            );
+            continue;
+        }
         let (code, out, err) = run(&["check", "--deny-warnings", "--format", "json", &path]);
         assert_eq!(code, 1, "{name}: {err}");
         let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");

@@ -1,7 +1,9 @@
 //! Data-driven fixtures: every file in `tests/fixtures/bad/` is named after the diagnostic
 //! code it must produce (`graph.unknown-step.yaml` → `flowc::graph::unknown-step`) and
 //! its rendered diagnostics are snapshotted; every flow in `examples/` and
-//! `tests/fixtures/valid/` compiles without a diagnostic.
+//! `tests/fixtures/valid/` compiles without a diagnostic. A fixture about files checked
+//! together (`check.duplicate-flow-id.yaml`) is checked with its companion of the same
+//! name in `tests/fixtures/bad/companions/`.
 #![allow(
     clippy::pedantic,
     clippy::unwrap_used,
@@ -57,7 +59,21 @@ fn diagnostics(path: &Path) -> Diagnostics {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("")
     );
     let bytes = std::fs::read(path).expect("read fixture");
-    flowc::compile::check_many(vec![(name, bytes)], &options())
+    let mut files = vec![(name, bytes)];
+    let companion = path
+        .parent()
+        .expect("fixture dir")
+        .join("companions")
+        .join(path.file_name().expect("name"));
+    if companion.is_file() {
+        let bytes = std::fs::read(&companion).expect("read companion");
+        let name = format!(
+            "companions/{}",
+            companion.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
+        files.push((name, bytes));
+    }
+    flowc::compile::check_many(files, &options())
 }
 
 fn render(diags: &Diagnostics) -> String {

@@ -84,3 +84,70 @@ fn on_timeout_goto_inside_the_branch_is_fine() {
         );
     assert_eq!(diags(&text), vec![]);
 }
+
+fn codes_at(text: &str) -> Vec<(String, usize, usize)> {
+    diags(text)
+        .into_iter()
+        .map(|(code, l, c, _, _)| (code, l, c))
+        .collect()
+}
+
+#[test]
+fn end_in_a_branch_is_an_error_under_either_join() {
+    for join in ["all", "any"] {
+        let text = format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: g\nsteps:\n  - id: fork\n    type: parallel\n    join: {join}\n    branches:\n      - steps:\n          - id: a\n            type: approval\n            assignees: {{ role: r }}\n          - id: stop\n            type: end\n            outcome: rejected\n      - steps:\n          - id: b\n            type: approval\n            assignees: {{ role: r }}\n"
+        );
+        assert_eq!(
+            diags(&text),
+            vec![(
+                "flowc::graph::end-in-branch".to_owned(),
+                14,
+                19,
+                "`end` step `stop` is inside branch 1 of parallel step `fork`".to_owned(),
+                Some("a branch cannot end the instance: its join waits for every branch (or, under `join: any`, cancels the others) and the steps after it must run; remove the `end` so that the branch reaches its join, and end after the join (for example a `decision` after the parallel step that routes to an `end`)".to_owned()),
+            )],
+            "join: {join}"
+        );
+    }
+}
+
+const ASSIGNEES: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: g\nsteps:\n";
+
+#[test]
+fn assignee_lists_are_judged() {
+    let step = |body: &str| format!("{ASSIGNEES}  - id: s\n    type: approval\n{body}");
+    // one user twice under single: only the repetition (one distinct user decides)
+    assert_eq!(
+        codes_at(&step("    assignees: { users: [li, li] }\n")),
+        [("flowc::graph::duplicate-assignee".to_owned(), 7, 30)]
+    );
+    // single is the default: two users behave like `any`
+    assert_eq!(
+        codes_at(&step("    assignees: { users: [li, wang] }\n")),
+        [("flowc::graph::single-with-several-users".to_owned(), 7, 30)]
+    );
+    // any, all, sequence, one user, a role: nothing to say
+    for body in [
+        "    mode: any\n    assignees: { users: [li, wang] }\n",
+        "    mode: all\n    assignees: { users: [li, wang] }\n",
+        "    mode: sequence\n    assignees: { users: [li, wang] }\n",
+        "    assignees: { users: [li] }\n",
+        "    assignees: { role: manager }\n",
+    ] {
+        assert_eq!(codes_at(&step(body)), [], "{body}");
+    }
+    // escalation lists and notify recipients too
+    assert_eq!(
+        codes_at(&step(
+            "    assignees: { role: r }\n    timeout: 1d\n    onTimeout: escalate\n    escalateTo: { users: [a, b, a] }\n"
+        )),
+        [("flowc::graph::duplicate-assignee".to_owned(), 10, 33)]
+    );
+    assert_eq!(
+        codes_at(&format!(
+            "{ASSIGNEES}  - id: n\n    type: notify\n    to: {{ users: [x, x] }}\n"
+        )),
+        [("flowc::graph::duplicate-assignee".to_owned(), 7, 22)]
+    );
+}

@@ -6,22 +6,63 @@ use std::path::{Path, PathBuf};
 use flowc::compile::{Options, compile};
 use flowc::diagnostic::{Diagnostic, Diagnostics, Severity};
 use flowc::load::source_from_bytes;
-use flowc::source::{is_flow_file, is_scenario_file, walk};
+use flowc::source::{is_flow_content, is_flow_file, is_scenario_file, walk};
 
 use super::{CheckFormat, EXIT_FAILURE, EXIT_FINDINGS};
 
-/// Collects flow files under the paths (sorted, deduplicated); scenario files
-/// (`*.test.yaml`) are not flows.
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    collect(paths, is_flow_file)
+/// The flows to check, and the YAML files that are not flows.
+pub struct Inputs {
+    /// Each flow file's name (as walked or named) and bytes, in path order.
+    pub flows: Vec<(String, Vec<u8>)>,
+    /// YAML files that are not flows, in path order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A YAML file that is not a flow (no top-level `kind: ApprovalFlow` or
+/// `apiVersion: flowc/...`).
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Named on the command line (a warning) rather than found by a walk.
+    pub named: bool,
+}
+
+/// Reads the flow files in the paths (default `.`): a directory is walked (scenario
+/// files are left out by name), a named file is taken as it is; each is kept when its
+/// content is a flow and skipped otherwise.
+pub fn collect_flows(paths: &[PathBuf]) -> Result<Inputs, String> {
+    let mut found = expand(paths, is_flow_file)?;
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    let mut inputs = Inputs {
+        flows: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (path, named) in found {
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if is_flow_content(&bytes) {
+            inputs.flows.push((path.display().to_string(), bytes));
+        } else {
+            inputs.skipped.push(Skipped { path, named });
+        }
+    }
+    Ok(inputs)
 }
 
 /// Collects scenario files (`*.test.yaml`, `*.test.yml`) under the paths.
 pub fn collect_scenarios(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    collect(paths, is_scenario_file)
+    let mut out: Vec<PathBuf> = expand(paths, is_scenario_file)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
-fn collect(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, String> {
+/// The files of the paths (default `.`): directories through the one walker with
+/// `keep`, named files as they are (`true`: named).
+fn expand(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<(PathBuf, bool)>, String> {
     let mut out = Vec::new();
     let defaults = [PathBuf::from(".")];
     let paths = if paths.is_empty() {
@@ -32,27 +73,17 @@ fn collect(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, S
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
-            out.extend(walk(p, keep).map_err(|e| format!("{}: {e}", p.display()))?);
+            let files = walk(p, keep).map_err(|e| format!("{}: {e}", p.display()))?;
+            // `flowc check` in a directory names its files `a/b.yaml`, not `./a/b.yaml`
+            out.extend(files.into_iter().map(|f| match f.strip_prefix(".") {
+                Ok(rel) if p == Path::new(".") => (rel.to_path_buf(), false),
+                _ => (f, false),
+            }));
         } else {
-            out.push(p.clone());
+            out.push((p.clone(), true));
         }
     }
-    out.sort();
-    out.dedup();
     Ok(out)
-}
-
-/// Compiles every file (in parallel) and returns all diagnostics, sorted.
-pub fn check_files(files: &[PathBuf]) -> Result<Diagnostics, String> {
-    let sources: Vec<(String, std::io::Result<Vec<u8>>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f)))
-        .collect();
-    let mut texts = Vec::with_capacity(sources.len());
-    for (name, r) in sources {
-        texts.push((name.clone(), r.map_err(|e| format!("{name}: {e}"))?));
-    }
-    Ok(flowc::compile::check_many(texts, &Options::default()))
 }
 
 pub fn render_human(d: &Diagnostic, out: &mut String) {
@@ -65,8 +96,8 @@ pub fn render_human(d: &Diagnostic, out: &mut String) {
     let _ = handler.render_report(out, d);
 }
 
-/// One JSON object per SPEC §5.
-pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
+/// One JSON object per SPEC §5, with `skipped`: the YAML files that are not flows.
+pub fn to_json(files: usize, skipped: &[Skipped], diags: &Diagnostics) -> serde_json::Value {
     let items: Vec<serde_json::Value> = diags
         .iter()
         .map(|d| {
@@ -87,6 +118,10 @@ pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
         "errors": diags.error_count(),
         "warnings": diags.warning_count(),
         "diagnostics": items,
+        "skipped": skipped
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -102,28 +137,70 @@ fn github_escape(s: &str, property: bool) -> String {
     }
 }
 
+/// The message for a named file that is not a flow.
+fn not_a_flow(path: &Path) -> String {
+    format!(
+        "{} is not a flow (no top-level `kind: ApprovalFlow` or `apiVersion: flowc/...`); skipped",
+        path.display()
+    )
+}
+
+/// The human summary's line naming the files skipped by walks (the first few).
+fn skipped_line(skipped: &[Skipped]) -> Option<String> {
+    use std::fmt::Write as _;
+    const SHOWN: usize = 5;
+    let walked: Vec<String> = skipped
+        .iter()
+        .filter(|s| !s.named)
+        .map(|s| s.path.display().to_string())
+        .collect();
+    if walked.is_empty() {
+        return None;
+    }
+    let mut names = walked
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if walked.len() > SHOWN {
+        let _ = write!(names, " and {} more", walked.len() - SHOWN);
+    }
+    Some(if walked.len() == 1 {
+        format!("skipped 1 YAML file that is not a flow: {names}")
+    } else {
+        format!(
+            "skipped {} YAML files that are not flows: {names}",
+            walked.len()
+        )
+    })
+}
+
 pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
-    let files = match collect_files(paths) {
+    let Inputs { flows, skipped } = match collect_flows(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
         }
     };
-    let diags = match check_files(&files) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
+    let files = flows.len();
+    let diags = flowc::compile::check_many(flows, &Options::default());
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match format {
         CheckFormat::Json => {
-            let _ = writeln!(lock, "{}", to_json(files.len(), &diags));
+            let _ = writeln!(lock, "{}", to_json(files, &skipped, &diags));
         }
         CheckFormat::Github => {
+            for s in skipped.iter().filter(|s| s.named) {
+                let _ = writeln!(
+                    lock,
+                    "::warning file={}::{}",
+                    github_escape(&s.path.display().to_string(), true),
+                    github_escape(&not_a_flow(&s.path), false)
+                );
+            }
             for d in &diags {
                 let (line, col) = d.line_col();
                 let level = if d.severity() == Severity::Error {
@@ -147,6 +224,11 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
         }
         CheckFormat::Human => {
             let mut out = String::new();
+            for s in skipped.iter().filter(|s| s.named) {
+                out.push_str("warning: ");
+                out.push_str(&not_a_flow(&s.path));
+                out.push('\n');
+            }
             for d in &diags {
                 render_human(d, &mut out);
                 out.push('\n');
@@ -155,15 +237,20 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
             let _ = writeln!(
                 lock,
                 "checked {} file{}: {} error{}, {} warning{}",
-                files.len(),
-                if files.len() == 1 { "" } else { "s" },
+                files,
+                if files == 1 { "" } else { "s" },
                 diags.error_count(),
                 if diags.error_count() == 1 { "" } else { "s" },
                 diags.warning_count(),
                 if diags.warning_count() == 1 { "" } else { "s" },
             );
+            if let Some(line) = skipped_line(&skipped) {
+                let _ = writeln!(lock, "{line}");
+            }
         }
     }
+    // a named file that is not a flow is a warning, never a failure (pre-commit passes
+    // every YAML file of a commit): it does not count under `--deny-warnings`
     if diags.has_errors() || (deny_warnings && diags.warning_count() > 0) {
         EXIT_FINDINGS
     } else {

@@ -1,7 +1,7 @@
 //! `flowc watch DIR`: load a directory of flows into a registry and keep it in step,
 //! logging each publish, rejection and retirement (one line each; diagnostics after).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +10,30 @@ use flowc::source::{DirSource, SourceEvent};
 
 use super::EXIT_FAILURE;
 
-fn log(event: &SourceEvent) {
+/// Shows the source's canonical paths as the user spelt the directory
+/// (`flowc watch flows` logs `flows/purchase.yaml`).
+struct Names {
+    canonical: PathBuf,
+    given: PathBuf,
+}
+
+impl Names {
+    fn show(&self, p: &Path) -> String {
+        p.strip_prefix(&self.canonical)
+            .map_or_else(|_| p.to_path_buf(), |rel| self.given.join(rel))
+            .display()
+            .to_string()
+    }
+}
+
+fn log(names: &Names, event: &SourceEvent) {
+    let show = |p: &Path| names.show(p);
     match event {
         SourceEvent::Published { path, version } => {
-            outln!("published {version} from {}", path.display());
+            outln!("published {version} from {}", show(path));
         }
         SourceEvent::Unchanged { path, version } => {
-            outln!("unchanged {version} from {}", path.display());
+            outln!("unchanged {version} from {}", show(path));
         }
         SourceEvent::Rejected {
             path,
@@ -29,7 +46,7 @@ fn log(event: &SourceEvent) {
             );
             outln!(
                 "rejected {}: {} error(s); {kept}",
-                path.display(),
+                show(path),
                 diagnostics.error_count()
             );
             let mut out = String::new();
@@ -41,18 +58,18 @@ fn log(event: &SourceEvent) {
         SourceEvent::Retired { path, flow } => {
             outln!(
                 "retired {flow}: {} is gone (running instances keep their version)",
-                path.display()
+                show(path)
             );
         }
         SourceEvent::Conflict { path, flow, holder } => {
             outln!(
                 "rejected {}: flow `{flow}` is already defined in {}",
-                path.display(),
-                holder.display()
+                show(path),
+                show(holder)
             );
         }
         SourceEvent::Unreadable { path, message } => {
-            outln!("unreadable {}: {message}", path.display());
+            outln!("unreadable {}: {message}", show(path));
         }
         _ => outln!("{event:?}"),
     }
@@ -61,14 +78,18 @@ fn log(event: &SourceEvent) {
 pub fn run(dir: &Path, debounce_ms: u64) -> u8 {
     let registry = Arc::new(Registry::default());
     let source = Arc::new(DirSource::new(dir, registry));
+    let names = Names {
+        canonical: source.dir().to_path_buf(),
+        given: dir.to_path_buf(),
+    };
     match source.scan() {
-        Ok(events) => events.iter().for_each(log),
+        Ok(events) => events.iter().for_each(|e| log(&names, e)),
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
         }
     }
-    let _watch = match source.watch(Duration::from_millis(debounce_ms), |e| log(&e)) {
+    let _watch = match source.watch(Duration::from_millis(debounce_ms), move |e| log(&names, &e)) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");

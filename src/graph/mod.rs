@@ -12,7 +12,7 @@ use petgraph::visit::{Bfs, EdgeRef, Reversed};
 use thiserror::Error;
 
 use crate::diagnostic::{did_you_mean, suggestion_help};
-use crate::model::{Flow, OnTimeout, Spanned, Step, StepKind};
+use crate::model::{Assignees, Flow, Mode, OnTimeout, Spanned, Step, StepKind};
 use crate::span::Span;
 
 /// A node of the step graph.
@@ -292,6 +292,66 @@ pub enum GraphError {
         /// The earlier rule.
         #[label("with this rule")]
         first: Span,
+    },
+    /// An `end` step inside a parallel branch.
+    #[error("`end` step `{id}` is inside branch {branch} of parallel step `{parallel}`")]
+    #[diagnostic(
+        code("flowc::graph::end-in-branch"),
+        help(
+            "a branch cannot end the instance: its join waits for every branch (or, under `join: any`, cancels the others) and the steps after it must run; remove the `end` so that the branch reaches its join, and end after the join (for example a `decision` after the parallel step that routes to an `end`)"
+        )
+    )]
+    EndInBranch {
+        /// The end step.
+        id: String,
+        /// The parallel step.
+        parallel: String,
+        /// 1-based branch number.
+        branch: usize,
+        /// Where.
+        #[label("ends the whole instance from inside a branch")]
+        span: Span,
+    },
+    /// The same user twice in one `users:` list.
+    #[error("user `{user}` is listed twice in `{field}` of step `{id}`")]
+    #[diagnostic(
+        code("flowc::graph::duplicate-assignee"),
+        severity(Warning),
+        help(
+            "each user is one assignee (under `all` one approval counts once); remove the repeated entry"
+        )
+    )]
+    DuplicateAssignee {
+        /// The user.
+        user: String,
+        /// The step.
+        id: String,
+        /// `assignees`, `escalateTo` or `to`.
+        field: &'static str,
+        /// The repeated entry.
+        #[label(primary, "listed again here")]
+        span: Span,
+        /// The first entry.
+        #[label("first listed here")]
+        first: Span,
+    },
+    /// `mode: single` with several fixed users.
+    #[error("approval `{id}` has `mode: single` but {count} users")]
+    #[diagnostic(
+        code("flowc::graph::single-with-several-users"),
+        severity(Warning),
+        help(
+            "under `single` the first of these users to decide decides for all, as under `any`: write `mode: any` if that is meant, name one `user:`, or use `all`/`sequence` if each must approve"
+        )
+    )]
+    SingleWithSeveralUsers {
+        /// The step.
+        id: String,
+        /// Distinct users listed.
+        count: usize,
+        /// The users after the first.
+        #[label(collection, "also decides alone")]
+        others: Vec<miette::LabeledSpan>,
     },
 }
 
@@ -576,10 +636,103 @@ fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     }
 }
 
-/// Empty branches and timeout options that cannot work.
+/// Repeated users in one `users:` list (warnings).
+fn check_users(id: &str, field: &'static str, a: &Assignees, errs: &mut Vec<GraphError>) {
+    let Assignees::Users(users) = a else {
+        return;
+    };
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    for u in users {
+        match seen.get(u.value.as_str()) {
+            Some(first) => errs.push(GraphError::DuplicateAssignee {
+                user: u.value.clone(),
+                id: id.to_owned(),
+                field,
+                span: u.span,
+                first: *first,
+            }),
+            None => {
+                seen.insert(&u.value, u.span);
+            }
+        }
+    }
+}
+
+/// `mode: single` (the default) over several distinct fixed users (warning).
+fn check_single(s: &Step, errs: &mut Vec<GraphError>) {
+    let StepKind::Approval {
+        assignees: Assignees::Users(users),
+        mode: Mode::Single,
+        ..
+    } = &s.kind
+    else {
+        return;
+    };
+    let mut distinct: Vec<&Spanned<String>> = Vec::new();
+    for u in users {
+        if !distinct.iter().any(|d| d.value == u.value) {
+            distinct.push(u);
+        }
+    }
+    if distinct.len() > 1 {
+        errs.push(GraphError::SingleWithSeveralUsers {
+            id: s.id.value.clone(),
+            count: distinct.len(),
+            others: distinct
+                .iter()
+                .skip(1)
+                .map(|u| {
+                    miette::LabeledSpan::new_with_span(
+                        Some("also decides alone".to_owned()),
+                        u.span,
+                    )
+                })
+                .collect(),
+        });
+    }
+}
+
+/// An `end` inside a parallel branch (its innermost branch is named).
+fn check_end_in_branch(g: &Graph<'_>, s: &StepInfo<'_>, errs: &mut Vec<GraphError>) {
+    if !matches!(s.step.kind, StepKind::End { .. }) {
+        return;
+    }
+    let Some((parallel, branch)) = s.scope.last() else {
+        return;
+    };
+    errs.push(GraphError::EndInBranch {
+        id: s.step.id.value.clone(),
+        parallel: g
+            .steps
+            .get(*parallel)
+            .map(|p| p.step.id.value.clone())
+            .unwrap_or_default(),
+        branch: branch + 1,
+        span: s.step.type_span,
+    });
+}
+
+/// Empty branches, `end` inside branches, assignee lists, and timeout options that
+/// cannot work.
 fn check_step_options(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     for s in &g.steps {
         let id = || s.step.id.value.clone();
+        check_end_in_branch(g, s, errs);
+        check_single(s.step, errs);
+        match &s.step.kind {
+            StepKind::Approval {
+                assignees,
+                escalate_to,
+                ..
+            } => {
+                check_users(&s.step.id.value, "assignees", assignees, errs);
+                if let Some(e) = escalate_to {
+                    check_users(&s.step.id.value, "escalateTo", e, errs);
+                }
+            }
+            StepKind::Notify { to, .. } => check_users(&s.step.id.value, "to", to, errs),
+            _ => {}
+        }
         match &s.step.kind {
             StepKind::Parallel { branches, .. } => {
                 for (i, b) in branches.iter().enumerate() {

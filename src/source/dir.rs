@@ -4,13 +4,19 @@
 //! A broken edit keeps the last good version active and reports its diagnostics; a
 //! deleted file retires its flow for new starts (running instances keep their version);
 //! two files with one flow id: the second is refused.
+//!
+//! Paths are made canonical once, here at the source's edge: the directory when the
+//! source is made, every path handed to [`DirSource::sync`] (its directory resolved, its
+//! file name kept), so that the scan, the watcher's events and callers name one file one
+//! way whatever spelling (`.`, `flows`, an absolute path, a symbolic link) reached it.
+//! Which files count follows the crate's one walk ([`super::walk`]) and, for each file,
+//! its content ([`super::is_flow_content`]): other YAML is not a flow and is left alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::event::ModifyKind;
 use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
@@ -129,14 +135,22 @@ impl std::fmt::Debug for Watch {
 }
 
 impl DirSource {
-    /// A source for `dir` publishing into `registry` (nothing is read yet).
+    /// A source for `dir` publishing into `registry` (nothing is read yet). The
+    /// directory is made canonical now (when it exists; [`DirSource::scan`] reports it
+    /// otherwise).
     #[must_use]
     pub fn new(dir: impl Into<PathBuf>, registry: Arc<Registry>) -> Self {
         Self {
-            dir: dir.into(),
+            dir: canonical(&dir.into()),
             registry,
             files: Mutex::new(Files::default()),
         }
+    }
+
+    /// The directory, canonical: every path in a [`SourceEvent`] lies under it.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The registry fed.
@@ -171,21 +185,26 @@ impl DirSource {
     }
 
     /// Brings one path in step: publish a flow file that exists, retire the flow of one
-    /// that is gone (unless a file that was refused for holding the same flow id takes
-    /// over). Empty when the path is not a flow file the source knows or sees.
+    /// that is gone or no longer holds a flow (unless a file that was refused for holding
+    /// the same flow id takes over). Empty when the path is not a flow file the source
+    /// knows or sees. The path may be spelt any way (relative to the working directory,
+    /// through a symbolic link): it is made canonical first.
     pub fn sync(&self, path: &Path) -> Vec<SourceEvent> {
+        let path = &canonical(path);
         let mut files = self.lock();
         let previous = files.held.get(path).cloned();
-        if !path.is_file() {
+        let event = if path.is_file() {
+            self.publish_file(&mut files, path)
+        } else {
+            None
+        };
+        let Some(event) = event else {
             files.waiting.remove(path);
             let Some(gone) = previous else {
                 return Vec::new();
             };
             files.held.remove(path);
             return self.free(&mut files, path, &gone.flow);
-        }
-        let Some(event) = self.publish_file(&mut files, path) else {
-            return Vec::new();
         };
         let mut events = vec![event];
         if let Some(old) = previous
@@ -213,7 +232,7 @@ impl DirSource {
         vec![self.retire(path, flow)]
     }
 
-    /// Publishes one existing file (`None`: not a flow file).
+    /// Publishes one existing file (`None`: not a flow file, by name or by content).
     fn publish_file(&self, files: &mut Files, path: &Path) -> Option<SourceEvent> {
         if !super::is_flow_file(path) {
             return None;
@@ -228,6 +247,14 @@ impl DirSource {
                 });
             }
         };
+        // a file the source does not know must say it is a flow; one it knows stays a
+        // flow file however it is edited (a broken edit is rejected, never a retirement)
+        if previous.is_none()
+            && !files.waiting.contains_key(path)
+            && !super::is_flow_content(&bytes)
+        {
+            return None;
+        }
         let name = path.display().to_string();
         // compile first to learn the flow id, so that a conflict never publishes
         let compiled = match self.registry.compile(&name, &bytes) {
@@ -285,28 +312,33 @@ impl DirSource {
         }
     }
 
-    /// The files a change at `path` concerns: a flow file itself; the known files under
-    /// a directory that is gone; the flow files of a directory that appeared (`created`).
-    fn affected(&self, path: &Path, created: bool) -> Vec<PathBuf> {
-        if super::in_skipped_dir(&self.dir, path) {
-            return Vec::new();
-        }
-        if super::is_flow_file(path) {
-            return vec![path.to_path_buf()];
-        }
-        let mut v: Vec<PathBuf> = if path.exists() {
-            Vec::new()
-        } else {
-            self.lock()
+    /// The files a batch of changes concerns, in path order: the flow files the walk
+    /// sees at or under a changed path, and the files the source knows at or under one
+    /// that the walk no longer sees (deleted, moved away, or now ignored). A changed
+    /// `.gitignore` or `.ignore` concerns its whole directory.
+    fn affected(&self, changed: &[PathBuf]) -> Vec<PathBuf> {
+        let changed: Vec<&Path> = changed
+            .iter()
+            .map(|p| match p.file_name().and_then(|n| n.to_str()) {
+                Some(".gitignore" | ".ignore") => p.parent().unwrap_or(p),
+                _ => p.as_path(),
+            })
+            .collect();
+        let concerned = |f: &Path| changed.iter().any(|c| f.starts_with(c));
+        let listed = super::walk(&self.dir, super::is_flow_file).unwrap_or_default();
+        let mut v: Vec<PathBuf> = listed.iter().filter(|f| concerned(f)).cloned().collect();
+        let files = self.lock();
+        v.extend(
+            files
                 .held
                 .keys()
-                .filter(|k| k.starts_with(path))
-                .cloned()
-                .collect()
-        };
-        if created && path.is_dir() {
-            v.extend(super::walk(path, super::is_flow_file).unwrap_or_default());
-        }
+                .chain(files.waiting.keys())
+                .filter(|k| concerned(k) && listed.binary_search(k).is_err())
+                .cloned(),
+        );
+        drop(files);
+        v.sort();
+        v.dedup();
         v
     }
 
@@ -333,23 +365,16 @@ impl DirSource {
                 }
                 return;
             };
-            let mut files: Vec<PathBuf> = Vec::new();
-            for e in &events {
-                // our own reads show up as access events: only changes matter
-                if matches!(e.event.kind, EventKind::Access(_)) {
-                    continue;
-                }
-                let created = matches!(
-                    e.event.kind,
-                    EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
-                );
-                for p in &e.event.paths {
-                    files.extend(me.affected(p, created));
-                }
+            // our own reads show up as access events: only changes matter
+            let changed: Vec<PathBuf> = events
+                .iter()
+                .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
+                .flat_map(|e| e.event.paths.iter().cloned())
+                .collect();
+            if changed.is_empty() {
+                return;
             }
-            files.sort();
-            files.dedup();
-            for file in files {
+            for file in me.affected(&changed) {
                 me.sync(&file).into_iter().for_each(&mut on_event);
             }
         })
@@ -360,5 +385,23 @@ impl DirSource {
         Ok(Watch {
             _debouncer: debouncer,
         })
+    }
+}
+
+/// `path` made absolute with its directory resolved (symbolic links, `.`, `..`) and its
+/// file name kept (a file that is gone, or a link to a flow elsewhere, keeps the name it
+/// has in the directory).
+fn canonical(path: &Path) -> PathBuf {
+    if path.is_dir()
+        && let Ok(c) = path.canonicalize()
+    {
+        return c;
+    }
+    let Some(name) = path.file_name() else {
+        return std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    };
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => canonical(p).join(name),
+        _ => canonical(Path::new(".")).join(name),
     }
 }

@@ -1,0 +1,251 @@
+//! `flowc watch` run as a user runs it: the directory spelt `.`, relative, absolute and
+//! through a symbolic link. Each run publishes, republishes a valid edit, rejects a broken
+//! edit while the last good version stays active, ignores other YAML and vendored
+//! directories, and retires a deleted flow. Every wait is bounded.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const FLOW: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: purchase
+context:
+  amount: double
+steps:
+  - id: manager
+    type: approval
+    assignees: { role: manager }
+    skipCondition: amount < 100.0
+";
+
+/// A fresh directory `<tmp>/flowc-watch-<name>-<pid>` holding `flows/` with one flow,
+/// other YAML and a `node_modules/` of broken YAML (canonical, so that expectations
+/// can be spelt from it).
+fn repo(name: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("flowc-watch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let flows = root.join("flows");
+    std::fs::create_dir_all(flows.join("node_modules/pkg")).unwrap();
+    std::fs::write(flows.join("purchase.yaml"), FLOW).unwrap();
+    std::fs::write(
+        flows.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx\n",
+    )
+    .unwrap();
+    std::fs::write(flows.join("node_modules/pkg/broken.yaml"), "a: [\n").unwrap();
+    root.canonicalize().unwrap()
+}
+
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(cwd: &Path, dir: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowc"))
+            .args(["watch", dir, "--debounce-ms", "50"])
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn flowc watch");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line, within 20 s.
+    fn next(&self, what: &str) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no line for {what} within 20 s"))
+    }
+
+    /// The version in `published <version> from <path>`, checking the rest.
+    fn published(&self, revision: u64, path: &str) -> String {
+        let line = self.next("a publish");
+        let rest = line
+            .strip_prefix(&format!("published purchase@{revision}#"))
+            .unwrap_or_else(|| panic!("expected publish of revision {revision}, got `{line}`"));
+        assert!(
+            rest.ends_with(&format!(" from {path}")),
+            "expected `… from {path}`, got `{line}`"
+        );
+        line.split(' ').nth(1).unwrap().to_owned()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `flowc watch <dir>` in `cwd` and edits `flows/` (the real directory) under
+/// `root`; `shown` is how the log names `flows/purchase.yaml`.
+fn edit_and_expect(root: &Path, cwd: &Path, dir: &str, shown: &str) {
+    let flows = root.join("flows");
+    let w = Watch::start(cwd, dir);
+    w.published(1, shown);
+    assert!(w.next("the watch start").starts_with("watching "));
+    // other YAML and vendored directories change: nothing to say
+    std::fs::write(flows.join("docker-compose.yml"), "services: {}\n").unwrap();
+    std::fs::write(flows.join("node_modules/pkg/broken.yaml"), "b: {\n").unwrap();
+    // a valid edit republishes (the scan and the events name the file one way)
+    std::fs::write(flows.join("purchase.yaml"), FLOW.replace("100.0", "200.0")).unwrap();
+    let v2 = w.published(2, shown);
+    // a broken edit is rejected and the active version named
+    std::fs::write(
+        flows.join("purchase.yaml"),
+        FLOW.replace("100.0", "200.0") + "    next: nowhere\n",
+    )
+    .unwrap();
+    assert_eq!(
+        w.next("the rejection"),
+        format!("rejected {shown}: 1 error(s); {v2} stays active")
+    );
+    // a delete retires the flow
+    std::fs::remove_file(flows.join("purchase.yaml")).unwrap();
+    assert_eq!(
+        w.next("the retirement"),
+        format!("retired purchase: {shown} is gone (running instances keep their version)")
+    );
+    drop(w);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn watch_dot() {
+    let root = repo("dot");
+    edit_and_expect(&root, &root.join("flows"), ".", "./purchase.yaml");
+}
+
+#[test]
+fn watch_relative_path() {
+    let root = repo("relative");
+    edit_and_expect(&root, &root, "flows", "flows/purchase.yaml");
+}
+
+#[test]
+fn watch_absolute_path() {
+    let root = repo("absolute");
+    let dir = root.join("flows").display().to_string();
+    let shown = root.join("flows/purchase.yaml").display().to_string();
+    edit_and_expect(&root, Path::new("/"), &dir, &shown);
+}
+
+#[cfg(unix)]
+#[test]
+fn watch_symlinked_directory() {
+    let root = repo("symlink");
+    std::os::unix::fs::symlink(root.join("flows"), root.join("link")).unwrap();
+    edit_and_expect(&root, &root, "link", "link/purchase.yaml");
+}
+
+/// The library side: `DirSource` keys every file by one canonical path, whatever the
+/// spelling it is given; other YAML and vendored directories are not flows; a file it
+/// holds stays a flow file when an edit removes its markers (rejected, not retired).
+#[cfg(unix)]
+#[test]
+fn dir_source_names_one_file_one_way() {
+    use flowc::registry::Registry;
+    use flowc::source::{DirSource, SourceEvent};
+    use std::sync::Arc;
+
+    let root = repo("library");
+    std::os::unix::fs::symlink(root.join("flows"), root.join("link")).unwrap();
+    let source = DirSource::new(root.join("link/../link/."), Arc::new(Registry::default()));
+    assert_eq!(source.dir(), root.join("flows"));
+    let describe = |events: Vec<SourceEvent>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                SourceEvent::Published { path, version } => {
+                    format!(
+                        "published {}@{} {}",
+                        version.flow,
+                        version.revision,
+                        path.display()
+                    )
+                }
+                SourceEvent::Unchanged { path, version } => {
+                    format!(
+                        "unchanged {}@{} {}",
+                        version.flow,
+                        version.revision,
+                        path.display()
+                    )
+                }
+                SourceEvent::Rejected { path, kept, .. } => format!(
+                    "rejected {} kept {}",
+                    path.display(),
+                    kept.as_ref().map_or(0, |v| v.revision)
+                ),
+                SourceEvent::Retired { path, flow } => {
+                    format!("retired {flow} {}", path.display())
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let file = root.join("flows/purchase.yaml").display().to_string();
+    assert_eq!(
+        describe(source.scan().unwrap()),
+        [format!("published purchase@1 {file}")]
+    );
+    // the same file through the link, relative to another directory, with `..`
+    std::fs::write(
+        root.join("flows/purchase.yaml"),
+        FLOW.replace("100.0", "300.0"),
+    )
+    .unwrap();
+    assert_eq!(
+        describe(source.sync(&root.join("link/purchase.yaml"))),
+        [format!("published purchase@2 {file}")]
+    );
+    assert_eq!(
+        describe(source.sync(&root.join("flows/node_modules/../purchase.yaml"))),
+        [format!("unchanged purchase@2 {file}")]
+    );
+    // other YAML is no flow
+    assert!(
+        source
+            .sync(&root.join("flows/docker-compose.yml"))
+            .is_empty()
+    );
+    // an edit that drops the markers is a broken flow, not a retirement
+    std::fs::write(root.join("flows/purchase.yaml"), "id: [\n").unwrap();
+    assert_eq!(
+        describe(source.sync(&root.join("flows/purchase.yaml"))),
+        [format!("rejected {file} kept 2")]
+    );
+    std::fs::remove_file(root.join("flows/purchase.yaml")).unwrap();
+    assert_eq!(
+        describe(source.sync(&root.join("link/purchase.yaml"))),
+        [format!("retired purchase {file}")]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
