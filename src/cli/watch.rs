@@ -1,12 +1,14 @@
 //! `flowc watch DIR`: load a directory of flows into a registry and keep it in step,
 //! logging each publish, rejection and retirement (one line each; diagnostics after).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowc::compile::Options;
 use flowc::registry::Registry;
 use flowc::source::{DirSource, SourceEvent};
+use flowc::store::DirStore;
 
 use super::EXIT_FAILURE;
 
@@ -51,6 +53,13 @@ fn log(event: &SourceEvent) {
                 holder.display()
             );
         }
+        SourceEvent::StoreFailed { path, error, kept } => {
+            let kept = kept.as_ref().map_or_else(
+                || "no version active".to_owned(),
+                |v| format!("{v} stays active"),
+            );
+            outln!("unstored {}: {error}; {kept}", path.display());
+        }
         SourceEvent::Unreadable { path, message } => {
             outln!("unreadable {}: {message}", path.display());
         }
@@ -58,9 +67,55 @@ fn log(event: &SourceEvent) {
     }
 }
 
-pub fn run(dir: &Path, debounce_ms: u64) -> u8 {
-    let registry = Arc::new(Registry::default());
-    let source = Arc::new(DirSource::new(dir, registry));
+/// The store `flowc watch DIR` uses unless told otherwise: inside the watched directory
+/// (hidden, so never scanned as flows), ignored by git.
+fn default_store(dir: &Path) -> Result<PathBuf, std::io::Error> {
+    let base = dir.join(".flowc");
+    std::fs::create_dir_all(&base)?;
+    let ignore = base.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(
+            &ignore,
+            "# flowc's version store: runtime state, not source\n*\n",
+        )?;
+    }
+    Ok(base.join("versions"))
+}
+
+pub fn run(dir: &Path, debounce_ms: u64, store: Option<&Path>, no_store: bool) -> u8 {
+    if !dir.is_dir() {
+        // before the default store would create it
+        eprintln!("error: cannot read `{}`: not a directory", dir.display());
+        return EXIT_FAILURE;
+    }
+    let root = match (no_store, store) {
+        (true, _) => None,
+        (false, Some(p)) => Some(p.to_path_buf()),
+        (false, None) => match default_store(dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot create the version store in `{}`: {e}",
+                    dir.display()
+                );
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let (registry, store_note) = match &root {
+        None => (Registry::default(), "versions in memory only".to_owned()),
+        Some(root) => match DirStore::open(root) {
+            Ok(s) => (
+                Registry::with_store(Options::default(), Arc::new(s)),
+                format!("versions in {}", root.display()),
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let source = Arc::new(DirSource::new(dir, Arc::new(registry)));
     match source.scan() {
         Ok(events) => events.iter().for_each(log),
         Err(e) => {
@@ -75,7 +130,7 @@ pub fn run(dir: &Path, debounce_ms: u64) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    outln!("watching {}", dir.display());
+    outln!("watching {} ({store_note})", dir.display());
     loop {
         std::thread::park();
     }
