@@ -375,15 +375,22 @@ impl VersionStore for DirStore {
     fn put(&self, version: &NewVersion<'_>, revision: u64) -> Result<VersionRecord, StoreError> {
         check_new(version)?;
         check_revision(revision)?;
+        let taken = |existing: VersionRecord| StoreError::RevisionTaken {
+            flow: version.flow.to_owned(),
+            revision,
+            existing: existing.hash,
+            hash: version.hash.to_owned(),
+        };
+        // refuse before writing anything when the revision is known to be taken
+        if let Some(existing) = self.read_record(version.flow, revision)?
+            && existing.hash != version.hash
+        {
+            return Err(taken(existing));
+        }
         self.put_source(version)?;
         let (_, record) = self.claim(version, revision)?;
         if record.hash != version.hash {
-            return Err(StoreError::RevisionTaken {
-                flow: version.flow.to_owned(),
-                revision,
-                existing: record.hash,
-                hash: version.hash.to_owned(),
-            });
+            return Err(taken(record));
         }
         Ok(VersionRecord {
             stored: true,
