@@ -378,7 +378,7 @@ fn corrupt_files_give_typed_errors() {
     let h = hash(1);
     store.assign(&new_version("claim", &h, b"one")).unwrap();
     let record = dir.join("flows/claim/revisions/00000000000000000001.json");
-    let content = dir.join(format!("flows/claim/{h}.yaml"));
+    let content = dir.join(format!("flows/claim/{h}.src"));
     let corrupt = |e: StoreError, file: &Path, reason: &str| {
         assert_eq!(code(&e), "flowc::store::corrupt");
         let text = e.to_string();
@@ -498,9 +498,9 @@ fn writes_are_atomic_and_leave_no_temporaries() {
         all,
         [
             "flowc-store.json".to_owned(),
-            format!("flows/claim/{}.yaml", v1.hash),
+            format!("flows/claim/{}.src", v1.hash),
             format!(
-                "flows/claim/{}.yaml",
+                "flows/claim/{}.src",
                 reg.active("claim").unwrap().version().hash
             ),
             "flows/claim/revisions/00000000000000000001.json".to_owned(),

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! flowc-store.json                          {"format": 1}
-//! flows/<flow>/<hash>.yaml                  a content's source (content-addressed)
+//! flows/<flow>/<hash>.src                   a content's source (content-addressed; not
+//!                                           `.yaml`, so no walk takes it for a flow)
 //! flows/<flow>/revisions/<revision>.json    one record per revision (20-digit name)
 //! holds/<flow>/<hash>/<holder>.json         one hold (holder name percent-encoded)
 //! ```
@@ -263,7 +264,7 @@ impl DirStore {
     }
 
     fn source_path(&self, flow: &str, hash: &str) -> PathBuf {
-        self.flow_dir(flow).join(format!("{hash}.yaml"))
+        self.flow_dir(flow).join(format!("{hash}.src"))
     }
 
     fn record_path(&self, flow: &str, revision: u64) -> PathBuf {
