@@ -455,7 +455,8 @@ impl Registry {
 
     /// Compiles `source` and makes it the flow's active version under the revision the
     /// caller names (a source with its own revisions: etcd's key revision). With a
-    /// store the version is stored under that revision too.
+    /// store the version is stored under that revision too. Content that is already
+    /// active changes nothing and keeps its version (and revision).
     ///
     /// # Errors
     /// [`RegistryError::Compile`]; [`RegistryError::RevisionTaken`] when the revision
@@ -835,7 +836,7 @@ impl Registry {
             return Err(StoreError::InvalidKey {
                 what: "holder",
                 value: holder.chars().take(100).collect(),
-                reason: "names starting with `pin:` are reserved for `Registry::pin`",
+                reason: "names starting with `pin:` are reserved for anonymous pins",
                 help: "name the holder by an instance id or a host name",
             }
             .into());
