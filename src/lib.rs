@@ -12,9 +12,11 @@
 //! 6. [`compile`] — ties the stages together into a [`compile::CompiledFlow`].
 //! 7. [`runtime`] — instances: a deterministic, I/O-free state machine (events in,
 //!    effects out, a trace of every visit), serialisable and pinned to its version.
-//! 8. [`registry`] — compiled versions swapped atomically (arc-swap), rollback,
-//!    retention, canary releases.
-//! 9. [`source`] — a watched directory feeding a registry.
+//! 8. [`store`] — durable version stores (a directory; etcd later): the source of
+//!    every published version by content hash, revisions that survive restarts, holds.
+//! 9. [`registry`] — compiled versions swapped atomically (arc-swap), rollback,
+//!    retention, canary releases; restart-safe with a store.
+//! 10. [`source`] — a watched directory feeding a registry.
 //!
 //! [`diff`] compares two versions of a flow (the audit view of a change).
 //!
@@ -59,3 +61,4 @@ pub mod runtime;
 pub mod sandbox;
 pub mod source;
 pub mod span;
+pub mod store;

@@ -5,6 +5,15 @@
 //! lock-free. Writers (publish, rollback, canary, retire) take the flow's mutex, so they
 //! are serialised per flow; a publish that does not compile changes nothing.
 //!
+//! **Restarts.** A registry built with [`Registry::with_store`] writes every version it
+//! publishes to a durable [`VersionStore`] and takes its revision from there (or from the
+//! caller, [`Registry::publish_revision`]), so a fresh process on the same store names
+//! every version as before; [`Registry::load`] and [`Registry::restore`] find a version by
+//! its content hash in memory or in the store, however many versions followed; pins and
+//! [`Registry::hold`]s are kept in the store. A registry without a store (`new`,
+//! `default`, `with_retention`) numbers revisions with a per-process counter and keeps
+//! everything in memory: it is **not** restart-safe.
+//!
 //! ```
 //! let reg = flowc::registry::Registry::new(Default::default());
 //! let src = br#"
@@ -28,7 +37,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::compile::{self, CompiledFlow, Condition, Options, VersionId, stable_hash};
 use crate::diagnostic::Diagnostics;
-use crate::runtime::{self, Effect, Instance, RuntimeError};
+use crate::runtime::{self, Effect, Instance, InstanceState, RuntimeError};
+use crate::store::{Hold, Keep, NewVersion, StoreError, VersionMeta, VersionRecord, VersionStore};
+
+/// Holder names starting with this are the store holds of [`Registry::pin`].
+pub const PIN_HOLDER_PREFIX: &str = "pin:";
 
 /// How many versions of a flow are kept besides those in use (active, canary, pinned or
 /// held by a live instance).
@@ -119,14 +132,84 @@ pub enum RegistryError {
         /// The share given.
         share: String,
     },
-    /// The candidate or the selector does not compile.
-    #[error("the candidate or its selector does not compile")]
+    /// The source (a canary's candidate, a publish with a revision) or the canary's
+    /// selector does not compile.
+    #[error("the source or the canary's selector does not compile")]
     #[diagnostic(code("flowc::registry::compile"))]
     Compile(#[related] Vec<crate::diagnostic::Diagnostic>),
-    /// Starting the instance failed (its context).
+    /// Starting or restoring the instance failed (its context, its state).
     #[error(transparent)]
     #[diagnostic(transparent)]
     Start(#[from] RuntimeError),
+    /// The revision already names other content of the flow.
+    #[error("revision {revision} of flow `{flow}` already names content {existing}, not {hash}")]
+    #[diagnostic(
+        code("flowc::registry::revision-taken"),
+        help("a revision names one content for ever: publish new content under a new revision")
+    )]
+    RevisionTaken {
+        /// The flow.
+        flow: String,
+        /// The revision.
+        revision: u64,
+        /// The content that has it.
+        existing: String,
+        /// The content offered.
+        hash: String,
+    },
+    /// The operation keeps something durably and the registry has no store.
+    #[error("{operation} needs a version store; this registry keeps versions in memory only")]
+    #[diagnostic(
+        code("flowc::registry::no-store"),
+        help("build the registry with `Registry::with_store`")
+    )]
+    NoStore {
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// A stored source compiles to other content than the hash it is stored under.
+    #[error("the stored source of flow `{flow}` content {hash} compiles to content {got}")]
+    #[diagnostic(
+        code("flowc::registry::hash-mismatch"),
+        help(
+            "it was stored by flowc {compiler} (this is flowc {this}) or edited; restore the instance with the release that stored it"
+        )
+    )]
+    HashMismatch {
+        /// The flow.
+        flow: String,
+        /// The hash asked for.
+        hash: String,
+        /// The hash the stored source compiles to.
+        got: String,
+        /// The release that stored it.
+        compiler: String,
+        /// This release.
+        this: &'static str,
+    },
+    /// A stored source no longer compiles.
+    #[error("the stored source of flow `{flow}` content {hash} does not compile")]
+    #[diagnostic(
+        code("flowc::registry::stored-invalid"),
+        help("it was stored by flowc {compiler} (this is flowc {this}) or edited")
+    )]
+    StoredInvalid {
+        /// The flow.
+        flow: String,
+        /// The hash.
+        hash: String,
+        /// The release that stored it.
+        compiler: String,
+        /// This release.
+        this: &'static str,
+        /// Its diagnostics.
+        #[related]
+        diagnostics: Vec<crate::diagnostic::Diagnostic>,
+    },
+    /// The version store failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A canary: a candidate version that a share of new instances (or those whose context
@@ -253,6 +336,8 @@ pub struct Registry {
     flows: ArcSwap<HashMap<String, Arc<Slot>>>,
     /// Serialises adding flows to the map (per-flow writers lock their slot).
     adding: Mutex<()>,
+    /// Where versions are kept durably (none: memory only, not restart-safe).
+    store: Option<Arc<dyn VersionStore>>,
 }
 
 impl Default for Registry {
@@ -276,7 +361,34 @@ impl Registry {
             retention: retention.max(1),
             flows: ArcSwap::from_pointee(HashMap::new()),
             adding: Mutex::new(()),
+            store: None,
         }
+    }
+
+    /// An empty registry that keeps every version it publishes in `store` and takes
+    /// revisions from it: restart-safe (see the module docs). Keeps
+    /// [`DEFAULT_RETENTION`] unused versions per flow in memory; older ones are loaded
+    /// back from the store when asked for.
+    #[must_use]
+    pub fn with_store(options: Options, store: Arc<dyn VersionStore>) -> Self {
+        Self {
+            store: Some(store),
+            ..Self::new(options)
+        }
+    }
+
+    /// The same registry keeping `retention` unused versions per flow (at least 1) in
+    /// memory, and by [`Registry::prune_store`] in the store.
+    #[must_use]
+    pub fn retaining(mut self, retention: usize) -> Self {
+        self.retention = retention.max(1);
+        self
+    }
+
+    /// The version store, if the registry has one.
+    #[must_use]
+    pub fn store(&self) -> Option<&Arc<dyn VersionStore>> {
+        self.store.as_ref()
     }
 
     fn slot(&self, flow: &str) -> Option<Arc<Slot>> {
@@ -324,32 +436,140 @@ impl Registry {
     }
 
     /// Compiles `source` and makes it the flow's active version. Publishing the content
-    /// that is already active changes nothing and returns its version.
+    /// that is already active changes nothing and returns its version. With a store the
+    /// version is stored first and its revision is the store's (the same content keeps
+    /// the revision it first got); without one it is the next of this process's counter.
     ///
     /// # Errors
-    /// The diagnostics when it does not compile; nothing changes then.
+    /// The diagnostics when it does not compile, or the store's error (as a diagnostic
+    /// on the file); nothing changes then.
     pub fn publish(&self, name: &str, source: &[u8]) -> Result<VersionId, Diagnostics> {
-        Ok(self.publish_compiled(self.compile(name, source)?))
+        let compiled = self.compile(name, source)?;
+        let file = Arc::clone(&compiled.flow().file);
+        self.publish_compiled(compiled).map_err(|e| {
+            let mut d = Diagnostics::new();
+            d.add(&file, e);
+            d
+        })
+    }
+
+    /// Compiles `source` and makes it the flow's active version under the revision the
+    /// caller names (a source with its own revisions: etcd's key revision). With a
+    /// store the version is stored under that revision too. Content that is already
+    /// active changes nothing and keeps its version (and revision).
+    ///
+    /// # Errors
+    /// [`RegistryError::Compile`]; [`RegistryError::RevisionTaken`] when the revision
+    /// names other content; the store's errors. Nothing changes then.
+    pub fn publish_revision(
+        &self,
+        name: &str,
+        source: &[u8],
+        revision: u64,
+    ) -> Result<VersionId, RegistryError> {
+        let compiled = self
+            .compile(name, source)
+            .map_err(|d| RegistryError::Compile(d.into_iter().collect()))?;
+        self.publish_compiled_with(compiled, Some(revision), &now_meta())
     }
 
     /// Makes a compiled flow the active version of its flow id (see
     /// [`Registry::publish`]).
-    pub fn publish_compiled(&self, compiled: CompiledFlow) -> VersionId {
+    ///
+    /// # Errors
+    /// The store's errors; nothing changes then.
+    pub fn publish_compiled(&self, compiled: CompiledFlow) -> Result<VersionId, RegistryError> {
+        self.publish_compiled_with(compiled, None, &now_meta())
+    }
+
+    /// Makes a compiled flow the active version of its flow id, under `revision` when
+    /// given (else the store's or the counter's, as [`Registry::publish`]), recording
+    /// `meta` (who, when, why) in the store.
+    ///
+    /// # Errors
+    /// [`RegistryError::RevisionTaken`] when the revision names other content; the
+    /// store's errors. Nothing changes then.
+    pub fn publish_compiled_with(
+        &self,
+        compiled: CompiledFlow,
+        revision: Option<u64>,
+        meta: &VersionMeta,
+    ) -> Result<VersionId, RegistryError> {
         let slot = self.slot_or_insert(compiled.id());
         let mut inner = slot.lock();
         if let Some(active) = slot.active.load_full()
             && active.version().hash == compiled.version().hash
         {
-            return active.version().clone();
+            return Ok(active.version().clone());
         }
-        let flow = Arc::new(compiled.with_revision(inner.next_revision));
-        inner.next_revision += 1;
+        let flow = self.name_version(&slot, &mut inner, compiled, revision, meta)?;
         let version = flow.version().clone();
         slot.insert(Arc::clone(&flow));
         slot.active.store(Some(flow));
         Slot::record(&mut inner, Action::Published, Some(version.clone()));
         slot.prune(&inner, self.retention);
-        version
+        Ok(version)
+    }
+
+    /// Gives a compiled flow its revision (the caller's, the store's or the counter's),
+    /// storing it when there is a store; reuses the kept copy of the same content.
+    fn name_version(
+        &self,
+        slot: &Slot,
+        inner: &mut Inner,
+        compiled: CompiledFlow,
+        revision: Option<u64>,
+        meta: &VersionMeta,
+    ) -> Result<Arc<CompiledFlow>, RegistryError> {
+        let kept = slot.versions.load_full();
+        let taken = |revision: u64| -> Result<Option<Arc<CompiledFlow>>, RegistryError> {
+            match kept.get(&revision) {
+                Some(f) if f.version().hash == compiled.version().hash => Ok(Some(Arc::clone(f))),
+                Some(f) => Err(RegistryError::RevisionTaken {
+                    flow: slot.id.clone(),
+                    revision,
+                    existing: f.version().hash.clone(),
+                    hash: compiled.version().hash.clone(),
+                }),
+                None => Ok(None),
+            }
+        };
+        let revision = match (&self.store, revision) {
+            (None, None) => inner.next_revision,
+            (None, Some(r)) => {
+                if r == 0 {
+                    return Err(StoreError::InvalidKey {
+                        what: "revision",
+                        value: "0".to_owned(),
+                        reason: "revision 0 means unpublished",
+                        help: "revisions start at 1",
+                    }
+                    .into());
+                }
+                r
+            }
+            (Some(store), r) => {
+                // refuse before writing anything when memory already knows better
+                if let Some(r) = r {
+                    taken(r)?;
+                }
+                let file = &compiled.flow().file;
+                let new = NewVersion {
+                    flow: compiled.id(),
+                    hash: &compiled.version().hash,
+                    name: file.name(),
+                    source: file.text().as_bytes(),
+                    meta: meta.clone(),
+                };
+                match r {
+                    Some(r) => store.put(&new, r)?.revision,
+                    None => store.assign(&new)?.revision,
+                }
+            }
+        };
+        let existing = taken(revision)?;
+        inner.next_revision = inner.next_revision.max(revision.saturating_add(1));
+        Ok(existing.unwrap_or_else(|| Arc::new(compiled.with_revision(revision))))
     }
 
     /// The active version of a flow (`None`: unknown or retired). Lock-free.
@@ -364,7 +584,8 @@ impl Registry {
         self.slot(flow).map(FlowHandle)
     }
 
-    /// A kept version (for restoring instances). Lock-free.
+    /// A kept version (for restoring instances). Lock-free; memory only (see
+    /// [`Registry::load`] for the store).
     #[must_use]
     pub fn get(&self, version: &VersionId) -> Option<Arc<CompiledFlow>> {
         let slot = self.slot(&version.flow)?;
@@ -373,6 +594,100 @@ impl Registry {
             .get(&version.revision)
             .filter(|f| f.version() == version)
             .cloned()
+    }
+
+    /// A kept version of `flow` with this content hash (the latest revision of it when
+    /// the same content was published under several). Lock-free; memory only.
+    #[must_use]
+    pub fn get_by_hash(&self, flow: &str, hash: &str) -> Option<Arc<CompiledFlow>> {
+        let slot = self.slot(flow)?;
+        let versions = slot.versions.load();
+        versions
+            .values()
+            .rev()
+            .find(|f| f.version().hash == hash)
+            .cloned()
+    }
+
+    /// The exact version if kept, else a kept one with the same content.
+    fn find(&self, version: &VersionId) -> Option<Arc<CompiledFlow>> {
+        self.get(version)
+            .or_else(|| self.get_by_hash(&version.flow, &version.hash))
+    }
+
+    /// The version an instance names, found by its flow id and content hash: in memory
+    /// (the exact version first), else loaded from the store, compiled, checked against
+    /// the hash and kept (so retention, a restart or a fresh process do not lose it).
+    /// The revision is the one `version` names when the store recorded the content under
+    /// it, else the content's first.
+    ///
+    /// # Errors
+    /// [`RegistryError::UnknownVersion`] when neither memory nor the store has it;
+    /// [`RegistryError::HashMismatch`] / [`RegistryError::StoredInvalid`] when the
+    /// stored source compiles to other content or not at all; the store's errors.
+    pub fn load(&self, version: &VersionId) -> Result<Arc<CompiledFlow>, RegistryError> {
+        if let Some(f) = self.find(version) {
+            return Ok(f);
+        }
+        let unknown = || RegistryError::UnknownVersion {
+            flow: version.flow.clone(),
+            version: version.to_string(),
+        };
+        let Some(store) = &self.store else {
+            return Err(unknown());
+        };
+        let Some(stored) = store.get(&version.flow, &version.hash)? else {
+            return Err(unknown());
+        };
+        let this = env!("CARGO_PKG_VERSION");
+        let compiled = self
+            .compile(&stored.record.name, &stored.source)
+            .map_err(|d| RegistryError::StoredInvalid {
+                flow: version.flow.clone(),
+                hash: version.hash.clone(),
+                compiler: stored.record.compiler.clone(),
+                this,
+                diagnostics: d.into_iter().collect(),
+            })?;
+        if compiled.version().hash != version.hash || compiled.id() != version.flow {
+            return Err(RegistryError::HashMismatch {
+                flow: version.flow.clone(),
+                hash: version.hash.clone(),
+                got: compiled.version().hash.clone(),
+                compiler: stored.record.compiler.clone(),
+                this,
+            });
+        }
+        let revision = if stored.revisions.contains(&version.revision) {
+            version.revision
+        } else {
+            stored.record.revision
+        };
+        let slot = self.slot_or_insert(&version.flow);
+        let mut inner = slot.lock();
+        if let Some(f) = slot.versions.load().get(&revision) {
+            // loaded meanwhile by another thread, or (an inconsistent store) other content
+            return Ok(if f.version().hash == version.hash {
+                Arc::clone(f)
+            } else {
+                Arc::new(compiled.with_revision(revision))
+            });
+        }
+        let flow = Arc::new(compiled.with_revision(revision));
+        slot.insert(Arc::clone(&flow));
+        inner.next_revision = inner.next_revision.max(revision.saturating_add(1));
+        Ok(flow)
+    }
+
+    /// Restores a persisted instance onto its version, found by flow id and content
+    /// hash in memory or in the store ([`Registry::load`]).
+    ///
+    /// # Errors
+    /// As [`Registry::load`]; [`RegistryError::Start`] with the runtime's error when
+    /// the state does not fit the version.
+    pub fn restore(&self, state: InstanceState) -> Result<Instance, RegistryError> {
+        let flow = self.load(&state.version)?;
+        Ok(Instance::restore(flow, state)?)
     }
 
     /// Every kept version of a flow, oldest first.
@@ -395,19 +710,23 @@ impl Registry {
         v
     }
 
-    /// Makes a kept version active again.
+    /// Makes a kept version active again (with a store: any stored version).
     ///
     /// # Errors
-    /// An unknown flow or a version that is not kept.
+    /// An unknown flow or a version that is not kept (nor stored).
     pub fn rollback(&self, version: &VersionId) -> Result<(), RegistryError> {
         let slot = self.slot_or_err(&version.flow)?;
-        let mut inner = slot.lock();
-        let Some(flow) = self.get(version) else {
-            return Err(RegistryError::UnknownVersion {
-                flow: version.flow.clone(),
-                version: version.to_string(),
-            });
+        let flow = match self.get(version) {
+            Some(f) => f,
+            None if self.store.is_some() => self.load(version)?,
+            None => {
+                return Err(RegistryError::UnknownVersion {
+                    flow: version.flow.clone(),
+                    version: version.to_string(),
+                });
+            }
         };
+        let mut inner = slot.lock();
         slot.active.store(Some(flow));
         Slot::record(&mut inner, Action::RolledBack, Some(version.clone()));
         Ok(())
@@ -441,37 +760,145 @@ impl Registry {
     }
 
     /// Keeps a version however old it gets (a persisted instance uses it); counted.
+    /// With a store each pin is also an anonymous hold in the store (holder
+    /// `pin:<unique>`), so the count survives restarts: an [`Registry::unpin`] in any
+    /// process releases one of them. To see who holds what, name holders with
+    /// [`Registry::hold`] instead.
     ///
     /// # Errors
-    /// An unknown flow or version.
+    /// An unknown flow or version; the store's errors.
     pub fn pin(&self, version: &VersionId) -> Result<(), RegistryError> {
+        let flow = if self.store.is_some() {
+            self.load(version)?
+        } else {
+            self.slot_or_err(&version.flow)?;
+            self.get(version)
+                .ok_or_else(|| RegistryError::UnknownVersion {
+                    flow: version.flow.clone(),
+                    version: version.to_string(),
+                })?
+        };
         let slot = self.slot_or_err(&version.flow)?;
         let mut inner = slot.lock();
-        if self.get(version).is_none() {
-            return Err(RegistryError::UnknownVersion {
-                flow: version.flow.clone(),
-                version: version.to_string(),
-            });
+        if let Some(store) = &self.store {
+            store.hold(flow.version(), &unique_pin_holder())?;
         }
-        *inner.pins.entry(version.revision).or_insert(0) += 1;
+        *inner.pins.entry(flow.version().revision).or_insert(0) += 1;
         Ok(())
     }
 
-    /// Releases one [`Registry::pin`].
+    /// Releases one [`Registry::pin`] (with a store: one anonymous store hold on the
+    /// content, whichever process took it).
     ///
     /// # Errors
-    /// An unknown flow.
+    /// An unknown flow; the store's errors.
     pub fn unpin(&self, version: &VersionId) -> Result<(), RegistryError> {
-        let slot = self.slot_or_err(&version.flow)?;
+        let slot = match self.slot_or_err(&version.flow) {
+            Ok(s) => s,
+            // a fresh process releasing a pin an earlier one took
+            Err(_) if self.store.is_some() => self.slot_or_insert(&version.flow),
+            Err(e) => return Err(e),
+        };
         let mut inner = slot.lock();
-        if let Some(n) = inner.pins.get_mut(&version.revision) {
+        let revision = self
+            .find(version)
+            .map_or(version.revision, |f| f.version().revision);
+        if let Some(n) = inner.pins.get_mut(&revision) {
             *n -= 1;
             if *n == 0 {
-                inner.pins.remove(&version.revision);
+                inner.pins.remove(&revision);
+            }
+        }
+        if let Some(store) = &self.store {
+            // another process may release the same pin hold at once: try the next
+            for hold in store.holders(&version.flow, &version.hash)? {
+                if hold.holder.starts_with(PIN_HOLDER_PREFIX)
+                    && store.release(version, &hold.holder)?
+                {
+                    break;
+                }
             }
         }
         slot.prune(&inner, self.retention);
         Ok(())
+    }
+
+    /// `holder` (an instance id, a host) holds `version` in the store: retention
+    /// ([`Registry::prune_store`]) keeps it until [`Registry::release`]. Holding twice
+    /// is one hold.
+    ///
+    /// # Errors
+    /// [`RegistryError::NoStore`]; a holder name starting with `pin:` (reserved for
+    /// [`Registry::pin`]); the store's errors (a version it does not have).
+    pub fn hold(&self, version: &VersionId, holder: &str) -> Result<(), RegistryError> {
+        let store = self.store_for("hold")?;
+        if holder.starts_with(PIN_HOLDER_PREFIX) {
+            return Err(StoreError::InvalidKey {
+                what: "holder",
+                value: holder.chars().take(100).collect(),
+                reason: "names starting with `pin:` are reserved for anonymous pins",
+                help: "name the holder by an instance id or a host name",
+            }
+            .into());
+        }
+        Ok(store.hold(version, holder)?)
+    }
+
+    /// Ends `holder`'s hold on `version`; false when it held nothing.
+    ///
+    /// # Errors
+    /// [`RegistryError::NoStore`]; the store's errors.
+    pub fn release(&self, version: &VersionId, holder: &str) -> Result<bool, RegistryError> {
+        Ok(self.store_for("release")?.release(version, holder)?)
+    }
+
+    /// Every hold in the store (named and `pin:` ones), sorted by flow, hash, holder.
+    ///
+    /// # Errors
+    /// [`RegistryError::NoStore`]; the store's errors.
+    pub fn held(&self) -> Result<Vec<Hold>, RegistryError> {
+        Ok(self.store_for("held")?.held()?)
+    }
+
+    /// Applies retention to the store: deletes the stored source of every version of
+    /// `flow` beyond the newest `retention` that is not held (nor pinned), active, a
+    /// canary or used by a live instance of this registry. Returns what was deleted.
+    /// Records stay: a deleted version's revision is never given to other content.
+    ///
+    /// # Errors
+    /// [`RegistryError::NoStore`]; the store's errors.
+    pub fn prune_store(&self, flow: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+        let store = self.store_for("prune_store")?;
+        let mut hashes = Vec::new();
+        if let Some(slot) = self.slot(flow) {
+            let _inner = slot.lock();
+            hashes.extend(slot.active.load_full().map(|a| a.version().hash.clone()));
+            hashes.extend(
+                slot.canary
+                    .load_full()
+                    .map(|c| c.version.version().hash.clone()),
+            );
+            hashes.extend(
+                slot.versions
+                    .load()
+                    .values()
+                    .filter(|f| Arc::strong_count(f) > 1)
+                    .map(|f| f.version().hash.clone()),
+            );
+        }
+        Ok(store.prune(
+            flow,
+            &Keep {
+                newest: self.retention,
+                hashes,
+            },
+        )?)
+    }
+
+    fn store_for(&self, operation: &'static str) -> Result<&Arc<dyn VersionStore>, RegistryError> {
+        self.store
+            .as_ref()
+            .ok_or(RegistryError::NoStore { operation })
     }
 
     /// Starts a canary: `source` compiles to a candidate that new instances get for
@@ -510,8 +937,7 @@ impl Registry {
                 help: "promote or abort it first".to_owned(),
             });
         }
-        let flow = Arc::new(compiled.with_revision(inner.next_revision));
-        inner.next_revision += 1;
+        let flow = self.name_version(&slot, &mut inner, compiled, None, &now_meta())?;
         let version = flow.version().clone();
         slot.insert(Arc::clone(&flow));
         #[expect(
@@ -593,11 +1019,19 @@ impl Registry {
                 return Ok(Arc::clone(&c.version));
             }
         }
-        slot.active
-            .load_full()
-            .ok_or_else(|| RegistryError::Retired {
-                flow: flow.to_owned(),
-            })
+        slot.active.load_full().ok_or_else(|| {
+            if slot.lock().history.is_empty() {
+                // only loaded from the store (to restore instances), never published here
+                RegistryError::UnknownFlow {
+                    flow: flow.to_owned(),
+                    help: "it has only versions loaded to restore instances; publish it to start new ones".to_owned(),
+                }
+            } else {
+                RegistryError::Retired {
+                    flow: flow.to_owned(),
+                }
+            }
+        })
     }
 
     /// Starts an instance on [`Registry::version_for`]; it stays on that version.
@@ -614,4 +1048,25 @@ impl Registry {
         let version = self.version_for(flow, key, context)?;
         Ok(Instance::start(version, context, at)?)
     }
+}
+
+/// Metadata of a publish through the plain API: the time only.
+fn now_meta() -> VersionMeta {
+    VersionMeta {
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs()),
+        ..VersionMeta::default()
+    }
+}
+
+/// A holder name for one anonymous pin, unique across processes and time.
+fn unique_pin_holder() -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{PIN_HOLDER_PREFIX}{}.{nanos}.{seq}", std::process::id())
 }

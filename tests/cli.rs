@@ -574,6 +574,95 @@ fn watch_logs_publish_reject_and_retire() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `flowc watch DIR ARGS` until it prints `watching`; returns the lines before it
+/// and the `watching` line.
+fn watch_once(dir: &std::path::Path, args: &[&str]) -> (Vec<String>, String) {
+    let mut child = flowc()
+        .args(["watch", dir.to_str().unwrap(), "--debounce-ms", "50"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let watching = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("watching");
+        if line.starts_with("watching ") {
+            break line;
+        }
+        lines.push(line);
+    };
+    child.kill().unwrap();
+    let _ = child.wait();
+    (lines, watching)
+}
+
+#[test]
+fn watch_names_versions_the_same_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("flowc-cli-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = std::fs::read_to_string(root().join("examples/leave-request.yaml")).unwrap();
+    let edited = flow.replace("days <= 3", "days <= 4");
+    let file = dir.join("leave.yaml");
+    let revision = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.split('#').next().unwrap().to_owned())
+            .collect()
+    };
+    std::fs::write(&file, &flow).unwrap();
+    let (lines, watching) = watch_once(&dir, &[]);
+    assert_eq!(revision(&lines), ["published leave-request@1"]);
+    let store = dir.join(".flowc/versions");
+    assert_eq!(
+        watching,
+        format!(
+            "watching {} (versions in {})",
+            dir.display(),
+            store.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".flowc/.gitignore")).unwrap(),
+        "# flowc's version store: runtime state, not source\n*\n"
+    );
+    std::fs::write(&file, &edited).unwrap();
+    let (lines, _) = watch_once(&dir, &[]);
+    assert_eq!(revision(&lines), ["published leave-request@2"]);
+    // the first content again, in a third process: its first revision
+    std::fs::write(&file, &flow).unwrap();
+    let (lines, _) = watch_once(&dir, &[]);
+    assert_eq!(revision(&lines), ["published leave-request@1"]);
+    // without a store every run starts at 1 (the failure the store fixes)
+    std::fs::write(&file, &edited).unwrap();
+    let (lines, watching) = watch_once(&dir, &["--no-store"]);
+    assert_eq!(revision(&lines), ["published leave-request@1"]);
+    assert!(
+        watching.ends_with("(versions in memory only)"),
+        "{watching}"
+    );
+    // an explicit store elsewhere
+    let elsewhere = dir.join("other-store");
+    let (lines, watching) = watch_once(&dir, &["--store", elsewhere.to_str().unwrap()]);
+    assert_eq!(revision(&lines), ["published leave-request@1"]);
+    assert!(watching.ends_with(&format!("(versions in {})", elsewhere.display())));
+    assert!(elsewhere.join("flowc-store.json").is_file());
+    // a store inside the watched directory holds no file a scan takes for a flow
+    let (lines, _) = watch_once(&dir, &["--store", elsewhere.to_str().unwrap()]);
+    assert_eq!(revision(&lines), ["published leave-request@1"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn readme_scenario_example_passes() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();

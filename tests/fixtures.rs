@@ -114,7 +114,7 @@ fn bad_fixtures_report_their_code() {
 
 /// Stages whose errors are about events, versions and directories rather than flow
 /// files: their codes must be asserted by a test or a scenario instead of a bad fixture.
-const RUN_TIME_STAGES: [&str; 3] = ["runtime.", "registry.", "source."];
+const RUN_TIME_STAGES: [&str; 4] = ["runtime.", "registry.", "source.", "store."];
 
 #[test]
 fn every_code_has_a_fixture() {

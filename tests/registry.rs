@@ -406,6 +406,33 @@ fn restore_after_publish_finishes_on_the_old_version() {
 }
 
 #[test]
+fn without_a_store_revisions_are_per_process() {
+    // documented: a registry without a store is not restart-safe; the caller may still
+    // name revisions itself (a source with its own revisions)
+    let a = Registry::default();
+    let v1 = a.publish("claim.yaml", &source(1)).unwrap();
+    a.publish("claim.yaml", &source(2)).unwrap();
+    // the same content as v1 again: a new revision, in memory only
+    assert_eq!(a.publish("claim.yaml", &source(1)).unwrap().revision, 3);
+    let b = Registry::default();
+    assert_eq!(b.publish("claim.yaml", &source(2)).unwrap().revision, 1);
+    assert!(b.get(&v1).is_none());
+    assert!(matches!(
+        b.load(&v1),
+        Err(RegistryError::UnknownVersion { .. })
+    ));
+    assert!(matches!(b.held(), Err(RegistryError::NoStore { .. })));
+    let r = b.publish_revision("claim.yaml", &source(5), 40).unwrap();
+    assert_eq!(r.revision, 40);
+    assert_eq!(b.publish("claim.yaml", &source(6)).unwrap().revision, 41);
+    assert_eq!(b.get_by_hash("claim", &r.hash).unwrap().version(), &r);
+    // restore by hash: the kept version with the instance's content
+    let (inst, _) = b.start("claim", "k", &json!({"amount": 500.0}), 0).unwrap();
+    let state = inst.state().clone();
+    assert_eq!(b.restore(state).unwrap().flow().version().revision, 41);
+}
+
+#[test]
 fn every_registry_error_has_its_code() {
     use miette::Diagnostic;
     let code = |e: RegistryError| e.code().unwrap().to_string();

@@ -163,6 +163,90 @@ fn scan_and_sync() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_store_names_the_directory_versions_across_restarts() {
+    // the failure, without a store: a file that comes back with its first content gets
+    // a new revision, and a new process numbers from 1 again (see `scan_and_sync`)
+    let dir = tempdir("store");
+    let store_root = dir.join(".flowc/versions");
+    let one = dir.join("one.yaml");
+    std::fs::write(&one, flow("one", "r1")).unwrap();
+    let open = || {
+        let store = flowc::store::DirStore::open(&store_root).unwrap();
+        let reg = Arc::new(Registry::with_store(
+            flowc::compile::Options::default(),
+            Arc::new(store),
+        ));
+        (DirSource::new(&dir, Arc::clone(&reg)), reg)
+    };
+    let d = |events: Vec<SourceEvent>| -> Vec<String> {
+        events.iter().map(|e| describe(e, &dir)).collect()
+    };
+    let (src, reg) = open();
+    assert_eq!(d(src.scan().unwrap()), ["published one@1 one.yaml"]);
+    let (inst, _) = reg.start("one", "k", &json!({}), 0).unwrap();
+    let saved = serde_json::to_string(inst.state()).unwrap();
+    std::fs::write(&one, flow("one", "r2")).unwrap();
+    assert_eq!(d(src.sync(&one)), ["published one@2 one.yaml"]);
+    // the first content again keeps its revision
+    std::fs::write(&one, flow("one", "r1")).unwrap();
+    assert_eq!(d(src.sync(&one)), ["published one@1 one.yaml"]);
+    std::fs::write(&one, flow("one", "r3")).unwrap();
+    assert_eq!(d(src.sync(&one)), ["published one@3 one.yaml"]);
+    // the store lives in a hidden directory: never scanned as flows
+    assert_eq!(d(src.scan().unwrap()), ["unchanged one@3 one.yaml"]);
+    drop((src, reg, inst));
+    // a new process on the same directory and store: the same names
+    let (src, reg) = open();
+    assert_eq!(d(src.scan().unwrap()), ["published one@3 one.yaml"]);
+    std::fs::write(&one, flow("one", "r2")).unwrap();
+    assert_eq!(d(src.sync(&one)), ["published one@2 one.yaml"]);
+    std::fs::write(&one, flow("one", "r4")).unwrap();
+    assert_eq!(d(src.sync(&one)), ["published one@4 one.yaml"]);
+    // and the instance saved on one@1 restores by its hash
+    let inst = reg.restore(serde_json::from_str(&saved).unwrap()).unwrap();
+    assert_eq!(inst.flow().version().revision, 1);
+    let records: Vec<u64> = reg
+        .store()
+        .unwrap()
+        .list("one")
+        .unwrap()
+        .iter()
+        .map(|r| r.revision)
+        .collect();
+    assert_eq!(records, [1, 2, 3, 4]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failing_store_keeps_the_last_good_version() {
+    use miette::Diagnostic;
+    let dir = tempdir("store-fails");
+    let store_root = dir.join(".flowc/versions");
+    let one = dir.join("one.yaml");
+    std::fs::write(&one, flow("one", "r1")).unwrap();
+    let store = flowc::store::DirStore::open(&store_root).unwrap();
+    let reg = Arc::new(Registry::with_store(
+        flowc::compile::Options::default(),
+        Arc::new(store),
+    ));
+    let src = DirSource::new(&dir, Arc::clone(&reg));
+    assert_eq!(src.scan().unwrap().len(), 1);
+    // the store's flow directory becomes a file: the next version cannot be stored
+    std::fs::remove_dir_all(store_root.join("flows")).unwrap();
+    std::fs::write(store_root.join("flows"), b"").unwrap();
+    std::fs::write(&one, flow("one", "r2")).unwrap();
+    let events = src.sync(&one);
+    let [SourceEvent::StoreFailed { path, error, kept }] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(path, &one);
+    assert_eq!(error.code().unwrap().to_string(), "flowc::store::io");
+    assert_eq!(kept.as_ref().unwrap().revision, 1);
+    assert_eq!(reg.active("one").unwrap().version().revision, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Waits for the next event that matches, up to 20 s.
 fn expect(rx: &mpsc::Receiver<String>, want: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -140,6 +140,13 @@ enum Command {
         /// Quiet time before a change is taken, in milliseconds.
         #[arg(long, default_value_t = 300)]
         debounce_ms: u64,
+        /// The version store: every published version is kept there and revisions
+        /// survive restarts (default: `DIR/.flowc/versions`).
+        #[arg(long, conflicts_with = "no_store")]
+        store: Option<PathBuf>,
+        /// Keep versions in memory only: revisions restart at 1 with every run.
+        #[arg(long)]
+        no_store: bool,
     },
     /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
     Test {
@@ -209,7 +216,12 @@ pub fn main() -> ExitCode {
         } => eval::explain(&flow, &context, events.as_deref(), &step),
         Command::Test { paths } => test::run(&paths),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
-        Command::Watch { dir, debounce_ms } => watch::run(&dir, debounce_ms),
+        Command::Watch {
+            dir,
+            debounce_ms,
+            store,
+            no_store,
+        } => watch::run(&dir, debounce_ms, store.as_deref(), no_store),
     };
     ExitCode::from(code)
 }

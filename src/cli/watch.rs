@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowc::compile::Options;
 use flowc::registry::Registry;
 use flowc::source::{DirSource, SourceEvent};
+use flowc::store::DirStore;
 
 use super::EXIT_FAILURE;
 
@@ -68,6 +70,13 @@ fn log(names: &Names, event: &SourceEvent) {
                 show(holder)
             );
         }
+        SourceEvent::StoreFailed { path, error, kept } => {
+            let kept = kept.as_ref().map_or_else(
+                || "no version active".to_owned(),
+                |v| format!("{v} stays active"),
+            );
+            outln!("unstored {}: {error}; {kept}", show(path));
+        }
         SourceEvent::Unreadable { path, message } => {
             outln!("unreadable {}: {message}", show(path));
         }
@@ -75,9 +84,55 @@ fn log(names: &Names, event: &SourceEvent) {
     }
 }
 
-pub fn run(dir: &Path, debounce_ms: u64) -> u8 {
-    let registry = Arc::new(Registry::default());
-    let source = Arc::new(DirSource::new(dir, registry));
+/// The store `flowc watch DIR` uses unless told otherwise: inside the watched directory
+/// (hidden, so never scanned as flows), ignored by git.
+fn default_store(dir: &Path) -> Result<PathBuf, std::io::Error> {
+    let base = dir.join(".flowc");
+    std::fs::create_dir_all(&base)?;
+    let ignore = base.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(
+            &ignore,
+            "# flowc's version store: runtime state, not source\n*\n",
+        )?;
+    }
+    Ok(base.join("versions"))
+}
+
+pub fn run(dir: &Path, debounce_ms: u64, store: Option<&Path>, no_store: bool) -> u8 {
+    if !dir.is_dir() {
+        // before the default store would create it
+        eprintln!("error: cannot read `{}`: not a directory", dir.display());
+        return EXIT_FAILURE;
+    }
+    let root = match (no_store, store) {
+        (true, _) => None,
+        (false, Some(p)) => Some(p.to_path_buf()),
+        (false, None) => match default_store(dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot create the version store in `{}`: {e}",
+                    dir.display()
+                );
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let (registry, store_note) = match &root {
+        None => (Registry::default(), "versions in memory only".to_owned()),
+        Some(root) => match DirStore::open(root) {
+            Ok(s) => (
+                Registry::with_store(Options::default(), Arc::new(s)),
+                format!("versions in {}", root.display()),
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let source = Arc::new(DirSource::new(dir, Arc::new(registry)));
     let names = Names {
         canonical: source.dir().to_path_buf(),
         given: dir.to_path_buf(),
@@ -96,7 +151,7 @@ pub fn run(dir: &Path, debounce_ms: u64) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    outln!("watching {}", dir.display());
+    outln!("watching {} ({store_note})", dir.display());
     loop {
         std::thread::park();
     }

@@ -11,6 +11,12 @@
 //! way whatever spelling (`.`, `flows`, an absolute path, a symbolic link) reached it.
 //! Which files count follows the crate's one walk ([`super::walk`]) and, for each file,
 //! its content ([`super::is_flow_content`]): other YAML is not a flow and is left alone.
+//!
+//! Revisions: with a registry built on a version store ([`Registry::with_store`]) every
+//! version the source publishes is written to the store and named by the store's record
+//! (the same content keeps the revision it first got), so a new process on the same
+//! directory and store names every version as before. Without one the registry's
+//! per-process counter names them (not restart-safe).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +28,7 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 
 use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
 
 /// What happened to one file.
 #[derive(Debug)]
@@ -67,6 +73,16 @@ pub enum SourceEvent {
         flow: String,
         /// The file that holds it.
         holder: PathBuf,
+    },
+    /// The file compiles but its version could not be stored (the version store
+    /// failed); the last good version (if any) stays active.
+    StoreFailed {
+        /// The file.
+        path: PathBuf,
+        /// The store's (or the registry's) error.
+        error: RegistryError,
+        /// The version still active for the flow, if the file had one.
+        kept: Option<VersionId>,
     },
     /// The file could not be read.
     Unreadable {
@@ -279,7 +295,18 @@ impl DirSource {
             return Some(event);
         }
         files.waiting.remove(path);
-        let version = self.registry.publish_compiled(compiled);
+        let version = match self.registry.publish_compiled(compiled) {
+            Ok(v) => v,
+            Err(error) => {
+                let kept = previous
+                    .and_then(|p| self.registry.active(&p.flow).map(|a| a.version().clone()));
+                return Some(SourceEvent::StoreFailed {
+                    path: path.to_path_buf(),
+                    error,
+                    kept,
+                });
+            }
+        };
         files.held.insert(path.to_path_buf(), version.clone());
         let path = path.to_path_buf();
         Some(if previous.as_ref() == Some(&version) {
