@@ -263,6 +263,30 @@ impl Diagnostics {
     }
 }
 
+/// One line per diagnostic: `file:line:column: severity[code]: message`, so that
+/// `registry.publish(...)?` in a host gives a readable error.
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, d) in self.items.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            let (line, col) = d.line_col();
+            write!(
+                f,
+                "{}:{line}:{col}: {}[{}]: {}",
+                d.file().name(),
+                d.severity(),
+                d.code(),
+                d.message()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
 impl IntoIterator for Diagnostics {
     type Item = Diagnostic;
     type IntoIter = std::vec::IntoIter<Diagnostic>;

@@ -56,9 +56,14 @@ pub mod expr;
 pub mod graph;
 pub mod load;
 pub mod model;
+pub mod prelude;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod source;
 pub mod span;
 pub mod store;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

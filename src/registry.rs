@@ -212,6 +212,25 @@ pub enum RegistryError {
     Store(#[from] StoreError),
 }
 
+impl crate::diagnostic::ErrorCode for RegistryError {
+    fn code(&self) -> &'static str {
+        match self {
+            RegistryError::UnknownFlow { .. } => "flowc::registry::unknown-flow",
+            RegistryError::UnknownVersion { .. } => "flowc::registry::unknown-version",
+            RegistryError::Retired { .. } => "flowc::registry::retired",
+            RegistryError::CanaryState { .. } => "flowc::registry::canary-state",
+            RegistryError::CanaryShare { .. } => "flowc::registry::canary-share",
+            RegistryError::Compile(_) => "flowc::registry::compile",
+            RegistryError::Start(e) => crate::diagnostic::ErrorCode::code(e),
+            RegistryError::RevisionTaken { .. } => "flowc::registry::revision-taken",
+            RegistryError::NoStore { .. } => "flowc::registry::no-store",
+            RegistryError::HashMismatch { .. } => "flowc::registry::hash-mismatch",
+            RegistryError::StoredInvalid { .. } => "flowc::registry::stored-invalid",
+            RegistryError::Store(e) => crate::diagnostic::ErrorCode::code(e),
+        }
+    }
+}
+
 /// A canary: a candidate version that a share of new instances (or those whose context
 /// matches a selector) start on.
 #[derive(Debug)]

@@ -20,14 +20,18 @@ use flowc::compile::{CompiledFlow, Options, compile};
 use flowc::load::{LoadLimits, yaml};
 use std::collections::BTreeMap;
 
+use flowc::registry::Registry;
 use flowc::runtime::{
     Applied, Assignee, Auto, CallId, Effect, Event, Instance, Outstanding, Status, TaskId, TimerId,
 };
 use flowc::span::SourceFile;
+use flowc::store::DirStore;
 use proptest::prelude::*;
 
 struct Case {
     source: Arc<SourceFile>,
+    /// A version store holding this flow (a directory, as a host's would be).
+    store: PathBuf,
     flow: Arc<CompiledFlow>,
     contexts: Vec<serde_json::Value>,
     steps: Vec<String>,
@@ -53,13 +57,29 @@ fn cases() -> Vec<Case> {
             .map(|s| s["context"].clone())
             .collect();
         let flow_text = std::fs::read_to_string(root.join(format!("{stem}.yaml"))).unwrap();
+        let store = std::env::temp_dir().join(format!(
+            "flowc-props-{}-{stem}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&store);
+        let registry = Registry::with_store(
+            Options::default(),
+            Arc::new(DirStore::open(&store).unwrap()),
+        );
+        registry.publish(stem, flow_text.as_bytes()).unwrap();
         let source = SourceFile::new(stem, flow_text);
-        let flow = Arc::new(compile(&source, &Options::default()).unwrap());
+        let id = compile(&source, &Options::default())
+            .unwrap()
+            .id()
+            .to_owned();
+        let flow = registry.active(&id).unwrap();
         let steps = (0..flow.nodes().len())
             .map(|i| flow.step(i).unwrap().id.value.clone())
             .collect();
         out.push(Case {
             source,
+            store,
             flow,
             contexts,
             steps,
@@ -297,13 +317,16 @@ proptest! {
     /// accepted one the host's ledger equals what the instance says is outstanding; at
     /// the end nothing is open; and an instance saved and restored after every event
     /// (onto a freshly compiled copy of the flow, as in a new process) continues with
-    /// exactly the same effects and states.
+    /// exactly the same effects and states; at one random point the instance is also
+    /// saved and restored in a fresh registry rebuilt from the version store (as after a
+    /// restart), and that copy must go on exactly like the original.
     #[test]
     fn random_events_keep_every_invariant(
         which in 0usize..6,
         ctx in 0usize..8,
         events in proptest::collection::vec((any::<u8>(), 0usize..64, any::<u8>(), any::<bool>()), 0..40),
         redeliver in proptest::collection::vec(0usize..40, 0..6),
+        restart_at in 0usize..40,
     ) {
         thread_local! { static CASES: Vec<Case> = cases(); }
         CASES.with(|cases| {
@@ -314,7 +337,18 @@ proptest! {
             ledger.carry_out(&effects);
             prop_assert!(ledger.matches(&inst.outstanding()));
             let mut delivered: Vec<(String, Event, u64)> = Vec::new();
+            let mut restarted: Option<Instance> = None;
             for (n, e) in events.iter().enumerate() {
+                if n == restart_at {
+                    let saved = serde_json::to_string(inst.state()).unwrap();
+                    let fresh = Registry::with_store(
+                        Options::default(),
+                        Arc::new(DirStore::open(&case.store).unwrap()),
+                    );
+                    let back = fresh.restore(serde_json::from_str(&saved).unwrap()).unwrap();
+                    prop_assert_eq!(back.state(), inst.state());
+                    restarted = Some(back);
+                }
                 // sometimes redeliver an earlier accepted message (at-least-once queues)
                 let (id, event, at) = match redeliver.iter().find(|r| **r == n) {
                     Some(_) if !delivered.is_empty() => {
@@ -336,6 +370,10 @@ proptest! {
                 let r2 = twin.apply_once(&id, &event, at);
                 prop_assert_eq!(&r, &r2);
                 prop_assert_eq!(twin.state(), inst.state());
+                if let Some(back) = restarted.as_mut() {
+                    prop_assert_eq!(&back.apply_once(&id, &event, at), &r);
+                    prop_assert_eq!(back.state(), inst.state());
+                }
                 match r {
                     Ok(Applied::Effects(effects)) => {
                         prop_assert!(was_running, "an ended instance took {event:?}");

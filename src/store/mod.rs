@@ -340,6 +340,20 @@ pub enum StoreError {
     },
 }
 
+impl crate::diagnostic::ErrorCode for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::Io { .. } => "flowc::store::io",
+            StoreError::Corrupt { .. } => "flowc::store::corrupt",
+            StoreError::Format { .. } => "flowc::store::format",
+            StoreError::InvalidKey { .. } => "flowc::store::invalid-key",
+            StoreError::TooLarge { .. } => "flowc::store::too-large",
+            StoreError::RevisionTaken { .. } => "flowc::store::revision-taken",
+            StoreError::NotStored { .. } => "flowc::store::not-stored",
+        }
+    }
+}
+
 impl StoreError {
     fn io(operation: &'static str, path: &std::path::Path, e: &std::io::Error) -> Self {
         StoreError::Io {
