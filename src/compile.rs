@@ -651,7 +651,7 @@ fn analyze_rules(
         flow.context
             .iter()
             .find(|f| f.name.value == field)
-            .and_then(|f| f.allowed.as_ref())
+            .and_then(|f| f.decl.allowed.as_ref())
             .map(|a| {
                 a.iter()
                     .filter_map(|v| v.as_str().map(str::to_owned))

@@ -75,7 +75,7 @@ fn check_reports_every_file_in_order() {
     let (code, out, _) = run(&["check", "--format", "json", "tests/fixtures/bad"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    assert_eq!(v["files"], 43);
+    assert_eq!(v["files"], 47);
     let files: Vec<&str> = v["diagnostics"]
         .as_array()
         .expect("array")
@@ -87,7 +87,7 @@ fn check_reports_every_file_in_order() {
     assert_eq!(files, sorted, "diagnostics are ordered by file");
     let distinct: std::collections::BTreeSet<&str> = files.iter().copied().collect();
     // all but load.file-too-large, which trips only under the fixture harness's 16 KiB limit
-    assert_eq!(distinct.len(), 42, "every bad fixture reports something");
+    assert_eq!(distinct.len(), 46, "every bad fixture reports something");
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn every_bad_fixture_exits_one_with_its_code() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 43);
+    assert_eq!(names.len(), 47);
     for name in names {
         // trips only under the fixture harness's 16 KiB limit (the CLI allows 4 MiB)
         if name == "load.file-too-large.yaml" {

@@ -3,9 +3,9 @@
 //! The loader guarantees the shape (the schema passed); this stage reads it into typed
 //! Rust values, parses context types and durations, and keeps every span.
 
+pub mod decl;
 pub mod types;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use miette::Diagnostic as MietteDiagnostic;
@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::diagnostic::Diagnostics;
 use crate::load::{Node, Resolved, yaml::value_offsets};
 use crate::span::{SourceFile, Span};
+pub use decl::{Declared, FieldDecl, FieldPath, Fitted, Misfit, MisfitKind, Parts, PathPart, fit, fit_fields};
 pub use types::{FieldType, ObjectType, Type};
 
 /// A value with the span it came from.
@@ -61,23 +62,6 @@ impl ExprSource {
         };
         Span::new(s, e)
     }
-}
-
-/// A declared context field.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FieldDecl {
-    /// The field name.
-    pub name: Spanned<String>,
-    /// Its type.
-    pub ty: Type,
-    /// May be absent at start.
-    pub optional: bool,
-    /// Used when absent at start.
-    pub default: Option<serde_json::Value>,
-    /// Allowed values.
-    pub allowed: Option<Vec<serde_json::Value>>,
-    /// The span of the declaration's value.
-    pub span: Span,
 }
 
 /// Approval modes.
@@ -301,7 +285,7 @@ impl Flow {
                     (
                         f.name.value.clone(),
                         FieldType {
-                            ty: f.ty.clone(),
+                            ty: f.decl.ty.clone(),
                             optional: f.optional && f.default.is_none(),
                         },
                     )
@@ -357,7 +341,7 @@ pub enum ModelError {
         span: Span,
     },
     /// A default or enum value that does not have the declared type.
-    #[error("{what} `{value}` is not a `{ty}`")]
+    #[error("{what} `{value}`{at} is not a `{ty}`")]
     #[diagnostic(
         code("flowc::model::value-type"),
         help("write a value of the declared type")
@@ -367,12 +351,129 @@ pub enum ModelError {
         what: &'static str,
         /// The value.
         value: String,
+        /// " at `path`" inside the default, or empty.
+        at: String,
         /// The declared type.
         ty: String,
         /// Where.
         #[label("wrong type")]
         span: Span,
     },
+    /// A default outside the `enum` of its field (or of a nested field).
+    #[error("{what} `{value}`{at} is not one of the `enum` values")]
+    #[diagnostic(
+        code("flowc::model::not-in-enum"),
+        help("use one of {allowed}, or add the value to `enum`")
+    )]
+    NotInEnum {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// " at `path`" inside the default, or empty.
+        at: String,
+        /// The allowed values.
+        allowed: String,
+        /// Where.
+        #[label("not in `enum`")]
+        span: Span,
+    },
+    /// An object default (or enum value) that sets a field the object does not declare.
+    #[error("{what} sets `{field}`, which the object does not declare")]
+    #[diagnostic(code("flowc::model::undeclared-field"))]
+    UndeclaredField {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The field's path inside the value.
+        field: String,
+        /// Where.
+        #[label("not a declared field")]
+        span: Span,
+        /// Did-you-mean or the declared fields.
+        #[help]
+        help: String,
+    },
+    /// An object default (or enum value) without a field that is required.
+    #[error("{what} lacks the required field `{field}`")]
+    #[diagnostic(
+        code("flowc::model::missing-field"),
+        help(
+            "add `{field}` (a `{expected}`) to the {what}, or declare the field with its own `default` or `optional: true`"
+        )
+    )]
+    MissingField {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The field's path inside the value.
+        field: String,
+        /// Its declared type.
+        expected: String,
+        /// Where.
+        #[label("`{field}` is missing")]
+        span: Span,
+    },
+    /// `type: list` without `items`, `type: map` without `values`, or either key on
+    /// another type.
+    #[error("{message}")]
+    #[diagnostic(code("flowc::model::element-type"))]
+    ElementType {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        #[label("here")]
+        span: Span,
+        /// How to write it.
+        #[help]
+        help: String,
+    },
+}
+
+/// How to declare a list of objects (the help of several errors).
+const LIST_OF_OBJECTS: &str = "declare a list of objects as `{ type: list, items: { type: object, fields: { ... } } }` and a map of objects as `{ type: map, values: { type: object, fields: { ... } } }`";
+
+/// The YAML node a path inside a value points at (the deepest that exists).
+fn node_at<'n>(node: &'n Node, path: &FieldPath) -> &'n Node {
+    let mut cur = node;
+    for p in &path.0 {
+        let next = match p {
+            PathPart::Field(k) | PathPart::Key(k) => cur.get(k),
+            PathPart::Index(i) => cur.as_seq().and_then(|s| s.get(*i)),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    cur
+}
+
+/// The first name in a written type that is not a type (`list<strng>` → `strng`).
+fn unknown_leaf(text: &str) -> &str {
+    let t = text.trim();
+    for prefix in ["list<", "map<"] {
+        if let Some(inner) = t.strip_prefix(prefix).and_then(|r| r.strip_suffix('>')) {
+            let mut depth = 0i32;
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for (i, c) in inner.char_indices() {
+                match c {
+                    '<' => depth += 1,
+                    '>' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(inner.get(start..i).unwrap_or_default());
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            parts.push(inner.get(start..).unwrap_or_default());
+            return parts
+                .into_iter()
+                .find(|p| Type::parse(p).is_none())
+                .map_or(t, unknown_leaf);
+        }
+    }
+    t
 }
 
 fn spanned_str(node: &Node) -> Spanned<String> {
@@ -439,69 +540,208 @@ impl Builder<'_> {
         })
     }
 
-    fn type_decl(
-        &mut self,
-        node: &Node,
-    ) -> (
-        Type,
-        bool,
-        Option<serde_json::Value>,
-        Option<Vec<serde_json::Value>>,
-    ) {
+    /// A field declaration: its type and, when written as a map, `optional`, `default`
+    /// and `enum`.
+    fn field(&mut self, name: &Node, node: &Node) -> FieldDecl {
+        let before = self.errors.len();
+        let decl = self.declared(node);
+        let obj = node.as_map().map(|_| node);
+        let optional = obj
+            .and_then(|o| o.get("optional"))
+            .and_then(Node::as_scalar)
+            .is_some_and(|s| s.resolve() == Resolved::Bool(true));
+        let default_node = obj.and_then(|o| o.get("default"));
+        let default = default_node.map(Node::to_json);
+        // a declaration already in error would only repeat itself through its default
+        if let (Some(d), Some(json)) = (default_node, &default)
+            && self.errors.len() == before
+            && let Err(m) = fit(&decl, json, &FieldPath::default())
+        {
+            self.misfit("default", d, &m);
+        }
+        FieldDecl {
+            name: spanned_str(name),
+            decl,
+            optional,
+            default,
+            span: node.span,
+        }
+    }
+
+    /// A declaration of a value: a type name, or a map with `type` and what that type
+    /// takes (`fields`, `items`, `values`, `enum`).
+    #[expect(clippy::too_many_lines, reason = "one arm per kind of declaration")]
+    fn declared(&mut self, node: &Node) -> Declared {
         let (ty_node, obj) = match node.as_map() {
             Some(_) => (node.get("type"), Some(node)),
             None => (Some(node), None),
         };
-        let ty_text = ty_node.and_then(Node::as_str).unwrap_or_default();
+        let ty_text = ty_node.and_then(Node::as_str).unwrap_or_default().trim();
         let ty_span = ty_node.map_or(node.span, |n| n.span);
-        let fields = obj.and_then(|o| o.get("fields"));
-        let ty = if ty_text == "object" {
-            if let Some(entries) = fields.and_then(Node::as_map) {
-                let mut map = BTreeMap::new();
-                for (k, v) in entries {
-                    let (t, optional, default, _) = self.type_decl(v);
-                    map.insert(
-                        k.as_str().unwrap_or_default().to_owned(),
-                        FieldType {
-                            ty: t,
-                            optional: optional && default.is_none(),
-                        },
-                    );
+        let key = |k: &str| obj.and_then(|o| o.get(k));
+        let misplaced = |this: &mut Self, k: &str, takes: &str| {
+            if let Some(n) = key(k) {
+                this.errors.push(ModelError::ElementType {
+                    message: format!("`{k}` given for type `{ty_text}`"),
+                    span: n.span,
+                    help: format!("only `type: {takes}` takes `{k}`"),
+                });
+            }
+        };
+        let dyn_decl = Declared {
+            ty: Type::Dyn,
+            allowed: None,
+            parts: Parts::None,
+        };
+        let (ty, parts) = match ty_text {
+            "object" => {
+                misplaced(self, "items", "list");
+                misplaced(self, "values", "map");
+                let Some(entries) = key("fields").and_then(Node::as_map) else {
+                    self.errors.push(ModelError::ObjectFields {
+                        message: "`object` needs `fields`".to_owned(),
+                        span: ty_span,
+                    });
+                    return dyn_decl;
+                };
+                let fields: Vec<FieldDecl> =
+                    entries.iter().map(|(k, v)| self.field(k, v)).collect();
+                let object = ObjectType {
+                    fields: fields
+                        .iter()
+                        .map(|f| {
+                            (
+                                f.name.value.clone(),
+                                FieldType {
+                                    ty: f.decl.ty.clone(),
+                                    optional: f.optional && f.default.is_none(),
+                                },
+                            )
+                        })
+                        .collect(),
+                };
+                (Type::Object(Arc::new(object)), Parts::Fields(fields))
+            }
+            "list" | "map" => {
+                let (own, other, other_type) = if ty_text == "list" {
+                    ("items", "values", "map")
+                } else {
+                    ("values", "items", "list")
+                };
+                misplaced(self, other, other_type);
+                if let Some(f) = key("fields") {
+                    self.errors.push(ModelError::ObjectFields {
+                        message: format!("`fields` given for type `{ty_text}`"),
+                        span: f.span,
+                    });
                 }
-                Type::Object(Arc::new(ObjectType { fields: map }))
-            } else {
-                self.errors.push(ModelError::ObjectFields {
-                    message: "`object` needs `fields`".to_owned(),
+                let Some(inner) = key(own) else {
+                    self.errors.push(ModelError::ElementType {
+                        message: format!("`{ty_text}` needs `{own}`"),
+                        span: ty_span,
+                        help: format!(
+                            "give the element type in the name (`list<string>`, `map<string, int>`), or declare it under `{own}:`; {LIST_OF_OBJECTS}"
+                        ),
+                    });
+                    return dyn_decl;
+                };
+                for k in ["optional", "default"] {
+                    if let Some(n) = inner.get(k) {
+                        self.errors.push(ModelError::ElementType {
+                            message: format!("`{k}` has no meaning under `{own}`"),
+                            span: n.span,
+                            help: format!(
+                                "every {} is present; declare `{k}` on the `{ty_text}` field itself or on the fields of an object {}",
+                                if own == "items" { "item of a list" } else { "value of a map" },
+                                if own == "items" { "item" } else { "value" },
+                            ),
+                        });
+                    }
+                }
+                let element = self.declared(inner);
+                if ty_text == "list" {
+                    (
+                        Type::list(element.ty.clone()),
+                        Parts::Items(Box::new(element)),
+                    )
+                } else {
+                    (
+                        Type::map(Type::String, element.ty.clone()),
+                        Parts::Values(Box::new(element)),
+                    )
+                }
+            }
+            _ => {
+                if let Some(f) = key("fields") {
+                    self.errors.push(ModelError::ObjectFields {
+                        message: format!("`fields` given for type `{ty_text}`"),
+                        span: f.span,
+                    });
+                }
+                for (k, takes) in [("items", "list"), ("values", "map")] {
+                    if let Some(n) = key(k) {
+                        let help = if ty_text.starts_with(takes) {
+                            format!(
+                                "write `type: {takes}` and declare the element under `{k}:`, or give it in the name without `{k}`"
+                            )
+                        } else {
+                            format!("only `type: {takes}` takes `{k}`")
+                        };
+                        self.errors.push(ModelError::ElementType {
+                            message: format!("`{k}` given for type `{ty_text}`"),
+                            span: n.span,
+                            help,
+                        });
+                    }
+                }
+                let Some(ty) = self.type_name(ty_text, ty_span) else {
+                    return dyn_decl;
+                };
+                let parts = Declared::of(&ty).parts;
+                (ty, parts)
+            }
+        };
+        let mut decl = Declared {
+            ty,
+            allowed: None,
+            parts,
+        };
+        if let Some(items) = key("enum").and_then(Node::as_seq) {
+            for it in items {
+                if let Err(m) = decl::fit_member(&decl, &it.to_json()) {
+                    self.misfit("enum value", it, &m);
+                }
+            }
+            decl.allowed = Some(items.iter().map(Node::to_json).collect());
+        }
+        decl
+    }
+
+    /// A type written as a name (`double`, `list<string>`).
+    fn type_name(&mut self, ty_text: &str, ty_span: Span) -> Option<Type> {
+        match Type::parse(ty_text) {
+            Some(Type::Map(k, _)) if *k != Type::String => {
+                self.errors.push(ModelError::MapKey {
+                    key: k.to_string(),
                     span: ty_span,
                 });
-                Type::Dyn
+                None
             }
-        } else {
-            if let Some(f) = fields {
-                self.errors.push(ModelError::ObjectFields {
-                    message: format!("`fields` given for type `{ty_text}`"),
-                    span: f.span,
+            Some(t @ (Type::Dyn | Type::Null | Type::TypeValue | Type::Bytes)) => {
+                self.errors.push(ModelError::UnknownType {
+                    name: ty_text.to_owned(),
+                    span: ty_span,
+                    help: format!("`{t}` cannot be declared in a context; use a concrete type"),
                 });
+                None
             }
-            match Type::parse(ty_text) {
-                Some(Type::Map(k, _)) if *k != Type::String => {
-                    self.errors.push(ModelError::MapKey {
-                        key: k.to_string(),
-                        span: ty_span,
-                    });
-                    Type::Dyn
-                }
-                Some(t @ (Type::Dyn | Type::Null | Type::TypeValue | Type::Bytes)) => {
-                    self.errors.push(ModelError::UnknownType {
-                        name: ty_text.to_owned(),
-                        span: ty_span,
-                        help: format!("`{t}` cannot be declared in a context; use a concrete type"),
-                    });
-                    Type::Dyn
-                }
-                Some(t) => t,
-                None => {
-                    let base = ty_text.split('<').next().unwrap_or(ty_text);
+            Some(t) => Some(t),
+            None => {
+                let leaf = unknown_leaf(ty_text);
+                let nested = leaf != ty_text;
+                let help = if matches!(leaf, "object" | "list" | "map") && nested {
+                    LIST_OF_OBJECTS.to_owned()
+                } else {
                     let known = [
                         "bool",
                         "int",
@@ -514,52 +754,87 @@ impl Builder<'_> {
                         "map",
                         "object",
                     ];
-                    let help = crate::diagnostic::suggestion_help(
-                        crate::diagnostic::did_you_mean(base, known).as_deref(),
-                        "use bool, int, uint, double, string, timestamp, duration, list<T>, map<string, T> or object",
-                    );
-                    self.errors.push(ModelError::UnknownType {
-                        name: ty_text.to_owned(),
-                        span: ty_span,
-                        help,
-                    });
-                    Type::Dyn
-                }
-            }
-        };
-        let optional = obj
-            .and_then(|o| o.get("optional"))
-            .and_then(Node::as_scalar)
-            .is_some_and(|s| s.resolve() == Resolved::Bool(true));
-        let default = obj.and_then(|o| o.get("default"));
-        if let Some(d) = default {
-            self.check_value(&ty, d, "default");
-        }
-        let allowed = obj.and_then(|o| o.get("enum")).and_then(Node::as_seq);
-        if let Some(items) = allowed {
-            for it in items {
-                self.check_value(&ty, it, "enum value");
+                    let base = leaf.split('<').next().unwrap_or(leaf);
+                    crate::diagnostic::suggestion_help(
+                        crate::diagnostic::did_you_mean(base, known)
+                            .filter(|s| *s != base)
+                            .as_deref(),
+                        "use bool, int, uint, double, string, timestamp, duration, list<T>, map<string, T> or object (with `fields`)",
+                    )
+                };
+                self.errors.push(ModelError::UnknownType {
+                    name: ty_text.to_owned(),
+                    span: ty_span,
+                    help,
+                });
+                None
             }
         }
-        (
-            ty,
-            optional,
-            default.map(Node::to_json),
-            allowed.map(|a| a.iter().map(Node::to_json).collect()),
-        )
     }
 
-    fn check_value(&mut self, ty: &Type, node: &Node, what: &'static str) {
-        if !json_matches(ty, &node.to_json()) {
-            self.errors.push(ModelError::ValueType {
+    /// Reports a default or enum value that does not fit its declaration, at the part
+    /// of the value that does not.
+    fn misfit(&mut self, what: &'static str, node: &Node, m: &Misfit) {
+        let at_node = node_at(node, &m.path);
+        let at = if m.path.0.is_empty() {
+            String::new()
+        } else {
+            format!(" at `{}`", m.path)
+        };
+        let field = || {
+            m.path
+                .0
+                .last()
+                .map_or_else(String::new, |p| match p {
+                    PathPart::Field(k) | PathPart::Key(k) => k.clone(),
+                    PathPart::Index(i) => i.to_string(),
+                })
+        };
+        // a string that reads like a number or a bool keeps its quotes (`"1"`)
+        let value = || match at_node.as_str() {
+            Some(s) if serde_json::from_str::<serde_json::Value>(s).is_err() => s.to_owned(),
+            _ => decl::shown(&at_node.to_json()),
+        };
+        let e = match &m.kind {
+            MisfitKind::WrongType { expected, .. } => ModelError::ValueType {
                 what,
-                value: node
-                    .as_str()
-                    .map_or_else(|| node.to_json().to_string(), str::to_owned),
-                ty: ty.to_string(),
-                span: node.span,
-            });
-        }
+                value: value(),
+                at,
+                ty: expected.clone(),
+                span: at_node.span,
+            },
+            MisfitKind::NotAllowed { allowed, .. } => ModelError::NotInEnum {
+                what,
+                value: value(),
+                at,
+                allowed: allowed.clone(),
+                span: at_node.span,
+            },
+            MisfitKind::Unknown { declared } => {
+                let name = field();
+                // the key itself, not its value
+                let span = node_at(node, &FieldPath(m.path.0.iter().take(m.path.0.len().saturating_sub(1)).cloned().collect()))
+                    .get_entry(&name)
+                    .map_or(at_node.span, |(k, _)| k.span);
+                ModelError::UndeclaredField {
+                    what,
+                    field: m.path.to_string(),
+                    span,
+                    help: crate::diagnostic::suggestion_help(
+                        crate::diagnostic::did_you_mean(&name, declared.iter().map(String::as_str))
+                            .as_deref(),
+                        &format!("declared fields: {}", declared.join(", ")),
+                    ),
+                }
+            }
+            MisfitKind::Missing { expected } => ModelError::MissingField {
+                what,
+                field: m.path.to_string(),
+                expected: expected.clone(),
+                span: at_node.span,
+            },
+        };
+        self.errors.push(e);
     }
 
     fn steps(&mut self, node: Option<&Node>) -> Vec<Step> {
@@ -682,29 +957,6 @@ impl Builder<'_> {
     }
 }
 
-/// Does a JSON value have the declared type? (defaults, enums, instance contexts)
-#[must_use]
-pub fn json_matches(ty: &Type, v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match (ty, v) {
-        (Type::Dyn, _)
-        | (Type::Bool, Value::Bool(_))
-        | (Type::String, Value::String(_))
-        | (Type::Double, Value::Number(_)) => true,
-        (Type::Int, Value::Number(n)) => n.is_i64(),
-        (Type::Uint, Value::Number(n)) => n.is_u64(),
-        (Type::Timestamp, Value::String(s)) => crate::expr::time::parse_timestamp(s).is_some(),
-        (Type::Duration, Value::String(s)) => crate::expr::time::parse_duration(s).is_some(),
-        (Type::List(t), Value::Array(items)) => items.iter().all(|i| json_matches(t, i)),
-        (Type::Map(_, t), Value::Object(m)) => m.values().all(|i| json_matches(t, i)),
-        (Type::Object(o), Value::Object(m)) => o.fields.iter().all(|(k, f)| match m.get(k) {
-            Some(x) => json_matches(&f.ty, x),
-            None => f.optional,
-        }),
-        _ => false,
-    }
-}
-
 /// Builds the model and reports every model error; wrong declarations become `dyn`
 /// so that later stages can still check everything else.
 #[must_use]
@@ -737,15 +989,7 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>) {
         .and_then(Node::as_map)
         .unwrap_or_default()
     {
-        let (ty, optional, default, allowed) = b.type_decl(v);
-        context.push(FieldDecl {
-            name: spanned_str(k),
-            ty,
-            optional,
-            default,
-            allowed,
-            span: v.span,
-        });
+        context.push(b.field(k, v));
     }
     let steps = b.steps(root.get("steps"));
     let flow = Flow {
