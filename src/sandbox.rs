@@ -368,17 +368,38 @@ fn map_thrown(d: &Dynamic) -> RunError {
     if let Some(c) = d.read_lock::<Captured>() {
         return (*c.0).clone();
     }
-    // Rhai reports its own catchable errors to `catch` as a message string
+    // Rhai reports its own catchable errors to `catch` as a map (`#{"error":
+    // "ErrorArithmetic", "message": "Addition overflow: ..."}`) or a message string
+    if let Ok(m) = d.as_map_ref()
+        && let Some(msg) = m.get("message").and_then(|v| v.read_lock::<ImmutableString>())
+    {
+        return map_message(msg.as_str());
+    }
     let msg = d.to_string();
     map_message(&msg)
 }
 
 fn map_message(msg: &str) -> RunError {
     let lower = msg.to_lowercase();
-    if lower.contains("division by zero") || lower.contains("modulo by zero") {
+    // Rhai's checked integer operators: "Addition overflow: x + y", "Modulo division by
+    // zero or overflow: x % y", ...; name the operator as the direct path does
+    let op = [
+        ("addition", "+"),
+        ("subtraction", "-"),
+        ("multiplication", "*"),
+        ("division overflow", "/"),
+        ("modulo", "%"),
+        ("negation", "-"),
+    ]
+    .into_iter()
+    .find_map(|(word, op)| lower.starts_with(word).then_some(op));
+    if lower.contains("division by zero") && !lower.contains("or overflow")
+        || lower.contains("modulo by zero")
+        || (op == Some("%") && lower.trim_end().ends_with("% 0"))
+    {
         RunError::Op(OpError::DivisionByZero)
     } else if lower.contains("overflow") {
-        RunError::Op(OpError::Overflow("arithmetic"))
+        RunError::Op(OpError::Overflow(op.unwrap_or("arithmetic")))
     } else if let Some(p) = lower.strip_prefix("property not found: ") {
         RunError::Op(OpError::NoSuchKey(p.to_owned()))
     } else {

@@ -289,6 +289,13 @@ impl Gen<'_> {
                     return r.clone();
                 }
                 match self.vars.rhai_name(name) {
+                    // an absent optional field is CEL's "no value for `name`", under its
+                    // CEL name (Rhai's own error would name the slot, `v12`)
+                    Some(r) if self.vars.may_be_unbound(name) => format!(
+                        "(if is_def_var({}) {{ {r} }} else {{ cel_unbound({}) }})",
+                        rhai_string(&r),
+                        rhai_string(name)
+                    ),
                     Some(r) => r,
                     None => format!("cel_unbound({})", rhai_string(name)),
                 }
