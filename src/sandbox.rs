@@ -371,7 +371,9 @@ fn map_thrown(d: &Dynamic) -> RunError {
     // Rhai reports its own catchable errors to `catch` as a map (`#{"error":
     // "ErrorArithmetic", "message": "Addition overflow: ..."}`) or a message string
     if let Ok(m) = d.as_map_ref()
-        && let Some(msg) = m.get("message").and_then(|v| v.read_lock::<ImmutableString>())
+        && let Some(msg) = m
+            .get("message")
+            .and_then(Dynamic::read_lock::<ImmutableString>)
     {
         return map_message(msg.as_str());
     }

@@ -25,7 +25,9 @@ const STEPS: &str = "  - id: a\n    type: approval\n    assignees: { role: r }\n
 fn source(context: &str, steps: &str) -> Arc<SourceFile> {
     SourceFile::new(
         "t.yaml",
-        format!("apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n{context}\nsteps:\n{steps}"),
+        format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n{context}\nsteps:\n{steps}"
+        ),
     )
 }
 
@@ -98,7 +100,10 @@ fn defaults_apply_at_every_depth_and_inside_defaults() {
         "  employee:\n    type: object\n    default: {}\n    fields:\n      probation: { type: bool, default: false }\n      manager:\n        type: object\n        default: { id: m1 }\n        fields:\n          id: string\n          level: { type: int, default: 1 }\n  items:\n    type: list\n    items:\n      type: object\n      fields:\n        amount: double\n        category: { type: string, enum: [travel, meal], default: meal }\n",
     );
     assert_eq!(
-        started(&f, json!({"items": [{"amount": 5}, {"amount": 7.5, "category": "travel"}]})),
+        started(
+            &f,
+            json!({"items": [{"amount": 5}, {"amount": 7.5, "category": "travel"}]})
+        ),
         json!({
             "employee": {"probation": false, "manager": {"id": "m1", "level": 1}},
             "items": [
@@ -195,7 +200,10 @@ fn nested_values_are_refused_with_their_path() {
         "  items:\n    type: list\n    items:\n      type: object\n      fields:\n        amount: double\n        category: { type: string, enum: [travel, meal] }\n  limits: { type: map, values: { type: object, fields: { max: double } }, optional: true }\n",
     );
     assert_eq!(
-        refused(&f, json!({"items": [{"amount": 1, "category": "meal"}, {"amount": "x", "category": "meal"}]})),
+        refused(
+            &f,
+            json!({"items": [{"amount": 1, "category": "meal"}, {"amount": "x", "category": "meal"}]})
+        ),
         C::WrongType {
             field: "items[1].amount".into(),
             expected: "double".into(),
@@ -211,7 +219,10 @@ fn nested_values_are_refused_with_their_path() {
         }
     );
     assert_eq!(
-        refused(&f, json!({"items": [{"amount": 1, "category": "meal", "amout": 2}]})),
+        refused(
+            &f,
+            json!({"items": [{"amount": 1, "category": "meal", "amout": 2}]})
+        ),
         C::Unknown {
             field: "items[0].amout".into(),
             help: "did you mean `amount`?".into()
@@ -245,7 +256,10 @@ fn nested_values_are_refused_with_their_path() {
 /// and filled in at every depth.
 #[test]
 fn the_nested_types_fixture_starts_with_only_its_required_fields() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/valid/nested-types.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/valid/nested-types.yaml"
+    );
     let file = SourceFile::new("nested-types.yaml", std::fs::read_to_string(path).unwrap());
     let f = Arc::new(compile(&file, &Options::default()).unwrap());
     assert_eq!(
@@ -305,8 +319,7 @@ fn conditions_over_lists_of_objects_run_on_both_paths() {
     ];
     for (text, items, want) in cases {
         let cond = f.compile_condition("c", text).unwrap();
-        let (_, mut b) =
-            flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
         let direct = cond.eval(f.sandbox(), &mut b);
         let sandboxed = cond.eval_sandboxed(f.sandbox(), &mut b);
         assert_eq!(direct, Ok(*want), "{text} on {items}");

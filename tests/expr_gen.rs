@@ -257,12 +257,36 @@ impl Gen {
         let r = &mut self.rng;
         match g {
             G::Bool => (*r.pick(&["true", "false", "b", "b", "has(o.opt)"])).to_owned(),
-            G::Int => { let l = lit(INTS, r); *r.pick(&[l, "i", "j", "o.x", "i", "j"])}.to_owned(),
-            G::Uint => { let l = lit(UINTS, r); *r.pick(&[l, "u", "u"])}.to_owned(),
-            G::Double => { let l = lit(DOUBLES, r); *r.pick(&[l, "d", "e", "d"])}.to_owned(),
-            G::Str => { let l = lit(STRINGS, r); *r.pick(&[l, "s", "t", "o.name", "s", "ob"])}.to_owned(),
-            G::Ts => { let l = lit(TIMESTAMPS, r); *r.pick(&[l, "ts", "ts"])}.to_owned(),
-            G::Dur => { let l = lit(DURATIONS, r); *r.pick(&[l, "du", "du"])}.to_owned(),
+            G::Int => {
+                let l = lit(INTS, r);
+                *r.pick(&[l, "i", "j", "o.x", "i", "j"])
+            }
+            .to_owned(),
+            G::Uint => {
+                let l = lit(UINTS, r);
+                *r.pick(&[l, "u", "u"])
+            }
+            .to_owned(),
+            G::Double => {
+                let l = lit(DOUBLES, r);
+                *r.pick(&[l, "d", "e", "d"])
+            }
+            .to_owned(),
+            G::Str => {
+                let l = lit(STRINGS, r);
+                *r.pick(&[l, "s", "t", "o.name", "s", "ob"])
+            }
+            .to_owned(),
+            G::Ts => {
+                let l = lit(TIMESTAMPS, r);
+                *r.pick(&[l, "ts", "ts"])
+            }
+            .to_owned(),
+            G::Dur => {
+                let l = lit(DURATIONS, r);
+                *r.pick(&[l, "du", "du"])
+            }
+            .to_owned(),
             G::ListInt => (*r.pick(&["li", "[1, 2, 3]", "[i, j]", "li"])).to_owned(),
             G::ListDouble => (*r.pick(&["ld", "[1.5, d]", "ld"])).to_owned(),
             G::ListStr => (*r.pick(&["ls", r#"["a", s]"#, "ls"])).to_owned(),
@@ -318,7 +342,7 @@ impl Gen {
             return self.leaf(g);
         }
         let d = depth;
-        let choice = self.rng.below(12);
+        let choice = self.rng.below(14);
         match g {
             G::Bool => match choice {
                 0 => {
@@ -364,7 +388,11 @@ impl Gen {
                 }
                 6 => {
                     let f = *self.rng.pick(&["startsWith", "endsWith", "contains"]);
-                    format!("{}.{f}({})", self.paren(G::Str, d), self.expr(G::Str, d - 1))
+                    format!(
+                        "{}.{f}({})",
+                        self.paren(G::Str, d),
+                        self.expr(G::Str, d - 1)
+                    )
                 }
                 7 => {
                     let p = *self.rng.pick(PATTERNS);
@@ -379,6 +407,22 @@ impl Gen {
                     let item = self.expr(G::Item, d - 1);
                     format!("has({item}.note)")
                 }
+                11 => {
+                    // heterogeneous equality at run time (`dyn(1) == 1u`)
+                    let x = *self.rng.pick(&[G::Int, G::Uint, G::Double, G::Str]);
+                    let y = *self.rng.pick(&[G::Int, G::Uint, G::Double, G::Str]);
+                    let op = *self.rng.pick(&["==", "!="]);
+                    format!(
+                        "dyn({}) {op} dyn({})",
+                        self.expr(x, d - 1),
+                        self.expr(y, d - 1)
+                    )
+                }
+                12 => format!(
+                    "{}.matches({})",
+                    self.paren(G::Str, d),
+                    self.expr(G::Str, d - 1)
+                ),
                 _ => self.ternary(G::Bool, d),
             },
             G::Int => match choice {
@@ -388,22 +432,45 @@ impl Gen {
                 }
                 4 => format!("-{}", self.paren(G::Int, d)),
                 5 => {
-                    let t = *self.rng.pick(&[G::Str, G::ListInt, G::MapInt, G::ListItem, G::ListStr]);
+                    let t =
+                        *self
+                            .rng
+                            .pick(&[G::Str, G::ListInt, G::MapInt, G::ListItem, G::ListStr]);
                     format!("size({})", self.expr(t, d - 1))
                 }
                 6 => {
                     let t = *self.rng.pick(&[G::Double, G::Uint, G::Str, G::Int]);
                     format!("int({})", self.expr(t, d - 1))
                 }
-                7 => format!("{}[{}]", self.paren(G::ListInt, d), self.expr(G::Int, d - 1)),
+                7 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListInt, d),
+                    self.expr(G::Int, d - 1)
+                ),
                 8 => format!("{}[{}]", self.paren(G::MapInt, d), self.expr(G::Str, d - 1)),
                 9 => {
-                    let f = *self.rng.pick(&["getHours", "getFullYear", "getDayOfWeek", "getMinutes"]);
+                    let f =
+                        *self
+                            .rng
+                            .pick(&["getHours", "getFullYear", "getDayOfWeek", "getMinutes"]);
                     format!("{}.{f}()", self.paren(G::Ts, d))
                 }
                 10 => {
-                    let f = *self.rng.pick(&["getHours", "getSeconds", "getMinutes", "getMilliseconds"]);
+                    let f = *self.rng.pick(&[
+                        "getHours",
+                        "getSeconds",
+                        "getMinutes",
+                        "getMilliseconds",
+                    ]);
                     format!("{}.{f}()", self.paren(G::Dur, d))
+                }
+                11 => {
+                    let t = *self.rng.pick(&[G::Str, G::ListInt, G::MapInt]);
+                    format!("{}.size()", self.paren(t, d))
+                }
+                12 => {
+                    let tz = *self.rng.pick(&[r#""+08:00""#, r#""-05:30""#, r#""UTC""#]);
+                    format!("{}.getHours({tz})", self.paren(G::Ts, d))
                 }
                 _ => self.ternary(G::Int, d),
             },
@@ -421,24 +488,44 @@ impl Gen {
             G::Double => match choice {
                 0..=3 => {
                     let op = *self.rng.pick(&["+", "-", "*", "/"]);
-                    format!("{} {op} {}", self.paren(G::Double, d), self.paren(G::Double, d))
+                    format!(
+                        "{} {op} {}",
+                        self.paren(G::Double, d),
+                        self.paren(G::Double, d)
+                    )
                 }
                 4 => format!("-{}", self.paren(G::Double, d)),
                 5 | 6 => {
                     let t = *self.rng.pick(&[G::Int, G::Uint, G::Str, G::Double]);
                     format!("double({})", self.expr(t, d - 1))
                 }
-                7 => format!("{}[{}]", self.paren(G::ListDouble, d), self.expr(G::Int, d - 1)),
+                7 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListDouble, d),
+                    self.expr(G::Int, d - 1)
+                ),
                 8 | 9 => format!("{}.amount", self.paren(G::Item, d)),
                 _ => self.ternary(G::Double, d),
             },
             G::Str => match choice {
                 0..=2 => format!("{} + {}", self.paren(G::Str, d), self.paren(G::Str, d)),
                 3..=5 => {
-                    let t = *self.rng.pick(&[G::Int, G::Uint, G::Double, G::Str, G::Bool, G::Ts, G::Dur]);
+                    let t = *self.rng.pick(&[
+                        G::Int,
+                        G::Uint,
+                        G::Double,
+                        G::Str,
+                        G::Bool,
+                        G::Ts,
+                        G::Dur,
+                    ]);
                     format!("string({})", self.expr(t, d - 1))
                 }
-                6 => format!("{}[{}]", self.paren(G::ListStr, d), self.expr(G::Int, d - 1)),
+                6 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListStr, d),
+                    self.expr(G::Int, d - 1)
+                ),
                 7 | 8 => format!("{}.category", self.paren(G::Item, d)),
                 9 => format!("{}.name", self.paren(G::Obj, d)),
                 _ => self.ternary(G::Str, d),
@@ -450,7 +537,9 @@ impl Gen {
                 }
                 4 => format!("{} + {}", self.paren(G::Dur, d), self.paren(G::Ts, d)),
                 5 => {
-                    let s = *self.rng.pick(&[r#""2024-01-01T00:00:00Z""#, r#""not a time""#]);
+                    let s = *self
+                        .rng
+                        .pick(&[r#""2024-01-01T00:00:00Z""#, r#""not a time""#]);
                     format!("timestamp({s})")
                 }
                 _ => self.ternary(G::Ts, d),
@@ -495,7 +584,11 @@ impl Gen {
             },
             G::Obj => self.leaf(G::Obj),
             G::Item => match choice {
-                0..=5 => format!("{}[{}]", self.paren(G::ListItem, d), self.expr(G::Int, d - 1)),
+                0..=5 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListItem, d),
+                    self.expr(G::Int, d - 1)
+                ),
                 _ => self.leaf(G::Item),
             },
         }
@@ -526,7 +619,9 @@ fn context(rng: &mut Rng) -> serde_json::Value {
         }
     };
     let string = |r: &mut Rng| -> serde_json::Value {
-        json!(*r.pick(&["", "a", "ab", "ba", "travel", "12", "é中", "A b", "-3", "x1"]))
+        json!(*r.pick(&[
+            "", "a", "ab", "ba", "travel", "12", "é中", "A b", "-3", "x1"
+        ]))
     };
     let list = |r: &mut Rng, f: &dyn Fn(&mut Rng) -> serde_json::Value| -> serde_json::Value {
         let n = r.below(4);
@@ -536,10 +631,7 @@ fn context(rng: &mut Rng) -> serde_json::Value {
     ctx.insert("b".into(), json!(rng.chance(2)));
     ctx.insert("i".into(), int(rng));
     ctx.insert("j".into(), int(rng));
-    ctx.insert(
-        "u".into(),
-        json!(*rng.pick(&[0u64, 3, u64::MAX, 10])),
-    );
+    ctx.insert("u".into(), json!(*rng.pick(&[0u64, 3, u64::MAX, 10])));
     ctx.insert("d".into(), double(rng));
     ctx.insert("e".into(), double(rng));
     ctx.insert("s".into(), string(rng));
@@ -604,10 +696,8 @@ fn same(a: &Value, b: &Value) -> bool {
         }
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| {
-                    y.iter()
-                        .any(|(k2, v2)| same(k, k2) && same(v, v2))
-                })
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
         }
         _ => a.type_name() == b.type_name() && flowc::expr::value::equals(a, b),
     }
@@ -621,10 +711,7 @@ fn kind(e: &RunError) -> String {
     }
 }
 
-fn agree(
-    a: &Result<Value, RunError>,
-    b: &Result<Value, RunError>,
-) -> bool {
+fn agree(a: &Result<Value, RunError>, b: &Result<Value, RunError>) -> bool {
     match (a, b) {
         (Ok(x), Ok(y)) => same(x, y),
         (Err(x), Err(y)) => kind(x) == kind(y) && x.to_string() == y.to_string(),
@@ -666,9 +753,8 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
     };
     let depth = 1 + gn.rng.below(4) as u32;
     let text = gn.expr(g, depth);
-    let checked = check_expr(&ExprSource::detached(&text), &f.vars().env()).map_err(|e| {
-        TestCaseError::fail(format!("`{text}` does not type-check: {e:?}"))
-    })?;
+    let checked = check_expr(&ExprSource::detached(&text), &f.vars().env())
+        .map_err(|e| TestCaseError::fail(format!("`{text}` does not type-check: {e:?}")))?;
     prop_assert!(
         fits(&g.cel(), &checked.ty),
         "`{text}`: checker says {}, generated as {:?}",
@@ -770,7 +856,10 @@ fn the_generator_covers_both_paths_and_errors() {
     let direct = DIRECT.load(Ordering::Relaxed);
     let errors = ERRORS.load(Ordering::Relaxed);
     assert!(cases >= 400, "{cases}");
-    assert!(direct * 10 >= cases, "only {direct} of {cases} expressions had a direct form");
+    assert!(
+        direct * 10 >= cases,
+        "only {direct} of {cases} expressions had a direct form"
+    );
     assert!(
         errors * 50 >= cases * CONTEXTS,
         "only {errors} run-time errors in {} evaluations",

@@ -92,7 +92,10 @@ impl Declared {
     }
 }
 
-fn write_allowed(f: &mut fmt::Formatter<'_>, allowed: Option<&Vec<serde_json::Value>>) -> fmt::Result {
+fn write_allowed(
+    f: &mut fmt::Formatter<'_>,
+    allowed: Option<&Vec<serde_json::Value>>,
+) -> fmt::Result {
     if let Some(a) = allowed {
         let list: Vec<String> = a.iter().map(ToString::to_string).collect();
         write!(f, ", enum [{}]", list.join(", "))?;
