@@ -504,7 +504,9 @@ impl Gen {
                     self.paren(G::ListDouble, d),
                     self.expr(G::Int, d - 1)
                 ),
-                8 | 9 => format!("{}.amount", self.paren(G::Item, d)),
+                8 => format!("{}.amount", self.paren(G::Item, d)),
+                // an optional field that may be absent: "no such key" on both paths
+                9 => "o.opt".to_owned(),
                 _ => self.ternary(G::Double, d),
             },
             G::Str => match choice {
@@ -526,7 +528,8 @@ impl Gen {
                     self.paren(G::ListStr, d),
                     self.expr(G::Int, d - 1)
                 ),
-                7 | 8 => format!("{}.category", self.paren(G::Item, d)),
+                7 => format!("{}.category", self.paren(G::Item, d)),
+                8 => format!("{}.note", self.paren(G::Item, d)),
                 9 => format!("{}.name", self.paren(G::Obj, d)),
                 _ => self.ternary(G::Str, d),
             },
