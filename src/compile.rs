@@ -430,7 +430,7 @@ impl CompiledFlow {
             diags: Diagnostics::new(),
         };
         let checked = ctx.condition(&src);
-        let cond = checked.and_then(|c| ctx.compile_checked(&c.expr));
+        let cond = checked.and_then(|c| ctx.compile_checked(&c.expr, src.span));
         match cond {
             Some(c) if !ctx.diags.has_errors() => Ok(c),
             _ => Err(ctx.diags),
@@ -573,13 +573,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn program(&mut self, g: &codegen::Generated) -> Option<Program> {
+    /// Compiles generated source; a failure is a bug, reported at the expression's span.
+    fn program(&mut self, g: &codegen::Generated, span: crate::span::Span) -> Option<Program> {
         match self.sandbox.compile(&g.source, &g.constants) {
             Ok(p) => Some(p),
             Err(e) => {
-                self.errors(vec![ExprError::AlwaysFails {
+                self.errors(vec![ExprError::Internal {
                     message: e.to_string(),
-                    span: crate::span::Span::default(),
+                    span,
                 }]);
                 None
             }
@@ -587,9 +588,9 @@ impl Ctx<'_> {
     }
 
     /// The program and direct form of a checked condition.
-    fn compile_checked(&mut self, e: &expr::Expr) -> Option<Condition> {
+    fn compile_checked(&mut self, e: &expr::Expr, span: crate::span::Span) -> Option<Condition> {
         let generated = codegen::generate_condition(e, &self.vars);
-        let program = self.program(&generated)?;
+        let program = self.program(&generated, span)?;
         Some(Condition {
             program,
             fast: fast::build(e, &self.vars),
@@ -623,7 +624,7 @@ impl Ctx<'_> {
                     return None;
                 }
                 let g = codegen::generate(&c.expr, &self.vars);
-                let program = self.program(&g)?;
+                let program = self.program(&g, src.span)?;
                 Some(Expression {
                     program,
                     fast: fast::build(&c.expr, &self.vars),
@@ -650,7 +651,7 @@ fn analyze_rules(
         flow.context
             .iter()
             .find(|f| f.name.value == field)
-            .and_then(|f| f.allowed.as_ref())
+            .and_then(|f| f.decl.allowed.as_ref())
             .map(|a| {
                 a.iter()
                     .filter_map(|v| v.as_str().map(str::to_owned))
@@ -789,7 +790,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         let s = info.step;
         if let Some(src) = &s.skip
             && let Some(c) = ctx.condition(src)
-            && let Some(cond) = ctx.compile_checked(&c.expr)
+            && let Some(cond) = ctx.compile_checked(&c.expr, src.span)
         {
             skip.insert(s.id.value.clone(), cond);
         }
@@ -846,9 +847,22 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     let rules: Option<Vec<Condition>> = if fast.is_some() {
                         Some(Vec::new())
                     } else {
-                        exprs.iter().map(|e| ctx.compile_checked(e)).collect()
+                        exprs
+                            .iter()
+                            .zip(&spans)
+                            .map(|(e, span)| ctx.compile_checked(e, *span))
+                            .collect()
                     };
-                    if let (Some(program), Some(rules)) = (ctx.program(&generated), rules) {
+                    // the decision's program holds every rule: a failure names them all
+                    let all = spans
+                        .iter()
+                        .copied()
+                        .reduce(crate::span::Span::join)
+                        .unwrap_or(s.type_span);
+                    // a rule that failed on its own has been reported: not again for the decision
+                    if let Some(rules) = rules
+                        && let Some(program) = ctx.program(&generated, all)
+                    {
                         decisions.insert(
                             s.id.value.clone(),
                             CompiledDecision {
@@ -1021,4 +1035,41 @@ pub fn check_many(files: Vec<(String, Vec<u8>)>, options: &Options) -> Diagnosti
     all.extend(duplicate_ids(sites));
     all.sort();
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_that_does_not_compile_is_an_internal_error_at_the_expression() {
+        let text = "when: amount > 1.0\n";
+        let file = SourceFile::new("f.yaml", text);
+        let mut ctx = Ctx {
+            file: &file,
+            env: Env::default(),
+            vars: VarTable::default(),
+            sandbox: Sandbox::shared(),
+            diags: Diagnostics::new(),
+        };
+        // codegen never writes this: it stands for any bug that produces invalid Rhai
+        let broken = codegen::Generated {
+            source: "let = ;".to_owned(),
+            constants: Vec::new(),
+        };
+        let span = crate::span::Span::new(6, 18);
+        assert!(ctx.program(&broken, span).is_none());
+        let d: Vec<_> = ctx.diags.iter().collect();
+        assert_eq!(d.len(), 1);
+        let d = d[0];
+        assert_eq!(d.code(), "flowc::expr::internal");
+        assert!(
+            d.message()
+                .starts_with("internal error (a bug in flowc): generated program does not compile"),
+            "{}",
+            d.message()
+        );
+        assert_eq!(d.line_col(), (1, 7));
+        assert_eq!(d.span(), Some(span));
+    }
 }

@@ -429,18 +429,8 @@ fn out_of_order(order: &[usize]) -> BTreeSet<usize> {
 }
 
 fn context_decl(f: &FieldDecl) -> String {
-    let mut s = f.ty.to_string();
-    if f.optional {
-        s.push_str(", optional");
-    }
-    if let Some(d) = &f.default {
-        let _ = write!(s, ", default {d}");
-    }
-    if let Some(a) = &f.allowed {
-        let list: Vec<String> = a.iter().map(ToString::to_string).collect();
-        let _ = write!(s, ", enum [{}]", list.join(", "));
-    }
-    s
+    // the whole declaration, nested fields included, so that a nested change shows
+    f.to_string()
 }
 
 /// The labelled edges of a flow's graph: (from, label) → to.

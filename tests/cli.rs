@@ -75,8 +75,8 @@ fn check_reports_every_file_in_order() {
     let (code, out, _) = run(&["check", "--format", "json", "tests/fixtures/bad"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    // 47 fixtures and one companion, less the two that do not say they are flows
-    assert_eq!(v["files"], 46);
+    // 51 fixtures and one companion, less the two that do not say they are flows
+    assert_eq!(v["files"], 50);
     assert_eq!(
         v["skipped"],
         json!([
@@ -95,7 +95,7 @@ fn check_reports_every_file_in_order() {
     assert_eq!(files, sorted, "diagnostics are ordered by file");
     let distinct: std::collections::BTreeSet<&str> = files.iter().copied().collect();
     // every flow reports something: at least the id `fixture` that they all share
-    assert_eq!(distinct.len(), 46, "every bad fixture reports something");
+    assert_eq!(distinct.len(), 50, "every bad fixture reports something");
     let duplicates = v["diagnostics"]
         .as_array()
         .expect("array")
@@ -193,7 +193,7 @@ fn every_bad_fixture_exits_one_with_its_code() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 47);
+    assert_eq!(names.len(), 51);
     for name in names {
         // trips only under the fixture harness's 16 KiB limit (the CLI allows 4 MiB);
         // checked with its companion file only

@@ -143,7 +143,13 @@ fn every_code_has_a_fixture() {
         .iter()
         .cloned()
         .partition(|c| RUN_TIME_STAGES.iter().any(|s| c.starts_with(s)));
-    let missing: Vec<&String> = compile_time.difference(&fixtures).collect();
+    // a bug in flowc has no fixture (once found it is fixed): a unit test in
+    // src/compile.rs feeds the compiler invalid generated source instead
+    let no_fixture = ["expr.internal".to_owned()];
+    let missing: Vec<&String> = compile_time
+        .difference(&fixtures)
+        .filter(|c| !no_fixture.contains(c))
+        .collect();
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
     // every run-time code is asserted somewhere: a test or a scenario file
     let mut asserted = String::new();

@@ -289,6 +289,13 @@ impl Gen<'_> {
                     return r.clone();
                 }
                 match self.vars.rhai_name(name) {
+                    // an absent optional field is CEL's "no value for `name`", under its
+                    // CEL name (Rhai's own error would name the slot, `v12`)
+                    Some(r) if self.vars.may_be_unbound(name) => format!(
+                        "(if is_def_var({}) {{ {r} }} else {{ cel_unbound({}) }})",
+                        rhai_string(&r),
+                        rhai_string(name)
+                    ),
                     Some(r) => r,
                     None => format!("cel_unbound({})", rhai_string(name)),
                 }
@@ -360,11 +367,14 @@ impl Gen<'_> {
                 body,
                 filter,
             } => {
+                // INVARIANT: the range is bound to a variable before the loop: Rhai does not
+                // accept a block (another macro's result) between `in` and the loop body
                 let r = self.expr(range);
+                let rv = self.fresh("r");
                 let it = if matches!(range.ty, Type::List(_)) {
-                    r
+                    rv.clone()
                 } else {
-                    format!("cel_iter({r})")
+                    format!("cel_iter({rv})")
                 };
                 let v = self.fresh("c");
                 let acc = self.fresh("a");
@@ -383,14 +393,14 @@ impl Gen<'_> {
                         };
                         let b = self.captured(body);
                         format!(
-                            "{{ let {acc} = {init}; for {v} in {it} {{ {acc} = {step}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
+                            "{{ let {rv} = {r}; let {acc} = {init}; for {v} in {it} {{ {acc} = {step}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
                             init = *kind == Macro::All
                         )
                     }
                     Macro::ExistsOne => {
                         let b = self.boolean(body);
                         format!(
-                            "{{ let {acc} = 0; for {v} in {it} {{ if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
+                            "{{ let {rv} = {r}; let {acc} = 0; for {v} in {it} {{ if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
                         )
                     }
                     Macro::Map => {
@@ -399,18 +409,18 @@ impl Gen<'_> {
                             Some(f) => {
                                 let fs = self.boolean(f);
                                 format!(
-                                    "{{ let {acc} = []; for {v} in {it} {{ if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
+                                    "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
                                 )
                             }
                             None => format!(
-                                "{{ let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"
+                                "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"
                             ),
                         }
                     }
                     Macro::Filter => {
                         let b = self.boolean(body);
                         format!(
-                            "{{ let {acc} = []; for {v} in {it} {{ if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
+                            "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
                         )
                     }
                 };

@@ -160,6 +160,21 @@ pub enum ExprError {
         #[label("always {value}")]
         span: Span,
     },
+    /// The compiler failed on a valid expression: a bug in flowc, never the author's fault.
+    #[error("internal error (a bug in flowc): {message}")]
+    #[diagnostic(
+        code("flowc::expr::internal"),
+        help(
+            "the expression is valid but flowc could not compile it; please report this with the expression"
+        )
+    )]
+    Internal {
+        /// What failed.
+        message: String,
+        /// The expression.
+        #[label("flowc failed to compile this expression")]
+        span: Span,
+    },
     /// Evaluating a constant expression fails every time.
     #[error("expression always fails: {message}")]
     #[diagnostic(

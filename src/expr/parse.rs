@@ -128,7 +128,11 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         if let ExprKind::Lit(Literal::Int(i64::MIN)) = n.kind
             && !text
                 .get(n.span.0..n.span.1)
-                .is_some_and(|t| t.starts_with('-'))
+                // a parenthesised literal keeps the parentheses' span: `(-9223372036854775808)`
+                .is_some_and(|t| {
+                    t.trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+                        .starts_with('-')
+                })
         {
             too_big = Some(n.span);
         }

@@ -3,9 +3,10 @@
 //! The loader guarantees the shape (the schema passed); this stage reads it into typed
 //! Rust values, parses context types and durations, and keeps every span.
 
+pub mod decl;
+mod read_decl;
 pub mod types;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use miette::Diagnostic as MietteDiagnostic;
@@ -14,6 +15,9 @@ use thiserror::Error;
 use crate::diagnostic::Diagnostics;
 use crate::load::{Node, Resolved, yaml::value_offsets};
 use crate::span::{SourceFile, Span};
+pub use decl::{
+    Declared, FieldDecl, FieldPath, Fitted, Misfit, MisfitKind, Parts, PathPart, fit, fit_fields,
+};
 pub use types::{FieldType, ObjectType, Type};
 
 /// A value with the span it came from.
@@ -61,23 +65,6 @@ impl ExprSource {
         };
         Span::new(s, e)
     }
-}
-
-/// A declared context field.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FieldDecl {
-    /// The field name.
-    pub name: Spanned<String>,
-    /// Its type.
-    pub ty: Type,
-    /// May be absent at start.
-    pub optional: bool,
-    /// Used when absent at start.
-    pub default: Option<serde_json::Value>,
-    /// Allowed values.
-    pub allowed: Option<Vec<serde_json::Value>>,
-    /// The span of the declaration's value.
-    pub span: Span,
 }
 
 /// Approval modes.
@@ -301,7 +288,7 @@ impl Flow {
                     (
                         f.name.value.clone(),
                         FieldType {
-                            ty: f.ty.clone(),
+                            ty: f.decl.ty.clone(),
                             optional: f.optional && f.default.is_none(),
                         },
                     )
@@ -357,7 +344,7 @@ pub enum ModelError {
         span: Span,
     },
     /// A default or enum value that does not have the declared type.
-    #[error("{what} `{value}` is not a `{ty}`")]
+    #[error("{what} `{value}`{at} is not a `{ty}`")]
     #[diagnostic(
         code("flowc::model::value-type"),
         help("write a value of the declared type")
@@ -367,11 +354,80 @@ pub enum ModelError {
         what: &'static str,
         /// The value.
         value: String,
+        /// " at `path`" inside the default, or empty.
+        at: String,
         /// The declared type.
         ty: String,
         /// Where.
         #[label("wrong type")]
         span: Span,
+    },
+    /// A default outside the `enum` of its field (or of a nested field).
+    #[error("{what} `{value}`{at} is not one of the `enum` values")]
+    #[diagnostic(
+        code("flowc::model::not-in-enum"),
+        help("use one of {allowed}, or add the value to `enum`")
+    )]
+    NotInEnum {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// " at `path`" inside the default, or empty.
+        at: String,
+        /// The allowed values.
+        allowed: String,
+        /// Where.
+        #[label("not in `enum`")]
+        span: Span,
+    },
+    /// An object default (or enum value) that sets a field the object does not declare.
+    #[error("{what} sets `{field}`, which the object does not declare")]
+    #[diagnostic(code("flowc::model::undeclared-field"))]
+    UndeclaredField {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The field's path inside the value.
+        field: String,
+        /// Where.
+        #[label("not a declared field")]
+        span: Span,
+        /// Did-you-mean or the declared fields.
+        #[help]
+        help: String,
+    },
+    /// An object default (or enum value) without a field that is required.
+    #[error("{what} lacks the required field `{field}`")]
+    #[diagnostic(
+        code("flowc::model::missing-field"),
+        help(
+            "add `{field}` (a `{expected}`) to the {what}, or declare the field with its own `default` or `optional: true`"
+        )
+    )]
+    MissingField {
+        /// "default" or "enum value".
+        what: &'static str,
+        /// The field's path inside the value.
+        field: String,
+        /// Its declared type.
+        expected: String,
+        /// Where.
+        #[label("`{field}` is missing")]
+        span: Span,
+    },
+    /// `type: list` without `items`, `type: map` without `values`, or either key on
+    /// another type.
+    #[error("{message}")]
+    #[diagnostic(code("flowc::model::element-type"))]
+    ElementType {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        #[label("here")]
+        span: Span,
+        /// How to write it.
+        #[help]
+        help: String,
     },
 }
 
@@ -437,129 +493,6 @@ impl Builder<'_> {
             "users" => Assignees::Users(v.as_seq()?.iter().map(spanned_str).collect()),
             _ => Assignees::Expr(self.expr(v)),
         })
-    }
-
-    fn type_decl(
-        &mut self,
-        node: &Node,
-    ) -> (
-        Type,
-        bool,
-        Option<serde_json::Value>,
-        Option<Vec<serde_json::Value>>,
-    ) {
-        let (ty_node, obj) = match node.as_map() {
-            Some(_) => (node.get("type"), Some(node)),
-            None => (Some(node), None),
-        };
-        let ty_text = ty_node.and_then(Node::as_str).unwrap_or_default();
-        let ty_span = ty_node.map_or(node.span, |n| n.span);
-        let fields = obj.and_then(|o| o.get("fields"));
-        let ty = if ty_text == "object" {
-            if let Some(entries) = fields.and_then(Node::as_map) {
-                let mut map = BTreeMap::new();
-                for (k, v) in entries {
-                    let (t, optional, default, _) = self.type_decl(v);
-                    map.insert(
-                        k.as_str().unwrap_or_default().to_owned(),
-                        FieldType {
-                            ty: t,
-                            optional: optional && default.is_none(),
-                        },
-                    );
-                }
-                Type::Object(Arc::new(ObjectType { fields: map }))
-            } else {
-                self.errors.push(ModelError::ObjectFields {
-                    message: "`object` needs `fields`".to_owned(),
-                    span: ty_span,
-                });
-                Type::Dyn
-            }
-        } else {
-            if let Some(f) = fields {
-                self.errors.push(ModelError::ObjectFields {
-                    message: format!("`fields` given for type `{ty_text}`"),
-                    span: f.span,
-                });
-            }
-            match Type::parse(ty_text) {
-                Some(Type::Map(k, _)) if *k != Type::String => {
-                    self.errors.push(ModelError::MapKey {
-                        key: k.to_string(),
-                        span: ty_span,
-                    });
-                    Type::Dyn
-                }
-                Some(t @ (Type::Dyn | Type::Null | Type::TypeValue | Type::Bytes)) => {
-                    self.errors.push(ModelError::UnknownType {
-                        name: ty_text.to_owned(),
-                        span: ty_span,
-                        help: format!("`{t}` cannot be declared in a context; use a concrete type"),
-                    });
-                    Type::Dyn
-                }
-                Some(t) => t,
-                None => {
-                    let base = ty_text.split('<').next().unwrap_or(ty_text);
-                    let known = [
-                        "bool",
-                        "int",
-                        "uint",
-                        "double",
-                        "string",
-                        "timestamp",
-                        "duration",
-                        "list",
-                        "map",
-                        "object",
-                    ];
-                    let help = crate::diagnostic::suggestion_help(
-                        crate::diagnostic::did_you_mean(base, known).as_deref(),
-                        "use bool, int, uint, double, string, timestamp, duration, list<T>, map<string, T> or object",
-                    );
-                    self.errors.push(ModelError::UnknownType {
-                        name: ty_text.to_owned(),
-                        span: ty_span,
-                        help,
-                    });
-                    Type::Dyn
-                }
-            }
-        };
-        let optional = obj
-            .and_then(|o| o.get("optional"))
-            .and_then(Node::as_scalar)
-            .is_some_and(|s| s.resolve() == Resolved::Bool(true));
-        let default = obj.and_then(|o| o.get("default"));
-        if let Some(d) = default {
-            self.check_value(&ty, d, "default");
-        }
-        let allowed = obj.and_then(|o| o.get("enum")).and_then(Node::as_seq);
-        if let Some(items) = allowed {
-            for it in items {
-                self.check_value(&ty, it, "enum value");
-            }
-        }
-        (
-            ty,
-            optional,
-            default.map(Node::to_json),
-            allowed.map(|a| a.iter().map(Node::to_json).collect()),
-        )
-    }
-
-    fn check_value(&mut self, ty: &Type, node: &Node, what: &'static str) {
-        if !json_matches(ty, &node.to_json()) {
-            self.errors.push(ModelError::ValueType {
-                what,
-                value: node
-                    .as_str()
-                    .map_or_else(|| node.to_json().to_string(), str::to_owned),
-                ty: ty.to_string(),
-                span: node.span,
-            });
-        }
     }
 
     fn steps(&mut self, node: Option<&Node>) -> Vec<Step> {
@@ -682,29 +615,6 @@ impl Builder<'_> {
     }
 }
 
-/// Does a JSON value have the declared type? (defaults, enums, instance contexts)
-#[must_use]
-pub fn json_matches(ty: &Type, v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match (ty, v) {
-        (Type::Dyn, _)
-        | (Type::Bool, Value::Bool(_))
-        | (Type::String, Value::String(_))
-        | (Type::Double, Value::Number(_)) => true,
-        (Type::Int, Value::Number(n)) => n.is_i64(),
-        (Type::Uint, Value::Number(n)) => n.is_u64(),
-        (Type::Timestamp, Value::String(s)) => crate::expr::time::parse_timestamp(s).is_some(),
-        (Type::Duration, Value::String(s)) => crate::expr::time::parse_duration(s).is_some(),
-        (Type::List(t), Value::Array(items)) => items.iter().all(|i| json_matches(t, i)),
-        (Type::Map(_, t), Value::Object(m)) => m.values().all(|i| json_matches(t, i)),
-        (Type::Object(o), Value::Object(m)) => o.fields.iter().all(|(k, f)| match m.get(k) {
-            Some(x) => json_matches(&f.ty, x),
-            None => f.optional,
-        }),
-        _ => false,
-    }
-}
-
 /// Builds the model and reports every model error; wrong declarations become `dyn`
 /// so that later stages can still check everything else.
 #[must_use]
@@ -737,15 +647,7 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>) {
         .and_then(Node::as_map)
         .unwrap_or_default()
     {
-        let (ty, optional, default, allowed) = b.type_decl(v);
-        context.push(FieldDecl {
-            name: spanned_str(k),
-            ty,
-            optional,
-            default,
-            allowed,
-            span: v.span,
-        });
+        context.push(b.field(k, v));
     }
     let steps = b.steps(root.get("steps"));
     let flow = Flow {

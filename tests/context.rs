@@ -1,0 +1,349 @@
+//! Context declarations nested to any depth, and the one definition of "this value fits
+//! this type" (`flowc::model::fit`): what `flowc check` passes, the runtime accepts, and
+//! what the runtime would refuse, check reports.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::sync::Arc;
+
+use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::diagnostic::Diagnostics;
+use flowc::runtime::{ContextError as C, Instance, RuntimeError};
+use flowc::span::SourceFile;
+use serde_json::json;
+
+const STEPS: &str = "  - id: a\n    type: approval\n    assignees: { role: r }\n";
+
+fn source(context: &str, steps: &str) -> Arc<SourceFile> {
+    SourceFile::new(
+        "t.yaml",
+        format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n{context}\nsteps:\n{steps}"
+        ),
+    )
+}
+
+fn flow(context: &str) -> Arc<CompiledFlow> {
+    flow_with(context, STEPS)
+}
+
+fn flow_with(context: &str, steps: &str) -> Arc<CompiledFlow> {
+    match compile(&source(context, steps), &Options::default()) {
+        Ok(f) => Arc::new(f),
+        Err(d) => panic!("does not compile: {:?}", messages(&d)),
+    }
+}
+
+fn messages(d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|x| format!("{} {:?} {}", x.code(), x.line_col(), x.message()))
+        .collect()
+}
+
+/// The diagnostics of a context that does not check: (code, line, column, message).
+fn check_errors(context: &str) -> Vec<(String, usize, usize, String)> {
+    match compile(&source(context, STEPS), &Options::default()) {
+        Ok(_) => panic!("compiles"),
+        Err(d) => d
+            .iter()
+            .map(|x| {
+                let (l, c) = x.line_col();
+                (x.code(), l, c, x.message())
+            })
+            .collect(),
+    }
+}
+
+fn started(f: &Arc<CompiledFlow>, ctx: serde_json::Value) -> serde_json::Value {
+    match Instance::start(Arc::clone(f), &ctx, 0) {
+        Ok((i, _)) => i.state().context.clone(),
+        Err(e) => panic!("refused {ctx}: {e}"),
+    }
+}
+
+fn refused(f: &Arc<CompiledFlow>, ctx: serde_json::Value) -> C {
+    match Instance::start(Arc::clone(f), &ctx, 0) {
+        Err(RuntimeError::Context(c)) => c,
+        Ok(_) => panic!("accepted {ctx}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_default_inside_an_objects_fields_is_applied_at_start() {
+    // issue 9: check passed this, and every start without `probation` failed
+    let f = flow(
+        "  employee:\n    type: object\n    fields:\n      id: string\n      probation: { type: bool, default: false }\n",
+    );
+    assert_eq!(
+        started(&f, json!({"employee": {"id": "e1"}})),
+        json!({"employee": {"id": "e1", "probation": false}})
+    );
+    // given values win over defaults
+    assert_eq!(
+        started(&f, json!({"employee": {"id": "e1", "probation": true}})),
+        json!({"employee": {"id": "e1", "probation": true}})
+    );
+}
+
+#[test]
+fn defaults_apply_at_every_depth_and_inside_defaults() {
+    let f = flow(
+        "  employee:\n    type: object\n    default: {}\n    fields:\n      probation: { type: bool, default: false }\n      manager:\n        type: object\n        default: { id: m1 }\n        fields:\n          id: string\n          level: { type: int, default: 1 }\n  items:\n    type: list\n    items:\n      type: object\n      fields:\n        amount: double\n        category: { type: string, enum: [travel, meal], default: meal }\n",
+    );
+    assert_eq!(
+        started(
+            &f,
+            json!({"items": [{"amount": 5}, {"amount": 7.5, "category": "travel"}]})
+        ),
+        json!({
+            "employee": {"probation": false, "manager": {"id": "m1", "level": 1}},
+            "items": [
+                {"amount": 5, "category": "meal"},
+                {"amount": 7.5, "category": "travel"}
+            ]
+        })
+    );
+}
+
+#[test]
+fn a_default_outside_the_enum_is_a_check_error_and_would_be_refused_at_start() {
+    let decl = "  currency: { type: string, enum: [CNY, USD], default: JPY }\n";
+    assert_eq!(
+        check_errors(decl),
+        vec![(
+            "flowc::model::not-in-enum".to_owned(),
+            5,
+            56,
+            "default `JPY` is not one of the `enum` values".to_owned()
+        )]
+    );
+    // the runtime refuses the same value with the same definition
+    let f = flow("  currency: { type: string, enum: [CNY, USD], default: CNY }\n");
+    assert_eq!(
+        refused(&f, json!({"currency": "JPY"})),
+        C::NotAllowed {
+            field: "currency".into(),
+            value: "\"JPY\"".into(),
+            allowed: "\"CNY\", \"USD\"".into()
+        }
+    );
+    assert_eq!(started(&f, json!({})), json!({"currency": "CNY"}));
+}
+
+#[test]
+fn an_object_default_with_an_undeclared_key_is_a_check_error() {
+    let errs = check_errors(
+        "  applicant:\n    type: object\n    default: { id: u1, grde: 2 }\n    fields:\n      id: string\n      grade: { type: int, optional: true }\n",
+    );
+    assert_eq!(
+        errs,
+        vec![(
+            "flowc::model::undeclared-field".to_owned(),
+            7,
+            24,
+            "default sets `grde`, which the object does not declare".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn defaults_of_the_wrong_type_or_shape_are_check_errors() {
+    let errs = check_errors(
+        "  level: { type: int, default: 1.5 }\n  when: { type: timestamp, default: yesterday }\n  who:\n    type: object\n    default: { grade: 2 }\n    fields:\n      id: string\n      grade: int\n  lines:\n    type: list\n    default: [{ amount: lots }]\n    items: { type: object, fields: { amount: double } }\n",
+    );
+    let codes: Vec<(&str, usize, usize)> = errs
+        .iter()
+        .map(|(c, l, col, _)| (c.as_str(), *l, *col))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("flowc::model::value-type", 5, 32),
+            ("flowc::model::value-type", 6, 37),
+            ("flowc::model::missing-field", 9, 16),
+            ("flowc::model::value-type", 15, 25),
+        ],
+        "{errs:?}"
+    );
+    assert_eq!(
+        errs[3].3,
+        "default `lots` at `[0].amount` is not a `double`"
+    );
+}
+
+#[test]
+fn enum_values_must_fit_their_type() {
+    let errs = check_errors("  level: { type: int, enum: [1, two, 3] }\n");
+    assert_eq!(
+        errs,
+        vec![(
+            "flowc::model::value-type".to_owned(),
+            5,
+            33,
+            "enum value `two` is not a `int`".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn nested_values_are_refused_with_their_path() {
+    let f = flow(
+        "  items:\n    type: list\n    items:\n      type: object\n      fields:\n        amount: double\n        category: { type: string, enum: [travel, meal] }\n  limits: { type: map, values: { type: object, fields: { max: double } }, optional: true }\n",
+    );
+    assert_eq!(
+        refused(
+            &f,
+            json!({"items": [{"amount": 1, "category": "meal"}, {"amount": "x", "category": "meal"}]})
+        ),
+        C::WrongType {
+            field: "items[1].amount".into(),
+            expected: "double".into(),
+            got: "a string `\"x\"`".into()
+        }
+    );
+    assert_eq!(
+        refused(&f, json!({"items": [{"amount": 1, "category": "gift"}]})),
+        C::NotAllowed {
+            field: "items[0].category".into(),
+            value: "\"gift\"".into(),
+            allowed: "\"travel\", \"meal\"".into()
+        }
+    );
+    assert_eq!(
+        refused(
+            &f,
+            json!({"items": [{"amount": 1, "category": "meal", "amout": 2}]})
+        ),
+        C::Unknown {
+            field: "items[0].amout".into(),
+            help: "did you mean `amount`?".into()
+        }
+    );
+    assert_eq!(
+        refused(&f, json!({"items": [{"category": "meal"}]})),
+        C::Missing {
+            field: "items[0].amount".into(),
+            expected: "double".into()
+        }
+    );
+    assert_eq!(
+        refused(&f, json!({"items": [], "limits": {"travel": {}}})),
+        C::Missing {
+            field: "limits[\"travel\"].max".into(),
+            expected: "double".into()
+        }
+    );
+    assert_eq!(
+        refused(&f, json!({"items": {"amount": 1}})),
+        C::WrongType {
+            field: "items".into(),
+            expected: "list<object>".into(),
+            got: "an object `{\"amount\":1}`".into()
+        }
+    );
+}
+
+/// Every default and enum value of the valid nested-types fixture is accepted at start
+/// and filled in at every depth.
+#[test]
+fn the_nested_types_fixture_starts_with_only_its_required_fields() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/valid/nested-types.yaml"
+    );
+    let file = SourceFile::new("nested-types.yaml", std::fs::read_to_string(path).unwrap());
+    let f = Arc::new(compile(&file, &Options::default()).unwrap());
+    assert_eq!(
+        started(&f, json!({"amount": 1.0})),
+        json!({
+            "amount": 1.0,
+            "items": [],
+            "limits": {"travel": {"max": 5000.0, "currency": "CNY"}},
+            "employee": {"probation": false}
+        })
+    );
+}
+
+/// `items.exists(..)`, `items.all(..)` and macros over macros run on both evaluation
+/// paths with the same result.
+#[test]
+fn conditions_over_lists_of_objects_run_on_both_paths() {
+    let f = flow(
+        "  items:\n    type: list\n    items:\n      type: object\n      fields:\n        amount: double\n        category: { type: string, default: meal }\n        note: { type: string, optional: true }\n",
+    );
+    let cases: &[(&str, serde_json::Value, bool)] = &[
+        (
+            "items.exists(i, i.amount > 1000.0)",
+            json!([{"amount": 10}, {"amount": 1000.5}]),
+            true,
+        ),
+        (
+            "items.exists(i, i.amount > 1000.0)",
+            json!([{"amount": 10}]),
+            false,
+        ),
+        (
+            "items.all(i, i.category in [\"travel\", \"meal\"])",
+            json!([{"amount": 1}, {"amount": 2, "category": "travel"}]),
+            true,
+        ),
+        (
+            "items.all(i, i.category in [\"travel\", \"meal\"])",
+            json!([{"amount": 1, "category": "gift"}]),
+            false,
+        ),
+        (
+            "items.map(i, i.amount).filter(x, x > 10.0).size() > 1",
+            json!([{"amount": 11}, {"amount": 5}, {"amount": 12}]),
+            true,
+        ),
+        (
+            "items.filter(i, has(i.note)).size() == 1",
+            json!([{"amount": 1, "note": "taxi"}, {"amount": 2}]),
+            true,
+        ),
+        (
+            "items.exists_one(i, i.category == \"meal\")",
+            json!([{"amount": 1}, {"amount": 2, "category": "travel"}]),
+            true,
+        ),
+    ];
+    for (text, items, want) in cases {
+        let cond = f.compile_condition("c", text).unwrap();
+        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        let direct = cond.eval(f.sandbox(), &mut b);
+        let sandboxed = cond.eval_sandboxed(f.sandbox(), &mut b);
+        assert_eq!(direct, Ok(*want), "{text} on {items}");
+        assert_eq!(sandboxed, Ok(*want), "{text} on {items} (sandboxed)");
+    }
+}
+
+#[test]
+fn a_decision_over_line_items_routes_on_both_paths() {
+    let f = flow_with(
+        "  items:\n    type: list\n    items: { type: object, fields: { amount: double, category: string } }\n",
+        "  - id: route\n    type: decision\n    rules:\n      - when: 'items.exists(i, i.amount > 1000.0)'\n        goto: big\n      - when: 'items.map(i, i.amount).filter(x, x > 10.0).size() > 2'\n        goto: big\n    default: small\n  - id: big\n    type: approval\n    assignees: { role: director }\n  - id: small\n    type: approval\n    assignees: { role: manager }\n",
+    );
+    let d = f.decision("route").unwrap();
+    for (items, want) in [
+        (json!([{"amount": 2000, "category": "a"}]), Some(0)),
+        (
+            json!([{"amount": 20, "category": "a"}, {"amount": 30, "category": "a"}, {"amount": 40, "category": "a"}]),
+            Some(1),
+        ),
+        (json!([{"amount": 20, "category": "a"}]), None),
+    ] {
+        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        assert_eq!(d.eval(f.sandbox(), &mut b), Ok(want), "{items}");
+        assert_eq!(d.eval_sandboxed(f.sandbox(), &mut b), Ok(want), "{items}");
+    }
+}

@@ -1,0 +1,871 @@
+//! A type-directed random expression generator over the whole supported CEL subset:
+//! every generated expression is well typed, so it must type-check and compile, and
+//! both evaluation paths (the direct form and the sandboxed Rhai program) must give the
+//! same value or the same kind of error on random contexts.
+//!
+//! Proptest draws a seed per case; the expression and the contexts are built from it
+//! by the small deterministic generator below (a failure prints the expression and the
+//! context, which is what a regression case in `tests/fixtures/expr/cases.txt` needs).
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::expr::fast;
+use flowc::expr::{Value, check_expr, codegen};
+use flowc::model::{ExprSource, Type};
+use flowc::sandbox::{Bindings, RunError};
+use flowc::span::SourceFile;
+use proptest::prelude::*;
+use serde_json::json;
+
+/// The declared context every expression is generated against: a variable of every
+/// declarable type, lists and maps of them, objects, a list of objects and an optional.
+const CONTEXT: &str = r#"
+  b: bool
+  i: int
+  j: int
+  u: uint
+  d: double
+  e: double
+  s: string
+  t: string
+  ts: timestamp
+  du: duration
+  li: list<int>
+  ld: list<double>
+  ls: list<string>
+  m: "map<string, int>"
+  o:
+    type: object
+    fields:
+      x: int
+      name: string
+      opt: { type: double, optional: true }
+  items:
+    type: list
+    items:
+      type: object
+      fields:
+        amount: double
+        category: { type: string, enum: [travel, meal, gift] }
+        note: { type: string, optional: true }
+  ob: { type: string, optional: true }
+"#;
+
+fn flow() -> &'static Arc<CompiledFlow> {
+    static F: std::sync::OnceLock<Arc<CompiledFlow>> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let text = format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: gen\ncontext:{CONTEXT}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: r }}\n"
+        );
+        let file = SourceFile::new("gen.yaml", text);
+        match compile(&file, &Options::default()) {
+            Ok(f) => Arc::new(f),
+            Err(d) => panic!(
+                "{:?}",
+                d.iter().map(|x| x.message()).collect::<Vec<_>>()
+            ),
+        }
+    })
+}
+
+/// The generator's types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum G {
+    Bool,
+    Int,
+    Uint,
+    Double,
+    Str,
+    Ts,
+    Dur,
+    ListInt,
+    ListDouble,
+    ListStr,
+    ListBool,
+    ListItem,
+    MapInt,
+    Obj,
+    Item,
+}
+
+impl G {
+    fn elem(self) -> Option<G> {
+        Some(match self {
+            G::ListInt => G::Int,
+            G::ListDouble => G::Double,
+            G::ListStr => G::Str,
+            G::ListBool => G::Bool,
+            G::ListItem => G::Item,
+            _ => return None,
+        })
+    }
+
+    #[allow(dead_code)]
+    fn list_of(self) -> Option<G> {
+        Some(match self {
+            G::Int => G::ListInt,
+            G::Double => G::ListDouble,
+            G::Str => G::ListStr,
+            G::Bool => G::ListBool,
+            G::Item => G::ListItem,
+            _ => return None,
+        })
+    }
+
+    fn cel(self) -> Type {
+        match self {
+            G::Bool => Type::Bool,
+            G::Int => Type::Int,
+            G::Uint => Type::Uint,
+            G::Double => Type::Double,
+            G::Str => Type::String,
+            G::Ts => Type::Timestamp,
+            G::Dur => Type::Duration,
+            G::MapInt => Type::map(Type::String, Type::Int),
+            G::Obj | G::Item => Type::Dyn, // objects: compared by shape below
+            l => Type::list(l.elem().map_or(Type::Dyn, G::cel)),
+        }
+    }
+}
+
+const ALL: [G; 15] = [
+    G::Bool,
+    G::Int,
+    G::Uint,
+    G::Double,
+    G::Str,
+    G::Ts,
+    G::Dur,
+    G::ListInt,
+    G::ListDouble,
+    G::ListStr,
+    G::ListBool,
+    G::ListItem,
+    G::MapInt,
+    G::Obj,
+    G::Item,
+];
+
+/// splitmix64: small, deterministic, good enough to pick among alternatives.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+struct Gen {
+    rng: Rng,
+    locals: Vec<(String, G)>,
+    fresh: usize,
+}
+
+const INTS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "7",
+    "100",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "4611686018427387904",
+];
+const UINTS: &[&str] = &["0u", "1u", "2u", "10u", "18446744073709551615u"];
+const DOUBLES: &[&str] = &[
+    "0.0", "1.0", "1.5", "-2.5", "10.0", "1000.0", "1e308", "-0.0", "0.1", "3.0",
+];
+const STRINGS: &[&str] = &[
+    r#""""#,
+    r#""a""#,
+    r#""ab""#,
+    r#""travel""#,
+    r#""meal""#,
+    r#""é中""#,
+    r#""12""#,
+    r#""-3""#,
+    r#""1.5""#,
+    r#""A b""#,
+];
+const PATTERNS: &[&str] = &[r#""^a""#, r#""b$""#, r#""[0-9]+""#, r#""é|中""#, r#""""#];
+const TIMESTAMPS: &[&str] = &[
+    r#"timestamp("2024-01-01T00:00:00Z")"#,
+    r#"timestamp("2024-02-29T23:59:59.5+08:00")"#,
+    r#"timestamp("1970-01-01T00:00:00Z")"#,
+    r#"timestamp("9999-12-31T23:59:59Z")"#,
+];
+const DURATIONS: &[&str] = &[
+    r#"duration("1h")"#,
+    r#"duration("-90s")"#,
+    r#"duration("0s")"#,
+    r#"duration("1.5s")"#,
+    r#"duration("72h3m")"#,
+];
+
+fn lit(options: &[&'static str], r: &mut Rng) -> &'static str {
+    options[r.below(options.len())]
+}
+
+impl Gen {
+    fn var(&mut self, g: G) -> String {
+        self.fresh += 1;
+        let name = format!("x{}", self.fresh);
+        self.locals.push((name.clone(), g));
+        name
+    }
+
+    fn leaf(&mut self, g: G) -> String {
+        let locals: Vec<String> = self
+            .locals
+            .iter()
+            .filter(|(_, t)| *t == g)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !locals.is_empty() && self.rng.chance(2) {
+            return self.rng.pick(&locals).clone();
+        }
+        let r = &mut self.rng;
+        match g {
+            G::Bool => (*r.pick(&["true", "false", "b", "b", "has(o.opt)"])).to_owned(),
+            G::Int => {
+                let l = lit(INTS, r);
+                *r.pick(&[l, "i", "j", "o.x", "i", "j"])
+            }
+            .to_owned(),
+            G::Uint => {
+                let l = lit(UINTS, r);
+                *r.pick(&[l, "u", "u"])
+            }
+            .to_owned(),
+            G::Double => {
+                let l = lit(DOUBLES, r);
+                *r.pick(&[l, "d", "e", "d"])
+            }
+            .to_owned(),
+            G::Str => {
+                let l = lit(STRINGS, r);
+                *r.pick(&[l, "s", "t", "o.name", "s", "ob"])
+            }
+            .to_owned(),
+            G::Ts => {
+                let l = lit(TIMESTAMPS, r);
+                *r.pick(&[l, "ts", "ts"])
+            }
+            .to_owned(),
+            G::Dur => {
+                let l = lit(DURATIONS, r);
+                *r.pick(&[l, "du", "du"])
+            }
+            .to_owned(),
+            G::ListInt => (*r.pick(&["li", "[1, 2, 3]", "[i, j]", "li"])).to_owned(),
+            G::ListDouble => (*r.pick(&["ld", "[1.5, d]", "ld"])).to_owned(),
+            G::ListStr => (*r.pick(&["ls", r#"["a", s]"#, "ls"])).to_owned(),
+            G::ListBool => (*r.pick(&["[true, b]", "[b]"])).to_owned(),
+            G::ListItem => "items".to_owned(),
+            G::MapInt => (*r.pick(&["m", r#"{"a": 1, "b": i}"#, "m"])).to_owned(),
+            G::Obj => "o".to_owned(),
+            G::Item => (*r.pick(&["items[0]", "items[1]"])).to_owned(),
+        }
+    }
+
+    /// A macro over a list (or map) giving `out` from a body of type `body`.
+    fn macro_call(&mut self, depth: u32, range: G, kind: &str, body: G) -> String {
+        let r = self.paren(range, depth);
+        let elem = if range == G::MapInt {
+            G::Str
+        } else {
+            range.elem().unwrap_or(G::Int)
+        };
+        let v = self.var(elem);
+        let b = self.expr(body, depth - 1);
+        let out = if kind == "map" && self.rng.chance(3) {
+            let f = self.expr(G::Bool, depth - 1);
+            format!("{r}.map({v}, {f}, {b})")
+        } else {
+            format!("{r}.{kind}({v}, {b})")
+        };
+        self.locals.pop();
+        out
+    }
+
+    fn list_range(&mut self) -> G {
+        *self.rng.pick(&[
+            G::ListInt,
+            G::ListDouble,
+            G::ListStr,
+            G::ListItem,
+            G::MapInt,
+            G::ListBool,
+        ])
+    }
+
+    fn ternary(&mut self, g: G, depth: u32) -> String {
+        let c = self.expr(G::Bool, depth - 1);
+        let a = self.expr(g, depth - 1);
+        let b = self.expr(g, depth - 1);
+        format!("({c} ? {a} : {b})")
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn expr(&mut self, g: G, depth: u32) -> String {
+        if depth == 0 || self.rng.chance(4) {
+            return self.leaf(g);
+        }
+        let d = depth;
+        let choice = self.rng.below(14);
+        match g {
+            G::Bool => match choice {
+                0 => {
+                    let (x, y) = *self.rng.pick(&[
+                        (G::Int, G::Int),
+                        (G::Double, G::Double),
+                        (G::Uint, G::Uint),
+                        (G::Int, G::Double),
+                        (G::Uint, G::Int),
+                        (G::Double, G::Uint),
+                        (G::Str, G::Str),
+                        (G::Ts, G::Ts),
+                        (G::Dur, G::Dur),
+                        (G::Bool, G::Bool),
+                    ]);
+                    let op = *self.rng.pick(&["<", "<=", ">", ">="]);
+                    format!("{} {op} {}", self.paren(x, d), self.paren(y, d))
+                }
+                1 => {
+                    let t = *self.rng.pick(&ALL[..13]);
+                    let op = *self.rng.pick(&["==", "!="]);
+                    format!("{} {op} {}", self.paren(t, d), self.paren(t, d))
+                }
+                2 => format!("!{}", self.paren(G::Bool, d)),
+                3 | 4 => {
+                    let op = *self.rng.pick(&["&&", "||"]);
+                    format!("{} {op} {}", self.paren(G::Bool, d), self.paren(G::Bool, d))
+                }
+                5 => {
+                    let l = *self.rng.pick(&[
+                        G::ListInt,
+                        G::ListStr,
+                        G::ListDouble,
+                        G::MapInt,
+                        G::ListBool,
+                    ]);
+                    let e = if l == G::MapInt {
+                        G::Str
+                    } else {
+                        l.elem().unwrap_or(G::Int)
+                    };
+                    format!("{} in {}", self.paren(e, d), self.paren(l, d))
+                }
+                6 => {
+                    let f = *self.rng.pick(&["startsWith", "endsWith", "contains"]);
+                    format!(
+                        "{}.{f}({})",
+                        self.paren(G::Str, d),
+                        self.expr(G::Str, d - 1)
+                    )
+                }
+                7 => {
+                    let p = *self.rng.pick(PATTERNS);
+                    format!("{}.matches({p})", self.paren(G::Str, d))
+                }
+                8 | 9 => {
+                    let range = self.list_range();
+                    let kind = *self.rng.pick(&["all", "exists", "exists_one"]);
+                    self.macro_call(d, range, kind, G::Bool)
+                }
+                10 => {
+                    let item = self.expr(G::Item, d - 1);
+                    format!("has({item}.note)")
+                }
+                11 => {
+                    // heterogeneous equality at run time (`dyn(1) == 1u`)
+                    let x = *self.rng.pick(&[G::Int, G::Uint, G::Double, G::Str]);
+                    let y = *self.rng.pick(&[G::Int, G::Uint, G::Double, G::Str]);
+                    let op = *self.rng.pick(&["==", "!="]);
+                    format!(
+                        "dyn({}) {op} dyn({})",
+                        self.expr(x, d - 1),
+                        self.expr(y, d - 1)
+                    )
+                }
+                12 => format!(
+                    "{}.matches({})",
+                    self.paren(G::Str, d),
+                    self.expr(G::Str, d - 1)
+                ),
+                _ => self.ternary(G::Bool, d),
+            },
+            G::Int => match choice {
+                0..=3 => {
+                    let op = *self.rng.pick(&["+", "-", "*", "/", "%"]);
+                    format!("{} {op} {}", self.paren(G::Int, d), self.paren(G::Int, d))
+                }
+                4 => format!("-{}", self.paren(G::Int, d)),
+                5 => {
+                    let t =
+                        *self
+                            .rng
+                            .pick(&[G::Str, G::ListInt, G::MapInt, G::ListItem, G::ListStr]);
+                    format!("size({})", self.expr(t, d - 1))
+                }
+                6 => {
+                    let t = *self.rng.pick(&[G::Double, G::Uint, G::Str, G::Int]);
+                    format!("int({})", self.expr(t, d - 1))
+                }
+                7 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListInt, d),
+                    self.expr(G::Int, d - 1)
+                ),
+                8 => format!("{}[{}]", self.paren(G::MapInt, d), self.expr(G::Str, d - 1)),
+                9 => {
+                    let f =
+                        *self
+                            .rng
+                            .pick(&["getHours", "getFullYear", "getDayOfWeek", "getMinutes"]);
+                    format!("{}.{f}()", self.paren(G::Ts, d))
+                }
+                10 => {
+                    let f = *self.rng.pick(&[
+                        "getHours",
+                        "getSeconds",
+                        "getMinutes",
+                        "getMilliseconds",
+                    ]);
+                    format!("{}.{f}()", self.paren(G::Dur, d))
+                }
+                11 => {
+                    let t = *self.rng.pick(&[G::Str, G::ListInt, G::MapInt]);
+                    format!("{}.size()", self.paren(t, d))
+                }
+                12 => {
+                    let tz = *self.rng.pick(&[r#""+08:00""#, r#""-05:30""#, r#""UTC""#]);
+                    format!("{}.getHours({tz})", self.paren(G::Ts, d))
+                }
+                _ => self.ternary(G::Int, d),
+            },
+            G::Uint => match choice {
+                0..=4 => {
+                    let op = *self.rng.pick(&["+", "-", "*", "/", "%"]);
+                    format!("{} {op} {}", self.paren(G::Uint, d), self.paren(G::Uint, d))
+                }
+                5..=7 => {
+                    let t = *self.rng.pick(&[G::Double, G::Int, G::Str]);
+                    format!("uint({})", self.expr(t, d - 1))
+                }
+                _ => self.ternary(G::Uint, d),
+            },
+            G::Double => match choice {
+                0..=3 => {
+                    let op = *self.rng.pick(&["+", "-", "*", "/"]);
+                    format!(
+                        "{} {op} {}",
+                        self.paren(G::Double, d),
+                        self.paren(G::Double, d)
+                    )
+                }
+                4 => format!("-{}", self.paren(G::Double, d)),
+                5 | 6 => {
+                    let t = *self.rng.pick(&[G::Int, G::Uint, G::Str, G::Double]);
+                    format!("double({})", self.expr(t, d - 1))
+                }
+                7 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListDouble, d),
+                    self.expr(G::Int, d - 1)
+                ),
+                8 => format!("{}.amount", self.paren(G::Item, d)),
+                // an optional field that may be absent: "no such key" on both paths
+                9 => "o.opt".to_owned(),
+                _ => self.ternary(G::Double, d),
+            },
+            G::Str => match choice {
+                0..=2 => format!("{} + {}", self.paren(G::Str, d), self.paren(G::Str, d)),
+                3..=5 => {
+                    let t = *self.rng.pick(&[
+                        G::Int,
+                        G::Uint,
+                        G::Double,
+                        G::Str,
+                        G::Bool,
+                        G::Ts,
+                        G::Dur,
+                    ]);
+                    format!("string({})", self.expr(t, d - 1))
+                }
+                6 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListStr, d),
+                    self.expr(G::Int, d - 1)
+                ),
+                7 => format!("{}.category", self.paren(G::Item, d)),
+                8 => format!("{}.note", self.paren(G::Item, d)),
+                9 => format!("{}.name", self.paren(G::Obj, d)),
+                _ => self.ternary(G::Str, d),
+            },
+            G::Ts => match choice {
+                0..=3 => {
+                    let op = *self.rng.pick(&["+", "-"]);
+                    format!("{} {op} {}", self.paren(G::Ts, d), self.paren(G::Dur, d))
+                }
+                4 => format!("{} + {}", self.paren(G::Dur, d), self.paren(G::Ts, d)),
+                5 => {
+                    let s = *self
+                        .rng
+                        .pick(&[r#""2024-01-01T00:00:00Z""#, r#""not a time""#]);
+                    format!("timestamp({s})")
+                }
+                _ => self.ternary(G::Ts, d),
+            },
+            G::Dur => match choice {
+                0..=3 => {
+                    let op = *self.rng.pick(&["+", "-"]);
+                    format!("{} {op} {}", self.paren(G::Dur, d), self.paren(G::Dur, d))
+                }
+                4..=6 => format!("{} - {}", self.paren(G::Ts, d), self.paren(G::Ts, d)),
+                7 => format!("-{}", self.paren(G::Dur, d)),
+                8 => {
+                    let s = *self.rng.pick(&[r#""1h""#, r#""bad""#, r#""-1.5s""#]);
+                    format!("duration({s})")
+                }
+                _ => self.ternary(G::Dur, d),
+            },
+            G::ListInt | G::ListDouble | G::ListStr | G::ListBool | G::ListItem => {
+                let e = g.elem().unwrap_or(G::Int);
+                match choice {
+                    0 | 1 if g != G::ListItem => {
+                        let n = 1 + self.rng.below(3);
+                        let items: Vec<String> = (0..n).map(|_| self.expr(e, d - 1)).collect();
+                        format!("[{}]", items.join(", "))
+                    }
+                    2 | 3 => format!("{} + {}", self.paren(g, d), self.paren(g, d)),
+                    4..=6 => self.macro_call(d, g, "filter", G::Bool),
+                    7..=9 if g != G::ListItem => {
+                        let range = self.list_range();
+                        self.macro_call(d, range, "map", e)
+                    }
+                    _ => self.ternary(g, d),
+                }
+            }
+            G::MapInt => match choice {
+                0..=5 => {
+                    let k = self.expr(G::Str, d - 1);
+                    let v = self.expr(G::Int, d - 1);
+                    format!("{{{k}: {v}}}")
+                }
+                _ => self.ternary(G::MapInt, d),
+            },
+            G::Obj => self.leaf(G::Obj),
+            G::Item => match choice {
+                0..=5 => format!(
+                    "{}[{}]",
+                    self.paren(G::ListItem, d),
+                    self.expr(G::Int, d - 1)
+                ),
+                _ => self.leaf(G::Item),
+            },
+        }
+    }
+
+    fn paren(&mut self, g: G, depth: u32) -> String {
+        let e = self.expr(g, depth - 1);
+        format!("({e})")
+    }
+}
+
+/// A random JSON context that fits [`CONTEXT`].
+fn context(rng: &mut Rng) -> serde_json::Value {
+    let int = |r: &mut Rng| -> serde_json::Value {
+        match r.below(8) {
+            0 => json!(i64::MAX),
+            1 => json!(i64::MIN),
+            2 => json!(0),
+            _ => json!(r.below(21) as i64 - 10),
+        }
+    };
+    let double = |r: &mut Rng| -> serde_json::Value {
+        match r.below(8) {
+            0 => json!(1e300),
+            1 => json!(-0.0),
+            2 => json!(0.5),
+            _ => json!((r.below(4001) as f64 - 2000.0) / 4.0),
+        }
+    };
+    let string = |r: &mut Rng| -> serde_json::Value {
+        json!(*r.pick(&[
+            "", "a", "ab", "ba", "travel", "12", "é中", "A b", "-3", "x1"
+        ]))
+    };
+    let list = |r: &mut Rng, f: &dyn Fn(&mut Rng) -> serde_json::Value| -> serde_json::Value {
+        let n = r.below(4);
+        serde_json::Value::Array((0..n).map(|_| f(r)).collect())
+    };
+    let mut ctx = serde_json::Map::new();
+    ctx.insert("b".into(), json!(rng.chance(2)));
+    ctx.insert("i".into(), int(rng));
+    ctx.insert("j".into(), int(rng));
+    ctx.insert("u".into(), json!(*rng.pick(&[0u64, 3, u64::MAX, 10])));
+    ctx.insert("d".into(), double(rng));
+    ctx.insert("e".into(), double(rng));
+    ctx.insert("s".into(), string(rng));
+    ctx.insert("t".into(), string(rng));
+    ctx.insert(
+        "ts".into(),
+        json!(*rng.pick(&[
+            "2024-01-01T00:00:00Z",
+            "2023-06-15T12:30:45.25+08:00",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ])),
+    );
+    ctx.insert(
+        "du".into(),
+        json!(*rng.pick(&["0s", "1h", "-30m", "1.5s", "87600h"])),
+    );
+    ctx.insert("li".into(), list(rng, &int));
+    ctx.insert("ld".into(), list(rng, &double));
+    ctx.insert("ls".into(), list(rng, &string));
+    let mut m = serde_json::Map::new();
+    for k in ["a", "b", "c"] {
+        if rng.chance(2) {
+            m.insert(k.into(), int(rng));
+        }
+    }
+    ctx.insert("m".into(), serde_json::Value::Object(m));
+    let mut o = serde_json::Map::new();
+    o.insert("x".into(), int(rng));
+    o.insert("name".into(), string(rng));
+    if rng.chance(2) {
+        o.insert("opt".into(), double(rng));
+    }
+    ctx.insert("o".into(), serde_json::Value::Object(o));
+    let item = |r: &mut Rng| -> serde_json::Value {
+        let mut it = serde_json::Map::new();
+        it.insert("amount".into(), double(r));
+        it.insert(
+            "category".into(),
+            json!(*r.pick(&["travel", "meal", "gift"])),
+        );
+        if r.chance(2) {
+            it.insert("note".into(), string(r));
+        }
+        serde_json::Value::Object(it)
+    };
+    ctx.insert("items".into(), list(rng, &item));
+    if rng.chance(2) {
+        ctx.insert("ob".into(), string(rng));
+    }
+    serde_json::Value::Object(ctx)
+}
+
+/// The same value: same type, same contents (maps in any order, NaN equal to NaN).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => {
+            x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())
+        }
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same(p, q))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
+        }
+        _ => a.type_name() == b.type_name() && flowc::expr::value::equals(a, b),
+    }
+}
+
+/// The kind of a run-time error: the variant, and for CEL errors the operation's.
+fn kind(e: &RunError) -> String {
+    match e {
+        RunError::Op(op) => format!("{:?}", std::mem::discriminant(op)),
+        other => format!("{:?}", std::mem::discriminant(other)),
+    }
+}
+
+fn agree(a: &Result<Value, RunError>, b: &Result<Value, RunError>) -> bool {
+    match (a, b) {
+        (Ok(x), Ok(y)) => same(x, y),
+        (Err(x), Err(y)) => kind(x) == kind(y) && x.to_string() == y.to_string(),
+        _ => false,
+    }
+}
+
+/// Does the checker's type fit what the generator meant (`dyn` where the checker
+/// cannot know better, e.g. an empty list)?
+fn fits(want: &Type, got: &Type) -> bool {
+    match (want, got) {
+        (Type::Dyn, _) | (_, Type::Dyn) => true,
+        (Type::List(a), Type::List(b)) => fits(a, b),
+        (Type::Map(k1, v1), Type::Map(k2, v2)) => fits(k1, k2) && fits(v1, v2),
+        _ => want == got,
+    }
+}
+
+static DIRECT: AtomicUsize = AtomicUsize::new(0);
+static ERRORS: AtomicUsize = AtomicUsize::new(0);
+static CASES: AtomicUsize = AtomicUsize::new(0);
+
+fn cases() -> u32 {
+    std::env::var("EXPR_GEN_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500)
+}
+
+/// Contexts per expression.
+const CONTEXTS: usize = 4;
+
+fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
+    let f = flow();
+    let mut gn = Gen {
+        rng: Rng(seed),
+        locals: Vec::new(),
+        fresh: 0,
+    };
+    let depth = 1 + gn.rng.below(4) as u32;
+    let text = gn.expr(g, depth);
+    let checked = check_expr(&ExprSource::detached(&text), &f.vars().env())
+        .map_err(|e| TestCaseError::fail(format!("`{text}` does not type-check: {e:?}")))?;
+    prop_assert!(
+        fits(&g.cel(), &checked.ty),
+        "`{text}`: checker says {}, generated as {:?}",
+        checked.ty,
+        g
+    );
+    let generated = codegen::generate(&checked.expr, f.vars());
+    let program = f
+        .sandbox()
+        .compile(&generated.source, &generated.constants)
+        .map_err(|e| TestCaseError::fail(format!("`{text}` does not compile: {e}")))?;
+    let direct = fast::build(&checked.expr, f.vars());
+    if direct.is_some() {
+        DIRECT.fetch_add(1, Ordering::Relaxed);
+    }
+    CASES.fetch_add(1, Ordering::Relaxed);
+    for _ in 0..CONTEXTS {
+        let ctx = context(&mut gn.rng);
+        let (_, mut b): (_, Bindings) = flowc::runtime::context::bind(f, &ctx)
+            .map_err(|e| TestCaseError::fail(format!("context refused: {e}: {ctx}")))?;
+        let sandboxed = f.sandbox().eval(&program, &mut b);
+        if sandboxed.is_err() {
+            ERRORS.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(direct) = &direct {
+            let d = direct.eval_value(b.slots());
+            prop_assert!(
+                agree(&d, &sandboxed),
+                "`{text}` on {ctx}: direct {d:?}, sandboxed {sandboxed:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_condition_case(seed: u64) -> Result<(), TestCaseError> {
+    let f = flow();
+    let mut gn = Gen {
+        rng: Rng(seed),
+        locals: Vec::new(),
+        fresh: 0,
+    };
+    let depth = 1 + gn.rng.below(4) as u32;
+    let text = gn.expr(G::Bool, depth);
+    let cond = match f.compile_condition("gen", &text) {
+        Ok(c) => c,
+        // a constant condition that fails whatever the context is refused by check
+        Err(d) if d.iter().all(|x| x.code() == "flowc::expr::always-fails") => return Ok(()),
+        Err(d) => {
+            return Err(TestCaseError::fail(format!(
+                "`{text}` does not compile: {:?}",
+                d.iter()
+                    .map(|x| format!("{} {}", x.code(), x.message()))
+                    .collect::<Vec<_>>()
+            )));
+        }
+    };
+    for _ in 0..CONTEXTS {
+        let ctx = context(&mut gn.rng);
+        let (_, mut b) = flowc::runtime::context::bind(f, &ctx)
+            .map_err(|e| TestCaseError::fail(format!("context refused: {e}: {ctx}")))?;
+        let x = cond.eval(f.sandbox(), &mut b).map(Value::Bool);
+        let y = cond.eval_sandboxed(f.sandbox(), &mut b).map(Value::Bool);
+        prop_assert!(
+            agree(&x, &y),
+            "`{text}` on {ctx}: eval {x:?}, eval_sandboxed {y:?}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    // CI-sized; `EXPR_GEN_CASES=100000` for a longer hunt
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Every well-typed generated expression of every type checks, compiles, and gives
+    /// the same value (or error kind) on both paths.
+    #[test]
+    fn generated_expressions_agree_on_both_paths(seed in any::<u64>(), which in 0usize..ALL.len()) {
+        run_value_case(seed, ALL[which])?;
+    }
+
+    /// Generated conditions through the compiler's `Condition`: `eval` (direct where it
+    /// can, else the program) and `eval_sandboxed` agree.
+    #[test]
+    fn generated_conditions_agree_on_both_paths(seed in any::<u64>()) {
+        run_condition_case(seed)?;
+    }
+}
+
+/// The generator reaches the direct path and run-time errors often enough to matter.
+#[test]
+fn the_generator_covers_both_paths_and_errors() {
+    for seed in 0..400u64 {
+        let g = ALL[(seed % ALL.len() as u64) as usize];
+        run_value_case(seed.wrapping_mul(0x9E37_79B9), g).unwrap();
+    }
+    let cases = CASES.load(Ordering::Relaxed);
+    let direct = DIRECT.load(Ordering::Relaxed);
+    let errors = ERRORS.load(Ordering::Relaxed);
+    assert!(cases >= 400, "{cases}");
+    assert!(
+        direct * 10 >= cases,
+        "only {direct} of {cases} expressions had a direct form"
+    );
+    assert!(
+        errors * 50 >= cases * CONTEXTS,
+        "only {errors} run-time errors in {} evaluations",
+        cases * CONTEXTS
+    );
+}
