@@ -171,12 +171,15 @@ impl SourceCode for SourceFile {
         let inner = self
             .text()
             .read_span(span, context_lines_before, context_lines_after)?;
+        // miette counts columns in bytes; flowc counts characters everywhere (the header
+        // `file:line:col` must agree with JSON and GitHub output)
+        let (_, column) = self.line_col(inner.span().offset());
         Ok(Box::new(MietteSpanContents::new_named(
             self.name().to_owned(),
             inner.data(),
             *inner.span(),
             inner.line(),
-            inner.column(),
+            column - 1,
             inner.line_count(),
         )))
     }
@@ -309,5 +312,33 @@ pub fn suggestion_help(suggestion: Option<&str>, fallback: &str) -> String {
     match suggestion {
         Some(s) => format!("did you mean `{s}`?"),
         None => fallback.to_owned(),
+    }
+}
+
+/// Most items a diagnostic lists; the rest are counted ("… and N more").
+pub const MAX_LISTED: usize = 5;
+
+/// The first [`MAX_LISTED`] items joined by `sep`, then `… and N more` when there are more.
+#[must_use]
+pub fn bounded_list<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    let mut parts: Vec<&str> = items.iter().take(MAX_LISTED).map(AsRef::as_ref).collect();
+    let rest = items.len().saturating_sub(MAX_LISTED);
+    let more = format!("… and {rest} more");
+    if rest > 0 {
+        parts.push(&more);
+    }
+    parts.join(sep)
+}
+
+/// A value quoted in a message, cut to 60 characters (`…` marks the cut).
+#[must_use]
+pub fn excerpt(text: &str) -> String {
+    const MAX: usize = 60;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut s: String = text.chars().take(MAX - 1).collect();
+        s.push('…');
+        s
     }
 }

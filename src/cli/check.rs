@@ -71,10 +71,13 @@ pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
         .iter()
         .map(|d| {
             let (line, column) = d.line_col();
+            let span = d.span().unwrap_or_default();
             serde_json::json!({
                 "file": d.file().name(),
                 "line": line,
                 "column": column,
+                "offset": span.start,
+                "endOffset": span.end,
                 "severity": d.severity(),
                 "code": d.code(),
                 "message": d.message(),

@@ -230,7 +230,7 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
         if context.is_empty() && !segs.is_empty() {
             context = format!(" at `{}`", segs.join("."));
         }
-        let value_text = node.as_str().unwrap_or("").to_owned();
+        let value_text = crate::diagnostic::excerpt(node.as_str().unwrap_or(""));
         let value_span = node.span;
         let e = match err.kind() {
             // a bad mapping key: point at the key itself

@@ -553,9 +553,11 @@ impl Builder<'_> {
         if !json_matches(ty, &node.to_json()) {
             self.errors.push(ModelError::ValueType {
                 what,
-                value: node
-                    .as_str()
-                    .map_or_else(|| node.to_json().to_string(), str::to_owned),
+                value: crate::diagnostic::excerpt(
+                    &node
+                        .as_str()
+                        .map_or_else(|| node.to_json().to_string(), str::to_owned),
+                ),
                 ty: ty.to_string(),
                 span: node.span,
             });

@@ -1,0 +1,211 @@
+//! Issue 9 (items 5, 6, 8, 9): positions in characters everywhere, bounded diagnostics,
+//! one pass that reports everything, reviewer-grade messages, `flowc rule`,
+//! completions and the graph's names and skip conditions.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use flowc::compile::{Options, check_many};
+use flowc::diagnostic::Diagnostics;
+
+fn flowc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flowc"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = flowc()
+        .args(args)
+        .current_dir(dir)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run flowc");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    run_in(&root(), args, None)
+}
+
+/// A fresh temporary directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowc-diag-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn check(text: &str) -> Diagnostics {
+    check_many(
+        vec![("flow.yaml".to_owned(), text.as_bytes().to_vec())],
+        &Options::default(),
+    )
+}
+
+/// `code line:col message` for each diagnostic, in order.
+fn summary(d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|d| {
+            let (l, c) = d.line_col();
+            format!("{} {l}:{c} {}", d.code(), d.message())
+        })
+        .collect()
+}
+
+const HEAD: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\n  days: int\n  dept: string\n";
+
+// ---------------------------------------------------------------- item 6: positions
+
+const CHINESE: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+steps:
+  - id: manager
+    name: 经理审批（部门）
+    type: approval
+    assignees: { role: manager }
+    next: manger # 经理审批 下一步
+";
+
+#[test]
+fn columns_are_characters_in_every_format() {
+    let dir = temp_dir("columns");
+    std::fs::write(dir.join("flow.yaml"), CHINESE).unwrap();
+    // `next: manger` is ASCII; put the error after Chinese text on the same line
+    let text = CHINESE.replace(
+        "    next: manger # 经理审批 下一步\n",
+        "    name2: 经理 x\n",
+    );
+    std::fs::write(dir.join("cn.yaml"), &text).unwrap();
+    let (code, out, _) = run_in(&dir, &["check", "cn.yaml"], None);
+    assert_eq!(code, 1, "{out}");
+    // `name2` is at column 5; on the line `    name2: 经理 x` nothing precedes it
+    assert!(out.contains("[cn.yaml:9:5]"), "{out}");
+
+    let line = "    assignees: { role: 经理, x: 1 }\n";
+    let text = CHINESE.replace("    assignees: { role: manager }\n", line);
+    std::fs::write(dir.join("cn2.yaml"), &text).unwrap();
+    let (code, human, _) = run_in(&dir, &["check", "cn2.yaml"], None);
+    assert_eq!(code, 1, "{human}");
+    let (_, json, _) = run_in(&dir, &["check", "--format", "json", "cn2.yaml"], None);
+    let (_, github, _) = run_in(&dir, &["check", "--format", "github", "cn2.yaml"], None);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let d = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "flowc::schema::unknown-key")
+        .expect("unknown key")
+        .clone();
+    // `x` is the 28th character of the line but its 32nd byte
+    let col = line.chars().position(|c| c == 'x').unwrap() + 1;
+    let byte = line.find('x').unwrap();
+    assert_eq!((col, byte + 1), (28, 32));
+    assert_eq!(d["line"], 8);
+    assert_eq!(d["column"], col);
+    let line_start = text.find(line).unwrap();
+    assert_eq!(d["offset"], line_start + byte);
+    assert_eq!(d["endOffset"], line_start + byte + 1);
+    assert!(human.contains(&format!("[cn2.yaml:8:{col}]")), "{human}");
+    assert!(github.contains(&format!("line=8,col={col},")), "{github}");
+}
+
+/// `n` steps made by `step(i)` after the common head.
+fn big_flow(n: usize, step: impl Fn(usize) -> String, tail: &str) -> String {
+    let mut s = format!("{HEAD}steps:\n");
+    for i in 0..n {
+        s.push_str(&step(i));
+    }
+    s.push_str(tail);
+    s
+}
+
+/// Checks `text` with the binary (human output) and returns (exit code, stdout).
+fn check_human(name: &str, text: &str) -> (i32, String) {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("flow.yaml"), text).unwrap();
+    let (code, out, _) = run_in(&dir, &["check", "flow.yaml"], None);
+    (code, out)
+}
+
+#[test]
+fn an_automatic_cycle_of_3000_steps_is_one_short_error() {
+    let text = big_flow(
+        3000,
+        |i| format!("  - id: s{i}\n    type: notify\n    to: {{ role: clerk }}\n"),
+        "  - id: route\n    type: decision\n    rules:\n      - when: amount > 1.0\n        goto: s0\n    default: done\n  - id: done\n    type: end\n    outcome: approved\n",
+    );
+    let d = check(&text);
+    let s = summary(&d);
+    assert_eq!(s.len(), 1, "{:?}", &s[..s.len().min(3)]);
+    assert_eq!(
+        s[0],
+        "flowc::graph::automatic-cycle 9:9 possible infinite loop through `s0` → `s1` → `s2` → `s3` → `s4` → … and 2996 more steps"
+    );
+    assert_eq!(d.iter().next().unwrap().inner().labels().unwrap().count(), 5);
+    let (code, out) = check_human("cycle", &text);
+    assert_eq!(code, 1);
+    assert!(out.lines().count() < 40, "{} lines:\n{out}", out.lines().count());
+}
+
+#[test]
+fn unreachable_and_unfinishable_regions_are_reported_once() {
+    // everything after an end step is unreachable
+    let text = big_flow(
+        3000,
+        |i| format!("  - id: s{i}\n    type: notify\n    to: {{ role: clerk }}\n"),
+        "",
+    )
+    .replace("steps:\n", "steps:\n  - id: stop\n    type: end\n    outcome: approved\n");
+    let s = summary(&check(&text));
+    assert_eq!(
+        &s[..s.len().min(3)],
+        ["flowc::graph::unreachable-step 12:9 step `s0` can never be reached, nor the 2999 steps it leads to: `s1`, `s2`, `s3`, `s4`, `s5`, … and 2994 more"],
+    );
+    // a loop of approvals that nobody can leave: no end is reachable from any of them
+    let text = big_flow(
+        3000,
+        |i| format!("  - id: s{i}\n    type: approval\n    assignees: {{ role: clerk }}\n    onReject: s0\n"),
+        "  - id: last\n    type: approval\n    assignees: { role: clerk }\n    onReject: s0\n    next: s0\n",
+    );
+    let s = summary(&check(&text));
+    assert_eq!(
+        &s[..s.len().min(3)],
+        ["flowc::graph::no-end 9:9 no end can be reached from step `s0`, nor from the 3000 steps it leads to: `s1`, `s2`, `s3`, `s4`, `s5`, … and 2995 more"],
+    );
+    let (_, out) = check_human("noend", &text);
+    assert!(out.lines().count() < 30, "{out}");
+}
