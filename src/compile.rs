@@ -428,6 +428,7 @@ impl CompiledFlow {
             vars: self.vars.clone(),
             sandbox: &self.sandbox,
             diags: Diagnostics::new(),
+            unreadable_context: false,
         };
         let checked = ctx.condition(&src);
         let cond = checked.and_then(|c| ctx.compile_checked(&c.expr));
@@ -564,11 +565,16 @@ struct Ctx<'a> {
     vars: VarTable,
     sandbox: &'a Sandbox,
     diags: Diagnostics,
+    unreadable_context: bool,
 }
 
 impl Ctx<'_> {
     fn errors(&mut self, errs: Vec<ExprError>) {
         for e in errs {
+            // with no readable `context`, every name would be unknown: the schema said why
+            if self.unreadable_context && matches!(e, ExprError::UnknownIdentifier { .. }) {
+                continue;
+            }
             self.diags.add(self.file, e);
         }
     }
@@ -760,6 +766,17 @@ fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
     find(&flow.steps, id).unwrap_or_default()
 }
 
+/// A graph diagnostic that only reflects what error recovery left out of the model.
+fn recovered_away(e: &GraphError, recovery: &model::Recovery) -> bool {
+    match e {
+        GraphError::UnknownStep { id, .. } => recovery.dropped_steps.contains(id),
+        GraphError::Unreachable { .. }
+        | GraphError::NoEnd { .. }
+        | GraphError::AutomaticCycle { .. } => recovery.incomplete_graph,
+        _ => false,
+    }
+}
+
 /// Compiles one source file: load, schema, model, conditions, graph checks, codegen.
 ///
 /// # Errors
@@ -769,9 +786,20 @@ fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
     reason = "the pipeline, stage by stage, kept in one place"
 )]
 pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow, Diagnostics> {
-    let root = load::load(file, &options.load)?;
-    // model errors (wrong types) do not stop the later checks
-    let (flow, mut diags) = model::build_lenient(file, &root);
+    let (root, schema_errors) = load::load_recovering(file, &options.load)?;
+    // neither schema nor model errors stop the later checks: every part that could be
+    // read is checked in the same pass (see `Recovery`)
+    let (flow, model_diags, recovery) = model::build_recovering(file, &root);
+    let schema_spans: Vec<crate::span::Span> = schema_errors
+        .iter()
+        .filter(|e| !e.leaves_values_readable())
+        .map(load::SchemaError::span)
+        .collect();
+    let mut diags = Diagnostics::new();
+    for e in schema_errors {
+        diags.add(file, e);
+    }
+    let mut later = model_diags;
     let ctx_type = flow.context_type();
     let vars = VarTable::from_context(&ctx_type);
     let mut ctx = Ctx {
@@ -780,6 +808,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         vars,
         sandbox: &options.sandbox,
         diags: Diagnostics::new(),
+        unreadable_context: recovery.unreadable_context,
     };
     let g = Graph::build(&flow);
     let mut skip = HashMap::new();
@@ -864,11 +893,33 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             _ => {}
         }
     }
-    for e in graph::check(&g) {
+    let graph_errors = graph::check(&g);
+    // an unknown reference is an edge missing from the graph: what cannot be reached
+    // without it is a consequence of that error, not another problem
+    let missing_edge = graph_errors
+        .iter()
+        .any(|e| matches!(e, GraphError::UnknownStep { .. }));
+    for e in graph_errors {
+        if recovered_away(&e, &recovery)
+            || (missing_edge && matches!(e, GraphError::Unreachable { .. } | GraphError::NoEnd { .. }))
+        {
+            continue;
+        }
         ctx.diags.add(file, e);
     }
     drop(g);
-    diags.extend(ctx.diags);
+    later.extend(ctx.diags);
+    // a problem the schema reported is not reported again by a later stage
+    for d in later {
+        let inside_schema_error = d.span().is_some_and(|s| {
+            schema_spans
+                .iter()
+                .any(|e| e.start <= s.start && s.end <= e.end)
+        });
+        if !inside_schema_error {
+            diags.push(d);
+        }
+    }
     diags.sort();
     if diags.has_errors() {
         return Err(diags);

@@ -209,3 +209,80 @@ fn unreachable_and_unfinishable_regions_are_reported_once() {
     let (_, out) = check_human("noend", &text);
     assert!(out.lines().count() < 30, "{out}");
 }
+
+// ---------------------------------------------------------------- item 5: one pass
+
+const MANY_PROBLEMS: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  amount: double
+  dept: string
+steps:
+  - id: manager
+    type: approval
+    skipCondition: amount > \"1000\"
+  - id: cc
+    type: notify
+  - id: typo
+    type: aproval
+    assignees: { role: clerk }
+  - id: finance
+    type: approval
+    assignees: { role: finance }
+    skipCondition: dept == 3
+    next: nowhere
+  - id: done
+    type: end
+    outcome: approved
+";
+
+#[test]
+fn one_pass_reports_every_problem_at_its_own_step() {
+    let s = summary(&check(MANY_PROBLEMS));
+    assert_eq!(
+        s,
+        [
+            "flowc::schema::required 8:5 missing required key `assignees` in step `manager`",
+            "flowc::expr::type-mismatch 10:20 no operator `>` for `double` and `string`",
+            "flowc::schema::required 11:5 missing required key `to` in step `cc`",
+            "flowc::schema::invalid-value 14:11 `aproval` is not allowed here in step `typo`",
+            "flowc::expr::type-mismatch 19:20 no operator `==` for `string` and `int`",
+            "flowc::graph::unknown-step 20:11 unknown step `nowhere` in `next`",
+        ]
+    );
+    // after fixing the schema errors nothing new appears
+    let fixed = MANY_PROBLEMS
+        .replace(
+            "    type: approval\n    skipCondition: amount > \"1000\"",
+            "    type: approval\n    assignees: { role: manager }\n    skipCondition: amount > \"1000\"",
+        )
+        .replace("    type: notify\n", "    type: notify\n    to: { role: clerk }\n")
+        .replace("aproval", "approval");
+    let s = summary(&check(&fixed));
+    assert_eq!(
+        s,
+        [
+            "flowc::expr::type-mismatch 11:20 no operator `>` for `double` and `string`",
+            "flowc::expr::type-mismatch 21:20 no operator `==` for `string` and `int`",
+            "flowc::graph::unknown-step 22:11 unknown step `nowhere` in `next`",
+        ]
+    );
+}
+
+#[test]
+fn a_problem_is_reported_once_by_the_earliest_stage() {
+    // a reference of the wrong kind: the schema says so, the graph does not add "unknown step"
+    let text = format!(
+        "{HEAD}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    next: 5\n  - id: b\n    type: end\n    outcome: approved\n"
+    );
+    let s = summary(&check(&text));
+    assert_eq!(
+        s,
+        ["flowc::schema::type-mismatch 12:11 expected a string in step `a`"]
+    );
+    // a context that is not a mapping: no "unknown identifier" for every use of it
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext: [amount]\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: amount > 1.0\n";
+    let s = summary(&check(text));
+    assert_eq!(s, ["flowc::schema::type-mismatch 4:10 expected a mapping at `context`"]);
+}

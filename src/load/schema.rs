@@ -113,8 +113,19 @@ fn schema() -> &'static serde_json::Value {
 }
 
 impl SchemaError {
+    /// True when later stages may still report problems inside this error's span (a
+    /// missing or unknown key says nothing about the values next to it).
+    #[must_use]
+    pub fn leaves_values_readable(&self) -> bool {
+        matches!(
+            self,
+            SchemaError::Required { .. } | SchemaError::UnknownKey { .. }
+        )
+    }
+
     /// The primary span.
-    fn span(&self) -> Span {
+    #[must_use]
+    pub fn span(&self) -> Span {
         match self {
             SchemaError::Required { span, .. }
             | SchemaError::UnknownKey { span, .. }
@@ -159,6 +170,16 @@ fn resolve<'a>(root: &'a Node, pointer: &str) -> (&'a Node, Option<&'a Node>, Ve
         }
     }
     (node, key_node, segs)
+}
+
+/// Where to report a key missing from a mapping: its first entry (`id: x` of a step),
+/// so that two steps lacking keys give two errors at their own steps.
+fn missing_key_span(node: &Node, key_node: Option<&Node>) -> Span {
+    match node.as_map().and_then(|m| m.first()) {
+        Some((k, v)) if v.as_scalar().is_some() => k.span.join(v.span),
+        Some((k, _)) => k.span,
+        None => key_node.map_or(node.span, |k| k.span),
+    }
 }
 
 /// Describes where in the flow a path points: " in step `x`" when inside a step.
@@ -251,7 +272,7 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
             ValidationErrorKind::Required { property } => SchemaError::Required {
                 key: property.as_str().unwrap_or_default().to_owned(),
                 context,
-                span: key_node.map_or(node.span, |k| k.span),
+                span: missing_key_span(node, key_node),
             },
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
