@@ -604,7 +604,16 @@ impl Ctx<'_> {
 
     fn condition(&mut self, src: &ExprSource) -> Option<expr::Checked> {
         match expr::check_condition(src, &self.env, self.sandbox) {
-            Ok((c, warnings)) => {
+            Ok((c, mut warnings)) => {
+                let constant = |w: &ExprError| matches!(w, ExprError::ConstantCondition { .. });
+                if !warnings.iter().any(constant)
+                    && let Some(value) = one_field_constant(&c.expr)
+                {
+                    warnings.push(ExprError::ConstantCondition {
+                        value,
+                        span: src.span,
+                    });
+                }
                 self.errors(warnings);
                 Some(c)
             }
@@ -640,6 +649,21 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+}
+
+/// A condition on one field that holds everywhere or nowhere in the field's domain
+/// (`amount > 100.0 && amount < 50.0`), decided by the decision-rule analysis.
+fn one_field_constant(e: &expr::Expr) -> Option<bool> {
+    let (_, ty) = rules::subject(e)?;
+    let vecs = rules::vectors(&[e], &ty, None)?;
+    let v = vecs.first()?;
+    if v.iter().all(|x| !*x) {
+        Some(false)
+    } else if v.iter().all(|x| *x) {
+        Some(true)
+    } else {
+        None
     }
 }
 
@@ -697,7 +721,10 @@ fn analyze_rules(
             let span = rule_spans.get(rule_idx).copied().unwrap_or_default();
             match policy {
                 HitPolicy::First => {
-                    if v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
+                    // a rule that holds nowhere is "always false" (reported by the
+                    // condition check), not shadowed
+                    let impossible = v.iter().all(|a| !*a);
+                    if !impossible && v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
                         ctx.diags.add(
                             ctx.file,
                             GraphError::ShadowedRule {

@@ -291,19 +291,37 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
-/// The closest candidate within a third of the word's length (at least 1 edit, at most 3).
+/// The closest candidate within a third of the word's length (at least 1 edit, at most 3);
+/// failing that, the one candidate that shares a long prefix with the word (at least 5
+/// characters and half the word: `sequentail` → `sequence`).
 #[must_use]
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|c| (levenshtein(word, c), c))
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let close = candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
-        .map(|(_, c)| c.to_owned())
+        .map(|(_, c)| c.to_owned());
+    if close.is_some() {
+        return close;
+    }
+    let prefix = |c: &str| word.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
+    let need = (word.chars().count().div_ceil(2)).max(5);
+    let mut best: Vec<(usize, &str)> = candidates
+        .iter()
+        .map(|c| (prefix(c), *c))
+        .filter(|(p, _)| *p >= need)
+        .collect();
+    best.sort_by(|a, b| b.0.cmp(&a.0));
+    match best.as_slice() {
+        [(p, c), rest @ ..] if rest.first().is_none_or(|(q, _)| q < p) => Some((*c).to_owned()),
+        _ => None,
+    }
 }
 
 /// A help text with a suggestion when one exists.

@@ -286,3 +286,272 @@ fn a_problem_is_reported_once_by_the_earliest_stage() {
     let s = summary(&check(text));
     assert_eq!(s, ["flowc::schema::type-mismatch 4:10 expected a mapping at `context`"]);
 }
+
+// ---------------------------------------------------------------- item 8: a reviewer's words
+
+/// A flow with one approval whose extra lines are `step`.
+fn one_step(step: &str) -> String {
+    format!("{HEAD}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n{step}")
+}
+
+/// (code, message, help) of each diagnostic.
+fn messages(d: &Diagnostics) -> Vec<(String, String, String)> {
+    d.iter()
+        .map(|d| (d.code(), d.message(), d.help().unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn constant_conditions_say_always_true_or_false() {
+    for (cond, value) in [
+        ("days > 3 || true", "true"),
+        ("true || days > 3", "true"),
+        ("days > 3 && false", "false"),
+        ("dept == dept", "true"),
+        ("dept != dept", "false"),
+        ("amount > 100.0 && amount < 50.0", "false"),
+        ("amount > 100.0 || amount <= 100.0", "true"),
+        ("\"!(days >= days)\"", "false"),
+        ("\"days > 3 ? true : true\"", "true"),
+    ] {
+        let d = check(&one_step(&format!("    skipCondition: {cond}\n")));
+        let m = messages(&d);
+        assert_eq!(m.len(), 1, "{cond}: {m:?}");
+        assert_eq!(m[0].0, "flowc::expr::constant-condition", "{cond}");
+        assert_eq!(m[0].1, format!("condition is always {value}"), "{cond}");
+    }
+    // not constant
+    for cond in ["days > 3 || dept == \"x\"", "amount > 50.0 && amount < 100.0", "days == 3"] {
+        let d = check(&one_step(&format!("    skipCondition: {cond}\n")));
+        assert!(d.is_empty(), "{cond}: {:?}", messages(&d));
+    }
+}
+
+#[test]
+fn an_impossible_rule_is_called_impossible_not_shadowed() {
+    let text = format!(
+        "{HEAD}steps:\n  - id: route\n    type: decision\n    rules:\n      - when: amount > 1000.0\n        goto: a\n      - when: amount > 100.0 && amount < 50.0\n        goto: a\n    default: a\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n"
+    );
+    let s = summary(&check(&text));
+    assert_eq!(
+        s,
+        ["flowc::expr::constant-condition 14:15 condition is always false"]
+    );
+}
+
+#[test]
+fn fixed_values_suggest_the_closest() {
+    let d = check(&one_step("    mode: sequentail\n"));
+    assert_eq!(
+        messages(&d),
+        [(
+            "flowc::schema::invalid-value".to_owned(),
+            "`sequentail` is not allowed here in step `a`".to_owned(),
+            "did you mean `sequence`? (one of: single, any, all, sequence)".to_owned()
+        )]
+    );
+    let d = check(&format!("{HEAD}steps:\n  - id: a\n    type: aproval\n    assignees: {{ role: x }}\n"));
+    assert_eq!(
+        messages(&d)[0].2,
+        "did you mean `approval`? (one of: approval, service-task, decision, parallel, notify, end)"
+    );
+    let d = check(&one_step("    timeout: 1h\n    onTimeout: escalte\n    escalateTo: { role: boss }\n"));
+    assert_eq!(
+        messages(&d),
+        [(
+            "flowc::graph::unknown-step".to_owned(),
+            "unknown step `escalte` in `onTimeout`".to_owned(),
+            "did you mean `escalate`?".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn an_int_literal_against_a_double_suggests_the_double_literal() {
+    let d = check(&one_step("    skipCondition: amount == 100\n"));
+    assert_eq!(
+        messages(&d),
+        [(
+            "flowc::expr::type-mismatch".to_owned(),
+            "no operator `==` for `double` and `int`".to_owned(),
+            "`amount` is a `double`: write `100.0`".to_owned()
+        )]
+    );
+    let d = check(&one_step("    skipCondition: amount == days\n"));
+    assert_eq!(messages(&d)[0].2, "convert with `double(days)`");
+}
+
+#[test]
+fn a_tab_in_indentation_says_use_spaces() {
+    let text = one_step("\tskipCondition: days > 3\n");
+    let d = check(&text);
+    let m = messages(&d);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].0, "flowc::load::yaml-syntax");
+    assert_eq!(
+        m[0].2,
+        "YAML indentation must use spaces, not tabs: replace the tab at the start of this line with spaces"
+    );
+    assert_eq!(summary(&d)[0].split(' ').nth(1), Some("12:1"));
+}
+
+#[test]
+fn schema_failures_are_in_a_flow_authors_words() {
+    let cases = [
+        (
+            "    skipCondition: days > 3\n",
+            "    assignees: { role: x, user: y }\n",
+            "assignees name exactly one of `role`, `user`, `users` or `expr`, not 2",
+            "write one, e.g. `assignees: { role: manager }` or `assignees: { users: [alice, bob] }`",
+        ),
+        (
+            "",
+            "    assignees: { users: [] }\n",
+            "`users` lists no one",
+            "name at least one user, e.g. `users: [alice]`",
+        ),
+        (
+            "",
+            "    assignees: {}\n",
+            "assignees name none of `role`, `user`, `users` or `expr`",
+            "write one, e.g. `assignees: { role: manager }` or `assignees: { users: [alice, bob] }`",
+        ),
+    ];
+    for (extra, assignees, message, help) in cases {
+        let text = one_step(extra).replace("    assignees: { role: x }\n", assignees);
+        let m = messages(&check(&text));
+        assert_eq!(m.len(), 1, "{assignees}: {m:?}");
+        assert_eq!(m[0].1, format!("{message} in step `a`"), "{assignees}");
+        assert_eq!(m[0].2, help, "{assignees}");
+    }
+    // a field type in none of the accepted forms
+    let text = format!("{HEAD}  level: [int]\nsteps:\n  - id: a\n    type: end\n");
+    let m = messages(&check(&text));
+    assert_eq!(
+        m,
+        [(
+            "flowc::schema::type-mismatch".to_owned(),
+            "a field type is a type name or a mapping with `type` at `context.level`".to_owned(),
+            "e.g. `amount: double`, `tags: list<string>` or `currency: { type: string, enum: [CNY, USD] }`".to_owned()
+        )]
+    );
+    // an empty enum
+    let text = format!("{HEAD}  level: {{ type: int, enum: [] }}\nsteps:\n  - id: a\n    type: end\n");
+    let m = messages(&check(&text));
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].1, "`enum` lists no value at `context.level.enum`");
+    // no raw JSON Schema phrasing in any bad fixture
+    let dir = root().join("tests/fixtures/snapshots");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for raw in ["has more than", "has less than", "accepted forms", "schema's description", "is not valid under"] {
+            assert!(!text.contains(raw), "{raw}: {text}");
+        }
+    }
+}
+
+#[test]
+fn yaml_merge_keys_work_in_flows_and_scenarios() {
+    let dir = temp_dir("merge");
+    // a step serves as the template of the next ones; later keys override merged ones
+    let flow = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: merged
+context:
+  amount: double
+steps:
+  - &approver
+    id: first
+    type: approval
+    assignees: { role: manager }
+    timeout: 48h
+    onTimeout: approve
+  - <<: *approver
+    id: middle
+  - <<: [*approver]
+    id: second
+    assignees: { role: director }
+";
+    std::fs::write(dir.join("merged.yaml"), &flow).unwrap();
+    let d = check(&flow);
+    assert!(d.is_empty(), "{:?}", summary(&d));
+    let file = flowc::span::SourceFile::new("merged.yaml", flow);
+    let compiled = flowc::compile::compile(&file, &Options::default()).expect("compiles");
+    let roles: Vec<String> = compiled
+        .flow()
+        .steps
+        .iter()
+        .map(|s| match &s.kind {
+            flowc::model::StepKind::Approval {
+                assignees: flowc::model::Assignees::Role(r),
+                timeout,
+                ..
+            } => format!("{}:{}:{}", s.id.value, r.value, timeout.as_ref().map_or(0, |t| t.value)),
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(roles, ["first:manager:172800", "middle:manager:172800", "second:director:172800"]);
+    let scenario = "flow: merged.yaml
+scenarios:
+  - name: first
+    context: &ctx
+      amount: 10.0
+    expect: &pending
+      outcome: pending
+  - name: merged
+    context:
+      <<: *ctx
+    expect:
+      <<: *pending
+";
+    std::fs::write(dir.join("merged.test.yaml"), scenario).unwrap();
+    let (code, out, err) = run_in(&dir, &["test", "merged.test.yaml"], None);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_scenario_with_a_missing_flow_is_an_io_error() {
+    let dir = temp_dir("missing-flow");
+    std::fs::write(
+        dir.join("x.test.yaml"),
+        "flow: nowhere.yaml\nscenarios:\n  - context: {}\n    expect:\n      outcome: approved\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_in(&dir, &["test", "x.test.yaml"], None);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("nowhere.yaml"), "{err}");
+}
+
+#[test]
+fn json_format_always_prints_json() {
+    let dir = temp_dir("json-io");
+    std::fs::write(dir.join("ok.yaml"), one_step("")).unwrap();
+    let (code, out, _) = run_in(&dir, &["check", "--format", "json", "ok.yaml", "missing.yaml"], None);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    assert_eq!(v["files"], 2);
+    assert_eq!(v["errors"], 1);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["file"], "missing.yaml");
+    assert_eq!(d["code"], "flowc::io::read");
+    assert_eq!(d["severity"], "error");
+    assert!(d["message"].as_str().unwrap().contains("No such file"), "{d}");
+    // and for a path that does not exist at all
+    let (code, out, _) = run_in(&dir, &["check", "--format", "json", "nope/"], None);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    assert_eq!(v["diagnostics"][0]["file"], "nope/");
+}
+
+#[test]
+fn dash_reads_a_flow_from_stdin() {
+    let (code, out, _) = run_in(&root(), &["check", "-"], Some(&one_step("")));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "checked 1 file: 0 errors, 0 warnings");
+    let bad = one_step("    next: nowhere\n");
+    let (code, out, _) = run_in(&root(), &["check", "--format", "json", "-"], Some(&bad));
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    assert_eq!(v["diagnostics"][0]["file"], "<stdin>");
+    assert_eq!(v["diagnostics"][0]["line"], 12);
+}

@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod check;
 pub mod codegen;
+pub mod constant;
 pub mod fast;
 pub mod parse;
 pub mod time;
@@ -374,7 +375,14 @@ pub fn check_condition(
         }]);
     }
     let mut warnings = Vec::new();
-    if is_constant(&checked.expr) {
+    if !is_constant(&checked.expr)
+        && let Some(value) = constant::fixed_value(&checked.expr)
+    {
+        warnings.push(ExprError::ConstantCondition {
+            value,
+            span: src.span,
+        });
+    } else if is_constant(&checked.expr) {
         let g = codegen::generate_condition(&checked.expr, &VarTable::default());
         if let Ok(p) = sandbox.compile(&g.source, &g.constants) {
             match sandbox.eval_bool(&p, &mut crate::sandbox::Bindings::new()) {

@@ -554,19 +554,20 @@ fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     for s in &g.steps {
         for r in references(s.step) {
             let Some(t) = g.by_id.get(r.id).and_then(|i| g.steps.get(*i)) else {
-                let fallback = if r.field == "onTimeout" {
-                    "use escalate, approve, reject or the id of a step"
+                let (fallback, fixed): (&str, &[&str]) = if r.field == "onTimeout" {
+                    (
+                        "use escalate, approve, reject or the id of a step",
+                        &["escalate", "approve", "reject"],
+                    )
                 } else {
-                    "use the id of a step of this flow"
+                    ("use the id of a step of this flow", &[])
                 };
+                let candidates = ids.iter().chain(fixed).copied();
                 errs.push(GraphError::UnknownStep {
                     id: r.id.to_owned(),
                     field: r.field,
                     span: r.span,
-                    help: suggestion_help(
-                        did_you_mean(r.id, ids.iter().copied()).as_deref(),
-                        fallback,
-                    ),
+                    help: suggestion_help(did_you_mean(r.id, candidates).as_deref(), fallback),
                 });
                 continue;
             };

@@ -41,16 +41,16 @@ impl Default for LoadLimits {
 pub enum LoadError {
     /// The YAML does not parse.
     #[error("invalid YAML: {message}")]
-    #[diagnostic(
-        code("flowc::load::yaml-syntax"),
-        help("fix the YAML syntax at the marked position (indentation, quotes, brackets)")
-    )]
+    #[diagnostic(code("flowc::load::yaml-syntax"))]
     Syntax {
         /// The parser's explanation.
         message: String,
         /// Where.
         #[label("here")]
         span: Span,
+        /// How to fix it (a tab in indentation gets its own advice).
+        #[help]
+        help: String,
     },
     /// The same key twice in one mapping.
     #[error("duplicate key `{key}`")]

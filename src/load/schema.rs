@@ -296,22 +296,30 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
                 context,
                 span: value_span,
             },
-            ValidationErrorKind::Enum { options } => SchemaError::Enum {
-                value: value_text,
-                context,
-                span: value_span,
-                help: format!(
-                    "use one of: {}",
-                    options
-                        .as_array()
-                        .map(|a| a
-                            .iter()
+            ValidationErrorKind::Enum { options } => {
+                let allowed: Vec<String> = options
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
                             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                            .collect::<Vec<_>>()
-                            .join(", "))
-                        .unwrap_or_default()
-                ),
-            },
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let list = allowed.join(", ");
+                let help = match crate::diagnostic::did_you_mean(
+                    &value_text,
+                    allowed.iter().map(String::as_str),
+                ) {
+                    Some(s) => format!("did you mean `{s}`? (one of: {list})"),
+                    None => format!("use one of: {list}"),
+                };
+                SchemaError::Enum {
+                    value: value_text,
+                    context,
+                    span: value_span,
+                    help,
+                }
+            }
             ValidationErrorKind::Constant { expected_value } => SchemaError::Enum {
                 value: value_text,
                 context,
