@@ -425,18 +425,18 @@ fn schema_failures_are_in_a_flow_authors_words() {
         assert_eq!(m[0].2, help, "{assignees}");
     }
     // a field type in none of the accepted forms
-    let text = format!("{HEAD}  level: [int]\nsteps:\n  - id: a\n    type: end\n");
+    let text = format!("{HEAD}  level: [int]\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n");
     let m = messages(&check(&text));
     assert_eq!(
         m,
         [(
             "flowc::schema::type-mismatch".to_owned(),
-            "a field type is a type name or a mapping with `type` at `context.level`".to_owned(),
+            "expected a type name or a mapping with `type` at `context.level`".to_owned(),
             "e.g. `amount: double`, `tags: list<string>` or `currency: { type: string, enum: [CNY, USD] }`".to_owned()
         )]
     );
     // an empty enum
-    let text = format!("{HEAD}  level: {{ type: int, enum: [] }}\nsteps:\n  - id: a\n    type: end\n");
+    let text = format!("{HEAD}  level: {{ type: int, enum: [] }}\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n");
     let m = messages(&check(&text));
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0].1, "`enum` lists no value at `context.level.enum`");
