@@ -928,7 +928,8 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         .any(|e| matches!(e, GraphError::UnknownStep { .. }));
     for e in graph_errors {
         if recovered_away(&e, &recovery)
-            || (missing_edge && matches!(e, GraphError::Unreachable { .. } | GraphError::NoEnd { .. }))
+            || (missing_edge
+                && matches!(e, GraphError::Unreachable { .. } | GraphError::NoEnd { .. }))
         {
             continue;
         }

@@ -61,6 +61,13 @@ impl Diagnostic {
         self.inner.code().map(|c| c.to_string()).unwrap_or_default()
     }
 
+    /// The code as the typed table knows it ([`crate::codes`]); `None` only for a code
+    /// missing from the table (a test keeps the table complete).
+    #[must_use]
+    pub fn code_id(&self) -> Option<crate::codes::Code> {
+        crate::codes::Code::parse(&self.code())
+    }
+
     /// Error or warning.
     #[must_use]
     pub fn severity(&self) -> Severity {
@@ -310,14 +317,19 @@ pub fn did_you_mean<'a>(
     if close.is_some() {
         return close;
     }
-    let prefix = |c: &str| word.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
+    let prefix = |c: &str| {
+        word.chars()
+            .zip(c.chars())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
     let need = (word.chars().count().div_ceil(2)).max(5);
     let mut best: Vec<(usize, &str)> = candidates
         .iter()
         .map(|c| (prefix(c), *c))
         .filter(|(p, _)| *p >= need)
         .collect();
-    best.sort_by(|a, b| b.0.cmp(&a.0));
+    best.sort_by_key(|b| std::cmp::Reverse(b.0));
     match best.as_slice() {
         [(p, c), rest @ ..] if rest.first().is_none_or(|(q, _)| q < p) => Some((*c).to_owned()),
         _ => None,

@@ -175,10 +175,17 @@ fn an_automatic_cycle_of_3000_steps_is_one_short_error() {
         s[0],
         "flowc::graph::automatic-cycle 9:9 possible infinite loop through `s0` → `s1` → `s2` → `s3` → `s4` → … and 2996 more steps"
     );
-    assert_eq!(d.iter().next().unwrap().inner().labels().unwrap().count(), 5);
+    assert_eq!(
+        d.iter().next().unwrap().inner().labels().unwrap().count(),
+        5
+    );
     let (code, out) = check_human("cycle", &text);
     assert_eq!(code, 1);
-    assert!(out.lines().count() < 40, "{} lines:\n{out}", out.lines().count());
+    assert!(
+        out.lines().count() < 40,
+        "{} lines:\n{out}",
+        out.lines().count()
+    );
 }
 
 #[test]
@@ -189,22 +196,33 @@ fn unreachable_and_unfinishable_regions_are_reported_once() {
         |i| format!("  - id: s{i}\n    type: notify\n    to: {{ role: clerk }}\n"),
         "",
     )
-    .replace("steps:\n", "steps:\n  - id: stop\n    type: end\n    outcome: approved\n");
+    .replace(
+        "steps:\n",
+        "steps:\n  - id: stop\n    type: end\n    outcome: approved\n",
+    );
     let s = summary(&check(&text));
     assert_eq!(
         &s[..s.len().min(3)],
-        ["flowc::graph::unreachable-step 12:9 step `s0` can never be reached, nor the 2999 steps it leads to: `s1`, `s2`, `s3`, `s4`, `s5`, … and 2994 more"],
+        [
+            "flowc::graph::unreachable-step 12:9 step `s0` can never be reached, nor the 2999 steps it leads to: `s1`, `s2`, `s3`, `s4`, `s5`, … and 2994 more"
+        ],
     );
     // a loop of approvals that nobody can leave: no end is reachable from any of them
     let text = big_flow(
         3000,
-        |i| format!("  - id: s{i}\n    type: approval\n    assignees: {{ role: clerk }}\n    onReject: s0\n"),
+        |i| {
+            format!(
+                "  - id: s{i}\n    type: approval\n    assignees: {{ role: clerk }}\n    onReject: s0\n"
+            )
+        },
         "  - id: last\n    type: approval\n    assignees: { role: clerk }\n    onReject: s0\n    next: s0\n",
     );
     let s = summary(&check(&text));
     assert_eq!(
         &s[..s.len().min(3)],
-        ["flowc::graph::no-end 9:9 no end can be reached from step `s0`, nor from the 3000 steps it leads to: `s1`, `s2`, `s3`, `s4`, `s5`, … and 2995 more"],
+        [
+            "flowc::graph::no-end 9:9 no end can be reached from step `s0`, nor from the 3000 steps it leads to: `s1`, `s2`, `s3`, `s4`, `s5`, … and 2995 more"
+        ],
     );
     let (_, out) = check_human("noend", &text);
     assert!(out.lines().count() < 30, "{out}");
@@ -284,7 +302,10 @@ fn a_problem_is_reported_once_by_the_earliest_stage() {
     // a context that is not a mapping: no "unknown identifier" for every use of it
     let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext: [amount]\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: amount > 1.0\n";
     let s = summary(&check(text));
-    assert_eq!(s, ["flowc::schema::type-mismatch 4:10 expected a mapping at `context`"]);
+    assert_eq!(
+        s,
+        ["flowc::schema::type-mismatch 4:10 expected a mapping at `context`"]
+    );
 }
 
 // ---------------------------------------------------------------- item 8: a reviewer's words
@@ -321,7 +342,11 @@ fn constant_conditions_say_always_true_or_false() {
         assert_eq!(m[0].1, format!("condition is always {value}"), "{cond}");
     }
     // not constant
-    for cond in ["days > 3 || dept == \"x\"", "amount > 50.0 && amount < 100.0", "days == 3"] {
+    for cond in [
+        "days > 3 || dept == \"x\"",
+        "amount > 50.0 && amount < 100.0",
+        "days == 3",
+    ] {
         let d = check(&one_step(&format!("    skipCondition: {cond}\n")));
         assert!(d.is_empty(), "{cond}: {:?}", messages(&d));
     }
@@ -350,12 +375,16 @@ fn fixed_values_suggest_the_closest() {
             "did you mean `sequence`? (one of: single, any, all, sequence)".to_owned()
         )]
     );
-    let d = check(&format!("{HEAD}steps:\n  - id: a\n    type: aproval\n    assignees: {{ role: x }}\n"));
+    let d = check(&format!(
+        "{HEAD}steps:\n  - id: a\n    type: aproval\n    assignees: {{ role: x }}\n"
+    ));
     assert_eq!(
         messages(&d)[0].2,
         "did you mean `approval`? (one of: approval, service-task, decision, parallel, notify, end)"
     );
-    let d = check(&one_step("    timeout: 1h\n    onTimeout: escalte\n    escalateTo: { role: boss }\n"));
+    let d = check(&one_step(
+        "    timeout: 1h\n    onTimeout: escalte\n    escalateTo: { role: boss }\n",
+    ));
     assert_eq!(
         messages(&d),
         [(
@@ -425,7 +454,8 @@ fn schema_failures_are_in_a_flow_authors_words() {
         assert_eq!(m[0].2, help, "{assignees}");
     }
     // a field type in none of the accepted forms
-    let text = format!("{HEAD}  level: [int]\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n");
+    let text =
+        format!("{HEAD}  level: [int]\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n");
     let m = messages(&check(&text));
     assert_eq!(
         m,
@@ -436,7 +466,9 @@ fn schema_failures_are_in_a_flow_authors_words() {
         )]
     );
     // an empty enum
-    let text = format!("{HEAD}  level: {{ type: int, enum: [] }}\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n");
+    let text = format!(
+        "{HEAD}  level: {{ type: int, enum: [] }}\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n"
+    );
     let m = messages(&check(&text));
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0].1, "`enum` lists no value at `context.level.enum`");
@@ -444,7 +476,13 @@ fn schema_failures_are_in_a_flow_authors_words() {
     let dir = root().join("tests/fixtures/snapshots");
     for e in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        for raw in ["has more than", "has less than", "accepted forms", "schema's description", "is not valid under"] {
+        for raw in [
+            "has more than",
+            "has less than",
+            "accepted forms",
+            "schema's description",
+            "is not valid under",
+        ] {
             assert!(!text.contains(raw), "{raw}: {text}");
         }
     }
@@ -472,8 +510,8 @@ steps:
     id: second
     assignees: { role: director }
 ";
-    std::fs::write(dir.join("merged.yaml"), &flow).unwrap();
-    let d = check(&flow);
+    std::fs::write(dir.join("merged.yaml"), flow).unwrap();
+    let d = check(flow);
     assert!(d.is_empty(), "{:?}", summary(&d));
     let file = flowc::span::SourceFile::new("merged.yaml", flow);
     let compiled = flowc::compile::compile(&file, &Options::default()).expect("compiles");
@@ -486,11 +524,23 @@ steps:
                 assignees: flowc::model::Assignees::Role(r),
                 timeout,
                 ..
-            } => format!("{}:{}:{}", s.id.value, r.value, timeout.as_ref().map_or(0, |t| t.value)),
+            } => format!(
+                "{}:{}:{}",
+                s.id.value,
+                r.value,
+                timeout.as_ref().map_or(0, |t| t.value)
+            ),
             _ => String::new(),
         })
         .collect();
-    assert_eq!(roles, ["first:manager:172800", "middle:manager:172800", "second:director:172800"]);
+    assert_eq!(
+        roles,
+        [
+            "first:manager:172800",
+            "middle:manager:172800",
+            "second:director:172800"
+        ]
+    );
     let scenario = "flow: merged.yaml
 scenarios:
   - name: first
@@ -526,7 +576,11 @@ fn a_scenario_with_a_missing_flow_is_an_io_error() {
 fn json_format_always_prints_json() {
     let dir = temp_dir("json-io");
     std::fs::write(dir.join("ok.yaml"), one_step("")).unwrap();
-    let (code, out, _) = run_in(&dir, &["check", "--format", "json", "ok.yaml", "missing.yaml"], None);
+    let (code, out, _) = run_in(
+        &dir,
+        &["check", "--format", "json", "ok.yaml", "missing.yaml"],
+        None,
+    );
     assert_eq!(code, 2);
     let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
     assert_eq!(v["files"], 2);
@@ -535,7 +589,10 @@ fn json_format_always_prints_json() {
     assert_eq!(d["file"], "missing.yaml");
     assert_eq!(d["code"], "flowc::io::read");
     assert_eq!(d["severity"], "error");
-    assert!(d["message"].as_str().unwrap().contains("No such file"), "{d}");
+    assert!(
+        d["message"].as_str().unwrap().contains("No such file"),
+        "{d}"
+    );
     // and for a path that does not exist at all
     let (code, out, _) = run_in(&dir, &["check", "--format", "json", "nope/"], None);
     assert_eq!(code, 2);
@@ -554,4 +611,189 @@ fn dash_reads_a_flow_from_stdin() {
     let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
     assert_eq!(v["diagnostics"][0]["file"], "<stdin>");
     assert_eq!(v["diagnostics"][0]["line"], 12);
+}
+
+// ---------------------------------------------------------------- item 9: rule, completions, graph
+
+/// Every `code("flowc::...")` written in the source, plus the codes the CLI emits by table.
+fn codes_in_source() -> std::collections::BTreeSet<String> {
+    let mut codes = std::collections::BTreeSet::new();
+    let mut stack = vec![root().join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("codes.rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for part in text.split("code(\"flowc::").skip(1) {
+                    if let Some(end) = part.find('"') {
+                        codes.insert(format!("flowc::{}", &part[..end]));
+                    }
+                }
+                for part in text.split("codes::Code::").skip(1) {
+                    let name: String = part
+                        .chars()
+                        .take_while(char::is_ascii_alphanumeric)
+                        .collect();
+                    // variants only (not `Code::parse`, `Code::ALL`)
+                    if !name.starts_with(|c: char| c.is_ascii_uppercase()) || name == "ALL" {
+                        continue;
+                    }
+                    let code = flowc::codes::Code::ALL
+                        .iter()
+                        .find(|c| format!("{c:?}") == name)
+                        .unwrap_or_else(|| {
+                            panic!("{}: `Code::{name}` is not in the table", p.display())
+                        });
+                    codes.insert(code.as_str().to_owned());
+                }
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_code_emitted_anywhere_is_in_the_table_and_nothing_else() {
+    let emitted = codes_in_source();
+    let table: std::collections::BTreeSet<String> = flowc::codes::Code::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    let missing: Vec<&String> = emitted.difference(&table).collect();
+    let stale: Vec<&String> = table.difference(&emitted).collect();
+    assert!(
+        missing.is_empty(),
+        "codes missing from src/codes.rs: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "codes in src/codes.rs that nothing emits: {stale:?}"
+    );
+    // a compile-time code's fixture is the one the fixture harness runs
+    for c in flowc::codes::Code::ALL {
+        let fixture = root().join(format!("tests/fixtures/bad/{}.yaml", c.fixture_name()));
+        assert_eq!(
+            fixture.exists(),
+            !c.is_run_time(),
+            "{c}: fixture {}",
+            fixture.display()
+        );
+    }
+}
+
+#[test]
+fn each_fixed_example_no_longer_has_its_code() {
+    let mut checked = 0;
+    for c in flowc::codes::Code::ALL {
+        let info = c.info();
+        let (Some(bad), Some(fixed)) = (info.example.bad(), info.example.fixed()) else {
+            continue;
+        };
+        let codes = |text: &str| -> Vec<String> {
+            check_many(
+                vec![("x.yaml".to_owned(), text.as_bytes().to_vec())],
+                &Options::default(),
+            )
+            .iter()
+            .map(|d| d.code())
+            .collect()
+        };
+        let before = codes(bad);
+        let after = codes(&fixed);
+        assert!(
+            before.contains(&c.as_str().to_owned()),
+            "{c}: the bad example gives {before:?}"
+        );
+        assert!(
+            !after.contains(&c.as_str().to_owned()),
+            "{c}: the fixed example still gives it"
+        );
+        // the loader stops at its first problem: only then may the fix reveal others
+        if c.stage() != "load" {
+            let new: Vec<&String> = after.iter().filter(|a| !before.contains(a)).collect();
+            assert!(new.is_empty(), "{c}: the fixed example adds {new:?}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 38, "only {checked} fixed examples");
+}
+
+#[test]
+fn rule_prints_meaning_why_and_examples() {
+    let (code, out, _) = run(&["rule", "graph::unknown-step"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(
+            "# flowc::graph::unknown-step\n\nA reference to a step that does not exist.\n\n## Why\n"
+        ),
+        "{out}"
+    );
+    let fixture =
+        std::fs::read_to_string(root().join("tests/fixtures/bad/graph.unknown-step.yaml")).unwrap();
+    assert!(
+        out.contains(&format!(
+            "## Example\n\n`tests/fixtures/bad/graph.unknown-step.yaml`:\n\n```yaml\n{fixture}```\n"
+        )),
+        "{out}"
+    );
+    let fixed = out
+        .split("## Fixed\n\n```yaml\n")
+        .nth(1)
+        .expect("a fixed example");
+    assert!(!fixed.contains("manger"), "{fixed}");
+    // every spelling, and a did-you-mean for a typo
+    assert_eq!(run(&["rule", "flowc::graph::unknown-step"]).1, out);
+    assert_eq!(run(&["rule", "graph.unknown-step"]).1, out);
+    let (code, _, err) = run(&["rule", "graph::unknown-stpe"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("did you mean `flowc::graph::unknown-step`?"),
+        "{err}"
+    );
+    // run-time codes have no example, only the explanation
+    let (code, out, _) = run(&["rule", "runtime::not-assignee"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("## Example"), "{out}");
+    let (code, out, _) = run(&["rule", "--all"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), flowc::codes::Code::ALL.len());
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    for (shell, marker) in [
+        ("bash", "complete -F _flowc"),
+        ("zsh", "#compdef flowc"),
+        ("fish", "complete -c flowc"),
+    ] {
+        let (code, out, err) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(marker), "{shell}: {out}");
+        for sub in ["check", "rule", "completions", "graph"] {
+            assert!(out.contains(sub), "{shell} lacks {sub}");
+        }
+    }
+    let (code, _, _) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn graph_shows_step_names_and_skip_conditions() {
+    let dir = temp_dir("graph-names");
+    let text = one_step("    name: 经理审批\n    skipCondition: amount < 1000.0\n");
+    std::fs::write(dir.join("g.yaml"), &text).unwrap();
+    let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        mermaid.contains("s0[\"经理审批\\na · approval (single)\\nskip if amount < 1000.0\"]"),
+        "{mermaid}"
+    );
+    let (code, dot, _) = run_in(&dir, &["graph", "--format", "dot", "g.yaml"], None);
+    assert_eq!(code, 0);
+    assert!(
+        dot.contains("s0 [label=\"经理审批\\na · approval (single)\\nskip if amount < 1000.0\""),
+        "{dot}"
+    );
 }

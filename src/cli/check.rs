@@ -42,19 +42,6 @@ fn collect(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<PathBuf>, S
     Ok(out)
 }
 
-/// Compiles every file (in parallel) and returns all diagnostics, sorted.
-pub fn check_files(files: &[PathBuf]) -> Result<Diagnostics, String> {
-    let sources: Vec<(String, std::io::Result<Vec<u8>>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f)))
-        .collect();
-    let mut texts = Vec::with_capacity(sources.len());
-    for (name, r) in sources {
-        texts.push((name.clone(), r.map_err(|e| format!("{name}: {e}"))?));
-    }
-    Ok(flowc::compile::check_many(texts, &Options::default()))
-}
-
 pub fn render_human(d: &Diagnostic, out: &mut String) {
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         miette::GraphicalTheme::unicode()
@@ -65,11 +52,83 @@ pub fn render_human(d: &Diagnostic, out: &mut String) {
     let _ = handler.render_report(out, d);
 }
 
-/// One JSON object per SPEC §5.
-pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = diags
-        .iter()
-        .map(|d| {
+/// A path that could not be read: reported as an entry of `--format json`, on stderr
+/// otherwise, and exit code 2.
+pub struct IoProblem {
+    /// The path as given.
+    pub name: String,
+    /// The operating system's message.
+    pub message: String,
+}
+
+/// The display name of standard input (`flowc check -`).
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Reads every input: `-` is standard input, the rest are files and directories.
+/// What cannot be read is returned apart, so that everything else is still checked.
+pub fn read_inputs(paths: &[PathBuf]) -> (Vec<(String, Vec<u8>)>, Vec<IoProblem>) {
+    let mut inputs = Vec::new();
+    let mut problems = Vec::new();
+    let (stdin, paths): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        paths.iter().partition(|p| p.as_os_str() == "-");
+    if !stdin.is_empty() {
+        let mut bytes = Vec::new();
+        match std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes) {
+            Ok(_) => inputs.push((STDIN_NAME.to_owned(), bytes)),
+            Err(e) => problems.push(IoProblem {
+                name: STDIN_NAME.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    let mut files = Vec::new();
+    if paths.is_empty() && stdin.is_empty() {
+        files = collect_files(&[]).unwrap_or_default();
+    }
+    for p in paths {
+        match collect_files(std::slice::from_ref(p)) {
+            Ok(f) => files.extend(f),
+            Err(e) => problems.push(IoProblem {
+                name: p.display().to_string(),
+                message: e
+                    .strip_prefix(&format!("{}: ", p.display()))
+                    .unwrap_or(&e)
+                    .to_owned(),
+            }),
+        }
+    }
+    files.sort();
+    files.dedup();
+    for f in files {
+        let name = f.display().to_string();
+        match std::fs::read(&f) {
+            Ok(bytes) => inputs.push((name, bytes)),
+            Err(e) => problems.push(IoProblem {
+                name,
+                message: e.to_string(),
+            }),
+        }
+    }
+    (inputs, problems)
+}
+
+/// One JSON object per SPEC §5; I/O problems are entries with code `flowc::io::read`.
+pub fn to_json(files: usize, diags: &Diagnostics, io: &[IoProblem]) -> serde_json::Value {
+    let io_items = io.iter().map(|p| {
+        serde_json::json!({
+            "file": p.name,
+            "line": 1,
+            "column": 1,
+            "offset": 0,
+            "endOffset": 0,
+            "severity": Severity::Error,
+            "code": flowc::codes::Code::IoRead.as_str(),
+            "message": p.message,
+            "help": flowc::codes::Code::IoRead.info().summary,
+        })
+    });
+    let items: Vec<serde_json::Value> = io_items
+        .chain(diags.iter().map(|d| {
             let (line, column) = d.line_col();
             let span = d.span().unwrap_or_default();
             serde_json::json!({
@@ -83,11 +142,11 @@ pub fn to_json(files: usize, diags: &Diagnostics) -> serde_json::Value {
                 "message": d.message(),
                 "help": d.help(),
             })
-        })
+        }))
         .collect();
     serde_json::json!({
         "files": files,
-        "errors": diags.error_count(),
+        "errors": diags.error_count() + io.len(),
         "warnings": diags.warning_count(),
         "diagnostics": items,
     })
@@ -106,25 +165,19 @@ fn github_escape(s: &str, property: bool) -> String {
 }
 
 pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
-    let files = match collect_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
+    let (inputs, io) = read_inputs(paths);
+    let file_count = inputs.len() + io.len();
+    let diags = flowc::compile::check_many(inputs, &Options::default());
+    if format != CheckFormat::Json {
+        for p in &io {
+            eprintln!("error: {}: {}", p.name, p.message);
         }
-    };
-    let diags = match check_files(&files) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match format {
         CheckFormat::Json => {
-            let _ = writeln!(lock, "{}", to_json(files.len(), &diags));
+            let _ = writeln!(lock, "{}", to_json(file_count, &diags, &io));
         }
         CheckFormat::Github => {
             for d in &diags {
@@ -158,8 +211,8 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
             let _ = writeln!(
                 lock,
                 "checked {} file{}: {} error{}, {} warning{}",
-                files.len(),
-                if files.len() == 1 { "" } else { "s" },
+                file_count,
+                if file_count == 1 { "" } else { "s" },
                 diags.error_count(),
                 if diags.error_count() == 1 { "" } else { "s" },
                 diags.warning_count(),
@@ -167,7 +220,9 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
             );
         }
     }
-    if diags.has_errors() || (deny_warnings && diags.warning_count() > 0) {
+    if !io.is_empty() {
+        EXIT_FAILURE
+    } else if diags.has_errors() || (deny_warnings && diags.warning_count() > 0) {
         EXIT_FINDINGS
     } else {
         0

@@ -700,8 +700,9 @@ fn numeric_help(
                 | (_, Type::Double, (true, Some(n)), (_, Some(field))) => {
                     format!("`{field}` is a `double`: write `{n}.0`")
                 }
-                (Type::Double, _, _, (false, name)) => fix(false, name, &Type::Double),
-                (_, Type::Double, (false, name), _) => fix(false, name, &Type::Double),
+                (Type::Double, _, _, (false, name)) | (_, Type::Double, (false, name), _) => {
+                    fix(false, name, &Type::Double)
+                }
                 _ => "compare values of the same type".to_owned(),
             };
         }

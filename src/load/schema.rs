@@ -492,17 +492,24 @@ fn constraint_words(
         example_of(key).map_or_else(|| fallback.to_owned(), |e| format!("e.g. `{e}`"))
     };
     let one_of_assignees = "one of `role`, `user`, `users` or `expr`";
-    let assignee_help = "write one, e.g. `assignees: { role: manager }` or `assignees: { users: [alice, bob] }`";
+    let assignee_help =
+        "write one, e.g. `assignees: { role: manager }` or `assignees: { users: [alice, bob] }`";
     match kind {
         ValidationErrorKind::MaxProperties { .. } => {
             let n = node.as_map().map_or(0, <[_]>::len);
             (
-                format!("{} name exactly {one_of_assignees}, not {n}", assignee_word(key)),
+                format!(
+                    "{} name exactly {one_of_assignees}, not {n}",
+                    assignee_word(key)
+                ),
                 assignee_help.to_owned(),
             )
         }
         ValidationErrorKind::MinProperties { .. } => (
-            format!("{} name none of `role`, `user`, `users` or `expr`", assignee_word(key)),
+            format!(
+                "{} name none of `role`, `user`, `users` or `expr`",
+                assignee_word(key)
+            ),
             assignee_help.to_owned(),
         ),
         ValidationErrorKind::MinItems { .. } => match key {
@@ -523,17 +530,20 @@ fn constraint_words(
             format!("`{key}` is empty"),
             format!("write a value, {}", example("or remove the key")),
         ),
-        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => (
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => (
             format!("`{key}` is too small (the least is {limit})"),
             example("write a larger number"),
         ),
-        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => (
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => (
             format!("`{key}` is too large (the most is {limit})"),
             example("write a smaller number"),
         ),
         _ => (
             format!("`{key}` does not have a form flowc accepts"),
-            description_at(schema_path).unwrap_or_else(|| example("see the flow format in the README")),
+            description_at(schema_path)
+                .unwrap_or_else(|| example("see the flow format in the README")),
         ),
     }
 }

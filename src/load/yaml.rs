@@ -224,9 +224,6 @@ enum Frame {
     },
 }
 
-/// Parses one YAML document into a spanned tree.
-///
-/// # Errors
 const SYNTAX_HELP: &str =
     "fix the YAML syntax at the marked position (indentation, quotes, brackets)";
 
@@ -278,7 +275,10 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
         for m in maps {
             if let NodeKind::Map(inherited) = m.kind {
                 for (k, v) in inherited {
-                    if !out.iter().any(|(o, _)| o.as_str().is_some() && o.as_str() == k.as_str()) {
+                    if !out
+                        .iter()
+                        .any(|(o, _)| o.as_str().is_some() && o.as_str() == k.as_str())
+                    {
                         out.push((k, v));
                     }
                 }
@@ -288,6 +288,9 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
     out
 }
 
+/// Parses one YAML document into a spanned tree.
+///
+/// # Errors
 /// Every [`LoadError`] that applies: syntax, depth, alias budget, duplicate keys
 /// (all of them), multiple documents.
 #[expect(

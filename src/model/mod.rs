@@ -595,13 +595,12 @@ impl Builder<'_> {
         };
         let mut out = Vec::with_capacity(items.len());
         for n in items {
-            match self.step(n) {
-                Some(s) => out.push(s),
-                None => {
-                    self.recovery.incomplete_graph = true;
-                    if let Some(id) = n.get("id").and_then(Node::as_str) {
-                        self.recovery.dropped_steps.push(id.to_owned());
-                    }
+            if let Some(s) = self.step(n) {
+                out.push(s);
+            } else {
+                self.recovery.incomplete_graph = true;
+                if let Some(id) = n.get("id").and_then(Node::as_str) {
+                    self.recovery.dropped_steps.push(id.to_owned());
                 }
             }
         }
