@@ -797,3 +797,31 @@ fn graph_shows_step_names_and_skip_conditions() {
         "{dot}"
     );
 }
+
+#[test]
+fn graph_and_github_output_take_stdin_and_io_errors_too() {
+    let (code, out, err) = run_in(&root(), &["graph", "-"], Some(&one_step("")));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("s0[\"a\\napproval (single)\"]"), "{out}");
+    let (code, out, _) = run(&["check", "--format", "github", "missing.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.starts_with("::error file=missing.yaml,title=flowc%3A%3Aio%3A%3Aread::"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_capitalised_type_is_reported_once_with_a_suggestion() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: Double\n  tags: List<String>\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: amount > 1.0\n";
+    let m = messages(&check(text));
+    assert_eq!(
+        m.iter()
+            .map(|(c, _, h)| format!("{c}: {h}"))
+            .collect::<Vec<_>>(),
+        [
+            "flowc::schema::pattern: did you mean `double`? (type names are lowercase)",
+            "flowc::schema::pattern: did you mean `list<string>`? (type names are lowercase)",
+        ]
+    );
+}

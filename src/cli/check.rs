@@ -180,6 +180,15 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
             let _ = writeln!(lock, "{}", to_json(file_count, &diags, &io));
         }
         CheckFormat::Github => {
+            for p in &io {
+                let _ = writeln!(
+                    lock,
+                    "::error file={},title={}::{}",
+                    github_escape(&p.name, true),
+                    github_escape(flowc::codes::Code::IoRead.as_str(), true),
+                    github_escape(&p.message, false)
+                );
+            }
             for d in &diags {
                 let (line, col) = d.line_col();
                 let level = if d.severity() == Severity::Error {
@@ -231,11 +240,17 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
 
 /// Reads and compiles one flow for other subcommands; diagnostics go to stderr.
 pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let (name, bytes) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map(|_| (STDIN_NAME.to_owned(), bytes))
+    } else {
+        std::fs::read(path).map(|b| (path.display().to_string(), b))
+    }
+    .map_err(|e| {
         eprintln!("error: {}: {e}", path.display());
         EXIT_FAILURE
     })?;
-    let name = path.display().to_string();
     let report = |diags: &Diagnostics| {
         let mut out = String::new();
         for d in diags {

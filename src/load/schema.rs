@@ -369,10 +369,10 @@ fn push_error(
                 ),
             },
             ValidationErrorKind::Pattern { pattern } => SchemaError::Pattern {
+                help: type_suggestion(pattern, &value_text).unwrap_or_else(|| pattern_help(pattern)),
                 value: value_text,
                 context,
                 span: value_span,
-                help: pattern_help(pattern),
             },
             ValidationErrorKind::OneOfNotValid { context: branches }
             | ValidationErrorKind::AnyOf { context: branches }
@@ -582,6 +582,37 @@ fn type_words(kind: &str) -> String {
     } else {
         words.join(" or ")
     }
+}
+
+/// "did you mean `double`?" for a type name written with capitals (`Double`, `List<String>`).
+fn type_suggestion(pattern: &str, value: &str) -> Option<String> {
+    const TYPES: [&str; 10] = [
+        "bool",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "timestamp",
+        "duration",
+        "list",
+        "map",
+        "object",
+    ];
+    if pattern != "^[a-z<>, ]+$" {
+        return None;
+    }
+    let lower = value.to_lowercase();
+    let base = lower.split('<').next().unwrap_or(&lower).trim();
+    let known = crate::diagnostic::did_you_mean(base, TYPES)
+        .or_else(|| TYPES.contains(&base).then(|| base.to_owned()))?;
+    let suggestion = if lower.contains('<') {
+        lower.replacen(base, &known, 1)
+    } else {
+        known
+    };
+    Some(format!(
+        "did you mean `{suggestion}`? (type names are lowercase)"
+    ))
 }
 
 fn pattern_help(pattern: &str) -> String {
