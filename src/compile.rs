@@ -920,6 +920,10 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             _ => {}
         }
     }
+    // conditions of steps the model could not read are still checked
+    for src in &recovery.unread_conditions {
+        ctx.condition(src);
+    }
     let graph_errors = graph::check(&g);
     // an unknown reference is an edge missing from the graph: what cannot be reached
     // without it is a consequence of that error, not another problem

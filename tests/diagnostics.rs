@@ -245,6 +245,7 @@ steps:
   - id: typo
     type: aproval
     assignees: { role: clerk }
+    skipCondition: dept > 1
   - id: finance
     type: approval
     assignees: { role: finance }
@@ -265,8 +266,9 @@ fn one_pass_reports_every_problem_at_its_own_step() {
             "flowc::expr::type-mismatch 10:20 no operator `>` for `double` and `string`",
             "flowc::schema::required 11:5 missing required key `to` in step `cc`",
             "flowc::schema::invalid-value 14:11 `aproval` is not allowed here in step `typo`",
-            "flowc::expr::type-mismatch 19:20 no operator `==` for `string` and `int`",
-            "flowc::graph::unknown-step 20:11 unknown step `nowhere` in `next`",
+            "flowc::expr::type-mismatch 16:20 no operator `>` for `string` and `int`",
+            "flowc::expr::type-mismatch 20:20 no operator `==` for `string` and `int`",
+            "flowc::graph::unknown-step 21:11 unknown step `nowhere` in `next`",
         ]
     );
     // after fixing the schema errors nothing new appears
@@ -282,8 +284,9 @@ fn one_pass_reports_every_problem_at_its_own_step() {
         s,
         [
             "flowc::expr::type-mismatch 11:20 no operator `>` for `double` and `string`",
-            "flowc::expr::type-mismatch 21:20 no operator `==` for `string` and `int`",
-            "flowc::graph::unknown-step 22:11 unknown step `nowhere` in `next`",
+            "flowc::expr::type-mismatch 18:20 no operator `>` for `string` and `int`",
+            "flowc::expr::type-mismatch 22:20 no operator `==` for `string` and `int`",
+            "flowc::graph::unknown-step 23:11 unknown step `nowhere` in `next`",
         ]
     );
 }

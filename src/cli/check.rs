@@ -82,9 +82,12 @@ pub fn read_inputs(paths: &[PathBuf]) -> (Vec<(String, Vec<u8>)>, Vec<IoProblem>
         }
     }
     let mut files = Vec::new();
-    if paths.is_empty() && stdin.is_empty() {
-        files = collect_files(&[]).unwrap_or_default();
-    }
+    let default = [PathBuf::from(".")];
+    let paths: Vec<&PathBuf> = if paths.is_empty() && stdin.is_empty() {
+        default.iter().collect()
+    } else {
+        paths
+    };
     for p in paths {
         match collect_files(std::slice::from_ref(p)) {
             Ok(f) => files.extend(f),

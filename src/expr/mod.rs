@@ -151,7 +151,7 @@ pub enum ExprError {
         code("flowc::expr::constant-condition"),
         severity(Warning),
         help(
-            "a constant condition does not depend on the context; remove it or compare a context field"
+            "a condition that is always true or always false decides nothing: remove it, or fix the comparison so that it depends on the context"
         )
     )]
     ConstantCondition {

@@ -418,7 +418,7 @@ struct Builder<'a> {
 
 /// What the model had to leave out of a tree that failed the schema (error recovery:
 /// later stages check what could be read, and stay quiet about what could not).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recovery {
     /// Ids of steps that could not be read (no id, no known type): references to them
     /// are not "unknown".
@@ -428,6 +428,9 @@ pub struct Recovery {
     pub incomplete_graph: bool,
     /// `context` is not a mapping: every name used in a condition would be "unknown".
     pub unreadable_context: bool,
+    /// The skip conditions and rule conditions of steps that were left out: they are
+    /// still type-checked.
+    pub unread_conditions: Vec<ExprSource>,
 }
 
 /// A stand-in for a missing `assignees`/`to` (the schema reported it; the step is kept
@@ -602,6 +605,15 @@ impl Builder<'_> {
                 if let Some(id) = n.get("id").and_then(Node::as_str) {
                     self.recovery.dropped_steps.push(id.to_owned());
                 }
+                let rules = n.get("rules").and_then(Node::as_seq).unwrap_or_default();
+                let conditions = n
+                    .get("skipCondition")
+                    .into_iter()
+                    .chain(rules.iter().filter_map(|r| r.get("when")))
+                    .filter(|c| c.as_str().is_some())
+                    .map(|c| self.expr(c))
+                    .collect::<Vec<_>>();
+                self.recovery.unread_conditions.extend(conditions);
             }
         }
         out
