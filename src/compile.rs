@@ -428,6 +428,7 @@ impl CompiledFlow {
             vars: self.vars.clone(),
             sandbox: &self.sandbox,
             diags: Diagnostics::new(),
+            unreadable_context: false,
         };
         let checked = ctx.condition(&src);
         let cond = checked.and_then(|c| ctx.compile_checked(&c.expr, src.span));
@@ -564,11 +565,16 @@ struct Ctx<'a> {
     vars: VarTable,
     sandbox: &'a Sandbox,
     diags: Diagnostics,
+    unreadable_context: bool,
 }
 
 impl Ctx<'_> {
     fn errors(&mut self, errs: Vec<ExprError>) {
         for e in errs {
+            // with no readable `context`, every name would be unknown: the schema said why
+            if self.unreadable_context && matches!(e, ExprError::UnknownIdentifier { .. }) {
+                continue;
+            }
             self.diags.add(self.file, e);
         }
     }
@@ -599,7 +605,16 @@ impl Ctx<'_> {
 
     fn condition(&mut self, src: &ExprSource) -> Option<expr::Checked> {
         match expr::check_condition(src, &self.env, self.sandbox) {
-            Ok((c, warnings)) => {
+            Ok((c, mut warnings)) => {
+                let constant = |w: &ExprError| matches!(w, ExprError::ConstantCondition { .. });
+                if !warnings.iter().any(constant)
+                    && let Some(value) = one_field_constant(&c.expr)
+                {
+                    warnings.push(ExprError::ConstantCondition {
+                        value,
+                        span: src.span,
+                    });
+                }
                 self.errors(warnings);
                 Some(c)
             }
@@ -635,6 +650,21 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+}
+
+/// A condition on one field that holds everywhere or nowhere in the field's domain
+/// (`amount > 100.0 && amount < 50.0`), decided by the decision-rule analysis.
+fn one_field_constant(e: &expr::Expr) -> Option<bool> {
+    let (_, ty) = rules::subject(e)?;
+    let vecs = rules::vectors(&[e], &ty, None)?;
+    let v = vecs.first()?;
+    if v.iter().all(|x| !*x) {
+        Some(false)
+    } else if v.iter().all(|x| *x) {
+        Some(true)
+    } else {
+        None
     }
 }
 
@@ -692,7 +722,10 @@ fn analyze_rules(
             let span = rule_spans.get(rule_idx).copied().unwrap_or_default();
             match policy {
                 HitPolicy::First => {
-                    if v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
+                    // a rule that holds nowhere is "always false" (reported by the
+                    // condition check), not shadowed
+                    let impossible = v.iter().all(|a| !*a);
+                    if !impossible && v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
                         ctx.diags.add(
                             ctx.file,
                             GraphError::ShadowedRule {
@@ -761,6 +794,17 @@ fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
     find(&flow.steps, id).unwrap_or_default()
 }
 
+/// A graph diagnostic that only reflects what error recovery left out of the model.
+fn recovered_away(e: &GraphError, recovery: &model::Recovery) -> bool {
+    match e {
+        GraphError::UnknownStep { id, .. } => recovery.dropped_steps.contains(id),
+        GraphError::Unreachable { .. }
+        | GraphError::NoEnd { .. }
+        | GraphError::AutomaticCycle { .. } => recovery.incomplete_graph,
+        _ => false,
+    }
+}
+
 /// Compiles one source file: load, schema, model, conditions, graph checks, codegen.
 ///
 /// # Errors
@@ -770,9 +814,20 @@ fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
     reason = "the pipeline, stage by stage, kept in one place"
 )]
 pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow, Diagnostics> {
-    let root = load::load(file, &options.load)?;
-    // model errors (wrong types) do not stop the later checks
-    let (flow, mut diags) = model::build_lenient(file, &root);
+    let (root, schema_errors) = load::load_recovering(file, &options.load)?;
+    // neither schema nor model errors stop the later checks: every part that could be
+    // read is checked in the same pass (see `Recovery`)
+    let (flow, model_diags, recovery) = model::build_recovering(file, &root);
+    let schema_spans: Vec<crate::span::Span> = schema_errors
+        .iter()
+        .filter(|e| !e.leaves_values_readable())
+        .map(load::SchemaError::span)
+        .collect();
+    let mut diags = Diagnostics::new();
+    for e in schema_errors {
+        diags.add(file, e);
+    }
+    let mut later = model_diags;
     let ctx_type = flow.context_type();
     let vars = VarTable::from_context(&ctx_type);
     let mut ctx = Ctx {
@@ -781,6 +836,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         vars,
         sandbox: &options.sandbox,
         diags: Diagnostics::new(),
+        unreadable_context: recovery.unreadable_context,
     };
     let g = Graph::build(&flow);
     let mut skip = HashMap::new();
@@ -878,11 +934,38 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             _ => {}
         }
     }
-    for e in graph::check(&g) {
+    // conditions of steps the model could not read are still checked
+    for src in &recovery.unread_conditions {
+        ctx.condition(src);
+    }
+    let graph_errors = graph::check(&g);
+    // an unknown reference is an edge missing from the graph: what cannot be reached
+    // without it is a consequence of that error, not another problem
+    let missing_edge = graph_errors
+        .iter()
+        .any(|e| matches!(e, GraphError::UnknownStep { .. }));
+    for e in graph_errors {
+        if recovered_away(&e, &recovery)
+            || (missing_edge
+                && matches!(e, GraphError::Unreachable { .. } | GraphError::NoEnd { .. }))
+        {
+            continue;
+        }
         ctx.diags.add(file, e);
     }
     drop(g);
-    diags.extend(ctx.diags);
+    later.extend(ctx.diags);
+    // a problem the schema reported is not reported again by a later stage
+    for d in later {
+        let inside_schema_error = d.span().is_some_and(|s| {
+            schema_spans
+                .iter()
+                .any(|e| e.start <= s.start && s.end <= e.end)
+        });
+        if !inside_schema_error {
+            diags.push(d);
+        }
+    }
     diags.sort();
     if diags.has_errors() {
         return Err(diags);
@@ -1051,6 +1134,7 @@ mod tests {
             vars: VarTable::default(),
             sandbox: Sandbox::shared(),
             diags: Diagnostics::new(),
+            unreadable_context: false,
         };
         // codegen never writes this: it stands for any bug that produces invalid Rhai
         let broken = codegen::Generated {

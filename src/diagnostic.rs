@@ -70,6 +70,13 @@ impl Diagnostic {
         self.inner.code().map(|c| c.to_string()).unwrap_or_default()
     }
 
+    /// The code as the typed table knows it ([`crate::codes`]); `None` only for a code
+    /// missing from the table (a test keeps the table complete).
+    #[must_use]
+    pub fn code_id(&self) -> Option<crate::codes::Code> {
+        crate::codes::Code::parse(&self.code())
+    }
+
     /// Error or warning.
     #[must_use]
     pub fn severity(&self) -> Severity {
@@ -180,12 +187,15 @@ impl SourceCode for SourceFile {
         let inner = self
             .text()
             .read_span(span, context_lines_before, context_lines_after)?;
+        // miette counts columns in bytes; flowc counts characters everywhere (the header
+        // `file:line:col` must agree with JSON and GitHub output)
+        let (_, column) = self.line_col(inner.span().offset());
         Ok(Box::new(MietteSpanContents::new_named(
             self.name().to_owned(),
             inner.data(),
             *inner.span(),
             inner.line(),
-            inner.column(),
+            column - 1,
             inner.line_count(),
         )))
     }
@@ -321,19 +331,42 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
-/// The closest candidate within a third of the word's length (at least 1 edit, at most 3).
+/// The closest candidate within a third of the word's length (at least 1 edit, at most 3);
+/// failing that, the one candidate that shares a long prefix with the word (at least 5
+/// characters and half the word: `sequentail` → `sequence`).
 #[must_use]
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|c| (levenshtein(word, c), c))
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let close = candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
-        .map(|(_, c)| c.to_owned())
+        .map(|(_, c)| c.to_owned());
+    if close.is_some() {
+        return close;
+    }
+    let prefix = |c: &str| {
+        word.chars()
+            .zip(c.chars())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let need = (word.chars().count().div_ceil(2)).max(5);
+    let mut best: Vec<(usize, &str)> = candidates
+        .iter()
+        .map(|c| (prefix(c), *c))
+        .filter(|(p, _)| *p >= need)
+        .collect();
+    best.sort_by_key(|b| std::cmp::Reverse(b.0));
+    match best.as_slice() {
+        [(p, c), rest @ ..] if rest.first().is_none_or(|(q, _)| q < p) => Some((*c).to_owned()),
+        _ => None,
+    }
 }
 
 /// A help text with a suggestion when one exists.
@@ -342,5 +375,33 @@ pub fn suggestion_help(suggestion: Option<&str>, fallback: &str) -> String {
     match suggestion {
         Some(s) => format!("did you mean `{s}`?"),
         None => fallback.to_owned(),
+    }
+}
+
+/// Most items a diagnostic lists; the rest are counted ("… and N more").
+pub const MAX_LISTED: usize = 5;
+
+/// The first [`MAX_LISTED`] items joined by `sep`, then `… and N more` when there are more.
+#[must_use]
+pub fn bounded_list<S: AsRef<str>>(items: &[S], sep: &str) -> String {
+    let mut parts: Vec<&str> = items.iter().take(MAX_LISTED).map(AsRef::as_ref).collect();
+    let rest = items.len().saturating_sub(MAX_LISTED);
+    let more = format!("… and {rest} more");
+    if rest > 0 {
+        parts.push(&more);
+    }
+    parts.join(sep)
+}
+
+/// A value quoted in a message, cut to 60 characters (`…` marks the cut).
+#[must_use]
+pub fn excerpt(text: &str) -> String {
+    const MAX: usize = 60;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut s: String = text.chars().take(MAX - 1).collect();
+        s.push('…');
+        s
     }
 }

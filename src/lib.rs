@@ -49,6 +49,7 @@
 //! # Feature flags
 //! - `etcd`: the etcd source (needs `protoc` to build).
 
+pub mod codes;
 pub mod compile;
 pub mod diagnostic;
 pub mod diff;

@@ -64,7 +64,7 @@ pub enum RunError {
     #[error("no value for `{0}`")]
     Unbound(String),
     /// More than one rule holds under `hitPolicy: unique` (0-based rule indices).
-    #[error("rules {} hold together under `unique`", .0.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("rules {} hold together under `unique`", crate::diagnostic::bounded_list(&.0.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>(), ", "))]
     NotUnique(Vec<usize>),
     /// The result was not of the expected type.
     #[error("expected {expected}, got {got}")]

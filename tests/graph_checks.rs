@@ -69,7 +69,7 @@ fn unknown_on_timeout_target_suggests_keywords() {
             13,
             24,
             "unknown step `escalat` in `onTimeout`".to_owned(),
-            Some("use escalate, approve, reject or the id of a step".to_owned()),
+            Some("did you mean `escalate`?".to_owned()),
         )]
     );
 }

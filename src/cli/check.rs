@@ -27,26 +27,77 @@ pub struct Skipped {
     pub named: bool,
 }
 
-/// Reads the flow files in the paths (default `.`): a directory is walked (scenario
-/// files are left out by name), a named file is taken as it is; each is kept when its
-/// content is a flow and skipped otherwise.
-pub fn collect_flows(paths: &[PathBuf]) -> Result<Inputs, String> {
-    let mut found = expand(paths, is_flow_file)?;
-    found.sort();
-    found.dedup_by(|a, b| a.0 == b.0);
+/// A path that could not be read: reported as an entry of `--format json`, on stderr
+/// otherwise, and exit code 2.
+pub struct IoProblem {
+    /// The path as given.
+    pub name: String,
+    /// The operating system's message.
+    pub message: String,
+}
+
+/// The display name of standard input (`flowc check -`).
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Reads the flow files in the paths (default `.`; `-` is standard input): a directory
+/// is walked (scenario files are left out by name), a named file is taken as it is;
+/// each is kept when its content is a flow and skipped otherwise. What cannot be read
+/// is returned apart, so that everything else is still checked.
+pub fn collect_flows(paths: &[PathBuf]) -> (Inputs, Vec<IoProblem>) {
     let mut inputs = Inputs {
         flows: Vec::new(),
         skipped: Vec::new(),
     };
-    for (path, named) in found {
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if is_flow_content(&bytes) {
-            inputs.flows.push((path.display().to_string(), bytes));
-        } else {
-            inputs.skipped.push(Skipped { path, named });
+    let mut problems = Vec::new();
+    let (stdin, paths): (Vec<PathBuf>, Vec<PathBuf>) =
+        paths.iter().cloned().partition(|p| p.as_os_str() == "-");
+    if !stdin.is_empty() {
+        let mut bytes = Vec::new();
+        match std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes) {
+            Ok(_) if is_flow_content(&bytes) => inputs.flows.push((STDIN_NAME.to_owned(), bytes)),
+            Ok(_) => inputs.skipped.push(Skipped {
+                path: PathBuf::from(STDIN_NAME),
+                named: true,
+            }),
+            Err(e) => problems.push(IoProblem {
+                name: STDIN_NAME.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+        if paths.is_empty() {
+            return (inputs, problems);
         }
     }
-    Ok(inputs)
+    let mut found = Vec::new();
+    let defaults = [PathBuf::from(".")];
+    for p in if paths.is_empty() {
+        &defaults[..]
+    } else {
+        &paths[..]
+    } {
+        match expand(std::slice::from_ref(p), is_flow_file) {
+            Ok(f) => found.extend(f),
+            Err(message) => problems.push(IoProblem {
+                name: p.display().to_string(),
+                message,
+            }),
+        }
+    }
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    for (path, named) in found {
+        match std::fs::read(&path) {
+            Ok(bytes) if is_flow_content(&bytes) => {
+                inputs.flows.push((path.display().to_string(), bytes));
+            }
+            Ok(_) => inputs.skipped.push(Skipped { path, named }),
+            Err(e) => problems.push(IoProblem {
+                name: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    (inputs, problems)
 }
 
 /// Collects scenario files (`*.test.yaml`, `*.test.yml`) under the paths.
@@ -71,9 +122,9 @@ fn expand(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<(PathBuf, bo
         paths
     };
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let meta = std::fs::metadata(p).map_err(|e| e.to_string())?;
         if meta.is_dir() {
-            let files = walk(p, keep).map_err(|e| format!("{}: {e}", p.display()))?;
+            let files = walk(p, keep).map_err(|e| e.to_string())?;
             // `flowc check` in a directory names its files `a/b.yaml`, not `./a/b.yaml`
             out.extend(files.into_iter().map(|f| match f.strip_prefix(".") {
                 Ok(rel) if p == Path::new(".") => (rel.to_path_buf(), false),
@@ -96,26 +147,47 @@ pub fn render_human(d: &Diagnostic, out: &mut String) {
     let _ = handler.render_report(out, d);
 }
 
-/// One JSON object per SPEC §5, with `skipped`: the YAML files that are not flows.
-pub fn to_json(files: usize, skipped: &[Skipped], diags: &Diagnostics) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = diags
-        .iter()
-        .map(|d| {
+/// One JSON object per SPEC §5, with `skipped`: the YAML files that are not flows; I/O
+/// problems are entries with code `flowc::io::read`.
+pub fn to_json(
+    files: usize,
+    skipped: &[Skipped],
+    diags: &Diagnostics,
+    io: &[IoProblem],
+) -> serde_json::Value {
+    let io_items = io.iter().map(|p| {
+        serde_json::json!({
+            "file": p.name,
+            "line": 1,
+            "column": 1,
+            "offset": 0,
+            "endOffset": 0,
+            "severity": Severity::Error,
+            "code": flowc::codes::Code::IoRead.as_str(),
+            "message": p.message,
+            "help": flowc::codes::Code::IoRead.info().summary,
+        })
+    });
+    let items: Vec<serde_json::Value> = io_items
+        .chain(diags.iter().map(|d| {
             let (line, column) = d.line_col();
+            let span = d.span().unwrap_or_default();
             serde_json::json!({
                 "file": d.file().name(),
                 "line": line,
                 "column": column,
+                "offset": span.start,
+                "endOffset": span.end,
                 "severity": d.severity(),
                 "code": d.code(),
                 "message": d.message(),
                 "help": d.help(),
             })
-        })
+        }))
         .collect();
     serde_json::json!({
         "files": files,
-        "errors": diags.error_count(),
+        "errors": diags.error_count() + io.len(),
         "warnings": diags.warning_count(),
         "diagnostics": items,
         "skipped": skipped
@@ -177,22 +249,30 @@ fn skipped_line(skipped: &[Skipped]) -> Option<String> {
 }
 
 pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
-    let Inputs { flows, skipped } = match collect_flows(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let files = flows.len();
+    let (Inputs { flows, skipped }, io) = collect_flows(paths);
+    let files = flows.len() + io.len();
     let diags = flowc::compile::check_many(flows, &Options::default());
+    if format != CheckFormat::Json {
+        for p in &io {
+            eprintln!("error: {}: {}", p.name, p.message);
+        }
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match format {
         CheckFormat::Json => {
-            let _ = writeln!(lock, "{}", to_json(files, &skipped, &diags));
+            let _ = writeln!(lock, "{}", to_json(files, &skipped, &diags, &io));
         }
         CheckFormat::Github => {
+            for p in &io {
+                let _ = writeln!(
+                    lock,
+                    "::error file={},title={}::{}",
+                    github_escape(&p.name, true),
+                    github_escape(flowc::codes::Code::IoRead.as_str(), true),
+                    github_escape(&p.message, false)
+                );
+            }
             for s in skipped.iter().filter(|s| s.named) {
                 let _ = writeln!(
                     lock,
@@ -251,7 +331,9 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
     }
     // a named file that is not a flow is a warning, never a failure (pre-commit passes
     // every YAML file of a commit): it does not count under `--deny-warnings`
-    if diags.has_errors() || (deny_warnings && diags.warning_count() > 0) {
+    if !io.is_empty() {
+        EXIT_FAILURE
+    } else if diags.has_errors() || (deny_warnings && diags.warning_count() > 0) {
         EXIT_FINDINGS
     } else {
         0
@@ -260,11 +342,17 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
 
 /// Reads and compiles one flow for other subcommands; diagnostics go to stderr.
 pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let (name, bytes) = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map(|_| (STDIN_NAME.to_owned(), bytes))
+    } else {
+        std::fs::read(path).map(|b| (path.display().to_string(), b))
+    }
+    .map_err(|e| {
         eprintln!("error: {}: {e}", path.display());
         EXIT_FAILURE
     })?;
-    let name = path.display().to_string();
     let report = |diags: &Diagnostics| {
         let mut out = String::new();
         for d in diags {

@@ -18,9 +18,11 @@ macro_rules! outln {
 }
 
 mod check;
+mod completions;
 mod diff;
 mod eval;
 mod graph;
+mod rule;
 mod test;
 mod watch;
 
@@ -78,7 +80,8 @@ pub enum GraphFormat {
 enum Command {
     /// Check flow files and directories (recursively); every diagnostic of every file.
     Check {
-        /// Files or directories (default: the current directory).
+        /// Files or directories (default: the current directory); `-` reads a flow from
+        /// standard input.
         paths: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
@@ -153,6 +156,22 @@ enum Command {
         /// Files or directories (default: the current directory).
         paths: Vec<PathBuf>,
     },
+    /// Explain a diagnostic code, with a bad and a fixed example from the fixtures.
+    Rule {
+        /// The code (`flowc::graph::unknown-step`, `graph::unknown-step` or
+        /// `graph.unknown-step`).
+        #[arg(required_unless_present = "all")]
+        code: Option<String>,
+        /// List every code with its summary.
+        #[arg(long, conflicts_with = "code")]
+        all: bool,
+    },
+    /// Print a shell completion script (`flowc completions bash > /etc/bash_completion.d/flowc`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `--auto` answers.
@@ -222,6 +241,8 @@ pub fn main() -> ExitCode {
             store,
             no_store,
         } => watch::run(&dir, debounce_ms, store.as_deref(), no_store),
+        Command::Rule { code, all } => rule::run(code.as_deref(), all),
+        Command::Completions { shell } => completions::run(shell),
     };
     ExitCode::from(code)
 }

@@ -247,8 +247,10 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    let mut flows: HashMap<PathBuf, Option<Arc<CompiledFlow>>> = HashMap::new();
+    let mut flows: HashMap<PathBuf, Result<Arc<CompiledFlow>, u8>> = HashMap::new();
     let (mut passed, mut failed) = (0usize, 0usize);
+    // a flow file that cannot be read is an I/O error (exit 2), not a failing test
+    let mut io_error = false;
     for file in &files {
         outln!("{}", file.display());
         let (flow_path, scenarios) = match scenarios_of(file) {
@@ -261,12 +263,24 @@ pub fn run(paths: &[PathBuf]) -> u8 {
         };
         let flow = flows
             .entry(flow_path.clone())
-            .or_insert_with(|| super::check::load_one(&flow_path).ok().map(Arc::new))
+            .or_insert_with(|| super::check::load_one(&flow_path).map(Arc::new))
             .clone();
-        let Some(flow) = flow else {
-            outln!("  FAIL {}: the flow does not compile", flow_path.display());
-            failed += scenarios.len().max(1);
-            continue;
+        let flow = match flow {
+            Ok(f) => f,
+            Err(EXIT_FAILURE) => {
+                outln!(
+                    "  ERROR {}: the flow file cannot be read",
+                    flow_path.display()
+                );
+                io_error = true;
+                failed += scenarios.len().max(1);
+                continue;
+            }
+            Err(_) => {
+                outln!("  FAIL {}: the flow does not compile", flow_path.display());
+                failed += scenarios.len().max(1);
+                continue;
+            }
         };
         for s in &scenarios {
             match run_one(&flow, s) {
@@ -289,5 +303,11 @@ pub fn run(paths: &[PathBuf]) -> u8 {
         "\ntest result: {verdict}. {passed} passed; {failed} failed; {} file(s)",
         files.len()
     );
-    if failed > 0 { EXIT_FINDINGS } else { 0 }
+    if io_error {
+        EXIT_FAILURE
+    } else if failed > 0 {
+        EXIT_FINDINGS
+    } else {
+        0
+    }
 }

@@ -422,8 +422,8 @@ impl<'e> Checker<'e> {
                 let tb = self.check(b);
                 let lit_a = matches!(a.kind, ExprKind::Lit(_));
                 let lit_b = matches!(b.kind, ExprKind::Lit(_));
-                let a_text = Self::dotted_name(a);
-                let b_text = Self::dotted_name(b);
+                let a_text = Self::dotted_name(a).or_else(|| int_literal(a));
+                let b_text = Self::dotted_name(b).or_else(|| int_literal(b));
                 self.binary(span, op, &ta, &tb, &(lit_a, a_text), &(lit_b, b_text))
             }
             ExprKind::Comprehension {
@@ -669,6 +669,15 @@ impl<'e> Checker<'e> {
     }
 }
 
+/// The text of an integer literal (`100` of `100` or `100u`), for "write `100.0`".
+fn int_literal(e: &Expr) -> Option<String> {
+    match e.kind {
+        ExprKind::Lit(Literal::Int(i)) => Some(i.to_string()),
+        ExprKind::Lit(Literal::Uint(u)) => Some(u.to_string()),
+        _ => None,
+    }
+}
+
 fn numeric_help(
     op: BinaryOp,
     ta: &Type,
@@ -684,7 +693,20 @@ fn numeric_help(
         }
     };
     if ta.is_numeric() && tb.is_numeric() && ta != tb {
-        if op.is_ordering() || matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+        if matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+            // `amount == 100` on a double: the literal wants a decimal point
+            return match (ta, tb, a, b) {
+                (Type::Double, _, (_, Some(field)), (true, Some(n)))
+                | (_, Type::Double, (true, Some(n)), (_, Some(field))) => {
+                    format!("`{field}` is a `double`: write `{n}.0`")
+                }
+                (Type::Double, _, _, (false, name)) | (_, Type::Double, (false, name), _) => {
+                    fix(false, name, &Type::Double)
+                }
+                _ => "compare values of the same type".to_owned(),
+            };
+        }
+        if op.is_ordering() {
             return "compare values of the same type".to_owned();
         }
         // CEL never converts numbers implicitly

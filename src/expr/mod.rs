@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod check;
 pub mod codegen;
+pub mod constant;
 pub mod fast;
 pub mod parse;
 pub mod time;
@@ -150,7 +151,7 @@ pub enum ExprError {
         code("flowc::expr::constant-condition"),
         severity(Warning),
         help(
-            "a constant condition does not depend on the context; remove it or compare a context field"
+            "a condition that is always true or always false decides nothing: remove it, or fix the comparison so that it depends on the context"
         )
     )]
     ConstantCondition {
@@ -389,7 +390,14 @@ pub fn check_condition(
         }]);
     }
     let mut warnings = Vec::new();
-    if is_constant(&checked.expr) {
+    if !is_constant(&checked.expr)
+        && let Some(value) = constant::fixed_value(&checked.expr)
+    {
+        warnings.push(ExprError::ConstantCondition {
+            value,
+            span: src.span,
+        });
+    } else if is_constant(&checked.expr) {
         let g = codegen::generate_condition(&checked.expr, &VarTable::default());
         if let Ok(p) = sandbox.compile(&g.source, &g.constants) {
             match sandbox.eval_bool(&p, &mut crate::sandbox::Bindings::new()) {

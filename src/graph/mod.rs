@@ -11,7 +11,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, EdgeRef, Reversed};
 use thiserror::Error;
 
-use crate::diagnostic::{did_you_mean, suggestion_help};
+use crate::diagnostic::{MAX_LISTED, bounded_list, did_you_mean, suggestion_help};
 use crate::model::{Assignees, Flow, Mode, OnTimeout, Spanned, Step, StepKind};
 use crate::span::Span;
 
@@ -114,8 +114,8 @@ pub enum GraphError {
         #[help]
         help: String,
     },
-    /// A step that no path reaches.
-    #[error("step `{id}` can never be reached")]
+    /// A step that no path reaches (and the unreachable steps only it leads to).
+    #[error("step `{id}` can never be reached{}", nor(.more, ""))]
     #[diagnostic(
         code("flowc::graph::unreachable-step"),
         severity(Warning),
@@ -124,12 +124,14 @@ pub enum GraphError {
     Unreachable {
         /// The id.
         id: String,
+        /// The other unreachable steps it leads to (reported with it, not apart).
+        more: Vec<String>,
         /// Where.
         #[label("unreachable")]
         span: Span,
     },
-    /// A step from which no end can be reached.
-    #[error("no end can be reached from step `{id}`")]
+    /// A step from which no end can be reached (and the steps it leads to).
+    #[error("no end can be reached from step `{id}`{}", nor(.more, "from "))]
     #[diagnostic(
         code("flowc::graph::no-end"),
         help(
@@ -139,6 +141,8 @@ pub enum GraphError {
     NoEnd {
         /// The id.
         id: String,
+        /// The other such steps it leads to (reported with it, not apart).
+        more: Vec<String>,
         /// Where.
         #[label("instances entering here can never finish")]
         span: Span,
@@ -152,7 +156,7 @@ pub enum GraphError {
         )
     )]
     AutomaticCycle {
-        /// The steps in the loop.
+        /// The first steps of the loop, and how many more there are.
         ids: String,
         /// The first step of the loop.
         #[label(primary, "this loop has no human wait")]
@@ -353,6 +357,20 @@ pub enum GraphError {
         #[label(collection, "also decides alone")]
         others: Vec<miette::LabeledSpan>,
     },
+}
+
+/// `, nor from the steps it leads to: `a`, `b`, … and N more` (empty for none).
+fn nor(more: &[String], from: &str) -> String {
+    let ids: Vec<String> = more.iter().map(|id| format!("`{id}`")).collect();
+    match ids.as_slice() {
+        [] => String::new(),
+        [one] => format!(", nor {from}{one}, which it leads to"),
+        _ => format!(
+            ", nor {from}the {} steps it leads to: {}",
+            ids.len(),
+            bounded_list(&ids, ", ")
+        ),
+    }
 }
 
 fn collect<'f>(steps: &'f [Step], scope: &[(usize, usize)], out: &mut Vec<StepInfo<'f>>) {
@@ -596,19 +614,20 @@ fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     for s in &g.steps {
         for r in references(s.step) {
             let Some(t) = g.by_id.get(r.id).and_then(|i| g.steps.get(*i)) else {
-                let fallback = if r.field == "onTimeout" {
-                    "use escalate, approve, reject or the id of a step"
+                let (fallback, fixed): (&str, &[&str]) = if r.field == "onTimeout" {
+                    (
+                        "use escalate, approve, reject or the id of a step",
+                        &["escalate", "approve", "reject"],
+                    )
                 } else {
-                    "use the id of a step of this flow"
+                    ("use the id of a step of this flow", &[])
                 };
+                let candidates = ids.iter().chain(fixed).copied();
                 errs.push(GraphError::UnknownStep {
                     id: r.id.to_owned(),
                     field: r.field,
                     span: r.span,
-                    help: suggestion_help(
-                        did_you_mean(r.id, ids.iter().copied()).as_deref(),
-                        fallback,
-                    ),
+                    help: suggestion_help(did_you_mean(r.id, candidates).as_deref(), fallback),
                 });
                 continue;
             };
@@ -799,18 +818,55 @@ fn check_reachability(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
             .map(|(_, n)| *n),
     );
     let finishes = reachable(Reversed(&g.graph), &ends, count);
+    let flag = |v: &[bool], n: NodeIndex| v.get(n.index()).copied().unwrap_or(false);
+    // the steps of each region are reported once, at the first step of the region in
+    // document order, with a count of the others (a diagnostic stays small)
+    let mut covered = vec![false; count];
     for (i, (s, n)) in g.steps.iter().zip(&g.step_nodes).enumerate() {
         // a duplicate id was reported already; only its first definition has edges
-        if g.by_id.get(s.step.id.value.as_str()) != Some(&i) {
+        if g.by_id.get(s.step.id.value.as_str()) != Some(&i) || flag(&covered, *n) {
             continue;
         }
         let (id, span) = (s.step.id.value.clone(), s.step.id.span);
-        if !reached.get(n.index()).copied().unwrap_or(false) {
-            errs.push(GraphError::Unreachable { id, span });
-        } else if !finishes.get(n.index()).copied().unwrap_or(false) {
-            errs.push(GraphError::NoEnd { id, span });
+        if !flag(&reached, *n) {
+            let more = cover(g, *n, &mut covered, |m| !flag(&reached, m));
+            errs.push(GraphError::Unreachable { id, more, span });
+        } else if !flag(&finishes, *n) {
+            let more = cover(g, *n, &mut covered, |m| !flag(&finishes, m));
+            errs.push(GraphError::NoEnd { id, more, span });
         }
     }
+}
+
+/// Marks every step reachable from `start` through steps where `inside` holds; returns
+/// the ids of the steps other than `start` it newly marked, in document order.
+fn cover(
+    g: &Graph<'_>,
+    start: NodeIndex,
+    covered: &mut [bool],
+    inside: impl Fn(NodeIndex) -> bool,
+) -> Vec<String> {
+    let mut more = Vec::new();
+    let mut stack = vec![start];
+    if let Some(c) = covered.get_mut(start.index()) {
+        *c = true;
+    }
+    while let Some(n) = stack.pop() {
+        for m in g.graph.neighbors(n) {
+            let Some(c) = covered.get_mut(m.index()) else {
+                continue;
+            };
+            if !*c && inside(m) {
+                *c = true;
+                if let Some(Node::Step(i)) = g.graph.node_weight(m) {
+                    more.extend(g.steps.get(*i).map(|s| (*i, s.step.id.value.clone())));
+                }
+                stack.push(m);
+            }
+        }
+    }
+    more.sort_unstable();
+    more.into_iter().map(|(_, id)| id).collect()
 }
 
 /// Cycles with no human wait: the strongly connected components of the graph without
@@ -845,12 +901,17 @@ fn check_cycles(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
             .iter()
             .map(|s| format!("`{}`", s.step.id.value))
             .collect();
+        let mut ids = bounded_list(&ids, " → ");
+        if members.len() > MAX_LISTED {
+            ids.push_str(" steps");
+        }
         errs.push(GraphError::AutomaticCycle {
-            ids: ids.join(" → "),
+            ids,
             span: first.step.id.span,
             others: members
                 .iter()
                 .skip(1)
+                .take(MAX_LISTED - 1)
                 .map(|s| {
                     miette::LabeledSpan::new_with_span(
                         Some("part of the loop".to_owned()),

@@ -66,7 +66,19 @@ fn node_label(g: &Graph<'_>, n: &Node) -> String {
                 ),
                 _ => String::new(),
             };
-            format!("{}\\n{}{extra}", s.step.id.value, s.step.type_name())
+            // the name a person gave the step first, then what it is, then when it is skipped
+            let mut label = match &s.step.name {
+                Some(name) => format!(
+                    "{name}\\n{} · {}{extra}",
+                    s.step.id.value,
+                    s.step.type_name()
+                ),
+                None => format!("{}\\n{}{extra}", s.step.id.value, s.step.type_name()),
+            };
+            if let Some(skip) = &s.step.skip {
+                let _ = write!(label, "\\nskip if {}", skip.text.trim());
+            }
+            label
         }),
         Node::Join(i) => format!(
             "join {}",

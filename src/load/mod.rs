@@ -41,16 +41,16 @@ impl Default for LoadLimits {
 pub enum LoadError {
     /// The YAML does not parse.
     #[error("invalid YAML: {message}")]
-    #[diagnostic(
-        code("flowc::load::yaml-syntax"),
-        help("fix the YAML syntax at the marked position (indentation, quotes, brackets)")
-    )]
+    #[diagnostic(code("flowc::load::yaml-syntax"))]
     Syntax {
         /// The parser's explanation.
         message: String,
         /// Where.
         #[label("here")]
         span: Span,
+        /// How to fix it (a tab in indentation gets its own advice).
+        #[help]
+        help: String,
     },
     /// The same key twice in one mapping.
     #[error("duplicate key `{key}`")]
@@ -180,14 +180,7 @@ pub fn source_from_bytes(name: &str, bytes: Vec<u8>) -> Result<Arc<SourceFile>, 
 /// # Errors
 /// All YAML and schema diagnostics of the file.
 pub fn load(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Diagnostics> {
-    let root = yaml::parse(file, limits).map_err(|errs| {
-        let mut d = Diagnostics::new();
-        for e in errs {
-            d.add(file, e);
-        }
-        d
-    })?;
-    let errors = schema::validate(&root);
+    let (root, errors) = load_recovering(file, limits)?;
     if errors.is_empty() {
         Ok(root)
     } else {
@@ -197,4 +190,24 @@ pub fn load(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Diagnos
         }
         Err(d)
     }
+}
+
+/// Parses a flow file and validates it, keeping the tree even when the schema fails,
+/// so that later stages can check every part that is valid.
+///
+/// # Errors
+/// The YAML diagnostics when the file does not parse (there is no tree to go on with).
+pub fn load_recovering(
+    file: &Arc<SourceFile>,
+    limits: &LoadLimits,
+) -> Result<(Node, Vec<SchemaError>), Diagnostics> {
+    let root = yaml::parse(file, limits).map_err(|errs| {
+        let mut d = Diagnostics::new();
+        for e in errs {
+            d.add(file, e);
+        }
+        d
+    })?;
+    let errors = schema::validate(&root);
+    Ok((root, errors))
 }

@@ -46,10 +46,7 @@ pub enum SchemaError {
     },
     /// A value of the wrong JSON type.
     #[error("expected {expected}{context}")]
-    #[diagnostic(
-        code("flowc::schema::type-mismatch"),
-        help("write a value of the expected kind")
-    )]
+    #[diagnostic(code("flowc::schema::type-mismatch"))]
     Type {
         /// The expected type(s).
         expected: String,
@@ -58,6 +55,9 @@ pub enum SchemaError {
         /// The value.
         #[label("wrong kind of value")]
         span: Span,
+        /// The accepted forms, with an example.
+        #[help]
+        help: String,
     },
     /// A value outside an enumeration or constant.
     #[error("`{value}` is not allowed here{context}")]
@@ -91,18 +91,18 @@ pub enum SchemaError {
     },
     /// Any other violation (sizes, counts).
     #[error("{message}{context}")]
-    #[diagnostic(
-        code("flowc::schema::constraint"),
-        help("see the schema's description of this key")
-    )]
+    #[diagnostic(code("flowc::schema::constraint"))]
     Other {
-        /// The validator's message.
+        /// What is wrong, in the flow's terms.
         message: String,
         /// " at `path`".
         context: String,
         /// The value.
         #[label("here")]
         span: Span,
+        /// What is accepted, with an example.
+        #[help]
+        help: String,
     },
 }
 
@@ -113,8 +113,19 @@ fn schema() -> &'static serde_json::Value {
 }
 
 impl SchemaError {
+    /// True when later stages may still report problems inside this error's span (a
+    /// missing or unknown key says nothing about the values next to it).
+    #[must_use]
+    pub fn leaves_values_readable(&self) -> bool {
+        matches!(
+            self,
+            SchemaError::Required { .. } | SchemaError::UnknownKey { .. }
+        )
+    }
+
     /// The primary span.
-    fn span(&self) -> Span {
+    #[must_use]
+    pub fn span(&self) -> Span {
         match self {
             SchemaError::Required { span, .. }
             | SchemaError::UnknownKey { span, .. }
@@ -159,6 +170,16 @@ fn resolve<'a>(root: &'a Node, pointer: &str) -> (&'a Node, Option<&'a Node>, Ve
         }
     }
     (node, key_node, segs)
+}
+
+/// Where to report a key missing from a mapping: its first entry (`id: x` of a step),
+/// so that two steps lacking keys give two errors at their own steps.
+fn missing_key_span(node: &Node, key_node: Option<&Node>) -> Span {
+    match node.as_map().and_then(|m| m.first()) {
+        Some((k, v)) if v.as_scalar().is_some() => k.span.join(v.span),
+        Some((k, _)) => k.span,
+        None => key_node.map_or(node.span, |k| k.span),
+    }
 }
 
 /// Describes where in the flow a path points: " in step `x`" when inside a step.
@@ -208,21 +229,54 @@ fn allowed_keys_help(schema_path: &str, key: &str) -> String {
 }
 
 /// Validates the tree; returns every violation, deduplicated, in document order.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one match over the validator's error kinds"
-)]
 pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
     let Some(v) = validator() else {
         return vec![SchemaError::Other {
             message: "the embedded schema failed to load".to_owned(),
             context: String::new(),
             span: root.span,
+            help: "this is a bug in flowc: please report it".to_owned(),
         }];
     };
     let instance = root.to_json();
     let mut out: Vec<(Span, String, SchemaError)> = Vec::new();
     for err in v.iter_errors(&instance) {
+        push_error(root, &err, &mut out);
+    }
+    finish(out)
+}
+
+/// The one branch of a `oneOf`/`anyOf` that accepts the value's kind (a mapping for the
+/// mapping form): its errors say what is wrong inside the value.
+fn branch_for_kind<'e>(
+    branches: &'e [Vec<jsonschema::ValidationError<'static>>],
+    pointer: &str,
+) -> Option<&'e [jsonschema::ValidationError<'static>]> {
+    let right_kind = |errs: &&Vec<jsonschema::ValidationError<'static>>| {
+        !errs.iter().any(|e| {
+            e.instance_path().to_string() == pointer
+                && matches!(e.kind(), ValidationErrorKind::Type { .. })
+        })
+    };
+    let mut fitting = branches.iter().filter(right_kind);
+    match (fitting.next(), fitting.next()) {
+        (Some(one), None) if !one.is_empty() => Some(one.as_slice()),
+        _ => None,
+    }
+}
+
+/// Maps one validator error onto the YAML tree (recursing into the fitting branch of a
+/// `oneOf`).
+#[expect(
+    clippy::too_many_lines,
+    reason = "one match over the validator's error kinds"
+)]
+fn push_error(
+    root: &Node,
+    err: &jsonschema::ValidationError<'_>,
+    out: &mut Vec<(Span, String, SchemaError)>,
+) {
+    {
         let pointer = err.instance_path().to_string();
         let schema_path = err.schema_path().to_string();
         let (node, key_node, segs) = resolve(root, &pointer);
@@ -230,7 +284,7 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
         if context.is_empty() && !segs.is_empty() {
             context = format!(" at `{}`", segs.join("."));
         }
-        let value_text = node.as_str().unwrap_or("").to_owned();
+        let value_text = crate::diagnostic::excerpt(node.as_str().unwrap_or(""));
         let value_span = node.span;
         let e = match err.kind() {
             // a bad mapping key: point at the key itself
@@ -251,7 +305,7 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
             ValidationErrorKind::Required { property } => SchemaError::Required {
                 key: property.as_str().unwrap_or_default().to_owned(),
                 context,
-                span: key_node.map_or(node.span, |k| k.span),
+                span: missing_key_span(node, key_node),
             },
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
@@ -268,29 +322,41 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
                         },
                     ));
                 }
-                continue;
+                return;
             }
             ValidationErrorKind::Type { kind } => SchemaError::Type {
                 expected: type_words(&format!("{kind:?}")),
                 context,
                 span: value_span,
-            },
-            ValidationErrorKind::Enum { options } => SchemaError::Enum {
-                value: value_text,
-                context,
-                span: value_span,
-                help: format!(
-                    "use one of: {}",
-                    options
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                            .collect::<Vec<_>>()
-                            .join(", "))
-                        .unwrap_or_default()
+                help: example_of(segs.last().map_or("", String::as_str)).map_or_else(
+                    || "write a value of the expected kind".to_owned(),
+                    |e| format!("for example `{e}`"),
                 ),
             },
+            ValidationErrorKind::Enum { options } => {
+                let allowed: Vec<String> = options
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let list = allowed.join(", ");
+                let help = match crate::diagnostic::did_you_mean(
+                    &value_text,
+                    allowed.iter().map(String::as_str),
+                ) {
+                    Some(s) => format!("did you mean `{s}`? (one of: {list})"),
+                    None => format!("use one of: {list}"),
+                };
+                SchemaError::Enum {
+                    value: value_text,
+                    context,
+                    span: value_span,
+                    help,
+                }
+            }
             ValidationErrorKind::Constant { expected_value } => SchemaError::Enum {
                 value: value_text,
                 context,
@@ -303,27 +369,50 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
                 ),
             },
             ValidationErrorKind::Pattern { pattern } => SchemaError::Pattern {
+                help: type_suggestion(pattern, &value_text).unwrap_or_else(|| pattern_help(pattern)),
                 value: value_text,
                 context,
                 span: value_span,
-                help: pattern_help(pattern),
             },
-            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
-                SchemaError::Other {
-                    message: "this value has none of the accepted forms".to_owned(),
+            ValidationErrorKind::OneOfNotValid { context: branches }
+            | ValidationErrorKind::AnyOf { context: branches }
+                if branch_for_kind(branches, &pointer).is_some() =>
+            {
+                for e in branch_for_kind(branches, &pointer).unwrap_or_default() {
+                    push_error(root, e, out);
+                }
+                return;
+            }
+            ValidationErrorKind::OneOfNotValid { .. }
+            | ValidationErrorKind::OneOfMultipleValid { .. }
+            | ValidationErrorKind::AnyOf { .. }
+                if segs.first().is_some_and(|s| s == "context") =>
+            {
+                SchemaError::Type {
+                    expected: "a type name or a mapping with `type`".to_owned(),
                     context,
                     span: value_span,
+                    help: "e.g. `amount: double`, `tags: list<string>` or `currency: { type: string, enum: [CNY, USD] }`".to_owned(),
                 }
             }
-            _ => SchemaError::Other {
-                message: err.to_string(),
-                context,
-                span: value_span,
-            },
+            other => {
+                let key = segs.last().map_or("", String::as_str);
+                let (message, help) = constraint_words(other, node, key, &schema_path);
+                SchemaError::Other {
+                    message,
+                    context,
+                    span: value_span,
+                    help,
+                }
+            }
         };
         let key = format!("{:?}", std::mem::discriminant(&e));
         out.push((e.span(), key, e));
     }
+}
+
+/// Deduplicates and orders the mapped errors.
+fn finish(mut out: Vec<(Span, String, SchemaError)>) -> Vec<SchemaError> {
     // an error under a oneOf also reports its branches: drop exact repeats, and drop a
     // generic "none of the forms" when a specific error lies inside the same value
     out.sort_by_key(|(s, _, _)| (s.start, s.end));
@@ -342,6 +431,130 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
         })
         .map(|(_, _, e)| e)
         .collect()
+}
+
+/// An example of a key's value, for help texts.
+fn example_of(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "assignees" | "escalateTo" | "to" => "assignees: { role: manager }",
+        "users" => "users: [alice, bob]",
+        "enum" => "enum: [CNY, USD]",
+        "rules" => "rules: [{ when: amount > 1000.0, goto: cfo-approve }]",
+        "branches" => "branches: [{ steps: [...] }, { steps: [...] }]",
+        "steps" => "steps: [{ id: manager-approve, type: approval, assignees: { role: manager } }]",
+        "context" => "context: { amount: double, dept: string }",
+        "retry" => "retry: { max: 3, backoff: 2s }",
+        "skipCondition" | "when" => "amount > 1000.0",
+        "expr" => "expr: applicant.manager",
+        "role" => "role: manager",
+        "user" => "user: alice",
+        "service" => "service: finance-validator",
+        "optional" | "allowAddSigner" => "true",
+        _ => return None,
+    })
+}
+
+/// The schema's `description` of the subschema a keyword path ends in (following
+/// `$ref`s): written for flow authors.
+fn description_at(schema_path: &str) -> Option<String> {
+    let root = schema();
+    let mut node = root;
+    let mut found = None;
+    for seg in schema_path.split('/').skip(1) {
+        if let Some(d) = node.get("description").and_then(|d| d.as_str()) {
+            found = Some(d);
+        }
+        let next = if seg == "$ref" {
+            node.get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix("#/"))
+                .and_then(|r| r.split('/').try_fold(root, |n, s| n.get(s)))
+        } else {
+            node.get(seg)
+                .or_else(|| seg.parse::<usize>().ok().and_then(|i| node.get(i)))
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    found.map(str::to_owned)
+}
+
+/// Message and help for a size or count constraint, in the flow's terms.
+fn constraint_words(
+    kind: &ValidationErrorKind,
+    node: &Node,
+    key: &str,
+    schema_path: &str,
+) -> (String, String) {
+    let example = |fallback: &str| {
+        example_of(key).map_or_else(|| fallback.to_owned(), |e| format!("e.g. `{e}`"))
+    };
+    let one_of_assignees = "one of `role`, `user`, `users` or `expr`";
+    let assignee_help =
+        "write one, e.g. `assignees: { role: manager }` or `assignees: { users: [alice, bob] }`";
+    match kind {
+        ValidationErrorKind::MaxProperties { .. } => {
+            let n = node.as_map().map_or(0, <[_]>::len);
+            (
+                format!(
+                    "{} name exactly {one_of_assignees}, not {n}",
+                    assignee_word(key)
+                ),
+                assignee_help.to_owned(),
+            )
+        }
+        ValidationErrorKind::MinProperties { .. } => (
+            format!(
+                "{} name none of `role`, `user`, `users` or `expr`",
+                assignee_word(key)
+            ),
+            assignee_help.to_owned(),
+        ),
+        ValidationErrorKind::MinItems { .. } => match key {
+            "users" => (
+                "`users` lists no one".to_owned(),
+                "name at least one user, e.g. `users: [alice]`".to_owned(),
+            ),
+            "enum" => (
+                "`enum` lists no value".to_owned(),
+                "list the allowed values, e.g. `enum: [CNY, USD]`".to_owned(),
+            ),
+            _ => (
+                format!("`{key}` is an empty list"),
+                format!("add at least one entry, {}", example("or remove the key")),
+            ),
+        },
+        ValidationErrorKind::MinLength { .. } => (
+            format!("`{key}` is empty"),
+            format!("write a value, {}", example("or remove the key")),
+        ),
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => (
+            format!("`{key}` is too small (the least is {limit})"),
+            example("write a larger number"),
+        ),
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => (
+            format!("`{key}` is too large (the most is {limit})"),
+            example("write a smaller number"),
+        ),
+        _ => (
+            format!("`{key}` does not have a form flowc accepts"),
+            description_at(schema_path)
+                .unwrap_or_else(|| example("see the flow format in the README")),
+        ),
+    }
+}
+
+/// "assignees" / "`escalateTo`" as the subject of a sentence.
+fn assignee_word(key: &str) -> String {
+    if key == "assignees" {
+        "assignees".to_owned()
+    } else {
+        format!("`{key}`")
+    }
 }
 
 fn type_words(kind: &str) -> String {
@@ -369,6 +582,37 @@ fn type_words(kind: &str) -> String {
     } else {
         words.join(" or ")
     }
+}
+
+/// "did you mean `double`?" for a type name written with capitals (`Double`, `List<String>`).
+fn type_suggestion(pattern: &str, value: &str) -> Option<String> {
+    const TYPES: [&str; 10] = [
+        "bool",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "timestamp",
+        "duration",
+        "list",
+        "map",
+        "object",
+    ];
+    if pattern != "^[a-z<>, ]+$" {
+        return None;
+    }
+    let lower = value.to_lowercase();
+    let base = lower.split('<').next().unwrap_or(&lower).trim();
+    let known = crate::diagnostic::did_you_mean(base, TYPES)
+        .or_else(|| TYPES.contains(&base).then(|| base.to_owned()))?;
+    let suggestion = if lower.contains('<') {
+        lower.replacen(base, &known, 1)
+    } else {
+        known
+    };
+    Some(format!(
+        "did you mean `{suggestion}`? (type names are lowercase)"
+    ))
 }
 
 fn pattern_help(pattern: &str) -> String {

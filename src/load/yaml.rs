@@ -224,6 +224,70 @@ enum Frame {
     },
 }
 
+const SYNTAX_HELP: &str =
+    "fix the YAML syntax at the marked position (indentation, quotes, brackets)";
+
+/// The byte offset of a tab in the indentation of a line up to the one after the error
+/// at `at` (YAML forbids tabs there, and the parser's message does not say so).
+fn indentation_tab(text: &str, at: usize) -> Option<usize> {
+    let mut offset = 0;
+    let mut past_error = false;
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(i) = line.get(..indent).and_then(|w| w.find('\t')) {
+            return Some(offset + i);
+        }
+        if past_error {
+            return None;
+        }
+        offset += line.len();
+        past_error = offset > at;
+    }
+    None
+}
+
+/// Applies YAML merge keys (`<<: *base`, `<<: [*a, *b]`): the merged mappings' entries
+/// are added where the mapping does not set the key itself; earlier sources win.
+fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
+    let is_merge = |k: &Node| {
+        k.as_scalar()
+            .is_some_and(|s| s.style == ScalarStyle::Plain && s.value == "<<")
+    };
+    let merges_maps = |v: &Node| match &v.kind {
+        NodeKind::Map(_) => true,
+        NodeKind::Seq(items) => items.iter().all(|i| matches!(i.kind, NodeKind::Map(_))),
+        NodeKind::Scalar(_) => false,
+    };
+    if !entries.iter().any(|(k, v)| is_merge(k) && merges_maps(v)) {
+        return entries;
+    }
+    let (merges, mut out): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(k, v)| is_merge(k) && merges_maps(v));
+    for (_, source) in merges {
+        let maps = match source.kind {
+            NodeKind::Seq(items) => items,
+            other => vec![Node {
+                kind: other,
+                span: source.span,
+            }],
+        };
+        for m in maps {
+            if let NodeKind::Map(inherited) = m.kind {
+                for (k, v) in inherited {
+                    if !out
+                        .iter()
+                        .any(|(o, _)| o.as_str().is_some() && o.as_str() == k.as_str())
+                    {
+                        out.push((k, v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Parses one YAML document into a spanned tree.
 ///
 /// # Errors
@@ -254,9 +318,17 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
             Ok(x) => x,
             Err(e) => {
                 let at = file.byte_offset(e.marker().index());
-                errors.push(LoadError::Syntax {
-                    message: e.info().to_owned(),
-                    span: Span::new(at, at),
+                errors.push(match indentation_tab(text, at) {
+                    Some(tab) => LoadError::Syntax {
+                        message: "a tab in indentation".to_owned(),
+                        span: Span::new(tab, tab + 1),
+                        help: "YAML indentation must use spaces, not tabs: replace the tab at the start of this line with spaces".to_owned(),
+                    },
+                    None => LoadError::Syntax {
+                        message: e.info().to_owned(),
+                        span: Span::new(at, at),
+                        help: SYNTAX_HELP.to_owned(),
+                    },
                 });
                 return Err(errors);
             }
@@ -324,6 +396,7 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                     } => {
                         let e = entries.last().map_or(end, |(_, v)| v.span.end);
                         let s = entries.first().map_or(s, |(k, _)| k.span.start);
+                        let entries = merge_keys(entries);
                         (
                             Node {
                                 kind: NodeKind::Map(entries),
@@ -363,6 +436,8 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                     errors.push(LoadError::Syntax {
                         message: "unknown anchor".to_owned(),
                         span: Span::new(start, end),
+                        help: "define the anchor (`&name`) before the alias (`*name`) that uses it"
+                            .to_owned(),
                     });
                     return Err(errors);
                 };

@@ -469,6 +469,33 @@ pub fn parse_duration(text: &str) -> Option<u64> {
 struct Builder<'a> {
     file: &'a Arc<SourceFile>,
     errors: Vec<ModelError>,
+    recovery: Recovery,
+}
+
+/// What the model had to leave out of a tree that failed the schema (error recovery:
+/// later stages check what could be read, and stay quiet about what could not).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recovery {
+    /// Ids of steps that could not be read (no id, no known type): references to them
+    /// are not "unknown".
+    pub dropped_steps: Vec<String>,
+    /// A step or rule was left out, so the fall-through order and the edges are not
+    /// the written ones: flow-wide analyses (reachability, loops) would mislead.
+    pub incomplete_graph: bool,
+    /// `context` is not a mapping: every name used in a condition would be "unknown".
+    pub unreadable_context: bool,
+    /// The skip conditions and rule conditions of steps that were left out: they are
+    /// still type-checked.
+    pub unread_conditions: Vec<ExprSource>,
+}
+
+/// A stand-in for a missing `assignees`/`to` (the schema reported it; the step is kept
+/// so that the rest of it and the graph are still checked).
+fn missing_assignees(step: &Node) -> Assignees {
+    Assignees::Role(Spanned {
+        value: String::new(),
+        span: step.span,
+    })
 }
 
 impl Builder<'_> {
@@ -496,11 +523,47 @@ impl Builder<'_> {
     }
 
     fn steps(&mut self, node: Option<&Node>) -> Vec<Step> {
-        node.and_then(Node::as_seq)
-            .unwrap_or_default()
+        let Some(items) = node.and_then(Node::as_seq) else {
+            self.recovery.incomplete_graph |= node.is_some();
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for n in items {
+            if let Some(s) = self.step(n) {
+                out.push(s);
+            } else {
+                self.recovery.incomplete_graph = true;
+                if let Some(id) = n.get("id").and_then(Node::as_str) {
+                    self.recovery.dropped_steps.push(id.to_owned());
+                }
+                let rules = n.get("rules").and_then(Node::as_seq).unwrap_or_default();
+                let conditions = n
+                    .get("skipCondition")
+                    .into_iter()
+                    .chain(rules.iter().filter_map(|r| r.get("when")))
+                    .filter(|c| c.as_str().is_some())
+                    .map(|c| self.expr(c))
+                    .collect::<Vec<_>>();
+                self.recovery.unread_conditions.extend(conditions);
+            }
+        }
+        out
+    }
+
+    fn rules(&mut self, node: Option<&Node>) -> Vec<Rule> {
+        let items = node.and_then(Node::as_seq).unwrap_or_default();
+        let rules: Vec<Rule> = items
             .iter()
-            .filter_map(|n| self.step(n))
-            .collect()
+            .filter_map(|r| {
+                Some(Rule {
+                    when: self.expr(r.get("when")?),
+                    goto: spanned_str(r.get("goto")?),
+                    span: r.span,
+                })
+            })
+            .collect();
+        self.recovery.incomplete_graph |= rules.len() != items.len();
+        rules
     }
 
     #[expect(clippy::too_many_lines, reason = "one match over the step types")]
@@ -511,7 +574,10 @@ impl Builder<'_> {
         let goto = |k: &str| n.get(k).map(spanned_str);
         let kind = match type_node.as_str()? {
             "approval" => StepKind::Approval {
-                assignees: self.assignees(n.get("assignees")?)?,
+                assignees: n
+                    .get("assignees")
+                    .and_then(|a| self.assignees(a))
+                    .unwrap_or_else(|| missing_assignees(n)),
                 mode: match s("mode") {
                     Some("any") => Mode::Any,
                     Some("all") => Mode::All,
@@ -536,7 +602,13 @@ impl Builder<'_> {
                 on_reject: goto("onReject"),
             },
             "service-task" => StepKind::ServiceTask {
-                service: spanned_str(n.get("service")?),
+                service: n.get("service").map_or_else(
+                    || Spanned {
+                        value: String::new(),
+                        span: n.span,
+                    },
+                    spanned_str,
+                ),
                 timeout: Self::duration(n.get("timeout")),
                 retry: n.get("retry").map(|r| Retry {
                     max: r
@@ -557,19 +629,7 @@ impl Builder<'_> {
                 } else {
                     HitPolicy::First
                 },
-                rules: n
-                    .get("rules")
-                    .and_then(Node::as_seq)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|r| {
-                        Some(Rule {
-                            when: self.expr(r.get("when")?),
-                            goto: spanned_str(r.get("goto")?),
-                            span: r.span,
-                        })
-                    })
-                    .collect(),
+                rules: self.rules(n.get("rules")),
                 default: goto("default"),
             },
             "parallel" => StepKind::Parallel {
@@ -591,7 +651,10 @@ impl Builder<'_> {
                     .collect(),
             },
             "notify" => StepKind::Notify {
-                to: self.assignees(n.get("to")?)?,
+                to: n
+                    .get("to")
+                    .and_then(|a| self.assignees(a))
+                    .unwrap_or_else(|| missing_assignees(n)),
                 message: s("message").map(str::to_owned),
             },
             "end" => StepKind::End {
@@ -619,12 +682,21 @@ impl Builder<'_> {
 /// so that later stages can still check everything else.
 #[must_use]
 pub fn build_lenient(file: &Arc<SourceFile>, root: &Node) -> (Flow, Diagnostics) {
-    let (flow, errors) = build_inner(file, root);
+    let (flow, d, _) = build_recovering(file, root);
+    (flow, d)
+}
+
+/// Builds the model from a tree that may have failed the schema: every part that can be
+/// read is kept (a step lacking `assignees` keeps its other keys), and [`Recovery`] says
+/// what was left out.
+#[must_use]
+pub fn build_recovering(file: &Arc<SourceFile>, root: &Node) -> (Flow, Diagnostics, Recovery) {
+    let (flow, errors, recovery) = build_inner(file, root);
     let mut d = Diagnostics::new();
     for e in errors {
         d.add(file, e);
     }
-    (flow, d)
+    (flow, d, recovery)
 }
 
 /// Builds the model from a schema-valid tree.
@@ -636,10 +708,14 @@ pub fn build(file: &Arc<SourceFile>, root: &Node) -> Result<Flow, Diagnostics> {
     if d.is_empty() { Ok(flow) } else { Err(d) }
 }
 
-fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>) {
+fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>, Recovery) {
     let mut b = Builder {
         file,
         errors: Vec::new(),
+        recovery: Recovery {
+            unreadable_context: root.get("context").is_some_and(|c| c.as_map().is_none()),
+            ..Recovery::default()
+        },
     };
     let mut context = Vec::new();
     for (k, v) in root
@@ -663,5 +739,5 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>) {
         context,
         steps,
     };
-    (flow, b.errors)
+    (flow, b.errors, b.recovery)
 }

@@ -1,0 +1,75 @@
+//! `flowc rule CODE`: what a diagnostic code means, why, and a bad and a fixed example
+//! taken from the fixtures (like `ruff rule`). `flowc rule --all` lists every code.
+
+use std::fmt::Write as _;
+
+use flowc::codes::{Code, CodeInfo};
+
+use super::EXIT_FAILURE;
+
+/// The Markdown page of one code.
+fn page(info: &CodeInfo) -> String {
+    let code = info.code;
+    let mut s = format!("# {code}\n\n{}.\n\n## Why\n\n", capitalised(info.summary));
+    let _ = writeln!(s, "{}", info.explanation);
+    if let Some(bad) = info.example.bad() {
+        let _ = write!(
+            s,
+            "\n## Example\n\n`tests/fixtures/bad/{}.yaml`:\n\n```yaml\n{}",
+            code.fixture_name(),
+            with_newline(bad)
+        );
+        s.push_str("```\n");
+    }
+    if let Some(fixed) = info.example.fixed() {
+        let _ = write!(s, "\n## Fixed\n\n```yaml\n{}```\n", with_newline(&fixed));
+    }
+    s
+}
+
+fn capitalised(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn with_newline(text: &str) -> String {
+    if text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    }
+}
+
+pub fn run(code: Option<&str>, all: bool) -> u8 {
+    if all || code.is_none() {
+        let width = Code::ALL
+            .iter()
+            .map(|c| c.as_str().len())
+            .max()
+            .unwrap_or(0);
+        for c in Code::ALL {
+            outln!("{:width$}  {}", c.as_str(), c.info().summary);
+        }
+        return 0;
+    }
+    let text = code.unwrap_or_default();
+    if let Some(c) = Code::parse(text) {
+        out!("{}", page(&c.info()));
+        0
+    } else {
+        let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        let wanted = if text.starts_with("flowc::") {
+            text.to_owned()
+        } else {
+            format!("flowc::{}", text.replace('.', "::"))
+        };
+        let hint = flowc::diagnostic::did_you_mean(&wanted, names.iter().copied()).map_or_else(
+            || "`flowc rule --all` lists every code".to_owned(),
+            |s| format!("did you mean `{s}`?"),
+        );
+        eprintln!("error: unknown diagnostic code `{text}`: {hint}");
+        EXIT_FAILURE
+    }
+}
