@@ -65,9 +65,23 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
             "split the logic over several steps or rules",
         ));
     }
-    // the grammar recurses per bracket: bound the nesting before pest sees it
+    // the grammar recurses per bracket and per prefix operator: bound the nesting
+    // before pest sees it (a run of `!`/`-` is as deep as its length)
     let mut depth = 0usize;
+    let mut unary = 0usize;
     for (i, c) in text.char_indices() {
+        match c {
+            '!' | '-' => unary += 1,
+            c if c.is_whitespace() => {}
+            _ => unary = 0,
+        }
+        if unary > MAX_EXPR_DEPTH {
+            return Err(err(
+                format!("expression nests deeper than {MAX_EXPR_DEPTH} levels"),
+                (i, i + 1),
+                "simplify the expression",
+            ));
+        }
         match c {
             '(' | '[' | '{' => {
                 depth += 1;
