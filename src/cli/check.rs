@@ -96,23 +96,23 @@ pub fn render_human(d: &Diagnostic, out: &mut String) {
     let _ = handler.render_report(out, d);
 }
 
+/// One diagnostic as `flowc check --format json` prints it.
+pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    let (line, column) = d.line_col();
+    serde_json::json!({
+        "file": d.file().name(),
+        "line": line,
+        "column": column,
+        "severity": d.severity(),
+        "code": d.code(),
+        "message": d.message(),
+        "help": d.help(),
+    })
+}
+
 /// One JSON object per SPEC §5, with `skipped`: the YAML files that are not flows.
 pub fn to_json(files: usize, skipped: &[Skipped], diags: &Diagnostics) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = diags
-        .iter()
-        .map(|d| {
-            let (line, column) = d.line_col();
-            serde_json::json!({
-                "file": d.file().name(),
-                "line": line,
-                "column": column,
-                "severity": d.severity(),
-                "code": d.code(),
-                "message": d.message(),
-                "help": d.help(),
-            })
-        })
-        .collect();
+    let items: Vec<serde_json::Value> = diags.iter().map(diagnostic_json).collect();
     serde_json::json!({
         "files": files,
         "errors": diags.error_count(),
