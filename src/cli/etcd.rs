@@ -57,11 +57,19 @@ pub struct WriteArgs {
 
 impl WriteArgs {
     pub fn author(&self) -> Option<String> {
-        self.author.clone().or_else(|| {
-            ["USER", "USERNAME", "LOGNAME"]
-                .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        })
+        self.author
+            .clone()
+            .or_else(|| {
+                ["USER", "USERNAME", "LOGNAME"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            })
+            .or_else(|| {
+                // a service account's shell may set none of them
+                let out = std::process::Command::new("id").arg("-un").output().ok()?;
+                let name = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+                (out.status.success() && !name.is_empty()).then_some(name)
+            })
     }
 }
 

@@ -363,6 +363,9 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
             for d in diagnostics.iter() {
                 super::check::render_human(d, &mut out);
             }
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
             eprint!("{out}");
         }
         E::Retire { flow, revision } => {
