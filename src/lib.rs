@@ -12,7 +12,7 @@
 //! 6. [`compile`] — ties the stages together into a [`compile::CompiledFlow`].
 //! 7. [`runtime`] — instances: a deterministic, I/O-free state machine (events in,
 //!    effects out, a trace of every visit), serialisable and pinned to its version.
-//! 8. [`store`] — durable version stores (a directory; etcd later): the source of
+//! 8. [`store`] — durable version stores (a directory; etcd with feature `etcd`): the source of
 //!    every published version by content hash, revisions that survive restarts, holds.
 //! 9. [`registry`] — compiled versions swapped atomically (arc-swap), rollback,
 //!    retention, canary releases; restart-safe with a store.
@@ -47,7 +47,8 @@
 //! `BENCHMARKS.md` and `docs/decisions.md`).
 //!
 //! # Feature flags
-//! - `etcd`: the etcd source (needs `protoc` to build).
+//! - `etcd`: the etcd source and version store, the etcd commands, metrics and tracing
+//!   (needs `protoc` to build).
 
 pub mod codes;
 pub mod compile;

@@ -33,12 +33,16 @@
 //! ```
 
 mod dir;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 
 use serde::{Deserialize, Serialize};
 
 use crate::compile::VersionId;
 
 pub use dir::DirStore;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdStore;
 
 /// Largest source a store accepts or reads (bytes): the loader's own file limit is
 /// smaller, so every flow that compiles fits.
@@ -324,6 +328,20 @@ pub enum StoreError {
         /// The content offered.
         hash: String,
     },
+    /// etcd did not answer, refused the request or the connection options.
+    #[error("etcd {operation} failed: {message}")]
+    #[diagnostic(
+        code("flowc::store::etcd"),
+        help(
+            "check the endpoints (`--etcd` or `FLOWC_ETCD`), that etcd runs, and the TLS files and user it expects"
+        )
+    )]
+    Etcd {
+        /// What was being done (`connect`, `read`, `write`, `list`, `remove`).
+        operation: &'static str,
+        /// etcd's (or the client's) error, with its causes.
+        message: String,
+    },
     /// A hold on a version whose source is not (or no longer) in the store.
     #[error("flow `{flow}` has no stored content {hash}")]
     #[diagnostic(
@@ -350,6 +368,7 @@ impl crate::diagnostic::ErrorCode for StoreError {
             StoreError::TooLarge { .. } => "flowc::store::too-large",
             StoreError::RevisionTaken { .. } => "flowc::store::revision-taken",
             StoreError::NotStored { .. } => "flowc::store::not-stored",
+            StoreError::Etcd { .. } => "flowc::store::etcd",
         }
     }
 }
