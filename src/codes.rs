@@ -524,6 +524,22 @@ codes! {
         "Answer with the id from the effect that asked (`create-task`, `start-timer`, \
          `call-service`).",
         none;
+    RuntimeIdReused = ("runtime", "id-reused"):
+        "a delivery id already applied to a different event",
+        "A redelivery repeats the same event under the same id and is a no-op; two \
+         different events under one id would lose one of them, so the second is \
+         refused.",
+        none;
+    RuntimeEmptyName = ("runtime", "empty-name"):
+        "a blank delivery id, user or signer",
+        "Ids and names identify who acted and which message was applied; a blank one \
+         identifies nothing.",
+        none;
+    RuntimeTimeOutOfRange = ("runtime", "time-out-of-range"):
+        "an event time beyond 2^53 - 1 seconds",
+        "`at` is seconds on the host's clock; timers count from it, so it must leave \
+         room for their due times.",
+        none;
     RuntimeUnsupportedFormat = ("runtime", "unsupported-format"):
         "a saved instance state of a format this release does not read",
         "Saved states carry a format number; restore with a release that reads it.",

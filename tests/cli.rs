@@ -686,3 +686,67 @@ fn readme_scenario_example_passes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Found by a stranger's probe: events are read strictly (unknown or contradictory
+/// fields, steps that do not exist), malformed JSON is an input error (exit 1), pending
+/// timers are objects, duplicates are listed.
+#[test]
+fn eval_reads_events_strictly() {
+    let dir = std::env::temp_dir().join(format!("flowc-eval-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let cases = [
+        (
+            r#"[{"type": "approve", "step": "manager-approve", "user": "wang", "role": "manager", "bogus": 1}]"#,
+            "unknown field `bogus`",
+        ),
+        (
+            r#"[{"type": "timeout", "timre": 3, "step": "manager-approve"}]"#,
+            "unknown field `timre`",
+        ),
+        (
+            r#"[{"type": "timeout", "timer": 2, "step": "manager-approve"}]"#,
+            "unknown field `step`",
+        ),
+    ];
+    for (n, (text, want)) in cases.iter().enumerate() {
+        let p = events(&format!("e{n}.json"), text);
+        let (code, _, err) = run(&["eval", EXPENSE, "--context", CTX, "--events", &p]);
+        assert_eq!(code, 1, "{text}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    // a step that does not exist, named for its timer
+    let p = events("e9.json", r#"[{"type": "timeout", "step": "nonexistent"}]"#);
+    let (code, out, _) = run(&["eval", EXPENSE, "--context", CTX, "--events", &p]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["message"], "the flow has no step `nonexistent`");
+    // not JSON at all: an input error, not an I/O error
+    let p = events("bad.json", "not json");
+    let (code, _, err) = run(&["eval", EXPENSE, "--context", CTX, "--events", &p]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, _) = run(&["eval", EXPENSE, "--context", &p]);
+    assert_eq!(code, 1);
+    // duplicates are listed; a pending timer is an object
+    let p = events(
+        "dup.json",
+        r#"[{"type": "approve", "step": "manager-approve", "user": "wang", "role": "manager", "id": "m1", "at": 10},
+            {"type": "approve", "step": "manager-approve", "user": "wang", "role": "manager", "id": "m1", "at": 11}]"#,
+    );
+    let (code, out, err) = run(&["eval", EXPENSE, "--context", CTX, "--events", &p]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["duplicates"], json!([2]));
+    let (code, out, _) = run(&["eval", EXPENSE, "--context", CTX]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["pending"][0]["timer"],
+        json!({"timer": 2, "dueAt": 172800})
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -144,9 +144,15 @@ fn mode_single_first_decision_counts() {
         ),
         ("approve", "x", Some("boss"), 1)
     );
+        // a late answer to the task the end closed is stale; anyone else hears it ended
     refused(
         &mut i,
         approve_as("a", "x", "boss"),
+        "flowc::runtime::stale",
+    );
+    refused(
+        &mut i,
+        approve_as("a", "x", "other"),
         "flowc::runtime::finished",
     );
 }
@@ -495,7 +501,13 @@ fn a_stale_timer_does_not_act_on_a_later_visit() {
         other => panic!("{other:?}"),
     }
     assert_eq!(i.pending()[0].assignees, vec![role("r")]);
-    assert_eq!(i.pending()[0].timer, Some((TimerId(5), 3620)));
+    assert_eq!(
+        i.pending()[0].timer,
+        Some(flowc::runtime::TimerRef {
+            timer: TimerId(5),
+            due_at: 3620
+        })
+    );
     // its own timer escalates
     assert_eq!(
         i.apply(&Event::timeout(TimerId(5)), 3620).unwrap(),
@@ -516,21 +528,22 @@ fn service_task_retries_then_on_error() {
         "  - id: s\n    type: service-task\n    service: svc\n    timeout: 30s\n    retry: { max: 2, backoff: 5s }\n    onError: fix\n  - id: ok\n    type: end\n    outcome: approved\n  - id: fix\n    type: approval\n    assignees: { role: ops }\n",
         "{}",
     );
-    let call = |id, attempt, delay| Effect::CallService {
+    let call = |id, attempt, delay, not_before| Effect::CallService {
         call: CallId(id),
         step: "s".into(),
         service: "svc".into(),
         attempt,
         delay_secs: delay,
+        not_before,
         timeout_secs: Some(30),
     };
     let (mut i, fx) = start(&f, json!({}));
-    assert_eq!(fx, vec![call(1, 1, 0), timer(2, "s", 30)]);
+    assert_eq!(fx, vec![call(1, 1, 0, 0), timer(2, "s", 30)]);
     refused(&mut i, approve("s", "x"), "flowc::runtime::not-pending");
     assert_eq!(
         i.apply(&Event::service_error(CallId(1), "boom"), 1)
             .unwrap(),
-        vec![cancel_timer(2, "s"), call(3, 2, 5), timer(4, "s", 36)]
+        vec![cancel_timer(2, "s"), call(3, 2, 5, 6), timer(4, "s", 36)]
     );
     // attempt 1's late answers are refused: they do not complete or fail attempt 2
     refused(
@@ -557,7 +570,7 @@ fn service_task_retries_then_on_error() {
                 call: CallId(3),
                 step: "s".into()
             },
-            call(5, 3, 5),
+            call(5, 3, 5, 41),
             timer(6, "s", 71)
         ]
     );
@@ -567,7 +580,7 @@ fn service_task_retries_then_on_error() {
         "flowc::runtime::stale",
     );
     assert_eq!(
-        i.apply(&Event::service_error(CallId(5), "boom"), 40)
+        i.apply(&Event::service_error(CallId(5), "boom"), 41)
             .unwrap(),
         vec![cancel_timer(6, "s"), task("fix", vec![(7, role("ops"))])]
     );
@@ -1207,7 +1220,7 @@ fn redelivered_events_are_duplicates() {
         back.apply_once("msg-3", &approve("a", "u2"), 10).unwrap(),
         Applied::Duplicate { at: 8 }
     );
-    match back.apply(&approve("a", "u2"), 10).unwrap_err() {
+        match back.apply(&approve("a", "zed"), 10).unwrap_err() {
         RuntimeError::Finished { status } => assert_eq!(
             status,
             Status::Completed {
@@ -1353,5 +1366,151 @@ How it got there:
 At the step:
   - `y` completed (t=0–2); approve by yu (fine by me) at t=2
 "
+    );
+}
+
+/// Found by a stranger's probe: blank ids and names, one id for two events, answers
+/// naming a task of another step, service answers before the call is made, late
+/// answers after the end, times out of range.
+#[test]
+fn delivery_ids_names_and_times_are_strict() {
+    let f = flow(&USERS3.replace("MODE", "all"), "{}");
+    let (mut i, _) = start(&f, json!({}));
+    let code = |r: Result<Applied, RuntimeError>| {
+        flowc::diagnostic::ErrorCode::code(&r.unwrap_err()).to_owned()
+    };
+    // a blank delivery id is refused, not remembered
+    assert_eq!(
+        code(i.apply_once("", &approve("a", "u1"), 1)),
+        "flowc::runtime::empty-name"
+    );
+    assert_eq!(
+        code(i.apply_once("  ", &approve("a", "u1"), 1)),
+        "flowc::runtime::empty-name"
+    );
+    assert!(i.state().log.is_empty());
+    // one id for two different events: the second is an error, never silently dropped
+    i.apply_once("m1", &approve("a", "u1"), 1).unwrap();
+    match i.apply_once("m1", &approve("a", "u2"), 2).unwrap_err() {
+        RuntimeError::IdReused { id, at, .. } => assert_eq!((id.as_str(), at), ("m1", 1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        code(i.apply_once("m1", &approve("a", "u3"), 2)),
+        "flowc::runtime::id-reused"
+    );
+    // the same event under the same id is a duplicate
+    assert_eq!(
+        i.apply_once("m1", &approve("a", "u1"), 2).unwrap(),
+        Applied::Duplicate { at: 1 }
+    );
+    // a blank user never acts
+    refused(&mut i, approve("a", " "), "flowc::runtime::empty-name");
+    // times beyond 2^53 - 1 seconds are refused (a timer could not count from them)
+    refused_at(
+        &mut i,
+        approve("a", "u2"),
+        flowc::runtime::MAX_TIME + 1,
+        "flowc::runtime::time-out-of-range",
+    );
+    assert!(Instance::start(Arc::clone(&f), &json!({}), u64::MAX).is_err());
+    // a late answer after the end is stale, like any other late answer
+    i.apply(&approve("a", "u2"), 3).unwrap();
+    i.apply(&approve("a", "u3"), 4).unwrap();
+    assert_eq!(i.status().label(), "approved");
+    refused(&mut i, approve("a", "u2"), "flowc::runtime::stale");
+    refused(&mut i, approve("a", "stranger"), "flowc::runtime::finished");
+    assert_eq!(
+        i.apply(&approve("a", "stranger"), 9)
+            .unwrap_err()
+            .to_string(),
+        "the instance is approved; it takes no more events"
+    );
+}
+
+#[test]
+fn signers_and_expression_assignees_are_never_blank() {
+    let f = flow(
+        "  - id: a\n    type: approval\n    assignees: { users: [u1] }\n    allowAddSigner: true\n    mode: all\n",
+        "{}",
+    );
+    let (mut i, _) = start(&f, json!({}));
+    refused(
+        &mut i,
+        Event::add_signer("a", "u1", ""),
+        "flowc::runtime::empty-name",
+    );
+    let f = flow(
+        "  - id: a\n    type: approval\n    assignees: { expr: signers }\n    mode: all\n",
+        "{ signers: list<string> }",
+    );
+    let (i, fx) = start(&f, json!({"signers": ["", "a"]}));
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "a".into(),
+            message: "assignee expression `signers` gave an empty user name".into()
+        }]
+    );
+    assert_eq!(
+        i.state().status.describe(),
+        "stopped on an incident",
+        "messages say it in words"
+    );
+}
+
+#[test]
+fn answers_name_the_right_step_and_calls_are_answered_after_they_are_made() {
+    let f = flow(
+        "  - id: s\n    type: service-task\n    service: svc\n    retry: { max: 1, backoff: 30s }\n  - id: a\n    type: approval\n    assignees: { user: u }\n",
+        "{}",
+    );
+    let (mut i, _) = start(&f, json!({}));
+    let fx = i
+        .apply(&Event::service_error(CallId(1), "down"), 10)
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![Effect::CallService {
+            call: CallId(2),
+            step: "s".into(),
+            service: "svc".into(),
+            attempt: 2,
+            delay_secs: 30,
+            not_before: 40,
+            timeout_secs: None
+        }]
+    );
+    // the retry is made at t=40: an answer before it is early
+    refused_at(
+        &mut i,
+        Event::service_ok(CallId(2)),
+        39,
+        "flowc::runtime::not-due",
+    );
+    i.apply(&Event::service_ok(CallId(2)), 40).unwrap();
+    // a task id of another step is named as such
+    match i
+        .apply(
+            &Event::Approve {
+                step: "s".into(),
+                user: "u".into(),
+                role: None,
+                task: Some(TaskId(3)),
+                comment: None,
+            },
+            41,
+        )
+        .unwrap_err()
+    {
+        RuntimeError::UnknownId { what } => {
+            assert_eq!(what, "task 3 at step `s` (task 3 belongs to step `a`)");
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = i.apply(&Event::service_ok(CallId(1)), 41).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "call 1 of step `s` is no longer live: its answer was applied at t=10"
     );
 }

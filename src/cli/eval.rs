@@ -40,6 +40,12 @@ pub struct TimedEvent {
 impl TimedEvent {
     /// The event, with "the timer / call of step X" resolved against `inst`.
     pub fn resolve(&self, inst: &Instance) -> Result<Event, String> {
+        if let Script::TimerOf(step) | Script::CallOk(step) | Script::CallError(step, _) =
+            &self.event
+            && inst.flow().step_index(step).is_none()
+        {
+            return Err(format!("the flow has no step `{step}`"));
+        }
         match &self.event {
             Script::Ready(e) => Ok(e.clone()),
             Script::TimerOf(step) => inst
@@ -102,6 +108,25 @@ pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
                     m.get("step").and_then(|s| s.as_str()).map(str::to_owned)
                 }
             };
+            let step_form_keys: &[&str] = match kind {
+                "service-error" => &["type", "step", "error"],
+                _ => &["type", "step"],
+            };
+            if let Some(k) = m.keys().find(|k| !step_form_keys.contains(&k.as_str()))
+                && matches!(kind, "timeout" | "service-ok" | "service-error")
+                && !m.contains_key("timer")
+                && !m.contains_key("call")
+            {
+                return Err(format!(
+                    "event {}: unknown field `{k}` (a `{kind}` names its {} or its `step`)",
+                    i + 1,
+                    if kind == "timeout" {
+                        "`timer`"
+                    } else {
+                        "`call`"
+                    }
+                ));
+            }
             let event = match (kind, by_step("timer"), by_step("call")) {
                 ("timeout", Some(step), _) => Script::TimerOf(step),
                 ("service-ok", _, Some(step)) => Script::CallOk(step),
@@ -239,15 +264,25 @@ fn push_effects(out: &mut Vec<serde_json::Value>, event: usize, effects: &[Effec
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))
+/// Reads a JSON file: an unreadable file is an I/O error (exit 2), text that is not JSON
+/// an input error (exit 1).
+fn read_json(path: &Path) -> Result<serde_json::Value, (u8, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| (EXIT_FAILURE, format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        (
+            EXIT_FINDINGS,
+            format!("{}: invalid JSON: {e}", path.display()),
+        )
+    })
 }
 
 /// A started instance with its events applied, or why it stopped.
 struct Ran {
     inst: Instance,
     effects: Vec<serde_json::Value>,
+    /// The 1-based events that were redeliveries of an applied id.
+    duplicates: Vec<usize>,
     error: Option<(usize, Refusal)>,
     at: u64,
 }
@@ -256,9 +291,9 @@ struct Ran {
 /// reported).
 fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ran, u8> {
     let compiled = Arc::new(super::check::load_one(flow)?);
-    let ctx = read_json(context).map_err(|e| {
+    let ctx = read_json(context).map_err(|(code, e)| {
         eprintln!("error: {e}");
-        EXIT_FAILURE
+        code
     })?;
     let events = match events.map(read_json).transpose() {
         Ok(None) => Vec::new(),
@@ -269,9 +304,9 @@ fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ra
             );
             EXIT_FINDINGS
         })?,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            return Err(EXIT_FAILURE);
+            return Err(code);
         }
     };
     let (mut inst, start) = Instance::start(compiled, &ctx, 0).map_err(|e| {
@@ -279,17 +314,19 @@ fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ra
         EXIT_FINDINGS
     })?;
     let mut effects = Vec::new();
+    let mut duplicates = Vec::new();
     push_effects(&mut effects, 0, &start);
     let mut at = 0;
     for (i, e) in events.iter().enumerate() {
         at = e.at.unwrap_or(at + 1);
         match apply_one(&mut inst, e, at) {
             Ok(Outcome::Applied(fx)) => push_effects(&mut effects, i + 1, &fx),
-            Ok(Outcome::Duplicate) => {}
+            Ok(Outcome::Duplicate) => duplicates.push(i + 1),
             Err(r) => {
                 return Ok(Ran {
                     inst,
                     effects,
+                    duplicates,
                     error: Some((i + 1, r)),
                     at,
                 });
@@ -299,6 +336,7 @@ fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ra
     Ok(Ran {
         inst,
         effects,
+        duplicates,
         error: None,
         at,
     })
@@ -332,6 +370,9 @@ pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto
             "effects".to_owned(),
             serde_json::Value::Array(std::mem::take(&mut ran.effects)),
         );
+        if !ran.duplicates.is_empty() {
+            m.insert("duplicates".to_owned(), serde_json::json!(ran.duplicates));
+        }
         if let Some((n, r)) = &ran.error {
             m.insert(
                 "error".to_owned(),

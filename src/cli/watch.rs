@@ -55,7 +55,10 @@ fn log(names: &Names, event: &SourceEvent) {
             for d in diagnostics {
                 super::check::render_human(d, &mut out);
             }
-            eprint!("{out}");
+            // the diagnostics name the file as the source does (canonical): show it as
+            // the log lines do
+            let canonical = path.display().to_string();
+            eprint!("{}", out.replace(&canonical, &show(path)));
         }
         SourceEvent::Retired { path, flow } => {
             outln!(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::model::StepKind;
 
 use super::Instance;
-use super::types::{Visit, VisitStatus};
+use super::types::{TimerRef, Visit, VisitStatus};
 
 fn label(s: VisitStatus) -> &'static str {
     match s {
@@ -46,7 +46,7 @@ impl Instance {
                         .map(|t| format!("{} ({})", t.assignee, t.task))
                         .collect();
                     let _ = write!(out, "waiting for {}", tasks.join(", "));
-                    if let Some((timer, due)) = p.timer {
+                    if let Some(TimerRef { timer, due_at: due }) = p.timer {
                         let _ = write!(out, "; {timer} is due at t={due}");
                     }
                 }

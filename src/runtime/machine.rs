@@ -71,9 +71,19 @@ impl Instance {
         event: &Event,
         at: u64,
     ) -> Result<Vec<Effect>, RuntimeError> {
+        if at > super::MAX_TIME {
+            return Err(RuntimeError::TimeOutOfRange {
+                at,
+                max: super::MAX_TIME,
+            });
+        }
         if self.state.status != Status::Running {
-            return Err(RuntimeError::Finished {
-                status: self.state.status.clone(),
+            // a late answer to something the end withdrew is stale, like any other
+            return Err(match self.locate(event, at) {
+                Err(e @ RuntimeError::Stale { .. }) => e,
+                _ => RuntimeError::Finished {
+                    status: self.state.status.clone(),
+                },
             });
         }
         if at < self.state.now {
@@ -186,6 +196,9 @@ impl Instance {
                 task,
                 signer,
             } => {
+                if signer.trim().is_empty() {
+                    return Err(RuntimeError::EmptyName { what: "signer" });
+                }
                 let found = self.locate_task(step, user, role.as_deref(), *task, "add-signer")?;
                 self.check_add_signer(&found, step, signer)?;
                 Ok(found)
@@ -194,6 +207,16 @@ impl Instance {
                 let r = self.live(call.0, &call.to_string(), |k| {
                     matches!(k, IdKind::Call { .. })
                 })?;
+                if let IdKind::Call { not_before, .. } = r.kind
+                    && at < not_before
+                {
+                    return Err(RuntimeError::NotDue {
+                        what: call.to_string(),
+                        step: step_id(&self.flow, r.step),
+                        due_at: not_before,
+                        at,
+                    });
+                }
                 let token = self
                     .state
                     .tokens
@@ -213,7 +236,7 @@ impl Instance {
                     && at < due_at
                 {
                     return Err(RuntimeError::NotDue {
-                        timer: *timer,
+                        what: timer.to_string(),
                         step: step_id(&self.flow, r.step),
                         due_at,
                         at,
@@ -289,15 +312,27 @@ impl Instance {
         task: Option<TaskId>,
         event: &'static str,
     ) -> Result<Found, RuntimeError> {
+        if user.trim().is_empty() {
+            return Err(RuntimeError::EmptyName { what: "user" });
+        }
         let Some(index) = self.flow.step_index(step) else {
             return Err(self.unknown_step(step));
         };
         if let Some(task) = task {
-            let what = format!("{task} at step `{step}`");
-            let r = self.live(task.0, &what, |k| matches!(k, IdKind::Task { .. }))?;
-            if r.step != index {
-                return Err(RuntimeError::UnknownId { what });
+            match self.state.record(task.0) {
+                Some(r) if matches!(r.kind, IdKind::Task { .. }) && r.step != index => {
+                    return Err(RuntimeError::UnknownId {
+                        what: format!(
+                            "{task} at step `{step}` ({task} belongs to step `{}`)",
+                            step_id(&self.flow, r.step)
+                        ),
+                    });
+                }
+                _ => {}
             }
+            self.live(task.0, &task.to_string(), |k| {
+                matches!(k, IdKind::Task { .. })
+            })?;
         }
         let token = self
             .state
@@ -782,7 +817,15 @@ impl Instance {
         else {
             return (CallId(0), None);
         };
-        let call = CallId(self.issue(IdKind::Call { attempt }, step, visit));
+        let not_before = self.state.now.saturating_add(delay);
+        let call = CallId(self.issue(
+            IdKind::Call {
+                attempt,
+                not_before,
+            },
+            step,
+            visit,
+        ));
         let timeout_secs = timeout.as_ref().map(|t| t.value);
         run.effects.push(Effect::CallService {
             call,
@@ -790,6 +833,7 @@ impl Instance {
             service: service.value.clone(),
             attempt,
             delay_secs: delay,
+            not_before,
             timeout_secs,
         });
         let timer = timeout_secs.map(|secs| {
@@ -901,7 +945,10 @@ impl Instance {
         let key = format!("{step}#escalate");
         let resolved = to
             .ok_or_else(|| "`escalate` without `escalateTo`".to_owned())
-            .and_then(|a| self.resolve(run.flow, a, &key));
+            .and_then(|a| {
+                self.resolve(run.flow, a, &key)
+                    .map_err(|e| format!("escalation: {e}"))
+            });
         let new = match resolved {
             Ok(new) => new,
             Err(e) => return self.incident_at_token(run, t, step, e),
@@ -977,12 +1024,22 @@ impl Instance {
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
                     .map_err(|e| format!("assignee expression `{}` failed: {e}", src.text))?;
+                let blank = |s: &str| {
+                    if s.trim().is_empty() {
+                        Err(format!(
+                            "assignee expression `{}` gave an empty user name",
+                            src.text
+                        ))
+                    } else {
+                        Ok(Assignee::User(s.to_owned()))
+                    }
+                };
                 match v {
-                    Value::String(s) => vec![Assignee::User(s.to_string())],
+                    Value::String(s) => vec![blank(&s)?],
                     Value::List(l) => l
                         .iter()
                         .map(|x| match x {
-                            Value::String(s) => Ok(Assignee::User(s.to_string())),
+                            Value::String(s) => blank(s),
                             other => Err(format!(
                                 "assignee expression `{}` gave a list holding {}",
                                 src.text,
@@ -1004,7 +1061,7 @@ impl Instance {
         let mut seen = std::collections::HashSet::new();
         out.retain(|x| seen.insert(x.clone()));
         if out.is_empty() {
-            return Err(format!("step `{key}` has no assignees at run time"));
+            return Err("no assignees at run time".to_owned());
         }
         Ok(out)
     }
@@ -1320,7 +1377,18 @@ impl Instance {
         let (step, visit, scope, any) = (j.step, j.visit, j.scope, j.any);
         if any {
             // the losing branches are withdrawn
-            self.cancel_scope(run, join, &format!("branch {} finished first", branch + 1));
+            let name = run
+                .flow
+                .step(step)
+                .and_then(|s| match &s.kind {
+                    StepKind::Parallel { branches, .. } => branches.get(branch)?.name.clone(),
+                    _ => None,
+                })
+                .map_or_else(
+                    || format!("branch {}", branch + 1),
+                    |n| format!("branch `{n}`"),
+                );
+            self.cancel_scope(run, join, &format!("{name} finished first"));
         }
         self.state.joins.retain(|j| j.id != join);
         self.close(visit, VisitStatus::Completed, None);

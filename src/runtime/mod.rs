@@ -71,7 +71,7 @@ pub use context::ContextError;
 pub use state::{InstanceState, Logged, STATE_FORMAT};
 pub use types::{
     Act, Applied, Assignee, CallId, ConditionRecord, Effect, Event, Gone, Outstanding, Pending,
-    RuntimeError, Status, TaskId, TaskRef, TimerId, Visit, VisitStatus,
+    RuntimeError, Status, TaskId, TaskRef, TimerId, TimerRef, Visit, VisitStatus,
 };
 
 use state::{IdKind, Wait};
@@ -80,6 +80,10 @@ use state::{IdKind, Wait};
 /// before the instance stops with an incident: the compiler rejects automatic cycles, so
 /// this bound only guards against what it cannot see.
 pub const MAX_AUTOMATIC_STEPS: usize = 10_000;
+
+/// The largest logical time accepted (2^53 − 1 seconds: every time and due time stays an
+/// exact JSON number, and adding a timeout never overflows).
+pub const MAX_TIME: u64 = (1 << 53) - 1;
 
 /// A running (or finished) instance of one flow version.
 #[derive(Debug, Clone)]
@@ -101,6 +105,9 @@ impl Instance {
         context: &serde_json::Value,
         at: u64,
     ) -> Result<(Instance, Vec<Effect>), RuntimeError> {
+        if at > MAX_TIME {
+            return Err(RuntimeError::TimeOutOfRange { at, max: MAX_TIME });
+        }
         let (context, bindings) = context::bind(&flow, context)?;
         let mut inst = Instance {
             state: InstanceState {
@@ -215,14 +222,29 @@ impl Instance {
     /// nothing changes and [`Applied::Duplicate`] says so.
     ///
     /// # Errors
-    /// As [`Instance::apply`].
+    /// As [`Instance::apply`]; [`RuntimeError::IdReused`] when the id was applied to a
+    /// different event (two messages under one id: neither is silently dropped);
+    /// [`RuntimeError::EmptyName`] for a blank id.
     pub fn apply_once(
         &mut self,
         id: &str,
         event: &Event,
         at: u64,
     ) -> Result<Applied, RuntimeError> {
+        if id.trim().is_empty() {
+            return Err(RuntimeError::EmptyName {
+                what: "delivery id",
+            });
+        }
         if let Some(first) = self.state.log.iter().find(|l| l.id.as_deref() == Some(id)) {
+            if first.event != *event {
+                return Err(RuntimeError::IdReused {
+                    id: id.to_owned(),
+                    at: first.at,
+                    first: first.event.kind(),
+                    this: event.kind(),
+                });
+            }
             return Ok(Applied::Duplicate { at: first.at });
         }
         self.apply_logged(Some(id.to_owned()), event, at)
@@ -257,7 +279,7 @@ impl Instance {
                 let due = |timer: Option<TimerId>| {
                     timer.and_then(|id| match self.state.record(id.0) {
                         Some(r) => match r.kind {
-                            IdKind::Timer { due_at } => Some((id, due_at)),
+                            IdKind::Timer { due_at } => Some(TimerRef { timer: id, due_at }),
                             _ => None,
                         },
                         None => None,
@@ -456,6 +478,13 @@ impl Instance {
                 }
             };
             at = at.max(self.state.now) + 1;
+            // a retried call is made after its backoff: answer it then
+            if let Event::ServiceOk { call } = &event
+                && let Some(IdKind::Call { not_before, .. }) =
+                    self.state.record(call.0).map(|r| &r.kind)
+            {
+                at = at.max(*not_before);
+            }
             let effects = self.apply(&event, at)?;
             applied.push((event, effects));
         }

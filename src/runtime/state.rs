@@ -121,7 +121,7 @@ pub(super) struct JoinState {
 pub(super) enum IdKind {
     Task { assignee: Assignee },
     Timer { due_at: u64 },
-    Call { attempt: u32 },
+    Call { attempt: u32, not_before: u64 },
 }
 
 /// When and why an id stopped being live.

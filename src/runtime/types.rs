@@ -123,7 +123,8 @@ impl std::fmt::Display for Gone {
 #[serde(
     tag = "type",
     rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
 )]
 #[non_exhaustive]
 pub enum Event {
@@ -362,6 +363,9 @@ pub enum Effect {
         attempt: u32,
         /// Wait this long before calling (the retry backoff), in seconds.
         delay_secs: u64,
+        /// The same as an absolute time: call at or after it (an answer before it is
+        /// refused `not-due`).
+        not_before: u64,
         /// The call's timeout in seconds, if declared (a [`Effect::StartTimer`] for it
         /// follows).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -442,6 +446,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// In words, for messages (`approved`, `stopped on an incident`, ...).
+    #[must_use]
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Status::Incident { .. } => "stopped on an incident",
+            Status::Running => "running",
+            other => other.label(),
+        }
+    }
+
     /// The status as the CLI prints it (`approved`, `rejected`, `pending`, ...).
     #[must_use]
     pub fn label(&self) -> &'static str {
@@ -564,12 +578,22 @@ pub struct Pending {
     pub tasks: Vec<TaskRef>,
     /// The running timer and when it is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timer: Option<(TimerId, u64)>,
+    pub timer: Option<TimerRef>,
     /// The outstanding service call (service tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallId>,
     /// Logical time the step was entered.
     pub since: u64,
+}
+
+/// A running timer: its id and when it is due (absolute seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimerRef {
+    /// The timer.
+    pub timer: TimerId,
+    /// When it is due.
+    pub due_at: u64,
 }
 
 /// Every task, timer and call an instance holds open: what a host that carried out
@@ -595,7 +619,7 @@ pub enum RuntimeError {
     #[diagnostic(transparent)]
     Context(#[from] ContextError),
     /// The instance has ended.
-    #[error("the instance is {}; it takes no more events", status.label())]
+    #[error("the instance is {}; it takes no more events", status.describe())]
     #[diagnostic(
         code("flowc::runtime::finished"),
         help("start a new instance to decide again")
@@ -668,15 +692,18 @@ pub enum RuntimeError {
         /// When it went.
         at: u64,
     },
-    /// A `timeout` before its timer's `dueAt`.
-    #[error("{timer} of step `{step}` is due at t={due_at}, not t={at}")]
+    /// A `timeout` before its timer's `dueAt`, or a service answer before its call's
+    /// `notBefore`.
+    #[error("{what} of step `{step}` is due at t={due_at}, not t={at}")]
     #[diagnostic(
         code("flowc::runtime::not-due"),
-        help("deliver the timeout at or after its `dueAt` (the `start-timer` effect gives it)")
+        help(
+            "deliver a timeout at or after its `dueAt` (from `start-timer`); a call is made at or after its `notBefore` (from `call-service`)"
+        )
     )]
     NotDue {
-        /// The timer.
-        timer: TimerId,
+        /// What was answered early ("timer 4", "call 6").
+        what: String,
         /// Its step.
         step: String,
         /// When it is due.
@@ -696,6 +723,46 @@ pub enum RuntimeError {
     UnknownId {
         /// What was named ("timer 9", "task 3 at step `x`").
         what: String,
+    },
+    /// A delivery id this instance applied to a different event.
+    #[error(
+        "delivery id `{id}` was applied at t={at} to another event (`{first}`), not to this `{this}`"
+    )]
+    #[diagnostic(
+        code("flowc::runtime::id-reused"),
+        help("give every distinct message its own id; a redelivery must repeat the same event")
+    )]
+    IdReused {
+        /// The id.
+        id: String,
+        /// When the first event with it was applied.
+        at: u64,
+        /// The first event's kind.
+        first: &'static str,
+        /// This event's kind.
+        this: &'static str,
+    },
+    /// An empty (or blank) delivery id, user or signer name.
+    #[error("the {what} is empty")]
+    #[diagnostic(
+        code("flowc::runtime::empty-name"),
+        help("give a non-empty {what}; to deliver without a delivery id, use `apply`")
+    )]
+    EmptyName {
+        /// `delivery id`, `user` or `signer`.
+        what: &'static str,
+    },
+    /// A logical time beyond what timers can count from.
+    #[error("event time {at} is out of range (at most {max})")]
+    #[diagnostic(
+        code("flowc::runtime::time-out-of-range"),
+        help("`at` is seconds on the host's clock, e.g. Unix seconds")
+    )]
+    TimeOutOfRange {
+        /// The time given.
+        at: u64,
+        /// The largest accepted.
+        max: u64,
     },
     /// `allowAddSigner` is not set on the step.
     #[error("step `{step}` does not allow adding signers")]
@@ -776,6 +843,9 @@ impl crate::diagnostic::ErrorCode for RuntimeError {
             RuntimeError::Stale { .. } => "flowc::runtime::stale",
             RuntimeError::NotDue { .. } => "flowc::runtime::not-due",
             RuntimeError::UnknownId { .. } => "flowc::runtime::unknown-id",
+            RuntimeError::IdReused { .. } => "flowc::runtime::id-reused",
+            RuntimeError::EmptyName { .. } => "flowc::runtime::empty-name",
+            RuntimeError::TimeOutOfRange { .. } => "flowc::runtime::time-out-of-range",
             RuntimeError::AddSignerNotAllowed { .. } => "flowc::runtime::add-signer-not-allowed",
             RuntimeError::DuplicateSigner { .. } => "flowc::runtime::duplicate-signer",
             RuntimeError::TimeBackwards { .. } => "flowc::runtime::time-backwards",
