@@ -144,7 +144,7 @@ fn mode_single_first_decision_counts() {
         ),
         ("approve", "x", Some("boss"), 1)
     );
-        // a late answer to the task the end closed is stale; anyone else hears it ended
+    // a late answer to the task the end closed is stale; anyone else hears it ended
     refused(
         &mut i,
         approve_as("a", "x", "boss"),
@@ -1220,7 +1220,7 @@ fn redelivered_events_are_duplicates() {
         back.apply_once("msg-3", &approve("a", "u2"), 10).unwrap(),
         Applied::Duplicate { at: 8 }
     );
-        match back.apply(&approve("a", "zed"), 10).unwrap_err() {
+    match back.apply(&approve("a", "zed"), 10).unwrap_err() {
         RuntimeError::Finished { status } => assert_eq!(
             status,
             Status::Completed {
