@@ -6,9 +6,10 @@ use std::sync::{Arc, OnceLock};
 use crate::diagnostic::Diagnostics;
 use crate::expr::fast::{self, Fast};
 use crate::expr::{self, Env, ExprError, VarTable, codegen};
+use crate::expr::{ExprSource, Type};
 use crate::graph::{self, Graph, GraphError, rules};
 use crate::load::{self, LoadLimits};
-use crate::model::{self, Assignees, ExprSource, Flow, HitPolicy, StepKind, Type};
+use crate::model::{self, Assignees, Flow, HitPolicy, StepKind};
 use crate::sandbox::{Bindings, Program, RunError, Sandbox};
 use crate::span::SourceFile;
 

@@ -9,7 +9,10 @@ use rhai::{
     Scope,
 };
 
+pub use crate::expr::RunError;
+use crate::expr::codegen::Generated;
 use crate::expr::value::{self, OpError, Value};
+use crate::expr::{ClosedEval, rhai_const, rhai_var};
 
 /// Every bound of the sandbox, in one place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,32 +52,6 @@ pub(crate) struct Boxed(pub Value);
 /// A captured error inside error-absorbing `&&`, `||` and macros.
 #[derive(Clone, Debug)]
 struct Captured(Arc<RunError>);
-
-/// A run-time error raised inside the sandbox, mapped back from Rhai.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// A CEL operation failed.
-    #[error(transparent)]
-    Op(#[from] OpError),
-    /// A sandbox bound was hit.
-    #[error("sandbox limit reached: {0}")]
-    Limit(String),
-    /// A declared variable had no value.
-    #[error("no value for `{0}`")]
-    Unbound(String),
-    /// More than one rule holds under `hitPolicy: unique` (0-based rule indices).
-    #[error("rules {} hold together under `unique`", crate::diagnostic::bounded_list(&.0.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>(), ", "))]
-    NotUnique(Vec<usize>),
-    /// The result was not of the expected type.
-    #[error("expected {expected}, got {got}")]
-    ResultType {
-        /// Expected type.
-        expected: &'static str,
-        /// Actual type.
-        got: String,
-    },
-}
 
 #[expect(
     clippy::unnecessary_box_returns,
@@ -431,12 +408,6 @@ pub struct Program {
     ast: Arc<AST>,
 }
 
-/// The Rhai variable name of context slot `index`.
-#[must_use]
-pub fn rhai_var(index: usize) -> String {
-    format!("v{index}")
-}
-
 /// Variable values for one evaluation context (reuse it across evaluations): one slot
 /// per context variable for the direct evaluator, mirrored in a Rhai scope that is built
 /// on the first sandboxed evaluation (many contexts never need it).
@@ -552,7 +523,7 @@ impl Sandbox {
     pub fn compile(&self, source: &str, constants: &[Value]) -> Result<Program, CompileFailure> {
         let mut scope = Scope::new();
         for (i, c) in constants.iter().enumerate() {
-            scope.push_constant_dynamic(format!("k{i}"), to_dynamic(c));
+            scope.push_constant_dynamic(rhai_const(i), to_dynamic(c));
         }
         let ast = self
             .engine
@@ -611,5 +582,12 @@ impl Sandbox {
         // programs never declare top-level variables, but keep the scope exact anyway
         bindings.scope.rewind(before);
         r.map_err(|e| map_error(&e))
+    }
+}
+
+impl ClosedEval for Sandbox {
+    fn eval_closed(&self, generated: &Generated) -> Option<Result<bool, RunError>> {
+        let program = self.compile(&generated.source, &generated.constants).ok()?;
+        Some(self.eval_bool(&program, &mut Bindings::new()))
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use flowc::expr::Value;
 use flowc::expr::time::{Duration, Timestamp};
-use flowc::model::Type;
+use flowc::expr::Type;
 use flowc::sandbox::Bindings;
 use libfuzzer_sys::fuzz_target;
 

@@ -53,11 +53,9 @@ fn rule_name(r: Rule) -> Option<&'static str> {
     })
 }
 
-/// Parses one condition.
-///
-/// # Errors
-/// A syntax error with its position.
-pub fn parse(text: &str) -> Result<Expr, ParseError> {
+/// Rejects text longer than [`MAX_EXPR_LEN`] or nesting deeper than [`MAX_EXPR_DEPTH`]
+/// before the recursive grammar sees it.
+fn within_bounds(text: &str) -> Result<(), ParseError> {
     if text.len() > MAX_EXPR_LEN {
         return Err(err(
             format!("expression is longer than {MAX_EXPR_LEN} bytes"),
@@ -97,6 +95,15 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Parses one condition.
+///
+/// # Errors
+/// A syntax error with its position.
+pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    within_bounds(text)?;
     let mut pairs = ConditionParser::parse(Rule::condition, text).map_err(|e| {
         let (start, end) = match e.location {
             pest::error::InputLocation::Pos(p) => (p, p),

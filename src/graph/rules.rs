@@ -5,8 +5,8 @@
 //! constant between consecutive literals, and evaluating each rule at one sample point
 //! per region decides shadowing, overlap and exhaustiveness exactly.
 
+use crate::expr::Type;
 use crate::expr::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
-use crate::model::Type;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Point {
