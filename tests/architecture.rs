@@ -286,3 +286,42 @@ fn the_reader_sees_grouped_and_climbing_paths() {
     assert_eq!(module_of(Path::new("main.rs")), Some(("cli".into(), 0)));
     assert_eq!(module_of(Path::new("lib.rs")), None);
 }
+
+/// petgraph stays inside `graph`: no other module names it, and no `pub` item of `graph`
+/// shows one of its types (`cargo doc` would list it).
+#[test]
+fn petgraph_stays_private_to_graph() {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let petgraph_types = [
+        "petgraph",
+        "NodeIndex",
+        "EdgeIndex",
+        "DiGraph",
+        "StableGraph",
+        "EdgeRef",
+    ];
+    let mut wrong = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let in_graph = rel.starts_with("graph/");
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with("//") {
+                continue;
+            }
+            let names_one = petgraph_types.iter().any(|t| l.contains(t));
+            let public = l.starts_with("pub ") && !l.starts_with("pub(");
+            if names_one && (!in_graph || public) {
+                wrong.push(format!("src/{rel}:{}: {l}", n + 1));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "petgraph outside the graph stage's private parts:\n  {}",
+        wrong.join("\n  ")
+    );
+}

@@ -1,5 +1,6 @@
 //! Stage 5: the step graph (petgraph) and the checks of SPEC §3.
 
+mod index;
 pub mod render;
 pub mod rules;
 
@@ -14,6 +15,7 @@ use thiserror::Error;
 use crate::diagnostic::{MAX_LISTED, bounded_list, did_you_mean, suggestion_help};
 use crate::model::{Assignees, Flow, Mode, OnTimeout, Spanned, Step, StepKind};
 use crate::span::Span;
+pub use index::{StepIndex, StepNode, Target};
 
 /// A node of the step graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,25 +60,22 @@ pub struct StepInfo<'f> {
     pub scope: Vec<(usize, usize)>,
 }
 
-/// The built graph of one flow.
+/// The built graph of one flow. The petgraph graph stays inside this module: other
+/// stages read the resolved [`StepIndex`] and the labelled [`Graph::edges`].
 #[derive(Debug)]
 pub struct Graph<'f> {
     /// Every step, in document order (nested steps after their parallel).
     pub steps: Vec<StepInfo<'f>>,
-    /// The graph.
-    pub graph: DiGraph<Node, Edge>,
+    /// The resolved step index (one per flow, shared with compile and the runtime).
+    index: StepIndex,
+    net: DiGraph<Node, Edge>,
     /// Node of each step.
-    pub step_nodes: Vec<NodeIndex>,
-    /// Step index by id (first definition).
-    pub by_id: HashMap<&'f str, usize>,
+    step_nodes: Vec<NodeIndex>,
     /// Join node per parallel step index.
-    pub joins: HashMap<usize, NodeIndex>,
-    /// The implicit ends.
-    pub end_approved: NodeIndex,
-    /// The implicit rejected end.
-    pub end_rejected: NodeIndex,
-    /// The entry node.
-    pub entry: Option<NodeIndex>,
+    joins: HashMap<usize, NodeIndex>,
+    end_approved: NodeIndex,
+    end_rejected: NodeIndex,
+    entry: Option<NodeIndex>,
 }
 
 /// Errors and warnings about the step graph.
@@ -373,23 +372,6 @@ fn nor(more: &[String], from: &str) -> String {
     }
 }
 
-fn collect<'f>(steps: &'f [Step], scope: &[(usize, usize)], out: &mut Vec<StepInfo<'f>>) {
-    for s in steps {
-        let idx = out.len();
-        out.push(StepInfo {
-            step: s,
-            scope: scope.to_vec(),
-        });
-        if let StepKind::Parallel { branches, .. } = &s.kind {
-            for (b, br) in branches.iter().enumerate() {
-                let mut inner = scope.to_vec();
-                inner.push((idx, b));
-                collect(&br.steps, &inner, out);
-            }
-        }
-    }
-}
-
 /// One reference from a step to another step by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reference<'f> {
@@ -456,29 +438,32 @@ impl<'f> Graph<'f> {
     /// Builds the graph (unknown references simply get no edge; [`check`] reports them).
     #[must_use]
     pub fn build(flow: &'f Flow) -> Self {
-        let mut steps = Vec::new();
-        collect(&flow.steps, &[], &mut steps);
-        let mut graph = DiGraph::new();
-        let step_nodes: Vec<NodeIndex> = (0..steps.len())
-            .map(|i| graph.add_node(Node::Step(i)))
+        let (index, step_refs) = StepIndex::build(flow);
+        let steps: Vec<StepInfo<'f>> = step_refs
+            .into_iter()
+            .zip(index.nodes())
+            .map(|(step, node)| StepInfo {
+                step,
+                scope: node.scope().to_vec(),
+            })
             .collect();
-        let end_approved = graph.add_node(Node::EndApproved);
-        let end_rejected = graph.add_node(Node::EndRejected);
-        let mut by_id = HashMap::new();
-        for (i, s) in steps.iter().enumerate() {
-            by_id.entry(s.step.id.value.as_str()).or_insert(i);
-        }
+        let mut net = DiGraph::new();
+        let step_nodes: Vec<NodeIndex> = (0..steps.len())
+            .map(|i| net.add_node(Node::Step(i)))
+            .collect();
+        let end_approved = net.add_node(Node::EndApproved);
+        let end_rejected = net.add_node(Node::EndRejected);
         let mut joins = HashMap::new();
         for (i, s) in steps.iter().enumerate() {
             if matches!(s.step.kind, StepKind::Parallel { .. }) {
-                joins.insert(i, graph.add_node(Node::Join(i)));
+                joins.insert(i, net.add_node(Node::Join(i)));
             }
         }
         let mut g = Self {
             steps,
-            graph,
+            net,
+            index,
             step_nodes,
-            by_id,
             joins,
             end_approved,
             end_rejected,
@@ -490,10 +475,33 @@ impl<'f> Graph<'f> {
     }
 
     fn node_of(&self, id: &str) -> Option<NodeIndex> {
-        self.by_id
-            .get(id)
-            .and_then(|i| self.step_nodes.get(*i))
+        self.index
+            .step_index(id)
+            .and_then(|i| self.step_nodes.get(i))
             .copied()
+    }
+
+    /// The resolved step index.
+    #[must_use]
+    pub fn index(&self) -> &StepIndex {
+        &self.index
+    }
+
+    /// The resolved step index, keeping it beyond the graph.
+    #[must_use]
+    pub fn into_index(self) -> StepIndex {
+        self.index
+    }
+
+    /// Every labelled edge: (from, why, to), in the order they were added.
+    pub fn edges(&self) -> impl Iterator<Item = (&Node, &Edge, &Node)> {
+        self.net.edge_references().filter_map(|e| {
+            Some((
+                self.net.node_weight(e.source())?,
+                e.weight(),
+                self.net.node_weight(e.target())?,
+            ))
+        })
     }
 
     /// Adds the edges of one step list; `after` is where falling off the list goes
@@ -551,7 +559,7 @@ impl<'f> Graph<'f> {
                     }
                 }
                 StepKind::Parallel { branches, .. } => {
-                    let my_idx = self.by_id.get(s.id.value.as_str()).copied().unwrap_or(0);
+                    let my_idx = self.index.step_index(&s.id.value).unwrap_or(0);
                     let Some(join) = self.joins.get(&my_idx).copied() else {
                         continue;
                     };
@@ -563,12 +571,12 @@ impl<'f> Graph<'f> {
                         self.add_edges(&br.steps, Some(join));
                     }
                     if let Some(n) = next {
-                        self.graph.add_edge(join, n, Edge::Next);
+                        self.net.add_edge(join, n, Edge::Next);
                     }
                 }
             }
             for (to, e) in edges {
-                self.graph.add_edge(me, to, e);
+                self.net.add_edge(me, to, e);
             }
         }
     }
@@ -579,7 +587,8 @@ impl<'f> Graph<'f> {
     }
 }
 
-/// Runs every graph check of SPEC §3 (decision-rule analysis runs in [`crate::compile`]).
+/// Runs every graph check of SPEC §3 (the decision-rule analysis is [`rules::check_decision`],
+/// run per decision once its conditions are type-checked).
 #[must_use]
 pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
     let mut errs = Vec::new();
@@ -613,7 +622,7 @@ fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     let ids: Vec<&str> = g.steps.iter().map(|s| s.step.id.value.as_str()).collect();
     for s in &g.steps {
         for r in references(s.step) {
-            let Some(t) = g.by_id.get(r.id).and_then(|i| g.steps.get(*i)) else {
+            let Some(t) = g.index.step_index(r.id).and_then(|i| g.steps.get(i)) else {
                 let (fallback, fixed): (&str, &[&str]) = if r.field == "onTimeout" {
                     (
                         "use escalate, approve, reject or the id of a step",
@@ -807,8 +816,8 @@ where
 
 /// Steps no path reaches (warning), and steps from which no end can be reached.
 fn check_reachability(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    let count = g.graph.node_count();
-    let reached = reachable(&g.graph, &g.entry.into_iter().collect::<Vec<_>>(), count);
+    let count = g.net.node_count();
+    let reached = reachable(&g.net, &g.entry.into_iter().collect::<Vec<_>>(), count);
     let mut ends = vec![g.end_approved, g.end_rejected];
     ends.extend(
         g.steps
@@ -817,14 +826,14 @@ fn check_reachability(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
             .filter(|(s, _)| matches!(s.step.kind, StepKind::End { .. }))
             .map(|(_, n)| *n),
     );
-    let finishes = reachable(Reversed(&g.graph), &ends, count);
+    let finishes = reachable(Reversed(&g.net), &ends, count);
     let flag = |v: &[bool], n: NodeIndex| v.get(n.index()).copied().unwrap_or(false);
     // the steps of each region are reported once, at the first step of the region in
     // document order, with a count of the others (a diagnostic stays small)
     let mut covered = vec![false; count];
     for (i, (s, n)) in g.steps.iter().zip(&g.step_nodes).enumerate() {
         // a duplicate id was reported already; only its first definition has edges
-        if g.by_id.get(s.step.id.value.as_str()) != Some(&i) || flag(&covered, *n) {
+        if g.index.step_index(&s.step.id.value) != Some(i) || flag(&covered, *n) {
             continue;
         }
         let (id, span) = (s.step.id.value.clone(), s.step.id.span);
@@ -852,13 +861,13 @@ fn cover(
         *c = true;
     }
     while let Some(n) = stack.pop() {
-        for m in g.graph.neighbors(n) {
+        for m in g.net.neighbors(n) {
             let Some(c) = covered.get_mut(m.index()) else {
                 continue;
             };
             if !*c && inside(m) {
                 *c = true;
-                if let Some(Node::Step(i)) = g.graph.node_weight(m) {
+                if let Some(Node::Step(i)) = g.net.node_weight(m) {
                     more.extend(g.steps.get(*i).map(|s| (*i, s.step.id.value.clone())));
                 }
                 stack.push(m);
@@ -872,7 +881,7 @@ fn cover(
 /// Cycles with no human wait: the strongly connected components of the graph without
 /// its waiting steps.
 fn check_cycles(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    let mut auto = g.graph.clone();
+    let mut auto = g.net.clone();
     auto.retain_nodes(|gr, n| match gr.node_weight(n) {
         Some(Node::Step(i)) => g.steps.get(*i).is_none_or(|s| !Graph::waits(s.step)),
         _ => true,

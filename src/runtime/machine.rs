@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use crate::compile::{CompiledFlow, Target};
+use crate::compile::CompiledFlow;
 use crate::diagnostic::did_you_mean;
 use crate::expr::Value;
+use crate::graph::Target;
 use crate::model::{Assignees, Mode, OnTimeout, Outcome, Step, StepKind};
 
 use super::Instance;
