@@ -225,6 +225,16 @@ impl CompiledDecision {
     }
 }
 
+/// Which compiled assignee expression of a step (by its index in [`CompiledFlow::nodes`]):
+/// an approval's `assignees` or a `notify`'s `to`, or an approval's `escalateTo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AssigneeSlot {
+    /// The step's own `assignees` (approvals) or `to` (notify steps).
+    Step(usize),
+    /// The approval's `escalateTo`.
+    Escalation(usize),
+}
+
 /// The exact compiled content a flow version holds: the flow id, the registry's revision
 /// (0 until published) and a content hash of the source and the compiler.
 #[derive(
@@ -271,7 +281,7 @@ pub struct CompiledFlow {
     sandbox: Arc<Sandbox>,
     skip: HashMap<String, Condition>,
     decisions: HashMap<String, CompiledDecision>,
-    assignees: HashMap<String, Expression>,
+    assignees: HashMap<AssigneeSlot, Expression>,
     warnings: Diagnostics,
 }
 
@@ -312,11 +322,10 @@ impl CompiledFlow {
         self.decisions.get(step)
     }
 
-    /// The assignee (or `notify` recipient) expression of a step; an `escalateTo`
-    /// expression is keyed `"<step>#escalate"`.
+    /// A compiled assignee (or `notify` recipient, or `escalateTo`) expression.
     #[must_use]
-    pub fn assignee_expression(&self, step: &str) -> Option<&Expression> {
-        self.assignees.get(step)
+    pub fn assignee_expression(&self, slot: AssigneeSlot) -> Option<&Expression> {
+        self.assignees.get(&slot)
     }
 
     /// Warnings found while compiling.
@@ -549,17 +558,17 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                 ..
             } => {
                 if let Some(p) = ctx.assignee_expr(a) {
-                    assignees.insert(s.id.value.clone(), p);
+                    assignees.insert(AssigneeSlot::Step(step_index), p);
                 }
                 if let Some(e) = escalate_to
                     && let Some(p) = ctx.assignee_expr(e)
                 {
-                    assignees.insert(format!("{}#escalate", s.id.value), p);
+                    assignees.insert(AssigneeSlot::Escalation(step_index), p);
                 }
             }
             StepKind::Notify { to, .. } => {
                 if let Some(p) = ctx.assignee_expr(to) {
-                    assignees.insert(s.id.value.clone(), p);
+                    assignees.insert(AssigneeSlot::Step(step_index), p);
                 }
             }
             StepKind::Decision {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::compile::CompiledFlow;
+use crate::compile::{AssigneeSlot, CompiledFlow};
 use crate::diagnostic::did_you_mean;
 use crate::expr::Value;
 use crate::graph::Target;
@@ -850,7 +850,7 @@ impl Instance {
         };
         match on_timeout.as_ref().map(|o| &o.value) {
             Some(OnTimeout::Escalate) => {
-                self.escalate(run, t, &id.value, escalate_to.as_ref());
+                self.escalate(run, t, (step_index, &id.value), escalate_to.as_ref());
             }
             Some(OnTimeout::Approve) => {
                 self.pass(
@@ -898,11 +898,16 @@ impl Instance {
     }
 
     /// Hands a timed-out approval to `escalateTo` (once: the new tasks have no timer).
-    fn escalate(&mut self, run: &mut Run<'_>, t: usize, step: &str, to: Option<&Assignees>) {
-        let key = format!("{step}#escalate");
+    fn escalate(
+        &mut self,
+        run: &mut Run<'_>,
+        t: usize,
+        (index, step): (usize, &str),
+        to: Option<&Assignees>,
+    ) {
         let resolved = to
             .ok_or_else(|| "`escalate` without `escalateTo`".to_owned())
-            .and_then(|a| self.resolve(run.flow, a, &key));
+            .and_then(|a| self.resolve(run.flow, a, AssigneeSlot::Escalation(index)));
         let new = match resolved {
             Ok(new) => new,
             Err(e) => return self.incident_at_token(run, t, step, e),
@@ -965,7 +970,7 @@ impl Instance {
         &mut self,
         flow: &CompiledFlow,
         a: &Assignees,
-        key: &str,
+        slot: AssigneeSlot,
     ) -> Result<Vec<Assignee>, String> {
         let mut out: Vec<Assignee> = match a {
             Assignees::Role(r) => vec![Assignee::Role(r.value.clone())],
@@ -973,7 +978,7 @@ impl Instance {
             Assignees::Users(us) => us.iter().map(|u| Assignee::User(u.value.clone())).collect(),
             Assignees::Expr(src) => {
                 let expression = flow
-                    .assignee_expression(key)
+                    .assignee_expression(slot)
                     .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
@@ -1005,7 +1010,15 @@ impl Instance {
         let mut seen = std::collections::HashSet::new();
         out.retain(|x| seen.insert(x.clone()));
         if out.is_empty() {
-            return Err(format!("step `{key}` has no assignees at run time"));
+            return Err(match slot {
+                AssigneeSlot::Step(i) => {
+                    format!("step `{}` has no assignees at run time", step_id(flow, i))
+                }
+                AssigneeSlot::Escalation(i) => format!(
+                    "`escalateTo` of step `{}` has no assignees at run time",
+                    step_id(flow, i)
+                ),
+            });
         }
         Ok(out)
     }
@@ -1054,6 +1067,7 @@ impl Instance {
             step: step.id.value.clone(),
             status: VisitStatus::Pending,
             rule: None,
+            by_default: false,
             condition: None,
             assignees: Vec::new(),
             acts: Vec::new(),
@@ -1133,7 +1147,8 @@ impl Instance {
                     ));
                 }
             }
-            StepKind::Notify { to, message } => match self.resolve(flow, to, &step.id.value) {
+            StepKind::Notify { to, message } => match self.resolve(flow, to, AssigneeSlot::Step(i))
+            {
                 Ok(to) => {
                     run.effects.push(Effect::Notify {
                         step: step.id.value.clone(),
@@ -1169,7 +1184,7 @@ impl Instance {
     ) {
         let flow = run.flow;
         let step = step_id(flow, i);
-        match self.resolve(flow, assignees, &step) {
+        match self.resolve(flow, assignees, AssigneeSlot::Step(i)) {
             Ok(slots) => {
                 if let Some(v) = self.visit_mut(visit) {
                     v.assignees.clone_from(&slots);
@@ -1272,11 +1287,10 @@ impl Instance {
             }
             Ok(None) => {
                 if let Some(t) = node.default {
-                    self.close(
-                        visit,
-                        VisitStatus::Completed,
-                        Some("no rule held: default".to_owned()),
-                    );
+                    if let Some(v) = self.visit_mut(visit) {
+                        v.by_default = true;
+                    }
+                    self.close(visit, VisitStatus::Completed, None);
                     run.work.push((t, scope, Some(visit)));
                 } else {
                     self.close(visit, VisitStatus::Error, None);

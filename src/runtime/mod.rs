@@ -71,7 +71,7 @@ pub use context::ContextError;
 pub use state::{InstanceState, Logged, STATE_FORMAT};
 pub use types::{
     Act, Applied, Assignee, CallId, ConditionRecord, Effect, Event, Gone, Outstanding, Pending,
-    RuntimeError, Status, TaskId, TaskRef, TimerId, Visit, VisitStatus,
+    Route, RuntimeError, Status, TaskId, TaskRef, TimerId, Visit, VisitStatus,
 };
 
 use state::{IdKind, Wait};

@@ -515,6 +515,28 @@ pub struct Act {
     pub at: u64,
 }
 
+/// The way a decision routed ([`Visit::route`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Rule `n` (1-based, as in diagnostics) held.
+    Rule(usize),
+    /// No rule held: the decision's `default`.
+    Default,
+}
+
+impl Visit {
+    /// How a decision routed: a rule or its `default`; `None` for any other visit (and
+    /// for a decision that failed or is not finished).
+    #[must_use]
+    pub fn route(&self) -> Option<Route> {
+        match (self.rule, self.by_default) {
+            (Some(n), _) => Some(Route::Rule(n)),
+            (None, true) => Some(Route::Default),
+            (None, false) => None,
+        }
+    }
+}
+
 /// One entry of the trace: a step entered once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -526,6 +548,10 @@ pub struct Visit {
     /// The matched decision rule (1-based, as in diagnostics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<usize>,
+    /// True when no rule of a decision held and it took its `default` (JSON
+    /// `"byDefault": true`, absent otherwise). [`Visit::route`] reads both as one value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_default: bool,
     /// The `skipCondition` or the matched rule's `when`, with its value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<ConditionRecord>,
@@ -535,7 +561,8 @@ pub struct Visit {
     /// Decisions and other acts, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acts: Vec<Act>,
-    /// Why it ended the way it did, in words (default route, incident, cancellation).
+    /// Why it ended the way it did, in words (incident, cancellation, timeout, failure):
+    /// for people to read; a program reads `status` and `route`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// The visit whose end led here (an index into the trace; `None` for the first).
