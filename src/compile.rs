@@ -8,7 +8,8 @@ use crate::expr::fast::{self, Fast};
 use crate::expr::{self, Env, ExprError, VarTable, codegen};
 use crate::expr::{ExprSource, Type};
 use crate::graph::{self, Graph, GraphError, StepIndex, StepNode, Target, rules};
-use crate::load::{self, LoadLimits};
+use crate::limits::{Limits, LoadLimits};
+use crate::load;
 use crate::model::{self, Assignees, Flow, HitPolicy, StepKind};
 use crate::sandbox::{Bindings, Program, RunError, Sandbox};
 use crate::span::SourceFile;
@@ -20,6 +21,18 @@ pub struct Options {
     pub load: LoadLimits,
     /// The sandbox programs are compiled for.
     pub sandbox: Arc<Sandbox>,
+}
+
+impl Options {
+    /// Options with these limits: the loader's, and a sandbox built with the sandbox's
+    /// (a new engine; [`Options::default`] shares one).
+    #[must_use]
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            load: limits.load.clone(),
+            sandbox: Arc::new(Sandbox::new(limits.sandbox.clone())),
+        }
+    }
 }
 
 impl Default for Options {

@@ -13,36 +13,7 @@ pub use crate::expr::RunError;
 use crate::expr::codegen::Generated;
 use crate::expr::value::{self, OpError, Value};
 use crate::expr::{ClosedEval, rhai_const, rhai_var};
-
-/// Every bound of the sandbox, in one place.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Most Rhai operations per evaluation.
-    pub max_operations: u64,
-    /// Deepest function-call nesting.
-    pub max_call_levels: usize,
-    /// Deepest expression nesting (compile time).
-    pub max_expr_depth: usize,
-    /// Longest string, in bytes.
-    pub max_string_size: usize,
-    /// Longest list.
-    pub max_array_size: usize,
-    /// Largest map.
-    pub max_map_size: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_operations: 100_000,
-            max_call_levels: 16,
-            max_expr_depth: 128,
-            max_string_size: 64 * 1024,
-            max_array_size: 10_000,
-            max_map_size: 10_000,
-        }
-    }
-}
+use crate::limits::SandboxLimits;
 
 /// A value that Rhai has no native form for (uint, bytes, timestamp, duration,
 /// maps with non-string keys).
@@ -459,7 +430,7 @@ pub struct CompileFailure(pub String);
 /// The sandboxed engine, built once and shared by every program (thread-safe).
 pub struct Sandbox {
     engine: Engine,
-    limits: Limits,
+    limits: SandboxLimits,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -472,14 +443,14 @@ impl std::fmt::Debug for Sandbox {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Self::new(Limits::default())
+        Self::new(SandboxLimits::default())
     }
 }
 
 impl Sandbox {
     /// Builds the engine with these limits.
     #[must_use]
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: SandboxLimits) -> Self {
         let mut engine = Engine::new_raw();
         engine.set_optimization_level(OptimizationLevel::Simple);
         engine.set_fail_on_invalid_map_property(true);
@@ -512,7 +483,7 @@ impl Sandbox {
 
     /// The limits in force.
     #[must_use]
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &SandboxLimits {
         &self.limits
     }
 

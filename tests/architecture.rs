@@ -25,6 +25,7 @@ const ORDER: &[&str] = &[
     "span",
     "codes",
     "diagnostic",
+    "limits",
     "load",
     "expr",
     "model",
@@ -322,6 +323,56 @@ fn petgraph_stays_private_to_graph() {
     assert!(
         wrong.is_empty(),
         "petgraph outside the graph stage's private parts:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+/// Bounds live in `src/limits.rs`: any other `const MAX_…` either reads `Limits` or is
+/// named here with the reason it is not a bound on input.
+#[test]
+fn bounds_are_declared_in_limits() {
+    const NOT_BOUNDS: &[(&str, &str)] = &[
+        ("MAX_LISTED", "how many names one message lists"),
+        ("MAX_TS", "CEL's timestamp range, part of the language"),
+        (
+            "MAX_DURATION_NANOS",
+            "CEL's duration range, part of the language",
+        ),
+        (
+            "MAX_CLAIM_ATTEMPTS",
+            "retries of a store's race for a revision number",
+        ),
+        (
+            "MAX_AUTO_EVENTS",
+            "the CLI's own `--auto` loop, not the library's",
+        ),
+    ];
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        if rel == "limits.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim_start();
+            let l = l.strip_prefix("pub ").unwrap_or(l);
+            let Some(rest) = l.strip_prefix("const MAX_") else {
+                continue;
+            };
+            let name = format!("MAX_{}", ident_at(rest));
+            let reads_limits = l.contains("Limits::");
+            if !reads_limits && !NOT_BOUNDS.iter().any(|(k, _)| *k == name) {
+                wrong.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a bound outside src/limits.rs (declare it in `Limits`):\n  {}",
         wrong.join("\n  ")
     );
 }

@@ -886,7 +886,15 @@ fn check_cycles(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
         Some(Node::Step(i)) => g.steps.get(*i).is_none_or(|s| !Graph::waits(s.step)),
         _ => true,
     });
-    for comp in petgraph::algo::tarjan_scc(&auto) {
+    // Kosaraju's algorithm, as petgraph writes it, walks iteratively: Tarjan's recursion
+    // overflowed the stack on a few thousand steps in a row
+    let mut comps = petgraph::algo::kosaraju_scc(&auto);
+    // report loops in the order they are written, whatever order the walk found them in
+    for c in &mut comps {
+        c.sort_unstable();
+    }
+    comps.sort_unstable();
+    for comp in comps {
         let cyclic = comp.len() > 1
             || comp.first().is_some_and(|n| {
                 auto.edges_directed(*n, Direction::Outgoing)

@@ -76,11 +76,6 @@ pub use types::{
 
 use state::{IdKind, Wait};
 
-/// Automatic steps (skips, decisions, notifications, joins) one event may run through
-/// before the instance stops with an incident: the compiler rejects automatic cycles, so
-/// this bound only guards against what it cannot see.
-pub const MAX_AUTOMATIC_STEPS: usize = 10_000;
-
 /// A running (or finished) instance of one flow version.
 #[derive(Debug, Clone)]
 pub struct Instance {

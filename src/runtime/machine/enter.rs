@@ -2,10 +2,10 @@
 
 use crate::compile::{AssigneeSlot, CompiledFlow};
 use crate::graph::Target;
+use crate::limits::Limits;
 use crate::model::{Outcome, Step, StepKind};
 
 use crate::runtime::Instance;
-use crate::runtime::MAX_AUTOMATIC_STEPS;
 use crate::runtime::state::{JoinState, Scope, Token, Wait};
 use crate::runtime::types::{ConditionRecord, Effect, Status, Visit, VisitStatus};
 
@@ -14,7 +14,7 @@ use super::{Run, step_id};
 impl Instance {
     /// Runs automatic steps until every token waits or the instance ends.
     pub(super) fn drive(&mut self, run: &mut Run<'_>) {
-        let mut budget = MAX_AUTOMATIC_STEPS;
+        let mut budget = Limits::MAX_AUTOMATIC_STEPS;
         while let Some((target, scope, from)) = run.work.pop() {
             if self.state.status != Status::Running {
                 run.work.clear();
@@ -34,7 +34,10 @@ impl Instance {
                 self.incident(
                     run,
                     &step,
-                    format!("more than {MAX_AUTOMATIC_STEPS} automatic steps in one event"),
+                    format!(
+                        "more than {} automatic steps in one event",
+                        Limits::MAX_AUTOMATIC_STEPS
+                    ),
                 );
                 return;
             }

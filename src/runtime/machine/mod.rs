@@ -216,13 +216,7 @@ impl Instance {
     }
 
     /// The token's step passes: withdraw what it holds, close its visit, go on at `next`.
-    fn pass(
-        &mut self,
-        run: &mut Run<'_>,
-        t: usize,
-        status: VisitStatus,
-        note: Option<String>,
-    ) {
+    fn pass(&mut self, run: &mut Run<'_>, t: usize, status: VisitStatus, note: Option<String>) {
         let Some(tok) = self.take_token(run, t, Gone::StepEnded) else {
             return;
         };
@@ -242,13 +236,7 @@ impl Instance {
         run.effects.push(Effect::Complete { outcome });
     }
 
-    fn incident_at_token(
-        &mut self,
-        run: &mut Run<'_>,
-        t: usize,
-        step: &str,
-        message: String,
-    ) {
+    fn incident_at_token(&mut self, run: &mut Run<'_>, t: usize, step: &str, message: String) {
         if let Some(tok) = self.take_token(run, t, Gone::Withdrawn) {
             self.close(tok.visit, VisitStatus::Error, Some(message.clone()));
         }
