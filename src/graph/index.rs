@@ -60,6 +60,38 @@ impl StepNode {
     }
 }
 
+/// A reference as the graph stage resolved it: a target, or an id that no step has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ref {
+    /// The referenced step, end of branch or end.
+    To(Target),
+    /// No step has the id (`flowc::graph::unknown-step`): the graph gets no edge.
+    Unknown,
+}
+
+impl Ref {
+    /// The target the runtime follows: an unknown id (never in a compiled flow) ends.
+    fn target(self) -> Target {
+        match self {
+            Ref::To(t) => t,
+            Ref::Unknown => Target::End,
+        }
+    }
+}
+
+/// Every reference of one step, resolved once: the graph's edges read these, and the
+/// [`StepNode`]s are made from them.
+#[derive(Clone, Debug)]
+pub(super) struct Links {
+    pub next: Ref,
+    pub on_reject: Option<Ref>,
+    pub on_error: Option<Ref>,
+    pub on_timeout: Option<Ref>,
+    pub rules: Vec<Ref>,
+    pub default: Option<Ref>,
+    pub branches: Vec<Ref>,
+}
+
 /// Every step of a flow in document order (nested steps after their parallel), with
 /// its references resolved, and the index of each id.
 #[derive(Clone, Debug, Default)]
@@ -117,26 +149,27 @@ fn collect<'f>(
 }
 
 impl StepIndex {
-    /// Walks the flow once and resolves every reference; also returns each step.
-    pub(super) fn build(flow: &Flow) -> (Self, Vec<&Step>) {
+    /// Walks the flow once and resolves every reference; also returns each step and
+    /// its references as resolved.
+    pub(super) fn build(flow: &Flow) -> (Self, Vec<&Step>, Vec<Links>) {
         let mut raw = Vec::new();
         collect(&flow.steps, &[], &[], &mut raw);
         let mut by_id = HashMap::new();
         for (i, r) in raw.iter().enumerate() {
             by_id.entry(r.step.id.value.clone()).or_insert(i);
         }
-        let to = |id: &str| by_id.get(id).map_or(Target::End, |i| Target::Step(*i));
-        let nodes = raw
+        let to = |id: &str| {
+            by_id
+                .get(id)
+                .map_or(Ref::Unknown, |i| Ref::To(Target::Step(*i)))
+        };
+        let links: Vec<Links> = raw
             .iter()
             .enumerate()
             .map(|(idx, r)| {
                 let s = r.step;
-                let mut n = StepNode {
-                    path: r.path.clone(),
-                    pos: r.pos,
-                    scope: r.scope.clone(),
-                    parent: r.scope.last().copied(),
-                    next: s.next.as_ref().map_or(r.fall, |n| to(&n.value)),
+                let mut n = Links {
+                    next: s.next.as_ref().map_or(Ref::To(r.fall), |n| to(&n.value)),
                     on_reject: None,
                     on_error: None,
                     on_timeout: None,
@@ -172,10 +205,10 @@ impl StepIndex {
                             .enumerate()
                             .map(|(b, br)| {
                                 br.steps.first().map_or(
-                                    Target::BranchEnd {
+                                    Ref::To(Target::BranchEnd {
                                         parallel: idx,
                                         branch: b,
-                                    },
+                                    }),
                                     |f| to(&f.id.value),
                                 )
                             })
@@ -186,8 +219,25 @@ impl StepIndex {
                 n
             })
             .collect();
+        let nodes = raw
+            .iter()
+            .zip(&links)
+            .map(|(r, l)| StepNode {
+                path: r.path.clone(),
+                pos: r.pos,
+                scope: r.scope.clone(),
+                parent: r.scope.last().copied(),
+                next: l.next.target(),
+                on_reject: l.on_reject.map(Ref::target),
+                on_error: l.on_error.map(Ref::target),
+                on_timeout: l.on_timeout.map(Ref::target),
+                rules: l.rules.iter().map(|r| r.target()).collect(),
+                default: l.default.map(Ref::target),
+                branches: l.branches.iter().map(|r| r.target()).collect(),
+            })
+            .collect();
         let steps = raw.iter().map(|r| r.step).collect();
-        (Self { nodes, by_id }, steps)
+        (Self { nodes, by_id }, steps, links)
     }
 
     /// Every step's resolved node, in document order.
