@@ -58,6 +58,7 @@
 //! ```
 
 pub mod context;
+mod error;
 mod explain;
 mod machine;
 mod state;
@@ -68,10 +69,11 @@ use std::sync::Arc;
 use crate::compile::CompiledFlow;
 
 pub use context::ContextError;
+pub use error::RuntimeError;
 pub use state::{InstanceState, Logged, STATE_FORMAT};
 pub use types::{
     Act, Applied, Assignee, CallId, ConditionRecord, Effect, Event, Gone, Outstanding, Pending,
-    Route, RuntimeError, Status, TaskId, TaskRef, TimerId, Visit, VisitStatus,
+    Route, Status, TaskId, TaskRef, TimerId, Visit, VisitStatus,
 };
 
 use state::{IdKind, Wait};

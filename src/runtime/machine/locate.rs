@@ -5,8 +5,9 @@ use crate::diagnostic::did_you_mean;
 use crate::model::StepKind;
 
 use crate::runtime::Instance;
+use crate::runtime::error::RuntimeError;
 use crate::runtime::state::{Ended, IdKind, IdRecord, Wait, fits};
-use crate::runtime::types::{Assignee, Event, RuntimeError, TaskId};
+use crate::runtime::types::{Assignee, Event, TaskId};
 
 use super::{Found, list, step_id, vanished};
 

@@ -23,8 +23,9 @@ use crate::graph::Target;
 use crate::model::Outcome;
 
 use super::Instance;
+use super::error::RuntimeError;
 use super::state::{IdKind, IdRecord, Scope};
-use super::types::{Act, Assignee, Effect, Event, Gone, RuntimeError, Status, Visit, VisitStatus};
+use super::types::{Act, Assignee, Effect, Event, Gone, Status, Visit, VisitStatus};
 
 /// Work still to do: a target, the branch it runs in, and the visit that led there.
 type Work = (Target, Option<Scope>, Option<usize>);
