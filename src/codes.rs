@@ -623,6 +623,33 @@ codes! {
         "a hold on a version whose source is not in the store",
         "Publish it first; a concurrent prune may have removed it, so retry.",
         none;
+    StoreEtcd = ("store", "etcd"):
+        "etcd could not be reached or refused an operation",
+        "The message carries the whole cause chain (connection, TLS, authentication); \
+         check the endpoints, that etcd runs, and the TLS files and user it expects.",
+        none;
+    SourceEtcdConflict = ("source", "etcd-conflict"):
+        "a publish or rollback refused because the flow changed since it was read",
+        "Writes are compare-and-swap on the key's mod revision; both revisions are \
+         named. Read the current version (`flowc history`) and publish again with \
+         `--expect-revision`.",
+        none;
+    SourceEtcdUnknownRevision = ("source", "etcd-unknown-revision"):
+        "a rollback to a revision with no stored version",
+        "`flowc history` lists the revisions that can be rolled back to.",
+        none;
+    SourceEtcdFlowKey = ("source", "etcd-flow-key"):
+        "a key under the flows prefix that does not name a flow",
+        "Keys are `<prefix>/<tenant>/flows/<flow-id>`; the watcher ignores others.",
+        none;
+    SourceEtcdKeyMismatch = ("source", "etcd-key-mismatch"):
+        "a flow stored under another flow's key",
+        "Put a flow under the key named by its id, as `flowc publish` does.",
+        none;
+    SourceEtcdSnapshot = ("source", "etcd-snapshot"):
+        "the local snapshot directory could not be read or written",
+        "Give each tenant its own snapshot directory, writable by the watcher.",
+        none;
     CheckDuplicateFlowId = ("check", "duplicate-flow-id"):
         "two files checked together define the same flow id",
         "A registry or a directory source holds one flow per id and would refuse one of \

@@ -12,7 +12,7 @@
 //! 6. [`compile`] — ties the stages together into a [`compile::CompiledFlow`].
 //! 7. [`runtime`] — instances: a deterministic, I/O-free state machine (events in,
 //!    effects out, a trace of every visit), serialisable and pinned to its version.
-//! 8. [`store`] — durable version stores (a directory; etcd later): the source of
+//! 8. [`store`] — durable version stores (a directory; etcd with feature `etcd`): the source of
 //!    every published version by content hash, revisions that survive restarts, holds.
 //! 9. [`registry`] — compiled versions swapped atomically (arc-swap), rollback,
 //!    retention, canary releases; restart-safe with a store.
@@ -24,7 +24,7 @@
 //! Each stage imports only those before it (a test, `tests/architecture.rs`, reads the
 //! `use crate::` paths and fails on a cycle or an import against this order):
 //! `span` ← `codes` ← `diagnostic` ← `limits` ← `load` ← `expr` ← `model` ← `sandbox`
-//! ← `graph` ← `compile` ← `runtime` ← `store` ← `registry` ← `source` ← `diff` ←
+//! ← `graph` ← `compile` ← `diff` ← `runtime` ← `store` ← `registry` ← `source` ←
 //! `prelude`.
 //!
 //! ```
@@ -54,7 +54,8 @@
 //! `BENCHMARKS.md` and `docs/decisions.md`).
 //!
 //! # Feature flags
-//! - `etcd`: the etcd source (needs `protoc` to build).
+//! - `etcd`: the etcd source and version store, the etcd commands, metrics and tracing
+//!   (needs `protoc` to build).
 
 pub mod codes;
 pub mod compile;

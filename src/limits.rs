@@ -10,8 +10,8 @@
 //! ([`SandboxLimits`], through [`Sandbox::new`](crate::sandbox::Sandbox::new));
 //! [`Limits`] holds both ([`compile::Options::new`](crate::compile::Options::new) takes
 //! it). The others are fixed by flowc and are associated constants of [`Limits`]: the
-//! expression parser's, the `matches` regex compiler's, the runtime's and the version
-//! store's.
+//! expression parser's, the `matches` regex compiler's, the runtime's, the version
+//! store's and the etcd source's snapshot files.
 //!
 //! This module sits at the bottom of the module order: every stage reads it, it reads
 //! nothing.
@@ -63,6 +63,9 @@ impl Limits {
     pub const MAX_MESSAGE_BYTES: usize = 4096;
     /// Longest holder name of a hold on a version, in bytes.
     pub const MAX_HOLDER_BYTES: usize = 80;
+    /// Largest file of an etcd source's snapshot directory read, in bytes (above
+    /// [`Limits::MAX_STORED_SOURCE_BYTES`]: a snapshot holds a whole source).
+    pub const MAX_SNAPSHOT_FILE_BYTES: u64 = 9 * 1024 * 1024;
 }
 
 /// Bounds on what the loader accepts; hitting one is a diagnostic, never an abort.

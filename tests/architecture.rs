@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The intended order, bottom first: a module may name only modules listed before it.
-/// `diff` reads compiled flows and `prelude` re-exports the public API; `cli` (the
-/// binary) may read anything.
+/// `diff` reads compiled flows (and the etcd source's history reads `diff`); `prelude`
+/// re-exports the public API; `cli` (the binary) may read anything.
 const ORDER: &[&str] = &[
     "span",
     "codes",
@@ -32,11 +32,11 @@ const ORDER: &[&str] = &[
     "sandbox",
     "graph",
     "compile",
+    "diff",
     "runtime",
     "store",
     "registry",
     "source",
-    "diff",
     "prelude",
     "cli",
 ];

@@ -147,6 +147,24 @@ pub fn render_human(d: &Diagnostic, out: &mut String) {
     let _ = handler.render_report(out, d);
 }
 
+/// One diagnostic as `flowc check --format json` prints it (1-based character
+/// columns, byte offsets of the primary span).
+pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    let (line, column) = d.line_col();
+    let span = d.span().unwrap_or_default();
+    serde_json::json!({
+        "file": d.file().name(),
+        "line": line,
+        "column": column,
+        "offset": span.start,
+        "endOffset": span.end,
+        "severity": d.severity(),
+        "code": d.code(),
+        "message": d.message(),
+        "help": d.help(),
+    })
+}
+
 /// One JSON object per SPEC §5, with `skipped`: the YAML files that are not flows; I/O
 /// problems are entries with code `flowc::io::read`.
 pub fn to_json(
@@ -168,23 +186,7 @@ pub fn to_json(
             "help": flowc::codes::Code::IoRead.info().summary,
         })
     });
-    let items: Vec<serde_json::Value> = io_items
-        .chain(diags.iter().map(|d| {
-            let (line, column) = d.line_col();
-            let span = d.span().unwrap_or_default();
-            serde_json::json!({
-                "file": d.file().name(),
-                "line": line,
-                "column": column,
-                "offset": span.start,
-                "endOffset": span.end,
-                "severity": d.severity(),
-                "code": d.code(),
-                "message": d.message(),
-                "help": d.help(),
-            })
-        }))
-        .collect();
+    let items: Vec<serde_json::Value> = io_items.chain(diags.iter().map(diagnostic_json)).collect();
     serde_json::json!({
         "files": files,
         "errors": diags.error_count() + io.len(),

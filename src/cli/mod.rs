@@ -20,8 +20,16 @@ macro_rules! outln {
 mod check;
 mod completions;
 mod diff;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod eval;
 mod graph;
+#[cfg(feature = "etcd")]
+mod history;
+#[cfg(feature = "etcd")]
+mod publish;
+#[cfg(feature = "etcd")]
+mod rollback;
 mod rule;
 mod test;
 mod watch;
@@ -136,10 +144,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
     },
-    /// Load a directory of flows into a registry, watch it and republish what changes.
+    /// Load a directory of flows (or, with `--etcd`, a tenant's flows in etcd) into a
+    /// registry, watch it and republish what changes; one line per event.
     Watch {
-        /// The directory.
-        dir: PathBuf,
+        /// The directory (omit it to watch etcd).
+        dir: Option<PathBuf>,
+        /// Output format: lines for people, or one JSON object per line.
+        #[arg(long, value_enum, default_value_t = watch::WatchFormat::Human)]
+        format: watch::WatchFormat,
+        /// etcd mode: connection, tenant, snapshot, metrics.
+        #[cfg(feature = "etcd")]
+        #[command(flatten)]
+        etcd: WatchEtcd,
         /// Quiet time before a change is taken, in milliseconds.
         #[arg(long, default_value_t = 300)]
         debounce_ms: u64,
@@ -150,6 +166,43 @@ enum Command {
         /// Keep versions in memory only: revisions restart at 1 with every run.
         #[arg(long)]
         no_store: bool,
+    },
+    /// Compile flow files and publish each to etcd (compare-and-swap on its key's mod
+    /// revision); prints each new revision.
+    #[cfg(feature = "etcd")]
+    Publish {
+        /// Flow files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        etcd: etcd::EtcdArgs,
+        #[command(flatten)]
+        write: etcd::WriteArgs,
+    },
+    /// Write an older version's content again as a new revision.
+    #[cfg(feature = "etcd")]
+    Rollback {
+        /// The flow id.
+        flow: String,
+        /// The revision whose content to restore.
+        #[arg(long)]
+        to: u64,
+        #[command(flatten)]
+        etcd: etcd::EtcdArgs,
+        #[command(flatten)]
+        write: etcd::WriteArgs,
+    },
+    /// Every accepted version of a flow in etcd: revision, hash, author, message, time,
+    /// and the diff from the previous version.
+    #[cfg(feature = "etcd")]
+    History {
+        /// The flow id.
+        flow: String,
+        #[command(flatten)]
+        etcd: etcd::EtcdArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
     },
     /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
     Test {
@@ -172,6 +225,39 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// `flowc watch --etcd ...` options (all optional: `flowc watch DIR` takes none).
+#[cfg(feature = "etcd")]
+#[derive(clap::Args, Debug)]
+struct WatchEtcd {
+    /// etcd endpoints, comma-separated (watch etcd instead of a directory).
+    #[arg(long = "etcd", env = "FLOWC_ETCD", value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// The tenant whose flows to watch.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The key prefix.
+    #[arg(long, default_value = flowc::source::etcd::DEFAULT_PREFIX)]
+    prefix: String,
+    /// CA certificate (PEM).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Client certificate's key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// `user:password`.
+    #[arg(long)]
+    user: Option<String>,
+    /// Keep every accepted version here and serve it when etcd is unreachable at start.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://HOST:PORT/metrics`.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `--auto` answers.
@@ -202,6 +288,33 @@ pub fn render_error(what: &str, e: &flowc::runtime::RuntimeError) -> String {
         let _ = write!(s, "\n  help: {h}");
     }
     s
+}
+
+#[cfg(feature = "etcd")]
+fn watch_etcd(w: WatchEtcd, format: watch::WatchFormat) -> u8 {
+    let Some(tenant) = w.tenant else {
+        eprintln!("error: `flowc watch` needs a directory, or `--etcd URL --tenant T`");
+        return EXIT_FAILURE;
+    };
+    if w.endpoints.is_empty() {
+        eprintln!("error: `flowc watch --tenant` needs `--etcd URL` (or FLOWC_ETCD)");
+        return EXIT_FAILURE;
+    }
+    let conn = etcd::EtcdArgs {
+        endpoints: w.endpoints,
+        tenant,
+        prefix: w.prefix,
+        cacert: w.cacert,
+        cert: w.cert,
+        key: w.key,
+        user: w.user,
+    };
+    watch::run_etcd(&watch::EtcdWatchArgs {
+        conn: &conn,
+        snapshot: w.snapshot.as_deref(),
+        format,
+        metrics_addr: w.metrics_addr,
+    })
 }
 
 /// Runs the command line.
@@ -235,12 +348,35 @@ pub fn main() -> ExitCode {
         } => eval::explain(&flow, &context, events.as_deref(), &step),
         Command::Test { paths } => test::run(&paths),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
+        #[cfg(feature = "etcd")]
+        Command::Publish { files, etcd, write } => publish::run(&files, &etcd, &write),
+        #[cfg(feature = "etcd")]
+        Command::Rollback {
+            flow,
+            to,
+            etcd,
+            write,
+        } => rollback::run(&flow, to, &etcd, &write),
+        #[cfg(feature = "etcd")]
+        Command::History { flow, etcd, format } => history::run(&flow, &etcd, format),
         Command::Watch {
             dir,
+            format,
+            #[cfg(feature = "etcd")]
+            etcd,
             debounce_ms,
             store,
             no_store,
-        } => watch::run(&dir, debounce_ms, store.as_deref(), no_store),
+        } => match dir {
+            Some(dir) => watch::run(&dir, debounce_ms, store.as_deref(), no_store, format),
+            #[cfg(feature = "etcd")]
+            None => watch_etcd(etcd, format),
+            #[cfg(not(feature = "etcd"))]
+            None => {
+                eprintln!("error: `flowc watch` needs a directory");
+                EXIT_FAILURE
+            }
+        },
         Command::Rule { code, all } => rule::run(code.as_deref(), all),
         Command::Completions { shell } => completions::run(shell),
     };

@@ -84,6 +84,13 @@ fn log(names: &Names, event: &SourceEvent) {
     }
 }
 
+fn emit(format: WatchFormat, names: &Names, event: &SourceEvent) {
+    match format {
+        WatchFormat::Human => log(names, event),
+        WatchFormat::Json => log_json(names, event),
+    }
+}
+
 /// The store `flowc watch DIR` uses unless told otherwise: inside the watched directory
 /// (hidden, so never scanned as flows), ignored by git.
 fn default_store(dir: &Path) -> Result<PathBuf, std::io::Error> {
@@ -99,7 +106,13 @@ fn default_store(dir: &Path) -> Result<PathBuf, std::io::Error> {
     Ok(base.join("versions"))
 }
 
-pub fn run(dir: &Path, debounce_ms: u64, store: Option<&Path>, no_store: bool) -> u8 {
+pub fn run(
+    dir: &Path,
+    debounce_ms: u64,
+    store: Option<&Path>,
+    no_store: bool,
+    format: WatchFormat,
+) -> u8 {
     if !dir.is_dir() {
         // before the default store would create it
         eprintln!("error: cannot read `{}`: not a directory", dir.display());
@@ -138,21 +151,299 @@ pub fn run(dir: &Path, debounce_ms: u64, store: Option<&Path>, no_store: bool) -
         given: dir.to_path_buf(),
     };
     match source.scan() {
-        Ok(events) => events.iter().for_each(|e| log(&names, e)),
+        Ok(events) => events.iter().for_each(|e| emit(format, &names, e)),
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
         }
     }
-    let _watch = match source.watch(Duration::from_millis(debounce_ms), move |e| log(&names, &e)) {
+    let _watch = match source.watch(Duration::from_millis(debounce_ms), move |e| {
+        emit(format, &names, &e);
+    }) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
         }
     };
-    outln!("watching {} ({store_note})", dir.display());
+    if format == WatchFormat::Human {
+        outln!("watching {} ({store_note})", dir.display());
+    }
     loop {
         std::thread::park();
     }
+}
+
+/// Output formats of `watch`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq, Default)]
+pub enum WatchFormat {
+    /// One line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One event as a JSON line: `event`, `flow`, `revision`, `hash` (and `diagnostics`).
+fn json_line(
+    event: &str,
+    flow: Option<&str>,
+    revision: Option<u64>,
+    hash: Option<&str>,
+    extra: Option<(&str, serde_json::Value)>,
+) {
+    let mut v = serde_json::json!({
+        "event": event,
+        "flow": flow,
+        "revision": revision,
+        "hash": hash,
+    });
+    if let (Some((k, x)), Some(o)) = (extra, v.as_object_mut()) {
+        o.insert(k.to_owned(), x);
+    }
+    outln!("{v}");
+}
+
+fn diagnostics_json(d: &flowc::diagnostic::Diagnostics) -> serde_json::Value {
+    serde_json::Value::Array(d.iter().map(super::check::diagnostic_json).collect())
+}
+
+/// The directory source's events as JSON lines (`publish`, `reject`, `retire`).
+fn log_json(names: &Names, event: &SourceEvent) {
+    let show = |p: &Path| serde_json::Value::String(names.show(p));
+    match event {
+        SourceEvent::Published { path, version } => json_line(
+            "publish",
+            Some(&version.flow),
+            Some(version.revision),
+            Some(&version.hash),
+            Some(("path", show(path))),
+        ),
+        SourceEvent::Rejected {
+            path, diagnostics, ..
+        } => {
+            let mut extra = diagnostics_json(diagnostics);
+            if let serde_json::Value::Array(a) = &mut extra {
+                for d in a.iter_mut() {
+                    if let Some(o) = d.as_object_mut() {
+                        o.insert("file".to_owned(), show(path));
+                    }
+                }
+            }
+            json_line("reject", None, None, None, Some(("diagnostics", extra)));
+        }
+        SourceEvent::Retired { path, flow } => {
+            json_line("retire", Some(flow), None, None, Some(("path", show(path))));
+        }
+        SourceEvent::Conflict { path, flow, holder } => json_line(
+            "reject",
+            Some(flow),
+            None,
+            None,
+            Some((
+                "diagnostics",
+                serde_json::json!([{
+                    "file": names.show(path),
+                    "severity": "error",
+                    "message": format!("flow `{flow}` is already defined in {}", names.show(holder)),
+                }]),
+            )),
+        ),
+        SourceEvent::StoreFailed { path, error, .. } => json_line(
+            "reject",
+            None,
+            None,
+            None,
+            Some((
+                "diagnostics",
+                serde_json::json!([{
+                    "file": names.show(path),
+                    "severity": "error",
+                    "message": error.to_string(),
+                }]),
+            )),
+        ),
+        SourceEvent::Unreadable { path, message } => json_line(
+            "reject",
+            None,
+            None,
+            None,
+            Some((
+                "diagnostics",
+                serde_json::json!([{
+                    "file": names.show(path),
+                    "severity": "error",
+                    "message": message,
+                }]),
+            )),
+        ),
+        _ => {}
+    }
+}
+
+/// `flowc watch --etcd ...`: the options besides the connection.
+#[cfg(feature = "etcd")]
+pub struct EtcdWatchArgs<'a> {
+    pub conn: &'a super::etcd::EtcdArgs,
+    pub snapshot: Option<&'a Path>,
+    pub format: WatchFormat,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+#[cfg(feature = "etcd")]
+fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
+    use flowc::source::etcd::WatchEvent as E;
+    if format == WatchFormat::Json {
+        match event {
+            E::Connected { revision } | E::Resync { revision } => {
+                json_line(event.name(), None, Some(*revision), None, None);
+            }
+            E::Snapshot { version } | E::Publish { version, .. } => json_line(
+                event.name(),
+                Some(&version.flow),
+                Some(version.revision),
+                Some(&version.hash),
+                None,
+            ),
+            E::Reject {
+                flow,
+                revision,
+                diagnostics,
+                ..
+            } => json_line(
+                "reject",
+                Some(flow),
+                Some(*revision),
+                None,
+                Some(("diagnostics", diagnostics_json(diagnostics))),
+            ),
+            E::Retire { flow, revision } => {
+                json_line("retire", Some(flow), Some(*revision), None, None);
+            }
+            E::Disconnected { error, .. } => json_line(
+                "disconnected",
+                None,
+                None,
+                None,
+                Some(("error", serde_json::Value::String(error.clone()))),
+            ),
+            E::Warning { message } => eprintln!("warning: {message}"),
+            _ => {}
+        }
+        return;
+    }
+    match event {
+        E::Connected { revision } => outln!("connected at revision {revision}"),
+        E::Snapshot { version } => outln!("snapshot {version} (served from the local snapshot)"),
+        E::Publish { version, latency } => {
+            if let Some(l) = latency {
+                outln!(
+                    "published {version} ({:.1} ms after the publisher's write)",
+                    l.as_secs_f64() * 1000.0
+                );
+            } else {
+                outln!("published {version}");
+            }
+        }
+        E::Reject {
+            flow,
+            revision,
+            diagnostics,
+            kept,
+        } => {
+            let kept = kept.as_ref().map_or_else(
+                || "no version active".to_owned(),
+                |v| format!("{v} stays active"),
+            );
+            outln!(
+                "rejected {flow} at revision {revision}: {} error(s); {kept}",
+                diagnostics.error_count()
+            );
+            let mut out = String::new();
+            for d in diagnostics.iter() {
+                super::check::render_human(d, &mut out);
+            }
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            eprint!("{out}");
+        }
+        E::Retire { flow, revision } => {
+            outln!("retired {flow} at revision {revision} (running instances keep their version)");
+        }
+        E::Resync { revision } => {
+            outln!("resync at revision {revision}: the revision to resume from was compacted");
+        }
+        E::Disconnected {
+            error,
+            serving_snapshot,
+            retry_in,
+        } => {
+            let serving = if *serving_snapshot {
+                "; serving the local snapshot"
+            } else {
+                ""
+            };
+            outln!(
+                "disconnected: {error}{serving}; retrying in {} ms",
+                retry_in.as_millis()
+            );
+        }
+        E::Warning { message } => eprintln!("warning: {message}"),
+        _ => {}
+    }
+}
+
+#[cfg(feature = "etcd")]
+pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
+    use flowc::source::etcd::{WatchConfig, watch};
+    let (connection, tenant) = match args.conn.resolve() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match super::etcd::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let _guard = rt.enter();
+    if let Some(addr) = args.metrics_addr {
+        let installed = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("flowc_propagation_seconds".to_owned()),
+                &[
+                    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+                ],
+            )
+            .and_then(metrics_exporter_prometheus::PrometheusBuilder::install);
+        if let Err(e) = installed {
+            eprintln!("error: cannot serve metrics on {addr}: {e}");
+            return EXIT_FAILURE;
+        }
+    }
+    let mut config = WatchConfig::new(connection, tenant.clone());
+    config.snapshot = args.snapshot.map(Path::to_path_buf);
+    let format = args.format;
+    let registry = Arc::new(Registry::default());
+    let watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
+        Ok(w) => w,
+        Err(e) => return super::etcd::fail(&e),
+    };
+    if format == WatchFormat::Human {
+        let metrics = args
+            .metrics_addr
+            .map(|a| format!("; metrics at http://{a}/metrics"))
+            .unwrap_or_default();
+        outln!(
+            "watching tenant {} under {} on {}{metrics}",
+            tenant.tenant(),
+            tenant.prefix(),
+            args.conn.endpoints.join(",")
+        );
+    }
+    rt.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+        watcher.stop().await;
+    });
+    0
 }

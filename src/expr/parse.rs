@@ -53,19 +53,9 @@ fn rule_name(r: Rule) -> Option<&'static str> {
     })
 }
 
-/// Rejects text longer than [`Limits::MAX_EXPR_LEN`] or nesting deeper than
-/// [`Limits::MAX_EXPR_DEPTH`]
-/// before the recursive grammar sees it.
-fn within_bounds(text: &str) -> Result<(), ParseError> {
-    if text.len() > MAX_EXPR_LEN {
-        return Err(err(
-            format!("expression is longer than {MAX_EXPR_LEN} bytes"),
-            (0, 0),
-            "split the logic over several steps or rules",
-        ));
-    }
-    // the grammar recurses per bracket and per prefix operator: bound the nesting
-    // before pest sees it (a run of `!`/`-` is as deep as its length)
+/// The grammar recurses per bracket and per prefix operator: bound the nesting before
+/// pest sees it (a run of `!`/`-` is as deep as its length).
+fn check_nesting(text: &str) -> Result<(), ParseError> {
     let mut depth = 0usize;
     let mut unary = 0usize;
     for (i, c) in text.char_indices() {
@@ -104,7 +94,14 @@ fn within_bounds(text: &str) -> Result<(), ParseError> {
 /// # Errors
 /// A syntax error with its position.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
-    within_bounds(text)?;
+    if text.len() > MAX_EXPR_LEN {
+        return Err(err(
+            format!("expression is longer than {MAX_EXPR_LEN} bytes"),
+            (0, 0),
+            "split the logic over several steps or rules",
+        ));
+    }
+    check_nesting(text)?;
     let mut pairs = ConditionParser::parse(Rule::condition, text).map_err(|e| {
         let (start, end) = match e.location {
             pest::error::InputLocation::Pos(p) => (p, p),

@@ -10,6 +10,8 @@
 //! [`Registry`]: crate::registry::Registry
 
 pub mod dir;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 
 use std::path::{Path, PathBuf};
 

@@ -33,6 +33,8 @@
 //! ```
 
 mod dir;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,8 @@ use crate::compile::VersionId;
 use crate::limits::Limits;
 
 pub use dir::DirStore;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdStore;
 
 /// Who published a version, when and why (all optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +317,20 @@ pub enum StoreError {
         /// The content offered.
         hash: String,
     },
+    /// etcd did not answer, refused the request or the connection options.
+    #[error("etcd {operation} failed: {message}")]
+    #[diagnostic(
+        code("flowc::store::etcd"),
+        help(
+            "check the endpoints (`--etcd` or `FLOWC_ETCD`), that etcd runs, and the TLS files and user it expects"
+        )
+    )]
+    Etcd {
+        /// What was being done (`connect`, `read`, `write`, `list`, `remove`).
+        operation: &'static str,
+        /// etcd's (or the client's) error, with its causes.
+        message: String,
+    },
     /// A hold on a version whose source is not (or no longer) in the store.
     #[error("flow `{flow}` has no stored content {hash}")]
     #[diagnostic(
@@ -339,6 +357,7 @@ impl crate::diagnostic::ErrorCode for StoreError {
             StoreError::TooLarge { .. } => "flowc::store::too-large",
             StoreError::RevisionTaken { .. } => "flowc::store::revision-taken",
             StoreError::NotStored { .. } => "flowc::store::not-stored",
+            StoreError::Etcd { .. } => "flowc::store::etcd",
         }
     }
 }

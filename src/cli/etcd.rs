@@ -1,0 +1,161 @@
+//! What the etcd subcommands share: connection options as etcdctl has them, the tokio
+//! runtime, error reports and times.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flowc::source::etcd::Connection;
+use flowc::store::etcd::Tenant;
+
+use super::{EXIT_FAILURE, EXIT_FINDINGS};
+
+/// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EtcdArgs {
+    /// etcd endpoints, comma-separated (`http://127.0.0.1:2379`; `https://` for TLS).
+    #[arg(
+        long = "etcd",
+        env = "FLOWC_ETCD",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub endpoints: Vec<String>,
+    /// The tenant whose flows these are.
+    #[arg(long)]
+    pub tenant: String,
+    /// The key prefix.
+    #[arg(long, default_value = flowc::source::etcd::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// CA certificate (PEM) to verify the servers.
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client certificate's key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// `user:password`.
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+/// `--expect-revision`, `--author`, `--message` of writes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WriteArgs {
+    /// Write only if the flow's key is at this mod revision (0: must not exist); by
+    /// default the revision read just before the write.
+    #[arg(long)]
+    pub expect_revision: Option<u64>,
+    /// Who publishes (default: the OS user).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Why (a ticket id).
+    #[arg(long)]
+    pub message: Option<String>,
+}
+
+impl WriteArgs {
+    pub fn author(&self) -> Option<String> {
+        self.author
+            .clone()
+            .or_else(|| {
+                ["USER", "USERNAME", "LOGNAME"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            })
+            .or_else(|| {
+                // a service account's shell may set none of them
+                let out = std::process::Command::new("id").arg("-un").output().ok()?;
+                let name = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+                (out.status.success() && !name.is_empty()).then_some(name)
+            })
+    }
+}
+
+impl EtcdArgs {
+    /// The connection and tenant, or a usage message.
+    pub fn resolve(&self) -> Result<(Connection, Tenant), u8> {
+        let mut c = Connection::new(self.endpoints.clone());
+        c.cacert.clone_from(&self.cacert);
+        c.cert.clone_from(&self.cert);
+        c.key.clone_from(&self.key);
+        if let Some(u) = &self.user {
+            let Some((user, password)) = u.split_once(':') else {
+                eprintln!("error: --user takes `user:password`");
+                return Err(EXIT_FAILURE);
+            };
+            c.user = Some((user.to_owned(), password.to_owned()));
+        }
+        c.connect_timeout = Duration::from_secs(3);
+        let tenant = Tenant::new(&self.prefix, &self.tenant).map_err(|e| {
+            report(&e);
+            EXIT_FAILURE
+        })?;
+        Ok((c, tenant))
+    }
+}
+
+/// A multi-threaded runtime for the etcd subcommands.
+pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            EXIT_FAILURE
+        })
+}
+
+/// Prints `error[code]: message` and the help.
+pub fn report(e: &dyn miette::Diagnostic) {
+    let code = e.code().map(|c| format!("[{c}]")).unwrap_or_default();
+    eprintln!("error{code}: {e}");
+    if let Some(h) = e.help() {
+        eprintln!("  help: {h}");
+    }
+}
+
+/// Reports an etcd source error; the exit code (1 for a conflict or an unknown
+/// revision: the input is wrong; 2 otherwise).
+pub fn fail(e: &flowc::source::etcd::EtcdError) -> u8 {
+    use flowc::source::etcd::EtcdError;
+    report(e);
+    match e {
+        EtcdError::Conflict { .. } | EtcdError::UnknownRevision { .. } => EXIT_FINDINGS,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// `2026-11-03T09:15:00Z` from seconds since the Unix epoch.
+pub fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // civil from days (Howard Hinnant's algorithm), for days since 1970-01-01
+    let z = days.cast_signed() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_times() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_794_215_722), "2026-11-09T09:15:22Z");
+    }
+}

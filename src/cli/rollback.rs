@@ -1,0 +1,54 @@
+//! `flowc rollback FLOW --to REV --etcd URL --tenant T`: writes an older version's content
+//! as a new revision (same content hash), with the same compare-and-swap as publish.
+
+use flowc::compile::Options;
+use flowc::source::etcd::{self, PublishError, RollbackRequest};
+
+use super::EXIT_FINDINGS;
+use super::etcd::{EtcdArgs, WriteArgs, fail, runtime};
+
+pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
+    let (connection, tenant) = match conn.resolve() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let mut client = match connection.connect().await {
+            Ok(c) => c,
+            Err(e) => return fail(&e.into()),
+        };
+        let request = RollbackRequest {
+            flow,
+            to,
+            expect_revision: write.expect_revision,
+            author: write.author(),
+            message: write.message.clone(),
+        };
+        match etcd::rollback(&mut client, &tenant, &Options::default(), request).await {
+            Ok(p) => {
+                outln!(
+                    "rolled back {flow} to the content of revision {to}: {} (was revision {})",
+                    p.version,
+                    p.previous
+                );
+                0
+            }
+            Err(PublishError::Invalid(d)) => {
+                let mut out = String::new();
+                for x in &d {
+                    super::check::render_human(x, &mut out);
+                }
+                eprint!("{out}");
+                eprintln!(
+                    "error: the content of revision {to} no longer compiles with this flowc; nothing written"
+                );
+                EXIT_FINDINGS
+            }
+            Err(PublishError::Etcd(e)) => fail(&e),
+        }
+    })
+}

@@ -1,0 +1,460 @@
+//! The etcd source (feature `etcd`): publish, roll back and audit flows in etcd, and
+//! watch a tenant's flows into a [`Registry`](crate::registry::Registry) on every
+//! engine of a fleet ([`watch`]).
+//!
+//! The key layout, the connection options and the version store are in
+//! [`crate::store::etcd`]. In short: `<prefix>/<tenant>/flows/<flow-id>` holds the YAML;
+//! a version's revision is that key's `mod_revision`; `history/<flow-id>/<revision>`
+//! keeps every accepted version's content.
+//!
+//! **Publishing** ([`publish`], [`rollback`]) compiles first and refuses a flow with
+//! errors; the write is one transaction that compares the key's mod revision with the
+//! one the caller expects (or the one read just before), so a concurrent edit is refused,
+//! never overwritten. The same transaction writes `flowmeta/<flow-id>` (author, message,
+//! the publisher's wall-clock time), which watchers read at the same revision. Then the
+//! publisher writes the history entry.
+//!
+//! Everything here is asynchronous (tokio); nothing prints: watch events go to a
+//! callback, metrics to the `metrics` facade, logs to `tracing`.
+
+mod snapshot;
+mod watch;
+
+use std::sync::Arc;
+
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, Txn, TxnOp, TxnOpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::compile::{self, CompiledFlow, Options, VersionId};
+use crate::diagnostic::Diagnostics;
+use crate::diff::{self, FlowDiff};
+use crate::store::etcd::{HistoryEntry, Tenant, etcd_error, put_history, read_history};
+use crate::store::{NewVersion, StoreError, VersionMeta};
+
+pub use crate::store::etcd::{Connection, DEFAULT_PREFIX, EtcdStore};
+pub use snapshot::Snapshot;
+pub use watch::{EtcdWatch, Rejection, WatchConfig, WatchEvent, watch};
+
+/// What a publisher writes to `flowmeta/<flow-id>` in its transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowMeta {
+    /// The content hash published.
+    pub hash: String,
+    /// Who, when (seconds), why.
+    #[serde(flatten)]
+    pub meta: VersionMeta,
+    /// The publisher's wall-clock time, in microseconds since the Unix epoch.
+    pub published_at_micros: u64,
+}
+
+/// Errors of the etcd source.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum EtcdError {
+    /// The key changed since the revision the publisher expected.
+    #[error(
+        "`{flow}` was changed concurrently: expected revision {expected}, etcd has revision {found}"
+    )]
+    #[diagnostic(
+        code("flowc::source::etcd-conflict"),
+        help(
+            "nothing was written; look at `flowc history {flow}`, merge the change, then publish again with `--expect-revision {found}`"
+        )
+    )]
+    Conflict {
+        /// The flow.
+        flow: String,
+        /// The mod revision expected (0: the key did not exist).
+        expected: u64,
+        /// The mod revision etcd has (0: the key does not exist).
+        found: u64,
+    },
+    /// A rollback to a revision the flow's history does not have (or no longer holds the
+    /// source of).
+    #[error("flow `{flow}` has no stored version at revision {revision}")]
+    #[diagnostic(code("flowc::source::etcd-unknown-revision"), help("{help}"))]
+    UnknownRevision {
+        /// The flow.
+        flow: String,
+        /// The revision asked for.
+        revision: u64,
+        /// The revisions that can be rolled back to.
+        help: String,
+    },
+    /// A key under `flows/` that cannot name a flow.
+    #[error("key `{key}` does not name a flow")]
+    #[diagnostic(
+        code("flowc::source::etcd-flow-key"),
+        help(
+            "flow keys are `<prefix>/<tenant>/flows/<flow-id>`, the id matching `^[a-z][a-z0-9-]{{0,62}}$`"
+        )
+    )]
+    FlowKey {
+        /// The key.
+        key: String,
+    },
+    /// The YAML under `flows/<a>` defines flow `<b>`.
+    #[error("key `{key}` holds flow `{found}`, not `{expected}`")]
+    #[diagnostic(
+        code("flowc::source::etcd-key-mismatch"),
+        help("put a flow under the key named by its id: `flowc publish` does")
+    )]
+    KeyMismatch {
+        /// The key.
+        key: String,
+        /// The id the key names.
+        expected: String,
+        /// The id in the YAML.
+        found: String,
+    },
+    /// The snapshot directory cannot be read or written, or belongs to another tenant.
+    #[error("snapshot `{path}`: {message}")]
+    #[diagnostic(
+        code("flowc::source::etcd-snapshot"),
+        help("give each tenant its own snapshot directory, writable by the watcher")
+    )]
+    Snapshot {
+        /// The file or directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// etcd or the history failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a publish was refused.
+#[derive(Debug)]
+pub enum PublishError {
+    /// The flow has errors (every diagnostic, as `flowc check` reports them).
+    Invalid(Diagnostics),
+    /// etcd refused or failed (a conflict among them).
+    Etcd(EtcdError),
+}
+
+impl From<EtcdError> for PublishError {
+    fn from(e: EtcdError) -> Self {
+        PublishError::Etcd(e)
+    }
+}
+
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        PublishError::Etcd(EtcdError::Store(e))
+    }
+}
+
+/// A publish to make.
+#[derive(Clone, Debug)]
+pub struct PublishRequest<'a> {
+    /// The source's display name (a file name).
+    pub name: &'a str,
+    /// The YAML.
+    pub source: &'a [u8],
+    /// The mod revision the key must have (0: must not exist); `None`: the one read just
+    /// before the write.
+    pub expect_revision: Option<u64>,
+    /// Who (at most [`crate::limits::Limits::MAX_AUTHOR_BYTES`]).
+    pub author: Option<String>,
+    /// Why (a ticket id; at most [`crate::limits::Limits::MAX_MESSAGE_BYTES`]).
+    pub message: Option<String>,
+}
+
+/// A publish that etcd took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The new version (its revision is the key's new mod revision).
+    pub version: VersionId,
+    /// The key's mod revision before (0: the flow is new).
+    pub previous: u64,
+}
+
+/// Microseconds since the Unix epoch.
+#[must_use]
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn revision_of(r: i64) -> u64 {
+    u64::try_from(r).unwrap_or(0)
+}
+
+/// Compiles `request.source` with `options` and, when it has no errors, writes it to its
+/// flow's key in one transaction that compares the key's mod revision (see the module
+/// docs), then writes its history entry.
+///
+/// # Errors
+/// [`PublishError::Invalid`] with every diagnostic; [`EtcdError::Conflict`] naming both
+/// revisions when the key changed; etcd's errors.
+pub async fn publish(
+    client: &mut Client,
+    tenant: &Tenant,
+    options: &Options,
+    request: &PublishRequest<'_>,
+) -> Result<Published, PublishError> {
+    let file = crate::load::source_from_bytes(request.name, request.source.to_vec())
+        .map_err(PublishError::Invalid)?;
+    let compiled = compile::compile(&file, options).map_err(PublishError::Invalid)?;
+    write(client, tenant, &compiled, request).await
+}
+
+async fn write(
+    client: &mut Client,
+    tenant: &Tenant,
+    compiled: &CompiledFlow,
+    request: &PublishRequest<'_>,
+) -> Result<Published, PublishError> {
+    let flow = compiled.id().to_owned();
+    let key = tenant.flow_key(&flow);
+    let expected = if let Some(r) = request.expect_revision {
+        r
+    } else {
+        let got = client
+            .get(key.as_str(), None)
+            .await
+            .map_err(|e| etcd_error("read", &e))?;
+        got.kvs()
+            .first()
+            .map_or(0, |kv| revision_of(kv.mod_revision()))
+    };
+    let published_at = now_micros();
+    let meta = VersionMeta {
+        time: Some(published_at / 1_000_000),
+        author: request.author.clone(),
+        message: request.message.clone(),
+    };
+    let flow_meta = FlowMeta {
+        hash: compiled.version().hash.clone(),
+        meta: meta.clone(),
+        published_at_micros: published_at,
+    };
+    let meta_json = serde_json::to_vec(&flow_meta).map_err(|e| StoreError::Corrupt {
+        path: tenant.meta_key(&flow),
+        reason: e.to_string(),
+    })?;
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            key.as_str(),
+            CompareOp::Equal,
+            crate::store::etcd::etcd_revision(expected),
+        )])
+        .and_then([
+            TxnOp::put(key.as_str(), request.source.to_vec(), None),
+            TxnOp::put(tenant.meta_key(&flow), meta_json, None),
+        ])
+        .or_else([TxnOp::get(key.as_str(), None)]);
+    let got = client.txn(txn).await.map_err(|e| etcd_error("write", &e))?;
+    if !got.succeeded() {
+        let found = got
+            .op_responses()
+            .into_iter()
+            .find_map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| revision_of(kv.mod_revision())),
+                _ => None,
+            })
+            .unwrap_or(0);
+        return Err(EtcdError::Conflict {
+            flow,
+            expected,
+            found,
+        }
+        .into());
+    }
+    let revision = got.header().map_or(0, |h| revision_of(h.revision()));
+    let file = &compiled.flow().file;
+    let entry = HistoryEntry::new(
+        &NewVersion {
+            flow: &flow,
+            hash: &compiled.version().hash,
+            name: file.name(),
+            source: request.source,
+            meta,
+        },
+        revision,
+        Some(published_at),
+    );
+    put_history(client, tenant, &entry).await?;
+    Ok(Published {
+        version: VersionId {
+            flow,
+            revision,
+            hash: compiled.version().hash.clone(),
+        },
+        previous: expected,
+    })
+}
+
+/// A rollback to make.
+#[derive(Clone, Debug)]
+pub struct RollbackRequest<'a> {
+    /// The flow.
+    pub flow: &'a str,
+    /// The revision whose content to write again.
+    pub to: u64,
+    /// As [`PublishRequest::expect_revision`].
+    pub expect_revision: Option<u64>,
+    /// Who.
+    pub author: Option<String>,
+    /// Why (default `rollback to revision N`).
+    pub message: Option<String>,
+}
+
+/// Writes the content of revision `to` of `flow` as a new revision (the same content
+/// hash), the same way as [`publish`]. The message defaults to `rollback to revision N`.
+///
+/// # Errors
+/// [`EtcdError::UnknownRevision`] when the history has no source at `to`; as
+/// [`publish`].
+pub async fn rollback(
+    client: &mut Client,
+    tenant: &Tenant,
+    options: &Options,
+    request: RollbackRequest<'_>,
+) -> Result<Published, PublishError> {
+    let RollbackRequest {
+        flow,
+        to,
+        expect_revision,
+        author,
+        message,
+    } = request;
+    let history = read_history(client, tenant, flow).await?;
+    let Some((entry, source)) = history
+        .iter()
+        .find(|e| e.record.revision == to)
+        .and_then(|e| Some((e, e.source.as_ref()?)))
+    else {
+        let available: Vec<String> = history
+            .iter()
+            .filter(|e| e.source.is_some())
+            .map(|e| e.record.revision.to_string())
+            .collect();
+        let help = if available.is_empty() {
+            format!("flow `{flow}` has no stored versions in this tenant")
+        } else {
+            format!("stored revisions: {}", available.join(", "))
+        };
+        return Err(EtcdError::UnknownRevision {
+            flow: flow.to_owned(),
+            revision: to,
+            help,
+        }
+        .into());
+    };
+    let message = message.unwrap_or_else(|| format!("rollback to revision {to}"));
+    publish(
+        client,
+        tenant,
+        options,
+        &PublishRequest {
+            name: &entry.record.name,
+            source: source.as_bytes(),
+            expect_revision,
+            author,
+            message: Some(message),
+        },
+    )
+    .await
+}
+
+/// One accepted version in a flow's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryItem {
+    /// The revision.
+    pub revision: u64,
+    /// The content hash.
+    pub hash: String,
+    /// Who published it.
+    pub author: Option<String>,
+    /// Why.
+    pub message: Option<String>,
+    /// When (seconds since the Unix epoch).
+    pub time: Option<u64>,
+    /// What changed since the previous entry (`None` for the first, or when either
+    /// source was pruned or no longer compiles).
+    pub diff: Option<FlowDiff>,
+}
+
+/// Every accepted version of `flow`, oldest first, each with the semantic diff from the
+/// one before.
+///
+/// # Errors
+/// etcd's errors; a corrupt entry.
+pub async fn history(
+    client: &mut Client,
+    tenant: &Tenant,
+    options: &Options,
+    flow: &str,
+) -> Result<Vec<HistoryItem>, EtcdError> {
+    let entries = read_history(client, tenant, flow).await?;
+    let mut out = Vec::with_capacity(entries.len());
+    let mut previous: Option<Arc<CompiledFlow>> = None;
+    for (i, e) in entries.iter().enumerate() {
+        let compiled = e.source.as_ref().and_then(|s| {
+            let file =
+                crate::load::source_from_bytes(&e.record.name, s.as_bytes().to_vec()).ok()?;
+            compile::compile(&file, options).ok().map(Arc::new)
+        });
+        let diff = match (&previous, &compiled) {
+            (Some(old), Some(new)) if i > 0 => Some(diff::diff(old.flow(), new.flow())),
+            _ => None,
+        };
+        out.push(HistoryItem {
+            revision: e.record.revision,
+            hash: e.record.hash.clone(),
+            author: e.record.meta.author.clone(),
+            message: e.record.meta.message.clone(),
+            time: e.record.meta.time,
+            diff,
+        });
+        previous = compiled;
+    }
+    Ok(out)
+}
+
+/// Deletes a flow's key (watchers retire it) in a transaction on its mod revision, as
+/// [`publish`]. Its history stays.
+///
+/// # Errors
+/// [`EtcdError::Conflict`]; etcd's errors.
+pub async fn delete(
+    client: &mut Client,
+    tenant: &Tenant,
+    flow: &str,
+    expect_revision: u64,
+) -> Result<u64, EtcdError> {
+    let key = tenant.flow_key(flow);
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            key.as_str(),
+            CompareOp::Equal,
+            crate::store::etcd::etcd_revision(expect_revision),
+        )])
+        .and_then([
+            TxnOp::delete(key.as_str(), None::<DeleteOptions>),
+            TxnOp::delete(tenant.meta_key(flow), None::<DeleteOptions>),
+        ])
+        .or_else([TxnOp::get(key.as_str(), None)]);
+    let got = client.txn(txn).await.map_err(|e| etcd_error("write", &e))?;
+    if !got.succeeded() {
+        let found = got
+            .op_responses()
+            .into_iter()
+            .find_map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| revision_of(kv.mod_revision())),
+                _ => None,
+            })
+            .unwrap_or(0);
+        return Err(EtcdError::Conflict {
+            flow: flow.to_owned(),
+            expected: expect_revision,
+            found,
+        });
+    }
+    Ok(got.header().map_or(0, |h| revision_of(h.revision())))
+}

@@ -1,0 +1,826 @@
+//! The watcher: one tenant's flows from etcd into a registry, kept in step.
+//!
+//! It reads every `flows/` and `flowmeta/` key of the tenant at one revision, publishes
+//! each flow under its key's `mod_revision`, then watches from that revision + 1. Every
+//! event compiles and publishes; a flow that does not compile (or whose YAML names
+//! another id than its key) is rejected: the last good version stays active and the
+//! diagnostics are kept ([`EtcdWatch::rejections`]) and reported ([`WatchEvent::Reject`]).
+//! A deleted key retires its flow.
+//!
+//! Faults: when the connection or the watch fails it reconnects with exponential backoff
+//! and resumes from the last revision it applied, so no event is lost; when etcd has
+//! compacted that revision it re-reads everything at a new revision (retiring flows
+//! deleted meanwhile). With a snapshot directory every accepted version is also written
+//! there, and a watcher serves the snapshot from the start, before etcd answers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use etcd_client::{Client, EventType, GetOptions, KeyValue, WatchOptions};
+use tokio::sync::watch as signal;
+
+use super::snapshot::{Snapshot, SnapshotFlow};
+use super::{EtcdError, FlowMeta, now_micros};
+use crate::compile::VersionId;
+use crate::diagnostic::Diagnostics;
+use crate::registry::Registry;
+use crate::store::etcd::{
+    Connection, HistoryEntry, KeyKind, Tenant, error_chain, etcd_error, put_history, timeout_error,
+};
+use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
+
+/// What a watcher needs.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// How to reach etcd.
+    pub connection: Connection,
+    /// Whose flows.
+    pub tenant: Tenant,
+    /// Where to keep the local snapshot (none: no snapshot).
+    pub snapshot: Option<PathBuf>,
+    /// First wait before reconnecting.
+    pub min_backoff: Duration,
+    /// Longest wait between reconnects.
+    pub max_backoff: Duration,
+}
+
+impl WatchConfig {
+    /// No snapshot; backoff from 50 ms doubling up to 1 s.
+    #[must_use]
+    pub fn new(connection: Connection, tenant: Tenant) -> Self {
+        Self {
+            connection,
+            tenant,
+            snapshot: None,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What happened, in order.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum WatchEvent {
+    /// etcd answered: the watcher reflects it at `revision` and watches on.
+    Connected {
+        /// The revision read (or resumed from).
+        revision: u64,
+    },
+    /// A version served from the local snapshot (before etcd answered).
+    Snapshot {
+        /// The version.
+        version: VersionId,
+    },
+    /// A new version is active.
+    Publish {
+        /// The version (its revision is the key's mod revision).
+        version: VersionId,
+        /// From the publisher's write to the swap, when the publisher recorded its time.
+        latency: Option<Duration>,
+    },
+    /// A flow that does not compile (or sits under another id's key): nothing changed.
+    Reject {
+        /// The flow id the key names.
+        flow: String,
+        /// The key's mod revision.
+        revision: u64,
+        /// Every diagnostic.
+        diagnostics: Arc<Diagnostics>,
+        /// The version that stays active, if any.
+        kept: Option<VersionId>,
+    },
+    /// The flow's key was deleted: no new starts (running instances keep their version).
+    Retire {
+        /// The flow.
+        flow: String,
+        /// The revision of the deletion (or of the read that found it gone).
+        revision: u64,
+    },
+    /// The revision to resume from was compacted: everything was read again.
+    Resync {
+        /// The revision read.
+        revision: u64,
+    },
+    /// etcd could not be reached or the watch broke; retrying.
+    Disconnected {
+        /// Why.
+        error: String,
+        /// True while the watcher has not reached etcd since it started and serves the
+        /// versions of its snapshot.
+        serving_snapshot: bool,
+        /// When the next attempt is.
+        retry_in: Duration,
+    },
+    /// Something that did not stop the watcher (a history entry or the snapshot could
+    /// not be written).
+    Warning {
+        /// What.
+        message: String,
+    },
+}
+
+impl WatchEvent {
+    /// The event's name in `flowc watch --format json`: `connected`, `snapshot`,
+    /// `publish`, `reject`, `retire`, `resync`, `disconnected`, `warning`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            WatchEvent::Connected { .. } => "connected",
+            WatchEvent::Snapshot { .. } => "snapshot",
+            WatchEvent::Publish { .. } => "publish",
+            WatchEvent::Reject { .. } => "reject",
+            WatchEvent::Retire { .. } => "retire",
+            WatchEvent::Resync { .. } => "resync",
+            WatchEvent::Disconnected { .. } => "disconnected",
+            WatchEvent::Warning { .. } => "warning",
+        }
+    }
+}
+
+/// A flow whose latest content in etcd is rejected.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The flow id the key names.
+    pub flow: String,
+    /// The key's mod revision.
+    pub revision: u64,
+    /// Every diagnostic.
+    pub diagnostics: Arc<Diagnostics>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    revision: Option<u64>,
+    connected: bool,
+    rejections: BTreeMap<String, Rejection>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// A running watcher (a tokio task). Dropping it stops the task.
+#[derive(Debug)]
+pub struct EtcdWatch {
+    state: Arc<Mutex<State>>,
+    control: signal::Sender<Control>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EtcdWatch {
+    /// The last etcd revision applied (`None`: etcd has not answered yet).
+    #[must_use]
+    pub fn revision(&self) -> Option<u64> {
+        self.lock().revision
+    }
+
+    /// True while the watch is established.
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.lock().connected
+    }
+
+    /// The flows whose latest content is rejected, by flow id.
+    #[must_use]
+    pub fn rejections(&self) -> Vec<Rejection> {
+        self.lock().rejections.values().cloned().collect()
+    }
+
+    /// Stops watching (the registry keeps what it has) until [`EtcdWatch::resume`].
+    pub fn pause(&self) {
+        let _ = self.control.send(Control::Pause);
+    }
+
+    /// Watches again from the last revision applied (re-reading everything when it was
+    /// compacted meanwhile).
+    pub fn resume(&self) {
+        let _ = self.control.send(Control::Run);
+    }
+
+    /// Stops the watcher and waits for its task to end.
+    pub async fn stop(mut self) {
+        let _ = self.control.send(Control::Stop);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for EtcdWatch {
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Stop);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+type Sink = Box<dyn Fn(&WatchEvent) + Send + Sync>;
+
+/// Starts watching `config.tenant` into `registry`, reporting every event to `on_event`.
+/// Must be called inside a tokio runtime (it spawns a task). With a snapshot directory,
+/// the snapshot's versions are published before this returns.
+///
+/// The registry's version store (if any) is called on the watcher's task; an
+/// [`crate::store::EtcdStore`] there cannot store snapshot versions while etcd is down,
+/// so a watcher that must serve its snapshot uses a registry without one, or with a
+/// directory store.
+///
+/// # Errors
+/// [`EtcdError::Snapshot`] when the snapshot directory cannot be opened or holds another
+/// tenant's snapshot.
+pub fn watch(
+    registry: Arc<Registry>,
+    config: WatchConfig,
+    on_event: impl Fn(&WatchEvent) + Send + Sync + 'static,
+) -> Result<EtcdWatch, EtcdError> {
+    let snapshot = config
+        .snapshot
+        .as_ref()
+        .map(|d| Snapshot::open(d, &config.tenant))
+        .transpose()?;
+    let state = Arc::new(Mutex::new(State::default()));
+    let (control, control_rx) = signal::channel(Control::Run);
+    let mut worker = Worker {
+        registry,
+        config,
+        snapshot,
+        sink: Box::new(on_event),
+        state: Arc::clone(&state),
+        seen: BTreeMap::new(),
+        last: None,
+        reached: false,
+    };
+    worker.serve_snapshot()?;
+    let task = tokio::spawn(worker.run(control_rx));
+    Ok(EtcdWatch {
+        state,
+        control,
+        task: Some(task),
+    })
+}
+
+/// How a watch stream ended.
+enum End {
+    Stop,
+    Paused,
+    Compacted,
+    Lost(String),
+}
+
+struct Worker {
+    registry: Arc<Registry>,
+    config: WatchConfig,
+    snapshot: Option<Snapshot>,
+    sink: Sink,
+    state: Arc<Mutex<State>>,
+    /// The mod revision of each flow key as last applied (accepted or rejected).
+    seen: BTreeMap<String, u64>,
+    /// The last etcd revision applied.
+    last: Option<u64>,
+    /// etcd answered at least once since the start.
+    reached: bool,
+}
+
+fn revision_of(r: i64) -> u64 {
+    u64::try_from(r).unwrap_or(0)
+}
+
+impl Worker {
+    fn emit(&self, event: &WatchEvent) {
+        (self.sink)(event);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn warn(&self, message: String) {
+        tracing::warn!(tenant = self.config.tenant.tenant(), "{message}");
+        self.emit(&WatchEvent::Warning { message });
+    }
+
+    fn serve_snapshot(&mut self) -> Result<(), EtcdError> {
+        let Some(snapshot) = &self.snapshot else {
+            return Ok(());
+        };
+        let (flows, bad) = snapshot.flows()?;
+        let revision = snapshot.revision()?;
+        for e in bad {
+            self.warn(e.to_string());
+        }
+        for f in flows {
+            let compiled = match self.registry.compile(&f.name, f.source.as_bytes()) {
+                Ok(c) if c.id() == f.flow && c.version().hash == f.hash => c,
+                Ok(_) | Err(_) => {
+                    self.warn(format!(
+                        "snapshot of `{}` does not compile to content {} with this flowc: skipped",
+                        f.flow, f.hash
+                    ));
+                    continue;
+                }
+            };
+            match self.registry.publish_compiled_with(
+                compiled,
+                Some(f.revision),
+                &VersionMeta::default(),
+            ) {
+                Ok(version) => {
+                    self.seen.insert(f.flow.clone(), f.revision);
+                    gauges(&self.registry, &version);
+                    self.emit(&WatchEvent::Snapshot { version });
+                }
+                Err(e) => self.warn(format!("snapshot of `{}`: {e}", f.flow)),
+            }
+        }
+        self.last = revision;
+        Ok(())
+    }
+
+    async fn run(mut self, mut control: signal::Receiver<Control>) {
+        let mut backoff = self.config.min_backoff;
+        let mut need_full = true;
+        let mut resync = false;
+        loop {
+            if !wait_running(&mut control).await {
+                return;
+            }
+            let attempt = async {
+                let mut client = self.config.connection.connect().await?;
+                if need_full {
+                    self.full_read(&mut client, resync).await?;
+                }
+                Ok::<Client, StoreError>(client)
+            };
+            let mut client = match attempt.await {
+                Ok(c) => c,
+                Err(e) => {
+                    if self
+                        .disconnected(&e.to_string(), &mut backoff, &mut control)
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let announced = need_full;
+            need_full = false;
+            resync = false;
+            match self.stream(&mut client, &mut control, announced).await {
+                End::Stop => return,
+                End::Paused => self.lock().connected = false,
+                End::Compacted => {
+                    need_full = true;
+                    resync = true;
+                }
+                End::Lost(error) => {
+                    if self.disconnected(&error, &mut backoff, &mut control).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            backoff = self.config.min_backoff;
+        }
+    }
+
+    /// Reports a lost connection and waits `backoff` (doubling it); true when told to
+    /// stop meanwhile.
+    async fn disconnected(
+        &mut self,
+        error: &str,
+        backoff: &mut Duration,
+        control: &mut signal::Receiver<Control>,
+    ) -> bool {
+        self.lock().connected = false;
+        metrics::counter!("flowc_reconnects_total").increment(1);
+        tracing::warn!(
+            tenant = self.config.tenant.tenant(),
+            retry_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+            "etcd unreachable: {error}"
+        );
+        self.emit(&WatchEvent::Disconnected {
+            error: error.to_owned(),
+            serving_snapshot: !self.reached && self.snapshot.is_some(),
+            retry_in: *backoff,
+        });
+        let wait = *backoff;
+        *backoff = (*backoff * 2).min(self.config.max_backoff);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            stop = stopped(control) => stop,
+        }
+    }
+
+    /// Reads every flow at one revision and makes the registry reflect it.
+    async fn full_read(&mut self, client: &mut Client, resync: bool) -> Result<(), StoreError> {
+        let (start, end) = self.config.tenant.watch_range();
+        let timeout = self.config.connection.request_timeout;
+        let got = tokio::time::timeout(
+            timeout,
+            client.get(start.as_str(), Some(GetOptions::new().with_range(end))),
+        )
+        .await
+        .map_err(|_| timeout_error("read", timeout))?
+        .map_err(|e| etcd_error("read", &e))?;
+        let revision = got.header().map_or(0, |h| revision_of(h.revision()));
+        self.reached = true;
+        let metas = self.metas(got.kvs());
+        let mut present = BTreeSet::new();
+        for kv in got.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            if let KeyKind::Flow(flow) = self.config.tenant.classify(&key) {
+                present.insert(flow.to_owned());
+                let meta = metas
+                    .get(flow)
+                    .filter(|(at, _)| *at == kv.mod_revision())
+                    .map(|(_, m)| m.clone());
+                self.accept(
+                    client,
+                    &key,
+                    flow,
+                    kv.value(),
+                    revision_of(kv.mod_revision()),
+                    meta,
+                )
+                .await;
+            }
+        }
+        let gone: Vec<String> = self
+            .seen
+            .keys()
+            .filter(|f| !present.contains(*f))
+            .cloned()
+            .collect();
+        for flow in gone {
+            self.retire(&flow, revision);
+        }
+        self.lock().rejections.retain(|f, _| present.contains(f));
+        self.applied(revision);
+        if resync {
+            metrics::counter!("flowc_resyncs_total").increment(1);
+            tracing::info!(
+                tenant = self.config.tenant.tenant(),
+                revision,
+                "resynchronised"
+            );
+            self.emit(&WatchEvent::Resync { revision });
+        }
+        self.lock().connected = true;
+        tracing::info!(tenant = self.config.tenant.tenant(), revision, "connected");
+        self.emit(&WatchEvent::Connected { revision });
+        Ok(())
+    }
+
+    fn metas(&self, kvs: &[KeyValue]) -> HashMap<String, (i64, FlowMeta)> {
+        let mut out = HashMap::new();
+        for kv in kvs {
+            let key = String::from_utf8_lossy(kv.key());
+            if let KeyKind::Meta(flow) = self.config.tenant.classify(&key)
+                && let Ok(meta) = serde_json::from_slice::<FlowMeta>(kv.value())
+            {
+                out.insert(flow.to_owned(), (kv.mod_revision(), meta));
+            }
+        }
+        out
+    }
+
+    fn applied(&mut self, revision: u64) {
+        self.last = Some(self.last.map_or(revision, |l| l.max(revision)));
+        self.lock().revision = self.last;
+        if let Some(s) = &self.snapshot
+            && let Err(e) = s.set_revision(revision)
+        {
+            self.warn(e.to_string());
+        }
+    }
+
+    async fn stream(
+        &mut self,
+        client: &mut Client,
+        control: &mut signal::Receiver<Control>,
+        announced: bool,
+    ) -> End {
+        let (start, end) = self.config.tenant.watch_range();
+        let from = self.last.unwrap_or(0).saturating_add(1);
+        let options = WatchOptions::new()
+            .with_range(end)
+            .with_start_revision(crate::store::etcd::etcd_revision(from));
+        let timeout = self.config.connection.request_timeout;
+        let mut stream =
+            match tokio::time::timeout(timeout, client.watch(start, Some(options))).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return End::Lost(error_chain(&e)),
+                Err(_) => return End::Lost(timeout_error("watch", timeout).to_string()),
+            };
+        let mut announced = announced;
+        loop {
+            tokio::select! {
+                msg = stream.message() => match msg {
+                    Ok(Some(resp)) => {
+                        if resp.compact_revision() > 0 {
+                            tracing::info!(
+                                tenant = self.config.tenant.tenant(),
+                                from,
+                                compacted = resp.compact_revision(),
+                                "revision compacted"
+                            );
+                            return End::Compacted;
+                        }
+                        if resp.canceled() {
+                            return End::Lost(format!("watch canceled: {}", resp.cancel_reason()));
+                        }
+                        if !announced {
+                            announced = true;
+                            self.reached = true;
+                            self.lock().connected = true;
+                            let revision = self.last.unwrap_or(0);
+                            self.emit(&WatchEvent::Connected { revision });
+                        }
+                        self.apply(client, resp.events()).await;
+                    }
+                    Ok(None) => return End::Lost("the watch stream ended".to_owned()),
+                    Err(e) => return End::Lost(error_chain(&e)),
+                },
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        return End::Stop;
+                    }
+                    match *control.borrow_and_update() {
+                        Control::Stop => return End::Stop,
+                        Control::Pause => return End::Paused,
+                        Control::Run => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies watch events, one revision at a time (a publisher's flow and metadata
+    /// keys change in one transaction, so at one revision).
+    async fn apply(&mut self, client: &mut Client, events: &[etcd_client::Event]) {
+        let mut i = 0;
+        while let Some(first) = events.get(i) {
+            let revision = first.kv().map_or(0, KeyValue::mod_revision);
+            let group: Vec<&etcd_client::Event> = events
+                .iter()
+                .skip(i)
+                .take_while(|e| e.kv().map_or(0, KeyValue::mod_revision) == revision)
+                .collect();
+            i += group.len().max(1);
+            let puts: Vec<KeyValue> = group
+                .iter()
+                .filter(|e| e.event_type() == EventType::Put)
+                .filter_map(|e| e.kv().cloned())
+                .collect();
+            let metas = self.metas(&puts);
+            for e in &group {
+                let Some(kv) = e.kv() else { continue };
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                let KeyKind::Flow(flow) = self.config.tenant.classify(&key) else {
+                    continue;
+                };
+                match e.event_type() {
+                    EventType::Put => {
+                        let meta = metas.get(flow).map(|(_, m)| m.clone());
+                        self.accept(client, &key, flow, kv.value(), revision_of(revision), meta)
+                            .await;
+                    }
+                    EventType::Delete => self.retire(flow, revision_of(revision)),
+                }
+            }
+            self.applied(revision_of(revision));
+        }
+    }
+
+    fn reject(&mut self, flow: &str, revision: u64, diagnostics: Diagnostics) {
+        let diagnostics = Arc::new(diagnostics);
+        let kept = self.registry.active(flow).map(|f| f.version().clone());
+        self.seen.insert(flow.to_owned(), revision);
+        self.lock().rejections.insert(
+            flow.to_owned(),
+            Rejection {
+                flow: flow.to_owned(),
+                revision,
+                diagnostics: Arc::clone(&diagnostics),
+            },
+        );
+        metrics::counter!("flowc_rejects_total", "flow" => flow.to_owned()).increment(1);
+        let first = diagnostics
+            .iter()
+            .next()
+            .map(|d| format!("{} ({})", d.message(), d.code()))
+            .unwrap_or_default();
+        tracing::warn!(
+            tenant = self.config.tenant.tenant(),
+            flow,
+            revision,
+            errors = diagnostics.error_count(),
+            "rejected: {first}"
+        );
+        self.emit(&WatchEvent::Reject {
+            flow: flow.to_owned(),
+            revision,
+            diagnostics,
+            kept,
+        });
+    }
+
+    async fn accept(
+        &mut self,
+        client: &mut Client,
+        key: &str,
+        flow: &str,
+        value: &[u8],
+        revision: u64,
+        meta: Option<FlowMeta>,
+    ) {
+        if self.seen.get(flow) == Some(&revision) {
+            return;
+        }
+        let compiled = match self.registry.compile(key, value) {
+            Ok(c) => c,
+            Err(d) => return self.reject(flow, revision, d),
+        };
+        let file = Arc::clone(&compiled.flow().file);
+        let mismatch = if check_flow_id(flow).is_err() {
+            Some(EtcdError::FlowKey {
+                key: key.to_owned(),
+            })
+        } else if compiled.id() != flow {
+            Some(EtcdError::KeyMismatch {
+                key: key.to_owned(),
+                expected: flow.to_owned(),
+                found: compiled.id().to_owned(),
+            })
+        } else {
+            None
+        };
+        if let Some(e) = mismatch {
+            let mut d = Diagnostics::new();
+            d.add(&file, e);
+            return self.reject(flow, revision, d);
+        }
+        let meta = meta.filter(|m| m.hash == compiled.version().hash);
+        let version_meta = meta.as_ref().map(|m| m.meta.clone()).unwrap_or_default();
+        let hash = compiled.version().hash.clone();
+        let unchanged = self
+            .registry
+            .active(flow)
+            .is_some_and(|a| a.version().hash == hash);
+        let version = if unchanged {
+            None
+        } else {
+            match self
+                .registry
+                .publish_compiled_with(compiled, Some(revision), &version_meta)
+            {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    let mut d = Diagnostics::new();
+                    d.add(&file, e);
+                    return self.reject(flow, revision, d);
+                }
+            }
+        };
+        self.seen.insert(flow.to_owned(), revision);
+        self.lock().rejections.remove(flow);
+        if let Some(version) = &version {
+            self.published(version, meta.as_ref());
+        }
+        // every accepted version gets its history entry, even when put by hand
+        let entry = HistoryEntry::new(
+            &NewVersion {
+                flow,
+                hash: &hash,
+                name: file.name(),
+                source: value,
+                meta: version_meta,
+            },
+            revision,
+            meta.map(|m| m.published_at_micros),
+        );
+        let timeout = self.config.connection.request_timeout;
+        let written =
+            tokio::time::timeout(timeout, put_history(client, &self.config.tenant, &entry))
+                .await
+                .unwrap_or_else(|_| Err(timeout_error("write", timeout)));
+        if let Err(e) = written {
+            self.warn(format!("history of `{flow}` at revision {revision}: {e}"));
+        }
+        if let (Some(s), Some(_)) = (&self.snapshot, &version) {
+            let kept = s.put(&SnapshotFlow {
+                flow: flow.to_owned(),
+                revision,
+                hash,
+                name: file.name().to_owned(),
+                source: file.text().to_owned(),
+            });
+            if let Err(e) = kept {
+                self.warn(e.to_string());
+            }
+        }
+    }
+
+    /// Reports a swap: metrics, log, event.
+    fn published(&self, version: &VersionId, meta: Option<&FlowMeta>) {
+        let latency =
+            meta.map(|m| Duration::from_micros(now_micros().saturating_sub(m.published_at_micros)));
+        metrics::counter!("flowc_publishes_total", "flow" => version.flow.clone()).increment(1);
+        if let Some(l) = latency {
+            metrics::histogram!("flowc_propagation_seconds").record(l.as_secs_f64());
+        }
+        gauges(&self.registry, version);
+        tracing::info!(
+            tenant = self.config.tenant.tenant(),
+            flow = version.flow.as_str(),
+            revision = version.revision,
+            hash = version.hash.as_str(),
+            "published"
+        );
+        self.emit(&WatchEvent::Publish {
+            version: version.clone(),
+            latency,
+        });
+    }
+
+    fn retire(&mut self, flow: &str, revision: u64) {
+        self.seen.remove(flow);
+        self.lock().rejections.remove(flow);
+        if self.registry.active(flow).is_none() {
+            return;
+        }
+        if let Err(e) = self.registry.retire(flow) {
+            self.warn(e.to_string());
+            return;
+        }
+        metrics::gauge!("flowc_active_revision", "flow" => flow.to_owned()).set(0.0);
+        tracing::info!(
+            tenant = self.config.tenant.tenant(),
+            flow,
+            revision,
+            "retired"
+        );
+        self.emit(&WatchEvent::Retire {
+            flow: flow.to_owned(),
+            revision,
+        });
+        if let Some(s) = &self.snapshot
+            && let Err(e) = s.remove(flow)
+        {
+            self.warn(e.to_string());
+        }
+    }
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "gauges are f64; revisions and counts stay far below 2^52"
+)]
+fn gauges(registry: &Registry, version: &VersionId) {
+    metrics::gauge!("flowc_active_revision", "flow" => version.flow.clone())
+        .set(version.revision as f64);
+    metrics::gauge!("flowc_live_versions", "flow" => version.flow.clone())
+        .set(registry.versions(&version.flow).len() as f64);
+}
+
+/// Waits while paused; false when told to stop.
+async fn wait_running(control: &mut signal::Receiver<Control>) -> bool {
+    loop {
+        let now = *control.borrow_and_update();
+        match now {
+            Control::Run => return true,
+            Control::Stop => return false,
+            Control::Pause => {
+                if control.changed().await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when told to stop (true) or pause (false: the loop waits at its top).
+async fn stopped(control: &mut signal::Receiver<Control>) -> bool {
+    loop {
+        if control.changed().await.is_err() {
+            return true;
+        }
+        match *control.borrow_and_update() {
+            Control::Stop => return true,
+            Control::Pause => return false,
+            Control::Run => {}
+        }
+    }
+}

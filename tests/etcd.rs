@@ -1,0 +1,1113 @@
+//! etcd as the fleet's source, against a real `etcd` (Debian's etcd-server) that each
+//! test starts on free loopback ports with a temporary data dir and stops by PID. When
+//! `etcd` is not on PATH the tests are skipped with a message, unless `CI=true` (then
+//! they fail).
+#![cfg(feature = "etcd")]
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: failing loudly is the point"
+)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, GetOptions};
+use flowc::compile::{Options, VersionId};
+use flowc::registry::Registry;
+use flowc::runtime::{Event, InstanceState};
+use flowc::source::etcd::{
+    self, Connection, EtcdError, EtcdStore, EtcdWatch, PublishError, PublishRequest,
+    RollbackRequest, Snapshot, WatchConfig, WatchEvent, watch,
+};
+use flowc::store::etcd::Tenant;
+use serde_json::json;
+
+// ---------------------------------------------------------------- harness
+
+/// A fresh directory under the system temp dir (removed on drop).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "flowc-etcd-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have_etcd() -> bool {
+    let found = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "etcd is not on PATH and CI=true: install etcd-server"
+        );
+        eprintln!("skipped: etcd is not on PATH (install Debian's etcd-server)");
+    }
+    found
+}
+
+/// TLS files for a server started with client-certificate authentication.
+struct Tls {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+/// One etcd server; killed (by PID) on drop.
+struct Etcd {
+    child: Option<Child>,
+    dir: TempDir,
+    client_port: u16,
+    peer_port: u16,
+    tls: Option<Tls>,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        Self::start_with(None, TempDir::new("data"))
+    }
+
+    fn start_with(tls: Option<Tls>, dir: TempDir) -> Etcd {
+        let mut e = Etcd {
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+            tls,
+        };
+        e.spawn();
+        e
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    fn url(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme(), self.client_port)
+    }
+
+    fn spawn(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let url = self.url();
+        let log = std::fs::File::create(self.dir.0.join("etcd.log")).unwrap();
+        let mut cmd = Command::new("etcd");
+        cmd.args(["--name", "flowc-test", "--data-dir"])
+            .arg(self.dir.0.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("flowc-test={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        self.child = Some(cmd.spawn().unwrap());
+        if self.tls.is_none() {
+            self.wait_healthy();
+        }
+    }
+
+    /// Waits (bounded) until the server answers a read.
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = self.url();
+        // its own runtime on its own thread: callers may be inside a runtime
+        let probe = move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c = Connection::new(vec![url.clone()]);
+                let Ok(mut client) = c.connect().await else {
+                    return false;
+                };
+                tokio::time::timeout(Duration::from_millis(500), client.get("health", None))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            })
+        };
+        loop {
+            let p = probe.clone();
+            let ok = std::thread::spawn(p).join().unwrap();
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become healthy: {}",
+                std::fs::read_to_string(self.dir.0.join("etcd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server by PID (SIGKILL) and waits for it.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again: the same data dir and ports.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn connection(&self) -> Connection {
+        let mut c = Connection::new(vec![self.url()]);
+        c.connect_timeout = Duration::from_secs(2);
+        c
+    }
+
+    async fn client(&self) -> Client {
+        self.connection().connect().await.unwrap()
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> std::process::Output {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.url()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `cond` every 5 ms until it holds; fails after `secs` seconds.
+async fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn tenant(name: &str) -> Tenant {
+    Tenant::new("/flowc", name).unwrap()
+}
+
+/// Version `n` of flow `id`: `steps` approvals, the name tells versions apart.
+fn flow(id: &str, n: usize) -> Vec<u8> {
+    format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: {id}\nname: version {n}\ncontext: {{ amount: double }}\nsteps:\n  - id: manager\n    type: approval\n    assignees: {{ role: manager }}\n  - id: finance\n    type: approval\n    assignees: {{ role: finance }}\n"
+    )
+    .into_bytes()
+}
+
+async fn publish(client: &mut Client, t: &Tenant, src: &[u8], expect: Option<u64>) -> VersionId {
+    etcd::publish(
+        client,
+        t,
+        &Options::default(),
+        &PublishRequest {
+            name: "flow.yaml",
+            source: src,
+            expect_revision: expect,
+            author: Some("alice".to_owned()),
+            message: Some("TICKET-1".to_owned()),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("publish: {e:?}"))
+    .version
+}
+
+/// A watcher with its registry and the events it reported.
+struct Watcher {
+    registry: Arc<Registry>,
+    events: Arc<Mutex<Vec<WatchEvent>>>,
+    handle: EtcdWatch,
+}
+
+impl Watcher {
+    fn start(conn: Connection, t: &Tenant, snapshot: Option<&Path>) -> Watcher {
+        let registry = Arc::new(Registry::default());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&events);
+        let mut config = WatchConfig::new(conn, t.clone());
+        config.snapshot = snapshot.map(Path::to_path_buf);
+        let handle = watch(Arc::clone(&registry), config, move |e| {
+            sink.lock().unwrap().push(e.clone());
+        })
+        .unwrap();
+        Watcher {
+            registry,
+            events,
+            handle,
+        }
+    }
+
+    fn active(&self, flow: &str) -> Option<VersionId> {
+        self.registry.active(flow).map(|f| f.version().clone())
+    }
+
+    fn has(&self, v: &VersionId) -> bool {
+        self.active(&v.flow).as_ref() == Some(v)
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.name() == name)
+            .count()
+    }
+
+    fn published_revisions(&self, flow: &str) -> Vec<u64> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                WatchEvent::Publish { version, .. } if version.flow == flow => {
+                    Some(version.revision)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn code(e: &dyn miette::Diagnostic) -> String {
+    e.code().map(|c| c.to_string()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_watchers_of_one_tenant_converge_on_every_publish() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let ws: Vec<Watcher> = (0..3)
+        .map(|_| Watcher::start(server.connection(), &t, None))
+        .collect();
+    let mut client = server.client().await;
+    for n in 1..=5 {
+        let v = publish(&mut client, &t, &flow("leave", n), None).await;
+        let other = publish(&mut client, &t, &flow("expense", n), None).await;
+        until("every watcher swapped", 10, || {
+            ws.iter().all(|w| w.has(&v) && w.has(&other))
+        })
+        .await;
+        // the version is named by the key's mod revision in every process
+        let got = client.get(t.flow_key("leave"), None).await.unwrap();
+        assert_eq!(got.kvs()[0].mod_revision() as u64, v.revision);
+    }
+    for w in &ws {
+        assert_eq!(w.published_revisions("leave").len(), 5);
+        assert!(w.handle.is_connected());
+        assert_eq!(w.count("reject"), 0);
+        // the publisher's metadata arrived: publish-to-swap latency was measured
+        assert!(w.events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            WatchEvent::Publish {
+                latency: Some(_),
+                ..
+            }
+        )));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cas_conflict_is_refused_and_nothing_is_overwritten() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), Some(0)).await;
+    let v2 = publish(&mut client, &t, &flow("leave", 2), Some(v1.revision)).await;
+    // a second editor still based on v1
+    let err = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &PublishRequest {
+            name: "flow.yaml",
+            source: &flow("leave", 3),
+            expect_revision: Some(v1.revision),
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = err else {
+        panic!("expected a conflict, got {err:?}")
+    };
+    assert_eq!(code(&e), "flowc::source::etcd-conflict");
+    assert!(
+        matches!(e, EtcdError::Conflict { expected, found, .. } if expected == v1.revision && found == v2.revision),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("expected revision {}", v1.revision)),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("etcd has revision {}", v2.revision)),
+        "{msg}"
+    );
+    let got = client.get(t.flow_key("leave"), None).await.unwrap();
+    assert_eq!(got.kvs()[0].value(), flow("leave", 2).as_slice());
+    assert_eq!(got.kvs()[0].mod_revision() as u64, v2.revision);
+    // creating a flow that exists (expect 0) is a conflict as well
+    let again = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &PublishRequest {
+            name: "flow.yaml",
+            source: &flow("leave", 4),
+            expect_revision: Some(0),
+            author: None,
+            message: None,
+        },
+    )
+    .await;
+    assert!(matches!(
+        again,
+        Err(PublishError::Etcd(EtcdError::Conflict { expected: 0, .. }))
+    ));
+
+    // the CLI: exit 1, naming both revisions; a flow with errors is refused before etcd
+    let dir = TempDir::new("cli");
+    let file = dir.0.join("leave.yaml");
+    std::fs::write(&file, flow("leave", 5)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .arg("publish")
+        .arg(&file)
+        .args(["--etcd", &server.url(), "--tenant", "acme"])
+        .args(["--expect-revision", &v1.revision.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "expected revision {}, etcd has revision {}",
+            v1.revision, v2.revision
+        )),
+        "{stderr}"
+    );
+    std::fs::write(
+        &file,
+        b"apiVersion: flowc/v1\nkind: ApprovalFlow\nid: leave\nsteps: [ { id: boss\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .arg("publish")
+        .arg(&file)
+        .args(["--etcd", &server.url(), "--tenant", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing published"));
+    let got = client.get(t.flow_key("leave"), None).await.unwrap();
+    assert_eq!(got.kvs()[0].mod_revision() as u64, v2.revision);
+    // and a good one goes through, printing its revision
+    std::fs::write(&file, flow("leave", 6)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .arg("publish")
+        .arg(&file)
+        .env("FLOWC_ETCD", server.url())
+        .args(["--tenant", "acme", "--message", "TICKET-6"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("(was revision {})", v2.revision)),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restores_the_old_content_at_every_watcher() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let ws: Vec<Watcher> = (0..3)
+        .map(|_| Watcher::start(server.connection(), &t, None))
+        .collect();
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    until("v2 everywhere", 10, || ws.iter().all(|w| w.has(&v2))).await;
+    let back = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: v1.revision,
+            expect_revision: None,
+            author: Some("bob".to_owned()),
+            message: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(back.version.hash, v1.hash);
+    assert!(back.version.revision > v2.revision);
+    assert_eq!(back.previous, v2.revision);
+    until("the rollback everywhere", 10, || {
+        ws.iter().all(|w| w.has(&back.version))
+    })
+    .await;
+    let got = client.get(t.flow_key("leave"), None).await.unwrap();
+    assert_eq!(got.kvs()[0].value(), flow("leave", 1).as_slice());
+
+    // an unknown revision is refused
+    let err = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: 999_999,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code(&e), "flowc::source::etcd-unknown-revision");
+
+    // the history: three versions, the rollback's message, diffs from the previous one
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    let revs: Vec<u64> = h.iter().map(|i| i.revision).collect();
+    assert_eq!(revs, [v1.revision, v2.revision, back.version.revision]);
+    assert_eq!(h[0].author.as_deref(), Some("alice"));
+    assert_eq!(h[0].message.as_deref(), Some("TICKET-1"));
+    assert_eq!(
+        h[2].message.as_deref(),
+        Some(format!("rollback to revision {}", v1.revision).as_str())
+    );
+    assert!(h[0].diff.is_none());
+    let d = h[1].diff.as_ref().unwrap();
+    assert_eq!(d.flow.len(), 1, "{d:?}");
+    assert_eq!(d.flow[0].new.as_deref(), Some("version 2"));
+    // the CLI's JSON
+    let out = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .args([
+            "history",
+            "leave",
+            "--etcd",
+            &server.url(),
+            "--tenant",
+            "acme",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    for key in ["revision", "hash", "author", "message", "time", "diff"] {
+        assert!(list[1].get(key).is_some(), "{key} missing: {}", list[1]);
+    }
+    assert_eq!(list[2]["hash"], json!(v1.hash));
+    assert_eq!(list[2]["author"], json!("bob"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_tenants_keys_never_appear() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let (a, b) = (tenant("acme"), tenant("acme-eu"));
+    let w = Watcher::start(server.connection(), &a, None);
+    let mut client = server.client().await;
+    let mine = publish(&mut client, &a, &flow("leave", 1), None).await;
+    publish(&mut client, &b, &flow("leave", 2), None).await;
+    publish(&mut client, &b, &flow("travel", 1), None).await;
+    // a key of the other tenant that sorts inside this tenant's range by a prefix trick
+    server.etcdctl(&["put", "/flowc/acme/flowsx", "not a flow"]);
+    server.etcdctl(&["put", "/flowc/acme-eu/flows/leave", "broken: ["]);
+    let last = publish(&mut client, &a, &flow("expense", 1), None).await;
+    until("this tenant's flows", 10, || w.has(&mine) && w.has(&last)).await;
+    assert_eq!(w.registry.flows(), ["expense", "leave"]);
+    assert!(w.has(&mine));
+    assert_eq!(w.count("reject"), 0);
+    assert!(w.handle.rejections().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_killed_mid_stream_and_restarted_loses_no_update() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let ws: Vec<Watcher> = (0..2)
+        .map(|_| Watcher::start(server.connection(), &t, None))
+        .collect();
+    let mut published = Vec::new();
+    {
+        let mut client = server.client().await;
+        for n in 1..=6 {
+            published.push(publish(&mut client, &t, &flow("leave", n), None).await);
+        }
+    }
+    // killed right after the last write: the watchers may not have seen all of it
+    server.kill();
+    until("both watchers noticed", 10, || {
+        ws.iter().all(|w| w.count("disconnected") > 0)
+    })
+    .await;
+    server.restart();
+    let mut client = server.client().await;
+    for n in 7..=10 {
+        published.push(publish(&mut client, &t, &flow("leave", n), None).await);
+    }
+    let last = published.last().unwrap().clone();
+    until("the last version everywhere", 15, || {
+        ws.iter().all(|w| w.has(&last))
+    })
+    .await;
+    let want: Vec<u64> = published.iter().map(|v| v.revision).collect();
+    for w in &ws {
+        // every single update was applied, in order, none twice
+        let got = w.published_revisions("leave");
+        let after_kill: Vec<u64> = got.iter().copied().filter(|r| *r > want[5]).collect();
+        assert_eq!(
+            after_kill,
+            want[6..],
+            "events: {:?}",
+            w.events.lock().unwrap()
+        );
+        assert!(got.windows(2).all(|p| p[0] < p[1]), "{got:?}");
+        assert!(got.contains(&want[5]), "{got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_past_a_paused_watchers_revision_resyncs_correctly() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    let mut client = server.client().await;
+    let a1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let b1 = publish(&mut client, &t, &flow("travel", 1), None).await;
+    until("both flows", 10, || w.has(&a1) && w.has(&b1)).await;
+    w.handle.pause();
+    until("paused", 10, || !w.handle.is_connected()).await;
+    let paused_at = w.handle.revision().unwrap();
+    let a2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    let deleted = etcd::delete(&mut client, &t, "travel", b1.revision)
+        .await
+        .unwrap();
+    let c1 = publish(&mut client, &t, &flow("expense", 1), None).await;
+    let now = client
+        .get("x", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    client.compact(now, None).await.unwrap();
+    assert!(paused_at < deleted);
+    // nothing moved while paused
+    assert!(w.has(&a1) && w.has(&b1));
+    w.handle.resume();
+    until("resynced", 10, || {
+        w.has(&a2) && w.has(&c1) && w.active("travel").is_none()
+    })
+    .await;
+    assert_eq!(w.count("resync"), 1);
+    assert!(w.handle.revision().unwrap() >= now as u64);
+    let events = w.events.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, WatchEvent::Retire { flow, .. } if flow == "travel")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_started_with_etcd_down_serves_its_snapshot_then_catches_up() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let snap = TempDir::new("snapshot");
+    let v1 = {
+        let first = Watcher::start(server.connection(), &t, Some(&snap.0));
+        let mut client = server.client().await;
+        let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+        let gone = publish(&mut client, &t, &flow("travel", 1), None).await;
+        until("first watcher", 10, || first.has(&v1) && first.has(&gone)).await;
+        etcd::delete(&mut client, &t, "travel", gone.revision)
+            .await
+            .unwrap();
+        until("travel retired", 10, || first.active("travel").is_none()).await;
+        first.handle.stop().await;
+        v1
+    };
+    assert!(snap.0.join("flows/leave.json").is_file());
+    assert!(!snap.0.join("flows/travel.json").exists());
+    server.kill();
+    // etcd is down: the new watcher serves the snapshot at once and says so
+    let w = Watcher::start(server.connection(), &t, Some(&snap.0));
+    assert!(w.has(&v1), "{:?}", w.events.lock().unwrap());
+    assert_eq!(w.count("snapshot"), 1);
+    until("it said it serves the snapshot", 10, || {
+        w.events.lock().unwrap().iter().any(|e| {
+            matches!(
+                e,
+                WatchEvent::Disconnected {
+                    serving_snapshot: true,
+                    ..
+                }
+            )
+        })
+    })
+    .await;
+    assert!(w.active("travel").is_none());
+    server.restart();
+    let mut client = server.client().await;
+    let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    until("caught up", 15, || w.has(&v2)).await;
+    assert!(w.count("connected") >= 1);
+
+    // a snapshot directory belongs to one tenant
+    let err = Snapshot::open(&snap.0, &tenant("other")).unwrap_err();
+    assert_eq!(code(&err), "flowc::source::etcd-snapshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_flow_put_with_etcdctl_never_becomes_active() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let ws: Vec<Watcher> = (0..3)
+        .map(|_| Watcher::start(server.connection(), &t, None))
+        .collect();
+    let mut client = server.client().await;
+    let good = publish(&mut client, &t, &flow("leave", 1), None).await;
+    until("good everywhere", 10, || ws.iter().all(|w| w.has(&good))).await;
+    let broken = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: leave\nsteps: [ { id: boss\n";
+    server.etcdctl(&["put", "/flowc/acme/flows/leave", broken]);
+    // a good flow under another id's key, and a key that is no flow id
+    server.etcdctl(&[
+        "put",
+        "/flowc/acme/flows/travel",
+        &String::from_utf8(flow("leave", 7)).unwrap(),
+    ]);
+    server.etcdctl(&[
+        "put",
+        "/flowc/acme/flows/Bad_Key",
+        &String::from_utf8(flow("leave", 8)).unwrap(),
+    ]);
+    until("rejected everywhere", 10, || {
+        ws.iter().all(|w| w.handle.rejections().len() == 3)
+    })
+    .await;
+    let rev = client.get(t.flow_key("leave"), None).await.unwrap().kvs()[0].mod_revision() as u64;
+    for w in &ws {
+        assert!(w.has(&good), "the last good version stays active");
+        assert!(w.active("travel").is_none() && w.active("Bad_Key").is_none());
+        let r = w.handle.rejections();
+        let by = |f: &str| r.iter().find(|x| x.flow == f).unwrap();
+        assert_eq!(by("leave").revision, rev);
+        assert!(by("leave").diagnostics.has_errors());
+        let codes =
+            |f: &str| -> Vec<String> { by(f).diagnostics.iter().map(|d| d.code()).collect() };
+        assert_eq!(codes("travel"), ["flowc::source::etcd-key-mismatch"]);
+        assert_eq!(codes("Bad_Key"), ["flowc::source::etcd-flow-key"]);
+        let events = w.events.lock().unwrap();
+        assert!(events.iter().any(|e| matches!(
+            e,
+            WatchEvent::Reject { flow, kept: Some(k), .. } if flow == "leave" && *k == good
+        )));
+    }
+    // fixed: the rejection clears
+    let fixed = publish(&mut client, &t, &flow("leave", 2), None).await;
+    until("fixed everywhere", 10, || {
+        ws.iter()
+            .all(|w| w.has(&fixed) && w.handle.rejections().len() == 2)
+    })
+    .await;
+    // never in the history
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert!(h.iter().all(|i| i.revision != rev));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_instance_restores_in_a_second_registry_that_only_knows_etcd() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    // flows put by hand get their history entry from the watcher
+    server.etcdctl(&[
+        "put",
+        "/flowc/acme/flows/leave",
+        &String::from_utf8(flow("leave", 1)).unwrap(),
+    ]);
+    until("v1", 10, || w.active("leave").is_some()).await;
+    let v1 = w.active("leave").unwrap();
+    let (mut inst, _) = w
+        .registry
+        .start("leave", "k1", &json!({"amount": 5.0}), 0)
+        .unwrap();
+    let approve = |step: &str| -> Event {
+        serde_json::from_value(json!({"type": "approve", "step": step, "user": "u", "role": step}))
+            .unwrap()
+    };
+    inst.apply(&approve("manager"), 1).unwrap();
+    let saved = serde_json::to_string(inst.state()).unwrap();
+    let mut client = server.client().await;
+    let mut last = None;
+    for n in 2..=4 {
+        last = Some(publish(&mut client, &t, &flow("leave", n), None).await);
+    }
+    let last = last.unwrap();
+    until("v4", 10, || w.has(&last)).await;
+    let now = client
+        .get("x", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    client.compact(now, None).await.unwrap();
+    // the flow key's old revisions are gone from etcd
+    let old = client
+        .get(
+            t.flow_key("leave"),
+            Some(GetOptions::new().with_revision(v1.revision as i64)),
+        )
+        .await;
+    assert!(old.is_err());
+
+    let conn = server.connection();
+    let second = tokio::task::spawn_blocking(move || {
+        let store = EtcdStore::open(&conn, tenant("acme")).unwrap();
+        let reg = Registry::with_store(Options::default(), Arc::new(store));
+        let state: InstanceState = serde_json::from_str(&saved).unwrap();
+        let mut inst = reg.restore(state).unwrap();
+        inst.apply(&approve("finance"), 2).unwrap();
+        (
+            inst.flow().version().clone(),
+            inst.status().label().to_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(second.0, v1);
+    assert_eq!(second.1, "approved");
+}
+
+#[test]
+fn the_etcd_store_keeps_versions_holds_and_prunes() {
+    if !have_etcd() {
+        return;
+    }
+    use flowc::store::{Keep, NewVersion, StoreError, VersionMeta, VersionStore};
+    let server = Etcd::start();
+    let store = EtcdStore::open(&server.connection(), tenant("acme")).unwrap();
+    let new = |hash: &'static str, src: &'static [u8]| NewVersion {
+        flow: "leave",
+        hash,
+        name: "leave.yaml",
+        source: src,
+        meta: VersionMeta::default(),
+    };
+    let (a, b) = ("00000000000000aa", "00000000000000bb");
+    assert_eq!(store.put(&new(a, b"one"), 10).unwrap().revision, 10);
+    assert_eq!(store.put(&new(a, b"one"), 10).unwrap().revision, 10);
+    let taken = store.put(&new(b, b"two"), 10).unwrap_err();
+    assert!(matches!(taken, StoreError::RevisionTaken { .. }));
+    store.put(&new(b, b"two"), 12).unwrap();
+    store.put(&new(a, b"one"), 14).unwrap();
+    let got = store.get("leave", a).unwrap().unwrap();
+    assert_eq!((got.record.revision, got.revisions), (10, vec![10, 14]));
+    assert_eq!(store.flows().unwrap(), ["leave"]);
+    let vb = VersionId {
+        flow: "leave".into(),
+        revision: 12,
+        hash: b.into(),
+    };
+    store.hold(&vb, "instance-1").unwrap();
+    store.hold(&vb, "instance-1").unwrap();
+    assert_eq!(store.held().unwrap().len(), 1);
+    // b is held, a is among the newest
+    assert!(
+        store
+            .prune(
+                "leave",
+                &Keep {
+                    newest: 1,
+                    hashes: vec![]
+                }
+            )
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.release(&vb, "instance-1").unwrap());
+    let pruned = store
+        .prune(
+            "leave",
+            &Keep {
+                newest: 1,
+                hashes: vec![],
+            },
+        )
+        .unwrap();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!((pruned[0].revision, pruned[0].stored), (12, false));
+    assert!(store.get("leave", b).unwrap().is_none());
+    let err = store.hold(&vb, "instance-2").unwrap_err();
+    assert!(matches!(err, StoreError::NotStored { .. }));
+    // the records stay: revision 12 is never given to other content
+    assert!(store.put(&new(a, b"one"), 12).is_err());
+    assert_eq!(store.list("leave").unwrap().len(), 3);
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a certificate `name` it signs (for 127.0.0.1, usable by servers and clients).
+fn make_certs(dir: &Path, ca: &str, names: &[&str]) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    for name in names {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_works_and_a_wrong_ca_is_a_clear_error() {
+    if !have_etcd() {
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "openssl is required in CI"
+        );
+        eprintln!("skipped: openssl is not on PATH");
+        return;
+    }
+    let certs = TempDir::new("certs");
+    make_certs(&certs.0, "ca", &["server", "client"]);
+    make_certs(&certs.0, "other-ca", &[]);
+    let p = |n: &str| certs.0.join(n);
+    let server = Etcd::start_with(
+        Some(Tls {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server.key"),
+        }),
+        TempDir::new("data"),
+    );
+    let mut conn = server.connection();
+    conn.cacert = Some(p("ca.pem"));
+    conn.cert = Some(p("client.pem"));
+    conn.key = Some(p("client.key"));
+    // bounded wait until the TLS server answers
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut client = loop {
+        if let Ok(mut c) = conn.connect().await
+            && c.get("x", None).await.is_ok()
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the TLS etcd did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let t = tenant("acme");
+    let w = Watcher::start(conn.clone(), &t, None);
+    let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+    until("published over TLS", 10, || w.has(&v)).await;
+
+    let mut wrong = conn.clone();
+    wrong.cacert = Some(p("other-ca.pem"));
+    let err = match wrong.connect().await {
+        Err(e) => e,
+        Ok(mut c) => match c.get("x", None).await {
+            Ok(_) => panic!("a server signed by another CA was trusted"),
+            Err(e) => flowc::store::etcd::etcd_error("read", &e),
+        },
+    };
+    assert_eq!(code(&err), "flowc::store::etcd");
+    let msg = err.to_string().to_lowercase();
+    assert!(msg.contains("certificate"), "{msg}");
+    eprintln!("wrong CA: {err}");
+    // without a client certificate the server refuses
+    let mut anonymous = conn.clone();
+    anonymous.cert = None;
+    anonymous.key = None;
+    let refused = match anonymous.connect().await {
+        Err(_) => true,
+        Ok(mut c) => c.get("x", None).await.is_err(),
+    };
+    assert!(refused);
+}
