@@ -6,9 +6,11 @@ use std::sync::{Arc, OnceLock};
 use crate::diagnostic::Diagnostics;
 use crate::expr::fast::{self, Fast};
 use crate::expr::{self, Env, ExprError, VarTable, codegen};
-use crate::graph::{self, Graph, GraphError, rules};
-use crate::load::{self, LoadLimits};
-use crate::model::{self, Assignees, ExprSource, Flow, HitPolicy, StepKind, Type};
+use crate::expr::{ExprSource, Type};
+use crate::graph::{self, Graph, GraphError, StepIndex, StepNode, Target, rules};
+use crate::limits::{Limits, LoadLimits};
+use crate::load;
+use crate::model::{self, Assignees, Flow, HitPolicy, StepKind};
 use crate::sandbox::{Bindings, Program, RunError, Sandbox};
 use crate::span::SourceFile;
 
@@ -19,6 +21,18 @@ pub struct Options {
     pub load: LoadLimits,
     /// The sandbox programs are compiled for.
     pub sandbox: Arc<Sandbox>,
+}
+
+impl Options {
+    /// Options with these limits: the loader's, and a sandbox built with the sandbox's
+    /// (a new engine; [`Options::default`] shares one).
+    #[must_use]
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            load: limits.load.clone(),
+            sandbox: Arc::new(Sandbox::new(limits.sandbox.clone())),
+        }
+    }
 }
 
 impl Default for Options {
@@ -224,45 +238,14 @@ impl CompiledDecision {
     }
 }
 
-/// Where control goes after a step (resolved at compile time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// A step, by its index in [`CompiledFlow::steps`].
+/// Which compiled assignee expression of a step (by its index in [`CompiledFlow::nodes`]):
+/// an approval's `assignees` or a `notify`'s `to`, or an approval's `escalateTo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AssigneeSlot {
+    /// The step's own `assignees` (approvals) or `to` (notify steps).
     Step(usize),
-    /// The end of branch `branch` of the parallel step at index `parallel`.
-    BranchEnd {
-        /// The parallel step's index.
-        parallel: usize,
-        /// The branch number.
-        branch: usize,
-    },
-    /// Falling off the top-level list: the instance ends `approved`.
-    End,
-}
-
-/// One step of a compiled flow with every reference resolved to a [`Target`].
-#[derive(Clone, Debug)]
-pub struct StepNode {
-    /// Position: list indices from the top (step index in its list, then branch number).
-    path: Vec<(usize, usize)>,
-    /// Index in its own step list.
-    pos: usize,
-    /// The enclosing parallel step and branch, if any.
-    pub parent: Option<(usize, usize)>,
-    /// `next:` or the fall-through.
-    pub next: Target,
-    /// `onReject:` (approvals).
-    pub on_reject: Option<Target>,
-    /// `onError:` (service tasks).
-    pub on_error: Option<Target>,
-    /// `onTimeout: <step>` (approvals).
-    pub on_timeout: Option<Target>,
-    /// Each decision rule's `goto`, in order.
-    pub rules: Vec<Target>,
-    /// The decision's `default`.
-    pub default: Option<Target>,
-    /// The first target of each parallel branch.
-    pub branches: Vec<Target>,
+    /// The approval's `escalateTo`.
+    Escalation(usize),
 }
 
 /// The exact compiled content a flow version holds: the flow id, the registry's revision
@@ -306,13 +289,12 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
 pub struct CompiledFlow {
     flow: Flow,
     version: VersionId,
-    nodes: Vec<StepNode>,
-    by_id: HashMap<String, usize>,
+    index: StepIndex,
     vars: VarTable,
     sandbox: Arc<Sandbox>,
     skip: HashMap<String, Condition>,
     decisions: HashMap<String, CompiledDecision>,
-    assignees: HashMap<String, Expression>,
+    assignees: HashMap<AssigneeSlot, Expression>,
     warnings: Diagnostics,
 }
 
@@ -353,11 +335,10 @@ impl CompiledFlow {
         self.decisions.get(step)
     }
 
-    /// The assignee (or `notify` recipient) expression of a step; an `escalateTo`
-    /// expression is keyed `"<step>#escalate"`.
+    /// A compiled assignee (or `notify` recipient, or `escalateTo`) expression.
     #[must_use]
-    pub fn assignee_expression(&self, step: &str) -> Option<&Expression> {
-        self.assignees.get(step)
+    pub fn assignee_expression(&self, slot: AssigneeSlot) -> Option<&Expression> {
+        self.assignees.get(&slot)
     }
 
     /// Warnings found while compiling.
@@ -379,40 +360,34 @@ impl CompiledFlow {
         self
     }
 
+    /// The resolved step index the graph stage built.
+    #[must_use]
+    pub fn index(&self) -> &StepIndex {
+        &self.index
+    }
+
     /// Every step's resolved node, in document order (nested steps after their parallel).
     #[must_use]
     pub fn nodes(&self) -> &[StepNode] {
-        &self.nodes
+        self.index.nodes()
     }
 
     /// The index of a step by id.
     #[must_use]
     pub fn step_index(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
+        self.index.step_index(id)
     }
 
     /// The step at an index of [`CompiledFlow::nodes`].
     #[must_use]
     pub fn step(&self, index: usize) -> Option<&model::Step> {
-        let node = self.nodes.get(index)?;
-        let mut list = &self.flow.steps;
-        for (i, b) in &node.path {
-            match &list.get(*i)?.kind {
-                StepKind::Parallel { branches, .. } => list = &branches.get(*b)?.steps,
-                _ => return None,
-            }
-        }
-        list.get(node.pos)
+        self.index.step(&self.flow, index)
     }
 
     /// The first target of the flow.
     #[must_use]
     pub fn entry(&self) -> Target {
-        if self.nodes.is_empty() {
-            Target::End
-        } else {
-            Target::Step(0)
-        }
+        self.index.entry()
     }
 
     /// Compiles a condition against this flow's context (canary selectors and the like).
@@ -437,126 +412,6 @@ impl CompiledFlow {
             _ => Err(ctx.diags),
         }
     }
-}
-
-#[expect(
-    clippy::too_many_lines,
-    reason = "collect, then one flat arm per step type resolving its references"
-)]
-/// Resolves every step reference to a [`Target`] (the graph checks have passed, so every
-/// id exists; an unknown one would resolve to the approved end).
-fn layout(flow: &Flow) -> (Vec<StepNode>, HashMap<String, usize>) {
-    struct Raw<'f> {
-        step: &'f model::Step,
-        path: Vec<(usize, usize)>,
-        pos: usize,
-        parent: Option<(usize, usize)>,
-        fall: Target,
-    }
-    fn collect<'f>(
-        list: &'f [model::Step],
-        path: &[(usize, usize)],
-        parent: Option<(usize, usize)>,
-        out: &mut Vec<Raw<'f>>,
-    ) {
-        // indices of this list's steps, known only after nested lists are collected
-        let mut mine = Vec::with_capacity(list.len());
-        for (pos, s) in list.iter().enumerate() {
-            let idx = out.len();
-            mine.push(idx);
-            out.push(Raw {
-                step: s,
-                path: path.to_vec(),
-                pos,
-                parent,
-                fall: Target::End,
-            });
-            if let StepKind::Parallel { branches, .. } = &s.kind {
-                for (b, br) in branches.iter().enumerate() {
-                    let mut inner = path.to_vec();
-                    inner.push((pos, b));
-                    collect(&br.steps, &inner, Some((idx, b)), out);
-                }
-            }
-        }
-        let end = match parent {
-            Some((parallel, branch)) => Target::BranchEnd { parallel, branch },
-            None => Target::End,
-        };
-        for (k, idx) in mine.iter().enumerate() {
-            let fall = mine.get(k + 1).map_or(end, |n| Target::Step(*n));
-            if let Some(r) = out.get_mut(*idx) {
-                r.fall = fall;
-            }
-        }
-    }
-    let mut raw = Vec::new();
-    collect(&flow.steps, &[], None, &mut raw);
-    let mut by_id = HashMap::new();
-    for (i, r) in raw.iter().enumerate() {
-        by_id.entry(r.step.id.value.clone()).or_insert(i);
-    }
-    let to = |id: &str| by_id.get(id).map_or(Target::End, |i| Target::Step(*i));
-    let nodes = raw
-        .iter()
-        .enumerate()
-        .map(|(idx, r)| {
-            let s = r.step;
-            let mut n = StepNode {
-                path: r.path.clone(),
-                pos: r.pos,
-                parent: r.parent,
-                next: s.next.as_ref().map_or(r.fall, |n| to(&n.value)),
-                on_reject: None,
-                on_error: None,
-                on_timeout: None,
-                rules: Vec::new(),
-                default: None,
-                branches: Vec::new(),
-            };
-            match &s.kind {
-                StepKind::Approval {
-                    on_reject,
-                    on_timeout,
-                    ..
-                } => {
-                    n.on_reject = on_reject.as_ref().map(|r| to(&r.value));
-                    if let Some(model::Spanned {
-                        value: model::OnTimeout::Goto(id),
-                        ..
-                    }) = on_timeout
-                    {
-                        n.on_timeout = Some(to(id));
-                    }
-                }
-                StepKind::ServiceTask { on_error, .. } => {
-                    n.on_error = on_error.as_ref().map(|r| to(&r.value));
-                }
-                StepKind::Decision { rules, default, .. } => {
-                    n.rules = rules.iter().map(|r| to(&r.goto.value)).collect();
-                    n.default = default.as_ref().map(|d| to(&d.value));
-                }
-                StepKind::Parallel { branches, .. } => {
-                    n.branches = branches
-                        .iter()
-                        .enumerate()
-                        .map(|(b, br)| {
-                            br.steps.first().map_or(
-                                Target::BranchEnd {
-                                    parallel: idx,
-                                    branch: b,
-                                },
-                                |f| to(&f.id.value),
-                            )
-                        })
-                        .collect();
-                }
-                StepKind::Notify { .. } | StepKind::End { .. } => {}
-            }
-            n
-        })
-        .collect();
-    (nodes, by_id)
 }
 
 struct Ctx<'a> {
@@ -608,7 +463,7 @@ impl Ctx<'_> {
             Ok((c, mut warnings)) => {
                 let constant = |w: &ExprError| matches!(w, ExprError::ConstantCondition { .. });
                 if !warnings.iter().any(constant)
-                    && let Some(value) = one_field_constant(&c.expr)
+                    && let Some(value) = rules::one_field_constant(&c.expr)
                 {
                     warnings.push(ExprError::ConstantCondition {
                         value,
@@ -651,147 +506,6 @@ impl Ctx<'_> {
             }
         }
     }
-}
-
-/// A condition on one field that holds everywhere or nowhere in the field's domain
-/// (`amount > 100.0 && amount < 50.0`), decided by the decision-rule analysis.
-fn one_field_constant(e: &expr::Expr) -> Option<bool> {
-    let (_, ty) = rules::subject(e)?;
-    let vecs = rules::vectors(&[e], &ty, None)?;
-    let v = vecs.first()?;
-    if v.iter().all(|x| !*x) {
-        Some(false)
-    } else if v.iter().all(|x| *x) {
-        Some(true)
-    } else {
-        None
-    }
-}
-
-fn analyze_rules(
-    ctx: &mut Ctx<'_>,
-    flow: &Flow,
-    step_id: &str,
-    policy: HitPolicy,
-    checked: &[(usize, expr::Checked)],
-    has_default: bool,
-    rule_spans: &[crate::span::Span],
-) {
-    let allowed_of = |field: &str| -> Option<Vec<String>> {
-        flow.context
-            .iter()
-            .find(|f| f.name.value == field)
-            .and_then(|f| f.decl.allowed.as_ref())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-    };
-    // group rules by the one field they test
-    let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();
-    for (i, c) in checked {
-        if let Some(subj) = rules::subject(&c.expr) {
-            match groups.iter_mut().find(|(s, _)| *s == subj) {
-                Some((_, v)) => v.push(*i),
-                None => groups.push((subj, vec![*i])),
-            }
-        }
-    }
-    let mut exhaustive = checked.iter().any(|(_, c)| {
-        matches!(
-            c.expr.kind,
-            expr::ast::ExprKind::Lit(expr::ast::Literal::Bool(true))
-        )
-    });
-    for ((field, ty), members) in &groups {
-        let exprs: Vec<&expr::Expr> = members
-            .iter()
-            .filter_map(|i| checked.iter().find(|(j, _)| j == i).map(|(_, c)| &c.expr))
-            .collect();
-        let allowed = allowed_of(field);
-        let Some(vecs) = rules::vectors(&exprs, ty, allowed.as_deref()) else {
-            continue;
-        };
-        let width = vecs.first().map_or(0, Vec::len);
-        let mut covered = vec![false; width];
-        for (k, v) in vecs.iter().enumerate() {
-            let Some(&rule_idx) = members.get(k) else {
-                continue;
-            };
-            let span = rule_spans.get(rule_idx).copied().unwrap_or_default();
-            match policy {
-                HitPolicy::First => {
-                    // a rule that holds nowhere is "always false" (reported by the
-                    // condition check), not shadowed
-                    let impossible = v.iter().all(|a| !*a);
-                    if !impossible && v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
-                        ctx.diags.add(
-                            ctx.file,
-                            GraphError::ShadowedRule {
-                                id: step_id.to_owned(),
-                                index: rule_idx + 1,
-                                span,
-                            },
-                        );
-                    }
-                }
-                HitPolicy::Unique => {
-                    for (k2, v2) in vecs.iter().enumerate().take(k) {
-                        if v.iter().zip(v2).any(|(a, b)| *a && *b) {
-                            let earlier = members.get(k2).copied().unwrap_or(0);
-                            ctx.diags.add(
-                                ctx.file,
-                                GraphError::OverlappingRules {
-                                    id: step_id.to_owned(),
-                                    index: rule_idx + 1,
-                                    first_index: earlier + 1,
-                                    span,
-                                    first: rule_spans.get(earlier).copied().unwrap_or_default(),
-                                },
-                            );
-                            break;
-                        }
-                    }
-                }
-            }
-            for (c, a) in covered.iter_mut().zip(v) {
-                *c |= *a;
-            }
-        }
-        if members.len() == checked.len() && covered.iter().all(|c| *c) {
-            exhaustive = true;
-        }
-    }
-    if !has_default && !exhaustive {
-        let span = flow_step_span(flow, step_id);
-        ctx.diags.add(
-            ctx.file,
-            GraphError::NonExhaustive {
-                id: step_id.to_owned(),
-                span,
-            },
-        );
-    }
-}
-
-fn flow_step_span(flow: &Flow, id: &str) -> crate::span::Span {
-    fn find(steps: &[model::Step], id: &str) -> Option<crate::span::Span> {
-        for s in steps {
-            if s.id.value == id {
-                return Some(s.id.span);
-            }
-            if let StepKind::Parallel { branches, .. } = &s.kind {
-                for b in branches {
-                    if let Some(x) = find(&b.steps, id) {
-                        return Some(x);
-                    }
-                }
-            }
-        }
-        None
-    }
-    find(&flow.steps, id).unwrap_or_default()
 }
 
 /// A graph diagnostic that only reflects what error recovery left out of the model.
@@ -842,7 +556,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
     let mut skip = HashMap::new();
     let mut decisions = HashMap::new();
     let mut assignees = HashMap::new();
-    for info in &g.steps {
+    for (step_index, info) in g.steps.iter().enumerate() {
         let s = info.step;
         if let Some(src) = &s.skip
             && let Some(c) = ctx.condition(src)
@@ -857,23 +571,23 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                 ..
             } => {
                 if let Some(p) = ctx.assignee_expr(a) {
-                    assignees.insert(s.id.value.clone(), p);
+                    assignees.insert(AssigneeSlot::Step(step_index), p);
                 }
                 if let Some(e) = escalate_to
                     && let Some(p) = ctx.assignee_expr(e)
                 {
-                    assignees.insert(format!("{}#escalate", s.id.value), p);
+                    assignees.insert(AssigneeSlot::Escalation(step_index), p);
                 }
             }
             StepKind::Notify { to, .. } => {
                 if let Some(p) = ctx.assignee_expr(to) {
-                    assignees.insert(s.id.value.clone(), p);
+                    assignees.insert(AssigneeSlot::Step(step_index), p);
                 }
             }
             StepKind::Decision {
                 hit_policy,
                 rules: rs,
-                default,
+                ..
             } => {
                 let mut checked = Vec::new();
                 for (i, r) in rs.iter().enumerate() {
@@ -882,15 +596,11 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     }
                 }
                 let spans: Vec<crate::span::Span> = rs.iter().map(|r| r.when.span).collect();
-                analyze_rules(
-                    &mut ctx,
-                    &flow,
-                    &s.id.value,
-                    *hit_policy,
-                    &checked,
-                    default.is_some(),
-                    &spans,
-                );
+                let exprs: Vec<(usize, &expr::Expr)> =
+                    checked.iter().map(|(i, c)| (*i, &c.expr)).collect();
+                for e in rules::check_decision(&g, &flow, step_index, &exprs) {
+                    ctx.diags.add(file, e);
+                }
                 if checked.len() == rs.len() {
                     let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
                     let unique = *hit_policy == HitPolicy::Unique;
@@ -953,7 +663,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         }
         ctx.diags.add(file, e);
     }
-    drop(g);
+    let index = g.into_index();
     later.extend(ctx.diags);
     // a problem the schema reported is not reported again by a later stage
     for d in later {
@@ -970,7 +680,6 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
     if diags.has_errors() {
         return Err(diags);
     }
-    let (nodes, by_id) = layout(&flow);
     let hash = stable_hash(&[env!("CARGO_PKG_VERSION").as_bytes(), file.text().as_bytes()]);
     Ok(CompiledFlow {
         version: VersionId {
@@ -978,8 +687,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             revision: 0,
             hash: format!("{hash:016x}"),
         },
-        nodes,
-        by_id,
+        index,
         flow,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),

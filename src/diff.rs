@@ -436,26 +436,22 @@ fn context_decl(f: &FieldDecl) -> String {
 /// The labelled edges of a flow's graph: (from, label) → to.
 fn edges(flow: &Flow) -> BTreeMap<(String, String), String> {
     let g = Graph::build(flow);
-    let name = |n: petgraph::graph::NodeIndex| -> String {
-        match g.graph.node_weight(n) {
-            Some(Node::Step(i)) => g
+    let name = |n: &Node| -> String {
+        match n {
+            Node::Step(i) => g
                 .steps
                 .get(*i)
                 .map_or_else(String::new, |s| s.step.id.value.clone()),
-            Some(Node::Join(i)) => g
+            Node::Join(i) => g
                 .steps
                 .get(*i)
                 .map_or_else(String::new, |s| format!("join of {}", s.step.id.value)),
-            Some(Node::EndApproved) => "(end: approved)".to_owned(),
-            Some(Node::EndRejected) => "(end: rejected)".to_owned(),
-            None => String::new(),
+            Node::EndApproved => "(end: approved)".to_owned(),
+            Node::EndRejected => "(end: rejected)".to_owned(),
         }
     };
     let mut out = BTreeMap::new();
-    for e in g.graph.edge_indices() {
-        let (Some((a, b)), Some(w)) = (g.graph.edge_endpoints(e), g.graph.edge_weight(e)) else {
-            continue;
-        };
+    for (a, w, b) in g.edges() {
         let label = match w {
             Edge::Next => "next".to_owned(),
             Edge::Rule(n) => format!("rule {}", n + 1),

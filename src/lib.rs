@@ -18,7 +18,14 @@
 //!    retention, canary releases; restart-safe with a store.
 //! 10. [`source`] — a watched directory feeding a registry.
 //!
-//! [`diff`] compares two versions of a flow (the audit view of a change).
+//! [`diff`] compares two versions of a flow (the audit view of a change). Every bound
+//! that any stage enforces is declared once, in [`limits`].
+//!
+//! Each stage imports only those before it (a test, `tests/architecture.rs`, reads the
+//! `use crate::` paths and fails on a cycle or an import against this order):
+//! `span` ← `codes` ← `diagnostic` ← `limits` ← `load` ← `expr` ← `model` ← `sandbox`
+//! ← `graph` ← `compile` ← `diff` ← `runtime` ← `store` ← `registry` ← `source` ←
+//! `prelude`.
 //!
 //! ```
 //! let src = flowc::span::SourceFile::new("leave.yaml", r#"
@@ -56,6 +63,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod expr;
 pub mod graph;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod prelude;

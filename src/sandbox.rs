@@ -9,37 +9,11 @@ use rhai::{
     Scope,
 };
 
+pub use crate::expr::RunError;
+use crate::expr::codegen::Generated;
 use crate::expr::value::{self, OpError, Value};
-
-/// Every bound of the sandbox, in one place.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Most Rhai operations per evaluation.
-    pub max_operations: u64,
-    /// Deepest function-call nesting.
-    pub max_call_levels: usize,
-    /// Deepest expression nesting (compile time).
-    pub max_expr_depth: usize,
-    /// Longest string, in bytes.
-    pub max_string_size: usize,
-    /// Longest list.
-    pub max_array_size: usize,
-    /// Largest map.
-    pub max_map_size: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_operations: 100_000,
-            max_call_levels: 16,
-            max_expr_depth: 128,
-            max_string_size: 64 * 1024,
-            max_array_size: 10_000,
-            max_map_size: 10_000,
-        }
-    }
-}
+use crate::expr::{ClosedEval, rhai_const, rhai_var};
+use crate::limits::SandboxLimits;
 
 /// A value that Rhai has no native form for (uint, bytes, timestamp, duration,
 /// maps with non-string keys).
@@ -49,32 +23,6 @@ pub(crate) struct Boxed(pub Value);
 /// A captured error inside error-absorbing `&&`, `||` and macros.
 #[derive(Clone, Debug)]
 struct Captured(Arc<RunError>);
-
-/// A run-time error raised inside the sandbox, mapped back from Rhai.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// A CEL operation failed.
-    #[error(transparent)]
-    Op(#[from] OpError),
-    /// A sandbox bound was hit.
-    #[error("sandbox limit reached: {0}")]
-    Limit(String),
-    /// A declared variable had no value.
-    #[error("no value for `{0}`")]
-    Unbound(String),
-    /// More than one rule holds under `hitPolicy: unique` (0-based rule indices).
-    #[error("rules {} hold together under `unique`", crate::diagnostic::bounded_list(&.0.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>(), ", "))]
-    NotUnique(Vec<usize>),
-    /// The result was not of the expected type.
-    #[error("expected {expected}, got {got}")]
-    ResultType {
-        /// Expected type.
-        expected: &'static str,
-        /// Actual type.
-        got: String,
-    },
-}
 
 #[expect(
     clippy::unnecessary_box_returns,
@@ -431,12 +379,6 @@ pub struct Program {
     ast: Arc<AST>,
 }
 
-/// The Rhai variable name of context slot `index`.
-#[must_use]
-pub fn rhai_var(index: usize) -> String {
-    format!("v{index}")
-}
-
 /// Variable values for one evaluation context (reuse it across evaluations): one slot
 /// per context variable for the direct evaluator, mirrored in a Rhai scope that is built
 /// on the first sandboxed evaluation (many contexts never need it).
@@ -488,7 +430,7 @@ pub struct CompileFailure(pub String);
 /// The sandboxed engine, built once and shared by every program (thread-safe).
 pub struct Sandbox {
     engine: Engine,
-    limits: Limits,
+    limits: SandboxLimits,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -501,14 +443,14 @@ impl std::fmt::Debug for Sandbox {
 
 impl Default for Sandbox {
     fn default() -> Self {
-        Self::new(Limits::default())
+        Self::new(SandboxLimits::default())
     }
 }
 
 impl Sandbox {
     /// Builds the engine with these limits.
     #[must_use]
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: SandboxLimits) -> Self {
         let mut engine = Engine::new_raw();
         engine.set_optimization_level(OptimizationLevel::Simple);
         engine.set_fail_on_invalid_map_property(true);
@@ -541,7 +483,7 @@ impl Sandbox {
 
     /// The limits in force.
     #[must_use]
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &SandboxLimits {
         &self.limits
     }
 
@@ -552,7 +494,7 @@ impl Sandbox {
     pub fn compile(&self, source: &str, constants: &[Value]) -> Result<Program, CompileFailure> {
         let mut scope = Scope::new();
         for (i, c) in constants.iter().enumerate() {
-            scope.push_constant_dynamic(format!("k{i}"), to_dynamic(c));
+            scope.push_constant_dynamic(rhai_const(i), to_dynamic(c));
         }
         let ast = self
             .engine
@@ -611,5 +553,12 @@ impl Sandbox {
         // programs never declare top-level variables, but keep the scope exact anyway
         bindings.scope.rewind(before);
         r.map_err(|e| map_error(&e))
+    }
+}
+
+impl ClosedEval for Sandbox {
+    fn eval_closed(&self, generated: &Generated) -> Option<Result<bool, RunError>> {
+        let program = self.compile(&generated.source, &generated.constants).ok()?;
+        Some(self.eval_bool(&program, &mut Bindings::new()))
     }
 }

@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
+use flowc::expr::{ExprSource, FieldType, ObjectType, Type};
 use flowc::expr::{Value, VarTable, check_expr, codegen, time};
-use flowc::model::{ExprSource, FieldType, ObjectType, Type};
 use flowc::sandbox::{Bindings, Sandbox};
 
 fn context() -> (VarTable, Vec<(&'static str, Value)>) {

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowc::compile::{CompiledFlow, Options, compile};
 use flowc::expr::fast;
+use flowc::expr::{ExprSource, Type};
 use flowc::expr::{Value, check_expr, codegen};
-use flowc::model::{ExprSource, Type};
 use flowc::sandbox::{Bindings, RunError};
 use flowc::span::SourceFile;
 use proptest::prelude::*;

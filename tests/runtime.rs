@@ -16,8 +16,8 @@ use std::sync::Arc;
 use flowc::compile::{CompiledFlow, Options, compile};
 use flowc::model::Outcome;
 use flowc::runtime::{
-    Applied, Assignee, CallId, Effect, Event, Gone, Instance, InstanceState, RuntimeError, Status,
-    TaskId, TaskRef, TimerId, VisitStatus,
+    Applied, Assignee, CallId, Effect, Event, Gone, Instance, InstanceState, Route, RuntimeError,
+    Status, TaskId, TaskRef, TimerId, VisitStatus,
 };
 use flowc::span::SourceFile;
 use serde_json::json;
@@ -646,7 +646,12 @@ fn decisions_first_unique_default_and_incidents() {
     assert_eq!((c.text.as_str(), c.value), ("x > 10", Some(true)));
     let (i, _) = start(&f, json!({"x": 1, "y": 0}));
     assert_eq!(trace(&i), ["d:completed", "small:completed"]);
-    assert_eq!(i.trace()[0].note.as_deref(), Some("no rule held: default"));
+    assert_eq!(i.trace()[0].route(), Some(Route::Default));
+    assert_eq!(i.trace()[0].note, None);
+    // the default route is typed in the saved trace, not a note
+    let saved = serde_json::to_value(&i.trace()[0]).unwrap();
+    assert_eq!(saved["byDefault"], json!(true));
+    assert!(saved.get("rule").is_none() && saved.get("note").is_none());
     // unique: two rules hold → incident
     let f = flow(&steps.replace("POLICY", "unique"), "{ x: int, y: int }");
     let (i, fx) = start(&f, json!({"x": 20, "y": 7}));
@@ -1044,7 +1049,9 @@ fn trace_answers_why_an_instance_waits() {
     assert_eq!(p.len(), 1);
     assert_eq!((p[0].step.as_str(), p[0].since), ("legal-review", 42));
     let route = &i.trace()[0];
-    assert_eq!(route.rule, Some(1));
+    assert_eq!(route.route(), Some(Route::Rule(1)));
+    let saved = serde_json::to_value(route).unwrap();
+    assert_eq!((&saved["rule"], saved.get("byDefault")), (&json!(1), None));
     assert_eq!(
         route.condition.as_ref().map(|c| c.text.as_str()),
         Some("amount > 50000.0")
@@ -1410,7 +1417,7 @@ fn delivery_ids_names_and_times_are_strict() {
     refused_at(
         &mut i,
         approve("a", "u2"),
-        flowc::runtime::MAX_TIME + 1,
+        flowc::limits::Limits::MAX_TIME + 1,
         "flowc::runtime::time-out-of-range",
     );
     assert!(Instance::start(Arc::clone(&f), &json!({}), u64::MAX).is_err());

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::compile::{AssigneeSlot, CompiledFlow, Options, compile};
 use flowc::load::{LoadLimits, yaml};
 use std::collections::BTreeMap;
 
@@ -439,17 +439,18 @@ fn assignee_expressions_agree_on_both_paths() {
         for ctx in &case.contexts {
             let (_, mut bindings) = flowc::runtime::context::bind(&case.flow, ctx).unwrap();
             for id in &case.steps {
-                for key in [id.clone(), format!("{id}#escalate")] {
-                    let Some(e) = case.flow.assignee_expression(&key) else {
+                let index = case.flow.step_index(id).unwrap();
+                for key in [AssigneeSlot::Step(index), AssigneeSlot::Escalation(index)] {
+                    let Some(e) = case.flow.assignee_expression(key) else {
                         continue;
                     };
                     let sb = case.flow.sandbox();
                     let direct = e.eval(sb, &mut bindings).map(|v| v.to_json());
                     let rhai = e.eval_sandboxed(sb, &mut bindings).map(|v| v.to_json());
                     match (&direct, &rhai) {
-                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{key}"),
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{key:?}"),
                         (Err(_), Err(_)) => {}
-                        _ => panic!("{key}: direct {direct:?} vs rhai {rhai:?}"),
+                        _ => panic!("{key:?}: direct {direct:?} vs rhai {rhai:?}"),
                     }
                     compared += 1;
                 }

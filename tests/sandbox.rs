@@ -12,7 +12,8 @@
 
 use flowc::expr::check::Checker;
 use flowc::expr::{VarTable, codegen, parse::parse};
-use flowc::sandbox::{Bindings, Limits, RunError, Sandbox};
+use flowc::limits::SandboxLimits;
+use flowc::sandbox::{Bindings, RunError, Sandbox};
 
 fn run(sb: &Sandbox, src: &str) -> Result<flowc::expr::Value, RunError> {
     let vars = VarTable::default();
@@ -35,9 +36,9 @@ fn limit_hit(r: Result<flowc::expr::Value, RunError>) -> String {
 
 #[test]
 fn huge_lists_via_map_stop_at_the_array_bound() {
-    let sb = Sandbox::new(Limits {
+    let sb = Sandbox::new(SandboxLimits {
         max_array_size: 1000,
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     let what = limit_hit(run(
         &sb,
@@ -51,9 +52,9 @@ fn huge_lists_via_map_stop_at_the_array_bound() {
 
 #[test]
 fn string_blow_up_stops_at_the_string_bound() {
-    let sb = Sandbox::new(Limits {
+    let sb = Sandbox::new(SandboxLimits {
         max_string_size: 1024,
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     let src = format!(
         "size({}) > 0",
@@ -65,9 +66,9 @@ fn string_blow_up_stops_at_the_string_bound() {
 
 #[test]
 fn nested_comprehensions_stop_at_the_operation_bound() {
-    let sb = Sandbox::new(Limits {
+    let sb = Sandbox::new(SandboxLimits {
         max_operations: 10_000,
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     let l = format!(
         "[{}]",
@@ -90,9 +91,9 @@ fn deep_nesting_is_rejected_by_the_parser() {
 
 #[test]
 fn limits_are_configurable_and_reported() {
-    let l = Limits {
+    let l = SandboxLimits {
         max_operations: 7,
-        ..Limits::default()
+        ..SandboxLimits::default()
     };
     let sb = Sandbox::new(l.clone());
     assert_eq!(sb.limits(), &l);

@@ -8,9 +8,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use flowc::expr::Value;
+use flowc::compile::AssigneeSlot;
 use flowc::expr::time::{Duration, Timestamp};
-use flowc::model::Type;
+use flowc::expr::{Type, Value};
 use flowc::sandbox::Bindings;
 use libfuzzer_sys::fuzz_target;
 
@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         for (_, i, ty) in flow.vars().iter() {
             b.set(i, &sample(ty, n));
         }
-        for s in &graph.steps {
+        for (index, s) in graph.steps.iter().enumerate() {
             let id = s.step.id.value.as_str();
             if let Some(c) = flow.skip_condition(id) {
                 let (direct, rhai) = (c.eval(sb, &mut b), c.eval_sandboxed(sb, &mut b));
@@ -61,13 +61,13 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(x, y, "{id}");
                 }
             }
-            for key in [id.to_owned(), format!("{id}#escalate")] {
-                if let Some(e) = flow.assignee_expression(&key) {
+            for key in [AssigneeSlot::Step(index), AssigneeSlot::Escalation(index)] {
+                if let Some(e) = flow.assignee_expression(key) {
                     let direct = e.eval(sb, &mut b).map(|v| v.to_json());
                     let rhai = e.eval_sandboxed(sb, &mut b).map(|v| v.to_json());
-                    assert_eq!(direct.is_ok(), rhai.is_ok(), "{key}: {direct:?} vs {rhai:?}");
+                    assert_eq!(direct.is_ok(), rhai.is_ok(), "{key:?}: {direct:?} vs {rhai:?}");
                     if let (Ok(x), Ok(y)) = (direct, rhai) {
-                        assert_eq!(x, y, "{key}");
+                        assert_eq!(x, y, "{key:?}");
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! The condition AST. Spans are byte ranges into the expression text.
 
-use crate::model::Type;
+use super::Type;
 
 /// A literal value.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::{ObjectType, Type};
 use crate::diagnostic::did_you_mean;
-use crate::model::{ObjectType, Type};
 
 /// What a checker error is about.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
+use super::Type;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
 use super::value::Value;
-use crate::model::Type;
 
 /// Generated source plus the constants it refers to (`k0`, `k1`, ...).
 #[derive(Debug, Default)]
@@ -227,7 +227,7 @@ impl Gen<'_> {
     fn constant(&mut self, v: Value) -> String {
         let i = self.out.constants.len();
         self.out.constants.push(v);
-        format!("k{i}")
+        super::rhai_const(i)
     }
 
     /// A bool-valued expression (checked at run time when the type is `dyn`).

@@ -13,11 +13,11 @@
 
 use std::sync::Arc;
 
+use super::RunError;
+use super::Type;
 use super::VarTable;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
 use super::value::{self, OpError, Value};
-use crate::model::Type;
-use crate::sandbox::RunError;
 
 /// A compiled fast-path expression.
 #[derive(Debug, Clone)]

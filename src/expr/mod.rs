@@ -6,7 +6,10 @@ pub mod codegen;
 pub mod constant;
 pub mod fast;
 pub mod parse;
+mod run_error;
+mod source;
 pub mod time;
+pub mod types;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -14,10 +17,12 @@ use std::collections::BTreeMap;
 use miette::Diagnostic as MietteDiagnostic;
 use thiserror::Error;
 
-use crate::model::{ExprSource, ObjectType, Type};
 use crate::span::Span;
 pub use ast::Expr;
 pub use check::{CheckErrorKind, Env};
+pub use run_error::RunError;
+pub use source::ExprSource;
+pub use types::{FieldType, ObjectType, Type};
 pub use value::Value;
 
 /// Errors and warnings of the condition language, at exact file positions.
@@ -262,13 +267,33 @@ impl VarTable {
 
 impl codegen::VarNames for VarTable {
     fn rhai_name(&self, cel: &str) -> Option<String> {
-        self.names
-            .get(cel)
-            .map(|(i, _)| crate::sandbox::rhai_var(*i))
+        self.names.get(cel).map(|(i, _)| rhai_var(*i))
     }
     fn may_be_unbound(&self, cel: &str) -> bool {
         self.optional.contains(cel)
     }
+}
+
+/// The Rhai variable name of context slot `index`: codegen emits it, the sandbox binds it.
+#[must_use]
+pub fn rhai_var(index: usize) -> String {
+    format!("v{index}")
+}
+
+/// The Rhai name of a generated program's constant `index` (codegen emits it, the
+/// sandbox binds it).
+#[must_use]
+pub fn rhai_const(index: usize) -> String {
+    format!("k{index}")
+}
+
+/// Runs a closed condition (one that reads no variable) once, at check time, to tell
+/// whether it is always true, always false or always fails. The sandbox implements it,
+/// so the language never depends on the engine that runs it.
+pub trait ClosedEval {
+    /// The condition's one value, or the error it always fails with; `None` when the
+    /// program could not be run at all (then no warning is given).
+    fn eval_closed(&self, generated: &codegen::Generated) -> Option<Result<bool, RunError>>;
 }
 
 /// A checked expression with its generated program.
@@ -369,7 +394,7 @@ pub fn is_constant(e: &Expr) -> bool {
 pub fn check_condition(
     src: &ExprSource,
     env: &Env,
-    sandbox: &crate::sandbox::Sandbox,
+    closed: &impl ClosedEval,
 ) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
     let checked = check_expr(src, env)?;
     if !matches!(checked.ty, Type::Bool | Type::Dyn) {
@@ -399,8 +424,8 @@ pub fn check_condition(
         });
     } else if is_constant(&checked.expr) {
         let g = codegen::generate_condition(&checked.expr, &VarTable::default());
-        if let Ok(p) = sandbox.compile(&g.source, &g.constants) {
-            match sandbox.eval_bool(&p, &mut crate::sandbox::Bindings::new()) {
+        if let Some(result) = closed.eval_closed(&g) {
+            match result {
                 Ok(value) => warnings.push(ExprError::ConstantCondition {
                     value,
                     span: src.span,

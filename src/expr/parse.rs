@@ -4,15 +4,15 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use crate::limits::Limits;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar/condition.pest"]
 struct ConditionParser;
 
-/// Bounds on what the parser accepts (the parser recurses; these keep it shallow).
-pub const MAX_EXPR_LEN: usize = 16 * 1024;
-/// Deepest nesting of brackets and operators.
-pub const MAX_EXPR_DEPTH: usize = 64;
+// the parser recurses: these bounds keep it shallow
+const MAX_EXPR_LEN: usize = Limits::MAX_EXPR_LEN;
+const MAX_EXPR_DEPTH: usize = Limits::MAX_EXPR_DEPTH;
 
 /// A parse failure: what and where (byte range in the expression text).
 #[derive(Debug, Clone, PartialEq)]

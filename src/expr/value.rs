@@ -679,13 +679,13 @@ pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
         return Ok(Arc::clone(r));
     }
     let re = regex::RegexBuilder::new(p)
-        .size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
+        .size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
+        .dfa_size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .build()
         .map_err(|e| OpError::InvalidArgument(format!("invalid regular expression: {e}")))?;
     let re = Arc::new(re);
     if let Ok(mut c) = cache.lock() {
-        if c.len() >= 256 {
+        if c.len() >= crate::limits::Limits::REGEX_CACHE_ENTRIES {
             c.clear();
         }
         c.insert(p.to_owned(), Arc::clone(&re));

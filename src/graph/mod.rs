@@ -1,19 +1,23 @@
 //! Stage 5: the step graph (petgraph) and the checks of SPEC §3.
 
+mod checks;
+mod index;
 pub mod render;
 pub mod rules;
 
 use std::collections::HashMap;
 
 use miette::Diagnostic as MietteDiagnostic;
-use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::{Bfs, EdgeRef, Reversed};
+use petgraph::visit::EdgeRef;
 use thiserror::Error;
 
-use crate::diagnostic::{MAX_LISTED, bounded_list, did_you_mean, suggestion_help};
-use crate::model::{Assignees, Flow, Mode, OnTimeout, Spanned, Step, StepKind};
+use crate::diagnostic::bounded_list;
+use crate::model::{Flow, OnTimeout, Spanned, Step, StepKind};
 use crate::span::Span;
+pub use checks::check;
+use index::{Links, Ref};
+pub use index::{StepIndex, StepNode, Target};
 
 /// A node of the step graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,25 +62,22 @@ pub struct StepInfo<'f> {
     pub scope: Vec<(usize, usize)>,
 }
 
-/// The built graph of one flow.
+/// The built graph of one flow. The petgraph graph stays inside this module: other
+/// stages read the resolved [`StepIndex`] and the labelled [`Graph::edges`].
 #[derive(Debug)]
 pub struct Graph<'f> {
     /// Every step, in document order (nested steps after their parallel).
     pub steps: Vec<StepInfo<'f>>,
-    /// The graph.
-    pub graph: DiGraph<Node, Edge>,
+    /// The resolved step index (one per flow, shared with compile and the runtime).
+    index: StepIndex,
+    net: DiGraph<Node, Edge>,
     /// Node of each step.
-    pub step_nodes: Vec<NodeIndex>,
-    /// Step index by id (first definition).
-    pub by_id: HashMap<&'f str, usize>,
+    step_nodes: Vec<NodeIndex>,
     /// Join node per parallel step index.
-    pub joins: HashMap<usize, NodeIndex>,
-    /// The implicit ends.
-    pub end_approved: NodeIndex,
-    /// The implicit rejected end.
-    pub end_rejected: NodeIndex,
-    /// The entry node.
-    pub entry: Option<NodeIndex>,
+    joins: HashMap<usize, NodeIndex>,
+    end_approved: NodeIndex,
+    end_rejected: NodeIndex,
+    entry: Option<NodeIndex>,
 }
 
 /// Errors and warnings about the step graph.
@@ -373,23 +374,6 @@ fn nor(more: &[String], from: &str) -> String {
     }
 }
 
-fn collect<'f>(steps: &'f [Step], scope: &[(usize, usize)], out: &mut Vec<StepInfo<'f>>) {
-    for s in steps {
-        let idx = out.len();
-        out.push(StepInfo {
-            step: s,
-            scope: scope.to_vec(),
-        });
-        if let StepKind::Parallel { branches, .. } = &s.kind {
-            for (b, br) in branches.iter().enumerate() {
-                let mut inner = scope.to_vec();
-                inner.push((idx, b));
-                collect(&br.steps, &inner, out);
-            }
-        }
-    }
-}
-
 /// One reference from a step to another step by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reference<'f> {
@@ -456,119 +440,152 @@ impl<'f> Graph<'f> {
     /// Builds the graph (unknown references simply get no edge; [`check`] reports them).
     #[must_use]
     pub fn build(flow: &'f Flow) -> Self {
-        let mut steps = Vec::new();
-        collect(&flow.steps, &[], &mut steps);
-        let mut graph = DiGraph::new();
-        let step_nodes: Vec<NodeIndex> = (0..steps.len())
-            .map(|i| graph.add_node(Node::Step(i)))
+        let (index, step_refs, links) = StepIndex::build(flow);
+        let steps: Vec<StepInfo<'f>> = step_refs
+            .into_iter()
+            .zip(index.nodes())
+            .map(|(step, node)| StepInfo {
+                step,
+                scope: node.scope().to_vec(),
+            })
             .collect();
-        let end_approved = graph.add_node(Node::EndApproved);
-        let end_rejected = graph.add_node(Node::EndRejected);
-        let mut by_id = HashMap::new();
-        for (i, s) in steps.iter().enumerate() {
-            by_id.entry(s.step.id.value.as_str()).or_insert(i);
-        }
+        let mut net = DiGraph::new();
+        let step_nodes: Vec<NodeIndex> = (0..steps.len())
+            .map(|i| net.add_node(Node::Step(i)))
+            .collect();
+        let end_approved = net.add_node(Node::EndApproved);
+        let end_rejected = net.add_node(Node::EndRejected);
         let mut joins = HashMap::new();
         for (i, s) in steps.iter().enumerate() {
             if matches!(s.step.kind, StepKind::Parallel { .. }) {
-                joins.insert(i, graph.add_node(Node::Join(i)));
+                joins.insert(i, net.add_node(Node::Join(i)));
             }
         }
         let mut g = Self {
             steps,
-            graph,
+            net,
+            index,
             step_nodes,
-            by_id,
             joins,
             end_approved,
             end_rejected,
             entry: None,
         };
-        g.entry = flow.steps.first().and_then(|s| g.node_of(&s.id.value));
-        g.add_edges(&flow.steps, None);
+        g.entry = g.step_nodes.first().copied();
+        // the steps of each list (the top level, each branch), in order
+        let mut lists: HashMap<Option<(usize, usize)>, Vec<usize>> = HashMap::new();
+        for (i, n) in g.index.nodes().iter().enumerate() {
+            lists.entry(n.parent).or_default().push(i);
+        }
+        g.add_edges(&links, &lists, None);
         g
     }
 
-    fn node_of(&self, id: &str) -> Option<NodeIndex> {
-        self.by_id
-            .get(id)
-            .and_then(|i| self.step_nodes.get(*i))
-            .copied()
+    /// The resolved step index.
+    #[must_use]
+    pub fn index(&self) -> &StepIndex {
+        &self.index
     }
 
-    /// Adds the edges of one step list; `after` is where falling off the list goes
-    /// (`None`: the top level, i.e. the approved end).
-    fn add_edges(&mut self, list: &'f [Step], after: Option<NodeIndex>) {
-        let fall_off = after.unwrap_or(self.end_approved);
-        for (pos, s) in list.iter().enumerate() {
-            let Some(me) = self.node_of(&s.id.value) else {
+    /// The resolved step index, keeping it beyond the graph.
+    #[must_use]
+    pub fn into_index(self) -> StepIndex {
+        self.index
+    }
+
+    /// Every labelled edge: (from, why, to), in the order they were added.
+    pub fn edges(&self) -> impl Iterator<Item = (&Node, &Edge, &Node)> {
+        self.net.edge_references().filter_map(|e| {
+            Some((
+                self.net.node_weight(e.source())?,
+                e.weight(),
+                self.net.node_weight(e.target())?,
+            ))
+        })
+    }
+
+    /// The node a resolved reference leads to (`None` for an unknown id: no edge).
+    fn node(&self, r: Ref) -> Option<NodeIndex> {
+        match r {
+            Ref::Unknown => None,
+            Ref::To(Target::Step(j)) => self.step_nodes.get(j).copied(),
+            Ref::To(Target::BranchEnd { parallel, .. }) => self.joins.get(&parallel).copied(),
+            Ref::To(Target::End) => Some(self.end_approved),
+        }
+    }
+
+    /// Adds the edges of one step list (the top level, or branch `b` of parallel step
+    /// `p` for `Some((p, b))`) from the references as resolved; a branch's edges come
+    /// before its parallel step's own, as the renderers have always listed them.
+    fn add_edges(
+        &mut self,
+        links: &[Links],
+        lists: &HashMap<Option<(usize, usize)>, Vec<usize>>,
+        parent: Option<(usize, usize)>,
+    ) {
+        let Some(list) = lists.get(&parent) else {
+            return;
+        };
+        for &i in list {
+            let (Some(s), Some(l), Some(&me)) = (
+                self.steps.get(i).map(|x| x.step),
+                links.get(i),
+                self.step_nodes.get(i),
+            ) else {
                 continue;
             };
-            let fallthrough = list
-                .get(pos + 1)
-                .and_then(|n| self.node_of(&n.id.value))
-                .unwrap_or(fall_off);
-            let next = match &s.next {
-                Some(n) => self.node_of(&n.value),
-                None => Some(fallthrough),
-            };
+            let next = self.node(l.next);
             let mut edges: Vec<(NodeIndex, Edge)> = Vec::new();
             match &s.kind {
                 StepKind::End { .. } => {}
-                StepKind::Approval {
-                    on_reject,
-                    on_timeout,
-                    ..
-                } => {
+                StepKind::Approval { on_timeout, .. } => {
                     edges.extend(next.map(|n| (n, Edge::Next)));
-                    match on_reject {
-                        Some(r) => edges.extend(self.node_of(&r.value).map(|n| (n, Edge::Reject))),
+                    match l.on_reject {
+                        Some(r) => edges.extend(self.node(r).map(|n| (n, Edge::Reject))),
                         None => edges.push((self.end_rejected, Edge::Reject)),
                     }
                     if let Some(t) = on_timeout {
                         match &t.value {
-                            OnTimeout::Goto(id) => {
-                                edges.extend(self.node_of(id).map(|n| (n, Edge::Timeout)));
-                            }
+                            OnTimeout::Goto(_) => edges.extend(
+                                l.on_timeout
+                                    .and_then(|r| self.node(r))
+                                    .map(|n| (n, Edge::Timeout)),
+                            ),
                             OnTimeout::Reject => edges.push((self.end_rejected, Edge::Timeout)),
                             OnTimeout::Approve | OnTimeout::Escalate => {}
                         }
                     }
                 }
-                StepKind::ServiceTask { on_error, .. } => {
+                StepKind::ServiceTask { .. } => {
                     edges.extend(next.map(|n| (n, Edge::Next)));
-                    if let Some(r) = on_error {
-                        edges.extend(self.node_of(&r.value).map(|n| (n, Edge::Error)));
+                    if let Some(r) = l.on_error {
+                        edges.extend(self.node(r).map(|n| (n, Edge::Error)));
                     }
                 }
                 StepKind::Notify { .. } => edges.extend(next.map(|n| (n, Edge::Next))),
-                StepKind::Decision { rules, default, .. } => {
-                    for (i, r) in rules.iter().enumerate() {
-                        edges.extend(self.node_of(&r.goto.value).map(|n| (n, Edge::Rule(i))));
+                StepKind::Decision { .. } => {
+                    for (k, r) in l.rules.iter().enumerate() {
+                        edges.extend(self.node(*r).map(|n| (n, Edge::Rule(k))));
                     }
-                    if let Some(d) = default {
-                        edges.extend(self.node_of(&d.value).map(|n| (n, Edge::Default)));
+                    if let Some(d) = l.default {
+                        edges.extend(self.node(d).map(|n| (n, Edge::Default)));
                     }
                 }
-                StepKind::Parallel { branches, .. } => {
-                    let my_idx = self.by_id.get(s.id.value.as_str()).copied().unwrap_or(0);
-                    let Some(join) = self.joins.get(&my_idx).copied() else {
+                StepKind::Parallel { .. } => {
+                    let Some(join) = self.joins.get(&i).copied() else {
                         continue;
                     };
-                    for (b, br) in branches.iter().enumerate() {
-                        match br.steps.first().and_then(|f| self.node_of(&f.id.value)) {
-                            Some(first) => edges.push((first, Edge::Fork(b))),
-                            None => edges.push((join, Edge::Fork(b))),
-                        }
-                        self.add_edges(&br.steps, Some(join));
+                    for (b, first) in l.branches.iter().enumerate() {
+                        edges.push((self.node(*first).unwrap_or(join), Edge::Fork(b)));
+                        self.add_edges(links, lists, Some((i, b)));
                     }
                     if let Some(n) = next {
-                        self.graph.add_edge(join, n, Edge::Next);
+                        self.net.add_edge(join, n, Edge::Next);
                     }
                 }
             }
             for (to, e) in edges {
-                self.graph.add_edge(me, to, e);
+                self.net.add_edge(me, to, e);
             }
         }
     }
@@ -576,349 +593,5 @@ impl<'f> Graph<'f> {
     /// Does this step wait for a person every time it is entered?
     fn waits(step: &Step) -> bool {
         matches!(step.kind, StepKind::Approval { .. }) && step.skip.is_none()
-    }
-}
-
-/// Runs every graph check of SPEC §3 (decision-rule analysis runs in [`crate::compile`]).
-#[must_use]
-pub fn check(g: &Graph<'_>) -> Vec<GraphError> {
-    let mut errs = Vec::new();
-    check_ids(g, &mut errs);
-    check_references(g, &mut errs);
-    check_step_options(g, &mut errs);
-    check_reachability(g, &mut errs);
-    check_cycles(g, &mut errs);
-    errs
-}
-
-fn check_ids(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    let mut seen: HashMap<&str, Span> = HashMap::new();
-    for s in &g.steps {
-        let id = s.step.id.value.as_str();
-        match seen.get(id) {
-            Some(first) => errs.push(GraphError::DuplicateStepId {
-                id: id.to_owned(),
-                span: s.step.id.span,
-                first: *first,
-            }),
-            None => {
-                seen.insert(id, s.step.id.span);
-            }
-        }
-    }
-}
-
-/// Unknown targets, and targets across a parallel branch boundary.
-fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    let ids: Vec<&str> = g.steps.iter().map(|s| s.step.id.value.as_str()).collect();
-    for s in &g.steps {
-        for r in references(s.step) {
-            let Some(t) = g.by_id.get(r.id).and_then(|i| g.steps.get(*i)) else {
-                let (fallback, fixed): (&str, &[&str]) = if r.field == "onTimeout" {
-                    (
-                        "use escalate, approve, reject or the id of a step",
-                        &["escalate", "approve", "reject"],
-                    )
-                } else {
-                    ("use the id of a step of this flow", &[])
-                };
-                let candidates = ids.iter().chain(fixed).copied();
-                errs.push(GraphError::UnknownStep {
-                    id: r.id.to_owned(),
-                    field: r.field,
-                    span: r.span,
-                    help: suggestion_help(did_you_mean(r.id, candidates).as_deref(), fallback),
-                });
-                continue;
-            };
-            if t.scope == s.scope {
-                continue;
-            }
-            let (from, to, field, span) =
-                (s.step.id.value.clone(), r.id.to_owned(), r.field, r.span);
-            errs.push(if s.scope.starts_with(&t.scope) {
-                GraphError::BranchEscape {
-                    from,
-                    to,
-                    field,
-                    span,
-                }
-            } else {
-                GraphError::BranchEntry {
-                    from,
-                    to,
-                    field,
-                    span,
-                }
-            });
-        }
-    }
-}
-
-/// Repeated users in one `users:` list (warnings).
-fn check_users(id: &str, field: &'static str, a: &Assignees, errs: &mut Vec<GraphError>) {
-    let Assignees::Users(users) = a else {
-        return;
-    };
-    let mut seen: HashMap<&str, Span> = HashMap::new();
-    for u in users {
-        match seen.get(u.value.as_str()) {
-            Some(first) => errs.push(GraphError::DuplicateAssignee {
-                user: u.value.clone(),
-                id: id.to_owned(),
-                field,
-                span: u.span,
-                first: *first,
-            }),
-            None => {
-                seen.insert(&u.value, u.span);
-            }
-        }
-    }
-}
-
-/// `mode: single` (the default) over several distinct fixed users (warning).
-fn check_single(s: &Step, errs: &mut Vec<GraphError>) {
-    let StepKind::Approval {
-        assignees: Assignees::Users(users),
-        mode: Mode::Single,
-        ..
-    } = &s.kind
-    else {
-        return;
-    };
-    let mut distinct: Vec<&Spanned<String>> = Vec::new();
-    for u in users {
-        if !distinct.iter().any(|d| d.value == u.value) {
-            distinct.push(u);
-        }
-    }
-    if distinct.len() > 1 {
-        errs.push(GraphError::SingleWithSeveralUsers {
-            id: s.id.value.clone(),
-            count: distinct.len(),
-            others: distinct
-                .iter()
-                .skip(1)
-                .map(|u| {
-                    miette::LabeledSpan::new_with_span(
-                        Some("also decides alone".to_owned()),
-                        u.span,
-                    )
-                })
-                .collect(),
-        });
-    }
-}
-
-/// An `end` inside a parallel branch (its innermost branch is named).
-fn check_end_in_branch(g: &Graph<'_>, s: &StepInfo<'_>, errs: &mut Vec<GraphError>) {
-    if !matches!(s.step.kind, StepKind::End { .. }) {
-        return;
-    }
-    let Some((parallel, branch)) = s.scope.last() else {
-        return;
-    };
-    errs.push(GraphError::EndInBranch {
-        id: s.step.id.value.clone(),
-        parallel: g
-            .steps
-            .get(*parallel)
-            .map(|p| p.step.id.value.clone())
-            .unwrap_or_default(),
-        branch: branch + 1,
-        span: s.step.type_span,
-    });
-}
-
-/// Empty branches, `end` inside branches, assignee lists, and timeout options that
-/// cannot work.
-fn check_step_options(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    for s in &g.steps {
-        let id = || s.step.id.value.clone();
-        check_end_in_branch(g, s, errs);
-        check_single(s.step, errs);
-        match &s.step.kind {
-            StepKind::Approval {
-                assignees,
-                escalate_to,
-                ..
-            } => {
-                check_users(&s.step.id.value, "assignees", assignees, errs);
-                if let Some(e) = escalate_to {
-                    check_users(&s.step.id.value, "escalateTo", e, errs);
-                }
-            }
-            StepKind::Notify { to, .. } => check_users(&s.step.id.value, "to", to, errs),
-            _ => {}
-        }
-        match &s.step.kind {
-            StepKind::Parallel { branches, .. } => {
-                for (i, b) in branches.iter().enumerate() {
-                    if b.steps.is_empty() {
-                        errs.push(GraphError::EmptyBranch {
-                            id: id(),
-                            index: i + 1,
-                            span: b.span,
-                        });
-                    }
-                }
-            }
-            StepKind::Approval {
-                on_timeout: Some(t),
-                escalate_to,
-                timeout,
-                ..
-            } => {
-                if t.value == OnTimeout::Escalate && escalate_to.is_none() {
-                    errs.push(GraphError::MissingEscalation {
-                        id: id(),
-                        span: t.span,
-                    });
-                }
-                if timeout.is_none() {
-                    errs.push(GraphError::TimeoutWithoutDuration {
-                        id: id(),
-                        span: t.span,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Marks every node reachable from `starts` in `graph` (which may be reversed).
-fn reachable<G>(graph: G, starts: &[NodeIndex], nodes: usize) -> Vec<bool>
-where
-    G: petgraph::visit::IntoNeighbors<NodeId = NodeIndex> + petgraph::visit::Visitable,
-{
-    let mut seen = vec![false; nodes];
-    for &start in starts {
-        let mut bfs = Bfs::new(graph, start);
-        while let Some(n) = bfs.next(graph) {
-            if let Some(r) = seen.get_mut(n.index()) {
-                *r = true;
-            }
-        }
-    }
-    seen
-}
-
-/// Steps no path reaches (warning), and steps from which no end can be reached.
-fn check_reachability(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    let count = g.graph.node_count();
-    let reached = reachable(&g.graph, &g.entry.into_iter().collect::<Vec<_>>(), count);
-    let mut ends = vec![g.end_approved, g.end_rejected];
-    ends.extend(
-        g.steps
-            .iter()
-            .zip(&g.step_nodes)
-            .filter(|(s, _)| matches!(s.step.kind, StepKind::End { .. }))
-            .map(|(_, n)| *n),
-    );
-    let finishes = reachable(Reversed(&g.graph), &ends, count);
-    let flag = |v: &[bool], n: NodeIndex| v.get(n.index()).copied().unwrap_or(false);
-    // the steps of each region are reported once, at the first step of the region in
-    // document order, with a count of the others (a diagnostic stays small)
-    let mut covered = vec![false; count];
-    for (i, (s, n)) in g.steps.iter().zip(&g.step_nodes).enumerate() {
-        // a duplicate id was reported already; only its first definition has edges
-        if g.by_id.get(s.step.id.value.as_str()) != Some(&i) || flag(&covered, *n) {
-            continue;
-        }
-        let (id, span) = (s.step.id.value.clone(), s.step.id.span);
-        if !flag(&reached, *n) {
-            let more = cover(g, *n, &mut covered, |m| !flag(&reached, m));
-            errs.push(GraphError::Unreachable { id, more, span });
-        } else if !flag(&finishes, *n) {
-            let more = cover(g, *n, &mut covered, |m| !flag(&finishes, m));
-            errs.push(GraphError::NoEnd { id, more, span });
-        }
-    }
-}
-
-/// Marks every step reachable from `start` through steps where `inside` holds; returns
-/// the ids of the steps other than `start` it newly marked, in document order.
-fn cover(
-    g: &Graph<'_>,
-    start: NodeIndex,
-    covered: &mut [bool],
-    inside: impl Fn(NodeIndex) -> bool,
-) -> Vec<String> {
-    let mut more = Vec::new();
-    let mut stack = vec![start];
-    if let Some(c) = covered.get_mut(start.index()) {
-        *c = true;
-    }
-    while let Some(n) = stack.pop() {
-        for m in g.graph.neighbors(n) {
-            let Some(c) = covered.get_mut(m.index()) else {
-                continue;
-            };
-            if !*c && inside(m) {
-                *c = true;
-                if let Some(Node::Step(i)) = g.graph.node_weight(m) {
-                    more.extend(g.steps.get(*i).map(|s| (*i, s.step.id.value.clone())));
-                }
-                stack.push(m);
-            }
-        }
-    }
-    more.sort_unstable();
-    more.into_iter().map(|(_, id)| id).collect()
-}
-
-/// Cycles with no human wait: the strongly connected components of the graph without
-/// its waiting steps.
-fn check_cycles(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
-    let mut auto = g.graph.clone();
-    auto.retain_nodes(|gr, n| match gr.node_weight(n) {
-        Some(Node::Step(i)) => g.steps.get(*i).is_none_or(|s| !Graph::waits(s.step)),
-        _ => true,
-    });
-    for comp in petgraph::algo::tarjan_scc(&auto) {
-        let cyclic = comp.len() > 1
-            || comp.first().is_some_and(|n| {
-                auto.edges_directed(*n, Direction::Outgoing)
-                    .any(|e| e.target() == *n)
-            });
-        if !cyclic {
-            continue;
-        }
-        let mut members: Vec<&StepInfo<'_>> = comp
-            .iter()
-            .filter_map(|n| match auto.node_weight(*n) {
-                Some(Node::Step(i)) => g.steps.get(*i),
-                _ => None,
-            })
-            .collect();
-        members.sort_by_key(|s| s.step.id.span.start);
-        let Some(first) = members.first() else {
-            continue;
-        };
-        let ids: Vec<String> = members
-            .iter()
-            .map(|s| format!("`{}`", s.step.id.value))
-            .collect();
-        let mut ids = bounded_list(&ids, " → ");
-        if members.len() > MAX_LISTED {
-            ids.push_str(" steps");
-        }
-        errs.push(GraphError::AutomaticCycle {
-            ids,
-            span: first.step.id.span,
-            others: members
-                .iter()
-                .skip(1)
-                .take(MAX_LISTED - 1)
-                .map(|s| {
-                    miette::LabeledSpan::new_with_span(
-                        Some("part of the loop".to_owned()),
-                        s.step.id.span,
-                    )
-                })
-                .collect(),
-        });
     }
 }

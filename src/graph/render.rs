@@ -109,7 +109,7 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
     let mut out = String::new();
     // implicit ends are drawn only when something leads there
     let used = |idx: petgraph::graph::NodeIndex| {
-        g.graph
+        g.net
             .edges_directed(idx, petgraph::Direction::Incoming)
             .next()
             .is_some()
@@ -130,11 +130,10 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
                     let _ = writeln!(out, "    {}([\"{}\"])", node_id(g, &n), node_label(g, &n));
                 }
             }
-            for e in g.graph.edge_references() {
-                let (Some(a), Some(b)) = (
-                    g.graph.node_weight(e.source()),
-                    g.graph.node_weight(e.target()),
-                ) else {
+            for e in g.net.edge_references() {
+                let (Some(a), Some(b)) =
+                    (g.net.node_weight(e.source()), g.net.node_weight(e.target()))
+                else {
                     continue;
                 };
                 let label = edge_label(g, a, e.weight());
@@ -193,11 +192,10 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
                     );
                 }
             }
-            for e in g.graph.edge_references() {
-                let (Some(a), Some(b)) = (
-                    g.graph.node_weight(e.source()),
-                    g.graph.node_weight(e.target()),
-                ) else {
+            for e in g.net.edge_references() {
+                let (Some(a), Some(b)) =
+                    (g.net.node_weight(e.source()), g.net.node_weight(e.target()))
+                else {
                     continue;
                 };
                 let label = edge_label(g, a, e.weight());

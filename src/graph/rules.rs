@@ -5,8 +5,11 @@
 //! constant between consecutive literals, and evaluating each rule at one sample point
 //! per region decides shadowing, overlap and exhaustiveness exactly.
 
+use super::{Graph, GraphError};
+use crate::expr::Type;
 use crate::expr::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
-use crate::model::Type;
+use crate::model::{Flow, HitPolicy, StepKind};
+use crate::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Point {
@@ -256,4 +259,140 @@ pub fn vectors(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Option
                 .collect::<Option<Vec<bool>>>()
         })
         .collect()
+}
+
+/// A condition on one field that holds everywhere or nowhere in the field's domain
+/// (`amount > 100.0 && amount < 50.0`), decided by the decision-rule analysis.
+#[must_use]
+pub fn one_field_constant(e: &Expr) -> Option<bool> {
+    let (_, ty) = subject(e)?;
+    let vecs = vectors(&[e], &ty, None)?;
+    let v = vecs.first()?;
+    if v.iter().all(|x| !*x) {
+        Some(false)
+    } else if v.iter().all(|x| *x) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The `allowed` strings of a context field, if it declares them.
+fn allowed_values(flow: &Flow, field: &str) -> Option<Vec<String>> {
+    flow.context
+        .iter()
+        .find(|f| f.name.value == field)
+        .and_then(|f| f.decl.allowed.as_ref())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+}
+
+/// The decision-rule analysis of the decision step at `step` in `g` (SPEC §3): shadowed
+/// rules under `first`, overlapping rules under `unique`, and a decision that no rule
+/// and no `default` covers. `checked` holds the rules whose conditions type-checked, by
+/// rule index.
+#[must_use]
+pub fn check_decision(
+    g: &Graph<'_>,
+    flow: &Flow,
+    step: usize,
+    checked: &[(usize, &Expr)],
+) -> Vec<GraphError> {
+    let mut errs = Vec::new();
+    let Some(s) = g.steps.get(step).map(|i| i.step) else {
+        return errs;
+    };
+    let StepKind::Decision {
+        hit_policy: policy,
+        rules,
+        default,
+    } = &s.kind
+    else {
+        return errs;
+    };
+    let step_id = s.id.value.as_str();
+    let rule_spans: Vec<Span> = rules.iter().map(|r| r.when.span).collect();
+    let has_default = default.is_some();
+    // group rules by the one field they test
+    let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();
+    for (i, c) in checked {
+        if let Some(subj) = subject(c) {
+            match groups.iter_mut().find(|(s, _)| *s == subj) {
+                Some((_, v)) => v.push(*i),
+                None => groups.push((subj, vec![*i])),
+            }
+        }
+    }
+    let mut exhaustive = checked
+        .iter()
+        .any(|(_, c)| matches!(c.kind, ExprKind::Lit(Literal::Bool(true))));
+    for ((field, ty), members) in &groups {
+        let exprs: Vec<&Expr> = members
+            .iter()
+            .filter_map(|i| checked.iter().find(|(j, _)| j == i).map(|(_, c)| *c))
+            .collect();
+        let allowed = allowed_values(flow, field);
+        let Some(vecs) = vectors(&exprs, ty, allowed.as_deref()) else {
+            continue;
+        };
+        let width = vecs.first().map_or(0, Vec::len);
+        let mut covered = vec![false; width];
+        for (k, v) in vecs.iter().enumerate() {
+            let Some(&rule_idx) = members.get(k) else {
+                continue;
+            };
+            let span = rule_spans.get(rule_idx).copied().unwrap_or_default();
+            match policy {
+                HitPolicy::First => {
+                    // a rule that holds nowhere is "always false" (reported by the
+                    // condition check), not shadowed
+                    let impossible = v.iter().all(|a| !*a);
+                    if !impossible && v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
+                        errs.push(GraphError::ShadowedRule {
+                            id: step_id.to_owned(),
+                            index: rule_idx + 1,
+                            span,
+                        });
+                    }
+                }
+                HitPolicy::Unique => {
+                    for (k2, v2) in vecs.iter().enumerate().take(k) {
+                        if v.iter().zip(v2).any(|(a, b)| *a && *b) {
+                            let earlier = members.get(k2).copied().unwrap_or(0);
+                            errs.push(GraphError::OverlappingRules {
+                                id: step_id.to_owned(),
+                                index: rule_idx + 1,
+                                first_index: earlier + 1,
+                                span,
+                                first: rule_spans.get(earlier).copied().unwrap_or_default(),
+                            });
+                            break;
+                        }
+                    }
+                }
+            }
+            for (c, a) in covered.iter_mut().zip(v) {
+                *c |= *a;
+            }
+        }
+        if members.len() == checked.len() && covered.iter().all(|c| *c) {
+            exhaustive = true;
+        }
+    }
+    if !has_default && !exhaustive {
+        // the first step of this id (a duplicate id is reported on its own)
+        let span = g
+            .index()
+            .step_index(step_id)
+            .and_then(|i| g.steps.get(i))
+            .map_or(s.id.span, |i| i.step.id.span);
+        errs.push(GraphError::NonExhaustive {
+            id: step_id.to_owned(),
+            span,
+        });
+    }
+    errs
 }

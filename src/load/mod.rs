@@ -9,31 +9,11 @@ use miette::Diagnostic as MietteDiagnostic;
 use thiserror::Error;
 
 use crate::diagnostic::Diagnostics;
+pub use crate::limits::LoadLimits;
 use crate::span::{SourceFile, Span};
 
 pub use schema::{SCHEMA_JSON, SchemaError};
 pub use yaml::{Node, NodeKind, Resolved, Scalar, ScalarStyle};
-
-/// Bounds on what the loader accepts; hitting one is a diagnostic, never an abort.
-#[derive(Clone, Debug)]
-pub struct LoadLimits {
-    /// Largest file accepted, in bytes.
-    pub max_file_bytes: usize,
-    /// Deepest nesting of sequences and mappings.
-    pub max_depth: usize,
-    /// Most nodes in the tree, counting every alias expansion.
-    pub max_nodes: usize,
-}
-
-impl Default for LoadLimits {
-    fn default() -> Self {
-        Self {
-            max_file_bytes: 4 * 1024 * 1024,
-            max_depth: 64,
-            max_nodes: 250_000,
-        }
-    }
-}
 
 /// Errors of the YAML stage.
 #[derive(Debug, Error, MietteDiagnostic)]

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Spanned;
-use super::types::Type;
+use crate::expr::Type;
 use crate::expr::Value;
 use crate::expr::time;
 use crate::expr::value::equals;

@@ -5,7 +5,6 @@
 
 pub mod decl;
 mod read_decl;
-pub mod types;
 
 use std::sync::Arc;
 
@@ -13,12 +12,12 @@ use miette::Diagnostic as MietteDiagnostic;
 use thiserror::Error;
 
 use crate::diagnostic::Diagnostics;
+use crate::expr::{ExprSource, FieldType, ObjectType};
 use crate::load::{Node, Resolved, yaml::value_offsets};
 use crate::span::{SourceFile, Span};
 pub use decl::{
     Declared, FieldDecl, FieldPath, Fitted, Misfit, MisfitKind, Parts, PathPart, fit, fit_fields,
 };
-pub use types::{FieldType, ObjectType, Type};
 
 /// A value with the span it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,44 +26,6 @@ pub struct Spanned<T> {
     pub value: T,
     /// Where it is in the file.
     pub span: Span,
-}
-
-/// The source text of one expression and how to map it back to the file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExprSource {
-    /// The decoded expression text.
-    pub text: String,
-    /// The span of the whole YAML scalar.
-    pub span: Span,
-    /// For each byte of `text` (and one past the end), its byte offset in the file.
-    pub offsets: Vec<usize>,
-}
-
-impl ExprSource {
-    /// An expression not read from a file (tests, the CLI): offsets are the identity.
-    #[must_use]
-    pub fn detached(text: &str) -> Self {
-        Self {
-            text: text.to_owned(),
-            span: Span::new(0, text.len()),
-            offsets: (0..=text.len()).collect(),
-        }
-    }
-
-    /// Maps a span inside `text` to a span in the file.
-    #[must_use]
-    pub fn map_span(&self, start: usize, end: usize) -> Span {
-        let s = self.offsets.get(start).copied().unwrap_or(self.span.end);
-        let e = if end > start {
-            self.offsets
-                .get(end - 1)
-                .map_or(self.span.end, |o| o + 1)
-                .max(s + 1)
-        } else {
-            s
-        };
-        Span::new(s, e)
-    }
 }
 
 /// Approval modes.

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::decl::{self, Declared, FieldDecl, FieldPath, Misfit, MisfitKind, Parts, PathPart, fit};
-use super::types::{FieldType, ObjectType, Type};
 use super::{Builder, ModelError, spanned_str};
+use crate::expr::{FieldType, ObjectType, Type};
 use crate::load::{Node, Resolved};
 use crate::span::Span;
 

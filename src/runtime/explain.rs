@@ -2,10 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::model::StepKind;
-
 use super::Instance;
-use super::types::{TimerRef, Visit, VisitStatus};
+use super::types::{Route, TimerRef, Visit, VisitStatus};
 
 fn label(s: VisitStatus) -> &'static str {
     match s {
@@ -77,31 +75,28 @@ impl Instance {
         for i in path.into_iter().rev() {
             if let Some(v) = self.state.trace.get(i) {
                 out.push_str("  - ");
-                self.describe(v, &mut out);
+                Self::describe(v, &mut out);
                 out.push('\n');
             }
         }
         out.push_str("At the step:\n  - ");
-        self.describe(visit, &mut out);
+        Self::describe(visit, &mut out);
         out.push('\n');
         Some(out)
     }
 
-    fn describe(&self, v: &Visit, out: &mut String) {
+    fn describe(v: &Visit, out: &mut String) {
         let _ = write!(out, "`{}` {} (t={}", v.step, label(v.status), v.entered_at);
         if let Some(end) = v.ended_at {
             let _ = write!(out, "–{end}");
         }
         out.push(')');
-        let is_decision = self
-            .flow
-            .step_index(&v.step)
-            .and_then(|i| self.flow.step(i))
-            .is_some_and(|s| matches!(s.kind, StepKind::Decision { .. }));
-        if let Some(r) = v.rule {
-            let _ = write!(out, " by rule {r}");
-        } else if is_decision && v.status == VisitStatus::Completed {
-            out.push_str(" by default (no rule held)");
+        match v.route() {
+            Some(Route::Rule(r)) => {
+                let _ = write!(out, " by rule {r}");
+            }
+            Some(Route::Default) => out.push_str(" by default (no rule held)"),
+            None => {}
         }
         if let Some(c) = &v.condition {
             let value = match (&c.value, &c.error) {

@@ -58,6 +58,7 @@
 //! ```
 
 pub mod context;
+mod error;
 mod explain;
 mod machine;
 mod state;
@@ -66,24 +67,17 @@ mod types;
 use std::sync::Arc;
 
 use crate::compile::CompiledFlow;
+use crate::limits::Limits;
 
 pub use context::ContextError;
+pub use error::RuntimeError;
 pub use state::{InstanceState, Logged, STATE_FORMAT};
 pub use types::{
     Act, Applied, Assignee, CallId, ConditionRecord, Effect, Event, Gone, Outstanding, Pending,
-    RuntimeError, Status, TaskId, TaskRef, TimerId, TimerRef, Visit, VisitStatus,
+    Route, Status, TaskId, TaskRef, TimerId, TimerRef, Visit, VisitStatus,
 };
 
 use state::{IdKind, Wait};
-
-/// Automatic steps (skips, decisions, notifications, joins) one event may run through
-/// before the instance stops with an incident: the compiler rejects automatic cycles, so
-/// this bound only guards against what it cannot see.
-pub const MAX_AUTOMATIC_STEPS: usize = 10_000;
-
-/// The largest logical time accepted (2^53 − 1 seconds: every time and due time stays an
-/// exact JSON number, and adding a timeout never overflows).
-pub const MAX_TIME: u64 = (1 << 53) - 1;
 
 /// A running (or finished) instance of one flow version.
 #[derive(Debug, Clone)]
@@ -105,8 +99,11 @@ impl Instance {
         context: &serde_json::Value,
         at: u64,
     ) -> Result<(Instance, Vec<Effect>), RuntimeError> {
-        if at > MAX_TIME {
-            return Err(RuntimeError::TimeOutOfRange { at, max: MAX_TIME });
+        if at > Limits::MAX_TIME {
+            return Err(RuntimeError::TimeOutOfRange {
+                at,
+                max: Limits::MAX_TIME,
+            });
         }
         let (context, bindings) = context::bind(&flow, context)?;
         let mut inst = Instance {

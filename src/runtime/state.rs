@@ -13,7 +13,7 @@ use super::types::{Assignee, CallId, Event, Gone, Status, TaskId, TimerId, Visit
 /// `context`, `startedAt`, `status`, `trace` and `log` (the applied events). The other
 /// fields are the machine's working data: they are checked on restore (by replaying the
 /// log) and may change with the format number.
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 
 /// The parallel branch a token runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

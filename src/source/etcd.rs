@@ -157,9 +157,9 @@ pub struct PublishRequest<'a> {
     /// The mod revision the key must have (0: must not exist); `None`: the one read just
     /// before the write.
     pub expect_revision: Option<u64>,
-    /// Who (at most [`crate::store::MAX_AUTHOR_BYTES`]).
+    /// Who (at most [`crate::limits::Limits::MAX_AUTHOR_BYTES`]).
     pub author: Option<String>,
-    /// Why (a ticket id; at most [`crate::store::MAX_MESSAGE_BYTES`]).
+    /// Why (a ticket id; at most [`crate::limits::Limits::MAX_MESSAGE_BYTES`]).
     pub message: Option<String>,
 }
 

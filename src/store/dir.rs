@@ -34,11 +34,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Hold, Keep, MAX_RECORD_BYTES, MAX_SOURCE_BYTES, NewVersion, StoreError, StoredVersion,
-    VersionRecord, VersionStore, check_flow_id, check_hash, check_holder, check_new,
-    check_revision,
+    Hold, Keep, NewVersion, StoreError, StoredVersion, VersionRecord, VersionStore, check_flow_id,
+    check_hash, check_holder, check_new, check_revision,
 };
 use crate::compile::{VersionId, stable_hash};
+use crate::limits::Limits;
 
 /// The store format this release reads and writes.
 pub const FORMAT: u32 = 1;
@@ -233,12 +233,12 @@ impl DirStore {
         let root = root.into();
         create_dir(&root)?;
         let path = root.join(FORMAT_FILE);
-        let bytes = if let Some(b) = read_bounded(&path, MAX_RECORD_BYTES)? {
+        let bytes = if let Some(b) = read_bounded(&path, Limits::MAX_STORE_RECORD_BYTES)? {
             b
         } else {
             // a new store (or another process creating it at the same moment)
             create_atomic(&path, &to_json(&path, &FormatFile { format: FORMAT })?)?;
-            read_bounded(&path, MAX_RECORD_BYTES)?
+            read_bounded(&path, Limits::MAX_STORE_RECORD_BYTES)?
                 .ok_or_else(|| StoreError::corrupt(&path, "missing right after it was created"))?
         };
         let value: serde_json::Value = parse_json(&path, &bytes)?;
@@ -285,7 +285,7 @@ impl DirStore {
     /// Writes a content's source unless an intact copy is there.
     fn put_source(&self, version: &NewVersion<'_>) -> Result<(), StoreError> {
         let path = self.source_path(version.flow, version.hash);
-        if let Ok(Some(bytes)) = read_bounded(&path, MAX_SOURCE_BYTES)
+        if let Ok(Some(bytes)) = read_bounded(&path, Limits::MAX_STORED_SOURCE_BYTES)
             && bytes == version.source
         {
             return Ok(());
@@ -309,7 +309,7 @@ impl DirStore {
 
     fn read_record(&self, flow: &str, revision: u64) -> Result<Option<VersionRecord>, StoreError> {
         let path = self.record_path(flow, revision);
-        let Some(bytes) = read_bounded(&path, MAX_RECORD_BYTES)? else {
+        let Some(bytes) = read_bounded(&path, Limits::MAX_STORE_RECORD_BYTES)? else {
             return Ok(None);
         };
         let file: RecordFile = parse_json(&path, &bytes)?;
@@ -357,7 +357,7 @@ impl DirStore {
     }
 
     fn read_hold(path: &Path) -> Result<Option<Hold>, StoreError> {
-        let Some(bytes) = read_bounded(path, MAX_RECORD_BYTES)? else {
+        let Some(bytes) = read_bounded(path, Limits::MAX_STORE_RECORD_BYTES)? else {
             return Ok(None);
         };
         let file: HoldFile = parse_json(path, &bytes)?;
@@ -435,7 +435,7 @@ impl VersionStore for DirStore {
             return Ok(None);
         };
         let path = self.source_path(flow, hash);
-        let Some(source) = read_bounded(&path, MAX_SOURCE_BYTES)? else {
+        let Some(source) = read_bounded(&path, Limits::MAX_STORED_SOURCE_BYTES)? else {
             return Ok(None);
         };
         if source.len() as u64 != first.size || checksum(&source) != first.checksum {
@@ -602,7 +602,7 @@ impl VersionStore for DirStore {
                 continue;
             }
             let path = self.source_path(flow, &r.hash);
-            let Some(bytes) = read_bounded(&path, MAX_SOURCE_BYTES)? else {
+            let Some(bytes) = read_bounded(&path, Limits::MAX_STORED_SOURCE_BYTES)? else {
                 continue;
             };
             match fs::remove_file(&path) {

@@ -34,11 +34,11 @@ use etcd_client::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Hold, Keep, MAX_RECORD_BYTES, MAX_SOURCE_BYTES, NewVersion, StoreError, StoredVersion,
-    VersionRecord, VersionStore, check_flow_id, check_hash, check_holder, check_new,
-    check_revision,
+    Hold, Keep, NewVersion, StoreError, StoredVersion, VersionRecord, VersionStore, check_flow_id,
+    check_hash, check_holder, check_new, check_revision,
 };
 use crate::compile::{VersionId, stable_hash};
+use crate::limits::Limits;
 
 /// The format of history entries and holds this release writes and reads.
 pub const FORMAT: u32 = 1;
@@ -338,7 +338,7 @@ impl HistoryEntry {
     }
 
     fn parse(key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
-        if bytes.len() as u64 > MAX_SOURCE_BYTES + MAX_RECORD_BYTES {
+        if bytes.len() as u64 > Limits::MAX_STORED_SOURCE_BYTES + Limits::MAX_STORE_RECORD_BYTES {
             return Err(corrupt(key, "larger than any entry flowc writes"));
         }
         let mut entry: Self =
@@ -592,7 +592,7 @@ fn parse_hold(key: &str, bytes: &[u8]) -> Result<Hold, StoreError> {
         #[serde(flatten)]
         hold: Hold,
     }
-    if bytes.len() as u64 > MAX_RECORD_BYTES {
+    if bytes.len() as u64 > Limits::MAX_STORE_RECORD_BYTES {
         return Err(corrupt(key, "larger than any hold flowc writes"));
     }
     let entry: HoldEntry =

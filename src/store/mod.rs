@@ -39,22 +39,11 @@ pub mod etcd;
 use serde::{Deserialize, Serialize};
 
 use crate::compile::VersionId;
+use crate::limits::Limits;
 
 pub use dir::DirStore;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdStore;
-
-/// Largest source a store accepts or reads (bytes): the loader's own file limit is
-/// smaller, so every flow that compiles fits.
-pub const MAX_SOURCE_BYTES: u64 = 8 * 1024 * 1024;
-/// Largest metadata file (record or hold) a store reads (bytes).
-pub const MAX_RECORD_BYTES: u64 = 64 * 1024;
-/// Longest author (bytes).
-pub const MAX_AUTHOR_BYTES: usize = 256;
-/// Longest message (bytes).
-pub const MAX_MESSAGE_BYTES: usize = 4096;
-/// Longest holder name (bytes).
-pub const MAX_HOLDER_BYTES: usize = 80;
 
 /// Who published a version, when and why (all optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,9 +51,9 @@ pub const MAX_HOLDER_BYTES: usize = 80;
 pub struct VersionMeta {
     /// Seconds since the Unix epoch.
     pub time: Option<u64>,
-    /// Who published it (at most [`MAX_AUTHOR_BYTES`]).
+    /// Who published it (at most [`Limits::MAX_AUTHOR_BYTES`]).
     pub author: Option<String>,
-    /// Why (at most [`MAX_MESSAGE_BYTES`]).
+    /// Why (at most [`Limits::MAX_MESSAGE_BYTES`]).
     pub message: Option<String>,
 }
 
@@ -144,7 +133,7 @@ pub struct Hold {
     pub hash: String,
     /// The revision the holder named when it took the hold.
     pub revision: u64,
-    /// Who holds it (an instance id, a host name; at most [`MAX_HOLDER_BYTES`]).
+    /// Who holds it (an instance id, a host name; at most [`Limits::MAX_HOLDER_BYTES`]).
     pub holder: String,
     /// When the hold was taken (seconds since the Unix epoch).
     pub since: u64,
@@ -436,12 +425,14 @@ pub fn check_hash(hash: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Checks a holder name: 1 to [`MAX_HOLDER_BYTES`] bytes, no control characters.
+/// Checks a holder name: 1 to [`Limits::MAX_HOLDER_BYTES`] bytes, no control characters.
 ///
 /// # Errors
 /// [`StoreError::InvalidKey`].
 pub fn check_holder(holder: &str) -> Result<(), StoreError> {
-    if holder.is_empty() || holder.len() > MAX_HOLDER_BYTES || holder.chars().any(char::is_control)
+    if holder.is_empty()
+        || holder.len() > Limits::MAX_HOLDER_BYTES
+        || holder.chars().any(char::is_control)
     {
         Err(StoreError::InvalidKey {
             what: "holder",
@@ -462,25 +453,25 @@ fn check_new(version: &NewVersion<'_>) -> Result<(), StoreError> {
         size: size as u64,
         limit: limit as u64,
     };
-    if version.source.len() as u64 > MAX_SOURCE_BYTES {
+    if version.source.len() as u64 > Limits::MAX_STORED_SOURCE_BYTES {
         return Err(StoreError::TooLarge {
             what: format!("the source of `{}`", version.name),
             size: version.source.len() as u64,
-            limit: MAX_SOURCE_BYTES,
+            limit: Limits::MAX_STORED_SOURCE_BYTES,
         });
     }
     if version.name.len() > 1024 {
         return Err(too_large("the source name", version.name.len(), 1024));
     }
     if let Some(a) = &version.meta.author
-        && a.len() > MAX_AUTHOR_BYTES
+        && a.len() > Limits::MAX_AUTHOR_BYTES
     {
-        return Err(too_large("the author", a.len(), MAX_AUTHOR_BYTES));
+        return Err(too_large("the author", a.len(), Limits::MAX_AUTHOR_BYTES));
     }
     if let Some(m) = &version.meta.message
-        && m.len() > MAX_MESSAGE_BYTES
+        && m.len() > Limits::MAX_MESSAGE_BYTES
     {
-        return Err(too_large("the message", m.len(), MAX_MESSAGE_BYTES));
+        return Err(too_large("the message", m.len(), Limits::MAX_MESSAGE_BYTES));
     }
     Ok(())
 }

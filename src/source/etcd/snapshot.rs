@@ -17,13 +17,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::EtcdError;
+use crate::limits::Limits;
 use crate::store::etcd::Tenant;
 
 /// The snapshot format this release reads and writes.
 pub const FORMAT: u32 = 1;
-
-/// Largest snapshot file read (bytes).
-const MAX_FILE_BYTES: u64 = 9 * 1024 * 1024;
 
 /// A snapshot directory of one tenant.
 #[derive(Clone, Debug)]
@@ -81,7 +79,7 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, EtcdError> {
     match fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(snapshot_error(path, e)),
-        Ok(m) if m.len() > MAX_FILE_BYTES => {
+        Ok(m) if m.len() > Limits::MAX_SNAPSHOT_FILE_BYTES => {
             return Err(snapshot_error(
                 path,
                 "larger than any snapshot file flowc writes",

@@ -1,4 +1,4 @@
-//! The type language shared by context declarations and the condition checker.
+//! The type language of conditions; context declarations (the model) are written in it.
 
 use std::collections::BTreeMap;
 use std::fmt;

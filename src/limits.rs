@@ -1,0 +1,123 @@
+//! Every bound flowc enforces, in one place (as rhai keeps its own in `api/limits.rs`).
+//!
+//! Hitting a bound is never an abort: the loader and the expression parser report a
+//! diagnostic (`flowc::load::file-too-large`, `flowc::load::too-deep`,
+//! `flowc::load::alias-budget`, `flowc::expr::syntax`), a sandboxed evaluation fails with
+//! [`RunError::Limit`](crate::expr::RunError::Limit), and the runtime raises an incident.
+//!
+//! Two groups are configurable, where they are used: the loader's ([`LoadLimits`],
+//! through [`compile::Options::load`](crate::compile::Options::load)) and the sandbox's
+//! ([`SandboxLimits`], through [`Sandbox::new`](crate::sandbox::Sandbox::new));
+//! [`Limits`] holds both ([`compile::Options::new`](crate::compile::Options::new) takes
+//! it). The others are fixed by flowc and are associated constants of [`Limits`]: the
+//! expression parser's, the `matches` regex compiler's, the runtime's, the version
+//! store's and the etcd source's snapshot files.
+//!
+//! This module sits at the bottom of the module order: every stage reads it, it reads
+//! nothing.
+
+/// Every bound: the configurable groups as fields, the fixed ones as constants.
+///
+/// ```
+/// use flowc::limits::Limits;
+/// let mut limits = Limits::default();
+/// limits.load.max_file_bytes = 64 * 1024;
+/// limits.sandbox.max_operations = 10_000;
+/// let options = flowc::compile::Options::new(&limits);
+/// assert_eq!(options.load.max_file_bytes, 64 * 1024);
+/// assert_eq!(options.sandbox.limits().max_operations, 10_000);
+/// assert!(Limits::MAX_EXPR_LEN > 1024);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// What the YAML loader accepts.
+    pub load: LoadLimits,
+    /// What one sandboxed (Rhai) evaluation may do.
+    pub sandbox: SandboxLimits,
+}
+
+impl Limits {
+    /// Longest expression, in bytes (a longer one is a syntax error).
+    pub const MAX_EXPR_LEN: usize = 16 * 1024;
+    /// Deepest nesting of brackets, and longest run of prefix operators, in an
+    /// expression; a parsed tree may be twice as deep in binary operators. The parser
+    /// recurses, so this keeps it shallow.
+    pub const MAX_EXPR_DEPTH: usize = 64;
+    /// Largest compiled regular expression for `matches`, in bytes (the `regex` crate's
+    /// program size and lazy-DFA cache limits).
+    pub const MAX_REGEX_SIZE: usize = 1 << 20;
+    /// Most compiled regular expressions kept for reuse (the cache is emptied when full).
+    pub const REGEX_CACHE_ENTRIES: usize = 256;
+    /// Most automatic steps (skips, decisions, notifications, joins) one event may run
+    /// through before the instance stops with an incident: the compiler rejects
+    /// automatic cycles, so this bound only guards against what it cannot see.
+    pub const MAX_AUTOMATIC_STEPS: usize = 10_000;
+    /// The largest logical time an instance accepts, in seconds (2^53 − 1: every time
+    /// and due time stays an exact JSON number, and adding a timeout never overflows).
+    pub const MAX_TIME: u64 = (1 << 53) - 1;
+    /// Largest source a version store accepts or reads, in bytes: larger than
+    /// [`LoadLimits::max_file_bytes`]' default, so every flow that compiles fits.
+    pub const MAX_STORED_SOURCE_BYTES: u64 = 8 * 1024 * 1024;
+    /// Largest metadata file (record or hold) a version store reads, in bytes.
+    pub const MAX_STORE_RECORD_BYTES: u64 = 64 * 1024;
+    /// Longest author of a published version, in bytes.
+    pub const MAX_AUTHOR_BYTES: usize = 256;
+    /// Longest message of a published version, in bytes.
+    pub const MAX_MESSAGE_BYTES: usize = 4096;
+    /// Longest holder name of a hold on a version, in bytes.
+    pub const MAX_HOLDER_BYTES: usize = 80;
+    /// Largest file of an etcd source's snapshot directory read, in bytes (above
+    /// [`Limits::MAX_STORED_SOURCE_BYTES`]: a snapshot holds a whole source).
+    pub const MAX_SNAPSHOT_FILE_BYTES: u64 = 9 * 1024 * 1024;
+}
+
+/// Bounds on what the loader accepts; hitting one is a diagnostic, never an abort.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: usize,
+    /// Deepest nesting of sequences and mappings.
+    pub max_depth: usize,
+    /// Most nodes in the tree, counting every alias expansion (the alias budget).
+    pub max_nodes: usize,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 4 * 1024 * 1024,
+            max_depth: 64,
+            max_nodes: 250_000,
+        }
+    }
+}
+
+/// Every bound of the sandbox (the Rhai engine is built with each one set explicitly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxLimits {
+    /// Most Rhai operations per evaluation.
+    pub max_operations: u64,
+    /// Deepest function-call nesting.
+    pub max_call_levels: usize,
+    /// Deepest expression nesting (compile time).
+    pub max_expr_depth: usize,
+    /// Longest string, in bytes.
+    pub max_string_size: usize,
+    /// Longest list.
+    pub max_array_size: usize,
+    /// Largest map.
+    pub max_map_size: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            max_operations: 100_000,
+            max_call_levels: 16,
+            max_expr_depth: 128,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Approvals and their rules: assignees resolved, tasks opened, and what an approve,
+//! reject or added signer does under each mode (`single`, `any`, `all`, `sequence`).
+
+use crate::compile::{AssigneeSlot, CompiledFlow};
+use crate::expr::Value;
+use crate::model::{Assignees, Mode, Outcome};
+
+use crate::runtime::Instance;
+use crate::runtime::state::{Approval, IdKind, Scope, Slot, Token, Wait};
+use crate::runtime::types::{Assignee, Effect, Gone, TaskId, TaskRef, VisitStatus};
+
+use super::{Run, step_id};
+
+impl Instance {
+    pub(super) fn approval_mut(&mut self, t: usize) -> Option<&mut Approval> {
+        match self.state.tokens.get_mut(t).map(|tok| &mut tok.wait) {
+            Some(Wait::Approval(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Marks the slot decided and closes its task.
+    pub(super) fn answer_task(&mut self, run: &mut Run<'_>, t: usize, k: usize, why: Gone) {
+        let task = self
+            .approval_mut(t)
+            .and_then(|a| a.slots.get_mut(k))
+            .and_then(|s| {
+                s.approved = why == Gone::Approved;
+                s.task.take()
+            });
+        if let Some(task) = task {
+            self.end_id(run, task.0, why);
+        }
+    }
+
+    pub(super) fn approve(
+        &mut self,
+        run: &mut Run<'_>,
+        t: usize,
+        k: usize,
+        user: &str,
+        role: Option<&str>,
+        comment: Option<String>,
+    ) {
+        self.act(t, "approve", user, role, comment);
+        self.answer_task(run, t, k, Gone::Approved);
+        let Some((step, visit)) = self.state.tokens.get(t).map(|tok| (tok.step, tok.visit)) else {
+            return;
+        };
+        let Some(a) = self.approval_mut(t) else {
+            return;
+        };
+        let done = match a.mode {
+            Mode::Single | Mode::Any => true,
+            Mode::All => a.slots.iter().all(|s| s.approved),
+            Mode::Sequence => {
+                a.cursor += 1;
+                a.cursor >= a.slots.len()
+            }
+        };
+        if done {
+            self.pass(run, t, VisitStatus::Completed, None);
+            return;
+        }
+        if self
+            .approval_mut(t)
+            .is_some_and(|a| a.mode == Mode::Sequence)
+        {
+            self.open_task(run, t, step, visit, None);
+        }
+    }
+
+    /// Gives the slot at the sequence cursor (or slot `k`) a task.
+    pub(super) fn open_task(
+        &mut self,
+        run: &mut Run<'_>,
+        t: usize,
+        step: usize,
+        visit: usize,
+        k: Option<usize>,
+    ) {
+        let Some(a) = self.approval_mut(t) else {
+            return;
+        };
+        let k = k.unwrap_or(a.cursor);
+        let Some(assignee) = a.slots.get(k).map(|s| s.assignee.clone()) else {
+            return;
+        };
+        let task = TaskId(self.issue(
+            IdKind::Task {
+                assignee: assignee.clone(),
+            },
+            step,
+            visit,
+        ));
+        if let Some(s) = self.approval_mut(t).and_then(|a| a.slots.get_mut(k)) {
+            s.task = Some(task);
+        }
+        run.effects.push(Effect::CreateTask {
+            step: step_id(run.flow, step),
+            tasks: vec![TaskRef { task, assignee }],
+        });
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        run: &mut Run<'_>,
+        t: usize,
+        k: usize,
+        user: &str,
+        role: Option<&str>,
+        comment: Option<String>,
+    ) {
+        self.act(t, "reject", user, role, comment);
+        self.answer_task(run, t, k, Gone::Rejected);
+        self.rejected(run, t, VisitStatus::Rejected, None);
+    }
+
+    /// The token's step rejects: `onReject` if set, else the instance is rejected.
+    pub(super) fn rejected(
+        &mut self,
+        run: &mut Run<'_>,
+        t: usize,
+        status: VisitStatus,
+        note: Option<String>,
+    ) {
+        let Some(tok) = self.take_token(run, t, Gone::StepEnded) else {
+            return;
+        };
+        self.close(tok.visit, status, note);
+        match run.flow.nodes().get(tok.step).and_then(|n| n.on_reject) {
+            Some(target) => run.work.push((target, tok.scope, Some(tok.visit))),
+            None => self.finish(run, Outcome::Rejected),
+        }
+    }
+
+    pub(super) fn add_signer(
+        &mut self,
+        run: &mut Run<'_>,
+        t: usize,
+        user: &str,
+        role: Option<&str>,
+        signer: &str,
+    ) {
+        self.act(t, "add-signer", user, role, Some(signer.to_owned()));
+        let Some((step, visit)) = self.state.tokens.get(t).map(|k| (k.step, k.visit)) else {
+            return;
+        };
+        let Some(a) = self.approval_mut(t) else {
+            return;
+        };
+        let slot = Slot {
+            assignee: Assignee::User(signer.to_owned()),
+            approved: false,
+            task: None,
+        };
+        if a.mode == Mode::Sequence {
+            // the added signer decides right after the current assignee
+            let at = (a.cursor + 1).min(a.slots.len());
+            a.slots.insert(at, slot);
+        } else {
+            a.slots.push(slot);
+            let k = a.slots.len() - 1;
+            self.open_task(run, t, step, visit, Some(k));
+        }
+        let slots: Vec<Assignee> = self
+            .approval_mut(t)
+            .map(|a| a.slots.iter().map(|s| s.assignee.clone()).collect())
+            .unwrap_or_default();
+        if let Some(v) = self.visit_mut(visit) {
+            v.assignees = slots;
+        }
+    }
+
+    /// Gives every slot of an approval a task, in one `create-task`.
+    pub(super) fn open_tasks(&mut self, run: &mut Run<'_>, t: usize, step: usize, visit: usize) {
+        let assignees: Vec<Assignee> = self
+            .approval_mut(t)
+            .map(|a| a.slots.iter().map(|s| s.assignee.clone()).collect())
+            .unwrap_or_default();
+        let mut tasks = Vec::with_capacity(assignees.len());
+        for (k, assignee) in assignees.into_iter().enumerate() {
+            let task = TaskId(self.issue(
+                IdKind::Task {
+                    assignee: assignee.clone(),
+                },
+                step,
+                visit,
+            ));
+            if let Some(s) = self.approval_mut(t).and_then(|a| a.slots.get_mut(k)) {
+                s.task = Some(task);
+            }
+            tasks.push(TaskRef { task, assignee });
+        }
+        run.effects.push(Effect::CreateTask {
+            step: step_id(run.flow, step),
+            tasks,
+        });
+    }
+
+    /// Evaluates an assignee declaration against the context.
+    pub(super) fn resolve(
+        &mut self,
+        flow: &CompiledFlow,
+        a: &Assignees,
+        slot: AssigneeSlot,
+    ) -> Result<Vec<Assignee>, String> {
+        let mut out: Vec<Assignee> = match a {
+            Assignees::Role(r) => vec![Assignee::Role(r.value.clone())],
+            Assignees::User(u) => vec![Assignee::User(u.value.clone())],
+            Assignees::Users(us) => us.iter().map(|u| Assignee::User(u.value.clone())).collect(),
+            Assignees::Expr(src) => {
+                let expression = flow
+                    .assignee_expression(slot)
+                    .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
+                let v = expression
+                    .eval(flow.sandbox(), &mut self.bindings)
+                    .map_err(|e| format!("assignee expression `{}` failed: {e}", src.text))?;
+                let blank = |s: &str| {
+                    if s.trim().is_empty() {
+                        Err(format!(
+                            "assignee expression `{}` gave an empty user name",
+                            src.text
+                        ))
+                    } else {
+                        Ok(Assignee::User(s.to_owned()))
+                    }
+                };
+                match v {
+                    Value::String(s) => vec![blank(&s)?],
+                    Value::List(l) => l
+                        .iter()
+                        .map(|x| match x {
+                            Value::String(s) => blank(s),
+                            other => Err(format!(
+                                "assignee expression `{}` gave a list holding {}",
+                                src.text,
+                                other.type_name()
+                            )),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    other => {
+                        return Err(format!(
+                            "assignee expression `{}` gave {}, not a string or list of strings",
+                            src.text,
+                            other.type_name()
+                        ));
+                    }
+                }
+            }
+        };
+        // one task per person: a name given twice is asked once (`check` warns of it)
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|x| seen.insert(x.clone()));
+        if out.is_empty() {
+            return Err(match slot {
+                AssigneeSlot::Step(i) => {
+                    format!("step `{}` has no assignees at run time", step_id(flow, i))
+                }
+                AssigneeSlot::Escalation(i) => format!(
+                    "`escalateTo` of step `{}` has no assignees at run time",
+                    step_id(flow, i)
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Enters an approval: resolves its assignees, opens their tasks, starts its timer.
+    pub(super) fn enter_approval(
+        &mut self,
+        run: &mut Run<'_>,
+        (i, visit, scope): (usize, usize, Option<Scope>),
+        assignees: &Assignees,
+        mode: Mode,
+        timeout: Option<u64>,
+    ) {
+        let flow = run.flow;
+        let step = step_id(flow, i);
+        match self.resolve(flow, assignees, AssigneeSlot::Step(i)) {
+            Ok(slots) => {
+                if let Some(v) = self.visit_mut(visit) {
+                    v.assignees.clone_from(&slots);
+                }
+                self.state.tokens.push(Token {
+                    step: i,
+                    visit,
+                    scope,
+                    wait: Wait::Approval(Approval {
+                        slots: slots
+                            .into_iter()
+                            .map(|assignee| Slot {
+                                assignee,
+                                approved: false,
+                                task: None,
+                            })
+                            .collect(),
+                        mode,
+                        cursor: 0,
+                        timer: None,
+                    }),
+                });
+                let t = self.state.tokens.len() - 1;
+                if mode == Mode::Sequence {
+                    self.open_task(run, t, i, visit, Some(0));
+                } else {
+                    self.open_tasks(run, t, i, visit);
+                }
+                if let Some(secs) = timeout {
+                    let timer = self.timer(run, i, visit, secs);
+                    if let Some(a) = self.approval_mut(t) {
+                        a.timer = Some(timer);
+                    }
+                }
+            }
+            Err(e) => {
+                self.close(visit, VisitStatus::Error, None);
+                self.incident(run, &step, e);
+            }
+        }
+    }
+}

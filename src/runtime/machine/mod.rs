@@ -1,0 +1,277 @@
+//! The machine: validating an event (no mutation), then the transitions it causes.
+//!
+//! Every id an instance issues is recorded (`InstanceState::ids`) with the step and visit
+//! it belongs to; every way an id stops being live goes through [`Instance::end_id`],
+//! which also emits the withdrawing effect when the host must be told.
+//!
+//! One file per concern: [`locate`] (what an event answers, without mutation),
+//! [`enter`] (the work loop, entering steps, skips, decisions), [`approval`] (tasks and
+//! the approval modes), [`timers`] (service calls, retries, timeouts, escalation) and
+//! [`withdraw`] (ids ending, tokens released, joins and cancellation); this file holds
+//! the entry points and the trace records every transition writes.
+
+mod approval;
+mod enter;
+mod locate;
+mod timers;
+mod withdraw;
+
+use std::sync::Arc;
+
+use crate::compile::CompiledFlow;
+use crate::graph::Target;
+use crate::model::Outcome;
+
+use super::Instance;
+use super::error::RuntimeError;
+use super::state::{IdKind, IdRecord, Scope};
+use super::types::{Act, Assignee, Effect, Event, Gone, Status, Visit, VisitStatus};
+
+/// Work still to do: a target, the branch it runs in, and the visit that led there.
+type Work = (Target, Option<Scope>, Option<usize>);
+
+/// The effects of one step of the machine, and the work still to do.
+pub(super) struct Run<'a> {
+    flow: &'a CompiledFlow,
+    effects: Vec<Effect>,
+    work: Vec<Work>,
+}
+
+pub(super) fn step_id(flow: &CompiledFlow, i: usize) -> String {
+    flow.step(i)
+        .map_or_else(String::new, |s| s.id.value.clone())
+}
+
+fn list(slots: &[Assignee]) -> String {
+    slots
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What an event acts on, found without changing anything.
+enum Found {
+    /// An approval token and the slot of the actor.
+    Task { token: usize, slot: usize },
+    /// A service token.
+    Call { token: usize },
+    /// A token whose timer fired.
+    Timer { token: usize },
+    /// The whole instance.
+    Cancel,
+}
+impl Instance {
+    pub(super) fn run_start(&mut self) -> Vec<Effect> {
+        let flow = Arc::clone(&self.flow);
+        let mut run = Run {
+            flow: &flow,
+            effects: Vec::new(),
+            work: vec![(flow.entry(), None, None)],
+        };
+        self.drive(&mut run);
+        run.effects
+    }
+
+    pub(super) fn run_event(
+        &mut self,
+        event: &Event,
+        at: u64,
+    ) -> Result<Vec<Effect>, RuntimeError> {
+        if at > crate::limits::Limits::MAX_TIME {
+            return Err(RuntimeError::TimeOutOfRange {
+                at,
+                max: crate::limits::Limits::MAX_TIME,
+            });
+        }
+        if self.state.status != Status::Running {
+            // a late answer to something the end withdrew is stale, like any other
+            return Err(match self.locate(event, at) {
+                Err(e @ RuntimeError::Stale { .. }) => e,
+                _ => RuntimeError::Finished {
+                    status: self.state.status.clone(),
+                },
+            });
+        }
+        if at < self.state.now {
+            return Err(RuntimeError::TimeBackwards {
+                at,
+                last: self.state.now,
+            });
+        }
+        let target = self.locate(event, at)?;
+        let flow = Arc::clone(&self.flow);
+        let mut run = Run {
+            flow: &flow,
+            effects: Vec::new(),
+            work: Vec::new(),
+        };
+        self.state.now = at;
+        match (event, target) {
+            (Event::Cancel { reason }, _) => {
+                let why = reason.as_deref().unwrap_or("instance cancelled");
+                self.cancel_all(&mut run, why);
+                self.state.status = Status::Cancelled;
+                run.effects.push(Effect::Cancelled);
+                return Ok(run.effects);
+            }
+            (
+                Event::Approve {
+                    user,
+                    role,
+                    comment,
+                    ..
+                },
+                Found::Task { token, slot },
+            ) => self.approve(
+                &mut run,
+                token,
+                slot,
+                user,
+                role.as_deref(),
+                comment.clone(),
+            ),
+            (
+                Event::Reject {
+                    user,
+                    role,
+                    comment,
+                    ..
+                },
+                Found::Task { token, slot },
+            ) => self.reject(
+                &mut run,
+                token,
+                slot,
+                user,
+                role.as_deref(),
+                comment.clone(),
+            ),
+            (
+                Event::AddSigner {
+                    user, role, signer, ..
+                },
+                Found::Task { token, .. },
+            ) => self.add_signer(&mut run, token, user, role.as_deref(), signer),
+            (Event::ServiceOk { call }, Found::Call { token }) => {
+                self.end_id(&mut run, call.0, Gone::Answered);
+                self.act(token, "service-ok", "service", None, None);
+                self.pass(&mut run, token, VisitStatus::Completed, None);
+            }
+            (Event::ServiceError { call, error }, Found::Call { token }) => {
+                self.end_id(&mut run, call.0, Gone::Answered);
+                self.act(token, "service-error", "service", None, Some(error.clone()));
+                self.service_failed(&mut run, token, error);
+            }
+            (Event::Timeout { timer }, Found::Timer { token }) => {
+                self.end_id(&mut run, timer.0, Gone::Fired);
+                self.timeout(&mut run, token);
+            }
+            _ => {
+                return Err(RuntimeError::CorruptState(
+                    "the event's target vanished".to_owned(),
+                ));
+            }
+        }
+        self.drive(&mut run);
+        Ok(run.effects)
+    }
+
+    fn issue(&mut self, kind: IdKind, step: usize, visit: usize) -> u32 {
+        self.state.ids.push(IdRecord {
+            kind,
+            step,
+            visit,
+            ended: None,
+        });
+        u32::try_from(self.state.ids.len()).unwrap_or(u32::MAX)
+    }
+
+    fn visit_mut(&mut self, visit: usize) -> Option<&mut Visit> {
+        self.state.trace.get_mut(visit)
+    }
+
+    fn act(
+        &mut self,
+        t: usize,
+        action: &str,
+        by: &str,
+        role: Option<&str>,
+        detail: Option<String>,
+    ) {
+        let at = self.state.now;
+        let Some(visit) = self.state.tokens.get(t).map(|t| t.visit) else {
+            return;
+        };
+        if let Some(v) = self.visit_mut(visit) {
+            v.acts.push(Act {
+                action: action.to_owned(),
+                by: by.to_owned(),
+                role: role.map(str::to_owned),
+                detail,
+                at,
+            });
+        }
+    }
+
+    /// Ends a visit.
+    fn close(&mut self, visit: usize, status: VisitStatus, note: Option<String>) {
+        let at = self.state.now;
+        if let Some(v) = self.visit_mut(visit) {
+            v.status = status;
+            v.ended_at = Some(at);
+            if note.is_some() {
+                v.note = note;
+            }
+        }
+    }
+
+    /// The token's step passes: withdraw what it holds, close its visit, go on at `next`.
+    fn pass(&mut self, run: &mut Run<'_>, t: usize, status: VisitStatus, note: Option<String>) {
+        let Some(tok) = self.take_token(run, t, Gone::StepEnded) else {
+            return;
+        };
+        self.close(tok.visit, status, note);
+        if let Some(node) = run.flow.nodes().get(tok.step) {
+            run.work.push((node.next, tok.scope, Some(tok.visit)));
+        }
+    }
+
+    fn finish(&mut self, run: &mut Run<'_>, outcome: Outcome) {
+        let why = match outcome {
+            Outcome::Approved => "the instance was approved",
+            Outcome::Rejected => "the instance was rejected",
+        };
+        self.cancel_all(run, why);
+        self.state.status = Status::Completed { outcome };
+        run.effects.push(Effect::Complete { outcome });
+    }
+
+    fn incident_at_token(&mut self, run: &mut Run<'_>, t: usize, step: &str, message: String) {
+        if let Some(tok) = self.take_token(run, t, Gone::Withdrawn) {
+            self.close(tok.visit, VisitStatus::Error, Some(message.clone()));
+        }
+        self.incident(run, step, message);
+    }
+
+    fn incident(&mut self, run: &mut Run<'_>, step: &str, message: String) {
+        self.cancel_all(run, "the instance stopped on an incident");
+        if let Some(v) = self.state.trace.iter_mut().rev().find(|v| v.step == step)
+            && v.note.is_none()
+        {
+            v.note = Some(message.clone());
+        }
+        self.state.status = Status::Incident {
+            step: step.to_owned(),
+            message: message.clone(),
+        };
+        run.effects.push(Effect::Incident {
+            step: step.to_owned(),
+            message,
+        });
+    }
+}
+
+fn vanished() -> RuntimeError {
+    RuntimeError::CorruptState("what the event answers vanished from the state".to_owned())
+}
