@@ -232,6 +232,34 @@ fn full_run(c: &mut Criterion) {
             inst
         })
     });
+    // the same run delivered with message ids (each checked against the log first)
+    g.bench_function("Instance::start + 3 events with delivery ids", |b| {
+        let ids = ["m1", "m2", "m3"];
+        b.iter(|| {
+            let (mut inst, fx) = Instance::start(Arc::clone(&flow), black_box(&ctx), 0).unwrap();
+            black_box(fx);
+            for (t, e) in events.iter().enumerate() {
+                black_box(inst.apply_once(ids[t], e, t as u64 + 1).unwrap());
+            }
+            inst
+        })
+    });
+    // what a restart costs: restore replays the 3 logged events and compares
+    let saved = {
+        let (mut inst, _) = Instance::start(Arc::clone(&flow), &ctx, 0).unwrap();
+        for (t, e) in events.iter().take(2).enumerate() {
+            inst.apply(e, t as u64 + 1).unwrap();
+        }
+        inst.state().clone()
+    };
+    g.bench_function(
+        "Instance::restore of a 2-event state (replay + compare)",
+        |b| {
+            b.iter(|| {
+                black_box(Instance::restore(Arc::clone(&flow), black_box(saved.clone())).unwrap())
+            })
+        },
+    );
     g.bench_function("Instance::start + auto_answer", |b| {
         b.iter(|| {
             let (mut inst, _) = Instance::start(Arc::clone(&flow), black_box(&ctx), 0).unwrap();
