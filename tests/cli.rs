@@ -750,3 +750,60 @@ fn eval_reads_events_strictly() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Found by a stranger's probe of `flowc check`: flows in any YAML style are checked,
+/// one file named two ways is one file, an empty step list is an error, and the human
+/// summary counts unreadable paths.
+#[test]
+fn check_finds_flows_in_any_style_once() {
+    let dir = std::env::temp_dir().join(format!("flowc-check-style-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    write(
+        "flowstyle.yaml",
+        "{apiVersion: flowc/v1, kind: ApprovalFlow, id: a, context: {}, steps: 5}\n",
+    );
+    write(
+        "nextline.yaml",
+        "apiVersion:\n  flowc/v1\nkind:\n  ApprovalFlow\nid: b\nsteps: 5\n",
+    );
+    write(
+        "indented.yaml",
+        "  apiVersion: flowc/v1\n  kind: ApprovalFlow\n  id: c\n  steps: 5\n",
+    );
+    write("compose.yaml", "services:\n  web: {image: nginx}\n");
+    let d = dir.display().to_string();
+    let (code, out, _) = run(&["check", "--format", "json", &d]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"], 3, "{out}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 1, "{out}");
+    // an empty step list would approve every request: an error
+    write(
+        "empty.yaml",
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: e\ncontext: {}\nsteps: []\n",
+    );
+    let empty = dir.join("empty.yaml").display().to_string();
+    let (code, out, _) = run(&["check", "--format", "json", &empty]);
+    assert_eq!(code, 1, "{out}");
+    // the same file by two spellings is checked once: no duplicate id with itself
+    let (code, out, _) = run(&[
+        "check",
+        "--format",
+        "json",
+        &empty,
+        &format!(
+            "{d}/../{}/empty.yaml",
+            dir.file_name().unwrap().to_str().unwrap()
+        ),
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"], 1, "{out}");
+    assert!(!out.contains("duplicate-flow-id"), "{out}");
+    // an unreadable path counts as an error in the human summary too
+    let (code, out, _) = run(&["check", &dir.join("nope.yaml").display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(out.contains("1 error"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

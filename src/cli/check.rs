@@ -85,6 +85,9 @@ pub fn collect_flows(paths: &[PathBuf]) -> (Inputs, Vec<IoProblem>) {
     }
     found.sort();
     found.dedup_by(|a, b| a.0 == b.0);
+    // one file reached by two spellings (`./a.yaml a.yaml`, an absolute path) is one file
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|(p, _)| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     for (path, named) in found {
         match std::fs::read(&path) {
             Ok(bytes) if is_flow_content(&bytes) => {
@@ -321,8 +324,12 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
                 "checked {} file{}: {} error{}, {} warning{}",
                 files,
                 if files == 1 { "" } else { "s" },
-                diags.error_count(),
-                if diags.error_count() == 1 { "" } else { "s" },
+                diags.error_count() + io.len(),
+                if diags.error_count() + io.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 diags.warning_count(),
                 if diags.warning_count() == 1 { "" } else { "s" },
             );

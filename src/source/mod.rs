@@ -55,8 +55,30 @@ pub fn is_flow_file(p: &Path) -> bool {
 /// still recognised (and reported) and other YAML, broken or not, never is. A top-level
 /// key starts at column 1 and may be quoted; the value may be quoted and followed by a
 /// comment.
+///
+/// When no line says so, the text is parsed as YAML (bounded by the loader's limits):
+/// a flow written in flow style (`{apiVersion: flowc/v1, ...}`), indented, or with its
+/// values on the next line is a flow too.
 #[must_use]
 pub fn is_flow_content(bytes: &[u8]) -> bool {
+    is_flow_by_lines(bytes) || is_flow_by_yaml(bytes)
+}
+
+/// The top-level mapping of the parsed YAML names a flow.
+fn is_flow_by_yaml(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let file = crate::span::SourceFile::new("-", text);
+    let Ok(root) = crate::load::yaml::parse(&file, &crate::load::LoadLimits::default()) else {
+        return false;
+    };
+    let kind = root.get("kind").and_then(crate::load::Node::as_str);
+    let api = root.get("apiVersion").and_then(crate::load::Node::as_str);
+    kind == Some("ApprovalFlow") || api.is_some_and(|a| a.starts_with("flowc/"))
+}
+
+fn is_flow_by_lines(bytes: &[u8]) -> bool {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     bytes.split(|b| *b == b'\n').any(|line| {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
