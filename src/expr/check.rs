@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::overload;
 use crate::diagnostic::did_you_mean;
 use crate::model::{ObjectType, Type};
 
@@ -100,39 +101,6 @@ impl Env {
         v
     }
 }
-
-const FUNCTIONS: &[&str] = &[
-    "size",
-    "int",
-    "uint",
-    "double",
-    "string",
-    "bool",
-    "bytes",
-    "dyn",
-    "timestamp",
-    "duration",
-    "contains",
-    "startsWith",
-    "endsWith",
-    "matches",
-    "getFullYear",
-    "getMonth",
-    "getDate",
-    "getDayOfMonth",
-    "getDayOfYear",
-    "getDayOfWeek",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
-    "has",
-    "all",
-    "exists",
-    "exists_one",
-    "map",
-    "filter",
-];
 
 /// Are two types compatible for equality and membership (dyn matches anything)?
 #[must_use]
@@ -590,81 +558,42 @@ impl<'e> Checker<'e> {
         target: Option<&Type>,
         args: &[Type],
     ) -> Type {
-        use Type::{Bool, Bytes, Double, Duration, Dyn, Int, String as Str, Timestamp, Uint};
-        let all: Vec<&Type> = target.into_iter().chain(args.iter()).collect();
-        let argc = all.len();
-        let arity = |n: usize, s: &'static str| (argc != n).then_some(s);
-        let bad_arity = match name {
-            "size" | "int" | "uint" | "double" | "string" | "bool" | "bytes" | "dyn"
-            | "timestamp" | "duration" => arity(1, "one argument"),
-            "contains" | "startsWith" | "endsWith" | "matches" => {
-                arity(2, "a string receiver and one argument")
-            }
-            n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
-                (!(argc == 1 || argc == 2)).then_some("a receiver and an optional time zone")
-            }
-            _ => None,
-        };
-        if let Some(expected) = bad_arity {
-            return self.error(
+        let all: Vec<Type> = target.into_iter().chain(args.iter()).cloned().collect();
+        let resolved = overload::resolve(name, &all);
+        match resolved {
+            overload::Resolved::Found { .. } => resolved.result(&all),
+            overload::Resolved::Arity(func) => self.error(
                 span,
                 CheckErrorKind::ArgCount {
                     name: name.to_owned(),
-                    expected,
+                    expected: func.arity_words(),
                 },
-            );
-        }
-        let first = all.first().copied().cloned().unwrap_or(Dyn);
-        let result = match name {
-            "size" => {
-                matches!(first, Str | Bytes | Type::List(_) | Type::Map(..) | Dyn).then_some(Int)
+            ),
+            overload::Resolved::NoMatch(_) => {
+                let refs: Vec<&Type> = all.iter().collect();
+                let help = format!("`{name}` is not defined for {}", words(&refs));
+                self.no_overload(span, name, &refs, help)
             }
-            "dyn" => Some(Dyn),
-            "int" => matches!(first, Int | Uint | Double | Str | Timestamp | Dyn).then_some(Int),
-            "uint" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Uint),
-            "double" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Double),
-            "string" => matches!(
-                first,
-                Int | Uint | Double | Str | Bool | Bytes | Timestamp | Duration | Dyn
-            )
-            .then_some(Str),
-            "bool" => matches!(first, Bool | Str | Dyn).then_some(Bool),
-            "bytes" => matches!(first, Bytes | Str | Dyn).then_some(Bytes),
-            "timestamp" => matches!(first, Str | Int | Timestamp | Dyn).then_some(Timestamp),
-            "duration" => matches!(first, Str | Duration | Dyn).then_some(Duration),
-            "contains" | "startsWith" | "endsWith" | "matches" => {
-                all.iter().all(|t| matches!(t, Str | Dyn)).then_some(Bool)
-            }
-            n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
-                let tz_ok = all.get(1).is_none_or(|t| matches!(t, Str | Dyn));
-                let recv_ok = match first {
-                    Timestamp | Dyn => true,
-                    Duration => {
-                        matches!(
-                            n,
-                            "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds"
-                        ) && argc == 1
-                    }
-                    _ => false,
-                };
-                (tz_ok && recv_ok).then_some(Int)
-            }
-            _ => {
-                let suggestion = did_you_mean(name, FUNCTIONS.iter().copied());
-                return self.error(
+            overload::Resolved::Unknown => {
+                let suggestion = did_you_mean(
+                    name,
+                    overload::FUNCS.iter().map(|f| f.name()).chain([
+                        "has",
+                        "all",
+                        "exists",
+                        "exists_one",
+                        "map",
+                        "filter",
+                    ]),
+                );
+                self.error(
                     span,
                     CheckErrorKind::UnknownFunction {
                         name: name.to_owned(),
                         suggestion,
                     },
-                );
+                )
             }
-        };
-        if let Some(t) = result {
-            t
-        } else {
-            let help = format!("`{name}` is not defined for {}", words(&all));
-            self.no_overload(span, name, &all, help)
         }
     }
 }

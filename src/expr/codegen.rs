@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::overload;
 use super::value::Value;
 use crate::model::Type;
 
@@ -347,17 +348,24 @@ impl Gen<'_> {
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
             ExprKind::Call { target, name, args } => {
                 let mut all: Vec<String> = Vec::new();
+                let mut types: Vec<Type> = Vec::new();
                 if let Some(t) = target {
                     all.push(self.expr(t));
+                    types.push(t.ty.clone());
                 }
                 for a in args {
                     all.push(self.expr(a));
+                    types.push(a.ty.clone());
                 }
-                let name_lit = rhai_string(name);
-                match all.len() {
-                    1 => format!("cel_call1({name_lit}, {})", all.join(", ")),
-                    2 => format!("cel_call2({name_lit}, {})", all.join(", ")),
-                    _ => format!("cel_call3({name_lit}, {})", all.join(", ")),
+                // the checker accepted the call, so it resolves (the index of its function)
+                match overload::resolve(name, &types) {
+                    overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
+                        if matches!(all.len(), 1 | 2) =>
+                    {
+                        format!("cel_f{}({}, {})", all.len(), func.index(), all.join(", "))
+                    }
+                    // only unchecked trees get here: the call fails at run time
+                    _ => format!("cel_f1({}, [{}])", overload::FUNCS.len(), all.join(", ")),
                 }
             }
             ExprKind::Comprehension {
@@ -430,6 +438,7 @@ impl Gen<'_> {
         }
     }
 
+    #[expect(clippy::too_many_lines, reason = "one arm per operator class")]
     fn binary(&mut self, op: BinaryOp, a: &Expr, b: &Expr) -> String {
         use Type::{Bool, Double, Int, String as Str};
         let simple = |t: &Type| matches!(t, Int | Double | Str | Bool);
@@ -468,9 +477,17 @@ impl Gen<'_> {
                     && !may_error(a, self.vars)
                 {
                     let sa = self.expr(a);
+                    // doubles compare exactly (`d_eq`), as everywhere else
                     let parts: Vec<String> = items
                         .iter()
-                        .map(|i| format!("{sa} == {}", self.expr(i)))
+                        .map(|i| {
+                            let si = self.expr(i);
+                            if a.ty == Double {
+                                format!("d_eq({sa}, {si})")
+                            } else {
+                                format!("{sa} == {si}")
+                            }
+                        })
                         .collect();
                     return format!("({})", parts.join(" || "));
                 }

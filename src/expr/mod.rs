@@ -1,10 +1,13 @@
-//! Stage 3: the condition language (a CEL subset): parse → check → Rhai codegen.
+//! Stage 3: the condition language (a CEL subset): parse → check → lower to the IR
+//! (the direct evaluator) and generate Rhai (the sandbox), both from one overload table.
 
 pub mod ast;
 pub mod check;
 pub mod codegen;
 pub mod constant;
-pub mod fast;
+pub mod eval;
+pub mod ir;
+pub mod overload;
 pub mod parse;
 pub mod time;
 pub mod value;
@@ -18,6 +21,7 @@ use crate::model::{ExprSource, ObjectType, Type};
 use crate::span::Span;
 pub use ast::Expr;
 pub use check::{CheckErrorKind, Env};
+pub use ir::Direct;
 pub use value::Value;
 
 /// Errors and warnings of the condition language, at exact file positions.

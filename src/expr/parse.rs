@@ -57,6 +57,10 @@ fn rule_name(r: Rule) -> Option<&'static str> {
 ///
 /// # Errors
 /// A syntax error with its position.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one walk over the pest pairs, with the depth and length checks"
+)]
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
     if text.len() > MAX_EXPR_LEN {
         return Err(err(
