@@ -182,6 +182,29 @@ fn i64_of(o: &Out<'_>) -> Option<i64> {
 }
 
 impl Node {
+    /// A double-typed node's value without building a [`Value`] (`None`: the value is
+    /// not a double, so the caller falls back to the generic operation).
+    fn f64(&self, cx: &Cx<'_>) -> Result<Option<f64>, Fail> {
+        Ok(match self {
+            Node::Lit(Value::Double(d)) => Some(*d),
+            Node::Slot(i, name) => match Node::slot(cx, *i, name)? {
+                Value::Double(d) => Some(*d),
+                _ => None,
+            },
+            Node::ArithF64(o, a, b) => match (a.f64(cx)?, b.f64(cx)?) {
+                (Some(p), Some(q)) => o.doubles(p, q),
+                _ => match self.eval(cx)?.get() {
+                    Value::Double(d) => Some(*d),
+                    _ => None,
+                },
+            },
+            _ => match self.eval(cx)?.get() {
+                Value::Double(d) => Some(*d),
+                _ => None,
+            },
+        })
+    }
+
     fn slot<'a>(cx: &Cx<'a>, i: usize, name: &str) -> Result<&'a Value, Fail> {
         cx.slots
             .get(i)
@@ -225,6 +248,18 @@ impl Node {
                     })),
                 });
             }
+            Node::CmpF64(rel, a, b) => match (a.f64(cx), b.f64(cx)) {
+                (Ok(Some(p)), Ok(Some(q))) => Ok(rel.doubles(p, q)),
+                _ => {
+                    return match self.eval(cx) {
+                        Ok(v) => Ok(match v.get() {
+                            Value::Bool(b) => Logic::B(*b),
+                            other => Logic::Other(other.type_name()),
+                        }),
+                        Err(e) => absorbable(e),
+                    };
+                }
+            },
             Node::EqStr(eq, a, lit) => a.eval(cx).map(|v| match v.get() {
                 Value::String(s) => (**s == **lit) == *eq,
                 other => value::equals(other, &Value::String(std::sync::Arc::clone(lit))) == *eq,
@@ -340,11 +375,13 @@ impl Node {
                 }
             }
             Node::CmpF64(rel, a, b) => {
+                if let (Some(p), Some(q)) = (a.f64(cx)?, b.f64(cx)?) {
+                    return Ok(Out::Own(Value::Bool(rel.doubles(p, q))));
+                }
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                Out::Own(Value::Bool(match (f64_of(&x), f64_of(&y)) {
-                    (Some(p), Some(q)) => rel.doubles(p, q),
-                    _ => value::relation(*rel, x.get(), y.get()).map_err(op)?,
-                }))
+                Out::Own(Value::Bool(
+                    value::relation(*rel, x.get(), y.get()).map_err(op)?,
+                ))
             }
             Node::CmpI64(rel, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
@@ -362,6 +399,13 @@ impl Node {
             Node::Eq(eq, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
                 Out::Own(Value::Bool(value::equals(x.get(), y.get()) == *eq))
+            }
+            Node::InInts(a, set) => {
+                let v = a.eval(cx)?;
+                Out::Own(Value::Bool(match v.get() {
+                    Value::Int(i) => set.contains(i),
+                    other => set.iter().any(|i| value::equals(other, &Value::Int(*i))),
+                }))
             }
             Node::InLits(a, items) => {
                 let v = a.eval(cx)?;

@@ -63,6 +63,8 @@ pub(crate) enum Node {
     Eq(bool, Box<Node>, Box<Node>),
     /// `a in ["x", "y"]` on a string.
     InStrs(Box<Node>, Box<[Arc<str>]>),
+    /// `a in [1, 2, 3]` on an int.
+    InInts(Box<Node>, Box<[i64]>),
     /// `a in [literals]`.
     InLits(Box<Node>, Box<[Value]>),
     /// `a in b` (a list or map).
@@ -331,8 +333,16 @@ impl Lower<'_> {
                         _ => None,
                     })
                     .collect();
-                return match strs {
-                    Some(set) if a.ty == Type::String => Node::InStrs(bx(self.node(a)), set),
+                let ints: Option<Box<[i64]>> = lits
+                    .iter()
+                    .map(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect();
+                return match (strs, ints) {
+                    (Some(set), _) if a.ty == Type::String => Node::InStrs(bx(self.node(a)), set),
+                    (_, Some(set)) if a.ty == Type::Int => Node::InInts(bx(self.node(a)), set),
                     _ => Node::InLits(bx(self.node(a)), lits.into()),
                 };
             }
