@@ -183,6 +183,18 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
                 }
             },
             ExprKind::Cond(c, _, _) => c.ty != Type::Bool,
+            // the overload table says which calls can fail on these types
+            ExprKind::Call { target, name, args } => {
+                let types: Vec<Type> = target
+                    .iter()
+                    .map(|t| t.ty.clone())
+                    .chain(args.iter().map(|a| a.ty.clone()))
+                    .collect();
+                match overload::resolve(name, &types) {
+                    overload::Resolved::Found { can_fail, .. } => can_fail,
+                    _ => true,
+                }
+            }
             _ => true,
         };
     });

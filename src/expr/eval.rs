@@ -15,7 +15,9 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 
 use super::ast::Macro;
-use super::ir::{Bounds, Direct, Fold, Node};
+use std::sync::atomic::Ordering as AtomicOrdering;
+
+use super::ir::{Bounds, Direct, Fold, Node, Slot};
 use super::overload::Func;
 use super::value::{self, Arith, Logic, OpError, Value};
 use crate::sandbox::RunError;
@@ -324,9 +326,9 @@ impl Node {
                 }
             }
             Node::Unbound(name) => return Err(Box::new(RunError::Unbound(name.to_string()))),
-            Node::Field(a, f) => match a.eval(cx)? {
-                Out::Ref(v) => Out::Ref(value::field(v, f).map_err(op)?),
-                Out::Own(v) => Out::Own(value::field(&v, f).map_err(op)?.clone()),
+            Node::Field(a, f, at) => match a.eval(cx)? {
+                Out::Ref(v) => Out::Ref(field(v, f, at).map_err(op)?),
+                Out::Own(v) => Out::Own(field(&v, f, at).map_err(op)?.clone()),
             },
             Node::Has(a, f) => Out::Own(Value::Bool(value::has(a.eval(cx)?.get(), f).map_err(op)?)),
             Node::Index(a, i) => {
@@ -474,6 +476,26 @@ impl Node {
             Node::Fold(fold) => fold.run(cx)?,
         })
     }
+}
+
+/// `a.f`: first at the field's last position, else [`value::field`] (which also gives
+/// the errors).
+fn field<'a>(v: &'a Value, name: &str, at: &Slot) -> Result<&'a Value, OpError> {
+    if let Value::Map(m) = v {
+        let hint = at.0.load(AtomicOrdering::Relaxed);
+        if let Some((Value::String(k), x)) = m.get(hint)
+            && **k == *name
+        {
+            return Ok(x);
+        }
+        if let Some(p) = m
+            .iter()
+            .position(|(k, _)| matches!(k, Value::String(s) if **s == *name))
+        {
+            at.0.store(p, AtomicOrdering::Relaxed);
+        }
+    }
+    value::field(v, name)
 }
 
 /// An error as a `&&`/`||` operand: absorbable unless it is a bound.

@@ -10,6 +10,7 @@
 //! paths share each rule. [`super::eval`] evaluates the tree.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::VarTable;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
@@ -29,8 +30,8 @@ pub(crate) enum Node {
     Local(usize),
     /// A name no slot was declared for (only in unchecked trees).
     Unbound(Arc<str>),
-    /// `a.f`
-    Field(Box<Node>, Arc<str>),
+    /// `a.f`, with the position where the field was last found.
+    Field(Box<Node>, Arc<str>, Slot),
     /// `has(a.f)`
     Has(Box<Node>, Arc<str>),
     /// `a[i]`
@@ -83,6 +84,18 @@ pub(crate) enum Node {
     Call(Func, Box<[Node]>),
     /// A comprehension macro.
     Fold(Box<Fold>),
+}
+
+/// Where a field sits in the objects a node reads: contexts bind every object of one
+/// declared type with its fields in the same order, so after the first lookup a field
+/// is found at its slot with one comparison (a miss scans and moves the slot).
+#[derive(Debug, Default)]
+pub(crate) struct Slot(pub AtomicUsize);
+
+impl Clone for Slot {
+    fn clone(&self) -> Self {
+        Slot(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// A comprehension: `range.kind(x, [filter,] body)`.
@@ -183,10 +196,23 @@ fn string_lit(e: &Expr) -> Option<Arc<str>> {
     }
 }
 
-/// The number of nodes of a subtree (its cost per evaluation, as a bound).
+/// The static cost of one evaluation of a subtree: a unit per node, plus each call's
+/// cost from the overload table.
 fn size(e: &Expr) -> u64 {
     let mut n = 0u64;
-    e.walk(&mut |_| n += 1);
+    e.walk(&mut |node| {
+        n += 1;
+        if let ExprKind::Call { target, name, args } = &node.kind {
+            let types: Vec<Type> = target
+                .iter()
+                .map(|t| t.ty.clone())
+                .chain(args.iter().map(|a| a.ty.clone()))
+                .collect();
+            if let overload::Resolved::Found { cost, .. } = overload::resolve(name, &types) {
+                n += u64::from(cost);
+            }
+        }
+    });
     n
 }
 
@@ -203,7 +229,9 @@ impl Lower<'_> {
         match &e.kind {
             ExprKind::Lit(l) => Node::Lit(literal(l)),
             ExprKind::Ident(name) => self.ident(name),
-            ExprKind::Select(a, f) => Node::Field(bx(self.node(a)), Arc::from(f.as_str())),
+            ExprKind::Select(a, f) => {
+                Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
+            }
             ExprKind::Has(a, f) => Node::Has(bx(self.node(a)), Arc::from(f.as_str())),
             ExprKind::Index(a, i) => Node::Index(bx(self.node(a)), bx(self.node(i))),
             ExprKind::List(items) => Node::List(items.iter().map(|i| self.node(i)).collect()),
