@@ -178,12 +178,12 @@ fn expression_cases() {
     );
 }
 
-/// Every row of the overload table has an expression case that resolves to it (so a new
+/// Every row of the overload tables (functions and operators) has an expression case that resolves to it (so a new
 /// function cannot land without a case exercising it on both paths).
 #[test]
 fn every_overload_has_a_case() {
     use flowc::expr::ast::ExprKind;
-    use flowc::expr::overload::{OVERLOADS, Resolved, resolve};
+    use flowc::expr::overload::{OPERATORS, OVERLOADS, Resolved, operator, resolve};
     let text = include_str!("fixtures/expr/cases.txt");
     let env = context().0.env();
     let mut covered = std::collections::BTreeSet::new();
@@ -196,6 +196,13 @@ fn every_overload_has_a_case() {
             continue;
         };
         checked.expr.walk(&mut |n| {
+            if let ExprKind::Binary(op, a, b) = &n.kind
+                && a.ty != Type::Dyn
+                && b.ty != Type::Dyn
+                && let Some(o) = operator(*op, &a.ty, &b.ty)
+            {
+                covered.insert(o.id);
+            }
             if let ExprKind::Call { target, name, args } = &n.kind {
                 let types: Vec<Type> = target
                     .iter()
@@ -211,6 +218,7 @@ fn every_overload_has_a_case() {
     let missing: Vec<&str> = OVERLOADS
         .iter()
         .map(|o| o.id)
+        .chain(OPERATORS.iter().map(|o| o.id))
         .filter(|id| !covered.contains(id))
         .collect();
     assert!(missing.is_empty(), "overloads without a case: {missing:?}");

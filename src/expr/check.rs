@@ -487,10 +487,9 @@ impl<'e> Checker<'e> {
         }
     }
 
-    #[expect(
-        clippy::match_same_arms,
-        reason = "one arm per CEL overload, as the spec lists them"
-    )]
+    /// Types a binary operator: `&&`, `||`, the orderings and arithmetic on known types
+    /// from the overload table; `==`, `!=` and `in` by assignability; `dyn` operands by
+    /// CEL's rules for values typed at run time.
     fn binary(
         &mut self,
         span: (usize, usize),
@@ -500,15 +499,16 @@ impl<'e> Checker<'e> {
         a: &(bool, Option<String>),
         b: &(bool, Option<String>),
     ) -> Type {
-        use Type::{Bool, Bytes, Double, Duration, Dyn, Int, List, String as Str, Timestamp, Uint};
+        use Type::{Bool, Dyn, List};
         let sym = op.symbol();
+        let either_dyn = *ta == Dyn || *tb == Dyn;
         let ok = match op {
-            BinaryOp::And | BinaryOp::Or => matches!(ta, Bool | Dyn) && matches!(tb, Bool | Dyn),
+            // `dyn` fits the table's `bool` parameters
+            BinaryOp::And | BinaryOp::Or => overload::operator(op, ta, tb).is_some(),
             BinaryOp::Eq | BinaryOp::Ne => assignable(ta, tb),
+            // any ordering with a `dyn` side is decided at run time
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                (ta.is_numeric() && tb.is_numeric())
-                    || matches!((ta, tb), (Dyn, _) | (_, Dyn))
-                    || (ta == tb && matches!(ta, Str | Bytes | Bool | Timestamp | Duration))
+                either_dyn || overload::operator(op, ta, tb).is_some()
             }
             BinaryOp::In => match tb {
                 List(t) => assignable(ta, t),
@@ -525,23 +525,20 @@ impl<'e> Checker<'e> {
             op,
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem
         ) {
-            let r = match (op, ta, tb) {
-                (_, Dyn, Dyn) => Some(Dyn),
-                (BinaryOp::Rem, Double, Double) => None,
-                (_, Int, Int) | (_, Uint, Uint) | (_, Double, Double) => Some(ta.clone()),
-                (_, Dyn, t) | (_, t, Dyn) if t.is_numeric() => Some(t.clone()),
-                (BinaryOp::Add, Str, Str) => Some(Str),
-                (BinaryOp::Add, Bytes, Bytes) => Some(Bytes),
-                (BinaryOp::Add, List(x), List(y)) => Some(Type::list(join(x, y))),
-                (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => {
-                    Some(Timestamp)
+            let r = if either_dyn {
+                // CEL's checker with one side unknown: numbers keep the other side's
+                // type; `+`/`-` may also be time or concatenation, so the result is `dyn`
+                match (op, ta, tb) {
+                    (_, Dyn, Dyn) => Some(Dyn),
+                    (_, Dyn, t) | (_, t, Dyn) if t.is_numeric() => Some(t.clone()),
+                    (BinaryOp::Add | BinaryOp::Sub, _, _) => Some(Dyn),
+                    _ => None,
                 }
-                (BinaryOp::Sub, Timestamp, Duration) => Some(Timestamp),
-                (BinaryOp::Sub, Timestamp, Timestamp) => Some(Duration),
-                (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                (BinaryOp::Add | BinaryOp::Sub, Dyn, _)
-                | (BinaryOp::Add | BinaryOp::Sub, _, Dyn) => Some(Dyn),
-                _ => None,
+            } else {
+                overload::operator(op, ta, tb).map(|o| match (o.result, ta, tb) {
+                    (overload::P::List, List(x), List(y)) => Type::list(join(x, y)),
+                    (p, _, _) => p.ty(),
+                })
             };
             if let Some(r) = r {
                 return r;

@@ -174,12 +174,21 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
             ExprKind::Binary(op, a, b) => match op {
                 BinaryOp::And | BinaryOp::Or => a.ty != Type::Bool || b.ty != Type::Bool,
                 BinaryOp::Eq | BinaryOp::Ne => false,
-                BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                    a.ty == Type::Dyn || b.ty == Type::Dyn
-                }
                 BinaryOp::In => b.ty == Type::Dyn,
-                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-                    !(a.ty == Type::Double && b.ty == Type::Double) && (n.ty != Type::String)
+                // the overload table says which typed operators can fail; with a `dyn`
+                // side the overload is chosen at run time and may not exist
+                BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Rem => {
+                    a.ty == Type::Dyn
+                        || b.ty == Type::Dyn
+                        || overload::operator(*op, &a.ty, &b.ty).is_none_or(|o| o.can_fail)
                 }
             },
             ExprKind::Cond(c, _, _) => c.ty != Type::Bool,

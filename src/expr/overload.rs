@@ -1,5 +1,6 @@
-//! The one table of CEL functions: every typed overload with its signature, whether it
-//! can fail, its cost, and its implementation (a [`value`](super::value) operation).
+//! The one table of CEL functions and operators: every typed overload with its
+//! signature, whether it can fail, its cost, and its implementation (a
+//! [`value`](super::value) operation).
 //!
 //! The checker types calls from it ([`resolve`]), codegen emits a call of the function's
 //! index that the sandbox's natives dispatch through [`Func::apply`], and the direct
@@ -9,6 +10,7 @@
 //! [`OVERLOADS`] and its operation in `value.rs`; the expression cases hold a test that
 //! fails when a row has no case.
 
+use super::ast::BinaryOp;
 use super::value::{self, OpError, Value};
 use crate::model::Type;
 
@@ -282,6 +284,137 @@ pub const OVERLOADS: &[Overload] = &[
     row("timestamp_to_milliseconds_with_tz", Func::GetMilliseconds, &[P::Timestamp, P::String], P::Int, true, 2),
     row("duration_to_milliseconds", Func::GetMilliseconds, &[P::Duration], P::Int, false, 1),
 ];
+
+/// A binary operator of the table (`<`, `<=`, `>`, `>=` share their overloads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operator {
+    /// `&&`
+    And,
+    /// `||`
+    Or,
+    /// `<`, `<=`, `>`, `>=`
+    Ordering,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+impl Operator {
+    /// The operator family of a binary operator (`==`, `!=` and `in` are not rows: they
+    /// are defined for every pair of assignable types).
+    #[must_use]
+    pub fn of(op: BinaryOp) -> Option<Operator> {
+        Some(match op {
+            BinaryOp::And => Operator::And,
+            BinaryOp::Or => Operator::Or,
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => Operator::Ordering,
+            BinaryOp::Add => Operator::Add,
+            BinaryOp::Sub => Operator::Sub,
+            BinaryOp::Mul => Operator::Mul,
+            BinaryOp::Div => Operator::Div,
+            BinaryOp::Rem => Operator::Rem,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::In => return None,
+        })
+    }
+}
+
+/// One typed overload of a binary operator. Its implementation is the operator's
+/// `expr::value` operation (`arith`, `relation`, `value::and_or`), which the direct
+/// path specialises by these types and the sandbox's natives call.
+#[derive(Clone, Copy, Debug)]
+pub struct OperatorOverload {
+    /// CEL's overload id (`add_int64`, ...; `compare_*` for the four orderings).
+    pub id: &'static str,
+    /// The operator.
+    pub op: Operator,
+    /// Operand types.
+    pub params: [P; 2],
+    /// Result type (`list` results join the element types of the operands).
+    pub result: P,
+    /// Can it fail at run time (overflow, division by zero, range)?
+    pub can_fail: bool,
+    /// Cost units.
+    pub cost: u32,
+}
+
+const fn orow(
+    id: &'static str,
+    op: Operator,
+    params: [P; 2],
+    result: P,
+    can_fail: bool,
+    cost: u32,
+) -> OperatorOverload {
+    OperatorOverload {
+        id,
+        op,
+        params,
+        result,
+        can_fail,
+        cost,
+    }
+}
+
+/// Every overload of every table operator.
+#[rustfmt::skip]
+pub const OPERATORS: &[OperatorOverload] = &[
+    orow("logical_and", Operator::And, [P::Bool, P::Bool], P::Bool, false, 1),
+    orow("logical_or", Operator::Or, [P::Bool, P::Bool], P::Bool, false, 1),
+    orow("compare_bool", Operator::Ordering, [P::Bool, P::Bool], P::Bool, false, 1),
+    orow("compare_int64", Operator::Ordering, [P::Int, P::Int], P::Bool, false, 1),
+    orow("compare_uint64", Operator::Ordering, [P::Uint, P::Uint], P::Bool, false, 1),
+    orow("compare_double", Operator::Ordering, [P::Double, P::Double], P::Bool, false, 1),
+    orow("compare_string", Operator::Ordering, [P::String, P::String], P::Bool, false, 2),
+    orow("compare_bytes", Operator::Ordering, [P::Bytes, P::Bytes], P::Bool, false, 2),
+    orow("compare_timestamp", Operator::Ordering, [P::Timestamp, P::Timestamp], P::Bool, false, 1),
+    orow("compare_duration", Operator::Ordering, [P::Duration, P::Duration], P::Bool, false, 1),
+    orow("compare_int64_uint64", Operator::Ordering, [P::Int, P::Uint], P::Bool, false, 1),
+    orow("compare_int64_double", Operator::Ordering, [P::Int, P::Double], P::Bool, false, 1),
+    orow("compare_uint64_int64", Operator::Ordering, [P::Uint, P::Int], P::Bool, false, 1),
+    orow("compare_uint64_double", Operator::Ordering, [P::Uint, P::Double], P::Bool, false, 1),
+    orow("compare_double_int64", Operator::Ordering, [P::Double, P::Int], P::Bool, false, 1),
+    orow("compare_double_uint64", Operator::Ordering, [P::Double, P::Uint], P::Bool, false, 1),
+    orow("add_int64", Operator::Add, [P::Int, P::Int], P::Int, true, 1),
+    orow("add_uint64", Operator::Add, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("add_double", Operator::Add, [P::Double, P::Double], P::Double, false, 1),
+    orow("add_string", Operator::Add, [P::String, P::String], P::String, false, 2),
+    orow("add_bytes", Operator::Add, [P::Bytes, P::Bytes], P::Bytes, false, 2),
+    orow("add_list", Operator::Add, [P::List, P::List], P::List, false, 2),
+    orow("add_timestamp_duration", Operator::Add, [P::Timestamp, P::Duration], P::Timestamp, true, 1),
+    orow("add_duration_timestamp", Operator::Add, [P::Duration, P::Timestamp], P::Timestamp, true, 1),
+    orow("add_duration_duration", Operator::Add, [P::Duration, P::Duration], P::Duration, true, 1),
+    orow("subtract_int64", Operator::Sub, [P::Int, P::Int], P::Int, true, 1),
+    orow("subtract_uint64", Operator::Sub, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("subtract_double", Operator::Sub, [P::Double, P::Double], P::Double, false, 1),
+    orow("subtract_timestamp_timestamp", Operator::Sub, [P::Timestamp, P::Timestamp], P::Duration, true, 1),
+    orow("subtract_timestamp_duration", Operator::Sub, [P::Timestamp, P::Duration], P::Timestamp, true, 1),
+    orow("subtract_duration_duration", Operator::Sub, [P::Duration, P::Duration], P::Duration, true, 1),
+    orow("multiply_int64", Operator::Mul, [P::Int, P::Int], P::Int, true, 1),
+    orow("multiply_uint64", Operator::Mul, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("multiply_double", Operator::Mul, [P::Double, P::Double], P::Double, false, 1),
+    orow("divide_int64", Operator::Div, [P::Int, P::Int], P::Int, true, 1),
+    orow("divide_uint64", Operator::Div, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("divide_double", Operator::Div, [P::Double, P::Double], P::Double, false, 1),
+    orow("modulo_int64", Operator::Rem, [P::Int, P::Int], P::Int, true, 1),
+    orow("modulo_uint64", Operator::Rem, [P::Uint, P::Uint], P::Uint, true, 1),
+];
+
+/// The overload of a binary operator for these operand types (`dyn` fits every
+/// parameter; the first fitting row).
+#[must_use]
+pub fn operator(op: BinaryOp, a: &Type, b: &Type) -> Option<&'static OperatorOverload> {
+    let op = Operator::of(op)?;
+    OPERATORS
+        .iter()
+        .find(|o| o.op == op && o.params[0].accepts(a) && o.params[1].accepts(b))
+}
 
 impl Func {
     /// The name as written in CEL.
