@@ -229,7 +229,7 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
         let direct = f.eval_value(b.slots());
         let agree = match (&result, &direct) {
             (Ok(x), Ok(y)) => same(x, y),
-            (Err(_), Err(_)) => true,
+            (Err(x), Err(y)) => x == y,
             _ => false,
         };
         if !agree {

@@ -471,8 +471,16 @@ impl Node {
                     let b = b.eval(cx)?;
                     Out::Own(f.apply(&[a.get(), b.get()]).map_err(op)?)
                 }
-                _ => return Err(op(OpError::InvalidArgument("unknown function".to_owned()))),
+                _ => {
+                    return Err(op(OpError::InvalidArgument("unknown function".to_owned())));
+                }
             },
+            Node::NoFunction(args) => {
+                for a in args {
+                    a.eval(cx)?;
+                }
+                return Err(op(OpError::InvalidArgument("unknown function".to_owned())));
+            }
             Node::Fold(fold) => fold.run(cx)?,
         })
     }

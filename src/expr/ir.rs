@@ -80,6 +80,8 @@ pub(crate) enum Node {
     StrLit(Func, Box<Node>, Arc<str>),
     /// `matches` with a literal pattern, compiled once.
     Matches(Box<Node>, Arc<regex::Regex>),
+    /// A call of a function the table does not have (only in unchecked trees).
+    NoFunction(Box<[Node]>),
     /// Any other call: the function's overloads, chosen by the values.
     Call(Func, Box<[Node]>),
     /// A comprehension macro.
@@ -382,12 +384,14 @@ impl Lower<'_> {
         let all: Vec<&Expr> = target.into_iter().chain(args.iter()).collect();
         let types: Vec<Type> = all.iter().map(|e| e.ty.clone()).collect();
         let func = match overload::resolve(name, &types) {
-            overload::Resolved::Found { func, .. }
-            | overload::Resolved::NoMatch(func)
-            | overload::Resolved::Arity(func) => func,
-            overload::Resolved::Unknown => {
-                return Node::Unbound(Arc::from(format!("{name}()").as_str()));
+            overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
+                if matches!(all.len(), 1 | 2) =>
+            {
+                func
             }
+            // only unchecked trees get here: the arguments run, then the call fails, as
+            // in the sandbox
+            _ => return Node::NoFunction(all.iter().map(|e| self.node(e)).collect()),
         };
         if let [a, b] = all.as_slice()
             && a.ty == Type::String
