@@ -124,3 +124,37 @@ fn a_host_can_select_the_sandbox() {
     assert!(!canary.is_direct());
     assert_eq!(canary.eval(flow.sandbox(), &mut b), Ok(true));
 }
+
+#[test]
+fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
+    let text = FLOW.replace(
+        "steps:",
+        "  s: string\nsteps:\n  - id: c\n    type: approval\n    assignees: { role: r }\n    skipCondition: 'size(s + s) > 0'\n  - id: d\n    type: approval\n    assignees: { role: r }\n    skipCondition: 'size(li + li) > 0'\n  - id: e\n    type: approval\n    assignees: { role: r }\n    skipCondition: 'size(li.map(x, x + 1)) > 0'",
+    );
+    let flow = compile(&SourceFile::new("big.yaml", text), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let mut b = bindings(&flow, 6_000);
+    b.set(
+        flow.vars().index("s").unwrap(),
+        &Value::string(&"x".repeat(40 * 1024)),
+    );
+    for id in ["c", "d"] {
+        let cond = flow.skip_condition(id).unwrap();
+        let direct = cond.eval(sb, &mut b);
+        let sandboxed = cond.eval_sandboxed(sb, &mut b);
+        assert!(
+            matches!(direct, Err(RunError::Limit(_))),
+            "{id}: {direct:?}"
+        );
+        assert_eq!(direct, sandboxed, "{id}");
+    }
+    // a list built by `map` longer than the sandbox's array bound
+    let cond = flow.skip_condition("e").unwrap();
+    assert_eq!(cond.eval(sb, &mut b), Ok(true));
+    assert_eq!(cond.eval_sandboxed(sb, &mut b), Ok(true));
+    let mut long = bindings(&flow, 10_001);
+    long.set(flow.vars().index("s").unwrap(), &Value::string("x"));
+    let direct = cond.eval(sb, &mut long);
+    assert!(matches!(direct, Err(RunError::Limit(_))), "{direct:?}");
+    assert_eq!(direct, cond.eval_sandboxed(sb, &mut long));
+}
