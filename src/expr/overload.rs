@@ -597,3 +597,66 @@ pub fn resolve(name: &str, args: &[Type]) -> Resolved {
         cost: rest.iter().map(|o| o.cost).fold(first.cost, u32::max),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_has_rows_and_round_trips_its_name_and_index() {
+        for (i, f) in FUNCS.iter().enumerate() {
+            assert!(f.overloads().next().is_some(), "{f:?} has no row");
+            assert_eq!(Func::by_name(f.name()), Some(*f));
+            assert_eq!(f.index(), i);
+            assert_eq!(Func::at(i64::try_from(i).unwrap()), Some(*f));
+        }
+        assert_eq!(Func::at(-1), None);
+        assert_eq!(Func::at(i64::try_from(FUNCS.len()).unwrap()), None);
+        let mut ids: Vec<&str> = OVERLOADS
+            .iter()
+            .map(|o| o.id)
+            .chain(OPERATORS.iter().map(|o| o.id))
+            .collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "overload ids are unique");
+    }
+
+    #[test]
+    fn resolution_is_exact_only_for_known_types() {
+        let Resolved::Found {
+            exact: Some(o),
+            can_fail: false,
+            ..
+        } = resolve("size", &[Type::String])
+        else {
+            panic!("size(string) resolves exactly")
+        };
+        assert_eq!(o.id, "size_string");
+        assert!(matches!(
+            resolve("int", &[Type::Dyn]),
+            Resolved::Found {
+                exact: None,
+                can_fail: true,
+                ..
+            }
+        ));
+        assert_eq!(resolve("int", &[Type::Dyn]).result(&[Type::Dyn]), Type::Int);
+        assert!(matches!(
+            resolve("size", &[Type::String, Type::String]),
+            Resolved::Arity(Func::Size)
+        ));
+        assert!(matches!(
+            resolve("size", &[Type::Bool]),
+            Resolved::NoMatch(Func::Size)
+        ));
+        assert!(matches!(resolve("sizes", &[Type::Bool]), Resolved::Unknown));
+        assert_eq!(
+            operator(BinaryOp::Add, &Type::Int, &Type::Int).map(|o| o.id),
+            Some("add_int64")
+        );
+        assert!(operator(BinaryOp::Rem, &Type::Double, &Type::Double).is_none());
+        assert!(operator(BinaryOp::Eq, &Type::Int, &Type::Int).is_none());
+    }
+}
