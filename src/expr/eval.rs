@@ -250,9 +250,11 @@ impl Node {
                     })),
                 });
             }
-            Node::CmpF64(rel, a, b) => match (a.f64(cx), b.f64(cx)) {
-                (Ok(Some(p)), Ok(Some(q))) => Ok(rel.doubles(p, q)),
-                _ => {
+            Node::CmpF64(rel, a, b) => match a.f64(cx).and_then(|p| Ok((p, b.f64(cx)?))) {
+                Ok((Some(p), Some(q))) => Ok(rel.doubles(p, q)),
+                Err(e) => Err(e),
+                // not doubles after all (bindings of another type): the generic operation
+                Ok(_) => {
                     return match self.eval(cx) {
                         Ok(v) => Ok(match v.get() {
                             Value::Bool(b) => Logic::B(*b),
