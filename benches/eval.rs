@@ -1,5 +1,6 @@
 //! Condition and decision evaluation latency, each beside a hand-written Rust closure of
-//! the same logic measured in the same run.
+//! the same logic and cel-interpreter 0.10 on the same expression and context, measured
+//! in the same run. Every condition must run on flowc's direct path (asserted).
 #![allow(
     clippy::pedantic,
     clippy::unwrap_used,
@@ -16,7 +17,6 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use flowc::compile::{Options, compile};
-use flowc::expr::Value;
 use flowc::sandbox::Bindings;
 use flowc::span::SourceFile;
 
@@ -30,6 +30,9 @@ context:
   level: int
   budget: double
   urgent: bool
+  tags: list<string>
+  applicant: { type: object, fields: { id: string, name: string } }
+  items: { type: list, items: { type: object, fields: { amount: double, category: string } } }
 steps:
   - id: c1
     type: approval
@@ -43,6 +46,14 @@ steps:
     type: approval
     assignees: { role: a }
     skipCondition: 'dept in ["finance", "legal", "hr"] && amount * 1.1 > budget && !urgent'
+  - id: c4
+    type: approval
+    assignees: { role: a }
+    skipCondition: '"travel" in tags && applicant.name.startsWith("li")'
+  - id: c5
+    type: approval
+    assignees: { role: a }
+    skipCondition: 'items.exists(i, i.amount > 1000.0 && i.category == "travel")'
   - id: d10
     type: decision
     rules:
@@ -69,7 +80,30 @@ struct Ctx {
     level: i64,
     budget: f64,
     urgent: bool,
+    tags: Vec<Arc<str>>,
+    name: Arc<str>,
+    items: Vec<(f64, Arc<str>)>,
 }
+
+const C: [(&str, &str); 5] = [
+    ("c1", "amount < 10000.0"),
+    (
+        "c2",
+        "amount > 50000.0 && dept == \"finance\" || level >= 3",
+    ),
+    (
+        "c3",
+        "dept in [\"finance\", \"legal\", \"hr\"] && amount * 1.1 > budget && !urgent",
+    ),
+    (
+        "c4",
+        "\"travel\" in tags && applicant.name.startsWith(\"li\")",
+    ),
+    (
+        "c5",
+        "items.exists(i, i.amount > 1000.0 && i.category == \"travel\")",
+    ),
+];
 
 fn bench(c: &mut Criterion) {
     let file = SourceFile::new("bench.yaml", FLOW);
@@ -81,27 +115,53 @@ fn bench(c: &mut Criterion) {
         level: 2,
         budget: 21000.0,
         urgent: false,
+        tags: vec![Arc::from("meal"), Arc::from("office"), Arc::from("travel")],
+        name: Arc::from("lisa"),
+        items: (0..20)
+            .map(|k| {
+                let category = if k == 17 { "travel" } else { "meal" };
+                (100.0 * f64::from(k), Arc::from(category))
+            })
+            .collect(),
     };
-    let mut b = Bindings::new();
-    for (name, index, _) in flow.vars().iter() {
-        let v = match name {
-            "amount" => Value::Double(ctx.amount),
-            "dept" => Value::String(Arc::clone(&ctx.dept)),
-            "level" => Value::Int(ctx.level),
-            "budget" => Value::Double(ctx.budget),
-            _ => Value::Bool(ctx.urgent),
-        };
-        b.set(index, &v);
+    let json = serde_json::json!({
+        "amount": ctx.amount,
+        "dept": &*ctx.dept,
+        "level": ctx.level,
+        "budget": ctx.budget,
+        "urgent": ctx.urgent,
+        "tags": ctx.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "applicant": { "id": "u1", "name": &*ctx.name },
+        "items": ctx.items.iter().map(|(a, c)| serde_json::json!({"amount": a, "category": &**c})).collect::<Vec<_>>(),
+    });
+    let (_, mut b): (_, Bindings) =
+        flowc::runtime::context::bind(&flow, &json).expect("bench context fits");
+    let mut cel_ctx = cel_interpreter::Context::default();
+    for (k, v) in json.as_object().expect("object") {
+        cel_ctx
+            .add_variable(k.as_str(), v)
+            .expect("cel-interpreter variable");
     }
     let mut g = c.benchmark_group("condition");
-    for id in ["c1", "c2", "c3"] {
+    for (id, text) in C {
         let cond = flow.skip_condition(id).expect("condition");
         assert!(cond.is_direct(), "{id} runs on the direct path");
+        let want = cond.eval_sandboxed(sb, &mut b).expect("eval");
+        assert_eq!(cond.eval(sb, &mut b), Ok(want), "{id}: both paths agree");
+        let cel = cel_interpreter::Program::compile(text).expect("cel-interpreter parses");
+        assert_eq!(
+            cel.execute(&cel_ctx).expect("cel-interpreter runs"),
+            cel_interpreter::Value::Bool(want),
+            "{id}: cel-interpreter agrees"
+        );
         g.bench_function(format!("{id}/flowc"), |bn| {
             bn.iter(|| black_box(cond.eval(sb, &mut b).expect("eval")))
         });
         g.bench_function(format!("{id}/flowc-rhai"), |bn| {
             bn.iter(|| black_box(cond.eval_sandboxed(sb, &mut b).expect("eval")))
+        });
+        g.bench_function(format!("{id}/cel-interpreter"), |bn| {
+            bn.iter(|| black_box(cel.execute(black_box(&cel_ctx)).expect("eval")))
         });
     }
     let x = black_box(ctx.clone());
@@ -121,6 +181,22 @@ fn bench(c: &mut Criterion) {
                 ["finance", "legal", "hr"].contains(&&*x.dept)
                     && x.amount * 1.1 > x.budget
                     && !x.urgent,
+            )
+        });
+    });
+    g.bench_function("c4/closure", |bn| {
+        bn.iter(|| {
+            let x = black_box(&x);
+            black_box(x.tags.iter().any(|t| &**t == "travel") && x.name.starts_with("li"))
+        });
+    });
+    g.bench_function("c5/closure", |bn| {
+        bn.iter(|| {
+            let x = black_box(&x);
+            black_box(
+                x.items
+                    .iter()
+                    .any(|(amount, category)| *amount > 1000.0 && &**category == "travel"),
             )
         });
     });

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::diagnostic::Diagnostics;
-use crate::expr::fast::{self, Fast};
-use crate::expr::{self, Env, ExprError, VarTable, codegen};
+use crate::expr::{self, Direct, Env, ExprError, VarTable, codegen};
 use crate::expr::{ExprSource, Type};
 use crate::graph::{self, Graph, GraphError, StepIndex, StepNode, Target, rules};
 use crate::limits::{Limits, LoadLimits};
@@ -21,6 +20,19 @@ pub struct Options {
     pub load: LoadLimits,
     /// The sandbox programs are compiled for.
     pub sandbox: Arc<Sandbox>,
+    /// Which path evaluates conditions, decisions and assignee expressions.
+    pub evaluator: Evaluator,
+}
+
+/// The evaluation path a host selects. Both give the same values and errors (the
+/// differential tests hold them equal); every condition is compiled for both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Evaluator {
+    /// The lowered IR, run directly (the default; see [`expr::eval`]).
+    #[default]
+    Direct,
+    /// The sandboxed Rhai programs.
+    Sandbox,
 }
 
 impl Options {
@@ -31,6 +43,7 @@ impl Options {
         Self {
             load: limits.load.clone(),
             sandbox: Arc::new(Sandbox::new(limits.sandbox.clone())),
+            evaluator: Evaluator::default(),
         }
     }
 }
@@ -41,16 +54,17 @@ impl Default for Options {
         Self {
             load: LoadLimits::default(),
             sandbox: Arc::clone(SHARED.get_or_init(|| Arc::new(Sandbox::default()))),
+            evaluator: Evaluator::default(),
         }
     }
 }
 
-/// A compiled condition: its sandboxed Rhai program and, when every part of it is a
-/// non-looping, non-allocating operation, the direct form (see [`expr::fast`]).
+/// A compiled condition: its sandboxed Rhai program and its lowered IR (run directly
+/// unless the host selected [`Evaluator::Sandbox`]).
 #[derive(Debug, Clone)]
 pub struct Condition {
     program: Program,
-    fast: Option<Fast>,
+    fast: Option<Direct>,
 }
 
 impl Condition {
@@ -89,7 +103,7 @@ impl Condition {
 #[derive(Debug, Clone)]
 pub struct Expression {
     program: Program,
-    fast: Option<Fast>,
+    fast: Option<Direct>,
 }
 
 impl Expression {
@@ -119,6 +133,12 @@ impl Expression {
     ) -> Result<expr::Value, RunError> {
         sandbox.eval(&self.program, bindings)
     }
+
+    /// True when the expression runs on the direct path.
+    #[must_use]
+    pub fn is_direct(&self) -> bool {
+        self.fast.is_some()
+    }
 }
 
 /// A compiled decision: one program for all rules (and the direct forms of the rules
@@ -126,7 +146,7 @@ impl Expression {
 #[derive(Debug, Clone)]
 pub struct CompiledDecision {
     program: Program,
-    fast: Option<Vec<Fast>>,
+    fast: Option<Vec<Direct>>,
     /// Each rule on its own, when some rule has no direct form: only run to name the
     /// rule that failed in an incident.
     rules: Vec<Condition>,
@@ -152,19 +172,21 @@ impl CompiledDecision {
 
     fn decide_direct(
         &self,
-        rules: &[Fast],
+        rules: &[Direct],
         bindings: &Bindings,
     ) -> Result<Option<usize>, RunError> {
+        // one budget for the whole decision, as its one program has in the sandbox
+        let budget = std::cell::Cell::new(rules.first().map_or(0, Direct::budget));
         let mut hit = None;
         for (i, r) in rules.iter().enumerate() {
-            if r.eval_bool(bindings.slots())? {
+            if r.eval_bool_within(bindings.slots(), &budget)? {
                 match hit {
                     None if !self.unique => return Ok(Some(i)),
                     None => hit = Some(i),
                     Some(first) => {
                         let mut all = vec![first, i];
                         for (j, rest) in rules.iter().enumerate().skip(i + 1) {
-                            if rest.eval_bool(bindings.slots())? {
+                            if rest.eval_bool_within(bindings.slots(), &budget)? {
                                 all.push(j);
                             }
                         }
@@ -296,6 +318,7 @@ pub struct CompiledFlow {
     decisions: HashMap<String, CompiledDecision>,
     assignees: HashMap<AssigneeSlot, Expression>,
     warnings: Diagnostics,
+    evaluator: Evaluator,
 }
 
 impl CompiledFlow {
@@ -402,6 +425,7 @@ impl CompiledFlow {
             env: self.vars.env(),
             vars: self.vars.clone(),
             sandbox: &self.sandbox,
+            evaluator: self.evaluator,
             diags: Diagnostics::new(),
             unreadable_context: false,
         };
@@ -419,11 +443,18 @@ struct Ctx<'a> {
     env: Env,
     vars: VarTable,
     sandbox: &'a Sandbox,
+    evaluator: Evaluator,
     diags: Diagnostics,
     unreadable_context: bool,
 }
 
 impl Ctx<'_> {
+    /// The lowered IR of a checked tree, unless the host selected the sandbox.
+    fn lower(&self, e: &expr::Expr) -> Option<Direct> {
+        (self.evaluator == Evaluator::Direct)
+            .then(|| Direct::lower(e, &self.vars, self.sandbox.limits()))
+    }
+
     fn errors(&mut self, errs: Vec<ExprError>) {
         for e in errs {
             // with no readable `context`, every name would be unknown: the schema said why
@@ -454,7 +485,7 @@ impl Ctx<'_> {
         let program = self.program(&generated, span)?;
         Some(Condition {
             program,
-            fast: fast::build(e, &self.vars),
+            fast: self.lower(e),
         })
     }
 
@@ -497,7 +528,7 @@ impl Ctx<'_> {
                 let program = self.program(&g, src.span)?;
                 Some(Expression {
                     program,
-                    fast: fast::build(&c.expr, &self.vars),
+                    fast: self.lower(&c.expr),
                 })
             }
             Err(e) => {
@@ -549,6 +580,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         env: vars.env(),
         vars,
         sandbox: &options.sandbox,
+        evaluator: options.evaluator,
         diags: Diagnostics::new(),
         unreadable_context: recovery.unreadable_context,
     };
@@ -607,8 +639,8 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
                     let generated = codegen::generate_decision(&exprs, unique, &ctx.vars);
                     let fast = exprs
                         .iter()
-                        .map(|e| fast::build(e, &ctx.vars))
-                        .collect::<Option<Vec<Fast>>>();
+                        .map(|e| ctx.lower(e))
+                        .collect::<Option<Vec<Direct>>>();
                     // per-rule programs only where the direct forms cannot name a failing rule
                     let rules: Option<Vec<Condition>> = if fast.is_some() {
                         Some(Vec::new())
@@ -691,6 +723,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         flow,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),
+        evaluator: options.evaluator,
         skip,
         decisions,
         assignees,
@@ -841,6 +874,7 @@ mod tests {
             env: Env::default(),
             vars: VarTable::default(),
             sandbox: Sandbox::shared(),
+            evaluator: Evaluator::Direct,
             diags: Diagnostics::new(),
             unreadable_context: false,
         };

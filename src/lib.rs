@@ -6,7 +6,8 @@
 //! 1. [`load`] — YAML with spans (saphyr events), bounded, validated against
 //!    `schemas/approval-flow.schema.json`.
 //! 2. [`model`] — the typed [`model::Flow`] with spans on every value.
-//! 3. [`expr`] — the condition language (a CEL subset): parse, type-check, Rhai codegen.
+//! 3. [`expr`] — the condition language (a CEL subset): parse, type-check, lower to the
+//!    IR (direct evaluation) and generate Rhai, both from one overload table.
 //! 4. [`sandbox`] — the one Rhai engine, with every bound set explicitly.
 //! 5. [`graph`] — the step graph and its checks.
 //! 6. [`compile`] — ties the stages together into a [`compile::CompiledFlow`].
@@ -49,9 +50,10 @@
 //! assert!(skip.eval(flow.sandbox(), &mut ctx).unwrap());
 //! ```
 //!
-//! Conditions made only of non-looping, non-allocating operations are evaluated
-//! directly (about 35–130 ns); all others run in the Rhai sandbox (see
-//! `BENCHMARKS.md` and `docs/decisions.md`).
+//! Every condition is compiled twice from one overload table: lowered to a typed IR
+//! that is evaluated directly (the default), and to a sandboxed Rhai program, which a
+//! host can select instead (`compile::Options::evaluator`) and which the tests hold the
+//! direct path equal to (see `BENCHMARKS.md` and `docs/decisions.md`).
 //!
 //! # Feature flags
 //! - `etcd`: the etcd source and version store, the etcd commands, metrics and tracing

@@ -95,7 +95,8 @@ impl Default for LoadLimits {
 /// Every bound of the sandbox (the Rhai engine is built with each one set explicitly).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxLimits {
-    /// Most Rhai operations per evaluation.
+    /// Most Rhai operations per evaluation; also the direct evaluator's cost budget,
+    /// in cost units (the IR of `expr::ir` is lowered with these bounds).
     pub max_operations: u64,
     /// Deepest function-call nesting.
     pub max_call_levels: usize,

@@ -11,7 +11,8 @@ use rhai::{
 
 pub use crate::expr::RunError;
 use crate::expr::codegen::Generated;
-use crate::expr::value::{self, OpError, Value};
+use crate::expr::overload::Func;
+use crate::expr::value::{self, Arith, Logic, OpError, Rel, Value};
 use crate::expr::{ClosedEval, rhai_const, rhai_var};
 use crate::limits::SandboxLimits;
 
@@ -99,37 +100,27 @@ fn wrap_bool(r: Result<bool, OpError>) -> Result<Dynamic, Box<EvalAltResult>> {
     r.map(Dynamic::from_bool).map_err(raise)
 }
 
-/// `true`/`false`, a captured error, or anything else (a type error).
-enum Logic {
-    B(bool),
-    Err(Arc<RunError>),
-    Other(Value),
-}
-
-fn logic(d: &Dynamic) -> Logic {
+fn logic(d: &Dynamic) -> Logic<Arc<RunError>> {
     if let Ok(b) = d.as_bool() {
         return Logic::B(b);
     }
     if let Some(c) = d.read_lock::<Captured>() {
         return Logic::Err(Arc::clone(&c.0));
     }
-    Logic::Other(from_dynamic(d))
+    Logic::Other(from_dynamic(d).type_name())
 }
 
 fn and_or(is_and: bool, a: &Dynamic, b: &Dynamic) -> Dynamic {
-    let absorbing = !is_and;
-    let (la, lb) = (logic(a), logic(b));
-    match (&la, &lb) {
-        (Logic::B(x), _) if *x == absorbing => Dynamic::from_bool(absorbing),
-        (_, Logic::B(y)) if *y == absorbing => Dynamic::from_bool(absorbing),
-        (Logic::B(_), Logic::B(_)) => Dynamic::from_bool(!absorbing),
-        (Logic::Err(e), _) | (_, Logic::Err(e)) => Dynamic::from(Captured(Arc::clone(e))),
-        (Logic::Other(v), _) | (_, Logic::Other(v)) => Dynamic::from(Captured(Arc::new(
-            RunError::Op(OpError::NoMatchingOverload {
-                op: if is_and { "&&" } else { "||" }.to_owned(),
-                args: v.type_name().to_owned(),
-            }),
-        ))),
+    match value::and_or(is_and, logic(a), logic(b), |e| Arc::new(RunError::Op(e))) {
+        Logic::B(x) => Dynamic::from_bool(x),
+        Logic::Err(e) => Dynamic::from(Captured(e)),
+        // `and_or` never yields `Other`; were it to, it stays an error
+        Logic::Other(t) => Dynamic::from(Captured(Arc::new(RunError::Op(
+            OpError::NoMatchingOverload {
+                op: "&&".to_owned(),
+                args: t.to_owned(),
+            },
+        )))),
     }
 }
 
@@ -196,21 +187,21 @@ fn register(engine: &mut Engine) {
         wrap(value::negate(&from_dynamic(&a)))
     });
     for (name, op) in [
-        ("cel_add", "+"),
-        ("cel_sub", "-"),
-        ("cel_mul", "*"),
-        ("cel_div", "/"),
-        ("cel_rem", "%"),
+        ("cel_add", Arith::Add),
+        ("cel_sub", Arith::Sub),
+        ("cel_mul", Arith::Mul),
+        ("cel_div", Arith::Div),
+        ("cel_rem", Arith::Rem),
     ] {
         engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
             wrap(value::arith(op, &from_dynamic(&a), &from_dynamic(&b)))
         });
     }
     for (name, op) in [
-        ("cel_lt", "<"),
-        ("cel_le", "<="),
-        ("cel_gt", ">"),
-        ("cel_ge", ">="),
+        ("cel_lt", Rel::Lt),
+        ("cel_le", Rel::Le),
+        ("cel_gt", Rel::Gt),
+        ("cel_ge", Rel::Ge),
     ] {
         engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
             wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
@@ -246,29 +237,10 @@ fn register(engine: &mut Engine) {
     engine.register_fn(
         "cel_map",
         |items: Array| -> Result<Dynamic, Box<EvalAltResult>> {
-            let mut entries: Vec<(Value, Value)> = Vec::with_capacity(items.len() / 2);
-            for pair in items.chunks(2) {
-                let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else {
-                    continue;
-                };
-                let k = from_dynamic(k);
-                if !matches!(
-                    k,
-                    Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_)
-                ) {
-                    return Err(raise(OpError::InvalidArgument(format!(
-                        "unsupported map key type {}",
-                        k.type_name()
-                    ))));
-                }
-                if value::map_get(&entries, &k).is_some() {
-                    return Err(raise(OpError::InvalidArgument(format!(
-                        "duplicate map key {k}"
-                    ))));
-                }
-                entries.push((k, from_dynamic(v)));
-            }
-            Ok(to_dynamic(&Value::Map(Arc::new(entries))))
+            let pairs = items
+                .chunks(2)
+                .filter_map(|p| Some((from_dynamic(p.first()?), from_dynamic(p.get(1)?))));
+            wrap(value::build_map(pairs.collect::<Vec<_>>()))
         },
     );
     engine.register_fn(
@@ -290,25 +262,21 @@ fn register(engine: &mut Engine) {
             }
         },
     );
-    engine.register_fn("cel_call1", |name: ImmutableString, a: Dynamic| {
-        let a = from_dynamic(&a);
-        wrap(match name.as_str() {
-            "size" => value::size(&a),
-            n if n.starts_with("get") => value::time_accessor(n, &a, None),
-            n => value::convert(n, &a),
-        })
+    // every function call goes through the overload table: codegen writes the
+    // function's index (resolved at compile time), never its name
+    engine.register_fn("cel_f1", |f: i64, a: Dynamic| {
+        wrap(call(f, &[&from_dynamic(&a)]))
     });
-    engine.register_fn(
-        "cel_call2",
-        |name: ImmutableString, a: Dynamic, b: Dynamic| {
-            let (a, b) = (from_dynamic(&a), from_dynamic(&b));
-            wrap(match name.as_str() {
-                "matches" => value::matches(&a, &b).map(Value::Bool),
-                n if n.starts_with("get") => value::time_accessor(n, &a, Some(&b)),
-                n => value::string_fn(n, &a, &b).map(Value::Bool),
-            })
-        },
-    );
+    engine.register_fn("cel_f2", |f: i64, a: Dynamic, b: Dynamic| {
+        wrap(call(f, &[&from_dynamic(&a), &from_dynamic(&b)]))
+    });
+}
+
+fn call(f: i64, args: &[&Value]) -> Result<Value, OpError> {
+    match Func::at(f) {
+        Some(func) => func.apply(args),
+        None => Err(OpError::InvalidArgument("unknown function".to_owned())),
+    }
 }
 
 /// Maps whatever a `catch` caught, or an uncaught Rhai error, onto a [`RunError`].

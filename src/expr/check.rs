@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::overload;
 use super::{ObjectType, Type};
 use crate::diagnostic::did_you_mean;
 
@@ -100,39 +101,6 @@ impl Env {
         v
     }
 }
-
-const FUNCTIONS: &[&str] = &[
-    "size",
-    "int",
-    "uint",
-    "double",
-    "string",
-    "bool",
-    "bytes",
-    "dyn",
-    "timestamp",
-    "duration",
-    "contains",
-    "startsWith",
-    "endsWith",
-    "matches",
-    "getFullYear",
-    "getMonth",
-    "getDate",
-    "getDayOfMonth",
-    "getDayOfYear",
-    "getDayOfWeek",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
-    "has",
-    "all",
-    "exists",
-    "exists_one",
-    "map",
-    "filter",
-];
 
 /// Are two types compatible for equality and membership (dyn matches anything)?
 #[must_use]
@@ -519,10 +487,9 @@ impl<'e> Checker<'e> {
         }
     }
 
-    #[expect(
-        clippy::match_same_arms,
-        reason = "one arm per CEL overload, as the spec lists them"
-    )]
+    /// Types a binary operator: `&&`, `||`, the orderings and arithmetic on known types
+    /// from the overload table; `==`, `!=` and `in` by assignability; `dyn` operands by
+    /// CEL's rules for values typed at run time.
     fn binary(
         &mut self,
         span: (usize, usize),
@@ -532,15 +499,16 @@ impl<'e> Checker<'e> {
         a: &(bool, Option<String>),
         b: &(bool, Option<String>),
     ) -> Type {
-        use Type::{Bool, Bytes, Double, Duration, Dyn, Int, List, String as Str, Timestamp, Uint};
+        use Type::{Bool, Dyn, List};
         let sym = op.symbol();
+        let either_dyn = *ta == Dyn || *tb == Dyn;
         let ok = match op {
-            BinaryOp::And | BinaryOp::Or => matches!(ta, Bool | Dyn) && matches!(tb, Bool | Dyn),
+            // `dyn` fits the table's `bool` parameters
+            BinaryOp::And | BinaryOp::Or => overload::operator(op, ta, tb).is_some(),
             BinaryOp::Eq | BinaryOp::Ne => assignable(ta, tb),
+            // any ordering with a `dyn` side is decided at run time
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                (ta.is_numeric() && tb.is_numeric())
-                    || matches!((ta, tb), (Dyn, _) | (_, Dyn))
-                    || (ta == tb && matches!(ta, Str | Bytes | Bool | Timestamp | Duration))
+                either_dyn || overload::operator(op, ta, tb).is_some()
             }
             BinaryOp::In => match tb {
                 List(t) => assignable(ta, t),
@@ -557,23 +525,20 @@ impl<'e> Checker<'e> {
             op,
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem
         ) {
-            let r = match (op, ta, tb) {
-                (_, Dyn, Dyn) => Some(Dyn),
-                (BinaryOp::Rem, Double, Double) => None,
-                (_, Int, Int) | (_, Uint, Uint) | (_, Double, Double) => Some(ta.clone()),
-                (_, Dyn, t) | (_, t, Dyn) if t.is_numeric() => Some(t.clone()),
-                (BinaryOp::Add, Str, Str) => Some(Str),
-                (BinaryOp::Add, Bytes, Bytes) => Some(Bytes),
-                (BinaryOp::Add, List(x), List(y)) => Some(Type::list(join(x, y))),
-                (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => {
-                    Some(Timestamp)
+            let r = if either_dyn {
+                // CEL's checker with one side unknown: numbers keep the other side's
+                // type; `+`/`-` may also be time or concatenation, so the result is `dyn`
+                match (op, ta, tb) {
+                    (_, Dyn, Dyn) => Some(Dyn),
+                    (_, Dyn, t) | (_, t, Dyn) if t.is_numeric() => Some(t.clone()),
+                    (BinaryOp::Add | BinaryOp::Sub, _, _) => Some(Dyn),
+                    _ => None,
                 }
-                (BinaryOp::Sub, Timestamp, Duration) => Some(Timestamp),
-                (BinaryOp::Sub, Timestamp, Timestamp) => Some(Duration),
-                (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Some(Duration),
-                (BinaryOp::Add | BinaryOp::Sub, Dyn, _)
-                | (BinaryOp::Add | BinaryOp::Sub, _, Dyn) => Some(Dyn),
-                _ => None,
+            } else {
+                overload::operator(op, ta, tb).map(|o| match (o.result, ta, tb) {
+                    (overload::P::List, List(x), List(y)) => Type::list(join(x, y)),
+                    (p, _, _) => p.ty(),
+                })
             };
             if let Some(r) = r {
                 return r;
@@ -590,81 +555,42 @@ impl<'e> Checker<'e> {
         target: Option<&Type>,
         args: &[Type],
     ) -> Type {
-        use Type::{Bool, Bytes, Double, Duration, Dyn, Int, String as Str, Timestamp, Uint};
-        let all: Vec<&Type> = target.into_iter().chain(args.iter()).collect();
-        let argc = all.len();
-        let arity = |n: usize, s: &'static str| (argc != n).then_some(s);
-        let bad_arity = match name {
-            "size" | "int" | "uint" | "double" | "string" | "bool" | "bytes" | "dyn"
-            | "timestamp" | "duration" => arity(1, "one argument"),
-            "contains" | "startsWith" | "endsWith" | "matches" => {
-                arity(2, "a string receiver and one argument")
-            }
-            n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
-                (!(argc == 1 || argc == 2)).then_some("a receiver and an optional time zone")
-            }
-            _ => None,
-        };
-        if let Some(expected) = bad_arity {
-            return self.error(
+        let all: Vec<Type> = target.into_iter().chain(args.iter()).cloned().collect();
+        let resolved = overload::resolve(name, &all);
+        match resolved {
+            overload::Resolved::Found { .. } => resolved.result(&all),
+            overload::Resolved::Arity(func) => self.error(
                 span,
                 CheckErrorKind::ArgCount {
                     name: name.to_owned(),
-                    expected,
+                    expected: func.arity_words(),
                 },
-            );
-        }
-        let first = all.first().copied().cloned().unwrap_or(Dyn);
-        let result = match name {
-            "size" => {
-                matches!(first, Str | Bytes | Type::List(_) | Type::Map(..) | Dyn).then_some(Int)
+            ),
+            overload::Resolved::NoMatch(_) => {
+                let refs: Vec<&Type> = all.iter().collect();
+                let help = format!("`{name}` is not defined for {}", words(&refs));
+                self.no_overload(span, name, &refs, help)
             }
-            "dyn" => Some(Dyn),
-            "int" => matches!(first, Int | Uint | Double | Str | Timestamp | Dyn).then_some(Int),
-            "uint" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Uint),
-            "double" => matches!(first, Int | Uint | Double | Str | Dyn).then_some(Double),
-            "string" => matches!(
-                first,
-                Int | Uint | Double | Str | Bool | Bytes | Timestamp | Duration | Dyn
-            )
-            .then_some(Str),
-            "bool" => matches!(first, Bool | Str | Dyn).then_some(Bool),
-            "bytes" => matches!(first, Bytes | Str | Dyn).then_some(Bytes),
-            "timestamp" => matches!(first, Str | Int | Timestamp | Dyn).then_some(Timestamp),
-            "duration" => matches!(first, Str | Duration | Dyn).then_some(Duration),
-            "contains" | "startsWith" | "endsWith" | "matches" => {
-                all.iter().all(|t| matches!(t, Str | Dyn)).then_some(Bool)
-            }
-            n if n.starts_with("get") && FUNCTIONS.contains(&n) => {
-                let tz_ok = all.get(1).is_none_or(|t| matches!(t, Str | Dyn));
-                let recv_ok = match first {
-                    Timestamp | Dyn => true,
-                    Duration => {
-                        matches!(
-                            n,
-                            "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds"
-                        ) && argc == 1
-                    }
-                    _ => false,
-                };
-                (tz_ok && recv_ok).then_some(Int)
-            }
-            _ => {
-                let suggestion = did_you_mean(name, FUNCTIONS.iter().copied());
-                return self.error(
+            overload::Resolved::Unknown => {
+                let suggestion = did_you_mean(
+                    name,
+                    overload::FUNCS.iter().map(|f| f.name()).chain([
+                        "has",
+                        "all",
+                        "exists",
+                        "exists_one",
+                        "map",
+                        "filter",
+                    ]),
+                );
+                self.error(
                     span,
                     CheckErrorKind::UnknownFunction {
                         name: name.to_owned(),
                         suggestion,
                     },
-                );
+                )
             }
-        };
-        if let Some(t) = result {
-            t
-        } else {
-            let help = format!("`{name}` is not defined for {}", words(&all));
-            self.no_overload(span, name, &all, help)
         }
     }
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use super::Type;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::overload;
 use super::value::Value;
 
 /// Generated source plus the constants it refers to (`k0`, `k1`, ...).
@@ -173,15 +174,36 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
             ExprKind::Binary(op, a, b) => match op {
                 BinaryOp::And | BinaryOp::Or => a.ty != Type::Bool || b.ty != Type::Bool,
                 BinaryOp::Eq | BinaryOp::Ne => false,
-                BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                    a.ty == Type::Dyn || b.ty == Type::Dyn
-                }
                 BinaryOp::In => b.ty == Type::Dyn,
-                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-                    !(a.ty == Type::Double && b.ty == Type::Double) && (n.ty != Type::String)
+                // the overload table says which typed operators can fail; with a `dyn`
+                // side the overload is chosen at run time and may not exist
+                BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Rem => {
+                    a.ty == Type::Dyn
+                        || b.ty == Type::Dyn
+                        || overload::operator(*op, &a.ty, &b.ty).is_none_or(|o| o.can_fail)
                 }
             },
             ExprKind::Cond(c, _, _) => c.ty != Type::Bool,
+            // the overload table says which calls can fail on these types
+            ExprKind::Call { target, name, args } => {
+                let types: Vec<Type> = target
+                    .iter()
+                    .map(|t| t.ty.clone())
+                    .chain(args.iter().map(|a| a.ty.clone()))
+                    .collect();
+                match overload::resolve(name, &types) {
+                    overload::Resolved::Found { can_fail, .. } => can_fail,
+                    _ => true,
+                }
+            }
             _ => true,
         };
     });
@@ -347,17 +369,24 @@ impl Gen<'_> {
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
             ExprKind::Call { target, name, args } => {
                 let mut all: Vec<String> = Vec::new();
+                let mut types: Vec<Type> = Vec::new();
                 if let Some(t) = target {
                     all.push(self.expr(t));
+                    types.push(t.ty.clone());
                 }
                 for a in args {
                     all.push(self.expr(a));
+                    types.push(a.ty.clone());
                 }
-                let name_lit = rhai_string(name);
-                match all.len() {
-                    1 => format!("cel_call1({name_lit}, {})", all.join(", ")),
-                    2 => format!("cel_call2({name_lit}, {})", all.join(", ")),
-                    _ => format!("cel_call3({name_lit}, {})", all.join(", ")),
+                // the checker accepted the call, so it resolves (the index of its function)
+                match overload::resolve(name, &types) {
+                    overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
+                        if matches!(all.len(), 1 | 2) =>
+                    {
+                        format!("cel_f{}({}, {})", all.len(), func.index(), all.join(", "))
+                    }
+                    // only unchecked trees get here: the call fails at run time
+                    _ => format!("cel_f1({}, [{}])", overload::FUNCS.len(), all.join(", ")),
                 }
             }
             ExprKind::Comprehension {
@@ -430,6 +459,7 @@ impl Gen<'_> {
         }
     }
 
+    #[expect(clippy::too_many_lines, reason = "one arm per operator class")]
     fn binary(&mut self, op: BinaryOp, a: &Expr, b: &Expr) -> String {
         use Type::{Bool, Double, Int, String as Str};
         let simple = |t: &Type| matches!(t, Int | Double | Str | Bool);
@@ -468,9 +498,17 @@ impl Gen<'_> {
                     && !may_error(a, self.vars)
                 {
                     let sa = self.expr(a);
+                    // doubles compare exactly (`d_eq`), as everywhere else
                     let parts: Vec<String> = items
                         .iter()
-                        .map(|i| format!("{sa} == {}", self.expr(i)))
+                        .map(|i| {
+                            let si = self.expr(i);
+                            if a.ty == Double {
+                                format!("d_eq({sa}, {si})")
+                            } else {
+                                format!("{sa} == {si}")
+                            }
+                        })
                         .collect();
                     return format!("({})", parts.join(" || "));
                 }

@@ -1,10 +1,13 @@
-//! Stage 3: the condition language (a CEL subset): parse → check → Rhai codegen.
+//! Stage 3: the condition language (a CEL subset): parse → check → lower to the IR
+//! (the direct evaluator) and generate Rhai (the sandbox), both from one overload table.
 
 pub mod ast;
 pub mod check;
 pub mod codegen;
 pub mod constant;
-pub mod fast;
+pub mod eval;
+pub mod ir;
+pub mod overload;
 pub mod parse;
 mod run_error;
 mod source;
@@ -20,6 +23,7 @@ use thiserror::Error;
 use crate::span::Span;
 pub use ast::Expr;
 pub use check::{CheckErrorKind, Env};
+pub use ir::Direct;
 pub use run_error::RunError;
 pub use source::ExprSource;
 pub use types::{FieldType, ObjectType, Type};

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use super::overload::Func;
 use super::time::{self, Duration, Timestamp};
 
 /// A CEL value.
@@ -200,7 +201,9 @@ pub fn format_double(d: f64) -> String {
     }
 }
 
-fn overload(op: &str, args: &[&Value]) -> OpError {
+/// CEL's "no matching overload" error for these arguments.
+#[must_use]
+pub fn overload(op: &str, args: &[&Value]) -> OpError {
     OpError::NoMatchingOverload {
         op: op.to_owned(),
         args: args
@@ -297,18 +300,66 @@ pub fn compare(op: &'static str, a: &Value, b: &Value) -> Result<Option<Ordering
     })
 }
 
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rel {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl Rel {
+    /// The operator as written.
+    #[must_use]
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Rel::Lt => "<",
+            Rel::Le => "<=",
+            Rel::Gt => ">",
+            Rel::Ge => ">=",
+        }
+    }
+
+    /// Does an ordering satisfy the operator (`None`: unordered, NaN)?
+    #[must_use]
+    pub fn holds(self, o: Option<Ordering>) -> bool {
+        match self {
+            Rel::Lt => o == Some(Ordering::Less),
+            Rel::Le => matches!(o, Some(Ordering::Less | Ordering::Equal)),
+            Rel::Gt => o == Some(Ordering::Greater),
+            Rel::Ge => matches!(o, Some(Ordering::Greater | Ordering::Equal)),
+        }
+    }
+
+    /// The operator on two doubles (IEEE 754: false when either is NaN).
+    #[must_use]
+    pub fn doubles(self, a: f64, b: f64) -> bool {
+        match self {
+            Rel::Lt => a < b,
+            Rel::Le => a <= b,
+            Rel::Gt => a > b,
+            Rel::Ge => a >= b,
+        }
+    }
+
+    /// The operator on two ints.
+    #[must_use]
+    pub fn ints(self, a: i64, b: i64) -> bool {
+        self.holds(Some(a.cmp(&b)))
+    }
+}
+
 /// Evaluates a comparison operator.
 ///
 /// # Errors
 /// No overload for incomparable types.
-pub fn relation(op: &'static str, a: &Value, b: &Value) -> Result<bool, OpError> {
-    let o = compare(op, a, b)?;
-    Ok(match op {
-        "<" => o == Some(Ordering::Less),
-        "<=" => matches!(o, Some(Ordering::Less | Ordering::Equal)),
-        ">" => o == Some(Ordering::Greater),
-        _ => matches!(o, Some(Ordering::Greater | Ordering::Equal)),
-    })
+pub fn relation(op: Rel, a: &Value, b: &Value) -> Result<bool, OpError> {
+    Ok(op.holds(compare(op.symbol(), a, b)?))
 }
 
 fn ts_add(t: Timestamp, d: Duration, neg: bool) -> Result<Value, OpError> {
@@ -324,51 +375,117 @@ fn dur(n: Option<i128>) -> Result<Value, OpError> {
         .ok_or(OpError::Range("duration"))
 }
 
+/// An arithmetic operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arith {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+impl Arith {
+    /// The operator as written.
+    #[must_use]
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Arith::Add => "+",
+            Arith::Sub => "-",
+            Arith::Mul => "*",
+            Arith::Div => "/",
+            Arith::Rem => "%",
+        }
+    }
+
+    /// The operator on two ints (checked: overflow and division by zero are errors).
+    ///
+    /// # Errors
+    /// Overflow or division by zero.
+    pub fn ints(self, x: i64, y: i64) -> Result<i64, OpError> {
+        if y == 0 && matches!(self, Arith::Div | Arith::Rem) {
+            return Err(OpError::DivisionByZero);
+        }
+        match self {
+            Arith::Add => x.checked_add(y),
+            Arith::Sub => x.checked_sub(y),
+            Arith::Mul => x.checked_mul(y),
+            Arith::Div => x.checked_div(y),
+            Arith::Rem => x.checked_rem(y),
+        }
+        .ok_or(OpError::Overflow(self.symbol()))
+    }
+
+    /// The operator on two uints (checked).
+    ///
+    /// # Errors
+    /// Overflow or division by zero.
+    pub fn uints(self, x: u64, y: u64) -> Result<u64, OpError> {
+        if y == 0 && matches!(self, Arith::Div | Arith::Rem) {
+            return Err(OpError::DivisionByZero);
+        }
+        match self {
+            Arith::Add => x.checked_add(y),
+            Arith::Sub => x.checked_sub(y),
+            Arith::Mul => x.checked_mul(y),
+            Arith::Div => x.checked_div(y),
+            Arith::Rem => x.checked_rem(y),
+        }
+        .ok_or(OpError::Overflow(self.symbol()))
+    }
+
+    /// The operator on two doubles (`None` for `%`, which CEL does not define on doubles).
+    #[must_use]
+    pub fn doubles(self, x: f64, y: f64) -> Option<f64> {
+        match self {
+            Arith::Add => Some(x + y),
+            Arith::Sub => Some(x - y),
+            Arith::Mul => Some(x * y),
+            Arith::Div => Some(x / y),
+            Arith::Rem => None,
+        }
+    }
+}
+
 /// Binary arithmetic (`+ - * / %`).
 ///
 /// # Errors
 /// Overflow, division by zero, range, or no overload.
-pub fn arith(op: &'static str, a: &Value, b: &Value) -> Result<Value, OpError> {
+pub fn arith(op: Arith, a: &Value, b: &Value) -> Result<Value, OpError> {
     use Value::{Double, Duration as D, Int, List, String as S, Timestamp as T, Uint};
-    let ov = || OpError::Overflow(op);
     Ok(match (op, a, b) {
-        ("+", Int(x), Int(y)) => Int(x.checked_add(*y).ok_or_else(ov)?),
-        ("-", Int(x), Int(y)) => Int(x.checked_sub(*y).ok_or_else(ov)?),
-        ("*", Int(x), Int(y)) => Int(x.checked_mul(*y).ok_or_else(ov)?),
-        ("/" | "%", Int(_), Int(0)) | ("/" | "%", Uint(_), Uint(0)) => {
-            return Err(OpError::DivisionByZero);
+        (_, Int(x), Int(y)) => Int(op.ints(*x, *y)?),
+        (_, Uint(x), Uint(y)) => Uint(op.uints(*x, *y)?),
+        (_, Double(x), Double(y)) if op != Arith::Rem => {
+            Double(op.doubles(*x, *y).unwrap_or(f64::NAN))
         }
-        ("/", Int(x), Int(y)) => Int(x.checked_div(*y).ok_or_else(ov)?),
-        ("%", Int(x), Int(y)) => Int(x.checked_rem(*y).ok_or_else(ov)?),
-        ("+", Uint(x), Uint(y)) => Uint(x.checked_add(*y).ok_or_else(ov)?),
-        ("-", Uint(x), Uint(y)) => Uint(x.checked_sub(*y).ok_or_else(ov)?),
-        ("*", Uint(x), Uint(y)) => Uint(x.checked_mul(*y).ok_or_else(ov)?),
-        ("/", Uint(x), Uint(y)) => Uint(x / y),
-        ("%", Uint(x), Uint(y)) => Uint(x % y),
-        ("+", Double(x), Double(y)) => Double(x + y),
-        ("-", Double(x), Double(y)) => Double(x - y),
-        ("*", Double(x), Double(y)) => Double(x * y),
-        ("/", Double(x), Double(y)) => Double(x / y),
-        ("+", S(x), S(y)) => {
+        (Arith::Add, S(x), S(y)) => {
             let mut s = String::with_capacity(x.len() + y.len());
             s.push_str(x);
             s.push_str(y);
             Value::string(&s)
         }
-        ("+", Value::Bytes(x), Value::Bytes(y)) => Value::Bytes(
+        (Arith::Add, Value::Bytes(x), Value::Bytes(y)) => Value::Bytes(
             x.iter()
                 .chain(y.iter())
                 .copied()
                 .collect::<Vec<u8>>()
                 .into(),
         ),
-        ("+", List(x), List(y)) => List(Arc::new(x.iter().chain(y.iter()).cloned().collect())),
-        ("+", T(t), D(d)) | ("+", D(d), T(t)) => ts_add(*t, *d, false)?,
-        ("-", T(t), D(d)) => ts_add(*t, *d, true)?,
-        ("-", T(x), T(y)) => dur(Some(x.total_nanos() - y.total_nanos()))?,
-        ("+", D(x), D(y)) => dur(x.nanos.checked_add(y.nanos))?,
-        ("-", D(x), D(y)) => dur(x.nanos.checked_sub(y.nanos))?,
-        _ => return Err(overload(op, &[a, b])),
+        (Arith::Add, List(x), List(y)) => {
+            List(Arc::new(x.iter().chain(y.iter()).cloned().collect()))
+        }
+        (Arith::Add, T(t), D(d)) | (Arith::Add, D(d), T(t)) => ts_add(*t, *d, false)?,
+        (Arith::Sub, T(t), D(d)) => ts_add(*t, *d, true)?,
+        (Arith::Sub, T(x), T(y)) => dur(Some(x.total_nanos() - y.total_nanos()))?,
+        (Arith::Add, D(x), D(y)) => dur(x.nanos.checked_add(y.nanos))?,
+        (Arith::Sub, D(x), D(y)) => dur(x.nanos.checked_sub(y.nanos))?,
+        _ => return Err(overload(op.symbol(), &[a, b])),
     })
 }
 
@@ -455,21 +572,88 @@ pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
     }
 }
 
+/// `a.field` on a map, by reference.
+///
+/// # Errors
+/// Missing key or no overload.
+pub fn field<'a>(a: &'a Value, name: &str) -> Result<&'a Value, OpError> {
+    match a {
+        Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| matches!(k, Value::String(s) if &**s == name))
+            .map(|(_, v)| v)
+            .ok_or_else(|| OpError::NoSuchKey(name.to_owned())),
+        other => Err(OpError::NoMatchingOverload {
+            op: format!(".{name}"),
+            args: other.type_name().to_owned(),
+        }),
+    }
+}
+
 /// `a.field` on a map.
 ///
 /// # Errors
 /// Missing key or no overload.
-pub fn select(a: &Value, field: &str) -> Result<Value, OpError> {
-    match a {
-        Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| matches!(k, Value::String(s) if &**s == field))
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| OpError::NoSuchKey(field.to_owned())),
-        other => Err(OpError::NoMatchingOverload {
-            op: format!(".{field}"),
-            args: other.type_name().to_owned(),
-        }),
+pub fn select(a: &Value, name: &str) -> Result<Value, OpError> {
+    field(a, name).cloned()
+}
+
+/// A map literal from its evaluated entries, in order.
+///
+/// # Errors
+/// A key of a type maps cannot have, or a key given twice.
+pub fn build_map(pairs: impl IntoIterator<Item = (Value, Value)>) -> Result<Value, OpError> {
+    let mut entries: Vec<(Value, Value)> = Vec::new();
+    for (k, v) in pairs {
+        if !matches!(
+            k,
+            Value::String(_) | Value::Int(_) | Value::Uint(_) | Value::Bool(_)
+        ) {
+            return Err(OpError::InvalidArgument(format!(
+                "unsupported map key type {}",
+                k.type_name()
+            )));
+        }
+        if map_get(&entries, &k).is_some() {
+            return Err(OpError::InvalidArgument(format!("duplicate map key {k}")));
+        }
+        entries.push((k, v));
+    }
+    Ok(Value::Map(Arc::new(entries)))
+}
+
+/// One operand of CEL's `&&` / `||`: a bool, an error, or a value of another type.
+#[derive(Debug)]
+pub enum Logic<E> {
+    /// `true` / `false`
+    B(bool),
+    /// An error (absorbed when the other side decides).
+    Err(E),
+    /// A value that is not a bool: the name of its type.
+    Other(&'static str),
+}
+
+/// CEL's `&&` (`is_and`) or `||`, commutative over errors: a deciding operand
+/// (`false` for `&&`, `true` for `||`) wins over an error on the other side; of two
+/// errors the left one is kept; a non-bool operand is a "no matching overload" error
+/// (made by `no_overload`). The result is `B` or `Err`, never `Other`.
+pub fn and_or<E>(
+    is_and: bool,
+    a: Logic<E>,
+    b: Logic<E>,
+    no_overload: impl FnOnce(OpError) -> E,
+) -> Logic<E> {
+    let absorbing = !is_and;
+    match (a, b) {
+        (Logic::B(x), _) | (_, Logic::B(x)) if x == absorbing => Logic::B(absorbing),
+        (Logic::B(_), Logic::B(_)) => Logic::B(!absorbing),
+        (Logic::Err(e), _) | (_, Logic::Err(e)) => Logic::Err(e),
+        (Logic::Other(t), _) | (_, Logic::Other(t)) => {
+            Logic::Err(no_overload(OpError::NoMatchingOverload {
+                op: if is_and { "&&" } else { "||" }.to_owned(),
+                args: t.to_owned(),
+            }))
+        }
     }
 }
 
@@ -517,19 +701,20 @@ fn double_to_int(d: f64) -> Result<i64, OpError> {
 ///
 /// # Errors
 /// Out of range, unparsable, or no overload.
-pub fn convert(name: &str, a: &Value) -> Result<Value, OpError> {
+pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
     use Value::{Bool, Double, Int, Uint};
+    let name = to.name();
     let bad = |what: &str| OpError::InvalidArgument(format!("cannot convert {a} to {what}"));
-    Ok(match (name, a) {
-        ("dyn", v) => v.clone(),
-        ("int", Int(i)) => Int(*i),
-        ("int", Uint(u)) => Int(i64::try_from(*u).map_err(|_| OpError::Range("int"))?),
-        ("int", Double(d)) => Int(double_to_int(*d)?),
-        ("int", Value::String(s)) => Int(s.parse().map_err(|_| bad("int"))?),
-        ("int", Value::Timestamp(t)) => Int(t.secs),
-        ("uint", Uint(u)) => Uint(*u),
-        ("uint", Int(i)) => Uint(u64::try_from(*i).map_err(|_| OpError::Range("uint"))?),
-        ("uint", Double(d)) => {
+    Ok(match (to, a) {
+        (Func::Dyn, v) => v.clone(),
+        (Func::Int, Int(i)) => Int(*i),
+        (Func::Int, Uint(u)) => Int(i64::try_from(*u).map_err(|_| OpError::Range("int"))?),
+        (Func::Int, Double(d)) => Int(double_to_int(*d)?),
+        (Func::Int, Value::String(s)) => Int(s.parse().map_err(|_| bad("int"))?),
+        (Func::Int, Value::Timestamp(t)) => Int(t.secs),
+        (Func::Uint, Uint(u)) => Uint(*u),
+        (Func::Uint, Int(i)) => Uint(u64::try_from(*i).map_err(|_| OpError::Range("uint"))?),
+        (Func::Uint, Double(d)) => {
             if d.is_nan() || *d <= -1.0 || *d >= 18_446_744_073_709_551_615.0 {
                 return Err(OpError::Range("uint"));
             }
@@ -540,41 +725,41 @@ pub fn convert(name: &str, a: &Value) -> Result<Value, OpError> {
             )]
             Uint(d.trunc() as u64)
         }
-        ("uint", Value::String(s)) => Uint(s.parse().map_err(|_| bad("uint"))?),
-        ("double", Double(d)) => Double(*d),
+        (Func::Uint, Value::String(s)) => Uint(s.parse().map_err(|_| bad("uint"))?),
+        (Func::Double, Double(d)) => Double(*d),
         #[expect(clippy::cast_precision_loss, reason = "CEL converts with rounding")]
-        ("double", Int(i)) => Double(*i as f64),
+        (Func::Double, Int(i)) => Double(*i as f64),
         #[expect(clippy::cast_precision_loss, reason = "CEL converts with rounding")]
-        ("double", Uint(u)) => Double(*u as f64),
-        ("double", Value::String(s)) => Double(parse_double(s).ok_or_else(|| bad("double"))?),
-        ("string", Value::String(s)) => Value::String(Arc::clone(s)),
-        ("string", Int(i)) => Value::string(&i.to_string()),
-        ("string", Uint(u)) => Value::string(&u.to_string()),
-        ("string", Double(d)) => Value::string(&format_double(*d)),
-        ("string", Bool(b)) => Value::string(&b.to_string()),
-        ("string", Value::Bytes(b)) => {
+        (Func::Double, Uint(u)) => Double(*u as f64),
+        (Func::Double, Value::String(s)) => Double(parse_double(s).ok_or_else(|| bad("double"))?),
+        (Func::String, Value::String(s)) => Value::String(Arc::clone(s)),
+        (Func::String, Int(i)) => Value::string(&i.to_string()),
+        (Func::String, Uint(u)) => Value::string(&u.to_string()),
+        (Func::String, Double(d)) => Value::string(&format_double(*d)),
+        (Func::String, Bool(b)) => Value::string(&b.to_string()),
+        (Func::String, Value::Bytes(b)) => {
             Value::string(std::str::from_utf8(b).map_err(|_| bad("string"))?)
         }
-        ("string", Value::Timestamp(t)) => Value::string(&time::format_timestamp(*t)),
-        ("string", Value::Duration(d)) => Value::string(&time::format_duration(*d)),
-        ("bytes", Value::Bytes(b)) => Value::Bytes(Arc::clone(b)),
-        ("bytes", Value::String(s)) => Value::Bytes(s.as_bytes().into()),
-        ("bool", Bool(b)) => Bool(*b),
-        ("bool", Value::String(s)) => Bool(match &**s {
+        (Func::String, Value::Timestamp(t)) => Value::string(&time::format_timestamp(*t)),
+        (Func::String, Value::Duration(d)) => Value::string(&time::format_duration(*d)),
+        (Func::Bytes, Value::Bytes(b)) => Value::Bytes(Arc::clone(b)),
+        (Func::Bytes, Value::String(s)) => Value::Bytes(s.as_bytes().into()),
+        (Func::Bool, Bool(b)) => Bool(*b),
+        (Func::Bool, Value::String(s)) => Bool(match &**s {
             "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
             "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
             _ => return Err(bad("bool")),
         }),
-        ("timestamp", Value::Timestamp(t)) => Value::Timestamp(*t),
-        ("timestamp", Value::String(s)) => {
+        (Func::Timestamp, Value::Timestamp(t)) => Value::Timestamp(*t),
+        (Func::Timestamp, Value::String(s)) => {
             Value::Timestamp(time::parse_timestamp(s).ok_or_else(|| bad("timestamp"))?)
         }
-        ("timestamp", Int(i)) => Value::Timestamp(
+        (Func::Timestamp, Int(i)) => Value::Timestamp(
             Timestamp::from_nanos(i128::from(*i) * 1_000_000_000)
                 .ok_or(OpError::Range("timestamp"))?,
         ),
-        ("duration", Value::Duration(d)) => Value::Duration(*d),
-        ("duration", Value::String(s)) => {
+        (Func::Duration, Value::Duration(d)) => Value::Duration(*d),
+        (Func::Duration, Value::String(s)) => {
             Value::Duration(time::parse_duration(s).ok_or_else(|| bad("duration"))?)
         }
         _ => return Err(overload(name, &[a])),
@@ -594,14 +779,14 @@ fn parse_double(s: &str) -> Option<f64> {
 ///
 /// # Errors
 /// No overload for non-strings.
-pub fn string_fn(name: &str, a: &Value, b: &Value) -> Result<bool, OpError> {
+pub fn string_fn(f: Func, a: &Value, b: &Value) -> Result<bool, OpError> {
     match (a, b) {
-        (Value::String(x), Value::String(y)) => Ok(match name {
-            "contains" => x.contains(&**y),
-            "startsWith" => x.starts_with(&**y),
+        (Value::String(x), Value::String(y)) => Ok(match f {
+            Func::Contains => x.contains(&**y),
+            Func::StartsWith => x.starts_with(&**y),
             _ => x.ends_with(&**y),
         }),
-        _ => Err(overload(name, &[a, b])),
+        _ => Err(overload(f.name(), &[a, b])),
     }
 }
 
@@ -609,7 +794,8 @@ pub fn string_fn(name: &str, a: &Value, b: &Value) -> Result<bool, OpError> {
 ///
 /// # Errors
 /// Unknown zone or no overload.
-pub fn time_accessor(name: &str, a: &Value, tz: Option<&Value>) -> Result<Value, OpError> {
+pub fn time_accessor(f: Func, a: &Value, tz: Option<&Value>) -> Result<Value, OpError> {
+    let name = f.name();
     match a {
         Value::Timestamp(t) => {
             let offset = match tz {
@@ -621,28 +807,28 @@ pub fn time_accessor(name: &str, a: &Value, tz: Option<&Value>) -> Result<Value,
                 })?,
                 Some(other) => return Err(overload(name, &[a, other])),
             };
-            let f = time::fields(*t, offset);
-            Ok(Value::Int(match name {
-                "getFullYear" => f.year,
-                "getMonth" => f.month0,
-                "getDate" => f.day,
-                "getDayOfMonth" => f.day - 1,
-                "getDayOfYear" => f.day_of_year0,
-                "getDayOfWeek" => f.weekday,
-                "getHours" => f.hours,
-                "getMinutes" => f.minutes,
-                "getSeconds" => f.seconds,
-                "getMilliseconds" => f.millis,
+            let t = time::fields(*t, offset);
+            Ok(Value::Int(match f {
+                Func::GetFullYear => t.year,
+                Func::GetMonth => t.month0,
+                Func::GetDate => t.day,
+                Func::GetDayOfMonth => t.day - 1,
+                Func::GetDayOfYear => t.day_of_year0,
+                Func::GetDayOfWeek => t.weekday,
+                Func::GetHours => t.hours,
+                Func::GetMinutes => t.minutes,
+                Func::GetSeconds => t.seconds,
+                Func::GetMilliseconds => t.millis,
                 _ => return Err(overload(name, &[a])),
             }))
         }
         Value::Duration(d) if tz.is_none() => {
             let n = d.nanos;
-            let v = match name {
-                "getHours" => n / 3_600_000_000_000,
-                "getMinutes" => n / 60_000_000_000,
-                "getSeconds" => n / 1_000_000_000,
-                "getMilliseconds" => (n / 1_000_000) % 1000,
+            let v = match f {
+                Func::GetHours => n / 3_600_000_000_000,
+                Func::GetMinutes => n / 60_000_000_000,
+                Func::GetSeconds => n / 1_000_000_000,
+                Func::GetMilliseconds => (n / 1_000_000) % 1000,
                 _ => return Err(overload(name, &[a])),
             };
             Ok(Value::Int(

@@ -1,0 +1,415 @@
+//! The lowered IR: a checked expression with every name resolved and every operation
+//! specialised by the types the checker found.
+//!
+//! Lowering runs once, at compile time. Variables become context slots, comprehension
+//! variables become frame depths, functions become [`Func`]s of the overload table, and
+//! where the static types are known an operation becomes a node that does no dispatch
+//! on value pairs (`double < literal`, `string == literal`, `x in literal set`,
+//! `string.startsWith(literal)`, typed arithmetic). Every other node calls the one
+//! [`value`] operation that the sandbox's natives call too, so the two
+//! paths share each rule. [`super::eval`] evaluates the tree.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::Type;
+use super::VarTable;
+use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::overload::{self, Func};
+use super::value::{self, Arith, Rel, Value};
+use crate::limits::SandboxLimits;
+
+/// A lowered expression node.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    /// A constant.
+    Lit(Value),
+    /// A context variable by slot, with its CEL name for "no value" errors.
+    Slot(usize, Arc<str>),
+    /// A comprehension variable: 0 is the innermost.
+    Local(usize),
+    /// A name no slot was declared for (only in unchecked trees).
+    Unbound(Arc<str>),
+    /// `a.f`, with the position where the field was last found.
+    Field(Box<Node>, Arc<str>, Slot),
+    /// `has(a.f)`
+    Has(Box<Node>, Arc<str>),
+    /// `a[i]`
+    Index(Box<Node>, Box<Node>),
+    /// `[a, b]`
+    List(Box<[Node]>),
+    /// `{k: v}`
+    Map(Box<[(Node, Node)]>),
+    /// `!a`
+    Not(Box<Node>),
+    /// `-a`
+    Neg(Box<Node>),
+    /// `a && b` / `a || b` (`true`: `&&`), commutative over errors.
+    Logic(bool, Box<Node>, Box<Node>),
+    /// `c ? a : b`
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    /// `slot op literal` on a double slot.
+    SlotCmpF64(usize, Arc<str>, Rel, f64),
+    /// `slot op literal` on an int slot.
+    SlotCmpI64(usize, Arc<str>, Rel, i64),
+    /// `a op b`, both doubles.
+    CmpF64(Rel, Box<Node>, Box<Node>),
+    /// `a op b`, both ints.
+    CmpI64(Rel, Box<Node>, Box<Node>),
+    /// `a op b`, any types.
+    Cmp(Rel, Box<Node>, Box<Node>),
+    /// `a == "literal"` (`true`) / `a != "literal"` on a string.
+    EqStr(bool, Box<Node>, Arc<str>),
+    /// `a == b` (`true`) / `a != b`.
+    Eq(bool, Box<Node>, Box<Node>),
+    /// `a in ["x", "y"]` on a string.
+    InStrs(Box<Node>, Box<[Arc<str>]>),
+    /// `a in [1, 2, 3]` on an int.
+    InInts(Box<Node>, Box<[i64]>),
+    /// `a in [literals]`.
+    InLits(Box<Node>, Box<[Value]>),
+    /// `a in b` (a list or map).
+    In(Box<Node>, Box<Node>),
+    /// `a op b`, both doubles.
+    ArithF64(Arith, Box<Node>, Box<Node>),
+    /// `a op b`, both ints.
+    ArithI64(Arith, Box<Node>, Box<Node>),
+    /// `a op b`, any types.
+    Arith(Arith, Box<Node>, Box<Node>),
+    /// `contains` / `startsWith` / `endsWith` on a string and a literal.
+    StrLit(Func, Box<Node>, Arc<str>),
+    /// `matches` with a literal pattern, compiled once.
+    Matches(Box<Node>, Arc<regex::Regex>),
+    /// A call of a function the table does not have (only in unchecked trees).
+    NoFunction(Box<[Node]>),
+    /// Any other call: the function's overloads, chosen by the values.
+    Call(Func, Box<[Node]>),
+    /// A comprehension macro.
+    Fold(Box<Fold>),
+}
+
+/// Where a field sits in the objects a node reads: contexts bind every object of one
+/// declared type with its fields in the same order, so after the first lookup a field
+/// is found at its slot with one comparison (a miss scans and moves the slot).
+#[derive(Debug, Default)]
+pub(crate) struct Slot(pub AtomicUsize);
+
+impl Clone for Slot {
+    fn clone(&self) -> Self {
+        Slot(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// A comprehension: `range.kind(x, [filter,] body)`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fold {
+    /// Which macro.
+    pub kind: Macro,
+    /// The list or map.
+    pub range: Node,
+    /// The predicate or transform.
+    pub body: Node,
+    /// `map(x, filter, transform)`: the filter.
+    pub filter: Option<Node>,
+    /// Cost units charged per element.
+    pub step_cost: u64,
+}
+
+/// The bounds a direct evaluation runs under (the sandbox's, see [`SandboxLimits`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Cost units per evaluation (the sandbox's operation limit).
+    pub cost: u64,
+    /// Longest string built, in bytes.
+    pub string: usize,
+    /// Longest list built.
+    pub list: usize,
+}
+
+/// A condition or expression lowered for the direct evaluator.
+#[derive(Debug, Clone)]
+pub struct Direct {
+    pub(crate) root: Node,
+    pub(crate) bounds: Bounds,
+    /// The root is typed `bool` (else a condition's truth is checked at run time).
+    pub(crate) root_bool: bool,
+}
+
+impl Direct {
+    /// Lowers a checked expression (total: every tree the checker accepts lowers).
+    #[must_use]
+    pub fn lower(e: &Expr, vars: &VarTable, limits: &SandboxLimits) -> Direct {
+        let mut l = Lower {
+            vars,
+            locals: Vec::new(),
+        };
+        Direct {
+            root: l.node(e),
+            bounds: Bounds {
+                cost: limits.max_operations,
+                string: limits.max_string_size,
+                list: limits.max_array_size,
+            },
+            root_bool: e.ty == Type::Bool,
+        }
+    }
+}
+
+struct Lower<'v> {
+    vars: &'v VarTable,
+    locals: Vec<String>,
+}
+
+fn rel(op: BinaryOp) -> Rel {
+    match op {
+        BinaryOp::Lt => Rel::Lt,
+        BinaryOp::Le => Rel::Le,
+        BinaryOp::Gt => Rel::Gt,
+        _ => Rel::Ge,
+    }
+}
+
+fn arith(op: BinaryOp) -> Arith {
+    match op {
+        BinaryOp::Add => Arith::Add,
+        BinaryOp::Sub => Arith::Sub,
+        BinaryOp::Mul => Arith::Mul,
+        BinaryOp::Div => Arith::Div,
+        _ => Arith::Rem,
+    }
+}
+
+fn literal(l: &Literal) -> Value {
+    match l {
+        Literal::Bool(b) => Value::Bool(*b),
+        Literal::Int(i) => Value::Int(*i),
+        Literal::Uint(u) => Value::Uint(*u),
+        Literal::Double(d) => Value::Double(*d),
+        Literal::String(s) => Value::string(s),
+        Literal::Bytes(b) => Value::Bytes(b.as_slice().into()),
+        Literal::Null => Value::Null,
+    }
+}
+
+fn string_lit(e: &Expr) -> Option<Arc<str>> {
+    match &e.kind {
+        ExprKind::Lit(Literal::String(s)) => Some(Arc::from(s.as_str())),
+        _ => None,
+    }
+}
+
+/// The static cost of one evaluation of a subtree: a unit per node, plus each call's
+/// cost from the overload table.
+fn size(e: &Expr) -> u64 {
+    let mut n = 0u64;
+    e.walk(&mut |node| {
+        n += 1;
+        if let ExprKind::Call { target, name, args } = &node.kind {
+            let types: Vec<Type> = target
+                .iter()
+                .map(|t| t.ty.clone())
+                .chain(args.iter().map(|a| a.ty.clone()))
+                .collect();
+            if let overload::Resolved::Found { cost, .. } = overload::resolve(name, &types) {
+                n += u64::from(cost);
+            }
+        }
+    });
+    n
+}
+
+#[expect(
+    clippy::unnecessary_box_returns,
+    reason = "builds the boxed children of tree nodes"
+)]
+fn bx(n: Node) -> Box<Node> {
+    Box::new(n)
+}
+
+impl Lower<'_> {
+    fn node(&mut self, e: &Expr) -> Node {
+        match &e.kind {
+            ExprKind::Lit(l) => Node::Lit(literal(l)),
+            ExprKind::Ident(name) => self.ident(name),
+            ExprKind::Select(a, f) => {
+                Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
+            }
+            ExprKind::Has(a, f) => Node::Has(bx(self.node(a)), Arc::from(f.as_str())),
+            ExprKind::Index(a, i) => Node::Index(bx(self.node(a)), bx(self.node(i))),
+            ExprKind::List(items) => Node::List(items.iter().map(|i| self.node(i)).collect()),
+            ExprKind::Map(entries) => Node::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (self.node(k), self.node(v)))
+                    .collect(),
+            ),
+            ExprKind::Unary(UnaryOp::Not, a) => Node::Not(bx(self.node(a))),
+            ExprKind::Unary(UnaryOp::Neg, a) => Node::Neg(bx(self.node(a))),
+            ExprKind::Cond(c, a, b) => {
+                Node::Cond(bx(self.node(c)), bx(self.node(a)), bx(self.node(b)))
+            }
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
+            ExprKind::Call { target, name, args } => self.call(target.as_deref(), name, args),
+            ExprKind::Comprehension {
+                kind,
+                range,
+                var,
+                body,
+                filter,
+            } => {
+                let range = self.node(range);
+                self.locals.push(var.clone());
+                let filter_node = filter.as_ref().map(|f| self.node(f));
+                let body_node = self.node(body);
+                self.locals.pop();
+                Node::Fold(Box::new(Fold {
+                    kind: *kind,
+                    range,
+                    body: body_node,
+                    filter: filter_node,
+                    step_cost: 1 + size(body) + filter.as_ref().map_or(0, |f| size(f)),
+                }))
+            }
+        }
+    }
+
+    fn ident(&self, name: &str) -> Node {
+        if let Some(depth) = self.locals.iter().rev().position(|l| l == name) {
+            return Node::Local(depth);
+        }
+        match self.vars.index(name) {
+            Some(slot) => Node::Slot(slot, Arc::from(name)),
+            None => Node::Unbound(Arc::from(name)),
+        }
+    }
+
+    fn slot(&self, e: &Expr) -> Option<(usize, Arc<str>)> {
+        match self.ident_of(e)? {
+            Node::Slot(i, n) => Some((i, n)),
+            _ => None,
+        }
+    }
+
+    fn ident_of(&self, e: &Expr) -> Option<Node> {
+        match &e.kind {
+            ExprKind::Ident(n) => Some(self.ident(n)),
+            _ => None,
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: &Expr, b: &Expr) -> Node {
+        use Type::{Double, Int, String as Str};
+        let (ta, tb) = (&a.ty, &b.ty);
+        match op {
+            BinaryOp::And | BinaryOp::Or => {
+                Node::Logic(op == BinaryOp::And, bx(self.node(a)), bx(self.node(b)))
+            }
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let r = rel(op);
+                match (ta, tb, &b.kind) {
+                    (Double, Double, ExprKind::Lit(Literal::Double(x))) => {
+                        if let Some((i, n)) = self.slot(a) {
+                            return Node::SlotCmpF64(i, n, r, *x);
+                        }
+                        Node::CmpF64(r, bx(self.node(a)), bx(self.node(b)))
+                    }
+                    (Int, Int, ExprKind::Lit(Literal::Int(x))) => {
+                        if let Some((i, n)) = self.slot(a) {
+                            return Node::SlotCmpI64(i, n, r, *x);
+                        }
+                        Node::CmpI64(r, bx(self.node(a)), bx(self.node(b)))
+                    }
+                    (Double, Double, _) => Node::CmpF64(r, bx(self.node(a)), bx(self.node(b))),
+                    (Int, Int, _) => Node::CmpI64(r, bx(self.node(a)), bx(self.node(b))),
+                    _ => Node::Cmp(r, bx(self.node(a)), bx(self.node(b))),
+                }
+            }
+            BinaryOp::Eq | BinaryOp::Ne => {
+                let eq = op == BinaryOp::Eq;
+                match (ta, tb, string_lit(a), string_lit(b)) {
+                    (Str, Str, _, Some(l)) => Node::EqStr(eq, bx(self.node(a)), l),
+                    (Str, Str, Some(l), None) => Node::EqStr(eq, bx(self.node(b)), l),
+                    _ => Node::Eq(eq, bx(self.node(a)), bx(self.node(b))),
+                }
+            }
+            BinaryOp::In => self.membership(a, b),
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
+                let o = arith(op);
+                match (ta, tb) {
+                    (Double, Double) if o != Arith::Rem => {
+                        Node::ArithF64(o, bx(self.node(a)), bx(self.node(b)))
+                    }
+                    (Int, Int) => Node::ArithI64(o, bx(self.node(a)), bx(self.node(b))),
+                    _ => Node::Arith(o, bx(self.node(a)), bx(self.node(b))),
+                }
+            }
+        }
+    }
+
+    fn membership(&mut self, a: &Expr, b: &Expr) -> Node {
+        if let ExprKind::List(items) = &b.kind {
+            let lits: Option<Vec<Value>> = items
+                .iter()
+                .map(|i| match &i.kind {
+                    ExprKind::Lit(l) => Some(literal(l)),
+                    _ => None,
+                })
+                .collect();
+            if let Some(lits) = lits {
+                let strs: Option<Box<[Arc<str>]>> = lits
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => Some(Arc::clone(s)),
+                        _ => None,
+                    })
+                    .collect();
+                let ints: Option<Box<[i64]>> = lits
+                    .iter()
+                    .map(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect();
+                return match (strs, ints) {
+                    (Some(set), _) if a.ty == Type::String => Node::InStrs(bx(self.node(a)), set),
+                    (_, Some(set)) if a.ty == Type::Int => Node::InInts(bx(self.node(a)), set),
+                    _ => Node::InLits(bx(self.node(a)), lits.into()),
+                };
+            }
+        }
+        Node::In(bx(self.node(a)), bx(self.node(b)))
+    }
+
+    fn call(&mut self, target: Option<&Expr>, name: &str, args: &[Expr]) -> Node {
+        let all: Vec<&Expr> = target.into_iter().chain(args.iter()).collect();
+        let types: Vec<Type> = all.iter().map(|e| e.ty.clone()).collect();
+        let func = match overload::resolve(name, &types) {
+            overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
+                if matches!(all.len(), 1 | 2) =>
+            {
+                func
+            }
+            // only unchecked trees get here: the arguments run, then the call fails, as
+            // in the sandbox
+            _ => return Node::NoFunction(all.iter().map(|e| self.node(e)).collect()),
+        };
+        if let [a, b] = all.as_slice()
+            && a.ty == Type::String
+            && b.ty == Type::String
+            && let Some(lit) = string_lit(b)
+        {
+            match func {
+                Func::Contains | Func::StartsWith | Func::EndsWith => {
+                    return Node::StrLit(func, bx(self.node(a)), lit);
+                }
+                Func::Matches => {
+                    if let Ok(re) = value::regex_for(&lit) {
+                        return Node::Matches(bx(self.node(a)), re);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Node::Call(func, all.iter().map(|e| self.node(e)).collect())
+    }
+}

@@ -1,0 +1,662 @@
+//! The one table of CEL functions and operators: every typed overload with its
+//! signature, whether it can fail, its cost, and its implementation (a
+//! [`value`] operation).
+//!
+//! The checker types calls from it ([`resolve`]), codegen emits a call of the function's
+//! index that the sandbox's natives dispatch through [`Func::apply`], and the direct
+//! evaluator calls [`Func::apply`] too (or a node specialised for the statically known
+//! overload). Names are resolved here once, at compile time: nothing at run time looks
+//! a function up by its name. Adding a function is one [`Func`] variant, its rows in
+//! [`OVERLOADS`] and its operation in `value.rs`; the expression cases hold a test that
+//! fails when a row has no case.
+
+use super::Type;
+use super::ast::BinaryOp;
+use super::value::{self, OpError, Value};
+
+/// A CEL function (every overload of one name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Func {
+    /// `size`
+    Size,
+    /// `int`
+    Int,
+    /// `uint`
+    Uint,
+    /// `double`
+    Double,
+    /// `string`
+    String,
+    /// `bool`
+    Bool,
+    /// `bytes`
+    Bytes,
+    /// `dyn`
+    Dyn,
+    /// `timestamp`
+    Timestamp,
+    /// `duration`
+    Duration,
+    /// `contains`
+    Contains,
+    /// `startsWith`
+    StartsWith,
+    /// `endsWith`
+    EndsWith,
+    /// `matches`
+    Matches,
+    /// `getFullYear`
+    GetFullYear,
+    /// `getMonth`
+    GetMonth,
+    /// `getDate`
+    GetDate,
+    /// `getDayOfMonth`
+    GetDayOfMonth,
+    /// `getDayOfYear`
+    GetDayOfYear,
+    /// `getDayOfWeek`
+    GetDayOfWeek,
+    /// `getHours`
+    GetHours,
+    /// `getMinutes`
+    GetMinutes,
+    /// `getSeconds`
+    GetSeconds,
+    /// `getMilliseconds`
+    GetMilliseconds,
+}
+
+/// Every function, in index order (the index codegen writes into the Rhai program).
+pub const FUNCS: [Func; 24] = [
+    Func::Size,
+    Func::Int,
+    Func::Uint,
+    Func::Double,
+    Func::String,
+    Func::Bool,
+    Func::Bytes,
+    Func::Dyn,
+    Func::Timestamp,
+    Func::Duration,
+    Func::Contains,
+    Func::StartsWith,
+    Func::EndsWith,
+    Func::Matches,
+    Func::GetFullYear,
+    Func::GetMonth,
+    Func::GetDate,
+    Func::GetDayOfMonth,
+    Func::GetDayOfYear,
+    Func::GetDayOfWeek,
+    Func::GetHours,
+    Func::GetMinutes,
+    Func::GetSeconds,
+    Func::GetMilliseconds,
+];
+
+/// A parameter or result type of an overload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum P {
+    /// `bool`
+    Bool,
+    /// `int`
+    Int,
+    /// `uint`
+    Uint,
+    /// `double`
+    Double,
+    /// `string`
+    String,
+    /// `bytes`
+    Bytes,
+    /// `timestamp`
+    Timestamp,
+    /// `duration`
+    Duration,
+    /// any `list`
+    List,
+    /// any `map` (or object)
+    Map,
+    /// anything (`dyn`)
+    Any,
+}
+
+impl P {
+    /// Does a value of static type `t` fit (`dyn` fits everything)?
+    #[must_use]
+    pub fn accepts(self, t: &Type) -> bool {
+        matches!(
+            (self, t),
+            (P::Any, _)
+                | (_, Type::Dyn)
+                | (P::Bool, Type::Bool)
+                | (P::Int, Type::Int)
+                | (P::Uint, Type::Uint)
+                | (P::Double, Type::Double)
+                | (P::String, Type::String)
+                | (P::Bytes, Type::Bytes)
+                | (P::Timestamp, Type::Timestamp)
+                | (P::Duration, Type::Duration)
+                | (P::List, Type::List(_))
+                | (P::Map, Type::Map(..) | Type::Object(_))
+        )
+    }
+
+    /// Does a run-time value fit?
+    #[must_use]
+    pub fn accepts_value(self, v: &Value) -> bool {
+        matches!(
+            (self, v),
+            (P::Any, _)
+                | (P::Bool, Value::Bool(_))
+                | (P::Int, Value::Int(_))
+                | (P::Uint, Value::Uint(_))
+                | (P::Double, Value::Double(_))
+                | (P::String, Value::String(_))
+                | (P::Bytes, Value::Bytes(_))
+                | (P::Timestamp, Value::Timestamp(_))
+                | (P::Duration, Value::Duration(_))
+                | (P::List, Value::List(_))
+                | (P::Map, Value::Map(_))
+        )
+    }
+
+    /// The static type of a result.
+    #[must_use]
+    pub fn ty(self) -> Type {
+        match self {
+            P::Bool => Type::Bool,
+            P::Int => Type::Int,
+            P::Uint => Type::Uint,
+            P::Double => Type::Double,
+            P::String => Type::String,
+            P::Bytes => Type::Bytes,
+            P::Timestamp => Type::Timestamp,
+            P::Duration => Type::Duration,
+            P::List => Type::list(Type::Dyn),
+            P::Map => Type::map(Type::Dyn, Type::Dyn),
+            P::Any => Type::Dyn,
+        }
+    }
+}
+
+/// One typed overload.
+#[derive(Clone, Copy, Debug)]
+pub struct Overload {
+    /// CEL's overload id (`size_string`, `int64_to_uint64`, ...).
+    pub id: &'static str,
+    /// The function.
+    pub func: Func,
+    /// Parameter types, the receiver of a method call first.
+    pub params: &'static [P],
+    /// Result type.
+    pub result: P,
+    /// Can it fail at run time on arguments of these types?
+    pub can_fail: bool,
+    /// Cost units charged against the evaluation budget.
+    pub cost: u32,
+}
+
+const fn row(
+    id: &'static str,
+    func: Func,
+    params: &'static [P],
+    result: P,
+    can_fail: bool,
+    cost: u32,
+) -> Overload {
+    Overload {
+        id,
+        func,
+        params,
+        result,
+        can_fail,
+        cost,
+    }
+}
+
+/// Every overload of every function.
+#[rustfmt::skip]
+pub const OVERLOADS: &[Overload] = &[
+    row("size_string", Func::Size, &[P::String], P::Int, false, 2),
+    row("size_bytes", Func::Size, &[P::Bytes], P::Int, false, 1),
+    row("size_list", Func::Size, &[P::List], P::Int, false, 1),
+    row("size_map", Func::Size, &[P::Map], P::Int, false, 1),
+    row("int64_to_int64", Func::Int, &[P::Int], P::Int, false, 1),
+    row("uint64_to_int64", Func::Int, &[P::Uint], P::Int, true, 1),
+    row("double_to_int64", Func::Int, &[P::Double], P::Int, true, 1),
+    row("string_to_int64", Func::Int, &[P::String], P::Int, true, 2),
+    row("timestamp_to_int64", Func::Int, &[P::Timestamp], P::Int, false, 1),
+    row("uint64_to_uint64", Func::Uint, &[P::Uint], P::Uint, false, 1),
+    row("int64_to_uint64", Func::Uint, &[P::Int], P::Uint, true, 1),
+    row("double_to_uint64", Func::Uint, &[P::Double], P::Uint, true, 1),
+    row("string_to_uint64", Func::Uint, &[P::String], P::Uint, true, 2),
+    row("double_to_double", Func::Double, &[P::Double], P::Double, false, 1),
+    row("int64_to_double", Func::Double, &[P::Int], P::Double, false, 1),
+    row("uint64_to_double", Func::Double, &[P::Uint], P::Double, false, 1),
+    row("string_to_double", Func::Double, &[P::String], P::Double, true, 2),
+    row("string_to_string", Func::String, &[P::String], P::String, false, 1),
+    row("int64_to_string", Func::String, &[P::Int], P::String, false, 2),
+    row("uint64_to_string", Func::String, &[P::Uint], P::String, false, 2),
+    row("double_to_string", Func::String, &[P::Double], P::String, false, 2),
+    row("bool_to_string", Func::String, &[P::Bool], P::String, false, 2),
+    row("bytes_to_string", Func::String, &[P::Bytes], P::String, true, 2),
+    row("timestamp_to_string", Func::String, &[P::Timestamp], P::String, false, 2),
+    row("duration_to_string", Func::String, &[P::Duration], P::String, false, 2),
+    row("bool_to_bool", Func::Bool, &[P::Bool], P::Bool, false, 1),
+    row("string_to_bool", Func::Bool, &[P::String], P::Bool, true, 1),
+    row("bytes_to_bytes", Func::Bytes, &[P::Bytes], P::Bytes, false, 1),
+    row("string_to_bytes", Func::Bytes, &[P::String], P::Bytes, false, 2),
+    row("to_dyn", Func::Dyn, &[P::Any], P::Any, false, 0),
+    row("string_to_timestamp", Func::Timestamp, &[P::String], P::Timestamp, true, 2),
+    row("int64_to_timestamp", Func::Timestamp, &[P::Int], P::Timestamp, true, 1),
+    row("timestamp_to_timestamp", Func::Timestamp, &[P::Timestamp], P::Timestamp, false, 1),
+    row("string_to_duration", Func::Duration, &[P::String], P::Duration, true, 2),
+    row("duration_to_duration", Func::Duration, &[P::Duration], P::Duration, false, 1),
+    row("contains_string", Func::Contains, &[P::String, P::String], P::Bool, false, 2),
+    row("starts_with_string", Func::StartsWith, &[P::String, P::String], P::Bool, false, 2),
+    row("ends_with_string", Func::EndsWith, &[P::String, P::String], P::Bool, false, 2),
+    row("matches_string", Func::Matches, &[P::String, P::String], P::Bool, true, 8),
+    row("timestamp_to_year", Func::GetFullYear, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_year_with_tz", Func::GetFullYear, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("timestamp_to_month", Func::GetMonth, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_month_with_tz", Func::GetMonth, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("timestamp_to_day_of_month_1_based", Func::GetDate, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_day_of_month_1_based_with_tz", Func::GetDate, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("timestamp_to_day_of_month", Func::GetDayOfMonth, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_day_of_month_with_tz", Func::GetDayOfMonth, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("timestamp_to_day_of_year", Func::GetDayOfYear, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_day_of_year_with_tz", Func::GetDayOfYear, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("timestamp_to_day_of_week", Func::GetDayOfWeek, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_day_of_week_with_tz", Func::GetDayOfWeek, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("timestamp_to_hours", Func::GetHours, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_hours_with_tz", Func::GetHours, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("duration_to_hours", Func::GetHours, &[P::Duration], P::Int, false, 1),
+    row("timestamp_to_minutes", Func::GetMinutes, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_minutes_with_tz", Func::GetMinutes, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("duration_to_minutes", Func::GetMinutes, &[P::Duration], P::Int, false, 1),
+    row("timestamp_to_seconds", Func::GetSeconds, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_seconds_with_tz", Func::GetSeconds, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("duration_to_seconds", Func::GetSeconds, &[P::Duration], P::Int, false, 1),
+    row("timestamp_to_milliseconds", Func::GetMilliseconds, &[P::Timestamp], P::Int, false, 2),
+    row("timestamp_to_milliseconds_with_tz", Func::GetMilliseconds, &[P::Timestamp, P::String], P::Int, true, 2),
+    row("duration_to_milliseconds", Func::GetMilliseconds, &[P::Duration], P::Int, false, 1),
+];
+
+/// A binary operator of the table (`<`, `<=`, `>`, `>=` share their overloads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operator {
+    /// `&&`
+    And,
+    /// `||`
+    Or,
+    /// `<`, `<=`, `>`, `>=`
+    Ordering,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+impl Operator {
+    /// The operator family of a binary operator (`==`, `!=` and `in` are not rows: they
+    /// are defined for every pair of assignable types).
+    #[must_use]
+    pub fn of(op: BinaryOp) -> Option<Operator> {
+        Some(match op {
+            BinaryOp::And => Operator::And,
+            BinaryOp::Or => Operator::Or,
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => Operator::Ordering,
+            BinaryOp::Add => Operator::Add,
+            BinaryOp::Sub => Operator::Sub,
+            BinaryOp::Mul => Operator::Mul,
+            BinaryOp::Div => Operator::Div,
+            BinaryOp::Rem => Operator::Rem,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::In => return None,
+        })
+    }
+}
+
+/// One typed overload of a binary operator. Its implementation is the operator's
+/// `expr::value` operation (`arith`, `relation`, `value::and_or`), which the direct
+/// path specialises by these types and the sandbox's natives call.
+#[derive(Clone, Copy, Debug)]
+pub struct OperatorOverload {
+    /// CEL's overload id (`add_int64`, ...; `compare_*` for the four orderings).
+    pub id: &'static str,
+    /// The operator.
+    pub op: Operator,
+    /// Operand types.
+    pub params: [P; 2],
+    /// Result type (`list` results join the element types of the operands).
+    pub result: P,
+    /// Can it fail at run time (overflow, division by zero, range)?
+    pub can_fail: bool,
+    /// Cost units.
+    pub cost: u32,
+}
+
+const fn orow(
+    id: &'static str,
+    op: Operator,
+    params: [P; 2],
+    result: P,
+    can_fail: bool,
+    cost: u32,
+) -> OperatorOverload {
+    OperatorOverload {
+        id,
+        op,
+        params,
+        result,
+        can_fail,
+        cost,
+    }
+}
+
+/// Every overload of every table operator.
+#[rustfmt::skip]
+pub const OPERATORS: &[OperatorOverload] = &[
+    orow("logical_and", Operator::And, [P::Bool, P::Bool], P::Bool, false, 1),
+    orow("logical_or", Operator::Or, [P::Bool, P::Bool], P::Bool, false, 1),
+    orow("compare_bool", Operator::Ordering, [P::Bool, P::Bool], P::Bool, false, 1),
+    orow("compare_int64", Operator::Ordering, [P::Int, P::Int], P::Bool, false, 1),
+    orow("compare_uint64", Operator::Ordering, [P::Uint, P::Uint], P::Bool, false, 1),
+    orow("compare_double", Operator::Ordering, [P::Double, P::Double], P::Bool, false, 1),
+    orow("compare_string", Operator::Ordering, [P::String, P::String], P::Bool, false, 2),
+    orow("compare_bytes", Operator::Ordering, [P::Bytes, P::Bytes], P::Bool, false, 2),
+    orow("compare_timestamp", Operator::Ordering, [P::Timestamp, P::Timestamp], P::Bool, false, 1),
+    orow("compare_duration", Operator::Ordering, [P::Duration, P::Duration], P::Bool, false, 1),
+    orow("compare_int64_uint64", Operator::Ordering, [P::Int, P::Uint], P::Bool, false, 1),
+    orow("compare_int64_double", Operator::Ordering, [P::Int, P::Double], P::Bool, false, 1),
+    orow("compare_uint64_int64", Operator::Ordering, [P::Uint, P::Int], P::Bool, false, 1),
+    orow("compare_uint64_double", Operator::Ordering, [P::Uint, P::Double], P::Bool, false, 1),
+    orow("compare_double_int64", Operator::Ordering, [P::Double, P::Int], P::Bool, false, 1),
+    orow("compare_double_uint64", Operator::Ordering, [P::Double, P::Uint], P::Bool, false, 1),
+    orow("add_int64", Operator::Add, [P::Int, P::Int], P::Int, true, 1),
+    orow("add_uint64", Operator::Add, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("add_double", Operator::Add, [P::Double, P::Double], P::Double, false, 1),
+    orow("add_string", Operator::Add, [P::String, P::String], P::String, false, 2),
+    orow("add_bytes", Operator::Add, [P::Bytes, P::Bytes], P::Bytes, false, 2),
+    orow("add_list", Operator::Add, [P::List, P::List], P::List, false, 2),
+    orow("add_timestamp_duration", Operator::Add, [P::Timestamp, P::Duration], P::Timestamp, true, 1),
+    orow("add_duration_timestamp", Operator::Add, [P::Duration, P::Timestamp], P::Timestamp, true, 1),
+    orow("add_duration_duration", Operator::Add, [P::Duration, P::Duration], P::Duration, true, 1),
+    orow("subtract_int64", Operator::Sub, [P::Int, P::Int], P::Int, true, 1),
+    orow("subtract_uint64", Operator::Sub, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("subtract_double", Operator::Sub, [P::Double, P::Double], P::Double, false, 1),
+    orow("subtract_timestamp_timestamp", Operator::Sub, [P::Timestamp, P::Timestamp], P::Duration, true, 1),
+    orow("subtract_timestamp_duration", Operator::Sub, [P::Timestamp, P::Duration], P::Timestamp, true, 1),
+    orow("subtract_duration_duration", Operator::Sub, [P::Duration, P::Duration], P::Duration, true, 1),
+    orow("multiply_int64", Operator::Mul, [P::Int, P::Int], P::Int, true, 1),
+    orow("multiply_uint64", Operator::Mul, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("multiply_double", Operator::Mul, [P::Double, P::Double], P::Double, false, 1),
+    orow("divide_int64", Operator::Div, [P::Int, P::Int], P::Int, true, 1),
+    orow("divide_uint64", Operator::Div, [P::Uint, P::Uint], P::Uint, true, 1),
+    orow("divide_double", Operator::Div, [P::Double, P::Double], P::Double, false, 1),
+    orow("modulo_int64", Operator::Rem, [P::Int, P::Int], P::Int, true, 1),
+    orow("modulo_uint64", Operator::Rem, [P::Uint, P::Uint], P::Uint, true, 1),
+];
+
+/// The overload of a binary operator for these operand types (`dyn` fits every
+/// parameter; the first fitting row).
+#[must_use]
+pub fn operator(op: BinaryOp, a: &Type, b: &Type) -> Option<&'static OperatorOverload> {
+    let op = Operator::of(op)?;
+    OPERATORS
+        .iter()
+        .find(|o| o.op == op && o.params[0].accepts(a) && o.params[1].accepts(b))
+}
+
+impl Func {
+    /// The name as written in CEL.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Size => "size",
+            Func::Int => "int",
+            Func::Uint => "uint",
+            Func::Double => "double",
+            Func::String => "string",
+            Func::Bool => "bool",
+            Func::Bytes => "bytes",
+            Func::Dyn => "dyn",
+            Func::Timestamp => "timestamp",
+            Func::Duration => "duration",
+            Func::Contains => "contains",
+            Func::StartsWith => "startsWith",
+            Func::EndsWith => "endsWith",
+            Func::Matches => "matches",
+            Func::GetFullYear => "getFullYear",
+            Func::GetMonth => "getMonth",
+            Func::GetDate => "getDate",
+            Func::GetDayOfMonth => "getDayOfMonth",
+            Func::GetDayOfYear => "getDayOfYear",
+            Func::GetDayOfWeek => "getDayOfWeek",
+            Func::GetHours => "getHours",
+            Func::GetMinutes => "getMinutes",
+            Func::GetSeconds => "getSeconds",
+            Func::GetMilliseconds => "getMilliseconds",
+        }
+    }
+
+    /// The function of a name (compile time only).
+    #[must_use]
+    pub fn by_name(name: &str) -> Option<Func> {
+        FUNCS.iter().copied().find(|f| f.name() == name)
+    }
+
+    /// The index codegen writes (see [`FUNCS`]).
+    #[must_use]
+    pub fn index(self) -> usize {
+        FUNCS.iter().position(|f| *f == self).unwrap_or(0)
+    }
+
+    /// The function at an index written by codegen.
+    #[must_use]
+    pub fn at(index: i64) -> Option<Func> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| FUNCS.get(i))
+            .copied()
+    }
+
+    /// Its overloads.
+    pub fn overloads(self) -> impl Iterator<Item = &'static Overload> {
+        OVERLOADS.iter().filter(move |o| o.func == self)
+    }
+
+    /// How many arguments it takes, in words (for the arity diagnostic).
+    #[must_use]
+    pub fn arity_words(self) -> &'static str {
+        match self {
+            Func::Contains | Func::StartsWith | Func::EndsWith | Func::Matches => {
+                "a string receiver and one argument"
+            }
+            Func::GetFullYear
+            | Func::GetMonth
+            | Func::GetDate
+            | Func::GetDayOfMonth
+            | Func::GetDayOfYear
+            | Func::GetDayOfWeek
+            | Func::GetHours
+            | Func::GetMinutes
+            | Func::GetSeconds
+            | Func::GetMilliseconds => "a receiver and an optional time zone",
+            _ => "one argument",
+        }
+    }
+
+    /// Runs the function on run-time values: the value operation of the overload the
+    /// values select (CEL's dynamic dispatch, needed only where the checker saw `dyn`).
+    ///
+    /// # Errors
+    /// The operation's error, or no overload for these values.
+    pub fn apply(self, args: &[&Value]) -> Result<Value, OpError> {
+        match (self, args) {
+            (Func::Size, [a]) => value::size(a),
+            (
+                Func::Int
+                | Func::Uint
+                | Func::Double
+                | Func::String
+                | Func::Bool
+                | Func::Bytes
+                | Func::Dyn
+                | Func::Timestamp
+                | Func::Duration,
+                [a],
+            ) => value::convert(self, a),
+            (Func::Contains | Func::StartsWith | Func::EndsWith, [a, b]) => {
+                value::string_fn(self, a, b).map(Value::Bool)
+            }
+            (Func::Matches, [a, b]) => value::matches(a, b).map(Value::Bool),
+            (_, [a]) => value::time_accessor(self, a, None),
+            (_, [a, tz]) => value::time_accessor(self, a, Some(tz)),
+            _ => Err(value::overload(self.name(), args)),
+        }
+    }
+}
+
+/// How a call resolves against the table.
+#[derive(Clone, Copy, Debug)]
+pub enum Resolved {
+    /// No function of this name.
+    Unknown,
+    /// The function takes another number of arguments.
+    Arity(Func),
+    /// No overload accepts these types.
+    NoMatch(Func),
+    /// One or more overloads accept them.
+    Found {
+        /// The function.
+        func: Func,
+        /// The overload, when exactly one accepts the static types.
+        exact: Option<&'static Overload>,
+        /// Can it fail (any accepted overload can, or the types are only known at run time)?
+        can_fail: bool,
+        /// The largest cost of an accepted overload.
+        cost: u32,
+    },
+}
+
+impl Resolved {
+    /// The result type of a found call.
+    #[must_use]
+    pub fn result(&self, args: &[Type]) -> Type {
+        match self {
+            Resolved::Found {
+                func: Func::Dyn, ..
+            } => Type::Dyn,
+            Resolved::Found { exact: Some(o), .. } => o.result.ty(),
+            Resolved::Found { func, .. } => {
+                let mut results = func.overloads().filter(|o| fits(o, args)).map(|o| o.result);
+                let first = results.next().unwrap_or(P::Any);
+                if results.all(|r| r == first) {
+                    first.ty()
+                } else {
+                    Type::Dyn
+                }
+            }
+            _ => Type::Dyn,
+        }
+    }
+}
+
+fn fits(o: &Overload, args: &[Type]) -> bool {
+    o.params.len() == args.len() && o.params.iter().zip(args).all(|(p, t)| p.accepts(t))
+}
+
+/// Resolves a call by name and static argument types (receiver first).
+#[must_use]
+pub fn resolve(name: &str, args: &[Type]) -> Resolved {
+    let Some(func) = Func::by_name(name) else {
+        return Resolved::Unknown;
+    };
+    if func.overloads().all(|o| o.params.len() != args.len()) {
+        return Resolved::Arity(func);
+    }
+    let mut found = func.overloads().filter(|o| fits(o, args));
+    let Some(first) = found.next() else {
+        return Resolved::NoMatch(func);
+    };
+    let rest: Vec<&Overload> = found.collect();
+    let dynamic = !rest.is_empty() || args.contains(&Type::Dyn);
+    Resolved::Found {
+        func,
+        exact: (!dynamic).then_some(first),
+        can_fail: dynamic || first.can_fail || rest.iter().any(|o| o.can_fail),
+        cost: rest.iter().map(|o| o.cost).fold(first.cost, u32::max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_has_rows_and_round_trips_its_name_and_index() {
+        for (i, f) in FUNCS.iter().enumerate() {
+            assert!(f.overloads().next().is_some(), "{f:?} has no row");
+            assert_eq!(Func::by_name(f.name()), Some(*f));
+            assert_eq!(f.index(), i);
+            assert_eq!(Func::at(i64::try_from(i).unwrap()), Some(*f));
+        }
+        assert_eq!(Func::at(-1), None);
+        assert_eq!(Func::at(i64::try_from(FUNCS.len()).unwrap()), None);
+        let mut ids: Vec<&str> = OVERLOADS
+            .iter()
+            .map(|o| o.id)
+            .chain(OPERATORS.iter().map(|o| o.id))
+            .collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "overload ids are unique");
+    }
+
+    #[test]
+    fn resolution_is_exact_only_for_known_types() {
+        let Resolved::Found {
+            exact: Some(o),
+            can_fail: false,
+            ..
+        } = resolve("size", &[Type::String])
+        else {
+            panic!("size(string) resolves exactly")
+        };
+        assert_eq!(o.id, "size_string");
+        assert!(matches!(
+            resolve("int", &[Type::Dyn]),
+            Resolved::Found {
+                exact: None,
+                can_fail: true,
+                ..
+            }
+        ));
+        assert_eq!(resolve("int", &[Type::Dyn]).result(&[Type::Dyn]), Type::Int);
+        assert!(matches!(
+            resolve("size", &[Type::String, Type::String]),
+            Resolved::Arity(Func::Size)
+        ));
+        assert!(matches!(
+            resolve("size", &[Type::Bool]),
+            Resolved::NoMatch(Func::Size)
+        ));
+        assert!(matches!(resolve("sizes", &[Type::Bool]), Resolved::Unknown));
+        assert_eq!(
+            operator(BinaryOp::Add, &Type::Int, &Type::Int).map(|o| o.id),
+            Some("add_int64")
+        );
+        assert!(operator(BinaryOp::Rem, &Type::Double, &Type::Double).is_none());
+        assert!(operator(BinaryOp::Eq, &Type::Int, &Type::Int).is_none());
+    }
+}

@@ -1,0 +1,164 @@
+//! The direct path covers the language: every condition of the examples runs on it,
+//! a host can select the sandbox instead, and the cost budget stops a comprehension
+//! over a huge list on both paths (fail closed).
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::sync::Arc;
+
+use flowc::compile::{AssigneeSlot, Evaluator, Options, compile};
+use flowc::expr::Value;
+use flowc::sandbox::{Bindings, RunError};
+use flowc::span::SourceFile;
+
+#[test]
+fn every_condition_of_the_examples_runs_on_the_direct_path() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".yaml") || name.ends_with(".test.yaml") {
+            continue;
+        }
+        let file = SourceFile::new(&name, std::fs::read_to_string(&path).unwrap());
+        let flow = compile(&file, &Options::default()).expect("example compiles");
+        for i in 0..flow.nodes().len() {
+            let id = flow.step(i).unwrap().id.value.clone();
+            if let Some(c) = flow.skip_condition(&id) {
+                assert!(c.is_direct(), "{name}: skipCondition of {id}");
+                seen += 1;
+            }
+            if let Some(d) = flow.decision(&id) {
+                assert!(d.is_direct(), "{name}: decision {id}");
+                seen += 1;
+            }
+            if let Some(e) = flow.assignee_expression(AssigneeSlot::Step(i)) {
+                assert!(e.is_direct(), "{name}: assignee expression of {id}");
+                seen += 1;
+            }
+            if let Some(e) = flow.assignee_expression(AssigneeSlot::Escalation(i)) {
+                assert!(e.is_direct(), "{name}: escalateTo of {id}");
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 10, "only {seen} conditions in the examples");
+}
+
+const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: big
+context:
+  li: list<int>
+  tags: list<string>
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+    skipCondition: 'li.exists(x, x < 0)'
+  - id: b
+    type: approval
+    assignees: { role: r }
+    skipCondition: '"travel" in tags'
+"#;
+
+fn bindings(flow: &flowc::compile::CompiledFlow, n: i64) -> Bindings {
+    let mut b = Bindings::new();
+    let li = Value::List(Arc::new((0..n).map(Value::Int).collect()));
+    let tags = Value::List(Arc::new(
+        (0..n).map(|i| Value::string(&i.to_string())).collect(),
+    ));
+    b.set(flow.vars().index("li").unwrap(), &li);
+    b.set(flow.vars().index("tags").unwrap(), &tags);
+    b
+}
+
+#[test]
+fn a_comprehension_over_a_million_elements_fails_closed_on_both_paths() {
+    let flow = compile(&SourceFile::new("big.yaml", FLOW), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let mut b = bindings(&flow, 1_000_000);
+    let cond = flow.skip_condition("a").unwrap();
+    assert!(cond.is_direct());
+    let direct = cond.eval(sb, &mut b);
+    assert_eq!(
+        direct,
+        Err(RunError::Limit("too many operations".to_owned()))
+    );
+    let sandboxed = cond.eval_sandboxed(sb, &mut b);
+    assert!(
+        matches!(sandboxed, Err(RunError::Limit(_))),
+        "{sandboxed:?}"
+    );
+    // membership in a huge list is charged too
+    let member = flow.skip_condition("b").unwrap();
+    assert_eq!(
+        member.eval(sb, &mut b),
+        Err(RunError::Limit("too many operations".to_owned()))
+    );
+    // within the budget both paths run to the end
+    let mut small = bindings(&flow, 1_000);
+    assert_eq!(cond.eval(sb, &mut small), Ok(false));
+    assert_eq!(cond.eval_sandboxed(sb, &mut small), Ok(false));
+    assert_eq!(member.eval(sb, &mut small), Ok(false));
+}
+
+#[test]
+fn a_host_can_select_the_sandbox() {
+    let options = Options {
+        evaluator: Evaluator::Sandbox,
+        ..Options::default()
+    };
+    let flow = compile(&SourceFile::new("big.yaml", FLOW), &options).unwrap();
+    let cond = flow.skip_condition("a").unwrap();
+    assert!(!cond.is_direct());
+    let mut b = bindings(&flow, 3);
+    assert_eq!(cond.eval(flow.sandbox(), &mut b), Ok(false));
+    let canary = flow.compile_condition("canary", "size(li) == 3").unwrap();
+    assert!(!canary.is_direct());
+    assert_eq!(canary.eval(flow.sandbox(), &mut b), Ok(true));
+}
+
+#[test]
+fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
+    let text = FLOW.replace(
+        "steps:",
+        "  s: string\nsteps:\n  - id: c\n    type: approval\n    assignees: { role: r }\n    skipCondition: 'size(s + s) > 0'\n  - id: d\n    type: approval\n    assignees: { role: r }\n    skipCondition: 'size(li + li) > 0'\n  - id: e\n    type: approval\n    assignees: { role: r }\n    skipCondition: 'size(li.map(x, x + 1)) > 0'",
+    );
+    let flow = compile(&SourceFile::new("big.yaml", text), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let mut b = bindings(&flow, 6_000);
+    b.set(
+        flow.vars().index("s").unwrap(),
+        &Value::string(&"x".repeat(40 * 1024)),
+    );
+    for id in ["c", "d"] {
+        let cond = flow.skip_condition(id).unwrap();
+        let direct = cond.eval(sb, &mut b);
+        let sandboxed = cond.eval_sandboxed(sb, &mut b);
+        assert!(
+            matches!(direct, Err(RunError::Limit(_))),
+            "{id}: {direct:?}"
+        );
+        assert_eq!(direct, sandboxed, "{id}");
+    }
+    // a list built by `map` longer than the sandbox's array bound
+    let cond = flow.skip_condition("e").unwrap();
+    assert_eq!(cond.eval(sb, &mut b), Ok(true));
+    assert_eq!(cond.eval_sandboxed(sb, &mut b), Ok(true));
+    let mut long = bindings(&flow, 10_001);
+    long.set(flow.vars().index("s").unwrap(), &Value::string("x"));
+    let direct = cond.eval(sb, &mut long);
+    assert!(matches!(direct, Err(RunError::Limit(_))), "{direct:?}");
+    assert_eq!(direct, cond.eval_sandboxed(sb, &mut long));
+}
