@@ -21,7 +21,6 @@ use std::sync::Arc;
 use flowc::expr::Type;
 use flowc::expr::check::Checker;
 use flowc::expr::codegen;
-use flowc::expr::time;
 use flowc::expr::{Env, Value, VarTable, parse::parse};
 use flowc::sandbox::{Bindings, Sandbox};
 
@@ -135,8 +134,8 @@ fn value(v: &serde_json::Value) -> Option<Value> {
                 .map(|p| Some((value(p.get(0)?)?, value(p.get(1)?)?)))
                 .collect::<Option<_>>()?,
         )),
-        "timestamp" => Value::Timestamp(time::parse_timestamp(x.as_str()?)?),
-        "duration" => Value::Duration(time::parse_duration(x.as_str()?)?),
+        "timestamp" => Value::Timestamp(flowc::expr::parse_timestamp(x.as_str()?)?),
+        "duration" => Value::Duration(flowc::expr::parse_duration(x.as_str()?)?),
         _ => return None,
     })
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use flowc::expr::{ExprSource, FieldType, ObjectType, Type};
-use flowc::expr::{Value, VarTable, check_expr, codegen, time};
+use flowc::expr::{Value, VarTable, check_expr, codegen, parse_timestamp};
 use flowc::sandbox::{Bindings, Sandbox};
 
 fn context() -> (VarTable, Vec<(&'static str, Value)>) {
@@ -53,7 +53,7 @@ fn context() -> (VarTable, Vec<(&'static str, Value)>) {
         (
             "start",
             Type::Timestamp,
-            Value::Timestamp(time::parse_timestamp("2024-01-01T00:00:00Z").expect("ts")),
+            Value::Timestamp(parse_timestamp("2024-01-01T00:00:00Z").expect("ts")),
         ),
         (
             "applicant",
@@ -122,7 +122,7 @@ fn same(a: &Value, b: &Value) -> bool {
         (Value::Int(x), Value::Int(y)) => x == y,
         (Value::Uint(x), Value::Uint(y)) => x == y,
         (Value::Double(x), Value::Double(y)) => x == y,
-        _ => flowc::expr::value::equals(a, b) && a.type_name() == b.type_name(),
+        _ => a.cel_equals(b) && a.type_name() == b.type_name(),
     }
 }
 

@@ -701,7 +701,7 @@ fn same(a: &Value, b: &Value) -> bool {
                 && x.iter()
                     .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
         }
-        _ => a.type_name() == b.type_name() && flowc::expr::value::equals(a, b),
+        _ => a.type_name() == b.type_name() && a.cel_equals(b),
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use flowc::compile::AssigneeSlot;
-use flowc::expr::time::{Duration, Timestamp};
+use flowc::expr::{Duration, Timestamp};
 use flowc::expr::{Type, Value};
 use flowc::sandbox::Bindings;
 use libfuzzer_sys::fuzz_target;

@@ -11,9 +11,9 @@ pub mod overload;
 pub mod parse;
 mod run_error;
 mod source;
-pub mod time;
+pub(crate) mod time;
 pub mod types;
-pub mod value;
+pub(crate) mod value;
 
 use std::collections::BTreeMap;
 
@@ -26,8 +26,9 @@ pub use check::{CheckErrorKind, Env};
 pub use ir::Direct;
 pub use run_error::RunError;
 pub use source::ExprSource;
+pub use time::{Duration, Timestamp, parse_duration, parse_timestamp};
 pub use types::{FieldType, ObjectType, Type};
-pub use value::Value;
+pub use value::{OpError, Value};
 
 /// Errors and warnings of the condition language, at exact file positions.
 #[derive(Debug, Error, MietteDiagnostic)]

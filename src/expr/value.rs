@@ -246,7 +246,7 @@ pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
 
 /// CEL equality (heterogeneous: numbers compare across types; other mixed types are unequal).
 #[must_use]
-pub fn equals(a: &Value, b: &Value) -> bool {
+pub(crate) fn equals(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
@@ -877,4 +877,29 @@ pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
         c.insert(p.to_owned(), Arc::clone(&re));
     }
     Ok(re)
+}
+
+impl Value {
+    /// CEL equality (`==`): heterogeneous numbers compare by value, lists and maps
+    /// element-wise.
+    #[must_use]
+    pub fn cel_equals(&self, other: &Value) -> bool {
+        equals(self, other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OpError, regex_for};
+
+    #[test]
+    fn a_regex_over_the_size_bound_is_refused() {
+        // each `\w` is a large Unicode class: 500 of them compile to well over a megabyte
+        match regex_for(&"\\w".repeat(500)) {
+            Err(OpError::InvalidArgument(m)) => assert!(m.contains("size limit"), "{m}"),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("compiled"),
+        }
+        assert!(regex_for(&"\\w".repeat(5)).is_ok());
+    }
 }

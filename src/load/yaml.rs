@@ -510,7 +510,7 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
 /// The walk aligns the value with the raw text: escapes decode to one character,
 /// indentation and line breaks that folding removed are skipped.
 #[must_use]
-pub fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> Vec<usize> {
+pub(crate) fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> Vec<usize> {
     let raw = source.get(node_span.start..node_span.end).unwrap_or("");
     let raw_chars: Vec<(usize, char)> = raw.char_indices().collect();
     let mut out = Vec::with_capacity(scalar.value.len() + 1);
