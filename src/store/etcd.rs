@@ -199,7 +199,7 @@ impl Tenant {
                 what: "tenant",
                 value: super::cut(tenant),
                 reason: "not a tenant name",
-                help: "a tenant is 1 to 63 ASCII letters, digits, `-`, `_` or `.`",
+                help: "a tenant is 1 to 63 ASCII letters, digits, `-`, `_` or `.`, and not `.` or `..`",
             });
         }
         Ok(Self {
