@@ -164,9 +164,20 @@ impl Code {
     pub fn parse(text: &str) -> Option<Code> {
         let text = text.trim();
         let text = text.strip_prefix("flowc::").unwrap_or(text);
-        Code::ALL.iter().copied().find(|c| {
+        let exact = Code::ALL.iter().copied().find(|c| {
             let full = c.as_str();
             full.strip_prefix("flowc::") == Some(text) || c.fixture_name() == text
+        });
+        // the name alone (`constant-condition`) when one stage has it
+        exact.or_else(|| {
+            let mut named = Code::ALL
+                .iter()
+                .copied()
+                .filter(|c| c.as_str().rsplit("::").next() == Some(text));
+            match (named.next(), named.next()) {
+                (Some(c), None) => Some(c),
+                _ => None,
+            }
         })
     }
 
@@ -193,7 +204,10 @@ codes! {
         "The YAML parser stopped at the marked position: an unclosed bracket or quote, a \
          wrong indentation, or a tab in indentation (YAML allows only spaces there). \
          Nothing after a syntax error can be read, so fix it first.",
-        fix [("kind: [ApprovalFlow", "kind: ApprovalFlow")];
+                fix [
+            ("kind: [ApprovalFlow", "kind: ApprovalFlow"),
+            ("id: x", "id: x\nsteps:\n  - { id: boss, type: approval, assignees: { role: manager } }")
+        ];
     LoadDuplicateKey = ("load", "duplicate-key"):
         "the same key twice in one mapping",
         "YAML parsers disagree about which of two equal keys wins (most keep the last \
@@ -230,7 +244,10 @@ codes! {
         "a mapping key that is a list or a mapping",
         "Flow keys are plain strings (camelCase); a complex key (`? [a, b]`) cannot be \
          a flow key and cannot be represented in JSON.",
-        fix [("? [a, b]\n: value", "kind: ApprovalFlow")];
+                fix [(
+            "? [a, b]\n: value",
+            "kind: ApprovalFlow\nid: x\nsteps:\n  - { id: boss, type: approval, assignees: { role: manager } }"
+        )];
     LoadNotUtf8 = ("load", "not-utf8"):
         "the file is not UTF-8",
         "Flow files are UTF-8 (YAML 1.2 and JSON require it). Save the file as UTF-8; \
@@ -713,6 +730,12 @@ mod tests {
             Some(Code::GraphUnknownStep)
         );
         assert_eq!(Code::parse("graph::nothing"), None);
+        // the name alone, when one stage has it; ambiguous names are not guessed
+        assert_eq!(
+            Code::parse("constant-condition"),
+            Some(Code::ExprConstantCondition)
+        );
+        assert_eq!(Code::parse("revision-taken"), None);
         for c in Code::ALL {
             assert_eq!(Code::parse(c.as_str()), Some(*c));
         }

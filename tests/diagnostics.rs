@@ -715,6 +715,10 @@ fn each_fixed_example_no_longer_has_its_code() {
             !after.contains(&c.as_str().to_owned()),
             "{c}: the fixed example still gives it"
         );
+        // a fixed load example is a whole flow that checks clean
+        if c.stage() == "load" {
+            assert!(after.is_empty(), "{c}: the fixed example gives {after:?}");
+        }
         // the loader stops at its first problem: only then may the fix reveal others
         if c.stage() != "load" {
             let new: Vec<&String> = after.iter().filter(|a| !before.contains(a)).collect();
