@@ -140,6 +140,15 @@ fn expand(paths: &[PathBuf], keep: fn(&Path) -> bool) -> Result<Vec<(PathBuf, bo
     Ok(out)
 }
 
+/// Every diagnostic rendered for a person, one after another.
+pub fn render_all<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>) -> String {
+    let mut out = String::new();
+    for d in diags {
+        render_human(d, &mut out);
+    }
+    out
+}
+
 pub fn render_human(d: &Diagnostic, out: &mut String) {
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         miette::GraphicalTheme::unicode()
@@ -362,13 +371,7 @@ pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
         eprintln!("error: {}: {e}", path.display());
         EXIT_FAILURE
     })?;
-    let report = |diags: &Diagnostics| {
-        let mut out = String::new();
-        for d in diags {
-            render_human(d, &mut out);
-        }
-        eprint!("{out}");
-    };
+    let report = |diags: &Diagnostics| eprint!("{}", render_all(diags));
     let file = source_from_bytes(&name, bytes).map_err(|d| {
         report(&d);
         EXIT_FINDINGS

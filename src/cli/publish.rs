@@ -11,11 +11,7 @@ use super::etcd::{EtcdArgs, WriteArgs, fail, runtime};
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 fn print_diagnostics(diags: &Diagnostics) {
-    let mut out = String::new();
-    for d in diags {
-        super::check::render_human(d, &mut out);
-    }
-    eprint!("{out}");
+    eprint!("{}", super::check::render_all(diags));
 }
 
 pub fn run(files: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {

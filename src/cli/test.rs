@@ -120,11 +120,7 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
 }
 
 fn render(d: &flowc::diagnostic::Diagnostics) -> String {
-    let mut out = String::new();
-    for x in d {
-        super::check::render_human(x, &mut out);
-    }
-    out
+    super::check::render_all(d)
 }
 
 fn expect_eq(what: &str, want: &serde_json::Value, got: &serde_json::Value, fails: &mut Failure) {

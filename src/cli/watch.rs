@@ -12,6 +12,14 @@ use flowc::store::DirStore;
 
 use super::EXIT_FAILURE;
 
+/// What stays active after a refused version.
+fn kept_line(kept: Option<&flowc::compile::VersionId>) -> String {
+    kept.map_or_else(
+        || "no version active".to_owned(),
+        |v| format!("{v} stays active"),
+    )
+}
+
 /// Shows the source's canonical paths as the user spelt the directory
 /// (`flowc watch flows` logs `flows/purchase.yaml`).
 struct Names {
@@ -42,19 +50,13 @@ fn log(names: &Names, event: &SourceEvent) {
             diagnostics,
             kept,
         } => {
-            let kept = kept.as_ref().map_or_else(
-                || "no version active".to_owned(),
-                |v| format!("{v} stays active"),
-            );
+            let kept = kept_line(kept.as_ref());
             outln!(
                 "rejected {}: {} error(s); {kept}",
                 show(path),
                 diagnostics.error_count()
             );
-            let mut out = String::new();
-            for d in diagnostics {
-                super::check::render_human(d, &mut out);
-            }
+            let out = super::check::render_all(diagnostics);
             // the diagnostics name the file as the source does (canonical): show it as
             // the log lines do
             let canonical = path.display().to_string();
@@ -74,10 +76,7 @@ fn log(names: &Names, event: &SourceEvent) {
             );
         }
         SourceEvent::StoreFailed { path, error, kept } => {
-            let kept = kept.as_ref().map_or_else(
-                || "no version active".to_owned(),
-                |v| format!("{v} stays active"),
-            );
+            let kept = kept_line(kept.as_ref());
             outln!("unstored {}: {error}; {kept}", show(path));
         }
         SourceEvent::Unreadable { path, message } => {
@@ -354,18 +353,12 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
             diagnostics,
             kept,
         } => {
-            let kept = kept.as_ref().map_or_else(
-                || "no version active".to_owned(),
-                |v| format!("{v} stays active"),
-            );
+            let kept = kept_line(kept.as_ref());
             outln!(
                 "rejected {flow} at revision {revision}: {} error(s); {kept}",
                 diagnostics.error_count()
             );
-            let mut out = String::new();
-            for d in diagnostics.iter() {
-                super::check::render_human(d, &mut out);
-            }
+            let mut out = super::check::render_all(diagnostics.iter());
             if !out.ends_with('\n') {
                 out.push('\n');
             }
