@@ -217,13 +217,24 @@ codes! {
         "the document nests more deeply than the loader allows",
         "Deep nesting is a sign of a generated or hostile file; the bound keeps the \
          loader's stack and time small. Flows never need more than a few levels.",
-        bad;
+        fix [(
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+            "\n  - { id: boss, type: approval, assignees: { role: manager } }"
+        )];
     LoadAliasBudget = ("load", "alias-budget"):
         "anchors and aliases expand to more nodes than the loader allows",
         "Each alias (`*name`) is a copy of its anchor, so a few lines can expand to \
          billions of nodes (a \"billion laughs\" file). The budget counts every \
          expansion; use fewer aliases.",
-        bad;
+        fix [
+            ("a: &a [x, x, x, x, x, x, x, x, x, x]\n", "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: x\nsteps:\n  - &boss { id: boss, type: approval, assignees: { role: manager } }\n"),
+            ("b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n", ""),
+            ("c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n", ""),
+            ("d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n", ""),
+            ("e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n", ""),
+            ("f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n", ""),
+            ("g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "")
+        ];
     LoadFileTooLarge = ("load", "file-too-large"):
         "the file is larger than the loader accepts",
         "A flow file is configuration a person reads; the bound keeps a wrong file (a \
@@ -239,7 +250,7 @@ codes! {
         "the file is empty",
         "An empty `.yaml` file named as a flow is almost always an unfinished file. A \
          flow starts with `apiVersion: flowc/v1` and `kind: ApprovalFlow`.",
-        none;
+        fix [("", "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: x\nsteps:\n  - { id: boss, type: approval, assignees: { role: manager } }\n")];
     LoadComplexKey = ("load", "complex-key"):
         "a mapping key that is a list or a mapping",
         "Flow keys are plain strings (camelCase); a complex key (`? [a, b]`) cannot be \
@@ -318,22 +329,26 @@ codes! {
         "Every instance that relies on the default would be refused at start: the \
          runtime checks the same `enum`. Pick a default from the list, or add it to the \
          list.",
-        bad;
+        fix [("default: JPY", "default: CNY"), ("category: gifts", "category: meal")];
     ModelUndeclaredField = ("model", "undeclared-field"):
         "an object `default` with a key its `fields` do not declare",
         "The runtime refuses undeclared fields, so such a default would fail every \
          start that relies on it. Remove the key or declare it.",
-        bad;
+        fix [("grde: 2", "grade: 2")];
     ModelMissingField = ("model", "missing-field"):
         "an object `default` without a required field",
         "A default must itself fit the declaration: give every required field a value, \
          or declare the field `optional: true` or with its own `default`.",
-        bad;
+        fix [("default: { grade: 2 }", "default: { id: u1, grade: 2 }")];
     ModelElementType = ("model", "element-type"):
         "an element type written where a declaration is needed (`list<object>`)",
         "A list of objects declares its elements with `type: list` and `items:` (a \
          declaration with `fields`); a map with `type: map` and `values:`.",
-        bad;
+        fix [
+            ("items: { type: list }", "items: { type: list, items: double }"),
+            ("type: \"map<string, int>\", values: int", "type: map, values: int"),
+            ("items: { type: string, optional: true }", "items: string")
+        ];
     // ------------------------------------------------------------------ expr
     ExprSyntax = ("expr", "syntax"):
         "a condition that does not parse",
@@ -388,7 +403,17 @@ codes! {
          (`days > 3 || true`, `dept == dept`) or whose ranges contradict each other \
          (`amount > 100.0 && amount < 50.0`) decides nothing: a skip that always or \
          never happens, a rule that always or never holds.",
-        fix [("skipCondition: 1 < 2", "skipCondition: amount < 2.0")];
+        fix [
+            ("skipCondition: 1 < 2", "skipCondition: amount < 2.0"),
+            ("tags.size() > 5 && size(tags) < 2", "tags.size() > 5 || size(tags) < 2")
+        ];
+    ExprOutsideEnum = ("expr", "outside-enum"):
+        "a string field compared with a value outside its `enum` (warning)",
+        "A field with `enum` only ever holds one of the listed values (the runtime \
+         refuses any other at start), so `currency == \"JPY\"` with `enum: [CNY, USD]` \
+         is always false and `!=` always true: usually a typo or a value that was never \
+         added to the enum. The help names the closest listed value.",
+        fix [("currency == \"JPY\"", "currency == \"CNY\""), ("\"contracter\"", "\"contractor\"")];
     ExprAlwaysFails = ("expr", "always-fails"):
         "an expression that fails at run time whatever the context",
         "Division by zero, overflow or a bad conversion in a constant part fails every \
@@ -458,6 +483,12 @@ codes! {
          where an earlier one holds is never chosen. Reorder the rules (narrow first) or \
          remove it. A rule that never holds at all is reported as a constant condition.",
         fix [("amount > 1000.0\n        goto: manager\n      - when: amount > 5000.0\n        goto: director", "amount > 5000.0\n        goto: director\n      - when: amount > 1000.0\n        goto: manager")];
+    GraphUnreachableRule = ("graph", "unreachable-rule"):
+        "a decision rule after a rule that is always true (warning)",
+        "Under `hitPolicy: first` the first rule that holds wins; once a rule always \
+         holds (`amount > 1000.0 || true`), no later rule and not the `default` is ever \
+         chosen. Fix the always-true condition, or make its target the `default`.",
+        fix [("amount > 1000.0 || true", "amount > 1000.0")];
     GraphOverlappingRules = ("graph", "overlapping-rules"):
         "two rules that can hold together under `hitPolicy: unique`",
         "Under `unique` more than one rule holding at run time is an incident; make the \
@@ -468,17 +499,17 @@ codes! {
         "A branch is closed by its join; an `end` there would skip the other branches \
          and every step after the join. Route after the join instead (a `decision` after \
          the join can go to an `end`).",
-        bad;
+        fix [("          - id: done\n            type: end\n            outcome: approved\n", "")];
     GraphDuplicateAssignee = ("graph", "duplicate-assignee"):
         "the same user twice in an assignee list (warning)",
         "One user is one assignee: the second mention changes nothing, and usually a \
          different user was meant.",
-        bad;
+        fix [("[wang, li, wang]", "[wang, li, zhao]")];
     GraphSingleWithSeveralUsers = ("graph", "single-with-several-users"):
         "`mode: single` over several users (warning)",
         "The first of them to decide decides, which is `mode: any`; say `any`, or name \
          one user.",
-        bad;
+        fix [("mode: single", "mode: any")];
     // --------------------------------------------------------------- runtime
     RuntimeContextNotObject = ("runtime", "context-not-object"):
         "an instance context that is not a JSON object",
@@ -687,7 +718,7 @@ codes! {
         "two files checked together define the same flow id",
         "A registry or a directory source holds one flow per id and would refuse one of \
          them.",
-        bad;
+        fix [("id: fixture", "id: fixture-two")];
     ExprInternal = ("expr", "internal"):
         "an internal error: a bug in flowc",
         "A valid expression that flowc failed to compile; please report it with the \

@@ -584,6 +584,9 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         diags: Diagnostics::new(),
         unreadable_context: recovery.unreadable_context,
     };
+    for (path, values) in flow.string_enums() {
+        ctx.env.declare_enum(&path, values);
+    }
     let g = Graph::build(&flow);
     let mut skip = HashMap::new();
     let mut decisions = HashMap::new();

@@ -75,8 +75,8 @@ fn check_reports_every_file_in_order() {
     let (code, out, _) = run(&["check", "--format", "json", "tests/fixtures/bad"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    // 51 fixtures and one companion, less the two that do not say they are flows
-    assert_eq!(v["files"], 50);
+    // 53 fixtures and one companion, less the two that do not say they are flows
+    assert_eq!(v["files"], 52);
     assert_eq!(
         v["skipped"],
         json!([
@@ -95,7 +95,7 @@ fn check_reports_every_file_in_order() {
     assert_eq!(files, sorted, "diagnostics are ordered by file");
     let distinct: std::collections::BTreeSet<&str> = files.iter().copied().collect();
     // every flow reports something: at least the id `fixture` that they all share
-    assert_eq!(distinct.len(), 50, "every bad fixture reports something");
+    assert_eq!(distinct.len(), 52, "every bad fixture reports something");
     let duplicates = v["diagnostics"]
         .as_array()
         .expect("array")
@@ -193,7 +193,7 @@ fn every_bad_fixture_exits_one_with_its_code() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 51);
+    assert_eq!(names.len(), 53);
     for name in names {
         // trips only under the fixture harness's 16 KiB limit (the CLI allows 4 MiB);
         // checked with its companion file only
@@ -472,17 +472,17 @@ fn test_examples_pass() {
 
 #[test]
 fn test_reports_failures() {
-    let (code, out, _) = run(&["test", "tests/fixtures/scenarios"]);
+    let (code, out, _) = run(&["test", "tests/fixtures/scenarios/failing.test.yaml"]);
     assert_eq!(code, 1);
     assert_eq!(
         out,
         "tests/fixtures/scenarios/failing.test.yaml
   ok   right
   FAIL wrong outcome and trace (tests/fixtures/scenarios/failing.test.yaml:8)
-       outcome: expected \"approved\", got \"rejected\"
-       trace[0]: expected {\"step\":\"team-lead\",\"status\":\"completed\"}, got {\"step\":\"team-lead\",\"status\":\"rejected\"}
+       tests/fixtures/scenarios/failing.test.yaml:12:16: outcome: expected \"approved\", got \"rejected\"
+       tests/fixtures/scenarios/failing.test.yaml:14:13: trace[0]: expected {\"step\":\"team-lead\",\"status\":\"completed\"}, got {\"step\":\"team-lead\",\"status\":\"rejected\"}
   FAIL an event error nobody expected (tests/fixtures/scenarios/failing.test.yaml:15)
-       event 1: `intruder` is not an assignee of step `team-lead` [flowc::runtime::not-assignee]
+       tests/fixtures/scenarios/failing.test.yaml:18:11: event 1: `intruder` is not an assignee of step `team-lead` [flowc::runtime::not-assignee]
   FAIL a misspelt key is an error, not a scenario that tests less (tests/fixtures/scenarios/failing.test.yaml:20)
        tests/fixtures/scenarios/failing.test.yaml:22:5: unknown key `event` in a scenario (did you mean `events`?)
        tests/fixtures/scenarios/failing.test.yaml:24:34: unknown key `trce` in `expect` (did you mean `trace`?)
@@ -490,6 +490,16 @@ fn test_reports_failures() {
 test result: FAILED. 1 passed; 3 failed; 1 file(s)
 "
     );
+}
+
+#[test]
+fn test_reports_scenario_mistakes_at_their_position() {
+    let (code, out, _) = run(&[
+        "test",
+        "tests/fixtures/scenarios/mistakes/mistakes.test.yaml",
+    ]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("scenario_mistakes", out);
 }
 
 #[test]
@@ -702,11 +712,11 @@ fn eval_reads_events_strictly() {
     let cases = [
         (
             r#"[{"type": "approve", "step": "manager-approve", "user": "wang", "role": "manager", "bogus": 1}]"#,
-            "unknown field `bogus`",
+            "unknown key `bogus` in an event of type `approve`",
         ),
         (
             r#"[{"type": "timeout", "timre": 3, "step": "manager-approve"}]"#,
-            "unknown field `timre`",
+            "unknown key `timre` in an event of type `timeout` (allowed: type, timer, step, at, id, expectError)",
         ),
         (
             r#"[{"type": "timeout", "timer": 2, "step": "manager-approve"}]"#,

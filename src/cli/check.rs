@@ -262,7 +262,95 @@ fn skipped_line(skipped: &[Skipped]) -> Option<String> {
     })
 }
 
-pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
+/// What the human and github outputs show: each diagnostic up to the cap of its code in
+/// its file, then one line per capped code counting the rest.
+enum Shown<'a> {
+    Diagnostic(&'a Diagnostic),
+    More {
+        file: &'a str,
+        code: String,
+        severity: Severity,
+        count: usize,
+    },
+}
+
+impl Shown<'_> {
+    fn more_message(file: &str, code: &str, severity: Severity, count: usize) -> String {
+        let kind = match (severity, count) {
+            (Severity::Error, 1) => "error",
+            (Severity::Error, _) => "errors",
+            (_, 1) => "warning",
+            _ => "warnings",
+        };
+        format!(
+            "and {} more `{code}` {kind} in {file} (use --format json for all, or --max-diagnostics 0)",
+            thousands(count)
+        )
+    }
+}
+
+/// `2980` as `2,980`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Caps the diagnostics at `max` per code and file (0: no cap), keeping each file's
+/// diagnostics together in their order and its "and N more" lines after them.
+fn cap(diags: &Diagnostics, max: usize) -> Vec<Shown<'_>> {
+    let mut files: Vec<&str> = Vec::new();
+    for d in diags {
+        if !files.contains(&d.file().name()) {
+            files.push(d.file().name());
+        }
+    }
+    let mut shown = Vec::new();
+    for file in files {
+        // (code, severity, how many seen) in order of first appearance
+        let mut seen: Vec<(String, Severity, usize)> = Vec::new();
+        for d in diags.iter().filter(|d| d.file().name() == file) {
+            let code = d.code();
+            let n = if let Some(entry) = seen
+                .iter_mut()
+                .find(|(c, s, _)| *c == code && *s == d.severity())
+            {
+                entry.2 += 1;
+                entry.2
+            } else {
+                seen.push((code, d.severity(), 1));
+                1
+            };
+            if max == 0 || n <= max {
+                shown.push(Shown::Diagnostic(d));
+            }
+        }
+        for (code, severity, n) in seen {
+            if max > 0 && n > max {
+                shown.push(Shown::More {
+                    file,
+                    code,
+                    severity,
+                    count: n - max,
+                });
+            }
+        }
+    }
+    shown
+}
+
+pub fn run(
+    paths: &[PathBuf],
+    format: CheckFormat,
+    deny_warnings: bool,
+    max_diagnostics: usize,
+) -> u8 {
     let (Inputs { flows, skipped }, io) = collect_flows(paths);
     let files = flows.len() + io.len();
     let diags = flowc::compile::check_many(flows, &Options::default());
@@ -295,7 +383,27 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
                     github_escape(&not_a_flow(&s.path), false)
                 );
             }
-            for d in &diags {
+            for item in cap(&diags, max_diagnostics) {
+                let d = match item {
+                    Shown::Diagnostic(d) => d,
+                    Shown::More {
+                        file,
+                        code,
+                        severity,
+                        count,
+                    } => {
+                        let _ = writeln!(
+                            lock,
+                            "::notice file={}::{}",
+                            github_escape(file, true),
+                            github_escape(
+                                &Shown::more_message(file, &code, severity, count),
+                                false
+                            )
+                        );
+                        continue;
+                    }
+                };
                 let (line, col) = d.line_col();
                 let level = if d.severity() == Severity::Error {
                     "error"
@@ -323,8 +431,20 @@ pub fn run(paths: &[PathBuf], format: CheckFormat, deny_warnings: bool) -> u8 {
                 out.push_str(&not_a_flow(&s.path));
                 out.push('\n');
             }
-            for d in &diags {
-                render_human(d, &mut out);
+            for item in cap(&diags, max_diagnostics) {
+                match item {
+                    Shown::Diagnostic(d) => render_human(d, &mut out),
+                    Shown::More {
+                        file,
+                        code,
+                        severity,
+                        count,
+                    } => {
+                        out.push_str("note: ");
+                        out.push_str(&Shown::more_message(file, &code, severity, count));
+                        out.push('\n');
+                    }
+                }
                 out.push('\n');
             }
             let _ = write!(lock, "{out}");

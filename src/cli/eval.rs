@@ -64,6 +64,82 @@ impl TimedEvent {
     }
 }
 
+/// Every event `type` an events file may give.
+pub const EVENT_TYPES: &[&str] = &[
+    "approve",
+    "reject",
+    "add-signer",
+    "service-ok",
+    "service-error",
+    "timeout",
+    "cancel",
+];
+
+/// Keys every event may carry besides its own: its time, its delivery id, and (in
+/// scenarios) the error it is expected to fail with.
+pub const EVENT_COMMON_KEYS: &[&str] = &["at", "id", "expectError"];
+
+/// The keys of one event type (`type` included, the common keys not), or `None` for a
+/// type that does not exist. A timeout or service answer may name its `step` instead of
+/// its `timer` or `call`.
+pub fn event_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "approve" | "reject" => &["type", "step", "user", "role", "task", "comment"],
+        "add-signer" => &["type", "step", "user", "role", "task", "signer"],
+        "service-ok" => &["type", "call", "step"],
+        "service-error" => &["type", "call", "step", "error"],
+        "timeout" => &["type", "timer", "step"],
+        "cancel" => &["type", "reason"],
+        _ => return None,
+    })
+}
+
+/// What is wrong with an event's `type` or one of its keys, as a message (without a
+/// position), for the first problem found.
+pub fn event_key_problem<'a>(
+    kind: Option<&str>,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let Some(kind) = kind else {
+        return Some(format!(
+            "an event needs `type` (one of {})",
+            EVENT_TYPES.join(", ")
+        ));
+    };
+    let Some(allowed) = event_keys(kind) else {
+        return Some(unknown_event_type(kind));
+    };
+    keys.into_iter()
+        .find(|k| !allowed.contains(k) && !EVENT_COMMON_KEYS.contains(k))
+        .map(|k| unknown_event_key(kind, k))
+}
+
+/// The message for an unknown event type.
+pub fn unknown_event_type(kind: &str) -> String {
+    let hint = flowc::diagnostic::did_you_mean(kind, EVENT_TYPES.iter().copied())
+        .map_or_else(String::new, |s| format!("did you mean `{s}`? "));
+    format!(
+        "unknown event type `{kind}` ({hint}allowed: {})",
+        EVENT_TYPES.join(", ")
+    )
+}
+
+/// The message for a key that an event of type `kind` does not have.
+pub fn unknown_event_key(kind: &str, key: &str) -> String {
+    let allowed: Vec<&str> = event_keys(kind)
+        .unwrap_or_default()
+        .iter()
+        .chain(EVENT_COMMON_KEYS)
+        .copied()
+        .collect();
+    let hint = flowc::diagnostic::did_you_mean(key, allowed.iter().copied())
+        .map_or_else(String::new, |s| format!("did you mean `{s}`? "));
+    format!(
+        "unknown key `{key}` in an event of type `{kind}` ({hint}allowed: {})",
+        allowed.join(", ")
+    )
+}
+
 /// Reads events from JSON (`[{"type": "approve", ...}, ...]`).
 pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
     let serde_json::Value::Array(items) = v else {
@@ -76,6 +152,12 @@ pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
             let serde_json::Value::Object(m) = item else {
                 return Err(format!("event {}: must be an object", i + 1));
             };
+            if let Some(problem) = event_key_problem(
+                m.get("type").and_then(|t| t.as_str()),
+                m.keys().map(String::as_str),
+            ) {
+                return Err(format!("event {}: {problem}", i + 1));
+            }
             let mut m = m.clone();
             let at = match m.remove("at") {
                 None => None,

@@ -97,6 +97,10 @@ enum Command {
         /// Treat warnings as errors (exit 1).
         #[arg(long)]
         deny_warnings: bool,
+        /// Show at most N diagnostics of one code per file, then one line counting the
+        /// rest (human and github output; JSON always lists all). 0: no limit.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        max_diagnostics: usize,
     },
     /// Print the step graph of a flow.
     Graph {
@@ -213,7 +217,11 @@ enum Command {
     Rule {
         /// The code (`flowc::graph::unknown-step`, `graph::unknown-step` or
         /// `graph.unknown-step`).
-        #[arg(required_unless_present = "all")]
+        #[arg(
+            required_unless_present = "all",
+            value_parser = rule::CodeParser,
+            hide_possible_values = true
+        )]
         code: Option<String>,
         /// List every code with its summary.
         #[arg(long, conflicts_with = "code")]
@@ -332,7 +340,8 @@ pub fn main() -> ExitCode {
             paths,
             format,
             deny_warnings,
-        } => check::run(&paths, format, deny_warnings),
+            max_diagnostics,
+        } => check::run(&paths, format, deny_warnings, max_diagnostics),
         Command::Graph { flow, format } => graph::run(&flow, format),
         Command::Eval {
             flow,

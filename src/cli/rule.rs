@@ -7,6 +7,33 @@ use flowc::codes::{Code, CodeInfo};
 
 use super::EXIT_FAILURE;
 
+/// Accepts any spelling of a code (`run` reports unknown ones with a did-you-mean) and
+/// offers every code to the shell completions, in the fixture form (`graph.unknown-step`)
+/// because shells split words at `:`.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeParser;
+
+impl clap::builder::TypedValueParser for CodeParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(Code::ALL.iter().map(|c| {
+            clap::builder::PossibleValue::new(c.fixture_name()).help(c.info().summary)
+        })))
+    }
+}
+
 /// The Markdown page of one code.
 fn page(info: &CodeInfo) -> String {
     let code = info.code;

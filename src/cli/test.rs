@@ -32,13 +32,49 @@ struct Scenario {
     name: String,
     line: usize,
     body: serde_json::Value,
-    /// Keys that are not part of the scenario format (typos would silently test less).
+    /// What is wrong with the scenario itself, each at its key or value
+    /// (`file:line:col: ...`): a typo would silently test less.
     problems: Vec<String>,
+    /// Steps the scenario names (events, expected trace and pending), with their
+    /// positions: checked against the flow once it is compiled.
+    steps: Vec<(String, String)>,
+    /// Where each `expect` key is (`file:line:col`), for the failures that compare it.
+    expect_at: HashMap<String, String>,
+    /// Where each event is, in order.
+    event_at: Vec<String>,
+    /// Where each expected trace entry is, in order.
+    trace_at: Vec<String>,
 }
 
 const ROOT_KEYS: &[&str] = &["flow", "scenarios"];
 const SCENARIO_KEYS: &[&str] = &["name", "context", "events", "auto", "expect"];
 const EXPECT_KEYS: &[&str] = &["outcome", "trace", "pending", "incident", "startError"];
+const OUTCOMES: &[&str] = &["approved", "rejected", "pending", "cancelled", "incident"];
+const TRACE_KEYS: &[&str] = &["step", "status", "rule"];
+const TRACE_STATUSES: &[&str] = &[
+    "completed",
+    "skipped",
+    "rejected",
+    "pending",
+    "cancelled",
+    "error",
+];
+const PENDING_KEYS: &[&str] = &["step", "assignees"];
+const AUTO_VALUES: &[&str] = &["approve", "reject"];
+
+/// `file:line:col` of a node.
+fn loc(file: &flowc::span::SourceFile, node: &yaml::Node) -> String {
+    let (line, col) = file.line_col(node.span.start);
+    format!("{}:{line}:{col}", file.name())
+}
+
+/// `(did you mean `x`? allowed: a, b)` for a word outside `allowed`.
+fn hint(word: &str, allowed: &[&str]) -> String {
+    flowc::diagnostic::did_you_mean(word, allowed.iter().copied()).map_or_else(
+        || format!("allowed: {}", allowed.join(", ")),
+        |s| format!("did you mean `{s}`?"),
+    )
+}
 
 /// `file:line:col: unknown key` for every key of a mapping outside `allowed`.
 fn unknown_keys(
@@ -57,17 +93,123 @@ fn unknown_keys(
             if allowed.contains(&key) {
                 return None;
             }
-            let (line, col) = file.line_col(k.span.start);
-            let help = flowc::diagnostic::did_you_mean(key, allowed.iter().copied()).map_or_else(
-                || format!("allowed: {}", allowed.join(", ")),
-                |s| format!("did you mean `{s}`?"),
-            );
             Some(format!(
-                "{}:{line}:{col}: unknown key `{key}` in {what} ({help})",
-                file.name()
+                "{}: unknown key `{key}` in {what} ({})",
+                loc(file, k),
+                hint(key, allowed)
             ))
         })
         .collect()
+}
+
+/// `file:line:col: ...` when the value at `key` of `node` is a string outside `allowed`
+/// (or not a string).
+fn check_word(
+    file: &flowc::span::SourceFile,
+    node: &yaml::Node,
+    key: &str,
+    allowed: &[&str],
+    problems: &mut Vec<String>,
+) {
+    let Some(value) = node.get(key) else {
+        return;
+    };
+    match value.as_str() {
+        Some(word) if allowed.contains(&word) => {}
+        Some(word) => problems.push(format!(
+            "{}: `{key}: {word}` is not a valid value ({})",
+            loc(file, value),
+            hint(word, allowed)
+        )),
+        None => problems.push(format!(
+            "{}: `{key}` must be one of {}",
+            loc(file, value),
+            allowed.join(", ")
+        )),
+    }
+}
+
+/// Records the `step` named by an entry (an event, a trace or pending entry).
+fn step_ref(file: &flowc::span::SourceFile, node: &yaml::Node, steps: &mut Vec<(String, String)>) {
+    if let Some(step) = node.get("step")
+        && let Some(id) = step.as_str()
+    {
+        steps.push((id.to_owned(), loc(file, step)));
+    }
+}
+
+/// Checks one scenario's keys and fixed values, each problem at its own position.
+fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scenario) {
+    s.problems = unknown_keys(file, node, SCENARIO_KEYS, "a scenario");
+    check_word(file, node, "auto", AUTO_VALUES, &mut s.problems);
+    if let Some(events) = node.get("events").and_then(yaml::Node::as_seq) {
+        for event in events {
+            s.event_at.push(loc(file, event));
+            // an event expected to fail may name a missing step on purpose
+            if event.get("expectError").is_none() {
+                step_ref(file, event, &mut s.steps);
+            }
+            let Some(entries) = event.as_map() else {
+                continue;
+            };
+            let kind = event.get("type");
+            match kind.and_then(yaml::Node::as_str) {
+                Some(k) if super::eval::event_keys(k).is_none() => {
+                    let at = kind.map_or_else(|| loc(file, event), |n| loc(file, n));
+                    s.problems
+                        .push(format!("{at}: {}", super::eval::unknown_event_type(k)));
+                }
+                Some(k) => {
+                    for (key, _) in entries {
+                        let name = key.as_str().unwrap_or("?");
+                        if super::eval::event_key_problem(Some(k), [name]).is_some() {
+                            s.problems.push(format!(
+                                "{}: {}",
+                                loc(file, key),
+                                super::eval::unknown_event_key(k, name)
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    if let Some(problem) = super::eval::event_key_problem(None, []) {
+                        s.problems.push(format!("{}: {problem}", loc(file, event)));
+                    }
+                }
+            }
+        }
+    }
+    let Some(expect) = node.get("expect") else {
+        return;
+    };
+    s.problems
+        .extend(unknown_keys(file, expect, EXPECT_KEYS, "`expect`"));
+    check_word(file, expect, "outcome", OUTCOMES, &mut s.problems);
+    for (key, value) in expect.as_map().unwrap_or_default() {
+        if let Some(k) = key.as_str() {
+            s.expect_at.insert(k.to_owned(), loc(file, value));
+        }
+    }
+    for entry in expect
+        .get("trace")
+        .and_then(yaml::Node::as_seq)
+        .unwrap_or_default()
+    {
+        s.trace_at.push(loc(file, entry));
+        s.problems
+            .extend(unknown_keys(file, entry, TRACE_KEYS, "a trace entry"));
+        check_word(file, entry, "status", TRACE_STATUSES, &mut s.problems);
+        step_ref(file, entry, &mut s.steps);
+    }
+    for entry in expect
+        .get("pending")
+        .and_then(yaml::Node::as_seq)
+        .unwrap_or_default()
+    {
+        s.problems
+            .extend(unknown_keys(file, entry, PENDING_KEYS, "a pending entry"));
+        step_ref(file, entry, &mut s.steps);
+    }
 }
 
 fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
@@ -81,7 +223,6 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
         }
         render(&d)
     })?;
-    let at = |node: &yaml::Node| file.line_col(node.span.start).0;
     let root_problems = unknown_keys(&file, &root, ROOT_KEYS, "a scenario file");
     if !root_problems.is_empty() {
         return Err(root_problems.join("\n"));
@@ -99,24 +240,34 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
         .ok_or_else(|| format!("{name}:1:1: `scenarios:` (a list) is required"))?;
     let mut out = Vec::new();
     for (i, node) in list.iter().enumerate() {
-        let line = at(node);
         let body = node.to_json();
-        let name = body
-            .get("name")
-            .and_then(|n| n.as_str())
-            .map_or_else(|| format!("scenario {}", i + 1), str::to_owned);
-        let mut problems = unknown_keys(&file, node, SCENARIO_KEYS, "a scenario");
-        if let Some(expect) = node.get("expect") {
-            problems.extend(unknown_keys(&file, expect, EXPECT_KEYS, "`expect`"));
-        }
-        out.push(Scenario {
-            name,
-            line,
+        let mut scenario = Scenario {
+            name: body
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map_or_else(|| format!("scenario {}", i + 1), str::to_owned),
+            line: file.line_col(node.span.start).0,
             body,
-            problems,
-        });
+            problems: Vec::new(),
+            steps: Vec::new(),
+            expect_at: HashMap::new(),
+            event_at: Vec::new(),
+            trace_at: Vec::new(),
+        };
+        read_scenario(&file, node, &mut scenario);
+        out.push(scenario);
     }
     Ok((flow, out))
+}
+
+/// The flow of a scenario file (its `flow:`, relative to the file), without reading
+/// its scenarios.
+pub fn flow_of(path: &Path) -> Option<PathBuf> {
+    let bytes = std::fs::read(path).ok()?;
+    let file = flowc::load::source_from_bytes(&path.display().to_string(), bytes).ok()?;
+    let root = yaml::parse(&file, &LoadLimits::default()).ok()?;
+    let flow = root.get("flow").and_then(yaml::Node::as_str)?;
+    Some(path.parent().unwrap_or(Path::new(".")).join(flow))
 }
 
 fn render(d: &flowc::diagnostic::Diagnostics) -> String {
@@ -130,13 +281,18 @@ fn expect_eq(what: &str, want: &serde_json::Value, got: &serde_json::Value, fail
 }
 
 /// Compares the expected trace entry by entry (an entry may leave out `rule`).
-fn compare_trace(want: &serde_json::Value, got: &serde_json::Value, fails: &mut Failure) {
+fn compare_trace(
+    want: &serde_json::Value,
+    got: &serde_json::Value,
+    at: &dyn Fn(usize) -> String,
+    fails: &mut Failure,
+) {
     let (Some(w), Some(g)) = (want.as_array(), got.as_array()) else {
         fails.push("expect.trace must be a list".to_owned());
         return;
     };
     for (i, (a, b)) in w.iter().zip(g).enumerate() {
-        expect_eq(&format!("trace[{i}]"), a, b, fails);
+        expect_eq(&format!("{}trace[{i}]", at(i)), a, b, fails);
     }
     if w.len() != g.len() {
         let steps = |v: &[serde_json::Value]| {
@@ -152,7 +308,8 @@ fn compare_trace(want: &serde_json::Value, got: &serde_json::Value, fails: &mut 
                 .join(" → ")
         };
         fails.push(format!(
-            "trace: expected {} entries, got {}: {}",
+            "{}trace: expected {} entries, got {}: {}",
+            at(usize::MAX),
             w.len(),
             g.len(),
             steps(g)
@@ -160,10 +317,39 @@ fn compare_trace(want: &serde_json::Value, got: &serde_json::Value, fails: &mut 
     }
 }
 
+/// The steps a scenario names that the flow does not have, each at its position.
+fn unknown_steps(flow: &CompiledFlow, s: &Scenario) -> Vec<String> {
+    let ids: Vec<&str> = (0..flow.nodes().len())
+        .filter_map(|i| flow.step(i))
+        .map(|step| step.id.value.as_str())
+        .collect();
+    s.steps
+        .iter()
+        .filter(|(id, _)| flow.step_index(id).is_none())
+        .map(|(id, at)| {
+            let hint = flowc::diagnostic::did_you_mean(id, ids.iter().copied())
+                .map_or_else(String::new, |m| format!(" (did you mean `{m}`?)"));
+            format!("{at}: the flow has no step `{id}`{hint}")
+        })
+        .collect()
+}
+
 fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
-    if !s.problems.is_empty() {
-        return Err(s.problems.clone());
+    let mut problems = s.problems.clone();
+    problems.extend(unknown_steps(flow, s));
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    let at_expect = |key: &str| {
+        s.expect_at
+            .get(key)
+            .map_or_else(String::new, |l| format!("{l}: "))
+    };
+    let at_event = |i: usize| {
+        s.event_at
+            .get(i)
+            .map_or_else(String::new, |l| format!("{l}: "))
+    };
     let mut fails = Vec::new();
     let body = &s.body;
     let ctx = body
@@ -173,7 +359,7 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     let expect = body.get("expect").cloned().unwrap_or_default();
     let events = match body.get("events").map(parse_events).transpose() {
         Ok(e) => e.unwrap_or_default(),
-        Err(e) => return Err(vec![e]),
+        Err(e) => return Err(vec![format!("{}{e}", at_expect("events"))]),
     };
     let auto = match body.get("auto").and_then(|a| a.as_str()) {
         None => None,
@@ -193,7 +379,10 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
             if expect.get("startError").and_then(|v| v.as_str()) == Some(code.as_str()) {
                 return Ok(());
             }
-            return Err(vec![format!("start failed: {e} [{code}]")]);
+            return Err(vec![format!(
+                "{}start failed: {e} [{code}]",
+                at_expect("startError")
+            )]);
         }
     };
     let mut at = 0;
@@ -203,13 +392,19 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
         match (&r, &e.expect_error) {
             (Ok(_), None) => {}
             (Ok(_), Some(code)) => fails.push(format!(
-                "event {}: expected error {code}, it was accepted",
+                "{}event {}: expected error {code}, it was accepted",
+                at_event(i),
                 i + 1
             )),
             (Err(err), want) => {
                 let code = err.code();
                 if want.as_deref() != Some(code) {
-                    fails.push(format!("event {}: {} [{code}]", i + 1, err.message()));
+                    fails.push(format!(
+                        "{}event {}: {} [{code}]",
+                        at_event(i),
+                        i + 1,
+                        err.message()
+                    ));
                 }
             }
         }
@@ -223,11 +418,22 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     for key in ["outcome", "pending", "incident"] {
         if let Some(want) = expect.get(key) {
             let none = serde_json::Value::Null;
-            expect_eq(key, want, got.get(key).unwrap_or(&none), &mut fails);
+            expect_eq(
+                &format!("{}{key}", at_expect(key)),
+                want,
+                got.get(key).unwrap_or(&none),
+                &mut fails,
+            );
         }
     }
     if let Some(want) = expect.get("trace") {
-        compare_trace(want, got.get("trace").unwrap_or_default(), &mut fails);
+        // an entry's failure at the entry, a wrong length at `trace:`
+        let at = |i: usize| {
+            s.trace_at
+                .get(i)
+                .map_or_else(|| at_expect("trace"), |l| format!("{l}: "))
+        };
+        compare_trace(want, got.get("trace").unwrap_or_default(), &at, &mut fails);
     }
     if expect.get("outcome").is_none() {
         fails.push("expect.outcome is required".to_owned());

@@ -67,6 +67,8 @@ pub struct CheckError {
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     vars: HashMap<String, Type>,
+    /// The `enum` of string fields, by path (`currency`, `applicant.kind`).
+    enums: HashMap<String, Vec<String>>,
 }
 
 impl Env {
@@ -79,7 +81,20 @@ impl Env {
                 .iter()
                 .map(|(k, f)| (k.clone(), f.ty.clone()))
                 .collect(),
+            enums: HashMap::new(),
         }
+    }
+
+    /// Declares the `enum` of a string field (`applicant.kind`): comparing it with
+    /// another string is always false (a warning).
+    pub fn declare_enum(&mut self, path: &str, values: Vec<String>) {
+        self.enums.insert(path.to_owned(), values);
+    }
+
+    /// The `enum` of a string field, when it declares one.
+    #[must_use]
+    pub fn enum_of(&self, path: &str) -> Option<&[String]> {
+        self.enums.get(path).map(Vec::as_slice)
     }
 
     /// Declares one variable.

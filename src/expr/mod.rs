@@ -171,6 +171,25 @@ pub enum ExprError {
         #[label("always {value}")]
         span: Span,
     },
+    /// A string field compared with a value outside its `enum`.
+    #[error("`{field}` is never `{value}` (its enum is {allowed}): this comparison is always {always}")]
+    #[diagnostic(code("flowc::expr::outside-enum"), severity(Warning))]
+    OutsideEnum {
+        /// The field.
+        field: String,
+        /// The literal.
+        value: String,
+        /// The enum, in words.
+        allowed: String,
+        /// What the comparison always gives.
+        always: bool,
+        /// Where.
+        #[label("always {always}")]
+        span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
+    },
     /// The compiler failed on a valid expression: a bug in flowc, never the author's fault.
     #[error("internal error (a bug in flowc): {message}")]
     #[diagnostic(
@@ -443,6 +462,21 @@ pub fn check_condition(
                 }
             }
         }
+    }
+    for o in constant::outside_enum(&checked.expr, env) {
+        let help = crate::diagnostic::did_you_mean(&o.value, o.allowed.iter().map(String::as_str))
+            .map_or_else(
+                || format!("compare `{}` with one of its enum values, or add `{}` to the enum", o.field, o.value),
+                |s| format!("did you mean `{s}`?"),
+            );
+        warnings.push(ExprError::OutsideEnum {
+            allowed: o.allowed.join(", "),
+            field: o.field,
+            value: o.value,
+            always: o.always,
+            span: src.map_span(o.span.0, o.span.1),
+            help,
+        });
     }
     Ok((checked, warnings))
 }

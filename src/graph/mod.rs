@@ -278,6 +278,29 @@ pub enum GraphError {
         #[label("never chosen")]
         span: Span,
     },
+    /// A rule after a rule that always holds, under `first`.
+    #[error("rule {index} of decision `{id}` is unreachable: rule {always_index} is always true")]
+    #[diagnostic(
+        code("flowc::graph::unreachable-rule"),
+        severity(Warning),
+        help(
+            "under `hitPolicy: first` the first rule that holds wins, and rule {always_index} always holds; remove its condition's constant part, or move it last (or make it the `default`)"
+        )
+    )]
+    UnreachableRule {
+        /// The decision.
+        id: String,
+        /// 1-based rule number.
+        index: usize,
+        /// The rule that always holds (1-based).
+        always_index: usize,
+        /// Where.
+        #[label("never chosen")]
+        span: Span,
+        /// The rule that always holds.
+        #[label("always true")]
+        always: Span,
+    },
     /// Two rules that can hold together under `unique`.
     #[error("rules {first_index} and {index} of decision `{id}` overlap")]
     #[diagnostic(

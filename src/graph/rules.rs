@@ -18,10 +18,17 @@ enum Point {
     Bool(bool),
 }
 
+/// The one value a comparison is about: a field (`amount`, `applicant.grade`), or the
+/// size of one (`items.size()`, `size(items)`), which is an `int` like any other.
 fn field_of(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Ident(n) => Some(n.clone()),
         ExprKind::Select(inner, f) => Some(format!("{}.{f}", field_of(inner)?)),
+        ExprKind::Call { target, name, args } if name == "size" => match (target, args.as_slice()) {
+            (Some(t), []) => Some(format!("size({})", field_of(t)?)),
+            (None, [a]) => Some(format!("size({})", field_of(a)?)),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -277,6 +284,14 @@ pub fn one_field_constant(e: &Expr) -> Option<bool> {
     }
 }
 
+/// A rule that holds whatever the context: `true`, a form that fixes it (`x || true`)
+/// or a one-field condition true over the whole domain (`amount >= 0.0 || amount < 0.0`).
+fn always_holds(e: &Expr) -> bool {
+    matches!(e.kind, ExprKind::Lit(Literal::Bool(true)))
+        || crate::expr::constant::fixed_value(e) == Some(true)
+        || one_field_constant(e) == Some(true)
+}
+
 /// The `allowed` strings of a context field, if it declares them.
 fn allowed_values(flow: &Flow, field: &str) -> Option<Vec<String>> {
     flow.context
@@ -315,6 +330,23 @@ pub fn check_decision(
     };
     let step_id = s.id.value.as_str();
     let rule_spans: Vec<Span> = rules.iter().map(|r| r.when.span).collect();
+    // under `first`, nothing after a rule that always holds is ever chosen
+    let always = if *policy == HitPolicy::First {
+        checked.iter().find(|(_, c)| always_holds(c)).map(|(i, _)| *i)
+    } else {
+        None
+    };
+    if let Some(first) = always {
+        for (i, _) in checked.iter().filter(|(i, _)| *i > first) {
+            errs.push(GraphError::UnreachableRule {
+                id: step_id.to_owned(),
+                index: i + 1,
+                always_index: first + 1,
+                span: rule_spans.get(*i).copied().unwrap_or_default(),
+                always: rule_spans.get(first).copied().unwrap_or_default(),
+            });
+        }
+    }
     let has_default = default.is_some();
     // group rules by the one field they test
     let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();
@@ -350,7 +382,11 @@ pub fn check_decision(
                     // a rule that holds nowhere is "always false" (reported by the
                     // condition check), not shadowed
                     let impossible = v.iter().all(|a| !*a);
-                    if !impossible && v.iter().zip(&covered).all(|(a, c)| !*a || *c) {
+                    let after_always = always.is_some_and(|first| rule_idx > first);
+                    if !impossible
+                        && !after_always
+                        && v.iter().zip(&covered).all(|(a, c)| !*a || *c)
+                    {
                         errs.push(GraphError::ShadowedRule {
                             id: step_id.to_owned(),
                             index: rule_idx + 1,

@@ -13,6 +13,7 @@ pub use crate::limits::LoadLimits;
 use crate::span::{SourceFile, Span};
 
 pub use schema::{SCHEMA_JSON, SchemaError};
+pub(crate) use schema::{STEP_TYPES, recovered_step_type};
 pub use yaml::{Node, NodeKind, Resolved, Scalar, ScalarStyle};
 
 /// Errors of the YAML stage.

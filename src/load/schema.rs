@@ -229,6 +229,10 @@ fn allowed_keys_help(schema_path: &str, key: &str) -> String {
 }
 
 /// Validates the tree; returns every violation, deduplicated, in document order.
+///
+/// A step whose `type` is unknown is also validated as the type it was meant to be
+/// ([`recovered_step_type`]): its other mistakes (a missing `assignees`, an unknown key)
+/// are reported in the same pass as the type, next to the type's own error.
 pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
     let Some(v) = validator() else {
         return vec![SchemaError::Other {
@@ -239,11 +243,101 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
         }];
     };
     let instance = root.to_json();
+    let mut corrected = instance.clone();
+    let mut fixed = Vec::new();
+    correct_step_types(&mut corrected, "", &mut fixed);
     let mut out: Vec<(Span, String, SchemaError)> = Vec::new();
+    if fixed.is_empty() {
+        for err in v.iter_errors(&instance) {
+            push_error(root, &err, &mut out);
+        }
+        return finish(out);
+    }
+    // the written types' own errors, then everything as if each type were the one meant
+    let type_spans: Vec<Span> = fixed.iter().map(|p| resolve(root, p).0.span).collect();
     for err in v.iter_errors(&instance) {
+        let mut one = Vec::new();
+        push_error(root, &err, &mut one);
+        out.extend(one.into_iter().filter(|(span, _, _)| {
+            type_spans
+                .iter()
+                .any(|t| t.start <= span.start && span.end <= t.end)
+        }));
+    }
+    for err in v.iter_errors(&corrected) {
         push_error(root, &err, &mut out);
     }
     finish(out)
+}
+
+/// The step types of the flow format.
+pub(crate) const STEP_TYPES: [&str; 6] = [
+    "approval",
+    "service-task",
+    "decision",
+    "parallel",
+    "notify",
+    "end",
+];
+
+/// The keys that only one step type has, by type.
+const TYPE_SIGNS: [(&str, &[&str]); 6] = [
+    ("approval", &["assignees", "mode", "escalateTo", "onReject", "allowAddSigner", "onTimeout"]),
+    ("service-task", &["service", "retry", "onError"]),
+    ("decision", &["rules", "hitPolicy", "default"]),
+    ("parallel", &["branches", "join"]),
+    ("notify", &["to", "message"]),
+    ("end", &["outcome"]),
+];
+
+/// The type a step with an unknown `type` (`aproval`) is read as, so that the rest of it
+/// is still checked: the one close spelling of a step type, or else the one type whose
+/// own keys the step has (`rules` → `decision`). `None` when neither decides.
+pub(crate) fn recovered_step_type(written: &str, has: impl Fn(&str) -> bool) -> Option<&'static str> {
+    if let Some(close) = crate::diagnostic::did_you_mean(written, STEP_TYPES) {
+        return STEP_TYPES.into_iter().find(|t| *t == close);
+    }
+    let mut signed = TYPE_SIGNS
+        .iter()
+        .filter(|(_, keys)| keys.iter().any(|k| has(k)))
+        .map(|(t, _)| *t);
+    match (signed.next(), signed.next()) {
+        (Some(t), None) => Some(t),
+        _ => None,
+    }
+}
+
+/// Replaces every unknown step `type` (at any depth) that [`recovered_step_type`]
+/// recovers; `fixed` gets the JSON pointer of each replaced `type`.
+fn correct_step_types(v: &mut serde_json::Value, pointer: &str, fixed: &mut Vec<String>) {
+    let Some(steps) = v.get_mut("steps").and_then(serde_json::Value::as_array_mut) else {
+        return;
+    };
+    for (i, step) in steps.iter_mut().enumerate() {
+        let here = format!("{pointer}/steps/{i}");
+        let Some(obj) = step.as_object_mut() else {
+            continue;
+        };
+        let written = obj
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        if let Some(written) = written
+            && !STEP_TYPES.contains(&written.as_str())
+            && let Some(meant) = recovered_step_type(&written, |k| obj.contains_key(k))
+        {
+            obj.insert("type".to_owned(), serde_json::Value::from(meant));
+            fixed.push(format!("{here}/type"));
+        }
+        if let Some(branches) = obj
+            .get_mut("branches")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for (j, b) in branches.iter_mut().enumerate() {
+                correct_step_types(b, &format!("{here}/branches/{j}"), fixed);
+            }
+        }
+    }
 }
 
 /// The one branch of a `oneOf`/`anyOf` that accepts the value's kind (a mapping for the

@@ -238,6 +238,40 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// The `enum` of every string field of the context, by path (`currency`,
+    /// `applicant.kind`), through objects at any depth (not into lists or maps: their
+    /// items are reached by comprehension variables, not by a path).
+    #[must_use]
+    pub fn string_enums(&self) -> Vec<(String, Vec<String>)> {
+        fn walk(prefix: &str, fields: &[FieldDecl], out: &mut Vec<(String, Vec<String>)>) {
+            for f in fields {
+                let path = if prefix.is_empty() {
+                    f.name.value.clone()
+                } else {
+                    format!("{prefix}.{}", f.name.value)
+                };
+                if f.decl.ty == crate::expr::Type::String
+                    && let Some(allowed) = &f.decl.allowed
+                {
+                    let values: Vec<String> = allowed
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect();
+                    // an enum with a non-string member is a model error reported elsewhere
+                    if values.len() == allowed.len() {
+                        out.push((path.clone(), values));
+                    }
+                }
+                if let Parts::Fields(inner) = &f.decl.parts {
+                    walk(&path, inner, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &self.context, &mut out);
+        out
+    }
+
     /// The context as an object type (for the checker).
     #[must_use]
     pub fn context_type(&self) -> ObjectType {
@@ -533,7 +567,15 @@ impl Builder<'_> {
         let type_node = n.get("type")?;
         let s = |k: &str| n.get(k).and_then(Node::as_str);
         let goto = |k: &str| n.get(k).map(spanned_str);
-        let kind = match type_node.as_str()? {
+        // an unknown type (reported by the schema) is read as the type it was meant to
+        // be, so that the rest of the step is checked and references to it resolve
+        let written = type_node.as_str()?;
+        let type_name = if crate::load::STEP_TYPES.contains(&written) {
+            written
+        } else {
+            crate::load::recovered_step_type(written, |k| n.get(k).is_some())?
+        };
+        let kind = match type_name {
             "approval" => StepKind::Approval {
                 assignees: n
                     .get("assignees")
