@@ -249,3 +249,30 @@ fn dir_source_names_one_file_one_way() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A renamed flow file keeps its flow active: the batch holding the rename is taken as a
+/// whole, so the flow moves to the new name without a retirement (or a conflict) in
+/// between, whichever way the two names sort.
+#[test]
+fn a_renamed_flow_file_is_never_retired() {
+    let root = repo("rename");
+    let flows = root.join("flows");
+    let w = Watch::start(&root, flows.to_str().unwrap());
+    w.published(1, &flows.join("purchase.yaml").display().to_string());
+    assert!(w.next("the watch start").starts_with("watching "));
+    // renamed to a name after the old one, then to one before it
+    for (from, to) in [("purchase.yaml", "zz-purchase.yaml"), ("zz-purchase.yaml", "aa-purchase.yaml")] {
+        std::fs::rename(flows.join(from), flows.join(to)).unwrap();
+        let line = w.next("the rename");
+        assert!(
+            line.starts_with("published purchase@1#")
+                && line.ends_with(&format!(" from {}", flows.join(to).display())),
+            "{from} -> {to}: expected a publish from the new name, got `{line}`"
+        );
+    }
+    // the next thing said is about the next edit: nothing was retired in between
+    std::fs::write(flows.join("aa-purchase.yaml"), FLOW.replace("100.0", "200.0")).unwrap();
+    w.published(2, &flows.join("aa-purchase.yaml").display().to_string());
+    drop(w);
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -232,6 +232,42 @@ impl DirSource {
         events
     }
 
+    /// Brings a batch of paths in step as a whole (one debounced batch of the watcher):
+    /// the files that are gone let go of their flows first, the files that exist are
+    /// published, and only then is a flow that no file holds any more retired (or taken
+    /// over by a waiting file). A rename (the old name gone, the new one present, one
+    /// flow id) therefore moves the flow to the new file without retiring it, whichever
+    /// order the two names sort in.
+    pub fn sync_batch(&self, paths: &[PathBuf]) -> Vec<SourceEvent> {
+        let mut paths: Vec<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
+        paths.sort();
+        paths.dedup();
+        let mut gone: Vec<(PathBuf, String)> = Vec::new();
+        {
+            let mut files = self.lock();
+            for p in paths.iter().filter(|p| !p.is_file()) {
+                files.waiting.remove(p);
+                if let Some(v) = files.held.remove(p) {
+                    gone.push((p.clone(), v.flow));
+                }
+            }
+        }
+        let mut events: Vec<SourceEvent> = paths
+            .iter()
+            .filter(|p| !gone.iter().any(|(g, _)| g == *p))
+            .flat_map(|p| self.sync(p))
+            .collect();
+        let mut files = self.lock();
+        for (path, flow) in gone {
+            // moved: a file of this batch holds the flow now
+            if files.held.values().any(|v| v.flow == flow) {
+                continue;
+            }
+            events.extend(self.free(&mut files, &path, &flow));
+        }
+        events
+    }
+
     /// A flow no file holds any more: a waiting file takes it over, or it is retired.
     fn free(&self, files: &mut Files, path: &Path, flow: &str) -> Vec<SourceEvent> {
         let candidates: Vec<PathBuf> = files
@@ -401,9 +437,9 @@ impl DirSource {
             if changed.is_empty() {
                 return;
             }
-            for file in me.affected(&changed) {
-                me.sync(&file).into_iter().for_each(&mut on_event);
-            }
+            me.sync_batch(&me.affected(&changed))
+                .into_iter()
+                .for_each(&mut on_event);
         })
         .map_err(|e| err(&e))?;
         debouncer
