@@ -279,13 +279,20 @@ fn the_hooks_file_is_what_pre_commit_reads() {
             ".pre-commit-config.yaml",
         ]
     );
-    // flowc-test runs when a flow changes, not only a scenario file
+    // flowc-test runs when a flow changes, not only a scenario file, and is told which
+    // files changed (never the vendored ones)
     assert_eq!(
         hooks[1].select(&["flows/purchase.yaml"]),
         ["flows/purchase.yaml"]
     );
-    assert!(!hooks[1].pass_filenames);
+    assert!(hooks[1].pass_filenames);
     assert!(hooks[1].select(&["README.md"]).is_empty());
+    assert!(
+        hooks[1]
+            .select(&all)
+            .iter()
+            .all(|f| !f.starts_with("node_modules/"))
+    );
 }
 
 #[test]
@@ -371,6 +378,48 @@ fn hooks_fail_when_a_flow_change_breaks_a_scenario() {
         }
         other => panic!("flowc-test must run and fail: {other:?}"),
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_flow_change_runs_the_scenarios_of_that_flow_only() {
+    let root = repo("selected");
+    // a valid change to the leave flow, and other YAML
+    let leave = root.join("flows/leave-request.yaml");
+    let text = std::fs::read_to_string(&leave).unwrap();
+    std::fs::write(&leave, text + "# reviewed\n").unwrap();
+    let results = run_hooks(&root, &["flows/leave-request.yaml", "docker-compose.yml"]);
+    match &results[1] {
+        (id, Outcome::Passed(log)) if id == "flowc-test" => {
+            assert!(log.contains("flows/leave-request.test.yaml\n"), "{log}");
+            assert!(!log.contains("purchase.test.yaml"), "{log}");
+            assert!(log.contains("test result: ok. "), "{log}");
+        }
+        other => panic!("flowc-test must run and pass: {other:?}"),
+    }
+    // only other YAML changed: no scenario runs, and the hook passes
+    match &run_hooks(&root, &["docker-compose.yml"])[1] {
+        (_, Outcome::Passed(log)) => {
+            assert!(log.contains("test result: ok. 0 passed; 0 failed; 0 file(s)"), "{log}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // a scenario file and a flow named together: the union, each file once
+    let (code, out) = flowc(
+        &root,
+        &["test", "flows/purchase.yaml", "flows/purchase.test.yaml", "./flows/leave-request.yaml"],
+    );
+    assert_eq!(code, 0, "{out}");
+    // one purchase scenario and the seven of the leave flow
+    assert!(
+        out.ends_with("test result: ok. 8 passed; 0 failed; 2 file(s)\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("flows/purchase.test.yaml\n").count(), 1, "{out}");
+    // a flow named from another directory finds its scenarios under the working one
+    let (code, out) = flowc(&root.join("flows"), &["test", "purchase.yaml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("purchase.test.yaml\n"), "{out}");
     let _ = std::fs::remove_dir_all(&root);
 }
 

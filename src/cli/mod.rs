@@ -210,7 +210,9 @@ enum Command {
     },
     /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
     Test {
-        /// Files or directories (default: the current directory).
+        /// Scenario files, directories (searched for scenario files; default: the
+        /// current directory) or flow files (the scenario files under the current
+        /// directory whose `flow:` is one of them); other YAML is ignored.
         paths: Vec<PathBuf>,
     },
     /// Explain a diagnostic code, with a bad and a fixed example from the fixtures.

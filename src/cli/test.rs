@@ -1,4 +1,6 @@
 //! `flowc test`: runs scenario files (`*.test.yaml`) and reports like a test runner.
+//! Given flow files it runs the scenario files that use them (see `select`), so that
+//! a pre-commit hook passing the changed files runs exactly the affected scenarios.
 //!
 //! ```yaml
 //! flow: expense-reimbursement.yaml     # relative to the scenario file
@@ -441,8 +443,49 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     if fails.is_empty() { Ok(()) } else { Err(fails) }
 }
 
+/// The scenario files to run: those under the directories given (all under `.` when
+/// nothing is given), the scenario files named, and for the flow files named the
+/// scenario files under the working directory (the one walk: `.gitignore`d, hidden and
+/// vendored directories are not searched) whose `flow:` is one of them, compared as
+/// canonical paths. Named YAML that is neither (`docker-compose.yml`, passed by
+/// pre-commit) selects nothing.
+fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    if paths.is_empty() {
+        return super::check::collect_scenarios(&[]);
+    }
+    let (named, others): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .iter()
+        .cloned()
+        .partition(|p| p.is_file() && !flowc::source::is_scenario_file(p));
+    let mut out = if others.is_empty() {
+        Vec::new()
+    } else {
+        super::check::collect_scenarios(&others)?
+    };
+    let flows: Vec<PathBuf> = named
+        .iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|b| flowc::source::is_flow_content(&b)))
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    if !flows.is_empty() {
+        for s in super::check::collect_scenarios(&[PathBuf::from(".")])? {
+            if flow_of(&s)
+                .and_then(|f| f.canonicalize().ok())
+                .is_some_and(|f| flows.contains(&f))
+            {
+                out.push(s);
+            }
+        }
+    }
+    // one file reached by two spellings (named, and found by the walk) runs once
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())));
+    out.sort();
+    Ok(out)
+}
+
 pub fn run(paths: &[PathBuf]) -> u8 {
-    let files = match super::check::collect_scenarios(paths) {
+    let files = match select(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
