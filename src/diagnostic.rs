@@ -397,6 +397,19 @@ pub fn bounded_list<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     parts.join(sep)
 }
 
+/// A value of a flow file as a message shows it (the schema's and the model's messages
+/// alike): a string as written, quoted only when it would read as another kind (`"1"`,
+/// `"true"`); any other value as JSON; at most 60 characters ([`excerpt`]).
+#[must_use]
+pub fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) if serde_json::from_str::<serde_json::Value>(s).is_err() => {
+            excerpt(s)
+        }
+        other => excerpt(&other.to_string()),
+    }
+}
+
 /// A value quoted in a message, cut to 60 characters (`…` marks the cut).
 #[must_use]
 pub fn excerpt(text: &str) -> String {

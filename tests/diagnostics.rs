@@ -257,20 +257,35 @@ fn human_output_caps_each_code_per_file_and_counts_the_rest() {
         "{out}"
     );
     // the summary still counts every error
-    assert!(out.contains("checked 1 file: 3000 errors"), "{}", out.lines().last().unwrap());
+    assert!(
+        out.contains("checked 1 file: 3000 errors"),
+        "{}",
+        out.lines().last().unwrap()
+    );
     // a smaller cap, and no cap
-    let (code, out, _) = run_in(&dir, &["check", "--max-diagnostics", "3", "flow.yaml"], None);
+    let (code, out, _) = run_in(
+        &dir,
+        &["check", "--max-diagnostics", "3", "flow.yaml"],
+        None,
+    );
     assert_eq!(code, 1);
     assert_eq!(out.matches("unknown step `nowhere-").count(), 3);
     assert!(out.contains("and 2,997 more"), "{out}");
-    let (code, out, _) = run_in(&dir, &["check", "--max-diagnostics", "0", "flow.yaml"], None);
+    let (code, out, _) = run_in(
+        &dir,
+        &["check", "--max-diagnostics", "0", "flow.yaml"],
+        None,
+    );
     assert_eq!(code, 1);
     assert_eq!(out.matches("unknown step `nowhere-").count(), 3000);
     assert!(!out.contains("more `flowc::graph::unknown-step`"));
     // github output is capped the same way; JSON lists everything
     let (code, out, _) = run_in(&dir, &["check", "--format", "github", "flow.yaml"], None);
     assert_eq!(code, 1);
-    assert_eq!(out.lines().filter(|l| l.starts_with("::error ")).count(), 20);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("::error ")).count(),
+        20
+    );
     assert!(
         out.contains("::notice file=flow.yaml::and 2,980 more `flowc::graph::unknown-step` errors"),
         "{out}"
@@ -335,14 +350,22 @@ fn a_misspelt_step_type_does_not_hide_the_steps_other_errors() {
 
 #[test]
 fn a_step_type_neither_close_nor_recognisable_still_drops_the_step_quietly() {
-    let text = TYPE_TYPOS.replace("type: anouncement\n    to: { role: clerk }\n    mesage: hi\n", "type: whatever\n");
+    let text = TYPE_TYPOS.replace(
+        "type: anouncement\n    to: { role: clerk }\n    mesage: hi\n",
+        "type: whatever\n",
+    );
     let s = summary(&check(&text));
     assert!(
-        s.iter().any(|l| l.starts_with("flowc::schema::invalid-value 20:11 `whatever`")),
+        s.iter()
+            .any(|l| l.starts_with("flowc::schema::invalid-value 20:11 `whatever`")),
         "{s:?}"
     );
     // no cascade: nothing names `notice` as unknown
-    assert!(!s.iter().any(|l| l.contains("`notice`") && !l.contains("invalid-value")), "{s:?}");
+    assert!(
+        !s.iter()
+            .any(|l| l.contains("`notice`") && !l.contains("invalid-value")),
+        "{s:?}"
+    );
 }
 
 const MANY_PROBLEMS: &str = "apiVersion: flowc/v1
@@ -824,7 +847,10 @@ fn every_code_with_a_fixture_has_a_bad_and_a_fixed_example() {
             missing.push(c.as_str());
         }
     }
-    assert!(missing.is_empty(), "codes without a fixed example: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes without a fixed example: {missing:?}"
+    );
 }
 
 #[test]

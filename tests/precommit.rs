@@ -400,14 +400,22 @@ fn a_flow_change_runs_the_scenarios_of_that_flow_only() {
     // only other YAML changed: no scenario runs, and the hook passes
     match &run_hooks(&root, &["docker-compose.yml"])[1] {
         (_, Outcome::Passed(log)) => {
-            assert!(log.contains("test result: ok. 0 passed; 0 failed; 0 file(s)"), "{log}");
+            assert!(
+                log.contains("test result: ok. 0 passed; 0 failed; 0 file(s)"),
+                "{log}"
+            );
         }
         other => panic!("{other:?}"),
     }
     // a scenario file and a flow named together: the union, each file once
     let (code, out) = flowc(
         &root,
-        &["test", "flows/purchase.yaml", "flows/purchase.test.yaml", "./flows/leave-request.yaml"],
+        &[
+            "test",
+            "flows/purchase.yaml",
+            "flows/purchase.test.yaml",
+            "./flows/leave-request.yaml",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     // one purchase scenario and the seven of the leave flow
@@ -415,7 +423,11 @@ fn a_flow_change_runs_the_scenarios_of_that_flow_only() {
         out.ends_with("test result: ok. 8 passed; 0 failed; 2 file(s)\n"),
         "{out}"
     );
-    assert_eq!(out.matches("flows/purchase.test.yaml\n").count(), 1, "{out}");
+    assert_eq!(
+        out.matches("flows/purchase.test.yaml\n").count(),
+        1,
+        "{out}"
+    );
     // a flow named from another directory finds its scenarios under the working one
     let (code, out) = flowc(&root.join("flows"), &["test", "purchase.yaml"]);
     assert_eq!(code, 0, "{out}");

@@ -261,7 +261,10 @@ fn a_renamed_flow_file_is_never_retired() {
     w.published(1, &flows.join("purchase.yaml").display().to_string());
     assert!(w.next("the watch start").starts_with("watching "));
     // renamed to a name after the old one, then to one before it
-    for (from, to) in [("purchase.yaml", "zz-purchase.yaml"), ("zz-purchase.yaml", "aa-purchase.yaml")] {
+    for (from, to) in [
+        ("purchase.yaml", "zz-purchase.yaml"),
+        ("zz-purchase.yaml", "aa-purchase.yaml"),
+    ] {
         std::fs::rename(flows.join(from), flows.join(to)).unwrap();
         let line = w.next("the rename");
         assert!(
@@ -271,7 +274,11 @@ fn a_renamed_flow_file_is_never_retired() {
         );
     }
     // the next thing said is about the next edit: nothing was retired in between
-    std::fs::write(flows.join("aa-purchase.yaml"), FLOW.replace("100.0", "200.0")).unwrap();
+    std::fs::write(
+        flows.join("aa-purchase.yaml"),
+        FLOW.replace("100.0", "200.0"),
+    )
+    .unwrap();
     w.published(2, &flows.join("aa-purchase.yaml").display().to_string());
     drop(w);
     let _ = std::fs::remove_dir_all(root);

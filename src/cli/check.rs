@@ -294,7 +294,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -345,6 +345,70 @@ fn cap(diags: &Diagnostics, max: usize) -> Vec<Shown<'_>> {
     shown
 }
 
+/// `--format github`: one workflow annotation line per problem.
+fn github(
+    lock: &mut impl Write,
+    io: &[IoProblem],
+    skipped: &[Skipped],
+    diags: &Diagnostics,
+    max_diagnostics: usize,
+) {
+    for p in io {
+        let _ = writeln!(
+            lock,
+            "::error file={},title={}::{}",
+            github_escape(&p.name, true),
+            github_escape(flowc::codes::Code::IoRead.as_str(), true),
+            github_escape(&p.message, false)
+        );
+    }
+    for s in skipped.iter().filter(|s| s.named) {
+        let _ = writeln!(
+            lock,
+            "::warning file={}::{}",
+            github_escape(&s.path.display().to_string(), true),
+            github_escape(&not_a_flow(&s.path), false)
+        );
+    }
+    for item in cap(diags, max_diagnostics) {
+        let d = match item {
+            Shown::Diagnostic(d) => d,
+            Shown::More {
+                file,
+                code,
+                severity,
+                count,
+            } => {
+                let _ = writeln!(
+                    lock,
+                    "::notice file={}::{}",
+                    github_escape(file, true),
+                    github_escape(&Shown::more_message(file, &code, severity, count), false)
+                );
+                continue;
+            }
+        };
+        let (line, col) = d.line_col();
+        let level = if d.severity() == Severity::Error {
+            "error"
+        } else {
+            "warning"
+        };
+        let mut msg = d.message();
+        if let Some(h) = d.help() {
+            msg.push_str("\nhelp: ");
+            msg.push_str(&h);
+        }
+        let _ = writeln!(
+            lock,
+            "::{level} file={},line={line},col={col},title={}::{}",
+            github_escape(d.file().name(), true),
+            github_escape(&d.code(), true),
+            github_escape(&msg, false)
+        );
+    }
+}
+
 pub fn run(
     paths: &[PathBuf],
     format: CheckFormat,
@@ -366,63 +430,7 @@ pub fn run(
             let _ = writeln!(lock, "{}", to_json(files, &skipped, &diags, &io));
         }
         CheckFormat::Github => {
-            for p in &io {
-                let _ = writeln!(
-                    lock,
-                    "::error file={},title={}::{}",
-                    github_escape(&p.name, true),
-                    github_escape(flowc::codes::Code::IoRead.as_str(), true),
-                    github_escape(&p.message, false)
-                );
-            }
-            for s in skipped.iter().filter(|s| s.named) {
-                let _ = writeln!(
-                    lock,
-                    "::warning file={}::{}",
-                    github_escape(&s.path.display().to_string(), true),
-                    github_escape(&not_a_flow(&s.path), false)
-                );
-            }
-            for item in cap(&diags, max_diagnostics) {
-                let d = match item {
-                    Shown::Diagnostic(d) => d,
-                    Shown::More {
-                        file,
-                        code,
-                        severity,
-                        count,
-                    } => {
-                        let _ = writeln!(
-                            lock,
-                            "::notice file={}::{}",
-                            github_escape(file, true),
-                            github_escape(
-                                &Shown::more_message(file, &code, severity, count),
-                                false
-                            )
-                        );
-                        continue;
-                    }
-                };
-                let (line, col) = d.line_col();
-                let level = if d.severity() == Severity::Error {
-                    "error"
-                } else {
-                    "warning"
-                };
-                let mut msg = d.message();
-                if let Some(h) = d.help() {
-                    msg.push_str("\nhelp: ");
-                    msg.push_str(&h);
-                }
-                let _ = writeln!(
-                    lock,
-                    "::{level} file={},line={line},col={col},title={}::{}",
-                    github_escape(d.file().name(), true),
-                    github_escape(&d.code(), true),
-                    github_escape(&msg, false)
-                );
-            }
+            github(&mut lock, &io, &skipped, &diags, max_diagnostics);
         }
         CheckFormat::Human => {
             let mut out = String::new();

@@ -336,6 +336,45 @@ fn unknown_steps(flow: &CompiledFlow, s: &Scenario) -> Vec<String> {
         .collect()
 }
 
+/// Applies the scenario's events in order, each checked against its `expectError`;
+/// returns the time of the last one.
+fn apply_events(
+    inst: &mut Instance,
+    events: &[super::eval::TimedEvent],
+    s: &Scenario,
+    fails: &mut Failure,
+) -> u64 {
+    let at_event = |i: usize| {
+        s.event_at
+            .get(i)
+            .map_or_else(String::new, |l| format!("{l}: "))
+    };
+    let mut at = 0;
+    for (i, e) in events.iter().enumerate() {
+        at = e.at.unwrap_or(at + 1);
+        match (apply_one(inst, e, at), &e.expect_error) {
+            (Ok(_), None) => {}
+            (Ok(_), Some(code)) => fails.push(format!(
+                "{}event {}: expected error {code}, it was accepted",
+                at_event(i),
+                i + 1
+            )),
+            (Err(err), want) => {
+                let code = err.code();
+                if want.as_deref() != Some(code) {
+                    fails.push(format!(
+                        "{}event {}: {} [{code}]",
+                        at_event(i),
+                        i + 1,
+                        err.message()
+                    ));
+                }
+            }
+        }
+    }
+    at
+}
+
 fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     let mut problems = s.problems.clone();
     problems.extend(unknown_steps(flow, s));
@@ -345,11 +384,6 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     let at_expect = |key: &str| {
         s.expect_at
             .get(key)
-            .map_or_else(String::new, |l| format!("{l}: "))
-    };
-    let at_event = |i: usize| {
-        s.event_at
-            .get(i)
             .map_or_else(String::new, |l| format!("{l}: "))
     };
     let mut fails = Vec::new();
@@ -387,30 +421,7 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
             )]);
         }
     };
-    let mut at = 0;
-    for (i, e) in events.iter().enumerate() {
-        at = e.at.unwrap_or(at + 1);
-        let r = apply_one(&mut inst, e, at);
-        match (&r, &e.expect_error) {
-            (Ok(_), None) => {}
-            (Ok(_), Some(code)) => fails.push(format!(
-                "{}event {}: expected error {code}, it was accepted",
-                at_event(i),
-                i + 1
-            )),
-            (Err(err), want) => {
-                let code = err.code();
-                if want.as_deref() != Some(code) {
-                    fails.push(format!(
-                        "{}event {}: {} [{code}]",
-                        at_event(i),
-                        i + 1,
-                        err.message()
-                    ));
-                }
-            }
-        }
-    }
+    let at = apply_events(&mut inst, &events, s, &mut fails);
     if let Some(auto) = auto
         && let Err(e) = inst.auto_answer(auto, at, MAX_AUTO_EVENTS)
     {

@@ -172,7 +172,9 @@ pub enum ExprError {
         span: Span,
     },
     /// A string field compared with a value outside its `enum`.
-    #[error("`{field}` is never `{value}` (its enum is {allowed}): this comparison is always {always}")]
+    #[error(
+        "`{field}` is never `{value}` (its enum is {allowed}): this comparison is always {always}"
+    )]
     #[diagnostic(code("flowc::expr::outside-enum"), severity(Warning))]
     OutsideEnum {
         /// The field.
@@ -466,7 +468,12 @@ pub fn check_condition(
     for o in constant::outside_enum(&checked.expr, env) {
         let help = crate::diagnostic::did_you_mean(&o.value, o.allowed.iter().map(String::as_str))
             .map_or_else(
-                || format!("compare `{}` with one of its enum values, or add `{}` to the enum", o.field, o.value),
+                || {
+                    format!(
+                        "compare `{}` with one of its enum values, or add `{}` to the enum",
+                        o.field, o.value
+                    )
+                },
                 |s| format!("did you mean `{s}`?"),
             );
         warnings.push(ExprError::OutsideEnum {

@@ -24,11 +24,13 @@ fn field_of(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Ident(n) => Some(n.clone()),
         ExprKind::Select(inner, f) => Some(format!("{}.{f}", field_of(inner)?)),
-        ExprKind::Call { target, name, args } if name == "size" => match (target, args.as_slice()) {
-            (Some(t), []) => Some(format!("size({})", field_of(t)?)),
-            (None, [a]) => Some(format!("size({})", field_of(a)?)),
-            _ => None,
-        },
+        ExprKind::Call { target, name, args } if name == "size" => {
+            match (target, args.as_slice()) {
+                (Some(t), []) => Some(format!("size({})", field_of(t)?)),
+                (None, [a]) => Some(format!("size({})", field_of(a)?)),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -284,6 +286,34 @@ pub fn one_field_constant(e: &Expr) -> Option<bool> {
     }
 }
 
+/// Under `first`, every rule after the first rule that always holds is never chosen:
+/// reports them and returns that rule's index.
+fn unreachable_rules(
+    step_id: &str,
+    policy: HitPolicy,
+    checked: &[(usize, &Expr)],
+    rule_spans: &[Span],
+    errs: &mut Vec<GraphError>,
+) -> Option<usize> {
+    if policy != HitPolicy::First {
+        return None;
+    }
+    let first = checked
+        .iter()
+        .find(|(_, c)| always_holds(c))
+        .map(|(i, _)| *i)?;
+    for (i, _) in checked.iter().filter(|(i, _)| *i > first) {
+        errs.push(GraphError::UnreachableRule {
+            id: step_id.to_owned(),
+            index: i + 1,
+            always_index: first + 1,
+            span: rule_spans.get(*i).copied().unwrap_or_default(),
+            always: rule_spans.get(first).copied().unwrap_or_default(),
+        });
+    }
+    Some(first)
+}
+
 /// A rule that holds whatever the context: `true`, a form that fixes it (`x || true`)
 /// or a one-field condition true over the whole domain (`amount >= 0.0 || amount < 0.0`).
 fn always_holds(e: &Expr) -> bool {
@@ -330,23 +360,7 @@ pub fn check_decision(
     };
     let step_id = s.id.value.as_str();
     let rule_spans: Vec<Span> = rules.iter().map(|r| r.when.span).collect();
-    // under `first`, nothing after a rule that always holds is ever chosen
-    let always = if *policy == HitPolicy::First {
-        checked.iter().find(|(_, c)| always_holds(c)).map(|(i, _)| *i)
-    } else {
-        None
-    };
-    if let Some(first) = always {
-        for (i, _) in checked.iter().filter(|(i, _)| *i > first) {
-            errs.push(GraphError::UnreachableRule {
-                id: step_id.to_owned(),
-                index: i + 1,
-                always_index: first + 1,
-                span: rule_spans.get(*i).copied().unwrap_or_default(),
-                always: rule_spans.get(first).copied().unwrap_or_default(),
-            });
-        }
-    }
+    let always = unreachable_rules(step_id, *policy, checked, &rule_spans, &mut errs);
     let has_default = default.is_some();
     // group rules by the one field they test
     let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();

@@ -282,7 +282,17 @@ pub(crate) const STEP_TYPES: [&str; 6] = [
 
 /// The keys that only one step type has, by type.
 const TYPE_SIGNS: [(&str, &[&str]); 6] = [
-    ("approval", &["assignees", "mode", "escalateTo", "onReject", "allowAddSigner", "onTimeout"]),
+    (
+        "approval",
+        &[
+            "assignees",
+            "mode",
+            "escalateTo",
+            "onReject",
+            "allowAddSigner",
+            "onTimeout",
+        ],
+    ),
     ("service-task", &["service", "retry", "onError"]),
     ("decision", &["rules", "hitPolicy", "default"]),
     ("parallel", &["branches", "join"]),
@@ -293,7 +303,10 @@ const TYPE_SIGNS: [(&str, &[&str]); 6] = [
 /// The type a step with an unknown `type` (`aproval`) is read as, so that the rest of it
 /// is still checked: the one close spelling of a step type, or else the one type whose
 /// own keys the step has (`rules` → `decision`). `None` when neither decides.
-pub(crate) fn recovered_step_type(written: &str, has: impl Fn(&str) -> bool) -> Option<&'static str> {
+pub(crate) fn recovered_step_type(
+    written: &str,
+    has: impl Fn(&str) -> bool,
+) -> Option<&'static str> {
     if let Some(close) = crate::diagnostic::did_you_mean(written, STEP_TYPES) {
         return STEP_TYPES.into_iter().find(|t| *t == close);
     }
@@ -378,7 +391,7 @@ fn push_error(
         if context.is_empty() && !segs.is_empty() {
             context = format!(" at `{}`", segs.join("."));
         }
-        let value_text = crate::diagnostic::excerpt(node.as_str().unwrap_or(""));
+        let value_text = crate::diagnostic::value_text(&node.to_json());
         let value_span = node.span;
         let e = match err.kind() {
             // a bad mapping key: point at the key itself
@@ -432,7 +445,7 @@ fn push_error(
                     .as_array()
                     .map(|a| {
                         a.iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .map(crate::diagnostic::value_text)
                             .collect()
                     })
                     .unwrap_or_default();
@@ -455,15 +468,11 @@ fn push_error(
                 value: value_text,
                 context,
                 span: value_span,
-                help: format!(
-                    "use `{}`",
-                    expected_value
-                        .as_str()
-                        .map_or_else(|| expected_value.to_string(), str::to_owned)
-                ),
+                help: format!("use `{}`", crate::diagnostic::value_text(expected_value)),
             },
             ValidationErrorKind::Pattern { pattern } => SchemaError::Pattern {
-                help: type_suggestion(pattern, &value_text).unwrap_or_else(|| pattern_help(pattern)),
+                help: type_suggestion(pattern, node.as_str().unwrap_or_default())
+                    .unwrap_or_else(|| pattern_help(pattern)),
                 value: value_text,
                 context,
                 span: value_span,

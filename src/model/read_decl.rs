@@ -306,11 +306,7 @@ impl Builder<'_> {
                 PathPart::Index(i) => i.to_string(),
             })
         };
-        // a string that reads like a number or a bool keeps its quotes (`"1"`)
-        let value = || match at_node.as_str() {
-            Some(s) if serde_json::from_str::<serde_json::Value>(s).is_err() => s.to_owned(),
-            _ => decl::shown(&at_node.to_json()),
-        };
+        let value = || crate::diagnostic::value_text(&at_node.to_json());
         let e = match &m.kind {
             MisfitKind::WrongType { expected, .. } => ModelError::ValueType {
                 what,
