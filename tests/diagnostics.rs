@@ -346,6 +346,27 @@ fn a_misspelt_step_type_does_not_hide_the_steps_other_errors() {
     );
     // the misspelt steps stay in the graph: `goto: manager` is no unknown step
     assert!(!summary(&d).iter().any(|s| s.contains("`manager` in")));
+    // how each step was read is said in the type error's help
+    let helps: Vec<String> = d
+        .iter()
+        .filter(|d| d.code() == "flowc::schema::invalid-value")
+        .map(|d| d.help().unwrap_or_default())
+        .collect();
+    assert!(helps[0].starts_with("did you mean `approval`?"), "{helps:?}");
+    assert!(helps[1].starts_with("did you mean `decision`?"), "{helps:?}");
+    assert!(
+        helps[2].ends_with(
+            "; the rest of the step was checked as `notify`, the type whose keys it has"
+        ),
+        "{helps:?}"
+    );
+}
+
+#[test]
+fn a_misspelt_step_type_renders_every_error_in_one_run() {
+    let (code, out) = check_human("typo", TYPE_TYPOS);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("misspelt_step_types", out);
 }
 
 #[test]

@@ -163,6 +163,45 @@ fn scan_and_sync() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A batch taken as a whole: a file removed and another created with its flow (a rename
+/// seen as remove + create) moves the flow, with no retirement and no conflict, in
+/// either order of the names; a batch where the flow really goes retires it.
+#[test]
+fn a_batch_moves_a_renamed_flow_without_retiring_it() {
+    let dir = tempdir("batch");
+    std::fs::write(dir.join("m.yaml"), flow("one", "r1")).unwrap();
+    let reg = Arc::new(Registry::default());
+    let src = DirSource::new(&dir, Arc::clone(&reg));
+    let d = |events: Vec<SourceEvent>| -> Vec<String> {
+        events.iter().map(|e| describe(e, &dir)).collect()
+    };
+    assert_eq!(d(src.scan().unwrap()), ["published one@1 m.yaml"]);
+    for (from, to) in [("m.yaml", "z.yaml"), ("z.yaml", "a.yaml")] {
+        std::fs::remove_file(dir.join(from)).unwrap();
+        std::fs::write(dir.join(to), flow("one", "r1")).unwrap();
+        assert_eq!(
+            d(src.sync_batch(&[dir.join(from), dir.join(to)])),
+            [format!("published one@1 {to}")],
+            "{from} -> {to}"
+        );
+        assert!(reg.active("one").is_some());
+    }
+    // a rename that also edits the flow publishes the new version, still no retirement
+    std::fs::remove_file(dir.join("a.yaml")).unwrap();
+    std::fs::write(dir.join("b.yaml"), flow("one", "r2")).unwrap();
+    assert_eq!(
+        d(src.sync_batch(&[dir.join("a.yaml"), dir.join("b.yaml")])),
+        ["published one@2 b.yaml"]
+    );
+    // gone for good: retired
+    std::fs::remove_file(dir.join("b.yaml")).unwrap();
+    assert_eq!(
+        d(src.sync_batch(&[dir.join("b.yaml")])),
+        ["retired one b.yaml"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_store_names_the_directory_versions_across_restarts() {
     // the failure, without a store: a file that comes back with its first content gets

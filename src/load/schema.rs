@@ -254,15 +254,30 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
         return finish(out);
     }
     // the written types' own errors, then everything as if each type were the one meant
-    let type_spans: Vec<Span> = fixed.iter().map(|p| resolve(root, p).0.span).collect();
+    let type_spans: Vec<(Span, &str)> = fixed
+        .iter()
+        .map(|(p, meant)| (resolve(root, p).0.span, *meant))
+        .collect();
     for err in v.iter_errors(&instance) {
         let mut one = Vec::new();
         push_error(root, &err, &mut one);
-        out.extend(one.into_iter().filter(|(span, _, _)| {
-            type_spans
+        for (span, key, mut e) in one {
+            let Some((_, meant)) = type_spans
                 .iter()
-                .any(|t| t.start <= span.start && span.end <= t.end)
-        }));
+                .find(|(t, _)| t.start <= span.start && span.end <= t.end)
+            else {
+                continue;
+            };
+            // say how the rest of the step was checked when no spelling was close
+            if let SchemaError::Enum { help, .. } = &mut e
+                && !help.starts_with("did you mean")
+            {
+                help.push_str(&format!(
+                    "; the rest of the step was checked as `{meant}`, the type whose keys it has"
+                ));
+            }
+            out.push((span, key, e));
+        }
     }
     for err in v.iter_errors(&corrected) {
         push_error(root, &err, &mut out);
@@ -321,8 +336,12 @@ pub(crate) fn recovered_step_type(
 }
 
 /// Replaces every unknown step `type` (at any depth) that [`recovered_step_type`]
-/// recovers; `fixed` gets the JSON pointer of each replaced `type`.
-fn correct_step_types(v: &mut serde_json::Value, pointer: &str, fixed: &mut Vec<String>) {
+/// recovers; `fixed` gets the JSON pointer of each replaced `type` and the type used.
+fn correct_step_types(
+    v: &mut serde_json::Value,
+    pointer: &str,
+    fixed: &mut Vec<(String, &'static str)>,
+) {
     let Some(steps) = v.get_mut("steps").and_then(serde_json::Value::as_array_mut) else {
         return;
     };
@@ -340,7 +359,7 @@ fn correct_step_types(v: &mut serde_json::Value, pointer: &str, fixed: &mut Vec<
             && let Some(meant) = recovered_step_type(&written, |k| obj.contains_key(k))
         {
             obj.insert("type".to_owned(), serde_json::Value::from(meant));
-            fixed.push(format!("{here}/type"));
+            fixed.push((format!("{here}/type"), meant));
         }
         if let Some(branches) = obj
             .get_mut("branches")
