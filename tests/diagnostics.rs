@@ -352,8 +352,14 @@ fn a_misspelt_step_type_does_not_hide_the_steps_other_errors() {
         .filter(|d| d.code() == "flowc::schema::invalid-value")
         .map(|d| d.help().unwrap_or_default())
         .collect();
-    assert!(helps[0].starts_with("did you mean `approval`?"), "{helps:?}");
-    assert!(helps[1].starts_with("did you mean `decision`?"), "{helps:?}");
+    assert!(
+        helps[0].starts_with("did you mean `approval`?"),
+        "{helps:?}"
+    );
+    assert!(
+        helps[1].starts_with("did you mean `decision`?"),
+        "{helps:?}"
+    );
     assert!(
         helps[2].ends_with(
             "; the rest of the step was checked as `notify`, the type whose keys it has"

@@ -272,9 +272,9 @@ pub(crate) fn validate(root: &Node) -> Vec<SchemaError> {
             if let SchemaError::Enum { help, .. } = &mut e
                 && !help.starts_with("did you mean")
             {
-                help.push_str(&format!(
-                    "; the rest of the step was checked as `{meant}`, the type whose keys it has"
-                ));
+                help.push_str("; the rest of the step was checked as `");
+                help.push_str(meant);
+                help.push_str("`, the type whose keys it has");
             }
             out.push((span, key, e));
         }
