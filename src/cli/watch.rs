@@ -297,7 +297,16 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
     use flowc::source::etcd::WatchEvent as E;
     if format == WatchFormat::Json {
         match event {
-            E::Connected { revision } | E::Resync { revision } => {
+            E::Connected {
+                revision, retries, ..
+            } => json_line(
+                event.name(),
+                None,
+                Some(*revision),
+                None,
+                Some(("retries", serde_json::Value::from(*retries))),
+            ),
+            E::Resync { revision } => {
                 json_line(event.name(), None, Some(*revision), None, None);
             }
             E::Snapshot { version } | E::Publish { version, .. } => json_line(
@@ -329,14 +338,39 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
                 None,
                 Some(("error", serde_json::Value::String(error.clone()))),
             ),
+            E::Retrying { attempts, error } => json_line(
+                "retrying",
+                None,
+                None,
+                None,
+                Some((
+                    "error",
+                    serde_json::Value::String(format!("{attempts} attempts; last: {error}")),
+                )),
+            ),
             E::Warning { message } => eprintln!("warning: {message}"),
             _ => {}
         }
         return;
     }
     match event {
-        E::Connected { revision } => outln!("connected at revision {revision}"),
-        E::Snapshot { version } => outln!("snapshot {version} (served from the local snapshot)"),
+        E::Connected {
+            revision,
+            retries,
+            replaced_snapshot,
+        } => {
+            let replaced = match replaced_snapshot {
+                0 => String::new(),
+                1 => "; the flow loaded from the local snapshot is replaced by etcd's".to_owned(),
+                n => format!("; the {n} flows loaded from the local snapshot are replaced by etcd's"),
+            };
+            if *retries == 0 {
+                outln!("connected at revision {revision}{replaced}");
+            } else {
+                outln!("reconnected at revision {revision} after {retries} failed attempt(s){replaced}");
+            }
+        }
+        E::Snapshot { version } => outln!("loaded {version} from the local snapshot"),
         E::Publish { version, latency } => {
             if let Some(l) = latency {
                 outln!(
@@ -373,17 +407,28 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
         E::Disconnected {
             error,
             serving_snapshot,
+            snapshot_flows,
+            snapshot_dir,
             retry_in,
         } => {
-            let serving = if *serving_snapshot {
-                "; serving the local snapshot"
+            if *serving_snapshot {
+                let dir = snapshot_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                outln!(
+                    "etcd unreachable: serving {snapshot_flows} flow(s) from the local snapshot {dir}; {error}; retrying (first retry in {} ms)",
+                    retry_in.as_millis()
+                );
             } else {
-                ""
-            };
-            outln!(
-                "disconnected: {error}{serving}; retrying in {} ms",
-                retry_in.as_millis()
-            );
+                outln!(
+                    "disconnected: {error}; retrying (first retry in {} ms)",
+                    retry_in.as_millis()
+                );
+            }
+        }
+        E::Retrying { attempts, error } => {
+            outln!("still retrying ({attempts} attempts, last error: {error})");
         }
         E::Warning { message } => eprintln!("warning: {message}"),
         _ => {}
@@ -423,7 +468,7 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     let registry = Arc::new(Registry::default());
     let watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
         Ok(w) => w,
-        Err(e) => return super::etcd::fail(&e),
+        Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
     if format == WatchFormat::Human {
         let metrics = args
