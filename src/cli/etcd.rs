@@ -9,6 +9,9 @@ use flowc::store::etcd::Tenant;
 
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
+/// The exit codes of the etcd subcommands, for their `--help`.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, a concurrent edit, an unknown revision); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
+
 /// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EtcdArgs {

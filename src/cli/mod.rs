@@ -170,6 +170,7 @@ enum Command {
     /// Compile flow files and publish each to etcd (compare-and-swap on its key's mod
     /// revision); prints each new revision.
     #[cfg(feature = "etcd")]
+    #[command(after_help = etcd::EXIT_CODES)]
     Publish {
         /// Flow files.
         #[arg(required = true)]
@@ -181,6 +182,7 @@ enum Command {
     },
     /// Write an older version's content again as a new revision.
     #[cfg(feature = "etcd")]
+    #[command(after_help = etcd::EXIT_CODES)]
     Rollback {
         /// The flow id.
         flow: String,
@@ -195,6 +197,7 @@ enum Command {
     /// Every accepted version of a flow in etcd: revision, hash, author, message, time,
     /// and the diff from the previous version.
     #[cfg(feature = "etcd")]
+    #[command(after_help = etcd::EXIT_CODES)]
     History {
         /// The flow id.
         flow: String,

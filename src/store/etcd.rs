@@ -212,7 +212,7 @@ pub fn etcd_error(operation: &'static str, e: &etcd_client::Error) -> StoreError
 
 /// Whether `e` says etcd could not be reached (or did not answer in time), and what
 /// failed, in words.
-fn describe(e: &etcd_client::Error) -> (bool, String) {
+pub(crate) fn describe(e: &etcd_client::Error) -> (bool, String) {
     use std::error::Error as _;
     match e {
         etcd_client::Error::GRpcStatus(status) => {

@@ -706,11 +706,16 @@ impl Worker {
         }
     }
 
-    /// An etcd error in words, naming the endpoints.
+    /// A broken watch in words, naming the endpoints: whatever broke an established
+    /// watch, the connection is lost.
     fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> String {
-        etcd_error(operation, e)
-            .at(&self.config.connection.endpoints)
-            .to_string()
+        let (_, cause) = crate::store::etcd::describe(e);
+        StoreError::Unreachable {
+            operation,
+            endpoints: self.config.connection.endpoints_text(),
+            cause,
+        }
+        .to_string()
     }
 
     /// Applies watch events, one revision at a time (a publisher's flow and metadata
