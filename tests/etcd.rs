@@ -1144,7 +1144,8 @@ impl Proxy {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
-                let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut c_in, &mut s_out);
                     let _ = s_out.shutdown(std::net::Shutdown::Write);
@@ -1189,12 +1190,20 @@ impl Proxy {
 /// The raw history keys of a flow with their create revisions.
 async fn history_keys(client: &mut Client, t: &Tenant, flow: &str) -> Vec<(String, i64)> {
     let got = client
-        .get(t.history_prefix(flow), Some(GetOptions::new().with_prefix()))
+        .get(
+            t.history_prefix(flow),
+            Some(GetOptions::new().with_prefix()),
+        )
         .await
         .unwrap();
     got.kvs()
         .iter()
-        .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.create_revision()))
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.create_revision(),
+            )
+        })
         .collect()
 }
 
@@ -1221,7 +1230,12 @@ async fn publish_with_a_down_endpoint_listed_first_writes_each_version_once() {
         let out = flowc()
             .arg("publish")
             .arg(&file)
-            .args(["--etcd", &format!("{down},{}", server.url()), "--tenant", "acme"])
+            .args([
+                "--etcd",
+                &format!("{down},{}", server.url()),
+                "--tenant",
+                "acme",
+            ])
             .output()
             .unwrap();
         assert_eq!(
@@ -1260,11 +1274,19 @@ async fn a_lost_answer_to_a_publish_is_read_back_before_anything_is_reported() {
         author: Some("alice".to_owned()),
         message: None,
     };
-    let p = etcd::publish(&mut client, &t, &Options::default(), &request(2, v1.revision))
-        .await
-        .unwrap_or_else(|e| panic!("a publish etcd applied was reported as {e:?}"));
+    let p = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &request(2, v1.revision),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a publish etcd applied was reported as {e:?}"));
     assert_eq!(p.previous, v1.revision);
-    assert_eq!(p.version.revision, key_revision(&mut direct, &t, "leave").await);
+    assert_eq!(
+        p.version.revision,
+        key_revision(&mut direct, &t, "leave").await
+    );
     let h = etcd::history(&mut direct, &t, &Options::default(), "leave")
         .await
         .unwrap();
@@ -1273,14 +1295,23 @@ async fn a_lost_answer_to_a_publish_is_read_back_before_anything_is_reported() {
 
     // the answer is lost and etcd cannot be asked: the outcome is unknown, said so
     proxy.set(CUT_THEN_DOWN);
-    let err = etcd::publish(&mut client, &t, &Options::default(), &request(3, p.version.revision))
-        .await
-        .unwrap_err();
+    let err = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &request(3, p.version.revision),
+    )
+    .await
+    .unwrap_err();
     let PublishError::Etcd(e) = err else {
         panic!("{err:?}")
     };
     assert_eq!(code(&e), "flowc::source::etcd-outcome-unknown");
-    assert!(e.to_string().contains("the outcome of writing `leave` is unknown"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the outcome of writing `leave` is unknown"),
+        "{e}"
+    );
     let help = miette::Diagnostic::help(&e).unwrap().to_string();
     assert!(help.contains("flowc history leave"), "{help}");
     proxy.set(PASS);
@@ -1379,7 +1410,12 @@ async fn a_new_watcher_falls_back_to_the_last_accepted_version_when_the_key_is_b
     let rev = key_revision(&mut client, &t, "leave").await;
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
-    assert_eq!(w.active("leave"), Some(good.clone()), "{:?}", w.events.lock().unwrap());
+    assert_eq!(
+        w.active("leave"),
+        Some(good.clone()),
+        "{:?}",
+        w.events.lock().unwrap()
+    );
     let r = w.handle.rejections();
     assert_eq!(r.len(), 1);
     assert_eq!((r[0].flow.as_str(), r[0].revision), ("leave", rev));
@@ -1410,7 +1446,10 @@ async fn republishing_the_same_content_makes_the_keys_revision_the_active_one() 
     assert_eq!(again.hash, v1.hash);
     assert!(again.revision > v1.revision);
     until("the new revision is active", 10, || w.has(&again)).await;
-    assert_eq!(w.published_revisions("leave"), [v1.revision, again.revision]);
+    assert_eq!(
+        w.published_revisions("leave"),
+        [v1.revision, again.revision]
+    );
     // a new watcher names it the same way
     let fresh = Watcher::start(server.connection(), &t, None);
     until("fresh", 10, || fresh.has(&again)).await;
@@ -1449,7 +1488,10 @@ async fn prefixes_are_checked_and_keys_of_nested_tenants_are_ignored() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("error[flowc::store::invalid-key]"), "{stderr}");
+    assert!(
+        stderr.contains("error[flowc::store::invalid-key]"),
+        "{stderr}"
+    );
     assert!(stderr.contains("help:"), "{stderr}");
 
     let t = tenant("acme");
@@ -1522,7 +1564,8 @@ impl Drop for Running {
 fn scrape(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
@@ -1544,7 +1587,15 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
         first.handle.stop().await;
     }
     let dir = snap.0.display().to_string();
-    let args = ["watch", "--etcd", &server.url(), "--tenant", "acme", "--snapshot", &dir];
+    let args = [
+        "watch",
+        "--etcd",
+        &server.url(),
+        "--tenant",
+        "acme",
+        "--snapshot",
+        &dir,
+    ];
     let up = Running::start(&args);
     until("connected", 10, || up.count("connected") == 1).await;
     let text = up.text();
@@ -1560,7 +1611,9 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
     until("unreachable", 10, || down.count("etcd unreachable") == 1).await;
     let text = down.text();
     assert!(
-        text.contains(&format!("etcd unreachable: serving 1 flow(s) from the local snapshot {dir}")),
+        text.contains(&format!(
+            "etcd unreachable: serving 1 flow(s) from the local snapshot {dir}"
+        )),
         "{text}"
     );
 }
@@ -1594,7 +1647,10 @@ async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero(
         "flowc_resyncs_total",
         "flowc_reconnects_total",
     ] {
-        assert!(body.contains(&format!("\n{counter} 0")), "{counter}: {body}");
+        assert!(
+            body.contains(&format!("\n{counter} 0")),
+            "{counter}: {body}"
+        );
     }
     server.kill();
     // etcd down for a while: many retries, one line
@@ -1605,7 +1661,10 @@ async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero(
     let text = w.text();
     assert_eq!(w.count("disconnected"), 1, "{text}");
     assert!(text.contains("cannot reach etcd at"), "{text}");
-    assert!(!text.contains("Status {") && !text.contains("tonic"), "{text}");
+    assert!(
+        !text.contains("Status {") && !text.contains("tonic"),
+        "{text}"
+    );
     let body = scrape(metrics).unwrap();
     assert!(body.contains("\nflowc_reconnects_total 1"), "{body}");
 
@@ -1622,10 +1681,35 @@ async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero(
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("error[flowc::store::etcd-unreachable]"), "{stderr}");
-    assert!(stderr.contains(&format!("cannot reach etcd at {down}")), "{stderr}");
-    assert!(stderr.contains(&format!("is etcd running at {down}?")), "{stderr}");
-    assert!(!stderr.contains("Status {") && !stderr.contains("tonic"), "{stderr}");
+    assert!(
+        stderr.contains("error[flowc::store::etcd-unreachable]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot reach etcd at {down}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("is etcd running at {down}?")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Status {") && !stderr.contains("tonic"),
+        "{stderr}"
+    );
+    // the library says the same
+    let mut lazy = Connection::new(vec![down.clone()]).connect().await.unwrap();
+    let e = lazy.get("x", None).await.unwrap_err();
+    let err = flowc::store::etcd::etcd_error("read", &e).at(&[down.clone()]);
+    assert_eq!(code(&err), "flowc::store::etcd-unreachable");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("cannot reach etcd at {down} (read): ")),
+        "{msg}"
+    );
+    assert!(msg.to_lowercase().contains("connection refused"), "{msg}");
+    assert!(!msg.contains("Status {") && !msg.contains("tonic"), "{msg}");
+    eprintln!("down: {msg}\n{stderr}");
     // the exit codes are documented
     let help = flowc().args(["publish", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);

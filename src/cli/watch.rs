@@ -294,65 +294,75 @@ pub struct EtcdWatchArgs<'a> {
 
 #[cfg(feature = "etcd")]
 fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
-    use flowc::source::etcd::WatchEvent as E;
-    if format == WatchFormat::Json {
-        match event {
-            E::Connected {
-                revision, retries, ..
-            } => json_line(
-                event.name(),
-                None,
-                Some(*revision),
-                None,
-                Some(("retries", serde_json::Value::from(*retries))),
-            ),
-            E::Resync { revision } => {
-                json_line(event.name(), None, Some(*revision), None, None);
-            }
-            E::Snapshot { version } | E::Publish { version, .. } => json_line(
-                event.name(),
-                Some(&version.flow),
-                Some(version.revision),
-                Some(&version.hash),
-                None,
-            ),
-            E::Reject {
-                flow,
-                revision,
-                diagnostics,
-                ..
-            } => json_line(
-                "reject",
-                Some(flow),
-                Some(*revision),
-                None,
-                Some(("diagnostics", diagnostics_json(diagnostics))),
-            ),
-            E::Retire { flow, revision } => {
-                json_line("retire", Some(flow), Some(*revision), None, None);
-            }
-            E::Disconnected { error, .. } => json_line(
-                "disconnected",
-                None,
-                None,
-                None,
-                Some(("error", serde_json::Value::String(error.clone()))),
-            ),
-            E::Retrying { attempts, error } => json_line(
-                "retrying",
-                None,
-                None,
-                None,
-                Some((
-                    "error",
-                    serde_json::Value::String(format!("{attempts} attempts; last: {error}")),
-                )),
-            ),
-            E::Warning { message } => eprintln!("warning: {message}"),
-            _ => {}
-        }
-        return;
+    match format {
+        WatchFormat::Json => log_etcd_json(event),
+        WatchFormat::Human => log_etcd_human(event),
     }
+}
+
+#[cfg(feature = "etcd")]
+fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
+    use flowc::source::etcd::WatchEvent as E;
+    match event {
+        E::Connected {
+            revision, retries, ..
+        } => json_line(
+            event.name(),
+            None,
+            Some(*revision),
+            None,
+            Some(("retries", serde_json::Value::from(*retries))),
+        ),
+        E::Resync { revision } => {
+            json_line(event.name(), None, Some(*revision), None, None);
+        }
+        E::Snapshot { version } | E::Publish { version, .. } => json_line(
+            event.name(),
+            Some(&version.flow),
+            Some(version.revision),
+            Some(&version.hash),
+            None,
+        ),
+        E::Reject {
+            flow,
+            revision,
+            diagnostics,
+            ..
+        } => json_line(
+            "reject",
+            Some(flow),
+            Some(*revision),
+            None,
+            Some(("diagnostics", diagnostics_json(diagnostics))),
+        ),
+        E::Retire { flow, revision } => {
+            json_line("retire", Some(flow), Some(*revision), None, None);
+        }
+        E::Disconnected { error, .. } => json_line(
+            "disconnected",
+            None,
+            None,
+            None,
+            Some(("error", serde_json::Value::String(error.clone()))),
+        ),
+        E::Retrying { attempts, error } => json_line(
+            "retrying",
+            None,
+            None,
+            None,
+            Some((
+                "error",
+                serde_json::Value::String(format!("{attempts} attempts; last: {error}")),
+            )),
+        ),
+        E::Warning { message } => eprintln!("warning: {message}"),
+        _ => {}
+    }
+}
+
+#[cfg(feature = "etcd")]
+fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
+    use flowc::source::etcd::WatchEvent as E;
     match event {
         E::Connected {
             revision,
@@ -362,12 +372,16 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
             let replaced = match replaced_snapshot {
                 0 => String::new(),
                 1 => "; the flow loaded from the local snapshot is replaced by etcd's".to_owned(),
-                n => format!("; the {n} flows loaded from the local snapshot are replaced by etcd's"),
+                n => {
+                    format!("; the {n} flows loaded from the local snapshot are replaced by etcd's")
+                }
             };
             if *retries == 0 {
                 outln!("connected at revision {revision}{replaced}");
             } else {
-                outln!("reconnected at revision {revision} after {retries} failed attempt(s){replaced}");
+                outln!(
+                    "reconnected at revision {revision} after {retries} failed attempt(s){replaced}"
+                );
             }
         }
         E::Snapshot { version } => outln!("loaded {version} from the local snapshot"),

@@ -4,8 +4,8 @@
 //!
 //! The key layout, the connection options and the version store are in
 //! [`crate::store::etcd`]. In short: `<prefix>/<tenant>/flows/<flow-id>` holds the YAML;
-//! a version's revision is that key's `mod_revision`; `history/<flow-id>/<revision>`
-//! keeps every accepted version's content.
+//! a version's revision is that key's `mod_revision`; `history/<flow-id>/...` keeps
+//! every accepted version's content.
 //!
 //! **Publishing** ([`publish`], [`rollback`]) compiles first and refuses a flow with
 //! errors; the write is one transaction that compares the key's mod revision with the
@@ -271,7 +271,11 @@ async fn mod_revision(client: &mut Client, key: &str) -> Result<u64, StoreError>
 }
 
 /// The revision of our history entry, if our transaction was applied.
-async fn landed(client: &mut Client, history_key: &str, hash: &str) -> Result<Option<u64>, StoreError> {
+async fn landed(
+    client: &mut Client,
+    history_key: &str,
+    hash: &str,
+) -> Result<Option<u64>, StoreError> {
     let entry = read_retrying(async || read_entry_at(client, history_key).await).await?;
     Ok(entry
         .filter(|e| e.record.hash == hash)
@@ -333,7 +337,10 @@ async fn commit(
             cause: lost.to_string(),
             check: check.to_string(),
         };
-        tracing::warn!(flow, "the answer to a write was lost ({lost}): reading it back");
+        tracing::warn!(
+            flow,
+            "the answer to a write was lost ({lost}): reading it back"
+        );
         match landed(client, history_key, hash).await {
             Ok(Some(revision)) => return Ok(Outcome::Written(revision)),
             Ok(None) => {}

@@ -500,8 +500,17 @@ impl Tenant {
     /// name is unique to the publish; the entry's revision is the key's create revision,
     /// which equals the flow key's new mod revision (one transaction, one revision).
     #[must_use]
-    pub fn publish_history_key(&self, flow: &str, previous: u64, micros: u64, hash: &str) -> String {
-        format!("{}history/{flow}/p{previous:020}-{micros:020}-{hash}", self.base)
+    pub fn publish_history_key(
+        &self,
+        flow: &str,
+        previous: u64,
+        micros: u64,
+        hash: &str,
+    ) -> String {
+        format!(
+            "{}history/{flow}/p{previous:020}-{micros:020}-{hash}",
+            self.base
+        )
     }
 
     /// `<prefix>/<tenant>/history/<flow>/`.
@@ -720,7 +729,10 @@ pub(crate) async fn read_history_at(
 ///
 /// # Errors
 /// etcd's errors; a corrupt entry.
-pub async fn read_entry_at(client: &mut Client, key: &str) -> Result<Option<HistoryEntry>, StoreError> {
+pub async fn read_entry_at(
+    client: &mut Client,
+    key: &str,
+) -> Result<Option<HistoryEntry>, StoreError> {
     let got = client
         .get(key, None)
         .await
@@ -1168,7 +1180,11 @@ impl VersionStore for EtcdStore {
                     .filter(|x| &x.entry.record.hash == hash && x.entry.source.is_some())
                 {
                     let key = same.key.as_str();
-                    compares.push(Compare::mod_revision(key, CompareOp::Equal, same.mod_revision));
+                    compares.push(Compare::mod_revision(
+                        key,
+                        CompareOp::Equal,
+                        same.mod_revision,
+                    ));
                     // the revision written out: the entry keeps it when rewritten
                     let emptied = HistoryEntry {
                         source: None,

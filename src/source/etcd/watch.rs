@@ -5,13 +5,21 @@
 //! event compiles and publishes; a flow that does not compile (or whose YAML names
 //! another id than its key) is rejected: the last good version stays active and the
 //! diagnostics are kept ([`EtcdWatch::rejections`]) and reported ([`WatchEvent::Reject`]).
-//! A deleted key retires its flow.
+//! A deleted key retires its flow. The active version's revision is always its key's
+//! current mod revision: the same content put again is published under the new one. A
+//! watcher that starts (or resynchronises) and finds refused content in the key of a
+//! flow with no active version activates the flow's newest accepted history entry, and
+//! still reports the rejection. Keys deeper than `flows/<id>` are not this tenant's
+//! flows and are ignored.
 //!
 //! Faults: when the connection or the watch fails it reconnects with exponential backoff
 //! and resumes from the last revision it applied, so no event is lost; when etcd has
 //! compacted that revision it re-reads everything at a new revision (retiring flows
-//! deleted meanwhile). With a snapshot directory every accepted version is also written
-//! there, and a watcher serves the snapshot from the start, before etcd answers.
+//! deleted meanwhile). A lost connection is reported once ([`WatchEvent::Disconnected`]),
+//! then at most every 30 s ([`WatchEvent::Retrying`]), and [`WatchEvent::Connected`]
+//! says how many attempts failed. With a snapshot directory every accepted version is
+//! also written there; a watcher loads the snapshot at start, serves it while etcd
+//! cannot be reached, and replaces it with etcd's flows once etcd answers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -27,8 +35,7 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, HistoryEntry, KeyKind, Tenant, etcd_error, put_history, read_history,
-    timeout_error,
+    Connection, HistoryEntry, KeyKind, Tenant, etcd_error, put_history, read_history, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -511,11 +518,7 @@ impl Worker {
                 } else {
                     0
                 },
-                snapshot_dir: self
-                    .config
-                    .snapshot
-                    .clone()
-                    .filter(|_| serving_snapshot),
+                snapshot_dir: self.config.snapshot.clone().filter(|_| serving_snapshot),
                 retry_in: *backoff,
             });
         } else if self
@@ -796,7 +799,13 @@ impl Worker {
     /// Compiles and publishes a flow key's content; refuses it when it does not compile
     /// or names another flow. `full`: from a full read, where a flow without an active
     /// version whose content is refused falls back to its newest accepted history entry.
-    async fn accept(&mut self, client: &mut Client, put: &Put<'_>, meta: Option<FlowMeta>, full: bool) {
+    async fn accept(
+        &mut self,
+        client: &mut Client,
+        put: &Put<'_>,
+        meta: Option<FlowMeta>,
+        full: bool,
+    ) {
         let Put {
             key,
             flow,
@@ -847,20 +856,18 @@ impl Worker {
     /// watcher finding refused content in the flow's key, with nothing active).
     async fn fall_back(&mut self, client: &mut Client, flow: &str, revision: u64) {
         let timeout = self.config.connection.request_timeout;
-        let history = match tokio::time::timeout(
-            timeout,
-            read_history(client, &self.config.tenant, flow),
-        )
-        .await
-        .unwrap_or_else(|_| Err(timeout_error("read", timeout)))
-        {
-            Ok(h) => h,
-            Err(e) => {
-                return self.warn(format!(
-                    "history of `{flow}` (to fall back to its last accepted version): {e}"
-                ));
-            }
-        };
+        let history =
+            match tokio::time::timeout(timeout, read_history(client, &self.config.tenant, flow))
+                .await
+                .unwrap_or_else(|_| Err(timeout_error("read", timeout)))
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    return self.warn(format!(
+                        "history of `{flow}` (to fall back to its last accepted version): {e}"
+                    ));
+                }
+            };
         for e in history.iter().rev() {
             let Some(source) = &e.source else { continue };
             if e.record.revision >= revision {
@@ -890,7 +897,10 @@ impl Worker {
                     return;
                 }
                 Err(err) => {
-                    self.warn(format!("history of `{flow}` at revision {}: {err}", e.record.revision));
+                    self.warn(format!(
+                        "history of `{flow}` at revision {}: {err}",
+                        e.record.revision
+                    ));
                 }
             }
         }
@@ -915,9 +925,10 @@ impl Worker {
         let meta = meta.filter(|m| m.hash == compiled.version().hash);
         let version_meta = meta.as_ref().map(|m| m.meta.clone()).unwrap_or_default();
         let hash = compiled.version().hash.clone();
-        let unchanged = self.registry.active(flow).is_some_and(|a| {
-            a.version().hash == hash && a.version().revision == revision
-        });
+        let unchanged = self
+            .registry
+            .active(flow)
+            .is_some_and(|a| a.version().hash == hash && a.version().revision == revision);
         let version = if unchanged {
             None
         } else {
