@@ -1700,7 +1700,7 @@ async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero(
     // the library says the same
     let mut lazy = Connection::new(vec![down.clone()]).connect().await.unwrap();
     let e = lazy.get("x", None).await.unwrap_err();
-    let err = flowc::store::etcd::etcd_error("read", &e).at(&[down.clone()]);
+    let err = flowc::store::etcd::etcd_error("read", &e).at(std::slice::from_ref(&down));
     assert_eq!(code(&err), "flowc::store::etcd-unreachable");
     let msg = err.to_string();
     assert!(
