@@ -146,6 +146,9 @@ enum Command {
     },
     /// Load a directory of flows (or, with `--etcd`, a tenant's flows in etcd) into a
     /// registry, watch it and republish what changes; one line per event.
+    #[command(
+        after_help = "Exit codes: 0 stopped (Ctrl-C); 2 I/O or usage (an unreadable directory or snapshot, bad options). With --etcd an unreachable etcd is no exit: the watcher says so once, retries with backoff and says when it is back."
+    )]
     Watch {
         /// The directory (omit it to watch etcd).
         dir: Option<PathBuf>,
