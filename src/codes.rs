@@ -688,9 +688,15 @@ codes! {
         "Publish it first; a concurrent prune may have removed it, so retry.",
         none;
     StoreEtcd = ("store", "etcd"):
-        "etcd could not be reached or refused an operation",
-        "The message carries the whole cause chain (connection, TLS, authentication); \
-         check the endpoints, that etcd runs, and the TLS files and user it expects.",
+        "etcd refused an operation or the connection options",
+        "The message carries the whole cause chain in words (TLS, authentication, a \
+         refused request); check the TLS files and the user etcd expects.",
+        none;
+    StoreEtcdUnreachable = ("store", "etcd-unreachable"):
+        "etcd could not be reached: nothing listens at the endpoints, the connection \
+         broke, or no answer came in time",
+        "The message names the endpoints and what failed; check that etcd runs there \
+         and the `--etcd` option or `FLOWC_ETCD`. The commands exit with 2.",
         none;
     SourceEtcdConflict = ("source", "etcd-conflict"):
         "a publish or rollback refused because the flow changed since it was read",
@@ -701,6 +707,11 @@ codes! {
     SourceEtcdUnknownRevision = ("source", "etcd-unknown-revision"):
         "a rollback to a revision with no stored version",
         "`flowc history` lists the revisions that can be rolled back to.",
+        none;
+    SourceEtcdOutcomeUnknown = ("source", "etcd-outcome-unknown"):
+        "a write whose answer was lost and that could not be read back",
+        "etcd may have applied it: `flowc history` tells. Publishing again with the same \
+         `--expect-revision` is safe: it is refused if the first write landed.",
         none;
     SourceEtcdFlowKey = ("source", "etcd-flow-key"):
         "a key under the flows prefix that does not name a flow",

@@ -503,7 +503,10 @@ impl Registry {
 
     /// Makes a compiled flow the active version of its flow id, under `revision` when
     /// given (else the store's or the counter's, as [`Registry::publish`]), recording
-    /// `meta` (who, when, why) in the store.
+    /// `meta` (who, when, why) in the store. The active content again is no change,
+    /// unless `revision` names it anew (a source that republished the same content, as
+    /// an etcd key's new mod revision): the version under the new revision becomes the
+    /// active one, so the active revision is always the source's current one.
     ///
     /// # Errors
     /// [`RegistryError::RevisionTaken`] when the revision names other content; the
@@ -518,6 +521,7 @@ impl Registry {
         let mut inner = slot.lock();
         if let Some(active) = slot.active.load_full()
             && active.version().hash == compiled.version().hash
+            && revision.is_none_or(|r| r == active.version().revision)
         {
             return Ok(active.version().clone());
         }

@@ -1111,3 +1111,607 @@ async fn tls_with_client_certificates_works_and_a_wrong_ca_is_a_clear_error() {
     };
     assert!(refused);
 }
+
+// ---------------------------------------------------------------- faults found by a probe
+
+/// A TCP proxy in front of etcd that can lose the answer to the next request: it passes
+/// everything, or (armed) swallows the next bytes etcd sends and cuts the connection,
+/// then passes again or refuses every connection.
+struct Proxy {
+    port: u16,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+}
+
+const PASS: u8 = 0;
+const CUT_ONCE: u8 = 1;
+const CUT_THEN_DOWN: u8 = 2;
+const DOWN: u8 = 3;
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(PASS));
+        let m = Arc::clone(&mode);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                if m.load(Ordering::SeqCst) == DOWN {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut client, mut server, m) = (client, server, Arc::clone(&m));
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match server.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let now = m.load(Ordering::SeqCst);
+                        if now == CUT_ONCE || now == CUT_THEN_DOWN {
+                            m.store(if now == CUT_ONCE { PASS } else { DOWN }, Ordering::SeqCst);
+                            let _ = client.shutdown(std::net::Shutdown::Both);
+                            let _ = server.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                        if client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Proxy { port, mode }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    fn connection(&self) -> Connection {
+        let mut c = Connection::new(vec![format!("http://127.0.0.1:{}", self.port)]);
+        c.connect_timeout = Duration::from_secs(1);
+        c.request_timeout = Duration::from_secs(2);
+        c
+    }
+}
+
+/// The raw history keys of a flow with their create revisions.
+async fn history_keys(client: &mut Client, t: &Tenant, flow: &str) -> Vec<(String, i64)> {
+    let got = client
+        .get(
+            t.history_prefix(flow),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    got.kvs()
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.create_revision(),
+            )
+        })
+        .collect()
+}
+
+async fn key_revision(client: &mut Client, t: &Tenant, flow: &str) -> u64 {
+    client.get(t.flow_key(flow), None).await.unwrap().kvs()[0].mod_revision() as u64
+}
+
+fn flowc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flowc"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_with_a_down_endpoint_listed_first_writes_each_version_once() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let dir = TempDir::new("multi");
+    let file = dir.0.join("leave.yaml");
+    for n in 1..=6 {
+        std::fs::write(&file, flow("leave", n)).unwrap();
+        let out = flowc()
+            .arg("publish")
+            .arg(&file)
+            .args([
+                "--etcd",
+                &format!("{down},{}", server.url()),
+                "--tenant",
+                "acme",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "publish {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut client = server.client().await;
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert_eq!(h.len(), 6, "one history entry per publish: {h:?}");
+    assert_eq!(h[5].revision, key_revision(&mut client, &t, "leave").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_a_publish_is_read_back_before_anything_is_reported() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let proxy = Proxy::start(server.client_port);
+    let mut direct = server.client().await;
+    let v1 = publish(&mut direct, &t, &flow("leave", 1), None).await;
+    let mut client = proxy.connection().connect().await.unwrap();
+    client.get("warm-up", None).await.unwrap();
+    // etcd applies the transaction; its answer never arrives
+    proxy.set(CUT_ONCE);
+    let request = |n: usize, expect: u64| PublishRequest {
+        name: "leave.yaml",
+        source: Box::leak(flow("leave", n).into_boxed_slice()),
+        expect_revision: Some(expect),
+        author: Some("alice".to_owned()),
+        message: None,
+    };
+    let p = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &request(2, v1.revision),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a publish etcd applied was reported as {e:?}"));
+    assert_eq!(p.previous, v1.revision);
+    assert_eq!(
+        p.version.revision,
+        key_revision(&mut direct, &t, "leave").await
+    );
+    let h = etcd::history(&mut direct, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    let revs: Vec<u64> = h.iter().map(|i| i.revision).collect();
+    assert_eq!(revs, [v1.revision, p.version.revision]);
+
+    // the answer is lost and etcd cannot be asked: the outcome is unknown, said so
+    proxy.set(CUT_THEN_DOWN);
+    let err = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &request(3, p.version.revision),
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code(&e), "flowc::source::etcd-outcome-unknown");
+    assert!(
+        e.to_string()
+            .contains("the outcome of writing `leave` is unknown"),
+        "{e}"
+    );
+    let help = miette::Diagnostic::help(&e).unwrap().to_string();
+    assert!(help.contains("flowc history leave"), "{help}");
+    proxy.set(PASS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_entry_is_written_in_the_flows_transaction() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let keys = history_keys(&mut client, &t, "leave").await;
+    // one transaction, one revision: the entry was created with the flow's new revision
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].1 as u64, v1.revision, "{keys:?}");
+    let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    let back = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: v1.revision,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap();
+    let created: Vec<u64> = history_keys(&mut client, &t, "leave")
+        .await
+        .iter()
+        .map(|(_, r)| *r as u64)
+        .collect::<std::collections::BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    assert_eq!(created, [v1.revision, v2.revision, back.version.revision]);
+    // an entry as an older flowc wrote it (named by its revision, recording it) reads
+    // the same way, and rollback finds it
+    let old = "/flowc/acme/history/leave/00000000000000000002";
+    let store_entry = json!({
+        "format": 1, "flow": "leave", "revision": 2, "hash": v2.hash, "name": "old.yaml",
+        "size": flow("leave", 2).len(), "checksum": format!("{:016x}", flowc::compile::stable_hash(&[&flow("leave", 2)])),
+        "compiler": "0.1.0", "author": "old", "source": String::from_utf8(flow("leave", 2)).unwrap()
+    });
+    server.etcdctl(&["put", old, &store_entry.to_string()]);
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert_eq!(h[0].revision, 2);
+    assert_eq!(h[0].author.as_deref(), Some("old"));
+    let again = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: 2,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.version.hash, v2.hash);
+    // the store loads by hash from either kind of entry
+    let conn = server.connection();
+    let hash = v1.hash.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        use flowc::store::VersionStore;
+        let store = EtcdStore::open(&conn, tenant("acme")).unwrap();
+        store.get("leave", &hash).unwrap().unwrap().revisions
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, [v1.revision, back.version.revision]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_watcher_falls_back_to_the_last_accepted_version_when_the_key_is_broken() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    publish(&mut client, &t, &flow("leave", 1), None).await;
+    let good = publish(&mut client, &t, &flow("leave", 2), None).await;
+    let broken = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: leave\nsteps: [ { id: boss\n";
+    server.etcdctl(&["put", "/flowc/acme/flows/leave", broken]);
+    let rev = key_revision(&mut client, &t, "leave").await;
+    let w = Watcher::start(server.connection(), &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    assert_eq!(
+        w.active("leave"),
+        Some(good.clone()),
+        "{:?}",
+        w.events.lock().unwrap()
+    );
+    let r = w.handle.rejections();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].flow.as_str(), r[0].revision), ("leave", rev));
+    let events = w.events.lock().unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        WatchEvent::Reject { flow, kept: Some(k), .. } if flow == "leave" && *k == good
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republishing_the_same_content_makes_the_keys_revision_the_active_one() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    until("v1", 10, || w.has(&v1)).await;
+    let (inst, _) = w
+        .registry
+        .start("leave", "k1", &json!({"amount": 5.0}), 0)
+        .unwrap();
+    let saved = serde_json::to_string(inst.state()).unwrap();
+    let again = publish(&mut client, &t, &flow("leave", 1), None).await;
+    assert_eq!(again.hash, v1.hash);
+    assert!(again.revision > v1.revision);
+    until("the new revision is active", 10, || w.has(&again)).await;
+    assert_eq!(
+        w.published_revisions("leave"),
+        [v1.revision, again.revision]
+    );
+    // a new watcher names it the same way
+    let fresh = Watcher::start(server.connection(), &t, None);
+    until("fresh", 10, || fresh.has(&again)).await;
+    // saved instances keep restoring: by flow id and content hash
+    let state: InstanceState = serde_json::from_str(&saved).unwrap();
+    let restored = w.registry.restore(state.clone()).unwrap();
+    assert_eq!(restored.flow().version().hash, v1.hash);
+    let restored = fresh.registry.restore(state).unwrap();
+    assert_eq!(restored.flow().version().hash, v1.hash);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_are_checked_and_keys_of_nested_tenants_are_ignored() {
+    if !have_etcd() {
+        return;
+    }
+    for (prefix, says) in [
+        ("", "absolute"),
+        ("/", "root"),
+        ("//x", "empty segments"),
+        ("/flowc/", "trailing"),
+        ("/a/../b", "`..`"),
+        ("/flowc/acme/flows", "another tenant's keyspace"),
+        ("/x/history/y", "another tenant's keyspace"),
+    ] {
+        let err = Tenant::new(prefix, "acme").unwrap_err();
+        assert_eq!(code(&err), "flowc::store::invalid-key", "{prefix}");
+        assert!(err.to_string().contains(says), "{prefix}: {err}");
+        assert!(miette::Diagnostic::help(&err).is_some());
+    }
+    let server = Etcd::start();
+    let out = flowc()
+        .args(["history", "leave", "--etcd", &server.url(), "--tenant", "x"])
+        .args(["--prefix", "/flowc/acme/flows"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error[flowc::store::invalid-key]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help:"), "{stderr}");
+
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    let mut client = server.client().await;
+    let mine = publish(&mut client, &t, &flow("leave", 1), None).await;
+    // keys as a tenant nested under `/flowc/acme/flows` would have them
+    server.etcdctl(&[
+        "put",
+        "/flowc/acme/flows/x/flows/leave",
+        &String::from_utf8(flow("leave", 2)).unwrap(),
+    ]);
+    server.etcdctl(&["put", "/flowc/acme/flowmeta/x/y", "{}"]);
+    let last = publish(&mut client, &t, &flow("expense", 1), None).await;
+    until("both", 10, || w.has(&mine) && w.has(&last)).await;
+    assert_eq!(w.count("reject"), 0, "{:?}", w.events.lock().unwrap());
+    assert!(w.handle.rejections().is_empty());
+    assert_eq!(w.registry.flows(), ["expense", "leave"]);
+}
+
+/// A running `flowc watch`, its stdout lines collected; killed by PID on drop.
+struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        use std::io::BufRead;
+        let mut child = flowc()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn count(&self, start: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(start))
+            .count()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /metrics` over plain HTTP/1.0.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let snap = TempDir::new("snapshot-cli");
+    {
+        let first = Watcher::start(server.connection(), &t, Some(&snap.0));
+        let mut client = server.client().await;
+        let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+        until("first", 10, || first.has(&v)).await;
+        first.handle.stop().await;
+    }
+    let dir = snap.0.display().to_string();
+    let args = [
+        "watch",
+        "--etcd",
+        &server.url(),
+        "--tenant",
+        "acme",
+        "--snapshot",
+        &dir,
+    ];
+    let up = Running::start(&args);
+    until("connected", 10, || up.count("connected") == 1).await;
+    let text = up.text();
+    assert!(!text.contains("served from"), "{text}");
+    assert!(!text.contains("serving"), "{text}");
+    assert!(
+        text.contains("the flow loaded from the local snapshot is replaced by etcd's"),
+        "{text}"
+    );
+    drop(up);
+    server.kill();
+    let down = Running::start(&args);
+    until("unreachable", 10, || down.count("etcd unreachable") == 1).await;
+    let text = down.text();
+    assert!(
+        text.contains(&format!(
+            "etcd unreachable: serving 1 flow(s) from the local snapshot {dir}"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let metrics = free_port();
+    let w = Running::start(&[
+        "watch",
+        "--etcd",
+        &server.url(),
+        "--tenant",
+        "acme",
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics}"),
+    ]);
+    until("connected", 10, || w.count("connected") == 1).await;
+    let mut body = String::new();
+    until("metrics served", 10, || {
+        body = scrape(metrics).unwrap_or_default();
+        body.contains("flowc_")
+    })
+    .await;
+    for counter in [
+        "flowc_publishes_total",
+        "flowc_rejects_total",
+        "flowc_resyncs_total",
+        "flowc_reconnects_total",
+    ] {
+        assert!(
+            body.contains(&format!("\n{counter} 0")),
+            "{counter}: {body}"
+        );
+    }
+    server.kill();
+    // etcd down for a while: many retries, one line
+    until("disconnected", 10, || w.count("disconnected") == 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.restart();
+    until("reconnected", 15, || w.count("reconnected") == 1).await;
+    let text = w.text();
+    assert_eq!(w.count("disconnected"), 1, "{text}");
+    assert!(text.contains("cannot reach etcd at"), "{text}");
+    assert!(
+        !text.contains("Status {") && !text.contains("tonic"),
+        "{text}"
+    );
+    let body = scrape(metrics).unwrap();
+    assert!(body.contains("\nflowc_reconnects_total 1"), "{body}");
+
+    // a CLI command against a down etcd: exit 2, in words, with the endpoint
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let dir = TempDir::new("down");
+    let file = dir.0.join("leave.yaml");
+    std::fs::write(&file, flow("leave", 1)).unwrap();
+    let out = flowc()
+        .arg("publish")
+        .arg(&file)
+        .args(["--etcd", &down, "--tenant", "acme"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error[flowc::store::etcd-unreachable]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot reach etcd at {down}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("is etcd running at {down}?")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Status {") && !stderr.contains("tonic"),
+        "{stderr}"
+    );
+    // the library says the same
+    let mut lazy = Connection::new(vec![down.clone()]).connect().await.unwrap();
+    let e = lazy.get("x", None).await.unwrap_err();
+    let err = flowc::store::etcd::etcd_error("read", &e).at(std::slice::from_ref(&down));
+    assert_eq!(code(&err), "flowc::store::etcd-unreachable");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("cannot reach etcd at {down} (read): ")),
+        "{msg}"
+    );
+    assert!(msg.to_lowercase().contains("connection refused"), "{msg}");
+    assert!(!msg.contains("Status {") && !msg.contains("tonic"), "{msg}");
+    eprintln!("down: {msg}\n{stderr}");
+    // the exit codes are documented
+    let help = flowc().args(["publish", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("2 I/O or connection"), "{help}");
+}

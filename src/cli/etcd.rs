@@ -9,6 +9,9 @@ use flowc::store::etcd::Tenant;
 
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
+/// The exit codes of the etcd subcommands, for their `--help`.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, a concurrent edit, an unknown revision); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
+
 /// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EtcdArgs {
@@ -117,11 +120,16 @@ pub fn report(e: &dyn miette::Diagnostic) {
     }
 }
 
-/// Reports an etcd source error; the exit code (1 for a conflict or an unknown
-/// revision: the input is wrong; 2 otherwise).
-pub fn fail(e: &flowc::source::etcd::EtcdError) -> u8 {
+/// Reports an etcd source error, naming the endpoints when etcd could not be reached;
+/// the exit code (1 for a conflict or an unknown revision: the input is wrong; 2
+/// otherwise: connection, I/O).
+pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
     use flowc::source::etcd::EtcdError;
-    report(e);
+    let e = match e {
+        EtcdError::Store(s) => EtcdError::Store(s.at(endpoints)),
+        other => other,
+    };
+    report(&e);
     match e {
         EtcdError::Conflict { .. } | EtcdError::UnknownRevision { .. } => EXIT_FINDINGS,
         _ => EXIT_FAILURE,

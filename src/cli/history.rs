@@ -22,7 +22,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
     });
     let items = match items {
         Ok(i) => i,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(e, &conn.endpoints),
     };
     match format {
         DiffFormat::Json => {

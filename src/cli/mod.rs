@@ -150,6 +150,9 @@ enum Command {
     },
     /// Load a directory of flows (or, with `--etcd`, a tenant's flows in etcd) into a
     /// registry, watch it and republish what changes; one line per event.
+    #[command(
+        after_help = "Exit codes: 0 stopped (Ctrl-C); 2 I/O or usage (an unreadable directory or snapshot, bad options). With --etcd an unreachable etcd is no exit: the watcher says so once, retries with backoff and says when it is back."
+    )]
     Watch {
         /// The directory (omit it to watch etcd).
         dir: Option<PathBuf>,
@@ -174,6 +177,7 @@ enum Command {
     /// Compile flow files and publish each to etcd (compare-and-swap on its key's mod
     /// revision); prints each new revision.
     #[cfg(feature = "etcd")]
+    #[command(after_help = etcd::EXIT_CODES)]
     Publish {
         /// Flow files.
         #[arg(required = true)]
@@ -185,6 +189,7 @@ enum Command {
     },
     /// Write an older version's content again as a new revision.
     #[cfg(feature = "etcd")]
+    #[command(after_help = etcd::EXIT_CODES)]
     Rollback {
         /// The flow id.
         flow: String,
@@ -199,6 +204,7 @@ enum Command {
     /// Every accepted version of a flow in etcd: revision, hash, author, message, time,
     /// and the diff from the previous version.
     #[cfg(feature = "etcd")]
+    #[command(after_help = etcd::EXIT_CODES)]
     History {
         /// The flow id.
         flow: String,

@@ -49,7 +49,7 @@ pub fn run(files: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     rt.block_on(async {
         let mut client = match connection.connect().await {
             Ok(c) => c,
-            Err(e) => return fail(&e.into()),
+            Err(e) => return fail(e.into(), &conn.endpoints),
         };
         for (name, bytes) in &sources {
             let request = PublishRequest {
@@ -72,7 +72,7 @@ pub fn run(files: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                     print_diagnostics(&d);
                     return EXIT_FINDINGS;
                 }
-                Err(PublishError::Etcd(e)) => return fail(&e),
+                Err(PublishError::Etcd(e)) => return fail(e, &conn.endpoints),
             }
         }
         0

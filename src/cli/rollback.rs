@@ -19,7 +19,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     rt.block_on(async {
         let mut client = match connection.connect().await {
             Ok(c) => c,
-            Err(e) => return fail(&e.into()),
+            Err(e) => return fail(e.into(), &conn.endpoints),
         };
         let request = RollbackRequest {
             flow,
@@ -48,7 +48,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                 );
                 EXIT_FINDINGS
             }
-            Err(PublishError::Etcd(e)) => fail(&e),
+            Err(PublishError::Etcd(e)) => fail(e, &conn.endpoints),
         }
     })
 }

@@ -294,49 +294,97 @@ pub struct EtcdWatchArgs<'a> {
 
 #[cfg(feature = "etcd")]
 fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
-    use flowc::source::etcd::WatchEvent as E;
-    if format == WatchFormat::Json {
-        match event {
-            E::Connected { revision } | E::Resync { revision } => {
-                json_line(event.name(), None, Some(*revision), None, None);
-            }
-            E::Snapshot { version } | E::Publish { version, .. } => json_line(
-                event.name(),
-                Some(&version.flow),
-                Some(version.revision),
-                Some(&version.hash),
-                None,
-            ),
-            E::Reject {
-                flow,
-                revision,
-                diagnostics,
-                ..
-            } => json_line(
-                "reject",
-                Some(flow),
-                Some(*revision),
-                None,
-                Some(("diagnostics", diagnostics_json(diagnostics))),
-            ),
-            E::Retire { flow, revision } => {
-                json_line("retire", Some(flow), Some(*revision), None, None);
-            }
-            E::Disconnected { error, .. } => json_line(
-                "disconnected",
-                None,
-                None,
-                None,
-                Some(("error", serde_json::Value::String(error.clone()))),
-            ),
-            E::Warning { message } => eprintln!("warning: {message}"),
-            _ => {}
-        }
-        return;
+    match format {
+        WatchFormat::Json => log_etcd_json(event),
+        WatchFormat::Human => log_etcd_human(event),
     }
+}
+
+#[cfg(feature = "etcd")]
+fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
+    use flowc::source::etcd::WatchEvent as E;
     match event {
-        E::Connected { revision } => outln!("connected at revision {revision}"),
-        E::Snapshot { version } => outln!("snapshot {version} (served from the local snapshot)"),
+        E::Connected {
+            revision, retries, ..
+        } => json_line(
+            event.name(),
+            None,
+            Some(*revision),
+            None,
+            Some(("retries", serde_json::Value::from(*retries))),
+        ),
+        E::Resync { revision } => {
+            json_line(event.name(), None, Some(*revision), None, None);
+        }
+        E::Snapshot { version } | E::Publish { version, .. } => json_line(
+            event.name(),
+            Some(&version.flow),
+            Some(version.revision),
+            Some(&version.hash),
+            None,
+        ),
+        E::Reject {
+            flow,
+            revision,
+            diagnostics,
+            ..
+        } => json_line(
+            "reject",
+            Some(flow),
+            Some(*revision),
+            None,
+            Some(("diagnostics", diagnostics_json(diagnostics))),
+        ),
+        E::Retire { flow, revision } => {
+            json_line("retire", Some(flow), Some(*revision), None, None);
+        }
+        E::Disconnected { error, .. } => json_line(
+            "disconnected",
+            None,
+            None,
+            None,
+            Some(("error", serde_json::Value::String(error.clone()))),
+        ),
+        E::Retrying { attempts, error } => json_line(
+            "retrying",
+            None,
+            None,
+            None,
+            Some((
+                "error",
+                serde_json::Value::String(format!("{attempts} attempts; last: {error}")),
+            )),
+        ),
+        E::Warning { message } => eprintln!("warning: {message}"),
+        _ => {}
+    }
+}
+
+#[cfg(feature = "etcd")]
+fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
+    use flowc::source::etcd::WatchEvent as E;
+    match event {
+        E::Connected {
+            revision,
+            retries,
+            replaced_snapshot,
+        } => {
+            let replaced = match replaced_snapshot {
+                0 => String::new(),
+                1 => "; the flow loaded from the local snapshot is replaced by etcd's".to_owned(),
+                n => {
+                    format!("; the {n} flows loaded from the local snapshot are replaced by etcd's")
+                }
+            };
+            if *retries == 0 {
+                outln!("connected at revision {revision}{replaced}");
+            } else {
+                outln!(
+                    "reconnected at revision {revision} after {retries} failed attempt(s){replaced}"
+                );
+            }
+        }
+        E::Snapshot { version } => outln!("loaded {version} from the local snapshot"),
         E::Publish { version, latency } => {
             if let Some(l) = latency {
                 outln!(
@@ -373,17 +421,28 @@ fn log_etcd(format: WatchFormat, event: &flowc::source::etcd::WatchEvent) {
         E::Disconnected {
             error,
             serving_snapshot,
+            snapshot_flows,
+            snapshot_dir,
             retry_in,
         } => {
-            let serving = if *serving_snapshot {
-                "; serving the local snapshot"
+            if *serving_snapshot {
+                let dir = snapshot_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                outln!(
+                    "etcd unreachable: serving {snapshot_flows} flow(s) from the local snapshot {dir}; {error}; retrying (first retry in {} ms)",
+                    retry_in.as_millis()
+                );
             } else {
-                ""
-            };
-            outln!(
-                "disconnected: {error}{serving}; retrying in {} ms",
-                retry_in.as_millis()
-            );
+                outln!(
+                    "disconnected: {error}; retrying (first retry in {} ms)",
+                    retry_in.as_millis()
+                );
+            }
+        }
+        E::Retrying { attempts, error } => {
+            outln!("still retrying ({attempts} attempts, last error: {error})");
         }
         E::Warning { message } => eprintln!("warning: {message}"),
         _ => {}
@@ -423,7 +482,7 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     let registry = Arc::new(Registry::default());
     let watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
         Ok(w) => w,
-        Err(e) => return super::etcd::fail(&e),
+        Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
     if format == WatchFormat::Human {
         let metrics = args

@@ -4,15 +4,18 @@
 //!
 //! The key layout, the connection options and the version store are in
 //! [`crate::store::etcd`]. In short: `<prefix>/<tenant>/flows/<flow-id>` holds the YAML;
-//! a version's revision is that key's `mod_revision`; `history/<flow-id>/<revision>`
-//! keeps every accepted version's content.
+//! a version's revision is that key's `mod_revision`; `history/<flow-id>/...` keeps
+//! every accepted version's content.
 //!
 //! **Publishing** ([`publish`], [`rollback`]) compiles first and refuses a flow with
 //! errors; the write is one transaction that compares the key's mod revision with the
 //! one the caller expects (or the one read just before), so a concurrent edit is refused,
 //! never overwritten. The same transaction writes `flowmeta/<flow-id>` (author, message,
-//! the publisher's wall-clock time), which watchers read at the same revision. Then the
-//! publisher writes the history entry.
+//! the publisher's wall-clock time), which watchers read at the same revision, and the
+//! version's history entry, so no version is ever active without one. When the answer
+//! to the transaction is lost (a connection broke after the request may have reached
+//! etcd), the publisher reads back whether its entry exists before it reports anything
+//! ([`EtcdError::OutcomeUnknown`] only when etcd cannot be asked).
 //!
 //! Everything here is asynchronous (tokio); nothing prints: watch events go to a
 //! callback, metrics to the `metrics` facade, logs to `tracing`.
@@ -28,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::{self, CompiledFlow, Options, VersionId};
 use crate::diagnostic::Diagnostics;
 use crate::diff::{self, FlowDiff};
-use crate::store::etcd::{HistoryEntry, Tenant, etcd_error, put_history, read_history};
+use crate::store::etcd::{HistoryEntry, Tenant, etcd_error, read_entry_at, read_history};
 use crate::store::{NewVersion, StoreError, VersionMeta};
 
 pub use crate::store::etcd::{Connection, DEFAULT_PREFIX, EtcdStore};
@@ -46,6 +49,10 @@ pub struct FlowMeta {
     pub meta: VersionMeta,
     /// The publisher's wall-clock time, in microseconds since the Unix epoch.
     pub published_at_micros: u64,
+    /// The key of the history entry written in the same transaction (absent from what
+    /// releases that wrote the entry afterwards wrote: watchers then write one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
 }
 
 /// Errors of the etcd source.
@@ -119,6 +126,26 @@ pub enum EtcdError {
         path: String,
         /// What went wrong.
         message: String,
+    },
+    /// A write whose answer was lost (the connection broke or no answer came after the
+    /// request may have reached etcd), and etcd could not be asked afterwards whether it
+    /// was applied.
+    #[error("the outcome of writing `{flow}` is unknown: {cause}; reading it back failed: {check}")]
+    #[diagnostic(
+        code("flowc::source::etcd-outcome-unknown"),
+        help(
+            "etcd may have applied the write: `flowc history {flow}` shows whether it did; publishing again with `--expect-revision {expected}` is safe (it is refused if the first write landed)"
+        )
+    )]
+    OutcomeUnknown {
+        /// The flow.
+        flow: String,
+        /// The mod revision the write expected.
+        expected: u64,
+        /// Why the write's answer was lost.
+        cause: String,
+        /// Why reading it back failed.
+        check: String,
     },
     /// etcd or the history failed.
     #[error(transparent)]
@@ -203,6 +230,137 @@ pub async fn publish(
     write(client, tenant, &compiled, request).await
 }
 
+/// How often a write whose outcome was unknown and that turned out not to have been
+/// applied is sent again (it is a compare-and-swap: sending it again is safe).
+const WRITE_ATTEMPTS: usize = 3;
+
+/// How often a read is tried when etcd cannot be reached (a client balancing over
+/// several endpoints sends the next try to another).
+const READ_ATTEMPTS: u32 = 3;
+
+/// Runs a read, again (after 50 ms, then 100 ms) while etcd cannot be reached.
+async fn read_retrying<T, F>(mut read: F) -> Result<T, StoreError>
+where
+    F: AsyncFnMut() -> Result<T, StoreError>,
+{
+    let mut tries = 1;
+    loop {
+        match read().await {
+            Err(e) if e.is_unreachable() && tries < READ_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(tries))).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The mod revision of `key` (0: it does not exist).
+async fn mod_revision(client: &mut Client, key: &str) -> Result<u64, StoreError> {
+    read_retrying(async || {
+        let got = client
+            .get(key, None)
+            .await
+            .map_err(|e| etcd_error("read", &e))?;
+        Ok(got
+            .kvs()
+            .first()
+            .map_or(0, |kv| revision_of(kv.mod_revision())))
+    })
+    .await
+}
+
+/// The revision of our history entry, if our transaction was applied.
+async fn landed(
+    client: &mut Client,
+    history_key: &str,
+    hash: &str,
+) -> Result<Option<u64>, StoreError> {
+    let entry = read_retrying(async || read_entry_at(client, history_key).await).await?;
+    Ok(entry
+        .filter(|e| e.record.hash == hash)
+        .map(|e| e.record.revision))
+}
+
+/// What a transaction did.
+enum Outcome {
+    Written(u64),
+    Conflict(u64),
+}
+
+/// Runs the publish transaction `txn` (flow key, metadata and history entry, on the
+/// key's mod revision `expected`). When its answer is lost, etcd is asked what happened:
+/// our history entry exists (the transaction was applied: its revision), the key moved
+/// on without it (a conflict), or the key is unchanged (not applied: sent again while
+/// etcd cannot be reached, up to [`WRITE_ATTEMPTS`] times). Only a write known not to
+/// have been applied is reported as failed.
+async fn commit(
+    client: &mut Client,
+    flow: &str,
+    key: &str,
+    expected: u64,
+    (history_key, hash): (&str, &str),
+    txn: impl Fn() -> Txn,
+) -> Result<Outcome, EtcdError> {
+    let mut attempt = 1;
+    loop {
+        let lost = match client.txn(txn()).await {
+            Ok(got) if got.succeeded() => {
+                return Ok(Outcome::Written(
+                    got.header().map_or(0, |h| revision_of(h.revision())),
+                ));
+            }
+            Ok(got) => {
+                // after a lost answer, the compare fails when the first try was applied
+                if attempt > 1
+                    && let Some(revision) = landed(client, history_key, hash).await?
+                {
+                    return Ok(Outcome::Written(revision));
+                }
+                let found = got
+                    .op_responses()
+                    .into_iter()
+                    .find_map(|r| match r {
+                        TxnOpResponse::Get(g) => {
+                            g.kvs().first().map(|kv| revision_of(kv.mod_revision()))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                return Ok(Outcome::Conflict(found));
+            }
+            Err(e) => etcd_error("write", &e),
+        };
+        let unknown = |check: &StoreError| EtcdError::OutcomeUnknown {
+            flow: flow.to_owned(),
+            expected,
+            cause: lost.to_string(),
+            check: check.to_string(),
+        };
+        tracing::warn!(
+            flow,
+            "the answer to a write was lost ({lost}): reading it back"
+        );
+        match landed(client, history_key, hash).await {
+            Ok(Some(revision)) => return Ok(Outcome::Written(revision)),
+            Ok(None) => {}
+            Err(check) => return Err(unknown(&check)),
+        }
+        let now = match mod_revision(client, key).await {
+            Ok(r) => r,
+            Err(check) => return Err(unknown(&check)),
+        };
+        if now != expected {
+            return Ok(Outcome::Conflict(now));
+        }
+        // known not applied
+        if !lost.is_unreachable() || attempt >= WRITE_ATTEMPTS {
+            return Err(lost.into());
+        }
+        attempt += 1;
+    }
+}
+
 async fn write(
     client: &mut Client,
     tenant: &Tenant,
@@ -210,17 +368,11 @@ async fn write(
     request: &PublishRequest<'_>,
 ) -> Result<Published, PublishError> {
     let flow = compiled.id().to_owned();
+    let hash = compiled.version().hash.clone();
     let key = tenant.flow_key(&flow);
-    let expected = if let Some(r) = request.expect_revision {
-        r
-    } else {
-        let got = client
-            .get(key.as_str(), None)
-            .await
-            .map_err(|e| etcd_error("read", &e))?;
-        got.kvs()
-            .first()
-            .map_or(0, |kv| revision_of(kv.mod_revision()))
+    let expected = match request.expect_revision {
+        Some(r) => r,
+        None => mod_revision(client, &key).await?,
     };
     let published_at = now_micros();
     let meta = VersionMeta {
@@ -228,65 +380,62 @@ async fn write(
         author: request.author.clone(),
         message: request.message.clone(),
     };
+    let history_key = tenant.publish_history_key(&flow, expected, published_at, &hash);
+    // revision 0: the entry's revision is its key's create revision (see the store)
+    let entry = HistoryEntry::new(
+        &NewVersion {
+            flow: &flow,
+            hash: &hash,
+            name: compiled.flow().file.name(),
+            source: request.source,
+            meta: meta.clone(),
+        },
+        0,
+        Some(published_at),
+    );
     let flow_meta = FlowMeta {
-        hash: compiled.version().hash.clone(),
-        meta: meta.clone(),
+        hash: hash.clone(),
+        meta,
         published_at_micros: published_at,
+        history: Some(history_key.clone()),
     };
-    let meta_json = serde_json::to_vec(&flow_meta).map_err(|e| StoreError::Corrupt {
-        path: tenant.meta_key(&flow),
+    let encode = |path: String, e: &serde_json::Error| StoreError::Corrupt {
+        path,
         reason: e.to_string(),
-    })?;
-    let txn = Txn::new()
-        .when([Compare::mod_revision(
-            key.as_str(),
-            CompareOp::Equal,
-            crate::store::etcd::etcd_revision(expected),
-        )])
-        .and_then([
-            TxnOp::put(key.as_str(), request.source.to_vec(), None),
-            TxnOp::put(tenant.meta_key(&flow), meta_json, None),
-        ])
-        .or_else([TxnOp::get(key.as_str(), None)]);
-    let got = client.txn(txn).await.map_err(|e| etcd_error("write", &e))?;
-    if !got.succeeded() {
-        let found = got
-            .op_responses()
-            .into_iter()
-            .find_map(|r| match r {
-                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| revision_of(kv.mod_revision())),
-                _ => None,
-            })
-            .unwrap_or(0);
-        return Err(EtcdError::Conflict {
+    };
+    let meta_json =
+        serde_json::to_vec(&flow_meta).map_err(|e| encode(tenant.meta_key(&flow), &e))?;
+    let entry_json = serde_json::to_vec(&entry).map_err(|e| encode(history_key.clone(), &e))?;
+    let txn = || {
+        Txn::new()
+            .when([Compare::mod_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                crate::store::etcd::etcd_revision(expected),
+            )])
+            .and_then([
+                TxnOp::put(key.as_str(), request.source.to_vec(), None),
+                TxnOp::put(tenant.meta_key(&flow), meta_json.clone(), None),
+                TxnOp::put(history_key.as_str(), entry_json.clone(), None),
+            ])
+            .or_else([TxnOp::get(key.as_str(), None)])
+    };
+    match commit(client, &flow, &key, expected, (&history_key, &hash), txn).await? {
+        Outcome::Written(revision) => Ok(Published {
+            version: VersionId {
+                flow,
+                revision,
+                hash,
+            },
+            previous: expected,
+        }),
+        Outcome::Conflict(found) => Err(EtcdError::Conflict {
             flow,
             expected,
             found,
         }
-        .into());
+        .into()),
     }
-    let revision = got.header().map_or(0, |h| revision_of(h.revision()));
-    let file = &compiled.flow().file;
-    let entry = HistoryEntry::new(
-        &NewVersion {
-            flow: &flow,
-            hash: &compiled.version().hash,
-            name: file.name(),
-            source: request.source,
-            meta,
-        },
-        revision,
-        Some(published_at),
-    );
-    put_history(client, tenant, &entry).await?;
-    Ok(Published {
-        version: VersionId {
-            flow,
-            revision,
-            hash: compiled.version().hash.clone(),
-        },
-        previous: expected,
-    })
 }
 
 /// A rollback to make.

@@ -586,22 +586,12 @@ impl VersionStore for DirStore {
 
     fn prune(&self, flow: &str, keep: &Keep) -> Result<Vec<VersionRecord>, StoreError> {
         let records = self.list(flow)?;
-        // each content once, at its latest revision, newest first
-        let mut latest: Vec<&VersionRecord> = Vec::new();
-        for r in records.iter().rev() {
-            if !latest.iter().any(|l| l.hash == r.hash) {
-                latest.push(r);
-            }
-        }
+        let candidates = super::prunable(&records, keep, |hash| {
+            Ok(!self.holders(flow, hash)?.is_empty())
+        })?;
         let mut pruned = Vec::new();
-        for r in latest.iter().skip(keep.newest) {
-            if !r.stored
-                || keep.hashes.contains(&r.hash)
-                || !self.holders(flow, &r.hash)?.is_empty()
-            {
-                continue;
-            }
-            let path = self.source_path(flow, &r.hash);
+        for first in candidates {
+            let path = self.source_path(flow, &first.hash);
             let Some(bytes) = read_bounded(&path, Limits::MAX_STORED_SOURCE_BYTES)? else {
                 continue;
             };
@@ -612,14 +602,13 @@ impl VersionStore for DirStore {
             }
             sync_dir(path.parent().unwrap_or(Path::new(".")))?;
             // a hold taken since the check above wins: put the source back
-            if !self.holders(flow, &r.hash)?.is_empty() {
+            if !self.holders(flow, &first.hash)?.is_empty() {
                 write_atomic(&path, &bytes)?;
                 continue;
             }
-            let first = records.iter().find(|x| x.hash == r.hash).unwrap_or(r);
             pruned.push(VersionRecord {
                 stored: false,
-                ..first.clone()
+                ..first
             });
         }
         pruned.sort_by_key(|r| r.revision);

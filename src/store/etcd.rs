@@ -7,17 +7,24 @@
 //! flows/<flow-id>                  the flow's YAML (what watchers compile and publish)
 //! flowmeta/<flow-id>               who published it, when, why: written by `publish` in
 //!                                  the same transaction as the flow, so at the same revision
-//! history/<flow-id>/<revision>     one entry per accepted version (20-digit revision):
-//!                                  its record and its source (until pruned)
+//! history/<flow-id>/p<prev>-<t>-<h> the entry of a publish, written in its transaction
+//! history/<flow-id>/<revision>     the entry of a version put by hand (20-digit
+//!                                  revision), written by the first watcher accepting it
 //! holds/<flow-id>/<hash>/<holder>  one hold
 //! ```
 //!
 //! A version's revision is the `mod_revision` of its `flows/` key, so every process of a
-//! fleet names it the same way. History entries are created once (a transaction that
-//! writes only when the key does not exist): the publisher writes one right after its
-//! transaction and every watcher writes one when it accepts the version, so the entry
-//! exists even when the flow was put by hand, and a saved instance can be restored by
-//! its content hash in any process after etcd compacted the flow key's old revisions.
+//! fleet names it the same way. A history entry keeps one accepted version's record and
+//! source (until pruned). `flowc publish` and `flowc rollback` write it in the same
+//! transaction as the flow key, so no version is ever active without its entry; the
+//! transaction's revision is known only after the commit, so the entry records revision
+//! 0 and is named by what the publisher knows before (the key's previous mod revision,
+//! its clock, the content hash): its revision is its key's create revision, which equals
+//! the flow key's new mod revision. Entries of older releases (named and recording their
+//! revision) read the same way. A flow put by hand gets its entry from the first watcher
+//! that accepts it (created once: a transaction that writes only when no entry has the
+//! revision), so a saved instance can be restored by its content hash in any process
+//! after etcd compacted the flow key's old revisions.
 //!
 //! etcd's client is asynchronous; the trait is not. [`EtcdStore`] runs its requests on a
 //! runtime of its own (one worker thread), so its methods can be called from any thread,
@@ -81,11 +88,13 @@ impl Connection {
         }
     }
 
-    /// A client. Connecting is lazy: an unreachable server shows on the first request.
-    ///
-    /// # Errors
-    /// [`StoreError::Etcd`] for unreadable TLS files, bad endpoints, a refused user.
-    pub async fn connect(&self) -> Result<Client, StoreError> {
+    /// The endpoints, comma-separated (as diagnostics name them).
+    #[must_use]
+    pub fn endpoints_text(&self) -> String {
+        self.endpoints.join(",")
+    }
+
+    fn options(&self) -> Result<ConnectOptions, StoreError> {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(self.request_timeout)
@@ -112,10 +121,63 @@ impl Connection {
         if let Some((user, password)) = &self.user {
             options = options.with_user(user, password);
         }
-        let connect = Client::connect(&self.endpoints, Some(options));
+        Ok(options)
+    }
+
+    /// A client. With one endpoint connecting is lazy: an unreachable server shows on
+    /// the first request. With several, each is asked first (in parallel, bounded by the
+    /// connect timeout) and the client balances over those that answered: the client
+    /// would otherwise send about every other request to a down endpoint and fail it.
+    /// When none answers, all are kept (the first request then says why).
+    ///
+    /// # Errors
+    /// [`StoreError::Etcd`] for unreadable TLS files, bad endpoints, a refused user;
+    /// [`StoreError::Unreachable`] when the connection cannot be made in time.
+    pub async fn connect(&self) -> Result<Client, StoreError> {
+        let options = self.options()?;
+        let endpoints = if self.endpoints.len() > 1 {
+            self.answering(&options).await
+        } else {
+            self.endpoints.clone()
+        };
+        let connect = Client::connect(&endpoints, Some(options));
         match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(client) => client.map_err(|e| etcd_error("connect", &e)),
-            Err(_) => Err(timeout_error("connect", self.connect_timeout)),
+            Ok(client) => client.map_err(|e| etcd_error("connect", &e).at(&self.endpoints)),
+            Err(_) => Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints)),
+        }
+    }
+
+    /// The endpoints that answer a status request within the connect timeout (all of
+    /// them when none does).
+    async fn answering(&self, options: &ConnectOptions) -> Vec<String> {
+        let mut probes = tokio::task::JoinSet::new();
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            let (endpoint, options, wait) =
+                (endpoint.clone(), options.clone(), self.connect_timeout);
+            probes.spawn(async move {
+                let probe = async {
+                    let mut c = Client::connect([endpoint.as_str()], Some(options)).await?;
+                    c.status().await
+                };
+                let ok = matches!(tokio::time::timeout(wait, probe).await, Ok(Ok(_)));
+                (i, ok)
+            });
+        }
+        let mut up = Vec::new();
+        while let Some(done) = probes.join_next().await {
+            if let Ok((i, true)) = done {
+                up.push(i);
+            }
+        }
+        up.sort_unstable();
+        let answering: Vec<String> = up
+            .into_iter()
+            .filter_map(|i| self.endpoints.get(i).cloned())
+            .collect();
+        if answering.is_empty() {
+            self.endpoints.clone()
+        } else {
+            answering
         }
     }
 }
@@ -127,22 +189,144 @@ fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, StoreError> {
     })
 }
 
-/// An etcd client error with its whole cause chain (a TLS failure says which
-/// certificate check failed, not only "transport error").
+/// An etcd client error in words, with its causes joined plainly: a connection that
+/// cannot be made or broke, or a request without an answer in time, is
+/// [`StoreError::Unreachable`] (name the endpoints with [`StoreError::at`]); anything else
+/// (a TLS certificate refused, a request etcd refused) is [`StoreError::Etcd`].
 #[must_use]
 pub fn etcd_error(operation: &'static str, e: &etcd_client::Error) -> StoreError {
-    StoreError::Etcd {
-        operation,
-        message: error_chain(e),
+    let (unreachable, cause) = describe(e);
+    if unreachable {
+        StoreError::Unreachable {
+            operation,
+            endpoints: "the endpoints given".to_owned(),
+            cause,
+        }
+    } else {
+        StoreError::Etcd {
+            operation,
+            message: cause,
+        }
     }
+}
+
+/// Whether `e` says etcd could not be reached (or did not answer in time), and what
+/// failed, in words.
+pub(crate) fn describe(e: &etcd_client::Error) -> (bool, String) {
+    use std::error::Error as _;
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let mut parts: Vec<String> = Vec::new();
+            let push = |parts: &mut Vec<String>, text: String| {
+                let text = text.trim().to_owned();
+                if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+                    parts.push(text);
+                }
+            };
+            // tonic puts its transport error's debug form into the message; its causes
+            // say the same in words
+            let mut source = status.source();
+            let had_source = source.is_some();
+            while let Some(s) = source {
+                push(&mut parts, s.to_string());
+                source = s.source();
+            }
+            if !had_source {
+                push(&mut parts, status.message().to_owned());
+            }
+            // the gRPC code by name (tonic is etcd-client's, not a dependency of ours)
+            let code = format!("{:?}", status.code());
+            if parts.is_empty() {
+                push(&mut parts, code.to_lowercase());
+            }
+            let lost = io_lost(status.source());
+            let unreachable = lost
+                || matches!(code.as_str(), "DeadlineExceeded" | "Cancelled")
+                || (code == "Unavailable" && !tls_failure(status.source()));
+            let mut text = parts.join(": ");
+            if code == "DeadlineExceeded" && !had_source {
+                text = format!("no answer in time ({text})");
+            }
+            (unreachable, text)
+        }
+        etcd_client::Error::TransportError(t) => {
+            (io_lost(Some(t)) || !tls_failure(Some(t)), error_chain(t))
+        }
+        etcd_client::Error::IoError(io) => (true, io.to_string()),
+        other => (false, error_chain(other)),
+    }
+}
+
+/// True when an I/O error in the chain says the connection could not be made or broke.
+fn io_lost(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    use std::io::ErrorKind as K;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::BrokenPipe
+                    | K::TimedOut
+                    | K::AddrNotAvailable
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+                    | K::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// True when the chain holds a TLS failure (a certificate refused): a configuration
+/// error, not an unreachable server.
+fn tls_failure(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    while let Some(s) = source {
+        let text = s.to_string().to_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A timeout as a store error.
 #[must_use]
 pub fn timeout_error(operation: &'static str, after: Duration) -> StoreError {
-    StoreError::Etcd {
+    StoreError::Unreachable {
         operation,
-        message: format!("no answer within {} ms", after.as_millis()),
+        endpoints: "the endpoints given".to_owned(),
+        cause: format!("no answer within {} ms", after.as_millis()),
+    }
+}
+
+impl StoreError {
+    /// Names the endpoints in an [`StoreError::Unreachable`] (other errors unchanged).
+    #[must_use]
+    pub fn at(self, endpoints: &[String]) -> Self {
+        match self {
+            StoreError::Unreachable {
+                operation, cause, ..
+            } => StoreError::Unreachable {
+                operation,
+                endpoints: endpoints.join(","),
+                cause,
+            },
+            other => other,
+        }
+    }
+
+    /// True for [`StoreError::Unreachable`]: the request may or may not have reached
+    /// etcd.
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Unreachable { .. })
     }
 }
 
@@ -170,23 +354,88 @@ pub struct Tenant {
     name: String,
 }
 
+/// The key segments of a tenant's layout: a prefix holding one of them could lie inside
+/// another tenant's keyspace (`/flowc/acme/flows` as a prefix would put keys under tenant
+/// `acme`'s `flows/`).
+pub const RESERVED_SEGMENTS: [&str; 4] = ["flows", "flowmeta", "history", "holds"];
+
+fn bad_prefix(prefix: &str, reason: &'static str, help: &'static str) -> StoreError {
+    StoreError::InvalidKey {
+        what: "prefix",
+        value: super::cut(prefix),
+        reason,
+        help,
+    }
+}
+
+/// Checks a key prefix: `/` and segments, none empty, `.`, `..` or a segment of the
+/// layout ([`RESERVED_SEGMENTS`]), no trailing `/`, no control characters.
+///
+/// # Errors
+/// [`StoreError::InvalidKey`] saying which rule the prefix breaks.
+pub fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    let Some(rest) = prefix.strip_prefix('/') else {
+        return Err(bad_prefix(
+            prefix,
+            "a prefix is an absolute key path",
+            "start the prefix with `/`, as `/flowc`",
+        ));
+    };
+    if prefix.chars().any(char::is_control) {
+        return Err(bad_prefix(
+            prefix,
+            "a prefix holds no control characters",
+            "use a prefix such as `/flowc` or `/apps/flowc`",
+        ));
+    }
+    if rest.is_empty() {
+        return Err(bad_prefix(
+            prefix,
+            "the root is no prefix: every tenant would share the whole keyspace with other programs",
+            "name a prefix such as `/flowc`",
+        ));
+    }
+    if rest.ends_with('/') {
+        return Err(bad_prefix(
+            prefix,
+            "a prefix has no trailing `/`",
+            "drop the trailing `/` (flowc adds the separator)",
+        ));
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Err(bad_prefix(
+                prefix,
+                "a prefix has no empty segments (`//`)",
+                "write each `/` once, as `/apps/flowc`",
+            ));
+        }
+        if segment == "." || segment == ".." {
+            return Err(bad_prefix(
+                prefix,
+                "a prefix has no `.` or `..` segments",
+                "write the path the keys really have, as `/apps/flowc`",
+            ));
+        }
+        if RESERVED_SEGMENTS.contains(&segment) {
+            return Err(bad_prefix(
+                prefix,
+                "a segment of the prefix is one of the layout's own (`flows`, `flowmeta`, `history`, `holds`), so its keys could lie inside another tenant's keyspace",
+                "give every tenant a prefix outside any other tenant's keys, such as `/flowc` (keys `/flowc/<tenant>/flows/<id>`)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Tenant {
-    /// The keys of `tenant` under `prefix` (`/flowc` by default; a trailing `/` is
-    /// dropped).
+    /// The keys of `tenant` under `prefix` (`/flowc` by default).
     ///
     /// # Errors
-    /// [`StoreError::InvalidKey`] for a prefix that does not start with `/` or holds
-    /// control characters, or a tenant that is not 1 to 63 letters, digits, `-`, `_`, `.`.
+    /// [`StoreError::InvalidKey`] for a prefix [`check_prefix`] refuses, or a tenant
+    /// that is not 1 to 63 letters, digits, `-`, `_`, `.` (nor `.` or `..`).
     pub fn new(prefix: &str, tenant: &str) -> Result<Self, StoreError> {
-        let prefix = prefix.trim_end_matches('/');
-        if !prefix.starts_with('/') && !prefix.is_empty() || prefix.chars().any(char::is_control) {
-            return Err(StoreError::InvalidKey {
-                what: "prefix",
-                value: super::cut(prefix),
-                reason: "not an absolute key prefix",
-                help: "a prefix starts with `/`, as `/flowc`",
-            });
-        }
+        check_prefix(prefix)?;
         let ok = !tenant.is_empty()
             && tenant.len() <= 63
             && tenant
@@ -245,6 +494,25 @@ impl Tenant {
         format!("{}history/{flow}/{revision:020}", self.base)
     }
 
+    /// `<prefix>/<tenant>/history/<flow>/p<previous>-<micros>-<hash>`: the history entry
+    /// a publisher writes in its transaction, named by what it knows before the commit
+    /// (the key's previous mod revision, its wall-clock time, the content hash), so the
+    /// name is unique to the publish; the entry's revision is the key's create revision,
+    /// which equals the flow key's new mod revision (one transaction, one revision).
+    #[must_use]
+    pub fn publish_history_key(
+        &self,
+        flow: &str,
+        previous: u64,
+        micros: u64,
+        hash: &str,
+    ) -> String {
+        format!(
+            "{}history/{flow}/p{previous:020}-{micros:020}-{hash}",
+            self.base
+        )
+    }
+
     /// `<prefix>/<tenant>/history/<flow>/`.
     #[must_use]
     pub fn history_prefix(&self, flow: &str) -> String {
@@ -270,18 +538,21 @@ impl Tenant {
     }
 
     /// What a key of [`Tenant::watch_range`] is: a flow or its metadata, by flow id as
-    /// written in the key (not checked), or another key.
+    /// written in the key (one segment, not checked further), or another key (ignored by
+    /// watchers: `flows/a/b` is no flow key of this tenant).
     #[must_use]
     pub fn classify<'k>(&self, key: &'k str) -> KeyKind<'k> {
         let Some(rest) = key.strip_prefix(self.base.as_str()) else {
             return KeyKind::Other;
         };
-        if let Some(flow) = rest.strip_prefix("flows/") {
-            KeyKind::Flow(flow)
-        } else if let Some(flow) = rest.strip_prefix("flowmeta/") {
-            KeyKind::Meta(flow)
-        } else {
-            KeyKind::Other
+        // INVARIANT: a flow key has exactly one segment after `flows/`; deeper keys
+        // (another tenant's keys under a prefix nested in this keyspace) are not ours
+        match rest.split_once('/') {
+            Some(("flows", flow)) if !flow.is_empty() && !flow.contains('/') => KeyKind::Flow(flow),
+            Some(("flowmeta", flow)) if !flow.is_empty() && !flow.contains('/') => {
+                KeyKind::Meta(flow)
+            }
+            _ => KeyKind::Other,
         }
     }
 }
@@ -403,16 +674,34 @@ pub async fn read_history(
     Ok(read_history_at(client, tenant, flow)
         .await?
         .into_iter()
-        .map(|(e, _)| e)
+        .map(|e| e.entry)
         .collect())
 }
 
-/// Every history entry of a flow with its key's mod revision, by revision.
-async fn read_history_at(
+/// One history entry as read: the entry (its revision resolved), its key and its key's
+/// mod revision.
+pub(crate) struct ReadEntry {
+    pub entry: HistoryEntry,
+    pub key: String,
+    pub mod_revision: i64,
+}
+
+/// An entry read from `key`: an entry written in a publisher's transaction records
+/// revision 0 and has the key's create revision (the transaction's revision).
+fn read_entry(key: &str, kv: &etcd_client::KeyValue) -> Result<HistoryEntry, StoreError> {
+    let mut entry = HistoryEntry::parse(key, kv.value())?;
+    if entry.record.revision == 0 {
+        entry.record.revision = u64::try_from(kv.create_revision()).unwrap_or(0);
+    }
+    Ok(entry)
+}
+
+/// Every history entry of a flow with its key and mod revision, by revision.
+pub(crate) async fn read_history_at(
     client: &mut Client,
     tenant: &Tenant,
     flow: &str,
-) -> Result<Vec<(HistoryEntry, i64)>, StoreError> {
+) -> Result<Vec<ReadEntry>, StoreError> {
     check_flow_id(flow)?;
     let prefix = tenant.history_prefix(flow);
     let got = client
@@ -421,19 +710,39 @@ async fn read_history_at(
         .map_err(|e| etcd_error("read", &e))?;
     let mut out = Vec::with_capacity(got.kvs().len());
     for kv in got.kvs() {
-        let key = String::from_utf8_lossy(kv.key());
-        let entry = HistoryEntry::parse(&key, kv.value())?;
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let entry = read_entry(&key, kv)?;
         if entry.record.flow != flow || key.strip_prefix(prefix.as_str()).is_none() {
             return Err(corrupt(&key, "names another flow"));
         }
-        out.push((entry, kv.mod_revision()));
+        out.push(ReadEntry {
+            entry,
+            key,
+            mod_revision: kv.mod_revision(),
+        });
     }
-    out.sort_by_key(|(e, _)| e.record.revision);
+    out.sort_by_key(|e| e.entry.record.revision);
     Ok(out)
 }
 
-/// Writes `entry` under its revision unless an entry is there already; returns the entry
-/// that is there afterwards.
+/// The history entry at `key` (`None`: there is none).
+///
+/// # Errors
+/// etcd's errors; a corrupt entry.
+pub async fn read_entry_at(
+    client: &mut Client,
+    key: &str,
+) -> Result<Option<HistoryEntry>, StoreError> {
+    let got = client
+        .get(key, None)
+        .await
+        .map_err(|e| etcd_error("read", &e))?;
+    got.kvs().first().map(|kv| read_entry(key, kv)).transpose()
+}
+
+/// Makes sure the flow's history has an entry for `entry`'s revision: when one exists
+/// (a publisher's, written in its transaction, or another watcher's) it is returned;
+/// else `entry` is written under `history/<flow>/<revision>` unless that key exists.
 ///
 /// # Errors
 /// [`StoreError::RevisionTaken`] when the revision names other content; etcd's errors.
@@ -443,6 +752,25 @@ pub async fn put_history(
     entry: &HistoryEntry,
 ) -> Result<HistoryEntry, StoreError> {
     let record = &entry.record;
+    let taken = |existing: HistoryEntry| {
+        if existing.record.hash == record.hash {
+            Ok(existing)
+        } else {
+            Err(StoreError::RevisionTaken {
+                flow: record.flow.clone(),
+                revision: record.revision,
+                existing: existing.record.hash,
+                hash: record.hash.clone(),
+            })
+        }
+    };
+    if let Some(found) = read_history_at(client, tenant, &record.flow)
+        .await?
+        .into_iter()
+        .find(|e| e.entry.record.revision == record.revision)
+    {
+        return taken(found.entry);
+    }
     let key = tenant.history_key(&record.flow, record.revision);
     let txn = Txn::new()
         .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
@@ -456,20 +784,11 @@ pub async fn put_history(
         .op_responses()
         .into_iter()
         .find_map(|r| match r {
-            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| read_entry(&key, kv)),
             _ => None,
         })
-        .ok_or_else(|| corrupt(&key, "deleted while written"))?;
-    let existing = HistoryEntry::parse(&key, &existing)?;
-    if existing.record.hash != record.hash {
-        return Err(StoreError::RevisionTaken {
-            flow: record.flow.clone(),
-            revision: record.revision,
-            existing: existing.record.hash,
-            hash: record.hash.clone(),
-        });
-    }
-    Ok(existing)
+        .ok_or_else(|| corrupt(&key, "deleted while written"))??;
+    taken(existing)
 }
 
 /// The etcd version store of one tenant (see the module docs).
@@ -625,6 +944,12 @@ async fn holds_under(
     Ok(out)
 }
 
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -664,11 +989,21 @@ impl VersionStore for EtcdStore {
                 .first()
                 .map_or(0, etcd_client::KeyValue::mod_revision);
             let source = entry.source.clone().unwrap_or_default();
+            // the history entry in the same transaction: revision 0 stands for its key's
+            // create revision, the flow key's new mod revision
+            let history_key = tenant.publish_history_key(
+                &flow,
+                u64::try_from(read).unwrap_or(0),
+                now_micros(),
+                &entry.record.hash,
+            );
+            entry.record.revision = 0;
             let txn = Txn::new()
                 .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, read)])
                 .and_then([
                     TxnOp::put(key.as_str(), source, None),
                     TxnOp::delete(tenant.meta_key(&flow), None::<DeleteOptions>),
+                    TxnOp::put(history_key.as_str(), to_json(&history_key, &entry)?, None),
                 ]);
             let got = client.txn(txn).await.map_err(|e| etcd_error("write", &e))?;
             if !got.succeeded() {
@@ -684,7 +1019,7 @@ impl VersionStore for EtcdStore {
                 .and_then(|h| u64::try_from(h.revision()).ok())
                 .ok_or_else(|| corrupt(&key, "no revision in the answer"))?;
             entry.record.revision = revision;
-            Ok(put_history(&mut client, &tenant, &entry).await?.record)
+            Ok(entry.record)
         })
     }
 
@@ -826,18 +1161,13 @@ impl VersionStore for EtcdStore {
         let (flow, keep) = (flow.to_owned(), keep.clone());
         self.run("write", move |mut client, tenant| async move {
             let history = read_history_at(&mut client, &tenant, &flow).await?;
-            let mut latest: Vec<&HistoryEntry> = Vec::new();
-            for (e, _) in history.iter().rev() {
-                if !latest.iter().any(|l| l.record.hash == e.record.hash) {
-                    latest.push(e);
-                }
-            }
+            let records: Vec<VersionRecord> =
+                history.iter().map(|e| e.entry.record.clone()).collect();
+            // holds are checked in each deleting transaction, atomically
+            let candidates = super::prunable(&records, &keep, |_| Ok(false))?;
             let mut pruned = Vec::new();
-            for e in latest.iter().skip(keep.newest) {
-                let hash = &e.record.hash;
-                if keep.hashes.contains(hash) {
-                    continue;
-                }
+            for first in candidates {
+                let hash = &first.hash;
                 let holds = format!("{}{flow}/{hash}/", tenant.hold_prefix());
                 let holds_end = format!("{}{flow}/{hash}0", tenant.hold_prefix());
                 let mut compares = vec![
@@ -845,17 +1175,22 @@ impl VersionStore for EtcdStore {
                         .with_range(holds_end.as_str()),
                 ];
                 let mut ops = Vec::new();
-                for (same, at) in history
+                for same in history
                     .iter()
-                    .filter(|(x, _)| &x.record.hash == hash && x.source.is_some())
+                    .filter(|x| &x.entry.record.hash == hash && x.entry.source.is_some())
                 {
-                    let key = tenant.history_key(&flow, same.record.revision);
-                    compares.push(Compare::mod_revision(key.as_str(), CompareOp::Equal, *at));
+                    let key = same.key.as_str();
+                    compares.push(Compare::mod_revision(
+                        key,
+                        CompareOp::Equal,
+                        same.mod_revision,
+                    ));
+                    // the revision written out: the entry keeps it when rewritten
                     let emptied = HistoryEntry {
                         source: None,
-                        ..same.clone()
+                        ..same.entry.clone()
                     };
-                    ops.push(TxnOp::put(key.as_str(), to_json(&key, &emptied)?, None));
+                    ops.push(TxnOp::put(key, to_json(key, &emptied)?, None));
                 }
                 if ops.is_empty() {
                     continue;
@@ -865,10 +1200,6 @@ impl VersionStore for EtcdStore {
                     .await
                     .map_err(|e| etcd_error("write", &e))?;
                 if got.succeeded() {
-                    let first = history
-                        .iter()
-                        .find(|(x, _)| &x.record.hash == hash)
-                        .map_or_else(|| e.record.clone(), |(x, _)| x.record.clone());
                     pruned.push(VersionRecord {
                         stored: false,
                         ..first

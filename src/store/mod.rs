@@ -331,6 +331,23 @@ pub enum StoreError {
         /// etcd's (or the client's) error, with its causes.
         message: String,
     },
+    /// etcd could not be reached: nothing listens at the endpoints, the connection broke,
+    /// or no answer came in time.
+    #[error("cannot reach etcd at {endpoints} ({operation}): {cause}")]
+    #[diagnostic(
+        code("flowc::store::etcd-unreachable"),
+        help(
+            "is etcd running at {endpoints}? check `--etcd` or `FLOWC_ETCD` (and `--cacert`, `--cert`, `--key` for https endpoints)"
+        )
+    )]
+    Unreachable {
+        /// What was being done (`connect`, `read`, `write`, `watch`).
+        operation: &'static str,
+        /// The endpoints tried, comma-separated (`the endpoints given` when unknown).
+        endpoints: String,
+        /// What failed, in words, with its causes.
+        cause: String,
+    },
     /// A hold on a version whose source is not (or no longer) in the store.
     #[error("flow `{flow}` has no stored content {hash}")]
     #[diagnostic(
@@ -358,6 +375,7 @@ impl crate::diagnostic::ErrorCode for StoreError {
             StoreError::RevisionTaken { .. } => "flowc::store::revision-taken",
             StoreError::NotStored { .. } => "flowc::store::not-stored",
             StoreError::Etcd { .. } => "flowc::store::etcd",
+            StoreError::Unreachable { .. } => "flowc::store::etcd-unreachable",
         }
     }
 }
@@ -377,6 +395,38 @@ impl StoreError {
             reason: reason.into(),
         }
     }
+}
+
+/// The retention decision both stores share: every content of a flow (given its records,
+/// by revision) that [`VersionStore::prune`] may delete, as its earliest record. A content
+/// is kept when it is among the `keep.newest` newest (by its latest revision), in
+/// `keep.hashes`, held (`held(hash)`), or no longer stored (nothing to delete). A store
+/// that checks holds atomically when deleting may answer `false` here.
+///
+/// # Errors
+/// What `held` returns.
+pub(crate) fn prunable(
+    records: &[VersionRecord],
+    keep: &Keep,
+    mut held: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<Vec<VersionRecord>, StoreError> {
+    // each content once, at its latest revision, newest first
+    let mut latest: Vec<&VersionRecord> = Vec::new();
+    for r in records.iter().rev() {
+        if !latest.iter().any(|l| l.hash == r.hash) {
+            latest.push(r);
+        }
+    }
+    let mut out = Vec::new();
+    for r in latest.into_iter().skip(keep.newest) {
+        let stored = records.iter().any(|x| x.hash == r.hash && x.stored);
+        if !stored || keep.hashes.contains(&r.hash) || held(&r.hash)? {
+            continue;
+        }
+        let first = records.iter().find(|x| x.hash == r.hash).unwrap_or(r);
+        out.push(first.clone());
+    }
+    Ok(out)
 }
 
 fn cut(value: &str) -> String {

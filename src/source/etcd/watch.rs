@@ -5,18 +5,26 @@
 //! event compiles and publishes; a flow that does not compile (or whose YAML names
 //! another id than its key) is rejected: the last good version stays active and the
 //! diagnostics are kept ([`EtcdWatch::rejections`]) and reported ([`WatchEvent::Reject`]).
-//! A deleted key retires its flow.
+//! A deleted key retires its flow. The active version's revision is always its key's
+//! current mod revision: the same content put again is published under the new one. A
+//! watcher that starts (or resynchronises) and finds refused content in the key of a
+//! flow with no active version activates the flow's newest accepted history entry, and
+//! still reports the rejection. Keys deeper than `flows/<id>` are not this tenant's
+//! flows and are ignored.
 //!
 //! Faults: when the connection or the watch fails it reconnects with exponential backoff
 //! and resumes from the last revision it applied, so no event is lost; when etcd has
 //! compacted that revision it re-reads everything at a new revision (retiring flows
-//! deleted meanwhile). With a snapshot directory every accepted version is also written
-//! there, and a watcher serves the snapshot from the start, before etcd answers.
+//! deleted meanwhile). A lost connection is reported once ([`WatchEvent::Disconnected`]),
+//! then at most every 30 s ([`WatchEvent::Retrying`]), and [`WatchEvent::Connected`]
+//! says how many attempts failed. With a snapshot directory every accepted version is
+//! also written there; a watcher loads the snapshot at start, serves it while etcd
+//! cannot be reached, and replaces it with etcd's flows once etcd answers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, GetOptions, KeyValue, WatchOptions};
 use tokio::sync::watch as signal;
@@ -27,7 +35,7 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, HistoryEntry, KeyKind, Tenant, error_chain, etcd_error, put_history, timeout_error,
+    Connection, HistoryEntry, KeyKind, Tenant, etcd_error, put_history, read_history, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -68,8 +76,14 @@ pub enum WatchEvent {
     Connected {
         /// The revision read (or resumed from).
         revision: u64,
+        /// Failed attempts since the connection was lost (0: the first connection, or
+        /// back at the first retry).
+        retries: u32,
+        /// The flows loaded from the local snapshot that etcd's answer now replaces (0
+        /// after the first connection, or without a snapshot).
+        replaced_snapshot: usize,
     },
-    /// A version served from the local snapshot (before etcd answered).
+    /// A version loaded from the local snapshot at start (served until etcd answers).
     Snapshot {
         /// The version.
         version: VersionId,
@@ -104,15 +118,28 @@ pub enum WatchEvent {
         /// The revision read.
         revision: u64,
     },
-    /// etcd could not be reached or the watch broke; retrying.
+    /// etcd could not be reached or the watch broke; retrying. Reported once when the
+    /// connection is lost (then [`WatchEvent::Retrying`] at most every 30 s, and
+    /// [`WatchEvent::Connected`] when back).
     Disconnected {
         /// Why.
         error: String,
         /// True while the watcher has not reached etcd since it started and serves the
         /// versions of its snapshot.
         serving_snapshot: bool,
+        /// How many flows the snapshot served (0 unless `serving_snapshot`).
+        snapshot_flows: usize,
+        /// The snapshot directory (when `serving_snapshot`).
+        snapshot_dir: Option<PathBuf>,
         /// When the next attempt is.
         retry_in: Duration,
+    },
+    /// Still disconnected (at most one every 30 s).
+    Retrying {
+        /// Failed attempts since the connection was lost.
+        attempts: u32,
+        /// The last attempt's error.
+        error: String,
     },
     /// Something that did not stop the watcher (a history entry or the snapshot could
     /// not be written).
@@ -124,7 +151,7 @@ pub enum WatchEvent {
 
 impl WatchEvent {
     /// The event's name in `flowc watch --format json`: `connected`, `snapshot`,
-    /// `publish`, `reject`, `retire`, `resync`, `disconnected`, `warning`.
+    /// `publish`, `reject`, `retire`, `resync`, `disconnected`, `retrying`, `warning`.
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
@@ -135,6 +162,7 @@ impl WatchEvent {
             WatchEvent::Retire { .. } => "retire",
             WatchEvent::Resync { .. } => "resync",
             WatchEvent::Disconnected { .. } => "disconnected",
+            WatchEvent::Retrying { .. } => "retrying",
             WatchEvent::Warning { .. } => "warning",
         }
     }
@@ -260,7 +288,12 @@ pub fn watch(
         seen: BTreeMap::new(),
         last: None,
         reached: false,
+        snapshot_served: 0,
+        retries: 0,
+        down: false,
+        last_report: None,
     };
+    register_metrics();
     worker.serve_snapshot()?;
     let task = tokio::spawn(worker.run(control_rx));
     Ok(EtcdWatch {
@@ -268,6 +301,15 @@ pub fn watch(
         control,
         task: Some(task),
     })
+}
+
+/// A put of a flow key.
+#[derive(Clone, Copy)]
+struct Put<'a> {
+    key: &'a str,
+    flow: &'a str,
+    value: &'a [u8],
+    revision: u64,
 }
 
 /// How a watch stream ended.
@@ -290,6 +332,56 @@ struct Worker {
     last: Option<u64>,
     /// etcd answered at least once since the start.
     reached: bool,
+    /// Flows loaded from the snapshot that etcd has not yet replaced.
+    snapshot_served: usize,
+    /// Failed attempts since the connection was lost.
+    retries: u32,
+    /// The loss of the connection was reported.
+    down: bool,
+    /// When the loss (or the last "still retrying") was reported.
+    last_report: Option<Instant>,
+}
+
+/// How often a watcher that cannot reach etcd says it still retries.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Describes the watcher's metrics and registers the counters at 0, so that an
+/// exporter shows them from the start (an alert on a rate needs the zero).
+fn register_metrics() {
+    metrics::describe_counter!(
+        "flowc_publishes_total",
+        "versions made active by the etcd watcher, per flow"
+    );
+    metrics::describe_counter!(
+        "flowc_rejects_total",
+        "flow contents in etcd refused by the watcher, per flow"
+    );
+    metrics::describe_counter!(
+        "flowc_resyncs_total",
+        "full re-reads after the revision to resume from was compacted"
+    );
+    metrics::describe_counter!(
+        "flowc_reconnects_total",
+        "connections to etcd made again after losing it"
+    );
+    metrics::describe_gauge!(
+        "flowc_active_revision",
+        "the etcd mod revision of the active version, per flow"
+    );
+    metrics::describe_gauge!("flowc_live_versions", "versions kept in memory, per flow");
+    metrics::describe_histogram!(
+        "flowc_propagation_seconds",
+        metrics::Unit::Seconds,
+        "from the publisher's write to the watcher's swap"
+    );
+    for name in [
+        "flowc_publishes_total",
+        "flowc_rejects_total",
+        "flowc_resyncs_total",
+        "flowc_reconnects_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
 }
 
 fn revision_of(r: i64) -> u64 {
@@ -337,6 +429,7 @@ impl Worker {
             ) {
                 Ok(version) => {
                     self.seen.insert(f.flow.clone(), f.revision);
+                    self.snapshot_served += 1;
                     gauges(&self.registry, &version);
                     self.emit(&WatchEvent::Snapshot { version });
                 }
@@ -355,6 +448,7 @@ impl Worker {
             if !wait_running(&mut control).await {
                 return;
             }
+            let endpoints = self.config.connection.endpoints.clone();
             let attempt = async {
                 let mut client = self.config.connection.connect().await?;
                 if need_full {
@@ -362,7 +456,7 @@ impl Worker {
                 }
                 Ok::<Client, StoreError>(client)
             };
-            let mut client = match attempt.await {
+            let mut client = match attempt.await.map_err(|e| e.at(&endpoints)) {
                 Ok(c) => c,
                 Err(e) => {
                     if self
@@ -395,8 +489,8 @@ impl Worker {
         }
     }
 
-    /// Reports a lost connection and waits `backoff` (doubling it); true when told to
-    /// stop meanwhile.
+    /// Reports a lost connection (once, then at most every [`REPORT_EVERY`]) and waits
+    /// `backoff` (doubling it); true when told to stop meanwhile.
     async fn disconnected(
         &mut self,
         error: &str,
@@ -404,23 +498,74 @@ impl Worker {
         control: &mut signal::Receiver<Control>,
     ) -> bool {
         self.lock().connected = false;
-        metrics::counter!("flowc_reconnects_total").increment(1);
-        tracing::warn!(
-            tenant = self.config.tenant.tenant(),
-            retry_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
-            "etcd unreachable: {error}"
-        );
-        self.emit(&WatchEvent::Disconnected {
-            error: error.to_owned(),
-            serving_snapshot: !self.reached && self.snapshot.is_some(),
-            retry_in: *backoff,
-        });
+        self.retries = self.retries.saturating_add(1);
+        let now = Instant::now();
+        let tenant = self.config.tenant.tenant().to_owned();
+        if !self.down {
+            self.down = true;
+            self.last_report = Some(now);
+            let serving_snapshot = !self.reached && self.snapshot.is_some();
+            tracing::warn!(
+                tenant,
+                retry_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                "etcd unreachable: {error}"
+            );
+            self.emit(&WatchEvent::Disconnected {
+                error: error.to_owned(),
+                serving_snapshot,
+                snapshot_flows: if serving_snapshot {
+                    self.snapshot_served
+                } else {
+                    0
+                },
+                snapshot_dir: self.config.snapshot.clone().filter(|_| serving_snapshot),
+                retry_in: *backoff,
+            });
+        } else if self
+            .last_report
+            .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+        {
+            self.last_report = Some(now);
+            tracing::warn!(
+                tenant,
+                attempts = self.retries,
+                "etcd still unreachable: {error}"
+            );
+            self.emit(&WatchEvent::Retrying {
+                attempts: self.retries,
+                error: error.to_owned(),
+            });
+        }
         let wait = *backoff;
         *backoff = (*backoff * 2).min(self.config.max_backoff);
         tokio::select! {
             () = tokio::time::sleep(wait) => false,
             stop = stopped(control) => stop,
         }
+    }
+
+    /// etcd answered: reports it (with the retries it took and the snapshot it
+    /// replaces).
+    fn connected(&mut self, revision: u64) {
+        let retries = std::mem::take(&mut self.retries);
+        let replaced_snapshot = std::mem::take(&mut self.snapshot_served);
+        self.down = false;
+        self.last_report = None;
+        if retries > 0 {
+            metrics::counter!("flowc_reconnects_total").increment(1);
+        }
+        self.lock().connected = true;
+        tracing::info!(
+            tenant = self.config.tenant.tenant(),
+            revision,
+            retries,
+            "connected"
+        );
+        self.emit(&WatchEvent::Connected {
+            revision,
+            retries,
+            replaced_snapshot,
+        });
     }
 
     /// Reads every flow at one revision and makes the registry reflect it.
@@ -446,15 +591,13 @@ impl Worker {
                     .get(flow)
                     .filter(|(at, _)| *at == kv.mod_revision())
                     .map(|(_, m)| m.clone());
-                self.accept(
-                    client,
-                    &key,
+                let put = Put {
+                    key: &key,
                     flow,
-                    kv.value(),
-                    revision_of(kv.mod_revision()),
-                    meta,
-                )
-                .await;
+                    value: kv.value(),
+                    revision: revision_of(kv.mod_revision()),
+                };
+                self.accept(client, &put, meta, true).await;
             }
         }
         let gone: Vec<String> = self
@@ -477,9 +620,7 @@ impl Worker {
             );
             self.emit(&WatchEvent::Resync { revision });
         }
-        self.lock().connected = true;
-        tracing::info!(tenant = self.config.tenant.tenant(), revision, "connected");
-        self.emit(&WatchEvent::Connected { revision });
+        self.connected(revision);
         Ok(())
     }
 
@@ -521,8 +662,11 @@ impl Worker {
         let mut stream =
             match tokio::time::timeout(timeout, client.watch(start, Some(options))).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return End::Lost(error_chain(&e)),
-                Err(_) => return End::Lost(timeout_error("watch", timeout).to_string()),
+                Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
+                Err(_) => {
+                    let e = timeout_error("watch", timeout).at(&self.config.connection.endpoints);
+                    return End::Lost(e.to_string());
+                }
             };
         let mut announced = announced;
         loop {
@@ -544,14 +688,12 @@ impl Worker {
                         if !announced {
                             announced = true;
                             self.reached = true;
-                            self.lock().connected = true;
-                            let revision = self.last.unwrap_or(0);
-                            self.emit(&WatchEvent::Connected { revision });
+                            self.connected(self.last.unwrap_or(0));
                         }
                         self.apply(client, resp.events()).await;
                     }
                     Ok(None) => return End::Lost("the watch stream ended".to_owned()),
-                    Err(e) => return End::Lost(error_chain(&e)),
+                    Err(e) => return End::Lost(self.lost("watch", &e)),
                 },
                 changed = control.changed() => {
                     if changed.is_err() {
@@ -565,6 +707,18 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// A broken watch in words, naming the endpoints: whatever broke an established
+    /// watch, the connection is lost.
+    fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> String {
+        let (_, cause) = crate::store::etcd::describe(e);
+        StoreError::Unreachable {
+            operation,
+            endpoints: self.config.connection.endpoints_text(),
+            cause,
+        }
+        .to_string()
     }
 
     /// Applies watch events, one revision at a time (a publisher's flow and metadata
@@ -594,8 +748,13 @@ impl Worker {
                 match e.event_type() {
                     EventType::Put => {
                         let meta = metas.get(flow).map(|(_, m)| m.clone());
-                        self.accept(client, &key, flow, kv.value(), revision_of(revision), meta)
-                            .await;
+                        let put = Put {
+                            key: &key,
+                            flow,
+                            value: kv.value(),
+                            revision: revision_of(revision),
+                        };
+                        self.accept(client, &put, meta, false).await;
                     }
                     EventType::Delete => self.retire(flow, revision_of(revision)),
                 }
@@ -637,48 +796,139 @@ impl Worker {
         });
     }
 
+    /// Compiles and publishes a flow key's content; refuses it when it does not compile
+    /// or names another flow. `full`: from a full read, where a flow without an active
+    /// version whose content is refused falls back to its newest accepted history entry.
     async fn accept(
         &mut self,
         client: &mut Client,
-        key: &str,
-        flow: &str,
-        value: &[u8],
-        revision: u64,
+        put: &Put<'_>,
         meta: Option<FlowMeta>,
+        full: bool,
     ) {
+        let Put {
+            key,
+            flow,
+            value,
+            revision,
+        } = *put;
         if self.seen.get(flow) == Some(&revision) {
             return;
         }
-        let compiled = match self.registry.compile(key, value) {
-            Ok(c) => c,
-            Err(d) => return self.reject(flow, revision, d),
+        let refused = match self.registry.compile(key, value) {
+            Err(d) => Err(d),
+            Ok(compiled) => {
+                let mismatch = if check_flow_id(flow).is_err() {
+                    Some(EtcdError::FlowKey {
+                        key: key.to_owned(),
+                    })
+                } else if compiled.id() != flow {
+                    Some(EtcdError::KeyMismatch {
+                        key: key.to_owned(),
+                        expected: flow.to_owned(),
+                        found: compiled.id().to_owned(),
+                    })
+                } else {
+                    None
+                };
+                match mismatch {
+                    Some(e) => {
+                        let mut d = Diagnostics::new();
+                        d.add(&compiled.flow().file, e);
+                        Err(d)
+                    }
+                    None => Ok(compiled),
+                }
+            }
         };
-        let file = Arc::clone(&compiled.flow().file);
-        let mismatch = if check_flow_id(flow).is_err() {
-            Some(EtcdError::FlowKey {
-                key: key.to_owned(),
-            })
-        } else if compiled.id() != flow {
-            Some(EtcdError::KeyMismatch {
-                key: key.to_owned(),
-                expected: flow.to_owned(),
-                found: compiled.id().to_owned(),
-            })
-        } else {
-            None
-        };
-        if let Some(e) = mismatch {
-            let mut d = Diagnostics::new();
-            d.add(&file, e);
-            return self.reject(flow, revision, d);
+        match refused {
+            Ok(compiled) => self.take(client, put, compiled, meta).await,
+            Err(d) => {
+                if full && self.registry.active(flow).is_none() && check_flow_id(flow).is_ok() {
+                    self.fall_back(client, flow, revision).await;
+                }
+                self.reject(flow, revision, d);
+            }
         }
+    }
+
+    /// Makes the newest accepted history entry of `flow` before `revision` active (a new
+    /// watcher finding refused content in the flow's key, with nothing active).
+    async fn fall_back(&mut self, client: &mut Client, flow: &str, revision: u64) {
+        let timeout = self.config.connection.request_timeout;
+        let history =
+            match tokio::time::timeout(timeout, read_history(client, &self.config.tenant, flow))
+                .await
+                .unwrap_or_else(|_| Err(timeout_error("read", timeout)))
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    return self.warn(format!(
+                        "history of `{flow}` (to fall back to its last accepted version): {e}"
+                    ));
+                }
+            };
+        for e in history.iter().rev() {
+            let Some(source) = &e.source else { continue };
+            if e.record.revision >= revision {
+                continue;
+            }
+            let Ok(compiled) = self.registry.compile(&e.record.name, source.as_bytes()) else {
+                continue;
+            };
+            if compiled.id() != flow || compiled.version().hash != e.record.hash {
+                continue;
+            }
+            let file = Arc::clone(&compiled.flow().file);
+            match self.registry.publish_compiled_with(
+                compiled,
+                Some(e.record.revision),
+                &e.record.meta,
+            ) {
+                Ok(version) => {
+                    tracing::info!(
+                        tenant = self.config.tenant.tenant(),
+                        flow,
+                        revision = version.revision,
+                        "the flow's key holds refused content: its last accepted version from the history is active"
+                    );
+                    self.published(&version, None);
+                    self.snapshot_put(&version, &file);
+                    return;
+                }
+                Err(err) => {
+                    self.warn(format!(
+                        "history of `{flow}` at revision {}: {err}",
+                        e.record.revision
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Publishes accepted content (the same content under a new revision too: the
+    /// active revision is the key's current one) and makes sure it has a history entry.
+    async fn take(
+        &mut self,
+        client: &mut Client,
+        put: &Put<'_>,
+        compiled: crate::compile::CompiledFlow,
+        meta: Option<FlowMeta>,
+    ) {
+        let Put {
+            flow,
+            value,
+            revision,
+            ..
+        } = *put;
+        let file = Arc::clone(&compiled.flow().file);
         let meta = meta.filter(|m| m.hash == compiled.version().hash);
         let version_meta = meta.as_ref().map(|m| m.meta.clone()).unwrap_or_default();
         let hash = compiled.version().hash.clone();
         let unchanged = self
             .registry
             .active(flow)
-            .is_some_and(|a| a.version().hash == hash);
+            .is_some_and(|a| a.version().hash == hash && a.version().revision == revision);
         let version = if unchanged {
             None
         } else {
@@ -699,31 +949,41 @@ impl Worker {
         if let Some(version) = &version {
             self.published(version, meta.as_ref());
         }
-        // every accepted version gets its history entry, even when put by hand
-        let entry = HistoryEntry::new(
-            &NewVersion {
-                flow,
-                hash: &hash,
-                name: file.name(),
-                source: value,
-                meta: version_meta,
-            },
-            revision,
-            meta.map(|m| m.published_at_micros),
-        );
-        let timeout = self.config.connection.request_timeout;
-        let written =
-            tokio::time::timeout(timeout, put_history(client, &self.config.tenant, &entry))
-                .await
-                .unwrap_or_else(|_| Err(timeout_error("write", timeout)));
-        if let Err(e) = written {
-            self.warn(format!("history of `{flow}` at revision {revision}: {e}"));
-        }
-        if let (Some(s), Some(_)) = (&self.snapshot, &version) {
-            let kept = s.put(&SnapshotFlow {
-                flow: flow.to_owned(),
+        // every accepted version has its history entry: a publisher wrote it in its
+        // transaction; for a flow put by hand the first watcher writes it
+        if meta.as_ref().is_none_or(|m| m.history.is_none()) {
+            let entry = HistoryEntry::new(
+                &NewVersion {
+                    flow,
+                    hash: &hash,
+                    name: file.name(),
+                    source: value,
+                    meta: version_meta,
+                },
                 revision,
-                hash,
+                meta.map(|m| m.published_at_micros),
+            );
+            let timeout = self.config.connection.request_timeout;
+            let written =
+                tokio::time::timeout(timeout, put_history(client, &self.config.tenant, &entry))
+                    .await
+                    .unwrap_or_else(|_| Err(timeout_error("write", timeout)));
+            if let Err(e) = written {
+                self.warn(format!("history of `{flow}` at revision {revision}: {e}"));
+            }
+        }
+        if let Some(version) = &version {
+            self.snapshot_put(version, &file);
+        }
+    }
+
+    /// Keeps an accepted version in the snapshot.
+    fn snapshot_put(&self, version: &VersionId, file: &crate::span::SourceFile) {
+        if let Some(s) = &self.snapshot {
+            let kept = s.put(&SnapshotFlow {
+                flow: version.flow.clone(),
+                revision: version.revision,
+                hash: version.hash.clone(),
                 name: file.name().to_owned(),
                 source: file.text().to_owned(),
             });
