@@ -33,11 +33,11 @@ fn every_condition_of_the_examples_runs_on_the_direct_path() {
         let flow = compile(&file, &Options::default()).expect("example compiles");
         for i in 0..flow.nodes().len() {
             let id = flow.step(i).unwrap().id.value.clone();
-            if let Some(c) = flow.skip_condition(&id) {
+            if let Some(c) = flow.skip_condition(i) {
                 assert!(c.is_direct(), "{name}: skipCondition of {id}");
                 seen += 1;
             }
-            if let Some(d) = flow.decision(&id) {
+            if let Some(d) = flow.decision(i) {
                 assert!(d.is_direct(), "{name}: decision {id}");
                 seen += 1;
             }
@@ -88,7 +88,7 @@ fn a_comprehension_over_a_million_elements_fails_closed_on_both_paths() {
     let flow = compile(&SourceFile::new("big.yaml", FLOW), &Options::default()).unwrap();
     let sb = flow.sandbox();
     let mut b = bindings(&flow, 1_000_000);
-    let cond = flow.skip_condition("a").unwrap();
+    let cond = flow.skip_condition(flow.step_index("a").unwrap()).unwrap();
     assert!(cond.is_direct());
     let direct = cond.eval(sb, &mut b);
     assert_eq!(
@@ -101,7 +101,7 @@ fn a_comprehension_over_a_million_elements_fails_closed_on_both_paths() {
         "{sandboxed:?}"
     );
     // membership in a huge list is charged too
-    let member = flow.skip_condition("b").unwrap();
+    let member = flow.skip_condition(flow.step_index("b").unwrap()).unwrap();
     assert_eq!(
         member.eval(sb, &mut b),
         Err(RunError::Limit("too many operations".to_owned()))
@@ -120,7 +120,7 @@ fn a_host_can_select_the_sandbox() {
         ..Options::default()
     };
     let flow = compile(&SourceFile::new("big.yaml", FLOW), &options).unwrap();
-    let cond = flow.skip_condition("a").unwrap();
+    let cond = flow.skip_condition(flow.step_index("a").unwrap()).unwrap();
     assert!(!cond.is_direct());
     let mut b = bindings(&flow, 3);
     assert_eq!(cond.eval(flow.sandbox(), &mut b), Ok(false));
@@ -143,7 +143,7 @@ fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
         &Value::string(&"x".repeat(40 * 1024)),
     );
     for id in ["c", "d"] {
-        let cond = flow.skip_condition(id).unwrap();
+        let cond = flow.skip_condition(flow.step_index(id).unwrap()).unwrap();
         let direct = cond.eval(sb, &mut b);
         let sandboxed = cond.eval_sandboxed(sb, &mut b);
         assert!(
@@ -153,7 +153,7 @@ fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
         assert_eq!(direct, sandboxed, "{id}");
     }
     // a list built by `map` longer than the sandbox's array bound
-    let cond = flow.skip_condition("e").unwrap();
+    let cond = flow.skip_condition(flow.step_index("e").unwrap()).unwrap();
     assert_eq!(cond.eval(sb, &mut b), Ok(true));
     assert_eq!(cond.eval_sandboxed(sb, &mut b), Ok(true));
     let mut long = bindings(&flow, 10_001);

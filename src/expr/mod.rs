@@ -12,6 +12,7 @@ pub mod parse;
 mod run_error;
 mod source;
 pub(crate) mod time;
+mod typed;
 pub mod types;
 pub(crate) mod value;
 
