@@ -37,6 +37,8 @@ pub struct CompiledFlow {
     version: VersionId,
     index: StepIndex,
     vars: VarTable,
+    /// The slot of each declared context field, in declaration order.
+    context_slots: Vec<Option<usize>>,
     sandbox: Arc<Sandbox>,
     /// Each step's skip condition, by step index (see [`CompiledFlow::nodes`]).
     skip: Vec<Option<Condition>>,
@@ -64,6 +66,13 @@ impl CompiledFlow {
     #[must_use]
     pub fn vars(&self) -> &VarTable {
         &self.vars
+    }
+
+    /// The variable slot of each field of the flow's `context`, in declaration order
+    /// (binding a context walks the fields, never looks a name up).
+    #[must_use]
+    pub fn context_slots(&self) -> &[Option<usize>] {
+        &self.context_slots
     }
 
     /// The sandbox the programs run in.
@@ -294,6 +303,11 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         return Err(diags);
     }
     let hash = stable_hash(&[env!("CARGO_PKG_VERSION").as_bytes(), file.text().as_bytes()]);
+    let context_slots = flow
+        .context
+        .iter()
+        .map(|f| ctx.vars.index(&f.name.value))
+        .collect();
     Ok(CompiledFlow {
         version: VersionId {
             flow: flow.id.value.clone(),
@@ -302,6 +316,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         },
         index,
         flow,
+        context_slots,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),
         evaluator: options.evaluator,
