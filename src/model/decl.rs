@@ -329,9 +329,18 @@ fn fields_at<'d>(
         });
     }
     let mut out = Vec::with_capacity(fields.len());
+    // a context usually lists its fields in declaration order: each is then the next
+    // entry, found without hashing its name
+    let mut next = given.iter().peekable();
     for f in fields {
         let here = at.child(Part::Field(&f.name.value));
-        let v = match given.get(&f.name.value).or(f.default.as_ref()) {
+        let in_order = next
+            .next_if(|(k, _)| **k == f.name.value)
+            .map(|(_, v)| v);
+        let v = match in_order
+            .or_else(|| given.get(&f.name.value))
+            .or(f.default.as_ref())
+        {
             Some(v) => v,
             None if f.optional => continue,
             None => {
