@@ -133,9 +133,14 @@ fn condition_evaluation_does_not_allocate() {
     }
     let conds: Vec<_> = ["c1", "c2", "c3", "c4", "c4b", "c5"]
         .iter()
-        .map(|id| flow.skip_condition(flow.step_index(id).unwrap()).expect("condition"))
+        .map(|id| {
+            flow.skip_condition(flow.step_index(id).unwrap())
+                .expect("condition")
+        })
         .collect();
-    let d = flow.decision(flow.step_index("route").unwrap()).expect("decision");
+    let d = flow
+        .decision(flow.step_index("route").unwrap())
+        .expect("decision");
     // warm up (lazy statics, regex caches)
     for c in &conds {
         c.eval(sb, &mut b).expect("eval");

@@ -209,31 +209,43 @@ steps:
             typed_bindings(),
             Ok(true),
         ),
-        ("li.exists(x, x > 3) && level >= 2", typed_bindings(), Ok(true)),
-        // an int where a double was declared: CEL compares across numeric types
-        ("amount < 10000.0", {
-            let mut b = typed_bindings();
-            b.set(slot("amount"), &Value::Int(5));
-            b
-        }, Ok(true)),
-        // a string where a bool was declared: `!` has no overload
-        ("!urgent", {
-            let mut b = typed_bindings();
-            b.set(slot("urgent"), &Value::string("no"));
-            b
-        }, Err("no matching overload")),
-        // an unbound slot
-        ("level > 1", Bindings::new(), Err("level")),
-        // an error on the left absorbed by a deciding right operand, and not absorbed
         (
-            "li[9] > 0 || level == 2",
+            "li.exists(x, x > 3) && level >= 2",
             typed_bindings(),
             Ok(true),
         ),
+        // an int where a double was declared: CEL compares across numeric types
+        (
+            "amount < 10000.0",
+            {
+                let mut b = typed_bindings();
+                b.set(slot("amount"), &Value::Int(5));
+                b
+            },
+            Ok(true),
+        ),
+        // a string where a bool was declared: `!` has no overload
+        (
+            "!urgent",
+            {
+                let mut b = typed_bindings();
+                b.set(slot("urgent"), &Value::string("no"));
+                b
+            },
+            Err("no matching overload"),
+        ),
+        // an unbound slot
+        ("level > 1", Bindings::new(), Err("level")),
+        // an error on the left absorbed by a deciding right operand, and not absorbed
+        ("li[9] > 0 || level == 2", typed_bindings(), Ok(true)),
         ("li[9] > 0 && level == 2", typed_bindings(), Err("index")),
         // an overflow, alone and absorbed
         (overflow, typed_bindings(), Err("overflow")),
-        ("level * 9223372036854775807 > 0 || true", typed_bindings(), Ok(true)),
+        (
+            "level * 9223372036854775807 > 0 || true",
+            typed_bindings(),
+            Ok(true),
+        ),
     ];
     for (k, (cond_text, mut b, want)) in cases.into_iter().enumerate() {
         let cond = flow.compile_condition("case", cond_text).unwrap();

@@ -49,7 +49,7 @@ impl Expression {
     }
 }
 
-/// Which compiled assignee expression of a step (by its index in [`CompiledFlow::nodes`]):
+/// Which compiled assignee expression of a step (by its index in [`super::CompiledFlow::nodes`]):
 /// an approval's `assignees` or a `notify`'s `to`, or an approval's `escalateTo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AssigneeSlot {

@@ -63,7 +63,11 @@ impl Ctx<'_> {
     }
 
     /// Compiles generated source; a failure is a bug, reported at the expression's span.
-    pub(super) fn program(&mut self, g: &codegen::Generated, span: crate::span::Span) -> Option<Program> {
+    pub(super) fn program(
+        &mut self,
+        g: &codegen::Generated,
+        span: crate::span::Span,
+    ) -> Option<Program> {
         match self.sandbox.compile(&g.source, &g.constants) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -77,7 +81,11 @@ impl Ctx<'_> {
     }
 
     /// The program and direct form of a checked condition.
-    pub(super) fn compile_checked(&mut self, e: &expr::Expr, span: crate::span::Span) -> Option<Condition> {
+    pub(super) fn compile_checked(
+        &mut self,
+        e: &expr::Expr,
+        span: crate::span::Span,
+    ) -> Option<Condition> {
         let generated = codegen::generate_condition(e, &self.vars);
         let program = self.program(&generated, span)?;
         Some(Condition {

@@ -150,8 +150,7 @@ impl Ctx<'_> {
             }
         }
         let spans: Vec<Span> = rs.iter().map(|r| r.when.span).collect();
-        let exprs: Vec<(usize, &expr::Expr)> =
-            checked.iter().map(|(i, c)| (*i, &c.expr)).collect();
+        let exprs: Vec<(usize, &expr::Expr)> = checked.iter().map(|(i, c)| (*i, &c.expr)).collect();
         for e in rules::check_decision(g, flow, step_index, &exprs) {
             self.diags.add(self.file, e);
         }

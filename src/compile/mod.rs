@@ -1,9 +1,9 @@
 //! Stage 6: every stage in order → a [`CompiledFlow`], with all diagnostics of the file.
 //!
 //! The pipeline is here; each kind of compiled expression has its own file:
-//! [`conditions`] (skip conditions), [`decisions`] (a decision's rules, one program),
-//! [`assignees`] (assignee and recipient expressions). [`options`] and [`version`] hold
-//! what a host passes in and what identifies the result; [`many`] checks files together.
+//! `conditions` (skip conditions), `decisions` (a decision's rules, one program),
+//! `assignees` (assignee and recipient expressions). `options` and `version` hold what
+//! a host passes in and what identifies the result; `many` checks files together.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -20,7 +20,7 @@ pub struct Options {
 /// differential tests hold them equal); every condition is compiled for both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Evaluator {
-    /// The lowered IR, run directly (the default; see [`expr::eval`]).
+    /// The lowered IR, run directly (the default; see [`crate::expr::eval`]).
     #[default]
     Direct,
     /// The sandboxed Rhai programs.

@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 
 use super::RunError;
 use super::ir::{Bounds, Direct, Fold, Node, Slot};
-use super::typed::Typed;
 use super::overload::Func;
+use super::typed::Typed;
 use super::value::{self, Arith, Logic, OpError, Value};
 
 type Fail = Box<RunError>;
@@ -123,7 +123,7 @@ impl Direct {
         self.eval_bool_within(slots, &budget)
     }
 
-    /// The rule a decision routes by, on the typed path ([`super::typed`]): `Some(Some(i))`
+    /// The rule a decision routes by, on the typed path (`expr::typed`): `Some(Some(i))`
     /// for the first rule that holds (under `unique`, the only one), `Some(None)` when no
     /// rule holds, `None` when the exact path must decide (a rule gave up, or under
     /// `unique` a second rule holds). The rules share one budget, as on the exact path.

@@ -143,7 +143,7 @@ pub enum ExprError {
         #[help]
         help: String,
     },
-    /// An assignee expression that does not give string or list<string>.
+    /// An assignee expression that does not give `string` or `list<string>`.
     #[error("assignee expression has type `{ty}`, not `string` or `list<string>`")]
     #[diagnostic(
         code("flowc::expr::assignee-type"),

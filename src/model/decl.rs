@@ -334,9 +334,7 @@ fn fields_at<'d>(
     let mut next = given.iter().peekable();
     for f in fields {
         let here = at.child(Part::Field(&f.name.value));
-        let in_order = next
-            .next_if(|(k, _)| **k == f.name.value)
-            .map(|(_, v)| v);
+        let in_order = next.next_if(|(k, _)| **k == f.name.value).map(|(_, v)| v);
         let v = match in_order
             .or_else(|| given.get(&f.name.value))
             .or(f.default.as_ref())
