@@ -414,6 +414,14 @@ codes! {
          is always false and `!=` always true: usually a typo or a value that was never \
          added to the enum. The help names the closest listed value.",
         fix [("currency == \"JPY\"", "currency == \"CNY\""), ("\"contracter\"", "\"contractor\"")];
+    ExprUnguardedOptional = ("expr", "unguarded-optional"):
+        "an optional context field read without a `has()` guard (warning)",
+        "A field declared `optional: true` without a `default` may be absent from an \
+         instance's context; reading it then fails at run time and the instance raises an \
+         incident. Test it first on the same path: `has(grade) && grade > 3`, \
+         `!has(grade) || grade > 3`, `has(grade) ? grade > 3 : false`; or give the field a \
+         `default`. `has(x)` on a top-level context variable is a flowc extension of CEL.",
+        fix [("when: grade > 3", "when: has(grade) && grade > 3"), ("when: applicant.level > 2", "when: has(applicant.level) && applicant.level > 2"), ("i.note == \"urgent\"", "has(i.note) && i.note == \"urgent\"")];
     ExprAlwaysFails = ("expr", "always-fails"):
         "an expression that fails at run time whatever the context",
         "Division by zero, overflow or a bad conversion in a constant part fails every \

@@ -988,7 +988,7 @@ fn graph_shows_step_names_and_skip_conditions() {
     let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
     assert_eq!(code, 0, "{err}");
     assert!(
-        mermaid.contains("s0[\"经理审批\\na · approval (single)\\nskip if amount < 1000.0\"]"),
+        mermaid.contains("s0[\"经理审批\\na · approval (single)\\nskip if amount #lt; 1000.0\"]"),
         "{mermaid}"
     );
     let (code, dot, _) = run_in(&dir, &["graph", "--format", "dot", "g.yaml"], None);
@@ -1024,5 +1024,242 @@ fn a_capitalised_type_is_reported_once_with_a_suggestion() {
             "flowc::schema::pattern: did you mean `double`? (type names are lowercase)",
             "flowc::schema::pattern: did you mean `list<string>`? (type names are lowercase)",
         ]
+    );
+}
+
+// ------------------------------------------- issue 9 probe, item 1: optional fields
+
+const OPTIONAL: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  grade: { type: int, optional: true }
+  applicant:
+    type: object
+    fields:
+      grade: { type: int, optional: true }
+  items:
+    type: list
+    items:
+      type: object
+      fields:
+        grade: { type: int, optional: true }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: x }
+    skipCondition: 'COND'
+";
+
+fn optional_with(cond: &str) -> Diagnostics {
+    check(&OPTIONAL.replace("COND", cond))
+}
+
+#[test]
+fn has_on_a_top_level_optional_variable_checks_and_runs_on_both_paths() {
+    use flowc::expr::Value;
+    use flowc::sandbox::Bindings;
+    let text = OPTIONAL.replace("COND", "has(grade) && grade > 3");
+    assert_eq!(summary(&check(&text)), Vec::<String>::new());
+    let flow = flowc::compile::compile(
+        &flowc::span::SourceFile::new("flow.yaml", text),
+        &Options::default(),
+    )
+    .expect("compiles");
+    let cond = flow.skip_condition("a").expect("skip condition");
+    let sb = flow.sandbox();
+    let slot = flow.vars().index("grade").expect("slot");
+    // absent: false on both paths, not `no value for grade`
+    let mut absent = Bindings::new();
+    assert_eq!(cond.eval(sb, &mut absent), Ok(false));
+    assert_eq!(cond.eval_sandboxed(sb, &mut absent), Ok(false));
+    for (grade, want) in [(5, true), (2, false)] {
+        let mut b = Bindings::new();
+        b.set(slot, &Value::Int(grade));
+        assert_eq!(cond.eval(sb, &mut b), Ok(want), "direct, grade {grade}");
+        assert_eq!(cond.eval_sandboxed(sb, &mut b), Ok(want), "sandbox, grade {grade}");
+    }
+    // `has` of a name that is not declared is an unknown identifier, with a suggestion
+    assert_eq!(
+        summary(&optional_with("has(grad)")),
+        ["flowc::expr::unknown-identifier 20:21 unknown identifier `grad`"]
+    );
+}
+
+#[test]
+fn an_unguarded_optional_read_is_a_warning_at_the_read() {
+    for (cond, path, col) in [
+        ("grade > 3", "grade", 21),
+        ("applicant.grade > 3", "applicant.grade", 21),
+        ("items.exists(i, i.grade > 3)", "i.grade", 37),
+        ("has(grade) || grade > 3", "grade", 35),
+        ("has(applicant.grade) && grade > 3", "grade", 45),
+    ] {
+        let d = optional_with(cond);
+        assert_eq!(
+            summary(&d),
+            [format!(
+                "flowc::expr::unguarded-optional 20:{col} `{path}` is optional but read without a `has({path})` guard: an instance without it raises an incident"
+            )],
+            "{cond}"
+        );
+        assert!(
+            d.iter()
+                .all(|d| d.help().unwrap_or_default().starts_with("guard it: `has(")),
+            "{cond}"
+        );
+    }
+    for guarded in [
+        "has(grade) && grade > 3",
+        "grade > 3 && has(grade)",
+        "!has(grade) || grade > 3",
+        "has(grade) ? grade > 3 : false",
+        "has(applicant.grade) && applicant.grade > 3",
+        "items.exists(i, has(i.grade) && i.grade > 3)",
+        "items.filter(i, has(i.grade)).size() > 0",
+        "has(grade) && has(applicant.grade) && grade > applicant.grade",
+    ] {
+        assert_eq!(summary(&optional_with(guarded)), Vec::<String>::new(), "{guarded}");
+    }
+}
+
+// ------------------------------------- issue 9 probe, item 2: one primary position
+
+/// The `file:line:col` of the first snippet header of a human rendering.
+fn human_header(d: &flowc::diagnostic::Diagnostic) -> Option<(usize, usize)> {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    handler.render_report(&mut out, d).expect("render");
+    let line = out.lines().find(|l| l.contains("╭─["))?;
+    let inner = line.split("╭─[").nth(1)?.trim_end_matches(']');
+    let mut parts = inner.rsplitn(3, ':');
+    let col = parts.next()?.parse().ok()?;
+    let row = parts.next()?.parse().ok()?;
+    Some((row, col))
+}
+
+#[test]
+fn the_human_header_is_the_json_position_for_every_fixture() {
+    let dir = root().join("tests/fixtures/bad");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).expect("fixtures") {
+        let p = e.expect("entry").path();
+        if p.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let d = check_many(
+            vec![("flow.yaml".to_owned(), std::fs::read(&p).expect("read"))],
+            &Options::default(),
+        );
+        for d in &d {
+            if d.span().is_some() {
+                assert_eq!(human_header(d), Some(d.line_col()), "{}: {d:?}", p.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 40, "only {seen} diagnostics with a position");
+}
+
+#[test]
+fn a_second_definition_far_from_the_first_is_the_header_in_every_format() {
+    let filler: String = (0..8)
+        .map(|i| format!("  - id: s{i}\n    type: approval\n    assignees: {{ role: x }}\n"))
+        .collect();
+    let text = format!(
+        "{HEAD}steps:\n  - id: manager\n    type: approval\n    assignees: {{ role: x }}\n{filler}  - id: manager\n    type: approval\n    assignees: {{ role: x }}\n"
+    );
+    let d = check(&text);
+    let dup = d
+        .iter()
+        .find(|d| d.code() == "flowc::graph::duplicate-step-id")
+        .expect("duplicate");
+    assert_eq!(dup.line_col(), (36, 9));
+    assert_eq!(human_header(dup), Some((36, 9)));
+    // the first definition is still shown, after the primary snippet
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    handler.render_report(&mut out, dup).expect("render");
+    assert!(out.contains("first defined here"), "{out}");
+    assert!(out.contains("flow.yaml:9:9"), "{out}");
+}
+
+// ------------------------------------------ issue 9 probe, item 6: char boundaries
+
+#[test]
+fn spans_end_on_character_boundaries() {
+    for (ch, width) in [("中", 3), ("😀", 4)] {
+        let text = one_step(&format!("    skipCondition: 'amount > {ch}'\n"));
+        let d = check(&text);
+        let syntax = d
+            .iter()
+            .find(|d| d.code() == "flowc::expr::syntax")
+            .unwrap_or_else(|| panic!("{ch}: {d:?}"));
+        let span = syntax.span().expect("span");
+        assert_eq!(&text[span.start..span.end], ch, "{ch}");
+        assert_eq!(span.end - span.start, width);
+        let (code, out, _) = run_in(
+            &{
+                let dir = temp_dir(&format!("boundary-{width}"));
+                std::fs::write(dir.join("flow.yaml"), &text).expect("write");
+                dir
+            },
+            &["check", "--format", "json", "flow.yaml"],
+            None,
+        );
+        assert_eq!(code, 1, "{out}");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let entry = json
+            .to_string()
+            .contains(&format!("\"endOffset\":{}", span.end));
+        assert!(entry, "{ch}: {out}");
+    }
+}
+
+// --------------------------------------- issue 9 probe, item 5: sizes are never negative
+
+#[test]
+fn a_size_is_never_negative() {
+    let ctx = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  tags: list<string>\n  name: string\n";
+    let decision = format!(
+        "{ctx}steps:\n  - id: d\n    type: decision\n    rules:\n      - when: tags.size() == 0\n        goto: e\n      - when: tags.size() > 0\n        goto: e\n  - id: e\n    type: end\n    outcome: approved\n"
+    );
+    assert_eq!(summary(&check(&decision)), Vec::<String>::new());
+    for (cond, always) in [
+        ("tags.size() < 0", false),
+        ("tags.size() >= 0", true),
+        ("name.size() == -1", false),
+    ] {
+        let text = format!(
+            "{ctx}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{cond}'\n"
+        );
+        assert_eq!(
+            summary(&check(&text)),
+            [format!("flowc::expr::constant-condition 11:20 condition is always {always}")],
+            "{cond}"
+        );
+    }
+}
+
+#[test]
+fn mermaid_quotes_the_title_and_escapes_labels() {
+    let dir = temp_dir("graph-escapes");
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\nname: \"Expense: CN #2 \\\"q\\\"\"\ncontext:\n  amount: double\nsteps:\n  - id: a\n    name: \"say \\\"hi\\\" <b>\\nnext\"\n    type: approval\n    assignees: {{ role: x }}\n"
+    );
+    std::fs::write(dir.join("g.yaml"), &text).unwrap();
+    let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        mermaid.starts_with("---\ntitle: \"Expense: CN #2 \\\"q\\\"\"\n---\nflowchart TD\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("s0[\"say #quot;hi#quot; #lt;b#gt;<br/>next\\na · approval (single)\"]"),
+        "{mermaid}"
     );
 }

@@ -85,7 +85,10 @@ fn outside_enum_in(e: &Expr, env: &Env, bound: &mut Vec<String>, out: &mut Vec<O
 /// The direct children of a node that binds no name.
 fn children_of(e: &Expr) -> Vec<&Expr> {
     match &e.kind {
-        ExprKind::Lit(_) | ExprKind::Ident(_) | ExprKind::Comprehension { .. } => Vec::new(),
+        ExprKind::Lit(_)
+        | ExprKind::Ident(_)
+        | ExprKind::HasVar(_)
+        | ExprKind::Comprehension { .. } => Vec::new(),
         ExprKind::Select(a, _) | ExprKind::Unary(_, a) | ExprKind::Has(a, _) => vec![&**a],
         ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => vec![&**a, &**b],
         ExprKind::Call { target, args, .. } => target.iter().map(|t| &**t).chain(args).collect(),

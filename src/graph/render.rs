@@ -89,8 +89,28 @@ fn node_label(g: &Graph<'_>, n: &Node) -> String {
     }
 }
 
+/// Text inside a quoted Mermaid label (`["…"]`, `|"…"|`): Mermaid's entity codes for
+/// the characters that would end the label or be read as markup, `<br/>` for a newline.
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '#' => out.push_str("#35;"),
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '\n' => out.push_str("<br/>"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A YAML double-quoted scalar (a JSON string is one): the title of the front matter.
+fn yaml_quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
 }
 
 fn dot_escape(s: &str) -> String {
@@ -119,7 +139,7 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
             let _ = writeln!(
                 out,
                 "---\ntitle: {}\n---\nflowchart TD",
-                mermaid_escape(title)
+                yaml_quoted(title)
             );
             render_scope(g, &[], Format::Mermaid, &mut out, 1);
             for (idx, n) in [

@@ -151,7 +151,16 @@ fn samples(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Vec<Point>
             xs.dedup();
             let mut pts = Vec::new();
             let integral = matches!(ty, Type::Int | Type::Uint);
-            let lowest = if *ty == Type::Uint { Some(0.0) } else { None };
+            // a `uint` and a size (`tags.size()`) are never negative
+            let size = rules
+                .first()
+                .and_then(|r| subject(r))
+                .is_some_and(|(name, _)| name.starts_with("size("));
+            let lowest = if *ty == Type::Uint || size {
+                Some(0.0)
+            } else {
+                None
+            };
             for (i, x) in xs.iter().enumerate() {
                 if integral {
                     pts.push(x.floor());
