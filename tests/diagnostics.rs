@@ -1263,3 +1263,50 @@ fn mermaid_quotes_the_title_and_escapes_labels() {
         "{mermaid}"
     );
 }
+
+// ------------------------------------------- issue 9 probe, item 3: one pass, no gaps
+
+#[test]
+fn a_step_missing_type_or_id_still_has_its_references_checked() {
+    let head = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
+    let tail = "    assignees: { role: x }\n    next: zz1\n  - id: e\n    type: end\n    outcome: approved\n";
+    for (step, missing) in [("  - id: a\n", "type"), ("  - type: approval\n", "id")] {
+        let d = check(&format!("{head}{step}{tail}"));
+        assert_eq!(
+            summary(&d),
+            [
+                format!("flowc::schema::required 7:5 missing required key `{missing}` at `steps.0`"),
+                "flowc::graph::unknown-step 9:11 unknown step `zz1` in `next`".to_owned(),
+            ],
+            "missing {missing}"
+        );
+    }
+}
+
+#[test]
+fn a_rule_missing_goto_still_has_its_condition_checked() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n  - id: d\n    type: decision\n    rules:\n      - when: amout > 3.0\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n";
+    assert_eq!(
+        summary(&check(text)),
+        [
+            "flowc::schema::required 10:9 missing required key `goto` in step `d`",
+            "flowc::expr::unknown-identifier 10:15 unknown identifier `amout`",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_context_type_is_read_as_the_close_type() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: dobule\n  dept: {type: strng}\n  tags: list<strng>\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: amount > \"x\" || dept == 3 || tags.exists(t, t == 1)\n";
+    assert_eq!(
+        summary(&check(text)),
+        [
+            "flowc::model::unknown-type 5:11 unknown type `dobule`",
+            "flowc::model::unknown-type 6:16 unknown type `strng`",
+            "flowc::model::unknown-type 7:9 unknown type `list<strng>`",
+            "flowc::expr::type-mismatch 12:20 no operator `>` for `double` and `string`",
+            "flowc::expr::type-mismatch 12:36 no operator `==` for `string` and `int`",
+            "flowc::expr::type-mismatch 12:64 no operator `==` for `string` and `int`",
+        ]
+    );
+}

@@ -547,34 +547,58 @@ impl Builder<'_> {
 
     fn rules(&mut self, node: Option<&Node>) -> Vec<Rule> {
         let items = node.and_then(Node::as_seq).unwrap_or_default();
-        let rules: Vec<Rule> = items
-            .iter()
-            .filter_map(|r| {
-                Some(Rule {
-                    when: self.expr(r.get("when")?),
-                    goto: spanned_str(r.get("goto")?),
+        let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
+        for r in items {
+            match (r.get("when"), r.get("goto")) {
+                (Some(when), Some(goto)) => rules.push(Rule {
+                    when: self.expr(when),
+                    goto: spanned_str(goto),
                     span: r.span,
-                })
-            })
-            .collect();
+                }),
+                // a rule missing `goto` (reported by the schema): its condition is still
+                // type-checked
+                (Some(when), None) if when.as_str().is_some() => {
+                    let c = self.expr(when);
+                    self.recovery.unread_conditions.push(c);
+                }
+                _ => {}
+            }
+        }
         self.recovery.incomplete_graph |= rules.len() != items.len();
         rules
     }
 
     #[expect(clippy::too_many_lines, reason = "one match over the step types")]
     fn step(&mut self, n: &Node) -> Option<Step> {
-        let id = spanned_str(n.get("id")?);
-        let type_node = n.get("type")?;
+        // a step missing `id` (reported by the schema) is still read, under a name no
+        // reference can spell, so that its own references and conditions are checked;
+        // the graph is then not the written one
+        let id = match n.get("id") {
+            Some(id) => spanned_str(id),
+            None => {
+                self.recovery.incomplete_graph = true;
+                Spanned {
+                    value: format!("(step at line {})", self.file.line_col(n.span.start).0),
+                    span: n.span,
+                }
+            }
+        };
+        let type_node = n.get("type");
         let s = |k: &str| n.get(k).and_then(Node::as_str);
         let goto = |k: &str| n.get(k).map(spanned_str);
-        // an unknown type (reported by the schema) is read as the type it was meant to
-        // be, so that the rest of the step is checked and references to it resolve
-        let written = type_node.as_str()?;
+        // an unknown or missing type (reported by the schema) is read as the type it was
+        // meant to be, so that the rest of the step is checked and references to it
+        // resolve
+        let written = match type_node {
+            Some(t) => t.as_str()?,
+            None => "",
+        };
         let type_name = if crate::load::STEP_TYPES.contains(&written) {
             written
         } else {
             crate::load::recovered_step_type(written, |k| n.get(k).is_some())?
         };
+        let type_span = type_node.map_or(id.span, |t| t.span);
         let kind = match type_name {
             "approval" => StepKind::Approval {
                 assignees: n
@@ -672,7 +696,7 @@ impl Builder<'_> {
         Some(Step {
             id,
             name: s("name").map(str::to_owned),
-            type_span: type_node.span,
+            type_span,
             span: n.span,
             next: goto("next"),
             skip: n.get("skipCondition").map(|c| self.expr(c)),
