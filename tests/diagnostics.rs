@@ -1310,3 +1310,52 @@ fn a_misspelt_context_type_is_read_as_the_close_type() {
         ]
     );
 }
+
+// -------------------------------- issue 9 probe, item 4: one mistake, one diagnostic
+
+#[test]
+fn one_mistake_gives_one_diagnostic() {
+    let head = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
+    let end = "  - id: e\n    type: end\n    outcome: approved\n";
+    for (steps, want) in [
+        (
+            "  - id: a\n    type: approval\n    assignees: { role: x }\n    timeout: 4x\n    onTimeout: approve\n",
+            "flowc::schema::pattern 10:14 `4x` does not have the required form in step `a`",
+        ),
+        (
+            "  - id: a\n    type: approval\n    assignees: { rol: manager }\n",
+            "flowc::schema::unknown-key 9:18 unknown key `rol` in step `a`",
+        ),
+        (
+            "  - id: a\n    type: approval\n    assignees: { role: x }\n    timeout: 1h\n    onTimeout: escalate\n    escalateTo: { usr: boss }\n",
+            "flowc::schema::unknown-key 12:19 unknown key `usr` in step `a`",
+        ),
+        (
+            "  - id: p\n    type: parallel\n    branches: []\n",
+            "flowc::schema::constraint 9:15 `branches` is an empty list in step `p`",
+        ),
+        (
+            "  - id: p\n    type: parallel\n    branches:\n      - stepz:\n          - id: b\n            type: approval\n            assignees: { role: x }\n",
+            "flowc::schema::unknown-key 10:9 unknown key `stepz` in step `p`",
+        ),
+    ] {
+        let d = check(&format!("{head}{steps}{end}"));
+        assert_eq!(summary(&d), [want], "{steps}");
+    }
+    let d = check("apiversion: flowc/v1\nkind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n");
+    assert_eq!(
+        messages(&d),
+        [(
+            "flowc::schema::unknown-key".to_owned(),
+            "unknown key `apiversion`".to_owned(),
+            "did you mean `apiVersion`?".to_owned()
+        )]
+    );
+    assert_eq!(d.iter().next().map(flowc::diagnostic::Diagnostic::line_col), Some((1, 1)));
+    // a key that is really missing is still reported
+    let d = check("kind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n");
+    assert_eq!(
+        summary(&d),
+        ["flowc::schema::required 1:1 missing required key `apiVersion`"]
+    );
+}

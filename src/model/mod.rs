@@ -507,13 +507,16 @@ impl Builder<'_> {
         })
     }
 
+    /// `None` for an unknown form (`rol: manager`, reported by the schema): the caller
+    /// uses a stand-in rather than reading the value as an expression.
     fn assignees(&self, node: &Node) -> Option<Assignees> {
         let (k, v) = node.as_map()?.first()?;
         Some(match k.as_str()? {
             "role" => Assignees::Role(spanned_str(v)),
             "user" => Assignees::User(spanned_str(v)),
             "users" => Assignees::Users(v.as_seq()?.iter().map(spanned_str).collect()),
-            _ => Assignees::Expr(self.expr(v)),
+            "expr" => Assignees::Expr(self.expr(v)),
+            _ => return None,
         })
     }
 
@@ -612,7 +615,11 @@ impl Builder<'_> {
                     _ => Mode::Single,
                 },
                 timeout: Self::duration(n.get("timeout")),
-                on_timeout: n.get("onTimeout").map(|t| Spanned {
+                // a `timeout` the schema refused is written all the same: `onTimeout` is
+                // not "without a timeout"
+                on_timeout: n.get("onTimeout").filter(|_| {
+                    n.get("timeout").is_none() || Self::duration(n.get("timeout")).is_some()
+                }).map(|t| Spanned {
                     value: match t.as_str().unwrap_or_default() {
                         "escalate" => OnTimeout::Escalate,
                         "approve" => OnTimeout::Approve,
@@ -621,7 +628,9 @@ impl Builder<'_> {
                     },
                     span: t.span,
                 }),
-                escalate_to: n.get("escalateTo").and_then(|a| self.assignees(a)),
+                escalate_to: n
+                    .get("escalateTo")
+                    .map(|a| self.assignees(a).unwrap_or_else(|| missing_assignees(a))),
                 allow_add_signer: n
                     .get("allowAddSigner")
                     .and_then(Node::as_scalar)
@@ -665,17 +674,23 @@ impl Builder<'_> {
                 } else {
                     Join::All
                 },
-                branches: n
-                    .get("branches")
-                    .and_then(Node::as_seq)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|b| Branch {
-                        name: b.get("name").and_then(Node::as_str).map(str::to_owned),
-                        steps: self.steps(b.get("steps")),
-                        span: b.span,
-                    })
-                    .collect(),
+                branches: {
+                    let written = n.get("branches").and_then(Node::as_seq).unwrap_or_default();
+                    // no branches, or a branch without `steps` (both reported by the
+                    // schema): the graph through this step is not the written one
+                    let branches: Vec<Branch> = written
+                        .iter()
+                        .filter(|b| b.get("steps").is_some())
+                        .map(|b| Branch {
+                            name: b.get("name").and_then(Node::as_str).map(str::to_owned),
+                            steps: self.steps(b.get("steps")),
+                            span: b.span,
+                        })
+                        .collect();
+                    self.recovery.incomplete_graph |=
+                        branches.is_empty() || branches.len() != written.len();
+                    branches
+                },
             },
             "notify" => StepKind::Notify {
                 to: n
