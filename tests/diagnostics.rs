@@ -1359,3 +1359,66 @@ fn one_mistake_gives_one_diagnostic() {
         ["flowc::schema::required 1:1 missing required key `apiVersion`"]
     );
 }
+
+// ------------------------------ issue 9 probe, item 5: what a reviewer would say
+
+const ENUMS: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  days: int\n  kind: string\n  tags: list<string>\n  dept: { type: string, enum: [sales, it] }\n  items:\n    type: list\n    items:\n      type: object\n      fields:\n        cat: { type: string, enum: [travel, meal] }\nsteps:\n";
+
+fn codes_of(d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|d| {
+            let (l, c) = d.line_col();
+            format!("{} {l}:{c}", d.code())
+        })
+        .collect()
+}
+
+#[test]
+fn reviewer_warnings_the_probe_found_missing() {
+    let skip = |cond: &str| {
+        check(&format!(
+            "{ENUMS}  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{cond}'\n"
+        ))
+    };
+    // a contradiction is always false
+    assert_eq!(
+        summary(&skip("\"a\" in tags && !(\"a\" in tags)")),
+        ["flowc::expr::constant-condition 19:20 condition is always false"]
+    );
+    // a member of an `in` list outside the enum
+    let d = skip("dept in [\"sales\", \"hr\"]");
+    assert_eq!(codes_of(&d), ["flowc::expr::outside-enum 19:39"]);
+    assert_eq!(d.iter().next().and_then(|d| d.help()).as_deref(), Some("compare `dept` with one of its enum values, or add `hr` to the enum"));
+    // the enum of a list element's field, through a comprehension variable
+    let d = skip("items.exists(i, i.cat == \"w\")");
+    assert_eq!(
+        summary(&d),
+        ["flowc::expr::outside-enum 19:37 `i.cat` is never `w` (its enum is travel, meal): this comparison is always false"]
+    );
+    assert_eq!(summary(&skip("items.exists(i, i.cat == \"meal\")")), Vec::<String>::new());
+}
+
+#[test]
+fn a_rule_implied_by_an_earlier_one_is_shadowed() {
+    let text = format!(
+        "{ENUMS}  - id: d\n    type: decision\n    rules:\n      - when: days > 3\n        goto: e\n      - when: days > 3 && kind == \"a\"\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n"
+    );
+    assert_eq!(
+        summary(&check(&text)),
+        ["flowc::graph::shadowed-rule 21:15 rule 2 of decision `d` is shadowed by earlier rules"]
+    );
+    // the other way round, the narrower rule first, nothing is shadowed
+    let text = text.replacen("when: days > 3\n", "when: days > 3 && kind == \"b\"\n", 1);
+    assert_eq!(summary(&check(&text)), Vec::<String>::new());
+}
+
+#[test]
+fn a_rule_true_for_every_enum_value_makes_later_rules_unreachable() {
+    let text = format!(
+        "{ENUMS}  - id: d\n    type: decision\n    rules:\n      - when: dept != \"法务\"\n        goto: e\n      - when: days > 3\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n"
+    );
+    assert_eq!(
+        codes_of(&check(&text)),
+        ["flowc::expr::outside-enum 19:15", "flowc::graph::unreachable-rule 21:15"]
+    );
+}

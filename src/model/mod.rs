@@ -239,36 +239,41 @@ pub struct Flow {
 
 impl Flow {
     /// The `enum` of every string field of the context, by path (`currency`,
-    /// `applicant.kind`), through objects at any depth (not into lists or maps: their
-    /// items are reached by comprehension variables, not by a path).
+    /// `applicant.kind`), through objects at any depth and into the elements of lists
+    /// (`items[].category`, `tags[]`: comprehension variables reach them).
     #[must_use]
     pub fn string_enums(&self) -> Vec<(String, Vec<String>)> {
-        fn walk(prefix: &str, fields: &[FieldDecl], out: &mut Vec<(String, Vec<String>)>) {
-            for f in fields {
+        fn decl(path: &str, d: &Declared, out: &mut Vec<(String, Vec<String>)>) {
+            if d.ty == crate::expr::Type::String
+                && let Some(allowed) = &d.allowed
+            {
+                let values: Vec<String> = allowed
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                // an enum with a non-string member is a model error reported elsewhere
+                if values.len() == allowed.len() {
+                    out.push((path.to_owned(), values));
+                }
+            }
+            match &d.parts {
+                Parts::Fields(inner) => fields(path, inner, out),
+                Parts::Items(element) => decl(&format!("{path}[]"), element, out),
+                Parts::Values(_) | Parts::None => {}
+            }
+        }
+        fn fields(prefix: &str, fields_: &[FieldDecl], out: &mut Vec<(String, Vec<String>)>) {
+            for f in fields_ {
                 let path = if prefix.is_empty() {
                     f.name.value.clone()
                 } else {
                     format!("{prefix}.{}", f.name.value)
                 };
-                if f.decl.ty == crate::expr::Type::String
-                    && let Some(allowed) = &f.decl.allowed
-                {
-                    let values: Vec<String> = allowed
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect();
-                    // an enum with a non-string member is a model error reported elsewhere
-                    if values.len() == allowed.len() {
-                        out.push((path.clone(), values));
-                    }
-                }
-                if let Parts::Fields(inner) = &f.decl.parts {
-                    walk(&path, inner, out);
-                }
+                decl(&path, &f.decl, out);
             }
         }
         let mut out = Vec::new();
-        walk("", &self.context, &mut out);
+        fields("", &self.context, &mut out);
         out
     }
 
