@@ -1422,3 +1422,53 @@ fn a_rule_true_for_every_enum_value_makes_later_rules_unreachable() {
         ["flowc::expr::outside-enum 19:15", "flowc::graph::unreachable-rule 21:15"]
     );
 }
+
+// ------------------------------------------ issue 9 probe, item 6: `flowc rule` pages
+
+#[test]
+fn every_bad_example_gives_its_code_under_the_command_the_page_shows() {
+    let mut ran = 0;
+    for c in flowc::codes::Code::ALL {
+        let Some(bad) = c.info().example.bad() else {
+            continue;
+        };
+        let dir = temp_dir(&format!("rule-{}", c.fixture_name()));
+        std::fs::write(dir.join("example.yaml"), bad).unwrap();
+        if let Some(other) = c.companion() {
+            std::fs::write(dir.join("companion.yaml"), other).unwrap();
+        }
+        let (_, page, _) = run(&["rule", c.as_str()]);
+        assert!(
+            page.contains(&format!("`{}` reports it.", c.command())),
+            "{c}: {page}"
+        );
+        let args: Vec<&str> = c.command().split_whitespace().skip(1).collect();
+        let (code, out, err) = run_in(&dir, &args, None);
+        // an error fails the run; a warning is reported and passes
+        let want = if c.info().summary.ends_with("(warning)") { 0 } else { 1 };
+        assert_eq!(code, want, "{c}: {out}{err}");
+        assert!(
+            out.contains(c.as_str()) || err.contains(c.as_str()),
+            "{c}: `{}` gives {out}{err}",
+            c.command()
+        );
+        ran += 1;
+    }
+    assert!(ran >= 50, "only {ran} examples");
+    // the example of a code about two files shows both
+    let (_, page, _) = run(&["rule", "check::duplicate-flow-id"]);
+    assert!(
+        page.contains("checked together with `tests/fixtures/bad/companions/check.duplicate-flow-id.yaml`"),
+        "{page}"
+    );
+}
+
+#[test]
+fn rule_lists_the_codes_a_shared_name_could_mean() {
+    let (code, out, err) = run(&["rule", "unknown-step"]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        err,
+        "error: `unknown-step` names 2 codes: flowc::graph::unknown-step, flowc::runtime::unknown-step; run `flowc rule` with one of them\n"
+    );
+}
