@@ -223,10 +223,6 @@ impl Diagnostic {
     /// secondary labels in snippets before the primary's (renderers show snippets in
     /// file order) are split off to be shown as notes after it. Snippets are grouped as
     /// miette groups them: one line of context each side, merged when they touch.
-    #[expect(
-        clippy::type_complexity,
-        reason = "a pair of label lists, used only here"
-    )]
     fn split_labels(&self) -> Option<(Vec<LabeledSpan>, Vec<LabeledSpan>)> {
         let mut labels: Vec<LabeledSpan> = self.inner.labels()?.collect();
         let primary = labels.iter().position(LabeledSpan::primary).unwrap_or(0);
@@ -265,7 +261,8 @@ impl Diagnostic {
         let primary_group = group_of.get(primary).copied().unwrap_or(0);
         let (mut shown, mut moved) = (Vec::new(), Vec::new());
         for (i, l) in labels.into_iter().enumerate() {
-            if group_of.get(i).copied().unwrap_or(0) < primary_group && l.offset() < primary_offset {
+            if group_of.get(i).copied().unwrap_or(0) < primary_group && l.offset() < primary_offset
+            {
                 moved.push(l);
             } else {
                 shown.push(l);

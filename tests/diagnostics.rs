@@ -1077,7 +1077,11 @@ fn has_on_a_top_level_optional_variable_checks_and_runs_on_both_paths() {
         let mut b = Bindings::new();
         b.set(slot, &Value::Int(grade));
         assert_eq!(cond.eval(sb, &mut b), Ok(want), "direct, grade {grade}");
-        assert_eq!(cond.eval_sandboxed(sb, &mut b), Ok(want), "sandbox, grade {grade}");
+        assert_eq!(
+            cond.eval_sandboxed(sb, &mut b),
+            Ok(want),
+            "sandbox, grade {grade}"
+        );
     }
     // `has` of a name that is not declared is an unknown identifier, with a suggestion
     assert_eq!(
@@ -1119,7 +1123,11 @@ fn an_unguarded_optional_read_is_a_warning_at_the_read() {
         "items.filter(i, has(i.grade)).size() > 0",
         "has(grade) && has(applicant.grade) && grade > applicant.grade",
     ] {
-        assert_eq!(summary(&optional_with(guarded)), Vec::<String>::new(), "{guarded}");
+        assert_eq!(
+            summary(&optional_with(guarded)),
+            Vec::<String>::new(),
+            "{guarded}"
+        );
     }
 }
 
@@ -1155,7 +1163,12 @@ fn the_human_header_is_the_json_position_for_every_fixture() {
         );
         for d in &d {
             if d.span().is_some() {
-                assert_eq!(human_header(d), Some(d.line_col()), "{}: {d:?}", p.display());
+                assert_eq!(
+                    human_header(d),
+                    Some(d.line_col()),
+                    "{}: {d:?}",
+                    p.display()
+                );
                 seen += 1;
             }
         }
@@ -1239,7 +1252,9 @@ fn a_size_is_never_negative() {
         );
         assert_eq!(
             summary(&check(&text)),
-            [format!("flowc::expr::constant-condition 11:20 condition is always {always}")],
+            [format!(
+                "flowc::expr::constant-condition 11:20 condition is always {always}"
+            )],
             "{cond}"
         );
     }
@@ -1248,10 +1263,8 @@ fn a_size_is_never_negative() {
 #[test]
 fn mermaid_quotes_the_title_and_escapes_labels() {
     let dir = temp_dir("graph-escapes");
-    let text = format!(
-        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\nname: \"Expense: CN #2 \\\"q\\\"\"\ncontext:\n  amount: double\nsteps:\n  - id: a\n    name: \"say \\\"hi\\\" <b>\\nnext\"\n    type: approval\n    assignees: {{ role: x }}\n"
-    );
-    std::fs::write(dir.join("g.yaml"), &text).unwrap();
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\nname: \"Expense: CN #2 \\\"q\\\"\"\ncontext:\n  amount: double\nsteps:\n  - id: a\n    name: \"say \\\"hi\\\" <b>\\nnext\"\n    type: approval\n    assignees: { role: x }\n";
+    std::fs::write(dir.join("g.yaml"), text).unwrap();
     let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -1268,14 +1281,17 @@ fn mermaid_quotes_the_title_and_escapes_labels() {
 
 #[test]
 fn a_step_missing_type_or_id_still_has_its_references_checked() {
-    let head = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
+    let head =
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
     let tail = "    assignees: { role: x }\n    next: zz1\n  - id: e\n    type: end\n    outcome: approved\n";
     for (step, missing) in [("  - id: a\n", "type"), ("  - type: approval\n", "id")] {
         let d = check(&format!("{head}{step}{tail}"));
         assert_eq!(
             summary(&d),
             [
-                format!("flowc::schema::required 7:5 missing required key `{missing}` at `steps.0`"),
+                format!(
+                    "flowc::schema::required 7:5 missing required key `{missing}` at `steps.0`"
+                ),
                 "flowc::graph::unknown-step 9:11 unknown step `zz1` in `next`".to_owned(),
             ],
             "missing {missing}"
@@ -1315,7 +1331,8 @@ fn a_misspelt_context_type_is_read_as_the_close_type() {
 
 #[test]
 fn one_mistake_gives_one_diagnostic() {
-    let head = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
+    let head =
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
     let end = "  - id: e\n    type: end\n    outcome: approved\n";
     for (steps, want) in [
         (
@@ -1342,7 +1359,9 @@ fn one_mistake_gives_one_diagnostic() {
         let d = check(&format!("{head}{steps}{end}"));
         assert_eq!(summary(&d), [want], "{steps}");
     }
-    let d = check("apiversion: flowc/v1\nkind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n");
+    let d = check(
+        "apiversion: flowc/v1\nkind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n",
+    );
     assert_eq!(
         messages(&d),
         [(
@@ -1351,9 +1370,14 @@ fn one_mistake_gives_one_diagnostic() {
             "did you mean `apiVersion`?".to_owned()
         )]
     );
-    assert_eq!(d.iter().next().map(flowc::diagnostic::Diagnostic::line_col), Some((1, 1)));
+    assert_eq!(
+        d.iter().next().map(flowc::diagnostic::Diagnostic::line_col),
+        Some((1, 1))
+    );
     // a key that is really missing is still reported
-    let d = check("kind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n");
+    let d = check(
+        "kind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n",
+    );
     assert_eq!(
         summary(&d),
         ["flowc::schema::required 1:1 missing required key `apiVersion`"]
@@ -1388,14 +1412,22 @@ fn reviewer_warnings_the_probe_found_missing() {
     // a member of an `in` list outside the enum
     let d = skip("dept in [\"sales\", \"hr\"]");
     assert_eq!(codes_of(&d), ["flowc::expr::outside-enum 19:39"]);
-    assert_eq!(d.iter().next().and_then(|d| d.help()).as_deref(), Some("compare `dept` with one of its enum values, or add `hr` to the enum"));
+    assert_eq!(
+        d.iter().next().and_then(|d| d.help()).as_deref(),
+        Some("compare `dept` with one of its enum values, or add `hr` to the enum")
+    );
     // the enum of a list element's field, through a comprehension variable
     let d = skip("items.exists(i, i.cat == \"w\")");
     assert_eq!(
         summary(&d),
-        ["flowc::expr::outside-enum 19:37 `i.cat` is never `w` (its enum is travel, meal): this comparison is always false"]
+        [
+            "flowc::expr::outside-enum 19:37 `i.cat` is never `w` (its enum is travel, meal): this comparison is always false"
+        ]
     );
-    assert_eq!(summary(&skip("items.exists(i, i.cat == \"meal\")")), Vec::<String>::new());
+    assert_eq!(
+        summary(&skip("items.exists(i, i.cat == \"meal\")")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -1419,7 +1451,10 @@ fn a_rule_true_for_every_enum_value_makes_later_rules_unreachable() {
     );
     assert_eq!(
         codes_of(&check(&text)),
-        ["flowc::expr::outside-enum 19:15", "flowc::graph::unreachable-rule 21:15"]
+        [
+            "flowc::expr::outside-enum 19:15",
+            "flowc::graph::unreachable-rule 21:15"
+        ]
     );
 }
 
@@ -1445,7 +1480,11 @@ fn every_bad_example_gives_its_code_under_the_command_the_page_shows() {
         let args: Vec<&str> = c.command().split_whitespace().skip(1).collect();
         let (code, out, err) = run_in(&dir, &args, None);
         // an error fails the run; a warning is reported and passes
-        let want = if c.info().summary.ends_with("(warning)") { 0 } else { 1 };
+        let want = if c.info().summary.ends_with("(warning)") {
+            0
+        } else {
+            1
+        };
         assert_eq!(code, want, "{c}: {out}{err}");
         assert!(
             out.contains(c.as_str()) || err.contains(c.as_str()),
@@ -1458,7 +1497,9 @@ fn every_bad_example_gives_its_code_under_the_command_the_page_shows() {
     // the example of a code about two files shows both
     let (_, page, _) = run(&["rule", "check::duplicate-flow-id"]);
     assert!(
-        page.contains("checked together with `tests/fixtures/bad/companions/check.duplicate-flow-id.yaml`"),
+        page.contains(
+            "checked together with `tests/fixtures/bad/companions/check.duplicate-flow-id.yaml`"
+        ),
         "{page}"
     );
 }

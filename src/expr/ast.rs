@@ -172,7 +172,7 @@ pub enum ExprKind {
     /// `has(a.b)`
     Has(Box<Expr>, String),
     /// `has(x)` on a top-level context variable: true when the context gives `x`
-    /// (a flowc extension; CEL's `has` takes only a field selection, see decision 60)
+    /// (a flowc extension; CEL's `has` takes only a field selection, see decision 73)
     HasVar(String),
     /// A comprehension macro.
     Comprehension {

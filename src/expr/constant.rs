@@ -233,9 +233,11 @@ pub fn conjuncts(e: &Expr) -> Option<Vec<String>> {
 fn contradicts(e: &Expr, op: BinaryOp) -> bool {
     let mut parts = Vec::new();
     operands(e, op, &mut parts);
-    parts
-        .iter()
-        .any(|p| parts.iter().any(|q| q.strip_prefix('!') == Some(p.as_str())))
+    parts.iter().any(|p| {
+        parts
+            .iter()
+            .any(|q| q.strip_prefix('!') == Some(p.as_str()))
+    })
 }
 
 /// The expression written out without positions (equal shapes compute equal values),

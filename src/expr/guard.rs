@@ -43,7 +43,9 @@ fn path(e: &Expr) -> Option<String> {
 /// The paths known present when `c` evaluates to `positive`.
 fn guards(c: &Expr, positive: bool) -> Vec<String> {
     match &c.kind {
-        ExprKind::Has(a, f) if positive => path(a).map(|p| format!("{p}.{f}")).into_iter().collect(),
+        ExprKind::Has(a, f) if positive => {
+            path(a).map(|p| format!("{p}.{f}")).into_iter().collect()
+        }
         ExprKind::HasVar(n) if positive => vec![n.clone()],
         ExprKind::Unary(UnaryOp::Not, a) => guards(a, !positive),
         // `a && b` true: both hold; `a || b` false: neither holds

@@ -194,7 +194,9 @@ pub enum ExprError {
         help: String,
     },
     /// An optional value read where the context may leave it out.
-    #[error("`{path}` is optional but read without a `has({path})` guard: an instance without it raises an incident")]
+    #[error(
+        "`{path}` is optional but read without a `has({path})` guard: an instance without it raises an incident"
+    )]
     #[diagnostic(code("flowc::expr::unguarded-optional"), severity(Warning))]
     UnguardedOptional {
         /// The field path (`applicant.grade`).

@@ -136,11 +136,7 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
     };
     match format {
         Format::Mermaid => {
-            let _ = writeln!(
-                out,
-                "---\ntitle: {}\n---\nflowchart TD",
-                yaml_quoted(title)
-            );
+            let _ = writeln!(out, "---\ntitle: {}\n---\nflowchart TD", yaml_quoted(title));
             render_scope(g, &[], Format::Mermaid, &mut out, 1);
             for (idx, n) in [
                 (g.end_approved, Node::EndApproved),

@@ -486,9 +486,9 @@ fn implied_rules(
         .collect();
     for (k, (j, cj, pj)) in parts.iter().enumerate() {
         let Some(pj) = pj else { continue };
-        let reported = errs.iter().any(|e| {
-            matches!(e, GraphError::ShadowedRule { index, .. } if *index == j + 1)
-        });
+        let reported = errs
+            .iter()
+            .any(|e| matches!(e, GraphError::ShadowedRule { index, .. } if *index == j + 1));
         if reported
             || always.is_some_and(|a| *j > a)
             || crate::expr::constant::fixed_value(cj) == Some(false)

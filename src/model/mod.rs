@@ -581,14 +581,13 @@ impl Builder<'_> {
         // a step missing `id` (reported by the schema) is still read, under a name no
         // reference can spell, so that its own references and conditions are checked;
         // the graph is then not the written one
-        let id = match n.get("id") {
-            Some(id) => spanned_str(id),
-            None => {
-                self.recovery.incomplete_graph = true;
-                Spanned {
-                    value: format!("(step at line {})", self.file.line_col(n.span.start).0),
-                    span: n.span,
-                }
+        let id = if let Some(id) = n.get("id") {
+            spanned_str(id)
+        } else {
+            self.recovery.incomplete_graph = true;
+            Spanned {
+                value: format!("(step at line {})", self.file.line_col(n.span.start).0),
+                span: n.span,
             }
         };
         let type_node = n.get("type");
@@ -622,17 +621,20 @@ impl Builder<'_> {
                 timeout: Self::duration(n.get("timeout")),
                 // a `timeout` the schema refused is written all the same: `onTimeout` is
                 // not "without a timeout"
-                on_timeout: n.get("onTimeout").filter(|_| {
-                    n.get("timeout").is_none() || Self::duration(n.get("timeout")).is_some()
-                }).map(|t| Spanned {
-                    value: match t.as_str().unwrap_or_default() {
-                        "escalate" => OnTimeout::Escalate,
-                        "approve" => OnTimeout::Approve,
-                        "reject" => OnTimeout::Reject,
-                        other => OnTimeout::Goto(other.to_owned()),
-                    },
-                    span: t.span,
-                }),
+                on_timeout: n
+                    .get("onTimeout")
+                    .filter(|_| {
+                        n.get("timeout").is_none() || Self::duration(n.get("timeout")).is_some()
+                    })
+                    .map(|t| Spanned {
+                        value: match t.as_str().unwrap_or_default() {
+                            "escalate" => OnTimeout::Escalate,
+                            "approve" => OnTimeout::Approve,
+                            "reject" => OnTimeout::Reject,
+                            other => OnTimeout::Goto(other.to_owned()),
+                        },
+                        span: t.span,
+                    }),
                 escalate_to: n
                     .get("escalateTo")
                     .map(|a| self.assignees(a).unwrap_or_else(|| missing_assignees(a))),
