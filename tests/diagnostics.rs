@@ -1263,7 +1263,7 @@ fn a_size_is_never_negative() {
 #[test]
 fn mermaid_quotes_the_title_and_escapes_labels() {
     let dir = temp_dir("graph-escapes");
-    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\nname: \"Expense: CN #2 \\\"q\\\"\"\ncontext:\n  amount: double\nsteps:\n  - id: a\n    name: \"say \\\"hi\\\" <b>\\nnext\"\n    type: approval\n    assignees: { role: x }\n";
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\nname: \"Expense: CN #2 \\\"q\\\"\"\ncontext:\n  amount: double\nsteps:\n  - id: a\n    name: \"say \\\"hi\\\" <b> && &amp;\\nnext\"\n    type: approval\n    assignees: { role: x }\n";
     std::fs::write(dir.join("g.yaml"), text).unwrap();
     let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
     assert_eq!(code, 0, "{err}");
@@ -1272,7 +1272,9 @@ fn mermaid_quotes_the_title_and_escapes_labels() {
         "{mermaid}"
     );
     assert!(
-        mermaid.contains("s0[\"say #quot;hi#quot; #lt;b#gt;<br/>next\\na · approval (single)\"]"),
+        mermaid.contains(
+            "s0[\"say #quot;hi#quot; #lt;b#gt; && #amp;amp;<br/>next\\na · approval (single)\"]"
+        ),
         "{mermaid}"
     );
 }
