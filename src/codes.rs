@@ -158,6 +158,43 @@ macro_rules! codes {
 }
 
 impl Code {
+    /// The command that reports this code on its bad example saved as `example.yaml`
+    /// (and its companion as `companion.yaml`, [`Code::companion`]). `flowc check`
+    /// skips a file that is not a flow, so an empty file is shown with `flowc graph`,
+    /// which loads the file it is given.
+    #[must_use]
+    pub fn command(self) -> &'static str {
+        match self {
+            Code::LoadEmptyDocument => "flowc graph example.yaml",
+            Code::CheckDuplicateFlowId => "flowc check example.yaml companion.yaml",
+            _ => "flowc check example.yaml",
+        }
+    }
+
+    /// The second file of an example about files checked together.
+    #[must_use]
+    pub fn companion(self) -> Option<&'static str> {
+        match self {
+            Code::CheckDuplicateFlowId => Some(include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/bad/companions/check.duplicate-flow-id.yaml"
+            ))),
+            _ => None,
+        }
+    }
+
+    /// Every code whose name (the part after the stage) is `name`: `unknown-step` is
+    /// both `graph::unknown-step` and `runtime::unknown-step`.
+    #[must_use]
+    pub fn named(name: &str) -> Vec<Code> {
+        let name = name.trim();
+        Code::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.as_str().rsplit("::").next() == Some(name))
+            .collect()
+    }
+
     /// Looks a code up by its full name (`flowc::graph::unknown-step`), without the
     /// `flowc::` prefix, or in fixture form (`graph.unknown-step`).
     #[must_use]
@@ -227,7 +264,7 @@ codes! {
          billions of nodes (a \"billion laughs\" file). The budget counts every \
          expansion; use fewer aliases.",
         fix [
-            ("a: &a [x, x, x, x, x, x, x, x, x, x]\n", "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: x\nsteps:\n  - &boss { id: boss, type: approval, assignees: { role: manager } }\n"),
+            ("a: &a [x, x, x, x, x, x, x, x, x, x]\n", "id: x\nsteps:\n  - &boss { id: boss, type: approval, assignees: { role: manager } }\n"),
             ("b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n", ""),
             ("c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n", ""),
             ("d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n", ""),
@@ -414,6 +451,14 @@ codes! {
          is always false and `!=` always true: usually a typo or a value that was never \
          added to the enum. The help names the closest listed value.",
         fix [("currency == \"JPY\"", "currency == \"CNY\""), ("\"contracter\"", "\"contractor\"")];
+    ExprUnguardedOptional = ("expr", "unguarded-optional"):
+        "an optional context field read without a `has()` guard (warning)",
+        "A field declared `optional: true` without a `default` may be absent from an \
+         instance's context; reading it then fails at run time and the instance raises an \
+         incident. Test it first on the same path: `has(grade) && grade > 3`, \
+         `!has(grade) || grade > 3`, `has(grade) ? grade > 3 : false`; or give the field a \
+         `default`. `has(x)` on a top-level context variable is a flowc extension of CEL.",
+        fix [("when: grade > 3", "when: has(grade) && grade > 3"), ("when: applicant.level > 2", "when: has(applicant.level) && applicant.level > 2"), ("i.note == \"urgent\"", "has(i.note) && i.note == \"urgent\"")];
     ExprAlwaysFails = ("expr", "always-fails"):
         "an expression that fails at run time whatever the context",
         "Division by zero, overflow or a bad conversion in a constant part fails every \

@@ -47,6 +47,8 @@ impl<T: miette::Diagnostic + Send + Sync + 'static> StageError for T {}
 pub struct Diagnostic {
     file: Arc<SourceFile>,
     inner: Box<dyn miette::Diagnostic + Send + Sync>,
+    /// Secondary labels shown after the primary snippet (computed on first render).
+    notes: std::sync::OnceLock<Vec<Note>>,
 }
 
 impl Diagnostic {
@@ -55,6 +57,7 @@ impl Diagnostic {
         Self {
             file: Arc::clone(file),
             inner: Box::new(error),
+            notes: std::sync::OnceLock::new(),
         }
     }
 
@@ -173,7 +176,99 @@ impl miette::Diagnostic for Diagnostic {
         Some(self.file.as_ref())
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.inner.labels()
+        let (shown, _) = self.split_labels()?;
+        Some(Box::new(shown.into_iter()))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        let notes = self.notes.get_or_init(|| {
+            self.split_labels()
+                .map(|(_, moved)| moved.into_iter().map(Note).collect())
+                .unwrap_or_default()
+        });
+        if notes.is_empty() {
+            return self.inner.related();
+        }
+        let own = self.inner.related().into_iter().flatten();
+        Some(Box::new(
+            own.chain(notes.iter().map(|n| n as &dyn miette::Diagnostic)),
+        ))
+    }
+}
+
+/// A label of a diagnostic shown after it, as a note: a secondary place (`first defined
+/// here`) far before the primary one.
+#[derive(Debug)]
+struct Note(LabeledSpan);
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.label().unwrap_or("see also"))
+    }
+}
+
+impl std::error::Error for Note {}
+
+impl miette::Diagnostic for Note {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(miette::Severity::Advice)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(self.0.clone())))
+    }
+}
+
+impl Diagnostic {
+    /// The labels as rendered: the primary one (marked, else the first declared) is
+    /// marked primary, so the snippet header names the offending place in every format;
+    /// secondary labels in snippets before the primary's (renderers show snippets in
+    /// file order) are split off to be shown as notes after it. Snippets are grouped as
+    /// miette groups them: one line of context each side, merged when they touch.
+    fn split_labels(&self) -> Option<(Vec<LabeledSpan>, Vec<LabeledSpan>)> {
+        let mut labels: Vec<LabeledSpan> = self.inner.labels()?.collect();
+        let primary = labels.iter().position(LabeledSpan::primary).unwrap_or(0);
+        if let Some(p) = labels.get_mut(primary) {
+            *p = LabeledSpan::new_primary_with_span(p.label().map(str::to_owned), *p.inner());
+        }
+        let primary_offset = labels.get(primary)?.offset();
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by_key(|&i| labels.get(i).map_or(0, LabeledSpan::offset));
+        // the line range of each snippet group (0-based, with one line of context)
+        let lines = |l: &LabeledSpan| {
+            let first = self.file.line_col(l.offset()).0.saturating_sub(1);
+            let last = self
+                .file
+                .line_col(l.offset() + l.len().saturating_sub(1))
+                .0
+                .saturating_sub(1);
+            (first.saturating_sub(1), last + 1)
+        };
+        let mut group_of = vec![0usize; labels.len()];
+        let mut group = 0usize;
+        let mut end: Option<usize> = None;
+        for &i in &order {
+            let Some(l) = labels.get(i) else { continue };
+            let (first, last) = lines(l);
+            if let Some(e) = end
+                && e + 1 < first
+            {
+                group += 1;
+            }
+            end = Some(end.map_or(last, |e| e.max(last)));
+            if let Some(g) = group_of.get_mut(i) {
+                *g = group;
+            }
+        }
+        let primary_group = group_of.get(primary).copied().unwrap_or(0);
+        let (mut shown, mut moved) = (Vec::new(), Vec::new());
+        for (i, l) in labels.into_iter().enumerate() {
+            if group_of.get(i).copied().unwrap_or(0) < primary_group && l.offset() < primary_offset
+            {
+                moved.push(l);
+            } else {
+                shown.push(l);
+            }
+        }
+        Some((shown, moved))
     }
 }
 

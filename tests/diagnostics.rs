@@ -988,7 +988,7 @@ fn graph_shows_step_names_and_skip_conditions() {
     let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
     assert_eq!(code, 0, "{err}");
     assert!(
-        mermaid.contains("s0[\"经理审批\\na · approval (single)\\nskip if amount < 1000.0\"]"),
+        mermaid.contains("s0[\"经理审批\\na · approval (single)\\nskip if amount #lt; 1000.0\"]"),
         "{mermaid}"
     );
     let (code, dot, _) = run_in(&dir, &["graph", "--format", "dot", "g.yaml"], None);
@@ -1024,5 +1024,494 @@ fn a_capitalised_type_is_reported_once_with_a_suggestion() {
             "flowc::schema::pattern: did you mean `double`? (type names are lowercase)",
             "flowc::schema::pattern: did you mean `list<string>`? (type names are lowercase)",
         ]
+    );
+}
+
+// ------------------------------------------- issue 9 probe, item 1: optional fields
+
+const OPTIONAL: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  grade: { type: int, optional: true }
+  applicant:
+    type: object
+    fields:
+      grade: { type: int, optional: true }
+  items:
+    type: list
+    items:
+      type: object
+      fields:
+        grade: { type: int, optional: true }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: x }
+    skipCondition: 'COND'
+";
+
+fn optional_with(cond: &str) -> Diagnostics {
+    check(&OPTIONAL.replace("COND", cond))
+}
+
+#[test]
+fn has_on_a_top_level_optional_variable_checks_and_runs_on_both_paths() {
+    use flowc::expr::Value;
+    use flowc::sandbox::Bindings;
+    let text = OPTIONAL.replace("COND", "has(grade) && grade > 3");
+    assert_eq!(summary(&check(&text)), Vec::<String>::new());
+    let flow = flowc::compile::compile(
+        &flowc::span::SourceFile::new("flow.yaml", text),
+        &Options::default(),
+    )
+    .expect("compiles");
+    let cond = flow.skip_condition("a").expect("skip condition");
+    let sb = flow.sandbox();
+    let slot = flow.vars().index("grade").expect("slot");
+    // absent: false on both paths, not `no value for grade`
+    let mut absent = Bindings::new();
+    assert_eq!(cond.eval(sb, &mut absent), Ok(false));
+    assert_eq!(cond.eval_sandboxed(sb, &mut absent), Ok(false));
+    for (grade, want) in [(5, true), (2, false)] {
+        let mut b = Bindings::new();
+        b.set(slot, &Value::Int(grade));
+        assert_eq!(cond.eval(sb, &mut b), Ok(want), "direct, grade {grade}");
+        assert_eq!(
+            cond.eval_sandboxed(sb, &mut b),
+            Ok(want),
+            "sandbox, grade {grade}"
+        );
+    }
+    // `has` of a name that is not declared is an unknown identifier, with a suggestion
+    assert_eq!(
+        summary(&optional_with("has(grad)")),
+        ["flowc::expr::unknown-identifier 20:21 unknown identifier `grad`"]
+    );
+}
+
+#[test]
+fn an_unguarded_optional_read_is_a_warning_at_the_read() {
+    for (cond, path, col) in [
+        ("grade > 3", "grade", 21),
+        ("applicant.grade > 3", "applicant.grade", 21),
+        ("items.exists(i, i.grade > 3)", "i.grade", 37),
+        ("has(grade) || grade > 3", "grade", 35),
+        ("has(applicant.grade) && grade > 3", "grade", 45),
+    ] {
+        let d = optional_with(cond);
+        assert_eq!(
+            summary(&d),
+            [format!(
+                "flowc::expr::unguarded-optional 20:{col} `{path}` is optional but read without a `has({path})` guard: an instance without it raises an incident"
+            )],
+            "{cond}"
+        );
+        assert!(
+            d.iter()
+                .all(|d| d.help().unwrap_or_default().starts_with("guard it: `has(")),
+            "{cond}"
+        );
+    }
+    for guarded in [
+        "has(grade) && grade > 3",
+        "grade > 3 && has(grade)",
+        "!has(grade) || grade > 3",
+        "has(grade) ? grade > 3 : false",
+        "has(applicant.grade) && applicant.grade > 3",
+        "items.exists(i, has(i.grade) && i.grade > 3)",
+        "items.filter(i, has(i.grade)).size() > 0",
+        "has(grade) && has(applicant.grade) && grade > applicant.grade",
+    ] {
+        assert_eq!(
+            summary(&optional_with(guarded)),
+            Vec::<String>::new(),
+            "{guarded}"
+        );
+    }
+}
+
+// ------------------------------------- issue 9 probe, item 2: one primary position
+
+/// The `file:line:col` of the first snippet header of a human rendering.
+fn human_header(d: &flowc::diagnostic::Diagnostic) -> Option<(usize, usize)> {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    handler.render_report(&mut out, d).expect("render");
+    let line = out.lines().find(|l| l.contains("╭─["))?;
+    let inner = line.split("╭─[").nth(1)?.trim_end_matches(']');
+    let mut parts = inner.rsplitn(3, ':');
+    let col = parts.next()?.parse().ok()?;
+    let row = parts.next()?.parse().ok()?;
+    Some((row, col))
+}
+
+#[test]
+fn the_human_header_is_the_json_position_for_every_fixture() {
+    let dir = root().join("tests/fixtures/bad");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).expect("fixtures") {
+        let p = e.expect("entry").path();
+        if p.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let d = check_many(
+            vec![("flow.yaml".to_owned(), std::fs::read(&p).expect("read"))],
+            &Options::default(),
+        );
+        for d in &d {
+            if d.span().is_some() {
+                assert_eq!(
+                    human_header(d),
+                    Some(d.line_col()),
+                    "{}: {d:?}",
+                    p.display()
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 40, "only {seen} diagnostics with a position");
+}
+
+#[test]
+fn a_second_definition_far_from_the_first_is_the_header_in_every_format() {
+    let filler: String = (0..8)
+        .map(|i| format!("  - id: s{i}\n    type: approval\n    assignees: {{ role: x }}\n"))
+        .collect();
+    let text = format!(
+        "{HEAD}steps:\n  - id: manager\n    type: approval\n    assignees: {{ role: x }}\n{filler}  - id: manager\n    type: approval\n    assignees: {{ role: x }}\n"
+    );
+    let d = check(&text);
+    let dup = d
+        .iter()
+        .find(|d| d.code() == "flowc::graph::duplicate-step-id")
+        .expect("duplicate");
+    assert_eq!(dup.line_col(), (36, 9));
+    assert_eq!(human_header(dup), Some((36, 9)));
+    // the first definition is still shown, after the primary snippet
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    handler.render_report(&mut out, dup).expect("render");
+    assert!(out.contains("first defined here"), "{out}");
+    assert!(out.contains("flow.yaml:9:9"), "{out}");
+}
+
+// ------------------------------------------ issue 9 probe, item 6: char boundaries
+
+#[test]
+fn spans_end_on_character_boundaries() {
+    for (ch, width) in [("中", 3), ("😀", 4)] {
+        let text = one_step(&format!("    skipCondition: 'amount > {ch}'\n"));
+        let d = check(&text);
+        let syntax = d
+            .iter()
+            .find(|d| d.code() == "flowc::expr::syntax")
+            .unwrap_or_else(|| panic!("{ch}: {d:?}"));
+        let span = syntax.span().expect("span");
+        assert_eq!(&text[span.start..span.end], ch, "{ch}");
+        assert_eq!(span.end - span.start, width);
+        let (code, out, _) = run_in(
+            &{
+                let dir = temp_dir(&format!("boundary-{width}"));
+                std::fs::write(dir.join("flow.yaml"), &text).expect("write");
+                dir
+            },
+            &["check", "--format", "json", "flow.yaml"],
+            None,
+        );
+        assert_eq!(code, 1, "{out}");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let entry = json
+            .to_string()
+            .contains(&format!("\"endOffset\":{}", span.end));
+        assert!(entry, "{ch}: {out}");
+    }
+}
+
+// --------------------------------------- issue 9 probe, item 5: sizes are never negative
+
+#[test]
+fn a_size_is_never_negative() {
+    let ctx = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  tags: list<string>\n  name: string\n";
+    let decision = format!(
+        "{ctx}steps:\n  - id: d\n    type: decision\n    rules:\n      - when: tags.size() == 0\n        goto: e\n      - when: tags.size() > 0\n        goto: e\n  - id: e\n    type: end\n    outcome: approved\n"
+    );
+    assert_eq!(summary(&check(&decision)), Vec::<String>::new());
+    for (cond, always) in [
+        ("tags.size() < 0", false),
+        ("tags.size() >= 0", true),
+        ("name.size() == -1", false),
+    ] {
+        let text = format!(
+            "{ctx}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{cond}'\n"
+        );
+        assert_eq!(
+            summary(&check(&text)),
+            [format!(
+                "flowc::expr::constant-condition 11:20 condition is always {always}"
+            )],
+            "{cond}"
+        );
+    }
+}
+
+#[test]
+fn mermaid_quotes_the_title_and_escapes_labels() {
+    let dir = temp_dir("graph-escapes");
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\nname: \"Expense: CN #2 \\\"q\\\"\"\ncontext:\n  amount: double\nsteps:\n  - id: a\n    name: \"say \\\"hi\\\" <b> && &amp;\\nnext\"\n    type: approval\n    assignees: { role: x }\n";
+    std::fs::write(dir.join("g.yaml"), text).unwrap();
+    let (code, mermaid, err) = run_in(&dir, &["graph", "g.yaml"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        mermaid.starts_with("---\ntitle: \"Expense: CN #2 \\\"q\\\"\"\n---\nflowchart TD\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains(
+            "s0[\"say #quot;hi#quot; #lt;b#gt; && #amp;amp;<br/>next\\na · approval (single)\"]"
+        ),
+        "{mermaid}"
+    );
+}
+
+// ------------------------------------------- issue 9 probe, item 3: one pass, no gaps
+
+#[test]
+fn a_step_missing_type_or_id_still_has_its_references_checked() {
+    let head =
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
+    let tail = "    assignees: { role: x }\n    next: zz1\n  - id: e\n    type: end\n    outcome: approved\n";
+    for (step, missing) in [("  - id: a\n", "type"), ("  - type: approval\n", "id")] {
+        let d = check(&format!("{head}{step}{tail}"));
+        assert_eq!(
+            summary(&d),
+            [
+                format!(
+                    "flowc::schema::required 7:5 missing required key `{missing}` at `steps.0`"
+                ),
+                "flowc::graph::unknown-step 9:11 unknown step `zz1` in `next`".to_owned(),
+            ],
+            "missing {missing}"
+        );
+    }
+}
+
+#[test]
+fn a_rule_missing_goto_still_has_its_condition_checked() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n  - id: d\n    type: decision\n    rules:\n      - when: amout > 3.0\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n";
+    assert_eq!(
+        summary(&check(text)),
+        [
+            "flowc::schema::required 10:9 missing required key `goto` in step `d`",
+            "flowc::expr::unknown-identifier 10:15 unknown identifier `amout`",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_context_type_is_read_as_the_close_type() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: dobule\n  dept: {type: strng}\n  tags: list<strng>\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: amount > \"x\" || dept == 3 || tags.exists(t, t == 1)\n";
+    assert_eq!(
+        summary(&check(text)),
+        [
+            "flowc::model::unknown-type 5:11 unknown type `dobule`",
+            "flowc::model::unknown-type 6:16 unknown type `strng`",
+            "flowc::model::unknown-type 7:9 unknown type `list<strng>`",
+            "flowc::expr::type-mismatch 12:20 no operator `>` for `double` and `string`",
+            "flowc::expr::type-mismatch 12:36 no operator `==` for `string` and `int`",
+            "flowc::expr::type-mismatch 12:64 no operator `==` for `string` and `int`",
+        ]
+    );
+}
+
+// -------------------------------- issue 9 probe, item 4: one mistake, one diagnostic
+
+#[test]
+fn one_mistake_gives_one_diagnostic() {
+    let head =
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n";
+    let end = "  - id: e\n    type: end\n    outcome: approved\n";
+    for (steps, want) in [
+        (
+            "  - id: a\n    type: approval\n    assignees: { role: x }\n    timeout: 4x\n    onTimeout: approve\n",
+            "flowc::schema::pattern 10:14 `4x` does not have the required form in step `a`",
+        ),
+        (
+            "  - id: a\n    type: approval\n    assignees: { rol: manager }\n",
+            "flowc::schema::unknown-key 9:18 unknown key `rol` in step `a`",
+        ),
+        (
+            "  - id: a\n    type: approval\n    assignees: { role: x }\n    timeout: 1h\n    onTimeout: escalate\n    escalateTo: { usr: boss }\n",
+            "flowc::schema::unknown-key 12:19 unknown key `usr` in step `a`",
+        ),
+        (
+            "  - id: p\n    type: parallel\n    branches: []\n",
+            "flowc::schema::constraint 9:15 `branches` is an empty list in step `p`",
+        ),
+        (
+            "  - id: p\n    type: parallel\n    branches:\n      - stepz:\n          - id: b\n            type: approval\n            assignees: { role: x }\n",
+            "flowc::schema::unknown-key 10:9 unknown key `stepz` in step `p`",
+        ),
+    ] {
+        let d = check(&format!("{head}{steps}{end}"));
+        assert_eq!(summary(&d), [want], "{steps}");
+    }
+    let d = check(
+        "apiversion: flowc/v1\nkind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n",
+    );
+    assert_eq!(
+        messages(&d),
+        [(
+            "flowc::schema::unknown-key".to_owned(),
+            "unknown key `apiversion`".to_owned(),
+            "did you mean `apiVersion`?".to_owned()
+        )]
+    );
+    assert_eq!(
+        d.iter().next().map(flowc::diagnostic::Diagnostic::line_col),
+        Some((1, 1))
+    );
+    // a key that is really missing is still reported
+    let d = check(
+        "kind: ApprovalFlow\nid: t\nsteps:\n  - id: e\n    type: end\n    outcome: approved\n",
+    );
+    assert_eq!(
+        summary(&d),
+        ["flowc::schema::required 1:1 missing required key `apiVersion`"]
+    );
+}
+
+// ------------------------------ issue 9 probe, item 5: what a reviewer would say
+
+const ENUMS: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  days: int\n  kind: string\n  tags: list<string>\n  dept: { type: string, enum: [sales, it] }\n  items:\n    type: list\n    items:\n      type: object\n      fields:\n        cat: { type: string, enum: [travel, meal] }\nsteps:\n";
+
+fn codes_of(d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|d| {
+            let (l, c) = d.line_col();
+            format!("{} {l}:{c}", d.code())
+        })
+        .collect()
+}
+
+#[test]
+fn reviewer_warnings_the_probe_found_missing() {
+    let skip = |cond: &str| {
+        check(&format!(
+            "{ENUMS}  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{cond}'\n"
+        ))
+    };
+    // a contradiction is always false
+    assert_eq!(
+        summary(&skip("\"a\" in tags && !(\"a\" in tags)")),
+        ["flowc::expr::constant-condition 19:20 condition is always false"]
+    );
+    // a member of an `in` list outside the enum
+    let d = skip("dept in [\"sales\", \"hr\"]");
+    assert_eq!(codes_of(&d), ["flowc::expr::outside-enum 19:39"]);
+    assert_eq!(
+        d.iter().next().and_then(|d| d.help()).as_deref(),
+        Some("compare `dept` with one of its enum values, or add `hr` to the enum")
+    );
+    // the enum of a list element's field, through a comprehension variable
+    let d = skip("items.exists(i, i.cat == \"w\")");
+    assert_eq!(
+        summary(&d),
+        [
+            "flowc::expr::outside-enum 19:37 `i.cat` is never `w` (its enum is travel, meal): this comparison is always false"
+        ]
+    );
+    assert_eq!(
+        summary(&skip("items.exists(i, i.cat == \"meal\")")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_rule_implied_by_an_earlier_one_is_shadowed() {
+    let text = format!(
+        "{ENUMS}  - id: d\n    type: decision\n    rules:\n      - when: days > 3\n        goto: e\n      - when: days > 3 && kind == \"a\"\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n"
+    );
+    assert_eq!(
+        summary(&check(&text)),
+        ["flowc::graph::shadowed-rule 21:15 rule 2 of decision `d` is shadowed by earlier rules"]
+    );
+    // the other way round, the narrower rule first, nothing is shadowed
+    let text = text.replacen("when: days > 3\n", "when: days > 3 && kind == \"b\"\n", 1);
+    assert_eq!(summary(&check(&text)), Vec::<String>::new());
+}
+
+#[test]
+fn a_rule_true_for_every_enum_value_makes_later_rules_unreachable() {
+    let text = format!(
+        "{ENUMS}  - id: d\n    type: decision\n    rules:\n      - when: dept != \"法务\"\n        goto: e\n      - when: days > 3\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n"
+    );
+    assert_eq!(
+        codes_of(&check(&text)),
+        [
+            "flowc::expr::outside-enum 19:15",
+            "flowc::graph::unreachable-rule 21:15"
+        ]
+    );
+}
+
+// ------------------------------------------ issue 9 probe, item 6: `flowc rule` pages
+
+#[test]
+fn every_bad_example_gives_its_code_under_the_command_the_page_shows() {
+    let mut ran = 0;
+    for c in flowc::codes::Code::ALL {
+        let Some(bad) = c.info().example.bad() else {
+            continue;
+        };
+        let dir = temp_dir(&format!("rule-{}", c.fixture_name()));
+        std::fs::write(dir.join("example.yaml"), bad).unwrap();
+        if let Some(other) = c.companion() {
+            std::fs::write(dir.join("companion.yaml"), other).unwrap();
+        }
+        let (_, page, _) = run(&["rule", c.as_str()]);
+        assert!(
+            page.contains(&format!("`{}` reports it.", c.command())),
+            "{c}: {page}"
+        );
+        let args: Vec<&str> = c.command().split_whitespace().skip(1).collect();
+        let (code, out, err) = run_in(&dir, &args, None);
+        // an error fails the run; a warning is reported and passes
+        let want = if c.info().summary.ends_with("(warning)") {
+            0
+        } else {
+            1
+        };
+        assert_eq!(code, want, "{c}: {out}{err}");
+        assert!(
+            out.contains(c.as_str()) || err.contains(c.as_str()),
+            "{c}: `{}` gives {out}{err}",
+            c.command()
+        );
+        ran += 1;
+    }
+    assert!(ran >= 50, "only {ran} examples");
+    // the example of a code about two files shows both
+    let (_, page, _) = run(&["rule", "check::duplicate-flow-id"]);
+    assert!(
+        page.contains(
+            "checked together with `tests/fixtures/bad/companions/check.duplicate-flow-id.yaml`"
+        ),
+        "{page}"
+    );
+}
+
+#[test]
+fn rule_lists_the_codes_a_shared_name_could_mean() {
+    let (code, out, err) = run(&["rule", "unknown-step"]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        err,
+        "error: `unknown-step` names 2 codes: flowc::graph::unknown-step, flowc::runtime::unknown-step; run `flowc rule` with one of them\n"
     );
 }

@@ -47,6 +47,24 @@ fn page(info: &CodeInfo) -> String {
             with_newline(bad)
         );
         s.push_str("```\n");
+        if let Some(other) = code.companion() {
+            let _ = write!(
+                s,
+                "\nchecked together with `tests/fixtures/bad/companions/{}.yaml`:\n\n```yaml\n{}```\n",
+                code.fixture_name(),
+                with_newline(other)
+            );
+        }
+        let _ = write!(
+            s,
+            "\nSaved as `example.yaml`{}, `{}` reports it.\n",
+            if code.companion().is_some() {
+                " and `companion.yaml`"
+            } else {
+                ""
+            },
+            code.command()
+        );
     }
     if let Some(fixed) = info.example.fixed() {
         let _ = write!(s, "\n## Fixed\n\n```yaml\n{}```\n", with_newline(&fixed));
@@ -85,6 +103,15 @@ pub fn run(code: Option<&str>, all: bool) -> u8 {
     if let Some(c) = Code::parse(text) {
         out!("{}", page(&c.info()));
         0
+    } else if let named @ [_, _, ..] = Code::named(text).as_slice() {
+        // a name that several stages have: list them rather than guess
+        let list: Vec<&str> = named.iter().map(|c| c.as_str()).collect();
+        eprintln!(
+            "error: `{text}` names {} codes: {}; run `flowc rule` with one of them",
+            list.len(),
+            list.join(", ")
+        );
+        EXIT_FAILURE
     } else {
         let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
         let wanted = if text.starts_with("flowc::") {

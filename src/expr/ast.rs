@@ -171,6 +171,9 @@ pub enum ExprKind {
     Cond(Box<Expr>, Box<Expr>, Box<Expr>),
     /// `has(a.b)`
     Has(Box<Expr>, String),
+    /// `has(x)` on a top-level context variable: true when the context gives `x`
+    /// (a flowc extension; CEL's `has` takes only a field selection, see decision 76)
+    HasVar(String),
     /// A comprehension macro.
     Comprehension {
         /// Which macro.
@@ -201,7 +204,7 @@ impl Expr {
     pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
         f(self);
         match &self.kind {
-            ExprKind::Lit(_) | ExprKind::Ident(_) => {}
+            ExprKind::Lit(_) | ExprKind::Ident(_) | ExprKind::HasVar(_) => {}
             ExprKind::Select(e, _) | ExprKind::Unary(_, e) | ExprKind::Has(e, _) => e.walk(f),
             ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {
                 a.walk(f);

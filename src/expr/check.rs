@@ -69,6 +69,8 @@ pub struct Env {
     vars: HashMap<String, Type>,
     /// The `enum` of string fields, by path (`currency`, `applicant.kind`).
     enums: HashMap<String, Vec<String>>,
+    /// Variables the context may leave out (`optional: true` without a `default`).
+    optional: std::collections::HashSet<String>,
 }
 
 impl Env {
@@ -82,7 +84,24 @@ impl Env {
                 .map(|(k, f)| (k.clone(), f.ty.clone()))
                 .collect(),
             enums: HashMap::new(),
+            optional: ctx
+                .fields
+                .iter()
+                .filter(|(_, f)| f.optional)
+                .map(|(k, _)| k.clone())
+                .collect(),
         }
+    }
+
+    /// Marks a declared variable as one the context may leave out.
+    pub fn declare_optional(&mut self, name: &str) {
+        self.optional.insert(name.to_owned());
+    }
+
+    /// True when the context may leave the variable out.
+    #[must_use]
+    pub fn is_optional(&self, name: &str) -> bool {
+        self.optional.contains(name)
     }
 
     /// Declares the `enum` of a string field (`applicant.kind`): comparing it with
@@ -277,6 +296,27 @@ impl<'e> Checker<'e> {
                         "fields can be selected only on objects and maps".to_owned(),
                     ),
                 }
+            }
+            ExprKind::HasVar(name) => {
+                if self.scopes.iter().any(|(n, _)| n == name) {
+                    let name = name.clone();
+                    return self.no_overload(
+                        span,
+                        "has",
+                        &[&Type::Dyn],
+                        format!(
+                            "`{name}` is a comprehension variable, always present; `has` tests a context variable or a field"
+                        ),
+                    );
+                }
+                if self.env.get(name).is_none() {
+                    let name = name.clone();
+                    let names: Vec<String> =
+                        self.env.names().into_iter().map(str::to_owned).collect();
+                    let suggestion = did_you_mean(&name, names.iter().map(String::as_str));
+                    return self.error(span, CheckErrorKind::UnknownIdent { name, suggestion });
+                }
+                Type::Bool
             }
             ExprKind::Has(inner, field) => {
                 let t = self.check(inner);

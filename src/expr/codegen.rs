@@ -168,7 +168,7 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
     e.walk(&mut |n| {
         err |= match &n.kind {
             ExprKind::Ident(name) => vars.may_be_unbound(name) || vars.rhai_name(name).is_none(),
-            ExprKind::Lit(_) | ExprKind::List(_) | ExprKind::Map(_) => false,
+            ExprKind::Lit(_) | ExprKind::List(_) | ExprKind::Map(_) | ExprKind::HasVar(_) => false,
             ExprKind::Unary(UnaryOp::Not, a) => a.ty != Type::Bool,
             ExprKind::Unary(UnaryOp::Neg, a) => a.ty != Type::Double,
             ExprKind::Binary(op, a, b) => match op {
@@ -330,6 +330,15 @@ impl Gen<'_> {
                     format!("cel_select({s}, {})", rhai_string(field))
                 }
             }
+            // a required variable is always bound; an optional one is a Rhai variable
+            // only when the context gives it (the sandbox binds what is present)
+            ExprKind::HasVar(name) => match self.vars.rhai_name(name) {
+                Some(r) if self.vars.may_be_unbound(name) => {
+                    format!("is_def_var({})", rhai_string(&r))
+                }
+                Some(_) => "true".to_owned(),
+                None => "false".to_owned(),
+            },
             ExprKind::Has(a, field) => {
                 let s = self.expr(a);
                 format!("cel_has({s}, {})", rhai_string(field))

@@ -22,9 +22,10 @@ pub struct OutsideEnum {
     pub span: (usize, usize),
 }
 
-/// Every `field == "x"` / `field != "x"` (either way round) whose literal is outside
-/// the field's declared `enum`. Comprehension variables are not context fields: names
-/// they bind are left out below them.
+/// Every `field == "x"` / `field != "x"` (either way round) and every `"x"` of
+/// `field in ["x", ...]` whose literal is outside the field's declared `enum`. A
+/// comprehension variable over a list stands for the list's elements (`i.category` in
+/// `items.exists(i, ...)` is `items[].category`); one over a map's keys has no enum.
 #[must_use]
 pub fn outside_enum(e: &Expr, env: &Env) -> Vec<OutsideEnum> {
     let mut out = Vec::new();
@@ -32,20 +33,41 @@ pub fn outside_enum(e: &Expr, env: &Env) -> Vec<OutsideEnum> {
     out
 }
 
-fn outside_enum_in(e: &Expr, env: &Env, bound: &mut Vec<String>, out: &mut Vec<OutsideEnum>) {
+/// The declared path of a field path as written, through comprehension variables.
+fn declared_path(written: &str, bound: &[(String, Option<String>)]) -> Option<String> {
+    let (root, rest) = written
+        .split_once('.')
+        .map_or((written, None), |(r, rest)| (r, Some(rest)));
+    match bound.iter().rev().find(|(v, _)| v == root) {
+        None => Some(written.to_owned()),
+        Some((_, None)) => None,
+        Some((_, Some(element))) => Some(match rest {
+            Some(rest) => format!("{element}.{rest}"),
+            None => element.clone(),
+        }),
+    }
+}
+
+fn outside_enum_in(
+    e: &Expr,
+    env: &Env,
+    bound: &mut Vec<(String, Option<String>)>,
+    out: &mut Vec<OutsideEnum>,
+) {
+    let field_enum = |x: &Expr| {
+        let written = path(x)?;
+        let declared = declared_path(&written, bound)?;
+        let allowed = env.enum_of(&declared)?;
+        Some((written, allowed))
+    };
     match &e.kind {
         ExprKind::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), a, b) => {
             let pair = match (&a.kind, &b.kind) {
-                (_, ExprKind::Lit(Literal::String(v))) => path(a).map(|p| (p, v)),
-                (ExprKind::Lit(Literal::String(v)), _) => path(b).map(|p| (p, v)),
+                (_, ExprKind::Lit(Literal::String(v))) => field_enum(a).map(|p| (p, v)),
+                (ExprKind::Lit(Literal::String(v)), _) => field_enum(b).map(|p| (p, v)),
                 _ => None,
             };
-            if let Some((field, value)) = pair
-                && !field
-                    .split('.')
-                    .next()
-                    .is_some_and(|root| bound.iter().any(|b| b == root))
-                && let Some(allowed) = env.enum_of(&field)
+            if let Some(((field, allowed), value)) = pair
                 && !allowed.iter().any(|a| a == value)
             {
                 out.push(OutsideEnum {
@@ -59,6 +81,27 @@ fn outside_enum_in(e: &Expr, env: &Env, bound: &mut Vec<String>, out: &mut Vec<O
             outside_enum_in(a, env, bound, out);
             outside_enum_in(b, env, bound, out);
         }
+        ExprKind::Binary(BinaryOp::In, a, b) => {
+            if let ExprKind::List(items) = &b.kind
+                && let Some((field, allowed)) = field_enum(a)
+            {
+                for item in items {
+                    if let ExprKind::Lit(Literal::String(value)) = &item.kind
+                        && !allowed.iter().any(|a| a == value)
+                    {
+                        out.push(OutsideEnum {
+                            field: field.clone(),
+                            value: value.clone(),
+                            allowed: allowed.to_vec(),
+                            always: false,
+                            span: item.span,
+                        });
+                    }
+                }
+            }
+            outside_enum_in(a, env, bound, out);
+            outside_enum_in(b, env, bound, out);
+        }
         ExprKind::Comprehension {
             range,
             var,
@@ -67,7 +110,13 @@ fn outside_enum_in(e: &Expr, env: &Env, bound: &mut Vec<String>, out: &mut Vec<O
             ..
         } => {
             outside_enum_in(range, env, bound, out);
-            bound.push(var.clone());
+            let element = match &range.ty {
+                super::Type::List(_) => path(range)
+                    .and_then(|p| declared_path(&p, bound))
+                    .map(|p| format!("{p}[]")),
+                _ => None,
+            };
+            bound.push((var.clone(), element));
             if let Some(p) = filter {
                 outside_enum_in(p, env, bound, out);
             }
@@ -85,7 +134,10 @@ fn outside_enum_in(e: &Expr, env: &Env, bound: &mut Vec<String>, out: &mut Vec<O
 /// The direct children of a node that binds no name.
 fn children_of(e: &Expr) -> Vec<&Expr> {
     match &e.kind {
-        ExprKind::Lit(_) | ExprKind::Ident(_) | ExprKind::Comprehension { .. } => Vec::new(),
+        ExprKind::Lit(_)
+        | ExprKind::Ident(_)
+        | ExprKind::HasVar(_)
+        | ExprKind::Comprehension { .. } => Vec::new(),
         ExprKind::Select(a, _) | ExprKind::Unary(_, a) | ExprKind::Has(a, _) => vec![&**a],
         ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => vec![&**a, &**b],
         ExprKind::Call { target, args, .. } => target.iter().map(|t| &**t).chain(args).collect(),
@@ -115,11 +167,15 @@ pub fn fixed_value(e: &Expr) -> Option<bool> {
         ExprKind::Binary(BinaryOp::And, a, b) => match (fixed_value(a), fixed_value(b)) {
             (Some(false), _) | (_, Some(false)) => Some(false),
             (Some(true), Some(true)) => Some(true),
+            // `x && !x`: never true
+            _ if contradicts(e, BinaryOp::And) => Some(false),
             _ => None,
         },
         ExprKind::Binary(BinaryOp::Or, a, b) => match (fixed_value(a), fixed_value(b)) {
             (Some(true), _) | (_, Some(true)) => Some(true),
             (Some(false), Some(false)) => Some(false),
+            // `x || !x`: never false
+            _ if contradicts(e, BinaryOp::Or) => Some(true),
             _ => None,
         },
         ExprKind::Binary(op, a, b) if is_field(a) && same(a, b) => match op {
@@ -137,6 +193,88 @@ pub fn fixed_value(e: &Expr) -> Option<bool> {
         },
         _ => None,
     }
+}
+
+/// The operands of a chain of one logical operator (`a && b && c` → a, b, c).
+fn operands(e: &Expr, op: BinaryOp, out: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Binary(o, a, b) if *o == op => {
+            operands(a, op, out);
+            operands(b, op, out);
+        }
+        _ => {
+            if let Some(s) = shape(e) {
+                out.push(s);
+            }
+        }
+    }
+}
+
+/// The operands of a condition's top-level `&&` chain, written out without positions
+/// (`days > 3 && kind == "a"` → two); `None` when one of them has no comparable form.
+/// A condition whose operands include all of another's implies it.
+#[must_use]
+pub fn conjuncts(e: &Expr) -> Option<Vec<String>> {
+    fn walk(e: &Expr, out: &mut Vec<Option<String>>) {
+        match &e.kind {
+            ExprKind::Binary(BinaryOp::And, a, b) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            _ => out.push(shape(e)),
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut out);
+    out.into_iter().collect()
+}
+
+/// True when a chain of `&&` (or `||`) holds an operand and its negation.
+fn contradicts(e: &Expr, op: BinaryOp) -> bool {
+    let mut parts = Vec::new();
+    operands(e, op, &mut parts);
+    parts.iter().any(|p| {
+        parts
+            .iter()
+            .any(|q| q.strip_prefix('!') == Some(p.as_str()))
+    })
+}
+
+/// The expression written out without positions (equal shapes compute equal values),
+/// for the forms a contradiction is written in; `None` for the others.
+fn shape(e: &Expr) -> Option<String> {
+    Some(match &e.kind {
+        ExprKind::Lit(Literal::String(s)) => format!("{s:?}"),
+        ExprKind::Lit(Literal::Int(i)) => i.to_string(),
+        ExprKind::Lit(Literal::Uint(u)) => format!("{u}u"),
+        ExprKind::Lit(Literal::Double(d)) => format!("{d:?}"),
+        ExprKind::Lit(Literal::Bool(b)) => b.to_string(),
+        ExprKind::Lit(Literal::Null) => "null".to_owned(),
+        ExprKind::Ident(n) => n.clone(),
+        ExprKind::HasVar(n) => format!("has({n})"),
+        ExprKind::Select(a, f) => format!("{}.{f}", shape(a)?),
+        ExprKind::Has(a, f) => format!("has({}.{f})", shape(a)?),
+        ExprKind::Index(a, i) => format!("{}[{}]", shape(a)?, shape(i)?),
+        ExprKind::Unary(UnaryOp::Not, a) => format!("!{}", shape(a)?),
+        ExprKind::Unary(UnaryOp::Neg, a) => format!("-({})", shape(a)?),
+        ExprKind::Binary(op, a, b) => format!("({} {} {})", shape(a)?, op.symbol(), shape(b)?),
+        ExprKind::List(items) => {
+            let parts: Option<Vec<String>> = items.iter().map(shape).collect();
+            format!("[{}]", parts?.join(", "))
+        }
+        ExprKind::Call { target, name, args } => {
+            let parts: Option<Vec<String>> = args.iter().map(shape).collect();
+            let t = match target {
+                Some(t) => format!("{}.", shape(t)?),
+                None => String::new(),
+            };
+            format!("{t}{name}({})", parts?.join(", "))
+        }
+        ExprKind::Lit(Literal::Bytes(_))
+        | ExprKind::Map(_)
+        | ExprKind::Cond(..)
+        | ExprKind::Comprehension { .. } => return None,
+    })
 }
 
 /// A context field (`dept`, `applicant.grade`): compared with itself it is equal (a
@@ -207,5 +345,9 @@ mod tests {
         assert_eq!(fixed("c ? false : false"), Some(false));
         assert_eq!(fixed("x > 3 || y"), None);
         assert_eq!(fixed("size(l) == size(l)"), None);
+        assert_eq!(fixed("\"a\" in tags && !(\"a\" in tags)"), Some(false));
+        assert_eq!(fixed("x > 1 && y && !(x > 1)"), Some(false));
+        assert_eq!(fixed("!has(a.b) || has(a.b)"), Some(true));
+        assert_eq!(fixed("\"a\" in tags && !(\"b\" in tags)"), None);
     }
 }

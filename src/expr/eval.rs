@@ -365,6 +365,7 @@ impl Node {
                 Out::Ref(v) => Out::Ref(field(v, f, at).map_err(op)?),
                 Out::Own(v) => Out::Own(field(&v, f, at).map_err(op)?.clone()),
             },
+            Node::Bound(i) => Out::Own(Value::Bool(cx.slots.get(*i).is_some_and(Option::is_some))),
             Node::Has(a, f) => Out::Own(Value::Bool(value::has(a.eval(cx)?.get(), f).map_err(op)?)),
             Node::Index(a, i) => {
                 let a = a.eval(cx)?;

@@ -34,6 +34,8 @@ pub(crate) enum Node {
     Field(Box<Node>, Arc<str>, Slot),
     /// `has(a.f)`
     Has(Box<Node>, Arc<str>),
+    /// `has(x)` on a context variable: is its slot bound?
+    Bound(usize),
     /// `a[i]`
     Index(Box<Node>, Box<Node>),
     /// `[a, b]`
@@ -235,6 +237,10 @@ impl Lower<'_> {
                 Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
             }
             ExprKind::Has(a, f) => Node::Has(bx(self.node(a)), Arc::from(f.as_str())),
+            ExprKind::HasVar(name) => match self.vars.index(name) {
+                Some(slot) => Node::Bound(slot),
+                None => Node::Lit(Value::Bool(false)),
+            },
             ExprKind::Index(a, i) => Node::Index(bx(self.node(a)), bx(self.node(i))),
             ExprKind::List(items) => Node::List(items.iter().map(|i| self.node(i)).collect()),
             ExprKind::Map(entries) => Node::Map(

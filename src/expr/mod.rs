@@ -6,6 +6,7 @@ pub mod check;
 pub mod codegen;
 pub mod constant;
 pub mod eval;
+mod guard;
 pub mod ir;
 pub mod overload;
 pub mod parse;
@@ -193,6 +194,21 @@ pub enum ExprError {
         #[help]
         help: String,
     },
+    /// An optional value read where the context may leave it out.
+    #[error(
+        "`{path}` is optional but read without a `has({path})` guard: an instance without it raises an incident"
+    )]
+    #[diagnostic(code("flowc::expr::unguarded-optional"), severity(Warning))]
+    UnguardedOptional {
+        /// The field path (`applicant.grade`).
+        path: String,
+        /// Where it is read.
+        #[label("may be absent")]
+        span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
+    },
     /// The compiler failed on a valid expression: a bug in flowc, never the author's fault.
     #[error("internal error (a bug in flowc): {message}")]
     #[diagnostic(
@@ -287,6 +303,9 @@ impl VarTable {
         let mut env = Env::default();
         for (k, (_, t)) in &self.names {
             env.declare(k, t.clone());
+        }
+        for k in &self.optional {
+            env.declare_optional(k);
         }
         env
     }
@@ -404,7 +423,7 @@ pub fn check_expr(src: &ExprSource, env: &Env) -> Result<Checked, Vec<ExprError>
 pub fn is_constant(e: &Expr) -> bool {
     let mut c = true;
     e.walk(&mut |n| {
-        if matches!(n.kind, ast::ExprKind::Ident(_)) {
+        if matches!(n.kind, ast::ExprKind::Ident(_) | ast::ExprKind::HasVar(_)) {
             c = false;
         }
     });
@@ -465,6 +484,16 @@ pub fn check_condition(
                 }
             }
         }
+    }
+    for u in guard::unguarded(&checked.expr, env) {
+        warnings.push(ExprError::UnguardedOptional {
+            help: format!(
+                "guard it: `has({p}) && {p} …` (or `!has({p}) || …`), or give `{p}` a `default`",
+                p = u.path
+            ),
+            path: u.path,
+            span: src.map_span(u.span.0, u.span.1),
+        });
     }
     for o in constant::outside_enum(&checked.expr, env) {
         let help = crate::diagnostic::did_you_mean(&o.value, o.allowed.iter().map(String::as_str))

@@ -184,7 +184,7 @@ fn depth_of(e: &Expr) -> usize {
         max = max.max(d);
         let mut children: Vec<&Expr> = Vec::new();
         match &n.kind {
-            ExprKind::Lit(_) | ExprKind::Ident(_) => {}
+            ExprKind::Lit(_) | ExprKind::Ident(_) | ExprKind::HasVar(_) => {}
             ExprKind::Select(a, _) | ExprKind::Unary(_, a) | ExprKind::Has(a, _) => {
                 children.push(a);
             }
@@ -475,10 +475,16 @@ fn make_call(
                 ExprKind::Has(operand.clone(), field.clone()),
                 span,
             )),
+            [
+                Expr {
+                    kind: ExprKind::Ident(name),
+                    ..
+                },
+            ] => Ok(Expr::new(ExprKind::HasVar(name.clone()), span)),
             _ => Err(err(
-                "`has` takes a field selection",
+                "`has` takes a field selection or a context variable",
                 span,
-                "write `has(object.field)`",
+                "write `has(object.field)` or `has(variable)`",
             )),
         };
     }

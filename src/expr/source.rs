@@ -24,18 +24,35 @@ impl ExprSource {
         }
     }
 
-    /// Maps a span inside `text` to a span in the file.
+    /// Maps a span inside `text` to a span in the file, widened to whole characters:
+    /// a span never starts or ends inside a UTF-8 character, in the expression or in
+    /// the file (the file offset of a character's last byte is not the offset of its
+    /// end, so the end is computed from the character's first byte and its length).
     #[must_use]
     pub fn map_span(&self, start: usize, end: usize) -> Span {
-        let s = self.offsets.get(start).copied().unwrap_or(self.span.end);
-        let e = if end > start {
-            self.offsets
-                .get(end - 1)
-                .map_or(self.span.end, |o| o + 1)
-                .max(s + 1)
-        } else {
-            s
+        let floor = |mut i: usize| {
+            i = i.min(self.text.len());
+            while i > 0 && !self.text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
         };
+        let start = floor(start);
+        let s = self.offsets.get(start).copied().unwrap_or(self.span.end);
+        if end <= start {
+            return Span::new(s, s);
+        }
+        let last = floor(end - 1);
+        let width = self
+            .text
+            .get(last..)
+            .and_then(|r| r.chars().next())
+            .map_or(1, char::len_utf8);
+        let e = self
+            .offsets
+            .get(last)
+            .map_or(self.span.end, |o| o + width)
+            .max(s + 1);
         Span::new(s, e)
     }
 }

@@ -89,8 +89,39 @@ fn node_label(g: &Graph<'_>, n: &Node) -> String {
     }
 }
 
+/// Text inside a quoted Mermaid label (`["…"]`, `|"…"|`): Mermaid's entity codes for
+/// the characters that would end the label or be read as markup (`"`, `<`, `>`, `#`, an
+/// `&` that starts an entity), `<br/>` for a newline.
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;")
+    // `&` starts an HTML entity only before `name;` or `#digits;` (`&&` stays readable)
+    let entity_at = |i: usize| {
+        s.get(i + 1..).is_some_and(|rest| {
+            let body = rest.strip_prefix('#').unwrap_or(rest);
+            let len = body
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(body.len());
+            len > 0 && body.get(len..).is_some_and(|r| r.starts_with(';'))
+        })
+    };
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        match c {
+            '#' => out.push_str("#35;"),
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' if entity_at(i) => out.push_str("#amp;"),
+            '\n' => out.push_str("<br/>"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A YAML double-quoted scalar (a JSON string is one): the title of the front matter.
+fn yaml_quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
 }
 
 fn dot_escape(s: &str) -> String {
@@ -116,11 +147,7 @@ pub fn render(g: &Graph<'_>, title: &str, format: Format) -> String {
     };
     match format {
         Format::Mermaid => {
-            let _ = writeln!(
-                out,
-                "---\ntitle: {}\n---\nflowchart TD",
-                mermaid_escape(title)
-            );
+            let _ = writeln!(out, "---\ntitle: {}\n---\nflowchart TD", yaml_quoted(title));
             render_scope(g, &[], Format::Mermaid, &mut out, 1);
             for (idx, n) in [
                 (g.end_approved, Node::EndApproved),

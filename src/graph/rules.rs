@@ -151,7 +151,16 @@ fn samples(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Vec<Point>
             xs.dedup();
             let mut pts = Vec::new();
             let integral = matches!(ty, Type::Int | Type::Uint);
-            let lowest = if *ty == Type::Uint { Some(0.0) } else { None };
+            // a `uint` and a size (`tags.size()`) are never negative
+            let size = rules
+                .first()
+                .and_then(|r| subject(r))
+                .is_some_and(|(name, _)| name.starts_with("size("));
+            let lowest = if *ty == Type::Uint || size {
+                Some(0.0)
+            } else {
+                None
+            };
             for (i, x) in xs.iter().enumerate() {
                 if integral {
                     pts.push(x.floor());
@@ -289,6 +298,7 @@ pub fn one_field_constant(e: &Expr) -> Option<bool> {
 /// Under `first`, every rule after the first rule that always holds is never chosen:
 /// reports them and returns that rule's index.
 fn unreachable_rules(
+    flow: &Flow,
     step_id: &str,
     policy: HitPolicy,
     checked: &[(usize, &Expr)],
@@ -300,7 +310,7 @@ fn unreachable_rules(
     }
     let first = checked
         .iter()
-        .find(|(_, c)| always_holds(c))
+        .find(|(_, c)| always_holds(c) || holds_over_enum(flow, c))
         .map(|(i, _)| *i)?;
     for (i, _) in checked.iter().filter(|(i, _)| *i > first) {
         errs.push(GraphError::UnreachableRule {
@@ -322,17 +332,26 @@ fn always_holds(e: &Expr) -> bool {
         || one_field_constant(e) == Some(true)
 }
 
-/// The `allowed` strings of a context field, if it declares them.
+/// The `enum` of a string context field (`dept`, `applicant.kind`), if it declares one.
 fn allowed_values(flow: &Flow, field: &str) -> Option<Vec<String>> {
-    flow.context
-        .iter()
-        .find(|f| f.name.value == field)
-        .and_then(|f| f.decl.allowed.as_ref())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+    flow.string_enums()
+        .into_iter()
+        .find(|(path, _)| path == field)
+        .map(|(_, values)| values)
+}
+
+/// A one-field condition on a string field with an `enum` that holds for every listed
+/// value (`dept != "法务"` with `enum: [sales, hr]`).
+fn holds_over_enum(flow: &Flow, e: &Expr) -> bool {
+    let Some((field, ty)) = subject(e) else {
+        return false;
+    };
+    let Some(allowed) = allowed_values(flow, &field) else {
+        return false;
+    };
+    vectors(&[e], &ty, Some(&allowed))
+        .and_then(|v| v.into_iter().next())
+        .is_some_and(|v| !v.is_empty() && v.iter().all(|x| *x))
 }
 
 /// The decision-rule analysis of the decision step at `step` in `g` (SPEC §3): shadowed
@@ -360,7 +379,7 @@ pub fn check_decision(
     };
     let step_id = s.id.value.as_str();
     let rule_spans: Vec<Span> = rules.iter().map(|r| r.when.span).collect();
-    let always = unreachable_rules(step_id, *policy, checked, &rule_spans, &mut errs);
+    let always = unreachable_rules(flow, step_id, *policy, checked, &rule_spans, &mut errs);
     let has_default = default.is_some();
     // group rules by the one field they test
     let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();
@@ -432,6 +451,9 @@ pub fn check_decision(
             exhaustive = true;
         }
     }
+    if *policy == HitPolicy::First {
+        implied_rules(step_id, checked, always, &rule_spans, &mut errs);
+    }
     if !has_default && !exhaustive {
         // the first step of this id (a duplicate id is reported on its own)
         let span = g
@@ -445,4 +467,44 @@ pub fn check_decision(
         });
     }
     errs
+}
+
+/// Under `first`, a rule whose `&&` operands include all of an earlier rule's
+/// (`days > 3` then `days > 3 && kind == "a"`) implies it, so it is never chosen: reported
+/// as shadowed unless the one-field analysis already did, the rule is impossible, or it
+/// follows a rule that always holds.
+fn implied_rules(
+    step_id: &str,
+    checked: &[(usize, &Expr)],
+    always: Option<usize>,
+    rule_spans: &[Span],
+    errs: &mut Vec<GraphError>,
+) {
+    let parts: Vec<(usize, &Expr, Option<Vec<String>>)> = checked
+        .iter()
+        .map(|(i, c)| (*i, *c, crate::expr::constant::conjuncts(c)))
+        .collect();
+    for (k, (j, cj, pj)) in parts.iter().enumerate() {
+        let Some(pj) = pj else { continue };
+        let reported = errs
+            .iter()
+            .any(|e| matches!(e, GraphError::ShadowedRule { index, .. } if *index == j + 1));
+        if reported
+            || always.is_some_and(|a| *j > a)
+            || crate::expr::constant::fixed_value(cj) == Some(false)
+        {
+            continue;
+        }
+        let implied = parts.iter().take(k).any(|(_, _, pi)| {
+            pi.as_ref()
+                .is_some_and(|pi| pi.iter().all(|p| pj.contains(p)))
+        });
+        if implied {
+            errs.push(GraphError::ShadowedRule {
+                id: step_id.to_owned(),
+                index: j + 1,
+                span: rule_spans.get(*j).copied().unwrap_or_default(),
+            });
+        }
+    }
 }

@@ -428,11 +428,28 @@ fn push_error(
                     help,
                 }
             }
-            ValidationErrorKind::Required { property } => SchemaError::Required {
-                key: property.as_str().unwrap_or_default().to_owned(),
-                context,
-                span: missing_key_span(node, key_node),
-            },
+            ValidationErrorKind::Required { property } => {
+                let key = property.as_str().unwrap_or_default().to_owned();
+                // a misspelt key (`apiversion`, `stepz`) is one mistake: its "unknown key,
+                // did you mean" says it, and the key it meant is not also "missing"
+                let misspelt = node.as_map().is_some_and(|m| {
+                    m.iter().any(|(k, _)| {
+                        k.as_str().is_some_and(|k| {
+                            k != key
+                                && crate::diagnostic::did_you_mean(k, [key.as_str()]).as_deref()
+                                    == Some(key.as_str())
+                        })
+                    })
+                });
+                if misspelt {
+                    return;
+                }
+                SchemaError::Required {
+                    key,
+                    context,
+                    span: missing_key_span(node, key_node),
+                }
+            }
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
                 for key in unexpected {

@@ -239,36 +239,41 @@ pub struct Flow {
 
 impl Flow {
     /// The `enum` of every string field of the context, by path (`currency`,
-    /// `applicant.kind`), through objects at any depth (not into lists or maps: their
-    /// items are reached by comprehension variables, not by a path).
+    /// `applicant.kind`), through objects at any depth and into the elements of lists
+    /// (`items[].category`, `tags[]`: comprehension variables reach them).
     #[must_use]
     pub fn string_enums(&self) -> Vec<(String, Vec<String>)> {
-        fn walk(prefix: &str, fields: &[FieldDecl], out: &mut Vec<(String, Vec<String>)>) {
-            for f in fields {
+        fn decl(path: &str, d: &Declared, out: &mut Vec<(String, Vec<String>)>) {
+            if d.ty == crate::expr::Type::String
+                && let Some(allowed) = &d.allowed
+            {
+                let values: Vec<String> = allowed
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                // an enum with a non-string member is a model error reported elsewhere
+                if values.len() == allowed.len() {
+                    out.push((path.to_owned(), values));
+                }
+            }
+            match &d.parts {
+                Parts::Fields(inner) => fields(path, inner, out),
+                Parts::Items(element) => decl(&format!("{path}[]"), element, out),
+                Parts::Values(_) | Parts::None => {}
+            }
+        }
+        fn fields(prefix: &str, fields_: &[FieldDecl], out: &mut Vec<(String, Vec<String>)>) {
+            for f in fields_ {
                 let path = if prefix.is_empty() {
                     f.name.value.clone()
                 } else {
                     format!("{prefix}.{}", f.name.value)
                 };
-                if f.decl.ty == crate::expr::Type::String
-                    && let Some(allowed) = &f.decl.allowed
-                {
-                    let values: Vec<String> = allowed
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect();
-                    // an enum with a non-string member is a model error reported elsewhere
-                    if values.len() == allowed.len() {
-                        out.push((path.clone(), values));
-                    }
-                }
-                if let Parts::Fields(inner) = &f.decl.parts {
-                    walk(&path, inner, out);
-                }
+                decl(&path, &f.decl, out);
             }
         }
         let mut out = Vec::new();
-        walk("", &self.context, &mut out);
+        fields("", &self.context, &mut out);
         out
     }
 
@@ -507,13 +512,16 @@ impl Builder<'_> {
         })
     }
 
+    /// `None` for an unknown form (`rol: manager`, reported by the schema): the caller
+    /// uses a stand-in rather than reading the value as an expression.
     fn assignees(&self, node: &Node) -> Option<Assignees> {
         let (k, v) = node.as_map()?.first()?;
         Some(match k.as_str()? {
             "role" => Assignees::Role(spanned_str(v)),
             "user" => Assignees::User(spanned_str(v)),
             "users" => Assignees::Users(v.as_seq()?.iter().map(spanned_str).collect()),
-            _ => Assignees::Expr(self.expr(v)),
+            "expr" => Assignees::Expr(self.expr(v)),
+            _ => return None,
         })
     }
 
@@ -547,34 +555,57 @@ impl Builder<'_> {
 
     fn rules(&mut self, node: Option<&Node>) -> Vec<Rule> {
         let items = node.and_then(Node::as_seq).unwrap_or_default();
-        let rules: Vec<Rule> = items
-            .iter()
-            .filter_map(|r| {
-                Some(Rule {
-                    when: self.expr(r.get("when")?),
-                    goto: spanned_str(r.get("goto")?),
+        let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
+        for r in items {
+            match (r.get("when"), r.get("goto")) {
+                (Some(when), Some(goto)) => rules.push(Rule {
+                    when: self.expr(when),
+                    goto: spanned_str(goto),
                     span: r.span,
-                })
-            })
-            .collect();
+                }),
+                // a rule missing `goto` (reported by the schema): its condition is still
+                // type-checked
+                (Some(when), None) if when.as_str().is_some() => {
+                    let c = self.expr(when);
+                    self.recovery.unread_conditions.push(c);
+                }
+                _ => {}
+            }
+        }
         self.recovery.incomplete_graph |= rules.len() != items.len();
         rules
     }
 
     #[expect(clippy::too_many_lines, reason = "one match over the step types")]
     fn step(&mut self, n: &Node) -> Option<Step> {
-        let id = spanned_str(n.get("id")?);
-        let type_node = n.get("type")?;
+        // a step missing `id` (reported by the schema) is still read, under a name no
+        // reference can spell, so that its own references and conditions are checked;
+        // the graph is then not the written one
+        let id = if let Some(id) = n.get("id") {
+            spanned_str(id)
+        } else {
+            self.recovery.incomplete_graph = true;
+            Spanned {
+                value: format!("(step at line {})", self.file.line_col(n.span.start).0),
+                span: n.span,
+            }
+        };
+        let type_node = n.get("type");
         let s = |k: &str| n.get(k).and_then(Node::as_str);
         let goto = |k: &str| n.get(k).map(spanned_str);
-        // an unknown type (reported by the schema) is read as the type it was meant to
-        // be, so that the rest of the step is checked and references to it resolve
-        let written = type_node.as_str()?;
+        // an unknown or missing type (reported by the schema) is read as the type it was
+        // meant to be, so that the rest of the step is checked and references to it
+        // resolve
+        let written = match type_node {
+            Some(t) => t.as_str()?,
+            None => "",
+        };
         let type_name = if crate::load::STEP_TYPES.contains(&written) {
             written
         } else {
             crate::load::recovered_step_type(written, |k| n.get(k).is_some())?
         };
+        let type_span = type_node.map_or(id.span, |t| t.span);
         let kind = match type_name {
             "approval" => StepKind::Approval {
                 assignees: n
@@ -588,16 +619,25 @@ impl Builder<'_> {
                     _ => Mode::Single,
                 },
                 timeout: Self::duration(n.get("timeout")),
-                on_timeout: n.get("onTimeout").map(|t| Spanned {
-                    value: match t.as_str().unwrap_or_default() {
-                        "escalate" => OnTimeout::Escalate,
-                        "approve" => OnTimeout::Approve,
-                        "reject" => OnTimeout::Reject,
-                        other => OnTimeout::Goto(other.to_owned()),
-                    },
-                    span: t.span,
-                }),
-                escalate_to: n.get("escalateTo").and_then(|a| self.assignees(a)),
+                // a `timeout` the schema refused is written all the same: `onTimeout` is
+                // not "without a timeout"
+                on_timeout: n
+                    .get("onTimeout")
+                    .filter(|_| {
+                        n.get("timeout").is_none() || Self::duration(n.get("timeout")).is_some()
+                    })
+                    .map(|t| Spanned {
+                        value: match t.as_str().unwrap_or_default() {
+                            "escalate" => OnTimeout::Escalate,
+                            "approve" => OnTimeout::Approve,
+                            "reject" => OnTimeout::Reject,
+                            other => OnTimeout::Goto(other.to_owned()),
+                        },
+                        span: t.span,
+                    }),
+                escalate_to: n
+                    .get("escalateTo")
+                    .map(|a| self.assignees(a).unwrap_or_else(|| missing_assignees(a))),
                 allow_add_signer: n
                     .get("allowAddSigner")
                     .and_then(Node::as_scalar)
@@ -641,17 +681,23 @@ impl Builder<'_> {
                 } else {
                     Join::All
                 },
-                branches: n
-                    .get("branches")
-                    .and_then(Node::as_seq)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|b| Branch {
-                        name: b.get("name").and_then(Node::as_str).map(str::to_owned),
-                        steps: self.steps(b.get("steps")),
-                        span: b.span,
-                    })
-                    .collect(),
+                branches: {
+                    let written = n.get("branches").and_then(Node::as_seq).unwrap_or_default();
+                    // no branches, or a branch without `steps` (both reported by the
+                    // schema): the graph through this step is not the written one
+                    let branches: Vec<Branch> = written
+                        .iter()
+                        .filter(|b| b.get("steps").is_some())
+                        .map(|b| Branch {
+                            name: b.get("name").and_then(Node::as_str).map(str::to_owned),
+                            steps: self.steps(b.get("steps")),
+                            span: b.span,
+                        })
+                        .collect();
+                    self.recovery.incomplete_graph |=
+                        branches.is_empty() || branches.len() != written.len();
+                    branches
+                },
             },
             "notify" => StepKind::Notify {
                 to: n
@@ -672,7 +718,7 @@ impl Builder<'_> {
         Some(Step {
             id,
             name: s("name").map(str::to_owned),
-            type_span: type_node.span,
+            type_span,
             span: n.span,
             next: goto("next"),
             skip: n.get("skipCondition").map(|c| self.expr(c)),

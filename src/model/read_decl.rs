@@ -258,6 +258,9 @@ impl Builder<'_> {
             None => {
                 let leaf = unknown_leaf(ty_text);
                 let nested = leaf != ty_text;
+                // the one close spelling of the type (`dobule` → `double`): conditions
+                // that use the field are still type-checked against it
+                let mut recovered = None;
                 let help = if matches!(leaf, "object" | "list" | "map") && nested {
                     LIST_OF_OBJECTS.to_owned()
                 } else {
@@ -274,10 +277,14 @@ impl Builder<'_> {
                         "object",
                     ];
                     let base = leaf.split('<').next().unwrap_or(leaf);
+                    let suggestion =
+                        crate::diagnostic::did_you_mean(base, known).filter(|s| *s != base);
+                    recovered = suggestion
+                        .as_deref()
+                        .and_then(|s| Type::parse(&ty_text.replacen(base, s, 1)))
+                        .filter(|t| !matches!(t, Type::Dyn | Type::Null | Type::TypeValue));
                     crate::diagnostic::suggestion_help(
-                        crate::diagnostic::did_you_mean(base, known)
-                            .filter(|s| *s != base)
-                            .as_deref(),
+                        suggestion.as_deref(),
                         "use bool, int, uint, double, string, timestamp, duration, list<T>, map<string, T> or object (with `fields`)",
                     )
                 };
@@ -286,7 +293,7 @@ impl Builder<'_> {
                     span: ty_span,
                     help,
                 });
-                None
+                recovered
             }
         }
     }

@@ -1,0 +1,172 @@
+//! Reads of optional values outside a `has()` guard.
+//!
+//! A context field declared `optional: true` without a `default` may be absent; reading
+//! it then fails at run time (an incident). A read is guarded when a `has()` of the same
+//! path holds wherever it is evaluated: on the other side of `&&` (`has(x) && x > 3`),
+//! after `!has(x) ||`, or in the condition of `? :`. Both sides of `&&` and `||` guard
+//! each other because CEL's logical operators absorb an error when the other side
+//! decides (`x > 3 && has(x)` is false, not an error, without `x`).
+
+use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use super::check::Env;
+use super::types::Type;
+
+/// One unguarded read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unguarded {
+    /// The path as written (`applicant.grade`, `i.grade`).
+    pub path: String,
+    /// Where (expression bytes).
+    pub span: (usize, usize),
+}
+
+/// Every read of an optional value that no `has()` guards, in source order.
+pub(crate) fn unguarded(e: &Expr, env: &Env) -> Vec<Unguarded> {
+    let mut w = Walk {
+        env,
+        locals: Vec::new(),
+        out: Vec::new(),
+    };
+    w.walk(e, &[]);
+    w.out
+}
+
+/// A field path (`applicant.grade`), when the expression is one.
+fn path(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Ident(n) => Some(n.clone()),
+        ExprKind::Select(a, f) => Some(format!("{}.{f}", path(a)?)),
+        _ => None,
+    }
+}
+
+/// The paths known present when `c` evaluates to `positive`.
+fn guards(c: &Expr, positive: bool) -> Vec<String> {
+    match &c.kind {
+        ExprKind::Has(a, f) if positive => {
+            path(a).map(|p| format!("{p}.{f}")).into_iter().collect()
+        }
+        ExprKind::HasVar(n) if positive => vec![n.clone()],
+        ExprKind::Unary(UnaryOp::Not, a) => guards(a, !positive),
+        // `a && b` true: both hold; `a || b` false: neither holds
+        ExprKind::Binary(BinaryOp::And, a, b) if positive => {
+            let mut g = guards(a, true);
+            g.extend(guards(b, true));
+            g
+        }
+        ExprKind::Binary(BinaryOp::Or, a, b) if !positive => {
+            let mut g = guards(a, false);
+            g.extend(guards(b, false));
+            g
+        }
+        _ => Vec::new(),
+    }
+}
+
+struct Walk<'e> {
+    env: &'e Env,
+    /// Comprehension variables in scope, innermost last.
+    locals: Vec<String>,
+    out: Vec<Unguarded>,
+}
+
+impl Walk<'_> {
+    fn with(guarded: &[String], more: Vec<String>) -> Vec<String> {
+        let mut g = guarded.to_vec();
+        g.extend(more);
+        g
+    }
+
+    fn report(&mut self, e: &Expr, fallback: &str, guarded: &[String]) {
+        let p = path(e);
+        if p.as_ref().is_some_and(|p| guarded.contains(p)) {
+            return;
+        }
+        self.out.push(Unguarded {
+            path: p.unwrap_or_else(|| fallback.to_owned()),
+            span: e.span,
+        });
+    }
+
+    fn walk(&mut self, e: &Expr, guarded: &[String]) {
+        match &e.kind {
+            ExprKind::Ident(n) => {
+                if !self.locals.contains(n) && self.env.is_optional(n) {
+                    self.report(e, n, guarded);
+                }
+            }
+            ExprKind::Select(a, f) => {
+                self.walk(a, guarded);
+                if let Type::Object(o) = &a.ty
+                    && o.fields.get(f).is_some_and(|f| f.optional)
+                {
+                    self.report(e, f, guarded);
+                }
+            }
+            ExprKind::Lit(_) | ExprKind::HasVar(_) => {}
+            // the operand of `has(a.f)` is read: `a` itself must be present
+            ExprKind::Has(a, _) | ExprKind::Unary(_, a) => self.walk(a, guarded),
+            ExprKind::Binary(BinaryOp::And, a, b) => {
+                self.walk(a, &Self::with(guarded, guards(b, true)));
+                self.walk(b, &Self::with(guarded, guards(a, true)));
+            }
+            ExprKind::Binary(BinaryOp::Or, a, b) => {
+                self.walk(a, &Self::with(guarded, guards(b, false)));
+                self.walk(b, &Self::with(guarded, guards(a, false)));
+            }
+            ExprKind::Cond(c, a, b) => {
+                self.walk(c, guarded);
+                self.walk(a, &Self::with(guarded, guards(c, true)));
+                self.walk(b, &Self::with(guarded, guards(c, false)));
+            }
+            ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {
+                self.walk(a, guarded);
+                self.walk(b, guarded);
+            }
+            ExprKind::Call { target, args, .. } => {
+                if let Some(t) = target {
+                    self.walk(t, guarded);
+                }
+                for a in args {
+                    self.walk(a, guarded);
+                }
+            }
+            ExprKind::List(items) => {
+                for i in items {
+                    self.walk(i, guarded);
+                }
+            }
+            ExprKind::Map(entries) => {
+                for (k, v) in entries {
+                    self.walk(k, guarded);
+                    self.walk(v, guarded);
+                }
+            }
+            ExprKind::Comprehension {
+                range,
+                var,
+                body,
+                filter,
+                ..
+            } => {
+                self.walk(range, guarded);
+                // guards about an outer name the variable shadows no longer apply
+                let inner: Vec<String> = guarded
+                    .iter()
+                    .filter(|p| p.split('.').next() != Some(var.as_str()))
+                    .cloned()
+                    .collect();
+                self.locals.push(var.clone());
+                let body_guards = match filter {
+                    Some(f) => {
+                        self.walk(f, &inner);
+                        Self::with(&inner, guards(f, true))
+                    }
+                    None => inner,
+                };
+                self.walk(body, &body_guards);
+                self.locals.pop();
+            }
+        }
+    }
+}
