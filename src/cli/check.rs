@@ -290,7 +290,7 @@ impl Shown<'_> {
 }
 
 /// `2980` as `2,980`.
-fn thousands(n: usize) -> String {
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

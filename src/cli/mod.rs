@@ -215,6 +215,7 @@ enum Command {
         format: DiffFormat,
     },
     /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
+    #[command(after_help = test::HELP)]
     Test {
         /// Scenario files, directories (searched for scenario files; default: the
         /// current directory) or flow files (the scenario files under the current

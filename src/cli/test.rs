@@ -1,4 +1,6 @@
 //! `flowc test`: runs scenario files (`*.test.yaml`) and reports like a test runner.
+//! A scenario file is recognised by its content (a top-level `flow:` or `scenarios:`);
+//! top-level keys starting with `x-` are the user's (anchors to merge from).
 //! Given flow files it runs the scenario files that use them (see `select`), so that
 //! a pre-commit hook passing the changed files runs exactly the affected scenarios.
 //!
@@ -15,6 +17,31 @@
 //!       trace: [ { step: manager-approve, status: completed }, ... ]   # optional, exact
 //!       pending: [ { step: ..., assignees: [ { role: cfo } ] } ]       # optional, exact
 //! ```
+
+/// `flowc test --help`: what a scenario file holds.
+pub const HELP: &str = "\
+A scenario file (`*.test.yaml`, recognised by its top-level `flow:` and `scenarios:`;
+other YAML named like one is skipped and named as skipped):
+
+  flow: leave-request.yaml          # the flow file, relative to this file
+  x-base: &base {days: 3}           # keys starting with `x-` are ignored: anchors to merge
+  scenarios:
+    - name: a short leave needs the manager only
+      context: {<<: *base, kind: annual}   # checked against the flow's declared context
+      events:                              # optional; `at` (seconds) and `id` optional
+        - {type: approve, step: manager, user: li, role: manager}
+        - {type: approve, step: manager, user: li, expectError: stale}
+      auto: approve                        # optional: answer the rest this way
+      expect:
+        outcome: approved   # approved | rejected | pending | cancelled | incident
+        trace: [{step: manager, status: completed}]   # optional, exact; `rule` optional
+        startError: missing-field          # instead: the start must fail with this code
+
+`expectError`/`startError` take a code as `flowc rule` does (`flowc::runtime::stale` or
+`stale`). Every problem of a scenario file is reported in one run, at its line:column.
+Given flow files, the scenario files using them run, and so do those whose `flow:` no
+longer exists. Exit codes: 0 all passed, 1 a scenario failed, 2 a flow file cannot be
+read.";
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +73,10 @@ struct Scenario {
     event_at: Vec<String>,
     /// Where each expected trace entry is, in order.
     trace_at: Vec<String>,
+    /// The file, and the scenario's `context` node: checked against the flow's declared
+    /// context before running, each misfit at its value.
+    file: Arc<flowc::span::SourceFile>,
+    context: Option<yaml::Node>,
 }
 
 const ROOT_KEYS: &[&str] = &["flow", "scenarios"];
@@ -143,6 +174,14 @@ fn step_ref(file: &flowc::span::SourceFile, node: &yaml::Node, steps: &mut Vec<(
 /// Checks one scenario's keys and fixed values, each problem at its own position.
 fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scenario) {
     s.problems = unknown_keys(file, node, SCENARIO_KEYS, "a scenario");
+    if let Some(ctx) = node.get("context")
+        && ctx.as_map().is_none()
+    {
+        s.problems.push(format!(
+            "{}: `context` must be a mapping of the flow's context fields",
+            loc(file, ctx)
+        ));
+    }
     check_word(file, node, "auto", AUTO_VALUES, &mut s.problems);
     if let Some(events) = node.get("events").and_then(yaml::Node::as_seq) {
         for event in events {
@@ -154,6 +193,24 @@ fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scen
             let Some(entries) = event.as_map() else {
                 continue;
             };
+            if let Some(at) = event.get("at")
+                && !at.to_json().is_u64()
+            {
+                s.problems.push(format!(
+                    "{}: `at` must be a non-negative integer (seconds), found `{}`",
+                    loc(file, at),
+                    at.to_json()
+                ));
+            }
+            if let Some(id) = event.get("id")
+                && id.as_str().is_none()
+            {
+                s.problems
+                    .push(format!("{}: `id` must be a string", loc(file, id)));
+            }
+            if let Some(code) = event.get("expectError") {
+                s.problems.extend(code_problem(file, code, "expectError"));
+            }
             let kind = event.get("type");
             match kind.and_then(yaml::Node::as_str) {
                 Some(k) if super::eval::event_keys(k).is_none() => {
@@ -187,6 +244,9 @@ fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scen
     s.problems
         .extend(unknown_keys(file, expect, EXPECT_KEYS, "`expect`"));
     check_word(file, expect, "outcome", OUTCOMES, &mut s.problems);
+    if let Some(code) = expect.get("startError") {
+        s.problems.extend(code_problem(file, code, "startError"));
+    }
     for (key, value) in expect.as_map().unwrap_or_default() {
         if let Some(k) = key.as_str() {
             s.expect_at.insert(k.to_owned(), loc(file, value));
@@ -201,6 +261,15 @@ fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scen
         s.problems
             .extend(unknown_keys(file, entry, TRACE_KEYS, "a trace entry"));
         check_word(file, entry, "status", TRACE_STATUSES, &mut s.problems);
+        if let Some(rule) = entry.get("rule")
+            && !rule.to_json().is_u64()
+        {
+            s.problems.push(format!(
+                "{}: `rule` must be the rule's number (0 for the first rule), found `{}`",
+                loc(file, rule),
+                rule.to_json()
+            ));
+        }
         step_ref(file, entry, &mut s.steps);
     }
     for entry in expect
@@ -214,9 +283,37 @@ fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scen
     }
 }
 
-fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
+/// A scenario file read: its flow, its own problems (each at its position) and its
+/// scenarios; or YAML that is not a scenario file.
+enum ScenarioFile {
+    /// No top-level `flow:` or `scenarios:`: another tool's YAML named like a scenario
+    /// file (`docker-compose.test.yml`).
+    NotScenarios,
+    Read {
+        flow: PathBuf,
+        problems: Vec<String>,
+        scenarios: Vec<Scenario>,
+    },
+}
+
+/// What a scenario file holds, for the help of an empty or unreadable one.
+const SCENARIO_HELP: &str = "a scenario file has `flow:` (the flow file, relative to this file) and `scenarios:` (a list, each with `name`, `context`, `events` and `expect`); `flowc test --help` shows one";
+
+/// True when the text has nothing but blank lines and comments.
+fn is_blank(bytes: &[u8]) -> bool {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+}
+
+fn scenarios_of(path: &Path) -> Result<ScenarioFile, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let name = path.display().to_string();
+    if is_blank(&bytes) {
+        return Err(format!(
+            "{name}:1:1: the scenario file is empty\n  help: {SCENARIO_HELP}"
+        ));
+    }
     let file = flowc::load::source_from_bytes(&name, bytes).map_err(|d| render(&d))?;
     let root = yaml::parse(&file, &LoadLimits::default()).map_err(|errs| {
         let mut d = flowc::diagnostic::Diagnostics::new();
@@ -225,22 +322,57 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
         }
         render(&d)
     })?;
-    let root_problems = unknown_keys(&file, &root, ROOT_KEYS, "a scenario file");
-    if !root_problems.is_empty() {
-        return Err(root_problems.join("\n"));
+    if root.get("flow").is_none() && root.get("scenarios").is_none() {
+        return Ok(ScenarioFile::NotScenarios);
     }
-    let flow = root
-        .get("flow")
-        .and_then(yaml::Node::as_str)
-        .ok_or_else(|| {
-            format!("{name}:1:1: `flow:` (the flow file, relative to this file) is required")
-        })?;
-    let flow = path.parent().unwrap_or(Path::new(".")).join(flow);
-    let list = root
-        .get("scenarios")
-        .and_then(yaml::Node::as_seq)
-        .ok_or_else(|| format!("{name}:1:1: `scenarios:` (a list) is required"))?;
-    let mut out = Vec::new();
+    // `x-` keys are the user's (anchors to merge from, like docker compose's)
+    let mut problems: Vec<String> = root
+        .as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, _)| {
+            let key = k.as_str().unwrap_or("?");
+            if ROOT_KEYS.contains(&key) || key.starts_with("x-") {
+                return None;
+            }
+            let hint = flowc::diagnostic::did_you_mean(key, ROOT_KEYS.iter().copied())
+                .map_or_else(
+                    || format!("allowed: flow, scenarios; a key holding anchors is named `x-{key}`"),
+                    |s| format!("did you mean `{s}`?"),
+                );
+            Some(format!("{}: unknown key `{key}` in a scenario file ({hint})", loc(&file, k)))
+        })
+        .collect();
+    let at_root = loc(&file, &root);
+    let flow = match root.get("flow") {
+        Some(f) => match f.as_str() {
+            Some(f) => path.parent().unwrap_or(Path::new(".")).join(f),
+            None => {
+                problems.push(format!(
+                    "{}: `flow:` must be the flow file's path (relative to this file)",
+                    loc(&file, f)
+                ));
+                PathBuf::new()
+            }
+        },
+        None => {
+            problems.push(format!(
+                "{at_root}: `flow:` (the flow file, relative to this file) is required"
+            ));
+            PathBuf::new()
+        }
+    };
+    let list = match root.get("scenarios") {
+        Some(l) => l.as_seq().unwrap_or_else(|| {
+            problems.push(format!("{}: `scenarios:` must be a list", loc(&file, l)));
+            &[]
+        }),
+        None => {
+            problems.push(format!("{at_root}: `scenarios:` (a list) is required"));
+            &[]
+        }
+    };
+    let mut scenarios = Vec::new();
     for (i, node) in list.iter().enumerate() {
         let body = node.to_json();
         let mut scenario = Scenario {
@@ -255,11 +387,164 @@ fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
             expect_at: HashMap::new(),
             event_at: Vec::new(),
             trace_at: Vec::new(),
+            file: Arc::clone(&file),
+            context: node.get("context").cloned(),
         };
         read_scenario(&file, node, &mut scenario);
-        out.push(scenario);
+        scenarios.push(scenario);
     }
-    Ok((flow, out))
+    by_position(&mut problems);
+    Ok(ScenarioFile::Read {
+        flow,
+        problems,
+        scenarios,
+    })
+}
+
+/// Sorts `file:line:col: ...` messages by line and column (messages without a
+/// position last, in their order).
+fn by_position(problems: &mut [String]) {
+    let key = |p: &String| {
+        let head = p.split(": ").next().unwrap_or_default();
+        let mut it = head.rsplit(':');
+        let col = it.next().and_then(|c| c.parse::<usize>().ok());
+        let line = it.next().and_then(|l| l.parse::<usize>().ok());
+        line.zip(col).unwrap_or((usize::MAX, usize::MAX))
+    };
+    problems.sort_by_key(key);
+}
+
+/// The full code an `expectError`/`startError` names (`missing-field` stands for the
+/// one code of that name, as `flowc rule` reads it).
+fn full_code(text: &str) -> String {
+    if is_script_code(text) {
+        return super::eval::NO_SUCH_ID.to_owned();
+    }
+    resolve_code(text).map_or_else(|| text.to_owned(), |c| c.as_str().to_owned())
+}
+
+/// The scripted-event code of `flowc eval`/`flowc test` (full or short).
+fn is_script_code(text: &str) -> bool {
+    let text = text.trim();
+    text == super::eval::NO_SUCH_ID || Some(text) == super::eval::NO_SUCH_ID.rsplit("::").next()
+}
+
+/// The code an `expectError`/`startError` names: as `flowc rule` reads it
+/// ([`flowc::codes::Code::parse`]), and a short name several stages share
+/// (`missing-field`) stands for the one run-time code of that name, since only run-time
+/// errors can be expected.
+fn resolve_code(text: &str) -> Option<flowc::codes::Code> {
+    use flowc::codes::Code;
+    Code::parse(text).or_else(|| {
+        let mut named = Code::ALL.iter().copied().filter(|c| {
+            c.is_run_time() && c.as_str().rsplit("::").next() == Some(text.trim())
+        });
+        match (named.next(), named.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        }
+    })
+}
+
+/// A problem when the code an `expectError`/`startError` names is not a code (with a
+/// did-you-mean from the codes table).
+fn code_problem(file: &flowc::span::SourceFile, node: &yaml::Node, key: &str) -> Option<String> {
+    use flowc::codes::Code;
+    let Some(text) = node.as_str() else {
+        return Some(format!(
+            "{}: `{key}` must be a diagnostic code (`flowc::runtime::stale` or `stale`)",
+            loc(file, node)
+        ));
+    };
+    if resolve_code(text).is_some() || is_script_code(text) {
+        return None;
+    }
+    let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    let wanted = if text.starts_with("flowc::") {
+        text.to_owned()
+    } else {
+        format!("flowc::{}", text.replace('.', "::"))
+    };
+    let short: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.rsplit("::").next())
+        .collect();
+    let hint = flowc::diagnostic::did_you_mean(&wanted, names.iter().copied())
+        .or_else(|| {
+            let tail = text.rsplit("::").next().unwrap_or(text);
+            flowc::diagnostic::did_you_mean(tail, short.iter().copied())
+                .and_then(|s| resolve_code(&s).map(|c| c.as_str().to_owned()))
+        })
+        .map_or_else(
+            || "`flowc rule --all` lists every code".to_owned(),
+            |s| format!("did you mean `{s}`?"),
+        );
+    Some(format!(
+        "{}: `{key}: {text}` is not a diagnostic code ({hint})",
+        loc(file, node)
+    ))
+}
+
+/// The scenario's context against the flow's declared context (the one fit routine the
+/// runtime starts instances with), the misfit at its value in the scenario file.
+fn context_problem(flow: &CompiledFlow, s: &Scenario) -> Option<String> {
+    use flowc::model::{MisfitKind, PathPart};
+    let given = s.body.get("context").cloned().unwrap_or_else(|| serde_json::json!({}));
+    let map = given.as_object()?;
+    let misfit = flowc::model::fit_fields(&flow.flow().context, map, &flowc::model::FieldPath::default()).err()?;
+    let key = matches!(misfit.kind, MisfitKind::Unknown { .. });
+    let at = s.context.as_ref().map_or_else(
+        || format!("{}:{}:1", s.file.name(), s.line),
+        |ctx| {
+            let mut cur = ctx;
+            let parts = &misfit.path.0;
+            for (i, part) in parts.iter().enumerate() {
+                let last = i + 1 == parts.len();
+                let next = match part {
+                    PathPart::Field(n) | PathPart::Key(n) => cur.as_map().and_then(|m| {
+                        m.iter()
+                            .find(|(k, _)| k.as_str() == Some(n.as_str()))
+                            .map(|(k, v)| if last && key { k } else { v })
+                    }),
+                    PathPart::Index(i) => cur.as_seq().and_then(|l| l.get(*i)),
+                };
+                match next {
+                    Some(n) => cur = n,
+                    None => break,
+                }
+            }
+            loc(&s.file, cur)
+        },
+    );
+    let path = &misfit.path;
+    let unquote = |v: &str| v.trim_matches('"').to_owned();
+    let message = match &misfit.kind {
+        MisfitKind::Missing { expected } => {
+            format!("context: the required field `{path}` ({expected}) is missing")
+        }
+        MisfitKind::WrongType { expected, got } => {
+            format!("context: `{path}` must be {expected}, found {got}")
+        }
+        MisfitKind::NotAllowed { value, allowed } => {
+            let values: Vec<String> = allowed.split(", ").map(unquote).collect();
+            let hint = flowc::diagnostic::did_you_mean(&unquote(value), values.iter().map(String::as_str))
+                .map_or_else(|| format!("allowed: {allowed}"), |m| format!("did you mean `{m}`?"));
+            format!("context: `{path}` is {value}, not one of the declared values ({hint})")
+        }
+        MisfitKind::Unknown { declared } => {
+            let field = path.0.last().map_or_else(String::new, |p| match p {
+                PathPart::Field(n) | PathPart::Key(n) => n.clone(),
+                PathPart::Index(_) => String::new(),
+            });
+            let hint = flowc::diagnostic::did_you_mean(&field, declared.iter().map(String::as_str))
+                .map_or_else(
+                    || format!("declared: {}", declared.join(", ")),
+                    |m| format!("did you mean `{m}`?"),
+                );
+            format!("context: the flow declares no field `{path}` ({hint})")
+        }
+    };
+    Some(format!("{at}: {message}"))
 }
 
 /// The flow of a scenario file (its `flow:`, relative to the file), without reading
@@ -361,7 +646,7 @@ fn apply_events(
             )),
             (Err(err), want) => {
                 let code = err.code();
-                if want.as_deref() != Some(code) {
+                if want.as_deref().map(full_code).as_deref() != Some(code) {
                     fails.push(format!(
                         "{}event {}: {} [{code}]",
                         at_event(i),
@@ -378,7 +663,16 @@ fn apply_events(
 fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     let mut problems = s.problems.clone();
     problems.extend(unknown_steps(flow, s));
+    let expects_start_error = s
+        .body
+        .get("expect")
+        .and_then(|e| e.get("startError"))
+        .is_some();
+    if !expects_start_error {
+        problems.extend(context_problem(flow, s));
+    }
     if !problems.is_empty() {
+        by_position(&mut problems);
         return Err(problems);
     }
     let at_expect = |key: &str| {
@@ -412,7 +706,13 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
         Err(e) => {
             use miette::Diagnostic as _;
             let code = e.code().map(|c| c.to_string()).unwrap_or_default();
-            if expect.get("startError").and_then(|v| v.as_str()) == Some(code.as_str()) {
+            if expect
+                .get("startError")
+                .and_then(|v| v.as_str())
+                .map(full_code)
+                .as_deref()
+                == Some(code.as_str())
+            {
                 return Ok(());
             }
             return Err(vec![format!(
@@ -458,11 +758,13 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
 /// nothing is given), the scenario files named, and for the flow files named the
 /// scenario files under the working directory (the one walk: `.gitignore`d, hidden and
 /// vendored directories are not searched) whose `flow:` is one of them, compared as
-/// canonical paths. Named YAML that is neither (`docker-compose.yml`, passed by
-/// pre-commit) selects nothing.
-fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// canonical paths, or whose `flow:` no longer exists (a flow renamed or deleted leaves
+/// them broken: they must fail, not be forgotten). Named YAML that is neither
+/// (`docker-compose.yml`, passed by pre-commit) selects nothing. Also returns the flow
+/// files named that no scenario file uses.
+fn select(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
     if paths.is_empty() {
-        return super::check::collect_scenarios(&[]);
+        return Ok((super::check::collect_scenarios(&[])?, Vec::new()));
     }
     let (named, others): (Vec<PathBuf>, Vec<PathBuf>) = paths
         .iter()
@@ -473,17 +775,26 @@ fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     } else {
         super::check::collect_scenarios(&others)?
     };
-    let flows: Vec<PathBuf> = named
+    let flows: Vec<(PathBuf, PathBuf)> = named
         .iter()
         .filter(|p| std::fs::read(p).is_ok_and(|b| flowc::source::is_flow_content(&b)))
-        .filter_map(|p| p.canonicalize().ok())
+        .filter_map(|p| p.canonicalize().ok().map(|c| (p.clone(), c)))
         .collect();
+    let mut used = vec![false; flows.len()];
     if !flows.is_empty() {
         for s in super::check::collect_scenarios(&[PathBuf::from(".")])? {
-            if flow_of(&s)
-                .and_then(|f| f.canonicalize().ok())
-                .is_some_and(|f| flows.contains(&f))
-            {
+            let Some(flow) = flow_of(&s) else {
+                continue;
+            };
+            let Ok(flow) = flow.canonicalize() else {
+                // its flow is gone: broken, and reported as such
+                out.push(s);
+                continue;
+            };
+            if let Some(i) = flows.iter().position(|(_, c)| *c == flow) {
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
                 out.push(s);
             }
         }
@@ -492,31 +803,61 @@ fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())));
     out.sort();
-    Ok(out)
+    let unused = flows
+        .into_iter()
+        .zip(used)
+        .filter(|(_, u)| !u)
+        .map(|((p, _), _)| p)
+        .collect();
+    Ok((out, unused))
 }
 
 pub fn run(paths: &[PathBuf]) -> u8 {
-    let files = match select(paths) {
+    let (files, unused) = match select(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
         }
     };
+    for flow in &unused {
+        outln!("no scenario file uses {}", flow.display());
+    }
     let mut flows: HashMap<PathBuf, Result<Arc<CompiledFlow>, u8>> = HashMap::new();
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut skipped = Vec::new();
     // a flow file that cannot be read is an I/O error (exit 2), not a failing test
     let mut io_error = false;
     for file in &files {
-        outln!("{}", file.display());
-        let (flow_path, scenarios) = match scenarios_of(file) {
-            Ok(x) => x,
+        let (flow_path, problems, scenarios) = match scenarios_of(file) {
+            Ok(ScenarioFile::Read {
+                flow,
+                problems,
+                scenarios,
+            }) => (flow, problems, scenarios),
+            Ok(ScenarioFile::NotScenarios) => {
+                skipped.push(file.display().to_string());
+                continue;
+            }
             Err(e) => {
+                outln!("{}", file.display());
                 outln!("  FAIL (the scenario file)\n{e}");
                 failed += 1;
                 continue;
             }
         };
+        outln!("{}", file.display());
+        if !problems.is_empty() {
+            outln!("  FAIL (the scenario file)");
+            for p in &problems {
+                outln!("       {p}");
+            }
+            failed += 1;
+        }
+        if flow_path.as_os_str().is_empty() {
+            failed += scenarios.len();
+            continue;
+        }
         let flow = flows
             .entry(flow_path.clone())
             .or_insert_with(|| super::check::load_one(&flow_path).map(Arc::new))
@@ -554,10 +895,25 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             }
         }
     }
+    if !skipped.is_empty() {
+        let n = skipped.len();
+        outln!(
+            "skipped {} YAML file{} named like a scenario file without `flow:` and `scenarios:`: {}",
+            thousands(n),
+            if n == 1 { "" } else { "s" },
+            skipped.join(", ")
+        );
+    }
+    let ran = files.len() - skipped.len();
+    if ran == 0 && !unused.is_empty() {
+        return 0;
+    }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
     outln!(
-        "\ntest result: {verdict}. {passed} passed; {failed} failed; {} file(s)",
-        files.len()
+        "\ntest result: {verdict}. {} passed; {} failed; {} file(s)",
+        thousands(passed),
+        thousands(failed),
+        thousands(ran)
     );
     if io_error {
         EXIT_FAILURE
@@ -566,4 +922,8 @@ pub fn run(paths: &[PathBuf]) -> u8 {
     } else {
         0
     }
+}
+
+fn thousands(n: usize) -> String {
+    super::check::thousands(n)
 }
