@@ -345,6 +345,133 @@ fn cap(diags: &Diagnostics, max: usize) -> Vec<Shown<'_>> {
     shown
 }
 
+/// How many diagnostics the human output shows in all (across files) before it
+/// summarises the rest per file; `--max-diagnostics 0` lifts it with the per-code cap.
+const TOTAL_SHOWN: usize = 200;
+
+/// The note for what the total cap leaves out: how many diagnostics in how many files,
+/// and the first files with their counts.
+fn rest_line(rest: &[Shown<'_>]) -> Option<String> {
+    const FILES_NAMED: usize = 5;
+    let mut per_file: Vec<(&str, usize)> = Vec::new();
+    for item in rest {
+        let (file, n) = match item {
+            Shown::Diagnostic(d) => (d.file().name(), 1),
+            Shown::More { file, count, .. } => (*file, *count),
+        };
+        match per_file.iter_mut().find(|(f, _)| *f == file) {
+            Some(entry) => entry.1 += n,
+            None => per_file.push((file, n)),
+        }
+    }
+    let total: usize = per_file.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut named: Vec<String> = per_file
+        .iter()
+        .take(FILES_NAMED)
+        .map(|(f, n)| format!("{f} ({})", thousands(*n)))
+        .collect();
+    if per_file.len() > FILES_NAMED {
+        named.push(format!("{} more", thousands(per_file.len() - FILES_NAMED)));
+    }
+    Some(format!(
+        "and {} more diagnostic{} in {} file{}: {}; --max-diagnostics 0 (or --format json) for all",
+        thousands(total),
+        if total == 1 { "" } else { "s" },
+        thousands(per_file.len()),
+        if per_file.len() == 1 { "" } else { "s" },
+        named.join(", ")
+    ))
+}
+
+/// The checked flows' ids that another flow file of the repository declares: the
+/// repository is the nearest ancestor of the working directory holding `.git` (else
+/// the working directory), walked with the one walker; only each file's `id:` line is
+/// read ([`flowc::source::dir::declared_id`]), the content test only for an id that
+/// matches. One `flowc::check::duplicate-flow-id` error per checked file, at its `id`.
+fn repository_duplicates(flows: &[(String, Vec<u8>)]) -> Diagnostics {
+    use std::collections::{HashMap, HashSet};
+    use std::fmt::Write as _;
+    const NAMED: usize = 3;
+    let mut d = Diagnostics::new();
+    let ids: Vec<Option<String>> = flows
+        .iter()
+        .map(|(_, b)| flowc::source::dir::declared_id(b).map(|x| x.id))
+        .collect();
+    let wanted: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
+    if wanted.is_empty() {
+        return d;
+    }
+    let Ok(cwd) = std::env::current_dir().and_then(std::fs::canonicalize) else {
+        return d;
+    };
+    let root = cwd
+        .ancestors()
+        .find(|a| a.join(".git").exists())
+        .unwrap_or(&cwd);
+    let Ok(all) = walk(root, is_flow_file) else {
+        return d;
+    };
+    let checked: HashSet<PathBuf> = flows
+        .iter()
+        .filter(|(n, _)| n != STDIN_NAME)
+        .filter_map(|(n, _)| std::fs::canonicalize(n).ok())
+        .collect();
+    let mut others: HashMap<String, Vec<String>> = HashMap::new();
+    for p in all {
+        if checked.contains(&p) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let Some(id) = flowc::source::dir::declared_id(&bytes) else {
+            continue;
+        };
+        if !wanted.contains(id.id.as_str()) || !is_flow_content(&bytes) {
+            continue;
+        }
+        let shown = p.strip_prefix(&cwd).unwrap_or(&p).display().to_string();
+        others.entry(id.id).or_default().push(shown);
+    }
+    for ((name, bytes), id) in flows.iter().zip(&ids) {
+        let Some(elsewhere) = id.as_ref().and_then(|id| others.get(id)) else {
+            continue;
+        };
+        let Ok(file) = source_from_bytes(name, bytes.clone()) else {
+            continue;
+        };
+        let Ok(root) = flowc::load::yaml::parse(&file, &flowc::load::LoadLimits::default())
+        else {
+            continue;
+        };
+        let Some(node) = root.get("id") else {
+            continue;
+        };
+        let mut text = elsewhere
+            .iter()
+            .take(NAMED)
+            .map(|o| format!("`{o}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if elsewhere.len() > NAMED {
+            let _ = write!(text, " and {} more", elsewhere.len() - NAMED);
+        }
+        d.add(
+            &file,
+            flowc::compile::CheckError::DuplicateFlowId {
+                id: id.clone().unwrap_or_default(),
+                others: text,
+                span: node.span,
+                count: elsewhere.len() + 1,
+            },
+        );
+    }
+    d
+}
+
 /// `--format github`: one workflow annotation line per problem.
 fn github(
     lock: &mut impl Write,
@@ -417,7 +544,18 @@ pub fn run(
 ) -> u8 {
     let (Inputs { flows, skipped }, io) = collect_flows(paths);
     let files = flows.len() + io.len();
-    let diags = flowc::compile::check_many(flows, &Options::default());
+    // files named (as pre-commit passes the changed ones): their ids against the rest of
+    // the repository, which the walk of `.` already covers
+    let elsewhere = if paths.is_empty() {
+        Diagnostics::new()
+    } else {
+        repository_duplicates(&flows)
+    };
+    let mut diags = flowc::compile::check_many(flows, &Options::default());
+    if !elsewhere.is_empty() {
+        diags.extend(elsewhere);
+        diags.sort();
+    }
     if format != CheckFormat::Json {
         for p in &io {
             eprintln!("error: {}: {}", p.name, p.message);
@@ -439,17 +577,31 @@ pub fn run(
                 out.push_str(&not_a_flow(&s.path));
                 out.push('\n');
             }
-            for item in cap(&diags, max_diagnostics) {
-                match item {
-                    Shown::Diagnostic(d) => render_human(d, &mut out),
+            let items = cap(&diags, max_diagnostics);
+            let mut rendered = 0usize;
+            for (i, item) in items.iter().enumerate() {
+                // a total cap across files, after the per-code cap
+                if max_diagnostics > 0 && rendered >= TOTAL_SHOWN {
+                    if let Some(rest) = rest_line(items.get(i..).unwrap_or_default()) {
+                        out.push_str("note: ");
+                        out.push_str(&rest);
+                        out.push('\n');
+                    }
+                    break;
+                }
+                match *item {
+                    Shown::Diagnostic(d) => {
+                        rendered += 1;
+                        render_human(d, &mut out);
+                    }
                     Shown::More {
                         file,
-                        code,
+                        ref code,
                         severity,
                         count,
                     } => {
                         out.push_str("note: ");
-                        out.push_str(&Shown::more_message(file, &code, severity, count));
+                        out.push_str(&Shown::more_message(file, code, severity, count));
                         out.push('\n');
                     }
                 }
@@ -459,15 +611,15 @@ pub fn run(
             let _ = writeln!(
                 lock,
                 "checked {} file{}: {} error{}, {} warning{}",
-                files,
+                thousands(files),
                 if files == 1 { "" } else { "s" },
-                diags.error_count() + io.len(),
+                thousands(diags.error_count() + io.len()),
                 if diags.error_count() + io.len() == 1 {
                     ""
                 } else {
                     "s"
                 },
-                diags.warning_count(),
+                thousands(diags.warning_count()),
                 if diags.warning_count() == 1 { "" } else { "s" },
             );
             if let Some(line) = skipped_line(&skipped) {

@@ -98,7 +98,8 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
         /// Show at most N diagnostics of one code per file, then one line counting the
-        /// rest (human and github output; JSON always lists all). 0: no limit.
+        /// rest (human and github output; JSON always lists all); the human output also
+        /// stops after 200 diagnostics in all and counts the rest per file. 0: no limit.
         #[arg(long, value_name = "N", default_value_t = 20)]
         max_diagnostics: usize,
     },

@@ -865,10 +865,17 @@ pub fn run(paths: &[PathBuf]) -> u8 {
         let flow = match flow {
             Ok(f) => f,
             Err(EXIT_FAILURE) => {
-                outln!(
-                    "  ERROR {}: the flow file cannot be read",
-                    flow_path.display()
-                );
+                if flow_path.exists() {
+                    outln!(
+                        "  ERROR {}: the flow file cannot be read",
+                        flow_path.display()
+                    );
+                } else {
+                    outln!(
+                        "  ERROR {}: the flow file does not exist (renamed or deleted? `flow:` in this file must name it)",
+                        flow_path.display()
+                    );
+                }
                 io_error = true;
                 failed += scenarios.len().max(1);
                 continue;
