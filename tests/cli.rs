@@ -51,6 +51,7 @@ fn check_examples_exits_zero() {
 fn check_json_matches_the_contract() {
     let (code, out, _) = run(&[
         "check",
+        "--isolated",
         "--format",
         "json",
         "tests/fixtures/bad/graph.unknown-step.yaml",
@@ -108,15 +109,19 @@ fn check_reports_every_file_in_order() {
 
 #[test]
 fn warnings_pass_unless_denied() {
+    // `--isolated`: the fixtures share the flow id `fixture` (a file named is otherwise
+    // compared with the repository's other flows)
     let f = "tests/fixtures/bad/graph.unreachable-step.yaml";
-    assert_eq!(run(&["check", f]).0, 0);
-    assert_eq!(run(&["check", "--deny-warnings", f]).0, 1);
+    assert_eq!(run(&["check", "--isolated", f]).0, 0);
+    assert_eq!(run(&["check", "--isolated", "--deny-warnings", f]).0, 1);
+    assert_eq!(run(&["check", f]).0, 1, "`fixture` is defined elsewhere");
 }
 
 #[test]
 fn github_annotations() {
     let (code, out, _) = run(&[
         "check",
+        "--isolated",
         "--format",
         "github",
         "tests/fixtures/bad/expr.unknown-identifier.yaml",
@@ -881,7 +886,11 @@ const LEAVE: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: leave\nsteps:
 fn test_recognises_scenario_files_by_content() {
     let dir = scratch("scenario-content");
     std::fs::write(dir.join("leave.yaml"), LEAVE).unwrap();
-    std::fs::write(dir.join("other.yaml"), LEAVE.replace("id: leave", "id: other")).unwrap();
+    std::fs::write(
+        dir.join("other.yaml"),
+        LEAVE.replace("id: leave", "id: other"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("leave.test.yaml"),
         "flow: leave.yaml\nscenarios:\n  - name: s\n    auto: approve\n    expect: {outcome: approved}\n",
@@ -904,15 +913,51 @@ fn test_recognises_scenario_files_by_content() {
     assert!(out.starts_with("skipped 1 YAML file"), "{out}");
     // a flow no scenario uses
     let (code, out, _) = run_in(&dir, &["test", "other.yaml"]);
-    assert_eq!((code, out.as_str()), (0, "no scenario file uses other.yaml\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "no scenario file uses other.yaml\n")
+    );
     // an empty scenario file
     std::fs::write(dir.join("empty.test.yaml"), "# nothing yet\n").unwrap();
     let (code, out, _) = run_in(&dir, &["test", "empty.test.yaml"]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("empty.test.yaml:1:1: the scenario file is empty\n  help: a scenario file has `flow:`"),
+        out.contains(
+            "empty.test.yaml:1:1: the scenario file is empty\n  help: a scenario file has `flow:`"
+        ),
         "{out}"
     );
     assert!(!out.contains("apiVersion"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The human output of `flowc check` has a total cap across files (200 diagnostics,
+/// then the rest counted per file), lifted by `--max-diagnostics 0`; numbers are written
+/// one way (`1,000`).
+#[test]
+fn check_caps_the_human_output_across_files() {
+    let dir = scratch("total-cap");
+    for i in 0..1000 {
+        std::fs::write(
+            dir.join(format!("f{i:04}.yaml")),
+            LEAVE.replace("id: leave", &format!("id: f{i}")) + "    next: nowhere\n",
+        )
+        .unwrap();
+    }
+    let (code, out, _) = run_in(&dir, &["check"]);
+    assert_eq!(code, 1);
+    assert_eq!(out.matches("flowc::graph::unknown-step").count(), 200);
+    assert!(
+        out.contains(
+            "note: and 800 more diagnostics in 800 files: f0200.yaml (1), f0201.yaml (1), f0202.yaml (1), f0203.yaml (1), f0204.yaml (1), 795 more; --max-diagnostics 0 (or --format json) for all\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("checked 1,000 files: 1,000 errors, 0 warnings\n"),
+        "{out}"
+    );
+    let (_, all, _) = run_in(&dir, &["check", "--max-diagnostics", "0"]);
+    assert_eq!(all.matches("flowc::graph::unknown-step").count(), 1000);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -566,11 +566,19 @@ fn hooks_fail_on_a_new_flow_reusing_an_id() {
     let d = &v["diagnostics"];
     assert_eq!(d.as_array().unwrap().len(), 1, "{out}");
     assert_eq!(d[0]["file"], "flows/new.yaml");
-    assert_eq!((d[0]["line"].as_u64(), d[0]["column"].as_u64()), (Some(3), Some(5)));
+    assert_eq!(
+        (d[0]["line"].as_u64(), d[0]["column"].as_u64()),
+        (Some(3), Some(5))
+    );
     // from a subdirectory the repository root is found by `.git`
     let (code, out) = flowc(&root.join("flows"), &["check", "new.yaml"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("`purchase.yaml`"), "{out}");
+    // `--isolated` checks the file on its own
+    assert_eq!(
+        flowc(&root, &["check", "--isolated", "flows/new.yaml"]).0,
+        0
+    );
     // a unique id passes
     std::fs::write(
         root.join("flows/new.yaml"),

@@ -425,7 +425,12 @@ fn a_broken_file_moved_keeps_its_flow_active() {
     // the rejection names the flow
     std::fs::write(&moved, BROKEN.replace("nowhere", "elsewhere")).unwrap();
     let events = src.sync(&moved);
-    let [SourceEvent::Rejected { flow: named, kept, .. }] = events.as_slice() else {
+    let [
+        SourceEvent::Rejected {
+            flow: named, kept, ..
+        },
+    ] = events.as_slice()
+    else {
         panic!("{events:?}");
     };
     assert_eq!(named.as_deref(), Some("one"));
@@ -455,7 +460,10 @@ fn declared_id_reads_the_id_line() {
         line,
         column,
     };
-    assert_eq!(declared_id(flow("one", "r").as_bytes()), Some(at("one", 3, 5)));
+    assert_eq!(
+        declared_id(flow("one", "r").as_bytes()),
+        Some(at("one", 3, 5))
+    );
     assert_eq!(
         declared_id(b"kind: ApprovalFlow\nid: \"two\"  # the id\nsteps: [\n"),
         Some(at("two", 2, 5))

@@ -321,7 +321,10 @@ fn watch_json_swapped_ids_and_a_broken_file_moved() {
     let b = flows.join("b.yaml");
     std::fs::write(&a, FLOW.replace("purchase", "xx")).unwrap();
     std::fs::write(&b, FLOW.replace("purchase", "yy")).unwrap();
-    let w = Watch::start_with(&root, &["flows", "--format", "json", "--debounce-ms", "300"]);
+    let w = Watch::start_with(
+        &root,
+        &["flows", "--format", "json", "--debounce-ms", "300"],
+    );
     assert_eq!(next_json(&w, "a")["flow"], "xx");
     assert_eq!(next_json(&w, "b")["flow"], "yy");
     // JSON has no `watching` line: give the watcher time to start after the scan
@@ -333,7 +336,10 @@ fn watch_json_swapped_ids_and_a_broken_file_moved() {
         let v = next_json(&w, "the swap");
         assert_ne!(v["event"], "reject", "{v}");
         if v["event"] == "publish" {
-            seen.push((v["flow"].as_str().unwrap().to_owned(), v["path"].as_str().unwrap().to_owned()));
+            seen.push((
+                v["flow"].as_str().unwrap().to_owned(),
+                v["path"].as_str().unwrap().to_owned(),
+            ));
         }
     }
     seen.sort();
@@ -347,7 +353,14 @@ fn watch_json_swapped_ids_and_a_broken_file_moved() {
     // not stuck: an edit publishes
     std::fs::write(&a, FLOW.replace("purchase", "yy").replace("100.0", "5.0")).unwrap();
     let v = next_json(&w, "the edit");
-    assert_eq!((&v["event"], &v["flow"], &v["revision"]), (&serde_json::json!("publish"), &serde_json::json!("yy"), &serde_json::json!(2)));
+    assert_eq!(
+        (&v["event"], &v["flow"], &v["revision"]),
+        (
+            &serde_json::json!("publish"),
+            &serde_json::json!("yy"),
+            &serde_json::json!(2)
+        )
+    );
     // broken, then moved while broken: the reject names the flow and what stays active
     std::fs::write(&a, FLOW.replace("purchase", "yy") + "    next: nowhere\n").unwrap();
     let v = next_json(&w, "the broken edit");
@@ -367,7 +380,10 @@ fn watch_json_swapped_ids_and_a_broken_file_moved() {
     assert_eq!(v["flow"], "xx");
     let d = &v["diagnostics"][0];
     assert_eq!(d["code"], "flowc::check::duplicate-flow-id");
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(3), Some(5)));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(3), Some(5))
+    );
     assert_eq!(v["active"]["flow"], "xx");
     drop(w);
     let _ = std::fs::remove_dir_all(root);

@@ -391,12 +391,15 @@ fn rest_line(rest: &[Shown<'_>]) -> Option<String> {
 /// the working directory), walked with the one walker; only each file's `id:` line is
 /// read ([`flowc::source::dir::declared_id`]), the content test only for an id that
 /// matches. One `flowc::check::duplicate-flow-id` error per checked file, at its `id`.
-fn repository_duplicates(flows: &[(String, Vec<u8>)]) -> Diagnostics {
+fn repository_duplicates(
+    named: &[&(String, Vec<u8>)],
+    checked: &[(String, Vec<u8>)],
+) -> Diagnostics {
     use std::collections::{HashMap, HashSet};
     use std::fmt::Write as _;
     const NAMED: usize = 3;
     let mut d = Diagnostics::new();
-    let ids: Vec<Option<String>> = flows
+    let ids: Vec<Option<String>> = named
         .iter()
         .map(|(_, b)| flowc::source::dir::declared_id(b).map(|x| x.id))
         .collect();
@@ -414,7 +417,8 @@ fn repository_duplicates(flows: &[(String, Vec<u8>)]) -> Diagnostics {
     let Ok(all) = walk(root, is_flow_file) else {
         return d;
     };
-    let checked: HashSet<PathBuf> = flows
+    // the files checked together already compare their ids among themselves
+    let checked: HashSet<PathBuf> = checked
         .iter()
         .filter(|(n, _)| n != STDIN_NAME)
         .filter_map(|(n, _)| std::fs::canonicalize(n).ok())
@@ -436,15 +440,14 @@ fn repository_duplicates(flows: &[(String, Vec<u8>)]) -> Diagnostics {
         let shown = p.strip_prefix(&cwd).unwrap_or(&p).display().to_string();
         others.entry(id.id).or_default().push(shown);
     }
-    for ((name, bytes), id) in flows.iter().zip(&ids) {
+    for ((name, bytes), id) in named.iter().map(|f| (&f.0, &f.1)).zip(&ids) {
         let Some(elsewhere) = id.as_ref().and_then(|id| others.get(id)) else {
             continue;
         };
         let Ok(file) = source_from_bytes(name, bytes.clone()) else {
             continue;
         };
-        let Ok(root) = flowc::load::yaml::parse(&file, &flowc::load::LoadLimits::default())
-        else {
+        let Ok(root) = flowc::load::yaml::parse(&file, &flowc::load::LoadLimits::default()) else {
             continue;
         };
         let Some(node) = root.get("id") else {
@@ -541,15 +544,24 @@ pub fn run(
     format: CheckFormat,
     deny_warnings: bool,
     max_diagnostics: usize,
+    isolated: bool,
 ) -> u8 {
     let (Inputs { flows, skipped }, io) = collect_flows(paths);
     let files = flows.len() + io.len();
     // files named (as pre-commit passes the changed ones): their ids against the rest of
-    // the repository, which the walk of `.` already covers
-    let elsewhere = if paths.is_empty() {
+    // the repository; a directory named is a set of flows of its own, compared within
+    let named: Vec<&(String, Vec<u8>)> = flows
+        .iter()
+        .filter(|(n, _)| {
+            paths
+                .iter()
+                .any(|p| p.is_file() && p.display().to_string() == *n)
+        })
+        .collect();
+    let elsewhere = if isolated || named.is_empty() {
         Diagnostics::new()
     } else {
-        repository_duplicates(&flows)
+        repository_duplicates(&named, &flows)
     };
     let mut diags = flowc::compile::check_many(flows, &Options::default());
     if !elsewhere.is_empty() {

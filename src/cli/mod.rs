@@ -102,6 +102,12 @@ enum Command {
         /// stops after 200 diagnostics in all and counts the rest per file. 0: no limit.
         #[arg(long, value_name = "N", default_value_t = 20)]
         max_diagnostics: usize,
+        /// Check the files named on their own: do not look for their flow ids in the
+        /// other flow files of the repository (by default a file named, as pre-commit
+        /// passes the changed ones, must not reuse the id of a flow elsewhere in the
+        /// repository, from the nearest `.git`; directories named are compared within).
+        #[arg(long)]
+        isolated: bool,
     },
     /// Print the step graph of a flow.
     Graph {
@@ -351,7 +357,8 @@ pub fn main() -> ExitCode {
             format,
             deny_warnings,
             max_diagnostics,
-        } => check::run(&paths, format, deny_warnings, max_diagnostics),
+            isolated,
+        } => check::run(&paths, format, deny_warnings, max_diagnostics, isolated),
         Command::Graph { flow, format } => graph::run(&flow, format),
         Command::Eval {
             flow,

@@ -171,6 +171,61 @@ fn step_ref(file: &flowc::span::SourceFile, node: &yaml::Node, steps: &mut Vec<(
     }
 }
 
+/// Checks one event of a scenario, each problem at its own position.
+fn read_event(file: &flowc::span::SourceFile, event: &yaml::Node, s: &mut Scenario) {
+    s.event_at.push(loc(file, event));
+    // an event expected to fail may name a missing step on purpose
+    if event.get("expectError").is_none() {
+        step_ref(file, event, &mut s.steps);
+    }
+    let Some(entries) = event.as_map() else {
+        return;
+    };
+    if let Some(at) = event.get("at")
+        && !at.to_json().is_u64()
+    {
+        s.problems.push(format!(
+            "{}: `at` must be a non-negative integer (seconds), found `{}`",
+            loc(file, at),
+            at.to_json()
+        ));
+    }
+    if let Some(id) = event.get("id")
+        && id.as_str().is_none()
+    {
+        s.problems
+            .push(format!("{}: `id` must be a string", loc(file, id)));
+    }
+    if let Some(code) = event.get("expectError") {
+        s.problems.extend(code_problem(file, code, "expectError"));
+    }
+    let kind = event.get("type");
+    match kind.and_then(yaml::Node::as_str) {
+        Some(k) if super::eval::event_keys(k).is_none() => {
+            let at = kind.map_or_else(|| loc(file, event), |n| loc(file, n));
+            s.problems
+                .push(format!("{at}: {}", super::eval::unknown_event_type(k)));
+        }
+        Some(k) => {
+            for (key, _) in entries {
+                let name = key.as_str().unwrap_or("?");
+                if super::eval::event_key_problem(Some(k), [name]).is_some() {
+                    s.problems.push(format!(
+                        "{}: {}",
+                        loc(file, key),
+                        super::eval::unknown_event_key(k, name)
+                    ));
+                }
+            }
+        }
+        None => {
+            if let Some(problem) = super::eval::event_key_problem(None, []) {
+                s.problems.push(format!("{}: {problem}", loc(file, event)));
+            }
+        }
+    }
+}
+
 /// Checks one scenario's keys and fixed values, each problem at its own position.
 fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scenario) {
     s.problems = unknown_keys(file, node, SCENARIO_KEYS, "a scenario");
@@ -183,60 +238,12 @@ fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scen
         ));
     }
     check_word(file, node, "auto", AUTO_VALUES, &mut s.problems);
-    if let Some(events) = node.get("events").and_then(yaml::Node::as_seq) {
-        for event in events {
-            s.event_at.push(loc(file, event));
-            // an event expected to fail may name a missing step on purpose
-            if event.get("expectError").is_none() {
-                step_ref(file, event, &mut s.steps);
-            }
-            let Some(entries) = event.as_map() else {
-                continue;
-            };
-            if let Some(at) = event.get("at")
-                && !at.to_json().is_u64()
-            {
-                s.problems.push(format!(
-                    "{}: `at` must be a non-negative integer (seconds), found `{}`",
-                    loc(file, at),
-                    at.to_json()
-                ));
-            }
-            if let Some(id) = event.get("id")
-                && id.as_str().is_none()
-            {
-                s.problems
-                    .push(format!("{}: `id` must be a string", loc(file, id)));
-            }
-            if let Some(code) = event.get("expectError") {
-                s.problems.extend(code_problem(file, code, "expectError"));
-            }
-            let kind = event.get("type");
-            match kind.and_then(yaml::Node::as_str) {
-                Some(k) if super::eval::event_keys(k).is_none() => {
-                    let at = kind.map_or_else(|| loc(file, event), |n| loc(file, n));
-                    s.problems
-                        .push(format!("{at}: {}", super::eval::unknown_event_type(k)));
-                }
-                Some(k) => {
-                    for (key, _) in entries {
-                        let name = key.as_str().unwrap_or("?");
-                        if super::eval::event_key_problem(Some(k), [name]).is_some() {
-                            s.problems.push(format!(
-                                "{}: {}",
-                                loc(file, key),
-                                super::eval::unknown_event_key(k, name)
-                            ));
-                        }
-                    }
-                }
-                None => {
-                    if let Some(problem) = super::eval::event_key_problem(None, []) {
-                        s.problems.push(format!("{}: {problem}", loc(file, event)));
-                    }
-                }
-            }
-        }
+    for event in node
+        .get("events")
+        .and_then(yaml::Node::as_seq)
+        .unwrap_or_default()
+    {
+        read_event(file, event, s);
     }
     let Some(expect) = node.get("expect") else {
         return;
@@ -335,43 +342,42 @@ fn scenarios_of(path: &Path) -> Result<ScenarioFile, String> {
             if ROOT_KEYS.contains(&key) || key.starts_with("x-") {
                 return None;
             }
-            let hint = flowc::diagnostic::did_you_mean(key, ROOT_KEYS.iter().copied())
-                .map_or_else(
-                    || format!("allowed: flow, scenarios; a key holding anchors is named `x-{key}`"),
-                    |s| format!("did you mean `{s}`?"),
-                );
-            Some(format!("{}: unknown key `{key}` in a scenario file ({hint})", loc(&file, k)))
+            let hint = flowc::diagnostic::did_you_mean(key, ROOT_KEYS.iter().copied()).map_or_else(
+                || format!("allowed: flow, scenarios; a key holding anchors is named `x-{key}`"),
+                |s| format!("did you mean `{s}`?"),
+            );
+            Some(format!(
+                "{}: unknown key `{key}` in a scenario file ({hint})",
+                loc(&file, k)
+            ))
         })
         .collect();
     let at_root = loc(&file, &root);
-    let flow = match root.get("flow") {
-        Some(f) => match f.as_str() {
-            Some(f) => path.parent().unwrap_or(Path::new(".")).join(f),
-            None => {
-                problems.push(format!(
-                    "{}: `flow:` must be the flow file's path (relative to this file)",
-                    loc(&file, f)
-                ));
-                PathBuf::new()
-            }
-        },
-        None => {
+    let mut flow = PathBuf::new();
+    if let Some(f) = root.get("flow") {
+        if let Some(name) = f.as_str() {
+            flow = path.parent().unwrap_or(Path::new(".")).join(name);
+        } else {
             problems.push(format!(
-                "{at_root}: `flow:` (the flow file, relative to this file) is required"
+                "{}: `flow:` must be the flow file's path (relative to this file)",
+                loc(&file, f)
             ));
-            PathBuf::new()
         }
-    };
-    let list = match root.get("scenarios") {
-        Some(l) => l.as_seq().unwrap_or_else(|| {
+    } else {
+        problems.push(format!(
+            "{at_root}: `flow:` (the flow file, relative to this file) is required"
+        ));
+    }
+    let mut list: &[yaml::Node] = &[];
+    if let Some(l) = root.get("scenarios") {
+        if let Some(seq) = l.as_seq() {
+            list = seq;
+        } else {
             problems.push(format!("{}: `scenarios:` must be a list", loc(&file, l)));
-            &[]
-        }),
-        None => {
-            problems.push(format!("{at_root}: `scenarios:` (a list) is required"));
-            &[]
         }
-    };
+    } else {
+        problems.push(format!("{at_root}: `scenarios:` (a list) is required"));
+    }
     let mut scenarios = Vec::new();
     for (i, node) in list.iter().enumerate() {
         let body = node.to_json();
@@ -436,9 +442,10 @@ fn is_script_code(text: &str) -> bool {
 fn resolve_code(text: &str) -> Option<flowc::codes::Code> {
     use flowc::codes::Code;
     Code::parse(text).or_else(|| {
-        let mut named = Code::ALL.iter().copied().filter(|c| {
-            c.is_run_time() && c.as_str().rsplit("::").next() == Some(text.trim())
-        });
+        let mut named = Code::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.is_run_time() && c.as_str().rsplit("::").next() == Some(text.trim()));
         match (named.next(), named.next()) {
             (Some(c), None) => Some(c),
             _ => None,
@@ -465,10 +472,7 @@ fn code_problem(file: &flowc::span::SourceFile, node: &yaml::Node, key: &str) ->
     } else {
         format!("flowc::{}", text.replace('.', "::"))
     };
-    let short: Vec<&str> = names
-        .iter()
-        .filter_map(|n| n.rsplit("::").next())
-        .collect();
+    let short: Vec<&str> = names.iter().filter_map(|n| n.rsplit("::").next()).collect();
     let hint = flowc::diagnostic::did_you_mean(&wanted, names.iter().copied())
         .or_else(|| {
             let tail = text.rsplit("::").next().unwrap_or(text);
@@ -489,9 +493,18 @@ fn code_problem(file: &flowc::span::SourceFile, node: &yaml::Node, key: &str) ->
 /// runtime starts instances with), the misfit at its value in the scenario file.
 fn context_problem(flow: &CompiledFlow, s: &Scenario) -> Option<String> {
     use flowc::model::{MisfitKind, PathPart};
-    let given = s.body.get("context").cloned().unwrap_or_else(|| serde_json::json!({}));
+    let given = s
+        .body
+        .get("context")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
     let map = given.as_object()?;
-    let misfit = flowc::model::fit_fields(&flow.flow().context, map, &flowc::model::FieldPath::default()).err()?;
+    let misfit = flowc::model::fit_fields(
+        &flow.flow().context,
+        map,
+        &flowc::model::FieldPath::default(),
+    )
+    .err()?;
     let key = matches!(misfit.kind, MisfitKind::Unknown { .. });
     let at = s.context.as_ref().map_or_else(
         || format!("{}:{}:1", s.file.name(), s.line),
@@ -527,8 +540,12 @@ fn context_problem(flow: &CompiledFlow, s: &Scenario) -> Option<String> {
         }
         MisfitKind::NotAllowed { value, allowed } => {
             let values: Vec<String> = allowed.split(", ").map(unquote).collect();
-            let hint = flowc::diagnostic::did_you_mean(&unquote(value), values.iter().map(String::as_str))
-                .map_or_else(|| format!("allowed: {allowed}"), |m| format!("did you mean `{m}`?"));
+            let hint =
+                flowc::diagnostic::did_you_mean(&unquote(value), values.iter().map(String::as_str))
+                    .map_or_else(
+                        || format!("allowed: {allowed}"),
+                        |m| format!("did you mean `{m}`?"),
+                    );
             format!("context: `{path}` is {value}, not one of the declared values ({hint})")
         }
         MisfitKind::Unknown { declared } => {
@@ -865,17 +882,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
         let flow = match flow {
             Ok(f) => f,
             Err(EXIT_FAILURE) => {
-                if flow_path.exists() {
-                    outln!(
-                        "  ERROR {}: the flow file cannot be read",
-                        flow_path.display()
-                    );
-                } else {
-                    outln!(
-                        "  ERROR {}: the flow file does not exist (renamed or deleted? `flow:` in this file must name it)",
-                        flow_path.display()
-                    );
-                }
+                outln!("  ERROR {}", unreadable_flow(&flow_path));
                 io_error = true;
                 failed += scenarios.len().max(1);
                 continue;
@@ -902,14 +909,8 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             }
         }
     }
-    if !skipped.is_empty() {
-        let n = skipped.len();
-        outln!(
-            "skipped {} YAML file{} named like a scenario file without `flow:` and `scenarios:`: {}",
-            thousands(n),
-            if n == 1 { "" } else { "s" },
-            skipped.join(", ")
-        );
+    if let Some(line) = skipped_line(&skipped) {
+        outln!("{line}");
     }
     let ran = files.len() - skipped.len();
     if ran == 0 && !unused.is_empty() {
@@ -929,6 +930,31 @@ pub fn run(paths: &[PathBuf]) -> u8 {
     } else {
         0
     }
+}
+
+/// Why a scenario file's flow cannot be read.
+fn unreadable_flow(flow: &Path) -> String {
+    if flow.exists() {
+        format!("{}: the flow file cannot be read", flow.display())
+    } else {
+        format!(
+            "{}: the flow file does not exist (renamed or deleted? `flow:` in this file must name it)",
+            flow.display()
+        )
+    }
+}
+
+/// The summary line naming YAML files named like scenario files that are not.
+fn skipped_line(skipped: &[String]) -> Option<String> {
+    let n = skipped.len();
+    (n > 0).then(|| {
+        format!(
+            "skipped {} YAML file{} named like a scenario file without `flow:` and `scenarios:`: {}",
+            thousands(n),
+            if n == 1 { "" } else { "s" },
+            skipped.join(", ")
+        )
+    })
 }
 
 fn thousands(n: usize) -> String {

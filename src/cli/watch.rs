@@ -215,11 +215,10 @@ fn json_line(
 fn reject_line(
     flow: Option<&str>,
     active: Option<&flowc::compile::VersionId>,
-    diagnostics: serde_json::Value,
+    diagnostics: &serde_json::Value,
 ) {
-    let active = active.map(|v| {
-        serde_json::json!({"flow": v.flow, "revision": v.revision, "hash": v.hash})
-    });
+    let active =
+        active.map(|v| serde_json::json!({"flow": v.flow, "revision": v.revision, "hash": v.hash}));
     let v = serde_json::json!({
         "event": "reject",
         "flow": flow,
@@ -270,7 +269,7 @@ fn log_json(names: &Names, event: &SourceEvent) {
             let flow = flow
                 .as_deref()
                 .or_else(|| kept.as_ref().map(|v| v.flow.as_str()));
-            reject_line(flow, kept.as_ref(), extra);
+            reject_line(flow, kept.as_ref(), &extra);
         }
         SourceEvent::Retired { path, flow } => {
             json_line("retire", Some(flow), None, None, Some(("path", show(path))));
@@ -280,14 +279,11 @@ fn log_json(names: &Names, event: &SourceEvent) {
             let at = std::fs::read(path)
                 .ok()
                 .and_then(|b| flowc::source::dir::declared_id(&b));
-            let active = names
-                .registry
-                .active(flow)
-                .map(|a| a.version().clone());
+            let active = names.registry.active(flow).map(|a| a.version().clone());
             reject_line(
                 Some(flow),
                 active.as_ref(),
-                serde_json::json!([{
+                &serde_json::json!([{
                     "file": names.show(path),
                     "line": at.as_ref().map(|a| a.line),
                     "column": at.as_ref().map(|a| a.column),
@@ -301,7 +297,7 @@ fn log_json(names: &Names, event: &SourceEvent) {
         SourceEvent::StoreFailed { path, error, kept } => reject_line(
             kept.as_ref().map(|v| v.flow.as_str()),
             kept.as_ref(),
-            serde_json::json!([{
+            &serde_json::json!([{
                 "file": names.show(path),
                 "severity": "error",
                 "message": error.to_string(),

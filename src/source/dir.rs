@@ -159,7 +159,10 @@ enum Claim {
     /// It compiles (to the flow it names).
     Compiles(Box<crate::compile::CompiledFlow>),
     /// It does not compile; `id` is the flow id it declares, when that can be read.
-    Broken { diagnostics: Diagnostics, id: Option<String> },
+    Broken {
+        diagnostics: Diagnostics,
+        id: Option<String>,
+    },
     /// It cannot be read.
     Unreadable { message: String },
 }
@@ -341,7 +344,11 @@ impl DirSource {
         let mut judged: Vec<Judged> = paths.iter().map(|p| self.judge(&files, p, false)).collect();
         let released: Vec<(String, PathBuf)> = judged
             .iter()
-            .filter_map(|j| j.previous.as_ref().map(|v| (v.flow.clone(), j.path.clone())))
+            .filter_map(|j| {
+                j.previous
+                    .as_ref()
+                    .map(|v| (v.flow.clone(), j.path.clone()))
+            })
             .collect();
         // files outside the batch waiting for a flow the batch lets go of are judged too
         let extras: Vec<PathBuf> = files
@@ -370,7 +377,7 @@ impl DirSource {
             let best = judged
                 .iter()
                 .enumerate()
-                .filter(|(_, j)| j.claimed() == Some(id) && !(j.extra && !j.compiles()))
+                .filter(|(_, j)| (j.compiles() || !j.extra) && j.claimed() == Some(id))
                 .min_by_key(|(_, j)| {
                     (
                         j.previous.as_ref().is_none_or(|v| v.flow != id),
@@ -390,10 +397,8 @@ impl DirSource {
                 Holder::Judged(i) => judged.get(*i).map(|j| (id, j.path.clone())),
             })
             .collect();
-        let holder_of: BTreeMap<String, PathBuf> = holder_of
-            .into_iter()
-            .map(|(k, v)| (k.clone(), v))
-            .collect();
+        let holder_of: BTreeMap<String, PathBuf> =
+            holder_of.into_iter().map(|(k, v)| (k.clone(), v)).collect();
         let mut events = Vec::new();
         for (i, j) in judged.into_iter().enumerate() {
             let id = j.claimed().map(str::to_owned);
@@ -477,6 +482,14 @@ impl DirSource {
             }
             kept
         };
+        if j.extra && !matches!(j.claim, Claim::Compiles(_)) {
+            // judged again only to take a flow over: no longer able to, it keeps waiting
+            // and is reported when it changes
+            if let Some(id) = id {
+                files.waiting.insert(path, id.to_owned());
+            }
+            return None;
+        }
         match j.claim {
             Claim::Gone => None,
             Claim::Unreadable { message } => {
@@ -499,11 +512,7 @@ impl DirSource {
                 files.waiting.insert(path.clone(), flow.clone());
                 // a waiting file judged again because its flow's holder changed says
                 // nothing new when it still waits
-                (!j.extra).then(|| SourceEvent::Conflict {
-                    path,
-                    flow,
-                    holder,
-                })
+                (!j.extra).then(|| SourceEvent::Conflict { path, flow, holder })
             }
             Claim::Compiles(compiled) => match self.registry.publish_compiled(*compiled) {
                 Ok(version) => {
