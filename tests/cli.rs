@@ -853,8 +853,13 @@ fn test_reports_every_scenario_problem_in_one_pass() {
   ok   a short code stands for the run-time code
   FAIL a wrong type ({f}:29)
        {f}:30:35: context: `days` must be int, found a string `\"1\"`
+  FAIL every context field at once ({f}:32)
+       {f}:33:15: context: the required field `days` (int) is missing
+       {f}:33:21: context: `kind` is \"anual\", not one of the declared values (did you mean `annual`?)
+       {f}:33:40: context: the flow declares no field `applicant.tenureYear` (did you mean `tenureYears`?)
+       {f}:33:56: context: the flow declares no field `dayz` (did you mean `days`?)
 
-test result: FAILED. 2 passed; 5 failed; 1 file(s)
+test result: FAILED. 2 passed; 6 failed; 1 file(s)
 "
         )
     );

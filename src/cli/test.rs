@@ -490,21 +490,41 @@ fn code_problem(file: &flowc::span::SourceFile, node: &yaml::Node, key: &str) ->
 }
 
 /// The scenario's context against the flow's declared context (the one fit routine the
-/// runtime starts instances with), the misfit at its value in the scenario file.
-fn context_problem(flow: &CompiledFlow, s: &Scenario) -> Option<String> {
-    use flowc::model::{MisfitKind, PathPart};
-    let given = s
+/// runtime starts instances with, [`flowc::model::fit_fields`]), field by field so that
+/// every top-level field's misfit is reported, each at its value in the scenario file.
+fn context_problems(flow: &CompiledFlow, s: &Scenario) -> Vec<String> {
+    let fields = &flow.flow().context;
+    let root = flowc::model::FieldPath::default();
+    let Some(given) = s
         .body
         .get("context")
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}));
-    let map = given.as_object()?;
-    let misfit = flowc::model::fit_fields(
-        &flow.flow().context,
-        map,
-        &flowc::model::FieldPath::default(),
-    )
-    .err()?;
+        .map_or_else(|| Some(serde_json::Map::new()), |c| c.as_object().cloned())
+    else {
+        // not a mapping: reported as a problem of the scenario already
+        return Vec::new();
+    };
+    let mut misfits = Vec::new();
+    for (k, v) in &given {
+        let one: serde_json::Map<String, serde_json::Value> =
+            std::iter::once((k.clone(), v.clone())).collect();
+        // an undeclared key fails against all the fields; a declared one against its own
+        let decl = fields.iter().find(|f| f.name.value == *k);
+        let result = match decl {
+            Some(f) => flowc::model::fit_fields(std::slice::from_ref(f), &one, &root),
+            None => flowc::model::fit_fields(fields, &one, &root),
+        };
+        misfits.extend(result.err());
+    }
+    for f in fields.iter().filter(|f| !given.contains_key(&f.name.value)) {
+        let none = serde_json::Map::new();
+        misfits.extend(flowc::model::fit_fields(std::slice::from_ref(f), &none, &root).err());
+    }
+    misfits.iter().map(|m| misfit_problem(s, m)).collect()
+}
+
+/// One misfit of a scenario's context, at its value (or key, for an undeclared field).
+fn misfit_problem(s: &Scenario, misfit: &flowc::model::Misfit) -> String {
+    use flowc::model::{MisfitKind, PathPart};
     let key = matches!(misfit.kind, MisfitKind::Unknown { .. });
     let at = s.context.as_ref().map_or_else(
         || format!("{}:{}:1", s.file.name(), s.line),
@@ -561,7 +581,7 @@ fn context_problem(flow: &CompiledFlow, s: &Scenario) -> Option<String> {
             format!("context: the flow declares no field `{path}` ({hint})")
         }
     };
-    Some(format!("{at}: {message}"))
+    format!("{at}: {message}")
 }
 
 /// The flow of a scenario file (its `flow:`, relative to the file), without reading
@@ -686,7 +706,7 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
         .and_then(|e| e.get("startError"))
         .is_some();
     if !expects_start_error {
-        problems.extend(context_problem(flow, s));
+        problems.extend(context_problems(flow, s));
     }
     if !problems.is_empty() {
         by_position(&mut problems);
