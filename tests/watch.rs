@@ -385,6 +385,18 @@ fn watch_json_swapped_ids_and_a_broken_file_moved() {
         (Some(3), Some(5))
     );
     assert_eq!(v["active"]["flow"], "xx");
+    // the same content written again: an `unchanged` line
+    std::fs::write(&b, FLOW.replace("purchase", "xx")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&w.next("the rewrite")).unwrap();
+    assert_eq!(
+        (&v["event"], &v["flow"], &v["revision"], &v["path"]),
+        (
+            &serde_json::json!("unchanged"),
+            &serde_json::json!("xx"),
+            &serde_json::json!(1),
+            &serde_json::json!("flows/b.yaml")
+        )
+    );
     drop(w);
     let _ = std::fs::remove_dir_all(root);
 }
