@@ -250,14 +250,14 @@ fn skipped_line(skipped: &[Skipped]) -> Option<String> {
         .collect::<Vec<_>>()
         .join(", ");
     if walked.len() > SHOWN {
-        let _ = write!(names, " and {} more", walked.len() - SHOWN);
+        let _ = write!(names, " and {} more", thousands(walked.len() - SHOWN));
     }
     Some(if walked.len() == 1 {
         format!("skipped 1 YAML file that is not a flow: {names}")
     } else {
         format!(
             "skipped {} YAML files that are not flows: {names}",
-            walked.len()
+            thousands(walked.len())
         )
     })
 }
@@ -460,7 +460,7 @@ fn repository_duplicates(
             .collect::<Vec<_>>()
             .join(", ");
         if elsewhere.len() > NAMED {
-            let _ = write!(text, " and {} more", elsewhere.len() - NAMED);
+            let _ = write!(text, " and {} more", thousands(elsewhere.len() - NAMED));
         }
         d.add(
             &file,

@@ -3,7 +3,9 @@
 //!
 //! A broken edit keeps the last good version active and reports its diagnostics; a
 //! deleted file retires its flow for new starts (running instances keep their version);
-//! two files with one flow id: the second is refused.
+//! two files with one flow id: the second is refused. A batch of changes is judged as a
+//! whole ([`DirSource::sync_batch`]): renames, moves and swapped ids move flows between
+//! files without conflicts or retirements.
 //!
 //! Paths are made canonical once, here at the source's edge: the directory when the
 //! source is made, every path handed to [`DirSource::sync`] (its directory resolved, its
