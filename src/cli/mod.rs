@@ -28,9 +28,11 @@ mod graph;
 mod history;
 #[cfg(feature = "etcd")]
 mod publish;
+mod repository;
 #[cfg(feature = "etcd")]
 mod rollback;
 mod rule;
+mod scenario;
 mod test;
 mod watch;
 
