@@ -51,6 +51,7 @@ fn check_examples_exits_zero() {
 fn check_json_matches_the_contract() {
     let (code, out, _) = run(&[
         "check",
+        "--isolated",
         "--format",
         "json",
         "tests/fixtures/bad/graph.unknown-step.yaml",
@@ -105,15 +106,19 @@ fn check_reports_every_file_in_order() {
 
 #[test]
 fn warnings_pass_unless_denied() {
+    // `--isolated`: the fixtures share the flow id `fixture` (a file named is otherwise
+    // compared with the repository's other flows)
     let f = "tests/fixtures/bad/graph.unreachable-step.yaml";
-    assert_eq!(run(&["check", f]).0, 0);
-    assert_eq!(run(&["check", "--deny-warnings", f]).0, 1);
+    assert_eq!(run(&["check", "--isolated", f]).0, 0);
+    assert_eq!(run(&["check", "--isolated", "--deny-warnings", f]).0, 1);
+    assert_eq!(run(&["check", f]).0, 1, "`fixture` is defined elsewhere");
 }
 
 #[test]
 fn github_annotations() {
     let (code, out, _) = run(&[
         "check",
+        "--isolated",
         "--format",
         "github",
         "tests/fixtures/bad/expr.unknown-identifier.yaml",
@@ -813,4 +818,148 @@ fn check_finds_flows_in_any_style_once() {
     assert_eq!(code, 2);
     assert!(out.contains("1 error"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `flowc test` reports every problem of a scenario file in one run, each at its
+/// line:column and in order: an unknown top-level key (`x-` keys hold anchors), bad
+/// values (`at`, `status`, `rule`), context values checked against the flow's declared
+/// context before running (enum, undeclared field, type; with did-you-mean), and
+/// `expectError`/`startError` codes (short forms accepted).
+#[test]
+fn test_reports_every_scenario_problem_in_one_pass() {
+    let (code, out, _) = run(&["test", "tests/fixtures/scenarios/one-pass/leave.test.yaml"]);
+    assert_eq!(code, 1);
+    let f = "tests/fixtures/scenarios/one-pass/leave.test.yaml";
+    assert_eq!(
+        out,
+        format!(
+            "{f}
+  FAIL (the scenario file)
+       {f}:2:1: unknown key `base` in a scenario file (allowed: flow, scenarios; a key holding anchors is named `x-base`)
+  ok   merged from an x- key
+  FAIL every mistake of a scenario at once ({f}:10)
+       {f}:11:21: context: `kind` is \"anual\", not one of the declared values (did you mean `annual`?)
+       {f}:13:68: `at` must be a non-negative integer (seconds), found `-5`
+       {f}:16:39: `status: skiped` is not a valid value (did you mean `skipped`?)
+       {f}:16:53: `rule` must be the rule's number (0 for the first rule), found `\"one\"`
+  FAIL an undeclared nested field ({f}:17)
+       {f}:18:50: context: the flow declares no field `applicant.tenureYear` (did you mean `tenureYears`?)
+  FAIL codes with typos ({f}:20)
+       {f}:24:77: `expectError: stal` is not a diagnostic code (did you mean `flowc::runtime::stale`?)
+       {f}:25:45: `startError: missing-feild` is not a diagnostic code (did you mean `flowc::runtime::missing-field`?)
+  ok   a short code stands for the run-time code
+  FAIL a wrong type ({f}:29)
+       {f}:30:35: context: `days` must be int, found a string `\"1\"`
+  FAIL every context field at once ({f}:32)
+       {f}:33:15: context: the required field `days` (int) is missing
+       {f}:33:21: context: `kind` is \"anual\", not one of the declared values (did you mean `annual`?)
+       {f}:33:40: context: the flow declares no field `applicant.tenureYear` (did you mean `tenureYears`?)
+       {f}:33:56: context: the flow declares no field `dayz` (did you mean `days`?)
+
+test result: FAILED. 2 passed; 6 failed; 1 file(s)
+"
+        )
+    );
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("flowc-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = flowc().args(args).current_dir(dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const LEAVE: &str = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: leave\nsteps:\n  - id: manager\n    type: approval\n    assignees: { role: manager }\n";
+
+/// A scenario file is recognised by its content: other YAML named like one
+/// (`docker-compose.test.yml`) is skipped and named, never a failure; an empty scenario
+/// file fails with help about scenario files (not flows); a flow no scenario file uses
+/// says so.
+#[test]
+fn test_recognises_scenario_files_by_content() {
+    let dir = scratch("scenario-content");
+    std::fs::write(dir.join("leave.yaml"), LEAVE).unwrap();
+    std::fs::write(
+        dir.join("other.yaml"),
+        LEAVE.replace("id: leave", "id: other"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("leave.test.yaml"),
+        "flow: leave.yaml\nscenarios:\n  - name: s\n    auto: approve\n    expect: {outcome: approved}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-compose.test.yml"),
+        "services:\n  web: {image: nginx}\n",
+    )
+    .unwrap();
+    let (code, out, _) = run_in(&dir, &["test"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "leave.test.yaml\n  ok   s\nskipped 1 YAML file named like a scenario file without `flow:` and `scenarios:`: docker-compose.test.yml\n\ntest result: ok. 1 passed; 0 failed; 1 file(s)\n"
+    );
+    // as pre-commit passes it
+    let (code, out, _) = run_in(&dir, &["test", "docker-compose.test.yml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("skipped 1 YAML file"), "{out}");
+    // a flow no scenario uses
+    let (code, out, _) = run_in(&dir, &["test", "other.yaml"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "no scenario file uses other.yaml\n")
+    );
+    // an empty scenario file
+    std::fs::write(dir.join("empty.test.yaml"), "# nothing yet\n").unwrap();
+    let (code, out, _) = run_in(&dir, &["test", "empty.test.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(
+            "empty.test.yaml:1:1: the scenario file is empty\n  help: a scenario file has `flow:`"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("apiVersion"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The human output of `flowc check` has a total cap across files (200 diagnostics,
+/// then the rest counted per file), lifted by `--max-diagnostics 0`; numbers are written
+/// one way (`1,000`).
+#[test]
+fn check_caps_the_human_output_across_files() {
+    let dir = scratch("total-cap");
+    for i in 0..1000 {
+        std::fs::write(
+            dir.join(format!("f{i:04}.yaml")),
+            LEAVE.replace("id: leave", &format!("id: f{i}")) + "    next: nowhere\n",
+        )
+        .unwrap();
+    }
+    let (code, out, _) = run_in(&dir, &["check"]);
+    assert_eq!(code, 1);
+    assert_eq!(out.matches("flowc::graph::unknown-step").count(), 200);
+    assert!(
+        out.contains(
+            "note: and 800 more diagnostics in 800 files: f0200.yaml (1), f0201.yaml (1), f0202.yaml (1), f0203.yaml (1), f0204.yaml (1), 795 more; --max-diagnostics 0 (or --format json) for all\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("checked 1,000 files: 1,000 errors, 0 warnings\n"),
+        "{out}"
+    );
+    let (_, all, _) = run_in(&dir, &["check", "--max-diagnostics", "0"]);
+    assert_eq!(all.matches("flowc::graph::unknown-step").count(), 1000);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -258,7 +258,7 @@ fn human_output_caps_each_code_per_file_and_counts_the_rest() {
     );
     // the summary still counts every error
     assert!(
-        out.contains("checked 1 file: 3000 errors"),
+        out.contains("checked 1 file: 3,000 errors"),
         "{}",
         out.lines().last().unwrap()
     );

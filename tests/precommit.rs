@@ -535,3 +535,84 @@ fn check_walks_like_ripgrep_and_skips_other_yaml() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A new flow file reusing the id of an unchanged flow: `flowc check` is given only the
+/// new file, and still reports the duplicate (read from the rest of the repository) at
+/// the new file's `id`, naming the other file.
+#[test]
+fn hooks_fail_on_a_new_flow_reusing_an_id() {
+    let root = repo("duplicate-id");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(
+        root.join("flows/new.yaml"),
+        PURCHASE.replace("1000.0", "10.0"),
+    )
+    .unwrap();
+    let results = run_hooks(&root, &["flows/new.yaml"]);
+    match &results[0] {
+        (id, Outcome::Failed(log)) if id == "flowc-check" => {
+            assert!(log.contains("flowc::check::duplicate-flow-id"), "{log}");
+            assert!(
+                log.contains("flow id `purchase` is also defined in `flows/purchase.yaml`"),
+                "{log}"
+            );
+        }
+        other => panic!("flowc-check must fail: {other:?}"),
+    }
+    // in JSON: at the new file's `id` value, once (the unchanged file is not reported)
+    let (code, out) = flowc(&root, &["check", "--format", "json", "flows/new.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let d = &v["diagnostics"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(d[0]["file"], "flows/new.yaml");
+    assert_eq!(
+        (d[0]["line"].as_u64(), d[0]["column"].as_u64()),
+        (Some(3), Some(5))
+    );
+    // from a subdirectory the repository root is found by `.git`
+    let (code, out) = flowc(&root.join("flows"), &["check", "new.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("`purchase.yaml`"), "{out}");
+    // `--isolated` checks the file on its own
+    assert_eq!(
+        flowc(&root, &["check", "--isolated", "flows/new.yaml"]).0,
+        0
+    );
+    // a unique id passes
+    std::fs::write(
+        root.join("flows/new.yaml"),
+        PURCHASE.replace("id: purchase", "id: purchase-two"),
+    )
+    .unwrap();
+    assert_eq!(flowc(&root, &["check", "flows/new.yaml"]).0, 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `git mv flows/leave-request.yaml flows/leave.yaml`: pre-commit passes the new name
+/// only; `flowc test` also runs the scenario files whose `flow:` no longer exists, and
+/// fails on them (the missing flow is an I/O error, exit 2) instead of running nothing.
+#[test]
+fn hooks_fail_when_a_flow_is_renamed_under_its_scenarios() {
+    let root = repo("renamed-flow");
+    std::fs::rename(
+        root.join("flows/leave-request.yaml"),
+        root.join("flows/leave.yaml"),
+    )
+    .unwrap();
+    let results = run_hooks(&root, &["flows/leave.yaml"]);
+    match &results[1] {
+        (id, Outcome::Failed(log)) if id == "flowc-test" => {
+            assert!(
+                log.contains(
+                    "flows/leave-request.test.yaml\n  ERROR flows/leave-request.yaml: the flow file does not exist (renamed or deleted? `flow:` in this file must name it)"
+                ),
+                "{log}"
+            );
+        }
+        other => panic!("flowc-test must fail: {other:?}"),
+    }
+    let (code, _) = flowc(&root, &["test", "flows/leave.yaml"]);
+    assert_eq!(code, 2);
+    let _ = std::fs::remove_dir_all(&root);
+}

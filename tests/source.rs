@@ -59,6 +59,7 @@ fn describe(e: &SourceEvent, root: &Path) -> String {
             path,
             diagnostics,
             kept,
+            ..
         } => format!(
             "rejected {} [{}] kept {}",
             rel(path),
@@ -348,4 +349,129 @@ fn source_errors_have_their_codes() {
     assert_eq!(e.code().unwrap().to_string(), "flowc::source::unreadable");
     let e = src.watch(Duration::from_millis(10), |_| {}).unwrap_err();
     assert_eq!(e.code().unwrap().to_string(), "flowc::source::watch");
+}
+
+/// Two files that swap their flow ids in one batch each publish the other's flow: the
+/// batch is judged as a whole, so neither is refused for an id the other held before it.
+/// Later edits publish normally (the source is not stuck).
+#[test]
+fn two_files_swapping_ids_in_one_batch_publish_both() {
+    let dir = tempdir("swap");
+    std::fs::write(dir.join("a.yaml"), flow("xx", "ra")).unwrap();
+    std::fs::write(dir.join("b.yaml"), flow("yy", "rb")).unwrap();
+    let reg = Arc::new(Registry::default());
+    let src = DirSource::new(&dir, Arc::clone(&reg));
+    let d = |events: Vec<SourceEvent>| -> Vec<String> {
+        events.iter().map(|e| describe(e, &dir)).collect()
+    };
+    assert_eq!(
+        d(src.scan().unwrap()),
+        ["published xx@1 a.yaml", "published yy@1 b.yaml"]
+    );
+    std::fs::write(dir.join("a.yaml"), flow("yy", "rb")).unwrap();
+    std::fs::write(dir.join("b.yaml"), flow("xx", "ra")).unwrap();
+    // the same contents under the other names: the active versions stay
+    assert_eq!(
+        d(src.sync_batch(&[dir.join("a.yaml"), dir.join("b.yaml")])),
+        ["published yy@1 a.yaml", "published xx@1 b.yaml"]
+    );
+    // an edit of each now publishes from its new file
+    std::fs::write(dir.join("a.yaml"), flow("yy", "new-a")).unwrap();
+    assert_eq!(d(src.sync(&dir.join("a.yaml"))), ["published yy@2 a.yaml"]);
+    std::fs::write(dir.join("b.yaml"), flow("xx", "new-b")).unwrap();
+    assert_eq!(d(src.sync(&dir.join("b.yaml"))), ["published xx@2 b.yaml"]);
+    assert_eq!(reg.active("xx").unwrap().version().revision, 2);
+    // a swap seen one file at a time is a real conflict until the second file changes
+    std::fs::write(dir.join("a.yaml"), flow("xx", "c")).unwrap();
+    assert_eq!(
+        d(src.sync(&dir.join("a.yaml"))),
+        ["conflict xx a.yaml held by b.yaml", "retired yy a.yaml"]
+    );
+    std::fs::write(dir.join("b.yaml"), flow("yy", "c")).unwrap();
+    assert_eq!(
+        d(src.sync(&dir.join("b.yaml"))),
+        ["published yy@3 b.yaml", "published xx@3 a.yaml"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A broken flow file moved or renamed keeps its flow's last good version active (the
+/// rejection names it) and never retires the flow; fixed, it publishes from its new name.
+#[test]
+fn a_broken_file_moved_keeps_its_flow_active() {
+    let dir = tempdir("broken-move");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let one = dir.join("one.yaml");
+    std::fs::write(&one, flow("one", "r1")).unwrap();
+    let reg = Arc::new(Registry::default());
+    let src = DirSource::new(&dir, Arc::clone(&reg));
+    let d = |events: Vec<SourceEvent>| -> Vec<String> {
+        events.iter().map(|e| describe(e, &dir)).collect()
+    };
+    assert_eq!(d(src.scan().unwrap()), ["published one@1 one.yaml"]);
+    std::fs::write(&one, BROKEN).unwrap();
+    assert_eq!(
+        d(src.sync(&one)),
+        ["rejected one.yaml [flowc::graph::unknown-step] kept 1"]
+    );
+    let moved = dir.join("sub/one.yaml");
+    std::fs::rename(&one, &moved).unwrap();
+    let events = src.sync_batch(&[one.clone(), moved.clone()]);
+    assert_eq!(
+        d(events),
+        ["rejected sub/one.yaml [flowc::graph::unknown-step] kept 1"]
+    );
+    assert_eq!(reg.active("one").unwrap().version().revision, 1);
+    // the rejection names the flow
+    std::fs::write(&moved, BROKEN.replace("nowhere", "elsewhere")).unwrap();
+    let events = src.sync(&moved);
+    let [
+        SourceEvent::Rejected {
+            flow: named, kept, ..
+        },
+    ] = events.as_slice()
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(named.as_deref(), Some("one"));
+    assert_eq!(kept.as_ref().unwrap().revision, 1);
+    // renamed again while broken, one event at a time (the old name first): still kept
+    let renamed = dir.join("sub/renamed.yaml");
+    std::fs::rename(&moved, &renamed).unwrap();
+    assert_eq!(
+        d(src.sync_batch(&[moved.clone(), renamed.clone()])),
+        ["rejected sub/renamed.yaml [flowc::graph::unknown-step] kept 1"]
+    );
+    // fixed: published from the new name
+    std::fs::write(&renamed, flow("one", "r2")).unwrap();
+    assert_eq!(d(src.sync(&renamed)), ["published one@2 sub/renamed.yaml"]);
+    // deleted: retired
+    std::fs::remove_file(&renamed).unwrap();
+    assert_eq!(d(src.sync(&renamed)), ["retired one sub/renamed.yaml"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The id a flow file declares is read without compiling (and from a broken file).
+#[test]
+fn declared_id_reads_the_id_line() {
+    use flowc::source::dir::{DeclaredId, declared_id};
+    let at = |id: &str, line, column| DeclaredId {
+        id: id.to_owned(),
+        line,
+        column,
+    };
+    assert_eq!(
+        declared_id(flow("one", "r").as_bytes()),
+        Some(at("one", 3, 5))
+    );
+    assert_eq!(
+        declared_id(b"kind: ApprovalFlow\nid: \"two\"  # the id\nsteps: [\n"),
+        Some(at("two", 2, 5))
+    );
+    assert_eq!(
+        declared_id(b"{apiVersion: flowc/v1, kind: ApprovalFlow, id: three}"),
+        Some(at("three", 1, 48))
+    );
+    assert_eq!(declared_id(b"steps:\n  - id: a\n"), None);
+    assert_eq!(declared_id(b"id:\n"), None);
 }

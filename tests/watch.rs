@@ -56,8 +56,13 @@ struct Watch {
 
 impl Watch {
     fn start(cwd: &Path, dir: &str) -> Self {
+        Self::start_with(cwd, &[dir, "--debounce-ms", "50"])
+    }
+
+    fn start_with(cwd: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flowc"))
-            .args(["watch", dir, "--debounce-ms", "50"])
+            .arg("watch")
+            .args(args)
             .current_dir(cwd)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -280,6 +285,118 @@ fn a_renamed_flow_file_is_never_retired() {
     )
     .unwrap();
     w.published(2, &flows.join("aa-purchase.yaml").display().to_string());
+    drop(w);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Temp file + rename, as editors and `git checkout` write.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The JSON line of the next event that is not `unchanged`.
+fn next_json(w: &Watch, what: &str) -> serde_json::Value {
+    loop {
+        let line = w.next(what);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] != "unchanged" {
+            return v;
+        }
+    }
+}
+
+/// `flowc watch --format json`: two files swapping their flow ids (temp + rename, in one
+/// batch or two) end with each file publishing the other's flow, never stuck in
+/// conflicts; a broken file moved keeps its flow's active version (`flow` and `active`
+/// on the reject) instead of retiring it.
+#[test]
+fn watch_json_swapped_ids_and_a_broken_file_moved() {
+    let root = repo("swap");
+    let flows = root.join("flows");
+    std::fs::remove_file(flows.join("purchase.yaml")).unwrap();
+    std::fs::create_dir_all(flows.join("sub")).unwrap();
+    let a = flows.join("a.yaml");
+    let b = flows.join("b.yaml");
+    std::fs::write(&a, FLOW.replace("purchase", "xx")).unwrap();
+    std::fs::write(&b, FLOW.replace("purchase", "yy")).unwrap();
+    let w = Watch::start_with(
+        &root,
+        &["flows", "--format", "json", "--debounce-ms", "300"],
+    );
+    assert_eq!(next_json(&w, "a")["flow"], "xx");
+    assert_eq!(next_json(&w, "b")["flow"], "yy");
+    // JSON has no `watching` line: give the watcher time to start after the scan
+    std::thread::sleep(Duration::from_secs(1));
+    replace(&a, &FLOW.replace("purchase", "yy"));
+    replace(&b, &FLOW.replace("purchase", "xx"));
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let v = next_json(&w, "the swap");
+        assert_ne!(v["event"], "reject", "{v}");
+        if v["event"] == "publish" {
+            seen.push((
+                v["flow"].as_str().unwrap().to_owned(),
+                v["path"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("xx".to_owned(), "flows/b.yaml".to_owned()),
+            ("yy".to_owned(), "flows/a.yaml".to_owned())
+        ]
+    );
+    // not stuck: an edit publishes
+    std::fs::write(&a, FLOW.replace("purchase", "yy").replace("100.0", "5.0")).unwrap();
+    let v = next_json(&w, "the edit");
+    assert_eq!(
+        (&v["event"], &v["flow"], &v["revision"]),
+        (
+            &serde_json::json!("publish"),
+            &serde_json::json!("yy"),
+            &serde_json::json!(2)
+        )
+    );
+    // broken, then moved while broken: the reject names the flow and what stays active
+    std::fs::write(&a, FLOW.replace("purchase", "yy") + "    next: nowhere\n").unwrap();
+    let v = next_json(&w, "the broken edit");
+    assert_eq!(v["event"], "reject");
+    assert_eq!(v["flow"], "yy");
+    assert_eq!(v["active"]["revision"], 2);
+    std::fs::rename(&a, flows.join("sub/a.yaml")).unwrap();
+    let v = next_json(&w, "the move");
+    assert_eq!(v["event"], "reject", "{v}");
+    assert_eq!(v["flow"], "yy");
+    assert_eq!(v["active"]["revision"], 2);
+    assert_eq!(v["diagnostics"][0]["file"], "flows/sub/a.yaml");
+    // a copy of b claims xx: refused with the duplicate-id code at its `id:` value
+    std::fs::write(flows.join("c.yaml"), FLOW.replace("purchase", "xx")).unwrap();
+    let v = next_json(&w, "the duplicate");
+    assert_eq!(v["event"], "reject");
+    assert_eq!(v["flow"], "xx");
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["code"], "flowc::check::duplicate-flow-id");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(3), Some(5))
+    );
+    assert_eq!(v["active"]["flow"], "xx");
+    // the same content written again: an `unchanged` line
+    std::fs::write(&b, FLOW.replace("purchase", "xx")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&w.next("the rewrite")).unwrap();
+    assert_eq!(
+        (&v["event"], &v["flow"], &v["revision"], &v["path"]),
+        (
+            &serde_json::json!("unchanged"),
+            &serde_json::json!("xx"),
+            &serde_json::json!(1),
+            &serde_json::json!("flows/b.yaml")
+        )
+    );
     drop(w);
     let _ = std::fs::remove_dir_all(root);
 }

@@ -250,14 +250,14 @@ fn skipped_line(skipped: &[Skipped]) -> Option<String> {
         .collect::<Vec<_>>()
         .join(", ");
     if walked.len() > SHOWN {
-        let _ = write!(names, " and {} more", walked.len() - SHOWN);
+        let _ = write!(names, " and {} more", thousands(walked.len() - SHOWN));
     }
     Some(if walked.len() == 1 {
         format!("skipped 1 YAML file that is not a flow: {names}")
     } else {
         format!(
             "skipped {} YAML files that are not flows: {names}",
-            walked.len()
+            thousands(walked.len())
         )
     })
 }
@@ -290,7 +290,7 @@ impl Shown<'_> {
 }
 
 /// `2980` as `2,980`.
-fn thousands(n: usize) -> String {
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -343,6 +343,47 @@ fn cap(diags: &Diagnostics, max: usize) -> Vec<Shown<'_>> {
         }
     }
     shown
+}
+
+/// How many diagnostics the human output shows in all (across files) before it
+/// summarises the rest per file; `--max-diagnostics 0` lifts it with the per-code cap.
+const TOTAL_SHOWN: usize = 200;
+
+/// The note for what the total cap leaves out: how many diagnostics in how many files,
+/// and the first files with their counts.
+fn rest_line(rest: &[Shown<'_>]) -> Option<String> {
+    const FILES_NAMED: usize = 5;
+    let mut per_file: Vec<(&str, usize)> = Vec::new();
+    for item in rest {
+        let (file, n) = match item {
+            Shown::Diagnostic(d) => (d.file().name(), 1),
+            Shown::More { file, count, .. } => (*file, *count),
+        };
+        match per_file.iter_mut().find(|(f, _)| *f == file) {
+            Some(entry) => entry.1 += n,
+            None => per_file.push((file, n)),
+        }
+    }
+    let total: usize = per_file.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut named: Vec<String> = per_file
+        .iter()
+        .take(FILES_NAMED)
+        .map(|(f, n)| format!("{f} ({})", thousands(*n)))
+        .collect();
+    if per_file.len() > FILES_NAMED {
+        named.push(format!("{} more", thousands(per_file.len() - FILES_NAMED)));
+    }
+    Some(format!(
+        "and {} more diagnostic{} in {} file{}: {}; --max-diagnostics 0 (or --format json) for all",
+        thousands(total),
+        if total == 1 { "" } else { "s" },
+        thousands(per_file.len()),
+        if per_file.len() == 1 { "" } else { "s" },
+        named.join(", ")
+    ))
 }
 
 /// `--format github`: one workflow annotation line per problem.
@@ -414,10 +455,30 @@ pub fn run(
     format: CheckFormat,
     deny_warnings: bool,
     max_diagnostics: usize,
+    isolated: bool,
 ) -> u8 {
     let (Inputs { flows, skipped }, io) = collect_flows(paths);
     let files = flows.len() + io.len();
-    let diags = flowc::compile::check_many(flows, &Options::default());
+    // files named (as pre-commit passes the changed ones): their ids against the rest of
+    // the repository; a directory named is a set of flows of its own, compared within
+    let named: Vec<&(String, Vec<u8>)> = flows
+        .iter()
+        .filter(|(n, _)| {
+            paths
+                .iter()
+                .any(|p| p.is_file() && p.display().to_string() == *n)
+        })
+        .collect();
+    let elsewhere = if isolated || named.is_empty() {
+        Diagnostics::new()
+    } else {
+        super::repository::repository_duplicates(&named, &flows)
+    };
+    let mut diags = flowc::compile::check_many(flows, &Options::default());
+    if !elsewhere.is_empty() {
+        diags.extend(elsewhere);
+        diags.sort();
+    }
     if format != CheckFormat::Json {
         for p in &io {
             eprintln!("error: {}: {}", p.name, p.message);
@@ -439,17 +500,31 @@ pub fn run(
                 out.push_str(&not_a_flow(&s.path));
                 out.push('\n');
             }
-            for item in cap(&diags, max_diagnostics) {
-                match item {
-                    Shown::Diagnostic(d) => render_human(d, &mut out),
+            let items = cap(&diags, max_diagnostics);
+            let mut rendered = 0usize;
+            for (i, item) in items.iter().enumerate() {
+                // a total cap across files, after the per-code cap
+                if max_diagnostics > 0 && rendered >= TOTAL_SHOWN {
+                    if let Some(rest) = rest_line(items.get(i..).unwrap_or_default()) {
+                        out.push_str("note: ");
+                        out.push_str(&rest);
+                        out.push('\n');
+                    }
+                    break;
+                }
+                match *item {
+                    Shown::Diagnostic(d) => {
+                        rendered += 1;
+                        render_human(d, &mut out);
+                    }
                     Shown::More {
                         file,
-                        code,
+                        ref code,
                         severity,
                         count,
                     } => {
                         out.push_str("note: ");
-                        out.push_str(&Shown::more_message(file, &code, severity, count));
+                        out.push_str(&Shown::more_message(file, code, severity, count));
                         out.push('\n');
                     }
                 }
@@ -459,15 +534,15 @@ pub fn run(
             let _ = writeln!(
                 lock,
                 "checked {} file{}: {} error{}, {} warning{}",
-                files,
+                thousands(files),
                 if files == 1 { "" } else { "s" },
-                diags.error_count() + io.len(),
+                thousands(diags.error_count() + io.len()),
                 if diags.error_count() + io.len() == 1 {
                     ""
                 } else {
                     "s"
                 },
-                diags.warning_count(),
+                thousands(diags.warning_count()),
                 if diags.warning_count() == 1 { "" } else { "s" },
             );
             if let Some(line) = skipped_line(&skipped) {

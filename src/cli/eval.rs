@@ -234,6 +234,10 @@ pub fn parse_events(v: &serde_json::Value) -> Result<Vec<TimedEvent>, String> {
         .collect()
 }
 
+/// The code of a scripted event naming a timer or call the instance never issued (the
+/// CLI's own; not in the codes table, but a scenario may expect it).
+pub const NO_SUCH_ID: &str = "flowc::eval::no-such-id";
+
 /// What applying one scripted event gave.
 pub enum Outcome {
     /// Applied, with these effects.
@@ -256,7 +260,7 @@ impl Refusal {
     pub fn code(&self) -> &'static str {
         match self {
             Refusal::Runtime(e) => e.code(),
-            Refusal::Script(_) => "flowc::eval::no-such-id",
+            Refusal::Script(_) => NO_SUCH_ID,
         }
     }
 

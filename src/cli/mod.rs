@@ -28,9 +28,11 @@ mod graph;
 mod history;
 #[cfg(feature = "etcd")]
 mod publish;
+mod repository;
 #[cfg(feature = "etcd")]
 mod rollback;
 mod rule;
+mod scenario;
 mod test;
 mod watch;
 
@@ -98,9 +100,16 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
         /// Show at most N diagnostics of one code per file, then one line counting the
-        /// rest (human and github output; JSON always lists all). 0: no limit.
+        /// rest (human and github output; JSON always lists all); the human output also
+        /// stops after 200 diagnostics in all and counts the rest per file. 0: no limit.
         #[arg(long, value_name = "N", default_value_t = 20)]
         max_diagnostics: usize,
+        /// Check the files named on their own: do not look for their flow ids in the
+        /// other flow files of the repository (by default a file named, as pre-commit
+        /// passes the changed ones, must not reuse the id of a flow elsewhere in the
+        /// repository, from the nearest `.git`; directories named are compared within).
+        #[arg(long)]
+        isolated: bool,
     },
     /// Print the step graph of a flow.
     Graph {
@@ -215,6 +224,7 @@ enum Command {
         format: DiffFormat,
     },
     /// Run scenario files (`*.test.yaml`) under the paths and report like a test runner.
+    #[command(after_help = test::HELP)]
     Test {
         /// Scenario files, directories (searched for scenario files; default: the
         /// current directory) or flow files (the scenario files under the current
@@ -349,7 +359,8 @@ pub fn main() -> ExitCode {
             format,
             deny_warnings,
             max_diagnostics,
-        } => check::run(&paths, format, deny_warnings, max_diagnostics),
+            isolated,
+        } => check::run(&paths, format, deny_warnings, max_diagnostics, isolated),
         Command::Graph { flow, format } => graph::run(&flow, format),
         Command::Eval {
             flow,

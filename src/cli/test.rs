@@ -1,4 +1,6 @@
 //! `flowc test`: runs scenario files (`*.test.yaml`) and reports like a test runner.
+//! A scenario file is recognised by its content (a top-level `flow:` or `scenarios:`);
+//! top-level keys starting with `x-` are the user's (anchors to merge from).
 //! Given flow files it runs the scenario files that use them (see `select`), so that
 //! a pre-commit hook passing the changed files runs exactly the affected scenarios.
 //!
@@ -16,265 +18,46 @@
 //!       pending: [ { step: ..., assignees: [ { role: cfo } ] } ]       # optional, exact
 //! ```
 
+/// `flowc test --help`: what a scenario file holds.
+pub const HELP: &str = "\
+A scenario file (`*.test.yaml`, recognised by its top-level `flow:` and `scenarios:`;
+other YAML named like one is skipped and named as skipped):
+
+  flow: leave-request.yaml          # the flow file, relative to this file
+  x-base: &base {days: 3}           # keys starting with `x-` are ignored: anchors to merge
+  scenarios:
+    - name: a short leave needs the manager only
+      context: {<<: *base, kind: annual}   # checked against the flow's declared context
+      events:                              # optional; `at` (seconds) and `id` optional
+        - {type: approve, step: manager, user: li, role: manager}
+        - {type: approve, step: manager, user: li, expectError: stale}
+      auto: approve                        # optional: answer the rest this way
+      expect:
+        outcome: approved   # approved | rejected | pending | cancelled | incident
+        trace: [{step: manager, status: completed}]   # optional, exact; `rule` optional
+        startError: missing-field          # instead: the start must fail with this code
+
+`expectError`/`startError` take a code as `flowc rule` does (`flowc::runtime::stale` or
+`stale`). Every problem of a scenario file is reported in one run, at its line:column.
+Given flow files, the scenario files using them run, and so do those whose `flow:` no
+longer exists. Exit codes: 0 all passed, 1 a scenario failed, 2 a flow file cannot be
+read.";
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flowc::compile::CompiledFlow;
-use flowc::load::{LoadLimits, yaml};
 use flowc::runtime::{Auto, Instance};
 
 use super::eval::{MAX_AUTO_EVENTS, apply_one, parse_events, summary};
+use super::scenario::{
+    Scenario, ScenarioFile, by_position, context_problems, flow_of, full_code, scenarios_of,
+};
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 /// One scenario's failure: what differed.
 type Failure = Vec<String>;
-
-struct Scenario {
-    name: String,
-    line: usize,
-    body: serde_json::Value,
-    /// What is wrong with the scenario itself, each at its key or value
-    /// (`file:line:col: ...`): a typo would silently test less.
-    problems: Vec<String>,
-    /// Steps the scenario names (events, expected trace and pending), with their
-    /// positions: checked against the flow once it is compiled.
-    steps: Vec<(String, String)>,
-    /// Where each `expect` key is (`file:line:col`), for the failures that compare it.
-    expect_at: HashMap<String, String>,
-    /// Where each event is, in order.
-    event_at: Vec<String>,
-    /// Where each expected trace entry is, in order.
-    trace_at: Vec<String>,
-}
-
-const ROOT_KEYS: &[&str] = &["flow", "scenarios"];
-const SCENARIO_KEYS: &[&str] = &["name", "context", "events", "auto", "expect"];
-const EXPECT_KEYS: &[&str] = &["outcome", "trace", "pending", "incident", "startError"];
-const OUTCOMES: &[&str] = &["approved", "rejected", "pending", "cancelled", "incident"];
-const TRACE_KEYS: &[&str] = &["step", "status", "rule"];
-const TRACE_STATUSES: &[&str] = &[
-    "completed",
-    "skipped",
-    "rejected",
-    "pending",
-    "cancelled",
-    "error",
-];
-const PENDING_KEYS: &[&str] = &["step", "assignees"];
-const AUTO_VALUES: &[&str] = &["approve", "reject"];
-
-/// `file:line:col` of a node.
-fn loc(file: &flowc::span::SourceFile, node: &yaml::Node) -> String {
-    let (line, col) = file.line_col(node.span.start);
-    format!("{}:{line}:{col}", file.name())
-}
-
-/// `(did you mean `x`? allowed: a, b)` for a word outside `allowed`.
-fn hint(word: &str, allowed: &[&str]) -> String {
-    flowc::diagnostic::did_you_mean(word, allowed.iter().copied()).map_or_else(
-        || format!("allowed: {}", allowed.join(", ")),
-        |s| format!("did you mean `{s}`?"),
-    )
-}
-
-/// `file:line:col: unknown key` for every key of a mapping outside `allowed`.
-fn unknown_keys(
-    file: &flowc::span::SourceFile,
-    node: &yaml::Node,
-    allowed: &[&str],
-    what: &str,
-) -> Vec<String> {
-    let Some(entries) = node.as_map() else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter_map(|(k, _)| {
-            let key = k.as_str().unwrap_or("?");
-            if allowed.contains(&key) {
-                return None;
-            }
-            Some(format!(
-                "{}: unknown key `{key}` in {what} ({})",
-                loc(file, k),
-                hint(key, allowed)
-            ))
-        })
-        .collect()
-}
-
-/// `file:line:col: ...` when the value at `key` of `node` is a string outside `allowed`
-/// (or not a string).
-fn check_word(
-    file: &flowc::span::SourceFile,
-    node: &yaml::Node,
-    key: &str,
-    allowed: &[&str],
-    problems: &mut Vec<String>,
-) {
-    let Some(value) = node.get(key) else {
-        return;
-    };
-    match value.as_str() {
-        Some(word) if allowed.contains(&word) => {}
-        Some(word) => problems.push(format!(
-            "{}: `{key}: {word}` is not a valid value ({})",
-            loc(file, value),
-            hint(word, allowed)
-        )),
-        None => problems.push(format!(
-            "{}: `{key}` must be one of {}",
-            loc(file, value),
-            allowed.join(", ")
-        )),
-    }
-}
-
-/// Records the `step` named by an entry (an event, a trace or pending entry).
-fn step_ref(file: &flowc::span::SourceFile, node: &yaml::Node, steps: &mut Vec<(String, String)>) {
-    if let Some(step) = node.get("step")
-        && let Some(id) = step.as_str()
-    {
-        steps.push((id.to_owned(), loc(file, step)));
-    }
-}
-
-/// Checks one scenario's keys and fixed values, each problem at its own position.
-fn read_scenario(file: &flowc::span::SourceFile, node: &yaml::Node, s: &mut Scenario) {
-    s.problems = unknown_keys(file, node, SCENARIO_KEYS, "a scenario");
-    check_word(file, node, "auto", AUTO_VALUES, &mut s.problems);
-    if let Some(events) = node.get("events").and_then(yaml::Node::as_seq) {
-        for event in events {
-            s.event_at.push(loc(file, event));
-            // an event expected to fail may name a missing step on purpose
-            if event.get("expectError").is_none() {
-                step_ref(file, event, &mut s.steps);
-            }
-            let Some(entries) = event.as_map() else {
-                continue;
-            };
-            let kind = event.get("type");
-            match kind.and_then(yaml::Node::as_str) {
-                Some(k) if super::eval::event_keys(k).is_none() => {
-                    let at = kind.map_or_else(|| loc(file, event), |n| loc(file, n));
-                    s.problems
-                        .push(format!("{at}: {}", super::eval::unknown_event_type(k)));
-                }
-                Some(k) => {
-                    for (key, _) in entries {
-                        let name = key.as_str().unwrap_or("?");
-                        if super::eval::event_key_problem(Some(k), [name]).is_some() {
-                            s.problems.push(format!(
-                                "{}: {}",
-                                loc(file, key),
-                                super::eval::unknown_event_key(k, name)
-                            ));
-                        }
-                    }
-                }
-                None => {
-                    if let Some(problem) = super::eval::event_key_problem(None, []) {
-                        s.problems.push(format!("{}: {problem}", loc(file, event)));
-                    }
-                }
-            }
-        }
-    }
-    let Some(expect) = node.get("expect") else {
-        return;
-    };
-    s.problems
-        .extend(unknown_keys(file, expect, EXPECT_KEYS, "`expect`"));
-    check_word(file, expect, "outcome", OUTCOMES, &mut s.problems);
-    for (key, value) in expect.as_map().unwrap_or_default() {
-        if let Some(k) = key.as_str() {
-            s.expect_at.insert(k.to_owned(), loc(file, value));
-        }
-    }
-    for entry in expect
-        .get("trace")
-        .and_then(yaml::Node::as_seq)
-        .unwrap_or_default()
-    {
-        s.trace_at.push(loc(file, entry));
-        s.problems
-            .extend(unknown_keys(file, entry, TRACE_KEYS, "a trace entry"));
-        check_word(file, entry, "status", TRACE_STATUSES, &mut s.problems);
-        step_ref(file, entry, &mut s.steps);
-    }
-    for entry in expect
-        .get("pending")
-        .and_then(yaml::Node::as_seq)
-        .unwrap_or_default()
-    {
-        s.problems
-            .extend(unknown_keys(file, entry, PENDING_KEYS, "a pending entry"));
-        step_ref(file, entry, &mut s.steps);
-    }
-}
-
-fn scenarios_of(path: &Path) -> Result<(PathBuf, Vec<Scenario>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = path.display().to_string();
-    let file = flowc::load::source_from_bytes(&name, bytes).map_err(|d| render(&d))?;
-    let root = yaml::parse(&file, &LoadLimits::default()).map_err(|errs| {
-        let mut d = flowc::diagnostic::Diagnostics::new();
-        for e in errs {
-            d.add(&file, e);
-        }
-        render(&d)
-    })?;
-    let root_problems = unknown_keys(&file, &root, ROOT_KEYS, "a scenario file");
-    if !root_problems.is_empty() {
-        return Err(root_problems.join("\n"));
-    }
-    let flow = root
-        .get("flow")
-        .and_then(yaml::Node::as_str)
-        .ok_or_else(|| {
-            format!("{name}:1:1: `flow:` (the flow file, relative to this file) is required")
-        })?;
-    let flow = path.parent().unwrap_or(Path::new(".")).join(flow);
-    let list = root
-        .get("scenarios")
-        .and_then(yaml::Node::as_seq)
-        .ok_or_else(|| format!("{name}:1:1: `scenarios:` (a list) is required"))?;
-    let mut out = Vec::new();
-    for (i, node) in list.iter().enumerate() {
-        let body = node.to_json();
-        let mut scenario = Scenario {
-            name: body
-                .get("name")
-                .and_then(|n| n.as_str())
-                .map_or_else(|| format!("scenario {}", i + 1), str::to_owned),
-            line: file.line_col(node.span.start).0,
-            body,
-            problems: Vec::new(),
-            steps: Vec::new(),
-            expect_at: HashMap::new(),
-            event_at: Vec::new(),
-            trace_at: Vec::new(),
-        };
-        read_scenario(&file, node, &mut scenario);
-        out.push(scenario);
-    }
-    Ok((flow, out))
-}
-
-/// The flow of a scenario file (its `flow:`, relative to the file), without reading
-/// its scenarios.
-pub fn flow_of(path: &Path) -> Option<PathBuf> {
-    let bytes = std::fs::read(path).ok()?;
-    let file = flowc::load::source_from_bytes(&path.display().to_string(), bytes).ok()?;
-    let root = yaml::parse(&file, &LoadLimits::default()).ok()?;
-    let flow = root.get("flow").and_then(yaml::Node::as_str)?;
-    Some(path.parent().unwrap_or(Path::new(".")).join(flow))
-}
-
-fn render(d: &flowc::diagnostic::Diagnostics) -> String {
-    super::check::render_all(d)
-}
 
 fn expect_eq(what: &str, want: &serde_json::Value, got: &serde_json::Value, fails: &mut Failure) {
     if want != got {
@@ -361,7 +144,7 @@ fn apply_events(
             )),
             (Err(err), want) => {
                 let code = err.code();
-                if want.as_deref() != Some(code) {
+                if want.as_deref().map(full_code).as_deref() != Some(code) {
                     fails.push(format!(
                         "{}event {}: {} [{code}]",
                         at_event(i),
@@ -378,7 +161,16 @@ fn apply_events(
 fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
     let mut problems = s.problems.clone();
     problems.extend(unknown_steps(flow, s));
+    let expects_start_error = s
+        .body
+        .get("expect")
+        .and_then(|e| e.get("startError"))
+        .is_some();
+    if !expects_start_error {
+        problems.extend(context_problems(flow, s));
+    }
     if !problems.is_empty() {
+        by_position(&mut problems);
         return Err(problems);
     }
     let at_expect = |key: &str| {
@@ -412,7 +204,13 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
         Err(e) => {
             use miette::Diagnostic as _;
             let code = e.code().map(|c| c.to_string()).unwrap_or_default();
-            if expect.get("startError").and_then(|v| v.as_str()) == Some(code.as_str()) {
+            if expect
+                .get("startError")
+                .and_then(|v| v.as_str())
+                .map(full_code)
+                .as_deref()
+                == Some(code.as_str())
+            {
                 return Ok(());
             }
             return Err(vec![format!(
@@ -458,11 +256,13 @@ fn run_one(flow: &Arc<CompiledFlow>, s: &Scenario) -> Result<(), Failure> {
 /// nothing is given), the scenario files named, and for the flow files named the
 /// scenario files under the working directory (the one walk: `.gitignore`d, hidden and
 /// vendored directories are not searched) whose `flow:` is one of them, compared as
-/// canonical paths. Named YAML that is neither (`docker-compose.yml`, passed by
-/// pre-commit) selects nothing.
-fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// canonical paths, or whose `flow:` no longer exists (a flow renamed or deleted leaves
+/// them broken: they must fail, not be forgotten). Named YAML that is neither
+/// (`docker-compose.yml`, passed by pre-commit) selects nothing. Also returns the flow
+/// files named that no scenario file uses.
+fn select(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
     if paths.is_empty() {
-        return super::check::collect_scenarios(&[]);
+        return Ok((super::check::collect_scenarios(&[])?, Vec::new()));
     }
     let (named, others): (Vec<PathBuf>, Vec<PathBuf>) = paths
         .iter()
@@ -473,17 +273,26 @@ fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     } else {
         super::check::collect_scenarios(&others)?
     };
-    let flows: Vec<PathBuf> = named
+    let flows: Vec<(PathBuf, PathBuf)> = named
         .iter()
         .filter(|p| std::fs::read(p).is_ok_and(|b| flowc::source::is_flow_content(&b)))
-        .filter_map(|p| p.canonicalize().ok())
+        .filter_map(|p| p.canonicalize().ok().map(|c| (p.clone(), c)))
         .collect();
+    let mut used = vec![false; flows.len()];
     if !flows.is_empty() {
         for s in super::check::collect_scenarios(&[PathBuf::from(".")])? {
-            if flow_of(&s)
-                .and_then(|f| f.canonicalize().ok())
-                .is_some_and(|f| flows.contains(&f))
-            {
+            let Some(flow) = flow_of(&s) else {
+                continue;
+            };
+            let Ok(flow) = flow.canonicalize() else {
+                // its flow is gone: broken, and reported as such
+                out.push(s);
+                continue;
+            };
+            if let Some(i) = flows.iter().position(|(_, c)| *c == flow) {
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
                 out.push(s);
             }
         }
@@ -492,31 +301,61 @@ fn select(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())));
     out.sort();
-    Ok(out)
+    let unused = flows
+        .into_iter()
+        .zip(used)
+        .filter(|(_, u)| !u)
+        .map(|((p, _), _)| p)
+        .collect();
+    Ok((out, unused))
 }
 
 pub fn run(paths: &[PathBuf]) -> u8 {
-    let files = match select(paths) {
+    let (files, unused) = match select(paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_FAILURE;
         }
     };
+    for flow in &unused {
+        outln!("no scenario file uses {}", flow.display());
+    }
     let mut flows: HashMap<PathBuf, Result<Arc<CompiledFlow>, u8>> = HashMap::new();
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut skipped = Vec::new();
     // a flow file that cannot be read is an I/O error (exit 2), not a failing test
     let mut io_error = false;
     for file in &files {
-        outln!("{}", file.display());
-        let (flow_path, scenarios) = match scenarios_of(file) {
-            Ok(x) => x,
+        let (flow_path, problems, scenarios) = match scenarios_of(file) {
+            Ok(ScenarioFile::Read {
+                flow,
+                problems,
+                scenarios,
+            }) => (flow, problems, scenarios),
+            Ok(ScenarioFile::NotScenarios) => {
+                skipped.push(file.display().to_string());
+                continue;
+            }
             Err(e) => {
+                outln!("{}", file.display());
                 outln!("  FAIL (the scenario file)\n{e}");
                 failed += 1;
                 continue;
             }
         };
+        outln!("{}", file.display());
+        if !problems.is_empty() {
+            outln!("  FAIL (the scenario file)");
+            for p in &problems {
+                outln!("       {p}");
+            }
+            failed += 1;
+        }
+        if flow_path.as_os_str().is_empty() {
+            failed += scenarios.len();
+            continue;
+        }
         let flow = flows
             .entry(flow_path.clone())
             .or_insert_with(|| super::check::load_one(&flow_path).map(Arc::new))
@@ -524,10 +363,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
         let flow = match flow {
             Ok(f) => f,
             Err(EXIT_FAILURE) => {
-                outln!(
-                    "  ERROR {}: the flow file cannot be read",
-                    flow_path.display()
-                );
+                outln!("  ERROR {}", unreadable_flow(&flow_path));
                 io_error = true;
                 failed += scenarios.len().max(1);
                 continue;
@@ -554,10 +390,19 @@ pub fn run(paths: &[PathBuf]) -> u8 {
             }
         }
     }
+    if let Some(line) = skipped_line(&skipped) {
+        outln!("{line}");
+    }
+    let ran = files.len() - skipped.len();
+    if ran == 0 && !unused.is_empty() {
+        return 0;
+    }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
     outln!(
-        "\ntest result: {verdict}. {passed} passed; {failed} failed; {} file(s)",
-        files.len()
+        "\ntest result: {verdict}. {} passed; {} failed; {} file(s)",
+        thousands(passed),
+        thousands(failed),
+        thousands(ran)
     );
     if io_error {
         EXIT_FAILURE
@@ -566,4 +411,33 @@ pub fn run(paths: &[PathBuf]) -> u8 {
     } else {
         0
     }
+}
+
+/// Why a scenario file's flow cannot be read.
+fn unreadable_flow(flow: &Path) -> String {
+    if flow.exists() {
+        format!("{}: the flow file cannot be read", flow.display())
+    } else {
+        format!(
+            "{}: the flow file does not exist (renamed or deleted? `flow:` in this file must name it)",
+            flow.display()
+        )
+    }
+}
+
+/// The summary line naming YAML files named like scenario files that are not.
+fn skipped_line(skipped: &[String]) -> Option<String> {
+    let n = skipped.len();
+    (n > 0).then(|| {
+        format!(
+            "skipped {} YAML file{} named like a scenario file without `flow:` and `scenarios:`: {}",
+            thousands(n),
+            if n == 1 { "" } else { "s" },
+            skipped.join(", ")
+        )
+    })
+}
+
+fn thousands(n: usize) -> String {
+    super::check::thousands(n)
 }

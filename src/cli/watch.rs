@@ -25,6 +25,8 @@ fn kept_line(kept: Option<&flowc::compile::VersionId>) -> String {
 struct Names {
     canonical: PathBuf,
     given: PathBuf,
+    /// For what a refused file's flow keeps active.
+    registry: Arc<Registry>,
 }
 
 impl Names {
@@ -49,6 +51,7 @@ fn log(names: &Names, event: &SourceEvent) {
             path,
             diagnostics,
             kept,
+            ..
         } => {
             let kept = kept_line(kept.as_ref());
             outln!(
@@ -151,6 +154,7 @@ pub fn run(
     let names = Names {
         canonical: source.dir().to_path_buf(),
         given: dir.to_path_buf(),
+        registry: Arc::clone(source.registry()),
     };
     match source.scan() {
         Ok(events) => events.iter().for_each(|e| emit(format, &names, e)),
@@ -206,6 +210,26 @@ fn json_line(
     outln!("{v}");
 }
 
+/// A `reject` line: the flow concerned (when known) and the version that stays active
+/// (`active`: `null` when none).
+fn reject_line(
+    flow: Option<&str>,
+    active: Option<&flowc::compile::VersionId>,
+    diagnostics: &serde_json::Value,
+) {
+    let active =
+        active.map(|v| serde_json::json!({"flow": v.flow, "revision": v.revision, "hash": v.hash}));
+    let v = serde_json::json!({
+        "event": "reject",
+        "flow": flow,
+        "revision": null,
+        "hash": null,
+        "active": active,
+        "diagnostics": diagnostics,
+    });
+    outln!("{v}");
+}
+
 fn diagnostics_json(d: &flowc::diagnostic::Diagnostics) -> serde_json::Value {
     serde_json::Value::Array(d.iter().map(super::check::diagnostic_json).collect())
 }
@@ -221,8 +245,18 @@ fn log_json(names: &Names, event: &SourceEvent) {
             Some(&version.hash),
             Some(("path", show(path))),
         ),
+        SourceEvent::Unchanged { path, version } => json_line(
+            "unchanged",
+            Some(&version.flow),
+            Some(version.revision),
+            Some(&version.hash),
+            Some(("path", show(path))),
+        ),
         SourceEvent::Rejected {
-            path, diagnostics, ..
+            path,
+            diagnostics,
+            flow,
+            kept,
         } => {
             let mut extra = diagnostics_json(diagnostics);
             if let serde_json::Value::Array(a) = &mut extra {
@@ -232,38 +266,42 @@ fn log_json(names: &Names, event: &SourceEvent) {
                     }
                 }
             }
-            json_line("reject", None, None, None, Some(("diagnostics", extra)));
+            let flow = flow
+                .as_deref()
+                .or_else(|| kept.as_ref().map(|v| v.flow.as_str()));
+            reject_line(flow, kept.as_ref(), &extra);
         }
         SourceEvent::Retired { path, flow } => {
             json_line("retire", Some(flow), None, None, Some(("path", show(path))));
         }
-        SourceEvent::Conflict { path, flow, holder } => json_line(
-            "reject",
-            Some(flow),
-            None,
-            None,
-            Some((
-                "diagnostics",
-                serde_json::json!([{
+        SourceEvent::Conflict { path, flow, holder } => {
+            // where the refused file writes its id (read again: the event has no span)
+            let at = std::fs::read(path)
+                .ok()
+                .and_then(|b| flowc::source::dir::declared_id(&b));
+            let active = names.registry.active(flow).map(|a| a.version().clone());
+            reject_line(
+                Some(flow),
+                active.as_ref(),
+                &serde_json::json!([{
                     "file": names.show(path),
+                    "line": at.as_ref().map(|a| a.line),
+                    "column": at.as_ref().map(|a| a.column),
                     "severity": "error",
+                    "code": flowc::codes::Code::CheckDuplicateFlowId.as_str(),
                     "message": format!("flow `{flow}` is already defined in {}", names.show(holder)),
+                    "help": "a flow id names one flow in a registry: give each flow its own `id` (this file takes the flow over when the other one goes)",
                 }]),
-            )),
-        ),
-        SourceEvent::StoreFailed { path, error, .. } => json_line(
-            "reject",
-            None,
-            None,
-            None,
-            Some((
-                "diagnostics",
-                serde_json::json!([{
-                    "file": names.show(path),
-                    "severity": "error",
-                    "message": error.to_string(),
-                }]),
-            )),
+            );
+        }
+        SourceEvent::StoreFailed { path, error, kept } => reject_line(
+            kept.as_ref().map(|v| v.flow.as_str()),
+            kept.as_ref(),
+            &serde_json::json!([{
+                "file": names.show(path),
+                "severity": "error",
+                "message": error.to_string(),
+            }]),
         ),
         SourceEvent::Unreadable { path, message } => json_line(
             "reject",

@@ -3,7 +3,9 @@
 //!
 //! A broken edit keeps the last good version active and reports its diagnostics; a
 //! deleted file retires its flow for new starts (running instances keep their version);
-//! two files with one flow id: the second is refused.
+//! two files with one flow id: the second is refused. A batch of changes is judged as a
+//! whole ([`DirSource::sync_batch`]): renames, moves and swapped ids move flows between
+//! files without conflicts or retirements.
 //!
 //! Paths are made canonical once, here at the source's edge: the directory when the
 //! source is made, every path handed to [`DirSource::sync`] (its directory resolved, its
@@ -54,7 +56,10 @@ pub enum SourceEvent {
         path: PathBuf,
         /// Every diagnostic.
         diagnostics: Diagnostics,
-        /// The version still active for the flow, if the file had one.
+        /// The flow the file holds or declares, when known (a broken file whose `id`
+        /// can still be read, or that replaces the file that held the flow).
+        flow: Option<String>,
+        /// The version still active for the flow, if the file holds it.
         kept: Option<VersionId>,
     },
     /// The file was deleted (or now holds another flow): the flow takes no new starts.
@@ -139,6 +144,115 @@ struct Files {
     waiting: BTreeMap<PathBuf, String>,
 }
 
+/// One file of a batch, judged.
+struct Judged {
+    path: PathBuf,
+    /// The version the file held before the batch.
+    previous: Option<VersionId>,
+    claim: Claim,
+    /// Not in the batch: a waiting file judged again because its flow's holder changed.
+    extra: bool,
+}
+
+/// What a file says now.
+enum Claim {
+    /// Gone, not a flow file by name, or other YAML the source never knew.
+    Gone,
+    /// It compiles (to the flow it names).
+    Compiles(Box<crate::compile::CompiledFlow>),
+    /// It does not compile; `id` is the flow id it declares, when that can be read.
+    Broken {
+        diagnostics: Diagnostics,
+        id: Option<String>,
+    },
+    /// It cannot be read.
+    Unreadable { message: String },
+}
+
+impl Judged {
+    /// The flow id the file claims after the batch: the one it compiles to, the one a
+    /// broken file declares, else the one it held.
+    fn claimed(&self) -> Option<&str> {
+        let held = self.previous.as_ref().map(|v| v.flow.as_str());
+        match &self.claim {
+            Claim::Gone => None,
+            Claim::Compiles(c) => Some(c.id()),
+            Claim::Broken { id, .. } => id.as_deref().or(held),
+            Claim::Unreadable { .. } => held,
+        }
+    }
+
+    fn compiles(&self) -> bool {
+        matches!(self.claim, Claim::Compiles(_))
+    }
+}
+
+/// Who holds a claimed flow id after a batch.
+enum Holder {
+    /// A file outside the batch that held it before.
+    Outside(PathBuf),
+    /// The judged file at this index.
+    Judged(usize),
+}
+
+/// The flow id a flow file declares and where its value is (1-based line and
+/// character column).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclaredId {
+    /// The id.
+    pub id: String,
+    /// The line of the value.
+    pub line: usize,
+    /// The column of the value (characters, 1-based).
+    pub column: usize,
+}
+
+/// The top-level `id:` of a flow file, read cheaply: the first unindented `id:` line
+/// (its value unquoted, a trailing comment dropped), else the parsed YAML's top-level
+/// `id` (bounded by the loader's limits). `None` when neither gives a non-empty string.
+/// A broken flow still declares its id this way, and a repository-wide duplicate check
+/// need not compile every file.
+#[must_use]
+pub fn declared_id(bytes: &[u8]) -> Option<DeclaredId> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (n, line) in text.lines().enumerate() {
+        let Some(rest) = line
+            .strip_prefix("id:")
+            .or_else(|| line.strip_prefix("\"id\":"))
+            .or_else(|| line.strip_prefix("'id':"))
+        else {
+            continue;
+        };
+        let value = rest.split(" #").next().unwrap_or_default();
+        let trimmed = value.trim();
+        let unquoted = ['"', '\'']
+            .iter()
+            .find_map(|q| trimmed.strip_prefix(*q).and_then(|t| t.strip_suffix(*q)))
+            .unwrap_or(trimmed);
+        if unquoted.is_empty() || unquoted.starts_with(['{', '[', '&', '*', '|', '>']) {
+            break;
+        }
+        let before = line.len() - rest.len() + (value.len() - value.trim_start().len());
+        let column = line.get(..before).map_or(1, |b| b.chars().count() + 1);
+        return Some(DeclaredId {
+            id: unquoted.to_owned(),
+            line: n + 1,
+            column,
+        });
+    }
+    let file = crate::span::SourceFile::new("-", text);
+    let root = crate::load::yaml::parse(&file, &crate::load::LoadLimits::default()).ok()?;
+    let node = root.get("id")?;
+    let id = node.as_str().filter(|s| !s.is_empty())?;
+    let (line, column) = file.line_col(node.span.start);
+    Some(DeclaredId {
+        id: id.to_owned(),
+        line,
+        column,
+    })
+}
+
 /// A running watch; dropping it stops watching.
 pub struct Watch {
     _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
@@ -186,14 +300,12 @@ impl DirSource {
                 path: self.dir.display().to_string(),
                 message: e.to_string(),
             })?;
-        let known: Vec<PathBuf> = self.lock().held.keys().cloned().collect();
-        let mut events: Vec<SourceEvent> = known
-            .iter()
-            .filter(|p| !found.contains(p))
-            .flat_map(|p| self.sync(p))
-            .collect();
-        events.extend(found.iter().flat_map(|p| self.sync(p)));
-        Ok(events)
+        let mut all = found;
+        {
+            let files = self.lock();
+            all.extend(files.held.keys().chain(files.waiting.keys()).cloned());
+        }
+        Ok(self.sync_batch(&all))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Files> {
@@ -204,166 +316,220 @@ impl DirSource {
     /// that is gone or no longer holds a flow (unless a file that was refused for holding
     /// the same flow id takes over). Empty when the path is not a flow file the source
     /// knows or sees. The path may be spelt any way (relative to the working directory,
-    /// through a symbolic link): it is made canonical first.
+    /// through a symbolic link): it is made canonical first. A batch of one
+    /// ([`DirSource::sync_batch`]).
     pub fn sync(&self, path: &Path) -> Vec<SourceEvent> {
-        let path = &canonical(path);
-        let mut files = self.lock();
-        let previous = files.held.get(path).cloned();
-        let event = if path.is_file() {
-            self.publish_file(&mut files, path)
-        } else {
-            None
-        };
-        let Some(event) = event else {
-            files.waiting.remove(path);
-            let Some(gone) = previous else {
-                return Vec::new();
-            };
-            files.held.remove(path);
-            return self.free(&mut files, path, &gone.flow);
-        };
-        let mut events = vec![event];
-        if let Some(old) = previous
-            && files.held.get(path).is_some_and(|now| now.flow != old.flow)
-        {
-            // the file now holds another flow: the old one is gone from disk
-            events.extend(self.free(&mut files, path, &old.flow));
-        }
-        events
+        self.sync_batch(&[path.to_path_buf()])
     }
 
-    /// Brings a batch of paths in step as a whole (one debounced batch of the watcher):
-    /// the files that are gone let go of their flows first, the files that exist are
-    /// published, and only then is a flow that no file holds any more retired (or taken
-    /// over by a waiting file). A rename (the old name gone, the new one present, one
-    /// flow id) therefore moves the flow to the new file without retiring it, whichever
-    /// order the two names sort in.
+    /// Brings a batch of paths in step as a whole (one debounced batch of the watcher).
+    ///
+    /// Each file of the batch is judged first (gone, a flow that compiles, a broken flow
+    /// with the id it declares, unreadable); then the flow → file assignment after the
+    /// whole batch is computed, and only its difference from before is published or
+    /// retired. Two files claim one id only if they do so in the final state: a rename
+    /// (the old name gone, the new one present) moves the flow without retiring it, and
+    /// two files that swap their ids in one batch each publish the other's flow.
+    ///
+    /// Who holds a claimed id: a file outside the batch that held it stays its holder;
+    /// otherwise the batch's file that held it, then a file that compiles, then a broken
+    /// one, in path order. A broken file claims the id it declares (or, when none can be
+    /// read, the flow it held): holding a flow it keeps the flow's active version (a
+    /// broken file moved or renamed never retires its flow). A refused file that
+    /// compiles waits and takes the flow over when its holder lets go. A flow the batch
+    /// lets go of and nobody claims is retired.
     pub fn sync_batch(&self, paths: &[PathBuf]) -> Vec<SourceEvent> {
         let mut paths: Vec<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
         paths.sort();
         paths.dedup();
-        let mut gone: Vec<(PathBuf, String)> = Vec::new();
-        {
-            let mut files = self.lock();
-            for p in paths.iter().filter(|p| !p.is_file()) {
-                files.waiting.remove(p);
-                if let Some(v) = files.held.remove(p) {
-                    gone.push((p.clone(), v.flow));
-                }
+        let mut files = self.lock();
+        let mut judged: Vec<Judged> = paths.iter().map(|p| self.judge(&files, p, false)).collect();
+        let released: Vec<(String, PathBuf)> = judged
+            .iter()
+            .filter_map(|j| {
+                j.previous
+                    .as_ref()
+                    .map(|v| (v.flow.clone(), j.path.clone()))
+            })
+            .collect();
+        // files outside the batch waiting for a flow the batch lets go of are judged too
+        let extras: Vec<PathBuf> = files
+            .waiting
+            .iter()
+            .filter(|(p, f)| {
+                released.iter().any(|(r, _)| r == *f) && paths.binary_search(p).is_err()
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        judged.extend(extras.iter().map(|p| self.judge(&files, p, true)));
+        for j in &judged {
+            files.held.remove(&j.path);
+            files.waiting.remove(&j.path);
+        }
+        // the holder of each claimed id after the batch
+        let mut ids: Vec<&str> = judged.iter().filter_map(Judged::claimed).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut owner: BTreeMap<String, Holder> = BTreeMap::new();
+        for id in ids {
+            if let Some((p, _)) = files.held.iter().find(|(_, v)| v.flow == id) {
+                owner.insert(id.to_owned(), Holder::Outside(p.clone()));
+                continue;
+            }
+            let best = judged
+                .iter()
+                .enumerate()
+                .filter(|(_, j)| (j.compiles() || !j.extra) && j.claimed() == Some(id))
+                .min_by_key(|(_, j)| {
+                    (
+                        j.previous.as_ref().is_none_or(|v| v.flow != id),
+                        !j.compiles(),
+                        j.path.clone(),
+                    )
+                })
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                owner.insert(id.to_owned(), Holder::Judged(i));
             }
         }
-        let mut events: Vec<SourceEvent> = paths
+        let holder_of: BTreeMap<&String, PathBuf> = owner
             .iter()
-            .filter(|p| !gone.iter().any(|(g, _)| g == *p))
-            .flat_map(|p| self.sync(p))
+            .filter_map(|(id, h)| match h {
+                Holder::Outside(p) => Some((id, p.clone())),
+                Holder::Judged(i) => judged.get(*i).map(|j| (id, j.path.clone())),
+            })
             .collect();
-        let mut files = self.lock();
-        for (path, flow) in gone {
-            // moved: a file of this batch holds the flow now
+        let holder_of: BTreeMap<String, PathBuf> =
+            holder_of.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+        let mut events = Vec::new();
+        for (i, j) in judged.into_iter().enumerate() {
+            let id = j.claimed().map(str::to_owned);
+            let holds = matches!(
+                id.as_ref().and_then(|id| owner.get(id)),
+                Some(Holder::Judged(h)) if *h == i
+            );
+            let holder = id
+                .as_ref()
+                .and_then(|id| holder_of.get(id))
+                .cloned()
+                .unwrap_or_default();
+            if let Some(e) = self.settle(&mut files, j, holds, id.as_deref(), holder) {
+                events.push(e);
+            }
+        }
+        for (flow, path) in released {
+            // moved, renamed or swapped: a file holds the flow now
             if files.held.values().any(|v| v.flow == flow) {
                 continue;
             }
-            events.extend(self.free(&mut files, &path, &flow));
+            events.push(self.retire(&path, &flow));
         }
         events
     }
 
-    /// A flow no file holds any more: a waiting file takes it over, or it is retired.
-    fn free(&self, files: &mut Files, path: &Path, flow: &str) -> Vec<SourceEvent> {
-        let candidates: Vec<PathBuf> = files
-            .waiting
-            .iter()
-            .filter(|(_, f)| f.as_str() == flow)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for c in candidates {
-            if let Some(e @ SourceEvent::Published { .. }) = self.publish_file(files, &c) {
-                return vec![e];
-            }
-        }
-        vec![self.retire(path, flow)]
-    }
-
-    /// Publishes one existing file (`None`: not a flow file, by name or by content).
-    fn publish_file(&self, files: &mut Files, path: &Path) -> Option<SourceEvent> {
-        if !super::is_flow_file(path) {
-            return None;
-        }
+    /// What one file says now (read and compiled, without changing anything).
+    fn judge(&self, files: &Files, path: &Path, extra: bool) -> Judged {
         let previous = files.held.get(path).cloned();
+        let known = previous.is_some() || files.waiting.contains_key(path);
+        let judged = |claim| Judged {
+            path: path.to_path_buf(),
+            previous: previous.clone(),
+            claim,
+            extra,
+        };
+        if !path.is_file() || !super::is_flow_file(path) {
+            return judged(Claim::Gone);
+        }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                return Some(SourceEvent::Unreadable {
-                    path: path.to_path_buf(),
+                return judged(Claim::Unreadable {
                     message: e.to_string(),
                 });
             }
         };
         // a file the source does not know must say it is a flow; one it knows stays a
         // flow file however it is edited (a broken edit is rejected, never a retirement)
-        if previous.is_none()
-            && !files.waiting.contains_key(path)
-            && !super::is_flow_content(&bytes)
-        {
-            return None;
+        if !known && !super::is_flow_content(&bytes) {
+            return judged(Claim::Gone);
         }
-        let name = path.display().to_string();
-        // compile first to learn the flow id, so that a conflict never publishes
-        let compiled = match self.registry.compile(&name, &bytes) {
-            Ok(c) => c,
-            Err(diagnostics) => {
-                files.waiting.remove(path);
-                return Some(self.rejected(path, diagnostics, previous));
-            }
-        };
-        let id = compiled.id();
-        if let Some((holder, _)) = files
-            .held
-            .iter()
-            .find(|(p, v)| v.flow == id && p.as_path() != path)
-        {
-            let event = SourceEvent::Conflict {
-                path: path.to_path_buf(),
-                flow: id.to_owned(),
-                holder: holder.clone(),
-            };
-            files.waiting.insert(path.to_path_buf(), id.to_owned());
-            return Some(event);
+        match self.registry.compile(&path.display().to_string(), &bytes) {
+            Ok(c) => judged(Claim::Compiles(Box::new(c))),
+            Err(diagnostics) => judged(Claim::Broken {
+                diagnostics,
+                id: declared_id(&bytes).map(|d| d.id),
+            }),
         }
-        files.waiting.remove(path);
-        let version = match self.registry.publish_compiled(compiled) {
-            Ok(v) => v,
-            Err(error) => {
-                let kept = previous
-                    .and_then(|p| self.registry.active(&p.flow).map(|a| a.version().clone()));
-                return Some(SourceEvent::StoreFailed {
-                    path: path.to_path_buf(),
-                    error,
-                    kept,
-                });
-            }
-        };
-        files.held.insert(path.to_path_buf(), version.clone());
-        let path = path.to_path_buf();
-        Some(if previous.as_ref() == Some(&version) {
-            SourceEvent::Unchanged { path, version }
-        } else {
-            SourceEvent::Published { path, version }
-        })
     }
 
-    fn rejected(
+    /// Applies the verdict on one judged file: publishes it, keeps the active version,
+    /// or refuses it; records what it holds or waits for.
+    fn settle(
         &self,
-        path: &Path,
-        diagnostics: Diagnostics,
-        previous: Option<VersionId>,
-    ) -> SourceEvent {
-        let kept =
-            previous.and_then(|p| self.registry.active(&p.flow).map(|a| a.version().clone()));
-        SourceEvent::Rejected {
-            path: path.to_path_buf(),
-            diagnostics,
-            kept,
+        files: &mut Files,
+        j: Judged,
+        holds: bool,
+        id: Option<&str>,
+        holder: PathBuf,
+    ) -> Option<SourceEvent> {
+        let path = j.path;
+        // what a holder that cannot be published keeps: its own version of the flow, or
+        // the flow's active one (a broken file moved here)
+        let keep = |files: &mut Files, id: Option<&str>| -> Option<VersionId> {
+            let id = id?;
+            let kept = self.registry.active(id).map(|a| a.version().clone());
+            let own = j.previous.clone().filter(|v| v.flow == id);
+            if let Some(v) = own.or_else(|| kept.clone()) {
+                files.held.insert(path.clone(), v);
+            }
+            kept
+        };
+        if j.extra && !matches!(j.claim, Claim::Compiles(_)) {
+            // judged again only to take a flow over: no longer able to, it keeps waiting
+            // and is reported when it changes
+            if let Some(id) = id {
+                files.waiting.insert(path, id.to_owned());
+            }
+            return None;
+        }
+        match j.claim {
+            Claim::Gone => None,
+            Claim::Unreadable { message } => {
+                if holds {
+                    keep(files, id);
+                }
+                Some(SourceEvent::Unreadable { path, message })
+            }
+            Claim::Broken { diagnostics, .. } => {
+                let kept = if holds { keep(files, id) } else { None };
+                Some(SourceEvent::Rejected {
+                    path,
+                    diagnostics,
+                    flow: id.map(str::to_owned),
+                    kept,
+                })
+            }
+            Claim::Compiles(compiled) if !holds => {
+                let flow = compiled.id().to_owned();
+                files.waiting.insert(path.clone(), flow.clone());
+                // a waiting file judged again because its flow's holder changed says
+                // nothing new when it still waits
+                (!j.extra).then(|| SourceEvent::Conflict { path, flow, holder })
+            }
+            Claim::Compiles(compiled) => match self.registry.publish_compiled(*compiled) {
+                Ok(version) => {
+                    files.held.insert(path.clone(), version.clone());
+                    Some(if j.previous.as_ref() == Some(&version) {
+                        SourceEvent::Unchanged { path, version }
+                    } else {
+                        SourceEvent::Published { path, version }
+                    })
+                }
+                Err(error) => {
+                    let kept = keep(files, id);
+                    Some(SourceEvent::StoreFailed { path, error, kept })
+                }
+            },
         }
     }
 
