@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, EventType, GetOptions, KeyValue, WatchOptions};
+use etcd_client::{Client, EventType, KeyValue, WatchOptions};
 use tokio::sync::watch as signal;
 
 use super::snapshot::{Snapshot, SnapshotFlow};
@@ -35,7 +35,8 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, HistoryEntry, KeyKind, Tenant, etcd_error, put_history, read_history, timeout_error,
+    Connection, HistoryEntry, KeyKind, MAX_DECODE_BYTES, Tenant, put_history,
+    read_history, read_range, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -92,7 +93,9 @@ pub enum WatchEvent {
     Publish {
         /// The version (its revision is the key's mod revision).
         version: VersionId,
-        /// From the publisher's write to the swap, when the publisher recorded its time.
+        /// From the publisher's write to the swap, for a version received live by the watch
+        /// stream whose publisher recorded its time (not at start nor after a resync;
+        /// none when the publisher's clock is ahead).
         latency: Option<Duration>,
     },
     /// A flow that does not compile (or sits under another id's key): nothing changed.
@@ -272,11 +275,13 @@ pub fn watch(
     config: WatchConfig,
     on_event: impl Fn(&WatchEvent) + Send + Sync + 'static,
 ) -> Result<EtcdWatch, EtcdError> {
-    let snapshot = config
-        .snapshot
-        .as_ref()
-        .map(|d| Snapshot::open(d, &config.tenant))
-        .transpose()?;
+    let (snapshot, damaged) = match &config.snapshot {
+        Some(d) => {
+            let (s, damaged) = Snapshot::open_or_reset(d, &config.tenant)?;
+            (Some(s), damaged)
+        }
+        None => (None, None),
+    };
     let state = Arc::new(Mutex::new(State::default()));
     let (control, control_rx) = signal::channel(Control::Run);
     let mut worker = Worker {
@@ -294,6 +299,9 @@ pub fn watch(
         last_report: None,
     };
     register_metrics();
+    if let Some(message) = damaged {
+        worker.warn(message);
+    }
     worker.serve_snapshot()?;
     let task = tokio::spawn(worker.run(control_rx));
     Ok(EtcdWatch {
@@ -572,18 +580,17 @@ impl Worker {
     async fn full_read(&mut self, client: &mut Client, resync: bool) -> Result<(), StoreError> {
         let (start, end) = self.config.tenant.watch_range();
         let timeout = self.config.connection.request_timeout;
-        let got = tokio::time::timeout(
-            timeout,
-            client.get(start.as_str(), Some(GetOptions::new().with_range(end))),
+        // in pages at one revision: a tenant's flows may exceed any one answer's limit
+        let (kvs, revision) = tokio::time::timeout(
+            timeout.saturating_mul(4),
+            read_range(client, &start, Some(end.as_bytes()), false),
         )
         .await
-        .map_err(|_| timeout_error("read", timeout))?
-        .map_err(|e| etcd_error("read", &e))?;
-        let revision = got.header().map_or(0, |h| revision_of(h.revision()));
+        .map_err(|_| timeout_error("read", timeout.saturating_mul(4)))??;
         self.reached = true;
-        let metas = self.metas(got.kvs());
+        let metas = self.metas(&kvs);
         let mut present = BTreeSet::new();
-        for kv in got.kvs() {
+        for kv in &kvs {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             if let KeyKind::Flow(flow) = self.config.tenant.classify(&key) {
                 present.insert(flow.to_owned());
@@ -660,7 +667,15 @@ impl Worker {
             .with_start_revision(crate::store::etcd::etcd_revision(from));
         let timeout = self.config.connection.request_timeout;
         let mut stream =
-            match tokio::time::timeout(timeout, client.watch(start, Some(options))).await {
+            match tokio::time::timeout(
+                timeout,
+                client
+                    .watch_client()
+                    .max_decoding_message_size(MAX_DECODE_BYTES)
+                    .watch(start, Some(options)),
+            )
+            .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
                 Err(_) => {
@@ -842,7 +857,7 @@ impl Worker {
             }
         };
         match refused {
-            Ok(compiled) => self.take(client, put, compiled, meta).await,
+            Ok(compiled) => self.take(client, put, compiled, meta, !full).await,
             Err(d) => {
                 if full && self.registry.active(flow).is_none() && check_flow_id(flow).is_ok() {
                     self.fall_back(client, flow, revision).await;
@@ -861,7 +876,12 @@ impl Worker {
                 .await
                 .unwrap_or_else(|_| Err(timeout_error("read", timeout)))
             {
-                Ok(h) => h,
+                Ok(h) => {
+                    for (_, e) in &h.corrupt {
+                        self.warn(format!("history of `{flow}`: skipped: {e}"));
+                    }
+                    h.entries
+                }
                 Err(e) => {
                     return self.warn(format!(
                         "history of `{flow}` (to fall back to its last accepted version): {e}"
@@ -914,6 +934,7 @@ impl Worker {
         put: &Put<'_>,
         compiled: crate::compile::CompiledFlow,
         meta: Option<FlowMeta>,
+        live: bool,
     ) {
         let Put {
             flow,
@@ -947,7 +968,7 @@ impl Worker {
         self.seen.insert(flow.to_owned(), revision);
         self.lock().rejections.remove(flow);
         if let Some(version) = &version {
-            self.published(version, meta.as_ref());
+            self.published(version, meta.as_ref().filter(|_| live));
         }
         // every accepted version has its history entry: a publisher wrote it in its
         // transaction; for a flow put by hand the first watcher writes it
@@ -993,10 +1014,16 @@ impl Worker {
         }
     }
 
-    /// Reports a swap: metrics, log, event.
+    /// Reports a swap: metrics, log, event. `meta`: the publisher's record of a version
+    /// received live by the watch stream (not by a full read at start or after a
+    /// compaction, whose age is no propagation); a publisher's clock ahead of ours gives
+    /// no latency.
     fn published(&self, version: &VersionId, meta: Option<&FlowMeta>) {
-        let latency =
-            meta.map(|m| Duration::from_micros(now_micros().saturating_sub(m.published_at_micros)));
+        let latency = meta.and_then(|m| {
+            now_micros()
+                .checked_sub(m.published_at_micros)
+                .map(Duration::from_micros)
+        });
         metrics::counter!("flowc_publishes_total", "flow" => version.flow.clone()).increment(1);
         if let Some(l) = latency {
             metrics::histogram!("flowc_propagation_seconds").record(l.as_secs_f64());
