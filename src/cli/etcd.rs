@@ -121,6 +121,26 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
+/// Resolves at Ctrl-C (SIGINT) or SIGTERM, whichever comes first: both stop a watcher
+/// gracefully.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
 /// Prints `error[code]: message` and the help.
 pub fn report(e: &dyn miette::Diagnostic) {
     let code = e.code().map(|c| format!("[{c}]")).unwrap_or_default();

@@ -147,6 +147,77 @@ impl Connection {
         }
     }
 
+    /// Connects and asks etcd for its status: what a first connection learns. A refusal
+    /// of the TLS files or the user is a [`StoreError::Etcd`] naming the file at fault
+    /// (a configuration error: trying again never helps); an unreachable etcd is
+    /// [`StoreError::Unreachable`].
+    ///
+    /// # Errors
+    /// As said.
+    pub async fn first_contact(&self) -> Result<(), StoreError> {
+        let asked = async {
+            let mut client = self.connect().await?;
+            let status = client
+                .status()
+                .await
+                .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
+            drop(status);
+            if self.user.is_some() {
+                // a refused user shows on the first request that needs a token
+                client
+                    .get("flowc-probe", None)
+                    .await
+                    .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.connect_timeout.saturating_mul(2), asked).await {
+            Ok(r) => r.map_err(|e| self.explain(e)),
+            Err(_) => Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints)),
+        }
+    }
+
+    /// Names the TLS file at fault in a TLS refusal.
+    fn explain(&self, e: StoreError) -> StoreError {
+        let StoreError::Etcd { operation, message } = e else {
+            return e;
+        };
+        let file = |f: &Option<PathBuf>| {
+            f.as_ref()
+                .map_or_else(|| "(none given)".to_owned(), |p| format!("`{}`", p.display()))
+        };
+        let lower = message.to_lowercase();
+        let hint = if lower.contains("unknownissuer") || lower.contains("invalid peer certificate")
+        {
+            Some(format!(
+                "the server's certificate is not signed by the CA of --cacert {}",
+                file(&self.cacert)
+            ))
+        } else if lower.contains("keymismatch") || lower.contains("key mismatch") {
+            Some(format!(
+                "--key {} is not the key of --cert {}",
+                file(&self.key),
+                file(&self.cert)
+            ))
+        } else if lower.contains("badcertificate")
+            || lower.contains("certificaterequired")
+            || lower.contains("certificate required")
+            || lower.contains("unknownca")
+        {
+            Some(format!(
+                "the server refused the client certificate (--cert {}, --key {}): it needs one signed by a CA it trusts",
+                file(&self.cert),
+                file(&self.key)
+            ))
+        } else {
+            None
+        };
+        StoreError::Etcd {
+            operation,
+            message: hint.map_or(message.clone(), |h| format!("{h}: {message}")),
+        }
+    }
+
     /// The endpoints that answer a status request within the connect timeout (all of
     /// them when none does).
     async fn answering(&self, options: &ConnectOptions) -> Vec<String> {
@@ -288,7 +359,13 @@ fn io_lost(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
 fn tls_failure(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
     while let Some(s) = source {
         let text = s.to_string().to_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        if text.contains("certificate")
+            || text.contains("tls")
+            || text.contains("handshake")
+            || text.contains("keymismatch")
+            || text.contains("private key")
+            || text.contains("pem")
+        {
             return true;
         }
         source = s.source();

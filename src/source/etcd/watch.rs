@@ -374,9 +374,14 @@ fn register_metrics() {
     );
     metrics::describe_gauge!(
         "flowc_active_revision",
-        "the etcd mod revision of the active version, per flow"
+        "the etcd mod revision of the active version, per flow (0: retired, none active)"
     );
     metrics::describe_gauge!("flowc_live_versions", "versions kept in memory, per flow");
+    metrics::describe_gauge!(
+        "flowc_connected",
+        "1 while the watch on etcd is established, 0 otherwise"
+    );
+    metrics::gauge!("flowc_connected").set(0.0);
     metrics::describe_histogram!(
         "flowc_propagation_seconds",
         metrics::Unit::Seconds,
@@ -481,7 +486,10 @@ impl Worker {
             resync = false;
             match self.stream(&mut client, &mut control, announced).await {
                 End::Stop => return,
-                End::Paused => self.lock().connected = false,
+                End::Paused => {
+                    self.lock().connected = false;
+                    metrics::gauge!("flowc_connected").set(0.0);
+                }
                 End::Compacted => {
                     need_full = true;
                     resync = true;
@@ -506,6 +514,11 @@ impl Worker {
         control: &mut signal::Receiver<Control>,
     ) -> bool {
         self.lock().connected = false;
+        metrics::gauge!("flowc_connected").set(0.0);
+        if self.retries == 0 {
+            // the first failure since etcd answered: the backoff starts afresh
+            *backoff = self.config.min_backoff;
+        }
         self.retries = self.retries.saturating_add(1);
         let now = Instant::now();
         let tenant = self.config.tenant.tenant().to_owned();
@@ -563,6 +576,7 @@ impl Worker {
             metrics::counter!("flowc_reconnects_total").increment(1);
         }
         self.lock().connected = true;
+        metrics::gauge!("flowc_connected").set(1.0);
         tracing::info!(
             tenant = self.config.tenant.tenant(),
             revision,
@@ -1052,6 +1066,7 @@ impl Worker {
             self.warn(e.to_string());
             return;
         }
+        // the exporter cannot remove a series: 0 means no active version (retired)
         metrics::gauge!("flowc_active_revision", "flow" => flow.to_owned()).set(0.0);
         tracing::info!(
             tenant = self.config.tenant.tenant(),
