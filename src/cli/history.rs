@@ -28,12 +28,15 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
     };
     for i in &items {
         if let Some(c) = &i.corrupt {
-            eprintln!(
-                "warning: skipped corrupt history entry `{}`: {}; delete it with `etcdctl del {}`",
-                show(&c.key),
-                show(&c.reason),
-                show(&c.key)
-            );
+            let e = flowc::store::StoreError::CorruptKey {
+                key: show(&c.key),
+                reason: show(&c.reason),
+            };
+            let code = flowc::diagnostic::ErrorCode::code(&e);
+            eprintln!("warning[{code}]: skipped: {e}");
+            if let Some(h) = miette::Diagnostic::help(&e) {
+                eprintln!("  help: {h}");
+            }
         }
     }
     match format {
