@@ -77,7 +77,8 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                     );
                     continue;
                 }
-                let text = |t: Option<&str>| t.filter(|t| !t.is_empty()).map_or("-".to_owned(), show);
+                let text =
+                    |t: Option<&str>| t.filter(|t| !t.is_empty()).map_or("-".to_owned(), show);
                 outln!(
                     "revision {}  {}  {}  {}  {}",
                     i.revision,

@@ -183,8 +183,10 @@ impl Connection {
             return e;
         };
         let file = |f: &Option<PathBuf>| {
-            f.as_ref()
-                .map_or_else(|| "(none given)".to_owned(), |p| format!("`{}`", p.display()))
+            f.as_ref().map_or_else(
+                || "(none given)".to_owned(),
+                |p| format!("`{}`", p.display()),
+            )
         };
         let lower = message.to_lowercase();
         let hint = if lower.contains("unknownissuer") || lower.contains("invalid peer certificate")
@@ -777,7 +779,9 @@ pub async fn read_range(
     end: Option<&[u8]>,
     keys_only: bool,
 ) -> Result<(Vec<etcd_client::KeyValue>, u64), StoreError> {
-    let mut kv = client.kv_client().max_decoding_message_size(MAX_DECODE_BYTES);
+    let mut kv = client
+        .kv_client()
+        .max_decoding_message_size(MAX_DECODE_BYTES);
     let end = end.map_or_else(|| prefix_end(start), <[u8]>::to_vec);
     let mut from = start.as_bytes().to_vec();
     let mut revision = 0;

@@ -35,8 +35,8 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, HistoryEntry, KeyKind, MAX_DECODE_BYTES, Tenant, put_history,
-    read_history, read_range, timeout_error,
+    Connection, HistoryEntry, KeyKind, MAX_DECODE_BYTES, Tenant, put_history, read_history,
+    read_range, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -680,23 +680,22 @@ impl Worker {
             .with_range(end)
             .with_start_revision(crate::store::etcd::etcd_revision(from));
         let timeout = self.config.connection.request_timeout;
-        let mut stream =
-            match tokio::time::timeout(
-                timeout,
-                client
-                    .watch_client()
-                    .max_decoding_message_size(MAX_DECODE_BYTES)
-                    .watch(start, Some(options)),
-            )
-            .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
-                Err(_) => {
-                    let e = timeout_error("watch", timeout).at(&self.config.connection.endpoints);
-                    return End::Lost(e.to_string());
-                }
-            };
+        let mut stream = match tokio::time::timeout(
+            timeout,
+            client
+                .watch_client()
+                .max_decoding_message_size(MAX_DECODE_BYTES)
+                .watch(start, Some(options)),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
+            Err(_) => {
+                let e = timeout_error("watch", timeout).at(&self.config.connection.endpoints);
+                return End::Lost(e.to_string());
+            }
+        };
         let mut announced = announced;
         loop {
             tokio::select! {
