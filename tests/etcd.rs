@@ -2424,3 +2424,66 @@ async fn watch_stops_on_sigterm_serves_metrics_on_a_host_name_and_reports_connec
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backoff_starts_afresh_after_etcd_answered_again() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    server.kill();
+    until("disconnected", 10, || w.count("disconnected") == 1).await;
+    // long enough for the backoff to reach its 1 s ceiling
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.restart();
+    until("reconnected", 15, || w.count("connected") == 2).await;
+    server.kill();
+    until("disconnected again", 10, || w.count("disconnected") == 2).await;
+    let waits: Vec<Duration> = w
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Disconnected { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        vec![Duration::from_millis(50), Duration::from_millis(50)],
+        "each outage starts at the shortest wait"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_user_on_the_first_connection_exits_2() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    server.etcdctl(&["user", "add", "root:secret"]);
+    server.etcdctl(&["auth", "enable"]);
+    let url = server.url();
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "watch",
+            "--etcd",
+            &url,
+            "--tenant",
+            "acme",
+            "--user",
+            "root:wrong",
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("error[flowc::store::etcd]"), "{err}");
+    assert!(
+        err.to_lowercase().contains("authentication failed"),
+        "{err}"
+    );
+}

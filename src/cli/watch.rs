@@ -345,19 +345,33 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
             None,
             Some(("error", serde_json::Value::String(error.clone()))),
         ),
-        E::Retrying { attempts, error } => {
-            let v = serde_json::json!({
-                "event": "retrying",
-                "flow": null,
-                "revision": null,
-                "hash": null,
-                "attempts": attempts,
-                "error": error,
-            });
-            outln!("{v}");
-        }
+        E::Retrying { attempts, error } => outln!("{}", retrying_json(*attempts, error)),
         E::Warning { message } => eprintln!("warning: {message}"),
         _ => {}
+    }
+}
+
+/// The `retrying` event as JSON: a numeric `attempts` and the last `error`.
+#[cfg(feature = "etcd")]
+fn retrying_json(attempts: u32, error: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event": "retrying",
+        "flow": null,
+        "revision": null,
+        "hash": null,
+        "attempts": attempts,
+        "error": error,
+    })
+}
+
+#[cfg(all(test, feature = "etcd"))]
+mod etcd_tests {
+    #[test]
+    fn retrying_has_a_numeric_attempts_field() {
+        let v = super::retrying_json(7, "connection refused");
+        assert_eq!(v["event"], "retrying");
+        assert_eq!(v["attempts"], 7);
+        assert_eq!(v["error"], "connection refused");
     }
 }
 

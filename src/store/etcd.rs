@@ -801,7 +801,9 @@ pub async fn read_range(
             .await
             .map_err(|e| etcd_error("read", &e))?;
         if revision == 0 {
-            revision = got.header().map_or(0, |h| h.revision());
+            revision = got
+                .header()
+                .map_or(0, etcd_client::ResponseHeader::revision);
         }
         let more = got.more();
         let kvs = got.kvs();
