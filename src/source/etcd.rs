@@ -32,7 +32,7 @@ use crate::compile::{self, CompiledFlow, Options, VersionId};
 use crate::diagnostic::Diagnostics;
 use crate::diff::{self, FlowDiff};
 use crate::store::etcd::{
-    HistoryEntry, MAX_REQUEST_BYTES, Tenant, etcd_error, read_entry_at, read_history,
+    HistoryEntry, REQUEST_LIMIT_BYTES, Tenant, etcd_error, read_entry_at, read_history,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta};
 
@@ -441,10 +441,10 @@ async fn write(
         flow: flow.clone(),
         size: request.source.len() as u64,
         request: request_bytes,
-        limit: MAX_REQUEST_BYTES,
-        half: MAX_REQUEST_BYTES / 2 - 4096,
+        limit: REQUEST_LIMIT_BYTES,
+        half: REQUEST_LIMIT_BYTES / 2 - 4096,
     };
-    if request_bytes > MAX_REQUEST_BYTES {
+    if request_bytes > REQUEST_LIMIT_BYTES {
         return Err(too_large().into());
     }
     let txn = || {

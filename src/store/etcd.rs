@@ -747,14 +747,11 @@ fn to_json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
 /// `--max-request-bytes` (1.5 MiB by default), so a page holds at most about 24 MiB.
 pub const PAGE_KEYS: i64 = 16;
 
-/// The largest answer the client decodes (tonic's default is 4 MiB): a page of
-/// [`PAGE_KEYS`] values of etcd's largest default request, with room to spare. A watch
-/// catching up sends many revisions in one answer: its stream takes the same limit.
-pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
+/// The largest answer the client decodes ([`Limits::MAX_ETCD_DECODE_BYTES`]).
+pub const DECODE_LIMIT_BYTES: usize = Limits::MAX_ETCD_DECODE_BYTES;
 
-/// The largest request etcd takes by default (`--max-request-bytes`, 1.5 MiB): a
-/// publish carries the flow's YAML twice (the flow key and its history entry).
-pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024 * 3 / 2;
+/// The largest request etcd takes by default ([`Limits::MAX_ETCD_REQUEST_BYTES`]).
+pub const REQUEST_LIMIT_BYTES: u64 = Limits::MAX_ETCD_REQUEST_BYTES;
 
 /// The end of a prefix range: the prefix with its last byte incremented.
 fn prefix_end(prefix: &str) -> Vec<u8> {
@@ -781,7 +778,7 @@ pub async fn read_range(
 ) -> Result<(Vec<etcd_client::KeyValue>, u64), StoreError> {
     let mut kv = client
         .kv_client()
-        .max_decoding_message_size(MAX_DECODE_BYTES);
+        .max_decoding_message_size(DECODE_LIMIT_BYTES);
     let end = end.map_or_else(|| prefix_end(start), <[u8]>::to_vec);
     let mut from = start.as_bytes().to_vec();
     let mut revision = 0;

@@ -35,7 +35,7 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, HistoryEntry, KeyKind, MAX_DECODE_BYTES, Tenant, put_history, read_history,
+    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, put_history, read_history,
     read_range, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
@@ -684,7 +684,7 @@ impl Worker {
             timeout,
             client
                 .watch_client()
-                .max_decoding_message_size(MAX_DECODE_BYTES)
+                .max_decoding_message_size(DECODE_LIMIT_BYTES)
                 .watch(start, Some(options)),
         )
         .await
