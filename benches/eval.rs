@@ -144,7 +144,9 @@ fn bench(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("condition");
     for (id, text) in C {
-        let cond = flow.skip_condition(id).expect("condition");
+        let cond = flow
+            .skip_condition(flow.step_index(id).unwrap())
+            .expect("condition");
         assert!(cond.is_direct(), "{id} runs on the direct path");
         let want = cond.eval_sandboxed(sb, &mut b).expect("eval");
         assert_eq!(cond.eval(sb, &mut b), Ok(want), "{id}: both paths agree");
@@ -201,7 +203,9 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.finish();
-    let d = flow.decision("d10").expect("decision");
+    let d = flow
+        .decision(flow.step_index("d10").unwrap())
+        .expect("decision");
     let mut g = c.benchmark_group("decision");
     assert!(d.is_direct());
     g.bench_function("10-rules-first/flowc", |bn| {

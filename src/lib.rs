@@ -46,7 +46,7 @@
 //! // bind the context once per instance, then evaluate as often as needed
 //! let mut ctx = flowc::sandbox::Bindings::new();
 //! ctx.set(flow.vars().index("days").unwrap(), &flowc::expr::Value::Int(1));
-//! let skip = flow.skip_condition("manager").unwrap();
+//! let skip = flow.skip_condition(flow.step_index("manager").unwrap()).unwrap();
 //! assert!(skip.eval(flow.sandbox(), &mut ctx).unwrap());
 //! ```
 //!

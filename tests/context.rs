@@ -333,7 +333,7 @@ fn a_decision_over_line_items_routes_on_both_paths() {
         "  items:\n    type: list\n    items: { type: object, fields: { amount: double, category: string } }\n",
         "  - id: route\n    type: decision\n    rules:\n      - when: 'items.exists(i, i.amount > 1000.0)'\n        goto: big\n      - when: 'items.map(i, i.amount).filter(x, x > 10.0).size() > 2'\n        goto: big\n    default: small\n  - id: big\n    type: approval\n    assignees: { role: director }\n  - id: small\n    type: approval\n    assignees: { role: manager }\n",
     );
-    let d = f.decision("route").unwrap();
+    let d = f.decision(f.step_index("route").unwrap()).unwrap();
     for (items, want) in [
         (json!([{"amount": 2000, "category": "a"}]), Some(0)),
         (

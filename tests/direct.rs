@@ -33,11 +33,11 @@ fn every_condition_of_the_examples_runs_on_the_direct_path() {
         let flow = compile(&file, &Options::default()).expect("example compiles");
         for i in 0..flow.nodes().len() {
             let id = flow.step(i).unwrap().id.value.clone();
-            if let Some(c) = flow.skip_condition(&id) {
+            if let Some(c) = flow.skip_condition(i) {
                 assert!(c.is_direct(), "{name}: skipCondition of {id}");
                 seen += 1;
             }
-            if let Some(d) = flow.decision(&id) {
+            if let Some(d) = flow.decision(i) {
                 assert!(d.is_direct(), "{name}: decision {id}");
                 seen += 1;
             }
@@ -88,7 +88,7 @@ fn a_comprehension_over_a_million_elements_fails_closed_on_both_paths() {
     let flow = compile(&SourceFile::new("big.yaml", FLOW), &Options::default()).unwrap();
     let sb = flow.sandbox();
     let mut b = bindings(&flow, 1_000_000);
-    let cond = flow.skip_condition("a").unwrap();
+    let cond = flow.skip_condition(flow.step_index("a").unwrap()).unwrap();
     assert!(cond.is_direct());
     let direct = cond.eval(sb, &mut b);
     assert_eq!(
@@ -101,7 +101,7 @@ fn a_comprehension_over_a_million_elements_fails_closed_on_both_paths() {
         "{sandboxed:?}"
     );
     // membership in a huge list is charged too
-    let member = flow.skip_condition("b").unwrap();
+    let member = flow.skip_condition(flow.step_index("b").unwrap()).unwrap();
     assert_eq!(
         member.eval(sb, &mut b),
         Err(RunError::Limit("too many operations".to_owned()))
@@ -120,7 +120,7 @@ fn a_host_can_select_the_sandbox() {
         ..Options::default()
     };
     let flow = compile(&SourceFile::new("big.yaml", FLOW), &options).unwrap();
-    let cond = flow.skip_condition("a").unwrap();
+    let cond = flow.skip_condition(flow.step_index("a").unwrap()).unwrap();
     assert!(!cond.is_direct());
     let mut b = bindings(&flow, 3);
     assert_eq!(cond.eval(flow.sandbox(), &mut b), Ok(false));
@@ -143,7 +143,7 @@ fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
         &Value::string(&"x".repeat(40 * 1024)),
     );
     for id in ["c", "d"] {
-        let cond = flow.skip_condition(id).unwrap();
+        let cond = flow.skip_condition(flow.step_index(id).unwrap()).unwrap();
         let direct = cond.eval(sb, &mut b);
         let sandboxed = cond.eval_sandboxed(sb, &mut b);
         assert!(
@@ -153,7 +153,7 @@ fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
         assert_eq!(direct, sandboxed, "{id}");
     }
     // a list built by `map` longer than the sandbox's array bound
-    let cond = flow.skip_condition("e").unwrap();
+    let cond = flow.skip_condition(flow.step_index("e").unwrap()).unwrap();
     assert_eq!(cond.eval(sb, &mut b), Ok(true));
     assert_eq!(cond.eval_sandboxed(sb, &mut b), Ok(true));
     let mut long = bindings(&flow, 10_001);
@@ -161,4 +161,126 @@ fn strings_and_lists_built_are_bounded_as_in_the_sandbox() {
     let direct = cond.eval(sb, &mut long);
     assert!(matches!(direct, Err(RunError::Limit(_))), "{direct:?}");
     assert_eq!(direct, cond.eval_sandboxed(sb, &mut long));
+}
+
+/// The typed path answers only what the exact path would; every surprise (a slot
+/// holding another type than declared, an unbound slot, an error that `&&`/`||`
+/// absorbs or not, an overflow, a budget running out) goes to the exact path, which
+/// gives CEL's value or error. Each case is a condition, bindings, and what `eval`
+/// (typed first) gives; the sandbox gives the same wherever the bindings hold the
+/// declared types (a context bound by `context::bind` always does).
+#[test]
+fn the_typed_path_leaves_every_surprise_to_the_exact_path() {
+    let text = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: typed
+context:
+  amount: double
+  level: int
+  dept: string
+  urgent: bool
+  li: list<int>
+steps:
+  - id: done
+    type: end
+    outcome: approved
+"#;
+    let flow = compile(&SourceFile::new("typed.yaml", text), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let slot = |n: &str| flow.vars().index(n).unwrap();
+    let typed_bindings = || {
+        let mut b = Bindings::new();
+        b.set(slot("amount"), &Value::Double(20000.0));
+        b.set(slot("level"), &Value::Int(2));
+        b.set(slot("dept"), &Value::string("finance"));
+        b.set(slot("urgent"), &Value::Bool(false));
+        b.set(
+            slot("li"),
+            &Value::List(Arc::new((0..5).map(Value::Int).collect())),
+        );
+        b
+    };
+    let overflow = "level * 9223372036854775807 > 0";
+    let cases: Vec<(&str, Bindings, Result<bool, &str>)> = vec![
+        // the typed path answers
+        (
+            r#"dept in ["finance", "hr"] && amount * 1.1 > 21000.0 && !urgent"#,
+            typed_bindings(),
+            Ok(true),
+        ),
+        (
+            "li.exists(x, x > 3) && level >= 2",
+            typed_bindings(),
+            Ok(true),
+        ),
+        // an int where a double was declared: CEL compares across numeric types
+        (
+            "amount < 10000.0",
+            {
+                let mut b = typed_bindings();
+                b.set(slot("amount"), &Value::Int(5));
+                b
+            },
+            Ok(true),
+        ),
+        // a string where a bool was declared: `!` has no overload
+        (
+            "!urgent",
+            {
+                let mut b = typed_bindings();
+                b.set(slot("urgent"), &Value::string("no"));
+                b
+            },
+            Err("no matching overload"),
+        ),
+        // an unbound slot
+        ("level > 1", Bindings::new(), Err("level")),
+        // an error on the left absorbed by a deciding right operand, and not absorbed
+        ("li[9] > 0 || level == 2", typed_bindings(), Ok(true)),
+        ("li[9] > 0 && level == 2", typed_bindings(), Err("index")),
+        // an overflow, alone and absorbed
+        (overflow, typed_bindings(), Err("overflow")),
+        (
+            "level * 9223372036854775807 > 0 || true",
+            typed_bindings(),
+            Ok(true),
+        ),
+    ];
+    for (k, (cond_text, mut b, want)) in cases.into_iter().enumerate() {
+        let cond = flow.compile_condition("case", cond_text).unwrap();
+        assert!(cond.is_direct(), "{cond_text}");
+        let got = cond.eval(sb, &mut b);
+        // cases 2 and 3 bind another type than declared: the sandbox's typed natives
+        // refuse those, so only the direct path's CEL value is checked
+        let declared_types = !matches!(k, 2 | 3);
+        let sandboxed = cond.eval_sandboxed(sb, &mut b);
+        match want {
+            Ok(v) => {
+                assert_eq!(got, Ok(v), "{cond_text}");
+                if declared_types {
+                    assert_eq!(sandboxed, Ok(v), "{cond_text}");
+                }
+            }
+            Err(part) => {
+                let e = got.expect_err(cond_text).to_string();
+                assert!(e.contains(part), "{cond_text}: {e}");
+                if declared_types {
+                    assert!(sandboxed.is_err(), "{cond_text}: {sandboxed:?}");
+                }
+            }
+        }
+    }
+    // a budget running out inside the typed path is the exact path's bound
+    let mut big = bindings(&flow_with_lists(), 1_000_000);
+    let f = flow_with_lists();
+    let cond = f.skip_condition(f.step_index("a").unwrap()).unwrap();
+    assert_eq!(
+        cond.eval(f.sandbox(), &mut big),
+        Err(RunError::Limit("too many operations".to_owned()))
+    );
+}
+
+fn flow_with_lists() -> flowc::compile::CompiledFlow {
+    compile(&SourceFile::new("big.yaml", FLOW), &Options::default()).unwrap()
 }

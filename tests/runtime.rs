@@ -1175,7 +1175,7 @@ fn direct_path_decision_errors_name_their_rule() {
         "  - id: d\n    type: decision\n    rules:\n      - when: n > 5\n        goto: e\n      - when: 100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
         "{ n: int }",
     );
-    assert!(f.decision("d").unwrap().is_direct());
+    assert!(f.decision(f.step_index("d").unwrap()).unwrap().is_direct());
     let (_, fx) = start(&f, json!({"n": 0}));
     assert_eq!(
         fx,

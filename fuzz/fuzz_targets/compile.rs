@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         }
         for (index, s) in graph.steps.iter().enumerate() {
             let id = s.step.id.value.as_str();
-            if let Some(c) = flow.skip_condition(id) {
+            if let Some(c) = flow.skip_condition(index) {
                 let (direct, rhai) = (c.eval(sb, &mut b), c.eval_sandboxed(sb, &mut b));
                 assert_eq!(direct.is_ok(), rhai.is_ok(), "{id}: {direct:?} vs {rhai:?}");
                 if let (Ok(x), Ok(y)) = (direct, rhai) {
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            if let Some(d) = flow.decision(id) {
+            if let Some(d) = flow.decision(index) {
                 let (direct, rhai) = (d.eval(sb, &mut b), d.eval_sandboxed(sb, &mut b));
                 assert_eq!(direct.is_ok(), rhai.is_ok(), "{id}: {direct:?} vs {rhai:?}");
                 if let (Ok(x), Ok(y)) = (direct, rhai) {

@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 use super::RunError;
 use super::ir::{Bounds, Direct, Fold, Node, Slot};
 use super::overload::Func;
+use super::typed::Typed;
 use super::value::{self, Arith, Logic, OpError, Value};
 
 type Fail = Box<RunError>;
@@ -114,7 +115,39 @@ impl Direct {
     /// The CEL run-time error, a bound, or a result that is not a bool.
     pub fn eval_bool(&self, slots: &[Option<Value>]) -> Result<bool, RunError> {
         let budget = Cell::new(self.bounds.cost);
+        if let Some(b) = self.root.typed(&Typed::new(slots, &budget)) {
+            return Ok(b);
+        }
+        // the typed path gave up: the exact path from the start, with a full budget
+        budget.set(self.bounds.cost);
         self.eval_bool_within(slots, &budget)
+    }
+
+    /// The rule a decision routes by, on the typed path (`expr::typed`): `Some(Some(i))`
+    /// for the first rule that holds (under `unique`, the only one), `Some(None)` when no
+    /// rule holds, `None` when the exact path must decide (a rule gave up, or under
+    /// `unique` a second rule holds). The rules share one budget, as on the exact path.
+    #[must_use]
+    pub fn decide_typed(
+        rules: &[Direct],
+        slots: &[Option<Value>],
+        unique: bool,
+    ) -> Option<Option<usize>> {
+        let budget = Cell::new(rules.first().map_or(0, Direct::budget));
+        let t = Typed::new(slots, &budget);
+        let mut hit = None;
+        for (i, r) in rules.iter().enumerate() {
+            if r.root.typed(&t)? {
+                if !unique {
+                    return Some(Some(i));
+                }
+                if hit.is_some() {
+                    return None;
+                }
+                hit = Some(i);
+            }
+        }
+        Some(hit)
     }
 
     /// Evaluates a condition against a budget shared with other conditions (the rules
@@ -490,7 +523,7 @@ impl Node {
 
 /// `a.f`: first at the field's last position, else [`value::field`] (which also gives
 /// the errors).
-fn field<'a>(v: &'a Value, name: &str, at: &Slot) -> Result<&'a Value, OpError> {
+pub(super) fn field<'a>(v: &'a Value, name: &str, at: &Slot) -> Result<&'a Value, OpError> {
     if let Value::Map(m) = v {
         let hint = at.0.load(AtomicOrdering::Relaxed);
         if let Some((Value::String(k), x)) = m.get(hint)

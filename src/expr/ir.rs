@@ -6,7 +6,7 @@
 //! where the static types are known an operation becomes a node that does no dispatch
 //! on value pairs (`double < literal`, `string == literal`, `x in literal set`,
 //! `string.startsWith(literal)`, typed arithmetic). Every other node calls the one
-//! [`value`] operation that the sandbox's natives call too, so the two
+//! `value` operation that the sandbox's natives call too, so the two
 //! paths share each rule. [`super::eval`] evaluates the tree.
 
 use std::sync::Arc;

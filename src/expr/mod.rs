@@ -12,6 +12,7 @@ pub mod parse;
 mod run_error;
 mod source;
 pub(crate) mod time;
+mod typed;
 pub mod types;
 pub(crate) mod value;
 
@@ -142,7 +143,7 @@ pub enum ExprError {
         #[help]
         help: String,
     },
-    /// An assignee expression that does not give string or list<string>.
+    /// An assignee expression that does not give `string` or `list<string>`.
     #[error("assignee expression has type `{ty}`, not `string` or `list<string>`")]
     #[diagnostic(
         code("flowc::expr::assignee-type"),

@@ -1,6 +1,6 @@
 //! The one table of CEL functions and operators: every typed overload with its
 //! signature, whether it can fail, its cost, and its implementation (a
-//! [`value`] operation).
+//! `value` operation).
 //!
 //! The checker types calls from it ([`resolve`]), codegen emits a call of the function's
 //! index that the sandbox's natives dispatch through [`Func::apply`], and the direct

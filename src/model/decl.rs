@@ -251,8 +251,51 @@ pub fn shown(v: &serde_json::Value) -> String {
 /// # Errors
 /// The first part that does not fit.
 pub fn fit(decl: &Declared, value: &serde_json::Value, path: &FieldPath) -> Result<Fitted, Misfit> {
-    let mut path = path.clone();
-    fit_at(decl, value, &mut path, true)
+    fit_at(decl, value, &At::root(path), true)
+}
+
+/// Where the value being fitted sits: the caller's path and the parts below it, as a
+/// chain on the stack. A [`FieldPath`] is built only for a misfit, so fitting a value
+/// that fits copies no field name.
+struct At<'p> {
+    base: &'p FieldPath,
+    below: Option<(&'p At<'p>, Part<'p>)>,
+}
+
+#[derive(Clone, Copy)]
+enum Part<'p> {
+    Field(&'p str),
+    Index(usize),
+    Key(&'p str),
+}
+
+impl<'p> At<'p> {
+    fn root(base: &'p FieldPath) -> Self {
+        At { base, below: None }
+    }
+
+    fn child(&'p self, part: Part<'p>) -> At<'p> {
+        At {
+            base: self.base,
+            below: Some((self, part)),
+        }
+    }
+
+    fn path(&self) -> FieldPath {
+        let mut parts = Vec::new();
+        let mut at = self;
+        while let Some((up, part)) = &at.below {
+            parts.push(match *part {
+                Part::Field(n) => PathPart::Field(n.to_owned()),
+                Part::Index(i) => PathPart::Index(i),
+                Part::Key(k) => PathPart::Key(k.to_owned()),
+            });
+            at = up;
+        }
+        let mut path = self.base.clone();
+        path.0.extend(parts.into_iter().rev());
+        path
+    }
 }
 
 /// Fits the fields of an object (the flow's `context` or a nested one): every given
@@ -266,47 +309,48 @@ pub fn fit_fields<'d>(
     given: &serde_json::Map<String, serde_json::Value>,
     path: &FieldPath,
 ) -> Result<Vec<(&'d FieldDecl, Fitted)>, Misfit> {
-    let mut path = path.clone();
-    fields_at(fields, given, &mut path)
+    fields_at(fields, given, &At::root(path))
 }
 
 fn fields_at<'d>(
     fields: &'d [FieldDecl],
     given: &serde_json::Map<String, serde_json::Value>,
-    path: &mut FieldPath,
+    at: &At<'_>,
 ) -> Result<Vec<(&'d FieldDecl, Fitted)>, Misfit> {
     if let Some(k) = given
         .keys()
         .find(|k| !fields.iter().any(|f| f.name.value == **k))
     {
-        path.0.push(PathPart::Field(k.clone()));
         return Err(Misfit {
-            path: path.clone(),
+            path: at.child(Part::Field(k)).path(),
             kind: MisfitKind::Unknown {
                 declared: fields.iter().map(|f| f.name.value.clone()).collect(),
             },
         });
     }
     let mut out = Vec::with_capacity(fields.len());
+    // a context usually lists its fields in declaration order: each is then the next
+    // entry, found without hashing its name
+    let mut next = given.iter().peekable();
     for f in fields {
-        path.0.push(PathPart::Field(f.name.value.clone()));
-        let v = match given.get(&f.name.value).or(f.default.as_ref()) {
+        let here = at.child(Part::Field(&f.name.value));
+        let in_order = next.next_if(|(k, _)| **k == f.name.value).map(|(_, v)| v);
+        let v = match in_order
+            .or_else(|| given.get(&f.name.value))
+            .or(f.default.as_ref())
+        {
             Some(v) => v,
-            None if f.optional => {
-                path.0.pop();
-                continue;
-            }
+            None if f.optional => continue,
             None => {
                 return Err(Misfit {
-                    path: path.clone(),
+                    path: here.path(),
                     kind: MisfitKind::Missing {
                         expected: f.decl.to_string(),
                     },
                 });
             }
         };
-        out.push((f, fit_at(&f.decl, v, path, true)?));
-        path.0.pop();
+        out.push((f, fit_at(&f.decl, v, &here, true)?));
     }
     Ok(out)
 }
@@ -316,32 +360,30 @@ fn fields_at<'d>(
 fn fit_at(
     decl: &Declared,
     v: &serde_json::Value,
-    path: &mut FieldPath,
+    at: &At<'_>,
     check_allowed: bool,
 ) -> Result<Fitted, Misfit> {
     use serde_json::Value as J;
-    let wrong = |path: &FieldPath| Misfit {
-        path: path.clone(),
+    let wrong = |at: &At<'_>| Misfit {
+        path: at.path(),
         kind: MisfitKind::WrongType {
             expected: decl.ty.to_string(),
             got: format!("{} `{}`", json_kind(v), shown(v)),
         },
     };
-    let scalar = |value: Option<Value>, path: &FieldPath| match value {
+    let scalar = |value: Option<Value>, at: &At<'_>| match value {
         Some(value) => Ok(Fitted {
             json: v.clone(),
             value,
         }),
-        None => Err(wrong(path)),
+        None => Err(wrong(at)),
     };
     let fitted = match (&decl.parts, &decl.ty, v) {
         (Parts::Items(item), _, J::Array(items)) => {
             let mut json = Vec::with_capacity(items.len());
             let mut values = Vec::with_capacity(items.len());
             for (i, x) in items.iter().enumerate() {
-                path.0.push(PathPart::Index(i));
-                let f = fit_at(item, x, path, true)?;
-                path.0.pop();
+                let f = fit_at(item, x, &at.child(Part::Index(i)), true)?;
                 json.push(f.json);
                 values.push(f.value);
             }
@@ -354,9 +396,7 @@ fn fit_at(
             let mut json = serde_json::Map::with_capacity(m.len());
             let mut values = Vec::with_capacity(m.len());
             for (k, x) in m {
-                path.0.push(PathPart::Key(k.clone()));
-                let f = fit_at(val, x, path, true)?;
-                path.0.pop();
+                let f = fit_at(val, x, &at.child(Part::Key(k)), true)?;
                 json.insert(k.clone(), f.json);
                 values.push((Value::string(k), f.value));
             }
@@ -366,7 +406,7 @@ fn fit_at(
             }
         }
         (Parts::Fields(fields), _, J::Object(m)) => {
-            let fitted = fields_at(fields, m, path)?;
+            let fitted = fields_at(fields, m, at)?;
             let mut json = serde_json::Map::with_capacity(fitted.len());
             let mut values = Vec::with_capacity(fitted.len());
             for (f, x) in fitted {
@@ -378,19 +418,19 @@ fn fit_at(
                 value: Value::Map(Arc::new(values)),
             }
         }
-        (Parts::Items(_) | Parts::Values(_) | Parts::Fields(_), _, _) => return Err(wrong(path)),
-        (Parts::None, ty, _) => scalar(scalar_value(ty, v), path)?,
+        (Parts::Items(_) | Parts::Values(_) | Parts::Fields(_), _, _) => return Err(wrong(at)),
+        (Parts::None, ty, _) => scalar(scalar_value(ty, v), at)?,
     };
     if check_allowed && let Some(allowed) = &decl.allowed {
         // the same value written another way (`1` and `1.0` for a double) is allowed too
         let ok = allowed.iter().any(|a| {
             *a == fitted.json
-                || fit_at(decl, a, &mut FieldPath::default(), false)
+                || fit_at(decl, a, &At::root(&FieldPath::default()), false)
                     .is_ok_and(|x| equals(&x.value, &fitted.value))
         });
         if !ok {
             return Err(Misfit {
-                path: path.clone(),
+                path: at.path(),
                 kind: MisfitKind::NotAllowed {
                     value: shown(v),
                     allowed: allowed.iter().map(shown).collect::<Vec<_>>().join(", "),
@@ -424,5 +464,5 @@ fn scalar_value(ty: &Type, v: &serde_json::Value) -> Option<Value> {
 /// # Errors
 /// Where the member does not fit.
 pub fn fit_member(decl: &Declared, member: &serde_json::Value) -> Result<Fitted, Misfit> {
-    fit_at(decl, member, &mut FieldPath::default(), false)
+    fit_at(decl, member, &At::root(&FieldPath::default()), false)
 }

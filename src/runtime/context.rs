@@ -135,12 +135,18 @@ pub fn bind(
         .map_err(ContextError::from_misfit)?;
     let mut normal = serde_json::Map::with_capacity(fitted.len());
     let mut bindings = Bindings::new();
+    // the fitted fields come in declaration order (absent optional ones left out): each
+    // one's slot is found by walking the declarations alongside, not by its name
+    let mut slots = flow.flow().context.iter().zip(flow.context_slots());
     for (decl, f) in fitted {
-        let name = &decl.name.value;
-        if let Some(i) = flow.vars().index(name) {
+        let slot = slots
+            .by_ref()
+            .find(|(d, _)| std::ptr::eq(*d, decl))
+            .and_then(|(_, slot)| *slot);
+        if let Some(i) = slot {
             bindings.set(i, &f.value);
         }
-        normal.insert(name.clone(), f.json);
+        normal.insert(decl.name.value.clone(), f.json);
     }
     Ok((serde_json::Value::Object(normal), bindings))
 }

@@ -249,9 +249,22 @@ impl Instance {
                 }
             }
         };
-        // one task per person: a name given twice is asked once (`check` warns of it)
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|x| seen.insert(x.clone()));
+        // one task per person: a name given twice is asked once (`check` warns of it);
+        // a short list (the usual one or two) is searched, a long one hashed
+        if out.len() > 1 {
+            if out.len() <= 16 {
+                let mut kept: Vec<Assignee> = Vec::with_capacity(out.len());
+                for x in out {
+                    if !kept.contains(&x) {
+                        kept.push(x);
+                    }
+                }
+                out = kept;
+            } else {
+                let mut seen = std::collections::HashSet::new();
+                out.retain(|x| seen.insert(x.clone()));
+            }
+        }
         if out.is_empty() {
             return Err(match slot {
                 AssigneeSlot::Step(i) => {

@@ -83,7 +83,7 @@ impl Instance {
             return;
         };
         let visit = self.new_visit(step, from);
-        if self.skips(flow, step, visit) {
+        if self.skips(flow, i, step, visit) {
             self.close(visit, VisitStatus::Skipped, None);
             run.work.push((node.next, scope, Some(visit)));
             return;
@@ -173,8 +173,14 @@ impl Instance {
 
     /// Evaluates a step's `skipCondition` (recorded in the visit); an error means do not
     /// skip (fail closed).
-    pub(super) fn skips(&mut self, flow: &CompiledFlow, step: &Step, visit: usize) -> bool {
-        let (Some(cond), Some(src)) = (flow.skip_condition(&step.id.value), &step.skip) else {
+    pub(super) fn skips(
+        &mut self,
+        flow: &CompiledFlow,
+        i: usize,
+        step: &Step,
+        visit: usize,
+    ) -> bool {
+        let (Some(cond), Some(src)) = (flow.skip_condition(i), &step.skip) else {
             return false;
         };
         let r = cond.eval(flow.sandbox(), &mut self.bindings);
@@ -204,7 +210,7 @@ impl Instance {
         let (Some(step), Some(node)) = (flow.step(i), flow.nodes().get(i)) else {
             return;
         };
-        let Some(decision) = flow.decision(&step.id.value) else {
+        let Some(decision) = flow.decision(i) else {
             self.close(visit, VisitStatus::Error, None);
             self.incident(run, &step.id.value, "decision was not compiled".to_owned());
             return;

@@ -1,0 +1,192 @@
+//! Decisions: every rule checked, analysed by the graph stage, compiled into one Rhai
+//! program and lowered rule by rule.
+
+use super::Ctx;
+use super::conditions::Condition;
+use crate::expr::{self, Direct, codegen};
+use crate::graph::{Graph, rules};
+use crate::model::{Flow, HitPolicy, Rule};
+use crate::sandbox::{Bindings, Program, RunError, Sandbox};
+use crate::span::Span;
+
+/// A compiled decision: one program for all rules (and the direct forms of the rules
+/// when every rule has one).
+#[derive(Debug, Clone)]
+pub struct CompiledDecision {
+    program: Program,
+    fast: Option<Vec<Direct>>,
+    /// Each rule on its own, when some rule has no direct form: only run to name the
+    /// rule that failed in an incident.
+    rules: Vec<Condition>,
+    unique: bool,
+}
+
+impl CompiledDecision {
+    /// The rule that routes: `Some(index)` (0-based), `None` when no rule holds.
+    ///
+    /// # Errors
+    /// A run-time error in a rule, or more than one rule holding under `unique`
+    /// ([`RunError::NotUnique`]); both are incidents.
+    pub fn eval(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<Option<usize>, RunError> {
+        match &self.fast {
+            Some(rules) => self.decide_direct(rules, bindings),
+            None => self.eval_sandboxed(sandbox, bindings),
+        }
+    }
+
+    fn decide_direct(
+        &self,
+        rules: &[Direct],
+        bindings: &Bindings,
+    ) -> Result<Option<usize>, RunError> {
+        if let Some(hit) = Direct::decide_typed(rules, bindings.slots(), self.unique) {
+            return Ok(hit);
+        }
+        // one budget for the whole decision, as its one program has in the sandbox
+        let budget = std::cell::Cell::new(rules.first().map_or(0, Direct::budget));
+        let mut hit = None;
+        for (i, r) in rules.iter().enumerate() {
+            if r.eval_bool_within(bindings.slots(), &budget)? {
+                match hit {
+                    None if !self.unique => return Ok(Some(i)),
+                    None => hit = Some(i),
+                    Some(first) => {
+                        let mut all = vec![first, i];
+                        for (j, rest) in rules.iter().enumerate().skip(i + 1) {
+                            if rest.eval_bool_within(bindings.slots(), &budget)? {
+                                all.push(j);
+                            }
+                        }
+                        return Err(RunError::NotUnique(all));
+                    }
+                }
+            }
+        }
+        Ok(hit)
+    }
+
+    /// Evaluates the one Rhai program of the decision, even when direct forms exist.
+    ///
+    /// # Errors
+    /// As [`CompiledDecision::eval`].
+    pub fn eval_sandboxed(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+    ) -> Result<Option<usize>, RunError> {
+        let to_index = |i: i64| usize::try_from(i).ok();
+        if !self.unique {
+            return Ok(to_index(sandbox.eval_int(&self.program, bindings)?));
+        }
+        let hits: Vec<usize> = match sandbox.eval(&self.program, bindings)? {
+            expr::Value::List(l) => l
+                .iter()
+                .filter_map(|v| match v {
+                    expr::Value::Int(i) => to_index(*i),
+                    _ => None,
+                })
+                .collect(),
+            other => {
+                return Err(RunError::ResultType {
+                    expected: "list",
+                    got: other.type_name().to_owned(),
+                });
+            }
+        };
+        match hits.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(RunError::NotUnique(hits)),
+        }
+    }
+
+    /// The first rule whose condition fails at run time under these bindings (for an
+    /// incident's message); `None` when no rule fails on its own.
+    pub fn failing_rule(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Option<usize> {
+        match &self.fast {
+            Some(rules) => rules
+                .iter()
+                .position(|r| r.eval_bool(bindings.slots()).is_err()),
+            None => self
+                .rules
+                .iter()
+                .position(|r| r.eval(sandbox, bindings).is_err()),
+        }
+    }
+
+    /// `hitPolicy: unique`.
+    #[must_use]
+    pub fn is_unique(&self) -> bool {
+        self.unique
+    }
+
+    /// True when every rule runs on the direct path.
+    #[must_use]
+    pub fn is_direct(&self) -> bool {
+        self.fast.is_some()
+    }
+}
+
+impl Ctx<'_> {
+    /// Checks a decision's rules (each on its own, then the graph stage's analysis of
+    /// them together) and compiles them; `None` when a rule has an error.
+    pub(super) fn decision(
+        &mut self,
+        g: &Graph<'_>,
+        flow: &Flow,
+        step_index: usize,
+        type_span: Span,
+        hit_policy: HitPolicy,
+        rs: &[Rule],
+    ) -> Option<CompiledDecision> {
+        let mut checked = Vec::new();
+        for (i, r) in rs.iter().enumerate() {
+            if let Some(c) = self.condition(&r.when) {
+                checked.push((i, c));
+            }
+        }
+        let spans: Vec<Span> = rs.iter().map(|r| r.when.span).collect();
+        let exprs: Vec<(usize, &expr::Expr)> = checked.iter().map(|(i, c)| (*i, &c.expr)).collect();
+        for e in rules::check_decision(g, flow, step_index, &exprs) {
+            self.diags.add(self.file, e);
+        }
+        if checked.len() != rs.len() {
+            return None;
+        }
+        let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
+        let unique = hit_policy == HitPolicy::Unique;
+        let generated = codegen::generate_decision(&exprs, unique, &self.vars);
+        let fast = exprs
+            .iter()
+            .map(|e| self.lower(e))
+            .collect::<Option<Vec<Direct>>>();
+        // per-rule programs only where the direct forms cannot name a failing rule
+        let rules: Vec<Condition> = if fast.is_some() {
+            Vec::new()
+        } else {
+            exprs
+                .iter()
+                .zip(&spans)
+                .map(|(e, span)| self.compile_checked(e, *span))
+                .collect::<Option<_>>()?
+        };
+        // the decision's program holds every rule: a failure names them all
+        let all = spans
+            .iter()
+            .copied()
+            .reduce(Span::join)
+            .unwrap_or(type_span);
+        // a rule that failed on its own has been reported: not again for the decision
+        let program = self.program(&generated, all)?;
+        Some(CompiledDecision {
+            program,
+            fast,
+            rules,
+            unique,
+        })
+    }
+}
