@@ -743,6 +743,11 @@ codes! {
         "The message names the endpoints and what failed; check that etcd runs there \
          and the `--etcd` option or `FLOWC_ETCD`. The commands exit with 2.",
         none;
+    StoreEtcdCorrupt = ("store", "etcd-corrupt"):
+        "an etcd key whose value flowc never writes (a history entry or hold put by hand)",
+        "A corrupt history entry is skipped with a warning naming its key (`history` \
+         shows it as a corrupt entry); `etcdctl del KEY` removes it.",
+        none;
     SourceEtcdConflict = ("source", "etcd-conflict"):
         "a publish or rollback refused because the flow changed since it was read",
         "Writes are compare-and-swap on the key's mod revision; both revisions are \
@@ -757,6 +762,12 @@ codes! {
         "a write whose answer was lost and that could not be read back",
         "etcd may have applied it: `flowc history` tells. Publishing again with the same \
          `--expect-revision` is safe: it is refused if the first write landed.",
+        none;
+    SourceEtcdTooLarge = ("source", "etcd-too-large"):
+        "a flow too large to publish in one etcd request",
+        "A publish writes the YAML twice (flow key and history entry) in one \
+         transaction; etcd takes 1.5 MiB by default (`--max-request-bytes`). Nothing is \
+         written; the command exits with 1.",
         none;
     SourceEtcdFlowKey = ("source", "etcd-flow-key"):
         "a key under the flows prefix that does not name a flow",

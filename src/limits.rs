@@ -69,6 +69,13 @@ impl Limits {
     /// Largest file of an etcd source's snapshot directory read, in bytes (above
     /// [`Limits::MAX_STORED_SOURCE_BYTES`]: a snapshot holds a whole source).
     pub const MAX_SNAPSHOT_FILE_BYTES: u64 = 9 * 1024 * 1024;
+    /// Largest answer the etcd client decodes, in bytes (tonic's default is 4 MiB): a
+    /// page of 16 values of etcd's largest default request, with room to spare; a watch
+    /// catching up sends many revisions in one answer and takes the same limit.
+    pub const MAX_ETCD_DECODE_BYTES: usize = 64 * 1024 * 1024;
+    /// Largest request etcd takes by default (its `--max-request-bytes`, 1.5 MiB): a
+    /// publish carries the flow's YAML twice (the flow key and its history entry).
+    pub const MAX_ETCD_REQUEST_BYTES: u64 = 1024 * 1024 * 3 / 2;
 }
 
 /// Bounds on what the loader accepts; hitting one is a diagnostic, never an abort.

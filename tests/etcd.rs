@@ -1715,3 +1715,775 @@ async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero(
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("2 I/O or connection"), "{help}");
 }
+
+// ---------------------------------------------------------------- a stranger's probe (issue 10)
+
+/// Version `n` of flow `id`, padded with comment lines to about `bytes` bytes.
+fn big_flow(id: &str, n: usize, bytes: usize) -> Vec<u8> {
+    let mut src = flow(id, n);
+    let line = format!("# {}\n", "x".repeat(97));
+    while src.len() + line.len() <= bytes {
+        src.extend_from_slice(line.as_bytes());
+    }
+    src
+}
+
+/// Runs `flowc` to its end, failing after `secs` seconds: (exit code, stdout, stderr).
+fn flowc_within(secs: u64, args: &[&str]) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    let mut child = flowc()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let o = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let e = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "flowc {args:?} still runs after {secs} s: {}",
+                e.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), o.join().unwrap(), e.join().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_larger_than_one_answer_is_watched_and_its_history_read_in_pages() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    // 7 flows of 650 KB: 4.5 MB in all, over the 4 MiB of one answer
+    let mut published = Vec::new();
+    for i in 0..7 {
+        let src = big_flow(&format!("big-{i}"), 1, 650_000);
+        published.push(publish(&mut client, &t, &src, None).await);
+    }
+    let w = Watcher::start(server.connection(), &t, None);
+    until("every large flow active", 30, || {
+        published.iter().all(|v| w.has(v))
+    })
+    .await;
+    assert_eq!(w.count("disconnected"), 0);
+    // 7 versions of one 650 KB flow: its history is 4.5 MB
+    let mut versions = Vec::new();
+    for n in 1..=7 {
+        versions.push(publish(&mut client, &t, &big_flow("huge", n, 650_000), None).await);
+    }
+    let h = etcd::history(&mut client, &t, &Options::default(), "huge")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.iter().map(|i| i.revision).collect::<Vec<_>>(),
+        versions.iter().map(|v| v.revision).collect::<Vec<_>>()
+    );
+    assert!(h.iter().all(|i| i.corrupt.is_none()));
+    let back = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "huge",
+            to: versions[0].revision,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("rollback: {e:?}"));
+    assert_eq!(back.version.hash, versions[0].hash);
+    until("the rollback is live", 20, || w.has(&back.version)).await;
+    // the store lists all of them too
+    let store = std::thread::spawn({
+        let conn = server.connection();
+        let t = t.clone();
+        move || {
+            let store = EtcdStore::open(&conn, t).unwrap();
+            flowc::store::VersionStore::list(&store, "huge")
+                .unwrap()
+                .len()
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(store, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_checks_the_whole_set_like_check_and_walks_directories() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let url = server.url();
+    let dir = TempDir::new("set");
+    std::fs::write(dir.0.join("a.yaml"), flow("leave", 1)).unwrap();
+    std::fs::write(dir.0.join("b.yaml"), flow("leave", 2)).unwrap();
+    let (a, b) = (
+        dir.0.join("a.yaml").display().to_string(),
+        dir.0.join("b.yaml").display().to_string(),
+    );
+    let (code, out, err) =
+        flowc_within(20, &["publish", &a, &b, "--etcd", &url, "--tenant", "acme"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("flowc::check::duplicate-flow-id"), "{err}");
+    assert!(err.contains("nothing published"), "{err}");
+    let mut client = server.client().await;
+    let t = tenant("acme");
+    assert!(
+        client
+            .get(t.flow_key("leave"), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty(),
+        "nothing may be published"
+    );
+    // a directory is walked as `check` walks it: flows published, other YAML skipped
+    let tree = TempDir::new("tree");
+    std::fs::create_dir_all(tree.0.join("sub")).unwrap();
+    std::fs::write(tree.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    std::fs::write(tree.0.join("sub/expense.yaml"), flow("expense", 1)).unwrap();
+    std::fs::write(tree.0.join("config.yaml"), "replicas: 3\n").unwrap();
+    let d = tree.0.display().to_string();
+    let (code, out, err) = flowc_within(20, &["publish", &d, "--etcd", &url, "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("published ")).count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("published expense@") && out.contains("published leave@"),
+        "{out}"
+    );
+    assert!(
+        !client
+            .get(t.flow_key("expense"), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty()
+    );
+    // a named file that is no flow is refused before anything is written
+    let c = tree.0.join("config.yaml").display().to_string();
+    let (code, _, err) = flowc_within(20, &["publish", &c, "--etcd", &url, "--tenant", "acme"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not a flow"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_history_entry_is_skipped_with_a_warning_naming_its_key() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    let bad = format!("{}zz-bad", t.history_prefix("leave"));
+    server.etcdctl(&["put", &bad, r#"{"format":1,"flow":"leave"}"#]);
+    // history: the entry shows as corrupt, the others as usual
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(h[0].revision, v1.revision);
+    assert_eq!(h[1].revision, v2.revision);
+    let corrupt = h[2].corrupt.as_ref().expect("a corrupt item");
+    assert_eq!(corrupt.key, bad);
+    assert!(corrupt.reason.contains("missing field"), "{corrupt:?}");
+    let url = server.url();
+    let (code, out, err) = flowc_within(
+        20,
+        &["history", "leave", "--etcd", &url, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains(&format!("warning[{}]", "flowc::store::etcd-corrupt")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("etcdctl del {bad}")), "{err}");
+    assert!(out.contains(&format!("corrupt entry `{bad}`")), "{out}");
+    let (code, out, _) = flowc_within(
+        20,
+        &[
+            "history", "leave", "--etcd", &url, "--tenant", "acme", "--format", "json",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[2]["corrupt"]["key"], json!(bad));
+    assert_eq!(list[0]["corrupt"], json!(null));
+    // a rollback to another revision works
+    let rev = v1.revision.to_string();
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "rollback", "leave", "--to", &rev, "--etcd", &url, "--tenant", "acme",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    // a new watcher finding refused content falls back to the newest good entry
+    let current = publish(&mut client, &t, &flow("leave", 3), None).await;
+    server.etcdctl(&["put", &t.flow_key("leave"), "not: [a flow"]);
+    let w = Watcher::start(server.connection(), &t, None);
+    until("fallback", 10, || w.active("leave").is_some()).await;
+    assert_eq!(w.active("leave").unwrap().hash, current.hash);
+    assert!(w.events.lock().unwrap().iter().any(|e| matches!(
+        e,
+        WatchEvent::Warning { message } if message.contains(&bad)
+    )));
+    // the store's message names the key and how to fix it
+    let err = flowc::store::StoreError::CorruptKey {
+        key: bad.clone(),
+        reason: "x".to_owned(),
+    };
+    assert_eq!(code_of(&err), "flowc::store::etcd-corrupt");
+    let help = miette::Diagnostic::help(&err).unwrap().to_string();
+    assert!(help.contains(&format!("etcdctl del {bad}")), "{help}");
+}
+
+fn code_of(e: &dyn miette::Diagnostic) -> String {
+    code(e)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propagation_is_measured_only_for_live_events_and_never_from_the_future() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let old = publish(&mut client, &t, &flow("leave", 1), None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let w = Watcher::start(server.connection(), &t, None);
+    until("cold start", 10, || w.has(&old)).await;
+    let latencies = |w: &Watcher, rev: u64| -> Vec<Option<Duration>> {
+        w.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                WatchEvent::Publish { version, latency } if version.revision == rev => {
+                    Some(*latency)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        latencies(&w, old.revision),
+        vec![None],
+        "a cold start is no propagation"
+    );
+    let live = publish(&mut client, &t, &flow("leave", 2), None).await;
+    until("live", 10, || w.has(&live)).await;
+    let l = latencies(&w, live.revision);
+    assert_eq!(l.len(), 1);
+    assert!(l[0].is_some_and(|d| d < Duration::from_secs(5)), "{l:?}");
+    // a publisher whose clock is an hour ahead: no latency (not 0)
+    let future = etcd::now_micros() + 3_600_000_000;
+    let src = flow("leave", 3);
+    let hash = Registry::default()
+        .compile("x.yaml", &src)
+        .unwrap()
+        .version()
+        .hash
+        .clone();
+    let meta = serde_json::to_string(&etcd::FlowMeta {
+        hash,
+        meta: flowc::store::VersionMeta {
+            author: Some("skewed".to_owned()),
+            ..Default::default()
+        },
+        published_at_micros: future,
+        history: None,
+    })
+    .unwrap();
+    let txn = etcd_client::Txn::new().and_then([
+        etcd_client::TxnOp::put(t.flow_key("leave"), src, None),
+        etcd_client::TxnOp::put(t.meta_key("leave"), meta, None),
+    ]);
+    let rev = client.txn(txn).await.unwrap().header().unwrap().revision() as u64;
+    until("skewed", 10, || {
+        w.active("leave").is_some_and(|v| v.revision == rev)
+    })
+    .await;
+    assert_eq!(latencies(&w, rev), vec![None]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_too_large_for_one_request_is_refused_before_writing() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let url = server.url();
+    let dir = TempDir::new("large");
+    std::fs::write(dir.0.join("a.yaml"), flow("small", 1)).unwrap();
+    std::fs::write(dir.0.join("b.yaml"), big_flow("large", 1, 1_100_000)).unwrap();
+    std::fs::write(dir.0.join("c.yaml"), flow("later", 1)).unwrap();
+    let p = |n: &str| dir.0.join(n).display().to_string();
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "publish",
+            &p("a.yaml"),
+            &p("b.yaml"),
+            &p("c.yaml"),
+            "--etcd",
+            &url,
+            "--tenant",
+            "acme",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("error[flowc::source::etcd-too-large]"),
+        "{err}"
+    );
+    let size = big_flow("large", 1, 1_100_000).len();
+    assert!(
+        err.contains(&format!("flow `large` is {size} bytes")),
+        "{err}"
+    );
+    assert!(err.contains("etcd takes at most 1572864"), "{err}");
+    assert!(!err.contains("TLS") && !err.contains("endpoints"), "{err}");
+    // the partial publish is summed up
+    assert!(
+        err.contains("failed after 1 flow(s) were published: small@"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("not published: {}", p("c.yaml"))),
+        "{err}"
+    );
+    let mut client = server.client().await;
+    let t = tenant("acme");
+    assert!(
+        client
+            .get(t.flow_key("large"), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty()
+    );
+    // the library says the same
+    let e = etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &PublishRequest {
+            name: "b.yaml",
+            source: &big_flow("large", 1, 1_100_000),
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(code_of(&e), "flowc::source::etcd-too-large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_named_as_a_layout_segment_is_refused() {
+    if !have_etcd() {
+        return;
+    }
+    for name in ["flows", "history", "flowmeta", "holds"] {
+        let e = Tenant::new("/flowc/acme", name).unwrap_err();
+        assert_eq!(code(&e), "flowc::store::invalid-key");
+        assert!(e.to_string().contains("segment of the key layout"), "{e}");
+    }
+    let dir = TempDir::new("reserved");
+    std::fs::write(dir.0.join("a.yaml"), flow("leave", 1)).unwrap();
+    let a = dir.0.join("a.yaml").display().to_string();
+    let (code, _, err) = flowc_within(
+        20,
+        &[
+            "publish",
+            &a,
+            "--etcd",
+            "http://127.0.0.1:1",
+            "--prefix",
+            "/flowc/acme",
+            "--tenant",
+            "flows",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("error[flowc::store::invalid-key]: invalid tenant `flows`"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_header_warns_and_starts_from_etcd() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let snap = TempDir::new("damaged");
+    let mut client = server.client().await;
+    let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+    std::fs::create_dir_all(snap.0.join("flows")).unwrap();
+    std::fs::write(snap.0.join("snapshot.json"), "{\"format\": 1, \"pre").unwrap();
+    std::fs::write(snap.0.join("flows/stale.json"), "{}").unwrap();
+    let w = Watcher::start(server.connection(), &t, Some(&snap.0));
+    until("from etcd", 10, || w.has(&v)).await;
+    assert!(w.events.lock().unwrap().iter().any(|e| matches!(
+        e,
+        WatchEvent::Warning { message } if message.contains("is damaged") && message.contains("rewritten from etcd")
+    )));
+    until("rewritten", 10, || {
+        Snapshot::open(&snap.0, &t)
+            .ok()
+            .and_then(|s| s.revision().ok().flatten())
+            .is_some()
+    })
+    .await;
+    assert!(!snap.0.join("flows/stale.json").exists());
+    // the CLI says so and keeps running
+    let s = snap.0.display().to_string();
+    std::fs::write(snap.0.join("snapshot.json"), "garbage").unwrap();
+    let url = server.url();
+    let run = Running::start(&[
+        "watch",
+        "--etcd",
+        &url,
+        "--tenant",
+        "acme",
+        "--snapshot",
+        &s,
+    ]);
+    until("connected", 10, || run.count("connected") == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_misconfiguration_on_the_first_connection_exits_2_naming_the_file() {
+    if !have_etcd() {
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl is not on PATH");
+        return;
+    }
+    let certs = TempDir::new("certs-cfg");
+    make_certs(&certs.0, "ca", &["server", "client"]);
+    make_certs(&certs.0, "other-ca", &["stranger"]);
+    let p = |n: &str| certs.0.join(n).display().to_string();
+    let server = Etcd::start_with(
+        Some(Tls {
+            ca: certs.0.join("ca.pem"),
+            server_cert: certs.0.join("server.pem"),
+            server_key: certs.0.join("server.key"),
+        }),
+        TempDir::new("data"),
+    );
+    let url = server.url();
+    let mut conn = server.connection();
+    conn.cacert = Some(certs.0.join("ca.pem"));
+    conn.cert = Some(certs.0.join("client.pem"));
+    conn.key = Some(certs.0.join("client.key"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while conn.first_contact().await.is_err() {
+        assert!(Instant::now() < deadline, "the TLS etcd did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let watch = |cacert: &str, cert: &str, key: &str| {
+        flowc_within(
+            20,
+            &[
+                "watch", "--etcd", &url, "--tenant", "acme", "--cacert", cacert, "--cert", cert,
+                "--key", key,
+            ],
+        )
+    };
+    // a CA that did not sign the server's certificate
+    let (code, _, err) = watch(&p("other-ca.pem"), &p("client.pem"), &p("client.key"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "not signed by the CA of --cacert `{}`",
+            p("other-ca.pem")
+        )),
+        "{err}"
+    );
+    // a client certificate the server does not trust
+    let (code, _, err) = watch(&p("ca.pem"), &p("stranger.pem"), &p("stranger.key"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("refused the client certificate"), "{err}");
+    // a key that is not the certificate's
+    let (code, _, err) = watch(&p("ca.pem"), &p("client.pem"), &p("server.key"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--key `{}` is not the key of --cert",
+            p("server.key")
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("etcd-unreachable"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_escapes_control_characters_and_says_when_a_flow_was_deleted() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let forged = "eve\nrevision 999  ffff  2026-01-01T00:00:00Z  admin  approved";
+    etcd::publish(
+        &mut client,
+        &t,
+        &Options::default(),
+        &PublishRequest {
+            name: "flow.yaml",
+            source: &flow("leave", 1),
+            expect_revision: None,
+            author: Some(forged.to_owned()),
+            message: Some("\u{1b}[31mred".to_owned()),
+        },
+    )
+    .await
+    .unwrap();
+    let url = server.url();
+    let (code, out, err) = flowc_within(
+        20,
+        &["history", "leave", "--etcd", &url, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.lines().any(|l| l.starts_with("revision 999")), "{out}");
+    assert!(out.contains("eve\\nrevision 999"), "{out}");
+    assert!(
+        out.contains("\\u{1b}[31mred") && !out.contains('\u{1b}'),
+        "{out}"
+    );
+    let (_, out, _) = flowc_within(
+        20,
+        &[
+            "history", "leave", "--etcd", &url, "--tenant", "acme", "--format", "json",
+        ],
+    );
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["author"], json!(forged));
+    assert_eq!(list[0]["message"], json!("\u{1b}[31mred"));
+    // an explicitly empty author is refused
+    let dir = TempDir::new("author");
+    std::fs::write(dir.0.join("a.yaml"), flow("leave", 2)).unwrap();
+    let a = dir.0.join("a.yaml").display().to_string();
+    let (code, _, err) = flowc_within(
+        20,
+        &[
+            "publish", &a, "--etcd", &url, "--tenant", "acme", "--author", "",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--author is empty"), "{err}");
+    // a deleted flow's history says so
+    let rev = key_revision(&mut client, &t, "leave").await;
+    etcd::delete(&mut client, &t, "leave", rev).await.unwrap();
+    let (code, out, _) = flowc_within(
+        20,
+        &["history", "leave", "--etcd", &url, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("deleted: the key of `leave` no longer exists"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_never_panics() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let dir = TempDir::new("pipe");
+    std::fs::write(dir.0.join("a.yaml"), flow("leave", 1)).unwrap();
+    std::fs::write(
+        dir.0.join("bad.yaml"),
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: 7\n",
+    )
+    .unwrap();
+    let a = dir.0.join("a.yaml").display().to_string();
+    let bad = dir.0.join("bad.yaml").display().to_string();
+    let url = server.url();
+    let missing = dir.0.join("missing.yaml").display().to_string();
+    // what each exits with: stdout's lines are dropped quietly; a message to a closed
+    // stderr ends the process with 141 (it panicked with 101 before)
+    for (args, expected) in [
+        (
+            vec![
+                "publish",
+                a.as_str(),
+                "--etcd",
+                url.as_str(),
+                "--tenant",
+                "acme",
+            ],
+            0,
+        ),
+        (vec!["check", bad.as_str()], 1),
+        (vec!["check", missing.as_str()], 141),
+        (
+            vec![
+                "publish",
+                a.as_str(),
+                "--etcd",
+                "http://127.0.0.1:1",
+                "--tenant",
+                "acme",
+            ],
+            141,
+        ),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = flowc()
+            .args(&args)
+            .stdout(Stdio::from(writer.try_clone().unwrap()))
+            .stderr(Stdio::from(writer))
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(expected), "{args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_stops_on_sigterm_serves_metrics_on_a_host_name_and_reports_connected() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let port = free_port();
+    let url = server.url();
+    let addr = format!("localhost:{port}");
+    let mut w = Running::start(&[
+        "watch",
+        "--etcd",
+        &url,
+        "--tenant",
+        "acme",
+        "--metrics-addr",
+        &addr,
+        "--format",
+        "json",
+    ]);
+    until("connected", 10, || w.count("{\"event\":\"connected\"") == 1).await;
+    let mut body = String::new();
+    until("metrics", 10, || {
+        body = scrape(port).unwrap_or_default();
+        body.contains("\nflowc_connected 1")
+    })
+    .await;
+    let pid = w.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backoff_starts_afresh_after_etcd_answered_again() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    server.kill();
+    until("disconnected", 10, || w.count("disconnected") == 1).await;
+    // long enough for the backoff to reach its 1 s ceiling
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.restart();
+    until("reconnected", 15, || w.count("connected") == 2).await;
+    server.kill();
+    until("disconnected again", 10, || w.count("disconnected") == 2).await;
+    let waits: Vec<Duration> = w
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Disconnected { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        vec![Duration::from_millis(50), Duration::from_millis(50)],
+        "each outage starts at the shortest wait"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_user_on_the_first_connection_exits_2() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    server.etcdctl(&["user", "add", "root:secret"]);
+    server.etcdctl(&["auth", "enable"]);
+    let url = server.url();
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "watch",
+            "--etcd",
+            &url,
+            "--tenant",
+            "acme",
+            "--user",
+            "root:wrong",
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("error[flowc::store::etcd]"), "{err}");
+    assert!(
+        err.to_lowercase().contains("authentication failed"),
+        "{err}"
+    );
+}

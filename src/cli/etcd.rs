@@ -10,7 +10,7 @@ use flowc::store::etcd::Tenant;
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 /// The exit codes of the etcd subcommands, for their `--help`.
-pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, a concurrent edit, an unknown revision); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, an unknown revision, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
 
 /// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
 #[derive(clap::Args, Debug, Clone)]
@@ -59,14 +59,24 @@ pub struct WriteArgs {
 }
 
 impl WriteArgs {
-    pub fn author(&self) -> Option<String> {
-        self.author
-            .clone()
-            .or_else(|| {
-                ["USER", "USERNAME", "LOGNAME"]
-                    .iter()
-                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            })
+    /// `--author`, else the OS user; an explicitly empty (or blank) author is refused.
+    pub fn author(&self) -> Result<Option<String>, u8> {
+        if let Some(a) = &self.author {
+            if a.trim().is_empty() {
+                eprintln!(
+                    "error: --author is empty: name who publishes, or leave --author out to record the OS user"
+                );
+                return Err(EXIT_FAILURE);
+            }
+            return Ok(Some(a.clone()));
+        }
+        Ok(Self::os_user())
+    }
+
+    fn os_user() -> Option<String> {
+        ["USER", "USERNAME", "LOGNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
             .or_else(|| {
                 // a service account's shell may set none of them
                 let out = std::process::Command::new("id").arg("-un").output().ok()?;
@@ -111,6 +121,26 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
+/// Resolves at Ctrl-C (SIGINT) or SIGTERM, whichever comes first: both stop a watcher
+/// gracefully.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
 /// Prints `error[code]: message` and the help.
 pub fn report(e: &dyn miette::Diagnostic) {
     let code = e.code().map(|c| format!("[{c}]")).unwrap_or_default();
@@ -131,7 +161,9 @@ pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
     };
     report(&e);
     match e {
-        EtcdError::Conflict { .. } | EtcdError::UnknownRevision { .. } => EXIT_FINDINGS,
+        EtcdError::Conflict { .. }
+        | EtcdError::UnknownRevision { .. }
+        | EtcdError::TooLarge { .. } => EXIT_FINDINGS,
         _ => EXIT_FAILURE,
     }
 }

@@ -18,12 +18,27 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
     };
     let items = rt.block_on(async {
         let mut client = connection.connect().await?;
-        etcd::history(&mut client, &tenant, &Options::default(), flow).await
+        let items = etcd::history(&mut client, &tenant, &Options::default(), flow).await?;
+        let current = etcd::current_revision(&mut client, &tenant, flow).await?;
+        Ok::<_, etcd::EtcdError>((items, current))
     });
-    let items = match items {
+    let (items, current) = match items {
         Ok(i) => i,
         Err(e) => return fail(e, &conn.endpoints),
     };
+    for i in &items {
+        if let Some(c) = &i.corrupt {
+            let e = flowc::store::StoreError::CorruptKey {
+                key: show(&c.key),
+                reason: show(&c.reason),
+            };
+            let code = flowc::diagnostic::ErrorCode::code(&e);
+            eprintln!("warning[{code}]: skipped: {e}");
+            if let Some(h) = miette::Diagnostic::help(&e) {
+                eprintln!("  help: {h}");
+            }
+        }
+    }
     match format {
         DiffFormat::Json => {
             let list: Vec<serde_json::Value> = items
@@ -36,6 +51,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                         "message": i.message,
                         "time": i.time.map(utc),
                         "diff": i.diff,
+                        "corrupt": i.corrupt,
                     })
                 })
                 .collect();
@@ -52,13 +68,24 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                 outln!("no history for `{flow}` in tenant `{}`", tenant.tenant());
             }
             for i in &items {
+                if let Some(c) = &i.corrupt {
+                    outln!(
+                        "revision {}  corrupt entry `{}`: {}",
+                        i.revision,
+                        show(&c.key),
+                        show(&c.reason)
+                    );
+                    continue;
+                }
+                let text =
+                    |t: Option<&str>| t.filter(|t| !t.is_empty()).map_or("-".to_owned(), show);
                 outln!(
                     "revision {}  {}  {}  {}  {}",
                     i.revision,
                     i.hash,
                     i.time.map_or_else(|| "-".to_owned(), utc),
-                    i.author.as_deref().unwrap_or("-"),
-                    i.message.as_deref().unwrap_or("-"),
+                    text(i.author.as_deref()),
+                    text(i.message.as_deref()),
                 );
                 if let Some(d) = &i.diff {
                     for line in d.to_text().lines() {
@@ -66,7 +93,41 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                     }
                 }
             }
+            if current.is_none() && !items.is_empty() {
+                outln!(
+                    "deleted: the key of `{flow}` no longer exists (watchers retired the flow; its history stays)"
+                );
+            }
         }
     }
     0
+}
+
+/// Text from etcd as one line a terminal shows as it is: control characters (a line
+/// break that would forge a line, an ANSI escape) are written as escapes (`\n`,
+/// `\u{1b}`).
+fn show(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}') => {
+                out.push_str(&c.escape_unicode().to_string());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::show("a\nrevision 999"), "a\\nrevision 999");
+        assert_eq!(super::show("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(super::show("plain ä"), "plain ä");
+    }
 }

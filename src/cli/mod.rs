@@ -160,7 +160,7 @@ enum Command {
     /// Load a directory of flows (or, with `--etcd`, a tenant's flows in etcd) into a
     /// registry, watch it and republish what changes; one line per event.
     #[command(
-        after_help = "Exit codes: 0 stopped (Ctrl-C); 2 I/O or usage (an unreadable directory or snapshot, bad options). With --etcd an unreachable etcd is no exit: the watcher says so once, retries with backoff and says when it is back."
+        after_help = "Exit codes: 0 stopped (Ctrl-C or SIGTERM); 2 I/O or usage (an unreadable directory or snapshot, bad options). With --etcd an unreachable etcd is no exit: the watcher says so once, retries with backoff and says when it is back."
     )]
     Watch {
         /// The directory (omit it to watch etcd).
@@ -281,9 +281,10 @@ struct WatchEtcd {
     /// Keep every accepted version here and serve it when etcd is unreachable at start.
     #[arg(long)]
     snapshot: Option<PathBuf>,
-    /// Serve Prometheus metrics at `http://HOST:PORT/metrics`.
-    #[arg(long)]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at `http://HOST:PORT/metrics` (`127.0.0.1:9464`,
+    /// `localhost:9464`).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
 }
 
 /// `--auto` answers.
@@ -339,7 +340,7 @@ fn watch_etcd(w: WatchEtcd, format: watch::WatchFormat) -> u8 {
         conn: &conn,
         snapshot: w.snapshot.as_deref(),
         format,
-        metrics_addr: w.metrics_addr,
+        metrics_addr: w.metrics_addr.as_deref(),
     })
 }
 

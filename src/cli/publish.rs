@@ -1,46 +1,79 @@
-//! `flowc publish FILE... --etcd URL --tenant T`: compile, then write each flow to etcd
-//! with a compare-and-swap on its key's mod revision; prints each new revision.
+//! `flowc publish PATH... --etcd URL --tenant T`: check the flows as `flowc check` does
+//! (files, or directories walked the same way), then write each flow to etcd with a
+//! compare-and-swap on its key's mod revision; prints each new revision.
 
 use std::path::PathBuf;
 
 use flowc::compile::Options;
-use flowc::diagnostic::Diagnostics;
 use flowc::source::etcd::{self, PublishError, PublishRequest};
 
 use super::etcd::{EtcdArgs, WriteArgs, fail, runtime};
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
-fn print_diagnostics(diags: &Diagnostics) {
-    eprint!("{}", super::check::render_all(diags));
+/// What was published before a publish failed, and the flow that failed.
+fn partial(published: &[String], failed: &str, left: &[String]) {
+    if published.is_empty() {
+        eprintln!("error: nothing published: {failed} failed");
+        return;
+    }
+    eprintln!(
+        "error: {failed} failed after {} flow(s) were published: {}",
+        published.len(),
+        published.join(", ")
+    );
+    if !left.is_empty() {
+        eprintln!("  not published: {}", left.join(", "));
+    }
 }
 
-pub fn run(files: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
-    if files.len() > 1 && write.expect_revision.is_some() {
-        eprintln!("error: --expect-revision names one flow's revision: publish one file with it");
-        return EXIT_FAILURE;
-    }
+pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
+    let author = match write.author() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let (connection, tenant) = match conn.resolve() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // every file compiles before anything is written
-    let mut sources = Vec::new();
-    let mut failed = 0;
-    for path in files {
-        match super::check::load_one(path) {
-            Ok(_) => match std::fs::read(path) {
-                Ok(bytes) => sources.push((path.display().to_string(), bytes)),
-                Err(e) => {
-                    eprintln!("error: {}: {e}", path.display());
-                    return EXIT_FAILURE;
-                }
-            },
-            Err(code) => failed = failed.max(code),
-        }
+    // the same walk and the same checks as `flowc check`, over the whole set, before
+    // anything is written (two files with one flow id are refused)
+    let (inputs, io) = super::check::collect_flows(paths);
+    for p in &io {
+        eprintln!("error: {}: {}", p.name, p.message);
     }
-    if failed != 0 {
+    if !io.is_empty() {
+        eprintln!("error: nothing published: a path cannot be read");
+        return EXIT_FAILURE;
+    }
+    let named: Vec<String> = inputs
+        .skipped
+        .iter()
+        .filter(|s| s.named)
+        .map(|s| s.path.display().to_string())
+        .collect();
+    if !named.is_empty() {
+        eprintln!(
+            "error: nothing published: not a flow (no top-level `kind: ApprovalFlow` or `apiVersion: flowc/...`): {}",
+            named.join(", ")
+        );
+        return EXIT_FINDINGS;
+    }
+    let sources = inputs.flows;
+    if sources.is_empty() {
+        eprintln!("error: nothing published: no flow files under the paths given");
+        return EXIT_FINDINGS;
+    }
+    if sources.len() > 1 && write.expect_revision.is_some() {
+        eprintln!("error: --expect-revision names one flow's revision: publish one file with it");
+        return EXIT_FAILURE;
+    }
+    let diags = flowc::compile::check_many(sources.clone(), &Options::default());
+    if !diags.is_empty() {
+        eprint!("{}", super::check::render_all(&diags));
+    }
+    if diags.has_errors() {
         eprintln!("error: nothing published: fix the errors above");
-        return failed;
+        return EXIT_FINDINGS;
     }
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -51,13 +84,21 @@ pub fn run(files: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
             Ok(c) => c,
             Err(e) => return fail(e.into(), &conn.endpoints),
         };
-        for (name, bytes) in &sources {
+        let mut published = Vec::new();
+        for (i, (name, bytes)) in sources.iter().enumerate() {
             let request = PublishRequest {
                 name,
                 source: bytes,
                 expect_revision: write.expect_revision,
-                author: write.author(),
+                author: author.clone(),
                 message: write.message.clone(),
+            };
+            let left = || {
+                sources
+                    .iter()
+                    .skip(i + 1)
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>()
             };
             match etcd::publish(&mut client, &tenant, &Options::default(), &request).await {
                 Ok(p) => {
@@ -67,12 +108,18 @@ pub fn run(files: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                         format!("was revision {}", p.previous)
                     };
                     outln!("published {} from {name} ({was})", p.version);
+                    published.push(p.version.to_string());
                 }
                 Err(PublishError::Invalid(d)) => {
-                    print_diagnostics(&d);
+                    eprint!("{}", super::check::render_all(&d));
+                    partial(&published, name, &left());
                     return EXIT_FINDINGS;
                 }
-                Err(PublishError::Etcd(e)) => return fail(e, &conn.endpoints),
+                Err(PublishError::Etcd(e)) => {
+                    let code = fail(e, &conn.endpoints);
+                    partial(&published, name, &left());
+                    return code;
+                }
             }
         }
         0

@@ -8,6 +8,10 @@ use super::EXIT_FINDINGS;
 use super::etcd::{EtcdArgs, WriteArgs, fail, runtime};
 
 pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
+    let author = match write.author() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let (connection, tenant) = match conn.resolve() {
         Ok(c) => c,
         Err(code) => return code,
@@ -25,7 +29,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
             flow,
             to,
             expect_revision: write.expect_revision,
-            author: write.author(),
+            author,
             message: write.message.clone(),
         };
         match etcd::rollback(&mut client, &tenant, &Options::default(), request).await {

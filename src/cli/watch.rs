@@ -327,7 +327,7 @@ pub struct EtcdWatchArgs<'a> {
     pub conn: &'a super::etcd::EtcdArgs,
     pub snapshot: Option<&'a Path>,
     pub format: WatchFormat,
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub metrics_addr: Option<&'a str>,
 }
 
 #[cfg(feature = "etcd")]
@@ -383,18 +383,33 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
             None,
             Some(("error", serde_json::Value::String(error.clone()))),
         ),
-        E::Retrying { attempts, error } => json_line(
-            "retrying",
-            None,
-            None,
-            None,
-            Some((
-                "error",
-                serde_json::Value::String(format!("{attempts} attempts; last: {error}")),
-            )),
-        ),
+        E::Retrying { attempts, error } => outln!("{}", retrying_json(*attempts, error)),
         E::Warning { message } => eprintln!("warning: {message}"),
         _ => {}
+    }
+}
+
+/// The `retrying` event as JSON: a numeric `attempts` and the last `error`.
+#[cfg(feature = "etcd")]
+fn retrying_json(attempts: u32, error: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event": "retrying",
+        "flow": null,
+        "revision": null,
+        "hash": null,
+        "attempts": attempts,
+        "error": error,
+    })
+}
+
+#[cfg(all(test, feature = "etcd"))]
+mod etcd_tests {
+    #[test]
+    fn retrying_has_a_numeric_attempts_field() {
+        let v = super::retrying_json(7, "connection refused");
+        assert_eq!(v["event"], "retrying");
+        assert_eq!(v["attempts"], 7);
+        assert_eq!(v["error"], "connection refused");
     }
 }
 
@@ -499,7 +514,14 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
         Err(code) => return code,
     };
     let _guard = rt.enter();
-    if let Some(addr) = args.metrics_addr {
+    let metrics_addr = match args.metrics_addr.map(resolve_addr).transpose() {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("error: --metrics-addr: {message}");
+            return EXIT_FAILURE;
+        }
+    };
+    if let Some(addr) = metrics_addr {
         let installed = metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .set_buckets_for_metric(
@@ -523,8 +545,7 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
         Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
     if format == WatchFormat::Human {
-        let metrics = args
-            .metrics_addr
+        let metrics = metrics_addr
             .map(|a| format!("; metrics at http://{a}/metrics"))
             .unwrap_or_default();
         outln!(
@@ -534,9 +555,47 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             args.conn.endpoints.join(",")
         );
     }
-    rt.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
+    let probe = args.conn.resolve().map(|(c, _)| c);
+    let stopped = rt.block_on(async {
+        // a first connection refused for its TLS files or user is a configuration error,
+        // not an outage: retrying would never help
+        let misconfigured = async {
+            match probe {
+                Ok(c) => match c.first_contact().await {
+                    Err(e) if !e.is_unreachable() => e,
+                    _ => std::future::pending().await,
+                },
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let stop = tokio::select! {
+            stop = super::etcd::stop_signal() => stop.map_err(|e| {
+                eprintln!("error: cannot wait for Ctrl-C or SIGTERM: {e}");
+                EXIT_FAILURE
+            }),
+            e = misconfigured => {
+                super::etcd::report(&e);
+                Err(EXIT_FAILURE)
+            }
+        };
         watcher.stop().await;
+        stop
     });
-    0
+    match stopped {
+        Ok(()) => 0,
+        Err(code) => code,
+    }
+}
+
+/// `HOST:PORT` (a name such as `localhost:9464`, or an address) as the first address it
+/// resolves to.
+#[cfg(feature = "etcd")]
+fn resolve_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}` is no HOST:PORT that resolves: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
 }

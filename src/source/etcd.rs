@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::compile::{self, CompiledFlow, Options, VersionId};
 use crate::diagnostic::Diagnostics;
 use crate::diff::{self, FlowDiff};
-use crate::store::etcd::{HistoryEntry, Tenant, etcd_error, read_entry_at, read_history};
+use crate::store::etcd::{
+    HistoryEntry, REQUEST_LIMIT_BYTES, Tenant, etcd_error, read_entry_at, read_history,
+};
 use crate::store::{NewVersion, StoreError, VersionMeta};
 
 pub use crate::store::etcd::{Connection, DEFAULT_PREFIX, EtcdStore};
@@ -146,6 +148,29 @@ pub enum EtcdError {
         cause: String,
         /// Why reading it back failed.
         check: String,
+    },
+    /// A flow too large for one etcd request: a publish writes its YAML twice (the flow
+    /// key and its history entry) in one transaction.
+    #[error(
+        "flow `{flow}` is {size} bytes: its publish writes it twice (the flow key and its history entry), {request} bytes in one request; etcd takes at most {limit}"
+    )]
+    #[diagnostic(
+        code("flowc::source::etcd-too-large"),
+        help(
+            "nothing was written; keep a flow under about {half} bytes (split it into smaller flows, or move long texts out of it); etcd's limit is its `--max-request-bytes` (1.5 MiB by default)"
+        )
+    )]
+    TooLarge {
+        /// The flow.
+        flow: String,
+        /// The YAML's size.
+        size: u64,
+        /// The transaction's size.
+        request: u64,
+        /// etcd's limit.
+        limit: u64,
+        /// About half the limit: the largest flow that fits.
+        half: u64,
     },
     /// etcd or the history failed.
     #[error(transparent)]
@@ -406,6 +431,22 @@ async fn write(
     let meta_json =
         serde_json::to_vec(&flow_meta).map_err(|e| encode(tenant.meta_key(&flow), &e))?;
     let entry_json = serde_json::to_vec(&entry).map_err(|e| encode(history_key.clone(), &e))?;
+    let request_bytes = (key.len()
+        + tenant.meta_key(&flow).len()
+        + history_key.len()
+        + request.source.len()
+        + meta_json.len()
+        + entry_json.len()) as u64;
+    let too_large = || EtcdError::TooLarge {
+        flow: flow.clone(),
+        size: request.source.len() as u64,
+        request: request_bytes,
+        limit: REQUEST_LIMIT_BYTES,
+        half: REQUEST_LIMIT_BYTES / 2 - 4096,
+    };
+    if request_bytes > REQUEST_LIMIT_BYTES {
+        return Err(too_large().into());
+    }
     let txn = || {
         Txn::new()
             .when([Compare::mod_revision(
@@ -420,7 +461,16 @@ async fn write(
             ])
             .or_else([TxnOp::get(key.as_str(), None)])
     };
-    match commit(client, &flow, &key, expected, (&history_key, &hash), txn).await? {
+    let outcome = match commit(client, &flow, &key, expected, (&history_key, &hash), txn).await {
+        // an etcd started with a smaller `--max-request-bytes` than the default
+        Err(EtcdError::Store(StoreError::Etcd { message, .. }))
+            if message.contains("request is too large") || message.contains("larger than max") =>
+        {
+            return Err(too_large().into());
+        }
+        other => other?,
+    };
+    match outcome {
         Outcome::Written(revision) => Ok(Published {
             version: VersionId {
                 flow,
@@ -472,7 +522,7 @@ pub async fn rollback(
         author,
         message,
     } = request;
-    let history = read_history(client, tenant, flow).await?;
+    let history = read_history(client, tenant, flow).await?.entries;
     let Some((entry, source)) = history
         .iter()
         .find(|e| e.record.revision == to)
@@ -527,6 +577,18 @@ pub struct HistoryItem {
     /// What changed since the previous entry (`None` for the first, or when either
     /// source was pruned or no longer compiles).
     pub diff: Option<FlowDiff>,
+    /// A history key whose value is no entry flowc writes, skipped: the key and what is
+    /// wrong (the other fields are empty; `revision` is the key's create revision).
+    pub corrupt: Option<CorruptEntry>,
+}
+
+/// A corrupt history key (see [`HistoryItem::corrupt`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CorruptEntry {
+    /// The key.
+    pub key: String,
+    /// What is wrong with its value.
+    pub reason: String,
 }
 
 /// Every accepted version of `flow`, oldest first, each with the semantic diff from the
@@ -540,8 +602,9 @@ pub async fn history(
     options: &Options,
     flow: &str,
 ) -> Result<Vec<HistoryItem>, EtcdError> {
-    let entries = read_history(client, tenant, flow).await?;
-    let mut out = Vec::with_capacity(entries.len());
+    let read = read_history(client, tenant, flow).await?;
+    let entries = read.entries;
+    let mut out = Vec::with_capacity(entries.len() + read.corrupt.len());
     let mut previous: Option<Arc<CompiledFlow>> = None;
     for (i, e) in entries.iter().enumerate() {
         let compiled = e.source.as_ref().and_then(|s| {
@@ -560,10 +623,47 @@ pub async fn history(
             message: e.record.meta.message.clone(),
             time: e.record.meta.time,
             diff,
+            corrupt: None,
         });
         previous = compiled;
     }
+    for (revision, e) in read.corrupt {
+        let (key, reason) = match e {
+            StoreError::CorruptKey { key, reason } => (key, reason),
+            other => (String::new(), other.to_string()),
+        };
+        out.push(HistoryItem {
+            revision,
+            hash: String::new(),
+            author: None,
+            message: None,
+            time: None,
+            diff: None,
+            corrupt: Some(CorruptEntry { key, reason }),
+        });
+    }
+    out.sort_by_key(|i| i.revision);
     Ok(out)
+}
+
+/// The mod revision of a flow's key (`None`: the key does not exist, the flow was
+/// deleted or never published).
+///
+/// # Errors
+/// etcd's errors.
+pub async fn current_revision(
+    client: &mut Client,
+    tenant: &Tenant,
+    flow: &str,
+) -> Result<Option<u64>, EtcdError> {
+    let got = client
+        .get(
+            tenant.flow_key(flow),
+            Some(etcd_client::GetOptions::new().with_keys_only()),
+        )
+        .await
+        .map_err(|e| etcd_error("read", &e))?;
+    Ok(got.kvs().first().map(|kv| revision_of(kv.mod_revision())))
 }
 
 /// Deletes a flow's key (watchers retire it) in a transaction on its mod revision, as

@@ -147,6 +147,79 @@ impl Connection {
         }
     }
 
+    /// Connects and asks etcd for its status: what a first connection learns. A refusal
+    /// of the TLS files or the user is a [`StoreError::Etcd`] naming the file at fault
+    /// (a configuration error: trying again never helps); an unreachable etcd is
+    /// [`StoreError::Unreachable`].
+    ///
+    /// # Errors
+    /// As said.
+    pub async fn first_contact(&self) -> Result<(), StoreError> {
+        let asked = async {
+            let mut client = self.connect().await?;
+            let status = client
+                .status()
+                .await
+                .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
+            drop(status);
+            if self.user.is_some() {
+                // a refused user shows on the first request that needs a token
+                client
+                    .get("flowc-probe", None)
+                    .await
+                    .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.connect_timeout.saturating_mul(2), asked).await {
+            Ok(r) => r.map_err(|e| self.explain(e)),
+            Err(_) => Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints)),
+        }
+    }
+
+    /// Names the TLS file at fault in a TLS refusal.
+    fn explain(&self, e: StoreError) -> StoreError {
+        let StoreError::Etcd { operation, message } = e else {
+            return e;
+        };
+        let file = |f: &Option<PathBuf>| {
+            f.as_ref().map_or_else(
+                || "(none given)".to_owned(),
+                |p| format!("`{}`", p.display()),
+            )
+        };
+        let lower = message.to_lowercase();
+        let hint = if lower.contains("unknownissuer") || lower.contains("invalid peer certificate")
+        {
+            Some(format!(
+                "the server's certificate is not signed by the CA of --cacert {}",
+                file(&self.cacert)
+            ))
+        } else if lower.contains("keymismatch") || lower.contains("key mismatch") {
+            Some(format!(
+                "--key {} is not the key of --cert {}",
+                file(&self.key),
+                file(&self.cert)
+            ))
+        } else if lower.contains("badcertificate")
+            || lower.contains("certificaterequired")
+            || lower.contains("certificate required")
+            || lower.contains("unknownca")
+        {
+            Some(format!(
+                "the server refused the client certificate (--cert {}, --key {}): it needs one signed by a CA it trusts",
+                file(&self.cert),
+                file(&self.key)
+            ))
+        } else {
+            None
+        };
+        StoreError::Etcd {
+            operation,
+            message: hint.map_or(message.clone(), |h| format!("{h}: {message}")),
+        }
+    }
+
     /// The endpoints that answer a status request within the connect timeout (all of
     /// them when none does).
     async fn answering(&self, options: &ConnectOptions) -> Vec<String> {
@@ -288,7 +361,13 @@ fn io_lost(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
 fn tls_failure(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
     while let Some(s) = source {
         let text = s.to_string().to_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        if text.contains("certificate")
+            || text.contains("tls")
+            || text.contains("handshake")
+            || text.contains("keymismatch")
+            || text.contains("private key")
+            || text.contains("pem")
+        {
             return true;
         }
         source = s.source();
@@ -443,6 +522,14 @@ impl Tenant {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && tenant != "."
             && tenant != "..";
+        if RESERVED_SEGMENTS.contains(&tenant) {
+            return Err(StoreError::InvalidKey {
+                what: "tenant",
+                value: super::cut(tenant),
+                reason: "a tenant is never named as a segment of the key layout (`flows`, `flowmeta`, `history`, `holds`): under a prefix that is another tenant's keyspace (`--prefix /flowc/acme`) its keys would lie inside that tenant's",
+                help: "name the tenant otherwise, as `acme-flows`",
+            });
+        }
         if !ok {
             return Err(StoreError::InvalidKey {
                 what: "tenant",
@@ -646,8 +733,8 @@ fn checksum(bytes: &[u8]) -> String {
 }
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        path: key.to_owned(),
+    StoreError::CorruptKey {
+        key: key.to_owned(),
         reason: reason.into(),
     }
 }
@@ -656,26 +743,109 @@ fn to_json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| corrupt(key, e.to_string()))
 }
 
+/// Keys per page of a range read. etcd refuses a put larger than its
+/// `--max-request-bytes` (1.5 MiB by default), so a page holds at most about 24 MiB.
+pub const PAGE_KEYS: i64 = 16;
+
+/// The largest answer the client decodes ([`Limits::MAX_ETCD_DECODE_BYTES`]).
+pub const DECODE_LIMIT_BYTES: usize = Limits::MAX_ETCD_DECODE_BYTES;
+
+/// The largest request etcd takes by default ([`Limits::MAX_ETCD_REQUEST_BYTES`]).
+pub const REQUEST_LIMIT_BYTES: u64 = Limits::MAX_ETCD_REQUEST_BYTES;
+
+/// The end of a prefix range: the prefix with its last byte incremented.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// A range read, in pages of [`PAGE_KEYS`] keys, all at the revision of the first page
+/// (the answer of one read, however large): the keys and values and that revision.
+///
+/// # Errors
+/// etcd's errors (a compacted revision among them when etcd compacts between pages).
+pub async fn read_range(
+    client: &Client,
+    start: &str,
+    end: Option<&[u8]>,
+    keys_only: bool,
+) -> Result<(Vec<etcd_client::KeyValue>, u64), StoreError> {
+    let mut kv = client
+        .kv_client()
+        .max_decoding_message_size(DECODE_LIMIT_BYTES);
+    let end = end.map_or_else(|| prefix_end(start), <[u8]>::to_vec);
+    let mut from = start.as_bytes().to_vec();
+    let mut revision = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut options = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(PAGE_KEYS);
+        if keys_only {
+            options = options.with_keys_only();
+        }
+        if revision > 0 {
+            options = options.with_revision(revision);
+        }
+        let got = kv
+            .get(from.clone(), Some(options))
+            .await
+            .map_err(|e| etcd_error("read", &e))?;
+        if revision == 0 {
+            revision = got
+                .header()
+                .map_or(0, etcd_client::ResponseHeader::revision);
+        }
+        let more = got.more();
+        let kvs = got.kvs();
+        let Some(last) = kvs.last() else { break };
+        from = last.key().to_vec();
+        from.push(0);
+        out.extend_from_slice(kvs);
+        if !more {
+            break;
+        }
+    }
+    Ok((out, u64::try_from(revision).unwrap_or(0)))
+}
+
 /// A revision as etcd names it.
 #[must_use]
 pub fn etcd_revision(revision: u64) -> i64 {
     i64::try_from(revision).unwrap_or(i64::MAX)
 }
 
-/// Every history entry of a flow, by revision.
+/// A flow's history as read: its entries by revision and the keys skipped because
+/// their values are no entries flowc writes (each a [`StoreError::CorruptKey`]).
+#[derive(Debug, Default)]
+pub struct History {
+    /// The entries, by revision.
+    pub entries: Vec<HistoryEntry>,
+    /// The corrupt keys skipped, with the revision each key was created at.
+    pub corrupt: Vec<(u64, StoreError)>,
+}
+
+/// Every history entry of a flow, by revision, skipping corrupt keys (a warning is
+/// logged for each; [`History::corrupt`] names them).
 ///
 /// # Errors
-/// etcd's errors; a corrupt entry.
+/// etcd's errors.
 pub async fn read_history(
     client: &mut Client,
     tenant: &Tenant,
     flow: &str,
-) -> Result<Vec<HistoryEntry>, StoreError> {
-    Ok(read_history_at(client, tenant, flow)
-        .await?
-        .into_iter()
-        .map(|e| e.entry)
-        .collect())
+) -> Result<History, StoreError> {
+    let (entries, corrupt) = read_history_at(client, tenant, flow).await?;
+    Ok(History {
+        entries: entries.into_iter().map(|e| e.entry).collect(),
+        corrupt,
+    })
 }
 
 /// One history entry as read: the entry (its revision resolved), its key and its key's
@@ -696,33 +866,41 @@ fn read_entry(key: &str, kv: &etcd_client::KeyValue) -> Result<HistoryEntry, Sto
     Ok(entry)
 }
 
-/// Every history entry of a flow with its key and mod revision, by revision.
+/// Every history entry of a flow with its key and mod revision, by revision (read in
+/// pages at one revision), and the corrupt keys skipped.
 pub(crate) async fn read_history_at(
     client: &mut Client,
     tenant: &Tenant,
     flow: &str,
-) -> Result<Vec<ReadEntry>, StoreError> {
+) -> Result<(Vec<ReadEntry>, Vec<(u64, StoreError)>), StoreError> {
     check_flow_id(flow)?;
     let prefix = tenant.history_prefix(flow);
-    let got = client
-        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-        .await
-        .map_err(|e| etcd_error("read", &e))?;
-    let mut out = Vec::with_capacity(got.kvs().len());
-    for kv in got.kvs() {
+    let (kvs, _) = read_range(client, &prefix, None, false).await?;
+    let mut out = Vec::with_capacity(kvs.len());
+    let mut bad = Vec::new();
+    for kv in &kvs {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
-        let entry = read_entry(&key, kv)?;
-        if entry.record.flow != flow || key.strip_prefix(prefix.as_str()).is_none() {
-            return Err(corrupt(&key, "names another flow"));
-        }
-        out.push(ReadEntry {
-            entry,
-            key,
-            mod_revision: kv.mod_revision(),
+        let entry = read_entry(&key, kv).and_then(|entry| {
+            if entry.record.flow == flow {
+                Ok(entry)
+            } else {
+                Err(corrupt(&key, "names another flow"))
+            }
         });
+        match entry {
+            Ok(entry) => out.push(ReadEntry {
+                entry,
+                key,
+                mod_revision: kv.mod_revision(),
+            }),
+            Err(e) => {
+                tracing::warn!(key, "skipped a corrupt history entry: {e}");
+                bad.push((u64::try_from(kv.create_revision()).unwrap_or(0), e));
+            }
+        }
     }
     out.sort_by_key(|e| e.entry.record.revision);
-    Ok(out)
+    Ok((out, bad))
 }
 
 /// The history entry at `key` (`None`: there is none).
@@ -766,6 +944,7 @@ pub async fn put_history(
     };
     if let Some(found) = read_history_at(client, tenant, &record.flow)
         .await?
+        .0
         .into_iter()
         .find(|e| e.entry.record.revision == record.revision)
     {
@@ -926,18 +1105,10 @@ fn parse_hold(key: &str, bytes: &[u8]) -> Result<Hold, StoreError> {
     Ok(entry.hold)
 }
 
-async fn holds_under(
-    client: &mut Client,
-    tenant: &Tenant,
-    prefix: String,
-) -> Result<Vec<Hold>, StoreError> {
-    let got = client
-        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-        .await
-        .map_err(|e| etcd_error("read", &e))?;
-    let _ = tenant;
-    let mut out = Vec::with_capacity(got.kvs().len());
-    for kv in got.kvs() {
+async fn holds_under(client: &Client, prefix: &str) -> Result<Vec<Hold>, StoreError> {
+    let (kvs, _) = read_range(client, prefix, None, false).await?;
+    let mut out = Vec::with_capacity(kvs.len());
+    for kv in &kvs {
         out.push(parse_hold(&String::from_utf8_lossy(kv.key()), kv.value())?);
     }
     out.sort();
@@ -975,7 +1146,7 @@ impl VersionStore for EtcdStore {
         let mut entry = HistoryEntry::new(version, 1, None);
         let flow = version.flow.to_owned();
         self.run("write", move |mut client, tenant| async move {
-            let history = read_history(&mut client, &tenant, &flow).await?;
+            let history = read_history(&mut client, &tenant, &flow).await?.entries;
             if let Some(e) = history.iter().find(|e| e.record.hash == entry.record.hash) {
                 return Ok(e.record.clone());
             }
@@ -1030,6 +1201,7 @@ impl VersionStore for EtcdStore {
         self.run("read", move |mut client, tenant| async move {
             let entries: Vec<HistoryEntry> = read_history(&mut client, &tenant, &flow)
                 .await?
+                .entries
                 .into_iter()
                 .filter(|e| e.record.hash == hash)
                 .collect();
@@ -1056,6 +1228,7 @@ impl VersionStore for EtcdStore {
         self.run("read", move |mut client, tenant| async move {
             Ok(read_history(&mut client, &tenant, &flow)
                 .await?
+                .entries
                 .into_iter()
                 .map(|e| e.record)
                 .collect())
@@ -1063,17 +1236,10 @@ impl VersionStore for EtcdStore {
     }
 
     fn flows(&self) -> Result<Vec<String>, StoreError> {
-        self.run("list", move |mut client, tenant| async move {
+        self.run("list", move |client, tenant| async move {
             let prefix = format!("{}history/", tenant.base());
-            let got = client
-                .get(
-                    prefix.as_str(),
-                    Some(GetOptions::new().with_prefix().with_keys_only()),
-                )
-                .await
-                .map_err(|e| etcd_error("list", &e))?;
-            let mut flows: Vec<String> = got
-                .kvs()
+            let (kvs, _) = read_range(&client, &prefix, None, true).await?;
+            let mut flows: Vec<String> = kvs
                 .iter()
                 .filter_map(|kv| {
                     let key = String::from_utf8_lossy(kv.key());
@@ -1136,9 +1302,9 @@ impl VersionStore for EtcdStore {
     }
 
     fn held(&self) -> Result<Vec<Hold>, StoreError> {
-        self.run("read", move |mut client, tenant| async move {
+        self.run("read", move |client, tenant| async move {
             let prefix = tenant.hold_prefix();
-            holds_under(&mut client, &tenant, prefix).await
+            holds_under(&client, &prefix).await
         })
     }
 
@@ -1146,9 +1312,9 @@ impl VersionStore for EtcdStore {
         check_flow_id(flow)?;
         check_hash(hash)?;
         let (flow, hash) = (flow.to_owned(), hash.to_owned());
-        self.run("read", move |mut client, tenant| async move {
+        self.run("read", move |client, tenant| async move {
             let prefix = format!("{}{flow}/{hash}/", tenant.hold_prefix());
-            holds_under(&mut client, &tenant, prefix).await
+            holds_under(&client, &prefix).await
         })
     }
 
@@ -1160,7 +1326,7 @@ impl VersionStore for EtcdStore {
         check_flow_id(flow)?;
         let (flow, keep) = (flow.to_owned(), keep.clone());
         self.run("write", move |mut client, tenant| async move {
-            let history = read_history_at(&mut client, &tenant, &flow).await?;
+            let history = read_history_at(&mut client, &tenant, &flow).await?.0;
             let records: Vec<VersionRecord> =
                 history.iter().map(|e| e.entry.record.clone()).collect();
             // holds are checked in each deleting transaction, atomically

@@ -258,6 +258,21 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An etcd key whose value flowc never writes (a history entry or hold put by hand,
+    /// truncated, another program's value).
+    #[error("corrupt etcd key `{key}`: {reason}")]
+    #[diagnostic(
+        code("flowc::store::etcd-corrupt"),
+        help(
+            "flowc never writes such a value: delete the key with `etcdctl del {key}` (the flow's other versions stay; publish the flow again to give its current content a fresh entry)"
+        )
+    )]
+    CorruptKey {
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// The store was written in a format this release does not read.
     #[error("version store `{path}` has format {found}; this flowc reads format {expected}")]
     #[diagnostic(
@@ -369,6 +384,7 @@ impl crate::diagnostic::ErrorCode for StoreError {
         match self {
             StoreError::Io { .. } => "flowc::store::io",
             StoreError::Corrupt { .. } => "flowc::store::corrupt",
+            StoreError::CorruptKey { .. } => "flowc::store::etcd-corrupt",
             StoreError::Format { .. } => "flowc::store::format",
             StoreError::InvalidKey { .. } => "flowc::store::invalid-key",
             StoreError::TooLarge { .. } => "flowc::store::too-large",

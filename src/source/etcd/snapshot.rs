@@ -112,6 +112,54 @@ impl Snapshot {
         Ok(snapshot)
     }
 
+    /// As [`Snapshot::open`], but a `snapshot.json` that is no snapshot header (cut short,
+    /// not JSON) does not stop the watcher: it is removed with the flow files (which it
+    /// no longer vouches for: they may be another tenant's), the snapshot starts empty
+    /// and is rewritten from etcd; the second value says what was found. Another
+    /// tenant's or format's snapshot is still an error (the directory is someone else's).
+    ///
+    /// # Errors
+    /// As [`Snapshot::open`].
+    pub fn open_or_reset(
+        dir: impl Into<PathBuf>,
+        tenant: &Tenant,
+    ) -> Result<(Self, Option<String>), EtcdError> {
+        let dir = dir.into();
+        let flows = dir.join("flows");
+        fs::create_dir_all(&flows).map_err(|e| snapshot_error(&flows, e))?;
+        let snapshot = Self {
+            dir,
+            tenant: tenant.clone(),
+        };
+        let path = snapshot.header_path();
+        let damaged = match read_bounded(&path)? {
+            Some(bytes) => match serde_json::from_slice::<Header>(&bytes) {
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            },
+            None => None,
+        };
+        let Some(why) = damaged else {
+            snapshot.header()?;
+            return Ok((snapshot, None));
+        };
+        fs::remove_file(&path).map_err(|e| snapshot_error(&path, e))?;
+        let entries = fs::read_dir(&flows).map_err(|e| snapshot_error(&flows, e))?;
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                fs::remove_file(&p).map_err(|e| snapshot_error(&p, e))?;
+            }
+        }
+        Ok((
+            snapshot,
+            Some(format!(
+                "snapshot `{}` is damaged ({why}): its flows are not served; the snapshot is rewritten from etcd",
+                path.display()
+            )),
+        ))
+    }
+
     /// The directory.
     #[must_use]
     pub fn dir(&self) -> &Path {

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, EventType, GetOptions, KeyValue, WatchOptions};
+use etcd_client::{Client, EventType, KeyValue, WatchOptions};
 use tokio::sync::watch as signal;
 
 use super::snapshot::{Snapshot, SnapshotFlow};
@@ -35,7 +35,8 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, HistoryEntry, KeyKind, Tenant, etcd_error, put_history, read_history, timeout_error,
+    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, put_history, read_history,
+    read_range, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -92,7 +93,9 @@ pub enum WatchEvent {
     Publish {
         /// The version (its revision is the key's mod revision).
         version: VersionId,
-        /// From the publisher's write to the swap, when the publisher recorded its time.
+        /// From the publisher's write to the swap, for a version received live by the watch
+        /// stream whose publisher recorded its time (not at start nor after a resync;
+        /// none when the publisher's clock is ahead).
         latency: Option<Duration>,
     },
     /// A flow that does not compile (or sits under another id's key): nothing changed.
@@ -272,11 +275,13 @@ pub fn watch(
     config: WatchConfig,
     on_event: impl Fn(&WatchEvent) + Send + Sync + 'static,
 ) -> Result<EtcdWatch, EtcdError> {
-    let snapshot = config
-        .snapshot
-        .as_ref()
-        .map(|d| Snapshot::open(d, &config.tenant))
-        .transpose()?;
+    let (snapshot, damaged) = match &config.snapshot {
+        Some(d) => {
+            let (s, damaged) = Snapshot::open_or_reset(d, &config.tenant)?;
+            (Some(s), damaged)
+        }
+        None => (None, None),
+    };
     let state = Arc::new(Mutex::new(State::default()));
     let (control, control_rx) = signal::channel(Control::Run);
     let mut worker = Worker {
@@ -294,6 +299,9 @@ pub fn watch(
         last_report: None,
     };
     register_metrics();
+    if let Some(message) = damaged {
+        worker.warn(message);
+    }
     worker.serve_snapshot()?;
     let task = tokio::spawn(worker.run(control_rx));
     Ok(EtcdWatch {
@@ -366,9 +374,14 @@ fn register_metrics() {
     );
     metrics::describe_gauge!(
         "flowc_active_revision",
-        "the etcd mod revision of the active version, per flow"
+        "the etcd mod revision of the active version, per flow (0: retired, none active)"
     );
     metrics::describe_gauge!("flowc_live_versions", "versions kept in memory, per flow");
+    metrics::describe_gauge!(
+        "flowc_connected",
+        "1 while the watch on etcd is established, 0 otherwise"
+    );
+    metrics::gauge!("flowc_connected").set(0.0);
     metrics::describe_histogram!(
         "flowc_propagation_seconds",
         metrics::Unit::Seconds,
@@ -473,7 +486,10 @@ impl Worker {
             resync = false;
             match self.stream(&mut client, &mut control, announced).await {
                 End::Stop => return,
-                End::Paused => self.lock().connected = false,
+                End::Paused => {
+                    self.lock().connected = false;
+                    metrics::gauge!("flowc_connected").set(0.0);
+                }
                 End::Compacted => {
                     need_full = true;
                     resync = true;
@@ -498,6 +514,11 @@ impl Worker {
         control: &mut signal::Receiver<Control>,
     ) -> bool {
         self.lock().connected = false;
+        metrics::gauge!("flowc_connected").set(0.0);
+        if self.retries == 0 {
+            // the first failure since etcd answered: the backoff starts afresh
+            *backoff = self.config.min_backoff;
+        }
         self.retries = self.retries.saturating_add(1);
         let now = Instant::now();
         let tenant = self.config.tenant.tenant().to_owned();
@@ -555,6 +576,7 @@ impl Worker {
             metrics::counter!("flowc_reconnects_total").increment(1);
         }
         self.lock().connected = true;
+        metrics::gauge!("flowc_connected").set(1.0);
         tracing::info!(
             tenant = self.config.tenant.tenant(),
             revision,
@@ -572,18 +594,17 @@ impl Worker {
     async fn full_read(&mut self, client: &mut Client, resync: bool) -> Result<(), StoreError> {
         let (start, end) = self.config.tenant.watch_range();
         let timeout = self.config.connection.request_timeout;
-        let got = tokio::time::timeout(
-            timeout,
-            client.get(start.as_str(), Some(GetOptions::new().with_range(end))),
+        // in pages at one revision: a tenant's flows may exceed any one answer's limit
+        let (kvs, revision) = tokio::time::timeout(
+            timeout.saturating_mul(4),
+            read_range(client, &start, Some(end.as_bytes()), false),
         )
         .await
-        .map_err(|_| timeout_error("read", timeout))?
-        .map_err(|e| etcd_error("read", &e))?;
-        let revision = got.header().map_or(0, |h| revision_of(h.revision()));
+        .map_err(|_| timeout_error("read", timeout.saturating_mul(4)))??;
         self.reached = true;
-        let metas = self.metas(got.kvs());
+        let metas = self.metas(&kvs);
         let mut present = BTreeSet::new();
-        for kv in got.kvs() {
+        for kv in &kvs {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             if let KeyKind::Flow(flow) = self.config.tenant.classify(&key) {
                 present.insert(flow.to_owned());
@@ -659,15 +680,22 @@ impl Worker {
             .with_range(end)
             .with_start_revision(crate::store::etcd::etcd_revision(from));
         let timeout = self.config.connection.request_timeout;
-        let mut stream =
-            match tokio::time::timeout(timeout, client.watch(start, Some(options))).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
-                Err(_) => {
-                    let e = timeout_error("watch", timeout).at(&self.config.connection.endpoints);
-                    return End::Lost(e.to_string());
-                }
-            };
+        let mut stream = match tokio::time::timeout(
+            timeout,
+            client
+                .watch_client()
+                .max_decoding_message_size(DECODE_LIMIT_BYTES)
+                .watch(start, Some(options)),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
+            Err(_) => {
+                let e = timeout_error("watch", timeout).at(&self.config.connection.endpoints);
+                return End::Lost(e.to_string());
+            }
+        };
         let mut announced = announced;
         loop {
             tokio::select! {
@@ -842,7 +870,7 @@ impl Worker {
             }
         };
         match refused {
-            Ok(compiled) => self.take(client, put, compiled, meta).await,
+            Ok(compiled) => self.take(client, put, compiled, meta, !full).await,
             Err(d) => {
                 if full && self.registry.active(flow).is_none() && check_flow_id(flow).is_ok() {
                     self.fall_back(client, flow, revision).await;
@@ -861,7 +889,12 @@ impl Worker {
                 .await
                 .unwrap_or_else(|_| Err(timeout_error("read", timeout)))
             {
-                Ok(h) => h,
+                Ok(h) => {
+                    for (_, e) in &h.corrupt {
+                        self.warn(format!("history of `{flow}`: skipped: {e}"));
+                    }
+                    h.entries
+                }
                 Err(e) => {
                     return self.warn(format!(
                         "history of `{flow}` (to fall back to its last accepted version): {e}"
@@ -914,6 +947,7 @@ impl Worker {
         put: &Put<'_>,
         compiled: crate::compile::CompiledFlow,
         meta: Option<FlowMeta>,
+        live: bool,
     ) {
         let Put {
             flow,
@@ -947,7 +981,7 @@ impl Worker {
         self.seen.insert(flow.to_owned(), revision);
         self.lock().rejections.remove(flow);
         if let Some(version) = &version {
-            self.published(version, meta.as_ref());
+            self.published(version, meta.as_ref().filter(|_| live));
         }
         // every accepted version has its history entry: a publisher wrote it in its
         // transaction; for a flow put by hand the first watcher writes it
@@ -993,10 +1027,16 @@ impl Worker {
         }
     }
 
-    /// Reports a swap: metrics, log, event.
+    /// Reports a swap: metrics, log, event. `meta`: the publisher's record of a version
+    /// received live by the watch stream (not by a full read at start or after a
+    /// compaction, whose age is no propagation); a publisher's clock ahead of ours gives
+    /// no latency.
     fn published(&self, version: &VersionId, meta: Option<&FlowMeta>) {
-        let latency =
-            meta.map(|m| Duration::from_micros(now_micros().saturating_sub(m.published_at_micros)));
+        let latency = meta.and_then(|m| {
+            now_micros()
+                .checked_sub(m.published_at_micros)
+                .map(Duration::from_micros)
+        });
         metrics::counter!("flowc_publishes_total", "flow" => version.flow.clone()).increment(1);
         if let Some(l) = latency {
             metrics::histogram!("flowc_propagation_seconds").record(l.as_secs_f64());
@@ -1025,6 +1065,7 @@ impl Worker {
             self.warn(e.to_string());
             return;
         }
+        // the exporter cannot remove a series: 0 means no active version (retired)
         metrics::gauge!("flowc_active_revision", "flow" => flow.to_owned()).set(0.0);
         tracing::info!(
             tenant = self.config.tenant.tenant(),
