@@ -1066,7 +1066,9 @@ fn has_on_a_top_level_optional_variable_checks_and_runs_on_both_paths() {
         &Options::default(),
     )
     .expect("compiles");
-    let cond = flow.skip_condition("a").expect("skip condition");
+    let cond = flow
+        .skip_condition(flow.step_index("a").expect("step a"))
+        .expect("skip condition");
     let sb = flow.sandbox();
     let slot = flow.vars().index("grade").expect("slot");
     // absent: false on both paths, not `no value for grade`

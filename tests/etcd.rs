@@ -1757,8 +1757,9 @@ fn flowc_within(secs: u64, args: &[&str]) -> (Option<i32>, String, String) {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "flowc {args:?} still runs after {secs} s: {}",
-                e.join().unwrap()
+                "flowc {args:?} still runs after {secs} s:\nstderr: {}\nstdout: {}",
+                e.join().unwrap(),
+                o.join().unwrap()
             );
         }
         std::thread::sleep(Duration::from_millis(20));
