@@ -963,3 +963,42 @@ fn check_caps_the_human_output_across_files() {
     assert_eq!(all.matches("flowc::graph::unknown-step").count(), 1000);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Output that cannot be written is never a silent success: a closed pipe ends the
+/// process with 141 (as a shell reports SIGPIPE), a full device is an I/O error (2).
+#[test]
+fn output_that_cannot_be_written_is_never_a_silent_success() {
+    for args in [
+        &["check", "examples/"][..],
+        &["check", "examples/", "--format", "json"],
+        &["rule", "--all"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let status = flowc()
+            .args(args)
+            .current_dir(root())
+            .stdout(std::process::Stdio::from(writer))
+            .status()
+            .expect("run flowc");
+        assert_eq!(status.code(), Some(141), "{args:?} into a closed pipe");
+        if std::path::Path::new("/dev/full").exists() {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full");
+            let out = flowc()
+                .args(args)
+                .current_dir(root())
+                .stdout(std::process::Stdio::from(full))
+                .output()
+                .expect("run flowc");
+            assert_eq!(out.status.code(), Some(2), "{args:?} into /dev/full");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("cannot write the output"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -395,21 +395,21 @@ fn github(
     max_diagnostics: usize,
 ) {
     for p in io {
-        let _ = writeln!(
+        super::written(writeln!(
             lock,
             "::error file={},title={}::{}",
             github_escape(&p.name, true),
             github_escape(flowc::codes::Code::IoRead.as_str(), true),
             github_escape(&p.message, false)
-        );
+        ));
     }
     for s in skipped.iter().filter(|s| s.named) {
-        let _ = writeln!(
+        super::written(writeln!(
             lock,
             "::warning file={}::{}",
             github_escape(&s.path.display().to_string(), true),
             github_escape(&not_a_flow(&s.path), false)
-        );
+        ));
     }
     for item in cap(diags, max_diagnostics) {
         let d = match item {
@@ -420,12 +420,12 @@ fn github(
                 severity,
                 count,
             } => {
-                let _ = writeln!(
+                super::written(writeln!(
                     lock,
                     "::notice file={}::{}",
                     github_escape(file, true),
                     github_escape(&Shown::more_message(file, &code, severity, count), false)
-                );
+                ));
                 continue;
             }
         };
@@ -440,13 +440,13 @@ fn github(
             msg.push_str("\nhelp: ");
             msg.push_str(&h);
         }
-        let _ = writeln!(
+        super::written(writeln!(
             lock,
             "::{level} file={},line={line},col={col},title={}::{}",
             github_escape(d.file().name(), true),
             github_escape(&d.code(), true),
             github_escape(&msg, false)
-        );
+        ));
     }
 }
 
@@ -488,7 +488,7 @@ pub fn run(
     let mut lock = stdout.lock();
     match format {
         CheckFormat::Json => {
-            let _ = writeln!(lock, "{}", to_json(files, &skipped, &diags, &io));
+            super::written(writeln!(lock, "{}", to_json(files, &skipped, &diags, &io)));
         }
         CheckFormat::Github => {
             github(&mut lock, &io, &skipped, &diags, max_diagnostics);
@@ -530,8 +530,8 @@ pub fn run(
                 }
                 out.push('\n');
             }
-            let _ = write!(lock, "{out}");
-            let _ = writeln!(
+            super::written(write!(lock, "{out}"));
+            super::written(writeln!(
                 lock,
                 "checked {} file{}: {} error{}, {} warning{}",
                 thousands(files),
@@ -544,9 +544,9 @@ pub fn run(
                 },
                 thousands(diags.warning_count()),
                 if diags.warning_count() == 1 { "" } else { "s" },
-            );
+            ));
             if let Some(line) = skipped_line(&skipped) {
-                let _ = writeln!(lock, "{line}");
+                super::written(writeln!(lock, "{line}"));
             }
         }
     }

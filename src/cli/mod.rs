@@ -1,20 +1,35 @@
 //! The only code that prints or exits. One file per subcommand.
 #![expect(clippy::print_stderr, reason = "the CLI is the one place that prints")]
 
-/// `print!` that ignores a closed stdout (`flowc ... | head`) instead of panicking.
+/// `print!` whose failure ends the process as [`written`] says.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($arg)*);
+        $crate::cli::written(write!(std::io::stdout().lock(), $($arg)*));
     }};
 }
 
-/// `println!` that ignores a closed stdout.
+/// `println!` whose failure ends the process as [`written`] says.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        $crate::cli::written(writeln!(std::io::stdout().lock(), $($arg)*));
     }};
+}
+
+/// What a failed write to standard output means. A closed pipe (`flowc ... | head`,
+/// `flowc watch ... | grep -m1 x`): the reader went away, so the process ends quietly
+/// with 141 (128 + SIGPIPE, what a shell reports for a command a closed pipe ended), a
+/// watcher included. Any other failure (`> /dev/full`): the output was lost, which is
+/// an I/O error (exit 2), never a silent success.
+pub(crate) fn written(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(2);
+    }
 }
 
 mod check;
