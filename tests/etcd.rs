@@ -2073,7 +2073,10 @@ async fn a_flow_too_large_for_one_request_is_refused_before_writing() {
         err.contains(&format!("flow `large` is {size} bytes")),
         "{err}"
     );
-    assert!(err.contains("etcd takes at most 1572864"), "{err}");
+    assert!(
+        err.contains("over etcd's default limit of 1572864 bytes"),
+        "{err}"
+    );
     assert!(!err.contains("TLS") && !err.contains("endpoints"), "{err}");
     // the partial publish is summed up
     assert!(

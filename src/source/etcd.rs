@@ -152,12 +152,12 @@ pub enum EtcdError {
     /// A flow too large for one etcd request: a publish writes its YAML twice (the flow
     /// key and its history entry) in one transaction.
     #[error(
-        "flow `{flow}` is {size} bytes: its publish writes it twice (the flow key and its history entry), {request} bytes in one request; etcd takes at most {limit}"
+        "flow `{flow}` is {size} bytes: its publish writes it twice (the flow key and its history entry) with its record, {request} bytes in one request, {why}"
     )]
     #[diagnostic(
         code("flowc::source::etcd-too-large"),
         help(
-            "nothing was written; keep a flow under about {half} bytes (split it into smaller flows, or move long texts out of it); etcd's limit is its `--max-request-bytes` (1.5 MiB by default)"
+            "nothing was written; keep a flow under about {half} bytes (split it into smaller flows, or move long texts out of it; a long `--message` counts too); etcd's limit is its `--max-request-bytes` ({limit} bytes by default)"
         )
     )]
     TooLarge {
@@ -171,6 +171,9 @@ pub enum EtcdError {
         limit: u64,
         /// About half the limit: the largest flow that fits.
         half: u64,
+        /// Whose limit refused it: the default one, checked before writing, or etcd's own
+        /// (an etcd started with a smaller `--max-request-bytes`).
+        why: String,
     },
     /// etcd or the history failed.
     #[error(transparent)]
@@ -437,15 +440,19 @@ async fn write(
         + request.source.len()
         + meta_json.len()
         + entry_json.len()) as u64;
-    let too_large = || EtcdError::TooLarge {
+    let too_large = |why: String| EtcdError::TooLarge {
         flow: flow.clone(),
         size: request.source.len() as u64,
         request: request_bytes,
         limit: REQUEST_LIMIT_BYTES,
         half: REQUEST_LIMIT_BYTES / 2 - 4096,
+        why,
     };
     if request_bytes > REQUEST_LIMIT_BYTES {
-        return Err(too_large().into());
+        return Err(too_large(format!(
+            "over etcd's default limit of {REQUEST_LIMIT_BYTES} bytes"
+        ))
+        .into());
     }
     let txn = || {
         Txn::new()
@@ -466,7 +473,10 @@ async fn write(
         Err(EtcdError::Store(StoreError::Etcd { message, .. }))
             if message.contains("request is too large") || message.contains("larger than max") =>
         {
-            return Err(too_large().into());
+            return Err(too_large(format!(
+                "which this etcd refused as too large (its `--max-request-bytes` is below the default {REQUEST_LIMIT_BYTES})"
+            ))
+            .into());
         }
         other => other?,
     };
