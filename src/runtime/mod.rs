@@ -48,7 +48,7 @@
 //! "#);
 //! let flow = Arc::new(flowc::compile::compile(&src, &Default::default()).unwrap());
 //! let (mut inst, effects) = Instance::start(flow, &serde_json::json!({"days": 5}), 0).unwrap();
-//! assert!(matches!(&effects[0], Effect::CreateTask { step, .. } if step == "manager"));
+//! assert!(matches!(&effects[0], Effect::CreateTask { step, .. } if &**step == "manager"));
 //! assert!(matches!(&effects[1], Effect::StartTimer { due_at: 86_400, .. }));
 //! let effects = inst.apply(&Event::approve("manager", "mia"), 1).unwrap();
 //! assert_eq!(inst.status().label(), "approved");
@@ -106,19 +106,21 @@ impl Instance {
             });
         }
         let (context, bindings) = context::bind(&flow, context)?;
+        // sized for a typical run, so that the first steps and answers do not regrow them
+        let steps = flow.nodes().len().clamp(1, 16);
         let mut inst = Instance {
             state: InstanceState {
                 format: STATE_FORMAT,
-                version: flow.version().clone(),
+                version: Arc::clone(flow.shared_version()),
                 context,
                 started_at: at,
                 status: Status::Running,
-                trace: Vec::new(),
-                log: Vec::new(),
-                tokens: Vec::new(),
+                trace: Vec::with_capacity(steps),
+                log: Vec::with_capacity(4),
+                tokens: Vec::with_capacity(2),
                 joins: Vec::new(),
                 next_join: 0,
-                ids: Vec::new(),
+                ids: Vec::with_capacity(8),
                 now: at,
             },
             bindings,
@@ -150,7 +152,7 @@ impl Instance {
         let have = flow.version();
         if state.version.flow != have.flow || state.version.hash != have.hash {
             return Err(RuntimeError::VersionMismatch {
-                expected: state.version,
+                expected: Arc::unwrap_or_clone(state.version),
                 got: have.clone(),
             });
         }
@@ -171,7 +173,7 @@ impl Instance {
                 })?;
         }
         // the same content may be named by another revision: compare the rest
-        replay.state.version = state.version.clone();
+        replay.state.version = Arc::clone(&state.version);
         if replay.state != state {
             let path = first_difference(&replay.state, &state);
             return Err(RuntimeError::CorruptState(format!(
@@ -453,8 +455,8 @@ impl Instance {
                     break;
                 };
                 let (user, role) = match &first.assignee {
-                    Assignee::User(u) => (u.clone(), None),
-                    Assignee::Role(r) => ("auto".to_owned(), Some(r.clone())),
+                    Assignee::User(u) => (Arc::clone(u), None),
+                    Assignee::Role(r) => (Arc::from("auto"), Some(Arc::clone(r))),
                 };
                 let (step, task) = (p.step, Some(first.task));
                 match auto {
