@@ -1093,7 +1093,7 @@ fn every_runtime_error_has_its_code() {
     let e = Instance::restore(other, i.state().clone()).unwrap_err();
     assert_eq!(code(&e), "flowc::runtime::version-mismatch");
     let mut state = i.state().clone();
-    state.context = json!({"n": "not an int"});
+    state.context = flowc::runtime::Context::from_json(json!({"n": "not an int"})).unwrap();
     let e = Instance::restore(Arc::clone(&f), state).unwrap_err();
     assert_eq!(code(&e), "flowc::runtime::corrupt-state");
 }

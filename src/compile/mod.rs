@@ -44,6 +44,9 @@ pub struct CompiledFlow {
     vars: VarTable,
     /// The slot of each declared context field, in declaration order.
     context_slots: Vec<Option<usize>>,
+    /// The name of each declared context field, in declaration order, shared by every
+    /// instance's context.
+    context_names: Vec<Arc<str>>,
     sandbox: Arc<Sandbox>,
     /// Each step's skip condition, by step index (see [`CompiledFlow::nodes`]).
     skip: Vec<Option<Condition>>,
@@ -78,6 +81,12 @@ impl CompiledFlow {
     #[must_use]
     pub fn context_slots(&self) -> &[Option<usize>] {
         &self.context_slots
+    }
+
+    /// The name of each field of the flow's `context`, in declaration order, shared.
+    #[must_use]
+    pub fn context_names(&self) -> &[Arc<str>] {
+        &self.context_names
     }
 
     /// The sandbox the programs run in.
@@ -328,6 +337,11 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         .iter()
         .map(|f| ctx.vars.index(&f.name.value))
         .collect();
+    let context_names = flow
+        .context
+        .iter()
+        .map(|f| Arc::from(f.name.value.as_str()))
+        .collect();
     let strings = (0..index.nodes().len())
         .filter_map(|i| index.step(&flow, i))
         .map(|s| StepStrings::new(&flow, s))
@@ -342,6 +356,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         strings,
         flow,
         context_slots,
+        context_names,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),
         evaluator: options.evaluator,

@@ -171,7 +171,7 @@ pub struct InstanceState {
     /// flow.
     pub version: Arc<VersionId>,
     /// The context, normalised (defaults filled in).
-    pub context: serde_json::Value,
+    pub context: super::context::Context,
     /// The logical time it started at.
     pub started_at: u64,
     /// Where it stands.
