@@ -32,7 +32,7 @@ use super::types::{Act, Action, Assignee, Effect, Event, Gone, Status, Visit, Vi
 const EFFECTS: usize = 6;
 
 /// Work still to do: a target, the branch it runs in, and the visit that led there.
-type Work = (Target, Option<Scope>, Option<usize>);
+pub(super) type Work = (Target, Option<Scope>, Option<usize>);
 
 /// The effects of one step of the machine, and the work still to do.
 pub(super) struct Run<'a> {
@@ -87,7 +87,7 @@ enum Found {
 impl Instance {
     pub(super) fn run_start(&mut self) -> Vec<Effect> {
         let flow = Arc::clone(&self.flow);
-        let mut work = Vec::with_capacity(4);
+        let mut work = std::mem::take(&mut self.work);
         work.push((flow.entry(), None, None));
         let mut run = Run {
             flow: &flow,
@@ -95,6 +95,7 @@ impl Instance {
             work,
         };
         self.drive(&mut run);
+        self.keep_work(run.work);
         run.effects
     }
 
@@ -129,7 +130,7 @@ impl Instance {
         let mut run = Run {
             flow: &flow,
             effects: Vec::with_capacity(EFFECTS),
-            work: Vec::with_capacity(4),
+            work: std::mem::take(&mut self.work),
         };
         self.state.now = at;
         match (event, target) {
@@ -138,6 +139,7 @@ impl Instance {
                 self.cancel_all(&mut run, why);
                 self.state.status = Status::Cancelled;
                 run.effects.push(Effect::Cancelled);
+                self.keep_work(run.work);
                 return Ok(run.effects);
             }
             (
@@ -191,7 +193,14 @@ impl Instance {
             }
         }
         self.drive(&mut run);
+        self.keep_work(run.work);
         Ok(run.effects)
+    }
+
+    /// Puts the (emptied) work stack back for the next event.
+    fn keep_work(&mut self, mut work: Vec<Work>) {
+        work.clear();
+        self.work = work;
     }
 
     fn issue(&mut self, kind: IdKind, step: usize, visit: usize) -> u32 {
