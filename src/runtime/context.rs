@@ -218,7 +218,10 @@ impl Context {
             Fields::Shared(f) => (Some(f.iter().map(|(k, v)| (&**k, v))), None),
             Fields::Object(m) => (None, Some(m.iter().map(|(k, v)| (k.as_str(), v)))),
         };
-        shared.into_iter().flatten().chain(object.into_iter().flatten())
+        shared
+            .into_iter()
+            .flatten()
+            .chain(object.into_iter().flatten())
     }
 
     /// How many fields it holds.
@@ -259,12 +262,14 @@ impl Context {
 
     /// The context to bind again (restoring a state): a read context as read, a bound
     /// one rebuilt as an object.
-    pub(super) fn as_object(&self) -> std::borrow::Cow<'_, serde_json::Map<String, serde_json::Value>> {
+    pub(super) fn as_object(
+        &self,
+    ) -> std::borrow::Cow<'_, serde_json::Map<String, serde_json::Value>> {
         match &self.fields {
             Fields::Object(m) => std::borrow::Cow::Borrowed(m),
-            Fields::Shared(f) => std::borrow::Cow::Owned(
-                f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-            ),
+            Fields::Shared(f) => {
+                std::borrow::Cow::Owned(f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+            }
         }
     }
 }

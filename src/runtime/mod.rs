@@ -179,10 +179,10 @@ impl Instance {
                 got: have.clone(),
             });
         }
-        let (mut replay, _) = Instance::start_object(flow, &state.context.as_object(), state.started_at)
-            .map_err(|e| {
-                RuntimeError::CorruptState(format!("its context does not start the flow: {e}"))
-            })?;
+        let (mut replay, _) =
+            Instance::start_object(flow, &state.context.as_object(), state.started_at).map_err(
+                |e| RuntimeError::CorruptState(format!("its context does not start the flow: {e}")),
+            )?;
         for (n, logged) in state.log.iter().enumerate() {
             replay
                 .apply_logged(logged.id.clone(), &logged.event, logged.at)

@@ -263,7 +263,9 @@ impl Instance {
                 }
             }
             (_, Some(Names::Role(r))) => vec![Assignee::Role(Arc::clone(r))],
-            (_, Some(Names::Users(us))) => us.iter().map(|u| Assignee::User(Arc::clone(u))).collect(),
+            (_, Some(Names::Users(us))) => {
+                us.iter().map(|u| Assignee::User(Arc::clone(u))).collect()
+            }
             // INVARIANT: the compiled flow interns every written name; read the model
             // if it ever did not
             (Assignees::Role(r), None) => vec![Assignee::Role(Arc::from(r.value.as_str()))],

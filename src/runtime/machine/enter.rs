@@ -209,23 +209,27 @@ impl Instance {
         };
         let Some(decision) = flow.decision(i) else {
             self.close(visit, VisitStatus::Error, None);
-            self.incident(run, step_id(flow, i), "decision was not compiled".to_owned());
+            self.incident(
+                run,
+                step_id(flow, i),
+                "decision was not compiled".to_owned(),
+            );
             return;
         };
         match decision.eval(flow.sandbox(), &mut self.bindings) {
             Ok(Some(r)) => {
                 if let Some(v) = self.visit_mut(visit) {
                     v.rule = Some(r + 1);
-                    v.condition = flow
-                        .strings(i)
-                        .and_then(|s| s.rules.get(r))
-                        .map(|rule| ConditionRecord {
-                            text: Arc::clone(&rule.text),
-                            value: Some(true),
-                            error: None,
-                            line: rule.line,
-                            column: rule.column,
-                        });
+                    v.condition =
+                        flow.strings(i)
+                            .and_then(|s| s.rules.get(r))
+                            .map(|rule| ConditionRecord {
+                                text: Arc::clone(&rule.text),
+                                value: Some(true),
+                                error: None,
+                                line: rule.line,
+                                column: rule.column,
+                            });
                 }
                 self.close(visit, VisitStatus::Completed, None);
                 if let Some(t) = node.rules.get(r) {

@@ -44,9 +44,7 @@ impl Instance {
                 Ok(found)
             }
             Event::ServiceOk { call } | Event::ServiceError { call, .. } => {
-                let r = self.live(call.0, call, |k| {
-                    matches!(k, IdKind::Call { .. })
-                })?;
+                let r = self.live(call.0, call, |k| matches!(k, IdKind::Call { .. }))?;
                 if let IdKind::Call { not_before, .. } = r.kind
                     && at < not_before
                 {
@@ -69,9 +67,7 @@ impl Instance {
                 Ok(Found::Call { token })
             }
             Event::Timeout { timer } => {
-                let r = self.live(timer.0, timer, |k| {
-                    matches!(k, IdKind::Timer { .. })
-                })?;
+                let r = self.live(timer.0, timer, |k| matches!(k, IdKind::Timer { .. }))?;
                 if let IdKind::Timer { due_at } = r.kind
                     && at < due_at
                 {
@@ -170,9 +166,7 @@ impl Instance {
                 }
                 _ => {}
             }
-            self.live(task.0, &task, |k| {
-                matches!(k, IdKind::Task { .. })
-            })?;
+            self.live(task.0, &task, |k| matches!(k, IdKind::Task { .. }))?;
         }
         let token = self
             .state
