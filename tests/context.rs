@@ -64,7 +64,7 @@ fn check_errors(context: &str) -> Vec<(String, usize, usize, String)> {
 
 fn started(f: &Arc<CompiledFlow>, ctx: serde_json::Value) -> serde_json::Value {
     match Instance::start(Arc::clone(f), &ctx, 0) {
-        Ok((i, _)) => i.state().context.clone(),
+        Ok((i, _)) => i.state().context.to_json(),
         Err(e) => panic!("refused {ctx}: {e}"),
     }
 }

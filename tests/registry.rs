@@ -133,7 +133,7 @@ fn retire_refuses_new_starts_only() {
     ));
     // the running instance finishes on its version
     inst.apply(&by_role("manager", "manager"), 1).unwrap();
-    assert_eq!(inst.pending()[0].step, "finance");
+    assert_eq!(&*inst.pending()[0].step, "finance");
     assert_eq!(
         actions(&reg),
         [(Action::Published, Some(1)), (Action::Retired, None)]
@@ -380,7 +380,7 @@ fn restore_after_publish_finishes_on_the_old_version() {
     }
     for text in &saved {
         let state: InstanceState = serde_json::from_str(text).unwrap();
-        assert_eq!(state.version, v1);
+        assert_eq!(*state.version, v1);
         // onto the wrong version: refused
         let wrong = reg.active("claim").unwrap();
         assert!(Instance::restore(wrong, state.clone()).is_err());

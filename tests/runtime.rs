@@ -138,7 +138,7 @@ fn mode_single_first_decision_counts() {
     assert_eq!(
         (
             acts[0].action.as_str(),
-            acts[0].by.as_str(),
+            &*acts[0].by,
             acts[0].role.as_deref(),
             acts[0].at
         ),
@@ -627,7 +627,7 @@ fn skip_conditions_and_fail_closed() {
     assert_eq!(fx, vec![task("b", vec![(1, role("r"))])]);
     assert_eq!(trace(&i), ["a:skipped", "b:pending"]);
     let c = i.trace()[0].condition.as_ref().unwrap();
-    assert_eq!((c.text.as_str(), c.value), ("amount < 10", Some(true)));
+    assert_eq!((&*c.text, c.value), ("amount < 10", Some(true)));
     // where it is written in the flow file
     assert_eq!((c.line, c.column), (9, 20));
     let c = i.trace()[1].condition.as_ref().unwrap();
@@ -643,7 +643,7 @@ fn decisions_first_unique_default_and_incidents() {
     assert_eq!(fx, vec![done(Outcome::Approved)]);
     assert_eq!(trace(&i), ["d:completed#1", "big:completed"]);
     let c = i.trace()[0].condition.as_ref().unwrap();
-    assert_eq!((c.text.as_str(), c.value), ("x > 10", Some(true)));
+    assert_eq!((&*c.text, c.value), ("x > 10", Some(true)));
     let (i, _) = start(&f, json!({"x": 1, "y": 0}));
     assert_eq!(trace(&i), ["d:completed", "small:completed"]);
     assert_eq!(i.trace()[0].route(), Some(Route::Default));
@@ -861,7 +861,7 @@ fn on_reject_loops_and_assignee_expressions() {
     );
     // an empty assignee list is an incident
     let (i, fx) = start(&f, json!({"approvers": [], "applicant": "me"}));
-    assert!(matches!(&fx[..], [Effect::Incident { step, .. }] if step == "review"));
+    assert!(matches!(&fx[..], [Effect::Incident { step, .. }] if &**step == "review"));
     assert_eq!(trace(&i), ["review:error"]);
 }
 
@@ -1047,13 +1047,13 @@ fn trace_answers_why_an_instance_waits() {
     let (i, _) = Instance::start(Arc::clone(&f), &json!({"amount": 60000.0}), 42).unwrap();
     let p = i.pending();
     assert_eq!(p.len(), 1);
-    assert_eq!((p[0].step.as_str(), p[0].since), ("legal-review", 42));
+    assert_eq!((&*p[0].step, p[0].since), ("legal-review", 42));
     let route = &i.trace()[0];
     assert_eq!(route.route(), Some(Route::Rule(1)));
     let saved = serde_json::to_value(route).unwrap();
     assert_eq!((&saved["rule"], saved.get("byDefault")), (&json!(1), None));
     assert_eq!(
-        route.condition.as_ref().map(|c| c.text.as_str()),
+        route.condition.as_ref().map(|c| &*c.text),
         Some("amount > 50000.0")
     );
     let json = serde_json::to_value(i.trace()).unwrap();
@@ -1093,7 +1093,7 @@ fn every_runtime_error_has_its_code() {
     let e = Instance::restore(other, i.state().clone()).unwrap_err();
     assert_eq!(code(&e), "flowc::runtime::version-mismatch");
     let mut state = i.state().clone();
-    state.context = json!({"n": "not an int"});
+    state.context = flowc::runtime::Context::from_json(json!({"n": "not an int"})).unwrap();
     let e = Instance::restore(Arc::clone(&f), state).unwrap_err();
     assert_eq!(code(&e), "flowc::runtime::corrupt-state");
 }

@@ -34,7 +34,7 @@ struct Case {
     store: PathBuf,
     flow: Arc<CompiledFlow>,
     contexts: Vec<serde_json::Value>,
-    steps: Vec<String>,
+    steps: Vec<Arc<str>>,
 }
 
 fn cases() -> Vec<Case> {
@@ -75,7 +75,7 @@ fn cases() -> Vec<Case> {
             .to_owned();
         let flow = registry.active(&id).unwrap();
         let steps = (0..flow.nodes().len())
-            .map(|i| flow.step(i).unwrap().id.value.clone())
+            .map(|i| Arc::from(flow.step(i).unwrap().id.value.as_str()))
             .collect();
         out.push(Case {
             source,
@@ -94,13 +94,13 @@ fn cases() -> Vec<Case> {
 /// is delivered; tasks when a `close-task` says so.
 #[derive(Default, Clone, Debug)]
 struct Ledger {
-    tasks: BTreeMap<u32, (String, Assignee)>,
+    tasks: BTreeMap<u32, (Arc<str>, Assignee)>,
     timers: BTreeMap<u32, u64>,
-    calls: BTreeMap<u32, String>,
+    calls: BTreeMap<u32, Arc<str>>,
     /// Every id ever issued (for stale answers).
     all_timers: Vec<(u32, u64)>,
     all_calls: Vec<u32>,
-    all_tasks: Vec<(u32, String, Assignee)>,
+    all_tasks: Vec<(u32, Arc<str>, Assignee)>,
 }
 
 impl Ledger {
@@ -169,11 +169,11 @@ impl Ledger {
     }
 }
 
-fn actor(a: &Assignee) -> (String, Option<String>) {
+fn actor(a: &Assignee) -> (Arc<str>, Option<Arc<str>>) {
     match a {
         Assignee::User(u) => (u.clone(), None),
-        Assignee::Role(r) => ("member".to_owned(), Some(r.clone())),
-        _ => ("?".to_owned(), None),
+        Assignee::Role(r) => ("member".into(), Some(r.clone())),
+        _ => ("?".into(), None),
     }
 }
 
@@ -266,7 +266,7 @@ fn event(
         8 if !ledger.tasks.is_empty() => {
             let (task, (step, a)) = ledger.tasks.iter().nth(pick % ledger.tasks.len()).unwrap();
             let (user, role) = actor(a);
-            let signer = users[who as usize % users.len()].to_owned();
+            let signer = users[who as usize % users.len()].into();
             (
                 Event::AddSigner {
                     step: step.clone(),
@@ -280,7 +280,7 @@ fn event(
         }
         9 => {
             let step = case.steps[pick % case.steps.len()].clone();
-            let user = users[who as usize % users.len()].to_owned();
+            let user = users[who as usize % users.len()].into();
             (
                 Event::Approve {
                     step,

@@ -59,6 +59,16 @@ pub enum AssigneeSlot {
     Escalation(usize),
 }
 
+impl AssigneeSlot {
+    /// The step's index.
+    #[must_use]
+    pub fn step(self) -> usize {
+        match self {
+            AssigneeSlot::Step(i) | AssigneeSlot::Escalation(i) => i,
+        }
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn assignee_expr(&mut self, a: &Assignees) -> Option<Expression> {
         let Assignees::Expr(src) = a else { return None };

@@ -21,6 +21,7 @@ mod conditions;
 mod decisions;
 mod many;
 mod options;
+mod shared;
 mod version;
 
 pub use assignees::{AssigneeSlot, Expression};
@@ -28,17 +29,24 @@ pub use conditions::Condition;
 pub use decisions::CompiledDecision;
 pub use many::{CheckError, check_many};
 pub use options::{Evaluator, Options};
+pub use shared::{ConditionText, Names, StepStrings};
 pub use version::{VersionId, stable_hash};
 
 /// A flow that passed every check, with its sandboxed programs.
 #[derive(Debug)]
 pub struct CompiledFlow {
     flow: Flow,
-    version: VersionId,
+    /// Shared: every instance's state names its version by this one allocation.
+    version: Arc<VersionId>,
     index: StepIndex,
+    /// Each step's strings, by step index, shared by every instance's trace and effects.
+    strings: Vec<StepStrings>,
     vars: VarTable,
     /// The slot of each declared context field, in declaration order.
     context_slots: Vec<Option<usize>>,
+    /// The name of each declared context field, in declaration order, shared by every
+    /// instance's context.
+    context_names: Vec<Arc<str>>,
     sandbox: Arc<Sandbox>,
     /// Each step's skip condition, by step index (see [`CompiledFlow::nodes`]).
     skip: Vec<Option<Condition>>,
@@ -73,6 +81,12 @@ impl CompiledFlow {
     #[must_use]
     pub fn context_slots(&self) -> &[Option<usize>] {
         &self.context_slots
+    }
+
+    /// The name of each field of the flow's `context`, in declaration order, shared.
+    #[must_use]
+    pub fn context_names(&self) -> &[Arc<str>] {
+        &self.context_names
     }
 
     /// The sandbox the programs run in.
@@ -112,11 +126,23 @@ impl CompiledFlow {
         &self.version
     }
 
+    /// The version, shared (what an instance's state holds).
+    #[must_use]
+    pub fn shared_version(&self) -> &Arc<VersionId> {
+        &self.version
+    }
+
     /// Stamps the registry's revision (done once, before the flow is shared).
     #[must_use]
     pub fn with_revision(mut self, revision: u64) -> Self {
-        self.version.revision = revision;
+        Arc::make_mut(&mut self.version).revision = revision;
         self
+    }
+
+    /// The shared strings of the step at an index of [`CompiledFlow::nodes`].
+    #[must_use]
+    pub fn strings(&self, step: usize) -> Option<&StepStrings> {
+        self.strings.get(step)
     }
 
     /// The resolved step index the graph stage built.
@@ -311,15 +337,26 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         .iter()
         .map(|f| ctx.vars.index(&f.name.value))
         .collect();
+    let context_names = flow
+        .context
+        .iter()
+        .map(|f| Arc::from(f.name.value.as_str()))
+        .collect();
+    let strings = (0..index.nodes().len())
+        .filter_map(|i| index.step(&flow, i))
+        .map(|s| StepStrings::new(&flow, s))
+        .collect();
     Ok(CompiledFlow {
-        version: VersionId {
+        version: Arc::new(VersionId {
             flow: flow.id.value.clone(),
             revision: 0,
             hash: format!("{hash:016x}"),
-        },
+        }),
         index,
+        strings,
         flow,
         context_slots,
+        context_names,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),
         evaluator: options.evaluator,

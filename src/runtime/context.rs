@@ -1,6 +1,8 @@
 //! Instance contexts: a JSON object checked against the flow's `context` declaration,
 //! with defaults filled in, then bound to the compiled programs' variable slots.
 
+use std::sync::Arc;
+
 use crate::compile::CompiledFlow;
 use crate::diagnostic::did_you_mean;
 use crate::model::decl::json_kind;
@@ -117,36 +119,195 @@ impl ContextError {
 
 /// Checks a context against the flow's declaration with [`crate::model::fit_fields`]
 /// (the definition `flowc check` uses for defaults and `enum` values) and fills in every
-/// default at any depth; returns the normalised JSON (what an instance persists) and the
-/// bound variables.
+/// default at any depth; returns the normalised context (what an instance persists) and
+/// the bound variables.
 ///
 /// # Errors
 /// The first problem, naming the field by its path (`items[2].amount`).
 pub fn bind(
     flow: &CompiledFlow,
     context: &serde_json::Value,
-) -> Result<(serde_json::Value, Bindings), ContextError> {
+) -> Result<(Context, Bindings), ContextError> {
     let serde_json::Value::Object(given) = context else {
         return Err(ContextError::NotAnObject {
             got: json_kind(context),
         });
     };
+    bind_object(flow, given)
+}
+
+/// [`bind`] of an object.
+pub(super) fn bind_object(
+    flow: &CompiledFlow,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(Context, Bindings), ContextError> {
     let fitted = fit_fields(&flow.flow().context, given, &FieldPath::default())
         .map_err(ContextError::from_misfit)?;
-    let mut normal = serde_json::Map::with_capacity(fitted.len());
+    let mut fields = Vec::with_capacity(fitted.len());
     let mut bindings = Bindings::new();
     // the fitted fields come in declaration order (absent optional ones left out): each
-    // one's slot is found by walking the declarations alongside, not by its name
-    let mut slots = flow.flow().context.iter().zip(flow.context_slots());
-    for (decl, f) in fitted {
-        let slot = slots
-            .by_ref()
-            .find(|(d, _)| std::ptr::eq(*d, decl))
-            .and_then(|(_, slot)| *slot);
+    // one's slot and shared name are found by walking the declarations alongside, not by
+    // its name; backwards, so that the first slot bound (the highest) sizes the slots once
+    let mut decls = flow
+        .flow()
+        .context
+        .iter()
+        .zip(flow.context_slots())
+        .zip(flow.context_names())
+        .rev();
+    for (decl, f) in fitted.into_iter().rev() {
+        let Some(((_, slot), name)) = decls.by_ref().find(|((d, _), _)| std::ptr::eq(*d, decl))
+        else {
+            continue;
+        };
         if let Some(i) = slot {
-            bindings.set(i, &f.value);
+            bindings.set(*i, &f.value);
         }
-        normal.insert(decl.name.value.clone(), f.json);
+        fields.push((Arc::clone(name), f.json));
     }
-    Ok((serde_json::Value::Object(normal), bindings))
+    fields.reverse();
+    Ok((
+        Context {
+            fields: Fields::Shared(fields),
+        },
+        bindings,
+    ))
+}
+
+/// An instance's context: the JSON object given to
+/// [`Instance::start`](super::Instance::start), checked against the flow's declaration
+/// with every default filled in.
+///
+/// It serialises as that JSON object, fields in declaration order (a bound context
+/// shares its field names with the compiled flow instead of copying them per instance).
+/// Two contexts are equal when they hold the same fields with the same values, in any
+/// order (as JSON objects are).
+#[derive(Clone, Debug)]
+pub struct Context {
+    fields: Fields,
+}
+
+/// A bound context's fields, or a read (deserialised) one's object as read.
+#[derive(Clone, Debug)]
+enum Fields {
+    Shared(Vec<(Arc<str>, serde_json::Value)>),
+    Object(serde_json::Map<String, serde_json::Value>),
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            fields: Fields::Shared(Vec::new()),
+        }
+    }
+}
+
+impl Context {
+    /// The value of a field.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        match &self.fields {
+            Fields::Shared(f) => f.iter().find(|(k, _)| **k == *name).map(|(_, v)| v),
+            Fields::Object(m) => m.get(name),
+        }
+    }
+
+    /// The fields, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        let (shared, object) = match &self.fields {
+            Fields::Shared(f) => (Some(f.iter().map(|(k, v)| (&**k, v))), None),
+            Fields::Object(m) => (None, Some(m.iter().map(|(k, v)| (k.as_str(), v)))),
+        };
+        shared
+            .into_iter()
+            .flatten()
+            .chain(object.into_iter().flatten())
+    }
+
+    /// How many fields it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.fields {
+            Fields::Shared(f) => f.len(),
+            Fields::Object(m) => m.len(),
+        }
+    }
+
+    /// Whether it holds no field.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// As a JSON object.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(match &self.fields {
+            Fields::Shared(f) => f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            Fields::Object(m) => m.clone(),
+        })
+    }
+
+    /// A context holding exactly the fields of a JSON object (`None` for any other JSON
+    /// value); unchecked: [`Instance::restore`](super::Instance::restore) checks it.
+    #[must_use]
+    pub fn from_json(value: serde_json::Value) -> Option<Self> {
+        match value {
+            serde_json::Value::Object(m) => Some(Context {
+                fields: Fields::Object(m),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The context to bind again (restoring a state): a read context as read, a bound
+    /// one rebuilt as an object.
+    pub(super) fn as_object(
+        &self,
+    ) -> std::borrow::Cow<'_, serde_json::Map<String, serde_json::Value>> {
+        match &self.fields {
+            Fields::Object(m) => std::borrow::Cow::Borrowed(m),
+            Fields::Shared(f) => {
+                std::borrow::Cow::Owned(f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+            }
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Context {
+    type Output = serde_json::Value;
+
+    /// The field's value, or JSON `null` when absent (as `serde_json` indexes objects).
+    fn index(&self, name: &str) -> &serde_json::Value {
+        static NULL: serde_json::Value = serde_json::Value::Null;
+        self.get(name).unwrap_or(&NULL)
+    }
+}
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(k, v)| other.get(k).is_some_and(|w| w == v))
+    }
+}
+
+impl serde::Serialize for Context {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Context {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Context {
+            fields: Fields::Object(serde_json::Map::deserialize(d)?),
+        })
+    }
 }

@@ -23,11 +23,11 @@ impl Instance {
     /// decisions that led on). `None` when the step was never entered.
     #[must_use]
     pub fn explain(&self, step: &str) -> Option<String> {
-        let at = self.state.trace.iter().rposition(|v| v.step == step)?;
+        let at = self.state.trace.iter().rposition(|v| *v.step == *step)?;
         let visit = self.state.trace.get(at)?;
         let mut out = String::new();
         if visit.status == VisitStatus::Pending {
-            let p = self.pending().into_iter().find(|p| p.step == step);
+            let p = self.pending().into_iter().find(|p| *p.step == *step);
             let _ = write!(out, "`{step}` is pending since t={}: ", visit.entered_at);
             match p {
                 Some(p) if p.call.is_some() => {

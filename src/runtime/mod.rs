@@ -48,7 +48,7 @@
 //! "#);
 //! let flow = Arc::new(flowc::compile::compile(&src, &Default::default()).unwrap());
 //! let (mut inst, effects) = Instance::start(flow, &serde_json::json!({"days": 5}), 0).unwrap();
-//! assert!(matches!(&effects[0], Effect::CreateTask { step, .. } if step == "manager"));
+//! assert!(matches!(&effects[0], Effect::CreateTask { step, .. } if &**step == "manager"));
 //! assert!(matches!(&effects[1], Effect::StartTimer { due_at: 86_400, .. }));
 //! let effects = inst.apply(&Event::approve("manager", "mia"), 1).unwrap();
 //! assert_eq!(inst.status().label(), "approved");
@@ -69,7 +69,7 @@ use std::sync::Arc;
 use crate::compile::CompiledFlow;
 use crate::limits::Limits;
 
-pub use context::ContextError;
+pub use context::{Context, ContextError};
 pub use error::RuntimeError;
 pub use state::{InstanceState, Logged, STATE_FORMAT};
 pub use types::{
@@ -85,6 +85,9 @@ pub struct Instance {
     flow: Arc<CompiledFlow>,
     bindings: crate::sandbox::Bindings,
     state: InstanceState,
+    /// The machine's work stack, kept between events so that it is allocated once (empty
+    /// between events; not part of the state).
+    work: Vec<machine::Work>,
 }
 
 impl Instance {
@@ -105,24 +108,46 @@ impl Instance {
                 max: Limits::MAX_TIME,
             });
         }
-        let (context, bindings) = context::bind(&flow, context)?;
+        let serde_json::Value::Object(given) = context else {
+            return Err(RuntimeError::Context(ContextError::NotAnObject {
+                got: crate::model::decl::json_kind(context),
+            }));
+        };
+        Instance::start_object(flow, given, at)
+    }
+
+    fn start_object(
+        flow: Arc<CompiledFlow>,
+        given: &serde_json::Map<String, serde_json::Value>,
+        at: u64,
+    ) -> Result<(Instance, Vec<Effect>), RuntimeError> {
+        if at > Limits::MAX_TIME {
+            return Err(RuntimeError::TimeOutOfRange {
+                at,
+                max: Limits::MAX_TIME,
+            });
+        }
+        let (context, bindings) = context::bind_object(&flow, given)?;
+        // sized for a typical run, so that the first steps and answers do not regrow them
+        let steps = flow.nodes().len().clamp(1, 16);
         let mut inst = Instance {
             state: InstanceState {
                 format: STATE_FORMAT,
-                version: flow.version().clone(),
+                version: Arc::clone(flow.shared_version()),
                 context,
                 started_at: at,
                 status: Status::Running,
-                trace: Vec::new(),
-                log: Vec::new(),
-                tokens: Vec::new(),
+                trace: Vec::with_capacity(steps),
+                log: Vec::with_capacity(4),
+                tokens: Vec::with_capacity(2),
                 joins: Vec::new(),
                 next_join: 0,
-                ids: Vec::new(),
+                ids: Vec::with_capacity(8),
                 now: at,
             },
             bindings,
             flow,
+            work: Vec::with_capacity(4),
         };
         let effects = inst.run_start();
         Ok((inst, effects))
@@ -150,14 +175,14 @@ impl Instance {
         let have = flow.version();
         if state.version.flow != have.flow || state.version.hash != have.hash {
             return Err(RuntimeError::VersionMismatch {
-                expected: state.version,
+                expected: Arc::unwrap_or_clone(state.version),
                 got: have.clone(),
             });
         }
         let (mut replay, _) =
-            Instance::start(flow, &state.context, state.started_at).map_err(|e| {
-                RuntimeError::CorruptState(format!("its context does not start the flow: {e}"))
-            })?;
+            Instance::start_object(flow, &state.context.as_object(), state.started_at).map_err(
+                |e| RuntimeError::CorruptState(format!("its context does not start the flow: {e}")),
+            )?;
         for (n, logged) in state.log.iter().enumerate() {
             replay
                 .apply_logged(logged.id.clone(), &logged.event, logged.at)
@@ -171,7 +196,7 @@ impl Instance {
                 })?;
         }
         // the same content may be named by another revision: compare the rest
-        replay.state.version = state.version.clone();
+        replay.state.version = Arc::clone(&state.version);
         if replay.state != state {
             let path = first_difference(&replay.state, &state);
             return Err(RuntimeError::CorruptState(format!(
@@ -453,8 +478,8 @@ impl Instance {
                     break;
                 };
                 let (user, role) = match &first.assignee {
-                    Assignee::User(u) => (u.clone(), None),
-                    Assignee::Role(r) => ("auto".to_owned(), Some(r.clone())),
+                    Assignee::User(u) => (Arc::clone(u), None),
+                    Assignee::Role(r) => (Arc::from("auto"), Some(Arc::clone(r))),
                 };
                 let (step, task) = (p.step, Some(first.task));
                 match auto {

@@ -1,5 +1,7 @@
 //! The instance as data: what is persisted, and the records behind every id.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::compile::VersionId;
@@ -67,8 +69,8 @@ impl Approval {
 /// Whether an actor (a user, maybe naming a role) is this assignee.
 pub(super) fn fits(a: &Assignee, user: &str, role: Option<&str>) -> bool {
     match a {
-        Assignee::User(u) => u == user,
-        Assignee::Role(r) => Some(r.as_str()) == role,
+        Assignee::User(u) => **u == *user,
+        Assignee::Role(r) => Some(&**r) == role,
     }
 }
 
@@ -165,10 +167,11 @@ pub struct Logged {
 pub struct InstanceState {
     /// The state format ([`STATE_FORMAT`]).
     pub format: u32,
-    /// The version the instance started on (and stays on).
-    pub version: VersionId,
+    /// The version the instance started on (and stays on), shared with the compiled
+    /// flow.
+    pub version: Arc<VersionId>,
     /// The context, normalised (defaults filled in).
-    pub context: serde_json::Value,
+    pub context: super::context::Context,
     /// The logical time it started at.
     pub started_at: u64,
     /// Where it stands.

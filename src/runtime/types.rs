@@ -1,5 +1,7 @@
 //! The runtime's vocabulary: events in, effects out, and the trace.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Mode, Outcome};
@@ -10,9 +12,9 @@ use crate::model::{Mode, Outcome};
 #[non_exhaustive]
 pub enum Assignee {
     /// A role (any member may act, the event names the role).
-    Role(String),
+    Role(Arc<str>),
     /// One user.
-    User(String),
+    User(Arc<str>),
 }
 
 impl std::fmt::Display for Assignee {
@@ -128,49 +130,49 @@ pub enum Event {
     /// An assignee approves.
     Approve {
         /// The approval step.
-        step: String,
+        step: Arc<str>,
         /// Who acts.
-        user: String,
+        user: Arc<str>,
         /// The role they act in, when the task is for a role.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        role: Option<String>,
+        role: Option<Arc<str>>,
         /// The task answered (optional: found by step and user otherwise).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<TaskId>,
         /// A comment (kept in the trace).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        comment: Option<String>,
+        comment: Option<Arc<str>>,
     },
     /// An assignee rejects.
     Reject {
         /// The approval step.
-        step: String,
+        step: Arc<str>,
         /// Who acts.
-        user: String,
+        user: Arc<str>,
         /// The role they act in.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        role: Option<String>,
+        role: Option<Arc<str>>,
         /// The task answered (optional).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<TaskId>,
         /// Why (kept in the trace).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        comment: Option<String>,
+        comment: Option<Arc<str>>,
     },
     /// A current assignee adds a signer to a pending approval (`allowAddSigner`).
     AddSigner {
         /// The approval step.
-        step: String,
+        step: Arc<str>,
         /// Who adds.
-        user: String,
+        user: Arc<str>,
         /// The role they act in.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        role: Option<String>,
+        role: Option<Arc<str>>,
         /// The adder's task (optional).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<TaskId>,
         /// The user added.
-        signer: String,
+        signer: Arc<str>,
     },
     /// A service call succeeded.
     ServiceOk {
@@ -183,7 +185,7 @@ pub enum Event {
         call: CallId,
         /// The host's error text (kept in the trace).
         #[serde(default)]
-        error: String,
+        error: Arc<str>,
     },
     /// A timer fired (at or after its `dueAt`).
     Timeout {
@@ -194,7 +196,7 @@ pub enum Event {
     Cancel {
         /// Why (kept in the trace).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
+        reason: Option<Arc<str>>,
     },
 }
 
@@ -203,8 +205,8 @@ impl Event {
     #[must_use]
     pub fn approve(step: &str, user: &str) -> Self {
         Event::Approve {
-            step: step.to_owned(),
-            user: user.to_owned(),
+            step: step.into(),
+            user: user.into(),
             role: None,
             task: None,
             comment: None,
@@ -215,9 +217,9 @@ impl Event {
     #[must_use]
     pub fn approve_as(step: &str, user: &str, role: &str) -> Self {
         Event::Approve {
-            step: step.to_owned(),
-            user: user.to_owned(),
-            role: Some(role.to_owned()),
+            step: step.into(),
+            user: user.into(),
+            role: Some(role.into()),
             task: None,
             comment: None,
         }
@@ -227,8 +229,8 @@ impl Event {
     #[must_use]
     pub fn reject(step: &str, user: &str) -> Self {
         Event::Reject {
-            step: step.to_owned(),
-            user: user.to_owned(),
+            step: step.into(),
+            user: user.into(),
             role: None,
             task: None,
             comment: None,
@@ -239,9 +241,9 @@ impl Event {
     #[must_use]
     pub fn reject_as(step: &str, user: &str, role: &str) -> Self {
         Event::Reject {
-            step: step.to_owned(),
-            user: user.to_owned(),
-            role: Some(role.to_owned()),
+            step: step.into(),
+            user: user.into(),
+            role: Some(role.into()),
             task: None,
             comment: None,
         }
@@ -251,11 +253,11 @@ impl Event {
     #[must_use]
     pub fn add_signer(step: &str, user: &str, signer: &str) -> Self {
         Event::AddSigner {
-            step: step.to_owned(),
-            user: user.to_owned(),
+            step: step.into(),
+            user: user.into(),
             role: None,
             task: None,
-            signer: signer.to_owned(),
+            signer: signer.into(),
         }
     }
 
@@ -276,7 +278,7 @@ impl Event {
     pub fn service_error(call: CallId, error: &str) -> Self {
         Event::ServiceError {
             call,
-            error: error.to_owned(),
+            error: error.into(),
         }
     }
 
@@ -284,7 +286,7 @@ impl Event {
     #[must_use]
     pub fn cancel(reason: Option<&str>) -> Self {
         Event::Cancel {
-            reason: reason.map(str::to_owned),
+            reason: reason.map(Arc::from),
         }
     }
 
@@ -317,7 +319,7 @@ pub enum Effect {
     /// Create one task per assignee.
     CreateTask {
         /// The approval step.
-        step: String,
+        step: Arc<str>,
         /// The tasks, each with its id.
         tasks: Vec<TaskRef>,
     },
@@ -326,7 +328,7 @@ pub enum Effect {
         /// The task.
         task: TaskId,
         /// Its step.
-        step: String,
+        step: Arc<str>,
         /// Why.
         reason: Gone,
     },
@@ -335,7 +337,7 @@ pub enum Effect {
         /// The timer.
         timer: TimerId,
         /// Its step.
-        step: String,
+        step: Arc<str>,
         /// When it is due: an absolute logical time in seconds, on the same clock as
         /// the `at` of events.
         due_at: u64,
@@ -345,7 +347,7 @@ pub enum Effect {
         /// The timer.
         timer: TimerId,
         /// Its step.
-        step: String,
+        step: Arc<str>,
     },
     /// Call a service; answer with [`Event::ServiceOk`] or [`Event::ServiceError`]
     /// naming the call.
@@ -353,9 +355,9 @@ pub enum Effect {
         /// This attempt's id.
         call: CallId,
         /// The service-task step.
-        step: String,
+        step: Arc<str>,
         /// The service name.
-        service: String,
+        service: Arc<str>,
         /// 1 for the first call, then each retry.
         attempt: u32,
         /// Wait this long before calling (the retry backoff), in seconds.
@@ -373,17 +375,17 @@ pub enum Effect {
         /// The call.
         call: CallId,
         /// Its step.
-        step: String,
+        step: Arc<str>,
     },
     /// Send a notification.
     Notify {
         /// The notify step.
-        step: String,
+        step: Arc<str>,
         /// Recipients.
         to: Vec<Assignee>,
         /// The message, if declared.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
+        message: Option<Arc<str>>,
     },
     /// The instance ended.
     Complete {
@@ -395,7 +397,7 @@ pub enum Effect {
     /// The instance stopped on a problem a person must look at.
     Incident {
         /// The step it stopped at.
-        step: String,
+        step: Arc<str>,
         /// What happened.
         message: String,
     },
@@ -436,7 +438,7 @@ pub enum Status {
     /// Stopped on an incident.
     Incident {
         /// The step.
-        step: String,
+        step: Arc<str>,
         /// What happened.
         message: String,
     },
@@ -494,7 +496,7 @@ pub enum VisitStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ConditionRecord {
     /// The condition text.
-    pub text: String,
+    pub text: Arc<str>,
     /// Its value, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<bool>,
@@ -511,19 +513,62 @@ pub struct ConditionRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Act {
-    /// `approve`, `reject`, `add-signer`, `timeout`, `escalate`, `service-ok`,
-    /// `service-error`.
-    pub action: String,
+    /// What was done.
+    pub action: Action,
     /// Who (a user, or `timer`/`service`).
-    pub by: String,
+    pub by: Arc<str>,
     /// The role they acted in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Arc<str>>,
     /// A comment, signer, error text or escalation target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub detail: Option<Arc<str>>,
     /// The logical time of the event.
     pub at: u64,
+}
+
+/// What an [`Act`] did (in JSON: `approve`, `reject`, `add-signer`, `timeout`,
+/// `escalate`, `service-ok`, `service-error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Action {
+    /// An assignee approved.
+    Approve,
+    /// An assignee rejected.
+    Reject,
+    /// An assignee added a signer.
+    AddSigner,
+    /// The step's timer fired.
+    Timeout,
+    /// The tasks were handed to `escalateTo`.
+    Escalate,
+    /// The service call succeeded.
+    ServiceOk,
+    /// The service call failed.
+    ServiceError,
+}
+
+impl Action {
+    /// As in JSON (`approve`, `add-signer`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::AddSigner => "add-signer",
+            Action::Timeout => "timeout",
+            Action::Escalate => "escalate",
+            Action::ServiceOk => "service-ok",
+            Action::ServiceError => "service-error",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The way a decision routed ([`Visit::route`]).
@@ -553,7 +598,7 @@ impl Visit {
 #[serde(rename_all = "camelCase")]
 pub struct Visit {
     /// The step id.
-    pub step: String,
+    pub step: Arc<str>,
     /// How the visit ended, or `pending`.
     pub status: VisitStatus,
     /// The matched decision rule (1-based, as in diagnostics).
@@ -591,7 +636,7 @@ pub struct Visit {
 #[serde(rename_all = "camelCase")]
 pub struct Pending {
     /// The step.
-    pub step: String,
+    pub step: Arc<str>,
     /// Who may act now (for `sequence`, only the current assignee).
     pub assignees: Vec<Assignee>,
     /// The approval mode (`None` for service tasks).

@@ -1,15 +1,17 @@
 //! Approvals and their rules: assignees resolved, tasks opened, and what an approve,
 //! reject or added signer does under each mode (`single`, `any`, `all`, `sequence`).
 
-use crate::compile::{AssigneeSlot, CompiledFlow};
+use std::sync::Arc;
+
+use crate::compile::{AssigneeSlot, CompiledFlow, Names};
 use crate::expr::Value;
 use crate::model::{Assignees, Mode, Outcome};
 
 use crate::runtime::Instance;
 use crate::runtime::state::{Approval, IdKind, Scope, Slot, Token, Wait};
-use crate::runtime::types::{Assignee, Effect, Gone, TaskId, TaskRef, VisitStatus};
+use crate::runtime::types::{Action, Assignee, Effect, Gone, TaskId, TaskRef, VisitStatus};
 
-use super::{Run, step_id};
+use super::{Run, step_id, step_name};
 
 impl Instance {
     pub(super) fn approval_mut(&mut self, t: usize) -> Option<&mut Approval> {
@@ -38,11 +40,11 @@ impl Instance {
         run: &mut Run<'_>,
         t: usize,
         k: usize,
-        user: &str,
-        role: Option<&str>,
-        comment: Option<String>,
+        user: &Arc<str>,
+        role: Option<&Arc<str>>,
+        comment: Option<Arc<str>>,
     ) {
-        self.act(t, "approve", user, role, comment);
+        self.act(t, Action::Approve, Arc::clone(user), role, comment);
         self.answer_task(run, t, k, Gone::Approved);
         let Some((step, visit)) = self.state.tokens.get(t).map(|tok| (tok.step, tok.visit)) else {
             return;
@@ -107,11 +109,11 @@ impl Instance {
         run: &mut Run<'_>,
         t: usize,
         k: usize,
-        user: &str,
-        role: Option<&str>,
-        comment: Option<String>,
+        user: &Arc<str>,
+        role: Option<&Arc<str>>,
+        comment: Option<Arc<str>>,
     ) {
-        self.act(t, "reject", user, role, comment);
+        self.act(t, Action::Reject, Arc::clone(user), role, comment);
         self.answer_task(run, t, k, Gone::Rejected);
         self.rejected(run, t, VisitStatus::Rejected, None);
     }
@@ -138,11 +140,17 @@ impl Instance {
         &mut self,
         run: &mut Run<'_>,
         t: usize,
-        user: &str,
-        role: Option<&str>,
-        signer: &str,
+        user: &Arc<str>,
+        role: Option<&Arc<str>>,
+        signer: &Arc<str>,
     ) {
-        self.act(t, "add-signer", user, role, Some(signer.to_owned()));
+        self.act(
+            t,
+            Action::AddSigner,
+            Arc::clone(user),
+            role,
+            Some(Arc::clone(signer)),
+        );
         let Some((step, visit)) = self.state.tokens.get(t).map(|k| (k.step, k.visit)) else {
             return;
         };
@@ -150,7 +158,7 @@ impl Instance {
             return;
         };
         let slot = Slot {
-            assignee: Assignee::User(signer.to_owned()),
+            assignee: Assignee::User(Arc::clone(signer)),
             approved: false,
             task: None,
         };
@@ -174,12 +182,16 @@ impl Instance {
 
     /// Gives every slot of an approval a task, in one `create-task`.
     pub(super) fn open_tasks(&mut self, run: &mut Run<'_>, t: usize, step: usize, visit: usize) {
-        let assignees: Vec<Assignee> = self
-            .approval_mut(t)
-            .map(|a| a.slots.iter().map(|s| s.assignee.clone()).collect())
-            .unwrap_or_default();
-        let mut tasks = Vec::with_capacity(assignees.len());
-        for (k, assignee) in assignees.into_iter().enumerate() {
+        let n = self.approval_mut(t).map_or(0, |a| a.slots.len());
+        let mut tasks = Vec::with_capacity(n);
+        for k in 0..n {
+            let Some(assignee) = self
+                .approval_mut(t)
+                .and_then(|a| a.slots.get(k))
+                .map(|s| s.assignee.clone())
+            else {
+                break;
+            };
             let task = TaskId(self.issue(
                 IdKind::Task {
                     assignee: assignee.clone(),
@@ -198,32 +210,34 @@ impl Instance {
         });
     }
 
-    /// Evaluates an assignee declaration against the context.
+    /// Evaluates an assignee declaration against the context (names written in the
+    /// flow are the compiled flow's shared ones).
     pub(super) fn resolve(
         &mut self,
         flow: &CompiledFlow,
         a: &Assignees,
         slot: AssigneeSlot,
     ) -> Result<Vec<Assignee>, String> {
-        let mut out: Vec<Assignee> = match a {
-            Assignees::Role(r) => vec![Assignee::Role(r.value.clone())],
-            Assignees::User(u) => vec![Assignee::User(u.value.clone())],
-            Assignees::Users(us) => us.iter().map(|u| Assignee::User(u.value.clone())).collect(),
-            Assignees::Expr(src) => {
+        let names = flow.strings(slot.step()).and_then(|s| match slot {
+            AssigneeSlot::Step(_) => s.assignees.as_ref(),
+            AssigneeSlot::Escalation(_) => s.escalate_to.as_ref(),
+        });
+        let mut out: Vec<Assignee> = match (a, names) {
+            (Assignees::Expr(src), _) => {
                 let expression = flow
                     .assignee_expression(slot)
                     .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
                     .map_err(|e| format!("assignee expression `{}` failed: {e}", src.text))?;
-                let blank = |s: &str| {
+                let blank = |s: &Arc<str>| {
                     if s.trim().is_empty() {
                         Err(format!(
                             "assignee expression `{}` gave an empty user name",
                             src.text
                         ))
                     } else {
-                        Ok(Assignee::User(s.to_owned()))
+                        Ok(Assignee::User(Arc::clone(s)))
                     }
                 };
                 match v {
@@ -248,6 +262,18 @@ impl Instance {
                     }
                 }
             }
+            (_, Some(Names::Role(r))) => vec![Assignee::Role(Arc::clone(r))],
+            (_, Some(Names::Users(us))) => {
+                us.iter().map(|u| Assignee::User(Arc::clone(u))).collect()
+            }
+            // INVARIANT: the compiled flow interns every written name; read the model
+            // if it ever did not
+            (Assignees::Role(r), None) => vec![Assignee::Role(Arc::from(r.value.as_str()))],
+            (Assignees::User(u), None) => vec![Assignee::User(Arc::from(u.value.as_str()))],
+            (Assignees::Users(us), None) => us
+                .iter()
+                .map(|u| Assignee::User(Arc::from(u.value.as_str())))
+                .collect(),
         };
         // one task per person: a name given twice is asked once (`check` warns of it);
         // a short list (the usual one or two) is searched, a long one hashed
@@ -268,11 +294,11 @@ impl Instance {
         if out.is_empty() {
             return Err(match slot {
                 AssigneeSlot::Step(i) => {
-                    format!("step `{}` has no assignees at run time", step_id(flow, i))
+                    format!("step `{}` has no assignees at run time", step_name(flow, i))
                 }
                 AssigneeSlot::Escalation(i) => format!(
                     "`escalateTo` of step `{}` has no assignees at run time",
-                    step_id(flow, i)
+                    step_name(flow, i)
                 ),
             });
         }
@@ -289,25 +315,25 @@ impl Instance {
         timeout: Option<u64>,
     ) {
         let flow = run.flow;
-        let step = step_id(flow, i);
         match self.resolve(flow, assignees, AssigneeSlot::Step(i)) {
-            Ok(slots) => {
+            Ok(resolved) => {
+                let slots = resolved
+                    .iter()
+                    .map(|assignee| Slot {
+                        assignee: assignee.clone(),
+                        approved: false,
+                        task: None,
+                    })
+                    .collect();
                 if let Some(v) = self.visit_mut(visit) {
-                    v.assignees.clone_from(&slots);
+                    v.assignees = resolved;
                 }
                 self.state.tokens.push(Token {
                     step: i,
                     visit,
                     scope,
                     wait: Wait::Approval(Approval {
-                        slots: slots
-                            .into_iter()
-                            .map(|assignee| Slot {
-                                assignee,
-                                approved: false,
-                                task: None,
-                            })
-                            .collect(),
+                        slots,
                         mode,
                         cursor: 0,
                         timer: None,
@@ -328,7 +354,7 @@ impl Instance {
             }
             Err(e) => {
                 self.close(visit, VisitStatus::Error, None);
-                self.incident(run, &step, e);
+                self.incident(run, step_id(flow, i), e);
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Entering steps: the work loop, a new visit per entry, skip conditions and decisions.
 
+use std::sync::Arc;
+
 use crate::compile::{AssigneeSlot, CompiledFlow};
 use crate::graph::Target;
 use crate::limits::Limits;
-use crate::model::{Outcome, Step, StepKind};
+use crate::model::{Outcome, StepKind};
 
 use crate::runtime::Instance;
 use crate::runtime::state::{JoinState, Scope, Token, Wait};
@@ -29,11 +31,11 @@ impl Instance {
             if budget == 0 {
                 let step = match target {
                     Target::Step(i) => step_id(run.flow, i),
-                    _ => String::new(),
+                    _ => Arc::from(""),
                 };
                 self.incident(
                     run,
-                    &step,
+                    step,
                     format!(
                         "more than {} automatic steps in one event",
                         Limits::MAX_AUTOMATIC_STEPS
@@ -54,9 +56,9 @@ impl Instance {
         }
     }
 
-    pub(super) fn new_visit(&mut self, step: &Step, from: Option<usize>) -> usize {
+    pub(super) fn new_visit(&mut self, step: Arc<str>, from: Option<usize>) -> usize {
         self.state.trace.push(Visit {
-            step: step.id.value.clone(),
+            step,
             status: VisitStatus::Pending,
             rule: None,
             by_default: false,
@@ -82,8 +84,8 @@ impl Instance {
         let (Some(step), Some(node)) = (flow.step(i), flow.nodes().get(i)) else {
             return;
         };
-        let visit = self.new_visit(step, from);
-        if self.skips(flow, i, step, visit) {
+        let visit = self.new_visit(step_id(flow, i), from);
+        if self.skips(flow, i, visit) {
             self.close(visit, VisitStatus::Skipped, None);
             run.work.push((node.next, scope, Some(visit)));
             return;
@@ -145,13 +147,12 @@ impl Instance {
                     ));
                 }
             }
-            StepKind::Notify { to, message } => match self.resolve(flow, to, AssigneeSlot::Step(i))
-            {
+            StepKind::Notify { to, .. } => match self.resolve(flow, to, AssigneeSlot::Step(i)) {
                 Ok(to) => {
                     run.effects.push(Effect::Notify {
-                        step: step.id.value.clone(),
+                        step: step_id(flow, i),
                         to: to.clone(),
-                        message: message.clone(),
+                        message: flow.strings(i).and_then(|s| s.message.clone()),
                     });
                     if let Some(v) = self.visit_mut(visit) {
                         v.assignees = to;
@@ -161,7 +162,7 @@ impl Instance {
                 }
                 Err(e) => {
                     self.close(visit, VisitStatus::Error, None);
-                    self.incident(run, &step.id.value, e);
+                    self.incident(run, step_id(flow, i), e);
                 }
             },
             StepKind::End { outcome } => {
@@ -173,24 +174,20 @@ impl Instance {
 
     /// Evaluates a step's `skipCondition` (recorded in the visit); an error means do not
     /// skip (fail closed).
-    pub(super) fn skips(
-        &mut self,
-        flow: &CompiledFlow,
-        i: usize,
-        step: &Step,
-        visit: usize,
-    ) -> bool {
-        let (Some(cond), Some(src)) = (flow.skip_condition(i), &step.skip) else {
+    pub(super) fn skips(&mut self, flow: &CompiledFlow, i: usize, visit: usize) -> bool {
+        let (Some(cond), Some(src)) = (
+            flow.skip_condition(i),
+            flow.strings(i).and_then(|s| s.skip.as_ref()),
+        ) else {
             return false;
         };
         let r = cond.eval(flow.sandbox(), &mut self.bindings);
-        let (line, column) = flow.flow().file.line_col(src.span.start);
         let record = ConditionRecord {
-            text: src.text.clone(),
+            text: Arc::clone(&src.text),
             value: r.as_ref().ok().copied(),
             error: r.as_ref().err().map(ToString::to_string),
-            line,
-            column,
+            line: src.line,
+            column: src.column,
         };
         if let Some(v) = self.visit_mut(visit) {
             v.condition = Some(record);
@@ -207,28 +204,32 @@ impl Instance {
         rules: &[crate::model::Rule],
     ) {
         let flow = run.flow;
-        let (Some(step), Some(node)) = (flow.step(i), flow.nodes().get(i)) else {
+        let Some(node) = flow.nodes().get(i) else {
             return;
         };
         let Some(decision) = flow.decision(i) else {
             self.close(visit, VisitStatus::Error, None);
-            self.incident(run, &step.id.value, "decision was not compiled".to_owned());
+            self.incident(
+                run,
+                step_id(flow, i),
+                "decision was not compiled".to_owned(),
+            );
             return;
         };
         match decision.eval(flow.sandbox(), &mut self.bindings) {
             Ok(Some(r)) => {
                 if let Some(v) = self.visit_mut(visit) {
                     v.rule = Some(r + 1);
-                    v.condition = rules.get(r).map(|rule| {
-                        let (line, column) = flow.flow().file.line_col(rule.when.span.start);
-                        ConditionRecord {
-                            text: rule.when.text.clone(),
-                            value: Some(true),
-                            error: None,
-                            line,
-                            column,
-                        }
-                    });
+                    v.condition =
+                        flow.strings(i)
+                            .and_then(|s| s.rules.get(r))
+                            .map(|rule| ConditionRecord {
+                                text: Arc::clone(&rule.text),
+                                value: Some(true),
+                                error: None,
+                                line: rule.line,
+                                column: rule.column,
+                            });
                 }
                 self.close(visit, VisitStatus::Completed, None);
                 if let Some(t) = node.rules.get(r) {
@@ -246,7 +247,7 @@ impl Instance {
                     self.close(visit, VisitStatus::Error, None);
                     self.incident(
                         run,
-                        &step.id.value,
+                        step_id(flow, i),
                         "no rule holds and the decision has no `default`".to_owned(),
                     );
                 }
@@ -267,7 +268,7 @@ impl Instance {
                     None => format!("decision failed: {e}"),
                 };
                 self.close(visit, VisitStatus::Error, None);
-                self.incident(run, &step.id.value, message);
+                self.incident(run, step_id(flow, i), message);
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::runtime::error::RuntimeError;
 use crate::runtime::state::{Ended, IdKind, IdRecord, Wait, fits};
 use crate::runtime::types::{Assignee, Event, TaskId};
 
-use super::{Found, list, step_id, vanished};
+use super::{Found, list, step_name, vanished};
 
 impl Instance {
     pub(super) fn locate(&self, event: &Event, at: u64) -> Result<Found, RuntimeError> {
@@ -44,15 +44,13 @@ impl Instance {
                 Ok(found)
             }
             Event::ServiceOk { call } | Event::ServiceError { call, .. } => {
-                let r = self.live(call.0, &call.to_string(), |k| {
-                    matches!(k, IdKind::Call { .. })
-                })?;
+                let r = self.live(call.0, call, |k| matches!(k, IdKind::Call { .. }))?;
                 if let IdKind::Call { not_before, .. } = r.kind
                     && at < not_before
                 {
                     return Err(RuntimeError::NotDue {
                         what: call.to_string(),
-                        step: step_id(&self.flow, r.step),
+                        step: step_name(&self.flow, r.step).to_owned(),
                         due_at: not_before,
                         at,
                     });
@@ -69,15 +67,13 @@ impl Instance {
                 Ok(Found::Call { token })
             }
             Event::Timeout { timer } => {
-                let r = self.live(timer.0, &timer.to_string(), |k| {
-                    matches!(k, IdKind::Timer { .. })
-                })?;
+                let r = self.live(timer.0, timer, |k| matches!(k, IdKind::Timer { .. }))?;
                 if let IdKind::Timer { due_at } = r.kind
                     && at < due_at
                 {
                     return Err(RuntimeError::NotDue {
                         what: timer.to_string(),
-                        step: step_id(&self.flow, r.step),
+                        step: step_name(&self.flow, r.step).to_owned(),
                         due_at,
                         at,
                     });
@@ -103,17 +99,17 @@ impl Instance {
     pub(super) fn live(
         &self,
         id: u32,
-        what: &str,
+        what: &dyn std::fmt::Display,
         kind: impl Fn(&IdKind) -> bool,
     ) -> Result<&IdRecord, RuntimeError> {
         let Some(r) = self.state.record(id).filter(|r| kind(&r.kind)) else {
             return Err(RuntimeError::UnknownId {
-                what: what.to_owned(),
+                what: what.to_string(),
             });
         };
         if let Some(Ended { why, at }) = r.ended {
             return Err(RuntimeError::Stale {
-                what: format!("{what} of step `{}`", step_id(&self.flow, r.step)),
+                what: format!("{what} of step `{}`", step_name(&self.flow, r.step)),
                 why,
                 at,
             });
@@ -164,15 +160,13 @@ impl Instance {
                     return Err(RuntimeError::UnknownId {
                         what: format!(
                             "{task} at step `{step}` ({task} belongs to step `{}`)",
-                            step_id(&self.flow, r.step)
+                            step_name(&self.flow, r.step)
                         ),
                     });
                 }
                 _ => {}
             }
-            self.live(task.0, &task.to_string(), |k| {
-                matches!(k, IdKind::Task { .. })
-            })?;
+            self.live(task.0, &task, |k| matches!(k, IdKind::Task { .. }))?;
         }
         let token = self
             .state
@@ -251,7 +245,7 @@ impl Instance {
             what: format!(
                 "task {} of `{user}` at step `{}`",
                 n + 1,
-                step_id(&self.flow, step)
+                step_name(&self.flow, step)
             ),
             why: ended.why,
             at: ended.at,
@@ -287,7 +281,7 @@ impl Instance {
         if let Wait::Approval(a) = &tok.wait
             && a.slots
                 .iter()
-                .any(|s| matches!(&s.assignee, Assignee::User(u) if u == signer))
+                .any(|s| matches!(&s.assignee, Assignee::User(u) if **u == *signer))
         {
             return Err(RuntimeError::DuplicateSigner {
                 step: step.to_owned(),

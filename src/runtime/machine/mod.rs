@@ -25,10 +25,14 @@ use crate::model::Outcome;
 use super::Instance;
 use super::error::RuntimeError;
 use super::state::{IdKind, IdRecord, Scope};
-use super::types::{Act, Assignee, Effect, Event, Gone, Status, Visit, VisitStatus};
+use super::types::{Act, Action, Assignee, Effect, Event, Gone, Status, Visit, VisitStatus};
+
+/// Room for the effects of a typical event (close, cancel, then the next step's opens),
+/// so that the vector handed back is allocated once.
+const EFFECTS: usize = 6;
 
 /// Work still to do: a target, the branch it runs in, and the visit that led there.
-type Work = (Target, Option<Scope>, Option<usize>);
+pub(super) type Work = (Target, Option<Scope>, Option<usize>);
 
 /// The effects of one step of the machine, and the work still to do.
 pub(super) struct Run<'a> {
@@ -37,9 +41,28 @@ pub(super) struct Run<'a> {
     work: Vec<Work>,
 }
 
-pub(super) fn step_id(flow: &CompiledFlow, i: usize) -> String {
-    flow.step(i)
-        .map_or_else(String::new, |s| s.id.value.clone())
+/// The step's id, shared with the compiled flow (what effects and the trace carry).
+pub(super) fn step_id(flow: &CompiledFlow, i: usize) -> Arc<str> {
+    flow.strings(i)
+        .map_or_else(|| Arc::from(""), |s| Arc::clone(&s.id))
+}
+
+/// The step's id, for messages.
+pub(super) fn step_name(flow: &CompiledFlow, i: usize) -> &str {
+    flow.strings(i).map_or("", |s| &s.id)
+}
+
+/// Who acts for a timer or a service in the trace ([`Act::by`]), allocated once.
+fn by_timer() -> Arc<str> {
+    static TIMER: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("timer"));
+    Arc::clone(&TIMER)
+}
+
+/// See [`by_timer`].
+fn by_service() -> Arc<str> {
+    static SERVICE: std::sync::LazyLock<Arc<str>> =
+        std::sync::LazyLock::new(|| Arc::from("service"));
+    Arc::clone(&SERVICE)
 }
 
 fn list(slots: &[Assignee]) -> String {
@@ -64,12 +87,15 @@ enum Found {
 impl Instance {
     pub(super) fn run_start(&mut self) -> Vec<Effect> {
         let flow = Arc::clone(&self.flow);
+        let mut work = std::mem::take(&mut self.work);
+        work.push((flow.entry(), None, None));
         let mut run = Run {
             flow: &flow,
-            effects: Vec::new(),
-            work: vec![(flow.entry(), None, None)],
+            effects: Vec::with_capacity(EFFECTS),
+            work,
         };
         self.drive(&mut run);
+        self.keep_work(run.work);
         run.effects
     }
 
@@ -103,8 +129,8 @@ impl Instance {
         let flow = Arc::clone(&self.flow);
         let mut run = Run {
             flow: &flow,
-            effects: Vec::new(),
-            work: Vec::new(),
+            effects: Vec::with_capacity(EFFECTS),
+            work: std::mem::take(&mut self.work),
         };
         self.state.now = at;
         match (event, target) {
@@ -113,6 +139,7 @@ impl Instance {
                 self.cancel_all(&mut run, why);
                 self.state.status = Status::Cancelled;
                 run.effects.push(Effect::Cancelled);
+                self.keep_work(run.work);
                 return Ok(run.effects);
             }
             (
@@ -123,14 +150,7 @@ impl Instance {
                     ..
                 },
                 Found::Task { token, slot },
-            ) => self.approve(
-                &mut run,
-                token,
-                slot,
-                user,
-                role.as_deref(),
-                comment.clone(),
-            ),
+            ) => self.approve(&mut run, token, slot, user, role.as_ref(), comment.clone()),
             (
                 Event::Reject {
                     user,
@@ -139,28 +159,27 @@ impl Instance {
                     ..
                 },
                 Found::Task { token, slot },
-            ) => self.reject(
-                &mut run,
-                token,
-                slot,
-                user,
-                role.as_deref(),
-                comment.clone(),
-            ),
+            ) => self.reject(&mut run, token, slot, user, role.as_ref(), comment.clone()),
             (
                 Event::AddSigner {
                     user, role, signer, ..
                 },
                 Found::Task { token, .. },
-            ) => self.add_signer(&mut run, token, user, role.as_deref(), signer),
+            ) => self.add_signer(&mut run, token, user, role.as_ref(), signer),
             (Event::ServiceOk { call }, Found::Call { token }) => {
                 self.end_id(&mut run, call.0, Gone::Answered);
-                self.act(token, "service-ok", "service", None, None);
+                self.act(token, Action::ServiceOk, by_service(), None, None);
                 self.pass(&mut run, token, VisitStatus::Completed, None);
             }
             (Event::ServiceError { call, error }, Found::Call { token }) => {
                 self.end_id(&mut run, call.0, Gone::Answered);
-                self.act(token, "service-error", "service", None, Some(error.clone()));
+                self.act(
+                    token,
+                    Action::ServiceError,
+                    by_service(),
+                    None,
+                    Some(Arc::clone(error)),
+                );
                 self.service_failed(&mut run, token, error);
             }
             (Event::Timeout { timer }, Found::Timer { token }) => {
@@ -174,7 +193,14 @@ impl Instance {
             }
         }
         self.drive(&mut run);
+        self.keep_work(run.work);
         Ok(run.effects)
+    }
+
+    /// Puts the (emptied) work stack back for the next event.
+    fn keep_work(&mut self, mut work: Vec<Work>) {
+        work.clear();
+        self.work = work;
     }
 
     fn issue(&mut self, kind: IdKind, step: usize, visit: usize) -> u32 {
@@ -194,10 +220,10 @@ impl Instance {
     fn act(
         &mut self,
         t: usize,
-        action: &str,
-        by: &str,
-        role: Option<&str>,
-        detail: Option<String>,
+        action: Action,
+        by: Arc<str>,
+        role: Option<&Arc<str>>,
+        detail: Option<Arc<str>>,
     ) {
         let at = self.state.now;
         let Some(visit) = self.state.tokens.get(t).map(|t| t.visit) else {
@@ -205,9 +231,9 @@ impl Instance {
         };
         if let Some(v) = self.visit_mut(visit) {
             v.acts.push(Act {
-                action: action.to_owned(),
-                by: by.to_owned(),
-                role: role.map(str::to_owned),
+                action,
+                by,
+                role: role.cloned(),
                 detail,
                 at,
             });
@@ -247,14 +273,14 @@ impl Instance {
         run.effects.push(Effect::Complete { outcome });
     }
 
-    fn incident_at_token(&mut self, run: &mut Run<'_>, t: usize, step: &str, message: String) {
+    fn incident_at_token(&mut self, run: &mut Run<'_>, t: usize, step: usize, message: String) {
         if let Some(tok) = self.take_token(run, t, Gone::Withdrawn) {
             self.close(tok.visit, VisitStatus::Error, Some(message.clone()));
         }
-        self.incident(run, step, message);
+        self.incident(run, step_id(run.flow, step), message);
     }
 
-    fn incident(&mut self, run: &mut Run<'_>, step: &str, message: String) {
+    fn incident(&mut self, run: &mut Run<'_>, step: Arc<str>, message: String) {
         self.cancel_all(run, "the instance stopped on an incident");
         if let Some(v) = self.state.trace.iter_mut().rev().find(|v| v.step == step)
             && v.note.is_none()
@@ -262,13 +288,10 @@ impl Instance {
             v.note = Some(message.clone());
         }
         self.state.status = Status::Incident {
-            step: step.to_owned(),
+            step: Arc::clone(&step),
             message: message.clone(),
         };
-        run.effects.push(Effect::Incident {
-            step: step.to_owned(),
-            message,
-        });
+        run.effects.push(Effect::Incident { step, message });
     }
 }
 

@@ -1,14 +1,16 @@
 //! Timers and services: calls with retries, failures, timeouts and escalation.
 
+use std::sync::Arc;
+
 use crate::compile::AssigneeSlot;
 use crate::graph::Target;
 use crate::model::{Assignees, Mode, OnTimeout, Outcome, Step, StepKind};
 
 use crate::runtime::Instance;
 use crate::runtime::state::{IdKind, Slot, Wait};
-use crate::runtime::types::{CallId, Effect, Gone, TimerId, VisitStatus};
+use crate::runtime::types::{Action, CallId, Effect, Gone, TimerId, VisitStatus};
 
-use super::{Run, list, step_id};
+use super::{Run, by_timer, list, step_id};
 
 impl Instance {
     /// A call failed (error or timeout): retry, or `onError`, or an incident.
@@ -18,7 +20,6 @@ impl Instance {
         };
         let (step_index, visit) = (tok.step, tok.visit);
         let Some(Step {
-            id,
             kind: StepKind::ServiceTask { retry, .. },
             ..
         }) = run.flow.step(step_index)
@@ -61,8 +62,7 @@ impl Instance {
                 run.work.push((target, tok.scope, Some(tok.visit)));
             }
         } else {
-            let step = id.value.clone();
-            self.incident_at_token(run, t, &step, note);
+            self.incident_at_token(run, t, step_index, note);
         }
     }
 
@@ -76,13 +76,13 @@ impl Instance {
         delay: u64,
     ) -> (CallId, Option<TimerId>) {
         let Some(Step {
-            id,
-            kind: StepKind::ServiceTask {
-                service, timeout, ..
-            },
+            kind: StepKind::ServiceTask { timeout, .. },
             ..
         }) = run.flow.step(step)
         else {
+            return (CallId(0), None);
+        };
+        let Some(strings) = run.flow.strings(step) else {
             return (CallId(0), None);
         };
         let not_before = self.state.now.saturating_add(delay);
@@ -97,8 +97,8 @@ impl Instance {
         let timeout_secs = timeout.as_ref().map(|t| t.value);
         run.effects.push(Effect::CallService {
             call,
-            step: id.value.clone(),
-            service: service.value.clone(),
+            step: Arc::clone(&strings.id),
+            service: strings.service.clone().unwrap_or_else(|| Arc::from("")),
             attempt,
             delay_secs: delay,
             not_before,
@@ -109,7 +109,7 @@ impl Instance {
             let timer = TimerId(self.issue(IdKind::Timer { due_at }, step, visit));
             run.effects.push(Effect::StartTimer {
                 timer,
-                step: id.value.clone(),
+                step: Arc::clone(&strings.id),
                 due_at,
             });
             timer
@@ -145,15 +145,14 @@ impl Instance {
                 *timer = None;
                 let call = call.0;
                 self.end_id(run, call, Gone::TimedOut);
-                self.act(t, "timeout", "timer", None, None);
+                self.act(t, Action::Timeout, by_timer(), None, None);
                 self.service_failed(run, t, "timed out");
                 return;
             }
             Wait::Approval(a) => a.timer = None,
         }
-        self.act(t, "timeout", "timer", None, None);
+        self.act(t, Action::Timeout, by_timer(), None, None);
         let Some(Step {
-            id,
             kind:
                 StepKind::Approval {
                     on_timeout,
@@ -167,7 +166,7 @@ impl Instance {
         };
         match on_timeout.as_ref().map(|o| &o.value) {
             Some(OnTimeout::Escalate) => {
-                self.escalate(run, t, (step_index, &id.value), escalate_to.as_ref());
+                self.escalate(run, t, step_index, escalate_to.as_ref());
             }
             Some(OnTimeout::Approve) => {
                 self.pass(
@@ -207,7 +206,7 @@ impl Instance {
                 self.incident_at_token(
                     run,
                     t,
-                    &id.value,
+                    step_index,
                     "timed out and the step has no `onTimeout`".to_owned(),
                 );
             }
@@ -219,7 +218,7 @@ impl Instance {
         &mut self,
         run: &mut Run<'_>,
         t: usize,
-        (index, step): (usize, &str),
+        index: usize,
         to: Option<&Assignees>,
     ) {
         let resolved = to
@@ -227,10 +226,16 @@ impl Instance {
             .and_then(|a| self.resolve(run.flow, a, AssigneeSlot::Escalation(index)));
         let new = match resolved {
             Ok(new) => new,
-            Err(e) => return self.incident_at_token(run, t, step, e),
+            Err(e) => return self.incident_at_token(run, t, index, e),
         };
         self.release(run, t, Gone::Escalated);
-        self.act(t, "escalate", "timer", None, Some(list(&new)));
+        self.act(
+            t,
+            Action::Escalate,
+            by_timer(),
+            None,
+            Some(Arc::from(list(&new))),
+        );
         let Some((step_index, visit)) = self.state.tokens.get(t).map(|tok| (tok.step, tok.visit))
         else {
             return;

@@ -48,27 +48,21 @@ impl Instance {
         let Some(tok) = self.state.tokens.get_mut(t) else {
             return;
         };
-        let mut ids = Vec::new();
         match &mut tok.wait {
-            Wait::Approval(a) => {
-                for s in &mut a.slots {
-                    if let Some(task) = s.task.take() {
-                        ids.push(task.0);
-                    }
-                }
-                if let Some(timer) = a.timer.take() {
-                    ids.push(timer.0);
+            Wait::Approval(_) => {
+                // one id at a time, taken out of the token before it is ended (`end_id`
+                // does not touch tokens, so this is the same as collecting them first)
+                while let Some(id) = self.state.tokens.get_mut(t).and_then(next_held) {
+                    self.end_id(run, id, why);
                 }
             }
             Wait::Service { call, timer, .. } => {
-                ids.push(call.0);
-                if let Some(timer) = timer.take() {
-                    ids.push(timer.0);
+                let (call, timer) = (call.0, timer.take());
+                self.end_id(run, call, why);
+                if let Some(timer) = timer {
+                    self.end_id(run, timer.0, why);
                 }
             }
-        }
-        for id in ids {
-            self.end_id(run, id, why);
         }
     }
 
@@ -161,5 +155,19 @@ impl Instance {
             self.close(j.visit, VisitStatus::Cancelled, Some(why.to_owned()));
         }
         run.work.clear();
+    }
+}
+
+/// Takes the next id an approval token holds out of it: a task (in slot order), then
+/// its timer; `None` when it holds none (or is not an approval).
+fn next_held(tok: &mut Token) -> Option<u32> {
+    match &mut tok.wait {
+        Wait::Approval(a) => a
+            .slots
+            .iter_mut()
+            .find_map(|s| s.task.take())
+            .map(|task| task.0)
+            .or_else(|| a.timer.take().map(|timer| timer.0)),
+        Wait::Service { .. } => None,
     }
 }
