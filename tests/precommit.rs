@@ -589,6 +589,112 @@ fn hooks_fail_on_a_new_flow_reusing_an_id() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The repository a named file's id is compared in is the file's own (the nearest
+/// ancestor of its canonical path holding `.git`), never the working directory's; a
+/// file outside any repository is compared with the flows beside it only. Other files
+/// are named relative to the working directory when under it, else absolutely.
+#[test]
+fn check_finds_the_repository_from_the_file_not_the_working_directory() {
+    let base =
+        std::env::temp_dir().join(format!("flowc-precommit-two-repos-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let write = |path: &str, text: &str| {
+        let p = base.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    // repository A (`.git` a directory) and repository B (`.git` a file, as a worktree
+    // has) both hold a flow `purchase`
+    std::fs::create_dir_all(base.join("a/.git")).unwrap();
+    write("a/flows/po.yaml", PURCHASE);
+    write("b/.git", "gitdir: /elsewhere\n");
+    write("b/flows/purchase-order.yaml", PURCHASE);
+    let canonical = std::fs::canonicalize(&base).unwrap();
+    // from A, B's file is compared with B only
+    let (code, out) = flowc(
+        &base.join("a"),
+        &["check", "../b/flows/purchase-order.yaml"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("po.yaml"), "{out}");
+    // a duplicate in B is named absolutely (it is not under the working directory)
+    write("b/flows/copy.yaml", PURCHASE);
+    let (code, out) = flowc(
+        &base.join("a"),
+        &[
+            "check",
+            "--format",
+            "json",
+            "../b/flows/purchase-order.yaml",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["diagnostics"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        v["diagnostics"][0]["message"],
+        format!(
+            "flow id `purchase` is also defined in `{}`",
+            canonical.join("b/flows/copy.yaml").display()
+        )
+    );
+    // from the common parent (no repository): each file in its own repository, named
+    // relative to the working directory
+    let (code, out) = flowc(
+        &base,
+        &[
+            "check",
+            "--format",
+            "json",
+            "a/flows/po.yaml",
+            "b/flows/purchase-order.yaml",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let messages: Vec<(&str, &str)> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["file"].as_str().unwrap(), d["message"].as_str().unwrap()))
+        .collect();
+    // the two named files are also compared with each other (checked together)
+    assert_eq!(
+        messages,
+        [
+            (
+                "a/flows/po.yaml",
+                "flow id `purchase` is also defined in `b/flows/purchase-order.yaml`"
+            ),
+            (
+                "b/flows/purchase-order.yaml",
+                "flow id `purchase` is also defined in `a/flows/po.yaml`"
+            ),
+            (
+                "b/flows/purchase-order.yaml",
+                "flow id `purchase` is also defined in `b/flows/copy.yaml`"
+            ),
+        ],
+        "{out}"
+    );
+    // outside any repository: the flows beside the file only (not below it, not the
+    // working directory's)
+    write("loose/x.yaml", PURCHASE);
+    write("loose/sub/z.yaml", PURCHASE);
+    let (code, out) = flowc(&base, &["check", "loose/x.yaml"]);
+    assert_eq!(code, 0, "{out}");
+    write("loose/y.yaml", PURCHASE);
+    let (code, out) = flowc(&base, &["check", "--format", "json", "loose/x.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["diagnostics"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        v["diagnostics"][0]["message"],
+        "flow id `purchase` is also defined in `loose/y.yaml`"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 /// `git mv flows/leave-request.yaml flows/leave.yaml`: pre-commit passes the new name
 /// only; `flowc test` also runs the scenario files whose `flow:` no longer exists, and
 /// fails on them (the missing flow is an I/O error, exit 2) instead of running nothing.

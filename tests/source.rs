@@ -71,9 +71,20 @@ fn describe(e: &SourceEvent, root: &Path) -> String {
             kept.as_ref().map_or(0, |v| v.revision)
         ),
         SourceEvent::Retired { path, flow } => format!("retired {flow} {}", rel(path)),
-        SourceEvent::Conflict { path, flow, holder } => {
-            format!("conflict {flow} {} held by {}", rel(path), rel(holder))
-        }
+        SourceEvent::Conflict {
+            path,
+            flow,
+            holder,
+            kept,
+        } => format!(
+            "conflict {flow} {} held by {} kept {}",
+            rel(path),
+            rel(holder),
+            kept.as_ref().map_or_else(
+                || "none".to_owned(),
+                |v| format!("{}@{}", v.flow, v.revision)
+            )
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -120,7 +131,7 @@ fn scan_and_sync() {
     assert_eq!(
         d(src.scan().unwrap()),
         [
-            "conflict two copy.yaml held by nested/two.yml",
+            "conflict two copy.yaml held by nested/two.yml kept none",
             "unchanged two@1 nested/two.yml",
             "rejected one.yaml [flowc::graph::unknown-step] kept 2",
         ]
@@ -385,13 +396,81 @@ fn two_files_swapping_ids_in_one_batch_publish_both() {
     std::fs::write(dir.join("a.yaml"), flow("xx", "c")).unwrap();
     assert_eq!(
         d(src.sync(&dir.join("a.yaml"))),
-        ["conflict xx a.yaml held by b.yaml", "retired yy a.yaml"]
+        ["conflict xx a.yaml held by b.yaml kept yy@2"]
     );
+    assert_eq!(reg.active("yy").unwrap().version().revision, 2);
     std::fs::write(dir.join("b.yaml"), flow("yy", "c")).unwrap();
     assert_eq!(
         d(src.sync(&dir.join("b.yaml"))),
         ["published yy@3 b.yaml", "published xx@3 a.yaml"]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An edit refused because another file holds the new id keeps the file's previous
+/// flow active (like a broken edit; the refusal names the version kept) and never
+/// retires it; when the holder goes, the file takes the new id over and only then lets
+/// its old flow go.
+#[test]
+fn an_edit_refused_for_a_taken_id_keeps_the_previous_flow() {
+    let dir = tempdir("refused-id");
+    let a = dir.join("a.yaml");
+    let c = dir.join("c.yaml");
+    std::fs::write(&a, flow("contract-signing", "ra")).unwrap();
+    std::fs::write(&c, flow("purchase-order", "rc")).unwrap();
+    let reg = Arc::new(Registry::default());
+    let src = DirSource::new(&dir, Arc::clone(&reg));
+    let d = |events: Vec<SourceEvent>| -> Vec<String> {
+        events.iter().map(|e| describe(e, &dir)).collect()
+    };
+    assert_eq!(
+        d(src.scan().unwrap()),
+        [
+            "published contract-signing@1 a.yaml",
+            "published purchase-order@1 c.yaml"
+        ]
+    );
+    std::fs::write(&a, flow("purchase-order", "ra")).unwrap();
+    assert_eq!(
+        d(src.sync(&a)),
+        ["conflict purchase-order a.yaml held by c.yaml kept contract-signing@1"]
+    );
+    assert_eq!(
+        reg.active("contract-signing").unwrap().version().revision,
+        1
+    );
+    assert_eq!(reg.active("purchase-order").unwrap().version().revision, 1);
+    // a rescan changes nothing: the file still holds its old flow and waits for the new
+    assert_eq!(
+        d(src.scan().unwrap()),
+        [
+            "conflict purchase-order a.yaml held by c.yaml kept contract-signing@1",
+            "unchanged purchase-order@1 c.yaml"
+        ]
+    );
+    // a broken edit declaring the taken id keeps the old flow too
+    std::fs::write(&a, BROKEN.replace("id: one", "id: purchase-order")).unwrap();
+    assert_eq!(
+        d(src.sync(&a)),
+        ["rejected a.yaml [flowc::graph::unknown-step] kept 1"]
+    );
+    assert!(reg.active("contract-signing").is_some());
+    // fixed, it still waits; the holder gone, it takes the id over and lets go of its
+    // old flow
+    std::fs::write(&a, flow("purchase-order", "ra")).unwrap();
+    assert_eq!(
+        d(src.sync(&a)),
+        ["conflict purchase-order a.yaml held by c.yaml kept contract-signing@1"]
+    );
+    std::fs::remove_file(&c).unwrap();
+    assert_eq!(
+        d(src.sync(&c)),
+        [
+            "published purchase-order@2 a.yaml",
+            "retired contract-signing a.yaml"
+        ]
+    );
+    assert!(reg.active("contract-signing").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -400,3 +400,38 @@ fn watch_json_swapped_ids_and_a_broken_file_moved() {
     drop(w);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// An edit refused because another file holds the id it now declares keeps the file's
+/// flow active (the log names the version kept) and never says the file is gone; when
+/// the holder goes, the file takes the id over and its old flow is retired.
+#[test]
+fn a_refused_id_edit_keeps_the_previous_flow() {
+    let root = repo("refused-id");
+    let flows = root.join("flows");
+    let other = FLOW.replace("id: purchase", "id: other");
+    std::fs::write(flows.join("other.yaml"), &other).unwrap();
+    let w = Watch::start(&root, "flows");
+    let first = w.next("the publish of other");
+    assert!(
+        first.starts_with("published other@1#") && first.ends_with(" from flows/other.yaml"),
+        "{first}"
+    );
+    let kept = first.split(' ').nth(1).unwrap().to_owned();
+    w.published(1, "flows/purchase.yaml");
+    assert!(w.next("the watch start").starts_with("watching "));
+    std::fs::write(flows.join("other.yaml"), FLOW.replace("100.0", "300.0")).unwrap();
+    assert_eq!(
+        w.next("the refusal"),
+        format!(
+            "rejected flows/other.yaml: flow `purchase` is already defined in flows/purchase.yaml; {kept} stays active"
+        )
+    );
+    std::fs::remove_file(flows.join("purchase.yaml")).unwrap();
+    w.published(2, "flows/other.yaml");
+    assert_eq!(
+        w.next("the retirement"),
+        "retired other: flows/other.yaml no longer defines it (running instances keep their version)"
+    );
+    drop(w);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,7 +1,7 @@
 //! `flowc check FILES...`: the flow ids of the files named against the other flow files
 //! of the repository (pre-commit passes only the changed files).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flowc::diagnostic::Diagnostics;
 use flowc::load::source_from_bytes;
@@ -9,11 +9,71 @@ use flowc::source::{is_flow_content, is_flow_file, walk};
 
 use super::check::STDIN_NAME;
 
-/// The checked flows' ids that another flow file of the repository declares: the
-/// repository is the nearest ancestor of the working directory holding `.git` (else
-/// the working directory), walked with the one walker; only each file's `id:` line is
+/// Where a named file's ids are looked for: its repository, or its own directory.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    /// The nearest ancestor of the file's canonical path holding `.git` (a directory, or
+    /// the file a worktree or submodule has), walked with the one walker.
+    Repository(PathBuf),
+    /// A file outside any repository: the flow files beside it (not below).
+    Directory(PathBuf),
+}
+
+impl Scope {
+    /// The scope of a file named on the command line, from its own path (never from the
+    /// working directory).
+    fn of(file: &Path) -> Option<Self> {
+        let canonical = std::fs::canonicalize(file).ok()?;
+        let dir = canonical.parent()?;
+        Some(
+            dir.ancestors()
+                .find(|a| a.join(".git").exists())
+                .map_or_else(
+                    || Self::Directory(dir.to_path_buf()),
+                    |r| Self::Repository(r.to_path_buf()),
+                ),
+        )
+    }
+
+    /// The flow files (by name) of the scope, canonical, in path order.
+    fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Self::Repository(root) => walk(root, is_flow_file).unwrap_or_default(),
+            Self::Directory(dir) => {
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    return Vec::new();
+                };
+                let mut v: Vec<PathBuf> = entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| e.path())
+                    .filter(|p| is_flow_file(p))
+                    .collect();
+                v.sort();
+                v
+            }
+        }
+    }
+}
+
+/// A path in a message: relative to the working directory when under it, else absolute.
+fn shown(p: &Path, cwd: Option<&Path>) -> String {
+    cwd.and_then(|c| p.strip_prefix(c).ok())
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+/// The checked flows' ids that another flow file of the same repository declares. Each
+/// named file's repository is found from the file itself: the nearest ancestor of its
+/// canonical path holding `.git` (a directory or a file), walked with the one walker; a
+/// file outside any repository is compared with the flow files of its own directory
+/// only (and, as always, with the other files checked). Only each file's `id:` line is
 /// read ([`flowc::source::dir::declared_id`]), the content test only for an id that
-/// matches. One `flowc::check::duplicate-flow-id` error per checked file, at its `id`.
+/// matches. One `flowc::check::duplicate-flow-id` error per checked file, at its `id`,
+/// naming the other files relative to the working directory when under it, else
+/// absolute.
 pub fn repository_duplicates(
     named: &[&(String, Vec<u8>)],
     checked: &[(String, Vec<u8>)],
@@ -26,45 +86,50 @@ pub fn repository_duplicates(
         .iter()
         .map(|(_, b)| flowc::source::dir::declared_id(b).map(|x| x.id))
         .collect();
-    let wanted: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
-    if wanted.is_empty() {
-        return d;
-    }
-    let Ok(cwd) = std::env::current_dir().and_then(std::fs::canonicalize) else {
-        return d;
-    };
-    let root = cwd
-        .ancestors()
-        .find(|a| a.join(".git").exists())
-        .unwrap_or(&cwd);
-    let Ok(all) = walk(root, is_flow_file) else {
-        return d;
-    };
+    let scopes: Vec<Option<Scope>> = named.iter().map(|(n, _)| Scope::of(Path::new(n))).collect();
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
     // the files checked together already compare their ids among themselves
     let checked: HashSet<PathBuf> = checked
         .iter()
         .filter(|(n, _)| n != STDIN_NAME)
         .filter_map(|(n, _)| std::fs::canonicalize(n).ok())
         .collect();
-    let mut others: HashMap<String, Vec<String>> = HashMap::new();
-    for p in all {
-        if checked.contains(&p) {
-            continue;
+    // per scope, the ids its named files declare → the other files declaring them
+    let mut wanted: HashMap<&Scope, HashSet<&str>> = HashMap::new();
+    for (scope, id) in scopes.iter().zip(&ids) {
+        if let (Some(scope), Some(id)) = (scope, id) {
+            wanted.entry(scope).or_default().insert(id.as_str());
         }
-        let Ok(bytes) = std::fs::read(&p) else {
-            continue;
-        };
-        let Some(id) = flowc::source::dir::declared_id(&bytes) else {
-            continue;
-        };
-        if !wanted.contains(id.id.as_str()) || !is_flow_content(&bytes) {
-            continue;
-        }
-        let shown = p.strip_prefix(&cwd).unwrap_or(&p).display().to_string();
-        others.entry(id.id).or_default().push(shown);
     }
-    for ((name, bytes), id) in named.iter().map(|f| (&f.0, &f.1)).zip(&ids) {
-        let Some(elsewhere) = id.as_ref().and_then(|id| others.get(id)) else {
+    let mut found: HashMap<&Scope, HashMap<String, Vec<String>>> = HashMap::new();
+    for (scope, wanted) in wanted {
+        let others = found.entry(scope).or_default();
+        for p in scope.files() {
+            if checked.contains(&p) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let Some(id) = flowc::source::dir::declared_id(&bytes) else {
+                continue;
+            };
+            if !wanted.contains(id.id.as_str()) || !is_flow_content(&bytes) {
+                continue;
+            }
+            others
+                .entry(id.id)
+                .or_default()
+                .push(shown(&p, cwd.as_deref()));
+        }
+    }
+    for (((name, bytes), id), scope) in named.iter().map(|f| (&f.0, &f.1)).zip(&ids).zip(&scopes) {
+        let Some(elsewhere) = scope
+            .as_ref()
+            .and_then(|s| found.get(s))
+            .zip(id.as_ref())
+            .and_then(|(others, id)| others.get(id))
+        else {
             continue;
         };
         let Ok(file) = source_from_bytes(name, bytes.clone()) else {

@@ -66,14 +66,29 @@ fn log(names: &Names, event: &SourceEvent) {
             eprint!("{}", out.replace(&canonical, &show(path)));
         }
         SourceEvent::Retired { path, flow } => {
+            // a file still there now holds another flow (or is no longer a flow file)
+            let why = if path.exists() {
+                "no longer defines it"
+            } else {
+                "is gone"
+            };
             outln!(
-                "retired {flow}: {} is gone (running instances keep their version)",
+                "retired {flow}: {} {why} (running instances keep their version)",
                 show(path)
             );
         }
-        SourceEvent::Conflict { path, flow, holder } => {
+        SourceEvent::Conflict {
+            path,
+            flow,
+            holder,
+            kept,
+        } => {
+            let kept = kept
+                .as_ref()
+                .map(|v| format!("; {v} stays active"))
+                .unwrap_or_default();
             outln!(
-                "rejected {}: flow `{flow}` is already defined in {}",
+                "rejected {}: flow `{flow}` is already defined in {}{kept}",
                 show(path),
                 show(holder)
             );
@@ -274,7 +289,9 @@ fn log_json(names: &Names, event: &SourceEvent) {
         SourceEvent::Retired { path, flow } => {
             json_line("retire", Some(flow), None, None, Some(("path", show(path))));
         }
-        SourceEvent::Conflict { path, flow, holder } => {
+        SourceEvent::Conflict {
+            path, flow, holder, ..
+        } => {
             // where the refused file writes its id (read again: the event has no span)
             let at = std::fs::read(path)
                 .ok()

@@ -78,6 +78,9 @@ pub enum SourceEvent {
         flow: String,
         /// The file that holds it.
         holder: PathBuf,
+        /// The version of the flow the file held before the refused edit, which stays
+        /// active (a refused edit, like a broken one, never retires the file's flow).
+        kept: Option<VersionId>,
     },
     /// The file compiles but its version could not be stored (the version store
     /// failed); the last good version (if any) stays active.
@@ -152,6 +155,18 @@ struct Judged {
     claim: Claim,
     /// Not in the batch: a waiting file judged again because its flow's holder changed.
     extra: bool,
+}
+
+/// The batch's verdict on one judged file.
+struct Verdict<'a> {
+    /// It holds the id it claims after the batch.
+    holds: bool,
+    /// The id it claims.
+    id: Option<&'a str>,
+    /// The file that holds that id after the batch.
+    holder: PathBuf,
+    /// No file claims the flow it held before the batch.
+    previous_free: bool,
 }
 
 /// What a file says now.
@@ -336,7 +351,10 @@ impl DirSource {
     /// one, in path order. A broken file claims the id it declares (or, when none can be
     /// read, the flow it held): holding a flow it keeps the flow's active version (a
     /// broken file moved or renamed never retires its flow). A refused file that
-    /// compiles waits and takes the flow over when its holder lets go. A flow the batch
+    /// compiles waits and takes the flow over when its holder lets go. A file left
+    /// holding nothing (refused for an id another file holds, broken, or not stored)
+    /// keeps the flow it held when no other file claims it: only a file that is gone,
+    /// no longer a flow, or publishes another flow lets its flow go. A flow the batch
     /// lets go of and nobody claims is retired.
     pub fn sync_batch(&self, paths: &[PathBuf]) -> Vec<SourceEvent> {
         let mut paths: Vec<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
@@ -344,14 +362,17 @@ impl DirSource {
         paths.dedup();
         let mut files = self.lock();
         let mut judged: Vec<Judged> = paths.iter().map(|p| self.judge(&files, p, false)).collect();
-        let released: Vec<(String, PathBuf)> = judged
-            .iter()
-            .filter_map(|j| {
-                j.previous
-                    .as_ref()
-                    .map(|v| (v.flow.clone(), j.path.clone()))
-            })
-            .collect();
+        let released_by = |judged: &[Judged]| -> Vec<(String, PathBuf)> {
+            judged
+                .iter()
+                .filter_map(|j| {
+                    j.previous
+                        .as_ref()
+                        .map(|v| (v.flow.clone(), j.path.clone()))
+                })
+                .collect()
+        };
+        let mut released = released_by(&judged);
         // files outside the batch waiting for a flow the batch lets go of are judged too
         let extras: Vec<PathBuf> = files
             .waiting
@@ -361,7 +382,10 @@ impl DirSource {
             })
             .map(|(p, _)| p.clone())
             .collect();
+        let start = judged.len();
         judged.extend(extras.iter().map(|p| self.judge(&files, p, true)));
+        // a waiting file may still hold the flow it had before a refused edit
+        released.extend(released_by(judged.get(start..).unwrap_or_default()));
         for j in &judged {
             files.held.remove(&j.path);
             files.waiting.remove(&j.path);
@@ -413,7 +437,18 @@ impl DirSource {
                 .and_then(|id| holder_of.get(id))
                 .cloned()
                 .unwrap_or_default();
-            if let Some(e) = self.settle(&mut files, j, holds, id.as_deref(), holder) {
+            // nobody claims the flow the file held: a refused edit keeps it
+            let previous_free = j
+                .previous
+                .as_ref()
+                .is_some_and(|v| !owner.contains_key(&v.flow));
+            let verdict = Verdict {
+                holds,
+                id: id.as_deref(),
+                holder,
+                previous_free,
+            };
+            if let Some(e) = self.settle(&mut files, j, verdict) {
                 events.push(e);
             }
         }
@@ -464,14 +499,13 @@ impl DirSource {
 
     /// Applies the verdict on one judged file: publishes it, keeps the active version,
     /// or refuses it; records what it holds or waits for.
-    fn settle(
-        &self,
-        files: &mut Files,
-        j: Judged,
-        holds: bool,
-        id: Option<&str>,
-        holder: PathBuf,
-    ) -> Option<SourceEvent> {
+    fn settle(&self, files: &mut Files, j: Judged, verdict: Verdict<'_>) -> Option<SourceEvent> {
+        let Verdict {
+            holds,
+            id,
+            holder,
+            previous_free,
+        } = verdict;
         let path = j.path;
         // what a holder that cannot be published keeps: its own version of the flow, or
         // the flow's active one (a broken file moved here)
@@ -484,9 +518,23 @@ impl DirSource {
             }
             kept
         };
+        // a file that ends up holding nothing keeps the flow it held before the batch
+        // when no other file claims it (an edit refused for a taken id, or that cannot
+        // be stored, is rejected like a broken one: never a retirement)
+        let retain = |files: &mut Files| -> Option<VersionId> {
+            let v = j.previous.clone().filter(|_| previous_free)?;
+            if files.held.contains_key(&path) {
+                return None;
+            }
+            files.held.insert(path.clone(), v.clone());
+            Some(v)
+        };
         if j.extra && !matches!(j.claim, Claim::Compiles(_)) {
             // judged again only to take a flow over: no longer able to, it keeps waiting
             // and is reported when it changes
+            if !matches!(j.claim, Claim::Gone) {
+                retain(files);
+            }
             if let Some(id) = id {
                 files.waiting.insert(path, id.to_owned());
             }
@@ -498,10 +546,12 @@ impl DirSource {
                 if holds {
                     keep(files, id);
                 }
+                retain(files);
                 Some(SourceEvent::Unreadable { path, message })
             }
             Claim::Broken { diagnostics, .. } => {
                 let kept = if holds { keep(files, id) } else { None };
+                let kept = kept.or_else(|| retain(files));
                 Some(SourceEvent::Rejected {
                     path,
                     diagnostics,
@@ -511,10 +561,16 @@ impl DirSource {
             }
             Claim::Compiles(compiled) if !holds => {
                 let flow = compiled.id().to_owned();
+                let kept = retain(files);
                 files.waiting.insert(path.clone(), flow.clone());
                 // a waiting file judged again because its flow's holder changed says
                 // nothing new when it still waits
-                (!j.extra).then(|| SourceEvent::Conflict { path, flow, holder })
+                (!j.extra).then(|| SourceEvent::Conflict {
+                    path,
+                    flow,
+                    holder,
+                    kept,
+                })
             }
             Claim::Compiles(compiled) => match self.registry.publish_compiled(*compiled) {
                 Ok(version) => {
@@ -526,7 +582,7 @@ impl DirSource {
                     })
                 }
                 Err(error) => {
-                    let kept = keep(files, id);
+                    let kept = keep(files, id).or_else(|| retain(files));
                     Some(SourceEvent::StoreFailed { path, error, kept })
                 }
             },
