@@ -1493,3 +1493,36 @@ impl VersionStore for EtcdStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{StoreError, closed, waited};
+
+    fn unreachable(cause: &str) -> StoreError {
+        StoreError::Unreachable {
+            operation: "connect",
+            endpoints: "https://127.0.0.1:2379".to_owned(),
+            cause: cause.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_connection_closed_after_the_handshake_is_asked_again_a_refused_one_is_not() {
+        let canceled = unreachable("transport error: operation was canceled: connection closed");
+        assert!(closed(&canceled) && !waited(&canceled));
+        let pipe = unreachable(
+            "transport error: connection error: stream closed because of a broken pipe",
+        );
+        assert!(closed(&pipe));
+        let late = unreachable("no answer within 2000 ms");
+        assert!(waited(&late) && !closed(&late));
+        let refused =
+            unreachable("transport error: tcp connect error: Connection refused (os error 111)");
+        assert!(!closed(&refused) && !waited(&refused));
+        let tls = StoreError::Etcd {
+            operation: "connect",
+            message: "connection closed".to_owned(),
+        };
+        assert!(!closed(&tls) && !waited(&tls));
+    }
+}
