@@ -152,29 +152,94 @@ impl Connection {
     /// (a configuration error: trying again never helps); an unreachable etcd is
     /// [`StoreError::Unreachable`].
     ///
+    /// With TLS 1.3 a server refuses a client certificate only after the client has
+    /// finished its handshake: its alert then ends the connection, and a request still
+    /// queued for that connection learns no more than that it closed (which alone reads
+    /// as an outage). So a connection that closed (or a request that found no connection
+    /// ready in time) is asked again, each time on a fresh client, until one attempt
+    /// says why or the time (twice the connect timeout) is up.
+    ///
     /// # Errors
     /// As said.
     pub async fn first_contact(&self) -> Result<(), StoreError> {
-        let asked = async {
-            let mut client = self.connect().await?;
-            let status = client
-                .status()
+        let budget = self.connect_timeout.saturating_mul(2);
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut pause = Duration::from_millis(10);
+        // every attempt so far connected and then saw its connection closed
+        let mut always_closed = true;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(left.min(self.connect_timeout), self.ask_status());
+            let error = match attempt.await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) if !e.is_unreachable() => return Err(self.explain(e)),
+                Ok(Err(e)) if closed(&e) => e,
+                Ok(Err(e)) if waited(&e) => {
+                    always_closed = false;
+                    e
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    always_closed = false;
+                    timeout_error("connect", self.connect_timeout).at(&self.endpoints)
+                }
+            };
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(if always_closed && self.uses_tls() {
+                    self.closed_after_handshake(&error)
+                } else {
+                    error
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether TLS files were given.
+    fn uses_tls(&self) -> bool {
+        self.cacert.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    /// A server that took every TLS connection and closed it before answering: what a
+    /// refused client certificate looks like when its alert was not seen.
+    fn closed_after_handshake(&self, last: &StoreError) -> StoreError {
+        let file = |f: &Option<PathBuf>| {
+            f.as_ref().map_or_else(
+                || "(none given)".to_owned(),
+                |p| format!("`{}`", p.display()),
+            )
+        };
+        let cause = match last {
+            StoreError::Unreachable { cause, .. } => cause.clone(),
+            other => other.to_string(),
+        };
+        StoreError::Etcd {
+            operation: "connect",
+            message: format!(
+                "the server refused the client certificate (--cert {}, --key {}): it closed every connection right after the TLS handshake without answering ({cause}); it needs a client certificate signed by a CA it trusts",
+                file(&self.cert),
+                file(&self.key)
+            ),
+        }
+    }
+
+    /// One attempt of [`Connection::first_contact`], on a client of its own.
+    async fn ask_status(&self) -> Result<(), StoreError> {
+        let mut client = self.connect().await?;
+        let status = client
+            .status()
+            .await
+            .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
+        drop(status);
+        if self.user.is_some() {
+            // a refused user shows on the first request that needs a token
+            client
+                .get("flowc-probe", None)
                 .await
                 .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
-            drop(status);
-            if self.user.is_some() {
-                // a refused user shows on the first request that needs a token
-                client
-                    .get("flowc-probe", None)
-                    .await
-                    .map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?;
-            }
-            Ok(())
-        };
-        match tokio::time::timeout(self.connect_timeout.saturating_mul(2), asked).await {
-            Ok(r) => r.map_err(|e| self.explain(e)),
-            Err(_) => Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints)),
         }
+        Ok(())
     }
 
     /// Names the TLS file at fault in a TLS refusal.
@@ -373,6 +438,27 @@ fn tls_failure(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
         source = s.source();
     }
     false
+}
+
+/// True for an [`StoreError::Unreachable`] that says a connection was made and then
+/// closed before any answer: the cause may be a TLS refusal that the request did not see.
+fn closed(e: &StoreError) -> bool {
+    let StoreError::Unreachable { cause, .. } = e else {
+        return false;
+    };
+    let cause = cause.to_lowercase();
+    cause.contains("connection closed")
+        || cause.contains("canceled")
+        || cause.contains("cancelled")
+        || cause.contains("broken pipe")
+        || cause.contains("connection reset")
+        || cause.contains("unexpected eof")
+}
+
+/// True for an [`StoreError::Unreachable`] that says no answer came in time (a request
+/// may have waited for a connection that closed meanwhile).
+fn waited(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unreachable { cause, .. } if cause.to_lowercase().contains("no answer"))
 }
 
 /// A timeout as a store error.
@@ -776,6 +862,32 @@ pub async fn read_range(
     end: Option<&[u8]>,
     keys_only: bool,
 ) -> Result<(Vec<etcd_client::KeyValue>, u64), StoreError> {
+    read_pages(client, start, end, keys_only, None).await
+}
+
+/// [`read_range`] with each page bounded by `page_timeout`: a request that waits for a
+/// connection (one that closed, a server that does not answer) fails in that time as
+/// [`StoreError::Unreachable`] instead of waiting for the caller's overall bound.
+///
+/// # Errors
+/// As [`read_range`]'s, and the timeout.
+pub async fn read_range_within(
+    client: &Client,
+    start: &str,
+    end: Option<&[u8]>,
+    keys_only: bool,
+    page_timeout: Duration,
+) -> Result<(Vec<etcd_client::KeyValue>, u64), StoreError> {
+    read_pages(client, start, end, keys_only, Some(page_timeout)).await
+}
+
+async fn read_pages(
+    client: &Client,
+    start: &str,
+    end: Option<&[u8]>,
+    keys_only: bool,
+    page_timeout: Option<Duration>,
+) -> Result<(Vec<etcd_client::KeyValue>, u64), StoreError> {
     let mut kv = client
         .kv_client()
         .max_decoding_message_size(DECODE_LIMIT_BYTES);
@@ -793,10 +905,14 @@ pub async fn read_range(
         if revision > 0 {
             options = options.with_revision(revision);
         }
-        let got = kv
-            .get(from.clone(), Some(options))
-            .await
-            .map_err(|e| etcd_error("read", &e))?;
+        let page = kv.get(from.clone(), Some(options));
+        let got = match page_timeout {
+            Some(t) => tokio::time::timeout(t, page)
+                .await
+                .map_err(|_| timeout_error("read", t))?,
+            None => page.await,
+        }
+        .map_err(|e| etcd_error("read", &e))?;
         if revision == 0 {
             revision = got
                 .header()
@@ -1375,5 +1491,38 @@ impl VersionStore for EtcdStore {
             pruned.sort_by_key(|r| r.revision);
             Ok(pruned)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoreError, closed, waited};
+
+    fn unreachable(cause: &str) -> StoreError {
+        StoreError::Unreachable {
+            operation: "connect",
+            endpoints: "https://127.0.0.1:2379".to_owned(),
+            cause: cause.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_connection_closed_after_the_handshake_is_asked_again_a_refused_one_is_not() {
+        let canceled = unreachable("transport error: operation was canceled: connection closed");
+        assert!(closed(&canceled) && !waited(&canceled));
+        let pipe = unreachable(
+            "transport error: connection error: stream closed because of a broken pipe",
+        );
+        assert!(closed(&pipe));
+        let late = unreachable("no answer within 2000 ms");
+        assert!(waited(&late) && !closed(&late));
+        let refused =
+            unreachable("transport error: tcp connect error: Connection refused (os error 111)");
+        assert!(!closed(&refused) && !waited(&refused));
+        let tls = StoreError::Etcd {
+            operation: "connect",
+            message: "connection closed".to_owned(),
+        };
+        assert!(!closed(&tls) && !waited(&tls));
     }
 }

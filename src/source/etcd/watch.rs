@@ -36,7 +36,7 @@ use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
     Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, put_history, read_history,
-    read_range, timeout_error,
+    read_range_within, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -597,7 +597,7 @@ impl Worker {
         // in pages at one revision: a tenant's flows may exceed any one answer's limit
         let (kvs, revision) = tokio::time::timeout(
             timeout.saturating_mul(4),
-            read_range(client, &start, Some(end.as_bytes()), false),
+            read_range_within(client, &start, Some(end.as_bytes()), false, timeout),
         )
         .await
         .map_err(|_| timeout_error("read", timeout.saturating_mul(4)))??;
