@@ -1517,3 +1517,19 @@ fn rule_lists_the_codes_a_shared_name_could_mean() {
         "error: `unknown-step` names 2 codes: flowc::graph::unknown-step, flowc::runtime::unknown-step; run `flowc rule` with one of them\n"
     );
 }
+
+// -------------------------------- issue 9 probe round 2: checker fixes
+
+#[test]
+fn a_bad_timeout_still_checks_the_on_timeout_target() {
+    let d = check(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    timeout: 4x\n    onTimeout: escalte\n  - id: e\n    type: end\n    outcome: approved\n",
+    );
+    assert_eq!(
+        summary(&d),
+        [
+            "flowc::schema::pattern 10:14 `4x` does not have the required form in step `a`",
+            "flowc::graph::unknown-step 11:16 unknown step `escalte` in `onTimeout`",
+        ]
+    );
+}
