@@ -1533,3 +1533,81 @@ fn a_bad_timeout_still_checks_the_on_timeout_target() {
         ]
     );
 }
+
+const DECIDE: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  grade: { type: int, optional: true }
+  kind: { type: string, enum: [annual, sick] }
+  days: int
+  amount: double
+steps:
+  - id: d
+    type: decision
+    hitPolicy: POLICY
+    rules:
+RULES  - id: a
+    type: approval
+    assignees: { role: x }
+  - id: e
+    type: end
+    outcome: approved
+";
+
+fn decide(policy: &str, rules: &[&str]) -> Vec<String> {
+    let rules: String = rules
+        .iter()
+        .map(|r| format!("      - when: '{r}'\n        goto: a\n"))
+        .collect();
+    let d = check(&DECIDE.replace("POLICY", policy).replace("RULES", &rules));
+    summary(&d)
+}
+
+#[test]
+fn exhaustiveness_splits_cases_over_presence_enums_and_ranges() {
+    for (policy, rules) in [
+        ("first", &["has(grade)", "!has(grade)"][..]),
+        ("first", &["!has(grade)", "grade > 3", "grade <= 3"]),
+        ("unique", &["has(grade)", "!has(grade)"]),
+        (
+            "first",
+            &[
+                "amount > 1000.0",
+                "days > 10",
+                "kind == \"annual\"",
+                "kind == \"sick\"",
+            ],
+        ),
+        (
+            "unique",
+            &[
+                "kind == \"annual\" && days > 3",
+                "kind == \"annual\" && days <= 3",
+                "kind == \"sick\"",
+            ],
+        ),
+    ] {
+        let d = decide(policy, rules);
+        assert!(
+            !d.iter().any(|l| l.contains("non-exhaustive")),
+            "{policy} {rules:?}: {d:?}"
+        );
+    }
+    // a case no rule covers is still reported
+    for (policy, rules) in [
+        ("first", &["has(grade) && grade > 3", "!has(grade)"][..]),
+        (
+            "unique",
+            &["kind == \"annual\" && days > 3", "kind == \"sick\""],
+        ),
+        ("first", &["amount > 1000.0", "kind == \"annual\""]),
+    ] {
+        let d = decide(policy, rules);
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("flowc::graph::non-exhaustive-decision 10:9 ")),
+            "{policy} {rules:?}: {d:?}"
+        );
+    }
+}

@@ -627,14 +627,14 @@ impl Builder<'_> {
                 timeout_refused: n.get("timeout").is_some()
                     && Self::duration(n.get("timeout")).is_none(),
                 on_timeout: n.get("onTimeout").map(|t| Spanned {
-                        value: match t.as_str().unwrap_or_default() {
-                            "escalate" => OnTimeout::Escalate,
-                            "approve" => OnTimeout::Approve,
-                            "reject" => OnTimeout::Reject,
-                            other => OnTimeout::Goto(other.to_owned()),
-                        },
-                        span: t.span,
-                    }),
+                    value: match t.as_str().unwrap_or_default() {
+                        "escalate" => OnTimeout::Escalate,
+                        "approve" => OnTimeout::Approve,
+                        "reject" => OnTimeout::Reject,
+                        other => OnTimeout::Goto(other.to_owned()),
+                    },
+                    span: t.span,
+                }),
                 escalate_to: n
                     .get("escalateTo")
                     .map(|a| self.assignees(a).unwrap_or_else(|| missing_assignees(a))),
