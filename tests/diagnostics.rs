@@ -1611,3 +1611,64 @@ fn exhaustiveness_splits_cases_over_presence_enums_and_ranges() {
         );
     }
 }
+
+#[test]
+fn earlier_first_rules_and_filters_guard_optional_reads() {
+    let unguarded = |d: &[String]| -> Vec<String> {
+        d.iter()
+            .filter(|l| l.contains("unguarded-optional"))
+            .cloned()
+            .collect()
+    };
+    // under `first`, a later rule runs only when `!has(grade)` was false
+    for rules in [
+        &["!has(grade)", "grade > 3", "grade <= 3"][..],
+        &["amount > 1.0 || !has(grade)", "grade > 3", "true"],
+    ] {
+        assert_eq!(
+            unguarded(&decide("first", rules)),
+            Vec::<String>::new(),
+            "{rules:?}"
+        );
+    }
+    // not under `unique`, where every rule is evaluated
+    assert_eq!(
+        unguarded(&decide(
+            "unique",
+            &["!has(grade)", "grade > 3", "has(grade) && grade <= 3"]
+        )),
+        [
+            "flowc::expr::unguarded-optional 16:16 `grade` is optional but read without a `has(grade)` guard: an instance without it raises an incident"
+        ]
+    );
+    // an earlier rule that can be false with `grade` absent guards nothing
+    assert_eq!(
+        unguarded(&decide(
+            "first",
+            &["has(grade) && amount > 1.0", "grade > 3", "true"]
+        )),
+        [
+            "flowc::expr::unguarded-optional 16:16 `grade` is optional but read without a `has(grade)` guard: an instance without it raises an incident"
+        ]
+    );
+    // a filter's guard carries to the macro over the filtered list
+    for guarded in [
+        "items.filter(i, has(i.grade)).exists(i, i.grade > 3)",
+        "items.filter(i, has(i.grade)).all(j, j.grade > 3)",
+        "items.filter(i, has(i.grade)).filter(j, j.grade > 1).exists(k, k.grade > 3)",
+    ] {
+        assert_eq!(
+            summary(&optional_with(guarded)),
+            Vec::<String>::new(),
+            "{guarded}"
+        );
+    }
+    assert_eq!(
+        summary(&optional_with(
+            "items.filter(i, size(items) > 1).exists(i, i.grade > 3)"
+        )),
+        [
+            "flowc::expr::unguarded-optional 20:64 `i.grade` is optional but read without a `has(i.grade)` guard: an instance without it raises an incident"
+        ]
+    );
+}

@@ -442,6 +442,22 @@ pub fn check_condition(
     env: &Env,
     closed: &impl ClosedEval,
 ) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
+    check_rule_after(src, env, closed, &[])
+}
+
+/// Checks a condition evaluated only when every one of `earlier` (checked conditions)
+/// was false, as a rule of a `first` decision after its earlier rules: as
+/// [`check_condition`], with the negation of each earlier rule guarding its reads
+/// (`!has(grade)` before `grade > 3`).
+///
+/// # Errors
+/// As [`check_condition`].
+pub fn check_rule_after(
+    src: &ExprSource,
+    env: &Env,
+    closed: &impl ClosedEval,
+    earlier: &[&Expr],
+) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
     let checked = check_expr(src, env)?;
     if !matches!(checked.ty, Type::Bool | Type::Dyn) {
         let help = match checked.ty {
@@ -485,7 +501,7 @@ pub fn check_condition(
             }
         }
     }
-    for u in guard::unguarded(&checked.expr, env) {
+    for u in guard::unguarded_given(&checked.expr, env, &guard::known_after_false(earlier)) {
         warnings.push(ExprError::UnguardedOptional {
             help: format!(
                 "guard it: `has({p}) && {p} …` (or `!has({p}) || …`), or give `{p}` a `default`",
