@@ -1672,3 +1672,22 @@ fn earlier_first_rules_and_filters_guard_optional_reads() {
         ]
     );
 }
+
+#[test]
+fn an_unguarded_optional_read_in_an_assignee_expression_is_a_warning() {
+    let flow = |e: &str| {
+        check(&format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  applicant:\n    type: object\n    fields:\n      deputy: {{ type: string, optional: true }}\nsteps:\n  - id: a\n    type: approval\n    assignees: {{ expr: '{e}' }}\n  - id: e\n    type: end\n    outcome: approved\n"
+        ))
+    };
+    assert_eq!(
+        summary(&flow("applicant.deputy")),
+        [
+            "flowc::expr::unguarded-optional 12:25 `applicant.deputy` is optional but read without a `has(applicant.deputy)` guard: an instance without it raises an incident"
+        ]
+    );
+    assert_eq!(
+        summary(&flow("has(applicant.deputy) ? applicant.deputy : \"boss\"")),
+        Vec::<String>::new()
+    );
+}
