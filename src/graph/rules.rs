@@ -451,10 +451,8 @@ pub fn check_decision(
             exhaustive = true;
         }
     }
-    if !exhaustive && !has_default {
-        let all: Vec<&Expr> = checked.iter().map(|(_, c)| *c).collect();
-        exhaustive = all.len() == rules.len() && covers_every_case(flow, &all);
-    }
+    let all_checked = checked.len() == rules.len();
+    exhaustive = exhaustive || (!has_default && all_checked && covers_every_case(flow, checked));
     if *policy == HitPolicy::First {
         implied_rules(step_id, checked, always, &rule_spans, &mut errs);
     }
@@ -644,10 +642,11 @@ const MAX_ASSIGNMENTS: usize = 4096;
 /// `kind == "a" && days > 3` / `kind == "a" && days <= 3` / `kind == "b"` is exhaustive
 /// over `enum: [a, b]`, and `!has(grade)` / `grade > 3` / `grade <= 3` too. `false` when
 /// it cannot tell.
-fn covers_every_case(flow: &Flow, rules: &[&Expr]) -> bool {
+fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
+    let rules: Vec<&Expr> = checked.iter().map(|(_, c)| *c).collect();
     let mut atoms = Vec::new();
     let mut has = Vec::new();
-    for r in rules {
+    for r in &rules {
         leaves(r, &mut atoms, &mut has);
     }
     has.sort();
@@ -708,7 +707,7 @@ fn covers_every_case(flow: &Flow, rules: &[&Expr]) -> bool {
             present: &present,
         };
         let mut covered = false;
-        for r in rules {
+        for r in &rules {
             match eval_multi(r, &a) {
                 Some(Tri::True) => {
                     covered = true;
