@@ -240,6 +240,8 @@ fn fields(s: &Step) -> BTreeMap<String, (String, bool)> {
             escalate_to,
             allow_add_signer,
             on_reject,
+            // only a refused flow sets it, and a refused flow is never compared
+            timeout_refused: _,
         } => {
             put("assignees", assignees(a));
             put(

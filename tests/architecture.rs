@@ -346,6 +346,10 @@ fn bounds_are_declared_in_limits() {
             "MAX_AUTO_EVENTS",
             "the CLI's own `--auto` loop, not the library's",
         ),
+        (
+            "MAX_ASSIGNMENTS",
+            "the decision analysis's case-split budget: beyond it the analysis does not decide, nothing is refused",
+        ),
     ];
     let src = root().join("src");
     let mut files = Vec::new();

@@ -1517,3 +1517,177 @@ fn rule_lists_the_codes_a_shared_name_could_mean() {
         "error: `unknown-step` names 2 codes: flowc::graph::unknown-step, flowc::runtime::unknown-step; run `flowc rule` with one of them\n"
     );
 }
+
+// -------------------------------- issue 9 probe round 2: checker fixes
+
+#[test]
+fn a_bad_timeout_still_checks_the_on_timeout_target() {
+    let d = check(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    timeout: 4x\n    onTimeout: escalte\n  - id: e\n    type: end\n    outcome: approved\n",
+    );
+    assert_eq!(
+        summary(&d),
+        [
+            "flowc::schema::pattern 10:14 `4x` does not have the required form in step `a`",
+            "flowc::graph::unknown-step 11:16 unknown step `escalte` in `onTimeout`",
+        ]
+    );
+}
+
+const DECIDE: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  grade: { type: int, optional: true }
+  kind: { type: string, enum: [annual, sick] }
+  days: int
+  amount: double
+steps:
+  - id: d
+    type: decision
+    hitPolicy: POLICY
+    rules:
+RULES  - id: a
+    type: approval
+    assignees: { role: x }
+  - id: e
+    type: end
+    outcome: approved
+";
+
+fn decide(policy: &str, rules: &[&str]) -> Vec<String> {
+    let rules: String = rules
+        .iter()
+        .map(|r| format!("      - when: '{r}'\n        goto: a\n"))
+        .collect();
+    let d = check(&DECIDE.replace("POLICY", policy).replace("RULES", &rules));
+    summary(&d)
+}
+
+#[test]
+fn exhaustiveness_splits_cases_over_presence_enums_and_ranges() {
+    for (policy, rules) in [
+        ("first", &["has(grade)", "!has(grade)"][..]),
+        ("first", &["!has(grade)", "grade > 3", "grade <= 3"]),
+        ("unique", &["has(grade)", "!has(grade)"]),
+        (
+            "first",
+            &[
+                "amount > 1000.0",
+                "days > 10",
+                "kind == \"annual\"",
+                "kind == \"sick\"",
+            ],
+        ),
+        (
+            "unique",
+            &[
+                "kind == \"annual\" && days > 3",
+                "kind == \"annual\" && days <= 3",
+                "kind == \"sick\"",
+            ],
+        ),
+    ] {
+        let d = decide(policy, rules);
+        assert!(
+            !d.iter().any(|l| l.contains("non-exhaustive")),
+            "{policy} {rules:?}: {d:?}"
+        );
+    }
+    // a case no rule covers is still reported
+    for (policy, rules) in [
+        ("first", &["has(grade) && grade > 3", "!has(grade)"][..]),
+        (
+            "unique",
+            &["kind == \"annual\" && days > 3", "kind == \"sick\""],
+        ),
+        ("first", &["amount > 1000.0", "kind == \"annual\""]),
+    ] {
+        let d = decide(policy, rules);
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("flowc::graph::non-exhaustive-decision 10:9 ")),
+            "{policy} {rules:?}: {d:?}"
+        );
+    }
+}
+
+#[test]
+fn earlier_first_rules_and_filters_guard_optional_reads() {
+    let unguarded = |d: &[String]| -> Vec<String> {
+        d.iter()
+            .filter(|l| l.contains("unguarded-optional"))
+            .cloned()
+            .collect()
+    };
+    // under `first`, a later rule runs only when `!has(grade)` was false
+    for rules in [
+        &["!has(grade)", "grade > 3", "grade <= 3"][..],
+        &["amount > 1.0 || !has(grade)", "grade > 3", "true"],
+    ] {
+        assert_eq!(
+            unguarded(&decide("first", rules)),
+            Vec::<String>::new(),
+            "{rules:?}"
+        );
+    }
+    // not under `unique`, where every rule is evaluated
+    assert_eq!(
+        unguarded(&decide(
+            "unique",
+            &["!has(grade)", "grade > 3", "has(grade) && grade <= 3"]
+        )),
+        [
+            "flowc::expr::unguarded-optional 16:16 `grade` is optional but read without a `has(grade)` guard: an instance without it raises an incident"
+        ]
+    );
+    // an earlier rule that can be false with `grade` absent guards nothing
+    assert_eq!(
+        unguarded(&decide(
+            "first",
+            &["has(grade) && amount > 1.0", "grade > 3", "true"]
+        )),
+        [
+            "flowc::expr::unguarded-optional 16:16 `grade` is optional but read without a `has(grade)` guard: an instance without it raises an incident"
+        ]
+    );
+    // a filter's guard carries to the macro over the filtered list
+    for guarded in [
+        "items.filter(i, has(i.grade)).exists(i, i.grade > 3)",
+        "items.filter(i, has(i.grade)).all(j, j.grade > 3)",
+        "items.filter(i, has(i.grade)).filter(j, j.grade > 1).exists(k, k.grade > 3)",
+    ] {
+        assert_eq!(
+            summary(&optional_with(guarded)),
+            Vec::<String>::new(),
+            "{guarded}"
+        );
+    }
+    assert_eq!(
+        summary(&optional_with(
+            "items.filter(i, size(items) > 1).exists(i, i.grade > 3)"
+        )),
+        [
+            "flowc::expr::unguarded-optional 20:64 `i.grade` is optional but read without a `has(i.grade)` guard: an instance without it raises an incident"
+        ]
+    );
+}
+
+#[test]
+fn an_unguarded_optional_read_in_an_assignee_expression_is_a_warning() {
+    let flow = |e: &str| {
+        check(&format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  applicant:\n    type: object\n    fields:\n      deputy: {{ type: string, optional: true }}\nsteps:\n  - id: a\n    type: approval\n    assignees: {{ expr: '{e}' }}\n  - id: e\n    type: end\n    outcome: approved\n"
+        ))
+    };
+    assert_eq!(
+        summary(&flow("applicant.deputy")),
+        [
+            "flowc::expr::unguarded-optional 12:25 `applicant.deputy` is optional but read without a `has(applicant.deputy)` guard: an instance without it raises an incident"
+        ]
+    );
+    assert_eq!(
+        summary(&flow("has(applicant.deputy) ? applicant.deputy : \"boss\"")),
+        Vec::<String>::new()
+    );
+}

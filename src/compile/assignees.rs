@@ -83,6 +83,8 @@ impl Ctx<'_> {
                     }]);
                     return None;
                 }
+                let warnings = expr::unguarded_optional(&c, src, &self.env);
+                self.errors(warnings);
                 let g = codegen::generate(&c.expr, &self.vars);
                 let program = self.program(&g, src.span)?;
                 Some(Expression {

@@ -101,7 +101,17 @@ impl Ctx<'_> {
     }
 
     pub(super) fn condition(&mut self, src: &ExprSource) -> Option<expr::Checked> {
-        match expr::check_condition(src, &self.env, self.sandbox) {
+        self.condition_after(src, &[])
+    }
+
+    /// A condition evaluated only when every one of `earlier` was false (a `first`
+    /// decision's rule after its earlier rules).
+    pub(super) fn condition_after(
+        &mut self,
+        src: &ExprSource,
+        earlier: &[&expr::Expr],
+    ) -> Option<expr::Checked> {
+        match expr::check_rule_after(src, &self.env, self.sandbox, earlier) {
             Ok((c, mut warnings)) => {
                 let constant = |w: &ExprError| matches!(w, ExprError::ConstantCondition { .. });
                 if !warnings.iter().any(constant)

@@ -143,9 +143,15 @@ impl Ctx<'_> {
         hit_policy: HitPolicy,
         rs: &[Rule],
     ) -> Option<CompiledDecision> {
-        let mut checked = Vec::new();
+        let mut checked: Vec<(usize, expr::Checked)> = Vec::new();
         for (i, r) in rs.iter().enumerate() {
-            if let Some(c) = self.condition(&r.when) {
+            // under `first`, a rule is evaluated only when every earlier rule was false
+            let earlier: Vec<&expr::Expr> = if hit_policy == HitPolicy::First {
+                checked.iter().map(|(_, c)| &c.expr).collect()
+            } else {
+                Vec::new()
+            };
+            if let Some(c) = self.condition_after(&r.when, &earlier) {
                 checked.push((i, c));
             }
         }

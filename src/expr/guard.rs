@@ -5,9 +5,12 @@
 //! path holds wherever it is evaluated: on the other side of `&&` (`has(x) && x > 3`),
 //! after `!has(x) ||`, or in the condition of `? :`. Both sides of `&&` and `||` guard
 //! each other because CEL's logical operators absorb an error when the other side
-//! decides (`x > 3 && has(x)` is false, not an error, without `x`).
+//! decides (`x > 3 && has(x)` is false, not an error, without `x`). A rule of a `first`
+//! decision is guarded by the negation of every earlier rule (it runs only when they were
+//! false), and a macro over a filtered list by the filter's guards on its elements
+//! (`items.filter(i, has(i.note)).exists(i, i.note == 'y')`).
 
-use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use super::ast::{BinaryOp, Expr, ExprKind, Macro, UnaryOp};
 use super::check::Env;
 use super::types::Type;
 
@@ -20,15 +23,54 @@ pub(crate) struct Unguarded {
     pub span: (usize, usize),
 }
 
-/// Every read of an optional value that no `has()` guards, in source order.
-pub(crate) fn unguarded(e: &Expr, env: &Env) -> Vec<Unguarded> {
+/// Every read of an optional value that no `has()` guards, in source order, when the
+/// paths in `known` are known present wherever `e` is evaluated.
+pub(crate) fn unguarded_given(e: &Expr, env: &Env, known: &[String]) -> Vec<Unguarded> {
     let mut w = Walk {
         env,
         locals: Vec::new(),
         out: Vec::new(),
     };
-    w.walk(e, &[]);
+    w.walk(e, known);
     w.out
+}
+
+/// The paths known present where each of `earlier` was false (a `first` decision's
+/// earlier rules): `!has(p)` false means `has(p)`, as `!has(p) || …` guards its right.
+pub(crate) fn known_after_false(earlier: &[&Expr]) -> Vec<String> {
+    earlier.iter().flat_map(|r| guards(r, false)).collect()
+}
+
+/// The element paths (`i.note`) a filter guarantees for every element of the list it
+/// returns, renamed to `var`: `items.filter(i, has(i.note))` then `.exists(j, j.note …)`
+/// knows `j.note`.
+fn filtered_guards(range: &Expr, var: &str) -> Vec<String> {
+    let ExprKind::Comprehension {
+        kind: Macro::Filter,
+        var: fvar,
+        body,
+        ..
+    } = &range.kind
+    else {
+        return Vec::new();
+    };
+    // the filter's own range may be a filter too
+    let mut known: Vec<String> = filtered_guards(range_of(range), fvar);
+    known.extend(guards(body, true));
+    known
+        .into_iter()
+        .filter_map(|p| {
+            let rest = p.strip_prefix(fvar.as_str())?;
+            rest.starts_with('.').then(|| format!("{var}{rest}"))
+        })
+        .collect()
+}
+
+fn range_of(e: &Expr) -> &Expr {
+    match &e.kind {
+        ExprKind::Comprehension { range, .. } => range,
+        _ => e,
+    }
 }
 
 /// A field path (`applicant.grade`), when the expression is one.
@@ -155,6 +197,7 @@ impl Walk<'_> {
                     .iter()
                     .filter(|p| p.split('.').next() != Some(var.as_str()))
                     .cloned()
+                    .chain(filtered_guards(range, var))
                     .collect();
                 self.locals.push(var.clone());
                 let body_guards = match filter {

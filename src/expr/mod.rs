@@ -431,6 +431,27 @@ pub fn is_constant(e: &Expr) -> bool {
     c
 }
 
+/// The `unguarded-optional` warnings of a checked expression (a condition, an assignee
+/// expression): reads of optional values no `has()` guards.
+#[must_use]
+pub fn unguarded_optional(checked: &Checked, src: &ExprSource, env: &Env) -> Vec<ExprError> {
+    unguarded_reads(&checked.expr, src, env, &[])
+}
+
+fn unguarded_reads(e: &Expr, src: &ExprSource, env: &Env, known: &[String]) -> Vec<ExprError> {
+    guard::unguarded_given(e, env, known)
+        .into_iter()
+        .map(|u| ExprError::UnguardedOptional {
+            help: format!(
+                "guard it: `has({p}) && {p} …` (or `!has({p}) || …`), or give `{p}` a `default`",
+                p = u.path
+            ),
+            path: u.path,
+            span: src.map_span(u.span.0, u.span.1),
+        })
+        .collect()
+}
+
 /// Checks a condition: must be `bool`; warns when it is constant.
 ///
 /// Returns the checked tree and any warnings.
@@ -441,6 +462,22 @@ pub fn check_condition(
     src: &ExprSource,
     env: &Env,
     closed: &impl ClosedEval,
+) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
+    check_rule_after(src, env, closed, &[])
+}
+
+/// Checks a condition evaluated only when every one of `earlier` (checked conditions)
+/// was false, as a rule of a `first` decision after its earlier rules: as
+/// [`check_condition`], with the negation of each earlier rule guarding its reads
+/// (`!has(grade)` before `grade > 3`).
+///
+/// # Errors
+/// As [`check_condition`].
+pub fn check_rule_after(
+    src: &ExprSource,
+    env: &Env,
+    closed: &impl ClosedEval,
+    earlier: &[&Expr],
 ) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
     let checked = check_expr(src, env)?;
     if !matches!(checked.ty, Type::Bool | Type::Dyn) {
@@ -485,16 +522,12 @@ pub fn check_condition(
             }
         }
     }
-    for u in guard::unguarded(&checked.expr, env) {
-        warnings.push(ExprError::UnguardedOptional {
-            help: format!(
-                "guard it: `has({p}) && {p} …` (or `!has({p}) || …`), or give `{p}` a `default`",
-                p = u.path
-            ),
-            path: u.path,
-            span: src.map_span(u.span.0, u.span.1),
-        });
-    }
+    warnings.extend(unguarded_reads(
+        &checked.expr,
+        src,
+        env,
+        &guard::known_after_false(earlier),
+    ));
     for o in constant::outside_enum(&checked.expr, env) {
         let help = crate::diagnostic::did_you_mean(&o.value, o.allowed.iter().map(String::as_str))
             .map_or_else(

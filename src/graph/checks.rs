@@ -202,6 +202,7 @@ fn check_step_options(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
                 on_timeout: Some(t),
                 escalate_to,
                 timeout,
+                timeout_refused,
                 ..
             } => {
                 if t.value == OnTimeout::Escalate && escalate_to.is_none() {
@@ -210,7 +211,7 @@ fn check_step_options(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
                         span: t.span,
                     });
                 }
-                if timeout.is_none() {
+                if timeout.is_none() && !timeout_refused {
                     errs.push(GraphError::TimeoutWithoutDuration {
                         id: id(),
                         span: t.span,

@@ -451,6 +451,8 @@ pub fn check_decision(
             exhaustive = true;
         }
     }
+    let all_checked = checked.len() == rules.len();
+    exhaustive = exhaustive || (!has_default && all_checked && covers_every_case(flow, checked));
     if *policy == HitPolicy::First {
         implied_rules(step_id, checked, always, &rule_spans, &mut errs);
     }
@@ -507,4 +509,217 @@ fn implied_rules(
             });
         }
     }
+}
+
+/// A value of the multi-field evaluation: CEL's `&&` and `||` absorb an error when the
+/// other side decides.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tri {
+    True,
+    False,
+    /// Reading an absent optional value.
+    Error,
+}
+
+/// One assignment of the multi-field analysis: a sample point per field and the
+/// presence of every path a `has()` tests.
+struct Assignment<'a> {
+    fields: &'a [(String, Point)],
+    present: &'a [(String, bool)],
+}
+
+impl Assignment<'_> {
+    fn absent(&self, field: &str) -> bool {
+        self.present.iter().any(|(p, on)| {
+            !*on && (field == p
+                || field
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|r| r.starts_with('.')))
+        })
+    }
+}
+
+/// The value of `e` under `a`; `None` when the analysis cannot tell.
+fn eval_multi(e: &Expr, a: &Assignment<'_>) -> Option<Tri> {
+    let tri = |b: bool| if b { Tri::True } else { Tri::False };
+    match &e.kind {
+        ExprKind::Lit(Literal::Bool(b)) => Some(tri(*b)),
+        ExprKind::HasVar(n) => a
+            .present
+            .iter()
+            .find(|(p, _)| p == n)
+            .map(|(_, on)| tri(*on)),
+        ExprKind::Has(inner, f) => {
+            let p = format!("{}.{f}", field_of(inner)?);
+            a.present
+                .iter()
+                .find(|(q, _)| *q == p)
+                .map(|(_, on)| tri(*on))
+        }
+        ExprKind::Unary(UnaryOp::Not, x) => Some(match eval_multi(x, a)? {
+            Tri::True => Tri::False,
+            Tri::False => Tri::True,
+            Tri::Error => Tri::Error,
+        }),
+        ExprKind::Binary(BinaryOp::And, x, y) => {
+            let (l, r) = (eval_multi(x, a)?, eval_multi(y, a)?);
+            Some(if l == Tri::False || r == Tri::False {
+                Tri::False
+            } else if l == Tri::Error || r == Tri::Error {
+                Tri::Error
+            } else {
+                Tri::True
+            })
+        }
+        ExprKind::Binary(BinaryOp::Or, x, y) => {
+            let (l, r) = (eval_multi(x, a)?, eval_multi(y, a)?);
+            Some(if l == Tri::True || r == Tri::True {
+                Tri::True
+            } else if l == Tri::Error || r == Tri::Error {
+                Tri::Error
+            } else {
+                Tri::False
+            })
+        }
+        ExprKind::Binary(..) => {
+            let mut fields = Vec::new();
+            let mut ok = true;
+            visit(e, &mut |f, _| fields.push(f.to_owned()), &mut ok);
+            let [field] = fields.as_slice() else {
+                return None;
+            };
+            if !ok {
+                return None;
+            }
+            if a.absent(field) {
+                return Some(Tri::Error);
+            }
+            let p = &a.fields.iter().find(|(f, _)| f == field)?.1;
+            eval_at(e, p).map(tri)
+        }
+        _ => {
+            let field = field_of(e)?;
+            if e.ty != Type::Bool {
+                return None;
+            }
+            if a.absent(&field) {
+                return Some(Tri::Error);
+            }
+            match a.fields.iter().find(|(f, _)| *f == field)?.1 {
+                Point::Bool(b) => Some(tri(b)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The comparisons and boolean reads of `e` (its leaves under `&&`, `||` and `!`), and
+/// the paths its `has()` tests.
+fn leaves<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>, has: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Binary(BinaryOp::And | BinaryOp::Or, a, b) => {
+            leaves(a, out, has);
+            leaves(b, out, has);
+        }
+        ExprKind::Unary(UnaryOp::Not, a) => leaves(a, out, has),
+        ExprKind::HasVar(n) => has.push(n.clone()),
+        ExprKind::Has(inner, f) => {
+            if let Some(p) = field_of(inner) {
+                has.push(format!("{p}.{f}"));
+            }
+        }
+        ExprKind::Lit(_) => {}
+        _ => out.push(e),
+    }
+}
+
+/// The most assignments the multi-field analysis evaluates before it gives up.
+const MAX_ASSIGNMENTS: usize = 4096;
+
+/// Whether some rule holds for every value of the fields the rules read and every
+/// presence of the paths their `has()` tests: a case split over each field's regions
+/// (an `enum` field over its values) combined with every other field's, so
+/// `kind == "a" && days > 3` / `kind == "a" && days <= 3` / `kind == "b"` is exhaustive
+/// over `enum: [a, b]`, and `!has(grade)` / `grade > 3` / `grade <= 3` too. `false` when
+/// it cannot tell.
+fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
+    let rules: Vec<&Expr> = checked.iter().map(|(_, c)| *c).collect();
+    let mut atoms = Vec::new();
+    let mut has = Vec::new();
+    for r in &rules {
+        leaves(r, &mut atoms, &mut has);
+    }
+    has.sort();
+    has.dedup();
+    // the regions of each field, from the comparisons on it alone
+    let mut by_field: Vec<(String, Type, Vec<&Expr>)> = Vec::new();
+    for a in atoms {
+        let Some((field, ty)) = subject(a) else {
+            return false;
+        };
+        match by_field
+            .iter_mut()
+            .find(|(f, t, _)| *f == field && *t == ty)
+        {
+            Some((_, _, v)) => v.push(a),
+            None => by_field.push((field, ty, vec![a])),
+        }
+    }
+    let mut dims: Vec<(String, Vec<Point>)> = Vec::new();
+    for (field, ty, exprs) in &by_field {
+        if dims.iter().any(|(f, _)| f == field) {
+            return false;
+        }
+        let allowed = if *ty == Type::String {
+            allowed_values(flow, field)
+        } else {
+            None
+        };
+        dims.push((field.clone(), samples(exprs, ty, allowed.as_deref())));
+    }
+    let total = dims
+        .iter()
+        .map(|(_, p)| p.len())
+        .chain(has.iter().map(|_| 2))
+        .try_fold(1usize, |acc, n| {
+            acc.checked_mul(n).filter(|t| *t <= MAX_ASSIGNMENTS)
+        });
+    let Some(total) = total else {
+        return false;
+    };
+    for mut k in 0..total {
+        let mut fields = Vec::with_capacity(dims.len());
+        for (f, pts) in &dims {
+            let n = pts.len().max(1);
+            let Some(p) = pts.get(k % n) else {
+                return false;
+            };
+            fields.push((f.clone(), p.clone()));
+            k /= n;
+        }
+        let mut present = Vec::with_capacity(has.len());
+        for p in &has {
+            present.push((p.clone(), k % 2 == 1));
+            k /= 2;
+        }
+        let a = Assignment {
+            fields: &fields,
+            present: &present,
+        };
+        let mut covered = false;
+        for r in &rules {
+            match eval_multi(r, &a) {
+                Some(Tri::True) => {
+                    covered = true;
+                    break;
+                }
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        if !covered {
+            return false;
+        }
+    }
+    true
 }

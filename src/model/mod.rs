@@ -140,6 +140,9 @@ pub enum StepKind {
         timeout: Option<Spanned<u64>>,
         /// What a timeout does.
         on_timeout: Option<Spanned<OnTimeout>>,
+        /// `timeout` is written but is no duration (the schema reports it): `onTimeout` is
+        /// then not "without a timeout".
+        timeout_refused: bool,
         /// Who gets the task on escalation.
         escalate_to: Option<Assignees>,
         /// Add-signer allowed.
@@ -620,21 +623,18 @@ impl Builder<'_> {
                 },
                 timeout: Self::duration(n.get("timeout")),
                 // a `timeout` the schema refused is written all the same: `onTimeout` is
-                // not "without a timeout"
-                on_timeout: n
-                    .get("onTimeout")
-                    .filter(|_| {
-                        n.get("timeout").is_none() || Self::duration(n.get("timeout")).is_some()
-                    })
-                    .map(|t| Spanned {
-                        value: match t.as_str().unwrap_or_default() {
-                            "escalate" => OnTimeout::Escalate,
-                            "approve" => OnTimeout::Approve,
-                            "reject" => OnTimeout::Reject,
-                            other => OnTimeout::Goto(other.to_owned()),
-                        },
-                        span: t.span,
-                    }),
+                // not "without a timeout", and its target is still checked
+                timeout_refused: n.get("timeout").is_some()
+                    && Self::duration(n.get("timeout")).is_none(),
+                on_timeout: n.get("onTimeout").map(|t| Spanned {
+                    value: match t.as_str().unwrap_or_default() {
+                        "escalate" => OnTimeout::Escalate,
+                        "approve" => OnTimeout::Approve,
+                        "reject" => OnTimeout::Reject,
+                        other => OnTimeout::Goto(other.to_owned()),
+                    },
+                    span: t.span,
+                }),
                 escalate_to: n
                     .get("escalateTo")
                     .map(|a| self.assignees(a).unwrap_or_else(|| missing_assignees(a))),
