@@ -389,6 +389,18 @@ async fn commit(
     }
 }
 
+/// Whose limit refused a too-large publish: etcd's own (started with a smaller
+/// `--max-request-bytes`) or the default one, checked before writing.
+fn refused_by(etcd: bool) -> String {
+    if etcd {
+        format!(
+            "which this etcd refused as too large (its `--max-request-bytes` is below the default {REQUEST_LIMIT_BYTES})"
+        )
+    } else {
+        format!("over etcd's default limit of {REQUEST_LIMIT_BYTES} bytes")
+    }
+}
+
 async fn write(
     client: &mut Client,
     tenant: &Tenant,
@@ -440,19 +452,16 @@ async fn write(
         + request.source.len()
         + meta_json.len()
         + entry_json.len()) as u64;
-    let too_large = |why: String| EtcdError::TooLarge {
+    let too_large = |by_etcd: bool| EtcdError::TooLarge {
         flow: flow.clone(),
         size: request.source.len() as u64,
         request: request_bytes,
         limit: REQUEST_LIMIT_BYTES,
         half: REQUEST_LIMIT_BYTES / 2 - 4096,
-        why,
+        why: refused_by(by_etcd),
     };
     if request_bytes > REQUEST_LIMIT_BYTES {
-        return Err(too_large(format!(
-            "over etcd's default limit of {REQUEST_LIMIT_BYTES} bytes"
-        ))
-        .into());
+        return Err(too_large(false).into());
     }
     let txn = || {
         Txn::new()
@@ -473,10 +482,7 @@ async fn write(
         Err(EtcdError::Store(StoreError::Etcd { message, .. }))
             if message.contains("request is too large") || message.contains("larger than max") =>
         {
-            return Err(too_large(format!(
-                "which this etcd refused as too large (its `--max-request-bytes` is below the default {REQUEST_LIMIT_BYTES})"
-            ))
-            .into());
+            return Err(too_large(true).into());
         }
         other => other?,
     };
