@@ -3,7 +3,8 @@
 //! A declaration is a CEL [`Type`] (what conditions see) plus what only a declaration
 //! says: `enum`, and for the fields of objects at any depth `optional` and `default`.
 //! [`fit`] is used by `flowc check` (every `default` and `enum` value of a flow) and by
-//! the runtime (every instance context at start) alike, so what check passes, the
+//! the runtime (every instance context at start, through [`fit_field_values`], which
+//! makes the same checks building only the values) alike, so what check passes, the
 //! runtime accepts.
 
 use std::borrow::Cow;
