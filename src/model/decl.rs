@@ -3,9 +3,11 @@
 //! A declaration is a CEL [`Type`] (what conditions see) plus what only a declaration
 //! says: `enum`, and for the fields of objects at any depth `optional` and `default`.
 //! [`fit`] is used by `flowc check` (every `default` and `enum` value of a flow) and by
-//! the runtime (every instance context at start) alike, so what check passes, the
+//! the runtime (every instance context at start, through [`fit_field_values`], which
+//! makes the same checks building only the values) alike, so what check passes, the
 //! runtime accepts.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -465,4 +467,171 @@ fn scalar_value(ty: &Type, v: &serde_json::Value) -> Option<Value> {
 /// Where the member does not fit.
 pub fn fit_member(decl: &Declared, member: &serde_json::Value) -> Result<Fitted, Misfit> {
     fit_at(decl, member, &At::root(&FieldPath::default()), false)
+}
+
+/// Fits the fields of an object like [`fit_fields`] (the same checks, the same first
+/// misfit) but builds only each field's CEL value: `each` gets every field that has a
+/// value, in declaration order, with its index in `fields`, its value and its JSON with
+/// every default filled in. That JSON is borrowed (from `given` or the field's
+/// `default`) whenever it is the normalised JSON as it is, and only built when a default
+/// below it had to be filled in (or its fields came out of declaration order).
+///
+/// # Errors
+/// The first field that does not fit.
+pub fn fit_field_values<'a>(
+    fields: &'a [FieldDecl],
+    given: &'a serde_json::Map<String, serde_json::Value>,
+    path: &FieldPath,
+    mut each: impl FnMut(usize, Value, Cow<'a, serde_json::Value>),
+) -> Result<(), Misfit> {
+    fields_values(
+        fields,
+        given,
+        &At::root(path),
+        |i, f, v, here, value, as_is| {
+            let json = if as_is {
+                Cow::Borrowed(v)
+            } else {
+                Cow::Owned(fit_at(&f.decl, v, here, true)?.json)
+            };
+            each(i, value, json);
+            Ok(())
+        },
+    )
+    .map(|_| ())
+}
+
+/// [`fields_at`] building only the values: `each` gets each field that has a value
+/// (its index, declaration, JSON as given or defaulted, place, value and whether that
+/// JSON is its normalised JSON as it is). Returns whether the object's normalised JSON
+/// is `given` as it is: every field given (none defaulted), in declaration order, each
+/// as it is.
+fn fields_values<'a, F>(
+    fields: &'a [FieldDecl],
+    given: &'a serde_json::Map<String, serde_json::Value>,
+    at: &At<'_>,
+    mut each: F,
+) -> Result<bool, Misfit>
+where
+    F: FnMut(
+        usize,
+        &'a FieldDecl,
+        &'a serde_json::Value,
+        &At<'_>,
+        Value,
+        bool,
+    ) -> Result<(), Misfit>,
+{
+    if let Some(k) = given
+        .keys()
+        .find(|k| !fields.iter().any(|f| f.name.value == **k))
+    {
+        return Err(Misfit {
+            path: at.child(Part::Field(k)).path(),
+            kind: MisfitKind::Unknown {
+                declared: fields.iter().map(|f| f.name.value.clone()).collect(),
+            },
+        });
+    }
+    let mut as_is = true;
+    let mut next = given.iter().peekable();
+    for (i, f) in fields.iter().enumerate() {
+        let here = at.child(Part::Field(&f.name.value));
+        let (v, in_order) = match next.next_if(|(k, _)| **k == f.name.value) {
+            Some((_, v)) => (v, true),
+            None => match given.get(&f.name.value).or(f.default.as_ref()) {
+                Some(v) => (v, false),
+                None if f.optional => continue,
+                None => {
+                    return Err(Misfit {
+                        path: here.path(),
+                        kind: MisfitKind::Missing {
+                            expected: f.decl.to_string(),
+                        },
+                    });
+                }
+            },
+        };
+        let (value, field_as_is) = value_at(&f.decl, v, &here, true)?;
+        as_is &= in_order && field_as_is;
+        each(i, f, v, &here, value, field_as_is)?;
+    }
+    Ok(as_is)
+}
+
+/// [`fit_at`] building only the CEL value; with it, whether the normalised JSON is `v`
+/// as it is (no default filled in below it, every object's fields in declaration order).
+fn value_at(
+    decl: &Declared,
+    v: &serde_json::Value,
+    at: &At<'_>,
+    check_allowed: bool,
+) -> Result<(Value, bool), Misfit> {
+    use serde_json::Value as J;
+    let wrong = |at: &At<'_>| Misfit {
+        path: at.path(),
+        kind: MisfitKind::WrongType {
+            expected: decl.ty.to_string(),
+            got: format!("{} `{}`", json_kind(v), shown(v)),
+        },
+    };
+    let (value, as_is) = match (&decl.parts, &decl.ty, v) {
+        (Parts::Items(item), _, J::Array(items)) => {
+            let mut values = Vec::with_capacity(items.len());
+            let mut as_is = true;
+            for (i, x) in items.iter().enumerate() {
+                let (value, x_as_is) = value_at(item, x, &at.child(Part::Index(i)), true)?;
+                values.push(value);
+                as_is &= x_as_is;
+            }
+            (Value::List(Arc::new(values)), as_is)
+        }
+        (Parts::Values(val), _, J::Object(m)) => {
+            let mut values = Vec::with_capacity(m.len());
+            let mut as_is = true;
+            for (k, x) in m {
+                let (value, x_as_is) = value_at(val, x, &at.child(Part::Key(k)), true)?;
+                values.push((Value::string(k), value));
+                as_is &= x_as_is;
+            }
+            (Value::Map(Arc::new(values)), as_is)
+        }
+        (Parts::Fields(fields), _, J::Object(m)) => {
+            let mut values = Vec::with_capacity(fields.len());
+            let as_is = fields_values(fields, m, at, |_, f, _, _, value, _| {
+                values.push((Value::string(&f.name.value), value));
+                Ok(())
+            })?;
+            (Value::Map(Arc::new(values)), as_is)
+        }
+        (Parts::Items(_) | Parts::Values(_) | Parts::Fields(_), _, _) => return Err(wrong(at)),
+        (Parts::None, ty, _) => match scalar_value(ty, v) {
+            Some(value) => (value, true),
+            None => return Err(wrong(at)),
+        },
+    };
+    if check_allowed && let Some(allowed) = &decl.allowed {
+        // as `fit_at` checks it: against the normalised JSON, or the same value written
+        // another way
+        let json = if as_is {
+            Cow::Borrowed(v)
+        } else {
+            Cow::Owned(fit_at(decl, v, at, false)?.json)
+        };
+        let ok = allowed.iter().any(|a| {
+            *a == *json
+                || value_at(decl, a, &At::root(&FieldPath::default()), false)
+                    .is_ok_and(|(x, _)| equals(&x, &value))
+        });
+        if !ok {
+            return Err(Misfit {
+                path: at.path(),
+                kind: MisfitKind::NotAllowed {
+                    value: shown(v),
+                    allowed: allowed.iter().map(shown).collect::<Vec<_>>().join(", "),
+                },
+            });
+        }
+    }
+    Ok((value, as_is))
 }
