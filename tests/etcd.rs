@@ -597,6 +597,31 @@ async fn rollback_restores_the_old_content_at_every_watcher() {
     }
     assert_eq!(list[2]["hash"], json!(v1.hash));
     assert_eq!(list[2]["author"], json!("bob"));
+    // a flow id never published (a typo) is not a success, in either format
+    for format in ["human", "json"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowc"))
+            .args([
+                "history",
+                "leaev",
+                "--etcd",
+                &server.url(),
+                "--tenant",
+                "acme",
+            ])
+            .args(["--format", format])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        if format == "json" {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+        } else {
+            assert!(
+                stderr.contains("no history for `leaev` in tenant `acme`"),
+                "{stderr}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

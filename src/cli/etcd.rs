@@ -10,7 +10,7 @@ use flowc::store::etcd::Tenant;
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 /// The exit codes of the etcd subcommands, for their `--help`.
-pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, an unknown revision, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, an unknown revision or flow, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
 
 /// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
 #[derive(clap::Args, Debug, Clone)]

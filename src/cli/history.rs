@@ -5,7 +5,7 @@ use flowc::compile::Options;
 use flowc::source::etcd;
 
 use super::etcd::{EtcdArgs, fail, runtime, utc};
-use super::{DiffFormat, EXIT_FAILURE};
+use super::{DiffFormat, EXIT_FAILURE, EXIT_FINDINGS};
 
 pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
     let (connection, tenant) = match conn.resolve() {
@@ -65,7 +65,10 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
         }
         DiffFormat::Human => {
             if items.is_empty() {
-                outln!("no history for `{flow}` in tenant `{}`", tenant.tenant());
+                eprintln!(
+                    "error: no history for `{flow}` in tenant `{}`: it was never published there (check the flow id, --tenant and --prefix)",
+                    tenant.tenant()
+                );
             }
             for i in &items {
                 if let Some(c) = &i.corrupt {
@@ -100,7 +103,8 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
             }
         }
     }
-    0
+    // a flow id that was never published (a typo) is not a success, as in `rollback`
+    if items.is_empty() { EXIT_FINDINGS } else { 0 }
 }
 
 /// Text from etcd as one line a terminal shows as it is: control characters (a line
