@@ -220,5 +220,5 @@ fn condition_evaluation_does_not_allocate() {
 /// them bind the context: a copy of its JSON and its CEL values, each built once);
 /// raise it only with a reason. It was 111 before the runtime shared its strings with
 /// the compiled flow and kept the context once (decision 94), 42 before the fit built
-/// only the values (decision 98).
+/// only the values (decision 95).
 const RUN_ALLOCS: usize = 39;
