@@ -16,8 +16,7 @@ use crate::expr::{ExprSource, FieldType, ObjectType};
 use crate::load::{Node, Resolved, yaml::value_offsets};
 use crate::span::{SourceFile, Span};
 pub use decl::{
-    Declared, FieldDecl, FieldPath, Fitted, Misfit, MisfitKind, Parts, PathPart, fit,
-    fit_field_values, fit_fields,
+    Declared, FieldDecl, FieldPath, Fitted, Misfit, MisfitKind, Parts, PathPart, fit, fit_fields,
 };
 
 /// A value with the span it came from.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::compile::CompiledFlow;
 use crate::diagnostic::did_you_mean;
 use crate::model::decl::json_kind;
-use crate::model::{FieldPath, Misfit, MisfitKind, PathPart, fit_field_values};
+use crate::model::{FieldPath, Misfit, MisfitKind, PathPart, fit_fields};
 use crate::sandbox::Bindings;
 
 /// Why a context was refused (no instance is created).
@@ -117,7 +117,7 @@ impl ContextError {
     }
 }
 
-/// Checks a context against the flow's declaration with [`crate::model::fit_field_values`]
+/// Checks a context against the flow's declaration with [`crate::model::fit_fields`]
 /// (the definition `flowc check` uses for defaults and `enum` values) and fills in every
 /// default at any depth; returns the normalised context (what an instance persists) and
 /// the bound variables.
@@ -141,22 +141,31 @@ pub(super) fn bind_object(
     flow: &CompiledFlow,
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(Context, Bindings), ContextError> {
-    let decls = &flow.flow().context;
-    let slots = flow.context_slots();
-    let names = flow.context_names();
-    let mut bindings = Bindings::with_slots(slots.iter().flatten().max().map_or(0, |m| m + 1));
-    let mut fields = Vec::with_capacity(decls.len());
-    // each field's value is built once, straight into its slot; its JSON is the given
-    // (or default) JSON copied as it is, unless a default below it was filled in
-    fit_field_values(decls, given, &FieldPath::default(), |i, value, json| {
-        if let Some(Some(slot)) = slots.get(i) {
-            bindings.set_owned(*slot, value);
+    let fitted = fit_fields(&flow.flow().context, given, &FieldPath::default())
+        .map_err(ContextError::from_misfit)?;
+    let mut fields = Vec::with_capacity(fitted.len());
+    let mut bindings = Bindings::new();
+    // the fitted fields come in declaration order (absent optional ones left out): each
+    // one's slot and shared name are found by walking the declarations alongside, not by
+    // its name; backwards, so that the first slot bound (the highest) sizes the slots once
+    let mut decls = flow
+        .flow()
+        .context
+        .iter()
+        .zip(flow.context_slots())
+        .zip(flow.context_names())
+        .rev();
+    for (decl, f) in fitted.into_iter().rev() {
+        let Some(((_, slot), name)) = decls.by_ref().find(|((d, _), _)| std::ptr::eq(*d, decl))
+        else {
+            continue;
+        };
+        if let Some(i) = slot {
+            bindings.set(*i, &f.value);
         }
-        if let Some(name) = names.get(i) {
-            fields.push((Arc::clone(name), json.into_owned()));
-        }
-    })
-    .map_err(ContextError::from_misfit)?;
+        fields.push((Arc::clone(name), f.json));
+    }
+    fields.reverse();
     Ok((
         Context {
             fields: Fields::Shared(fields),
