@@ -95,6 +95,25 @@ fn a_default_inside_an_objects_fields_is_applied_at_start() {
 }
 
 #[test]
+fn an_objects_fields_given_out_of_order_are_kept_in_declaration_order() {
+    // the context is copied as given unless normalising changes it: reordering does
+    let f =
+        flow("  employee:\n    type: object\n    fields:\n      id: string\n      grade: int\n");
+    let saved = |ctx: serde_json::Value| {
+        let (inst, _) = Instance::start(Arc::clone(&f), &ctx, 0).expect("start");
+        serde_json::to_string(&inst.state().context).expect("json")
+    };
+    assert_eq!(
+        saved(json!({"employee": {"grade": 3, "id": "e1"}})),
+        r#"{"employee":{"id":"e1","grade":3}}"#
+    );
+    assert_eq!(
+        saved(json!({"employee": {"id": "e1", "grade": 3}})),
+        r#"{"employee":{"id":"e1","grade":3}}"#
+    );
+}
+
+#[test]
 fn defaults_apply_at_every_depth_and_inside_defaults() {
     let f = flow(
         "  employee:\n    type: object\n    default: {}\n    fields:\n      probation: { type: bool, default: false }\n      manager:\n        type: object\n        default: { id: m1 }\n        fields:\n          id: string\n          level: { type: int, default: 1 }\n  items:\n    type: list\n    items:\n      type: object\n      fields:\n        amount: double\n        category: { type: string, enum: [travel, meal], default: meal }\n",
