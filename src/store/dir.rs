@@ -33,11 +33,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::checksum;
 use super::{
     Hold, Keep, NewVersion, StoreError, StoredVersion, VersionRecord, VersionStore, check_flow_id,
     check_hash, check_holder, check_new, check_revision,
 };
-use crate::compile::{VersionId, stable_hash};
+use crate::compile::VersionId;
 use crate::limits::Limits;
 
 /// The store format this release reads and writes.
@@ -82,10 +83,6 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn checksum(bytes: &[u8]) -> String {
-    format!("{:016x}", stable_hash(&[bytes]))
 }
 
 /// A hidden temporary name beside `path`, unique in this process and across processes.
@@ -293,20 +290,6 @@ impl DirStore {
         write_atomic(&path, version.source)
     }
 
-    fn new_record(version: &NewVersion<'_>, revision: u64) -> VersionRecord {
-        VersionRecord {
-            flow: version.flow.to_owned(),
-            revision,
-            hash: version.hash.to_owned(),
-            name: version.name.to_owned(),
-            size: version.source.len() as u64,
-            checksum: checksum(version.source),
-            compiler: env!("CARGO_PKG_VERSION").to_owned(),
-            meta: version.meta.clone(),
-            stored: true,
-        }
-    }
-
     fn read_record(&self, flow: &str, revision: u64) -> Result<Option<VersionRecord>, StoreError> {
         let path = self.record_path(flow, revision);
         let Some(bytes) = read_bounded(&path, Limits::MAX_STORE_RECORD_BYTES)? else {
@@ -341,7 +324,7 @@ impl DirStore {
         version: &NewVersion<'_>,
         revision: u64,
     ) -> Result<(bool, VersionRecord), StoreError> {
-        let record = Self::new_record(version, revision);
+        let record = VersionRecord::new(version, revision);
         let path = self.record_path(version.flow, revision);
         let file = RecordFile {
             format: FORMAT,

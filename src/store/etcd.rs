@@ -40,11 +40,12 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::checksum;
 use super::{
     Hold, Keep, NewVersion, StoreError, StoredVersion, VersionRecord, VersionStore, check_flow_id,
     check_hash, check_holder, check_new, check_revision,
 };
-use crate::compile::{VersionId, stable_hash};
+use crate::compile::VersionId;
 use crate::limits::Limits;
 
 /// The format of history entries and holds this release writes and reads.
@@ -765,17 +766,7 @@ impl HistoryEntry {
     pub fn new(version: &NewVersion<'_>, revision: u64, published_at_micros: Option<u64>) -> Self {
         Self {
             format: FORMAT,
-            record: VersionRecord {
-                flow: version.flow.to_owned(),
-                revision,
-                hash: version.hash.to_owned(),
-                name: version.name.to_owned(),
-                size: version.source.len() as u64,
-                checksum: checksum(version.source),
-                compiler: env!("CARGO_PKG_VERSION").to_owned(),
-                meta: version.meta.clone(),
-                stored: true,
-            },
+            record: VersionRecord::new(version, revision),
             published_at_micros,
             source: Some(String::from_utf8_lossy(version.source).into_owned()),
         }
@@ -812,10 +803,6 @@ impl HistoryEntry {
         entry.record.stored = entry.source.is_some();
         Ok(entry)
     }
-}
-
-fn checksum(bytes: &[u8]) -> String {
-    format!("{:016x}", stable_hash(&[bytes]))
 }
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {

@@ -100,6 +100,29 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
+    /// The record of `version` stored under `revision` (both stores write the same).
+    #[must_use]
+    pub fn new(version: &NewVersion<'_>, revision: u64) -> Self {
+        Self {
+            flow: version.flow.to_owned(),
+            revision,
+            hash: version.hash.to_owned(),
+            name: version.name.to_owned(),
+            size: version.source.len() as u64,
+            checksum: checksum(version.source),
+            compiler: env!("CARGO_PKG_VERSION").to_owned(),
+            meta: version.meta.clone(),
+            stored: true,
+        }
+    }
+}
+
+/// The checksum a record keeps of its source, checked on every read.
+pub(crate) fn checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", crate::compile::stable_hash(&[bytes]))
+}
+
+impl VersionRecord {
     /// The version this record names.
     #[must_use]
     pub fn version(&self) -> VersionId {
