@@ -2028,7 +2028,11 @@ async fn propagation_is_measured_only_for_live_events_and_never_from_the_future(
         "a cold start is no propagation"
     );
     let live = publish(&mut client, &t, &flow("leave", 2), None).await;
-    until("live", 10, || w.has(&live)).await;
+    // the registry swaps before the event is recorded: wait for the event itself
+    until("live", 10, || {
+        w.has(&live) && !latencies(&w, live.revision).is_empty()
+    })
+    .await;
     let l = latencies(&w, live.revision);
     assert_eq!(l.len(), 1);
     assert!(l[0].is_some_and(|d| d < Duration::from_secs(5)), "{l:?}");
@@ -2057,7 +2061,7 @@ async fn propagation_is_measured_only_for_live_events_and_never_from_the_future(
     ]);
     let rev = client.txn(txn).await.unwrap().header().unwrap().revision() as u64;
     until("skewed", 10, || {
-        w.active("leave").is_some_and(|v| v.revision == rev)
+        w.active("leave").is_some_and(|v| v.revision == rev) && !latencies(&w, rev).is_empty()
     })
     .await;
     assert_eq!(latencies(&w, rev), vec![None]);
