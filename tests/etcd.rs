@@ -1667,7 +1667,11 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
     );
     drop(up);
     server.kill();
-    let down = Running::start(&args);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut with_metrics = args.to_vec();
+    with_metrics.extend_from_slice(&["--metrics-addr", &addr]);
+    let down = Running::start(&with_metrics);
     until("unreachable", 10, || down.count("etcd unreachable") == 1).await;
     let text = down.text();
     assert!(
@@ -1676,6 +1680,18 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
         )),
         "{text}"
     );
+    // etcd comes up: the first contact after a start from the snapshot is no reconnect
+    server.restart();
+    until("connected", 15, || down.count("connected at revision") == 1).await;
+    let text = down.text();
+    assert!(!text.contains("reconnected"), "{text}");
+    let mut body = String::new();
+    until("metrics", 10, || {
+        body = scrape(port).unwrap_or_default();
+        body.contains("\nflowc_connected 1")
+    })
+    .await;
+    assert!(body.contains("\nflowc_reconnects_total 0"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2194,6 +2210,8 @@ async fn a_tenant_named_as_a_layout_segment_is_refused() {
             e.to_string().contains("names of flowc's own key folders"),
             "{e}"
         );
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(help.contains("choose another tenant name"), "{help}");
     }
     let dir = TempDir::new("reserved");
     std::fs::write(dir.0.join("a.yaml"), flow("leave", 1)).unwrap();
@@ -2511,6 +2529,17 @@ async fn the_backoff_starts_afresh_after_etcd_answered_again() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.restart();
     until("reconnected", 15, || w.count("connected") == 2).await;
+    let reconnects: Vec<bool> = w
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Connected { reconnect, .. } => Some(*reconnect),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reconnects, vec![false, true]);
     server.kill();
     until("disconnected again", 10, || w.count("disconnected") == 2).await;
     let waits: Vec<Duration> = w
