@@ -619,7 +619,7 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     config.snapshot = args.snapshot.map(Path::to_path_buf);
     let format = args.format;
     let registry = Arc::new(Registry::default());
-    let watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
+    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
         Ok(w) => w,
         Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
@@ -634,7 +634,6 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             args.conn.endpoints.join(",")
         );
     }
-    let mut watcher = watcher;
     let stopped = rt.block_on(async {
         let stop = tokio::select! {
             stop = super::etcd::stop_signal() => stop.map_err(|e| {
