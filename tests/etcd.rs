@@ -104,15 +104,20 @@ impl Etcd {
     }
 
     fn start_with(tls: Option<Tls>, dir: TempDir) -> Etcd {
-        let mut e = Etcd {
+        let mut e = Self::unstarted(tls, dir);
+        e.spawn();
+        e
+    }
+
+    /// Its ports chosen, not yet running (`spawn` starts it).
+    fn unstarted(tls: Option<Tls>, dir: TempDir) -> Etcd {
+        Etcd {
             child: None,
             dir,
             client_port: free_port(),
             peer_port: free_port(),
             tls,
-        };
-        e.spawn();
-        e
+        }
     }
 
     fn scheme(&self) -> &'static str {
@@ -741,6 +746,14 @@ async fn compaction_past_a_paused_watchers_revision_resyncs_correctly() {
             .any(|e| matches!(e, WatchEvent::Retire { flow, .. } if flow == "travel")),
         "{events:?}"
     );
+    // the resync comes first, then the changes it brought
+    let names: Vec<&str> = events.iter().map(WatchEvent::name).collect();
+    let resync = names.iter().position(|n| *n == "resync").unwrap();
+    assert_eq!(
+        &names[resync..],
+        ["resync", "publish", "publish", "retire", "connected"],
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,7 +801,20 @@ async fn a_watcher_started_with_etcd_down_serves_its_snapshot_then_catches_up() 
     let mut client = server.client().await;
     let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
     until("caught up", 15, || w.has(&v2)).await;
-    assert!(w.count("connected") >= 1);
+    // the first contact after a start from the snapshot is no reconnect
+    let connected: Vec<bool> = w
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Connected {
+                reconnect, retries, ..
+            } => Some(*reconnect && *retries > 0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connected, vec![false], "{:?}", w.events.lock().unwrap());
 
     // a snapshot directory belongs to one tenant
     let err = Snapshot::open(&snap.0, &tenant("other")).unwrap_err();
@@ -1541,6 +1567,7 @@ async fn prefixes_are_checked_and_keys_of_nested_tenants_are_ignored() {
 struct Running {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
@@ -1549,19 +1576,27 @@ impl Running {
         let mut child = flowc()
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Running { child, lines }
+        let collect = |from: Box<dyn std::io::Read + Send>| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(from).lines() {
+                    let Ok(line) = line else { break };
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let lines = collect(Box::new(child.stdout.take().unwrap()));
+        let errors = collect(Box::new(child.stderr.take().unwrap()));
+        Running {
+            child,
+            lines,
+            errors,
+        }
     }
 
     fn text(&self) -> String {
@@ -1632,7 +1667,11 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
     );
     drop(up);
     server.kill();
-    let down = Running::start(&args);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut with_metrics = args.to_vec();
+    with_metrics.extend_from_slice(&["--metrics-addr", &addr]);
+    let down = Running::start(&with_metrics);
     until("unreachable", 10, || down.count("etcd unreachable") == 1).await;
     let text = down.text();
     assert!(
@@ -1641,6 +1680,18 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
         )),
         "{text}"
     );
+    // etcd comes up: the first contact after a start from the snapshot is no reconnect
+    server.restart();
+    until("connected", 15, || down.count("connected at revision") == 1).await;
+    let text = down.text();
+    assert!(!text.contains("reconnected"), "{text}");
+    let mut body = String::new();
+    until("metrics", 10, || {
+        body = scrape(port).unwrap_or_default();
+        body.contains("\nflowc_connected 1")
+    })
+    .await;
+    assert!(body.contains("\nflowc_reconnects_total 0"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2155,7 +2206,12 @@ async fn a_tenant_named_as_a_layout_segment_is_refused() {
     for name in ["flows", "history", "flowmeta", "holds"] {
         let e = Tenant::new("/flowc/acme", name).unwrap_err();
         assert_eq!(code(&e), "flowc::store::invalid-key");
-        assert!(e.to_string().contains("segment of the key layout"), "{e}");
+        assert!(
+            e.to_string().contains("names of flowc's own key folders"),
+            "{e}"
+        );
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(help.contains("choose another tenant name"), "{help}");
     }
     let dir = TempDir::new("reserved");
     std::fs::write(dir.0.join("a.yaml"), flow("leave", 1)).unwrap();
@@ -2473,6 +2529,17 @@ async fn the_backoff_starts_afresh_after_etcd_answered_again() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.restart();
     until("reconnected", 15, || w.count("connected") == 2).await;
+    let reconnects: Vec<bool> = w
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Connected { reconnect, .. } => Some(*reconnect),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reconnects, vec![false, true]);
     server.kill();
     until("disconnected again", 10, || w.count("disconnected") == 2).await;
     let waits: Vec<Duration> = w
@@ -2514,9 +2581,312 @@ async fn a_refused_user_on_the_first_connection_exits_2() {
         ],
     );
     assert_eq!(code, Some(2), "{out}{err}");
-    assert!(err.contains("error[flowc::store::etcd]"), "{err}");
+    assert!(err.contains("error[flowc::source::etcd-setup]"), "{err}");
+    assert!(err.contains("wrong user name or password"), "{err}");
+}
+
+// ---------------------------------------------------------------- setup errors end the watch
+
+/// Certificates for a TLS etcd (CA `ca`, server, client) and a stranger's CA and client.
+fn tls_certs(dir: &Path) -> Tls {
+    make_certs(dir, "ca", &["server", "client"]);
+    make_certs(dir, "other-ca", &["stranger"]);
+    Tls {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    }
+}
+
+fn have_openssl() -> bool {
+    let found = Command::new("openssl").arg("version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "openssl is required in CI"
+        );
+        eprintln!("skipped: openssl is not on PATH");
+    }
+    found
+}
+
+/// The watcher's end, within `secs` seconds.
+async fn finished(w: &mut Watcher, secs: u64) -> Result<(), EtcdError> {
+    tokio::time::timeout(Duration::from_secs(secs), w.handle.finished())
+        .await
+        .expect("the watcher still runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_started_with_etcd_down_stops_on_a_tls_refusal_when_etcd_comes_up() {
+    if !have_etcd() || !have_openssl() {
+        return;
+    }
+    let certs = TempDir::new("certs-late");
+    let tls = tls_certs(&certs.0);
+    let p = |n: &str| certs.0.join(n);
+    let mut server = Etcd::unstarted(Some(tls), TempDir::new("data"));
+    let url = server.url();
+    let t = tenant("acme");
+    // the library watcher: a CA that did not sign the server's certificate
+    let mut wrong_ca = server.connection();
+    wrong_ca.cacert = Some(p("other-ca.pem"));
+    wrong_ca.cert = Some(p("client.pem"));
+    wrong_ca.key = Some(p("client.key"));
+    let mut w = Watcher::start(wrong_ca, &t, None);
+    // the CLI watcher: a client certificate the server does not trust
+    let cli = Running::start(&[
+        "watch",
+        "--etcd",
+        &url,
+        "--tenant",
+        "acme",
+        "--cacert",
+        &p("ca.pem").display().to_string(),
+        "--cert",
+        &p("stranger.pem").display().to_string(),
+        "--key",
+        &p("stranger.key").display().to_string(),
+    ]);
+    until("etcd is down", 10, || {
+        w.count("disconnected") == 1 && cli.count("disconnected") == 1
+    })
+    .await;
+    server.spawn();
+    let err = finished(&mut w, 30).await.unwrap_err();
+    assert_eq!(code(&err), "flowc::source::etcd-setup", "{err}");
     assert!(
-        err.to_lowercase().contains("authentication failed"),
+        matches!(
+            &err,
+            EtcdError::Setup {
+                fault: etcd::SetupFault::Tls,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&format!(
+            "not signed by the CA of --cacert `{}`",
+            p("other-ca.pem").display()
+        )),
         "{err}"
     );
+    // no retry was reported for the refusal: only the outage before it
+    assert_eq!(w.count("disconnected"), 1);
+    assert_eq!(w.count("retrying"), 0);
+    let mut cli = cli;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = cli.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CLI watcher still retries: {}",
+            cli.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // the reader threads finish at the pipes' end
+    until("stderr read", 5, || {
+        cli.errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("  help:"))
+    })
+    .await;
+    let errors = cli.errors.lock().unwrap().join("\n");
+    assert_eq!(status.code(), Some(2), "{errors}");
+    assert!(
+        errors.contains("error[flowc::source::etcd-setup]"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("refused the client certificate"),
+        "{errors}"
+    );
+    assert!(errors.contains("stranger.pem"), "{errors}");
+    assert_eq!(cli.count("disconnected"), 1, "{}", cli.text());
+}
+
+/// `flowc watch` with `args` after `--tenant acme`: exits 2 within 30 s; its stdout
+/// says nothing of a retry; the error and help on stderr.
+fn setup_refused(url: &str, args: &[&str]) -> String {
+    let mut all = vec!["watch", "--etcd", url, "--tenant", "acme"];
+    all.extend_from_slice(args);
+    let (code, out, err) = flowc_within(30, &all);
+    assert_eq!(code, Some(2), "{all:?}: {out}{err}");
+    assert!(err.contains("error[flowc::source::etcd-setup]"), "{err}");
+    assert!(!out.contains("disconnected"), "{out}");
+    assert!(
+        !out.contains("retrying") && !err.contains("retrying"),
+        "{out}{err}"
+    );
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_scheme_or_missing_user_exits_2_saying_what_to_fix() {
+    if !have_etcd() || !have_openssl() {
+        return;
+    }
+    let certs = TempDir::new("certs-scheme");
+    let tls = tls_certs(&certs.0);
+    let p = |n: &str| certs.0.join(n).display().to_string();
+    let secure = Etcd::start_with(Some(tls), TempDir::new("data"));
+    let plain = Etcd::start();
+    // https:// to a plain etcd
+    let https_to_plain = plain.url().replace("http://", "https://");
+    let err = setup_refused(&https_to_plain, &["--cacert", &p("ca.pem")]);
+    assert!(
+        err.contains("speaks plain HTTP") && err.contains(&format!("use {}", plain.url())),
+        "{err}"
+    );
+    // http:// to a TLS etcd (up by now? its refusal is no outage either way)
+    let mut ready = secure.connection();
+    ready.cacert = Some(certs.0.join("ca.pem"));
+    ready.cert = Some(certs.0.join("client.pem"));
+    ready.key = Some(certs.0.join("client.key"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready.first_contact().await.is_err() {
+        assert!(Instant::now() < deadline, "the TLS etcd did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http_to_tls = secure.url().replace("https://", "http://");
+    let err = setup_refused(&http_to_tls, &[]);
+    assert!(
+        err.contains("speaks TLS") && err.contains(&format!("use {}", secure.url())),
+        "{err}"
+    );
+    // --cacert naming a private key, or garbage: not a certificate, the file named
+    std::fs::write(certs.0.join("garbage.pem"), "not pem at all\n").unwrap();
+    for (file, holds) in [
+        ("client.key", "it holds a private key"),
+        ("garbage.pem", "it holds no PEM block"),
+    ] {
+        let err = setup_refused(
+            &secure.url(),
+            &[
+                "--cacert",
+                &p(file),
+                "--cert",
+                &p("client.pem"),
+                "--key",
+                &p("client.key"),
+            ],
+        );
+        assert!(
+            err.contains(&format!("--cacert `{}` is not a certificate", p(file))),
+            "{err}"
+        );
+        assert!(err.contains(holds), "{err}");
+        assert!(!err.contains("not signed by the CA"), "{err}");
+    }
+    // an etcd with authentication, and no user or a wrong password
+    plain.etcdctl(&["user", "add", "root:pw"]);
+    plain.etcdctl(&["auth", "enable"]);
+    let err = setup_refused(&plain.url(), &[]);
+    assert!(err.contains("etcd requires authentication"), "{err}");
+    assert!(err.contains("pass --user NAME:PASSWORD"), "{err}");
+    let err = setup_refused(&plain.url(), &["--user", "root:wrong"]);
+    assert!(err.contains("wrong user name or password"), "{err}");
+    // the library watcher ends with the typed error too, without retrying
+    let mut w = Watcher::start(plain.connection(), &tenant("acme"), None);
+    let err = finished(&mut w, 20).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            EtcdError::Setup {
+                fault: etcd::SetupFault::Auth,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(w.count("disconnected"), 0);
+    // and with the right user it watches
+    let mut ok = plain.connection();
+    ok.user = Some(("root".to_owned(), "pw".to_owned()));
+    let w = Watcher::start(ok, &tenant("acme"), None);
+    until("connected with a user", 10, || w.count("connected") == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_keys_under_the_tenant_are_reported_once_each_and_json_warnings_go_to_stdout() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let deep = "/flowc/acme/flows/a/b";
+    let beside = "/flowc/acme/flowmeta/a/b";
+    client.put(deep, "x", None).await.unwrap();
+    let w = Watcher::start(server.connection(), &t, None);
+    let mut cli = Running::start(&[
+        "watch",
+        "--etcd",
+        &server.url(),
+        "--tenant",
+        "acme",
+        "--format",
+        "json",
+    ]);
+    until("connected", 10, || {
+        w.count("connected") == 1 && cli.count("{\"event\":\"connected\"") == 1
+    })
+    .await;
+    // put again, and another odd key live, then a flow to know the watchers are past them
+    client.put(deep, "y", None).await.unwrap();
+    client.put(beside, "z", None).await.unwrap();
+    let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+    until("published", 10, || {
+        w.has(&v) && cli.count("{\"event\":\"publish\"") == 1
+    })
+    .await;
+    let warned = |key: &str| {
+        w.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, WatchEvent::Warning { message } if message.contains(&format!("key `{key}` is ignored"))))
+            .count()
+    };
+    assert_eq!(warned(deep), 1, "{:?}", w.events.lock().unwrap());
+    assert_eq!(warned(beside), 1, "{:?}", w.events.lock().unwrap());
+    assert_eq!(w.count("warning"), 2);
+    // JSON mode: every stdout line is an object, the warnings among them; stderr empty
+    let lines = cli.lines.lock().unwrap().clone();
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let warnings: Vec<&serde_json::Value> =
+        objects.iter().filter(|o| o["event"] == "warning").collect();
+    assert_eq!(warnings.len(), 2, "{lines:?}");
+    assert!(
+        warnings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("key `{deep}` is ignored")),
+        "{lines:?}"
+    );
+    let connected = objects.iter().find(|o| o["event"] == "connected").unwrap();
+    assert_eq!(connected["reconnect"], false);
+    let pid = cli.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cli.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cli.errors.lock().unwrap().is_empty(), "{:?}", cli.errors);
 }

@@ -435,3 +435,32 @@ fn a_refused_id_edit_keeps_the_previous_flow() {
     drop(w);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn watch_dir_stops_cleanly_on_sigterm() {
+    let root = repo("sigterm");
+    let mut w = Watch::start(&root, "flows");
+    // the last line before it waits: the watch is set up (signals handled)
+    loop {
+        if w.next("the watching line").starts_with("watching flows") {
+            break;
+        }
+    }
+    let pid = w.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // stopped, as `flowc watch --etcd` does: exit 0, not killed by the signal
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -10,7 +10,7 @@ use flowc::store::etcd::Tenant;
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 /// The exit codes of the etcd subcommands, for their `--help`.
-pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, an unknown revision or flow, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, a write whose outcome is unknown)";
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, an unknown revision or flow, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
 
 /// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
 #[derive(clap::Args, Debug, Clone)]
@@ -122,23 +122,21 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 }
 
 /// Resolves at Ctrl-C (SIGINT) or SIGTERM, whichever comes first: both stop a watcher
-/// gracefully.
+/// gracefully (the handlers are [`super::watch::StopSignals`], shared with `flowc watch
+/// DIR`).
 ///
 /// # Errors
 /// When the signal handlers cannot be installed.
 pub async fn stop_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
+    let signals = super::watch::StopSignals::install()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        signals.wait();
+        let _ = tx.send(());
+    });
+    // the sender only goes away after a signal came
+    let _ = rx.await;
+    Ok(())
 }
 
 /// Prints `error[code]: message` and the help.

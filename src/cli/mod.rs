@@ -175,7 +175,7 @@ enum Command {
     /// Load a directory of flows (or, with `--etcd`, a tenant's flows in etcd) into a
     /// registry, watch it and republish what changes; one line per event.
     #[command(
-        after_help = "Exit codes: 0 stopped (Ctrl-C or SIGTERM); 2 I/O or usage (an unreadable directory or snapshot, bad options). With --etcd an unreachable etcd is no exit: the watcher says so once, retries with backoff and says when it is back."
+        after_help = "Exit codes: 0 stopped (Ctrl-C or SIGTERM, with a directory or --etcd); 2 I/O or usage (an unreadable directory or snapshot, bad options), or, with --etcd, a connection etcd refuses as configured (TLS files it refuses or that are no certificate or key, a missing or refused --user, https:// to a plain-HTTP etcd or http:// to a TLS one): the error says what to fix. With --etcd an unreachable etcd is no exit: the watcher says so once, retries with backoff and says when it is back.\n\nWith --format json every line on stdout is one JSON object (warnings too: {\"event\":\"warning\",\"message\":...}); stderr carries only a fatal error."
     )]
     Watch {
         /// The directory (omit it to watch etcd).

@@ -187,11 +187,55 @@ pub fn run(
             return EXIT_FAILURE;
         }
     };
+    let signals = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot wait for Ctrl-C or SIGTERM: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     if format == WatchFormat::Human {
         outln!("watching {} ({store_note})", dir.display());
     }
-    loop {
-        std::thread::park();
+    signals.wait();
+    0
+}
+
+/// The handlers of the signals that stop a watcher gracefully (exit 0): SIGINT (Ctrl-C)
+/// and SIGTERM (what a service manager sends), for `flowc watch DIR` and
+/// `flowc watch --etcd` alike.
+pub struct StopSignals(#[cfg(unix)] signal_hook::iterator::Signals);
+
+impl StopSignals {
+    /// Installs the handlers: from now on these signals no longer end the process
+    /// abruptly.
+    ///
+    /// # Errors
+    /// When the handlers cannot be installed.
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use signal_hook::consts::{SIGINT, SIGTERM};
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map(StopSignals)
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals())
+        }
+    }
+
+    /// Blocks until one of the signals comes (elsewhere than unix: for ever, Ctrl-C
+    /// ends the process).
+    pub fn wait(self) {
+        #[cfg(unix)]
+        {
+            let mut signals = self.0;
+            let _ = signals.forever().next();
+        }
+        #[cfg(not(unix))]
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -360,13 +404,20 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
     use flowc::source::etcd::WatchEvent as E;
     match event {
         E::Connected {
-            revision, retries, ..
-        } => json_line(
-            event.name(),
-            None,
-            Some(*revision),
-            None,
-            Some(("retries", serde_json::Value::from(*retries))),
+            revision,
+            retries,
+            reconnect,
+            ..
+        } => outln!(
+            "{}",
+            serde_json::json!({
+                "event": event.name(),
+                "flow": null,
+                "revision": revision,
+                "hash": null,
+                "retries": retries,
+                "reconnect": reconnect,
+            })
         ),
         E::Resync { revision } => {
             json_line(event.name(), None, Some(*revision), None, None);
@@ -401,7 +452,14 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
             Some(("error", serde_json::Value::String(error.clone()))),
         ),
         E::Retrying { attempts, error } => outln!("{}", retrying_json(*attempts, error)),
-        E::Warning { message } => eprintln!("warning: {message}"),
+        // stdout holds only JSON objects; stderr only a fatal error
+        E::Warning { message } => json_line(
+            "warning",
+            None,
+            None,
+            None,
+            Some(("message", serde_json::Value::String(message.clone()))),
+        ),
         _ => {}
     }
 }
@@ -437,6 +495,7 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
         E::Connected {
             revision,
             retries,
+            reconnect,
             replaced_snapshot,
         } => {
             let replaced = match replaced_snapshot {
@@ -446,13 +505,16 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
                     format!("; the {n} flows loaded from the local snapshot are replaced by etcd's")
                 }
             };
-            if *retries == 0 {
-                outln!("connected at revision {revision}{replaced}");
+            let after = match retries {
+                0 => String::new(),
+                n => format!(" after {n} failed attempt(s)"),
+            };
+            let what = if *reconnect {
+                "reconnected"
             } else {
-                outln!(
-                    "reconnected at revision {revision} after {retries} failed attempt(s){replaced}"
-                );
-            }
+                "connected"
+            };
+            outln!("{what} at revision {revision}{after}{replaced}");
         }
         E::Snapshot { version } => outln!("loaded {version} from the local snapshot"),
         E::Publish { version, latency } => {
@@ -557,7 +619,7 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     config.snapshot = args.snapshot.map(Path::to_path_buf);
     let format = args.format;
     let registry = Arc::new(Registry::default());
-    let watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
+    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
         Ok(w) => w,
         Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
@@ -572,28 +634,21 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             args.conn.endpoints.join(",")
         );
     }
-    let probe = args.conn.resolve().map(|(c, _)| c);
     let stopped = rt.block_on(async {
-        // a first connection refused for its TLS files or user is a configuration error,
-        // not an outage: retrying would never help
-        let misconfigured = async {
-            match probe {
-                Ok(c) => match c.first_contact().await {
-                    Err(e) if !e.is_unreachable() => e,
-                    _ => std::future::pending().await,
-                },
-                Err(_) => std::future::pending().await,
-            }
-        };
         let stop = tokio::select! {
             stop = super::etcd::stop_signal() => stop.map_err(|e| {
                 eprintln!("error: cannot wait for Ctrl-C or SIGTERM: {e}");
                 EXIT_FAILURE
             }),
-            e = misconfigured => {
-                super::etcd::report(&e);
-                Err(EXIT_FAILURE)
-            }
+            // the watcher ends by itself only when etcd refuses it as configured (TLS
+            // files, user, endpoint scheme): retrying would never help
+            ended = watcher.finished() => match ended {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    super::etcd::report(&e);
+                    Err(EXIT_FAILURE)
+                }
+            },
         };
         watcher.stop().await;
         stop

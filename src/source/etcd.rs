@@ -36,7 +36,7 @@ use crate::store::etcd::{
 };
 use crate::store::{NewVersion, StoreError, VersionMeta};
 
-pub use crate::store::etcd::{Connection, DEFAULT_PREFIX, EtcdStore};
+pub use crate::store::etcd::{Connection, DEFAULT_PREFIX, EtcdStore, SetupError, SetupFault};
 pub use snapshot::Snapshot;
 pub use watch::{EtcdWatch, Rejection, WatchConfig, WatchEvent, watch};
 
@@ -175,6 +175,19 @@ pub enum EtcdError {
         /// (an etcd started with a smaller `--max-request-bytes`).
         why: String,
     },
+    /// etcd refuses the connection as configured (TLS files, user, endpoint scheme):
+    /// trying again never helps, so a watcher stops with this error
+    /// ([`EtcdWatch::finished`]) instead of retrying.
+    #[error("etcd cannot be used as configured ({}): {message}", fault.as_str())]
+    #[diagnostic(code("flowc::source::etcd-setup"), help("{help}"))]
+    Setup {
+        /// What kind of setup error.
+        fault: SetupFault,
+        /// What is wrong, naming the file, user or endpoint at fault.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
     /// etcd or the history failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -188,6 +201,21 @@ pub enum PublishError {
     Invalid(Diagnostics),
     /// etcd refused or failed (a conflict among them).
     Etcd(EtcdError),
+}
+
+impl From<SetupError> for EtcdError {
+    fn from(e: SetupError) -> Self {
+        let SetupError {
+            fault,
+            message,
+            help,
+        } = e;
+        EtcdError::Setup {
+            fault,
+            message,
+            help,
+        }
+    }
 }
 
 impl From<EtcdError> for PublishError {

@@ -96,6 +96,17 @@ impl Connection {
     }
 
     fn options(&self) -> Result<ConnectOptions, StoreError> {
+        if let Some(bad) = self.endpoints.iter().find(|e| {
+            e.split_once("://")
+                .is_some_and(|(scheme, _)| scheme != "http" && scheme != "https")
+        }) {
+            return Err(StoreError::Etcd {
+                operation: "connect",
+                message: format!(
+                    "endpoint `{bad}` has no scheme etcd speaks (http:// or https://)"
+                ),
+            });
+        }
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(self.request_timeout)
@@ -103,11 +114,18 @@ impl Connection {
         if self.cacert.is_some() || self.cert.is_some() || self.key.is_some() {
             let mut tls = TlsOptions::new();
             if let Some(ca) = &self.cacert {
-                tls = tls.ca_certificate(Certificate::from_pem(read_pem(ca)?));
+                tls = tls.ca_certificate(Certificate::from_pem(read_pem(
+                    ca,
+                    "--cacert",
+                    Pem::Certificate,
+                )?));
             }
             match (&self.cert, &self.key) {
                 (Some(cert), Some(key)) => {
-                    tls = tls.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+                    tls = tls.identity(Identity::from_pem(
+                        read_pem(cert, "--cert", Pem::Certificate)?,
+                        read_pem(key, "--key", Pem::Key)?,
+                    ));
                 }
                 (None, None) => {}
                 _ => {
@@ -248,6 +266,15 @@ impl Connection {
         let StoreError::Etcd { operation, message } = e else {
             return e;
         };
+        let hint = self.tls_hint(&message);
+        StoreError::Etcd {
+            operation,
+            message: hint.map_or(message.clone(), |h| format!("{h}: {message}")),
+        }
+    }
+
+    /// What a TLS refusal says about the files given (`None`: no TLS refusal known).
+    fn tls_hint(&self, message: &str) -> Option<String> {
         let file = |f: &Option<PathBuf>| {
             f.as_ref().map_or_else(
                 || "(none given)".to_owned(),
@@ -255,8 +282,7 @@ impl Connection {
             )
         };
         let lower = message.to_lowercase();
-        let hint = if lower.contains("unknownissuer") || lower.contains("invalid peer certificate")
-        {
+        if lower.contains("unknownissuer") || lower.contains("invalid peer certificate") {
             Some(format!(
                 "the server's certificate is not signed by the CA of --cacert {}",
                 file(&self.cacert)
@@ -279,11 +305,129 @@ impl Connection {
             ))
         } else {
             None
-        };
-        StoreError::Etcd {
-            operation,
-            message: hint.map_or(message.clone(), |h| format!("{h}: {message}")),
         }
+    }
+
+    /// Classifies a failed attempt to connect to etcd and read from it: a
+    /// [`SetupError`] when the attempt reached a server that refuses the connection as
+    /// configured, so that trying again never helps (TLS files refused or not what their
+    /// option takes, a user missing or refused or denied the keys, an endpoint scheme
+    /// the server does not speak); `None` for an error that may pass (nothing listens,
+    /// the connection broke, no answer in time). An attempt whose TLS connections were
+    /// closed without a word is asked again as [`Connection::first_contact`] does, and
+    /// a connection that failed at its start makes each endpoint be asked, in plain
+    /// HTTP and in TLS, which one it speaks.
+    pub async fn setup_error(&self, e: &StoreError) -> Option<SetupError> {
+        if let Some(s) = self.refusal(e) {
+            return Some(s);
+        }
+        let StoreError::Unreachable { cause, .. } = e else {
+            return None;
+        };
+        let cause = cause.to_lowercase();
+        if cause.contains("connection refused") || waited(e) {
+            // nothing listens, or nothing answered: an outage
+            return None;
+        }
+        if let Some(s) = self.scheme_mismatch().await {
+            return Some(s);
+        }
+        if self.uses_tls()
+            && closed(e)
+            && let Err(again) = self.first_contact().await
+        {
+            return self.refusal(&again);
+        }
+        None
+    }
+
+    /// A refusal etcd (or the TLS layer, or the options) put in words.
+    fn refusal(&self, e: &StoreError) -> Option<SetupError> {
+        let StoreError::Etcd { message, .. } = e else {
+            return None;
+        };
+        let lower = message.to_lowercase();
+        let user = self
+            .user
+            .as_ref()
+            .map_or_else(String::new, |(u, _)| format!(" `{u}`"));
+        let auth = |message: String, help: String| SetupError {
+            fault: SetupFault::Auth,
+            message,
+            help,
+        };
+        if lower.contains("user name is empty") {
+            return Some(auth(
+                format!("etcd requires authentication and no user was given (etcd: {message})"),
+                "pass --user NAME:PASSWORD, a user etcd knows with read access to the tenant's keys".to_owned(),
+            ));
+        }
+        if lower.contains("authentication failed") || lower.contains("invalid user id or password")
+        {
+            return Some(auth(
+                format!("etcd refused the user{user}: wrong user name or password (etcd: {message})"),
+                "check --user NAME:PASSWORD (`etcdctl --user root user list` shows the users etcd knows)".to_owned(),
+            ));
+        }
+        if lower.contains("permission denied") {
+            return Some(auth(
+                format!("etcd denies the user{user} the tenant's keys (etcd: {message})"),
+                "grant the user's role read access to the tenant's keys (readwrite to publish): `etcdctl role grant-permission ROLE --prefix=true read /flowc/TENANT/`".to_owned(),
+            ));
+        }
+        if lower.contains("has no scheme etcd speaks") {
+            return Some(SetupError {
+                fault: SetupFault::Scheme,
+                message: message.clone(),
+                help: "write each endpoint as http://HOST:PORT (plain) or https://HOST:PORT (TLS)"
+                    .to_owned(),
+            });
+        }
+        let files = lower.contains("--cacert `")
+            || lower.contains("--cert `")
+            || lower.contains("--key `")
+            || lower.contains("needs both --cert and --key");
+        let hint = self.tls_hint(message);
+        if hint.is_some() || files || tls_words(&lower) {
+            return Some(SetupError {
+                fault: SetupFault::Tls,
+                message: hint.map_or_else(|| message.clone(), |h| format!("{h}: {message}")),
+                help: "--cacert is the CA (PEM) that signed the server's certificate; --cert and --key are a client certificate (PEM) signed by a CA the server trusts, and its key".to_owned(),
+            });
+        }
+        None
+    }
+
+    /// An endpoint whose scheme is not what its server speaks.
+    async fn scheme_mismatch(&self) -> Option<SetupError> {
+        let wait = self.connect_timeout.min(Duration::from_millis(500));
+        for endpoint in &self.endpoints {
+            let (tls, host) = match endpoint.split_once("://") {
+                Some(("https", h)) => (true, h),
+                Some(("http", h)) => (false, h),
+                _ => continue,
+            };
+            let host = host.trim_end_matches('/');
+            let (message, help) = match speaks(host, wait).await {
+                Some(Speaks::Plain) if tls => (
+                    format!("the server at `{endpoint}` speaks plain HTTP, not TLS"),
+                    format!("use http://{host} (or start etcd with TLS: --cert-file, --key-file)"),
+                ),
+                Some(Speaks::Tls) if !tls => (
+                    format!("the server at `{endpoint}` speaks TLS, not plain HTTP"),
+                    format!(
+                        "use https://{host}, with --cacert naming the CA that signed its certificate (and --cert, --key if it asks for a client certificate)"
+                    ),
+                ),
+                _ => continue,
+            };
+            return Some(SetupError {
+                fault: SetupFault::Scheme,
+                message,
+                help,
+            });
+        }
+        None
     }
 
     /// The endpoints that answer a status request within the connect timeout (all of
@@ -321,10 +465,51 @@ impl Connection {
     }
 }
 
-fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, StoreError> {
-    std::fs::read(path).map_err(|e| StoreError::Etcd {
+/// What a TLS file must hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pem {
+    Certificate,
+    Key,
+}
+
+/// The PEM block labels in `text` (`CERTIFICATE`, `PRIVATE KEY`, ...).
+fn pem_labels(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
+        .collect()
+}
+
+/// Reads a TLS file given as `option`, checking that it holds what the option takes: a
+/// private key or anything else given as a certificate is named as such here (the TLS
+/// library would only say later that no certificate verifies the server).
+fn read_pem(path: &std::path::Path, option: &str, want: Pem) -> Result<Vec<u8>, StoreError> {
+    let bytes = std::fs::read(path).map_err(|e| StoreError::Etcd {
         operation: "connect",
-        message: format!("cannot read `{}`: {e}", path.display()),
+        message: format!("{option} `{}`: cannot read it: {e}", path.display()),
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let labels = pem_labels(&text);
+    let fits = |l: &&str| match want {
+        Pem::Certificate => *l == "CERTIFICATE",
+        Pem::Key => l.ends_with("PRIVATE KEY"),
+    };
+    if labels.iter().any(fits) {
+        return Ok(bytes);
+    }
+    let holds = if labels.iter().any(|l| l.ends_with("PRIVATE KEY")) {
+        "it holds a private key".to_owned()
+    } else if let Some(l) = labels.first() {
+        format!("it holds a PEM `{l}` block")
+    } else {
+        "it holds no PEM block".to_owned()
+    };
+    let wanted = match want {
+        Pem::Certificate => "a certificate (PEM `BEGIN CERTIFICATE`)",
+        Pem::Key => "a private key (PEM `BEGIN PRIVATE KEY`)",
+    };
+    Err(StoreError::Etcd {
+        operation: "connect",
+        message: format!("{option} `{}` is not {wanted}: {holds}", path.display()),
     })
 }
 
@@ -426,19 +611,99 @@ fn io_lost(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
 /// error, not an unreachable server.
 fn tls_failure(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
     while let Some(s) = source {
-        let text = s.to_string().to_lowercase();
-        if text.contains("certificate")
-            || text.contains("tls")
-            || text.contains("handshake")
-            || text.contains("keymismatch")
-            || text.contains("private key")
-            || text.contains("pem")
-        {
+        if tls_words(&s.to_string().to_lowercase()) {
             return true;
         }
         source = s.source();
     }
     false
+}
+
+/// True when `lower` (an error in lower case) speaks of TLS: certificates, the
+/// handshake, keys.
+fn tls_words(lower: &str) -> bool {
+    lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("keymismatch")
+        || lower.contains("private key")
+        || lower.contains("pem")
+}
+
+/// What a server speaks on its port.
+enum Speaks {
+    Plain,
+    Tls,
+}
+
+/// Asks `host` (`HOST:PORT`) which protocol it speaks: a plain HTTP request is answered
+/// by a plain etcd (`HTTP/1.x ...`) and closed by a TLS one; a malformed TLS hello is
+/// answered by a TLS server with an alert record. `None`: neither answered in `wait`.
+async fn speaks(host: &str, wait: Duration) -> Option<Speaks> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ask = async |hello: &[u8]| {
+        let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+        s.write_all(hello).await.ok()?;
+        let mut answer = [0_u8; 8];
+        let n = s.read(&mut answer).await.ok()?;
+        answer.get(..n).map(<[u8]>::to_vec)
+    };
+    let plain = tokio::time::timeout(wait, ask(b"GET /version HTTP/1.0\r\n\r\n")).await;
+    if let Ok(Some(a)) = plain
+        && a.starts_with(b"HTTP/")
+    {
+        return Some(Speaks::Plain);
+    }
+    // a ClientHello record of 4 bytes: too short to be one, so a TLS server alerts
+    let hello = [0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00];
+    let tls = tokio::time::timeout(wait, ask(&hello)).await;
+    if let Ok(Some(a)) = tls
+        && matches!(a.first(), Some(0x15 | 0x16))
+        && a.get(1) == Some(&0x03)
+    {
+        return Some(Speaks::Tls);
+    }
+    None
+}
+
+/// What kind of setup error a [`SetupError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetupFault {
+    /// The TLS files: the server's certificate not signed by `--cacert`, the client
+    /// certificate refused, a key not the certificate's, a file that is not what its
+    /// option takes.
+    Tls,
+    /// The user: etcd requires one and none was given, refused the name or password,
+    /// or denies it the tenant's keys.
+    Auth,
+    /// An endpoint's scheme: `https://` to a plain server, `http://` to a TLS one, or
+    /// neither.
+    Scheme,
+}
+
+impl SetupFault {
+    /// `tls`, `auth`, `scheme`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetupFault::Tls => "tls",
+            SetupFault::Auth => "auth",
+            SetupFault::Scheme => "scheme",
+        }
+    }
+}
+
+/// A connection etcd refuses as configured: trying again never helps
+/// ([`Connection::setup_error`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetupError {
+    /// What kind.
+    pub fault: SetupFault,
+    /// What is wrong, naming the file, user or endpoint at fault.
+    pub message: String,
+    /// How to fix it.
+    pub help: String,
 }
 
 /// True for an [`StoreError::Unreachable`] that says a connection was made and then
@@ -613,16 +878,16 @@ impl Tenant {
             return Err(StoreError::InvalidKey {
                 what: "tenant",
                 value: super::cut(tenant),
-                reason: "a tenant is never named as a segment of the key layout (`flows`, `flowmeta`, `history`, `holds`): under a prefix that is another tenant's keyspace (`--prefix /flowc/acme`) its keys would lie inside that tenant's",
-                help: "name the tenant otherwise, as `acme-flows`",
+                reason: "`flows`, `flowmeta`, `history` and `holds` are the names of flowc's own key folders (`<prefix>/<tenant>/flows/...`), so no tenant may have them: its keys could be mistaken for another tenant's flows",
+                help: "choose another tenant name, such as `acme` or `acme-flows`",
             });
         }
         if !ok {
             return Err(StoreError::InvalidKey {
                 what: "tenant",
                 value: super::cut(tenant),
-                reason: "not a tenant name",
-                help: "a tenant is 1 to 63 ASCII letters, digits, `-`, `_` or `.`, and not `.` or `..`",
+                reason: "a tenant name is 1 to 63 characters, each an ASCII letter, a digit, `-`, `_` or `.` (and the name is not `.` or `..`): it becomes one segment of every key",
+                help: "choose a name such as `acme`, `team-a` or `eu.acme`",
             });
         }
         Ok(Self {

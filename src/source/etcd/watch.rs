@@ -9,15 +9,19 @@
 //! current mod revision: the same content put again is published under the new one. A
 //! watcher that starts (or resynchronises) and finds refused content in the key of a
 //! flow with no active version activates the flow's newest accepted history entry, and
-//! still reports the rejection. Keys deeper than `flows/<id>` are not this tenant's
-//! flows and are ignored.
+//! still reports the rejection. Other keys of the watched range (deeper than
+//! `flows/<id>`, or beside `flows/` and `flowmeta/`) are no flows: each is ignored and
+//! reported once ([`WatchEvent::Warning`]).
 //!
 //! Faults: when the connection or the watch fails it reconnects with exponential backoff
 //! and resumes from the last revision it applied, so no event is lost; when etcd has
 //! compacted that revision it re-reads everything at a new revision (retiring flows
 //! deleted meanwhile). A lost connection is reported once ([`WatchEvent::Disconnected`]),
 //! then at most every 30 s ([`WatchEvent::Retrying`]), and [`WatchEvent::Connected`]
-//! says how many attempts failed. With a snapshot directory every accepted version is
+//! says how many attempts failed. Every attempt that reaches a server (the first and
+//! every reconnection) is classified: one etcd refuses as configured (TLS files, user,
+//! endpoint scheme; see [`Connection::setup_error`]) ends the watcher with
+//! [`EtcdError::Setup`] ([`EtcdWatch::finished`]), without a `Disconnected` report. With a snapshot directory every accepted version is
 //! also written there; a watcher loads the snapshot at start, serves it while etcd
 //! cannot be reached, and replaces it with etcd's flows once etcd answers.
 
@@ -35,8 +39,8 @@ use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, put_history, read_history,
-    read_range_within, timeout_error,
+    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, etcd_error, put_history,
+    read_history, read_range_within, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -77,9 +81,13 @@ pub enum WatchEvent {
     Connected {
         /// The revision read (or resumed from).
         revision: u64,
-        /// Failed attempts since the connection was lost (0: the first connection, or
-        /// back at the first retry).
+        /// Failed attempts before this one (since the start for the first connection,
+        /// since the connection was lost for a reconnect).
         retries: u32,
+        /// False for the first connection since the watcher started (also when it
+        /// served its snapshot meanwhile): only a connection made again after one was
+        /// lost is a reconnect (and counts in `flowc_reconnects_total`).
+        reconnect: bool,
         /// The flows loaded from the local snapshot that etcd's answer now replaces (0
         /// after the first connection, or without a snapshot).
         replaced_snapshot: usize,
@@ -145,7 +153,7 @@ pub enum WatchEvent {
         error: String,
     },
     /// Something that did not stop the watcher (a history entry or the snapshot could
-    /// not be written).
+    /// not be written, a key under the tenant's prefix that is no flow key).
     Warning {
         /// What.
         message: String,
@@ -201,7 +209,7 @@ enum Control {
 pub struct EtcdWatch {
     state: Arc<Mutex<State>>,
     control: signal::Sender<Control>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), EtcdError>>>,
 }
 
 impl EtcdWatch {
@@ -232,6 +240,26 @@ impl EtcdWatch {
     /// compacted meanwhile).
     pub fn resume(&self) {
         let _ = self.control.send(Control::Run);
+    }
+
+    /// Resolves when the watcher ends by itself, which it does only on a setup error
+    /// etcd will refuse every time ([`EtcdError::Setup`]: TLS files, user, endpoint
+    /// scheme); an unreachable etcd never ends it (it retries with backoff). Pending
+    /// while the watcher runs; after it ended (or [`EtcdWatch::stop`]), `Ok`.
+    ///
+    /// # Errors
+    /// The [`EtcdError::Setup`] that ended the watcher.
+    pub async fn finished(&mut self) -> Result<(), EtcdError> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        let ended = task.await;
+        self.task = None;
+        match ended {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Stops the watcher and waits for its task to end.
@@ -293,6 +321,8 @@ pub fn watch(
         seen: BTreeMap::new(),
         last: None,
         reached: false,
+        contacted: false,
+        odd: BTreeSet::new(),
         snapshot_served: 0,
         retries: 0,
         down: false,
@@ -325,7 +355,7 @@ enum End {
     Stop,
     Paused,
     Compacted,
-    Lost(String),
+    Lost(StoreError),
 }
 
 struct Worker {
@@ -340,6 +370,10 @@ struct Worker {
     last: Option<u64>,
     /// etcd answered at least once since the start.
     reached: bool,
+    /// A connection was reported since the start (the next one is a reconnect).
+    contacted: bool,
+    /// The odd keys (neither a flow's nor its metadata's) already reported.
+    odd: BTreeSet<String>,
     /// Flows loaded from the snapshot that etcd has not yet replaced.
     snapshot_served: usize,
     /// Failed attempts since the connection was lost.
@@ -453,13 +487,13 @@ impl Worker {
         Ok(())
     }
 
-    async fn run(mut self, mut control: signal::Receiver<Control>) {
+    async fn run(mut self, mut control: signal::Receiver<Control>) -> Result<(), EtcdError> {
         let mut backoff = self.config.min_backoff;
         let mut need_full = true;
         let mut resync = false;
         loop {
             if !wait_running(&mut control).await {
-                return;
+                return Ok(());
             }
             let endpoints = self.config.connection.endpoints.clone();
             let attempt = async {
@@ -472,11 +506,12 @@ impl Worker {
             let mut client = match attempt.await.map_err(|e| e.at(&endpoints)) {
                 Ok(c) => c,
                 Err(e) => {
+                    self.setup(&e).await?;
                     if self
                         .disconnected(&e.to_string(), &mut backoff, &mut control)
                         .await
                     {
-                        return;
+                        return Ok(());
                     }
                     continue;
                 }
@@ -485,7 +520,7 @@ impl Worker {
             need_full = false;
             resync = false;
             match self.stream(&mut client, &mut control, announced).await {
-                End::Stop => return,
+                End::Stop => return Ok(()),
                 End::Paused => {
                     self.lock().connected = false;
                     metrics::gauge!("flowc_connected").set(0.0);
@@ -495,14 +530,36 @@ impl Worker {
                     resync = true;
                 }
                 End::Lost(error) => {
-                    if self.disconnected(&error, &mut backoff, &mut control).await {
-                        return;
+                    self.setup(&error).await?;
+                    if self
+                        .disconnected(&error.to_string(), &mut backoff, &mut control)
+                        .await
+                    {
+                        return Ok(());
                     }
                     continue;
                 }
             }
             backoff = self.config.min_backoff;
         }
+    }
+
+    /// Ends the watcher on an attempt that failed for a setup error (see
+    /// [`Connection::setup_error`]): every attempt that reaches a server is classified,
+    /// the first one and every reconnection alike.
+    async fn setup(&mut self, e: &StoreError) -> Result<(), EtcdError> {
+        let Some(setup) = self.config.connection.setup_error(e).await else {
+            return Ok(());
+        };
+        self.lock().connected = false;
+        metrics::gauge!("flowc_connected").set(0.0);
+        tracing::error!(
+            tenant = self.config.tenant.tenant(),
+            fault = setup.fault.as_str(),
+            "etcd refuses the connection as configured: {}",
+            setup.message
+        );
+        Err(setup.into())
     }
 
     /// Reports a lost connection (once, then at most every [`REPORT_EVERY`]) and waits
@@ -570,9 +627,11 @@ impl Worker {
     fn connected(&mut self, revision: u64) {
         let retries = std::mem::take(&mut self.retries);
         let replaced_snapshot = std::mem::take(&mut self.snapshot_served);
+        // the first contact since the start (from a snapshot or not) is no reconnect
+        let reconnect = std::mem::replace(&mut self.contacted, true) && retries > 0;
         self.down = false;
         self.last_report = None;
-        if retries > 0 {
+        if reconnect {
             metrics::counter!("flowc_reconnects_total").increment(1);
         }
         self.lock().connected = true;
@@ -581,11 +640,13 @@ impl Worker {
             tenant = self.config.tenant.tenant(),
             revision,
             retries,
+            reconnect,
             "connected"
         );
         self.emit(&WatchEvent::Connected {
             revision,
             retries,
+            reconnect,
             replaced_snapshot,
         });
     }
@@ -602,11 +663,23 @@ impl Worker {
         .await
         .map_err(|_| timeout_error("read", timeout.saturating_mul(4)))??;
         self.reached = true;
+        if resync {
+            // first the resync, then the changes it brings
+            metrics::counter!("flowc_resyncs_total").increment(1);
+            tracing::info!(
+                tenant = self.config.tenant.tenant(),
+                revision,
+                "resynchronised"
+            );
+            self.emit(&WatchEvent::Resync { revision });
+        }
         let metas = self.metas(&kvs);
         let mut present = BTreeSet::new();
         for kv in &kvs {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
-            if let KeyKind::Flow(flow) = self.config.tenant.classify(&key) {
+            let kind = self.config.tenant.classify(&key);
+            self.odd_key(&key, kind);
+            if let KeyKind::Flow(flow) = kind {
                 present.insert(flow.to_owned());
                 let meta = metas
                     .get(flow)
@@ -632,17 +705,21 @@ impl Worker {
         }
         self.lock().rejections.retain(|f, _| present.contains(f));
         self.applied(revision);
-        if resync {
-            metrics::counter!("flowc_resyncs_total").increment(1);
-            tracing::info!(
-                tenant = self.config.tenant.tenant(),
-                revision,
-                "resynchronised"
-            );
-            self.emit(&WatchEvent::Resync { revision });
-        }
         self.connected(revision);
         Ok(())
+    }
+
+    /// Reports a key of the watched range that is neither a flow's nor its metadata's
+    /// (`flows/a/b`, `flowsx`), once per key: it is ignored, not silently.
+    fn odd_key(&mut self, key: &str, kind: KeyKind<'_>) {
+        if kind != KeyKind::Other || !self.odd.insert(key.to_owned()) {
+            return;
+        }
+        let base = self.config.tenant.base();
+        self.warn(format!(
+            "key `{key}` is ignored: under tenant `{}` only `{base}flows/<flow-id>` (a flow) and `{base}flowmeta/<flow-id>` (its publish record) are read, the flow id being one key segment",
+            self.config.tenant.tenant()
+        ));
     }
 
     fn metas(&self, kvs: &[KeyValue]) -> HashMap<String, (i64, FlowMeta)> {
@@ -690,10 +767,14 @@ impl Worker {
         .await
         {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return End::Lost(self.lost("watch", &e)),
+            // the watch request is this attempt's first to reach etcd: its refusal counts
+            Ok(Err(e)) => {
+                return End::Lost(etcd_error("watch", &e).at(&self.config.connection.endpoints));
+            }
             Err(_) => {
-                let e = timeout_error("watch", timeout).at(&self.config.connection.endpoints);
-                return End::Lost(e.to_string());
+                return End::Lost(
+                    timeout_error("watch", timeout).at(&self.config.connection.endpoints),
+                );
             }
         };
         let mut announced = announced;
@@ -711,7 +792,11 @@ impl Worker {
                             return End::Compacted;
                         }
                         if resp.canceled() {
-                            return End::Lost(format!("watch canceled: {}", resp.cancel_reason()));
+                            // etcd's reason (a permission revoked is a setup error)
+                            return End::Lost(StoreError::Etcd {
+                                operation: "watch",
+                                message: format!("watch canceled: {}", resp.cancel_reason()),
+                            });
                         }
                         if !announced {
                             announced = true;
@@ -720,7 +805,13 @@ impl Worker {
                         }
                         self.apply(client, resp.events()).await;
                     }
-                    Ok(None) => return End::Lost("the watch stream ended".to_owned()),
+                    Ok(None) => {
+                        return End::Lost(StoreError::Unreachable {
+                            operation: "watch",
+                            endpoints: self.config.connection.endpoints_text(),
+                            cause: "the watch stream ended".to_owned(),
+                        });
+                    }
                     Err(e) => return End::Lost(self.lost("watch", &e)),
                 },
                 changed = control.changed() => {
@@ -739,14 +830,13 @@ impl Worker {
 
     /// A broken watch in words, naming the endpoints: whatever broke an established
     /// watch, the connection is lost.
-    fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> String {
+    fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> StoreError {
         let (_, cause) = crate::store::etcd::describe(e);
         StoreError::Unreachable {
             operation,
             endpoints: self.config.connection.endpoints_text(),
             cause,
         }
-        .to_string()
     }
 
     /// Applies watch events, one revision at a time (a publisher's flow and metadata
@@ -770,7 +860,11 @@ impl Worker {
             for e in &group {
                 let Some(kv) = e.kv() else { continue };
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                let KeyKind::Flow(flow) = self.config.tenant.classify(&key) else {
+                let kind = self.config.tenant.classify(&key);
+                if e.event_type() == EventType::Put {
+                    self.odd_key(&key, kind);
+                }
+                let KeyKind::Flow(flow) = kind else {
                     continue;
                 };
                 match e.event_type() {
