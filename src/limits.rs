@@ -76,6 +76,9 @@ impl Limits {
     /// Largest request etcd takes by default (its `--max-request-bytes`, 1.5 MiB): a
     /// publish carries the flow's YAML twice (the flow key and its history entry).
     pub const MAX_ETCD_REQUEST_BYTES: u64 = 1024 * 1024 * 3 / 2;
+    /// Keys an etcd watcher reports one by one as ignored (`flows/a/b`, keys outside
+    /// flowc's subtrees); past this, one line says more are not listed.
+    pub const MAX_ODD_KEYS_REPORTED: usize = 20;
 }
 
 /// Bounds on what the loader accepts; hitting one is a diagnostic, never an abort.

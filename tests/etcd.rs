@@ -2814,6 +2814,72 @@ async fn a_wrong_scheme_or_missing_user_exits_2_saying_what_to_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    // beside every subtree, none of them flowc's; history and holds keys are flowc's,
+    // another tenant's keys are not this tenant's business
+    let stray = [
+        "/flowc/acme/config",
+        "/flowc/acme/history0",
+        "/flowc/acme/zz/1",
+    ];
+    for k in stray {
+        client.put(k, "x", None).await.unwrap();
+    }
+    client
+        .put("/flowc/acme/history/x/1", "not ours to judge", None)
+        .await
+        .unwrap();
+    client
+        .put("/flowc/acme/holds/x/h/me", "", None)
+        .await
+        .unwrap();
+    client
+        .put("/flowc/acmex/flows/x", "another tenant", None)
+        .await
+        .unwrap();
+    let w = Watcher::start(server.connection(), &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    let warnings = |w: &Watcher| -> Vec<String> {
+        w.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                WatchEvent::Warning { message } => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let got = warnings(&w);
+    assert_eq!(got.len(), stray.len(), "{got:?}");
+    for (k, m) in stray.iter().zip(&got) {
+        assert!(m.contains(&format!("key `{k}` is ignored")), "{got:?}");
+    }
+    drop(w);
+    // a tenant full of foreign keys: 20 listed, then one line
+    for i in 0..30 {
+        client
+            .put(format!("/flowc/acme/junk/{i:02}"), "x", None)
+            .await
+            .unwrap();
+    }
+    let w = Watcher::start(server.connection(), &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    let got = warnings(&w);
+    assert_eq!(got.len(), 21, "{got:?}");
+    assert_eq!(
+        got[20],
+        "more keys under tenant `acme` are ignored; only the first 20 are listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_keys_under_the_tenant_are_reported_once_each_and_json_warnings_go_to_stdout() {
     if !have_etcd() {
         return;

@@ -976,6 +976,23 @@ impl Tenant {
         )
     }
 
+    /// The tenant's key ranges `[start, end)` outside every subtree flowc writes
+    /// (`flowmeta/`, `flows/`, `history/`, `holds/`): a key there is no one's, and
+    /// watchers report it (read keys only, at each full read) instead of ignoring it
+    /// silently.
+    #[must_use]
+    pub fn unread_ranges(&self) -> [(String, String); 4] {
+        let base = &self.base;
+        // `<base>` ends in `/`; the first key after the tenant's keyspace ends in `0`
+        let end = format!("{}0", &base[..base.len() - 1]);
+        [
+            (base.clone(), format!("{base}flowmeta/")),
+            (format!("{base}flows0"), format!("{base}history/")),
+            (format!("{base}history0"), format!("{base}holds/")),
+            (format!("{base}holds0"), end),
+        ]
+    }
+
     /// What a key of [`Tenant::watch_range`] is: a flow or its metadata, by flow id as
     /// written in the key (one segment, not checked further), or another key (ignored by
     /// watchers: `flows/a/b` is no flow key of this tenant).

@@ -30,13 +30,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, EventType, KeyValue, WatchOptions};
+use etcd_client::{Client, EventType, GetOptions, KeyValue, WatchOptions};
 use tokio::sync::watch as signal;
 
 use super::snapshot::{Snapshot, SnapshotFlow};
 use super::{EtcdError, FlowMeta, now_micros};
 use crate::compile::VersionId;
 use crate::diagnostic::Diagnostics;
+use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::store::etcd::{
     Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, etcd_error, put_history,
@@ -323,6 +324,7 @@ pub fn watch(
         reached: false,
         contacted: false,
         odd: BTreeSet::new(),
+        odd_unlisted: false,
         snapshot_served: 0,
         retries: 0,
         down: false,
@@ -374,6 +376,8 @@ struct Worker {
     contacted: bool,
     /// The odd keys (neither a flow's nor its metadata's) already reported.
     odd: BTreeSet<String>,
+    /// More odd keys were seen than are listed (said once).
+    odd_unlisted: bool,
     /// Flows loaded from the snapshot that etcd has not yet replaced.
     snapshot_served: usize,
     /// Failed attempts since the connection was lost.
@@ -704,17 +708,52 @@ impl Worker {
             self.retire(&flow, revision);
         }
         self.lock().rejections.retain(|f, _| present.contains(f));
+        self.unread_keys(client, revision).await?;
         self.applied(revision);
         self.connected(revision);
+        Ok(())
+    }
+
+    /// Reports the tenant's keys outside every subtree flowc writes (read keys only, at
+    /// the full read's revision): they are no one's, and are ignored, but not silently.
+    async fn unread_keys(&mut self, client: &mut Client, revision: u64) -> Result<(), StoreError> {
+        let timeout = self.config.connection.request_timeout;
+        let limit = i64::try_from(Limits::MAX_ODD_KEYS_REPORTED + 1).unwrap_or(i64::MAX);
+        for (start, end) in self.config.tenant.unread_ranges() {
+            let options = GetOptions::new()
+                .with_range(end)
+                .with_keys_only()
+                .with_limit(limit)
+                .with_revision(i64::try_from(revision).unwrap_or(0));
+            let got = tokio::time::timeout(timeout, client.get(start, Some(options)))
+                .await
+                .map_err(|_| timeout_error("read", timeout))?
+                .map_err(|e| etcd_error("read", &e))?;
+            for kv in got.kvs() {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                self.odd_key(&key, KeyKind::Other);
+            }
+        }
         Ok(())
     }
 
     /// Reports a key of the watched range that is neither a flow's nor its metadata's
     /// (`flows/a/b`, `flowsx`), once per key: it is ignored, not silently.
     fn odd_key(&mut self, key: &str, kind: KeyKind<'_>) {
-        if kind != KeyKind::Other || !self.odd.insert(key.to_owned()) {
+        if kind != KeyKind::Other || self.odd.contains(key) || self.odd_unlisted {
             return;
         }
+        if self.odd.len() >= Limits::MAX_ODD_KEYS_REPORTED {
+            // a tenant full of foreign keys gives a bounded log
+            self.odd_unlisted = true;
+            self.warn(format!(
+                "more keys under tenant `{}` are ignored; only the first {} are listed",
+                self.config.tenant.tenant(),
+                Limits::MAX_ODD_KEYS_REPORTED
+            ));
+            return;
+        }
+        self.odd.insert(key.to_owned());
         let base = self.config.tenant.base();
         self.warn(format!(
             "key `{key}` is ignored: under tenant `{}` only `{base}flows/<flow-id>` (a flow) and `{base}flowmeta/<flow-id>` (its publish record) are read, the flow id being one key segment",
