@@ -16,6 +16,40 @@ use crate::expr::value::{self, Arith, Logic, OpError, Rel, Value};
 use crate::expr::{ClosedEval, rhai_const, rhai_var};
 use crate::limits::SandboxLimits;
 
+/// The budget of the evaluation running on this thread, beyond Rhai's own operation
+/// count: the units the natives charge (elements searched by `in`, bytes built), which
+/// Rhai cannot count. The engine's progress hook keeps `ops` current and stops the
+/// program once `ops + extra` passes `max`, so both together bound an evaluation as
+/// the direct path's one budget does.
+#[derive(Clone, Copy, Debug, Default)]
+struct Meter {
+    max: u64,
+    ops: u64,
+    extra: u64,
+}
+
+thread_local! {
+    static METER: std::cell::Cell<Meter> = const { std::cell::Cell::new(Meter { max: 0, ops: 0, extra: 0 }) };
+}
+
+/// Units left in this thread's evaluation.
+fn units_left() -> u64 {
+    let m = METER.get();
+    m.max.saturating_sub(m.ops.saturating_add(m.extra))
+}
+
+/// Charges units to this thread's evaluation (the error is Rhai's, which no `catch`
+/// catches: a bound fails the evaluation closed).
+fn charge(units: u64) -> Result<(), Box<EvalAltResult>> {
+    if units > units_left() {
+        return Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into());
+    }
+    let mut m = METER.get();
+    m.extra = m.extra.saturating_add(units);
+    METER.set(m);
+    Ok(())
+}
+
 /// A value that Rhai has no native form for (uint, bytes, timestamp, duration,
 /// maps with non-string keys).
 #[derive(Clone, Debug)]
@@ -58,11 +92,11 @@ pub(crate) fn from_dynamic(d: &Dynamic) -> Value {
         return Value::List(Arc::new(a.iter().map(from_dynamic).collect()));
     }
     if let Ok(m) = d.as_map_ref() {
-        return Value::Map(Arc::new(
+        return Value::map(
             m.iter()
                 .map(|(k, v)| (Value::string(k.as_str()), from_dynamic(v)))
                 .collect(),
-        ));
+        );
     }
     if let Some(b) = d.read_lock::<Boxed>() {
         return b.0.clone();
@@ -194,7 +228,11 @@ fn register(engine: &mut Engine) {
         ("cel_rem", Arith::Rem),
     ] {
         engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
-            wrap(value::arith(op, &from_dynamic(&a), &from_dynamic(&b)))
+            let (a, b) = (from_dynamic(&a), from_dynamic(&b));
+            if op == Arith::Add {
+                charge(value::add_cost(&a, &b))?;
+            }
+            wrap(value::arith(op, &a, &b))
         });
     }
     for (name, op) in [
@@ -213,10 +251,45 @@ fn register(engine: &mut Engine) {
     engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| {
         !value::equals(&from_dynamic(&a), &from_dynamic(&b))
     });
-    engine.register_fn("cel_in", |a: Dynamic, b: Dynamic| {
-        wrap_bool(value::contains_in(&from_dynamic(&a), &from_dynamic(&b)))
-    });
+    // `in`, `[]` on Rhai's own maps and lists read them in place: a context map or list
+    // is never copied for one lookup
+    engine.register_fn(
+        "cel_in",
+        |a: Dynamic, b: Dynamic| -> Result<bool, Box<EvalAltResult>> {
+            if let Ok(m) = b.as_map_ref() {
+                // its keys are strings: no other key is in it (as `value::map_get`)
+                return Ok(a
+                    .as_immutable_string_ref()
+                    .is_ok_and(|k| m.contains_key(k.as_str())));
+            }
+            let needle = from_dynamic(&a);
+            let searched = if let Ok(items) = b.as_array_ref() {
+                value::search(items.iter(), units_left(), |i| {
+                    value::equals(&needle, &from_dynamic(i))
+                })
+            } else {
+                value::contains_in(&needle, &from_dynamic(&b), units_left()).map_err(raise)?
+            };
+            match searched {
+                Some(s) => {
+                    charge(s.compared)?;
+                    Ok(s.found)
+                }
+                None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
+            }
+        },
+    );
     engine.register_fn("cel_index", |a: Dynamic, i: Dynamic| {
+        if let Ok(m) = a.as_map_ref() {
+            if let Ok(k) = i.as_immutable_string_ref() {
+                return m
+                    .get(k.as_str())
+                    .cloned()
+                    .ok_or_else(|| raise(OpError::NoSuchKey(k.to_string())));
+            }
+            // no key but a string is in a map of string keys: the error of an empty map
+            return wrap(value::index(&Value::map(Vec::new()), &from_dynamic(&i)));
+        }
         wrap(value::index(&from_dynamic(&a), &from_dynamic(&i)))
     });
     engine.register_fn("cel_select", |a: Dynamic, f: ImmutableString| {
@@ -265,7 +338,11 @@ fn register(engine: &mut Engine) {
     // every function call goes through the overload table: codegen writes the
     // function's index (resolved at compile time), never its name
     engine.register_fn("cel_f1", |f: i64, a: Dynamic| {
-        wrap(call(f, &[&from_dynamic(&a)]))
+        let a = from_dynamic(&a);
+        if let Some(func) = Func::at(f) {
+            charge(value::call_cost(func, &[&a]))?;
+        }
+        wrap(call(f, &[&a]))
     });
     engine.register_fn("cel_f2", |f: i64, a: Dynamic, b: Dynamic| {
         wrap(call(f, &[&from_dynamic(&a), &from_dynamic(&b)]))
@@ -325,17 +402,25 @@ fn map_message(msg: &str) -> RunError {
     }
 }
 
-fn map_error(e: &EvalAltResult) -> RunError {
+fn map_error(e: &EvalAltResult, limits: &SandboxLimits) -> RunError {
     match e {
         EvalAltResult::ErrorRuntime(d, _) => map_thrown(d),
         EvalAltResult::ErrorArithmetic(m, _) => map_message(m),
         EvalAltResult::ErrorPropertyNotFound(p, _) => RunError::Op(OpError::NoSuchKey(p.clone())),
-        EvalAltResult::ErrorTooManyOperations(_) => {
-            RunError::Limit("too many operations".to_owned())
+        EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorTerminated(..) => {
+            RunError::budget(limits.max_operations)
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => RunError::Limit(format!("{what} too large")),
-        EvalAltResult::ErrorStackOverflow(_) => RunError::Limit("call depth".to_owned()),
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => map_error(inner),
+        // Rhai names what is too large: "Length of string", "Size of array/BLOB",
+        // "Size of object map"
+        EvalAltResult::ErrorDataTooLarge(what, _) if what.contains("string") => {
+            RunError::string_too_long(limits.max_string_size)
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) if what.contains("map") => {
+            RunError::map_too_large(limits.max_map_size)
+        }
+        EvalAltResult::ErrorDataTooLarge(..) => RunError::list_too_long(limits.max_array_size),
+        EvalAltResult::ErrorStackOverflow(_) => RunError::calls_too_deep(limits.max_call_levels),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => map_error(inner, limits),
         EvalAltResult::ErrorVariableNotFound(v, _) => RunError::Unbound(v.clone()),
         other => RunError::Op(OpError::InvalidArgument(other.to_string())),
     }
@@ -436,6 +521,13 @@ impl Sandbox {
         ] {
             engine.disable_symbol(sym);
         }
+        // Rhai's count and the natives' charges share the one budget
+        engine.on_progress(|ops| {
+            let mut m = METER.get();
+            m.ops = ops;
+            METER.set(m);
+            (ops.saturating_add(m.extra) > m.max).then_some(Dynamic::UNIT)
+        });
         engine.on_print(|_| {});
         engine.on_debug(|_, _, _| {});
         register(&mut engine);
@@ -514,13 +606,19 @@ impl Sandbox {
             }
             bindings.synced = true;
         }
+        let outer = METER.replace(Meter {
+            max: self.limits.max_operations,
+            ops: 0,
+            extra: 0,
+        });
         let before = bindings.scope.len();
         let r = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut bindings.scope, &program.ast);
         // programs never declare top-level variables, but keep the scope exact anyway
         bindings.scope.rewind(before);
-        r.map_err(|e| map_error(&e))
+        METER.set(outer);
+        r.map_err(|e| map_error(&e, &self.limits))
     }
 }
 

@@ -115,20 +115,20 @@ fn condition_evaluation_does_not_allocate() {
             "items" => Value::List(Arc::new(
                 (0..20)
                     .map(|k| {
-                        Value::Map(Arc::new(vec![
+                        Value::map(vec![
                             (Value::string("amount"), Value::Double(100.0 * f64::from(k))),
                             (
                                 Value::string("category"),
                                 Value::string(if k == 15 { "travel" } else { "meal" }),
                             ),
-                        ]))
+                        ])
                     })
                     .collect(),
             )),
-            _ => Value::Map(Arc::new(vec![
+            _ => Value::map(vec![
                 (Value::string("id"), Value::string("u1")),
                 (Value::string("name"), Value::string("lisa")),
-            ])),
+            ]),
         };
         b.set(i, &v);
     }

@@ -128,12 +128,12 @@ fn value(v: &serde_json::Value) -> Option<Value> {
         "list" => Value::List(Arc::new(
             x.as_array()?.iter().map(value).collect::<Option<_>>()?,
         )),
-        "map" => Value::Map(Arc::new(
+        "map" => Value::map(
             x.as_array()?
                 .iter()
                 .map(|p| Some((value(p.get(0)?)?, value(p.get(1)?)?)))
                 .collect::<Option<_>>()?,
-        )),
+        ),
         "timestamp" => Value::Timestamp(flowc::expr::parse_timestamp(x.as_str()?)?),
         "duration" => Value::Duration(flowc::expr::parse_duration(x.as_str()?)?),
         _ => return None,

@@ -48,7 +48,7 @@ fn context() -> (VarTable, Vec<(&'static str, Value)>) {
         (
             "limits",
             Type::map(Type::String, Type::Int),
-            Value::Map(Arc::new(vec![(Value::string("x"), Value::Int(1))])),
+            Value::map(vec![(Value::string("x"), Value::Int(1))]),
         ),
         (
             "start",
@@ -58,7 +58,7 @@ fn context() -> (VarTable, Vec<(&'static str, Value)>) {
         (
             "applicant",
             Type::Object(Arc::new(applicant)),
-            Value::Map(Arc::new(vec![(Value::string("id"), Value::string("u1"))])),
+            Value::map(vec![(Value::string("id"), Value::string("u1"))]),
         ),
     ];
     let mut values = Vec::new();

@@ -534,7 +534,8 @@ impl Gen<'_> {
                     BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
                         same_simple && a.ty != Bool
                     }
-                    BinaryOp::Add => same_simple && a.ty != Bool,
+                    // a string built is charged to the budget (`value::add_cost`)
+                    BinaryOp::Add => same_simple && matches!(a.ty, Int | Double),
                     BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
                         a.ty == b.ty && matches!(a.ty, Int | Double)
                     }

@@ -88,21 +88,26 @@ impl Cx<'_> {
     fn charge(&self, units: u64) -> Result<(), Fail> {
         let left = self.budget.get();
         if units > left {
-            self.budget.set(0);
-            return Err(Box::new(RunError::Limit("too many operations".to_owned())));
+            return Err(self.spent());
         }
         self.budget.set(left - units);
         Ok(())
     }
 
+    /// The budget ran out.
+    fn spent(&self) -> Fail {
+        self.budget.set(0);
+        Box::new(RunError::budget(self.bounds.cost))
+    }
+
     fn string_fits(&self, v: &Value) -> Result<(), Fail> {
         match v {
-            Value::String(s) if s.len() > self.bounds.string => Err(Box::new(RunError::Limit(
-                "Length of string too large".to_owned(),
-            ))),
-            Value::List(l) if l.len() > self.bounds.list => Err(Box::new(RunError::Limit(
-                "Size of array/BLOB too large".to_owned(),
-            ))),
+            Value::String(s) if s.len() > self.bounds.string => {
+                Err(Box::new(RunError::string_too_long(self.bounds.string)))
+            }
+            Value::List(l) if l.len() > self.bounds.list => {
+                Err(Box::new(RunError::list_too_long(self.bounds.list)))
+            }
             _ => Ok(()),
         }
     }
@@ -451,14 +456,13 @@ impl Node {
             }
             Node::In(a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                cx.charge(match y.get() {
-                    Value::List(l) => l.len() as u64,
-                    Value::Map(m) => m.len() as u64,
-                    _ => 0,
-                })?;
-                Out::Own(Value::Bool(
-                    value::contains_in(x.get(), y.get()).map_err(op)?,
-                ))
+                match value::contains_in(x.get(), y.get(), cx.budget.get()).map_err(op)? {
+                    Some(s) => {
+                        cx.charge(s.compared)?;
+                        Out::Own(Value::Bool(s.found))
+                    }
+                    None => return Err(cx.spent()),
+                }
             }
             Node::ArithF64(o, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
@@ -479,10 +483,8 @@ impl Node {
             }
             Node::Arith(o, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                if *o == Arith::Add
-                    && let (Value::List(p), Value::List(q)) = (x.get(), y.get())
-                {
-                    cx.charge((p.len() + q.len()) as u64)?;
+                if *o == Arith::Add {
+                    cx.charge(value::add_cost(x.get(), y.get()))?;
                 }
                 let v = value::arith(*o, x.get(), y.get()).map_err(op)?;
                 cx.string_fits(&v)?;
@@ -500,6 +502,7 @@ impl Node {
             Node::Call(f, args) => match &**args {
                 [a] => {
                     let a = a.eval(cx)?;
+                    cx.charge(value::call_cost(*f, &[a.get()]))?;
                     Out::Own(f.apply(&[a.get()]).map_err(op)?)
                 }
                 [a, b] => {

@@ -17,7 +17,7 @@
 //! path's order with its short-circuits, calls the same operations (`Rel::doubles`,
 //! `Arith::doubles`, `value::equals`, `value::contains_in`, `Func::apply`), and charges
 //! the budget the same units at the same places (per element searched by `in`, per
-//! comprehension step), so an answer here is one the exact path reaches without error.
+//! comprehension step, per byte a conversion copies), so an answer here is one the exact path reaches without error.
 
 use std::cell::Cell;
 
@@ -125,12 +125,9 @@ impl Node {
             Node::In(a, b) => {
                 let x = a.typed_value(t)?;
                 let y = b.typed_value(t)?;
-                t.charge(match y {
-                    Value::List(l) => l.len() as u64,
-                    Value::Map(m) => m.len() as u64,
-                    _ => return None,
-                })?;
-                value::contains_in(x, y).ok()
+                let s = value::contains_in(x, y, t.budget.get()).ok()??;
+                t.charge(s.compared)?;
+                Some(s.found)
             }
             Node::StrLit(f, a, lit) => {
                 let s = a.typed_str(t)?;
@@ -249,7 +246,11 @@ impl Node {
             return None;
         };
         match &**args {
-            [a] => f.apply(&[a.typed_value(t)?]).ok(),
+            [a] => {
+                let a = a.typed_value(t)?;
+                t.charge(value::call_cost(*f, &[a]))?;
+                f.apply(&[a]).ok()
+            }
             [a, b] => f.apply(&[a.typed_value(t)?, b.typed_value(t)?]).ok(),
             _ => None,
         }

@@ -27,12 +27,76 @@ pub enum Value {
     Bytes(Arc<[u8]>),
     /// `list`
     List(Arc<Vec<Value>>),
-    /// `map` (insertion order; keys unique)
-    Map(Arc<Vec<(Value, Value)>>),
+    /// `map` (insertion order; keys unique; string keys of a large map indexed)
+    Map(Arc<MapEntries>),
     /// `timestamp`
     Timestamp(Timestamp),
     /// `duration`
     Duration(Duration),
+}
+
+/// A map's entries in insertion order (keys unique). A map of at least
+/// [`MapEntries::INDEXED_FROM`] entries gets an index of its string keys on its first
+/// lookup, built once per value (contexts bind a value once and evaluate many
+/// conditions over it), so `m[k]`, `m.k`, `has(m.k)` and `k in m` cost the same on a
+/// map of a million entries as on one of ten; smaller maps are searched in place, with
+/// no allocation.
+#[derive(Clone, Default)]
+pub struct MapEntries {
+    entries: Vec<(Value, Value)>,
+    index: std::sync::OnceLock<std::collections::HashMap<Arc<str>, usize>>,
+}
+
+impl MapEntries {
+    /// Maps with at least this many entries are searched through an index.
+    pub const INDEXED_FROM: usize = 16;
+
+    /// The value under a string key.
+    #[must_use]
+    pub fn get_str(&self, key: &str) -> Option<&Value> {
+        if self.entries.len() < Self::INDEXED_FROM {
+            return self
+                .entries
+                .iter()
+                .find(|(k, _)| matches!(k, Value::String(s) if &**s == key))
+                .map(|(_, v)| v);
+        }
+        let index = self.index.get_or_init(|| {
+            let mut index = std::collections::HashMap::with_capacity(self.entries.len());
+            for (i, (k, _)) in self.entries.iter().enumerate() {
+                if let Value::String(s) = k {
+                    index.entry(Arc::clone(s)).or_insert(i);
+                }
+            }
+            index
+        });
+        index
+            .get(key)
+            .and_then(|&i| self.entries.get(i))
+            .map(|(_, v)| v)
+    }
+}
+
+impl From<Vec<(Value, Value)>> for MapEntries {
+    fn from(entries: Vec<(Value, Value)>) -> Self {
+        MapEntries {
+            entries,
+            index: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for MapEntries {
+    type Target = [(Value, Value)];
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl fmt::Debug for MapEntries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.entries.fmt(f)
+    }
 }
 
 /// A run-time error of an operation (CEL's error values).
@@ -92,6 +156,12 @@ impl Value {
         Value::String(Arc::from(s))
     }
 
+    /// A map value from its entries (keys unique), in order.
+    #[must_use]
+    pub fn map(entries: Vec<(Value, Value)>) -> Value {
+        Value::Map(Arc::new(MapEntries::from(entries)))
+    }
+
     /// Converts JSON into a value (numbers: int when integral and in range, else double).
     #[must_use]
     pub fn from_json(v: &serde_json::Value) -> Value {
@@ -106,11 +176,11 @@ impl Value {
                 .unwrap_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN))),
             J::String(s) => Value::string(s),
             J::Array(a) => Value::List(Arc::new(a.iter().map(Value::from_json).collect())),
-            J::Object(m) => Value::Map(Arc::new(
+            J::Object(m) => Value::map(
                 m.iter()
                     .map(|(k, v)| (Value::string(k), Value::from_json(v)))
                     .collect(),
-            )),
+            ),
         }
     }
 
@@ -268,7 +338,15 @@ pub(crate) fn equals(a: &Value, b: &Value) -> bool {
 
 /// Looks up a key in a map (numeric keys match across int/uint/double).
 #[must_use]
-pub fn map_get<'a>(m: &'a [(Value, Value)], k: &Value) -> Option<&'a Value> {
+pub fn map_get<'a>(m: &'a MapEntries, k: &Value) -> Option<&'a Value> {
+    if let Value::String(s) = k {
+        return m.get_str(s);
+    }
+    scan(m, k)
+}
+
+/// Searches entries in place for a key (numeric keys match across int/uint/double).
+fn scan<'a>(m: &'a [(Value, Value)], k: &Value) -> Option<&'a Value> {
     m.iter()
         .find(|(key, _)| match (key, k) {
             (Value::String(a), Value::String(b)) => a == b,
@@ -516,14 +594,86 @@ pub fn not(a: &Value) -> Result<Value, OpError> {
     }
 }
 
-/// `a in b`
+/// Bytes of a string (or bytes value) built that cost one unit of the evaluation budget.
+pub const BYTES_PER_UNIT: usize = 256;
+
+/// What `a + b` costs before it is built (both paths charge it before building): a
+/// unit per element of a concatenated list, a unit per [`BYTES_PER_UNIT`] bytes of a
+/// concatenated string or bytes value; nothing for numbers, timestamps and durations.
+#[must_use]
+pub fn add_cost(a: &Value, b: &Value) -> u64 {
+    let n = match (a, b) {
+        (Value::List(x), Value::List(y)) => x.len().saturating_add(y.len()),
+        (Value::String(x), Value::String(y)) => x.len().saturating_add(y.len()) / BYTES_PER_UNIT,
+        (Value::Bytes(x), Value::Bytes(y)) => x.len().saturating_add(y.len()) / BYTES_PER_UNIT,
+        _ => 0,
+    };
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// What a call costs before it runs, beyond its unit in the overload table: a
+/// conversion that copies a string into bytes or bytes into a string costs a unit per
+/// [`BYTES_PER_UNIT`] bytes, as `+` does; every other call nothing.
+#[must_use]
+pub fn call_cost(f: Func, args: &[&Value]) -> u64 {
+    let n = match (f, args) {
+        (Func::Bytes, [Value::String(s)]) => s.len() / BYTES_PER_UNIT,
+        (Func::String, [Value::Bytes(b)]) => b.len() / BYTES_PER_UNIT,
+        _ => 0,
+    };
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The outcome of a search charged per element: found or not, and the elements
+/// compared (the budget units it costs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Searched {
+    /// The element was found.
+    pub found: bool,
+    /// Elements compared: up to and including a hit, or all of them on a miss.
+    pub compared: u64,
+}
+
+/// Searches `items` for the first that `hit` accepts, comparing at most `budget` of
+/// them (`None`: the budget ran out before the search ended). The one definition of
+/// what `in` on a list costs, used by both paths.
+pub fn search<T>(
+    items: impl IntoIterator<Item = T>,
+    budget: u64,
+    mut hit: impl FnMut(T) -> bool,
+) -> Option<Searched> {
+    let mut compared = 0u64;
+    for item in items {
+        if compared >= budget {
+            return None;
+        }
+        compared += 1;
+        if hit(item) {
+            return Some(Searched {
+                found: true,
+                compared,
+            });
+        }
+    }
+    Some(Searched {
+        found: false,
+        compared,
+    })
+}
+
+/// `a in b` within a budget: on a list, a unit per element compared ([`search`]); on a
+/// map, a lookup (no units: it costs what `has` and `[]` cost). `Ok(None)`: the budget
+/// ran out.
 ///
 /// # Errors
 /// No overload when `b` is not a list or map.
-pub fn contains_in(a: &Value, b: &Value) -> Result<bool, OpError> {
+pub fn contains_in(a: &Value, b: &Value, budget: u64) -> Result<Option<Searched>, OpError> {
     match b {
-        Value::List(items) => Ok(items.iter().any(|i| equals(a, i))),
-        Value::Map(m) => Ok(map_get(m, a).is_some()),
+        Value::List(items) => Ok(search(items.iter(), budget, |i| equals(a, i))),
+        Value::Map(m) => Ok(Some(Searched {
+            found: map_get(m, a).is_some(),
+            compared: 0,
+        })),
         other => Err(overload("in", &[a, other])),
     }
 }
@@ -579,9 +729,7 @@ pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
 pub fn field<'a>(a: &'a Value, name: &str) -> Result<&'a Value, OpError> {
     match a {
         Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| matches!(k, Value::String(s) if &**s == name))
-            .map(|(_, v)| v)
+            .get_str(name)
             .ok_or_else(|| OpError::NoSuchKey(name.to_owned())),
         other => Err(OpError::NoMatchingOverload {
             op: format!(".{name}"),
@@ -614,12 +762,13 @@ pub fn build_map(pairs: impl IntoIterator<Item = (Value, Value)>) -> Result<Valu
                 k.type_name()
             )));
         }
-        if map_get(&entries, &k).is_some() {
+        // a literal's entries, searched in place (no index of a map still being built)
+        if scan(&entries, &k).is_some() {
             return Err(OpError::InvalidArgument(format!("duplicate map key {k}")));
         }
         entries.push((k, v));
     }
-    Ok(Value::Map(Arc::new(entries)))
+    Ok(Value::map(entries))
 }
 
 /// One operand of CEL's `&&` / `||`: a bool, an error, or a value of another type.
@@ -663,9 +812,7 @@ pub fn and_or<E>(
 /// No overload when `a` is not a map.
 pub fn has(a: &Value, field: &str) -> Result<bool, OpError> {
     match a {
-        Value::Map(m) => Ok(m
-            .iter()
-            .any(|(k, _)| matches!(k, Value::String(s) if &**s == field))),
+        Value::Map(m) => Ok(m.get_str(field).is_some()),
         other => Err(OpError::NoMatchingOverload {
             op: "has".to_owned(),
             args: other.type_name().to_owned(),

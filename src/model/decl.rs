@@ -402,7 +402,7 @@ fn fit_at(
             }
             Fitted {
                 json: J::Object(json),
-                value: Value::Map(Arc::new(values)),
+                value: Value::map(values),
             }
         }
         (Parts::Fields(fields), _, J::Object(m)) => {
@@ -415,7 +415,7 @@ fn fit_at(
             }
             Fitted {
                 json: J::Object(json),
-                value: Value::Map(Arc::new(values)),
+                value: Value::map(values),
             }
         }
         (Parts::Items(_) | Parts::Values(_) | Parts::Fields(_), _, _) => return Err(wrong(at)),

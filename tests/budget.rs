@@ -1,0 +1,200 @@
+//! The cost budget bounds what an evaluation does, the same on both paths: `in` is
+//! charged per element searched, a map lookup costs the same on a map of 200,000
+//! entries as on a small one, and the bytes a condition builds are charged, so
+//! building gigabytes of strings within the budget is impossible. Running out is the
+//! same error, in flowc's words, on the direct path and in the sandbox.
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test and benchmark code: failing loudly is the point"
+)]
+
+use std::sync::Arc;
+
+use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::expr::Value;
+use flowc::sandbox::{Bindings, RunError};
+use flowc::span::SourceFile;
+
+const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: budget
+context:
+  nums: list<int>
+  items: list<int>
+  codes: { type: "map<string, int>" }
+  note: string
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+
+const BUDGET: u64 = 100_000;
+
+fn flow() -> CompiledFlow {
+    compile(&SourceFile::new("budget.yaml", FLOW), &Options::default()).unwrap()
+}
+
+/// `nums` = 0..n, `items` = 0..items, `codes` = {"k0": 0, ..} with n entries, `note`
+/// of `note_bytes` bytes.
+fn bindings(flow: &CompiledFlow, n: i64, items: i64, note_bytes: usize) -> Bindings {
+    let mut b = Bindings::new();
+    let list = |k: i64| Value::List(Arc::new((0..k).map(Value::Int).collect()));
+    let codes = Value::map(
+        (0..n)
+            .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
+            .collect(),
+    );
+    let v = flow.vars();
+    b.set(v.index("nums").unwrap(), &list(n));
+    b.set(v.index("items").unwrap(), &list(items));
+    b.set(v.index("codes").unwrap(), &codes);
+    b.set(
+        v.index("note").unwrap(),
+        &Value::string(&"x".repeat(note_bytes)),
+    );
+    b
+}
+
+/// Evaluates a condition on the direct path and in the sandbox, asserts both give
+/// `want`.
+fn both(flow: &CompiledFlow, b: &mut Bindings, cond: &str, want: &Result<bool, RunError>) {
+    let c = flow.compile_condition("t", cond).unwrap();
+    assert!(c.is_direct(), "{cond}");
+    assert_eq!(&c.eval(flow.sandbox(), b), want, "direct: {cond}");
+    assert_eq!(
+        &c.eval_sandboxed(flow.sandbox(), b),
+        want,
+        "sandbox: {cond}"
+    );
+}
+
+#[test]
+fn in_is_charged_per_element_searched() {
+    let f = flow();
+    let mut b = bindings(&f, 200_000, 0, 0);
+    // an early hit is cheap
+    both(&f, &mut b, "0 in nums", &Ok(true));
+    both(&f, &mut b, "90000 in nums", &Ok(true));
+    // a late hit or a miss searches more than the budget: fail closed, even under `||`
+    both(&f, &mut b, "199999 in nums", &Err(RunError::budget(BUDGET)));
+    both(&f, &mut b, "-1 in nums", &Err(RunError::budget(BUDGET)));
+    both(
+        &f,
+        &mut b,
+        "-1 in nums || true",
+        &Err(RunError::budget(BUDGET)),
+    );
+    // and within the budget a miss is a plain `false`
+    let mut small = bindings(&f, 1_000, 0, 0);
+    both(&f, &mut small, "-1 in nums", &Ok(false));
+    // each search is charged: 200 searches of 1,000 elements run out
+    let mut loop_ = bindings(&f, 1_000, 200, 0);
+    both(
+        &f,
+        &mut loop_,
+        "items.all(x, !(-1 in nums))",
+        &Err(RunError::budget(BUDGET)),
+    );
+    both(&f, &mut loop_, "items.all(x, 0 in nums)", &Ok(true));
+}
+
+#[test]
+fn in_on_a_map_costs_a_lookup() {
+    let f = flow();
+    let mut b = bindings(&f, 200_000, 50, 0);
+    for cond in [
+        r#""k0" in codes"#,
+        r#""k199999" in codes"#,
+        "has(codes.k199999)",
+        r#"codes["k199999"] == 199999"#,
+        "codes.k199999 == 199999",
+        r#"!("k200000" in codes) && !has(codes.k200000)"#,
+        // steps of three lookups each in a 200,000-entry map (indexed on the direct
+        // path: no scan)
+        r#"items.all(x, has(codes.k199999) && codes["k199999"] >= 0 && "k199999" in codes)"#,
+    ] {
+        both(&f, &mut b, cond, &Ok(true));
+    }
+    let missing = f.compile_condition("t", r#"codes["k200000"] > 0"#).unwrap();
+    let direct = missing.eval(f.sandbox(), &mut b);
+    assert_eq!(
+        direct.as_ref().map_err(ToString::to_string),
+        Err("no such key `k200000`".to_owned())
+    );
+    assert_eq!(direct, missing.eval_sandboxed(f.sandbox(), &mut b));
+}
+
+#[test]
+fn bytes_built_are_charged() {
+    let f = flow();
+    // 2,000 concatenations of 60 KB each (120 MB) do not fit the budget
+    let mut b = bindings(&f, 0, 2_000, 30 * 1024);
+    for cond in [
+        "items.exists(x, size(note + note) == 0)",
+        "items.all(x, size(bytes(note)) > 0)",
+    ] {
+        both(&f, &mut b, cond, &Err(RunError::budget(BUDGET)));
+    }
+    // a list of them: the direct path runs out of budget; the sandbox stops earlier, at
+    // Rhai's bound on the bytes of strings held in one list (both fail closed)
+    let c = f
+        .compile_condition("t", "items.map(x, note + note).size() > 0")
+        .unwrap();
+    assert_eq!(c.eval(f.sandbox(), &mut b), Err(RunError::budget(BUDGET)));
+    assert_eq!(
+        c.eval_sandboxed(f.sandbox(), &mut b),
+        Err(RunError::string_too_long(64 * 1024))
+    );
+    // a hundred do
+    let mut few = bindings(&f, 0, 100, 30 * 1024);
+    both(
+        &f,
+        &mut few,
+        "items.all(x, size(note + note) > 0)",
+        &Ok(true),
+    );
+    // small strings cost nothing beyond their step
+    let mut short = bindings(&f, 0, 1_000, 10);
+    both(
+        &f,
+        &mut short,
+        "items.map(x, note + note).size() == 1000",
+        &Ok(true),
+    );
+}
+
+#[test]
+fn limit_errors_name_the_limit() {
+    let f = flow();
+    let mut b = bindings(&f, 0, 0, 30 * 1024);
+    both(
+        &f,
+        &mut b,
+        "size(note + note + note) > 0",
+        &Err(RunError::string_too_long(64 * 1024)),
+    );
+    assert_eq!(
+        RunError::budget(BUDGET).to_string(),
+        "the evaluation budget of 100,000 operations ran out"
+    );
+    assert_eq!(
+        RunError::string_too_long(64 * 1024).to_string(),
+        "a string longer than the limit of 65,536 bytes"
+    );
+    assert_eq!(
+        RunError::list_too_long(10_000).to_string(),
+        "a list longer than the limit of 10,000 elements"
+    );
+    assert_eq!(
+        RunError::calls_too_deep(16).to_string(),
+        "calls nested deeper than the limit of 16 levels"
+    );
+}
