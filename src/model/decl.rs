@@ -409,15 +409,23 @@ pub(crate) trait Given<'a>: Sized {
     fn entries(self) -> impl Iterator<Item = (&'a str, Self)>;
     /// A list of kept items, as kept.
     fn list(items: Vec<Self::Json>) -> Self::Json;
-    /// An object of kept entries (in order), as kept.
-    fn object(entries: Vec<(&str, Self::Json)>) -> Self::Json;
-    /// The declared fields of an object (`self` is one whose every key is declared), in
-    /// declaration order, each with its value: given, or its default where
-    /// [`resolve`] says so; the first field [`resolve`] refuses ends it with that misfit.
+    /// An object being kept, with room for `n` entries.
+    type Object;
+    /// An empty object with room for `n` entries.
+    fn object(n: usize) -> Self::Object;
+    /// Adds an entry to an object being kept.
+    fn put(object: &mut Self::Object, key: &str, json: Self::Json);
+    /// The object, as kept.
+    fn kept(object: Self::Object) -> Self::Json;
+    /// The declared fields of an object (`self` is one whose every key is declared;
+    /// `in_order`: they come in declaration order), in declaration order, each with its
+    /// value: given, or its default where [`resolve`] says so; the first field
+    /// [`resolve`] refuses ends it with that misfit.
     fn fields(
         self,
         fields: &'a [FieldDecl],
         at: &At<'_>,
+        in_order: bool,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>>;
 }
 
@@ -447,25 +455,31 @@ impl<'a> Given<'a> for &'a serde_json::Value {
         serde_json::Value::Array(items)
     }
 
-    fn object(entries: Vec<(&str, serde_json::Value)>) -> serde_json::Value {
-        let mut m = serde_json::Map::with_capacity(entries.len());
-        for (k, v) in entries {
-            m.insert(k.to_owned(), v);
-        }
-        serde_json::Value::Object(m)
+    type Object = serde_json::Map<String, serde_json::Value>;
+
+    fn object(n: usize) -> Self::Object {
+        serde_json::Map::with_capacity(n)
+    }
+
+    fn put(object: &mut Self::Object, key: &str, json: serde_json::Value) {
+        object.insert(key.to_owned(), json);
+    }
+
+    fn kept(object: Self::Object) -> serde_json::Value {
+        serde_json::Value::Object(object)
     }
 
     fn fields(
         self,
         fields: &'a [FieldDecl],
         at: &At<'_>,
+        in_order: bool,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
         static EMPTY: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
             std::sync::LazyLock::new(serde_json::Map::new);
         let given = self.as_object().unwrap_or(&EMPTY);
         // a context usually lists its fields in declaration order: each is then the next
         // entry, found without hashing its name
-        let in_order = in_declaration_order(fields, given.keys());
         let mut next = given.iter().peekable();
         let mut failed = false;
         fields.iter().enumerate().filter_map(move |(i, f)| {
@@ -511,18 +525,25 @@ impl<'a> Given<'a> for &'a mut serde_json::Value {
 
     fn list(_: Vec<()>) {}
 
-    fn object(_: Vec<(&str, ())>) {}
+    type Object = ();
+
+    fn object(_: usize) {}
+
+    fn put((): &mut (), _: &str, (): ()) {}
+
+    fn kept((): ()) {}
 
     fn fields(
         self,
         fields: &'a [FieldDecl],
         at: &At<'_>,
+        in_order: bool,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
         let mut refused = None;
         let mut present = 0;
         if let Some(m) = self.as_object_mut() {
             // the fields in declaration order (a context usually has them so already)
-            if !in_declaration_order(fields, m.keys()) {
+            if !in_order {
                 let mut given = std::mem::take(m);
                 for f in fields {
                     if let Some((k, v)) = given.swap_remove_entry(&f.name.value) {
@@ -566,11 +587,8 @@ impl<'a> Given<'a> for &'a mut serde_json::Value {
     }
 }
 
-/// Whether an object's keys (each of them declared) come in declaration order.
-fn in_declaration_order<'k>(
-    fields: &[FieldDecl],
-    keys: impl Iterator<Item = &'k String>,
-) -> bool {
+/// Whether an object's keys come in declaration order (and so are all declared).
+fn in_declaration_order<'k>(fields: &[FieldDecl], keys: impl Iterator<Item = &'k String>) -> bool {
     let mut keys = keys.peekable();
     for f in fields {
         keys.next_if(|k| **k == f.name.value);
@@ -617,13 +635,16 @@ fn fields_at<'a, G: Given<'a>>(
     want: impl Fn(usize) -> bool,
     mut each: impl FnMut(usize, &'a FieldDecl, Fit<G::Json>),
 ) -> Result<(), Misfit> {
-    if let Some(k) = given
-        .json()
-        .as_object()
-        .into_iter()
-        .flat_map(serde_json::Map::keys)
-        .find(|k| !fields.iter().any(|f| f.name.value == **k))
-    {
+    let keys = || {
+        given
+            .json()
+            .as_object()
+            .into_iter()
+            .flat_map(serde_json::Map::keys)
+    };
+    // keys in declaration order are all declared; others are each looked for
+    let in_order = in_declaration_order(fields, keys());
+    if !in_order && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k)) {
         return Err(Misfit {
             path: at.child(Part::Field(k)).path(),
             kind: MisfitKind::Unknown {
@@ -631,9 +652,15 @@ fn fields_at<'a, G: Given<'a>>(
             },
         });
     }
-    for field in given.fields(fields, at) {
+    for field in given.fields(fields, at, in_order) {
         let (i, f, v) = field?;
-        let fit = fit_at(&f.decl, v, &at.child(Part::Field(&f.name.value)), true, want(i))?;
+        let fit = fit_at(
+            &f.decl,
+            v,
+            &at.child(Part::Field(&f.name.value)),
+            true,
+            want(i),
+        )?;
         each(i, f, fit);
     }
     Ok(())
@@ -700,22 +727,22 @@ fn fit_at<'a, G: Given<'a>>(
             }
         }
         (Shape::Map(n), Parts::Values(val)) => {
-            let mut json = Vec::with_capacity(n);
+            let mut json = G::object(n);
             let mut values = Vec::with_capacity(if want { n } else { 0 });
             for (k, x) in v.entries() {
                 let f = fit_at(val, x, &at.child(Part::Key(k)), true, want)?;
-                json.push((k, f.json));
+                G::put(&mut json, k, f.json);
                 if let Some(x) = f.value {
                     values.push((Value::string(k), x));
                 }
             }
             Fit {
-                json: G::object(json),
+                json: G::kept(json),
                 value: want.then(|| Value::Map(Arc::new(values))),
             }
         }
         (Shape::Object, Parts::Fields(fields)) => {
-            let mut json = Vec::with_capacity(fields.len());
+            let mut json = G::object(fields.len());
             let mut values = Vec::with_capacity(if want { fields.len() } else { 0 });
             fields_at(
                 fields,
@@ -723,14 +750,14 @@ fn fit_at<'a, G: Given<'a>>(
                 at,
                 |_| want,
                 |_, f, x| {
-                    json.push((f.name.value.as_str(), x.json));
+                    G::put(&mut json, &f.name.value, x.json);
                     if let Some(x) = x.value {
                         values.push((Value::string(&f.name.value), x));
                     }
                 },
             )?;
             Fit {
-                json: G::object(json),
+                json: G::kept(json),
                 value: want.then(|| Value::Map(Arc::new(values))),
             }
         }
@@ -753,13 +780,14 @@ fn fit_at<'a, G: Given<'a>>(
         // the same value written another way (`1` and `1.0` for a double) is allowed too
         let ok = allowed.iter().any(|a| {
             *a == *json
-                || fit_at(decl, a, &At::root(&FieldPath::default()), false, true)
-                    .is_ok_and(|x| match (&x.value, value) {
+                || fit_at(decl, a, &At::root(&FieldPath::default()), false, true).is_ok_and(|x| {
+                    match (&x.value, value) {
                         (Some(x), Some(value)) => equals(x, value),
                         (Some(x), None) => fit_at(decl, json, at, false, true)
                             .is_ok_and(|y| y.value.is_some_and(|y| equals(x, &y))),
                         (None, _) => false,
-                    })
+                    }
+                })
         });
         if !ok {
             return Err(Misfit {

@@ -133,7 +133,18 @@ pub fn bind(
     flow: &CompiledFlow,
     context: impl IntoContext,
 ) -> Result<(Context, Bindings), ContextError> {
-    context.bind(flow)
+    let slots = flow.context_slots();
+    context.bind(flow, &|i| matches!(slots.get(i), Some(Some(_))))
+}
+
+/// [`bind`] for an instance: only the fields the flow's programs read are bound
+/// ([`CompiledFlow::context_read`]).
+pub(super) fn bind_read(
+    flow: &CompiledFlow,
+    context: impl IntoContext,
+) -> Result<(Context, Bindings), ContextError> {
+    let read = flow.context_read();
+    context.bind(flow, &|i| read.get(i).copied().unwrap_or(true))
 }
 
 /// A context as a host hands it over: borrowed (`&serde_json::Value`, copied where
@@ -141,11 +152,15 @@ pub fn bind(
 pub trait IntoContext: sealed::Sealed {
     /// The context as JSON.
     fn json(&self) -> &serde_json::Value;
-    /// [`bind`].
+    /// [`bind`], binding field `i` (by declaration order) when `want(i)`.
     ///
     /// # Errors
     /// As [`bind`].
-    fn bind(self, flow: &CompiledFlow) -> Result<(Context, Bindings), ContextError>;
+    fn bind(
+        self,
+        flow: &CompiledFlow,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<(Context, Bindings), ContextError>;
 }
 
 mod sealed {
@@ -159,10 +174,14 @@ impl IntoContext for &serde_json::Value {
         self
     }
 
-    fn bind(self, flow: &CompiledFlow) -> Result<(Context, Bindings), ContextError> {
+    fn bind(
+        self,
+        flow: &CompiledFlow,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<(Context, Bindings), ContextError> {
         let names = flow.context_names();
         let mut fields = Vec::with_capacity(names.len());
-        let bindings = bind_with(flow, self, |i, json| {
+        let bindings = bind_with(flow, self, want, |i, json| {
             if let Some(name) = names.get(i) {
                 fields.push((Arc::clone(name), json));
             }
@@ -181,8 +200,12 @@ impl IntoContext for serde_json::Value {
         self
     }
 
-    fn bind(mut self, flow: &CompiledFlow) -> Result<(Context, Bindings), ContextError> {
-        let bindings = bind_with(flow, &mut self, |_, ()| {})?;
+    fn bind(
+        mut self,
+        flow: &CompiledFlow,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<(Context, Bindings), ContextError> {
+        let bindings = bind_with(flow, &mut self, want, |_, ()| {})?;
         let fields = match self {
             serde_json::Value::Object(m) => Fields::Object(m),
             _ => Fields::Shared(Vec::new()),
@@ -191,11 +214,13 @@ impl IntoContext for serde_json::Value {
     }
 }
 
-/// Fits `given` with [`fit_object`] and binds each field a condition reads to its slot;
-/// `keep` gets every field's normalised JSON as `G` keeps it, with its index.
+/// Fits `given` with [`fit_object`] and binds each field that has a slot and is wanted
+/// to its slot; `keep` gets every field's normalised JSON as `G` keeps it, with its
+/// index.
 fn bind_with<'a, G: Given<'a>>(
     flow: &'a CompiledFlow,
     given: G,
+    want: &dyn Fn(usize) -> bool,
     mut keep: impl FnMut(usize, G::Json),
 ) -> Result<Bindings, ContextError> {
     if !given.json().is_object() {
@@ -209,7 +234,7 @@ fn bind_with<'a, G: Given<'a>>(
         &flow.flow().context,
         given,
         &FieldPath::default(),
-        |i| matches!(slots.get(i), Some(Some(_))),
+        |i| matches!(slots.get(i), Some(Some(_))) && want(i),
         |i, _, fit| {
             if let (Some(Some(slot)), Some(value)) = (slots.get(i), fit.value) {
                 bindings.set_owned(*slot, value);

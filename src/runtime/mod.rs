@@ -108,7 +108,7 @@ impl Instance {
                 max: Limits::MAX_TIME,
             });
         }
-        let (context, bindings) = context::bind(&flow, context)?;
+        let (context, bindings) = context::bind_read(&flow, context)?;
         // sized for a typical run, so that the first steps and answers do not regrow them
         let steps = flow.nodes().len().clamp(1, 16);
         let mut inst = Instance {
@@ -160,10 +160,10 @@ impl Instance {
                 got: have.clone(),
             });
         }
-        let (mut replay, _) =
-            Instance::start(flow, state.context.to_json(), state.started_at).map_err(
-                |e| RuntimeError::CorruptState(format!("its context does not start the flow: {e}")),
-            )?;
+        let (mut replay, _) = Instance::start(flow, state.context.to_json(), state.started_at)
+            .map_err(|e| {
+                RuntimeError::CorruptState(format!("its context does not start the flow: {e}"))
+            })?;
         for (n, logged) in state.log.iter().enumerate() {
             replay
                 .apply_logged(logged.id.clone(), &logged.event, logged.at)
