@@ -361,7 +361,7 @@ fn conditions_over_lists_of_objects_run_on_both_paths() {
     ];
     for (text, items, want) in cases {
         let cond = f.compile_condition("c", text).unwrap();
-        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        let (_, mut b) = flowc::runtime::context::bind(&f, json!({ "items": items })).unwrap();
         let direct = cond.eval(f.sandbox(), &mut b);
         let sandboxed = cond.eval_sandboxed(f.sandbox(), &mut b);
         assert_eq!(direct, Ok(*want), "{text} on {items}");
@@ -384,7 +384,7 @@ fn a_decision_over_line_items_routes_on_both_paths() {
         ),
         (json!([{"amount": 20, "category": "a"}]), None),
     ] {
-        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        let (_, mut b) = flowc::runtime::context::bind(&f, json!({ "items": items })).unwrap();
         assert_eq!(d.eval(f.sandbox(), &mut b), Ok(want), "{items}");
         assert_eq!(d.eval_sandboxed(f.sandbox(), &mut b), Ok(want), "{items}");
     }

@@ -777,27 +777,7 @@ fn fit_at<'a, G: Given<'a>>(
             (None, Some(n)) => (n, None),
             (None, None) => return Ok(fitted),
         };
-        // the same value written another way (`1` and `1.0` for a double) is allowed too
-        let ok = allowed.iter().any(|a| {
-            *a == *json
-                || fit_at(decl, a, &At::root(&FieldPath::default()), false, true).is_ok_and(|x| {
-                    match (&x.value, value) {
-                        (Some(x), Some(value)) => equals(x, value),
-                        (Some(x), None) => fit_at(decl, json, at, false, true)
-                            .is_ok_and(|y| y.value.is_some_and(|y| equals(x, &y))),
-                        (None, _) => false,
-                    }
-                })
-        });
-        if !ok {
-            return Err(Misfit {
-                path: at.path(),
-                kind: MisfitKind::NotAllowed {
-                    value: shown(json),
-                    allowed: allowed.iter().map(shown).collect::<Vec<_>>().join(", "),
-                },
-            });
-        }
+        in_enum(decl, allowed, json, value, at)?;
     }
     let value = if want { fitted.value } else { None };
     Ok(Fit {
@@ -806,8 +786,45 @@ fn fit_at<'a, G: Given<'a>>(
     })
 }
 
+/// The one `enum` rule: a value is allowed when its normalised JSON is one of `allowed`,
+/// or the same value written another way (`1` and `1.0` for a double); `value`: its CEL
+/// value, when built.
+fn in_enum(
+    decl: &Declared,
+    allowed: &[serde_json::Value],
+    json: &serde_json::Value,
+    value: Option<&Value>,
+    at: &At<'_>,
+) -> Result<(), Misfit> {
+    let ok = allowed.iter().any(|a| {
+        *a == *json
+            || fit_at(decl, a, &At::root(&FieldPath::default()), false, true).is_ok_and(|x| match (
+                &x.value, value,
+            ) {
+                (Some(x), Some(value)) => equals(x, value),
+                (Some(x), None) => fit_at(decl, json, at, false, true)
+                    .is_ok_and(|y| y.value.is_some_and(|y| equals(x, &y))),
+                (None, _) => false,
+            })
+    });
+    if !ok {
+        return Err(Misfit {
+            path: at.path(),
+            kind: MisfitKind::NotAllowed {
+                value: shown(json),
+                allowed: allowed.iter().map(shown).collect::<Vec<_>>().join(", "),
+            },
+        });
+    }
+    Ok(())
+}
+
 /// Whether a JSON scalar fits a declared scalar type (`None`: it does not), with its CEL
 /// value when `want`.
+#[allow(
+    clippy::option_option,
+    reason = "None: it does not fit; Some(None): it fits, its value not wanted"
+)]
 fn scalar_value(ty: &Type, v: &serde_json::Value, want: bool) -> Option<Option<Value>> {
     use serde_json::Value as J;
     let value = match (ty, v) {
