@@ -1065,10 +1065,10 @@ impl Registry {
         &self,
         flow: &str,
         key: &str,
-        context: &serde_json::Value,
+        context: impl runtime::IntoContext,
         at: u64,
     ) -> Result<(Instance, Vec<Effect>), RegistryError> {
-        let version = self.version_for(flow, key, context)?;
+        let version = self.version_for(flow, key, context.json())?;
         Ok(Instance::start(version, context, at)?)
     }
 }

@@ -450,14 +450,29 @@ impl Bindings {
         Self::default()
     }
 
-    /// Binds context slot `index` (see `VarTable::index`) to a value.
+    /// Empty bindings of `slots` slots (indices `0..slots` bind without regrowing them).
+    #[must_use]
+    pub fn with_slots(slots: usize) -> Self {
+        Bindings {
+            slots: vec![None; slots],
+            ..Self::default()
+        }
+    }
+
+    /// Binds context slot `index` (see `VarTable::index`) to a value (a copy of it; see
+    /// [`Bindings::set_owned`] to bind a value without copying it).
     pub fn set(&mut self, index: usize, v: &Value) {
+        self.set_owned(index, v.clone());
+    }
+
+    /// Binds context slot `index` (see `VarTable::index`) to a value, taking it.
+    pub fn set_owned(&mut self, index: usize, v: Value) {
         self.synced = false;
         if self.slots.len() <= index {
             self.slots.resize(index + 1, None);
         }
         if let Some(s) = self.slots.get_mut(index) {
-            *s = Some(v.clone());
+            *s = Some(v);
         }
     }
 

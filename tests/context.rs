@@ -62,19 +62,35 @@ fn check_errors(context: &str) -> Vec<(String, usize, usize, String)> {
     }
 }
 
+/// Starts with the context borrowed (copied) and handed over (normalised in place): the
+/// saved states are byte-identical; returns the normalised context.
 fn started(f: &Arc<CompiledFlow>, ctx: serde_json::Value) -> serde_json::Value {
-    match Instance::start(Arc::clone(f), &ctx, 0) {
-        Ok((i, _)) => i.state().context.to_json(),
+    let saved = |r: Result<(Instance, _), RuntimeError>| match r {
+        Ok((i, _)) => serde_json::to_string(i.state()).expect("json"),
         Err(e) => panic!("refused {ctx}: {e}"),
+    };
+    let borrowed = saved(Instance::start(Arc::clone(f), &ctx, 0));
+    let owned = saved(Instance::start(Arc::clone(f), ctx.clone(), 0));
+    assert_eq!(borrowed, owned, "{ctx}: borrowed and owned contexts differ");
+    match Instance::start(Arc::clone(f), ctx, 0) {
+        Ok((i, _)) => i.state().context.to_json(),
+        Err(e) => panic!("{e}"),
     }
 }
 
+/// The refusal of a context, the same borrowed and handed over.
 fn refused(f: &Arc<CompiledFlow>, ctx: serde_json::Value) -> C {
-    match Instance::start(Arc::clone(f), &ctx, 0) {
+    let error = |r: Result<(Instance, _), RuntimeError>| match r {
         Err(RuntimeError::Context(c)) => c,
         Ok(_) => panic!("accepted {ctx}"),
         Err(e) => panic!("{e}"),
-    }
+    };
+    let borrowed = error(Instance::start(Arc::clone(f), &ctx, 0));
+    assert_eq!(
+        error(Instance::start(Arc::clone(f), ctx.clone(), 0)),
+        borrowed
+    );
+    borrowed
 }
 
 #[test]
@@ -101,7 +117,14 @@ fn an_objects_fields_given_out_of_order_are_kept_in_declaration_order() {
         flow("  employee:\n    type: object\n    fields:\n      id: string\n      grade: int\n");
     let saved = |ctx: serde_json::Value| {
         let (inst, _) = Instance::start(Arc::clone(&f), &ctx, 0).expect("start");
-        serde_json::to_string(&inst.state().context).expect("json")
+        let borrowed = serde_json::to_string(&inst.state().context).expect("json");
+        // handed over, the context is put in declaration order in place
+        let (inst, _) = Instance::start(Arc::clone(&f), ctx, 0).expect("start");
+        assert_eq!(
+            serde_json::to_string(&inst.state().context).expect("json"),
+            borrowed
+        );
+        borrowed
     };
     assert_eq!(
         saved(json!({"employee": {"grade": 3, "id": "e1"}})),
@@ -338,7 +361,7 @@ fn conditions_over_lists_of_objects_run_on_both_paths() {
     ];
     for (text, items, want) in cases {
         let cond = f.compile_condition("c", text).unwrap();
-        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        let (_, mut b) = flowc::runtime::context::bind(&f, json!({ "items": items })).unwrap();
         let direct = cond.eval(f.sandbox(), &mut b);
         let sandboxed = cond.eval_sandboxed(f.sandbox(), &mut b);
         assert_eq!(direct, Ok(*want), "{text} on {items}");
@@ -361,8 +384,40 @@ fn a_decision_over_line_items_routes_on_both_paths() {
         ),
         (json!([{"amount": 20, "category": "a"}]), None),
     ] {
-        let (_, mut b) = flowc::runtime::context::bind(&f, &json!({ "items": items })).unwrap();
+        let (_, mut b) = flowc::runtime::context::bind(&f, json!({ "items": items })).unwrap();
         assert_eq!(d.eval(f.sandbox(), &mut b), Ok(want), "{items}");
         assert_eq!(d.eval_sandboxed(f.sandbox(), &mut b), Ok(want), "{items}");
     }
+}
+
+#[test]
+fn a_handed_over_context_is_refused_at_the_same_first_misfit_as_a_borrowed_one() {
+    // a wrong field before a missing one: the wrong one is reported either way (a
+    // context normalised in place still fits its fields in declaration order)
+    let f = flow(
+        "  a: int
+  b: { type: string, default: x }
+  c: string
+  d: int
+",
+    );
+    assert_eq!(
+        refused(&f, json!({"a": "no", "d": 1})),
+        C::WrongType {
+            field: "a".into(),
+            expected: "int".into(),
+            got: "a string `\"no\"`".into()
+        }
+    );
+    assert_eq!(
+        refused(&f, json!({"d": 1, "a": 1})),
+        C::Missing {
+            field: "c".into(),
+            expected: "string".into()
+        }
+    );
+    assert_eq!(
+        started(&f, json!({"d": 1, "c": "y", "a": 1})),
+        json!({"a": 1, "b": "x", "c": "y", "d": 1})
+    );
 }

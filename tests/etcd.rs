@@ -901,7 +901,7 @@ async fn a_saved_instance_restores_in_a_second_registry_that_only_knows_etcd() {
     let v1 = w.active("leave").unwrap();
     let (mut inst, _) = w
         .registry
-        .start("leave", "k1", &json!({"amount": 5.0}), 0)
+        .start("leave", "k1", json!({"amount": 5.0}), 0)
         .unwrap();
     let approve = |step: &str| -> Event {
         serde_json::from_value(json!({"type": "approve", "step": step, "user": "u", "role": step}))
@@ -1490,7 +1490,7 @@ async fn republishing_the_same_content_makes_the_keys_revision_the_active_one() 
     until("v1", 10, || w.has(&v1)).await;
     let (inst, _) = w
         .registry
-        .start("leave", "k1", &json!({"amount": 5.0}), 0)
+        .start("leave", "k1", json!({"amount": 5.0}), 0)
         .unwrap();
     let saved = serde_json::to_string(inst.state()).unwrap();
     let again = publish(&mut client, &t, &flow("leave", 1), None).await;

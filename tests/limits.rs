@@ -73,10 +73,9 @@ fn an_event_stops_after_the_automatic_step_bound() {
         Arc::new(compile(&file, &Options::default()).unwrap())
     };
     let (inst, _) =
-        Instance::start(flow(Limits::MAX_AUTOMATIC_STEPS - 1), &json!({"x": 1}), 0).unwrap();
+        Instance::start(flow(Limits::MAX_AUTOMATIC_STEPS - 1), json!({"x": 1}), 0).unwrap();
     assert_eq!(inst.status().label(), "approved");
-    let (inst, _) =
-        Instance::start(flow(Limits::MAX_AUTOMATIC_STEPS), &json!({"x": 1}), 0).unwrap();
+    let (inst, _) = Instance::start(flow(Limits::MAX_AUTOMATIC_STEPS), json!({"x": 1}), 0).unwrap();
     let Status::Incident { message, .. } = inst.status() else {
         panic!("{:?}", inst.status());
     };

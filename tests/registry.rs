@@ -102,7 +102,7 @@ fn retention_keeps_what_instances_use() {
     let reg = Registry::with_retention(Options::default(), 2);
     let v1 = reg.publish("claim.yaml", &source(1)).unwrap();
     // a live instance on v1 and a pin on v2 keep them however many versions follow
-    let (live, _) = reg.start("claim", "k", &json!({"amount": 5.0}), 0).unwrap();
+    let (live, _) = reg.start("claim", "k", json!({"amount": 5.0}), 0).unwrap();
     let v2 = reg.publish("claim.yaml", &source(2)).unwrap();
     reg.pin(&v2).unwrap();
     for n in 3..=8 {
@@ -123,12 +123,12 @@ fn retire_refuses_new_starts_only() {
     let reg = Registry::default();
     reg.publish("claim.yaml", &source(1)).unwrap();
     let (mut inst, _) = reg
-        .start("claim", "k", &json!({"amount": 500.0}), 0)
+        .start("claim", "k", json!({"amount": 500.0}), 0)
         .unwrap();
     reg.retire("claim").unwrap();
     assert!(reg.active("claim").is_none());
     assert!(matches!(
-        reg.start("claim", "k", &json!({"amount": 5.0}), 0),
+        reg.start("claim", "k", json!({"amount": 5.0}), 0),
         Err(RegistryError::Retired { .. })
     ));
     // the running instance finishes on its version
@@ -200,7 +200,7 @@ fn canary_by_selector_then_abort() {
         .unwrap();
     assert_eq!((big.version(), small.version()), (&c, &v1));
     // instances started during the canary keep their version after the abort
-    let (mut inst, _) = Instance::start(big, &json!({"amount": 5000.0}), 0).unwrap();
+    let (mut inst, _) = Instance::start(big, json!({"amount": 5000.0}), 0).unwrap();
     reg.abort_canary("claim").unwrap();
     assert_eq!(
         reg.version_for("claim", "a", &json!({"amount": 5000.0}))
@@ -367,7 +367,7 @@ fn restore_after_publish_finishes_on_the_old_version() {
     let mut saved: Vec<String> = Vec::new();
     for k in 0..20 {
         let (mut inst, _) = reg
-            .start("claim", &k.to_string(), &json!({"amount": 500.0}), 0)
+            .start("claim", &k.to_string(), json!({"amount": 500.0}), 0)
             .unwrap();
         inst.apply(&by_role("manager", "manager"), 1).unwrap();
         reg.pin(inst.flow().version()).unwrap();
@@ -427,7 +427,7 @@ fn without_a_store_revisions_are_per_process() {
     assert_eq!(b.publish("claim.yaml", &source(6)).unwrap().revision, 41);
     assert_eq!(b.get_by_hash("claim", &r.hash).unwrap().version(), &r);
     // restore by hash: the kept version with the instance's content
-    let (inst, _) = b.start("claim", "k", &json!({"amount": 500.0}), 0).unwrap();
+    let (inst, _) = b.start("claim", "k", json!({"amount": 500.0}), 0).unwrap();
     let state = inst.state().clone();
     assert_eq!(b.restore(state).unwrap().flow().version().revision, 41);
 }
@@ -471,7 +471,7 @@ fn every_registry_error_has_its_code() {
     reg.retire("claim").unwrap();
     assert_eq!(
         code(
-            reg.start("claim", "k", &json!({"amount": 1.0}), 0)
+            reg.start("claim", "k", json!({"amount": 1.0}), 0)
                 .unwrap_err()
         ),
         "flowc::registry::retired"
@@ -479,7 +479,7 @@ fn every_registry_error_has_its_code() {
     // a context error passes through with the runtime's code
     reg.rollback(&v1).unwrap();
     assert_eq!(
-        code(reg.start("claim", "k", &json!({}), 0).unwrap_err()),
+        code(reg.start("claim", "k", json!({}), 0).unwrap_err()),
         "flowc::runtime::missing-field"
     );
 }

@@ -996,7 +996,7 @@ fn context_is_validated_with_typed_errors() {
     // an int is a fine double; the default is filled in
     let (i, _) = Instance::start(
         Arc::clone(&f),
-        &json!({"amount": 5, "currency": "USD", "who": {"id": "x"}}),
+        json!({"amount": 5, "currency": "USD", "who": {"id": "x"}}),
         0,
     )
     .unwrap();
@@ -1044,7 +1044,7 @@ fn trace_answers_why_an_instance_waits() {
         "  - id: route\n    type: decision\n    rules:\n      - when: amount > 50000.0\n        goto: legal-review\n    default: done\n  - id: legal-review\n    type: approval\n    assignees: { role: legal }\n  - id: done\n    type: end\n    outcome: approved\n",
         "{ amount: double }",
     );
-    let (i, _) = Instance::start(Arc::clone(&f), &json!({"amount": 60000.0}), 42).unwrap();
+    let (i, _) = Instance::start(Arc::clone(&f), json!({"amount": 60000.0}), 42).unwrap();
     let p = i.pending();
     assert_eq!(p.len(), 1);
     assert_eq!((&*p[0].step, p[0].since), ("legal-review", 42));
@@ -1124,7 +1124,7 @@ fn explain_says_why_an_instance_waits() {
         "  - id: manager\n    type: approval\n    assignees: { role: manager }\n  - id: check\n    type: service-task\n    service: svc\n    skipCondition: amount < 100.0\n  - id: route\n    type: decision\n    rules:\n      - when: amount > 50000.0\n        goto: legal-review\n    default: done\n  - id: legal-review\n    type: approval\n    assignees: { role: legal }\n  - id: done\n    type: end\n    outcome: approved\n",
         "{ amount: double }",
     );
-    let (mut i, _) = Instance::start(Arc::clone(&f), &json!({"amount": 60000.0}), 0).unwrap();
+    let (mut i, _) = Instance::start(Arc::clone(&f), json!({"amount": 60000.0}), 0).unwrap();
     i.apply(&approve_as("manager", "wang", "manager"), 10)
         .unwrap();
     i.apply(&Event::service_ok(CallId(2)), 20).unwrap();
@@ -1420,7 +1420,7 @@ fn delivery_ids_names_and_times_are_strict() {
         flowc::limits::Limits::MAX_TIME + 1,
         "flowc::runtime::time-out-of-range",
     );
-    assert!(Instance::start(Arc::clone(&f), &json!({}), u64::MAX).is_err());
+    assert!(Instance::start(Arc::clone(&f), json!({}), u64::MAX).is_err());
     // a late answer after the end is stale, like any other late answer
     i.apply(&approve("a", "u2"), 3).unwrap();
     i.apply(&approve("a", "u3"), 4).unwrap();

@@ -107,7 +107,7 @@ fn scan_and_sync() {
         ["published two@1 nested/two.yml", "published one@1 one.yaml"]
     );
     // a running instance on one@1
-    let (inst, _) = reg.start("one", "k", &json!({}), 0).unwrap();
+    let (inst, _) = reg.start("one", "k", json!({}), 0).unwrap();
     // an edit republishes; the same content again changes nothing
     std::fs::write(dir.join("one.yaml"), flow("one", "r9")).unwrap();
     let one = dir.join("one.yaml");
@@ -148,7 +148,7 @@ fn scan_and_sync() {
         ["retired one one.yaml"]
     );
     assert!(reg.active("one").is_none());
-    assert!(reg.start("one", "k", &json!({}), 0).is_err());
+    assert!(reg.start("one", "k", json!({}), 0).is_err());
     assert_eq!(inst.flow().version().revision, 1);
     assert!(
         reg.get(inst.flow().version()).is_some(),
@@ -235,7 +235,7 @@ fn a_store_names_the_directory_versions_across_restarts() {
     };
     let (src, reg) = open();
     assert_eq!(d(src.scan().unwrap()), ["published one@1 one.yaml"]);
-    let (inst, _) = reg.start("one", "k", &json!({}), 0).unwrap();
+    let (inst, _) = reg.start("one", "k", json!({}), 0).unwrap();
     let saved = serde_json::to_string(inst.state()).unwrap();
     std::fs::write(&one, flow("one", "r2")).unwrap();
     assert_eq!(d(src.sync(&one)), ["published one@2 one.yaml"]);

@@ -79,7 +79,7 @@ fn registry(root: &Path) -> Registry {
 /// An instance of the current version waiting at `finance`, saved as JSON.
 fn saved_at_finance(reg: &Registry, key: &str) -> String {
     let (mut inst, _) = reg
-        .start("claim", key, &json!({"amount": 500.0}), 0)
+        .start("claim", key, json!({"amount": 500.0}), 0)
         .unwrap();
     inst.apply(&approve("manager"), 1).unwrap();
     assert_eq!(inst.status().label(), "pending");
@@ -195,7 +195,7 @@ fn a_saved_instance_restores_in_a_rebuilt_registry_after_edits() {
     // loaded only to restore: it takes no new starts
     assert_eq!(
         code(
-            &c.start("claim", "k", &json!({"amount": 1.0}), 0)
+            &c.start("claim", "k", json!({"amount": 1.0}), 0)
                 .unwrap_err()
         ),
         "flowc::registry::unknown-flow"

@@ -462,8 +462,7 @@ pub fn context_problems(flow: &CompiledFlow, s: &Scenario) -> Vec<String> {
     };
     let mut misfits = Vec::new();
     for (k, v) in &given {
-        let one: serde_json::Map<String, serde_json::Value> =
-            std::iter::once((k.clone(), v.clone())).collect();
+        let one = serde_json::Value::Object(std::iter::once((k.clone(), v.clone())).collect());
         // an undeclared key fails against all the fields; a declared one against its own
         let decl = fields.iter().find(|f| f.name.value == *k);
         let result = match decl {
@@ -473,7 +472,7 @@ pub fn context_problems(flow: &CompiledFlow, s: &Scenario) -> Vec<String> {
         misfits.extend(result.err());
     }
     for f in fields.iter().filter(|f| !given.contains_key(&f.name.value)) {
-        let none = serde_json::Map::new();
+        let none = serde_json::Value::Object(serde_json::Map::new());
         misfits.extend(flowc::model::fit_fields(std::slice::from_ref(f), &none, &root).err());
     }
     misfits.iter().map(|m| misfit_problem(s, m)).collect()

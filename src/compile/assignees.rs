@@ -47,6 +47,12 @@ impl Expression {
     pub fn is_direct(&self) -> bool {
         self.fast.is_some()
     }
+
+    /// The context slots it reads (`None`: it has no direct form, so any).
+    #[must_use]
+    pub fn reads(&self) -> Option<&[usize]> {
+        self.fast.as_ref().map(|d| d.reads.as_slice())
+    }
 }
 
 /// Which compiled assignee expression of a step (by its index in [`super::CompiledFlow::nodes`]):

@@ -43,6 +43,12 @@ impl Condition {
     pub fn is_direct(&self) -> bool {
         self.fast.is_some()
     }
+
+    /// The context slots it reads (`None`: it has no direct form, so any).
+    #[must_use]
+    pub fn reads(&self) -> Option<&[usize]> {
+        self.fast.as_ref().map(|d| d.reads.as_slice())
+    }
 }
 
 impl Ctx<'_> {

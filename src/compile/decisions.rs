@@ -129,6 +129,14 @@ impl CompiledDecision {
     pub fn is_direct(&self) -> bool {
         self.fast.is_some()
     }
+
+    /// The context slots its rules read (`None`: some rule has no direct form, so any).
+    #[must_use]
+    pub fn reads(&self) -> Option<Vec<usize>> {
+        self.fast
+            .as_ref()
+            .map(|rules| rules.iter().flat_map(|d| d.reads.iter().copied()).collect())
+    }
 }
 
 impl Ctx<'_> {

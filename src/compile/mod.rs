@@ -47,6 +47,9 @@ pub struct CompiledFlow {
     /// The name of each declared context field, in declaration order, shared by every
     /// instance's context.
     context_names: Vec<Arc<str>>,
+    /// Whether some compiled program of the flow reads each declared context field, in
+    /// declaration order (an instance converts only those to CEL values).
+    context_read: Vec<bool>,
     sandbox: Arc<Sandbox>,
     /// Each step's skip condition, by step index (see [`CompiledFlow::nodes`]).
     skip: Vec<Option<Condition>>,
@@ -81,6 +84,16 @@ impl CompiledFlow {
     #[must_use]
     pub fn context_slots(&self) -> &[Option<usize>] {
         &self.context_slots
+    }
+
+    /// Whether a program of the flow (a skip condition, decision rule or assignee
+    /// expression) reads each field of the flow's `context`, in declaration order: an
+    /// instance binds only those (conditions compiled later, with
+    /// [`CompiledFlow::compile_condition`], evaluate over [`crate::runtime::context::bind`],
+    /// which binds every field).
+    #[must_use]
+    pub fn context_read(&self) -> &[bool] {
+        &self.context_read
     }
 
     /// The name of each field of the flow's `context`, in declaration order, shared.
@@ -332,7 +345,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         return Err(diags);
     }
     let hash = stable_hash(&[env!("CARGO_PKG_VERSION").as_bytes(), file.text().as_bytes()]);
-    let context_slots = flow
+    let context_slots: Vec<Option<usize>> = flow
         .context
         .iter()
         .map(|f| ctx.vars.index(&f.name.value))
@@ -346,6 +359,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         .filter_map(|i| index.step(&flow, i))
         .map(|s| StepStrings::new(&flow, s))
         .collect();
+    let context_read = context_read(&context_slots, &skip, &decisions, &assignees);
     Ok(CompiledFlow {
         version: Arc::new(VersionId {
             flow: flow.id.value.clone(),
@@ -357,6 +371,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         flow,
         context_slots,
         context_names,
+        context_read,
         vars: ctx.vars,
         sandbox: Arc::clone(&options.sandbox),
         evaluator: options.evaluator,
@@ -365,4 +380,36 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         assignees,
         warnings: diags,
     })
+}
+
+/// Whether some program of the flow reads each context field (by its slot); a program
+/// without a direct form is taken to read every field.
+fn context_read(
+    slots: &[Option<usize>],
+    skip: &[Option<Condition>],
+    decisions: &[Option<CompiledDecision>],
+    assignees: &HashMap<AssigneeSlot, Expression>,
+) -> Vec<bool> {
+    let mut read: Option<Vec<usize>> = Some(Vec::new());
+    let mut add = |r: Option<&[usize]>| match (&mut read, r) {
+        (Some(all), Some(r)) => all.extend_from_slice(r),
+        _ => read = None,
+    };
+    for c in skip.iter().flatten() {
+        add(c.reads());
+    }
+    for d in decisions.iter().flatten() {
+        add(d.reads().as_deref());
+    }
+    for e in assignees.values() {
+        add(e.reads());
+    }
+    slots
+        .iter()
+        .map(|s| match (s, &read) {
+            (Some(s), Some(read)) => read.contains(s),
+            (Some(_), None) => true,
+            (None, _) => false,
+        })
+        .collect()
 }

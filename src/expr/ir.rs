@@ -135,6 +135,8 @@ pub struct Direct {
     pub(crate) bounds: Bounds,
     /// The root is typed `bool` (else a condition's truth is checked at run time).
     pub(crate) root_bool: bool,
+    /// The context slots it reads (sorted, each once).
+    pub(crate) reads: Vec<usize>,
 }
 
 impl Direct {
@@ -144,9 +146,15 @@ impl Direct {
         let mut l = Lower {
             vars,
             locals: Vec::new(),
+            reads: std::cell::RefCell::new(Vec::new()),
         };
+        let root = l.node(e);
+        let mut reads = l.reads.into_inner();
+        reads.sort_unstable();
+        reads.dedup();
         Direct {
-            root: l.node(e),
+            root,
+            reads,
             bounds: Bounds {
                 cost: limits.max_operations,
                 string: limits.max_string_size,
@@ -160,6 +168,8 @@ impl Direct {
 struct Lower<'v> {
     vars: &'v VarTable,
     locals: Vec<String>,
+    /// Every context slot a node reads.
+    reads: std::cell::RefCell<Vec<usize>>,
 }
 
 fn rel(op: BinaryOp) -> Rel {
@@ -238,7 +248,10 @@ impl Lower<'_> {
             }
             ExprKind::Has(a, f) => Node::Has(bx(self.node(a)), Arc::from(f.as_str())),
             ExprKind::HasVar(name) => match self.vars.index(name) {
-                Some(slot) => Node::Bound(slot),
+                Some(slot) => {
+                    self.reads.borrow_mut().push(slot);
+                    Node::Bound(slot)
+                }
                 None => Node::Lit(Value::Bool(false)),
             },
             ExprKind::Index(a, i) => Node::Index(bx(self.node(a)), bx(self.node(i))),
@@ -284,7 +297,10 @@ impl Lower<'_> {
             return Node::Local(depth);
         }
         match self.vars.index(name) {
-            Some(slot) => Node::Slot(slot, Arc::from(name)),
+            Some(slot) => {
+                self.reads.borrow_mut().push(slot);
+                Node::Slot(slot, Arc::from(name))
+            }
             None => Node::Unbound(Arc::from(name)),
         }
     }

@@ -251,13 +251,13 @@ pub fn shown(v: &serde_json::Value) -> String {
 /// # Errors
 /// The first part that does not fit.
 pub fn fit(decl: &Declared, value: &serde_json::Value, path: &FieldPath) -> Result<Fitted, Misfit> {
-    fit_at(decl, value, &At::root(path), true)
+    fit_at(decl, value, &At::root(path), true, true).map(Fit::fitted)
 }
 
 /// Where the value being fitted sits: the caller's path and the parts below it, as a
 /// chain on the stack. A [`FieldPath`] is built only for a misfit, so fitting a value
 /// that fits copies no field name.
-struct At<'p> {
+pub(crate) struct At<'p> {
     base: &'p FieldPath,
     below: Option<(&'p At<'p>, Part<'p>)>,
 }
@@ -300,27 +300,351 @@ impl<'p> At<'p> {
 
 /// Fits the fields of an object (the flow's `context` or a nested one): every given
 /// field must be declared, every required one present or defaulted. Returns the fitted
-/// fields that have a value, in declaration order.
+/// fields that have a value, in declaration order (`given`: a JSON object; any other
+/// value is taken as an empty one).
 ///
 /// # Errors
 /// The first field that does not fit.
 pub fn fit_fields<'d>(
     fields: &'d [FieldDecl],
-    given: &serde_json::Map<String, serde_json::Value>,
+    given: &'d serde_json::Value,
     path: &FieldPath,
 ) -> Result<Vec<(&'d FieldDecl, Fitted)>, Misfit> {
-    fields_at(fields, given, &At::root(path))
+    let mut out = Vec::with_capacity(fields.len());
+    fields_at(
+        fields,
+        given,
+        &At::root(path),
+        |_| true,
+        |_, f, fit: Fit<serde_json::Value>| out.push((f, fit.fitted())),
+    )?;
+    Ok(out)
 }
 
-fn fields_at<'d>(
-    fields: &'d [FieldDecl],
-    given: &serde_json::Map<String, serde_json::Value>,
+/// Fits an object against the fields of the flow's `context` with the one fit routine
+/// (the checks [`fit`] makes, at every depth), handing each field that has a value to
+/// `each` in declaration order: its index in `fields`, its declaration, and what
+/// fitting it built ([`FieldFit`]). `want(i)` says whether field `i`'s CEL value is
+/// wanted (a value nobody reads is checked, not built).
+///
+/// `given` is how the caller holds the object: borrowed (`&serde_json::Value`: the
+/// normalised JSON of each field is built as a copy) or owned (`&mut
+/// serde_json::Value`: it is normalised in place, defaults inserted and fields put in
+/// declaration order, and nothing is copied). Either way the checks, and so the first
+/// misfit, are the same.
+///
+/// # Errors
+/// The first part that does not fit; `given` is not an object: a misfit at `path`.
+pub(crate) fn fit_object<'a, G: Given<'a>>(
+    fields: &'a [FieldDecl],
+    given: G,
+    path: &FieldPath,
+    want: impl Fn(usize) -> bool,
+    mut each: impl FnMut(usize, &'a FieldDecl, FieldFit<G::Json>),
+) -> Result<(), Misfit> {
+    let at = At::root(path);
+    if !given.json().is_object() {
+        return Err(Misfit {
+            path: at.path(),
+            kind: MisfitKind::WrongType {
+                expected: "object".to_owned(),
+                got: json_kind(given.json()).to_owned(),
+            },
+        });
+    }
+    fields_at(fields, given, &at, want, |i, f, fit| {
+        each(
+            i,
+            f,
+            FieldFit {
+                json: fit.json,
+                value: fit.value,
+            },
+        );
+    })
+}
+
+/// What fitting one field built: its normalised JSON as [`Given`] keeps it, and its CEL
+/// value when it was wanted.
+#[derive(Debug)]
+pub(crate) struct FieldFit<J> {
+    /// The normalised JSON (a copy), or `()` when it was normalised in place.
+    pub json: J,
+    /// The CEL value, when wanted.
+    pub value: Option<Value>,
+}
+
+/// What the one fit routine built for a value: its normalised JSON as [`Given`] keeps it,
+/// and its CEL value when wanted.
+struct Fit<J> {
+    json: J,
+    value: Option<Value>,
+}
+
+impl Fit<serde_json::Value> {
+    /// As a [`Fitted`]: fitted with its value wanted.
+    fn fitted(self) -> Fitted {
+        Fitted {
+            json: self.json,
+            value: self.value.unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// How the one fit routine ([`fit_object`], [`fit`]) holds the JSON it fits, and what it
+/// keeps of it: a borrowed value is copied into a normalised JSON value (what `flowc
+/// check` and a borrowed context use); an owned one (`&mut`) is normalised in place
+/// (defaults inserted, fields in declaration order) and nothing is built. The checks are
+/// the routine's, written once; an implementation only walks and keeps.
+pub(crate) trait Given<'a>: Sized {
+    /// The normalised JSON kept per value: a copy, or `()` for a value fitted in place.
+    type Json;
+    /// The value as it is now.
+    fn json(&self) -> &serde_json::Value;
+    /// A scalar's JSON, as kept.
+    fn keep(&self) -> Self::Json;
+    /// The items of a list (`self` is one).
+    fn items(self) -> impl Iterator<Item = Self>;
+    /// The entries of a map (`self` is an object).
+    fn entries(self) -> impl Iterator<Item = (&'a str, Self)>;
+    /// A list of kept items, as kept.
+    fn list(items: Vec<Self::Json>) -> Self::Json;
+    /// An object being kept, with room for `n` entries.
+    type Object;
+    /// An empty object with room for `n` entries.
+    fn object(n: usize) -> Self::Object;
+    /// Adds an entry to an object being kept.
+    fn put(object: &mut Self::Object, key: &str, json: Self::Json);
+    /// The object, as kept.
+    fn kept(object: Self::Object) -> Self::Json;
+    /// The declared fields of an object (`self` is one whose every key is declared;
+    /// `in_order`: they come in declaration order), in declaration order, each with its
+    /// value: given, or its default where [`resolve`] says so; the first field
+    /// [`resolve`] refuses ends it with that misfit.
+    fn fields(
+        self,
+        fields: &'a [FieldDecl],
+        at: &At<'_>,
+        in_order: bool,
+    ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>>;
+}
+
+impl<'a> Given<'a> for &'a serde_json::Value {
+    type Json = serde_json::Value;
+
+    fn json(&self) -> &serde_json::Value {
+        self
+    }
+
+    fn keep(&self) -> serde_json::Value {
+        (*self).clone()
+    }
+
+    fn items(self) -> impl Iterator<Item = Self> {
+        self.as_array().into_iter().flatten()
+    }
+
+    fn entries(self) -> impl Iterator<Item = (&'a str, Self)> {
+        self.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn list(items: Vec<serde_json::Value>) -> serde_json::Value {
+        serde_json::Value::Array(items)
+    }
+
+    type Object = serde_json::Map<String, serde_json::Value>;
+
+    fn object(n: usize) -> Self::Object {
+        serde_json::Map::with_capacity(n)
+    }
+
+    fn put(object: &mut Self::Object, key: &str, json: serde_json::Value) {
+        object.insert(key.to_owned(), json);
+    }
+
+    fn kept(object: Self::Object) -> serde_json::Value {
+        serde_json::Value::Object(object)
+    }
+
+    fn fields(
+        self,
+        fields: &'a [FieldDecl],
+        at: &At<'_>,
+        in_order: bool,
+    ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
+        static EMPTY: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
+            std::sync::LazyLock::new(serde_json::Map::new);
+        let given = self.as_object().unwrap_or(&EMPTY);
+        // a context usually lists its fields in declaration order: each is then the next
+        // entry, found without hashing its name
+        let mut next = given.iter().peekable();
+        let mut failed = false;
+        fields.iter().enumerate().filter_map(move |(i, f)| {
+            if failed {
+                return None;
+            }
+            let v = if in_order {
+                next.next_if(|(k, _)| **k == f.name.value).map(|(_, v)| v)
+            } else {
+                given.get(&f.name.value)
+            };
+            match resolve(f, v, at) {
+                Ok(Some(Found::Given(v) | Found::Default(v))) => Some(Ok((i, f, v))),
+                Ok(None) => None,
+                Err(m) => {
+                    failed = true;
+                    Some(Err(m))
+                }
+            }
+        })
+    }
+}
+
+impl<'a> Given<'a> for &'a mut serde_json::Value {
+    type Json = ();
+
+    fn json(&self) -> &serde_json::Value {
+        self
+    }
+
+    fn keep(&self) {}
+
+    fn items(self) -> impl Iterator<Item = Self> {
+        self.as_array_mut().into_iter().flatten()
+    }
+
+    fn entries(self) -> impl Iterator<Item = (&'a str, Self)> {
+        self.as_object_mut()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn list(_: Vec<()>) {}
+
+    type Object = ();
+
+    fn object(_: usize) {}
+
+    fn put((): &mut (), _: &str, (): ()) {}
+
+    fn kept((): ()) {}
+
+    fn fields(
+        self,
+        fields: &'a [FieldDecl],
+        at: &At<'_>,
+        in_order: bool,
+    ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
+        let mut refused = None;
+        let mut present = 0;
+        if let Some(m) = self.as_object_mut() {
+            // the fields in declaration order (a context usually has them so already)
+            if !in_order {
+                let mut given = std::mem::take(m);
+                for f in fields {
+                    if let Some((k, v)) = given.swap_remove_entry(&f.name.value) {
+                        m.insert(k, v);
+                    }
+                }
+            }
+            // each absent field resolved: defaulted in place, or left out, or refused
+            // (the fields before it are still fitted first, as a borrowed value's are)
+            let mut next = m.keys().peekable();
+            let mut defaults = Vec::new();
+            for f in fields {
+                let given = next.next_if(|k| **k == f.name.value).is_some();
+                match resolve(f, given.then_some(()), at) {
+                    Ok(Some(Found::Given(()))) => present += 1,
+                    Ok(Some(Found::Default(d))) => {
+                        defaults.push((present, f, d));
+                        present += 1;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            for (i, f, d) in defaults {
+                m.shift_insert(i, f.name.value.clone(), d.clone());
+            }
+        }
+        let mut decls = fields.iter().enumerate();
+        self.as_object_mut()
+            .into_iter()
+            .flatten()
+            .take(present)
+            .filter_map(move |(k, v)| {
+                let (i, f) = decls.by_ref().find(|(_, f)| f.name.value == *k)?;
+                Some(Ok((i, f, v)))
+            })
+            .chain(refused.map(Err))
+    }
+}
+
+/// Whether an object's keys come in declaration order (and so are all declared).
+fn in_declaration_order<'k>(fields: &[FieldDecl], keys: impl Iterator<Item = &'k String>) -> bool {
+    let mut keys = keys.peekable();
+    for f in fields {
+        keys.next_if(|k| **k == f.name.value);
+    }
+    keys.peek().is_none()
+}
+
+/// Where an object's declared field gets its value from.
+enum Found<'d, T> {
+    /// Given (the caller's handle of it).
+    Given(T),
+    /// Absent: its declared default.
+    Default(&'d serde_json::Value),
+}
+
+/// The one rule for a declared field of an object: given, it is fitted; absent, its
+/// `default` is; absent without one, it is left out when `optional` (`None`) and
+/// missing otherwise.
+fn resolve<'d, T>(
+    f: &'d FieldDecl,
+    given: Option<T>,
     at: &At<'_>,
-) -> Result<Vec<(&'d FieldDecl, Fitted)>, Misfit> {
-    if let Some(k) = given
-        .keys()
-        .find(|k| !fields.iter().any(|f| f.name.value == **k))
-    {
+) -> Result<Option<Found<'d, T>>, Misfit> {
+    match (given, &f.default) {
+        (Some(v), _) => Ok(Some(Found::Given(v))),
+        (None, Some(d)) => Ok(Some(Found::Default(d))),
+        (None, None) if f.optional => Ok(None),
+        (None, None) => Err(Misfit {
+            path: at.child(Part::Field(&f.name.value)).path(),
+            kind: MisfitKind::Missing {
+                expected: f.decl.to_string(),
+            },
+        }),
+    }
+}
+
+/// The fields of an object, by the one rule for each ([`resolve`]): every given field
+/// must be declared; each declared one that has a value is fitted and handed to `each`
+/// with its index, in declaration order (`want(i)`: whether its CEL value is wanted).
+fn fields_at<'a, G: Given<'a>>(
+    fields: &'a [FieldDecl],
+    given: G,
+    at: &At<'_>,
+    want: impl Fn(usize) -> bool,
+    mut each: impl FnMut(usize, &'a FieldDecl, Fit<G::Json>),
+) -> Result<(), Misfit> {
+    let keys = || {
+        given
+            .json()
+            .as_object()
+            .into_iter()
+            .flat_map(serde_json::Map::keys)
+    };
+    // keys in declaration order are all declared; others are each looked for
+    let in_order = in_declaration_order(fields, keys());
+    if !in_order && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k)) {
         return Err(Misfit {
             path: at.child(Part::Field(k)).path(),
             kind: MisfitKind::Unknown {
@@ -328,135 +652,196 @@ fn fields_at<'d>(
             },
         });
     }
-    let mut out = Vec::with_capacity(fields.len());
-    // a context usually lists its fields in declaration order: each is then the next
-    // entry, found without hashing its name
-    let mut next = given.iter().peekable();
-    for f in fields {
-        let here = at.child(Part::Field(&f.name.value));
-        let in_order = next.next_if(|(k, _)| **k == f.name.value).map(|(_, v)| v);
-        let v = match in_order
-            .or_else(|| given.get(&f.name.value))
-            .or(f.default.as_ref())
-        {
-            Some(v) => v,
-            None if f.optional => continue,
-            None => {
-                return Err(Misfit {
-                    path: here.path(),
-                    kind: MisfitKind::Missing {
-                        expected: f.decl.to_string(),
-                    },
-                });
-            }
-        };
-        out.push((f, fit_at(&f.decl, v, &here, true)?));
+    for field in given.fields(fields, at, in_order) {
+        let (i, f, v) = field?;
+        let fit = fit_at(
+            &f.decl,
+            v,
+            &at.child(Part::Field(&f.name.value)),
+            true,
+            want(i),
+        )?;
+        each(i, f, fit);
     }
-    Ok(out)
+    Ok(())
 }
 
-/// `check_allowed`: whether this value's own `enum` applies (not when fitting a member
-/// of that `enum`); nested declarations always check theirs.
-fn fit_at(
-    decl: &Declared,
-    v: &serde_json::Value,
+/// What shape of value a declaration and a JSON value make.
+enum Shape {
+    List(usize),
+    Map(usize),
+    Object,
+    Scalar,
+    Wrong,
+}
+
+/// The one fit routine: `v` fits `decl` (its type, its `enum`, its parts at any depth,
+/// every object's fields by [`resolve`]); builds the normalised JSON as [`Given`] keeps
+/// it, and the CEL value when `want`. `check_allowed`: whether this value's own `enum`
+/// applies (not when fitting a member of that `enum`); nested declarations always check
+/// theirs.
+fn fit_at<'a, G: Given<'a>>(
+    decl: &'a Declared,
+    v: G,
     at: &At<'_>,
     check_allowed: bool,
-) -> Result<Fitted, Misfit> {
+    want: bool,
+) -> Result<Fit<G::Json>, Misfit> {
     use serde_json::Value as J;
-    let wrong = |at: &At<'_>| Misfit {
+    let wrong = |v: &J, at: &At<'_>| Misfit {
         path: at.path(),
         kind: MisfitKind::WrongType {
             expected: decl.ty.to_string(),
             got: format!("{} `{}`", json_kind(v), shown(v)),
         },
     };
-    let scalar = |value: Option<Value>, at: &At<'_>| match value {
-        Some(value) => Ok(Fitted {
-            json: v.clone(),
-            value,
-        }),
-        None => Err(wrong(at)),
+    let shape = match (&decl.parts, v.json()) {
+        (Parts::Items(_), J::Array(items)) => Shape::List(items.len()),
+        (Parts::Values(_), J::Object(m)) => Shape::Map(m.len()),
+        (Parts::Fields(_), J::Object(_)) => Shape::Object,
+        (Parts::None, _) => Shape::Scalar,
+        _ => Shape::Wrong,
     };
-    let fitted = match (&decl.parts, &decl.ty, v) {
-        (Parts::Items(item), _, J::Array(items)) => {
-            let mut json = Vec::with_capacity(items.len());
-            let mut values = Vec::with_capacity(items.len());
-            for (i, x) in items.iter().enumerate() {
-                let f = fit_at(item, x, &at.child(Part::Index(i)), true)?;
+    let allowed = decl.allowed.as_ref().filter(|_| check_allowed);
+    // a list's, map's or object's `enum` is checked against its normalised JSON: built
+    // here when the value is normalised in place (and so consumed by its parts below)
+    let normalised = match (&shape, allowed) {
+        (Shape::List(_) | Shape::Map(_) | Shape::Object, Some(_)) => {
+            Some(fit_at(decl, v.json(), at, false, false)?.json)
+        }
+        _ => None,
+    };
+    let mut scalar = None;
+    let fitted = match (shape, &decl.parts) {
+        (Shape::List(n), Parts::Items(item)) => {
+            let mut json = Vec::with_capacity(n);
+            let mut values = Vec::with_capacity(if want { n } else { 0 });
+            for (i, x) in v.items().enumerate() {
+                let f = fit_at(item, x, &at.child(Part::Index(i)), true, want)?;
                 json.push(f.json);
-                values.push(f.value);
+                values.extend(f.value);
             }
-            Fitted {
-                json: J::Array(json),
-                value: Value::List(Arc::new(values)),
-            }
-        }
-        (Parts::Values(val), _, J::Object(m)) => {
-            let mut json = serde_json::Map::with_capacity(m.len());
-            let mut values = Vec::with_capacity(m.len());
-            for (k, x) in m {
-                let f = fit_at(val, x, &at.child(Part::Key(k)), true)?;
-                json.insert(k.clone(), f.json);
-                values.push((Value::string(k), f.value));
-            }
-            Fitted {
-                json: J::Object(json),
-                value: Value::map(values),
+            Fit {
+                json: G::list(json),
+                value: want.then(|| Value::List(Arc::new(values))),
             }
         }
-        (Parts::Fields(fields), _, J::Object(m)) => {
-            let fitted = fields_at(fields, m, at)?;
-            let mut json = serde_json::Map::with_capacity(fitted.len());
-            let mut values = Vec::with_capacity(fitted.len());
-            for (f, x) in fitted {
-                json.insert(f.name.value.clone(), x.json);
-                values.push((Value::string(&f.name.value), x.value));
+        (Shape::Map(n), Parts::Values(val)) => {
+            let mut json = G::object(n);
+            let mut values = Vec::with_capacity(if want { n } else { 0 });
+            for (k, x) in v.entries() {
+                let f = fit_at(val, x, &at.child(Part::Key(k)), true, want)?;
+                G::put(&mut json, k, f.json);
+                if let Some(x) = f.value {
+                    values.push((Value::string(k), x));
+                }
             }
-            Fitted {
-                json: J::Object(json),
-                value: Value::map(values),
+            Fit {
+                json: G::kept(json),
+                value: want.then(|| Value::map(values)),
             }
         }
-        (Parts::Items(_) | Parts::Values(_) | Parts::Fields(_), _, _) => return Err(wrong(at)),
-        (Parts::None, ty, _) => scalar(scalar_value(ty, v), at)?,
-    };
-    if check_allowed && let Some(allowed) = &decl.allowed {
-        // the same value written another way (`1` and `1.0` for a double) is allowed too
-        let ok = allowed.iter().any(|a| {
-            *a == fitted.json
-                || fit_at(decl, a, &At::root(&FieldPath::default()), false)
-                    .is_ok_and(|x| equals(&x.value, &fitted.value))
-        });
-        if !ok {
-            return Err(Misfit {
-                path: at.path(),
-                kind: MisfitKind::NotAllowed {
-                    value: shown(v),
-                    allowed: allowed.iter().map(shown).collect::<Vec<_>>().join(", "),
+        (Shape::Object, Parts::Fields(fields)) => {
+            let mut json = G::object(fields.len());
+            let mut values = Vec::with_capacity(if want { fields.len() } else { 0 });
+            fields_at(
+                fields,
+                v,
+                at,
+                |_| want,
+                |_, f, x| {
+                    G::put(&mut json, &f.name.value, x.json);
+                    if let Some(x) = x.value {
+                        values.push((Value::string(&f.name.value), x));
+                    }
                 },
-            });
+            )?;
+            Fit {
+                json: G::kept(json),
+                value: want.then(|| Value::map(values)),
+            }
         }
+        (Shape::Scalar, _) => match scalar_value(&decl.ty, v.json(), want) {
+            Some(value) => {
+                let json = v.keep();
+                scalar = Some(v);
+                Fit { json, value }
+            }
+            None => return Err(wrong(v.json(), at)),
+        },
+        _ => return Err(wrong(v.json(), at)),
+    };
+    if let Some(allowed) = allowed {
+        let (json, value) = match (&scalar, &normalised) {
+            (Some(v), _) => (v.json(), fitted.value.as_ref()),
+            (None, Some(n)) => (n, None),
+            (None, None) => return Ok(fitted),
+        };
+        in_enum(decl, allowed, json, value, at)?;
     }
-    Ok(fitted)
+    let value = if want { fitted.value } else { None };
+    Ok(Fit {
+        json: fitted.json,
+        value,
+    })
 }
 
-/// The CEL value of a JSON scalar of a declared scalar type (`None`: it does not fit).
-fn scalar_value(ty: &Type, v: &serde_json::Value) -> Option<Value> {
+/// The one `enum` rule: a value is allowed when its normalised JSON is one of `allowed`,
+/// or the same value written another way (`1` and `1.0` for a double); `value`: its CEL
+/// value, when built.
+fn in_enum(
+    decl: &Declared,
+    allowed: &[serde_json::Value],
+    json: &serde_json::Value,
+    value: Option<&Value>,
+    at: &At<'_>,
+) -> Result<(), Misfit> {
+    let ok = allowed.iter().any(|a| {
+        *a == *json
+            || fit_at(decl, a, &At::root(&FieldPath::default()), false, true).is_ok_and(|x| match (
+                &x.value, value,
+            ) {
+                (Some(x), Some(value)) => equals(x, value),
+                (Some(x), None) => fit_at(decl, json, at, false, true)
+                    .is_ok_and(|y| y.value.is_some_and(|y| equals(x, &y))),
+                (None, _) => false,
+            })
+    });
+    if !ok {
+        return Err(Misfit {
+            path: at.path(),
+            kind: MisfitKind::NotAllowed {
+                value: shown(json),
+                allowed: allowed.iter().map(shown).collect::<Vec<_>>().join(", "),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Whether a JSON scalar fits a declared scalar type (`None`: it does not), with its CEL
+/// value when `want`.
+#[allow(
+    clippy::option_option,
+    reason = "None: it does not fit; Some(None): it fits, its value not wanted"
+)]
+fn scalar_value(ty: &Type, v: &serde_json::Value, want: bool) -> Option<Option<Value>> {
     use serde_json::Value as J;
-    Some(match (ty, v) {
-        (Type::Dyn, _) => Value::from_json(v),
+    let value = match (ty, v) {
+        (Type::Dyn, _) => return Some(want.then(|| Value::from_json(v))),
         (Type::Null, J::Null) => Value::Null,
         (Type::Bool, J::Bool(b)) => Value::Bool(*b),
-        (Type::String, J::String(s)) => Value::string(s),
+        (Type::String, J::String(s)) => return Some(want.then(|| Value::string(s))),
         (Type::Int, J::Number(n)) => Value::Int(n.as_i64()?),
         (Type::Uint, J::Number(n)) => Value::Uint(n.as_u64()?),
         (Type::Double, J::Number(n)) => Value::Double(n.as_f64()?),
         (Type::Timestamp, J::String(s)) => Value::Timestamp(time::parse_timestamp(s)?),
         (Type::Duration, J::String(s)) => Value::Duration(time::parse_duration(s)?),
+        (Type::Bytes, J::String(_)) if !want => return Some(None),
         (Type::Bytes, J::String(s)) => Value::Bytes(Arc::from(s.as_bytes())),
         _ => return None,
-    })
+    };
+    Some(want.then_some(value))
 }
 
 /// Fits an `enum` member against its declaration, without the `enum` itself.
@@ -464,5 +849,5 @@ fn scalar_value(ty: &Type, v: &serde_json::Value) -> Option<Value> {
 /// # Errors
 /// Where the member does not fit.
 pub fn fit_member(decl: &Declared, member: &serde_json::Value) -> Result<Fitted, Misfit> {
-    fit_at(decl, member, &At::root(&FieldPath::default()), false)
+    fit_at(decl, member, &At::root(&FieldPath::default()), false, true).map(Fit::fitted)
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::compile::CompiledFlow;
 use crate::diagnostic::did_you_mean;
 use crate::model::decl::json_kind;
-use crate::model::{FieldPath, Misfit, MisfitKind, PathPart, fit_fields};
+use crate::model::decl::{Given, fit_object};
+use crate::model::{FieldPath, Misfit, MisfitKind, PathPart};
 use crate::sandbox::Bindings;
 
 /// Why a context was refused (no instance is created).
@@ -117,61 +118,132 @@ impl ContextError {
     }
 }
 
-/// Checks a context against the flow's declaration with [`crate::model::fit_fields`]
-/// (the definition `flowc check` uses for defaults and `enum` values) and fills in every
-/// default at any depth; returns the normalised context (what an instance persists) and
-/// the bound variables.
+/// Checks a context against the flow's declaration with the one fit routine
+/// ([`crate::model::decl::fit_object`], the definition `flowc check` uses for defaults
+/// and `enum` values) and fills in every default at any depth; returns the normalised
+/// context (what an instance persists) and the bound variables (only the fields a
+/// condition reads are converted to CEL values).
+///
+/// The context is borrowed (`&serde_json::Value`: what the instance keeps is copied) or
+/// handed over (`serde_json::Value`: normalised in place and kept, nothing copied).
 ///
 /// # Errors
 /// The first problem, naming the field by its path (`items[2].amount`).
 pub fn bind(
     flow: &CompiledFlow,
-    context: &serde_json::Value,
+    context: impl IntoContext,
 ) -> Result<(Context, Bindings), ContextError> {
-    let serde_json::Value::Object(given) = context else {
-        return Err(ContextError::NotAnObject {
-            got: json_kind(context),
-        });
-    };
-    bind_object(flow, given)
+    let slots = flow.context_slots();
+    context.bind(flow, &|i| matches!(slots.get(i), Some(Some(_))))
 }
 
-/// [`bind`] of an object.
-pub(super) fn bind_object(
+/// [`bind`] for an instance: only the fields the flow's programs read are bound
+/// ([`CompiledFlow::context_read`]).
+pub(super) fn bind_read(
     flow: &CompiledFlow,
-    given: &serde_json::Map<String, serde_json::Value>,
+    context: impl IntoContext,
 ) -> Result<(Context, Bindings), ContextError> {
-    let fitted = fit_fields(&flow.flow().context, given, &FieldPath::default())
-        .map_err(ContextError::from_misfit)?;
-    let mut fields = Vec::with_capacity(fitted.len());
-    let mut bindings = Bindings::new();
-    // the fitted fields come in declaration order (absent optional ones left out): each
-    // one's slot and shared name are found by walking the declarations alongside, not by
-    // its name; backwards, so that the first slot bound (the highest) sizes the slots once
-    let mut decls = flow
-        .flow()
-        .context
-        .iter()
-        .zip(flow.context_slots())
-        .zip(flow.context_names())
-        .rev();
-    for (decl, f) in fitted.into_iter().rev() {
-        let Some(((_, slot), name)) = decls.by_ref().find(|((d, _), _)| std::ptr::eq(*d, decl))
-        else {
-            continue;
-        };
-        if let Some(i) = slot {
-            bindings.set(*i, &f.value);
-        }
-        fields.push((Arc::clone(name), f.json));
+    let read = flow.context_read();
+    context.bind(flow, &|i| read.get(i).copied().unwrap_or(true))
+}
+
+/// A context as a host hands it over: borrowed (`&serde_json::Value`, copied where
+/// kept) or owned (`serde_json::Value`, kept as it is once normalised).
+pub trait IntoContext: sealed::Sealed {
+    /// The context as JSON.
+    fn json(&self) -> &serde_json::Value;
+    /// [`bind`], binding field `i` (by declaration order) when `want(i)`.
+    ///
+    /// # Errors
+    /// As [`bind`].
+    fn bind(
+        self,
+        flow: &CompiledFlow,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<(Context, Bindings), ContextError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &serde_json::Value {}
+    impl Sealed for serde_json::Value {}
+}
+
+impl IntoContext for &serde_json::Value {
+    fn json(&self) -> &serde_json::Value {
+        self
     }
-    fields.reverse();
-    Ok((
-        Context {
-            fields: Fields::Shared(fields),
+
+    fn bind(
+        self,
+        flow: &CompiledFlow,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<(Context, Bindings), ContextError> {
+        let names = flow.context_names();
+        let mut fields = Vec::with_capacity(names.len());
+        let bindings = bind_with(flow, self, want, |i, json| {
+            if let Some(name) = names.get(i) {
+                fields.push((Arc::clone(name), json));
+            }
+        })?;
+        Ok((
+            Context {
+                fields: Fields::Shared(fields),
+            },
+            bindings,
+        ))
+    }
+}
+
+impl IntoContext for serde_json::Value {
+    fn json(&self) -> &serde_json::Value {
+        self
+    }
+
+    fn bind(
+        mut self,
+        flow: &CompiledFlow,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<(Context, Bindings), ContextError> {
+        let bindings = bind_with(flow, &mut self, want, |_, ()| {})?;
+        let fields = match self {
+            serde_json::Value::Object(m) => Fields::Object(m),
+            _ => Fields::Shared(Vec::new()),
+        };
+        Ok((Context { fields }, bindings))
+    }
+}
+
+/// Fits `given` with [`fit_object`] and binds each field that has a slot and is wanted
+/// to its slot; `keep` gets every field's normalised JSON as `G` keeps it, with its
+/// index.
+fn bind_with<'a, G: Given<'a>>(
+    flow: &'a CompiledFlow,
+    given: G,
+    want: &dyn Fn(usize) -> bool,
+    mut keep: impl FnMut(usize, G::Json),
+) -> Result<Bindings, ContextError> {
+    if !given.json().is_object() {
+        return Err(ContextError::NotAnObject {
+            got: json_kind(given.json()),
+        });
+    }
+    let slots = flow.context_slots();
+    let mut bindings = Bindings::with_slots(slots.iter().flatten().max().map_or(0, |m| m + 1));
+    fit_object(
+        &flow.flow().context,
+        given,
+        &FieldPath::default(),
+        |i| matches!(slots.get(i), Some(Some(_))) && want(i),
+        |i, _, fit| {
+            if let (Some(Some(slot)), Some(value)) = (slots.get(i), fit.value) {
+                bindings.set_owned(*slot, value);
+            }
+            keep(i, fit.json);
         },
-        bindings,
-    ))
+    )
+    .map_err(ContextError::from_misfit)?;
+    Ok(bindings)
 }
 
 /// An instance's context: the JSON object given to
@@ -257,19 +329,6 @@ impl Context {
                 fields: Fields::Object(m),
             }),
             _ => None,
-        }
-    }
-
-    /// The context to bind again (restoring a state): a read context as read, a bound
-    /// one rebuilt as an object.
-    pub(super) fn as_object(
-        &self,
-    ) -> std::borrow::Cow<'_, serde_json::Map<String, serde_json::Value>> {
-        match &self.fields {
-            Fields::Object(m) => std::borrow::Cow::Borrowed(m),
-            Fields::Shared(f) => {
-                std::borrow::Cow::Owned(f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
-            }
         }
     }
 }

@@ -69,7 +69,7 @@ use std::sync::Arc;
 use crate::compile::CompiledFlow;
 use crate::limits::Limits;
 
-pub use context::{Context, ContextError};
+pub use context::{Context, ContextError, IntoContext};
 pub use error::RuntimeError;
 pub use state::{InstanceState, Logged, STATE_FORMAT};
 pub use types::{
@@ -99,7 +99,7 @@ impl Instance {
     /// instance is created).
     pub fn start(
         flow: Arc<CompiledFlow>,
-        context: &serde_json::Value,
+        context: impl IntoContext,
         at: u64,
     ) -> Result<(Instance, Vec<Effect>), RuntimeError> {
         if at > Limits::MAX_TIME {
@@ -108,26 +108,7 @@ impl Instance {
                 max: Limits::MAX_TIME,
             });
         }
-        let serde_json::Value::Object(given) = context else {
-            return Err(RuntimeError::Context(ContextError::NotAnObject {
-                got: crate::model::decl::json_kind(context),
-            }));
-        };
-        Instance::start_object(flow, given, at)
-    }
-
-    fn start_object(
-        flow: Arc<CompiledFlow>,
-        given: &serde_json::Map<String, serde_json::Value>,
-        at: u64,
-    ) -> Result<(Instance, Vec<Effect>), RuntimeError> {
-        if at > Limits::MAX_TIME {
-            return Err(RuntimeError::TimeOutOfRange {
-                at,
-                max: Limits::MAX_TIME,
-            });
-        }
-        let (context, bindings) = context::bind_object(&flow, given)?;
+        let (context, bindings) = context::bind_read(&flow, context)?;
         // sized for a typical run, so that the first steps and answers do not regrow them
         let steps = flow.nodes().len().clamp(1, 16);
         let mut inst = Instance {
@@ -179,10 +160,10 @@ impl Instance {
                 got: have.clone(),
             });
         }
-        let (mut replay, _) =
-            Instance::start_object(flow, &state.context.as_object(), state.started_at).map_err(
-                |e| RuntimeError::CorruptState(format!("its context does not start the flow: {e}")),
-            )?;
+        let (mut replay, _) = Instance::start(flow, state.context.to_json(), state.started_at)
+            .map_err(|e| {
+                RuntimeError::CorruptState(format!("its context does not start the flow: {e}"))
+            })?;
         for (n, logged) in state.log.iter().enumerate() {
             replay
                 .apply_logged(logged.id.clone(), &logged.event, logged.at)

@@ -151,7 +151,15 @@ impl Instance {
         if user.trim().is_empty() {
             return Err(RuntimeError::EmptyName { what: "user" });
         }
-        let Some(index) = self.flow.step_index(step) else {
+        // the step is usually one a token waits at: found among the few tokens by name
+        // before the flow's index is asked
+        let waiting = self
+            .state
+            .tokens
+            .iter()
+            .find(|t| step_name(&self.flow, t.step) == step)
+            .map(|t| t.step);
+        let Some(index) = waiting.or_else(|| self.flow.step_index(step)) else {
             return Err(self.unknown_step(step));
         };
         if let Some(task) = task {
