@@ -95,6 +95,10 @@ impl Cx<'_> {
     }
 
     /// The budget ran out.
+    #[expect(
+        clippy::unnecessary_box_returns,
+        reason = "errors travel boxed so the hot path's results stay small"
+    )]
     fn spent(&self) -> Fail {
         self.budget.set(0);
         Box::new(RunError::budget(self.bounds.cost))
