@@ -119,6 +119,7 @@ impl Ctx<'_> {
                 {
                     warnings.push(ExprError::ConstantCondition {
                         value,
+                        unless_limit: false,
                         span: src.span,
                     });
                 }
