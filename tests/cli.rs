@@ -1002,3 +1002,32 @@ fn output_that_cannot_be_written_is_never_a_silent_success() {
         }
     }
 }
+
+/// `--evaluator` picks the path `flowc eval` runs conditions on: both give the same
+/// outcome and trace (issue 11), and an unknown path is a usage error.
+#[test]
+fn eval_runs_on_either_evaluator() {
+    let mut outs = Vec::new();
+    for evaluator in ["direct", "sandbox"] {
+        let (code, out, err) = run(&[
+            "eval",
+            EXPENSE,
+            "--context",
+            CTX,
+            "--auto",
+            "approve",
+            "--evaluator",
+            evaluator,
+        ]);
+        assert_eq!(code, 0, "{evaluator}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["outcome"], "approved", "{evaluator}");
+        outs.push(v);
+    }
+    assert_eq!(outs[0], outs[1]);
+    let (code, _, err) = run(&["eval", EXPENSE, "--context", CTX, "--evaluator", "rhai"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("direct") && err.contains("sandbox"), "{err}");
+    let (_, help, _) = run(&["eval", "--help"]);
+    assert!(help.contains("--evaluator"), "{help}");
+}

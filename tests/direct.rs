@@ -374,3 +374,14 @@ steps:
         assert_eq!(direct, Ok(expected), "{name} ({n})");
     }
 }
+
+/// A generated program that does not compile (a bug in flowc) is quoted cut short: the
+/// internal error stays bounded whatever the program's length (issue 11, B1).
+#[test]
+fn an_internal_compile_error_quotes_a_bounded_excerpt() {
+    let sandbox = flowc::sandbox::Sandbox::default();
+    let source = format!("{} +", vec!["1"; 5_000].join(" + "));
+    let e = sandbox.compile(&source, &[]).unwrap_err().to_string();
+    assert!(e.len() < 400, "{} bytes: {e}", e.len());
+    assert!(e.ends_with(&format!("… ({} bytes)`", source.len())), "{e}");
+}
