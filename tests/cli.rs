@@ -470,6 +470,10 @@ fn test_examples_pass() {
         out.ends_with("\ntest result: ok. 46 passed; 0 failed; 6 file(s)\n"),
         "{out}"
     );
+    // the same scenarios pass on the sandbox (issue 11: `--evaluator`)
+    let (code, sandboxed, err) = run(&["test", "examples/", "--evaluator", "sandbox"]);
+    assert_eq!(code, 0, "{sandboxed}{err}");
+    assert_eq!(sandboxed, out);
 }
 
 #[test]

@@ -249,6 +249,10 @@ enum Command {
         /// current directory) or flow files (the scenario files under the current
         /// directory whose `flow:` is one of them); other YAML is ignored.
         paths: Vec<PathBuf>,
+        /// Which path evaluates conditions, decisions and assignee expressions (as for
+        /// `eval`).
+        #[arg(long, value_enum, default_value_t = EvaluatorArg::Direct)]
+        evaluator: EvaluatorArg,
     },
     /// Explain a diagnostic code, with a bad and a fixed example from the fixtures.
     Rule {
@@ -419,7 +423,7 @@ pub fn main() -> ExitCode {
             events,
             step,
         } => eval::explain(&flow, &context, events.as_deref(), &step),
-        Command::Test { paths } => test::run(&paths),
+        Command::Test { paths, evaluator } => test::run(&paths, evaluator.into()),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
         #[cfg(feature = "etcd")]
         Command::Publish { files, etcd, write } => publish::run(&files, &etcd, &write),
