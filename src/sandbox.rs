@@ -421,7 +421,11 @@ fn nesting(source: &str) -> usize {
 /// The start of a generated program, cut so that a diagnostic quoting it stays bounded.
 fn excerpt(source: &str) -> String {
     match source.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}… ({} bytes)", &source[..cut], source.len()),
+        Some((cut, _)) => format!(
+            "{}… ({} bytes)",
+            source.get(..cut).unwrap_or_default(),
+            source.len()
+        ),
         None => source.to_owned(),
     }
 }

@@ -423,7 +423,13 @@ pub fn main() -> ExitCode {
             events,
             step,
         } => eval::explain(&flow, &context, events.as_deref(), &step),
-        Command::Test { paths, evaluator } => test::run(&paths, evaluator.into()),
+        Command::Test { paths, evaluator } => test::run(
+            &paths,
+            &flowc::compile::Options {
+                evaluator: evaluator.into(),
+                ..flowc::compile::Options::default()
+            },
+        ),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
         #[cfg(feature = "etcd")]
         Command::Publish { files, etcd, write } => publish::run(&files, &etcd, &write),

@@ -583,23 +583,7 @@ pub fn check_rule_after(
         }]);
     }
     let mut warnings = Vec::new();
-    if !is_constant(&checked.expr) {
-        if let Some(value) = constant::fixed_value(&checked.expr) {
-            warnings.push(ExprError::ConstantCondition {
-                value,
-                unless_limit: may_hit_limit(&checked.expr),
-                span: src.span,
-            });
-        }
-        // a constant part that always runs out of a limit fails the condition whenever
-        // it is evaluated (limit errors are never absorbed)
-        if let Some((message, (start, end))) = over_limit_part(&checked.expr, closed) {
-            return Err(vec![ExprError::AlwaysFails {
-                message,
-                span: src.map_span(start, end),
-            }]);
-        }
-    } else {
+    if is_constant(&checked.expr) {
         let g = codegen::generate_condition(&checked.expr, &VarTable::default());
         if let Some(result) = closed.eval_closed(&g) {
             match result {
@@ -615,6 +599,22 @@ pub fn check_rule_after(
                     }]);
                 }
             }
+        }
+    } else {
+        if let Some(value) = constant::fixed_value(&checked.expr) {
+            warnings.push(ExprError::ConstantCondition {
+                value,
+                unless_limit: may_hit_limit(&checked.expr),
+                span: src.span,
+            });
+        }
+        // a constant part that always runs out of a limit fails the condition whenever
+        // it is evaluated (limit errors are never absorbed)
+        if let Some((message, (start, end))) = over_limit_part(&checked.expr, closed) {
+            return Err(vec![ExprError::AlwaysFails {
+                message,
+                span: src.map_span(start, end),
+            }]);
         }
     }
     warnings.extend(unguarded_reads(
