@@ -110,7 +110,10 @@ pub struct SandboxLimits {
     pub max_operations: u64,
     /// Deepest function-call nesting.
     pub max_call_levels: usize,
-    /// Deepest expression nesting (compile time).
+    /// Deepest expression nesting of a generated program (compile time). The default
+    /// holds every program generated from an expression within
+    /// [`Limits::MAX_EXPR_DEPTH`]: each level of a CEL expression is several levels of
+    /// Rhai (a macro is a block holding a loop holding a call).
     pub max_expr_depth: usize,
     /// Longest string, in bytes.
     pub max_string_size: usize,
@@ -125,7 +128,7 @@ impl Default for SandboxLimits {
         Self {
             max_operations: 100_000,
             max_call_levels: 16,
-            max_expr_depth: 128,
+            max_expr_depth: Limits::MAX_EXPR_DEPTH * 2 * 24,
             max_string_size: 64 * 1024,
             max_array_size: 10_000,
             max_map_size: 10_000,

@@ -470,6 +470,10 @@ fn test_examples_pass() {
         out.ends_with("\ntest result: ok. 46 passed; 0 failed; 6 file(s)\n"),
         "{out}"
     );
+    // the same scenarios pass on the sandbox (issue 11: `--evaluator`)
+    let (code, sandboxed, err) = run(&["test", "examples/", "--evaluator", "sandbox"]);
+    assert_eq!(code, 0, "{sandboxed}{err}");
+    assert_eq!(sandboxed, out);
 }
 
 #[test]
@@ -1001,4 +1005,33 @@ fn output_that_cannot_be_written_is_never_a_silent_success() {
             );
         }
     }
+}
+
+/// `--evaluator` picks the path `flowc eval` runs conditions on: both give the same
+/// outcome and trace (issue 11), and an unknown path is a usage error.
+#[test]
+fn eval_runs_on_either_evaluator() {
+    let mut outs = Vec::new();
+    for evaluator in ["direct", "sandbox"] {
+        let (code, out, err) = run(&[
+            "eval",
+            EXPENSE,
+            "--context",
+            CTX,
+            "--auto",
+            "approve",
+            "--evaluator",
+            evaluator,
+        ]);
+        assert_eq!(code, 0, "{evaluator}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["outcome"], "approved", "{evaluator}");
+        outs.push(v);
+    }
+    assert_eq!(outs[0], outs[1]);
+    let (code, _, err) = run(&["eval", EXPENSE, "--context", CTX, "--evaluator", "rhai"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("direct") && err.contains("sandbox"), "{err}");
+    let (_, help, _) = run(&["eval", "--help"]);
+    assert!(help.contains("--evaluator"), "{help}");
 }

@@ -1408,10 +1408,13 @@ fn reviewer_warnings_the_probe_found_missing() {
             "{ENUMS}  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{cond}'\n"
         ))
     };
-    // a contradiction is always false
+    // a contradiction is always false (unless `in` runs out of the budget on a huge
+    // list: limit errors are not absorbed)
     assert_eq!(
         summary(&skip("\"a\" in tags && !(\"a\" in tags)")),
-        ["flowc::expr::constant-condition 19:20 condition is always false"]
+        [
+            "flowc::expr::constant-condition 19:20 condition is always false unless evaluating it runs out of a limit"
+        ]
     );
     // a member of an `in` list outside the enum
     let d = skip("dept in [\"sales\", \"hr\"]");
@@ -1690,4 +1693,18 @@ fn an_unguarded_optional_read_in_an_assignee_expression_is_a_warning() {
         summary(&flow("has(applicant.deputy) ? applicant.deputy : \"boss\"")),
         Vec::<String>::new()
     );
+}
+
+/// Issue 11: a literal time zone flowc does not know, and a constant part that always
+/// runs out of the evaluation budget, are check errors at their own position; an
+/// always-true condition with a part that may run out of a limit says so; a regex
+/// error says "invalid regular expression" once.
+#[test]
+fn conditions_that_always_fail_or_may_hit_a_limit_say_so() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  at: timestamp\n  amount: double\n  nums: list<int>\n  dept: string\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'at.getHours(\"Asia/Shanghai\") >= 18'\n  - id: b\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'amount > 0.0 && [0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9].all(b, [0,1,2,3,4,5,6,7,8,9].all(c, [0,1,2,3,4,5,6,7,8,9].all(d, [0,1,2,3,4,5,6,7,8,9].all(e, a + b + c + d + e >= 0)))))'\n  - id: c\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'nums.all(x, x >= 0) || true'\n  - id: d\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'dept.matches(\"(fin\") || at.getHours(\"+08:00\") > 3 || [1, 2].all(x, x > 0)'\n";
+    let d = check(text);
+    insta::assert_snapshot!("issue_11_always_fails_and_limits", summary(&d).join("\n"));
+    let (code, human) = check_human("issue11", text);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("issue_11_always_fails_and_limits_human", human);
 }

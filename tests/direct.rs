@@ -278,3 +278,104 @@ steps:
 fn flow_with_lists() -> flowc::compile::CompiledFlow {
     compile(&SourceFile::new("big.yaml", FLOW), &Options::default()).unwrap()
 }
+
+/// Every expression flowc's parser accepts compiles on both paths and both give the
+/// same value (issue 11, B1): for each shape that nests (a chain of `||`, of `+` on
+/// ints and on strings, nested `?:`, chained `map`, nested `exists`, a run of `!`,
+/// nested list literals) the largest the parser accepts is built, compiled and run
+/// here, on a test thread's small stack.
+#[test]
+fn the_largest_expression_of_every_shape_compiles_and_agrees_on_both_paths() {
+    use flowc::expr::parse::parse;
+    let text = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: deep
+context:
+  dept: string
+  i: int
+  s: string
+  b: bool
+  l: list<int>
+steps:
+  - id: done
+    type: end
+    outcome: approved
+"#;
+    let flow = compile(&SourceFile::new("deep.yaml", text), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let slot = |n: &str| flow.vars().index(n).unwrap();
+    let mut bindings = Bindings::new();
+    bindings.set(slot("dept"), &Value::string("部门0"));
+    bindings.set(slot("i"), &Value::Int(1));
+    bindings.set(slot("s"), &Value::string("a"));
+    bindings.set(slot("b"), &Value::Bool(false));
+    bindings.set(slot("l"), &Value::List(Arc::new(vec![Value::Int(0)])));
+    // the largest `n` whose text the parser accepts (it refuses `n + 1`)
+    let largest = |shape: &dyn Fn(usize) -> String| -> (usize, String) {
+        let mut n = 1;
+        assert!(parse(&shape(n)).is_ok(), "{}", shape(n));
+        while parse(&shape(n + 1)).is_ok() {
+            n += 1;
+        }
+        (n, shape(n))
+    };
+    let shapes: [(&str, &dyn Fn(usize) -> String); 8] = [
+        ("|| chain", &|n| {
+            (0..n)
+                .map(|k| format!("dept == \"部门{k}\""))
+                .collect::<Vec<_>>()
+                .join(" || ")
+        }),
+        ("+ chain", &|n| {
+            format!("{} == {n}", vec!["i"; n].join(" + "))
+        }),
+        ("string + chain", &|n| {
+            format!("size({}) == {n}", vec!["s"; n].join(" + "))
+        }),
+        ("nested ?:", &|n| {
+            format!("({}0) == 0", "b ? 1 : ".repeat(n))
+        }),
+        ("chained map", &|n| {
+            format!("l{}[0] == {n}", ".map(x, x + 1)".repeat(n))
+        }),
+        ("nested exists", &|n| {
+            let mut e = "x0 == 0".to_owned();
+            for k in (0..n).rev() {
+                e = format!("l.exists(x{k}, {e})");
+            }
+            e
+        }),
+        ("!!!", &|n| format!("{}b", "!".repeat(n))),
+        ("nested list literal", &|n| {
+            format!("size({}1{}) == 1", "[".repeat(n), "]".repeat(n))
+        }),
+    ];
+    for (name, shape) in shapes {
+        let (n, text) = largest(shape);
+        let cond = flow.compile_condition("deep", &text).unwrap_or_else(|d| {
+            panic!(
+                "{name} ({n}): {:?}",
+                d.iter().map(|d| d.message()).collect::<Vec<_>>()
+            )
+        });
+        assert!(cond.is_direct(), "{name}");
+        let direct = cond.eval(sb, &mut bindings);
+        let sandboxed = cond.eval_sandboxed(sb, &mut bindings);
+        assert_eq!(direct, sandboxed, "{name} ({n})");
+        // `b` is false: an odd run of `!` gives true
+        let expected = name != "!!!" || n % 2 == 1;
+        assert_eq!(direct, Ok(expected), "{name} ({n})");
+    }
+}
+
+/// A generated program that does not compile (a bug in flowc) is quoted cut short: the
+/// internal error stays bounded whatever the program's length (issue 11, B1).
+#[test]
+fn an_internal_compile_error_quotes_a_bounded_excerpt() {
+    let sandbox = flowc::sandbox::Sandbox::default();
+    let source = format!("{} +", vec!["1"; 5_000].join(" + "));
+    let e = sandbox.compile(&source, &[]).unwrap_err().to_string();
+    assert!(e.len() < 400, "{} bytes: {e}", e.len());
+    assert!(e.ends_with(&format!("… ({} bytes)`", source.len())), "{e}");
+}

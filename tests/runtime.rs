@@ -1456,7 +1456,8 @@ fn signers_and_expression_assignees_are_never_blank() {
         fx,
         vec![Effect::Incident {
             step: "a".into(),
-            message: "assignee expression `signers` gave an empty user name".into()
+            message: "assignee expression `signers` (line 8, column 24) gave an empty user name"
+                .into()
         }]
     );
     assert_eq!(
@@ -1519,5 +1520,36 @@ fn answers_name_the_right_step_and_calls_are_answered_after_they_are_made() {
     assert_eq!(
         e.to_string(),
         "call 1 of step `s` is no longer live: its answer was applied at t=10"
+    );
+}
+
+/// A run-time error of an assignee expression (and of a notify step's `to`) says where
+/// the expression is written, as a failing decision rule does (issue 11, B7).
+#[test]
+fn assignee_expression_errors_carry_line_and_column() {
+    let f = flow(
+        "  - id: sign\n    type: approval\n    assignees: { expr: 'approvers[3]' }\n",
+        "{ approvers: list<string> }",
+    );
+    let (i, fx) = start(&f, json!({"approvers": ["张三"]}));
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "sign".into(),
+            message: "assignee expression `approvers[3]` (line 8, column 24) failed: index 3 out of range".into()
+        }]
+    );
+    assert_eq!(i.state().status.describe(), "stopped on an incident");
+    let f = flow(
+        "  - id: tell\n    type: notify\n    to: { expr: 'approvers[3]' }\n    message: hi\n    next: done\n  - id: done\n    type: end\n    outcome: approved\n",
+        "{ approvers: list<string> }",
+    );
+    let (_, fx) = start(&f, json!({"approvers": ["张三"]}));
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "tell".into(),
+            message: "assignee expression `approvers[3]` (line 8, column 17) failed: index 3 out of range".into()
+        }]
     );
 }

@@ -563,6 +563,11 @@ pub fn run(
 
 /// Reads and compiles one flow for other subcommands; diagnostics go to stderr.
 pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
+    load_one_with(path, &Options::default())
+}
+
+/// As [`load_one`], compiled with these options (`--evaluator`).
+pub fn load_one_with(path: &Path, options: &Options) -> Result<flowc::compile::CompiledFlow, u8> {
     let (name, bytes) = if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
@@ -579,7 +584,7 @@ pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
         report(&d);
         EXIT_FINDINGS
     })?;
-    compile(&file, &Options::default()).map_err(|d| {
+    compile(&file, options).map_err(|d| {
         report(&d);
         EXIT_FINDINGS
     })

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use flowc::compile::{Evaluator, Options};
 use flowc::diagnostic::ErrorCode as _;
 use flowc::runtime::{Applied, Auto, Effect, Event, Instance, RuntimeError, Visit};
 
@@ -375,8 +376,17 @@ struct Ran {
 
 /// Loads the flow, context and events and runs them; `Err` is an exit code (already
 /// reported).
-fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ran, u8> {
-    let compiled = Arc::new(super::check::load_one(flow)?);
+fn load_and_run(
+    flow: &Path,
+    context: &Path,
+    events: Option<&Path>,
+    evaluator: Evaluator,
+) -> Result<Ran, u8> {
+    let options = Options {
+        evaluator,
+        ..Options::default()
+    };
+    let compiled = Arc::new(super::check::load_one_with(flow, &options)?);
     let ctx = read_json(context).map_err(|(code, e)| {
         eprintln!("error: {e}");
         code
@@ -428,8 +438,14 @@ fn load_and_run(flow: &Path, context: &Path, events: Option<&Path>) -> Result<Ra
     })
 }
 
-pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto>) -> u8 {
-    let mut ran = match load_and_run(flow, context, events) {
+pub fn run(
+    flow: &Path,
+    context: &Path,
+    events: Option<&Path>,
+    auto: Option<Auto>,
+    evaluator: Evaluator,
+) -> u8 {
+    let mut ran = match load_and_run(flow, context, events, evaluator) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -486,7 +502,7 @@ pub fn run(flow: &Path, context: &Path, events: Option<&Path>, auto: Option<Auto
 
 /// `flowc explain`: why the instance stands where it does at `step`.
 pub fn explain(flow: &Path, context: &Path, events: Option<&Path>, step: &str) -> u8 {
-    let ran = match load_and_run(flow, context, events) {
+    let ran = match load_and_run(flow, context, events, Evaluator::default()) {
         Ok(r) => r,
         Err(code) => return code,
     };

@@ -147,6 +147,10 @@ enum Command {
         /// Then answer every pending task this way until the instance ends.
         #[arg(long, value_enum)]
         auto: Option<AutoArg>,
+        /// Which path evaluates conditions, decisions and assignee expressions (both
+        /// give the same values and errors; compare them on one instance).
+        #[arg(long, value_enum, default_value_t = EvaluatorArg::Direct)]
+        evaluator: EvaluatorArg,
     },
     /// Explain, in words, where an instance stands at a step and how it got there.
     Explain {
@@ -245,6 +249,10 @@ enum Command {
         /// current directory) or flow files (the scenario files under the current
         /// directory whose `flow:` is one of them); other YAML is ignored.
         paths: Vec<PathBuf>,
+        /// Which path evaluates conditions, decisions and assignee expressions (as for
+        /// `eval`).
+        #[arg(long, value_enum, default_value_t = EvaluatorArg::Direct)]
+        evaluator: EvaluatorArg,
     },
     /// Explain a diagnostic code, with a bad and a fixed example from the fixtures.
     Rule {
@@ -320,6 +328,24 @@ impl From<AutoArg> for flowc::runtime::Auto {
     }
 }
 
+/// `--evaluator`: the library's [`flowc::compile::Evaluator`].
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum EvaluatorArg {
+    /// The lowered IR, run directly (the default).
+    Direct,
+    /// The sandboxed Rhai programs.
+    Sandbox,
+}
+
+impl From<EvaluatorArg> for flowc::compile::Evaluator {
+    fn from(a: EvaluatorArg) -> Self {
+        match a {
+            EvaluatorArg::Direct => Self::Direct,
+            EvaluatorArg::Sandbox => Self::Sandbox,
+        }
+    }
+}
+
 /// Renders a runtime error as `what: error: message (code)` plus its help.
 pub fn render_error(what: &str, e: &flowc::runtime::RuntimeError) -> String {
     use miette::Diagnostic as _;
@@ -383,14 +409,27 @@ pub fn main() -> ExitCode {
             context,
             events,
             auto,
-        } => eval::run(&flow, &context, events.as_deref(), auto.map(Into::into)),
+            evaluator,
+        } => eval::run(
+            &flow,
+            &context,
+            events.as_deref(),
+            auto.map(Into::into),
+            evaluator.into(),
+        ),
         Command::Explain {
             flow,
             context,
             events,
             step,
         } => eval::explain(&flow, &context, events.as_deref(), &step),
-        Command::Test { paths } => test::run(&paths),
+        Command::Test { paths, evaluator } => test::run(
+            &paths,
+            &flowc::compile::Options {
+                evaluator: evaluator.into(),
+                ..flowc::compile::Options::default()
+            },
+        ),
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
         #[cfg(feature = "etcd")]
         Command::Publish { files, etcd, write } => publish::run(&files, &etcd, &write),

@@ -310,7 +310,7 @@ fn select(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
     Ok((out, unused))
 }
 
-pub fn run(paths: &[PathBuf]) -> u8 {
+pub fn run(paths: &[PathBuf], options: &flowc::compile::Options) -> u8 {
     let (files, unused) = match select(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -358,7 +358,7 @@ pub fn run(paths: &[PathBuf]) -> u8 {
         }
         let flow = flows
             .entry(flow_path.clone())
-            .or_insert_with(|| super::check::load_one(&flow_path).map(Arc::new))
+            .or_insert_with(|| super::check::load_one_with(&flow_path, options).map(Arc::new))
             .clone();
         let flow = match flow {
             Ok(f) => f,

@@ -125,6 +125,7 @@ impl Ctx<'_> {
                 {
                     warnings.push(ExprError::ConstantCondition {
                         value,
+                        unless_limit: false,
                         span: src.span,
                     });
                 }

@@ -52,6 +52,11 @@ pub enum CheckErrorKind {
         /// The regex error.
         message: String,
     },
+    /// A literal argument every evaluation refuses (a time zone flowc does not know).
+    AlwaysFails {
+        /// The run-time error it always gives.
+        message: String,
+    },
 }
 
 /// A checker error at a byte range of the expression.
@@ -527,13 +532,22 @@ impl<'e> Checker<'e> {
                     _ => None,
                 };
                 if let Some(p) = pattern
-                    && let Err(err) = super::value::regex_for(&p)
+                    && let Err(message) = super::value::compiled_regex(&p)
                 {
                     let s = args.last().map_or(span, |a| a.span);
+                    self.error(s, CheckErrorKind::InvalidRegex { message });
+                }
+                // a literal time zone of a timestamp accessor (`t.getHours("+08:00")`)
+                if tt == Some(Type::Timestamp)
+                    && name.starts_with("get")
+                    && let [zone] = args.as_slice()
+                    && let ExprKind::Lit(Literal::String(z)) = &zone.kind
+                    && super::time::zone_offset(z).is_none()
+                {
                     self.error(
-                        s,
-                        CheckErrorKind::InvalidRegex {
-                            message: err.to_string(),
+                        zone.span,
+                        CheckErrorKind::AlwaysFails {
+                            message: super::value::unknown_zone(z),
                         },
                     );
                 }

@@ -157,8 +157,13 @@ pub enum ExprError {
         #[label("this is a `{ty}`")]
         span: Span,
     },
-    /// A condition that is always true or always false.
-    #[error("condition is always {value}")]
+    /// A condition that is always true or always false (unless, where it computes
+    /// over lists, maps or strings, evaluating it runs out of a limit: limit errors are
+    /// not absorbed by `&&` and `||`).
+    #[error(
+        "condition is always {value}{}",
+        if *.unless_limit { " unless evaluating it runs out of a limit" } else { "" }
+    )]
     #[diagnostic(
         code("flowc::expr::constant-condition"),
         severity(Warning),
@@ -169,6 +174,8 @@ pub enum ExprError {
     ConstantCondition {
         /// The constant.
         value: bool,
+        /// Whether a part of it may run out of a limit (a comprehension, `in`, `+`).
+        unless_limit: bool,
         /// Where.
         #[label("always {value}")]
         span: Span,
@@ -229,7 +236,7 @@ pub enum ExprError {
     #[diagnostic(
         code("flowc::expr::always-fails"),
         help(
-            "the expression fails at run time whatever the context (overflow, division by zero, bad conversion)"
+            "the expression fails at run time whatever the context (overflow, division by zero, bad conversion, an unknown time zone, a limit it always runs out of)"
         )
     )]
     AlwaysFails {
@@ -390,6 +397,7 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
             span,
         },
         CheckErrorKind::InvalidRegex { message } => ExprError::InvalidRegex { message, span },
+        CheckErrorKind::AlwaysFails { message } => ExprError::AlwaysFails { message, span },
     }
 }
 
@@ -418,17 +426,94 @@ pub fn check_expr(src: &ExprSource, env: &Env) -> Result<Checked, Vec<ExprError>
     }
 }
 
-/// True when the expression reads no variable (so its value is fixed).
+/// True when the expression reads no context variable (so its value is fixed): every
+/// identifier in it is a variable of a comprehension inside it.
 #[must_use]
 pub fn is_constant(e: &Expr) -> bool {
-    let mut c = true;
+    fn closed(e: &Expr, bound: &mut Vec<String>) -> bool {
+        use ast::ExprKind as K;
+        match &e.kind {
+            K::Lit(_) => true,
+            K::Ident(n) => bound.iter().any(|b| b == n),
+            K::HasVar(_) => false,
+            K::Comprehension {
+                range,
+                var,
+                body,
+                filter,
+                ..
+            } => {
+                if !closed(range, bound) {
+                    return false;
+                }
+                bound.push(var.clone());
+                let inner = closed(body, bound) && filter.as_ref().is_none_or(|f| closed(f, bound));
+                bound.pop();
+                inner
+            }
+            K::Select(a, _) | K::Unary(_, a) | K::Has(a, _) => closed(a, bound),
+            K::Index(a, b) | K::Binary(_, a, b) => closed(a, bound) && closed(b, bound),
+            K::Cond(a, b, c) => closed(a, bound) && closed(b, bound) && closed(c, bound),
+            K::Call { target, args, .. } => {
+                target.as_ref().is_none_or(|t| closed(t, bound))
+                    && args.iter().all(|a| closed(a, bound))
+            }
+            K::List(items) => items.iter().all(|i| closed(i, bound)),
+            K::Map(entries) => entries
+                .iter()
+                .all(|(k, v)| closed(k, bound) && closed(v, bound)),
+        }
+    }
+    closed(e, &mut Vec::new())
+}
+
+/// True when evaluating the expression may run out of a limit whatever its value: it
+/// has a comprehension, an `in` or a `+` (which may build a long string or list).
+fn may_hit_limit(e: &Expr) -> bool {
+    let mut found = false;
     e.walk(&mut |n| {
-        if matches!(n.kind, ast::ExprKind::Ident(_) | ast::ExprKind::HasVar(_)) {
-            c = false;
+        if matches!(
+            n.kind,
+            ast::ExprKind::Comprehension { .. }
+                | ast::ExprKind::Binary(ast::BinaryOp::In | ast::BinaryOp::Add, ..)
+        ) {
+            found = true;
         }
     });
-    // comprehension variables are identifiers too, but bound to constants here
-    c
+    found
+}
+
+/// The first constant part of a condition (reading no variable) that is evaluated
+/// whenever the condition is (an operand of `!`, `&&`, `||`, a comparison, a call; not
+/// a branch of `?:` nor a macro's body) and always runs out of a limit: its error and
+/// expression bytes.
+fn over_limit_part(e: &Expr, closed: &impl ClosedEval) -> Option<(String, (usize, usize))> {
+    use ast::ExprKind as K;
+    if matches!(e.kind, K::Lit(_)) {
+        return None;
+    }
+    if is_constant(e) {
+        if !may_hit_limit(e) {
+            return None;
+        }
+        let g = codegen::generate(e, &VarTable::default());
+        return match closed.eval_closed(&g) {
+            Some(Err(err @ RunError::Limit(_))) => Some((err.to_string(), e.span)),
+            _ => None,
+        };
+    }
+    let always_run: Vec<&Expr> = match &e.kind {
+        K::Lit(_) | K::Ident(_) | K::HasVar(_) => Vec::new(),
+        K::Select(a, _) | K::Unary(_, a) | K::Has(a, _) | K::Cond(a, _, _) => vec![&**a],
+        K::Comprehension { range, .. } => vec![&**range],
+        K::Index(a, b) | K::Binary(_, a, b) => vec![&**a, &**b],
+        K::Call { target, args, .. } => target.iter().map(|t| &**t).chain(args).collect(),
+        K::List(items) => items.iter().collect(),
+        K::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+    };
+    always_run
+        .into_iter()
+        .find_map(|c| over_limit_part(c, closed))
 }
 
 /// The `unguarded-optional` warnings of a checked expression (a condition, an assignee
@@ -498,19 +583,13 @@ pub fn check_rule_after(
         }]);
     }
     let mut warnings = Vec::new();
-    if !is_constant(&checked.expr)
-        && let Some(value) = constant::fixed_value(&checked.expr)
-    {
-        warnings.push(ExprError::ConstantCondition {
-            value,
-            span: src.span,
-        });
-    } else if is_constant(&checked.expr) {
+    if is_constant(&checked.expr) {
         let g = codegen::generate_condition(&checked.expr, &VarTable::default());
         if let Some(result) = closed.eval_closed(&g) {
             match result {
                 Ok(value) => warnings.push(ExprError::ConstantCondition {
                     value,
+                    unless_limit: false,
                     span: src.span,
                 }),
                 Err(e) => {
@@ -520,6 +599,22 @@ pub fn check_rule_after(
                     }]);
                 }
             }
+        }
+    } else {
+        if let Some(value) = constant::fixed_value(&checked.expr) {
+            warnings.push(ExprError::ConstantCondition {
+                value,
+                unless_limit: may_hit_limit(&checked.expr),
+                span: src.span,
+            });
+        }
+        // a constant part that always runs out of a limit fails the condition whenever
+        // it is evaluated (limit errors are never absorbed)
+        if let Some((message, (start, end))) = over_limit_part(&checked.expr, closed) {
+            return Err(vec![ExprError::AlwaysFails {
+                message,
+                span: src.map_span(start, end),
+            }]);
         }
     }
     warnings.extend(unguarded_reads(

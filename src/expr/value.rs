@@ -937,6 +937,12 @@ pub fn string_fn(f: Func, a: &Value, b: &Value) -> Result<bool, OpError> {
     }
 }
 
+/// Why a time-zone argument is refused (the check reports a literal one with it).
+#[must_use]
+pub fn unknown_zone(z: &str) -> String {
+    format!("unknown time zone `{z}` (use UTC or an offset such as +08:00)")
+}
+
 /// Timestamp and duration accessors (`getFullYear`, `getHours`, ...), with an optional zone.
 ///
 /// # Errors
@@ -947,11 +953,9 @@ pub fn time_accessor(f: Func, a: &Value, tz: Option<&Value>) -> Result<Value, Op
         Value::Timestamp(t) => {
             let offset = match tz {
                 None => 0,
-                Some(Value::String(z)) => time::zone_offset(z).ok_or_else(|| {
-                    OpError::InvalidArgument(format!(
-                        "unknown time zone `{z}` (use UTC or an offset such as +08:00)"
-                    ))
-                })?,
+                Some(Value::String(z)) => {
+                    time::zone_offset(z).ok_or_else(|| OpError::InvalidArgument(unknown_zone(z)))?
+                }
                 Some(other) => return Err(overload(name, &[a, other])),
             };
             let t = time::fields(*t, offset);
@@ -1002,6 +1006,17 @@ pub fn matches(a: &Value, pattern: &Value) -> Result<bool, OpError> {
 /// # Errors
 /// Invalid pattern or one over the size limit.
 pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
+    compiled_regex(p)
+        .map_err(|reason| OpError::InvalidArgument(format!("invalid regular expression: {reason}")))
+}
+
+/// The compiled regular expression of a pattern (cached), or why it has none, in words
+/// that do not repeat "invalid regular expression" (the caller says it once).
+///
+/// # Errors
+/// The pattern does not parse, or compiles to more than
+/// [`Limits::MAX_REGEX_SIZE`](crate::limits::Limits::MAX_REGEX_SIZE) bytes.
+pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
@@ -1015,7 +1030,20 @@ pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
         .size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .dfa_size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .build()
-        .map_err(|e| OpError::InvalidArgument(format!("invalid regular expression: {e}")))?;
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("it compiles to more than the limit of {limit} bytes")
+            }
+            // a parse error quotes the pattern with a caret, then says what is wrong: the
+            // diagnostic points at the pattern already, so only the last part is kept
+            other => {
+                let text = other.to_string();
+                text.rsplit_once("error: ")
+                    .map_or(text.as_str(), |(_, why)| why)
+                    .trim()
+                    .to_owned()
+            }
+        })?;
     let re = Arc::new(re);
     if let Ok(mut c) = cache.lock() {
         if c.len() >= crate::limits::Limits::REGEX_CACHE_ENTRIES {

@@ -224,18 +224,21 @@ impl Instance {
         });
         let mut out: Vec<Assignee> = match (a, names) {
             (Assignees::Expr(src), _) => {
+                // where the expression is written, as a decision's failing rule says it
+                let (line, column) = flow.flow().file.line_col(src.span.start);
+                let what = format!(
+                    "assignee expression `{}` (line {line}, column {column})",
+                    src.text
+                );
                 let expression = flow
                     .assignee_expression(slot)
                     .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
-                    .map_err(|e| format!("assignee expression `{}` failed: {e}", src.text))?;
+                    .map_err(|e| format!("{what} failed: {e}"))?;
                 let blank = |s: &Arc<str>| {
                     if s.trim().is_empty() {
-                        Err(format!(
-                            "assignee expression `{}` gave an empty user name",
-                            src.text
-                        ))
+                        Err(format!("{what} gave an empty user name"))
                     } else {
                         Ok(Assignee::User(Arc::clone(s)))
                     }
@@ -246,17 +249,14 @@ impl Instance {
                         .iter()
                         .map(|x| match x {
                             Value::String(s) => blank(s),
-                            other => Err(format!(
-                                "assignee expression `{}` gave a list holding {}",
-                                src.text,
-                                other.type_name()
-                            )),
+                            other => {
+                                Err(format!("{what} gave a list holding {}", other.type_name()))
+                            }
                         })
                         .collect::<Result<_, _>>()?,
                     other => {
                         return Err(format!(
-                            "assignee expression `{}` gave {}, not a string or list of strings",
-                            src.text,
+                            "{what} gave {}, not a string or list of strings",
                             other.type_name()
                         ));
                     }
