@@ -763,6 +763,12 @@ codes! {
         "etcd may have applied it: `flowc history` tells. Publishing again with the same \
          `--expect-revision` is safe: it is refused if the first write landed.",
         none;
+    SourceEtcdSetup = ("source", "etcd-setup"):
+        "a connection etcd refuses for good: TLS files, credentials or the endpoint's scheme",
+        "the message says what to change: the CA or client certificate (`--cacert`, `--cert`, \
+         `--key`), `--user NAME:PASSWORD`, or `http://` versus `https://`. The watcher stops \
+         (exit 2) instead of retrying what cannot succeed.",
+        none;
     SourceEtcdTooLarge = ("source", "etcd-too-large"):
         "a flow too large to publish in one etcd request",
         "A publish writes the YAML twice (flow key and history entry) in one \

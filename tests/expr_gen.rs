@@ -740,7 +740,7 @@ fn cases() -> u32 {
     std::env::var("EXPR_GEN_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8000)
+        .unwrap_or(50_000)
 }
 
 /// Contexts per expression.
@@ -829,8 +829,8 @@ fn run_condition_case(seed: u64) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    // CI-sized: 2 × 8,000 expressions a run (fresh seeds each run; 100,000 in about six
-    // runs); `EXPR_GEN_CASES=50000` gives 100,000 in one run
+    // CI-sized: 2 × 50,000 expressions a run (fresh seeds each run), each on 4 contexts;
+    // `EXPR_GEN_CASES=N` sets the count per test (more under `cargo fuzz`)
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Every well-typed generated expression of every type checks, compiles, and gives

@@ -225,20 +225,23 @@ impl Instance {
         let mut out: Vec<Assignee> = match (a, names) {
             (Assignees::Expr(src), _) => {
                 // where the expression is written, as a decision's failing rule says it
-                let (line, column) = flow.flow().file.line_col(src.span.start);
-                let what = format!(
-                    "assignee expression `{}` (line {line}, column {column})",
-                    src.text
-                );
+                // (worked out only for an error: the hot path allocates nothing here)
+                let what = || {
+                    let (line, column) = flow.flow().file.line_col(src.span.start);
+                    format!(
+                        "assignee expression `{}` (line {line}, column {column})",
+                        src.text
+                    )
+                };
                 let expression = flow
                     .assignee_expression(slot)
                     .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
-                    .map_err(|e| format!("{what} failed: {e}"))?;
+                    .map_err(|e| format!("{} failed: {e}", what()))?;
                 let blank = |s: &Arc<str>| {
                     if s.trim().is_empty() {
-                        Err(format!("{what} gave an empty user name"))
+                        Err(format!("{} gave an empty user name", what()))
                     } else {
                         Ok(Assignee::User(Arc::clone(s)))
                     }
@@ -249,14 +252,17 @@ impl Instance {
                         .iter()
                         .map(|x| match x {
                             Value::String(s) => blank(s),
-                            other => {
-                                Err(format!("{what} gave a list holding {}", other.type_name()))
-                            }
+                            other => Err(format!(
+                                "{} gave a list holding {}",
+                                what(),
+                                other.type_name()
+                            )),
                         })
                         .collect::<Result<_, _>>()?,
                     other => {
                         return Err(format!(
-                            "{what} gave {}, not a string or list of strings",
+                            "{} gave {}, not a string or list of strings",
+                            what(),
                             other.type_name()
                         ));
                     }
