@@ -574,7 +574,8 @@ pub fn load_one(path: &Path) -> Result<flowc::compile::CompiledFlow, u8> {
         eprintln!("error: {}: {e}", path.display());
         EXIT_FAILURE
     })?;
-    let report = |diags: &Diagnostics| eprint!("{}", render_all(diags));
+    let report =
+        |diags: &Diagnostics| eprint!("{}", super::escape_controls(&render_all(diags), true));
     let file = source_from_bytes(&name, bytes).map_err(|d| {
         report(&d);
         EXIT_FINDINGS

@@ -166,6 +166,24 @@ pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
     }
 }
 
+/// As [`fail`], after classifying a store error the way the watcher does
+/// ([`Connection::setup_error`]): a TLS file, user or scheme etcd refuses is said as
+/// such (with what to fix), not as an outage.
+pub async fn fail_at(e: flowc::source::etcd::EtcdError, connection: &Connection) -> u8 {
+    use flowc::source::etcd::EtcdError;
+    let e = match e {
+        EtcdError::Store(s) => {
+            let s = s.at(&connection.endpoints);
+            match connection.setup_error(&s).await {
+                Some(setup) => setup.into(),
+                None => EtcdError::Store(s),
+            }
+        }
+        other => other,
+    };
+    fail(e, &connection.endpoints)
+}
+
 /// `2026-11-03T09:15:00Z` from seconds since the Unix epoch.
 pub fn utc(secs: u64) -> String {
     let days = secs / 86_400;
