@@ -3146,3 +3146,30 @@ async fn the_human_watcher_never_prints_terminal_escapes_from_etcd() {
     assert!(all.contains("\\u{1b}]0;PWNED\\u{7}"), "{all}");
     assert!(all.contains("x\\u{1b}[2Jy/z"), "{all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_lists_are_trimmed_and_each_command_has_its_own_exit_codes() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let list = format!("{}, {}", server.url(), server.url());
+    let (code, out, err) = flowc_within(
+        20,
+        &["history", "leave", "--etcd", &list, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(!err.contains("no scheme"), "{err}");
+    for (cmd, own) in [
+        ("history", "has no history"),
+        ("rollback", "no stored version"),
+    ] {
+        let (code, out, _) = flowc_within(20, &[cmd, "--help"]);
+        assert_eq!(code, Some(0));
+        assert!(out.contains(own), "{cmd}: {out}");
+        assert!(
+            !out.contains("two files define one flow id"),
+            "{cmd}: {out}"
+        );
+    }
+}

@@ -234,7 +234,7 @@ enum Command {
     },
     /// Write an older version's content again as a new revision.
     #[cfg(feature = "etcd")]
-    #[command(after_help = etcd::EXIT_CODES)]
+    #[command(after_help = etcd::ROLLBACK_EXIT_CODES)]
     Rollback {
         /// The flow id.
         flow: String,
@@ -249,7 +249,7 @@ enum Command {
     /// Every accepted version of a flow in etcd: revision, hash, author, message, time,
     /// and the diff from the previous version.
     #[cfg(feature = "etcd")]
-    #[command(after_help = etcd::EXIT_CODES)]
+    #[command(after_help = etcd::HISTORY_EXIT_CODES)]
     History {
         /// The flow id.
         flow: String,

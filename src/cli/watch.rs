@@ -623,12 +623,8 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     let mut config = WatchConfig::new(connection, tenant.clone());
     config.snapshot = args.snapshot.map(Path::to_path_buf);
     let format = args.format;
-    let registry = Arc::new(Registry::default());
-    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
-        Ok(w) => w,
-        Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
-    };
     if format == WatchFormat::Human {
+        // first: the snapshot events come while the watcher starts
         let metrics = metrics_addr
             .map(|a| format!("; metrics at http://{a}/metrics"))
             .unwrap_or_default();
@@ -639,6 +635,11 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             args.conn.endpoints.join(",")
         );
     }
+    let registry = Arc::new(Registry::default());
+    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
+        Ok(w) => w,
+        Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
+    };
     let stopped = rt.block_on(async {
         let stop = tokio::select! {
             stop = super::etcd::stop_signal() => stop.map_err(|e| {

@@ -130,7 +130,10 @@ impl Snapshot {
         let entries = fs::read_dir(&snapshot.dir).map_err(|e| snapshot_error(&snapshot.dir, e))?;
         for e in entries.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".snapshot.json.") && name.ends_with(".tmp") {
+            if name
+                .strip_prefix(".snapshot.json.")
+                .is_some_and(|rest| rest.split('.').next_back() == Some("tmp"))
+            {
                 let _ = fs::remove_file(e.path());
             }
         }

@@ -360,6 +360,10 @@ enum End {
     Lost(StoreError),
 }
 
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts of one connection's life, each read in one place"
+)]
 struct Worker {
     registry: Arc<Registry>,
     config: WatchConfig,
