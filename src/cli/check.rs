@@ -579,7 +579,8 @@ pub fn load_one_with(path: &Path, options: &Options) -> Result<flowc::compile::C
         eprintln!("error: {}: {e}", path.display());
         EXIT_FAILURE
     })?;
-    let report = |diags: &Diagnostics| eprint!("{}", render_all(diags));
+    let report =
+        |diags: &Diagnostics| eprint!("{}", super::escape_controls(&render_all(diags), true));
     let file = source_from_bytes(&name, bytes).map_err(|d| {
         report(&d);
         EXIT_FINDINGS

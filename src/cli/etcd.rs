@@ -9,8 +9,14 @@ use flowc::store::etcd::Tenant;
 
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
-/// The exit codes of the etcd subcommands, for their `--help`.
-pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, an unknown revision or flow, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
+/// `publish`'s exit codes, for its `--help`.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
+
+/// `rollback`'s exit codes, for its `--help`.
+pub const ROLLBACK_EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (no stored version of the flow at that revision, a concurrent edit, content that no longer compiles with this flowc, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
+
+/// `history`'s exit codes, for its `--help`.
+pub const HISTORY_EXIT_CODES: &str = "Exit codes: 0 ok (the flow's versions listed; corrupt entries are warned about and skipped); 1 the flow has no history; 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak)";
 
 /// `--etcd URL[,URL...]` (or `FLOWC_ETCD`), `--tenant`, `--prefix`, TLS and user.
 #[derive(clap::Args, Debug, Clone)]
@@ -89,7 +95,14 @@ impl WriteArgs {
 impl EtcdArgs {
     /// The connection and tenant, or a usage message.
     pub fn resolve(&self) -> Result<(Connection, Tenant), u8> {
-        let mut c = Connection::new(self.endpoints.clone());
+        // `a, b` (a list written with spaces, as FLOWC_ETCD often is) is `a,b`
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
+        let mut c = Connection::new(endpoints);
         c.cacert.clone_from(&self.cacert);
         c.cert.clone_from(&self.cert);
         c.key.clone_from(&self.key);
@@ -164,6 +177,24 @@ pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
         | EtcdError::TooLarge { .. } => EXIT_FINDINGS,
         _ => EXIT_FAILURE,
     }
+}
+
+/// As [`fail`], after classifying a store error the way the watcher does
+/// ([`Connection::setup_error`]): a TLS file, user or scheme etcd refuses is said as
+/// such (with what to fix), not as an outage.
+pub async fn fail_at(e: flowc::source::etcd::EtcdError, connection: &Connection) -> u8 {
+    use flowc::source::etcd::EtcdError;
+    let e = match e {
+        EtcdError::Store(s) => {
+            let s = s.at(&connection.endpoints);
+            match connection.setup_error(&s).await {
+                Some(setup) => setup.into(),
+                None => EtcdError::Store(s),
+            }
+        }
+        other => other,
+    };
+    fail(e, &connection.endpoints)
 }
 
 /// `2026-11-03T09:15:00Z` from seconds since the Unix epoch.

@@ -4,7 +4,7 @@
 use flowc::compile::Options;
 use flowc::source::etcd;
 
-use super::etcd::{EtcdArgs, fail, runtime, utc};
+use super::etcd::{EtcdArgs, fail_at, runtime, utc};
 use super::{DiffFormat, EXIT_FAILURE, EXIT_FINDINGS};
 
 pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
@@ -24,7 +24,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
     });
     let (items, current) = match items {
         Ok(i) => i,
-        Err(e) => return fail(e, &conn.endpoints),
+        Err(e) => return rt.block_on(fail_at(e, &connection)),
     };
     for i in &items {
         if let Some(c) = &i.corrupt {
@@ -111,19 +111,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
 /// break that would forge a line, an ANSI escape) are written as escapes (`\n`,
 /// `\u{1b}`).
 fn show(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}') => {
-                out.push_str(&c.escape_unicode().to_string());
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_controls(text, false)
 }
 
 #[cfg(test)]

@@ -17,6 +17,27 @@ macro_rules! outln {
     }};
 }
 
+/// `text` safe to print on a terminal: control characters (an escape sequence in a flow
+/// etcd or a file holds could set the window title or clear the screen) and the
+/// line-breaking or reordering ones are written escaped (`\u{1b}`); newlines are kept
+/// when `keep_newlines` (multi-line reports), escaped otherwise (one-line fields).
+pub(crate) fn escape_controls(text: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' if keep_newlines => out.push('\n'),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}') => {
+                out.push_str(&c.escape_unicode().to_string());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// What a failed write to standard output means. A closed pipe (`flowc ... | head`,
 /// `flowc watch ... | grep -m1 x`): the reader went away, so the process ends quietly
 /// with 141 (128 + SIGPIPE, what a shell reports for a command a closed pipe ended), a
@@ -217,7 +238,7 @@ enum Command {
     },
     /// Write an older version's content again as a new revision.
     #[cfg(feature = "etcd")]
-    #[command(after_help = etcd::EXIT_CODES)]
+    #[command(after_help = etcd::ROLLBACK_EXIT_CODES)]
     Rollback {
         /// The flow id.
         flow: String,
@@ -232,7 +253,7 @@ enum Command {
     /// Every accepted version of a flow in etcd: revision, hash, author, message, time,
     /// and the diff from the previous version.
     #[cfg(feature = "etcd")]
-    #[command(after_help = etcd::EXIT_CODES)]
+    #[command(after_help = etcd::HISTORY_EXIT_CODES)]
     History {
         /// The flow id.
         flow: String,

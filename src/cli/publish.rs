@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use flowc::compile::Options;
 use flowc::source::etcd::{self, PublishError, PublishRequest};
 
-use super::etcd::{EtcdArgs, WriteArgs, fail, runtime};
+use super::etcd::{EtcdArgs, WriteArgs, fail_at, runtime};
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
 /// What was published before a publish failed, and the flow that failed.
@@ -82,7 +82,7 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     rt.block_on(async {
         let mut client = match connection.connect().await {
             Ok(c) => c,
-            Err(e) => return fail(e.into(), &conn.endpoints),
+            Err(e) => return fail_at(e.into(), &connection).await,
         };
         let mut published = Vec::new();
         for (i, (name, bytes)) in sources.iter().enumerate() {
@@ -116,7 +116,7 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                     return EXIT_FINDINGS;
                 }
                 Err(PublishError::Etcd(e)) => {
-                    let code = fail(e, &conn.endpoints);
+                    let code = fail_at(e, &connection).await;
                     partial(&published, name, &left());
                     return code;
                 }

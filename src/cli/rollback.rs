@@ -5,7 +5,7 @@ use flowc::compile::Options;
 use flowc::source::etcd::{self, PublishError, RollbackRequest};
 
 use super::EXIT_FINDINGS;
-use super::etcd::{EtcdArgs, WriteArgs, fail, runtime};
+use super::etcd::{EtcdArgs, WriteArgs, fail_at, runtime};
 
 pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     let author = match write.author() {
@@ -23,7 +23,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     rt.block_on(async {
         let mut client = match connection.connect().await {
             Ok(c) => c,
-            Err(e) => return fail(e.into(), &conn.endpoints),
+            Err(e) => return fail_at(e.into(), &connection).await,
         };
         let request = RollbackRequest {
             flow,
@@ -52,7 +52,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                 );
                 EXIT_FINDINGS
             }
-            Err(PublishError::Etcd(e)) => fail(e, &conn.endpoints),
+            Err(PublishError::Etcd(e)) => fail_at(e, &connection).await,
         }
     })
 }

@@ -59,7 +59,7 @@ fn log(names: &Names, event: &SourceEvent) {
                 show(path),
                 diagnostics.error_count()
             );
-            let out = super::check::render_all(diagnostics);
+            let out = super::escape_controls(&super::check::render_all(diagnostics), true);
             // the diagnostics name the file as the source does (canonical): show it as
             // the log lines do
             let canonical = path.display().to_string();
@@ -534,11 +534,14 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
             kept,
         } => {
             let kept = kept_line(kept.as_ref());
+            let flow = super::escape_controls(flow, false);
             outln!(
                 "rejected {flow} at revision {revision}: {} error(s); {kept}",
                 diagnostics.error_count()
             );
-            let mut out = super::check::render_all(diagnostics.iter());
+            // the source snippet is etcd's content: no escape sequence reaches the terminal
+            let mut out =
+                super::escape_controls(&super::check::render_all(diagnostics.iter()), true);
             if !out.ends_with('\n') {
                 out.push('\n');
             }
@@ -557,6 +560,7 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
             snapshot_dir,
             retry_in,
         } => {
+            let error = super::escape_controls(error, false);
             if *serving_snapshot {
                 let dir = snapshot_dir
                     .as_ref()
@@ -574,9 +578,10 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
             }
         }
         E::Retrying { attempts, error } => {
+            let error = super::escape_controls(error, false);
             outln!("still retrying ({attempts} attempts, last error: {error})");
         }
-        E::Warning { message } => eprintln!("warning: {message}"),
+        E::Warning { message } => eprintln!("warning: {}", super::escape_controls(message, false)),
         _ => {}
     }
 }
@@ -618,12 +623,8 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     let mut config = WatchConfig::new(connection, tenant.clone());
     config.snapshot = args.snapshot.map(Path::to_path_buf);
     let format = args.format;
-    let registry = Arc::new(Registry::default());
-    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
-        Ok(w) => w,
-        Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
-    };
     if format == WatchFormat::Human {
+        // first: the snapshot events come while the watcher starts
         let metrics = metrics_addr
             .map(|a| format!("; metrics at http://{a}/metrics"))
             .unwrap_or_default();
@@ -634,6 +635,11 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             args.conn.endpoints.join(",")
         );
     }
+    let registry = Arc::new(Registry::default());
+    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
+        Ok(w) => w,
+        Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
+    };
     let stopped = rt.block_on(async {
         let stop = tokio::select! {
             stop = super::etcd::stop_signal() => stop.map_err(|e| {

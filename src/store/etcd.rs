@@ -269,7 +269,10 @@ impl Connection {
         let hint = self.tls_hint(&message);
         StoreError::Etcd {
             operation,
-            message: hint.map_or(message.clone(), |h| format!("{h}: {message}")),
+            // a message explained before keeps its one hint
+            message: hint
+                .filter(|h| !message.contains(h.as_str()))
+                .map_or(message.clone(), |h| format!("{h}: {message}")),
         }
     }
 
@@ -298,11 +301,15 @@ impl Connection {
             || lower.contains("certificate required")
             || lower.contains("unknownca")
         {
-            Some(format!(
-                "the server refused the client certificate (--cert {}, --key {}): it needs one signed by a CA it trusts",
-                file(&self.cert),
-                file(&self.key)
-            ))
+            Some(if self.cert.is_none() && self.key.is_none() {
+                "the server wants a client certificate and none was given: pass --cert and --key, signed by a CA it trusts".to_owned()
+            } else {
+                format!(
+                    "the server refused the client certificate (--cert {}, --key {}): it needs one signed by a CA it trusts",
+                    file(&self.cert),
+                    file(&self.key)
+                )
+            })
         } else {
             None
         }

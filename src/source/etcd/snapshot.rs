@@ -2,14 +2,20 @@
 //! starts while etcd is unreachable can serve the last flows it knew.
 //!
 //! ```text
-//! snapshot.json          {"format": 1, "prefix": "/flowc", "tenant": "acme", "revision": 42}
-//! flows/<flow-id>.json   {"flow", "revision", "hash", "name", "source"}
+//! snapshot.json   {"format": 2, "prefix": "/flowc", "tenant": "acme", "revision": 42,
+//!                  "flows": [{"flow", "revision", "hash", "name", "source"}, ...]}
 //! ```
 //!
-//! Each file is written whole to a hidden temporary file beside it, synced, then renamed
-//! into place: a reader (or a restart after a crash) sees the old file or the new one,
-//! never a torn one. A retired flow's file is removed.
+//! The whole snapshot is one file: the flows as etcd had them at one revision. Changes
+//! are gathered in memory ([`Snapshot::put`], [`Snapshot::remove`]) and written with the
+//! revision they reach ([`Snapshot::set_revision`]): the file is written whole to a
+//! hidden temporary file beside it, synced, then renamed into place. A kill at any point
+//! leaves the old snapshot or the new one, each a set of flows that existed together;
+//! a temporary file left by a killed writer is never read, and is removed at the next
+//! start. (Format 1 kept one file per flow, which a kill could leave at different
+//! revisions: it is not served, and is rewritten from etcd.)
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,13 +27,18 @@ use crate::limits::Limits;
 use crate::store::etcd::Tenant;
 
 /// The snapshot format this release reads and writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
+
+/// The per-file format of earlier releases (not served: see the module doc).
+const FORMAT_PER_FILE: u32 = 1;
 
 /// A snapshot directory of one tenant.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     dir: PathBuf,
     tenant: Tenant,
+    /// The flows as last written or since changed, by flow id.
+    flows: BTreeMap<String, SnapshotFlow>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -36,6 +47,8 @@ struct Header {
     prefix: String,
     tenant: String,
     revision: u64,
+    #[serde(default)]
+    flows: Vec<SnapshotFlow>,
 }
 
 /// One flow as the snapshot keeps it.
@@ -101,20 +114,42 @@ impl Snapshot {
     /// [`EtcdError::Snapshot`] when the directory cannot be created or holds another
     /// tenant's (or another format's) snapshot.
     pub fn open(dir: impl Into<PathBuf>, tenant: &Tenant) -> Result<Self, EtcdError> {
-        let dir = dir.into();
-        let flows = dir.join("flows");
-        fs::create_dir_all(&flows).map_err(|e| snapshot_error(&flows, e))?;
-        let snapshot = Self {
-            dir,
-            tenant: tenant.clone(),
-        };
-        snapshot.header()?;
+        let mut snapshot = Self::create(dir.into(), tenant)?;
+        snapshot.load()?;
         Ok(snapshot)
     }
 
-    /// As [`Snapshot::open`], but a `snapshot.json` that is no snapshot header (cut short,
-    /// not JSON) does not stop the watcher: it is removed with the flow files (which it
-    /// no longer vouches for: they may be another tenant's), the snapshot starts empty
+    fn create(dir: PathBuf, tenant: &Tenant) -> Result<Self, EtcdError> {
+        fs::create_dir_all(&dir).map_err(|e| snapshot_error(&dir, e))?;
+        let snapshot = Self {
+            dir,
+            tenant: tenant.clone(),
+            flows: BTreeMap::new(),
+        };
+        // a writer killed before its rename leaves its temporary file: never read
+        let entries = fs::read_dir(&snapshot.dir).map_err(|e| snapshot_error(&snapshot.dir, e))?;
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name
+                .strip_prefix(".snapshot.json.")
+                .is_some_and(|rest| rest.split('.').next_back() == Some("tmp"))
+            {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(snapshot)
+    }
+
+    fn load(&mut self) -> Result<(), EtcdError> {
+        if let Some(h) = self.header()? {
+            self.flows = h.flows.into_iter().map(|f| (f.flow.clone(), f)).collect();
+        }
+        Ok(())
+    }
+
+    /// As [`Snapshot::open`], but a `snapshot.json` that is no snapshot (cut short, not
+    /// JSON) or one of format 1 (one file per flow, which may disagree) does not stop the
+    /// watcher: it is removed (with format 1's flow files), the snapshot starts empty
     /// and is rewritten from etcd; the second value says what was found. Another
     /// tenant's or format's snapshot is still an error (the directory is someone else's).
     ///
@@ -124,32 +159,33 @@ impl Snapshot {
         dir: impl Into<PathBuf>,
         tenant: &Tenant,
     ) -> Result<(Self, Option<String>), EtcdError> {
-        let dir = dir.into();
-        let flows = dir.join("flows");
-        fs::create_dir_all(&flows).map_err(|e| snapshot_error(&flows, e))?;
-        let snapshot = Self {
-            dir,
-            tenant: tenant.clone(),
-        };
+        let mut snapshot = Self::create(dir.into(), tenant)?;
         let path = snapshot.header_path();
         let damaged = match read_bounded(&path)? {
             Some(bytes) => match serde_json::from_slice::<Header>(&bytes) {
+                Ok(h) if h.format == FORMAT_PER_FILE => Some(
+                    "format 1 keeps one file per flow, which need not agree on one revision"
+                        .to_owned(),
+                ),
                 Ok(_) => None,
                 Err(e) => Some(e.to_string()),
             },
             None => None,
         };
         let Some(why) = damaged else {
-            snapshot.header()?;
+            snapshot.load()?;
             return Ok((snapshot, None));
         };
         fs::remove_file(&path).map_err(|e| snapshot_error(&path, e))?;
-        let entries = fs::read_dir(&flows).map_err(|e| snapshot_error(&flows, e))?;
-        for e in entries.filter_map(Result::ok) {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                fs::remove_file(&p).map_err(|e| snapshot_error(&p, e))?;
+        let flows = snapshot.dir.join("flows");
+        if let Ok(entries) = fs::read_dir(&flows) {
+            for e in entries.filter_map(Result::ok) {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    fs::remove_file(&p).map_err(|e| snapshot_error(&p, e))?;
+                }
             }
+            let _ = fs::remove_dir(&flows);
         }
         Ok((
             snapshot,
@@ -170,12 +206,8 @@ impl Snapshot {
         self.dir.join("snapshot.json")
     }
 
-    fn flow_path(&self, flow: &str) -> PathBuf {
-        self.dir.join("flows").join(format!("{flow}.json"))
-    }
-
     /// The etcd revision the snapshot reflects (`None`: never written).
-    fn header(&self) -> Result<Option<u64>, EtcdError> {
+    fn header(&self) -> Result<Option<Header>, EtcdError> {
         let path = self.header_path();
         let Some(bytes) = read_bounded(&path)? else {
             return Ok(None);
@@ -199,7 +231,7 @@ impl Snapshot {
                 ),
             ));
         }
-        Ok(Some(h.revision))
+        Ok(Some(h))
     }
 
     /// The etcd revision the snapshot reflects (`None`: never written).
@@ -207,10 +239,11 @@ impl Snapshot {
     /// # Errors
     /// As [`Snapshot::open`].
     pub fn revision(&self) -> Result<Option<u64>, EtcdError> {
-        self.header()
+        Ok(self.header()?.map(|h| h.revision))
     }
 
-    /// Records that the snapshot reflects etcd at `revision`.
+    /// Writes the snapshot as it now is, as etcd's state at `revision` (the one step
+    /// that changes the file: see the module doc).
     ///
     /// # Errors
     /// [`EtcdError::Snapshot`].
@@ -220,69 +253,34 @@ impl Snapshot {
             prefix: self.tenant.prefix().to_owned(),
             tenant: self.tenant.tenant().to_owned(),
             revision,
+            flows: self.flows.values().cloned().collect(),
         };
         let path = self.header_path();
         let bytes = serde_json::to_vec(&h).map_err(|e| snapshot_error(&path, e))?;
         write_atomic(&path, &bytes)
     }
 
-    /// Keeps `flow` (replacing the flow's earlier version).
+    /// Keeps `flow` (replacing the flow's earlier version) from the next
+    /// [`Snapshot::set_revision`] on.
     ///
     /// # Errors
-    /// [`EtcdError::Snapshot`].
-    pub fn put(&self, flow: &SnapshotFlow) -> Result<(), EtcdError> {
+    /// [`EtcdError::Snapshot`] when the flow id is not one.
+    pub fn put(&mut self, flow: &SnapshotFlow) -> Result<(), EtcdError> {
         crate::store::check_flow_id(&flow.flow)?;
-        let path = self.flow_path(&flow.flow);
-        let bytes = serde_json::to_vec(flow).map_err(|e| snapshot_error(&path, e))?;
-        write_atomic(&path, &bytes)
+        self.flows.insert(flow.flow.clone(), flow.clone());
+        Ok(())
     }
 
-    /// Forgets a retired flow.
-    ///
-    /// # Errors
-    /// [`EtcdError::Snapshot`].
-    pub fn remove(&self, flow: &str) -> Result<(), EtcdError> {
-        crate::store::check_flow_id(flow)?;
-        let path = self.flow_path(flow);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(snapshot_error(&path, e)),
-            _ => Ok(()),
-        }
+    /// Forgets a retired flow from the next [`Snapshot::set_revision`] on.
+    pub fn remove(&mut self, flow: &str) {
+        self.flows.remove(flow);
     }
 
-    /// Every flow kept, by flow id; a file that cannot be read is reported beside.
+    /// Every flow kept, by flow id, as last written (one revision).
     ///
     /// # Errors
-    /// [`EtcdError::Snapshot`] when the directory cannot be listed.
-    pub fn flows(&self) -> Result<(Vec<SnapshotFlow>, Vec<EtcdError>), EtcdError> {
-        let dir = self.dir.join("flows");
-        let entries = fs::read_dir(&dir).map_err(|e| snapshot_error(&dir, e))?;
-        let mut names: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        names.sort();
-        let (mut flows, mut bad) = (Vec::new(), Vec::new());
-        for path in names {
-            let parsed = read_bounded(&path).and_then(|b| {
-                let b = b.ok_or_else(|| snapshot_error(&path, "removed while read"))?;
-                serde_json::from_slice::<SnapshotFlow>(&b).map_err(|e| snapshot_error(&path, e))
-            });
-            match parsed {
-                Ok(f) if path.file_stem().is_some_and(|s| *s == *f.flow) => flows.push(f),
-                Ok(f) => bad.push(snapshot_error(
-                    &path,
-                    format!("holds flow `{}`, not the file's name", f.flow),
-                )),
-                Err(e) => bad.push(e),
-            }
-        }
-        Ok((flows, bad))
+    /// [`EtcdError::Snapshot`] when the snapshot cannot be read.
+    pub fn flows(&self) -> Result<Vec<SnapshotFlow>, EtcdError> {
+        Ok(self.header()?.map(|h| h.flows).unwrap_or_default())
     }
 }

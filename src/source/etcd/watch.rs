@@ -360,6 +360,10 @@ enum End {
     Lost(StoreError),
 }
 
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts of one connection's life, each read in one place"
+)]
 struct Worker {
     registry: Arc<Registry>,
     config: WatchConfig,
@@ -457,11 +461,8 @@ impl Worker {
         let Some(snapshot) = &self.snapshot else {
             return Ok(());
         };
-        let (flows, bad) = snapshot.flows()?;
+        let flows = snapshot.flows()?;
         let revision = snapshot.revision()?;
-        for e in bad {
-            self.warn(e.to_string());
-        }
         for f in flows {
             let compiled = match self.registry.compile(&f.name, f.source.as_bytes()) {
                 Ok(c) if c.id() == f.flow && c.version().hash == f.hash => c,
@@ -629,6 +630,11 @@ impl Worker {
     /// etcd answered: reports it (with the retries it took and the snapshot it
     /// replaces).
     fn connected(&mut self, revision: u64) {
+        if self.lock().connected {
+            // already reported for this connection (a resync after a compaction is
+            // reported as such, not as a second contact)
+            return;
+        }
         let retries = std::mem::take(&mut self.retries);
         let replaced_snapshot = std::mem::take(&mut self.snapshot_served);
         // the first contact since the start (from a snapshot or not) is no reconnect
@@ -1145,8 +1151,8 @@ impl Worker {
     }
 
     /// Keeps an accepted version in the snapshot.
-    fn snapshot_put(&self, version: &VersionId, file: &crate::span::SourceFile) {
-        if let Some(s) = &self.snapshot {
+    fn snapshot_put(&mut self, version: &VersionId, file: &crate::span::SourceFile) {
+        if let Some(s) = &mut self.snapshot {
             let kept = s.put(&SnapshotFlow {
                 flow: version.flow.clone(),
                 revision: version.revision,
@@ -1210,10 +1216,8 @@ impl Worker {
             flow: flow.to_owned(),
             revision,
         });
-        if let Some(s) = &self.snapshot
-            && let Err(e) = s.remove(flow)
-        {
-            self.warn(e.to_string());
+        if let Some(s) = &mut self.snapshot {
+            s.remove(flow);
         }
     }
 }
