@@ -1072,7 +1072,7 @@ mod tests {
         // each `\w` is a large Unicode class: 500 of them compile to well over a megabyte
         match regex_for(&"\\w".repeat(500)) {
             Err(OpError::InvalidArgument(m)) => {
-                assert!(m.contains("more than the limit of 1048576 bytes"), "{m}")
+                assert!(m.contains("more than the limit of 1048576 bytes"), "{m}");
             }
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("compiled"),
