@@ -421,3 +421,81 @@ fn a_handed_over_context_is_refused_at_the_same_first_misfit_as_a_borrowed_one()
         json!({"a": 1, "b": "x", "c": "y", "d": 1})
     );
 }
+
+/// A number `int` or `uint` cannot hold is named by the type's range (never echoed as
+/// the double it was read as); a fraction is not a whole number.
+#[test]
+fn numbers_out_of_range_or_not_whole_say_so() {
+    let f = flow("  i: { type: int, optional: true }\n  u: { type: uint, optional: true }\n");
+    let ctx = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let wrong = |field: &str, expected: &str, got: &str| C::WrongType {
+        field: field.into(),
+        expected: expected.into(),
+        got: got.into(),
+    };
+    let cases = [
+        (
+            r#"{"u": 18446744073709551616}"#,
+            wrong(
+                "u",
+                "uint",
+                "a number out of range for `uint` (0 to 2^64-1)",
+            ),
+        ),
+        (
+            r#"{"u": -1}"#,
+            wrong(
+                "u",
+                "uint",
+                "a negative number, out of range for `uint` (0 to 2^64-1)",
+            ),
+        ),
+        (
+            r#"{"u": -1e30}"#,
+            wrong(
+                "u",
+                "uint",
+                "a negative number, out of range for `uint` (0 to 2^64-1)",
+            ),
+        ),
+        (
+            r#"{"i": -9223372036854775809}"#,
+            wrong(
+                "i",
+                "int",
+                "a number out of range for `int` (-2^63 to 2^63-1)",
+            ),
+        ),
+        (
+            r#"{"i": 9223372036854775808}"#,
+            wrong(
+                "i",
+                "int",
+                "a number out of range for `int` (-2^63 to 2^63-1)",
+            ),
+        ),
+        (
+            r#"{"i": 1.5}"#,
+            wrong("i", "int", "a number that is not a whole number `1.5`"),
+        ),
+        (
+            r#"{"u": 2.25}"#,
+            wrong("u", "uint", "a number that is not a whole number `2.25`"),
+        ),
+        (r#"{"i": "1"}"#, wrong("i", "int", "a string `\"1\"`")),
+    ];
+    for (given, want) in cases {
+        assert_eq!(refused(&f, ctx(given)), want, "{given}");
+    }
+    assert_eq!(
+        refused(&f, ctx(r#"{"u": 18446744073709551616}"#)).to_string(),
+        "context field `u` should be `uint`, found a number out of range for `uint` (0 to 2^64-1)"
+    );
+    // the bounds themselves fit
+    for ok in [
+        r#"{"i": -9223372036854775808, "u": 18446744073709551615}"#,
+        r#"{"i": 9223372036854775807, "u": 0}"#,
+    ] {
+        assert!(Instance::start(Arc::clone(&f), ctx(ok), 0).is_ok(), "{ok}");
+    }
+}

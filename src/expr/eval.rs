@@ -274,9 +274,8 @@ impl Node {
                 })
             }),
             Node::Logic(is_and, a, b) => {
-                let absorbing = !*is_and;
                 let l = a.test(cx)?;
-                if matches!(l, Logic::B(x) if x == absorbing) {
+                if matches!(l, Logic::B(x) if value::decides(*is_and, x)) {
                     return Ok(l);
                 }
                 let r = b.test(cx)?;
@@ -307,19 +306,19 @@ impl Node {
                 }
             },
             Node::EqStr(eq, a, lit) => a.eval(cx).map(|v| match v.get() {
-                Value::String(s) => (**s == **lit) == *eq,
+                Value::String(s) => value::str_equals(s, lit) == *eq,
                 other => value::equals(other, &Value::String(std::sync::Arc::clone(lit))) == *eq,
             }),
             Node::InStrs(a, set) => a.eval(cx).map(|v| match v.get() {
-                Value::String(s) => set.iter().any(|x| **x == **s),
+                Value::String(s) => value::str_in(s, set),
                 other => set
                     .iter()
                     .any(|x| value::equals(other, &Value::String(std::sync::Arc::clone(x)))),
             }),
             Node::StrLit(f, a, lit) => a.eval(cx).and_then(|v| match (f, v.get()) {
-                (Func::StartsWith, Value::String(s)) => Ok(s.starts_with(&**lit)),
-                (Func::EndsWith, Value::String(s)) => Ok(s.ends_with(&**lit)),
-                (Func::Contains, Value::String(s)) => Ok(s.contains(&**lit)),
+                (Func::StartsWith | Func::EndsWith | Func::Contains, Value::String(s)) => {
+                    Ok(value::str_test(*f, s, lit))
+                }
                 (_, other) => {
                     value::string_fn(*f, other, &Value::String(std::sync::Arc::clone(lit)))
                         .map_err(op)
@@ -450,13 +449,13 @@ impl Node {
             Node::InInts(a, set) => {
                 let v = a.eval(cx)?;
                 Out::Own(Value::Bool(match v.get() {
-                    Value::Int(i) => set.contains(i),
+                    Value::Int(i) => value::int_in(*i, set),
                     other => set.iter().any(|i| value::equals(other, &Value::Int(*i))),
                 }))
             }
             Node::InLits(a, items) => {
                 let v = a.eval(cx)?;
-                Out::Own(Value::Bool(items.iter().any(|i| value::equals(v.get(), i))))
+                Out::Own(Value::Bool(value::in_items(v.get(), items)))
             }
             Node::In(a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
@@ -495,7 +494,7 @@ impl Node {
                 Out::Own(v)
             }
             Node::Matches(a, re) => match a.eval(cx)?.get() {
-                Value::String(s) => Out::Own(Value::Bool(re.is_match(s))),
+                Value::String(s) => Out::Own(Value::Bool(value::re_match(re, s))),
                 other => {
                     return Err(op(value::overload(
                         "matches",
@@ -606,7 +605,7 @@ impl Fold {
                     let is_and = self.kind == Macro::All;
                     let b = self.body.test(&inner)?;
                     acc = value::and_or(is_and, acc, b, op);
-                    if matches!(acc, Logic::B(x) if x != is_and) {
+                    if matches!(acc, Logic::B(x) if value::decides(is_and, x)) {
                         break;
                     }
                 }

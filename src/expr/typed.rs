@@ -14,8 +14,10 @@
 //! it alone.
 //!
 //! Why the two agree when this path answers: it evaluates the operands in the exact
-//! path's order with its short-circuits, calls the same operations (`Rel::doubles`,
-//! `Arith::doubles`, `value::equals`, `value::contains_in`, `Func::apply`), and charges
+//! path's order with its short-circuits ([`value::decides`]), calls the same operations
+//! (`Rel::doubles`/`ints`, `Arith::doubles`/`ints`, `value::equals`, `str_equals`,
+//! `str_in`, `int_in`, `in_items`, `str_test`, `re_match`, `has`, `contains_in`,
+//! `call_cost`, `Func::apply`, `eval::field`), and charges
 //! the budget the same units at the same places (per element searched by `in`, per
 //! comprehension step, per byte a conversion copies), so an answer here is one the exact path reaches without error.
 
@@ -80,11 +82,8 @@ impl Node {
                 Some(Value::Bool(b)) => Some(*b),
                 _ => None,
             },
-            Node::EqStr(eq, a, lit) => Some((a.typed_str(t)? == &**lit) == *eq),
-            Node::InStrs(a, set) => {
-                let s = a.typed_str(t)?;
-                Some(set.iter().any(|x| **x == *s))
-            }
+            Node::EqStr(eq, a, lit) => Some(value::str_equals(a.typed_str(t)?, lit) == *eq),
+            Node::InStrs(a, set) => Some(value::str_in(a.typed_str(t)?, set)),
             Node::CmpF64(rel, a, b) => Some(rel.doubles(a.typed_f64(t)?, b.typed_f64(t)?)),
             _ => self.typed_tree(t),
         }
@@ -95,7 +94,7 @@ impl Node {
             Node::Logic(is_and, a, b) => {
                 let l = a.typed(t)?;
                 // the deciding operand (`false` for `&&`, `true` for `||`) ends it
-                if l != *is_and {
+                if value::decides(*is_and, l) {
                     return Some(l);
                 }
                 b.typed(t)
@@ -114,14 +113,8 @@ impl Node {
                 let y = b.typed_value(t)?;
                 Some(value::equals(x, y) == *eq)
             }
-            Node::InInts(a, set) => {
-                let i = a.typed_i64(t)?;
-                Some(set.contains(&i))
-            }
-            Node::InLits(a, items) => {
-                let v = a.typed_value(t)?;
-                Some(items.iter().any(|i| value::equals(v, i)))
-            }
+            Node::InInts(a, set) => Some(value::int_in(a.typed_i64(t)?, set)),
+            Node::InLits(a, items) => Some(value::in_items(a.typed_value(t)?, items)),
             Node::In(a, b) => {
                 let x = a.typed_value(t)?;
                 let y = b.typed_value(t)?;
@@ -129,16 +122,10 @@ impl Node {
                 t.charge(s.compared)?;
                 Some(s.found)
             }
-            Node::StrLit(f, a, lit) => {
-                let s = a.typed_str(t)?;
-                match f {
-                    Func::StartsWith => Some(s.starts_with(&**lit)),
-                    Func::EndsWith => Some(s.ends_with(&**lit)),
-                    Func::Contains => Some(s.contains(&**lit)),
-                    _ => None,
-                }
+            Node::StrLit(f @ (Func::StartsWith | Func::EndsWith | Func::Contains), a, lit) => {
+                Some(value::str_test(*f, a.typed_str(t)?, lit))
             }
-            Node::Matches(a, re) => Some(re.is_match(a.typed_str(t)?)),
+            Node::Matches(a, re) => Some(value::re_match(re, a.typed_str(t)?)),
             Node::Has(a, f) => value::has(a.typed_value(t)?, f).ok(),
             Node::Fold(fold) => fold.typed(t),
             Node::Call(..) => match self.typed_call(t)? {
@@ -277,8 +264,9 @@ impl Fold {
             };
             let b = self.body.typed(&inner)?;
             match self.kind {
-                Macro::All if !b => return Some(false),
-                Macro::Exists if b => return Some(true),
+                Macro::All | Macro::Exists if value::decides(self.kind == Macro::All, b) => {
+                    return Some(b);
+                }
                 Macro::ExistsOne if b => count += 1,
                 Macro::All | Macro::Exists | Macro::ExistsOne => {}
                 Macro::Map | Macro::Filter => return None,

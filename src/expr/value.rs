@@ -320,7 +320,7 @@ pub(crate) fn equals(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::String(x), Value::String(y)) => x == y,
+        (Value::String(x), Value::String(y)) => str_equals(x, y),
         (Value::Bytes(x), Value::Bytes(y)) => x == y,
         (Value::Timestamp(x), Value::Timestamp(y)) => x == y,
         (Value::Duration(x), Value::Duration(y)) => x == y,
@@ -928,13 +928,68 @@ fn parse_double(s: &str) -> Option<f64> {
 /// No overload for non-strings.
 pub fn string_fn(f: Func, a: &Value, b: &Value) -> Result<bool, OpError> {
     match (a, b) {
-        (Value::String(x), Value::String(y)) => Ok(match f {
-            Func::Contains => x.contains(&**y),
-            Func::StartsWith => x.starts_with(&**y),
-            _ => x.ends_with(&**y),
-        }),
+        (Value::String(x), Value::String(y)) => Ok(str_test(f, x, y)),
         _ => Err(overload(f.name(), &[a, b])),
     }
+}
+
+/// The rules the typed IR nodes apply to unboxed operands, each written once here and
+/// called by the generic operation above it ([`equals`], [`string_fn`]), by the exact
+/// path's specialised nodes and by the typed path ([`super::typed`]) alike.
+///
+/// Whether an operand decides `&&` (`is_and`; `false` does) or `||` (`true` does), so
+/// the other operand is not evaluated; `all` is `&&` and `exists` is `||` over the
+/// elements, so the same rule ends them.
+#[inline]
+#[must_use]
+pub(crate) fn decides(is_and: bool, b: bool) -> bool {
+    b != is_and
+}
+
+/// `==` on two strings (`EqStr`, and [`equals`] on strings).
+#[inline]
+#[must_use]
+pub(crate) fn str_equals(a: &str, b: &str) -> bool {
+    a == b
+}
+
+/// `s in [literal strings]` (`InStrs`): [`str_equals`] to any member.
+#[inline]
+#[must_use]
+pub(crate) fn str_in(s: &str, set: &[Arc<str>]) -> bool {
+    set.iter().any(|x| str_equals(x, s))
+}
+
+/// `i in [literal ints]` (`InInts`).
+#[inline]
+#[must_use]
+pub(crate) fn int_in(i: i64, set: &[i64]) -> bool {
+    set.contains(&i)
+}
+
+/// `v in [literals]` (`InLits`): [`equals`] to any member.
+#[inline]
+#[must_use]
+pub(crate) fn in_items(v: &Value, items: &[Value]) -> bool {
+    items.iter().any(|i| equals(v, i))
+}
+
+/// `x.contains(y)`, `x.startsWith(y)`, `x.endsWith(y)` (`StrLit`, and [`string_fn`]).
+#[inline]
+#[must_use]
+pub(crate) fn str_test(f: Func, x: &str, y: &str) -> bool {
+    match f {
+        Func::Contains => x.contains(y),
+        Func::StartsWith => x.starts_with(y),
+        _ => x.ends_with(y),
+    }
+}
+
+/// `s.matches(re)` with the pattern compiled (`Matches`, and the `matches` function).
+#[inline]
+#[must_use]
+pub(crate) fn re_match(re: &regex::Regex, s: &str) -> bool {
+    re.is_match(s)
 }
 
 /// Why a time-zone argument is refused (the check reports a literal one with it).
@@ -996,7 +1051,10 @@ pub fn time_accessor(f: Func, a: &Value, tz: Option<&Value>) -> Result<Value, Op
 /// Invalid pattern or no overload.
 pub fn matches(a: &Value, pattern: &Value) -> Result<bool, OpError> {
     match (a, pattern) {
-        (Value::String(s), Value::String(p)) => Ok(regex_for(p)?.is_match(s)),
+        (Value::String(s), Value::String(p)) => {
+            let re = regex_for(p)?;
+            Ok(re_match(&re, s))
+        }
         _ => Err(overload("matches", &[a, pattern])),
     }
 }

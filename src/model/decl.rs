@@ -692,7 +692,8 @@ fn fit_at<'a, G: Given<'a>>(
         path: at.path(),
         kind: MisfitKind::WrongType {
             expected: decl.ty.to_string(),
-            got: format!("{} `{}`", json_kind(v), shown(v)),
+            got: number_misfit(&decl.ty, v)
+                .unwrap_or_else(|| format!("{} `{}`", json_kind(v), shown(v))),
         },
     };
     let shape = match (&decl.parts, v.json()) {
@@ -817,6 +818,49 @@ fn in_enum(
         });
     }
     Ok(())
+}
+
+/// Why a JSON number does not fit `int` or `uint`, when it is a number the type cannot
+/// hold (`None`: not such a number). The one wording of these misfits, for a context
+/// and for `flowc check`'s defaults and `enum` values alike. A number past the range
+/// of both types is read as a double, so it is named by the range, never echoed.
+fn number_misfit(ty: &Type, v: &serde_json::Value) -> Option<String> {
+    let serde_json::Value::Number(n) = v else {
+        return None;
+    };
+    let (name, range) = match ty {
+        Type::Int => ("int", "-2^63 to 2^63-1"),
+        Type::Uint => ("uint", "0 to 2^64-1"),
+        _ => return None,
+    };
+    let negative = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i < 0,
+        (None, Some(_), _) => false,
+        (None, None, Some(f)) if f.fract() != 0.0 => {
+            return Some(format!(
+                "a number that is not a whole number `{}`",
+                shown(v)
+            ));
+        }
+        // a whole number written as a double (`1e3`) that the type holds: not this
+        // misfit. The bounds are open: an integer just past one rounds to the double at
+        // it (-2^63, 2^64), and the double's end of int's range is -2^63 itself
+        (None, None, Some(f))
+            if match ty {
+                Type::Int => f > -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18,
+                _ => (0.0..1.844_674_407_370_955_2e19).contains(&f),
+            } =>
+        {
+            return None;
+        }
+        (None, None, Some(f)) => f < 0.0,
+        (None, None, None) => return None,
+    };
+    Some(if negative && *ty == Type::Uint {
+        format!("a negative number, out of range for `uint` ({range})")
+    } else {
+        format!("a number out of range for `{name}` ({range})")
+    })
 }
 
 /// Whether a JSON scalar fits a declared scalar type (`None`: it does not), with its CEL
