@@ -464,3 +464,35 @@ fn watch_dir_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `flowc watch DIR` refuses the etcd watch's options instead of ignoring them (a probe
+/// passed `--metrics-addr` to a directory watch and got no metrics, without a word).
+#[cfg(feature = "etcd")]
+#[test]
+fn watch_dir_refuses_options_of_the_etcd_watch() {
+    let root = repo("etcd-options");
+    for args in [
+        vec!["--etcd", "http://127.0.0.1:1"],
+        vec!["--tenant", "acme"],
+        vec!["--metrics-addr", "127.0.0.1:0"],
+        vec!["--snapshot", "snap"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+            .arg("watch")
+            .arg(root.join("flows"))
+            .args(&args)
+            .env_remove("FLOWC_ETCD")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!(
+                "error: `{}` is an option of `flowc watch --etcd`, not of `flowc watch DIR`",
+                args[0]
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}

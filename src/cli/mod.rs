@@ -331,6 +331,28 @@ struct WatchEtcd {
     metrics_addr: Option<String>,
 }
 
+#[cfg(feature = "etcd")]
+impl WatchEtcd {
+    /// The first etcd-only option given on the command line (`flowc watch DIR` takes
+    /// none). Endpoints taken from `FLOWC_ETCD` do not count: a shell may export it.
+    fn given(&self) -> Option<&'static str> {
+        let from_env = std::env::var("FLOWC_ETCD")
+            .is_ok_and(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>() == self.endpoints);
+        [
+            (!self.endpoints.is_empty() && !from_env, "--etcd"),
+            (self.tenant.is_some(), "--tenant"),
+            (self.cacert.is_some(), "--cacert"),
+            (self.cert.is_some(), "--cert"),
+            (self.key.is_some(), "--key"),
+            (self.user.is_some(), "--user"),
+            (self.snapshot.is_some(), "--snapshot"),
+            (self.metrics_addr.is_some(), "--metrics-addr"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
 /// `--auto` answers.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum AutoArg {
@@ -472,6 +494,13 @@ pub fn main() -> ExitCode {
             store,
             no_store,
         } => match dir {
+            #[cfg(feature = "etcd")]
+            Some(_) if let Some(flag) = etcd.given() => {
+                eprintln!(
+                    "error: `{flag}` is an option of `flowc watch --etcd`, not of `flowc watch DIR`\n  help: watch either a directory or a tenant in etcd: drop `{flag}`, or drop DIR and pass `--etcd URL --tenant T`"
+                );
+                EXIT_FAILURE
+            }
             Some(dir) => watch::run(&dir, debounce_ms, store.as_deref(), no_store, format),
             #[cfg(feature = "etcd")]
             None => watch_etcd(etcd, format),
