@@ -1977,6 +1977,14 @@ async fn publish_checks_the_whole_set_like_check_and_walks_directories() {
         out.contains("published expense@") && out.contains("published leave@"),
         "{out}"
     );
+    // the skipped file is named, as `flowc check` names it (on stderr: stdout is the
+    // revisions)
+    let skipped = tree.0.join("config.yaml").display().to_string();
+    assert!(
+        err.lines()
+            .any(|l| l == format!("skipped 1 YAML file that is not a flow: {skipped}")),
+        "{err}"
+    );
     assert!(
         !client
             .get(t.flow_key("expense"), None)

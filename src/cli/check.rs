@@ -232,7 +232,7 @@ fn not_a_flow(path: &Path) -> String {
 }
 
 /// The human summary's line naming the files skipped by walks (the first few).
-fn skipped_line(skipped: &[Skipped]) -> Option<String> {
+pub(super) fn skipped_line(skipped: &[Skipped]) -> Option<String> {
     use std::fmt::Write as _;
     const SHOWN: usize = 5;
     let walked: Vec<String> = skipped

@@ -58,6 +58,10 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
         );
         return EXIT_FINDINGS;
     }
+    // the YAML files of a walked directory that are not flows, as `flowc check` says
+    if let Some(line) = super::check::skipped_line(&inputs.skipped) {
+        eprintln!("{line}");
+    }
     let sources = inputs.flows;
     if sources.is_empty() {
         eprintln!("error: nothing published: no flow files under the paths given");
