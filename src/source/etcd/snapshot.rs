@@ -126,13 +126,16 @@ impl Snapshot {
             tenant: tenant.clone(),
             flows: BTreeMap::new(),
         };
-        // a writer killed before its rename leaves its temporary file: never read
+        // a writer killed before its rename leaves its temporary file: never read. This
+        // process's own is a live write (a watcher of this process writing while the
+        // snapshot is opened again): never removed under it
+        let own = format!("{}.tmp", std::process::id());
         let entries = fs::read_dir(&snapshot.dir).map_err(|e| snapshot_error(&snapshot.dir, e))?;
         for e in entries.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name
                 .strip_prefix(".snapshot.json.")
-                .is_some_and(|rest| rest.split('.').next_back() == Some("tmp"))
+                .is_some_and(|rest| rest.split('.').next_back() == Some("tmp") && rest != own)
             {
                 let _ = fs::remove_file(e.path());
             }
