@@ -76,6 +76,13 @@ impl Limits {
     /// Largest request etcd takes by default (its `--max-request-bytes`, 1.5 MiB): a
     /// publish carries the flow's YAML twice (the flow key and its history entry).
     pub const MAX_ETCD_REQUEST_BYTES: u64 = 1024 * 1024 * 3 / 2;
+    /// Deepest bracket nesting of a generated Rhai program compiled on the caller's
+    /// thread; a deeper one compiles on a thread of [`Limits::COMPILE_STACK_BYTES`].
+    pub const SHALLOW_NESTING: usize = 48;
+    /// The stack of the thread a deeper generated program compiles on: Rhai's deepest
+    /// expression ([`SandboxLimits::max_expr_depth`]'s default) with room for every
+    /// frame its parser and optimizer keep per level.
+    pub const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
     /// Keys an etcd watcher reports one by one as ignored (`flows/a/b`, keys outside
     /// flowc's subtrees); past this, one line says more are not listed.
     pub const MAX_ODD_KEYS_REPORTED: usize = 20;

@@ -14,7 +14,7 @@ use crate::expr::codegen::Generated;
 use crate::expr::overload::Func;
 use crate::expr::value::{self, Arith, Logic, OpError, Rel, Value};
 use crate::expr::{ClosedEval, rhai_const, rhai_var};
-use crate::limits::SandboxLimits;
+use crate::limits::{Limits, SandboxLimits};
 
 /// The budget of the evaluation running on this thread, beyond Rhai's own operation
 /// count: the units the natives charge (elements searched by `in`, bytes built), which
@@ -490,14 +490,6 @@ impl Bindings {
     }
 }
 
-/// Deepest bracket nesting of a generated program compiled on the caller's thread.
-pub const SHALLOW_NESTING: usize = 48;
-
-/// The stack of the thread a deeper program compiles on: Rhai's deepest expression
-/// ([`SandboxLimits::max_expr_depth`]'s default) with room for every frame the parser
-/// and optimizer keep per level.
-pub const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
-
 /// Longest excerpt of a generated program an internal error quotes, in characters.
 const EXCERPT_CHARS: usize = 120;
 
@@ -603,21 +595,21 @@ impl Sandbox {
     }
 
     /// Compiles generated source with its constants folded in. A deeply nested program
-    /// (past [`SHALLOW_NESTING`] brackets) compiles on a thread of its own with a
-    /// [`COMPILE_STACK_BYTES`] stack: Rhai's parser and optimizer recurse once per
+    /// (past [`Limits::SHALLOW_NESTING`] brackets) compiles on a thread of its own with a
+    /// [`Limits::COMPILE_STACK_BYTES`] stack: Rhai's parser and optimizer recurse once per
     /// level, and every expression flowc's parser accepts must compile whatever stack
     /// the caller runs on.
     ///
     /// # Errors
     /// Only when codegen produced invalid Rhai (a bug) or the source exceeds a bound.
     pub fn compile(&self, source: &str, constants: &[Value]) -> Result<Program, CompileFailure> {
-        if nesting(source) <= SHALLOW_NESTING {
+        if nesting(source) <= Limits::SHALLOW_NESTING {
             return self.compile_here(source, constants);
         }
         std::thread::scope(|s| {
             std::thread::Builder::new()
                 .name("flowc-compile".to_owned())
-                .stack_size(COMPILE_STACK_BYTES)
+                .stack_size(Limits::COMPILE_STACK_BYTES)
                 .spawn_scoped(s, || self.compile_here(source, constants))
                 .map_err(|e| CompileFailure(format!("no thread to compile on: {e}")))?
                 .join()
