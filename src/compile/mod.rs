@@ -45,7 +45,7 @@ pub struct CompiledFlow {
     context_slots: Vec<Option<usize>>,
     /// The name of each declared context field, in declaration order, shared by every
     /// instance's context.
-    context_names: Vec<Arc<str>>,
+    context_names: Arc<[Arc<str>]>,
     /// Whether some compiled program of the flow reads each declared context field, in
     /// declaration order (an instance converts only those to CEL values).
     context_read: Vec<bool>,
@@ -100,6 +100,12 @@ impl CompiledFlow {
     /// The name of each field of the flow's `context`, in declaration order, shared.
     #[must_use]
     pub fn context_names(&self) -> &[Arc<str>] {
+        &self.context_names
+    }
+
+    /// [`CompiledFlow::context_names`], as one shared list (what a bound context holds:
+    /// one reference for all its names).
+    pub(crate) fn shared_context_names(&self) -> &Arc<[Arc<str>]> {
         &self.context_names
     }
 
