@@ -276,7 +276,7 @@ enum Fields {
 
 impl Fields {
     /// A shared field's name.
-    fn name<'a>(names: &'a [Arc<str>], i: usize) -> &'a str {
+    fn name(names: &[Arc<str>], i: usize) -> &str {
         names.get(i).map_or("", |n| &**n)
     }
 }
