@@ -5,7 +5,6 @@
 //! `assignees` (assignee and recipient expressions). `options` and `version` hold what
 //! a host passes in and what identifies the result; `many` checks files together.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::diagnostic::Diagnostics;
@@ -46,7 +45,7 @@ pub struct CompiledFlow {
     context_slots: Vec<Option<usize>>,
     /// The name of each declared context field, in declaration order, shared by every
     /// instance's context.
-    context_names: Vec<Arc<str>>,
+    context_names: Arc<[Arc<str>]>,
     /// Whether some compiled program of the flow reads each declared context field, in
     /// declaration order (an instance converts only those to CEL values).
     context_read: Vec<bool>,
@@ -55,7 +54,9 @@ pub struct CompiledFlow {
     skip: Vec<Option<Condition>>,
     /// Each decision step's compiled rules, by step index.
     decisions: Vec<Option<CompiledDecision>>,
-    assignees: HashMap<AssigneeSlot, Expression>,
+    /// Each step's compiled assignee (or recipient) expression and its `escalateTo`
+    /// expression, by step index: found by the step's resolved index, never hashed.
+    assignees: Vec<StepAssignees>,
     warnings: Diagnostics,
     evaluator: Evaluator,
 }
@@ -102,6 +103,12 @@ impl CompiledFlow {
         &self.context_names
     }
 
+    /// [`CompiledFlow::context_names`], as one shared list (what a bound context holds:
+    /// one reference for all its names).
+    pub(crate) fn shared_context_names(&self) -> &Arc<[Arc<str>]> {
+        &self.context_names
+    }
+
     /// The sandbox the programs run in.
     #[must_use]
     pub fn sandbox(&self) -> &Sandbox {
@@ -124,7 +131,11 @@ impl CompiledFlow {
     /// A compiled assignee (or `notify` recipient, or `escalateTo`) expression.
     #[must_use]
     pub fn assignee_expression(&self, slot: AssigneeSlot) -> Option<&Expression> {
-        self.assignees.get(&slot)
+        let s = self.assignees.get(slot.step())?;
+        match slot {
+            AssigneeSlot::Step(_) => s.step.as_ref(),
+            AssigneeSlot::Escalation(_) => s.escalation.as_ref(),
+        }
     }
 
     /// Warnings found while compiling.
@@ -275,7 +286,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
     let steps = g.steps.len();
     let mut skip: Vec<Option<Condition>> = Vec::with_capacity(steps);
     let mut decisions: Vec<Option<CompiledDecision>> = Vec::with_capacity(steps);
-    let mut assignees = HashMap::new();
+    let mut assignees: Vec<StepAssignees> = Vec::with_capacity(steps);
     for (step_index, info) in g.steps.iter().enumerate() {
         let s = info.step;
         skip.push(s.skip.as_ref().and_then(|src| ctx.skip_condition(src)));
@@ -285,28 +296,21 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
             } => ctx.decision(&g, &flow, step_index, s.type_span, *hit_policy, rules),
             _ => None,
         });
-        match &s.kind {
+        assignees.push(match &s.kind {
             StepKind::Approval {
                 assignees: a,
                 escalate_to,
                 ..
-            } => {
-                if let Some(p) = ctx.assignee_expr(a) {
-                    assignees.insert(AssigneeSlot::Step(step_index), p);
-                }
-                if let Some(e) = escalate_to
-                    && let Some(p) = ctx.assignee_expr(e)
-                {
-                    assignees.insert(AssigneeSlot::Escalation(step_index), p);
-                }
-            }
-            StepKind::Notify { to, .. } => {
-                if let Some(p) = ctx.assignee_expr(to) {
-                    assignees.insert(AssigneeSlot::Step(step_index), p);
-                }
-            }
-            _ => {}
-        }
+            } => StepAssignees {
+                step: ctx.assignee_expr(a),
+                escalation: escalate_to.as_ref().and_then(|e| ctx.assignee_expr(e)),
+            },
+            StepKind::Notify { to, .. } => StepAssignees {
+                step: ctx.assignee_expr(to),
+                escalation: None,
+            },
+            _ => StepAssignees::default(),
+        });
     }
     // conditions of steps the model could not read are still checked
     for src in &recovery.unread_conditions {
@@ -382,13 +386,22 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
     })
 }
 
+/// A step's compiled assignee expressions (none for a step whose assignees are names).
+#[derive(Debug, Default)]
+struct StepAssignees {
+    /// Its `assignees` (an approval) or `to` (a notify step).
+    step: Option<Expression>,
+    /// Its `escalateTo` (an approval).
+    escalation: Option<Expression>,
+}
+
 /// Whether some program of the flow reads each context field (by its slot); a program
 /// without a direct form is taken to read every field.
 fn context_read(
     slots: &[Option<usize>],
     skip: &[Option<Condition>],
     decisions: &[Option<CompiledDecision>],
-    assignees: &HashMap<AssigneeSlot, Expression>,
+    assignees: &[StepAssignees],
 ) -> Vec<bool> {
     let mut read: Option<Vec<usize>> = Some(Vec::new());
     let mut add = |r: Option<&[usize]>| match (&mut read, r) {
@@ -401,7 +414,10 @@ fn context_read(
     for d in decisions.iter().flatten() {
         add(d.reads().as_deref());
     }
-    for e in assignees.values() {
+    for e in assignees
+        .iter()
+        .flat_map(|a| a.step.iter().chain(a.escalation.iter()))
+    {
         add(e.reads());
     }
     slots

@@ -49,6 +49,9 @@ pub enum Parts {
 pub struct FieldDecl {
     /// The field name.
     pub name: Spanned<String>,
+    /// The field name, shared: the key of the CEL map an object is bound as (built once
+    /// here, not per instance). The same text as `name`.
+    pub key: Arc<str>,
     /// Its declaration.
     pub decl: Declared,
     /// May be absent (and has no default).
@@ -71,6 +74,7 @@ impl Declared {
                 o.fields
                     .iter()
                     .map(|(name, f)| FieldDecl {
+                        key: Arc::from(name.as_str()),
                         name: Spanned {
                             value: name.clone(),
                             span: Span::default(),
@@ -753,7 +757,7 @@ fn fit_at<'a, G: Given<'a>>(
                 |_, f, x| {
                     G::put(&mut json, &f.name.value, x.json);
                     if let Some(x) = x.value {
-                        values.push((Value::string(&f.name.value), x));
+                        values.push((Value::String(Arc::clone(&f.key)), x));
                     }
                 },
             )?;

@@ -78,8 +78,10 @@ impl Builder<'_> {
         {
             self.misfit("default", d, &m);
         }
+        let name = spanned_str(name);
         FieldDecl {
-            name: spanned_str(name),
+            key: Arc::from(name.value.as_str()),
+            name,
             decl,
             optional,
             default,

@@ -179,16 +179,19 @@ impl IntoContext for &serde_json::Value {
         flow: &CompiledFlow,
         want: &dyn Fn(usize) -> bool,
     ) -> Result<(Context, Bindings), ContextError> {
-        let names = flow.context_names();
-        let mut fields = Vec::with_capacity(names.len());
+        let names = flow.shared_context_names();
+        let mut values = Vec::with_capacity(names.len());
         let bindings = bind_with(flow, self, want, |i, json| {
-            if let Some(name) = names.get(i) {
-                fields.push((Arc::clone(name), json));
+            if i < names.len() {
+                values.push((i, json));
             }
         })?;
         Ok((
             Context {
-                fields: Fields::Shared(fields),
+                fields: Fields::Shared {
+                    names: Arc::clone(names),
+                    values,
+                },
             },
             bindings,
         ))
@@ -208,7 +211,7 @@ impl IntoContext for serde_json::Value {
         let bindings = bind_with(flow, &mut self, want, |_, ()| {})?;
         let fields = match self {
             serde_json::Value::Object(m) => Fields::Object(m),
-            _ => Fields::Shared(Vec::new()),
+            _ => Fields::Object(serde_json::Map::new()),
         };
         Ok((Context { fields }, bindings))
     }
@@ -262,14 +265,26 @@ pub struct Context {
 /// A bound context's fields, or a read (deserialised) one's object as read.
 #[derive(Clone, Debug)]
 enum Fields {
-    Shared(Vec<(Arc<str>, serde_json::Value)>),
+    /// The flow's field names (shared with the compiled flow: one reference for all of
+    /// them), and each given or defaulted field's value with the index of its name.
+    Shared {
+        names: Arc<[Arc<str>]>,
+        values: Vec<(usize, serde_json::Value)>,
+    },
     Object(serde_json::Map<String, serde_json::Value>),
+}
+
+impl Fields {
+    /// A shared field's name.
+    fn name(names: &[Arc<str>], i: usize) -> &str {
+        names.get(i).map_or("", |n| &**n)
+    }
 }
 
 impl Default for Context {
     fn default() -> Self {
         Context {
-            fields: Fields::Shared(Vec::new()),
+            fields: Fields::Object(serde_json::Map::new()),
         }
     }
 }
@@ -279,7 +294,10 @@ impl Context {
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
         match &self.fields {
-            Fields::Shared(f) => f.iter().find(|(k, _)| **k == *name).map(|(_, v)| v),
+            Fields::Shared { names, values } => values
+                .iter()
+                .find(|(i, _)| Fields::name(names, *i) == name)
+                .map(|(_, v)| v),
             Fields::Object(m) => m.get(name),
         }
     }
@@ -287,7 +305,10 @@ impl Context {
     /// The fields, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
         let (shared, object) = match &self.fields {
-            Fields::Shared(f) => (Some(f.iter().map(|(k, v)| (&**k, v))), None),
+            Fields::Shared { names, values } => (
+                Some(values.iter().map(|(i, v)| (Fields::name(names, *i), v))),
+                None,
+            ),
             Fields::Object(m) => (None, Some(m.iter().map(|(k, v)| (k.as_str(), v)))),
         };
         shared
@@ -300,7 +321,7 @@ impl Context {
     #[must_use]
     pub fn len(&self) -> usize {
         match &self.fields {
-            Fields::Shared(f) => f.len(),
+            Fields::Shared { values, .. } => values.len(),
             Fields::Object(m) => m.len(),
         }
     }
@@ -315,7 +336,10 @@ impl Context {
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Object(match &self.fields {
-            Fields::Shared(f) => f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            Fields::Shared { names, values } => values
+                .iter()
+                .map(|(i, v)| (Fields::name(names, *i).to_owned(), v.clone()))
+                .collect(),
             Fields::Object(m) => m.clone(),
         })
     }
