@@ -2,7 +2,7 @@
 //! hash, author, message, time and the diff from the previous one.
 
 use flowc::compile::Options;
-use flowc::source::etcd;
+use flowc::source::etcd::{self, HistoryEvent};
 
 use super::etcd::{EtcdArgs, fail_at, runtime, utc};
 use super::{DiffFormat, EXIT_FAILURE, EXIT_FINDINGS};
@@ -27,7 +27,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
         Err(e) => return rt.block_on(fail_at(e, &connection)),
     };
     for i in &items {
-        if let Some(c) = &i.corrupt {
+        if let Some(c) = i.corrupt() {
             let e = flowc::store::StoreError::CorruptKey {
                 key: show(&c.key),
                 reason: show(&c.reason),
@@ -51,7 +51,8 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                         "message": i.message,
                         "time": i.time.map(utc),
                         "diff": i.diff,
-                        "corrupt": i.corrupt,
+                        "deleted": i.event == HistoryEvent::Deleted,
+                        "corrupt": i.corrupt(),
                     })
                 })
                 .collect();
@@ -71,7 +72,15 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                 );
             }
             for i in &items {
-                if let Some(c) = &i.corrupt {
+                if i.event == HistoryEvent::Deleted {
+                    outln!(
+                        "revision {}  deleted: the key was deleted at revision {} (watchers retired the flow)",
+                        i.revision,
+                        i.revision
+                    );
+                    continue;
+                }
+                if let Some(c) = i.corrupt() {
                     outln!(
                         "revision {}  corrupt entry `{}`: {}",
                         i.revision,
@@ -85,7 +94,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                 outln!(
                     "revision {}  {}  {}  {}  {}",
                     i.revision,
-                    i.hash,
+                    i.hash.as_deref().unwrap_or("-"),
                     i.time.map_or_else(|| "-".to_owned(), utc),
                     text(i.author.as_deref()),
                     text(i.message.as_deref()),

@@ -107,7 +107,13 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
             match etcd::publish(&mut client, &tenant, &Options::default(), &request).await {
                 Ok(p) => {
                     let was = if p.previous == 0 {
-                        "new flow".to_owned()
+                        let flow = &p.version.flow;
+                        match etcd::deletion_before(&mut client, &tenant, flow, p.version.revision)
+                            .await
+                        {
+                            Ok(Some(at)) => format!("was deleted at revision {at}"),
+                            Ok(None) | Err(_) => "new flow".to_owned(),
+                        }
                     } else {
                         format!("was revision {}", p.previous)
                     };

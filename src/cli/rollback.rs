@@ -34,10 +34,20 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
         };
         match etcd::rollback(&mut client, &tenant, &Options::default(), request).await {
             Ok(p) => {
+                let was = if p.previous == 0 {
+                    match etcd::deletion_before(&mut client, &tenant, flow, p.version.revision)
+                        .await
+                    {
+                        Ok(Some(at)) => format!("was deleted at revision {at}"),
+                        // written: only what it replaced is unknown
+                        Ok(None) | Err(_) => "the flow was deleted".to_owned(),
+                    }
+                } else {
+                    format!("was revision {}", p.previous)
+                };
                 outln!(
-                    "rolled back {flow} to the content of revision {to}: {} (was revision {})",
-                    p.version,
-                    p.previous
+                    "rolled back {flow} to the content of revision {to}: {} ({was})",
+                    p.version
                 );
                 0
             }
