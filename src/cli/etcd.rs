@@ -198,6 +198,25 @@ pub async fn fail_at(e: flowc::source::etcd::EtcdError, connection: &Connection)
     fail(e, &connection.endpoints)
 }
 
+/// What a publish or rollback replaced: `was revision N`; for a key that did not exist,
+/// `was deleted at revision N` when its history tells, else `otherwise` (said also when
+/// etcd cannot be asked: the write is done, only this detail is unknown).
+pub async fn replaced(
+    client: &mut etcd_client::Client,
+    tenant: &Tenant,
+    p: &flowc::source::etcd::Published,
+    otherwise: &str,
+) -> String {
+    if p.previous != 0 {
+        return format!("was revision {}", p.previous);
+    }
+    let v = &p.version;
+    match flowc::source::etcd::deletion_before(client, tenant, &v.flow, v.revision).await {
+        Ok(Some(at)) => format!("was deleted at revision {at}"),
+        Ok(None) | Err(_) => otherwise.to_owned(),
+    }
+}
+
 /// `2026-11-03T09:15:00Z` from seconds since the Unix epoch.
 pub fn utc(secs: u64) -> String {
     let days = secs / 86_400;

@@ -106,17 +106,7 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
             };
             match etcd::publish(&mut client, &tenant, &Options::default(), &request).await {
                 Ok(p) => {
-                    let was = if p.previous == 0 {
-                        let flow = &p.version.flow;
-                        match etcd::deletion_before(&mut client, &tenant, flow, p.version.revision)
-                            .await
-                        {
-                            Ok(Some(at)) => format!("was deleted at revision {at}"),
-                            Ok(None) | Err(_) => "new flow".to_owned(),
-                        }
-                    } else {
-                        format!("was revision {}", p.previous)
-                    };
+                    let was = super::etcd::replaced(&mut client, &tenant, &p, "new flow").await;
                     outln!("published {} from {name} ({was})", p.version);
                     published.push(p.version.to_string());
                 }

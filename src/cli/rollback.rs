@@ -5,7 +5,7 @@ use flowc::compile::Options;
 use flowc::source::etcd::{self, PublishError, RollbackRequest};
 
 use super::EXIT_FINDINGS;
-use super::etcd::{EtcdArgs, WriteArgs, fail_at, runtime};
+use super::etcd::{EtcdArgs, WriteArgs, fail_at, replaced, runtime};
 
 pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     let author = match write.author() {
@@ -34,17 +34,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
         };
         match etcd::rollback(&mut client, &tenant, &Options::default(), request).await {
             Ok(p) => {
-                let was = if p.previous == 0 {
-                    match etcd::deletion_before(&mut client, &tenant, flow, p.version.revision)
-                        .await
-                    {
-                        Ok(Some(at)) => format!("was deleted at revision {at}"),
-                        // written: only what it replaced is unknown
-                        Ok(None) | Err(_) => "the flow was deleted".to_owned(),
-                    }
-                } else {
-                    format!("was revision {}", p.previous)
-                };
+                let was = replaced(&mut client, &tenant, &p, "the flow was deleted").await;
                 outln!(
                     "rolled back {flow} to the content of revision {to}: {} ({was})",
                     p.version
