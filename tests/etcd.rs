@@ -2295,7 +2295,8 @@ async fn a_damaged_snapshot_header_warns_and_starts_from_etcd() {
     })
     .await;
     assert!(!snap.0.join("flows/stale.json").exists());
-    // the CLI says so and keeps running
+    // the CLI says so and keeps running (once `w` is gone: a directory has one watcher)
+    w.handle.stop().await;
     let s = snap.0.display().to_string();
     std::fs::write(snap.0.join("snapshot.json"), "garbage").unwrap();
     let url = server.url();
