@@ -327,18 +327,29 @@ impl Watcher {
             .count()
     }
 
-    fn published_revisions(&self, flow: &str) -> Vec<u64> {
+    /// What `pick` takes from each event received so far, in order.
+    fn events_of<T>(&self, pick: impl FnMut(&WatchEvent) -> Option<T>) -> Vec<T> {
         self.events
             .lock()
             .unwrap()
             .iter()
-            .filter_map(|e| match e {
-                WatchEvent::Publish { version, .. } if version.flow == flow => {
-                    Some(version.revision)
-                }
-                _ => None,
-            })
+            .filter_map(pick)
             .collect()
+    }
+
+    /// The messages of the warnings received so far.
+    fn warnings(&self) -> Vec<String> {
+        self.events_of(|e| match e {
+            WatchEvent::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+    }
+
+    fn published_revisions(&self, flow: &str) -> Vec<u64> {
+        self.events_of(|e| match e {
+            WatchEvent::Publish { version, .. } if version.flow == flow => Some(version.revision),
+            _ => None,
+        })
     }
 }
 
@@ -826,18 +837,12 @@ async fn a_watcher_started_with_etcd_down_serves_its_snapshot_then_catches_up() 
     let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
     until("caught up", 15, || w.has(&v2)).await;
     // the first contact after a start from the snapshot is no reconnect
-    let connected: Vec<bool> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Connected {
-                reconnect, retries, ..
-            } => Some(*reconnect && *retries > 0),
-            _ => None,
-        })
-        .collect();
+    let connected: Vec<bool> = w.events_of(|e| match e {
+        WatchEvent::Connected {
+            reconnect, retries, ..
+        } => Some(*reconnect && *retries > 0),
+        _ => None,
+    });
     assert_eq!(connected, vec![false], "{:?}", w.events.lock().unwrap());
 
     // a snapshot directory belongs to one tenant
@@ -2093,17 +2098,10 @@ async fn propagation_is_measured_only_for_live_events_and_never_from_the_future(
     let w = Watcher::start(server.connection(), &t, None);
     until("cold start", 10, || w.has(&old)).await;
     let latencies = |w: &Watcher, rev: u64| -> Vec<Option<Duration>> {
-        w.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                WatchEvent::Publish { version, latency } if version.revision == rev => {
-                    Some(*latency)
-                }
-                _ => None,
-            })
-            .collect()
+        w.events_of(|e| match e {
+            WatchEvent::Publish { version, latency } if version.revision == rev => Some(*latency),
+            _ => None,
+        })
     };
     assert_eq!(
         latencies(&w, old.revision),
@@ -2562,29 +2560,17 @@ async fn the_backoff_starts_afresh_after_etcd_answered_again() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.restart();
     until("reconnected", 15, || w.count("connected") == 2).await;
-    let reconnects: Vec<bool> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Connected { reconnect, .. } => Some(*reconnect),
-            _ => None,
-        })
-        .collect();
+    let reconnects: Vec<bool> = w.events_of(|e| match e {
+        WatchEvent::Connected { reconnect, .. } => Some(*reconnect),
+        _ => None,
+    });
     assert_eq!(reconnects, vec![false, true]);
     server.kill();
     until("disconnected again", 10, || w.count("disconnected") == 2).await;
-    let waits: Vec<Duration> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Disconnected { retry_in, .. } => Some(*retry_in),
-            _ => None,
-        })
-        .collect();
+    let waits: Vec<Duration> = w.events_of(|e| match e {
+        WatchEvent::Disconnected { retry_in, .. } => Some(*retry_in),
+        _ => None,
+    });
     assert_eq!(
         waits,
         vec![Duration::from_millis(50), Duration::from_millis(50)],
@@ -2918,18 +2904,7 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
         .unwrap();
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
-    let warnings = |w: &Watcher| -> Vec<String> {
-        w.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                WatchEvent::Warning { message } => Some(message.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    let got = warnings(&w);
+    let got = w.warnings();
     assert_eq!(got.len(), stray.len(), "{got:?}");
     for (k, m) in stray.iter().zip(&got) {
         assert!(m.contains(&format!("key `{k}` is ignored")), "{got:?}");
@@ -2944,7 +2919,7 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
     }
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
-    let got = warnings(&w);
+    let got = w.warnings();
     assert_eq!(got.len(), 21, "{got:?}");
     assert_eq!(
         got[20],
@@ -3044,16 +3019,7 @@ async fn cold_start(snap: &Path, t: &Tenant) -> (Vec<(String, u64)>, Vec<String>
             (f, v.revision)
         })
         .collect();
-    let warnings = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Warning { message } => Some(message.clone()),
-            _ => None,
-        })
-        .collect();
+    let warnings = w.warnings();
     w.handle.stop().await;
     (served, warnings)
 }
@@ -3329,16 +3295,7 @@ async fn a_read_only_watcher_warns_once_that_it_cannot_write_history() {
         w.published_revisions("leave").len() == 3 && w.published_revisions("travel").len() == 3
     })
     .await;
-    let warnings: Vec<String> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Warning { message } => Some(message.clone()),
-            _ => None,
-        })
-        .collect();
+    let warnings: Vec<String> = w.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("permission denied"), "{warnings:?}");
     assert!(
