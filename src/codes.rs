@@ -758,6 +758,11 @@ codes! {
         "a rollback to a revision with no stored version",
         "`flowc history` lists the revisions that can be rolled back to.",
         none;
+    SourceEtcdCorruptRevision = ("source", "etcd-corrupt-revision"):
+        "a rollback to a revision whose stored history entry is corrupt",
+        "The history key at that revision holds no entry flowc writes (put by hand); the \
+         message names the key. Roll back to another revision, or `etcdctl del KEY`.",
+        none;
     SourceEtcdOutcomeUnknown = ("source", "etcd-outcome-unknown"):
         "a write whose answer was lost and that could not be read back",
         "etcd may have applied it: `flowc history` tells. Publishing again with the same \

@@ -26,7 +26,7 @@ use flowc::compile::{Options, VersionId};
 use flowc::registry::Registry;
 use flowc::runtime::{Event, InstanceState};
 use flowc::source::etcd::{
-    self, Connection, EtcdError, EtcdStore, EtcdWatch, PublishError, PublishRequest,
+    self, Connection, EtcdError, EtcdStore, EtcdWatch, HistoryEvent, PublishError, PublishRequest,
     RollbackRequest, Snapshot, WatchConfig, WatchEvent, watch,
 };
 use flowc::store::etcd::Tenant;
@@ -327,18 +327,29 @@ impl Watcher {
             .count()
     }
 
-    fn published_revisions(&self, flow: &str) -> Vec<u64> {
+    /// What `pick` takes from each event received so far, in order.
+    fn events_of<T>(&self, pick: impl FnMut(&WatchEvent) -> Option<T>) -> Vec<T> {
         self.events
             .lock()
             .unwrap()
             .iter()
-            .filter_map(|e| match e {
-                WatchEvent::Publish { version, .. } if version.flow == flow => {
-                    Some(version.revision)
-                }
-                _ => None,
-            })
+            .filter_map(pick)
             .collect()
+    }
+
+    /// The messages of the warnings received so far.
+    fn warnings(&self) -> Vec<String> {
+        self.events_of(|e| match e {
+            WatchEvent::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+    }
+
+    fn published_revisions(&self, flow: &str) -> Vec<u64> {
+        self.events_of(|e| match e {
+            WatchEvent::Publish { version, .. } if version.flow == flow => Some(version.revision),
+            _ => None,
+        })
     }
 }
 
@@ -826,18 +837,12 @@ async fn a_watcher_started_with_etcd_down_serves_its_snapshot_then_catches_up() 
     let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
     until("caught up", 15, || w.has(&v2)).await;
     // the first contact after a start from the snapshot is no reconnect
-    let connected: Vec<bool> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Connected {
-                reconnect, retries, ..
-            } => Some(*reconnect && *retries > 0),
-            _ => None,
-        })
-        .collect();
+    let connected: Vec<bool> = w.events_of(|e| match e {
+        WatchEvent::Connected {
+            reconnect, retries, ..
+        } => Some(*reconnect && *retries > 0),
+        _ => None,
+    });
     assert_eq!(connected, vec![false], "{:?}", w.events.lock().unwrap());
 
     // a snapshot directory belongs to one tenant
@@ -1899,7 +1904,7 @@ async fn a_tenant_larger_than_one_answer_is_watched_and_its_history_read_in_page
         h.iter().map(|i| i.revision).collect::<Vec<_>>(),
         versions.iter().map(|v| v.revision).collect::<Vec<_>>()
     );
-    assert!(h.iter().all(|i| i.corrupt.is_none()));
+    assert!(h.iter().all(|i| i.corrupt().is_none()));
     let back = etcd::rollback(
         &mut client,
         &t,
@@ -2022,7 +2027,7 @@ async fn a_corrupt_history_entry_is_skipped_with_a_warning_naming_its_key() {
     assert_eq!(h.len(), 3, "{h:?}");
     assert_eq!(h[0].revision, v1.revision);
     assert_eq!(h[1].revision, v2.revision);
-    let corrupt = h[2].corrupt.as_ref().expect("a corrupt item");
+    let corrupt = h[2].corrupt().expect("a corrupt item");
     assert_eq!(corrupt.key, bad);
     assert!(corrupt.reason.contains("missing field"), "{corrupt:?}");
     let url = server.url();
@@ -2093,17 +2098,10 @@ async fn propagation_is_measured_only_for_live_events_and_never_from_the_future(
     let w = Watcher::start(server.connection(), &t, None);
     until("cold start", 10, || w.has(&old)).await;
     let latencies = |w: &Watcher, rev: u64| -> Vec<Option<Duration>> {
-        w.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                WatchEvent::Publish { version, latency } if version.revision == rev => {
-                    Some(*latency)
-                }
-                _ => None,
-            })
-            .collect()
+        w.events_of(|e| match e {
+            WatchEvent::Publish { version, latency } if version.revision == rev => Some(*latency),
+            _ => None,
+        })
     };
     assert_eq!(
         latencies(&w, old.revision),
@@ -2295,7 +2293,8 @@ async fn a_damaged_snapshot_header_warns_and_starts_from_etcd() {
     })
     .await;
     assert!(!snap.0.join("flows/stale.json").exists());
-    // the CLI says so and keeps running
+    // the CLI says so and keeps running (once `w` is gone: a directory has one watcher)
+    w.handle.stop().await;
     let s = snap.0.display().to_string();
     std::fs::write(snap.0.join("snapshot.json"), "garbage").unwrap();
     let url = server.url();
@@ -2561,29 +2560,17 @@ async fn the_backoff_starts_afresh_after_etcd_answered_again() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.restart();
     until("reconnected", 15, || w.count("connected") == 2).await;
-    let reconnects: Vec<bool> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Connected { reconnect, .. } => Some(*reconnect),
-            _ => None,
-        })
-        .collect();
+    let reconnects: Vec<bool> = w.events_of(|e| match e {
+        WatchEvent::Connected { reconnect, .. } => Some(*reconnect),
+        _ => None,
+    });
     assert_eq!(reconnects, vec![false, true]);
     server.kill();
     until("disconnected again", 10, || w.count("disconnected") == 2).await;
-    let waits: Vec<Duration> = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Disconnected { retry_in, .. } => Some(*retry_in),
-            _ => None,
-        })
-        .collect();
+    let waits: Vec<Duration> = w.events_of(|e| match e {
+        WatchEvent::Disconnected { retry_in, .. } => Some(*retry_in),
+        _ => None,
+    });
     assert_eq!(
         waits,
         vec![Duration::from_millis(50), Duration::from_millis(50)],
@@ -2917,18 +2904,7 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
         .unwrap();
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
-    let warnings = |w: &Watcher| -> Vec<String> {
-        w.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                WatchEvent::Warning { message } => Some(message.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    let got = warnings(&w);
+    let got = w.warnings();
     assert_eq!(got.len(), stray.len(), "{got:?}");
     for (k, m) in stray.iter().zip(&got) {
         assert!(m.contains(&format!("key `{k}` is ignored")), "{got:?}");
@@ -2943,7 +2919,7 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
     }
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
-    let got = warnings(&w);
+    let got = w.warnings();
     assert_eq!(got.len(), 21, "{got:?}");
     assert_eq!(
         got[20],
@@ -3043,16 +3019,7 @@ async fn cold_start(snap: &Path, t: &Tenant) -> (Vec<(String, u64)>, Vec<String>
             (f, v.revision)
         })
         .collect();
-    let warnings = w
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            WatchEvent::Warning { message } => Some(message.clone()),
-            _ => None,
-        })
-        .collect();
+    let warnings = w.warnings();
     w.handle.stop().await;
     (served, warnings)
 }
@@ -3183,4 +3150,310 @@ async fn endpoint_lists_are_trimmed_and_each_command_has_its_own_exit_codes() {
             "{cmd}: {out}"
         );
     }
+}
+
+// ---------------------------------------------------------------- probe 11, 13 and earlier fixes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lists_deletions_and_rollback_names_a_corrupt_entry() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let url = server.url();
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    let deleted = etcd::delete(&mut client, &t, "leave", v2.revision)
+        .await
+        .unwrap();
+    // other keys move the revision on between the deletion and the republish
+    publish(&mut client, &t, &flow("travel", 1), None).await;
+    let v3 = publish(&mut client, &t, &flow("leave", 3), Some(0)).await;
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    let events: Vec<(u64, HistoryEvent)> =
+        h.iter().map(|i| (i.revision, i.event.clone())).collect();
+    assert_eq!(
+        events,
+        [
+            (v1.revision, HistoryEvent::Version),
+            (v2.revision, HistoryEvent::Version),
+            (deleted, HistoryEvent::Deleted),
+            (v3.revision, HistoryEvent::Version),
+        ]
+    );
+    assert_eq!(h[2].hash, None);
+    let (code, out, err) = flowc_within(
+        20,
+        &["history", "leave", "--etcd", &url, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("revision {deleted}  deleted"))
+                && l.contains(&format!("deleted at revision {deleted}"))),
+        "{out}"
+    );
+    // a corrupt entry put by hand: history names it by the revision rollback takes
+    let bad = format!("{}999", t.history_prefix("leave"));
+    server.etcdctl(&["put", &bad, "junk"]);
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    let corrupt = h.last().unwrap();
+    assert_eq!(corrupt.corrupt().unwrap().key, bad);
+    let at = corrupt.revision.to_string();
+    let (code, out, _) = flowc_within(
+        20,
+        &[
+            "history", "leave", "--etcd", &url, "--tenant", "acme", "--format", "json",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[2]["revision"], json!(deleted));
+    assert_eq!(list[2]["deleted"], json!(true));
+    assert_eq!(list[2]["hash"], json!(null));
+    assert_eq!(list[0]["deleted"], json!(false));
+    assert_eq!(list[0]["hash"], json!(v1.hash));
+    assert_eq!(list[4]["revision"].to_string(), at);
+    assert_eq!(list[4]["hash"], json!(null));
+    assert_eq!(list[4]["corrupt"]["key"], json!(bad));
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "rollback", "leave", "--to", &at, "--etcd", &url, "--tenant", "acme",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "error[flowc::source::etcd-corrupt-revision]: flow `leave`'s stored entry at revision {at} is corrupt: key `{bad}`"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("no stored version"), "{err}");
+    // rolling back a deleted flow says when it was deleted, not "revision 0"
+    let gone = etcd::delete(&mut client, &t, "leave", v3.revision)
+        .await
+        .unwrap();
+    let to = v1.revision.to_string();
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "rollback", "leave", "--to", &to, "--etcd", &url, "--tenant", "acme",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("(was deleted at revision {gone})")),
+        "{out}"
+    );
+    assert!(!out.contains("was revision 0"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_watcher_warns_once_that_it_cannot_write_history() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let root = ["--user", "root:secret"];
+    let run = |args: &[&str]| {
+        let out = server.etcdctl(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    run(&["user", "add", "root:secret"]);
+    run(&["user", "add", "reader:pw"]);
+    run(&["role", "add", "flows-read"]);
+    run(&[
+        "role",
+        "grant-permission",
+        "flows-read",
+        "--prefix=true",
+        "read",
+        t.base(),
+    ]);
+    run(&["user", "grant-role", "reader", "flows-read"]);
+    run(&["auth", "enable"]);
+    let mut conn = server.connection();
+    conn.user = Some(("reader".to_owned(), "pw".to_owned()));
+    let w = Watcher::start(conn, &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    for n in 1..=3 {
+        let source = String::from_utf8(flow("leave", n)).unwrap();
+        let key = t.flow_key("leave");
+        run(&["put", &key, &source, root[0], root[1]]);
+        let travel = String::from_utf8(flow("travel", n)).unwrap();
+        run(&["put", &t.flow_key("travel"), &travel, root[0], root[1]]);
+    }
+    until("published", 10, || {
+        w.published_revisions("leave").len() == 3 && w.published_revisions("travel").len() == 3
+    })
+    .await;
+    let warnings: Vec<String> = w.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("permission denied"), "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!(
+            "history entries for flows put by hand need write access to `{}history/`",
+            t.base()
+        )) && warnings[0].contains("this warning does not repeat"),
+        "{warnings:?}"
+    );
+    w.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_header_is_the_first_line_even_when_the_snapshot_is_served() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let snap = TempDir::new("header-snap");
+    {
+        let w = Watcher::start(server.connection(), &t, Some(&snap.0));
+        let mut client = server.client().await;
+        let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+        until("published", 10, || w.has(&v)).await;
+        until("written", 10, || {
+            Snapshot::open(&snap.0, &t).unwrap().revision().unwrap() == Some(v.revision)
+        })
+        .await;
+        w.handle.stop().await;
+    }
+    let header = std::fs::read(snap.0.join("snapshot.json")).unwrap();
+    // etcd down: nothing listens at the endpoint; ten watchers race the header with the
+    // snapshot's lines (each its own copy of the snapshot: a directory has one watcher)
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let dirs: Vec<TempDir> = (0..10)
+        .map(|i| {
+            let d = TempDir::new(&format!("header-{i}"));
+            std::fs::write(d.0.join("snapshot.json"), &header).unwrap();
+            d
+        })
+        .collect();
+    let watchers: Vec<Running> = dirs
+        .iter()
+        .map(|d| {
+            let dir = d.0.display().to_string();
+            Running::start(&[
+                "watch",
+                "--etcd",
+                &down,
+                "--tenant",
+                "acme",
+                "--snapshot",
+                &dir,
+            ])
+        })
+        .collect();
+    for w in &watchers {
+        until("snapshot served", 20, || w.count("etcd unreachable") == 1).await;
+        let lines = w.lines.lock().unwrap().clone();
+        assert!(
+            lines[0].starts_with(&format!("watching tenant acme under /flowc on {down}")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("loaded leave@")),
+            "{lines:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_client_certificate_is_hinted_once() {
+    if !have_etcd() || !have_openssl() {
+        return;
+    }
+    let certs = TempDir::new("certs-hint");
+    let tls = tls_certs(&certs.0);
+    let server = Etcd::start_with(Some(tls), TempDir::new("data"));
+    let url = server.url();
+    let ca = certs.0.join("ca.pem").display().to_string();
+    for cmd in [
+        &["watch", "--etcd", &url, "--tenant", "acme", "--cacert", &ca][..],
+        &[
+            "history", "leave", "--etcd", &url, "--tenant", "acme", "--cacert", &ca,
+        ][..],
+    ] {
+        let (code, out, err) = flowc_within(20, cmd);
+        assert_eq!(code, Some(2), "{cmd:?}: {out}{err}");
+        assert_eq!(
+            err.matches("the server wants a client certificate and none was given: pass --cert and --key, signed by a CA it trusts")
+                .count(),
+            1,
+            "{cmd:?}: {err}"
+        );
+        assert_eq!(
+            err.matches("pass --cert and --key").count(),
+            1,
+            "{cmd:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_directory_serves_one_watcher_at_a_time() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let url = server.url();
+    let snap = TempDir::new("shared-snap");
+    let dir = snap.0.display().to_string();
+    let args = [
+        "watch",
+        "--etcd",
+        &url,
+        "--tenant",
+        "acme",
+        "--snapshot",
+        &dir,
+    ];
+    let first = Running::start(&args);
+    until("connected", 10, || first.count("connected") == 1).await;
+    // the first watcher's live temporary file (as a write in progress leaves it)
+    let live = snap.0.join(".snapshot.json.999999.tmp");
+    std::fs::write(&live, b"{").unwrap();
+    let (code, out, err) = flowc_within(20, &args);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "error[flowc::source::etcd-snapshot]: snapshot `{dir}`: the directory is in use by another watcher (PID {})",
+            first.child.id()
+        )),
+        "{err}"
+    );
+    assert!(
+        live.exists(),
+        "the second watcher removed the first one's file"
+    );
+    // a reader (a cold-start read while the watcher writes) removes nothing either
+    let mut client = server.client().await;
+    let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+    until("written", 10, || {
+        Snapshot::open(&snap.0, &t).unwrap().revision().unwrap() == Some(v.revision)
+    })
+    .await;
+    assert!(live.exists());
+    let reader = Snapshot::open(&snap.0, &t).unwrap();
+    assert_eq!(
+        code_of(&reader.set_revision(1).unwrap_err()),
+        "flowc::source::etcd-snapshot"
+    );
+    // once the first watcher is gone the directory is the next one's, which clears what
+    // a dead writer left
+    drop(first);
+    let next = Watcher::start(server.connection(), &t, Some(&snap.0));
+    until("next", 10, || next.has(&v)).await;
+    assert!(!live.exists());
+    next.handle.stop().await;
 }

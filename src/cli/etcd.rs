@@ -13,7 +13,7 @@ use super::{EXIT_FAILURE, EXIT_FINDINGS};
 pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (the flow has errors, two files define one flow id, a concurrent edit, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
 
 /// `rollback`'s exit codes, for its `--help`.
-pub const ROLLBACK_EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (no stored version of the flow at that revision, a concurrent edit, content that no longer compiles with this flowc, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
+pub const ROLLBACK_EXIT_CODES: &str = "Exit codes: 0 ok; 1 refused (no stored version of the flow at that revision, a corrupt entry at that revision, a concurrent edit, content that no longer compiles with this flowc, a flow too large for etcd); 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak, a write whose outcome is unknown)";
 
 /// `history`'s exit codes, for its `--help`.
 pub const HISTORY_EXIT_CODES: &str = "Exit codes: 0 ok (the flow's versions listed; corrupt entries are warned about and skipped); 1 the flow has no history; 2 I/O or connection (etcd unreachable, bad options, TLS files or a user etcd refuses, an endpoint scheme the server does not speak)";
@@ -174,6 +174,7 @@ pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
     match e {
         EtcdError::Conflict { .. }
         | EtcdError::UnknownRevision { .. }
+        | EtcdError::CorruptRevision { .. }
         | EtcdError::TooLarge { .. } => EXIT_FINDINGS,
         _ => EXIT_FAILURE,
     }
@@ -195,6 +196,25 @@ pub async fn fail_at(e: flowc::source::etcd::EtcdError, connection: &Connection)
         other => other,
     };
     fail(e, &connection.endpoints)
+}
+
+/// What a publish or rollback replaced: `was revision N`; for a key that did not exist,
+/// `was deleted at revision N` when its history tells, else `otherwise` (said also when
+/// etcd cannot be asked: the write is done, only this detail is unknown).
+pub async fn replaced(
+    client: &mut etcd_client::Client,
+    tenant: &Tenant,
+    p: &flowc::source::etcd::Published,
+    otherwise: &str,
+) -> String {
+    if p.previous != 0 {
+        return format!("was revision {}", p.previous);
+    }
+    let v = &p.version;
+    match flowc::source::etcd::deletion_before(client, tenant, &v.flow, v.revision).await {
+        Ok(Some(at)) => format!("was deleted at revision {at}"),
+        Ok(None) | Err(_) => otherwise.to_owned(),
+    }
 }
 
 /// `2026-11-03T09:15:00Z` from seconds since the Unix epoch.

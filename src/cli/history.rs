@@ -2,7 +2,7 @@
 //! hash, author, message, time and the diff from the previous one.
 
 use flowc::compile::Options;
-use flowc::source::etcd;
+use flowc::source::etcd::{self, HistoryEvent};
 
 use super::etcd::{EtcdArgs, fail_at, runtime, utc};
 use super::{DiffFormat, EXIT_FAILURE, EXIT_FINDINGS};
@@ -27,7 +27,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
         Err(e) => return rt.block_on(fail_at(e, &connection)),
     };
     for i in &items {
-        if let Some(c) = &i.corrupt {
+        if let Some(c) = i.corrupt() {
             let e = flowc::store::StoreError::CorruptKey {
                 key: show(&c.key),
                 reason: show(&c.reason),
@@ -51,7 +51,8 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                         "message": i.message,
                         "time": i.time.map(utc),
                         "diff": i.diff,
-                        "corrupt": i.corrupt,
+                        "deleted": i.event == HistoryEvent::Deleted,
+                        "corrupt": i.corrupt(),
                     })
                 })
                 .collect();
@@ -63,48 +64,63 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                 }
             }
         }
-        DiffFormat::Human => {
-            if items.is_empty() {
-                eprintln!(
-                    "error: no history for `{flow}` in tenant `{}`: it was never published there (check the flow id, --tenant and --prefix)",
-                    tenant.tenant()
-                );
-            }
-            for i in &items {
-                if let Some(c) = &i.corrupt {
-                    outln!(
-                        "revision {}  corrupt entry `{}`: {}",
-                        i.revision,
-                        show(&c.key),
-                        show(&c.reason)
-                    );
-                    continue;
-                }
-                let text =
-                    |t: Option<&str>| t.filter(|t| !t.is_empty()).map_or("-".to_owned(), show);
-                outln!(
-                    "revision {}  {}  {}  {}  {}",
-                    i.revision,
-                    i.hash,
-                    i.time.map_or_else(|| "-".to_owned(), utc),
-                    text(i.author.as_deref()),
-                    text(i.message.as_deref()),
-                );
-                if let Some(d) = &i.diff {
-                    for line in d.to_text().lines() {
-                        outln!("    {line}");
-                    }
-                }
-            }
-            if current.is_none() && !items.is_empty() {
-                outln!(
-                    "deleted: the key of `{flow}` no longer exists (watchers retired the flow; its history stays)"
-                );
-            }
-        }
+        DiffFormat::Human => human(flow, &tenant, &items, current),
     }
     // a flow id that was never published (a typo) is not a success, as in `rollback`
     if items.is_empty() { EXIT_FINDINGS } else { 0 }
+}
+
+/// The human listing: one line per entry (a version's diff indented under it).
+fn human(
+    flow: &str,
+    tenant: &flowc::store::etcd::Tenant,
+    items: &[etcd::HistoryItem],
+    current: Option<u64>,
+) {
+    if items.is_empty() {
+        eprintln!(
+            "error: no history for `{flow}` in tenant `{}`: it was never published there (check the flow id, --tenant and --prefix)",
+            tenant.tenant()
+        );
+    }
+    for i in items {
+        if i.event == HistoryEvent::Deleted {
+            outln!(
+                "revision {}  deleted: the key was deleted at revision {} (watchers retired the flow)",
+                i.revision,
+                i.revision
+            );
+            continue;
+        }
+        if let Some(c) = i.corrupt() {
+            outln!(
+                "revision {}  corrupt entry `{}`: {}",
+                i.revision,
+                show(&c.key),
+                show(&c.reason)
+            );
+            continue;
+        }
+        let text = |t: Option<&str>| t.filter(|t| !t.is_empty()).map_or("-".to_owned(), show);
+        outln!(
+            "revision {}  {}  {}  {}  {}",
+            i.revision,
+            i.hash.as_deref().unwrap_or("-"),
+            i.time.map_or_else(|| "-".to_owned(), utc),
+            text(i.author.as_deref()),
+            text(i.message.as_deref()),
+        );
+        if let Some(d) = &i.diff {
+            for line in d.to_text().lines() {
+                outln!("    {line}");
+            }
+        }
+    }
+    if current.is_none() && !items.is_empty() {
+        outln!(
+            "deleted: the key of `{flow}` no longer exists (watchers retired the flow; its history stays)"
+        );
+    }
 }
 
 /// Text from etcd as one line a terminal shows as it is: control characters (a line

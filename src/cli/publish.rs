@@ -106,11 +106,7 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
             };
             match etcd::publish(&mut client, &tenant, &Options::default(), &request).await {
                 Ok(p) => {
-                    let was = if p.previous == 0 {
-                        "new flow".to_owned()
-                    } else {
-                        format!("was revision {}", p.previous)
-                    };
+                    let was = super::etcd::replaced(&mut client, &tenant, &p, "new flow").await;
                     outln!("published {} from {name} ({was})", p.version);
                     published.push(p.version.to_string());
                 }

@@ -5,7 +5,7 @@ use flowc::compile::Options;
 use flowc::source::etcd::{self, PublishError, RollbackRequest};
 
 use super::EXIT_FINDINGS;
-use super::etcd::{EtcdArgs, WriteArgs, fail_at, runtime};
+use super::etcd::{EtcdArgs, WriteArgs, fail_at, replaced, runtime};
 
 pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     let author = match write.author() {
@@ -34,10 +34,10 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
         };
         match etcd::rollback(&mut client, &tenant, &Options::default(), request).await {
             Ok(p) => {
+                let was = replaced(&mut client, &tenant, &p, "the flow was deleted").await;
                 outln!(
-                    "rolled back {flow} to the content of revision {to}: {} (was revision {})",
-                    p.version,
-                    p.previous
+                    "rolled back {flow} to the content of revision {to}: {} ({was})",
+                    p.version
                 );
                 0
             }

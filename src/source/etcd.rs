@@ -91,6 +91,29 @@ pub enum EtcdError {
         /// The revisions that can be rolled back to.
         help: String,
     },
+    /// A rollback to a revision whose history entry is corrupt (`flowc history` lists it
+    /// as a corrupt entry at that revision).
+    #[error(
+        "flow `{flow}`'s stored entry at revision {revision} is corrupt: key `{key}`: {reason}"
+    )]
+    #[diagnostic(
+        code("flowc::source::etcd-corrupt-revision"),
+        help(
+            "its value is no entry flowc writes (put by hand), so it holds no content to roll back to; {help}; `etcdctl del {key}` removes it"
+        )
+    )]
+    CorruptRevision {
+        /// The flow.
+        flow: String,
+        /// The revision asked for (the corrupt key's revision, as `history` lists it).
+        revision: u64,
+        /// The corrupt key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+        /// The revisions that can be rolled back to.
+        help: String,
+    },
     /// A key under `flows/` that cannot name a flow.
     #[error("key `{key}` does not name a flow")]
     #[diagnostic(
@@ -551,8 +574,8 @@ pub struct RollbackRequest<'a> {
 /// hash), the same way as [`publish`]. The message defaults to `rollback to revision N`.
 ///
 /// # Errors
-/// [`EtcdError::UnknownRevision`] when the history has no source at `to`; as
-/// [`publish`].
+/// [`EtcdError::UnknownRevision`] when the history has no source at `to`;
+/// [`EtcdError::CorruptRevision`] when its key at `to` is corrupt; as [`publish`].
 pub async fn rollback(
     client: &mut Client,
     tenant: &Tenant,
@@ -566,7 +589,8 @@ pub async fn rollback(
         author,
         message,
     } = request;
-    let history = read_history(client, tenant, flow).await?.entries;
+    let read = read_history(client, tenant, flow).await?;
+    let history = read.entries;
     let Some((entry, source)) = history
         .iter()
         .find(|e| e.record.revision == to)
@@ -582,6 +606,19 @@ pub async fn rollback(
         } else {
             format!("stored revisions: {}", available.join(", "))
         };
+        // the revision `history` lists a corrupt key at
+        if let Some((_, StoreError::CorruptKey { key, reason })) =
+            read.corrupt.into_iter().find(|(r, _)| *r == to)
+        {
+            return Err(EtcdError::CorruptRevision {
+                flow: flow.to_owned(),
+                revision: to,
+                key,
+                reason,
+                help,
+            }
+            .into());
+        }
         return Err(EtcdError::UnknownRevision {
             flow: flow.to_owned(),
             revision: to,
@@ -605,28 +642,66 @@ pub async fn rollback(
     .await
 }
 
-/// One accepted version in a flow's history.
+/// One entry of a flow's history: an accepted version, a deletion of the flow's key, or
+/// a corrupt history key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HistoryItem {
-    /// The revision.
+    /// The revision: a version's, the deletion's, or a corrupt key's mod revision (what
+    /// `rollback --to` takes, and reports as corrupt for a corrupt key).
     pub revision: u64,
-    /// The content hash.
-    pub hash: String,
+    /// The content hash (`None` for a deletion or a corrupt key).
+    pub hash: Option<String>,
     /// Who published it.
     pub author: Option<String>,
     /// Why.
     pub message: Option<String>,
     /// When (seconds since the Unix epoch).
     pub time: Option<u64>,
-    /// What changed since the previous entry (`None` for the first, or when either
-    /// source was pruned or no longer compiles).
+    /// What changed since the previous version (`None` for the first, for a deletion or a
+    /// corrupt key, or when either source was pruned or no longer compiles).
     pub diff: Option<FlowDiff>,
-    /// A history key whose value is no entry flowc writes, skipped: the key and what is
-    /// wrong (the other fields are empty; `revision` is the key's create revision).
-    pub corrupt: Option<CorruptEntry>,
+    /// What the entry is.
+    pub event: HistoryEvent,
 }
 
-/// A corrupt history key (see [`HistoryItem::corrupt`]).
+impl HistoryItem {
+    /// The corrupt key, when the entry is one.
+    #[must_use]
+    pub fn corrupt(&self) -> Option<&CorruptEntry> {
+        match &self.event {
+            HistoryEvent::Corrupt(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn empty(revision: u64, event: HistoryEvent) -> Self {
+        Self {
+            revision,
+            hash: None,
+            author: None,
+            message: None,
+            time: None,
+            diff: None,
+            event,
+        }
+    }
+}
+
+/// What a [`HistoryItem`] is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryEvent {
+    /// An accepted version (its history entry).
+    Version,
+    /// The flow's key was deleted at the item's revision (watchers retired the flow).
+    /// Found by reading the key's past revisions, so only within etcd's retention: a
+    /// deletion before the last compaction is not listed.
+    Deleted,
+    /// A history key whose value is no entry flowc writes, skipped.
+    Corrupt(CorruptEntry),
+}
+
+/// A corrupt history key (see [`HistoryEvent::Corrupt`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CorruptEntry {
     /// The key.
@@ -635,11 +710,96 @@ pub struct CorruptEntry {
     pub reason: String,
 }
 
-/// Every accepted version of `flow`, oldest first, each with the semantic diff from the
-/// one before.
+/// The flow key at `revision`: its create revision, `Some(None)` when it did not exist,
+/// `None` when etcd compacted that revision.
+async fn created_at(
+    client: &mut Client,
+    key: &str,
+    revision: u64,
+) -> Result<Option<Option<u64>>, StoreError> {
+    let options = etcd_client::GetOptions::new()
+        .with_keys_only()
+        .with_revision(crate::store::etcd::etcd_revision(revision));
+    match client.get(key, Some(options)).await {
+        Ok(got) => Ok(Some(
+            got.kvs()
+                .first()
+                .map(|kv| revision_of(kv.create_revision())),
+        )),
+        Err(e)
+            if e.to_string()
+                .contains("required revision has been compacted") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(etcd_error("read", &e)),
+    }
+}
+
+/// The revision at which the incarnation of the flow key that existed at `after` was
+/// deleted, when that happened before `before` (`before` is a revision where the key is
+/// known to be absent or younger than `after`); `None` when it was not, or when etcd
+/// compacted the revisions that tell.
+async fn deletion_between(
+    client: &mut Client,
+    key: &str,
+    after: u64,
+    before: u64,
+) -> Result<Option<u64>, StoreError> {
+    // the incarnation alive at `after` (created at or before it) is gone at `before`?
+    let gone = async |client: &mut Client, r: u64| -> Result<Option<bool>, StoreError> {
+        Ok(created_at(client, key, r)
+            .await?
+            .map(|c| c.is_none_or(|c| c > after)))
+    };
+    if gone(client, before).await? != Some(true) || gone(client, after).await? != Some(false) {
+        return Ok(None);
+    }
+    // INVARIANT: alive at `lo`, gone at `hi`; an incarnation once deleted never returns
+    let (mut lo, mut hi) = (after, before);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match gone(client, mid).await? {
+            Some(true) => hi = mid,
+            Some(false) => lo = mid,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(hi))
+}
+
+/// The revision at which `flow`'s key was last deleted before `revision`, after its
+/// newest version before `revision` (`None`: it was not, it never had a version, or etcd
+/// compacted the revisions that tell). A publish or rollback that found no key (previous
+/// revision 0) says with it whether the flow was deleted or is new.
 ///
 /// # Errors
-/// etcd's errors; a corrupt entry.
+/// etcd's errors.
+pub async fn deletion_before(
+    client: &mut Client,
+    tenant: &Tenant,
+    flow: &str,
+    revision: u64,
+) -> Result<Option<u64>, EtcdError> {
+    let read = read_history(client, tenant, flow).await?;
+    let Some(after) = read
+        .entries
+        .iter()
+        .map(|e| e.record.revision)
+        .filter(|&r| r < revision)
+        .max()
+    else {
+        return Ok(None);
+    };
+    Ok(deletion_between(client, &tenant.flow_key(flow), after, revision).await?)
+}
+
+/// Every entry of `flow`'s history, oldest first: each accepted version with the semantic
+/// diff from the version before, each deletion of the flow's key that etcd still has
+/// the revisions of ([`HistoryEvent::Deleted`]) and each corrupt history key.
+///
+/// # Errors
+/// etcd's errors.
 pub async fn history(
     client: &mut Client,
     tenant: &Tenant,
@@ -662,29 +822,44 @@ pub async fn history(
         };
         out.push(HistoryItem {
             revision: e.record.revision,
-            hash: e.record.hash.clone(),
+            hash: Some(e.record.hash.clone()),
             author: e.record.meta.author.clone(),
             message: e.record.meta.message.clone(),
             time: e.record.meta.time,
             diff,
-            corrupt: None,
+            event: HistoryEvent::Version,
         });
         previous = compiled;
+    }
+    // deletions: between two versions, and after the last one
+    let key = tenant.flow_key(flow);
+    let now = client
+        .get(
+            key.as_str(),
+            Some(etcd_client::GetOptions::new().with_keys_only()),
+        )
+        .await
+        .map_err(|e| etcd_error("read", &e))?
+        .header()
+        .map_or(0, |h| revision_of(h.revision()));
+    let revisions: Vec<u64> = entries.iter().map(|e| e.record.revision).collect();
+    for (i, &after) in revisions.iter().enumerate() {
+        let before = revisions.get(i + 1).copied().unwrap_or(now);
+        if before > after
+            && let Some(at) = deletion_between(client, &key, after, before).await?
+        {
+            out.push(HistoryItem::empty(at, HistoryEvent::Deleted));
+        }
     }
     for (revision, e) in read.corrupt {
         let (key, reason) = match e {
             StoreError::CorruptKey { key, reason } => (key, reason),
             other => (String::new(), other.to_string()),
         };
-        out.push(HistoryItem {
+        out.push(HistoryItem::empty(
             revision,
-            hash: String::new(),
-            author: None,
-            message: None,
-            time: None,
-            diff: None,
-            corrupt: Some(CorruptEntry { key, reason }),
-        });
+            HistoryEvent::Corrupt(CorruptEntry { key, reason }),
+        ));
     }
     out.sort_by_key(|i| i.revision);
     Ok(out)

@@ -269,14 +269,12 @@ impl Connection {
         let hint = self.tls_hint(&message);
         StoreError::Etcd {
             operation,
-            // a message explained before keeps its one hint
-            message: hint
-                .filter(|h| !message.contains(h.as_str()))
-                .map_or(message.clone(), |h| format!("{h}: {message}")),
+            message: with_hint(hint, &message),
         }
     }
 
-    /// What a TLS refusal says about the files given (`None`: no TLS refusal known).
+    /// What a TLS refusal says about the files given (`None`: no TLS refusal known);
+    /// [`with_hint`] puts it before a message.
     fn tls_hint(&self, message: &str) -> Option<String> {
         let file = |f: &Option<PathBuf>| {
             f.as_ref().map_or_else(
@@ -376,7 +374,7 @@ impl Connection {
                 "check --user NAME:PASSWORD (`etcdctl --user root user list` shows the users etcd knows)".to_owned(),
             ));
         }
-        if lower.contains("permission denied") {
+        if e.is_permission_denied() {
             return Some(auth(
                 format!("etcd denies the user{user} the tenant's keys (etcd: {message})"),
                 "grant the user's role read access to the tenant's keys (readwrite to publish): `etcdctl role grant-permission ROLE --prefix=true read /flowc/TENANT/`".to_owned(),
@@ -398,7 +396,7 @@ impl Connection {
         if hint.is_some() || files || tls_words(&lower) {
             return Some(SetupError {
                 fault: SetupFault::Tls,
-                message: hint.map_or_else(|| message.clone(), |h| format!("{h}: {message}")),
+                message: with_hint(hint, message),
                 help: "--cacert is the CA (PEM) that signed the server's certificate; --cert and --key are a client certificate (PEM) signed by a CA the server trusts, and its key".to_owned(),
             });
         }
@@ -766,6 +764,21 @@ impl StoreError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, StoreError::Unreachable { .. })
     }
+
+    /// True when etcd denied the user the keys asked for (authentication on, a role
+    /// without the permission).
+    #[must_use]
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, StoreError::Etcd { message, .. } if message.to_lowercase().contains("permission denied"))
+    }
+}
+
+/// `hint: message`, or `message` when it has no hint or was explained before (it keeps
+/// its one hint: an error explained by [`Connection::explain`] is classified again by
+/// [`Connection::setup_error`]).
+fn with_hint(hint: Option<String>, message: &str) -> String {
+    hint.filter(|h| !message.contains(h.as_str()))
+        .map_or_else(|| message.to_owned(), |h| format!("{h}: {message}"))
 }
 
 /// `e` and its sources, `: `-separated, each once.

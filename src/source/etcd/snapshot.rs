@@ -12,13 +12,21 @@
 //! hidden temporary file beside it, synced, then renamed into place. A kill at any point
 //! leaves the old snapshot or the new one, each a set of flows that existed together;
 //! a temporary file left by a killed writer is never read, and is removed at the next
-//! start. (Format 1 kept one file per flow, which a kill could leave at different
+//! start.
+//!
+//! A directory is written by one watcher at a time: the watcher's snapshot
+//! ([`Snapshot::open_or_reset`]) holds an exclusive lock on `DIR/lock` (which records its
+//! PID) for as long as it lives, and only the holder removes leftover temporary files; a
+//! second watcher given the same directory is refused naming the holder. Readers
+//! ([`Snapshot::open`]: a cold-start read while a watcher writes) take no lock, remove
+//! nothing and cannot write. (Format 1 kept one file per flow, which a kill could leave at different
 //! revisions: it is not served, and is rewritten from etcd.)
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +47,12 @@ pub struct Snapshot {
     tenant: Tenant,
     /// The flows as last written or since changed, by flow id.
     flows: BTreeMap<String, SnapshotFlow>,
+    /// The directory's lock, held while the snapshot lives (`None`: opened for reading).
+    lock: Option<Arc<fs::File>>,
 }
+
+/// The lock file of a snapshot directory.
+const LOCK_FILE: &str = "lock";
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -108,34 +121,73 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, EtcdError> {
 }
 
 impl Snapshot {
-    /// The snapshot of `tenant` in `dir` (created when missing).
+    /// The snapshot of `tenant` in `dir` (created when missing), for reading: it takes
+    /// no lock and removes nothing, so it is safe while a watcher writes the directory
+    /// (its writes, [`Snapshot::set_revision`], are refused).
     ///
     /// # Errors
     /// [`EtcdError::Snapshot`] when the directory cannot be created or holds another
     /// tenant's (or another format's) snapshot.
     pub fn open(dir: impl Into<PathBuf>, tenant: &Tenant) -> Result<Self, EtcdError> {
-        let mut snapshot = Self::create(dir.into(), tenant)?;
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| snapshot_error(&dir, e))?;
+        let mut snapshot = Self {
+            dir,
+            tenant: tenant.clone(),
+            flows: BTreeMap::new(),
+            lock: None,
+        };
         snapshot.load()?;
         Ok(snapshot)
     }
 
+    /// The snapshot of `tenant` in `dir` for writing: created when missing, locked (see
+    /// the module doc), leftover temporary files removed.
     fn create(dir: PathBuf, tenant: &Tenant) -> Result<Self, EtcdError> {
         fs::create_dir_all(&dir).map_err(|e| snapshot_error(&dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        // INVARIANT: never truncated before it is locked: it names the holder's PID
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| snapshot_error(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok())
+                    .map_or_else(String::new, |pid| format!(" (PID {pid})"));
+                return Err(snapshot_error(
+                    &dir,
+                    format!(
+                        "the directory is in use by another watcher{holder}: a snapshot directory serves one watcher at a time (its lock file `{}`)",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(snapshot_error(&path, e)),
+        }
+        file.set_len(0)
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .map_err(|e| snapshot_error(&path, e))?;
         let snapshot = Self {
             dir,
             tenant: tenant.clone(),
             flows: BTreeMap::new(),
+            lock: Some(Arc::new(file)),
         };
-        // a writer killed before its rename leaves its temporary file: never read. This
-        // process's own is a live write (a watcher of this process writing while the
-        // snapshot is opened again): never removed under it
-        let own = format!("{}.tmp", std::process::id());
+        // a writer killed before its rename leaves its temporary file: never read; the
+        // lock's holder is the only writer, so every one left is dead
         let entries = fs::read_dir(&snapshot.dir).map_err(|e| snapshot_error(&snapshot.dir, e))?;
         for e in entries.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name
                 .strip_prefix(".snapshot.json.")
-                .is_some_and(|rest| rest.split('.').next_back() == Some("tmp") && rest != own)
+                .is_some_and(|rest| rest.split('.').next_back() == Some("tmp"))
             {
                 let _ = fs::remove_file(e.path());
             }
@@ -249,8 +301,15 @@ impl Snapshot {
     /// that changes the file: see the module doc).
     ///
     /// # Errors
-    /// [`EtcdError::Snapshot`].
+    /// [`EtcdError::Snapshot`]; also for a snapshot opened for reading
+    /// ([`Snapshot::open`]), which holds no lock.
     pub fn set_revision(&self, revision: u64) -> Result<(), EtcdError> {
+        if self.lock.is_none() {
+            return Err(snapshot_error(
+                &self.dir,
+                "opened for reading (no lock): only the watcher holding the directory's lock writes it",
+            ));
+        }
         let h = Header {
             format: FORMAT,
             prefix: self.tenant.prefix().to_owned(),

@@ -329,6 +329,7 @@ pub fn watch(
         retries: 0,
         down: false,
         last_report: None,
+        history_denied: false,
     };
     register_metrics();
     if let Some(message) = damaged {
@@ -390,6 +391,8 @@ struct Worker {
     down: bool,
     /// When the loss (or the last "still retrying") was reported.
     last_report: Option<Instant>,
+    /// etcd denied writing a history entry (a read-only user): said once.
+    history_denied: bool,
 }
 
 /// How often a watcher that cannot reach etcd says it still retries.
@@ -1141,8 +1144,20 @@ impl Worker {
                 tokio::time::timeout(timeout, put_history(client, &self.config.tenant, &entry))
                     .await
                     .unwrap_or_else(|_| Err(timeout_error("write", timeout)));
-            if let Err(e) = written {
-                self.warn(format!("history of `{flow}` at revision {revision}: {e}"));
+            match written {
+                Ok(_) => {}
+                Err(e) if e.is_permission_denied() => {
+                    if !self.history_denied {
+                        self.history_denied = true;
+                        self.warn(format!(
+                            "history of `{flow}` at revision {revision}: {e}; history entries for flows put by hand need write access to `{}history/`, which this watcher's user lacks: it writes none (this warning does not repeat)",
+                            self.config.tenant.base()
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.warn(format!("history of `{flow}` at revision {revision}: {e}"));
+                }
             }
         }
         if let Some(version) = &version {
