@@ -507,7 +507,9 @@ impl Connection {
                 };
                 let one = std::slice::from_ref(&endpoint);
                 let answer = match tokio::time::timeout(wait, probe).await {
-                    Ok(Ok(status)) => Ok(status.header().map_or(0, |h| h.cluster_id())),
+                    Ok(Ok(status)) => Ok(status
+                        .header()
+                        .map_or(0, etcd_client::ResponseHeader::cluster_id)),
                     Ok(Err(e)) => Err(etcd_error("connect", &e).at(one)),
                     Err(_) => Err(timeout_error("connect", wait).at(one)),
                 };
