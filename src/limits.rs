@@ -73,6 +73,11 @@ impl Limits {
     /// page of 16 values of etcd's largest default request, with room to spare; a watch
     /// catching up sends many revisions in one answer and takes the same limit.
     pub const MAX_ETCD_DECODE_BYTES: usize = 64 * 1024 * 1024;
+    /// Most distinct `flow` label values the etcd watcher's metrics carry (a flow id
+    /// each); the counters of flows beyond it, and of keys under `flows/` that name no
+    /// flow, share the label `(other)`, so junk keys cannot grow the exporter's series
+    /// without bound.
+    pub const MAX_METRIC_FLOWS: usize = 1000;
     /// Largest request etcd takes by default (its `--max-request-bytes`, 1.5 MiB): a
     /// publish carries the flow's YAML twice (the flow key and its history entry).
     pub const MAX_ETCD_REQUEST_BYTES: u64 = 1024 * 1024 * 3 / 2;

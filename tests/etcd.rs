@@ -1746,14 +1746,16 @@ async fn connection_errors_are_words_once_per_outage_and_counters_start_at_zero(
         body.contains("flowc_")
     })
     .await;
-    for counter in [
-        "flowc_publishes_total",
-        "flowc_rejects_total",
-        "flowc_resyncs_total",
-        "flowc_reconnects_total",
-    ] {
+    for counter in ["flowc_resyncs_total", "flowc_reconnects_total"] {
         assert!(
             body.contains(&format!("\n{counter} 0")),
+            "{counter}: {body}"
+        );
+    }
+    // the per-flow counters start at 0 per flow, never without a label
+    for counter in ["flowc_publishes_total", "flowc_rejects_total"] {
+        assert!(
+            !body.contains(&format!("\n{counter} ")),
             "{counter}: {body}"
         );
     }
@@ -3456,4 +3458,417 @@ async fn a_snapshot_directory_serves_one_watcher_at_a_time() {
     until("next", 10, || next.has(&v)).await;
     assert!(!live.exists());
     next.handle.stop().await;
+}
+
+// ---------------------------------------------------------------- endpoint lists, metrics, not etcd (probe items 8, 10, 14)
+
+/// A TLS etcd with client-certificate authentication, once it answers.
+async fn tls_etcd(certs: &Path) -> Etcd {
+    let secure = Etcd::start_with(Some(tls_certs(certs)), TempDir::new("data"));
+    let mut ready = secure.connection();
+    ready.cacert = Some(certs.join("ca.pem"));
+    ready.cert = Some(certs.join("client.pem"));
+    ready.key = Some(certs.join("client.key"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready.first_contact().await.is_err() {
+        assert!(Instant::now() < deadline, "the TLS etcd did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    secure
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_of_two_clusters_are_a_setup_error_naming_both() {
+    if !have_etcd() {
+        return;
+    }
+    let one = Etcd::start();
+    let other = Etcd::start();
+    let list = format!("{},{}", one.url(), other.url());
+    let dir = TempDir::new("clusters");
+    std::fs::write(dir.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    let file = dir.0.join("leave.yaml").display().to_string();
+    let commands: [&[&str]; 4] = [
+        &["watch"],
+        &["publish", &file],
+        &["history", "leave"],
+        &["rollback", "leave", "--to", "3"],
+    ];
+    for cmd in commands {
+        let err = refused_by(cmd, &list, &[]);
+        assert!(
+            err.contains("belong to different etcd clusters"),
+            "{cmd:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("`{}`", one.url()))
+                && err.contains(&format!("`{}`", other.url())),
+            "{cmd:?}: {err}"
+        );
+        assert!(
+            err.contains("etcd cannot be used as configured (cluster)"),
+            "{err}"
+        );
+    }
+    // nothing was written to either
+    for server in [&one, &other] {
+        let mut c = server.client().await;
+        let got = c
+            .get("/flowc/", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        assert_eq!(got.count(), 0);
+    }
+    // the library: connecting is refused, and classified as a setup error
+    let conn = Connection::new(vec![one.url(), other.url()]);
+    let e = conn.connect().await.err().expect("two clusters connect");
+    let setup = conn.setup_error(&e).await.expect("a setup error");
+    assert_eq!(setup.fault, etcd::SetupFault::Cluster);
+    // and the watcher ends with it
+    let mut w = Watcher::start(conn, &tenant("acme"), None);
+    let err = finished(&mut w, 20).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            EtcdError::Setup {
+                fault: etcd::SetupFault::Cluster,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // the same server twice is one cluster
+    let same = format!("{},{}", one.url(), one.url());
+    let (code, out, err) = flowc_within(
+        20,
+        &["history", "leave", "--etcd", &same, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_endpoint_in_a_list_is_warned_about_a_down_one_is_not() {
+    if !have_etcd() || !have_openssl() {
+        return;
+    }
+    let certs = TempDir::new("certs-list");
+    let secure = tls_etcd(&certs.0).await;
+    let plain = Etcd::start();
+    // http:// to the TLS etcd, listed first, and the plain one
+    let wrong = secure.url().replace("https://", "http://");
+    let list = format!("{wrong},{}", plain.url());
+    std::fs::write(certs.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    let file = certs.0.join("leave.yaml").display().to_string();
+    let warning = format!("warning: endpoint `{wrong}` is left out, the others answer: ");
+    let (code, out, err) =
+        flowc_within(30, &["publish", &file, "--etcd", &list, "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("published leave@"), "{out}");
+    assert!(err.contains(&warning), "{err}");
+    assert!(err.contains("speaks TLS, not plain HTTP"), "{err}");
+    assert_eq!(err.matches("warning: endpoint").count(), 1, "{err}");
+    let revision = key_revision(&mut plain.client().await, &tenant("acme"), "leave").await;
+    for cmd in [
+        vec!["history", "leave"],
+        vec!["rollback", "leave", "--to", &*revision.to_string()],
+    ] {
+        let mut all = cmd.clone();
+        all.extend_from_slice(&["--etcd", &list, "--tenant", "acme"]);
+        let (code, out, err) = flowc_within(30, &all);
+        // (rolling back to the active revision may be refused: the input, not the list)
+        assert!(code == Some(0) || code == Some(1), "{cmd:?}: {out}{err}");
+        assert!(err.contains(&warning), "{cmd:?}: {err}");
+    }
+    // the watcher: a warning event (JSON on stdout), once, and it watches the other
+    let w = Running::start(&[
+        "watch", "--etcd", &list, "--tenant", "acme", "--format", "json",
+    ]);
+    until("connected", 20, || {
+        w.text().contains("\"event\":\"connected\"")
+    })
+    .await;
+    let text = w.text();
+    let warnings: Vec<serde_json::Value> = w
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("endpoint `{wrong}` is left out"))
+            && message.contains("speaks TLS"),
+        "{message}"
+    );
+    assert!(text.contains("\"event\":\"publish\""), "{text}");
+    drop(w);
+    // the library reports it in what `open` returns
+    let opened = Connection::new(vec![wrong.clone(), plain.url()])
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(opened.warnings.len(), 1, "{:?}", opened.warnings);
+    // a down endpoint in the list: no warning, the command works
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let list = format!("{down},{}", plain.url());
+    let (code, out, err) = flowc_within(
+        30,
+        &["history", "leave", "--etcd", &list, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let opened = Connection::new(vec![down, plain.url()])
+        .open()
+        .await
+        .unwrap();
+    assert!(opened.warnings.is_empty(), "{:?}", opened.warnings);
+}
+
+/// `python3 -m http.server` on a free loopback port; killed by PID on drop.
+struct HttpServer {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl HttpServer {
+    /// `None` when python3 is missing.
+    fn start() -> Option<HttpServer> {
+        let dir = TempDir::new("http-server");
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = HttpServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "python3 -m http.server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_server_at_the_endpoint_is_a_setup_error_not_a_retry() {
+    if !have_etcd() {
+        return;
+    }
+    let Some(http) = HttpServer::start() else {
+        eprintln!("skipped: python3 is not on PATH");
+        return;
+    };
+    let url = format!("http://127.0.0.1:{}", http.port);
+    let said = format!(
+        "127.0.0.1:{} answers HTTP but is not etcd (no gRPC)",
+        http.port
+    );
+    let dir = TempDir::new("not-etcd");
+    std::fs::write(dir.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    let file = dir.0.join("leave.yaml").display().to_string();
+    let commands: [&[&str]; 4] = [
+        &["watch"],
+        &["publish", &file],
+        &["history", "leave"],
+        &["rollback", "leave", "--to", "3"],
+    ];
+    for cmd in commands {
+        let err = refused_by(cmd, &url, &[]);
+        assert!(err.contains(&said), "{cmd:?}: {err}");
+        assert!(err.contains("(not-etcd)"), "{cmd:?}: {err}");
+        assert!(!err.contains("frame with invalid size"), "{cmd:?}: {err}");
+    }
+    // the library watcher ends with the typed error, without a retry
+    let mut w = Watcher::start(Connection::new(vec![url.clone()]), &tenant("acme"), None);
+    let err = finished(&mut w, 20).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            EtcdError::Setup {
+                fault: etcd::SetupFault::NotEtcd,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(w.count("disconnected"), 0);
+    // listed beside a real etcd: a warning, and the etcd is used
+    let server = Etcd::start();
+    let list = format!("{url},{}", server.url());
+    let (code, out, err) =
+        flowc_within(30, &["publish", &file, "--etcd", &list, "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains(&format!("warning: endpoint `{url}` is left out")) && err.contains(&said),
+        "{err}"
+    );
+}
+
+/// `METHOD PATH` over plain HTTP/1.0: the status code and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_at_metrics_with_valid_and_bounded_flow_labels() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let port = free_port();
+    let w = Running::start(&[
+        "watch",
+        "--etcd",
+        &server.url(),
+        "--tenant",
+        "acme",
+        "--format",
+        "json",
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    until("connected", 20, || {
+        w.text().contains("\"event\":\"connected\"")
+    })
+    .await;
+    // only /metrics
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("flowc_connected 1"), "{body}");
+    for path in ["/", "/health", "/metrics/x", "/favicon.ico", "/etc/passwd"] {
+        let (status, body) = http_get(port, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("flowc_"), "{path}: {body}");
+    }
+    // no unlabelled per-flow counters
+    for line in body.lines() {
+        assert!(
+            !line.starts_with("flowc_publishes_total ")
+                && !line.starts_with("flowc_rejects_total "),
+            "{body}"
+        );
+    }
+    assert!(body.contains("\nflowc_resyncs_total 0"), "{body}");
+    let mut client = server.client().await;
+    let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+    // junk keys, then more rejected flows than the bound
+    let junk = ["请假", "Bad_Id", "bin\u{1b}[31m"];
+    for key in junk {
+        client
+            .put(format!("{}flows/{key}", t.base()), "not: [valid", None)
+            .await
+            .unwrap();
+    }
+    let bound = flowc::limits::Limits::MAX_METRIC_FLOWS;
+    let names: Vec<String> = (0..bound).map(|i| format!("f{i:05}")).collect();
+    for chunk in names.chunks(100) {
+        let ops: Vec<etcd_client::TxnOp> = chunk
+            .iter()
+            .map(|n| etcd_client::TxnOp::put(format!("{}flows/{n}", t.base()), "not: [valid", None))
+            .collect();
+        client
+            .txn(etcd_client::Txn::new().and_then(ops))
+            .await
+            .unwrap();
+    }
+    let last = names.last().unwrap().clone();
+    until("all rejected", 60, || {
+        w.text().contains(&format!("\"flow\":\"{last}\""))
+    })
+    .await;
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    let labels = |name: &str| -> Vec<(String, String)> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}{{flow=\"")))
+            .filter_map(|rest| rest.split_once("\"} "))
+            .map(|(f, n)| (f.to_owned(), n.to_owned()))
+            .collect()
+    };
+    let rejects = labels("flowc_rejects_total");
+    let publishes = labels("flowc_publishes_total");
+    // `leave` and the first bound-1 rejected flows have their own label; the junk keys
+    // and the flow beyond the bound share `(other)`
+    assert_eq!(rejects.len(), bound + 1, "{body}");
+    assert_eq!(publishes.len(), bound + 1, "{body}");
+    assert!(
+        rejects.contains(&("leave".to_owned(), "0".to_owned())),
+        "{body}"
+    );
+    assert!(
+        publishes.contains(&("leave".to_owned(), "1".to_owned())),
+        "{body}"
+    );
+    assert!(
+        rejects.contains(&("(other)".to_owned(), "4".to_owned())),
+        "{body}"
+    );
+    assert!(
+        rejects.contains(&(names[bound - 2].clone(), "1".to_owned())),
+        "{body}"
+    );
+    assert!(!rejects.iter().any(|(f, _)| *f == last), "{body}");
+    for (f, _) in &rejects {
+        assert!(
+            f == "(other)"
+                || f.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "{f}"
+        );
+    }
+    assert!(!body.contains("请假") && !body.contains("Bad_Id"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "flowc_active_revision{{flow=\"leave\"}} {}",
+            v.revision
+        )),
+        "{body}"
+    );
+    assert!(
+        !body.contains("flowc_active_revision{flow=\"(other)\"}"),
+        "{body}"
+    );
 }

@@ -152,6 +152,21 @@ pub async fn stop_signal() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Connects as every etcd subcommand does ([`Connection::open`]), printing a warning
+/// for each misconfigured endpoint left out.
+///
+/// # Errors
+/// As [`Connection::open`].
+pub async fn connect(
+    connection: &Connection,
+) -> Result<etcd_client::Client, flowc::store::StoreError> {
+    let opened = connection.open().await?;
+    for w in &opened.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(opened.client)
+}
+
 /// Prints `error[code]: message` and the help.
 pub fn report(e: &dyn miette::Diagnostic) {
     let code = e.code().map(|c| format!("[{c}]")).unwrap_or_default();

@@ -17,7 +17,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
         Err(code) => return code,
     };
     let items = rt.block_on(async {
-        let mut client = connection.connect().await?;
+        let mut client = super::etcd::connect(&connection).await?;
         let items = etcd::history(&mut client, &tenant, &Options::default(), flow).await?;
         let current = etcd::current_revision(&mut client, &tenant, flow).await?;
         Ok::<_, etcd::EtcdError>((items, current))

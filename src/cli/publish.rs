@@ -84,7 +84,7 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let mut client = match connection.connect().await {
+        let mut client = match super::etcd::connect(&connection).await {
             Ok(c) => c,
             Err(e) => return fail_at(e.into(), &connection).await,
         };

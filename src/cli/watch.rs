@@ -605,20 +605,11 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    if let Some(addr) = metrics_addr {
-        let installed = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full("flowc_propagation_seconds".to_owned()),
-                &[
-                    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
-                ],
-            )
-            .and_then(metrics_exporter_prometheus::PrometheusBuilder::install);
-        if let Err(e) = installed {
-            eprintln!("error: cannot serve metrics on {addr}: {e}");
-            return EXIT_FAILURE;
-        }
+    if let Some(addr) = metrics_addr
+        && let Err(e) = serve_metrics(addr)
+    {
+        eprintln!("error: cannot serve metrics on {addr}: {e}");
+        return EXIT_FAILURE;
     }
     let mut config = WatchConfig::new(connection, tenant.clone());
     config.snapshot = args.snapshot.map(Path::to_path_buf);
@@ -663,6 +654,96 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
         Ok(()) => 0,
         Err(code) => code,
     }
+}
+
+/// Serves the metrics at `http://ADDR/metrics` (Prometheus text format, rendered by the
+/// exporter crate; every other path is 404), on the runtime entered. The exporter's own
+/// listener answers every path with the metrics, so it is not used.
+#[cfg(feature = "etcd")]
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("flowc_propagation_seconds".to_owned()),
+            &[
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+            ],
+        )
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| e.to_string())?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        // what the exporter's own listener would do: drain the histograms' buffers
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = metrics_answer(&handle, &req);
+                    async move { Ok::<_, std::convert::Infallible>(answer) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                // a client that breaks its connection is no error of ours
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The answer to one request to the metrics address: `GET /metrics` (or `HEAD`) is the
+/// exporter's rendering; any other path 404, any other method on it 405.
+#[cfg(feature = "etcd")]
+fn metrics_answer<B>(
+    handle: &metrics_exporter_prometheus::PrometheusHandle,
+    req: &hyper::Request<B>,
+) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    use hyper::{Method, StatusCode, header};
+    let (status, content_type, body) = if req.uri().path() != "/metrics" {
+        (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: the metrics are at /metrics\n".to_owned(),
+        )
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed: GET /metrics\n".to_owned(),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            handle.render(),
+        )
+    };
+    let mut answer =
+        hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(body)));
+    *answer.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        answer.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    }
+    answer
 }
 
 /// `HOST:PORT` (a name such as `localhost:9464`, or an address) as the first address it

@@ -36,7 +36,9 @@ use crate::store::etcd::{
 };
 use crate::store::{NewVersion, StoreError, VersionMeta};
 
-pub use crate::store::etcd::{Connection, DEFAULT_PREFIX, EtcdStore, SetupError, SetupFault};
+pub use crate::store::etcd::{
+    Connection, DEFAULT_PREFIX, EtcdStore, Opened, SetupError, SetupFault,
+};
 pub use snapshot::Snapshot;
 pub use watch::{EtcdWatch, Rejection, WatchConfig, WatchEvent, watch};
 

@@ -143,27 +143,56 @@ impl Connection {
         Ok(options)
     }
 
+    /// A client, as [`Connection::open`] makes it; what it found wrong with an endpoint
+    /// left out goes to `tracing` (callers that report it themselves use `open`).
+    ///
+    /// # Errors
+    /// As [`Connection::open`].
+    pub async fn connect(&self) -> Result<Client, StoreError> {
+        let opened = self.open().await?;
+        for warning in &opened.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(opened.client)
+    }
+
     /// A client. With one endpoint connecting is lazy: an unreachable server shows on
-    /// the first request. With several, each is asked first (in parallel, bounded by the
-    /// connect timeout) and the client balances over those that answered: the client
-    /// would otherwise send about every other request to a down endpoint and fail it.
+    /// the first request. With several, each is asked for its status first (in
+    /// parallel, bounded by the connect timeout) and the client balances over those
+    /// that answered: the client would otherwise send about every other request to a
+    /// down endpoint and fail it. Endpoints that answer from different etcd clusters
+    /// (the cluster id of their answers' headers) are refused; an endpoint that did not
+    /// answer while another did is classified as [`Connection::setup_error`] classifies
+    /// any failed attempt: a misconfigured one (a scheme its server does not speak, a
+    /// server that is not etcd, TLS files or a user it refuses) is left out with a
+    /// warning ([`Opened::warnings`]), one that is merely down is left out silently.
     /// When none answers, all are kept (the first request then says why).
     ///
     /// # Errors
-    /// [`StoreError::Etcd`] for unreadable TLS files, bad endpoints, a refused user;
-    /// [`StoreError::Unreachable`] when the connection cannot be made in time.
-    pub async fn connect(&self) -> Result<Client, StoreError> {
+    /// [`StoreError::Etcd`] for unreadable TLS files, bad endpoints, a refused user,
+    /// endpoints of different clusters; [`StoreError::Unreachable`] when the connection
+    /// cannot be made in time.
+    pub async fn open(&self) -> Result<Opened, StoreError> {
         let options = self.options()?;
-        let endpoints = if self.endpoints.len() > 1 {
-            self.answering(&options).await
+        let survey = if self.endpoints.len() > 1 {
+            self.survey(&options).await?
         } else {
-            self.endpoints.clone()
+            Survey {
+                answering: self.endpoints.clone(),
+                warnings: Vec::new(),
+            }
         };
-        let connect = Client::connect(&endpoints, Some(options));
-        match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(client) => client.map_err(|e| etcd_error("connect", &e).at(&self.endpoints)),
-            Err(_) => Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints)),
-        }
+        let connect = Client::connect(&survey.answering, Some(options));
+        let client = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(client) => client.map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?,
+            Err(_) => {
+                return Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints));
+            }
+        };
+        Ok(Opened {
+            client,
+            warnings: survey.warnings,
+        })
     }
 
     /// Connects and asks etcd for its status: what a first connection learns. A refusal
@@ -326,13 +355,17 @@ impl Connection {
         if let Some(s) = self.refusal(e) {
             return Some(s);
         }
-        let StoreError::Unreachable { cause, .. } = e else {
-            return None;
-        };
-        let cause = cause.to_lowercase();
-        if cause.contains("connection refused") || waited(e) {
-            // nothing listens, or nothing answered: an outage
-            return None;
+        match e {
+            StoreError::Unreachable { cause, .. } => {
+                if cause.to_lowercase().contains("connection refused") || waited(e) {
+                    // nothing listens, or nothing answered: an outage
+                    return None;
+                }
+            }
+            // an answer that is no etcd refusal (a server speaking another protocol
+            // breaks the gRPC connection with a protocol error): ask what it speaks
+            StoreError::Etcd { .. } => {}
+            _ => return None,
         }
         if let Some(s) = self.scheme_mismatch().await {
             return Some(s);
@@ -380,6 +413,13 @@ impl Connection {
                 "grant the user's role read access to the tenant's keys (readwrite to publish): `etcdctl role grant-permission ROLE --prefix=true read /flowc/TENANT/`".to_owned(),
             ));
         }
+        if lower.contains(CLUSTERS) {
+            return Some(SetupError {
+                fault: SetupFault::Cluster,
+                message: message.clone(),
+                help: "list endpoints of one etcd cluster only (`etcdctl --endpoints=URL endpoint status -w json` shows each endpoint's cluster_id)".to_owned(),
+            });
+        }
         if lower.contains("has no scheme etcd speaks") {
             return Some(SetupError {
                 fault: SetupFault::Scheme,
@@ -413,12 +453,19 @@ impl Connection {
                 _ => continue,
             };
             let host = host.trim_end_matches('/');
-            let (message, help) = match speaks(host, wait).await {
+            let (fault, message, help) = match speaks(host, wait).await {
+                Some(Speaks::Http) => (
+                    SetupFault::NotEtcd,
+                    format!("{host} answers HTTP but is not etcd (no gRPC): the server at `{endpoint}` speaks HTTP/1 only"),
+                    "point --etcd at etcd's client URL (its --listen-client-urls, port 2379 by default)".to_owned(),
+                ),
                 Some(Speaks::Plain) if tls => (
+                    SetupFault::Scheme,
                     format!("the server at `{endpoint}` speaks plain HTTP, not TLS"),
                     format!("use http://{host} (or start etcd with TLS: --cert-file, --key-file)"),
                 ),
                 Some(Speaks::Tls) if !tls => (
+                    SetupFault::Scheme,
                     format!("the server at `{endpoint}` speaks TLS, not plain HTTP"),
                     format!(
                         "use https://{host}, with --cacert naming the CA that signed its certificate (and --cert, --key if it asks for a client certificate)"
@@ -427,7 +474,7 @@ impl Connection {
                 _ => continue,
             };
             return Some(SetupError {
-                fault: SetupFault::Scheme,
+                fault,
                 message,
                 help,
             });
@@ -435,9 +482,18 @@ impl Connection {
         None
     }
 
-    /// The endpoints that answer a status request within the connect timeout (all of
-    /// them when none does).
-    async fn answering(&self, options: &ConnectOptions) -> Vec<String> {
+    /// Asks every endpoint for its status (in parallel, each bounded by the connect
+    /// timeout): see [`Connection::open`]. Boxed: classifying an endpoint may connect
+    /// again, and connecting surveys.
+    fn survey<'a>(
+        &'a self,
+        options: &'a ConnectOptions,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Survey, StoreError>> + Send + 'a>> {
+        Box::pin(self.survey_now(options))
+    }
+
+    /// [`Connection::survey`], unboxed.
+    async fn survey_now(&self, options: &ConnectOptions) -> Result<Survey, StoreError> {
         let mut probes = tokio::task::JoinSet::new();
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             let (endpoint, options, wait) =
@@ -447,27 +503,93 @@ impl Connection {
                     let mut c = Client::connect([endpoint.as_str()], Some(options)).await?;
                     c.status().await
                 };
-                let ok = matches!(tokio::time::timeout(wait, probe).await, Ok(Ok(_)));
-                (i, ok)
+                let one = std::slice::from_ref(&endpoint);
+                let answer = match tokio::time::timeout(wait, probe).await {
+                    Ok(Ok(status)) => Ok(status
+                        .header()
+                        .map_or(0, etcd_client::ResponseHeader::cluster_id)),
+                    Ok(Err(e)) => Err(etcd_error("connect", &e).at(one)),
+                    Err(_) => Err(timeout_error("connect", wait).at(one)),
+                };
+                (i, answer)
             });
         }
-        let mut up = Vec::new();
+        let mut answers = Vec::new();
         while let Some(done) = probes.join_next().await {
-            if let Ok((i, true)) = done {
-                up.push(i);
+            if let Ok(answer) = done {
+                answers.push(answer);
             }
         }
-        up.sort_unstable();
-        let answering: Vec<String> = up
-            .into_iter()
-            .filter_map(|i| self.endpoints.get(i).cloned())
-            .collect();
-        if answering.is_empty() {
-            self.endpoints.clone()
-        } else {
-            answering
+        answers.sort_unstable_by_key(|(i, _)| *i);
+        let mut answering: Vec<(String, u64)> = Vec::new();
+        let mut failed: Vec<(String, StoreError)> = Vec::new();
+        for (i, answer) in answers {
+            let Some(endpoint) = self.endpoints.get(i).cloned() else {
+                continue;
+            };
+            match answer {
+                Ok(cluster) => answering.push((endpoint, cluster)),
+                Err(e) => failed.push((endpoint, e)),
+            }
         }
+        if let Some(((a, a_id), (b, b_id))) = answering.first().and_then(|first| {
+            answering
+                .iter()
+                .find(|(_, id)| *id != first.1)
+                .map(|other| (first, other))
+        }) {
+            return Err(StoreError::Etcd {
+                operation: "connect",
+                message: format!(
+                    "endpoints `{a}` (cluster {a_id:x}) and `{b}` (cluster {b_id:x}) {CLUSTERS}"
+                ),
+            });
+        }
+        if answering.is_empty() {
+            return Ok(Survey {
+                answering: self.endpoints.clone(),
+                warnings: Vec::new(),
+            });
+        }
+        let mut warnings = Vec::new();
+        for (endpoint, e) in failed {
+            let single = Connection {
+                endpoints: vec![endpoint.clone()],
+                ..self.clone()
+            };
+            // the one classification of a failed attempt, for this endpoint alone
+            if let Some(setup) = single.setup_error(&e).await {
+                warnings.push(format!(
+                    "endpoint `{endpoint}` is left out, the others answer: {} ({})",
+                    setup.message, setup.help
+                ));
+            }
+        }
+        Ok(Survey {
+            answering: answering.into_iter().map(|(e, _)| e).collect(),
+            warnings,
+        })
     }
+}
+
+/// What [`Connection::survey`] found.
+struct Survey {
+    /// The endpoints to balance over.
+    answering: Vec<String>,
+    /// One line for each misconfigured endpoint left out.
+    warnings: Vec<String>,
+}
+
+/// How the refusal of endpoints of different clusters reads (and is recognised).
+const CLUSTERS: &str = "belong to different etcd clusters";
+
+/// A connection made by [`Connection::open`].
+pub struct Opened {
+    /// The client.
+    pub client: Client,
+    /// One line for each endpoint left out because it is misconfigured (its scheme,
+    /// TLS files, user, or a server that is not etcd) while another answered.
+    pub warnings: Vec<String>,
 }
 
 /// What a TLS file must hold.
@@ -637,31 +759,57 @@ fn tls_words(lower: &str) -> bool {
 
 /// What a server speaks on its port.
 enum Speaks {
+    /// Plain etcd (gRPC, or an HTTP/1 `/version` naming an etcd server).
     Plain,
+    /// TLS.
     Tls,
+    /// Plain HTTP/1 only: no gRPC, so no etcd.
+    Http,
 }
 
-/// Asks `host` (`HOST:PORT`) which protocol it speaks: a plain HTTP request is answered
-/// by a plain etcd (`HTTP/1.x ...`) and closed by a TLS one; a malformed TLS hello is
-/// answered by a TLS server with an alert record. `None`: neither answered in `wait`.
+/// Asks `host` (`HOST:PORT`) which protocol it speaks: the HTTP/2 connection preface
+/// (what a gRPC client sends first) is answered by a plain etcd with its SETTINGS frame;
+/// else a plain HTTP/1 request is answered by a plain HTTP server (`HTTP/1.x ...`: etcd
+/// when its `/version` names an etcd server, another server otherwise) and closed by a
+/// TLS one; a malformed TLS hello is answered by a TLS server with an alert record.
+/// `None`: neither answered in `wait`.
 async fn speaks(host: &str, wait: Duration) -> Option<Speaks> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let ask = async |hello: &[u8]| {
+    // the first `want` bytes of the answer (fewer when the server closes first)
+    let ask = async |hello: &[u8], want: usize| {
         let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
         s.write_all(hello).await.ok()?;
-        let mut answer = [0_u8; 8];
-        let n = s.read(&mut answer).await.ok()?;
-        answer.get(..n).map(<[u8]>::to_vec)
+        let mut answer = vec![0_u8; want];
+        let mut n = 0;
+        while n < want {
+            let got = s.read(answer.get_mut(n..)?).await.ok()?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        answer.truncate(n);
+        Some(answer)
     };
-    let plain = tokio::time::timeout(wait, ask(b"GET /version HTTP/1.0\r\n\r\n")).await;
-    if let Ok(Some(a)) = plain
-        && a.starts_with(b"HTTP/")
+    // the preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0);
+    // a frame's type is the 4th byte of its header
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    if let Ok(Some(a)) = tokio::time::timeout(wait, ask(&preface, 4)).await
+        && a.get(3) == Some(&4)
     {
         return Some(Speaks::Plain);
     }
+    let plain = tokio::time::timeout(wait, ask(b"GET /version HTTP/1.0\r\n\r\n", 4096)).await;
+    if let Ok(Some(a)) = plain
+        && a.starts_with(b"HTTP/")
+    {
+        let etcd = a.windows(10).any(|w| w == b"etcdserver");
+        return Some(if etcd { Speaks::Plain } else { Speaks::Http });
+    }
     // a ClientHello record of 4 bytes: too short to be one, so a TLS server alerts
     let hello = [0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00];
-    let tls = tokio::time::timeout(wait, ask(&hello)).await;
+    let tls = tokio::time::timeout(wait, ask(&hello, 5)).await;
     if let Ok(Some(a)) = tls
         && matches!(a.first(), Some(0x15 | 0x16))
         && a.get(1) == Some(&0x03)
@@ -685,16 +833,22 @@ pub enum SetupFault {
     /// An endpoint's scheme: `https://` to a plain server, `http://` to a TLS one, or
     /// neither.
     Scheme,
+    /// A server at an endpoint that answers HTTP but is not etcd (no gRPC).
+    NotEtcd,
+    /// Endpoints of different etcd clusters in one list.
+    Cluster,
 }
 
 impl SetupFault {
-    /// `tls`, `auth`, `scheme`.
+    /// `tls`, `auth`, `scheme`, `not-etcd`, `cluster`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             SetupFault::Tls => "tls",
             SetupFault::Auth => "auth",
             SetupFault::Scheme => "scheme",
+            SetupFault::NotEtcd => "not-etcd",
+            SetupFault::Cluster => "cluster",
         }
     }
 }

@@ -325,6 +325,8 @@ pub fn watch(
         contacted: false,
         odd: BTreeSet::new(),
         odd_unlisted: false,
+        endpoint_warnings: BTreeSet::new(),
+        labels: FlowLabels::default(),
         snapshot_served: 0,
         retries: 0,
         down: false,
@@ -383,6 +385,10 @@ struct Worker {
     odd: BTreeSet<String>,
     /// More odd keys were seen than are listed (said once).
     odd_unlisted: bool,
+    /// The misconfigured endpoints left out already reported (each said once).
+    endpoint_warnings: BTreeSet<String>,
+    /// The flow labels of the metrics given out.
+    labels: FlowLabels,
     /// Flows loaded from the snapshot that etcd has not yet replaced.
     snapshot_served: usize,
     /// Failed attempts since the connection was lost.
@@ -398,8 +404,10 @@ struct Worker {
 /// How often a watcher that cannot reach etcd says it still retries.
 const REPORT_EVERY: Duration = Duration::from_secs(30);
 
-/// Describes the watcher's metrics and registers the counters at 0, so that an
-/// exporter shows them from the start (an alert on a rate needs the zero).
+/// Describes the watcher's metrics and registers the counters without labels at 0, so
+/// that an exporter shows them from the start (an alert on a rate needs the zero); the
+/// per-flow counters are registered at 0 for each flow label when it is first given
+/// ([`FlowLabels`]), never without a label.
 fn register_metrics() {
     metrics::describe_counter!(
         "flowc_publishes_total",
@@ -432,12 +440,7 @@ fn register_metrics() {
         metrics::Unit::Seconds,
         "from the publisher's write to the watcher's swap"
     );
-    for name in [
-        "flowc_publishes_total",
-        "flowc_rejects_total",
-        "flowc_resyncs_total",
-        "flowc_reconnects_total",
-    ] {
+    for name in ["flowc_resyncs_total", "flowc_reconnects_total"] {
         metrics::counter!(name).increment(0);
     }
 }
@@ -485,7 +488,7 @@ impl Worker {
                 Ok(version) => {
                     self.seen.insert(f.flow.clone(), f.revision);
                     self.snapshot_served += 1;
-                    gauges(&self.registry, &version);
+                    self.gauges(&version);
                     self.emit(&WatchEvent::Snapshot { version });
                 }
                 Err(e) => self.warn(format!("snapshot of `{}`: {e}", f.flow)),
@@ -505,7 +508,13 @@ impl Worker {
             }
             let endpoints = self.config.connection.endpoints.clone();
             let attempt = async {
-                let mut client = self.config.connection.connect().await?;
+                let opened = self.config.connection.open().await?;
+                for warning in opened.warnings {
+                    if self.endpoint_warnings.insert(warning.clone()) {
+                        self.warn(warning);
+                    }
+                }
+                let mut client = opened.client;
                 if need_full {
                     self.full_read(&mut client, resync).await?;
                 }
@@ -945,7 +954,7 @@ impl Worker {
                 diagnostics: Arc::clone(&diagnostics),
             },
         );
-        metrics::counter!("flowc_rejects_total", "flow" => flow.to_owned()).increment(1);
+        metrics::counter!("flowc_rejects_total", "flow" => self.labels.of(flow)).increment(1);
         let first = diagnostics
             .iter()
             .next()
@@ -1185,17 +1194,18 @@ impl Worker {
     /// received live by the watch stream (not by a full read at start or after a
     /// compaction, whose age is no propagation); a publisher's clock ahead of ours gives
     /// no latency.
-    fn published(&self, version: &VersionId, meta: Option<&FlowMeta>) {
+    fn published(&mut self, version: &VersionId, meta: Option<&FlowMeta>) {
         let latency = meta.and_then(|m| {
             now_micros()
                 .checked_sub(m.published_at_micros)
                 .map(Duration::from_micros)
         });
-        metrics::counter!("flowc_publishes_total", "flow" => version.flow.clone()).increment(1);
+        metrics::counter!("flowc_publishes_total", "flow" => self.labels.of(&version.flow))
+            .increment(1);
         if let Some(l) = latency {
             metrics::histogram!("flowc_propagation_seconds").record(l.as_secs_f64());
         }
-        gauges(&self.registry, version);
+        self.gauges(version);
         tracing::info!(
             tenant = self.config.tenant.tenant(),
             flow = version.flow.as_str(),
@@ -1209,6 +1219,21 @@ impl Worker {
         });
     }
 
+    /// Sets the gauges of `version`'s flow, when it has a label of its own.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "gauges are f64; revisions and counts stay far below 2^52"
+    )]
+    fn gauges(&mut self, version: &VersionId) {
+        if self.labels.of(&version.flow) != version.flow {
+            return;
+        }
+        metrics::gauge!("flowc_active_revision", "flow" => version.flow.clone())
+            .set(version.revision as f64);
+        metrics::gauge!("flowc_live_versions", "flow" => version.flow.clone())
+            .set(self.registry.versions(&version.flow).len() as f64);
+    }
+
     fn retire(&mut self, flow: &str, revision: u64) {
         self.seen.remove(flow);
         self.lock().rejections.remove(flow);
@@ -1220,7 +1245,9 @@ impl Worker {
             return;
         }
         // the exporter cannot remove a series: 0 means no active version (retired)
-        metrics::gauge!("flowc_active_revision", "flow" => flow.to_owned()).set(0.0);
+        if self.labels.has_own(flow) {
+            metrics::gauge!("flowc_active_revision", "flow" => flow.to_owned()).set(0.0);
+        }
         tracing::info!(
             tenant = self.config.tenant.tenant(),
             flow,
@@ -1237,15 +1264,46 @@ impl Worker {
     }
 }
 
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "gauges are f64; revisions and counts stay far below 2^52"
-)]
-fn gauges(registry: &Registry, version: &VersionId) {
-    metrics::gauge!("flowc_active_revision", "flow" => version.flow.clone())
-        .set(version.revision as f64);
-    metrics::gauge!("flowc_live_versions", "flow" => version.flow.clone())
-        .set(registry.versions(&version.flow).len() as f64);
+/// The `flow` label of flows beyond [`Limits::MAX_METRIC_FLOWS`] and of keys that name
+/// no flow, in the per-flow counters.
+pub const OTHER_FLOWS: &str = "(other)";
+
+/// The `flow` label values the watcher's metrics carry: a valid flow id is its own label
+/// while fewer than [`Limits::MAX_METRIC_FLOWS`] flows have one; any other key under
+/// `flows/` (junk the watcher rejects) and flows beyond the bound share [`OTHER_FLOWS`]
+/// in the counters, and have no gauges (a gauge of several flows means nothing). Each
+/// label is registered at 0 in both per-flow counters when first given, so that a rate
+/// has its zero.
+#[derive(Debug, Default)]
+struct FlowLabels {
+    own: BTreeSet<String>,
+    other: bool,
+}
+
+impl FlowLabels {
+    /// The label of `flow`'s counters (given now if it has none yet).
+    fn of(&mut self, flow: &str) -> String {
+        if self.own.contains(flow) {
+            return flow.to_owned();
+        }
+        let label = if check_flow_id(flow).is_ok() && self.own.len() < Limits::MAX_METRIC_FLOWS {
+            self.own.insert(flow.to_owned());
+            flow
+        } else if std::mem::replace(&mut self.other, true) {
+            return OTHER_FLOWS.to_owned();
+        } else {
+            OTHER_FLOWS
+        };
+        for name in ["flowc_publishes_total", "flowc_rejects_total"] {
+            metrics::counter!(name, "flow" => label.to_owned()).increment(0);
+        }
+        label.to_owned()
+    }
+
+    /// Whether `flow` has a label of its own (and so gauges).
+    fn has_own(&self, flow: &str) -> bool {
+        self.own.contains(flow)
+    }
 }
 
 /// Waits while paused; false when told to stop.
