@@ -85,7 +85,11 @@ fn tight() -> &'static Arc<CompiledFlow> {
 
 /// The default flow for two seeds in three, the tight one for the third.
 fn flow_for(seed: u64) -> &'static Arc<CompiledFlow> {
-    if seed % 3 == 0 { tight() } else { flow() }
+    if seed.is_multiple_of(3) {
+        tight()
+    } else {
+        flow()
+    }
 }
 
 fn build(options: &Options) -> Arc<CompiledFlow> {

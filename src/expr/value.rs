@@ -572,7 +572,7 @@ pub fn list_index<'l, T>(items: &'l [T], i: Scalar<'_>) -> Result<&'l T, OpError
     let idx = match i {
         Scalar::Int(n) => usize::try_from(n).ok(),
         Scalar::Uint(n) => usize::try_from(n).ok(),
-        Scalar::Double(d) if d.fract() == 0.0 && d >= 0.0 && d < 1e15 =>
+        Scalar::Double(d) if d.fract() == 0.0 && (0.0..1e15).contains(&d) =>
         {
             #[expect(
                 clippy::cast_possible_truncation,
