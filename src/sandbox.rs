@@ -11,8 +11,9 @@ use rhai::{
 
 pub use crate::expr::RunError;
 use crate::expr::codegen::Generated;
+use crate::expr::ir::Bounds;
 use crate::expr::overload::Func;
-use crate::expr::value::{self, Arith, Logic, OpError, Rel, Value};
+use crate::expr::value::{self, Arith, Logic, MapView, OpError, Rel, Scalar, Value, View};
 use crate::expr::{ClosedEval, rhai_const, rhai_var};
 use crate::limits::{Limits, SandboxLimits};
 
@@ -71,6 +72,17 @@ fn raise(e: OpError) -> Box<EvalAltResult> {
     .into()
 }
 
+/// A bound passed inside a native: Rhai's `ErrorTerminated`, which no `catch`
+/// catches (a bound fails the evaluation closed, never absorbed by `&&`/`||`),
+/// carrying the bound's own error.
+#[expect(
+    clippy::unnecessary_box_returns,
+    reason = "Rhai's API takes its error boxed"
+)]
+fn limit(e: RunError) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(Captured(Arc::new(e))), Position::NONE).into()
+}
+
 /// Rhai value → CEL value.
 pub(crate) fn from_dynamic(d: &Dynamic) -> Value {
     if d.is_unit() {
@@ -126,6 +138,64 @@ pub(crate) fn to_dynamic(v: &Value) -> Dynamic {
     }
 }
 
+/// A Rhai value read in place by the value-level rules (`value::View`): a scalar
+/// without converting it, a list's or map's length without copying it.
+impl View for Dynamic {
+    fn with_scalar<R>(&self, f: impl FnOnce(Scalar<'_>) -> R) -> R {
+        if self.is_unit() {
+            return f(Scalar::Null);
+        }
+        if let Ok(b) = self.as_bool() {
+            return f(Scalar::Bool(b));
+        }
+        if let Ok(i) = self.as_int() {
+            return f(Scalar::Int(i));
+        }
+        if let Ok(x) = self.as_float() {
+            return f(Scalar::Double(x));
+        }
+        if let Ok(s) = self.as_immutable_string_ref() {
+            return f(Scalar::Str(s.as_str()));
+        }
+        if self.is_array() {
+            return f(Scalar::Other("list"));
+        }
+        if self.is_map() {
+            return f(Scalar::Other("map"));
+        }
+        match self.read_lock::<Boxed>() {
+            Some(b) => f(b.0.scalar()),
+            None => f(Scalar::Null),
+        }
+    }
+    fn value(&self) -> std::borrow::Cow<'_, Value> {
+        std::borrow::Cow::Owned(from_dynamic(self))
+    }
+    fn collection_len(&self) -> Option<usize> {
+        if let Ok(a) = self.as_array_ref() {
+            return Some(a.len());
+        }
+        if let Ok(m) = self.as_map_ref() {
+            return Some(m.len());
+        }
+        match self.read_lock::<Boxed>() {
+            Some(b) => b.0.collection_len(),
+            None => None,
+        }
+    }
+}
+
+/// A Rhai map's keys are all strings: no other key is in it.
+impl MapView for Map {
+    type Item = Dynamic;
+    fn by_str(&self, key: &str) -> Option<&Dynamic> {
+        self.get(key)
+    }
+    fn by_other(&self, _key: Scalar<'_>) -> Option<&Dynamic> {
+        None
+    }
+}
+
 fn wrap(r: Result<Value, OpError>) -> Result<Dynamic, Box<EvalAltResult>> {
     r.map(|v| to_dynamic(&v)).map_err(raise)
 }
@@ -162,7 +232,7 @@ fn and_or(is_and: bool, a: &Dynamic, b: &Dynamic) -> Dynamic {
     clippy::too_many_lines,
     reason = "every native the generated code calls, in one place"
 )]
-fn register(engine: &mut Engine) {
+fn register(engine: &mut Engine, bounds: Bounds) {
     // Rhai's checked build compares floats within an epsilon (and gets infinities
     // wrong); CEL compares doubles exactly as IEEE 754 does
     // (codegen calls these for every double comparison)
@@ -175,7 +245,15 @@ fn register(engine: &mut Engine) {
     engine.register_fn("d_gt", |a: f64, b: f64| a > b);
     engine.register_fn("d_ge", |a: f64, b: f64| a >= b);
     engine.register_iterator::<Array>();
-    engine.register_fn("push", |a: &mut Array, v: Dynamic| a.push(v));
+    // the list a `map`/`filter` builds is checked as each element is added, as on the
+    // direct path (`Bounds::list_fits`)
+    engine.register_fn(
+        "push",
+        move |a: &mut Array, v: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            a.push(v);
+            bounds.list_fits(a.len()).map_err(limit)
+        },
+    );
     engine.register_fn("cel_err", |e: Dynamic| -> Dynamic {
         if e.is::<Captured>() {
             return e;
@@ -227,13 +305,18 @@ fn register(engine: &mut Engine) {
         ("cel_div", Arith::Div),
         ("cel_rem", Arith::Rem),
     ] {
-        engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
-            let (a, b) = (from_dynamic(&a), from_dynamic(&b));
-            if op == Arith::Add {
-                charge(value::add_cost(&a, &b))?;
-            }
-            wrap(value::arith(op, &a, &b))
-        });
+        engine.register_fn(
+            name,
+            move |a: Dynamic, b: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+                let (a, b) = (from_dynamic(&a), from_dynamic(&b));
+                if op == Arith::Add {
+                    charge(value::add_cost(&a, &b))?;
+                }
+                let v = value::arith(op, &a, &b).map_err(raise)?;
+                bounds.fits(&v).map_err(limit)?;
+                Ok(to_dynamic(&v))
+            },
+        );
     }
     for (name, op) in [
         ("cel_lt", Rel::Lt),
@@ -246,29 +329,27 @@ fn register(engine: &mut Engine) {
         });
     }
     engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| {
-        value::equals(&from_dynamic(&a), &from_dynamic(&b))
+        value::view_equals(&a, &b)
     });
     engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| {
-        !value::equals(&from_dynamic(&a), &from_dynamic(&b))
+        !value::view_equals(&a, &b)
     });
-    // `in`, `[]` on Rhai's own maps and lists read them in place: a context map or list
-    // is never copied for one lookup
+    // `in`, `[]`, `.f`, `has` and `size` take the collection as their first argument by
+    // `&mut`: Rhai then hands a variable (a context list or map) over in place instead
+    // of copying it for the call, and the value-level rules (`value::View`,
+    // `value::MapView`) read it in place; codegen puts the collection first
     engine.register_fn(
         "cel_in",
-        |a: Dynamic, b: Dynamic| -> Result<bool, Box<EvalAltResult>> {
+        |b: &mut Dynamic, a: Dynamic| -> Result<bool, Box<EvalAltResult>> {
+            let b = &*b;
             if let Ok(m) = b.as_map_ref() {
-                // its keys are strings: no other key is in it (as `value::map_get`)
-                return Ok(a
-                    .as_immutable_string_ref()
-                    .is_ok_and(|k| m.contains_key(k.as_str())));
+                return Ok(a.with_scalar(|k| value::map_lookup(&*m, k).is_some()));
             }
-            let needle = from_dynamic(&a);
             let searched = if let Ok(items) = b.as_array_ref() {
-                value::search(items.iter(), units_left(), |i| {
-                    value::equals(&needle, &from_dynamic(i))
-                })
+                value::list_contains(&a, items.iter(), units_left())
             } else {
-                value::contains_in(&needle, &from_dynamic(&b), units_left()).map_err(raise)?
+                value::contains_in(&from_dynamic(&a), &from_dynamic(b), units_left())
+                    .map_err(raise)?
             };
             match searched {
                 Some(s) => {
@@ -279,33 +360,33 @@ fn register(engine: &mut Engine) {
             }
         },
     );
-    engine.register_fn("cel_index", |a: Dynamic, i: Dynamic| {
+    engine.register_fn("cel_index", |a: &mut Dynamic, i: Dynamic| {
+        let a = &*a;
         if let Ok(m) = a.as_map_ref() {
-            if let Ok(k) = i.as_immutable_string_ref() {
-                return m
-                    .get(k.as_str())
+            return i.with_scalar(|k| value::map_index(&*m, k).cloned().map_err(raise));
+        }
+        if let Ok(items) = a.as_array_ref() {
+            return i.with_scalar(|k| {
+                value::list_index(items.as_slice(), k)
                     .cloned()
-                    .ok_or_else(|| raise(OpError::NoSuchKey(k.to_string())));
-            }
-            // no key but a string is in a map of string keys: the error of an empty map
-            return wrap(value::index(&Value::map(Vec::new()), &from_dynamic(&i)));
+                    .map_err(raise)
+            });
         }
-        wrap(value::index(&from_dynamic(&a), &from_dynamic(&i)))
+        wrap(value::index(&from_dynamic(a), &from_dynamic(&i)))
     });
-    engine.register_fn("cel_select", |a: Dynamic, f: ImmutableString| {
+    engine.register_fn("cel_select", |a: &mut Dynamic, f: ImmutableString| {
+        let a = &*a;
         if let Ok(m) = a.as_map_ref() {
-            return m
-                .get(f.as_str())
-                .cloned()
-                .ok_or_else(|| raise(OpError::NoSuchKey(f.to_string())));
+            return value::map_field(&*m, &f).cloned().map_err(raise);
         }
-        wrap(value::select(&from_dynamic(&a), &f))
+        wrap(value::select(&from_dynamic(a), &f))
     });
-    engine.register_fn("cel_has", |a: Dynamic, f: ImmutableString| {
+    engine.register_fn("cel_has", |a: &mut Dynamic, f: ImmutableString| {
+        let a = &*a;
         if let Ok(m) = a.as_map_ref() {
-            return Ok(Dynamic::from_bool(m.contains_key(f.as_str())));
+            return Ok(Dynamic::from_bool(value::map_has(&*m, &f)));
         }
-        wrap_bool(value::has(&from_dynamic(&a), &f))
+        wrap_bool(value::has(&from_dynamic(a), &f))
     });
     engine.register_fn(
         "cel_map",
@@ -337,8 +418,12 @@ fn register(engine: &mut Engine) {
     );
     // every function call goes through the overload table: codegen writes the
     // function's index (resolved at compile time), never its name
-    engine.register_fn("cel_f1", |f: i64, a: Dynamic| {
-        let a = from_dynamic(&a);
+    engine.register_fn("cel_f1", |a: &mut Dynamic, f: i64| {
+        let a = &*a;
+        if Func::at(f) == Some(Func::Size) {
+            return wrap(value::size_of(a));
+        }
+        let a = from_dynamic(a);
         if let Some(func) = Func::at(f) {
             charge(value::call_cost(func, &[&a]))?;
         }
@@ -407,6 +492,7 @@ fn map_error(e: &EvalAltResult, limits: &SandboxLimits) -> RunError {
         EvalAltResult::ErrorRuntime(d, _) => map_thrown(d),
         EvalAltResult::ErrorArithmetic(m, _) => map_message(m),
         EvalAltResult::ErrorPropertyNotFound(p, _) => RunError::Op(OpError::NoSuchKey(p.clone())),
+        EvalAltResult::ErrorTerminated(d, _) if d.is::<Captured>() => map_thrown(d),
         EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorTerminated(..) => {
             RunError::budget(limits.max_operations)
         }
@@ -557,9 +643,14 @@ impl Sandbox {
         engine.set_max_operations(limits.max_operations);
         engine.set_max_call_levels(limits.max_call_levels);
         engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
-        engine.set_max_string_size(limits.max_string_size);
-        engine.set_max_array_size(limits.max_array_size);
-        engine.set_max_map_size(limits.max_map_size);
+        // sizes are flowc's own bounds, checked by the natives that build strings and
+        // lists (`Bounds::fits`, the direct path's one rule), not Rhai's: Rhai counts
+        // the bytes of every string held in a list against the string limit, and walks
+        // a whole context collection after each call that borrows it (`&mut`), which
+        // would copy in time what borrowing saves in memory
+        engine.set_max_string_size(0);
+        engine.set_max_array_size(0);
+        engine.set_max_map_size(0);
         engine.set_allow_anonymous_fn(false);
         engine.set_allow_shadowing(true);
         for sym in [
@@ -577,7 +668,7 @@ impl Sandbox {
         });
         engine.on_print(|_| {});
         engine.on_debug(|_, _, _| {});
-        register(&mut engine);
+        register(&mut engine, Bounds::of(&limits));
         Self { engine, limits }
     }
 

@@ -143,15 +143,19 @@ fn bytes_built_are_charged() {
     ] {
         both(&f, &mut b, cond, &Err(RunError::budget(BUDGET)));
     }
-    // a list of them: the direct path runs out of budget; the sandbox stops earlier, at
-    // Rhai's bound on the bytes of strings held in one list (both fail closed)
-    let c = f
-        .compile_condition("t", "items.map(x, note + note).size() > 0")
-        .unwrap();
-    assert_eq!(c.eval(f.sandbox(), &mut b), Err(RunError::budget(BUDGET)));
-    assert_eq!(
-        c.eval_sandboxed(f.sandbox(), &mut b),
-        Err(RunError::string_too_long(64 * 1024))
+    // a list of them: each string is within the string bound, so both paths run out of
+    // budget (the bytes of all strings in one list are not bounded by the string bound)
+    both(
+        &f,
+        &mut b,
+        "items.map(x, note + note).size() > 0",
+        &Err(RunError::budget(BUDGET)),
+    );
+    both(
+        &f,
+        &mut b,
+        "items.map(x, note + note).exists(s, size(s) == 0)",
+        &Err(RunError::budget(BUDGET)),
     );
     // a hundred do
     let mut few = bindings(&f, 0, 100, 30 * 1024);
@@ -197,4 +201,80 @@ fn limit_errors_name_the_limit() {
         RunError::calls_too_deep(16).to_string(),
         "calls nested deeper than the limit of 16 levels"
     );
+}
+
+#[test]
+fn lists_built_are_bounded_as_each_element_is_added() {
+    // a list bound of 1,000 (far from the budget on both paths' counts)
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_array_size = 1_000;
+    let f = compile(
+        &SourceFile::new("budget.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
+    // 20,000 elements: the 1,001st added passes the list bound on both paths, before
+    // the division by zero at the 1,006th
+    let mut b = bindings(&f, 0, 20_000, 0);
+    for cond in [
+        "items.map(x, x).size() > 0",
+        "items.map(x, 10 / (1005 - x)).size() > 0",
+        "items.filter(x, 10 / (1005 - x) >= 0).size() > 0",
+        "items.map(x, x < 1005, 10 / (1005 - x)).size() > 0",
+    ] {
+        both(&f, &mut b, cond, &Err(RunError::list_too_long(1_000)));
+    }
+    // a context list longer than the bound is read, not built: no error
+    both(
+        &f,
+        &mut b,
+        "items.size() == 20000 && 19999 in items",
+        &Ok(true),
+    );
+    both(&f, &mut b, "items.exists(x, x == 500)", &Ok(true));
+    // within the bound, the error in the body is the one reported
+    let mut small = bindings(&f, 0, 20, 0);
+    both(
+        &f,
+        &mut small,
+        "items.map(x, 10 / (10 - x)).size() > 0",
+        &Err(RunError::Op(flowc::expr::OpError::DivisionByZero)),
+    );
+}
+
+#[test]
+fn the_skipped_side_of_and_or_is_not_evaluated_and_a_limit_is_never_absorbed() {
+    let f = flow();
+    let mut b = bindings(&f, 200_000, 0, 0);
+    let spent = Err(RunError::budget(BUDGET));
+    for (cond, want) in [
+        // a deciding left side: the right side, which would run out, is not evaluated
+        // (plain and error-capturing forms: `codes["k0"]` may fail)
+        ("false && -1 in nums", Ok(false)),
+        ("true || -1 in nums", Ok(true)),
+        (r#"codes["k0"] == 1 && -1 in nums"#, Ok(false)),
+        (r#"codes["k0"] == 0 || -1 in nums"#, Ok(true)),
+        (
+            r#"codes["k0"] == 1 && (codes["nokey"] > 0 || -1 in nums)"#,
+            Ok(false),
+        ),
+        // an error on the left is absorbed by a deciding right side
+        (r#"codes["nokey"] > 0 && false"#, Ok(false)),
+        (r#"codes["nokey"] > 0 || true"#, Ok(true)),
+        // a limit on an evaluated side is never absorbed, whichever side it is on
+        ("-1 in nums && false", spent.clone()),
+        ("-1 in nums || true", spent.clone()),
+        (r#"codes["nokey"] > 0 && -1 in nums"#, spent.clone()),
+        (
+            r#"(-1 in nums || codes["nokey"] > 0) && false"#,
+            spent.clone(),
+        ),
+        (r#"codes["k0"] == 0 && -1 in nums"#, spent.clone()),
+        // and inside a macro, whose steps stop at the first deciding element
+        ("[1, 2].exists(x, x == 1 || -1 in nums)", Ok(true)),
+        ("[1, 2].all(x, x == 2 && -1 in nums)", Ok(false)),
+        ("[1, 2].exists(x, x == 2 && -1 in nums)", spent.clone()),
+    ] {
+        both(&f, &mut b, cond, &want);
+    }
 }

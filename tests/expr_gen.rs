@@ -64,19 +64,43 @@ const CONTEXT: &str = r#"
 
 fn flow() -> &'static Arc<CompiledFlow> {
     static F: std::sync::OnceLock<Arc<CompiledFlow>> = std::sync::OnceLock::new();
+    F.get_or_init(|| build(&Options::default()))
+}
+
+/// The flow compiled for a sandbox whose string and list bounds are tiny (4 bytes, 2
+/// elements), so that generated expressions run into them often: a `+` that builds a
+/// longer string or list, a `map`/`filter` that keeps a third element, on either side
+/// of `&&`/`||` and inside macros. Both paths must fail at the same point with the
+/// same bound (or skip it the same way). The cost budget stays the default: near it
+/// the two paths' base counts differ (decision 100).
+fn tight() -> &'static Arc<CompiledFlow> {
+    static F: std::sync::OnceLock<Arc<CompiledFlow>> = std::sync::OnceLock::new();
     F.get_or_init(|| {
-        let text = format!(
-            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: gen\ncontext:{CONTEXT}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: r }}\n"
-        );
-        let file = SourceFile::new("gen.yaml", text);
-        match compile(&file, &Options::default()) {
-            Ok(f) => Arc::new(f),
-            Err(d) => panic!(
-                "{:?}",
-                d.iter().map(|x| x.message()).collect::<Vec<_>>()
-            ),
-        }
+        let mut limits = flowc::limits::Limits::default();
+        limits.sandbox.max_string_size = 4;
+        limits.sandbox.max_array_size = 2;
+        build(&Options::new(&limits))
     })
+}
+
+/// The default flow for two seeds in three, the tight one for the third.
+fn flow_for(seed: u64) -> &'static Arc<CompiledFlow> {
+    if seed.is_multiple_of(3) {
+        tight()
+    } else {
+        flow()
+    }
+}
+
+fn build(options: &Options) -> Arc<CompiledFlow> {
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: gen\ncontext:{CONTEXT}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: r }}\n"
+    );
+    let file = SourceFile::new("gen.yaml", text);
+    match compile(&file, options) {
+        Ok(f) => Arc::new(f),
+        Err(d) => panic!("{:?}", d.iter().map(|x| x.message()).collect::<Vec<_>>()),
+    }
 }
 
 /// The generator's types.
@@ -735,6 +759,7 @@ fn fits(want: &Type, got: &Type) -> bool {
 static DIRECT: AtomicUsize = AtomicUsize::new(0);
 static ERRORS: AtomicUsize = AtomicUsize::new(0);
 static CASES: AtomicUsize = AtomicUsize::new(0);
+static LIMITS: AtomicUsize = AtomicUsize::new(0);
 
 fn cases() -> u32 {
     std::env::var("EXPR_GEN_CASES")
@@ -747,7 +772,7 @@ fn cases() -> u32 {
 const CONTEXTS: usize = 4;
 
 fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
-    let f = flow();
+    let f = flow_for(seed);
     let mut gn = Gen {
         rng: Rng(seed),
         locals: Vec::new(),
@@ -781,6 +806,9 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
         if sandboxed.is_err() {
             ERRORS.fetch_add(1, Ordering::Relaxed);
         }
+        if matches!(sandboxed, Err(RunError::Limit(_))) {
+            LIMITS.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(direct) = &direct {
             let d = direct.eval_value(b.slots());
             prop_assert!(
@@ -793,7 +821,7 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
 }
 
 fn run_condition_case(seed: u64) -> Result<(), TestCaseError> {
-    let f = flow();
+    let f = flow_for(seed);
     let mut gn = Gen {
         rng: Rng(seed),
         locals: Vec::new(),
@@ -866,6 +894,13 @@ fn the_generator_covers_both_paths_and_errors() {
     assert!(
         errors * 50 >= cases * CONTEXTS,
         "only {errors} run-time errors in {} evaluations",
+        cases * CONTEXTS
+    );
+    // the tight flow's bounds are reached (a third of the cases run on it)
+    let limits = LIMITS.load(Ordering::Relaxed);
+    assert!(
+        limits * 200 >= cases * CONTEXTS,
+        "only {limits} bounds reached in {} evaluations",
         cases * CONTEXTS
     );
 }

@@ -37,18 +37,29 @@ fn limit_hit(r: Result<flowc::expr::Value, RunError>) -> String {
 #[test]
 fn huge_lists_via_map_stop_at_the_array_bound() {
     let sb = Sandbox::new(SandboxLimits {
-        max_array_size: 1000,
+        max_array_size: 5,
         ..SandboxLimits::default()
     });
+    // the bound is on each list built, checked as each element is added (decision 105)
+    let what = limit_hit(run(&sb, "[1,2,3,4,5,6,7,8,9,10].map(a, a * 2).size() > 0"));
+    assert_eq!(what, "a list longer than the limit of 5 elements");
+    let what = limit_hit(run(&sb, "([1,2,3] + [4,5,6]).size() > 0"));
+    assert_eq!(what, "a list longer than the limit of 5 elements");
+    // lists of lists within the bound each: what they hold in all is bounded by the
+    // budget (a step per element), not by the list bound
+    let nested = run(
+        &sb,
+        "[1,2,3,4].map(a, [1,2,3,4].map(b, [1,2,3,4].map(c, c))).size() == 4",
+    );
+    assert!(
+        matches!(nested, Ok(flowc::expr::Value::Bool(true))),
+        "{nested:?}"
+    );
     let what = limit_hit(run(
         &sb,
-        "[1,2,3,4,5,6,7,8,9,10].map(a, [1,2,3,4,5,6,7,8,9,10].map(b, [1,2,3,4,5,6,7,8,9,10].map(c, c))).size() > 0",
+        "[1,2,3,4].map(a, [1,2,3,4].map(b, [1,2,3,4].map(c, [1,2,3,4].map(d, [1,2,3,4].map(e, [1,2,3,4].map(f, [1,2,3,4].map(g, [1,2,3,4].map(h, h)))))))).size() > 0",
     ));
-    assert!(
-        what == "a list longer than the limit of 1,000 elements"
-            || what == "the evaluation budget of 100,000 operations ran out",
-        "{what}"
-    );
+    assert_eq!(what, "the evaluation budget of 100,000 operations ran out");
 }
 
 #[test]

@@ -389,13 +389,20 @@ impl Gen<'_> {
                 }
                 // the checker accepted the call, so it resolves (the index of its function)
                 match overload::resolve(name, &types) {
+                    // one argument first (`&mut` in the sandbox: a context list's `size()`
+                    // reads it in place)
                     overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
-                        if matches!(all.len(), 1 | 2) =>
+                        if all.len() == 1 =>
                     {
-                        format!("cel_f{}({}, {})", all.len(), func.index(), all.join(", "))
+                        format!("cel_f1({}, {})", all.join(", "), func.index())
+                    }
+                    overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
+                        if all.len() == 2 =>
+                    {
+                        format!("cel_f2({}, {})", func.index(), all.join(", "))
                     }
                     // only unchecked trees get here: the call fails at run time
-                    _ => format!("cel_f1({}, [{}])", overload::FUNCS.len(), all.join(", ")),
+                    _ => format!("cel_f1([{}], {})", all.join(", "), overload::FUNCS.len()),
                 }
             }
             ExprKind::Comprehension {
@@ -483,15 +490,21 @@ impl Gen<'_> {
                     let sb = self.expr(b);
                     format!("({sa} {} {sb})", op.symbol())
                 } else {
-                    // CEL: `&&`/`||` are commutative over errors
+                    // CEL: `&&`/`||` are commutative over errors; as on the direct path,
+                    // a left side that decides leaves the right side unevaluated (so it
+                    // costs nothing and cannot run out of a limit), and an error on the
+                    // left is absorbed when the right side decides (decision 105)
                     let sa = self.captured(a);
                     let sb = self.captured(b);
-                    let f = if op == BinaryOp::And {
-                        "cel_and"
+                    let (f, decided, value) = if op == BinaryOp::And {
+                        ("cel_and", "cel_is_false", "false")
                     } else {
-                        "cel_or"
+                        ("cel_or", "cel_is_true", "true")
                     };
-                    format!("cel_settle({f}({sa}, {sb}))")
+                    let t = self.fresh("l");
+                    format!(
+                        "{{ let {t} = {sa}; if {decided}({t}) {{ {value} }} else {{ cel_settle({f}({t}, {sb})) }} }}"
+                    )
                 }
             }
             BinaryOp::In => {
@@ -523,7 +536,16 @@ impl Gen<'_> {
                 }
                 let sa = self.expr(a);
                 let sb = self.expr(b);
-                format!("cel_in({sa}, {sb})")
+                // the collection goes first, by `&mut` (a variable is read in place, not
+                // copied); Rhai evaluates a variable there after the other argument, and
+                // anything else before it, so the element is bound first to keep CEL's
+                // left-to-right order (the first error is the one reported)
+                if is_rhai_ident(&sb) {
+                    format!("cel_in({sb}, {sa})")
+                } else {
+                    let t = self.fresh("t");
+                    format!("{{ let {t} = {sa}; cel_in({sb}, {t}) }}")
+                }
             }
             _ => {
                 let sa = self.expr(a);

@@ -104,16 +104,9 @@ impl Cx<'_> {
         Box::new(RunError::budget(self.bounds.cost))
     }
 
-    fn string_fits(&self, v: &Value) -> Result<(), Fail> {
-        match v {
-            Value::String(s) if s.len() > self.bounds.string => {
-                Err(Box::new(RunError::string_too_long(self.bounds.string)))
-            }
-            Value::List(l) if l.len() > self.bounds.list => {
-                Err(Box::new(RunError::list_too_long(self.bounds.list)))
-            }
-            _ => Ok(()),
-        }
+    /// A value built fits the bounds ([`Bounds::fits`]).
+    fn fits(&self, v: &Value) -> Result<(), Fail> {
+        self.bounds.fits(v).map_err(Box::new)
     }
 }
 
@@ -490,7 +483,7 @@ impl Node {
                     cx.charge(value::add_cost(x.get(), y.get()))?;
                 }
                 let v = value::arith(*o, x.get(), y.get()).map_err(op)?;
-                cx.string_fits(&v)?;
+                cx.fits(&v)?;
                 Out::Own(v)
             }
             Node::Matches(a, re) => match a.eval(cx)?.get() {
@@ -621,11 +614,13 @@ impl Fold {
                     };
                     if keep {
                         out.push(self.body.eval(&inner)?.into_value());
+                        cx.bounds.list_fits(out.len()).map_err(Box::new)?;
                     }
                 }
                 Macro::Filter => {
                     if self.body.truth(&inner)? {
                         out.push(v.clone());
+                        cx.bounds.list_fits(out.len()).map_err(Box::new)?;
                     }
                 }
             }
@@ -642,11 +637,8 @@ impl Fold {
                 }
             },
             Macro::ExistsOne => Value::Bool(count == 1),
-            Macro::Map | Macro::Filter => {
-                let v = Value::List(std::sync::Arc::new(out));
-                cx.string_fits(&v)?;
-                v
-            }
+            // each element was checked against the list bound as it was added
+            Macro::Map | Macro::Filter => Value::List(std::sync::Arc::new(out)),
         })
     }
 }

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::RunError;
 use super::Type;
 use super::VarTable;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
@@ -128,6 +129,54 @@ pub(crate) struct Bounds {
     pub list: usize,
 }
 
+impl Bounds {
+    /// The bounds of these sandbox limits (both paths run under the same).
+    #[must_use]
+    pub(crate) fn of(limits: &SandboxLimits) -> Bounds {
+        Bounds {
+            cost: limits.max_operations,
+            string: limits.max_string_size,
+            list: limits.max_array_size,
+        }
+    }
+
+    /// Does a value just built fit: a string within the string bound, a list within the
+    /// list bound? The one rule both paths apply to every string and list they build
+    /// (`+`, and each element a `map`/`filter` adds, checked as it is added).
+    ///
+    /// # Errors
+    /// The bound it passes.
+    pub(crate) fn fits(&self, v: &Value) -> Result<(), RunError> {
+        match v {
+            Value::String(s) => self.string_fits(s.len()),
+            Value::List(l) => self.list_fits(l.len()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A string of `len` bytes fits.
+    ///
+    /// # Errors
+    /// The string bound.
+    pub(crate) fn string_fits(&self, len: usize) -> Result<(), RunError> {
+        if len > self.string {
+            return Err(RunError::string_too_long(self.string));
+        }
+        Ok(())
+    }
+
+    /// A list of `len` elements fits.
+    ///
+    /// # Errors
+    /// The list bound.
+    pub(crate) fn list_fits(&self, len: usize) -> Result<(), RunError> {
+        if len > self.list {
+            return Err(RunError::list_too_long(self.list));
+        }
+        Ok(())
+    }
+}
+
 /// A condition or expression lowered for the direct evaluator.
 #[derive(Debug, Clone)]
 pub struct Direct {
@@ -155,11 +204,7 @@ impl Direct {
         Direct {
             root,
             reads,
-            bounds: Bounds {
-                cost: limits.max_operations,
-                string: limits.max_string_size,
-                list: limits.max_array_size,
-            },
+            bounds: Bounds::of(limits),
             root_bool: e.ty == Type::Bool,
         }
     }

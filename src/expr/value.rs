@@ -317,10 +317,11 @@ pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
 /// CEL equality (heterogeneous: numbers compare across types; other mixed types are unequal).
 #[must_use]
 pub(crate) fn equals(a: &Value, b: &Value) -> bool {
+    match (a.scalar(), b.scalar()) {
+        (Scalar::Other(_), Scalar::Other(_)) => {}
+        (x, y) => return scalar_equals(x, y),
+    }
     match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::String(x), Value::String(y)) => str_equals(x, y),
         (Value::Bytes(x), Value::Bytes(y)) => x == y,
         (Value::Timestamp(x), Value::Timestamp(y)) => x == y,
         (Value::Duration(x), Value::Duration(y)) => x == y,
@@ -332,30 +333,307 @@ pub(crate) fn equals(a: &Value, b: &Value) -> bool {
                 && x.iter()
                     .all(|(k, v)| map_get(y, k).is_some_and(|w| equals(v, w)))
         }
-        _ => compare_numeric(a, b) == Some(Ordering::Equal),
+        _ => false,
     }
 }
 
 /// Looks up a key in a map (numeric keys match across int/uint/double).
 #[must_use]
 pub fn map_get<'a>(m: &'a MapEntries, k: &Value) -> Option<&'a Value> {
-    if let Value::String(s) = k {
-        return m.get_str(s);
-    }
-    scan(m, k)
+    map_lookup(m, k.scalar())
 }
 
-/// Searches entries in place for a key (numeric keys match across int/uint/double).
-fn scan<'a>(m: &'a [(Value, Value)], k: &Value) -> Option<&'a Value> {
-    m.iter()
-        .find(|(key, _)| match (key, k) {
-            (Value::String(a), Value::String(b)) => a == b,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
-            (Value::Int(_) | Value::Uint(_), Value::Int(_) | Value::Uint(_) | Value::Double(_)) => {
-                compare_numeric(key, k) == Some(Ordering::Equal)
-            }
+/// An operand viewed in place, without copying it: what a map key, a list index or a
+/// searched element is compared as. Both paths view their own values this way (the
+/// direct path's [`Value`], the sandbox's Rhai values), so the rules below that read
+/// it are written once.
+#[derive(Clone, Copy, Debug)]
+pub enum Scalar<'a> {
+    /// `null`
+    Null,
+    /// `bool`
+    Bool(bool),
+    /// `int`
+    Int(i64),
+    /// `uint`
+    Uint(u64),
+    /// `double`
+    Double(f64),
+    /// `string`
+    Str(&'a str),
+    /// A value of another type (bytes, list, map, timestamp, duration): its type name.
+    Other(&'static str),
+}
+
+impl Scalar<'_> {
+    /// The CEL type name.
+    #[must_use]
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Scalar::Null => "null_type",
+            Scalar::Bool(_) => "bool",
+            Scalar::Int(_) => "int",
+            Scalar::Uint(_) => "uint",
+            Scalar::Double(_) => "double",
+            Scalar::Str(_) => "string",
+            Scalar::Other(t) => t,
+        }
+    }
+
+    /// A number as a value (no allocation), for the numeric comparisons.
+    fn number(self) -> Option<Value> {
+        match self {
+            Scalar::Int(i) => Some(Value::Int(i)),
+            Scalar::Uint(u) => Some(Value::Uint(u)),
+            Scalar::Double(d) => Some(Value::Double(d)),
+            _ => None,
+        }
+    }
+
+    /// The key as a "no such key" error names it (a string unquoted).
+    fn key_text(self) -> String {
+        match self {
+            Scalar::Str(s) => s.to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Scalar<'_> {
+    /// As [`Value`]'s display of the same value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Null => f.write_str("null"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Uint(u) => write!(f, "{u}u"),
+            Scalar::Double(d) => f.write_str(&format_double(*d)),
+            Scalar::Str(s) => write!(f, "{s:?}"),
+            Scalar::Other(t) => write!(f, "<{t}>"),
+        }
+    }
+}
+
+impl Value {
+    /// This value viewed as a [`Scalar`].
+    #[must_use]
+    pub fn scalar(&self) -> Scalar<'_> {
+        match self {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::Uint(u) => Scalar::Uint(*u),
+            Value::Double(d) => Scalar::Double(*d),
+            Value::String(s) => Scalar::Str(s),
+            other => Scalar::Other(other.type_name()),
+        }
+    }
+}
+
+/// CEL equality where at least one side is a scalar (a scalar never equals a value of
+/// another kind; numbers compare across int/uint/double). [`equals`] uses it for every
+/// scalar pair.
+#[must_use]
+pub fn scalar_equals(a: Scalar<'_>, b: Scalar<'_>) -> bool {
+    match (a, b) {
+        (Scalar::Null, Scalar::Null) => true,
+        (Scalar::Bool(x), Scalar::Bool(y)) => x == y,
+        (Scalar::Str(x), Scalar::Str(y)) => str_equals(x, y),
+        (x, y) => match (x.number(), y.number()) {
+            (Some(p), Some(q)) => compare_numeric(&p, &q) == Some(Ordering::Equal),
             _ => false,
+        },
+    }
+}
+
+/// A value as the lookups and searches below read it, in place: the direct path's
+/// [`Value`] and the sandbox's Rhai value each implement it, so `in`, `[]`, `.f`,
+/// `has` and `size` have one definition for both paths.
+pub trait View {
+    /// Calls `f` with the value viewed as a scalar ([`Scalar::Other`] for every other
+    /// kind), borrowed for the call.
+    fn with_scalar<R>(&self, f: impl FnOnce(Scalar<'_>) -> R) -> R;
+    /// The value as a [`Value`] (borrowed where it is one; converted otherwise): only
+    /// for comparing two non-scalars.
+    fn value(&self) -> std::borrow::Cow<'_, Value>;
+    /// The number of elements of a list or entries of a map (`None` for other kinds).
+    fn collection_len(&self) -> Option<usize>;
+}
+
+impl View for Value {
+    fn with_scalar<R>(&self, f: impl FnOnce(Scalar<'_>) -> R) -> R {
+        f(self.scalar())
+    }
+    fn value(&self) -> std::borrow::Cow<'_, Value> {
+        std::borrow::Cow::Borrowed(self)
+    }
+    fn collection_len(&self) -> Option<usize> {
+        match self {
+            Value::List(l) => Some(l.len()),
+            Value::Map(m) => Some(m.len()),
+            _ => None,
+        }
+    }
+}
+
+/// CEL equality of two viewed values: scalars compared in place, anything else as
+/// [`equals`] compares it.
+pub fn view_equals<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> bool {
+    a.with_scalar(|x| {
+        b.with_scalar(|y| match (x, y) {
+            (Scalar::Other(_), Scalar::Other(_)) => equals(&a.value(), &b.value()),
+            (x, y) => scalar_equals(x, y),
         })
+    })
+}
+
+/// A map as a key lookup reads it: the direct path's [`MapEntries`] and the sandbox's
+/// Rhai map (whose keys are all strings).
+pub trait MapView {
+    /// What the map holds.
+    type Item;
+    /// The value under a string key.
+    fn by_str(&self, key: &str) -> Option<&Self::Item>;
+    /// The value under a bool, int, uint or double key ([`key_matches`] says which
+    /// keys it matches).
+    fn by_other(&self, key: Scalar<'_>) -> Option<&Self::Item>;
+}
+
+impl MapView for MapEntries {
+    type Item = Value;
+    fn by_str(&self, key: &str) -> Option<&Value> {
+        self.get_str(key)
+    }
+    fn by_other(&self, key: Scalar<'_>) -> Option<&Value> {
+        scan(self, key)
+    }
+}
+
+/// Does a map's key match a looked-up key? Strings and bools by value; an int or uint
+/// key by numeric value across int, uint and double (CEL's heterogeneous keys).
+#[must_use]
+pub fn key_matches(key: Scalar<'_>, k: Scalar<'_>) -> bool {
+    match (key, k) {
+        (Scalar::Str(a), Scalar::Str(b)) => a == b,
+        (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
+        (
+            Scalar::Int(_) | Scalar::Uint(_),
+            Scalar::Int(_) | Scalar::Uint(_) | Scalar::Double(_),
+        ) => scalar_equals(key, k),
+        _ => false,
+    }
+}
+
+/// The value under a key: the one definition of map lookup (`k in m`, `m[k]`). A
+/// string key is looked up by string; bool and numeric keys as [`key_matches`] says;
+/// `null` and other kinds find nothing.
+pub fn map_lookup<'m, M: MapView + ?Sized>(m: &'m M, k: Scalar<'_>) -> Option<&'m M::Item> {
+    match k {
+        Scalar::Str(s) => m.by_str(s),
+        Scalar::Null | Scalar::Other(_) => None,
+        other => m.by_other(other),
+    }
+}
+
+/// `m[k]`: the value under the key, "no such key" when absent, no overload for a key
+/// of a kind maps cannot hold.
+///
+/// # Errors
+/// Missing key or no overload.
+pub fn map_index<'m, M: MapView + ?Sized>(m: &'m M, k: Scalar<'_>) -> Result<&'m M::Item, OpError> {
+    match k {
+        Scalar::Null | Scalar::Other(_) => Err(OpError::NoMatchingOverload {
+            op: "[]".to_owned(),
+            args: format!("map and {}", k.type_name()),
+        }),
+        _ => map_lookup(m, k).ok_or_else(|| OpError::NoSuchKey(k.key_text())),
+    }
+}
+
+/// `m.f`: the value under a field name.
+///
+/// # Errors
+/// Missing key.
+pub fn map_field<'m, M: MapView + ?Sized>(m: &'m M, name: &str) -> Result<&'m M::Item, OpError> {
+    m.by_str(name)
+        .ok_or_else(|| OpError::NoSuchKey(name.to_owned()))
+}
+
+/// `has(m.f)`.
+pub fn map_has<M: MapView + ?Sized>(m: &M, name: &str) -> bool {
+    m.by_str(name).is_some()
+}
+
+/// `l[i]`: an int, a uint or an integral double indexes a list.
+///
+/// # Errors
+/// Out of range, a fractional index, or no overload.
+pub fn list_index<'l, T>(items: &'l [T], i: Scalar<'_>) -> Result<&'l T, OpError> {
+    let idx = match i {
+        Scalar::Int(n) => usize::try_from(n).ok(),
+        Scalar::Uint(n) => usize::try_from(n).ok(),
+        Scalar::Double(d) if d.fract() == 0.0 && (0.0..1e15).contains(&d) =>
+        {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked integral and in range"
+            )]
+            Some(d as usize)
+        }
+        Scalar::Double(_) => {
+            return Err(OpError::InvalidArgument(format!(
+                "index {i} is not an integer"
+            )));
+        }
+        other => {
+            return Err(OpError::NoMatchingOverload {
+                op: "[]".to_owned(),
+                args: format!("list and {}", other.type_name()),
+            });
+        }
+    };
+    idx.and_then(|n| items.get(n))
+        .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
+}
+
+/// `x in list` within a budget: [`search`] comparing as [`view_equals`] does, each
+/// element read in place.
+pub fn list_contains<'i, N: View + ?Sized, T: View + 'i>(
+    needle: &N,
+    items: impl IntoIterator<Item = &'i T>,
+    budget: u64,
+) -> Option<Searched> {
+    needle.with_scalar(|n| match n {
+        Scalar::Other(_) => {
+            let needle = needle.value();
+            search(items, budget, |i| equals(&needle, &i.value()))
+        }
+        n => search(items, budget, |i| i.with_scalar(|y| scalar_equals(n, y))),
+    })
+}
+
+/// `size(x)` on a viewed value (the one definition; [`size`] is it on a [`Value`]): a
+/// list's or map's length read in place, a string's characters, a bytes value's bytes.
+///
+/// # Errors
+/// No overload.
+pub fn size_of<V: View + ?Sized>(a: &V) -> Result<Value, OpError> {
+    let n = match a.collection_len() {
+        Some(n) => n,
+        None => match &*a.value() {
+            Value::String(s) => s.chars().count(),
+            Value::Bytes(b) => b.len(),
+            other => return Err(overload("size", &[other])),
+        },
+    };
+    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+/// Searches entries in place for a non-string key ([`key_matches`]).
+fn scan<'m>(m: &'m [(Value, Value)], k: Scalar<'_>) -> Option<&'m Value> {
+    m.iter()
+        .find(|(key, _)| key_matches(key.scalar(), k))
         .map(|(_, v)| v)
 }
 
@@ -669,9 +947,9 @@ pub fn search<T>(
 /// No overload when `b` is not a list or map.
 pub fn contains_in(a: &Value, b: &Value, budget: u64) -> Result<Option<Searched>, OpError> {
     match b {
-        Value::List(items) => Ok(search(items.iter(), budget, |i| equals(a, i))),
+        Value::List(items) => Ok(list_contains(a, items.iter(), budget)),
         Value::Map(m) => Ok(Some(Searched {
-            found: map_get(m, a).is_some(),
+            found: map_lookup(&**m, a.scalar()).is_some(),
             compared: 0,
         })),
         other => Err(overload("in", &[a, other])),
@@ -683,41 +961,9 @@ pub fn contains_in(a: &Value, b: &Value, budget: u64) -> Result<Option<Searched>
 /// # Errors
 /// Out of range, missing key, or no overload.
 pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
-    match (a, i) {
-        (Value::List(items), Value::Int(_) | Value::Uint(_) | Value::Double(_)) => {
-            let idx = match i {
-                Value::Int(n) => usize::try_from(*n).ok(),
-                Value::Uint(n) => usize::try_from(*n).ok(),
-                Value::Double(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1e15 =>
-                {
-                    #[expect(
-                        clippy::cast_possible_truncation,
-                        clippy::cast_sign_loss,
-                        reason = "checked integral and in range"
-                    )]
-                    Some(*d as usize)
-                }
-                Value::Double(_) => {
-                    return Err(OpError::InvalidArgument(format!(
-                        "index {i} is not an integer"
-                    )));
-                }
-                _ => None,
-            };
-            idx.and_then(|n| items.get(n))
-                .cloned()
-                .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
-        }
-        (Value::Map(m), k) => match k {
-            Value::String(_)
-            | Value::Bool(_)
-            | Value::Int(_)
-            | Value::Uint(_)
-            | Value::Double(_) => map_get(m, k)
-                .cloned()
-                .ok_or_else(|| OpError::NoSuchKey(k.to_display_string())),
-            _ => Err(overload("[]", &[a, i])),
-        },
+    match a {
+        Value::List(items) => list_index(items, i.scalar()).cloned(),
+        Value::Map(m) => map_index(&**m, i.scalar()).cloned(),
         _ => Err(overload("[]", &[a, i])),
     }
 }
@@ -728,9 +974,7 @@ pub fn index(a: &Value, i: &Value) -> Result<Value, OpError> {
 /// Missing key or no overload.
 pub fn field<'a>(a: &'a Value, name: &str) -> Result<&'a Value, OpError> {
     match a {
-        Value::Map(m) => m
-            .get_str(name)
-            .ok_or_else(|| OpError::NoSuchKey(name.to_owned())),
+        Value::Map(m) => map_field(&**m, name),
         other => Err(OpError::NoMatchingOverload {
             op: format!(".{name}"),
             args: other.type_name().to_owned(),
@@ -763,7 +1007,7 @@ pub fn build_map(pairs: impl IntoIterator<Item = (Value, Value)>) -> Result<Valu
             )));
         }
         // a literal's entries, searched in place (no index of a map still being built)
-        if scan(&entries, &k).is_some() {
+        if scan(&entries, k.scalar()).is_some() {
             return Err(OpError::InvalidArgument(format!("duplicate map key {k}")));
         }
         entries.push((k, v));
@@ -812,7 +1056,7 @@ pub fn and_or<E>(
 /// No overload when `a` is not a map.
 pub fn has(a: &Value, field: &str) -> Result<bool, OpError> {
     match a {
-        Value::Map(m) => Ok(m.get_str(field).is_some()),
+        Value::Map(m) => Ok(map_has(&**m, field)),
         other => Err(OpError::NoMatchingOverload {
             op: "has".to_owned(),
             args: other.type_name().to_owned(),
@@ -825,14 +1069,7 @@ pub fn has(a: &Value, field: &str) -> Result<bool, OpError> {
 /// # Errors
 /// No overload.
 pub fn size(a: &Value) -> Result<Value, OpError> {
-    let n = match a {
-        Value::String(s) => s.chars().count(),
-        Value::Bytes(b) => b.len(),
-        Value::List(l) => l.len(),
-        Value::Map(m) => m.len(),
-        other => return Err(overload("size", &[other])),
-    };
-    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+    size_of(a)
 }
 
 fn double_to_int(d: f64) -> Result<i64, OpError> {
