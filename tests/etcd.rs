@@ -3238,6 +3238,25 @@ async fn history_lists_deletions_and_rollback_names_a_corrupt_entry() {
         "{err}"
     );
     assert!(!err.contains("no stored version"), "{err}");
+    // the library names the same typed error
+    let err = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: at.parse().unwrap(),
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code_of(&e), "flowc::source::etcd-corrupt-revision");
     // rolling back a deleted flow says when it was deleted, not "revision 0"
     let gone = etcd::delete(&mut client, &t, "leave", v3.revision)
         .await
