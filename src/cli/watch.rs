@@ -686,6 +686,8 @@ fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // out of file descriptors or the like: wait, never spin
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
             let handle = handle.clone();
