@@ -674,7 +674,9 @@ fn fields_at<'a, G: Given<'a>>(
     };
     // keys in declaration order are all declared; others are each looked for
     let in_order = in_declaration_order(fields, keys());
-    if in_order.is_none() && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k)) {
+    if in_order.is_none()
+        && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k))
+    {
         return Err(Misfit {
             path: at.child(Part::Field(k)).path(),
             kind: MisfitKind::Unknown {

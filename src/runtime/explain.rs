@@ -67,7 +67,12 @@ impl Instance {
                 break;
             }
             path.push(i);
-            cursor = self.state.trace.get(i).and_then(|v| v.from).map(|f| f as usize);
+            cursor = self
+                .state
+                .trace
+                .get(i)
+                .and_then(|v| v.from)
+                .map(|f| f as usize);
         }
         if !path.is_empty() {
             out.push_str("How it got there:\n");

@@ -1,7 +1,7 @@
 //! The runtime's vocabulary: events in, effects out, and the trace.
 
-use std::sync::Arc;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! Entering steps: the work loop, a new visit per entry, skip conditions and decisions.
 
-use std::sync::Arc;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use crate::compile::{AssigneeSlot, CompiledFlow};
 use crate::graph::Target;
