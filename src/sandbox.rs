@@ -539,8 +539,11 @@ impl Bindings {
     /// Empty bindings of `slots` slots (indices `0..slots` bind without regrowing them).
     #[must_use]
     pub fn with_slots(slots: usize) -> Self {
+        // written in place (`vec![None; n]` would clone a `None` per slot)
+        let mut v = Vec::with_capacity(slots);
+        v.resize_with(slots, || None);
         Bindings {
-            slots: vec![None; slots],
+            slots: v,
             ..Self::default()
         }
     }

@@ -12,10 +12,10 @@ use crate::model::{Assignees, Flow, Step, StepKind};
 pub struct ConditionText {
     /// The condition as written.
     pub text: Arc<str>,
-    /// Its line in the flow file.
-    pub line: usize,
-    /// Its column.
-    pub column: usize,
+    /// Its line in the flow file (saturating at `u32::MAX`, like the trace's).
+    pub line: u32,
+    /// Its column (saturating likewise).
+    pub column: u32,
 }
 
 impl ConditionText {
@@ -23,8 +23,8 @@ impl ConditionText {
         let (line, column) = flow.file.line_col(src.span.start);
         ConditionText {
             text: Arc::from(src.text.as_str()),
-            line,
-            column,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
         }
     }
 }

@@ -422,14 +422,15 @@ pub(crate) trait Given<'a>: Sized {
     /// The object, as kept.
     fn kept(object: Self::Object) -> Self::Json;
     /// The declared fields of an object (`self` is one whose every key is declared;
-    /// `in_order`: they come in declaration order), in declaration order, each with its
-    /// value: given, or its default where [`resolve`] says so; the first field
-    /// [`resolve`] refuses ends it with that misfit.
+    /// `in_order`: which fields it gives when they come in declaration order, as
+    /// [`in_declaration_order`] found them), in declaration order, each with its value:
+    /// given, or its default where [`resolve`] says so; the first field [`resolve`]
+    /// refuses ends it with that misfit.
     fn fields(
         self,
         fields: &'a [FieldDecl],
         at: &At<'_>,
-        in_order: bool,
+        in_order: Option<Given64>,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>>;
 }
 
@@ -477,23 +478,23 @@ impl<'a> Given<'a> for &'a serde_json::Value {
         self,
         fields: &'a [FieldDecl],
         at: &At<'_>,
-        in_order: bool,
+        in_order: Option<Given64>,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
         static EMPTY: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
             std::sync::LazyLock::new(serde_json::Map::new);
         let given = self.as_object().unwrap_or(&EMPTY);
-        // a context usually lists its fields in declaration order: each is then the next
-        // entry, found without hashing its name
-        let mut next = given.iter().peekable();
+        // a context usually lists its fields in declaration order: each given one is then
+        // the next entry, found without hashing or comparing its name again
+        let mut next = given.values();
         let mut failed = false;
         fields.iter().enumerate().filter_map(move |(i, f)| {
             if failed {
                 return None;
             }
-            let v = if in_order {
-                next.next_if(|(k, _)| **k == f.name.value).map(|(_, v)| v)
-            } else {
-                given.get(&f.name.value)
+            let v = match in_order {
+                Some(present) if present.has(i) => next.next(),
+                Some(_) => None,
+                None => given.get(&f.name.value),
             };
             match resolve(f, v, at) {
                 Ok(Some(Found::Given(v) | Found::Default(v))) => Some(Ok((i, f, v))),
@@ -541,13 +542,13 @@ impl<'a> Given<'a> for &'a mut serde_json::Value {
         self,
         fields: &'a [FieldDecl],
         at: &At<'_>,
-        in_order: bool,
+        in_order: Option<Given64>,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
         let mut refused = None;
         let mut present = 0;
         if let Some(m) = self.as_object_mut() {
             // the fields in declaration order (a context usually has them so already)
-            if !in_order {
+            if in_order.is_none() {
                 let mut given = std::mem::take(m);
                 for f in fields {
                     if let Some((k, v)) = given.swap_remove_entry(&f.name.value) {
@@ -559,8 +560,11 @@ impl<'a> Given<'a> for &'a mut serde_json::Value {
             // (the fields before it are still fitted first, as a borrowed value's are)
             let mut next = m.keys().peekable();
             let mut defaults = Vec::new();
-            for f in fields {
-                let given = next.next_if(|k| **k == f.name.value).is_some();
+            for (i, f) in fields.iter().enumerate() {
+                let given = match in_order {
+                    Some(present) => present.has(i),
+                    None => next.next_if(|k| **k == f.name.value).is_some(),
+                };
                 match resolve(f, given.then_some(()), at) {
                     Ok(Some(Found::Given(()))) => present += 1,
                     Ok(Some(Found::Default(d))) => {
@@ -591,13 +595,35 @@ impl<'a> Given<'a> for &'a mut serde_json::Value {
     }
 }
 
-/// Whether an object's keys come in declaration order (and so are all declared).
-fn in_declaration_order<'k>(fields: &[FieldDecl], keys: impl Iterator<Item = &'k String>) -> bool {
-    let mut keys = keys.peekable();
-    for f in fields {
-        keys.next_if(|k| **k == f.name.value);
+/// Which of an object's declared fields (at most 64) it gives: bit `i` for field `i`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Given64(u64);
+
+impl Given64 {
+    /// Whether field `i` is given.
+    fn has(self, i: usize) -> bool {
+        i < 64 && self.0 >> i & 1 == 1
     }
-    keys.peek().is_none()
+}
+
+/// Whether an object's keys come in declaration order (and so are all declared), and if
+/// so which fields they give, each name compared once; `None` when they do not, or when
+/// more than 64 fields are declared (each field is then looked up by name).
+fn in_declaration_order<'k>(
+    fields: &[FieldDecl],
+    keys: impl Iterator<Item = &'k String>,
+) -> Option<Given64> {
+    if fields.len() > 64 {
+        return None;
+    }
+    let mut keys = keys.peekable();
+    let mut present = 0u64;
+    for (i, f) in fields.iter().enumerate() {
+        if keys.next_if(|k| **k == f.name.value).is_some() {
+            present |= 1 << i;
+        }
+    }
+    keys.peek().is_none().then_some(Given64(present))
 }
 
 /// Where an object's declared field gets its value from.
@@ -648,7 +674,9 @@ fn fields_at<'a, G: Given<'a>>(
     };
     // keys in declaration order are all declared; others are each looked for
     let in_order = in_declaration_order(fields, keys());
-    if !in_order && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k)) {
+    if in_order.is_none()
+        && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k))
+    {
         return Err(Misfit {
             path: at.child(Part::Field(k)).path(),
             kind: MisfitKind::Unknown {

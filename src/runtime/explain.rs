@@ -60,14 +60,19 @@ impl Instance {
         }
         out.push_str(".\n");
         let mut path = Vec::new();
-        let mut cursor = visit.from;
+        let mut cursor = visit.from.map(|f| f as usize);
         while let Some(i) = cursor {
             // INVARIANT: `from` points at an earlier visit, so this ends
             if i >= at || path.contains(&i) {
                 break;
             }
             path.push(i);
-            cursor = self.state.trace.get(i).and_then(|v| v.from);
+            cursor = self
+                .state
+                .trace
+                .get(i)
+                .and_then(|v| v.from)
+                .map(|f| f as usize);
         }
         if !path.is_empty() {
             out.push_str("How it got there:\n");

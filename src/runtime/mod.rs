@@ -79,6 +79,10 @@ pub use types::{
 
 use state::{IdKind, Wait};
 
+/// The largest block the trace's first allocation may take: glibc serves blocks up to
+/// 1,032 bytes from its per-thread cache, and larger ones through its slow path.
+const SMALL_BLOCK: usize = 1024;
+
 /// A running (or finished) instance of one flow version.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -109,8 +113,14 @@ impl Instance {
             });
         }
         let (context, bindings) = context::bind_read(&flow, context)?;
-        // sized for a typical run, so that the first steps and answers do not regrow them
-        let steps = flow.nodes().len().clamp(1, 16);
+        // sized for a typical run, so that the first steps and answers do not regrow them;
+        // the trace's first block stays within the small-allocation size that allocators
+        // serve from a per-thread cache (glibc's tcache: up to 1,032 bytes), as larger
+        // blocks take the slow path on every run
+        let steps = flow
+            .nodes()
+            .len()
+            .clamp(1, SMALL_BLOCK / std::mem::size_of::<Visit>());
         let mut inst = Instance {
             state: InstanceState {
                 format: STATE_FORMAT,

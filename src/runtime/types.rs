@@ -1,5 +1,6 @@
 //! The runtime's vocabulary: events in, effects out, and the trace.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -502,11 +503,11 @@ pub struct ConditionRecord {
     pub value: Option<bool>,
     /// The run-time error, if it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Box<str>>,
     /// Where the condition is written in the flow file (1-based).
-    pub line: usize,
+    pub line: u32,
     /// Its column (1-based).
-    pub column: usize,
+    pub column: u32,
 }
 
 /// One act on a visit.
@@ -586,7 +587,7 @@ impl Visit {
     #[must_use]
     pub fn route(&self) -> Option<Route> {
         match (self.rule, self.by_default) {
-            (Some(n), _) => Some(Route::Rule(n)),
+            (Some(n), _) => Some(Route::Rule(n.get() as usize)),
             (None, true) => Some(Route::Default),
             (None, false) => None,
         }
@@ -603,7 +604,7 @@ pub struct Visit {
     pub status: VisitStatus,
     /// The matched decision rule (1-based, as in diagnostics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<usize>,
+    pub rule: Option<NonZeroU32>,
     /// True when no rule of a decision held and it took its `default` (JSON
     /// `"byDefault": true`, absent otherwise). [`Visit::route`] reads both as one value.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -620,10 +621,10 @@ pub struct Visit {
     /// Why it ended the way it did, in words (incident, cancellation, timeout, failure):
     /// for people to read; a program reads `status` and `route`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub note: Option<Box<str>>,
     /// The visit whose end led here (an index into the trace; `None` for the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<usize>,
+    pub from: Option<u32>,
     /// Logical time entered.
     pub entered_at: u64,
     /// Logical time it ended.

@@ -1,5 +1,6 @@
 //! Entering steps: the work loop, a new visit per entry, skip conditions and decisions.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::compile::{AssigneeSlot, CompiledFlow};
@@ -66,7 +67,8 @@ impl Instance {
             assignees: Vec::new(),
             acts: Vec::new(),
             note: None,
-            from,
+            // INVARIANT: a trace never holds 2^32 visits (each is ~170 bytes of memory)
+            from: from.and_then(|f| u32::try_from(f).ok()),
             entered_at: self.state.now,
             ended_at: None,
         });
@@ -185,7 +187,7 @@ impl Instance {
         let record = ConditionRecord {
             text: Arc::clone(&src.text),
             value: r.as_ref().ok().copied(),
-            error: r.as_ref().err().map(ToString::to_string),
+            error: r.as_ref().err().map(|e| e.to_string().into_boxed_str()),
             line: src.line,
             column: src.column,
         };
@@ -219,7 +221,7 @@ impl Instance {
         match decision.eval(flow.sandbox(), &mut self.bindings) {
             Ok(Some(r)) => {
                 if let Some(v) = self.visit_mut(visit) {
-                    v.rule = Some(r + 1);
+                    v.rule = u32::try_from(r + 1).ok().and_then(NonZeroU32::new);
                     v.condition =
                         flow.strings(i)
                             .and_then(|s| s.rules.get(r))

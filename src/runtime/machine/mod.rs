@@ -246,8 +246,8 @@ impl Instance {
         if let Some(v) = self.visit_mut(visit) {
             v.status = status;
             v.ended_at = Some(at);
-            if note.is_some() {
-                v.note = note;
+            if let Some(n) = note {
+                v.note = Some(n.into_boxed_str());
             }
         }
     }
@@ -285,7 +285,7 @@ impl Instance {
         if let Some(v) = self.state.trace.iter_mut().rev().find(|v| v.step == step)
             && v.note.is_none()
         {
-            v.note = Some(message.clone());
+            v.note = Some(message.as_str().into());
         }
         self.state.status = Status::Incident {
             step: Arc::clone(&step),

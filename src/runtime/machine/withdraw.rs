@@ -19,23 +19,24 @@ impl Instance {
             return;
         }
         r.ended = Some(Ended { why, at });
-        let step = step_id(run.flow, r.step);
+        // the step's id is shared only when an effect names it
+        let step = || step_id(run.flow, r.step);
         match r.kind {
             IdKind::Task { .. } => run.effects.push(Effect::CloseTask {
                 task: TaskId(id),
-                step,
+                step: step(),
                 reason: why,
             }),
             IdKind::Timer { .. } if why != Gone::Fired => {
                 run.effects.push(Effect::CancelTimer {
                     timer: TimerId(id),
-                    step,
+                    step: step(),
                 });
             }
             IdKind::Call { .. } if why != Gone::Answered => {
                 run.effects.push(Effect::CancelService {
                     call: CallId(id),
-                    step,
+                    step: step(),
                 });
             }
             IdKind::Timer { .. } | IdKind::Call { .. } => {}
