@@ -343,7 +343,9 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     // `&mut`: Rhai then hands a variable (a context list or map) over in place instead
     // of copying it for the call, and the value-level rules (`value::View`,
     // `value::MapView`) read it in place; codegen puts the collection first
-    engine.register_fn("cel_in", |b: &mut Dynamic, a: Dynamic| membership(b, &a, true));
+    engine.register_fn("cel_in", |b: &mut Dynamic, a: Dynamic| {
+        membership(b, &a, true)
+    });
     engine.register_fn("cel_in_lits", |b: &mut Dynamic, a: Dynamic| {
         membership(b, &a, false)
     });

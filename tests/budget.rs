@@ -324,7 +324,10 @@ fn exact_cost(cond: &str, b: &mut Bindings) -> u64 {
         let c = f.compile_condition("t", cond).unwrap();
         c.eval(f.sandbox(), b) == Err(RunError::budget(budget))
     };
-    assert!(!runs_out(BUDGET, b), "`{cond}` does not fit the default budget");
+    assert!(
+        !runs_out(BUDGET, b),
+        "`{cond}` does not fit the default budget"
+    );
     let (mut lo, mut hi) = (0u64, BUDGET);
     // invariant: `lo` runs out (or is 0), `hi` does not
     while hi - lo > 1 {
@@ -370,12 +373,21 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
             "items.filter(x, x < 5).all(x, items.all(y, nums.exists(z, z == x + y)))",
             None,
         ),
-        ("items.exists_one(x, nums.filter(y, y < x).size() == 3)", None),
+        (
+            "items.exists_one(x, nums.filter(y, y < x).size() == 3)",
+            None,
+        ),
         // `in` over lists inside steps
         ("items.all(x, x + 1000 in nums || x in nums)", None),
-        ("items.filter(x, x in [1, 2, 3] || x + 40 in nums).size() == 10", None),
+        (
+            "items.filter(x, x in [1, 2, 3] || x + 40 in nums).size() == 10",
+            None,
+        ),
         // map lookups and conversions
-        (r#""k5" in codes && items.exists_one(x, codes["k5"] == x)"#, None),
+        (
+            r#""k5" in codes && items.exists_one(x, codes["k5"] == x)"#,
+            None,
+        ),
         ("items.all(x, size(bytes(note + note)) > 0)", None),
         // an ordinary error late in the steps: the budget or the error, the same on both
         ("items.all(x, 10 / (x - 29) > -100)", None),
@@ -399,4 +411,3 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         }
     }
 }
-
