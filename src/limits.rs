@@ -88,6 +88,22 @@ impl Limits {
     /// expression ([`SandboxLimits::max_expr_depth`]'s default) with room for every
     /// frame its parser and optimizer keep per level.
     pub const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
+    /// Rhai operations a sandboxed evaluation may spend per unit of its budget
+    /// ([`SandboxLimits::max_operations`]) and per byte of its generated program: a
+    /// safety net against a hang only, never the budget itself (the sandbox's natives
+    /// charge the direct path's units, so both paths run out at the same point). Why it
+    /// is never reached first: Rhai counts an operation per statement, expression node
+    /// and loop iteration it runs. Outside comprehension steps a program runs each of
+    /// its nodes at most once, and a node takes at least a byte of source, so it spends
+    /// at most about one operation per byte (`source_bytes`). A comprehension step runs
+    /// its body once and charges `ir::step_cost`, one unit per CEL node of its body and
+    /// filter plus one; codegen writes each CEL node as at most a few dozen Rhai
+    /// operations (the largest template, an error-capturing `&&`/`||` of two
+    /// error-capturing operands inside `all`/`exists`, is about 30 with the step's own
+    /// loop, `cel_step` and accumulator), so a step spends well under this many
+    /// operations per unit it charges. `tests/budget.rs` checks that every shape
+    /// succeeds at exactly its cost.
+    pub const SANDBOX_OPS_PER_UNIT: u64 = 64;
     /// Keys an etcd watcher reports one by one as ignored (`flows/a/b`, keys outside
     /// flowc's subtrees); past this, one line says more are not listed.
     pub const MAX_ODD_KEYS_REPORTED: usize = 20;
@@ -117,8 +133,10 @@ impl Default for LoadLimits {
 /// Every bound of the sandbox (the Rhai engine is built with each one set explicitly).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxLimits {
-    /// Most Rhai operations per evaluation; also the direct evaluator's cost budget,
-    /// in cost units (the IR of `expr::ir` is lowered with these bounds).
+    /// The cost budget of one evaluation, in cost units, on both paths (the IR of
+    /// `expr::ir` is lowered with these bounds; the sandbox's natives charge the same
+    /// units, and Rhai's own operation count is bounded only by a safety net
+    /// [`Limits::SANDBOX_OPS_PER_UNIT`] times larger).
     pub max_operations: u64,
     /// Deepest function-call nesting.
     pub max_call_levels: usize,

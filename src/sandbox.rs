@@ -17,26 +17,31 @@ use crate::expr::value::{self, Arith, Logic, MapView, OpError, Rel, Scalar, Valu
 use crate::expr::{ClosedEval, rhai_const, rhai_var};
 use crate::limits::{Limits, SandboxLimits};
 
-/// The budget of the evaluation running on this thread, beyond Rhai's own operation
-/// count: the units the natives charge (elements searched by `in`, bytes built), which
-/// Rhai cannot count. The engine's progress hook keeps `ops` current and stops the
-/// program once `ops + extra` passes `max`, so both together bound an evaluation as
-/// the direct path's one budget does.
+/// The budget of the evaluation running on this thread, in the direct path's units:
+/// the natives charge exactly what the direct path charges, where it charges it (a
+/// comprehension step's `ir::step_cost` through `cel_step`, the elements `in`
+/// compares, the bytes `+` and conversions build), so both paths run out of budget at
+/// the same point. Rhai's own operation count is only a safety net against a hang
+/// (`ops_max`, see [`Limits::SANDBOX_OPS_PER_UNIT`]): the progress hook stops the
+/// program past it, with the same budget error.
 #[derive(Clone, Copy, Debug, Default)]
 struct Meter {
+    /// Units of the budget.
     max: u64,
-    ops: u64,
-    extra: u64,
+    /// Units charged so far.
+    spent: u64,
+    /// Rhai operations allowed before the safety net stops the program.
+    ops_max: u64,
 }
 
 thread_local! {
-    static METER: std::cell::Cell<Meter> = const { std::cell::Cell::new(Meter { max: 0, ops: 0, extra: 0 }) };
+    static METER: std::cell::Cell<Meter> = const { std::cell::Cell::new(Meter { max: 0, spent: 0, ops_max: 0 }) };
 }
 
 /// Units left in this thread's evaluation.
 fn units_left() -> u64 {
     let m = METER.get();
-    m.max.saturating_sub(m.ops.saturating_add(m.extra))
+    m.max.saturating_sub(m.spent)
 }
 
 /// Charges units to this thread's evaluation (the error is Rhai's, which no `catch`
@@ -46,7 +51,7 @@ fn charge(units: u64) -> Result<(), Box<EvalAltResult>> {
         return Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into());
     }
     let mut m = METER.get();
-    m.extra = m.extra.saturating_add(units);
+    m.spent = m.spent.saturating_add(units);
     METER.set(m);
     Ok(())
 }
@@ -338,28 +343,17 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     // `&mut`: Rhai then hands a variable (a context list or map) over in place instead
     // of copying it for the call, and the value-level rules (`value::View`,
     // `value::MapView`) read it in place; codegen puts the collection first
-    engine.register_fn(
-        "cel_in",
-        |b: &mut Dynamic, a: Dynamic| -> Result<bool, Box<EvalAltResult>> {
-            let b = &*b;
-            if let Ok(m) = b.as_map_ref() {
-                return Ok(a.with_scalar(|k| value::map_lookup(&*m, k).is_some()));
-            }
-            let searched = if let Ok(items) = b.as_array_ref() {
-                value::list_contains(&a, items.iter(), units_left())
-            } else {
-                value::contains_in(&from_dynamic(&a), &from_dynamic(b), units_left())
-                    .map_err(raise)?
-            };
-            match searched {
-                Some(s) => {
-                    charge(s.compared)?;
-                    Ok(s.found)
-                }
-                None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
-            }
-        },
-    );
+    engine.register_fn("cel_in", |b: &mut Dynamic, a: Dynamic| {
+        membership(b, &a, true)
+    });
+    engine.register_fn("cel_in_lits", |b: &mut Dynamic, a: Dynamic| {
+        membership(b, &a, false)
+    });
+    // a comprehension step: the units codegen wrote (`ir::step_cost`, as the direct
+    // path charges per element)
+    engine.register_fn("cel_step", |units: i64| {
+        charge(u64::try_from(units).unwrap_or(u64::MAX))
+    });
     engine.register_fn("cel_index", |a: &mut Dynamic, i: Dynamic| {
         let a = &*a;
         if let Ok(m) = a.as_map_ref() {
@@ -432,6 +426,30 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     engine.register_fn("cel_f2", |f: i64, a: Dynamic, b: Dynamic| {
         wrap(call(f, &[&from_dynamic(&a), &from_dynamic(&b)]))
     });
+}
+
+/// `a in b`, the collection read in place: a map is a lookup; a list is searched, a
+/// unit per element compared when `charged` (a list written of literals costs only its
+/// node, as on the direct path).
+fn membership(b: &Dynamic, a: &Dynamic, charged: bool) -> Result<bool, Box<EvalAltResult>> {
+    if let Ok(m) = b.as_map_ref() {
+        return Ok(a.with_scalar(|k| value::map_lookup(&*m, k).is_some()));
+    }
+    let budget = if charged { units_left() } else { u64::MAX };
+    let searched = if let Ok(items) = b.as_array_ref() {
+        value::list_contains(a, items.iter(), budget)
+    } else {
+        value::contains_in(&from_dynamic(a), &from_dynamic(b), budget).map_err(raise)?
+    };
+    match searched {
+        Some(s) => {
+            if charged {
+                charge(s.compared)?;
+            }
+            Ok(s.found)
+        }
+        None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
+    }
 }
 
 fn call(f: i64, args: &[&Value]) -> Result<Value, OpError> {
@@ -516,6 +534,9 @@ fn map_error(e: &EvalAltResult, limits: &SandboxLimits) -> RunError {
 #[derive(Clone, Debug)]
 pub struct Program {
     ast: Arc<AST>,
+    /// Bytes of the generated source: bounds the Rhai operations the program spends
+    /// outside comprehension steps (see [`Limits::SANDBOX_OPS_PER_UNIT`]).
+    source_bytes: u64,
 }
 
 /// Variable values for one evaluation context (reuse it across evaluations): one slot
@@ -643,7 +664,9 @@ impl Sandbox {
         let mut engine = Engine::new_raw();
         engine.set_optimization_level(OptimizationLevel::Simple);
         engine.set_fail_on_invalid_map_property(true);
-        engine.set_max_operations(limits.max_operations);
+        // the budget is the natives' charges (`Meter`); Rhai's own count is checked by
+        // the progress hook against a per-program safety net
+        engine.set_max_operations(0);
         engine.set_max_call_levels(limits.max_call_levels);
         engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
         // sizes are flowc's own bounds, checked by the natives that build strings and
@@ -662,13 +685,9 @@ impl Sandbox {
         ] {
             engine.disable_symbol(sym);
         }
-        // Rhai's count and the natives' charges share the one budget
-        engine.on_progress(|ops| {
-            let mut m = METER.get();
-            m.ops = ops;
-            METER.set(m);
-            (ops.saturating_add(m.extra) > m.max).then_some(Dynamic::UNIT)
-        });
+        // the safety net: past it the program stops, failing closed with the budget
+        // error (never reached first while the natives charge the right units)
+        engine.on_progress(|ops| (ops > METER.get().ops_max).then_some(Dynamic::UNIT));
         engine.on_print(|_| {});
         engine.on_debug(|_, _, _| {});
         register(&mut engine, Bounds::of(&limits));
@@ -720,7 +739,10 @@ impl Sandbox {
             .engine
             .compile_with_scope(&scope, source)
             .map_err(|e| CompileFailure(format!("{e} in `{}`", excerpt(source))))?;
-        Ok(Program { ast: Arc::new(ast) })
+        Ok(Program {
+            ast: Arc::new(ast),
+            source_bytes: u64::try_from(source.len()).unwrap_or(u64::MAX),
+        })
     }
 
     /// Runs a program; the result as a CEL value.
@@ -768,8 +790,12 @@ impl Sandbox {
         }
         let outer = METER.replace(Meter {
             max: self.limits.max_operations,
-            ops: 0,
-            extra: 0,
+            spent: 0,
+            ops_max: self
+                .limits
+                .max_operations
+                .saturating_add(program.source_bytes)
+                .saturating_mul(Limits::SANDBOX_OPS_PER_UNIT),
         });
         let before = bindings.scope.len();
         let r = self

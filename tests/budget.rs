@@ -143,18 +143,25 @@ fn bytes_built_are_charged() {
     ] {
         both(&f, &mut b, cond, &Err(RunError::budget(BUDGET)));
     }
-    // a list of them: each string is within the string bound, so both paths run out of
-    // budget (the bytes of all strings in one list are not bounded by the string bound)
+    // a list of them, at the budget's edge: each step of `map` costs 1 + 3 (its body's
+    // nodes) + 240 (60 KB built) = 244 units on both paths, so 409 steps (99,796) fit
+    // the budget and 410 (100,040) do not; each string is within the string bound
+    let edge = "items.map(x, note + note).size() > 0";
+    both(&f, &mut bindings(&f, 0, 409, 30 * 1024), edge, &Ok(true));
     both(
         &f,
-        &mut b,
-        "items.map(x, note + note).size() > 0",
+        &mut bindings(&f, 0, 410, 30 * 1024),
+        edge,
         &Err(RunError::budget(BUDGET)),
     );
+    // then `exists` over them, which holds at its first step (a few units more: 409
+    // items still fit, 410 do not get that far)
+    let edge = "items.map(x, note + note).exists(s, size(s) > 0)";
+    both(&f, &mut bindings(&f, 0, 409, 30 * 1024), edge, &Ok(true));
     both(
         &f,
-        &mut b,
-        "items.map(x, note + note).exists(s, size(s) == 0)",
+        &mut bindings(&f, 0, 410, 30 * 1024),
+        edge,
         &Err(RunError::budget(BUDGET)),
     );
     // a hundred do
@@ -205,7 +212,30 @@ fn limit_errors_name_the_limit() {
 
 #[test]
 fn lists_built_are_bounded_as_each_element_is_added() {
-    // a list bound of 1,000 (far from the budget on both paths' counts)
+    // the default list bound (10,000) at the budget's edge: `items.map(x, x)` costs 2
+    // units a step on both paths (the step and its body's one node), so the 10,001st
+    // element, which passes the list bound, is added after 20,002 units: with that
+    // budget both paths stop at the list bound, with one unit less at the budget
+    let at = |budget: u64| {
+        let mut limits = flowc::limits::Limits::default();
+        limits.sandbox.max_operations = budget;
+        compile(
+            &SourceFile::new("budget.yaml", FLOW),
+            &Options::new(&limits),
+        )
+        .unwrap()
+    };
+    let mut b = bindings(&at(0), 0, 20_000, 0);
+    let bound = Err(RunError::list_too_long(10_000));
+    both(&at(20_002), &mut b, "items.map(x, x).size() > 0", &bound);
+    both(
+        &at(20_001),
+        &mut b,
+        "items.map(x, x).size() > 0",
+        &Err(RunError::budget(20_001)),
+    );
+    // a list bound of 1,000: the 1,001st element added passes it on both paths, before
+    // the division by zero at the 1,006th
     let mut limits = flowc::limits::Limits::default();
     limits.sandbox.max_array_size = 1_000;
     let f = compile(
@@ -213,9 +243,6 @@ fn lists_built_are_bounded_as_each_element_is_added() {
         &Options::new(&limits),
     )
     .unwrap();
-    // 20,000 elements: the 1,001st added passes the list bound on both paths, before
-    // the division by zero at the 1,006th
-    let mut b = bindings(&f, 0, 20_000, 0);
     for cond in [
         "items.map(x, x).size() > 0",
         "items.map(x, 10 / (1005 - x)).size() > 0",
@@ -276,5 +303,111 @@ fn the_skipped_side_of_and_or_is_not_evaluated_and_a_limit_is_never_absorbed() {
         ("[1, 2].exists(x, x == 2 && -1 in nums)", spent.clone()),
     ] {
         both(&f, &mut b, cond, &want);
+    }
+}
+
+/// The flow compiled with a budget of `budget` units.
+fn with_budget(budget: u64) -> CompiledFlow {
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = budget;
+    compile(
+        &SourceFile::new("budget.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap()
+}
+
+/// The least budget the direct path evaluates `cond` within (binary search).
+fn exact_cost(cond: &str, b: &mut Bindings) -> u64 {
+    let runs_out = |budget: u64, b: &mut Bindings| {
+        let f = with_budget(budget);
+        let c = f.compile_condition("t", cond).unwrap();
+        c.eval(f.sandbox(), b) == Err(RunError::budget(budget))
+    };
+    assert!(
+        !runs_out(BUDGET, b),
+        "`{cond}` does not fit the default budget"
+    );
+    let (mut lo, mut hi) = (0u64, BUDGET);
+    // invariant: `lo` runs out (or is 0), `hi` does not
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if runs_out(mid, b) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if hi == 1 && !runs_out(0, b) {
+        return 0;
+    }
+    hi
+}
+
+#[test]
+fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
+    // `nums` 0..50, `items` 0..30, `codes` k0..k19, `note` 300 bytes
+    let base = flow();
+    let mut b = bindings(&base, 20, 30, 300);
+    b.set(
+        base.vars().index("nums").unwrap(),
+        &Value::List(Arc::new((0..50).map(Value::Int).collect())),
+    );
+    // (condition, its exact cost where derived by hand from decision 100's model)
+    let cases: &[(&str, Option<u64>)] = &[
+        // `in` over a list: a unit per element compared (a miss: all 50)
+        ("-1 in nums", Some(50)),
+        ("7 in nums", Some(8)),
+        // a literal list costs only its node
+        ("!(-1 in [1, 2, 3]) && -1 in nums", Some(50)),
+        // `+` on strings in `map`: each step 1 + 3 nodes + 600 bytes / 256 = 6 units
+        ("items.map(x, note + note).size() > 0", Some(180)),
+        (
+            "items.map(x, x < 10, note + string(x)).exists(s, size(s) == 0)",
+            None,
+        ),
+        // nested comprehensions
+        ("items.all(x, nums.exists(y, y == x + 100))", None),
+        ("items.exists(x, nums.exists(y, y == x) && x > 25)", None),
+        (
+            "items.filter(x, x < 5).all(x, items.all(y, nums.exists(z, z == x + y)))",
+            None,
+        ),
+        (
+            "items.exists_one(x, nums.filter(y, y < x).size() == 3)",
+            None,
+        ),
+        // `in` over lists inside steps
+        ("items.all(x, x + 1000 in nums || x in nums)", None),
+        (
+            "items.filter(x, x in [1, 2, 3] || x + 40 in nums).size() == 10",
+            None,
+        ),
+        // map lookups and conversions
+        (
+            r#""k5" in codes && items.exists_one(x, codes["k5"] == x)"#,
+            None,
+        ),
+        ("items.all(x, size(bytes(note + note)) > 0)", None),
+        // an ordinary error late in the steps: the budget or the error, the same on both
+        ("items.all(x, 10 / (x - 29) > -100)", None),
+        (r#"items.exists(x, codes["nokey"] > 0 || x == 29)"#, None),
+    ];
+    for (cond, want) in cases {
+        let exact = exact_cost(cond, &mut b);
+        if let Some(want) = want {
+            assert_eq!(exact, *want, "the cost of `{cond}`");
+        }
+        for budget in [exact.saturating_sub(1), exact, exact + 1] {
+            let f = with_budget(budget);
+            let c = f.compile_condition("t", cond).unwrap();
+            assert!(c.is_direct(), "{cond}");
+            let direct = c.eval(f.sandbox(), &mut b);
+            let sandboxed = c.eval_sandboxed(f.sandbox(), &mut b);
+            assert_eq!(direct, sandboxed, "`{cond}` with a budget of {budget}");
+            // the edge is where the search put it
+            let spent = direct == Err(RunError::budget(budget));
+            assert_eq!(spent, budget < exact, "`{cond}` with a budget of {budget}");
+        }
     }
 }

@@ -71,8 +71,7 @@ fn flow() -> &'static Arc<CompiledFlow> {
 /// elements), so that generated expressions run into them often: a `+` that builds a
 /// longer string or list, a `map`/`filter` that keeps a third element, on either side
 /// of `&&`/`||` and inside macros. Both paths must fail at the same point with the
-/// same bound (or skip it the same way). The cost budget stays the default: near it
-/// the two paths' base counts differ (decision 100).
+/// same bound (or skip it the same way).
 fn tight() -> &'static Arc<CompiledFlow> {
     static F: std::sync::OnceLock<Arc<CompiledFlow>> = std::sync::OnceLock::new();
     F.get_or_init(|| {
@@ -83,12 +82,37 @@ fn tight() -> &'static Arc<CompiledFlow> {
     })
 }
 
-/// The default flow for two seeds in three, the tight one for the third.
+/// The small budgets generated expressions also run under: a generated expression
+/// costs a few to a few hundred units on the generated contexts (comprehension steps,
+/// elements `in` compares, bytes `+` builds), so each budget is passed by some and
+/// exactly met by others. Both paths charge the same units in the same order, so they
+/// must run out at the same point (decision 106).
+const SMALL_BUDGETS: [u64; 8] = [0, 1, 2, 3, 5, 8, 13, 30];
+
+/// The flow compiled with the `i`th small budget (modulo their count).
+fn budgeted(i: u64) -> &'static Arc<CompiledFlow> {
+    static F: std::sync::OnceLock<Vec<Arc<CompiledFlow>>> = std::sync::OnceLock::new();
+    let flows = F.get_or_init(|| {
+        SMALL_BUDGETS
+            .iter()
+            .map(|&budget| {
+                let mut limits = flowc::limits::Limits::default();
+                limits.sandbox.max_operations = budget;
+                build(&Options::new(&limits))
+            })
+            .collect()
+    });
+    let n = flows.len() as u64;
+    &flows[(i % n) as usize]
+}
+
+/// The default flow for half the seeds, the tight one for a third, a small budget for
+/// the rest (a sixth).
 fn flow_for(seed: u64) -> &'static Arc<CompiledFlow> {
-    if seed.is_multiple_of(3) {
-        tight()
-    } else {
-        flow()
+    match seed % 6 {
+        0 | 3 => tight(),
+        1 => budgeted(seed / 6),
+        _ => flow(),
     }
 }
 
@@ -760,6 +784,8 @@ static DIRECT: AtomicUsize = AtomicUsize::new(0);
 static ERRORS: AtomicUsize = AtomicUsize::new(0);
 static CASES: AtomicUsize = AtomicUsize::new(0);
 static LIMITS: AtomicUsize = AtomicUsize::new(0);
+/// Evaluations that ran out of their budget (on both paths: they agree).
+static SPENT: AtomicUsize = AtomicUsize::new(0);
 
 fn cases() -> u32 {
     std::env::var("EXPR_GEN_CASES")
@@ -808,6 +834,10 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
         }
         if matches!(sandboxed, Err(RunError::Limit(_))) {
             LIMITS.fetch_add(1, Ordering::Relaxed);
+        }
+        if sandboxed.as_ref().err() == Some(&RunError::budget(f.sandbox().limits().max_operations))
+        {
+            SPENT.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(direct) = &direct {
             let d = direct.eval_value(b.slots());
@@ -901,6 +931,13 @@ fn the_generator_covers_both_paths_and_errors() {
     assert!(
         limits * 200 >= cases * CONTEXTS,
         "only {limits} bounds reached in {} evaluations",
+        cases * CONTEXTS
+    );
+    // and small budgets run out (a sixth of the cases run under one)
+    let spent = SPENT.load(Ordering::Relaxed);
+    assert!(
+        spent * 200 >= cases * CONTEXTS,
+        "only {spent} budgets ran out in {} evaluations",
         cases * CONTEXTS
     );
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use super::Type;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
+use super::ir;
 use super::overload;
 use super::value::Value;
 
@@ -423,10 +424,13 @@ impl Gen<'_> {
                 };
                 let v = self.fresh("c");
                 let acc = self.fresh("a");
+                // each step first charges the direct path's units for it (the one
+                // definition, `ir::step_cost`), so both paths run out at the same step
+                let step = format!("cel_step({});", ir::step_cost(body, filter.as_deref()));
                 self.locals.push((var.clone(), v.clone()));
                 let code = match kind {
                     Macro::All | Macro::Exists => {
-                        let step = if *kind == Macro::All {
+                        let and_or = if *kind == Macro::All {
                             "cel_and"
                         } else {
                             "cel_or"
@@ -438,14 +442,14 @@ impl Gen<'_> {
                         };
                         let b = self.captured(body);
                         format!(
-                            "{{ let {rv} = {r}; let {acc} = {init}; for {v} in {it} {{ {acc} = {step}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
+                            "{{ let {rv} = {r}; let {acc} = {init}; for {v} in {it} {{ {step} {acc} = {and_or}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
                             init = *kind == Macro::All
                         )
                     }
                     Macro::ExistsOne => {
                         let b = self.boolean(body);
                         format!(
-                            "{{ let {rv} = {r}; let {acc} = 0; for {v} in {it} {{ if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
+                            "{{ let {rv} = {r}; let {acc} = 0; for {v} in {it} {{ {step} if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
                         )
                     }
                     Macro::Map => {
@@ -454,18 +458,18 @@ impl Gen<'_> {
                             Some(f) => {
                                 let fs = self.boolean(f);
                                 format!(
-                                    "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
+                                    "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {step} if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
                                 )
                             }
                             None => format!(
-                                "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {acc}.push({b}); }} {acc} }}"
+                                "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {step} {acc}.push({b}); }} {acc} }}"
                             ),
                         }
                     }
                     Macro::Filter => {
                         let b = self.boolean(body);
                         format!(
-                            "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
+                            "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {step} if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
                         )
                     }
                 };
@@ -536,15 +540,22 @@ impl Gen<'_> {
                 }
                 let sa = self.expr(a);
                 let sb = self.expr(b);
+                // a list of literals costs only its node, as on the direct path
+                // (`ir::literal_items`); any other list a unit per element compared
+                let f = if ir::literal_items(b).is_some() {
+                    "cel_in_lits"
+                } else {
+                    "cel_in"
+                };
                 // the collection goes first, by `&mut` (a variable is read in place, not
                 // copied); Rhai evaluates a variable there after the other argument, and
                 // anything else before it, so the element is bound first to keep CEL's
                 // left-to-right order (the first error is the one reported)
                 if is_rhai_ident(&sb) {
-                    format!("cel_in({sb}, {sa})")
+                    format!("{f}({sb}, {sa})")
                 } else {
                     let t = self.fresh("t");
-                    format!("{{ let {t} = {sa}; cel_in({sb}, {t}) }}")
+                    format!("{{ let {t} = {sa}; {f}({sb}, {t}) }}")
                 }
             }
             _ => {

@@ -275,6 +275,31 @@ fn size(e: &Expr) -> u64 {
     n
 }
 
+/// What one step of a comprehension costs: a unit for the step, plus the static size
+/// of its body and filter. The one definition both paths charge per element: the
+/// lowering stores it in [`Fold::step_cost`], codegen writes it into the sandbox's
+/// `cel_step` call.
+#[must_use]
+pub(crate) fn step_cost(body: &Expr, filter: Option<&Expr>) -> u64 {
+    1 + size(body) + filter.map_or(0, size)
+}
+
+/// The literals of a list written of literals only (`[1, 2]`, `["a"]`, `[]`): `x in`
+/// such a list costs only its node on both paths (no unit per element compared).
+#[must_use]
+pub(crate) fn literal_items(e: &Expr) -> Option<Vec<Value>> {
+    let ExprKind::List(items) = &e.kind else {
+        return None;
+    };
+    items
+        .iter()
+        .map(|i| match &i.kind {
+            ExprKind::Lit(l) => Some(literal(l)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[expect(
     clippy::unnecessary_box_returns,
     reason = "builds the boxed children of tree nodes"
@@ -331,7 +356,7 @@ impl Lower<'_> {
                     range,
                     body: body_node,
                     filter: filter_node,
-                    step_cost: 1 + size(body) + filter.as_ref().map_or(0, |f| size(f)),
+                    step_cost: step_cost(body, filter.as_deref()),
                 }))
             }
         }
@@ -414,35 +439,26 @@ impl Lower<'_> {
     }
 
     fn membership(&mut self, a: &Expr, b: &Expr) -> Node {
-        if let ExprKind::List(items) = &b.kind {
-            let lits: Option<Vec<Value>> = items
+        if let Some(lits) = literal_items(b) {
+            let strs: Option<Box<[Arc<str>]>> = lits
                 .iter()
-                .map(|i| match &i.kind {
-                    ExprKind::Lit(l) => Some(literal(l)),
+                .map(|v| match v {
+                    Value::String(s) => Some(Arc::clone(s)),
                     _ => None,
                 })
                 .collect();
-            if let Some(lits) = lits {
-                let strs: Option<Box<[Arc<str>]>> = lits
-                    .iter()
-                    .map(|v| match v {
-                        Value::String(s) => Some(Arc::clone(s)),
-                        _ => None,
-                    })
-                    .collect();
-                let ints: Option<Box<[i64]>> = lits
-                    .iter()
-                    .map(|v| match v {
-                        Value::Int(i) => Some(*i),
-                        _ => None,
-                    })
-                    .collect();
-                return match (strs, ints) {
-                    (Some(set), _) if a.ty == Type::String => Node::InStrs(bx(self.node(a)), set),
-                    (_, Some(set)) if a.ty == Type::Int => Node::InInts(bx(self.node(a)), set),
-                    _ => Node::InLits(bx(self.node(a)), lits.into()),
-                };
-            }
+            let ints: Option<Box<[i64]>> = lits
+                .iter()
+                .map(|v| match v {
+                    Value::Int(i) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            return match (strs, ints) {
+                (Some(set), _) if a.ty == Type::String => Node::InStrs(bx(self.node(a)), set),
+                (_, Some(set)) if a.ty == Type::Int => Node::InInts(bx(self.node(a)), set),
+                _ => Node::InLits(bx(self.node(a)), lits.into()),
+            };
         }
         Node::In(bx(self.node(a)), bx(self.node(b)))
     }
