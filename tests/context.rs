@@ -499,3 +499,46 @@ fn numbers_out_of_range_or_not_whole_say_so() {
         assert!(Instance::start(Arc::clone(&f), ctx(ok), 0).is_ok(), "{ok}");
     }
 }
+
+/// A timestamp that names no instant (a day past its month, a leap second, an offset of
+/// a day or more) is refused with what is wrong, never rolled over to a later instant.
+#[test]
+fn invalid_timestamps_are_refused_with_what_is_wrong() {
+    let f = flow("  t: timestamp\n");
+    let wrong = |got: &str| C::WrongType {
+        field: "t".into(),
+        expected: "timestamp".into(),
+        got: got.into(),
+    };
+    let cases = [
+        (
+            "2024-02-30T00:00:00Z",
+            "string `\"2024-02-30T00:00:00Z\"`: the day is not in its month",
+        ),
+        (
+            "2023-02-29T00:00:00Z",
+            "string `\"2023-02-29T00:00:00Z\"`: the day is not in its month",
+        ),
+        (
+            "2024-01-01T23:59:60Z",
+            "string `\"2024-01-01T23:59:60Z\"`: the second is over 59 (there are no leap seconds)",
+        ),
+        (
+            "2024-01-01T24:00:00Z",
+            "string `\"2024-01-01T24:00:00Z\"`: the hour is over 23",
+        ),
+        (
+            "2024-01-01T00:00:00+24:00",
+            "string `\"2024-01-01T00:00:00+24:00\"`: the offset is not under 24:00",
+        ),
+        (
+            "yesterday",
+            "string `\"yesterday\"`: not an RFC 3339 timestamp (`2024-01-31T09:30:00Z`)",
+        ),
+    ];
+    for (given, got) in cases {
+        assert_eq!(refused(&f, json!({ "t": given })), wrong(got), "{given}");
+    }
+    // the last day of February in a leap year, and the largest offset, are fine
+    started(&f, json!({"t": "2024-02-29T23:59:59+23:59"}));
+}

@@ -151,3 +151,75 @@ fn assignee_lists_are_judged() {
         [("flowc::graph::duplicate-assignee".to_owned(), 7, 22)]
     );
 }
+
+/// A decision on `amount` (double) and `i` (int) with `rules` under `policy`.
+fn decision(policy: &str, rules: &[&str]) -> String {
+    let mut text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: g\ncontext:\n  amount: double\n  i: int\nsteps:\n  - id: route\n    type: decision\n    hitPolicy: {policy}\n    rules:\n"
+    );
+    for r in rules {
+        text.push_str(&format!("      - when: {r}\n        goto: a\n"));
+    }
+    text.push_str("    default: a\n  - id: a\n    type: end\n    outcome: approved\n");
+    text
+}
+
+/// Issue 11 (7, 12): comparisons with numbers beyond 2^53 are decided exactly, never
+/// through a lossy cast or `x + 1.0` (which is `x` again there): no false "always"
+/// warning at 2^53, 2^63, ±1e19 or the largest double, and the true ones still found.
+#[test]
+fn decision_analysis_is_exact_for_large_numbers() {
+    let constant = |rule: &str| -> Vec<String> {
+        diags(&decision("first", &[rule]))
+            .into_iter()
+            .map(|(code, _, _, message, _)| format!("{code}: {message}"))
+            .collect()
+    };
+    let always = |v: bool| {
+        vec![format!(
+            "flowc::expr::constant-condition: condition is always {v}"
+        )]
+    };
+    for clean in [
+        "amount < 1e19",
+        "amount == 1e19",
+        "amount > -1e19",
+        "amount != -1e19",
+        "amount < 9007199254740992.0",
+        "amount > 9223372036854775808.0",
+        "amount < 1.7976931348623157e308",
+        "i < 9223372036854775807",
+        "i > -9223372036854775808",
+        "i == 9007199254740993",
+    ] {
+        assert_eq!(constant(clean), Vec::<String>::new(), "{clean}");
+    }
+    for (rule, value) in [
+        ("amount < 1e19 && amount > 1e19", false),
+        ("amount <= 1e19 || amount > 1e19", true),
+        (
+            "amount < 9007199254740993 || amount >= 9007199254740993",
+            true,
+        ),
+        ("i <= 9223372036854775807", true),
+        ("i < 1e19", true),
+        ("i > 9223372036854775807.0", false),
+        ("i < 9223372036854775807.0", true),
+        ("i >= -1e19", true),
+        ("i == 9007199254740993 && i == 9007199254740992", false),
+    ] {
+        assert_eq!(constant(rule), always(value), "{rule}");
+    }
+}
+
+/// Issue 11 (12): under `unique`, a rule that overlaps another is reported as
+/// overlapping, never also as "always false".
+#[test]
+fn an_overlapping_rule_is_not_also_always_false() {
+    let found: Vec<(String, usize)> =
+        diags(&decision("unique", &["amount < 1e19", "amount > 5.0"]))
+            .into_iter()
+            .map(|(code, line, _, _, _)| (code, line))
+            .collect();
+    assert_eq!(found, [("flowc::graph::overlapping-rules".to_owned(), 14)]);
+}

@@ -18,6 +18,8 @@ pub struct CompiledDecision {
     /// Each rule on its own, when some rule has no direct form: only run to name the
     /// rule that failed in an incident.
     rules: Vec<Condition>,
+    /// How many rules it has.
+    rule_count: usize,
     unique: bool,
 }
 
@@ -108,14 +110,27 @@ impl CompiledDecision {
     /// incident's message); `None` when no rule fails on its own.
     pub fn failing_rule(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Option<usize> {
         match &self.fast {
-            Some(rules) => rules
-                .iter()
-                .position(|r| r.eval_bool(bindings.slots()).is_err()),
+            Some(rules) => {
+                // the rules in order under the decision's one budget, as it ran: a rule
+                // that fails on its own, or the one the shared budget runs out in
+                let budget = std::cell::Cell::new(rules.first().map_or(0, Direct::budget));
+                rules
+                    .iter()
+                    .position(|r| r.eval_bool(bindings.slots()).is_err())
+                    .or_else(|| {
+                        rules
+                            .iter()
+                            .position(|r| r.eval_bool_within(bindings.slots(), &budget).is_err())
+                    })
+            }
             None => self
                 .rules
                 .iter()
                 .position(|r| r.eval(sandbox, bindings).is_err()),
         }
+        // a decision of one rule failed in that rule, whatever path ran it (the
+        // sandbox's budget counts otherwise than the direct evaluator's)
+        .or_else(|| (self.rule_count == 1).then_some(0))
     }
 
     /// `hitPolicy: unique`.
@@ -200,6 +215,7 @@ impl Ctx<'_> {
             program,
             fast,
             rules,
+            rule_count: exprs.len(),
             unique,
         })
     }

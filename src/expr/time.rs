@@ -80,6 +80,16 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The days of month `m` (1–12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn num(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -90,56 +100,86 @@ fn num(s: &str) -> Option<u32> {
 /// Parses an RFC 3339 timestamp (`2009-02-13T23:31:30Z`, fractions, offsets).
 #[must_use]
 pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
+    timestamp_or_problem(s).ok()
+}
+
+/// Parses an RFC 3339 timestamp, or says what is wrong with it: the one parser of
+/// context values and `timestamp()` conversions. As Go's `time.Parse` (CEL-go), the day
+/// is within its month (leap years counted), there is no leap second, and an offset is
+/// under a day.
+///
+/// # Errors
+/// What is wrong, in words.
+pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, &'static str> {
+    const FORM: &str = "not an RFC 3339 timestamp (`2024-01-31T09:30:00Z`)";
     let b = s.as_bytes();
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
+        return Err(FORM);
     }
     if !matches!(b.get(10), Some(b'T' | b't'))
         || b.get(13) != Some(&b':')
         || b.get(16) != Some(&b':')
     {
-        return None;
+        return Err(FORM);
     }
-    let y = i64::from(num(s.get(0..4)?)?);
-    let mo = num(s.get(5..7)?)?;
-    let d = num(s.get(8..10)?)?;
-    let h = num(s.get(11..13)?)?;
-    let mi = num(s.get(14..16)?)?;
-    let se = num(s.get(17..19)?)?;
-    if !(1..=12).contains(&mo) || d == 0 || d > 31 || h > 23 || mi > 59 || se > 60 {
-        return None;
+    let field = |r: std::ops::Range<usize>| s.get(r).and_then(num).ok_or(FORM);
+    let y = i64::from(field(0..4)?);
+    let mo = field(5..7)?;
+    let d = field(8..10)?;
+    let h = field(11..13)?;
+    let mi = field(14..16)?;
+    let se = field(17..19)?;
+    if !(1..=12).contains(&mo) {
+        return Err("the month is not 01 to 12");
     }
-    let mut rest = s.get(19..)?;
+    if d == 0 || d > days_in_month(y, mo) {
+        return Err("the day is not in its month");
+    }
+    if h > 23 {
+        return Err("the hour is over 23");
+    }
+    if mi > 59 {
+        return Err("the minute is over 59");
+    }
+    if se > 59 {
+        return Err("the second is over 59 (there are no leap seconds)");
+    }
+    let mut rest = s.get(19..).ok_or(FORM)?;
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
         if digits.is_empty() || digits.len() > 9 {
-            return None;
+            return Err(FORM);
         }
-        nanos = num(&format!("{digits:0<9}"))?;
-        rest = frac.get(digits.len()..)?;
+        nanos = num(&format!("{digits:0<9}")).ok_or(FORM)?;
+        rest = frac.get(digits.len()..).ok_or(FORM)?;
     }
     let offset: i64 = match rest {
         "Z" | "z" => 0,
         _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
+            let sign = match rest.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return Err(FORM),
             };
             if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
-                return None;
+                return Err(FORM);
             }
-            let oh = i64::from(num(rest.get(1..3)?)?);
-            let om = i64::from(num(rest.get(4..6)?)?);
+            let oh = i64::from(rest.get(1..3).and_then(num).ok_or(FORM)?);
+            let om = i64::from(rest.get(4..6).and_then(num).ok_or(FORM)?);
+            if oh > 23 || om > 59 {
+                return Err("the offset is not under 24:00");
+            }
             sign * (oh * 3600 + om * 60)
         }
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset;
-    (MIN_TS..=MAX_TS)
-        .contains(&secs)
-        .then_some(Timestamp { secs, nanos })
+    if (MIN_TS..=MAX_TS).contains(&secs) {
+        Ok(Timestamp { secs, nanos })
+    } else {
+        Err("out of range (0001-01-01 to 9999-12-31 UTC)")
+    }
 }
 
 /// Formats as RFC 3339 in UTC, with as many fraction digits as needed (0, 3, 6 or 9).
@@ -326,6 +366,28 @@ mod tests {
         );
         assert_eq!(format_duration(parse_duration("-1.5s").unwrap()), "-1.5s");
         assert!(parse_duration("1x").is_none());
+        // days within the month (leap years), no leap second, offsets under a day
+        for bad in [
+            "2024-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-01-01T23:59:60Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:60:00Z",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00-00:60",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+        for good in [
+            "2024-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2024-12-31T23:59:59Z",
+            "2024-01-01T00:00:00+23:59",
+        ] {
+            assert!(parse_timestamp(good).is_some(), "{good}");
+        }
         assert_eq!(
             fields(parse_timestamp("2009-02-13T23:31:30Z").unwrap(), 0).weekday,
             5

@@ -13,6 +13,9 @@ use crate::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Point {
+    /// A value of an `int` or `uint` field (or a size), exactly.
+    Int(i128),
+    /// A value of a `double` field.
     Num(f64),
     Str(Option<String>),
     Bool(bool),
@@ -35,14 +38,93 @@ fn field_of(e: &Expr) -> Option<String> {
     }
 }
 
-fn lit_num(e: &Expr) -> Option<f64> {
+/// A numeric literal, exactly: integers as integers, doubles as doubles (never a lossy
+/// cast between them: `1e19` and `9007199254740993` keep their values).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Num {
+    Int(i128),
+    Double(f64),
+}
+
+fn lit_num(e: &Expr) -> Option<Num> {
     match e.kind {
-        #[expect(clippy::cast_precision_loss, reason = "decision literals are small")]
-        ExprKind::Lit(Literal::Int(i)) => Some(i as f64),
-        #[expect(clippy::cast_precision_loss, reason = "decision literals are small")]
-        ExprKind::Lit(Literal::Uint(u)) => Some(u as f64),
-        ExprKind::Lit(Literal::Double(d)) => Some(d),
+        ExprKind::Lit(Literal::Int(i)) => Some(Num::Int(i128::from(i))),
+        ExprKind::Lit(Literal::Uint(u)) => Some(Num::Int(i128::from(u))),
+        ExprKind::Lit(Literal::Double(d)) => Some(Num::Double(d)),
         _ => None,
+    }
+}
+
+/// `i` compared with `d`, exactly (as CEL compares mixed numbers); `None` for NaN.
+fn cmp_int_double(i: i128, d: f64) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering::{Greater, Less};
+    if d.is_nan() {
+        return None;
+    }
+    // 2^127: every i128 is below it, and every double below it truncates into i128
+    let bound = 2f64.powi(127);
+    if d >= bound {
+        return Some(Less);
+    }
+    if d < -bound {
+        return Some(Greater);
+    }
+    let t = d.trunc();
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "t is integral and within i128 (checked above): the cast is exact"
+    )]
+    let ti = t as i128;
+    Some(i.cmp(&ti).then(if d > t {
+        Less
+    } else if d < t {
+        Greater
+    } else {
+        std::cmp::Ordering::Equal
+    }))
+}
+
+/// A numeric sample point compared with a numeric literal, exactly.
+fn cmp_num(p: Num, lit: Num) -> Option<std::cmp::Ordering> {
+    match (p, lit) {
+        (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+        (Num::Double(a), Num::Double(b)) => a.partial_cmp(&b),
+        (Num::Int(a), Num::Double(b)) => cmp_int_double(a, b),
+        (Num::Double(a), Num::Int(b)) => cmp_int_double(b, a).map(std::cmp::Ordering::reverse),
+    }
+}
+
+/// The integers next to a literal (its floor, ceiling and their neighbours), for an
+/// integral field.
+fn int_neighbours(n: Num) -> Vec<i128> {
+    let base = match n {
+        Num::Int(i) => vec![i],
+        Num::Double(d) if d.is_nan() => Vec::new(),
+        Num::Double(d) => {
+            // beyond every int and uint: the domain's ends stand for it
+            let cap = 2f64.powi(100);
+            let (lo, hi) = (d.floor().clamp(-cap, cap), d.ceil().clamp(-cap, cap));
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "integral values clamped to ±2^100: the casts are exact"
+            )]
+            let v = vec![lo as i128, hi as i128];
+            v
+        }
+    };
+    base.into_iter().flat_map(|i| [i - 1, i, i + 1]).collect()
+}
+
+/// The double nearest to a literal, for a `double` field (an integer literal beyond
+/// 2^53 rounds; its exact comparison still decides each sample).
+fn as_double(n: Num) -> f64 {
+    match n {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a sample point only: the neighbours below and above are sampled too"
+        )]
+        Num::Int(i) => i as f64,
+        Num::Double(d) => d,
     }
 }
 
@@ -116,7 +198,10 @@ fn literals(e: &Expr, out: &mut Vec<Point>) {
         ExprKind::Lit(Literal::String(s)) => out.push(Point::Str(Some(s.clone()))),
         ExprKind::Lit(_) => {
             if let Some(x) = lit_num(n) {
-                out.push(Point::Num(x));
+                out.push(match x {
+                    Num::Int(i) => Point::Int(i),
+                    Num::Double(d) => Point::Num(d),
+                });
             }
         }
         _ => {}
@@ -143,53 +228,79 @@ fn samples(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Vec<Point>
             v
         }
         _ => {
-            let mut xs: Vec<f64> = lits
+            let nums: Vec<Num> = lits
                 .into_iter()
-                .filter_map(|p| if let Point::Num(x) = p { Some(x) } else { None })
+                .filter_map(|p| match p {
+                    Point::Int(i) => Some(Num::Int(i)),
+                    Point::Num(d) => Some(Num::Double(d)),
+                    _ => None,
+                })
                 .collect();
-            xs.sort_by(f64::total_cmp);
-            xs.dedup();
-            let mut pts = Vec::new();
-            let integral = matches!(ty, Type::Int | Type::Uint);
             // a `uint` and a size (`tags.size()`) are never negative
             let size = rules
                 .first()
                 .and_then(|r| subject(r))
                 .is_some_and(|(name, _)| name.starts_with("size("));
-            let lowest = if *ty == Type::Uint || size {
-                Some(0.0)
-            } else {
-                None
-            };
-            for (i, x) in xs.iter().enumerate() {
-                if integral {
-                    pts.push(x.floor());
-                    pts.push(x.floor() - 1.0);
-                    pts.push(x.floor() + 1.0);
-                    pts.push(x.ceil());
-                } else {
-                    pts.push(*x);
-                    match xs.get(i + 1) {
-                        Some(y) => pts.push(x + (y - x) / 2.0),
-                        None => pts.push(x + 1.0),
+            match ty {
+                Type::Int | Type::Uint => {
+                    let (lo, hi) = if *ty == Type::Uint || size {
+                        (0, i128::from(u64::MAX))
+                    } else {
+                        (i128::from(i64::MIN), i128::from(i64::MAX))
+                    };
+                    let mut pts: Vec<i128> = nums
+                        .into_iter()
+                        .flat_map(int_neighbours)
+                        .map(|i| i.clamp(lo, hi))
+                        .collect();
+                    if pts.is_empty() {
+                        pts.push(0.clamp(lo, hi));
                     }
-                    if i == 0 {
-                        pts.push(x - 1.0);
+                    pts.sort_unstable();
+                    pts.dedup();
+                    pts.into_iter().map(Point::Int).collect()
+                }
+                _ => {
+                    // a double read from the context is finite: an infinite literal
+                    // stands at the largest finite double
+                    let mut xs: Vec<f64> = nums
+                        .into_iter()
+                        .map(as_double)
+                        .filter(|x| !x.is_nan())
+                        .map(|x| x.clamp(f64::MIN, f64::MAX))
+                        .collect();
+                    xs.sort_by(f64::total_cmp);
+                    xs.dedup();
+                    let mut pts = Vec::new();
+                    for (i, x) in xs.iter().enumerate() {
+                        pts.push(*x);
+                        // the region above: halfway to the next literal, or the next
+                        // double (never `x + 1.0`, which is `x` again beyond 2^53)
+                        match xs.get(i + 1) {
+                            Some(y) => pts.push(x / 2.0 + y / 2.0),
+                            None => pts.push(x.next_up()),
+                        }
+                        if i == 0 {
+                            pts.push(x.next_down());
+                        }
                     }
+                    if pts.is_empty() {
+                        pts.push(0.0);
+                    }
+                    let pts = pts.into_iter().filter(|x| x.is_finite());
+                    let mut pts: Vec<f64> = if size {
+                        pts.filter(|x| *x >= 0.0).collect()
+                    } else {
+                        pts.collect()
+                    };
+                    if pts.is_empty() {
+                        pts.push(0.0);
+                    }
+                    pts.sort_by(f64::total_cmp);
+                    pts.dedup();
+                    pts.into_iter().map(Point::Num).collect()
                 }
             }
-            if pts.is_empty() {
-                pts.push(0.0);
-            }
-            if let Some(lo) = lowest {
-                pts.retain(|p| *p >= lo);
-                if pts.is_empty() {
-                    pts.push(lo);
-                }
-            }
-            pts.sort_by(f64::total_cmp);
-            pts.dedup();
-            pts.into_iter().map(Point::Num).collect()
         }
     }
 }
@@ -238,7 +349,8 @@ fn eval_at(e: &Expr, p: &Point) -> Option<bool> {
 fn compare(op: BinaryOp, p: &Point, lit: &Expr) -> Option<bool> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     let ord = match (p, &lit.kind) {
-        (Point::Num(x), _) => x.partial_cmp(&lit_num(lit)?)?,
+        (Point::Int(x), _) => cmp_num(Num::Int(*x), lit_num(lit)?)?,
+        (Point::Num(x), _) => cmp_num(Num::Double(*x), lit_num(lit)?)?,
         (Point::Str(s), ExprKind::Lit(Literal::String(l))) => match s {
             Some(s) => s.as_str().cmp(l.as_str()),
             // the "any other string" sample: unequal to every literal; ordering unknown

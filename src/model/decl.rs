@@ -725,6 +725,7 @@ fn fit_at<'a, G: Given<'a>>(
         kind: MisfitKind::WrongType {
             expected: decl.ty.to_string(),
             got: number_misfit(&decl.ty, v)
+                .or_else(|| timestamp_misfit(&decl.ty, v))
                 .unwrap_or_else(|| format!("{} `{}`", json_kind(v), shown(v))),
         },
     };
@@ -856,6 +857,17 @@ fn in_enum(
 /// hold (`None`: not such a number). The one wording of these misfits, for a context
 /// and for `flowc check`'s defaults and `enum` values alike. A number past the range
 /// of both types is read as a double, so it is named by the range, never echoed.
+/// What is wrong with a string given for a `timestamp` (`2024-02-30T00:00:00Z`: the day
+/// is not in its month).
+fn timestamp_misfit(ty: &Type, v: &serde_json::Value) -> Option<String> {
+    match (ty, v) {
+        (Type::Timestamp, serde_json::Value::String(s)) => time::timestamp_or_problem(s)
+            .err()
+            .map(|problem| format!("string `{}`: {problem}", shown(v))),
+        _ => None,
+    }
+}
+
 fn number_misfit(ty: &Type, v: &serde_json::Value) -> Option<String> {
     let serde_json::Value::Number(n) = v else {
         return None;
