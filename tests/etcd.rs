@@ -3602,8 +3602,9 @@ async fn a_misconfigured_endpoint_in_a_list_is_warned_about_a_down_one_is_not() 
     let w = Running::start(&[
         "watch", "--etcd", &list, "--tenant", "acme", "--format", "json",
     ]);
+    // `connected` comes first, then the read's publishes
     until("connected", 20, || {
-        w.text().contains("\"event\":\"connected\"")
+        w.text().contains("\"event\":\"connected\"") && w.text().contains("\"event\":\"publish\"")
     })
     .await;
     let text = w.text();
@@ -3932,7 +3933,10 @@ async fn a_watcher_reconnecting_to_an_etcd_with_another_history_reads_everything
     }
     let snap = TempDir::new("snap-history");
     let w = Watcher::start(server.connection(), &t, Some(&snap.0));
-    until("read", 10, || w.has(&travel) && w.has(&leave)).await;
+    until("read", 10, || {
+        w.has(&travel) && w.has(&leave) && w.handle.is_connected()
+    })
+    .await;
     let old_revision = w.handle.revision().unwrap();
     // the same address, a new data dir: etcd recreated, its revisions start again
     server.kill();
