@@ -3602,8 +3602,9 @@ async fn a_misconfigured_endpoint_in_a_list_is_warned_about_a_down_one_is_not() 
     let w = Running::start(&[
         "watch", "--etcd", &list, "--tenant", "acme", "--format", "json",
     ]);
+    // `connected` comes first, then the read's publishes
     until("connected", 20, || {
-        w.text().contains("\"event\":\"connected\"")
+        w.text().contains("\"event\":\"connected\"") && w.text().contains("\"event\":\"publish\"")
     })
     .await;
     let text = w.text();
@@ -3890,4 +3891,338 @@ async fn metrics_are_served_only_at_metrics_with_valid_and_bounded_flow_labels()
         !body.contains("flowc_active_revision{flow=\"(other)\"}"),
         "{body}"
     );
+}
+
+/// Waits (bounded) for a child to exit, polling: a liveness check, not a measurement.
+fn exit_within(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_reconnecting_to_an_etcd_with_another_history_reads_everything_again() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let mut c = server.client().await;
+    let travel = publish(&mut c, &t, &flow("travel", 1), None).await;
+    let mut leave = publish(&mut c, &t, &flow("leave", 1), None).await;
+    for n in 2..8 {
+        leave = publish(&mut c, &t, &flow("leave", n), Some(leave.revision)).await;
+    }
+    let snap = TempDir::new("snap-history");
+    let w = Watcher::start(server.connection(), &t, Some(&snap.0));
+    until("read", 10, || {
+        w.has(&travel) && w.has(&leave) && w.handle.is_connected()
+    })
+    .await;
+    let old_revision = w.handle.revision().unwrap();
+    // the same address, a new data dir: etcd recreated, its revisions start again
+    server.kill();
+    until("disconnected", 10, || w.count("disconnected") == 1).await;
+    server.dir = TempDir::new("data-recreated");
+    server.spawn();
+    let mut c = server.client().await;
+    let expense = publish(&mut c, &t, &flow("expense", 1), None).await;
+    assert!(expense.revision < old_revision);
+    until("the new etcd's flow", 15, || w.has(&expense)).await;
+    until("the old flows retired", 10, || {
+        w.active("travel").is_none() && w.active("leave").is_none()
+    })
+    .await;
+    let resyncs = w.events_of(|e| match e {
+        WatchEvent::Resync { reason, revision } => Some((*reason, *revision)),
+        _ => None,
+    });
+    assert_eq!(resyncs.len(), 1, "{resyncs:?}");
+    let (reason, read) = resyncs[0];
+    match reason {
+        // etcd derives the cluster id from the member's name and peer URL: recreated
+        // alike, it is the same cluster id with a revision below the one applied
+        etcd::ResyncReason::RevisionBehind { last, now } => {
+            assert_eq!((last, now), (old_revision, read));
+        }
+        etcd::ResyncReason::ClusterChanged { was, now } => assert_ne!(was, now),
+        other => panic!("{other:?}"),
+    }
+    let retired = w.events_of(|e| match e {
+        WatchEvent::Retire {
+            flow,
+            revision,
+            exact,
+        } => Some((flow.clone(), *revision, *exact)),
+        _ => None,
+    });
+    assert_eq!(
+        retired,
+        vec![
+            ("leave".to_owned(), read, false),
+            ("travel".to_owned(), read, false)
+        ]
+    );
+    // the watch goes on from the new etcd's revision: a publish after it arrives
+    let next = publish(&mut c, &t, &flow("expense", 2), Some(expense.revision)).await;
+    until("a later publish", 10, || w.has(&next)).await;
+    assert_eq!(w.handle.revision(), Some(next.revision));
+    assert!(w.handle.is_connected());
+    // the snapshot holds the new etcd's flows only (written after the swap)
+    let kept = || {
+        let snapshot = Snapshot::open(&snap.0, &t).unwrap();
+        let flows: Vec<(String, u64)> = snapshot
+            .flows()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.flow, f.revision))
+            .collect();
+        (flows, snapshot.revision().unwrap())
+    };
+    let want = (
+        vec![("expense".to_owned(), next.revision)],
+        Some(next.revision),
+    );
+    until("the snapshot rewritten", 10, || kept() == want).await;
+    drop(w);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_only_good_endpoint_beside_a_non_etcd_one_is_an_outage_not_a_setup_error() {
+    if !have_etcd() {
+        return;
+    }
+    let Some(http) = HttpServer::start() else {
+        eprintln!("skipped: python3 is not on PATH");
+        return;
+    };
+    let mut server = Etcd::start();
+    let list = format!("{},http://127.0.0.1:{}", server.url(), http.port);
+    let mut w = Running::start(&[
+        "watch", "--etcd", &list, "--tenant", "acme", "--format", "json",
+    ]);
+    until("connected", 20, || w.count("{\"event\":\"connected\"") == 1).await;
+    server.kill();
+    until("disconnected", 20, || {
+        w.count("{\"event\":\"disconnected\"") == 1
+    })
+    .await;
+    // several attempts fail meanwhile (each one asks both endpoints)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        w.child.try_wait().unwrap().is_none(),
+        "the watcher exited: {}",
+        w.errors.lock().unwrap().join("\n")
+    );
+    server.spawn();
+    until("connected again", 20, || {
+        w.count("{\"event\":\"connected\"") == 2
+    })
+    .await;
+    assert!(w.text().contains("\"reconnect\":true"), "{}", w.text());
+    sigterm(&w.child);
+    let status = exit_within(&mut w.child, 10).expect("no exit after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let errors = w.errors.lock().unwrap().join("\n");
+    assert!(!errors.contains("etcd-setup"), "{errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cancels_a_connection_attempt_to_a_server_that_never_answers() {
+    // a listener that accepts and never says a word
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            match s {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let mut w = Running::start(&[
+        "watch", "--etcd", &url, "--tenant", "acme", "--format", "json",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&w.child);
+    let status = exit_within(&mut w.child, 2).expect("still running 2 s after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    // the readers have seen all the output once the process is gone
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(w.text(), "", "nothing is printed after the signal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_comes_before_the_events_of_the_first_read() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut c = server.client().await;
+    let v = publish(&mut c, &t, &flow("leave", 1), None).await;
+    c.put(t.flow_key("broken"), "kind: nonsense", None)
+        .await
+        .unwrap();
+    c.put(format!("{}flows/a/b", t.base()), "x", None)
+        .await
+        .unwrap();
+    let w = Watcher::start(server.connection(), &t, None);
+    until("read", 10, || {
+        w.has(&v) && w.count("reject") == 1 && w.handle.is_connected()
+    })
+    .await;
+    let names = w.events_of(|e| Some(e.name()));
+    assert_eq!(names.first(), Some(&"connected"), "{names:?}");
+    assert_eq!(w.count("connected"), 1);
+    // human mode: the snapshot's flows are said to be replaced before they are
+    let snap = TempDir::new("snap-order");
+    let url = server.url();
+    let dir = snap.0.display().to_string();
+    let args = [
+        "watch",
+        "--etcd",
+        &url,
+        "--tenant",
+        "acme",
+        "--snapshot",
+        &dir,
+    ];
+    let mut first = Running::start(&args);
+    until("first run", 20, || first.text().contains("rejected broken")).await;
+    sigterm(&first.child);
+    exit_within(&mut first.child, 10).expect("no exit after SIGTERM");
+    let second = Running::start(&args);
+    until("second run", 20, || {
+        second.text().contains("replaced by etcd's") && second.count("rejected broken") > 0
+    })
+    .await;
+    let text = second.text();
+    let connected = text.find("connected at revision").unwrap();
+    let rejected = text.find("rejected broken").unwrap();
+    assert!(connected < rejected, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retire_found_by_a_resync_names_the_read_revision_as_at_or_before() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let live = Watcher::start(server.connection(), &t, None);
+    let paused = [
+        Watcher::start(server.connection(), &t, None),
+        Watcher::start(server.connection(), &t, None),
+    ];
+    let mut client = server.client().await;
+    let b1 = publish(&mut client, &t, &flow("travel", 1), None).await;
+    until("published", 10, || {
+        live.has(&b1) && paused.iter().all(|w| w.has(&b1))
+    })
+    .await;
+    for w in &paused {
+        w.handle.pause();
+    }
+    until("paused", 10, || {
+        paused.iter().all(|w| !w.handle.is_connected())
+    })
+    .await;
+    let deleted = etcd::delete(&mut client, &t, "travel", b1.revision)
+        .await
+        .unwrap();
+    let c1 = publish(&mut client, &t, &flow("expense", 1), None).await;
+    client.compact(c1.revision as i64, None).await.unwrap();
+    until("live retire", 10, || live.active("travel").is_none()).await;
+    for w in &paused {
+        w.handle.resume();
+    }
+    until("resynced", 10, || {
+        paused
+            .iter()
+            .all(|w| w.has(&c1) && w.active("travel").is_none())
+    })
+    .await;
+    let retires = |w: &Watcher| {
+        w.events_of(|e| match e {
+            WatchEvent::Retire {
+                flow,
+                revision,
+                exact,
+            } => Some((flow.clone(), *revision, *exact)),
+            _ => None,
+        })
+    };
+    assert_eq!(retires(&live), vec![("travel".to_owned(), deleted, true)]);
+    for w in &paused {
+        let read = w.events_of(|e| match e {
+            WatchEvent::Resync { revision, reason } => {
+                assert_eq!(*reason, etcd::ResyncReason::Compacted);
+                Some(*revision)
+            }
+            _ => None,
+        });
+        assert_eq!(read, vec![c1.revision]);
+        assert_eq!(retires(w), vec![("travel".to_owned(), c1.revision, false)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_etcd_is_reported_as_a_keep_alive_timeout() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    until("connected", 10, || w.handle.is_connected()).await;
+    let pid = server.child.as_ref().unwrap().id().to_string();
+    let signal = |s: &str| {
+        assert!(
+            Command::new("kill")
+                .args([s, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    // keep-alive pings every 5 s, each given 3 s
+    let waited = tokio::time::timeout(
+        Duration::from_secs(30),
+        until("disconnected", 30, || w.count("disconnected") == 1),
+    )
+    .await;
+    signal("-CONT");
+    waited.unwrap();
+    let errors = w.events_of(|e| match e {
+        WatchEvent::Disconnected { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(
+        errors[0].contains("did not answer a keep-alive ping within 3 s")
+            && !errors[0].contains("broken pipe"),
+        "{errors:?}"
+    );
+    until("reconnected", 20, || w.count("connected") == 2).await;
 }

@@ -419,9 +419,13 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
                 "reconnect": reconnect,
             })
         ),
-        E::Resync { revision } => {
-            json_line(event.name(), None, Some(*revision), None, None);
-        }
+        E::Resync { revision, reason } => json_line(
+            event.name(),
+            None,
+            Some(*revision),
+            None,
+            Some(("reason", serde_json::Value::from(reason.name()))),
+        ),
         E::Snapshot { version } | E::Publish { version, .. } => json_line(
             event.name(),
             Some(&version.flow),
@@ -441,9 +445,17 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
             None,
             Some(("diagnostics", diagnostics_json(diagnostics))),
         ),
-        E::Retire { flow, revision } => {
-            json_line("retire", Some(flow), Some(*revision), None, None);
-        }
+        E::Retire {
+            flow,
+            revision,
+            exact,
+        } => json_line(
+            "retire",
+            Some(flow),
+            Some(*revision),
+            None,
+            Some(("exact", serde_json::Value::Bool(*exact))),
+        ),
         E::Disconnected { error, .. } => json_line(
             "disconnected",
             None,
@@ -547,11 +559,18 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
             }
             eprint!("{out}");
         }
-        E::Retire { flow, revision } => {
-            outln!("retired {flow} at revision {revision} (running instances keep their version)");
+        E::Retire {
+            flow,
+            revision,
+            exact,
+        } => {
+            let at = if *exact { "at" } else { "at or before" };
+            outln!(
+                "retired {flow} {at} revision {revision} (running instances keep their version)"
+            );
         }
-        E::Resync { revision } => {
-            outln!("resync at revision {revision}: the revision to resume from was compacted");
+        E::Resync { revision, reason } => {
+            outln!("resync at revision {revision}: {reason}");
         }
         E::Disconnected {
             error,

@@ -40,7 +40,7 @@ pub use crate::store::etcd::{
     Connection, DEFAULT_PREFIX, EtcdStore, Opened, SetupError, SetupFault,
 };
 pub use snapshot::Snapshot;
-pub use watch::{EtcdWatch, Rejection, WatchConfig, WatchEvent, watch};
+pub use watch::{EtcdWatch, Rejection, ResyncReason, WatchConfig, WatchEvent, watch};
 
 /// What a publisher writes to `flowmeta/<flow-id>` in its transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

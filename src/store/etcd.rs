@@ -54,6 +54,12 @@ pub const FORMAT: u32 = 1;
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "/flowc";
 
+/// How often an idle connection to etcd is pinged.
+pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a ping may go unanswered before the connection is given up.
+pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How to reach etcd: endpoints, TLS files and user, as etcdctl takes them.
 #[derive(Clone, Debug)]
 pub struct Connection {
@@ -110,7 +116,7 @@ impl Connection {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(self.request_timeout)
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
+            .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT);
         if self.cacert.is_some() || self.cert.is_some() || self.key.is_some() {
             let mut tls = TlsOptions::new();
             if let Some(ca) = &self.cacert {
@@ -443,14 +449,18 @@ impl Connection {
         None
     }
 
-    /// An endpoint whose scheme is not what its server speaks.
+    /// An endpoint whose scheme is not what its server speaks, when every endpoint is
+    /// misconfigured so: a setup error is fatal only when no listed endpoint could serve.
+    /// One that is merely down (nothing listens, no answer) makes the failure an outage,
+    /// which passes when it is back (the misconfigured ones stay left out).
     async fn scheme_mismatch(&self) -> Option<SetupError> {
         let wait = self.connect_timeout.min(Duration::from_millis(500));
+        let mut first = None;
         for endpoint in &self.endpoints {
             let (tls, host) = match endpoint.split_once("://") {
                 Some(("https", h)) => (true, h),
                 Some(("http", h)) => (false, h),
-                _ => continue,
+                _ => return None,
             };
             let host = host.trim_end_matches('/');
             let (fault, message, help) = match speaks(host, wait).await {
@@ -471,15 +481,15 @@ impl Connection {
                         "use https://{host}, with --cacert naming the CA that signed its certificate (and --cert, --key if it asks for a client certificate)"
                     ),
                 ),
-                _ => continue,
+                _ => return None,
             };
-            return Some(SetupError {
+            first.get_or_insert(SetupError {
                 fault,
                 message,
                 help,
             });
         }
-        None
+        first
     }
 
     /// Asks every endpoint for its status (in parallel, each bounded by the connect

@@ -16,7 +16,12 @@
 //! Faults: when the connection or the watch fails it reconnects with exponential backoff
 //! and resumes from the last revision it applied, so no event is lost; when etcd has
 //! compacted that revision it re-reads everything at a new revision (retiring flows
-//! deleted meanwhile). A lost connection is reported once ([`WatchEvent::Disconnected`]),
+//! deleted meanwhile, "at or before" that revision). Every connection asks which cluster
+//! answers: another cluster than the one first reached, or a current revision below the
+//! last one applied (etcd recreated or restored from a backup), means the watcher's
+//! revisions tell nothing there, and it re-reads everything the same way
+//! ([`ResyncReason`]). A stop cancels whatever the watcher waits for, a connection
+//! attempt included. A lost connection is reported once ([`WatchEvent::Disconnected`]),
 //! then at most every 30 s ([`WatchEvent::Retrying`]), and [`WatchEvent::Connected`]
 //! says how many attempts failed. Every attempt that reaches a server (the first and
 //! every reconnection) is classified: one etcd refuses as configured (TLS files, user,
@@ -40,8 +45,8 @@ use crate::diagnostic::Diagnostics;
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KeyKind, Tenant, etcd_error, put_history,
-    read_history, read_range_within, timeout_error,
+    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KEEP_ALIVE_TIMEOUT, KeyKind, Tenant, etcd_error,
+    put_history, read_history, read_range_within, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -122,13 +127,22 @@ pub enum WatchEvent {
     Retire {
         /// The flow.
         flow: String,
-        /// The revision of the deletion (or of the read that found it gone).
+        /// The revision of the deletion when `exact`; otherwise the revision of the full
+        /// read that found the flow gone (it was deleted at or before it), the same on
+        /// every watcher that re-read at that revision.
         revision: u64,
+        /// `revision` is the deletion's (seen live by the watch); false after a full
+        /// re-read.
+        exact: bool,
     },
-    /// The revision to resume from was compacted: everything was read again.
+    /// The watcher's revisions no longer tell what changed: everything was read again at
+    /// `revision` (flows absent there are retired, every present one is published under
+    /// its key's mod revision there, the snapshot is rewritten).
     Resync {
         /// The revision read.
         revision: u64,
+        /// Why.
+        reason: ResyncReason,
     },
     /// etcd could not be reached or the watch broke; retrying. Reported once when the
     /// connection is lost (then [`WatchEvent::Retrying`] at most every 30 s, and
@@ -177,6 +191,66 @@ impl WatchEvent {
             WatchEvent::Retrying { .. } => "retrying",
             WatchEvent::Warning { .. } => "warning",
         }
+    }
+}
+
+/// Why a watcher read everything again ([`WatchEvent::Resync`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResyncReason {
+    /// etcd compacted the revision to resume from.
+    Compacted,
+    /// etcd at the endpoints is another cluster than the one first reached (recreated,
+    /// or restored from a backup of another): its revisions are not the ones the
+    /// watcher holds.
+    ClusterChanged {
+        /// The cluster id first reached.
+        was: u64,
+        /// The cluster id answering now.
+        now: u64,
+    },
+    /// etcd's current revision is below the last revision the watcher applied (etcd
+    /// restored from an older backup, with the same cluster id).
+    RevisionBehind {
+        /// The last revision applied.
+        last: u64,
+        /// etcd's current revision.
+        now: u64,
+    },
+}
+
+impl std::fmt::Display for ResyncReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResyncReason::Compacted => f.write_str("the revision to resume from was compacted"),
+            ResyncReason::ClusterChanged { was, now } => write!(
+                f,
+                "etcd is another cluster (id {now:x}) than the one first reached (id {was:x}): recreated or restored from a backup"
+            ),
+            ResyncReason::RevisionBehind { last, now } => write!(
+                f,
+                "etcd's revision {now} is below the last revision applied ({last}): restored from a backup"
+            ),
+        }
+    }
+}
+
+impl ResyncReason {
+    /// The reason's name in `flowc watch --format json`: `compacted`, `cluster-changed`,
+    /// `revision-behind`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            ResyncReason::Compacted => "compacted",
+            ResyncReason::ClusterChanged { .. } => "cluster-changed",
+            ResyncReason::RevisionBehind { .. } => "revision-behind",
+        }
+    }
+
+    /// Whether the revisions held before mean nothing now (another cluster or an older
+    /// one): every flow is taken again from the read, whatever its revision was.
+    fn new_history(self) -> bool {
+        !matches!(self, ResyncReason::Compacted)
     }
 }
 
@@ -323,6 +397,8 @@ pub fn watch(
         last: None,
         reached: false,
         contacted: false,
+        announced: false,
+        cluster: None,
         odd: BTreeSet::new(),
         odd_unlisted: false,
         endpoint_warnings: BTreeSet::new(),
@@ -381,6 +457,10 @@ struct Worker {
     reached: bool,
     /// A connection was reported since the start (the next one is a reconnect).
     contacted: bool,
+    /// This connection was reported (`Connected`).
+    announced: bool,
+    /// The cluster id of etcd's first answer.
+    cluster: Option<u64>,
     /// The odd keys (neither a flow's nor its metadata's) already reported.
     odd: BTreeSet<String>,
     /// More odd keys were seen than are listed (said once).
@@ -501,7 +581,7 @@ impl Worker {
     async fn run(mut self, mut control: signal::Receiver<Control>) -> Result<(), EtcdError> {
         let mut backoff = self.config.min_backoff;
         let mut need_full = true;
-        let mut resync = false;
+        let mut resync: Option<ResyncReason> = None;
         loop {
             if !wait_running(&mut control).await {
                 return Ok(());
@@ -515,19 +595,29 @@ impl Worker {
                     }
                 }
                 let mut client = opened.client;
+                if let Some(reason) = self.other_history(&mut client).await? {
+                    need_full = true;
+                    resync = Some(reason);
+                }
                 if need_full {
                     self.full_read(&mut client, resync).await?;
                 }
                 Ok::<Client, StoreError>(client)
             };
-            let mut client = match attempt.await.map_err(|e| e.at(&endpoints)) {
+            // a stop (or pause) cancels the attempt at once, whatever it waits for
+            let attempted = tokio::select! {
+                r = attempt => Some(r),
+                stop = stopped(&mut control) => if stop { return Ok(()) } else { None },
+            };
+            let Some(attempted) = attempted else {
+                // paused in the middle: the next attempt is reported anew
+                self.not_connected();
+                continue;
+            };
+            let mut client = match attempted.map_err(|e| e.at(&endpoints)) {
                 Ok(c) => c,
                 Err(e) => {
-                    self.setup(&e).await?;
-                    if self
-                        .disconnected(&e.to_string(), &mut backoff, &mut control)
-                        .await
-                    {
+                    if self.lost_attempt(&e, &mut backoff, &mut control).await? {
                         return Ok(());
                     }
                     continue;
@@ -535,22 +625,18 @@ impl Worker {
             };
             let announced = need_full;
             need_full = false;
-            resync = false;
+            resync = None;
             match self.stream(&mut client, &mut control, announced).await {
                 End::Stop => return Ok(()),
-                End::Paused => {
-                    self.lock().connected = false;
-                    metrics::gauge!("flowc_connected").set(0.0);
-                }
+                End::Paused => self.not_connected(),
                 End::Compacted => {
                     need_full = true;
-                    resync = true;
+                    resync = Some(ResyncReason::Compacted);
                 }
                 End::Lost(error) => {
-                    self.setup(&error).await?;
                     if self
-                        .disconnected(&error.to_string(), &mut backoff, &mut control)
-                        .await
+                        .lost_attempt(&error, &mut backoff, &mut control)
+                        .await?
                     {
                         return Ok(());
                     }
@@ -561,6 +647,63 @@ impl Worker {
         }
     }
 
+    /// A failed attempt: ends the watcher on a setup error, otherwise reports the outage
+    /// and waits; true when told to stop meanwhile (the classification, which may ask
+    /// the endpoints, is cancelled by a stop too).
+    async fn lost_attempt(
+        &mut self,
+        e: &StoreError,
+        backoff: &mut Duration,
+        control: &mut signal::Receiver<Control>,
+    ) -> Result<bool, EtcdError> {
+        let classified = tokio::select! {
+            r = self.setup(e) => Some(r),
+            stop = stopped(control) => if stop { return Ok(true) } else { None },
+        };
+        if let Some(r) = classified {
+            r?;
+        }
+        Ok(self.disconnected(&e.to_string(), backoff, control).await)
+    }
+
+    /// No connection (lost, paused or refused): the next one is reported again.
+    fn not_connected(&mut self) {
+        self.announced = false;
+        self.lock().connected = false;
+        metrics::gauge!("flowc_connected").set(0.0);
+    }
+
+    /// Asks etcd which cluster answers, at which revision: the reason to read everything
+    /// again when the revisions the watcher holds are not this etcd's (another cluster
+    /// than the one first reached, or a current revision below the last one applied).
+    async fn other_history(
+        &mut self,
+        client: &mut Client,
+    ) -> Result<Option<ResyncReason>, StoreError> {
+        let (start, end) = self.config.tenant.watch_range();
+        let timeout = self.config.connection.request_timeout;
+        let options = GetOptions::new().with_range(end).with_count_only();
+        let got = tokio::time::timeout(timeout, client.get(start, Some(options)))
+            .await
+            .map_err(|_| timeout_error("read", timeout))?
+            .map_err(|e| etcd_error("read", &e))?;
+        let Some(header) = got.header() else {
+            return Ok(None);
+        };
+        let (cluster, now) = (header.cluster_id(), revision_of(header.revision()));
+        let was = self.cluster.replace(cluster);
+        Ok(match (was, self.last) {
+            (Some(was), _) if was != cluster => {
+                Some(ResyncReason::ClusterChanged { was, now: cluster })
+            }
+            // a snapshot's revision may be another cluster's: the first read replaces it
+            (_, Some(last)) if self.reached && now < last => {
+                Some(ResyncReason::RevisionBehind { last, now })
+            }
+            _ => None,
+        })
+    }
+
     /// Ends the watcher on an attempt that failed for a setup error (see
     /// [`Connection::setup_error`]): every attempt that reaches a server is classified,
     /// the first one and every reconnection alike.
@@ -568,8 +711,7 @@ impl Worker {
         let Some(setup) = self.config.connection.setup_error(e).await else {
             return Ok(());
         };
-        self.lock().connected = false;
-        metrics::gauge!("flowc_connected").set(0.0);
+        self.not_connected();
         tracing::error!(
             tenant = self.config.tenant.tenant(),
             fault = setup.fault.as_str(),
@@ -587,8 +729,7 @@ impl Worker {
         backoff: &mut Duration,
         control: &mut signal::Receiver<Control>,
     ) -> bool {
-        self.lock().connected = false;
-        metrics::gauge!("flowc_connected").set(0.0);
+        self.not_connected();
         if self.retries == 0 {
             // the first failure since etcd answered: the backoff starts afresh
             *backoff = self.config.min_backoff;
@@ -640,9 +781,9 @@ impl Worker {
     }
 
     /// etcd answered: reports it (with the retries it took and the snapshot it
-    /// replaces).
+    /// replaces), before what the answer changes.
     fn connected(&mut self, revision: u64) {
-        if self.lock().connected {
+        if std::mem::replace(&mut self.announced, true) {
             // already reported for this connection (a resync after a compaction is
             // reported as such, not as a second contact)
             return;
@@ -656,8 +797,6 @@ impl Worker {
         if reconnect {
             metrics::counter!("flowc_reconnects_total").increment(1);
         }
-        self.lock().connected = true;
-        metrics::gauge!("flowc_connected").set(1.0);
         tracing::info!(
             tenant = self.config.tenant.tenant(),
             revision,
@@ -673,8 +812,18 @@ impl Worker {
         });
     }
 
+    /// The registry reflects etcd and the watch goes on: connected (state and gauge).
+    fn established(&mut self) {
+        self.lock().connected = true;
+        metrics::gauge!("flowc_connected").set(1.0);
+    }
+
     /// Reads every flow at one revision and makes the registry reflect it.
-    async fn full_read(&mut self, client: &mut Client, resync: bool) -> Result<(), StoreError> {
+    async fn full_read(
+        &mut self,
+        client: &mut Client,
+        resync: Option<ResyncReason>,
+    ) -> Result<(), StoreError> {
         let (start, end) = self.config.tenant.watch_range();
         let timeout = self.config.connection.request_timeout;
         // in pages at one revision: a tenant's flows may exceed any one answer's limit
@@ -685,16 +834,19 @@ impl Worker {
         .await
         .map_err(|_| timeout_error("read", timeout.saturating_mul(4)))??;
         self.reached = true;
-        if resync {
-            // first the resync, then the changes it brings
+        // first the contact, then the resync, then the changes they bring
+        self.connected(revision);
+        if let Some(reason) = resync {
             metrics::counter!("flowc_resyncs_total").increment(1);
             tracing::info!(
                 tenant = self.config.tenant.tenant(),
                 revision,
-                "resynchronised"
+                reason = reason.name(),
+                "resynchronised: {reason}"
             );
-            self.emit(&WatchEvent::Resync { revision });
+            self.emit(&WatchEvent::Resync { revision, reason });
         }
+        let new_history = resync.is_some_and(ResyncReason::new_history);
         let metas = self.metas(&kvs);
         let mut present = BTreeSet::new();
         for kv in &kvs {
@@ -713,6 +865,10 @@ impl Worker {
                     value: kv.value(),
                     revision: revision_of(kv.mod_revision()),
                 };
+                if new_history {
+                    // a revision of another history: equal numbers tell nothing
+                    self.seen.remove(flow);
+                }
                 self.accept(client, &put, meta, true).await;
             }
         }
@@ -723,12 +879,17 @@ impl Worker {
             .cloned()
             .collect();
         for flow in gone {
-            self.retire(&flow, revision);
+            // the deletion's revision is compacted away (or another history's): every
+            // watcher that re-read at this revision names it, "at or before"
+            self.retire(&flow, revision, false);
         }
         self.lock().rejections.retain(|f, _| present.contains(f));
         self.unread_keys(client, revision).await?;
+        // the read is the whole state at its revision (below the last one applied when
+        // etcd's history is another's)
+        self.last = None;
         self.applied(revision);
-        self.connected(revision);
+        self.established();
         Ok(())
     }
 
@@ -814,15 +975,14 @@ impl Worker {
             .with_range(end)
             .with_start_revision(crate::store::etcd::etcd_revision(from));
         let timeout = self.config.connection.request_timeout;
-        let mut stream = match tokio::time::timeout(
-            timeout,
-            client
-                .watch_client()
-                .max_decoding_message_size(DECODE_LIMIT_BYTES)
-                .watch(start, Some(options)),
-        )
-        .await
-        {
+        let mut watch_client = client
+            .watch_client()
+            .max_decoding_message_size(DECODE_LIMIT_BYTES);
+        let created = tokio::select! {
+            r = tokio::time::timeout(timeout, watch_client.watch(start, Some(options))) => r,
+            stop = stopped(control) => return if stop { End::Stop } else { End::Paused },
+        };
+        let mut stream = match created {
             Ok(Ok(s)) => s,
             // the watch request is this attempt's first to reach etcd: its refusal counts
             Ok(Err(e)) => {
@@ -859,6 +1019,7 @@ impl Worker {
                             announced = true;
                             self.reached = true;
                             self.connected(self.last.unwrap_or(0));
+                            self.established();
                         }
                         self.apply(client, resp.events()).await;
                     }
@@ -869,7 +1030,7 @@ impl Worker {
                             cause: "the watch stream ended".to_owned(),
                         });
                     }
-                    Err(e) => return End::Lost(self.lost("watch", &e)),
+                    Err(e) => return End::Lost(self.lost("watch", &e).await),
                 },
                 changed = control.changed() => {
                     if changed.is_err() {
@@ -886,14 +1047,40 @@ impl Worker {
     }
 
     /// A broken watch in words, naming the endpoints: whatever broke an established
-    /// watch, the connection is lost.
-    fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> StoreError {
-        let (_, cause) = crate::store::etcd::describe(e);
+    /// watch, the connection is lost. The HTTP/2 layer says "broken pipe" both when the
+    /// server closed the connection and when the client gave it up because etcd left a
+    /// keep-alive ping unanswered (a stalled or frozen etcd, whose port still accepts
+    /// connections): an endpoint that still accepts a TCP connection tells the second.
+    async fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> StoreError {
+        let (_, mut cause) = crate::store::etcd::describe(e);
+        if cause.to_lowercase().contains("broken pipe") && self.accepts_tcp().await {
+            cause = format!(
+                "etcd did not answer a keep-alive ping within {} s (the server still accepts connections but does not answer: stalled, frozen or overloaded)",
+                KEEP_ALIVE_TIMEOUT.as_secs()
+            );
+        }
         StoreError::Unreachable {
             operation,
             endpoints: self.config.connection.endpoints_text(),
             cause,
         }
+    }
+
+    /// Whether some endpoint's port accepts a TCP connection now (within 300 ms).
+    async fn accepts_tcp(&self) -> bool {
+        for endpoint in &self.config.connection.endpoints {
+            let Some((_, host)) = endpoint.split_once("://") else {
+                continue;
+            };
+            let host = host.trim_end_matches('/');
+            let wait = Duration::from_millis(300);
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(wait, tokio::net::TcpStream::connect(host)).await
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// Applies watch events, one revision at a time (a publisher's flow and metadata
@@ -935,7 +1122,7 @@ impl Worker {
                         };
                         self.accept(client, &put, meta, false).await;
                     }
-                    EventType::Delete => self.retire(flow, revision_of(revision)),
+                    EventType::Delete => self.retire(flow, revision_of(revision), true),
                 }
             }
             self.applied(revision_of(revision));
@@ -1234,7 +1421,7 @@ impl Worker {
             .set(self.registry.versions(&version.flow).len() as f64);
     }
 
-    fn retire(&mut self, flow: &str, revision: u64) {
+    fn retire(&mut self, flow: &str, revision: u64, exact: bool) {
         self.seen.remove(flow);
         self.lock().rejections.remove(flow);
         if self.registry.active(flow).is_none() {
@@ -1252,11 +1439,13 @@ impl Worker {
             tenant = self.config.tenant.tenant(),
             flow,
             revision,
+            exact,
             "retired"
         );
         self.emit(&WatchEvent::Retire {
             flow: flow.to_owned(),
             revision,
+            exact,
         });
         if let Some(s) = &mut self.snapshot {
             s.remove(flow);
