@@ -2854,7 +2854,7 @@ async fn a_wrong_scheme_or_missing_user_exits_2_saying_what_to_fix() {
     ]);
     plain.etcdctl(&["--user", "root:pw", "user", "grant-role", "reader", "ro"]);
     let err = refused_by(&["publish", &file], &plain.url(), &["--user", "reader:pw"]);
-    assert!(err.contains("readwrite to publish"), "{err}");
+    assert!(err.contains("publishing needs a readwrite role"), "{err}");
     let err = setup_refused(&plain.url(), &["--user", "root:wrong"]);
     assert!(err.contains("wrong user name or password"), "{err}");
     // the library watcher ends with the typed error too, without retrying
