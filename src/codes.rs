@@ -758,6 +758,11 @@ codes! {
         "a rollback to a revision with no stored version",
         "`flowc history` lists the revisions that can be rolled back to.",
         none;
+    SourceEtcdDeletedRevision = ("source", "etcd-deleted-revision"):
+        "a rollback to the revision at which the flow's key was deleted",
+        "A deletion holds no content; the help lists the revisions that can be rolled \
+         back to (`flowc history` shows the deletion and the versions).",
+        none;
     SourceEtcdCorruptRevision = ("source", "etcd-corrupt-revision"):
         "a rollback to a revision whose stored history entry is corrupt",
         "The history key at that revision holds no entry flowc writes (put by hand); the \

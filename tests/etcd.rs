@@ -96,6 +96,8 @@ struct Etcd {
     client_port: u16,
     peer_port: u16,
     tls: Option<Tls>,
+    /// More etcd flags (`--auth-token-ttl 2`).
+    extra: Vec<String>,
 }
 
 impl Etcd {
@@ -117,6 +119,7 @@ impl Etcd {
             client_port: free_port(),
             peer_port: free_port(),
             tls,
+            extra: Vec::new(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Etcd {
                 &peer,
             ])
             .args(["--initial-cluster", &format!("flowc-test={peer}")])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log);
         if let Some(t) = &self.tls {
@@ -2850,7 +2854,7 @@ async fn a_wrong_scheme_or_missing_user_exits_2_saying_what_to_fix() {
     ]);
     plain.etcdctl(&["--user", "root:pw", "user", "grant-role", "reader", "ro"]);
     let err = refused_by(&["publish", &file], &plain.url(), &["--user", "reader:pw"]);
-    assert!(err.contains("readwrite to publish"), "{err}");
+    assert!(err.contains("publishing needs a readwrite role"), "{err}");
     let err = setup_refused(&plain.url(), &["--user", "root:wrong"]);
     assert!(err.contains("wrong user name or password"), "{err}");
     // the library watcher ends with the typed error too, without retrying
@@ -4225,4 +4229,216 @@ async fn a_frozen_etcd_is_reported_as_a_keep_alive_timeout() {
         "{errors:?}"
     );
     until("reconnected", 20, || w.count("connected") == 2).await;
+}
+
+// ---------------------------------------------------------------- issue 10: token expiry, honest messages
+
+/// An auth-enabled etcd whose tokens expire after 2 s; users `root:secret`, `engine:pw`
+/// (readwrite on the tenant's keys) and `rouser:pw` (read only).
+fn auth_etcd_with_expiring_tokens(t: &Tenant) -> Etcd {
+    let mut server = Etcd::unstarted(None, TempDir::new("data"));
+    server.extra = vec!["--auth-token-ttl".to_owned(), "2".to_owned()];
+    server.spawn();
+    server.etcdctl(&["user", "add", "root:secret"]);
+    for (user, role, perm) in [
+        ("engine:pw", "flows-rw", "readwrite"),
+        ("rouser:pw", "flows-ro", "read"),
+    ] {
+        server.etcdctl(&["user", "add", user]);
+        server.etcdctl(&["role", "add", role]);
+        server.etcdctl(&[
+            "role",
+            "grant-permission",
+            role,
+            "--prefix=true",
+            perm,
+            t.base(),
+        ]);
+        server.etcdctl(&["user", "grant-role", user.split(':').next().unwrap(), role]);
+    }
+    server.etcdctl(&["auth", "enable"]);
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_auth_token_is_renewed_and_a_read_only_publish_names_write_access() {
+    if !have_etcd() {
+        return;
+    }
+    let t = tenant("acme");
+    let server = auth_etcd_with_expiring_tokens(&t);
+    let mut conn = server.connection();
+    conn.user = Some(("engine".to_owned(), "pw".to_owned()));
+    let w = Watcher::start(conn, &t, None);
+    until("connected", 10, || w.count("connected") == 1).await;
+    // idle past the token's lifetime, then a flow put by hand
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let source = String::from_utf8(flow("leave", 1)).unwrap();
+    server.etcdctl(&[
+        "--user",
+        "root:secret",
+        "put",
+        &t.flow_key("leave"),
+        &source,
+    ]);
+    until("published", 10, || {
+        w.published_revisions("leave").len() == 1
+    })
+    .await;
+    let history = |server: &Etcd| {
+        let out = server.etcdctl(&[
+            "--user",
+            "root:secret",
+            "get",
+            "--prefix",
+            "--keys-only",
+            &t.history_prefix("leave"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while history(&server).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no history entry: {:?}",
+            w.warnings()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.warnings(), Vec::<String>::new());
+    w.handle.stop().await;
+
+    // a user who may read the tenant's keys but not write them
+    let dir = TempDir::new("ro");
+    let file = dir.0.join("travel.yaml");
+    std::fs::write(&file, flow("travel", 1)).unwrap();
+    let url = server.url();
+    let (code, out, err) = flowc_within(
+        20,
+        &[
+            "publish",
+            file.to_str().unwrap(),
+            "--etcd",
+            &url,
+            "--tenant",
+            "acme",
+            "--user",
+            "rouser:pw",
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "error[flowc::source::etcd-setup]: etcd cannot be used as configured (auth): etcd lets the user `rouser` read `{}` but not write them",
+            t.base()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("readwrite"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_missing_history_tls_on_http_and_a_file_snapshot_are_said_plainly() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let url = server.url();
+    let mut client = server.client().await;
+    let dir = TempDir::new("said");
+    let file = dir.0.join("leave.yaml");
+    std::fs::write(&file, flow("leave", 1)).unwrap();
+    let file = file.to_str().unwrap();
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    server.etcdctl(&["del", &t.flow_key("leave")]);
+    // the deletion is etcd's newest revision
+    let deleted = client
+        .get("x", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision() as u64;
+    let expect = v1.revision.to_string();
+    let run = |args: &[&str]| flowc_within(20, args);
+    let common = ["--etcd", url.as_str(), "--tenant", "acme"];
+
+    // a publish expecting the deleted key's revision
+    let mut args = vec!["publish", file, "--expect-revision", &expect];
+    args.extend(common);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "`leave` was changed concurrently: expected revision {expect}, but the flow was deleted at revision {deleted}"
+        )),
+        "{err}"
+    );
+
+    // a rollback to the deletion
+    let to = deleted.to_string();
+    let mut args = vec!["rollback", "leave", "--to", &to];
+    args.extend(common);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "error[flowc::source::etcd-deleted-revision]: flow `leave` was deleted at revision {deleted}: a deletion holds no version to roll back to"
+        )) && err.contains(&format!("roll back to a version instead: stored revisions: {expect}")),
+        "{err}"
+    );
+
+    // a flow put by hand, without history
+    let other = tenant("other");
+    let v = publish(&mut client, &other, &flow("travel", 1), None).await;
+    let source = String::from_utf8(flow("travel", 1)).unwrap();
+    server.etcdctl(&["put", &t.flow_key("travel"), &source]);
+    let at = key_revision(&mut client, &t, "travel").await;
+    let mut args = vec!["history", "travel"];
+    args.extend(common);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "error: `travel` exists in tenant `acme` at revision {at} (hash {}) but has no history entries",
+            v.hash
+        )) && !err.contains("never published"),
+        "{err}"
+    );
+
+    // TLS files with a plain endpoint, for every command
+    let ca = dir.0.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    for cmd in [
+        vec!["history", "leave"],
+        vec!["publish", file],
+        vec!["rollback", "leave", "--to", "1"],
+        vec!["watch"],
+    ] {
+        let mut args = cmd.clone();
+        args.extend(common);
+        args.extend(["--cacert", ca]);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(2), "{cmd:?}: {out}{err}");
+        assert!(
+            err.contains(&format!(
+                "(scheme): TLS options given for http:// endpoint `{url}`: use https://HOST:PORT"
+            )),
+            "{cmd:?}: {err}"
+        );
+    }
+
+    // a snapshot path that is a file
+    let snap = dir.0.join("snapfile");
+    std::fs::write(&snap, b"x").unwrap();
+    let snap = snap.to_str().unwrap();
+    let mut args = vec!["watch", "--snapshot", snap];
+    args.extend(common);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!("snapshot `{snap}`: `{snap}` is not a directory")),
+        "{err}"
+    );
 }

@@ -189,6 +189,7 @@ pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
     match e {
         EtcdError::Conflict { .. }
         | EtcdError::UnknownRevision { .. }
+        | EtcdError::DeletedRevision { .. }
         | EtcdError::CorruptRevision { .. }
         | EtcdError::TooLarge { .. } => EXIT_FINDINGS,
         _ => EXIT_FAILURE,
@@ -198,12 +199,16 @@ pub fn fail(e: flowc::source::etcd::EtcdError, endpoints: &[String]) -> u8 {
 /// As [`fail`], after classifying a store error the way the watcher does
 /// ([`Connection::setup_error`]): a TLS file, user or scheme etcd refuses is said as
 /// such (with what to fix), not as an outage.
-pub async fn fail_at(e: flowc::source::etcd::EtcdError, connection: &Connection) -> u8 {
+pub async fn fail_at(
+    e: flowc::source::etcd::EtcdError,
+    connection: &Connection,
+    tenant: &Tenant,
+) -> u8 {
     use flowc::source::etcd::EtcdError;
     let e = match e {
         EtcdError::Store(s) => {
             let s = s.at(&connection.endpoints);
-            match connection.setup_error(&s).await {
+            match connection.setup_error_of(&s, Some(tenant.base())).await {
                 Some(setup) => setup.into(),
                 None => EtcdError::Store(s),
             }

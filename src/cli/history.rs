@@ -19,12 +19,12 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
     let items = rt.block_on(async {
         let mut client = super::etcd::connect(&connection).await?;
         let items = etcd::history(&mut client, &tenant, &Options::default(), flow).await?;
-        let current = etcd::current_revision(&mut client, &tenant, flow).await?;
+        let current = etcd::current_key(&mut client, &tenant, &Options::default(), flow).await?;
         Ok::<_, etcd::EtcdError>((items, current))
     });
     let (items, current) = match items {
         Ok(i) => i,
-        Err(e) => return rt.block_on(fail_at(e, &connection)),
+        Err(e) => return rt.block_on(fail_at(e, &connection, &tenant)),
     };
     for i in &items {
         if let Some(c) = i.corrupt() {
@@ -64,7 +64,7 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                 }
             }
         }
-        DiffFormat::Human => human(flow, &tenant, &items, current),
+        DiffFormat::Human => human(flow, &tenant, &items, current.as_ref()),
     }
     // a flow id that was never published (a typo) is not a success, as in `rollback`
     if items.is_empty() { EXIT_FINDINGS } else { 0 }
@@ -75,9 +75,19 @@ fn human(
     flow: &str,
     tenant: &flowc::store::etcd::Tenant,
     items: &[etcd::HistoryItem],
-    current: Option<u64>,
+    current: Option<&etcd::CurrentKey>,
 ) {
-    if items.is_empty() {
+    if let (true, Some(c)) = (items.is_empty(), current) {
+        let hash = c
+            .hash
+            .as_deref()
+            .unwrap_or("unknown: its YAML does not compile");
+        eprintln!(
+            "error: `{flow}` exists in tenant `{}` at revision {} (hash {hash}) but has no history entries: it was put without flowc publish and its history entry was not written (a watcher writes one only when it can), or its `history/` keys were deleted",
+            tenant.tenant(),
+            c.revision
+        );
+    } else if items.is_empty() {
         eprintln!(
             "error: no history for `{flow}` in tenant `{}`: it was never published there (check the flow id, --tenant and --prefix)",
             tenant.tenant()

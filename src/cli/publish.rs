@@ -10,8 +10,23 @@ use flowc::source::etcd::{self, PublishError, PublishRequest};
 use super::etcd::{EtcdArgs, WriteArgs, fail_at, runtime};
 use super::{EXIT_FAILURE, EXIT_FINDINGS};
 
-/// What was published before a publish failed, and the flow that failed.
-fn partial(published: &[String], failed: &str, left: &[String]) {
+/// What was published before a publish failed, and the flow that failed; `unknown`
+/// names the flow of a write whose outcome is unknown (it may have been published).
+fn partial(published: &[String], failed: &str, left: &[String], unknown: Option<&str>) {
+    if let Some(flow) = unknown {
+        let before = if published.is_empty() {
+            "no flow was published before it".to_owned()
+        } else {
+            format!("published before it: {}", published.join(", "))
+        };
+        eprintln!(
+            "error: the outcome of publishing flow `{flow}` from {failed} is unknown (`flowc history {flow}` shows whether it was published); {before}"
+        );
+        if !left.is_empty() {
+            eprintln!("  not published: {}", left.join(", "));
+        }
+        return;
+    }
     if published.is_empty() {
         eprintln!("error: nothing published: {failed} failed");
         return;
@@ -86,7 +101,7 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     rt.block_on(async {
         let mut client = match super::etcd::connect(&connection).await {
             Ok(c) => c,
-            Err(e) => return fail_at(e.into(), &connection).await,
+            Err(e) => return fail_at(e.into(), &connection, &tenant).await,
         };
         let mut published = Vec::new();
         for (i, (name, bytes)) in sources.iter().enumerate() {
@@ -112,12 +127,16 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                 }
                 Err(PublishError::Invalid(d)) => {
                     eprint!("{}", super::check::render_all(&d));
-                    partial(&published, name, &left());
+                    partial(&published, name, &left(), None);
                     return EXIT_FINDINGS;
                 }
                 Err(PublishError::Etcd(e)) => {
-                    let code = fail_at(e, &connection).await;
-                    partial(&published, name, &left());
+                    let unknown = match &e {
+                        etcd::EtcdError::OutcomeUnknown { flow, .. } => Some(flow.clone()),
+                        _ => None,
+                    };
+                    let code = fail_at(e, &connection, &tenant).await;
+                    partial(&published, name, &left(), unknown.as_deref());
                     return code;
                 }
             }

@@ -23,7 +23,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
     rt.block_on(async {
         let mut client = match super::etcd::connect(&connection).await {
             Ok(c) => c,
-            Err(e) => return fail_at(e.into(), &connection).await,
+            Err(e) => return fail_at(e.into(), &connection, &tenant).await,
         };
         let request = RollbackRequest {
             flow,
@@ -52,7 +52,7 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
                 );
                 EXIT_FINDINGS
             }
-            Err(PublishError::Etcd(e)) => fail_at(e, &connection).await,
+            Err(PublishError::Etcd(e)) => fail_at(e, &connection, &tenant).await,
         }
     })
 }

@@ -65,7 +65,8 @@ pub struct FlowMeta {
 pub enum EtcdError {
     /// The key changed since the revision the publisher expected.
     #[error(
-        "`{flow}` was changed concurrently: expected revision {expected}, etcd has revision {found}"
+        "`{flow}` was changed concurrently: expected revision {expected}, {}",
+        found_text(*.found, *.deleted)
     )]
     #[diagnostic(
         code("flowc::source::etcd-conflict"),
@@ -80,6 +81,9 @@ pub enum EtcdError {
         expected: u64,
         /// The mod revision etcd has (0: the key does not exist).
         found: u64,
+        /// When the key does not exist: the revision it was deleted at, when its history
+        /// and etcd's retained revisions tell ([`deletion_before`]).
+        deleted: Option<u64>,
     },
     /// A rollback to a revision the flow's history does not have (or no longer holds the
     /// source of).
@@ -89,6 +93,23 @@ pub enum EtcdError {
         /// The flow.
         flow: String,
         /// The revision asked for.
+        revision: u64,
+        /// The revisions that can be rolled back to.
+        help: String,
+    },
+    /// A rollback to the revision at which the flow's key was deleted (`flowc history`
+    /// lists it as a deletion): a deletion has no content.
+    #[error(
+        "flow `{flow}` was deleted at revision {revision}: a deletion holds no version to roll back to"
+    )]
+    #[diagnostic(
+        code("flowc::source::etcd-deleted-revision"),
+        help("roll back to a version instead: {help}")
+    )]
+    DeletedRevision {
+        /// The flow.
+        flow: String,
+        /// The deletion's revision.
         revision: u64,
         /// The revisions that can be rolled back to.
         help: String,
@@ -217,6 +238,19 @@ pub enum EtcdError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What etcd has for a conflicting key: its revision, or that it was deleted (the
+/// wording of [`deletion_before`]'s callers: `was deleted at
+/// revision N`).
+fn found_text(found: u64, deleted: Option<u64>) -> String {
+    match (found, deleted) {
+        (0, Some(at)) => format!("but the flow was deleted at revision {at}"),
+        (0, None) => {
+            "but etcd has no key for the flow (it was deleted, or never published)".to_owned()
+        }
+        (r, _) => format!("etcd has revision {r}"),
+    }
 }
 
 /// Why a publish was refused.
@@ -442,6 +476,46 @@ async fn commit(
     }
 }
 
+/// The conflict of a write to `flow` that expected revision `expected` and found
+/// `found`; a key that no longer exists is said to be deleted, at the revision
+/// [`deletion_before`] finds (unknown when etcd cannot tell or cannot be asked: the
+/// write was refused either way).
+async fn conflict(
+    client: &mut Client,
+    tenant: &Tenant,
+    flow: &str,
+    expected: u64,
+    found: u64,
+) -> EtcdError {
+    let deleted = if found == 0 {
+        match etcd_now(client, &tenant.flow_key(flow)).await {
+            Ok(now) => deletion_before(client, tenant, flow, now)
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    EtcdError::Conflict {
+        flow: flow.to_owned(),
+        expected,
+        found,
+        deleted,
+    }
+}
+
+/// etcd's current revision (read with `key`, keys only).
+async fn etcd_now(client: &mut Client, key: &str) -> Result<u64, StoreError> {
+    Ok(client
+        .get(key, Some(etcd_client::GetOptions::new().with_keys_only()))
+        .await
+        .map_err(|e| etcd_error("read", &e))?
+        .header()
+        .map_or(0, |h| revision_of(h.revision())))
+}
+
 /// Whose limit refused a too-large publish: etcd's own (started with a smaller
 /// `--max-request-bytes`) or the default one, checked before writing.
 fn refused_by(etcd: bool) -> String {
@@ -548,12 +622,9 @@ async fn write(
             },
             previous: expected,
         }),
-        Outcome::Conflict(found) => Err(EtcdError::Conflict {
-            flow,
-            expected,
-            found,
-        }
-        .into()),
+        Outcome::Conflict(found) => Err(conflict(client, tenant, &flow, expected, found)
+            .await
+            .into()),
     }
 }
 
@@ -617,6 +688,17 @@ pub async fn rollback(
                 revision: to,
                 key,
                 reason,
+                help,
+            }
+            .into());
+        }
+        // the revision `history` lists the key's deletion at
+        let now = etcd_now(client, &tenant.flow_key(flow)).await?;
+        if to <= now && deletion_before(client, tenant, flow, (to + 1).min(now)).await? == Some(to)
+        {
+            return Err(EtcdError::DeletedRevision {
+                flow: flow.to_owned(),
+                revision: to,
                 help,
             }
             .into());
@@ -835,15 +917,7 @@ pub async fn history(
     }
     // deletions: between two versions, and after the last one
     let key = tenant.flow_key(flow);
-    let now = client
-        .get(
-            key.as_str(),
-            Some(etcd_client::GetOptions::new().with_keys_only()),
-        )
-        .await
-        .map_err(|e| etcd_error("read", &e))?
-        .header()
-        .map_or(0, |h| revision_of(h.revision()));
+    let now = etcd_now(client, &key).await?;
     let revisions: Vec<u64> = entries.iter().map(|e| e.record.revision).collect();
     for (i, &after) in revisions.iter().enumerate() {
         let before = revisions.get(i + 1).copied().unwrap_or(now);
@@ -867,24 +941,42 @@ pub async fn history(
     Ok(out)
 }
 
-/// The mod revision of a flow's key (`None`: the key does not exist, the flow was
-/// deleted or never published).
+/// A flow's key as it is now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentKey {
+    /// Its mod revision.
+    pub revision: u64,
+    /// The content hash of its YAML (`None` when it does not compile, as for a broken
+    /// flow put by hand).
+    pub hash: Option<String>,
+}
+
+/// A flow's key: its mod revision and content hash (`None`: the key does not exist, the
+/// flow was deleted or never published).
 ///
 /// # Errors
 /// etcd's errors.
-pub async fn current_revision(
+pub async fn current_key(
     client: &mut Client,
     tenant: &Tenant,
+    options: &Options,
     flow: &str,
-) -> Result<Option<u64>, EtcdError> {
+) -> Result<Option<CurrentKey>, EtcdError> {
+    let key = tenant.flow_key(flow);
     let got = client
-        .get(
-            tenant.flow_key(flow),
-            Some(etcd_client::GetOptions::new().with_keys_only()),
-        )
+        .get(key.as_str(), None)
         .await
         .map_err(|e| etcd_error("read", &e))?;
-    Ok(got.kvs().first().map(|kv| revision_of(kv.mod_revision())))
+    Ok(got.kvs().first().map(|kv| {
+        let hash = crate::load::source_from_bytes(&key, kv.value().to_vec())
+            .ok()
+            .and_then(|file| compile::compile(&file, options).ok())
+            .map(|c| c.version().hash.clone());
+        CurrentKey {
+            revision: revision_of(kv.mod_revision()),
+            hash,
+        }
+    }))
 }
 
 /// Deletes a flow's key (watchers retire it) in a transaction on its mod revision, as
@@ -920,11 +1012,7 @@ pub async fn delete(
                 _ => None,
             })
             .unwrap_or(0);
-        return Err(EtcdError::Conflict {
-            flow: flow.to_owned(),
-            expected: expect_revision,
-            found,
-        });
+        return Err(conflict(client, tenant, flow, expect_revision, found).await);
     }
     Ok(got.header().map_or(0, |h| revision_of(h.revision())))
 }

@@ -113,11 +113,20 @@ impl Connection {
                 ),
             });
         }
+        let tls_files = self.cacert.is_some() || self.cert.is_some() || self.key.is_some();
+        if tls_files && let Some(plain) = self.endpoints.iter().find(|e| e.starts_with("http://")) {
+            return Err(StoreError::Etcd {
+                operation: "connect",
+                message: format!(
+                    "{TLS_FOR_HTTP} endpoint `{plain}`: use https://HOST:PORT (or leave out --cacert, --cert and --key for a plain etcd)"
+                ),
+            });
+        }
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(self.request_timeout)
             .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT);
-        if self.cacert.is_some() || self.cert.is_some() || self.key.is_some() {
+        if tls_files {
             let mut tls = TlsOptions::new();
             if let Some(ca) = &self.cacert {
                 tls = tls.ca_certificate(Certificate::from_pem(read_pem(
@@ -144,7 +153,12 @@ impl Connection {
             options = options.with_tls(tls);
         }
         if let Some((user, password)) = &self.user {
-            options = options.with_user(user, password);
+            // an expired or invalid token (etcd's `--auth-token-ttl`, 300 s by default:
+            // any idle engine) is refused as `Unauthenticated`; the client logs in again
+            // and sends the request once more, for every read, write and watch
+            options = options
+                .with_user(user, password)
+                .with_auto_token_refresh(true);
         }
         Ok(options)
     }
@@ -358,7 +372,13 @@ impl Connection {
     /// a connection that failed at its start makes each endpoint be asked, in plain
     /// HTTP and in TLS, which one it speaks.
     pub async fn setup_error(&self, e: &StoreError) -> Option<SetupError> {
-        if let Some(s) = self.refusal(e) {
+        self.setup_error_of(e, None).await
+    }
+
+    /// As [`Connection::setup_error`], naming the tenant's keys (`keys`, its
+    /// [`Tenant::base`]) in a write etcd denies a user who may read them.
+    pub async fn setup_error_of(&self, e: &StoreError, keys: Option<&str>) -> Option<SetupError> {
+        if let Some(s) = self.refusal(e, keys) {
             return Some(s);
         }
         match e {
@@ -380,13 +400,14 @@ impl Connection {
             && closed(e)
             && let Err(again) = self.first_contact().await
         {
-            return self.refusal(&again);
+            return self.refusal(&again, keys);
         }
         None
     }
 
-    /// A refusal etcd (or the TLS layer, or the options) put in words.
-    fn refusal(&self, e: &StoreError) -> Option<SetupError> {
+    /// A refusal etcd (or the TLS layer, or the options) put in words; `keys` (the
+    /// tenant's key prefix, when the caller knows it) is named in a denied write.
+    fn refusal(&self, e: &StoreError, keys: Option<&str>) -> Option<SetupError> {
         let StoreError::Etcd { message, .. } = e else {
             return None;
         };
@@ -413,6 +434,22 @@ impl Connection {
                 "check --user NAME:PASSWORD (`etcdctl --user root user list` shows the users etcd knows)".to_owned(),
             ));
         }
+        if e.is_permission_denied()
+            && matches!(e, StoreError::Etcd { operation, .. } if *operation == "write")
+        {
+            // the reads before the write were allowed
+            return Some(auth(
+                format!(
+                    "etcd lets the user{user} read {keys} but not write them (etcd: {message})",
+                    keys =
+                        keys.map_or_else(|| "the tenant's keys".to_owned(), |k| format!("`{k}`"))
+                ),
+                format!(
+                    "publishing needs a readwrite role on the tenant's keys: `etcdctl role grant-permission ROLE --prefix=true readwrite {}`",
+                    keys.unwrap_or("/flowc/TENANT/")
+                ),
+            ));
+        }
         if e.is_permission_denied() {
             return Some(auth(
                 format!("etcd denies the user{user} the tenant's keys (etcd: {message})"),
@@ -426,7 +463,7 @@ impl Connection {
                 help: "list endpoints of one etcd cluster only (`etcdctl --endpoints=URL endpoint status -w json` shows each endpoint's cluster_id)".to_owned(),
             });
         }
-        if lower.contains("has no scheme etcd speaks") {
+        if lower.contains("has no scheme etcd speaks") || message.contains(TLS_FOR_HTTP) {
             return Some(SetupError {
                 fault: SetupFault::Scheme,
                 message: message.clone(),
@@ -592,6 +629,9 @@ struct Survey {
 
 /// How the refusal of endpoints of different clusters reads (and is recognised).
 const CLUSTERS: &str = "belong to different etcd clusters";
+
+/// The start of the setup error for TLS files given with a plain `http://` endpoint.
+const TLS_FOR_HTTP: &str = "TLS options given for http://";
 
 /// A connection made by [`Connection::open`].
 pub struct Opened {

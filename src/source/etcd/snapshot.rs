@@ -86,6 +86,24 @@ fn snapshot_error(path: &Path, message: impl std::fmt::Display) -> EtcdError {
     }
 }
 
+/// Creates the snapshot directory `dir` (and its parents) when missing; a file where it
+/// should be is said as such (not as the OS's "File exists").
+fn create_dir(dir: &Path) -> Result<(), EtcdError> {
+    fs::create_dir_all(dir).map_err(|e| {
+        if dir.exists() && !dir.is_dir() {
+            snapshot_error(
+                dir,
+                format_args!(
+                    "`{}` is not a directory (--snapshot takes a directory, created when missing)",
+                    dir.display()
+                ),
+            )
+        } else {
+            snapshot_error(dir, e)
+        }
+    })
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EtcdError> {
     let name = path
         .file_name()
@@ -130,7 +148,7 @@ impl Snapshot {
     /// tenant's (or another format's) snapshot.
     pub fn open(dir: impl Into<PathBuf>, tenant: &Tenant) -> Result<Self, EtcdError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| snapshot_error(&dir, e))?;
+        create_dir(&dir)?;
         let mut snapshot = Self {
             dir,
             tenant: tenant.clone(),
@@ -144,7 +162,7 @@ impl Snapshot {
     /// The snapshot of `tenant` in `dir` for writing: created when missing, locked (see
     /// the module doc), leftover temporary files removed.
     fn create(dir: PathBuf, tenant: &Tenant) -> Result<Self, EtcdError> {
-        fs::create_dir_all(&dir).map_err(|e| snapshot_error(&dir, e))?;
+        create_dir(&dir)?;
         let path = dir.join(LOCK_FILE);
         // INVARIANT: never truncated before it is locked: it names the holder's PID
         let mut file = fs::OpenOptions::new()
