@@ -56,6 +56,26 @@ fn charge(units: u64) -> Result<(), Box<EvalAltResult>> {
     Ok(())
 }
 
+/// Charges what placing a value into a list being built costs
+/// ([`value::copy_cost`], the direct path's one rule).
+fn charge_copy(v: &Dynamic) -> Result<(), Box<EvalAltResult>> {
+    match value::copy_cost(v, units_left()) {
+        Some(units) => charge(units),
+        None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
+    }
+}
+
+/// CEL equality charged per element compared ([`value::equals_within`]).
+fn equals_charged(a: &Dynamic, b: &Dynamic) -> Result<bool, Box<EvalAltResult>> {
+    match value::equals_within(a, b, units_left()) {
+        Some((equal, spent)) => {
+            charge(spent)?;
+            Ok(equal)
+        }
+        None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
+    }
+}
+
 /// A value that Rhai has no native form for (uint, bytes, timestamp, duration,
 /// maps with non-string keys).
 #[derive(Clone, Debug)]
@@ -188,6 +208,30 @@ impl View for Dynamic {
             None => None,
         }
     }
+    fn each_child(&self, f: &mut dyn FnMut(&Self) -> bool) {
+        if let Ok(a) = self.as_array_ref() {
+            for v in a.iter() {
+                if !f(v) {
+                    return;
+                }
+            }
+        } else if let Ok(m) = self.as_map_ref() {
+            for v in m.values() {
+                if !f(v) {
+                    return;
+                }
+            }
+        } else if let Some(b) = self.read_lock::<Boxed>()
+            && let Value::Map(m) = &b.0
+        {
+            // a map with keys Rhai has no form for: its values converted one at a time
+            for (_, v) in m.iter() {
+                if !f(&to_dynamic(v)) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A Rhai map's keys are all strings: no other key is in it.
@@ -255,6 +299,9 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     engine.register_fn(
         "push",
         move |a: &mut Array, v: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            // the element was copied (a list or map variable is copied when read):
+            // charged before a second copy is made
+            charge_copy(&v)?;
             a.push(v);
             bounds.list_fits(a.len()).map_err(limit)
         },
@@ -333,12 +380,19 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
         });
     }
-    engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| {
-        value::view_equals(&a, &b)
-    });
+    engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| equals_charged(&a, &b));
     engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| {
-        !value::view_equals(&a, &b)
+        equals_charged(&a, &b).map(|e| !e)
     });
+    // an element of a list literal or a value of a map literal, taken by `&mut` (a variable in place) and charged
+    // before it is copied into the list
+    engine.register_fn(
+        "cel_item",
+        |a: &mut Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+            charge_copy(a)?;
+            Ok(a.clone())
+        },
+    );
     // `in`, `[]`, `.f`, `has` and `size` take the collection as their first argument by
     // `&mut`: Rhai then hands a variable (a context list or map) over in place instead
     // of copying it for the call, and the value-level rules (`value::View`,
@@ -424,7 +478,11 @@ fn register(engine: &mut Engine, bounds: Bounds) {
         wrap(call(f, &[&a]))
     });
     engine.register_fn("cel_f2", |f: i64, a: Dynamic, b: Dynamic| {
-        wrap(call(f, &[&from_dynamic(&a), &from_dynamic(&b)]))
+        let (a, b) = (from_dynamic(&a), from_dynamic(&b));
+        if let Some(func) = Func::at(f) {
+            charge(value::call_cost(func, &[&a, &b]))?;
+        }
+        wrap(call(f, &[&a, &b]))
     });
 }
 

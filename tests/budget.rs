@@ -30,6 +30,7 @@ context:
   items: list<int>
   codes: { type: "map<string, int>" }
   note: string
+  patterns: list<string>
 steps:
   - id: a
     type: approval
@@ -60,7 +61,23 @@ fn bindings(flow: &CompiledFlow, n: i64, items: i64, note_bytes: usize) -> Bindi
         v.index("note").unwrap(),
         &Value::string(&"x".repeat(note_bytes)),
     );
+    b.set(
+        v.index("patterns").unwrap(),
+        &Value::List(Arc::new(Vec::new())),
+    );
     b
+}
+
+/// `patterns` = `n` distinct patterns that compile to large programs (Unicode classes
+/// repeated), none matching a string of `x`s.
+fn set_patterns(flow: &CompiledFlow, b: &mut Bindings, n: usize) {
+    let p = (0..n)
+        .map(|i| Value::string(&format!("(\\w+\\s*){{20}}\\d|q{i}")))
+        .collect();
+    b.set(
+        flow.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(p)),
+    );
 }
 
 /// Evaluates a condition on the direct path and in the sandbox, asserts both give
@@ -410,4 +427,92 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
             assert_eq!(spent, budget < exact, "`{cond}` with a budget of {budget}");
         }
     }
+}
+
+/// Each case: the size of `nums` (0..n), the condition, the outcome on both paths.
+fn cases(f: &CompiledFlow, cases: &[(i64, &str, Result<bool, RunError>)]) {
+    for (n, cond, want) in cases {
+        let mut b = bindings(f, *n, 20, 0);
+        both(f, &mut b, cond, want);
+    }
+}
+
+#[test]
+fn collections_placed_into_built_lists_are_charged_by_size() {
+    let f = flow();
+    let spent = || Err(RunError::budget(BUDGET));
+    cases(
+        &f,
+        &[
+            // the probe's shapes: a copy of a 10,000-element list per element
+            (10_000, "nums.map(x, nums).size() > 0", spent()),
+            (10_000, "nums.map(x, nums) == nums.map(x, nums)", spent()),
+            (10_000, "nums.map(x, [nums]).size() > 0", spent()),
+            (
+                10_000,
+                "nums.filter(x, true).map(x, nums).size() > 0",
+                spent(),
+            ),
+            // a list literal and `+`: a unit per element of each collection placed
+            (10_000, "[nums, nums].size() == 2", Ok(true)),
+            (
+                10_000,
+                "[nums, nums, nums, nums, nums, nums, nums, nums, nums, nums, nums].size() == 11",
+                spent(),
+            ),
+            (10_000, "{'a': nums, 'b': nums}.size() == 2", Ok(true)),
+            (
+                10_000,
+                "([nums] + [nums] + [nums] + [nums]).size() == 4",
+                spent(),
+            ),
+            (10_000, "([nums] + [nums]).size() == 2", Ok(true)),
+            // within the budget the same shapes run
+            (100, "nums.map(x, nums).size() == 100", Ok(true)),
+            (100, "nums.map(x, nums) == nums.map(x, nums)", Ok(true)),
+            // scalars placed cost nothing beyond their step
+            (1_000, "nums.map(x, x).size() == 1000", Ok(true)),
+            (1_000, "nums.filter(x, x >= 0).size() == 1000", Ok(true)),
+        ],
+    );
+}
+
+#[test]
+fn equality_of_collections_is_charged_per_element_compared() {
+    let f = flow();
+    let spent = || Err(RunError::budget(BUDGET));
+    cases(
+        &f,
+        &[
+            (20_000, "nums.all(x, nums == nums)", spent()),
+            (20_000, "nums.all(x, nums != nums)", Ok(false)),
+            (200, "nums.all(x, nums == nums)", Ok(true)),
+            (200_000, "nums == nums", spent()),
+            (90_000, "nums == nums", Ok(true)),
+            // unequal lengths compare nothing
+            (200_000, "nums == [1]", Ok(false)),
+            (200_000, "codes == codes", spent()),
+            (1_000, "codes == codes", Ok(true)),
+            // `in` with a list needle: each element compared, at any depth
+            (10_000, "nums in [nums]", Ok(true)),
+            (10_000, "items.all(x, nums in [nums])", spent()),
+        ],
+    );
+}
+
+#[test]
+fn regexes_are_charged_by_pattern_and_subject() {
+    let f = flow();
+    let spent = Err(RunError::budget(BUDGET));
+    for (n, want) in [(1_000, &spent), (10, &Ok(false))] {
+        let mut b = bindings(&f, 0, 0, 1);
+        set_patterns(&f, &mut b, n);
+        both(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
+    }
+    // a literal pattern costs what the same pattern from the context costs
+    let mut b = bindings(&f, 0, 300, 60_000);
+    both(&f, &mut b, "note.matches('^x+$')", &Ok(true));
+    both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &spent);
+    let mut b = bindings(&f, 0, 20, 60_000);
+    both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
 }

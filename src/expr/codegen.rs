@@ -350,14 +350,25 @@ impl Gen<'_> {
                 format!("cel_index({sa}, {si})")
             }
             ExprKind::List(items) => {
-                let parts: Vec<String> = items.iter().map(|i| self.expr(i)).collect();
+                // an element that is not a literal is charged as it is placed (a list
+                // or map by its size) before Rhai copies it into the list
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|i| match i.kind {
+                        ExprKind::Lit(_) => self.expr(i),
+                        _ => format!("cel_item({})", self.expr(i)),
+                    })
+                    .collect();
                 format!("[{}]", parts.join(", "))
             }
             ExprKind::Map(entries) => {
                 let mut parts = Vec::new();
                 for (k, v) in entries {
                     parts.push(self.expr(k));
-                    parts.push(self.expr(v));
+                    parts.push(match v.kind {
+                        ExprKind::Lit(_) => self.expr(v),
+                        _ => format!("cel_item({})", self.expr(v)),
+                    });
                 }
                 format!("cel_map([{}])", parts.join(", "))
             }

@@ -104,6 +104,14 @@ impl Cx<'_> {
         Box::new(RunError::budget(self.bounds.cost))
     }
 
+    /// Charges what placing `v` into a list being built costs ([`value::copy_cost`]).
+    fn charge_copy(&self, v: &Value) -> Result<(), Fail> {
+        match value::copy_cost(v, self.budget.get()) {
+            Some(units) => self.charge(units),
+            None => Err(self.spent()),
+        }
+    }
+
     /// A value built fits the bounds ([`Bounds::fits`]).
     fn fits(&self, v: &Value) -> Result<(), Fail> {
         self.bounds.fits(v).map_err(Box::new)
@@ -376,7 +384,9 @@ impl Node {
             Node::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for i in items {
-                    out.push(i.eval(cx)?.into_value());
+                    let v = i.eval(cx)?;
+                    cx.charge_copy(v.get())?;
+                    out.push(v.into_value());
                 }
                 Out::Own(Value::List(std::sync::Arc::new(out)))
             }
@@ -384,8 +394,9 @@ impl Node {
                 let mut pairs = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
                     let k = k.eval(cx)?.into_value();
-                    let v = v.eval(cx)?.into_value();
-                    pairs.push((k, v));
+                    let v = v.eval(cx)?;
+                    cx.charge_copy(v.get())?;
+                    pairs.push((k, v.into_value()));
                 }
                 Out::Own(value::build_map(pairs).map_err(op)?)
             }
@@ -437,7 +448,13 @@ impl Node {
             }
             Node::Eq(eq, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                Out::Own(Value::Bool(value::equals(x.get(), y.get()) == *eq))
+                match value::equals_within(x.get(), y.get(), cx.budget.get()) {
+                    Some((equal, spent)) => {
+                        cx.charge(spent)?;
+                        Out::Own(Value::Bool(equal == *eq))
+                    }
+                    None => return Err(cx.spent()),
+                }
             }
             Node::InInts(a, set) => {
                 let v = a.eval(cx)?;
@@ -487,7 +504,10 @@ impl Node {
                 Out::Own(v)
             }
             Node::Matches(a, re) => match a.eval(cx)?.get() {
-                Value::String(s) => Out::Own(Value::Bool(value::re_match(re, s))),
+                Value::String(s) => {
+                    cx.charge(value::regex_cost(s, re.as_str()))?;
+                    Out::Own(Value::Bool(value::re_match(re, s)))
+                }
                 other => {
                     return Err(op(value::overload(
                         "matches",
@@ -504,6 +524,7 @@ impl Node {
                 [a, b] => {
                     let a = a.eval(cx)?;
                     let b = b.eval(cx)?;
+                    cx.charge(value::call_cost(*f, &[a.get(), b.get()]))?;
                     Out::Own(f.apply(&[a.get(), b.get()]).map_err(op)?)
                 }
                 _ => {
@@ -613,12 +634,15 @@ impl Fold {
                         None => true,
                     };
                     if keep {
-                        out.push(self.body.eval(&inner)?.into_value());
+                        let v = self.body.eval(&inner)?;
+                        cx.charge_copy(v.get())?;
+                        out.push(v.into_value());
                         cx.bounds.list_fits(out.len()).map_err(Box::new)?;
                     }
                 }
                 Macro::Filter => {
                     if self.body.truth(&inner)? {
+                        cx.charge_copy(v)?;
                         out.push(v.clone());
                         cx.bounds.list_fits(out.len()).map_err(Box::new)?;
                     }

@@ -111,7 +111,9 @@ impl Node {
             Node::Eq(eq, a, b) => {
                 let x = a.typed_value(t)?;
                 let y = b.typed_value(t)?;
-                Some(value::equals(x, y) == *eq)
+                let (equal, spent) = value::equals_within(x, y, t.budget.get())?;
+                t.charge(spent)?;
+                Some(equal == *eq)
             }
             Node::InInts(a, set) => Some(value::int_in(a.typed_i64(t)?, set)),
             Node::InLits(a, items) => Some(value::in_items(a.typed_value(t)?, items)),
@@ -125,7 +127,11 @@ impl Node {
             Node::StrLit(f @ (Func::StartsWith | Func::EndsWith | Func::Contains), a, lit) => {
                 Some(value::str_test(*f, a.typed_str(t)?, lit))
             }
-            Node::Matches(a, re) => Some(value::re_match(re, a.typed_str(t)?)),
+            Node::Matches(a, re) => {
+                let s = a.typed_str(t)?;
+                t.charge(value::regex_cost(s, re.as_str()))?;
+                Some(value::re_match(re, s))
+            }
             Node::Has(a, f) => value::has(a.typed_value(t)?, f).ok(),
             Node::Fold(fold) => fold.typed(t),
             Node::Call(..) => match self.typed_call(t)? {
@@ -238,7 +244,11 @@ impl Node {
                 t.charge(value::call_cost(*f, &[a]))?;
                 f.apply(&[a]).ok()
             }
-            [a, b] => f.apply(&[a.typed_value(t)?, b.typed_value(t)?]).ok(),
+            [a, b] => {
+                let (a, b) = (a.typed_value(t)?, b.typed_value(t)?);
+                t.charge(value::call_cost(*f, &[a, b]))?;
+                f.apply(&[a, b]).ok()
+            }
             _ => None,
         }
     }

@@ -458,6 +458,9 @@ pub trait View {
     fn value(&self) -> std::borrow::Cow<'_, Value>;
     /// The number of elements of a list or entries of a map (`None` for other kinds).
     fn collection_len(&self) -> Option<usize>;
+    /// Calls `f` on each element of a list, or each value of a map, in place, until it
+    /// returns `false` (nothing for other kinds).
+    fn each_child(&self, f: &mut dyn FnMut(&Self) -> bool);
 }
 
 impl View for Value {
@@ -474,17 +477,25 @@ impl View for Value {
             _ => None,
         }
     }
-}
-
-/// CEL equality of two viewed values: scalars compared in place, anything else as
-/// [`equals`] compares it.
-pub fn view_equals<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> bool {
-    a.with_scalar(|x| {
-        b.with_scalar(|y| match (x, y) {
-            (Scalar::Other(_), Scalar::Other(_)) => equals(&a.value(), &b.value()),
-            (x, y) => scalar_equals(x, y),
-        })
-    })
+    fn each_child(&self, f: &mut dyn FnMut(&Self) -> bool) {
+        match self {
+            Value::List(l) => {
+                for v in l.iter() {
+                    if !f(v) {
+                        return;
+                    }
+                }
+            }
+            Value::Map(m) => {
+                for (_, v) in m.iter() {
+                    if !f(v) {
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A map as a key lookup reads it: the direct path's [`MapEntries`] and the sandbox's
@@ -597,8 +608,9 @@ pub fn list_index<'l, T>(items: &'l [T], i: Scalar<'_>) -> Result<&'l T, OpError
         .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
 }
 
-/// `x in list` within a budget: [`search`] comparing as [`view_equals`] does, each
-/// element read in place.
+/// `x in list` within a budget: [`search`] comparing as [`equals_within`] does, each
+/// element read in place; a list or map needle is compared by [`equals_within`], its
+/// units charged beside the element's.
 pub fn list_contains<'i, N: View + ?Sized, T: View + 'i>(
     needle: &N,
     items: impl IntoIterator<Item = &'i T>,
@@ -607,7 +619,11 @@ pub fn list_contains<'i, N: View + ?Sized, T: View + 'i>(
     needle.with_scalar(|n| match n {
         Scalar::Other(_) => {
             let needle = needle.value();
-            search(items, budget, |i| equals(&needle, &i.value()))
+            search_charged(items, budget, |i, left| {
+                let (eq, spent) = equals_within(&*needle, i, *left)?;
+                *left -= spent;
+                Some(eq)
+            })
         }
         n => search(items, budget, |i| i.with_scalar(|y| scalar_equals(n, y))),
     })
@@ -876,12 +892,17 @@ pub fn not(a: &Value) -> Result<Value, OpError> {
 pub const BYTES_PER_UNIT: usize = 256;
 
 /// What `a + b` costs before it is built (both paths charge it before building): a
-/// unit per element of a concatenated list, a unit per [`BYTES_PER_UNIT`] bytes of a
+/// concatenated list what placing each of its elements costs ([`copy_cost`]: a unit
+/// per element, and a collection element by its size), a unit per [`BYTES_PER_UNIT`] bytes of a
 /// concatenated string or bytes value; nothing for numbers, timestamps and durations.
 #[must_use]
 pub fn add_cost(a: &Value, b: &Value) -> u64 {
     let n = match (a, b) {
-        (Value::List(x), Value::List(y)) => x.len().saturating_add(y.len()),
+        (Value::List(_), Value::List(_)) => {
+            return copy_cost(a, u64::MAX)
+                .unwrap_or(u64::MAX)
+                .saturating_add(copy_cost(b, u64::MAX).unwrap_or(u64::MAX));
+        }
         (Value::String(x), Value::String(y)) => x.len().saturating_add(y.len()) / BYTES_PER_UNIT,
         (Value::Bytes(x), Value::Bytes(y)) => x.len().saturating_add(y.len()) / BYTES_PER_UNIT,
         _ => 0,
@@ -891,15 +912,125 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
 
 /// What a call costs before it runs, beyond its unit in the overload table: a
 /// conversion that copies a string into bytes or bytes into a string costs a unit per
-/// [`BYTES_PER_UNIT`] bytes, as `+` does; every other call nothing.
+/// [`BYTES_PER_UNIT`] bytes, as `+` does; `matches` costs [`regex_cost`]; every other
+/// call nothing.
 #[must_use]
 pub fn call_cost(f: Func, args: &[&Value]) -> u64 {
     let n = match (f, args) {
         (Func::Bytes, [Value::String(s)]) => s.len() / BYTES_PER_UNIT,
         (Func::String, [Value::Bytes(b)]) => b.len() / BYTES_PER_UNIT,
+        (Func::Matches, [Value::String(s), Value::String(p)]) => return regex_cost(s, p),
         _ => 0,
     };
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Units every `matches` costs whatever its pattern: compiling the smallest pattern.
+pub const REGEX_FLOOR: u64 = 64;
+/// Units per byte of a `matches` pattern (compiling it: each byte can be a Unicode
+/// class, a repetition or an alternation of the program).
+pub const REGEX_UNITS_PER_PATTERN_BYTE: u64 = 16;
+
+/// What `s.matches(p)` costs, a function of the two strings only (never of whether
+/// the pattern is cached or was compiled at compile time, so both paths charge the
+/// same): compiling the pattern, [`REGEX_FLOOR`] plus
+/// [`REGEX_UNITS_PER_PATTERN_BYTE`] per byte of it, and matching, a unit per
+/// [`BYTES_PER_UNIT`] bytes of the subject for every 16 bytes of pattern (the
+/// program a match steps through grows with the pattern).
+#[must_use]
+pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
+    let p = u64::try_from(pattern.len()).unwrap_or(u64::MAX);
+    let s = u64::try_from(subject.len() / BYTES_PER_UNIT).unwrap_or(u64::MAX);
+    REGEX_FLOOR
+        .saturating_add(p.saturating_mul(REGEX_UNITS_PER_PATTERN_BYTE))
+        .saturating_add(s.saturating_mul(1 + p / 16))
+}
+
+/// What placing a value into a list being built costs (an element of a list literal,
+/// of a `map`/`filter` result or of `+`): nothing for a number, a bool, a timestamp
+/// or a duration; a unit per [`BYTES_PER_UNIT`] bytes of a string or bytes value; a
+/// unit per element of a list or entry of a map plus what each element (or entry's
+/// value) costs. The sandbox copies such a value, the direct path shares it; both
+/// charge this. The walk stops once the cost passes `budget` (`None`: it does not
+/// fit), so pricing a huge value costs no more than the budget it would spend.
+pub fn copy_cost<V: View + ?Sized>(v: &V, budget: u64) -> Option<u64> {
+    let mut left = budget;
+    copy_walk(v, &mut left)?;
+    Some(budget - left)
+}
+
+fn copy_walk<V: View + ?Sized>(v: &V, left: &mut u64) -> Option<()> {
+    let own = v.with_scalar(|s| match s {
+        Scalar::Str(s) => s.len() / BYTES_PER_UNIT,
+        Scalar::Other("bytes") => match &*v.value() {
+            Value::Bytes(b) => b.len() / BYTES_PER_UNIT,
+            _ => 0,
+        },
+        _ => v.collection_len().unwrap_or(0),
+    });
+    *left = left.checked_sub(u64::try_from(own).unwrap_or(u64::MAX))?;
+    if v.collection_len().is_some() {
+        let mut ok = true;
+        v.each_child(&mut |c| {
+            ok = copy_walk(c, left).is_some();
+            ok
+        });
+        if !ok {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// CEL equality ([`equals`]) charged a unit per element of a list or entry of a map
+/// compared, at any depth, stopping as soon as `budget` would run out (`None`), as
+/// [`search`] does: the one definition of what `==`, `!=` and `in` cost on
+/// collections, for both paths. Scalars compare for nothing. Returns the result and
+/// the units spent.
+pub fn equals_within<A: View + ?Sized, B: View + ?Sized>(
+    a: &A,
+    b: &B,
+    budget: u64,
+) -> Option<(bool, u64)> {
+    let mut left = budget;
+    let eq = a.with_scalar(|x| {
+        b.with_scalar(|y| match (x, y) {
+            (Scalar::Other(_), Scalar::Other(_)) => eq_walk(&a.value(), &b.value(), &mut left),
+            (x, y) => Some(scalar_equals(x, y)),
+        })
+    })?;
+    Some((eq, budget - left))
+}
+
+fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
+    match (a, b) {
+        (Value::List(x), Value::List(y)) => {
+            if x.len() != y.len() {
+                return Some(false);
+            }
+            for (p, q) in x.iter().zip(y.iter()) {
+                *left = left.checked_sub(1)?;
+                if !eq_walk(p, q, left)? {
+                    return Some(false);
+                }
+            }
+            Some(true)
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            if x.len() != y.len() {
+                return Some(false);
+            }
+            for (k, v) in x.iter() {
+                *left = left.checked_sub(1)?;
+                match map_get(y, k) {
+                    Some(w) if eq_walk(v, w, left)? => {}
+                    _ => return Some(false),
+                }
+            }
+            Some(true)
+        }
+        _ => Some(equals(a, b)),
+    }
 }
 
 /// The outcome of a search charged per element: found or not, and the elements
@@ -920,22 +1051,30 @@ pub fn search<T>(
     budget: u64,
     mut hit: impl FnMut(T) -> bool,
 ) -> Option<Searched> {
-    let mut compared = 0u64;
+    search_charged(items, budget, |item, _| Some(hit(item)))
+}
+
+/// [`search`] where comparing an element may cost more than its unit: `hit` takes the
+/// units left and spends from them (`None`: they ran out). `compared` is then every
+/// unit spent.
+pub fn search_charged<T>(
+    items: impl IntoIterator<Item = T>,
+    budget: u64,
+    mut hit: impl FnMut(T, &mut u64) -> Option<bool>,
+) -> Option<Searched> {
+    let mut left = budget;
     for item in items {
-        if compared >= budget {
-            return None;
-        }
-        compared += 1;
-        if hit(item) {
+        left = left.checked_sub(1)?;
+        if hit(item, &mut left)? {
             return Some(Searched {
                 found: true,
-                compared,
+                compared: budget - left,
             });
         }
     }
     Some(Searched {
         found: false,
-        compared,
+        compared: budget - left,
     })
 }
 
