@@ -161,23 +161,24 @@ fn bytes_built_are_charged() {
         both(&f, &mut b, cond, &Err(RunError::budget(BUDGET)));
     }
     // a list of them, at the budget's edge: each step of `map` costs 1 + 3 (its body's
-    // nodes) + 240 (60 KB built) = 244 units on both paths, so 409 steps (99,796) fit
-    // the budget and 410 (100,040) do not; each string is within the string bound
+    // nodes) + 240 (60 KB built) + 240 (60 KB placed in the list, `copy_cost`) = 484
+    // units on both paths, so 206 steps (99,704) fit the budget and 207 (100,188) do
+    // not; each string is within the string bound
     let edge = "items.map(x, note + note).size() > 0";
-    both(&f, &mut bindings(&f, 0, 409, 30 * 1024), edge, &Ok(true));
+    both(&f, &mut bindings(&f, 0, 206, 30 * 1024), edge, &Ok(true));
     both(
         &f,
-        &mut bindings(&f, 0, 410, 30 * 1024),
+        &mut bindings(&f, 0, 207, 30 * 1024),
         edge,
         &Err(RunError::budget(BUDGET)),
     );
-    // then `exists` over them, which holds at its first step (a few units more: 409
-    // items still fit, 410 do not get that far)
+    // then `exists` over them, which holds at its first step (a few units more: 206
+    // items still fit, 207 do not get that far)
     let edge = "items.map(x, note + note).exists(s, size(s) > 0)";
-    both(&f, &mut bindings(&f, 0, 409, 30 * 1024), edge, &Ok(true));
+    both(&f, &mut bindings(&f, 0, 206, 30 * 1024), edge, &Ok(true));
     both(
         &f,
-        &mut bindings(&f, 0, 410, 30 * 1024),
+        &mut bindings(&f, 0, 207, 30 * 1024),
         edge,
         &Err(RunError::budget(BUDGET)),
     );
@@ -377,8 +378,9 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         ("7 in nums", Some(8)),
         // a literal list costs only its node
         ("!(-1 in [1, 2, 3]) && -1 in nums", Some(50)),
-        // `+` on strings in `map`: each step 1 + 3 nodes + 600 bytes / 256 = 6 units
-        ("items.map(x, note + note).size() > 0", Some(180)),
+        // `+` on strings in `map`: each step 1 + 3 nodes + 600 bytes / 256 built + the
+        // same 2 units to place the string in the list (`copy_cost`) = 8 units
+        ("items.map(x, note + note).size() > 0", Some(240)),
         (
             "items.map(x, x < 10, note + string(x)).exists(s, size(s) == 0)",
             None,
