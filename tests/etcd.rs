@@ -4388,6 +4388,25 @@ async fn deletions_missing_history_tls_on_http_and_a_file_snapshot_are_said_plai
         )) && err.contains(&format!("roll back to a version instead: stored revisions: {expect}")),
         "{err}"
     );
+    // the library names the same typed error
+    let err = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: deleted,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code_of(&e), "flowc::source::etcd-deleted-revision");
 
     // a flow put by hand, without history
     let other = tenant("other");
