@@ -818,10 +818,7 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
         Ok(c) => c,
         // the checker proves that a literal argument always fails (`duration("bad")`,
         // `uint("-3")`): such an expression never runs, so there is nothing to compare
-        Err(e)
-            if e.iter()
-                .all(|x| matches!(x, ExprError::AlwaysFails { .. })) =>
-        {
+        Err(e) if e.iter().all(|x| matches!(x, ExprError::AlwaysFails { .. })) => {
             REFUSED.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
@@ -941,7 +938,10 @@ fn the_generator_covers_both_paths_and_errors() {
     let errors = ERRORS.load(Ordering::Relaxed);
     let refused = REFUSED.load(Ordering::Relaxed);
     assert!(cases + refused >= 400, "{cases} + {refused}");
-    assert!(refused * 20 <= cases, "{refused} refused by check in {cases}");
+    assert!(
+        refused * 20 <= cases,
+        "{refused} refused by check in {cases}"
+    );
     assert_eq!(
         direct, cases,
         "every generated expression has a direct form (the lowering is total)"
