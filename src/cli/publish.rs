@@ -13,32 +13,40 @@ use super::{EXIT_FAILURE, EXIT_FINDINGS};
 /// What was published before a publish failed, and the flow that failed; `unknown`
 /// names the flow of a write whose outcome is unknown (it may have been published).
 fn partial(published: &[String], failed: &str, left: &[String], unknown: Option<&str>) {
-    if let Some(flow) = unknown {
+    eprint!("{}", partial_text(published, failed, left, unknown));
+}
+
+/// The lines [`partial`] prints.
+fn partial_text(
+    published: &[String],
+    failed: &str,
+    left: &[String],
+    unknown: Option<&str>,
+) -> String {
+    let mut out = if let Some(flow) = unknown {
         let before = if published.is_empty() {
             "no flow was published before it".to_owned()
         } else {
             format!("published before it: {}", published.join(", "))
         };
-        eprintln!(
-            "error: the outcome of publishing flow `{flow}` from {failed} is unknown (`flowc history {flow}` shows whether it was published); {before}"
-        );
-        if !left.is_empty() {
-            eprintln!("  not published: {}", left.join(", "));
-        }
-        return;
-    }
-    if published.is_empty() {
-        eprintln!("error: nothing published: {failed} failed");
-        return;
-    }
-    eprintln!(
-        "error: {failed} failed after {} flow(s) were published: {}",
-        published.len(),
-        published.join(", ")
-    );
+        format!(
+            "error: the outcome of publishing flow `{flow}` from {failed} is unknown (`flowc history {flow}` shows whether it was published); {before}\n"
+        )
+    } else if published.is_empty() {
+        return format!("error: nothing published: {failed} failed\n");
+    } else {
+        format!(
+            "error: {failed} failed after {} flow(s) were published: {}\n",
+            published.len(),
+            published.join(", ")
+        )
+    };
     if !left.is_empty() {
-        eprintln!("  not published: {}", left.join(", "));
+        out.push_str("  not published: ");
+        out.push_str(&left.join(", "));
+        out.push('\n');
     }
+    out
 }
 
 pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
@@ -143,4 +151,35 @@ pub fn run(paths: &[PathBuf], conn: &EtcdArgs, write: &WriteArgs) -> u8 {
         }
         0
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_text;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// A write whose outcome is unknown is never summed up as "nothing published"
+    /// (probe q10, nit 11).
+    #[test]
+    fn an_unknown_outcome_is_never_nothing_published() {
+        assert_eq!(
+            partial_text(&[], "leave.yaml", &names(&["travel.yaml"]), Some("leave")),
+            "error: the outcome of publishing flow `leave` from leave.yaml is unknown (`flowc history leave` shows whether it was published); no flow was published before it\n  not published: travel.yaml\n"
+        );
+        assert_eq!(
+            partial_text(&names(&["a"]), "leave.yaml", &[], Some("leave")),
+            "error: the outcome of publishing flow `leave` from leave.yaml is unknown (`flowc history leave` shows whether it was published); published before it: a\n"
+        );
+        assert_eq!(
+            partial_text(&[], "leave.yaml", &[], None),
+            "error: nothing published: leave.yaml failed\n"
+        );
+        assert_eq!(
+            partial_text(&names(&["a", "b"]), "c.yaml", &names(&["d.yaml"]), None),
+            "error: c.yaml failed after 2 flow(s) were published: a, b\n  not published: d.yaml\n"
+        );
+    }
 }
