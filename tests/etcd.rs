@@ -4113,7 +4113,14 @@ async fn connected_comes_before_the_events_of_the_first_read() {
         &dir,
     ];
     let mut first = Running::start(&args);
-    until("first run", 20, || first.text().contains("rejected broken")).await;
+    // stopped once its snapshot holds the flow (it is written after the read's events
+    // are printed)
+    let written = snap.0.join("snapshot.json");
+    until("first run", 20, || {
+        first.text().contains("rejected broken")
+            && std::fs::read_to_string(&written).is_ok_and(|s| s.contains("leave"))
+    })
+    .await;
     sigterm(&first.child);
     exit_within(&mut first.child, 10).expect("no exit after SIGTERM");
     let second = Running::start(&args);
