@@ -560,24 +560,10 @@ async fn rollback_restores_the_old_content_at_every_watcher() {
     assert_eq!(got.kvs()[0].value(), flow("leave", 1).as_slice());
 
     // an unknown revision is refused
-    let err = etcd::rollback(
-        &mut client,
-        &t,
-        &Options::default(),
-        RollbackRequest {
-            flow: "leave",
-            to: 999_999,
-            expect_revision: None,
-            author: None,
-            message: None,
-        },
-    )
-    .await
-    .unwrap_err();
-    let PublishError::Etcd(e) = err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(code(&e), "flowc::source::etcd-unknown-revision");
+    assert_eq!(
+        rollback_refused(&mut client, &t, "leave", 999_999).await,
+        "flowc::source::etcd-unknown-revision"
+    );
 
     // the history: three versions, the rollback's message, diffs from the previous one
     let h = etcd::history(&mut client, &t, &Options::default(), "leave")
@@ -1269,6 +1255,28 @@ impl Proxy {
         c.request_timeout = Duration::from_secs(2);
         c
     }
+}
+
+/// The code of the error a rollback of `flow` to `to` is refused with.
+async fn rollback_refused(client: &mut Client, t: &Tenant, flow: &str, to: u64) -> String {
+    let err = etcd::rollback(
+        client,
+        t,
+        &Options::default(),
+        RollbackRequest {
+            flow,
+            to,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let PublishError::Etcd(e) = err else {
+        panic!("{err:?}")
+    };
+    code_of(&e)
 }
 
 /// The raw history keys of a flow with their create revisions.
@@ -3243,24 +3251,10 @@ async fn history_lists_deletions_and_rollback_names_a_corrupt_entry() {
     );
     assert!(!err.contains("no stored version"), "{err}");
     // the library names the same typed error
-    let err = etcd::rollback(
-        &mut client,
-        &t,
-        &Options::default(),
-        RollbackRequest {
-            flow: "leave",
-            to: at.parse().unwrap(),
-            expect_revision: None,
-            author: None,
-            message: None,
-        },
-    )
-    .await
-    .unwrap_err();
-    let PublishError::Etcd(e) = err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(code_of(&e), "flowc::source::etcd-corrupt-revision");
+    assert_eq!(
+        rollback_refused(&mut client, &t, "leave", at.parse().unwrap()).await,
+        "flowc::source::etcd-corrupt-revision"
+    );
     // rolling back a deleted flow says when it was deleted, not "revision 0"
     let gone = etcd::delete(&mut client, &t, "leave", v3.revision)
         .await
@@ -4396,24 +4390,10 @@ async fn deletions_missing_history_tls_on_http_and_a_file_snapshot_are_said_plai
         "{err}"
     );
     // the library names the same typed error
-    let err = etcd::rollback(
-        &mut client,
-        &t,
-        &Options::default(),
-        RollbackRequest {
-            flow: "leave",
-            to: deleted,
-            expect_revision: None,
-            author: None,
-            message: None,
-        },
-    )
-    .await
-    .unwrap_err();
-    let PublishError::Etcd(e) = err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(code_of(&e), "flowc::source::etcd-deleted-revision");
+    assert_eq!(
+        rollback_refused(&mut client, &t, "leave", deleted).await,
+        "flowc::source::etcd-deleted-revision"
+    );
 
     // a flow put by hand, without history
     let other = tenant("other");
