@@ -4652,3 +4652,66 @@ async fn an_etcd_of_another_cluster_at_the_same_address_is_read_again_though_its
     assert_eq!(status.code(), Some(0));
     w.handle.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_finds_deletions_in_batched_reads_and_skips_the_compacted_ones() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut c = server.client().await;
+    let entries = |items: Vec<etcd::HistoryItem>| -> Vec<(u64, HistoryEvent)> {
+        items.into_iter().map(|i| (i.revision, i.event)).collect()
+    };
+    // `leave`: published and deleted three times, then compacted past the first two
+    // deletions: those are no longer listed (etcd has not the revisions that tell)
+    let mut leave = Vec::new();
+    let mut deletions = Vec::new();
+    for n in 1..=4 {
+        let v = publish(&mut c, &t, &flow("leave", n), None).await;
+        leave.push((v.revision, HistoryEvent::Version));
+        if n < 4 {
+            deletions.push(etcd::delete(&mut c, &t, "leave", v.revision).await.unwrap());
+        }
+    }
+    c.compact(leave[2].0 as i64, None).await.unwrap();
+    let mut want = leave.clone();
+    want.push((deletions[2], HistoryEvent::Deleted));
+    want.sort_by_key(|(r, _)| *r);
+    let got = etcd::history(&mut c, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert_eq!(entries(got), want);
+    // `many`: more versions than one transaction reads, a deletion 300 revisions before
+    // the flow came back (more than one round of the search) and one just before it
+    let mut want = Vec::new();
+    let mut last = 0;
+    for n in 1..=140 {
+        let v = publish(&mut c, &t, &flow("many", n), None).await;
+        want.push((v.revision, HistoryEvent::Version));
+        last = v.revision;
+        if n == 2 || n == 139 {
+            let at = etcd::delete(&mut c, &t, "many", v.revision).await.unwrap();
+            want.push((at, HistoryEvent::Deleted));
+        }
+        if n == 2 {
+            for _ in 0..300 {
+                c.put("/elsewhere", "x", None).await.unwrap();
+            }
+        }
+    }
+    let deleted = etcd::delete(&mut c, &t, "many", last).await.unwrap();
+    want.push((deleted, HistoryEvent::Deleted));
+    let got = etcd::history(&mut c, &t, &Options::default(), "many")
+        .await
+        .unwrap();
+    assert_eq!(entries(got), want);
+    // and a publish over the deleted flow (at etcd's revision now) names the deletion
+    assert_eq!(
+        etcd::deletion_before(&mut c, &t, "many", deleted)
+            .await
+            .unwrap(),
+        Some(deleted)
+    );
+}
