@@ -18,71 +18,20 @@
     reason = "benchmark code: failing loudly is the point"
 )]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flowc::compile::Options;
 use flowc::registry::Registry;
-use flowc::source::etcd::{self, Connection, PublishRequest, WatchConfig, WatchEvent, watch};
+use flowc::source::etcd::{self, PublishRequest, WatchConfig, WatchEvent, watch};
 use flowc::store::etcd::Tenant;
 
 const PUBLISHES: usize = 1000;
 const WATCHERS: usize = 3;
 const STEPS: usize = 20;
-
-struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_etcd() -> (Server, String) {
-    let dir = std::env::temp_dir().join(format!("flowc-bench-etcd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (client, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{client}");
-    let peer = format!("http://127.0.0.1:{peer}");
-    let child = Command::new("etcd")
-        .args(["--name", "bench", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("bench={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd on PATH (Debian: etcd-server), or FLOWC_ETCD");
-    (Server { child, dir }, url)
-}
 
 fn flow(n: usize) -> Vec<u8> {
     let mut s = format!(
@@ -106,29 +55,13 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let (_server, url) = match std::env::var("FLOWC_ETCD") {
-        Ok(u) => (None, u),
-        Err(_) => {
-            let (s, u) = start_etcd();
-            (Some(s), u)
-        }
-    };
+    let (_server, url) = common::etcd("propagation");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let conn = Connection::new(url.split(',').map(str::to_owned).collect());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut client = loop {
-            if let Ok(mut c) = conn.connect().await
-                && c.get("x", None).await.is_ok()
-            {
-                break c;
-            }
-            assert!(Instant::now() < deadline, "etcd did not come up at {url}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let (conn, mut client) = common::connect(&url).await;
         let tenant = Tenant::new("/flowc-bench", &format!("t{}", std::process::id())).unwrap();
         let (tx, rx) = mpsc::channel::<(u64, Duration)>();
         let mut watchers = Vec::new();

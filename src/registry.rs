@@ -782,6 +782,21 @@ impl Registry {
         Ok(())
     }
 
+    /// The source's history of `flow` was replaced (an etcd of another cluster, or one
+    /// restored from a backup, at the same address): its revision numbers may now name
+    /// other content than the versions kept here. Every kept version leaves the
+    /// revision index, so the next publish under any revision is not refused as taken;
+    /// the active version (and a canary) stay in use until replaced or retired, and
+    /// running instances keep theirs. A store, when the registry has one, keeps its own
+    /// revisions. Unknown flows are ignored.
+    pub fn forget_revisions(&self, flow: &str) {
+        let Some(slot) = self.slot(flow) else {
+            return;
+        };
+        let _inner = slot.lock();
+        slot.versions.store(Arc::new(BTreeMap::new()));
+    }
+
     /// Keeps a version however old it gets (a persisted instance uses it); counted.
     /// With a store each pin is also an anonymous hold in the store (holder
     /// `pin:<unique>`), so the count survives restarts: an [`Registry::unpin`] in any

@@ -4448,3 +4448,270 @@ async fn deletions_missing_history_tls_on_http_and_a_file_snapshot_are_said_plai
         "{err}"
     );
 }
+
+/// The cluster id in the header of an answer from `client`, and its revision.
+async fn cluster_and_revision(client: &mut Client) -> (u64, u64) {
+    let got = client.get("/unused", None).await.unwrap();
+    let header = got.header().unwrap();
+    (header.cluster_id(), header.revision() as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_of_another_cluster_at_the_same_address_is_read_again_though_its_revision_is_ahead()
+{
+    if !have_etcd() {
+        return;
+    }
+    let t = tenant("acme");
+    let mut a = Etcd::start();
+    let mut ca = a.client().await;
+    let travel = publish(&mut ca, &t, &flow("travel", 1), None).await;
+    let mut leave = publish(&mut ca, &t, &flow("leave", 1), None).await;
+    for n in 2..5 {
+        leave = publish(&mut ca, &t, &flow("leave", n), Some(leave.revision)).await;
+    }
+    let (snap_lib, snap_cli) = (TempDir::new("snap-lib"), TempDir::new("snap-cli"));
+    let w = Watcher::start(a.connection(), &t, Some(&snap_lib.0));
+    let cli_snapshot = snap_cli.0.display().to_string();
+    let url = a.url();
+    let mut cli = Running::start(&[
+        "watch",
+        "--etcd",
+        &url,
+        "--tenant",
+        "acme",
+        "--format",
+        "json",
+        "--snapshot",
+        &cli_snapshot,
+    ]);
+    until("both watchers read A", 20, || {
+        w.has(&travel)
+            && w.has(&leave)
+            && w.handle.is_connected()
+            && cli.count("{\"event\":\"publish\"") == 2
+    })
+    .await;
+    let (cluster_a, revision_a) = cluster_and_revision(&mut ca).await;
+    assert_eq!(w.handle.revision(), Some(revision_a));
+
+    // B: another cluster (another token), prepared at its own address first. `leave` is
+    // put at the revision it has in A with other content; B's revision ends well above
+    // A's, so the revision check alone would take B's history for A's
+    let mut b = Etcd::unstarted(None, TempDir::new("data-other-cluster"));
+    b.extra = vec![
+        "--initial-cluster-token".to_owned(),
+        "flowc-other-cluster".to_owned(),
+    ];
+    b.spawn();
+    let mut cb = b.client().await;
+    let fill = |mut c: Client, below: u64| async move {
+        while cluster_and_revision(&mut c).await.1 + 1 < below {
+            c.put("/filler", "x", None).await.unwrap();
+        }
+    };
+    fill(cb.clone(), leave.revision).await;
+    let leave_b = publish(&mut cb, &t, &flow("leave", 9), None).await;
+    assert_eq!(leave_b.revision, leave.revision);
+    assert_ne!(leave_b.hash, leave.hash);
+    let expense_b = publish(&mut cb, &t, &flow("expense", 1), None).await;
+    fill(cb.clone(), revision_a + 20).await;
+    drop(cb);
+
+    // A stopped by PID; B takes over its client address (its own data dir and peer port)
+    a.kill();
+    until("both disconnected", 20, || {
+        w.count("disconnected") == 1 && cli.count("{\"event\":\"disconnected\"") == 1
+    })
+    .await;
+    b.kill();
+    b.client_port = a.client_port;
+    b.spawn();
+    let mut cb = b.client().await;
+    let (cluster_b, read) = cluster_and_revision(&mut cb).await;
+    assert_ne!(cluster_b, cluster_a);
+    assert!(read > revision_a, "B at {read}, A was at {revision_a}");
+    until("both watchers read B", 20, || {
+        w.has(&leave_b)
+            && w.has(&expense_b)
+            && w.active("travel").is_none()
+            && w.handle.is_connected()
+            && cli.count("{\"event\":\"retire\"") == 1
+    })
+    .await;
+
+    // the library: one resync naming both cluster ids, then B's versions, then the
+    // retirement of what B lacks, at the read's revision
+    let after: Vec<String> = {
+        let events = w.events.lock().unwrap();
+        let from = events
+            .iter()
+            .position(|e| matches!(e, WatchEvent::Resync { .. }))
+            .expect("a resync");
+        events[from..]
+            .iter()
+            .map(|e| match e {
+                WatchEvent::Resync { revision, reason } => format!("resync {revision} {reason:?}"),
+                WatchEvent::Publish { version, latency } => {
+                    format!("publish {version} {latency:?}")
+                }
+                WatchEvent::Retire {
+                    flow,
+                    revision,
+                    exact,
+                } => format!("retire {flow} {revision} {exact}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let reason = etcd::ResyncReason::ClusterChanged {
+        was: cluster_a,
+        now: cluster_b,
+    };
+    assert_eq!(
+        after,
+        [
+            format!("resync {read} {reason:?}"),
+            format!("publish {expense_b} None"),
+            format!("publish {leave_b} None"),
+            format!("retire travel {read} false"),
+        ]
+    );
+    assert_eq!(w.count("resync"), 1);
+    assert_eq!(w.handle.revision(), Some(read));
+
+    // the CLI: the same, as JSON lines with exactly these fields
+    let lines: Vec<serde_json::Value> = cli
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .skip_while(|v: &serde_json::Value| v["event"] != "disconnected")
+        .filter(|v| {
+            !["disconnected", "retrying", "connected"].contains(&v["event"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"event": "resync", "flow": null, "revision": read, "hash": null, "reason": "cluster-changed"}),
+            json!({"event": "publish", "flow": "expense", "revision": expense_b.revision, "hash": expense_b.hash}),
+            json!({"event": "publish", "flow": "leave", "revision": leave_b.revision, "hash": leave_b.hash}),
+            json!({"event": "retire", "flow": "travel", "revision": read, "hash": null, "exact": false}),
+        ]
+    );
+
+    // both snapshots hold B's flows, at the read's revision
+    let kept = |dir: &Path| {
+        let snapshot = Snapshot::open(dir, &t).unwrap();
+        let flows: Vec<(String, u64, String, String)> = snapshot
+            .flows()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.flow, f.revision, f.hash, f.source))
+            .collect();
+        (flows, snapshot.revision().unwrap())
+    };
+    let text = |id, n| String::from_utf8(flow(id, n)).unwrap();
+    let want = (
+        vec![
+            (
+                "expense".to_owned(),
+                expense_b.revision,
+                expense_b.hash.clone(),
+                text("expense", 1),
+            ),
+            (
+                "leave".to_owned(),
+                leave_b.revision,
+                leave_b.hash.clone(),
+                text("leave", 9),
+            ),
+        ],
+        Some(read),
+    );
+    until("the snapshots rewritten", 10, || {
+        kept(&snap_lib.0) == want && kept(&snap_cli.0) == want
+    })
+    .await;
+
+    // the watch goes on from B's revision
+    let next = publish(&mut cb, &t, &flow("expense", 2), Some(expense_b.revision)).await;
+    until("a later publish", 10, || {
+        w.has(&next)
+            && cli
+                .text()
+                .contains(&format!("\"revision\":{}", next.revision))
+    })
+    .await;
+    assert_eq!(w.count("resync"), 1);
+    assert_eq!(cli.count("{\"event\":\"resync\""), 1);
+    sigterm(&cli.child);
+    let status = exit_within(&mut cli.child, 10).expect("no exit after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    w.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_finds_deletions_in_batched_reads_and_skips_the_compacted_ones() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut c = server.client().await;
+    let entries = |items: Vec<etcd::HistoryItem>| -> Vec<(u64, HistoryEvent)> {
+        items.into_iter().map(|i| (i.revision, i.event)).collect()
+    };
+    // `leave`: published and deleted three times, then compacted past the first two
+    // deletions: those are no longer listed (etcd has not the revisions that tell)
+    let mut leave = Vec::new();
+    let mut deletions = Vec::new();
+    for n in 1..=4 {
+        let v = publish(&mut c, &t, &flow("leave", n), None).await;
+        leave.push((v.revision, HistoryEvent::Version));
+        if n < 4 {
+            deletions.push(etcd::delete(&mut c, &t, "leave", v.revision).await.unwrap());
+        }
+    }
+    c.compact(leave[2].0 as i64, None).await.unwrap();
+    let mut want = leave.clone();
+    want.push((deletions[2], HistoryEvent::Deleted));
+    want.sort_by_key(|(r, _)| *r);
+    let got = etcd::history(&mut c, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert_eq!(entries(got), want);
+    // `many`: more versions than one transaction reads, a deletion 300 revisions before
+    // the flow came back (more than one round of the search) and one just before it
+    let mut want = Vec::new();
+    let mut last = 0;
+    for n in 1..=140 {
+        let v = publish(&mut c, &t, &flow("many", n), None).await;
+        want.push((v.revision, HistoryEvent::Version));
+        last = v.revision;
+        if n == 2 || n == 139 {
+            let at = etcd::delete(&mut c, &t, "many", v.revision).await.unwrap();
+            want.push((at, HistoryEvent::Deleted));
+        }
+        if n == 2 {
+            for _ in 0..300 {
+                c.put("/elsewhere", "x", None).await.unwrap();
+            }
+        }
+    }
+    let deleted = etcd::delete(&mut c, &t, "many", last).await.unwrap();
+    want.push((deleted, HistoryEvent::Deleted));
+    let got = etcd::history(&mut c, &t, &Options::default(), "many")
+        .await
+        .unwrap();
+    assert_eq!(entries(got), want);
+    // and a publish over the deleted flow (at etcd's revision now) names the deletion
+    assert_eq!(
+        etcd::deletion_before(&mut c, &t, "many", deleted)
+            .await
+            .unwrap(),
+        Some(deleted)
+    );
+}

@@ -483,3 +483,32 @@ fn every_registry_error_has_its_code() {
         "flowc::runtime::missing-field"
     );
 }
+
+#[test]
+fn a_source_with_another_history_may_name_other_content_under_a_kept_revision() {
+    let reg = Registry::default();
+    let old = reg.publish_revision("claim.yaml", &source(1), 6).unwrap();
+    let later = reg.publish_revision("claim.yaml", &source(2), 9).unwrap();
+    let (instance, _) = reg.start("claim", "k", json!({"amount": 10.0}), 0).unwrap();
+    // the same source: revision 6 names one content for ever
+    let err = reg
+        .publish_revision("claim.yaml", &source(3), 6)
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::RevisionTaken { .. }),
+        "{err:?}"
+    );
+    // another history (etcd replaced at the same address): its revisions are its own
+    reg.forget_revisions("claim");
+    assert_eq!(reg.versions("claim"), Vec::<VersionId>::new());
+    assert_eq!(reg.active("claim").unwrap().version(), &later);
+    let new = reg.publish_revision("claim.yaml", &source(3), 6).unwrap();
+    assert_eq!(new.revision, old.revision);
+    assert_ne!(new.hash, old.hash);
+    assert_eq!(reg.active("claim").unwrap().version(), &new);
+    assert_eq!(reg.versions("claim"), vec![new]);
+    // a running instance keeps the version it started on
+    assert_eq!(instance.flow().version(), &later);
+    // unknown flows are ignored
+    reg.forget_revisions("nothing");
+}

@@ -23,6 +23,7 @@
 mod snapshot;
 mod watch;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use etcd_client::{Client, Compare, CompareOp, DeleteOptions, Txn, TxnOp, TxnOpResponse};
@@ -794,62 +795,164 @@ pub struct CorruptEntry {
     pub reason: String,
 }
 
-/// The flow key at `revision`: its create revision, `Some(None)` when it did not exist,
-/// `None` when etcd compacted that revision.
+/// Reads per transaction of [`created_at`]: etcd's default `--max-txn-ops`.
+const READS_PER_TXN: usize = 128;
+
+/// The flow key at each of `revisions`, in one transaction of keys-only reads: its
+/// create revision, `None` where it did not exist.
+async fn created_in_txn(
+    client: &mut Client,
+    key: &str,
+    revisions: &[u64],
+) -> Result<Vec<Option<u64>>, etcd_client::Error> {
+    let reads: Vec<TxnOp> = revisions
+        .iter()
+        .map(|&r| {
+            let options = etcd_client::GetOptions::new()
+                .with_keys_only()
+                .with_revision(crate::store::etcd::etcd_revision(r));
+            TxnOp::get(key, Some(options))
+        })
+        .collect();
+    let got = client.txn(Txn::new().and_then(reads)).await?;
+    Ok(got
+        .op_responses()
+        .into_iter()
+        .map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| revision_of(kv.create_revision())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The flow key at each of `revisions` (ascending): its create revision, `Some(None)`
+/// when it did not exist, `None` when etcd compacted that revision. One round trip per
+/// [`READS_PER_TXN`] revisions: etcd refuses a transaction as a whole when it compacted
+/// one of its revisions, and compaction removes every revision below one, so the
+/// compacted ones come first; the first one kept is then found by bisection.
 async fn created_at(
     client: &mut Client,
     key: &str,
-    revision: u64,
-) -> Result<Option<Option<u64>>, StoreError> {
-    let options = etcd_client::GetOptions::new()
-        .with_keys_only()
-        .with_revision(crate::store::etcd::etcd_revision(revision));
-    match client.get(key, Some(options)).await {
-        Ok(got) => Ok(Some(
-            got.kvs()
-                .first()
-                .map(|kv| revision_of(kv.create_revision())),
-        )),
-        Err(e)
-            if e.to_string()
-                .contains("required revision has been compacted") =>
-        {
-            Ok(None)
+    revisions: &[u64],
+) -> Result<Vec<Option<Option<u64>>>, StoreError> {
+    let compacted = |e: &etcd_client::Error| {
+        e.to_string()
+            .contains("required revision has been compacted")
+    };
+    let mut out = Vec::with_capacity(revisions.len());
+    let mut rest = revisions;
+    while !rest.is_empty() {
+        let (chunk, _) = rest.split_at(rest.len().min(READS_PER_TXN));
+        match created_in_txn(client, key, chunk).await {
+            Ok(got) => {
+                out.extend(got.into_iter().map(Some));
+                rest = rest.get(chunk.len()..).unwrap_or_default();
+            }
+            Err(e) if compacted(&e) => {
+                // INVARIANT: chunk[..lo] compacted, chunk[hi..] kept (the first at least
+                // was compacted when the transaction was refused)
+                let (mut lo, mut hi) = (1, chunk.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match created_in_txn(client, key, chunk.get(mid..=mid).unwrap_or_default())
+                        .await
+                    {
+                        Ok(_) => hi = mid,
+                        Err(e) if compacted(&e) => lo = mid + 1,
+                        Err(e) => return Err(etcd_error("read", &e)),
+                    }
+                }
+                out.extend(std::iter::repeat_n(None, lo));
+                rest = rest.get(lo..).unwrap_or_default();
+            }
+            Err(e) => return Err(etcd_error("read", &e)),
         }
-        Err(e) => Err(etcd_error("read", &e)),
     }
+    Ok(out)
 }
 
-/// The revision at which the incarnation of the flow key that existed at `after` was
-/// deleted, when that happened before `before` (`before` is a revision where the key is
-/// known to be absent or younger than `after`); `None` when it was not, or when etcd
-/// compacted the revisions that tell.
-async fn deletion_between(
+/// For each `(after, before)` span: the revision at which the incarnation of the flow
+/// key that existed at `after` was deleted, when that happened before `before` (a
+/// revision where the key is known to be absent or younger than `after`); `None` when
+/// it was not, or when etcd compacted the revisions that tell. The ends of every span
+/// are read at once ([`created_at`]); then each round reads up to [`READS_PER_TXN`]
+/// revisions spread over the spans still open, so a deletion among n revisions is found
+/// in about log₁₂₉(n) rounds.
+async fn deletions_between(
     client: &mut Client,
     key: &str,
-    after: u64,
-    before: u64,
-) -> Result<Option<u64>, StoreError> {
-    // the incarnation alive at `after` (created at or before it) is gone at `before`?
-    let gone = async |client: &mut Client, r: u64| -> Result<Option<bool>, StoreError> {
-        Ok(created_at(client, key, r)
-            .await?
-            .map(|c| c.is_none_or(|c| c > after)))
-    };
-    if gone(client, before).await? != Some(true) || gone(client, after).await? != Some(false) {
-        return Ok(None);
-    }
+    spans: &[(u64, u64)],
+) -> Result<Vec<Option<u64>>, StoreError> {
+    // what the key was at `r`, seen from `after`: gone (absent or younger), None when
+    // compacted
+    let gone =
+        |created: Option<Option<u64>>, after: u64| created.map(|c| c.is_none_or(|c| c > after));
+    let ends: BTreeSet<u64> = spans.iter().flat_map(|&(a, b)| [a, b]).collect();
+    let ends: Vec<u64> = ends.into_iter().collect();
+    let read: BTreeMap<u64, Option<Option<u64>>> = ends
+        .iter()
+        .copied()
+        .zip(created_at(client, key, &ends).await?)
+        .collect();
+    let at = |r: u64| read.get(&r).copied().flatten();
+    let mut found: Vec<Option<u64>> = vec![None; spans.len()];
     // INVARIANT: alive at `lo`, gone at `hi`; an incarnation once deleted never returns
-    let (mut lo, mut hi) = (after, before);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        match gone(client, mid).await? {
-            Some(true) => hi = mid,
-            Some(false) => lo = mid,
-            None => return Ok(None),
+    let mut open: Vec<(usize, u64, u64, u64)> = spans
+        .iter()
+        .enumerate()
+        .filter(|&(_, &(after, before))| {
+            after < before
+                && gone(at(before), after) == Some(true)
+                && gone(at(after), after) == Some(false)
+        })
+        .map(|(i, &(after, before))| (i, after, after, before))
+        .collect();
+    while !open.is_empty() {
+        let share = (READS_PER_TXN / open.len()).max(1);
+        let probes: Vec<Vec<u64>> = open
+            .iter()
+            .map(|&(_, _, lo, hi)| {
+                let gap = hi - lo;
+                let k = (gap - 1).min(u64::try_from(share).unwrap_or(u64::MAX));
+                let step = gap / (k + 1);
+                (1..=k).map(|j| lo + step * j).collect()
+            })
+            .collect();
+        let all: BTreeSet<u64> = probes.iter().flatten().copied().collect();
+        let all: Vec<u64> = all.into_iter().collect();
+        let seen: BTreeMap<u64, Option<Option<u64>>> = all
+            .iter()
+            .copied()
+            .zip(created_at(client, key, &all).await?)
+            .collect();
+        let mut next = Vec::with_capacity(open.len());
+        for (&(i, after, mut lo, mut hi), probes) in open.iter().zip(&probes) {
+            let mut compacted = false;
+            for &p in probes {
+                match gone(seen.get(&p).copied().flatten(), after) {
+                    Some(false) => lo = p,
+                    Some(true) => {
+                        hi = p;
+                        break;
+                    }
+                    None => {
+                        compacted = true;
+                        break;
+                    }
+                }
+            }
+            if compacted {
+                continue;
+            }
+            if hi - lo > 1 {
+                next.push((i, after, lo, hi));
+            } else if let Some(slot) = found.get_mut(i) {
+                *slot = Some(hi);
+            }
         }
+        open = next;
     }
-    Ok(Some(hi))
+    Ok(found)
 }
 
 /// The revision at which `flow`'s key was last deleted before `revision`, after its
@@ -875,7 +978,8 @@ pub async fn deletion_before(
     else {
         return Ok(None);
     };
-    Ok(deletion_between(client, &tenant.flow_key(flow), after, revision).await?)
+    let found = deletions_between(client, &tenant.flow_key(flow), &[(after, revision)]).await?;
+    Ok(found.into_iter().next().flatten())
 }
 
 /// Every entry of `flow`'s history, oldest first: each accepted version with the semantic
@@ -919,13 +1023,18 @@ pub async fn history(
     let key = tenant.flow_key(flow);
     let now = etcd_now(client, &key).await?;
     let revisions: Vec<u64> = entries.iter().map(|e| e.record.revision).collect();
-    for (i, &after) in revisions.iter().enumerate() {
-        let before = revisions.get(i + 1).copied().unwrap_or(now);
-        if before > after
-            && let Some(at) = deletion_between(client, &key, after, before).await?
-        {
-            out.push(HistoryItem::empty(at, HistoryEvent::Deleted));
-        }
+    let spans: Vec<(u64, u64)> = revisions
+        .iter()
+        .enumerate()
+        .map(|(i, &after)| (after, revisions.get(i + 1).copied().unwrap_or(now)))
+        .filter(|&(after, before)| before > after)
+        .collect();
+    for at in deletions_between(client, &key, &spans)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        out.push(HistoryItem::empty(at, HistoryEvent::Deleted));
     }
     for (revision, e) in read.corrupt {
         let (key, reason) = match e {

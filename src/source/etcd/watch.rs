@@ -847,6 +847,13 @@ impl Worker {
             self.emit(&WatchEvent::Resync { revision, reason });
         }
         let new_history = resync.is_some_and(ResyncReason::new_history);
+        if new_history {
+            // the kept versions' revisions are another history's: this one's may name
+            // other content under the same numbers (retired flows' included)
+            for flow in self.registry.flows() {
+                self.registry.forget_revisions(&flow);
+            }
+        }
         let metas = self.metas(&kvs);
         let mut present = BTreeSet::new();
         for kv in &kvs {
