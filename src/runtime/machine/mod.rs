@@ -230,13 +230,20 @@ impl Instance {
             return;
         };
         if let Some(v) = self.visit_mut(visit) {
-            v.acts.push(Act {
+            let act = Act {
                 action,
                 by,
                 role: role.cloned(),
                 detail,
                 at,
-            });
+            };
+            // a visit usually gets one act: its first is allocated alone (a push onto an
+            // empty vector takes the growth path and room for four)
+            if v.acts.is_empty() {
+                v.acts = vec![act];
+            } else {
+                v.acts.push(act);
+            }
         }
     }
 
