@@ -164,7 +164,7 @@ impl Instance {
         };
         if a.mode == Mode::Sequence {
             // the added signer decides right after the current assignee
-            let at = (a.cursor + 1).min(a.slots.len());
+            let at = a.cursor + 1;
             a.slots.insert(at, slot);
         } else {
             a.slots.push(slot);
