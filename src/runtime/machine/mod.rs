@@ -34,11 +34,57 @@ const EFFECTS: usize = 6;
 /// Work still to do: a target, the branch it runs in, and the visit that led there.
 pub(super) type Work = (Target, Option<Scope>, Option<usize>);
 
+/// How many entries of work are held without allocating: a run usually holds one at a
+/// time (a parallel step one per branch).
+const WORK_INLINE: usize = 4;
+
+/// The machine's work stack for one event: the first [`WORK_INLINE`] entries inline,
+/// more in a vector (so that a run allocates no stack).
+pub(super) struct WorkStack {
+    inline: [Work; WORK_INLINE],
+    len: usize,
+    /// Entries above the inline ones (only while those are all taken).
+    spill: Vec<Work>,
+}
+
+impl WorkStack {
+    fn new() -> Self {
+        WorkStack {
+            inline: [(Target::End, None, None); WORK_INLINE],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, work: Work) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) if self.spill.is_empty() => {
+                *slot = work;
+                self.len += 1;
+            }
+            _ => self.spill.push(work),
+        }
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Work> {
+        if let Some(work) = self.spill.pop() {
+            return Some(work);
+        }
+        self.len = self.len.checked_sub(1)?;
+        self.inline.get(self.len).copied()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+}
+
 /// The effects of one step of the machine, and the work still to do.
 pub(super) struct Run<'a> {
     flow: &'a CompiledFlow,
     effects: Vec<Effect>,
-    work: Vec<Work>,
+    work: WorkStack,
 }
 
 /// The step's id, shared with the compiled flow (what effects and the trace carry).
@@ -87,15 +133,13 @@ enum Found {
 impl Instance {
     pub(super) fn run_start(&mut self) -> Vec<Effect> {
         let flow = Arc::clone(&self.flow);
-        let mut work = std::mem::take(&mut self.work);
-        work.push((flow.entry(), None, None));
         let mut run = Run {
             flow: &flow,
             effects: Vec::with_capacity(EFFECTS),
-            work,
+            work: WorkStack::new(),
         };
+        run.work.push((flow.entry(), None, None));
         self.drive(&mut run);
-        self.keep_work(run.work);
         run.effects
     }
 
@@ -130,7 +174,7 @@ impl Instance {
         let mut run = Run {
             flow: &flow,
             effects: Vec::with_capacity(EFFECTS),
-            work: std::mem::take(&mut self.work),
+            work: WorkStack::new(),
         };
         self.state.now = at;
         match (event, target) {
@@ -139,7 +183,6 @@ impl Instance {
                 self.cancel_all(&mut run, why);
                 self.state.status = Status::Cancelled;
                 run.effects.push(Effect::Cancelled);
-                self.keep_work(run.work);
                 return Ok(run.effects);
             }
             (
@@ -193,14 +236,7 @@ impl Instance {
             }
         }
         self.drive(&mut run);
-        self.keep_work(run.work);
         Ok(run.effects)
-    }
-
-    /// Puts the (emptied) work stack back for the next event.
-    fn keep_work(&mut self, mut work: Vec<Work>) {
-        work.clear();
-        self.work = work;
     }
 
     fn issue(&mut self, kind: IdKind, step: usize, visit: usize) -> u32 {
