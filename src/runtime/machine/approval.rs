@@ -182,28 +182,29 @@ impl Instance {
 
     /// Gives every slot of an approval a task, in one `create-task`.
     pub(super) fn open_tasks(&mut self, run: &mut Run<'_>, t: usize, step: usize, visit: usize) {
-        let n = self.approval_mut(t).map_or(0, |a| a.slots.len());
-        let mut tasks = Vec::with_capacity(n);
-        for k in 0..n {
-            let Some(assignee) = self
-                .approval_mut(t)
-                .and_then(|a| a.slots.get(k))
-                .map(|s| s.assignee.clone())
-            else {
-                break;
-            };
-            let task = TaskId(self.issue(
-                IdKind::Task {
-                    assignee: assignee.clone(),
-                },
-                step,
-                visit,
-            ));
-            if let Some(s) = self.approval_mut(t).and_then(|a| a.slots.get_mut(k)) {
-                s.task = Some(task);
+        // the token's slots and the id records are distinct parts of the state: each slot
+        // is given its task in one pass
+        let state = &mut self.state;
+        let tasks = match state.tokens.get_mut(t).map(|tok| &mut tok.wait) {
+            Some(Wait::Approval(a)) => {
+                let mut tasks = Vec::with_capacity(a.slots.len());
+                for s in a.slots.iter_mut() {
+                    let assignee = s.assignee.clone();
+                    let task = TaskId(super::issue(
+                        &mut state.ids,
+                        IdKind::Task {
+                            assignee: assignee.clone(),
+                        },
+                        step,
+                        visit,
+                    ));
+                    s.task = Some(task);
+                    tasks.push(TaskRef { task, assignee });
+                }
+                tasks
             }
-            tasks.push(TaskRef { task, assignee });
-        }
+            _ => Vec::new(),
+        };
         run.effects.push(Effect::CreateTask {
             step: step_id(run.flow, step),
             tasks,

@@ -240,13 +240,7 @@ impl Instance {
     }
 
     fn issue(&mut self, kind: IdKind, step: usize, visit: usize) -> u32 {
-        self.state.ids.push(IdRecord {
-            kind,
-            step,
-            visit,
-            ended: None,
-        });
-        u32::try_from(self.state.ids.len()).unwrap_or(u32::MAX)
+        issue(&mut self.state.ids, kind, step, visit)
     }
 
     fn visit_mut(&mut self, visit: usize) -> Option<&mut Visit> {
@@ -336,6 +330,17 @@ impl Instance {
         };
         run.effects.push(Effect::Incident { step, message });
     }
+}
+
+/// Issues the next id (ids are 1-based positions in the instance's records).
+fn issue(ids: &mut Vec<IdRecord>, kind: IdKind, step: usize, visit: usize) -> u32 {
+    ids.push(IdRecord {
+        kind,
+        step,
+        visit,
+        ended: None,
+    });
+    u32::try_from(ids.len()).unwrap_or(u32::MAX)
 }
 
 fn vanished() -> RuntimeError {
