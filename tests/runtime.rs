@@ -298,8 +298,8 @@ fn add_signer_all_and_sequence() {
         vec![close(3, "a", Gone::Approved), done(Outcome::Approved)]
     );
     assert_eq!(
-        i.trace()[0].assignees,
-        vec![user("u1"), user("u2"), user("u9")]
+        *i.trace()[0].assignees,
+        [user("u1"), user("u2"), user("u9")]
     );
     // sequence: the added signer decides right after the one who added
     let f = flow(&steps.replace("MODE", "sequence"), "{}");
@@ -691,7 +691,7 @@ fn parallel_join_all_and_any() {
     let steps = "  - id: p\n    type: parallel\n    join: JOIN\n    branches:\n      - steps:\n          - { id: l, type: approval, assignees: { user: lu } }\n          - { id: l2, type: approval, assignees: { user: lu2 } }\n      - steps:\n          - { id: f, type: approval, assignees: { user: fu } }\n  - id: after\n    type: notify\n    to: { role: hr }\n";
     let notify = Effect::Notify {
         step: "after".into(),
-        to: vec![role("hr")],
+        to: vec![role("hr")].into(),
         message: None,
     };
     let f = flow(&steps.replace("JOIN", "all"), "{}");
@@ -843,7 +843,7 @@ fn on_reject_loops_and_assignee_expressions() {
             close(5, "review", Gone::StepEnded),
             Effect::Notify {
                 step: "notify".into(),
-                to: vec![user("me")],
+                to: vec![user("me")].into(),
                 message: Some("done".into())
             },
             done(Outcome::Approved)

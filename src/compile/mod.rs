@@ -28,7 +28,7 @@ pub use conditions::Condition;
 pub use decisions::CompiledDecision;
 pub use many::{CheckError, check_many};
 pub use options::{Evaluator, Options};
-pub use shared::{ConditionText, Names, StepStrings};
+pub use shared::{Assignee, ConditionText, StepStrings};
 pub use version::{VersionId, stable_hash};
 
 /// A flow that passed every check, with its sandboxed programs.

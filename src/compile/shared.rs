@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::expr::ExprSource;
 use crate::model::{Assignees, Flow, Step, StepKind};
 
@@ -29,26 +31,44 @@ impl ConditionText {
     }
 }
 
-/// Assignees written as names (not an expression).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Names {
-    /// One role.
+/// Someone a task is for: a role the host resolves, or one user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Assignee {
+    /// A role (any member may act, the event names the role).
     Role(Arc<str>),
-    /// One or more users, in order.
-    Users(Vec<Arc<str>>),
+    /// One user.
+    User(Arc<str>),
 }
 
-impl Names {
-    /// `None` for an expression (its names are known at run time only).
-    fn new(a: &Assignees) -> Option<Self> {
-        match a {
-            Assignees::Role(r) => Some(Names::Role(Arc::from(r.value.as_str()))),
-            Assignees::User(u) => Some(Names::Users(vec![Arc::from(u.value.as_str())])),
-            Assignees::Users(us) => Some(Names::Users(
-                us.iter().map(|u| Arc::from(u.value.as_str())).collect(),
-            )),
-            Assignees::Expr(_) => None,
+impl std::fmt::Display for Assignee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Assignee::Role(r) => write!(f, "role `{r}`"),
+            Assignee::User(u) => write!(f, "user `{u}`"),
         }
+    }
+}
+
+/// Assignees written as names (not an expression), as the list an instance hands out
+/// (in a visit's trace entry and a `notify` effect): each name once, in the order written
+/// (a name given twice is asked once; `check` warns of it).
+fn names(a: &Assignees) -> Option<Arc<[Assignee]>> {
+    let user = |u: &crate::model::Spanned<String>| Assignee::User(Arc::from(u.value.as_str()));
+    match a {
+        Assignees::Role(r) => Some(Arc::new([Assignee::Role(Arc::from(r.value.as_str()))])),
+        Assignees::User(u) => Some(Arc::new([user(u)])),
+        Assignees::Users(us) => {
+            let mut list: Vec<Assignee> = Vec::with_capacity(us.len());
+            for u in us.iter().map(user) {
+                if !list.contains(&u) {
+                    list.push(u);
+                }
+            }
+            Some(Arc::from(list))
+        }
+        Assignees::Expr(_) => None,
     }
 }
 
@@ -65,10 +85,11 @@ pub struct StepStrings {
     pub service: Option<Arc<str>>,
     /// A notify step's message.
     pub message: Option<Arc<str>>,
-    /// An approval's assignees or a notify step's recipients, when written as names.
-    pub assignees: Option<Names>,
-    /// An approval's `escalateTo`, when written as names.
-    pub escalate_to: Option<Names>,
+    /// An approval's assignees or a notify step's recipients, when written as names:
+    /// each once, in the order written (shared by every visit and effect naming them).
+    pub assignees: Option<Arc<[Assignee]>>,
+    /// An approval's `escalateTo`, when written as names (as `assignees`).
+    pub escalate_to: Option<Arc<[Assignee]>>,
 }
 
 impl StepStrings {
@@ -88,8 +109,8 @@ impl StepStrings {
                 escalate_to,
                 ..
             } => {
-                s.assignees = Names::new(assignees);
-                s.escalate_to = escalate_to.as_ref().and_then(Names::new);
+                s.assignees = names(assignees);
+                s.escalate_to = escalate_to.as_ref().and_then(names);
             }
             StepKind::ServiceTask { service, .. } => {
                 s.service = Some(Arc::from(service.value.as_str()));
@@ -101,7 +122,7 @@ impl StepStrings {
                     .collect();
             }
             StepKind::Notify { to, message } => {
-                s.assignees = Names::new(to);
+                s.assignees = names(to);
                 s.message = message.as_deref().map(Arc::from);
             }
             StepKind::Parallel { .. } | StepKind::End { .. } => {}

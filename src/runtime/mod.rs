@@ -89,9 +89,6 @@ pub struct Instance {
     flow: Arc<CompiledFlow>,
     bindings: crate::sandbox::Bindings,
     state: InstanceState,
-    /// The machine's work stack, kept between events so that it is allocated once (empty
-    /// between events; not part of the state).
-    work: Vec<machine::Work>,
 }
 
 impl Instance {
@@ -138,7 +135,6 @@ impl Instance {
             },
             bindings,
             flow,
-            work: Vec::with_capacity(4),
         };
         let effects = inst.run_start();
         Ok((inst, effects))

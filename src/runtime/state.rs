@@ -37,11 +37,99 @@ pub(super) struct Slot {
     pub task: Option<TaskId>,
 }
 
+/// An approval's slots, in order: one is held inline (the usual single assignee, so that
+/// entering an approval allocates no list for it), more in a vector. Serialised as the
+/// list of slots it is, whichever way it is held, and equal by that list.
+#[derive(Clone, Debug)]
+pub(super) enum Slots {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Slots {
+    /// Adds a slot at position `at` (past the end: at the end).
+    pub fn insert(&mut self, at: usize, slot: Slot) {
+        let mut all = match std::mem::replace(self, Slots::Many(Vec::new())) {
+            Slots::One(first) => {
+                let mut v = Vec::with_capacity(2);
+                v.push(first);
+                v
+            }
+            Slots::Many(v) => v,
+        };
+        all.insert(at.min(all.len()), slot);
+        *self = Slots::Many(all);
+    }
+
+    /// Adds a slot at the end.
+    pub fn push(&mut self, slot: Slot) {
+        let end = self.len();
+        self.insert(end, slot);
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [Slot];
+
+    fn deref(&self) -> &[Slot] {
+        match self {
+            Slots::One(s) => std::slice::from_ref(s),
+            Slots::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut [Slot] {
+        match self {
+            Slots::One(s) => std::slice::from_mut(s),
+            Slots::Many(v) => v,
+        }
+    }
+}
+
+impl FromIterator<Slot> for Slots {
+    fn from_iter<I: IntoIterator<Item = Slot>>(iter: I) -> Self {
+        let mut it = iter.into_iter();
+        match (it.next(), it.next()) {
+            (Some(first), None) => Slots::One(first),
+            (Some(first), Some(second)) => {
+                let mut v = Vec::with_capacity(2 + it.size_hint().0);
+                v.push(first);
+                v.push(second);
+                v.extend(it);
+                Slots::Many(v)
+            }
+            (None, _) => Slots::Many(Vec::new()),
+        }
+    }
+}
+
+impl PartialEq for Slots {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Slots {}
+
+impl Serialize for Slots {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Slots {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Slot>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 /// A pending approval: who is asked, who has approved, whose turn it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Approval {
-    pub slots: Vec<Slot>,
+    pub slots: Slots,
     pub mode: Mode,
     pub cursor: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,25 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Mode, Outcome};
 
-/// Someone a task is for: a role the host resolves, or one user.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Assignee {
-    /// A role (any member may act, the event names the role).
-    Role(Arc<str>),
-    /// One user.
-    User(Arc<str>),
-}
-
-impl std::fmt::Display for Assignee {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Assignee::Role(r) => write!(f, "role `{r}`"),
-            Assignee::User(u) => write!(f, "user `{u}`"),
-        }
-    }
-}
+pub use crate::compile::Assignee;
 
 /// The id of one task (one assignee's work item at one visit of an approval step).
 ///
@@ -382,8 +364,9 @@ pub enum Effect {
     Notify {
         /// The notify step.
         step: Arc<str>,
-        /// Recipients.
-        to: Vec<Assignee>,
+        /// Recipients (shared with the visit's trace entry; for names written in the
+        /// flow, with the compiled flow).
+        to: Arc<[Assignee]>,
         /// The message, if declared.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<Arc<str>>,
@@ -594,6 +577,11 @@ impl Visit {
     }
 }
 
+/// Whether a visit names nobody (its `assignees` are then left out of the JSON).
+fn no_assignees(a: &Arc<[Assignee]>) -> bool {
+    a.is_empty()
+}
+
 /// One entry of the trace: a step entered once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -612,9 +600,10 @@ pub struct Visit {
     /// The `skipCondition` or the matched rule's `when`, with its value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<ConditionRecord>,
-    /// Who is (or was) asked.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub assignees: Vec<Assignee>,
+    /// Who is (or was) asked (shared: for names written in the flow, with the compiled
+    /// flow).
+    #[serde(default, skip_serializing_if = "no_assignees")]
+    pub assignees: Arc<[Assignee]>,
     /// Decisions and other acts, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acts: Vec<Act>,

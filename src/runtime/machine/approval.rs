@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::compile::{AssigneeSlot, CompiledFlow, Names};
+use crate::compile::{AssigneeSlot, CompiledFlow};
 use crate::expr::Value;
 use crate::model::{Assignees, Mode, Outcome};
 
@@ -164,14 +164,14 @@ impl Instance {
         };
         if a.mode == Mode::Sequence {
             // the added signer decides right after the current assignee
-            let at = (a.cursor + 1).min(a.slots.len());
+            let at = a.cursor + 1;
             a.slots.insert(at, slot);
         } else {
             a.slots.push(slot);
             let k = a.slots.len() - 1;
             self.open_task(run, t, step, visit, Some(k));
         }
-        let slots: Vec<Assignee> = self
+        let slots: Arc<[Assignee]> = self
             .approval_mut(t)
             .map(|a| a.slots.iter().map(|s| s.assignee.clone()).collect())
             .unwrap_or_default();
@@ -182,47 +182,49 @@ impl Instance {
 
     /// Gives every slot of an approval a task, in one `create-task`.
     pub(super) fn open_tasks(&mut self, run: &mut Run<'_>, t: usize, step: usize, visit: usize) {
-        let n = self.approval_mut(t).map_or(0, |a| a.slots.len());
-        let mut tasks = Vec::with_capacity(n);
-        for k in 0..n {
-            let Some(assignee) = self
-                .approval_mut(t)
-                .and_then(|a| a.slots.get(k))
-                .map(|s| s.assignee.clone())
-            else {
-                break;
-            };
-            let task = TaskId(self.issue(
-                IdKind::Task {
-                    assignee: assignee.clone(),
-                },
-                step,
-                visit,
-            ));
-            if let Some(s) = self.approval_mut(t).and_then(|a| a.slots.get_mut(k)) {
-                s.task = Some(task);
+        // the token's slots and the id records are distinct parts of the state: each slot
+        // is given its task in one pass
+        let state = &mut self.state;
+        let tasks = match state.tokens.get_mut(t).map(|tok| &mut tok.wait) {
+            Some(Wait::Approval(a)) => {
+                let mut tasks = Vec::with_capacity(a.slots.len());
+                for s in a.slots.iter_mut() {
+                    let assignee = s.assignee.clone();
+                    let task = TaskId(super::issue(
+                        &mut state.ids,
+                        IdKind::Task {
+                            assignee: assignee.clone(),
+                        },
+                        step,
+                        visit,
+                    ));
+                    s.task = Some(task);
+                    tasks.push(TaskRef { task, assignee });
+                }
+                tasks
             }
-            tasks.push(TaskRef { task, assignee });
-        }
+            _ => Vec::new(),
+        };
         run.effects.push(Effect::CreateTask {
             step: step_id(run.flow, step),
             tasks,
         });
     }
 
-    /// Evaluates an assignee declaration against the context (names written in the
-    /// flow are the compiled flow's shared ones).
+    /// Evaluates an assignee declaration against the context: names written in the flow
+    /// are the compiled flow's shared list (each once); an expression's are asked once
+    /// each too.
     pub(super) fn resolve(
         &mut self,
         flow: &CompiledFlow,
         a: &Assignees,
         slot: AssigneeSlot,
-    ) -> Result<Vec<Assignee>, String> {
+    ) -> Result<Arc<[Assignee]>, String> {
         let names = flow.strings(slot.step()).and_then(|s| match slot {
             AssigneeSlot::Step(_) => s.assignees.as_ref(),
             AssigneeSlot::Escalation(_) => s.escalate_to.as_ref(),
         });
-        let mut out: Vec<Assignee> = match (a, names) {
+        let out: Arc<[Assignee]> = match (a, names) {
             (Assignees::Expr(src), _) => {
                 // where the expression is written, as a decision's failing rule says it
                 // (worked out only for an error: the hot path allocates nothing here)
@@ -247,18 +249,21 @@ impl Instance {
                     }
                 };
                 match v {
-                    Value::String(s) => vec![blank(&s)?],
-                    Value::List(l) => l
-                        .iter()
-                        .map(|x| match x {
-                            Value::String(s) => blank(s),
-                            other => Err(format!(
-                                "{} gave a list holding {}",
-                                what(),
-                                other.type_name()
-                            )),
-                        })
-                        .collect::<Result<_, _>>()?,
+                    Value::String(s) => Arc::new([blank(&s)?]),
+                    Value::List(l) => {
+                        let out = l
+                            .iter()
+                            .map(|x| match x {
+                                Value::String(s) => blank(s),
+                                other => Err(format!(
+                                    "{} gave a list holding {}",
+                                    what(),
+                                    other.type_name()
+                                )),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Arc::from(distinct(out))
+                    }
                     other => {
                         return Err(format!(
                             "{} gave {}, not a string or list of strings",
@@ -268,35 +273,17 @@ impl Instance {
                     }
                 }
             }
-            (_, Some(Names::Role(r))) => vec![Assignee::Role(Arc::clone(r))],
-            (_, Some(Names::Users(us))) => {
-                us.iter().map(|u| Assignee::User(Arc::clone(u))).collect()
-            }
+            (_, Some(list)) => Arc::clone(list),
             // INVARIANT: the compiled flow interns every written name; read the model
             // if it ever did not
-            (Assignees::Role(r), None) => vec![Assignee::Role(Arc::from(r.value.as_str()))],
-            (Assignees::User(u), None) => vec![Assignee::User(Arc::from(u.value.as_str()))],
-            (Assignees::Users(us), None) => us
-                .iter()
-                .map(|u| Assignee::User(Arc::from(u.value.as_str())))
-                .collect(),
+            (Assignees::Role(r), None) => Arc::new([Assignee::Role(Arc::from(r.value.as_str()))]),
+            (Assignees::User(u), None) => Arc::new([Assignee::User(Arc::from(u.value.as_str()))]),
+            (Assignees::Users(us), None) => Arc::from(distinct(
+                us.iter()
+                    .map(|u| Assignee::User(Arc::from(u.value.as_str())))
+                    .collect(),
+            )),
         };
-        // one task per person: a name given twice is asked once (`check` warns of it);
-        // a short list (the usual one or two) is searched, a long one hashed
-        if out.len() > 1 {
-            if out.len() <= 16 {
-                let mut kept: Vec<Assignee> = Vec::with_capacity(out.len());
-                for x in out {
-                    if !kept.contains(&x) {
-                        kept.push(x);
-                    }
-                }
-                out = kept;
-            } else {
-                let mut seen = std::collections::HashSet::new();
-                out.retain(|x| seen.insert(x.clone()));
-            }
-        }
         if out.is_empty() {
             return Err(match slot {
                 AssigneeSlot::Step(i) => {
@@ -363,5 +350,26 @@ impl Instance {
                 self.incident(run, step_id(flow, i), e);
             }
         }
+    }
+}
+
+/// One task per person: a name given twice is asked once (`check` warns of it); a short
+/// list (the usual one or two) is searched, a long one hashed.
+fn distinct(mut out: Vec<Assignee>) -> Vec<Assignee> {
+    if out.len() <= 1 {
+        return out;
+    }
+    if out.len() <= 16 {
+        let mut kept: Vec<Assignee> = Vec::with_capacity(out.len());
+        for x in out {
+            if !kept.contains(&x) {
+                kept.push(x);
+            }
+        }
+        kept
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|x| seen.insert(x.clone()));
+        out
     }
 }

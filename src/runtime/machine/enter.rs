@@ -64,7 +64,8 @@ impl Instance {
             rule: None,
             by_default: false,
             condition: None,
-            assignees: Vec::new(),
+            // an empty list shares one static block (no allocation)
+            assignees: Arc::default(),
             acts: Vec::new(),
             note: None,
             // INVARIANT: a trace never holds 2^32 visits (each is ~170 bytes of memory)
@@ -153,7 +154,7 @@ impl Instance {
                 Ok(to) => {
                     run.effects.push(Effect::Notify {
                         step: step_id(flow, i),
-                        to: to.clone(),
+                        to: Arc::clone(&to),
                         message: flow.strings(i).and_then(|s| s.message.clone()),
                     });
                     if let Some(v) = self.visit_mut(visit) {

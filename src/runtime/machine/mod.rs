@@ -34,11 +34,57 @@ const EFFECTS: usize = 6;
 /// Work still to do: a target, the branch it runs in, and the visit that led there.
 pub(super) type Work = (Target, Option<Scope>, Option<usize>);
 
+/// How many entries of work are held without allocating: a run usually holds one at a
+/// time (a parallel step one per branch).
+const WORK_INLINE: usize = 4;
+
+/// The machine's work stack for one event: the first [`WORK_INLINE`] entries inline,
+/// more in a vector (so that a run allocates no stack).
+pub(super) struct WorkStack {
+    inline: [Work; WORK_INLINE],
+    len: usize,
+    /// Entries above the inline ones (only while those are all taken).
+    spill: Vec<Work>,
+}
+
+impl WorkStack {
+    fn new() -> Self {
+        WorkStack {
+            inline: [(Target::End, None, None); WORK_INLINE],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, work: Work) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) if self.spill.is_empty() => {
+                *slot = work;
+                self.len += 1;
+            }
+            _ => self.spill.push(work),
+        }
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Work> {
+        if let Some(work) = self.spill.pop() {
+            return Some(work);
+        }
+        self.len = self.len.checked_sub(1)?;
+        self.inline.get(self.len).copied()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+}
+
 /// The effects of one step of the machine, and the work still to do.
 pub(super) struct Run<'a> {
     flow: &'a CompiledFlow,
     effects: Vec<Effect>,
-    work: Vec<Work>,
+    work: WorkStack,
 }
 
 /// The step's id, shared with the compiled flow (what effects and the trace carry).
@@ -87,15 +133,13 @@ enum Found {
 impl Instance {
     pub(super) fn run_start(&mut self) -> Vec<Effect> {
         let flow = Arc::clone(&self.flow);
-        let mut work = std::mem::take(&mut self.work);
-        work.push((flow.entry(), None, None));
         let mut run = Run {
             flow: &flow,
             effects: Vec::with_capacity(EFFECTS),
-            work,
+            work: WorkStack::new(),
         };
+        run.work.push((flow.entry(), None, None));
         self.drive(&mut run);
-        self.keep_work(run.work);
         run.effects
     }
 
@@ -130,7 +174,7 @@ impl Instance {
         let mut run = Run {
             flow: &flow,
             effects: Vec::with_capacity(EFFECTS),
-            work: std::mem::take(&mut self.work),
+            work: WorkStack::new(),
         };
         self.state.now = at;
         match (event, target) {
@@ -139,7 +183,6 @@ impl Instance {
                 self.cancel_all(&mut run, why);
                 self.state.status = Status::Cancelled;
                 run.effects.push(Effect::Cancelled);
-                self.keep_work(run.work);
                 return Ok(run.effects);
             }
             (
@@ -193,24 +236,11 @@ impl Instance {
             }
         }
         self.drive(&mut run);
-        self.keep_work(run.work);
         Ok(run.effects)
     }
 
-    /// Puts the (emptied) work stack back for the next event.
-    fn keep_work(&mut self, mut work: Vec<Work>) {
-        work.clear();
-        self.work = work;
-    }
-
     fn issue(&mut self, kind: IdKind, step: usize, visit: usize) -> u32 {
-        self.state.ids.push(IdRecord {
-            kind,
-            step,
-            visit,
-            ended: None,
-        });
-        u32::try_from(self.state.ids.len()).unwrap_or(u32::MAX)
+        issue(&mut self.state.ids, kind, step, visit)
     }
 
     fn visit_mut(&mut self, visit: usize) -> Option<&mut Visit> {
@@ -230,13 +260,20 @@ impl Instance {
             return;
         };
         if let Some(v) = self.visit_mut(visit) {
-            v.acts.push(Act {
+            let act = Act {
                 action,
                 by,
                 role: role.cloned(),
                 detail,
                 at,
-            });
+            };
+            // a visit usually gets one act: its first is allocated alone (a push onto an
+            // empty vector takes the growth path and room for four)
+            if v.acts.is_empty() {
+                v.acts = vec![act];
+            } else {
+                v.acts.push(act);
+            }
         }
     }
 
@@ -293,6 +330,17 @@ impl Instance {
         };
         run.effects.push(Effect::Incident { step, message });
     }
+}
+
+/// Issues the next id (ids are 1-based positions in the instance's records).
+fn issue(ids: &mut Vec<IdRecord>, kind: IdKind, step: usize, visit: usize) -> u32 {
+    ids.push(IdRecord {
+        kind,
+        step,
+        visit,
+        ended: None,
+    });
+    u32::try_from(ids.len()).unwrap_or(u32::MAX)
 }
 
 fn vanished() -> RuntimeError {
