@@ -48,7 +48,14 @@ const N: i64 = 100_000;
 
 #[test]
 fn sandbox_lookups_read_context_collections_in_place() {
-    let flow = compile(&SourceFile::new("inplace.yaml", FLOW), &Options::default()).unwrap();
+    // a budget that lets a hundred matches of a 100,000-byte subject run
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 100_000_000;
+    let flow = compile(
+        &SourceFile::new("inplace.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
     let sb = flow.sandbox();
     let v = flow.vars();
     let mut b = Bindings::new();
@@ -119,7 +126,7 @@ fn sandbox_lookups_read_context_collections_in_place() {
             true,
         ),
         (r#"lookups.all(k, holder.name.endsWith("x"))"#, true),
-        // (a hundred regex matches: 486 units each)
+        // (a hundred regex matches)
         (
             r#"lookups.filter(k, k == 0).all(k, !long.matches("^y"))"#,
             true,

@@ -136,7 +136,10 @@ steps:
     type: approval
     assignees: { role: r }
 "#;
-    let flow = compile(&SourceFile::new("long.yaml", FLOW), &Options::default()).unwrap();
+    // a budget for two matches of a 1 MiB subject (a unit per byte, `regex_cost`)
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 4 * (1 << 20);
+    let flow = compile(&SourceFile::new("long.yaml", FLOW), &Options::new(&limits)).unwrap();
     let sb = flow.sandbox();
     let max = sb.limits().max_string_size;
     let mb = 1 << 20;

@@ -952,24 +952,34 @@ pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
 }
 
 /// Units every `matches` costs whatever its pattern: compiling the smallest pattern.
-pub const REGEX_FLOOR: u64 = 64;
-/// Units per byte of a `matches` pattern (compiling it: each byte can be a Unicode
-/// class, a repetition or an alternation of the program).
-pub const REGEX_UNITS_PER_PATTERN_BYTE: u64 = 16;
+/// Measured (`cargo bench --bench eval -- unit/`, decision 100): compiling and
+/// matching `travel` on 16 bytes takes about 1,300 times what one unit of ordinary
+/// operations (C5's time over its cost) takes, `^x+$` about 4,300 times.
+pub const REGEX_FLOOR: u64 = 1024;
+/// Units per byte of a `matches` pattern (compiling it). Measured: a 66-byte
+/// alternation compiles in about 27,000 units' time, 384 a byte.
+pub const REGEX_UNITS_PER_PATTERN_BYTE: u64 = 384;
+/// Bytes of a `matches` subject per unit (matching it). Measured: the lazy DFA scans
+/// `^x+$` over 64 KiB at about a byte per unit's time (a literal, found by `memchr`,
+/// is faster: it is overcharged, never under).
+pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 
 /// What `s.matches(p)` costs, a function of the two strings only (never of whether
 /// the pattern is cached or was compiled at compile time, so both paths charge the
 /// same): compiling the pattern, [`REGEX_FLOOR`] plus
 /// [`REGEX_UNITS_PER_PATTERN_BYTE`] per byte of it, and matching, a unit per
-/// [`BYTES_PER_UNIT`] bytes of the subject for every 16 bytes of pattern (the
-/// program a match steps through grows with the pattern).
+/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject. Calibrated so that a unit
+/// takes about the time of a unit of ordinary operations (within 3x on the measured
+/// patterns, decision 100), except for small patterns that compile to large programs
+/// (a Unicode class repeated, `(\w+\s*){20}`), which the pattern's length does not
+/// show.
 #[must_use]
 pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
     let p = u64::try_from(pattern.len()).unwrap_or(u64::MAX);
-    let s = u64::try_from(subject.len() / BYTES_PER_UNIT).unwrap_or(u64::MAX);
+    let s = u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX);
     REGEX_FLOOR
         .saturating_add(p.saturating_mul(REGEX_UNITS_PER_PATTERN_BYTE))
-        .saturating_add(s.saturating_mul(1 + p / 16))
+        .saturating_add(s)
 }
 
 /// What placing a value into a list being built costs (an element of a list literal,
