@@ -237,5 +237,81 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The least budget `cond` evaluates within on the direct path (binary search over
+/// compiled flows), in units.
+fn exact_cost(cond: &str, b: &mut Bindings) -> u64 {
+    let runs_out = |budget: u64, b: &mut Bindings| {
+        let mut limits = flowc::limits::Limits::default();
+        limits.sandbox.max_operations = budget;
+        let f = compile(&SourceFile::new("bench.yaml", FLOW), &Options::new(&limits)).unwrap();
+        let c = f.compile_condition("t", cond).unwrap();
+        c.eval(f.sandbox(), b).is_err()
+    };
+    let (mut lo, mut hi) = (0u64, 1u64 << 20);
+    assert!(!runs_out(hi, b), "`{cond}` fits a budget");
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if runs_out(mid, b) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// Calibrates `regex_cost` (decision 100): what one charged unit of `matches` takes,
+/// compiling the pattern (uncached, as a pattern read from the context may be) and
+/// matching a subject, beside what one unit of ordinary operations takes (C5 on the
+/// direct path, its time over its cost). Each case prints its units; a unit's time is
+/// the case's time over them, and the ratios of those times are what
+/// BENCHMARKS.md reports (the machine's load cancels out).
+fn regex_cost(c: &mut Criterion) {
+    let file = SourceFile::new("bench.yaml", FLOW);
+    let flow = compile(&file, &Options::default()).expect("bench flow compiles");
+    let sb = flow.sandbox();
+    let json = serde_json::json!({
+        "amount": 1.0, "dept": "x", "level": 1, "budget": 1.0, "urgent": false,
+        "tags": ["a"], "applicant": { "id": "u1", "name": "x" },
+        "items": (0..20).map(|k| serde_json::json!({
+            "amount": 100.0 * f64::from(k),
+            "category": if k == 17 { "travel" } else { "meal" },
+        })).collect::<Vec<_>>(),
+    });
+    let (_, mut b): (_, Bindings) = flowc::runtime::context::bind(&flow, &json).unwrap();
+    let mut g = c.benchmark_group("unit");
+    let c5 = C.iter().find(|(id, _)| *id == "c5").unwrap().1;
+    let units = exact_cost(c5, &mut b);
+    let cond = flow.compile_condition("c5", c5).unwrap();
+    println!("unit/c5: {units} units");
+    g.bench_function("c5", |bn| {
+        bn.iter(|| black_box(cond.eval(sb, &mut b).expect("eval")))
+    });
+    let patterns = [
+        ("literal", "travel"),
+        ("anchored", "^x+$"),
+        ("classes", "(\\w+\\s*){20}\\d"),
+        (
+            "alternation",
+            "alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu",
+        ),
+    ];
+    for (name, p) in patterns {
+        for bytes in [16usize, 4096, 65536] {
+            let subject = "x".repeat(bytes);
+            let units = flowc::expr::regex_cost(&subject, p);
+            let id = format!("matches/{name}/{bytes}");
+            println!("unit/{id}: {units} units");
+            g.bench_function(id, |bn| {
+                bn.iter(|| {
+                    let re = flowc::expr::build_regex(black_box(p)).unwrap();
+                    black_box(re.is_match(black_box(&subject)))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, regex_cost);
 criterion_main!(benches);

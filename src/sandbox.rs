@@ -232,6 +232,9 @@ impl View for Dynamic {
             }
         }
     }
+    fn with_items<R>(&self, f: impl FnOnce(&[Self]) -> R) -> Option<R> {
+        self.as_array_ref().ok().map(|a| f(a.as_slice()))
+    }
 }
 
 /// A Rhai map's keys are all strings: no other key is in it.
@@ -380,9 +383,21 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
         });
     }
-    engine.register_fn("cel_eq", |a: Dynamic, b: Dynamic| equals_charged(&a, &b));
-    engine.register_fn("cel_ne", |a: Dynamic, b: Dynamic| {
-        equals_charged(&a, &b).map(|e| !e)
+    // two-operand natives take one operand by `&mut` (a variable, or a chain of an
+    // object's fields from one, read in place): the left one (`cel_eq`), or the right
+    // one, which Rhai then reads after the left (`cel_eq_r`, CEL's order); codegen
+    // picks (`Gen::two`)
+    engine.register_fn("cel_eq", |a: &mut Dynamic, b: Dynamic| {
+        equals_charged(a, &b)
+    });
+    engine.register_fn("cel_eq_r", |b: &mut Dynamic, a: Dynamic| {
+        equals_charged(&a, b)
+    });
+    engine.register_fn("cel_ne", |a: &mut Dynamic, b: Dynamic| {
+        equals_charged(a, &b).map(|e| !e)
+    });
+    engine.register_fn("cel_ne_r", |b: &mut Dynamic, a: Dynamic| {
+        equals_charged(&a, b).map(|e| !e)
     });
     // an element of a list literal or a value of a map literal, taken by `&mut` (a variable in place) and charged
     // before it is copied into the list
@@ -445,16 +460,24 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             wrap(value::build_map(pairs.collect::<Vec<_>>()))
         },
     );
+    // a comprehension over a list steps through its indices and reads each element
+    // from the list in place (`Gen::expr`): the list is never copied for the loop
+    engine.register_iterator::<std::ops::Range<i64>>();
+    engine.register_fn("cel_len", |a: &mut Dynamic| {
+        a.collection_len()
+            .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX))
+    });
     engine.register_fn(
         "cel_iter",
-        |a: Dynamic| -> Result<Array, Box<EvalAltResult>> {
+        |a: &mut Dynamic| -> Result<Array, Box<EvalAltResult>> {
+            let a = &*a;
             if let Ok(m) = a.as_map_ref() {
                 return Ok(m
                     .keys()
                     .map(|k| Dynamic::from(ImmutableString::from(k.as_str())))
                     .collect());
             }
-            match from_dynamic(&a) {
+            match from_dynamic(a) {
                 Value::List(l) => Ok(l.iter().map(to_dynamic).collect()),
                 Value::Map(m) => Ok(m.iter().map(|(k, _)| to_dynamic(k)).collect()),
                 other => Err(raise(OpError::NoMatchingOverload {
@@ -466,23 +489,16 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     );
     // every function call goes through the overload table: codegen writes the
     // function's index (resolved at compile time), never its name
-    engine.register_fn("cel_f1", |a: &mut Dynamic, f: i64| {
-        let a = &*a;
-        if Func::at(f) == Some(Func::Size) {
-            return wrap(value::size_of(a));
-        }
-        let a = from_dynamic(a);
-        if let Some(func) = Func::at(f) {
-            charge(value::call_cost(func, &[&a]))?;
-        }
-        wrap(call(f, &[&a]))
+    // (the arguments are read in place, `value::View`: a context string or list is not
+    // converted for the call)
+    engine.register_fn("cel_f1", |a: &mut Dynamic, f: i64| call(f, &[&*a]));
+    // two arguments: the left one by `&mut` (`cel_f2`) or the right one (`cel_f2_r`),
+    // as for `cel_eq`
+    engine.register_fn("cel_f2", |a: &mut Dynamic, f: i64, b: Dynamic| {
+        call(f, &[&*a, &b])
     });
-    engine.register_fn("cel_f2", |f: i64, a: Dynamic, b: Dynamic| {
-        let (a, b) = (from_dynamic(&a), from_dynamic(&b));
-        if let Some(func) = Func::at(f) {
-            charge(value::call_cost(func, &[&a, &b]))?;
-        }
-        wrap(call(f, &[&a, &b]))
+    engine.register_fn("cel_f2_r", |b: &mut Dynamic, f: i64, a: Dynamic| {
+        call(f, &[&a, &*b])
     });
 }
 
@@ -510,10 +526,14 @@ fn membership(b: &Dynamic, a: &Dynamic, charged: bool) -> Result<bool, Box<EvalA
     }
 }
 
-fn call(f: i64, args: &[&Value]) -> Result<Value, OpError> {
+/// A function call by the function's index: charged its cost, then applied.
+fn call(f: i64, args: &[&Dynamic]) -> Result<Dynamic, Box<EvalAltResult>> {
     match Func::at(f) {
-        Some(func) => func.apply(args),
-        None => Err(OpError::InvalidArgument("unknown function".to_owned())),
+        Some(func) => {
+            charge(value::call_cost(func, args))?;
+            wrap(func.apply(args))
+        }
+        None => wrap(Err(OpError::InvalidArgument("unknown function".to_owned()))),
     }
 }
 

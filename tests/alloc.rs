@@ -12,38 +12,16 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowc::compile::{Options, compile};
 use flowc::expr::Value;
 use flowc::sandbox::Bindings;
 use flowc::span::SourceFile;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use support::Allocated;
 
 const FLOW: &str = r#"
 apiVersion: flowc/v1
@@ -150,22 +128,22 @@ fn condition_evaluation_does_not_allocate() {
 
     assert!(conds.iter().all(|c| c.is_direct()) && d.is_direct());
     let mut results = Vec::with_capacity(6 * 1000);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = Allocated::now();
     for _ in 0..1000 {
         for c in &conds {
             results.push(c.eval(sb, &mut b).expect("eval"));
         }
         assert_eq!(d.eval(sb, &mut b).expect("eval"), None);
     }
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = before.since().calls;
     assert_eq!(results[..6], [false, false, true, true, true, true]);
     assert_eq!(allocs, 0, "{allocs} heap allocations in 7,000 evaluations");
 
     // the Rhai path, for the record: it allocates per call
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = Allocated::now();
     conds[0].eval_sandboxed(sb, &mut b).expect("eval");
     assert!(
-        ALLOCS.load(Ordering::Relaxed) > before,
+        before.since().calls > 0,
         "the Rhai path was expected to allocate"
     );
 
@@ -201,15 +179,20 @@ fn condition_evaluation_does_not_allocate() {
         inst
     };
     assert_eq!(run().status().label(), "approved");
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = Allocated::now();
     let bind_only = flowc::runtime::context::bind(&expense, &ctx).unwrap();
-    let bind_allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let bind_allocs = before.since().calls;
     drop(bind_only);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = Allocated::now();
     let inst = run();
-    let run_allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let Allocated {
+        calls: run_allocs,
+        bytes: run_bytes,
+    } = before.since();
     drop(inst);
-    println!("full expense run: {run_allocs} allocations, {bind_allocs} of them binding");
+    println!(
+        "full expense run: {run_allocs} allocations ({run_bytes} bytes), {bind_allocs} of them binding"
+    );
     assert!(
         run_allocs <= RUN_ALLOCS,
         "a full expense run allocates {run_allocs} times (bound {RUN_ALLOCS})"

@@ -1,5 +1,6 @@
-//! The sandbox reads a context list or map in place for `in`, `[]`, `.f`, `has` and
-//! `size()`: a lookup never copies the collection. Counted in bytes allocated with a
+//! The sandbox reads a context list or map in place for `in`, `[]`, `.f`, `has`,
+//! `size()`, `==`, the string functions and a comprehension's range, also where it is
+//! reached through an object's field: none of them copies the collection. Counted in bytes allocated with a
 //! counting global allocator (a copy of a 100,000-element list is 1.6 MB of Rhai
 //! values; 1,000 lookups with copies would allocate 1.6 GB). One test per binary, so
 //! nothing else allocates meanwhile.
@@ -14,38 +15,16 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowc::compile::{Options, compile};
 use flowc::expr::Value;
 use flowc::sandbox::Bindings;
 use flowc::span::SourceFile;
 
-struct Counting;
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        BYTES.fetch_add(new_size, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use support::Allocated;
 
 const FLOW: &str = r#"
 apiVersion: flowc/v1
@@ -56,6 +35,8 @@ context:
   names: list<string>
   codes: { type: "map<string, int>" }
   lookups: list<int>
+  holder: { type: object, fields: { nums: list<int>, name: string } }
+  long: string
 steps:
   - id: a
     type: approval
@@ -67,7 +48,14 @@ const N: i64 = 100_000;
 
 #[test]
 fn sandbox_lookups_read_context_collections_in_place() {
-    let flow = compile(&SourceFile::new("inplace.yaml", FLOW), &Options::default()).unwrap();
+    // a budget that lets a hundred matches of a 100,000-byte subject run
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 100_000_000;
+    let flow = compile(
+        &SourceFile::new("inplace.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
     let sb = flow.sandbox();
     let v = flow.vars();
     let mut b = Bindings::new();
@@ -94,6 +82,19 @@ fn sandbox_lookups_read_context_collections_in_place() {
         v.index("lookups").unwrap(),
         Value::List(Arc::new((0..1000).map(|i| Value::Int(i % 10)).collect())),
     );
+    // an object holding a 100,000-element list and a 100,000-byte string
+    let long = "x".repeat(usize::try_from(N).unwrap());
+    b.set_owned(
+        v.index("holder").unwrap(),
+        Value::map(vec![
+            (
+                Value::string("nums"),
+                Value::List(Arc::new((0..N).map(Value::Int).collect())),
+            ),
+            (Value::string("name"), Value::string(&long)),
+        ]),
+    );
+    b.set_owned(v.index("long").unwrap(), Value::string(&long));
     // one copy of `nums` as Rhai values
     let one_copy = usize::try_from(N).unwrap() * 16;
     for (cond, want) in [
@@ -108,15 +109,37 @@ fn sandbox_lookups_read_context_collections_in_place() {
             true,
         ),
         ("nums[99999] == 99999 && !(-1 in lookups)", true),
+        // a comprehension's range, read in place (a nested one once per element)
+        ("lookups.all(k, nums.exists(x, x == k))", true),
+        ("nums.exists(x, x == 5) && !nums.all(x, x < 5)", true),
+        // a collection reached through an object's field
+        (
+            "lookups.all(k, k in holder.nums && holder.nums[k] == k)",
+            true,
+        ),
+        ("lookups.all(k, holder.nums.exists(x, x == k))", true),
+        ("lookups.all(k, size(holder.nums) == 100000)", true),
+        // the operands of two-operand natives: a list compared, a string searched
+        ("lookups.all(k, nums != [k] && [k, k] != holder.nums)", true),
+        (
+            r#"lookups.all(k, !long.contains("y") && long.startsWith("x"))"#,
+            true,
+        ),
+        (r#"lookups.all(k, holder.name.endsWith("x"))"#, true),
+        // (a hundred regex matches)
+        (
+            r#"lookups.filter(k, k == 0).all(k, !long.matches("^y"))"#,
+            true,
+        ),
     ] {
         let c = flow.compile_condition("t", cond).unwrap();
         // the first run binds the Rhai scope (a conversion of every context value, once)
         assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
         assert_eq!(c.eval(sb, &mut b), Ok(want), "direct: {cond}");
-        let before = BYTES.load(Ordering::Relaxed);
+        let before = Allocated::now();
         assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
-        let bytes = BYTES.load(Ordering::Relaxed) - before;
-        println!("{cond}: {bytes} bytes allocated");
+        let Allocated { calls, bytes } = before.since();
+        println!("{cond}: {bytes} bytes allocated in {calls} calls");
         assert!(
             bytes < one_copy,
             "`{cond}` allocated {bytes} bytes in the sandbox: a context collection was copied \

@@ -408,10 +408,20 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
             None,
         ),
         ("items.all(x, size(bytes(note + note)) > 0)", None),
+        // a regex: the node units of a call plus `regex_cost` (checked below)
+        ("note.matches('^x+$') || note.startsWith('^x+$')", None),
         // an ordinary error late in the steps: the budget or the error, the same on both
         ("items.all(x, 10 / (x - 29) > -100)", None),
         (r#"items.exists(x, codes["nokey"] > 0 || x == 29)"#, None),
     ];
+    // `matches` costs what a string function of the same nodes costs plus the one
+    // formula's units
+    assert_eq!(
+        exact_cost("note.matches('^x+$')", &mut b),
+        exact_cost("note.startsWith('^x+$')", &mut b)
+            + flowc::expr::regex_cost(&"x".repeat(300), "^x+$"),
+        "the cost of `matches`"
+    );
     for (cond, want) in cases {
         let exact = exact_cost(cond, &mut b);
         if let Some(want) = want {
@@ -511,10 +521,19 @@ fn regexes_are_charged_by_pattern_and_subject() {
         set_patterns(&f, &mut b, n);
         both(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
     }
-    // a literal pattern costs what the same pattern from the context costs
-    let mut b = bindings(&f, 0, 300, 60_000);
+    // a literal pattern costs what the same pattern from the context costs; matching
+    // is charged by the subject's length (`regex_cost`, the one formula): one match
+    // of a 60,000-byte subject fits the budget, two do not
+    let per_match = flowc::expr::regex_cost(&"x".repeat(60_000), "^x+$");
+    assert!(per_match < BUDGET && 2 * per_match > BUDGET);
+    let mut b = bindings(&f, 0, 1, 60_000);
     both(&f, &mut b, "note.matches('^x+$')", &Ok(true));
+    both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
+    let mut b = bindings(&f, 0, 2, 60_000);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &spent);
-    let mut b = bindings(&f, 0, 20, 60_000);
+    // and on short subjects many matches fit
+    let per_match = flowc::expr::regex_cost("x", "^x+$");
+    let mut b = bindings(&f, 0, 20, 1);
+    assert!(20 * per_match < BUDGET);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
 }

@@ -114,3 +114,60 @@ fn limits_are_configurable_and_reported() {
         "the evaluation budget of 7 operations ran out"
     );
 }
+
+/// The string limit (`max_string_size`, 65,536 bytes) bounds the strings a condition
+/// builds, not the context's (decision 111): a 1 MB context string is read, compared
+/// and matched alike on both paths, and only a string built from it is refused.
+#[test]
+fn a_context_string_over_the_string_limit_is_read_alike_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::Value;
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: long-input
+context:
+  note: string
+  other: string
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    // a budget for two matches of a 1 MiB subject (a unit per byte, `regex_cost`)
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 4 * (1 << 20);
+    let flow = compile(&SourceFile::new("long.yaml", FLOW), &Options::new(&limits)).unwrap();
+    let sb = flow.sandbox();
+    let max = sb.limits().max_string_size;
+    let mb = 1 << 20;
+    assert!(mb > max);
+    let note = format!("{}b", "a".repeat(mb - 1));
+    let other = format!("{}c", "a".repeat(mb - 1));
+    let mut b = Bindings::new();
+    b.set_owned(flow.vars().index("note").unwrap(), Value::string(&note));
+    b.set_owned(flow.vars().index("other").unwrap(), Value::string(&other));
+    for (cond, want) in [
+        ("size(note) == 1048576", Ok(true)),
+        ("note == note && note != other && note < other", Ok(true)),
+        (
+            r#"note.startsWith("aaa") && note.endsWith("ab") && !note.contains("c")"#,
+            Ok(true),
+        ),
+        (
+            r#"note.matches("^a+b$") && !other.matches("^a+b$")"#,
+            Ok(true),
+        ),
+        (r#"note in [other, note] && !(note in ["x"])"#, Ok(true)),
+        (
+            r#"size(note + "x") > 0"#,
+            Err(RunError::string_too_long(max)),
+        ),
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
+        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
+    }
+}

@@ -247,6 +247,82 @@ impl Gen<'_> {
         format!("{prefix}{}", self.counter)
     }
 
+    /// `e` as a Rhai place, when it is one: a variable (a context variable that is
+    /// always bound, or a comprehension's) or a chain of an object's fields from one
+    /// (`v3.items`). A native that takes its first argument by `&mut`, called on a
+    /// place as a method (`v3.items.cel_in(x)`), reads the value in place: Rhai passes
+    /// a variable by reference and walks a chain by reference to the method at its end,
+    /// where any other argument is a copy. Rhai evaluates the method's other arguments
+    /// before the place.
+    fn place(&self, e: &Expr) -> Option<String> {
+        match &e.kind {
+            ExprKind::Ident(name) => {
+                if let Some((_, r)) = self.locals.iter().rev().find(|(n, _)| n == name) {
+                    return Some(r.clone());
+                }
+                self.vars
+                    .rhai_name(name)
+                    .filter(|_| !self.vars.may_be_unbound(name))
+            }
+            ExprKind::Select(a, field)
+                if matches!(a.ty, Type::Object(_)) && is_rhai_ident(field) =>
+            {
+                Some(format!("{}.{field}", self.place(a)?))
+            }
+            _ => None,
+        }
+    }
+
+    /// Is `e` evaluated without an error or a charge (a literal or a variable that is
+    /// always bound), so that when it is evaluated does not matter?
+    fn quiet(&self, e: &Expr) -> bool {
+        matches!(e.kind, ExprKind::Lit(_))
+            || matches!(e.kind, ExprKind::Ident(_)) && self.place(e).is_some()
+    }
+
+    /// A native of two operands, CEL's left one evaluated first: called as a method on
+    /// the right operand when it is a place (`{f}_r`, Rhai evaluates the left one first),
+    /// else on the left one when it is a place and the right one is quiet or the left
+    /// one a variable (the order cannot show), else with both evaluated (`f`'s first
+    /// argument is then never a variable, which Rhai would read last). `mid` is an
+    /// argument written between the two (a function's index).
+    fn two(&mut self, f: &str, mid: Option<String>, a: &Expr, b: &Expr) -> String {
+        let mid = mid.map(|m| format!("{m}, ")).unwrap_or_default();
+        if let Some(pb) = self.place(b) {
+            let sa = self.expr(a);
+            return format!("{pb}.{f}_r({mid}{sa})");
+        }
+        if let Some(pa) = self.place(a)
+            && (self.quiet(b) || matches!(a.kind, ExprKind::Ident(_)))
+        {
+            let sb = self.expr(b);
+            return format!("{pa}.{f}({mid}{sb})");
+        }
+        let sa = self.expr(a);
+        let sb = self.expr(b);
+        if is_rhai_ident(&sa) {
+            // (only unchecked trees: a variable that is not a place)
+            let t = self.fresh("t");
+            format!("{{ let {t} = {sa}; {f}({t}, {mid}{sb}) }}")
+        } else {
+            format!("{f}({sa}, {mid}{sb})")
+        }
+    }
+
+    /// A native whose first argument is a collection taken by `&mut`: called as a
+    /// method on it when it is a place and the rest is quiet (or the collection a
+    /// variable), so it is read in place.
+    fn on_collection(&mut self, f: &str, a: &Expr, rest: &[String], rest_quiet: bool) -> String {
+        let rest = rest.join(", ");
+        if let Some(pa) = self.place(a)
+            && (rest_quiet || matches!(a.kind, ExprKind::Ident(_)))
+        {
+            return format!("{pa}.{f}({rest})");
+        }
+        let sa = self.expr(a);
+        format!("{f}({sa}, {rest})")
+    }
+
     fn constant(&mut self, v: Value) -> String {
         let i = self.out.constants.len();
         self.out.constants.push(v);
@@ -324,11 +400,11 @@ impl Gen<'_> {
                 }
             }
             ExprKind::Select(a, field) => {
-                let s = self.expr(a);
                 if matches!(a.ty, Type::Object(_)) && is_rhai_ident(field) {
+                    let s = self.expr(a);
                     format!("{s}.{field}")
                 } else {
-                    format!("cel_select({s}, {})", rhai_string(field))
+                    self.on_collection("cel_select", a, &[rhai_string(field)], true)
                 }
             }
             // a required variable is always bound; an optional one is a Rhai variable
@@ -341,13 +417,12 @@ impl Gen<'_> {
                 None => "false".to_owned(),
             },
             ExprKind::Has(a, field) => {
-                let s = self.expr(a);
-                format!("cel_has({s}, {})", rhai_string(field))
+                self.on_collection("cel_has", a, &[rhai_string(field)], true)
             }
             ExprKind::Index(a, i) => {
-                let sa = self.expr(a);
                 let si = self.expr(i);
-                format!("cel_index({sa}, {si})")
+                let quiet = self.quiet(i);
+                self.on_collection("cel_index", a, &[si], quiet)
             }
             ExprKind::List(items) => {
                 // an element that is not a literal is charged as it is placed (a list
@@ -389,32 +464,25 @@ impl Gen<'_> {
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b),
             ExprKind::Call { target, name, args } => {
-                let mut all: Vec<String> = Vec::new();
-                let mut types: Vec<Type> = Vec::new();
-                if let Some(t) = target {
-                    all.push(self.expr(t));
-                    types.push(t.ty.clone());
-                }
-                for a in args {
-                    all.push(self.expr(a));
-                    types.push(a.ty.clone());
-                }
-                // the checker accepted the call, so it resolves (the index of its function)
-                match overload::resolve(name, &types) {
-                    // one argument first (`&mut` in the sandbox: a context list's `size()`
-                    // reads it in place)
-                    overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
-                        if all.len() == 1 =>
-                    {
-                        format!("cel_f1({}, {})", all.join(", "), func.index())
-                    }
-                    overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func)
-                        if all.len() == 2 =>
-                    {
-                        format!("cel_f2({}, {})", func.index(), all.join(", "))
-                    }
+                let all: Vec<&Expr> = target.iter().map(|t| &**t).chain(args).collect();
+                let types: Vec<Type> = all.iter().map(|a| a.ty.clone()).collect();
+                // the checker accepted the call, so it resolves (the index of its function);
+                // the arguments are read in place where they are places (`&mut` in the
+                // sandbox: a context list's `size()`, a context string's `startsWith`)
+                match (overload::resolve(name, &types), all.as_slice()) {
+                    (
+                        overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func),
+                        [a],
+                    ) => self.on_collection("cel_f1", a, &[func.index().to_string()], true),
+                    (
+                        overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func),
+                        [a, b],
+                    ) => self.two("cel_f2", Some(func.index().to_string()), a, b),
                     // only unchecked trees get here: the call fails at run time
-                    _ => format!("cel_f1([{}], {})", all.join(", "), overload::FUNCS.len()),
+                    _ => {
+                        let parts: Vec<String> = all.iter().map(|a| self.expr(a)).collect();
+                        format!("cel_f1([{}], {})", parts.join(", "), overload::FUNCS.len())
+                    }
                 }
             }
             ExprKind::Comprehension {
@@ -424,16 +492,34 @@ impl Gen<'_> {
                 body,
                 filter,
             } => {
-                // INVARIANT: the range is bound to a variable before the loop: Rhai does not
-                // accept a block (another macro's result) between `in` and the loop body
-                let r = self.expr(range);
+                // A list is never copied for the loop (Rhai's `for` would copy it): the
+                // loop steps through its indices and reads each element from the list in
+                // place, a place (`Gen::place`) or else the list bound once; a map's keys
+                // (or a `dyn` range's elements) are listed by `cel_iter`, the map read in
+                // place. INVARIANT: no block between `in` and the loop body (Rhai does not
+                // accept one there)
                 let rv = self.fresh("r");
-                let it = if matches!(range.ty, Type::List(_)) {
-                    rv.clone()
-                } else {
-                    format!("cel_iter({rv})")
-                };
                 let v = self.fresh("c");
+                let (head, header) = if matches!(range.ty, Type::List(_)) {
+                    let (head, list) = match self.place(range) {
+                        Some(p) => (String::new(), p),
+                        None => (format!("let {rv} = {};", self.expr(range)), rv.clone()),
+                    };
+                    let n = self.fresh("n");
+                    (
+                        head,
+                        format!("for {n} in 0..{list}.cel_len() {{ let {v} = {list}[{n}];"),
+                    )
+                } else {
+                    let items = match self.place(range) {
+                        Some(p) => format!("{p}.cel_iter()"),
+                        None => format!("cel_iter({})", self.expr(range)),
+                    };
+                    (
+                        format!("let {rv} = {items};"),
+                        format!("for {v} in {rv} {{"),
+                    )
+                };
                 let acc = self.fresh("a");
                 // each step first charges the direct path's units for it (the one
                 // definition, `ir::step_cost`), so both paths run out at the same step
@@ -453,14 +539,14 @@ impl Gen<'_> {
                         };
                         let b = self.captured(body);
                         format!(
-                            "{{ let {rv} = {r}; let {acc} = {init}; for {v} in {it} {{ {step} {acc} = {and_or}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
+                            "{{ {head} let {acc} = {init}; {header} {step} {acc} = {and_or}({acc}, {b}); if {stop}({acc}) {{ break; }} }} cel_settle({acc}) }}",
                             init = *kind == Macro::All
                         )
                     }
                     Macro::ExistsOne => {
                         let b = self.boolean(body);
                         format!(
-                            "{{ let {rv} = {r}; let {acc} = 0; for {v} in {it} {{ {step} if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
+                            "{{ {head} let {acc} = 0; {header} {step} if ({b}) {{ {acc} += 1; }} }} {acc} == 1 }}"
                         )
                     }
                     Macro::Map => {
@@ -469,18 +555,18 @@ impl Gen<'_> {
                             Some(f) => {
                                 let fs = self.boolean(f);
                                 format!(
-                                    "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {step} if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
+                                    "{{ {head} let {acc} = []; {header} {step} if ({fs}) {{ {acc}.push({b}); }} }} {acc} }}"
                                 )
                             }
                             None => format!(
-                                "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {step} {acc}.push({b}); }} {acc} }}"
+                                "{{ {head} let {acc} = []; {header} {step} {acc}.push({b}); }} {acc} }}"
                             ),
                         }
                     }
                     Macro::Filter => {
                         let b = self.boolean(body);
                         format!(
-                            "{{ let {rv} = {r}; let {acc} = []; for {v} in {it} {{ {step} if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
+                            "{{ {head} let {acc} = []; {header} {step} if ({b}) {{ {acc}.push({v}); }} }} {acc} }}"
                         )
                     }
                 };
@@ -550,7 +636,6 @@ impl Gen<'_> {
                     return format!("({})", parts.join(" || "));
                 }
                 let sa = self.expr(a);
-                let sb = self.expr(b);
                 // a list of literals costs only its node, as on the direct path
                 // (`ir::literal_items`); any other list a unit per element compared
                 let f = if ir::literal_items(b).is_some() {
@@ -558,16 +643,26 @@ impl Gen<'_> {
                 } else {
                     "cel_in"
                 };
-                // the collection goes first, by `&mut` (a variable is read in place, not
-                // copied); Rhai evaluates a variable there after the other argument, and
-                // anything else before it, so the element is bound first to keep CEL's
-                // left-to-right order (the first error is the one reported)
-                if is_rhai_ident(&sb) {
-                    format!("{f}({sb}, {sa})")
+                // the collection goes first, by `&mut`: a place is read in place, not
+                // copied, and Rhai evaluates it after the element (CEL's left-to-right
+                // order: the first error is the one reported); anything else is
+                // evaluated after the element is bound
+                if let Some(pb) = self.place(b) {
+                    format!("{pb}.{f}({sa})")
                 } else {
+                    let sb = self.expr(b);
                     let t = self.fresh("t");
                     format!("{{ let {t} = {sa}; {f}({sb}, {t}) }}")
                 }
+            }
+            // collection equality (and every other non-simple one) reads a place in place
+            BinaryOp::Eq | BinaryOp::Ne if !(a.ty == b.ty && simple(&a.ty)) => {
+                let f = if op == BinaryOp::Eq {
+                    "cel_eq"
+                } else {
+                    "cel_ne"
+                };
+                self.two(f, None, a, b)
             }
             _ => {
                 let sa = self.expr(a);

@@ -30,7 +30,7 @@ pub use run_error::RunError;
 pub use source::ExprSource;
 pub use time::{Duration, Timestamp, parse_duration, parse_timestamp};
 pub use types::{FieldType, ObjectType, Type};
-pub use value::{OpError, Value};
+pub use value::{OpError, Value, build_regex, regex_cost};
 
 /// Errors and warnings of the condition language, at exact file positions.
 #[derive(Debug, Error, MietteDiagnostic)]

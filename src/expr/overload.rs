@@ -12,7 +12,7 @@
 
 use super::Type;
 use super::ast::BinaryOp;
-use super::value::{self, OpError, Value};
+use super::value::{self, OpError, Value, View};
 
 /// A CEL function (every overload of one name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -500,9 +500,9 @@ impl Func {
     ///
     /// # Errors
     /// The operation's error, or no overload for these values.
-    pub fn apply(self, args: &[&Value]) -> Result<Value, OpError> {
+    pub fn apply<V: View + ?Sized>(self, args: &[&V]) -> Result<Value, OpError> {
         match (self, args) {
-            (Func::Size, [a]) => value::size(a),
+            (Func::Size, [a]) => value::size_of(*a),
             (
                 Func::Int
                 | Func::Uint
@@ -514,14 +514,18 @@ impl Func {
                 | Func::Timestamp
                 | Func::Duration,
                 [a],
-            ) => value::convert(self, a),
+            ) => value::convert(self, &a.value()),
             (Func::Contains | Func::StartsWith | Func::EndsWith, [a, b]) => {
-                value::string_fn(self, a, b).map(Value::Bool)
+                value::string_fn(self, *a, *b).map(Value::Bool)
             }
-            (Func::Matches, [a, b]) => value::matches(a, b).map(Value::Bool),
-            (_, [a]) => value::time_accessor(self, a, None),
-            (_, [a, tz]) => value::time_accessor(self, a, Some(tz)),
-            _ => Err(value::overload(self.name(), args)),
+            (Func::Matches, [a, b]) => value::matches(*a, *b).map(Value::Bool),
+            (_, [a]) => value::time_accessor(self, &a.value(), None),
+            (_, [a, tz]) => value::time_accessor(self, &a.value(), Some(&tz.value())),
+            _ => {
+                let values: Vec<_> = args.iter().map(|a| a.value()).collect();
+                let refs: Vec<&Value> = values.iter().map(|v| &**v).collect();
+                Err(value::overload(self.name(), &refs))
+            }
         }
     }
 }

@@ -461,6 +461,11 @@ pub trait View {
     /// Calls `f` on each element of a list, or each value of a map, in place, until it
     /// returns `false` (nothing for other kinds).
     fn each_child(&self, f: &mut dyn FnMut(&Self) -> bool);
+    /// Calls `f` with a list's elements in place (`None` for other kinds, and for a
+    /// list not held as one, which is then compared as a [`Value`]).
+    fn with_items<R>(&self, f: impl FnOnce(&[Self]) -> R) -> Option<R>
+    where
+        Self: Sized;
 }
 
 impl View for Value {
@@ -494,6 +499,12 @@ impl View for Value {
                 }
             }
             _ => {}
+        }
+    }
+    fn with_items<R>(&self, f: impl FnOnce(&[Self]) -> R) -> Option<R> {
+        match self {
+            Value::List(l) => Some(f(l)),
+            _ => None,
         }
     }
 }
@@ -629,7 +640,7 @@ pub fn list_contains<'i, N: View + ?Sized, T: View + 'i>(
     })
 }
 
-/// `size(x)` on a viewed value (the one definition; [`size`] is it on a [`Value`]): a
+/// `size(x)` on a viewed value: a
 /// list's or map's length read in place, a string's characters, a bytes value's bytes.
 ///
 /// # Errors
@@ -915,35 +926,60 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
 /// [`BYTES_PER_UNIT`] bytes, as `+` does; `matches` costs [`regex_cost`]; every other
 /// call nothing.
 #[must_use]
-pub fn call_cost(f: Func, args: &[&Value]) -> u64 {
+pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
     let n = match (f, args) {
-        (Func::Bytes, [Value::String(s)]) => s.len() / BYTES_PER_UNIT,
-        (Func::String, [Value::Bytes(b)]) => b.len() / BYTES_PER_UNIT,
-        (Func::Matches, [Value::String(s), Value::String(p)]) => return regex_cost(s, p),
+        (Func::Bytes, [a]) => a.with_scalar(|a| match a {
+            Scalar::Str(s) => s.len() / BYTES_PER_UNIT,
+            _ => 0,
+        }),
+        (Func::String, [a]) if a.with_scalar(|a| matches!(a, Scalar::Other("bytes"))) => {
+            match &*a.value() {
+                Value::Bytes(b) => b.len() / BYTES_PER_UNIT,
+                _ => 0,
+            }
+        }
+        (Func::Matches, [a, p]) => {
+            return a.with_scalar(|s| {
+                p.with_scalar(|p| match (s, p) {
+                    (Scalar::Str(s), Scalar::Str(p)) => regex_cost(s, p),
+                    _ => 0,
+                })
+            });
+        }
         _ => 0,
     };
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Units every `matches` costs whatever its pattern: compiling the smallest pattern.
-pub const REGEX_FLOOR: u64 = 64;
-/// Units per byte of a `matches` pattern (compiling it: each byte can be a Unicode
-/// class, a repetition or an alternation of the program).
-pub const REGEX_UNITS_PER_PATTERN_BYTE: u64 = 16;
+/// Measured (`cargo bench --bench eval -- unit/`, decision 100): compiling and
+/// matching `travel` on 16 bytes takes about 1,300 times what one unit of ordinary
+/// operations (C5's time over its cost) takes, `^x+$` about 4,300 times.
+pub const REGEX_FLOOR: u64 = 1024;
+/// Units per byte of a `matches` pattern (compiling it). Measured: a 66-byte
+/// alternation compiles in about 27,000 units' time, 384 a byte.
+pub const REGEX_UNITS_PER_PATTERN_BYTE: u64 = 384;
+/// Bytes of a `matches` subject per unit (matching it). Measured: the lazy DFA scans
+/// `^x+$` over 64 KiB at about a byte per unit's time (a literal, found by `memchr`,
+/// is faster: it is overcharged, never under).
+pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 
 /// What `s.matches(p)` costs, a function of the two strings only (never of whether
 /// the pattern is cached or was compiled at compile time, so both paths charge the
 /// same): compiling the pattern, [`REGEX_FLOOR`] plus
 /// [`REGEX_UNITS_PER_PATTERN_BYTE`] per byte of it, and matching, a unit per
-/// [`BYTES_PER_UNIT`] bytes of the subject for every 16 bytes of pattern (the
-/// program a match steps through grows with the pattern).
+/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject. Calibrated so that a unit
+/// takes about the time of a unit of ordinary operations (within 3x on the measured
+/// patterns, decision 100), except for small patterns that compile to large programs
+/// (a Unicode class repeated, `(\w+\s*){20}`), which the pattern's length does not
+/// show.
 #[must_use]
 pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
     let p = u64::try_from(pattern.len()).unwrap_or(u64::MAX);
-    let s = u64::try_from(subject.len() / BYTES_PER_UNIT).unwrap_or(u64::MAX);
+    let s = u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX);
     REGEX_FLOOR
         .saturating_add(p.saturating_mul(REGEX_UNITS_PER_PATTERN_BYTE))
-        .saturating_add(s.saturating_mul(1 + p / 16))
+        .saturating_add(s)
 }
 
 /// What placing a value into a list being built costs (an element of a list literal,
@@ -987,35 +1023,50 @@ fn copy_walk<V: View + ?Sized>(v: &V, left: &mut u64) -> Option<()> {
 /// [`search`] does: the one definition of what `==`, `!=` and `in` cost on
 /// collections, for both paths. Scalars compare for nothing. Returns the result and
 /// the units spent.
-pub fn equals_within<A: View + ?Sized, B: View + ?Sized>(
-    a: &A,
-    b: &B,
-    budget: u64,
-) -> Option<(bool, u64)> {
+pub fn equals_within<A: View, B: View>(a: &A, b: &B, budget: u64) -> Option<(bool, u64)> {
     let mut left = budget;
-    let eq = a.with_scalar(|x| {
-        b.with_scalar(|y| match (x, y) {
-            (Scalar::Other(_), Scalar::Other(_)) => eq_walk(&a.value(), &b.value(), &mut left),
-            (x, y) => Some(scalar_equals(x, y)),
-        })
-    })?;
+    let eq = eq_view(a, b, &mut left)?;
     Some((eq, budget - left))
 }
 
-fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
-    match (a, b) {
-        (Value::List(x), Value::List(y)) => {
+/// CEL equality charged per element on two viewed values: scalars and lists compared
+/// in place (a context list is never converted to compare it), maps and the rest as
+/// values ([`eq_walk`]).
+fn eq_view<A: View, B: View>(a: &A, b: &B, left: &mut u64) -> Option<bool> {
+    let scalars = a.with_scalar(|x| {
+        b.with_scalar(|y| match (x, y) {
+            (Scalar::Other(_), Scalar::Other(_)) => None,
+            (x, y) => Some(scalar_equals(x, y)),
+        })
+    });
+    if let Some(eq) = scalars {
+        return Some(eq);
+    }
+    // lists element by element, each a unit
+    let lists = a.with_items(|x| {
+        b.with_items(|y| {
             if x.len() != y.len() {
                 return Some(false);
             }
-            for (p, q) in x.iter().zip(y.iter()) {
+            for (p, q) in x.iter().zip(y) {
                 *left = left.checked_sub(1)?;
-                if !eq_walk(p, q, left)? {
+                if !eq_view(p, q, left)? {
                     return Some(false);
                 }
             }
             Some(true)
-        }
+        })
+    });
+    match lists {
+        Some(Some(eq)) => eq,
+        _ => eq_walk(&a.value(), &b.value(), left),
+    }
+}
+
+/// The map rule of [`equals_within`] (lists are [`eq_view`]'s, read in place).
+fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
+    match (a, b) {
+        (Value::List(_), Value::List(_)) => eq_view(a, b, left),
         (Value::Map(x), Value::Map(y)) => {
             if x.len() != y.len() {
                 return Some(false);
@@ -1023,7 +1074,7 @@ fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
             for (k, v) in x.iter() {
                 *left = left.checked_sub(1)?;
                 match map_get(y, k) {
-                    Some(w) if eq_walk(v, w, left)? => {}
+                    Some(w) if eq_view(v, w, left)? => {}
                     _ => return Some(false),
                 }
             }
@@ -1203,14 +1254,6 @@ pub fn has(a: &Value, field: &str) -> Result<bool, OpError> {
     }
 }
 
-/// `size(x)`
-///
-/// # Errors
-/// No overload.
-pub fn size(a: &Value) -> Result<Value, OpError> {
-    size_of(a)
-}
-
 fn double_to_int(d: f64) -> Result<i64, OpError> {
     if d.is_nan() || d <= -9_223_372_036_854_775_809.0 || d >= 9_223_372_036_854_775_807.0 {
         return Err(OpError::Range("int"));
@@ -1302,11 +1345,18 @@ fn parse_double(s: &str) -> Option<f64> {
 ///
 /// # Errors
 /// No overload for non-strings.
-pub fn string_fn(f: Func, a: &Value, b: &Value) -> Result<bool, OpError> {
-    match (a, b) {
-        (Value::String(x), Value::String(y)) => Ok(str_test(f, x, y)),
-        _ => Err(overload(f.name(), &[a, b])),
-    }
+pub fn string_fn<A: View + ?Sized, B: View + ?Sized>(
+    f: Func,
+    a: &A,
+    b: &B,
+) -> Result<bool, OpError> {
+    a.with_scalar(|x| {
+        b.with_scalar(|y| match (x, y) {
+            (Scalar::Str(x), Scalar::Str(y)) => Some(str_test(f, x, y)),
+            _ => None,
+        })
+    })
+    .ok_or_else(|| overload(f.name(), &[&a.value(), &b.value()]))
 }
 
 /// The rules the typed IR nodes apply to unboxed operands, each written once here and
@@ -1425,14 +1475,14 @@ pub fn time_accessor(f: Func, a: &Value, tz: Option<&Value>) -> Result<Value, Op
 ///
 /// # Errors
 /// Invalid pattern or no overload.
-pub fn matches(a: &Value, pattern: &Value) -> Result<bool, OpError> {
-    match (a, pattern) {
-        (Value::String(s), Value::String(p)) => {
-            let re = regex_for(p)?;
-            Ok(re_match(&re, s))
-        }
-        _ => Err(overload("matches", &[a, pattern])),
-    }
+pub fn matches<A: View + ?Sized, B: View + ?Sized>(a: &A, pattern: &B) -> Result<bool, OpError> {
+    a.with_scalar(|s| {
+        pattern.with_scalar(|p| match (s, p) {
+            (Scalar::Str(s), Scalar::Str(p)) => Some(regex_for(p).map(|re| re_match(&re, s))),
+            _ => None,
+        })
+    })
+    .unwrap_or_else(|| Err(overload("matches", &[&a.value(), &pattern.value()])))
 }
 
 /// Compiles (or fetches from a bounded cache) a regex.
@@ -1460,7 +1510,23 @@ pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
     {
         return Ok(Arc::clone(r));
     }
-    let re = regex::RegexBuilder::new(p)
+    let re = Arc::new(build_regex(p)?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= crate::limits::Limits::REGEX_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(p.to_owned(), Arc::clone(&re));
+    }
+    Ok(re)
+}
+
+/// Compiles a pattern as `matches` does, bypassing the cache (what [`regex_cost`]
+/// charges for; `benches/eval.rs` times it).
+///
+/// # Errors
+/// As [`compiled_regex`].
+pub fn build_regex(p: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(p)
         .size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .dfa_size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .build()
@@ -1477,15 +1543,7 @@ pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
                     .trim()
                     .to_owned()
             }
-        })?;
-    let re = Arc::new(re);
-    if let Ok(mut c) = cache.lock() {
-        if c.len() >= crate::limits::Limits::REGEX_CACHE_ENTRIES {
-            c.clear();
-        }
-        c.insert(p.to_owned(), Arc::clone(&re));
-    }
-    Ok(re)
+        })
 }
 
 impl Value {
