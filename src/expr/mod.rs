@@ -419,7 +419,8 @@ fn always_fails_help(f: &fails::Failure) -> String {
         (RunError::Op(OpError::InvalidArgument(_)), Some(Func::Duration)) => "a duration is a sequence of numbers with units h, m, s, ms, us, ns: 7 days is `168h`".to_owned(),
         (RunError::Op(OpError::InvalidArgument(_)), Some(Func::Timestamp)) => "an RFC 3339 timestamp, e.g. `2024-02-29T23:59:59Z`: the day within its month, hours to 23, minutes and seconds to 59, offsets under 24:00".to_owned(),
         (RunError::Op(OpError::NoMatchingOverload { .. }), _) => "the constant operands have no matching overload at run time: fix their types".to_owned(),
-        _ => "this part reads no context value and fails at every evaluation: fix its constant arguments".to_owned(),
+        (RunError::Op(OpError::InvalidArgument(_)), _) => "this constant argument is refused at every evaluation: fix it".to_owned(),
+        _ => "this part reads no context value and fails at every evaluation: fix it".to_owned(),
     }
 }
 
