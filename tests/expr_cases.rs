@@ -126,7 +126,7 @@ fn expected_value(text: &str) -> Value {
         &VarTable::default().env(),
         Sandbox::shared().limits(),
     )
-        .expect("expected literal checks");
+    .expect("expected literal checks");
     let g = codegen::generate(&checked.expr, &VarTable::default());
     let sb = Sandbox::shared();
     let p = sb.compile(&g.source, &g.constants).expect("compiles");

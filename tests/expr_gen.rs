@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowc::compile::{CompiledFlow, Options, compile};
-use flowc::expr::{Direct, Value, check_expr, codegen};
 use flowc::expr::check::Checker;
 use flowc::expr::parse::parse;
+use flowc::expr::{Direct, Value, check_expr, codegen};
 use flowc::expr::{ExprError, ExprSource, Type};
 
 /// A typed tree (the check's, or the checker's alone when the check refuses it).

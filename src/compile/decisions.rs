@@ -111,17 +111,16 @@ impl CompiledDecision {
     /// own, else the rule the decision's one budget runs out in (the rules in order,
     /// sharing it, as they ran); `None` when no rule fails.
     pub fn failing_rule(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Option<usize> {
-        let run = |i: usize, bindings: &mut Bindings, budget: &std::cell::Cell<u64>| match &self
-            .fast
-        {
-            Some(rules) => rules
-                .get(i)
-                .is_some_and(|r| r.eval_bool_within(bindings.slots(), budget).is_err()),
-            None => self
-                .rules
-                .get(i)
-                .is_some_and(|r| r.eval_within(sandbox, bindings, budget).is_err()),
-        };
+        let run =
+            |i: usize, bindings: &mut Bindings, budget: &std::cell::Cell<u64>| match &self.fast {
+                Some(rules) => rules
+                    .get(i)
+                    .is_some_and(|r| r.eval_bool_within(bindings.slots(), budget).is_err()),
+                None => self
+                    .rules
+                    .get(i)
+                    .is_some_and(|r| r.eval_within(sandbox, bindings, budget).is_err()),
+            };
         let full = || std::cell::Cell::new(sandbox.limits().max_operations);
         (0..self.rule_count)
             .find(|&i| run(i, bindings, &full()))

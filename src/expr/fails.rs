@@ -126,9 +126,7 @@ impl Walk<'_> {
                 let pa = ps.pop().unwrap_or(Part::Open);
                 match (pa, pb) {
                     // the left side runs first: a limit it runs out of is never absorbed
-                    (Part::Fails(f), _) if matches!(f.error, RunError::Limit(_)) => {
-                        Part::Fails(f)
-                    }
+                    (Part::Fails(f), _) if matches!(f.error, RunError::Limit(_)) => Part::Fails(f),
                     // both fail: the left error, unless the right one is a limit (the
                     // left error waits for the right side, whose limit is never absorbed)
                     (Part::Fails(fa), Part::Fails(fb)) => {
@@ -219,18 +217,22 @@ impl Walk<'_> {
                 target: Some(t),
                 name,
                 args,
-            } if t.ty == Type::Timestamp && name.starts_with("get") => match (args.first(), ps.get(1)) {
-                (Some(zone), Some(Part::Value(Value::String(z))))
-                    if super::time::zone_offset(z).is_none() =>
-                {
-                    Part::Fails(Failure {
-                        error: RunError::Op(OpError::InvalidArgument(super::value::unknown_zone(z))),
-                        span: zone.span,
-                        conversion: None,
-                    })
+            } if t.ty == Type::Timestamp && name.starts_with("get") => {
+                match (args.first(), ps.get(1)) {
+                    (Some(zone), Some(Part::Value(Value::String(z))))
+                        if super::time::zone_offset(z).is_none() =>
+                    {
+                        Part::Fails(Failure {
+                            error: RunError::Op(OpError::InvalidArgument(
+                                super::value::unknown_zone(z),
+                            )),
+                            span: zone.span,
+                            conversion: None,
+                        })
+                    }
+                    _ => Part::Open,
                 }
-                _ => Part::Open,
-            },
+            }
             _ => Part::Open,
         }
     }
