@@ -107,10 +107,6 @@ impl Walk<'_> {
         )
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one match over the grammar, kept together"
-    )]
     fn part(&mut self, e: &Expr) -> Part {
         match &e.kind {
             ExprKind::Lit(_) => Part::Closed,
@@ -156,8 +152,8 @@ impl Walk<'_> {
                     ps.next().unwrap_or(Part::Open),
                 );
                 match (pc, pa, pb) {
-                    (Part::Fails(f), _, _) => Part::Fails(f),
-                    (Part::Value(Value::Bool(true)), Part::Fails(f), _)
+                    (Part::Fails(f), _, _)
+                    | (Part::Value(Value::Bool(true)), Part::Fails(f), _)
                     | (Part::Value(Value::Bool(false)), _, Part::Fails(f))
                     | (Part::Open, Part::Fails(f), Part::Fails(_)) => Part::Fails(f),
                     _ => Part::Open,
