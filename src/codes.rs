@@ -392,6 +392,13 @@ codes! {
         "Conditions are a subset of CEL (the Common Expression Language). The help says \
          what the parser expected at the marked position.",
         fix [("amount >> 3", "amount > 3.0")];
+    ExprTooDeep = ("expr", "too-deep"):
+        "a condition nested deeper than flowc accepts",
+        "The parser recurses per level, so an expression may nest at most \
+         `Limits::MAX_EXPR_DEPTH` (64) levels of brackets or prefix operators (`!`, `-`) \
+         and twice as many binary operators. Split a deep condition over several steps \
+         or decision rules, and write a long chain of `||` comparisons as `x in [...]`.",
+        fix [("(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((", ""), (")))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))", "")];
     ExprUnknownIdentifier = ("expr", "unknown-identifier"):
         "a name that the flow's `context` does not declare",
         "Every name in a condition must be declared under `context:`, so that the \
@@ -461,8 +468,12 @@ codes! {
         fix [("when: grade > 3", "when: has(grade) && grade > 3"), ("when: applicant.level > 2", "when: has(applicant.level) && applicant.level > 2"), ("i.note == \"urgent\"", "has(i.note) && i.note == \"urgent\"")];
     ExprAlwaysFails = ("expr", "always-fails"):
         "an expression that fails at run time whatever the context",
-        "Division by zero, overflow or a bad conversion in a constant part fails every \
-         instance: a skip condition would never skip, a decision would raise an incident.",
+        "The check evaluates every constant part of an expression (one that reads no \
+         context value) once. When one fails (division by zero, overflow, an index or key \
+         that is not there, a bad conversion, an unknown time zone, a limit it always runs \
+         out of) and nothing absorbs the error (`false && ...` does; a macro's body may \
+         never run), the expression fails for every instance: a skip condition would \
+         never skip, a decision would raise an incident.",
         fix [("1 / 0 == 1", "amount / 2.0 > 100.0")];
     // ----------------------------------------------------------------- graph
     GraphDuplicateStepId = ("graph", "duplicate-step-id"):

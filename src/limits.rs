@@ -2,7 +2,8 @@
 //!
 //! Hitting a bound is never an abort: the loader and the expression parser report a
 //! diagnostic (`flowc::load::file-too-large`, `flowc::load::too-deep`,
-//! `flowc::load::alias-budget`, `flowc::expr::syntax`), a sandboxed evaluation fails with
+//! `flowc::load::alias-budget`, `flowc::expr::syntax` for the length,
+//! `flowc::expr::too-deep` for the depth), an evaluation fails with
 //! [`RunError::Limit`](crate::expr::RunError::Limit), and the runtime raises an incident.
 //!
 //! Two groups are configurable, where they are used: the loader's ([`LoadLimits`],

@@ -10,11 +10,10 @@ use rhai::{
 };
 
 pub use crate::expr::RunError;
-use crate::expr::codegen::Generated;
 use crate::expr::ir::Bounds;
 use crate::expr::overload::Func;
 use crate::expr::value::{self, Arith, Logic, MapView, OpError, Rel, Scalar, Value, View};
-use crate::expr::{ClosedEval, rhai_const, rhai_var};
+use crate::expr::{rhai_const, rhai_var};
 use crate::limits::{Limits, SandboxLimits};
 
 /// The budget of the evaluation running on this thread, in the direct path's units:
@@ -856,7 +855,41 @@ impl Sandbox {
         })
     }
 
+    /// Runs a program that yields a bool against a budget shared with other programs
+    /// (the units left in `budget`, which is charged what the program spent), as
+    /// [`Direct::eval_bool_within`](crate::expr::Direct::eval_bool_within) does: the
+    /// rules of a decision run one by one, to name the rule that failed, share the
+    /// decision's one budget.
+    ///
+    /// # Errors
+    /// As [`Sandbox::eval_bool`].
+    pub fn eval_bool_within(
+        &self,
+        program: &Program,
+        bindings: &mut Bindings,
+        budget: &std::cell::Cell<u64>,
+    ) -> Result<bool, RunError> {
+        let (d, spent) = self.eval_metered(program, bindings, budget.get());
+        budget.set(budget.get().saturating_sub(spent));
+        let d = d?;
+        d.as_bool().map_err(|_| RunError::ResultType {
+            expected: "bool",
+            got: from_dynamic(&d).type_name().to_owned(),
+        })
+    }
+
     fn eval_raw(&self, program: &Program, bindings: &mut Bindings) -> Result<Dynamic, RunError> {
+        self.eval_metered(program, bindings, self.limits.max_operations)
+            .0
+    }
+
+    /// Runs a program with `units` of budget; the result and the units it spent.
+    fn eval_metered(
+        &self,
+        program: &Program,
+        bindings: &mut Bindings,
+        units: u64,
+    ) -> (Result<Dynamic, RunError>, u64) {
         if !bindings.synced {
             bindings.scope.clear();
             for (i, v) in bindings.slots.iter().enumerate() {
@@ -867,7 +900,7 @@ impl Sandbox {
             bindings.synced = true;
         }
         let outer = METER.replace(Meter {
-            max: self.limits.max_operations,
+            max: units,
             spent: 0,
             ops_max: self
                 .limits
@@ -881,14 +914,7 @@ impl Sandbox {
             .eval_ast_with_scope::<Dynamic>(&mut bindings.scope, &program.ast);
         // programs never declare top-level variables, but keep the scope exact anyway
         bindings.scope.rewind(before);
-        METER.set(outer);
-        r.map_err(|e| map_error(&e, &self.limits))
-    }
-}
-
-impl ClosedEval for Sandbox {
-    fn eval_closed(&self, generated: &Generated) -> Option<Result<bool, RunError>> {
-        let program = self.compile(&generated.source, &generated.constants).ok()?;
-        Some(self.eval_bool(&program, &mut Bindings::new()))
+        let spent = METER.replace(outer).spent;
+        (r.map_err(|e| map_error(&e, &self.limits)), spent)
     }
 }

@@ -1696,15 +1696,40 @@ fn an_unguarded_optional_read_in_an_assignee_expression_is_a_warning() {
 }
 
 /// Issue 11: a literal time zone flowc does not know, and a constant part that always
-/// runs out of the evaluation budget, are check errors at their own position; an
+/// runs out of the evaluation budget (evaluated first, so never absorbed), are check
+/// errors at their own position; an
 /// always-true condition with a part that may run out of a limit says so; a regex
 /// error says "invalid regular expression" once.
 #[test]
 fn conditions_that_always_fail_or_may_hit_a_limit_say_so() {
-    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  at: timestamp\n  amount: double\n  nums: list<int>\n  dept: string\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'at.getHours(\"Asia/Shanghai\") >= 18'\n  - id: b\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'amount > 0.0 && [0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9].all(b, [0,1,2,3,4,5,6,7,8,9].all(c, [0,1,2,3,4,5,6,7,8,9].all(d, [0,1,2,3,4,5,6,7,8,9].all(e, a + b + c + d + e >= 0)))))'\n  - id: c\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'nums.all(x, x >= 0) || true'\n  - id: d\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'dept.matches(\"(fin\") || at.getHours(\"+08:00\") > 3 || [1, 2].all(x, x > 0)'\n";
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  at: timestamp\n  amount: double\n  nums: list<int>\n  dept: string\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'at.getHours(\"Asia/Shanghai\") >= 18'\n  - id: b\n    type: approval\n    assignees: { role: x }\n    skipCondition: '[0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9].all(b, [0,1,2,3,4,5,6,7,8,9].all(c, [0,1,2,3,4,5,6,7,8,9].all(d, [0,1,2,3,4,5,6,7,8,9].all(e, a + b + c + d + e >= 0))))) && amount > 0.0'\n  - id: c\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'nums.all(x, x >= 0) || true'\n  - id: d\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'dept.matches(\"(fin\") || at.getHours(\"+08:00\") > 3 || [1, 2].all(x, x > 0)'\n";
     let d = check(text);
     insta::assert_snapshot!("issue_11_always_fails_and_limits", summary(&d).join("\n"));
     let (code, human) = check_human("issue11", text);
     assert_eq!(code, 1);
     insta::assert_snapshot!("issue_11_always_fails_and_limits_human", human);
+}
+
+/// Decision 110: an expression that always fails is reported at its maximal constant
+/// part, with the run-time error and a help chosen by it; one whose failing part is on
+/// the side of `&&` that a false left side skips is not. An expression nested past
+/// `Limits::MAX_EXPR_DEPTH` has its own code, whose help names the limit.
+#[test]
+fn always_fails_names_its_constant_part_and_too_deep_names_the_limit() {
+    let deep = format!("{}amount > 1.0{}", "(".repeat(65), ")".repeat(65));
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  amount: double\n  level: int\nsteps:\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '[1, 2, 3][5] == level'\n  - id: b\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: 'level > 5 && 1 / 0 > level'\n  - id: c\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: 'duration(\"7d\") + duration(\"1h\") > duration(string(level) + \"h\")'\n  - id: d\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{deep}'\n"
+    );
+    let d = check(&text);
+    assert_eq!(
+        summary(&d),
+        [
+            "flowc::expr::always-fails 11:21 expression always fails: index 5 out of range",
+            "flowc::expr::always-fails 19:21 expression always fails: cannot convert \"7d\" to duration",
+            "flowc::expr::too-deep 23:85 expression too deep: expression nests deeper than 64 levels",
+        ]
+    );
+    let (code, human) = check_human("decision110", &text);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("decision_110_always_fails_and_too_deep_human", human);
 }

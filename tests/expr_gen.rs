@@ -21,8 +21,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::expr::check::Checker;
+use flowc::expr::parse::parse;
 use flowc::expr::{Direct, Value, check_expr, codegen};
 use flowc::expr::{ExprError, ExprSource, Type};
+
+/// A typed tree (the check's, or the checker's alone when the check refuses it).
+struct Checked {
+    expr: flowc::expr::Expr,
+    ty: Type,
+}
 use flowc::sandbox::{Bindings, RunError};
 use flowc::span::SourceFile;
 use proptest::prelude::*;
@@ -814,13 +822,23 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
     };
     let depth = 1 + gn.rng.below(4) as u32;
     let text = gn.expr(g, depth);
-    let checked = match check_expr(&ExprSource::detached(&text), &f.vars().env()) {
-        Ok(c) => c,
-        // the checker proves that a literal argument always fails (`duration("bad")`,
-        // `uint("-3")`): such an expression never runs, so there is nothing to compare
+    let (expr, ty, always_fails) = match check_expr(
+        &ExprSource::detached(&text),
+        &f.vars().env(),
+        f.sandbox().limits(),
+    ) {
+        Ok(c) => (c.expr, c.ty, false),
+        // the check proves that a constant part always fails (`duration("bad")`,
+        // `uint("-3")`, decision 110): the expression still runs on both paths (typed
+        // without that proof), and must fail under every context
         Err(e) if e.iter().all(|x| matches!(x, ExprError::AlwaysFails { .. })) => {
             REFUSED.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            let mut tree = parse(&text).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            let env = f.vars().env();
+            let mut checker = Checker::new(&env);
+            let ty = checker.check(&mut tree);
+            prop_assert!(checker.errors.is_empty(), "`{text}`: {:?}", checker.errors);
+            (tree, ty, true)
         }
         Err(e) => {
             return Err(TestCaseError::fail(format!(
@@ -828,6 +846,7 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
             )));
         }
     };
+    let checked = Checked { expr, ty };
     prop_assert!(
         fits(&g.cel(), &checked.ty),
         "`{text}`: checker says {}, generated as {:?}",
@@ -859,6 +878,10 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
         {
             SPENT.fetch_add(1, Ordering::Relaxed);
         }
+        prop_assert!(
+            !always_fails || sandboxed.is_err(),
+            "`{text}` on {ctx}: the check says it always fails, it gave {sandboxed:?}"
+        );
         if let Some(direct) = &direct {
             let d = direct.eval_value(b.slots());
             prop_assert!(

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::compile::{CompiledFlow, Evaluator, Options, compile};
 use flowc::model::Outcome;
 use flowc::runtime::{
     Applied, Assignee, CallId, Effect, Event, Gone, Instance, InstanceState, Route, RuntimeError,
@@ -1186,6 +1186,58 @@ fn direct_path_decision_errors_name_their_rule() {
                     .into()
         }]
     );
+}
+
+/// Probe item 3: a rule of a multi-rule decision that fails (a run-time error, or the
+/// decision's one budget running out in it) is named the same way whichever evaluator
+/// the host selected.
+#[test]
+fn both_paths_name_the_failing_rule_of_a_multi_rule_decision() {
+    let steps = "  - id: d\n    type: decision\n    rules:\n      - when: li.exists(x, x < 0)\n        goto: e\n      - when: RULE2\n        goto: e\n      - when: n < 0\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n";
+    let compiled = |rule2: &str, evaluator: Evaluator| {
+        let text = format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext: {{ n: int, li: list<int> }}\nsteps:\n{}",
+            steps.replace("RULE2", rule2)
+        );
+        let options = Options {
+            evaluator,
+            ..Options::default()
+        };
+        Arc::new(compile(&SourceFile::new("t.yaml", text), &options).unwrap())
+    };
+    // 15,000 elements: each rule's comprehension costs 60,000 units on its own, so only
+    // the decision's one budget of 100,000 runs out, in rule 2
+    let zeros = vec![0; 15_000];
+    for evaluator in [Evaluator::Direct, Evaluator::Sandbox] {
+        for (rule2, ctx, error) in [
+            (
+                "100 / n > 1",
+                json!({"n": 0, "li": [1]}),
+                "division by zero",
+            ),
+            (
+                "li.all(x, x >= 0)",
+                json!({"n": 1, "li": zeros}),
+                "the evaluation budget of 100,000 operations ran out",
+            ),
+        ] {
+            let f = compiled(rule2, evaluator);
+            let d = f.decision(f.step_index("d").unwrap()).unwrap();
+            assert_eq!(d.is_direct(), evaluator == Evaluator::Direct);
+            let (i, fx) = start(&f, ctx);
+            assert_eq!(
+                fx,
+                vec![Effect::Incident {
+                    step: "d".into(),
+                    message: format!(
+                        "decision failed in rule 2 `{rule2}` (line 11, column 15): {error}"
+                    )
+                }],
+                "{evaluator:?}"
+            );
+            assert_eq!(trace(&i), ["d:error"], "{evaluator:?}");
+        }
+    }
 }
 
 /// At-least-once delivery: the same message twice is reported as a duplicate and

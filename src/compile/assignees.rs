@@ -78,7 +78,7 @@ impl AssigneeSlot {
 impl Ctx<'_> {
     pub(super) fn assignee_expr(&mut self, a: &Assignees) -> Option<Expression> {
         let Assignees::Expr(src) = a else { return None };
-        match expr::check_expr(src, &self.env) {
+        match expr::check_expr(src, &self.env, self.sandbox.limits()) {
             Ok(c) => {
                 if !matches!(&c.ty, Type::String | Type::Dyn)
                     && !matches!(&c.ty, Type::List(t) if matches!(**t, Type::String | Type::Dyn))

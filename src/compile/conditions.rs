@@ -38,6 +38,23 @@ impl Condition {
         sandbox.eval_bool(&self.program, bindings)
     }
 
+    /// Evaluates the condition (the direct form when there is one) against a budget
+    /// shared with other conditions, as the rules of one decision share one.
+    ///
+    /// # Errors
+    /// As [`Condition::eval`].
+    pub fn eval_within(
+        &self,
+        sandbox: &Sandbox,
+        bindings: &mut Bindings,
+        budget: &std::cell::Cell<u64>,
+    ) -> Result<bool, RunError> {
+        match &self.fast {
+            Some(f) => f.eval_bool_within(bindings.slots(), budget),
+            None => sandbox.eval_bool_within(&self.program, bindings, budget),
+        }
+    }
+
     /// True when the condition runs on the direct path.
     #[must_use]
     pub fn is_direct(&self) -> bool {
@@ -117,7 +134,7 @@ impl Ctx<'_> {
         src: &ExprSource,
         earlier: &[&expr::Expr],
     ) -> Option<expr::Checked> {
-        match expr::check_rule_after(src, &self.env, self.sandbox, earlier) {
+        match expr::check_rule_after(src, &self.env, self.sandbox.limits(), earlier) {
             Ok((c, mut warnings)) => {
                 let constant = |w: &ExprError| matches!(w, ExprError::ConstantCondition { .. });
                 if !warnings.iter().any(constant)

@@ -107,30 +107,29 @@ impl CompiledDecision {
     }
 
     /// The first rule whose condition fails at run time under these bindings (for an
-    /// incident's message); `None` when no rule fails on its own.
+    /// incident's message), on the path the decision ran on: a rule that fails on its
+    /// own, else the rule the decision's one budget runs out in (the rules in order,
+    /// sharing it, as they ran); `None` when no rule fails.
     pub fn failing_rule(&self, sandbox: &Sandbox, bindings: &mut Bindings) -> Option<usize> {
-        match &self.fast {
-            Some(rules) => {
-                // the rules in order under the decision's one budget, as it ran: a rule
-                // that fails on its own, or the one the shared budget runs out in
-                let budget = std::cell::Cell::new(rules.first().map_or(0, Direct::budget));
-                rules
-                    .iter()
-                    .position(|r| r.eval_bool(bindings.slots()).is_err())
-                    .or_else(|| {
-                        rules
-                            .iter()
-                            .position(|r| r.eval_bool_within(bindings.slots(), &budget).is_err())
-                    })
-            }
-            None => self
-                .rules
-                .iter()
-                .position(|r| r.eval(sandbox, bindings).is_err()),
-        }
-        // a decision of one rule failed in that rule, whatever path ran it (the
-        // sandbox's budget counts otherwise than the direct evaluator's)
-        .or_else(|| (self.rule_count == 1).then_some(0))
+        let run =
+            |i: usize, bindings: &mut Bindings, budget: &std::cell::Cell<u64>| match &self.fast {
+                Some(rules) => rules
+                    .get(i)
+                    .is_some_and(|r| r.eval_bool_within(bindings.slots(), budget).is_err()),
+                None => self
+                    .rules
+                    .get(i)
+                    .is_some_and(|r| r.eval_within(sandbox, bindings, budget).is_err()),
+            };
+        let full = || std::cell::Cell::new(sandbox.limits().max_operations);
+        (0..self.rule_count)
+            .find(|&i| run(i, bindings, &full()))
+            .or_else(|| {
+                let shared = full();
+                (0..self.rule_count).find(|&i| run(i, bindings, &shared))
+            })
+            // a decision of one rule failed in that rule
+            .or_else(|| (self.rule_count == 1).then_some(0))
     }
 
     /// `hitPolicy: unique`.

@@ -52,11 +52,6 @@ pub enum CheckErrorKind {
         /// The regex error.
         message: String,
     },
-    /// A literal argument every evaluation refuses (a time zone flowc does not know).
-    AlwaysFails {
-        /// The run-time error it always gives.
-        message: String,
-    },
 }
 
 /// A checker error at a byte range of the expression.
@@ -173,10 +168,6 @@ pub struct Checker<'e> {
     scopes: Vec<(String, Type)>,
     /// Collected errors.
     pub errors: Vec<CheckError>,
-    /// How many `&&`/`||` operands, `?:` branches and comprehension bodies enclose
-    /// the node being checked: an error there may never be seen (CEL absorbs it, or
-    /// it is never evaluated), so a part that always fails is no error there.
-    absorbing: usize,
 }
 
 impl<'e> Checker<'e> {
@@ -187,24 +178,7 @@ impl<'e> Checker<'e> {
             env,
             scopes: Vec::new(),
             errors: Vec::new(),
-            absorbing: 0,
         }
-    }
-
-    /// A part that fails at every evaluation: an error, unless it sits where its error
-    /// may be absorbed or it may never run.
-    fn always_fails(&mut self, span: (usize, usize), message: String) {
-        if self.absorbing == 0 {
-            self.error(span, CheckErrorKind::AlwaysFails { message });
-        }
-    }
-
-    /// Checks `e` where an error in it may be absorbed or never raised.
-    fn check_absorbed(&mut self, e: &mut Expr) -> Type {
-        self.absorbing += 1;
-        let t = self.check(e);
-        self.absorbing -= 1;
-        t
     }
 
     fn error(&mut self, span: (usize, usize), kind: CheckErrorKind) -> Type {
@@ -448,8 +422,8 @@ impl<'e> Checker<'e> {
                         "the condition of `?:` must be a bool".to_owned(),
                     );
                 }
-                let ta = self.check_absorbed(a);
-                let tb = self.check_absorbed(b);
+                let ta = self.check(a);
+                let tb = self.check(b);
                 if assignable(&ta, &tb) {
                     if ta == Type::Dyn || ta == Type::Null {
                         tb
@@ -467,18 +441,7 @@ impl<'e> Checker<'e> {
             }
             ExprKind::Binary(op, a, b) => {
                 let op = *op;
-                let (ta, tb) = if matches!(op, BinaryOp::And | BinaryOp::Or) {
-                    (self.check_absorbed(a), self.check_absorbed(b))
-                } else {
-                    (self.check(a), self.check(b))
-                };
-                // `x / 0` and `x % 0` on integers fail for every `x`
-                if matches!(op, BinaryOp::Div | BinaryOp::Rem)
-                    && matches!(ta, Type::Int | Type::Uint)
-                    && matches!(b.kind, ExprKind::Lit(Literal::Int(0) | Literal::Uint(0)))
-                {
-                    self.always_fails(span, "division by zero".to_owned());
-                }
+                let (ta, tb) = (self.check(a), self.check(b));
                 let lit_a = matches!(a.kind, ExprKind::Lit(_));
                 let lit_b = matches!(b.kind, ExprKind::Lit(_));
                 let a_text = Self::dotted_name(a).or_else(|| int_literal(a));
@@ -510,7 +473,7 @@ impl<'e> Checker<'e> {
                 };
                 self.scopes.push((var.clone(), elem.clone()));
                 if let Some(f) = filter {
-                    let tf = self.check_absorbed(f);
+                    let tf = self.check(f);
                     if !matches!(tf, Type::Bool | Type::Dyn) {
                         self.no_overload(
                             f.span,
@@ -520,7 +483,7 @@ impl<'e> Checker<'e> {
                         );
                     }
                 }
-                let tb = self.check_absorbed(body);
+                let tb = self.check(body);
                 self.scopes.pop();
                 match kind {
                     Macro::All | Macro::Exists | Macro::ExistsOne => {
@@ -567,50 +530,6 @@ impl<'e> Checker<'e> {
                 {
                     let s = args.last().map_or(span, |a| a.span);
                     self.error(s, CheckErrorKind::InvalidRegex { message });
-                }
-                // a conversion of a literal string every evaluation refuses
-                // (`timestamp("2024-02-30T00:00:00Z")`, `duration("7d")`, `int("abc")`):
-                // the run-time conversion, run once here
-                if target.is_none()
-                    && let [arg] = args.as_slice()
-                    && let ExprKind::Lit(Literal::String(text)) = &arg.kind
-                    && let Some(func) = super::overload::Func::by_name(&name)
-                    && matches!(
-                        func,
-                        super::overload::Func::Int
-                            | super::overload::Func::Uint
-                            | super::overload::Func::Double
-                            | super::overload::Func::Bool
-                            | super::overload::Func::Timestamp
-                            | super::overload::Func::Duration
-                    )
-                    && let Err(e) = super::value::convert(func, &super::value::Value::string(text))
-                {
-                    let mut message = e.to_string();
-                    if func == super::overload::Func::Duration {
-                        message.push_str(
-                            " (a duration is a sequence of numbers with units h, m, s, ms, us, ns: 7 days is `168h`)",
-                        );
-                    } else if func == super::overload::Func::Timestamp {
-                        message.push_str(
-                            " (an RFC 3339 timestamp, e.g. `2024-02-29T23:59:59Z`: the day within its month, hours to 23, minutes and seconds to 59, offsets under 24:00)",
-                        );
-                    }
-                    self.always_fails(arg.span, message);
-                }
-                // a literal time zone of a timestamp accessor (`t.getHours("+08:00")`)
-                if tt == Some(Type::Timestamp)
-                    && name.starts_with("get")
-                    && let [zone] = args.as_slice()
-                    && let ExprKind::Lit(Literal::String(z)) = &zone.kind
-                    && super::time::zone_offset(z).is_none()
-                {
-                    self.error(
-                        zone.span,
-                        CheckErrorKind::AlwaysFails {
-                            message: super::value::unknown_zone(z),
-                        },
-                    );
                 }
                 self.call(span, &name, tt.as_ref(), &targs)
             }

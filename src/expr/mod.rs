@@ -6,6 +6,7 @@ pub mod check;
 pub mod codegen;
 pub mod constant;
 pub mod eval;
+pub mod fails;
 mod guard;
 pub mod ir;
 pub mod overload;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use miette::Diagnostic as MietteDiagnostic;
 use thiserror::Error;
 
+use crate::limits::SandboxLimits;
 use crate::span::Span;
 pub use ast::Expr;
 pub use check::{CheckErrorKind, Env};
@@ -46,6 +48,19 @@ pub enum ExprError {
         #[label("here")]
         span: Span,
         /// How to fix.
+        #[help]
+        help: String,
+    },
+    /// An expression nested deeper than the parser accepts.
+    #[error("expression too deep: {message}")]
+    #[diagnostic(code("flowc::expr::too-deep"))]
+    TooDeep {
+        /// What.
+        message: String,
+        /// Where.
+        #[label("too deep here")]
+        span: Span,
+        /// The limit, and how to stay within it.
         #[help]
         help: String,
     },
@@ -231,20 +246,19 @@ pub enum ExprError {
         #[label("flowc failed to compile this expression")]
         span: Span,
     },
-    /// Evaluating a constant expression fails every time.
+    /// An expression that fails at every evaluation, whatever the context: a constant
+    /// part of it fails and nothing absorbs the error (decision 110).
     #[error("expression always fails: {message}")]
-    #[diagnostic(
-        code("flowc::expr::always-fails"),
-        help(
-            "the expression fails at run time whatever the context (overflow, division by zero, bad conversion, an unknown time zone, a limit it always runs out of)"
-        )
-    )]
+    #[diagnostic(code("flowc::expr::always-fails"))]
     AlwaysFails {
         /// The error.
         message: String,
-        /// Where.
+        /// Where: the constant part that fails.
         #[label("fails here")]
         span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
     },
 }
 
@@ -340,15 +354,6 @@ pub fn rhai_const(index: usize) -> String {
     format!("k{index}")
 }
 
-/// Runs a closed condition (one that reads no variable) once, at check time, to tell
-/// whether it is always true, always false or always fails. The sandbox implements it,
-/// so the language never depends on the engine that runs it.
-pub trait ClosedEval {
-    /// The condition's one value, or the error it always fails with; `None` when the
-    /// program could not be run at all (then no warning is given).
-    fn eval_closed(&self, generated: &codegen::Generated) -> Option<Result<bool, RunError>>;
-}
-
 /// A checked expression with its generated program.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -356,6 +361,8 @@ pub struct Checked {
     pub expr: Expr,
     /// Its type.
     pub ty: Type,
+    /// Its value when it reads no context variable (evaluated at check time).
+    pub value: Option<Value>,
 }
 
 fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
@@ -397,26 +404,67 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
             span,
         },
         CheckErrorKind::InvalidRegex { message } => ExprError::InvalidRegex { message, span },
-        CheckErrorKind::AlwaysFails { message } => ExprError::AlwaysFails { message, span },
     }
 }
 
-/// Parses and type-checks one expression from a flow file.
+/// The help of an expression that always fails: what to fix, by the error.
+fn always_fails_help(f: &fails::Failure) -> String {
+    use overload::Func;
+    match (&f.error, f.conversion) {
+        (RunError::Limit(_), _) => "this part reads no context value, so every evaluation runs out of the same limit: make it smaller".to_owned(),
+        (RunError::Op(OpError::DivisionByZero), _) => "the divisor is always zero: divide by a value that can be non-zero".to_owned(),
+        (RunError::Op(OpError::Overflow(_)), _) => "the constant part overflows 64-bit integers at every evaluation: use smaller numbers, or doubles".to_owned(),
+        (RunError::Op(OpError::IndexOutOfRange(_)), _) => "the constant list has no element at this index: fix the index".to_owned(),
+        (RunError::Op(OpError::NoSuchKey(_)), _) => "the constant map has no such key: fix the key, or test it with `in` first".to_owned(),
+        (RunError::Op(OpError::InvalidArgument(_)), Some(Func::Duration)) => "a duration is a sequence of numbers with units h, m, s, ms, us, ns: 7 days is `168h`".to_owned(),
+        (RunError::Op(OpError::InvalidArgument(_)), Some(Func::Timestamp)) => "an RFC 3339 timestamp, e.g. `2024-02-29T23:59:59Z`: the day within its month, hours to 23, minutes and seconds to 59, offsets under 24:00".to_owned(),
+        (RunError::Op(OpError::NoMatchingOverload { .. }), _) => "the constant operands have no matching overload at run time: fix their types".to_owned(),
+        (RunError::Op(OpError::InvalidArgument(_)), _) => "this constant argument is refused at every evaluation: fix it".to_owned(),
+        _ => "this part reads no context value and fails at every evaluation: fix it".to_owned(),
+    }
+}
+
+/// Parses and type-checks one expression from a flow file, and evaluates its constant
+/// parts under the per-evaluation bounds `limits` (decision 110).
 ///
 /// # Errors
-/// Every syntax and type error, at file positions.
-pub fn check_expr(src: &ExprSource, env: &Env) -> Result<Checked, Vec<ExprError>> {
+/// Every syntax and type error, at file positions, or the constant part that makes it
+/// fail at every evaluation.
+pub fn check_expr(
+    src: &ExprSource,
+    env: &Env,
+    limits: &SandboxLimits,
+) -> Result<Checked, Vec<ExprError>> {
     let mut expr = parse::parse(&src.text).map_err(|e| {
-        vec![ExprError::Syntax {
-            message: e.message,
-            span: src.map_span(e.span.0, e.span.1),
-            help: e.help,
+        let span = src.map_span(e.span.0, e.span.1);
+        vec![match e.kind {
+            parse::ParseErrorKind::Syntax => ExprError::Syntax {
+                message: e.message,
+                span,
+                help: e.help,
+            },
+            parse::ParseErrorKind::TooDeep => ExprError::TooDeep {
+                message: e.message,
+                span,
+                help: e.help,
+            },
         }]
     })?;
     let mut checker = check::Checker::new(env);
     let ty = checker.check(&mut expr);
     if checker.errors.is_empty() {
-        Ok(Checked { expr, ty })
+        let value = match fails::outcome(&expr, limits) {
+            fails::Outcome::Fails(f) => {
+                return Err(vec![ExprError::AlwaysFails {
+                    message: f.error.to_string(),
+                    span: src.map_span(f.span.0, f.span.1),
+                    help: always_fails_help(&f),
+                }]);
+            }
+            fails::Outcome::Constant(v) => Some(v),
+            fails::Outcome::Varies => None,
+        };
+        Ok(Checked { expr, ty, value })
     } else {
         Err(checker
             .errors
@@ -483,39 +531,6 @@ fn may_hit_limit(e: &Expr) -> bool {
     found
 }
 
-/// The first constant part of a condition (reading no variable) that is evaluated
-/// whenever the condition is (an operand of `!`, `&&`, `||`, a comparison, a call; not
-/// a branch of `?:` nor a macro's body) and always runs out of a limit: its error and
-/// expression bytes.
-fn over_limit_part(e: &Expr, closed: &impl ClosedEval) -> Option<(String, (usize, usize))> {
-    use ast::ExprKind as K;
-    if matches!(e.kind, K::Lit(_)) {
-        return None;
-    }
-    if is_constant(e) {
-        if !may_hit_limit(e) {
-            return None;
-        }
-        let g = codegen::generate(e, &VarTable::default());
-        return match closed.eval_closed(&g) {
-            Some(Err(err @ RunError::Limit(_))) => Some((err.to_string(), e.span)),
-            _ => None,
-        };
-    }
-    let always_run: Vec<&Expr> = match &e.kind {
-        K::Lit(_) | K::Ident(_) | K::HasVar(_) => Vec::new(),
-        K::Select(a, _) | K::Unary(_, a) | K::Has(a, _) | K::Cond(a, _, _) => vec![&**a],
-        K::Comprehension { range, .. } => vec![&**range],
-        K::Index(a, b) | K::Binary(_, a, b) => vec![&**a, &**b],
-        K::Call { target, args, .. } => target.iter().map(|t| &**t).chain(args).collect(),
-        K::List(items) => items.iter().collect(),
-        K::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
-    };
-    always_run
-        .into_iter()
-        .find_map(|c| over_limit_part(c, closed))
-}
-
 /// The `unguarded-optional` warnings of a checked expression (a condition, an assignee
 /// expression): reads of optional values no `has()` guards.
 #[must_use]
@@ -546,9 +561,9 @@ fn unguarded_reads(e: &Expr, src: &ExprSource, env: &Env, known: &[String]) -> V
 pub fn check_condition(
     src: &ExprSource,
     env: &Env,
-    closed: &impl ClosedEval,
+    limits: &SandboxLimits,
 ) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
-    check_rule_after(src, env, closed, &[])
+    check_rule_after(src, env, limits, &[])
 }
 
 /// Checks a condition evaluated only when every one of `earlier` (checked conditions)
@@ -561,10 +576,10 @@ pub fn check_condition(
 pub fn check_rule_after(
     src: &ExprSource,
     env: &Env,
-    closed: &impl ClosedEval,
+    limits: &SandboxLimits,
     earlier: &[&Expr],
 ) -> Result<(Checked, Vec<ExprError>), Vec<ExprError>> {
-    let checked = check_expr(src, env)?;
+    let checked = check_expr(src, env, limits)?;
     if !matches!(checked.ty, Type::Bool | Type::Dyn) {
         let help = match checked.ty {
             Type::Int | Type::Uint | Type::Double => {
@@ -583,38 +598,32 @@ pub fn check_rule_after(
         }]);
     }
     let mut warnings = Vec::new();
-    if is_constant(&checked.expr) {
-        let g = codegen::generate_condition(&checked.expr, &VarTable::default());
-        if let Some(result) = closed.eval_closed(&g) {
-            match result {
-                Ok(value) => warnings.push(ExprError::ConstantCondition {
-                    value,
-                    unless_limit: false,
-                    span: src.span,
-                }),
-                Err(e) => {
-                    return Err(vec![ExprError::AlwaysFails {
-                        message: e.to_string(),
-                        span: src.span,
-                    }]);
-                }
-            }
-        }
-    } else {
-        if let Some(value) = constant::fixed_value(&checked.expr) {
-            warnings.push(ExprError::ConstantCondition {
-                value,
-                unless_limit: may_hit_limit(&checked.expr),
-                span: src.span,
-            });
-        }
-        // a constant part that always runs out of a limit fails the condition whenever
-        // it is evaluated (limit errors are never absorbed)
-        if let Some((message, (start, end))) = over_limit_part(&checked.expr, closed) {
+    match &checked.value {
+        Some(Value::Bool(value)) => warnings.push(ExprError::ConstantCondition {
+            value: *value,
+            unless_limit: false,
+            span: src.span,
+        }),
+        // a `dyn` constant that is no bool fails the condition at every evaluation
+        Some(other) => {
+            let error = RunError::ResultType {
+                expected: "bool",
+                got: other.type_name().to_owned(),
+            };
             return Err(vec![ExprError::AlwaysFails {
-                message,
-                span: src.map_span(start, end),
+                message: error.to_string(),
+                span: src.span,
+                help: "a condition must be true or false".to_owned(),
             }]);
+        }
+        None => {
+            if let Some(value) = constant::fixed_value(&checked.expr) {
+                warnings.push(ExprError::ConstantCondition {
+                    value,
+                    unless_limit: may_hit_limit(&checked.expr),
+                    span: src.span,
+                });
+            }
         }
     }
     warnings.extend(unguarded_reads(

@@ -14,9 +14,20 @@ struct ConditionParser;
 const MAX_EXPR_LEN: usize = Limits::MAX_EXPR_LEN;
 const MAX_EXPR_DEPTH: usize = Limits::MAX_EXPR_DEPTH;
 
+/// Why an expression does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// It is not in the grammar (or too long, or a literal out of range).
+    Syntax,
+    /// It nests deeper than [`Limits::MAX_EXPR_DEPTH`].
+    TooDeep,
+}
+
 /// A parse failure: what and where (byte range in the expression text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseError {
+    /// Which kind of failure.
+    pub kind: ParseErrorKind,
     /// What is wrong.
     pub message: String,
     /// Where.
@@ -27,9 +38,23 @@ pub struct ParseError {
 
 fn err(message: impl Into<String>, span: (usize, usize), help: impl Into<String>) -> ParseError {
     ParseError {
+        kind: ParseErrorKind::Syntax,
         message: message.into(),
         span,
         help: help.into(),
+    }
+}
+
+/// An expression nested past [`Limits::MAX_EXPR_DEPTH`]: the help names the limit.
+fn too_deep(message: String, span: (usize, usize)) -> ParseError {
+    ParseError {
+        kind: ParseErrorKind::TooDeep,
+        message,
+        span,
+        help: format!(
+            "flowc accepts at most {MAX_EXPR_DEPTH} levels of brackets or prefix operators and {} levels of binary operators (`Limits::MAX_EXPR_DEPTH`): split the condition over several steps or rules, or write a long chain as `x in [...]`",
+            MAX_EXPR_DEPTH * 2
+        ),
     }
 }
 
@@ -65,20 +90,18 @@ fn check_nesting(text: &str) -> Result<(), ParseError> {
             _ => unary = 0,
         }
         if unary > MAX_EXPR_DEPTH {
-            return Err(err(
+            return Err(too_deep(
                 format!("expression nests deeper than {MAX_EXPR_DEPTH} levels"),
                 (i, i + 1),
-                "simplify the expression",
             ));
         }
         match c {
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_EXPR_DEPTH {
-                    return Err(err(
+                    return Err(too_deep(
                         format!("expression nests deeper than {MAX_EXPR_DEPTH} levels"),
                         (i, i + 1),
-                        "simplify the expression",
                     ));
                 }
             }
@@ -164,13 +187,12 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         ));
     }
     if depth_of(&e) > MAX_EXPR_DEPTH * 2 {
-        return Err(err(
+        return Err(too_deep(
             format!(
                 "expression nests deeper than {} operators",
                 MAX_EXPR_DEPTH * 2
             ),
             e.span,
-            "simplify the expression",
         ));
     }
     Ok(e)

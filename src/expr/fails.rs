@@ -1,0 +1,251 @@
+//! Parts of an expression that always fail (decision 110): every maximal constant part
+//! (one that reads no context variable) is evaluated once at check time by the direct
+//! evaluator ([`Direct`], the one implementation of the language, under the same
+//! per-evaluation budget as at run time), and the failures are followed up the tree by
+//! CEL's rules: an error reaches the result through every operator that evaluates its
+//! operands whatever they are; `&&`/`||` absorb it unless the other side always fails
+//! too or never decides; a `?:` branch counts only when the condition picks it or both
+//! branches fail; a macro's body may run zero times. Only a failure that reaches the
+//! root is reported: the expression then fails whatever the context.
+
+use super::ast::{BinaryOp, Expr, ExprKind};
+use super::ir::Direct;
+use super::overload::Func;
+use super::value::{OpError, Value};
+use super::{RunError, Type, VarTable};
+use crate::limits::SandboxLimits;
+
+/// A part whose evaluation always fails.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The run-time error it fails with.
+    pub error: RunError,
+    /// The part (expression bytes): a maximal constant part, or the operation that
+    /// fails for every value of its other operands (`x / 0`, an unknown time zone).
+    pub span: (usize, usize),
+    /// A conversion to a timestamp or a duration in the part (`duration("7d")`).
+    pub conversion: Option<Func>,
+}
+
+/// What the check knows of one part of the expression.
+enum Part {
+    /// Reads no context variable: not evaluated yet.
+    Closed,
+    /// A constant part's value.
+    Value(Value),
+    /// Fails at every evaluation.
+    Fails(Failure),
+    /// Depends on the context, and may succeed.
+    Open,
+}
+
+/// What the check found for a whole expression.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// It reads no variable and has this value.
+    Constant(Value),
+    /// It fails at every evaluation, with this failure.
+    Fails(Failure),
+    /// It depends on the context.
+    Varies,
+}
+
+/// Evaluates the maximal constant parts of a checked expression and tells whether it
+/// always fails (decision 110).
+#[must_use]
+pub fn outcome(e: &Expr, limits: &SandboxLimits) -> Outcome {
+    let mut w = Walk { limits };
+    let p = w.part(e);
+    match w.settle(e, p) {
+        Part::Value(v) => Outcome::Constant(v),
+        Part::Fails(f) => Outcome::Fails(f),
+        Part::Closed | Part::Open => Outcome::Varies,
+    }
+}
+
+struct Walk<'l> {
+    limits: &'l SandboxLimits,
+}
+
+/// Does `v` decide `&&` (false) or `||` (true)?
+fn decides(is_and: bool, v: &Part) -> Option<bool> {
+    match v {
+        Part::Value(Value::Bool(b)) => Some(*b != is_and),
+        _ => None,
+    }
+}
+
+impl Walk<'_> {
+    /// Evaluates a closed part with the direct evaluator; other parts as they are.
+    fn settle(&self, e: &Expr, p: Part) -> Part {
+        if !matches!(p, Part::Closed) {
+            return p;
+        }
+        let direct = Direct::lower(e, &VarTable::default(), self.limits);
+        match direct.eval_value(&[]) {
+            Ok(v) => Part::Value(v),
+            Err(error) => Part::Fails(Failure {
+                error,
+                span: e.span,
+                conversion: time_conversion(e),
+            }),
+        }
+    }
+
+    /// The parts of the children, each settled unless every one is closed (then the
+    /// node is closed too and is evaluated whole by its parent).
+    fn children(&mut self, kids: &[&Expr]) -> Option<Vec<Part>> {
+        let parts: Vec<Part> = kids.iter().map(|k| self.part(k)).collect();
+        if parts.iter().all(|p| matches!(p, Part::Closed)) {
+            return None;
+        }
+        Some(
+            kids.iter()
+                .zip(parts)
+                .map(|(k, p)| self.settle(k, p))
+                .collect(),
+        )
+    }
+
+    fn part(&mut self, e: &Expr) -> Part {
+        match &e.kind {
+            ExprKind::Lit(_) => Part::Closed,
+            // a comprehension's variable is only seen in its body, which is walked
+            // only when the whole macro is closed (then it is evaluated whole)
+            ExprKind::Ident(_) | ExprKind::HasVar(_) => Part::Open,
+            ExprKind::Binary(op @ (BinaryOp::And | BinaryOp::Or), a, b) => {
+                let is_and = *op == BinaryOp::And;
+                let Some(mut ps) = self.children(&[a, b]) else {
+                    return Part::Closed;
+                };
+                let pb = ps.pop().unwrap_or(Part::Open);
+                let pa = ps.pop().unwrap_or(Part::Open);
+                match (pa, pb) {
+                    // the left side runs first: a limit it runs out of is never absorbed
+                    (Part::Fails(f), _) if matches!(f.error, RunError::Limit(_)) => Part::Fails(f),
+                    // both fail: the left error, unless the right one is a limit (the
+                    // left error waits for the right side, whose limit is never absorbed)
+                    (Part::Fails(fa), Part::Fails(fb)) => {
+                        if matches!(fb.error, RunError::Limit(_)) {
+                            Part::Fails(fb)
+                        } else {
+                            Part::Fails(fa)
+                        }
+                    }
+                    // an error is absorbed only by a deciding other side
+                    (Part::Fails(f), other) | (other, Part::Fails(f))
+                        if decides(is_and, &other) == Some(false) =>
+                    {
+                        Part::Fails(f)
+                    }
+                    _ => Part::Open,
+                }
+            }
+            ExprKind::Cond(c, a, b) => {
+                let Some(ps) = self.children(&[c, a, b]) else {
+                    return Part::Closed;
+                };
+                let mut ps = ps.into_iter();
+                let (pc, pa, pb) = (
+                    ps.next().unwrap_or(Part::Open),
+                    ps.next().unwrap_or(Part::Open),
+                    ps.next().unwrap_or(Part::Open),
+                );
+                match (pc, pa, pb) {
+                    (Part::Fails(f), _, _)
+                    | (Part::Value(Value::Bool(true)), Part::Fails(f), _)
+                    | (Part::Value(Value::Bool(false)), _, Part::Fails(f))
+                    | (Part::Open, Part::Fails(f), Part::Fails(_)) => Part::Fails(f),
+                    _ => Part::Open,
+                }
+            }
+            ExprKind::Comprehension { range, .. } => {
+                let pr = self.part(range);
+                if matches!(pr, Part::Closed) && super::is_constant(e) {
+                    return Part::Closed;
+                }
+                // the body and filter may run zero times: only the range counts
+                match self.settle(range, pr) {
+                    Part::Fails(f) => Part::Fails(f),
+                    _ => Part::Open,
+                }
+            }
+            _ => self.strict(e),
+        }
+    }
+
+    /// A node that evaluates every operand whenever it is evaluated: the first operand
+    /// that always fails makes it fail.
+    fn strict(&mut self, e: &Expr) -> Part {
+        let kids: Vec<&Expr> = match &e.kind {
+            ExprKind::Select(a, _) | ExprKind::Unary(_, a) | ExprKind::Has(a, _) => vec![&**a],
+            ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => vec![&**a, &**b],
+            ExprKind::Call { target, args, .. } => {
+                target.iter().map(|t| &**t).chain(args).collect()
+            }
+            ExprKind::List(items) => items.iter().collect(),
+            ExprKind::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+            _ => Vec::new(),
+        };
+        let Some(ps) = self.children(&kids) else {
+            return Part::Closed;
+        };
+        if let Some(f) = ps.iter().find_map(|p| match p {
+            Part::Fails(f) => Some(f.clone()),
+            _ => None,
+        }) {
+            return Part::Fails(f);
+        }
+        match &e.kind {
+            // `x / 0` and `x % 0` on integers fail for every `x`
+            ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
+                if matches!(a.ty, Type::Int | Type::Uint)
+                    && matches!(ps.get(1), Some(Part::Value(Value::Int(0) | Value::Uint(0)))) =>
+            {
+                Part::Fails(Failure {
+                    error: RunError::Op(OpError::DivisionByZero),
+                    span: e.span,
+                    conversion: None,
+                })
+            }
+            // a time zone flowc does not know fails for every timestamp
+            ExprKind::Call {
+                target: Some(t),
+                name,
+                args,
+            } if t.ty == Type::Timestamp && name.starts_with("get") => {
+                match (args.first(), ps.get(1)) {
+                    (Some(zone), Some(Part::Value(Value::String(z))))
+                        if super::time::zone_offset(z).is_none() =>
+                    {
+                        Part::Fails(Failure {
+                            error: RunError::Op(OpError::InvalidArgument(
+                                super::value::unknown_zone(z),
+                            )),
+                            span: zone.span,
+                            conversion: None,
+                        })
+                    }
+                    _ => Part::Open,
+                }
+            }
+            _ => Part::Open,
+        }
+    }
+}
+
+/// The first conversion to a timestamp or a duration in a failing part (for the help:
+/// what one looks like).
+fn time_conversion(e: &Expr) -> Option<Func> {
+    let mut found = None;
+    e.walk(&mut |n| {
+        if found.is_none()
+            && let ExprKind::Call {
+                target: None, name, ..
+            } = &n.kind
+        {
+            found = Func::by_name(name).filter(|f| matches!(f, Func::Timestamp | Func::Duration));
+        }
+    });
+    found
+}
