@@ -2926,6 +2926,8 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
         .unwrap();
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
+    // the read's warnings come after `connected`
+    until("the warnings", 10, || w.warnings().len() >= stray.len()).await;
     let got = w.warnings();
     assert_eq!(got.len(), stray.len(), "{got:?}");
     for (k, m) in stray.iter().zip(&got) {
@@ -2941,6 +2943,8 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
     }
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
+    // the read's warnings come after `connected`
+    until("21 warnings", 10, || w.warnings().len() >= 21).await;
     let got = w.warnings();
     assert_eq!(got.len(), 21, "{got:?}");
     assert_eq!(
