@@ -548,6 +548,8 @@ async fn rollback_restores_the_old_content_at_every_watcher() {
         },
     )
     .await
+    .unwrap()
+    .written()
     .unwrap();
     assert_eq!(back.version.hash, v1.hash);
     assert!(back.version.revision > v2.revision);
@@ -1436,6 +1438,8 @@ async fn the_history_entry_is_written_in_the_flows_transaction() {
         },
     )
     .await
+    .unwrap()
+    .written()
     .unwrap();
     let created: Vec<u64> = history_keys(&mut client, &t, "leave")
         .await
@@ -1472,6 +1476,8 @@ async fn the_history_entry_is_written_in_the_flows_transaction() {
         },
     )
     .await
+    .unwrap()
+    .written()
     .unwrap();
     assert_eq!(again.version.hash, v2.hash);
     // the store loads by hash from either kind of entry
@@ -1932,7 +1938,9 @@ async fn a_tenant_larger_than_one_answer_is_watched_and_its_history_read_in_page
         },
     )
     .await
-    .unwrap_or_else(|e| panic!("rollback: {e:?}"));
+    .unwrap_or_else(|e| panic!("rollback: {e:?}"))
+    .written()
+    .unwrap();
     assert_eq!(back.version.hash, versions[0].hash);
     until("the rollback is live", 20, || w.has(&back.version)).await;
     // the store lists all of them too
@@ -2918,6 +2926,8 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
         .unwrap();
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
+    // the read's warnings come after `connected`
+    until("the warnings", 10, || w.warnings().len() >= stray.len()).await;
     let got = w.warnings();
     assert_eq!(got.len(), stray.len(), "{got:?}");
     for (k, m) in stray.iter().zip(&got) {
@@ -2933,6 +2943,8 @@ async fn keys_outside_flowcs_subtrees_are_reported_and_the_list_is_bounded() {
     }
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.count("connected") == 1).await;
+    // the read's warnings come after `connected`
+    until("21 warnings", 10, || w.warnings().len() >= 21).await;
     let got = w.warnings();
     assert_eq!(got.len(), 21, "{got:?}");
     assert_eq!(
@@ -4446,6 +4458,461 @@ async fn deletions_missing_history_tls_on_http_and_a_file_snapshot_are_said_plai
     assert!(
         err.contains(&format!("snapshot `{snap}`: `{snap}` is not a directory")),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- probe 5's nits (CLI)
+
+/// A TCP listener that accepts every connection and never answers (python3); killed by
+/// PID on drop. `None` when python3 is missing.
+struct Silent {
+    child: Child,
+    port: u16,
+}
+
+impl Silent {
+    fn start() -> Option<Silent> {
+        let port = free_port();
+        let script = format!(
+            "import socket, time\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port}))\n\
+             s.listen(64)\n\
+             held = []\n\
+             while True:\n\
+             \x20   c, _ = s.accept()\n\
+             \x20   held.append(c)\n"
+        );
+        let child = Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let silent = Silent { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the silent listener did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(silent)
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_gives_up_on_a_server_that_never_answers_after_the_connect_timeout() {
+    let Some(silent) = Silent::start() else {
+        eprintln!("skipped: python3 is not on PATH");
+        return;
+    };
+    let url = format!("http://127.0.0.1:{}", silent.port);
+    let dir = TempDir::new("silent");
+    std::fs::write(dir.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    let file = dir.0.join("leave.yaml").display().to_string();
+    let commands: [&[&str]; 3] = [
+        &["publish", &file],
+        &["history", "leave"],
+        &["rollback", "leave", "--to", "3"],
+    ];
+    for cmd in commands {
+        let mut args = cmd.to_vec();
+        args.extend(["--etcd", &url, "--tenant", "acme"]);
+        // liveness only (the old code took 6.5 to 14.6 s): the wait is one connect
+        // timeout, 3 s
+        let started = Instant::now();
+        let (code, out, err) = flowc_within(60, &args);
+        let took = started.elapsed();
+        assert_eq!(code, Some(2), "{cmd:?}: {out}{err}");
+        assert!(
+            err.contains(&format!(
+                "error[flowc::store::etcd-unreachable]: cannot reach etcd at {url} (connect): no answer within 3 s"
+            )),
+            "{cmd:?}: {err}"
+        );
+        assert!(took < Duration::from_secs(6), "{cmd:?}: {took:?}");
+    }
+    // a list of two such listeners: the same, after the one survey
+    let Some(other) = Silent::start() else {
+        return;
+    };
+    let list = format!("{url},http://127.0.0.1:{}", other.port);
+    let (code, out, err) = flowc_within(
+        60,
+        &["history", "leave", "--etcd", &list, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach etcd at {list} (connect): no answer within 3 s"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_port_0_report_the_port_bound_in_both_formats() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let common = ["watch", "--etcd", &down, "--tenant", "acme"];
+    // JSON: the first line is the `metrics` event with the address bound
+    let mut args = common.to_vec();
+    args.extend(["--metrics-addr", "localhost:0", "--format", "json"]);
+    let w = Running::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.lines.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no line: {:?}", w.errors);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first: serde_json::Value =
+        serde_json::from_str(&w.lines.lock().unwrap()[0].clone()).unwrap();
+    assert_eq!(first["event"], "metrics", "{first}");
+    assert_eq!(first["flow"], json!(null));
+    let address: std::net::SocketAddr = first["address"].as_str().unwrap().parse().unwrap();
+    assert_ne!(address.port(), 0, "{first}");
+    assert_eq!(first["url"], json!(format!("http://{address}/metrics")));
+    let body = scrape(address.port()).unwrap();
+    assert!(body.contains("flowc_connected"), "{body}");
+    drop(w);
+    // human: the header names the port bound
+    let mut args = common.to_vec();
+    args.extend(["--metrics-addr", "127.0.0.1:0"]);
+    let w = Running::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.lines.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no line: {:?}", w.errors);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let header = w.lines.lock().unwrap()[0].clone();
+    let port: u16 = header
+        .split("metrics at http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{header}"))
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0, "{header}");
+    assert!(scrape(port).unwrap().contains("flowc_connected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_under_a_file_names_the_file() {
+    let dir = TempDir::new("snap-under-file");
+    let file = dir.0.join("sfile");
+    std::fs::write(&file, b"x").unwrap();
+    let snap = file.join("sub");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let (code, out, err) = flowc_within(
+        30,
+        &[
+            "watch",
+            "--etcd",
+            &down,
+            "--tenant",
+            "acme",
+            "--snapshot",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "snapshot `{}`: `{}` is a file, not a directory, so no directory can be created under it",
+            snap.display(),
+            file.display()
+        )) && err.contains("move that file away or choose another --snapshot"),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_user_name_is_a_usage_error() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    for cmd in [&["watch"][..], &["history", "leave"][..]] {
+        let mut args = cmd.to_vec();
+        args.extend(["--etcd", &down, "--tenant", "acme", "--user", ":pw"]);
+        let (code, out, err) = flowc_within(30, &args);
+        assert_eq!(code, Some(2), "{cmd:?}: {out}{err}");
+        assert!(
+            err.contains("error: --user has an empty user name (before the `:`)"),
+            "{cmd:?}: {err}"
+        );
+        assert!(!err.contains("etcd refused"), "{cmd:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_endpoint_beside_one_that_is_not_etcd_names_the_one_that_is_not() {
+    if !have_etcd() {
+        return;
+    }
+    let Some(http) = HttpServer::start() else {
+        eprintln!("skipped: python3 is not on PATH");
+        return;
+    };
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let not_etcd = format!("http://127.0.0.1:{}", http.port);
+    let said = format!(
+        "endpoint `{not_etcd}` is left out, the others may serve (they do not answer now): 127.0.0.1:{} answers HTTP but is not etcd (no gRPC)",
+        http.port
+    );
+    let list = format!("{down},{not_etcd}");
+    // publish: the warning, then the outage of the one left
+    let dir = TempDir::new("down-not-etcd");
+    std::fs::write(dir.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    let file = dir.0.join("leave.yaml").display().to_string();
+    let (code, out, err) =
+        flowc_within(60, &["publish", &file, "--etcd", &list, "--tenant", "acme"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains(&format!("warning: {said}")), "{err}");
+    assert!(!err.contains("frame with invalid size"), "{err}");
+    // watch: a warning event, then retries of the down one (an outage, not fatal)
+    let w = Running::start(&[
+        "watch", "--etcd", &list, "--tenant", "acme", "--format", "json",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.count("{\"event\":\"disconnected\"") == 0 {
+        assert!(Instant::now() < deadline, "{}", w.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = w.text();
+    let warnings: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0]["message"].as_str().unwrap().contains(&said),
+        "{text}"
+    );
+    assert!(!text.contains("frame with invalid size"), "{text}");
+    // when etcd comes up at the down address, it serves
+    drop(w);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_options_with_a_plain_endpoint_beside_a_tls_one_leave_the_plain_one_out() {
+    if !have_etcd() || !have_openssl() {
+        return;
+    }
+    let certs = TempDir::new("certs-mixed");
+    let secure = tls_etcd(&certs.0).await;
+    let plain = Etcd::start();
+    let p = |n: &str| certs.0.join(n).display().to_string();
+    let (ca, cert, key) = (p("ca.pem"), p("client.pem"), p("client.key"));
+    let list = format!("{},{}", secure.url(), plain.url());
+    let dir = TempDir::new("mixed");
+    std::fs::write(dir.0.join("leave.yaml"), flow("leave", 1)).unwrap();
+    let file = dir.0.join("leave.yaml").display().to_string();
+    let tls = ["--cacert", &ca, "--cert", &cert, "--key", &key];
+    let mut args = vec!["publish", &file, "--etcd", &list, "--tenant", "acme"];
+    args.extend(tls);
+    let (code, out, err) = flowc_within(60, &args);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: endpoint `{}` is left out, the https:// ones are used: TLS options given for http:// endpoint `{}`: use https://HOST:PORT",
+            plain.url(),
+            plain.url()
+        )),
+        "{err}"
+    );
+    assert!(out.starts_with("published leave@"), "{out}");
+    // written to the TLS etcd, not the plain one
+    let mut ready = secure.connection();
+    ready.cacert = Some(certs.0.join("ca.pem"));
+    ready.cert = Some(certs.0.join("client.pem"));
+    ready.key = Some(certs.0.join("client.key"));
+    let mut client = ready.connect().await.unwrap();
+    let t = tenant("acme");
+    assert!(key_revision(&mut client, &t, "leave").await > 0);
+    let mut plain_client = plain.client().await;
+    let got = plain_client.get(t.flow_key("leave"), None).await.unwrap();
+    assert!(got.kvs().is_empty());
+    // every endpoint plain: still the setup error
+    let plain_url = plain.url();
+    let mut args = vec!["history", "leave", "--etcd", &plain_url, "--tenant", "acme"];
+    args.extend(tls);
+    let (code, out, err) = flowc_within(60, &args);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("(scheme): TLS options given for http:// endpoint"),
+        "{err}"
+    );
+    // the CA left out: say that this machine does not trust the server's CA
+    let (code, out, err) = flowc_within(
+        60,
+        &[
+            "history",
+            "leave",
+            "--etcd",
+            &secure.url(),
+            "--tenant",
+            "acme",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(
+            "the server's certificate is not signed by a CA this machine trusts; pass --cacert FILE"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("(none given)"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_json_says_the_key_is_gone_after_its_deletion_was_compacted() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let url = server.url();
+    let json_of = || {
+        let (code, out, err) = flowc_within(
+            30,
+            &[
+                "history", "leave", "--etcd", &url, "--tenant", "acme", "--format", "json",
+            ],
+        );
+        assert_eq!(code, Some(0), "{out}{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    // present: one version, no deletion
+    let list = json_of();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["deleted"], json!(false));
+    assert_eq!(list[0]["exact"], json!(null));
+    // deleted, seen at its revision
+    let at = etcd::delete(&mut client, &t, "leave", v1.revision)
+        .await
+        .unwrap();
+    let list = json_of();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[1]["revision"], json!(at));
+    assert_eq!(list[1]["deleted"], json!(true));
+    assert_eq!(list[1]["exact"], json!(true));
+    // the deletion compacted away: still listed, at or before the revision read
+    client.put("/other/key", "x", None).await.unwrap();
+    let now = client.put("/other/key", "y", None).await.unwrap();
+    let now = now.header().unwrap().revision();
+    client.compact(now, None).await.unwrap();
+    let list = json_of();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[1]["revision"], json!(now), "{list}");
+    assert_eq!(list[1]["deleted"], json!(true), "{list}");
+    assert_eq!(list[1]["exact"], json!(false), "{list}");
+    assert_eq!(list[1]["hash"], json!(null), "{list}");
+    let (code, out, err) = flowc_within(
+        30,
+        &["history", "leave", "--etcd", &url, "--tenant", "acme"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "revision {now}  deleted: the key no longer exists, deleted at or before revision {now}"
+        )),
+        "{out}"
+    );
+    // the library says the same, typed
+    let h = etcd::history(&mut client, &t, &Options::default(), "leave")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.iter()
+            .map(|i| (i.revision, i.event.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (v1.revision, HistoryEvent::Version),
+            (now as u64, HistoryEvent::Gone)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_to_the_content_already_there_writes_nothing() {
+    if !have_etcd() {
+        return;
+    }
+    let server = Etcd::start();
+    let t = tenant("acme");
+    let mut client = server.client().await;
+    let v1 = publish(&mut client, &t, &flow("leave", 1), None).await;
+    let url = server.url();
+    let to = v1.revision.to_string();
+    let (code, out, err) = flowc_within(
+        30,
+        &[
+            "rollback", "leave", "--to", &to, "--etcd", &url, "--tenant", "acme",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out,
+        format!(
+            "leave is already at that content (revision {}, hash {}, the content of revision {to}): nothing written\n",
+            v1.revision, v1.hash
+        )
+    );
+    assert_eq!(key_revision(&mut client, &t, "leave").await, v1.revision);
+    assert_eq!(history_keys(&mut client, &t, "leave").await.len(), 1);
+    // another content is written as before; rolling back to v1 again then writes
+    let v2 = publish(&mut client, &t, &flow("leave", 2), None).await;
+    let back = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: v1.revision,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap()
+    .written()
+    .unwrap();
+    assert!(back.version.revision > v2.revision);
+    assert_eq!(back.version.hash, v1.hash);
+    // and now it is there: the library says so, typed
+    let again = etcd::rollback(
+        &mut client,
+        &t,
+        &Options::default(),
+        RollbackRequest {
+            flow: "leave",
+            to: v1.revision,
+            expect_revision: None,
+            author: None,
+            message: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, etcd::RolledBack::Unchanged(back.version.clone()));
+    assert_eq!(
+        key_revision(&mut client, &t, "leave").await,
+        back.version.revision
     );
 }
 

@@ -111,6 +111,12 @@ impl EtcdArgs {
                 eprintln!("error: --user takes `user:password`");
                 return Err(EXIT_FAILURE);
             };
+            if user.trim().is_empty() {
+                eprintln!(
+                    "error: --user has an empty user name (before the `:`): pass --user NAME:PASSWORD, a user etcd knows"
+                );
+                return Err(EXIT_FAILURE);
+            }
             c.user = Some((user.to_owned(), password.to_owned()));
         }
         c.connect_timeout = Duration::from_secs(3);

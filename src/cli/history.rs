@@ -51,7 +51,14 @@ pub fn run(flow: &str, conn: &EtcdArgs, format: DiffFormat) -> u8 {
                         "message": i.message,
                         "time": i.time.map(utc),
                         "diff": i.diff,
-                        "deleted": i.event == HistoryEvent::Deleted,
+                        "deleted": matches!(i.event, HistoryEvent::Deleted | HistoryEvent::Gone),
+                        // a deletion seen at its own revision, or one compacted away
+                        // (the key is gone, deleted at or before `revision`)
+                        "exact": match i.event {
+                            HistoryEvent::Deleted => Some(true),
+                            HistoryEvent::Gone => Some(false),
+                            _ => None,
+                        },
                         "corrupt": i.corrupt(),
                     })
                 })
@@ -97,6 +104,14 @@ fn human(
         if i.event == HistoryEvent::Deleted {
             outln!(
                 "revision {}  deleted: the key was deleted at revision {} (watchers retired the flow)",
+                i.revision,
+                i.revision
+            );
+            continue;
+        }
+        if i.event == HistoryEvent::Gone {
+            outln!(
+                "revision {}  deleted: the key no longer exists, deleted at or before revision {} (etcd compacted the deletion's own revision; watchers retired the flow)",
                 i.revision,
                 i.revision
             );

@@ -2,7 +2,7 @@
 //! as a new revision (same content hash), with the same compare-and-swap as publish.
 
 use flowc::compile::Options;
-use flowc::source::etcd::{self, PublishError, RollbackRequest};
+use flowc::source::etcd::{self, PublishError, RollbackRequest, RolledBack};
 
 use super::EXIT_FINDINGS;
 use super::etcd::{EtcdArgs, WriteArgs, fail_at, replaced, runtime};
@@ -33,7 +33,15 @@ pub fn run(flow: &str, to: u64, conn: &EtcdArgs, write: &WriteArgs) -> u8 {
             message: write.message.clone(),
         };
         match etcd::rollback(&mut client, &tenant, &Options::default(), request).await {
-            Ok(p) => {
+            Ok(RolledBack::Unchanged(now)) => {
+                outln!(
+                    "{flow} is already at that content (revision {}, hash {}, the content of revision {to}): nothing written",
+                    now.revision,
+                    now.hash
+                );
+                0
+            }
+            Ok(RolledBack::Written(p)) => {
                 let was = replaced(&mut client, &tenant, &p, "the flow was deleted").await;
                 outln!(
                     "rolled back {flow} to the content of revision {to}: {} ({was})",

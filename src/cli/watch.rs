@@ -624,12 +624,15 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    if let Some(addr) = metrics_addr
-        && let Err(e) = serve_metrics(addr)
-    {
-        eprintln!("error: cannot serve metrics on {addr}: {e}");
-        return EXIT_FAILURE;
-    }
+    // the address bound: the port the system chose for `HOST:0`
+    let metrics_addr = match metrics_addr.map(|addr| (addr, serve_metrics(addr))) {
+        None => None,
+        Some((_, Ok(bound))) => Some(bound),
+        Some((addr, Err(e))) => {
+            eprintln!("error: cannot serve metrics on {addr}: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let mut config = WatchConfig::new(connection, tenant.clone());
     config.snapshot = args.snapshot.map(Path::to_path_buf);
     let format = args.format;
@@ -644,6 +647,9 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
             tenant.prefix(),
             args.conn.endpoints.join(",")
         );
+    } else if let Some(addr) = metrics_addr {
+        // first, as the human header: where the metrics are served
+        outln!("{}", metrics_json(addr));
     }
     let registry = Arc::new(Registry::default());
     let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
@@ -675,13 +681,29 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     }
 }
 
-/// Serves the metrics at `http://ADDR/metrics` (Prometheus text format, rendered by the
-/// exporter crate; every other path is 404), on the runtime entered. The exporter's own
-/// listener answers every path with the metrics, so it is not used.
+/// The JSON `metrics` event: the address the metrics are served at (the one bound, with
+/// the port the system chose for `HOST:0`).
 #[cfg(feature = "etcd")]
-fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
+fn metrics_json(addr: std::net::SocketAddr) -> serde_json::Value {
+    serde_json::json!({
+        "event": "metrics",
+        "flow": null,
+        "revision": null,
+        "hash": null,
+        "address": addr.to_string(),
+        "url": format!("http://{addr}/metrics"),
+    })
+}
+
+/// Serves the metrics at `http://ADDR/metrics` (Prometheus text format, rendered by the
+/// exporter crate; every other path is 404), on the runtime entered; the address bound
+/// (`ADDR` with the port the system chose when it is 0). The exporter's own listener
+/// answers every path with the metrics, so it is not used.
+#[cfg(feature = "etcd")]
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, String> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     let listener = std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let handle = PrometheusBuilder::new()
@@ -723,7 +745,7 @@ fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
             });
         }
     });
-    Ok(())
+    Ok(bound)
 }
 
 /// The answer to one request to the metrics address: `GET /metrics` (or `HEAD`) is the

@@ -644,8 +644,31 @@ pub struct RollbackRequest<'a> {
     pub message: Option<String>,
 }
 
+/// What a rollback did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RolledBack {
+    /// The content was written as a new revision.
+    Written(Published),
+    /// The flow's key already holds that content (the same content hash): nothing was
+    /// written. Its current version.
+    Unchanged(VersionId),
+}
+
+impl RolledBack {
+    /// The new revision, when one was written.
+    #[must_use]
+    pub fn written(self) -> Option<Published> {
+        match self {
+            RolledBack::Written(p) => Some(p),
+            RolledBack::Unchanged(_) => None,
+        }
+    }
+}
+
 /// Writes the content of revision `to` of `flow` as a new revision (the same content
 /// hash), the same way as [`publish`]. The message defaults to `rollback to revision N`.
+/// When the flow's key already holds that content (and `expect_revision`, when given, is
+/// its revision), nothing is written ([`RolledBack::Unchanged`]).
 ///
 /// # Errors
 /// [`EtcdError::UnknownRevision`] when the history has no source at `to`;
@@ -655,7 +678,7 @@ pub async fn rollback(
     tenant: &Tenant,
     options: &Options,
     request: RollbackRequest<'_>,
-) -> Result<Published, PublishError> {
+) -> Result<RolledBack, PublishError> {
     let RollbackRequest {
         flow,
         to,
@@ -711,6 +734,16 @@ pub async fn rollback(
         }
         .into());
     };
+    if let Some(now) = current_key(client, tenant, options, flow).await?
+        && now.hash.as_deref() == Some(entry.record.hash.as_str())
+        && expect_revision.is_none_or(|r| r == now.revision)
+    {
+        return Ok(RolledBack::Unchanged(VersionId {
+            flow: flow.to_owned(),
+            revision: now.revision,
+            hash: entry.record.hash.clone(),
+        }));
+    }
     let message = message.unwrap_or_else(|| format!("rollback to revision {to}"));
     publish(
         client,
@@ -725,6 +758,7 @@ pub async fn rollback(
         },
     )
     .await
+    .map(RolledBack::Written)
 }
 
 /// One entry of a flow's history: an accepted version, a deletion of the flow's key, or
@@ -782,6 +816,11 @@ pub enum HistoryEvent {
     /// Found by reading the key's past revisions, so only within etcd's retention: a
     /// deletion before the last compaction is not listed.
     Deleted,
+    /// The flow's key no longer exists, and its deletion (after its last version, at or
+    /// before the item's revision: the revision `history` read at) is no longer in
+    /// etcd's retained revisions (compacted), so its own revision is unknown. Listed
+    /// last, in place of a [`HistoryEvent::Deleted`] entry.
+    Gone,
     /// A history key whose value is no entry flowc writes, skipped.
     Corrupt(CorruptEntry),
 }
@@ -1029,12 +1068,20 @@ pub async fn history(
         .map(|(i, &after)| (after, revisions.get(i + 1).copied().unwrap_or(now)))
         .filter(|&(after, before)| before > after)
         .collect();
-    for at in deletions_between(client, &key, &spans)
-        .await?
-        .into_iter()
-        .flatten()
+    let found = deletions_between(client, &key, &spans).await?;
+    let mut deleted_last = false;
+    for (&(after, _), at) in spans.iter().zip(found) {
+        if let Some(at) = at {
+            out.push(HistoryItem::empty(at, HistoryEvent::Deleted));
+            deleted_last = revisions.last() == Some(&after);
+        }
+    }
+    // the key is gone, and the revisions that tell when were compacted
+    if !revisions.is_empty()
+        && !deleted_last
+        && created_at(client, &key, &[now]).await?.first() == Some(&Some(None))
     {
-        out.push(HistoryItem::empty(at, HistoryEvent::Deleted));
+        out.push(HistoryItem::empty(now, HistoryEvent::Gone));
     }
     for (revision, e) in read.corrupt {
         let (key, reason) = match e {

@@ -113,14 +113,9 @@ impl Connection {
                 ),
             });
         }
-        let tls_files = self.cacert.is_some() || self.cert.is_some() || self.key.is_some();
+        let tls_files = self.uses_tls();
         if tls_files && let Some(plain) = self.endpoints.iter().find(|e| e.starts_with("http://")) {
-            return Err(StoreError::Etcd {
-                operation: "connect",
-                message: format!(
-                    "{TLS_FOR_HTTP} endpoint `{plain}`: use https://HOST:PORT (or leave out --cacert, --cert and --key for a plain etcd)"
-                ),
-            });
+            return Err(tls_for_http(plain));
         }
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
@@ -193,26 +188,83 @@ impl Connection {
     /// endpoints of different clusters; [`StoreError::Unreachable`] when the connection
     /// cannot be made in time.
     pub async fn open(&self) -> Result<Opened, StoreError> {
-        let options = self.options()?;
-        let survey = if self.endpoints.len() > 1 {
-            self.survey(&options).await?
+        // with TLS files, a plain `http://` endpoint beside `https://` ones is left out
+        // with a warning, as any misconfigured endpoint is; all plain: a setup error
+        let (usable, mut warnings) = self.tls_usable();
+        let this = Connection {
+            endpoints: usable,
+            ..self.clone()
+        };
+        let options = this.options()?;
+        let survey = if this.endpoints.len() > 1 {
+            this.survey(&options).await?
         } else {
             Survey {
-                answering: self.endpoints.clone(),
+                answering: this.endpoints.clone(),
                 warnings: Vec::new(),
             }
         };
+        warnings.extend(survey.warnings);
         let connect = Client::connect(&survey.answering, Some(options));
         let client = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(client) => client.map_err(|e| etcd_error("connect", &e).at(&self.endpoints))?,
-            Err(_) => {
-                return Err(timeout_error("connect", self.connect_timeout).at(&self.endpoints));
-            }
+            Err(_) => return Err(self.no_answer()),
         };
-        Ok(Opened {
-            client,
-            warnings: survey.warnings,
-        })
+        if this.endpoints.len() == 1 {
+            // one endpoint is asked for its status as each of several is (the survey),
+            // within the connect timeout: a server that accepts connections and never
+            // answers is said at once, not after each request's own timeout
+            let mut probe = client.clone();
+            match tokio::time::timeout(self.connect_timeout, probe.status()).await {
+                Err(_) => return Err(self.no_answer()),
+                Ok(Err(e)) if waited(&etcd_error("connect", &e)) => return Err(self.no_answer()),
+                // any other failure is said by the first request, classified by its caller
+                Ok(_) => {}
+            }
+        }
+        Ok(Opened { client, warnings })
+    }
+
+    /// The endpoints a connection uses with the TLS files given, and a warning for each
+    /// plain `http://` endpoint left out because an `https://` one is listed (without
+    /// TLS files, or with no `https://` endpoint, all are kept: [`Connection::options`]
+    /// then refuses the plain ones).
+    fn tls_usable(&self) -> (Vec<String>, Vec<String>) {
+        let plain = |e: &String| e.starts_with("http://");
+        if !self.uses_tls() || self.endpoints.iter().all(plain) {
+            return (self.endpoints.clone(), Vec::new());
+        }
+        let warnings = self
+            .endpoints
+            .iter()
+            .filter(|e| plain(e))
+            .map(|e| {
+                let StoreError::Etcd { message, .. } = tls_for_http(e) else {
+                    return String::new();
+                };
+                format!("endpoint `{e}` is left out, the https:// ones are used: {message}")
+            })
+            .collect();
+        (
+            self.endpoints
+                .iter()
+                .filter(|e| !plain(e))
+                .cloned()
+                .collect(),
+            warnings,
+        )
+    }
+
+    /// No endpoint answered within the connect timeout.
+    fn no_answer(&self) -> StoreError {
+        StoreError::Unreachable {
+            operation: "connect",
+            endpoints: self.endpoints_text(),
+            cause: format!(
+                "no answer within {}: nothing accepted the connection in time, or a server accepted it and answers nothing (etcd stalled, frozen or overloaded, or not etcd)",
+                seconds(self.connect_timeout)
+            ),
+        }
     }
 
     /// Connects and asks etcd for its status: what a first connection learns. A refusal
@@ -333,9 +385,9 @@ impl Connection {
         };
         let lower = message.to_lowercase();
         if lower.contains("unknownissuer") || lower.contains("invalid peer certificate") {
-            Some(format!(
-                "the server's certificate is not signed by the CA of --cacert {}",
-                file(&self.cacert)
+            Some(self.cacert.as_ref().map_or_else(
+                || "the server's certificate is not signed by a CA this machine trusts; pass --cacert FILE, the CA (PEM) that signed it".to_owned(),
+                |ca| format!("the server's certificate is not signed by the CA of --cacert `{}`", ca.display()),
             ))
         } else if lower.contains("keymismatch") || lower.contains("key mismatch") {
             Some(format!(
@@ -592,25 +644,47 @@ impl Connection {
                 ),
             });
         }
-        if answering.is_empty() {
-            return Ok(Survey {
-                answering: self.endpoints.clone(),
-                warnings: Vec::new(),
-            });
+        if answering.is_empty() && failed.iter().all(|(_, e)| waited(e)) {
+            return Err(self.no_answer());
         }
+        let none_answered = answering.is_empty();
         let mut warnings = Vec::new();
+        let mut not_misconfigured = Vec::new();
         for (endpoint, e) in failed {
             let single = Connection {
                 endpoints: vec![endpoint.clone()],
                 ..self.clone()
             };
             // the one classification of a failed attempt, for this endpoint alone
-            if let Some(setup) = single.setup_error(&e).await {
-                warnings.push(format!(
-                    "endpoint `{endpoint}` is left out, the others answer: {} ({})",
-                    setup.message, setup.help
-                ));
+            match single.setup_error(&e).await {
+                Some(setup) => {
+                    let others = if none_answered {
+                        "the others may serve (they do not answer now)"
+                    } else {
+                        "the others answer"
+                    };
+                    warnings.push(format!(
+                        "endpoint `{endpoint}` is left out, {others}: {} ({})",
+                        setup.message, setup.help
+                    ));
+                }
+                None => not_misconfigured.push(endpoint),
             }
+        }
+        if none_answered {
+            // every endpoint misconfigured: all are kept, and the first request's error
+            // is the setup error (fatal); else those that may serve once they are up
+            return Ok(if not_misconfigured.is_empty() {
+                Survey {
+                    answering: self.endpoints.clone(),
+                    warnings: Vec::new(),
+                }
+            } else {
+                Survey {
+                    answering: not_misconfigured,
+                    warnings,
+                }
+            });
         }
         Ok(Survey {
             answering: answering.into_iter().map(|(e, _)| e).collect(),
@@ -632,6 +706,25 @@ const CLUSTERS: &str = "belong to different etcd clusters";
 
 /// The start of the setup error for TLS files given with a plain `http://` endpoint.
 const TLS_FOR_HTTP: &str = "TLS options given for http://";
+
+/// The setup error of TLS files given with the plain endpoint `plain`.
+fn tls_for_http(plain: &str) -> StoreError {
+    StoreError::Etcd {
+        operation: "connect",
+        message: format!(
+            "{TLS_FOR_HTTP} endpoint `{plain}`: use https://HOST:PORT (or leave out --cacert, --cert and --key for a plain etcd)"
+        ),
+    }
+}
+
+/// A duration in words: `3 s`, or `1500 ms` when not whole seconds.
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
 
 /// A connection made by [`Connection::open`].
 pub struct Opened {
@@ -942,7 +1035,7 @@ pub fn timeout_error(operation: &'static str, after: Duration) -> StoreError {
     StoreError::Unreachable {
         operation,
         endpoints: "the endpoints given".to_owned(),
-        cause: format!("no answer within {} ms", after.as_millis()),
+        cause: format!("no answer within {}", seconds(after)),
     }
 }
 

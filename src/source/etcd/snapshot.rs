@@ -87,19 +87,31 @@ fn snapshot_error(path: &Path, message: impl std::fmt::Display) -> EtcdError {
 }
 
 /// Creates the snapshot directory `dir` (and its parents) when missing; a file where it
-/// should be is said as such (not as the OS's "File exists").
+/// or one of its parents should be is said as such, naming that file (not as the OS's
+/// "File exists" or "Not a directory").
 fn create_dir(dir: &Path) -> Result<(), EtcdError> {
     fs::create_dir_all(dir).map_err(|e| {
-        if dir.exists() && !dir.is_dir() {
-            snapshot_error(
+        // the nearest of `dir` and its parents that exists and is no directory
+        let file = dir
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .find(|a| a.exists() && !a.is_dir());
+        match file {
+            Some(f) if f == dir => snapshot_error(
                 dir,
                 format_args!(
                     "`{}` is not a directory (--snapshot takes a directory, created when missing)",
                     dir.display()
                 ),
-            )
-        } else {
-            snapshot_error(dir, e)
+            ),
+            Some(f) => snapshot_error(
+                dir,
+                format_args!(
+                    "`{}` is a file, not a directory, so no directory can be created under it (--snapshot takes a directory, created when missing with its parents): move that file away or choose another --snapshot",
+                    f.display()
+                ),
+            ),
+            None => snapshot_error(dir, e),
         }
     })
 }
