@@ -417,13 +417,16 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
                 "retries": retries,
                 "reconnect": reconnect,
             });
-            if let Some(s) = snapshot {
-                line["snapshot"] = serde_json::json!({
-                    "replaced": s.replaced,
-                    "retired": s.retired,
-                    "same": s.same,
-                    "kept": s.kept,
-                });
+            if let (Some(s), Some(fields)) = (snapshot, line.as_object_mut()) {
+                fields.insert(
+                    "snapshot".to_owned(),
+                    serde_json::json!({
+                        "replaced": s.replaced,
+                        "retired": s.retired,
+                        "same": s.same,
+                        "kept": s.kept,
+                    }),
+                );
             }
             outln!("{line}");
         }

@@ -664,6 +664,9 @@ impl Connection {
     }
 }
 
+/// Endpoints, each with the cluster id it answered with.
+pub type EndpointClusters = Vec<(String, u64)>;
+
 /// The cluster a client follows (a watcher reconnecting), and the cluster id each
 /// endpoint answered with before: what decides which endpoints may serve it when they
 /// answer from different clusters ([`Follow::choose`]).
@@ -687,7 +690,7 @@ impl Follow {
     /// member of another cluster that never served this one (a misconfigured list), and
     /// is left out.
     #[must_use]
-    pub fn choose(&self, answering: &[(String, u64)]) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+    pub fn choose(&self, answering: &[(String, u64)]) -> (EndpointClusters, EndpointClusters) {
         let replaced = answering
             .iter()
             .find(|(endpoint, _)| self.answered.get(endpoint) == Some(&self.cluster))
