@@ -218,6 +218,33 @@ impl Etcd {
         self.spawn();
     }
 
+    /// Restores `backup` (made by `etcdctl snapshot save`) with `etcdctl snapshot
+    /// restore` into a fresh data dir and starts it there: the same member name, peer
+    /// URL and cluster token, so the same cluster id and client address.
+    fn restore(&mut self, backup: &Path) {
+        self.kill();
+        let dir = TempDir::new("data-restored");
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "restore"])
+            .arg(backup)
+            .arg("--data-dir")
+            .arg(dir.0.join("data"))
+            .args(["--name", "flowc-test"])
+            .args(["--initial-cluster", &format!("flowc-test={peer}")])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.dir = dir;
+        self.spawn();
+    }
+
     fn connection(&self) -> Connection {
         let mut c = Connection::new(vec![self.url()]);
         c.connect_timeout = Duration::from_secs(2);
@@ -1709,7 +1736,7 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
     assert!(!text.contains("served from"), "{text}");
     assert!(!text.contains("serving"), "{text}");
     assert!(
-        text.contains("the flow loaded from the local snapshot is replaced by etcd's"),
+        text.contains("of the 1 flow loaded from the local snapshot, 0 replaced by etcd's version, 0 retired (not in etcd), 1 the same in etcd, 0 kept (etcd's content is rejected)"),
         "{text}"
     );
     drop(up);
@@ -3627,6 +3654,19 @@ async fn a_misconfigured_endpoint_in_a_list_is_warned_about_a_down_one_is_not() 
         .filter(|v| v["event"] == "warning")
         .collect();
     assert_eq!(warnings.len(), 1, "{text}");
+    // the warning belongs to the connect report: right after `connected`
+    let order: Vec<String> = w
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(
+        order[..3],
+        ["\"connected\"", "\"warning\"", "\"publish\""],
+        "{text}"
+    );
     let message = warnings[0]["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!("endpoint `{wrong}` is left out"))
@@ -5180,5 +5220,323 @@ async fn history_finds_deletions_in_batched_reads_and_skips_the_compacted_ones()
             .await
             .unwrap(),
         Some(deleted)
+    );
+}
+
+/// The `snapshot` outcome of each `Connected` event received so far.
+fn snapshot_outcomes(w: &Watcher) -> Vec<Option<etcd::SnapshotOutcome>> {
+    w.events_of(|e| match e {
+        WatchEvent::Connected { snapshot, .. } => Some(*snapshot),
+        _ => None,
+    })
+}
+
+/// The flows of the snapshot in `dir`: id, revision, hash.
+fn snapshot_flows(dir: &Path, t: &Tenant) -> Vec<(String, u64, String)> {
+    Snapshot::open(dir, t)
+        .unwrap()
+        .flows()
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.flow, f.revision, f.hash))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_from_an_earlier_clusters_snapshot_takes_etcds_content_at_a_colliding_revision()
+ {
+    if !have_etcd() {
+        return;
+    }
+    let t = tenant("acme");
+    // the earlier cluster: leave v1 @2, leave v2 @3, gone @4; a watcher keeps a snapshot
+    let mut a = Etcd::start();
+    let mut ca = a.client().await;
+    let v1 = publish(&mut ca, &t, &flow("leave", 1), None).await;
+    let v2 = publish(&mut ca, &t, &flow("leave", 2), Some(v1.revision)).await;
+    let gone = publish(&mut ca, &t, &flow("gone", 1), None).await;
+    let snap = TempDir::new("snap-earlier");
+    let w = Watcher::start(a.connection(), &t, Some(&snap.0));
+    until("the snapshot written", 10, || {
+        w.has(&v2) && w.has(&gone) && snapshot_flows(&snap.0, &t).len() == 2
+    })
+    .await;
+    w.handle.stop().await;
+    a.kill();
+
+    // etcd recreated elsewhere: one unrelated write, then leave v1, at v2's revision
+    let b = Etcd::start();
+    let mut cb = b.client().await;
+    cb.put("/unrelated", "x", None).await.unwrap();
+    let now = publish(&mut cb, &t, &flow("leave", 1), None).await;
+    assert_eq!(now.revision, v2.revision);
+    assert_eq!(now.hash, v1.hash);
+    assert_ne!(now.hash, v2.hash);
+
+    let w = Watcher::start(b.connection(), &t, Some(&snap.0));
+    until("etcd's content active", 15, || {
+        w.has(&now) && w.active("gone").is_none() && w.handle.is_connected()
+    })
+    .await;
+    let names: Vec<&'static str> = w.events_of(|e| Some(e.name()));
+    assert_eq!(
+        names,
+        ["snapshot", "snapshot", "connected", "publish", "retire"],
+        "{:?}",
+        w.events.lock().unwrap()
+    );
+    assert_eq!(w.published_revisions("leave"), [now.revision]);
+    assert_eq!(
+        snapshot_outcomes(&w),
+        [Some(etcd::SnapshotOutcome {
+            replaced: 1,
+            retired: 1,
+            same: 0,
+            kept: 0
+        })]
+    );
+    let want = vec![("leave".to_owned(), now.revision, now.hash.clone())];
+    until("the snapshot rewritten", 10, || {
+        snapshot_flows(&snap.0, &t) == want
+    })
+    .await;
+    w.handle.stop().await;
+
+    // started again on the same etcd: the snapshot's version is etcd's, nothing changes
+    let w = Watcher::start(b.connection(), &t, Some(&snap.0));
+    until("connected", 15, || w.handle.is_connected()).await;
+    assert!(w.has(&now));
+    assert_eq!(w.count("publish"), 0);
+    assert_eq!(
+        snapshot_outcomes(&w),
+        [Some(etcd::SnapshotOutcome {
+            replaced: 0,
+            retired: 0,
+            same: 1,
+            kept: 0
+        })]
+    );
+    w.handle.stop().await;
+
+    // the CLI says exactly that, in words and in JSON
+    let snapshot = snap.0.display().to_string();
+    let url = b.url();
+    let common = ["--etcd", &url, "--tenant", "acme", "--snapshot", &snapshot];
+    for (format, want) in [
+        (
+            "human",
+            "connected at revision 3; of the 1 flow loaded from the local snapshot, 0 replaced by etcd's version, 0 retired (not in etcd), 1 the same in etcd, 0 kept (etcd's content is rejected)",
+        ),
+        (
+            "json",
+            r#"{"event":"connected","flow":null,"revision":3,"hash":null,"retries":0,"reconnect":false,"snapshot":{"replaced":0,"retired":0,"same":1,"kept":0}}"#,
+        ),
+    ] {
+        let mut args = vec!["watch", "--format", format];
+        args.extend(common);
+        let mut cli = Running::start(&args);
+        until("the CLI connected", 15, || cli.text().contains("connected")).await;
+        sigterm(&cli.child);
+        let status = exit_within(&mut cli.child, 10).expect("no exit after SIGTERM");
+        assert_eq!(status.code(), Some(0));
+        let lines = cli.lines.lock().unwrap().clone();
+        assert!(lines.iter().any(|l| l == want), "{lines:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_restored_from_a_backup_whose_revision_caught_up_is_resynced_as_diverged() {
+    if !have_etcd() {
+        return;
+    }
+    let t = tenant("acme");
+    let mut server = Etcd::start();
+    let mut c = server.client().await;
+    let (cluster, _) = cluster_and_revision(&mut c).await;
+    let leave1 = publish(&mut c, &t, &flow("leave", 1), None).await;
+    let purchase = publish(&mut c, &t, &flow("purchase", 1), None).await;
+    let backups = TempDir::new("backup");
+    let backup = backups.0.join("etcd.db");
+    server.etcdctl(&["snapshot", "save", backup.to_str().unwrap()]);
+    // after the backup: two writes the restored etcd will not have
+    let leave2 = publish(&mut c, &t, &flow("leave", 2), Some(leave1.revision)).await;
+    let contract = publish(&mut c, &t, &flow("contract", 1), None).await;
+    let w = Watcher::start(server.connection(), &t, None);
+    until("read", 10, || {
+        w.has(&leave2) && w.has(&contract) && w.handle.is_connected()
+    })
+    .await;
+    let seen = w.handle.revision().unwrap();
+    assert_eq!(seen, contract.revision);
+    // the watcher is away (a partition) while etcd is restored from the backup and
+    // gets more writes than it lost: its revision passes the watcher's
+    w.handle.pause();
+    until("paused", 10, || !w.handle.is_connected()).await;
+    drop(c);
+    server.restore(&backup);
+    let mut c = server.client().await;
+    assert_eq!(
+        cluster_and_revision(&mut c).await.0,
+        cluster,
+        "same cluster id"
+    );
+    let it = publish(&mut c, &t, &flow("it", 1), None).await;
+    let revise = publish(&mut c, &t, &flow("revise", 1), None).await;
+    let expense = publish(&mut c, &t, &flow("expense", 1), None).await;
+    assert_eq!(
+        (it.revision, revise.revision),
+        (leave2.revision, contract.revision)
+    );
+    assert!(expense.revision > seen);
+    w.handle.resume();
+    until("the restored etcd's flows", 15, || {
+        w.has(&leave1)
+            && w.has(&purchase)
+            && w.has(&it)
+            && w.has(&revise)
+            && w.has(&expense)
+            && w.active("contract").is_none()
+            && w.handle.is_connected()
+    })
+    .await;
+    let resyncs = w.events_of(|e| match e {
+        WatchEvent::Resync { revision, reason } => Some((*revision, *reason)),
+        _ => None,
+    });
+    assert_eq!(
+        resyncs,
+        [(
+            expense.revision,
+            etcd::ResyncReason::HistoryDiverged {
+                revision: contract.revision
+            }
+        )]
+    );
+    assert_eq!(w.handle.revision(), Some(expense.revision));
+    // the watch goes on
+    let next = publish(&mut c, &t, &flow("expense", 2), Some(expense.revision)).await;
+    until("a later publish", 10, || w.has(&next)).await;
+    assert_eq!(w.count("resync"), 1);
+    w.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_another_cluster_in_the_list_never_replaces_the_followed_cluster() {
+    if !have_etcd() {
+        return;
+    }
+    let t = tenant("acme");
+    let mut real = Etcd::start();
+    let mut c = real.client().await;
+    let leave = publish(&mut c, &t, &flow("leave", 1), None).await;
+    let travel = publish(&mut c, &t, &flow("travel", 1), None).await;
+    drop(c);
+    // the list's second member is another cluster's (another token), down at the start
+    let mut other = Etcd::unstarted(None, TempDir::new("data-other"));
+    other.extra = vec![
+        "--initial-cluster-token".to_owned(),
+        "flowc-another-cluster".to_owned(),
+    ];
+    let mut conn = Connection::new(vec![real.url(), other.url()]);
+    conn.connect_timeout = Duration::from_millis(500);
+    let w = Watcher::start(conn, &t, None);
+    until("read", 15, || {
+        w.has(&leave) && w.has(&travel) && w.handle.is_connected()
+    })
+    .await;
+    // it comes up; then the real cluster has an outage
+    other.spawn();
+    real.kill();
+    let named = |w: &Watcher| {
+        w.warnings().iter().any(|m| {
+            m.contains(&format!("endpoint `{}` is left out", other.url()))
+                && m.contains("answers etcd cluster")
+        })
+    };
+    until("the other cluster's member left out, named", 30, || {
+        named(&w)
+    })
+    .await;
+    assert!(w.has(&leave) && w.has(&travel));
+    // the real cluster back: the watch resumes, nothing was retired or read again
+    real.spawn();
+    let mut c = real.client().await;
+    let next = publish(&mut c, &t, &flow("leave", 2), Some(leave.revision)).await;
+    until("the real cluster's publish", 30, || {
+        w.has(&next) && w.handle.is_connected()
+    })
+    .await;
+    assert!(w.has(&travel));
+    assert_eq!(w.count("resync"), 0, "{:?}", w.events.lock().unwrap());
+    assert_eq!(w.count("retire"), 0);
+    // the warning came after the outage's report, once
+    let order: Vec<&'static str> = w.events_of(|e| Some(e.name()));
+    let first_warning = order.iter().position(|n| *n == "warning").unwrap();
+    assert!(
+        order[..first_warning].contains(&"disconnected"),
+        "{order:?}"
+    );
+    assert_eq!(
+        w.warnings()
+            .iter()
+            .filter(|m| m.contains("is left out"))
+            .count(),
+        1
+    );
+    w.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_the_first_read_of_a_large_tenant_stops_printing_and_exits() {
+    if !have_etcd() {
+        return;
+    }
+    let t = tenant("many");
+    let server = Etcd::start();
+    const FLOWS: usize = 1000;
+    // four writers at once (on this task: the publish future is not `Send`)
+    let part = |part: usize| {
+        let (server, t) = (&server, &t);
+        async move {
+            let mut c = server.client().await;
+            for i in (part..FLOWS).step_by(4) {
+                publish(&mut c, t, &flow(&format!("f{i:04}"), 1), None).await;
+            }
+        }
+    };
+    tokio::join!(part(0), part(1), part(2), part(3));
+    let url = server.url();
+    let mut cli = Running::start(&[
+        "watch", "--etcd", &url, "--tenant", "many", "--format", "json",
+    ]);
+    let publishes = |cli: &Running| cli.count("{\"event\":\"publish\"");
+    until("the first publish line", 30, || publishes(&cli) > 0).await;
+    sigterm(&cli.child);
+    let status = exit_within(&mut cli.child, 10).expect("no exit after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    // the readers drain the pipes
+    std::thread::sleep(Duration::from_millis(200));
+    let printed = publishes(&cli);
+    assert!(
+        printed < FLOWS / 2,
+        "{printed} publish lines of {FLOWS} after SIGTERM at the first"
+    );
+}
+
+#[test]
+fn resync_reasons_name_the_previous_cluster_and_a_diverged_history() {
+    let changed = etcd::ResyncReason::ClusterChanged {
+        was: 0xabc,
+        now: 0xdef,
+    };
+    assert_eq!(
+        changed.to_string(),
+        "etcd is another cluster (id def) than the previous cluster (id abc): recreated or restored from a backup"
+    );
+    let diverged = etcd::ResyncReason::HistoryDiverged { revision: 5 };
+    assert_eq!(diverged.name(), "history-diverged");
+    assert_eq!(
+        diverged.to_string(),
+        "the key put at revision 5, as the watcher saw it, is not what etcd holds at that revision: etcd's history diverged (restored from a backup)"
     );
 }

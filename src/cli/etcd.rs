@@ -142,15 +142,19 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 
 /// Resolves at Ctrl-C (SIGINT) or SIGTERM, whichever comes first: both stop a watcher
 /// gracefully (the handlers are [`super::watch::StopSignals`], shared with `flowc watch
-/// DIR`).
+/// DIR`). `quiet` is set on the signal's own thread the moment it comes (before this
+/// resolves): the watcher's printer stops at once.
 ///
 /// # Errors
 /// When the signal handlers cannot be installed.
-pub async fn stop_signal() -> std::io::Result<()> {
+pub async fn stop_signal(
+    quiet: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<()> {
     let signals = super::watch::StopSignals::install()?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         signals.wait();
+        quiet.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = tx.send(());
     });
     // the sender only goes away after a signal came

@@ -407,18 +407,29 @@ fn log_etcd_json(event: &flowc::source::etcd::WatchEvent) {
             revision,
             retries,
             reconnect,
-            ..
-        } => outln!(
-            "{}",
-            serde_json::json!({
+            snapshot,
+        } => {
+            let mut line = serde_json::json!({
                 "event": event.name(),
                 "flow": null,
                 "revision": revision,
                 "hash": null,
                 "retries": retries,
                 "reconnect": reconnect,
-            })
-        ),
+            });
+            if let (Some(s), Some(fields)) = (snapshot, line.as_object_mut()) {
+                fields.insert(
+                    "snapshot".to_owned(),
+                    serde_json::json!({
+                        "replaced": s.replaced,
+                        "retired": s.retired,
+                        "same": s.same,
+                        "kept": s.kept,
+                    }),
+                );
+            }
+            outln!("{line}");
+        }
         E::Resync { revision, reason } => json_line(
             event.name(),
             None,
@@ -508,15 +519,9 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
             revision,
             retries,
             reconnect,
-            replaced_snapshot,
+            snapshot,
         } => {
-            let replaced = match replaced_snapshot {
-                0 => String::new(),
-                1 => "; the flow loaded from the local snapshot is replaced by etcd's".to_owned(),
-                n => {
-                    format!("; the {n} flows loaded from the local snapshot are replaced by etcd's")
-                }
-            };
+            let replaced = snapshot.map(snapshot_words).unwrap_or_default();
             let after = match retries {
                 0 => String::new(),
                 n => format!(" after {n} failed attempt(s)"),
@@ -605,6 +610,17 @@ fn log_etcd_human(event: &flowc::source::etcd::WatchEvent) {
     }
 }
 
+/// What the first read made of the snapshot's versions, in words (after `connected`).
+#[cfg(feature = "etcd")]
+fn snapshot_words(s: flowc::source::etcd::SnapshotOutcome) -> String {
+    let loaded = s.replaced + s.retired + s.same + s.kept;
+    let flows = if loaded == 1 { "flow" } else { "flows" };
+    format!(
+        "; of the {loaded} {flows} loaded from the local snapshot, {} replaced by etcd's version, {} retired (not in etcd), {} the same in etcd, {} kept (etcd's content is rejected)",
+        s.replaced, s.retired, s.same, s.kept
+    )
+}
+
 #[cfg(feature = "etcd")]
 pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     use flowc::source::etcd::{WatchConfig, watch};
@@ -652,13 +668,22 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
         outln!("{}", metrics_json(addr));
     }
     let registry = Arc::new(Registry::default());
-    let mut watcher = match watch(registry, config, move |e| log_etcd(format, e)) {
+    // set by the signal's own thread: nothing is printed after the signal, also while
+    // the watcher's task is still busy until it sees the stop
+    let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let silenced = Arc::clone(&quiet);
+    let print = move |e: &flowc::source::etcd::WatchEvent| {
+        if !silenced.load(std::sync::atomic::Ordering::SeqCst) {
+            log_etcd(format, e);
+        }
+    };
+    let mut watcher = match watch(registry, config, print) {
         Ok(w) => w,
         Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
     let stopped = rt.block_on(async {
         let stop = tokio::select! {
-            stop = super::etcd::stop_signal() => stop.map_err(|e| {
+            stop = super::etcd::stop_signal(quiet) => stop.map_err(|e| {
                 eprintln!("error: cannot wait for Ctrl-C or SIGTERM: {e}");
                 EXIT_FAILURE
             }),

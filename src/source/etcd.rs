@@ -38,10 +38,12 @@ use crate::store::etcd::{
 use crate::store::{NewVersion, StoreError, VersionMeta};
 
 pub use crate::store::etcd::{
-    Connection, DEFAULT_PREFIX, EtcdStore, Opened, SetupError, SetupFault,
+    Connection, DEFAULT_PREFIX, EtcdStore, Follow, Opened, SetupError, SetupFault,
 };
 pub use snapshot::Snapshot;
-pub use watch::{EtcdWatch, Rejection, ResyncReason, WatchConfig, WatchEvent, watch};
+pub use watch::{
+    EtcdWatch, Rejection, ResyncReason, SnapshotOutcome, WatchConfig, WatchEvent, watch,
+};
 
 /// What a publisher writes to `flowmeta/<flow-id>` in its transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

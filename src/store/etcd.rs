@@ -30,6 +30,7 @@
 //! runtime of its own (one worker thread), so its methods can be called from any thread,
 //! inside another runtime's task or not, and block only the caller.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -188,6 +189,19 @@ impl Connection {
     /// endpoints of different clusters; [`StoreError::Unreachable`] when the connection
     /// cannot be made in time.
     pub async fn open(&self) -> Result<Opened, StoreError> {
+        self.open_following(None).await
+    }
+
+    /// As [`Connection::open`], for a client that follows one cluster already
+    /// ([`Follow`]: a watcher reconnecting): endpoints of different clusters are then no
+    /// error, [`Follow::choose`] says which ones serve, and each endpoint left out for
+    /// answering another cluster is named in [`Follow::left_out`] (also when this
+    /// fails).
+    ///
+    /// # Errors
+    /// As [`Connection::open`]; [`StoreError::Unreachable`] when no endpoint answers
+    /// with a cluster the follower may take (an outage: it retries).
+    pub async fn open_following(&self, follow: Option<&mut Follow>) -> Result<Opened, StoreError> {
         // with TLS files, a plain `http://` endpoint beside `https://` ones is left out
         // with a warning, as any misconfigured endpoint is; all plain: a setup error
         let (usable, mut warnings) = self.tls_usable();
@@ -197,10 +211,11 @@ impl Connection {
         };
         let options = this.options()?;
         let survey = if this.endpoints.len() > 1 {
-            this.survey(&options).await?
+            this.survey(&options, follow).await?
         } else {
             Survey {
                 answering: this.endpoints.clone(),
+                clusters: Vec::new(),
                 warnings: Vec::new(),
             }
         };
@@ -222,7 +237,11 @@ impl Connection {
                 Ok(_) => {}
             }
         }
-        Ok(Opened { client, warnings })
+        Ok(Opened {
+            client,
+            clusters: survey.clusters,
+            warnings,
+        })
     }
 
     /// The endpoints a connection uses with the TLS files given, and a warning for each
@@ -587,12 +606,17 @@ impl Connection {
     fn survey<'a>(
         &'a self,
         options: &'a ConnectOptions,
+        follow: Option<&'a mut Follow>,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Survey, StoreError>> + Send + 'a>> {
-        Box::pin(self.survey_now(options))
+        Box::pin(self.survey_now(options, follow))
     }
 
     /// [`Connection::survey`], unboxed.
-    async fn survey_now(&self, options: &ConnectOptions) -> Result<Survey, StoreError> {
+    async fn survey_now(
+        &self,
+        options: &ConnectOptions,
+        follow: Option<&mut Follow>,
+    ) -> Result<Survey, StoreError> {
         let mut probes = tokio::task::JoinSet::new();
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             let (endpoint, options, wait) =
@@ -631,7 +655,30 @@ impl Connection {
                 Err(e) => failed.push((endpoint, e)),
             }
         }
-        if let Some(((a, a_id), (b, b_id))) = answering.first().and_then(|first| {
+        let mut warnings = Vec::new();
+        if let Some(follow) = follow {
+            let (kept, left_out) = follow.choose(&answering);
+            for (endpoint, id) in &left_out {
+                follow.left_out.push(format!(
+                    "endpoint `{endpoint}` is left out: it answers etcd cluster {id:x}, not cluster {:x} that this watcher follows, and never served that one (list endpoints of one etcd cluster only)",
+                    follow.cluster
+                ));
+            }
+            if kept.is_empty() && !left_out.is_empty() {
+                // the followed cluster is down; another one is no stand-in
+                let names: Vec<String> = left_out.iter().map(|(e, _)| format!("`{e}`")).collect();
+                return Err(StoreError::Unreachable {
+                    operation: "connect",
+                    endpoints: self.endpoints_text(),
+                    cause: format!(
+                        "no endpoint answers etcd cluster {:x} that this watcher follows ({} answer another cluster and are left out)",
+                        follow.cluster,
+                        names.join(", ")
+                    ),
+                });
+            }
+            answering = kept;
+        } else if let Some(((a, a_id), (b, b_id))) = answering.first().and_then(|first| {
             answering
                 .iter()
                 .find(|(_, id)| *id != first.1)
@@ -648,7 +695,6 @@ impl Connection {
             return Err(self.no_answer());
         }
         let none_answered = answering.is_empty();
-        let mut warnings = Vec::new();
         let mut not_misconfigured = Vec::new();
         for (endpoint, e) in failed {
             let single = Connection {
@@ -677,19 +723,65 @@ impl Connection {
             return Ok(if not_misconfigured.is_empty() {
                 Survey {
                     answering: self.endpoints.clone(),
+                    clusters: Vec::new(),
                     warnings: Vec::new(),
                 }
             } else {
                 Survey {
                     answering: not_misconfigured,
+                    clusters: Vec::new(),
                     warnings,
                 }
             });
         }
         Ok(Survey {
-            answering: answering.into_iter().map(|(e, _)| e).collect(),
+            answering: answering.iter().map(|(e, _)| e.clone()).collect(),
+            clusters: answering,
             warnings,
         })
+    }
+}
+
+/// Endpoints, each with the cluster id it answered with.
+pub type EndpointClusters = Vec<(String, u64)>;
+
+/// The cluster a client follows (a watcher reconnecting), and the cluster id each
+/// endpoint answered with before: what decides which endpoints may serve it when they
+/// answer from different clusters ([`Follow::choose`]).
+#[derive(Clone, Debug, Default)]
+pub struct Follow {
+    /// The cluster id followed.
+    pub cluster: u64,
+    /// The cluster id each endpoint answered with last.
+    pub answered: BTreeMap<String, u64>,
+    /// Filled by [`Connection::open_following`]: one line for each endpoint left out
+    /// because it answers another cluster.
+    pub left_out: Vec<String>,
+}
+
+impl Follow {
+    /// Splits the endpoints that answered (each with its cluster id) into those that
+    /// serve and those left out. The endpoints answering the followed cluster serve.
+    /// When none does, the cluster changed only if an endpoint that answered the
+    /// followed cluster before now answers another one (etcd replaced at the same
+    /// address): the endpoints answering that one serve. Every other endpoint is a
+    /// member of another cluster that never served this one (a misconfigured list), and
+    /// is left out.
+    #[must_use]
+    pub fn choose(&self, answering: &[(String, u64)]) -> (EndpointClusters, EndpointClusters) {
+        let replaced = answering
+            .iter()
+            .find(|(endpoint, _)| self.answered.get(endpoint) == Some(&self.cluster))
+            .map(|(_, id)| *id);
+        let serving = if answering.iter().any(|(_, id)| *id == self.cluster) {
+            Some(self.cluster)
+        } else {
+            replaced
+        };
+        answering
+            .iter()
+            .cloned()
+            .partition(|(_, id)| Some(*id) == serving)
     }
 }
 
@@ -697,6 +789,8 @@ impl Connection {
 struct Survey {
     /// The endpoints to balance over.
     answering: Vec<String>,
+    /// The cluster id of each endpoint to balance over (empty when not surveyed).
+    clusters: Vec<(String, u64)>,
     /// One line for each misconfigured endpoint left out.
     warnings: Vec<String>,
 }
@@ -730,6 +824,9 @@ fn seconds(d: Duration) -> String {
 pub struct Opened {
     /// The client.
     pub client: Client,
+    /// The endpoints balanced over, each with the cluster id it answered with (empty
+    /// with one endpoint, which is not surveyed: its answers' headers tell).
+    pub clusters: Vec<(String, u64)>,
     /// One line for each endpoint left out because it is misconfigured (its scheme,
     /// TLS files, user, or a server that is not etcd) while another answered.
     pub warnings: Vec<String>,

@@ -17,11 +17,15 @@
 //! and resumes from the last revision it applied, so no event is lost; when etcd has
 //! compacted that revision it re-reads everything at a new revision (retiring flows
 //! deleted meanwhile, "at or before" that revision). Every connection asks which cluster
-//! answers: another cluster than the one first reached, or a current revision below the
-//! last one applied (etcd recreated or restored from a backup), means the watcher's
-//! revisions tell nothing there, and it re-reads everything the same way
-//! ([`ResyncReason`]). A stop cancels whatever the watcher waits for, a connection
-//! attempt included. A lost connection is reported once ([`WatchEvent::Disconnected`]),
+//! answers: another cluster than the one followed (only when etcd was replaced at an
+//! address that answered the followed one: a member of another cluster elsewhere in the
+//! list is left out, see [`Follow`]), a current revision below the last one applied, or
+//! the last put the watcher saw missing at its revision (etcd recreated or restored from
+//! a backup) means the watcher's revisions tell nothing there, and it re-reads
+//! everything the same way ([`ResyncReason`]). The first read after serving a snapshot
+//! compares by content too: the snapshot may be another cluster's. A stop cancels
+//! whatever the watcher waits for, a connection attempt and a read included (it is
+//! checked between flows), and nothing is reported after it. A lost connection is reported once ([`WatchEvent::Disconnected`]),
 //! then at most every 30 s ([`WatchEvent::Retrying`]), and [`WatchEvent::Connected`]
 //! says how many attempts failed. Every attempt that reaches a server (the first and
 //! every reconnection) is classified: one etcd refuses as configured (TLS files, user,
@@ -40,13 +44,13 @@ use tokio::sync::watch as signal;
 
 use super::snapshot::{Snapshot, SnapshotFlow};
 use super::{EtcdError, FlowMeta, now_micros};
-use crate::compile::VersionId;
+use crate::compile::{VersionId, stable_hash};
 use crate::diagnostic::Diagnostics;
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::store::etcd::{
-    Connection, DECODE_LIMIT_BYTES, HistoryEntry, KEEP_ALIVE_TIMEOUT, KeyKind, Tenant, etcd_error,
-    put_history, read_history, read_range_within, timeout_error,
+    Connection, DECODE_LIMIT_BYTES, Follow, HistoryEntry, KEEP_ALIVE_TIMEOUT, KeyKind, Tenant,
+    etcd_error, put_history, read_history, read_range_within, timeout_error,
 };
 use crate::store::{NewVersion, StoreError, VersionMeta, check_flow_id};
 
@@ -94,9 +98,9 @@ pub enum WatchEvent {
         /// served its snapshot meanwhile): only a connection made again after one was
         /// lost is a reconnect (and counts in `flowc_reconnects_total`).
         reconnect: bool,
-        /// The flows loaded from the local snapshot that etcd's answer now replaces (0
-        /// after the first connection, or without a snapshot).
-        replaced_snapshot: usize,
+        /// What the first read made of the versions loaded from the local snapshot
+        /// (none after the first connection, or when no version was loaded).
+        snapshot: Option<SnapshotOutcome>,
     },
     /// A version loaded from the local snapshot at start (served until etcd answers).
     Snapshot {
@@ -200,11 +204,11 @@ impl WatchEvent {
 pub enum ResyncReason {
     /// etcd compacted the revision to resume from.
     Compacted,
-    /// etcd at the endpoints is another cluster than the one first reached (recreated,
-    /// or restored from a backup of another): its revisions are not the ones the
-    /// watcher holds.
+    /// etcd at the endpoints is another cluster than the one the watcher followed
+    /// (recreated, or restored from a backup of another, at the same address): its
+    /// revisions are not the ones the watcher holds.
     ClusterChanged {
-        /// The cluster id first reached.
+        /// The cluster id followed before.
         was: u64,
         /// The cluster id answering now.
         now: u64,
@@ -217,6 +221,29 @@ pub enum ResyncReason {
         /// etcd's current revision.
         now: u64,
     },
+    /// The key the watcher last saw put, read at the revision of that put, is absent
+    /// there or holds another mod revision or content: etcd's history is not the one
+    /// the watcher followed (restored from a backup of the same cluster, whose revision
+    /// caught up past the watcher's before it reconnected).
+    HistoryDiverged {
+        /// The revision of the put the watcher saw.
+        revision: u64,
+    },
+}
+
+/// What a watcher's first read of etcd made of the versions it loaded from its local
+/// snapshot ([`WatchEvent::Connected`]); the four counts add up to the versions loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotOutcome {
+    /// etcd holds another version (other content, or the same content under another
+    /// revision): etcd's is active now.
+    pub replaced: usize,
+    /// etcd holds no such flow: retired.
+    pub retired: usize,
+    /// etcd holds the same version (revision and content hash).
+    pub same: usize,
+    /// etcd's content for the flow is rejected: the snapshot's version stays active.
+    pub kept: usize,
 }
 
 impl std::fmt::Display for ResyncReason {
@@ -225,11 +252,15 @@ impl std::fmt::Display for ResyncReason {
             ResyncReason::Compacted => f.write_str("the revision to resume from was compacted"),
             ResyncReason::ClusterChanged { was, now } => write!(
                 f,
-                "etcd is another cluster (id {now:x}) than the one first reached (id {was:x}): recreated or restored from a backup"
+                "etcd is another cluster (id {now:x}) than the previous cluster (id {was:x}): recreated or restored from a backup"
             ),
             ResyncReason::RevisionBehind { last, now } => write!(
                 f,
                 "etcd's revision {now} is below the last revision applied ({last}): restored from a backup"
+            ),
+            ResyncReason::HistoryDiverged { revision } => write!(
+                f,
+                "the key put at revision {revision}, as the watcher saw it, is not what etcd holds at that revision: etcd's history diverged (restored from a backup)"
             ),
         }
     }
@@ -237,13 +268,14 @@ impl std::fmt::Display for ResyncReason {
 
 impl ResyncReason {
     /// The reason's name in `flowc watch --format json`: `compacted`, `cluster-changed`,
-    /// `revision-behind`.
+    /// `revision-behind`, `history-diverged`.
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             ResyncReason::Compacted => "compacted",
             ResyncReason::ClusterChanged { .. } => "cluster-changed",
             ResyncReason::RevisionBehind { .. } => "revision-behind",
+            ResyncReason::HistoryDiverged { .. } => "history-diverged",
         }
     }
 
@@ -399,11 +431,16 @@ pub fn watch(
         contacted: false,
         announced: false,
         cluster: None,
+        answered: BTreeMap::new(),
+        fingerprint: None,
         odd: BTreeSet::new(),
         odd_unlisted: false,
         endpoint_warnings: BTreeSet::new(),
+        pending_warnings: Vec::new(),
         labels: FlowLabels::default(),
-        snapshot_served: 0,
+        snapshot_served: BTreeMap::new(),
+        held: None,
+        halt: control_rx.clone(),
         retries: 0,
         down: false,
         last_report: None,
@@ -429,6 +466,31 @@ struct Put<'a> {
     flow: &'a str,
     value: &'a [u8],
     revision: u64,
+}
+
+/// What the watcher last saw put (any key of the watched range): the key, the
+/// revision of the put and a hash of the value. A reconnection reads the key at that
+/// revision; another answer means etcd's history is not the one followed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    key: Vec<u8>,
+    revision: u64,
+    digest: u64,
+}
+
+impl Fingerprint {
+    fn of(kv: &KeyValue) -> Self {
+        Fingerprint {
+            key: kv.key().to_vec(),
+            revision: revision_of(kv.mod_revision()),
+            digest: stable_hash(&[kv.value()]),
+        }
+    }
+
+    /// Whether `kv` (the key read at the fingerprint's revision, if present) is it.
+    fn matches(&self, kv: Option<&KeyValue>) -> bool {
+        kv.is_some_and(|kv| Fingerprint::of(kv) == *self)
+    }
 }
 
 /// How a watch stream ended.
@@ -459,18 +521,29 @@ struct Worker {
     contacted: bool,
     /// This connection was reported (`Connected`).
     announced: bool,
-    /// The cluster id of etcd's first answer.
+    /// The cluster id of etcd's last answer: the cluster followed.
     cluster: Option<u64>,
+    /// The cluster id each surveyed endpoint answered with last (see [`Follow`]).
+    answered: BTreeMap<String, u64>,
+    /// The last put applied: on every connection, etcd must hold it at its revision.
+    fingerprint: Option<Fingerprint>,
     /// The odd keys (neither a flow's nor its metadata's) already reported.
     odd: BTreeSet<String>,
     /// More odd keys were seen than are listed (said once).
     odd_unlisted: bool,
     /// The misconfigured endpoints left out already reported (each said once).
     endpoint_warnings: BTreeSet<String>,
+    /// Endpoints left out by this attempt, reported after its connect (or disconnect).
+    pending_warnings: Vec<String>,
     /// The flow labels of the metrics given out.
     labels: FlowLabels,
-    /// Flows loaded from the snapshot that etcd has not yet replaced.
-    snapshot_served: usize,
+    /// The versions loaded from the snapshot that no read of etcd has checked yet.
+    snapshot_served: BTreeMap<String, VersionId>,
+    /// Events held back while the first read after a snapshot is applied: the
+    /// `Connected` event that says what became of the snapshot comes first.
+    held: Option<Vec<WatchEvent>>,
+    /// The control as the task last saw it: a stop silences the watcher at once.
+    halt: signal::Receiver<Control>,
     /// Failed attempts since the connection was lost.
     retries: u32,
     /// The loss of the connection was reported.
@@ -530,15 +603,29 @@ fn revision_of(r: i64) -> u64 {
 }
 
 impl Worker {
-    fn emit(&self, event: &WatchEvent) {
+    /// Reports an event, unless the watcher was told to stop (nothing is reported after
+    /// a stop) or holds the events of a read back.
+    fn emit(&mut self, event: &WatchEvent) {
+        if self.halted() {
+            return;
+        }
+        if let Some(held) = &mut self.held {
+            held.push(event.clone());
+            return;
+        }
         (self.sink)(event);
+    }
+
+    /// Told to stop: the read or the events being applied end here.
+    fn halted(&self) -> bool {
+        *self.halt.borrow() == Control::Stop
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn warn(&self, message: String) {
+    fn warn(&mut self, message: String) {
         tracing::warn!(tenant = self.config.tenant.tenant(), "{message}");
         self.emit(&WatchEvent::Warning { message });
     }
@@ -567,7 +654,8 @@ impl Worker {
             ) {
                 Ok(version) => {
                     self.seen.insert(f.flow.clone(), f.revision);
-                    self.snapshot_served += 1;
+                    self.snapshot_served
+                        .insert(version.flow.clone(), version.clone());
                     self.gauges(&version);
                     self.emit(&WatchEvent::Snapshot { version });
                 }
@@ -588,12 +676,25 @@ impl Worker {
             }
             let endpoints = self.config.connection.endpoints.clone();
             let attempt = async {
-                let opened = self.config.connection.open().await?;
-                for warning in opened.warnings {
+                let mut follow = self.cluster.map(|cluster| Follow {
+                    cluster,
+                    answered: self.answered.clone(),
+                    left_out: Vec::new(),
+                });
+                let opened = self.config.connection.open_following(follow.as_mut()).await;
+                let left_out = follow.map(|f| f.left_out).unwrap_or_default();
+                for warning in left_out {
                     if self.endpoint_warnings.insert(warning.clone()) {
-                        self.warn(warning);
+                        self.pending_warnings.push(warning);
                     }
                 }
+                let opened = opened?;
+                for warning in opened.warnings {
+                    if self.endpoint_warnings.insert(warning.clone()) {
+                        self.pending_warnings.push(warning);
+                    }
+                }
+                self.answered.extend(opened.clusters);
                 let mut client = opened.client;
                 if let Some(reason) = self.other_history(&mut client).await? {
                     need_full = true;
@@ -675,7 +776,9 @@ impl Worker {
 
     /// Asks etcd which cluster answers, at which revision: the reason to read everything
     /// again when the revisions the watcher holds are not this etcd's (another cluster
-    /// than the one first reached, or a current revision below the last one applied).
+    /// than the one followed, a current revision below the last one applied, or the
+    /// last put the watcher saw not there at its revision; that revision compacted is a
+    /// compaction).
     async fn other_history(
         &mut self,
         client: &mut Client,
@@ -692,6 +795,9 @@ impl Worker {
         };
         let (cluster, now) = (header.cluster_id(), revision_of(header.revision()));
         let was = self.cluster.replace(cluster);
+        if let [endpoint] = self.config.connection.endpoints.as_slice() {
+            self.answered.insert(endpoint.clone(), cluster);
+        }
         Ok(match (was, self.last) {
             (Some(was), _) if was != cluster => {
                 Some(ResyncReason::ClusterChanged { was, now: cluster })
@@ -700,8 +806,36 @@ impl Worker {
             (_, Some(last)) if self.reached && now < last => {
                 Some(ResyncReason::RevisionBehind { last, now })
             }
+            _ if self.reached => self.diverged(client).await?,
             _ => None,
         })
+    }
+
+    /// Reads the key of the watcher's [`Fingerprint`] at its revision: absent there, or
+    /// another put, means etcd's history diverged from the one the watcher followed.
+    async fn diverged(&self, client: &mut Client) -> Result<Option<ResyncReason>, StoreError> {
+        let Some(print) = &self.fingerprint else {
+            return Ok(None);
+        };
+        let timeout = self.config.connection.request_timeout;
+        let options =
+            GetOptions::new().with_revision(crate::store::etcd::etcd_revision(print.revision));
+        let got = tokio::time::timeout(timeout, client.get(print.key.clone(), Some(options)))
+            .await
+            .map_err(|_| timeout_error("read", timeout))?;
+        match got {
+            Ok(got) if print.matches(got.kvs().first()) => Ok(None),
+            Ok(_) => Ok(Some(ResyncReason::HistoryDiverged {
+                revision: print.revision,
+            })),
+            Err(e)
+                if e.to_string()
+                    .contains("required revision has been compacted") =>
+            {
+                Ok(Some(ResyncReason::Compacted))
+            }
+            Err(e) => Err(etcd_error("read", &e)),
+        }
     }
 
     /// Ends the watcher on an attempt that failed for a setup error (see
@@ -750,7 +884,7 @@ impl Worker {
                 error: error.to_owned(),
                 serving_snapshot,
                 snapshot_flows: if serving_snapshot {
-                    self.snapshot_served
+                    self.snapshot_served.len()
                 } else {
                     0
                 },
@@ -772,6 +906,7 @@ impl Worker {
                 error: error.to_owned(),
             });
         }
+        self.flush_warnings();
         let wait = *backoff;
         *backoff = (*backoff * 2).min(self.config.max_backoff);
         tokio::select! {
@@ -782,14 +917,14 @@ impl Worker {
 
     /// etcd answered: reports it (with the retries it took and the snapshot it
     /// replaces), before what the answer changes.
-    fn connected(&mut self, revision: u64) {
+    fn connected(&mut self, revision: u64, snapshot: Option<SnapshotOutcome>) {
         if std::mem::replace(&mut self.announced, true) {
             // already reported for this connection (a resync after a compaction is
             // reported as such, not as a second contact)
+            self.flush_warnings();
             return;
         }
         let retries = std::mem::take(&mut self.retries);
-        let replaced_snapshot = std::mem::take(&mut self.snapshot_served);
         // the first contact since the start (from a snapshot or not) is no reconnect
         let reconnect = std::mem::replace(&mut self.contacted, true) && retries > 0;
         self.down = false;
@@ -808,8 +943,63 @@ impl Worker {
             revision,
             retries,
             reconnect,
-            replaced_snapshot,
+            snapshot,
         });
+        self.flush_warnings();
+    }
+
+    /// Reports the endpoints the last attempt left out (after its connect or
+    /// disconnect report).
+    fn flush_warnings(&mut self) {
+        for warning in std::mem::take(&mut self.pending_warnings) {
+            self.warn(warning);
+        }
+    }
+
+    /// The contact a full read makes: connected, then the resync (if any).
+    fn contact(
+        &mut self,
+        revision: u64,
+        resync: Option<ResyncReason>,
+        snapshot: Option<SnapshotOutcome>,
+    ) {
+        self.connected(revision, snapshot);
+        if let Some(reason) = resync {
+            metrics::counter!("flowc_resyncs_total").increment(1);
+            tracing::info!(
+                tenant = self.config.tenant.tenant(),
+                revision,
+                reason = reason.name(),
+                "resynchronised: {reason}"
+            );
+            self.emit(&WatchEvent::Resync { revision, reason });
+        }
+    }
+
+    /// What the read just applied made of the versions loaded from the snapshot.
+    fn snapshot_outcome(&mut self) -> SnapshotOutcome {
+        let mut outcome = SnapshotOutcome::default();
+        let served = std::mem::take(&mut self.snapshot_served);
+        let rejected = self
+            .lock()
+            .rejections
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>();
+        for (flow, loaded) in served {
+            match self.registry.active(&flow) {
+                None => outcome.retired += 1,
+                Some(a) if *a.version() == loaded => {
+                    if rejected.contains(&flow) {
+                        outcome.kept += 1;
+                    } else {
+                        outcome.same += 1;
+                    }
+                }
+                Some(_) => outcome.replaced += 1,
+            }
+        }
+        outcome
     }
 
     /// The registry reflects etcd and the watch goes on: connected (state and gauge).
@@ -834,19 +1024,18 @@ impl Worker {
         .await
         .map_err(|_| timeout_error("read", timeout.saturating_mul(4)))??;
         self.reached = true;
-        // first the contact, then the resync, then the changes they bring
-        self.connected(revision);
-        if let Some(reason) = resync {
-            metrics::counter!("flowc_resyncs_total").increment(1);
-            tracing::info!(
-                tenant = self.config.tenant.tenant(),
-                revision,
-                reason = reason.name(),
-                "resynchronised: {reason}"
-            );
-            self.emit(&WatchEvent::Resync { revision, reason });
+        // first the contact, then the resync, then the changes they bring; the first
+        // read after a snapshot checks every version loaded from it (by content: the
+        // snapshot may be another cluster's, whose revisions name other content), and
+        // its contact says what became of them, so it comes once the read is applied
+        let verify = !self.snapshot_served.is_empty();
+        if verify {
+            // (a read cancelled by a pause keeps what it held: reported with this one)
+            self.held.get_or_insert_with(Vec::new);
+        } else {
+            self.contact(revision, resync, None);
         }
-        let new_history = resync.is_some_and(ResyncReason::new_history);
+        let new_history = verify || resync.is_some_and(ResyncReason::new_history);
         if new_history {
             // the kept versions' revisions are another history's: this one's may name
             // other content under the same numbers (retired flows' included)
@@ -856,7 +1045,16 @@ impl Worker {
         }
         let metas = self.metas(&kvs);
         let mut present = BTreeSet::new();
+        self.fingerprint = kvs
+            .iter()
+            .max_by_key(|kv| kv.mod_revision())
+            .map(Fingerprint::of);
         for kv in &kvs {
+            // between flows: a stop ends the read here (the attempt is cancelled)
+            tokio::task::yield_now().await;
+            if self.halted() {
+                std::future::pending::<()>().await;
+            }
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             let kind = self.config.tenant.classify(&key);
             self.odd_key(&key, kind);
@@ -891,6 +1089,14 @@ impl Worker {
             self.retire(&flow, revision, false);
         }
         self.lock().rejections.retain(|f, _| present.contains(f));
+        if verify {
+            let outcome = self.snapshot_outcome();
+            let held = self.held.take().unwrap_or_default();
+            self.contact(revision, resync, Some(outcome));
+            for event in &held {
+                self.emit(event);
+            }
+        }
         self.unread_keys(client, revision).await?;
         // the read is the whole state at its revision (below the last one applied when
         // etcd's history is another's)
@@ -1025,7 +1231,7 @@ impl Worker {
                         if !announced {
                             announced = true;
                             self.reached = true;
-                            self.connected(self.last.unwrap_or(0));
+                            self.connected(self.last.unwrap_or(0), None);
                             self.established();
                         }
                         self.apply(client, resp.events()).await;
@@ -1108,7 +1314,14 @@ impl Worker {
                 .filter_map(|e| e.kv().cloned())
                 .collect();
             let metas = self.metas(&puts);
+            if let Some(last) = puts.last() {
+                self.fingerprint = Some(Fingerprint::of(last));
+            }
             for e in &group {
+                if self.halted() {
+                    // told to stop: nothing more is applied (the stream ends on it)
+                    return;
+                }
                 let Some(kv) = e.kv() else { continue };
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
                 let kind = self.config.tenant.classify(&key);
