@@ -299,7 +299,7 @@ fn regex_cost(c: &mut Criterion) {
     for (name, p) in patterns {
         for bytes in [16usize, 4096, 65536] {
             let subject = "x".repeat(bytes);
-            let units = flowc::expr::regex_cost(&subject, p);
+            let units = flowc::expr::regex_cost(&subject, Some(p));
             let id = format!("matches/{name}/{bytes}");
             println!("unit/{id}: {units} units");
             g.bench_function(id, |bn| {
@@ -309,6 +309,31 @@ fn regex_cost(c: &mut Criterion) {
                 })
             });
         }
+    }
+    // `SCAN_BYTES_PER_UNIT` (decision 121): string reads on a 64 KiB `dept`, each
+    // condition's time over its units on both paths, beside C5's unit
+    let json = serde_json::json!({
+        "amount": 1.0, "dept": "x".repeat(65_536), "level": 1, "budget": 1.0,
+        "urgent": false, "tags": ["a"], "applicant": { "id": "u1", "name": "x" },
+        "items": [],
+    });
+    let (_, mut b): (_, Bindings) = flowc::runtime::context::bind(&flow, &json).unwrap();
+    for (name, cond) in [
+        ("size", "size(dept) > 0"),
+        ("contains", "!dept.contains(\"zz\")"),
+        ("startsWith", "dept.startsWith(\"x\")"),
+        ("eq", "dept == dept"),
+        ("string", "string(dept) != \"\""),
+    ] {
+        let units = exact_cost(cond, &mut b);
+        let c = flow.compile_condition("s", cond).unwrap();
+        println!("unit/scan/{name}: {units} units");
+        g.bench_function(format!("scan/{name}/direct"), |bn| {
+            bn.iter(|| black_box(c.eval(sb, &mut b).expect("eval")))
+        });
+        g.bench_function(format!("scan/{name}/sandbox"), |bn| {
+            bn.iter(|| black_box(c.eval_sandboxed(sb, &mut b).expect("eval")))
+        });
     }
     g.finish();
 }

@@ -378,9 +378,15 @@ fn register(engine: &mut Engine, bounds: Bounds) {
         ("cel_gt", Rel::Gt),
         ("cel_ge", Rel::Ge),
     ] {
-        engine.register_fn(name, move |a: Dynamic, b: Dynamic| {
-            wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
-        });
+        engine.register_fn(
+            name,
+            move |a: Dynamic, b: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+                // charged by the bytes compared before they are converted (as on the
+                // direct path, `value::relation_cost`)
+                charge(value::relation_cost(&a, &b))?;
+                wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
+            },
+        );
     }
     // two-operand natives take one operand by `&mut` (a variable, or a chain of an
     // object's fields from one, read in place): the left one (`cel_eq`), or the right
@@ -422,20 +428,49 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     engine.register_fn("cel_step", |units: i64| {
         charge(u64::try_from(units).unwrap_or(u64::MAX))
     });
-    engine.register_fn("cel_index", |a: &mut Dynamic, i: Dynamic| {
-        let a = &*a;
-        if let Ok(m) = a.as_map_ref() {
-            return i.with_scalar(|k| value::map_index(&*m, k).cloned().map_err(raise));
-        }
-        if let Ok(items) = a.as_array_ref() {
-            return i.with_scalar(|k| {
-                value::list_index(items.as_slice(), k)
-                    .cloned()
-                    .map_err(raise)
-            });
-        }
-        wrap(value::index(&from_dynamic(a), &from_dynamic(&i)))
-    });
+    // the element taken is copied: charged first (`value::copy_cost`), as the direct
+    // path charges it
+    engine.register_fn(
+        "cel_index",
+        |a: &mut Dynamic, i: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+            let a = &*a;
+            if let Ok(m) = a.as_map_ref() {
+                let v = i.with_scalar(|k| value::map_index(&*m, k).map_err(raise))?;
+                charge_copy(v)?;
+                return Ok(v.clone());
+            }
+            if let Ok(items) = a.as_array_ref() {
+                let v = i.with_scalar(|k| value::list_index(items.as_slice(), k).map_err(raise))?;
+                charge_copy(v)?;
+                return Ok(v.clone());
+            }
+            let v = value::index(&from_dynamic(a), &from_dynamic(&i)).map_err(raise)?;
+            charge(value::copy_cost(&v, units_left()).unwrap_or(u64::MAX))?;
+            Ok(to_dynamic(&v))
+        },
+    );
+    // the element a comprehension variable takes from a list (read in place, then
+    // copied): charged first, as the direct path charges each element
+    engine.register_fn(
+        "cel_elem",
+        |a: &mut Dynamic, n: i64| -> Result<Dynamic, Box<EvalAltResult>> {
+            let a = &*a;
+            let items = a.as_array_ref().map_err(|_| {
+                raise(OpError::NoMatchingOverload {
+                    op: "comprehension".to_owned(),
+                    args: from_dynamic(a).type_name().to_owned(),
+                })
+            })?;
+            let v = usize::try_from(n)
+                .ok()
+                .and_then(|n| items.get(n))
+                .ok_or_else(|| raise(OpError::InvalidArgument("index out of range".to_owned())))?;
+            charge_copy(v)?;
+            Ok(v.clone())
+        },
+    );
+    // the element a comprehension variable takes from a map's keys (or a `dyn` range)
+    engine.register_fn("cel_take", |a: &mut Dynamic| charge_copy(a));
     engine.register_fn("cel_select", |a: &mut Dynamic, f: ImmutableString| {
         let a = &*a;
         if let Ok(m) = a.as_map_ref() {
@@ -483,6 +518,26 @@ fn register(engine: &mut Engine, bounds: Bounds) {
                     op: "comprehension".to_owned(),
                     args: other.type_name().to_owned(),
                 })),
+            }
+        },
+    );
+    // `s.matches("literal")`: the pattern was compiled when the program was built
+    // (`Gen`), so only the match is charged (`value::regex_cost` with no pattern to
+    // compile), as on the direct path's `Matches` node
+    engine.register_fn(
+        "cel_matches_lit",
+        |a: &mut Dynamic, p: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+            let a = &*a;
+            match a.as_immutable_string_ref() {
+                Ok(s) => {
+                    charge(value::regex_cost(s.as_str(), None))?;
+                    let re = value::regex_for(p.as_str()).map_err(raise)?;
+                    Ok(Dynamic::from_bool(value::re_match(&re, s.as_str())))
+                }
+                Err(_) => Err(raise(value::overload(
+                    "matches",
+                    &[&from_dynamic(a), &Value::string(p.as_str())],
+                ))),
             }
         },
     );

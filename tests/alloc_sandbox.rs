@@ -37,6 +37,7 @@ context:
   lookups: list<int>
   holder: { type: object, fields: { nums: list<int>, name: string } }
   long: string
+  nested: list<list<int>>
 steps:
   - id: a
     type: approval
@@ -95,6 +96,12 @@ fn sandbox_lookups_read_context_collections_in_place() {
         ]),
     );
     b.set_owned(v.index("long").unwrap(), Value::string(&long));
+    b.set_owned(
+        v.index("nested").unwrap(),
+        Value::List(Arc::new(vec![Value::List(Arc::new(
+            (0..N).map(Value::Int).collect(),
+        ))])),
+    );
     // one copy of `nums` as Rhai values
     let one_copy = usize::try_from(N).unwrap() * 16;
     for (cond, want) in [
@@ -144,6 +151,37 @@ fn sandbox_lookups_read_context_collections_in_place() {
             bytes < one_copy,
             "`{cond}` allocated {bytes} bytes in the sandbox: a context collection was copied \
              (one copy of `nums` is {one_copy} bytes)"
+        );
+    }
+    // where the sandbox must copy (an element taken by `[]` from a value that is not a
+    // place, the element a comprehension variable takes, a string a function reads),
+    // the copy is charged first on both paths: under the default budget these fail
+    // closed before copying much, where they used to copy `nested[0]` (or `long`) a
+    // thousand times and hold
+    let small = compile(&SourceFile::new("inplace.yaml", FLOW), &Options::default()).unwrap();
+    let spent = Err(flowc::sandbox::RunError::budget(
+        flowc::limits::Limits::default().sandbox.max_operations,
+    ));
+    for cond in [
+        "lookups.all(k, nested[0][0] >= 0)",
+        "lookups.all(k, size(nested[0]) > 0)",
+        "lookups.all(k, nested.exists(l, size(l) > 0))",
+        r#"lookups.all(k, string(long) != "")"#,
+        r#"lookups.all(k, !long.startsWith("b"))"#,
+    ] {
+        let c = small.compile_condition("t", cond).unwrap();
+        assert_eq!(c.eval_sandboxed(small.sandbox(), &mut b), spent, "{cond}");
+        assert_eq!(c.eval(small.sandbox(), &mut b), spent, "direct: {cond}");
+        let before = Allocated::now();
+        assert_eq!(c.eval_sandboxed(small.sandbox(), &mut b), spent, "{cond}");
+        let Allocated { bytes, .. } = before.since();
+        println!("{cond}: {bytes} bytes allocated");
+        // a whole budget of string reads is 6.4 MB (a unit per 64 bytes), which the
+        // sandbox's conversions copy a few times: tens of MB at most, where the old code
+        // copied 100 KB a thousand times (and held)
+        assert!(
+            bytes < 32 << 20,
+            "`{cond}` allocated {bytes} bytes in the sandbox before failing closed"
         );
     }
 }

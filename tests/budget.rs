@@ -172,18 +172,19 @@ fn bytes_built_are_charged() {
         edge,
         &Err(RunError::budget(BUDGET)),
     );
-    // then `exists` over them, which holds at its first step (a few units more: 206
-    // items still fit, 207 do not get that far)
+    // then `exists` over them, which holds at its first step: that step takes a 60 KB
+    // string (240 units, `copy_cost`) and `size` reads it (960, a unit per 64 bytes,
+    // `scan_cost`), so 204 items fit and 205 do not
     let edge = "items.map(x, note + note).exists(s, size(s) > 0)";
-    both(&f, &mut bindings(&f, 0, 206, 30 * 1024), edge, &Ok(true));
+    both(&f, &mut bindings(&f, 0, 204, 30 * 1024), edge, &Ok(true));
     both(
         &f,
-        &mut bindings(&f, 0, 207, 30 * 1024),
+        &mut bindings(&f, 0, 205, 30 * 1024),
         edge,
         &Err(RunError::budget(BUDGET)),
     );
-    // a hundred do
-    let mut few = bindings(&f, 0, 100, 30 * 1024);
+    // fifty do (each step builds 60 KB, 240 units, and `size` reads it, 960)
+    let mut few = bindings(&f, 0, 50, 30 * 1024);
     both(
         &f,
         &mut few,
@@ -410,6 +411,30 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         ("items.all(x, size(bytes(note + note)) > 0)", None),
         // a regex: the node units of a call plus `regex_cost` (checked below)
         ("note.matches('^x+$') || note.startsWith('^x+$')", None),
+        // operations that read every byte of a string: a unit per 64 bytes read
+        // (`scan_cost`, decision 121), on both paths
+        ("items.all(x, size(note) > 0)", None),
+        ("items.all(x, !note.contains('zz'))", None),
+        (
+            "items.all(x, note.startsWith('x') && note.endsWith('x'))",
+            None,
+        ),
+        ("items.all(x, string(note) != '')", None),
+        ("items.all(x, note == note && !(note != note))", None),
+        (
+            "items.all(x, note <= note && note >= 'a' && !(note < note))",
+            None,
+        ),
+        ("items.all(x, note + 'y' > note)", None),
+        ("items.all(x, bytes(note) == bytes(note))", None),
+        // an element taken by `[]` or by a comprehension variable: what copying it costs
+        ("items.all(x, [nums, nums][1][2] == 2)", None),
+        ("items.all(x, [nums, [1]].exists(l, size(l) > 1))", None),
+        // a pattern from the context: compiling it, by its parsed size
+        (
+            "items.exists(x, x == 3 && ['^x', 'y+', '[a-z]{3}'].exists(p, note.matches(p)))",
+            None,
+        ),
         // an ordinary error late in the steps: the budget or the error, the same on both
         ("items.all(x, 10 / (x - 29) > -100)", None),
         (r#"items.exists(x, codes["nokey"] > 0 || x == 29)"#, None),
@@ -418,8 +443,8 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
     // formula's units
     assert_eq!(
         exact_cost("note.matches('^x+$')", &mut b),
-        exact_cost("note.startsWith('^x+$')", &mut b)
-            + flowc::expr::regex_cost(&"x".repeat(300), "^x+$"),
+        exact_cost("note.startsWith('^x+$')", &mut b) - flowc::expr::scan_cost(300 + 4)
+            + flowc::expr::regex_cost(&"x".repeat(300), None),
         "the cost of `matches`"
     );
     for (cond, want) in cases {
@@ -516,15 +541,39 @@ fn equality_of_collections_is_charged_per_element_compared() {
 fn regexes_are_charged_by_pattern_and_subject() {
     let f = flow();
     let spent = Err(RunError::budget(BUDGET));
-    for (n, want) in [(1_000, &spent), (10, &Ok(false))] {
+    // a pattern from the context is charged its compilation by its parsed size: one
+    // that compiles to a large program (`(\w+\s*){20}\d`) costs more than the whole
+    // budget, so the first attempt fails closed before it compiles
+    assert!(flowc::expr::regex_cost("x", Some("(\\w+\\s*){20}\\d|q0")) > BUDGET);
+    for (n, want) in [(1, &spent), (1_000, &spent)] {
         let mut b = bindings(&f, 0, 0, 1);
         set_patterns(&f, &mut b, n);
         both(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
     }
+    // small patterns: ten fit, a thousand do not
+    for (n, want) in [(1_000, &spent), (10, &Ok(false))] {
+        let mut b = bindings(&f, 0, 0, 1);
+        let p = (0..n).map(|i| Value::string(&format!("^q{i}$"))).collect();
+        b.set(
+            f.vars().index("patterns").unwrap(),
+            &Value::List(Arc::new(p)),
+        );
+        both(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
+    }
+    // a literal pattern is compiled when the condition is built: each evaluation is
+    // charged only the match, so a rule over 1,000 short strings fits
+    let mut b = bindings(&f, 0, 1_000, 1);
+    both(&f, &mut b, "items.all(i, note.matches('^x'))", &Ok(true));
+    both(
+        &f,
+        &mut b,
+        r"items.all(i, note.matches('(\\w+\\s*){20}\\d|x'))",
+        &Ok(true),
+    );
     // a literal pattern costs what the same pattern from the context costs; matching
     // is charged by the subject's length (`regex_cost`, the one formula): one match
     // of a 60,000-byte subject fits the budget, two do not
-    let per_match = flowc::expr::regex_cost(&"x".repeat(60_000), "^x+$");
+    let per_match = flowc::expr::regex_cost(&"x".repeat(60_000), None);
     assert!(per_match < BUDGET && 2 * per_match > BUDGET);
     let mut b = bindings(&f, 0, 1, 60_000);
     both(&f, &mut b, "note.matches('^x+$')", &Ok(true));
@@ -532,8 +581,75 @@ fn regexes_are_charged_by_pattern_and_subject() {
     let mut b = bindings(&f, 0, 2, 60_000);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &spent);
     // and on short subjects many matches fit
-    let per_match = flowc::expr::regex_cost("x", "^x+$");
+    let per_match = flowc::expr::regex_cost("x", None);
     let mut b = bindings(&f, 0, 20, 1);
     assert!(20 * per_match < BUDGET);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
+}
+
+#[test]
+fn string_reads_are_charged_by_the_bytes_read() {
+    // the same condition over a 6,400-byte `note` and a 1-byte one: each of the 30
+    // steps reads `note` once more, at a unit per 64 bytes (`scan_cost`)
+    let base = flow();
+    let long = 6_400;
+    for (cond, read) in [
+        ("items.all(x, size(note) > 0)", long),
+        ("items.all(x, !note.contains('zz'))", long + 2),
+        ("items.all(x, note.startsWith('x'))", long + 1),
+        ("items.all(x, string(note) != '')", long),
+        ("items.all(x, note == note)", long),
+        ("items.all(x, note <= note)", long),
+    ] {
+        let mut big = bindings(&base, 0, 30, long);
+        let mut small = bindings(&base, 0, 30, 1);
+        let short_read = read - long + 1;
+        assert_eq!(
+            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
+            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
+            "`{cond}`"
+        );
+    }
+    // the probe's shape: a 4 MB string read per element runs out at once on both paths
+    let f = flow();
+    let mut b = bindings(&f, 0, 14_000, 4 << 20);
+    let spent = Err(RunError::budget(BUDGET));
+    for cond in [
+        "items.all(x, size(note) > 0)",
+        "items.all(x, !note.contains('zz'))",
+        "items.all(x, !note.startsWith('b'))",
+        "items.all(x, note.endsWith('x'))",
+        "items.all(x, note == note)",
+        "items.all(x, string(note) != '')",
+    ] {
+        both(&f, &mut b, cond, &spent);
+    }
+}
+
+#[test]
+fn an_over_size_pattern_is_an_ordinary_error() {
+    // as in cel-go, a pattern that does not compile (over the size limit included) is
+    // an invalid argument: `||` absorbs it when the other side holds
+    let f = with_budget(100_000_000);
+    let mut b = bindings(&f, 0, 0, 1);
+    b.set(
+        f.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(vec![Value::string("\\w{100}")])),
+    );
+    for (cond, want) in [
+        ("patterns.exists(p, note.matches(p)) || true", Ok(true)),
+        ("true || patterns.exists(p, note.matches(p))", Ok(true)),
+        ("patterns.all(p, note.matches(p)) && false", Ok(false)),
+    ] {
+        both(&f, &mut b, cond, &want);
+    }
+    let c = f
+        .compile_condition("t", "patterns.exists(p, note.matches(p))")
+        .unwrap();
+    let err = c.eval(f.sandbox(), &mut b).unwrap_err();
+    assert!(
+        !matches!(err, RunError::Limit(_)) && err.to_string().contains("compiles to more than"),
+        "{err}"
+    );
+    assert_eq!(c.eval_sandboxed(f.sandbox(), &mut b), Err(err));
 }

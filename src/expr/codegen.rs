@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use super::Type;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
 use super::ir;
-use super::overload;
-use super::value::Value;
+use super::overload::{self, Func};
+use super::value::{self, Value};
 
 /// Generated source plus the constants it refers to (`k0`, `k1`, ...).
 #[derive(Debug, Default)]
@@ -469,6 +469,20 @@ impl Gen<'_> {
                 // the checker accepted the call, so it resolves (the index of its function);
                 // the arguments are read in place where they are places (`&mut` in the
                 // sandbox: a context list's `size()`, a context string's `startsWith`)
+                // a literal pattern that compiles: compiled now, once, and only its match
+                // charged at run time (the direct path's `Matches` node, `ir::Lower::call`)
+                if let [a, p] = all.as_slice()
+                    && a.ty == Type::String
+                    && p.ty == Type::String
+                    && let ExprKind::Lit(Literal::String(lit)) = &p.kind
+                    && let overload::Resolved::Found {
+                        func: Func::Matches,
+                        ..
+                    } = overload::resolve(name, &types)
+                    && value::regex_for(lit).is_ok()
+                {
+                    return self.on_collection("cel_matches_lit", a, &[rhai_string(lit)], true);
+                }
                 match (overload::resolve(name, &types), all.as_slice()) {
                     (
                         overload::Resolved::Found { func, .. } | overload::Resolved::NoMatch(func),
@@ -508,7 +522,9 @@ impl Gen<'_> {
                     let n = self.fresh("n");
                     (
                         head,
-                        format!("for {n} in 0..{list}.cel_len() {{ let {v} = {list}[{n}];"),
+                        format!(
+                            "for {n} in 0..{list}.cel_len() {{ let {v} = {list}.cel_elem({n});"
+                        ),
                     )
                 } else {
                     let items = match self.place(range) {
@@ -517,7 +533,7 @@ impl Gen<'_> {
                     };
                     (
                         format!("let {rv} = {items};"),
-                        format!("for {v} in {rv} {{"),
+                        format!("for {v} in {rv} {{ {v}.cel_take();"),
                     )
                 };
                 let acc = self.fresh("a");
@@ -656,7 +672,8 @@ impl Gen<'_> {
                 }
             }
             // collection equality (and every other non-simple one) reads a place in place
-            BinaryOp::Eq | BinaryOp::Ne if !(a.ty == b.ty && simple(&a.ty)) => {
+            // (strings too: compared in place and charged by their bytes, `value::compare_cost`)
+            BinaryOp::Eq | BinaryOp::Ne if !(a.ty == b.ty && simple(&a.ty) && a.ty != Str) => {
                 let f = if op == BinaryOp::Eq {
                     "cel_eq"
                 } else {
@@ -670,8 +687,10 @@ impl Gen<'_> {
                 let same_simple = a.ty == b.ty && simple(&a.ty);
                 let native = match op {
                     BinaryOp::Eq | BinaryOp::Ne => same_simple,
+                    // strings are compared by `cel_lt` and the rest, charged by their
+                    // bytes (`value::relation_cost`)
                     BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                        same_simple && a.ty != Bool
+                        same_simple && a.ty != Bool && a.ty != Str
                     }
                     // a string built is charged to the budget (`value::add_cost`)
                     BinaryOp::Add => same_simple && matches!(a.ty, Int | Double),

@@ -306,9 +306,14 @@ impl Node {
                     };
                 }
             },
-            Node::EqStr(eq, a, lit) => a.eval(cx).map(|v| match v.get() {
-                Value::String(s) => value::str_equals(s, lit) == *eq,
-                other => value::equals(other, &Value::String(std::sync::Arc::clone(lit))) == *eq,
+            Node::EqStr(eq, a, lit) => a.eval(cx).and_then(|v| match v.get() {
+                Value::String(s) => {
+                    cx.charge(value::compare_cost(s, lit))?;
+                    Ok(value::str_equals(s, lit) == *eq)
+                }
+                other => {
+                    Ok(value::equals(other, &Value::String(std::sync::Arc::clone(lit))) == *eq)
+                }
             }),
             Node::InStrs(a, set) => a.eval(cx).map(|v| match v.get() {
                 Value::String(s) => value::str_in(s, set),
@@ -318,6 +323,7 @@ impl Node {
             }),
             Node::StrLit(f, a, lit) => a.eval(cx).and_then(|v| match (f, v.get()) {
                 (Func::StartsWith | Func::EndsWith | Func::Contains, Value::String(s)) => {
+                    cx.charge(value::scan_cost(s.len().saturating_add(lit.len())))?;
                     Ok(value::str_test(*f, s, lit))
                 }
                 (_, other) => {
@@ -379,7 +385,10 @@ impl Node {
             Node::Index(a, i) => {
                 let a = a.eval(cx)?;
                 let i = i.eval(cx)?;
-                Out::Own(value::index(a.get(), i.get()).map_err(op)?)
+                let v = value::index(a.get(), i.get()).map_err(op)?;
+                // the sandbox copies the element it takes: charged on both paths
+                cx.charge_copy(&v)?;
+                Out::Own(v)
             }
             Node::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -442,6 +451,7 @@ impl Node {
             }
             Node::Cmp(rel, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
+                cx.charge(value::relation_cost(x.get(), y.get()))?;
                 Out::Own(Value::Bool(
                     value::relation(*rel, x.get(), y.get()).map_err(op)?,
                 ))
@@ -505,7 +515,7 @@ impl Node {
             }
             Node::Matches(a, re) => match a.eval(cx)?.get() {
                 Value::String(s) => {
-                    cx.charge(value::regex_cost(s, re.as_str()))?;
+                    cx.charge(value::regex_cost(s, None))?;
                     Out::Own(Value::Bool(value::re_match(re, s)))
                 }
                 other => {
@@ -604,6 +614,8 @@ impl Fold {
         let mut out: Vec<Value> = Vec::new();
         for v in elems {
             cx.charge(self.step_cost)?;
+            // the element the variable takes (the sandbox copies it): `value::copy_cost`
+            cx.charge_copy(v)?;
             let frame = Frame {
                 value: v,
                 up: cx.frame,

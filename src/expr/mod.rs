@@ -32,7 +32,10 @@ pub use run_error::RunError;
 pub use source::ExprSource;
 pub use time::{Duration, Timestamp, parse_duration, parse_timestamp};
 pub use types::{FieldType, ObjectType, Type};
-pub use value::{OpError, Value, build_regex, regex_cost};
+pub use value::{
+    OpError, SCAN_BYTES_PER_UNIT, Value, build_regex, compare_cost, regex_cost, regex_weight,
+    scan_cost,
+};
 
 /// Errors and warnings of the condition language, at exact file positions.
 #[derive(Debug, Error, MietteDiagnostic)]

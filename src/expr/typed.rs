@@ -82,7 +82,11 @@ impl Node {
                 Some(Value::Bool(b)) => Some(*b),
                 _ => None,
             },
-            Node::EqStr(eq, a, lit) => Some(value::str_equals(a.typed_str(t)?, lit) == *eq),
+            Node::EqStr(eq, a, lit) => {
+                let s = a.typed_str(t)?;
+                t.charge(value::compare_cost(s, lit))?;
+                Some(value::str_equals(s, lit) == *eq)
+            }
             Node::InStrs(a, set) => Some(value::str_in(a.typed_str(t)?, set)),
             Node::CmpF64(rel, a, b) => Some(rel.doubles(a.typed_f64(t)?, b.typed_f64(t)?)),
             _ => self.typed_tree(t),
@@ -125,11 +129,13 @@ impl Node {
                 Some(s.found)
             }
             Node::StrLit(f @ (Func::StartsWith | Func::EndsWith | Func::Contains), a, lit) => {
-                Some(value::str_test(*f, a.typed_str(t)?, lit))
+                let s = a.typed_str(t)?;
+                t.charge(value::scan_cost(s.len().saturating_add(lit.len())))?;
+                Some(value::str_test(*f, s, lit))
             }
             Node::Matches(a, re) => {
                 let s = a.typed_str(t)?;
-                t.charge(value::regex_cost(s, re.as_str()))?;
+                t.charge(value::regex_cost(s, None))?;
                 Some(value::re_match(re, s))
             }
             Node::Has(a, f) => value::has(a.typed_value(t)?, f).ok(),
@@ -263,6 +269,8 @@ impl Fold {
         let mut count = 0u32;
         for v in items.iter() {
             t.charge(self.step_cost)?;
+            // the element the variable takes, as on the exact path
+            t.charge(value::copy_cost(v, t.budget.get())?)?;
             let frame = Frame {
                 value: v,
                 up: t.frame,

@@ -921,65 +921,144 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// What a call costs before it runs, beyond its unit in the overload table: a
-/// conversion that copies a string into bytes or bytes into a string costs a unit per
-/// [`BYTES_PER_UNIT`] bytes, as `+` does; `matches` costs [`regex_cost`]; every other
-/// call nothing.
+/// Bytes of a string (or bytes value) an operation reads per unit of the evaluation
+/// budget: `size`, `contains`, `startsWith`, `endsWith`, a conversion, a comparison or
+/// an equality of strings reads (or, in the sandbox, copies) every byte of its string
+/// operands, so it is charged by them, the same on both paths (decision 121).
+/// Measured (`cargo bench --bench eval -- unit/`): scanning 64 bytes takes about a
+/// unit of ordinary operations on the slowest path (the sandbox's copy).
+pub const SCAN_BYTES_PER_UNIT: usize = 64;
+
+/// What reading `bytes` bytes of strings costs: a unit per [`SCAN_BYTES_PER_UNIT`].
 #[must_use]
-pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
-    let n = match (f, args) {
-        (Func::Bytes, [a]) => a.with_scalar(|a| match a {
-            Scalar::Str(s) => s.len() / BYTES_PER_UNIT,
-            _ => 0,
-        }),
-        (Func::String, [a]) if a.with_scalar(|a| matches!(a, Scalar::Other("bytes"))) => {
-            match &*a.value() {
-                Value::Bytes(b) => b.len() / BYTES_PER_UNIT,
-                _ => 0,
-            }
-        }
-        (Func::Matches, [a, p]) => {
-            return a.with_scalar(|s| {
-                p.with_scalar(|p| match (s, p) {
-                    (Scalar::Str(s), Scalar::Str(p)) => regex_cost(s, p),
-                    _ => 0,
-                })
-            });
-        }
-        _ => 0,
-    };
-    u64::try_from(n).unwrap_or(u64::MAX)
+pub fn scan_cost(bytes: usize) -> u64 {
+    u64::try_from(bytes / SCAN_BYTES_PER_UNIT).unwrap_or(u64::MAX)
 }
 
-/// Units every `matches` costs whatever its pattern: compiling the smallest pattern.
-/// Measured (`cargo bench --bench eval -- unit/`, decision 100): compiling and
-/// matching `travel` on 16 bytes takes about 1,300 times what one unit of ordinary
-/// operations (C5's time over its cost) takes, `^x+$` about 4,300 times.
+/// What comparing two strings (`==`, `!=`, `<`, ...) costs: [`scan_cost`] of the
+/// shorter, the bytes a comparison can read.
+#[must_use]
+pub fn compare_cost(a: &str, b: &str) -> u64 {
+    scan_cost(a.len().min(b.len()))
+}
+
+/// What a relation (`<`, `<=`, `>`, `>=`) costs: [`compare_cost`] on two strings,
+/// [`scan_cost`] of the shorter of two bytes values, nothing on anything else.
+#[must_use]
+pub fn relation_cost<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> u64 {
+    let strs = a.with_scalar(|x| {
+        b.with_scalar(|y| match (x, y) {
+            (Scalar::Str(x), Scalar::Str(y)) => Some(compare_cost(x, y)),
+            (Scalar::Other("bytes"), Scalar::Other("bytes")) => None,
+            _ => Some(0),
+        })
+    });
+    match strs {
+        Some(c) => c,
+        None => match (&*a.value(), &*b.value()) {
+            (Value::Bytes(x), Value::Bytes(y)) => scan_cost(x.len().min(y.len())),
+            _ => 0,
+        },
+    }
+}
+
+/// What a call costs before it runs, beyond its unit in the overload table: every
+/// string argument it reads costs [`scan_cost`] of its bytes (`size`, `contains`,
+/// `startsWith`, `endsWith`, conversions: each reads or copies them), a conversion of
+/// bytes to a string the same of the bytes; `matches` costs [`regex_cost`] instead.
+#[must_use]
+pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
+    if let (Func::Matches, [a, p]) = (f, args) {
+        return a.with_scalar(|s| {
+            p.with_scalar(|p| match (s, p) {
+                (Scalar::Str(s), Scalar::Str(p)) => regex_cost(s, Some(p)),
+                _ => 0,
+            })
+        });
+    }
+    let mut bytes = 0usize;
+    for a in args {
+        bytes = bytes.saturating_add(a.with_scalar(|a| match a {
+            Scalar::Str(s) => s.len(),
+            _ => 0,
+        }));
+    }
+    if let (Func::String, [a]) = (f, args)
+        && a.with_scalar(|a| matches!(a, Scalar::Other("bytes")))
+        && let Value::Bytes(b) = &*a.value()
+    {
+        bytes = bytes.saturating_add(b.len());
+    }
+    scan_cost(bytes)
+}
+
+/// Units every `matches` on a pattern compiled at run time costs whatever the
+/// pattern: compiling the smallest pattern. Measured (`cargo bench --bench eval --
+/// unit/`, decision 100): compiling and matching `travel` on 16 bytes takes about
+/// 1,300 times what one unit of ordinary operations (C5's time over its cost) takes.
 pub const REGEX_FLOOR: u64 = 1024;
-/// Units per byte of a `matches` pattern (compiling it). Measured: a 66-byte
-/// alternation compiles in about 27,000 units' time, 384 a byte.
-pub const REGEX_UNITS_PER_PATTERN_BYTE: u64 = 384;
+/// Units per unit of a pattern's estimated program size ([`regex_weight`]): what
+/// compiling it costs beyond [`REGEX_FLOOR`]. Measured (decision 121, a unit at 6.7
+/// ns): `\w` (weight 796) compiles in 0.26 ms, about 48 units a weight; `\d{3}-\d{4}`
+/// (499) about 62; `(\w+\s*){20}\d` (32,132) about 110; a 66-byte alternation (56)
+/// about 290: within 3x of 64 wherever compiling costs much.
+pub const REGEX_UNITS_PER_WEIGHT: u64 = 64;
 /// Bytes of a `matches` subject per unit (matching it). Measured: the lazy DFA scans
 /// `^x+$` over 64 KiB at about a byte per unit's time (a literal, found by `memchr`,
 /// is faster: it is overcharged, never under).
 pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 
-/// What `s.matches(p)` costs, a function of the two strings only (never of whether
-/// the pattern is cached or was compiled at compile time, so both paths charge the
-/// same): compiling the pattern, [`REGEX_FLOOR`] plus
-/// [`REGEX_UNITS_PER_PATTERN_BYTE`] per byte of it, and matching, a unit per
-/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject. Calibrated so that a unit
-/// takes about the time of a unit of ordinary operations (within 3x on the measured
-/// patterns, decision 100), except for small patterns that compile to large programs
-/// (a Unicode class repeated, `(\w+\s*){20}`), which the pattern's length does not
-/// show.
+/// The estimated size of the program a pattern compiles to, from its parsed form (the
+/// `regex-syntax` HIR the `regex` crate compiles): a literal byte, an assertion or an
+/// empty match weighs 1, a class a unit per range it holds (a Unicode class such as
+/// `\w` holds hundreds), a concatenation or alternation the sum of its parts, and a
+/// counted repetition its part times its largest count (the least count plus one when
+/// unbounded), as the compiler copies the part that many times. A pattern that does
+/// not parse weighs its length (the parser's work).
 #[must_use]
-pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
-    let p = u64::try_from(pattern.len()).unwrap_or(u64::MAX);
+pub fn regex_weight(pattern: &str) -> u64 {
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(hir) => hir_weight(&hir),
+        Err(_) => u64::try_from(pattern.len()).unwrap_or(u64::MAX),
+    }
+}
+
+fn hir_weight(h: &regex_syntax::hir::Hir) -> u64 {
+    use regex_syntax::hir::{Class, HirKind};
+    let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => 1,
+        HirKind::Literal(l) => n(l.0.len()),
+        HirKind::Class(Class::Unicode(c)) => n(c.ranges().len()).max(1),
+        HirKind::Class(Class::Bytes(c)) => n(c.ranges().len()).max(1),
+        HirKind::Repetition(r) => {
+            let times = r.max.map_or(u64::from(r.min).saturating_add(1), u64::from);
+            hir_weight(&r.sub).saturating_mul(times.max(1))
+        }
+        HirKind::Capture(c) => hir_weight(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v
+            .iter()
+            .fold(1u64, |acc, x| acc.saturating_add(hir_weight(x))),
+    }
+}
+
+/// What `s.matches(p)` costs, a function of the strings only (never of whether a
+/// pattern is cached, so both paths charge the same): matching, a unit per
+/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject; and for a pattern compiled
+/// at run time (`Some`: one that is not a literal of the condition, which both paths
+/// compile once when the condition is built, `None`), compiling it:
+/// [`REGEX_FLOOR`] plus [`REGEX_UNITS_PER_WEIGHT`] per unit of [`regex_weight`],
+/// charged before the attempt whether it succeeds or not (a pattern over the size
+/// limit costs its attempt).
+#[must_use]
+pub fn regex_cost(subject: &str, pattern: Option<&str>) -> u64 {
     let s = u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX);
-    REGEX_FLOOR
-        .saturating_add(p.saturating_mul(REGEX_UNITS_PER_PATTERN_BYTE))
-        .saturating_add(s)
+    match pattern {
+        None => s,
+        Some(p) => REGEX_FLOOR
+            .saturating_add(regex_weight(p).saturating_mul(REGEX_UNITS_PER_WEIGHT))
+            .saturating_add(s),
+    }
 }
 
 /// What placing a value into a list being built costs (an element of a list literal,
@@ -1036,10 +1115,12 @@ fn eq_view<A: View, B: View>(a: &A, b: &B, left: &mut u64) -> Option<bool> {
     let scalars = a.with_scalar(|x| {
         b.with_scalar(|y| match (x, y) {
             (Scalar::Other(_), Scalar::Other(_)) => None,
-            (x, y) => Some(scalar_equals(x, y)),
+            (Scalar::Str(p), Scalar::Str(q)) => Some((str_equals(p, q), compare_cost(p, q))),
+            (x, y) => Some((scalar_equals(x, y), 0)),
         })
     });
-    if let Some(eq) = scalars {
+    if let Some((eq, cost)) = scalars {
+        *left = left.checked_sub(cost)?;
         return Some(eq);
     }
     // lists element by element, each a unit
@@ -1079,6 +1160,10 @@ fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
                 }
             }
             Some(true)
+        }
+        (Value::Bytes(x), Value::Bytes(y)) => {
+            *left = left.checked_sub(scan_cost(x.len().min(y.len())))?;
+            Some(x == y)
         }
         _ => Some(equals(a, b)),
     }
