@@ -1530,6 +1530,10 @@ pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
 ///
 /// # Errors
 /// A stacked repetition operator, in words.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scanner over the pattern: its cases read together"
+)]
 fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
     use std::borrow::Cow;
     if !p.contains("\\Q") && !p.contains(['*', '+', '?', '{']) {
@@ -1597,7 +1601,7 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
                 i += p
                     .get(i..)
                     .and_then(|r| r.chars().next())
-                    .map_or(1, char::len_utf8)
+                    .map_or(1, char::len_utf8);
             }
             b'(' => {
                 // `(?` opens a group with flags: its `?` is no repetition
@@ -1617,20 +1621,19 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
                     i += 1;
                     last_repeat = None;
                     continue;
-                } else {
-                    i += len;
-                    // a lazy repetition's `?` belongs to it
-                    if b.get(i) == Some(&b'?') {
-                        i += 1;
-                    }
-                    if let Some(first) = last_repeat {
-                        let ops = p.get(first..i).unwrap_or("");
-                        return Err(format!(
-                            "invalid nested repetition operator `{ops}`: RE2 has no possessive or stacked repetition (write one operator, or group the inner repetition: `(?:a+)+`)"
-                        ));
-                    }
-                    last_repeat = Some(start);
                 }
+                i += len;
+                // a lazy repetition's `?` belongs to it
+                if b.get(i) == Some(&b'?') {
+                    i += 1;
+                }
+                if let Some(first) = last_repeat {
+                    let ops = p.get(first..i).unwrap_or("");
+                    return Err(format!(
+                        "invalid nested repetition operator `{ops}`: RE2 has no possessive or stacked repetition (write one operator, or group the inner repetition: `(?:a+)+`)"
+                    ));
+                }
+                last_repeat = Some(start);
             }
             _ => {
                 i += p
