@@ -41,9 +41,18 @@ impl Limits {
     /// Longest expression, in bytes (a longer one is a syntax error).
     pub const MAX_EXPR_LEN: usize = 16 * 1024;
     /// Deepest nesting of brackets, and longest run of prefix operators, in an
-    /// expression; a parsed tree may be twice as deep in binary operators. The parser
-    /// recurses, so this keeps it shallow.
+    /// expression's text. The parser recurses per bracket, so this keeps it shallow;
+    /// [`Limits::MAX_EXPR_NESTING`] bounds the parsed tree.
     pub const MAX_EXPR_DEPTH: usize = 64;
+    /// Most operations (operators, calls, macros, field selections and indexes) nested
+    /// one inside another on any path of a parsed expression: `a + b + c` nests 2 (the
+    /// first `+` is an operand of the second), `f(g(x)) > 0` nests 3. The checker, both
+    /// evaluators and the sandbox's compiler recurse over the tree, so this keeps them
+    /// shallow. A long chain of `&&` or of `||` (`dept == "a" || dept == "b" || …`) is
+    /// parsed as a balanced tree (the operators are associative), so 1,000 comparisons
+    /// nest about 11 deep; a chain of another operator nests one level per operator.
+    /// A deeper expression is a syntax error.
+    pub const MAX_EXPR_NESTING: usize = 128;
     /// Largest compiled regular expression for `matches`, in bytes (the `regex` crate's
     /// program size and lazy-DFA cache limits).
     pub const MAX_REGEX_SIZE: usize = 1 << 20;
@@ -143,7 +152,7 @@ pub struct SandboxLimits {
     pub max_call_levels: usize,
     /// Deepest expression nesting of a generated program (compile time). The default
     /// holds every program generated from an expression within
-    /// [`Limits::MAX_EXPR_DEPTH`]: each level of a CEL expression is several levels of
+    /// [`Limits::MAX_EXPR_NESTING`]: each level of a CEL expression is several levels of
     /// Rhai (a macro is a block holding a loop holding a call).
     pub max_expr_depth: usize,
     /// Longest string, in bytes.
@@ -159,7 +168,7 @@ impl Default for SandboxLimits {
         Self {
             max_operations: 100_000,
             max_call_levels: 16,
-            max_expr_depth: Limits::MAX_EXPR_DEPTH * 2 * 24,
+            max_expr_depth: Limits::MAX_EXPR_NESTING * 24,
             max_string_size: 64 * 1024,
             max_array_size: 10_000,
             max_map_size: 10_000,

@@ -542,3 +542,60 @@ fn invalid_timestamps_are_refused_with_what_is_wrong() {
     // the last day of February in a leap year, and the largest offset, are fine
     started(&f, json!({"t": "2024-02-29T23:59:59+23:59"}));
 }
+
+/// A duration the parser refuses is refused with what is wrong (a unit that is no
+/// duration unit, a number with no unit, a value past CEL's range), as a timestamp is;
+/// the Greek `μ` (U+03BC) spells microseconds as the micro sign `µ` (U+00B5) does, as in
+/// Go's `time.ParseDuration`.
+#[test]
+fn invalid_durations_are_refused_with_what_is_wrong() {
+    let f = flow("  du: duration\n");
+    let wrong = |got: &str| C::WrongType {
+        field: "du".into(),
+        expected: "duration".into(),
+        got: got.into(),
+    };
+    let cases = [
+        (
+            "1d",
+            "string `\"1d\"`: unit `d` is not a duration unit (h, m, s, ms, us, ns); 1 day is 24h",
+        ),
+        (
+            "2w",
+            "string `\"2w\"`: unit `w` is not a duration unit (h, m, s, ms, us, ns); 1 week is 168h",
+        ),
+        (
+            "5x",
+            "string `\"5x\"`: unit `x` is not a duration unit (h, m, s, ms, us, ns)",
+        ),
+        (
+            "1h30",
+            "string `\"1h30\"`: `30` has no unit (h, m, s, ms, us, ns)",
+        ),
+        (
+            "9223372036.854775808s",
+            "string `\"9223372036.854775808s\"`: out of range: at most 9223372036.854775807s (about 292 years) either way",
+        ),
+        (
+            "-2562048h",
+            "string `\"-2562048h\"`: out of range: at most 9223372036.854775807s (about 292 years) either way",
+        ),
+        (
+            "soon",
+            "string `\"soon\"`: not a duration (numbers with units h, m, s, ms, us, ns, e.g. `1h30m` or `1.5s`)",
+        ),
+    ];
+    for (given, got) in cases {
+        assert_eq!(refused(&f, json!({ "du": given })), wrong(got), "{given}");
+    }
+    // the bounds, and microseconds in either spelling, are fine
+    for ok in [
+        "9223372036.854775807s",
+        "-2562047h",
+        "1\u{3bc}s",
+        "1\u{b5}s",
+        "1us",
+    ] {
+        started(&f, json!({ "du": ok }));
+    }
+}

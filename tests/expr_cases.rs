@@ -217,6 +217,92 @@ fn expression_cases() {
     );
 }
 
+/// A flat chain of 1,000 comparisons (parsed as a balanced tree) evaluates the same on
+/// both paths, in order: the deciding operand ends it, an error before it is absorbed,
+/// and an error with no deciding operand is the result.
+#[test]
+fn a_long_logical_chain_evaluates_on_both_paths() {
+    let or = |hit: Option<usize>, err: Option<usize>| {
+        (0..1000)
+            .map(|i| {
+                if Some(i) == err {
+                    "10 / (level - 2) == 1".to_owned()
+                } else if Some(i) == hit {
+                    "level == 2".to_owned()
+                } else {
+                    format!("level == {}", i + 10)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" || ")
+    };
+    assert!(same(
+        &eval(&or(Some(999), None)).unwrap(),
+        &Value::Bool(true)
+    ));
+    assert!(same(&eval(&or(Some(0), None)).unwrap(), &Value::Bool(true)));
+    assert!(same(&eval(&or(None, None)).unwrap(), &Value::Bool(false)));
+    assert!(same(
+        &eval(&or(Some(700), Some(3))).unwrap(),
+        &Value::Bool(true)
+    ));
+    assert!(same(
+        &eval(&or(Some(3), Some(700))).unwrap(),
+        &Value::Bool(true)
+    ));
+    let e = eval(&or(None, Some(500))).unwrap_err();
+    assert!(
+        e.contains("division by zero") && !e.starts_with("direct path"),
+        "{e}"
+    );
+    let and = (0..1000)
+        .map(|i| format!("level != {}", i + 10))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    assert!(same(&eval(&and).unwrap(), &Value::Bool(true)));
+    assert!(same(
+        &eval(&format!("{and} && level == 3")).unwrap(),
+        &Value::Bool(false)
+    ));
+}
+
+/// Expressions nested exactly `Limits::MAX_EXPR_NESTING` operations deep run on both
+/// paths (the sandbox's compile-depth bound holds every one of them).
+#[test]
+fn expressions_at_the_nesting_bound_run_on_both_paths() {
+    use flowc::limits::Limits;
+    let n = Limits::MAX_EXPR_NESTING;
+    let sum = format!("level{}", " + 1".repeat(n));
+    let want = i64::try_from(n).unwrap() + 2;
+    assert!(same(&eval(&sum).unwrap(), &Value::Int(want)));
+    // a ternary chain: each `?:` nests the next in its else branch
+    let mut cond = "level".to_owned();
+    for i in 0..n - 1 {
+        cond = format!("urgent ? {i} : {cond}");
+    }
+    assert!(same(&eval(&cond).unwrap(), &Value::Int(2)));
+    let calls = format!("{}level{}", "int(".repeat(n), ")".repeat(n));
+    assert!(
+        eval(&calls).is_err(),
+        "brackets nest past MAX_EXPR_DEPTH first"
+    );
+    let calls = format!(
+        "{}level{}{}",
+        "int(".repeat(Limits::MAX_EXPR_DEPTH),
+        " + 1".repeat(n - Limits::MAX_EXPR_DEPTH),
+        ")".repeat(Limits::MAX_EXPR_DEPTH)
+    );
+    assert!(same(
+        &eval(&calls).unwrap(),
+        &Value::Int(i64::try_from(n - Limits::MAX_EXPR_DEPTH).unwrap() + 2)
+    ));
+    assert!(
+        eval(&format!("{sum} + 1"))
+            .unwrap_err()
+            .contains("more than the limit")
+    );
+}
+
 /// Every row of the overload tables (functions and operators) has an expression case that resolves to it (so a new
 /// function cannot land without a case exercising it on both paths).
 #[test]

@@ -223,3 +223,101 @@ fn an_overlapping_rule_is_not_also_always_false() {
             .collect();
     assert_eq!(found, [("flowc::graph::overlapping-rules".to_owned(), 14)]);
 }
+
+/// Issue 11 (probe q11b item 4): at the integer bounds, `check`'s verdict and both
+/// evaluators agree with the mathematical answer. Each rule is run on both paths at
+/// every boundary context; a rule `check` calls constant has that value at each of them.
+#[test]
+fn check_and_both_evaluators_agree_at_the_integer_bounds() {
+    use flowc::compile::{Evaluator, compile};
+    use flowc::runtime::Instance;
+    use flowc::span::SourceFile;
+    use std::sync::Arc;
+    let flow = |rule: &str| {
+        format!(
+            "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: g\ncontext:\n  i: int\n  u: uint\n  d: double\nsteps:\n  - id: route\n    type: decision\n    rules:\n      - when: \"{rule}\"\n        goto: yes\n    default: no\n  - id: yes\n    type: end\n    outcome: approved\n  - id: no\n    type: end\n    outcome: rejected\n"
+        )
+    };
+    let run = |text: &str, ctx: &str, evaluator: Evaluator| -> bool {
+        let options = Options {
+            evaluator,
+            ..Options::default()
+        };
+        let f = compile(&SourceFile::new("g.yaml", text), &options).unwrap();
+        let (inst, _) = Instance::start(
+            Arc::new(f),
+            serde_json::from_str::<serde_json::Value>(ctx).unwrap(),
+            0,
+        )
+        .unwrap();
+        match inst.status().label() {
+            "approved" => true,
+            "rejected" => false,
+            other => panic!("{other}"),
+        }
+    };
+    let imax =
+        r#"{"i": 9223372036854775807, "u": 18446744073709551615, "d": 9.223372036854775807e18}"#;
+    let big = r#"{"i": 9007199254740993, "u": 9007199254740993, "d": 9007199254740992.0}"#;
+    let min = r#"{"i": -9223372036854775808, "u": 0, "d": -9.223372036854775808e18}"#;
+    let contexts = [imax, big, min, r#"{"i": 0, "u": 0, "d": 0.0}"#];
+    // (rule, context, the mathematical answer there)
+    let cases = [
+        ("i < 9.223372036854775807e18", imax, true),
+        ("9.223372036854775807e18 > i", imax, true),
+        ("i >= 9.223372036854775807e18", imax, false),
+        ("dyn(i) < dyn(9.223372036854775807e18)", imax, true),
+        ("i < d", imax, true),
+        ("dyn(i) == dyn(d)", imax, false),
+        ("dyn(i) in [9.223372036854775807e18]", imax, false),
+        ("u < 1.8446744073709552e19", imax, true),
+        ("u < d * 2.0", imax, true),
+        ("dyn(u) == dyn(d * 2.0)", imax, false),
+        ("i > d", big, true),
+        ("u > d", big, true),
+        ("dyn(i) == dyn(d)", big, false),
+        ("i > 9007199254740992.0", big, true),
+        ("dyn(i) == dyn(-9.223372036854775808e18)", min, true),
+        ("dyn(i) == dyn(d)", min, true),
+        ("i < -9.223372036854775808e18", min, false),
+    ];
+    for (rule, ctx, want) in cases {
+        let text = flow(rule);
+        for evaluator in [Evaluator::Direct, Evaluator::Sandbox] {
+            assert_eq!(
+                run(&text, ctx, evaluator),
+                want,
+                "{rule} at {ctx} ({evaluator:?})"
+            );
+        }
+        let constant = diags(&text)
+            .into_iter()
+            .find_map(|(code, _, _, message, _)| {
+                (code == "flowc::expr::constant-condition").then(|| message.ends_with("true"))
+            });
+        if let Some(v) = constant {
+            for ctx in contexts {
+                for evaluator in [Evaluator::Direct, Evaluator::Sandbox] {
+                    assert_eq!(
+                        run(&text, ctx, evaluator),
+                        v,
+                        "check calls {rule} always {v}; at {ctx}"
+                    );
+                }
+            }
+        }
+    }
+    // the comparisons with a literal at the bound are constant, and said to be
+    for rule in [
+        "i < 9.223372036854775807e18",
+        "u < 1.8446744073709552e19",
+        "i >= -9.223372036854775808e18",
+    ] {
+        assert!(
+            diags(&flow(rule)).iter().any(|(code, _, _, m, _)| code
+                == "flowc::expr::constant-condition"
+                && m.ends_with("true")),
+            "{rule}"
+        );
+    }
+}

@@ -55,6 +55,41 @@ fn expression_nesting_trips_one_level_past_the_bound() {
     assert!(parse(&prefix(Limits::MAX_EXPR_DEPTH + 1)).is_err());
 }
 
+/// `MAX_EXPR_NESTING` counts operations nested one inside another: a chain of `+`
+/// nests one level per operator (`x + 1 + 1` is 2), so `N` of them pass and `N + 1`
+/// fail, with a message that names what is counted. A flat `||` chain is balanced, so
+/// it is no deeper than about log2 of its length: 1,000 comparisons within
+/// `MAX_EXPR_LEN` parse.
+#[test]
+fn operator_nesting_trips_one_operator_past_the_bound() {
+    let chain = |n: usize| format!("x{}", " + 1".repeat(n));
+    assert!(parse(&chain(Limits::MAX_EXPR_NESTING)).is_ok());
+    let e = parse(&chain(Limits::MAX_EXPR_NESTING + 1)).unwrap_err();
+    assert_eq!(
+        e.message,
+        format!(
+            "expression nests {} operations inside one another, more than the limit of {}",
+            Limits::MAX_EXPR_NESTING + 1,
+            Limits::MAX_EXPR_NESTING
+        )
+    );
+    // a call nests its arguments: `size(x + 1 + …) > 0` is two levels more than the chain
+    let wrapped = |n: usize| format!("size({}) > 0", chain(n));
+    assert!(parse(&wrapped(Limits::MAX_EXPR_NESTING - 2)).is_ok());
+    assert!(parse(&wrapped(Limits::MAX_EXPR_NESTING - 1)).is_err());
+    // the probe's 128-operand `||` chain, and 1,000 realistic comparisons
+    for n in [127, 128, 1000] {
+        let or = (0..n)
+            .map(|i| format!("g == \"{i}\""))
+            .collect::<Vec<_>>()
+            .join(" || ");
+        assert!(or.len() <= Limits::MAX_EXPR_LEN, "{}", or.len());
+        parse(&or).unwrap_or_else(|e| panic!("{n} operands: {}", e.message));
+        let and = or.replace(" || ", " && ").replace("==", "!=");
+        parse(&and).unwrap_or_else(|e| panic!("{n} operands: {}", e.message));
+    }
+}
+
 #[test]
 fn an_event_stops_after_the_automatic_step_bound() {
     // a straight line of notify steps: each one is an automatic step, and so is reaching

@@ -13,6 +13,7 @@ struct ConditionParser;
 // the parser recurses: these bounds keep it shallow
 const MAX_EXPR_LEN: usize = Limits::MAX_EXPR_LEN;
 const MAX_EXPR_DEPTH: usize = Limits::MAX_EXPR_DEPTH;
+const MAX_EXPR_NESTING: usize = Limits::MAX_EXPR_NESTING;
 
 /// Why an expression does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,17 +46,22 @@ fn err(message: impl Into<String>, span: (usize, usize), help: impl Into<String>
     }
 }
 
-/// An expression nested past [`Limits::MAX_EXPR_DEPTH`]: the help names the limit.
-fn too_deep(message: String, span: (usize, usize)) -> ParseError {
+/// An expression nested past [`Limits::MAX_EXPR_DEPTH`] (brackets, prefix operators)
+/// or [`Limits::MAX_EXPR_NESTING`] (operations): the help names the limit.
+fn too_deep(message: String, span: (usize, usize), help: String) -> ParseError {
     ParseError {
         kind: ParseErrorKind::TooDeep,
         message,
         span,
-        help: format!(
-            "flowc accepts at most {MAX_EXPR_DEPTH} levels of brackets or prefix operators and {} levels of binary operators (`Limits::MAX_EXPR_DEPTH`): split the condition over several steps or rules, or write a long chain as `x in [...]`",
-            MAX_EXPR_DEPTH * 2
-        ),
+        help,
     }
+}
+
+/// The help of a bracket or prefix-operator run past [`Limits::MAX_EXPR_DEPTH`].
+fn depth_help() -> String {
+    format!(
+        "flowc accepts at most {MAX_EXPR_DEPTH} levels of brackets or prefix operators (`Limits::MAX_EXPR_DEPTH`): split the condition over several steps or rules"
+    )
 }
 
 fn rule_name(r: Rule) -> Option<&'static str> {
@@ -93,6 +99,7 @@ fn check_nesting(text: &str) -> Result<(), ParseError> {
             return Err(too_deep(
                 format!("expression nests deeper than {MAX_EXPR_DEPTH} levels"),
                 (i, i + 1),
+                depth_help(),
             ));
         }
         match c {
@@ -102,6 +109,7 @@ fn check_nesting(text: &str) -> Result<(), ParseError> {
                     return Err(too_deep(
                         format!("expression nests deeper than {MAX_EXPR_DEPTH} levels"),
                         (i, i + 1),
+                        depth_help(),
                     ));
                 }
             }
@@ -186,13 +194,15 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
             "int literals must fit in 64 bits (use a double or a uint)",
         ));
     }
-    if depth_of(&e) > MAX_EXPR_DEPTH * 2 {
+    // the deepest path ends at a leaf (a name or a literal), which is no operation
+    let nesting = depth_of(&e).saturating_sub(1);
+    if nesting > MAX_EXPR_NESTING {
         return Err(too_deep(
             format!(
-                "expression nests deeper than {} operators",
-                MAX_EXPR_DEPTH * 2
+                "expression nests {nesting} operations inside one another, more than the limit of {MAX_EXPR_NESTING}"
             ),
             e.span,
+            format!("an operator, call or macro in an operand of another is one level more (`Limits::MAX_EXPR_NESTING`, {MAX_EXPR_NESTING}): split the condition over several rules, or write a long `+` chain in shorter parts (long `&&`/`||` chains are fine)"),
         ));
     }
     Ok(e)
@@ -348,7 +358,64 @@ fn build_chain(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
         reduce(&mut out, op)?;
     }
     out.pop()
+        .map(balance_logic)
         .ok_or_else(|| err("empty expression", (0, 0), "write an expression"))
+}
+
+/// Longest chain of one logical operator (`a || b || …`) kept in its written,
+/// left-nested shape; a longer one is rebuilt balanced.
+const LOGIC_CHAIN_KEPT: usize = 16;
+
+/// A long chain of `&&` (or of `||`) as a balanced tree of the same operands in the
+/// same order: `&&` and `||` are associative in CEL (errors included: an error is
+/// absorbed by a deciding operand on either side, and the operands are still evaluated
+/// left to right up to the first deciding one), so only the nesting changes. A flat
+/// chain of 1,000 comparisons then nests about 10 operators deep, within
+/// [`Limits::MAX_EXPR_NESTING`]. An `&&` chain that is an operand of `||` is balanced
+/// the same way.
+fn balance_logic(e: Expr) -> Expr {
+    let ExprKind::Binary(op @ (BinaryOp::And | BinaryOp::Or), ..) = e.kind else {
+        return e;
+    };
+    // the left spine of the chain, iteratively: `((a || b) || c) || d` is a, [b, c, d]
+    let mut rest = Vec::new();
+    let mut first = e;
+    while let ExprKind::Binary(o, l, r) = first.kind {
+        if o != op {
+            first = Expr::new(ExprKind::Binary(o, l, r), first.span);
+            break;
+        }
+        rest.push(balance_logic(*r));
+        first = *l;
+    }
+    rest.reverse();
+    let first = balance_logic(first);
+    if rest.len() < LOGIC_CHAIN_KEPT {
+        return rest.into_iter().fold(first, |l, r| join(op, l, r));
+    }
+    balanced(op, first, rest)
+}
+
+fn join(op: BinaryOp, l: Expr, r: Expr) -> Expr {
+    let span = (l.span.0, r.span.1);
+    Expr::new(ExprKind::Binary(op, Box::new(l), Box::new(r)), span)
+}
+
+/// `first` and `rest`, in order, as a balanced tree of `op`.
+fn balanced(op: BinaryOp, first: Expr, mut rest: Vec<Expr>) -> Expr {
+    // the left half takes `first` and the first `k` of `rest`
+    let k = rest.len() / 2;
+    let mut right = rest.split_off(k);
+    if right.is_empty() {
+        return first;
+    }
+    let head = right.remove(0);
+    let left = if rest.is_empty() {
+        first
+    } else {
+        balanced(op, first, rest)
+    };
+    join(op, left, balanced(op, head, right))
 }
 
 fn build_unary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {

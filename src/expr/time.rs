@@ -206,62 +206,105 @@ pub fn format_timestamp(t: Timestamp) -> String {
 /// Parses a Go-style duration: `1h30m`, `-1.5s`, `100ms`, `3600s`.
 #[must_use]
 pub fn parse_duration(s: &str) -> Option<Duration> {
+    duration_or_problem(s).ok()
+}
+
+/// The units of a duration, as Go's `time.ParseDuration` (CEL) reads them: the micro
+/// sign `µ` (U+00B5) and the Greek letter `μ` (U+03BC) both spell microseconds.
+const DURATION_UNITS: [(&str, i128); 8] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("\u{b5}s", 1_000),
+    ("\u{3bc}s", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+];
+
+/// The unit a duration part starts with: the longest that matches (`ms` before `m`).
+fn duration_unit(rest: &str) -> Option<(i128, usize)> {
+    DURATION_UNITS
+        .iter()
+        .filter(|(u, _)| rest.starts_with(u))
+        .max_by_key(|(u, _)| u.len())
+        .map(|(u, n)| (*n, u.len()))
+}
+
+/// Parses a Go-style duration, or says what is wrong with it: the one parser of
+/// context values and `duration()` conversions.
+///
+/// # Errors
+/// What is wrong, in words (`unit `d` is not a duration unit …; 1 day is 24h`).
+pub fn duration_or_problem(s: &str) -> Result<Duration, String> {
+    const FORM: &str =
+        "not a duration (numbers with units h, m, s, ms, us, ns, e.g. `1h30m` or `1.5s`)";
+    let range = || {
+        // the tighter of CEL's range and a 64-bit count of nanoseconds (Go's)
+        let max = Duration {
+            nanos: i128::from(i64::MAX).min(MAX_DURATION_NANOS),
+        };
+        format!(
+            "out of range: at most {} (about 292 years) either way",
+            format_duration(max)
+        )
+    };
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     if rest == "0" {
-        return Some(Duration { nanos: 0 });
+        return Ok(Duration { nanos: 0 });
     }
     if rest.is_empty() {
-        return None;
+        return Err(FORM.to_owned());
     }
     let mut total: i128 = 0;
     while !rest.is_empty() {
         let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part = rest.get(..int_len)?;
-        rest = rest.get(int_len..)?;
+        let (int_part, after) = rest.split_at_checked(int_len).ok_or(FORM)?;
+        rest = after;
         let mut frac_part = "";
         if let Some(r) = rest.strip_prefix('.') {
             let fl = r.bytes().take_while(u8::is_ascii_digit).count();
-            frac_part = r.get(..fl)?;
-            rest = r.get(fl..)?;
+            (frac_part, rest) = r.split_at_checked(fl).ok_or(FORM)?;
         }
         if int_part.is_empty() && frac_part.is_empty() {
-            return None;
+            return Err(FORM.to_owned());
         }
-        let (unit, len): (i128, usize) = if rest.starts_with("ns") {
-            (1, 2)
-        } else if rest.starts_with("us") {
-            (1_000, 2)
-        } else if rest.starts_with("µs") {
-            (1_000, "µs".len())
-        } else if rest.starts_with("ms") {
-            (1_000_000, 2)
-        } else if rest.starts_with('s') {
-            (1_000_000_000, 1)
-        } else if rest.starts_with('m') {
-            (60_000_000_000, 1)
-        } else if rest.starts_with('h') {
-            (3_600_000_000_000, 1)
-        } else {
-            return None;
+        let Some((unit, len)) = duration_unit(rest) else {
+            let word: String = rest
+                .chars()
+                .take_while(|c| !c.is_ascii_digit() && *c != '.')
+                .collect();
+            return Err(match word.as_str() {
+                "" => format!("`{int_part}` has no unit (h, m, s, ms, us, ns)"),
+                "d" => {
+                    "unit `d` is not a duration unit (h, m, s, ms, us, ns); 1 day is 24h".to_owned()
+                }
+                "w" => "unit `w` is not a duration unit (h, m, s, ms, us, ns); 1 week is 168h"
+                    .to_owned(),
+                w => format!("unit `{w}` is not a duration unit (h, m, s, ms, us, ns)"),
+            });
         };
-        rest = rest.get(len..)?;
+        rest = rest.get(len..).ok_or(FORM)?;
         let ip: i128 = if int_part.is_empty() {
             0
         } else {
-            int_part.parse().ok()?
+            int_part.parse().map_err(|_| range())?
         };
-        total = total.checked_add(ip.checked_mul(unit)?)?;
+        total = ip
+            .checked_mul(unit)
+            .and_then(|n| total.checked_add(n))
+            .ok_or_else(range)?;
         if !frac_part.is_empty() {
-            let digits = frac_part.get(..frac_part.len().min(18))?;
-            let f: i128 = digits.parse().ok()?;
-            let scale = 10i128.pow(u32::try_from(digits.len()).ok()?);
-            total = total.checked_add(f * unit / scale)?;
+            let digits = frac_part.get(..frac_part.len().min(18)).ok_or(FORM)?;
+            let f: i128 = digits.parse().map_err(|_| FORM)?;
+            let scale = 10i128.pow(u32::try_from(digits.len()).map_err(|_| FORM)?);
+            total = total.checked_add(f * unit / scale).ok_or_else(range)?;
         }
     }
-    Duration::checked(if neg { -total } else { total })
+    Duration::checked(if neg { -total } else { total }).ok_or_else(range)
 }
 
 /// Formats as CEL does: seconds with as many fraction digits as needed (`1.5s`).

@@ -251,7 +251,11 @@ impl fmt::Display for Value {
     }
 }
 
-/// Formats a double as CEL's `string()` does (Go's `%g` with shortest precision).
+/// Formats a double as CEL's `string()` does: cel-go's `fmt.Sprintf("%g", d)`, Go's
+/// `strconv.FormatFloat(d, 'g', -1, 64)`. The shortest digits that read back as `d`;
+/// an exponent (`1.234567e+06`, `1e-05`, at least two exponent digits) when the decimal
+/// exponent is below -4 or at least 6 (Go's threshold for the shortest precision), the
+/// plain decimal otherwise (`123456.7`, `0.0001`, `-0`).
 #[must_use]
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
@@ -263,7 +267,7 @@ pub fn format_double(d: f64) -> String {
     let sci = format!("{d:e}");
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..21).contains(&exp) {
+    if (-4..6).contains(&exp) {
         format!("{d}")
     } else {
         let sign = if exp < 0 { '-' } else { '+' };
@@ -284,6 +288,38 @@ pub fn overload(op: &str, args: &[&Value]) -> OpError {
     }
 }
 
+/// An integer (any `int` or `uint`, or a size) compared with a double, exactly: the
+/// integer is never converted to a double, which rounds beyond 2^53 (`i64::MAX` would
+/// become 2^63 and compare equal to it). As current cel-go's `compareDoubleInt`
+/// (exact comparison); `None` when the double is NaN (every comparison with NaN is
+/// false, and NaN equals nothing). The one definition: the run time on both paths
+/// ([`compare_numeric`], [`scalar_equals`]) and check's decision analysis use it.
+#[must_use]
+pub fn cmp_int_double(i: i128, d: f64) -> Option<Ordering> {
+    if d.is_nan() {
+        return None;
+    }
+    // 2^127: every i128 is below it, and every double below it truncates into i128
+    let bound = 2f64.powi(127);
+    if d >= bound {
+        return Some(Ordering::Less);
+    }
+    if d < -bound {
+        return Some(Ordering::Greater);
+    }
+    let t = d.trunc();
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "t is integral and within i128 (checked above): the cast is exact"
+    )]
+    let ti = t as i128;
+    // equal integral parts: the fraction decides (`d > t` for a positive fraction)
+    Some(
+        i.cmp(&ti)
+            .then(t.partial_cmp(&d).unwrap_or(Ordering::Equal)),
+    )
+}
+
 /// Exact ordering of two numbers of any numeric types (None for NaN or non-numbers).
 #[must_use]
 pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
@@ -296,16 +332,8 @@ pub fn compare_numeric(a: &Value, b: &Value) -> Option<Ordering> {
         } else {
             x.unsigned_abs().cmp(y)
         }),
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "CEL compares int and double as doubles"
-        )]
-        (Value::Int(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "CEL compares uint and double as doubles"
-        )]
-        (Value::Uint(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
+        (Value::Int(x), Value::Double(y)) => cmp_int_double(i128::from(*x), *y),
+        (Value::Uint(x), Value::Double(y)) => cmp_int_double(i128::from(*x), *y),
         // the mirrored pairs
         (Value::Uint(_), Value::Int(_)) | (Value::Double(_), Value::Int(_) | Value::Uint(_)) => {
             compare_numeric(b, a).map(Ordering::reverse)
@@ -1017,9 +1045,13 @@ pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 /// not parse weighs its length (the parser's work).
 #[must_use]
 pub fn regex_weight(pattern: &str) -> u64 {
-    match regex_syntax::Parser::new().parse(pattern) {
-        Ok(hir) => hir_weight(&hir),
-        Err(_) => u64::try_from(pattern.len()).unwrap_or(u64::MAX),
+    // the pattern as it is compiled: RE2's syntax read the `regex` crate's way
+    let parsed = re2_pattern(pattern)
+        .ok()
+        .and_then(|p| regex_syntax::Parser::new().parse(&p).ok());
+    match parsed {
+        Some(hir) => hir_weight(&hir),
+        None => u64::try_from(pattern.len()).unwrap_or(u64::MAX),
     }
 }
 
@@ -1611,7 +1643,7 @@ pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
 /// # Errors
 /// As [`compiled_regex`].
 pub fn build_regex(p: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(p)
+    regex::RegexBuilder::new(&re2_pattern(p)?)
         .size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .dfa_size_limit(crate::limits::Limits::MAX_REGEX_SIZE)
         .build()
@@ -1629,6 +1661,157 @@ pub fn build_regex(p: &str) -> Result<regex::Regex, String> {
                     .to_owned()
             }
         })
+}
+
+/// A pattern in RE2 syntax (CEL's, as Go's `regexp` reads it) as the `regex` crate
+/// reads it: the one place where the two syntaxes are reconciled.
+///
+/// - `\Q…\E` (outside a class) is literal text: it is rewritten to the text escaped
+///   (to the end of the pattern when there is no `\E`).
+/// - A repetition operator applied to a repetition (`a++`, `a**`, `a*?+`, `a{2}*`) is an
+///   error, as in RE2 and Go: the `regex` crate would read `a++` as `(?:a+)+`, where
+///   Perl means a possessive `a+`.
+///
+/// Everything else goes to the `regex` crate as written; the differences that remain
+/// (`\C` is rejected, as Go rejects it) are listed in the README.
+///
+/// # Errors
+/// A stacked repetition operator, in words.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scanner over the pattern: its cases read together"
+)]
+fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+    use std::borrow::Cow;
+    if !p.contains("\\Q") && !p.contains(['*', '+', '?', '{']) {
+        return Ok(Cow::Borrowed(p));
+    }
+    let b = p.as_bytes();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut class = false;
+    // where the repetition operator just before this point started (`None`: no operator)
+    let mut last_repeat: Option<usize> = None;
+    while let Some(&c) = b.get(i) {
+        let start = i;
+        match c {
+            b'\\' if !class && b.get(i + 1) == Some(&b'Q') => {
+                let body = p.get(i + 2..).unwrap_or("");
+                let (lit, skip) = match body.find("\\E") {
+                    Some(e) => (body.get(..e).unwrap_or(""), e + 2),
+                    None => (body, body.len()),
+                };
+                out.push_str(&regex::escape(lit));
+                i += 2 + skip;
+                last_repeat = None;
+                continue;
+            }
+            b'\\' => {
+                // an escape: the next character, or a braced argument (`\x{41}`, `\p{L}`)
+                i += 1;
+                let next = p.get(i..).and_then(|r| r.chars().next());
+                i += next.map_or(0, char::len_utf8);
+                if matches!(next, Some('x' | 'p' | 'P')) && b.get(i) == Some(&b'{') {
+                    i = p
+                        .get(i..)
+                        .and_then(|r| r.find('}'))
+                        .map_or(b.len(), |e| i + e + 1);
+                }
+                if !class {
+                    last_repeat = None;
+                }
+            }
+            b'[' if !class => {
+                class = true;
+                i += 1;
+                // a `]` (after an optional `^`) first in a class is literal
+                if b.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                }
+                last_repeat = None;
+            }
+            b'[' if class && b.get(i + 1) == Some(&b':') => {
+                // a POSIX class `[:alpha:]` inside a class
+                i = p
+                    .get(i + 2..)
+                    .and_then(|r| r.find(":]"))
+                    .map_or(i + 1, |e| i + 2 + e + 2);
+            }
+            b']' if class => {
+                class = false;
+                i += 1;
+            }
+            _ if class => {
+                i += p
+                    .get(i..)
+                    .and_then(|r| r.chars().next())
+                    .map_or(1, char::len_utf8);
+            }
+            b'(' => {
+                // `(?` opens a group with flags: its `?` is no repetition
+                i += if b.get(i + 1) == Some(&b'?') { 2 } else { 1 };
+                last_repeat = None;
+            }
+            b'*' | b'+' | b'?' | b'{' => {
+                let len = if c == b'{' {
+                    counted_repeat(p.get(i..).unwrap_or(""))
+                } else {
+                    1
+                };
+                if len == 0 {
+                    // a `{` that starts no repetition is a literal in RE2 (`a{,2}`); the
+                    // `regex` crate wants it escaped
+                    out.push_str("\\{");
+                    i += 1;
+                    last_repeat = None;
+                    continue;
+                }
+                i += len;
+                // a lazy repetition's `?` belongs to it
+                if b.get(i) == Some(&b'?') {
+                    i += 1;
+                }
+                if let Some(first) = last_repeat {
+                    let ops = p.get(first..i).unwrap_or("");
+                    return Err(format!(
+                        "invalid nested repetition operator `{ops}`: RE2 has no possessive or stacked repetition (write one operator, or group the inner repetition: `(?:a+)+`)"
+                    ));
+                }
+                last_repeat = Some(start);
+            }
+            _ => {
+                i += p
+                    .get(i..)
+                    .and_then(|r| r.chars().next())
+                    .map_or(1, char::len_utf8);
+                last_repeat = None;
+            }
+        }
+        out.push_str(p.get(start..i.min(p.len())).unwrap_or(""));
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// The length of a counted repetition (`{2}`, `{2,}`, `{2,5}`) at the start of `s`, 0
+/// when it starts none.
+fn counted_repeat(s: &str) -> usize {
+    let Some(body) = s.strip_prefix('{') else {
+        return 0;
+    };
+    let Some(end) = body.find('}') else {
+        return 0;
+    };
+    let inner = body.get(..end).unwrap_or("");
+    let (lo, hi) = inner.split_once(',').unwrap_or((inner, "0"));
+    let digits = |t: &str| t.bytes().all(|d| d.is_ascii_digit());
+    if !lo.is_empty() && digits(lo) && digits(hi) {
+        end + 2
+    } else {
+        0
+    }
 }
 
 impl Value {

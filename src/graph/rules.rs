@@ -8,6 +8,7 @@
 use super::{Graph, GraphError};
 use crate::expr::Type;
 use crate::expr::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
+use crate::expr::value::cmp_int_double;
 use crate::model::{Flow, HitPolicy, StepKind};
 use crate::span::Span;
 
@@ -53,35 +54,6 @@ fn lit_num(e: &Expr) -> Option<Num> {
         ExprKind::Lit(Literal::Double(d)) => Some(Num::Double(d)),
         _ => None,
     }
-}
-
-/// `i` compared with `d`, exactly (as CEL compares mixed numbers); `None` for NaN.
-fn cmp_int_double(i: i128, d: f64) -> Option<std::cmp::Ordering> {
-    use std::cmp::Ordering::{Greater, Less};
-    if d.is_nan() {
-        return None;
-    }
-    // 2^127: every i128 is below it, and every double below it truncates into i128
-    let bound = 2f64.powi(127);
-    if d >= bound {
-        return Some(Less);
-    }
-    if d < -bound {
-        return Some(Greater);
-    }
-    let t = d.trunc();
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "t is integral and within i128 (checked above): the cast is exact"
-    )]
-    let ti = t as i128;
-    Some(i.cmp(&ti).then(if d > t {
-        Less
-    } else if d < t {
-        Greater
-    } else {
-        std::cmp::Ordering::Equal
-    }))
 }
 
 /// A numeric sample point compared with a numeric literal, exactly.

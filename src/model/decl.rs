@@ -858,14 +858,16 @@ fn in_enum(
 /// and for `flowc check`'s defaults and `enum` values alike. A number past the range
 /// of both types is read as a double, so it is named by the range, never echoed.
 /// What is wrong with a string given for a `timestamp` (`2024-02-30T00:00:00Z`: the day
-/// is not in its month).
+/// is not in its month) or a `duration` (`1d`: `d` is not a unit, 1 day is 24h).
 fn timestamp_misfit(ty: &Type, v: &serde_json::Value) -> Option<String> {
-    match (ty, v) {
-        (Type::Timestamp, serde_json::Value::String(s)) => time::timestamp_or_problem(s)
-            .err()
-            .map(|problem| format!("string `{}`: {problem}", shown(v))),
-        _ => None,
-    }
+    let problem = match (ty, v) {
+        (Type::Timestamp, serde_json::Value::String(s)) => {
+            time::timestamp_or_problem(s).err()?.to_owned()
+        }
+        (Type::Duration, serde_json::Value::String(s)) => time::duration_or_problem(s).err()?,
+        _ => return None,
+    };
+    Some(format!("string `{}`: {problem}", shown(v)))
 }
 
 fn number_misfit(ty: &Type, v: &serde_json::Value) -> Option<String> {
