@@ -422,6 +422,39 @@ fn a_handed_over_context_is_refused_at_the_same_first_misfit_as_a_borrowed_one()
     );
 }
 
+#[test]
+fn keys_in_declaration_order_with_gaps_fit_and_any_key_after_them_is_unknown() {
+    // the order check walks the given keys once against the declared fields: a gap
+    // (an optional field left out) keeps the order, an undeclared key anywhere does not
+    let f = flow("  a: int\n  b: { type: string, optional: true }\n  c: int\n");
+    assert_eq!(
+        started(&f, json!({"a": 1, "c": 2})),
+        json!({"a": 1, "c": 2})
+    );
+    assert_eq!(
+        refused(&f, json!({"a": 1, "c": 2, "zz": 3})),
+        C::Unknown {
+            field: "zz".into(),
+            help: "declared fields: a, b, c".into()
+        }
+    );
+    // more keys than declared fields
+    assert_eq!(
+        refused(&f, json!({"a": 1, "b": "x", "c": 2, "d": 4})),
+        C::Unknown {
+            field: "d".into(),
+            help: "did you mean `a`?".into()
+        }
+    );
+    assert_eq!(
+        refused(&f, json!({"zz": 0, "a": 1})),
+        C::Unknown {
+            field: "zz".into(),
+            help: "declared fields: a, b, c".into()
+        }
+    );
+}
+
 /// A number `int` or `uint` cannot hold is named by the type's range (never echoed as
 /// the double it was read as); a fraction is not a whole number.
 #[test]

@@ -480,8 +480,6 @@ impl<'a> Given<'a> for &'a serde_json::Value {
         at: &At<'_>,
         in_order: Option<Given64>,
     ) -> impl Iterator<Item = Result<(usize, &'a FieldDecl, Self), Misfit>> {
-        static EMPTY: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
-            std::sync::LazyLock::new(serde_json::Map::new);
         let given = self.as_object().unwrap_or(&EMPTY);
         // a context usually lists its fields in declaration order: each given one is then
         // the next entry, found without hashing or comparing its name again
@@ -595,6 +593,10 @@ impl<'a> Given<'a> for &'a mut serde_json::Value {
     }
 }
 
+/// The object a value that is not one is taken as: an empty one.
+static EMPTY: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
+    std::sync::LazyLock::new(serde_json::Map::new);
+
 /// Which of an object's declared fields (at most 64) it gives: bit `i` for field `i`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Given64(u64);
@@ -609,21 +611,23 @@ impl Given64 {
 /// Whether an object's keys come in declaration order (and so are all declared), and if
 /// so which fields they give, each name compared once; `None` when they do not, or when
 /// more than 64 fields are declared (each field is then looked up by name).
-fn in_declaration_order<'k>(
+fn in_declaration_order(
     fields: &[FieldDecl],
-    keys: impl Iterator<Item = &'k String>,
+    given: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<Given64> {
-    if fields.len() > 64 {
+    if fields.len() > 64 || given.len() > fields.len() {
         return None;
     }
-    let mut keys = keys.peekable();
+    let mut keys = given.keys();
+    let mut next = keys.next();
     let mut present = 0u64;
     for (i, f) in fields.iter().enumerate() {
-        if keys.next_if(|k| **k == f.name.value).is_some() {
+        if next.is_some_and(|k| *k == f.name.value) {
             present |= 1 << i;
+            next = keys.next();
         }
     }
-    keys.peek().is_none().then_some(Given64(present))
+    next.is_none().then_some(Given64(present))
 }
 
 /// Where an object's declared field gets its value from.
@@ -673,7 +677,7 @@ fn fields_at<'a, G: Given<'a>>(
             .flat_map(serde_json::Map::keys)
     };
     // keys in declaration order are all declared; others are each looked for
-    let in_order = in_declaration_order(fields, keys());
+    let in_order = in_declaration_order(fields, given.json().as_object().unwrap_or(&EMPTY));
     if in_order.is_none()
         && let Some(k) = keys().find(|k| !fields.iter().any(|f| f.name.value == **k))
     {
