@@ -288,36 +288,22 @@ pub fn overload(op: &str, args: &[&Value]) -> OpError {
     }
 }
 
-/// An integer (any `int` or `uint`, or a size) compared with a double, exactly: the
-/// integer is never converted to a double, which rounds beyond 2^53 (`i64::MAX` would
-/// become 2^63 and compare equal to it). As current cel-go's `compareDoubleInt`
-/// (exact comparison); `None` when the double is NaN (every comparison with NaN is
-/// false, and NaN equals nothing). The one definition: the run time on both paths
-/// ([`compare_numeric`], [`scalar_equals`]) and check's decision analysis use it.
+/// An integer (any `int` or `uint`, or a size) compared with a double, as CEL's
+/// conformance suite requires: the integer is converted to the nearest double first,
+/// so beyond 2^53 the comparison is lossy (`dyn(9223372036854775807) >=
+/// 9223372036854775808.0` is true: cel-spec's `gte_dyn_int_big_lossy_double`). The
+/// conversion is monotone, so the decision analysis may reason on intervals with it.
+/// `None` when the double is NaN (every comparison with NaN is false, and NaN equals
+/// nothing). The one definition: the run time on both paths ([`compare_numeric`],
+/// [`scalar_equals`]) and check's decision analysis use it (decision 113).
 #[must_use]
 pub fn cmp_int_double(i: i128, d: f64) -> Option<Ordering> {
-    if d.is_nan() {
-        return None;
-    }
-    // 2^127: every i128 is below it, and every double below it truncates into i128
-    let bound = 2f64.powi(127);
-    if d >= bound {
-        return Some(Ordering::Less);
-    }
-    if d < -bound {
-        return Some(Ordering::Greater);
-    }
-    let t = d.trunc();
     #[expect(
-        clippy::cast_possible_truncation,
-        reason = "t is integral and within i128 (checked above): the cast is exact"
+        clippy::cast_precision_loss,
+        reason = "the lossy conversion is CEL's rule (cel-spec conformance, decision 113)"
     )]
-    let ti = t as i128;
-    // equal integral parts: the fraction decides (`d > t` for a positive fraction)
-    Some(
-        i.cmp(&ti)
-            .then(t.partial_cmp(&d).unwrap_or(Ordering::Equal)),
-    )
+    let as_double = i as f64;
+    as_double.partial_cmp(&d)
 }
 
 /// Exact ordering of two numbers of any numeric types (None for NaN or non-numbers).

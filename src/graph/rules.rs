@@ -66,25 +66,42 @@ fn cmp_num(p: Num, lit: Num) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// The integers next to a literal (its floor, ceiling and their neighbours), for an
-/// integral field.
+/// The integers next to a literal, for an integral field: for an integer literal, it
+/// and its neighbours; for a double, the integers where the comparison with it changes
+/// (an integer is compared as the nearest double, decision 113, so beyond 2^53 the
+/// boundary lies where the rounding reaches the literal, not at its floor) and their
+/// neighbours.
 fn int_neighbours(n: Num) -> Vec<i128> {
     let base = match n {
         Num::Int(i) => vec![i],
         Num::Double(d) if d.is_nan() => Vec::new(),
-        Num::Double(d) => {
-            // beyond every int and uint: the domain's ends stand for it
-            let cap = 2f64.powi(100);
-            let (lo, hi) = (d.floor().clamp(-cap, cap), d.ceil().clamp(-cap, cap));
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "integral values clamped to ±2^100: the casts are exact"
-            )]
-            let v = vec![lo as i128, hi as i128];
-            v
-        }
+        Num::Double(d) => vec![
+            first_int_where(d, |o| o != std::cmp::Ordering::Less),
+            first_int_where(d, |o| o == std::cmp::Ordering::Greater),
+        ],
     };
     base.into_iter().flat_map(|i| [i - 1, i, i + 1]).collect()
+}
+
+/// The least integer in ±2^100 (beyond every int and uint: the domain's ends stand for
+/// the rest) whose comparison with `d` satisfies `holds`, which turns true once and
+/// stays true as the integer grows (the comparison is monotone).
+fn first_int_where(d: f64, holds: impl Fn(std::cmp::Ordering) -> bool) -> i128 {
+    let at = |i: i128| cmp_int_double(i, d).is_some_and(&holds);
+    let (mut lo, mut hi) = (-(1i128 << 100), 1i128 << 100);
+    if at(lo) {
+        return lo;
+    }
+    // INVARIANT: !at(lo); at(hi) or hi is the domain's end
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if at(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
 }
 
 /// The double nearest to a literal, for a `double` field (an integer literal beyond
