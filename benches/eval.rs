@@ -310,7 +310,7 @@ fn regex_cost(c: &mut Criterion) {
             });
         }
     }
-    // `SCAN_BYTES_PER_UNIT` (decision 121): string reads on a 64 KiB `dept`, each
+    // `SCAN_BYTES_PER_UNIT` (decision 119): string reads on a 64 KiB `dept`, each
     // condition's time over its units on both paths, beside C5's unit
     let json = serde_json::json!({
         "amount": 1.0, "dept": "x".repeat(65_536), "level": 1, "budget": 1.0,

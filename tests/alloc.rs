@@ -206,5 +206,5 @@ fn condition_evaluation_does_not_allocate() {
 /// CEL values only for the fields the flow's programs read; 35 before an object's CEL map
 /// keys shared the declared field names; 34 before an approval held a single slot inline
 /// and the machine's work stack was held inline per event; 31 before assignee lists were
-/// shared (decision 109).
+/// shared (decision 118).
 const RUN_ALLOCS: usize = 28;

@@ -412,7 +412,7 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         // a regex: the node units of a call plus `regex_cost` (checked below)
         ("note.matches('^x+$') || note.startsWith('^x+$')", None),
         // operations that read every byte of a string: a unit per 64 bytes read
-        // (`scan_cost`, decision 121), on both paths
+        // (`scan_cost`, decision 119), on both paths
         ("items.all(x, size(note) > 0)", None),
         ("items.all(x, !note.contains('zz'))", None),
         (

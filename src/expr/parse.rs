@@ -202,7 +202,9 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
                 "expression nests {nesting} operations inside one another, more than the limit of {MAX_EXPR_NESTING}"
             ),
             e.span,
-            format!("an operator, call or macro in an operand of another is one level more (`Limits::MAX_EXPR_NESTING`, {MAX_EXPR_NESTING}): split the condition over several rules, or write a long `+` chain in shorter parts (long `&&`/`||` chains are fine)"),
+            format!(
+                "an operator, call or macro in an operand of another is one level more (`Limits::MAX_EXPR_NESTING`, {MAX_EXPR_NESTING}): split the condition over several rules, or write a long `+` chain in shorter parts (long `&&`/`||` chains are fine)"
+            ),
         ));
     }
     Ok(e)

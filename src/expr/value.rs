@@ -938,7 +938,7 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
 /// Bytes of a string (or bytes value) an operation reads per unit of the evaluation
 /// budget: `size`, `contains`, `startsWith`, `endsWith`, a conversion, a comparison or
 /// an equality of strings reads (or, in the sandbox, copies) every byte of its string
-/// operands, so it is charged by them, the same on both paths (decision 121).
+/// operands, so it is charged by them, the same on both paths (decision 119).
 /// Measured (`cargo bench --bench eval -- unit/`): scanning 64 bytes takes about a
 /// unit of ordinary operations on the slowest path (the sandbox's copy).
 pub const SCAN_BYTES_PER_UNIT: usize = 64;
@@ -1012,7 +1012,7 @@ pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
 /// 1,300 times what one unit of ordinary operations (C5's time over its cost) takes.
 pub const REGEX_FLOOR: u64 = 1024;
 /// Units per unit of a pattern's estimated program size ([`regex_weight`]): what
-/// compiling it costs beyond [`REGEX_FLOOR`]. Measured (decision 121, a unit at 6.7
+/// compiling it costs beyond [`REGEX_FLOOR`]. Measured (decision 119, a unit at 6.7
 /// ns): `\w` (weight 796) compiles in 0.26 ms, about 48 units a weight; `\d{3}-\d{4}`
 /// (499) about 62; `(\w+\s*){20}\d` (32,132) about 110; a 66-byte alternation (56)
 /// about 290: within 3x of 64 wherever compiling costs much.

@@ -655,42 +655,8 @@ impl Connection {
                 Err(e) => failed.push((endpoint, e)),
             }
         }
+        let answering = self.one_cluster(answering, follow)?;
         let mut warnings = Vec::new();
-        if let Some(follow) = follow {
-            let (kept, left_out) = follow.choose(&answering);
-            for (endpoint, id) in &left_out {
-                follow.left_out.push(format!(
-                    "endpoint `{endpoint}` is left out: it answers etcd cluster {id:x}, not cluster {:x} that this watcher follows, and never served that one (list endpoints of one etcd cluster only)",
-                    follow.cluster
-                ));
-            }
-            if kept.is_empty() && !left_out.is_empty() {
-                // the followed cluster is down; another one is no stand-in
-                let names: Vec<String> = left_out.iter().map(|(e, _)| format!("`{e}`")).collect();
-                return Err(StoreError::Unreachable {
-                    operation: "connect",
-                    endpoints: self.endpoints_text(),
-                    cause: format!(
-                        "no endpoint answers etcd cluster {:x} that this watcher follows ({} answer another cluster and are left out)",
-                        follow.cluster,
-                        names.join(", ")
-                    ),
-                });
-            }
-            answering = kept;
-        } else if let Some(((a, a_id), (b, b_id))) = answering.first().and_then(|first| {
-            answering
-                .iter()
-                .find(|(_, id)| *id != first.1)
-                .map(|other| (first, other))
-        }) {
-            return Err(StoreError::Etcd {
-                operation: "connect",
-                message: format!(
-                    "endpoints `{a}` (cluster {a_id:x}) and `{b}` (cluster {b_id:x}) {CLUSTERS}"
-                ),
-            });
-        }
         if answering.is_empty() && failed.iter().all(|(_, e)| waited(e)) {
             return Err(self.no_answer());
         }
@@ -739,6 +705,53 @@ impl Connection {
             clusters: answering,
             warnings,
         })
+    }
+
+    /// The answering endpoints that may serve: for a follower, those of the followed
+    /// cluster ([`Follow::choose`], the others named in [`Follow::left_out`]; none of it
+    /// while another cluster answers is an outage); else all, when they answer one
+    /// cluster (endpoints of two clusters are a setup error).
+    fn one_cluster(
+        &self,
+        answering: Vec<(String, u64)>,
+        follow: Option<&mut Follow>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        if let Some(follow) = follow {
+            let (kept, left_out) = follow.choose(&answering);
+            for (endpoint, id) in &left_out {
+                follow.left_out.push(format!(
+                    "endpoint `{endpoint}` is left out: it answers etcd cluster {id:x}, not cluster {:x} that this watcher follows, and never served that one (list endpoints of one etcd cluster only)",
+                    follow.cluster
+                ));
+            }
+            if kept.is_empty() && !left_out.is_empty() {
+                // the followed cluster is down; another one is no stand-in
+                let names: Vec<String> = left_out.iter().map(|(e, _)| format!("`{e}`")).collect();
+                return Err(StoreError::Unreachable {
+                    operation: "connect",
+                    endpoints: self.endpoints_text(),
+                    cause: format!(
+                        "no endpoint answers etcd cluster {:x} that this watcher follows ({} answer another cluster and are left out)",
+                        follow.cluster,
+                        names.join(", ")
+                    ),
+                });
+            }
+            return Ok(kept);
+        } else if let Some(((a, a_id), (b, b_id))) = answering.first().and_then(|first| {
+            answering
+                .iter()
+                .find(|(_, id)| *id != first.1)
+                .map(|other| (first, other))
+        }) {
+            return Err(StoreError::Etcd {
+                operation: "connect",
+                message: format!(
+                    "endpoints `{a}` (cluster {a_id:x}) and `{b}` (cluster {b_id:x}) {CLUSTERS}"
+                ),
+            });
+        }
+        Ok(answering)
     }
 }
 
