@@ -1,17 +1,25 @@
 //! The counting global allocator of the allocation tests (`tests/alloc.rs`,
 //! `tests/alloc_sandbox.rs`): a test binary that declares `mod support;` allocates
-//! through it, and reads what was allocated between two points with [`Allocated`].
+//! through it, and reads what its own thread allocated between two points with
+//! [`Allocated`] (other threads, such as the test harness's, are not counted).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 struct Counting;
-static CALLS: AtomicUsize = AtomicUsize::new(0);
-static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // (calls, bytes) of this thread; const-initialised and without a destructor, so
+    // the allocator may touch it at any time
+    static COUNTS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
 
 fn count(bytes: usize) {
-    CALLS.fetch_add(1, Ordering::Relaxed);
-    BYTES.fetch_add(bytes, Ordering::Relaxed);
+    // a thread being torn down has no counter any more: its allocations are not ours
+    let _ = COUNTS.try_with(|c| {
+        let (calls, total) = c.get();
+        c.set((calls + 1, total + bytes));
+    });
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
@@ -45,12 +53,10 @@ pub struct Allocated {
 }
 
 impl Allocated {
-    /// Everything allocated so far in this process.
+    /// Everything this thread allocated so far.
     pub fn now() -> Self {
-        Allocated {
-            calls: CALLS.load(Ordering::Relaxed),
-            bytes: BYTES.load(Ordering::Relaxed),
-        }
+        let (calls, bytes) = COUNTS.try_with(Cell::get).unwrap_or((0, 0));
+        Allocated { calls, bytes }
     }
 
     /// What was allocated since `self` was read.
