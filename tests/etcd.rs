@@ -5540,3 +5540,98 @@ fn resync_reasons_name_the_previous_cluster_and_a_diverged_history() {
         "the key put at revision 5, as the watcher saw it, is not what etcd holds at that revision: etcd's history diverged (restored from a backup)"
     );
 }
+
+// ---------------------------------------------------------------- issue 10: probe 6's nits
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_etcd_is_not_reported_as_a_keep_alive_timeout() {
+    if !have_etcd() {
+        return;
+    }
+    let mut server = Etcd::start();
+    let t = tenant("acme");
+    let w = Watcher::start(server.connection(), &t, None);
+    // three kills: the keep-alive wording once came from a race with the dying server
+    for round in 1..=3 {
+        until("connected", 30, || {
+            w.count("connected") == round && w.handle.is_connected()
+        })
+        .await;
+        // idle for longer than the keep-alive timeout (3 s): only the time since etcd's
+        // last answer cannot tell a killed etcd from a stalled one
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        server.kill();
+        until("disconnected", 20, || w.count("disconnected") == round).await;
+        server.spawn();
+    }
+    let errors = w.events_of(|e| match e {
+        WatchEvent::Disconnected { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for error in &errors {
+        assert!(!error.contains("keep-alive"), "{errors:?}");
+    }
+    w.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_setup_error_prints_nothing_on_stdout() {
+    let dir = TempDir::new("snap-under-file-stdout");
+    let file = dir.0.join("sfile");
+    std::fs::write(&file, b"x").unwrap();
+    let snap = file.join("sub");
+    let snap = snap.to_str().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let base = [
+        "watch",
+        "--etcd",
+        &down,
+        "--tenant",
+        "acme",
+        "--snapshot",
+        snap,
+    ];
+    let json = ["--format", "json", "--metrics-addr", "127.0.0.1:0"];
+    for extra in [&[][..], &json[..]] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (code, out, err) = flowc_within(30, &args);
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        assert_eq!(out, "", "{args:?}: {err}");
+        assert!(
+            err.contains("is a file, not a directory"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_etcd_beside_an_endpoint_that_accepts_is_not_a_keep_alive_timeout() {
+    if !have_etcd() {
+        return;
+    }
+    // a second endpoint that accepts TCP connections and closes them at once: a server
+    // that answers, not a stalled one
+    let closer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = format!("http://{}", closer.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in closer.incoming() {
+            drop(c);
+        }
+    });
+    let mut server = Etcd::start();
+    let mut conn = Connection::new(vec![server.url(), other]);
+    conn.connect_timeout = Duration::from_secs(2);
+    let t = tenant("acme");
+    let w = Watcher::start(conn, &t, None);
+    until("connected", 30, || w.handle.is_connected()).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    server.kill();
+    until("disconnected", 20, || w.count("disconnected") == 1).await;
+    let errors = w.events_of(|e| match e {
+        WatchEvent::Disconnected { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(!errors[0].contains("keep-alive"), "{errors:?}");
+    w.handle.stop().await;
+}

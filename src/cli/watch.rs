@@ -652,28 +652,35 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     let mut config = WatchConfig::new(connection, tenant.clone());
     config.snapshot = args.snapshot.map(Path::to_path_buf);
     let format = args.format;
-    if format == WatchFormat::Human {
-        // first: the snapshot events come while the watcher starts
-        let metrics = metrics_addr
-            .map(|a| format!("; metrics at http://{a}/metrics"))
-            .unwrap_or_default();
-        outln!(
-            "watching tenant {} under {} on {}{metrics}",
+    // the first line: the human header, or the JSON `metrics` event (none without
+    // metrics); printed before the first event (the snapshot's come while the watcher
+    // starts) or once the watcher started, so never before a setup error
+    let first_line = match (format, metrics_addr) {
+        (WatchFormat::Human, _) => Some(format!(
+            "watching tenant {} under {} on {}{}",
             tenant.tenant(),
             tenant.prefix(),
-            args.conn.endpoints.join(",")
-        );
-    } else if let Some(addr) = metrics_addr {
-        // first, as the human header: where the metrics are served
-        outln!("{}", metrics_json(addr));
-    }
+            args.conn.endpoints.join(","),
+            metrics_addr
+                .map(|a| format!("; metrics at http://{a}/metrics"))
+                .unwrap_or_default()
+        )),
+        (_, Some(addr)) => Some(metrics_json(addr).to_string()),
+        (_, None) => None,
+    };
+    let header = Arc::new(FirstLine {
+        line: first_line,
+        once: std::sync::Once::new(),
+    });
     let registry = Arc::new(Registry::default());
     // set by the signal's own thread: nothing is printed after the signal, also while
     // the watcher's task is still busy until it sees the stop
     let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let silenced = Arc::clone(&quiet);
+    let header_of_events = Arc::clone(&header);
     let print = move |e: &flowc::source::etcd::WatchEvent| {
         if !silenced.load(std::sync::atomic::Ordering::SeqCst) {
+            header_of_events.print();
             log_etcd(format, e);
         }
     };
@@ -681,6 +688,7 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
         Ok(w) => w,
         Err(e) => return super::etcd::fail(e, &args.conn.endpoints),
     };
+    header.print();
     let stopped = rt.block_on(async {
         let stop = tokio::select! {
             stop = super::etcd::stop_signal(quiet) => stop.map_err(|e| {
@@ -703,6 +711,22 @@ pub fn run_etcd(args: &EtcdWatchArgs<'_>) -> u8 {
     match stopped {
         Ok(()) => 0,
         Err(code) => code,
+    }
+}
+
+/// A line printed once, before whatever comes after it (`None`: no line).
+#[cfg(feature = "etcd")]
+struct FirstLine {
+    line: Option<String>,
+    once: std::sync::Once,
+}
+
+#[cfg(feature = "etcd")]
+impl FirstLine {
+    fn print(&self) {
+        if let Some(line) = &self.line {
+            self.once.call_once(|| outln!("{line}"));
+        }
     }
 }
 

@@ -1020,6 +1020,28 @@ enum Speaks {
     Http,
 }
 
+/// The HTTP/2 connection preface, then an empty SETTINGS frame (length 0, type 4, no
+/// flags, stream 0): what a gRPC client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+/// Whether `host` (`HOST:PORT`) is stalled: it accepts a TCP connection and then says
+/// nothing for `wait` after the HTTP/2 connection preface, neither an answer nor a close.
+/// A live plain etcd answers with its SETTINGS frame, a TLS one alerts or closes, a dying
+/// one (killed, its listening socket not yet gone) resets the connection, a dead one
+/// refuses it; a stopped, frozen or overloaded one leaves it unanswered.
+pub(crate) async fn stalled(host: &str, wait: Duration) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(Ok(mut s)) = tokio::time::timeout(wait, tokio::net::TcpStream::connect(host)).await
+    else {
+        return false;
+    };
+    if s.write_all(H2_PREFACE).await.is_err() {
+        return false;
+    }
+    let mut byte = [0_u8; 1];
+    tokio::time::timeout(wait, s.read(&mut byte)).await.is_err()
+}
+
 /// Asks `host` (`HOST:PORT`) which protocol it speaks: the HTTP/2 connection preface
 /// (what a gRPC client sends first) is answered by a plain etcd with its SETTINGS frame;
 /// else a plain HTTP/1 request is answered by a plain HTTP server (`HTTP/1.x ...`: etcd
@@ -1044,11 +1066,8 @@ async fn speaks(host: &str, wait: Duration) -> Option<Speaks> {
         answer.truncate(n);
         Some(answer)
     };
-    // the preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0);
     // a frame's type is the 4th byte of its header
-    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    if let Ok(Some(a)) = tokio::time::timeout(wait, ask(&preface, 4)).await
+    if let Ok(Some(a)) = tokio::time::timeout(wait, ask(H2_PREFACE, 4)).await
         && a.get(3) == Some(&4)
     {
         return Some(Speaks::Plain);

@@ -1208,10 +1208,13 @@ impl Worker {
             }
         };
         let mut announced = announced;
+        // when etcd last said something on this watch
+        let mut answered = Instant::now();
         loop {
             tokio::select! {
                 msg = stream.message() => match msg {
                     Ok(Some(resp)) => {
+                        answered = Instant::now();
                         if resp.compact_revision() > 0 {
                             tracing::info!(
                                 tenant = self.config.tenant.tenant(),
@@ -1243,7 +1246,7 @@ impl Worker {
                             cause: "the watch stream ended".to_owned(),
                         });
                     }
-                    Err(e) => return End::Lost(self.lost("watch", &e).await),
+                    Err(e) => return End::Lost(self.lost("watch", &e, answered.elapsed()).await),
                 },
                 changed = control.changed() => {
                     if changed.is_err() {
@@ -1263,10 +1266,20 @@ impl Worker {
     /// watch, the connection is lost. The HTTP/2 layer says "broken pipe" both when the
     /// server closed the connection and when the client gave it up because etcd left a
     /// keep-alive ping unanswered (a stalled or frozen etcd, whose port still accepts
-    /// connections): an endpoint that still accepts a TCP connection tells the second.
-    async fn lost(&self, operation: &'static str, e: &etcd_client::Error) -> StoreError {
+    /// connections). It is the second only when etcd said nothing on the watch for at
+    /// least the keep-alive timeout (`silent_for`) and an endpoint is stalled now: it
+    /// accepts a connection and answers nothing (a killed etcd refuses or resets it).
+    async fn lost(
+        &self,
+        operation: &'static str,
+        e: &etcd_client::Error,
+        silent_for: Duration,
+    ) -> StoreError {
         let (_, mut cause) = crate::store::etcd::describe(e);
-        if cause.to_lowercase().contains("broken pipe") && self.accepts_tcp().await {
+        if cause.to_lowercase().contains("broken pipe")
+            && silent_for >= KEEP_ALIVE_TIMEOUT
+            && self.any_stalled().await
+        {
             cause = format!(
                 "etcd did not answer a keep-alive ping within {} s (the server still accepts connections but does not answer: stalled, frozen or overloaded)",
                 KEEP_ALIVE_TIMEOUT.as_secs()
@@ -1279,17 +1292,15 @@ impl Worker {
         }
     }
 
-    /// Whether some endpoint's port accepts a TCP connection now (within 300 ms).
-    async fn accepts_tcp(&self) -> bool {
+    /// Whether some endpoint is stalled now: it accepts a connection and answers nothing
+    /// within 500 ms.
+    async fn any_stalled(&self) -> bool {
         for endpoint in &self.config.connection.endpoints {
             let Some((_, host)) = endpoint.split_once("://") else {
                 continue;
             };
             let host = host.trim_end_matches('/');
-            let wait = Duration::from_millis(300);
-            if let Ok(Ok(_)) =
-                tokio::time::timeout(wait, tokio::net::TcpStream::connect(host)).await
-            {
+            if crate::store::etcd::stalled(host, Duration::from_millis(500)).await {
                 return true;
             }
         }
