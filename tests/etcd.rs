@@ -3727,15 +3727,18 @@ impl HttpServer {
             port,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "python3 -m http.server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port, "python3 -m http.server did not start");
         Some(server)
+    }
+}
+
+/// Waits (at most 20 s) until something listens on the loopback `port`; `failure` is
+/// the assertion's message when nothing does.
+fn wait_listening(port: u16, failure: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{failure}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -4531,14 +4534,7 @@ impl Silent {
             .spawn()
             .ok()?;
         let silent = Silent { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the silent listener did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port, "the silent listener did not start");
         Some(silent)
     }
 }
