@@ -22,7 +22,7 @@ fn run(sb: &Sandbox, src: &str) -> Result<flowc::expr::Value, RunError> {
     let mut c = Checker::new(&env);
     c.check(&mut e);
     assert!(c.errors.is_empty(), "{:?}", c.errors);
-    let g = codegen::generate(&e, &vars);
+    let g = codegen::generate(&e, &vars, &flowc::expr::Patterns::new());
     let p = sb.compile(&g.source, &g.constants).expect("compiles");
     sb.eval(&p, &mut Bindings::new())
 }
