@@ -324,7 +324,9 @@ fn regex_cost(c: &mut Criterion) {
             "items": [],
         });
         let (_, mut b): (_, Bindings) = flowc::runtime::context::bind(&big, &json).unwrap();
-        let c = big.compile_condition("m", "dept.matches(applicant.name)").unwrap();
+        let c = big
+            .compile_condition("m", "dept.matches(applicant.name)")
+            .unwrap();
         let sb = big.sandbox();
         g.bench_function(format!("matches/context-hit/{name}/direct"), |bn| {
             bn.iter(|| black_box(c.eval(sb, &mut b).expect("eval")))

@@ -864,11 +864,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// Only when codegen produced invalid Rhai (a bug) or the source exceeds a bound.
-    pub fn compile(
-        &self,
-        source: &str,
-        constants: &[Constant],
-    ) -> Result<Program, CompileFailure> {
+    pub fn compile(&self, source: &str, constants: &[Constant]) -> Result<Program, CompileFailure> {
         if nesting(source) <= Limits::SHALLOW_NESTING {
             return self.compile_here(source, constants);
         }

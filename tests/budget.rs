@@ -631,7 +631,10 @@ fn a_context_pattern_costs_the_same_cached_or_not() {
         + flowc::expr::regex_weight(pattern) * flowc::expr::REGEX_UNITS_PER_WEIGHT
         + 40;
     let exact = exact_cost(cond, &mut b);
-    assert!(exact > formula && exact < formula + 16, "{exact} vs {formula}");
+    assert!(
+        exact > formula && exact < formula + 16,
+        "{exact} vs {formula}"
+    );
     for budget in [exact - 1, exact, exact + 1] {
         let f = with_budget(budget);
         let c = f.compile_condition("t", cond).unwrap();
@@ -649,8 +652,16 @@ fn a_context_pattern_costs_the_same_cached_or_not() {
                 }
             };
             drop_cache();
-            assert_eq!(eval(&mut b), want, "cold, sandboxed {sandboxed}, budget {budget}");
-            assert_eq!(eval(&mut b), want, "warm, sandboxed {sandboxed}, budget {budget}");
+            assert_eq!(
+                eval(&mut b),
+                want,
+                "cold, sandboxed {sandboxed}, budget {budget}"
+            );
+            assert_eq!(
+                eval(&mut b),
+                want,
+                "warm, sandboxed {sandboxed}, budget {budget}"
+            );
         }
     }
 }

@@ -229,7 +229,11 @@ steps:
         let c = flow.compile_condition("t", cond).unwrap();
         let want = Err(RunError::Op(want));
         assert_eq!(c.eval(sb, &mut b), want, "direct: {cond} on {text}");
-        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond} on {text}");
+        assert_eq!(
+            c.eval_sandboxed(sb, &mut b),
+            want,
+            "sandbox: {cond} on {text}"
+        );
         assert_eq!(c.eval(sb, &mut b).unwrap_err().to_string(), words);
     }
 }

@@ -218,7 +218,7 @@ impl Walk<'_> {
                                 super::value::unknown_zone(z),
                             )),
                             span: zone.span,
-                                })
+                        })
                     }
                     _ => Part::Open,
                 }

@@ -197,12 +197,7 @@ impl Direct {
     /// literal `matches` pattern is taken from `patterns`, which the sandbox program
     /// built from the same tree shares ([`Patterns`]).
     #[must_use]
-    pub fn lower(
-        e: &Expr,
-        vars: &VarTable,
-        limits: &SandboxLimits,
-        patterns: &Patterns,
-    ) -> Direct {
+    pub fn lower(e: &Expr, vars: &VarTable, limits: &SandboxLimits, patterns: &Patterns) -> Direct {
         let mut l = Lower {
             vars,
             patterns,

@@ -1627,12 +1627,8 @@ pub fn matches<A: View + ?Sized, B: View + ?Sized>(a: &A, pattern: &B) -> Result
 /// # Errors
 /// Invalid pattern or one over the size limit.
 pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
-    compiled_regex(p).map_err(regex_error)
-}
-
-/// The error of a pattern that has no compiled regex: said once, with why.
-fn regex_error(reason: String) -> OpError {
-    OpError::InvalidArgument(format!("invalid regular expression: {reason}"))
+    compiled_regex(p)
+        .map_err(|reason| OpError::InvalidArgument(format!("invalid regular expression: {reason}")))
 }
 
 /// The compiled regular expression of a pattern (cached), or why it has none, in words
