@@ -279,7 +279,7 @@ pub enum DurationProblem {
     #[error("unit `{0}` is not a duration unit (h, m, s, ms, us, ns){hint}", hint = unit_hint(.0))]
     Unit(String),
     /// Past a 64-bit count of nanoseconds either way.
-    #[error("out of range: at most {max} (about 292 years) either way", max = format_duration(MAX_PARSED))]
+    #[error("out of range: at most {max} (about 292 years) either way", max = format_duration(LONGEST_PARSED))]
     Range,
 }
 
@@ -294,10 +294,10 @@ fn unit_hint(unit: &str) -> &'static str {
 
 /// The longest duration parsed: a 64-bit count of nanoseconds (Go's, `i64::MAX`),
 /// which is tighter than CEL's range.
-const MAX_PARSED: Duration = Duration {
+const LONGEST_PARSED: Duration = Duration {
     nanos: 9_223_372_036_854_775_807,
 };
-const _: () = assert!(MAX_PARSED.nanos < MAX_DURATION_NANOS);
+const _: () = assert!(LONGEST_PARSED.nanos < MAX_DURATION_NANOS);
 
 /// Parses a Go-style duration, or says what is wrong with it: the one parser of
 /// context values and `duration()` conversions.
