@@ -310,6 +310,31 @@ fn regex_cost(c: &mut Criterion) {
             });
         }
     }
+    // a pattern read from the context, already in the regex cache (a hit): what an
+    // evaluation spends beside compiling, on both paths (the estimate of its cost is
+    // kept with the compiled regex, so a hit parses nothing); a budget that lets the
+    // costliest pattern run
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 1 << 40;
+    let big = compile(&file, &Options::new(&limits)).expect("bench flow compiles");
+    for (name, p) in patterns {
+        let json = serde_json::json!({
+            "amount": 1.0, "dept": "x".repeat(16), "level": 1, "budget": 1.0,
+            "urgent": false, "tags": ["a"], "applicant": { "id": "u1", "name": p },
+            "items": [],
+        });
+        let (_, mut b): (_, Bindings) = flowc::runtime::context::bind(&big, &json).unwrap();
+        let c = big
+            .compile_condition("m", "dept.matches(applicant.name)")
+            .unwrap();
+        let sb = big.sandbox();
+        g.bench_function(format!("matches/context-hit/{name}/direct"), |bn| {
+            bn.iter(|| black_box(c.eval(sb, &mut b).expect("eval")))
+        });
+        g.bench_function(format!("matches/context-hit/{name}/sandbox"), |bn| {
+            bn.iter(|| black_box(c.eval_sandboxed(sb, &mut b).expect("eval")))
+        });
+    }
     // `SCAN_BYTES_PER_UNIT` (decision 119): string reads on a 64 KiB `dept`, each
     // condition's time over its units on both paths, beside C5's unit
     let json = serde_json::json!({

@@ -10,6 +10,7 @@ use rhai::{
 };
 
 pub use crate::expr::RunError;
+use crate::expr::codegen::Constant;
 use crate::expr::ir::Bounds;
 use crate::expr::overload::Func;
 use crate::expr::value::{self, Arith, Logic, MapView, OpError, Rel, Scalar, Value, View};
@@ -79,6 +80,12 @@ fn equals_charged(a: &Dynamic, b: &Dynamic) -> Result<bool, Box<EvalAltResult>> 
 /// maps with non-string keys).
 #[derive(Clone, Debug)]
 pub(crate) struct Boxed(pub Value);
+
+/// A literal `matches` pattern compiled when its condition was built: a constant of
+/// the program (`codegen::Constant::Regex`), folded into its AST, so an evaluation
+/// never looks it up (the regex the direct path's `Matches` node holds).
+#[derive(Clone, Debug)]
+struct Pattern(Arc<regex::Regex>);
 
 /// A captured error inside error-absorbing `&&`, `||` and macros.
 #[derive(Clone, Debug)]
@@ -471,13 +478,23 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     );
     // the element a comprehension variable takes from a map's keys (or a `dyn` range)
     engine.register_fn("cel_take", |a: &mut Dynamic| charge_copy(a));
-    engine.register_fn("cel_select", |a: &mut Dynamic, f: ImmutableString| {
-        let a = &*a;
-        if let Ok(m) = a.as_map_ref() {
-            return value::map_field(&*m, &f).cloned().map_err(raise);
-        }
-        wrap(value::select(&from_dynamic(a), &f))
-    });
+    // a field that is not read in place (`codegen::field_in_place`: a `dyn` value's):
+    // its value is copied, charged first (`value::copy_cost`), as the direct path's
+    // `FieldCopied` charges it
+    engine.register_fn(
+        "cel_select",
+        |a: &mut Dynamic, f: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+            let a = &*a;
+            if let Ok(m) = a.as_map_ref() {
+                let v = value::map_field(&*m, &f).map_err(raise)?;
+                charge_copy(v)?;
+                return Ok(v.clone());
+            }
+            let v = value::select(&from_dynamic(a), &f).map_err(raise)?;
+            charge(value::copy_cost(&v, units_left()).unwrap_or(u64::MAX))?;
+            Ok(to_dynamic(&v))
+        },
+    );
     engine.register_fn("cel_has", |a: &mut Dynamic, f: ImmutableString| {
         let a = &*a;
         if let Ok(m) = a.as_map_ref() {
@@ -521,22 +538,22 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             }
         },
     );
-    // `s.matches("literal")`: the pattern was compiled when the program was built
-    // (`Gen`), so only the match is charged (`value::regex_cost` with no pattern to
-    // compile), as on the direct path's `Matches` node
+    // `s.matches("literal")`: the pattern was compiled when the program was built and
+    // is a constant of it (`Pattern`), so only the match is charged
+    // (`value::regex_cost` with no pattern to compile), as on the direct path's
+    // `Matches` node
     engine.register_fn(
         "cel_matches_lit",
-        |a: &mut Dynamic, p: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+        |a: &mut Dynamic, p: Pattern| -> Result<Dynamic, Box<EvalAltResult>> {
             let a = &*a;
             match a.as_immutable_string_ref() {
                 Ok(s) => {
                     charge(value::regex_cost(s.as_str(), None))?;
-                    let re = value::regex_for(p.as_str()).map_err(raise)?;
-                    Ok(Dynamic::from_bool(value::re_match(&re, s.as_str())))
+                    Ok(Dynamic::from_bool(value::re_match(&p.0, s.as_str())))
                 }
                 Err(_) => Err(raise(value::overload(
                     "matches",
-                    &[&from_dynamic(a), &Value::string(p.as_str())],
+                    &[&from_dynamic(a), &Value::string(p.0.as_str())],
                 ))),
             }
         },
@@ -847,7 +864,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// Only when codegen produced invalid Rhai (a bug) or the source exceeds a bound.
-    pub fn compile(&self, source: &str, constants: &[Value]) -> Result<Program, CompileFailure> {
+    pub fn compile(&self, source: &str, constants: &[Constant]) -> Result<Program, CompileFailure> {
         if nesting(source) <= Limits::SHALLOW_NESTING {
             return self.compile_here(source, constants);
         }
@@ -862,10 +879,18 @@ impl Sandbox {
         })
     }
 
-    fn compile_here(&self, source: &str, constants: &[Value]) -> Result<Program, CompileFailure> {
+    fn compile_here(
+        &self,
+        source: &str,
+        constants: &[Constant],
+    ) -> Result<Program, CompileFailure> {
         let mut scope = Scope::new();
         for (i, c) in constants.iter().enumerate() {
-            scope.push_constant_dynamic(rhai_const(i), to_dynamic(c));
+            let d = match c {
+                Constant::Value(v) => to_dynamic(v),
+                Constant::Regex(re) => Dynamic::from(Pattern(Arc::clone(re))),
+            };
+            scope.push_constant_dynamic(rhai_const(i), d);
         }
         let ast = self
             .engine

@@ -38,6 +38,8 @@ context:
   holder: { type: object, fields: { nums: list<int>, name: string } }
   long: string
   nested: list<list<int>>
+  groups: { type: "map<string, list<int>>" }
+  pattern: string
 steps:
   - id: a
     type: approval
@@ -102,6 +104,14 @@ fn sandbox_lookups_read_context_collections_in_place() {
             (0..N).map(Value::Int).collect(),
         ))])),
     );
+    // a map of lists: `groups.k` holds 100,000 elements
+    b.set_owned(
+        v.index("groups").unwrap(),
+        Value::map(vec![(
+            Value::string("k"),
+            Value::List(Arc::new((0..N).map(Value::Int).collect())),
+        )]),
+    );
     // one copy of `nums` as Rhai values
     let one_copy = usize::try_from(N).unwrap() * 16;
     for (cond, want) in [
@@ -126,6 +136,14 @@ fn sandbox_lookups_read_context_collections_in_place() {
         ),
         ("lookups.all(k, holder.nums.exists(x, x == k))", true),
         ("lookups.all(k, size(holder.nums) == 100000)", true),
+        // a list under a key of a map-typed value: the field is read in place, as an
+        // object's field is (a chain of Rhai property reads), never copied per read
+        (
+            "lookups.all(k, groups.k.size() == 100000 && k in groups.k)",
+            true,
+        ),
+        ("lookups.all(k, groups.k[k] == k && has(groups.k))", true),
+        ("lookups.all(k, groups.k.exists(x, x == k))", true),
         // the operands of two-operand natives: a list compared, a string searched
         ("lookups.all(k, nums != [k] && [k, k] != holder.nums)", true),
         (
@@ -168,6 +186,8 @@ fn sandbox_lookups_read_context_collections_in_place() {
         "lookups.all(k, nested.exists(l, size(l) > 0))",
         r#"lookups.all(k, string(long) != "")"#,
         r#"lookups.all(k, !long.startsWith("b"))"#,
+        // a `dyn` value's field is copied (`cel_select`): charged on both paths
+        "lookups.all(k, dyn(groups).k.size() > 0)",
     ] {
         let c = small.compile_condition("t", cond).unwrap();
         assert_eq!(c.eval_sandboxed(small.sandbox(), &mut b), spent, "{cond}");
@@ -182,6 +202,93 @@ fn sandbox_lookups_read_context_collections_in_place() {
         assert!(
             bytes < 32 << 20,
             "`{cond}` allocated {bytes} bytes in the sandbox before failing closed"
+        );
+    }
+}
+
+/// A literal pattern is compiled when the condition is built and held by the program
+/// on both paths: an evaluation after the regex cache has dropped it compiles nothing.
+/// A pattern from the context that is in the cache is not parsed again for its cost
+/// (its weight is kept with the compiled regex): an evaluation allocates less than one
+/// parse of it.
+#[test]
+fn regexes_are_neither_compiled_nor_parsed_when_evaluated() {
+    use flowc::limits::Limits;
+    let mut limits = Limits::default();
+    limits.sandbox.max_operations = 100_000_000;
+    let flow = compile(
+        &SourceFile::new("inplace.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let mut b = Bindings::new();
+    b.set_owned(v.index("long").unwrap(), Value::string(&"ab".repeat(8)));
+    // more patterns than the cache holds: evaluating them drops every earlier entry
+    let flood: Vec<Value> = (0..Limits::REGEX_CACHE_ENTRIES + 44)
+        .map(|i| Value::string(&format!("^flood{i}$")))
+        .collect();
+    b.set_owned(v.index("names").unwrap(), Value::List(Arc::new(flood)));
+    let pattern = r"\w+\d";
+    b.set_owned(v.index("pattern").unwrap(), Value::string(pattern));
+    let flood = flow
+        .compile_condition("flood", "names.all(p, !long.matches(p))")
+        .unwrap();
+
+    // a literal pattern
+    let literal = r"^(ab|cd)+[0-9]{2}z$";
+    let before = Allocated::now();
+    drop(flowc::expr::build_regex(literal).unwrap());
+    let compiling = before.since().bytes;
+    let c = flow
+        .compile_condition("t", &format!("!long.matches('{literal}')"))
+        .unwrap();
+    assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(true));
+    assert_eq!(flood.eval(sb, &mut b), Ok(true));
+    for sandboxed in [true, false] {
+        let before = Allocated::now();
+        let r = if sandboxed {
+            c.eval_sandboxed(sb, &mut b)
+        } else {
+            c.eval(sb, &mut b)
+        };
+        let Allocated { bytes, .. } = before.since();
+        assert_eq!(r, Ok(true));
+        println!("literal, sandboxed {sandboxed}: {bytes} bytes (compiling: {compiling})");
+        assert!(
+            bytes < compiling,
+            "a literal pattern was compiled again (sandboxed: {sandboxed}): {bytes} bytes \
+             allocated, compiling it allocates {compiling}"
+        );
+    }
+
+    // a pattern from the context, in the cache
+    let before = Allocated::now();
+    let weight = flowc::expr::regex_weight(pattern);
+    let parsing = before.since().bytes;
+    assert!(weight > 500, "`{pattern}` weighs {weight}");
+    let c = flow
+        .compile_condition("t", "!long.matches(pattern)")
+        .unwrap();
+    for sandboxed in [true, false] {
+        let mut eval = || {
+            if sandboxed {
+                c.eval_sandboxed(sb, &mut b)
+            } else {
+                c.eval(sb, &mut b)
+            }
+        };
+        // the first evaluation compiles it into the cache
+        assert_eq!(eval(), Ok(true));
+        let before = Allocated::now();
+        assert_eq!(eval(), Ok(true));
+        let Allocated { bytes, .. } = before.since();
+        println!("context pattern, sandboxed {sandboxed}: {bytes} bytes (parsing: {parsing})");
+        assert!(
+            bytes < parsing,
+            "a cached pattern was parsed again (sandboxed: {sandboxed}): {bytes} bytes \
+             allocated, parsing it allocates {parsing}"
         );
     }
 }

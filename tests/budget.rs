@@ -31,6 +31,7 @@ context:
   codes: { type: "map<string, int>" }
   note: string
   patterns: list<string>
+  groups: { type: "map<string, list<int>>" }
 steps:
   - id: a
     type: approval
@@ -44,7 +45,7 @@ fn flow() -> CompiledFlow {
 }
 
 /// `nums` = 0..n, `items` = 0..items, `codes` = {"k0": 0, ..} with n entries, `note`
-/// of `note_bytes` bytes.
+/// of `note_bytes` bytes, `groups` = {"k": nums}.
 fn bindings(flow: &CompiledFlow, n: i64, items: i64, note_bytes: usize) -> Bindings {
     let mut b = Bindings::new();
     let list = |k: i64| Value::List(Arc::new((0..k).map(Value::Int).collect()));
@@ -57,6 +58,10 @@ fn bindings(flow: &CompiledFlow, n: i64, items: i64, note_bytes: usize) -> Bindi
     b.set(v.index("nums").unwrap(), &list(n));
     b.set(v.index("items").unwrap(), &list(items));
     b.set(v.index("codes").unwrap(), &codes);
+    b.set(
+        v.index("groups").unwrap(),
+        &Value::map(vec![(Value::string("k"), list(n))]),
+    );
     b.set(
         v.index("note").unwrap(),
         &Value::string(&"x".repeat(note_bytes)),
@@ -435,6 +440,10 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
             "items.exists(x, x == 3 && ['^x', 'y+', '[a-z]{3}'].exists(p, note.matches(p)))",
             None,
         ),
+        // a field of a `dyn` value is copied in the sandbox (`cel_select`): charged by
+        // its size on both paths; a map-typed value's field is read in place, uncharged
+        ("items.all(x, dyn(groups).k.size() > 0)", None),
+        ("items.all(x, groups.k.size() > 0 && x in groups.k)", None),
         // an ordinary error late in the steps: the budget or the error, the same on both
         ("items.all(x, 10 / (x - 29) > -100)", None),
         (r#"items.exists(x, codes["nokey"] > 0 || x == 29)"#, None),
@@ -585,6 +594,76 @@ fn regexes_are_charged_by_pattern_and_subject() {
     let mut b = bindings(&f, 0, 20, 1);
     assert!(20 * per_match < BUDGET);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
+}
+
+/// A pattern from the context costs the same whether the regex cache holds it (its
+/// weight kept with the compiled regex) or not (parsed for its weight): at its exact
+/// cost − 1, exact and + 1, on both paths, cold and warm.
+#[test]
+fn a_context_pattern_costs_the_same_cached_or_not() {
+    let base = flow();
+    let mut b = bindings(&base, 0, 0, 40);
+    // a pattern no other test uses, and more patterns than the cache holds
+    let pattern = r"^[a-z0-9]+x$|budget-cold-warm";
+    b.set(
+        base.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(vec![Value::string(pattern)])),
+    );
+    let cond = "patterns.exists(p, note.matches(p))";
+    let flood: Vec<Value> = (0..flowc::limits::Limits::REGEX_CACHE_ENTRIES + 10)
+        .map(|i| Value::string(&format!("^cold{i}$")))
+        .collect();
+    let mut fb = bindings(&base, 0, 0, 1);
+    fb.set(
+        base.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(flood)),
+    );
+    let mut big = flowc::limits::Limits::default();
+    big.sandbox.max_operations = u64::MAX / 2;
+    let big = compile(&SourceFile::new("budget.yaml", FLOW), &Options::new(&big)).unwrap();
+    let flood = big
+        .compile_condition("flood", "patterns.exists(p, note.matches(p))")
+        .unwrap();
+    let mut drop_cache = || assert_eq!(flood.eval(big.sandbox(), &mut fb), Ok(false));
+    // the one formula: the floor, the pattern's weight (parsed here, uncached), the
+    // subject; plus the nodes and the comprehension's step
+    let formula = flowc::expr::REGEX_FLOOR
+        + flowc::expr::regex_weight(pattern) * flowc::expr::REGEX_UNITS_PER_WEIGHT
+        + 40;
+    let exact = exact_cost(cond, &mut b);
+    assert!(
+        exact > formula && exact < formula + 16,
+        "{exact} vs {formula}"
+    );
+    for budget in [exact - 1, exact, exact + 1] {
+        let f = with_budget(budget);
+        let c = f.compile_condition("t", cond).unwrap();
+        let want = if budget < exact {
+            Err(RunError::budget(budget))
+        } else {
+            Ok(true)
+        };
+        for sandboxed in [false, true] {
+            let eval = |b: &mut Bindings| {
+                if sandboxed {
+                    c.eval_sandboxed(f.sandbox(), b)
+                } else {
+                    c.eval(f.sandbox(), b)
+                }
+            };
+            drop_cache();
+            assert_eq!(
+                eval(&mut b),
+                want,
+                "cold, sandboxed {sandboxed}, budget {budget}"
+            );
+            assert_eq!(
+                eval(&mut b),
+                want,
+                "warm, sandboxed {sandboxed}, budget {budget}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -205,7 +205,8 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
             Outcome::Fail(format!("check error: {:?}", checker.errors))
         };
     }
-    let g = codegen::generate(&e, &vars);
+    let patterns = flowc::expr::Patterns::new();
+    let g = codegen::generate(&e, &vars, &patterns);
     let program = match sandbox.compile(&g.source, &g.constants) {
         Ok(p) => p,
         Err(err) => return Outcome::Fail(format!("codegen: {err}")),
@@ -224,7 +225,7 @@ fn run_case(sandbox: &Sandbox, case: &serde_json::Value) -> Outcome {
     let result = sandbox.eval(&program, &mut b);
     // differential: where the direct evaluator applies, it must agree with the sandbox
     {
-        let f = flowc::expr::Direct::lower(&e, &vars, sandbox.limits());
+        let f = flowc::expr::Direct::lower(&e, &vars, sandbox.limits(), &patterns);
         let direct = f.eval_value(b.slots());
         let agree = match (&result, &direct) {
             (Ok(x), Ok(y)) => same(x, y),

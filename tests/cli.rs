@@ -1035,3 +1035,74 @@ fn eval_runs_on_either_evaluator() {
     let (_, help, _) = run(&["eval", "--help"]);
     assert!(help.contains("--evaluator"), "{help}");
 }
+
+/// `duration()` / `timestamp()` of a context string that is not one fail with the one
+/// parser's reason (the words context validation gives), the same error on both
+/// evaluators (issue 11).
+#[test]
+fn a_time_conversion_says_why_on_both_evaluators() {
+    let dir = std::env::temp_dir().join(format!("flowc-eval-time-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow = dir.join("grace.yaml");
+    std::fs::write(
+        &flow,
+        r#"apiVersion: flowc/v1
+kind: ApprovalFlow
+id: grace
+context:
+  grace: string
+  since: string
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+    skipCondition: duration(grace) > duration("1h")
+  - id: b
+    type: approval
+    assignees: { role: r }
+    skipCondition: timestamp(since) > timestamp("2024-01-01T00:00:00Z")
+  - id: done
+    type: end
+    outcome: approved
+"#,
+    )
+    .unwrap();
+    let ctx = dir.join("ctx.json");
+    std::fs::write(&ctx, r#"{"grace": "7d", "since": "2024-02-30T00:00:00Z"}"#).unwrap();
+    let mut errors = Vec::new();
+    for evaluator in ["direct", "sandbox"] {
+        let (code, out, err) = run(&[
+            "eval",
+            flow.to_str().unwrap(),
+            "--context",
+            ctx.to_str().unwrap(),
+            "--auto",
+            "approve",
+            "--evaluator",
+            evaluator,
+        ]);
+        assert_eq!(code, 0, "{evaluator}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let of = |step: &str| {
+            v["trace"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["step"] == step)
+                .map(|e| e["condition"]["error"].clone())
+                .unwrap()
+        };
+        errors.push((of("a"), of("b")));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        errors[0].0,
+        "cannot convert \"7d\" to duration: unit `d` is not a duration unit (h, m, s, ms, \
+         us, ns); 1 day is 24h"
+    );
+    assert_eq!(
+        errors[0].1,
+        "cannot convert \"2024-02-30T00:00:00Z\" to timestamp: the day is not in its month"
+    );
+    assert_eq!(errors[0], errors[1], "the two evaluators");
+}

@@ -1725,7 +1725,7 @@ fn always_fails_names_its_constant_part_and_too_deep_names_the_limit() {
         summary(&d),
         [
             "flowc::expr::always-fails 11:21 expression always fails: index 5 out of range",
-            "flowc::expr::always-fails 19:21 expression always fails: cannot convert \"7d\" to duration",
+            "flowc::expr::always-fails 19:21 expression always fails: cannot convert \"7d\" to duration: unit `d` is not a duration unit (h, m, s, ms, us, ns); 1 day is 24h",
             "flowc::expr::too-deep 23:85 expression too deep: expression nests deeper than 64 levels",
         ]
     );

@@ -92,7 +92,8 @@ fn eval(src: &str) -> Result<Value, String> {
     let (vars, values) = context();
     let expr = typed(src, &vars)?;
     let sb = Sandbox::shared();
-    let g = codegen::generate(&expr, &vars);
+    let patterns = flowc::expr::Patterns::new();
+    let g = codegen::generate(&expr, &vars, &patterns);
     let p = sb
         .compile(&g.source, &g.constants)
         .map_err(|e| e.to_string())?;
@@ -103,7 +104,7 @@ fn eval(src: &str) -> Result<Value, String> {
     let result = sb.eval(&p, &mut b).map_err(|e| e.to_string());
     // differential: where the direct evaluator applies, it must agree with the sandbox
     {
-        let f = flowc::expr::Direct::lower(&expr, &vars, sb.limits());
+        let f = flowc::expr::Direct::lower(&expr, &vars, sb.limits(), &patterns);
         let direct = f.eval_value(b.slots()).map_err(|e| e.to_string());
         let agree = match (&result, &direct) {
             (Ok(x), Ok(y)) => same(x, y),
@@ -127,7 +128,11 @@ fn expected_value(text: &str) -> Value {
         Sandbox::shared().limits(),
     )
     .expect("expected literal checks");
-    let g = codegen::generate(&checked.expr, &VarTable::default());
+    let g = codegen::generate(
+        &checked.expr,
+        &VarTable::default(),
+        &flowc::expr::Patterns::new(),
+    );
     let sb = Sandbox::shared();
     let p = sb.compile(&g.source, &g.constants).expect("compiles");
     sb.eval(&p, &mut Bindings::new())

@@ -853,12 +853,18 @@ fn run_value_case(seed: u64, g: G) -> Result<(), TestCaseError> {
         checked.ty,
         g
     );
-    let generated = codegen::generate(&checked.expr, f.vars());
+    let patterns = flowc::expr::Patterns::new();
+    let generated = codegen::generate(&checked.expr, f.vars(), &patterns);
     let program = f
         .sandbox()
         .compile(&generated.source, &generated.constants)
         .map_err(|e| TestCaseError::fail(format!("`{text}` does not compile: {e}")))?;
-    let direct = Some(Direct::lower(&checked.expr, f.vars(), f.sandbox().limits()));
+    let direct = Some(Direct::lower(
+        &checked.expr,
+        f.vars(),
+        f.sandbox().limits(),
+        &patterns,
+    ));
     if direct.is_some() {
         DIRECT.fetch_add(1, Ordering::Relaxed);
     }

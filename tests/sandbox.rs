@@ -22,7 +22,7 @@ fn run(sb: &Sandbox, src: &str) -> Result<flowc::expr::Value, RunError> {
     let mut c = Checker::new(&env);
     c.check(&mut e);
     assert!(c.errors.is_empty(), "{:?}", c.errors);
-    let g = codegen::generate(&e, &vars);
+    let g = codegen::generate(&e, &vars, &flowc::expr::Patterns::new());
     let p = sb.compile(&g.source, &g.constants).expect("compiles");
     sb.eval(&p, &mut Bindings::new())
 }
@@ -169,5 +169,71 @@ steps:
         let c = flow.compile_condition("t", cond).unwrap();
         assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
         assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
+    }
+}
+
+/// `duration()` / `timestamp()` of a context string that is not one: the same typed
+/// error on both paths, carrying the one parser's reason (issue 11).
+#[test]
+fn a_time_conversion_fails_with_the_parsers_reason_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::{DurationProblem, OpError, TimestampProblem, Value};
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: times
+context:
+  text: string
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    let flow = compile(&SourceFile::new("times.yaml", FLOW), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let cases = [
+        (
+            "7d",
+            "duration(text) > duration('1h')",
+            OpError::NotADuration {
+                text: "7d".to_owned(),
+                problem: DurationProblem::Unit("d".to_owned()),
+            },
+            "cannot convert \"7d\" to duration: unit `d` is not a duration unit (h, m, s, ms, us, \
+             ns); 1 day is 24h",
+        ),
+        (
+            "30",
+            "duration(text) > duration('1h')",
+            OpError::NotADuration {
+                text: "30".to_owned(),
+                problem: DurationProblem::NoUnit("30".to_owned()),
+            },
+            "cannot convert \"30\" to duration: `30` has no unit (h, m, s, ms, us, ns)",
+        ),
+        (
+            "2024-13-01T00:00:00Z",
+            "timestamp(text) > timestamp(0)",
+            OpError::NotATimestamp {
+                text: "2024-13-01T00:00:00Z".to_owned(),
+                problem: TimestampProblem::Month,
+            },
+            "cannot convert \"2024-13-01T00:00:00Z\" to timestamp: the month is not 01 to 12",
+        ),
+    ];
+    for (text, cond, want, words) in cases {
+        let mut b = Bindings::new();
+        b.set_owned(flow.vars().index("text").unwrap(), Value::string(text));
+        let c = flow.compile_condition("t", cond).unwrap();
+        let want = Err(RunError::Op(want));
+        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond} on {text}");
+        assert_eq!(
+            c.eval_sandboxed(sb, &mut b),
+            want,
+            "sandbox: {cond} on {text}"
+        );
+        assert_eq!(c.eval(sb, &mut b).unwrap_err().to_string(), words);
     }
 }

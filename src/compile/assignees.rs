@@ -91,7 +91,7 @@ impl Ctx<'_> {
                 }
                 let warnings = expr::unguarded_optional(&c, src, &self.env);
                 self.errors(warnings);
-                let g = codegen::generate(&c.expr, &self.vars);
+                let g = codegen::generate(&c.expr, &self.vars, &self.patterns);
                 let program = self.program(&g, src.span)?;
                 Some(Expression {
                     program,

@@ -72,7 +72,7 @@ impl Ctx<'_> {
     /// The lowered IR of a checked tree, unless the host selected the sandbox.
     pub(super) fn lower(&self, e: &expr::Expr) -> Option<Direct> {
         (self.evaluator == Evaluator::Direct)
-            .then(|| Direct::lower(e, &self.vars, self.sandbox.limits()))
+            .then(|| Direct::lower(e, &self.vars, self.sandbox.limits(), &self.patterns))
     }
 
     pub(super) fn errors(&mut self, errs: Vec<ExprError>) {
@@ -109,7 +109,7 @@ impl Ctx<'_> {
         e: &expr::Expr,
         span: crate::span::Span,
     ) -> Option<Condition> {
-        let generated = codegen::generate_condition(e, &self.vars);
+        let generated = codegen::generate_condition(e, &self.vars, &self.patterns);
         let program = self.program(&generated, span)?;
         Some(Condition {
             program,
@@ -161,7 +161,7 @@ impl Ctx<'_> {
 mod tests {
     use super::*;
     use crate::diagnostic::Diagnostics;
-    use crate::expr::{Env, VarTable};
+    use crate::expr::{Env, Patterns, VarTable};
     use crate::span::SourceFile;
 
     #[test]
@@ -176,6 +176,7 @@ mod tests {
             evaluator: Evaluator::Direct,
             diags: Diagnostics::new(),
             unreadable_context: false,
+            patterns: Patterns::new(),
         };
         // codegen never writes this: it stands for any bug that produces invalid Rhai
         let broken = codegen::Generated {

@@ -187,7 +187,7 @@ impl Ctx<'_> {
         }
         let exprs: Vec<&expr::Expr> = checked.iter().map(|(_, c)| &c.expr).collect();
         let unique = hit_policy == HitPolicy::Unique;
-        let generated = codegen::generate_decision(&exprs, unique, &self.vars);
+        let generated = codegen::generate_decision(&exprs, unique, &self.vars, &self.patterns);
         let fast = exprs
             .iter()
             .map(|e| self.lower(e))

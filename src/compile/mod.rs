@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::diagnostic::Diagnostics;
-use crate::expr::{Env, ExprSource, VarTable};
+use crate::expr::{Env, ExprSource, Patterns, VarTable};
 use crate::graph::{self, Graph, GraphError, StepIndex, StepNode, Target};
 use crate::load;
 use crate::model::{self, Flow, StepKind};
@@ -214,6 +214,7 @@ impl CompiledFlow {
             evaluator: self.evaluator,
             diags: Diagnostics::new(),
             unreadable_context: false,
+            patterns: Patterns::new(),
         };
         let checked = ctx.condition(&src);
         let cond = checked.and_then(|c| ctx.compile_checked(&c.expr, src.span));
@@ -232,6 +233,9 @@ struct Ctx<'a> {
     evaluator: Evaluator,
     diags: Diagnostics,
     unreadable_context: bool,
+    /// The literal `matches` patterns of the flow, each compiled once and shared by
+    /// the direct forms and the sandbox programs.
+    patterns: Patterns,
 }
 
 /// A graph diagnostic that only reflects what error recovery left out of the model.
@@ -278,6 +282,7 @@ pub fn compile(file: &Arc<SourceFile>, options: &Options) -> Result<CompiledFlow
         evaluator: options.evaluator,
         diags: Diagnostics::new(),
         unreadable_context: recovery.unreadable_context,
+        patterns: Patterns::new(),
     };
     for (path, values) in flow.string_enums() {
         ctx.env.declare_enum(&path, values);

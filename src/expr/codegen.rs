@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use super::Type;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
 use super::ir;
-use super::overload::{self, Func};
-use super::value::{self, Value};
+use super::overload;
+use super::value::Value;
 
 /// Generated source plus the constants it refers to (`k0`, `k1`, ...).
 #[derive(Debug, Default)]
@@ -19,7 +19,17 @@ pub struct Generated {
     /// Rhai source.
     pub source: String,
     /// Constants by index.
-    pub constants: Vec<Value>,
+    pub constants: Vec<Constant>,
+}
+
+/// A constant of a generated program, folded into its AST when it is compiled.
+#[derive(Debug, Clone)]
+pub enum Constant {
+    /// A value Rhai has no literal for.
+    Value(Value),
+    /// A literal `matches` pattern, compiled when the condition was built (shared with
+    /// the direct path's `Matches` node through [`ir::Patterns`]).
+    Regex(std::sync::Arc<regex::Regex>),
 }
 
 /// Rhai variable names for the declared variables, by CEL name.
@@ -32,6 +42,7 @@ pub trait VarNames {
 
 struct Gen<'a> {
     vars: &'a dyn VarNames,
+    patterns: &'a ir::Patterns,
     out: Generated,
     /// Comprehension variables in scope: (CEL name, Rhai name).
     locals: Vec<(String, String)>,
@@ -106,9 +117,10 @@ const RHAI_KEYWORDS: &[&str] = &[
 
 /// Generates Rhai source for an expression.
 #[must_use]
-pub fn generate(e: &Expr, vars: &dyn VarNames) -> Generated {
+pub fn generate(e: &Expr, vars: &dyn VarNames, patterns: &ir::Patterns) -> Generated {
     let mut g = Gen {
         vars,
+        patterns,
         out: Generated::default(),
         locals: Vec::new(),
         counter: 0,
@@ -120,9 +132,10 @@ pub fn generate(e: &Expr, vars: &dyn VarNames) -> Generated {
 
 /// Generates a boolean condition (a `dyn` result is checked to be a bool at run time).
 #[must_use]
-pub fn generate_condition(e: &Expr, vars: &dyn VarNames) -> Generated {
+pub fn generate_condition(e: &Expr, vars: &dyn VarNames, patterns: &ir::Patterns) -> Generated {
     let mut g = Gen {
         vars,
+        patterns,
         out: Generated::default(),
         locals: Vec::new(),
         counter: 0,
@@ -136,9 +149,15 @@ pub fn generate_condition(e: &Expr, vars: &dyn VarNames) -> Generated {
 /// of the first rule that holds (`first`), or an array of all that hold (`unique`);
 /// `-1` / `[]` when none does.
 #[must_use]
-pub fn generate_decision(rules: &[&Expr], unique: bool, vars: &dyn VarNames) -> Generated {
+pub fn generate_decision(
+    rules: &[&Expr],
+    unique: bool,
+    vars: &dyn VarNames,
+    patterns: &ir::Patterns,
+) -> Generated {
     let mut g = Gen {
         vars,
+        patterns,
         out: Generated::default(),
         locals: Vec::new(),
         counter: 0,
@@ -231,6 +250,23 @@ fn rhai_string(s: &str) -> String {
     out
 }
 
+/// Is `a.field` Rhai's own property access, which reads the field of a map in place
+/// (and walks a chain of them by reference, [`Gen::place`])? So it is on an object and
+/// on a map with string keys (a Rhai map: a missing key is `NoSuchKey`, as on the
+/// direct path) when the field's name is a Rhai identifier. Else `cel_select` copies
+/// the field's value, which both paths charge ([`value::copy_cost`]; the direct path
+/// reads this rule where it lowers the field, `ir::Lower`).
+///
+/// [`value::copy_cost`]: super::value::copy_cost
+pub(crate) fn field_in_place(a: &Type, field: &str) -> bool {
+    let map = match a {
+        Type::Object(_) => true,
+        Type::Map(k, _) => **k == Type::String,
+        _ => false,
+    };
+    map && is_rhai_ident(field)
+}
+
 fn is_rhai_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -264,9 +300,7 @@ impl Gen<'_> {
                     .rhai_name(name)
                     .filter(|_| !self.vars.may_be_unbound(name))
             }
-            ExprKind::Select(a, field)
-                if matches!(a.ty, Type::Object(_)) && is_rhai_ident(field) =>
-            {
+            ExprKind::Select(a, field) if field_in_place(&a.ty, field) => {
                 Some(format!("{}.{field}", self.place(a)?))
             }
             _ => None,
@@ -323,9 +357,9 @@ impl Gen<'_> {
         format!("{f}({sa}, {rest})")
     }
 
-    fn constant(&mut self, v: Value) -> String {
+    fn constant(&mut self, c: Constant) -> String {
         let i = self.out.constants.len();
-        self.out.constants.push(v);
+        self.out.constants.push(c);
         super::rhai_const(i)
     }
 
@@ -364,7 +398,7 @@ impl Gen<'_> {
                     i.to_string()
                 }
             }
-            Literal::Int(i) => self.constant(Value::Int(*i)),
+            Literal::Int(i) => self.constant(Constant::Value(Value::Int(*i))),
             Literal::Double(d) if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e15 => {
                 if *d < 0.0 || (*d == 0.0 && d.is_sign_negative()) {
                     format!("({d:.1})")
@@ -372,10 +406,10 @@ impl Gen<'_> {
                     format!("{d:.1}")
                 }
             }
-            Literal::Double(d) => self.constant(Value::Double(*d)),
+            Literal::Double(d) => self.constant(Constant::Value(Value::Double(*d))),
             Literal::String(s) => rhai_string(s),
-            Literal::Uint(u) => self.constant(Value::Uint(*u)),
-            Literal::Bytes(b) => self.constant(Value::Bytes(b.as_slice().into())),
+            Literal::Uint(u) => self.constant(Constant::Value(Value::Uint(*u))),
+            Literal::Bytes(b) => self.constant(Constant::Value(Value::Bytes(b.as_slice().into()))),
         }
     }
 
@@ -400,7 +434,7 @@ impl Gen<'_> {
                 }
             }
             ExprKind::Select(a, field) => {
-                if matches!(a.ty, Type::Object(_)) && is_rhai_ident(field) {
+                if field_in_place(&a.ty, field) {
                     let s = self.expr(a);
                     format!("{s}.{field}")
                 } else {
@@ -469,19 +503,15 @@ impl Gen<'_> {
                 // the checker accepted the call, so it resolves (the index of its function);
                 // the arguments are read in place where they are places (`&mut` in the
                 // sandbox: a context list's `size()`, a context string's `startsWith`)
-                // a literal pattern that compiles: compiled now, once, and only its match
-                // charged at run time (the direct path's `Matches` node, `ir::Lower::call`)
+                // a literal pattern that compiles: compiled now, once, a constant of the
+                // program (the regex the direct path's `Matches` node holds), and only its
+                // match charged at run time
                 if let [a, p] = all.as_slice()
-                    && a.ty == Type::String
-                    && p.ty == Type::String
-                    && let ExprKind::Lit(Literal::String(lit)) = &p.kind
-                    && let overload::Resolved::Found {
-                        func: Func::Matches,
-                        ..
-                    } = overload::resolve(name, &types)
-                    && value::regex_for(lit).is_ok()
+                    && let overload::Resolved::Found { func, .. } = overload::resolve(name, &types)
+                    && let Some(re) = self.patterns.literal(func, a, p)
                 {
-                    return self.on_collection("cel_matches_lit", a, &[rhai_string(lit)], true);
+                    let k = self.constant(Constant::Regex(re));
+                    return self.on_collection("cel_matches_lit", a, &[k], true);
                 }
                 match (overload::resolve(name, &types), all.as_slice()) {
                     (

@@ -380,6 +380,19 @@ impl Node {
                 Out::Ref(v) => Out::Ref(field(v, f, at).map_err(op)?),
                 Out::Own(v) => Out::Own(field(&v, f, at).map_err(op)?.clone()),
             },
+            // the sandbox copies this field's value (`cel_select`): charged on both paths
+            Node::FieldCopied(a, f, at) => match a.eval(cx)? {
+                Out::Ref(v) => {
+                    let x = field(v, f, at).map_err(op)?;
+                    cx.charge_copy(x)?;
+                    Out::Ref(x)
+                }
+                Out::Own(v) => {
+                    let x = field(&v, f, at).map_err(op)?;
+                    cx.charge_copy(x)?;
+                    Out::Own(x.clone())
+                }
+            },
             Node::Bound(i) => Out::Own(Value::Bool(cx.slots.get(*i).is_some_and(Option::is_some))),
             Node::Has(a, f) => Out::Own(Value::Bool(value::has(a.eval(cx)?.get(), f).map_err(op)?)),
             Node::Index(a, i) => {

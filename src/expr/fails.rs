@@ -9,8 +9,7 @@
 //! root is reported: the expression then fails whatever the context.
 
 use super::ast::{BinaryOp, Expr, ExprKind};
-use super::ir::Direct;
-use super::overload::Func;
+use super::ir::{Direct, Patterns};
 use super::value::{OpError, Value};
 use super::{RunError, Type, VarTable};
 use crate::limits::SandboxLimits;
@@ -23,8 +22,6 @@ pub struct Failure {
     /// The part (expression bytes): a maximal constant part, or the operation that
     /// fails for every value of its other operands (`x / 0`, an unknown time zone).
     pub span: (usize, usize),
-    /// A conversion to a timestamp or a duration in the part (`duration("7d")`).
-    pub conversion: Option<Func>,
 }
 
 /// What the check knows of one part of the expression.
@@ -81,13 +78,12 @@ impl Walk<'_> {
         if !matches!(p, Part::Closed) {
             return p;
         }
-        let direct = Direct::lower(e, &VarTable::default(), self.limits);
+        let direct = Direct::lower(e, &VarTable::default(), self.limits, &Patterns::new());
         match direct.eval_value(&[]) {
             Ok(v) => Part::Value(v),
             Err(error) => Part::Fails(Failure {
                 error,
                 span: e.span,
-                conversion: time_conversion(e),
             }),
         }
     }
@@ -205,7 +201,6 @@ impl Walk<'_> {
                 Part::Fails(Failure {
                     error: RunError::Op(OpError::DivisionByZero),
                     span: e.span,
-                    conversion: None,
                 })
             }
             // a time zone flowc does not know fails for every timestamp
@@ -223,7 +218,6 @@ impl Walk<'_> {
                                 super::value::unknown_zone(z),
                             )),
                             span: zone.span,
-                            conversion: None,
                         })
                     }
                     _ => Part::Open,
@@ -232,20 +226,4 @@ impl Walk<'_> {
             _ => Part::Open,
         }
     }
-}
-
-/// The first conversion to a timestamp or a duration in a failing part (for the help:
-/// what one looks like).
-fn time_conversion(e: &Expr) -> Option<Func> {
-    let mut found = None;
-    e.walk(&mut |n| {
-        if found.is_none()
-            && let ExprKind::Call {
-                target: None, name, ..
-            } = &n.kind
-        {
-            found = Func::by_name(name).filter(|f| matches!(f, Func::Timestamp | Func::Duration));
-        }
-    });
-    found
 }

@@ -33,6 +33,10 @@ pub(crate) enum Node {
     Unbound(Arc<str>),
     /// `a.f`, with the position where the field was last found.
     Field(Box<Node>, Arc<str>, Slot),
+    /// `a.f` where the sandbox copies the field's value (`cel_select`, see
+    /// `codegen::field_in_place`: a `dyn` value's field): charged what the copy costs
+    /// ([`value::copy_cost`]), as the sandbox charges it.
+    FieldCopied(Box<Node>, Arc<str>, Slot),
     /// `has(a.f)`
     Has(Box<Node>, Arc<str>),
     /// `has(x)` on a context variable: is its slot bound?
@@ -189,11 +193,14 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// Lowers a checked expression (total: every tree the checker accepts lowers).
+    /// Lowers a checked expression (total: every tree the checker accepts lowers). A
+    /// literal `matches` pattern is taken from `patterns`, which the sandbox program
+    /// built from the same tree shares ([`Patterns`]).
     #[must_use]
-    pub fn lower(e: &Expr, vars: &VarTable, limits: &SandboxLimits) -> Direct {
+    pub fn lower(e: &Expr, vars: &VarTable, limits: &SandboxLimits, patterns: &Patterns) -> Direct {
         let mut l = Lower {
             vars,
+            patterns,
             locals: Vec::new(),
             reads: std::cell::RefCell::new(Vec::new()),
         };
@@ -212,6 +219,7 @@ impl Direct {
 
 struct Lower<'v> {
     vars: &'v VarTable,
+    patterns: &'v Patterns,
     locals: Vec<String>,
     /// Every context slot a node reads.
     reads: std::cell::RefCell<Vec<usize>>,
@@ -245,6 +253,42 @@ fn literal(l: &Literal) -> Value {
         Literal::String(s) => Value::string(s),
         Literal::Bytes(b) => Value::Bytes(b.as_slice().into()),
         Literal::Null => Value::Null,
+    }
+}
+
+/// The literal `matches` patterns of the conditions compiled together (a flow, or one
+/// condition), each compiled once: the direct path's `Matches` node and the sandbox
+/// program (a constant of it, `codegen::Constant::Regex`) hold the same compiled regex,
+/// so neither looks a literal pattern up at run time (the process-wide cache of
+/// patterns read from the context may have dropped it).
+#[derive(Debug, Default)]
+pub struct Patterns(std::cell::RefCell<std::collections::HashMap<Box<str>, Arc<regex::Regex>>>);
+
+impl Patterns {
+    /// No patterns yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The compiled pattern of a call of `func` on `a` and `p` that both paths run
+    /// with a regex compiled when the condition is built: `matches` of a string
+    /// against a string literal that compiles (the one rule of lowering and codegen).
+    pub(crate) fn literal(&self, func: Func, a: &Expr, p: &Expr) -> Option<Arc<regex::Regex>> {
+        let ExprKind::Lit(Literal::String(lit)) = &p.kind else {
+            return None;
+        };
+        if func != Func::Matches || a.ty != Type::String || p.ty != Type::String {
+            return None;
+        }
+        if let Some(re) = self.0.borrow().get(lit.as_str()) {
+            return Some(Arc::clone(re));
+        }
+        let re = value::compiled_regex(lit).ok()?;
+        self.0
+            .borrow_mut()
+            .insert(lit.as_str().into(), Arc::clone(&re));
+        Some(re)
     }
 }
 
@@ -313,8 +357,11 @@ impl Lower<'_> {
         match &e.kind {
             ExprKind::Lit(l) => Node::Lit(literal(l)),
             ExprKind::Ident(name) => self.ident(name),
-            ExprKind::Select(a, f) => {
+            ExprKind::Select(a, f) if super::codegen::field_in_place(&a.ty, f) => {
                 Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
+            }
+            ExprKind::Select(a, f) => {
+                Node::FieldCopied(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
             }
             ExprKind::Has(a, f) => Node::Has(bx(self.node(a)), Arc::from(f.as_str())),
             ExprKind::HasVar(name) => match self.vars.index(name) {
@@ -476,21 +523,16 @@ impl Lower<'_> {
             // in the sandbox
             _ => return Node::NoFunction(all.iter().map(|e| self.node(e)).collect()),
         };
-        if let [a, b] = all.as_slice()
-            && a.ty == Type::String
-            && b.ty == Type::String
-            && let Some(lit) = string_lit(b)
-        {
-            match func {
-                Func::Contains | Func::StartsWith | Func::EndsWith => {
-                    return Node::StrLit(func, bx(self.node(a)), lit);
-                }
-                Func::Matches => {
-                    if let Ok(re) = value::regex_for(&lit) {
-                        return Node::Matches(bx(self.node(a)), re);
-                    }
-                }
-                _ => {}
+        if let [a, b] = all.as_slice() {
+            if let Some(re) = self.patterns.literal(func, a, b) {
+                return Node::Matches(bx(self.node(a)), re);
+            }
+            if matches!(func, Func::Contains | Func::StartsWith | Func::EndsWith)
+                && a.ty == Type::String
+                && b.ty == Type::String
+                && let Some(lit) = string_lit(b)
+            {
+                return Node::StrLit(func, bx(self.node(a)), lit);
             }
         }
         Node::Call(func, all.iter().map(|e| self.node(e)).collect())

@@ -27,14 +27,16 @@ use crate::limits::SandboxLimits;
 use crate::span::Span;
 pub use ast::Expr;
 pub use check::{CheckErrorKind, Env};
-pub use ir::Direct;
+pub use ir::{Direct, Patterns};
 pub use run_error::RunError;
 pub use source::ExprSource;
-pub use time::{Duration, Timestamp, parse_duration, parse_timestamp};
+pub use time::{
+    Duration, DurationProblem, Timestamp, TimestampProblem, parse_duration, parse_timestamp,
+};
 pub use types::{FieldType, ObjectType, Type};
 pub use value::{
-    OpError, SCAN_BYTES_PER_UNIT, Value, build_regex, compare_cost, regex_cost, regex_weight,
-    scan_cost,
+    OpError, REGEX_FLOOR, REGEX_UNITS_PER_WEIGHT, SCAN_BYTES_PER_UNIT, Value, build_regex,
+    compare_cost, regex_cost, regex_weight, scan_cost,
 };
 
 /// Errors and warnings of the condition language, at exact file positions.
@@ -412,17 +414,16 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
 
 /// The help of an expression that always fails: what to fix, by the error.
 fn always_fails_help(f: &fails::Failure) -> String {
-    use overload::Func;
-    match (&f.error, f.conversion) {
-        (RunError::Limit(_), _) => "this part reads no context value, so every evaluation runs out of the same limit: make it smaller".to_owned(),
-        (RunError::Op(OpError::DivisionByZero), _) => "the divisor is always zero: divide by a value that can be non-zero".to_owned(),
-        (RunError::Op(OpError::Overflow(_)), _) => "the constant part overflows 64-bit integers at every evaluation: use smaller numbers, or doubles".to_owned(),
-        (RunError::Op(OpError::IndexOutOfRange(_)), _) => "the constant list has no element at this index: fix the index".to_owned(),
-        (RunError::Op(OpError::NoSuchKey(_)), _) => "the constant map has no such key: fix the key, or test it with `in` first".to_owned(),
-        (RunError::Op(OpError::InvalidArgument(_)), Some(Func::Duration)) => "a duration is a sequence of numbers with units h, m, s, ms, us, ns: 7 days is `168h`".to_owned(),
-        (RunError::Op(OpError::InvalidArgument(_)), Some(Func::Timestamp)) => "an RFC 3339 timestamp, e.g. `2024-02-29T23:59:59Z`: the day within its month, hours to 23, minutes and seconds to 59, offsets under 24:00".to_owned(),
-        (RunError::Op(OpError::NoMatchingOverload { .. }), _) => "the constant operands have no matching overload at run time: fix their types".to_owned(),
-        (RunError::Op(OpError::InvalidArgument(_)), _) => "this constant argument is refused at every evaluation: fix it".to_owned(),
+    match &f.error {
+        RunError::Limit(_) => "this part reads no context value, so every evaluation runs out of the same limit: make it smaller".to_owned(),
+        RunError::Op(OpError::DivisionByZero) => "the divisor is always zero: divide by a value that can be non-zero".to_owned(),
+        RunError::Op(OpError::Overflow(_)) => "the constant part overflows 64-bit integers at every evaluation: use smaller numbers, or doubles".to_owned(),
+        RunError::Op(OpError::IndexOutOfRange(_)) => "the constant list has no element at this index: fix the index".to_owned(),
+        RunError::Op(OpError::NoSuchKey(_)) => "the constant map has no such key: fix the key, or test it with `in` first".to_owned(),
+        RunError::Op(OpError::NotADuration { .. }) => "a duration is a sequence of numbers with units h, m, s, ms, us, ns: 7 days is `168h`".to_owned(),
+        RunError::Op(OpError::NotATimestamp { .. }) => "an RFC 3339 timestamp, e.g. `2024-02-29T23:59:59Z`: the day within its month, hours to 23, minutes and seconds to 59, offsets under 24:00".to_owned(),
+        RunError::Op(OpError::NoMatchingOverload { .. }) => "the constant operands have no matching overload at run time: fix their types".to_owned(),
+        RunError::Op(OpError::InvalidArgument(_)) => "this constant argument is refused at every evaluation: fix it".to_owned(),
         _ => "this part reads no context value and fails at every evaluation: fix it".to_owned(),
     }
 }

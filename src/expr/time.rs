@@ -103,6 +103,38 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     timestamp_or_problem(s).ok()
 }
 
+/// Why a text is not a timestamp: the reason of the one parser
+/// ([`timestamp_or_problem`]), which context validation and the run-time error of
+/// `timestamp()` both give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimestampProblem {
+    /// Not of the form at all.
+    #[error("not an RFC 3339 timestamp (`2024-01-31T09:30:00Z`)")]
+    Form,
+    /// The month.
+    #[error("the month is not 01 to 12")]
+    Month,
+    /// The day.
+    #[error("the day is not in its month")]
+    Day,
+    /// The hour.
+    #[error("the hour is over 23")]
+    Hour,
+    /// The minute.
+    #[error("the minute is over 59")]
+    Minute,
+    /// The second.
+    #[error("the second is over 59 (there are no leap seconds)")]
+    Second,
+    /// The offset.
+    #[error("the offset is not under 24:00")]
+    Offset,
+    /// Before year 1 or after year 9999.
+    #[error("out of range (0001-01-01 to 9999-12-31 UTC)")]
+    Range,
+}
+
 /// Parses an RFC 3339 timestamp, or says what is wrong with it: the one parser of
 /// context values and `timestamp()` conversions. As Go's `time.Parse` (CEL-go), the day
 /// is within its month (leap years counted), there is no leap second, and an offset is
@@ -110,8 +142,8 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
 ///
 /// # Errors
 /// What is wrong, in words.
-pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, &'static str> {
-    const FORM: &str = "not an RFC 3339 timestamp (`2024-01-31T09:30:00Z`)";
+pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, TimestampProblem> {
+    const FORM: TimestampProblem = TimestampProblem::Form;
     let b = s.as_bytes();
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return Err(FORM);
@@ -130,19 +162,19 @@ pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, &'static str> {
     let mi = field(14..16)?;
     let se = field(17..19)?;
     if !(1..=12).contains(&mo) {
-        return Err("the month is not 01 to 12");
+        return Err(TimestampProblem::Month);
     }
     if d == 0 || d > days_in_month(y, mo) {
-        return Err("the day is not in its month");
+        return Err(TimestampProblem::Day);
     }
     if h > 23 {
-        return Err("the hour is over 23");
+        return Err(TimestampProblem::Hour);
     }
     if mi > 59 {
-        return Err("the minute is over 59");
+        return Err(TimestampProblem::Minute);
     }
     if se > 59 {
-        return Err("the second is over 59 (there are no leap seconds)");
+        return Err(TimestampProblem::Second);
     }
     let mut rest = s.get(19..).ok_or(FORM)?;
     let mut nanos = 0u32;
@@ -168,7 +200,7 @@ pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, &'static str> {
             let oh = i64::from(rest.get(1..3).and_then(num).ok_or(FORM)?);
             let om = i64::from(rest.get(4..6).and_then(num).ok_or(FORM)?);
             if oh > 23 || om > 59 {
-                return Err("the offset is not under 24:00");
+                return Err(TimestampProblem::Offset);
             }
             sign * (oh * 3600 + om * 60)
         }
@@ -178,7 +210,7 @@ pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, &'static str> {
     if (MIN_TS..=MAX_TS).contains(&secs) {
         Ok(Timestamp { secs, nanos })
     } else {
-        Err("out of range (0001-01-01 to 9999-12-31 UTC)")
+        Err(TimestampProblem::Range)
     }
 }
 
@@ -231,24 +263,50 @@ fn duration_unit(rest: &str) -> Option<(i128, usize)> {
         .map(|(u, n)| (*n, u.len()))
 }
 
+/// Why a text is not a duration: the reason of the one parser
+/// ([`duration_or_problem`]), which context validation and the run-time error of
+/// `duration()` both give.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationProblem {
+    /// Not of the form at all.
+    #[error("not a duration (numbers with units h, m, s, ms, us, ns, e.g. `1h30m` or `1.5s`)")]
+    Form,
+    /// A number without a unit.
+    #[error("`{0}` has no unit (h, m, s, ms, us, ns)")]
+    NoUnit(String),
+    /// A unit Go's durations do not have (`d`, `w`, ...).
+    #[error("unit `{0}` is not a duration unit (h, m, s, ms, us, ns){hint}", hint = unit_hint(.0))]
+    Unit(String),
+    /// Past a 64-bit count of nanoseconds either way.
+    #[error("out of range: at most {max} (about 292 years) either way", max = format_duration(LONGEST_PARSED))]
+    Range,
+}
+
+/// What a unit that is not a duration unit is in hours, where it is a common one.
+fn unit_hint(unit: &str) -> &'static str {
+    match unit {
+        "d" => "; 1 day is 24h",
+        "w" => "; 1 week is 168h",
+        _ => "",
+    }
+}
+
+/// The longest duration parsed: a 64-bit count of nanoseconds (Go's, `i64::MAX`),
+/// which is tighter than CEL's range.
+const LONGEST_PARSED: Duration = Duration {
+    nanos: 9_223_372_036_854_775_807,
+};
+const _: () = assert!(LONGEST_PARSED.nanos < MAX_DURATION_NANOS);
+
 /// Parses a Go-style duration, or says what is wrong with it: the one parser of
 /// context values and `duration()` conversions.
 ///
 /// # Errors
 /// What is wrong, in words (`unit `d` is not a duration unit …; 1 day is 24h`).
-pub fn duration_or_problem(s: &str) -> Result<Duration, String> {
-    const FORM: &str =
-        "not a duration (numbers with units h, m, s, ms, us, ns, e.g. `1h30m` or `1.5s`)";
-    let range = || {
-        // the tighter of CEL's range and a 64-bit count of nanoseconds (Go's)
-        let max = Duration {
-            nanos: i128::from(i64::MAX).min(MAX_DURATION_NANOS),
-        };
-        format!(
-            "out of range: at most {} (about 292 years) either way",
-            format_duration(max)
-        )
-    };
+pub fn duration_or_problem(s: &str) -> Result<Duration, DurationProblem> {
+    const FORM: DurationProblem = DurationProblem::Form;
+    let range = || DurationProblem::Range;
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -257,7 +315,7 @@ pub fn duration_or_problem(s: &str) -> Result<Duration, String> {
         return Ok(Duration { nanos: 0 });
     }
     if rest.is_empty() {
-        return Err(FORM.to_owned());
+        return Err(FORM);
     }
     let mut total: i128 = 0;
     while !rest.is_empty() {
@@ -270,21 +328,17 @@ pub fn duration_or_problem(s: &str) -> Result<Duration, String> {
             (frac_part, rest) = r.split_at_checked(fl).ok_or(FORM)?;
         }
         if int_part.is_empty() && frac_part.is_empty() {
-            return Err(FORM.to_owned());
+            return Err(FORM);
         }
         let Some((unit, len)) = duration_unit(rest) else {
             let word: String = rest
                 .chars()
                 .take_while(|c| !c.is_ascii_digit() && *c != '.')
                 .collect();
-            return Err(match word.as_str() {
-                "" => format!("`{int_part}` has no unit (h, m, s, ms, us, ns)"),
-                "d" => {
-                    "unit `d` is not a duration unit (h, m, s, ms, us, ns); 1 day is 24h".to_owned()
-                }
-                "w" => "unit `w` is not a duration unit (h, m, s, ms, us, ns); 1 week is 168h"
-                    .to_owned(),
-                w => format!("unit `{w}` is not a duration unit (h, m, s, ms, us, ns)"),
+            return Err(if word.is_empty() {
+                DurationProblem::NoUnit(int_part.to_owned())
+            } else {
+                DurationProblem::Unit(word)
             });
         };
         rest = rest.get(len..).ok_or(FORM)?;

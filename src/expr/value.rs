@@ -129,6 +129,22 @@ pub enum OpError {
     /// A timestamp or duration out of range.
     #[error("{0} out of range")]
     Range(&'static str),
+    /// `timestamp(s)` of a string that is not one: the parser's reason.
+    #[error("cannot convert {text:?} to timestamp: {problem}")]
+    NotATimestamp {
+        /// The string.
+        text: String,
+        /// What is wrong with it.
+        problem: time::TimestampProblem,
+    },
+    /// `duration(s)` of a string that is not one: the parser's reason.
+    #[error("cannot convert {text:?} to duration: {problem}")]
+    NotADuration {
+        /// The string.
+        text: String,
+        /// What is wrong with it.
+        problem: time::DurationProblem,
+    },
 }
 
 impl Value {
@@ -1068,13 +1084,21 @@ fn hir_weight(h: &regex_syntax::hir::Hir) -> u64 {
 /// [`REGEX_FLOOR`] plus [`REGEX_UNITS_PER_WEIGHT`] per unit of [`regex_weight`],
 /// charged before the attempt whether it succeeds or not (a pattern over the size
 /// limit costs its attempt).
+///
+/// A pattern's weight is kept with its compiled regex in the bounded cache
+/// ([`cached_regex`]): a pattern in the cache is not parsed again, and one that is not
+/// is parsed once for its weight, which is the same number either way.
 #[must_use]
 pub fn regex_cost(subject: &str, pattern: Option<&str>) -> u64 {
     let s = u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX);
     match pattern {
         None => s,
         Some(p) => REGEX_FLOOR
-            .saturating_add(regex_weight(p).saturating_mul(REGEX_UNITS_PER_WEIGHT))
+            .saturating_add(
+                cached_regex(p)
+                    .weight()
+                    .saturating_mul(REGEX_UNITS_PER_WEIGHT),
+            )
             .saturating_add(s),
     }
 }
@@ -1421,7 +1445,12 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
         }),
         (Func::Timestamp, Value::Timestamp(t)) => Value::Timestamp(*t),
         (Func::Timestamp, Value::String(s)) => {
-            Value::Timestamp(time::parse_timestamp(s).ok_or_else(|| bad("timestamp"))?)
+            Value::Timestamp(time::timestamp_or_problem(s).map_err(|problem| {
+                OpError::NotATimestamp {
+                    text: s.to_string(),
+                    problem,
+                }
+            })?)
         }
         (Func::Timestamp, Int(i)) => Value::Timestamp(
             Timestamp::from_nanos(i128::from(*i) * 1_000_000_000)
@@ -1429,7 +1458,12 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
         ),
         (Func::Duration, Value::Duration(d)) => Value::Duration(*d),
         (Func::Duration, Value::String(s)) => {
-            Value::Duration(time::parse_duration(s).ok_or_else(|| bad("duration"))?)
+            Value::Duration(time::duration_or_problem(s).map_err(|problem| {
+                OpError::NotADuration {
+                    text: s.to_string(),
+                    problem,
+                }
+            })?)
         }
         _ => return Err(overload(name, &[a])),
     })
@@ -1604,23 +1638,65 @@ pub fn regex_for(p: &str) -> Result<Arc<regex::Regex>, OpError> {
 /// The pattern does not parse, or compiles to more than
 /// [`Limits::MAX_REGEX_SIZE`](crate::limits::Limits::MAX_REGEX_SIZE) bytes.
 pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
+    cached_regex(p).compiled()
+}
+
+/// A pattern as the regex cache holds it: what compiling it costs ([`regex_weight`],
+/// from the pattern parsed once) and, once asked for, its compiled regex or why it has
+/// none. `matches` on a pattern from the context charges the weight before it asks
+/// for the regex, so a pattern is never compiled before its cost is charged.
+#[derive(Debug)]
+pub struct CachedRegex {
+    pattern: Box<str>,
+    weight: u64,
+    compiled: std::sync::OnceLock<Result<Arc<regex::Regex>, String>>,
+}
+
+impl CachedRegex {
+    /// [`regex_weight`] of the pattern.
+    #[must_use]
+    pub fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// The compiled regex (compiled on the first call), or why there is none.
+    ///
+    /// # Errors
+    /// As [`compiled_regex`].
+    pub fn compiled(&self) -> Result<Arc<regex::Regex>, String> {
+        self.compiled
+            .get_or_init(|| build_regex(&self.pattern).map(Arc::new))
+            .clone()
+    }
+}
+
+/// The cache entry of a pattern: from the bounded process-wide cache
+/// ([`Limits::REGEX_CACHE_ENTRIES`](crate::limits::Limits::REGEX_CACHE_ENTRIES)
+/// patterns, emptied when full), or made now (the pattern parsed for its weight, not
+/// compiled) and added to it.
+#[must_use]
+pub fn cached_regex(p: &str) -> Arc<CachedRegex> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<Box<str>, Arc<CachedRegex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Ok(c) = cache.lock()
         && let Some(r) = c.get(p)
     {
-        return Ok(Arc::clone(r));
+        return Arc::clone(r);
     }
-    let re = Arc::new(build_regex(p)?);
+    let entry = Arc::new(CachedRegex {
+        pattern: p.into(),
+        weight: regex_weight(p),
+        compiled: std::sync::OnceLock::new(),
+    });
     if let Ok(mut c) = cache.lock() {
         if c.len() >= crate::limits::Limits::REGEX_CACHE_ENTRIES {
             c.clear();
         }
-        c.insert(p.to_owned(), Arc::clone(&re));
+        c.insert(p.into(), Arc::clone(&entry));
     }
-    Ok(re)
+    entry
 }
 
 /// Compiles a pattern as `matches` does, bypassing the cache (what [`regex_cost`]

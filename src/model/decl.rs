@@ -866,9 +866,11 @@ fn in_enum(
 fn timestamp_misfit(ty: &Type, v: &serde_json::Value) -> Option<String> {
     let problem = match (ty, v) {
         (Type::Timestamp, serde_json::Value::String(s)) => {
-            time::timestamp_or_problem(s).err()?.to_owned()
+            time::timestamp_or_problem(s).err()?.to_string()
         }
-        (Type::Duration, serde_json::Value::String(s)) => time::duration_or_problem(s).err()?,
+        (Type::Duration, serde_json::Value::String(s)) => {
+            time::duration_or_problem(s).err()?.to_string()
+        }
         _ => return None,
     };
     Some(format!("string `{}`: {problem}", shown(v)))
