@@ -344,7 +344,7 @@ pub(crate) fn fit_object<'a, G: Given<'a>>(
     given: G,
     path: &FieldPath,
     want: impl Fn(usize) -> bool,
-    mut each: impl FnMut(usize, &'a FieldDecl, FieldFit<G::Json>),
+    each: impl FnMut(usize, &'a FieldDecl, FieldFit<G::Json>),
 ) -> Result<(), Misfit> {
     let at = At::root(path);
     if !given.json().is_object() {
@@ -356,16 +356,7 @@ pub(crate) fn fit_object<'a, G: Given<'a>>(
             },
         });
     }
-    fields_at(fields, given, &at, want, |i, f, fit| {
-        each(
-            i,
-            f,
-            FieldFit {
-                json: fit.json,
-                value: fit.value,
-            },
-        );
-    })
+    fields_at(fields, given, &at, want, each)
 }
 
 /// What fitting one field built: its normalised JSON as [`Given`] keeps it, and its CEL
@@ -378,12 +369,8 @@ pub(crate) struct FieldFit<J> {
     pub value: Option<Value>,
 }
 
-/// What the one fit routine built for a value: its normalised JSON as [`Given`] keeps it,
-/// and its CEL value when wanted.
-struct Fit<J> {
-    json: J,
-    value: Option<Value>,
-}
+/// What the one fit routine built for a value (the same record as a field's).
+type Fit<J> = FieldFit<J>;
 
 impl Fit<serde_json::Value> {
     /// As a [`Fitted`]: fitted with its value wanted.
@@ -817,11 +804,8 @@ fn fit_at<'a, G: Given<'a>>(
         };
         in_enum(decl, allowed, json, value, at)?;
     }
-    let value = if want { fitted.value } else { None };
-    Ok(Fit {
-        json: fitted.json,
-        value,
-    })
+    // INVARIANT: every arm above builds a CEL value only when `want`
+    Ok(fitted)
 }
 
 /// The one `enum` rule: a value is allowed when its normalised JSON is one of `allowed`,
