@@ -450,7 +450,10 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         // a map lookup by a string key reads the key: `key_cost` (decision 121); a key
         // placed into a built map is charged as a value placed into a built list
         ("items.all(x, !(note in codes))", None),
-        ("items.all(x, note in {note: x} && {note: x}[note] == x)", None),
+        (
+            "items.all(x, note in {note: x} && {note: x}[note] == x)",
+            None,
+        ),
         ("items.all(x, {note: x} != {})", None),
         ("items.all(x, {note: x} == {note: x})", None),
         // `startsWith`/`endsWith` read the shorter of the string and the affix
@@ -460,7 +463,10 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         ),
         // a literal pattern is matched at the rate of a string read, any other at a
         // unit per byte
-        ("items.all(x, note.matches('x') && !note.matches('^y'))", None),
+        (
+            "items.all(x, note.matches('x') && !note.matches('^y'))",
+            None,
+        ),
     ];
     // `matches` costs what a string function of the same nodes costs plus the one
     // formula's units
@@ -789,7 +795,12 @@ fn map_keys_are_charged_by_their_bytes() {
         both(&base, &mut b, cond, &spent);
     }
     // once fits
-    both(&base, &mut b, "note in codes && codes[note] == 1", &Ok(true));
+    both(
+        &base,
+        &mut b,
+        "note in codes && codes[note] == 1",
+        &Ok(true),
+    );
 }
 
 /// `matches` with a literal pattern reads its subject as `contains` does (a unit per
@@ -800,7 +811,12 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
     let f = flow();
     let mib = 1 << 20;
     let mut b = bindings(&f, 0, 1, mib);
-    both(&f, &mut b, "note.matches('x') && !note.matches('y')", &Ok(true));
+    both(
+        &f,
+        &mut b,
+        "note.matches('x') && !note.matches('y')",
+        &Ok(true),
+    );
     both(&f, &mut b, "note.matches('中') || true", &Ok(true));
     assert!(flowc::expr::regex_estimate("x").literal);
     assert_eq!(
@@ -816,7 +832,11 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
     both(&f, &mut p, "patterns.all(q, note.matches(q))", &Ok(true));
     // a pattern that is not a literal string: a unit per byte, more than the budget
     let spent = Err(RunError::budget(BUDGET));
-    for cond in ["note.matches('^x+$')", "note.matches('x|y')", "note.matches('(?i)x')"] {
+    for cond in [
+        "note.matches('^x+$')",
+        "note.matches('x|y')",
+        "note.matches('(?i)x')",
+    ] {
         both(&f, &mut b, cond, &spent);
     }
 }

@@ -952,9 +952,10 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
 }
 
 /// Bytes of a string (or bytes value) an operation reads per unit of the evaluation
-/// budget: `size`, `contains`, `startsWith`, `endsWith`, a conversion, a comparison or
-/// an equality of strings reads (or, in the sandbox, copies) every byte of its string
-/// operands, so it is charged by them, the same on both paths (decision 119).
+/// budget: `size`, `contains`, a conversion, a comparison or an equality of strings
+/// reads (or, in the sandbox, copies) every byte of its string operands, so it is
+/// charged by them, the same on both paths (decision 119); `startsWith`/`endsWith` by
+/// the bytes of the affix they read, a map lookup by its key's (decision 121).
 /// Measured (`cargo bench --bench eval -- unit/`): scanning 64 bytes takes about a
 /// unit of ordinary operations on the slowest path (the sandbox's copy).
 pub const SCAN_BYTES_PER_UNIT: usize = 64;
@@ -993,9 +994,10 @@ pub fn relation_cost<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> u64 {
 }
 
 /// What a call costs before it runs, beyond its unit in the overload table: every
-/// string argument it reads costs [`scan_cost`] of its bytes (`size`, `contains`,
-/// `startsWith`, `endsWith`, conversions: each reads or copies them), a conversion of
-/// bytes to a string the same of the bytes; `matches` costs [`regex_cost`] instead.
+/// string argument it reads costs [`scan_cost`] of its bytes (`size`, conversions:
+/// each reads or copies them), a conversion of bytes to a string the same of the
+/// bytes; `contains`, `startsWith` and `endsWith` on two strings cost
+/// [`str_test_cost`], `matches` [`regex_cost`].
 #[must_use]
 pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
     if let (Func::Matches | Func::StartsWith | Func::EndsWith | Func::Contains, [a, p]) = (f, args)
