@@ -299,7 +299,7 @@ fn regex_cost(c: &mut Criterion) {
     for (name, p) in patterns {
         for bytes in [16usize, 4096, 65536] {
             let subject = "x".repeat(bytes);
-            let units = flowc::expr::regex_cost(&subject, Some(p));
+            let units = flowc::expr::regex_cost(&subject, p);
             let id = format!("matches/{name}/{bytes}");
             println!("unit/{id}: {units} units");
             g.bench_function(id, |bn| {
@@ -309,6 +309,36 @@ fn regex_cost(c: &mut Criterion) {
                 })
             });
         }
+    }
+    // matching only (the pattern compiled beforehand, as a literal pattern is): what a
+    // subject byte costs for a small and a large pattern, on subjects that make each
+    // scan its whole input (no match, or a match only at the end), decision 121
+    let words = "ab cd\t".repeat(1 << 20 >> 3);
+    let xs = "x".repeat(1 << 20);
+    for (name, p, subject) in [
+        ("b", "b", xs.as_str()),
+        ("literal", "xxxy", xs.as_str()),
+        (
+            "literal-long",
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxy",
+            xs.as_str(),
+        ),
+        ("anchored", "^x+$", xs.as_str()),
+        ("alternation", patterns[3].1, xs.as_str()),
+        ("word-digit", "\\w+\\d", words.as_str()),
+        ("classes", "(\\w+\\s*){20}\\d", words.as_str()),
+    ] {
+        let re = flowc::expr::build_regex(p).unwrap();
+        let estimate = flowc::expr::regex_estimate(p);
+        let weight = estimate.weight;
+        let units = flowc::expr::match_cost(subject, estimate);
+        println!(
+            "unit/matches/scan/{name}: weight {weight}, {} bytes, {units} units",
+            subject.len()
+        );
+        g.bench_function(format!("matches/scan/{name}"), |bn| {
+            bn.iter(|| black_box(re.is_match(black_box(subject))))
+        });
     }
     // a pattern read from the context, already in the regex cache (a hit): what an
     // evaluation spends beside compiling, on both paths (the estimate of its cost is

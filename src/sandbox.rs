@@ -85,7 +85,7 @@ pub(crate) struct Boxed(pub Value);
 /// the program (`codegen::Constant::Regex`), folded into its AST, so an evaluation
 /// never looks it up (the regex the direct path's `Matches` node holds).
 #[derive(Clone, Debug)]
-struct Pattern(Arc<regex::Regex>);
+struct Pattern(value::LiteralRegex);
 
 /// A captured error inside error-absorbing `&&`, `||` and macros.
 #[derive(Clone, Debug)]
@@ -442,6 +442,8 @@ fn register(engine: &mut Engine, bounds: Bounds) {
         |a: &mut Dynamic, i: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
             let a = &*a;
             if let Ok(m) = a.as_map_ref() {
+                // a map lookup reads its key: charged before it (`value::key_cost`)
+                charge(value::key_cost(&i))?;
                 let v = i.with_scalar(|k| value::map_index(&*m, k).map_err(raise))?;
                 charge_copy(v)?;
                 return Ok(v.clone());
@@ -451,7 +453,11 @@ fn register(engine: &mut Engine, bounds: Bounds) {
                 charge_copy(v)?;
                 return Ok(v.clone());
             }
-            let v = value::index(&from_dynamic(a), &from_dynamic(&i)).map_err(raise)?;
+            let a = from_dynamic(a);
+            if let Value::Map(_) = a {
+                charge(value::key_cost(&i))?;
+            }
+            let v = value::index(&a, &from_dynamic(&i)).map_err(raise)?;
             charge(value::copy_cost(&v, units_left()).unwrap_or(u64::MAX))?;
             Ok(to_dynamic(&v))
         },
@@ -540,7 +546,7 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     );
     // `s.matches("literal")`: the pattern was compiled when the program was built and
     // is a constant of it (`Pattern`), so only the match is charged
-    // (`value::regex_cost` with no pattern to compile), as on the direct path's
+    // (`LiteralRegex::match_cost`: no pattern to compile), as on the direct path's
     // `Matches` node
     engine.register_fn(
         "cel_matches_lit",
@@ -548,12 +554,12 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             let a = &*a;
             match a.as_immutable_string_ref() {
                 Ok(s) => {
-                    charge(value::regex_cost(s.as_str(), None))?;
-                    Ok(Dynamic::from_bool(value::re_match(&p.0, s.as_str())))
+                    charge(p.0.match_cost(s.as_str()))?;
+                    Ok(Dynamic::from_bool(value::re_match(p.0.regex(), s.as_str())))
                 }
                 Err(_) => Err(raise(value::overload(
                     "matches",
-                    &[&from_dynamic(a), &Value::string(p.0.as_str())],
+                    &[&from_dynamic(a), &Value::string(p.0.regex().as_str())],
                 ))),
             }
         },
@@ -573,15 +579,16 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     });
 }
 
-/// `a in b`, the collection read in place: a map is a lookup; a list is searched, a
-/// unit per element compared when `charged` (a list written of literals costs only its
-/// node, as on the direct path).
+/// `a in b`, the collection read in place: a map is a lookup, charged its key
+/// (`value::map_contains`); a list is searched, a unit per element compared when
+/// `charged` (a list written of literals costs only its node, as on the direct path).
 fn membership(b: &Dynamic, a: &Dynamic, charged: bool) -> Result<bool, Box<EvalAltResult>> {
-    if let Ok(m) = b.as_map_ref() {
-        return Ok(a.with_scalar(|k| value::map_lookup(&*m, k).is_some()));
-    }
+    let is_map = b.as_map_ref().is_ok();
+    let charged = charged || is_map;
     let budget = if charged { units_left() } else { u64::MAX };
-    let searched = if let Ok(items) = b.as_array_ref() {
+    let searched = if let Ok(m) = b.as_map_ref() {
+        value::map_contains(&*m, a, budget)
+    } else if let Ok(items) = b.as_array_ref() {
         value::list_contains(a, items.iter(), budget)
     } else {
         value::contains_in(&from_dynamic(a), &from_dynamic(b), budget).map_err(raise)?
@@ -888,7 +895,7 @@ impl Sandbox {
         for (i, c) in constants.iter().enumerate() {
             let d = match c {
                 Constant::Value(v) => to_dynamic(v),
-                Constant::Regex(re) => Dynamic::from(Pattern(Arc::clone(re))),
+                Constant::Regex(re) => Dynamic::from(Pattern(re.clone())),
             };
             scope.push_constant_dynamic(rhai_const(i), d);
         }

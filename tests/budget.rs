@@ -447,13 +447,33 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         // an ordinary error late in the steps: the budget or the error, the same on both
         ("items.all(x, 10 / (x - 29) > -100)", None),
         (r#"items.exists(x, codes["nokey"] > 0 || x == 29)"#, None),
+        // a map lookup by a string key reads the key: `key_cost` (decision 121); a key
+        // placed into a built map is charged as a value placed into a built list
+        ("items.all(x, !(note in codes))", None),
+        (
+            "items.all(x, note in {note: x} && {note: x}[note] == x)",
+            None,
+        ),
+        ("items.all(x, {note: x} != {})", None),
+        ("items.all(x, {note: x} == {note: x})", None),
+        // `startsWith`/`endsWith` read the shorter of the string and the affix
+        (
+            "items.all(x, note.startsWith(note) && note.endsWith('x'))",
+            None,
+        ),
+        // a literal pattern is matched at the rate of a string read, any other at a
+        // unit per byte
+        (
+            "items.all(x, note.matches('x') && !note.matches('^y'))",
+            None,
+        ),
     ];
     // `matches` costs what a string function of the same nodes costs plus the one
     // formula's units
     assert_eq!(
         exact_cost("note.matches('^x+$')", &mut b),
-        exact_cost("note.startsWith('^x+$')", &mut b) - flowc::expr::scan_cost(300 + 4)
-            + flowc::expr::regex_cost(&"x".repeat(300), None),
+        exact_cost("note.startsWith('^x+$')", &mut b) - flowc::expr::scan_cost(4)
+            + flowc::expr::match_cost(&"x".repeat(300), flowc::expr::regex_estimate("^x+$")),
         "the cost of `matches`"
     );
     for (cond, want) in cases {
@@ -553,7 +573,7 @@ fn regexes_are_charged_by_pattern_and_subject() {
     // a pattern from the context is charged its compilation by its parsed size: one
     // that compiles to a large program (`(\w+\s*){20}\d`) costs more than the whole
     // budget, so the first attempt fails closed before it compiles
-    assert!(flowc::expr::regex_cost("x", Some("(\\w+\\s*){20}\\d|q0")) > BUDGET);
+    assert!(flowc::expr::regex_cost("x", "(\\w+\\s*){20}\\d|q0") > BUDGET);
     for (n, want) in [(1, &spent), (1_000, &spent)] {
         let mut b = bindings(&f, 0, 0, 1);
         set_patterns(&f, &mut b, n);
@@ -582,7 +602,9 @@ fn regexes_are_charged_by_pattern_and_subject() {
     // a literal pattern costs what the same pattern from the context costs; matching
     // is charged by the subject's length (`regex_cost`, the one formula): one match
     // of a 60,000-byte subject fits the budget, two do not
-    let per_match = flowc::expr::regex_cost(&"x".repeat(60_000), None);
+    let anchored = flowc::expr::regex_estimate("^x+$");
+    assert!(!anchored.literal);
+    let per_match = flowc::expr::match_cost(&"x".repeat(60_000), anchored);
     assert!(per_match < BUDGET && 2 * per_match > BUDGET);
     let mut b = bindings(&f, 0, 1, 60_000);
     both(&f, &mut b, "note.matches('^x+$')", &Ok(true));
@@ -590,7 +612,7 @@ fn regexes_are_charged_by_pattern_and_subject() {
     let mut b = bindings(&f, 0, 2, 60_000);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &spent);
     // and on short subjects many matches fit
-    let per_match = flowc::expr::regex_cost("x", None);
+    let per_match = flowc::expr::match_cost("x", anchored);
     let mut b = bindings(&f, 0, 20, 1);
     assert!(20 * per_match < BUDGET);
     both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
@@ -672,17 +694,24 @@ fn string_reads_are_charged_by_the_bytes_read() {
     // steps reads `note` once more, at a unit per 64 bytes (`scan_cost`)
     let base = flow();
     let long = 6_400;
-    for (cond, read) in [
-        ("items.all(x, size(note) > 0)", long),
-        ("items.all(x, !note.contains('zz'))", long + 2),
-        ("items.all(x, note.startsWith('x'))", long + 1),
-        ("items.all(x, string(note) != '')", long),
-        ("items.all(x, note == note)", long),
-        ("items.all(x, note <= note)", long),
+    // (the condition, the bytes each step reads of the long `note` and of the short)
+    for (cond, read, short_read) in [
+        ("items.all(x, size(note) > 0)", long, 1),
+        ("items.all(x, !note.contains('zz'))", long + 2, 3),
+        ("items.all(x, string(note) != '')", long, 1),
+        ("items.all(x, note == note)", long, 1),
+        ("items.all(x, note <= note)", long, 1),
+        // `startsWith`/`endsWith` read only as much as the affix (decision 121)
+        ("items.all(x, note.startsWith('x'))", 1, 1),
+        ("items.all(x, note.endsWith(note))", long, 1),
+        (
+            "items.all(x, !note.startsWith('0123456789012345678901234567890123456789012345678901234567890123456789'))",
+            70,
+            1,
+        ),
     ] {
         let mut big = bindings(&base, 0, 30, long);
         let mut small = bindings(&base, 0, 30, 1);
-        let short_read = read - long + 1;
         assert_eq!(
             exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
             30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
@@ -696,10 +725,117 @@ fn string_reads_are_charged_by_the_bytes_read() {
     for cond in [
         "items.all(x, size(note) > 0)",
         "items.all(x, !note.contains('zz'))",
-        "items.all(x, !note.startsWith('b'))",
-        "items.all(x, note.endsWith('x'))",
+        "items.all(x, note.startsWith(note))",
+        "items.all(x, note.endsWith(note))",
         "items.all(x, note == note)",
         "items.all(x, string(note) != '')",
+    ] {
+        both(&f, &mut b, cond, &spent);
+    }
+    // a short prefix or suffix of it is read alone: a thousand reads fit
+    let mut b = bindings(&f, 0, 1_000, 4 << 20);
+    both(
+        &f,
+        &mut b,
+        "items.all(x, !note.startsWith('b') && note.endsWith('x'))",
+        &Ok(true),
+    );
+}
+
+/// A map lookup by a string key (`in`, `[]`, and each entry two maps compare by)
+/// reads the key, and a map literal places its key: both are charged by the key's
+/// bytes on both paths (decision 121), so a long context string used as a key per
+/// element runs out of the budget instead of hashing megabytes per step.
+#[test]
+fn map_keys_are_charged_by_their_bytes() {
+    let base = flow();
+    let long = 6_400;
+    let keyed = |note_bytes: usize| {
+        let mut b = bindings(&base, 0, 30, note_bytes);
+        let note = Value::string(&"x".repeat(note_bytes));
+        b.set(
+            base.vars().index("codes").unwrap(),
+            &Value::map(vec![(note, Value::Int(1))]),
+        );
+        b
+    };
+    let lookup = flowc::expr::key_cost(&Value::string(&"x".repeat(long)));
+    assert_eq!(lookup, flowc::expr::scan_cost(long));
+    // a unit per 256 bytes placed (`copy_cost`), as a string placed into a list
+    let placed = (long / 256) as u64;
+    // (the condition, the units each step costs more with the long key)
+    for (cond, per_step) in [
+        ("items.all(x, note in codes)", lookup),
+        ("items.all(x, codes[note] == 1)", lookup),
+        ("items.all(x, {note: x} != {})", placed),
+        ("items.all(x, note in {note: x})", placed + lookup),
+        // two maps compared: the key looked up in the other map, and both built
+        ("items.all(x, {note: 1} == codes)", placed + lookup),
+    ] {
+        let (mut big, mut small) = (keyed(long), keyed(1));
+        assert_eq!(
+            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
+            30 * per_step,
+            "`{cond}`"
+        );
+    }
+    // the probe's shape: a 1 MB key looked up (or placed) per element runs out at once
+    let mut b = bindings(&base, 0, 14_000, 1 << 20);
+    b.set(
+        base.vars().index("codes").unwrap(),
+        &Value::map(vec![(Value::string(&"x".repeat(1 << 20)), Value::Int(1))]),
+    );
+    let spent = Err(RunError::budget(BUDGET));
+    for cond in [
+        "items.all(x, note in codes)",
+        "items.all(x, codes[note] > 0)",
+        "items.all(x, {note: 1} != {})",
+        "items.all(x, has(codes.k) || note in codes)",
+    ] {
+        both(&base, &mut b, cond, &spent);
+    }
+    // once fits
+    both(
+        &base,
+        &mut b,
+        "note in codes && codes[note] == 1",
+        &Ok(true),
+    );
+}
+
+/// `matches` with a literal pattern reads its subject as `contains` does (a unit per
+/// 64 bytes), so a 1 MiB context string is matched within the default budget; any
+/// other pattern costs a unit per subject byte (decision 121).
+#[test]
+fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
+    let f = flow();
+    let mib = 1 << 20;
+    let mut b = bindings(&f, 0, 1, mib);
+    both(
+        &f,
+        &mut b,
+        "note.matches('x') && !note.matches('y')",
+        &Ok(true),
+    );
+    both(&f, &mut b, "note.matches('中') || true", &Ok(true));
+    assert!(flowc::expr::regex_estimate("x").literal);
+    assert_eq!(
+        flowc::expr::match_cost(&"x".repeat(mib), flowc::expr::regex_estimate("x")),
+        flowc::expr::scan_cost(mib)
+    );
+    // from the context too: the pattern's compilation plus the subject read
+    let mut p = bindings(&f, 0, 1, mib);
+    p.set(
+        f.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(vec![Value::string("xx")])),
+    );
+    both(&f, &mut p, "patterns.all(q, note.matches(q))", &Ok(true));
+    // a pattern that is not a literal string: a unit per byte, more than the budget
+    let spent = Err(RunError::budget(BUDGET));
+    for cond in [
+        "note.matches('^x+$')",
+        "note.matches('x|y')",
+        "note.matches('(?i)x')",
     ] {
         both(&f, &mut b, cond, &spent);
     }

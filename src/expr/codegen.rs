@@ -29,7 +29,7 @@ pub enum Constant {
     Value(Value),
     /// A literal `matches` pattern, compiled when the condition was built (shared with
     /// the direct path's `Matches` node through [`ir::Patterns`]).
-    Regex(std::sync::Arc<regex::Regex>),
+    Regex(super::value::LiteralRegex),
 }
 
 /// Rhai variable names for the declared variables, by CEL name.
@@ -471,9 +471,12 @@ impl Gen<'_> {
                 format!("[{}]", parts.join(", "))
             }
             ExprKind::Map(entries) => {
+                // each key is charged as it is placed (`value::copy_cost`: a string by
+                // its bytes; Rhai copies it into the map's own key type), a literal's
+                // too, as the direct path's `Map` node charges every key
                 let mut parts = Vec::new();
                 for (k, v) in entries {
-                    parts.push(self.expr(k));
+                    parts.push(format!("cel_item({})", self.expr(k)));
                     parts.push(match v.kind {
                         ExprKind::Lit(_) => self.expr(v),
                         _ => format!("cel_item({})", self.expr(v)),

@@ -323,7 +323,7 @@ impl Node {
             }),
             Node::StrLit(f, a, lit) => a.eval(cx).and_then(|v| match (f, v.get()) {
                 (Func::StartsWith | Func::EndsWith | Func::Contains, Value::String(s)) => {
-                    cx.charge(value::scan_cost(s.len().saturating_add(lit.len())))?;
+                    cx.charge(value::str_test_cost(*f, s, lit))?;
                     Ok(value::str_test(*f, s, lit))
                 }
                 (_, other) => {
@@ -398,6 +398,10 @@ impl Node {
             Node::Index(a, i) => {
                 let a = a.eval(cx)?;
                 let i = i.eval(cx)?;
+                // a map lookup reads its key: charged before it (`value::key_cost`)
+                if let Value::Map(_) = a.get() {
+                    cx.charge(value::key_cost(i.get()))?;
+                }
                 let v = value::index(a.get(), i.get()).map_err(op)?;
                 // the sandbox copies the element it takes: charged on both paths
                 cx.charge_copy(&v)?;
@@ -415,7 +419,11 @@ impl Node {
             Node::Map(entries) => {
                 let mut pairs = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let k = k.eval(cx)?.into_value();
+                    // the key and the value placed into the map built: charged as
+                    // values placed into a built list (`value::copy_cost`)
+                    let k = k.eval(cx)?;
+                    cx.charge_copy(k.get())?;
+                    let k = k.into_value();
                     let v = v.eval(cx)?;
                     cx.charge_copy(v.get())?;
                     pairs.push((k, v.into_value()));
@@ -528,13 +536,13 @@ impl Node {
             }
             Node::Matches(a, re) => match a.eval(cx)?.get() {
                 Value::String(s) => {
-                    cx.charge(value::regex_cost(s, None))?;
-                    Out::Own(Value::Bool(value::re_match(re, s)))
+                    cx.charge(re.match_cost(s))?;
+                    Out::Own(Value::Bool(value::re_match(re.regex(), s)))
                 }
                 other => {
                     return Err(op(value::overload(
                         "matches",
-                        &[other, &Value::string(re.as_str())],
+                        &[other, &Value::string(re.regex().as_str())],
                     )));
                 }
             },

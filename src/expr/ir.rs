@@ -86,7 +86,7 @@ pub(crate) enum Node {
     /// `contains` / `startsWith` / `endsWith` on a string and a literal.
     StrLit(Func, Box<Node>, Arc<str>),
     /// `matches` with a literal pattern, compiled once.
-    Matches(Box<Node>, Arc<regex::Regex>),
+    Matches(Box<Node>, value::LiteralRegex),
     /// A call of a function the table does not have (only in unchecked trees).
     NoFunction(Box<[Node]>),
     /// Any other call: the function's overloads, chosen by the values.
@@ -262,7 +262,7 @@ fn literal(l: &Literal) -> Value {
 /// so neither looks a literal pattern up at run time (the process-wide cache of
 /// patterns read from the context may have dropped it).
 #[derive(Debug, Default)]
-pub struct Patterns(std::cell::RefCell<std::collections::HashMap<Box<str>, Arc<regex::Regex>>>);
+pub struct Patterns(std::cell::RefCell<std::collections::HashMap<Box<str>, value::LiteralRegex>>);
 
 impl Patterns {
     /// No patterns yet.
@@ -274,7 +274,7 @@ impl Patterns {
     /// The compiled pattern of a call of `func` on `a` and `p` that both paths run
     /// with a regex compiled when the condition is built: `matches` of a string
     /// against a string literal that compiles (the one rule of lowering and codegen).
-    pub(crate) fn literal(&self, func: Func, a: &Expr, p: &Expr) -> Option<Arc<regex::Regex>> {
+    pub(crate) fn literal(&self, func: Func, a: &Expr, p: &Expr) -> Option<value::LiteralRegex> {
         let ExprKind::Lit(Literal::String(lit)) = &p.kind else {
             return None;
         };
@@ -282,12 +282,10 @@ impl Patterns {
             return None;
         }
         if let Some(re) = self.0.borrow().get(lit.as_str()) {
-            return Some(Arc::clone(re));
+            return Some(re.clone());
         }
-        let re = value::compiled_regex(lit).ok()?;
-        self.0
-            .borrow_mut()
-            .insert(lit.as_str().into(), Arc::clone(&re));
+        let re = value::LiteralRegex::new(lit).ok()?;
+        self.0.borrow_mut().insert(lit.as_str().into(), re.clone());
         Some(re)
     }
 }

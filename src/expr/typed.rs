@@ -130,13 +130,13 @@ impl Node {
             }
             Node::StrLit(f @ (Func::StartsWith | Func::EndsWith | Func::Contains), a, lit) => {
                 let s = a.typed_str(t)?;
-                t.charge(value::scan_cost(s.len().saturating_add(lit.len())))?;
+                t.charge(value::str_test_cost(*f, s, lit))?;
                 Some(value::str_test(*f, s, lit))
             }
             Node::Matches(a, re) => {
                 let s = a.typed_str(t)?;
-                t.charge(value::regex_cost(s, None))?;
-                Some(value::re_match(re, s))
+                t.charge(re.match_cost(s))?;
+                Some(value::re_match(re.regex(), s))
             }
             Node::Has(a, f) => value::has(a.typed_value(t)?, f).ok(),
             Node::Fold(fold) => fold.typed(t),

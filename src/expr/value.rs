@@ -952,9 +952,10 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
 }
 
 /// Bytes of a string (or bytes value) an operation reads per unit of the evaluation
-/// budget: `size`, `contains`, `startsWith`, `endsWith`, a conversion, a comparison or
-/// an equality of strings reads (or, in the sandbox, copies) every byte of its string
-/// operands, so it is charged by them, the same on both paths (decision 119).
+/// budget: `size`, `contains`, a conversion, a comparison or an equality of strings
+/// reads (or, in the sandbox, copies) every byte of its string operands, so it is
+/// charged by them, the same on both paths (decision 119); `startsWith`/`endsWith` by
+/// the bytes of the affix they read, a map lookup by its key's (decision 121).
 /// Measured (`cargo bench --bench eval -- unit/`): scanning 64 bytes takes about a
 /// unit of ordinary operations on the slowest path (the sandbox's copy).
 pub const SCAN_BYTES_PER_UNIT: usize = 64;
@@ -993,18 +994,22 @@ pub fn relation_cost<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> u64 {
 }
 
 /// What a call costs before it runs, beyond its unit in the overload table: every
-/// string argument it reads costs [`scan_cost`] of its bytes (`size`, `contains`,
-/// `startsWith`, `endsWith`, conversions: each reads or copies them), a conversion of
-/// bytes to a string the same of the bytes; `matches` costs [`regex_cost`] instead.
+/// string argument it reads costs [`scan_cost`] of its bytes (`size`, conversions:
+/// each reads or copies them), a conversion of bytes to a string the same of the
+/// bytes; `contains`, `startsWith` and `endsWith` on two strings cost
+/// [`str_test_cost`], `matches` [`regex_cost`].
 #[must_use]
 pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
-    if let (Func::Matches, [a, p]) = (f, args) {
-        return a.with_scalar(|s| {
+    if let (Func::Matches | Func::StartsWith | Func::EndsWith | Func::Contains, [a, p]) = (f, args)
+        && let Some(cost) = a.with_scalar(|s| {
             p.with_scalar(|p| match (s, p) {
-                (Scalar::Str(s), Scalar::Str(p)) => regex_cost(s, Some(p)),
-                _ => 0,
+                (Scalar::Str(s), Scalar::Str(p)) if f == Func::Matches => Some(regex_cost(s, p)),
+                (Scalar::Str(s), Scalar::Str(p)) => Some(str_test_cost(f, s, p)),
+                _ => None,
             })
-        });
+        })
+    {
+        return cost;
     }
     let mut bytes = 0usize;
     for a in args {
@@ -1022,6 +1027,18 @@ pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
     scan_cost(bytes)
 }
 
+/// What `s.contains(t)`, `s.startsWith(t)` or `s.endsWith(t)` costs (`f` one of
+/// them): `contains` reads both strings ([`scan_cost`] of both); `startsWith` and
+/// `endsWith` read only the prefix or suffix, [`scan_cost`] of the shorter string
+/// (decision 121). Both paths charge it (a call, and the direct path's `StrLit`).
+#[must_use]
+pub fn str_test_cost(f: Func, s: &str, t: &str) -> u64 {
+    match f {
+        Func::StartsWith | Func::EndsWith => scan_cost(s.len().min(t.len())),
+        _ => scan_cost(s.len().saturating_add(t.len())),
+    }
+}
+
 /// Units every `matches` on a pattern compiled at run time costs whatever the
 /// pattern: compiling the smallest pattern. Measured (`cargo bench --bench eval --
 /// unit/`, decision 100): compiling and matching `travel` on 16 bytes takes about
@@ -1033,9 +1050,11 @@ pub const REGEX_FLOOR: u64 = 1024;
 /// (499) about 62; `(\w+\s*){20}\d` (32,132) about 110; a 66-byte alternation (56)
 /// about 290: within 3x of 64 wherever compiling costs much.
 pub const REGEX_UNITS_PER_WEIGHT: u64 = 64;
-/// Bytes of a `matches` subject per unit (matching it). Measured: the lazy DFA scans
-/// `^x+$` over 64 KiB at about a byte per unit's time (a literal, found by `memchr`,
-/// is faster: it is overcharged, never under).
+/// Bytes of a `matches` subject per unit when the pattern is not a plain literal
+/// ([`match_cost`]). Measured (decision 121, `unit/matches/scan/*`, 1 MiB subjects,
+/// C5's unit 4.0 ns in the same run): the lazy DFA reads 2.6 ns a byte for `^x+$`
+/// (weight 5), 3.4 for `\w+\d` (1,664), 5.3 for `(\w+\s*){20}\d` (32,132): between
+/// 0.65 and 1.3 units a byte, nearly flat in the pattern's weight.
 pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 
 /// The estimated size of the program a pattern compiles to, from its parsed form (the
@@ -1047,13 +1066,37 @@ pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 /// not parse weighs its length (the parser's work).
 #[must_use]
 pub fn regex_weight(pattern: &str) -> u64 {
+    regex_estimate(pattern).weight
+}
+
+/// What the cost model reads of a pattern, from its parsed form (one parse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegexEstimate {
+    /// [`regex_weight`]: what compiling it costs.
+    pub weight: u64,
+    /// The pattern is one literal string (no class, repetition, alternation or
+    /// assertion): the matcher finds it with a substring search (`memchr`'s), as
+    /// `contains` does, so matching it costs what `contains` costs ([`match_cost`]).
+    pub literal: bool,
+}
+
+/// [`RegexEstimate`] of a pattern (a pattern that does not parse weighs its length
+/// and is not a literal).
+#[must_use]
+pub fn regex_estimate(pattern: &str) -> RegexEstimate {
     // the pattern as it is compiled: RE2's syntax read the `regex` crate's way
     let parsed = re2_pattern(pattern)
         .ok()
         .and_then(|p| regex_syntax::Parser::new().parse(&p).ok());
     match parsed {
-        Some(hir) => hir_weight(&hir),
-        None => u64::try_from(pattern.len()).unwrap_or(u64::MAX),
+        Some(hir) => RegexEstimate {
+            weight: hir_weight(&hir),
+            literal: hir.properties().is_literal(),
+        },
+        None => RegexEstimate {
+            weight: u64::try_from(pattern.len()).unwrap_or(u64::MAX),
+            literal: false,
+        },
     }
 }
 
@@ -1076,31 +1119,36 @@ fn hir_weight(h: &regex_syntax::hir::Hir) -> u64 {
     }
 }
 
-/// What `s.matches(p)` costs, a function of the strings only (never of whether a
-/// pattern is cached, so both paths charge the same): matching, a unit per
-/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject; and for a pattern compiled
-/// at run time (`Some`: one that is not a literal of the condition, which both paths
-/// compile once when the condition is built, `None`), compiling it:
-/// [`REGEX_FLOOR`] plus [`REGEX_UNITS_PER_WEIGHT`] per unit of [`regex_weight`],
-/// charged before the attempt whether it succeeds or not (a pattern over the size
-/// limit costs its attempt).
+/// What matching a subject against a compiled pattern costs (decision 121): for a
+/// literal pattern ([`RegexEstimate::literal`]) what reading the subject costs,
+/// [`scan_cost`] of it (a unit per 64 bytes); for any other pattern a unit per
+/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject (the lazy DFA's rate, which
+/// barely depends on the pattern's size).
+#[must_use]
+pub fn match_cost(subject: &str, pattern: RegexEstimate) -> u64 {
+    if pattern.literal {
+        return scan_cost(subject.len());
+    }
+    u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX)
+}
+
+/// What `s.matches(p)` costs for a pattern read at run time, a function of the strings
+/// only (never of whether the pattern is cached, so both paths charge the same):
+/// compiling it, [`REGEX_FLOOR`] plus [`REGEX_UNITS_PER_WEIGHT`] per unit of
+/// [`regex_weight`], charged before the attempt whether it succeeds or not (a pattern
+/// over the size limit costs its attempt); and matching, [`match_cost`]. A literal
+/// pattern of the condition is compiled when the condition is built, and each
+/// evaluation is charged only [`LiteralRegex::match_cost`].
 ///
 /// A pattern's weight is kept with its compiled regex in the bounded cache
 /// ([`cached_regex`]): a pattern in the cache is not parsed again, and one that is not
 /// is parsed once for its weight, which is the same number either way.
 #[must_use]
-pub fn regex_cost(subject: &str, pattern: Option<&str>) -> u64 {
-    let s = u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX);
-    match pattern {
-        None => s,
-        Some(p) => REGEX_FLOOR
-            .saturating_add(
-                cached_regex(p)
-                    .weight()
-                    .saturating_mul(REGEX_UNITS_PER_WEIGHT),
-            )
-            .saturating_add(s),
-    }
+pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
+    let estimate = cached_regex(pattern).estimate();
+    REGEX_FLOOR
+        .saturating_add(estimate.weight.saturating_mul(REGEX_UNITS_PER_WEIGHT))
+        .saturating_add(match_cost(subject, estimate))
 }
 
 /// What placing a value into a list being built costs (an element of a list literal,
@@ -1195,7 +1243,7 @@ fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
                 return Some(false);
             }
             for (k, v) in x.iter() {
-                *left = left.checked_sub(1)?;
+                *left = left.checked_sub(1_u64.saturating_add(key_cost(k)))?;
                 match map_get(y, k) {
                     Some(w) if eq_view(v, w, left)? => {}
                     _ => return Some(false),
@@ -1257,20 +1305,42 @@ pub fn search_charged<T>(
 }
 
 /// `a in b` within a budget: on a list, a unit per element compared ([`search`]); on a
-/// map, a lookup (no units: it costs what `has` and `[]` cost). `Ok(None)`: the budget
-/// ran out.
+/// map, a lookup ([`map_contains`]). `Ok(None)`: the budget ran out.
 ///
 /// # Errors
 /// No overload when `b` is not a list or map.
 pub fn contains_in(a: &Value, b: &Value, budget: u64) -> Result<Option<Searched>, OpError> {
     match b {
         Value::List(items) => Ok(list_contains(a, items.iter(), budget)),
-        Value::Map(m) => Ok(Some(Searched {
-            found: map_lookup(&**m, a.scalar()).is_some(),
-            compared: 0,
-        })),
+        Value::Map(m) => Ok(map_contains(&**m, a, budget)),
         other => Err(overload("in", &[a, other])),
     }
+}
+
+/// `k in m` within a budget, the map read in place (both paths): the lookup costs
+/// [`key_cost`] of the key, charged before it reads the key (`None`: it does not fit).
+pub fn map_contains<M: MapView + ?Sized, K: View + ?Sized>(
+    m: &M,
+    k: &K,
+    budget: u64,
+) -> Option<Searched> {
+    let compared = key_cost(k);
+    (compared <= budget).then(|| Searched {
+        found: k.with_scalar(|k| map_lookup(m, k).is_some()),
+        compared,
+    })
+}
+
+/// What looking a key up in a map costs (`k in m`, `m[k]`, and each entry two maps
+/// compare by, beside its unit): hashing or comparing a string key reads every byte of
+/// it, so a string key costs [`scan_cost`] of its bytes, as any string read (decision
+/// 121); other keys nothing. Both paths charge it before the lookup.
+#[must_use]
+pub fn key_cost<K: View + ?Sized>(k: &K) -> u64 {
+    k.with_scalar(|k| match k {
+        Scalar::Str(s) => scan_cost(s.len()),
+        _ => 0,
+    })
 }
 
 /// `a[i]`
@@ -1548,6 +1618,43 @@ pub(crate) fn str_test(f: Func, x: &str, y: &str) -> bool {
     }
 }
 
+/// A literal `matches` pattern compiled when its condition was built, with its
+/// [`regex_weight`] (what each match is charged by, [`match_cost`]): held by the
+/// direct path's `Matches` node and, as a constant, by the sandbox program
+/// (`ir::Patterns` makes one per literal pattern).
+#[derive(Clone, Debug)]
+pub struct LiteralRegex {
+    regex: Arc<regex::Regex>,
+    estimate: RegexEstimate,
+}
+
+impl LiteralRegex {
+    /// The pattern's regex and weight, from the regex cache's entry (compiled now if it
+    /// was not), or why it does not compile.
+    ///
+    /// # Errors
+    /// As [`compiled_regex`].
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let entry = cached_regex(pattern);
+        Ok(Self {
+            regex: entry.compiled()?,
+            estimate: entry.estimate(),
+        })
+    }
+
+    /// The compiled regex.
+    #[must_use]
+    pub fn regex(&self) -> &regex::Regex {
+        &self.regex
+    }
+
+    /// What matching a subject against it costs ([`match_cost`]).
+    #[must_use]
+    pub fn match_cost(&self, subject: &str) -> u64 {
+        match_cost(subject, self.estimate)
+    }
+}
+
 /// `s.matches(re)` with the pattern compiled (`Matches`, and the `matches` function).
 #[inline]
 #[must_use]
@@ -1648,15 +1755,15 @@ pub fn compiled_regex(p: &str) -> Result<Arc<regex::Regex>, String> {
 #[derive(Debug)]
 pub struct CachedRegex {
     pattern: Box<str>,
-    weight: u64,
+    estimate: RegexEstimate,
     compiled: std::sync::OnceLock<Result<Arc<regex::Regex>, String>>,
 }
 
 impl CachedRegex {
-    /// [`regex_weight`] of the pattern.
+    /// [`regex_estimate`] of the pattern.
     #[must_use]
-    pub fn weight(&self) -> u64 {
-        self.weight
+    pub fn estimate(&self) -> RegexEstimate {
+        self.estimate
     }
 
     /// The compiled regex (compiled on the first call), or why there is none.
@@ -1687,7 +1794,7 @@ pub fn cached_regex(p: &str) -> Arc<CachedRegex> {
     }
     let entry = Arc::new(CachedRegex {
         pattern: p.into(),
-        weight: regex_weight(p),
+        estimate: regex_estimate(p),
         compiled: std::sync::OnceLock::new(),
     });
     if let Ok(mut c) = cache.lock() {
