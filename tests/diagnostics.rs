@@ -496,8 +496,14 @@ fn constant_conditions_say_always_true_or_false() {
         ("days > 3 || true", "true"),
         ("true || days > 3", "true"),
         ("days > 3 && false", "false"),
-        ("dept == dept", "true unless evaluating it runs out of a limit"),
-        ("dept != dept", "false unless evaluating it runs out of a limit"),
+        (
+            "dept == dept",
+            "true unless evaluating it runs out of a limit",
+        ),
+        (
+            "dept != dept",
+            "false unless evaluating it runs out of a limit",
+        ),
         ("amount > 100.0 && amount < 50.0", "false"),
         ("amount > 100.0 || amount <= 100.0", "true"),
         ("\"!(days >= days)\"", "false"),

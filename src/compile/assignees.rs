@@ -154,7 +154,11 @@ fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
             target: None,
             name,
             args,
-        } if name == "dyn" && args.len() == 1 => never_fits(&args[0], whole, limits),
+        } if name == "dyn"
+            && let [inner] = args.as_slice() =>
+        {
+            never_fits(inner, whole, limits)
+        }
         ExprKind::Cond(_, a, b) => {
             let on_a = never_fits(a, whole, limits)?;
             never_fits(b, whole, limits).map(|_| on_a)

@@ -359,9 +359,7 @@ pub(crate) fn charged_by_size(e: &Expr) -> bool {
             b,
         ) => sized(&a.ty) || sized(&b.ty),
         ExprKind::Index(_, i) => sized(&e.ty) || sized(&i.ty),
-        ExprKind::Select(a, f) => {
-            !super::codegen::field_in_place(&a.ty, f) && sized(&e.ty)
-        }
+        ExprKind::Select(a, f) => !super::codegen::field_in_place(&a.ty, f) && sized(&e.ty),
         ExprKind::Call { target, args, .. } => target
             .iter()
             .map(|t| &**t)
