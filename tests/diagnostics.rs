@@ -496,8 +496,14 @@ fn constant_conditions_say_always_true_or_false() {
         ("days > 3 || true", "true"),
         ("true || days > 3", "true"),
         ("days > 3 && false", "false"),
-        ("dept == dept", "true"),
-        ("dept != dept", "false"),
+        (
+            "dept == dept",
+            "true unless evaluating it runs out of a limit",
+        ),
+        (
+            "dept != dept",
+            "false unless evaluating it runs out of a limit",
+        ),
         ("amount > 100.0 && amount < 50.0", "false"),
         ("amount > 100.0 || amount <= 100.0", "true"),
         ("\"!(days >= days)\"", "false"),
@@ -1244,10 +1250,14 @@ fn a_size_is_never_negative() {
         "{ctx}steps:\n  - id: d\n    type: decision\n    rules:\n      - when: tags.size() == 0\n        goto: e\n      - when: tags.size() > 0\n        goto: e\n  - id: e\n    type: end\n    outcome: approved\n"
     );
     assert_eq!(summary(&check(&decision)), Vec::<String>::new());
+    // `size` of a string reads it (charged by its bytes): it may run out of the budget
     for (cond, always) in [
-        ("tags.size() < 0", false),
-        ("tags.size() >= 0", true),
-        ("name.size() == -1", false),
+        ("tags.size() < 0", "false"),
+        ("tags.size() >= 0", "true"),
+        (
+            "name.size() == -1",
+            "false unless evaluating it runs out of a limit",
+        ),
     ] {
         let text = format!(
             "{ctx}steps:\n  - id: a\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{cond}'\n"
@@ -1732,4 +1742,83 @@ fn always_fails_names_its_constant_part_and_too_deep_names_the_limit() {
     let (code, human) = check_human("decision110", &text);
     assert_eq!(code, 1);
     insta::assert_snapshot!("decision_110_always_fails_and_too_deep_human", human);
+}
+
+/// Issue 11 (probe q11c nit 6): an assignee expression whose value can never be a
+/// string or a list of strings is refused at the part that makes it so: a constant
+/// part whose value does not fit (`[dyn(1)]`), a `dyn(…)` whose operand's type does
+/// not (`dyn(level)`), an element of a list literal, both branches of `?:`. One that
+/// may fit is not (`dyn(dept)`, `ok ? dept : dyn(level)`).
+#[test]
+fn assignee_expressions_that_never_give_user_ids_always_fail() {
+    let step = |id: &str, e: &str| {
+        format!("  - id: {id}\n    type: approval\n    assignees: {{ expr: '{e}' }}\n")
+    };
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  level: int\n  ok: bool\n  dept: string\nsteps:\n{}{}{}{}{}{}{}{}  - id: n\n    type: notify\n    to: {{ expr: 'dyn([level])' }}\n",
+        step("a", "[dyn(1)]"),
+        step("b", "dyn(level)"),
+        step("c", "[dept, dyn(level)]"),
+        step("d", "ok ? dyn(1) : dyn(2.5)"),
+        step("e", "dyn(dept)"),
+        step("f", "ok ? dept : dyn(level)"),
+        step("g", "[dept, dyn(dept), dyn(\"x\")]"),
+        step("h", "dyn(ok ? [dept] : [dept])"),
+    );
+    let d = check(&text);
+    insta::assert_snapshot!("issue_11_assignees_never_fit", summary(&d).join("\n"));
+    let (code, human) = check_human("issue11asg", &text);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("issue_11_assignees_never_fit_human", human);
+}
+
+/// Issue 11 (probe q11c nit 4): an always-true or always-false condition says "unless
+/// evaluating it runs out of a limit" exactly when a part of it is charged by the size
+/// of what it reads (a regex, a string read or comparison, a lookup by a string key, a
+/// comprehension, `+`, `in`); one over numbers only does not.
+#[test]
+fn a_constant_condition_names_the_limit_of_every_part_charged_by_size() {
+    let head = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  days: int\n  dept: string\n  m: map<string, int>\n  nums: list<int>\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n";
+    let caveat = " unless evaluating it runs out of a limit";
+    for (cond, limit) in [
+        ("dept.matches(\"b\") || true", true),
+        ("size(dept) > 3 || true", true),
+        ("dept.startsWith(\"a\") || true", true),
+        ("m[dept] > 0 || true", true),
+        ("dept in m || true", true),
+        ("dept < \"x\" || true", true),
+        ("dept == dept", true),
+        ("nums.all(x, x > 0) || true", true),
+        ("days > 3 || true", false),
+        ("days + 1 > 3 && false", false),
+        ("nums[0] > days || true", false),
+        ("size(nums) > 0 || true", false),
+        ("days >= days", false),
+    ] {
+        let d = check(&format!("{head}    skipCondition: '{cond}'\n"));
+        let value = !cond.contains("false");
+        let suffix = if limit { caveat } else { "" };
+        assert_eq!(
+            summary(&d),
+            [format!(
+                "flowc::expr::constant-condition 13:20 condition is always {value}{suffix}"
+            )],
+            "{cond}"
+        );
+    }
+}
+
+/// Issue 11 (probe q11c nit 7): a divisor that reads the context but is the same
+/// constant zero whichever branch a `?:` takes fails at every evaluation (the
+/// condition fails, or the division does); one whose branches differ does not.
+#[test]
+fn a_zero_divisor_behind_a_conditional_always_fails() {
+    let text = "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  b: bool\nsteps:\n  - id: a\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'i / (b ? 0 : 0) > 0'\n  - id: c\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'i % (b ? (i > 2 ? 0 : 1 - 1) : 0) > 0'\n  - id: d\n    type: approval\n    assignees: { role: x }\n    skipCondition: 'i / (b ? 0 : 1) > 0'\n";
+    assert_eq!(
+        summary(&check(text)),
+        [
+            "flowc::expr::always-fails 11:21 expression always fails: division by zero",
+            "flowc::expr::always-fails 15:21 expression always fails: division by zero",
+        ]
+    );
 }

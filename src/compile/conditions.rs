@@ -142,7 +142,7 @@ impl Ctx<'_> {
                 {
                     warnings.push(ExprError::ConstantCondition {
                         value,
-                        unless_limit: false,
+                        unless_limit: expr::may_hit_limit(&c.expr),
                         span: src.span,
                     });
                 }

@@ -32,6 +32,9 @@ enum Part {
     Value(Value),
     /// Fails at every evaluation.
     Fails(Failure),
+    /// Reads the context, and has this value whenever it does not fail (`b ? 0 : 0`):
+    /// never folded, only used where a failure or this value both make the parent fail.
+    FailsOr(Value),
     /// Depends on the context, and may succeed.
     Open,
 }
@@ -56,7 +59,7 @@ pub fn outcome(e: &Expr, limits: &SandboxLimits) -> Outcome {
     match w.settle(e, p) {
         Part::Value(v) => Outcome::Constant(v),
         Part::Fails(f) => Outcome::Fails(f),
-        Part::Closed | Part::Open => Outcome::Varies,
+        Part::Closed | Part::FailsOr(_) | Part::Open => Outcome::Varies,
     }
 }
 
@@ -66,8 +69,17 @@ struct Walk<'l> {
 
 /// Does `v` decide `&&` (false) or `||` (true)?
 fn decides(is_and: bool, v: &Part) -> Option<bool> {
+    // (not a `FailsOr`: its failure would not be absorbed)
     match v {
         Part::Value(Value::Bool(b)) => Some(*b != is_and),
+        _ => None,
+    }
+}
+
+/// The value a part gives whenever it does not fail.
+fn success(p: &Part) -> Option<&Value> {
+    match p {
+        Part::Value(v) | Part::FailsOr(v) => Some(v),
         _ => None,
     }
 }
@@ -152,7 +164,15 @@ impl Walk<'_> {
                     | (Part::Value(Value::Bool(true)), Part::Fails(f), _)
                     | (Part::Value(Value::Bool(false)), _, Part::Fails(f))
                     | (Part::Open, Part::Fails(f), Part::Fails(_)) => Part::Fails(f),
-                    _ => Part::Open,
+                    // both branches give the same value: it fails or gives that value
+                    (_, a, b) => match (success(&a), success(&b)) {
+                        (Some(x), Some(y))
+                            if x.type_name() == y.type_name() && super::value::equals(x, y) =>
+                        {
+                            Part::FailsOr(x.clone())
+                        }
+                        _ => Part::Open,
+                    },
                 }
             }
             ExprKind::Comprehension { range, .. } => {
@@ -196,7 +216,10 @@ impl Walk<'_> {
             // `x / 0` and `x % 0` on integers fail for every `x`
             ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
                 if matches!(a.ty, Type::Int | Type::Uint)
-                    && matches!(ps.get(1), Some(Part::Value(Value::Int(0) | Value::Uint(0)))) =>
+                    && matches!(
+                        ps.get(1).and_then(success),
+                        Some(Value::Int(0) | Value::Uint(0))
+                    ) =>
             {
                 Part::Fails(Failure {
                     error: RunError::Op(OpError::DivisionByZero),

@@ -317,6 +317,64 @@ fn size(e: &Expr) -> u64 {
     n
 }
 
+/// Does a value of this static type cost by its size where the cost model charges
+/// one: a string or bytes value by its bytes, a list, map or object by its elements
+/// (`dyn` may be any of them); a number, bool, timestamp or duration costs a fixed
+/// amount.
+fn sized(t: &Type) -> bool {
+    matches!(
+        t,
+        Type::String | Type::Bytes | Type::List(_) | Type::Map(..) | Type::Object(_) | Type::Dyn
+    )
+}
+
+/// Can one evaluation of this node cost more than its static [`size`], by the size of
+/// the values it reads or builds, so that it can run out of the evaluation budget (or
+/// build a string or list past its limit) whatever the rest of the expression? The
+/// static side of the run-time charges, node by node: a comprehension charges
+/// [`step_cost`] per element; `==`, `!=` and `in` charge by the collections and
+/// strings compared ([`value::equals_within`], [`value::compare_cost`]), the orderings
+/// by the strings or bytes ([`value::relation_cost`]), `+` by what it builds
+/// ([`value::add_cost`]), a call by the strings it reads ([`value::call_cost`],
+/// [`value::regex_cost`] for `matches`), an index, a copied field and a list or map
+/// literal by the values they take or place ([`value::copy_cost`]) and the keys they
+/// look up. Every other node (a literal, a variable, `!`, `-`, `&&`, `||`, `?:`,
+/// `has`, arithmetic other than `+`) costs its unit.
+#[must_use]
+pub(crate) fn charged_by_size(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Comprehension { .. } => true,
+        ExprKind::Binary(
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge
+            | BinaryOp::In
+            | BinaryOp::Add,
+            a,
+            b,
+        ) => sized(&a.ty) || sized(&b.ty),
+        ExprKind::Index(_, i) => sized(&e.ty) || sized(&i.ty),
+        ExprKind::Select(a, f) => !super::codegen::field_in_place(&a.ty, f) && sized(&e.ty),
+        ExprKind::Call { target, args, .. } => target
+            .iter()
+            .map(|t| &**t)
+            .chain(args)
+            .any(|a| matches!(a.ty, Type::String | Type::Bytes | Type::Dyn)),
+        ExprKind::List(items) => items.iter().any(|i| sized(&i.ty)),
+        ExprKind::Map(entries) => entries.iter().any(|(k, v)| sized(&k.ty) || sized(&v.ty)),
+        ExprKind::Lit(_)
+        | ExprKind::Ident(_)
+        | ExprKind::HasVar(_)
+        | ExprKind::Has(..)
+        | ExprKind::Unary(..)
+        | ExprKind::Cond(..)
+        | ExprKind::Binary(..) => false,
+    }
+}
+
 /// What one step of a comprehension costs: a unit for the step, plus the static size
 /// of its body and filter. The one definition both paths charge per element: the
 /// lowering stores it in [`Fold::step_cost`], codegen writes it into the sandbox's

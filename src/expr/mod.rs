@@ -178,9 +178,9 @@ pub enum ExprError {
         #[label("this is a `{ty}`")]
         span: Span,
     },
-    /// A condition that is always true or always false (unless, where it computes
-    /// over lists, maps or strings, evaluating it runs out of a limit: limit errors are
-    /// not absorbed by `&&` and `||`).
+    /// A condition that is always true or always false (unless, where a part of it is
+    /// charged by the size of what it reads, evaluating it runs out of a limit: limit
+    /// errors are not absorbed by `&&` and `||`).
     #[error(
         "condition is always {value}{}",
         if *.unless_limit { " unless evaluating it runs out of a limit" } else { "" }
@@ -195,7 +195,8 @@ pub enum ExprError {
     ConstantCondition {
         /// The constant.
         value: bool,
-        /// Whether a part of it may run out of a limit (a comprehension, `in`, `+`).
+        /// Whether a part of it may run out of a limit (one charged by the size of what
+        /// it reads: a comprehension, a string read, a regex, a lookup by a key, ...).
         unless_limit: bool,
         /// Where.
         #[label("always {value}")]
@@ -520,19 +521,12 @@ pub fn is_constant(e: &Expr) -> bool {
     closed(e, &mut Vec::new())
 }
 
-/// True when evaluating the expression may run out of a limit whatever its value: it
-/// has a comprehension, an `in` or a `+` (which may build a long string or list).
-fn may_hit_limit(e: &Expr) -> bool {
+/// True when evaluating the expression may run out of a limit whatever its value: one
+/// of its nodes is charged by the size of what it reads or builds
+/// ([`ir::charged_by_size`], the cost model's own account).
+pub(crate) fn may_hit_limit(e: &Expr) -> bool {
     let mut found = false;
-    e.walk(&mut |n| {
-        if matches!(
-            n.kind,
-            ast::ExprKind::Comprehension { .. }
-                | ast::ExprKind::Binary(ast::BinaryOp::In | ast::BinaryOp::Add, ..)
-        ) {
-            found = true;
-        }
-    });
+    e.walk(&mut |n| found |= ir::charged_by_size(n));
     found
 }
 
