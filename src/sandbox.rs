@@ -583,10 +583,11 @@ fn register(engine: &mut Engine, bounds: Bounds) {
 /// (`value::map_contains`); a list is searched, a unit per element compared when
 /// `charged` (a list written of literals costs only its node, as on the direct path).
 fn membership(b: &Dynamic, a: &Dynamic, charged: bool) -> Result<bool, Box<EvalAltResult>> {
-    let is_map = b.as_map_ref().is_ok();
-    let charged = charged || is_map;
+    let map = b.as_map_ref().ok();
+    // a map lookup is always charged its key
+    let charged = charged || map.is_some();
     let budget = if charged { units_left() } else { u64::MAX };
-    let searched = if let Ok(m) = b.as_map_ref() {
+    let searched = if let Some(m) = map {
         value::map_contains(&*m, a, budget)
     } else if let Ok(items) = b.as_array_ref() {
         value::list_contains(a, items.iter(), budget)

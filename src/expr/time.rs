@@ -306,7 +306,6 @@ const _: () = assert!(LONGEST_PARSED.nanos < MAX_DURATION_NANOS);
 /// What is wrong, in words (`unit `d` is not a duration unit …; 1 day is 24h`).
 pub fn duration_or_problem(s: &str) -> Result<Duration, DurationProblem> {
     const FORM: DurationProblem = DurationProblem::Form;
-    let range = || DurationProblem::Range;
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -345,20 +344,22 @@ pub fn duration_or_problem(s: &str) -> Result<Duration, DurationProblem> {
         let ip: i128 = if int_part.is_empty() {
             0
         } else {
-            int_part.parse().map_err(|_| range())?
+            int_part.parse().map_err(|_| DurationProblem::Range)?
         };
         total = ip
             .checked_mul(unit)
             .and_then(|n| total.checked_add(n))
-            .ok_or_else(range)?;
+            .ok_or(DurationProblem::Range)?;
         if !frac_part.is_empty() {
             let digits = frac_part.get(..frac_part.len().min(18)).ok_or(FORM)?;
             let f: i128 = digits.parse().map_err(|_| FORM)?;
             let scale = 10i128.pow(u32::try_from(digits.len()).map_err(|_| FORM)?);
-            total = total.checked_add(f * unit / scale).ok_or_else(range)?;
+            total = total
+                .checked_add(f * unit / scale)
+                .ok_or(DurationProblem::Range)?;
         }
     }
-    Duration::checked(if neg { -total } else { total }).ok_or_else(range)
+    Duration::checked(if neg { -total } else { total }).ok_or(DurationProblem::Range)
 }
 
 /// Formats as CEL does: seconds with as many fraction digits as needed (`1.5s`).
