@@ -4256,6 +4256,12 @@ async fn a_frozen_etcd_is_reported_as_a_keep_alive_timeout() {
     let t = tenant("acme");
     let w = Watcher::start(server.connection(), &t, None);
     until("connected", 10, || w.handle.is_connected()).await;
+    // "connected" is reported after the first read, before the watch stream is made:
+    // a publish seen through the watch says the stream is live (frozen before that,
+    // the watch request itself times out, which the next test covers)
+    let mut client = server.client().await;
+    let v = publish(&mut client, &t, &flow("leave", 1), None).await;
+    until("watched", 10, || w.has(&v)).await;
     let pid = server.child.as_ref().unwrap().id().to_string();
     let signal = |s: &str| {
         assert!(
@@ -4285,6 +4291,41 @@ async fn a_frozen_etcd_is_reported_as_a_keep_alive_timeout() {
         "{errors:?}"
     );
     until("reconnected", 20, || w.count("connected") == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_a_frozen_etcd_says_it_had_no_answer_in_time() {
+    if !have_etcd() {
+        return;
+    }
+    // CI once froze etcd between a watcher's first read and its watch request: the
+    // request's timeout came back as tonic's bare "transport error: Timeout expired"
+    let server = Etcd::start();
+    let mut conn = server.connection();
+    conn.request_timeout = Duration::from_secs(1);
+    let mut client = conn.connect().await.unwrap();
+    let pid = server.child.as_ref().unwrap().id().to_string();
+    let signal = |s: &str| {
+        assert!(
+            Command::new("kill")
+                .args([s, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let got = tokio::time::timeout(Duration::from_secs(10), client.get("k", None)).await;
+    signal("-CONT");
+    let e = got
+        .expect("the request timeout ends the request")
+        .unwrap_err();
+    let error = flowc::store::etcd::etcd_error("read", &e);
+    assert!(error.is_unreachable(), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "cannot reach etcd at the endpoints given (read): no answer within the request timeout"
+    );
 }
 
 // ---------------------------------------------------------------- issue 10: token expiry, honest messages

@@ -931,9 +931,19 @@ pub(crate) fn describe(e: &etcd_client::Error) -> (bool, String) {
             // say the same in words
             let mut source = status.source();
             let had_source = source.is_some();
+            let mut timed_out = false;
             while let Some(s) = source {
-                push(&mut parts, s.to_string());
+                let text = s.to_string();
+                // tonic's request timeout (the connection's `request_timeout`) says
+                // only "Timeout expired"
+                if text == "Timeout expired" {
+                    timed_out = true;
+                }
+                push(&mut parts, text);
                 source = s.source();
+            }
+            if timed_out {
+                return (true, "no answer within the request timeout".to_owned());
             }
             if !had_source {
                 push(&mut parts, status.message().to_owned());
