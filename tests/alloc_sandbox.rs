@@ -330,7 +330,10 @@ fn map_equality_converts_neither_map() {
                 .collect(),
         ),
     );
-    b.set_owned(v.index("lookups").unwrap(), Value::List(Arc::new(vec![Value::Int(0)])));
+    b.set_owned(
+        v.index("lookups").unwrap(),
+        Value::List(Arc::new(vec![Value::Int(0)])),
+    );
     for (cond, want) in [
         ("codes == codes", true),
         ("codes != codes", false),

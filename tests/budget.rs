@@ -899,19 +899,31 @@ fn dyn_costs_what_its_argument_costs() {
     );
     for (with_dyn, without) in [
         ("dyn(note) == dyn(note)", "note == note"),
-        ("items.all(x, dyn(note) == dyn(note))", "items.all(x, note == note)"),
-        ("items.all(x, dyn(nums).size() > x)", "items.all(x, nums.size() > x)"),
+        (
+            "items.all(x, dyn(note) == dyn(note))",
+            "items.all(x, note == note)",
+        ),
+        (
+            "items.all(x, dyn(nums).size() > x)",
+            "items.all(x, nums.size() > x)",
+        ),
         ("items.all(x, x in dyn(nums))", "items.all(x, x in nums)"),
         (
             "items.all(x, dyn(nums).exists(t, t == x))",
             "items.all(x, nums.exists(t, t == x))",
         ),
-        ("items.all(x, dyn(codes) == codes)", "items.all(x, codes == codes)"),
+        (
+            "items.all(x, dyn(codes) == codes)",
+            "items.all(x, codes == codes)",
+        ),
         (
             "items.all(x, dyn(dyn(note)).size() > 0)",
             "items.all(x, note.size() > 0)",
         ),
-        ("items.all(x, x in dyn([1, 2]) || true)", "items.all(x, x in [1, 2] || true)"),
+        (
+            "items.all(x, x in dyn([1, 2]) || true)",
+            "items.all(x, x in [1, 2] || true)",
+        ),
     ] {
         assert_eq!(
             exact_cost(with_dyn, &mut b),
@@ -998,7 +1010,11 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
     }
     // the same as `startsWith`/`endsWith` of the literal, pattern by pattern
     let subject = "x".repeat(long);
-    for (pattern, affix) in [("^xy", 2), ("x$", 1), (&*format!("^{}", "x".repeat(200)), 200)] {
+    for (pattern, affix) in [
+        ("^xy", 2),
+        ("x$", 1),
+        (&*format!("^{}", "x".repeat(200)), 200),
+    ] {
         assert_eq!(
             flowc::expr::match_cost(&subject, regex_estimate(pattern)),
             flowc::expr::affix_cost(long, affix),
@@ -1021,7 +1037,11 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
     );
     both(&base, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
     let spent = Err(RunError::budget(BUDGET));
-    for cond in ["note.matches('^x+')", "note.matches('^x$')", "note.matches('(?m)^x')"] {
+    for cond in [
+        "note.matches('^x+')",
+        "note.matches('^x$')",
+        "note.matches('(?m)^x')",
+    ] {
         both(&base, &mut b, cond, &spent);
     }
 }
