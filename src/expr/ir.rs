@@ -377,6 +377,10 @@ fn sized(t: &Type) -> bool {
 /// `has`, arithmetic other than `+`) costs its unit.
 #[must_use]
 pub(crate) fn charged_by_size(e: &Expr) -> bool {
+    // `dyn(x)` is `x` on both paths: no node of its own ([`dyn_arg`])
+    if dyn_arg(e).is_some() {
+        return false;
+    }
     match &e.kind {
         ExprKind::Comprehension { .. } => true,
         ExprKind::Binary(
