@@ -241,6 +241,12 @@ impl View for Dynamic {
     fn with_items<R>(&self, f: impl FnOnce(&[Self]) -> R) -> Option<R> {
         self.as_array_ref().ok().map(|a| f(a.as_slice()))
     }
+    type Map = Map;
+    // a Rhai map in place (two maps compared without converting either, decision 123);
+    // a map with keys Rhai has no form for is `Boxed`, compared as a value
+    fn with_map<R>(&self, f: impl FnOnce(&Map) -> R) -> Option<R> {
+        self.as_map_ref().ok().map(|m| f(&m))
+    }
 }
 
 /// A Rhai map's keys are all strings: no other key is in it.
@@ -251,6 +257,16 @@ impl MapView for Map {
     }
     fn by_other(&self, _key: Scalar<'_>) -> Option<&Dynamic> {
         None
+    }
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn each_entry(&self, f: &mut dyn FnMut(Scalar<'_>, &Dynamic) -> bool) {
+        for (k, v) in self {
+            if !f(Scalar::Str(k.as_str()), v) {
+                return;
+            }
+        }
     }
 }
 
@@ -484,7 +500,8 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     );
     // the element a comprehension variable takes from a map's keys (or a `dyn` range)
     engine.register_fn("cel_take", |a: &mut Dynamic| charge_copy(a));
-    // a field that is not read in place (`codegen::field_in_place`: a `dyn` value's):
+    // a field that is not read in place (`codegen::field_in_place`: a field of a value
+    // typed `dyn`, or one whose name is no Rhai identifier):
     // its value is copied, charged first (`value::copy_cost`), as the direct path's
     // `FieldCopied` charges it
     engine.register_fn(

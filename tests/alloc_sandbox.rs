@@ -1,6 +1,7 @@
 //! The sandbox reads a context list or map in place for `in`, `[]`, `.f`, `has`,
 //! `size()`, `==`, the string functions and a comprehension's range, also where it is
-//! reached through an object's field: none of them copies the collection. Counted in bytes allocated with a
+//! reached through an object's field or under `dyn(…)`: none of them copies the
+//! collection. Counted in bytes allocated with a
 //! counting global allocator (a copy of a 100,000-element list is 1.6 MB of Rhai
 //! values; 1,000 lookups with copies would allocate 1.6 GB). One test per binary, so
 //! nothing else allocates meanwhile.
@@ -151,6 +152,18 @@ fn sandbox_lookups_read_context_collections_in_place() {
             true,
         ),
         (r#"lookups.all(k, holder.name.endsWith("x"))"#, true),
+        // `dyn(x)` is `x` (decision 123): read in place wherever `x` is
+        (
+            "lookups.all(k, dyn(nums).size() == 100000 && k in dyn(nums))",
+            true,
+        ),
+        (
+            r#""n5" in dyn(names) && lookups.all(k, dyn(codes).k5 == 5 && "k7" in dyn(codes))"#,
+            true,
+        ),
+        ("lookups.all(k, dyn(groups).k.size() == 100000)", true),
+        ("lookups.all(k, dyn(nums).exists(t, t == k))", true),
+        ("lookups.all(k, dyn(holder).nums[k] == k)", true),
         // (a hundred regex matches)
         (
             r#"lookups.filter(k, k == 0).all(k, !long.matches("^y"))"#,
@@ -187,8 +200,6 @@ fn sandbox_lookups_read_context_collections_in_place() {
         r#"lookups.all(k, string(long) != "")"#,
         // `startsWith` reads as many bytes as its prefix (decision 121): `long` itself
         "lookups.all(k, long.startsWith(long))",
-        // a `dyn` value's field is copied (`cel_select`): charged on both paths
-        "lookups.all(k, dyn(groups).k.size() > 0)",
     ] {
         let c = small.compile_condition("t", cond).unwrap();
         assert_eq!(c.eval_sandboxed(small.sandbox(), &mut b), spent, "{cond}");
@@ -290,6 +301,57 @@ fn regexes_are_neither_compiled_nor_parsed_when_evaluated() {
             bytes < parsing,
             "a cached pattern was parsed again (sandboxed: {sandboxed}): {bytes} bytes \
              allocated, parsing it allocates {parsing}"
+        );
+    }
+}
+
+/// Two maps compared by `==`/`!=` are read in place on both sides (decision 123): the
+/// sandbox converted both to plain values before, a string per key. Rhai lends a
+/// native one variable in place, so comparing two context maps still copies one of
+/// them as Rhai's own map (a block per eleven entries), never a string per key.
+#[test]
+fn map_equality_converts_neither_map() {
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 100_000_000;
+    let flow = compile(
+        &SourceFile::new("inplace.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let mut b = Bindings::new();
+    let n = usize::try_from(N).unwrap();
+    b.set_owned(
+        v.index("codes").unwrap(),
+        Value::map(
+            (0..N)
+                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
+                .collect(),
+        ),
+    );
+    b.set_owned(
+        v.index("lookups").unwrap(),
+        Value::List(Arc::new(vec![Value::Int(0)])),
+    );
+    for (cond, want) in [
+        ("codes == codes", true),
+        ("codes != codes", false),
+        ("dyn(codes) == dyn(codes)", true),
+        ("lookups.all(k, codes == codes)", true),
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
+        assert_eq!(c.eval(sb, &mut b), Ok(want), "direct: {cond}");
+        let before = Allocated::now();
+        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
+        let Allocated { calls, bytes } = before.since();
+        println!("{cond}: {bytes} bytes allocated in {calls} calls");
+        // a conversion of one map allocates at least a string per key
+        assert!(
+            calls < n / 4,
+            "`{cond}` allocated {bytes} bytes in {calls} calls in the sandbox: a map was \
+             converted ({n} keys)"
         );
     }
 }

@@ -440,8 +440,10 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
             "items.exists(x, x == 3 && ['^x', 'y+', '[a-z]{3}'].exists(p, note.matches(p)))",
             None,
         ),
-        // a field of a `dyn` value is copied in the sandbox (`cel_select`): charged by
-        // its size on both paths; a map-typed value's field is read in place, uncharged
+        // a field of a value typed `dyn` is copied in the sandbox (`cel_select`):
+        // charged by its size on both paths; a map-typed value's field is read in
+        // place, uncharged, under `dyn(…)` too (decision 123)
+        ("items.all(x, [groups, 1][0].k.size() > 0)", None),
         ("items.all(x, dyn(groups).k.size() > 0)", None),
         ("items.all(x, groups.k.size() > 0 && x in groups.k)", None),
         // an ordinary error late in the steps: the budget or the error, the same on both
@@ -465,6 +467,16 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         // unit per byte
         (
             "items.all(x, note.matches('x') && !note.matches('^y'))",
+            None,
+        ),
+        // an anchored literal reads the prefix or suffix, as `startsWith`/`endsWith`
+        (
+            "items.all(x, note.matches('^xx') && note.matches('xxx$') && !note.matches('^x+y'))",
+            None,
+        ),
+        // `dyn(…)` costs nothing of its own (decision 123)
+        (
+            "items.all(x, dyn(note) == dyn(note) && x in dyn(nums) && dyn(codes) == codes)",
             None,
         ),
     ];
@@ -603,7 +615,7 @@ fn regexes_are_charged_by_pattern_and_subject() {
     // is charged by the subject's length (`regex_cost`, the one formula): one match
     // of a 60,000-byte subject fits the budget, two do not
     let anchored = flowc::expr::regex_estimate("^x+$");
-    assert!(!anchored.literal);
+    assert_eq!(anchored.reads, flowc::expr::PatternReads::Scan);
     let per_match = flowc::expr::match_cost(&"x".repeat(60_000), anchored);
     assert!(per_match < BUDGET && 2 * per_match > BUDGET);
     let mut b = bindings(&f, 0, 1, 60_000);
@@ -818,7 +830,10 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
         &Ok(true),
     );
     both(&f, &mut b, "note.matches('中') || true", &Ok(true));
-    assert!(flowc::expr::regex_estimate("x").literal);
+    assert_eq!(
+        flowc::expr::regex_estimate("x").reads,
+        flowc::expr::PatternReads::Literal
+    );
     assert_eq!(
         flowc::expr::match_cost(&"x".repeat(mib), flowc::expr::regex_estimate("x")),
         flowc::expr::scan_cost(mib)
@@ -867,4 +882,166 @@ fn an_over_size_pattern_is_an_ordinary_error() {
         "{err}"
     );
     assert_eq!(c.eval_sandboxed(f.sandbox(), &mut b), Err(err));
+}
+
+/// `dyn(x)` changes the static type only: on both paths it evaluates as `x`, costs
+/// nothing extra and is read in place where `x` is (decision 123), so a condition
+/// costs the same units with or without it (`dyn(s) == dyn(s2)` cost 36 units against
+/// 14 for `s == s2`: the probe's nit 5).
+#[test]
+fn dyn_costs_what_its_argument_costs() {
+    let base = flow();
+    // `nums` 0..50, `items` 0..30, `codes` k0..k19, `note` 700 bytes
+    let mut b = bindings(&base, 20, 30, 700);
+    b.set(
+        base.vars().index("nums").unwrap(),
+        &Value::List(Arc::new((0..50).map(Value::Int).collect())),
+    );
+    for (with_dyn, without) in [
+        ("dyn(note) == dyn(note)", "note == note"),
+        (
+            "items.all(x, dyn(note) == dyn(note))",
+            "items.all(x, note == note)",
+        ),
+        (
+            "items.all(x, dyn(nums).size() > x)",
+            "items.all(x, nums.size() > x)",
+        ),
+        ("items.all(x, x in dyn(nums))", "items.all(x, x in nums)"),
+        (
+            "items.all(x, dyn(nums).exists(t, t == x))",
+            "items.all(x, nums.exists(t, t == x))",
+        ),
+        (
+            "items.all(x, dyn(codes) == codes)",
+            "items.all(x, codes == codes)",
+        ),
+        (
+            "items.all(x, dyn(dyn(note)).size() > 0)",
+            "items.all(x, note.size() > 0)",
+        ),
+        (
+            "items.all(x, x in dyn([1, 2]) || true)",
+            "items.all(x, x in [1, 2] || true)",
+        ),
+    ] {
+        assert_eq!(
+            exact_cost(with_dyn, &mut b),
+            exact_cost(without, &mut b),
+            "`{with_dyn}` against `{without}`"
+        );
+    }
+    // (a value reached from one under `dyn(…)` is typed `dyn`: `dyn(groups).k.size()`
+    // is charged per step the dearest `size` overload, as any call on a `dyn` value)
+    // and both paths run out at its exact cost
+    for cond in [
+        "items.all(x, dyn(note) == dyn(note) && x in dyn(nums))",
+        "items.all(x, dyn(nums).exists(t, t == x) && dyn(groups).k.size() > 0)",
+        "items.all(x, dyn(codes) == codes && dyn(codes).k3 == 3)",
+    ] {
+        let exact = exact_cost(cond, &mut b);
+        for budget in [exact - 1, exact, exact + 1] {
+            let f = with_budget(budget);
+            let c = f.compile_condition("t", cond).unwrap();
+            let direct = c.eval(f.sandbox(), &mut b);
+            assert_eq!(
+                direct,
+                c.eval_sandboxed(f.sandbox(), &mut b),
+                "`{cond}` with a budget of {budget}"
+            );
+            assert_eq!(
+                direct == Err(RunError::budget(budget)),
+                budget < exact,
+                "`{cond}` with a budget of {budget}"
+            );
+        }
+    }
+    // a 100,000-element list under `dyn` costs what it costs without
+    let f = flow();
+    let mut big = bindings(&f, 100_000, 1_000, 0);
+    both(
+        &f,
+        &mut big,
+        "items.all(x, dyn(nums).size() == 100000 && dyn(groups).k.size() > 0) && 5 in dyn(nums)",
+        &Ok(true),
+    );
+}
+
+/// `s.matches("^abc")` and `s.matches("abc$")` read only the prefix or suffix, as
+/// `startsWith`/`endsWith` do, and cost what they cost (`affix_cost`, decision 123);
+/// every other pattern is charged as before.
+#[test]
+fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
+    use flowc::expr::{PatternReads, regex_estimate};
+    for (pattern, reads) in [
+        ("^abc", PatternReads::Prefix(3)),
+        ("abc$", PatternReads::Suffix(3)),
+        ("^中文", PatternReads::Prefix(6)),
+        ("abc", PatternReads::Literal),
+        ("^abc$", PatternReads::Scan),
+        ("(?m)^abc", PatternReads::Scan),
+        ("(?m)abc$", PatternReads::Scan),
+        ("^a+", PatternReads::Scan),
+        ("^(?i)abc", PatternReads::Scan),
+        ("^a|b", PatternReads::Scan),
+    ] {
+        assert_eq!(regex_estimate(pattern).reads, reads, "`{pattern}`");
+    }
+    let long = 6_400;
+    let base = flow();
+    // (the condition, the bytes each step reads of the long `note` and of the short)
+    for (cond, read, short_read) in [
+        ("items.all(x, note.matches('^x'))", 1, 1),
+        ("items.all(x, note.matches('x$'))", 1, 1),
+        ("items.all(x, !note.matches('^xy'))", 2, 1),
+        (
+            "items.all(x, !note.matches('^0123456789012345678901234567890123456789012345678901234567890123456789'))",
+            70,
+            1,
+        ),
+    ] {
+        let mut big = bindings(&base, 0, 30, long);
+        let mut small = bindings(&base, 0, 30, 1);
+        assert_eq!(
+            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
+            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
+            "`{cond}`"
+        );
+    }
+    // the same as `startsWith`/`endsWith` of the literal, pattern by pattern
+    let subject = "x".repeat(long);
+    for (pattern, affix) in [
+        ("^xy", 2),
+        ("x$", 1),
+        (&*format!("^{}", "x".repeat(200)), 200),
+    ] {
+        assert_eq!(
+            flowc::expr::match_cost(&subject, regex_estimate(pattern)),
+            flowc::expr::affix_cost(long, affix),
+            "`{pattern}`"
+        );
+    }
+    // a 1 MiB subject matched a thousand times fits the default budget on both paths;
+    // a pattern that is not an anchored literal still costs a unit per byte
+    let mut b = bindings(&base, 0, 1_000, 1 << 20);
+    both(
+        &base,
+        &mut b,
+        "items.all(x, note.matches('^x') && note.matches('x$') && !note.matches('^y'))",
+        &Ok(true),
+    );
+    // from the context too: its compilation plus the affix read
+    b.set(
+        base.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(vec![Value::string("^xx"), Value::string("xx$")])),
+    );
+    both(&base, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    let spent = Err(RunError::budget(BUDGET));
+    for cond in [
+        "note.matches('^x+')",
+        "note.matches('^x$')",
+        "note.matches('(?m)^x')",
+    ] {
+        both(&base, &mut b, cond, &spent);
+    }
 }

@@ -1794,6 +1794,8 @@ fn a_constant_condition_names_the_limit_of_every_part_charged_by_size() {
         ("nums[0] > days || true", false),
         ("size(nums) > 0 || true", false),
         ("days >= days", false),
+        // `dyn(x)` is `x`, no call of its own (decision 123): `!` on it costs its unit
+        ("!dyn(dept) || true", false),
     ] {
         let d = check(&format!("{head}    skipCondition: '{cond}'\n"));
         let value = !cond.contains("false");

@@ -253,13 +253,15 @@ fn rhai_string(s: &str) -> String {
 /// Is `a.field` Rhai's own property access, which reads the field of a map in place
 /// (and walks a chain of them by reference, [`Gen::place`])? So it is on an object and
 /// on a map with string keys (a Rhai map: a missing key is `NoSuchKey`, as on the
-/// direct path) when the field's name is a Rhai identifier. Else `cel_select` copies
-/// the field's value, which both paths charge ([`value::copy_cost`]; the direct path
-/// reads this rule where it lowers the field, `ir::Lower`).
+/// direct path) when the field's name is a Rhai identifier, `a`'s type read through
+/// `dyn(…)` (which changes the static type only, `ir::dyn_arg`: `dyn(m).k` is `m.k`).
+/// Else `cel_select` copies the field's value, which both paths charge
+/// ([`value::copy_cost`]; the direct path reads this rule where it lowers the field,
+/// `ir::Lower`).
 ///
 /// [`value::copy_cost`]: super::value::copy_cost
-pub(crate) fn field_in_place(a: &Type, field: &str) -> bool {
-    let map = match a {
+pub(crate) fn field_in_place(a: &Expr, field: &str) -> bool {
+    let map = match &ir::undyn(a).ty {
         Type::Object(_) => true,
         Type::Map(k, _) => **k == Type::String,
         _ => false,
@@ -300,16 +302,18 @@ impl Gen<'_> {
                     .rhai_name(name)
                     .filter(|_| !self.vars.may_be_unbound(name))
             }
-            ExprKind::Select(a, field) if field_in_place(&a.ty, field) => {
+            ExprKind::Select(a, field) if field_in_place(a, field) => {
                 Some(format!("{}.{field}", self.place(a)?))
             }
-            _ => None,
+            // `dyn(x)` is `x` (`ir::dyn_arg`)
+            _ => self.place(ir::dyn_arg(e)?),
         }
     }
 
     /// Is `e` evaluated without an error or a charge (a literal or a variable that is
     /// always bound), so that when it is evaluated does not matter?
     fn quiet(&self, e: &Expr) -> bool {
+        let e = ir::undyn(e);
         matches!(e.kind, ExprKind::Lit(_))
             || matches!(e.kind, ExprKind::Ident(_)) && self.place(e).is_some()
     }
@@ -327,7 +331,7 @@ impl Gen<'_> {
             return format!("{pb}.{f}_r({mid}{sa})");
         }
         if let Some(pa) = self.place(a)
-            && (self.quiet(b) || matches!(a.kind, ExprKind::Ident(_)))
+            && (self.quiet(b) || matches!(ir::undyn(a).kind, ExprKind::Ident(_)))
         {
             let sb = self.expr(b);
             return format!("{pa}.{f}({mid}{sb})");
@@ -349,7 +353,7 @@ impl Gen<'_> {
     fn on_collection(&mut self, f: &str, a: &Expr, rest: &[String], rest_quiet: bool) -> String {
         let rest = rest.join(", ");
         if let Some(pa) = self.place(a)
-            && (rest_quiet || matches!(a.kind, ExprKind::Ident(_)))
+            && (rest_quiet || matches!(ir::undyn(a).kind, ExprKind::Ident(_)))
         {
             return format!("{pa}.{f}({rest})");
         }
@@ -415,6 +419,10 @@ impl Gen<'_> {
 
     #[expect(clippy::too_many_lines, reason = "one match over the AST")]
     fn expr(&mut self, e: &Expr) -> String {
+        // `dyn(x)` is `x`: no native call, so no copy of a collection (`ir::dyn_arg`)
+        if let Some(x) = ir::dyn_arg(e) {
+            return self.expr(x);
+        }
         match &e.kind {
             ExprKind::Lit(l) => self.literal(l),
             ExprKind::Ident(name) => {
@@ -434,7 +442,7 @@ impl Gen<'_> {
                 }
             }
             ExprKind::Select(a, field) => {
-                if field_in_place(&a.ty, field) {
+                if field_in_place(a, field) {
                     let s = self.expr(a);
                     format!("{s}.{field}")
                 } else {
@@ -547,7 +555,7 @@ impl Gen<'_> {
                 // accept one there)
                 let rv = self.fresh("r");
                 let v = self.fresh("c");
-                let (head, header) = if matches!(range.ty, Type::List(_)) {
+                let (head, header) = if matches!(ir::undyn(range).ty, Type::List(_)) {
                     let (head, list) = match self.place(range) {
                         Some(p) => (String::new(), p),
                         None => (format!("let {rv} = {};", self.expr(range)), rv.clone()),

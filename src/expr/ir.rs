@@ -34,7 +34,8 @@ pub(crate) enum Node {
     /// `a.f`, with the position where the field was last found.
     Field(Box<Node>, Arc<str>, Slot),
     /// `a.f` where the sandbox copies the field's value (`cel_select`, see
-    /// `codegen::field_in_place`: a `dyn` value's field): charged what the copy costs
+    /// `codegen::field_in_place`: a field of a value typed `dyn` whatever `dyn(…)` it is
+    /// under, or one whose name is no Rhai identifier): charged what the copy costs
     /// ([`value::copy_cost`]), as the sandbox charges it.
     FieldCopied(Box<Node>, Arc<str>, Slot),
     /// `has(a.f)`
@@ -297,17 +298,51 @@ fn string_lit(e: &Expr) -> Option<Arc<str>> {
     }
 }
 
+/// The argument of a `dyn(x)` call. `dyn` changes the static type only: both paths
+/// evaluate `dyn(x)` as `x` (no node, no native call, no copy, no charge), read it in
+/// place where they read `x` in place, and its node costs nothing in a comprehension
+/// step ([`size`]), so `dyn(s) == dyn(t)` costs what `s == t` costs (decision 123).
+#[must_use]
+pub(crate) fn dyn_arg(e: &Expr) -> Option<&Expr> {
+    match &e.kind {
+        ExprKind::Call {
+            target: None,
+            name,
+            args,
+        } if Func::by_name(name) == Some(Func::Dyn) => match args.as_slice() {
+            [x] => Some(x),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `e` without its `dyn(…)` wrappers ([`dyn_arg`]): the expression both paths evaluate.
+#[must_use]
+pub(crate) fn undyn(e: &Expr) -> &Expr {
+    let mut e = e;
+    while let Some(x) = dyn_arg(e) {
+        e = x;
+    }
+    e
+}
+
 /// The static cost of one evaluation of a subtree: a unit per node, plus each call's
-/// cost from the overload table.
+/// cost from the overload table (a `dyn(…)` node is no node, and a call's argument
+/// under `dyn(…)` selects overloads by its own type: [`dyn_arg`]).
 fn size(e: &Expr) -> u64 {
     let mut n = 0u64;
     e.walk(&mut |node| {
+        if dyn_arg(node).is_some() {
+            return;
+        }
         n += 1;
         if let ExprKind::Call { target, name, args } = &node.kind {
             let types: Vec<Type> = target
                 .iter()
-                .map(|t| t.ty.clone())
-                .chain(args.iter().map(|a| a.ty.clone()))
+                .map(|t| &**t)
+                .chain(args)
+                .map(|a| undyn(a).ty.clone())
                 .collect();
             if let overload::Resolved::Found { cost, .. } = overload::resolve(name, &types) {
                 n += u64::from(cost);
@@ -342,6 +377,10 @@ fn sized(t: &Type) -> bool {
 /// `has`, arithmetic other than `+`) costs its unit.
 #[must_use]
 pub(crate) fn charged_by_size(e: &Expr) -> bool {
+    // `dyn(x)` is `x` on both paths: no node of its own ([`dyn_arg`])
+    if dyn_arg(e).is_some() {
+        return false;
+    }
     match &e.kind {
         ExprKind::Comprehension { .. } => true,
         ExprKind::Binary(
@@ -357,7 +396,7 @@ pub(crate) fn charged_by_size(e: &Expr) -> bool {
             b,
         ) => sized(&a.ty) || sized(&b.ty),
         ExprKind::Index(_, i) => sized(&e.ty) || sized(&i.ty),
-        ExprKind::Select(a, f) => !super::codegen::field_in_place(&a.ty, f) && sized(&e.ty),
+        ExprKind::Select(a, f) => !super::codegen::field_in_place(a, f) && sized(&e.ty),
         ExprKind::Call { target, args, .. } => target
             .iter()
             .map(|t| &**t)
@@ -388,7 +427,7 @@ pub(crate) fn step_cost(body: &Expr, filter: Option<&Expr>) -> u64 {
 /// such a list costs only its node on both paths (no unit per element compared).
 #[must_use]
 pub(crate) fn literal_items(e: &Expr) -> Option<Vec<Value>> {
-    let ExprKind::List(items) = &e.kind else {
+    let ExprKind::List(items) = &undyn(e).kind else {
         return None;
     };
     items
@@ -410,10 +449,13 @@ fn bx(n: Node) -> Box<Node> {
 
 impl Lower<'_> {
     fn node(&mut self, e: &Expr) -> Node {
+        if let Some(x) = dyn_arg(e) {
+            return self.node(x);
+        }
         match &e.kind {
             ExprKind::Lit(l) => Node::Lit(literal(l)),
             ExprKind::Ident(name) => self.ident(name),
-            ExprKind::Select(a, f) if super::codegen::field_in_place(&a.ty, f) => {
+            ExprKind::Select(a, f) if super::codegen::field_in_place(a, f) => {
                 Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
             }
             ExprKind::Select(a, f) => {

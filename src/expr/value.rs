@@ -496,6 +496,11 @@ pub trait View {
     fn with_items<R>(&self, f: impl FnOnce(&[Self]) -> R) -> Option<R>
     where
         Self: Sized;
+    /// How a map of these values is held.
+    type Map: MapView<Item = Self> + ?Sized;
+    /// Calls `f` with a map in place (`None` for other kinds, and for a map not held
+    /// as one, which is then compared as a [`Value`]).
+    fn with_map<R>(&self, f: impl FnOnce(&Self::Map) -> R) -> Option<R>;
 }
 
 impl View for Value {
@@ -537,6 +542,13 @@ impl View for Value {
             _ => None,
         }
     }
+    type Map = MapEntries;
+    fn with_map<R>(&self, f: impl FnOnce(&MapEntries) -> R) -> Option<R> {
+        match self {
+            Value::Map(m) => Some(f(m)),
+            _ => None,
+        }
+    }
 }
 
 /// A map as a key lookup reads it: the direct path's [`MapEntries`] and the sandbox's
@@ -549,6 +561,11 @@ pub trait MapView {
     /// The value under a bool, int, uint or double key ([`key_matches`] says which
     /// keys it matches).
     fn by_other(&self, key: Scalar<'_>) -> Option<&Self::Item>;
+    /// The number of entries.
+    fn entries(&self) -> usize;
+    /// Calls `f` on each key and value in place, in the map's order, until it returns
+    /// `false`.
+    fn each_entry(&self, f: &mut dyn FnMut(Scalar<'_>, &Self::Item) -> bool);
 }
 
 impl MapView for MapEntries {
@@ -558,6 +575,16 @@ impl MapView for MapEntries {
     }
     fn by_other(&self, key: Scalar<'_>) -> Option<&Value> {
         scan(self, key)
+    }
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn each_entry(&self, f: &mut dyn FnMut(Scalar<'_>, &Value) -> bool) {
+        for (k, v) in self.iter() {
+            if !f(k.scalar(), v) {
+                return;
+            }
+        }
     }
 }
 
@@ -1034,9 +1061,17 @@ pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
 #[must_use]
 pub fn str_test_cost(f: Func, s: &str, t: &str) -> u64 {
     match f {
-        Func::StartsWith | Func::EndsWith => scan_cost(s.len().min(t.len())),
+        Func::StartsWith | Func::EndsWith => affix_cost(s.len(), t.len()),
         _ => scan_cost(s.len().saturating_add(t.len())),
     }
+}
+
+/// What testing a prefix or suffix of `affix` bytes on a string of `subject` bytes
+/// costs: [`scan_cost`] of the shorter, the bytes the test can read (`startsWith`,
+/// `endsWith`, and `matches` of `^literal` / `literal$`).
+#[must_use]
+pub fn affix_cost(subject: usize, affix: usize) -> u64 {
+    scan_cost(subject.min(affix))
 }
 
 /// Units every `matches` on a pattern compiled at run time costs whatever the
@@ -1074,14 +1109,30 @@ pub fn regex_weight(pattern: &str) -> u64 {
 pub struct RegexEstimate {
     /// [`regex_weight`]: what compiling it costs.
     pub weight: u64,
-    /// The pattern is one literal string (no class, repetition, alternation or
-    /// assertion): the matcher finds it with a substring search (`memchr`'s), as
-    /// `contains` does, so matching it costs what `contains` costs ([`match_cost`]).
-    pub literal: bool,
+    /// What matching it reads of a subject ([`match_cost`]).
+    pub reads: PatternReads,
+}
+
+/// What matching a pattern reads of its subject, by the pattern's parsed form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatternReads {
+    /// One literal string (no class, repetition, alternation or assertion): the matcher
+    /// finds it with a substring search (`memchr`'s), as `contains` does, so matching
+    /// it costs what `contains` costs.
+    Literal,
+    /// `^` and a literal string of this many bytes (`^abc`): the matcher reads at most
+    /// that prefix of the subject, as `startsWith` does, and costs what it costs.
+    Prefix(usize),
+    /// A literal string of this many bytes and `$` (`abc$`): the matcher reads the
+    /// subject backwards from its end, at most that suffix, as `endsWith` does.
+    Suffix(usize),
+    /// Any other pattern: the matcher may read every byte of the subject, at about a
+    /// unit of time a byte ([`REGEX_SUBJECT_BYTES_PER_UNIT`]).
+    Scan,
 }
 
 /// [`RegexEstimate`] of a pattern (a pattern that does not parse weighs its length
-/// and is not a literal).
+/// and is [`PatternReads::Scan`]).
 #[must_use]
 pub fn regex_estimate(pattern: &str) -> RegexEstimate {
     // the pattern as it is compiled: RE2's syntax read the `regex` crate's way
@@ -1091,12 +1142,32 @@ pub fn regex_estimate(pattern: &str) -> RegexEstimate {
     match parsed {
         Some(hir) => RegexEstimate {
             weight: hir_weight(&hir),
-            literal: hir.properties().is_literal(),
+            reads: pattern_reads(&hir),
         },
         None => RegexEstimate {
             weight: u64::try_from(pattern.len()).unwrap_or(u64::MAX),
-            literal: false,
+            reads: PatternReads::Scan,
         },
+    }
+}
+
+/// [`PatternReads`] of a parsed pattern: a literal; `^` (the subject's start, not
+/// `(?m)^`) then a literal; a literal then `$` (the subject's end); else a scan.
+fn pattern_reads(h: &regex_syntax::hir::Hir) -> PatternReads {
+    use regex_syntax::hir::{HirKind, Look};
+    if h.properties().is_literal() {
+        return PatternReads::Literal;
+    }
+    let HirKind::Concat(parts) = h.kind() else {
+        return PatternReads::Scan;
+    };
+    match parts.as_slice() {
+        [a, b] => match (a.kind(), b.kind()) {
+            (HirKind::Look(Look::Start), HirKind::Literal(l)) => PatternReads::Prefix(l.0.len()),
+            (HirKind::Literal(l), HirKind::Look(Look::End)) => PatternReads::Suffix(l.0.len()),
+            _ => PatternReads::Scan,
+        },
+        _ => PatternReads::Scan,
     }
 }
 
@@ -1119,17 +1190,22 @@ fn hir_weight(h: &regex_syntax::hir::Hir) -> u64 {
     }
 }
 
-/// What matching a subject against a compiled pattern costs (decision 121): for a
-/// literal pattern ([`RegexEstimate::literal`]) what reading the subject costs,
-/// [`scan_cost`] of it (a unit per 64 bytes); for any other pattern a unit per
-/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject (the lazy DFA's rate, which
-/// barely depends on the pattern's size).
+/// What matching a subject against a compiled pattern costs, by what the match reads
+/// ([`PatternReads`]): for a literal pattern what reading the subject costs,
+/// [`scan_cost`] of it (a unit per 64 bytes, decision 121); for `^literal` and
+/// `literal$` what `startsWith`/`endsWith` of the literal costs ([`affix_cost`],
+/// decision 123); for any other pattern a unit per [`REGEX_SUBJECT_BYTES_PER_UNIT`]
+/// bytes of the subject (the lazy DFA's rate, which barely depends on the pattern's
+/// size).
 #[must_use]
 pub fn match_cost(subject: &str, pattern: RegexEstimate) -> u64 {
-    if pattern.literal {
-        return scan_cost(subject.len());
+    match pattern.reads {
+        PatternReads::Literal => scan_cost(subject.len()),
+        PatternReads::Prefix(n) | PatternReads::Suffix(n) => affix_cost(subject.len(), n),
+        PatternReads::Scan => {
+            u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX)
+        }
     }
-    u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX)
 }
 
 /// What `s.matches(p)` costs for a pattern read at run time, a function of the strings
@@ -1198,9 +1274,9 @@ pub fn equals_within<A: View, B: View>(a: &A, b: &B, budget: u64) -> Option<(boo
     Some((eq, budget - left))
 }
 
-/// CEL equality charged per element on two viewed values: scalars and lists compared
-/// in place (a context list is never converted to compare it), maps and the rest as
-/// values ([`eq_walk`]).
+/// CEL equality charged per element on two viewed values: scalars, lists and maps
+/// compared in place (a context collection is never converted to compare it), the rest
+/// as values ([`eq_walk`]).
 fn eq_view<A: View, B: View>(a: &A, b: &B, left: &mut u64) -> Option<bool> {
     let scalars = a.with_scalar(|x| {
         b.with_scalar(|y| match (x, y) {
@@ -1228,29 +1304,50 @@ fn eq_view<A: View, B: View>(a: &A, b: &B, left: &mut u64) -> Option<bool> {
             Some(true)
         })
     });
-    match lists {
+    if let Some(Some(eq)) = lists {
+        return eq;
+    }
+    match a.with_map(|x| b.with_map(|y| maps_equal(x, y, left))) {
         Some(Some(eq)) => eq,
         _ => eq_walk(&a.value(), &b.value(), left),
     }
 }
 
-/// The map rule of [`equals_within`] (lists are [`eq_view`]'s, read in place).
+/// The map rule of [`equals_within`], the maps read in place: a unit per entry
+/// compared plus [`key_cost`] of its key (looked up in the other map), then its
+/// values compared as [`eq_view`] compares them; maps of different sizes compare
+/// nothing. The direct path's maps and the sandbox's Rhai maps alike (decision 123).
+fn maps_equal<A: View, B: View, X: MapView<Item = A> + ?Sized, Y: MapView<Item = B> + ?Sized>(
+    x: &X,
+    y: &Y,
+    left: &mut u64,
+) -> Option<bool> {
+    if x.entries() != y.entries() {
+        return Some(false);
+    }
+    // (`Some(false)`: unequal; `None`: out of budget)
+    let mut out = Some(true);
+    x.each_entry(&mut |k, v| {
+        let Some(l) = left.checked_sub(1_u64.saturating_add(key_units(k))) else {
+            out = None;
+            return false;
+        };
+        *left = l;
+        out = match map_lookup(y, k) {
+            Some(w) => eq_view(v, w, left),
+            None => Some(false),
+        };
+        out == Some(true)
+    });
+    out
+}
+
+/// The rest of [`equals_within`] on values (lists are [`eq_view`]'s, read in place;
+/// maps [`maps_equal`]'s).
 fn eq_walk(a: &Value, b: &Value, left: &mut u64) -> Option<bool> {
     match (a, b) {
         (Value::List(_), Value::List(_)) => eq_view(a, b, left),
-        (Value::Map(x), Value::Map(y)) => {
-            if x.len() != y.len() {
-                return Some(false);
-            }
-            for (k, v) in x.iter() {
-                *left = left.checked_sub(1_u64.saturating_add(key_cost(k)))?;
-                match map_get(y, k) {
-                    Some(w) if eq_view(v, w, left)? => {}
-                    _ => return Some(false),
-                }
-            }
-            Some(true)
-        }
+        (Value::Map(x), Value::Map(y)) => maps_equal(&**x, &**y, left),
         (Value::Bytes(x), Value::Bytes(y)) => {
             *left = left.checked_sub(scan_cost(x.len().min(y.len())))?;
             Some(x == y)
@@ -1337,10 +1434,15 @@ pub fn map_contains<M: MapView + ?Sized, K: View + ?Sized>(
 /// 121); other keys nothing. Both paths charge it before the lookup.
 #[must_use]
 pub fn key_cost<K: View + ?Sized>(k: &K) -> u64 {
-    k.with_scalar(|k| match k {
+    k.with_scalar(key_units)
+}
+
+/// [`key_cost`] of a key viewed as a scalar.
+fn key_units(k: Scalar<'_>) -> u64 {
+    match k {
         Scalar::Str(s) => scan_cost(s.len()),
         _ => 0,
-    })
+    }
 }
 
 /// `a[i]`
