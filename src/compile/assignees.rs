@@ -1,5 +1,7 @@
 //! Assignee expressions (an approval's `assignees` and `escalateTo`, a notification's
-//! `to`): checked for a string or list-of-strings type, compiled and lowered.
+//! `to`): checked for a string or list-of-strings type, compiled and lowered; and the
+//! one rule of what their value must be ([`user_ids`]), which `check` asks of their
+//! constant parts and the runtime of every value.
 
 use std::sync::Arc;
 
