@@ -1772,6 +1772,35 @@ fn assignee_expressions_that_never_give_user_ids_always_fail() {
     insta::assert_snapshot!("issue_11_assignees_never_fit_human", human);
 }
 
+/// Issue 11 (one definition): `check` refuses a constant assignee part by the
+/// runtime's own rule (`compile::user_ids`), one diagnostic per kind of problem: a
+/// value that is neither a string nor a list, a list holding a non-string, a blank
+/// name (the whole value, an element, both branches of a `?:`), a list of none
+/// (through `dyn`, in a notification's `to`). A `?:` with one good branch is not
+/// refused (the runtime refuses only the other).
+#[test]
+fn constant_assignees_the_runtime_always_refuses_always_fail() {
+    let step = |id: &str, e: &str| {
+        format!("  - id: {id}\n    type: approval\n    assignees: {{ expr: '{e}' }}\n")
+    };
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  ok: bool\n  dept: string\nsteps:\n{}{}{}{}{}{}{}{}  - id: n\n    type: notify\n    to: {{ expr: '[]' }}\n",
+        step("a", "dyn(1)"),
+        step("b", "[dept, dyn(2)]"),
+        step("c", "\"  \""),
+        step("d", "[dept, \" \"]"),
+        step("e", "ok ? \"\" : \" \""),
+        step("f", "[]"),
+        step("g", "dyn([])"),
+        step("h", "ok ? dept : \"\""),
+    );
+    let d = check(&text);
+    insta::assert_snapshot!("issue_11_assignees_always_refused", summary(&d).join("\n"));
+    let (code, human) = check_human("issue11refused", &text);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("issue_11_assignees_always_refused_human", human);
+}
+
 /// Issue 11 (probe q11c nit 4): an always-true or always-false condition says "unless
 /// evaluating it runs out of a limit" exactly when a part of it is charged by the size
 /// of what it reads (a regex, a string read or comparison, a lookup by a string key, a

@@ -935,6 +935,134 @@ fn run_condition_case(seed: u64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A context of the generator's shape whose strings, bytes, lists and maps are huge:
+/// every string over a KB (an enum field keeps its values: they are only so many),
+/// every list and map 16 elements. Whatever reads or builds them by size is charged
+/// many units on both paths.
+fn huge_context(rng: &mut Rng) -> serde_json::Value {
+    let long = |r: &mut Rng| -> serde_json::Value {
+        let base = *r.pick(&["", "a", "ab", "travel", "é中", "-3"]);
+        json!(format!("{base}{}", "x".repeat(1024 + r.below(64))))
+    };
+    fn grow(v: &mut serde_json::Value, long: &dyn Fn(&mut Rng) -> serde_json::Value, r: &mut Rng) {
+        match v {
+            serde_json::Value::String(_) => *v = long(r),
+            serde_json::Value::Array(items) => {
+                let seed = items.first().cloned();
+                if let Some(first) = seed {
+                    while items.len() < 16 {
+                        items.push(first.clone());
+                    }
+                }
+                for x in items.iter_mut() {
+                    grow(x, long, r);
+                }
+            }
+            serde_json::Value::Object(fields) => {
+                for (k, x) in fields.iter_mut() {
+                    if k != "category" {
+                        grow(x, long, r);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut ctx = context(rng);
+    if let serde_json::Value::Object(fields) = &mut ctx {
+        for (k, v) in fields.iter_mut() {
+            match k.as_str() {
+                // timestamps and durations are written as strings: kept
+                "ts" | "du" => {}
+                "m" => {
+                    if let serde_json::Value::Object(m) = v {
+                        for n in 0..16 {
+                            m.insert(format!("k{n}{}", "y".repeat(1024)), json!(n));
+                        }
+                    }
+                }
+                _ => grow(v, &long, rng),
+            }
+        }
+        for k in ["li", "ld", "ls", "items"] {
+            if let Some(serde_json::Value::Array(items)) = fields.get_mut(k)
+                && items.is_empty()
+            {
+                let mut fresh = context(rng);
+                if let Some(v) = fresh.get_mut(k) {
+                    grow(v, &long, rng);
+                    *items = v.as_array().cloned().unwrap_or_default();
+                }
+            }
+        }
+    }
+    ctx
+}
+
+/// Issue 11 (one definition of the size charges): an expression none of whose nodes
+/// the cost model says is charged by size (`expr::may_hit_limit`, from `ir::Charge`)
+/// runs within a budget of nothing on both paths, on contexts whose strings and
+/// collections are huge; a node kind that is charged by size at run time while the
+/// static side says it is not fails here.
+fn run_unsized_case(seed: u64, g: G) -> Result<(), TestCaseError> {
+    let f = budgeted(0);
+    prop_assert_eq!(f.sandbox().limits().max_operations, 0);
+    let mut gn = Gen {
+        rng: Rng(seed),
+        locals: Vec::new(),
+        fresh: 0,
+    };
+    let depth = 1 + gn.rng.below(4) as u32;
+    let text = gn.expr(g, depth);
+    let Ok(c) = check_expr(
+        &ExprSource::detached(&text),
+        &f.vars().env(),
+        f.sandbox().limits(),
+    ) else {
+        return Ok(());
+    };
+    if flowc::expr::may_hit_limit(&c.expr) {
+        return Ok(());
+    }
+    UNSIZED.fetch_add(1, Ordering::Relaxed);
+    let patterns = flowc::expr::Patterns::new();
+    let generated = codegen::generate(&c.expr, f.vars(), &patterns);
+    let program = f
+        .sandbox()
+        .compile(&generated.source, &generated.constants)
+        .map_err(|e| TestCaseError::fail(format!("`{text}` does not compile: {e}")))?;
+    let direct = Direct::lower(&c.expr, f.vars(), f.sandbox().limits(), &patterns);
+    let condition = if g == G::Bool {
+        f.compile_condition("gen", &text).ok()
+    } else {
+        None
+    };
+    let spent = RunError::budget(0);
+    for _ in 0..2 {
+        let ctx = huge_context(&mut gn.rng);
+        let (_, mut b): (_, Bindings) = flowc::runtime::context::bind(f, &ctx)
+            .map_err(|e| TestCaseError::fail(format!("context refused: {e}")))?;
+        let sandboxed = f.sandbox().eval(&program, &mut b);
+        let d = direct.eval_value(b.slots());
+        prop_assert!(
+            sandboxed.as_ref().err() != Some(&spent) && d.as_ref().err() != Some(&spent),
+            "`{text}` is charged by size at run time (direct {d:?}, sandboxed {sandboxed:?}) but no node of it is by `may_hit_limit`"
+        );
+        if let Some(cond) = &condition {
+            let x = cond.eval(f.sandbox(), &mut b);
+            let y = cond.eval_sandboxed(f.sandbox(), &mut b);
+            prop_assert!(
+                x.as_ref().err() != Some(&spent) && y.as_ref().err() != Some(&spent),
+                "condition `{text}` is charged by size at run time (eval {x:?}, sandboxed {y:?}) but no node of it is by `may_hit_limit`"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Generated expressions no node of which is charged by size.
+static UNSIZED: AtomicUsize = AtomicUsize::new(0);
+
 proptest! {
     // CI-sized: 2 × 50,000 expressions a run (fresh seeds each run), each on 4 contexts;
     // `EXPR_GEN_CASES=N` sets the count per test (more under `cargo fuzz`)
@@ -952,6 +1080,17 @@ proptest! {
     #[test]
     fn generated_conditions_agree_on_both_paths(seed in any::<u64>()) {
         run_condition_case(seed)?;
+    }
+}
+
+proptest! {
+    // a fifth of the count: each case binds two huge contexts
+    #![proptest_config(ProptestConfig { cases: cases() / 5, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// What the cost model says is not charged by size is not, on either path.
+    #[test]
+    fn expressions_not_charged_by_size_run_within_no_budget(seed in any::<u64>(), which in 0usize..ALL.len()) {
+        run_unsized_case(seed, ALL[which])?;
     }
 }
 
@@ -993,5 +1132,20 @@ fn the_generator_covers_both_paths_and_errors() {
         spent * 200 >= cases * CONTEXTS,
         "only {spent} budgets ran out in {} evaluations",
         cases * CONTEXTS
+    );
+}
+
+/// The drift test sees expressions of every kind that are not charged by size (so it
+/// can fail), and runs them on huge contexts.
+#[test]
+fn the_unsized_cases_are_many() {
+    for seed in 0..400u64 {
+        let g = ALL[(seed % ALL.len() as u64) as usize];
+        run_unsized_case(seed.wrapping_mul(0x9E37_79B9), g).unwrap();
+    }
+    let n = UNSIZED.load(Ordering::Relaxed);
+    assert!(
+        n >= 100,
+        "only {n} of 400 generated expressions are not charged by size"
     );
 }

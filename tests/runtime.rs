@@ -1605,3 +1605,59 @@ fn assignee_expression_errors_carry_line_and_column() {
         }]
     );
 }
+
+/// Issue 11: what an assignee expression's value must be is one definition
+/// (`compile::user_ids`, its `AssigneeProblem`), and the incident says which problem,
+/// one kind each: neither a string nor a list, a list holding a non-string, a blank
+/// name, a list of none.
+#[test]
+fn an_assignee_expression_that_gives_no_user_ids_is_an_incident_naming_why() {
+    let context = "{ ok: bool, level: int, dept: string, names: list<string> }";
+    for (e, ctx, gave) in [
+        (
+            "ok ? dept : dyn(level)",
+            json!({"ok": false, "level": 3, "dept": "d", "names": []}),
+            "int, not a string or list of strings",
+        ),
+        (
+            "[dept, ok ? dept : dyn(level)]",
+            json!({"ok": false, "level": 3, "dept": "d", "names": []}),
+            "a list holding int",
+        ),
+        (
+            "dept",
+            json!({"ok": true, "level": 3, "dept": " \t", "names": []}),
+            "an empty user name",
+        ),
+        (
+            "names",
+            json!({"ok": true, "level": 3, "dept": "d", "names": []}),
+            "an empty list",
+        ),
+    ] {
+        let f = flow(
+            &format!("  - id: a\n    type: approval\n    assignees: {{ expr: '{e}' }}\n"),
+            context,
+        );
+        let (i, fx) = start(&f, ctx);
+        assert_eq!(
+            fx,
+            vec![Effect::Incident {
+                step: "a".into(),
+                message: format!("assignee expression `{e}` (line 8, column 24) gave {gave}")
+            }],
+            "{e}"
+        );
+        assert_eq!(trace(&i), ["a:error"], "{e}");
+    }
+    // the same values in order give their user ids, each once
+    let f = flow(
+        "  - id: a\n    type: approval\n    assignees: { expr: '[dept, ok ? dept : dyn(level)]' }\n    mode: all\n",
+        context,
+    );
+    let (_, fx) = start(
+        &f,
+        json!({"ok": true, "level": 3, "dept": "d", "names": []}),
+    );
+    assert_eq!(fx, vec![task("a", vec![(1, user("d"))])]);
+}

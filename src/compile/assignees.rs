@@ -1,5 +1,9 @@
 //! Assignee expressions (an approval's `assignees` and `escalateTo`, a notification's
-//! `to`): checked for a string or list-of-strings type, compiled and lowered.
+//! `to`): checked for a string or list-of-strings type, compiled and lowered; and the
+//! one rule of what their value must be ([`user_ids`]), which `check` asks of their
+//! constant parts and the runtime of every value.
+
+use std::sync::Arc;
 
 use super::Ctx;
 use crate::expr::ast::{Expr, ExprKind};
@@ -91,14 +95,11 @@ impl Ctx<'_> {
                     return None;
                 }
                 if let Some(never) = never_fits(&c.expr, true, self.sandbox.limits()) {
-                    let error = expr::RunError::ResultType {
-                        expected: "a string or a list of strings",
-                        got: never.got,
-                    };
+                    let (message, help) = never.diagnostic();
                     self.errors(vec![ExprError::AlwaysFails {
-                        message: error.to_string(),
+                        message,
                         span: src.map_span(never.span.0, never.span.1),
-                        help: "an assignee expression gives a user id or a list of user ids: `dyn(...)` does not change what a value is".to_owned(),
+                        help: help.to_owned(),
                     }]);
                     return None;
                 }
@@ -126,29 +127,152 @@ fn type_fits(t: &Type) -> bool {
     P::String.accepts(t) || matches!(t, Type::List(e) if P::String.accepts(e))
 }
 
-/// Is a run-time value an assignee expression's result: a string, or a list of
-/// strings ([`P::accepts_value`]).
-fn value_fits(v: &Value) -> bool {
-    P::String.accepts_value(v)
-        || matches!(v, Value::List(l) if l.iter().all(|x| P::String.accepts_value(x)))
+/// Why an assignee expression's value gives no user ids: the one definition of what
+/// the value must be, which `check` asks of a constant part ([`never_fits`]) and the
+/// runtime of every value it resolves ([`user_ids`]). Its `Display` is what the value
+/// "gave" in the runtime's incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeProblem {
+    /// Neither a string nor a list (the value's type).
+    NotUserIds(&'static str),
+    /// A list holding a value that is not a string (that value's type).
+    ListHolding(&'static str),
+    /// A user id that is empty or only white space.
+    BlankName,
+    /// A list of no user ids.
+    Empty,
 }
+
+impl std::fmt::Display for AssigneeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AssigneeProblem::NotUserIds(t) => {
+                write!(f, "{t}, not a string or list of strings")
+            }
+            AssigneeProblem::ListHolding(t) => write!(f, "a list holding {t}"),
+            AssigneeProblem::BlankName => f.write_str("an empty user name"),
+            AssigneeProblem::Empty => f.write_str("an empty list"),
+        }
+    }
+}
+
+impl AssigneeProblem {
+    /// What `check` says of a constant part that always gives this value, and its help.
+    fn diagnostic(self) -> (String, &'static str) {
+        match self {
+            AssigneeProblem::NotUserIds(t) => (result_type(t), TYPE_HELP),
+            AssigneeProblem::ListHolding(_) => (result_type(&self.to_string()), TYPE_HELP),
+            AssigneeProblem::BlankName => (
+                format!("it gives {self}"),
+                "a user id is a name that is not blank: write the user's id, or read it from the context",
+            ),
+            AssigneeProblem::Empty => (
+                format!("it gives {self}"),
+                "an assignee expression gives at least one user id: a list of none leaves nobody to ask",
+            ),
+        }
+    }
+}
+
+/// The help of a part whose type never fits.
+const TYPE_HELP: &str = "an assignee expression gives a user id or a list of user ids: `dyn(...)` does not change what a value is";
+
+/// "expected a string or a list of strings, got …" (the run-time result-type error).
+fn result_type(got: &str) -> String {
+    expr::RunError::ResultType {
+        expected: "a string or a list of strings",
+        got: got.to_owned(),
+    }
+    .to_string()
+}
+
+/// The user id a value (a string, or an element of a list) gives.
+///
+/// # Errors
+/// Not a string ([`AssigneeProblem::ListHolding`]: it is read as a list's element), or
+/// a blank one.
+fn user_id(v: &Value) -> Result<&Arc<str>, AssigneeProblem> {
+    match v {
+        Value::String(s) if s.trim().is_empty() => Err(AssigneeProblem::BlankName),
+        Value::String(s) => Ok(s),
+        other => Err(AssigneeProblem::ListHolding(other.type_name())),
+    }
+}
+
+/// The user ids an assignee expression's value gives, in order (a name given twice is
+/// given twice): a string is one, a list of strings is each. The one rule of what the
+/// value must be, for `check`'s constant parts and for the runtime.
+///
+/// # Errors
+/// The first problem, in the list's order: an element that is not a string, a blank
+/// name; then a value that is neither, or a list of none.
+pub fn user_ids(v: &Value) -> Result<UserIds<'_>, AssigneeProblem> {
+    let items = match v {
+        Value::String(_) => std::slice::from_ref(v),
+        Value::List(l) => l.as_slice(),
+        other => return Err(AssigneeProblem::NotUserIds(other.type_name())),
+    };
+    for x in items {
+        user_id(x)?;
+    }
+    if items.is_empty() {
+        return Err(AssigneeProblem::Empty);
+    }
+    Ok(UserIds(items.iter()))
+}
+
+/// The user ids of a value that [`user_ids`] accepted.
+#[derive(Debug, Clone)]
+pub struct UserIds<'v>(std::slice::Iter<'v, Value>);
+
+impl<'v> Iterator for UserIds<'v> {
+    type Item = &'v Arc<str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.by_ref().find_map(|x| user_id(x).ok())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for UserIds<'_> {}
 
 /// A part of an assignee expression whose value never fits.
 struct Never {
-    /// What it gives (a type or a value's type, `list holding int`).
-    got: String,
+    /// What it gives: a value the runtime refuses, or a type that never fits.
+    why: Why,
     /// The part (expression bytes).
     span: (usize, usize),
 }
 
+/// Why a part never fits.
+enum Why {
+    /// Its constant value ([`user_ids`]).
+    Value(AssigneeProblem),
+    /// Its static type (`int`, or of a list's element: `a list holding int`).
+    Type(String),
+}
+
+impl Never {
+    /// The diagnostic's message and help.
+    fn diagnostic(&self) -> (String, &'static str) {
+        match &self.why {
+            Why::Value(p) => p.diagnostic(),
+            Why::Type(t) => (result_type(t), TYPE_HELP),
+        }
+    }
+}
+
 /// The part that makes an assignee expression (`whole`) or a list element of it (not
-/// `whole`: it must be a string) never fit, whatever the context: a constant part whose
-/// value does not fit (evaluated by decision 110's constant-part walk,
-/// [`fails::outcome`]), or a part whose static type does not, looking through `dyn(…)`
-/// (which changes the static type, never the value), both branches of `?:`, and each
-/// element of a list literal.
+/// `whole`: it must be a user id) never fit, whatever the context: a constant part whose
+/// value [`user_ids`] (or, an element, [`user_id`]) refuses (evaluated by decision 110's
+/// constant-part walk, [`fails::outcome`]), or a part whose static type does not fit,
+/// looking through `dyn(…)` (which changes the static type, never the value), both
+/// branches of `?:`, and each element of a list literal.
 fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
-    let never = |got: String| Some(Never { got, span: e.span });
+    let never = |why: Why| Some(Never { why, span: e.span });
     match &e.kind {
         ExprKind::Call {
             target: None,
@@ -164,26 +288,27 @@ fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
             never_fits(b, whole, limits).map(|_| on_a)
         }
         _ if expr::is_constant(e) => match fails::outcome(e, limits) {
-            fails::Outcome::Constant(v) if whole && !value_fits(&v) => never(match &v {
-                Value::List(l) => match l.iter().find(|x| !P::String.accepts_value(x)) {
-                    Some(x) => format!("a list holding {}", x.type_name()),
-                    None => v.type_name().to_owned(),
-                },
-                _ => v.type_name().to_owned(),
-            }),
-            fails::Outcome::Constant(v) if !whole && !P::String.accepts_value(&v) => {
-                never(v.type_name().to_owned())
+            fails::Outcome::Constant(v) => {
+                let problem = if whole {
+                    user_ids(&v).err()
+                } else {
+                    user_id(&v).err()
+                };
+                problem.and_then(|p| never(Why::Value(p)))
             }
             _ => None,
         },
         ExprKind::List(items) if whole => items.iter().find_map(|i| {
-            never_fits(i, false, limits).map(|n| Never {
-                got: format!("a list holding {}", n.got),
-                span: n.span,
+            never_fits(i, false, limits).map(|n| match n.why {
+                Why::Type(t) => Never {
+                    why: Why::Type(format!("a list holding {t}")),
+                    span: n.span,
+                },
+                Why::Value(_) => n,
             })
         }),
-        _ if whole && !type_fits(&e.ty) => never(e.ty.to_string()),
-        _ if !whole && !P::String.accepts(&e.ty) => never(e.ty.to_string()),
+        _ if whole && !type_fits(&e.ty) => never(Why::Type(e.ty.to_string())),
+        _ if !whole && !P::String.accepts(&e.ty) => never(Why::Type(e.ty.to_string())),
         _ => None,
     }
 }

@@ -23,7 +23,7 @@ mod options;
 mod shared;
 mod version;
 
-pub use assignees::{AssigneeSlot, Expression};
+pub use assignees::{AssigneeProblem, AssigneeSlot, Expression, UserIds, user_ids};
 pub use conditions::Condition;
 pub use decisions::CompiledDecision;
 pub use many::{CheckError, check_many};

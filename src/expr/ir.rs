@@ -352,6 +352,33 @@ fn size(e: &Expr) -> u64 {
     n
 }
 
+/// How one evaluation of a node is charged against the budget beyond its static
+/// [`size`]: the static side of the run-time charges, node by node, which `check` reads
+/// for the "unless evaluating it runs out of a limit" caveat (decision 122,
+/// [`super::may_hit_limit`]). `tests/expr_gen.rs` holds it to what both paths charge:
+/// a generated expression none of whose nodes is charged by size must run within a
+/// budget of nothing on huge contexts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// Its unit: a literal, a variable, `!`, `-`, `&&`, `||`, `?:`, `has`, arithmetic
+    /// other than `+`, and every operation on numbers, bools, timestamps and durations
+    /// only (they cost a fixed amount).
+    Unit,
+    /// By the sizes of the strings, bytes values and collections it reads: `==`, `!=`
+    /// ([`value::equals_within`], [`value::compare_cost`]), the orderings
+    /// ([`value::relation_cost`]), a call reading a string, bytes or `dyn` argument
+    /// ([`value::call_cost`], [`value::regex_cost`] for `matches`), an index looking a
+    /// map up by such a key ([`value::key_cost`]).
+    Reads,
+    /// By what it builds or copies ([`value::copy_cost`], [`value::add_cost`]): `+` on
+    /// such operands, an index taking such a value, a copied field, a list or map
+    /// literal placing one.
+    Builds,
+    /// Per element: a comprehension ([`step_cost`] per element), `in` searching a list
+    /// or map.
+    PerElement,
+}
+
 /// Does a value of this static type cost by its size where the cost model charges
 /// one: a string or bytes value by its bytes, a list, map or object by its elements
 /// (`dyn` may be any of them); a number, bool, timestamp or duration costs a fixed
@@ -363,54 +390,54 @@ fn sized(t: &Type) -> bool {
     )
 }
 
-/// Can one evaluation of this node cost more than its static [`size`], by the size of
-/// the values it reads or builds, so that it can run out of the evaluation budget (or
-/// build a string or list past its limit) whatever the rest of the expression? The
-/// static side of the run-time charges, node by node: a comprehension charges
-/// [`step_cost`] per element; `==`, `!=` and `in` charge by the collections and
-/// strings compared ([`value::equals_within`], [`value::compare_cost`]), the orderings
-/// by the strings or bytes ([`value::relation_cost`]), `+` by what it builds
-/// ([`value::add_cost`]), a call by the strings it reads ([`value::call_cost`],
-/// [`value::regex_cost`] for `matches`), an index, a copied field and a list or map
-/// literal by the values they take or place ([`value::copy_cost`]) and the keys they
-/// look up. Every other node (a literal, a variable, `!`, `-`, `&&`, `||`, `?:`,
-/// `has`, arithmetic other than `+`) costs its unit.
+/// How one evaluation of this node is charged ([`Charge`]): whether it can cost more
+/// than its static [`size`], by the size of the values it reads or builds, so that it
+/// can run out of the evaluation budget (or build a string or list past its limit)
+/// whatever the rest of the expression.
 #[must_use]
-pub(crate) fn charged_by_size(e: &Expr) -> bool {
+pub(crate) fn charge(e: &Expr) -> Charge {
     // `dyn(x)` is `x` on both paths: no node of its own ([`dyn_arg`])
     if dyn_arg(e).is_some() {
-        return false;
+        return Charge::Unit;
     }
+    let by = |yes: bool, kind: Charge| if yes { kind } else { Charge::Unit };
     match &e.kind {
-        ExprKind::Comprehension { .. } => true,
+        ExprKind::Comprehension { .. } => Charge::PerElement,
+        ExprKind::Binary(BinaryOp::In, a, b) => {
+            by(sized(&a.ty) || sized(&b.ty), Charge::PerElement)
+        }
         ExprKind::Binary(
-            BinaryOp::Eq
-            | BinaryOp::Ne
-            | BinaryOp::Lt
-            | BinaryOp::Le
-            | BinaryOp::Gt
-            | BinaryOp::Ge
-            | BinaryOp::In
-            | BinaryOp::Add,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge,
             a,
             b,
-        ) => sized(&a.ty) || sized(&b.ty),
-        ExprKind::Index(_, i) => sized(&e.ty) || sized(&i.ty),
-        ExprKind::Select(a, f) => !super::codegen::field_in_place(a, f) && sized(&e.ty),
-        ExprKind::Call { target, args, .. } => target
-            .iter()
-            .map(|t| &**t)
-            .chain(args)
-            .any(|a| matches!(a.ty, Type::String | Type::Bytes | Type::Dyn)),
-        ExprKind::List(items) => items.iter().any(|i| sized(&i.ty)),
-        ExprKind::Map(entries) => entries.iter().any(|(k, v)| sized(&k.ty) || sized(&v.ty)),
+        ) => by(sized(&a.ty) || sized(&b.ty), Charge::Reads),
+        ExprKind::Binary(BinaryOp::Add, a, b) => by(sized(&a.ty) || sized(&b.ty), Charge::Builds),
+        ExprKind::Index(_, i) if sized(&i.ty) => Charge::Reads,
+        ExprKind::Index(..) => by(sized(&e.ty), Charge::Builds),
+        ExprKind::Select(a, f) => by(
+            !super::codegen::field_in_place(a, f) && sized(&e.ty),
+            Charge::Builds,
+        ),
+        ExprKind::Call { target, args, .. } => by(
+            target
+                .iter()
+                .map(|t| &**t)
+                .chain(args)
+                .any(|a| matches!(a.ty, Type::String | Type::Bytes | Type::Dyn)),
+            Charge::Reads,
+        ),
+        ExprKind::List(items) => by(items.iter().any(|i| sized(&i.ty)), Charge::Builds),
+        ExprKind::Map(entries) => by(
+            entries.iter().any(|(k, v)| sized(&k.ty) || sized(&v.ty)),
+            Charge::Builds,
+        ),
         ExprKind::Lit(_)
         | ExprKind::Ident(_)
         | ExprKind::HasVar(_)
         | ExprKind::Has(..)
         | ExprKind::Unary(..)
         | ExprKind::Cond(..)
-        | ExprKind::Binary(..) => false,
+        | ExprKind::Binary(..) => Charge::Unit,
     }
 }
 

@@ -521,12 +521,13 @@ pub fn is_constant(e: &Expr) -> bool {
     closed(e, &mut Vec::new())
 }
 
-/// True when evaluating the expression may run out of a limit whatever its value: one
-/// of its nodes is charged by the size of what it reads or builds
-/// ([`ir::charged_by_size`], the cost model's own account).
-pub(crate) fn may_hit_limit(e: &Expr) -> bool {
+/// True when evaluating a checked expression may run out of a limit whatever its value:
+/// one of its nodes is charged by the size of what it reads or builds ([`ir::Charge`],
+/// the cost model's own account, [`ir::charge`]).
+#[must_use]
+pub fn may_hit_limit(e: &Expr) -> bool {
     let mut found = false;
-    e.walk(&mut |n| found |= ir::charged_by_size(n));
+    e.walk(&mut |n| found |= ir::charge(n) != ir::Charge::Unit);
     found
 }
 

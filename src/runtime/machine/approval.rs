@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::compile::{AssigneeSlot, CompiledFlow};
-use crate::expr::Value;
+use crate::compile::{AssigneeSlot, CompiledFlow, user_ids};
 use crate::model::{Assignees, Mode, Outcome};
 
 use crate::runtime::Instance;
@@ -241,36 +240,17 @@ impl Instance {
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
                     .map_err(|e| format!("{} failed: {e}", what()))?;
-                let blank = |s: &Arc<str>| {
-                    if s.trim().is_empty() {
-                        Err(format!("{} gave an empty user name", what()))
-                    } else {
-                        Ok(Assignee::User(Arc::clone(s)))
-                    }
-                };
-                match v {
-                    Value::String(s) => Arc::new([blank(&s)?]),
-                    Value::List(l) => {
-                        let out = l
-                            .iter()
-                            .map(|x| match x {
-                                Value::String(s) => blank(s),
-                                other => Err(format!(
-                                    "{} gave a list holding {}",
-                                    what(),
-                                    other.type_name()
-                                )),
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Arc::from(distinct(out))
-                    }
-                    other => {
-                        return Err(format!(
-                            "{} gave {}, not a string or list of strings",
-                            what(),
-                            other.type_name()
-                        ));
-                    }
+                let mut users =
+                    user_ids(&v).map_err(|problem| format!("{} gave {problem}", what()))?;
+                // one user id (the usual case) is one allocation, as a written name's
+                if users.len() == 1
+                    && let Some(s) = users.next()
+                {
+                    Arc::new([Assignee::User(Arc::clone(s))])
+                } else {
+                    Arc::from(distinct(
+                        users.map(|s| Assignee::User(Arc::clone(s))).collect(),
+                    ))
                 }
             }
             (_, Some(list)) => Arc::clone(list),
