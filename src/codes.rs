@@ -556,6 +556,10 @@ codes! {
          and every step after the join. Route after the join instead (a `decision` after \
          the join can go to an `end`).",
         fix [("          - id: done\n            type: end\n            outcome: approved\n", "")];
+    GraphBlankAssignee = ("graph", "blank-assignee"):
+        "a user or role name of only white space",
+        "A blank name asks no one: every visit of the step would stop with an incident.",
+        fix [("users: [wang, \" \"]", "users: [wang, li]")];
     GraphDuplicateAssignee = ("graph", "duplicate-assignee"):
         "the same user twice in an assignee list (warning)",
         "One user is one assignee: the second mention changes nothing, and usually a \

@@ -1365,6 +1365,11 @@ fn one_mistake_gives_one_diagnostic() {
             "  - id: p\n    type: parallel\n    branches: []\n",
             "flowc::schema::constraint 9:15 `branches` is an empty list in step `p`",
         ),
+        // a list's element is named by its list (probe q11d nit 4: "`1` is empty")
+        (
+            "  - id: a\n    type: approval\n    mode: all\n    assignees: { users: [li, \"\"] }\n",
+            "flowc::schema::constraint 10:30 `users[1]` is empty in step `a`",
+        ),
         (
             "  - id: p\n    type: parallel\n    branches:\n      - stepz:\n          - id: b\n            type: approval\n            assignees: { role: x }\n",
             "flowc::schema::unknown-key 10:9 unknown key `stepz` in step `p`",

@@ -137,6 +137,22 @@ fn assignee_lists_are_judged() {
     ] {
         assert_eq!(codes_at(&step(body)), [], "{body}");
     }
+    // a blank name (only white space, Unicode's too) asks no one: an error, wherever
+    // a name is written (probe q11d nit 4: the runtime refused only an expression's)
+    assert_eq!(
+        codes_at(&step(
+            "    mode: all\n    assignees: { users: [li, \" \"] }\n"
+        )),
+        [("flowc::graph::blank-assignee".to_owned(), 7, 34)]
+    );
+    assert_eq!(
+        codes_at(&step("    assignees: { user: \"\\u3000\" }\n")),
+        [("flowc::graph::blank-assignee".to_owned(), 7, 28)]
+    );
+    assert_eq!(
+        codes_at(&step("    assignees: { role: \"\\t\" }\n")),
+        [("flowc::graph::blank-assignee".to_owned(), 7, 28)]
+    );
     // escalation lists and notify recipients too
     assert_eq!(
         codes_at(&step(

@@ -193,7 +193,7 @@ fn result_type(got: &str) -> String {
 /// a blank one.
 fn user_id(v: &Value) -> Result<&Arc<str>, AssigneeProblem> {
     match v {
-        Value::String(s) if s.trim().is_empty() => Err(AssigneeProblem::BlankName),
+        Value::String(s) if crate::model::is_blank_name(s) => Err(AssigneeProblem::BlankName),
         Value::String(s) => Ok(s),
         other => Err(AssigneeProblem::ListHolding(other.type_name())),
     }

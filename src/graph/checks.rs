@@ -89,8 +89,26 @@ fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     }
 }
 
-/// Repeated users in one `users:` list (warnings).
+/// Blank names (errors: no one can be asked, [`crate::model::is_blank_name`]) and
+/// repeated users in one `users:` list (warnings).
 fn check_users(id: &str, field: &'static str, a: &Assignees, errs: &mut Vec<GraphError>) {
+    let (kind, names): (&'static str, &[Spanned<String>]) = match a {
+        Assignees::Role(r) => ("role", std::slice::from_ref(r)),
+        Assignees::User(u) => ("user", std::slice::from_ref(u)),
+        Assignees::Users(us) => ("user", us.as_slice()),
+        Assignees::Expr(_) => return,
+    };
+    // an empty name is the schema's to report (`minLength`), and what a recovering
+    // build puts where a name is missing; white space only is this stage's
+    let blank = |n: &&Spanned<String>| !n.value.is_empty() && crate::model::is_blank_name(&n.value);
+    for n in names.iter().filter(blank) {
+        errs.push(GraphError::BlankAssignee {
+            kind,
+            id: id.to_owned(),
+            field,
+            span: n.span,
+        });
+    }
     let Assignees::Users(users) = a else {
         return;
     };

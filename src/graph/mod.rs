@@ -340,6 +340,25 @@ pub enum GraphError {
         #[label("ends the whole instance from inside a branch")]
         span: Span,
     },
+    /// A user or role name that is empty or only white space.
+    #[error("a {kind} name in `{field}` of step `{id}` is blank")]
+    #[diagnostic(
+        code("flowc::graph::blank-assignee"),
+        help(
+            "a name of only white space names no one: write the {kind}'s name, or remove the entry"
+        )
+    )]
+    BlankAssignee {
+        /// `user` or `role`.
+        kind: &'static str,
+        /// The step.
+        id: String,
+        /// `assignees`, `escalateTo` or `to`.
+        field: &'static str,
+        /// The name.
+        #[label("no name here")]
+        span: Span,
+    },
     /// The same user twice in one `users:` list.
     #[error("user `{user}` is listed twice in `{field}` of step `{id}`")]
     #[diagnostic(

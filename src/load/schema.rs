@@ -535,8 +535,15 @@ fn push_error(
                 }
             }
             other => {
-                let key = segs.last().map_or("", String::as_str);
-                let (message, help) = constraint_words(other, node, key, &schema_path);
+                // a list's element is named by its list: `users[1]`, not `1`
+                let key = match segs.as_slice() {
+                    [.., list, index] if index.parse::<usize>().is_ok() => {
+                        format!("{list}[{index}]")
+                    }
+                    [.., last] => last.clone(),
+                    [] => String::new(),
+                };
+                let (message, help) = constraint_words(other, node, &key, &schema_path);
                 SchemaError::Other {
                     message,
                     context,

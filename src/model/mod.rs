@@ -454,6 +454,14 @@ fn expr_source(file: &SourceFile, node: &Node) -> ExprSource {
     }
 }
 
+/// Whether a user or role name is blank: empty or only white space (Unicode), so that
+/// no one can be asked. The one rule for the names written in a flow (`check`) and for
+/// the user ids an assignee expression gives at run time.
+#[must_use]
+pub fn is_blank_name(name: &str) -> bool {
+    name.trim().is_empty()
+}
+
 /// Parses `30s`, `15m`, `48h`, `7d` into seconds.
 #[must_use]
 pub fn parse_duration(text: &str) -> Option<u64> {
