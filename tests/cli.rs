@@ -343,7 +343,7 @@ fn explain_prints_why_an_instance_waits() {
 How it got there:
   - `manager-approve` completed (t=0–10); approve by wang as manager at t=10
   - `finance-validate` completed (t=10–20); `amount < 10000.0` (line 29, column 20) was false; service-ok by service at t=20
-  - `route` completed (t=20–20) by rule 2; `dept in [\"legal\", \"compliance\"]` (line 39, column 15) was true
+  - `route` completed (t=20–20) by rule 2; `dept in [\"legal\", \"compliance\"]` (line 39, column 16) was true
 At the step:
   - `legal-review` pending (t=20)
 "

@@ -1588,7 +1588,7 @@ fn assignee_expression_errors_carry_line_and_column() {
         fx,
         vec![Effect::Incident {
             step: "sign".into(),
-            message: "assignee expression `approvers[3]` (line 8, column 24) failed: index 3 out of range".into()
+            message: "assignee expression `approvers[3]` (line 8, column 25) failed: index 3 out of range".into()
         }]
     );
     assert_eq!(i.state().status.describe(), "stopped on an incident");
@@ -1601,7 +1601,7 @@ fn assignee_expression_errors_carry_line_and_column() {
         fx,
         vec![Effect::Incident {
             step: "tell".into(),
-            message: "assignee expression `approvers[3]` (line 8, column 17) failed: index 3 out of range".into()
+            message: "assignee expression `approvers[3]` (line 8, column 18) failed: index 3 out of range".into()
         }]
     );
 }
@@ -1644,7 +1644,7 @@ fn an_assignee_expression_that_gives_no_user_ids_is_an_incident_naming_why() {
             fx,
             vec![Effect::Incident {
                 step: "a".into(),
-                message: format!("assignee expression `{e}` (line 8, column 24) gave {gave}")
+                message: format!("assignee expression `{e}` (line 8, column 25) gave {gave}")
             }],
             "{e}"
         );

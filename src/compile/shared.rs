@@ -22,7 +22,7 @@ pub struct ConditionText {
 
 impl ConditionText {
     fn new(flow: &Flow, src: &ExprSource) -> Self {
-        let (line, column) = flow.file.line_col(src.span.start);
+        let (line, column) = flow.file.line_col(src.start());
         ConditionText {
             text: Arc::from(src.text.as_str()),
             line: u32::try_from(line).unwrap_or(u32::MAX),

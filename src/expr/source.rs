@@ -24,6 +24,18 @@ impl ExprSource {
         }
     }
 
+    /// Where the expression starts in the file: its first character that is not white
+    /// space (after a quoted scalar's quote), as `check` places a diagnostic at the
+    /// start of the whole expression; the scalar's start for a blank text.
+    #[must_use]
+    pub fn start(&self) -> usize {
+        let lead = self.text.len() - self.text.trim_start().len();
+        if lead == self.text.len() {
+            return self.span.start;
+        }
+        self.map_span(lead, lead).start
+    }
+
     /// Maps a span inside `text` to a span in the file, widened to whole characters:
     /// a span never starts or ends inside a UTF-8 character, in the expression or in
     /// the file (the file offset of a character's last byte is not the offset of its

@@ -228,7 +228,7 @@ impl Instance {
                 // where the expression is written, as a decision's failing rule says it
                 // (worked out only for an error: the hot path allocates nothing here)
                 let what = || {
-                    let (line, column) = flow.flow().file.line_col(src.span.start);
+                    let (line, column) = flow.flow().file.line_col(src.start());
                     format!(
                         "assignee expression `{}` (line {line}, column {column})",
                         src.text

@@ -261,7 +261,7 @@ impl Instance {
                     .and_then(|r| Some((r, rules.get(r)?)))
                 {
                     Some((r, rule)) => {
-                        let (line, column) = flow.flow().file.line_col(rule.when.span.start);
+                        let (line, column) = flow.flow().file.line_col(rule.when.start());
                         format!(
                             "decision failed in rule {} `{}` (line {line}, column {column}): {e}",
                             r + 1,
