@@ -88,6 +88,44 @@ fn successes(p: &Part) -> Option<&[Value]> {
     }
 }
 
+/// An index whose operand and index each fail or give known values: it always fails
+/// when indexing every such operand by every such index fails (with the first error).
+fn index_fails(ps: &[Part], span: (usize, usize)) -> Part {
+    let (Some(xs), Some(ks)) = (
+        ps.first().and_then(successes),
+        ps.get(1).and_then(successes),
+    ) else {
+        return Part::Open;
+    };
+    let mut first = None;
+    for x in xs {
+        for k in ks {
+            match super::value::index(x, k) {
+                Ok(_) => return Part::Open,
+                Err(err) => {
+                    first.get_or_insert(err);
+                }
+            }
+        }
+    }
+    match first {
+        Some(err) => Part::Fails(Failure {
+            error: RunError::Op(err),
+            span,
+        }),
+        None => Part::Open,
+    }
+}
+
+/// The integer zero of an integer type.
+fn zero_of(ty: &Type) -> Value {
+    if *ty == Type::Int {
+        Value::Int(0)
+    } else {
+        Value::Uint(0)
+    }
+}
+
 /// Is this the integer zero (a divisor every integer division by fails)?
 fn int_zero(v: &Value) -> bool {
     matches!(v, Value::Int(0) | Value::Uint(0))
@@ -108,8 +146,10 @@ fn same_node(x: &Expr, y: &Expr) -> bool {
     x.ty == y.ty
         && match (&x.kind, &y.kind) {
             (K::Lit(a), K::Lit(b)) => a == b,
-            (K::Ident(a), K::Ident(b)) | (K::HasVar(a), K::HasVar(b)) => a == b,
-            (K::Select(_, a), K::Select(_, b)) | (K::Has(_, a), K::Has(_, b)) => a == b,
+            (K::Ident(a), K::Ident(b))
+            | (K::HasVar(a), K::HasVar(b))
+            | (K::Select(_, a), K::Select(_, b))
+            | (K::Has(_, a), K::Has(_, b)) => a == b,
             (K::Index(..), K::Index(..)) | (K::Cond(..), K::Cond(..)) => true,
             (
                 K::Call {
@@ -297,11 +337,7 @@ impl Walk<'_> {
             ExprKind::Binary(BinaryOp::Sub, a, b)
                 if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
             {
-                Part::FailsOr(vec![if a.ty == Type::Int {
-                    Value::Int(0)
-                } else {
-                    Value::Uint(0)
-                }])
+                Part::FailsOr(vec![zero_of(&a.ty)])
             }
             // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
             ExprKind::Binary(BinaryOp::Mul, a, _)
@@ -311,41 +347,11 @@ impl Walk<'_> {
                             && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
                     }) =>
             {
-                Part::FailsOr(vec![if a.ty == Type::Int {
-                    Value::Int(0)
-                } else {
-                    Value::Uint(0)
-                }])
+                Part::FailsOr(vec![zero_of(&a.ty)])
             }
             // indexing fails for every value its operands can give: it always fails (the
             // error of the first)
-            ExprKind::Index(..) => {
-                let (Some(xs), Some(ks)) = (
-                    ps.first().and_then(successes),
-                    ps.get(1).and_then(successes),
-                ) else {
-                    return Part::Open;
-                };
-                let mut got = Vec::new();
-                let mut first = None;
-                for x in xs {
-                    for k in ks {
-                        match super::value::index(x, k) {
-                            Ok(v) => got.push(v),
-                            Err(err) => {
-                                first.get_or_insert(err);
-                            }
-                        }
-                    }
-                }
-                match first {
-                    Some(err) if got.is_empty() => Part::Fails(Failure {
-                        error: RunError::Op(err),
-                        span: e.span,
-                    }),
-                    _ => Part::Open,
-                }
-            }
+            ExprKind::Index(..) => index_fails(&ps, e.span),
             // a time zone flowc does not know fails for every timestamp
             ExprKind::Call {
                 target: Some(t),
