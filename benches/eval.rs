@@ -310,6 +310,37 @@ fn regex_cost(c: &mut Criterion) {
             });
         }
     }
+    // compiling common context patterns (probe q11d nit 3, decision 126): each
+    // compiled uncached and matched on the 8-byte `li@x.com`, beside its units
+    for (name, p) in [
+        ("word", "\\w"),
+        ("words", "\\w+"),
+        ("email", "^\\w+@\\w+\\.\\w+$"),
+        ("letters", "\\pL+"),
+        ("digits", "\\d+"),
+        ("ascii-word", "[A-Za-z0-9_]+"),
+        ("word-20", "\\w{20}"),
+        ("range", "[a-z]"),
+        ("anchored", "^q1$"),
+        ("not-digit", "[^0-9]"),
+        ("dot", "."),
+        ("latin1", "[à-ÿ]+"),
+        ("han", "[中-龥]+"),
+        ("classes", "(\\w+\\s*){20}\\d"),
+        ("letter-classes", "(\\pL+\\s*){20}\\d"),
+        ("letters-20", "\\pL{20}"),
+    ] {
+        let subject = "li@x.com";
+        let units = flowc::expr::regex_cost(subject, p);
+        let weight = flowc::expr::regex_weight(p);
+        println!("unit/compile/{name}: weight {weight}, {units} units");
+        g.bench_function(format!("compile/{name}"), |bn| {
+            bn.iter(|| {
+                let re = flowc::expr::build_regex(black_box(p)).unwrap();
+                black_box(re.is_match(black_box(subject)))
+            })
+        });
+    }
     // matching only (the pattern compiled beforehand, as a literal pattern is): what a
     // subject byte costs for a small and a large pattern, on subjects that make each
     // scan its whole input (no match, or a match only at the end), decision 121

@@ -242,7 +242,7 @@ fn regexes_are_neither_compiled_nor_parsed_when_evaluated() {
         .map(|i| Value::string(&format!("^flood{i}$")))
         .collect();
     b.set_owned(v.index("names").unwrap(), Value::List(Arc::new(flood)));
-    let pattern = r"\w+\d";
+    let pattern = r"\pL+\d";
     b.set_owned(v.index("pattern").unwrap(), Value::string(pattern));
     let flood = flow
         .compile_condition("flood", "names.all(p, !long.matches(p))")

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use flowc::compile::{CompiledFlow, Options, compile};
-use flowc::expr::Value;
+use flowc::expr::{RegexScan, Value};
 use flowc::sandbox::{Bindings, RunError};
 use flowc::span::SourceFile;
 
@@ -77,7 +77,7 @@ fn bindings(flow: &CompiledFlow, n: i64, items: i64, note_bytes: usize) -> Bindi
 /// repeated), none matching a string of `x`s.
 fn set_patterns(flow: &CompiledFlow, b: &mut Bindings, n: usize) {
     let p = (0..n)
-        .map(|i| Value::string(&format!("(\\w+\\s*){{20}}\\d|q{i}")))
+        .map(|i| Value::string(&format!("(\\pL+\\s*){{20}}\\d|q{i}")))
         .collect();
     b.set(
         flow.vars().index("patterns").unwrap(),
@@ -583,9 +583,9 @@ fn regexes_are_charged_by_pattern_and_subject() {
     let f = flow();
     let spent = Err(RunError::budget(BUDGET));
     // a pattern from the context is charged its compilation by its parsed size: one
-    // that compiles to a large program (`(\w+\s*){20}\d`) costs more than the whole
-    // budget, so the first attempt fails closed before it compiles
-    assert!(flowc::expr::regex_cost("x", "(\\w+\\s*){20}\\d|q0") > BUDGET);
+    // that compiles to a large program (`(\pL+\s*){20}\d`, Unicode letters) costs more
+    // than the whole budget, so the first attempt fails closed before it compiles
+    assert!(flowc::expr::regex_cost("x", "(\\pL+\\s*){20}\\d|q0") > BUDGET);
     for (n, want) in [(1, &spent), (1_000, &spent)] {
         let mut b = bindings(&f, 0, 0, 1);
         set_patterns(&f, &mut b, n);
@@ -615,7 +615,7 @@ fn regexes_are_charged_by_pattern_and_subject() {
     // is charged by the subject's length (`regex_cost`, the one formula): one match
     // of a 60,000-byte subject fits the budget, two do not
     let anchored = flowc::expr::regex_estimate("^x+$");
-    assert_eq!(anchored.reads, flowc::expr::PatternReads::Scan);
+    assert_eq!(anchored.scan, RegexScan::Automaton);
     let per_match = flowc::expr::match_cost(&"x".repeat(60_000), anchored);
     assert!(per_match < BUDGET && 2 * per_match > BUDGET);
     let mut b = bindings(&f, 0, 1, 60_000);
@@ -830,10 +830,7 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
         &Ok(true),
     );
     both(&f, &mut b, "note.matches('中') || true", &Ok(true));
-    assert_eq!(
-        flowc::expr::regex_estimate("x").reads,
-        flowc::expr::PatternReads::Literal
-    );
+    assert_eq!(flowc::expr::regex_estimate("x").scan, RegexScan::Literal);
     assert_eq!(
         flowc::expr::match_cost(&"x".repeat(mib), flowc::expr::regex_estimate("x")),
         flowc::expr::scan_cost(mib)
@@ -857,6 +854,122 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
 }
 
 #[test]
+fn a_pattern_whose_every_match_is_one_string_is_priced_as_that_string() {
+    // decision 126 (probe q11d nit 7): the pattern's HIR, not its spelling, says how
+    // the matcher reads a subject: `""` matches at once, `a{3}` and `(?:a)(?:b)` are the
+    // literals `aaa` and `ab`, found by substring search; an assertion, a class, an
+    // alternative or an open repetition is read by the automaton, a unit per byte
+    for (pattern, scan) in [
+        ("", RegexScan::AtOnce),
+        ("a{0}", RegexScan::AtOnce),
+        ("(?:)", RegexScan::AtOnce),
+        ("a{3}", RegexScan::Literal),
+        ("(?:a)(?:b)", RegexScan::Literal),
+        ("x(y)z", RegexScan::Literal),
+        (r"\Qa.b\E", RegexScan::Literal),
+        ("^", RegexScan::Automaton),
+        ("a{3}$", RegexScan::Automaton),
+        ("a{3,}", RegexScan::Automaton),
+        ("a|b", RegexScan::Automaton),
+        ("[ab]", RegexScan::Automaton),
+    ] {
+        assert_eq!(
+            flowc::expr::regex_estimate(pattern).scan,
+            scan,
+            "pattern {pattern:?}"
+        );
+    }
+    let subject = "x".repeat(1 << 20);
+    assert_eq!(
+        flowc::expr::match_cost(&subject, flowc::expr::regex_estimate("")),
+        0
+    );
+    assert_eq!(
+        flowc::expr::match_cost(&subject, flowc::expr::regex_estimate("x{3}")),
+        flowc::expr::scan_cost(1 << 20)
+    );
+    // on a 1 MiB subject: charged per byte, both failed closed before
+    let f = flow();
+    let mut b = bindings(&f, 0, 1, 1 << 20);
+    both(&f, &mut b, "note.matches('')", &Ok(true));
+    both(
+        &f,
+        &mut b,
+        "note.matches('x{3}') && !note.matches('a{3}')",
+        &Ok(true),
+    );
+    // from the context: the floor and the weight, and nothing per byte for `""`
+    b.set(
+        f.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(vec![Value::string(""), Value::string("x{3}")])),
+    );
+    both(&f, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    assert_eq!(
+        flowc::expr::regex_cost(&subject, ""),
+        flowc::expr::REGEX_FLOOR
+            + flowc::expr::REGEX_UNITS_PER_WEIGHT * flowc::expr::regex_weight("")
+    );
+}
+
+#[test]
+fn common_context_patterns_fit_the_default_budget() {
+    // decision 126 (probe q11d nit 3): `\w`, `\d` and `\s` are RE2's ASCII classes, so
+    // the usual patterns compile to small programs and are charged so; a large Unicode
+    // class (`\pL`, hundreds of UTF-8 sequences) costs about a whole budget to compile,
+    // as it is charged, and the slow patterns fail closed
+    let f = flow();
+    let mut b = bindings(&f, 0, 0, 0);
+    b.set(f.vars().index("note").unwrap(), &Value::string("li@x.com"));
+    let fits = [
+        "\\w",
+        "\\w\\w",
+        "\\w+",
+        "^\\w+@\\w+\\.\\w+$",
+        "\\d+|@",
+        "[^\\s]+",
+        "[à-ÿ]|[a-z]",
+    ];
+    for p in fits {
+        assert!(flowc::expr::regex_cost("li@x.com", p) < BUDGET / 4, "{p}");
+    }
+    // all of them in one evaluation, from the context, on both paths
+    b.set(
+        f.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(fits.iter().map(|p| Value::string(p)).collect())),
+    );
+    both(&f, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    // the weights: what the compiler builds (ASCII `\w` is four ranges; `\pL` is
+    // hundreds of UTF-8 sequences); `+` is compiled once, `{3}` three times
+    let w = flowc::expr::regex_weight;
+    assert_eq!(w("\\w+"), w("\\w") + flowc::expr::REGEX_GROUP_WEIGHT);
+    assert_eq!(w("\\w"), w("[0-9A-Za-z_]"));
+    assert!(w("\\pL") > 10 * w("\\w"));
+    assert!(w("a{3,}") > w("a+"));
+    // RE2's classes: ASCII only
+    let spent = Err(RunError::budget(BUDGET));
+    for (cond, want) in [
+        ("'é'.matches('\\\\w') || '٣'.matches('\\\\d')", &Ok(false)),
+        (
+            "'é'.matches('^\\\\W$') && 'é'.matches('[^\\\\w]')",
+            &Ok(true),
+        ),
+        ("'\\u3000'.matches('\\\\s')", &Ok(false)),
+        ("'é'.matches('\\\\pL')", &Ok(true)),
+    ] {
+        both(&f, &mut b, cond, want);
+    }
+    // the slow ones still fail closed before they compile
+    for p in ["\\pL", "(\\pL+\\s*){20}\\d", "\\pL{100}"] {
+        assert!(flowc::expr::regex_cost("x", p) > BUDGET, "{p}");
+        b.set(
+            f.vars().index("patterns").unwrap(),
+            &Value::List(Arc::new(vec![Value::string(p)])),
+        );
+        both(&f, &mut b, "patterns.exists(p, note.matches(p))", &spent);
+    }
+}
+
+#[test]
 fn an_over_size_pattern_is_an_ordinary_error() {
     // as in cel-go, a pattern that does not compile (over the size limit included) is
     // an invalid argument: `||` absorbs it when the other side holds
@@ -864,7 +977,7 @@ fn an_over_size_pattern_is_an_ordinary_error() {
     let mut b = bindings(&f, 0, 0, 1);
     b.set(
         f.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string("\\w{100}")])),
+        &Value::List(Arc::new(vec![Value::string("\\pL{300}")])),
     );
     for (cond, want) in [
         ("patterns.exists(p, note.matches(p)) || true", Ok(true)),
@@ -972,20 +1085,20 @@ fn dyn_costs_what_its_argument_costs() {
 /// every other pattern is charged as before.
 #[test]
 fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
-    use flowc::expr::{PatternReads, regex_estimate};
+    use flowc::expr::regex_estimate;
     for (pattern, reads) in [
-        ("^abc", PatternReads::Prefix(3)),
-        ("abc$", PatternReads::Suffix(3)),
-        ("^中文", PatternReads::Prefix(6)),
-        ("abc", PatternReads::Literal),
-        ("^abc$", PatternReads::Scan),
-        ("(?m)^abc", PatternReads::Scan),
-        ("(?m)abc$", PatternReads::Scan),
-        ("^a+", PatternReads::Scan),
-        ("^(?i)abc", PatternReads::Scan),
-        ("^a|b", PatternReads::Scan),
+        ("^abc", RegexScan::Prefix(3)),
+        ("abc$", RegexScan::Suffix(3)),
+        ("^中文", RegexScan::Prefix(6)),
+        ("abc", RegexScan::Literal),
+        ("^abc$", RegexScan::Automaton),
+        ("(?m)^abc", RegexScan::Automaton),
+        ("(?m)abc$", RegexScan::Automaton),
+        ("^a+", RegexScan::Automaton),
+        ("^(?i)abc", RegexScan::Automaton),
+        ("^a|b", RegexScan::Automaton),
     ] {
-        assert_eq!(regex_estimate(pattern).reads, reads, "`{pattern}`");
+        assert_eq!(regex_estimate(pattern).scan, reads, "`{pattern}`");
     }
     let long = 6_400;
     let base = flow();

@@ -1858,3 +1858,39 @@ fn a_zero_divisor_behind_a_conditional_always_fails() {
         ]
     );
 }
+
+/// Issue 11 (probe q11d nit 8, decision 126): an index whose every `?:` branch is out
+/// of range or missing always fails, and so does a division by `x - x` or `0 * x` of
+/// an integer `x` (zero whenever `x` does not fail); an index that one branch makes
+/// good, `x - y` and a double divisor do not.
+#[test]
+fn an_index_out_of_range_on_every_branch_and_a_divisor_x_minus_x_always_fail() {
+    let step = |id: &str, e: &str| {
+        format!(
+            "  - id: {id}\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{e}'\n"
+        )
+    };
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  j: int\n  u: uint\n  d: double\n  b: bool\nsteps:\n{}{}{}{}{}{}{}{}{}",
+        step("a", "[1, 2][b ? 5 : 6] > 0"),
+        step("c", "{\"a\": 1}[b ? \"x\" : (i > 2 ? \"y\" : \"z\")] > 0"),
+        step("e", "i / (i - i) > 0"),
+        step("f", "u % ((u + 1u) - (u + 1u)) > 0u"),
+        step("g", "i / (0 * i) > 0"),
+        step("h", "[1, 2][b ? 1 : 6] > 0"),
+        step("k", "{\"a\": 1}[b ? \"a\" : \"y\"] > 0"),
+        step("m", "i / (i - j) > 0"),
+        step("n", "d / (d - d) > 0.0"),
+    );
+    let d = check(&text);
+    insta::assert_snapshot!(
+        "issue_11_index_and_self_difference_always_fail",
+        summary(&d).join("\n")
+    );
+    let (code, human) = check_human("issue11idx", &text);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!(
+        "issue_11_index_and_self_difference_always_fail_human",
+        human
+    );
+}

@@ -32,9 +32,10 @@ enum Part {
     Value(Value),
     /// Fails at every evaluation.
     Fails(Failure),
-    /// Reads the context, and has this value whenever it does not fail (`b ? 0 : 0`):
-    /// never folded, only used where a failure or this value both make the parent fail.
-    FailsOr(Value),
+    /// Reads the context, and has one of these values whenever it does not fail (`b ?
+    /// 0 : 0`, `b ? 5 : 6`, `i - i`): never folded, only used where a failure and each
+    /// of these values all make the parent fail (a zero divisor, an index).
+    FailsOr(Vec<Value>),
     /// Depends on the context, and may succeed.
     Open,
 }
@@ -76,12 +77,112 @@ fn decides(is_and: bool, v: &Part) -> Option<bool> {
     }
 }
 
-/// The value a part gives whenever it does not fail.
-fn success(p: &Part) -> Option<&Value> {
+/// The values a part can give whenever it does not fail (none when it always fails,
+/// `None` when they are not known).
+fn successes(p: &Part) -> Option<&[Value]> {
     match p {
-        Part::Value(v) | Part::FailsOr(v) => Some(v),
-        _ => None,
+        Part::Value(v) => Some(std::slice::from_ref(v)),
+        Part::FailsOr(vs) => Some(vs),
+        Part::Fails(_) => Some(&[]),
+        Part::Closed | Part::Open => None,
     }
+}
+
+/// An index whose operand and index each fail or give known values: it always fails
+/// when indexing every such operand by every such index fails (with the first error).
+fn index_fails(ps: &[Part], span: (usize, usize)) -> Part {
+    let (Some(xs), Some(ks)) = (
+        ps.first().and_then(successes),
+        ps.get(1).and_then(successes),
+    ) else {
+        return Part::Open;
+    };
+    let mut first = None;
+    for x in xs {
+        for k in ks {
+            match super::value::index(x, k) {
+                Ok(_) => return Part::Open,
+                Err(err) => {
+                    first.get_or_insert(err);
+                }
+            }
+        }
+    }
+    match first {
+        Some(err) => Part::Fails(Failure {
+            error: RunError::Op(err),
+            span,
+        }),
+        None => Part::Open,
+    }
+}
+
+/// The integer zero of an integer type.
+fn zero_of(ty: &Type) -> Value {
+    if *ty == Type::Int {
+        Value::Int(0)
+    } else {
+        Value::Uint(0)
+    }
+}
+
+/// Is this the integer zero (a divisor every integer division by fails)?
+fn int_zero(v: &Value) -> bool {
+    matches!(v, Value::Int(0) | Value::Uint(0))
+}
+
+/// Are two parts the same expression (spans apart)? CEL has no side effects, so two
+/// such parts have the same value, or both fail.
+fn same_expr(a: &Expr, b: &Expr) -> bool {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    a.walk(&mut |e| xs.push(e));
+    b.walk(&mut |e| ys.push(e));
+    xs.len() == ys.len() && xs.iter().zip(&ys).all(|(x, y)| same_node(x, y))
+}
+
+/// Are two nodes the same, children apart (their number included)?
+fn same_node(x: &Expr, y: &Expr) -> bool {
+    use ExprKind as K;
+    x.ty == y.ty
+        && match (&x.kind, &y.kind) {
+            (K::Lit(a), K::Lit(b)) => a == b,
+            (K::Ident(a), K::Ident(b))
+            | (K::HasVar(a), K::HasVar(b))
+            | (K::Select(_, a), K::Select(_, b))
+            | (K::Has(_, a), K::Has(_, b)) => a == b,
+            (K::Index(..), K::Index(..)) | (K::Cond(..), K::Cond(..)) => true,
+            (
+                K::Call {
+                    target: t1,
+                    name: n1,
+                    args: a1,
+                },
+                K::Call {
+                    target: t2,
+                    name: n2,
+                    args: a2,
+                },
+            ) => n1 == n2 && t1.is_some() == t2.is_some() && a1.len() == a2.len(),
+            (K::List(a), K::List(b)) => a.len() == b.len(),
+            (K::Map(a), K::Map(b)) => a.len() == b.len(),
+            (K::Unary(a, _), K::Unary(b, _)) => a == b,
+            (K::Binary(a, ..), K::Binary(b, ..)) => a == b,
+            (
+                K::Comprehension {
+                    kind: k1,
+                    var: v1,
+                    filter: f1,
+                    ..
+                },
+                K::Comprehension {
+                    kind: k2,
+                    var: v2,
+                    filter: f2,
+                    ..
+                },
+            ) => k1 == k2 && v1 == v2 && f1.is_some() == f2.is_some(),
+            _ => false,
+        }
 }
 
 impl Walk<'_> {
@@ -164,12 +265,18 @@ impl Walk<'_> {
                     | (Part::Value(Value::Bool(true)), Part::Fails(f), _)
                     | (Part::Value(Value::Bool(false)), _, Part::Fails(f))
                     | (Part::Open, Part::Fails(f), Part::Fails(_)) => Part::Fails(f),
-                    // both branches give the same value: it fails or gives that value
-                    (_, a, b) => match (success(&a), success(&b)) {
-                        (Some(x), Some(y))
-                            if x.type_name() == y.type_name() && super::value::equals(x, y) =>
-                        {
-                            Part::FailsOr(x.clone())
+                    // each branch fails or gives known values: so does the whole
+                    (_, a, b) => match (successes(&a), successes(&b)) {
+                        (Some(x), Some(y)) => {
+                            let mut vs: Vec<Value> = Vec::new();
+                            for v in x.iter().chain(y) {
+                                if !vs.iter().any(|w| {
+                                    w.type_name() == v.type_name() && super::value::equals(w, v)
+                                }) {
+                                    vs.push(v.clone());
+                                }
+                            }
+                            Part::FailsOr(vs)
                         }
                         _ => Part::Open,
                     },
@@ -216,16 +323,35 @@ impl Walk<'_> {
             // `x / 0` and `x % 0` on integers fail for every `x`
             ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
                 if matches!(a.ty, Type::Int | Type::Uint)
-                    && matches!(
-                        ps.get(1).and_then(success),
-                        Some(Value::Int(0) | Value::Uint(0))
-                    ) =>
+                    && ps
+                        .get(1)
+                        .and_then(successes)
+                        .is_some_and(|vs| vs.iter().all(int_zero)) =>
             {
                 Part::Fails(Failure {
                     error: RunError::Op(OpError::DivisionByZero),
                     span: e.span,
                 })
             }
+            // `x - x` on integers is zero whenever `x` does not fail
+            ExprKind::Binary(BinaryOp::Sub, a, b)
+                if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
+            {
+                Part::FailsOr(vec![zero_of(&a.ty)])
+            }
+            // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
+            ExprKind::Binary(BinaryOp::Mul, a, _)
+                if matches!(a.ty, Type::Int | Type::Uint)
+                    && ps.iter().any(|p| {
+                        matches!(p, Part::Value(_) | Part::FailsOr(_))
+                            && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
+                    }) =>
+            {
+                Part::FailsOr(vec![zero_of(&a.ty)])
+            }
+            // indexing fails for every value its operands can give: it always fails (the
+            // error of the first)
+            ExprKind::Index(..) => index_fails(&ps, e.span),
             // a time zone flowc does not know fails for every timestamp
             ExprKind::Call {
                 target: Some(t),

@@ -1085,6 +1085,21 @@ pub const REGEX_FLOOR: u64 = 1024;
 /// (499) about 62; `(\w+\s*){20}\d` (32,132) about 110; a 66-byte alternation (56)
 /// about 290: within 3x of 64 wherever compiling costs much.
 pub const REGEX_UNITS_PER_WEIGHT: u64 = 64;
+/// Weight ([`regex_weight`]) a pattern read by the automaton ([`RegexScan::Automaton`])
+/// adds: the `regex` crate builds a forward and a reverse program and a lazy DFA for
+/// it, where a literal pattern is only a substring search (decision 126).
+pub const REGEX_AUTOMATON_WEIGHT: u64 = 64;
+/// Weight ([`regex_weight`]) a class reaching past ASCII adds beside its byte ranges:
+/// the compiler's UTF-8 automata, forward and reversed, cost about this much whatever
+/// the class (`[^0-9]`, `.`, `[à-ÿ]`; decision 126).
+pub const REGEX_UNICODE_CLASS_WEIGHT: u64 = 128;
+/// Weight ([`regex_weight`]) of a repetition or a capture group beside its part: the
+/// states and slots it compiles to (decision 126).
+pub const REGEX_GROUP_WEIGHT: u64 = 4;
+/// Weight ([`regex_weight`]) a pattern read by the automaton adds when it starts with
+/// one of a few literals (`\d+`, `a|b`, `(?i)x`): the `regex` crate builds a
+/// multi-literal searcher for them (decision 126).
+pub const REGEX_PREFILTER_WEIGHT: u64 = 128;
 /// Bytes of a `matches` subject per unit when the pattern is not a plain literal
 /// ([`match_cost`]). Measured (decision 121, `unit/matches/scan/*`, 1 MiB subjects,
 /// C5's unit 4.0 ns in the same run): the lazy DFA reads 2.6 ns a byte for `^x+$`
@@ -1093,12 +1108,17 @@ pub const REGEX_UNITS_PER_WEIGHT: u64 = 64;
 pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 
 /// The estimated size of the program a pattern compiles to, from its parsed form (the
-/// `regex-syntax` HIR the `regex` crate compiles): a literal byte, an assertion or an
-/// empty match weighs 1, a class a unit per range it holds (a Unicode class such as
-/// `\w` holds hundreds), a concatenation or alternation the sum of its parts, and a
-/// counted repetition its part times its largest count (the least count plus one when
-/// unbounded), as the compiler copies the part that many times. A pattern that does
-/// not parse weighs its length (the parser's work).
+/// `regex-syntax` HIR the `regex` crate compiles, RE2's Perl classes already ASCII): a
+/// literal byte, an assertion or an empty match weighs 1, a class what the compiler
+/// builds of it (`class_weight`: its UTF-8 byte ranges, plus
+/// [`REGEX_UNICODE_CLASS_WEIGHT`] past ASCII), a concatenation or alternation the sum
+/// of its parts, a repetition its part times the copies the compiler writes (its
+/// largest count, or its least when unbounded, at least one) and a repetition or a
+/// capture group [`REGEX_GROUP_WEIGHT`] besides; a pattern the automaton
+/// reads adds [`REGEX_AUTOMATON_WEIGHT`], and [`REGEX_PREFILTER_WEIGHT`] when it
+/// starts with one of a few literals. A pattern
+/// that does not parse weighs its length (the parser's work). Measured against the
+/// compile times in decision 126.
 #[must_use]
 pub fn regex_weight(pattern: &str) -> u64 {
     regex_estimate(pattern).weight
@@ -1109,16 +1129,21 @@ pub fn regex_weight(pattern: &str) -> u64 {
 pub struct RegexEstimate {
     /// [`regex_weight`]: what compiling it costs.
     pub weight: u64,
-    /// What matching it reads of a subject ([`match_cost`]).
-    pub reads: PatternReads,
+    /// How the matcher reads a subject ([`match_cost`]).
+    pub scan: RegexScan,
 }
 
-/// What matching a pattern reads of its subject, by the pattern's parsed form.
+/// How the `regex` crate matches a pattern, which is what a subject costs to match
+/// ([`match_cost`], decisions 123, 126), read from the pattern's HIR by `regex-syntax`'s
+/// literal extraction (the analysis the crate itself runs to skip its automata).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatternReads {
-    /// One literal string (no class, repetition, alternation or assertion): the matcher
-    /// finds it with a substring search (`memchr`'s), as `contains` does, so matching
-    /// it costs what `contains` costs.
+pub enum RegexScan {
+    /// Every match is the empty string and nothing is asserted (`""`, `a{0}`, `(?:)`):
+    /// it matches at the start of any subject without reading it.
+    AtOnce,
+    /// Every match is one fixed non-empty string and nothing is asserted (`a`, `a\.b`,
+    /// `a{3}`, `(?:ab)c`): the matcher finds it with a substring search (`memchr`'s),
+    /// as `contains` does.
     Literal,
     /// `^` and a literal string of this many bytes (`^abc`): the matcher reads at most
     /// that prefix of the subject, as `startsWith` does, and costs what it costs.
@@ -1126,13 +1151,13 @@ pub enum PatternReads {
     /// A literal string of this many bytes and `$` (`abc$`): the matcher reads the
     /// subject backwards from its end, at most that suffix, as `endsWith` does.
     Suffix(usize),
-    /// Any other pattern: the matcher may read every byte of the subject, at about a
-    /// unit of time a byte ([`REGEX_SUBJECT_BYTES_PER_UNIT`]).
-    Scan,
+    /// Anything else (a class, an alternative, an open repetition, another assertion):
+    /// the lazy DFA reads the subject byte by byte.
+    Automaton,
 }
 
 /// [`RegexEstimate`] of a pattern (a pattern that does not parse weighs its length
-/// and is [`PatternReads::Scan`]).
+/// and is read by the automaton).
 #[must_use]
 pub fn regex_estimate(pattern: &str) -> RegexEstimate {
     // the pattern as it is compiled: RE2's syntax read the `regex` crate's way
@@ -1140,34 +1165,75 @@ pub fn regex_estimate(pattern: &str) -> RegexEstimate {
         .ok()
         .and_then(|p| regex_syntax::Parser::new().parse(&p).ok());
     match parsed {
-        Some(hir) => RegexEstimate {
-            weight: hir_weight(&hir),
-            reads: pattern_reads(&hir),
-        },
+        Some(hir) => {
+            // the prefix literals the `regex` crate extracts to skip its automata
+            let prefixes = regex_syntax::hir::literal::Extractor::new().extract(&hir);
+            let scan = regex_scan(&hir, &prefixes);
+            let extra = match (scan, prefixes.literals()) {
+                (RegexScan::AtOnce | RegexScan::Literal, _) => 0,
+                // several literals: a multi-literal searcher is built besides
+                (_, Some(lits)) if lits.len() > 1 => {
+                    REGEX_AUTOMATON_WEIGHT.saturating_add(REGEX_PREFILTER_WEIGHT)
+                }
+                _ => REGEX_AUTOMATON_WEIGHT,
+            };
+            RegexEstimate {
+                weight: hir_weight(&hir).saturating_add(extra),
+                scan,
+            }
+        }
         None => RegexEstimate {
             weight: u64::try_from(pattern.len()).unwrap_or(u64::MAX),
-            reads: PatternReads::Scan,
+            scan: RegexScan::Automaton,
         },
     }
 }
 
-/// [`PatternReads`] of a parsed pattern: a literal; `^` (the subject's start, not
-/// `(?m)^`) then a literal; a literal then `$` (the subject's end); else a scan.
-fn pattern_reads(h: &regex_syntax::hir::Hir) -> PatternReads {
+/// [`RegexScan`] of a parsed pattern, from its prefix literals: a pattern with no
+/// assertion whose exact literal extraction (`regex-syntax`'s `Extractor`, with its
+/// bounds: a longer repetition is not expanded and stays an automaton) is one string,
+/// empty or not; `^` (the subject's start, not `(?m)^`) then a literal, or a literal
+/// then `$` (the subject's end), an affix.
+fn regex_scan(h: &regex_syntax::hir::Hir, prefixes: &regex_syntax::hir::literal::Seq) -> RegexScan {
     use regex_syntax::hir::{HirKind, Look};
-    if h.properties().is_literal() {
-        return PatternReads::Literal;
+    if !h.properties().look_set().is_empty() {
+        return match h.kind() {
+            HirKind::Concat(parts) => match parts.as_slice() {
+                [a, b] => match (a.kind(), b.kind()) {
+                    (HirKind::Look(Look::Start), HirKind::Literal(l)) => {
+                        RegexScan::Prefix(l.0.len())
+                    }
+                    (HirKind::Literal(l), HirKind::Look(Look::End)) => RegexScan::Suffix(l.0.len()),
+                    _ => RegexScan::Automaton,
+                },
+                _ => RegexScan::Automaton,
+            },
+            _ => RegexScan::Automaton,
+        };
     }
-    let HirKind::Concat(parts) = h.kind() else {
-        return PatternReads::Scan;
-    };
-    match parts.as_slice() {
-        [a, b] => match (a.kind(), b.kind()) {
-            (HirKind::Look(Look::Start), HirKind::Literal(l)) => PatternReads::Prefix(l.0.len()),
-            (HirKind::Literal(l), HirKind::Look(Look::End)) => PatternReads::Suffix(l.0.len()),
-            _ => PatternReads::Scan,
-        },
-        _ => PatternReads::Scan,
+    match prefixes.literals() {
+        Some([one]) if one.is_exact() && one.as_bytes().is_empty() => RegexScan::AtOnce,
+        Some([one]) if one.is_exact() => RegexScan::Literal,
+        _ => RegexScan::Automaton,
+    }
+}
+
+/// The weight of a class, from the UTF-8 sequences the compiler turns it into: 1 per
+/// ASCII range, half a unit per byte range of a longer sequence (measured: a Unicode
+/// class's byte ranges compile about twice as fast as as many ASCII ranges, decision
+/// 126), at least 1, plus [`REGEX_UNICODE_CLASS_WEIGHT`] when it reaches past ASCII.
+fn class_weight(c: &regex_syntax::hir::ClassUnicode) -> u64 {
+    let halves: usize = c
+        .ranges()
+        .iter()
+        .flat_map(|r| regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()))
+        .map(|s| if s.len() == 1 { 2 } else { s.len() })
+        .sum();
+    let own = u64::try_from(halves.div_ceil(2)).unwrap_or(u64::MAX).max(1);
+    if c.is_ascii() {
+        own
+    } else {
+        own.saturating_add(REGEX_UNICODE_CLASS_WEIGHT)
     }
 }
 
@@ -1177,32 +1243,37 @@ fn hir_weight(h: &regex_syntax::hir::Hir) -> u64 {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => 1,
         HirKind::Literal(l) => n(l.0.len()),
-        HirKind::Class(Class::Unicode(c)) => n(c.ranges().len()).max(1),
+        HirKind::Class(Class::Unicode(c)) => class_weight(c),
         HirKind::Class(Class::Bytes(c)) => n(c.ranges().len()).max(1),
+        // the compiler writes the part once per count: `{2,5}` five times, `*`, `?`
+        // and `+` once (with a loop back), `{3,}` three times
         HirKind::Repetition(r) => {
-            let times = r.max.map_or(u64::from(r.min).saturating_add(1), u64::from);
-            hir_weight(&r.sub).saturating_mul(times.max(1))
+            let times = r.max.unwrap_or(r.min);
+            hir_weight(&r.sub)
+                .saturating_mul(u64::from(times.max(1)))
+                .saturating_add(REGEX_GROUP_WEIGHT)
         }
-        HirKind::Capture(c) => hir_weight(&c.sub),
+        HirKind::Capture(c) => hir_weight(&c.sub).saturating_add(REGEX_GROUP_WEIGHT),
         HirKind::Concat(v) | HirKind::Alternation(v) => v
             .iter()
             .fold(1u64, |acc, x| acc.saturating_add(hir_weight(x))),
     }
 }
 
-/// What matching a subject against a compiled pattern costs, by what the match reads
-/// ([`PatternReads`]): for a literal pattern what reading the subject costs,
-/// [`scan_cost`] of it (a unit per 64 bytes, decision 121); for `^literal` and
-/// `literal$` what `startsWith`/`endsWith` of the literal costs ([`affix_cost`],
-/// decision 123); for any other pattern a unit per [`REGEX_SUBJECT_BYTES_PER_UNIT`]
-/// bytes of the subject (the lazy DFA's rate, which barely depends on the pattern's
-/// size).
+/// What matching a subject against a compiled pattern costs, by its [`RegexScan`]:
+/// nothing for a pattern that matches at once (decision 126); for a literal pattern
+/// what reading the subject costs, [`scan_cost`] of it (a unit per 64 bytes, decision
+/// 121); for `^literal` and `literal$` what `startsWith`/`endsWith` of the literal
+/// costs ([`affix_cost`], decision 123); for any other pattern a unit per
+/// [`REGEX_SUBJECT_BYTES_PER_UNIT`] bytes of the subject (the lazy DFA's rate, which
+/// barely depends on the pattern's size).
 #[must_use]
 pub fn match_cost(subject: &str, pattern: RegexEstimate) -> u64 {
-    match pattern.reads {
-        PatternReads::Literal => scan_cost(subject.len()),
-        PatternReads::Prefix(n) | PatternReads::Suffix(n) => affix_cost(subject.len(), n),
-        PatternReads::Scan => {
+    match pattern.scan {
+        RegexScan::AtOnce => 0,
+        RegexScan::Literal => scan_cost(subject.len()),
+        RegexScan::Prefix(n) | RegexScan::Suffix(n) => affix_cost(subject.len(), n),
+        RegexScan::Automaton => {
             u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX)
         }
     }
@@ -1954,7 +2025,7 @@ pub fn build_regex(p: &str) -> Result<regex::Regex, String> {
 )]
 fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
     use std::borrow::Cow;
-    if !p.contains("\\Q") && !p.contains(['*', '+', '?', '{']) {
+    if !p.contains('\\') && !p.contains(['*', '+', '?', '{']) {
         return Ok(Cow::Borrowed(p));
     }
     let b = p.as_bytes();
@@ -1990,6 +2061,10 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
                 }
                 if !class {
                     last_repeat = None;
+                }
+                if let Some(ascii) = next.and_then(|n| perl_class(n, class)) {
+                    out.push_str(ascii);
+                    continue;
                 }
             }
             b'[' if !class => {
@@ -2066,6 +2141,24 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
     Ok(Cow::Owned(out))
 }
 
+/// A Perl class escape (`\\d`, `\\w`, `\\s` and their negations) as RE2 reads it, ASCII
+/// only, written for the `regex` crate (whose own are Unicode): inside a bracketed class
+/// (`in_class`) as ranges or a nested class, outside as a class.
+fn perl_class(escape: char, in_class: bool) -> Option<&'static str> {
+    Some(match (escape, in_class) {
+        ('d', false) => "[0-9]",
+        ('d', true) => "0-9",
+        ('D', _) => "[^0-9]",
+        ('w', false) => "[0-9A-Za-z_]",
+        ('w', true) => "0-9A-Za-z_",
+        ('W', _) => "[^0-9A-Za-z_]",
+        ('s', false) => "[\\t\\n\\f\\r ]",
+        ('s', true) => "\\t\\n\\f\\r ",
+        ('S', _) => "[^\\t\\n\\f\\r ]",
+        _ => return None,
+    })
+}
+
 /// The length of a counted repetition (`{2}`, `{2,}`, `{2,5}`) at the start of `s`, 0
 /// when it starts none.
 fn counted_repeat(s: &str) -> usize {
@@ -2100,14 +2193,16 @@ mod tests {
 
     #[test]
     fn a_regex_over_the_size_bound_is_refused() {
-        // each `\w` is a large Unicode class: 500 of them compile to well over a megabyte
-        match regex_for(&"\\w".repeat(500)) {
+        // each `\pL` is a large Unicode class: 500 of them compile to well over a
+        // megabyte (`\w` is RE2's ASCII class, small)
+        match regex_for(&"\\pL".repeat(500)) {
             Err(OpError::InvalidArgument(m)) => {
                 assert!(m.contains("more than the limit of 1048576 bytes"), "{m}");
             }
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("compiled"),
         }
-        assert!(regex_for(&"\\w".repeat(5)).is_ok());
+        assert!(regex_for(&"\\pL".repeat(5)).is_ok());
+        assert!(regex_for(&"\\w".repeat(500)).is_ok());
     }
 }
