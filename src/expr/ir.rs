@@ -245,7 +245,7 @@ fn arith(op: BinaryOp) -> Arith {
     }
 }
 
-fn literal(l: &Literal) -> Value {
+pub(crate) fn literal(l: &Literal) -> Value {
     match l {
         Literal::Bool(b) => Value::Bool(*b),
         Literal::Int(i) => Value::Int(*i),
@@ -395,8 +395,10 @@ pub(crate) fn charged_by_size(e: &Expr) -> bool {
             a,
             b,
         ) => sized(&a.ty) || sized(&b.ty),
+        // a field read in place costs its node (`codegen::read_in_place`)
+        _ if super::codegen::read_in_place(e).is_some() => false,
         ExprKind::Index(_, i) => sized(&e.ty) || sized(&i.ty),
-        ExprKind::Select(a, f) => !super::codegen::field_in_place(a, f) && sized(&e.ty),
+        ExprKind::Select(..) => sized(&e.ty),
         ExprKind::Call { target, args, .. } => target
             .iter()
             .map(|t| &**t)
@@ -452,12 +454,14 @@ impl Lower<'_> {
         if let Some(x) = dyn_arg(e) {
             return self.node(x);
         }
+        // `a.f` and `m["f"]` read in place in the sandbox: one node, no charge
+        if let Some((a, f)) = super::codegen::read_in_place(e) {
+            return Node::Field(bx(self.node(a)), Arc::from(f), Slot::default());
+        }
         match &e.kind {
             ExprKind::Lit(l) => Node::Lit(literal(l)),
             ExprKind::Ident(name) => self.ident(name),
-            ExprKind::Select(a, f) if super::codegen::field_in_place(a, f) => {
-                Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
-            }
+
             ExprKind::Select(a, f) => {
                 Node::FieldCopied(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
             }
