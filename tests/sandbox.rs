@@ -395,3 +395,84 @@ steps:
         assert_eq!(c.eval_sandboxed(sb, &mut absent), want, "sandbox: {cond}");
     }
 }
+
+/// A run-time error quotes at most 64 characters of a value, cut at a character
+/// boundary, then its size (`value::quote`, nit 5 of q11d): a 1 MB context string
+/// made a 1–2 MB message. The same text on both paths.
+#[test]
+fn an_error_quotes_a_bounded_prefix_of_a_value_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::Value;
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: quoted
+context:
+  s: string
+  m: "map<string, int>"
+  t: timestamp
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    let flow = compile(&SourceFile::new("quoted.yaml", FLOW), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let ones = "1".repeat(1 << 20);
+    let han = "中".repeat(100_000);
+    let short = "1".repeat(64);
+    let cut = |c: &str, n: usize| format!("{}… ({n} bytes)", c.repeat(64));
+    let mut b = Bindings::new();
+    b.set_owned(v.index("m").unwrap(), Value::map(Vec::new()));
+    b.set_owned(
+        v.index("t").unwrap(),
+        Value::Timestamp(flowc::expr::parse_timestamp("2024-01-01T00:00:00Z").unwrap()),
+    );
+    for (text, cond, words) in [
+        (
+            &ones,
+            "int(s) > 0",
+            format!("cannot convert \"{}\" to int", cut("1", 1 << 20)),
+        ),
+        (
+            &han,
+            "int(s) > 0",
+            format!("cannot convert \"{}\" to int", cut("中", 300_000)),
+        ),
+        (&ones, "m[s] > 0", format!("no such key `{}`", cut("1", 1 << 20))),
+        (&han, "m[s] > 0", format!("no such key `{}`", cut("中", 300_000))),
+        (
+            &ones,
+            r#"duration(s) > duration("1h")"#,
+            format!(
+                "cannot convert \"{0}\" to duration: `{0}` has no unit (h, m, s, ms, us, ns)",
+                cut("1", 1 << 20)
+            ),
+        ),
+        (
+            &han,
+            "{s: 1, s: 2}.size() > 0",
+            format!("duplicate map key \"{}\"", cut("中", 300_000)),
+        ),
+        (
+            &han,
+            "t.getHours(s) > 0",
+            format!(
+                "unknown time zone `{}` (use UTC or an offset such as +08:00)",
+                cut("中", 300_000)
+            ),
+        ),
+        // 64 characters are quoted whole
+        (&short, "m[s] > 0", format!("no such key `{short}`")),
+    ] {
+        b.set_owned(v.index("s").unwrap(), Value::string(text));
+        let c = flow.compile_condition("t", cond).unwrap();
+        let direct = c.eval(sb, &mut b).unwrap_err().to_string();
+        assert_eq!(direct, words, "direct: {cond}");
+        let sandboxed = c.eval_sandboxed(sb, &mut b).unwrap_err().to_string();
+        assert_eq!(sandboxed, words, "sandbox: {cond}");
+    }
+}

@@ -336,6 +336,13 @@ fn size(e: &Expr) -> u64 {
         if dyn_arg(node).is_some() {
             return;
         }
+        // `m["k"]` read in place is `m.k` (`codegen::read_in_place`): its key literal
+        // is the field's one node
+        if matches!(node.kind, ExprKind::Index(..))
+            && super::codegen::read_in_place(node).is_some()
+        {
+            return;
+        }
         n += 1;
         if let ExprKind::Call { target, name, args } = &node.kind {
             let types: Vec<Type> = target
