@@ -440,7 +440,10 @@ steps:
             assert_eq!(c.eval_sandboxed(sb, b), Ok(true), "{cond}");
             before.since().bytes
         });
-        println!("{cond}: {} bytes (10 elements), {} bytes ({N})", bytes[0], bytes[1]);
+        println!(
+            "{cond}: {} bytes (10 elements), {} bytes ({N})",
+            bytes[0], bytes[1]
+        );
         assert_eq!(
             bytes[0], bytes[1],
             "`{cond}` allocated more in the sandbox for a larger optional collection: it \

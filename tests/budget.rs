@@ -1068,7 +1068,11 @@ fn an_index_by_a_literal_key_costs_what_the_field_costs() {
         ),
     ] {
         let exact = exact_cost(index, &mut b);
-        assert_eq!(exact, exact_cost(field, &mut b), "`{index}` against `{field}`");
+        assert_eq!(
+            exact,
+            exact_cost(field, &mut b),
+            "`{index}` against `{field}`"
+        );
         for budget in [exact - 1, exact] {
             let f = with_budget(budget);
             let c = f.compile_condition("t", index).unwrap();
@@ -1088,10 +1092,17 @@ fn an_index_by_a_literal_key_costs_what_the_field_costs() {
         r#"items.all(x, groups["k"][5] == 5 && groups["k"].size() == 100000)"#,
         &Ok(true),
     );
-    both(&base, &mut big, r#"groups["k"].size() > 0 && !("k-1" in codes) && codes["k1"] == 1"#, &Ok(true));
+    both(
+        &base,
+        &mut big,
+        r#"groups["k"].size() > 0 && !("k-1" in codes) && codes["k1"] == 1"#,
+        &Ok(true),
+    );
     both(&base, &mut big, r#"codes["no"] == 1 || true"#, &Ok(true));
     let c = base.compile_condition("t", r#"codes["no"] == 1"#).unwrap();
-    let missing = Err(RunError::Op(flowc::expr::OpError::NoSuchKey("no".to_owned())));
+    let missing = Err(RunError::Op(flowc::expr::OpError::NoSuchKey(
+        "no".to_owned(),
+    )));
     assert_eq!(c.eval(base.sandbox(), &mut big), missing);
     assert_eq!(c.eval_sandboxed(base.sandbox(), &mut big), missing);
 }

@@ -276,11 +276,18 @@ steps:
         ("i", Value::Int(3)),
         ("u", Value::Uint(3)),
         ("d", Value::Double(1.5)),
-        ("nums", Value::List(std::sync::Arc::new(vec![Value::Int(1)]))),
+        (
+            "nums",
+            Value::List(std::sync::Arc::new(vec![Value::Int(1)])),
+        ),
     ] {
         b.set_owned(v.index(name).unwrap(), value);
     }
-    let dup = |k: &str| Err(RunError::Op(OpError::InvalidArgument(format!("duplicate map key {k}"))));
+    let dup = |k: &str| {
+        Err(RunError::Op(OpError::InvalidArgument(format!(
+            "duplicate map key {k}"
+        ))))
+    };
     for (cond, want) in [
         (r#"{"a": 1, "a": 2}.size() == 2 || true"#, Ok(true)),
         (r#"{"a": 1, "a": 2}.size() == 2 || b"#, Ok(true)),
@@ -345,7 +352,11 @@ steps:
     // the repro's loop fits the default budget; the longer bodies get ten times it
     let mut limits = flowc::limits::Limits::default();
     limits.sandbox.max_operations = 1_000_000;
-    let flow = compile(&SourceFile::new("optmap.yaml", FLOW), &Options::new(&limits)).unwrap();
+    let flow = compile(
+        &SourceFile::new("optmap.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
     let sb = flow.sandbox();
     let v = flow.vars();
     let codes = || {
@@ -442,8 +453,16 @@ steps:
             "int(s) > 0",
             format!("cannot convert \"{}\" to int", cut("中", 300_000)),
         ),
-        (&ones, "m[s] > 0", format!("no such key `{}`", cut("1", 1 << 20))),
-        (&han, "m[s] > 0", format!("no such key `{}`", cut("中", 300_000))),
+        (
+            &ones,
+            "m[s] > 0",
+            format!("no such key `{}`", cut("1", 1 << 20)),
+        ),
+        (
+            &han,
+            "m[s] > 0",
+            format!("no such key `{}`", cut("中", 300_000)),
+        ),
         (
             &ones,
             r#"duration(s) > duration("1h")"#,

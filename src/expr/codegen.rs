@@ -508,13 +508,11 @@ impl Gen<'_> {
         // a field read in place: from a place (an optional variable's behind its
         // guard), else from the value `a` evaluates to
         if let Some((a, field)) = read_in_place(e) {
-            return match self.place(e) {
-                Some(p) => Self::guarded(&p, &p.path),
-                None => {
-                    let s = self.expr(a);
-                    format!("{s}.{field}")
-                }
-            };
+            if let Some(p) = self.place(e) {
+                return Self::guarded(&p, &p.path);
+            }
+            let s = self.expr(a);
+            return format!("{s}.{field}");
         }
         match &e.kind {
             ExprKind::Lit(l) => self.literal(l),

@@ -338,8 +338,7 @@ fn size(e: &Expr) -> u64 {
         }
         // `m["k"]` read in place is `m.k` (`codegen::read_in_place`): its key literal
         // is the field's one node
-        if matches!(node.kind, ExprKind::Index(..))
-            && super::codegen::read_in_place(node).is_some()
+        if matches!(node.kind, ExprKind::Index(..)) && super::codegen::read_in_place(node).is_some()
         {
             return;
         }
