@@ -355,3 +355,99 @@ fn map_equality_converts_neither_map() {
         );
     }
 }
+
+/// A top-level optional map, list or object is read in place like a required one
+/// (decision 125): the sandbox copied it, uncharged, on every field access, `has()`
+/// and index (a 100,000-key map once per element of a 20,000-element loop ran for
+/// minutes). What a read allocates does not grow with the collection: the same bytes
+/// for 10 elements as for 100,000.
+#[test]
+fn optional_collections_are_read_in_place() {
+    const OPTIONAL: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: optional
+context:
+  lookups: list<int>
+  om: { type: "map<string, int>", optional: true }
+  ol: { type: list<int>, optional: true }
+  oo: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
+  omm: { type: "map<string, map<string, int>>", optional: true }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 100_000_000;
+    let flow = compile(
+        &SourceFile::new("optional.yaml", OPTIONAL),
+        &Options::new(&limits),
+    )
+    .unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let codes = |n: i64| {
+        Value::map(
+            (0..n)
+                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
+                .collect(),
+        )
+    };
+    let bind = |n: i64| {
+        let mut b = Bindings::new();
+        b.set_owned(
+            v.index("lookups").unwrap(),
+            Value::List(Arc::new((0..100).map(|i| Value::Int(i % 10)).collect())),
+        );
+        b.set_owned(v.index("om").unwrap(), codes(n));
+        b.set_owned(
+            v.index("ol").unwrap(),
+            Value::List(Arc::new((0..n).map(Value::Int).collect())),
+        );
+        b.set_owned(
+            v.index("oo").unwrap(),
+            Value::map(vec![
+                (Value::string("name"), Value::string("n")),
+                (Value::string("codes"), codes(n)),
+            ]),
+        );
+        b.set_owned(
+            v.index("omm").unwrap(),
+            Value::map(vec![(Value::string("a"), codes(n))]),
+        );
+        b
+    };
+    let (mut small, mut big) = (bind(10), bind(N));
+    for cond in [
+        "lookups.all(k, om.k5 == 5)",
+        "lookups.all(k, has(om.k5))",
+        r#"lookups.all(k, om["k5"] == 5 && "k5" in om && size(om) > 9)"#,
+        "lookups.all(k, ol[k] == k && k in ol && ol.size() > 9)",
+        "lookups.all(k, ol.exists(x, x == k))",
+        r#"lookups.all(k, oo.name == "n" && has(oo.name))"#,
+        "lookups.all(k, oo.codes.k5 == 5 && has(oo.codes.k5))",
+        // an index by a string literal reads a map-typed value in place, as `.a` does
+        "lookups.all(k, omm.a.k5 == 5)",
+        r#"lookups.all(k, omm["a"].k5 == 5 && omm["a"]["k5"] == 5)"#,
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        let bytes = [&mut small, &mut big].map(|b| {
+            // the first run binds the Rhai scope (a conversion of every context value)
+            assert_eq!(c.eval_sandboxed(sb, b), Ok(true), "{cond}");
+            assert_eq!(c.eval(sb, b), Ok(true), "direct: {cond}");
+            let before = Allocated::now();
+            assert_eq!(c.eval_sandboxed(sb, b), Ok(true), "{cond}");
+            before.since().bytes
+        });
+        println!(
+            "{cond}: {} bytes (10 elements), {} bytes ({N})",
+            bytes[0], bytes[1]
+        );
+        assert_eq!(
+            bytes[0], bytes[1],
+            "`{cond}` allocated more in the sandbox for a larger optional collection: it \
+             was copied"
+        );
+    }
+}

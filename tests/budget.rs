@@ -1158,3 +1158,64 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
         both(&base, &mut b, cond, &spent);
     }
 }
+
+/// `m["k"]` on a map with string keys is `m.k` (decision 125): read in place on both
+/// paths and charged the same, where the index form was charged a copy of the whole
+/// value under the key (`groups["k"]` a 100,000-element list) and ran out of budget.
+#[test]
+fn an_index_by_a_literal_key_costs_what_the_field_costs() {
+    let base = flow();
+    let mut b = bindings(&base, 50, 30, 0);
+    for (index, field) in [
+        (
+            r#"items.all(x, groups["k"].size() > x)"#,
+            "items.all(x, groups.k.size() > x)",
+        ),
+        (
+            r#"items.all(x, x in groups["k"] && codes["k3"] == 3)"#,
+            "items.all(x, x in groups.k && codes.k3 == 3)",
+        ),
+        (
+            r#"items.all(x, groups["k"][x] == x)"#,
+            "items.all(x, groups.k[x] == x)",
+        ),
+    ] {
+        let exact = exact_cost(index, &mut b);
+        assert_eq!(
+            exact,
+            exact_cost(field, &mut b),
+            "`{index}` against `{field}`"
+        );
+        for budget in [exact - 1, exact] {
+            let f = with_budget(budget);
+            let c = f.compile_condition("t", index).unwrap();
+            let direct = c.eval(f.sandbox(), &mut b);
+            assert_eq!(
+                direct,
+                c.eval_sandboxed(f.sandbox(), &mut b),
+                "`{index}` with a budget of {budget}"
+            );
+            assert_eq!(direct == Err(RunError::budget(budget)), budget < exact);
+        }
+    }
+    let mut big = bindings(&base, 100_000, 1_000, 0);
+    both(
+        &base,
+        &mut big,
+        r#"items.all(x, groups["k"][5] == 5 && groups["k"].size() == 100000)"#,
+        &Ok(true),
+    );
+    both(
+        &base,
+        &mut big,
+        r#"groups["k"].size() > 0 && !("k-1" in codes) && codes["k1"] == 1"#,
+        &Ok(true),
+    );
+    both(&base, &mut big, r#"codes["no"] == 1 || true"#, &Ok(true));
+    let c = base.compile_condition("t", r#"codes["no"] == 1"#).unwrap();
+    let missing = Err(RunError::Op(flowc::expr::OpError::NoSuchKey(
+        "no".to_owned(),
+    )));
+    assert_eq!(c.eval(base.sandbox(), &mut big), missing);
+    assert_eq!(c.eval_sandboxed(base.sandbox(), &mut big), missing);
+}

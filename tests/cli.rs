@@ -476,6 +476,23 @@ fn test_examples_pass() {
     assert_eq!(sandboxed, out);
 }
 
+/// A map literal that cannot be built (the same key twice) is CEL's ordinary error,
+/// absorbed by `||` on both paths (decision 125): the sandbox used to raise it past
+/// `|| small`, leaving the step pending where the direct path skips it.
+#[test]
+fn a_map_literal_error_in_a_skip_condition_is_absorbed_on_both_paths() {
+    let f = "tests/fixtures/scenarios/map-literal/dupkey-skip.test.yaml";
+    let (code, direct, err) = run(&["test", f, "--evaluator", "direct"]);
+    assert_eq!(code, 0, "{direct}{err}");
+    assert!(
+        direct.ends_with("\ntest result: ok. 1 passed; 0 failed; 1 file(s)\n"),
+        "{direct}"
+    );
+    let (code, sandboxed, err) = run(&["test", f, "--evaluator", "sandbox"]);
+    assert_eq!(code, 0, "{sandboxed}{err}");
+    assert_eq!(sandboxed, direct);
+}
+
 #[test]
 fn test_reports_failures() {
     let (code, out, _) = run(&["test", "tests/fixtures/scenarios/failing.test.yaml"]);

@@ -68,6 +68,7 @@ const CONTEXT: &str = r#"
         category: { type: string, enum: [travel, meal, gift] }
         note: { type: string, optional: true }
   ob: { type: string, optional: true }
+  om: { type: "map<string, int>", optional: true }
 "#;
 
 fn flow() -> &'static Arc<CompiledFlow> {
@@ -347,7 +348,8 @@ impl Gen {
             G::ListStr => (*r.pick(&["ls", r#"["a", s]"#, "ls"])).to_owned(),
             G::ListBool => (*r.pick(&["[true, b]", "[b]"])).to_owned(),
             G::ListItem => "items".to_owned(),
-            G::MapInt => (*r.pick(&["m", r#"{"a": 1, "b": i}"#, "m"])).to_owned(),
+            // `om`: an optional map, read in place like `m` (decision 125)
+            G::MapInt => (*r.pick(&["m", r#"{"a": 1, "b": i}"#, "m", "om"])).to_owned(),
             G::Obj => "o".to_owned(),
             G::Item => (*r.pick(&["items[0]", "items[1]"])).to_owned(),
         }
@@ -639,10 +641,20 @@ impl Gen {
                 }
             }
             G::MapInt => match choice {
-                0..=5 => {
+                0..=3 => {
                     let k = self.expr(G::Str, d - 1);
                     let v = self.expr(G::Int, d - 1);
                     format!("{{{k}: {v}}}")
+                }
+                // two keys, which collide when they are equal (`s` and `t` often are,
+                // `"a"` and `s` sometimes): CEL's ordinary error, absorbed alike on
+                // both paths by `&&`/`||` and macros (decision 125)
+                4..=5 => {
+                    let k1 = self.expr(G::Str, d - 1);
+                    let v1 = self.expr(G::Int, d - 1);
+                    let k2 = (*self.rng.pick(&["s", "t", r#""a""#])).to_owned();
+                    let v2 = self.expr(G::Int, d - 1);
+                    format!("{{{k1}: {v1}, {k2}: {v2}}}")
                 }
                 _ => self.ternary(G::MapInt, d),
             },
@@ -745,6 +757,15 @@ fn context(rng: &mut Rng) -> serde_json::Value {
     ctx.insert("items".into(), list(rng, &item));
     if rng.chance(2) {
         ctx.insert("ob".into(), string(rng));
+    }
+    if rng.chance(2) {
+        let mut om = serde_json::Map::new();
+        for k in ["a", "é中"] {
+            if rng.chance(2) {
+                om.insert(k.into(), int(rng));
+            }
+        }
+        ctx.insert("om".into(), serde_json::Value::Object(om));
     }
     serde_json::Value::Object(ctx)
 }

@@ -143,15 +143,15 @@ fn assignee_lists_are_judged() {
         codes_at(&step(
             "    mode: all\n    assignees: { users: [li, \" \"] }\n"
         )),
-        [("flowc::graph::blank-assignee".to_owned(), 7, 34)]
+        [("flowc::graph::blank-assignee".to_owned(), 8, 30)]
     );
     assert_eq!(
         codes_at(&step("    assignees: { user: \"\\u3000\" }\n")),
-        [("flowc::graph::blank-assignee".to_owned(), 7, 28)]
+        [("flowc::graph::blank-assignee".to_owned(), 7, 24)]
     );
     assert_eq!(
         codes_at(&step("    assignees: { role: \"\\t\" }\n")),
-        [("flowc::graph::blank-assignee".to_owned(), 7, 28)]
+        [("flowc::graph::blank-assignee".to_owned(), 7, 24)]
     );
     // escalation lists and notify recipients too
     assert_eq!(

@@ -237,3 +237,261 @@ steps:
         assert_eq!(c.eval(sb, &mut b).unwrap_err().to_string(), words);
     }
 }
+
+/// A map literal that cannot be built (a key given twice, a key of a type maps cannot
+/// have) is CEL's ordinary error on both paths, absorbed by `&&`/`||` (also in a
+/// macro's body) wherever the map is used (decision 125): the sandbox raised it past
+/// `||` when the map was used whole (`size`, `==`, `in`, nested in a literal).
+#[test]
+fn a_map_literal_that_cannot_be_built_is_an_ordinary_error_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::{OpError, Value};
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: dupkey
+context:
+  s: string
+  s2: string
+  b: bool
+  i: int
+  u: uint
+  d: double
+  nums: list<int>
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    let flow = compile(&SourceFile::new("dupkey.yaml", FLOW), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let mut b = Bindings::new();
+    for (name, value) in [
+        ("s", Value::string("a")),
+        ("s2", Value::string("a")),
+        ("b", Value::Bool(true)),
+        ("i", Value::Int(3)),
+        ("u", Value::Uint(3)),
+        ("d", Value::Double(1.5)),
+        (
+            "nums",
+            Value::List(std::sync::Arc::new(vec![Value::Int(1)])),
+        ),
+    ] {
+        b.set_owned(v.index(name).unwrap(), value);
+    }
+    let dup = |k: &str| {
+        Err(RunError::Op(OpError::InvalidArgument(format!(
+            "duplicate map key {k}"
+        ))))
+    };
+    for (cond, want) in [
+        (r#"{"a": 1, "a": 2}.size() == 2 || true"#, Ok(true)),
+        (r#"{"a": 1, "a": 2}.size() == 2 || b"#, Ok(true)),
+        ("{s: 1, s2: 2}.size() == 2 || b", Ok(true)),
+        ("size({s: 1, s2: 2}) == 2 || b", Ok(true)),
+        ("{s: 1, s2: 2}.size() == 2 && false", Ok(false)),
+        ("!({s: 1, s2: 2}.size() == 2) || b", Ok(true)),
+        ("{s: 1, s2: 2} == {} || b", Ok(true)),
+        ("s in {s: 1, s2: 2} || b", Ok(true)),
+        ("[{s: 1, s2: 2}].size() == 1 || b", Ok(true)),
+        (r#"{"x": {s: 1, s2: 2}}.size() == 1 || b"#, Ok(true)),
+        ("[1].exists(x, {s: 1, s2: 2}.size() == 2 || b)", Ok(true)),
+        (r#"{"a": 1, s: 2}.size() == 2 || b"#, Ok(true)),
+        ("{dyn(i): 1, dyn(u): 2}.size() == 2 || b", Ok(true)),
+        ("{i: 1, 3: 2}.size() == 2 || b", Ok(true)),
+        ("{dyn(b): 1, true: 2}.size() == 2 || b", Ok(true)),
+        ("{dyn(d): 1}.size() == 1 || b", Ok(true)),
+        ("{dyn(nums): 1}.size() == 1 || b", Ok(true)),
+        // unabsorbed, the error is the map's
+        ("{s: 1, s2: 2}.size() == 2", dup("\"a\"")),
+        (
+            "{dyn(d): 1}.size() == 1",
+            Err(RunError::Op(OpError::InvalidArgument(
+                "unsupported map key type double".to_owned(),
+            ))),
+        ),
+        // both sides fail: the left one's error, on both paths
+        (
+            r#"1/(i-3) == 1 && {"a": 2, s: 2}.size() > 0"#,
+            Err(RunError::Op(OpError::DivisionByZero)),
+        ),
+        (r#"{"a": 2, s: 2}.size() > 0 && 1/(i-3) == 1"#, dup("\"a\"")),
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
+        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
+    }
+}
+
+/// The probe's repro (decision 125): a top-level optional map read by a field in a
+/// 20,000-step loop. The sandbox copied the 100,000-key map at every step (minutes);
+/// it is read in place, and both paths give the same value.
+#[test]
+fn an_optional_map_read_in_a_loop_completes_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::Value;
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: optmap
+context:
+  nums: list<int>
+  limits: { type: "map<string, int>", optional: true }
+  o: { type: object, optional: true, fields: { name: string, m: "map<string, int>" } }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    // the repro's loop fits the default budget; the longer bodies get ten times it
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 1_000_000;
+    let flow = compile(
+        &SourceFile::new("optmap.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let codes = || {
+        Value::map(
+            (0..100_000)
+                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
+                .collect(),
+        )
+    };
+    let mut b = Bindings::new();
+    b.set_owned(
+        v.index("nums").unwrap(),
+        Value::List(std::sync::Arc::new((0..20_000).map(Value::Int).collect())),
+    );
+    b.set_owned(v.index("limits").unwrap(), codes());
+    b.set_owned(
+        v.index("o").unwrap(),
+        Value::map(vec![
+            (Value::string("name"), Value::string("n")),
+            (Value::string("m"), codes()),
+        ]),
+    );
+    for cond in [
+        "has(limits) && nums.all(x, limits.k5 == 5)",
+        "nums.all(x, has(limits.k5) && limits[\"k5\"] == 5)",
+        r#"nums.all(x, o.name == "n" && has(o.name))"#,
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        assert_eq!(c.eval(sb, &mut b), Ok(true), "direct: {cond}");
+        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(true), "sandbox: {cond}");
+    }
+    // absent: CEL's "no value" under the field's name, on both paths
+    let mut absent = Bindings::new();
+    absent.set_owned(
+        v.index("nums").unwrap(),
+        Value::List(std::sync::Arc::new(vec![Value::Int(1)])),
+    );
+    for (cond, name) in [
+        ("nums.all(x, limits.k5 == 5)", "limits"),
+        (r#"nums.all(x, limits["k5"] == 5)"#, "limits"),
+        ("nums.all(x, has(o.name))", "o"),
+        (r#"nums.all(x, "k1" in o.m)"#, "o"),
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        let want = Err(RunError::Unbound(name.to_owned()));
+        assert_eq!(c.eval(sb, &mut absent), want, "direct: {cond}");
+        assert_eq!(c.eval_sandboxed(sb, &mut absent), want, "sandbox: {cond}");
+    }
+}
+
+/// A run-time error quotes at most 64 characters of a value, cut at a character
+/// boundary, then its size (`value::quote`, nit 5 of q11d): a 1 MB context string
+/// made a 1–2 MB message. The same text on both paths.
+#[test]
+fn an_error_quotes_a_bounded_prefix_of_a_value_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::Value;
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: quoted
+context:
+  s: string
+  m: "map<string, int>"
+  t: timestamp
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    let flow = compile(&SourceFile::new("quoted.yaml", FLOW), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let ones = "1".repeat(1 << 20);
+    let han = "中".repeat(100_000);
+    let short = "1".repeat(64);
+    let cut = |c: &str, n: usize| format!("{}… ({n} bytes)", c.repeat(64));
+    let mut b = Bindings::new();
+    b.set_owned(v.index("m").unwrap(), Value::map(Vec::new()));
+    b.set_owned(
+        v.index("t").unwrap(),
+        Value::Timestamp(flowc::expr::parse_timestamp("2024-01-01T00:00:00Z").unwrap()),
+    );
+    for (text, cond, words) in [
+        (
+            &ones,
+            "int(s) > 0",
+            format!("cannot convert \"{}\" to int", cut("1", 1 << 20)),
+        ),
+        (
+            &han,
+            "int(s) > 0",
+            format!("cannot convert \"{}\" to int", cut("中", 300_000)),
+        ),
+        (
+            &ones,
+            "m[s] > 0",
+            format!("no such key `{}`", cut("1", 1 << 20)),
+        ),
+        (
+            &han,
+            "m[s] > 0",
+            format!("no such key `{}`", cut("中", 300_000)),
+        ),
+        (
+            &ones,
+            r#"duration(s) > duration("1h")"#,
+            format!(
+                "cannot convert \"{0}\" to duration: `{0}` has no unit (h, m, s, ms, us, ns)",
+                cut("1", 1 << 20)
+            ),
+        ),
+        (
+            &han,
+            "{s: 1, s: 2}.size() > 0",
+            format!("duplicate map key \"{}\"", cut("中", 300_000)),
+        ),
+        (
+            &han,
+            "t.getHours(s) > 0",
+            format!(
+                "unknown time zone `{}` (use UTC or an offset such as +08:00)",
+                cut("中", 300_000)
+            ),
+        ),
+        // 64 characters are quoted whole
+        (&short, "m[s] > 0", format!("no such key `{short}`")),
+    ] {
+        b.set_owned(v.index("s").unwrap(), Value::string(text));
+        let c = flow.compile_condition("t", cond).unwrap();
+        let direct = c.eval(sb, &mut b).unwrap_err().to_string();
+        assert_eq!(direct, words, "direct: {cond}");
+        let sandboxed = c.eval_sandboxed(sb, &mut b).unwrap_err().to_string();
+        assert_eq!(sandboxed, words, "sandbox: {cond}");
+    }
+}

@@ -40,6 +40,13 @@ pub trait VarNames {
     fn may_be_unbound(&self, cel: &str) -> bool;
 }
 
+/// A Rhai place ([`Gen::place`]): its path, and the optional context variable it
+/// starts from (Rhai name, CEL name), which must be bound before the path is read.
+struct Place {
+    path: String,
+    guard: Option<(String, String)>,
+}
+
 struct Gen<'a> {
     vars: &'a dyn VarNames,
     patterns: &'a ir::Patterns,
@@ -188,7 +195,8 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
     e.walk(&mut |n| {
         err |= match &n.kind {
             ExprKind::Ident(name) => vars.may_be_unbound(name) || vars.rhai_name(name).is_none(),
-            ExprKind::Lit(_) | ExprKind::List(_) | ExprKind::Map(_) | ExprKind::HasVar(_) => false,
+            ExprKind::Lit(_) | ExprKind::List(_) | ExprKind::HasVar(_) => false,
+            ExprKind::Map(entries) => map_may_fail(entries),
             ExprKind::Unary(UnaryOp::Not, a) => a.ty != Type::Bool,
             ExprKind::Unary(UnaryOp::Neg, a) => a.ty != Type::Double,
             ExprKind::Binary(op, a, b) => match op {
@@ -230,6 +238,24 @@ pub fn may_error(e: &Expr, vars: &dyn VarNames) -> bool {
     err
 }
 
+/// Can building a map literal with these entries fail (`value::build_map`: a key of
+/// a type maps cannot have, or a key given twice)? Not when its one key is typed a
+/// key type, nor when its keys are literals that build a map (decision 125: the
+/// error is CEL's ordinary one, absorbed by `&&`/`||` as on the direct path).
+fn map_may_fail(entries: &[(Expr, Expr)]) -> bool {
+    if let [(k, _)] = entries {
+        return !matches!(k.ty, Type::String | Type::Int | Type::Uint | Type::Bool);
+    }
+    entries
+        .iter()
+        .map(|(k, _)| match &k.kind {
+            ExprKind::Lit(l) => Some((ir::literal(l), Value::Null)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .is_none_or(|pairs| super::value::build_map(pairs).is_err())
+}
+
 fn rhai_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -269,6 +295,26 @@ pub(crate) fn field_in_place(a: &Expr, field: &str) -> bool {
     map && is_rhai_ident(field)
 }
 
+/// `e` read as Rhai's own property access in place ([`field_in_place`]): the object
+/// or map and the field's name, for `a.field`, and for `a["key"]`, a map with string
+/// keys indexed by a string literal, which is the same read (CEL: `m["k"]` is `m.k`)
+/// and costs what it does on both paths (decision 125; the direct path lowers both to
+/// one field node, `ir::Lower`).
+pub(crate) fn read_in_place(e: &Expr) -> Option<(&Expr, &str)> {
+    match &e.kind {
+        ExprKind::Select(a, field) if field_in_place(a, field) => Some((a, field)),
+        ExprKind::Index(a, i) => match (&ir::undyn(a).ty, &ir::undyn(i).kind) {
+            (Type::Map(k, _), ExprKind::Lit(Literal::String(key)))
+                if **k == Type::String && field_in_place(a, key) =>
+            {
+                Some((a, key))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn is_rhai_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -285,28 +331,55 @@ impl Gen<'_> {
         format!("{prefix}{}", self.counter)
     }
 
-    /// `e` as a Rhai place, when it is one: a variable (a context variable that is
-    /// always bound, or a comprehension's) or a chain of an object's fields from one
-    /// (`v3.items`). A native that takes its first argument by `&mut`, called on a
+    /// `e` as a Rhai place, when it is one: a variable (a context variable or a
+    /// comprehension's) or a chain of fields read in place from one ([`read_in_place`]:
+    /// `v3.items`). A native that takes its first argument by `&mut`, called on a
     /// place as a method (`v3.items.cel_in(x)`), reads the value in place: Rhai passes
     /// a variable by reference and walks a chain by reference to the method at its end,
     /// where any other argument is a copy. Rhai evaluates the method's other arguments
-    /// before the place.
-    fn place(&self, e: &Expr) -> Option<String> {
+    /// before the place. A place from an optional context variable is read only inside
+    /// its guard ([`Gen::guarded`]): never copied to be read, as a required one is not
+    /// (decision 125).
+    fn place(&self, e: &Expr) -> Option<Place> {
+        if let Some((a, field)) = read_in_place(e) {
+            let p = self.place(a)?;
+            return Some(Place {
+                path: format!("{}.{field}", p.path),
+                guard: p.guard,
+            });
+        }
         match &e.kind {
             ExprKind::Ident(name) => {
                 if let Some((_, r)) = self.locals.iter().rev().find(|(n, _)| n == name) {
-                    return Some(r.clone());
+                    return Some(Place {
+                        path: r.clone(),
+                        guard: None,
+                    });
                 }
-                self.vars
-                    .rhai_name(name)
-                    .filter(|_| !self.vars.may_be_unbound(name))
-            }
-            ExprKind::Select(a, field) if field_in_place(a, field) => {
-                Some(format!("{}.{field}", self.place(a)?))
+                let r = self.vars.rhai_name(name)?;
+                let guard = self
+                    .vars
+                    .may_be_unbound(name)
+                    .then(|| (r.clone(), name.clone()));
+                Some(Place { path: r, guard })
             }
             // `dyn(x)` is `x` (`ir::dyn_arg`)
             _ => self.place(ir::dyn_arg(e)?),
+        }
+    }
+
+    /// `body`, which reads place `p`, run where the place's optional variable is bound;
+    /// else CEL's "no value for `name`" under its CEL name (Rhai's own error would name
+    /// the slot, `v12`). The guard is checked before `body` runs anything: the place
+    /// must be what CEL evaluates first in `body`.
+    fn guarded(p: &Place, body: &str) -> String {
+        match &p.guard {
+            Some((r, name)) => format!(
+                "(if is_def_var({}) {{ {body} }} else {{ cel_unbound({}) }})",
+                rhai_string(r),
+                rhai_string(name)
+            ),
+            None => body.to_owned(),
         }
     }
 
@@ -315,26 +388,35 @@ impl Gen<'_> {
     fn quiet(&self, e: &Expr) -> bool {
         let e = ir::undyn(e);
         matches!(e.kind, ExprKind::Lit(_))
-            || matches!(e.kind, ExprKind::Ident(_)) && self.place(e).is_some()
+            || matches!(e.kind, ExprKind::Ident(_))
+                && self.place(e).is_some_and(|p| p.guard.is_none())
     }
 
     /// A native of two operands, CEL's left one evaluated first: called as a method on
-    /// the right operand when it is a place (`{f}_r`, Rhai evaluates the left one first),
-    /// else on the left one when it is a place and the right one is quiet or the left
-    /// one a variable (the order cannot show), else with both evaluated (`f`'s first
-    /// argument is then never a variable, which Rhai would read last). `mid` is an
-    /// argument written between the two (a function's index).
+    /// the right operand when it is a place (`{f}_r`, Rhai evaluates the left one first;
+    /// bound first when the right place is guarded and the left one not quiet), else
+    /// on the left one when it is a place and the right one is quiet or the left one a
+    /// variable (the order cannot show, or the guard goes first as CEL's left operand
+    /// does), else with both evaluated (`f`'s first argument is then never a variable,
+    /// which Rhai would read last). `mid` is an argument written between the two (a
+    /// function's index).
     fn two(&mut self, f: &str, mid: Option<String>, a: &Expr, b: &Expr) -> String {
         let mid = mid.map(|m| format!("{m}, ")).unwrap_or_default();
         if let Some(pb) = self.place(b) {
+            let quiet = pb.guard.is_none() || self.quiet(a);
             let sa = self.expr(a);
-            return format!("{pb}.{f}_r({mid}{sa})");
+            if quiet {
+                return Self::guarded(&pb, &format!("{}.{f}_r({mid}{sa})", pb.path));
+            }
+            let t = self.fresh("t");
+            let call = Self::guarded(&pb, &format!("{}.{f}_r({mid}{t})", pb.path));
+            return format!("{{ let {t} = {sa}; {call} }}");
         }
         if let Some(pa) = self.place(a)
             && (self.quiet(b) || matches!(ir::undyn(a).kind, ExprKind::Ident(_)))
         {
             let sb = self.expr(b);
-            return format!("{pa}.{f}({mid}{sb})");
+            return Self::guarded(&pa, &format!("{}.{f}({mid}{sb})", pa.path));
         }
         let sa = self.expr(a);
         let sb = self.expr(b);
@@ -355,7 +437,7 @@ impl Gen<'_> {
         if let Some(pa) = self.place(a)
             && (rest_quiet || matches!(ir::undyn(a).kind, ExprKind::Ident(_)))
         {
-            return format!("{pa}.{f}({rest})");
+            return Self::guarded(&pa, &format!("{}.{f}({rest})", pa.path));
         }
         let sa = self.expr(a);
         format!("{f}({sa}, {rest})")
@@ -423,31 +505,24 @@ impl Gen<'_> {
         if let Some(x) = ir::dyn_arg(e) {
             return self.expr(x);
         }
+        // a field read in place: from a place (an optional variable's behind its
+        // guard), else from the value `a` evaluates to
+        if let Some((a, field)) = read_in_place(e) {
+            if let Some(p) = self.place(e) {
+                return Self::guarded(&p, &p.path);
+            }
+            let s = self.expr(a);
+            return format!("{s}.{field}");
+        }
         match &e.kind {
             ExprKind::Lit(l) => self.literal(l),
-            ExprKind::Ident(name) => {
-                if let Some((_, r)) = self.locals.iter().rev().find(|(n, _)| n == name) {
-                    return r.clone();
-                }
-                match self.vars.rhai_name(name) {
-                    // an absent optional field is CEL's "no value for `name`", under its
-                    // CEL name (Rhai's own error would name the slot, `v12`)
-                    Some(r) if self.vars.may_be_unbound(name) => format!(
-                        "(if is_def_var({}) {{ {r} }} else {{ cel_unbound({}) }})",
-                        rhai_string(&r),
-                        rhai_string(name)
-                    ),
-                    Some(r) => r,
-                    None => format!("cel_unbound({})", rhai_string(name)),
-                }
-            }
+            // an absent optional field is CEL's "no value for `name`" (`Gen::guarded`)
+            ExprKind::Ident(name) => match self.place(e) {
+                Some(p) => Self::guarded(&p, &p.path),
+                None => format!("cel_unbound({})", rhai_string(name)),
+            },
             ExprKind::Select(a, field) => {
-                if field_in_place(a, field) {
-                    let s = self.expr(a);
-                    format!("{s}.{field}")
-                } else {
-                    self.on_collection("cel_select", a, &[rhai_string(field)], true)
-                }
+                self.on_collection("cel_select", a, &[rhai_string(field)], true)
             }
             // a required variable is always bound; an optional one is a Rhai variable
             // only when the context gives it (the sandbox binds what is present)
@@ -555,9 +630,12 @@ impl Gen<'_> {
                 // accept one there)
                 let rv = self.fresh("r");
                 let v = self.fresh("c");
+                // a place from an optional variable: the whole loop behind its guard
+                // (the range is what CEL evaluates first)
+                let range_place = self.place(range);
                 let (head, header) = if matches!(ir::undyn(range).ty, Type::List(_)) {
-                    let (head, list) = match self.place(range) {
-                        Some(p) => (String::new(), p),
+                    let (head, list) = match &range_place {
+                        Some(p) => (String::new(), p.path.clone()),
                         None => (format!("let {rv} = {};", self.expr(range)), rv.clone()),
                     };
                     let n = self.fresh("n");
@@ -568,8 +646,8 @@ impl Gen<'_> {
                         ),
                     )
                 } else {
-                    let items = match self.place(range) {
-                        Some(p) => format!("{p}.cel_iter()"),
+                    let items = match &range_place {
+                        Some(p) => format!("{}.cel_iter()", p.path),
                         None => format!("cel_iter({})", self.expr(range)),
                     };
                     (
@@ -628,7 +706,10 @@ impl Gen<'_> {
                     }
                 };
                 self.locals.pop();
-                code
+                match &range_place {
+                    Some(p) => Self::guarded(p, &code),
+                    None => code,
+                }
             }
         }
     }
@@ -705,7 +786,14 @@ impl Gen<'_> {
                 // order: the first error is the one reported); anything else is
                 // evaluated after the element is bound
                 if let Some(pb) = self.place(b) {
-                    format!("{pb}.{f}({sa})")
+                    if pb.guard.is_none() || self.quiet(a) {
+                        Self::guarded(&pb, &format!("{}.{f}({sa})", pb.path))
+                    } else {
+                        // the element first, then the optional collection's guard
+                        let t = self.fresh("t");
+                        let call = Self::guarded(&pb, &format!("{}.{f}({t})", pb.path));
+                        format!("{{ let {t} = {sa}; {call} }}")
+                    }
                 } else {
                     let sb = self.expr(b);
                     let t = self.fresh("t");

@@ -313,10 +313,20 @@ impl Walk<'_> {
         let Some(ps) = self.children(&kids) else {
             return Part::Closed;
         };
-        if let Some(f) = ps.iter().find_map(|p| match p {
-            Part::Fails(f) => Some(f.clone()),
+        if let Some((at, f)) = ps.iter().enumerate().find_map(|(i, p)| match p {
+            Part::Fails(f) => Some((i, f.clone())),
             _ => None,
         }) {
+            // a limit a later operand always runs out of is reached only when every
+            // operand before it succeeds: one that may fail first fails the node with
+            // its own error, which `&&`/`||` may absorb where they never absorb a limit
+            // (`m[s] in [1].filter(…)` under a tiny budget fails with "no such key"
+            // first); the node then fails or not as that operand decides
+            if matches!(f.error, RunError::Limit(_))
+                && ps.iter().take(at).any(|p| !matches!(p, Part::Value(_)))
+            {
+                return Part::Open;
+            }
             return Part::Fails(f);
         }
         match &e.kind {

@@ -245,7 +245,7 @@ fn arith(op: BinaryOp) -> Arith {
     }
 }
 
-fn literal(l: &Literal) -> Value {
+pub(crate) fn literal(l: &Literal) -> Value {
     match l {
         Literal::Bool(b) => Value::Bool(*b),
         Literal::Int(i) => Value::Int(*i),
@@ -336,6 +336,12 @@ fn size(e: &Expr) -> u64 {
         if dyn_arg(node).is_some() {
             return;
         }
+        // `m["k"]` read in place is `m.k` (`codegen::read_in_place`): its key literal
+        // is the field's one node
+        if matches!(node.kind, ExprKind::Index(..)) && super::codegen::read_in_place(node).is_some()
+        {
+            return;
+        }
         n += 1;
         if let ExprKind::Call { target, name, args } = &node.kind {
             let types: Vec<Type> = target
@@ -412,12 +418,11 @@ pub(crate) fn charge(e: &Expr) -> Charge {
             b,
         ) => by(sized(&a.ty) || sized(&b.ty), Charge::Reads),
         ExprKind::Binary(BinaryOp::Add, a, b) => by(sized(&a.ty) || sized(&b.ty), Charge::Builds),
+        // a field read in place costs its node (`codegen::read_in_place`)
+        _ if super::codegen::read_in_place(e).is_some() => Charge::Unit,
         ExprKind::Index(_, i) if sized(&i.ty) => Charge::Reads,
         ExprKind::Index(..) => by(sized(&e.ty), Charge::Builds),
-        ExprKind::Select(a, f) => by(
-            !super::codegen::field_in_place(a, f) && sized(&e.ty),
-            Charge::Builds,
-        ),
+        ExprKind::Select(..) => by(sized(&e.ty), Charge::Builds),
         ExprKind::Call { target, args, .. } => by(
             target
                 .iter()
@@ -479,12 +484,14 @@ impl Lower<'_> {
         if let Some(x) = dyn_arg(e) {
             return self.node(x);
         }
+        // `a.f` and `m["f"]` read in place in the sandbox: one node, no charge
+        if let Some((a, f)) = super::codegen::read_in_place(e) {
+            return Node::Field(bx(self.node(a)), Arc::from(f), Slot::default());
+        }
         match &e.kind {
             ExprKind::Lit(l) => Node::Lit(literal(l)),
             ExprKind::Ident(name) => self.ident(name),
-            ExprKind::Select(a, f) if super::codegen::field_in_place(a, f) => {
-                Node::Field(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
-            }
+
             ExprKind::Select(a, f) => {
                 Node::FieldCopied(bx(self.node(a)), Arc::from(f.as_str()), Slot::default())
             }

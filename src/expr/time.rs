@@ -330,14 +330,15 @@ pub fn duration_or_problem(s: &str) -> Result<Duration, DurationProblem> {
             return Err(FORM);
         }
         let Some((unit, len)) = duration_unit(rest) else {
-            let word: String = rest
-                .chars()
-                .take_while(|c| !c.is_ascii_digit() && *c != '.')
-                .collect();
+            // (quoted as every error quotes a value: `value::quote`)
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let word = rest.get(..end).unwrap_or_default();
             return Err(if word.is_empty() {
-                DurationProblem::NoUnit(int_part.to_owned())
+                DurationProblem::NoUnit(super::value::quote(int_part).into_owned())
             } else {
-                DurationProblem::Unit(word)
+                DurationProblem::Unit(super::value::quote(word).into_owned())
             });
         };
         rest = rest.get(len..).ok_or(FORM)?;

@@ -147,6 +147,37 @@ pub enum OpError {
     },
 }
 
+/// Most characters of a value an error message quotes (nit 5 of q11d): a message
+/// built from a context value stays bounded whatever the value's size.
+pub const QUOTED_CHARS: usize = 64;
+
+/// A value's text as every run-time error message quotes it, the one rule on both
+/// paths: whole when it has at most [`QUOTED_CHARS`] characters, else its first
+/// [`QUOTED_CHARS`] characters (cut at a character boundary, never inside one) then
+/// `… (N bytes)`, N the whole text's length.
+#[must_use]
+pub fn quote(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => std::borrow::Cow::Owned(format!(
+            "{}… ({} bytes)",
+            text.get(..cut).unwrap_or_default(),
+            text.len()
+        )),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// A value as an error message shows it ([`quote`]): a string in quotes, cut as
+/// [`quote`] cuts it (read in place: a long string is not copied to be shown); any
+/// other value by its display, cut alike.
+#[must_use]
+pub fn quote_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{:?}", quote(s)),
+        other => quote(&other.to_string()).into_owned(),
+    }
+}
+
 impl Value {
     /// The CEL type name of this value.
     #[must_use]
@@ -420,10 +451,10 @@ impl Scalar<'_> {
         }
     }
 
-    /// The key as a "no such key" error names it (a string unquoted).
+    /// The key as a "no such key" error names it (a string unquoted, [`quote`]d).
     fn key_text(self) -> String {
         match self {
-            Scalar::Str(s) => s.to_owned(),
+            Scalar::Str(s) => quote(s).into_owned(),
             other => other.to_string(),
         }
     }
@@ -635,7 +666,7 @@ pub fn map_index<'m, M: MapView + ?Sized>(m: &'m M, k: Scalar<'_>) -> Result<&'m
 /// Missing key.
 pub fn map_field<'m, M: MapView + ?Sized>(m: &'m M, name: &str) -> Result<&'m M::Item, OpError> {
     m.by_str(name)
-        .ok_or_else(|| OpError::NoSuchKey(name.to_owned()))
+        .ok_or_else(|| OpError::NoSuchKey(quote(name).into_owned()))
 }
 
 /// `has(m.f)`.
@@ -1568,7 +1599,10 @@ pub fn build_map(pairs: impl IntoIterator<Item = (Value, Value)>) -> Result<Valu
         }
         // a literal's entries, searched in place (no index of a map still being built)
         if scan(&entries, k.scalar()).is_some() {
-            return Err(OpError::InvalidArgument(format!("duplicate map key {k}")));
+            return Err(OpError::InvalidArgument(format!(
+                "duplicate map key {}",
+                quote_value(&k)
+            )));
         }
         entries.push((k, v));
     }
@@ -1640,7 +1674,9 @@ fn double_to_int(d: f64) -> Result<i64, OpError> {
 pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
     use Value::{Bool, Double, Int, Uint};
     let name = to.name();
-    let bad = |what: &str| OpError::InvalidArgument(format!("cannot convert {a} to {what}"));
+    let bad = |what: &str| {
+        OpError::InvalidArgument(format!("cannot convert {} to {what}", quote_value(a)))
+    };
     Ok(match (to, a) {
         (Func::Dyn, v) => v.clone(),
         (Func::Int, Int(i)) => Int(*i),
@@ -1690,7 +1726,7 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
         (Func::Timestamp, Value::String(s)) => {
             Value::Timestamp(time::timestamp_or_problem(s).map_err(|problem| {
                 OpError::NotATimestamp {
-                    text: s.to_string(),
+                    text: quote(s).into_owned(),
                     problem,
                 }
             })?)
@@ -1703,7 +1739,7 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
         (Func::Duration, Value::String(s)) => {
             Value::Duration(time::duration_or_problem(s).map_err(|problem| {
                 OpError::NotADuration {
-                    text: s.to_string(),
+                    text: quote(s).into_owned(),
                     problem,
                 }
             })?)
@@ -1838,7 +1874,10 @@ pub(crate) fn re_match(re: &regex::Regex, s: &str) -> bool {
 /// Why a time-zone argument is refused (the check reports a literal one with it).
 #[must_use]
 pub fn unknown_zone(z: &str) -> String {
-    format!("unknown time zone `{z}` (use UTC or an offset such as +08:00)")
+    format!(
+        "unknown time zone `{}` (use UTC or an offset such as +08:00)",
+        quote(z)
+    )
 }
 
 /// Timestamp and duration accessors (`getFullYear`, `getHours`, ...), with an optional zone.
