@@ -421,8 +421,8 @@ pub(crate) fn charge(e: &Expr) -> Charge {
         // a field read in place costs its node (`codegen::read_in_place`)
         _ if super::codegen::read_in_place(e).is_some() => Charge::Unit,
         ExprKind::Index(_, i) if sized(&i.ty) => Charge::Reads,
-        ExprKind::Index(..) => by(sized(&e.ty), Charge::Builds),
-        ExprKind::Select(..) => by(sized(&e.ty), Charge::Builds),
+        // an element taken, or a field copied: charged by the value copied
+        ExprKind::Index(..) | ExprKind::Select(..) => by(sized(&e.ty), Charge::Builds),
         ExprKind::Call { target, args, .. } => by(
             target
                 .iter()
