@@ -672,11 +672,20 @@ fn map_message(msg: &str) -> RunError {
         RunError::Op(OpError::DivisionByZero)
     } else if lower.contains("overflow") {
         RunError::Op(OpError::Overflow(op.unwrap_or("arithmetic")))
-    } else if let Some(p) = lower.strip_prefix("property not found: ") {
+    } else if let Some(p) = strip_prefix_ignoring_case(msg, "property not found: ") {
+        // the key as written (probe q11e bug C: it was the lowercased message's)
         RunError::Op(OpError::NoSuchKey(p.to_owned()))
     } else {
         RunError::Op(OpError::InvalidArgument(msg.to_owned()))
     }
+}
+
+/// `s` after `prefix` (ASCII, any case), or `None`.
+fn strip_prefix_ignoring_case<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| s.get(prefix.len()..))
+        .flatten()
 }
 
 fn map_error(e: &EvalAltResult, limits: &SandboxLimits) -> RunError {

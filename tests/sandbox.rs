@@ -495,3 +495,93 @@ steps:
         assert_eq!(sandboxed, words, "sandbox: {cond}");
     }
 }
+
+/// Probe q11e, bugs C and D: a missing key keeps its case in the sandbox's message when
+/// `&&`, `||`, `!` or a macro carries the error (the message was lowercased), and a
+/// field or key named `_`, `_1` or `_9z` is read on both paths (the generated Rhai
+/// program was refused, and with it the whole flow).
+#[test]
+fn missing_keys_keep_their_case_and_underscore_names_are_read_on_both_paths() {
+    use flowc::compile::{Options, compile};
+    use flowc::expr::{OpError, Value};
+    use flowc::span::SourceFile;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: names
+context:
+  urgent: bool
+  limits: "map<string, double>"
+  o: { type: object, fields: { _1: int, _9z: int, _a: int } }
+  applicant:
+    type: object
+    fields:
+      name: string
+      costCenter: { type: string, optional: true }
+steps:
+  - id: route
+    type: decision
+    rules:
+      - when: 'o._1 > 0 && o._9z > 0 && o._a > 0 && limits["_"] > 0.0 && limits["_1"] > 0.0'
+        goto: done
+    default: done
+  - { id: done, type: end, outcome: approved }
+"#;
+    let flow = compile(&SourceFile::new("names.yaml", FLOW), &Options::default()).unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let mut b = Bindings::new();
+    let map = |pairs: &[(&str, Value)]| {
+        Value::map(
+            pairs
+                .iter()
+                .map(|(k, x)| (Value::string(k), x.clone()))
+                .collect(),
+        )
+    };
+    for (name, value) in [
+        ("urgent", Value::Bool(true)),
+        (
+            "limits",
+            map(&[
+                ("travel", Value::Double(500.0)),
+                ("_", Value::Double(1.0)),
+                ("_1", Value::Double(1.0)),
+            ]),
+        ),
+        (
+            "o",
+            map(&[
+                ("_1", Value::Int(1)),
+                ("_9z", Value::Int(2)),
+                ("_a", Value::Int(3)),
+            ]),
+        ),
+        ("applicant", map(&[("name", Value::string("张三"))])),
+    ] {
+        b.set_owned(v.index(name).unwrap(), value);
+    }
+    let missing = |k: &str| Err(RunError::Op(OpError::NoSuchKey(k.to_owned())));
+    for (cond, want) in [
+        (r#"limits["Travel"] > 100.0 && urgent"#, missing("Travel")),
+        (r#"limits["Travel"] > 100.0 || false"#, missing("Travel")),
+        (r#"!(limits["Travel"] > 100.0)"#, missing("Travel")),
+        (
+            r#"[1].exists(x, limits["Travel"] > 100.0)"#,
+            missing("Travel"),
+        ),
+        (
+            r#"applicant.costCenter == "R&D" && urgent"#,
+            missing("costCenter"),
+        ),
+        (r#"limits["Travel"] > 100.0 || urgent"#, Ok(true)),
+        ("o._1 + o._9z + o._a == 6", Ok(true)),
+        (r#"limits["_"] + limits["_1"] == 2.0"#, Ok(true)),
+        (r#"limits["_2"] > 0.0 && urgent"#, missing("_2")),
+    ] {
+        let c = flow.compile_condition("t", cond).unwrap();
+        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
+        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
+    }
+}

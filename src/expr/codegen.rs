@@ -319,10 +319,11 @@ fn is_rhai_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        // a letter first: Rhai refuses some names that start with `_` (`_`, `_1`,
+        // `_9z`; probe q11e bug D), which are then read by `cel_select`
+        .is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !RHAI_KEYWORDS.contains(&s)
-        && !s.starts_with("__")
 }
 
 impl Gen<'_> {
