@@ -1732,6 +1732,12 @@ async fn snapshot_wording_is_honest_whether_etcd_answers_or_not() {
     ];
     let up = Running::start(&args);
     until("connected", 10, || up.count("connected") == 1).await;
+    // the snapshot's comparison is the line after "connected" (CI once read the text
+    // between the two)
+    until("compared", 10, || {
+        up.text().contains("loaded from the local snapshot")
+    })
+    .await;
     let text = up.text();
     assert!(!text.contains("served from"), "{text}");
     assert!(!text.contains("serving"), "{text}");
