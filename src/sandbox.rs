@@ -626,7 +626,7 @@ fn membership(b: &Dynamic, a: &Dynamic, charged: bool) -> Result<bool, Box<EvalA
 fn call(f: i64, args: &[&Dynamic]) -> Result<Dynamic, Box<EvalAltResult>> {
     match Func::at(f) {
         Some(func) => {
-            charge(value::call_cost(func, args))?;
+            charge(value::call_cost(func, args, units_left()))?;
             wrap(func.apply(args))
         }
         None => wrap(Err(OpError::InvalidArgument("unknown function".to_owned()))),

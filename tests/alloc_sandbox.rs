@@ -451,3 +451,50 @@ steps:
         );
     }
 }
+
+#[test]
+fn a_huge_context_pattern_is_refused_before_it_is_parsed() {
+    // a 1 MiB pattern from the context: its least cost (a unit of weight per 8 bytes,
+    // decision 126) is far over the default budget, so both paths fail on the budget
+    // without rewriting or parsing it
+    let limits = flowc::limits::Limits::default();
+    let flow = compile(
+        &SourceFile::new("inplace.yaml", FLOW),
+        &Options::new(&limits),
+    )
+    .unwrap();
+    let sb = flow.sandbox();
+    let v = flow.vars();
+    let c = flow
+        .compile_condition("t", "long.matches(pattern)")
+        .unwrap();
+    let mib = 1 << 20;
+    let budget = limits.sandbox.max_operations;
+    for pattern in ["(".repeat(mib), "a".repeat(mib)] {
+        assert!(flowc::expr::regex_least_cost(&pattern) > budget);
+        let mut b = Bindings::new();
+        b.set_owned(v.index("long").unwrap(), Value::string("ab"));
+        b.set_owned(v.index("pattern").unwrap(), Value::string(&pattern));
+        for sandboxed in [false, true] {
+            let before = Allocated::now();
+            let r = if sandboxed {
+                c.eval_sandboxed(sb, &mut b)
+            } else {
+                c.eval(sb, &mut b)
+            };
+            let Allocated { bytes, .. } = before.since();
+            println!(
+                "pattern `{}…` of {mib} bytes, sandboxed {sandboxed}: {bytes} bytes",
+                &pattern[..1]
+            );
+            assert_eq!(r, Err(flowc::sandbox::RunError::budget(budget)));
+            // parsing would allocate over 100 times the pattern; the sandbox copies the
+            // string into its own values (twice its size), the direct path reads it
+            let most = if sandboxed { 3 * mib } else { mib / 100 };
+            assert!(
+                bytes < most,
+                "sandboxed {sandboxed}: {bytes} bytes allocated for a {mib}-byte pattern"
+            );
+        }
+    }
+}

@@ -1219,3 +1219,69 @@ fn an_index_by_a_literal_key_costs_what_the_field_costs() {
     assert_eq!(c.eval(base.sandbox(), &mut big), missing);
     assert_eq!(c.eval_sandboxed(base.sandbox(), &mut big), missing);
 }
+
+#[test]
+fn a_pattern_weighs_at_least_a_unit_per_eight_bytes() {
+    use flowc::expr::{REGEX_BYTES_PER_WEIGHT, REGEX_FLOOR, REGEX_UNITS_PER_WEIGHT};
+    assert_eq!(REGEX_BYTES_PER_WEIGHT, 8);
+    // `(?x)abcd` and spaces: parsed, the literal `abcd` (weight 4); 32 bytes are four
+    // units of the least weight, 33 five
+    let padded = |len: usize| format!("(?x)abcd{}", " ".repeat(len - 8));
+    for (len, weight) in [(8, 4), (31, 4), (32, 4), (33, 5), (40, 5), (41, 6)] {
+        let p = padded(len);
+        assert_eq!(p.len(), len);
+        assert_eq!(flowc::expr::regex_weight(&p), weight, "{len} bytes");
+        assert_eq!(
+            flowc::expr::regex_least_cost(&p),
+            REGEX_FLOOR + REGEX_UNITS_PER_WEIGHT * (len as u64).div_ceil(8)
+        );
+        // a literal: the subject costs its scan
+        assert_eq!(
+            flowc::expr::regex_cost("abcd", &p),
+            REGEX_FLOOR + REGEX_UNITS_PER_WEIGHT * weight + flowc::expr::scan_cost(4),
+            "{len} bytes"
+        );
+    }
+    // the exact cost on both paths, cold and warm, at the least weight: one unit under
+    // fails, the cost itself and one unit over succeed
+    let base = flow();
+    let mut b = bindings(&base, 0, 0, 4);
+    b.set(base.vars().index("note").unwrap(), &Value::string("abcd"));
+    let p = padded(41);
+    b.set(
+        base.vars().index("patterns").unwrap(),
+        &Value::List(Arc::new(vec![Value::string(&p)])),
+    );
+    let cond = "patterns.exists(p, note.matches(p))";
+    let exact = exact_cost(cond, &mut b);
+    let least = REGEX_FLOOR + 6 * REGEX_UNITS_PER_WEIGHT;
+    assert!(exact > least && exact < least + 16, "{exact} vs {least}");
+    for budget in [exact - 1, exact, exact + 1] {
+        let f = with_budget(budget);
+        let c = f.compile_condition("t", cond).unwrap();
+        let want = if budget < exact {
+            Err(RunError::budget(budget))
+        } else {
+            Ok(true)
+        };
+        for run in ["first", "again"] {
+            assert_eq!(c.eval(f.sandbox(), &mut b), want, "{run}, budget {budget}");
+            assert_eq!(
+                c.eval_sandboxed(f.sandbox(), &mut b),
+                want,
+                "{run}, sandboxed, budget {budget}"
+            );
+        }
+    }
+    // under a budget below its least cost, a pattern is refused the same on both
+    // paths, whatever it is (here one that does not parse)
+    let f = with_budget(least - 1);
+    let mut b = bindings(&f, 0, 0, 4);
+    for p in [padded(41), "(".repeat(41)] {
+        b.set(
+            f.vars().index("patterns").unwrap(),
+            &Value::List(Arc::new(vec![Value::string(&p)])),
+        );
+        both(&f, &mut b, cond, &Err(RunError::budget(least - 1)));
+    }
+}

@@ -549,13 +549,13 @@ impl Node {
             Node::Call(f, args) => match &**args {
                 [a] => {
                     let a = a.eval(cx)?;
-                    cx.charge(value::call_cost(*f, &[a.get()]))?;
+                    cx.charge(value::call_cost(*f, &[a.get()], cx.budget.get()))?;
                     Out::Own(f.apply(&[a.get()]).map_err(op)?)
                 }
                 [a, b] => {
                     let a = a.eval(cx)?;
                     let b = b.eval(cx)?;
-                    cx.charge(value::call_cost(*f, &[a.get(), b.get()]))?;
+                    cx.charge(value::call_cost(*f, &[a.get(), b.get()], cx.budget.get()))?;
                     Out::Own(f.apply(&[a.get(), b.get()]).map_err(op)?)
                 }
                 _ => {

@@ -247,12 +247,12 @@ impl Node {
         match &**args {
             [a] => {
                 let a = a.typed_value(t)?;
-                t.charge(value::call_cost(*f, &[a]))?;
+                t.charge(value::call_cost(*f, &[a], t.budget.get()))?;
                 f.apply(&[a]).ok()
             }
             [a, b] => {
                 let (a, b) = (a.typed_value(t)?, b.typed_value(t)?);
-                t.charge(value::call_cost(*f, &[a, b]))?;
+                t.charge(value::call_cost(*f, &[a, b], t.budget.get()))?;
                 f.apply(&[a, b]).ok()
             }
             _ => None,

@@ -1055,12 +1055,21 @@ pub fn relation_cost<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> u64 {
 /// string argument it reads costs [`scan_cost`] of its bytes (`size`, conversions:
 /// each reads or copies them), a conversion of bytes to a string the same of the
 /// bytes; `contains`, `startsWith` and `endsWith` on two strings cost
-/// [`str_test_cost`], `matches` [`regex_cost`].
+/// [`str_test_cost`], `matches` [`regex_cost`]. `left` is the budget left: a
+/// `matches` whose least cost ([`regex_least_cost`], known without parsing the
+/// pattern) is already more is priced at that least cost, which fails the charge
+/// before the pattern is parsed (decision 126); every call that fits costs the same
+/// whatever `left` is. Both paths charge this.
 #[must_use]
-pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V]) -> u64 {
+pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V], left: u64) -> u64 {
     if let (Func::Matches | Func::StartsWith | Func::EndsWith | Func::Contains, [a, p]) = (f, args)
         && let Some(cost) = a.with_scalar(|s| {
             p.with_scalar(|p| match (s, p) {
+                (Scalar::Str(_), Scalar::Str(p))
+                    if f == Func::Matches && regex_least_cost(p) > left =>
+                {
+                    Some(regex_least_cost(p))
+                }
                 (Scalar::Str(s), Scalar::Str(p)) if f == Func::Matches => Some(regex_cost(s, p)),
                 (Scalar::Str(s), Scalar::Str(p)) => Some(str_test_cost(f, s, p)),
                 _ => None,
@@ -1116,6 +1125,10 @@ pub const REGEX_FLOOR: u64 = 1024;
 /// (499) about 62; `(\w+\s*){20}\d` (32,132) about 110; a 66-byte alternation (56)
 /// about 290: within 3x of 64 wherever compiling costs much.
 pub const REGEX_UNITS_PER_WEIGHT: u64 = 64;
+/// Pattern bytes per unit of the least weight any pattern has ([`regex_weight`] is at
+/// least its length over this, rounded up): rewriting and parsing a pattern is work
+/// and memory linear in its length, known before it is parsed (decision 126).
+pub const REGEX_BYTES_PER_WEIGHT: usize = 8;
 /// Weight ([`regex_weight`]) a pattern read by the automaton ([`RegexScan::Automaton`])
 /// adds: the `regex` crate builds a forward and a reverse program and a lazy DFA for
 /// it, where a literal pattern is only a substring search (decision 126).
@@ -1148,8 +1161,9 @@ pub const REGEX_SUBJECT_BYTES_PER_UNIT: usize = 1;
 /// capture group [`REGEX_GROUP_WEIGHT`] besides; a pattern the automaton
 /// reads adds [`REGEX_AUTOMATON_WEIGHT`], and [`REGEX_PREFILTER_WEIGHT`] when it
 /// starts with one of a few literals. A pattern
-/// that does not parse weighs its length (the parser's work). Measured against the
-/// compile times in decision 126.
+/// that does not parse weighs its length (the parser's work). Any pattern weighs at
+/// least a unit per [`REGEX_BYTES_PER_WEIGHT`] bytes ([`regex_least_cost`]). Measured
+/// against the compile times in decision 126.
 #[must_use]
 pub fn regex_weight(pattern: &str) -> u64 {
     regex_estimate(pattern).weight
@@ -1209,7 +1223,9 @@ pub fn regex_estimate(pattern: &str) -> RegexEstimate {
                 _ => REGEX_AUTOMATON_WEIGHT,
             };
             RegexEstimate {
-                weight: hir_weight(&hir).saturating_add(extra),
+                weight: hir_weight(&hir)
+                    .saturating_add(extra)
+                    .max(least_weight(pattern.len())),
                 scan,
             }
         }
@@ -1308,6 +1324,22 @@ pub fn match_cost(subject: &str, pattern: RegexEstimate) -> u64 {
             u64::try_from(subject.len() / REGEX_SUBJECT_BYTES_PER_UNIT).unwrap_or(u64::MAX)
         }
     }
+}
+
+/// The least weight of a pattern of `len` bytes, known without parsing it: a unit
+/// per [`REGEX_BYTES_PER_WEIGHT`] bytes, rounded up.
+fn least_weight(len: usize) -> u64 {
+    u64::try_from(len.div_ceil(REGEX_BYTES_PER_WEIGHT)).unwrap_or(u64::MAX)
+}
+
+/// The least [`regex_cost`] of `s.matches(pattern)` whatever the subject, known without
+/// parsing the pattern: [`REGEX_FLOOR`] plus [`REGEX_UNITS_PER_WEIGHT`] per unit of its
+/// least weight (a unit per [`REGEX_BYTES_PER_WEIGHT`] bytes); a subject may cost
+/// nothing (a pattern matching at once). [`call_cost`] stops at this when it is more
+/// than the budget left, so a huge pattern is never parsed (decision 126).
+#[must_use]
+pub fn regex_least_cost(pattern: &str) -> u64 {
+    REGEX_FLOOR.saturating_add(least_weight(pattern.len()).saturating_mul(REGEX_UNITS_PER_WEIGHT))
 }
 
 /// What `s.matches(p)` costs for a pattern read at run time, a function of the strings
