@@ -1188,6 +1188,26 @@ fn direct_path_decision_errors_name_their_rule() {
     );
 }
 
+/// Probe q11e: a condition written as a block scalar is quoted without its last line
+/// break, and placed at its first character, in the incident and in the trace.
+#[test]
+fn a_block_scalar_condition_is_quoted_as_written() {
+    let f = flow(
+        "  - id: d\n    type: decision\n    rules:\n      - when: |\n          100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
+        "{ n: int }",
+    );
+    let (_, fx) = start(&f, json!({"n": 0}));
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "d".into(),
+            message:
+                "decision failed in rule 1 `100 / n > 1` (line 10, column 11): division by zero"
+                    .into()
+        }]
+    );
+}
+
 /// Probe item 3: a rule of a multi-rule decision that fails (a run-time error, or the
 /// decision's one budget running out in it) is named the same way whichever evaluator
 /// the host selected.

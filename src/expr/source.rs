@@ -24,6 +24,13 @@ impl ExprSource {
         }
     }
 
+    /// The expression as messages and traces quote it: its text without the white space
+    /// around it (a block scalar's last line break), from [`ExprSource::start`] on.
+    #[must_use]
+    pub fn written(&self) -> &str {
+        self.text.trim()
+    }
+
     /// Where the expression starts in the file: its first character that is not white
     /// space (after a quoted scalar's quote), as `check` places a diagnostic at the
     /// start of the whole expression; the scalar's start for a blank text.

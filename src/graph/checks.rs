@@ -101,9 +101,14 @@ fn check_users(id: &str, field: &'static str, a: &Assignees, errs: &mut Vec<Grap
     // an empty name is the schema's to report (`minLength`), and what a recovering
     // build puts where a name is missing; white space only is this stage's
     let blank = |n: &&Spanned<String>| !n.value.is_empty() && crate::model::is_blank_name(&n.value);
-    for n in names.iter().filter(blank) {
+    for (i, n) in names.iter().enumerate().filter(|(_, n)| blank(n)) {
+        let entry = match a {
+            Assignees::Users(_) => format!("users[{i}]"),
+            _ => kind.to_owned(),
+        };
         errs.push(GraphError::BlankAssignee {
             kind,
+            entry,
             id: id.to_owned(),
             field,
             span: n.span,

@@ -341,7 +341,7 @@ pub enum GraphError {
         span: Span,
     },
     /// A user or role name that is empty or only white space.
-    #[error("a {kind} name in `{field}` of step `{id}` is blank")]
+    #[error("`{entry}` in `{field}` of step `{id}` is blank")]
     #[diagnostic(
         code("flowc::graph::blank-assignee"),
         help(
@@ -351,6 +351,8 @@ pub enum GraphError {
     BlankAssignee {
         /// `user` or `role`.
         kind: &'static str,
+        /// The entry: `user`, `role` or `users[i]`.
+        entry: String,
         /// The step.
         id: String,
         /// `assignees`, `escalateTo` or `to`.

@@ -231,12 +231,12 @@ impl Instance {
                     let (line, column) = flow.flow().file.line_col(src.start());
                     format!(
                         "assignee expression `{}` (line {line}, column {column})",
-                        src.text
+                        src.written()
                     )
                 };
                 let expression = flow
                     .assignee_expression(slot)
-                    .ok_or_else(|| format!("no compiled program for `{}`", src.text))?;
+                    .ok_or_else(|| format!("no compiled program for `{}`", src.written()))?;
                 let v = expression
                     .eval(flow.sandbox(), &mut self.bindings)
                     .map_err(|e| format!("{} failed: {e}", what()))?;

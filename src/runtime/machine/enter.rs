@@ -265,7 +265,7 @@ impl Instance {
                         format!(
                             "decision failed in rule {} `{}` (line {line}, column {column}): {e}",
                             r + 1,
-                            rule.when.text
+                            rule.when.written()
                         )
                     }
                     None => format!("decision failed: {e}"),
