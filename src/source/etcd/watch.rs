@@ -1551,6 +1551,10 @@ impl Worker {
         self.lock().rejections.remove(flow);
         if let Some(version) = &version {
             self.published(version, meta.as_ref().filter(|_| live));
+            // kept in the snapshot at once: the history write below waits on etcd, and
+            // a watcher stopped meanwhile served a version its snapshot did not hold
+            // (CI: a restart from the snapshot found it empty)
+            self.snapshot_put(version, &file);
         }
         // every accepted version has its history entry: a publisher wrote it in its
         // transaction; for a flow put by hand the first watcher writes it
@@ -1586,9 +1590,6 @@ impl Worker {
                     self.warn(format!("history of `{flow}` at revision {revision}: {e}"));
                 }
             }
-        }
-        if let Some(version) = &version {
-            self.snapshot_put(version, &file);
         }
     }
 
