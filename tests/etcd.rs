@@ -251,6 +251,18 @@ impl Etcd {
         c
     }
 
+    /// Sends the server process a signal by PID (`-STOP`, `-CONT`).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     async fn client(&self) -> Client {
         self.connection().connect().await.unwrap()
     }
@@ -4272,16 +4284,7 @@ async fn a_frozen_etcd_is_reported_as_a_keep_alive_timeout() {
     let mut client = server.client().await;
     let v = publish(&mut client, &t, &flow("leave", 1), None).await;
     until("watched", 10, || w.has(&v)).await;
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    let signal = |s: &str| {
-        assert!(
-            Command::new("kill")
-                .args([s, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let signal = |s: &str| server.signal(s);
     signal("-STOP");
     // keep-alive pings every 5 s, each given 3 s
     let waited = tokio::time::timeout(
@@ -4314,16 +4317,7 @@ async fn a_request_to_a_frozen_etcd_says_it_had_no_answer_in_time() {
     let mut conn = server.connection();
     conn.request_timeout = Duration::from_secs(1);
     let mut client = conn.connect().await.unwrap();
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    let signal = |s: &str| {
-        assert!(
-            Command::new("kill")
-                .args([s, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let signal = |s: &str| server.signal(s);
     signal("-STOP");
     let got = tokio::time::timeout(Duration::from_secs(10), client.get("k", None)).await;
     signal("-CONT");
