@@ -674,7 +674,7 @@ fn map_message(msg: &str) -> RunError {
         RunError::Op(OpError::Overflow(op.unwrap_or("arithmetic")))
     } else if let Some(p) = strip_prefix_ignoring_case(msg, "property not found: ") {
         // the key as written (probe q11e bug C: it was the lowercased message's)
-        RunError::Op(OpError::NoSuchKey(p.to_owned()))
+        RunError::Op(OpError::no_such_key(p))
     } else {
         RunError::Op(OpError::InvalidArgument(msg.to_owned()))
     }
@@ -692,7 +692,7 @@ fn map_error(e: &EvalAltResult, limits: &SandboxLimits) -> RunError {
     match e {
         EvalAltResult::ErrorRuntime(d, _) => map_thrown(d),
         EvalAltResult::ErrorArithmetic(m, _) => map_message(m),
-        EvalAltResult::ErrorPropertyNotFound(p, _) => RunError::Op(OpError::NoSuchKey(p.clone())),
+        EvalAltResult::ErrorPropertyNotFound(p, _) => RunError::Op(OpError::no_such_key(p)),
         EvalAltResult::ErrorTerminated(d, _) if d.is::<Captured>() => map_thrown(d),
         EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorTerminated(..) => {
             RunError::budget(limits.max_operations)

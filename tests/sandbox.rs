@@ -513,7 +513,7 @@ id: names
 context:
   urgent: bool
   limits: "map<string, double>"
-  o: { type: object, fields: { _1: int, _9z: int, _a: int } }
+  o: { type: object, fields: { _1: int, _9z: int, _a: int, is: int } }
   applicant:
     type: object
     fields:
@@ -548,6 +548,7 @@ steps:
                 ("travel", Value::Double(500.0)),
                 ("_", Value::Double(1.0)),
                 ("_1", Value::Double(1.0)),
+                ("is", Value::Double(2.0)),
             ]),
         ),
         (
@@ -556,6 +557,7 @@ steps:
                 ("_1", Value::Int(1)),
                 ("_9z", Value::Int(2)),
                 ("_a", Value::Int(3)),
+                ("is", Value::Int(4)),
             ]),
         ),
         ("applicant", map(&[("name", Value::string("张三"))])),
@@ -563,6 +565,10 @@ steps:
         b.set_owned(v.index(name).unwrap(), value);
     }
     let missing = |k: &str| Err(RunError::Op(OpError::NoSuchKey(k.to_owned())));
+    let long = "K".repeat(100);
+    let long_named = format!("{}… (100 bytes)", &long[..64]);
+    let long_field = format!("limits.{long} > 0.0 && urgent");
+    let long_key = format!(r#"limits["{long}"] > 0.0 || false"#);
     for (cond, want) in [
         (r#"limits["Travel"] > 100.0 && urgent"#, missing("Travel")),
         (r#"limits["Travel"] > 100.0 || false"#, missing("Travel")),
@@ -579,6 +585,14 @@ steps:
         ("o._1 + o._9z + o._a == 6", Ok(true)),
         (r#"limits["_"] + limits["_1"] == 2.0"#, Ok(true)),
         (r#"limits["_2"] > 0.0 && urgent"#, missing("_2")),
+        // probe q11f bug E: `is` is a word Rhai keeps for itself
+        ("o.is == 4", Ok(true)),
+        (r#"limits["is"] == 2.0 && limits.is == 2.0"#, Ok(true)),
+        (r#"{"is": 1}.is == 1 && dyn(o).is == 4"#, Ok(true)),
+        ("[1].exists(x, o.is + x == 5)", Ok(true)),
+        // probe q11f bug F: a long missing key is cut alike on both paths
+        (long_field.as_str(), missing(&long_named)),
+        (long_key.as_str(), missing(&long_named)),
     ] {
         let c = flow.compile_condition("t", cond).unwrap();
         assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");

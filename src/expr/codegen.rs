@@ -56,6 +56,10 @@ struct Gen<'a> {
     counter: usize,
 }
 
+/// Every word Rhai 1.27 keeps for itself: the alphabetic entries of its keyword and
+/// reserved-word tables (`rhai/src/types/token.rs`, `KEYWORDS_LIST` and
+/// `RESERVED_LIST`), `is` included (probe q11f bug E). A field or key named so is read
+/// through `cel_select`, never written as a Rhai property.
 const RHAI_KEYWORDS: &[&str] = &[
     "true",
     "false",
@@ -108,6 +112,7 @@ const RHAI_KEYWORDS: &[&str] = &[
     "thread",
     "go",
     "goto",
+    "is",
     "exit",
     "match",
     "case",

@@ -178,6 +178,15 @@ pub fn quote_value(v: &Value) -> String {
     }
 }
 
+impl OpError {
+    /// "no such key" for a missing field or string key, named as [`quote`] cuts it: the
+    /// one way both paths name it (probe q11f bug F: the sandbox printed it whole).
+    #[must_use]
+    pub fn no_such_key(name: &str) -> Self {
+        OpError::NoSuchKey(quote(name).into_owned())
+    }
+}
+
 impl Value {
     /// The CEL type name of this value.
     #[must_use]
@@ -666,7 +675,7 @@ pub fn map_index<'m, M: MapView + ?Sized>(m: &'m M, k: Scalar<'_>) -> Result<&'m
 /// Missing key.
 pub fn map_field<'m, M: MapView + ?Sized>(m: &'m M, name: &str) -> Result<&'m M::Item, OpError> {
     m.by_str(name)
-        .ok_or_else(|| OpError::NoSuchKey(quote(name).into_owned()))
+        .ok_or_else(|| OpError::no_such_key(name))
 }
 
 /// `has(m.f)`.
