@@ -518,7 +518,22 @@ pub(crate) fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> V
         ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => 1,
         _ => 0,
     };
+    let block = matches!(scalar.style, ScalarStyle::Literal | ScalarStyle::Folded);
+    let mut leading = block;
     for vc in scalar.value.chars() {
+        leading &= vc == '\n';
+        if leading
+            && raw_chars
+                .get(ri..)
+                .and_then(|rest| rest.iter().find(|&&(_, c)| c != ' ' && c != '\t'))
+                .is_none_or(|&(_, c)| c != '\n')
+        {
+            // a block scalar's leading blank lines: the scalar's span starts at its
+            // first content line, after them (probe q11f bug G)
+            let at = raw_chars.get(ri).map_or(node_span.end, |(o, _)| node_span.start + o);
+            out.push(at);
+            continue;
+        }
         let mut pos = None;
         while let Some(&(off, rc)) = raw_chars.get(ri) {
             if scalar.style == ScalarStyle::DoubleQuoted && rc == '\\' {
@@ -562,4 +577,45 @@ pub(crate) fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> V
         .map_or(node_span.end, |(o, _)| node_span.start + o);
     out.push(end);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each expression's first character, in a block scalar however it starts, maps to
+    /// its own place in the file (probe q11f bug G: leading blank lines put it at the
+    /// next key).
+    #[test]
+    fn a_block_scalar_maps_its_first_character_home() {
+        for text in [
+            "when: |\n  10 / i > 0\ngoto: x\n",
+            "when: |\n\n  10 / i > 0\ngoto: x\n",
+            "when: |\n\n\n  10 / i > 0\ngoto: x\n",
+            "when: |2\n\n   10 / i > 0\ngoto: x\n",
+            "when: >\n\n  10 / i > 0\ngoto: x\n",
+            "when: |-\n  \n  10 / i > 0\ngoto: x\n",
+            "when: >\n\n  10 /\n\n  i > 0\ngoto: x\n",
+        ] {
+            let file = Arc::new(SourceFile::new("t.yaml", text));
+            let root = parse(&file, &LoadLimits::default()).unwrap();
+            let NodeKind::Map(entries) = &root.kind else {
+                panic!("{text:?}: not a map")
+            };
+            let node = &entries[0].1;
+            let NodeKind::Scalar(s) = &node.kind else {
+                panic!("{text:?}: not a scalar")
+            };
+            let offsets = value_offsets(text, node.span, s);
+            for (i, c) in s.value.char_indices().filter(|(_, c)| !c.is_whitespace()) {
+                assert_eq!(
+                    text[offsets[i]..].chars().next(),
+                    Some(c),
+                    "{text:?}: value byte {i} maps to {} (scalar at {:?})",
+                    offsets[i],
+                    node.span
+                );
+            }
+        }
+    }
 }
