@@ -128,6 +128,35 @@ pub enum Macro {
     Filter,
 }
 
+impl Macro {
+    /// Every macro, in the order help lists them.
+    pub const ALL: [Macro; 5] = [
+        Macro::All,
+        Macro::Exists,
+        Macro::ExistsOne,
+        Macro::Map,
+        Macro::Filter,
+    ];
+
+    /// The name it is called by.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Macro::All => "all",
+            Macro::Exists => "exists",
+            Macro::ExistsOne => "exists_one",
+            Macro::Map => "map",
+            Macro::Filter => "filter",
+        }
+    }
+
+    /// The macro called `name`, if one is.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Macro> {
+        Macro::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// An expression node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expr {

@@ -621,17 +621,7 @@ impl<'e> Checker<'e> {
                 self.no_overload(span, name, &refs, help)
             }
             overload::Resolved::Unknown => {
-                let suggestion = did_you_mean(
-                    name,
-                    overload::FUNCS.iter().map(|f| f.name()).chain([
-                        "has",
-                        "all",
-                        "exists",
-                        "exists_one",
-                        "map",
-                        "filter",
-                    ]),
-                );
+                let suggestion = did_you_mean(name, function_names());
                 self.error(
                     span,
                     CheckErrorKind::UnknownFunction {
@@ -642,6 +632,16 @@ impl<'e> Checker<'e> {
             }
         }
     }
+}
+
+/// Every name a call can have: the table's functions, `has` and the macros (what
+/// `unknown-function` suggests from and lists).
+pub(crate) fn function_names() -> impl Iterator<Item = &'static str> {
+    overload::FUNCS
+        .iter()
+        .map(|f| f.name())
+        .chain(std::iter::once("has"))
+        .chain(Macro::ALL.into_iter().map(Macro::name))
 }
 
 /// The text of an integer literal (`100` of `100` or `100u`), for "write `100.0`".

@@ -402,7 +402,10 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
         CheckErrorKind::UnknownFunction { name, suggestion } => ExprError::UnknownFunction {
             help: crate::diagnostic::suggestion_help(
                 suggestion.as_deref(),
-                "available: size, int, uint, double, string, dyn, timestamp, duration, contains, startsWith, endsWith, matches, has, all, exists, exists_one, map, filter",
+                &format!(
+                    "available: {}",
+                    check::function_names().collect::<Vec<_>>().join(", ")
+                ),
             ),
             name,
             span,

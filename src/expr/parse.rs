@@ -509,14 +509,7 @@ fn make_call(
     mut args: Vec<Expr>,
     span: (usize, usize),
 ) -> Result<Expr, ParseError> {
-    let macro_kind = match name.as_str() {
-        "all" => Some(Macro::All),
-        "exists" => Some(Macro::Exists),
-        "exists_one" => Some(Macro::ExistsOne),
-        "map" => Some(Macro::Map),
-        "filter" => Some(Macro::Filter),
-        _ => None,
-    };
+    let macro_kind = Macro::named(&name);
     if let (Some(kind), Some(range)) = (macro_kind, target.as_ref()) {
         let arity_ok = args.len() == 2 || (kind == Macro::Map && args.len() == 3);
         if !arity_ok {
