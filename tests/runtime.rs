@@ -1221,6 +1221,21 @@ fn a_block_scalar_condition_is_quoted_as_written() {
                     .into()
         }]
     );
+    // probe q11f nit 3: a condition over two lines is quoted on one
+    let f = flow(
+        "  - id: d\n    type: decision\n    rules:\n      - when: |\n          n >= 0 &&\n            100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
+        "{ n: int }",
+    );
+    let (_, fx) = start(&f, json!({"n": 0}));
+    assert_eq!(
+        fx,
+        vec![Effect::Incident {
+            step: "d".into(),
+            message:
+                "decision failed in rule 1 `n >= 0 && 100 / n > 1` (line 10, column 11): division by zero"
+                    .into()
+        }]
+    );
 }
 
 /// Probe item 3: a rule of a multi-rule decision that fails (a run-time error, or the

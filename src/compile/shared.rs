@@ -24,7 +24,7 @@ impl ConditionText {
     fn new(flow: &Flow, src: &ExprSource) -> Self {
         let (line, column) = flow.file.line_col(src.start());
         ConditionText {
-            text: Arc::from(src.written()),
+            text: Arc::from(&*src.written()),
             line: u32::try_from(line).unwrap_or(u32::MAX),
             column: u32::try_from(column).unwrap_or(u32::MAX),
         }

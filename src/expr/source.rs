@@ -25,10 +25,27 @@ impl ExprSource {
     }
 
     /// The expression as messages and traces quote it: its text without the white space
-    /// around it (a block scalar's last line break), from [`ExprSource::start`] on.
+    /// around it (a block scalar's last line break), from [`ExprSource::start`] on, on
+    /// one line: a line break inside it and the indentation after it read as one space
+    /// (a note stays one line; probe q11f nit 3).
     #[must_use]
-    pub fn written(&self) -> &str {
-        self.text.trim()
+    pub fn written(&self) -> std::borrow::Cow<'_, str> {
+        let text = self.text.trim();
+        if !text.contains(['\n', '\r']) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if i > 0 && !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(line);
+        }
+        std::borrow::Cow::Owned(out)
     }
 
     /// Where the expression starts in the file: its first character that is not white
