@@ -331,6 +331,30 @@ fn the_skipped_side_of_and_or_is_not_evaluated_and_a_limit_is_never_absorbed() {
 }
 
 /// The flow compiled with a budget of `budget` units.
+/// Asserts `cond` costs exactly `exact` on both paths: a budget one unit under runs
+/// out, the cost itself and one unit over give `want`.
+fn at_the_boundary(cond: &str, b: &mut Bindings, exact: u64, want: bool) {
+    for budget in [exact - 1, exact, exact + 1] {
+        let f = with_budget(budget);
+        let c = f.compile_condition("t", cond).unwrap();
+        let got = if budget < exact {
+            Err(RunError::budget(budget))
+        } else {
+            Ok(want)
+        };
+        assert_eq!(
+            c.eval(f.sandbox(), b),
+            got,
+            "direct: `{cond}`, budget {budget}"
+        );
+        assert_eq!(
+            c.eval_sandboxed(f.sandbox(), b),
+            got,
+            "sandbox: `{cond}`, budget {budget}"
+        );
+    }
+}
+
 fn with_budget(budget: u64) -> CompiledFlow {
     let mut limits = flowc::limits::Limits::default();
     limits.sandbox.max_operations = budget;
@@ -867,8 +891,8 @@ fn a_pattern_whose_every_match_is_one_string_is_priced_as_that_string() {
         ("(?:a)(?:b)", RegexScan::Literal),
         ("x(y)z", RegexScan::Literal),
         (r"\Qa.b\E", RegexScan::Literal),
-        ("^", RegexScan::Automaton),
-        ("a{3}$", RegexScan::Automaton),
+        ("^", RegexScan::AtOnce),
+        ("a{3}$", RegexScan::Suffix(3)),
         ("a{3,}", RegexScan::Automaton),
         ("a|b", RegexScan::Automaton),
         ("[ab]", RegexScan::Automaton),
@@ -1091,7 +1115,8 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
         ("abc$", RegexScan::Suffix(3)),
         ("^中文", RegexScan::Prefix(6)),
         ("abc", RegexScan::Literal),
-        ("^abc$", RegexScan::Automaton),
+        ("^abc$", RegexScan::Prefix(3)),
+        ("^a+$", RegexScan::Automaton),
         ("(?m)^abc", RegexScan::Automaton),
         ("(?m)abc$", RegexScan::Automaton),
         ("^a+", RegexScan::Automaton),
@@ -1152,7 +1177,7 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
     let spent = Err(RunError::budget(BUDGET));
     for cond in [
         "note.matches('^x+')",
-        "note.matches('^x$')",
+        "note.matches('^x*$')",
         "note.matches('(?m)^x')",
     ] {
         both(&base, &mut b, cond, &spent);
@@ -1224,9 +1249,18 @@ fn an_index_by_a_literal_key_costs_what_the_field_costs() {
 fn a_pattern_weighs_at_least_a_unit_per_eight_bytes() {
     use flowc::expr::{REGEX_BYTES_PER_WEIGHT, REGEX_FLOOR, REGEX_UNITS_PER_WEIGHT};
     assert_eq!(REGEX_BYTES_PER_WEIGHT, 8);
-    // `(?x)abcd` and spaces: parsed, the literal `abcd` (weight 4); 32 bytes are four
-    // units of the least weight, 33 five
-    let padded = |len: usize| format!("(?x)abcd{}", " ".repeat(len - 8));
+    // `abcd` and flag groups that change nothing in it (`(?s)`, `(?-s)`: it has no
+    // `.`): parsed, the literal `abcd` (weight 4); 32 bytes are four units of the least
+    // weight, 33 five
+    let padded = |len: usize| {
+        let pad = len - 4;
+        let fives = pad % 4;
+        format!(
+            "abcd{}{}",
+            "(?-s)".repeat(fives),
+            "(?s)".repeat((pad - 5 * fives) / 4)
+        )
+    };
     for (len, weight) in [(8, 4), (31, 4), (32, 4), (33, 5), (40, 5), (41, 6)] {
         let p = padded(len);
         assert_eq!(p.len(), len);
@@ -1283,5 +1317,88 @@ fn a_pattern_weighs_at_least_a_unit_per_eight_bytes() {
             &Value::List(Arc::new(vec![Value::string(&p)])),
         );
         both(&f, &mut b, cond, &Err(RunError::budget(least - 1)));
+    }
+}
+
+#[test]
+fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subject_byte() {
+    // decision 126 (probe q11e nit 2): a pattern that matches the empty string with
+    // nothing asserted but `^` matches at the subject's start; `^` and one string
+    // (groups looked through, short repetitions expanded) reads the prefix, one string
+    // and `$` the suffix. Measured: these take the same time on 1 KB and 10 MB.
+    use flowc::expr::{REGEX_AUTOMATON_WEIGHT, regex_estimate, regex_weight};
+    for (pattern, scan) in [
+        ("a*", RegexScan::AtOnce),
+        ("x?", RegexScan::AtOnce),
+        ("(a|bc)*", RegexScan::AtOnce),
+        ("^", RegexScan::AtOnce),
+        (r"\A", RegexScan::AtOnce),
+        ("^a*", RegexScan::AtOnce),
+        ("$", RegexScan::Suffix(0)),
+        (r"\z", RegexScan::Suffix(0)),
+        ("(a)$", RegexScan::Suffix(1)),
+        ("(?:ab)$", RegexScan::Suffix(2)),
+        ("^(a)", RegexScan::Prefix(1)),
+        ("^a{2}", RegexScan::Prefix(2)),
+        ("^a{1}b{2}", RegexScan::Prefix(3)),
+        (r"^\Qab\E", RegexScan::Prefix(2)),
+        ("^$", RegexScan::Prefix(0)),
+        ("^a$", RegexScan::Prefix(1)),
+        // still read by the automaton
+        ("a*$", RegexScan::Automaton),
+        ("^a*$", RegexScan::Automaton),
+        ("(?m)^a*", RegexScan::Automaton),
+        (r"\ba*", RegexScan::Automaton),
+        ("^(a|b)", RegexScan::Automaton),
+        ("^a|b", RegexScan::Automaton),
+        ("a+", RegexScan::Automaton),
+        ("^^a", RegexScan::Automaton),
+    ] {
+        assert_eq!(regex_estimate(pattern).scan, scan, "`{pattern}`");
+    }
+    // compiling them is weighed as before: the automaton is built all the same
+    for p in ["a*", "x?", "^", "^(a)", "(a)$", "^a{2}"] {
+        assert!(regex_weight(p) > REGEX_AUTOMATON_WEIGHT, "`{p}`");
+    }
+    let mib = 1 << 20;
+    let base = flow();
+    let mut big = bindings(&base, 0, 0, mib);
+    let mut small = bindings(&base, 0, 0, 1);
+    // (pattern, matches the 1 MiB `note` of `x`s, matches the 1-byte one)
+    let rows = [
+        ("a*", true, true),
+        ("x?", true, true),
+        ("^", true, true),
+        ("$", true, true),
+        ("(x)$", true, true),
+        ("^(x)", true, true),
+        ("^x{2}", true, false),
+        ("^x{1}a{2}", false, false),
+        ("^x$", false, true),
+    ];
+    for (pattern, on_big, on_small) in rows {
+        // a literal pattern of the condition (compiled when the flow is built): the
+        // exact cost is the same on 1 MiB as on 1 byte, on both paths
+        let cond = format!("note.matches('{pattern}')");
+        let exact = exact_cost(&cond, &mut big);
+        assert_eq!(exact, exact_cost(&cond, &mut small), "`{cond}`");
+        at_the_boundary(&cond, &mut big, exact, on_big);
+        at_the_boundary(&cond, &mut small, exact, on_small);
+        // read from the context: its compilation, and nothing per subject byte
+        assert_eq!(
+            flowc::expr::regex_cost(&"x".repeat(mib), pattern),
+            flowc::expr::regex_cost("x", pattern),
+            "`{pattern}`"
+        );
+        let cond = "patterns.exists(p, note.matches(p))";
+        for b in [&mut big, &mut small] {
+            b.set(
+                base.vars().index("patterns").unwrap(),
+                &Value::List(Arc::new(vec![Value::string(pattern)])),
+            );
+        }
+        let exact = exact_cost(cond, &mut big);
+        assert_eq!(exact, exact_cost(cond, &mut small), "`{pattern}`");
+        at_the_boundary(cond, &mut big, exact, on_big);
     }
 }

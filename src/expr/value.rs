@@ -1188,21 +1188,24 @@ pub struct RegexEstimate {
 }
 
 /// How the `regex` crate matches a pattern, which is what a subject costs to match
-/// ([`match_cost`], decisions 123, 126), read from the pattern's HIR by `regex-syntax`'s
-/// literal extraction (the analysis the crate itself runs to skip its automata).
+/// ([`match_cost`], decisions 123, 126), read from the pattern's HIR ([`regex_scan`]:
+/// its properties, and `regex-syntax`'s literal extraction, the analysis the crate
+/// itself runs to skip its automata).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegexScan {
-    /// Every match is the empty string and nothing is asserted (`""`, `a{0}`, `(?:)`):
-    /// it matches at the start of any subject without reading it.
+    /// A match starts at the subject's start whatever the subject: the pattern matches
+    /// the empty string and asserts nothing, or only `^` (`""`, `a{0}`, `(?:)`, `a*`,
+    /// `x?`, `^`, `^a*`): the matcher stops at once, reading at most a byte.
     AtOnce,
     /// Every match is one fixed non-empty string and nothing is asserted (`a`, `a\.b`,
     /// `a{3}`, `(?:ab)c`): the matcher finds it with a substring search (`memchr`'s),
     /// as `contains` does.
     Literal,
-    /// `^` and a literal string of this many bytes (`^abc`): the matcher reads at most
-    /// that prefix of the subject, as `startsWith` does, and costs what it costs.
+    /// `^` and a string of this many bytes (`^abc`, `^(a)`, `^a{2}`, `^abc$`): the
+    /// anchored matcher reads at most that prefix of the subject (and a byte more), as
+    /// `startsWith` does, and costs what it costs.
     Prefix(usize),
-    /// A literal string of this many bytes and `$` (`abc$`): the matcher reads the
+    /// A string of this many bytes and `$` (`abc$`, `(a)$`, `$`): the matcher reads the
     /// subject backwards from its end, at most that suffix, as `endsWith` does.
     Suffix(usize),
     /// Anything else (a class, an alternative, an open repetition, another assertion):
@@ -1223,10 +1226,13 @@ pub fn regex_estimate(pattern: &str) -> RegexEstimate {
             // the prefix literals the `regex` crate extracts to skip its automata
             let prefixes = regex_syntax::hir::literal::Extractor::new().extract(&hir);
             let scan = regex_scan(&hir, &prefixes);
-            let extra = match (scan, prefixes.literals()) {
-                (RegexScan::AtOnce | RegexScan::Literal, _) => 0,
+            // one exact literal and no assertion: a substring search, no automaton
+            let searched = hir.properties().look_set().is_empty()
+                && matches!(prefixes.literals(), Some([one]) if one.is_exact());
+            let extra = match prefixes.literals() {
+                _ if searched => 0,
                 // several literals: a multi-literal searcher is built besides
-                (_, Some(lits)) if lits.len() > 1 => {
+                Some(lits) if lits.len() > 1 => {
                     REGEX_AUTOMATON_WEIGHT.saturating_add(REGEX_PREFILTER_WEIGHT)
                 }
                 _ => REGEX_AUTOMATON_WEIGHT,
@@ -1245,32 +1251,73 @@ pub fn regex_estimate(pattern: &str) -> RegexEstimate {
     }
 }
 
-/// [`RegexScan`] of a parsed pattern, from its prefix literals: a pattern with no
-/// assertion whose exact literal extraction (`regex-syntax`'s `Extractor`, with its
-/// bounds: a longer repetition is not expanded and stays an automaton) is one string,
-/// empty or not; `^` (the subject's start, not `(?m)^`) then a literal, or a literal
-/// then `$` (the subject's end), an affix.
+/// [`RegexScan`] of a parsed pattern (decision 126), from its HIR's properties and the
+/// prefix literals the `regex` crate extracts (`prefixes`):
+///
+/// - nothing asserted: a pattern that matches the empty string (its least length 0:
+///   `""`, `a*`, `x?`) matches at the subject's start, [`RegexScan::AtOnce`]; one
+///   whose exact literal extraction is one string (`regex-syntax`'s `Extractor`, with
+///   its bounds: a longer repetition is not expanded and stays an automaton) is a
+///   [`RegexScan::Literal`]; anything else an automaton;
+/// - `^` (the subject's start, not `(?m)^`) first and nothing else asserted: the search
+///   is anchored, so a rest that matches the empty string (`^`, `^a*`) matches at
+///   once, and a rest that is one string ([`one_string`]: `^ab`, `^(a)`, `^a{2}`, and
+///   `^ab$`, whose search dies a byte after it) is a [`RegexScan::Prefix`];
+/// - `$` (the subject's end) last, no `^`, nothing else asserted, and the rest one
+///   string (`$`, `a$`, `(a)$`): the `regex` crate searches backwards from the end, a
+///   [`RegexScan::Suffix`];
+/// - any other assertion: an automaton.
 fn regex_scan(h: &regex_syntax::hir::Hir, prefixes: &regex_syntax::hir::literal::Seq) -> RegexScan {
-    use regex_syntax::hir::{HirKind, Look};
-    if !h.properties().look_set().is_empty() {
-        return match h.kind() {
-            HirKind::Concat(parts) => match parts.as_slice() {
-                [a, b] => match (a.kind(), b.kind()) {
-                    (HirKind::Look(Look::Start), HirKind::Literal(l)) => {
-                        RegexScan::Prefix(l.0.len())
-                    }
-                    (HirKind::Literal(l), HirKind::Look(Look::End)) => RegexScan::Suffix(l.0.len()),
-                    _ => RegexScan::Automaton,
-                },
-                _ => RegexScan::Automaton,
-            },
-            _ => RegexScan::Automaton,
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    let props = h.properties();
+    if props.look_set().is_empty() {
+        return if props.minimum_len() == Some(0) {
+            RegexScan::AtOnce
+        } else if matches!(prefixes.literals(), Some([one]) if one.is_exact()) {
+            RegexScan::Literal
+        } else {
+            RegexScan::Automaton
         };
     }
-    match prefixes.literals() {
-        Some([one]) if one.is_exact() && one.as_bytes().is_empty() => RegexScan::AtOnce,
-        Some([one]) if one.is_exact() => RegexScan::Literal,
+    let parts = match h.kind() {
+        HirKind::Concat(parts) => parts.as_slice(),
+        _ => std::slice::from_ref(h),
+    };
+    let is = |part: Option<&Hir>, look: Look| {
+        part.is_some_and(|p| matches!(p.kind(), HirKind::Look(l) if *l == look))
+    };
+    let start = is(parts.first(), Look::Start);
+    let parts = parts.get(usize::from(start)..).unwrap_or_default();
+    let end = is(parts.last(), Look::End);
+    let parts = parts
+        .get(..parts.len() - usize::from(end))
+        .unwrap_or_default();
+    if !(start || end) || parts.iter().any(|p| !p.properties().look_set().is_empty()) {
+        return RegexScan::Automaton;
+    }
+    let rest = Hir::concat(parts.to_vec());
+    match (start, end, one_string(&rest)) {
+        (true, false, _) if rest.properties().minimum_len() == Some(0) => RegexScan::AtOnce,
+        (true, _, Some(n)) => RegexScan::Prefix(n),
+        (false, true, Some(n)) => RegexScan::Suffix(n),
         _ => RegexScan::Automaton,
+    }
+}
+
+/// The length of the one string every match of an assertion-free HIR is, if it is
+/// one: a literal of any length, or what `regex-syntax`'s exact literal extraction
+/// (which looks through groups and expands short repetitions) makes one string.
+fn one_string(h: &regex_syntax::hir::Hir) -> Option<usize> {
+    use regex_syntax::hir::HirKind;
+    if let HirKind::Literal(l) = h.kind() {
+        return Some(l.0.len());
+    }
+    match regex_syntax::hir::literal::Extractor::new()
+        .extract(h)
+        .literals()
+    {
+        Some([one]) if one.is_exact() => Some(one.len()),
+        _ => None,
     }
 }
 
@@ -2093,12 +2140,16 @@ pub fn build_regex(p: &str) -> Result<regex::Regex, String> {
 /// - A repetition operator applied to a repetition (`a++`, `a**`, `a*?+`, `a{2}*`) is an
 ///   error, as in RE2 and Go: the `regex` crate would read `a++` as `(?:a+)+`, where
 ///   Perl means a possessive `a+`.
+/// - `\d`, `\w`, `\s`, their complements, `\b` and `\B` are ASCII, as in RE2
+///   ([`re2_escape`]).
+/// - A flag group takes RE2's flags only (`i`, `m`, `s`, `U`; [`re2_flags`]): the
+///   `regex` crate's own (`u`, `x`, `R`) are refused as RE2 refuses them.
 ///
 /// Everything else goes to the `regex` crate as written; the differences that remain
 /// (`\C` is rejected, as Go rejects it) are listed in the README.
 ///
 /// # Errors
-/// A stacked repetition operator, in words.
+/// A stacked repetition operator or a flag RE2 does not have, in words.
 #[expect(
     clippy::too_many_lines,
     reason = "one scanner over the pattern: its cases read together"
@@ -2142,7 +2193,7 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
                 if !class {
                     last_repeat = None;
                 }
-                if let Some(ascii) = next.and_then(|n| perl_class(n, class)) {
+                if let Some(ascii) = next.and_then(|n| re2_escape(n, class)) {
                     out.push_str(ascii);
                     continue;
                 }
@@ -2177,9 +2228,21 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
                     .map_or(1, char::len_utf8);
             }
             b'(' => {
-                // `(?` opens a group with flags: its `?` is no repetition
-                i += if b.get(i + 1) == Some(&b'?') { 2 } else { 1 };
                 last_repeat = None;
+                if b.get(i + 1) == Some(&b'?') {
+                    // `(?` opens a group with flags (its `?` is no repetition), or a
+                    // named group
+                    match re2_flags(p.get(i..).unwrap_or(""))? {
+                        Some((len, group)) => {
+                            out.push_str(&group);
+                            i += len;
+                            continue;
+                        }
+                        None => i += 2,
+                    }
+                } else {
+                    i += 1;
+                }
             }
             b'*' | b'+' | b'?' | b'{' => {
                 let len = if c == b'{' {
@@ -2221,11 +2284,15 @@ fn re2_pattern(p: &str) -> Result<std::borrow::Cow<'_, str>, String> {
     Ok(Cow::Owned(out))
 }
 
-/// A Perl class escape (`\\d`, `\\w`, `\\s` and their negations) as RE2 reads it, ASCII
-/// only, written for the `regex` crate (whose own are Unicode): inside a bracketed class
-/// (`in_class`) as ranges or a nested class, outside as a class.
-fn perl_class(escape: char, in_class: bool) -> Option<&'static str> {
+/// An escape RE2 reads as ASCII where the `regex` crate's own is Unicode, written for
+/// the `regex` crate: a Perl class (`\\d`, `\\w`, `\\s` and their negations) inside a
+/// bracketed class (`in_class`) as ranges or a nested class, outside as a class; a word
+/// boundary (`\\b`, `\\B`, outside a class) as the crate's ASCII one, `(?-u:\\b)`,
+/// which in a `&str` regex still never matches inside a character.
+fn re2_escape(escape: char, in_class: bool) -> Option<&'static str> {
     Some(match (escape, in_class) {
+        ('b', false) => "(?-u:\\b)",
+        ('B', false) => "(?-u:\\B)",
         ('d', false) => "[0-9]",
         ('d', true) => "0-9",
         ('D', _) => "[^0-9]",
@@ -2237,6 +2304,70 @@ fn perl_class(escape: char, in_class: bool) -> Option<&'static str> {
         ('S', _) => "[^\\t\\n\\f\\r ]",
         _ => return None,
     })
+}
+
+/// A flag group at the start of `s` (which starts with `(?`) as RE2 reads it: the flags
+/// `i`, `m`, `s` and `U`, then after a `-` those it clears (at least one), then `)` (the
+/// rest of the group) or `:` (a group of its own); the same flag may be named twice and
+/// the cleared win (`(?i-i)` clears `i`). Returns its length and the same group for the
+/// `regex` crate (which refuses a flag named twice, and reads `(?)`, which sets nothing,
+/// as a missing operand); `None` for a named group (`(?P<name>`, `(?<name>`), which the
+/// crate reads as RE2 does.
+///
+/// # Errors
+/// Any other character after `(?` (RE2 has no other flag: `(?u)`, `(?x)`, `(?-u:…)`,
+/// nor `(?=`, `(?#`), a `-` clearing nothing or twice, or no end: RE2's "invalid or
+/// unsupported Perl syntax", quoting the group up to that character.
+fn re2_flags(s: &str) -> Result<Option<(usize, String)>, String> {
+    let body = s.get(2..).unwrap_or("");
+    if body.starts_with("P<") || body.starts_with('<') {
+        return Ok(None);
+    }
+    let (mut set, mut clear) = (String::new(), String::new());
+    let mut clearing = false;
+    let mut named = false;
+    for (k, c) in body.char_indices() {
+        match c {
+            'i' | 'm' | 's' | 'U' => {
+                let (to, from) = if clearing {
+                    (&mut clear, &mut set)
+                } else {
+                    (&mut set, &mut clear)
+                };
+                from.retain(|f| f != c);
+                if !to.contains(c) {
+                    to.push(c);
+                }
+                named = true;
+            }
+            '-' if !clearing => {
+                clearing = true;
+                named = false;
+            }
+            ':' | ')' if !clearing || named => {
+                let dash = if clear.is_empty() { "" } else { "-" };
+                let group = if c == ')' && set.is_empty() && clear.is_empty() {
+                    String::new()
+                } else {
+                    format!("(?{set}{dash}{clear}{c}")
+                };
+                return Ok(Some((2 + k + 1, group)));
+            }
+            _ => {
+                return Err(invalid_perl_syntax(
+                    s.get(..2 + k + c.len_utf8()).unwrap_or(s),
+                ));
+            }
+        }
+    }
+    Err(invalid_perl_syntax(s))
+}
+
+/// RE2's refusal of what follows `(?`, in words.
+fn invalid_perl_syntax(group: &str) -> String {
+    format!(
+        "invalid or unsupported Perl syntax `{group}`: RE2 takes only the flags `i`, `m`, `s` and `U` after `(?` (`(?i)`, `(?-s)`, `(?i:…)`), or a group name (`(?P<name>…)`)"
+    )
 }
 
 /// The length of a counted repetition (`{2}`, `{2,}`, `{2,5}`) at the start of `s`, 0
