@@ -411,6 +411,39 @@ pub const OVERLOADS: &[Overload] = &[
     row("duration_to_milliseconds", Func::GetMilliseconds, &[P::Duration], P::Int, false, 1, S::Unit),
 ];
 
+/// The rows of a function: the run of [`OVERLOADS`] it is written in (the rows of one
+/// function are written together; a test holds every row to its function's run).
+const fn rows_of(f: Func) -> &'static [Overload] {
+    let mut rest: &'static [Overload] = OVERLOADS;
+    while let [o, tail @ ..] = rest
+        && o.func as u8 != f as u8
+    {
+        rest = tail;
+    }
+    let mut n = 0;
+    let mut run = rest;
+    while let [o, tail @ ..] = run
+        && o.func as u8 == f as u8
+    {
+        n += 1;
+        run = tail;
+    }
+    rest.split_at(n).0
+}
+
+/// Every function's rows, in [`FUNCS`] order (the order of [`Func`]'s variants).
+const ROWS: [&[Overload]; FUNCS.len()] = {
+    let mut rows: [&[Overload]; FUNCS.len()] = [&[]; FUNCS.len()];
+    let mut slots: &mut [&[Overload]] = &mut rows;
+    let mut funcs: &[Func] = &FUNCS;
+    while let ([slot, more @ ..], [f, fs @ ..]) = (slots, funcs) {
+        *slot = rows_of(*f);
+        slots = more;
+        funcs = fs;
+    }
+    rows
+};
+
 /// A binary operator of the table (`<`, `<=`, `>`, `>=` share their overloads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operator {
@@ -470,14 +503,13 @@ impl Operator {
     /// Read from [`OPERATORS`] at compile time; a test holds every row to it.
     #[must_use]
     pub const fn sizing(self) -> Sizing {
-        let mut i = 0;
+        let mut rest = OPERATORS;
         let mut found = Sizing::Unit;
-        while i < OPERATORS.len() {
-            let o = &OPERATORS[i];
+        while let [o, tail @ ..] = rest {
             if o.op as u8 == self as u8 && !matches!(o.size, Sizing::Unit) {
                 found = o.size;
             }
-            i += 1;
+            rest = tail;
         }
         found
     }
@@ -664,9 +696,9 @@ impl Func {
             .copied()
     }
 
-    /// Its overloads.
+    /// Its overloads (its slice of [`OVERLOADS`], found once at compile time).
     pub fn overloads(self) -> impl Iterator<Item = &'static Overload> {
-        OVERLOADS.iter().filter(move |o| o.func == self)
+        ROWS.get(self as usize).copied().unwrap_or(&[]).iter()
     }
 
     /// The overload run-time values select (CEL's dynamic dispatch: the row whose
@@ -827,8 +859,16 @@ mod tests {
             assert!(f.overloads().next().is_some(), "{f:?} has no row");
             assert_eq!(Func::by_name(f.name()), Some(*f));
             assert_eq!(f.index(), i);
+            assert_eq!(*f as usize, i);
+            assert!(f.overloads().all(|o| o.func == *f));
             assert_eq!(Func::at(i64::try_from(i).unwrap()), Some(*f));
         }
+        let rows: usize = FUNCS.iter().map(|f| f.overloads().count()).sum();
+        assert_eq!(
+            rows,
+            OVERLOADS.len(),
+            "the rows of a function are written together"
+        );
         assert_eq!(Func::at(-1), None);
         assert_eq!(Func::at(i64::try_from(FUNCS.len()).unwrap()), None);
         let mut ids: Vec<&str> = OVERLOADS
