@@ -12,7 +12,7 @@ use rhai::{
 pub use crate::expr::RunError;
 use crate::expr::codegen::Constant;
 use crate::expr::ir::Bounds;
-use crate::expr::overload::Func;
+use crate::expr::overload::{Func, Operator};
 use crate::expr::value::{self, Arith, Logic, MapView, OpError, Rel, Scalar, Value, View};
 use crate::expr::{rhai_const, rhai_var};
 use crate::limits::{Limits, SandboxLimits};
@@ -386,9 +386,11 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             name,
             move |a: Dynamic, b: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
                 let (a, b) = (from_dynamic(&a), from_dynamic(&b));
-                if op == Arith::Add {
-                    charge(value::add_cost(&a, &b))?;
-                }
+                charge(value::sized_cost(
+                    Operator::from(op).sizing(),
+                    &[&a, &b],
+                    units_left(),
+                ))?;
                 let v = value::arith(op, &a, &b).map_err(raise)?;
                 bounds.fits(&v).map_err(limit)?;
                 Ok(to_dynamic(&v))
@@ -405,8 +407,12 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             name,
             move |a: Dynamic, b: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
                 // charged by the bytes compared before they are converted (as on the
-                // direct path, `value::relation_cost`)
-                charge(value::relation_cost(&a, &b))?;
+                // direct path, the rows' `Sizing`: `value::relation_cost`)
+                charge(value::sized_cost(
+                    Operator::Ordering.sizing(),
+                    &[&a, &b],
+                    units_left(),
+                ))?;
                 wrap_bool(value::relation(op, &from_dynamic(&a), &from_dynamic(&b)))
             },
         );

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::Type;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
 use super::ir;
-use super::overload;
+use super::overload::{self, Charge};
 use super::value::Value;
 
 /// Generated source plus the constants it refers to (`k0`, `k1`, ...).
@@ -820,15 +820,15 @@ impl Gen<'_> {
                 let sa = self.expr(a);
                 let sb = self.expr(b);
                 let same_simple = a.ty == b.ty && simple(&a.ty);
+                // an operation its rows charge by size is a native that charges it
+                // (`cel_lt`, `cel_add`: strings by their bytes, the rows' `Sizing`)
+                let by_units = overload::operator_charge(op, &a.ty, &b.ty) == Some(Charge::Unit);
                 let native = match op {
                     BinaryOp::Eq | BinaryOp::Ne => same_simple,
-                    // strings are compared by `cel_lt` and the rest, charged by their
-                    // bytes (`value::relation_cost`)
                     BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                        same_simple && a.ty != Bool && a.ty != Str
+                        same_simple && a.ty != Bool && by_units
                     }
-                    // a string built is charged to the budget (`value::add_cost`)
-                    BinaryOp::Add => same_simple && matches!(a.ty, Int | Double),
+                    BinaryOp::Add => same_simple && a.ty != Bool && by_units,
                     BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
                         a.ty == b.ty && matches!(a.ty, Int | Double)
                     }

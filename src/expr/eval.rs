@@ -19,9 +19,9 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 
 use super::RunError;
 use super::ir::{Bounds, Direct, Fold, Node, Slot};
-use super::overload::Func;
+use super::overload::Operator;
 use super::typed::Typed;
-use super::value::{self, Arith, Logic, OpError, Value};
+use super::value::{self, Logic, OpError, Value};
 
 type Fail = Box<RunError>;
 
@@ -321,13 +321,13 @@ impl Node {
                     .iter()
                     .any(|x| value::equals(other, &Value::String(std::sync::Arc::clone(x)))),
             }),
-            Node::StrLit(f, a, lit) => a.eval(cx).and_then(|v| match (f, v.get()) {
-                (Func::StartsWith | Func::EndsWith | Func::Contains, Value::String(s)) => {
-                    cx.charge(value::str_test_cost(*f, s, lit))?;
-                    Ok(value::str_test(*f, s, lit))
+            Node::StrLit(row, a, lit) => a.eval(cx).and_then(|v| match v.get() {
+                Value::String(s) => {
+                    cx.charge(value::str_pair_cost(row.size, s, lit, cx.budget.get()))?;
+                    Ok(value::str_test(row.func, s, lit))
                 }
-                (_, other) => {
-                    value::string_fn(*f, other, &Value::String(std::sync::Arc::clone(lit)))
+                other => {
+                    value::string_fn(row.func, other, &Value::String(std::sync::Arc::clone(lit)))
                         .map_err(op)
                 }
             }),
@@ -472,7 +472,11 @@ impl Node {
             }
             Node::Cmp(rel, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                cx.charge(value::relation_cost(x.get(), y.get()))?;
+                cx.charge(value::sized_cost(
+                    Operator::Ordering.sizing(),
+                    &[x.get(), y.get()],
+                    cx.budget.get(),
+                ))?;
                 Out::Own(Value::Bool(
                     value::relation(*rel, x.get(), y.get()).map_err(op)?,
                 ))
@@ -527,9 +531,11 @@ impl Node {
             }
             Node::Arith(o, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                if *o == Arith::Add {
-                    cx.charge(value::add_cost(x.get(), y.get()))?;
-                }
+                cx.charge(value::sized_cost(
+                    Operator::from(*o).sizing(),
+                    &[x.get(), y.get()],
+                    cx.budget.get(),
+                ))?;
                 let v = value::arith(*o, x.get(), y.get()).map_err(op)?;
                 cx.fits(&v)?;
                 Out::Own(v)

@@ -16,7 +16,7 @@ use super::RunError;
 use super::Type;
 use super::VarTable;
 use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
-use super::overload::{self, Func};
+use super::overload::{self, Func, Site};
 use super::value::{self, Arith, Rel, Value};
 use crate::limits::SandboxLimits;
 
@@ -85,7 +85,7 @@ pub(crate) enum Node {
     /// `a op b`, any types.
     Arith(Arith, Box<Node>, Box<Node>),
     /// `contains` / `startsWith` / `endsWith` on a string and a literal.
-    StrLit(Func, Box<Node>, Arc<str>),
+    StrLit(&'static overload::Overload, Box<Node>, Arc<str>),
     /// `matches` with a literal pattern, compiled once.
     Matches(Box<Node>, value::LiteralRegex),
     /// A call of a function the table does not have (only in unchecked trees).
@@ -359,31 +359,12 @@ fn size(e: &Expr) -> u64 {
 }
 
 /// How one evaluation of a node is charged against the budget beyond its static
-/// [`size`]: the static side of the run-time charges, node by node, which `check` reads
-/// for the "unless evaluating it runs out of a limit" caveat (decision 122,
-/// [`super::may_hit_limit`]). `tests/expr_gen.rs` holds it to what both paths charge:
-/// a generated expression none of whose nodes is charged by size must run within a
-/// budget of nothing on huge contexts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Charge {
-    /// Its unit: a literal, a variable, `!`, `-`, `&&`, `||`, `?:`, `has`, arithmetic
-    /// other than `+`, and every operation on numbers, bools, timestamps and durations
-    /// only (they cost a fixed amount).
-    Unit,
-    /// By the sizes of the strings, bytes values and collections it reads: `==`, `!=`
-    /// ([`value::equals_within`], [`value::compare_cost`]), the orderings
-    /// ([`value::relation_cost`]), a call reading a string, bytes or `dyn` argument
-    /// ([`value::call_cost`], [`value::regex_cost`] for `matches`), an index looking a
-    /// map up by such a key ([`value::key_cost`]).
-    Reads,
-    /// By what it builds or copies ([`value::copy_cost`], [`value::add_cost`]): `+` on
-    /// such operands, an index taking such a value, a copied field, a list or map
-    /// literal placing one.
-    Builds,
-    /// Per element: a comprehension ([`step_cost`] per element), `in` searching a list
-    /// or map.
-    PerElement,
-}
+/// [`size`], by kind ([`overload::Charge`]): the static side of the run-time charges,
+/// node by node, which `check` reads for the "unless evaluating it runs out of a limit"
+/// caveat (decision 122, [`super::may_hit_limit`]). `tests/expr_gen.rs` holds it to what
+/// both paths charge: a generated expression none of whose nodes is charged by size
+/// must run within a budget of nothing on huge contexts.
+pub(crate) use overload::Charge;
 
 /// Does a value of this static type cost by its size where the cost model charges
 /// one: a string or bytes value by its bytes, a list, map or object by its elements
@@ -400,49 +381,52 @@ fn sized(t: &Type) -> bool {
 /// than its static [`size`], by the size of the values it reads or builds, so that it
 /// can run out of the evaluation budget (or build a string or list past its limit)
 /// whatever the rest of the expression.
+///
+/// Read from the tables, never decided here: a call or a table operator by the
+/// [`overload::Sizing`] column of the rows its operand types select
+/// ([`overload::call_charge`], [`overload::operator_charge`]), every other operation by
+/// its [`Site`] where an operand is of a type charged by size ([`sized`]).
 #[must_use]
 pub(crate) fn charge(e: &Expr) -> Charge {
     // `dyn(x)` is `x` on both paths: no node of its own ([`dyn_arg`])
     if dyn_arg(e).is_some() {
         return Charge::Unit;
     }
-    let by = |yes: bool, kind: Charge| if yes { kind } else { Charge::Unit };
+    let at = |site: Site, yes: bool| if yes { site.charge() } else { Charge::Unit };
     match &e.kind {
-        ExprKind::Comprehension { .. } => Charge::PerElement,
-        ExprKind::Binary(BinaryOp::In, a, b) => {
-            by(sized(&a.ty) || sized(&b.ty), Charge::PerElement)
+        ExprKind::Comprehension { .. } => Site::Step.charge(),
+        ExprKind::Binary(BinaryOp::In, a, b) => at(Site::Membership, sized(&a.ty) || sized(&b.ty)),
+        ExprKind::Binary(BinaryOp::Eq | BinaryOp::Ne, a, b) => {
+            at(Site::Equality, sized(&a.ty) || sized(&b.ty))
         }
-        ExprKind::Binary(
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge,
-            a,
-            b,
-        ) => by(sized(&a.ty) || sized(&b.ty), Charge::Reads),
-        ExprKind::Binary(BinaryOp::Add, a, b) => by(sized(&a.ty) || sized(&b.ty), Charge::Builds),
+        ExprKind::Binary(op, a, b) => {
+            overload::operator_charge(*op, &a.ty, &b.ty).unwrap_or(Charge::Unit)
+        }
         // a field read in place costs its node (`codegen::read_in_place`)
         _ if super::codegen::read_in_place(e).is_some() => Charge::Unit,
-        ExprKind::Index(_, i) if sized(&i.ty) => Charge::Reads,
+        ExprKind::Index(_, i) if sized(&i.ty) => Site::Key.charge(),
         // an element taken, or a field copied: charged by the value copied
-        ExprKind::Index(..) | ExprKind::Select(..) => by(sized(&e.ty), Charge::Builds),
-        ExprKind::Call { target, args, .. } => by(
-            target
+        ExprKind::Index(..) | ExprKind::Select(..) => at(Site::Take, sized(&e.ty)),
+        ExprKind::Call { target, name, args } => {
+            let types: Vec<Type> = target
                 .iter()
                 .map(|t| &**t)
                 .chain(args)
-                .any(|a| matches!(a.ty, Type::String | Type::Bytes | Type::Dyn)),
-            Charge::Reads,
-        ),
-        ExprKind::List(items) => by(items.iter().any(|i| sized(&i.ty)), Charge::Builds),
-        ExprKind::Map(entries) => by(
+                .map(|a| a.ty.clone())
+                .collect();
+            overload::call_charge(name, &types)
+        }
+        ExprKind::List(items) => at(Site::Literal, items.iter().any(|i| sized(&i.ty))),
+        ExprKind::Map(entries) => at(
+            Site::Literal,
             entries.iter().any(|(k, v)| sized(&k.ty) || sized(&v.ty)),
-            Charge::Builds,
         ),
         ExprKind::Lit(_)
         | ExprKind::Ident(_)
         | ExprKind::HasVar(_)
         | ExprKind::Has(..)
         | ExprKind::Unary(..)
-        | ExprKind::Cond(..)
-        | ExprKind::Binary(..) => Charge::Unit,
+        | ExprKind::Cond(..) => Charge::Unit,
     }
 }
 
@@ -662,9 +646,12 @@ impl Lower<'_> {
             if matches!(func, Func::Contains | Func::StartsWith | Func::EndsWith)
                 && a.ty == Type::String
                 && b.ty == Type::String
+                && let overload::Resolved::Found {
+                    exact: Some(row), ..
+                } = overload::resolve(name, &types)
                 && let Some(lit) = string_lit(b)
             {
-                return Node::StrLit(func, bx(self.node(a)), lit);
+                return Node::StrLit(row, bx(self.node(a)), lit);
             }
         }
         Node::Call(func, all.iter().map(|e| self.node(e)).collect())

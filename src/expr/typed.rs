@@ -25,7 +25,6 @@ use std::cell::Cell;
 
 use super::ast::Macro;
 use super::ir::{Fold, Node};
-use super::overload::Func;
 use super::value::{self, Value};
 
 /// A comprehension variable's value, linked to the enclosing frames.
@@ -128,10 +127,10 @@ impl Node {
                 t.charge(s.compared)?;
                 Some(s.found)
             }
-            Node::StrLit(f @ (Func::StartsWith | Func::EndsWith | Func::Contains), a, lit) => {
+            Node::StrLit(row, a, lit) => {
                 let s = a.typed_str(t)?;
-                t.charge(value::str_test_cost(*f, s, lit))?;
-                Some(value::str_test(*f, s, lit))
+                t.charge(value::str_pair_cost(row.size, s, lit, t.budget.get()))?;
+                Some(value::str_test(row.func, s, lit))
             }
             Node::Matches(a, re) => {
                 let s = a.typed_str(t)?;

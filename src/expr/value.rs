@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use super::overload::Func;
+use super::overload::{Func, Sizing};
 use super::time::{self, Duration, Timestamp};
 
 /// A CEL value.
@@ -1011,11 +1011,18 @@ pub fn add_cost(a: &Value, b: &Value) -> u64 {
                 .unwrap_or(u64::MAX)
                 .saturating_add(copy_cost(b, u64::MAX).unwrap_or(u64::MAX));
         }
-        (Value::String(x), Value::String(y)) => x.len().saturating_add(y.len()) / BYTES_PER_UNIT,
-        (Value::Bytes(x), Value::Bytes(y)) => x.len().saturating_add(y.len()) / BYTES_PER_UNIT,
+        (Value::String(x), Value::String(y)) => x.len().saturating_add(y.len()),
+        (Value::Bytes(x), Value::Bytes(y)) => x.len().saturating_add(y.len()),
         _ => 0,
     };
-    u64::try_from(n).unwrap_or(u64::MAX)
+    built_cost(n)
+}
+
+/// What building a string or bytes value of `bytes` bytes costs: a unit per
+/// [`BYTES_PER_UNIT`].
+#[must_use]
+pub fn built_cost(bytes: usize) -> u64 {
+    u64::try_from(bytes / BYTES_PER_UNIT).unwrap_or(u64::MAX)
 }
 
 /// Bytes of a string (or bytes value) an operation reads per unit of the evaluation
@@ -1060,58 +1067,71 @@ pub fn relation_cost<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> u64 {
     }
 }
 
-/// What a call costs before it runs, beyond its unit in the overload table: every
-/// string argument it reads costs [`scan_cost`] of its bytes (`size`, conversions:
-/// each reads or copies them), a conversion of bytes to a string the same of the
-/// bytes; `contains`, `startsWith` and `endsWith` on two strings cost
-/// [`str_test_cost`], `matches` [`regex_cost`]. `left` is the budget left: a
-/// `matches` whose least cost ([`regex_least_cost`], known without parsing the
-/// pattern) is already more is priced at that least cost, which fails the charge
-/// before the pattern is parsed (decision 126); every call that fits costs the same
-/// whatever `left` is. Both paths charge this.
+/// What a call costs before it runs, beyond its unit in the overload table: what its
+/// row charges by size ([`Func::sizing_for`], the row the values select), through
+/// [`sized_cost`]. `left` is the budget left (see [`sized_cost`]). Both paths charge
+/// this.
 #[must_use]
 pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V], left: u64) -> u64 {
-    if let (Func::Matches | Func::StartsWith | Func::EndsWith | Func::Contains, [a, p]) = (f, args)
-        && let Some(cost) = a.with_scalar(|s| {
-            p.with_scalar(|p| match (s, p) {
-                (Scalar::Str(_), Scalar::Str(p))
-                    if f == Func::Matches && regex_least_cost(p) > left =>
-                {
-                    Some(regex_least_cost(p))
-                }
-                (Scalar::Str(s), Scalar::Str(p)) if f == Func::Matches => Some(regex_cost(s, p)),
-                (Scalar::Str(s), Scalar::Str(p)) => Some(str_test_cost(f, s, p)),
+    sized_cost(f.sizing_for(args), args, left)
+}
+
+/// What an operation of an overload with this [`Sizing`] column costs on its operands
+/// (receiver first), beyond its units: the one routine both paths charge every row by
+/// (calls through [`call_cost`], operators through [`super::overload::Operator::sizing`]).
+/// `left` is the budget left: a `matches` whose least cost ([`regex_least_cost`], known
+/// without parsing the pattern) is already more is priced at that least cost, which
+/// fails the charge before the pattern is parsed (decision 126); every call that fits
+/// costs the same whatever `left` is.
+#[must_use]
+pub fn sized_cost<V: View + ?Sized>(s: Sizing, args: &[&V], left: u64) -> u64 {
+    if let [a, b] = args
+        && let Some(cost) = a.with_scalar(|a| {
+            b.with_scalar(|b| match (a, b) {
+                (Scalar::Str(a), Scalar::Str(b)) => Some(str_pair_cost(s, a, b, left)),
                 _ => None,
             })
         })
     {
         return cost;
     }
-    let mut bytes = 0usize;
-    for a in args {
-        bytes = bytes.saturating_add(a.with_scalar(|a| match a {
-            Scalar::Str(s) => s.len(),
-            _ => 0,
-        }));
+    match (s, args) {
+        (Sizing::Relation, [a, b]) => relation_cost(*a, *b),
+        (Sizing::Concat, [a, b]) => add_cost(&a.value(), &b.value()),
+        (Sizing::Scan | Sizing::Decode, _) => {
+            let mut bytes = 0usize;
+            for a in args {
+                bytes = bytes.saturating_add(a.with_scalar(|a| match a {
+                    Scalar::Str(s) => s.len(),
+                    _ => 0,
+                }));
+                if s == Sizing::Decode
+                    && a.with_scalar(|a| matches!(a, Scalar::Other("bytes")))
+                    && let Value::Bytes(b) = &*a.value()
+                {
+                    bytes = bytes.saturating_add(b.len());
+                }
+            }
+            scan_cost(bytes)
+        }
+        // `startsWith`, `endsWith` and `matches` read two strings only
+        (Sizing::Unit | Sizing::Affix | Sizing::Regex | Sizing::Relation | Sizing::Concat, _) => 0,
     }
-    if let (Func::String, [a]) = (f, args)
-        && a.with_scalar(|a| matches!(a, Scalar::Other("bytes")))
-        && let Value::Bytes(b) = &*a.value()
-    {
-        bytes = bytes.saturating_add(b.len());
-    }
-    scan_cost(bytes)
 }
 
-/// What `s.contains(t)`, `s.startsWith(t)` or `s.endsWith(t)` costs (`f` one of
-/// them): `contains` reads both strings ([`scan_cost`] of both); `startsWith` and
-/// `endsWith` read only the prefix or suffix, [`scan_cost`] of the shorter string
-/// (decision 121). Both paths charge it (a call, and the direct path's `StrLit`).
+/// [`sized_cost`] of an overload of this [`Sizing`] on two strings, a subject (the
+/// receiver) and an argument: the direct path's nodes specialised to a string and a
+/// literal charge it (`contains`, `startsWith`, `endsWith` of a literal).
 #[must_use]
-pub fn str_test_cost(f: Func, s: &str, t: &str) -> u64 {
-    match f {
-        Func::StartsWith | Func::EndsWith => affix_cost(s.len(), t.len()),
-        _ => scan_cost(s.len().saturating_add(t.len())),
+pub fn str_pair_cost(s: Sizing, a: &str, b: &str, left: u64) -> u64 {
+    match s {
+        Sizing::Unit => 0,
+        Sizing::Scan | Sizing::Decode => scan_cost(a.len().saturating_add(b.len())),
+        Sizing::Affix => affix_cost(a.len(), b.len()),
+        Sizing::Regex if regex_least_cost(b) > left => regex_least_cost(b),
+        Sizing::Regex => regex_cost(a, b),
+        Sizing::Relation => compare_cost(a, b),
+        Sizing::Concat => built_cost(a.len().saturating_add(b.len())),
     }
 }
 
