@@ -143,25 +143,17 @@ fn bytes_built_are_charged() {
     // nodes) + 240 (60 KB built) + 240 (60 KB placed in the list, `copy_cost`) = 484
     // units on both paths, so 206 steps (99,704) fit the budget and 207 (100,188) do
     // not; each string is within the string bound
-    let edge = "items.map(x, note + note).size() > 0";
-    both_paths(&f, &mut bindings(&f, 0, 206, 30 * 1024), edge, &Ok(true));
-    both_paths(
-        &f,
-        &mut bindings(&f, 0, 207, 30 * 1024),
-        edge,
-        &Err(RunError::budget(BUDGET)),
-    );
+    // (`cond` holds over `fits` items and runs out over one more)
+    let edge = |cond: &str, fits: i64| {
+        both_paths(&f, &mut bindings(&f, 0, fits, 30 * 1024), cond, &Ok(true));
+        let spent = Err(RunError::budget(BUDGET));
+        both_paths(&f, &mut bindings(&f, 0, fits + 1, 30 * 1024), cond, &spent);
+    };
+    edge("items.map(x, note + note).size() > 0", 206);
     // then `exists` over them, which holds at its first step: that step takes a 60 KB
     // string (240 units, `copy_cost`) and `size` reads it (960, a unit per 64 bytes,
     // `scan_cost`), so 204 items fit and 205 do not
-    let edge = "items.map(x, note + note).exists(s, size(s) > 0)";
-    both_paths(&f, &mut bindings(&f, 0, 204, 30 * 1024), edge, &Ok(true));
-    both_paths(
-        &f,
-        &mut bindings(&f, 0, 205, 30 * 1024),
-        edge,
-        &Err(RunError::budget(BUDGET)),
-    );
+    edge("items.map(x, note + note).exists(s, size(s) > 0)", 204);
     // fifty do (each step builds 60 KB, 240 units, and `size` reads it, 960)
     let mut few = bindings(&f, 0, 50, 30 * 1024);
     both_paths(
@@ -462,75 +454,63 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
     }
 }
 
-/// Each case: the size of `nums` (0..n), the condition, the outcome on both paths.
-fn cases(f: &CompiledFlow, cases: &[(i64, &str, Result<bool, RunError>)]) {
-    for (n, cond, want) in cases {
-        let mut b = bindings(f, *n, 20, 0);
-        both_paths(f, &mut b, cond, want);
+/// Each case: the size of `nums` (0..n), the condition, the outcome on both paths
+/// (`None`: running out of the default budget).
+fn cases(cases: &[(i64, &str, Option<bool>)]) {
+    let f = flow();
+    for &(n, cond, want) in cases {
+        let mut b = bindings(&f, n, 20, 0);
+        both_paths(&f, &mut b, cond, &want.ok_or(RunError::budget(BUDGET)));
     }
 }
 
 #[test]
 fn collections_placed_into_built_lists_are_charged_by_size() {
-    let f = flow();
-    let spent = || Err(RunError::budget(BUDGET));
-    cases(
-        &f,
-        &[
-            // the probe's shapes: a copy of a 10,000-element list per element
-            (10_000, "nums.map(x, nums).size() > 0", spent()),
-            (10_000, "nums.map(x, nums) == nums.map(x, nums)", spent()),
-            (10_000, "nums.map(x, [nums]).size() > 0", spent()),
-            (
-                10_000,
-                "nums.filter(x, true).map(x, nums).size() > 0",
-                spent(),
-            ),
-            // a list literal and `+`: a unit per element of each collection placed
-            (10_000, "[nums, nums].size() == 2", Ok(true)),
-            (
-                10_000,
-                "[nums, nums, nums, nums, nums, nums, nums, nums, nums, nums, nums].size() == 11",
-                spent(),
-            ),
-            (10_000, "{'a': nums, 'b': nums}.size() == 2", Ok(true)),
-            (
-                10_000,
-                "([nums] + [nums] + [nums] + [nums]).size() == 4",
-                spent(),
-            ),
-            (10_000, "([nums] + [nums]).size() == 2", Ok(true)),
-            // within the budget the same shapes run
-            (100, "nums.map(x, nums).size() == 100", Ok(true)),
-            (100, "nums.map(x, nums) == nums.map(x, nums)", Ok(true)),
-            // scalars placed cost nothing beyond their step
-            (1_000, "nums.map(x, x).size() == 1000", Ok(true)),
-            (1_000, "nums.filter(x, x >= 0).size() == 1000", Ok(true)),
-        ],
-    );
+    cases(&[
+        // the probe's shapes: a copy of a 10,000-element list per element
+        (10_000, "nums.map(x, nums).size() > 0", None),
+        (10_000, "nums.map(x, nums) == nums.map(x, nums)", None),
+        (10_000, "nums.map(x, [nums]).size() > 0", None),
+        (10_000, "nums.filter(x, true).map(x, nums).size() > 0", None),
+        // a list literal and `+`: a unit per element of each collection placed
+        (10_000, "[nums, nums].size() == 2", Some(true)),
+        (
+            10_000,
+            "[nums, nums, nums, nums, nums, nums, nums, nums, nums, nums, nums].size() == 11",
+            None,
+        ),
+        (10_000, "{'a': nums, 'b': nums}.size() == 2", Some(true)),
+        (
+            10_000,
+            "([nums] + [nums] + [nums] + [nums]).size() == 4",
+            None,
+        ),
+        (10_000, "([nums] + [nums]).size() == 2", Some(true)),
+        // within the budget the same shapes run
+        (100, "nums.map(x, nums).size() == 100", Some(true)),
+        (100, "nums.map(x, nums) == nums.map(x, nums)", Some(true)),
+        // scalars placed cost nothing beyond their step
+        (1_000, "nums.map(x, x).size() == 1000", Some(true)),
+        (1_000, "nums.filter(x, x >= 0).size() == 1000", Some(true)),
+    ]);
 }
 
 #[test]
 fn equality_of_collections_is_charged_per_element_compared() {
-    let f = flow();
-    let spent = || Err(RunError::budget(BUDGET));
-    cases(
-        &f,
-        &[
-            (20_000, "nums.all(x, nums == nums)", spent()),
-            (20_000, "nums.all(x, nums != nums)", Ok(false)),
-            (200, "nums.all(x, nums == nums)", Ok(true)),
-            (200_000, "nums == nums", spent()),
-            (90_000, "nums == nums", Ok(true)),
-            // unequal lengths compare nothing
-            (200_000, "nums == [1]", Ok(false)),
-            (200_000, "codes == codes", spent()),
-            (1_000, "codes == codes", Ok(true)),
-            // `in` with a list needle: each element compared, at any depth
-            (10_000, "nums in [nums]", Ok(true)),
-            (10_000, "items.all(x, nums in [nums])", spent()),
-        ],
-    );
+    cases(&[
+        (20_000, "nums.all(x, nums == nums)", None),
+        (20_000, "nums.all(x, nums != nums)", Some(false)),
+        (200, "nums.all(x, nums == nums)", Some(true)),
+        (200_000, "nums == nums", None),
+        (90_000, "nums == nums", Some(true)),
+        // unequal lengths compare nothing
+        (200_000, "nums == [1]", Some(false)),
+        (200_000, "codes == codes", None),
+        (1_000, "codes == codes", Some(true)),
+        // `in` with a list needle: each element compared, at any depth
+        (10_000, "nums in [nums]", Some(true)),
+        (10_000, "items.all(x, nums in [nums])", None),
+    ]);
 }
 
 #[test]
@@ -637,14 +617,29 @@ fn a_context_pattern_costs_the_same_cached_or_not() {
     }
 }
 
+/// Each case: a condition over 30 `items`, and the bytes each step reads of a `note` of
+/// `long` bytes and of a 1-byte one: its exact cost on the long `note` is that on the
+/// short one plus 30 times the difference of their `scan_cost`.
+fn charged_per_byte_read(long: usize, cases: &[(&str, usize, usize)]) {
+    let base = flow();
+    for &(cond, read, short_read) in cases {
+        let mut big = bindings(&base, 0, 30, long);
+        let mut small = bindings(&base, 0, 30, 1);
+        assert_eq!(
+            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
+            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
+            "`{cond}`"
+        );
+    }
+}
+
 #[test]
 fn string_reads_are_charged_by_the_bytes_read() {
     // the same condition over a 6,400-byte `note` and a 1-byte one: each of the 30
     // steps reads `note` once more, at a unit per 64 bytes (`scan_cost`)
-    let base = flow();
     let long = 6_400;
     // (the condition, the bytes each step reads of the long `note` and of the short)
-    for (cond, read, short_read) in [
+    let cases = [
         ("items.all(x, size(note) > 0)", long, 1),
         ("items.all(x, !note.contains('zz'))", long + 2, 3),
         ("items.all(x, string(note) != '')", long, 1),
@@ -658,15 +653,8 @@ fn string_reads_are_charged_by_the_bytes_read() {
             70,
             1,
         ),
-    ] {
-        let mut big = bindings(&base, 0, 30, long);
-        let mut small = bindings(&base, 0, 30, 1);
-        assert_eq!(
-            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
-            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
-            "`{cond}`"
-        );
-    }
+    ];
+    charged_per_byte_read(long, &cases);
     // the probe's shape: a 4 MB string read per element runs out at once on both paths
     let f = flow();
     let mut b = bindings(&f, 0, 14_000, 4 << 20);
@@ -1041,7 +1029,7 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
     let long = 6_400;
     let base = flow();
     // (the condition, the bytes each step reads of the long `note` and of the short)
-    for (cond, read, short_read) in [
+    let cases = [
         ("items.all(x, note.matches('^x'))", 1, 1),
         ("items.all(x, note.matches('x$'))", 1, 1),
         ("items.all(x, !note.matches('^xy'))", 2, 1),
@@ -1050,15 +1038,8 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
             70,
             1,
         ),
-    ] {
-        let mut big = bindings(&base, 0, 30, long);
-        let mut small = bindings(&base, 0, 30, 1);
-        assert_eq!(
-            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
-            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
-            "`{cond}`"
-        );
-    }
+    ];
+    charged_per_byte_read(long, &cases);
     // the same as `startsWith`/`endsWith` of the literal, pattern by pattern
     let subject = "x".repeat(long);
     for (pattern, affix) in [
