@@ -454,6 +454,12 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
     }
 }
 
+/// `patterns` = `ps`, every one of which matches `note` on both paths.
+fn all_match(f: &CompiledFlow, b: &mut Bindings, ps: &[&str]) {
+    set(f, b, "patterns", list(ps.iter().map(|p| Value::string(p))));
+    both_paths(f, b, "patterns.all(p, note.matches(p))", &Ok(true));
+}
+
 /// Each case: the size of `nums` (0..n), the condition, the outcome on both paths
 /// (`None`: running out of the default budget).
 fn cases(cases: &[(i64, &str, Option<bool>)]) {
@@ -772,8 +778,7 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
     );
     // from the context too: the pattern's compilation plus the subject read
     let mut p = bindings(&f, 0, 1, mib);
-    set(&f, &mut p, "patterns", list([Value::string("xx")]));
-    both_paths(&f, &mut p, "patterns.all(q, note.matches(q))", &Ok(true));
+    all_match(&f, &mut p, &["xx"]);
     // a pattern that is not a literal string: a unit per byte, more than the budget
     let spent = Err(RunError::budget(BUDGET));
     paths::both_paths_all(
@@ -834,13 +839,7 @@ fn a_pattern_whose_every_match_is_one_string_is_priced_as_that_string() {
         &Ok(true),
     );
     // from the context: the floor and the weight, and nothing per byte for `""`
-    set(
-        &f,
-        &mut b,
-        "patterns",
-        list([Value::string(""), Value::string("x{3}")]),
-    );
-    both_paths(&f, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    all_match(&f, &mut b, &["", "x{3}"]);
     assert_eq!(
         flowc::expr::regex_cost(&subject, ""),
         flowc::expr::REGEX_FLOOR
@@ -870,13 +869,7 @@ fn common_context_patterns_fit_the_default_budget() {
         assert!(flowc::expr::regex_cost("li@x.com", p) < BUDGET / 4, "{p}");
     }
     // all of them in one evaluation, from the context, on both paths
-    set(
-        &f,
-        &mut b,
-        "patterns",
-        list(fits.iter().map(|p| Value::string(p))),
-    );
-    both_paths(&f, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    all_match(&f, &mut b, &fits);
     // the weights: what the compiler builds (ASCII `\w` is four ranges; `\pL` is
     // hundreds of UTF-8 sequences); `+` is compiled once, `{3}` three times
     let w = flowc::expr::regex_weight;
@@ -1063,13 +1056,7 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
         &Ok(true),
     );
     // from the context too: its compilation plus the affix read
-    set(
-        &base,
-        &mut b,
-        "patterns",
-        list([Value::string("^xx"), Value::string("xx$")]),
-    );
-    both_paths(&base, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    all_match(&base, &mut b, &["^xx", "xx$"]);
     let spent = Err(RunError::budget(BUDGET));
     paths::both_paths_all(
         &base,
