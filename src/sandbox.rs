@@ -171,21 +171,31 @@ pub(crate) fn to_dynamic(v: &Value) -> Dynamic {
 
 /// A Rhai value read in place by the value-level rules (`value::View`): a scalar
 /// without converting it, a list's or map's length without copying it.
+// (each `as_…` is tried only where `is_…` holds: a failed `as_…` names the value's type,
+// work the natives repeat on every value they read)
 impl View for Dynamic {
     fn with_scalar<R>(&self, f: impl FnOnce(Scalar<'_>) -> R) -> R {
         if self.is_unit() {
             return f(Scalar::Null);
         }
-        if let Ok(b) = self.as_bool() {
+        if self.is_bool()
+            && let Ok(b) = self.as_bool()
+        {
             return f(Scalar::Bool(b));
         }
-        if let Ok(i) = self.as_int() {
+        if self.is_int()
+            && let Ok(i) = self.as_int()
+        {
             return f(Scalar::Int(i));
         }
-        if let Ok(x) = self.as_float() {
+        if self.is_float()
+            && let Ok(x) = self.as_float()
+        {
             return f(Scalar::Double(x));
         }
-        if let Ok(s) = self.as_immutable_string_ref() {
+        if self.is_string()
+            && let Ok(s) = self.as_immutable_string_ref()
+        {
             return f(Scalar::Str(s.as_str()));
         }
         if self.is_array() {
@@ -203,10 +213,14 @@ impl View for Dynamic {
         std::borrow::Cow::Owned(from_dynamic(self))
     }
     fn collection_len(&self) -> Option<usize> {
-        if let Ok(a) = self.as_array_ref() {
+        if self.is_array()
+            && let Ok(a) = self.as_array_ref()
+        {
             return Some(a.len());
         }
-        if let Ok(m) = self.as_map_ref() {
+        if self.is_map()
+            && let Ok(m) = self.as_map_ref()
+        {
             return Some(m.len());
         }
         match self.read_lock::<Boxed>() {
@@ -215,13 +229,17 @@ impl View for Dynamic {
         }
     }
     fn each_child(&self, f: &mut dyn FnMut(&Self) -> bool) {
-        if let Ok(a) = self.as_array_ref() {
+        if self.is_array()
+            && let Ok(a) = self.as_array_ref()
+        {
             for v in a.iter() {
                 if !f(v) {
                     return;
                 }
             }
-        } else if let Ok(m) = self.as_map_ref() {
+        } else if self.is_map()
+            && let Ok(m) = self.as_map_ref()
+        {
             for v in m.values() {
                 if !f(v) {
                     return;
@@ -337,19 +355,30 @@ fn register(engine: &mut Engine, bounds: Bounds) {
         }
         Dynamic::from(Captured(Arc::new(map_thrown(&e))))
     });
-    engine.register_fn("cel_and", |a: Dynamic, b: Dynamic| and_or(true, &a, &b));
-    engine.register_fn("cel_or", |a: Dynamic, b: Dynamic| and_or(false, &a, &b));
-    engine.register_fn("cel_is_false", |a: Dynamic| a.as_bool() == Ok(false));
-    engine.register_fn("cel_is_true", |a: Dynamic| a.as_bool() == Ok(true));
-    engine.register_fn(
-        "cel_settle",
-        |a: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
-            if a.is::<Captured>() {
-                return Err(EvalAltResult::ErrorRuntime(a, Position::NONE).into());
-            }
-            Ok(a)
-        },
-    );
+    let and = |a: Dynamic, b: Dynamic| and_or(true, &a, &b);
+    let or = |a: Dynamic, b: Dynamic| and_or(false, &a, &b);
+    let is_false = |a: Dynamic| a.as_bool() == Ok(false);
+    let is_true = |a: Dynamic| a.as_bool() == Ok(true);
+    engine.register_fn("cel_and", and);
+    engine.register_fn("cel_or", or);
+    engine.register_fn("cel_is_false", is_false);
+    engine.register_fn("cel_is_true", is_true);
+    let settle = |a: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+        if a.is::<Captured>() {
+            return Err(EvalAltResult::ErrorRuntime(a, Position::NONE).into());
+        }
+        Ok(a)
+    };
+    engine.register_fn("cel_settle", settle);
+    // the same natives on plain bools, their usual arguments: Rhai finds a native whose
+    // parameters are the arguments' own types at once, where one taking `Dynamic` is
+    // found only after trying each mix of `Dynamic` parameters, on every evaluation
+    // (its function cache lives as long as one evaluation)
+    engine.register_fn("cel_and", move |a: bool, b: bool| and(a.into(), b.into()));
+    engine.register_fn("cel_or", move |a: bool, b: bool| or(a.into(), b.into()));
+    engine.register_fn("cel_is_false", move |a: bool| is_false(a.into()));
+    engine.register_fn("cel_is_true", move |a: bool| is_true(a.into()));
+    engine.register_fn("cel_settle", move |a: bool| settle(a.into()));
     engine.register_fn(
         "cel_bool",
         |a: Dynamic| -> Result<bool, Box<EvalAltResult>> {

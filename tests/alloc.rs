@@ -12,7 +12,9 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
-mod support;
+mod support {
+    pub mod counting;
+}
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use flowc::expr::Value;
 use flowc::sandbox::Bindings;
 use flowc::span::SourceFile;
 
-use support::Allocated;
+use support::counting::Allocated;
 
 const FLOW: &str = r#"
 apiVersion: flowc/v1

@@ -16,102 +16,89 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
-mod support;
+mod support {
+    pub mod counting;
+    pub mod paths;
+}
 
-use std::sync::Arc;
-
-use flowc::compile::{Options, compile};
+use flowc::compile::{CompiledFlow, Options};
 use flowc::expr::Value;
 use flowc::sandbox::Bindings;
-use flowc::span::SourceFile;
 
-use support::Allocated;
+use support::counting::Allocated;
+use support::paths::{self, Path, both_paths, list};
 
-const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: inplace
-context:
-  nums: list<int>
-  names: list<string>
-  codes: { type: "map<string, int>" }
-  lookups: list<int>
-  holder: { type: object, fields: { nums: list<int>, name: string } }
-  long: string
-  nested: list<list<int>>
-  groups: { type: "map<string, list<int>>" }
-  pattern: string
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
+/// The context of the flows compiled here.
+const CONTEXT: &str = r#"
+nums: list<int>
+names: list<string>
+codes: { type: "map<string, int>" }
+lookups: list<int>
+holder: { type: object, fields: { nums: list<int>, name: string } }
+long: string
+nested: list<list<int>>
+groups: { type: "map<string, list<int>>" }
+pattern: string
 "#;
 
 /// Elements of each context collection.
 const N: i64 = 100_000;
 
+/// The flow, under a budget that lets a hundred matches of a 100,000-byte subject run.
+fn flow() -> CompiledFlow {
+    paths::flow(CONTEXT, &paths::budget(100_000_000))
+}
+
+/// The map {"k0": 0, ..} of `n` entries.
+fn codes(n: i64) -> Value {
+    Value::map(
+        (0..n)
+            .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
+            .collect(),
+    )
+}
+
+/// Asserts `cond` gives `want` on both paths (the sandbox's first run binds its
+/// scope, a conversion of every context value), then evaluates it in the sandbox
+/// again: what that evaluation allocated.
+fn sandbox_allocates(
+    flow: &CompiledFlow,
+    b: &mut Bindings,
+    cond: &str,
+    want: &paths::Outcome,
+) -> Allocated {
+    let c = both_paths(flow, b, cond, want);
+    let before = Allocated::now();
+    assert_eq!(&Path::Sandbox.eval(flow, &c, b), want, "{cond}");
+    before.since()
+}
+
 #[test]
 fn sandbox_lookups_read_context_collections_in_place() {
-    // a budget that lets a hundred matches of a 100,000-byte subject run
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = 100_000_000;
-    let flow = compile(
-        &SourceFile::new("inplace.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let mut b = Bindings::new();
-    b.set_owned(
-        v.index("nums").unwrap(),
-        Value::List(Arc::new((0..N).map(Value::Int).collect())),
-    );
-    b.set_owned(
-        v.index("names").unwrap(),
-        Value::List(Arc::new(
-            (0..N).map(|i| Value::string(&format!("n{i}"))).collect(),
-        )),
-    );
-    b.set_owned(
-        v.index("codes").unwrap(),
-        Value::map(
-            (0..N)
-                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
-                .collect(),
-        ),
-    );
-    // 1,000 lookups, each a hit among the first ten elements
-    b.set_owned(
-        v.index("lookups").unwrap(),
-        Value::List(Arc::new((0..1000).map(|i| Value::Int(i % 10)).collect())),
-    );
+    let flow = flow();
+    let nums = || list((0..N).map(Value::Int));
     // an object holding a 100,000-element list and a 100,000-byte string
     let long = "x".repeat(usize::try_from(N).unwrap());
-    b.set_owned(
-        v.index("holder").unwrap(),
-        Value::map(vec![
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("nums", nums()),
             (
-                Value::string("nums"),
-                Value::List(Arc::new((0..N).map(Value::Int).collect())),
+                "names",
+                list((0..N).map(|i| Value::string(&format!("n{i}")))),
             ),
-            (Value::string("name"), Value::string(&long)),
-        ]),
-    );
-    b.set_owned(v.index("long").unwrap(), Value::string(&long));
-    b.set_owned(
-        v.index("nested").unwrap(),
-        Value::List(Arc::new(vec![Value::List(Arc::new(
-            (0..N).map(Value::Int).collect(),
-        ))])),
-    );
-    // a map of lists: `groups.k` holds 100,000 elements
-    b.set_owned(
-        v.index("groups").unwrap(),
-        Value::map(vec![(
-            Value::string("k"),
-            Value::List(Arc::new((0..N).map(Value::Int).collect())),
-        )]),
+            ("codes", codes(N)),
+            // 1,000 lookups, each a hit among the first ten elements
+            ("lookups", list((0..1000).map(|i| Value::Int(i % 10)))),
+            (
+                "holder",
+                paths::map([("nums", nums()), ("name", Value::string(&long))]),
+            ),
+            ("long", Value::string(&long)),
+            ("nested", list([nums()])),
+            // a map of lists: `groups.k` holds 100,000 elements
+            ("groups", paths::map([("k", nums())])),
+        ],
     );
     // one copy of `nums` as Rhai values
     let one_copy = usize::try_from(N).unwrap() * 16;
@@ -170,13 +157,7 @@ fn sandbox_lookups_read_context_collections_in_place() {
             true,
         ),
     ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        // the first run binds the Rhai scope (a conversion of every context value, once)
-        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
-        assert_eq!(c.eval(sb, &mut b), Ok(want), "direct: {cond}");
-        let before = Allocated::now();
-        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
-        let Allocated { calls, bytes } = before.since();
+        let Allocated { calls, bytes } = sandbox_allocates(&flow, &mut b, cond, &Ok(want));
         println!("{cond}: {bytes} bytes allocated in {calls} calls");
         assert!(
             bytes < one_copy,
@@ -189,7 +170,7 @@ fn sandbox_lookups_read_context_collections_in_place() {
     // the copy is charged first on both paths: under the default budget these fail
     // closed before copying much, where they used to copy `nested[0]` (or `long`) a
     // thousand times and hold
-    let small = compile(&SourceFile::new("inplace.yaml", FLOW), &Options::default()).unwrap();
+    let small = paths::flow(CONTEXT, &Options::default());
     let spent = Err(flowc::sandbox::RunError::budget(
         flowc::limits::Limits::default().sandbox.max_operations,
     ));
@@ -201,12 +182,7 @@ fn sandbox_lookups_read_context_collections_in_place() {
         // `startsWith` reads as many bytes as its prefix (decision 121): `long` itself
         "lookups.all(k, long.startsWith(long))",
     ] {
-        let c = small.compile_condition("t", cond).unwrap();
-        assert_eq!(c.eval_sandboxed(small.sandbox(), &mut b), spent, "{cond}");
-        assert_eq!(c.eval(small.sandbox(), &mut b), spent, "direct: {cond}");
-        let before = Allocated::now();
-        assert_eq!(c.eval_sandboxed(small.sandbox(), &mut b), spent, "{cond}");
-        let Allocated { bytes, .. } = before.since();
+        let Allocated { bytes, .. } = sandbox_allocates(&small, &mut b, cond, &spent);
         println!("{cond}: {bytes} bytes allocated");
         // a whole budget of string reads is 6.4 MB (a unit per 64 bytes), which the
         // sandbox's conversions copy a few times: tens of MB at most, where the old code
@@ -226,52 +202,39 @@ fn sandbox_lookups_read_context_collections_in_place() {
 #[test]
 fn regexes_are_neither_compiled_nor_parsed_when_evaluated() {
     use flowc::limits::Limits;
-    let mut limits = Limits::default();
-    limits.sandbox.max_operations = 100_000_000;
-    let flow = compile(
-        &SourceFile::new("inplace.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let mut b = Bindings::new();
-    b.set_owned(v.index("long").unwrap(), Value::string(&"ab".repeat(8)));
+    let flow = flow();
     // more patterns than the cache holds: evaluating them drops every earlier entry
-    let flood: Vec<Value> = (0..Limits::REGEX_CACHE_ENTRIES + 44)
-        .map(|i| Value::string(&format!("^flood{i}$")))
-        .collect();
-    b.set_owned(v.index("names").unwrap(), Value::List(Arc::new(flood)));
+    let flood =
+        (0..Limits::REGEX_CACHE_ENTRIES + 44).map(|i| Value::string(&format!("^flood{i}$")));
     let pattern = r"\pL+\d";
-    b.set_owned(v.index("pattern").unwrap(), Value::string(pattern));
-    let flood = flow
-        .compile_condition("flood", "names.all(p, !long.matches(p))")
-        .unwrap();
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("long", Value::string(&"ab".repeat(8))),
+            ("names", list(flood)),
+            ("pattern", Value::string(pattern)),
+        ],
+    );
+    let flood = paths::condition(&flow, "names.all(p, !long.matches(p))");
 
     // a literal pattern
     let literal = r"^(ab|cd)+[0-9]{2}z$";
     let before = Allocated::now();
     drop(flowc::expr::build_regex(literal).unwrap());
     let compiling = before.since().bytes;
-    let c = flow
-        .compile_condition("t", &format!("!long.matches('{literal}')"))
-        .unwrap();
-    assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(true));
-    assert_eq!(flood.eval(sb, &mut b), Ok(true));
-    for sandboxed in [true, false] {
+    let c = paths::condition(&flow, &format!("!long.matches('{literal}')"));
+    assert_eq!(Path::Sandbox.eval(&flow, &c, &mut b), Ok(true));
+    assert_eq!(Path::Direct.eval(&flow, &flood, &mut b), Ok(true));
+    for path in [Path::Sandbox, Path::Direct] {
         let before = Allocated::now();
-        let r = if sandboxed {
-            c.eval_sandboxed(sb, &mut b)
-        } else {
-            c.eval(sb, &mut b)
-        };
+        let r = path.eval(&flow, &c, &mut b);
         let Allocated { bytes, .. } = before.since();
         assert_eq!(r, Ok(true));
-        println!("literal, sandboxed {sandboxed}: {bytes} bytes (compiling: {compiling})");
+        println!("literal, {path}: {bytes} bytes (compiling: {compiling})");
         assert!(
             bytes < compiling,
-            "a literal pattern was compiled again (sandboxed: {sandboxed}): {bytes} bytes \
-             allocated, compiling it allocates {compiling}"
+            "a literal pattern was compiled again ({path}): {bytes} bytes allocated, \
+             compiling it allocates {compiling}"
         );
     }
 
@@ -280,27 +243,18 @@ fn regexes_are_neither_compiled_nor_parsed_when_evaluated() {
     let weight = flowc::expr::regex_weight(pattern);
     let parsing = before.since().bytes;
     assert!(weight > 500, "`{pattern}` weighs {weight}");
-    let c = flow
-        .compile_condition("t", "!long.matches(pattern)")
-        .unwrap();
-    for sandboxed in [true, false] {
-        let mut eval = || {
-            if sandboxed {
-                c.eval_sandboxed(sb, &mut b)
-            } else {
-                c.eval(sb, &mut b)
-            }
-        };
+    let c = paths::condition(&flow, "!long.matches(pattern)");
+    for path in [Path::Sandbox, Path::Direct] {
         // the first evaluation compiles it into the cache
-        assert_eq!(eval(), Ok(true));
+        assert_eq!(path.eval(&flow, &c, &mut b), Ok(true));
         let before = Allocated::now();
-        assert_eq!(eval(), Ok(true));
+        assert_eq!(path.eval(&flow, &c, &mut b), Ok(true));
         let Allocated { bytes, .. } = before.since();
-        println!("context pattern, sandboxed {sandboxed}: {bytes} bytes (parsing: {parsing})");
+        println!("context pattern, {path}: {bytes} bytes (parsing: {parsing})");
         assert!(
             bytes < parsing,
-            "a cached pattern was parsed again (sandboxed: {sandboxed}): {bytes} bytes \
-             allocated, parsing it allocates {parsing}"
+            "a cached pattern was parsed again ({path}): {bytes} bytes allocated, parsing \
+             it allocates {parsing}"
         );
     }
 }
@@ -311,28 +265,11 @@ fn regexes_are_neither_compiled_nor_parsed_when_evaluated() {
 /// them as Rhai's own map (a block per eleven entries), never a string per key.
 #[test]
 fn map_equality_converts_neither_map() {
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = 100_000_000;
-    let flow = compile(
-        &SourceFile::new("inplace.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let mut b = Bindings::new();
+    let flow = flow();
     let n = usize::try_from(N).unwrap();
-    b.set_owned(
-        v.index("codes").unwrap(),
-        Value::map(
-            (0..N)
-                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
-                .collect(),
-        ),
-    );
-    b.set_owned(
-        v.index("lookups").unwrap(),
-        Value::List(Arc::new(vec![Value::Int(0)])),
+    let mut b = paths::bind(
+        &flow,
+        [("codes", codes(N)), ("lookups", list([Value::Int(0)]))],
     );
     for (cond, want) in [
         ("codes == codes", true),
@@ -340,12 +277,7 @@ fn map_equality_converts_neither_map() {
         ("dyn(codes) == dyn(codes)", true),
         ("lookups.all(k, codes == codes)", true),
     ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
-        assert_eq!(c.eval(sb, &mut b), Ok(want), "direct: {cond}");
-        let before = Allocated::now();
-        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(want), "{cond}");
-        let Allocated { calls, bytes } = before.since();
+        let Allocated { calls, bytes } = sandbox_allocates(&flow, &mut b, cond, &Ok(want));
         println!("{cond}: {bytes} bytes allocated in {calls} calls");
         // a conversion of one map allocates at least a string per key
         assert!(
@@ -363,60 +295,28 @@ fn map_equality_converts_neither_map() {
 /// for 10 elements as for 100,000.
 #[test]
 fn optional_collections_are_read_in_place() {
-    const OPTIONAL: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: optional
-context:
-  lookups: list<int>
-  om: { type: "map<string, int>", optional: true }
-  ol: { type: list<int>, optional: true }
-  oo: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
-  omm: { type: "map<string, map<string, int>>", optional: true }
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = 100_000_000;
-    let flow = compile(
-        &SourceFile::new("optional.yaml", OPTIONAL),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let codes = |n: i64| {
-        Value::map(
-            (0..n)
-                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
-                .collect(),
-        )
-    };
+    let flow = paths::flow(
+        r#"lookups: list<int>
+om: { type: "map<string, int>", optional: true }
+ol: { type: list<int>, optional: true }
+oo: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
+omm: { type: "map<string, map<string, int>>", optional: true }"#,
+        &paths::budget(100_000_000),
+    );
     let bind = |n: i64| {
-        let mut b = Bindings::new();
-        b.set_owned(
-            v.index("lookups").unwrap(),
-            Value::List(Arc::new((0..100).map(|i| Value::Int(i % 10)).collect())),
-        );
-        b.set_owned(v.index("om").unwrap(), codes(n));
-        b.set_owned(
-            v.index("ol").unwrap(),
-            Value::List(Arc::new((0..n).map(Value::Int).collect())),
-        );
-        b.set_owned(
-            v.index("oo").unwrap(),
-            Value::map(vec![
-                (Value::string("name"), Value::string("n")),
-                (Value::string("codes"), codes(n)),
-            ]),
-        );
-        b.set_owned(
-            v.index("omm").unwrap(),
-            Value::map(vec![(Value::string("a"), codes(n))]),
-        );
-        b
+        paths::bind(
+            &flow,
+            [
+                ("lookups", list((0..100).map(|i| Value::Int(i % 10)))),
+                ("om", codes(n)),
+                ("ol", list((0..n).map(Value::Int))),
+                (
+                    "oo",
+                    paths::map([("name", Value::string("n")), ("codes", codes(n))]),
+                ),
+                ("omm", paths::map([("a", codes(n))])),
+            ],
+        )
     };
     let (mut small, mut big) = (bind(10), bind(N));
     for cond in [
@@ -431,15 +331,8 @@ steps:
         "lookups.all(k, omm.a.k5 == 5)",
         r#"lookups.all(k, omm["a"].k5 == 5 && omm["a"]["k5"] == 5)"#,
     ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        let bytes = [&mut small, &mut big].map(|b| {
-            // the first run binds the Rhai scope (a conversion of every context value)
-            assert_eq!(c.eval_sandboxed(sb, b), Ok(true), "{cond}");
-            assert_eq!(c.eval(sb, b), Ok(true), "direct: {cond}");
-            let before = Allocated::now();
-            assert_eq!(c.eval_sandboxed(sb, b), Ok(true), "{cond}");
-            before.since().bytes
-        });
+        let bytes =
+            [&mut small, &mut big].map(|b| sandbox_allocates(&flow, b, cond, &Ok(true)).bytes);
         println!(
             "{cond}: {} bytes (10 elements), {} bytes ({N})",
             bytes[0], bytes[1]
@@ -457,43 +350,37 @@ fn a_huge_context_pattern_is_refused_before_it_is_parsed() {
     // a 1 MiB pattern from the context: its least cost (a unit of weight per 8 bytes,
     // decision 126) is far over the default budget, so both paths fail on the budget
     // without rewriting or parsing it
-    let limits = flowc::limits::Limits::default();
-    let flow = compile(
-        &SourceFile::new("inplace.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let c = flow
-        .compile_condition("t", "long.matches(pattern)")
-        .unwrap();
+    let flow = paths::flow(CONTEXT, &Options::default());
+    let c = paths::condition(&flow, "long.matches(pattern)");
     let mib = 1 << 20;
-    let budget = limits.sandbox.max_operations;
+    let budget = flowc::limits::Limits::default().sandbox.max_operations;
     for pattern in ["(".repeat(mib), "a".repeat(mib)] {
         assert!(flowc::expr::regex_least_cost(&pattern) > budget);
-        let mut b = Bindings::new();
-        b.set_owned(v.index("long").unwrap(), Value::string("ab"));
-        b.set_owned(v.index("pattern").unwrap(), Value::string(&pattern));
-        for sandboxed in [false, true] {
+        let mut b = paths::bind(
+            &flow,
+            [
+                ("long", Value::string("ab")),
+                ("pattern", Value::string(&pattern)),
+            ],
+        );
+        for path in Path::BOTH {
             let before = Allocated::now();
-            let r = if sandboxed {
-                c.eval_sandboxed(sb, &mut b)
-            } else {
-                c.eval(sb, &mut b)
-            };
+            let r = path.eval(&flow, &c, &mut b);
             let Allocated { bytes, .. } = before.since();
             println!(
-                "pattern `{}…` of {mib} bytes, sandboxed {sandboxed}: {bytes} bytes",
+                "pattern `{}…` of {mib} bytes, {path}: {bytes} bytes",
                 &pattern[..1]
             );
             assert_eq!(r, Err(flowc::sandbox::RunError::budget(budget)));
             // parsing would allocate over 100 times the pattern; the sandbox copies the
             // string into its own values (twice its size), the direct path reads it
-            let most = if sandboxed { 3 * mib } else { mib / 100 };
+            let most = match path {
+                Path::Sandbox => 3 * mib,
+                Path::Direct => mib / 100,
+            };
             assert!(
                 bytes < most,
-                "sandboxed {sandboxed}: {bytes} bytes allocated for a {mib}-byte pattern"
+                "{path}: {bytes} bytes allocated for a {mib}-byte pattern"
             );
         }
     }

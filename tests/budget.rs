@@ -14,88 +14,60 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
-use std::sync::Arc;
+mod support {
+    pub mod paths;
+}
 
-use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::compile::{CompiledFlow, Options};
 use flowc::expr::{RegexScan, Value};
 use flowc::sandbox::{Bindings, RunError};
-use flowc::span::SourceFile;
+use std::sync::Arc;
 
-const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: budget
-context:
-  nums: list<int>
-  items: list<int>
-  codes: { type: "map<string, int>" }
-  note: string
-  patterns: list<string>
-  groups: { type: "map<string, list<int>>" }
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
+use support::paths::{self, Path, both_paths, list, set};
+
+/// The context of the flows compiled here.
+const CONTEXT: &str = r#"
+nums: list<int>
+items: list<int>
+codes: { type: "map<string, int>" }
+note: string
+patterns: list<string>
+groups: { type: "map<string, list<int>>" }
 "#;
 
 const BUDGET: u64 = 100_000;
 
 fn flow() -> CompiledFlow {
-    compile(&SourceFile::new("budget.yaml", FLOW), &Options::default()).unwrap()
+    paths::flow(CONTEXT, &Options::default())
 }
 
 /// `nums` = 0..n, `items` = 0..items, `codes` = {"k0": 0, ..} with n entries, `note`
 /// of `note_bytes` bytes, `groups` = {"k": nums}.
 fn bindings(flow: &CompiledFlow, n: i64, items: i64, note_bytes: usize) -> Bindings {
-    let mut b = Bindings::new();
-    let list = |k: i64| Value::List(Arc::new((0..k).map(Value::Int).collect()));
+    let ints = |k: i64| list((0..k).map(Value::Int));
     let codes = Value::map(
         (0..n)
             .map(|i| (Value::string(&format!("k{i}")), Value::Int(i)))
             .collect(),
     );
-    let v = flow.vars();
-    b.set(v.index("nums").unwrap(), &list(n));
-    b.set(v.index("items").unwrap(), &list(items));
-    b.set(v.index("codes").unwrap(), &codes);
-    b.set(
-        v.index("groups").unwrap(),
-        &Value::map(vec![(Value::string("k"), list(n))]),
-    );
-    b.set(
-        v.index("note").unwrap(),
-        &Value::string(&"x".repeat(note_bytes)),
-    );
-    b.set(
-        v.index("patterns").unwrap(),
-        &Value::List(Arc::new(Vec::new())),
-    );
-    b
+    paths::bind(
+        flow,
+        [
+            ("nums", ints(n)),
+            ("items", ints(items)),
+            ("codes", codes),
+            ("groups", paths::map([("k", ints(n))])),
+            ("note", Value::string(&"x".repeat(note_bytes))),
+            ("patterns", list([])),
+        ],
+    )
 }
 
 /// `patterns` = `n` distinct patterns that compile to large programs (Unicode classes
 /// repeated), none matching a string of `x`s.
 fn set_patterns(flow: &CompiledFlow, b: &mut Bindings, n: usize) {
-    let p = (0..n)
-        .map(|i| Value::string(&format!("(\\pL+\\s*){{20}}\\d|q{i}")))
-        .collect();
-    b.set(
-        flow.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(p)),
-    );
-}
-
-/// Evaluates a condition on the direct path and in the sandbox, asserts both give
-/// `want`.
-fn both(flow: &CompiledFlow, b: &mut Bindings, cond: &str, want: &Result<bool, RunError>) {
-    let c = flow.compile_condition("t", cond).unwrap();
-    assert!(c.is_direct(), "{cond}");
-    assert_eq!(&c.eval(flow.sandbox(), b), want, "direct: {cond}");
-    assert_eq!(
-        &c.eval_sandboxed(flow.sandbox(), b),
-        want,
-        "sandbox: {cond}"
-    );
+    let p = (0..n).map(|i| Value::string(&format!("(\\pL+\\s*){{20}}\\d|q{i}")));
+    set(flow, b, "patterns", list(p));
 }
 
 #[test]
@@ -103,12 +75,12 @@ fn in_is_charged_per_element_searched() {
     let f = flow();
     let mut b = bindings(&f, 200_000, 0, 0);
     // an early hit is cheap
-    both(&f, &mut b, "0 in nums", &Ok(true));
-    both(&f, &mut b, "90000 in nums", &Ok(true));
+    both_paths(&f, &mut b, "0 in nums", &Ok(true));
+    both_paths(&f, &mut b, "90000 in nums", &Ok(true));
     // a late hit or a miss searches more than the budget: fail closed, even under `||`
-    both(&f, &mut b, "199999 in nums", &Err(RunError::budget(BUDGET)));
-    both(&f, &mut b, "-1 in nums", &Err(RunError::budget(BUDGET)));
-    both(
+    both_paths(&f, &mut b, "199999 in nums", &Err(RunError::budget(BUDGET)));
+    both_paths(&f, &mut b, "-1 in nums", &Err(RunError::budget(BUDGET)));
+    both_paths(
         &f,
         &mut b,
         "-1 in nums || true",
@@ -116,42 +88,42 @@ fn in_is_charged_per_element_searched() {
     );
     // and within the budget a miss is a plain `false`
     let mut small = bindings(&f, 1_000, 0, 0);
-    both(&f, &mut small, "-1 in nums", &Ok(false));
+    both_paths(&f, &mut small, "-1 in nums", &Ok(false));
     // each search is charged: 200 searches of 1,000 elements run out
     let mut loop_ = bindings(&f, 1_000, 200, 0);
-    both(
+    both_paths(
         &f,
         &mut loop_,
         "items.all(x, !(-1 in nums))",
         &Err(RunError::budget(BUDGET)),
     );
-    both(&f, &mut loop_, "items.all(x, 0 in nums)", &Ok(true));
+    both_paths(&f, &mut loop_, "items.all(x, 0 in nums)", &Ok(true));
 }
 
 #[test]
 fn in_on_a_map_costs_a_lookup() {
     let f = flow();
     let mut b = bindings(&f, 200_000, 50, 0);
-    for cond in [
-        r#""k0" in codes"#,
-        r#""k199999" in codes"#,
-        "has(codes.k199999)",
-        r#"codes["k199999"] == 199999"#,
-        "codes.k199999 == 199999",
-        r#"!("k200000" in codes) && !has(codes.k200000)"#,
-        // steps of three lookups each in a 200,000-entry map (indexed on the direct
-        // path: no scan)
-        r#"items.all(x, has(codes.k199999) && codes["k199999"] >= 0 && "k199999" in codes)"#,
-    ] {
-        both(&f, &mut b, cond, &Ok(true));
-    }
-    let missing = f.compile_condition("t", r#"codes["k200000"] > 0"#).unwrap();
-    let direct = missing.eval(f.sandbox(), &mut b);
-    assert_eq!(
-        direct.as_ref().map_err(ToString::to_string),
-        Err("no such key `k200000`".to_owned())
+    paths::both_paths_all(
+        &f,
+        &mut b,
+        [
+            r#""k0" in codes"#,
+            r#""k199999" in codes"#,
+            "has(codes.k199999)",
+            r#"codes["k199999"] == 199999"#,
+            "codes.k199999 == 199999",
+            r#"!("k200000" in codes) && !has(codes.k200000)"#,
+            // steps of three lookups each in a 200,000-entry map (indexed on the direct
+            // path: no scan)
+            r#"items.all(x, has(codes.k199999) && codes["k199999"] >= 0 && "k199999" in codes)"#,
+        ],
+        &Ok(true),
     );
-    assert_eq!(direct, missing.eval_sandboxed(f.sandbox(), &mut b));
+    let missing = r#"codes["k200000"] > 0"#;
+    paths::both_paths_fail_with(&f, &mut b, missing, "no such key `k200000`");
+    let key = flowc::expr::OpError::NoSuchKey("k200000".to_owned());
+    both_paths(&f, &mut b, missing, &Err(RunError::Op(key)));
 }
 
 #[test]
@@ -159,38 +131,33 @@ fn bytes_built_are_charged() {
     let f = flow();
     // 2,000 concatenations of 60 KB each (120 MB) do not fit the budget
     let mut b = bindings(&f, 0, 2_000, 30 * 1024);
-    for cond in [
-        "items.exists(x, size(note + note) == 0)",
-        "items.all(x, size(bytes(note)) > 0)",
-    ] {
-        both(&f, &mut b, cond, &Err(RunError::budget(BUDGET)));
-    }
+    paths::both_paths_all(
+        &f,
+        &mut b,
+        [
+            "items.exists(x, size(note + note) == 0)",
+            "items.all(x, size(bytes(note)) > 0)",
+        ],
+        &Err(RunError::budget(BUDGET)),
+    );
     // a list of them, at the budget's edge: each step of `map` costs 1 + 3 (its body's
     // nodes) + 240 (60 KB built) + 240 (60 KB placed in the list, `copy_cost`) = 484
     // units on both paths, so 206 steps (99,704) fit the budget and 207 (100,188) do
     // not; each string is within the string bound
-    let edge = "items.map(x, note + note).size() > 0";
-    both(&f, &mut bindings(&f, 0, 206, 30 * 1024), edge, &Ok(true));
-    both(
-        &f,
-        &mut bindings(&f, 0, 207, 30 * 1024),
-        edge,
-        &Err(RunError::budget(BUDGET)),
-    );
+    // (`cond` holds over `fits` items and runs out over one more)
+    let edge = |cond: &str, fits: i64| {
+        both_paths(&f, &mut bindings(&f, 0, fits, 30 * 1024), cond, &Ok(true));
+        let spent = Err(RunError::budget(BUDGET));
+        both_paths(&f, &mut bindings(&f, 0, fits + 1, 30 * 1024), cond, &spent);
+    };
+    edge("items.map(x, note + note).size() > 0", 206);
     // then `exists` over them, which holds at its first step: that step takes a 60 KB
     // string (240 units, `copy_cost`) and `size` reads it (960, a unit per 64 bytes,
     // `scan_cost`), so 204 items fit and 205 do not
-    let edge = "items.map(x, note + note).exists(s, size(s) > 0)";
-    both(&f, &mut bindings(&f, 0, 204, 30 * 1024), edge, &Ok(true));
-    both(
-        &f,
-        &mut bindings(&f, 0, 205, 30 * 1024),
-        edge,
-        &Err(RunError::budget(BUDGET)),
-    );
+    edge("items.map(x, note + note).exists(s, size(s) > 0)", 204);
     // fifty do (each step builds 60 KB, 240 units, and `size` reads it, 960)
     let mut few = bindings(&f, 0, 50, 30 * 1024);
-    both(
+    both_paths(
         &f,
         &mut few,
         "items.all(x, size(note + note) > 0)",
@@ -198,7 +165,7 @@ fn bytes_built_are_charged() {
     );
     // small strings cost nothing beyond their step
     let mut short = bindings(&f, 0, 1_000, 10);
-    both(
+    both_paths(
         &f,
         &mut short,
         "items.map(x, note + note).size() == 1000",
@@ -210,7 +177,7 @@ fn bytes_built_are_charged() {
 fn limit_errors_name_the_limit() {
     let f = flow();
     let mut b = bindings(&f, 0, 0, 30 * 1024);
-    both(
+    both_paths(
         &f,
         &mut b,
         "size(note + note + note) > 0",
@@ -240,19 +207,11 @@ fn lists_built_are_bounded_as_each_element_is_added() {
     // units a step on both paths (the step and its body's one node), so the 10,001st
     // element, which passes the list bound, is added after 20,002 units: with that
     // budget both paths stop at the list bound, with one unit less at the budget
-    let at = |budget: u64| {
-        let mut limits = flowc::limits::Limits::default();
-        limits.sandbox.max_operations = budget;
-        compile(
-            &SourceFile::new("budget.yaml", FLOW),
-            &Options::new(&limits),
-        )
-        .unwrap()
-    };
+    let at = with_budget;
     let mut b = bindings(&at(0), 0, 20_000, 0);
     let bound = Err(RunError::list_too_long(10_000));
-    both(&at(20_002), &mut b, "items.map(x, x).size() > 0", &bound);
-    both(
+    both_paths(&at(20_002), &mut b, "items.map(x, x).size() > 0", &bound);
+    both_paths(
         &at(20_001),
         &mut b,
         "items.map(x, x).size() > 0",
@@ -262,30 +221,29 @@ fn lists_built_are_bounded_as_each_element_is_added() {
     // the division by zero at the 1,006th
     let mut limits = flowc::limits::Limits::default();
     limits.sandbox.max_array_size = 1_000;
-    let f = compile(
-        &SourceFile::new("budget.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    for cond in [
-        "items.map(x, x).size() > 0",
-        "items.map(x, 10 / (1005 - x)).size() > 0",
-        "items.filter(x, 10 / (1005 - x) >= 0).size() > 0",
-        "items.map(x, x < 1005, 10 / (1005 - x)).size() > 0",
-    ] {
-        both(&f, &mut b, cond, &Err(RunError::list_too_long(1_000)));
-    }
+    let f = paths::flow(CONTEXT, &Options::new(&limits));
+    paths::both_paths_all(
+        &f,
+        &mut b,
+        [
+            "items.map(x, x).size() > 0",
+            "items.map(x, 10 / (1005 - x)).size() > 0",
+            "items.filter(x, 10 / (1005 - x) >= 0).size() > 0",
+            "items.map(x, x < 1005, 10 / (1005 - x)).size() > 0",
+        ],
+        &Err(RunError::list_too_long(1_000)),
+    );
     // a context list longer than the bound is read, not built: no error
-    both(
+    both_paths(
         &f,
         &mut b,
         "items.size() == 20000 && 19999 in items",
         &Ok(true),
     );
-    both(&f, &mut b, "items.exists(x, x == 500)", &Ok(true));
+    both_paths(&f, &mut b, "items.exists(x, x == 500)", &Ok(true));
     // within the bound, the error in the body is the one reported
     let mut small = bindings(&f, 0, 20, 0);
-    both(
+    both_paths(
         &f,
         &mut small,
         "items.map(x, 10 / (10 - x)).size() > 0",
@@ -298,36 +256,38 @@ fn the_skipped_side_of_and_or_is_not_evaluated_and_a_limit_is_never_absorbed() {
     let f = flow();
     let mut b = bindings(&f, 200_000, 0, 0);
     let spent = Err(RunError::budget(BUDGET));
-    for (cond, want) in [
-        // a deciding left side: the right side, which would run out, is not evaluated
-        // (plain and error-capturing forms: `codes["k0"]` may fail)
-        ("false && -1 in nums", Ok(false)),
-        ("true || -1 in nums", Ok(true)),
-        (r#"codes["k0"] == 1 && -1 in nums"#, Ok(false)),
-        (r#"codes["k0"] == 0 || -1 in nums"#, Ok(true)),
-        (
-            r#"codes["k0"] == 1 && (codes["nokey"] > 0 || -1 in nums)"#,
-            Ok(false),
-        ),
-        // an error on the left is absorbed by a deciding right side
-        (r#"codes["nokey"] > 0 && false"#, Ok(false)),
-        (r#"codes["nokey"] > 0 || true"#, Ok(true)),
-        // a limit on an evaluated side is never absorbed, whichever side it is on
-        ("-1 in nums && false", spent.clone()),
-        ("-1 in nums || true", spent.clone()),
-        (r#"codes["nokey"] > 0 && -1 in nums"#, spent.clone()),
-        (
-            r#"(-1 in nums || codes["nokey"] > 0) && false"#,
-            spent.clone(),
-        ),
-        (r#"codes["k0"] == 0 && -1 in nums"#, spent.clone()),
-        // and inside a macro, whose steps stop at the first deciding element
-        ("[1, 2].exists(x, x == 1 || -1 in nums)", Ok(true)),
-        ("[1, 2].all(x, x == 2 && -1 in nums)", Ok(false)),
-        ("[1, 2].exists(x, x == 2 && -1 in nums)", spent.clone()),
-    ] {
-        both(&f, &mut b, cond, &want);
-    }
+    paths::both_paths_each(
+        &f,
+        &mut b,
+        [
+            // a deciding left side: the right side, which would run out, is not evaluated
+            // (plain and error-capturing forms: `codes["k0"]` may fail)
+            ("false && -1 in nums", Ok(false)),
+            ("true || -1 in nums", Ok(true)),
+            (r#"codes["k0"] == 1 && -1 in nums"#, Ok(false)),
+            (r#"codes["k0"] == 0 || -1 in nums"#, Ok(true)),
+            (
+                r#"codes["k0"] == 1 && (codes["nokey"] > 0 || -1 in nums)"#,
+                Ok(false),
+            ),
+            // an error on the left is absorbed by a deciding right side
+            (r#"codes["nokey"] > 0 && false"#, Ok(false)),
+            (r#"codes["nokey"] > 0 || true"#, Ok(true)),
+            // a limit on an evaluated side is never absorbed, whichever side it is on
+            ("-1 in nums && false", spent.clone()),
+            ("-1 in nums || true", spent.clone()),
+            (r#"codes["nokey"] > 0 && -1 in nums"#, spent.clone()),
+            (
+                r#"(-1 in nums || codes["nokey"] > 0) && false"#,
+                spent.clone(),
+            ),
+            (r#"codes["k0"] == 0 && -1 in nums"#, spent.clone()),
+            // and inside a macro, whose steps stop at the first deciding element
+            ("[1, 2].exists(x, x == 1 || -1 in nums)", Ok(true)),
+            ("[1, 2].all(x, x == 2 && -1 in nums)", Ok(false)),
+            ("[1, 2].exists(x, x == 2 && -1 in nums)", spent.clone()),
+        ],
+    );
 }
 
 /// The flow compiled with a budget of `budget` units.
@@ -356,20 +316,14 @@ fn at_the_boundary(cond: &str, b: &mut Bindings, exact: u64, want: bool) {
 }
 
 fn with_budget(budget: u64) -> CompiledFlow {
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = budget;
-    compile(
-        &SourceFile::new("budget.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap()
+    paths::flow(CONTEXT, &paths::budget(budget))
 }
 
 /// The least budget the direct path evaluates `cond` within (binary search).
 fn exact_cost(cond: &str, b: &mut Bindings) -> u64 {
     let runs_out = |budget: u64, b: &mut Bindings| {
         let f = with_budget(budget);
-        let c = f.compile_condition("t", cond).unwrap();
+        let c = paths::condition(&f, cond);
         c.eval(f.sandbox(), b) == Err(RunError::budget(budget))
     };
     assert!(
@@ -397,10 +351,7 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
     // `nums` 0..50, `items` 0..30, `codes` k0..k19, `note` 300 bytes
     let base = flow();
     let mut b = bindings(&base, 20, 30, 300);
-    b.set(
-        base.vars().index("nums").unwrap(),
-        &Value::List(Arc::new((0..50).map(Value::Int).collect())),
-    );
+    set(&base, &mut b, "nums", list((0..50).map(Value::Int)));
     // (condition, its exact cost where derived by hand from decision 100's model)
     let cases: &[(&str, Option<u64>)] = &[
         // `in` over a list: a unit per element compared (a miss: all 50)
@@ -517,89 +468,80 @@ fn both_paths_run_out_of_budget_at_exactly_the_same_point() {
         if let Some(want) = want {
             assert_eq!(exact, *want, "the cost of `{cond}`");
         }
-        for budget in [exact.saturating_sub(1), exact, exact + 1] {
-            let f = with_budget(budget);
-            let c = f.compile_condition("t", cond).unwrap();
-            assert!(c.is_direct(), "{cond}");
-            let direct = c.eval(f.sandbox(), &mut b);
-            let sandboxed = c.eval_sandboxed(f.sandbox(), &mut b);
-            assert_eq!(direct, sandboxed, "`{cond}` with a budget of {budget}");
-            // the edge is where the search put it
-            let spent = direct == Err(RunError::budget(budget));
-            assert_eq!(spent, budget < exact, "`{cond}` with a budget of {budget}");
-        }
+        // the edge is where the search put it
+        paths::same_edge(
+            with_budget,
+            &mut b,
+            cond,
+            exact,
+            &[exact.saturating_sub(1), exact, exact + 1],
+        );
     }
 }
 
-/// Each case: the size of `nums` (0..n), the condition, the outcome on both paths.
-fn cases(f: &CompiledFlow, cases: &[(i64, &str, Result<bool, RunError>)]) {
-    for (n, cond, want) in cases {
-        let mut b = bindings(f, *n, 20, 0);
-        both(f, &mut b, cond, want);
+/// `patterns` = `ps`, every one of which matches `note` on both paths.
+fn all_match(f: &CompiledFlow, b: &mut Bindings, ps: &[&str]) {
+    set(f, b, "patterns", list(ps.iter().map(|p| Value::string(p))));
+    both_paths(f, b, "patterns.all(p, note.matches(p))", &Ok(true));
+}
+
+/// Each case: the size of `nums` (0..n), the condition, the outcome on both paths
+/// (`None`: running out of the default budget).
+fn cases(cases: &[(i64, &str, Option<bool>)]) {
+    let f = flow();
+    for &(n, cond, want) in cases {
+        let mut b = bindings(&f, n, 20, 0);
+        both_paths(&f, &mut b, cond, &want.ok_or(RunError::budget(BUDGET)));
     }
 }
 
 #[test]
 fn collections_placed_into_built_lists_are_charged_by_size() {
-    let f = flow();
-    let spent = || Err(RunError::budget(BUDGET));
-    cases(
-        &f,
-        &[
-            // the probe's shapes: a copy of a 10,000-element list per element
-            (10_000, "nums.map(x, nums).size() > 0", spent()),
-            (10_000, "nums.map(x, nums) == nums.map(x, nums)", spent()),
-            (10_000, "nums.map(x, [nums]).size() > 0", spent()),
-            (
-                10_000,
-                "nums.filter(x, true).map(x, nums).size() > 0",
-                spent(),
-            ),
-            // a list literal and `+`: a unit per element of each collection placed
-            (10_000, "[nums, nums].size() == 2", Ok(true)),
-            (
-                10_000,
-                "[nums, nums, nums, nums, nums, nums, nums, nums, nums, nums, nums].size() == 11",
-                spent(),
-            ),
-            (10_000, "{'a': nums, 'b': nums}.size() == 2", Ok(true)),
-            (
-                10_000,
-                "([nums] + [nums] + [nums] + [nums]).size() == 4",
-                spent(),
-            ),
-            (10_000, "([nums] + [nums]).size() == 2", Ok(true)),
-            // within the budget the same shapes run
-            (100, "nums.map(x, nums).size() == 100", Ok(true)),
-            (100, "nums.map(x, nums) == nums.map(x, nums)", Ok(true)),
-            // scalars placed cost nothing beyond their step
-            (1_000, "nums.map(x, x).size() == 1000", Ok(true)),
-            (1_000, "nums.filter(x, x >= 0).size() == 1000", Ok(true)),
-        ],
-    );
+    cases(&[
+        // the probe's shapes: a copy of a 10,000-element list per element
+        (10_000, "nums.map(x, nums).size() > 0", None),
+        (10_000, "nums.map(x, nums) == nums.map(x, nums)", None),
+        (10_000, "nums.map(x, [nums]).size() > 0", None),
+        (10_000, "nums.filter(x, true).map(x, nums).size() > 0", None),
+        // a list literal and `+`: a unit per element of each collection placed
+        (10_000, "[nums, nums].size() == 2", Some(true)),
+        (
+            10_000,
+            "[nums, nums, nums, nums, nums, nums, nums, nums, nums, nums, nums].size() == 11",
+            None,
+        ),
+        (10_000, "{'a': nums, 'b': nums}.size() == 2", Some(true)),
+        (
+            10_000,
+            "([nums] + [nums] + [nums] + [nums]).size() == 4",
+            None,
+        ),
+        (10_000, "([nums] + [nums]).size() == 2", Some(true)),
+        // within the budget the same shapes run
+        (100, "nums.map(x, nums).size() == 100", Some(true)),
+        (100, "nums.map(x, nums) == nums.map(x, nums)", Some(true)),
+        // scalars placed cost nothing beyond their step
+        (1_000, "nums.map(x, x).size() == 1000", Some(true)),
+        (1_000, "nums.filter(x, x >= 0).size() == 1000", Some(true)),
+    ]);
 }
 
 #[test]
 fn equality_of_collections_is_charged_per_element_compared() {
-    let f = flow();
-    let spent = || Err(RunError::budget(BUDGET));
-    cases(
-        &f,
-        &[
-            (20_000, "nums.all(x, nums == nums)", spent()),
-            (20_000, "nums.all(x, nums != nums)", Ok(false)),
-            (200, "nums.all(x, nums == nums)", Ok(true)),
-            (200_000, "nums == nums", spent()),
-            (90_000, "nums == nums", Ok(true)),
-            // unequal lengths compare nothing
-            (200_000, "nums == [1]", Ok(false)),
-            (200_000, "codes == codes", spent()),
-            (1_000, "codes == codes", Ok(true)),
-            // `in` with a list needle: each element compared, at any depth
-            (10_000, "nums in [nums]", Ok(true)),
-            (10_000, "items.all(x, nums in [nums])", spent()),
-        ],
-    );
+    cases(&[
+        (20_000, "nums.all(x, nums == nums)", None),
+        (20_000, "nums.all(x, nums != nums)", Some(false)),
+        (200, "nums.all(x, nums == nums)", Some(true)),
+        (200_000, "nums == nums", None),
+        (90_000, "nums == nums", Some(true)),
+        // unequal lengths compare nothing
+        (200_000, "nums == [1]", Some(false)),
+        (200_000, "codes == codes", None),
+        (1_000, "codes == codes", Some(true)),
+        // `in` with a list needle: each element compared, at any depth
+        (10_000, "nums in [nums]", Some(true)),
+        (10_000, "items.all(x, nums in [nums])", None),
+    ]);
 }
 
 #[test]
@@ -613,23 +555,20 @@ fn regexes_are_charged_by_pattern_and_subject() {
     for (n, want) in [(1, &spent), (1_000, &spent)] {
         let mut b = bindings(&f, 0, 0, 1);
         set_patterns(&f, &mut b, n);
-        both(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
+        both_paths(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
     }
     // small patterns: ten fit, a thousand do not
     for (n, want) in [(1_000, &spent), (10, &Ok(false))] {
         let mut b = bindings(&f, 0, 0, 1);
-        let p = (0..n).map(|i| Value::string(&format!("^q{i}$"))).collect();
-        b.set(
-            f.vars().index("patterns").unwrap(),
-            &Value::List(Arc::new(p)),
-        );
-        both(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
+        let p = (0..n).map(|i| Value::string(&format!("^q{i}$")));
+        set(&f, &mut b, "patterns", list(p));
+        both_paths(&f, &mut b, "patterns.exists(p, note.matches(p))", want);
     }
     // a literal pattern is compiled when the condition is built: each evaluation is
     // charged only the match, so a rule over 1,000 short strings fits
     let mut b = bindings(&f, 0, 1_000, 1);
-    both(&f, &mut b, "items.all(i, note.matches('^x'))", &Ok(true));
-    both(
+    both_paths(&f, &mut b, "items.all(i, note.matches('^x'))", &Ok(true));
+    both_paths(
         &f,
         &mut b,
         r"items.all(i, note.matches('(\\w+\\s*){20}\\d|x'))",
@@ -643,15 +582,15 @@ fn regexes_are_charged_by_pattern_and_subject() {
     let per_match = flowc::expr::match_cost(&"x".repeat(60_000), anchored);
     assert!(per_match < BUDGET && 2 * per_match > BUDGET);
     let mut b = bindings(&f, 0, 1, 60_000);
-    both(&f, &mut b, "note.matches('^x+$')", &Ok(true));
-    both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
+    both_paths(&f, &mut b, "note.matches('^x+$')", &Ok(true));
+    both_paths(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
     let mut b = bindings(&f, 0, 2, 60_000);
-    both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &spent);
+    both_paths(&f, &mut b, "items.all(i, note.matches('^x+$'))", &spent);
     // and on short subjects many matches fit
     let per_match = flowc::expr::match_cost("x", anchored);
     let mut b = bindings(&f, 0, 20, 1);
     assert!(20 * per_match < BUDGET);
-    both(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
+    both_paths(&f, &mut b, "items.all(i, note.matches('^x+$'))", &Ok(true));
 }
 
 /// A pattern from the context costs the same whether the regex cache holds it (its
@@ -663,22 +602,14 @@ fn a_context_pattern_costs_the_same_cached_or_not() {
     let mut b = bindings(&base, 0, 0, 40);
     // a pattern no other test uses, and more patterns than the cache holds
     let pattern = r"^[a-z0-9]+x$|budget-cold-warm";
-    b.set(
-        base.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string(pattern)])),
-    );
+    set(&base, &mut b, "patterns", list([Value::string(pattern)]));
     let cond = "patterns.exists(p, note.matches(p))";
     let flood: Vec<Value> = (0..flowc::limits::Limits::REGEX_CACHE_ENTRIES + 10)
         .map(|i| Value::string(&format!("^cold{i}$")))
         .collect();
     let mut fb = bindings(&base, 0, 0, 1);
-    fb.set(
-        base.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(flood)),
-    );
-    let mut big = flowc::limits::Limits::default();
-    big.sandbox.max_operations = u64::MAX / 2;
-    let big = compile(&SourceFile::new("budget.yaml", FLOW), &Options::new(&big)).unwrap();
+    set(&base, &mut fb, "patterns", list(flood));
+    let big = with_budget(u64::MAX / 2);
     let flood = big
         .compile_condition("flood", "patterns.exists(p, note.matches(p))")
         .unwrap();
@@ -695,32 +626,41 @@ fn a_context_pattern_costs_the_same_cached_or_not() {
     );
     for budget in [exact - 1, exact, exact + 1] {
         let f = with_budget(budget);
-        let c = f.compile_condition("t", cond).unwrap();
+        let c = paths::condition(&f, cond);
         let want = if budget < exact {
             Err(RunError::budget(budget))
         } else {
             Ok(true)
         };
-        for sandboxed in [false, true] {
-            let eval = |b: &mut Bindings| {
-                if sandboxed {
-                    c.eval_sandboxed(f.sandbox(), b)
-                } else {
-                    c.eval(f.sandbox(), b)
-                }
-            };
+        for path in Path::BOTH {
             drop_cache();
             assert_eq!(
-                eval(&mut b),
+                path.eval(&f, &c, &mut b),
                 want,
-                "cold, sandboxed {sandboxed}, budget {budget}"
+                "cold, {path}, budget {budget}"
             );
             assert_eq!(
-                eval(&mut b),
+                path.eval(&f, &c, &mut b),
                 want,
-                "warm, sandboxed {sandboxed}, budget {budget}"
+                "warm, {path}, budget {budget}"
             );
         }
+    }
+}
+
+/// Each case: a condition over 30 `items`, and the bytes each step reads of a `note` of
+/// `long` bytes and of a 1-byte one: its exact cost on the long `note` is that on the
+/// short one plus 30 times the difference of their `scan_cost`.
+fn charged_per_byte_read(long: usize, cases: &[(&str, usize, usize)]) {
+    let base = flow();
+    for &(cond, read, short_read) in cases {
+        let mut big = bindings(&base, 0, 30, long);
+        let mut small = bindings(&base, 0, 30, 1);
+        assert_eq!(
+            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
+            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
+            "`{cond}`"
+        );
     }
 }
 
@@ -728,10 +668,9 @@ fn a_context_pattern_costs_the_same_cached_or_not() {
 fn string_reads_are_charged_by_the_bytes_read() {
     // the same condition over a 6,400-byte `note` and a 1-byte one: each of the 30
     // steps reads `note` once more, at a unit per 64 bytes (`scan_cost`)
-    let base = flow();
     let long = 6_400;
     // (the condition, the bytes each step reads of the long `note` and of the short)
-    for (cond, read, short_read) in [
+    let cases = [
         ("items.all(x, size(note) > 0)", long, 1),
         ("items.all(x, !note.contains('zz'))", long + 2, 3),
         ("items.all(x, string(note) != '')", long, 1),
@@ -745,32 +684,28 @@ fn string_reads_are_charged_by_the_bytes_read() {
             70,
             1,
         ),
-    ] {
-        let mut big = bindings(&base, 0, 30, long);
-        let mut small = bindings(&base, 0, 30, 1);
-        assert_eq!(
-            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
-            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
-            "`{cond}`"
-        );
-    }
+    ];
+    charged_per_byte_read(long, &cases);
     // the probe's shape: a 4 MB string read per element runs out at once on both paths
     let f = flow();
     let mut b = bindings(&f, 0, 14_000, 4 << 20);
     let spent = Err(RunError::budget(BUDGET));
-    for cond in [
-        "items.all(x, size(note) > 0)",
-        "items.all(x, !note.contains('zz'))",
-        "items.all(x, note.startsWith(note))",
-        "items.all(x, note.endsWith(note))",
-        "items.all(x, note == note)",
-        "items.all(x, string(note) != '')",
-    ] {
-        both(&f, &mut b, cond, &spent);
-    }
+    paths::both_paths_all(
+        &f,
+        &mut b,
+        [
+            "items.all(x, size(note) > 0)",
+            "items.all(x, !note.contains('zz'))",
+            "items.all(x, note.startsWith(note))",
+            "items.all(x, note.endsWith(note))",
+            "items.all(x, note == note)",
+            "items.all(x, string(note) != '')",
+        ],
+        &spent,
+    );
     // a short prefix or suffix of it is read alone: a thousand reads fit
     let mut b = bindings(&f, 0, 1_000, 4 << 20);
-    both(
+    both_paths(
         &f,
         &mut b,
         "items.all(x, !note.startsWith('b') && note.endsWith('x'))",
@@ -789,9 +724,11 @@ fn map_keys_are_charged_by_their_bytes() {
     let keyed = |note_bytes: usize| {
         let mut b = bindings(&base, 0, 30, note_bytes);
         let note = Value::string(&"x".repeat(note_bytes));
-        b.set(
-            base.vars().index("codes").unwrap(),
-            &Value::map(vec![(note, Value::Int(1))]),
+        set(
+            &base,
+            &mut b,
+            "codes",
+            Value::map(vec![(note, Value::Int(1))]),
         );
         b
     };
@@ -817,21 +754,26 @@ fn map_keys_are_charged_by_their_bytes() {
     }
     // the probe's shape: a 1 MB key looked up (or placed) per element runs out at once
     let mut b = bindings(&base, 0, 14_000, 1 << 20);
-    b.set(
-        base.vars().index("codes").unwrap(),
-        &Value::map(vec![(Value::string(&"x".repeat(1 << 20)), Value::Int(1))]),
+    set(
+        &base,
+        &mut b,
+        "codes",
+        Value::map(vec![(Value::string(&"x".repeat(1 << 20)), Value::Int(1))]),
     );
     let spent = Err(RunError::budget(BUDGET));
-    for cond in [
-        "items.all(x, note in codes)",
-        "items.all(x, codes[note] > 0)",
-        "items.all(x, {note: 1} != {})",
-        "items.all(x, has(codes.k) || note in codes)",
-    ] {
-        both(&base, &mut b, cond, &spent);
-    }
+    paths::both_paths_all(
+        &base,
+        &mut b,
+        [
+            "items.all(x, note in codes)",
+            "items.all(x, codes[note] > 0)",
+            "items.all(x, {note: 1} != {})",
+            "items.all(x, has(codes.k) || note in codes)",
+        ],
+        &spent,
+    );
     // once fits
-    both(
+    both_paths(
         &base,
         &mut b,
         "note in codes && codes[note] == 1",
@@ -847,13 +789,13 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
     let f = flow();
     let mib = 1 << 20;
     let mut b = bindings(&f, 0, 1, mib);
-    both(
+    both_paths(
         &f,
         &mut b,
         "note.matches('x') && !note.matches('y')",
         &Ok(true),
     );
-    both(&f, &mut b, "note.matches('中') || true", &Ok(true));
+    both_paths(&f, &mut b, "note.matches('中') || true", &Ok(true));
     assert_eq!(flowc::expr::regex_estimate("x").scan, RegexScan::Literal);
     assert_eq!(
         flowc::expr::match_cost(&"x".repeat(mib), flowc::expr::regex_estimate("x")),
@@ -861,20 +803,19 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
     );
     // from the context too: the pattern's compilation plus the subject read
     let mut p = bindings(&f, 0, 1, mib);
-    p.set(
-        f.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string("xx")])),
-    );
-    both(&f, &mut p, "patterns.all(q, note.matches(q))", &Ok(true));
+    all_match(&f, &mut p, &["xx"]);
     // a pattern that is not a literal string: a unit per byte, more than the budget
     let spent = Err(RunError::budget(BUDGET));
-    for cond in [
-        "note.matches('^x+$')",
-        "note.matches('x|y')",
-        "note.matches('(?i)x')",
-    ] {
-        both(&f, &mut b, cond, &spent);
-    }
+    paths::both_paths_all(
+        &f,
+        &mut b,
+        [
+            "note.matches('^x+$')",
+            "note.matches('x|y')",
+            "note.matches('(?i)x')",
+        ],
+        &spent,
+    );
 }
 
 #[test]
@@ -915,19 +856,15 @@ fn a_pattern_whose_every_match_is_one_string_is_priced_as_that_string() {
     // on a 1 MiB subject: charged per byte, both failed closed before
     let f = flow();
     let mut b = bindings(&f, 0, 1, 1 << 20);
-    both(&f, &mut b, "note.matches('')", &Ok(true));
-    both(
+    both_paths(&f, &mut b, "note.matches('')", &Ok(true));
+    both_paths(
         &f,
         &mut b,
         "note.matches('x{3}') && !note.matches('a{3}')",
         &Ok(true),
     );
     // from the context: the floor and the weight, and nothing per byte for `""`
-    b.set(
-        f.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string(""), Value::string("x{3}")])),
-    );
-    both(&f, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    all_match(&f, &mut b, &["", "x{3}"]);
     assert_eq!(
         flowc::expr::regex_cost(&subject, ""),
         flowc::expr::REGEX_FLOOR
@@ -943,7 +880,7 @@ fn common_context_patterns_fit_the_default_budget() {
     // as it is charged, and the slow patterns fail closed
     let f = flow();
     let mut b = bindings(&f, 0, 0, 0);
-    b.set(f.vars().index("note").unwrap(), &Value::string("li@x.com"));
+    set(&f, &mut b, "note", Value::string("li@x.com"));
     let fits = [
         "\\w",
         "\\w\\w",
@@ -957,11 +894,7 @@ fn common_context_patterns_fit_the_default_budget() {
         assert!(flowc::expr::regex_cost("li@x.com", p) < BUDGET / 4, "{p}");
     }
     // all of them in one evaluation, from the context, on both paths
-    b.set(
-        f.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(fits.iter().map(|p| Value::string(p)).collect())),
-    );
-    both(&f, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    all_match(&f, &mut b, &fits);
     // the weights: what the compiler builds (ASCII `\w` is four ranges; `\pL` is
     // hundreds of UTF-8 sequences); `+` is compiled once, `{3}` three times
     let w = flowc::expr::regex_weight;
@@ -971,25 +904,24 @@ fn common_context_patterns_fit_the_default_budget() {
     assert!(w("a{3,}") > w("a+"));
     // RE2's classes: ASCII only
     let spent = Err(RunError::budget(BUDGET));
-    for (cond, want) in [
-        ("'é'.matches('\\\\w') || '٣'.matches('\\\\d')", &Ok(false)),
-        (
-            "'é'.matches('^\\\\W$') && 'é'.matches('[^\\\\w]')",
-            &Ok(true),
-        ),
-        ("'\\u3000'.matches('\\\\s')", &Ok(false)),
-        ("'é'.matches('\\\\pL')", &Ok(true)),
-    ] {
-        both(&f, &mut b, cond, want);
-    }
+    paths::both_paths_each(
+        &f,
+        &mut b,
+        [
+            ("'é'.matches('\\\\w') || '٣'.matches('\\\\d')", Ok(false)),
+            (
+                "'é'.matches('^\\\\W$') && 'é'.matches('[^\\\\w]')",
+                Ok(true),
+            ),
+            ("'\\u3000'.matches('\\\\s')", Ok(false)),
+            ("'é'.matches('\\\\pL')", Ok(true)),
+        ],
+    );
     // the slow ones still fail closed before they compile
     for p in ["\\pL", "(\\pL+\\s*){20}\\d", "\\pL{100}"] {
         assert!(flowc::expr::regex_cost("x", p) > BUDGET, "{p}");
-        b.set(
-            f.vars().index("patterns").unwrap(),
-            &Value::List(Arc::new(vec![Value::string(p)])),
-        );
-        both(&f, &mut b, "patterns.exists(p, note.matches(p))", &spent);
+        set(&f, &mut b, "patterns", list([Value::string(p)]));
+        both_paths(&f, &mut b, "patterns.exists(p, note.matches(p))", &spent);
     }
 }
 
@@ -999,17 +931,16 @@ fn an_over_size_pattern_is_an_ordinary_error() {
     // an invalid argument: `||` absorbs it when the other side holds
     let f = with_budget(100_000_000);
     let mut b = bindings(&f, 0, 0, 1);
-    b.set(
-        f.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string("\\pL{300}")])),
+    set(&f, &mut b, "patterns", list([Value::string("\\pL{300}")]));
+    paths::both_paths_each(
+        &f,
+        &mut b,
+        [
+            ("patterns.exists(p, note.matches(p)) || true", Ok(true)),
+            ("true || patterns.exists(p, note.matches(p))", Ok(true)),
+            ("patterns.all(p, note.matches(p)) && false", Ok(false)),
+        ],
     );
-    for (cond, want) in [
-        ("patterns.exists(p, note.matches(p)) || true", Ok(true)),
-        ("true || patterns.exists(p, note.matches(p))", Ok(true)),
-        ("patterns.all(p, note.matches(p)) && false", Ok(false)),
-    ] {
-        both(&f, &mut b, cond, &want);
-    }
     let c = f
         .compile_condition("t", "patterns.exists(p, note.matches(p))")
         .unwrap();
@@ -1030,10 +961,7 @@ fn dyn_costs_what_its_argument_costs() {
     let base = flow();
     // `nums` 0..50, `items` 0..30, `codes` k0..k19, `note` 700 bytes
     let mut b = bindings(&base, 20, 30, 700);
-    b.set(
-        base.vars().index("nums").unwrap(),
-        &Value::List(Arc::new((0..50).map(Value::Int).collect())),
-    );
+    set(&base, &mut b, "nums", list((0..50).map(Value::Int)));
     for (with_dyn, without) in [
         ("dyn(note) == dyn(note)", "note == note"),
         (
@@ -1077,26 +1005,18 @@ fn dyn_costs_what_its_argument_costs() {
         "items.all(x, dyn(codes) == codes && dyn(codes).k3 == 3)",
     ] {
         let exact = exact_cost(cond, &mut b);
-        for budget in [exact - 1, exact, exact + 1] {
-            let f = with_budget(budget);
-            let c = f.compile_condition("t", cond).unwrap();
-            let direct = c.eval(f.sandbox(), &mut b);
-            assert_eq!(
-                direct,
-                c.eval_sandboxed(f.sandbox(), &mut b),
-                "`{cond}` with a budget of {budget}"
-            );
-            assert_eq!(
-                direct == Err(RunError::budget(budget)),
-                budget < exact,
-                "`{cond}` with a budget of {budget}"
-            );
-        }
+        paths::same_edge(
+            with_budget,
+            &mut b,
+            cond,
+            exact,
+            &[exact - 1, exact, exact + 1],
+        );
     }
     // a 100,000-element list under `dyn` costs what it costs without
     let f = flow();
     let mut big = bindings(&f, 100_000, 1_000, 0);
-    both(
+    both_paths(
         &f,
         &mut big,
         "items.all(x, dyn(nums).size() == 100000 && dyn(groups).k.size() > 0) && 5 in dyn(nums)",
@@ -1128,7 +1048,7 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
     let long = 6_400;
     let base = flow();
     // (the condition, the bytes each step reads of the long `note` and of the short)
-    for (cond, read, short_read) in [
+    let cases = [
         ("items.all(x, note.matches('^x'))", 1, 1),
         ("items.all(x, note.matches('x$'))", 1, 1),
         ("items.all(x, !note.matches('^xy'))", 2, 1),
@@ -1137,15 +1057,8 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
             70,
             1,
         ),
-    ] {
-        let mut big = bindings(&base, 0, 30, long);
-        let mut small = bindings(&base, 0, 30, 1);
-        assert_eq!(
-            exact_cost(cond, &mut big) - exact_cost(cond, &mut small),
-            30 * (flowc::expr::scan_cost(read) - flowc::expr::scan_cost(short_read)),
-            "`{cond}`"
-        );
-    }
+    ];
+    charged_per_byte_read(long, &cases);
     // the same as `startsWith`/`endsWith` of the literal, pattern by pattern
     let subject = "x".repeat(long);
     for (pattern, affix) in [
@@ -1162,26 +1075,25 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
     // a 1 MiB subject matched a thousand times fits the default budget on both paths;
     // a pattern that is not an anchored literal still costs a unit per byte
     let mut b = bindings(&base, 0, 1_000, 1 << 20);
-    both(
+    both_paths(
         &base,
         &mut b,
         "items.all(x, note.matches('^x') && note.matches('x$') && !note.matches('^y'))",
         &Ok(true),
     );
     // from the context too: its compilation plus the affix read
-    b.set(
-        base.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string("^xx"), Value::string("xx$")])),
-    );
-    both(&base, &mut b, "patterns.all(p, note.matches(p))", &Ok(true));
+    all_match(&base, &mut b, &["^xx", "xx$"]);
     let spent = Err(RunError::budget(BUDGET));
-    for cond in [
-        "note.matches('^x+')",
-        "note.matches('^x*$')",
-        "note.matches('(?m)^x')",
-    ] {
-        both(&base, &mut b, cond, &spent);
-    }
+    paths::both_paths_all(
+        &base,
+        &mut b,
+        [
+            "note.matches('^x+')",
+            "note.matches('^x*$')",
+            "note.matches('(?m)^x')",
+        ],
+        &spent,
+    );
 }
 
 /// `m["k"]` on a map with string keys is `m.k` (decision 125): read in place on both
@@ -1211,38 +1123,26 @@ fn an_index_by_a_literal_key_costs_what_the_field_costs() {
             exact_cost(field, &mut b),
             "`{index}` against `{field}`"
         );
-        for budget in [exact - 1, exact] {
-            let f = with_budget(budget);
-            let c = f.compile_condition("t", index).unwrap();
-            let direct = c.eval(f.sandbox(), &mut b);
-            assert_eq!(
-                direct,
-                c.eval_sandboxed(f.sandbox(), &mut b),
-                "`{index}` with a budget of {budget}"
-            );
-            assert_eq!(direct == Err(RunError::budget(budget)), budget < exact);
-        }
+        paths::same_edge(with_budget, &mut b, index, exact, &[exact - 1, exact]);
     }
     let mut big = bindings(&base, 100_000, 1_000, 0);
-    both(
+    both_paths(
         &base,
         &mut big,
         r#"items.all(x, groups["k"][5] == 5 && groups["k"].size() == 100000)"#,
         &Ok(true),
     );
-    both(
+    both_paths(
         &base,
         &mut big,
         r#"groups["k"].size() > 0 && !("k-1" in codes) && codes["k1"] == 1"#,
         &Ok(true),
     );
-    both(&base, &mut big, r#"codes["no"] == 1 || true"#, &Ok(true));
-    let c = base.compile_condition("t", r#"codes["no"] == 1"#).unwrap();
+    both_paths(&base, &mut big, r#"codes["no"] == 1 || true"#, &Ok(true));
     let missing = Err(RunError::Op(flowc::expr::OpError::NoSuchKey(
         "no".to_owned(),
     )));
-    assert_eq!(c.eval(base.sandbox(), &mut big), missing);
-    assert_eq!(c.eval_sandboxed(base.sandbox(), &mut big), missing);
+    both_paths(&base, &mut big, r#"codes["no"] == 1"#, &missing);
 }
 
 #[test]
@@ -1280,31 +1180,29 @@ fn a_pattern_weighs_at_least_a_unit_per_eight_bytes() {
     // fails, the cost itself and one unit over succeed
     let base = flow();
     let mut b = bindings(&base, 0, 0, 4);
-    b.set(base.vars().index("note").unwrap(), &Value::string("abcd"));
+    set(&base, &mut b, "note", Value::string("abcd"));
     let p = padded(41);
-    b.set(
-        base.vars().index("patterns").unwrap(),
-        &Value::List(Arc::new(vec![Value::string(&p)])),
-    );
+    set(&base, &mut b, "patterns", list([Value::string(&p)]));
     let cond = "patterns.exists(p, note.matches(p))";
     let exact = exact_cost(cond, &mut b);
     let least = REGEX_FLOOR + 6 * REGEX_UNITS_PER_WEIGHT;
     assert!(exact > least && exact < least + 16, "{exact} vs {least}");
     for budget in [exact - 1, exact, exact + 1] {
         let f = with_budget(budget);
-        let c = f.compile_condition("t", cond).unwrap();
+        let c = paths::condition(&f, cond);
         let want = if budget < exact {
             Err(RunError::budget(budget))
         } else {
             Ok(true)
         };
         for run in ["first", "again"] {
-            assert_eq!(c.eval(f.sandbox(), &mut b), want, "{run}, budget {budget}");
-            assert_eq!(
-                c.eval_sandboxed(f.sandbox(), &mut b),
-                want,
-                "{run}, sandboxed, budget {budget}"
-            );
+            for path in Path::BOTH {
+                assert_eq!(
+                    path.eval(&f, &c, &mut b),
+                    want,
+                    "{run}, {path}, budget {budget}"
+                );
+            }
         }
     }
     // under a budget below its least cost, a pattern is refused the same on both
@@ -1312,11 +1210,8 @@ fn a_pattern_weighs_at_least_a_unit_per_eight_bytes() {
     let f = with_budget(least - 1);
     let mut b = bindings(&f, 0, 0, 4);
     for p in [padded(41), "(".repeat(41)] {
-        b.set(
-            f.vars().index("patterns").unwrap(),
-            &Value::List(Arc::new(vec![Value::string(&p)])),
-        );
-        both(&f, &mut b, cond, &Err(RunError::budget(least - 1)));
+        set(&f, &mut b, "patterns", list([Value::string(&p)]));
+        both_paths(&f, &mut b, cond, &Err(RunError::budget(least - 1)));
     }
 }
 

@@ -10,10 +10,17 @@
     reason = "test and benchmark code: failing loudly is the point"
 )]
 
+mod support {
+    pub mod paths;
+}
+
+use flowc::compile::Options;
 use flowc::expr::check::Checker;
-use flowc::expr::{VarTable, codegen, parse::parse};
+use flowc::expr::{OpError, Value, VarTable, codegen, parse::parse};
 use flowc::limits::SandboxLimits;
 use flowc::sandbox::{Bindings, RunError, Sandbox};
+
+use support::paths;
 
 fn run(sb: &Sandbox, src: &str) -> Result<flowc::expr::Value, RunError> {
     let vars = VarTable::default();
@@ -120,79 +127,50 @@ fn limits_are_configurable_and_reported() {
 /// and matched alike on both paths, and only a string built from it is refused.
 #[test]
 fn a_context_string_over_the_string_limit_is_read_alike_on_both_paths() {
-    use flowc::compile::{Options, compile};
-    use flowc::expr::Value;
-    use flowc::span::SourceFile;
-
-    const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: long-input
-context:
-  note: string
-  other: string
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
     // a budget for two matches of a 1 MiB subject (a unit per byte, `regex_cost`)
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = 4 * (1 << 20);
-    let flow = compile(&SourceFile::new("long.yaml", FLOW), &Options::new(&limits)).unwrap();
-    let sb = flow.sandbox();
-    let max = sb.limits().max_string_size;
+    let flow = paths::flow("note: string\nother: string", &paths::budget(4 * (1 << 20)));
+    let max = flow.sandbox().limits().max_string_size;
     let mb = 1 << 20;
     assert!(mb > max);
     let note = format!("{}b", "a".repeat(mb - 1));
     let other = format!("{}c", "a".repeat(mb - 1));
-    let mut b = Bindings::new();
-    b.set_owned(flow.vars().index("note").unwrap(), Value::string(&note));
-    b.set_owned(flow.vars().index("other").unwrap(), Value::string(&other));
-    for (cond, want) in [
-        ("size(note) == 1048576", Ok(true)),
-        ("note == note && note != other && note < other", Ok(true)),
-        (
-            r#"note.startsWith("aaa") && note.endsWith("ab") && !note.contains("c")"#,
-            Ok(true),
-        ),
-        (
-            r#"note.matches("^a+b$") && !other.matches("^a+b$")"#,
-            Ok(true),
-        ),
-        (r#"note in [other, note] && !(note in ["x"])"#, Ok(true)),
-        (
-            r#"size(note + "x") > 0"#,
-            Err(RunError::string_too_long(max)),
-        ),
-    ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
-        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
-    }
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("note", Value::string(&note)),
+            ("other", Value::string(&other)),
+        ],
+    );
+    paths::both_paths_each(
+        &flow,
+        &mut b,
+        [
+            ("size(note) == 1048576", Ok(true)),
+            ("note == note && note != other && note < other", Ok(true)),
+            (
+                r#"note.startsWith("aaa") && note.endsWith("ab") && !note.contains("c")"#,
+                Ok(true),
+            ),
+            (
+                r#"note.matches("^a+b$") && !other.matches("^a+b$")"#,
+                Ok(true),
+            ),
+            (r#"note in [other, note] && !(note in ["x"])"#, Ok(true)),
+            (
+                r#"size(note + "x") > 0"#,
+                Err(RunError::string_too_long(max)),
+            ),
+        ],
+    );
 }
 
 /// `duration()` / `timestamp()` of a context string that is not one: the same typed
 /// error on both paths, carrying the one parser's reason (issue 11).
 #[test]
 fn a_time_conversion_fails_with_the_parsers_reason_on_both_paths() {
-    use flowc::compile::{Options, compile};
-    use flowc::expr::{DurationProblem, OpError, TimestampProblem, Value};
-    use flowc::span::SourceFile;
+    use flowc::expr::{DurationProblem, TimestampProblem};
 
-    const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: times
-context:
-  text: string
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
-    let flow = compile(&SourceFile::new("times.yaml", FLOW), &Options::default()).unwrap();
-    let sb = flow.sandbox();
+    let flow = paths::flow("text: string", &Options::default());
     let cases = [
         (
             "7d",
@@ -224,17 +202,9 @@ steps:
         ),
     ];
     for (text, cond, want, words) in cases {
-        let mut b = Bindings::new();
-        b.set_owned(flow.vars().index("text").unwrap(), Value::string(text));
-        let c = flow.compile_condition("t", cond).unwrap();
-        let want = Err(RunError::Op(want));
-        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond} on {text}");
-        assert_eq!(
-            c.eval_sandboxed(sb, &mut b),
-            want,
-            "sandbox: {cond} on {text}"
-        );
-        assert_eq!(c.eval(sb, &mut b).unwrap_err().to_string(), words);
+        let mut b = paths::bind(&flow, [("text", Value::string(text))]);
+        paths::both_paths(&flow, &mut b, cond, &Err(RunError::Op(want)));
+        paths::both_paths_fail_with(&flow, &mut b, cond, words);
     }
 }
 
@@ -244,87 +214,64 @@ steps:
 /// `||` when the map was used whole (`size`, `==`, `in`, nested in a literal).
 #[test]
 fn a_map_literal_that_cannot_be_built_is_an_ordinary_error_on_both_paths() {
-    use flowc::compile::{Options, compile};
-    use flowc::expr::{OpError, Value};
-    use flowc::span::SourceFile;
-
-    const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: dupkey
-context:
-  s: string
-  s2: string
-  b: bool
-  i: int
-  u: uint
-  d: double
-  nums: list<int>
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
-    let flow = compile(&SourceFile::new("dupkey.yaml", FLOW), &Options::default()).unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let mut b = Bindings::new();
-    for (name, value) in [
-        ("s", Value::string("a")),
-        ("s2", Value::string("a")),
-        ("b", Value::Bool(true)),
-        ("i", Value::Int(3)),
-        ("u", Value::Uint(3)),
-        ("d", Value::Double(1.5)),
-        (
-            "nums",
-            Value::List(std::sync::Arc::new(vec![Value::Int(1)])),
-        ),
-    ] {
-        b.set_owned(v.index(name).unwrap(), value);
-    }
+    let flow = paths::flow(
+        "s: string\ns2: string\nb: bool\ni: int\nu: uint\nd: double\nnums: list<int>",
+        &Options::default(),
+    );
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("s", Value::string("a")),
+            ("s2", Value::string("a")),
+            ("b", Value::Bool(true)),
+            ("i", Value::Int(3)),
+            ("u", Value::Uint(3)),
+            ("d", Value::Double(1.5)),
+            ("nums", paths::list([Value::Int(1)])),
+        ],
+    );
     let dup = |k: &str| {
         Err(RunError::Op(OpError::InvalidArgument(format!(
             "duplicate map key {k}"
         ))))
     };
-    for (cond, want) in [
-        (r#"{"a": 1, "a": 2}.size() == 2 || true"#, Ok(true)),
-        (r#"{"a": 1, "a": 2}.size() == 2 || b"#, Ok(true)),
-        ("{s: 1, s2: 2}.size() == 2 || b", Ok(true)),
-        ("size({s: 1, s2: 2}) == 2 || b", Ok(true)),
-        ("{s: 1, s2: 2}.size() == 2 && false", Ok(false)),
-        ("!({s: 1, s2: 2}.size() == 2) || b", Ok(true)),
-        ("{s: 1, s2: 2} == {} || b", Ok(true)),
-        ("s in {s: 1, s2: 2} || b", Ok(true)),
-        ("[{s: 1, s2: 2}].size() == 1 || b", Ok(true)),
-        (r#"{"x": {s: 1, s2: 2}}.size() == 1 || b"#, Ok(true)),
-        ("[1].exists(x, {s: 1, s2: 2}.size() == 2 || b)", Ok(true)),
-        (r#"{"a": 1, s: 2}.size() == 2 || b"#, Ok(true)),
-        ("{dyn(i): 1, dyn(u): 2}.size() == 2 || b", Ok(true)),
-        ("{i: 1, 3: 2}.size() == 2 || b", Ok(true)),
-        ("{dyn(b): 1, true: 2}.size() == 2 || b", Ok(true)),
-        ("{dyn(d): 1}.size() == 1 || b", Ok(true)),
-        ("{dyn(nums): 1}.size() == 1 || b", Ok(true)),
-        // unabsorbed, the error is the map's
-        ("{s: 1, s2: 2}.size() == 2", dup("\"a\"")),
-        (
-            "{dyn(d): 1}.size() == 1",
-            Err(RunError::Op(OpError::InvalidArgument(
-                "unsupported map key type double".to_owned(),
-            ))),
-        ),
-        // both sides fail: the left one's error, on both paths
-        (
-            r#"1/(i-3) == 1 && {"a": 2, s: 2}.size() > 0"#,
-            Err(RunError::Op(OpError::DivisionByZero)),
-        ),
-        (r#"{"a": 2, s: 2}.size() > 0 && 1/(i-3) == 1"#, dup("\"a\"")),
-    ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
-        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
-    }
+    paths::both_paths_each(
+        &flow,
+        &mut b,
+        [
+            (r#"{"a": 1, "a": 2}.size() == 2 || true"#, Ok(true)),
+            (r#"{"a": 1, "a": 2}.size() == 2 || b"#, Ok(true)),
+            ("{s: 1, s2: 2}.size() == 2 || b", Ok(true)),
+            ("size({s: 1, s2: 2}) == 2 || b", Ok(true)),
+            ("{s: 1, s2: 2}.size() == 2 && false", Ok(false)),
+            ("!({s: 1, s2: 2}.size() == 2) || b", Ok(true)),
+            ("{s: 1, s2: 2} == {} || b", Ok(true)),
+            ("s in {s: 1, s2: 2} || b", Ok(true)),
+            ("[{s: 1, s2: 2}].size() == 1 || b", Ok(true)),
+            (r#"{"x": {s: 1, s2: 2}}.size() == 1 || b"#, Ok(true)),
+            ("[1].exists(x, {s: 1, s2: 2}.size() == 2 || b)", Ok(true)),
+            (r#"{"a": 1, s: 2}.size() == 2 || b"#, Ok(true)),
+            ("{dyn(i): 1, dyn(u): 2}.size() == 2 || b", Ok(true)),
+            ("{i: 1, 3: 2}.size() == 2 || b", Ok(true)),
+            ("{dyn(b): 1, true: 2}.size() == 2 || b", Ok(true)),
+            ("{dyn(d): 1}.size() == 1 || b", Ok(true)),
+            ("{dyn(nums): 1}.size() == 1 || b", Ok(true)),
+            // unabsorbed, the error is the map's
+            ("{s: 1, s2: 2}.size() == 2", dup("\"a\"")),
+            (
+                "{dyn(d): 1}.size() == 1",
+                Err(RunError::Op(OpError::InvalidArgument(
+                    "unsupported map key type double".to_owned(),
+                ))),
+            ),
+            // both sides fail: the left one's error, on both paths
+            (
+                r#"1/(i-3) == 1 && {"a": 2, s: 2}.size() > 0"#,
+                Err(RunError::Op(OpError::DivisionByZero)),
+            ),
+            (r#"{"a": 2, s: 2}.size() > 0 && 1/(i-3) == 1"#, dup("\"a\"")),
+        ],
+    );
 }
 
 /// The probe's repro (decision 125): a top-level optional map read by a field in a
@@ -332,33 +279,13 @@ steps:
 /// it is read in place, and both paths give the same value.
 #[test]
 fn an_optional_map_read_in_a_loop_completes_on_both_paths() {
-    use flowc::compile::{Options, compile};
-    use flowc::expr::Value;
-    use flowc::span::SourceFile;
-
-    const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: optmap
-context:
-  nums: list<int>
-  limits: { type: "map<string, int>", optional: true }
-  o: { type: object, optional: true, fields: { name: string, m: "map<string, int>" } }
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
     // the repro's loop fits the default budget; the longer bodies get ten times it
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = 1_000_000;
-    let flow = compile(
-        &SourceFile::new("optmap.yaml", FLOW),
-        &Options::new(&limits),
-    )
-    .unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
+    let flow = paths::flow(
+        r#"nums: list<int>
+limits: { type: "map<string, int>", optional: true }
+o: { type: object, optional: true, fields: { name: string, m: "map<string, int>" } }"#,
+        &paths::budget(1_000_000),
+    );
     let codes = || {
         Value::map(
             (0..100_000)
@@ -366,45 +293,42 @@ steps:
                 .collect(),
         )
     };
-    let mut b = Bindings::new();
-    b.set_owned(
-        v.index("nums").unwrap(),
-        Value::List(std::sync::Arc::new((0..20_000).map(Value::Int).collect())),
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("nums", paths::list((0..20_000).map(Value::Int))),
+            ("limits", codes()),
+            (
+                "o",
+                paths::map([("name", Value::string("n")), ("m", codes())]),
+            ),
+        ],
     );
-    b.set_owned(v.index("limits").unwrap(), codes());
-    b.set_owned(
-        v.index("o").unwrap(),
-        Value::map(vec![
-            (Value::string("name"), Value::string("n")),
-            (Value::string("m"), codes()),
-        ]),
+    paths::both_paths_each(
+        &flow,
+        &mut b,
+        [
+            ("has(limits) && nums.all(x, limits.k5 == 5)", Ok(true)),
+            (
+                "nums.all(x, has(limits.k5) && limits[\"k5\"] == 5)",
+                Ok(true),
+            ),
+            (r#"nums.all(x, o.name == "n" && has(o.name))"#, Ok(true)),
+        ],
     );
-    for cond in [
-        "has(limits) && nums.all(x, limits.k5 == 5)",
-        "nums.all(x, has(limits.k5) && limits[\"k5\"] == 5)",
-        r#"nums.all(x, o.name == "n" && has(o.name))"#,
-    ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        assert_eq!(c.eval(sb, &mut b), Ok(true), "direct: {cond}");
-        assert_eq!(c.eval_sandboxed(sb, &mut b), Ok(true), "sandbox: {cond}");
-    }
     // absent: CEL's "no value" under the field's name, on both paths
-    let mut absent = Bindings::new();
-    absent.set_owned(
-        v.index("nums").unwrap(),
-        Value::List(std::sync::Arc::new(vec![Value::Int(1)])),
+    let mut absent = paths::bind(&flow, [("nums", paths::list([Value::Int(1)]))]);
+    let unbound = |name: &str| Err(RunError::Unbound(name.to_owned()));
+    paths::both_paths_each(
+        &flow,
+        &mut absent,
+        [
+            ("nums.all(x, limits.k5 == 5)", unbound("limits")),
+            (r#"nums.all(x, limits["k5"] == 5)"#, unbound("limits")),
+            ("nums.all(x, has(o.name))", unbound("o")),
+            (r#"nums.all(x, "k1" in o.m)"#, unbound("o")),
+        ],
     );
-    for (cond, name) in [
-        ("nums.all(x, limits.k5 == 5)", "limits"),
-        (r#"nums.all(x, limits["k5"] == 5)"#, "limits"),
-        ("nums.all(x, has(o.name))", "o"),
-        (r#"nums.all(x, "k1" in o.m)"#, "o"),
-    ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        let want = Err(RunError::Unbound(name.to_owned()));
-        assert_eq!(c.eval(sb, &mut absent), want, "direct: {cond}");
-        assert_eq!(c.eval_sandboxed(sb, &mut absent), want, "sandbox: {cond}");
-    }
 }
 
 /// A run-time error quotes at most 64 characters of a value, cut at a character
@@ -412,35 +336,23 @@ steps:
 /// made a 1–2 MB message. The same text on both paths.
 #[test]
 fn an_error_quotes_a_bounded_prefix_of_a_value_on_both_paths() {
-    use flowc::compile::{Options, compile};
-    use flowc::expr::Value;
-    use flowc::span::SourceFile;
-
-    const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: quoted
-context:
-  s: string
-  m: "map<string, int>"
-  t: timestamp
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
-    let flow = compile(&SourceFile::new("quoted.yaml", FLOW), &Options::default()).unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
+    let flow = paths::flow(
+        "s: string\nm: \"map<string, int>\"\nt: timestamp",
+        &Options::default(),
+    );
     let ones = "1".repeat(1 << 20);
     let han = "中".repeat(100_000);
     let short = "1".repeat(64);
     let cut = |c: &str, n: usize| format!("{}… ({n} bytes)", c.repeat(64));
-    let mut b = Bindings::new();
-    b.set_owned(v.index("m").unwrap(), Value::map(Vec::new()));
-    b.set_owned(
-        v.index("t").unwrap(),
-        Value::Timestamp(flowc::expr::parse_timestamp("2024-01-01T00:00:00Z").unwrap()),
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("m", Value::map(Vec::new())),
+            (
+                "t",
+                Value::Timestamp(flowc::expr::parse_timestamp("2024-01-01T00:00:00Z").unwrap()),
+            ),
+        ],
     );
     for (text, cond, words) in [
         (
@@ -487,12 +399,8 @@ steps:
         // 64 characters are quoted whole
         (&short, "m[s] > 0", format!("no such key `{short}`")),
     ] {
-        b.set_owned(v.index("s").unwrap(), Value::string(text));
-        let c = flow.compile_condition("t", cond).unwrap();
-        let direct = c.eval(sb, &mut b).unwrap_err().to_string();
-        assert_eq!(direct, words, "direct: {cond}");
-        let sandboxed = c.eval_sandboxed(sb, &mut b).unwrap_err().to_string();
-        assert_eq!(sandboxed, words, "sandbox: {cond}");
+        paths::set(&flow, &mut b, "s", Value::string(text));
+        paths::both_paths_fail_with(&flow, &mut b, cond, &words);
     }
 }
 
@@ -502,10 +410,6 @@ steps:
 /// program was refused, and with it the whole flow).
 #[test]
 fn missing_keys_keep_their_case_and_underscore_names_are_read_on_both_paths() {
-    use flowc::compile::{Options, compile};
-    use flowc::expr::{OpError, Value};
-    use flowc::span::SourceFile;
-
     const FLOW: &str = r#"
 apiVersion: flowc/v1
 kind: ApprovalFlow
@@ -528,74 +432,64 @@ steps:
     default: done
   - { id: done, type: end, outcome: approved }
 "#;
-    let flow = compile(&SourceFile::new("names.yaml", FLOW), &Options::default()).unwrap();
-    let sb = flow.sandbox();
-    let v = flow.vars();
-    let mut b = Bindings::new();
-    let map = |pairs: &[(&str, Value)]| {
-        Value::map(
-            pairs
-                .iter()
-                .map(|(k, x)| (Value::string(k), x.clone()))
-                .collect(),
-        )
-    };
-    for (name, value) in [
-        ("urgent", Value::Bool(true)),
-        (
-            "limits",
-            map(&[
-                ("travel", Value::Double(500.0)),
-                ("_", Value::Double(1.0)),
-                ("_1", Value::Double(1.0)),
-                ("is", Value::Double(2.0)),
-            ]),
-        ),
-        (
-            "o",
-            map(&[
-                ("_1", Value::Int(1)),
-                ("_9z", Value::Int(2)),
-                ("_a", Value::Int(3)),
-                ("is", Value::Int(4)),
-            ]),
-        ),
-        ("applicant", map(&[("name", Value::string("张三"))])),
-    ] {
-        b.set_owned(v.index(name).unwrap(), value);
-    }
+    let flow = paths::compile_yaml(FLOW, &Options::default());
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("urgent", Value::Bool(true)),
+            (
+                "limits",
+                paths::map([
+                    ("travel", Value::Double(500.0)),
+                    ("_", Value::Double(1.0)),
+                    ("_1", Value::Double(1.0)),
+                    ("is", Value::Double(2.0)),
+                ]),
+            ),
+            (
+                "o",
+                paths::map([
+                    ("_1", Value::Int(1)),
+                    ("_9z", Value::Int(2)),
+                    ("_a", Value::Int(3)),
+                    ("is", Value::Int(4)),
+                ]),
+            ),
+            ("applicant", paths::map([("name", Value::string("张三"))])),
+        ],
+    );
     let missing = |k: &str| Err(RunError::Op(OpError::NoSuchKey(k.to_owned())));
     let long = "K".repeat(100);
     let long_named = format!("{}… (100 bytes)", &long[..64]);
     let long_field = format!("limits.{long} > 0.0 && urgent");
     let long_key = format!(r#"limits["{long}"] > 0.0 || false"#);
-    for (cond, want) in [
-        (r#"limits["Travel"] > 100.0 && urgent"#, missing("Travel")),
-        (r#"limits["Travel"] > 100.0 || false"#, missing("Travel")),
-        (r#"!(limits["Travel"] > 100.0)"#, missing("Travel")),
-        (
-            r#"[1].exists(x, limits["Travel"] > 100.0)"#,
-            missing("Travel"),
-        ),
-        (
-            r#"applicant.costCenter == "R&D" && urgent"#,
-            missing("costCenter"),
-        ),
-        (r#"limits["Travel"] > 100.0 || urgent"#, Ok(true)),
-        ("o._1 + o._9z + o._a == 6", Ok(true)),
-        (r#"limits["_"] + limits["_1"] == 2.0"#, Ok(true)),
-        (r#"limits["_2"] > 0.0 && urgent"#, missing("_2")),
-        // probe q11f bug E: `is` is a word Rhai keeps for itself
-        ("o.is == 4", Ok(true)),
-        (r#"limits["is"] == 2.0 && limits.is == 2.0"#, Ok(true)),
-        (r#"{"is": 1}.is == 1 && dyn(o).is == 4"#, Ok(true)),
-        ("[1].exists(x, o.is + x == 5)", Ok(true)),
-        // probe q11f bug F: a long missing key is cut alike on both paths
-        (long_field.as_str(), missing(&long_named)),
-        (long_key.as_str(), missing(&long_named)),
-    ] {
-        let c = flow.compile_condition("t", cond).unwrap();
-        assert_eq!(c.eval(sb, &mut b), want, "direct: {cond}");
-        assert_eq!(c.eval_sandboxed(sb, &mut b), want, "sandbox: {cond}");
-    }
+    paths::both_paths_each(
+        &flow,
+        &mut b,
+        [
+            (r#"limits["Travel"] > 100.0 && urgent"#, missing("Travel")),
+            (r#"limits["Travel"] > 100.0 || false"#, missing("Travel")),
+            (r#"!(limits["Travel"] > 100.0)"#, missing("Travel")),
+            (
+                r#"[1].exists(x, limits["Travel"] > 100.0)"#,
+                missing("Travel"),
+            ),
+            (
+                r#"applicant.costCenter == "R&D" && urgent"#,
+                missing("costCenter"),
+            ),
+            (r#"limits["Travel"] > 100.0 || urgent"#, Ok(true)),
+            ("o._1 + o._9z + o._a == 6", Ok(true)),
+            (r#"limits["_"] + limits["_1"] == 2.0"#, Ok(true)),
+            (r#"limits["_2"] > 0.0 && urgent"#, missing("_2")),
+            // probe q11f bug E: `is` is a word Rhai keeps for itself
+            ("o.is == 4", Ok(true)),
+            (r#"limits["is"] == 2.0 && limits.is == 2.0"#, Ok(true)),
+            (r#"{"is": 1}.is == 1 && dyn(o).is == 4"#, Ok(true)),
+            ("[1].exists(x, o.is + x == 5)", Ok(true)),
+            // probe q11f bug F: a long missing key is cut alike on both paths
+            (long_field.as_str(), missing(&long_named)),
+            (long_key.as_str(), missing(&long_named)),
+        ],
+    );
 }

@@ -1,7 +1,8 @@
 //! The counting global allocator of the allocation tests (`tests/alloc.rs`,
-//! `tests/alloc_sandbox.rs`): a test binary that declares `mod support;` allocates
-//! through it, and reads what its own thread allocated between two points with
-//! [`Allocated`] (other threads, such as the test harness's, are not counted).
+//! `tests/alloc_sandbox.rs`): a test binary that declares
+//! `mod support { pub mod counting; }` allocates through it, and reads what its own
+//! thread allocated between two points with [`Allocated`] (other threads, such as the
+//! test harness's, are not counted).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
