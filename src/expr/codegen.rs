@@ -339,7 +339,7 @@ fn pick(e: &Expr) -> Option<&Expr> {
 /// key, a one- or two-argument call's arguments, the operands of `in`, `==` and `!=`.
 /// (`<`, `+`, the arithmetic, `!` and `-` copy a place anyway, decision 100; `&&`,
 /// `||` and `?:` evaluate an operand only when needed; a comprehension's range is
-/// read by its loop, [`Gen::chosen_range`].)
+/// read by its loop on the branch taken, [`Gen::leaf_places`].)
 fn read_operands(e: &Expr) -> Vec<&Expr> {
     match &e.kind {
         ExprKind::Select(a, _) | ExprKind::Has(a, _) => vec![a],
