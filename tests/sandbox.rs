@@ -493,3 +493,216 @@ steps:
         ],
     );
 }
+
+/// A read of a `?:` that picks a map, list or object (`(vip ? vipLimits : limits)[k]`,
+/// probe q11e bug A) gives the same value or error, at the same exact cost, on both
+/// paths, in every shape the sandbox now reads in the branch taken: CEL's order of
+/// evaluation (condition, branch, then the read's other operands) decides the first
+/// error, and `&&`/`||` absorb what they absorbed.
+#[test]
+fn a_read_of_a_pick_is_the_same_on_both_paths() {
+    use flowc::compile::{CompiledFlow, Options, compile};
+    use flowc::expr::{OpError, Value};
+    use flowc::span::SourceFile;
+    use std::sync::Arc;
+
+    const FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: pick
+context:
+  b: bool
+  zero: int
+  keys: list<string>
+  m: "map<string, int>"
+  vm: "map<string, int>"
+  tags: list<int>
+  om: { type: "map<string, int>", optional: true }
+  o: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+    let with_budget = |budget: u64| {
+        let mut limits = flowc::limits::Limits::default();
+        limits.sandbox.max_operations = budget;
+        compile(&SourceFile::new("pick.yaml", FLOW), &Options::new(&limits)).unwrap()
+    };
+    let base = with_budget(100_000);
+    let codes = |n: i64, off: i64| {
+        Value::map(
+            (0..n)
+                .map(|i| (Value::string(&format!("k{i}")), Value::Int(i + off)))
+                .collect(),
+        )
+    };
+    let bind = |f: &CompiledFlow, with_optional: bool| {
+        let v = f.vars();
+        let mut b = Bindings::new();
+        b.set_owned(v.index("b").unwrap(), Value::Bool(true));
+        b.set_owned(v.index("zero").unwrap(), Value::Int(0));
+        b.set_owned(
+            v.index("keys").unwrap(),
+            Value::List(Arc::new(
+                (0..30)
+                    .map(|i| Value::string(&format!("k{}", i % 7)))
+                    .collect(),
+            )),
+        );
+        b.set_owned(v.index("m").unwrap(), codes(20, 0));
+        b.set_owned(v.index("vm").unwrap(), codes(20, 100));
+        b.set_owned(
+            v.index("tags").unwrap(),
+            Value::List(Arc::new((0..20).map(Value::Int).collect())),
+        );
+        if with_optional {
+            b.set_owned(v.index("om").unwrap(), codes(20, 1000));
+            b.set_owned(
+                v.index("o").unwrap(),
+                Value::map(vec![
+                    (Value::string("name"), Value::string("n")),
+                    (Value::string("codes"), codes(20, 0)),
+                ]),
+            );
+        }
+        b
+    };
+    // the least budget a path evaluates `cond` within (binary search)
+    let exact = |cond: &str, b: &mut Bindings, sandboxed: bool| -> u64 {
+        let runs_out = |budget: u64, b: &mut Bindings| {
+            let f = with_budget(budget);
+            let c = f.compile_condition("t", cond).unwrap();
+            let r = if sandboxed {
+                c.eval_sandboxed(f.sandbox(), b)
+            } else {
+                c.eval(f.sandbox(), b)
+            };
+            r == Err(RunError::budget(budget))
+        };
+        assert!(!runs_out(100_000, b), "`{cond}` does not fit the budget");
+        let (mut lo, mut hi) = (0u64, 100_000u64);
+        if !runs_out(0, b) {
+            return 0;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if runs_out(mid, b) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi
+    };
+    let div = Err(RunError::Op(OpError::DivisionByZero));
+    let no_key = |k: &str| Err(RunError::Op(OpError::NoSuchKey(k.to_owned())));
+    let unbound = |n: &str| Err(RunError::Unbound(n.to_owned()));
+    let present: &[(&str, Result<bool, RunError>)] = &[
+        ("keys.all(k, (b ? vm : m)[k] >= 100)", Ok(true)),
+        ("keys.all(k, (!b ? vm : m)[k] < 100)", Ok(true)),
+        ("(b ? m : vm).k5 == 5", Ok(true)),
+        (r#"(b ? m : vm)["k5"] == 5"#, Ok(true)),
+        (r#""k5" in (b ? m : vm)"#, Ok(true)),
+        ("keys.all(k, k in (b ? m : vm))", Ok(true)),
+        ("(b ? m : vm).size() == 20", Ok(true)),
+        ("size(b ? tags : tags) == 20", Ok(true)),
+        ("has((b ? m : vm).k5) && !has((b ? m : vm).k99)", Ok(true)),
+        ("(b ? tags : tags)[5] == 5", Ok(true)),
+        ("keys.all(k, (b ? tags : tags)[size(k)] == 2)", Ok(true)),
+        ("dyn(b ? m : vm).k5 == 5", Ok(true)),
+        (r#"dyn(b ? m : vm)["k5"] == 5"#, Ok(true)),
+        ("(b ? dyn(m) : vm).k5 == 5", Ok(true)),
+        ("(has(o) ? o : o).name == \"n\"", Ok(true)),
+        ("(has(o) ? o : o).codes.k5 == 5", Ok(true)),
+        ("(has(om) ? om : m).k5 == 1005", Ok(true)),
+        ("(!b ? {} : m).k5 == 5", Ok(true)),
+        ("(b ? {} : m).size() == 0", Ok(true)),
+        ("(b ? (zero == 0 ? vm : m) : m).k5 == 105", Ok(true)),
+        (
+            "(b ? m : vm) == m && m == (b ? m : vm) && (b ? m : vm) != vm",
+            Ok(true),
+        ),
+        (
+            "(b ? tags : tags) == [1, 2] || (b ? tags : tags) in [[1], [2]]",
+            Ok(false),
+        ),
+        ("(b ? tags : tags).exists(x, x == 5)", Ok(true)),
+        ("(b ? m : vm).all(k, k.startsWith(\"k\"))", Ok(true)),
+        (
+            "(b ? m : vm).map(k, (b ? m : vm)[k]).size() == 20",
+            Ok(true),
+        ),
+        (
+            "[b ? m : vm][0].k5 == 5 && {\"a\": b ? tags : tags}.a[5] == 5",
+            Ok(true),
+        ),
+        ("(b ? m : vm)[(b ? keys : keys)[3]] == 3", Ok(true)),
+        // errors: the condition's, the branch's, the read's, in CEL's order
+        ("(b ? m : vm).k99 == 1", no_key("k99")),
+        ("(b ? m : vm).k99 == 1 || true", Ok(true)),
+        ("(1 / zero == 1 ? m : vm).k5 == 5", div.clone()),
+        ("(1 / zero == 1 ? m : vm).k5 == 5 || true", Ok(true)),
+        (
+            "(dyn(zero) ? m : vm).k5 == 5",
+            Err(RunError::Op(OpError::NoMatchingOverload {
+                op: "condition".to_owned(),
+                args: "int".to_owned(),
+            })),
+        ),
+        ("(b ? {\"a\": 1 / zero} : m).a == 1", div.clone()),
+        ("(!b ? {\"a\": 1 / zero} : m).k5 == 5", Ok(true)),
+        ("(b ? m : vm)[string(1 / zero)] == 1", div.clone()),
+        ("string(1 / zero) in (b ? m : vm)", div.clone()),
+        ("(b ? m : vm)[string(1 / zero)] == 1 || true", Ok(true)),
+        (
+            "(b ? tags : tags)[20] == 1 || (b ? tags : tags)[0] == 0",
+            Ok(true),
+        ),
+        (
+            "(b ? m : vm).exists(k, (b ? m : vm)[k] / zero == 1) || true",
+            Ok(true),
+        ),
+    ];
+    let mut full = bind(&base, true);
+    for (cond, want) in present {
+        let c = base.compile_condition("t", cond).unwrap();
+        assert_eq!(&c.eval(base.sandbox(), &mut full), want, "direct: {cond}");
+        assert_eq!(
+            &c.eval_sandboxed(base.sandbox(), &mut full),
+            want,
+            "sandbox: {cond}"
+        );
+        assert_eq!(
+            exact(cond, &mut full, false),
+            exact(cond, &mut full, true),
+            "exact cost of `{cond}`"
+        );
+    }
+    // an absent branch: "no value" when it is taken, before the read's other operands
+    let mut absent = bind(&base, false);
+    let missing: &[(&str, Result<bool, RunError>)] = &[
+        ("(has(om) ? om : m).k5 == 5", Ok(true)),
+        ("(b ? om : m).k5 == 5", unbound("om")),
+        ("(b ? om : m)[string(1 / zero)] == 5", unbound("om")),
+        ("string(1 / zero) in (b ? om : m)", div.clone()),
+        ("(has(o) ? o : o).name == \"n\"", unbound("o")),
+        ("(!b ? o.codes : m).k5 == 5", Ok(true)),
+        ("(b ? om : m).exists(k, true)", unbound("om")),
+        ("(b ? om : m).k5 == 5 || true", Ok(true)),
+    ];
+    for (cond, want) in missing {
+        let c = base.compile_condition("t", cond).unwrap();
+        assert_eq!(&c.eval(base.sandbox(), &mut absent), want, "direct: {cond}");
+        assert_eq!(
+            &c.eval_sandboxed(base.sandbox(), &mut absent),
+            want,
+            "sandbox: {cond}"
+        );
+        assert_eq!(
+            exact(cond, &mut absent, false),
+            exact(cond, &mut absent, true),
+            "exact cost of `{cond}`"
+        );
+    }
+}

@@ -320,6 +320,137 @@ pub(crate) fn read_in_place(e: &Expr) -> Option<(&Expr, &str)> {
     }
 }
 
+/// `e`, under its `dyn(…)` wrappers, as a `?:` whose value Rhai would copy to yield
+/// it: a list, map or object (or `dyn`, which may be one). Rhai's `if` yields a copy
+/// of the branch it takes, so a read of such a pick is pushed into its branches
+/// ([`Gen::pick_read`]); a string or bytes value is shared, not copied.
+fn pick(e: &Expr) -> Option<&Expr> {
+    let x = ir::undyn(e);
+    if matches!(x.kind, ExprKind::Cond(..))
+        && matches!(
+            x.ty,
+            Type::List(_) | Type::Map(..) | Type::Object(_) | Type::Dyn
+        )
+    {
+        return Some(x);
+    }
+    // a field read in place from a pick (`(c ? o : p).codes`) is read from the branch
+    // taken too: Rhai would copy the field's value out of the copy
+    read_in_place(x).and_then(|(a, _)| pick(a))
+}
+
+/// The operands of a read that the sandbox reads in place where they are places, in
+/// CEL's order of evaluation: a field's or `has`'s object, an index's collection and
+/// key, a one- or two-argument call's arguments, the operands of `in`, `==` and `!=`.
+/// (`<`, `+`, the arithmetic, `!` and `-` copy a place anyway, decision 100; `&&`,
+/// `||` and `?:` evaluate an operand only when needed; a comprehension's range is
+/// read by its loop on the branch taken, [`Gen::leaf_places`].)
+fn read_operands(e: &Expr) -> Vec<&Expr> {
+    match &e.kind {
+        ExprKind::Select(a, _) | ExprKind::Has(a, _) => vec![a],
+        ExprKind::Index(a, i)
+        | ExprKind::Binary(BinaryOp::In | BinaryOp::Eq | BinaryOp::Ne, a, i) => {
+            vec![a, i]
+        }
+        ExprKind::Call { target, args, .. } if ir::dyn_arg(e).is_none() => {
+            let all: Vec<&Expr> = target.iter().map(|t| &**t).chain(args).collect();
+            if matches!(all.len(), 1 | 2) {
+                all
+            } else {
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `e` with each of its [`read_operands`] replaced by `f(index, operand)`, in the
+/// same order.
+fn map_operands(e: &Expr, mut f: impl FnMut(usize, &Expr) -> Expr) -> Expr {
+    let mut i = 0;
+    let mut next = |o: &Expr| {
+        i += 1;
+        Box::new(f(i - 1, o))
+    };
+    let kind = match &e.kind {
+        ExprKind::Select(a, field) => ExprKind::Select(next(a), field.clone()),
+        ExprKind::Has(a, field) => ExprKind::Has(next(a), field.clone()),
+        ExprKind::Index(a, b) => {
+            let a = next(a);
+            ExprKind::Index(a, next(b))
+        }
+        ExprKind::Binary(op, a, b) => {
+            let a = next(a);
+            ExprKind::Binary(*op, a, next(b))
+        }
+        ExprKind::Call { target, name, args } => {
+            let target = target.as_deref().map(&mut next);
+            let args = args.iter().map(|a| *next(a)).collect();
+            ExprKind::Call {
+                target,
+                name: name.clone(),
+                args,
+            }
+        }
+        other => other.clone(),
+    };
+    Expr {
+        kind,
+        span: e.span,
+        ty: e.ty.clone(),
+    }
+}
+
+/// `e` with its [`pick`] replaced by `leaf`: the `dyn(…)` wrappers and the fields
+/// read in place from the pick kept (they choose the overloads and the reads by the
+/// static types, as on the direct path).
+fn on_leaf(e: &Expr, leaf: &Expr) -> Expr {
+    let rebuilt = |kind: ExprKind| Expr {
+        kind,
+        span: e.span,
+        ty: e.ty.clone(),
+    };
+    if let (ExprKind::Call { target, name, .. }, Some(x)) = (&e.kind, ir::dyn_arg(e)) {
+        return rebuilt(ExprKind::Call {
+            target: target.clone(),
+            name: name.clone(),
+            args: vec![on_leaf(x, leaf)],
+        });
+    }
+    match &e.kind {
+        ExprKind::Cond(..) => leaf.clone(),
+        ExprKind::Select(a, f) => rebuilt(ExprKind::Select(Box::new(on_leaf(a, leaf)), f.clone())),
+        ExprKind::Index(a, i) => rebuilt(ExprKind::Index(Box::new(on_leaf(a, leaf)), i.clone())),
+        _ => e.clone(),
+    }
+}
+
+/// The branch a pick took ([`Gen::choose`]): `prelude` binds the temporaries of the
+/// branches that are not places and then `k`, the index of the branch taken;
+/// `leaves` are the branches as the read sees them (a place, or a comprehension-local
+/// name of the temporary), typed as the pick is.
+struct Chosen {
+    prelude: String,
+    k: String,
+    leaves: Vec<Expr>,
+    locals: Vec<(String, String)>,
+}
+
+/// `if k == 0 { r0 } else if k == 1 { r1 } else { r2 }`: the read of the branch taken.
+fn dispatch(k: &str, reads: &[String]) -> String {
+    let mut s = String::from("(");
+    let last = reads.len().saturating_sub(1);
+    for (i, r) in reads.iter().enumerate() {
+        if i < last {
+            let _ = write!(s, "if {k} == {i} {{ {r} }} else ");
+        } else {
+            let _ = write!(s, "{{ {r} }}");
+        }
+    }
+    s.push(')');
+    s
+}
+
 fn is_rhai_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -389,6 +520,152 @@ impl Gen<'_> {
         }
     }
 
+    /// Evaluates pick `p` (a `?:` and the `?:`s in its branches) to the index of the
+    /// branch taken, in CEL's order: each condition, then the branch it takes. A branch
+    /// that is a place is not read here (only its guard is checked); any other is
+    /// evaluated into a temporary (a value it builds, charged as the direct path
+    /// charges it, never a copy of a place).
+    fn choose(&mut self, p: &Expr) -> Chosen {
+        let mut c = Chosen {
+            prelude: String::new(),
+            k: self.fresh("p"),
+            leaves: Vec::new(),
+            locals: Vec::new(),
+        };
+        let mut lets = String::new();
+        let sel = self.select(p, &p.ty, &mut lets, &mut c);
+        c.prelude = format!("{lets}let {} = {sel};", c.k);
+        c
+    }
+
+    fn select(&mut self, e: &Expr, ty: &Type, lets: &mut String, c: &mut Chosen) -> String {
+        let e = ir::undyn(e);
+        if let ExprKind::Cond(cond, a, b) = &e.kind {
+            let sc = self.boolean(cond);
+            let sa = self.select(a, ty, lets, c);
+            let sb = self.select(b, ty, lets, c);
+            return format!("(if ({sc}) {{ {sa} }} else {{ {sb} }})");
+        }
+        let i = c.leaves.len();
+        if let Some(place) = self.place(e) {
+            // typed as the pick: the read is the one CEL checked (and the direct path
+            // lowered) on the pick
+            c.leaves.push(Expr {
+                kind: e.kind.clone(),
+                span: e.span,
+                ty: ty.clone(),
+            });
+            return Self::guarded(&place, &i.to_string());
+        }
+        let s = self.fresh("s");
+        let v = self.expr(e);
+        let _ = write!(lets, "let {s} = (); ");
+        // a name no CEL variable has, bound to the temporary while the read is written
+        let name = format!("${s}");
+        c.locals.push((name.clone(), s.clone()));
+        c.leaves.push(Expr {
+            kind: ExprKind::Ident(name),
+            span: e.span,
+            ty: ty.clone(),
+        });
+        format!("{{ {s} = {v}; {i} }}")
+    }
+
+    /// A read ([`read_operands`]) of a pick ([`pick`]), pushed into the pick's
+    /// branches: Rhai's `if` would yield a copy of the list or map it takes, at every
+    /// evaluation and uncharged (probe q11e bug A), where the direct path reads it in
+    /// place. The operands before the pick are bound first, then the branch is chosen
+    /// ([`Gen::choose`]), then the operands after it are bound, and the read is written
+    /// once per branch, on the branch's place: CEL's order of evaluation (so the first
+    /// error and what `&&`/`||` absorb), and the natives called, so the charges, are
+    /// the same as on the pick. An operand that is quiet (or a list of literals, which
+    /// `in` reads as its literals) stays where it is; a later pick is read the same way.
+    fn pick_read(&mut self, e: &Expr) -> Option<String> {
+        let ops = read_operands(e);
+        let at = ops.iter().position(|o| pick(o).is_some())?;
+        let p = ops.get(at).copied().and_then(pick)?;
+        let mut out = String::from("({ ");
+        let mut locals = Vec::new();
+        // each operand as the read sees it: itself, or the temporary it is bound to
+        let mut seen: Vec<Expr> = Vec::new();
+        for o in ops.iter().take(at) {
+            seen.push(self.bind(o, &mut out, &mut locals));
+        }
+        let chosen = self.choose(p);
+        out.push_str(&chosen.prelude);
+        out.push(' ');
+        seen.push(p.clone());
+        // the pick itself is settled once chosen; a field read from it may still fail,
+        // so the operands after such a chain are evaluated after it, in each branch
+        let settled = ops.get(at).is_some_and(|o| std::ptr::eq(ir::undyn(o), p));
+        for o in ops.iter().skip(at + 1) {
+            seen.push(if pick(o).is_some() || !settled {
+                (*o).clone()
+            } else {
+                self.bind(o, &mut out, &mut locals)
+            });
+        }
+        let depth = self.locals.len();
+        self.locals.extend(locals);
+        self.locals.extend(chosen.locals.iter().cloned());
+        let reads: Vec<String> = chosen
+            .leaves
+            .iter()
+            .map(|leaf| {
+                let read = map_operands(e, |i, o| {
+                    if i == at {
+                        on_leaf(o, leaf)
+                    } else {
+                        seen.get(i).cloned().unwrap_or_else(|| o.clone())
+                    }
+                });
+                self.expr(&read)
+            })
+            .collect();
+        self.locals.truncate(depth);
+        out.push_str(&dispatch(&chosen.k, &reads));
+        out.push_str(" })");
+        Some(out)
+    }
+
+    /// The Rhai place of `e` (whose [`pick`] was chosen as `c`) on each branch, read
+    /// by a comprehension's loop: the branch's place, or its temporary, with the fields
+    /// `e` reads from the pick.
+    fn leaf_places(&mut self, e: &Expr, c: &Chosen) -> Option<Vec<String>> {
+        let depth = self.locals.len();
+        self.locals.extend(c.locals.iter().cloned());
+        let paths = c
+            .leaves
+            .iter()
+            .map(|leaf| self.place(&on_leaf(e, leaf)).map(|p| p.path))
+            .collect();
+        self.locals.truncate(depth);
+        paths
+    }
+
+    /// Is `e` a temporary bound by [`Gen::bind`] (its name is no CEL name)?
+    fn temporary(e: &Expr) -> bool {
+        matches!(&ir::undyn(e).kind, ExprKind::Ident(n) if n.starts_with('$'))
+    }
+
+    /// Operand `o` of a [`Gen::pick_read`] bound to a temporary (written to `out`),
+    /// unless it is quiet or a list of literals: the expression the read uses for it.
+    fn bind(&mut self, o: &Expr, out: &mut String, locals: &mut Vec<(String, String)>) -> Expr {
+        if self.quiet(o) || ir::literal_items(o).is_some() {
+            return o.clone();
+        }
+        let t = self.fresh("t");
+        let v = self.expr(o);
+        let _ = write!(out, "let {t} = {v}; ");
+        let name = format!("${t}");
+        locals.push((name.clone(), t));
+        Expr {
+            kind: ExprKind::Ident(name),
+            span: o.span,
+            ty: o.ty.clone(),
+        }
+    }
+
     /// Is `e` evaluated without an error or a charge (a literal or a variable that is
     /// always bound), so that when it is evaluated does not matter?
     fn quiet(&self, e: &Expr) -> bool {
@@ -408,7 +685,10 @@ impl Gen<'_> {
     /// function's index).
     fn two(&mut self, f: &str, mid: Option<String>, a: &Expr, b: &Expr) -> String {
         let mid = mid.map(|m| format!("{m}, ")).unwrap_or_default();
-        if let Some(pb) = self.place(b) {
+        // a temporary of a pick's read (`Gen::bind`) on the right is copied rather
+        // than the branch's place on the left (a context collection)
+        let lend_left = Self::temporary(b) && self.place(a).is_some();
+        if let Some(pb) = self.place(b).filter(|_| !lend_left) {
             let quiet = pb.guard.is_none() || self.quiet(a);
             let sa = self.expr(a);
             if quiet {
@@ -510,6 +790,10 @@ impl Gen<'_> {
         // `dyn(x)` is `x`: no native call, so no copy of a collection (`ir::dyn_arg`)
         if let Some(x) = ir::dyn_arg(e) {
             return self.expr(x);
+        }
+        // a read of a `?:` that picks a list, map or object: read in the branch taken
+        if let Some(s) = self.pick_read(e) {
+            return s;
         }
         // a field read in place: from a place (an optional variable's behind its
         // guard), else from the value `a` evaluates to
@@ -639,25 +923,55 @@ impl Gen<'_> {
                 // a place from an optional variable: the whole loop behind its guard
                 // (the range is what CEL evaluates first)
                 let range_place = self.place(range);
+                // a `?:` range: the branch chosen once, then read in place by the loop
+                // (`Gen::pick_read`)
+                let chosen = match (&range_place, pick(range)) {
+                    (None, Some(p)) => {
+                        let c = self.choose(p);
+                        self.leaf_places(range, &c).map(|paths| (c, paths))
+                    }
+                    _ => None,
+                };
+                let on_chosen = |(c, paths): &(Chosen, Vec<String>),
+                                 read: &dyn Fn(&str) -> String| {
+                    let reads: Vec<String> = paths.iter().map(|p| read(p.as_str())).collect();
+                    dispatch(&c.k, &reads)
+                };
                 let (head, header) = if matches!(ir::undyn(range).ty, Type::List(_)) {
-                    let (head, list) = match &range_place {
-                        Some(p) => (String::new(), p.path.clone()),
-                        None => (format!("let {rv} = {};", self.expr(range)), rv.clone()),
-                    };
                     let n = self.fresh("n");
-                    (
-                        head,
-                        format!(
-                            "for {n} in 0..{list}.cel_len() {{ let {v} = {list}.cel_elem({n});"
+                    let (head, len, elem) = match (&range_place, &chosen) {
+                        (Some(p), _) => (
+                            String::new(),
+                            format!("{}.cel_len()", p.path),
+                            format!("{}.cel_elem({n})", p.path),
                         ),
-                    )
+                        (None, Some(c)) => {
+                            let len = self.fresh("len");
+                            let lens = on_chosen(c, &|p| format!("{p}.cel_len()"));
+                            (
+                                format!("{} let {len} = {lens};", c.0.prelude),
+                                len,
+                                on_chosen(c, &|p| format!("{p}.cel_elem({n})")),
+                            )
+                        }
+                        (None, None) => (
+                            format!("let {rv} = {};", self.expr(range)),
+                            format!("{rv}.cel_len()"),
+                            format!("{rv}.cel_elem({n})"),
+                        ),
+                    };
+                    (head, format!("for {n} in 0..{len} {{ let {v} = {elem};"))
                 } else {
-                    let items = match &range_place {
-                        Some(p) => format!("{}.cel_iter()", p.path),
-                        None => format!("cel_iter({})", self.expr(range)),
+                    let (prelude, items) = match (&range_place, &chosen) {
+                        (Some(p), _) => (String::new(), format!("{}.cel_iter()", p.path)),
+                        (None, Some(c)) => (
+                            format!("{} ", c.0.prelude),
+                            on_chosen(c, &|p| format!("{p}.cel_iter()")),
+                        ),
+                        (None, None) => (String::new(), format!("cel_iter({})", self.expr(range))),
                     };
                     (
-                        format!("let {rv} = {items};"),
+                        format!("{prelude}let {rv} = {items};"),
                         format!("for {v} in {rv} {{ {v}.cel_take();"),
                     )
                 };
