@@ -21,9 +21,12 @@ mod support {
     pub mod paths;
 }
 
-use flowc::compile::{CompiledFlow, Options};
+use std::sync::Arc;
+
+use flowc::compile::{CompiledFlow, Options, compile};
 use flowc::expr::Value;
 use flowc::sandbox::Bindings;
+use flowc::span::SourceFile;
 
 use support::counting::Allocated;
 use support::paths::{self, Path, both_paths, list};
