@@ -7,6 +7,12 @@
 //! too or never decides; a `?:` branch counts only when the condition picks it or both
 //! branches fail; a macro's body may run zero times. Only a failure that reaches the
 //! root is reported: the expression then fails whatever the context.
+//!
+//! A part that reads the context may still have known values (decision 128): a `?:`
+//! whose branches have them, `i - i`, `0 * i`, `i % 1`, and integer arithmetic, a
+//! negation or an index over such parts (`-(i - i) + 5`); a division by them, or an
+//! index by them, is then tried for each value, and fails always when it fails for
+//! each one. A negative index fails for every list, whatever its items.
 
 use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use super::ir::{Direct, Patterns};
@@ -415,11 +421,8 @@ impl Walk<'_> {
             // integer arithmetic on operands of known values: the values it gives
             // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
             ExprKind::Binary(
-                op @ (BinaryOp::Add
-                | BinaryOp::Sub
-                | BinaryOp::Mul
-                | BinaryOp::Div
-                | BinaryOp::Rem),
+                op
+                @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
                 a,
                 _,
             ) if matches!(a.ty, Type::Int | Type::Uint) => match ps.as_slice() {

@@ -480,7 +480,10 @@ const DEFAULT_IGNORABLE: &[(char, char)] = &[
 /// Whether a character shows nothing: Unicode `White_Space` or
 /// `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]).
 fn is_invisible(c: char) -> bool {
-    c.is_whitespace() || DEFAULT_IGNORABLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+    c.is_whitespace()
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 /// Whether a user or role name is blank: empty, or only characters that show nothing
