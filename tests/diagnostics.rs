@@ -1883,8 +1883,8 @@ fn a_map_of_no_user_id_and_padded_or_invisible_names_always_fail() {
     assert_eq!(
         summary(&check(&text)),
         [
-            "flowc::expr::always-fails 10:33 expression always fails: it gives an empty user name",
-            "flowc::expr::always-fails 13:32 expression always fails: it gives an empty user name",
+            "flowc::expr::always-fails 10:37 expression always fails: it gives an empty user name",
+            "flowc::expr::always-fails 13:36 expression always fails: it gives an empty user name",
             "flowc::expr::always-fails 16:29 expression always fails: it gives a user name with white space around it",
             "flowc::expr::always-fails 19:25 expression always fails: it gives an empty user name",
         ]
