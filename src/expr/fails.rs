@@ -376,105 +376,109 @@ impl Walk<'_> {
             }
             return Part::Fails(f);
         }
-        match &e.kind {
-            // `x / 0` and `x % 0` on integers fail for every `x`
-            ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
-                if matches!(a.ty, Type::Int | Type::Uint)
-                    && ps
-                        .get(1)
-                        .and_then(successes)
-                        .is_some_and(|vs| vs.iter().all(int_zero)) =>
-            {
-                Part::Fails(Failure {
-                    error: RunError::Op(OpError::DivisionByZero),
-                    span: e.span,
-                })
-            }
-            // `x - x` on integers is zero whenever `x` does not fail
-            ExprKind::Binary(BinaryOp::Sub, a, b)
-                if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
-            {
-                Part::FailsOr(vec![zero_of(&a.ty)])
-            }
-            // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
-            ExprKind::Binary(BinaryOp::Mul, a, _)
-                if matches!(a.ty, Type::Int | Type::Uint)
-                    && ps.iter().any(|p| {
-                        matches!(p, Part::Value(_) | Part::FailsOr(_))
-                            && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
-                    }) =>
-            {
-                Part::FailsOr(vec![zero_of(&a.ty)])
-            }
-            // `x % 1` (and `x % -1`) on integers is zero whenever it does not fail
-            ExprKind::Binary(BinaryOp::Rem, a, _)
-                if matches!(a.ty, Type::Int | Type::Uint)
-                    && ps.get(1).and_then(successes).is_some_and(|vs| {
-                        !vs.is_empty()
-                            && vs
-                                .iter()
-                                .all(|v| matches!(v, Value::Int(1 | -1) | Value::Uint(1)))
-                    }) =>
-            {
-                Part::FailsOr(vec![zero_of(&a.ty)])
-            }
-            // integer arithmetic on operands of known values: the values it gives
-            // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
-            ExprKind::Binary(
-                op
-                @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
-                a,
-                _,
-            ) if matches!(a.ty, Type::Int | Type::Uint) => match ps.as_slice() {
-                [pa, pb] => known(pa, pb, e.span, |x, y| {
-                    super::value::arith(super::ir::arith(*op), x, y)
+        operation(e, &ps)
+    }
+}
+
+/// A strict node none of whose operands always fails, from what is known of them
+/// (`ps`, settled): a failure for every value they can give, the values it can give,
+/// or open.
+fn operation(e: &Expr, ps: &[Part]) -> Part {
+    match &e.kind {
+        // `x / 0` and `x % 0` on integers fail for every `x`
+        ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
+            if matches!(a.ty, Type::Int | Type::Uint)
+                && ps
+                    .get(1)
+                    .and_then(successes)
+                    .is_some_and(|vs| vs.iter().all(int_zero)) =>
+        {
+            Part::Fails(Failure {
+                error: RunError::Op(OpError::DivisionByZero),
+                span: e.span,
+            })
+        }
+        // `x - x` on integers is zero whenever `x` does not fail
+        ExprKind::Binary(BinaryOp::Sub, a, b)
+            if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
+        {
+            Part::FailsOr(vec![zero_of(&a.ty)])
+        }
+        // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
+        ExprKind::Binary(BinaryOp::Mul, a, _)
+            if matches!(a.ty, Type::Int | Type::Uint)
+                && ps.iter().any(|p| {
+                    matches!(p, Part::Value(_) | Part::FailsOr(_))
+                        && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
+                }) =>
+        {
+            Part::FailsOr(vec![zero_of(&a.ty)])
+        }
+        // `x % 1` (and `x % -1`) on integers is zero whenever it does not fail
+        ExprKind::Binary(BinaryOp::Rem, a, _)
+            if matches!(a.ty, Type::Int | Type::Uint)
+                && ps.get(1).and_then(successes).is_some_and(|vs| {
+                    !vs.is_empty()
+                        && vs
+                            .iter()
+                            .all(|v| matches!(v, Value::Int(1 | -1) | Value::Uint(1)))
+                }) =>
+        {
+            Part::FailsOr(vec![zero_of(&a.ty)])
+        }
+        // integer arithmetic on operands of known values: the values it gives
+        // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
+        ExprKind::Binary(
+            op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
+            a,
+            _,
+        ) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
+            [pa, pb] => known(pa, pb, e.span, |x, y| {
+                super::value::arith(super::ir::arith(*op), x, y)
+            })
+            .unwrap_or(Part::Open),
+            _ => Part::Open,
+        },
+        ExprKind::Unary(UnaryOp::Neg, a) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
+            [pa] => known(pa, &Part::Value(Value::Null), e.span, |x, _| {
+                super::value::negate(x)
+            })
+            .unwrap_or(Part::Open),
+            _ => Part::Open,
+        },
+        // indexing: the values its operands' known values give, or a failure for
+        // every one of them (the error of the first); into a list whose items are
+        // not known, a failure when no list has any of the positions
+        ExprKind::Index(a, _) => match ps {
+            [pa, pb] => known(pa, pb, e.span, super::value::index)
+                .or_else(|| {
+                    matches!(a.ty, Type::List(_))
+                        .then(|| index_fails_for_every_list(pb, e.span))
+                        .flatten()
                 })
                 .unwrap_or(Part::Open),
-                _ => Part::Open,
-            },
-            ExprKind::Unary(UnaryOp::Neg, a) if matches!(a.ty, Type::Int | Type::Uint) => {
-                match ps.as_slice() {
-                    [pa] => known(pa, &Part::Value(Value::Null), e.span, |x, _| {
-                        super::value::negate(x)
-                    })
-                    .unwrap_or(Part::Open),
-                    _ => Part::Open,
-                }
-            }
-            // indexing: the values its operands' known values give, or a failure for
-            // every one of them (the error of the first); into a list whose items are
-            // not known, a failure when no list has any of the positions
-            ExprKind::Index(a, _) => match ps.as_slice() {
-                [pa, pb] => known(pa, pb, e.span, super::value::index)
-                    .or_else(|| {
-                        matches!(a.ty, Type::List(_))
-                            .then(|| index_fails_for_every_list(pb, e.span))
-                            .flatten()
-                    })
-                    .unwrap_or(Part::Open),
-                _ => Part::Open,
-            },
-            // a time zone flowc does not know fails for every timestamp
-            ExprKind::Call {
-                target: Some(t),
-                name,
-                args,
-            } if t.ty == Type::Timestamp && name.starts_with("get") => {
-                match (args.first(), ps.get(1)) {
-                    (Some(zone), Some(Part::Value(Value::String(z))))
-                        if super::time::zone_offset(z).is_none() =>
-                    {
-                        Part::Fails(Failure {
-                            error: RunError::Op(OpError::InvalidArgument(
-                                super::value::unknown_zone(z),
-                            )),
-                            span: zone.span,
-                        })
-                    }
-                    _ => Part::Open,
-                }
-            }
             _ => Part::Open,
+        },
+        // a time zone flowc does not know fails for every timestamp
+        ExprKind::Call {
+            target: Some(t),
+            name,
+            args,
+        } if t.ty == Type::Timestamp && name.starts_with("get") => {
+            match (args.first(), ps.get(1)) {
+                (Some(zone), Some(Part::Value(Value::String(z))))
+                    if super::time::zone_offset(z).is_none() =>
+                {
+                    Part::Fails(Failure {
+                        error: RunError::Op(OpError::InvalidArgument(super::value::unknown_zone(
+                            z,
+                        ))),
+                        span: zone.span,
+                    })
+                }
+                _ => Part::Open,
+            }
         }
+        _ => Part::Open,
     }
 }

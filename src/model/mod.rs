@@ -454,7 +454,7 @@ fn expr_source(file: &SourceFile, node: &Node) -> ExprSource {
     }
 }
 
-/// Unicode's `Default_Ignorable_Code_Point` ranges (DerivedCoreProperties, Unicode 15):
+/// Unicode's `Default_Ignorable_Code_Point` ranges (`DerivedCoreProperties`, Unicode 15):
 /// characters a text shows with no width and no mark (zero-width space and joiners,
 /// the word joiner, the byte-order mark, variation selectors, invisible fillers, tags).
 const DEFAULT_IGNORABLE: &[(char, char)] = &[
