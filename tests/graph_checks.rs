@@ -169,13 +169,13 @@ fn assignee_lists_are_judged() {
         codes_at(&step(
             "    mode: all\n    assignees: { users: [a, \"a \"] }\n"
         )),
-        [("flowc::graph::padded-assignee".to_owned(), 7, 33)]
+        [("flowc::graph::padded-assignee".to_owned(), 8, 29)]
     );
     assert_eq!(
         codes_at(&step(
             "    mode: all\n    assignees: { users: [\" a\", a] }\n"
         )),
-        [("flowc::graph::padded-assignee".to_owned(), 7, 30)]
+        [("flowc::graph::padded-assignee".to_owned(), 8, 26)]
     );
     assert_eq!(
         codes_at(&step("    assignees: { role: \"\\tfinance\" }\n")),
