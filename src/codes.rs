@@ -557,9 +557,14 @@ codes! {
          the join can go to an `end`).",
         fix [("          - id: done\n            type: end\n            outcome: approved\n", "")];
     GraphBlankAssignee = ("graph", "blank-assignee"):
-        "a user or role name of only white space",
+        "a user or role name of only white space or invisible characters",
         "A blank name asks no one: every visit of the step would stop with an incident.",
         fix [("users: [wang, \" \"]", "users: [wang, li]")];
+    GraphPaddedAssignee = ("graph", "padded-assignee"):
+        "a user or role name with white space before or after it",
+        "`\"li \"` is not the user `li`: a name differing from another only by what cannot \
+         be seen is refused, in the flow and in an assignee expression's value alike.",
+        fix [("users: [wang, \"li \"]", "users: [wang, li]")];
     GraphDuplicateAssignee = ("graph", "duplicate-assignee"):
         "the same user twice in an assignee list (warning)",
         "One user is one assignee: the second mention changes nothing, and usually a \

@@ -494,7 +494,7 @@ pub fn bounded_list<S: AsRef<str>>(items: &[S], sep: &str) -> String {
 
 /// A value of a flow file as a message shows it (the schema's and the model's messages
 /// alike): a string as written, quoted only when it would read as another kind (`"1"`,
-/// `"true"`); any other value as JSON; at most 60 characters ([`excerpt`]).
+/// `"true"`); any other value as JSON; cut as [`excerpt`] cuts it.
 #[must_use]
 pub fn value_text(v: &serde_json::Value) -> String {
     match v {
@@ -505,15 +505,9 @@ pub fn value_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// A value quoted in a message, cut to 60 characters (`…` marks the cut).
+/// A value quoted in a message, cut by the one rule every message quotes input by
+/// ([`crate::expr::value::quote`]: at most its limit of characters, then `… (N bytes)`).
 #[must_use]
 pub fn excerpt(text: &str) -> String {
-    const MAX: usize = 60;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        let mut s: String = text.chars().take(MAX - 1).collect();
-        s.push('…');
-        s
-    }
+    crate::expr::value::quote(text).into_owned()
 }

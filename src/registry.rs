@@ -36,7 +36,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{self, CompiledFlow, Condition, Options, VersionId, stable_hash};
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Diagnostics, excerpt};
 use crate::runtime::{self, Effect, Instance, InstanceState, RuntimeError};
 use crate::store::{Hold, Keep, NewVersion, StoreError, VersionMeta, VersionRecord, VersionStore};
 
@@ -81,7 +81,7 @@ pub struct HistoryEntry {
 #[non_exhaustive]
 pub enum RegistryError {
     /// No flow with this id was ever published.
-    #[error("no flow `{flow}` in the registry")]
+    #[error("no flow `{}` in the registry", excerpt(.flow))]
     #[diagnostic(code("flowc::registry::unknown-flow"), help("{help}"))]
     UnknownFlow {
         /// The id asked for.
@@ -90,7 +90,7 @@ pub enum RegistryError {
         help: String,
     },
     /// The version is not (or no longer) kept.
-    #[error("flow `{flow}` has no version {version}")]
+    #[error("flow `{}` has no version {}", excerpt(.flow), excerpt(.version))]
     #[diagnostic(
         code("flowc::registry::unknown-version"),
         help(
@@ -873,7 +873,7 @@ impl Registry {
         if holder.starts_with(PIN_HOLDER_PREFIX) {
             return Err(StoreError::InvalidKey {
                 what: "holder",
-                value: holder.chars().take(100).collect(),
+                value: crate::diagnostic::excerpt(holder),
                 reason: "names starting with `pin:` are reserved for anonymous pins",
                 help: "name the holder by an instance id or a host name",
             }

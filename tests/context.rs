@@ -632,3 +632,62 @@ fn invalid_durations_are_refused_with_what_is_wrong() {
         started(&f, json!({ "du": ok }));
     }
 }
+
+/// A name or key of a context that does not fit is quoted by the one rule every
+/// message quotes input by (`value::quote`: 64 characters, then `… (N bytes)`), so a
+/// start-time refusal stays bounded whatever the context (probe q11e nit 1: a 1 MB
+/// field name gave a 1 MB message, a 1 MB map key a 2 MB one).
+#[test]
+fn a_huge_field_name_or_key_is_quoted_bounded() {
+    use miette::Diagnostic as _;
+    let f = flow(
+        "  m: { type: \"map<string, int>\", default: {} }\n  obj: { type: object, optional: true, fields: { name: string } }\n",
+    );
+    let huge = |c: char| c.to_string().repeat(1_000_000);
+    let cut = |c: char| format!("{}… (1000000 bytes)", c.to_string().repeat(64));
+    let shown = |e: &C| {
+        let help = e.help().map(|h| h.to_string()).unwrap_or_default();
+        (e.to_string(), help)
+    };
+    // an unknown field at the top
+    let mut top = serde_json::Map::new();
+    top.insert(huge('k'), json!(1));
+    assert_eq!(
+        shown(&refused(&f, serde_json::Value::Object(top))),
+        (
+            format!("context field `{}` is not declared by the flow", cut('k')),
+            "declared fields: m, obj".to_owned()
+        )
+    );
+    // a wrong-typed value under a map key: the key in the message and in the help
+    let key = cut('k');
+    assert_eq!(
+        shown(&refused(&f, json!({ "m": { huge('k'): "x" } }))),
+        (
+            format!("context field `m[\"{key}\"]` should be `int`, found a string `\"x\"`"),
+            format!("give `m[\"{key}\"]` a value of type `int`")
+        )
+    );
+    // an unknown field of an object
+    assert_eq!(
+        shown(&refused(
+            &f,
+            json!({ "obj": { "name": "a", huge('z'): 1 } })
+        )),
+        (
+            format!(
+                "context field `obj.{}` is not declared by the flow",
+                cut('z')
+            ),
+            "declared fields: name".to_owned()
+        )
+    );
+    // a long value is cut by the same rule
+    assert_eq!(
+        shown(&refused(&f, json!({ "m": { "a": huge('v') } }))).0,
+        format!(
+            "context field `m[\"a\"]` should be `int`, found a string `\"{}… (1000002 bytes)`",
+            "v".repeat(63)
+        )
+    );
+}

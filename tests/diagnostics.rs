@@ -1806,6 +1806,91 @@ fn constant_assignees_the_runtime_always_refuses_always_fail() {
     insta::assert_snapshot!("issue_11_assignees_always_refused_human", human);
 }
 
+/// Issue 11 (probe q11e nit 4): decision 110's walk knows the values of an integer
+/// part that reads the context but is one constant whatever it holds (`i - i`,
+/// `i % 1`, `-(…)`, `… + 0`, `b ? -1 : -2`), so a divisor or index built from such
+/// parts always fails; a negative index fails for every list. An error that `&&`, `||`,
+/// `?:` or a macro's body may absorb, a double divisor, and a value one branch makes
+/// good are not flagged.
+#[test]
+fn integer_parts_of_known_value_make_divisions_and_indexes_always_fail() {
+    let step = |id: &str, e: &str| {
+        format!(
+            "  - id: {id}\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{e}'\n"
+        )
+    };
+    let flagged = [
+        "i / (i - i + 0) > 0",
+        "i / (-(i - i)) > 0",
+        "i / (i % 1) > 0",
+        "i % ((b ? 2 : 3) * (i - i)) > 0",
+        "nums[b ? -1 : -2] > 0",
+        "nums[-1] > 0",
+        "[1, 2][i - i + 5] > 0",
+    ];
+    let clean = [
+        "b && i / (i - i) > 0",
+        "i / (i - i) > 0 || b",
+        "nums.exists(x, x / (i - i) > 0)",
+        "b ? i / (i - i) > 0 : true",
+        "d / (d - d) > 0.0",
+        "i / (i % 2) > 0",
+        "i / (i - i + 1) > 0",
+        "10 / (b ? 0 : 1) > 0",
+        "nums[b ? -1 : 0] > 0",
+        "[1, 2][i - i + 1] > 0",
+    ];
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  d: double\n  b: bool\n  nums: list<int>\nsteps:\n{}",
+        flagged
+            .iter()
+            .chain(&clean)
+            .enumerate()
+            .map(|(n, e)| step(&format!("s{n}"), e))
+            .collect::<String>()
+    );
+    assert_eq!(
+        summary(&check(&text)),
+        [
+            "flowc::expr::always-fails 13:21 expression always fails: division by zero",
+            "flowc::expr::always-fails 17:21 expression always fails: division by zero",
+            "flowc::expr::always-fails 21:21 expression always fails: division by zero",
+            "flowc::expr::always-fails 25:21 expression always fails: division by zero",
+            "flowc::expr::always-fails 29:21 expression always fails: index -1 out of range",
+            "flowc::expr::always-fails 33:21 expression always fails: index -1 out of range",
+            "flowc::expr::always-fails 37:21 expression always fails: index 5 out of range",
+        ]
+    );
+}
+
+/// Issue 11 (probe q11e nits 4 and 5): a `map` whose transform never gives a user id
+/// never gives user ids (a list of none, or of that value), and a name with white
+/// space around it or of invisible characters is refused by the runtime's one rule.
+#[test]
+fn a_map_of_no_user_id_and_padded_or_invisible_names_always_fail() {
+    let step = |id: &str, e: &str| {
+        format!("  - id: {id}\n    type: approval\n    assignees: {{ expr: '{e}' }}\n")
+    };
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  s: string\n  tags: list<string>\nsteps:\n{}{}{}{}{}{}",
+        step("a", "tags.map(t, \"\")"),
+        step("b", "[s].map(t, \" \")"),
+        step("c", "[s, \"li \"]"),
+        step("d", "\"\\u200b\""),
+        step("e", "tags.map(t, t + \"x\")"),
+        step("f", "[s, \"li wei\"]"),
+    );
+    assert_eq!(
+        summary(&check(&text)),
+        [
+            "flowc::expr::always-fails 10:37 expression always fails: it gives an empty user name",
+            "flowc::expr::always-fails 13:36 expression always fails: it gives an empty user name",
+            "flowc::expr::always-fails 16:29 expression always fails: it gives a user name with white space around it",
+            "flowc::expr::always-fails 19:25 expression always fails: it gives an empty user name",
+        ]
+    );
+}
+
 /// Issue 11 (probe q11c nit 4): an always-true or always-false condition says "unless
 /// evaluating it runs out of a limit" exactly when a part of it is charged by the size
 /// of what it reads (a regex, a string read or comparison, a lookup by a string key, a

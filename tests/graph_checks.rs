@@ -153,6 +153,43 @@ fn assignee_lists_are_judged() {
         codes_at(&step("    assignees: { role: \"\\t\" }\n")),
         [("flowc::graph::blank-assignee".to_owned(), 7, 24)]
     );
+    // characters that show nothing count as blank too: the zero-width space, the
+    // word joiner, the byte-order mark, a zero-width joiner among spaces, the soft
+    // hyphen (probe q11e nit 5: `user: "\u200b"` passed)
+    for name in ["\\u200b", "\\u2060", "\\ufeff", " \\u200d ", "\\u00ad"] {
+        assert_eq!(
+            codes_at(&step(&format!("    assignees: {{ user: \"{name}\" }}\n"))),
+            [("flowc::graph::blank-assignee".to_owned(), 7, 24)],
+            "{name}"
+        );
+    }
+    // a name with white space around it is not the user it shows: refused by the one
+    // rule the runtime refuses an expression's value by (`users: [a, "a "]` passed)
+    assert_eq!(
+        codes_at(&step(
+            "    mode: all\n    assignees: { users: [a, \"a \"] }\n"
+        )),
+        [("flowc::graph::padded-assignee".to_owned(), 8, 29)]
+    );
+    assert_eq!(
+        codes_at(&step(
+            "    mode: all\n    assignees: { users: [\" a\", a] }\n"
+        )),
+        [("flowc::graph::padded-assignee".to_owned(), 8, 26)]
+    );
+    assert_eq!(
+        codes_at(&step("    assignees: { role: \"\\tfinance\" }\n")),
+        [("flowc::graph::padded-assignee".to_owned(), 7, 24)]
+    );
+    // inner spaces, a visible name ending in a variation selector, an invisible
+    // character inside a name: names as written
+    for name in ["li wei", "\\u2764\\ufe0f", "a\\u200bb"] {
+        assert_eq!(
+            codes_at(&step(&format!("    assignees: {{ user: \"{name}\" }}\n"))),
+            [],
+            "{name}"
+        );
+    }
     // escalation lists and notify recipients too
     assert_eq!(
         codes_at(&step(

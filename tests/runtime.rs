@@ -1684,6 +1684,18 @@ fn an_assignee_expression_that_gives_no_user_ids_is_an_incident_naming_why() {
             json!({"ok": true, "level": 3, "dept": "d", "names": []}),
             "an empty list",
         ),
+        // a zero-width space shows nothing (probe q11e nit 5), and a name with white
+        // space around it is not the user it shows (decision 127)
+        (
+            "names",
+            json!({"ok": true, "level": 3, "dept": "d", "names": ["a", "\u{200b}"]}),
+            "an empty user name",
+        ),
+        (
+            "dept",
+            json!({"ok": true, "level": 3, "dept": "li ", "names": []}),
+            "a user name with white space around it",
+        ),
     ] {
         let f = flow(
             &format!("  - id: a\n    type: approval\n    assignees: {{ expr: '{e}' }}\n"),

@@ -45,7 +45,10 @@ impl TimedEvent {
             &self.event
             && inst.flow().step_index(step).is_none()
         {
-            return Err(format!("the flow has no step `{step}`"));
+            return Err(format!(
+                "the flow has no step `{}`",
+                flowc::diagnostic::excerpt(step)
+            ));
         }
         match &self.event {
             Script::Ready(e) => Ok(e.clone()),

@@ -114,7 +114,10 @@ fn unknown_steps(flow: &CompiledFlow, s: &Scenario) -> Vec<String> {
         .map(|(id, at)| {
             let hint = flowc::diagnostic::did_you_mean(id, ids.iter().copied())
                 .map_or_else(String::new, |m| format!(" (did you mean `{m}`?)"));
-            format!("{at}: the flow has no step `{id}`{hint}")
+            format!(
+                "{at}: the flow has no step `{}`{hint}",
+                flowc::diagnostic::excerpt(id)
+            )
         })
         .collect()
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::Ctx;
-use crate::expr::ast::{Expr, ExprKind};
+use crate::expr::ast::{Expr, ExprKind, Macro};
 use crate::expr::overload::P;
 use crate::expr::{self, Direct, ExprError, Type, Value, codegen, fails};
 use crate::limits::SandboxLimits;
@@ -137,8 +137,11 @@ pub enum AssigneeProblem {
     NotUserIds(&'static str),
     /// A list holding a value that is not a string (that value's type).
     ListHolding(&'static str),
-    /// A user id that is empty or only white space.
+    /// A user id that is empty or shows nothing ([`crate::model::is_blank_name`]).
     BlankName,
+    /// A user id with white space before or after it
+    /// ([`crate::model::is_padded_name`]).
+    PaddedName,
     /// A list of no user ids.
     Empty,
 }
@@ -151,6 +154,7 @@ impl std::fmt::Display for AssigneeProblem {
             }
             AssigneeProblem::ListHolding(t) => write!(f, "a list holding {t}"),
             AssigneeProblem::BlankName => f.write_str("an empty user name"),
+            AssigneeProblem::PaddedName => f.write_str("a user name with white space around it"),
             AssigneeProblem::Empty => f.write_str("an empty list"),
         }
     }
@@ -165,6 +169,10 @@ impl AssigneeProblem {
             AssigneeProblem::BlankName => (
                 format!("it gives {self}"),
                 "a user id is a name that is not blank: write the user's id, or read it from the context",
+            ),
+            AssigneeProblem::PaddedName => (
+                format!("it gives {self}"),
+                "remove the spaces around the name",
             ),
             AssigneeProblem::Empty => (
                 format!("it gives {self}"),
@@ -189,11 +197,12 @@ fn result_type(got: &str) -> String {
 /// The user id a value (a string, or an element of a list) gives.
 ///
 /// # Errors
-/// Not a string ([`AssigneeProblem::ListHolding`]: it is read as a list's element), or
-/// a blank one.
+/// Not a string ([`AssigneeProblem::ListHolding`]: it is read as a list's element), a
+/// blank one, or one with white space around it.
 fn user_id(v: &Value) -> Result<&Arc<str>, AssigneeProblem> {
     match v {
         Value::String(s) if crate::model::is_blank_name(s) => Err(AssigneeProblem::BlankName),
+        Value::String(s) if crate::model::is_padded_name(s) => Err(AssigneeProblem::PaddedName),
         Value::String(s) => Ok(s),
         other => Err(AssigneeProblem::ListHolding(other.type_name())),
     }
@@ -239,6 +248,17 @@ impl<'v> Iterator for UserIds<'v> {
 
 impl ExactSizeIterator for UserIds<'_> {}
 
+/// The parts that give a list's elements: each item of a list literal, or the
+/// transform of a `map` macro (nothing for another expression).
+fn elements(e: &Expr) -> impl Iterator<Item = &Expr> {
+    let (items, body): (&[Expr], Option<&Expr>) = match &e.kind {
+        ExprKind::List(items) => (items, None),
+        ExprKind::Comprehension { body, .. } => (&[], Some(body)),
+        _ => (&[], None),
+    };
+    items.iter().chain(body)
+}
+
 /// A part of an assignee expression whose value never fits.
 struct Never {
     /// What it gives: a value the runtime refuses, or a type that never fits.
@@ -270,7 +290,9 @@ impl Never {
 /// value [`user_ids`] (or, an element, [`user_id`]) refuses (evaluated by decision 110's
 /// constant-part walk, [`fails::outcome`]), or a part whose static type does not fit,
 /// looking through `dyn(…)` (which changes the static type, never the value), both
-/// branches of `?:`, and each element of a list literal.
+/// branches of `?:`, each element of a list literal, and the transform of a `map`
+/// macro (its every element, when the range is not empty: an empty list never fits
+/// either).
 fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
     let never = |why: Why| Some(Never { why, span: e.span });
     match &e.kind {
@@ -298,7 +320,12 @@ fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
             }
             _ => None,
         },
-        ExprKind::List(items) if whole => items.iter().find_map(|i| {
+        // `l.map(x, f)`: a list of no user ids, or of `f`'s values: when `f` never
+        // gives a user id, neither does the list (`tags.map(t, "")`)
+        ExprKind::List(_)
+        | ExprKind::Comprehension {
+            kind: Macro::Map, ..
+        } if whole => elements(e).find_map(|i| {
             never_fits(i, false, limits).map(|n| match n.why {
                 Why::Type(t) => Never {
                     why: Why::Type(format!("a list holding {t}")),

@@ -7,8 +7,14 @@
 //! too or never decides; a `?:` branch counts only when the condition picks it or both
 //! branches fail; a macro's body may run zero times. Only a failure that reaches the
 //! root is reported: the expression then fails whatever the context.
+//!
+//! A part that reads the context may still have known values (decision 128): a `?:`
+//! whose branches have them, `i - i`, `0 * i`, `i % 1`, and integer arithmetic, a
+//! negation or an index over such parts (`-(i - i) + 5`); a division by them, or an
+//! index by them, is then tried for each value, and fails always when it fails for
+//! each one. A negative index fails for every list, whatever its items.
 
-use super::ast::{BinaryOp, Expr, ExprKind};
+use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use super::ir::{Direct, Patterns};
 use super::value::{OpError, Value};
 use super::{RunError, Type, VarTable};
@@ -88,20 +94,42 @@ fn successes(p: &Part) -> Option<&[Value]> {
     }
 }
 
-/// An index whose operand and index each fail or give known values: it always fails
-/// when indexing every such operand by every such index fails (with the first error).
-fn index_fails(ps: &[Part], span: (usize, usize)) -> Part {
-    let (Some(xs), Some(ks)) = (
-        ps.first().and_then(successes),
-        ps.get(1).and_then(successes),
-    ) else {
-        return Part::Open;
-    };
-    let mut first = None;
+/// Most values a part of known values keeps (`b ? 5 : 6` has two), and most
+/// combinations of its operands' values tried: past either it is only open.
+const MAX_KNOWN: usize = 16;
+const MAX_COMBINATIONS: usize = 256;
+
+/// Adds `v` to a set of values unless it holds it already (same type, equal).
+fn push_new(vs: &mut Vec<Value>, v: Value) {
+    if !vs
+        .iter()
+        .any(|w| w.type_name() == v.type_name() && super::value::equals(w, &v))
+    {
+        vs.push(v);
+    }
+}
+
+/// An operation whose two operands each fail or give known values (a constant,
+/// `i - i`, `b ? 5 : 6`, `-(i - i) + 5`; a unary one takes any constant second
+/// operand and ignores it): applied by `op` (the value routine both evaluators use) to
+/// every pair of them, it gives one of the results whenever it does not fail, and
+/// always fails when every pair fails (with the first error). `None` when an operand's
+/// values are not known or there are too many.
+fn known(
+    pa: &Part,
+    pb: &Part,
+    span: (usize, usize),
+    op: impl Fn(&Value, &Value) -> Result<Value, OpError>,
+) -> Option<Part> {
+    let (xs, ys) = (successes(pa)?, successes(pb)?);
+    if xs.is_empty() || ys.is_empty() || xs.len().saturating_mul(ys.len()) > MAX_COMBINATIONS {
+        return None;
+    }
+    let (mut vs, mut first) = (Vec::new(), None);
     for x in xs {
-        for k in ks {
-            match super::value::index(x, k) {
-                Ok(_) => return Part::Open,
+        for y in ys {
+            match op(x, y) {
+                Ok(v) => push_new(&mut vs, v),
                 Err(err) => {
                     first.get_or_insert(err);
                 }
@@ -109,12 +137,35 @@ fn index_fails(ps: &[Part], span: (usize, usize)) -> Part {
         }
     }
     match first {
-        Some(err) => Part::Fails(Failure {
+        Some(err) if vs.is_empty() => Some(Part::Fails(Failure {
             error: RunError::Op(err),
             span,
-        }),
-        None => Part::Open,
+        })),
+        _ if vs.is_empty() || vs.len() > MAX_KNOWN => None,
+        _ => Some(Part::FailsOr(vs)),
     }
+}
+
+/// An index into a list whose items are not known by indices that each fail or give
+/// known values: it always fails when no list has any of those positions (`nums[-1]`,
+/// `nums[b ? -1 : -2]`), with the error of the first.
+fn index_fails_for_every_list(index: &Part, span: (usize, usize)) -> Option<Part> {
+    let ks = successes(index)?;
+    let mut first = None;
+    for k in ks {
+        if let Ok(Some(_)) = super::value::list_position(k.scalar()) {
+            return None;
+        }
+        if let Err(err) = super::value::list_index::<Value>(&[], k.scalar()) {
+            first.get_or_insert(err);
+        }
+    }
+    first.map(|err| {
+        Part::Fails(Failure {
+            error: RunError::Op(err),
+            span,
+        })
+    })
 }
 
 /// The integer zero of an integer type.
@@ -270,11 +321,7 @@ impl Walk<'_> {
                         (Some(x), Some(y)) => {
                             let mut vs: Vec<Value> = Vec::new();
                             for v in x.iter().chain(y) {
-                                if !vs.iter().any(|w| {
-                                    w.type_name() == v.type_name() && super::value::equals(w, v)
-                                }) {
-                                    vs.push(v.clone());
-                                }
+                                push_new(&mut vs, v.clone());
                             }
                             Part::FailsOr(vs)
                         }
@@ -329,60 +376,109 @@ impl Walk<'_> {
             }
             return Part::Fails(f);
         }
-        match &e.kind {
-            // `x / 0` and `x % 0` on integers fail for every `x`
-            ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
-                if matches!(a.ty, Type::Int | Type::Uint)
-                    && ps
-                        .get(1)
-                        .and_then(successes)
-                        .is_some_and(|vs| vs.iter().all(int_zero)) =>
-            {
-                Part::Fails(Failure {
-                    error: RunError::Op(OpError::DivisionByZero),
-                    span: e.span,
-                })
-            }
-            // `x - x` on integers is zero whenever `x` does not fail
-            ExprKind::Binary(BinaryOp::Sub, a, b)
-                if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
-            {
-                Part::FailsOr(vec![zero_of(&a.ty)])
-            }
-            // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
-            ExprKind::Binary(BinaryOp::Mul, a, _)
-                if matches!(a.ty, Type::Int | Type::Uint)
-                    && ps.iter().any(|p| {
-                        matches!(p, Part::Value(_) | Part::FailsOr(_))
-                            && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
-                    }) =>
-            {
-                Part::FailsOr(vec![zero_of(&a.ty)])
-            }
-            // indexing fails for every value its operands can give: it always fails (the
-            // error of the first)
-            ExprKind::Index(..) => index_fails(&ps, e.span),
-            // a time zone flowc does not know fails for every timestamp
-            ExprKind::Call {
-                target: Some(t),
-                name,
-                args,
-            } if t.ty == Type::Timestamp && name.starts_with("get") => {
-                match (args.first(), ps.get(1)) {
-                    (Some(zone), Some(Part::Value(Value::String(z))))
-                        if super::time::zone_offset(z).is_none() =>
-                    {
-                        Part::Fails(Failure {
-                            error: RunError::Op(OpError::InvalidArgument(
-                                super::value::unknown_zone(z),
-                            )),
-                            span: zone.span,
-                        })
-                    }
-                    _ => Part::Open,
-                }
-            }
-            _ => Part::Open,
+        operation(e, &ps)
+    }
+}
+
+/// A strict node none of whose operands always fails, from what is known of them
+/// (`ps`, settled): a failure for every value they can give, the values it can give,
+/// or open.
+fn operation(e: &Expr, ps: &[Part]) -> Part {
+    match &e.kind {
+        // `x / 0` and `x % 0` on integers fail for every `x`
+        ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
+            if matches!(a.ty, Type::Int | Type::Uint)
+                && ps
+                    .get(1)
+                    .and_then(successes)
+                    .is_some_and(|vs| vs.iter().all(int_zero)) =>
+        {
+            Part::Fails(Failure {
+                error: RunError::Op(OpError::DivisionByZero),
+                span: e.span,
+            })
         }
+        // `x - x` on integers is zero whenever `x` does not fail
+        ExprKind::Binary(BinaryOp::Sub, a, b)
+            if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
+        {
+            Part::FailsOr(vec![zero_of(&a.ty)])
+        }
+        // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
+        ExprKind::Binary(BinaryOp::Mul, a, _)
+            if matches!(a.ty, Type::Int | Type::Uint)
+                && ps.iter().any(|p| {
+                    matches!(p, Part::Value(_) | Part::FailsOr(_))
+                        && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
+                }) =>
+        {
+            Part::FailsOr(vec![zero_of(&a.ty)])
+        }
+        // `x % 1` (and `x % -1`) on integers is zero whenever it does not fail
+        ExprKind::Binary(BinaryOp::Rem, a, _)
+            if matches!(a.ty, Type::Int | Type::Uint)
+                && ps.get(1).and_then(successes).is_some_and(|vs| {
+                    !vs.is_empty()
+                        && vs
+                            .iter()
+                            .all(|v| matches!(v, Value::Int(1 | -1) | Value::Uint(1)))
+                }) =>
+        {
+            Part::FailsOr(vec![zero_of(&a.ty)])
+        }
+        // integer arithmetic on operands of known values: the values it gives
+        // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
+        ExprKind::Binary(
+            op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
+            a,
+            _,
+        ) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
+            [pa, pb] => known(pa, pb, e.span, |x, y| {
+                super::value::arith(super::ir::arith(*op), x, y)
+            })
+            .unwrap_or(Part::Open),
+            _ => Part::Open,
+        },
+        ExprKind::Unary(UnaryOp::Neg, a) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
+            [pa] => known(pa, &Part::Value(Value::Null), e.span, |x, _| {
+                super::value::negate(x)
+            })
+            .unwrap_or(Part::Open),
+            _ => Part::Open,
+        },
+        // indexing: the values its operands' known values give, or a failure for
+        // every one of them (the error of the first); into a list whose items are
+        // not known, a failure when no list has any of the positions
+        ExprKind::Index(a, _) => match ps {
+            [pa, pb] => known(pa, pb, e.span, super::value::index)
+                .or_else(|| {
+                    matches!(a.ty, Type::List(_))
+                        .then(|| index_fails_for_every_list(pb, e.span))
+                        .flatten()
+                })
+                .unwrap_or(Part::Open),
+            _ => Part::Open,
+        },
+        // a time zone flowc does not know fails for every timestamp
+        ExprKind::Call {
+            target: Some(t),
+            name,
+            args,
+        } if t.ty == Type::Timestamp && name.starts_with("get") => {
+            match (args.first(), ps.get(1)) {
+                (Some(zone), Some(Part::Value(Value::String(z))))
+                    if super::time::zone_offset(z).is_none() =>
+                {
+                    Part::Fails(Failure {
+                        error: RunError::Op(OpError::InvalidArgument(super::value::unknown_zone(
+                            z,
+                        ))),
+                        span: zone.span,
+                    })
+                }
+                _ => Part::Open,
+            }
+        }
+        _ => Part::Open,
     }
 }

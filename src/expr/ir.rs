@@ -235,7 +235,7 @@ fn rel(op: BinaryOp) -> Rel {
     }
 }
 
-fn arith(op: BinaryOp) -> Arith {
+pub(super) fn arith(op: BinaryOp) -> Arith {
     match op {
         BinaryOp::Add => Arith::Add,
         BinaryOp::Sub => Arith::Sub,

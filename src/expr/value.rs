@@ -688,7 +688,18 @@ pub fn map_has<M: MapView + ?Sized>(m: &M, name: &str) -> bool {
 /// # Errors
 /// Out of range, a fractional index, or no overload.
 pub fn list_index<'l, T>(items: &'l [T], i: Scalar<'_>) -> Result<&'l T, OpError> {
-    let idx = match i {
+    list_position(i)?
+        .and_then(|n| items.get(n))
+        .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
+}
+
+/// The position `l[i]` reads, whatever the list: `None` for one no list has (a
+/// negative index), so that `l[i]` fails for every list `l` ([`list_index`]).
+///
+/// # Errors
+/// A fractional index, or no overload.
+pub fn list_position(i: Scalar<'_>) -> Result<Option<usize>, OpError> {
+    Ok(match i {
         Scalar::Int(n) => usize::try_from(n).ok(),
         Scalar::Uint(n) => usize::try_from(n).ok(),
         Scalar::Double(d) if d.fract() == 0.0 && (0.0..1e15).contains(&d) =>
@@ -711,9 +722,7 @@ pub fn list_index<'l, T>(items: &'l [T], i: Scalar<'_>) -> Result<&'l T, OpError
                 args: format!("list and {}", other.type_name()),
             });
         }
-    };
-    idx.and_then(|n| items.get(n))
-        .ok_or_else(|| OpError::IndexOutOfRange(i.to_string()))
+    })
 }
 
 /// `x in list` within a budget: [`search`] comparing as [`equals_within`] does, each

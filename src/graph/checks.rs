@@ -89,7 +89,8 @@ fn check_references(g: &Graph<'_>, errs: &mut Vec<GraphError>) {
     }
 }
 
-/// Blank names (errors: no one can be asked, [`crate::model::is_blank_name`]) and
+/// Blank names (errors: no one can be asked, [`crate::model::is_blank_name`]), names
+/// with white space around them (errors: [`crate::model::is_padded_name`]) and
 /// repeated users in one `users:` list (warnings).
 fn check_users(id: &str, field: &'static str, a: &Assignees, errs: &mut Vec<GraphError>) {
     let (kind, names): (&'static str, &[Spanned<String>]) = match a {
@@ -100,19 +101,29 @@ fn check_users(id: &str, field: &'static str, a: &Assignees, errs: &mut Vec<Grap
     };
     // an empty name is the schema's to report (`minLength`), and what a recovering
     // build puts where a name is missing; white space only is this stage's
-    let blank = |n: &&Spanned<String>| !n.value.is_empty() && crate::model::is_blank_name(&n.value);
-    for (i, n) in names.iter().enumerate().filter(|(_, n)| blank(n)) {
-        let entry = match a {
+    let blank = |n: &Spanned<String>| !n.value.is_empty() && crate::model::is_blank_name(&n.value);
+    for (i, n) in names.iter().enumerate() {
+        let entry = || match a {
             Assignees::Users(_) => format!("users[{i}]"),
             _ => kind.to_owned(),
         };
-        errs.push(GraphError::BlankAssignee {
-            kind,
-            entry,
-            id: id.to_owned(),
-            field,
-            span: n.span,
-        });
+        if blank(n) {
+            errs.push(GraphError::BlankAssignee {
+                kind,
+                entry: entry(),
+                id: id.to_owned(),
+                field,
+                span: n.span,
+            });
+        } else if crate::model::is_padded_name(&n.value) {
+            errs.push(GraphError::PaddedAssignee {
+                entry: entry(),
+                id: id.to_owned(),
+                field,
+                name: n.value.clone(),
+                span: n.span,
+            });
+        }
     }
     let Assignees::Users(users) = a else {
         return;

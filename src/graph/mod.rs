@@ -340,12 +340,13 @@ pub enum GraphError {
         #[label("ends the whole instance from inside a branch")]
         span: Span,
     },
-    /// A user or role name that is empty or only white space.
+    /// A user or role name that is empty or shows nothing
+    /// ([`crate::model::is_blank_name`]).
     #[error("`{entry}` in `{field}` of step `{id}` is blank")]
     #[diagnostic(
         code("flowc::graph::blank-assignee"),
         help(
-            "a name of only white space names no one: write the {kind}'s name, or remove the entry"
+            "a name of only white space (or invisible characters) names no one: write the {kind}'s name, or remove the entry"
         )
     )]
     BlankAssignee {
@@ -359,6 +360,26 @@ pub enum GraphError {
         field: &'static str,
         /// The name.
         #[label("no name here")]
+        span: Span,
+    },
+    /// A user or role name with white space before or after it
+    /// ([`crate::model::is_padded_name`]).
+    #[error("`{entry}` in `{field}` of step `{id}` has white space around the name: {}", padded(.name))]
+    #[diagnostic(
+        code("flowc::graph::padded-assignee"),
+        help("remove the spaces around the name")
+    )]
+    PaddedAssignee {
+        /// The entry: `user`, `role` or `users[i]`.
+        entry: String,
+        /// The step.
+        id: String,
+        /// `assignees`, `escalateTo` or `to`.
+        field: &'static str,
+        /// The name as written.
+        name: String,
+        /// The name.
+        #[label("white space around the name")]
         span: Span,
     },
     /// The same user twice in one `users:` list.
@@ -405,6 +426,12 @@ pub enum GraphError {
 }
 
 /// `, nor from the steps it leads to: `a`, `b`, … and N more` (empty for none).
+/// A padded name as its error quotes it: in quotes, so the spaces show, and cut by the
+/// one rule for quoted input ([`crate::diagnostic::excerpt`]).
+fn padded(name: &str) -> String {
+    format!("{:?}", crate::diagnostic::excerpt(name))
+}
+
 fn nor(more: &[String], from: &str) -> String {
     let ids: Vec<String> = more.iter().map(|id| format!("`{id}`")).collect();
     match ids.as_slice() {

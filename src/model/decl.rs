@@ -13,7 +13,7 @@ use super::Spanned;
 use crate::expr::Type;
 use crate::expr::Value;
 use crate::expr::time;
-use crate::expr::value::equals;
+use crate::expr::value::{equals, quote};
 use crate::span::Span;
 
 /// What a context declaration says about a value, at any depth.
@@ -155,7 +155,8 @@ pub enum PathPart {
     Key(String),
 }
 
-/// Where a value sits inside the context (`applicant.id`, `items[2].amount`).
+/// Where a value sits inside the context (`applicant.id`, `items[2].amount`); shown
+/// with each name and key cut by [`quote`], so a message naming it stays bounded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldPath(pub Vec<PathPart>);
 
@@ -163,10 +164,10 @@ impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.0.iter().enumerate() {
             match p {
-                PathPart::Field(n) if i == 0 => f.write_str(n)?,
-                PathPart::Field(n) => write!(f, ".{n}")?,
+                PathPart::Field(n) if i == 0 => f.write_str(&quote(n))?,
+                PathPart::Field(n) => write!(f, ".{}", quote(n))?,
                 PathPart::Index(k) => write!(f, "[{k}]")?,
-                PathPart::Key(k) => write!(f, "[{k:?}]")?,
+                PathPart::Key(k) => write!(f, "[{:?}]", quote(k))?,
             }
         }
         Ok(())
@@ -234,19 +235,11 @@ pub fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// A JSON value shortened for a message (at most 60 bytes).
+/// A JSON value shortened for a message: its JSON text cut by the one rule every
+/// message quotes input by ([`quote`]).
 #[must_use]
 pub fn shown(v: &serde_json::Value) -> String {
-    let mut s = v.to_string();
-    if s.len() > 60 {
-        let mut cut = 57;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("...");
-    }
-    s
+    quote(&v.to_string()).into_owned()
 }
 
 /// Does `value` fit `decl`? Fills in every default the declaration gives, at any

@@ -306,7 +306,7 @@ impl Flow {
 #[non_exhaustive]
 pub enum ModelError {
     /// A context type that does not exist.
-    #[error("unknown type `{name}`")]
+    #[error("unknown type `{}`", crate::diagnostic::excerpt(.name))]
     #[diagnostic(code("flowc::model::unknown-type"))]
     UnknownType {
         /// The written type.
@@ -454,12 +454,56 @@ fn expr_source(file: &SourceFile, node: &Node) -> ExprSource {
     }
 }
 
-/// Whether a user or role name is blank: empty or only white space (Unicode), so that
-/// no one can be asked. The one rule for the names written in a flow (`check`) and for
-/// the user ids an assignee expression gives at run time.
+/// Unicode's `Default_Ignorable_Code_Point` ranges (`DerivedCoreProperties`, Unicode 15):
+/// characters a text shows with no width and no mark (zero-width space and joiners,
+/// the word joiner, the byte-order mark, variation selectors, invisible fillers, tags).
+const DEFAULT_IGNORABLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Whether a character shows nothing: Unicode `White_Space` or
+/// `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// Whether a user or role name is blank: empty, or only characters that show nothing
+/// (Unicode white space, and the default-ignorable characters such as the zero-width
+/// space U+200B, the word joiner U+2060 and the byte-order mark U+FEFF), so that no
+/// one can be asked. The one rule for the names written in a flow (`check`) and for
+/// the user ids an assignee expression gives at run time (decision 127).
 #[must_use]
 pub fn is_blank_name(name: &str) -> bool {
-    name.trim().is_empty()
+    name.chars().all(is_invisible)
+}
+
+/// Whether a name that is not blank ([`is_blank_name`]) starts or ends with Unicode
+/// white space (`"li "`, `" li"`): refused like a blank one, since such a name differs
+/// from the user it shows only by what cannot be seen (decision 127). Only white space
+/// counts at the ends: a default-ignorable character may end a visible name (the
+/// variation selector of an emoji).
+#[must_use]
+pub fn is_padded_name(name: &str) -> bool {
+    !is_blank_name(name) && name.trim() != name
 }
 
 /// Parses `30s`, `15m`, `48h`, `7d` into seconds.

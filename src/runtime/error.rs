@@ -1,6 +1,7 @@
 //! The typed errors of the runtime: an event, context or state that does not fit.
 
 use crate::compile::VersionId;
+use crate::diagnostic::excerpt;
 
 use super::context::ContextError;
 use super::types::{Gone, Status};
@@ -25,7 +26,7 @@ pub enum RuntimeError {
         status: Status,
     },
     /// The event names a step the flow does not have.
-    #[error("the flow has no step `{step}`")]
+    #[error("the flow has no step `{}`", excerpt(.step))]
     #[diagnostic(code("flowc::runtime::unknown-step"), help("{help}"))]
     UnknownStep {
         /// The step named.
@@ -45,7 +46,7 @@ pub enum RuntimeError {
         help: String,
     },
     /// The user is not an assignee of the pending task.
-    #[error("`{user}` is not an assignee of step `{step}`")]
+    #[error("`{}` is not an assignee of step `{step}`", excerpt(.user))]
     #[diagnostic(
         code("flowc::runtime::not-assignee"),
         help(
@@ -61,7 +62,7 @@ pub enum RuntimeError {
         assignees: String,
     },
     /// `sequence`: not this assignee's turn.
-    #[error("it is not `{user}`'s turn at step `{step}`")]
+    #[error("it is not `{}`'s turn at step `{step}`", excerpt(.user))]
     #[diagnostic(
         code("flowc::runtime::not-your-turn"),
         help("`sequence` approvals go in order; {current} decides now")
@@ -122,7 +123,8 @@ pub enum RuntimeError {
     },
     /// A delivery id this instance applied to a different event.
     #[error(
-        "delivery id `{id}` was applied at t={at} to another event (`{first}`), not to this `{this}`"
+        "delivery id `{}` was applied at t={at} to another event (`{first}`), not to this `{this}`",
+        excerpt(.id)
     )]
     #[diagnostic(
         code("flowc::runtime::id-reused"),
@@ -171,7 +173,7 @@ pub enum RuntimeError {
         step: String,
     },
     /// The signer is already an assignee.
-    #[error("`{signer}` is already an assignee of step `{step}`")]
+    #[error("`{}` is already an assignee of step `{step}`", excerpt(.signer))]
     #[diagnostic(
         code("flowc::runtime::duplicate-signer"),
         help("add someone who is not yet asked")

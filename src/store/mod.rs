@@ -316,7 +316,7 @@ pub enum StoreError {
     InvalidKey {
         /// `flow id`, `hash`, `holder` or `revision`.
         what: &'static str,
-        /// The value given (cut to 100 characters).
+        /// The value given (cut by [`crate::diagnostic::excerpt`]).
         value: String,
         /// Why it is refused.
         reason: &'static str,
@@ -468,8 +468,9 @@ pub(crate) fn prunable(
     Ok(out)
 }
 
+/// A refused key as its error shows it ([`crate::diagnostic::excerpt`]).
 fn cut(value: &str) -> String {
-    value.chars().take(100).collect()
+    crate::diagnostic::excerpt(value)
 }
 
 /// Checks a flow id: the flow language's id pattern, which is also a safe file name.
