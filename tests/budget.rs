@@ -1402,3 +1402,45 @@ fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subjec
         at_the_boundary(cond, &mut big, exact, on_big);
     }
 }
+
+/// A context pattern that does not compile is charged its compilation only: the
+/// subject is charged (and read) only once the pattern has compiled, so `||` absorbs
+/// an invalid pattern over a 200 KB subject as over a 1-byte one, at the same exact
+/// cost on both paths (decision 126, probe q11f nit 7). A valid pattern is still
+/// charged the subject's scan.
+#[test]
+fn an_invalid_context_pattern_is_charged_its_compilation_only() {
+    use flowc::expr::{REGEX_FLOOR, REGEX_UNITS_PER_WEIGHT};
+    let base = flow();
+    let cond = "note.matches(patterns[0]) || true";
+    let set = |b: &mut Bindings, p: &str| {
+        b.set(
+            base.vars().index("patterns").unwrap(),
+            &Value::List(Arc::new(vec![Value::string(p)])),
+        );
+    };
+    // `(` weighs its length (1): the floor and 64 units, plus what the rest of the
+    // condition costs, whatever the subject's length
+    let mut exacts = Vec::new();
+    for note in [1, 1_000, 200_000] {
+        let mut b = bindings(&base, 0, 0, note);
+        set(&mut b, "(");
+        let exact = exact_cost(cond, &mut b);
+        at_the_boundary(cond, &mut b, exact, true);
+        exacts.push(exact);
+    }
+    assert_eq!(exacts, [exacts[0]; 3], "{exacts:?}");
+    assert!(
+        exacts[0] >= REGEX_FLOOR + REGEX_UNITS_PER_WEIGHT
+            && exacts[0] < REGEX_FLOOR + REGEX_UNITS_PER_WEIGHT + 8,
+        "{exacts:?}"
+    );
+    // a valid pattern of the same weight is charged the subject's scan on top, so
+    // over 200 KB it runs out of the budget
+    let mut b = bindings(&base, 0, 0, 200_000);
+    set(&mut b, "[x]+y");
+    both(&base, &mut b, cond, &Err(RunError::budget(BUDGET)));
+    let mut b = bindings(&base, 0, 0, 1_000);
+    set(&mut b, "[");
+    assert_eq!(exact_cost(cond, &mut b), exacts[0]);
+}

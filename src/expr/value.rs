@@ -674,8 +674,7 @@ pub fn map_index<'m, M: MapView + ?Sized>(m: &'m M, k: Scalar<'_>) -> Result<&'m
 /// # Errors
 /// Missing key.
 pub fn map_field<'m, M: MapView + ?Sized>(m: &'m M, name: &str) -> Result<&'m M::Item, OpError> {
-    m.by_str(name)
-        .ok_or_else(|| OpError::no_such_key(name))
+    m.by_str(name).ok_or_else(|| OpError::no_such_key(name))
 }
 
 /// `has(m.f)`.
@@ -1064,22 +1063,20 @@ pub fn relation_cost<A: View + ?Sized, B: View + ?Sized>(a: &A, b: &B) -> u64 {
 /// string argument it reads costs [`scan_cost`] of its bytes (`size`, conversions:
 /// each reads or copies them), a conversion of bytes to a string the same of the
 /// bytes; `contains`, `startsWith` and `endsWith` on two strings cost
-/// [`str_test_cost`], `matches` [`regex_cost`]. `left` is the budget left: a
-/// `matches` whose least cost ([`regex_least_cost`], known without parsing the
-/// pattern) is already more is priced at that least cost, which fails the charge
-/// before the pattern is parsed (decision 126); every call that fits costs the same
-/// whatever `left` is. Both paths charge this.
+/// [`str_test_cost`], `matches` [`matches_cost`] (its compilation, then the subject's
+/// scan for a pattern that compiles). `left` is the budget left: a `matches` whose
+/// least cost ([`regex_least_cost`], known without parsing the pattern) is already
+/// more is priced at that least cost, which fails the charge before the pattern is
+/// parsed (decision 126); every call that fits costs the same whatever `left` is.
+/// Both paths charge this.
 #[must_use]
 pub fn call_cost<V: View + ?Sized>(f: Func, args: &[&V], left: u64) -> u64 {
     if let (Func::Matches | Func::StartsWith | Func::EndsWith | Func::Contains, [a, p]) = (f, args)
         && let Some(cost) = a.with_scalar(|s| {
             p.with_scalar(|p| match (s, p) {
-                (Scalar::Str(_), Scalar::Str(p))
-                    if f == Func::Matches && regex_least_cost(p) > left =>
-                {
-                    Some(regex_least_cost(p))
+                (Scalar::Str(s), Scalar::Str(p)) if f == Func::Matches => {
+                    Some(matches_cost(s, p, left))
                 }
-                (Scalar::Str(s), Scalar::Str(p)) if f == Func::Matches => Some(regex_cost(s, p)),
                 (Scalar::Str(s), Scalar::Str(p)) => Some(str_test_cost(f, s, p)),
                 _ => None,
             })
@@ -1412,9 +1409,35 @@ pub fn regex_least_cost(pattern: &str) -> u64 {
 #[must_use]
 pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
     let estimate = cached_regex(pattern).estimate();
-    REGEX_FLOOR
-        .saturating_add(estimate.weight.saturating_mul(REGEX_UNITS_PER_WEIGHT))
-        .saturating_add(match_cost(subject, estimate))
+    compile_cost(estimate).saturating_add(match_cost(subject, estimate))
+}
+
+/// What compiling a pattern of this estimate costs: [`REGEX_FLOOR`] plus
+/// [`REGEX_UNITS_PER_WEIGHT`] per unit of its weight.
+fn compile_cost(estimate: RegexEstimate) -> u64 {
+    REGEX_FLOOR.saturating_add(estimate.weight.saturating_mul(REGEX_UNITS_PER_WEIGHT))
+}
+
+/// What `s.matches(p)` on a pattern read at run time is charged with `left` units
+/// left, in the order the work is done (decision 126), the one routine of both paths
+/// ([`call_cost`]): [`regex_least_cost`] when that is more than `left` (the pattern is
+/// never parsed); else its compilation ([`compile_cost`] of [`regex_estimate`]) when that
+/// is more than `left` (never compiled) or when the pattern does not compile (an
+/// invalid pattern, the size limit's included: the call then gives the ordinary error
+/// `&&`/`||` absorb, and the subject is never read nor charged); else its
+/// compilation plus the subject's [`match_cost`], which is [`regex_cost`]. The
+/// compiled regex is kept in the cache entry the call then matches with.
+fn matches_cost(subject: &str, pattern: &str, left: u64) -> u64 {
+    let least = regex_least_cost(pattern);
+    if least > left {
+        return least;
+    }
+    let entry = cached_regex(pattern);
+    let compile = compile_cost(entry.estimate());
+    if compile > left || entry.compiled().is_err() {
+        return compile;
+    }
+    compile.saturating_add(match_cost(subject, entry.estimate()))
 }
 
 /// What placing a value into a list being built costs (an element of a list literal,

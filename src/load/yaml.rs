@@ -530,7 +530,9 @@ pub(crate) fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> V
         {
             // a block scalar's leading blank lines: the scalar's span starts at its
             // first content line, after them (probe q11f bug G)
-            let at = raw_chars.get(ri).map_or(node_span.end, |(o, _)| node_span.start + o);
+            let at = raw_chars
+                .get(ri)
+                .map_or(node_span.end, |(o, _)| node_span.start + o);
             out.push(at);
             continue;
         }
