@@ -1954,3 +1954,29 @@ steps:
         );
     }
 }
+
+/// An empty block scalar (`user: |` then blank lines) is marked at its header, not
+/// at the next step (probe q11f nit 6).
+#[test]
+fn an_empty_block_scalar_is_marked_at_its_header() {
+    let d = check(
+        "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+steps:
+  - id: inner
+    type: approval
+    assignees:
+      user: |
+
+
+  - id: review
+    type: approval
+    assignees: { user: a }
+",
+    );
+    assert_eq!(
+        summary(&d),
+        ["flowc::schema::constraint 8:13 `user` is empty in step `inner`"]
+    );
+}
