@@ -536,7 +536,7 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     // the element a comprehension variable takes from a map's keys (or a `dyn` range)
     engine.register_fn("cel_take", |a: &mut Dynamic| charge_copy(a));
     // a field that is not read in place (`codegen::field_in_place`: a field of a value
-    // typed `dyn`, or one whose name is no Rhai identifier):
+    // typed `dyn`):
     // its value is copied, charged first (`value::copy_cost`), as the direct path's
     // `FieldCopied` charges it
     engine.register_fn(

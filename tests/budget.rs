@@ -1297,3 +1297,149 @@ fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subjec
         at_the_boundary(cond, &mut big, exact, on_big);
     }
 }
+
+/// A context pattern that does not compile is charged its compilation only: the
+/// subject is charged (and read) only once the pattern has compiled, so `||` absorbs
+/// an invalid pattern over a 200 KB subject as over a 1-byte one, at the same exact
+/// cost on both paths (decision 126, probe q11f nit 7). A valid pattern is still
+/// charged the subject's scan.
+#[test]
+fn an_invalid_context_pattern_is_charged_its_compilation_only() {
+    use flowc::expr::{REGEX_FLOOR, REGEX_UNITS_PER_WEIGHT};
+    let base = flow();
+    let cond = "note.matches(patterns[0]) || true";
+    let set = |b: &mut Bindings, p: &str| {
+        b.set(
+            base.vars().index("patterns").unwrap(),
+            &Value::List(Arc::new(vec![Value::string(p)])),
+        );
+    };
+    // `(` weighs its length (1): the floor and 64 units, plus what the rest of the
+    // condition costs, whatever the subject's length
+    let mut exacts = Vec::new();
+    for note in [1, 1_000, 200_000] {
+        let mut b = bindings(&base, 0, 0, note);
+        set(&mut b, "(");
+        let exact = exact_cost(cond, &mut b);
+        at_the_boundary(cond, &mut b, exact, true);
+        exacts.push(exact);
+    }
+    assert_eq!(exacts, [exacts[0]; 3], "{exacts:?}");
+    assert!(
+        exacts[0] >= REGEX_FLOOR + REGEX_UNITS_PER_WEIGHT
+            && exacts[0] < REGEX_FLOOR + REGEX_UNITS_PER_WEIGHT + 8,
+        "{exacts:?}"
+    );
+    // a valid pattern of the same weight is charged the subject's scan on top, so
+    // over 200 KB it runs out of the budget
+    let mut b = bindings(&base, 0, 0, 200_000);
+    set(&mut b, "[x]+y");
+    both_paths(&base, &mut b, cond, &Err(RunError::budget(BUDGET)));
+    let mut b = bindings(&base, 0, 0, 1_000);
+    set(&mut b, "[");
+    assert_eq!(exact_cost(cond, &mut b), exacts[0]);
+}
+
+const KEYS_FLOW: &str = r#"
+apiVersion: flowc/v1
+kind: ApprovalFlow
+id: keys
+context:
+  nums: list<int>
+  m: { type: "map<string, int>" }
+  o: { type: object, fields: { _1: int, a1: int } }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: r }
+"#;
+
+/// `KEYS_FLOW` under a budget of `budget` units.
+fn keys_flow(budget: u64) -> CompiledFlow {
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = budget;
+    paths::compile_yaml(KEYS_FLOW, &Options::new(&limits))
+}
+
+/// The least budget `cond` fits on `KEYS_FLOW` (binary search on the direct path),
+/// checked on both paths: one unit less runs out on both, the cost itself fits both.
+fn keys_exact_cost(cond: &str, b: &mut Bindings) -> u64 {
+    let runs_out = |budget: u64, b: &mut Bindings| {
+        let f = keys_flow(budget);
+        let c = f.compile_condition("t", cond).unwrap();
+        c.eval(f.sandbox(), b) == Err(RunError::budget(budget))
+    };
+    let (mut lo, mut hi) = (0u64, BUDGET);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if runs_out(mid, b) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    for budget in [hi - 1, hi] {
+        let f = keys_flow(budget);
+        let c = f.compile_condition("t", cond).unwrap();
+        let want = if budget < hi {
+            Err(RunError::budget(budget))
+        } else {
+            Ok(true)
+        };
+        assert_eq!(c.eval(f.sandbox(), b), want, "direct: `{cond}`, {budget}");
+        assert_eq!(
+            c.eval_sandboxed(f.sandbox(), b),
+            want,
+            "sandbox: `{cond}`, {budget}"
+        );
+    }
+    hi
+}
+
+/// `m["k"]` on a map with string keys costs what `m.k` costs for every key, whether
+/// or not it is a Rhai identifier (`_1`, the Rhai keyword `is`, non-ASCII, a space):
+/// the sandbox reads each in place (decision 127, probe q11f nit 1), and so does an
+/// object's field `o._1`. Exact costs on both paths.
+#[test]
+fn a_literal_key_costs_what_the_field_costs_whatever_its_name() {
+    let base = keys_flow(BUDGET);
+    let v = base.vars();
+    let mut b = Bindings::new();
+    b.set(
+        v.index("nums").unwrap(),
+        &Value::List(Arc::new((0..1_000).map(Value::Int).collect())),
+    );
+    b.set(
+        v.index("m").unwrap(),
+        &Value::map(
+            ["_1", "a1", "is", "中文", "a b"]
+                .iter()
+                .map(|k| (Value::string(k), Value::Int(1)))
+                .collect(),
+        ),
+    );
+    b.set(
+        v.index("o").unwrap(),
+        &Value::map(
+            ["_1", "a1"]
+                .iter()
+                .map(|k| (Value::string(k), Value::Int(1)))
+                .collect(),
+        ),
+    );
+    // 5 units an element (the step's unit and the body's four nodes: `==`, the
+    // field, its map, `1`), 1,000 elements
+    for cond in [
+        "nums.all(x, m.a1 == 1)",
+        "nums.all(x, m._1 == 1)",
+        r#"nums.all(x, m["a1"] == 1)"#,
+        r#"nums.all(x, m["_1"] == 1)"#,
+        r#"nums.all(x, m["is"] == 1)"#,
+        r#"nums.all(x, m["中文"] == 1)"#,
+        r#"nums.all(x, m["a b"] == 1)"#,
+        "nums.all(x, o.a1 == 1)",
+        "nums.all(x, o._1 == 1)",
+    ] {
+        assert_eq!(keys_exact_cost(cond, &mut b), 5_000, "{cond}");
+    }
+}

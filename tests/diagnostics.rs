@@ -1979,3 +1979,89 @@ fn an_index_out_of_range_on_every_branch_and_a_divisor_x_minus_x_always_fail() {
         human
     );
 }
+
+/// The `unguarded-optional` warning names the whole read when its base is indexed
+/// (`M["Travel"]._`, not `_`, which may be another variable's name), and a `has()` of
+/// the same read guards it (probe q11f nit 2).
+#[test]
+fn an_unguarded_read_through_an_index_is_named_whole() {
+    const FLOW: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  b: { type: bool, default: true }
+  s: { type: string, default: x }
+  _: { type: int, optional: true }
+  M:
+    type: map
+    values: { type: object, fields: { _: { type: int, optional: true } } }
+  L:
+    type: list
+    items: { type: object, fields: { _1: { type: int, optional: true } } }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: x }
+    skipCondition: 'COND'
+";
+    for (cond, path) in [
+        (r#"M["Travel"]._ > 1 || !b"#, r#"M["Travel"]._"#),
+        ("M[s]._ > 1 || !b", "M[s]._"),
+        ("L[0]._1 > 1 || !b", "L[0]._1"),
+    ] {
+        let d = check(&FLOW.replace("COND", cond));
+        assert_eq!(
+            summary(&d),
+            [format!(
+                "flowc::expr::unguarded-optional 18:21 `{path}` is optional but read without a `has({path})` guard: an instance without it raises an incident"
+            )],
+            "{cond}"
+        );
+        assert_eq!(
+            d.iter()
+                .map(|d| d.help().unwrap_or_default())
+                .collect::<Vec<_>>(),
+            [format!(
+                "guard it: `has({path}) && {path} …` (or `!has({path}) || …`), or give `{path}` a `default`"
+            )],
+            "{cond}"
+        );
+    }
+    for guarded in [
+        r#"has(M["Travel"]._) && M["Travel"]._ > 1"#,
+        "!has(M[s]._) || M[s]._ > 1",
+        "has(L[0]._1) ? L[0]._1 > 1 : b",
+    ] {
+        assert_eq!(
+            summary(&check(&FLOW.replace("COND", guarded))),
+            Vec::<String>::new(),
+            "{guarded}"
+        );
+    }
+}
+
+/// An empty block scalar (`user: |` then blank lines) is marked at its header, not
+/// at the next step (probe q11f nit 6).
+#[test]
+fn an_empty_block_scalar_is_marked_at_its_header() {
+    let d = check(
+        "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+steps:
+  - id: inner
+    type: approval
+    assignees:
+      user: |
+
+
+  - id: review
+    type: approval
+    assignees: { user: a }
+",
+    );
+    assert_eq!(
+        summary(&d),
+        ["flowc::schema::constraint 8:13 `user` is empty in step `inner`"]
+    );
+}

@@ -706,3 +706,52 @@ steps:
         );
     }
 }
+
+/// Found by the generator (seed 4020542264440678375): comparing two maps stopped at the
+/// first entry that differs, and the direct path's maps walk their entries in
+/// insertion order where Rhai's sort them, so `{s: j, "a": i} == m` fit a budget of 1
+/// on the direct path only. Every entry is now compared: 2 units on both paths.
+#[test]
+fn map_equality_costs_the_same_whatever_order_the_entries_are_walked() {
+    let mut limits = flowc::limits::Limits::default();
+    limits.sandbox.max_operations = 1;
+    let flow = paths::flow(
+        "s: string\nj: int\ni: int\nb: bool\nd: double\ne: double\nm: \"map<string, int>\"",
+        &Options::new(&limits),
+    );
+    let mut b = paths::bind(
+        &flow,
+        [
+            ("s", Value::string("ab")),
+            ("j", Value::Int(i64::MIN)),
+            ("i", Value::Int(-2)),
+            ("b", Value::Bool(false)),
+            ("d", Value::Double(328.5)),
+            ("e", Value::Double(-178.5)),
+            (
+                "m",
+                paths::map([("a", Value::Int(-2)), ("b", Value::Int(i64::MIN))]),
+            ),
+        ],
+    );
+    for cond in [
+        r#"({s: j, "a": i} == m) || (dyn(b ? e : d) != dyn(1.5 + d))"#,
+        "dyn(b ? e : d) != dyn(1.5 + d)",
+        "(b ? e : d) != 1.5 + d",
+        r#"({s: j, "a": i} == m) || true"#,
+        r#"{"a": i, s: j} == m"#,
+        r#"{"a": i, "b": j} == m"#,
+        r#"m == {"zz": i, "a": j}"#,
+    ] {
+        let c = paths::condition(&flow, cond);
+        let direct = paths::Path::Direct.eval(&flow, &c, &mut b);
+        let sandbox = paths::Path::Sandbox.eval(&flow, &c, &mut b);
+        assert_eq!(direct, sandbox, "{cond}");
+        let want = if cond.contains('{') {
+            Err(RunError::budget(1))
+        } else {
+            Ok(true)
+        };
+        assert_eq!(direct, want, "{cond}");
+    }
+}

@@ -59,7 +59,7 @@ struct Gen<'a> {
 /// Every word Rhai 1.27 keeps for itself: the alphabetic entries of its keyword and
 /// reserved-word tables (`rhai/src/types/token.rs`, `KEYWORDS_LIST` and
 /// `RESERVED_LIST`), `is` included (probe q11f bug E). A field or key named so is read
-/// through `cel_select`, never written as a Rhai property.
+/// by an index (`m["is"]`, [`access`]), never written as a Rhai property.
 const RHAI_KEYWORDS: &[&str] = &[
     "true",
     "false",
@@ -281,23 +281,35 @@ fn rhai_string(s: &str) -> String {
     out
 }
 
-/// Is `a.field` Rhai's own property access, which reads the field of a map in place
-/// (and walks a chain of them by reference, [`Gen::place`])? So it is on an object and
-/// on a map with string keys (a Rhai map: a missing key is `NoSuchKey`, as on the
-/// direct path) when the field's name is a Rhai identifier, `a`'s type read through
-/// `dyn(…)` (which changes the static type only, `ir::dyn_arg`: `dyn(m).k` is `m.k`).
-/// Else `cel_select` copies the field's value, which both paths charge
+/// Is `a.field` read in place by Rhai's own access to a map's field ([`access`]),
+/// which walks a chain of them by reference ([`Gen::place`])? So it is on an object
+/// and on a map with string keys (a Rhai map: a missing key is `NoSuchKey`, as on the
+/// direct path), whatever the field's name (the cost never depends on Rhai's name
+/// rules, decision 127), `a`'s type read through `dyn(…)` (which changes the static
+/// type only, `ir::dyn_arg`: `dyn(m).k` is `m.k`). Else (a value typed `dyn`)
+/// `cel_select` copies the field's value, which both paths charge
 /// ([`value::copy_cost`]; the direct path reads this rule where it lowers the field,
 /// `ir::Lower`).
 ///
 /// [`value::copy_cost`]: super::value::copy_cost
-pub(crate) fn field_in_place(a: &Expr, field: &str) -> bool {
-    let map = match &ir::undyn(a).ty {
+pub(crate) fn field_in_place(a: &Expr, _field: &str) -> bool {
+    match &ir::undyn(a).ty {
         Type::Object(_) => true,
         Type::Map(k, _) => **k == Type::String,
         _ => false,
-    };
-    map && is_rhai_ident(field)
+    }
+}
+
+/// Rhai's access to a map's field `field` in place, written after the map: `.field`
+/// (a property) when the name is a Rhai identifier, else `["field"]` (an index by
+/// the string, which Rhai also walks by reference and which fails on a missing key as
+/// a property does): `_1`, `is`, `中文`, `a b`.
+fn access(field: &str) -> String {
+    if is_rhai_ident(field) {
+        format!(".{field}")
+    } else {
+        format!("[{}]", rhai_string(field))
+    }
 }
 
 /// `e` read as Rhai's own property access in place ([`field_in_place`]): the object
@@ -456,7 +468,7 @@ fn is_rhai_ident(s: &str) -> bool {
     chars
         .next()
         // a letter first: Rhai refuses some names that start with `_` (`_`, `_1`,
-        // `_9z`; probe q11e bug D), which are then read by `cel_select`
+        // `_9z`; probe q11e bug D), which are then read by an index ([`access`])
         .is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !RHAI_KEYWORDS.contains(&s)
@@ -481,7 +493,7 @@ impl Gen<'_> {
         if let Some((a, field)) = read_in_place(e) {
             let p = self.place(a)?;
             return Some(Place {
-                path: format!("{}.{field}", p.path),
+                path: format!("{}{}", p.path, access(field)),
                 guard: p.guard,
             });
         }
@@ -802,7 +814,7 @@ impl Gen<'_> {
                 return Self::guarded(&p, &p.path);
             }
             let s = self.expr(a);
-            return format!("{s}.{field}");
+            return format!("{s}{}", access(field));
         }
         match &e.kind {
             ExprKind::Lit(l) => self.literal(l),

@@ -10,7 +10,7 @@
 //! false), and a macro over a filtered list by the filter's guards on its elements
 //! (`items.filter(i, has(i.note)).exists(i, i.note == 'y')`).
 
-use super::ast::{BinaryOp, Expr, ExprKind, Macro, UnaryOp};
+use super::ast::{BinaryOp, Expr, ExprKind, Literal, Macro, UnaryOp};
 use super::check::Env;
 use super::types::Type;
 
@@ -61,7 +61,7 @@ fn filtered_guards(range: &Expr, var: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|p| {
             let rest = p.strip_prefix(fvar.as_str())?;
-            rest.starts_with('.').then(|| format!("{var}{rest}"))
+            (rest.starts_with('.') || rest.starts_with('[')).then(|| format!("{var}{rest}"))
         })
         .collect()
 }
@@ -73,11 +73,24 @@ fn range_of(e: &Expr) -> &Expr {
     }
 }
 
-/// A field path (`applicant.grade`), when the expression is one.
+/// A place as written, when the expression is one: the one routine that prints a
+/// read for the warning and the guards it is compared with. A name, a field of a
+/// place (`applicant.grade`), or a place indexed by a literal or by a place
+/// (`M["Travel"]._`, `M[s]._`, `L[0]._1`): the whole read, never its last field only.
 fn path(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Ident(n) => Some(n.clone()),
         ExprKind::Select(a, f) => Some(format!("{}.{f}", path(a)?)),
+        ExprKind::Index(a, i) => {
+            let key = match &i.kind {
+                ExprKind::Lit(Literal::String(k)) => format!("{k:?}"),
+                ExprKind::Lit(Literal::Int(k)) => k.to_string(),
+                ExprKind::Lit(Literal::Uint(k)) => format!("{k}u"),
+                ExprKind::Lit(Literal::Bool(k)) => k.to_string(),
+                _ => path(i)?,
+            };
+            Some(format!("{}[{key}]", path(a)?))
+        }
         _ => None,
     }
 }
@@ -195,7 +208,7 @@ impl Walk<'_> {
                 // guards about an outer name the variable shadows no longer apply
                 let inner: Vec<String> = guarded
                     .iter()
-                    .filter(|p| p.split('.').next() != Some(var.as_str()))
+                    .filter(|p| p.split(['.', '[']).next() != Some(var.as_str()))
                     .cloned()
                     .chain(filtered_guards(range, var))
                     .collect();

@@ -35,7 +35,7 @@ pub(crate) enum Node {
     Field(Box<Node>, Arc<str>, Slot),
     /// `a.f` where the sandbox copies the field's value (`cel_select`, see
     /// `codegen::field_in_place`: a field of a value typed `dyn` whatever `dyn(…)` it is
-    /// under, or one whose name is no Rhai identifier): charged what the copy costs
+    /// under): charged what the copy costs
     /// ([`value::copy_cost`]), as the sandbox charges it.
     FieldCopied(Box<Node>, Arc<str>, Slot),
     /// `has(a.f)`

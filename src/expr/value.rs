@@ -674,8 +674,7 @@ pub fn map_index<'m, M: MapView + ?Sized>(m: &'m M, k: Scalar<'_>) -> Result<&'m
 /// # Errors
 /// Missing key.
 pub fn map_field<'m, M: MapView + ?Sized>(m: &'m M, name: &str) -> Result<&'m M::Item, OpError> {
-    m.by_str(name)
-        .ok_or_else(|| OpError::no_such_key(name))
+    m.by_str(name).ok_or_else(|| OpError::no_such_key(name))
 }
 
 /// `has(m.f)`.
@@ -1137,8 +1136,7 @@ pub fn str_pair_cost(s: Sizing, a: &str, b: &str, left: u64) -> u64 {
         Sizing::Unit => 0,
         Sizing::Scan | Sizing::Decode => scan_cost(a.len().saturating_add(b.len())),
         Sizing::Affix => affix_cost(a.len(), b.len()),
-        Sizing::Regex if regex_least_cost(b) > left => regex_least_cost(b),
-        Sizing::Regex => regex_cost(a, b),
+        Sizing::Regex => matches_cost(a, b, left),
         Sizing::Relation => compare_cost(a, b),
         Sizing::Concat => built_cost(a.len().saturating_add(b.len())),
     }
@@ -1441,9 +1439,35 @@ pub fn regex_least_cost(pattern: &str) -> u64 {
 #[must_use]
 pub fn regex_cost(subject: &str, pattern: &str) -> u64 {
     let estimate = cached_regex(pattern).estimate();
-    REGEX_FLOOR
-        .saturating_add(estimate.weight.saturating_mul(REGEX_UNITS_PER_WEIGHT))
-        .saturating_add(match_cost(subject, estimate))
+    compile_cost(estimate).saturating_add(match_cost(subject, estimate))
+}
+
+/// What compiling a pattern of this estimate costs: [`REGEX_FLOOR`] plus
+/// [`REGEX_UNITS_PER_WEIGHT`] per unit of its weight.
+fn compile_cost(estimate: RegexEstimate) -> u64 {
+    REGEX_FLOOR.saturating_add(estimate.weight.saturating_mul(REGEX_UNITS_PER_WEIGHT))
+}
+
+/// What `s.matches(p)` on a pattern read at run time is charged with `left` units
+/// left, in the order the work is done (decision 126), the one routine of both paths
+/// ([`call_cost`]): [`regex_least_cost`] when that is more than `left` (the pattern is
+/// never parsed); else its compilation ([`compile_cost`] of [`regex_estimate`]) when that
+/// is more than `left` (never compiled) or when the pattern does not compile (an
+/// invalid pattern, the size limit's included: the call then gives the ordinary error
+/// `&&`/`||` absorb, and the subject is never read nor charged); else its
+/// compilation plus the subject's [`match_cost`], which is [`regex_cost`]. The
+/// compiled regex is kept in the cache entry the call then matches with.
+fn matches_cost(subject: &str, pattern: &str, left: u64) -> u64 {
+    let least = regex_least_cost(pattern);
+    if least > left {
+        return least;
+    }
+    let entry = cached_regex(pattern);
+    let compile = compile_cost(entry.estimate());
+    if compile > left || entry.compiled().is_err() {
+        return compile;
+    }
+    compile.saturating_add(match_cost(subject, entry.estimate()))
 }
 
 /// What placing a value into a list being built costs (an element of a list literal,
@@ -1533,9 +1557,9 @@ fn eq_view<A: View, B: View>(a: &A, b: &B, left: &mut u64) -> Option<bool> {
 }
 
 /// The map rule of [`equals_within`], the maps read in place: a unit per entry
-/// compared plus [`key_cost`] of its key (looked up in the other map), then its
-/// values compared as [`eq_view`] compares them; maps of different sizes compare
-/// nothing. The direct path's maps and the sandbox's Rhai maps alike (decision 123).
+/// plus [`key_cost`] of its key (looked up in the other map), then its values
+/// compared as [`eq_view`] compares them, every entry (the cost does not depend on the
+/// order the entries are walked in); maps of different sizes compare nothing. The direct path's maps and the sandbox's Rhai maps alike (decision 123).
 fn maps_equal<A: View, B: View, X: MapView<Item = A> + ?Sized, Y: MapView<Item = B> + ?Sized>(
     x: &X,
     y: &Y,
@@ -1544,7 +1568,11 @@ fn maps_equal<A: View, B: View, X: MapView<Item = A> + ?Sized, Y: MapView<Item =
     if x.entries() != y.entries() {
         return Some(false);
     }
-    // (`Some(false)`: unequal; `None`: out of budget)
+    // every entry is compared, also after one differs: the direct path's maps keep
+    // their insertion order and Rhai's sort their keys, so a walk that stopped at the
+    // first difference would cost what the order reaches first (the generator found
+    // `{s: j, "a": i} == m` within a budget of 1 on one path only). Walked whole, the
+    // cost is the sum over the entries whatever the order. (`None`: out of budget)
     let mut out = Some(true);
     x.each_entry(&mut |k, v| {
         let Some(l) = left.checked_sub(1_u64.saturating_add(key_units(k))) else {
@@ -1552,11 +1580,16 @@ fn maps_equal<A: View, B: View, X: MapView<Item = A> + ?Sized, Y: MapView<Item =
             return false;
         };
         *left = l;
-        out = match map_lookup(y, k) {
+        let eq = match map_lookup(y, k) {
             Some(w) => eq_view(v, w, left),
             None => Some(false),
         };
-        out == Some(true)
+        out = match (out, eq) {
+            (_, None) => None,
+            (Some(a), Some(b)) => Some(a && b),
+            (None, Some(_)) => None,
+        };
+        out.is_some()
     });
     out
 }

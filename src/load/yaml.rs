@@ -419,12 +419,23 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                     SaphyrStyle::Literal => ScalarStyle::Literal,
                     SaphyrStyle::Folded => ScalarStyle::Folded,
                 };
+                // a blank block scalar (`user: |` then blank lines): saphyr's span
+                // starts at the next token; it is marked at its header (probe q11f nit 6)
+                let span = match block_header(text, start) {
+                    Some(h)
+                        if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                            && value.trim().is_empty() =>
+                    {
+                        Span::new(h, h + 1)
+                    }
+                    _ => Span::new(start, end),
+                };
                 let node = Node {
                     kind: NodeKind::Scalar(Scalar {
                         value: value.into_owned(),
                         style,
                     }),
-                    span: Span::new(start, end),
+                    span,
                 };
                 if anchor != 0 {
                     anchors.insert(anchor, node.clone());
@@ -503,6 +514,27 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
     })
 }
 
+/// The offset of the header (`|`, `>`) of the block scalar whose span saphyr starts at
+/// `start`, when the scalar is blank (its span then starts at the next token): on the
+/// last line before `start` that is not blank, the first `|` or `>` followed only by
+/// indicators (`+`, `-`, a digit), spaces and an optional comment.
+fn block_header(text: &str, start: usize) -> Option<usize> {
+    let before = text.get(..start)?;
+    let end = before.trim_end_matches([' ', '\t', '\r', '\n']).len();
+    let line_start = before.get(..end)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.get(line_start..end)?;
+    line.char_indices()
+        .filter(|&(_, c)| c == '|' || c == '>')
+        .find(|&(i, _)| {
+            let rest = line.get(i + 1..).unwrap_or("");
+            let rest =
+                rest.trim_start_matches(|c: char| c == '+' || c == '-' || c.is_ascii_digit());
+            let rest = rest.trim_start_matches([' ', '\t']);
+            rest.is_empty() || rest.starts_with('#')
+        })
+        .map(|(i, _)| line_start + i)
+}
+
 /// Maps each byte of a scalar's decoded value back to a byte offset in the source.
 ///
 /// The decoded text of quoted and block scalars differs from the source (quotes,
@@ -530,7 +562,9 @@ pub(crate) fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> V
         {
             // a block scalar's leading blank lines: the scalar's span starts at its
             // first content line, after them (probe q11f bug G)
-            let at = raw_chars.get(ri).map_or(node_span.end, |(o, _)| node_span.start + o);
+            let at = raw_chars
+                .get(ri)
+                .map_or(node_span.end, |(o, _)| node_span.start + o);
             out.push(at);
             continue;
         }
@@ -586,6 +620,31 @@ mod tests {
     /// Each expression's first character, in a block scalar however it starts, maps to
     /// its own place in the file (probe q11f bug G: leading blank lines put it at the
     /// next key).
+    /// A blank block scalar is placed at its header, not at the next token (probe
+    /// q11f nit 6): its span starts at the `|` or `>`.
+    #[test]
+    fn a_blank_block_scalar_is_placed_at_its_header() {
+        for (text, at) in [
+            ("user: |\n\n\nnext: x\n", 6),
+            ("user: |\n  \n\nnext: x\n", 6),
+            ("user: >-\n\nnext: x\n", 6),
+            ("user: |2 # none\n\nnext: x\n", 6),
+            ("a: { b: 1 }\nuser:  |+\n\n\n", 19),
+        ] {
+            let file = Arc::new(SourceFile::new("t.yaml", text));
+            let root = parse(&file, &LoadLimits::default()).unwrap();
+            let NodeKind::Map(entries) = &root.kind else {
+                panic!("{text:?}: not a map")
+            };
+            let node = &entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("user"))
+                .unwrap()
+                .1;
+            assert_eq!(node.span.start, at, "{text:?}");
+        }
+    }
+
     #[test]
     fn a_block_scalar_maps_its_first_character_home() {
         for text in [
