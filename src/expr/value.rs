@@ -1584,11 +1584,7 @@ fn maps_equal<A: View, B: View, X: MapView<Item = A> + ?Sized, Y: MapView<Item =
             Some(w) => eq_view(v, w, left),
             None => Some(false),
         };
-        out = match (out, eq) {
-            (_, None) => None,
-            (Some(a), Some(b)) => Some(a && b),
-            (None, Some(_)) => None,
-        };
+        out = out.zip(eq).map(|(a, b)| a && b);
         out.is_some()
     });
     out
