@@ -506,8 +506,28 @@ pub fn value_text(v: &serde_json::Value) -> String {
 }
 
 /// A value quoted in a message, cut by the one rule every message quotes input by
-/// ([`crate::expr::value::quote`]: at most its limit of characters, then `… (N bytes)`).
+/// ([`quote`]: at most [`QUOTED_CHARS`] characters, then `… (N bytes)`).
 #[must_use]
 pub fn excerpt(text: &str) -> String {
-    crate::expr::value::quote(text).into_owned()
+    quote(text).into_owned()
+}
+
+/// Most characters of a value an error message quotes (nit 5 of q11d): a message
+/// built from a context value stays bounded whatever the value's size.
+pub const QUOTED_CHARS: usize = 64;
+
+/// A value's text as every message quotes input by (run-time errors on both paths,
+/// start-time messages, diagnostics): whole when it has at most [`QUOTED_CHARS`] characters, else its first
+/// [`QUOTED_CHARS`] characters (cut at a character boundary, never inside one) then
+/// `… (N bytes)`, N the whole text's length.
+#[must_use]
+pub fn quote(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => std::borrow::Cow::Owned(format!(
+            "{}… ({} bytes)",
+            text.get(..cut).unwrap_or_default(),
+            text.len()
+        )),
+        None => std::borrow::Cow::Borrowed(text),
+    }
 }

@@ -347,6 +347,14 @@ fn bounds_are_declared_in_limits() {
             "the CLI's own `--auto` loop, not the library's",
         ),
         (
+            "MAX_KNOWN",
+            "the always-fails analysis's value-set size: beyond it the part is only open, nothing is refused",
+        ),
+        (
+            "MAX_COMBINATIONS",
+            "the always-fails analysis's operand pairs tried: beyond it the part is only open, nothing is refused",
+        ),
+        (
             "MAX_ASSIGNMENTS",
             "the decision analysis's case-split budget: beyond it the analysis does not decide, nothing is refused",
         ),

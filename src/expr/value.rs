@@ -147,25 +147,7 @@ pub enum OpError {
     },
 }
 
-/// Most characters of a value an error message quotes (nit 5 of q11d): a message
-/// built from a context value stays bounded whatever the value's size.
-pub const QUOTED_CHARS: usize = 64;
-
-/// A value's text as every run-time error message quotes it, the one rule on both
-/// paths: whole when it has at most [`QUOTED_CHARS`] characters, else its first
-/// [`QUOTED_CHARS`] characters (cut at a character boundary, never inside one) then
-/// `… (N bytes)`, N the whole text's length.
-#[must_use]
-pub fn quote(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(QUOTED_CHARS) {
-        Some((cut, _)) => std::borrow::Cow::Owned(format!(
-            "{}… ({} bytes)",
-            text.get(..cut).unwrap_or_default(),
-            text.len()
-        )),
-        None => std::borrow::Cow::Borrowed(text),
-    }
-}
+pub use crate::diagnostic::{QUOTED_CHARS, quote};
 
 /// A value as an error message shows it ([`quote`]): a string in quotes, cut as
 /// [`quote`] cuts it (read in place: a long string is not copied to be shown); any
