@@ -147,7 +147,7 @@ pub enum OpError {
     },
 }
 
-pub use crate::diagnostic::{QUOTED_CHARS, quote};
+pub use crate::diagnostic::quote;
 
 /// A value as an error message shows it ([`quote`]): a string in quotes, cut as
 /// [`quote`] cuts it (read in place: a long string is not copied to be shown); any
