@@ -2008,6 +2008,11 @@ steps:
         (r#"M["Travel"]._ > 1 || !b"#, r#"M["Travel"]._"#),
         ("M[s]._ > 1 || !b", "M[s]._"),
         ("L[0]._1 > 1 || !b", "L[0]._1"),
+        // probe q11g nit 1: a read that is not a place is named by its own text
+        (
+            r#"(b ? M : M)["Travel"]._ > 1 || !b"#,
+            r#"(b ? M : M)["Travel"]._"#,
+        ),
     ] {
         let d = check(&FLOW.replace("COND", cond));
         assert_eq!(

@@ -17,8 +17,10 @@ use super::types::Type;
 /// One unguarded read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unguarded {
-    /// The path as written (`applicant.grade`, `i.grade`).
-    pub path: String,
+    /// The path as [`path`] prints it (`applicant.grade`, `i.grade`, `M["Travel"]._`),
+    /// or `None` when the read is not a place (`(b ? M : N).f`): the caller then quotes
+    /// the read's own text.
+    pub path: Option<String>,
     /// Where (expression bytes).
     pub span: (usize, usize),
 }
@@ -132,13 +134,13 @@ impl Walk<'_> {
         g
     }
 
-    fn report(&mut self, e: &Expr, fallback: &str, guarded: &[String]) {
+    fn report(&mut self, e: &Expr, guarded: &[String]) {
         let p = path(e);
         if p.as_ref().is_some_and(|p| guarded.contains(p)) {
             return;
         }
         self.out.push(Unguarded {
-            path: p.unwrap_or_else(|| fallback.to_owned()),
+            path: p,
             span: e.span,
         });
     }
@@ -147,7 +149,7 @@ impl Walk<'_> {
         match &e.kind {
             ExprKind::Ident(n) => {
                 if !self.locals.contains(n) && self.env.is_optional(n) {
-                    self.report(e, n, guarded);
+                    self.report(e, guarded);
                 }
             }
             ExprKind::Select(a, f) => {
@@ -155,7 +157,7 @@ impl Walk<'_> {
                 if let Type::Object(o) = &a.ty
                     && o.fields.get(f).is_some_and(|f| f.optional)
                 {
-                    self.report(e, f, guarded);
+                    self.report(e, guarded);
                 }
             }
             ExprKind::Lit(_) | ExprKind::HasVar(_) => {}

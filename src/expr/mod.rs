@@ -546,13 +546,20 @@ pub fn unguarded_optional(checked: &Checked, src: &ExprSource, env: &Env) -> Vec
 fn unguarded_reads(e: &Expr, src: &ExprSource, env: &Env, known: &[String]) -> Vec<ExprError> {
     guard::unguarded_given(e, env, known)
         .into_iter()
-        .map(|u| ExprError::UnguardedOptional {
-            help: format!(
-                "guard it: `has({p}) && {p} …` (or `!has({p}) || …`), or give `{p}` a `default`",
-                p = u.path
-            ),
-            path: u.path,
-            span: src.map_span(u.span.0, u.span.1),
+        .map(|u| {
+            // a read that is not a place (`(b ? M : N)["k"].f`) is named by its own text
+            // (probe q11g nit 1: its last field alone may name another variable)
+            let path = u.path.unwrap_or_else(|| {
+                let text = src.text.get(u.span.0..u.span.1).unwrap_or_default();
+                value::quote(&text.split_whitespace().collect::<Vec<_>>().join(" ")).into_owned()
+            });
+            ExprError::UnguardedOptional {
+                help: format!(
+                    "guard it: `has({path}) && {path} …` (or `!has({path}) || …`), or give `{path}` a `default`"
+                ),
+                path,
+                span: src.map_span(u.span.0, u.span.1),
+            }
         })
         .collect()
 }
