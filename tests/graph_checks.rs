@@ -181,6 +181,15 @@ fn assignee_lists_are_judged() {
         codes_at(&step("    assignees: { role: \"\\tfinance\" }\n")),
         [("flowc::graph::padded-assignee".to_owned(), 7, 24)]
     );
+    // an invisible character at an end pads a name too (probe q11g nit 2: `li\u200b`
+    // passed as a second `li`)
+    for name in ["li\\u200b", "\\ufeffli", "li\\u2060"] {
+        assert_eq!(
+            codes_at(&step(&format!("    assignees: {{ user: \"{name}\" }}\n"))),
+            [("flowc::graph::padded-assignee".to_owned(), 7, 24)],
+            "{name}"
+        );
+    }
     // inner spaces, a visible name ending in a variation selector, an invisible
     // character inside a name: names as written
     for name in ["li wei", "\\u2764\\ufe0f", "a\\u200bb"] {

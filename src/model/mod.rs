@@ -496,14 +496,23 @@ pub fn is_blank_name(name: &str) -> bool {
     name.chars().all(is_invisible)
 }
 
-/// Whether a name that is not blank ([`is_blank_name`]) starts or ends with Unicode
-/// white space (`"li "`, `" li"`): refused like a blank one, since such a name differs
-/// from the user it shows only by what cannot be seen (decision 127). Only white space
-/// counts at the ends: a default-ignorable character may end a visible name (the
-/// variation selector of an emoji).
+/// Whether a name that is not blank ([`is_blank_name`]) starts or ends with a
+/// character that shows nothing (`"li "`, `" li"`, `"li\u{200b}"`, `"\u{feff}li"`):
+/// refused like a blank one, since such a name differs from the user it shows only by
+/// what cannot be seen (decision 127). A variation selector may end a visible name
+/// (an emoji's U+FE0F), and is the one invisible character allowed at an end.
 #[must_use]
 pub fn is_padded_name(name: &str) -> bool {
-    !is_blank_name(name) && name.trim() != name
+    let padding = |c: char| is_invisible(c) && !is_variation_selector(c);
+    !is_blank_name(name)
+        && (name.chars().next().is_some_and(padding)
+            || name.chars().next_back().is_some_and(padding))
+}
+
+/// U+FE00–U+FE0F and U+E0100–U+E01EF: they choose how the character before them is
+/// drawn (an emoji's U+FE0F), so a visible name may end in one.
+fn is_variation_selector(c: char) -> bool {
+    ('\u{fe00}'..='\u{fe0f}').contains(&c) || ('\u{e0100}'..='\u{e01ef}').contains(&c)
 }
 
 /// Parses `30s`, `15m`, `48h`, `7d` into seconds.
