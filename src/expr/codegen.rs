@@ -281,7 +281,7 @@ fn rhai_string(s: &str) -> String {
     out
 }
 
-/// Is `a.field` read in place by Rhai's own access to a map's field ([`access`]),
+/// Is a field of `a` read in place by Rhai's own access to a map's field ([`access`]),
 /// which walks a chain of them by reference ([`Gen::place`])? So it is on an object
 /// and on a map with string keys (a Rhai map: a missing key is `NoSuchKey`, as on the
 /// direct path), whatever the field's name (the cost never depends on Rhai's name
@@ -292,7 +292,7 @@ fn rhai_string(s: &str) -> String {
 /// `ir::Lower`).
 ///
 /// [`value::copy_cost`]: super::value::copy_cost
-pub(crate) fn field_in_place(a: &Expr, _field: &str) -> bool {
+pub(crate) fn field_in_place(a: &Expr) -> bool {
     match &ir::undyn(a).ty {
         Type::Object(_) => true,
         Type::Map(k, _) => **k == Type::String,
@@ -319,10 +319,10 @@ fn access(field: &str) -> String {
 /// one field node, `ir::Lower`).
 pub(crate) fn read_in_place(e: &Expr) -> Option<(&Expr, &str)> {
     match &e.kind {
-        ExprKind::Select(a, field) if field_in_place(a, field) => Some((a, field)),
+        ExprKind::Select(a, field) if field_in_place(a) => Some((a, field)),
         ExprKind::Index(a, i) => match (&ir::undyn(a).ty, &ir::undyn(i).kind) {
             (Type::Map(k, _), ExprKind::Lit(Literal::String(key)))
-                if **k == Type::String && field_in_place(a, key) =>
+                if **k == Type::String && field_in_place(a) =>
             {
                 Some((a, key))
             }
