@@ -23,10 +23,9 @@ mod support {
 
 use std::sync::Arc;
 
-use flowc::compile::{CompiledFlow, Options, compile};
+use flowc::compile::{CompiledFlow, Options};
 use flowc::expr::Value;
 use flowc::sandbox::Bindings;
-use flowc::span::SourceFile;
 
 use support::counting::Allocated;
 use support::paths::{self, Path, both_paths, list};
@@ -397,27 +396,7 @@ fn a_huge_context_pattern_is_refused_before_it_is_parsed() {
 /// 100,000.
 #[test]
 fn picked_collections_are_read_in_place() {
-    const PICK: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: pick
-context:
-  b: bool
-  lookups: list<int>
-  keys: list<string>
-  m: "map<string, int>"
-  vm: "map<string, int>"
-  tags: list<int>
-  om: { type: "map<string, int>", optional: true }
-  o: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
-    let mut limits = flowc::limits::Limits::default();
-    limits.sandbox.max_operations = 100_000_000;
-    let flow = compile(&SourceFile::new("pick.yaml", PICK), &Options::new(&limits)).unwrap();
+    let flow = paths::flow(paths::PICK_FIELDS, &paths::budget(100_000_000));
     let sb = flow.sandbox();
     let v = flow.vars();
     let codes = |n: i64| {

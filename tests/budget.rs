@@ -321,29 +321,7 @@ fn with_budget(budget: u64) -> CompiledFlow {
 
 /// The least budget the direct path evaluates `cond` within (binary search).
 fn exact_cost(cond: &str, b: &mut Bindings) -> u64 {
-    let runs_out = |budget: u64, b: &mut Bindings| {
-        let f = with_budget(budget);
-        let c = paths::condition(&f, cond);
-        c.eval(f.sandbox(), b) == Err(RunError::budget(budget))
-    };
-    assert!(
-        !runs_out(BUDGET, b),
-        "`{cond}` does not fit the default budget"
-    );
-    let (mut lo, mut hi) = (0u64, BUDGET);
-    // invariant: `lo` runs out (or is 0), `hi` does not
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if runs_out(mid, b) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    if hi == 1 && !runs_out(0, b) {
-        return 0;
-    }
-    hi
+    paths::least_budget(with_budget, b, cond, Path::Direct, BUDGET)
 }
 
 #[test]
@@ -1364,20 +1342,7 @@ fn keys_flow(budget: u64) -> CompiledFlow {
 /// The least budget `cond` fits on `KEYS_FLOW` (binary search on the direct path),
 /// checked on both paths: one unit less runs out on both, the cost itself fits both.
 fn keys_exact_cost(cond: &str, b: &mut Bindings) -> u64 {
-    let runs_out = |budget: u64, b: &mut Bindings| {
-        let f = keys_flow(budget);
-        let c = f.compile_condition("t", cond).unwrap();
-        c.eval(f.sandbox(), b) == Err(RunError::budget(budget))
-    };
-    let (mut lo, mut hi) = (0u64, BUDGET);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if runs_out(mid, b) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
+    let hi = paths::least_budget(keys_flow, b, cond, Path::Direct, BUDGET);
     for budget in [hi - 1, hi] {
         let f = keys_flow(budget);
         let c = f.compile_condition("t", cond).unwrap();

@@ -1192,50 +1192,35 @@ fn direct_path_decision_errors_name_their_rule() {
 /// break, and placed at its first character, in the incident and in the trace.
 #[test]
 fn a_block_scalar_condition_is_quoted_as_written() {
-    let f = flow(
-        "  - id: d\n    type: decision\n    rules:\n      - when: |\n          100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
-        "{ n: int }",
-    );
-    let (_, fx) = start(&f, json!({"n": 0}));
-    assert_eq!(
-        fx,
-        vec![Effect::Incident {
-            step: "d".into(),
-            message:
-                "decision failed in rule 1 `100 / n > 1` (line 10, column 11): division by zero"
-                    .into()
-        }]
-    );
-    // probe q11f bug G: leading blank lines put the expression at the next key
-    let f = flow(
-        "  - id: d\n    type: decision\n    rules:\n      - when: |\n\n          100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
-        "{ n: int }",
-    );
-    let (_, fx) = start(&f, json!({"n": 0}));
-    assert_eq!(
-        fx,
-        vec![Effect::Incident {
-            step: "d".into(),
-            message:
-                "decision failed in rule 1 `100 / n > 1` (line 11, column 11): division by zero"
-                    .into()
-        }]
-    );
-    // probe q11f nit 3: a condition over two lines is quoted on one
-    let f = flow(
-        "  - id: d\n    type: decision\n    rules:\n      - when: |\n          n >= 0 &&\n            100 / n > 1\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n",
-        "{ n: int }",
-    );
-    let (_, fx) = start(&f, json!({"n": 0}));
-    assert_eq!(
-        fx,
-        vec![Effect::Incident {
-            step: "d".into(),
-            message:
-                "decision failed in rule 1 `n >= 0 && 100 / n > 1` (line 10, column 11): division by zero"
-                    .into()
-        }]
-    );
+    for (when, quoted, line) in [
+        ("|\n          100 / n > 1", "100 / n > 1", 10),
+        // probe q11f bug G: leading blank lines put the expression at the next key
+        ("|\n\n          100 / n > 1", "100 / n > 1", 11),
+        // probe q11f nit 3: a condition over two lines is quoted on one
+        (
+            "|\n          n >= 0 &&\n            100 / n > 1",
+            "n >= 0 && 100 / n > 1",
+            10,
+        ),
+    ] {
+        let f = flow(
+            &format!(
+                "  - id: d\n    type: decision\n    rules:\n      - when: {when}\n        goto: e\n    default: e\n  - id: e\n    type: end\n    outcome: approved\n"
+            ),
+            "{ n: int }",
+        );
+        let (_, fx) = start(&f, json!({"n": 0}));
+        assert_eq!(
+            fx,
+            vec![Effect::Incident {
+                step: "d".into(),
+                message: format!(
+                    "decision failed in rule 1 `{quoted}` (line {line}, column 11): division by zero"
+                )
+            }],
+            "{when}"
+        );
+    }
 }
 
 /// Probe item 3: a rule of a multi-rule decision that fails (a run-time error, or the

@@ -501,34 +501,11 @@ steps:
 /// error, and `&&`/`||` absorb what they absorbed.
 #[test]
 fn a_read_of_a_pick_is_the_same_on_both_paths() {
-    use flowc::compile::{CompiledFlow, Options, compile};
+    use flowc::compile::CompiledFlow;
     use flowc::expr::{OpError, Value};
-    use flowc::span::SourceFile;
     use std::sync::Arc;
 
-    const FLOW: &str = r#"
-apiVersion: flowc/v1
-kind: ApprovalFlow
-id: pick
-context:
-  b: bool
-  zero: int
-  keys: list<string>
-  m: "map<string, int>"
-  vm: "map<string, int>"
-  tags: list<int>
-  om: { type: "map<string, int>", optional: true }
-  o: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
-steps:
-  - id: a
-    type: approval
-    assignees: { role: r }
-"#;
-    let with_budget = |budget: u64| {
-        let mut limits = flowc::limits::Limits::default();
-        limits.sandbox.max_operations = budget;
-        compile(&SourceFile::new("pick.yaml", FLOW), &Options::new(&limits)).unwrap()
-    };
+    let with_budget = |budget: u64| paths::flow(paths::PICK_FIELDS, &paths::budget(budget));
     let base = with_budget(100_000);
     let codes = |n: i64, off: i64| {
         Value::map(
@@ -570,30 +547,12 @@ steps:
     };
     // the least budget a path evaluates `cond` within (binary search)
     let exact = |cond: &str, b: &mut Bindings, sandboxed: bool| -> u64 {
-        let runs_out = |budget: u64, b: &mut Bindings| {
-            let f = with_budget(budget);
-            let c = f.compile_condition("t", cond).unwrap();
-            let r = if sandboxed {
-                c.eval_sandboxed(f.sandbox(), b)
-            } else {
-                c.eval(f.sandbox(), b)
-            };
-            r == Err(RunError::budget(budget))
+        let path = if sandboxed {
+            paths::Path::Sandbox
+        } else {
+            paths::Path::Direct
         };
-        assert!(!runs_out(100_000, b), "`{cond}` does not fit the budget");
-        let (mut lo, mut hi) = (0u64, 100_000u64);
-        if !runs_out(0, b) {
-            return 0;
-        }
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if runs_out(mid, b) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        hi
+        paths::least_budget(with_budget, b, cond, path, 100_000)
     };
     let div = Err(RunError::Op(OpError::DivisionByZero));
     let no_key = |k: &str| Err(RunError::Op(OpError::NoSuchKey(k.to_owned())));

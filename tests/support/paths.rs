@@ -184,3 +184,48 @@ pub fn same_edge(
         );
     }
 }
+
+/// The least budget within which `cond` does not run out on `path` (binary search
+/// between 0 and `max`, which it must fit), each budget's flow compiled by `at`.
+pub fn least_budget(
+    at: impl Fn(u64) -> CompiledFlow,
+    b: &mut Bindings,
+    cond: &str,
+    path: Path,
+    max: u64,
+) -> u64 {
+    let runs_out = |budget: u64, b: &mut Bindings| {
+        let f = at(budget);
+        let c = condition(&f, cond);
+        path.eval(&f, &c, b) == Err(RunError::budget(budget))
+    };
+    assert!(!runs_out(max, b), "`{cond}` does not fit a budget of {max}");
+    if !runs_out(0, b) {
+        return 0;
+    }
+    // invariant: `lo` runs out, `hi` does not
+    let (mut lo, mut hi) = (0u64, max);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if runs_out(mid, b) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// The context fields of the tests that read a `?:` pick of a map, list or object
+/// (probe q11e bug A): [`flow`] of them under a budget.
+pub const PICK_FIELDS: &str = r#"
+b: bool
+zero: int
+lookups: list<int>
+keys: list<string>
+m: "map<string, int>"
+vm: "map<string, int>"
+tags: list<int>
+om: { type: "map<string, int>", optional: true }
+o: { type: object, optional: true, fields: { name: string, codes: "map<string, int>" } }
+"#;
