@@ -796,13 +796,24 @@ fn a_literal_pattern_matches_a_long_subject_within_the_budget() {
     );
 }
 
+/// Each pattern is read as its row says ([`RegexScan`], the one classifier).
+fn assert_scans(rows: &[(&str, RegexScan)]) {
+    for &(pattern, scan) in rows {
+        assert_eq!(
+            flowc::expr::regex_estimate(pattern).scan,
+            scan,
+            "pattern {pattern:?}"
+        );
+    }
+}
+
 #[test]
 fn a_pattern_whose_every_match_is_one_string_is_priced_as_that_string() {
     // decision 126 (probe q11d nit 7): the pattern's HIR, not its spelling, says how
     // the matcher reads a subject: `""` matches at once, `a{3}` and `(?:a)(?:b)` are the
     // literals `aaa` and `ab`, found by substring search; an assertion, a class, an
     // alternative or an open repetition is read by the automaton, a unit per byte
-    for (pattern, scan) in [
+    assert_scans(&[
         ("", RegexScan::AtOnce),
         ("a{0}", RegexScan::AtOnce),
         ("(?:)", RegexScan::AtOnce),
@@ -815,13 +826,7 @@ fn a_pattern_whose_every_match_is_one_string_is_priced_as_that_string() {
         ("a{3,}", RegexScan::Automaton),
         ("a|b", RegexScan::Automaton),
         ("[ab]", RegexScan::Automaton),
-    ] {
-        assert_eq!(
-            flowc::expr::regex_estimate(pattern).scan,
-            scan,
-            "pattern {pattern:?}"
-        );
-    }
+    ]);
     let subject = "x".repeat(1 << 20);
     assert_eq!(
         flowc::expr::match_cost(&subject, flowc::expr::regex_estimate("")),
@@ -1199,8 +1204,8 @@ fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subjec
     // nothing asserted but `^` matches at the subject's start; `^` and one string
     // (groups looked through, short repetitions expanded) reads the prefix, one string
     // and `$` the suffix. Measured: these take the same time on 1 KB and 10 MB.
-    use flowc::expr::{REGEX_AUTOMATON_WEIGHT, regex_estimate, regex_weight};
-    for (pattern, scan) in [
+    use flowc::expr::{REGEX_AUTOMATON_WEIGHT, regex_weight};
+    assert_scans(&[
         ("a*", RegexScan::AtOnce),
         ("x?", RegexScan::AtOnce),
         ("(a|bc)*", RegexScan::AtOnce),
@@ -1226,9 +1231,7 @@ fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subjec
         ("^a|b", RegexScan::Automaton),
         ("a+", RegexScan::Automaton),
         ("^^a", RegexScan::Automaton),
-    ] {
-        assert_eq!(regex_estimate(pattern).scan, scan, "`{pattern}`");
-    }
+    ]);
     // compiling them is weighed as before: the automaton is built all the same
     for p in ["a*", "x?", "^", "^(a)", "(a)$", "^a{2}"] {
         assert!(regex_weight(p) > REGEX_AUTOMATON_WEIGHT, "`{p}`");
