@@ -238,7 +238,12 @@ impl<'v> Iterator for UserIds<'v> {
     type Item = &'v Arc<str>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.by_ref().find_map(|x| user_id(x).ok())
+        // every item passed `user_id` when `user_ids` made this iterator: read, not
+        // checked again
+        self.0.by_ref().find_map(|x| match x {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -480,11 +480,27 @@ const DEFAULT_IGNORABLE: &[(char, char)] = &[
 /// Whether a character shows nothing: Unicode `White_Space` or
 /// `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]).
 fn is_invisible(c: char) -> bool {
+    // below the table's lowest character only white space shows nothing: the
+    // common ASCII name is decided without scanning the table
     c.is_whitespace()
-        || DEFAULT_IGNORABLE
-            .iter()
-            .any(|&(lo, hi)| (lo..=hi).contains(&c))
+        || (c >= FIRST_IGNORABLE
+            && DEFAULT_IGNORABLE
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&c)))
 }
+
+/// The lowest character of [`DEFAULT_IGNORABLE`], found from the table when compiling.
+const FIRST_IGNORABLE: char = {
+    let mut rest = DEFAULT_IGNORABLE;
+    let mut lowest = char::MAX;
+    while let Some(((lo, _), tail)) = rest.split_first() {
+        if (*lo as u32) < (lowest as u32) {
+            lowest = *lo;
+        }
+        rest = tail;
+    }
+    lowest
+};
 
 /// Whether a user or role name is blank: empty, or only characters that show nothing
 /// (Unicode white space, and the default-ignorable characters such as the zero-width
