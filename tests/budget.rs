@@ -1023,7 +1023,8 @@ fn a_pattern_anchored_to_a_literal_costs_what_the_affix_test_costs() {
         ("(?m)^abc", RegexScan::Automaton),
         ("(?m)abc$", RegexScan::Automaton),
         ("^a+", RegexScan::Automaton),
-        ("^(?i)abc", RegexScan::Automaton),
+        // anchored and bounded, read by the automaton up to 3 bytes (decision 126)
+        ("^(?i)abc", RegexScan::Bounded(3)),
         ("^a|b", RegexScan::Automaton),
     ] {
         assert_eq!(regex_estimate(pattern).scan, reads, "`{pattern}`");
@@ -1222,15 +1223,36 @@ fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subjec
         (r"^\Qab\E", RegexScan::Prefix(2)),
         ("^$", RegexScan::Prefix(0)),
         ("^a$", RegexScan::Prefix(1)),
+        // every match starts at the subject's start and is at most n bytes long: the
+        // anchored automaton reads at most n bytes (and one more), whatever the pattern
+        ("^(a|b)", RegexScan::Bounded(1)),
+        ("^^a", RegexScan::Bounded(1)),
+        ("^a|^b", RegexScan::Bounded(1)),
+        ("(?i)^a", RegexScan::Bounded(1)),
+        ("^a.b", RegexScan::Bounded(6)),
+        ("^[a-z]{3}", RegexScan::Bounded(3)),
+        ("^(foo|bar)", RegexScan::Bounded(3)),
+        ("^(a|bcd)e?", RegexScan::Bounded(4)),
+        (r"^\d{4}-\d{2}", RegexScan::Bounded(7)),
+        (r"^[a-z]{2}\b", RegexScan::Bounded(2)),
+        ("^a$|^bc", RegexScan::Bounded(2)),
+        (r"(?m)\Aa", RegexScan::Prefix(1)),
+        ("^(?m:^)a", RegexScan::Bounded(1)),
         // still read by the automaton
         ("a*$", RegexScan::Automaton),
         ("^a*$", RegexScan::Automaton),
         ("(?m)^a*", RegexScan::Automaton),
         (r"\ba*", RegexScan::Automaton),
-        ("^(a|b)", RegexScan::Automaton),
         ("^a|b", RegexScan::Automaton),
         ("a+", RegexScan::Automaton),
-        ("^^a", RegexScan::Automaton),
+        ("^a.*b", RegexScan::Automaton),
+        ("^(a|b*)c", RegexScan::Automaton),
+        ("(?m)^a", RegexScan::Automaton),
+        ("(?m)^a|^b", RegexScan::Automaton),
+        ("(?:^)?a", RegexScan::Automaton),
+        (r"\ba", RegexScan::Automaton),
+        ("a.b$", RegexScan::Automaton),
+        ("(?i)b$", RegexScan::Automaton),
     ]);
     // compiling them is weighed as before: the automaton is built all the same
     for p in ["a*", "x?", "^", "^(a)", "(a)$", "^a{2}"] {
@@ -1276,6 +1298,74 @@ fn a_pattern_matching_at_once_or_anchored_to_one_string_costs_nothing_per_subjec
         let exact = exact_cost(cond, &mut big);
         assert_eq!(exact, exact_cost(cond, &mut small), "`{pattern}`");
         at_the_boundary(cond, &mut big, exact, on_big);
+    }
+    // any other pattern anchored at the start with a longest match of n bytes: a unit
+    // per byte the automaton reads, the shorter of the subject and n, so the exact cost
+    // on 1 MiB is that on 1 byte plus n - 1 units, on both paths, literal or from the
+    // context (measured flat from 1 KB to 10 MB, decision 126)
+    let bounded = [
+        ("^a|^x", 1, true, true),
+        ("(?i)^X", 1, true, true),
+        ("^x.x", 6, true, false),
+        ("^[a-z]{3}", 3, true, false),
+        ("^(foo|xx)", 3, true, false),
+        (r"^\d{4}-\d{2}", 7, false, false),
+        ("^(?:x|yyy)$", 3, false, true),
+        ("^[a-z]{1000}", 1000, true, false),
+    ];
+    for (pattern, n, on_big, on_small) in bounded {
+        assert_eq!(
+            flowc::expr::regex_estimate(pattern).scan,
+            RegexScan::Bounded(n),
+            "`{pattern}`"
+        );
+        let more = u64::try_from(n - 1).unwrap();
+        let cond = format!("note.matches('{}')", pattern.replace('\\', "\\\\"));
+        let exact = exact_cost(&cond, &mut big);
+        assert_eq!(exact, exact_cost(&cond, &mut small) + more, "`{cond}`");
+        at_the_boundary(&cond, &mut big, exact, on_big);
+        at_the_boundary(&cond, &mut small, exact - more, on_small);
+        assert_eq!(
+            flowc::expr::regex_cost(&"x".repeat(mib), pattern),
+            flowc::expr::regex_cost("x", pattern) + more,
+            "`{pattern}`"
+        );
+        let cond = "patterns.exists(p, note.matches(p))";
+        for b in [&mut big, &mut small] {
+            b.set(
+                base.vars().index("patterns").unwrap(),
+                &Value::List(Arc::new(vec![Value::string(pattern)])),
+            );
+        }
+        let exact = exact_cost(cond, &mut big);
+        assert_eq!(exact, exact_cost(cond, &mut small) + more, "`{pattern}`");
+        at_the_boundary(cond, &mut big, exact, on_big);
+    }
+    // patterns that make the matcher scan are still charged a unit per subject byte:
+    // a 2 KiB `note` costs exactly 1,024 units more than a 1 KiB one, on both paths
+    let mut two = bindings(&base, 0, 0, 2048);
+    let mut one = bindings(&base, 0, 0, 1024);
+    let scans = [
+        ("^x.*y", false),
+        ("^(y|x*)z", false),
+        ("(?m)^x", true),
+        ("(?m)^y", false),
+        ("^y|x", true),
+        ("^y|z", false),
+        ("(?:^)?y", false),
+        ("y.x$", false),
+    ];
+    for (pattern, on_both) in scans {
+        let cond = format!("note.matches('{pattern}')");
+        let exact = exact_cost(&cond, &mut two);
+        assert_eq!(exact, exact_cost(&cond, &mut one) + 1024, "`{cond}`");
+        at_the_boundary(&cond, &mut two, exact, on_both);
+        at_the_boundary(&cond, &mut one, exact - 1024, on_both);
+        assert_eq!(
+            flowc::expr::regex_cost(&"x".repeat(2048), pattern),
+            flowc::expr::regex_cost(&"x".repeat(1024), pattern) + 1024,
+            "`{pattern}`"
+        );
     }
 }
 
