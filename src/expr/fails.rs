@@ -234,20 +234,30 @@ impl<'e> Form<'e> {
         self.c = self.c.checked_add(k.checked_mul(other.c)?)?;
         for &(atom, n) in &other.terms {
             let n = k.checked_mul(n)?;
-            match self.terms.iter().position(|(a, _)| same_expr(a, atom)) {
-                Some(at) => {
-                    let sum = self.terms[at].1.checked_add(n)?;
-                    if sum == 0 {
-                        self.terms.remove(at);
-                    } else {
-                        self.terms[at].1 = sum;
-                    }
-                }
-                None if n != 0 => self.terms.push((atom, n)),
-                None => {}
+            match self.terms.iter_mut().find(|(a, _)| same_expr(a, atom)) {
+                Some(term) => term.1 = term.1.checked_add(n)?,
+                None => self.terms.push((atom, n)),
             }
         }
+        self.terms.retain(|&(_, n)| n != 0);
         (self.terms.len() <= MAX_ATOMS).then_some(self)
+    }
+
+    /// The form of `a op b` from its operands' (`+`, `-`, and `*` when one side is a
+    /// number; `None` for anything else: a product of two parts that read the context
+    /// is an atom).
+    fn binary(op: BinaryOp, fa: Option<Self>, fb: Option<Self>) -> Option<Self> {
+        let (fa, fb) = (fa?, fb?);
+        match op {
+            BinaryOp::Add => fa.plus(1, &fb),
+            BinaryOp::Sub => fa.plus(-1, &fb),
+            BinaryOp::Mul => match (fa.number_only(), fb.number_only()) {
+                (Some(k), _) => fb.times(k),
+                (None, Some(k)) => fa.times(k),
+                (None, None) => None,
+            },
+            _ => None,
+        }
     }
 
     /// `k · self`.
@@ -550,19 +560,7 @@ fn operation<'e>(e: &'e Expr, ps: &[Part<'e>]) -> Part<'e> {
                 let by_values = known(pa, pb, e.span, |x, y| {
                     super::value::arith(super::ir::arith(*op), x, y)
                 });
-                let form = match (op, Form::of(pa, a), Form::of(pb, b)) {
-                    (BinaryOp::Add, Some(fa), Some(fb)) => fa.plus(1, &fb),
-                    (BinaryOp::Sub, Some(fa), Some(fb)) => fa.plus(-1, &fb),
-                    (BinaryOp::Mul, Some(fa), Some(fb)) => {
-                        match (fa.number_only(), fb.number_only()) {
-                            (Some(k), _) => fb.times(k),
-                            (None, Some(k)) => fa.times(k),
-                            // a product of two parts that read the context is an atom
-                            (None, None) => None,
-                        }
-                    }
-                    _ => None,
-                };
+                let form = Form::binary(*op, Form::of(pa, a), Form::of(pb, b));
                 integer(&e.ty, by_values, form)
             }
             _ => Part::Open,
