@@ -355,6 +355,10 @@ fn bounds_are_declared_in_limits() {
             "the always-fails analysis's operand pairs tried: beyond it the part is only open, nothing is refused",
         ),
         (
+            "MAX_ATOMS",
+            "the always-fails analysis's parts named by one linear form: beyond it the part is only open, nothing is refused",
+        ),
+        (
             "MAX_ASSIGNMENTS",
             "the decision analysis's case-split budget: beyond it the analysis does not decide, nothing is refused",
         ),

@@ -1864,8 +1864,9 @@ fn integer_parts_of_known_value_make_divisions_and_indexes_always_fail() {
 }
 
 /// Issue 11 (probe q11e nits 4 and 5): a `map` whose transform never gives a user id
-/// never gives user ids (a list of none, or of that value), and a name with white
-/// space around it or of invisible characters is refused by the runtime's one rule.
+/// never gives user ids (a list of none, or of that value: the message says both
+/// unless the range is a list literal of some), and a name with white space around it
+/// or of invisible characters is refused by the runtime's one rule.
 #[test]
 fn a_map_of_no_user_id_and_padded_or_invisible_names_always_fail() {
     let step = |id: &str, e: &str| {
@@ -1883,10 +1884,131 @@ fn a_map_of_no_user_id_and_padded_or_invisible_names_always_fail() {
     assert_eq!(
         summary(&check(&text)),
         [
-            "flowc::expr::always-fails 10:37 expression always fails: it gives an empty user name",
+            "flowc::expr::always-fails 10:37 expression always fails: it gives an empty list or a list holding an empty user name",
             "flowc::expr::always-fails 13:36 expression always fails: it gives an empty user name",
             "flowc::expr::always-fails 16:29 expression always fails: it gives a user name with white space around it",
             "flowc::expr::always-fails 19:25 expression always fails: it gives an empty user name",
+        ]
+    );
+}
+
+/// Issue 11 (probe h15a items 1): decision 128's walk keeps an integer part made of
+/// `+`, `-`, a negation, a product by a number and `int`/`uint` of an integer as a
+/// linear form of the parts it reads, so a divisor or an index whose parts cancel has
+/// one known value (`i + 0 - i`, `int(i - i)`, `2 * i - i - i`, `i * i - i * i`), int
+/// and uint alike. Parts that differ (`i - j`, `i * i - i * j`), a division (not
+/// linear: `i / 2 * 2 - i`), doubles, a macro's own variable beside a context variable
+/// of the same name, and a failure a macro's body may absorb are not flagged.
+#[test]
+fn integer_parts_whose_reads_cancel_have_a_known_value() {
+    let step = |id: &str, e: &str| {
+        format!(
+            "  - id: {id}\n    type: approval\n    assignees: {{ role: x }}\n    skipCondition: '{e}'\n"
+        )
+    };
+    let flagged = [
+        "i / (i + 0 - i) > 0",
+        "i / int(i - i) > 0",
+        "i / (2 * i - i - i) > 0",
+        "nums[i - 1 - i] > 0",
+        "nums[i + 1 - 1 - i - 1] > 0",
+        "[1, 2][i * 2 - i - i + 5] > 0",
+        "i / (i * i - i * i) > 0",
+        "i / (-(i - j) + i - j) > 0",
+        "u / (u + 1u - u - 1u) > 0u",
+        "i / int(u - u) > 0",
+        "i / (int(d) - int(d)) > 0",
+        "i / (nums[0] - nums[0]) > 0",
+        "[1].exists(i, i / (i - i) > 0)",
+    ];
+    let clean = [
+        "i / (i + 1 - i) > 0",
+        "i / (i - j) > 0",
+        "i / (i * i - i * j) > 0",
+        "i / (i / 2 * 2 - i) > 0",
+        "i / (i % 2 - i % 2 + 1) > 0",
+        "i / (b ? i - i : 1) > 0",
+        "d / (d - d) > 0.0",
+        "i / (int(d) - i) > 0",
+        "nums.exists(i, i / (i - i) > 0)",
+        "i / ([2].map(i, i)[0] - i) > 0",
+        "i / (nums.map(i, i)[0] - i) > 0",
+        "b && i / (i + 0 - i) > 0",
+    ];
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  j: int\n  u: uint\n  d: double\n  b: bool\n  nums: list<int>\nsteps:\n{}",
+        flagged
+            .iter()
+            .chain(&clean)
+            .enumerate()
+            .map(|(n, e)| step(&format!("s{n}"), e))
+            .collect::<String>()
+    );
+    let expected: Vec<String> = flagged
+        .iter()
+        .enumerate()
+        .map(|(n, e)| {
+            let error = if e.starts_with("nums[") {
+                "index -1 out of range"
+            } else if e.starts_with("[1, 2]") {
+                "index 5 out of range"
+            } else {
+                "division by zero"
+            };
+            format!(
+                "flowc::expr::always-fails {}:21 expression always fails: {error}",
+                15 + 4 * n
+            )
+        })
+        .collect();
+    assert_eq!(summary(&check(&text)), expected);
+}
+
+/// Issue 11 (probe h15a items 2 and 3): a string `+` whose constant first part starts,
+/// or whose constant last part ends, with a character that shows nothing always gives
+/// a padded name (or a blank one when the rest is empty): the message says what is
+/// true of both. A `map` over a range that may be empty says that it gives an empty
+/// list or a list of such names. A variation selector at the start, an invisible
+/// character inside, and a visible constant end are not flagged.
+#[test]
+fn a_concatenation_with_an_invisible_end_never_gives_a_user_id() {
+    let step = |id: &str, e: &str| {
+        format!("  - id: {id}\n    type: approval\n    assignees: {{ expr: '{e}' }}\n")
+    };
+    let flagged = [
+        "[\" \" + s]",
+        "tags.map(t, \" \" + t)",
+        "s + \"\\u200b\"",
+        "\"\\u2800\" + s + s",
+        "[s].map(t, t + \"\\t\")",
+        "tags.map(t, dyn(1))",
+        "[s, \"\\u2800\"]",
+    ];
+    let clean = [
+        "\"\\ufe0f\" + s",
+        "s + \" \" + s",
+        "\"li\" + s",
+        "tags.map(t, t + \"x\")",
+    ];
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  s: string\n  tags: list<string>\nsteps:\n{}",
+        flagged
+            .iter()
+            .chain(&clean)
+            .enumerate()
+            .map(|(n, e)| step(&format!("s{n}"), e))
+            .collect::<String>()
+    );
+    assert_eq!(
+        summary(&check(&text)),
+        [
+            "flowc::expr::always-fails 10:26 expression always fails: it gives a user name that starts with white space (U+0020)",
+            "flowc::expr::always-fails 13:37 expression always fails: it gives an empty list or a list holding a user name that starts with white space (U+0020)",
+            "flowc::expr::always-fails 16:25 expression always fails: it gives a user name that ends with a character that shows nothing (U+200B)",
+            "flowc::expr::always-fails 19:25 expression always fails: it gives a user name that starts with a character that shows nothing (U+2800)",
+            "flowc::expr::always-fails 22:36 expression always fails: it gives a user name that ends with white space (U+0009)",
+            "flowc::expr::always-fails 25:41 expression always fails: it gives an empty list or a list holding int",
+            "flowc::expr::always-fails 28:29 expression always fails: it gives an empty user name",
         ]
     );
 }

@@ -190,6 +190,40 @@ fn assignee_lists_are_judged() {
             "{name}"
         );
     }
+    // characters drawn as nothing that are neither white space nor default-ignorable
+    // (probe h15a item 4): the Braille blank U+2800, the null notehead U+1D159, the
+    // controls; the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0 are
+    // default-ignorable. Blank alone, padding at an end
+    for name in [
+        "\\u2800",
+        "\\u2800\\u2800",
+        "\\U0001D159",
+        "\\x07",
+        "\\x7f\\x85",
+        "\\u115f",
+        "\\u1160",
+        "\\u3164",
+        "\\uffa0",
+    ] {
+        assert_eq!(
+            codes_at(&step(&format!("    assignees: {{ user: \"{name}\" }}\n"))),
+            [("flowc::graph::blank-assignee".to_owned(), 7, 24)],
+            "{name}"
+        );
+    }
+    for name in [
+        "li\\u2800",
+        "\\u2800li",
+        "li\\x07",
+        "\\U0001D159li",
+        "li\\u3164",
+    ] {
+        assert_eq!(
+            codes_at(&step(&format!("    assignees: {{ user: \"{name}\" }}\n"))),
+            [("flowc::graph::padded-assignee".to_owned(), 7, 24)],
+            "{name}"
+        );
+    }
     // inner spaces, a visible name ending in a variation selector, an invisible
     // character inside a name: names as written
     for name in ["li wei", "\\u2764\\ufe0f", "a\\u200bb"] {

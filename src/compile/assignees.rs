@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::Ctx;
-use crate::expr::ast::{Expr, ExprKind, Macro};
+use crate::expr::ast::{BinaryOp, Expr, ExprKind, Macro};
 use crate::expr::overload::P;
 use crate::expr::{self, Direct, ExprError, Type, Value, codegen, fails};
 use crate::limits::SandboxLimits;
@@ -253,17 +253,6 @@ impl<'v> Iterator for UserIds<'v> {
 
 impl ExactSizeIterator for UserIds<'_> {}
 
-/// The parts that give a list's elements: each item of a list literal, or the
-/// transform of a `map` macro (nothing for another expression).
-fn elements(e: &Expr) -> impl Iterator<Item = &Expr> {
-    let (items, body): (&[Expr], Option<&Expr>) = match &e.kind {
-        ExprKind::List(items) => (items, None),
-        ExprKind::Comprehension { body, .. } => (&[], Some(body)),
-        _ => (&[], None),
-    };
-    items.iter().chain(body)
-}
-
 /// A part of an assignee expression whose value never fits.
 struct Never {
     /// What it gives: a value the runtime refuses, or a type that never fits.
@@ -278,26 +267,126 @@ enum Why {
     Value(AssigneeProblem),
     /// Its static type (`int`, or of a list's element: `a list holding int`).
     Type(String),
+    /// A string built with `+` whose constant first part starts, or whose constant last
+    /// part ends, with this character, which shows nothing
+    /// ([`crate::model::pads_a_name`]): a padded name, or a blank one when the rest is
+    /// empty (`" " + s`, `s + "\u200b"`).
+    Edge { end: End, c: char },
+    /// A `map` over a list that may be empty: an empty list, or a list of elements
+    /// that never fit, for this reason (`tags.map(t, "")`).
+    EmptyOr(Box<Why>),
 }
 
 impl Never {
     /// The diagnostic's message and help.
     fn diagnostic(&self) -> (String, &'static str) {
-        match &self.why {
+        self.why.diagnostic()
+    }
+}
+
+/// An end of a string.
+#[derive(Clone, Copy)]
+enum End {
+    Start,
+    End,
+}
+
+impl Why {
+    /// The diagnostic's message and help.
+    fn diagnostic(&self) -> (String, &'static str) {
+        match self {
             Why::Value(p) => p.diagnostic(),
             Why::Type(t) => (result_type(t), TYPE_HELP),
+            Why::Edge { .. } => (
+                format!("it gives {}", self.element()),
+                "a user id has nothing that shows nothing at its ends: remove it from the constant part",
+            ),
+            Why::EmptyOr(inner) => (
+                format!(
+                    "it gives an empty list or a list holding {}",
+                    inner.element()
+                ),
+                inner.diagnostic().1,
+            ),
         }
     }
+
+    /// What the part gives, as a list's element (`a user name that starts with white
+    /// space`).
+    fn element(&self) -> String {
+        match self {
+            Why::Value(AssigneeProblem::ListHolding(t)) => (*t).to_owned(),
+            Why::Value(p) => p.to_string(),
+            Why::Type(t) => t.strip_prefix("a list holding ").unwrap_or(t).to_owned(),
+            Why::Edge { end, c } => {
+                let end = match end {
+                    End::Start => "starts",
+                    End::End => "ends",
+                };
+                if c.is_whitespace() {
+                    format!(
+                        "a user name that {end} with white space (U+{:04X})",
+                        u32::from(*c)
+                    )
+                } else {
+                    format!(
+                        "a user name that {end} with a character that shows nothing (U+{:04X})",
+                        u32::from(*c)
+                    )
+                }
+            }
+            Why::EmptyOr(inner) => inner.element(),
+        }
+    }
+}
+
+/// The character a string part always starts (or ends) with, when that is known: the
+/// first (last) of a constant string, or of the first (last) operand of a string `+`.
+fn edge(e: &Expr, end: End, limits: &SandboxLimits) -> Option<char> {
+    match &e.kind {
+        ExprKind::Binary(BinaryOp::Add, a, b) if e.ty == Type::String => match end {
+            End::Start => edge(a, end, limits),
+            End::End => edge(b, end, limits),
+        },
+        _ if expr::is_constant(e) => match fails::outcome(e, limits) {
+            fails::Outcome::Constant(Value::String(s)) => match end {
+                End::Start => s.chars().next(),
+                End::End => s.chars().next_back(),
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A string `+` that always gives a padded or blank name: its known first character
+/// or last character shows nothing ([`crate::model::pads_a_name`], the rule of
+/// [`crate::model::is_padded_name`] and [`crate::model::is_blank_name`]).
+fn padded_concatenation(e: &Expr, limits: &SandboxLimits) -> Option<Why> {
+    if !matches!(e.kind, ExprKind::Binary(BinaryOp::Add, ..)) || e.ty != Type::String {
+        return None;
+    }
+    [End::Start, End::End].into_iter().find_map(|end| {
+        edge(e, end, limits)
+            .filter(|&c| crate::model::pads_a_name(c))
+            .map(|c| Why::Edge { end, c })
+    })
+}
+
+/// Does a `map` macro's range always hold an element (a list literal of some)?
+fn never_empty(range: &Expr) -> bool {
+    matches!(&range.kind, ExprKind::List(items) if !items.is_empty())
 }
 
 /// The part that makes an assignee expression (`whole`) or a list element of it (not
 /// `whole`: it must be a user id) never fit, whatever the context: a constant part whose
 /// value [`user_ids`] (or, an element, [`user_id`]) refuses (evaluated by decision 110's
-/// constant-part walk, [`fails::outcome`]), or a part whose static type does not fit,
-/// looking through `dyn(…)` (which changes the static type, never the value), both
-/// branches of `?:`, each element of a list literal, and the transform of a `map`
-/// macro (its every element, when the range is not empty: an empty list never fits
-/// either).
+/// constant-part walk, [`fails::outcome`]), a string `+` whose constant first or last
+/// part puts a character that shows nothing at an end, or a part whose static type does
+/// not fit, looking through `dyn(…)` (which changes the static type, never the value),
+/// both branches of `?:`, each element of a list literal, and the transform of a `map`
+/// macro (its every element, or an empty list when the range may be empty: neither
+/// fits).
 fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
     let never = |why: Why| Some(Never { why, span: e.span });
     match &e.kind {
@@ -325,22 +414,46 @@ fn never_fits(e: &Expr, whole: bool, limits: &SandboxLimits) -> Option<Never> {
             }
             _ => None,
         },
+        ExprKind::Binary(BinaryOp::Add, ..) if let Some(why) = padded_concatenation(e, limits) => {
+            never(why)
+        }
+        // `[a, b]`: a list of each element (never empty: `[]` is constant), so one that
+        // never gives a user id makes the list never fit
+        ExprKind::List(items) if whole => items
+            .iter()
+            .find_map(|i| never_fits(i, false, limits).map(element_of_list)),
         // `l.map(x, f)`: a list of no user ids, or of `f`'s values: when `f` never
         // gives a user id, neither does the list (`tags.map(t, "")`)
-        ExprKind::List(_)
-        | ExprKind::Comprehension {
-            kind: Macro::Map, ..
-        } if whole => elements(e).find_map(|i| {
-            never_fits(i, false, limits).map(|n| match n.why {
-                Why::Type(t) => Never {
-                    why: Why::Type(format!("a list holding {t}")),
+        ExprKind::Comprehension {
+            kind: Macro::Map,
+            range,
+            body,
+            ..
+        } if whole => never_fits(body, false, limits).map(|n| {
+            let n = element_of_list(n);
+            if never_empty(range) {
+                n
+            } else {
+                Never {
+                    why: Why::EmptyOr(Box::new(n.why)),
                     span: n.span,
-                },
-                Why::Value(_) => n,
-            })
+                }
+            }
         }),
         _ if whole && !type_fits(&e.ty) => never(Why::Type(e.ty.to_string())),
         _ if !whole && !P::String.accepts(&e.ty) => never(Why::Type(e.ty.to_string())),
         _ => None,
+    }
+}
+
+/// A list's element that never fits, as the reason the list never fits (a type is
+/// named as the list's: `a list holding int`).
+fn element_of_list(n: Never) -> Never {
+    match n.why {
+        Why::Type(t) => Never {
+            why: Why::Type(format!("a list holding {t}")),
+            span: n.span,
+        },
+        _ => n,
     }
 }

@@ -9,13 +9,17 @@
 //! root is reported: the expression then fails whatever the context.
 //!
 //! A part that reads the context may still have known values (decision 128): a `?:`
-//! whose branches have them, `i - i`, `0 * i`, `i % 1`, and integer arithmetic, a
-//! negation or an index over such parts (`-(i - i) + 5`); a division by them, or an
-//! index by them, is then tried for each value, and fails always when it fails for
-//! each one. A negative index fails for every list, whatever its items.
+//! whose branches have them, `i % 1`, and integer arithmetic, a negation or an index
+//! over such parts (`-(i - i) + 5`); a division by them, or an index by them, is then
+//! tried for each value, and fails always when it fails for each one. A negative
+//! index fails for every list, whatever its items. An integer part made of `+`, `-`,
+//! a negation, a product by a known number and `int`/`uint` of an integer is a
+//! linear form of the parts it reads ([`Form`]): when they cancel (`i + 0 - i`,
+//! `2 * i - i - i`, `int(i - i)`), it has one known value.
 
 use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use super::ir::{Direct, Patterns};
+use super::overload::Func;
 use super::value::{OpError, Value};
 use super::{RunError, Type, VarTable};
 use crate::limits::SandboxLimits;
@@ -31,7 +35,7 @@ pub struct Failure {
 }
 
 /// What the check knows of one part of the expression.
-enum Part {
+enum Part<'e> {
     /// Reads no context variable: not evaluated yet.
     Closed,
     /// A constant part's value.
@@ -42,6 +46,9 @@ enum Part {
     /// 0 : 0`, `b ? 5 : 6`, `i - i`): never folded, only used where a failure and each
     /// of these values all make the parent fail (a zero divisor, an index).
     FailsOr(Vec<Value>),
+    /// An integer part that reads the context, whose value is this form of the parts
+    /// it reads whenever it does not fail (`i + 1`, `2 * i - j`).
+    Linear(Form<'e>),
     /// Depends on the context, and may succeed.
     Open,
 }
@@ -66,7 +73,7 @@ pub fn outcome(e: &Expr, limits: &SandboxLimits) -> Outcome {
     match w.settle(e, p) {
         Part::Value(v) => Outcome::Constant(v),
         Part::Fails(f) => Outcome::Fails(f),
-        Part::Closed | Part::FailsOr(_) | Part::Open => Outcome::Varies,
+        Part::Closed | Part::FailsOr(_) | Part::Linear(_) | Part::Open => Outcome::Varies,
     }
 }
 
@@ -75,7 +82,7 @@ struct Walk<'l> {
 }
 
 /// Does `v` decide `&&` (false) or `||` (true)?
-fn decides(is_and: bool, v: &Part) -> Option<bool> {
+fn decides(is_and: bool, v: &Part<'_>) -> Option<bool> {
     // (not a `FailsOr`: its failure would not be absorbed)
     match v {
         Part::Value(Value::Bool(b)) => Some(*b != is_and),
@@ -85,12 +92,12 @@ fn decides(is_and: bool, v: &Part) -> Option<bool> {
 
 /// The values a part can give whenever it does not fail (none when it always fails,
 /// `None` when they are not known).
-fn successes(p: &Part) -> Option<&[Value]> {
+fn successes<'p>(p: &'p Part<'_>) -> Option<&'p [Value]> {
     match p {
         Part::Value(v) => Some(std::slice::from_ref(v)),
         Part::FailsOr(vs) => Some(vs),
         Part::Fails(_) => Some(&[]),
-        Part::Closed | Part::Open => None,
+        Part::Closed | Part::Linear(_) | Part::Open => None,
     }
 }
 
@@ -115,12 +122,12 @@ fn push_new(vs: &mut Vec<Value>, v: Value) {
 /// every pair of them, it gives one of the results whenever it does not fail, and
 /// always fails when every pair fails (with the first error). `None` when an operand's
 /// values are not known or there are too many.
-fn known(
-    pa: &Part,
-    pb: &Part,
+fn known<'e>(
+    pa: &Part<'_>,
+    pb: &Part<'_>,
     span: (usize, usize),
     op: impl Fn(&Value, &Value) -> Result<Value, OpError>,
-) -> Option<Part> {
+) -> Option<Part<'e>> {
     let (xs, ys) = (successes(pa)?, successes(pb)?);
     if xs.is_empty() || ys.is_empty() || xs.len().saturating_mul(ys.len()) > MAX_COMBINATIONS {
         return None;
@@ -149,7 +156,7 @@ fn known(
 /// An index into a list whose items are not known by indices that each fail or give
 /// known values: it always fails when no list has any of those positions (`nums[-1]`,
 /// `nums[b ? -1 : -2]`), with the error of the first.
-fn index_fails_for_every_list(index: &Part, span: (usize, usize)) -> Option<Part> {
+fn index_fails_for_every_list<'e>(index: &Part<'_>, span: (usize, usize)) -> Option<Part<'e>> {
     let ks = successes(index)?;
     let mut first = None;
     for k in ks {
@@ -168,18 +175,149 @@ fn index_fails_for_every_list(index: &Part, span: (usize, usize)) -> Option<Part
     })
 }
 
-/// The integer zero of an integer type.
-fn zero_of(ty: &Type) -> Value {
-    if *ty == Type::Int {
-        Value::Int(0)
-    } else {
-        Value::Uint(0)
-    }
-}
-
 /// Is this the integer zero (a divisor every integer division by fails)?
 fn int_zero(v: &Value) -> bool {
     matches!(v, Value::Int(0) | Value::Uint(0))
+}
+
+/// Is this an integer type (whose arithmetic is checked: an overflow is an error)?
+fn integral(ty: &Type) -> bool {
+    matches!(ty, Type::Int | Type::Uint)
+}
+
+/// The value `n` of an integer type, when that type holds it.
+fn integer_of(ty: &Type, n: i128) -> Option<Value> {
+    match ty {
+        Type::Int => i64::try_from(n).ok().map(Value::Int),
+        Type::Uint => u64::try_from(n).ok().map(Value::Uint),
+        _ => None,
+    }
+}
+
+/// Most parts one linear form names (`i + j - k` names three): past it the part is
+/// only open.
+const MAX_ATOMS: usize = 16;
+
+/// An integer part as `c + Σ kᵢ·aᵢ`: a number plus a multiple of each part it reads
+/// (its atoms: a variable, a field, any integer part that is not itself a form, such
+/// as `i * j` or `size(s)`). CEL's integer arithmetic is checked (an overflow or a
+/// conversion out of range is an error, never a wrapped value), so whenever such a part
+/// does not fail, its value is the form's exact value: with every coefficient zero,
+/// the number `c`. Two atoms are one when they are the same expression ([`same_expr`]):
+/// the walk never enters a macro's body, so every name it meets is a context
+/// variable, and two equal parts read the same values (CEL has no side effects).
+#[derive(Clone, Debug)]
+struct Form<'e> {
+    /// The number.
+    c: i128,
+    /// Each atom with its coefficient (never zero), no atom twice.
+    terms: Vec<(&'e Expr, i128)>,
+}
+
+impl<'e> Form<'e> {
+    fn number(c: i128) -> Self {
+        Form {
+            c,
+            terms: Vec::new(),
+        }
+    }
+
+    fn atom(e: &'e Expr) -> Self {
+        Form {
+            c: 0,
+            terms: vec![(e, 1)],
+        }
+    }
+
+    /// `self + k · other`, unless a coefficient overflows or it names too many atoms.
+    fn plus(mut self, k: i128, other: &Form<'e>) -> Option<Self> {
+        self.c = self.c.checked_add(k.checked_mul(other.c)?)?;
+        for &(atom, n) in &other.terms {
+            let n = k.checked_mul(n)?;
+            match self.terms.iter_mut().find(|(a, _)| same_expr(a, atom)) {
+                Some(term) => term.1 = term.1.checked_add(n)?,
+                None => self.terms.push((atom, n)),
+            }
+        }
+        self.terms.retain(|&(_, n)| n != 0);
+        (self.terms.len() <= MAX_ATOMS).then_some(self)
+    }
+
+    /// The form of `a op b` from its operands' (`+`, `-`, and `*` when one side is a
+    /// number; `None` for anything else: a product of two parts that read the context
+    /// is an atom).
+    fn binary(op: BinaryOp, fa: Option<Self>, fb: Option<Self>) -> Option<Self> {
+        let (fa, fb) = (fa?, fb?);
+        match op {
+            BinaryOp::Add => fa.plus(1, &fb),
+            BinaryOp::Sub => fa.plus(-1, &fb),
+            BinaryOp::Mul => match (fa.number_only(), fb.number_only()) {
+                (Some(k), _) => fb.times(k),
+                (None, Some(k)) => fa.times(k),
+                (None, None) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `k · self`.
+    fn times(&self, k: i128) -> Option<Self> {
+        Form::number(0).plus(k, self)
+    }
+
+    /// The number, when no atom is left.
+    fn number_only(&self) -> Option<i128> {
+        self.terms.is_empty().then_some(self.c)
+    }
+
+    /// The form of a settled integer part `e`: a number for a known value, its form, or
+    /// itself as an atom (`None`: not an integer part, or it always fails).
+    fn of(p: &Part<'e>, e: &'e Expr) -> Option<Self> {
+        if !integral(&e.ty) {
+            return None;
+        }
+        match p {
+            Part::Value(v) => int_number(v).map(Form::number),
+            Part::FailsOr(vs) => match vs.as_slice() {
+                [v] => int_number(v).map(Form::number),
+                _ => Some(Form::atom(e)),
+            },
+            Part::Linear(f) => Some(f.clone()),
+            Part::Open => Some(Form::atom(e)),
+            Part::Closed | Part::Fails(_) => None,
+        }
+    }
+}
+
+/// An integer value as a number.
+fn int_number(v: &Value) -> Option<i128> {
+    match v {
+        Value::Int(n) => Some(i128::from(*n)),
+        Value::Uint(n) => Some(i128::from(*n)),
+        _ => None,
+    }
+}
+
+/// What is known of an integer part of type `ty` from the values of its operands
+/// (`by_values`: a failure for every one, or the values it gives) and from its linear
+/// form: a failure, else its one value when the atoms cancel, else the values, else the
+/// form.
+fn integer<'e>(ty: &Type, by_values: Option<Part<'e>>, form: Option<Form<'e>>) -> Part<'e> {
+    if let Some(Part::Fails(f)) = by_values {
+        return Part::Fails(f);
+    }
+    if let Some(v) = form
+        .as_ref()
+        .and_then(Form::number_only)
+        .and_then(|n| integer_of(ty, n))
+    {
+        return Part::FailsOr(vec![v]);
+    }
+    match (by_values, form) {
+        (Some(p), _) => p,
+        (None, Some(f)) if !f.terms.is_empty() => Part::Linear(f),
+        (None, _) => Part::Open,
+    }
 }
 
 /// Are two parts the same expression (spans apart)? CEL has no side effects, so two
@@ -238,7 +376,7 @@ fn same_node(x: &Expr, y: &Expr) -> bool {
 
 impl Walk<'_> {
     /// Evaluates a closed part with the direct evaluator; other parts as they are.
-    fn settle(&self, e: &Expr, p: Part) -> Part {
+    fn settle<'e>(&self, e: &Expr, p: Part<'e>) -> Part<'e> {
         if !matches!(p, Part::Closed) {
             return p;
         }
@@ -254,8 +392,8 @@ impl Walk<'_> {
 
     /// The parts of the children, each settled unless every one is closed (then the
     /// node is closed too and is evaluated whole by its parent).
-    fn children(&mut self, kids: &[&Expr]) -> Option<Vec<Part>> {
-        let parts: Vec<Part> = kids.iter().map(|k| self.part(k)).collect();
+    fn children<'e>(&mut self, kids: &[&'e Expr]) -> Option<Vec<Part<'e>>> {
+        let parts: Vec<Part<'e>> = kids.iter().map(|k| self.part(k)).collect();
         if parts.iter().all(|p| matches!(p, Part::Closed)) {
             return None;
         }
@@ -267,7 +405,7 @@ impl Walk<'_> {
         )
     }
 
-    fn part(&mut self, e: &Expr) -> Part {
+    fn part<'e>(&mut self, e: &'e Expr) -> Part<'e> {
         match &e.kind {
             ExprKind::Lit(_) => Part::Closed,
             // a comprehension's variable is only seen in its body, which is walked
@@ -346,8 +484,8 @@ impl Walk<'_> {
 
     /// A node that evaluates every operand whenever it is evaluated: the first operand
     /// that always fails makes it fail.
-    fn strict(&mut self, e: &Expr) -> Part {
-        let kids: Vec<&Expr> = match &e.kind {
+    fn strict<'e>(&mut self, e: &'e Expr) -> Part<'e> {
+        let kids: Vec<&'e Expr> = match &e.kind {
             ExprKind::Select(a, _) | ExprKind::Unary(_, a) | ExprKind::Has(a, _) => vec![&**a],
             ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => vec![&**a, &**b],
             ExprKind::Call { target, args, .. } => {
@@ -382,12 +520,12 @@ impl Walk<'_> {
 
 /// A strict node none of whose operands always fails, from what is known of them
 /// (`ps`, settled): a failure for every value they can give, the values it can give,
-/// or open.
-fn operation(e: &Expr, ps: &[Part]) -> Part {
+/// its linear form, or open.
+fn operation<'e>(e: &'e Expr, ps: &[Part<'e>]) -> Part<'e> {
     match &e.kind {
         // `x / 0` and `x % 0` on integers fail for every `x`
         ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
-            if matches!(a.ty, Type::Int | Type::Uint)
+            if integral(&a.ty)
                 && ps
                     .get(1)
                     .and_then(successes)
@@ -398,25 +536,9 @@ fn operation(e: &Expr, ps: &[Part]) -> Part {
                 span: e.span,
             })
         }
-        // `x - x` on integers is zero whenever `x` does not fail
-        ExprKind::Binary(BinaryOp::Sub, a, b)
-            if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
-        {
-            Part::FailsOr(vec![zero_of(&a.ty)])
-        }
-        // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
-        ExprKind::Binary(BinaryOp::Mul, a, _)
-            if matches!(a.ty, Type::Int | Type::Uint)
-                && ps.iter().any(|p| {
-                    matches!(p, Part::Value(_) | Part::FailsOr(_))
-                        && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
-                }) =>
-        {
-            Part::FailsOr(vec![zero_of(&a.ty)])
-        }
         // `x % 1` (and `x % -1`) on integers is zero whenever it does not fail
         ExprKind::Binary(BinaryOp::Rem, a, _)
-            if matches!(a.ty, Type::Int | Type::Uint)
+            if integral(&a.ty)
                 && ps.get(1).and_then(successes).is_some_and(|vs| {
                     !vs.is_empty()
                         && vs
@@ -424,28 +546,56 @@ fn operation(e: &Expr, ps: &[Part]) -> Part {
                             .all(|v| matches!(v, Value::Int(1 | -1) | Value::Uint(1)))
                 }) =>
         {
-            Part::FailsOr(vec![zero_of(&a.ty)])
+            integer(&a.ty, None, Some(Form::number(0)))
         }
-        // integer arithmetic on operands of known values: the values it gives
-        // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
+        // integer arithmetic: the values its operands' known values give (`i - i + 5`,
+        // `-(i - i)`), or a failure for every one of them; `+`, `-` and a product by a
+        // number keep the linear form (`i + 0 - i`, `0 * i`)
         ExprKind::Binary(
             op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
             a,
-            _,
-        ) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
-            [pa, pb] => known(pa, pb, e.span, |x, y| {
-                super::value::arith(super::ir::arith(*op), x, y)
-            })
-            .unwrap_or(Part::Open),
+            b,
+        ) if integral(&a.ty) => match ps {
+            [pa, pb] => {
+                let by_values = known(pa, pb, e.span, |x, y| {
+                    super::value::arith(super::ir::arith(*op), x, y)
+                });
+                let form = Form::binary(*op, Form::of(pa, a), Form::of(pb, b));
+                integer(&e.ty, by_values, form)
+            }
             _ => Part::Open,
         },
-        ExprKind::Unary(UnaryOp::Neg, a) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
-            [pa] => known(pa, &Part::Value(Value::Null), e.span, |x, _| {
-                super::value::negate(x)
-            })
-            .unwrap_or(Part::Open),
+        ExprKind::Unary(UnaryOp::Neg, a) if integral(&a.ty) => match ps {
+            [pa] => integer(
+                &e.ty,
+                known(pa, &Part::Value(Value::Null), e.span, |x, _| {
+                    super::value::negate(x)
+                }),
+                Form::of(pa, a).and_then(|f| f.times(-1)),
+            ),
             _ => Part::Open,
         },
+        // `int(x)` and `uint(x)` of an integer give its value or fail (out of range)
+        ExprKind::Call {
+            target: None,
+            name,
+            args,
+        } if integral(&e.ty)
+            && let [a] = args.as_slice()
+            && integral(&a.ty)
+            && let Some(to @ (Func::Int | Func::Uint)) = Func::by_name(name) =>
+        {
+            match ps {
+                [pa] => integer(
+                    &e.ty,
+                    known(pa, &Part::Value(Value::Null), e.span, |x, _| {
+                        super::value::convert(to, x)
+                    }),
+                    Form::of(pa, a),
+                ),
+                _ => Part::Open,
+            }
+        }
         // indexing: the values its operands' known values give, or a failure for
         // every one of them (the error of the first); into a list whose items are
         // not known, a failure when no list has any of the positions

@@ -477,36 +477,57 @@ const DEFAULT_IGNORABLE: &[(char, char)] = &[
     ('\u{E0000}', '\u{E0FFF}'),
 ];
 
-/// Whether a character shows nothing: Unicode `White_Space` or
-/// `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]).
+/// Characters that show nothing yet are neither `White_Space` nor
+/// `Default_Ignorable_Code_Point` (checked against `UnicodeData` and
+/// `DerivedCoreProperties`, Unicode 16), other than the C0 and C1 controls (general
+/// category `Cc`, [`char::is_control`]: no glyph): U+2800 BRAILLE PATTERN BLANK (the
+/// Braille cell with no dot raised) and U+1D159 MUSICAL SYMBOL NULL NOTEHEAD (a
+/// notehead drawn as nothing). The Hangul fillers U+115F, U+1160, U+3164 and U+FFA0
+/// are default-ignorable ([`DEFAULT_IGNORABLE`]).
+const BLANK_SYMBOLS: &[(char, char)] = &[
+    ('\u{2800}', '\u{2800}'),
+    ('\u{1D159}', '\u{1D159}'),
+];
+
+/// Whether a character shows nothing: Unicode `White_Space`,
+/// `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]), or one of the few others
+/// drawn as nothing (the controls, [`BLANK_SYMBOLS`]).
 fn is_invisible(c: char) -> bool {
-    // below the table's lowest character only white space shows nothing: the
-    // common ASCII name is decided without scanning the table
+    // below the tables' lowest character only white space and the controls show
+    // nothing: the common ASCII name is decided without scanning the tables
     c.is_whitespace()
+        || c.is_control()
         || (c >= FIRST_IGNORABLE
             && DEFAULT_IGNORABLE
                 .iter()
+                .chain(BLANK_SYMBOLS)
                 .any(|&(lo, hi)| (lo..=hi).contains(&c)))
 }
 
-/// The lowest character of [`DEFAULT_IGNORABLE`], found from the table when compiling.
+/// The lowest character of [`DEFAULT_IGNORABLE`] and [`BLANK_SYMBOLS`], found from the
+/// tables when compiling.
 const FIRST_IGNORABLE: char = {
-    let mut rest = DEFAULT_IGNORABLE;
     let mut lowest = char::MAX;
-    while let Some(((lo, _), tail)) = rest.split_first() {
-        if (*lo as u32) < (lowest as u32) {
-            lowest = *lo;
+    let mut tables: &[&[(char, char)]] = &[DEFAULT_IGNORABLE, BLANK_SYMBOLS];
+    while let Some((table, more)) = tables.split_first() {
+        let mut rest = *table;
+        while let Some(((lo, _), tail)) = rest.split_first() {
+            if (*lo as u32) < (lowest as u32) {
+                lowest = *lo;
+            }
+            rest = tail;
         }
-        rest = tail;
+        tables = more;
     }
     lowest
 };
 
 /// Whether a user or role name is blank: empty, or only characters that show nothing
-/// (Unicode white space, and the default-ignorable characters such as the zero-width
-/// space U+200B, the word joiner U+2060 and the byte-order mark U+FEFF), so that no
-/// one can be asked. The one rule for the names written in a flow (`check`) and for
-/// the user ids an assignee expression gives at run time (decision 127).
+/// (Unicode white space, the default-ignorable characters such as the zero-width
+/// space U+200B, the word joiner U+2060 and the byte-order mark U+FEFF, the controls
+/// and the Braille blank U+2800), so that no one can be asked. The one rule for the
+/// names written in a flow (`check`) and for the user ids an assignee expression gives
+/// at run time (decision 127).
 #[must_use]
 pub fn is_blank_name(name: &str) -> bool {
     name.chars().all(is_invisible)
@@ -519,10 +540,17 @@ pub fn is_blank_name(name: &str) -> bool {
 /// (an emoji's U+FE0F), and is the one invisible character allowed at an end.
 #[must_use]
 pub fn is_padded_name(name: &str) -> bool {
-    let padding = |c: char| is_invisible(c) && !is_variation_selector(c);
     !is_blank_name(name)
-        && (name.chars().next().is_some_and(padding)
-            || name.chars().next_back().is_some_and(padding))
+        && (name.chars().next().is_some_and(pads_a_name)
+            || name.chars().next_back().is_some_and(pads_a_name))
+}
+
+/// Whether a name that starts or ends with this character is padded or blank
+/// ([`is_padded_name`], [`is_blank_name`]): a character that shows nothing, other than a
+/// variation selector.
+#[must_use]
+pub fn pads_a_name(c: char) -> bool {
+    is_invisible(c) && !is_variation_selector(c)
 }
 
 /// U+FE00–U+FE0F and U+E0100–U+E01EF: they choose how the character before them is
