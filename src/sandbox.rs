@@ -12,7 +12,7 @@ use rhai::{
 pub use crate::expr::RunError;
 use crate::expr::codegen::Constant;
 use crate::expr::ir::Bounds;
-use crate::expr::overload::{Func, Operator};
+use crate::expr::overload::{Func, Operator, Site};
 use crate::expr::value::{self, Arith, Logic, MapView, OpError, Rel, Scalar, Value, View};
 use crate::expr::{rhai_const, rhai_var};
 use crate::limits::{Limits, SandboxLimits};
@@ -56,21 +56,13 @@ fn charge(units: u64) -> Result<(), Box<EvalAltResult>> {
     Ok(())
 }
 
-/// Charges what placing a value into a list being built costs
-/// ([`value::copy_cost`], the direct path's one rule).
-fn charge_copy(v: &Dynamic) -> Result<(), Box<EvalAltResult>> {
-    match value::copy_cost(v, units_left()) {
-        Some(units) => charge(units),
-        None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
-    }
-}
-
-/// CEL equality charged per element compared ([`value::equals_within`]).
-fn equals_charged(a: &Dynamic, b: &Dynamic) -> Result<bool, Box<EvalAltResult>> {
-    match value::equals_within(a, b, units_left()) {
-        Some((equal, spent)) => {
-            charge(spent)?;
-            Ok(equal)
+/// Charges what a [`Site`] costs on its operands ([`value::site_cost`], the one routine
+/// the direct path's nodes charge it by), and gives what `==` and `in` decide.
+fn at_site(site: Site, operands: &[&Dynamic]) -> Result<bool, Box<EvalAltResult>> {
+    match value::site_cost(site, operands, units_left()).map_err(raise)? {
+        Some(p) => {
+            charge(p.units)?;
+            Ok(p.holds)
         }
         None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
     }
@@ -344,7 +336,7 @@ fn register(engine: &mut Engine, bounds: Bounds) {
         move |a: &mut Array, v: Dynamic| -> Result<(), Box<EvalAltResult>> {
             // the element was copied (a list or map variable is copied when read):
             // charged before a second copy is made
-            charge_copy(&v)?;
+            at_site(Site::Step, &[&v])?;
             a.push(v);
             bounds.list_fits(a.len()).map_err(limit)
         },
@@ -451,23 +443,23 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     // one, which Rhai then reads after the left (`cel_eq_r`, CEL's order); codegen
     // picks (`Gen::two`)
     engine.register_fn("cel_eq", |a: &mut Dynamic, b: Dynamic| {
-        equals_charged(a, &b)
+        at_site(Site::Equality, &[&*a, &b])
     });
     engine.register_fn("cel_eq_r", |b: &mut Dynamic, a: Dynamic| {
-        equals_charged(&a, b)
+        at_site(Site::Equality, &[&a, &*b])
     });
     engine.register_fn("cel_ne", |a: &mut Dynamic, b: Dynamic| {
-        equals_charged(a, &b).map(|e| !e)
+        at_site(Site::Equality, &[&*a, &b]).map(|e| !e)
     });
     engine.register_fn("cel_ne_r", |b: &mut Dynamic, a: Dynamic| {
-        equals_charged(&a, b).map(|e| !e)
+        at_site(Site::Equality, &[&a, &*b]).map(|e| !e)
     });
     // an element of a list literal or a value of a map literal, taken by `&mut` (a variable in place) and charged
     // before it is copied into the list
     engine.register_fn(
         "cel_item",
         |a: &mut Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
-            charge_copy(a)?;
+            at_site(Site::Literal, &[&*a])?;
             Ok(a.clone())
         },
     );
@@ -482,35 +474,36 @@ fn register(engine: &mut Engine, bounds: Bounds) {
         membership(b, &a, false)
     });
     // a comprehension step: the units codegen wrote (`ir::step_cost`, as the direct
-    // path charges per element)
+    // path charges per element; the element copied is the step's site, `cel_elem`,
+    // `cel_take`)
     engine.register_fn("cel_step", |units: i64| {
         charge(u64::try_from(units).unwrap_or(u64::MAX))
     });
-    // the element taken is copied: charged first (`value::copy_cost`), as the direct
-    // path charges it
+    // the element taken is copied: charged first (`Site::Take`), as the direct path
+    // charges it
     engine.register_fn(
         "cel_index",
         |a: &mut Dynamic, i: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
             let a = &*a;
             if let Ok(m) = a.as_map_ref() {
-                // a map lookup reads its key: charged before it (`value::key_cost`)
-                charge(value::key_cost(&i))?;
+                // a map lookup reads its key: charged before it (`Site::Key`)
+                at_site(Site::Key, &[&i])?;
                 let v = i.with_scalar(|k| value::map_index(&*m, k).map_err(raise))?;
-                charge_copy(v)?;
+                at_site(Site::Take, &[v])?;
                 return Ok(v.clone());
             }
             if let Ok(items) = a.as_array_ref() {
                 let v = i.with_scalar(|k| value::list_index(items.as_slice(), k).map_err(raise))?;
-                charge_copy(v)?;
+                at_site(Site::Take, &[v])?;
                 return Ok(v.clone());
             }
             let a = from_dynamic(a);
             if let Value::Map(_) = a {
-                charge(value::key_cost(&i))?;
+                at_site(Site::Key, &[&i])?;
             }
-            let v = value::index(&a, &from_dynamic(&i)).map_err(raise)?;
-            charge(value::copy_cost(&v, units_left()).unwrap_or(u64::MAX))?;
-            Ok(to_dynamic(&v))
+            let v = to_dynamic(&value::index(&a, &from_dynamic(&i)).map_err(raise)?);
+            at_site(Site::Take, &[&v])?;
+            Ok(v)
         },
     );
     // the element a comprehension variable takes from a list (read in place, then
@@ -529,15 +522,17 @@ fn register(engine: &mut Engine, bounds: Bounds) {
                 .ok()
                 .and_then(|n| items.get(n))
                 .ok_or_else(|| raise(OpError::InvalidArgument("index out of range".to_owned())))?;
-            charge_copy(v)?;
+            at_site(Site::Step, &[v])?;
             Ok(v.clone())
         },
     );
     // the element a comprehension variable takes from a map's keys (or a `dyn` range)
-    engine.register_fn("cel_take", |a: &mut Dynamic| charge_copy(a));
+    engine.register_fn("cel_take", |a: &mut Dynamic| {
+        at_site(Site::Step, &[&*a]).map(|_| ())
+    });
     // a field that is not read in place (`codegen::field_in_place`: a field of a value
     // typed `dyn`):
-    // its value is copied, charged first (`value::copy_cost`), as the direct path's
+    // its value is copied, charged first (`Site::Take`), as the direct path's
     // `FieldCopied` charges it
     engine.register_fn(
         "cel_select",
@@ -545,12 +540,12 @@ fn register(engine: &mut Engine, bounds: Bounds) {
             let a = &*a;
             if let Ok(m) = a.as_map_ref() {
                 let v = value::map_field(&*m, &f).map_err(raise)?;
-                charge_copy(v)?;
+                at_site(Site::Take, &[v])?;
                 return Ok(v.clone());
             }
-            let v = value::select(&from_dynamic(a), &f).map_err(raise)?;
-            charge(value::copy_cost(&v, units_left()).unwrap_or(u64::MAX))?;
-            Ok(to_dynamic(&v))
+            let v = to_dynamic(&value::select(&from_dynamic(a), &f).map_err(raise)?);
+            at_site(Site::Take, &[&v])?;
+            Ok(v)
         },
     );
     engine.register_fn("cel_has", |a: &mut Dynamic, f: ImmutableString| {
@@ -631,28 +626,16 @@ fn register(engine: &mut Engine, bounds: Bounds) {
     });
 }
 
-/// `a in b`, the collection read in place: a map is a lookup, charged its key
-/// (`value::map_contains`); a list is searched, a unit per element compared when
-/// `charged` (a list written of literals costs only its node, as on the direct path).
+/// `a in b`, the collection read in place: charged its site (`Site::Membership`: a map
+/// its key, a list a unit per element compared) when `charged`; a list written of
+/// literals (`cel_in_lits`, `ir::site_charge`) costs only its node, as on the direct
+/// path, and is searched uncharged.
 fn membership(b: &Dynamic, a: &Dynamic, charged: bool) -> Result<bool, Box<EvalAltResult>> {
-    let map = b.as_map_ref().ok();
-    // a map lookup is always charged its key
-    let charged = charged || map.is_some();
-    let budget = if charged { units_left() } else { u64::MAX };
-    let searched = if let Some(m) = map {
-        value::map_contains(&*m, a, budget)
-    } else if let Ok(items) = b.as_array_ref() {
-        value::list_contains(a, items.iter(), budget)
-    } else {
-        value::contains_in(&from_dynamic(a), &from_dynamic(b), budget).map_err(raise)?
-    };
-    match searched {
-        Some(s) => {
-            if charged {
-                charge(s.compared)?;
-            }
-            Ok(s.found)
-        }
+    if charged {
+        return at_site(Site::Membership, &[a, b]);
+    }
+    match value::site_cost(Site::Membership, &[a, b], u64::MAX).map_err(raise)? {
+        Some(p) => Ok(p.holds),
         None => Err(EvalAltResult::ErrorTooManyOperations(Position::NONE).into()),
     }
 }

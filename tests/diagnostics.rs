@@ -2035,6 +2035,10 @@ fn a_constant_condition_names_the_limit_of_every_part_charged_by_size() {
         ("nums[0] > days || true", false),
         ("size(nums) > 0 || true", false),
         ("days >= days", false),
+        // `in` on a list written of literals costs its node only, on both paths
+        // (`ir::site_charge`); on a list read from the context, per element
+        ("days in [1, 2] || true", false),
+        ("days in nums || true", true),
         // `dyn(x)` is `x`, no call of its own (decision 123): `!` on it costs its unit
         ("!dyn(dept) || true", false),
     ] {

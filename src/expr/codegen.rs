@@ -1079,8 +1079,12 @@ impl Gen<'_> {
                 }
             }
             BinaryOp::In => {
+                // uncharged where its site is (`ir::site_charge`: a list written of
+                // literals costs only its node, as on the direct path)
+                let unit = ir::site_charge(op, a, b) == Charge::Unit;
                 // `x in [literals]` of the same simple type: a chain of comparisons, no list
-                if let ExprKind::List(items) = &b.kind
+                if unit
+                    && let ExprKind::List(items) = &b.kind
                     && simple(&a.ty)
                     && !items.is_empty()
                     && items.len() <= 16
@@ -1106,13 +1110,9 @@ impl Gen<'_> {
                     return format!("({})", parts.join(" || "));
                 }
                 let sa = self.expr(a);
-                // a list of literals costs only its node, as on the direct path
-                // (`ir::literal_items`); any other list a unit per element compared
-                let f = if ir::literal_items(b).is_some() {
-                    "cel_in_lits"
-                } else {
-                    "cel_in"
-                };
+                // any other list a unit per element compared, a map its key
+                // (`Site::Membership`)
+                let f = if unit { "cel_in_lits" } else { "cel_in" };
                 // the collection goes first, by `&mut`: a place is read in place, not
                 // copied, and Rhai evaluates it after the element (CEL's left-to-right
                 // order: the first error is the one reported); anything else is
@@ -1132,9 +1132,14 @@ impl Gen<'_> {
                     format!("{{ let {t} = {sa}; {f}({sb}, {t}) }}")
                 }
             }
-            // collection equality (and every other non-simple one) reads a place in place
-            // (strings too: compared in place and charged by their bytes, `value::compare_cost`)
-            BinaryOp::Eq | BinaryOp::Ne if !(a.ty == b.ty && simple(&a.ty) && a.ty != Str) => {
+            // an equality its site charges (`ir::site_charge`: strings by their bytes,
+            // collections per element) is the native charging it, reading a place in
+            // place; so is every one of operands of different or not simple types
+            BinaryOp::Eq | BinaryOp::Ne
+                if !(a.ty == b.ty
+                    && simple(&a.ty)
+                    && ir::site_charge(op, a, b) == Charge::Unit) =>
+            {
                 let f = if op == BinaryOp::Eq {
                     "cel_eq"
                 } else {

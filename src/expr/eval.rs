@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 
 use super::RunError;
 use super::ir::{Bounds, Direct, Fold, Node, Slot};
-use super::overload::Operator;
+use super::overload::{Operator, Site};
 use super::typed::Typed;
 use super::value::{self, Logic, OpError, Value};
 
@@ -104,10 +104,14 @@ impl Cx<'_> {
         Box::new(RunError::budget(self.bounds.cost))
     }
 
-    /// Charges what placing `v` into a list being built costs ([`value::copy_cost`]).
-    fn charge_copy(&self, v: &Value) -> Result<(), Fail> {
-        match value::copy_cost(v, self.budget.get()) {
-            Some(units) => self.charge(units),
+    /// Charges what a [`Site`] costs on its operands ([`value::site_cost`], the one
+    /// routine of both paths), and gives what `==` and `in` decide.
+    fn site(&self, site: Site, operands: &[&Value]) -> Result<bool, Fail> {
+        match value::site_cost(site, operands, self.budget.get()).map_err(op)? {
+            Some(p) => {
+                self.charge(p.units)?;
+                Ok(p.holds)
+            }
             None => Err(self.spent()),
         }
     }
@@ -306,15 +310,9 @@ impl Node {
                     };
                 }
             },
-            Node::EqStr(eq, a, lit) => a.eval(cx).and_then(|v| match v.get() {
-                Value::String(s) => {
-                    cx.charge(value::compare_cost(s, lit))?;
-                    Ok(value::str_equals(s, lit) == *eq)
-                }
-                other => {
-                    Ok(value::equals(other, &Value::String(std::sync::Arc::clone(lit))) == *eq)
-                }
-            }),
+            Node::EqStr(eq, a, lit) => a
+                .eval(cx)
+                .and_then(|v| Ok(cx.site(Site::Equality, &[v.get(), lit])? == *eq)),
             Node::InStrs(a, set) => a.eval(cx).map(|v| match v.get() {
                 Value::String(s) => value::str_in(s, set),
                 other => set
@@ -384,12 +382,12 @@ impl Node {
             Node::FieldCopied(a, f, at) => match a.eval(cx)? {
                 Out::Ref(v) => {
                     let x = field(v, f, at).map_err(op)?;
-                    cx.charge_copy(x)?;
+                    cx.site(Site::Take, &[x])?;
                     Out::Ref(x)
                 }
                 Out::Own(v) => {
                     let x = field(&v, f, at).map_err(op)?;
-                    cx.charge_copy(x)?;
+                    cx.site(Site::Take, &[x])?;
                     Out::Own(x.clone())
                 }
             },
@@ -398,20 +396,20 @@ impl Node {
             Node::Index(a, i) => {
                 let a = a.eval(cx)?;
                 let i = i.eval(cx)?;
-                // a map lookup reads its key: charged before it (`value::key_cost`)
+                // a map lookup reads its key: charged before it
                 if let Value::Map(_) = a.get() {
-                    cx.charge(value::key_cost(i.get()))?;
+                    cx.site(Site::Key, &[i.get()])?;
                 }
                 let v = value::index(a.get(), i.get()).map_err(op)?;
                 // the sandbox copies the element it takes: charged on both paths
-                cx.charge_copy(&v)?;
+                cx.site(Site::Take, &[&v])?;
                 Out::Own(v)
             }
             Node::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for i in items {
                     let v = i.eval(cx)?;
-                    cx.charge_copy(v.get())?;
+                    cx.site(Site::Literal, &[v.get()])?;
                     out.push(v.into_value());
                 }
                 Out::Own(Value::List(std::sync::Arc::new(out)))
@@ -420,12 +418,12 @@ impl Node {
                 let mut pairs = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
                     // the key and the value placed into the map built: charged as
-                    // values placed into a built list (`value::copy_cost`)
+                    // values placed into a built list
                     let k = k.eval(cx)?;
-                    cx.charge_copy(k.get())?;
+                    cx.site(Site::Literal, &[k.get()])?;
                     let k = k.into_value();
                     let v = v.eval(cx)?;
-                    cx.charge_copy(v.get())?;
+                    cx.site(Site::Literal, &[v.get()])?;
                     pairs.push((k, v.into_value()));
                 }
                 Out::Own(value::build_map(pairs).map_err(op)?)
@@ -483,13 +481,9 @@ impl Node {
             }
             Node::Eq(eq, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                match value::equals_within(x.get(), y.get(), cx.budget.get()) {
-                    Some((equal, spent)) => {
-                        cx.charge(spent)?;
-                        Out::Own(Value::Bool(equal == *eq))
-                    }
-                    None => return Err(cx.spent()),
-                }
+                Out::Own(Value::Bool(
+                    cx.site(Site::Equality, &[x.get(), y.get()])? == *eq,
+                ))
             }
             Node::InInts(a, set) => {
                 let v = a.eval(cx)?;
@@ -504,13 +498,7 @@ impl Node {
             }
             Node::In(a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
-                match value::contains_in(x.get(), y.get(), cx.budget.get()).map_err(op)? {
-                    Some(s) => {
-                        cx.charge(s.compared)?;
-                        Out::Own(Value::Bool(s.found))
-                    }
-                    None => return Err(cx.spent()),
-                }
+                Out::Own(Value::Bool(cx.site(Site::Membership, &[x.get(), y.get()])?))
             }
             Node::ArithF64(o, a, b) => {
                 let (x, y) = (a.eval(cx)?, b.eval(cx)?);
@@ -641,8 +629,8 @@ impl Fold {
         let mut out: Vec<Value> = Vec::new();
         for v in elems {
             cx.charge(self.step_cost)?;
-            // the element the variable takes (the sandbox copies it): `value::copy_cost`
-            cx.charge_copy(v)?;
+            // the element the variable takes (the sandbox copies it)
+            cx.site(Site::Step, &[v])?;
             let frame = Frame {
                 value: v,
                 up: cx.frame,
@@ -674,14 +662,14 @@ impl Fold {
                     };
                     if keep {
                         let v = self.body.eval(&inner)?;
-                        cx.charge_copy(v.get())?;
+                        cx.site(Site::Step, &[v.get()])?;
                         out.push(v.into_value());
                         cx.bounds.list_fits(out.len()).map_err(Box::new)?;
                     }
                 }
                 Macro::Filter => {
                     if self.body.truth(&inner)? {
-                        cx.charge_copy(v)?;
+                        cx.site(Site::Step, &[v])?;
                         out.push(v.clone());
                         cx.bounds.list_fits(out.len()).map_err(Box::new)?;
                     }

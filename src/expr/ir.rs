@@ -66,8 +66,9 @@ pub(crate) enum Node {
     CmpI64(Rel, Box<Node>, Box<Node>),
     /// `a op b`, any types.
     Cmp(Rel, Box<Node>, Box<Node>),
-    /// `a == "literal"` (`true`) / `a != "literal"` on a string.
-    EqStr(bool, Box<Node>, Arc<str>),
+    /// `a == "literal"` (`true`) / `a != "literal"` on a string (the literal a
+    /// [`Value::String`], an operand of [`value::site_cost`]).
+    EqStr(bool, Box<Node>, Value),
     /// `a == b` (`true`) / `a != b`.
     Eq(bool, Box<Node>, Box<Node>),
     /// `a in ["x", "y"]` on a string.
@@ -366,17 +367,6 @@ fn size(e: &Expr) -> u64 {
 /// must run within a budget of nothing on huge contexts.
 pub(crate) use overload::Charge;
 
-/// Does a value of this static type cost by its size where the cost model charges
-/// one: a string or bytes value by its bytes, a list, map or object by its elements
-/// (`dyn` may be any of them); a number, bool, timestamp or duration costs a fixed
-/// amount.
-fn sized(t: &Type) -> bool {
-    matches!(
-        t,
-        Type::String | Type::Bytes | Type::List(_) | Type::Map(..) | Type::Object(_) | Type::Dyn
-    )
-}
-
 /// How one evaluation of this node is charged ([`Charge`]): whether it can cost more
 /// than its static [`size`], by the size of the values it reads or builds, so that it
 /// can run out of the evaluation budget (or build a string or list past its limit)
@@ -385,28 +375,26 @@ fn sized(t: &Type) -> bool {
 /// Read from the tables, never decided here: a call or a table operator by the
 /// [`overload::Sizing`] column of the rows its operand types select
 /// ([`overload::call_charge`], [`overload::operator_charge`]), every other operation by
-/// its [`Site`] where an operand is of a type charged by size ([`sized`]).
+/// its [`Site`] on its operands' types ([`Site::charge_on`], [`site_charge`]).
 #[must_use]
 pub(crate) fn charge(e: &Expr) -> Charge {
     // `dyn(x)` is `x` on both paths: no node of its own ([`dyn_arg`])
     if dyn_arg(e).is_some() {
         return Charge::Unit;
     }
-    let at = |site: Site, yes: bool| if yes { site.charge() } else { Charge::Unit };
     match &e.kind {
         ExprKind::Comprehension { .. } => Site::Step.charge(),
-        ExprKind::Binary(BinaryOp::In, a, b) => at(Site::Membership, sized(&a.ty) || sized(&b.ty)),
-        ExprKind::Binary(BinaryOp::Eq | BinaryOp::Ne, a, b) => {
-            at(Site::Equality, sized(&a.ty) || sized(&b.ty))
+        ExprKind::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne | BinaryOp::In), a, b) => {
+            site_charge(*op, a, b)
         }
         ExprKind::Binary(op, a, b) => {
             overload::operator_charge(*op, &a.ty, &b.ty).unwrap_or(Charge::Unit)
         }
         // a field read in place costs its node (`codegen::read_in_place`)
         _ if super::codegen::read_in_place(e).is_some() => Charge::Unit,
-        ExprKind::Index(_, i) if sized(&i.ty) => Site::Key.charge(),
+        ExprKind::Index(_, i) if overload::sized(&i.ty) => Site::Key.charge(),
         // an element taken, or a field copied: charged by the value copied
-        ExprKind::Index(..) | ExprKind::Select(..) => at(Site::Take, sized(&e.ty)),
+        ExprKind::Index(..) | ExprKind::Select(..) => Site::Take.charge_on([&e.ty]),
         ExprKind::Call { target, name, args } => {
             let types: Vec<Type> = target
                 .iter()
@@ -416,17 +404,30 @@ pub(crate) fn charge(e: &Expr) -> Charge {
                 .collect();
             overload::call_charge(name, &types)
         }
-        ExprKind::List(items) => at(Site::Literal, items.iter().any(|i| sized(&i.ty))),
-        ExprKind::Map(entries) => at(
-            Site::Literal,
-            entries.iter().any(|(k, v)| sized(&k.ty) || sized(&v.ty)),
-        ),
+        ExprKind::List(items) => Site::Literal.charge_on(items.iter().map(|i| &i.ty)),
+        ExprKind::Map(entries) => {
+            Site::Literal.charge_on(entries.iter().flat_map(|(k, v)| [&k.ty, &v.ty]))
+        }
         ExprKind::Lit(_)
         | ExprKind::Ident(_)
         | ExprKind::HasVar(_)
         | ExprKind::Has(..)
         | ExprKind::Unary(..)
         | ExprKind::Cond(..) => Charge::Unit,
+    }
+}
+
+/// How an `==`, `!=` or `in` node is charged: its [`Site`] on its operands' static types
+/// ([`Site::charge_on`]), except that `in` on a list written of literals
+/// ([`literal_items`]) costs only its node on both paths. The one rule [`charge`] reads
+/// and codegen chooses by: a plain Rhai operator (or a chain of them) where it is
+/// [`Charge::Unit`], a native charging the site ([`value::site_cost`]) where it is not.
+#[must_use]
+pub(crate) fn site_charge(op: BinaryOp, a: &Expr, b: &Expr) -> Charge {
+    match op {
+        BinaryOp::In if literal_items(b).is_some() => Charge::Unit,
+        BinaryOp::In => Site::Membership.charge_on([&a.ty, &b.ty]),
+        _ => Site::Equality.charge_on([&a.ty, &b.ty]),
     }
 }
 
@@ -582,8 +583,10 @@ impl Lower<'_> {
             BinaryOp::Eq | BinaryOp::Ne => {
                 let eq = op == BinaryOp::Eq;
                 match (ta, tb, string_lit(a), string_lit(b)) {
-                    (Str, Str, _, Some(l)) => Node::EqStr(eq, bx(self.node(a)), l),
-                    (Str, Str, Some(l), None) => Node::EqStr(eq, bx(self.node(b)), l),
+                    (Str, Str, _, Some(l)) => Node::EqStr(eq, bx(self.node(a)), Value::String(l)),
+                    (Str, Str, Some(l), None) => {
+                        Node::EqStr(eq, bx(self.node(b)), Value::String(l))
+                    }
                     _ => Node::Eq(eq, bx(self.node(a)), bx(self.node(b))),
                 }
             }

@@ -35,11 +35,12 @@ pub use time::{
 };
 pub use types::{FieldType, ObjectType, Type};
 pub use value::{
-    OpError, REGEX_AUTOMATON_WEIGHT, REGEX_BYTES_PER_WEIGHT, REGEX_FLOOR, REGEX_GROUP_WEIGHT,
-    REGEX_PREFILTER_WEIGHT, REGEX_SUBJECT_BYTES_PER_UNIT, REGEX_UNICODE_CLASS_WEIGHT,
-    REGEX_UNITS_PER_WEIGHT, RegexEstimate, RegexScan, SCAN_BYTES_PER_UNIT, Value, affix_cost,
-    build_regex, compare_cost, key_cost, match_cost, regex_cost, regex_estimate, regex_least_cost,
-    regex_weight, scan_cost, sized_cost, str_pair_cost,
+    OpError, Priced, REGEX_AUTOMATON_WEIGHT, REGEX_BYTES_PER_WEIGHT, REGEX_FLOOR,
+    REGEX_GROUP_WEIGHT, REGEX_PREFILTER_WEIGHT, REGEX_SUBJECT_BYTES_PER_UNIT,
+    REGEX_UNICODE_CLASS_WEIGHT, REGEX_UNITS_PER_WEIGHT, RegexEstimate, RegexScan,
+    SCAN_BYTES_PER_UNIT, Value, affix_cost, build_regex, compare_cost, key_cost, match_cost,
+    regex_cost, regex_estimate, regex_least_cost, regex_weight, scan_cost, site_cost, sized_cost,
+    str_pair_cost,
 };
 
 /// Errors and warnings of the condition language, at exact file positions.

@@ -171,12 +171,15 @@ impl Sizing {
 
 /// An operation charged by size that is no row of the tables (defined for every pair of
 /// types, or a node of its own): the small table of the other places both paths charge.
+/// Its run-time charge is [`value::site_cost`], the one routine every node of the direct
+/// path and every native of the sandbox charging a site goes through; its static kind is
+/// [`Site::charge_on`], which `ir::charge` reads and codegen chooses its natives by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
     /// `==`, `!=`: per element and byte compared ([`value::equals_within`]).
     Equality,
     /// `in` on a list or map: per element compared, a map by its key
-    /// ([`value::contains_in`]).
+    /// ([`value::list_contains`], [`value::map_contains`]).
     Membership,
     /// An index looking a map up: its key ([`value::key_cost`]).
     Key,
@@ -185,7 +188,9 @@ pub enum Site {
     Take,
     /// A list or map literal placing a value: the value placed ([`value::copy_cost`]).
     Literal,
-    /// A comprehension: per element (`ir::step_cost`, and the element copied).
+    /// A comprehension: per element, the element its variable takes and the value a
+    /// `map`/`filter` places into the list it builds ([`value::copy_cost`]), beside the
+    /// step's units (`ir::step_cost`).
     Step,
 }
 
@@ -200,6 +205,31 @@ impl Site {
             Site::Membership | Site::Step => Charge::PerElement,
         }
     }
+
+    /// The kind of charge of this site on operands of these static types: its
+    /// [`Site::charge`] where one of them is of a type charged by size ([`sized`]),
+    /// [`Charge::Unit`] where none is (a number, a bool, a timestamp or a duration costs
+    /// a fixed amount wherever it is read, copied or compared).
+    #[must_use]
+    pub fn charge_on<'t>(self, operands: impl IntoIterator<Item = &'t Type>) -> Charge {
+        if operands.into_iter().any(sized) {
+            self.charge()
+        } else {
+            Charge::Unit
+        }
+    }
+}
+
+/// Does a value of this static type cost by its size where the cost model charges
+/// one: a string or bytes value by its bytes, a list, map or object by its elements
+/// (`dyn` may be any of them); a number, bool, timestamp or duration costs a fixed
+/// amount.
+#[must_use]
+pub fn sized(t: &Type) -> bool {
+    matches!(
+        t,
+        Type::String | Type::Bytes | Type::List(_) | Type::Map(..) | Type::Object(_) | Type::Dyn
+    )
 }
 
 /// A parameter or result type of an overload.

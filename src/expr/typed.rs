@@ -16,8 +16,8 @@
 //! Why the two agree when this path answers: it evaluates the operands in the exact
 //! path's order with its short-circuits ([`value::decides`]), calls the same operations
 //! (`Rel::doubles`/`ints`, `Arith::doubles`/`ints`, `value::equals`, `str_equals`,
-//! `str_in`, `int_in`, `in_items`, `str_test`, `re_match`, `has`, `contains_in`,
-//! `call_cost`, `Func::apply`, `eval::field`), and charges
+//! `str_in`, `int_in`, `in_items`, `str_test`, `re_match`, `has`, `call_cost`,
+//! `site_cost`, `Func::apply`, `eval::field`), and charges
 //! the budget the same units at the same places (per element searched by `in`, per
 //! comprehension step, per byte a conversion copies), so an answer here is one the exact path reaches without error.
 
@@ -25,6 +25,7 @@ use std::cell::Cell;
 
 use super::ast::Macro;
 use super::ir::{Fold, Node};
+use super::overload::Site;
 use super::value::{self, Value};
 
 /// A comprehension variable's value, linked to the enclosing frames.
@@ -56,6 +57,15 @@ impl<'a> Typed<'a> {
         self.budget.set(left);
         Some(())
     }
+
+    /// Charges what a [`Site`] costs on its operands ([`value::site_cost`], the one
+    /// routine of both paths), and gives what `==` and `in` decide; `None` when the
+    /// budget does not have it or `in` has no overload (the exact path reports either).
+    fn site(&self, site: Site, operands: &[&Value]) -> Option<bool> {
+        let p = value::site_cost(site, operands, self.budget.get()).ok()??;
+        self.charge(p.units)?;
+        Some(p.holds)
+    }
 }
 
 impl Node {
@@ -82,9 +92,7 @@ impl Node {
                 _ => None,
             },
             Node::EqStr(eq, a, lit) => {
-                let s = a.typed_str(t)?;
-                t.charge(value::compare_cost(s, lit))?;
-                Some(value::str_equals(s, lit) == *eq)
+                Some(t.site(Site::Equality, &[a.typed_value(t)?, lit])? == *eq)
             }
             Node::InStrs(a, set) => Some(value::str_in(a.typed_str(t)?, set)),
             Node::CmpF64(rel, a, b) => Some(rel.doubles(a.typed_f64(t)?, b.typed_f64(t)?)),
@@ -114,18 +122,14 @@ impl Node {
             Node::Eq(eq, a, b) => {
                 let x = a.typed_value(t)?;
                 let y = b.typed_value(t)?;
-                let (equal, spent) = value::equals_within(x, y, t.budget.get())?;
-                t.charge(spent)?;
-                Some(equal == *eq)
+                Some(t.site(Site::Equality, &[x, y])? == *eq)
             }
             Node::InInts(a, set) => Some(value::int_in(a.typed_i64(t)?, set)),
             Node::InLits(a, items) => Some(value::in_items(a.typed_value(t)?, items)),
             Node::In(a, b) => {
                 let x = a.typed_value(t)?;
                 let y = b.typed_value(t)?;
-                let s = value::contains_in(x, y, t.budget.get()).ok()??;
-                t.charge(s.compared)?;
-                Some(s.found)
+                t.site(Site::Membership, &[x, y])
             }
             Node::StrLit(row, a, lit) => {
                 let s = a.typed_str(t)?;
@@ -269,7 +273,7 @@ impl Fold {
         for v in items.iter() {
             t.charge(self.step_cost)?;
             // the element the variable takes, as on the exact path
-            t.charge(value::copy_cost(v, t.budget.get())?)?;
+            t.site(Site::Step, &[v])?;
             let frame = Frame {
                 value: v,
                 up: t.frame,

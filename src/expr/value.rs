@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use super::overload::{Func, Sizing};
+use super::overload::{Func, Site, Sizing};
 use super::time::{self, Duration, Timestamp};
 
 /// A CEL value.
@@ -1651,16 +1651,72 @@ pub fn search_charged<T>(
     })
 }
 
-/// `a in b` within a budget: on a list, a unit per element compared ([`search`]); on a
-/// map, a lookup ([`map_contains`]). `Ok(None)`: the budget ran out.
+/// What one evaluation of a [`Site`] costs ([`site_cost`]), with what `==` and `in`
+/// decide (their cost is the walk that decides them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Priced {
+    /// Units of the evaluation budget.
+    pub units: u64,
+    /// `==`: the operands are equal; `in`: the element is in the list or map; `false`
+    /// at the other sites, which decide nothing.
+    pub holds: bool,
+}
+
+/// What a [`Site`] costs on its operands, beyond its units: the one routine every node
+/// of the direct path (exact and typed) and every native of the sandbox charging a site
+/// goes through, as [`sized_cost`] is for the rows of the overload table. The operands,
+/// read in place: `==` its two ([`equals_within`]); `in` the element, then the list
+/// searched (a unit per element compared, [`list_contains`]) or the map looked up (its
+/// key, [`map_contains`]); an index its map key ([`key_cost`]); a value taken, placed
+/// into a literal, or stepped to by a comprehension ([`copy_cost`]). `left` is the
+/// budget left: `Ok(None)` when the cost does not fit it (the walk stops there, so
+/// pricing a huge value costs no more than the budget it would spend). Operands no
+/// site takes (none, or too many) cost nothing.
 ///
 /// # Errors
-/// No overload when `b` is not a list or map.
-pub fn contains_in(a: &Value, b: &Value, budget: u64) -> Result<Option<Searched>, OpError> {
-    match b {
-        Value::List(items) => Ok(list_contains(a, items.iter(), budget)),
-        Value::Map(m) => Ok(map_contains(&**m, a, budget)),
-        other => Err(overload("in", &[a, other])),
+/// `in` on a value that is no list or map.
+pub fn site_cost<V: View>(
+    site: Site,
+    operands: &[&V],
+    left: u64,
+) -> Result<Option<Priced>, OpError> {
+    let priced = |units: u64, holds: bool| Priced { units, holds };
+    Ok(match (site, operands) {
+        (Site::Equality, [a, b]) => {
+            equals_within(*a, *b, left).map(|(eq, units)| priced(units, eq))
+        }
+        (Site::Membership, [x, c]) => {
+            membership(*x, *c, left)?.map(|s| priced(s.compared, s.found))
+        }
+        (Site::Key, [k]) => {
+            let units = key_cost(*k);
+            (units <= left).then_some(priced(units, false))
+        }
+        (Site::Take | Site::Literal | Site::Step, [v]) => {
+            copy_cost(*v, left).map(|u| priced(u, false))
+        }
+        _ => Some(priced(0, false)),
+    })
+}
+
+/// `x in c` within a budget, the collection read in place: a map looked up
+/// ([`map_contains`]), a list searched ([`list_contains`]); a collection not held as
+/// one (the sandbox's map with keys Rhai has no form for) as a [`Value`].
+/// `Ok(None)`: the budget ran out.
+///
+/// # Errors
+/// No overload when `c` is not a list or map.
+fn membership<V: View>(x: &V, c: &V, left: u64) -> Result<Option<Searched>, OpError> {
+    if let Some(s) = c.with_map(|m| map_contains(m, x, left)) {
+        return Ok(s);
+    }
+    if let Some(s) = c.with_items(|items| list_contains(x, items.iter(), left)) {
+        return Ok(s);
+    }
+    match &*c.value() {
+        Value::List(items) => Ok(list_contains(x, items.iter(), left)),
+        Value::Map(m) => Ok(map_contains(&**m, x, left)),
+        other => Err(overload("in", &[&x.value(), other])),
     }
 }
 
