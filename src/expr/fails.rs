@@ -5,14 +5,21 @@
 //! CEL's rules: an error reaches the result through every operator that evaluates its
 //! operands whatever they are; `&&`/`||` absorb it unless the other side always fails
 //! too or never decides; a `?:` branch counts only when the condition picks it or both
-//! branches fail; a macro's body may run zero times. Only a failure that reaches the
-//! root is reported: the expression then fails whatever the context.
+//! branches fail; a macro's body may run zero times. A failure that reaches the root
+//! makes the whole expression fail whatever the context (`always-fails`); every other
+//! part that fails at every evaluation of it, wherever it sits (under `&&`/`||`, in a
+//! `?:` branch, in a macro's body), is a failing part (`failing-part`), and so is a
+//! `?:` branch that names an unknown time zone given as a zone argument (decisions 6
+//! and 110). A part that runs out of a limit is not one: whether it does is the host's
+//! configuration, and `&&`/`||` may keep it from running.
 //!
 //! A part that reads the context may still have known values (decision 128): a `?:`
 //! whose branches have them, `i - i`, `0 * i`, `i % 1`, and integer arithmetic, a
 //! negation or an index over such parts (`-(i - i) + 5`); a division by them, or an
 //! index by them, is then tried for each value, and fails always when it fails for
 //! each one. A negative index fails for every list, whatever its items.
+
+use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use super::ir::{Direct, Patterns};
@@ -57,21 +64,58 @@ pub enum Outcome {
     Varies,
 }
 
+/// What the check found for a whole expression and for its parts.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// The whole expression.
+    pub outcome: Outcome,
+    /// Every part that fails at every evaluation of it, by position (the root's
+    /// failure among them when it is one), wherever it sits: a maximal constant part,
+    /// an operation that fails for every value of its other operands, or a `?:` branch
+    /// given as a time zone that flowc does not know. None runs out of a limit.
+    pub failing_parts: Vec<Failure>,
+}
+
 /// Evaluates the maximal constant parts of a checked expression and tells whether it
 /// always fails (decision 110).
 #[must_use]
 pub fn outcome(e: &Expr, limits: &SandboxLimits) -> Outcome {
-    let mut w = Walk { limits };
+    analyse(e, limits).outcome
+}
+
+/// Evaluates the maximal constant parts of a checked expression and tells whether it
+/// always fails, and which of its parts fail at every evaluation of them (decision 110).
+#[must_use]
+pub fn analyse(e: &Expr, limits: &SandboxLimits) -> Analysis {
+    let mut w = Walk {
+        limits,
+        failing: Vec::new(),
+        branches: HashMap::new(),
+    };
     let p = w.part(e);
-    match w.settle(e, p) {
+    let outcome = match w.settle(e, p) {
         Part::Value(v) => Outcome::Constant(v),
         Part::Fails(f) => Outcome::Fails(f),
         Part::Closed | Part::FailsOr(_) | Part::Open => Outcome::Varies,
+    };
+    let mut failing_parts = w.failing;
+    failing_parts.retain(|f| !matches!(f.error, RunError::Limit(_)));
+    failing_parts.sort_by_key(|f| f.span);
+    failing_parts.dedup_by_key(|f| f.span);
+    Analysis {
+        outcome,
+        failing_parts,
     }
 }
 
 struct Walk<'l> {
     limits: &'l SandboxLimits,
+    /// Every failure found where it starts (a failure followed up the tree is not
+    /// found again).
+    failing: Vec<Failure>,
+    /// The string values of the `?:` branches that are maximal constant parts, by
+    /// span: a zone argument's branch that names an unknown zone is found by them.
+    branches: HashMap<(usize, usize), Value>,
 }
 
 /// Does `v` decide `&&` (false) or `||` (true)?
@@ -238,18 +282,24 @@ fn same_node(x: &Expr, y: &Expr) -> bool {
 
 impl Walk<'_> {
     /// Evaluates a closed part with the direct evaluator; other parts as they are.
-    fn settle(&self, e: &Expr, p: Part) -> Part {
+    fn settle(&mut self, e: &Expr, p: Part) -> Part {
         if !matches!(p, Part::Closed) {
             return p;
         }
         let direct = Direct::lower(e, &VarTable::default(), self.limits, &Patterns::new());
         match direct.eval_value(&[]) {
             Ok(v) => Part::Value(v),
-            Err(error) => Part::Fails(Failure {
+            Err(error) => self.found(Failure {
                 error,
                 span: e.span,
             }),
         }
+    }
+
+    /// A failure where it starts: noted, and the part it makes.
+    fn found(&mut self, f: Failure) -> Part {
+        self.failing.push(f.clone());
+        Part::Fails(f)
     }
 
     /// The parts of the children, each settled unless every one is closed (then the
@@ -311,6 +361,11 @@ impl Walk<'_> {
                     ps.next().unwrap_or(Part::Open),
                     ps.next().unwrap_or(Part::Open),
                 );
+                for (branch, p) in [(a, &pa), (b, &pb)] {
+                    if let Part::Value(v @ Value::String(_)) = p {
+                        self.branches.insert(branch.span, v.clone());
+                    }
+                }
                 match (pc, pa, pb) {
                     (Part::Fails(f), _, _)
                     | (Part::Value(Value::Bool(true)), Part::Fails(f), _)
@@ -329,12 +384,22 @@ impl Walk<'_> {
                     },
                 }
             }
-            ExprKind::Comprehension { range, .. } => {
+            ExprKind::Comprehension {
+                range,
+                body,
+                filter,
+                ..
+            } => {
                 let pr = self.part(range);
                 if matches!(pr, Part::Closed) && super::is_constant(e) {
                     return Part::Closed;
                 }
-                // the body and filter may run zero times: only the range counts
+                // the body and filter may run zero times: only the range counts for
+                // the whole, but a part of them that fails whenever it runs is found
+                for inner in filter.iter().chain([body]) {
+                    let p = self.part(inner);
+                    self.settle(inner, p);
+                }
                 match self.settle(range, pr) {
                     Part::Fails(f) => Part::Fails(f),
                     _ => Part::Open,
@@ -376,109 +441,141 @@ impl Walk<'_> {
             }
             return Part::Fails(f);
         }
-        operation(e, &ps)
+        match self.operation(e, &ps) {
+            Part::Fails(f) => self.found(f),
+            p => p,
+        }
     }
-}
 
-/// A strict node none of whose operands always fails, from what is known of them
-/// (`ps`, settled): a failure for every value they can give, the values it can give,
-/// or open.
-fn operation(e: &Expr, ps: &[Part]) -> Part {
-    match &e.kind {
-        // `x / 0` and `x % 0` on integers fail for every `x`
-        ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
-            if matches!(a.ty, Type::Int | Type::Uint)
-                && ps
-                    .get(1)
-                    .and_then(successes)
-                    .is_some_and(|vs| vs.iter().all(int_zero)) =>
+    /// A timestamp accessor's zone argument (`zone`, of known values `zones` whenever
+    /// it does not fail): fails for every timestamp when each of them is a zone flowc
+    /// does not know; otherwise each `?:` branch (looked through nested ones) that is a
+    /// constant zone flowc does not know is a failing part (the call fails whenever it
+    /// gives the zone: decision 6).
+    fn zone(&mut self, zone: &Expr, zones: &[Value]) -> Part {
+        let unknown = |v: &Value| match v {
+            Value::String(z) if super::time::zone_offset(z).is_none() => {
+                Some(OpError::unknown_zone(z))
+            }
+            _ => None,
+        };
+        let mut errors = zones.iter().filter_map(unknown);
+        if let Some(error) = errors.next()
+            && errors.count() + 1 == zones.len()
         {
-            Part::Fails(Failure {
-                error: RunError::Op(OpError::DivisionByZero),
-                span: e.span,
-            })
+            return Part::Fails(Failure {
+                error: RunError::Op(error),
+                span: zone.span,
+            });
         }
-        // `x - x` on integers is zero whenever `x` does not fail
-        ExprKind::Binary(BinaryOp::Sub, a, b)
-            if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
-        {
-            Part::FailsOr(vec![zero_of(&a.ty)])
-        }
-        // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
-        ExprKind::Binary(BinaryOp::Mul, a, _)
-            if matches!(a.ty, Type::Int | Type::Uint)
-                && ps.iter().any(|p| {
-                    matches!(p, Part::Value(_) | Part::FailsOr(_))
-                        && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
-                }) =>
-        {
-            Part::FailsOr(vec![zero_of(&a.ty)])
-        }
-        // `x % 1` (and `x % -1`) on integers is zero whenever it does not fail
-        ExprKind::Binary(BinaryOp::Rem, a, _)
-            if matches!(a.ty, Type::Int | Type::Uint)
-                && ps.get(1).and_then(successes).is_some_and(|vs| {
-                    !vs.is_empty()
-                        && vs
-                            .iter()
-                            .all(|v| matches!(v, Value::Int(1 | -1) | Value::Uint(1)))
-                }) =>
-        {
-            Part::FailsOr(vec![zero_of(&a.ty)])
-        }
-        // integer arithmetic on operands of known values: the values it gives
-        // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
-        ExprKind::Binary(
-            op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
-            a,
-            _,
-        ) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
-            [pa, pb] => known(pa, pb, e.span, |x, y| {
-                super::value::arith(super::ir::arith(*op), x, y)
-            })
-            .unwrap_or(Part::Open),
-            _ => Part::Open,
-        },
-        ExprKind::Unary(UnaryOp::Neg, a) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
-            [pa] => known(pa, &Part::Value(Value::Null), e.span, |x, _| {
-                super::value::negate(x)
-            })
-            .unwrap_or(Part::Open),
-            _ => Part::Open,
-        },
-        // indexing: the values its operands' known values give, or a failure for
-        // every one of them (the error of the first); into a list whose items are
-        // not known, a failure when no list has any of the positions
-        ExprKind::Index(a, _) => match ps {
-            [pa, pb] => known(pa, pb, e.span, super::value::index)
-                .or_else(|| {
-                    matches!(a.ty, Type::List(_))
-                        .then(|| index_fails_for_every_list(pb, e.span))
-                        .flatten()
-                })
-                .unwrap_or(Part::Open),
-            _ => Part::Open,
-        },
-        // a time zone flowc does not know fails for every timestamp
-        ExprKind::Call {
-            target: Some(t),
-            name,
-            args,
-        } if t.ty == Type::Timestamp && name.starts_with("get") => {
-            match (args.first(), ps.get(1)) {
-                (Some(zone), Some(Part::Value(Value::String(z))))
-                    if super::time::zone_offset(z).is_none() =>
-                {
-                    Part::Fails(Failure {
-                        error: RunError::Op(OpError::InvalidArgument(super::value::unknown_zone(
-                            z,
-                        ))),
-                        span: zone.span,
-                    })
-                }
-                _ => Part::Open,
+        let mut pending = vec![zone];
+        while let Some(e) = pending.pop() {
+            if let Some(error) = self.branches.get(&e.span).and_then(unknown) {
+                self.found(Failure {
+                    error: RunError::Op(error),
+                    span: e.span,
+                });
+            } else if let ExprKind::Cond(_, a, b) = &e.kind {
+                pending.extend([&**a, &**b]);
             }
         }
-        _ => Part::Open,
+        Part::Open
+    }
+
+    /// A strict node none of whose operands always fails, from what is known of them
+    /// (`ps`, settled): a failure for every value they can give, the values it can
+    /// give, or open.
+    fn operation(&mut self, e: &Expr, ps: &[Part]) -> Part {
+        match &e.kind {
+            // `x / 0` and `x % 0` on integers fail for every `x`
+            ExprKind::Binary(BinaryOp::Div | BinaryOp::Rem, a, _)
+                if matches!(a.ty, Type::Int | Type::Uint)
+                    && ps
+                        .get(1)
+                        .and_then(successes)
+                        .is_some_and(|vs| vs.iter().all(int_zero)) =>
+            {
+                Part::Fails(Failure {
+                    error: RunError::Op(OpError::DivisionByZero),
+                    span: e.span,
+                })
+            }
+            // `x - x` on integers is zero whenever `x` does not fail
+            ExprKind::Binary(BinaryOp::Sub, a, b)
+                if matches!(a.ty, Type::Int | Type::Uint) && same_expr(a, b) =>
+            {
+                Part::FailsOr(vec![zero_of(&a.ty)])
+            }
+            // `0 * x` and `x * 0` on integers are zero whenever `x` does not fail
+            ExprKind::Binary(BinaryOp::Mul, a, _)
+                if matches!(a.ty, Type::Int | Type::Uint)
+                    && ps.iter().any(|p| {
+                        matches!(p, Part::Value(_) | Part::FailsOr(_))
+                            && successes(p).is_some_and(|vs| vs.iter().all(int_zero))
+                    }) =>
+            {
+                Part::FailsOr(vec![zero_of(&a.ty)])
+            }
+            // `x % 1` (and `x % -1`) on integers is zero whenever it does not fail
+            ExprKind::Binary(BinaryOp::Rem, a, _)
+                if matches!(a.ty, Type::Int | Type::Uint)
+                    && ps.get(1).and_then(successes).is_some_and(|vs| {
+                        !vs.is_empty()
+                            && vs
+                                .iter()
+                                .all(|v| matches!(v, Value::Int(1 | -1) | Value::Uint(1)))
+                    }) =>
+            {
+                Part::FailsOr(vec![zero_of(&a.ty)])
+            }
+            // integer arithmetic on operands of known values: the values it gives
+            // (`i - i + 5`, `-(i - i)`), or a failure for every one of them
+            ExprKind::Binary(
+                op
+                @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem),
+                a,
+                _,
+            ) if matches!(a.ty, Type::Int | Type::Uint) => match ps {
+                [pa, pb] => known(pa, pb, e.span, |x, y| {
+                    super::value::arith(super::ir::arith(*op), x, y)
+                })
+                .unwrap_or(Part::Open),
+                _ => Part::Open,
+            },
+            ExprKind::Unary(UnaryOp::Neg, a) if matches!(a.ty, Type::Int | Type::Uint) => {
+                match ps {
+                    [pa] => known(pa, &Part::Value(Value::Null), e.span, |x, _| {
+                        super::value::negate(x)
+                    })
+                    .unwrap_or(Part::Open),
+                    _ => Part::Open,
+                }
+            }
+            // indexing: the values its operands' known values give, or a failure for
+            // every one of them (the error of the first); into a list whose items are
+            // not known, a failure when no list has any of the positions
+            ExprKind::Index(a, _) => match ps {
+                [pa, pb] => known(pa, pb, e.span, super::value::index)
+                    .or_else(|| {
+                        matches!(a.ty, Type::List(_))
+                            .then(|| index_fails_for_every_list(pb, e.span))
+                            .flatten()
+                    })
+                    .unwrap_or(Part::Open),
+                _ => Part::Open,
+            },
+            // a time zone flowc does not know fails for every timestamp
+            ExprKind::Call {
+                target: Some(t),
+                name,
+                args,
+            } if t.ty == Type::Timestamp && name.starts_with("get") => {
+                match (args.first(), ps.get(1).and_then(successes)) {
+                    (Some(zone), Some(zones)) => self.zone(zone, zones),
+                    _ => Part::Open,
+                }
+            }
+            _ => Part::Open,
+        }
     }
 }
