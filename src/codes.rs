@@ -475,6 +475,19 @@ codes! {
          never run), the expression fails for every instance: a skip condition would \
          never skip, a decision would raise an incident.",
         fix [("1 / 0 == 1", "amount / 2.0 > 100.0")];
+    ExprFailingPart = ("expr", "failing-part"):
+        "a part of an expression that fails whenever it is evaluated",
+        "The check evaluates every constant part of an expression once, wherever it \
+         sits: under `&&` or `||`, in a `?:` branch, in a macro's body. A part that fails \
+         at every evaluation of it (an unknown time zone such as `\"Asia/Shanghai\"`, \
+         which flowc cannot know without a time-zone database, a timestamp or duration \
+         literal that does not parse, a division by a constant zero, an index that is \
+         never there) fails every evaluation that reaches it (a skip condition does not \
+         skip, a decision raises an incident) while the others pass, so the mistake \
+         shows only on some instances. A time-zone name in a `?:` \
+         branch given as a zone is one too. Fix the part; the whole expression failing \
+         is `always-fails`.",
+        fix [("\"Asia/Shanghai\"", "\"+08:00\"")];
     // ----------------------------------------------------------------- graph
     GraphDuplicateStepId = ("graph", "duplicate-step-id"):
         "two steps with the same id",

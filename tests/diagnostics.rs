@@ -1727,7 +1727,8 @@ fn conditions_that_always_fail_or_may_hit_a_limit_say_so() {
 
 /// Decision 110: an expression that always fails is reported at its maximal constant
 /// part, with the run-time error and a help chosen by it; one whose failing part is on
-/// the side of `&&` that a false left side skips is not. An expression nested past
+/// the side of `&&` that a false left side skips is not, but that part is a failing
+/// part (probe q11h bug 1). An expression nested past
 /// `Limits::MAX_EXPR_DEPTH` has its own code, whose help names the limit.
 #[test]
 fn always_fails_names_its_constant_part_and_too_deep_names_the_limit() {
@@ -1740,6 +1741,7 @@ fn always_fails_names_its_constant_part_and_too_deep_names_the_limit() {
         summary(&d),
         [
             "flowc::expr::always-fails 11:21 expression always fails: index 5 out of range",
+            "flowc::expr::failing-part 15:34 a part of the expression always fails: division by zero",
             "flowc::expr::always-fails 19:21 expression always fails: cannot convert \"7d\" to duration: unit `d` is not a duration unit (h, m, s, ms, us, ns); 1 day is 24h",
             "flowc::expr::too-deep 23:85 expression too deep: expression nests deeper than 64 levels",
         ]
@@ -1810,8 +1812,9 @@ fn constant_assignees_the_runtime_always_refuses_always_fail() {
 /// part that reads the context but is one constant whatever it holds (`i - i`,
 /// `i % 1`, `-(…)`, `… + 0`, `b ? -1 : -2`), so a divisor or index built from such
 /// parts always fails; a negative index fails for every list. An error that `&&`, `||`,
-/// `?:` or a macro's body may absorb, a double divisor, and a value one branch makes
-/// good are not flagged.
+/// `?:` or a macro's body may absorb does not make the whole fail, but its part is a
+/// failing part (probe q11h bug 1); a double divisor and a value one branch makes good
+/// are not flagged.
 #[test]
 fn integer_parts_of_known_value_make_divisions_and_indexes_always_fail() {
     let step = |id: &str, e: &str| {
@@ -1859,6 +1862,10 @@ fn integer_parts_of_known_value_make_divisions_and_indexes_always_fail() {
             "flowc::expr::always-fails 29:21 expression always fails: index -1 out of range",
             "flowc::expr::always-fails 33:21 expression always fails: index -1 out of range",
             "flowc::expr::always-fails 37:21 expression always fails: index 5 out of range",
+            "flowc::expr::failing-part 41:26 a part of the expression always fails: division by zero",
+            "flowc::expr::failing-part 45:21 a part of the expression always fails: division by zero",
+            "flowc::expr::failing-part 49:36 a part of the expression always fails: division by zero",
+            "flowc::expr::failing-part 53:25 a part of the expression always fails: division by zero",
         ]
     );
 }
@@ -2195,4 +2202,132 @@ steps:
         summary(&d),
         ["flowc::schema::constraint 8:13 `user` is empty in step `inner`"]
     );
+}
+
+/// Probe q11h bug 1 (decisions 6 and 110): a part that fails whenever it is evaluated is
+/// refused by `check` wherever it is written, with its own code, at the part, with the
+/// run-time error and a help: a zone name under `||` and in a `?:` branch given as the
+/// zone, a timestamp and a duration literal that do not parse under `||`, a division by
+/// zero in a macro's body, an index no list has in a `?:` branch of an assignee
+/// expression, and the same in `escalateTo`, a notification's `to` and a skip
+/// condition. When the whole fails too, it is `always-fails` at its failure and
+/// `failing-part` at the other.
+#[test]
+fn a_failing_part_is_refused_wherever_it_is_written() {
+    let text = r#"apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  submitted: timestamp
+  urgent: bool
+  du: duration
+  b: bool
+  i: int
+  tags: list<string>
+steps:
+  - id: route
+    type: decision
+    rules:
+      - when: 'submitted.getHours("Asia/Shanghai") >= 18 || urgent'
+        goto: done
+      - when: 'submitted.getHours(urgent ? "Asia/Shanghai" : "+08:00") < 9'
+        goto: done
+      - when: 'timestamp("2024-13-01T00:00:00Z") < submitted || urgent'
+        goto: done
+      - when: 'duration("1d") < du || b'
+        goto: done
+      - when: 'tags.exists(t, t.size() / 0 > 1)'
+        goto: done
+      - when: 'b ? i / 0 > 1 : int("x") > i'
+        goto: done
+    default: sign
+  - id: sign
+    type: approval
+    assignees: { expr: 'b ? "u1" : tags[-1]' }
+    skipCondition: 'b && submitted.getMinutes(i > 1 ? "UTC" : (b ? "+01:00" : "CET")) > 1'
+    timeout: 1h
+    onTimeout: escalate
+    escalateTo: { expr: 'urgent ? tags : [string(1 / 0)]' }
+  - id: tell
+    type: notify
+    to: { expr: 'tags.map(t, t + string(uint(-1)))' }
+    message: done
+  - id: done
+    type: end
+    outcome: approved
+"#;
+    let d = check(text);
+    let zone = "unknown time zone `Asia/Shanghai` (use UTC or an offset such as +08:00)";
+    assert_eq!(
+        summary(&d),
+        [
+            format!("flowc::expr::failing-part 15:35 a part of the expression always fails: {zone}"),
+            format!("flowc::expr::failing-part 17:44 a part of the expression always fails: {zone}"),
+            "flowc::expr::failing-part 19:16 a part of the expression always fails: cannot convert \"2024-13-01T00:00:00Z\" to timestamp: the month is not 01 to 12".to_owned(),
+            "flowc::expr::failing-part 21:16 a part of the expression always fails: cannot convert \"1d\" to duration: unit `d` is not a duration unit (h, m, s, ms, us, ns); 1 day is 24h".to_owned(),
+            "flowc::expr::failing-part 23:31 a part of the expression always fails: division by zero".to_owned(),
+            "flowc::expr::always-fails 25:20 expression always fails: division by zero".to_owned(),
+            "flowc::expr::failing-part 25:32 a part of the expression always fails: cannot convert \"x\" to int".to_owned(),
+            "flowc::expr::failing-part 30:36 a part of the expression always fails: index -1 out of range".to_owned(),
+            "flowc::expr::failing-part 31:79 a part of the expression always fails: unknown time zone `CET` (use UTC or an offset such as +08:00)".to_owned(),
+            "flowc::expr::failing-part 34:42 a part of the expression always fails: division by zero".to_owned(),
+            "flowc::expr::failing-part 37:34 a part of the expression always fails: uint out of range".to_owned(),
+        ]
+    );
+    let zone_help = d
+        .iter()
+        .find(|x| x.code() == "flowc::expr::failing-part")
+        .and_then(|x| x.help())
+        .map(|h| h.to_string());
+    assert_eq!(
+        zone_help.as_deref(),
+        Some(
+            "flowc bundles no time-zone database, so it knows no zone names: write \"UTC\" or a fixed offset such as \"+08:00\" (Asia/Shanghai has no daylight saving time: it is always \"+08:00\")"
+        )
+    );
+    let (code, human) = check_human("failing_part", text);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("q11h_failing_parts_human", human);
+}
+
+/// Probe q11h bug 1: a part whose failure depends on the context is no failing part:
+/// a division guarded by its divisor, a read guarded by `has`, a zone read from the
+/// context (or a `?:` branch of it), a divisor that may be zero, an index that one
+/// branch makes good, a conversion of each element in a macro's body.
+#[test]
+fn parts_that_fail_only_on_some_contexts_are_not_failing_parts() {
+    let text = r#"apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  submitted: timestamp
+  zone: string
+  b: bool
+  i: int
+  m: map<string, int>
+  tags: list<string>
+steps:
+  - id: route
+    type: decision
+    rules:
+      - when: 'i != 0 && 10 / i > 1'
+        goto: done
+      - when: 'has(m.k) && m.k > 0'
+        goto: done
+      - when: 'submitted.getHours(zone) > 8 || b'
+        goto: done
+      - when: 'submitted.getHours(b ? zone : "+08:00") > 8'
+        goto: done
+      - when: 'i / (b ? 0 : 1) > 0 || b'
+        goto: done
+      - when: '[1, 2][b ? 1 : 5] > 0'
+        goto: done
+      - when: 'tags.exists(t, int(t) > i)'
+        goto: done
+    default: done
+  - id: done
+    type: end
+    outcome: approved
+"#;
+    assert_eq!(summary(&check(text)), Vec::<String>::new());
 }

@@ -184,10 +184,25 @@ fn expression_cases() {
                         .is_err_and(|e| e.contains(msg.trim()) && !e.starts_with("direct path"))
             }
             ("!", rest) => {
+                // `! CODE COL`, then optionally what the expression gives at run time
+                // (`= V` or `~ TEXT`): a failing part refuses it, yet it still runs
+                let (rest, run) = match rest.find(['=', '~']) {
+                    Some(at) => (&rest[..at], Some(rest[at..].split_at(1))),
+                    None => (rest, None),
+                };
+                let runs = match run {
+                    None => true,
+                    Some(("=", v)) => got
+                        .as_ref()
+                        .is_ok_and(|g| same(g, &expected_value(v.trim()))),
+                    Some((_, msg)) => got
+                        .as_ref()
+                        .is_err_and(|e| e.contains(msg.trim()) && !e.starts_with("direct path")),
+                };
                 let mut parts = rest.split_whitespace();
                 let code = parts.next().expect("code");
                 let col: usize = parts.next().expect("col").parse().expect("col number");
-                match &checked {
+                runs && match &checked {
                     Ok(_) => false,
                     Err(errs) => errs.iter().any(|e| {
                         // an expression that always fails fails at run time with the

@@ -26,8 +26,8 @@ use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 use support::generator::{
-    ALL, CASES, CONTEXTS, DIRECT, ERRORS, LIMITS, REFUSED, SPENT, UNSIZED, run_condition_case,
-    run_unsized_case, run_value_case,
+    ALL, CASES, CONTEXTS, DIRECT, ERRORS, LIMITS, PARTS, REFUSED, SPENT, UNSIZED,
+    run_condition_case, run_unsized_case, run_value_case,
 };
 
 fn cases() -> u32 {
@@ -81,9 +81,19 @@ fn the_generator_covers_both_paths_and_errors() {
     let errors = ERRORS.load(Ordering::Relaxed);
     let refused = REFUSED.load(Ordering::Relaxed);
     assert!(cases + refused >= 400, "{cases} + {refused}");
+    // refused as a whole: such an expression only checks that every context fails
     assert!(
         refused * 20 <= cases,
         "{refused} refused by check in {cases}"
+    );
+    // refused for a failing part (`b || duration("bad") > d`): each still runs on both
+    // paths and is compared like any other, so these count as cases; the generator
+    // reaches them (1 of the 400 cases here: `parts > 0` is what can fail), without
+    // most cases being refused
+    let parts = PARTS.load(Ordering::Relaxed);
+    assert!(
+        parts > 0 && parts * 5 <= cases,
+        "{parts} refused for a failing part in {cases}"
     );
     assert_eq!(
         direct, cases,

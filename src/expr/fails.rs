@@ -5,8 +5,13 @@
 //! CEL's rules: an error reaches the result through every operator that evaluates its
 //! operands whatever they are; `&&`/`||` absorb it unless the other side always fails
 //! too or never decides; a `?:` branch counts only when the condition picks it or both
-//! branches fail; a macro's body may run zero times. Only a failure that reaches the
-//! root is reported: the expression then fails whatever the context.
+//! branches fail; a macro's body may run zero times. A failure that reaches the root
+//! makes the whole expression fail whatever the context (`always-fails`); every other
+//! part that fails at every evaluation of it, wherever it sits (under `&&`/`||`, in a
+//! `?:` branch, in a macro's body), is a failing part (`failing-part`), and so is a
+//! `?:` branch that names an unknown time zone given as a zone argument (decisions 6
+//! and 110). A part that runs out of a limit is not one: whether it does is the host's
+//! configuration, and `&&`/`||` may keep it from running.
 //!
 //! A part that reads the context may still have known values (decision 128): a `?:`
 //! whose branches have them, `i % 1`, and integer arithmetic, a negation or an index
@@ -16,6 +21,8 @@
 //! a negation, a product by a known number and `int`/`uint` of an integer is a
 //! linear form of the parts it reads ([`Form`]): when they cancel (`i + 0 - i`,
 //! `2 * i - i - i`, `int(i - i)`), it has one known value.
+
+use std::collections::HashMap;
 
 use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use super::ir::{Direct, Patterns};
@@ -64,21 +71,58 @@ pub enum Outcome {
     Varies,
 }
 
+/// What the check found for a whole expression and for its parts.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// The whole expression.
+    pub outcome: Outcome,
+    /// Every part that fails at every evaluation of it, by position (the root's
+    /// failure among them when it is one), wherever it sits: a maximal constant part,
+    /// an operation that fails for every value of its other operands, or a `?:` branch
+    /// given as a time zone that flowc does not know. None runs out of a limit.
+    pub failing_parts: Vec<Failure>,
+}
+
 /// Evaluates the maximal constant parts of a checked expression and tells whether it
 /// always fails (decision 110).
 #[must_use]
 pub fn outcome(e: &Expr, limits: &SandboxLimits) -> Outcome {
-    let mut w = Walk { limits };
+    analyse(e, limits).outcome
+}
+
+/// Evaluates the maximal constant parts of a checked expression and tells whether it
+/// always fails, and which of its parts fail at every evaluation of them (decision 110).
+#[must_use]
+pub fn analyse(e: &Expr, limits: &SandboxLimits) -> Analysis {
+    let mut w = Walk {
+        limits,
+        failing: Vec::new(),
+        branches: HashMap::new(),
+    };
     let p = w.part(e);
-    match w.settle(e, p) {
+    let outcome = match w.settle(e, p) {
         Part::Value(v) => Outcome::Constant(v),
         Part::Fails(f) => Outcome::Fails(f),
         Part::Closed | Part::FailsOr(_) | Part::Linear(_) | Part::Open => Outcome::Varies,
+    };
+    let mut failing_parts = w.failing;
+    failing_parts.retain(|f| !matches!(f.error, RunError::Limit(_)));
+    failing_parts.sort_by_key(|f| f.span);
+    failing_parts.dedup_by_key(|f| f.span);
+    Analysis {
+        outcome,
+        failing_parts,
     }
 }
 
 struct Walk<'l> {
     limits: &'l SandboxLimits,
+    /// Every failure found where it starts (a failure followed up the tree is not
+    /// found again).
+    failing: Vec<Failure>,
+    /// The string values of the `?:` branches that are maximal constant parts, by
+    /// span: a zone argument's branch that names an unknown zone is found by them.
+    branches: HashMap<(usize, usize), Value>,
 }
 
 /// Does `v` decide `&&` (false) or `||` (true)?
@@ -376,18 +420,24 @@ fn same_node(x: &Expr, y: &Expr) -> bool {
 
 impl Walk<'_> {
     /// Evaluates a closed part with the direct evaluator; other parts as they are.
-    fn settle<'e>(&self, e: &Expr, p: Part<'e>) -> Part<'e> {
+    fn settle<'e>(&mut self, e: &Expr, p: Part<'e>) -> Part<'e> {
         if !matches!(p, Part::Closed) {
             return p;
         }
         let direct = Direct::lower(e, &VarTable::default(), self.limits, &Patterns::new());
         match direct.eval_value(&[]) {
             Ok(v) => Part::Value(v),
-            Err(error) => Part::Fails(Failure {
+            Err(error) => self.found(Failure {
                 error,
                 span: e.span,
             }),
         }
+    }
+
+    /// A failure where it starts: noted, and the part it makes.
+    fn found<'e>(&mut self, f: Failure) -> Part<'e> {
+        self.failing.push(f.clone());
+        Part::Fails(f)
     }
 
     /// The parts of the children, each settled unless every one is closed (then the
@@ -449,6 +499,11 @@ impl Walk<'_> {
                     ps.next().unwrap_or(Part::Open),
                     ps.next().unwrap_or(Part::Open),
                 );
+                for (branch, p) in [(a, &pa), (b, &pb)] {
+                    if let Part::Value(v @ Value::String(_)) = p {
+                        self.branches.insert(branch.span, v.clone());
+                    }
+                }
                 match (pc, pa, pb) {
                     (Part::Fails(f), _, _)
                     | (Part::Value(Value::Bool(true)), Part::Fails(f), _)
@@ -467,12 +522,23 @@ impl Walk<'_> {
                     },
                 }
             }
-            ExprKind::Comprehension { range, .. } => {
+            ExprKind::Comprehension {
+                range,
+                body,
+                filter,
+                ..
+            } => {
                 let pr = self.part(range);
                 if matches!(pr, Part::Closed) && super::is_constant(e) {
                     return Part::Closed;
                 }
-                // the body and filter may run zero times: only the range counts
+                // the body and filter may run zero times: only the range counts for
+                // the whole, but a part of them that fails whenever it runs is found
+                // (their forms stay inside: within a body a name is one binding)
+                for inner in filter.iter().chain([body]) {
+                    let p = self.part(inner);
+                    self.settle(inner, p);
+                }
                 match self.settle(range, pr) {
                     Part::Fails(f) => Part::Fails(f),
                     _ => Part::Open,
@@ -514,7 +580,60 @@ impl Walk<'_> {
             }
             return Part::Fails(f);
         }
-        operation(e, &ps)
+        // a timestamp accessor's zone argument of known values (decision 6)
+        if let ExprKind::Call {
+            target: Some(t),
+            name,
+            args,
+        } = &e.kind
+            && t.ty == Type::Timestamp
+            && name.starts_with("get")
+            && let (Some(zone), Some(zones)) = (args.first(), ps.get(1).and_then(successes))
+        {
+            return match self.zone(zone, zones) {
+                Part::Fails(f) => self.found(f),
+                p => p,
+            };
+        }
+        match operation(e, &ps) {
+            Part::Fails(f) => self.found(f),
+            p => p,
+        }
+    }
+
+    /// A timestamp accessor's zone argument (`zone`, of known values `zones` whenever
+    /// it does not fail): fails for every timestamp when each of them is a zone flowc
+    /// does not know; otherwise each `?:` branch (looked through nested ones) that is a
+    /// constant zone flowc does not know is a failing part (the call fails whenever it
+    /// gives the zone: decision 6).
+    fn zone<'e>(&mut self, zone: &Expr, zones: &[Value]) -> Part<'e> {
+        let unknown = |v: &Value| match v {
+            Value::String(z) if super::time::zone_offset(z).is_none() => {
+                Some(OpError::unknown_zone(z))
+            }
+            _ => None,
+        };
+        let mut errors = zones.iter().filter_map(unknown);
+        if let Some(error) = errors.next()
+            && errors.count() + 1 == zones.len()
+        {
+            return Part::Fails(Failure {
+                error: RunError::Op(error),
+                span: zone.span,
+            });
+        }
+        let mut pending = vec![zone];
+        while let Some(e) = pending.pop() {
+            if let Some(error) = self.branches.get(&e.span).and_then(unknown) {
+                self.found(Failure {
+                    error: RunError::Op(error),
+                    span: e.span,
+                });
+            } else if let ExprKind::Cond(_, a, b) = &e.kind {
+                pending.extend([&**a, &**b]);
+            }
+        }
+        Part::Open
     }
 }
 
@@ -609,26 +728,6 @@ fn operation<'e>(e: &'e Expr, ps: &[Part<'e>]) -> Part<'e> {
                 .unwrap_or(Part::Open),
             _ => Part::Open,
         },
-        // a time zone flowc does not know fails for every timestamp
-        ExprKind::Call {
-            target: Some(t),
-            name,
-            args,
-        } if t.ty == Type::Timestamp && name.starts_with("get") => {
-            match (args.first(), ps.get(1)) {
-                (Some(zone), Some(Part::Value(Value::String(z))))
-                    if super::time::zone_offset(z).is_none() =>
-                {
-                    Part::Fails(Failure {
-                        error: RunError::Op(OpError::InvalidArgument(super::value::unknown_zone(
-                            z,
-                        ))),
-                        span: zone.span,
-                    })
-                }
-                _ => Part::Open,
-            }
-        }
         _ => Part::Open,
     }
 }

@@ -270,6 +270,23 @@ pub enum ExprError {
         #[help]
         help: String,
     },
+    /// A part of an expression that fails at every evaluation of it, wherever it sits
+    /// (under `&&`/`||`, in a `?:` branch, in a macro's body), though the whole may not
+    /// (decisions 6 and 110): a constant part that fails, an operation that fails for
+    /// every value of its other operands, or a `?:` branch given as a time zone that
+    /// flowc does not know.
+    #[error("a part of the expression always fails: {message}")]
+    #[diagnostic(code("flowc::expr::failing-part"))]
+    FailingPart {
+        /// The error it fails with at run time.
+        message: String,
+        /// Where: the part.
+        #[label("fails whenever it is evaluated")]
+        span: Span,
+        /// How to fix.
+        #[help]
+        help: String,
+    },
 }
 
 /// Context variables: each has a slot index (its Rhai name is `v<index>`).
@@ -420,9 +437,10 @@ fn map_check_error(src: &ExprSource, e: check::CheckError) -> ExprError {
     }
 }
 
-/// The help of an expression that always fails: what to fix, by the error.
+/// The help of an expression or a part that always fails: what to fix, by the error.
 fn always_fails_help(f: &fails::Failure) -> String {
     match &f.error {
+        RunError::Op(OpError::UnknownZone(_)) => "flowc bundles no time-zone database, so it knows no zone names: write \"UTC\" or a fixed offset such as \"+08:00\" (Asia/Shanghai has no daylight saving time: it is always \"+08:00\")".to_owned(),
         RunError::Limit(_) => "this part reads no context value, so every evaluation runs out of the same limit: make it smaller".to_owned(),
         RunError::Op(OpError::DivisionByZero) => "the divisor is always zero: divide by a value that can be non-zero".to_owned(),
         RunError::Op(OpError::Overflow(_)) => "the constant part overflows 64-bit integers at every evaluation: use smaller numbers, or doubles".to_owned(),
@@ -441,7 +459,8 @@ fn always_fails_help(f: &fails::Failure) -> String {
 ///
 /// # Errors
 /// Every syntax and type error, at file positions, or the constant part that makes it
-/// fail at every evaluation.
+/// fail at every evaluation and every part that fails at every evaluation of it
+/// (`failing-part`, decisions 6 and 110).
 pub fn check_expr(
     src: &ExprSource,
     env: &Env,
@@ -465,16 +484,34 @@ pub fn check_expr(
     let mut checker = check::Checker::new(env);
     let ty = checker.check(&mut expr);
     if checker.errors.is_empty() {
-        let value = match fails::outcome(&expr, limits) {
-            fails::Outcome::Fails(f) => {
-                return Err(vec![ExprError::AlwaysFails {
+        let analysis = fails::analyse(&expr, limits);
+        let mut errors = Vec::new();
+        let mut whole = None;
+        if let fails::Outcome::Fails(f) = &analysis.outcome {
+            errors.push(ExprError::AlwaysFails {
+                message: f.error.to_string(),
+                span: src.map_span(f.span.0, f.span.1),
+                help: always_fails_help(f),
+            });
+            whole = Some(f.span);
+        }
+        errors.extend(
+            analysis
+                .failing_parts
+                .iter()
+                .filter(|f| Some(f.span) != whole)
+                .map(|f| ExprError::FailingPart {
                     message: f.error.to_string(),
                     span: src.map_span(f.span.0, f.span.1),
-                    help: always_fails_help(&f),
-                }]);
-            }
+                    help: always_fails_help(f),
+                }),
+        );
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let value = match analysis.outcome {
             fails::Outcome::Constant(v) => Some(v),
-            fails::Outcome::Varies => None,
+            fails::Outcome::Fails(_) | fails::Outcome::Varies => None,
         };
         Ok(Checked { expr, ty, value })
     } else {

@@ -126,6 +126,10 @@ pub enum OpError {
     /// A conversion or argument outside its domain.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A time-zone argument that is neither UTC nor a fixed offset (flowc bundles no
+    /// time-zone database, decision 6): the zone, as [`quote`] cuts it.
+    #[error("unknown time zone `{0}` (use UTC or an offset such as +08:00)")]
+    UnknownZone(String),
     /// A timestamp or duration out of range.
     #[error("{0} out of range")]
     Range(&'static str),
@@ -166,6 +170,13 @@ impl OpError {
     #[must_use]
     pub fn no_such_key(name: &str) -> Self {
         OpError::NoSuchKey(quote(name).into_owned())
+    }
+
+    /// An unknown time zone, named as [`quote`] cuts it (the check reports a literal
+    /// one with it, the accessors raise it at run time).
+    #[must_use]
+    pub fn unknown_zone(zone: &str) -> Self {
+        OpError::UnknownZone(quote(zone).into_owned())
     }
 }
 
@@ -2075,15 +2086,6 @@ pub(crate) fn re_match(re: &regex::Regex, s: &str) -> bool {
     re.is_match(s)
 }
 
-/// Why a time-zone argument is refused (the check reports a literal one with it).
-#[must_use]
-pub fn unknown_zone(z: &str) -> String {
-    format!(
-        "unknown time zone `{}` (use UTC or an offset such as +08:00)",
-        quote(z)
-    )
-}
-
 /// Timestamp and duration accessors (`getFullYear`, `getHours`, ...), with an optional zone.
 ///
 /// # Errors
@@ -2095,7 +2097,7 @@ pub fn time_accessor(f: Func, a: &Value, tz: Option<&Value>) -> Result<Value, Op
             let offset = match tz {
                 None => 0,
                 Some(Value::String(z)) => {
-                    time::zone_offset(z).ok_or_else(|| OpError::InvalidArgument(unknown_zone(z)))?
+                    time::zone_offset(z).ok_or_else(|| OpError::unknown_zone(z))?
                 }
                 Some(other) => return Err(overload(name, &[a, other])),
             };

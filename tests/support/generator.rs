@@ -824,6 +824,9 @@ pub static LIMITS: AtomicUsize = AtomicUsize::new(0);
 pub static SPENT: AtomicUsize = AtomicUsize::new(0);
 /// Generated expressions that check refuses because a literal argument always fails.
 pub static REFUSED: AtomicUsize = AtomicUsize::new(0);
+/// Generated expressions that check refuses for a part that fails whenever it is
+/// evaluated (`flowc::expr::failing-part`) while the whole may not.
+pub static PARTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Contexts per expression.
 pub const CONTEXTS: usize = 4;
@@ -845,15 +848,30 @@ pub fn run_value_case(seed: u64, g: G) -> Outcome {
         Ok(c) => (c.expr, c.ty, false),
         // the check proves that a constant part always fails (`duration("bad")`,
         // `uint("-3")`, decision 110): the expression still runs on both paths (typed
-        // without that proof), and must fail under every context
-        Err(e) if e.iter().all(|x| matches!(x, ExprError::AlwaysFails { .. })) => {
-            REFUSED.fetch_add(1, Ordering::Relaxed);
+        // without that proof), and must fail under every context when the whole does
+        // (`always-fails`); a part that fails whenever it is evaluated
+        // (`failing-part`, `b || duration("bad") > d`) says nothing of the whole, which
+        // only runs on both paths
+        Err(e)
+            if e.iter().all(|x| {
+                matches!(
+                    x,
+                    ExprError::AlwaysFails { .. } | ExprError::FailingPart { .. }
+                )
+            }) =>
+        {
+            let whole = e.iter().any(|x| matches!(x, ExprError::AlwaysFails { .. }));
+            if whole {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+            } else {
+                PARTS.fetch_add(1, Ordering::Relaxed);
+            }
             let mut tree = parse(&text).map_err(|e| format!("{e:?}"))?;
             let env = f.vars().env();
             let mut checker = Checker::new(&env);
             let ty = checker.check(&mut tree);
             ensure!(checker.errors.is_empty(), "`{text}`: {:?}", checker.errors);
-            (tree, ty, true)
+            (tree, ty, whole)
         }
         Err(e) => {
             return Err(format!("`{text}` does not type-check: {e:?}"));
@@ -923,8 +941,16 @@ pub fn run_condition_case(seed: u64) -> Outcome {
     let text = gn.expr(G::Bool, depth);
     let cond = match f.compile_condition("gen", &text) {
         Ok(c) => c,
-        // a constant condition that fails whatever the context is refused by check
-        Err(d) if d.iter().all(|x| x.code() == "flowc::expr::always-fails") => return Ok(()),
+        // a constant condition that fails whatever the context, or one with a part that
+        // fails whenever it is evaluated, is refused by check (`run_value_case` runs
+        // such expressions on both paths)
+        Err(d)
+            if d.iter().all(|x| {
+                x.code() == "flowc::expr::always-fails" || x.code() == "flowc::expr::failing-part"
+            }) =>
+        {
+            return Ok(());
+        }
         Err(d) => {
             return Err(format!(
                 "`{text}` does not compile: {:?}",
