@@ -1937,21 +1937,26 @@ fn integer_parts_whose_reads_cancel_have_a_known_value() {
         "i / (b ? i - i : 1) > 0",
         "d / (d - d) > 0.0",
         "i / (int(d) - i) > 0",
-        "nums.exists(i, i / (i - i) > 0)",
         "i / ([2].map(i, i)[0] - i) > 0",
         "i / (nums.map(i, i)[0] - i) > 0",
-        "b && i / (i + 0 - i) > 0",
+    ];
+    // the whole may succeed (`nums` empty, `b` false), but the division fails whenever
+    // it runs: a failing part (decision 110), found through the same linear forms
+    let parts = [
+        ("nums.exists(i, i / (i - i) > 0)", 36),
+        ("b && i / (i + 0 - i) > 0", 26),
     ];
     let text = format!(
         "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  j: int\n  u: uint\n  d: double\n  b: bool\n  nums: list<int>\nsteps:\n{}",
         flagged
             .iter()
             .chain(&clean)
+            .chain(parts.iter().map(|(e, _)| e))
             .enumerate()
             .map(|(n, e)| step(&format!("s{n}"), e))
             .collect::<String>()
     );
-    let expected: Vec<String> = flagged
+    let mut expected: Vec<String> = flagged
         .iter()
         .enumerate()
         .map(|(n, e)| {
@@ -1968,6 +1973,13 @@ fn integer_parts_whose_reads_cancel_have_a_known_value() {
             )
         })
         .collect();
+    let first_part = flagged.len() + clean.len();
+    expected.extend(parts.iter().enumerate().map(|(n, (_, col))| {
+        format!(
+            "flowc::expr::failing-part {}:{col} a part of the expression always fails: division by zero",
+            15 + 4 * (first_part + n)
+        )
+    }));
     assert_eq!(summary(&check(&text)), expected);
 }
 
