@@ -491,15 +491,12 @@ impl Work {
     /// Spends `units`; false (and nothing left) when they are not there.
     fn spend(&mut self, units: usize) -> bool {
         let units = u64::try_from(units).unwrap_or(u64::MAX);
-        match self.left.checked_sub(units) {
-            Some(left) => {
-                self.left = left;
-                true
-            }
-            None => {
-                self.left = 0;
-                false
-            }
+        if let Some(left) = self.left.checked_sub(units) {
+            self.left = left;
+            true
+        } else {
+            self.left = 0;
+            false
         }
     }
 
@@ -695,6 +692,10 @@ fn family(field: &str) -> &str {
 /// decided by the case split of exhaustiveness over just the two rules. All of it spends
 /// from one `Work` budget.
 #[must_use]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the groups feeds shadowing, overlaps and coverage alike"
+)]
 pub fn check_decision(
     g: &Graph<'_>,
     flow: &Flow,
