@@ -563,6 +563,14 @@ codes! {
         "Under `unique` more than one rule holding at run time is an incident; make the \
          ranges disjoint or use `hitPolicy: first`.",
         fix [("amount >= 1000.0", "amount >= 5000.0")];
+    GraphDecisionNotAnalysed = ("graph", "decision-not-analysed"):
+        "two decision rules the analysis could not decide together (warning)",
+        "The decision analysis tries every combination of the regions of the fields two \
+         rules read; past 4096 combinations, or once the decision has spent its work \
+         budget (`Limits::MAX_DECISION_WORK`), it says so instead of guessing: overlaps \
+         and shadowed rules among those rules are not known. Compare fewer fields per \
+         rule, or split the decision.",
+        fix [(" && f8 > 0 && f9 > 0", "")];
     GraphEndInBranch = ("graph", "end-in-branch"):
         "an `end` inside a parallel branch",
         "A branch is closed by its join; an `end` there would skip the other branches \

@@ -114,6 +114,14 @@ impl Limits {
     /// operations per unit it charges. `tests/budget.rs` checks that every shape
     /// succeeds at exactly its cost.
     pub const SANDBOX_OPS_PER_UNIT: u64 = 64;
+    /// The work the decision-rule analysis (shadowed, overlapping and non-exhaustive
+    /// rules) may spend on one decision, in comparisons evaluated at a sample point. A
+    /// decision of one-field rules (`days == 3`, `code in [..]`, ranges) costs a few
+    /// units per literal, so tens of thousands of rules are analysed in full; a pair
+    /// involving a rule on several fields costs its case split. Once spent, the
+    /// analysis stops with `flowc::graph::decision-not-analysed` (a warning): it never
+    /// guesses, and never takes more than about a second.
+    pub const MAX_DECISION_WORK: u64 = 4_000_000;
     /// Keys an etcd watcher reports one by one as ignored (`flows/a/b`, keys outside
     /// flowc's subtrees); past this, one line says more are not listed.
     pub const MAX_ODD_KEYS_REPORTED: usize = 20;

@@ -422,3 +422,166 @@ fn check_and_both_evaluators_agree_at_the_integer_bounds() {
         assert!(!constant(rule), "{rule}");
     }
 }
+
+/// A `unique` decision of `rules` over `days`, `kind` (an enum), `k2`, `level` and `d`;
+/// rule `n` is on line `15 + 2 (n - 1)`, its condition at column 15.
+fn unique_over_fields(rules: &[&str]) -> String {
+    let mut text = String::from(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: g\ncontext:\n  days: int\n  kind: { type: string, enum: [a, b, c, 病假] }\n  k2: string\n  level: int\n  d: double\nsteps:\n  - id: route\n    type: decision\n    hitPolicy: unique\n    rules:\n",
+    );
+    for r in rules {
+        text.push_str(&format!("      - when: {r}\n        goto: a\n"));
+    }
+    text.push_str("    default: a\n  - id: a\n    type: end\n    outcome: approved\n");
+    text
+}
+
+/// Probe q11h (bug 2): two rules that can hold together are reported whatever fields
+/// they read, at the later rule, naming both; their disjoint counterparts stay clean.
+#[test]
+fn overlaps_are_found_across_fields() {
+    let overlap = |earlier: usize, later: usize| {
+        vec![(
+            "flowc::graph::overlapping-rules".to_owned(),
+            15 + 2 * (later - 1),
+            15,
+            format!("rules {earlier} and {later} of decision `route` overlap"),
+        )]
+    };
+    let found = |rules: &[&str]| -> Vec<(String, usize, usize, String)> {
+        diags(&unique_over_fields(rules))
+            .into_iter()
+            .map(|(code, l, c, m, _)| (code, l, c, m))
+            .collect()
+    };
+    for pair in [
+        ["days >= 3 && days <= 10", r#"days == 3 && kind == "病假""#],
+        ["days >= 3", r#"days <= 3 && kind == "b""#],
+        ["days == 3", r#"days <= 3 && kind == "b""#],
+        ["days >= 3 && level > 0", "days <= 3 && level == 2"],
+        ["days > 3 || level > 2", "days < 1"],
+        ["d > 1.0", "d >= 1.0 && days == 1"],
+        ["days >= 3 && days <= 10", r#"days <= 3 && k2 != "x""#],
+        ["days >= 3 && days <= 10", r#"days <= 3 && k2 == "b""#],
+        ["days >= 3 && days <= 10", r#"days <= 3 && kind != "c""#],
+        ["days >= 3 && days <= 10", r#"kind == "b" && days <= 3"#],
+        // one field each: independent, so both hold together
+        ["days > 3", "level > 2"],
+        [r#"kind == "a""#, "d < 0.5"],
+        // one field: still found
+        ["days >= 3", "days <= 3"],
+        [r#"kind == "a""#, r#"kind != "b""#],
+        [r#"kind in ["a", "b"]"#, r#"kind == "b""#],
+    ] {
+        assert_eq!(found(&pair), overlap(1, 2), "{pair:?}");
+    }
+    for pair in [
+        [r#"days >= 3 && kind == "a""#, r#"days <= 3 && kind == "b""#],
+        ["days > 3 && days <= 10", r#"days == 3 && kind == "病假""#],
+        ["days > 3", r#"days <= 3 && kind == "b""#],
+        ["days != 3", r#"days == 3 && kind == "b""#],
+        ["days >= 3 && level > 2", "days <= 3 && level <= 2"],
+        ["days > 3 || level > 2", "days < 1 && level <= 2"],
+        ["d > 1.0", "d < 1.0 && days == 1"],
+        ["d > 1.0", "d <= 1.0 && days == 1"],
+        ["days >= 3 && days <= 10", r#"days < 3 && k2 != "x""#],
+        ["days > 10 && level < 5", "days > 3 && days <= 10"],
+        [r#"k2 == "x" && days > 1"#, r#"k2 != "x" && days > 1"#],
+        [
+            r#"kind == "a" || kind == "b""#,
+            r#"kind == "c" && level > 1"#,
+        ],
+        // `size(k2)` and `k2` are one value: never taken as independent
+        ["size(k2) > 5", r#"k2 == "ab""#],
+        ["days > 3", "days <= 3"],
+    ] {
+        assert_eq!(found(&pair), Vec::new(), "{pair:?}");
+    }
+    // the probe's flow: rule 3 overlaps rule 1 only
+    assert_eq!(
+        found(&[
+            "days >= 3 && days <= 10",
+            "days < 3",
+            r#"days == 3 && kind == "病假""#,
+            "days > 10",
+        ]),
+        overlap(1, 3)
+    );
+}
+
+/// A `unique` decision of `n` rules `days == i` and, last, `extra`.
+fn many_rules(n: usize, rule: impl Fn(usize) -> String, extra: &str) -> String {
+    let mut text = String::from(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: g\ncontext:\n  days: int\n  center: string\n  kind: { type: string, enum: [a, b, c] }\nsteps:\n  - id: route\n    type: decision\n    hitPolicy: unique\n    rules:\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!("      - when: '{}'\n        goto: a\n", rule(i)));
+    }
+    text.push_str(&format!("      - when: '{extra}'\n        goto: a\n"));
+    text.push_str("    default: a\n  - id: a\n    type: end\n    outcome: approved\n");
+    text
+}
+
+fn codes_and_messages(text: &str) -> Vec<(String, String)> {
+    diags(text)
+        .into_iter()
+        .map(|(code, _, _, m, _)| (code, m))
+        .collect()
+}
+
+/// Probe q11h (bug 3): a 6,000-rule routing table is analysed in full within
+/// `Limits::MAX_DECISION_WORK` (no `decision-not-analysed`), and its one overlap, at
+/// the end, is found.
+#[test]
+fn a_large_unique_table_is_analysed_within_the_work_budget() {
+    let overlap = |first: usize, later: usize| {
+        vec![(
+            "flowc::graph::overlapping-rules".to_owned(),
+            format!("rules {first} and {later} of decision `route` overlap"),
+        )]
+    };
+    assert_eq!(
+        codes_and_messages(&many_rules(6000, |i| format!("days == {i}"), "days == 5")),
+        overlap(6, 6001)
+    );
+    assert_eq!(
+        codes_and_messages(&many_rules(
+            6000,
+            |i| format!(r#"center == "CC{i:05}""#),
+            r#"center in ["XX", "CC04999"]"#
+        )),
+        overlap(5000, 6001)
+    );
+    assert_eq!(
+        codes_and_messages(&many_rules(
+            6000,
+            |i| format!("days >= {} && days < {}", 2 * i, 2 * i + 2),
+            "days == 9000"
+        )),
+        overlap(4501, 6001)
+    );
+    assert_eq!(
+        codes_and_messages(&many_rules(6000, |i| format!("days == {i}"), "days < 0")),
+        Vec::new()
+    );
+}
+
+/// A decision the budget cannot cover is reported as not analysed, never passed clean:
+/// 6,000 rules on two fields each are more pairs than `Limits::MAX_DECISION_WORK` buys.
+#[test]
+fn a_decision_beyond_the_work_budget_says_so() {
+    let found = codes_and_messages(&many_rules(
+        6000,
+        |i| format!(r#"days == {i} && kind == "a""#),
+        r#"days == 5 && kind == "a""#,
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (code, message) = &found[0];
+    assert_eq!(code, "flowc::graph::decision-not-analysed");
+    assert!(
+        message.ends_with(
+            "were not analysed together: the decision's analysis ran out of its work budget here, and stopped"
+        ),
+        "{message}"
+    );
+}

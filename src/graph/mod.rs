@@ -80,6 +80,28 @@ pub struct Graph<'f> {
     entry: Option<NodeIndex>,
 }
 
+/// Why the decision analysis left two rules undecided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotAnalysed {
+    /// The fields the two rules read have too many combinations of values to try.
+    TooManyCases,
+    /// The analysis of the decision spent its budget
+    /// ([`Limits::MAX_DECISION_WORK`](crate::limits::Limits::MAX_DECISION_WORK)); the
+    /// rules after this point are not analysed either.
+    BudgetSpent,
+}
+
+impl std::fmt::Display for NotAnalysed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotAnalysed::TooManyCases => "their fields have too many combinations of values to try",
+            NotAnalysed::BudgetSpent => {
+                "the decision's analysis ran out of its work budget here, and stopped"
+            }
+        })
+    }
+}
+
 /// Errors and warnings about the step graph.
 #[derive(Debug, Error, MietteDiagnostic)]
 #[non_exhaustive]
@@ -316,6 +338,34 @@ pub enum GraphError {
         first_index: usize,
         /// Where.
         #[label(primary, "overlaps")]
+        span: Span,
+        /// The earlier rule.
+        #[label("with this rule")]
+        first: Span,
+    },
+    /// Two rules of a decision the analysis could not decide together: reported rather
+    /// than passed as clean.
+    #[error(
+        "rules {first_index} and {index} of decision `{id}` were not analysed together: {reason}"
+    )]
+    #[diagnostic(
+        code("flowc::graph::decision-not-analysed"),
+        severity(Warning),
+        help(
+            "overlaps (under `unique`) and shadowed rules (under `first`) are not known for these rules; split the decision into smaller ones (a decision per leading field), or compare fewer fields per rule"
+        )
+    )]
+    OverlapNotAnalysed {
+        /// The decision.
+        id: String,
+        /// 1-based later rule.
+        index: usize,
+        /// 1-based earlier rule.
+        first_index: usize,
+        /// Why.
+        reason: NotAnalysed,
+        /// Where.
+        #[label(primary, "not analysed")]
         span: Span,
         /// The earlier rule.
         #[label("with this rule")]

@@ -5,10 +5,11 @@
 //! constant between consecutive literals, and evaluating each rule at one sample point
 //! per region decides shadowing, overlap and exhaustiveness exactly.
 
-use super::{Graph, GraphError};
+use super::{Graph, GraphError, NotAnalysed};
 use crate::expr::Type;
 use crate::expr::ast::{BinaryOp, Expr, ExprKind, Literal, UnaryOp};
 use crate::expr::value::cmp_int_double;
+use crate::limits::Limits;
 use crate::model::{Flow, HitPolicy, StepKind};
 use crate::span::Span;
 
@@ -204,17 +205,28 @@ fn samples(rules: &[&Expr], ty: &Type, allowed: Option<&[String]>) -> Vec<Point>
         literals(r, &mut lits);
     }
     match ty {
-        Type::Bool => vec![Point::Bool(true), Point::Bool(false)],
+        Type::Bool => vec![Point::Bool(false), Point::Bool(true)],
         Type::String => {
             if let Some(values) = allowed {
-                return values.iter().map(|v| Point::Str(Some(v.clone()))).collect();
+                let mut v = values.to_vec();
+                v.sort_unstable();
+                v.dedup();
+                return v.into_iter().map(|v| Point::Str(Some(v))).collect();
             }
-            let mut v: Vec<Point> = lits
+            let mut v: Vec<String> = lits
                 .into_iter()
-                .filter(|p| matches!(p, Point::Str(_)))
+                .filter_map(|p| match p {
+                    Point::Str(Some(s)) => Some(s),
+                    _ => None,
+                })
                 .collect();
-            v.push(Point::Str(None));
-            v
+            v.sort_unstable();
+            v.dedup();
+            // sorted, "any other string" last: the order `order` compares in
+            v.into_iter()
+                .map(|s| Point::Str(Some(s)))
+                .chain([Point::Str(None)])
+                .collect()
         }
         _ => {
             let nums: Vec<Num> = lits
@@ -335,25 +347,32 @@ fn eval_at(e: &Expr, p: &Point) -> Option<bool> {
     }
 }
 
+/// A sample point against a literal, in the order the sample points are sorted in
+/// (`samples`): numbers exactly, strings by code point with the "any other string"
+/// sample after every literal, `false` before `true`. Every comparison of the analysis
+/// is a function of it, and it is monotone along the sorted sample points.
+fn order(p: &Point, lit: &Expr) -> Option<std::cmp::Ordering> {
+    match (p, &lit.kind) {
+        (Point::Int(x), _) => cmp_num(Num::Int(*x), lit_num(lit)?),
+        (Point::Num(x), _) => cmp_num(Num::Double(*x), lit_num(lit)?),
+        (Point::Str(Some(s)), ExprKind::Lit(Literal::String(l))) => Some(s.as_str().cmp(l)),
+        (Point::Str(None), ExprKind::Lit(Literal::String(_))) => Some(std::cmp::Ordering::Greater),
+        (Point::Bool(b), ExprKind::Lit(Literal::Bool(l))) => Some(b.cmp(l)),
+        _ => None,
+    }
+}
+
 fn compare(op: BinaryOp, p: &Point, lit: &Expr) -> Option<bool> {
     use std::cmp::Ordering::{Equal, Greater, Less};
-    let ord = match (p, &lit.kind) {
-        (Point::Int(x), _) => cmp_num(Num::Int(*x), lit_num(lit)?)?,
-        (Point::Num(x), _) => cmp_num(Num::Double(*x), lit_num(lit)?)?,
-        (Point::Str(s), ExprKind::Lit(Literal::String(l))) => match s {
-            Some(s) => s.as_str().cmp(l.as_str()),
-            // the "any other string" sample: unequal to every literal; ordering unknown
-            None => {
-                return match op {
-                    BinaryOp::Eq => Some(false),
-                    BinaryOp::Ne => Some(true),
-                    _ => None,
-                };
-            }
-        },
-        (Point::Bool(b), ExprKind::Lit(Literal::Bool(l))) => b.cmp(l),
-        _ => return None,
-    };
+    if *p == Point::Str(None) {
+        // the "any other string" sample: unequal to every literal; ordering unknown
+        return match op {
+            BinaryOp::Eq => Some(false),
+            BinaryOp::Ne => Some(true),
+            _ => None,
+        };
+    }
+    let ord = order(p, lit)?;
     Some(match op {
         BinaryOp::Eq => ord == Equal,
         BinaryOp::Ne => ord != Equal,
@@ -455,11 +474,228 @@ fn holds_over_enum(flow: &Flow, e: &Expr) -> bool {
         .is_some_and(|v| !v.is_empty() && v.iter().all(|x| *x))
 }
 
+/// What the decision analysis may still do: every evaluation of a comparison at a sample
+/// point spends one unit of [`Limits::MAX_DECISION_WORK`], so a decision of any size is
+/// analysed in bounded time; once it is spent the analysis stops and says so.
+struct Work {
+    left: u64,
+}
+
+impl Work {
+    fn new() -> Self {
+        Self {
+            left: Limits::MAX_DECISION_WORK,
+        }
+    }
+
+    /// Spends `units`; false (and nothing left) when they are not there.
+    fn spend(&mut self, units: usize) -> bool {
+        let units = u64::try_from(units).unwrap_or(u64::MAX);
+        if let Some(left) = self.left.checked_sub(units) {
+            self.left = left;
+            true
+        } else {
+            self.left = 0;
+            false
+        }
+    }
+
+    fn spent(&self) -> bool {
+        self.left == 0
+    }
+}
+
+/// The comparisons and boolean reads of `e`: what one evaluation of it costs.
+fn cost(e: &Expr) -> usize {
+    let mut n = 1;
+    e.walk(&mut |x| {
+        if matches!(x.kind, ExprKind::Lit(_)) {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// A one-field rule's value along its field's sorted sample points, as runs: the index
+/// where each run starts (the first at 0) and the value on it.
+///
+/// The rule's value at a point depends only on how the point compares with each of its
+/// literals (`order`), and along the sorted points each such comparison is `Less`, then
+/// `Equal`, then `Greater`: so the value can change only where one of them changes,
+/// found by binary search, and the rule is evaluated once per run rather than at every
+/// point. The "any other string" sample stands for many strings and is its own run.
+/// `None` when the analysis cannot tell (or `work` is spent).
+fn rule_runs(r: &Expr, pts: &[Point], work: &mut Work) -> Option<Vec<(usize, bool)>> {
+    use std::cmp::Ordering::{Greater, Less};
+    let mut lits = Vec::new();
+    r.walk(&mut |n| {
+        if matches!(n.kind, ExprKind::Lit(_)) {
+            lits.push(n);
+        }
+    });
+    let first = pts.first()?;
+    // a few points (a `bool` field, read bare or compared) are simply all evaluated
+    let sparse = pts.len() > 8 && lits.iter().all(|l| order(first, l).is_some());
+    let mut starts: Vec<usize> = if sparse {
+        let mut s = vec![0];
+        for l in &lits {
+            s.push(pts.partition_point(|p| order(p, l) == Some(Less)));
+            s.push(pts.partition_point(|p| order(p, l) != Some(Greater)));
+        }
+        if pts.last() == Some(&Point::Str(None)) {
+            s.push(pts.len() - 1);
+        }
+        s
+    } else {
+        (0..pts.len()).collect()
+    };
+    starts.retain(|i| *i < pts.len());
+    starts.sort_unstable();
+    starts.dedup();
+    let each = lits.len() + 1;
+    let mut runs: Vec<(usize, bool)> = Vec::with_capacity(starts.len());
+    for i in starts {
+        if !work.spend(each) {
+            return None;
+        }
+        let v = eval_at(r, pts.get(i)?)?;
+        if runs.last().is_none_or(|(_, w)| *w != v) {
+            runs.push((i, v));
+        }
+    }
+    Some(runs)
+}
+
+/// The ranges of sample indexes where runs are true.
+fn true_ranges(runs: &[(usize, bool)], len: usize) -> Vec<(usize, usize)> {
+    runs.iter()
+        .enumerate()
+        .filter(|(_, (_, v))| *v)
+        .map(|(k, (start, _))| (*start, runs.get(k + 1).map_or(len, |(next, _)| *next)))
+        .collect()
+}
+
+/// The sample points of one field, painted rule by rule in rule order: which points an
+/// earlier rule already holds on, and the first rule that holds on each (a union-find of
+/// the next unpainted point and a minimum tree, so painting and asking are near-constant
+/// per point and logarithmic per range).
+struct Cover {
+    /// The next unpainted point at or after each index (`len` when none), compressed.
+    next: Vec<usize>,
+    /// A minimum tree over the member each point was first painted by.
+    tree: Vec<usize>,
+    len: usize,
+}
+
+impl Cover {
+    fn new(len: usize) -> Self {
+        Self {
+            next: (0..=len).collect(),
+            tree: vec![usize::MAX; 2 * len],
+            len,
+        }
+    }
+
+    fn unpainted_from(&mut self, i: usize) -> usize {
+        let mut root = i;
+        while let Some(&n) = self.next.get(root) {
+            if n == root {
+                break;
+            }
+            root = n;
+        }
+        let mut at = i;
+        while at != root {
+            let Some(slot) = self.next.get_mut(at) else {
+                break;
+            };
+            at = std::mem::replace(slot, root);
+        }
+        root
+    }
+
+    /// Whether a point of `from..to` is still unpainted.
+    fn has_unpainted(&mut self, from: usize, to: usize) -> bool {
+        self.unpainted_from(from) < to
+    }
+
+    /// Paints the unpainted points of `from..to` with `member`.
+    fn paint(&mut self, from: usize, to: usize, member: usize) {
+        let mut i = self.unpainted_from(from);
+        while i < to.min(self.len) {
+            if let Some(slot) = self.next.get_mut(i) {
+                *slot = i + 1;
+            }
+            let mut t = i + self.len;
+            if let Some(v) = self.tree.get_mut(t) {
+                *v = member;
+            }
+            while t > 1 {
+                t /= 2;
+                let m = self
+                    .tree
+                    .get(2 * t)
+                    .min(self.tree.get(2 * t + 1))
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                if let Some(v) = self.tree.get_mut(t) {
+                    *v = m;
+                }
+            }
+            i = self.unpainted_from(i + 1);
+        }
+    }
+
+    /// The first member that painted a point of `from..to` (`usize::MAX`: none).
+    fn first_painter(&self, from: usize, to: usize) -> usize {
+        let (mut l, mut r) = (from + self.len, to.min(self.len) + self.len);
+        let mut m = usize::MAX;
+        let at = |i: usize| self.tree.get(i).copied().unwrap_or(usize::MAX);
+        while l < r {
+            if l % 2 == 1 {
+                m = m.min(at(l));
+                l += 1;
+            }
+            if r % 2 == 1 {
+                r -= 1;
+                m = m.min(at(r));
+            }
+            l /= 2;
+            r /= 2;
+        }
+        m
+    }
+
+    fn all_painted(&mut self) -> bool {
+        !self.has_unpainted(0, self.len)
+    }
+}
+
+/// The value a one-field rule's field stands for when asking which fields a pair of
+/// rules reads: `size(x)` and `x` are one value seen twice, never independent.
+fn family(field: &str) -> &str {
+    field
+        .strip_prefix("size(")
+        .and_then(|f| f.strip_suffix(')'))
+        .unwrap_or(field)
+}
+
 /// The decision-rule analysis of the decision step at `step` in `g` (SPEC §3): shadowed
 /// rules under `first`, overlapping rules under `unique`, and a decision that no rule
 /// and no `default` covers. `checked` holds the rules whose conditions type-checked, by
 /// rule index.
+///
+/// Rules on one field are analysed together along that field's sample points (runs and
+/// a `Cover`: near-linear in the rules, so a routing table of thousands of `code == "…"`
+/// rules is cheap). Under `unique` two one-field rules on different fields overlap
+/// unless one holds nowhere; a pair involving a rule on several fields (or `has()`) is
+/// decided by the case split of exhaustiveness over just the two rules. All of it spends
+/// from one `Work` budget.
 #[must_use]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the groups feeds shadowing, overlaps and coverage alike"
+)]
 pub fn check_decision(
     g: &Graph<'_>,
     flow: &Flow,
@@ -480,80 +716,136 @@ pub fn check_decision(
     };
     let step_id = s.id.value.as_str();
     let rule_spans: Vec<Span> = rules.iter().map(|r| r.when.span).collect();
+    let span_of = |i: usize| rule_spans.get(i).copied().unwrap_or_default();
+    let mut work = Work::new();
     let always = unreachable_rules(flow, step_id, *policy, checked, &rule_spans, &mut errs);
     let has_default = default.is_some();
-    // group rules by the one field they test
+    // group rules by the one field they test (positions in `checked`)
+    let subjects: Vec<Option<(String, Type)>> = checked.iter().map(|(_, c)| subject(c)).collect();
     let mut groups: Vec<((String, Type), Vec<usize>)> = Vec::new();
-    for (i, c) in checked {
-        if let Some(subj) = subject(c) {
-            match groups.iter_mut().find(|(s, _)| *s == subj) {
-                Some((_, v)) => v.push(*i),
-                None => groups.push((subj, vec![*i])),
+    let mut group_of: std::collections::HashMap<(String, Type), usize> =
+        std::collections::HashMap::new();
+    for (k, subj) in subjects.iter().enumerate() {
+        if let Some(subj) = subj {
+            let at = *group_of.entry(subj.clone()).or_insert_with(|| {
+                groups.push((subj.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            if let Some((_, v)) = groups.get_mut(at) {
+                v.push(k);
             }
         }
     }
     let mut exhaustive = checked
         .iter()
         .any(|(_, c)| matches!(c.kind, ExprKind::Lit(Literal::Bool(true))));
+    // under `unique`: the earliest rule (position in `checked`) each rule overlaps
+    let mut overlaps: Vec<Option<usize>> = vec![None; checked.len()];
+    // a one-field rule that holds somewhere; `None` when the analysis cannot tell
+    let mut satisfiable: Vec<Option<bool>> = vec![None; checked.len()];
+    // the first pair the analysis could not decide, said rather than passed silently
+    let mut stopped: Option<Unchecked> = None;
     for ((field, ty), members) in &groups {
         let exprs: Vec<&Expr> = members
             .iter()
-            .filter_map(|i| checked.iter().find(|(j, _)| j == i).map(|(_, c)| *c))
+            .filter_map(|k| checked.get(*k).map(|(_, c)| *c))
             .collect();
         let allowed = allowed_values(flow, field);
-        let Some(vecs) = vectors(&exprs, ty, allowed.as_deref()) else {
+        let pts = samples(&exprs, ty, allowed.as_deref());
+        let Some(all_runs) = exprs
+            .iter()
+            .map(|e| rule_runs(e, &pts, &mut work))
+            .collect::<Option<Vec<_>>>()
+        else {
+            if work.spent() && stopped.is_none() {
+                let first = members.first().copied().unwrap_or(0);
+                stopped = Some(Unchecked::Spent {
+                    later: members.last().copied().unwrap_or(first),
+                    earlier: first,
+                });
+            }
             continue;
         };
-        let width = vecs.first().map_or(0, Vec::len);
-        let mut covered = vec![false; width];
-        for (k, v) in vecs.iter().enumerate() {
-            let Some(&rule_idx) = members.get(k) else {
+        let mut cover = Cover::new(pts.len());
+        for (m, runs) in all_runs.iter().enumerate() {
+            let Some(&k) = members.get(m) else {
                 continue;
             };
-            let span = rule_spans.get(rule_idx).copied().unwrap_or_default();
+            let Some(&(rule_idx, _)) = checked.get(k) else {
+                continue;
+            };
+            let ranges = true_ranges(runs, pts.len());
+            if let Some(slot) = satisfiable.get_mut(k) {
+                *slot = Some(!ranges.is_empty());
+            }
             match policy {
                 HitPolicy::First => {
                     // a rule that holds nowhere is "always false" (reported by the
                     // condition check), not shadowed
-                    let impossible = v.iter().all(|a| !*a);
                     let after_always = always.is_some_and(|first| rule_idx > first);
-                    if !impossible
+                    if !ranges.is_empty()
                         && !after_always
-                        && v.iter().zip(&covered).all(|(a, c)| !*a || *c)
+                        && !ranges.iter().any(|(a, b)| cover.has_unpainted(*a, *b))
                     {
                         errs.push(GraphError::ShadowedRule {
                             id: step_id.to_owned(),
                             index: rule_idx + 1,
-                            span,
+                            span: span_of(rule_idx),
                         });
                     }
                 }
                 HitPolicy::Unique => {
-                    for (k2, v2) in vecs.iter().enumerate().take(k) {
-                        if v.iter().zip(v2).any(|(a, b)| *a && *b) {
-                            let earlier = members.get(k2).copied().unwrap_or(0);
-                            errs.push(GraphError::OverlappingRules {
-                                id: step_id.to_owned(),
-                                index: rule_idx + 1,
-                                first_index: earlier + 1,
-                                span,
-                                first: rule_spans.get(earlier).copied().unwrap_or_default(),
-                            });
-                            break;
-                        }
+                    let first = ranges
+                        .iter()
+                        .map(|(a, b)| cover.first_painter(*a, *b))
+                        .min()
+                        .unwrap_or(usize::MAX);
+                    if let (Some(slot), Some(&j)) = (overlaps.get_mut(k), members.get(first)) {
+                        *slot = Some(j);
                     }
                 }
             }
-            for (c, a) in covered.iter_mut().zip(v) {
-                *c |= *a;
+            for (a, b) in ranges {
+                cover.paint(a, b, m);
             }
         }
-        if members.len() == checked.len() && covered.iter().all(|c| *c) {
+        if members.len() == checked.len() && cover.all_painted() {
             exhaustive = true;
         }
     }
+    if *policy == HitPolicy::Unique && !work.spent() {
+        let unchecked = cross_overlaps(
+            flow,
+            checked,
+            &subjects,
+            &satisfiable,
+            &mut overlaps,
+            &mut work,
+        );
+        if stopped.is_none() {
+            stopped = unchecked;
+        }
+    }
+    if *policy == HitPolicy::Unique {
+        for (k, first) in overlaps.iter().enumerate() {
+            if let (Some(j), Some(&(rule_idx, _))) = (first, checked.get(k)) {
+                let earlier = checked.get(*j).map_or(0, |(i, _)| *i);
+                errs.push(GraphError::OverlappingRules {
+                    id: step_id.to_owned(),
+                    index: rule_idx + 1,
+                    first_index: earlier + 1,
+                    span: span_of(rule_idx),
+                    first: span_of(earlier),
+                });
+            }
+        }
+    }
     let all_checked = checked.len() == rules.len();
-    exhaustive = exhaustive || (!has_default && all_checked && covers_every_case(flow, checked));
+    exhaustive =
+        exhaustive || (!has_default && all_checked && covers_every_case(flow, checked, &mut work));
+    if let Some(stop) = stopped {
+        errs.push(stop.into_error(step_id, checked, &span_of));
+    }
     if *policy == HitPolicy::First {
         implied_rules(step_id, checked, always, &rule_spans, &mut errs);
     }
@@ -570,6 +862,116 @@ pub fn check_decision(
         });
     }
     errs
+}
+
+/// Why a pair of rules was not checked for overlap.
+enum Unchecked {
+    /// The two rules' case split has more than `MAX_ASSIGNMENTS` assignments.
+    TooLarge { later: usize, earlier: usize },
+    /// The decision's work budget ran out at this pair.
+    Spent { later: usize, earlier: usize },
+}
+
+impl Unchecked {
+    fn into_error(
+        self,
+        id: &str,
+        checked: &[(usize, &Expr)],
+        span_of: &impl Fn(usize) -> Span,
+    ) -> GraphError {
+        let (later, earlier, reason) = match self {
+            Unchecked::TooLarge { later, earlier } => (later, earlier, NotAnalysed::TooManyCases),
+            Unchecked::Spent { later, earlier } => (later, earlier, NotAnalysed::BudgetSpent),
+        };
+        let index = checked.get(later).map_or(0, |(i, _)| *i);
+        let first_index = checked.get(earlier).map_or(0, |(i, _)| *i);
+        GraphError::OverlapNotAnalysed {
+            id: id.to_owned(),
+            index: index + 1,
+            first_index: first_index + 1,
+            reason,
+            span: span_of(index),
+            first: span_of(first_index),
+        }
+    }
+}
+
+/// Under `unique`, the overlaps `check_decision`'s one-field groups cannot see, into
+/// `overlaps` (the earliest earlier rule each rule overlaps): two one-field rules on
+/// different fields, both satisfiable, hold together (the fields are independent; `x`
+/// and `size(x)` are not, and are left alone); a pair where either rule reads several
+/// fields or a `has()` is decided by the case split of the two rules alone. Returns the
+/// first pair it could not decide (too many cases: then it goes on; the budget spent:
+/// then it stops), so nothing is passed silently.
+fn cross_overlaps(
+    flow: &Flow,
+    checked: &[(usize, &Expr)],
+    subjects: &[Option<(String, Type)>],
+    satisfiable: &[Option<bool>],
+    overlaps: &mut [Option<usize>],
+    work: &mut Work,
+) -> Option<Unchecked> {
+    let mut unchecked = None;
+    // the first two satisfiable one-field rules of different field families
+    let mut firsts: Vec<(usize, &str)> = Vec::new();
+    let all: Vec<usize> = (0..checked.len()).collect();
+    let others: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|k| subjects.get(*k).is_some_and(Option::is_none))
+        .collect();
+    for k in 0..checked.len() {
+        let one = subjects.get(k).and_then(Option::as_ref);
+        let fam = one.map(|(f, _)| family(f));
+        let sat = satisfiable.get(k).copied().flatten() == Some(true);
+        let mut best = overlaps.get(k).copied().flatten().unwrap_or(usize::MAX);
+        if let Some(fam) = fam
+            && sat
+            && let Some((j, _)) = firsts.iter().find(|(_, f)| *f != fam)
+        {
+            best = best.min(*j);
+        }
+        // pairs with a rule the one-field analysis does not cover: a one-field rule
+        // against the earlier other rules, any other rule against every earlier one
+        let candidates: &[usize] = if one.is_some() { &others } else { &all };
+        for &j in candidates.iter().take_while(|j| **j < k.min(best)) {
+            let (Some((_, earlier)), Some((_, later))) = (checked.get(j), checked.get(k)) else {
+                continue;
+            };
+            match pair_overlaps(flow, earlier, later, work) {
+                Ok(true) => {
+                    best = j;
+                    break;
+                }
+                Ok(false) | Err(Split::Outside) => {}
+                Err(Split::TooLarge) => {
+                    if unchecked.is_none() {
+                        unchecked = Some(Unchecked::TooLarge {
+                            later: k,
+                            earlier: j,
+                        });
+                    }
+                }
+                Err(Split::Spent) => {
+                    return Some(Unchecked::Spent {
+                        later: k,
+                        earlier: j,
+                    });
+                }
+            }
+        }
+        if let Some(slot) = overlaps.get_mut(k) {
+            *slot = (best != usize::MAX).then_some(best);
+        }
+        if let Some(fam) = fam
+            && sat
+            && firsts.len() < 2
+            && firsts.iter().all(|(_, f)| *f != fam)
+        {
+            firsts.push((k, fam));
+        }
+    }
+    unchecked
 }
 
 /// Under `first`, a rule whose `&&` operands include all of an earlier rule's
@@ -737,17 +1139,32 @@ fn leaves<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>, has: &mut Vec<String>) {
 /// The most assignments the multi-field analysis evaluates before it gives up.
 const MAX_ASSIGNMENTS: usize = 4096;
 
-/// Whether some rule holds for every value of the fields the rules read and every
-/// presence of the paths their `has()` tests: a case split over each field's regions
-/// (an `enum` field over its values) combined with every other field's, so
-/// `kind == "a" && days > 3` / `kind == "a" && days <= 3` / `kind == "b"` is exhaustive
-/// over `enum: [a, b]`, and `!has(grade)` / `grade > 3` / `grade <= 3` too. `false` when
-/// it cannot tell.
-fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
-    let rules: Vec<&Expr> = checked.iter().map(|(_, c)| *c).collect();
+/// Why a case split was not carried out.
+enum Split {
+    /// A rule outside the analysis: two fields compared, a function call, one value
+    /// read under two types, or `x` and `size(x)` together.
+    Outside,
+    /// More than `MAX_ASSIGNMENTS` assignments.
+    TooLarge,
+    /// The decision's work budget ran out.
+    Spent,
+}
+
+/// The case split of `rules`: every assignment of a sample point to each field they
+/// compare (an `enum` field its values) and of present/absent to each path their
+/// `has()` tests. `found` is called with each rule's value under each assignment until
+/// it returns true; `Ok(true)` when it did, `Ok(false)` when no assignment made it.
+/// The sample points of a field come from the comparisons on it alone, so every
+/// combination of the fields' regions is tried: exact for comparisons with literals.
+fn case_split(
+    flow: &Flow,
+    rules: &[&Expr],
+    work: &mut Work,
+    mut found: impl FnMut(&[Tri]) -> bool,
+) -> Result<bool, Split> {
     let mut atoms = Vec::new();
     let mut has = Vec::new();
-    for r in &rules {
+    for r in rules {
         leaves(r, &mut atoms, &mut has);
     }
     has.sort();
@@ -755,9 +1172,7 @@ fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
     // the regions of each field, from the comparisons on it alone
     let mut by_field: Vec<(String, Type, Vec<&Expr>)> = Vec::new();
     for a in atoms {
-        let Some((field, ty)) = subject(a) else {
-            return false;
-        };
+        let (field, ty) = subject(a).ok_or(Split::Outside)?;
         match by_field
             .iter_mut()
             .find(|(f, t, _)| *f == field && *t == ty)
@@ -768,8 +1183,8 @@ fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
     }
     let mut dims: Vec<(String, Vec<Point>)> = Vec::new();
     for (field, ty, exprs) in &by_field {
-        if dims.iter().any(|(f, _)| f == field) {
-            return false;
+        if dims.iter().any(|(f, _)| family(f) == family(field)) {
+            return Err(Split::Outside);
         }
         let allowed = if *ty == Type::String {
             allowed_values(flow, field)
@@ -784,17 +1199,18 @@ fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
         .chain(has.iter().map(|_| 2))
         .try_fold(1usize, |acc, n| {
             acc.checked_mul(n).filter(|t| *t <= MAX_ASSIGNMENTS)
-        });
-    let Some(total) = total else {
-        return false;
-    };
+        })
+        .ok_or(Split::TooLarge)?;
+    let each: usize = rules.iter().copied().map(cost).sum();
+    let mut values = Vec::with_capacity(rules.len());
     for mut k in 0..total {
+        if !work.spend(each) {
+            return Err(Split::Spent);
+        }
         let mut fields = Vec::with_capacity(dims.len());
         for (f, pts) in &dims {
             let n = pts.len().max(1);
-            let Some(p) = pts.get(k % n) else {
-                return false;
-            };
+            let p = pts.get(k % n).ok_or(Split::Outside)?;
             fields.push((f.clone(), p.clone()));
             k /= n;
         }
@@ -807,20 +1223,31 @@ fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)]) -> bool {
             fields: &fields,
             present: &present,
         };
-        let mut covered = false;
-        for r in &rules {
-            match eval_multi(r, &a) {
-                Some(Tri::True) => {
-                    covered = true;
-                    break;
-                }
-                Some(_) => {}
-                None => return false,
-            }
+        values.clear();
+        for r in rules {
+            values.push(eval_multi(r, &a).ok_or(Split::Outside)?);
         }
-        if !covered {
-            return false;
+        if found(&values) {
+            return Ok(true);
         }
     }
-    true
+    Ok(false)
+}
+
+/// Whether some assignment makes both rules hold (their case split alone).
+fn pair_overlaps(flow: &Flow, a: &Expr, b: &Expr, work: &mut Work) -> Result<bool, Split> {
+    case_split(flow, &[a, b], work, |v| v.iter().all(|t| *t == Tri::True))
+}
+
+/// Whether some rule holds for every value of the fields the rules read and every
+/// presence of the paths their `has()` tests (the case split of all the rules), so
+/// `kind == "a" && days > 3` / `kind == "a" && days <= 3` / `kind == "b"` is exhaustive
+/// over `enum: [a, b]`, and `!has(grade)` / `grade > 3` / `grade <= 3` too. `false` when
+/// it cannot tell.
+fn covers_every_case(flow: &Flow, checked: &[(usize, &Expr)], work: &mut Work) -> bool {
+    let rules: Vec<&Expr> = checked.iter().map(|(_, c)| *c).collect();
+    matches!(
+        case_split(flow, &rules, work, |v| !v.contains(&Tri::True)),
+        Ok(false)
+    )
 }
