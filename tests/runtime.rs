@@ -1710,3 +1710,39 @@ fn an_assignee_expression_that_gives_no_user_ids_is_an_incident_naming_why() {
     );
     assert_eq!(fx, vec![task("a", vec![(1, user("d"))])]);
 }
+
+/// Probe q11h (found by h15f): a `first` decision of a thousand rules or more made the
+/// sandbox's program an `else if` chain, which Rhai's optimizer walked recursively
+/// until the stack overflowed (an abort, not an error). Each rule is now a statement of
+/// its own: a 3,000-rule routing table compiles and routes alike on both paths.
+#[test]
+fn a_first_decision_of_thousands_of_rules_compiles_and_routes_on_both_paths() {
+    let mut steps =
+        String::from("  - id: d\n    type: decision\n    hitPolicy: first\n    rules:\n");
+    for i in 0..3000 {
+        let to = if i == 2999 { "b" } else { "a" };
+        steps.push_str(&format!("      - when: 'n == {i}'\n        goto: {to}\n"));
+    }
+    steps.push_str(
+        "    default: c\n  - id: a\n    type: end\n    outcome: approved\n  - id: b\n    type: end\n    outcome: rejected\n  - id: c\n    type: end\n    outcome: approved\n",
+    );
+    let text = format!(
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext: {{ n: int }}\nsteps:\n{steps}"
+    );
+    for evaluator in [Evaluator::Direct, Evaluator::Sandbox] {
+        let options = Options {
+            evaluator,
+            ..Options::default()
+        };
+        let f = Arc::new(compile(&SourceFile::new("t.yaml", text.clone()), &options).unwrap());
+        for (n, want) in [
+            (0, ["d:completed#1", "a:completed"]),
+            (1500, ["d:completed#1501", "a:completed"]),
+            (2999, ["d:completed#3000", "b:completed"]),
+            (3000, ["d:completed", "c:completed"]),
+        ] {
+            let (i, _) = start(&f, json!({ "n": n }));
+            assert_eq!(trace(&i), want, "{evaluator:?} n={n}");
+        }
+    }
+}

@@ -183,11 +183,14 @@ pub fn generate_decision(
         }
         src.push_str("hits");
     } else {
+        // one flat statement per rule (not an `else if` chain: Rhai's parser and
+        // optimizer recurse once per `else`, and a table of a thousand rules would
+        // overflow the stack)
         for (i, r) in rules.iter().enumerate() {
             let c = g.boolean(r);
-            let _ = write!(src, "if ({c}) {{ {i} }} else ");
+            let _ = writeln!(src, "if ({c}) {{ return {i}; }}");
         }
-        src.push_str("{ -1 }");
+        src.push_str("-1");
     }
     g.out.source = src;
     g.out

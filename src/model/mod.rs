@@ -484,10 +484,7 @@ const DEFAULT_IGNORABLE: &[(char, char)] = &[
 /// Braille cell with no dot raised) and U+1D159 MUSICAL SYMBOL NULL NOTEHEAD (a
 /// notehead drawn as nothing). The Hangul fillers U+115F, U+1160, U+3164 and U+FFA0
 /// are default-ignorable ([`DEFAULT_IGNORABLE`]).
-const BLANK_SYMBOLS: &[(char, char)] = &[
-    ('\u{2800}', '\u{2800}'),
-    ('\u{1D159}', '\u{1D159}'),
-];
+const BLANK_SYMBOLS: &[(char, char)] = &[('\u{2800}', '\u{2800}'), ('\u{1D159}', '\u{1D159}')];
 
 /// Whether a character shows nothing: Unicode `White_Space`,
 /// `Default_Ignorable_Code_Point` ([`DEFAULT_IGNORABLE`]), or one of the few others
