@@ -372,7 +372,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, (u8, String)> {
         })
 }
 
-/// A JSON value read with every object's keys unique: serde_json keeps the last of two
+/// A JSON value read with every object's keys unique: `serde_json` keeps the last of two
 /// equal keys silently, and a context (or an event) given twice one field is an error,
 /// named by the key and where it is (`applicant.id`, `lines[2].amount`).
 struct Unique<'p> {

@@ -1890,10 +1890,9 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
 /// and signed, `nan` in any case and unsigned. A number beyond the largest double is
 /// a range error, as Go's `ErrRange`; one below the smallest rounds to zero.
 fn parse_double(s: &str) -> Result<f64, Option<OpError>> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     let signed = |d: f64| if neg { -d } else { d };
     if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
@@ -1936,9 +1935,16 @@ fn parse_double(s: &str) -> Result<f64, Option<OpError>> {
 /// digits, or between the base prefix and a digit.
 fn go_underscores_ok(s: &str) -> bool {
     let b = s.as_bytes();
-    let hex = b.len() >= 2 && b[0] == b'0' && matches!(b[1] | 0x20, b'x' | b'b' | b'o');
-    let (mut i, mut saw) = if hex { (2, b'0') } else { (0, b'^') };
-    let hex = hex && (b[1] | 0x20) == b'x';
+    let prefix = match (b.first(), b.get(1)) {
+        (Some(b'0'), Some(&c)) if matches!(c | 0x20, b'x' | b'b' | b'o') => Some(c | 0x20),
+        _ => None,
+    };
+    let (mut i, mut saw) = if prefix.is_some() {
+        (2, b'0')
+    } else {
+        (0, b'^')
+    };
+    let hex = prefix == Some(b'x');
     while let Some(&c) = b.get(i) {
         i += 1;
         if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
