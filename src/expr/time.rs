@@ -184,24 +184,23 @@ pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, TimestampProblem> {
         nanos = num(&format!("{digits:0<9}")).ok_or(FORM)?;
         rest = frac.get(digits.len()..).ok_or(FORM)?;
     }
-    let offset: i64 = match rest {
-        "Z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first() {
-                Some(b'+') => 1,
-                Some(b'-') => -1,
-                _ => return Err(FORM),
-            };
-            if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
-                return Err(FORM);
-            }
-            let oh = i64::from(rest.get(1..3).and_then(num).ok_or(FORM)?);
-            let om = i64::from(rest.get(4..6).and_then(num).ok_or(FORM)?);
-            if oh > 23 || om > 59 {
-                return Err(TimestampProblem::Offset);
-            }
-            sign * (oh * 3600 + om * 60)
+    let offset: i64 = if rest == "Z" {
+        0
+    } else {
+        let sign = match rest.as_bytes().first() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return Err(FORM),
+        };
+        if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
+            return Err(FORM);
         }
+        let oh = i64::from(rest.get(1..3).and_then(num).ok_or(FORM)?);
+        let om = i64::from(rest.get(4..6).and_then(num).ok_or(FORM)?);
+        if oh > 23 || om > 59 {
+            return Err(TimestampProblem::Offset);
+        }
+        sign * (oh * 3600 + om * 60)
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset;
