@@ -386,6 +386,13 @@ codes! {
             ("type: \"map<string, int>\", values: int", "type: map, values: int"),
             ("items: { type: string, optional: true }", "items: string")
         ];
+    ModelReservedName = ("model", "reserved-name"):
+        "a context field named by a CEL reserved word (`if`, `null`, `in`, ...)",
+        "CEL reserves `as break const continue else for function if import let loop \
+         package namespace return var void while` (cel-go refuses them as identifiers), \
+         and `true false null in` are a literal or an operator: a field so named could \
+         never be read by a condition.",
+        fix [("if: bool", "urgent: bool")];
     // ------------------------------------------------------------------ expr
     ExprSyntax = ("expr", "syntax"):
         "a condition that does not parse",

@@ -76,8 +76,8 @@ fn check_reports_every_file_in_order() {
     let (code, out, _) = run(&["check", "--format", "json", "tests/fixtures/bad"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    // 59 fixtures and one companion, less the empty one (it does not say it is a flow)
-    assert_eq!(v["files"], 59);
+    // 60 fixtures and one companion, less the empty one (it does not say it is a flow)
+    assert_eq!(v["files"], 60);
     assert_eq!(
         v["skipped"],
         json!(["tests/fixtures/bad/load.empty-document.yaml"])
@@ -93,7 +93,7 @@ fn check_reports_every_file_in_order() {
     assert_eq!(files, sorted, "diagnostics are ordered by file");
     let distinct: std::collections::BTreeSet<&str> = files.iter().copied().collect();
     // every flow reports something: at least the id `fixture` that they all share
-    assert_eq!(distinct.len(), 59, "every bad fixture reports something");
+    assert_eq!(distinct.len(), 60, "every bad fixture reports something");
     let duplicates = v["diagnostics"]
         .as_array()
         .expect("array")
@@ -195,7 +195,7 @@ fn every_bad_fixture_exits_one_with_its_code() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 59);
+    assert_eq!(names.len(), 60);
     for name in names {
         // trips only under the fixture harness's 16 KiB limit (the CLI allows 4 MiB);
         // checked with its companion file only
@@ -1122,4 +1122,74 @@ steps:
         "cannot convert \"2024-02-30T00:00:00Z\" to timestamp: the day is not in its month"
     );
     assert_eq!(errors[0], errors[1], "the two evaluators");
+}
+
+/// A context file may start with a UTF-8 byte-order mark (skipped, as in a YAML flow);
+/// a key given twice in one JSON object is refused, named with where it is (serde_json
+/// alone would keep the last silently) — probe q11h nit 4.
+#[test]
+fn context_json_skips_a_bom_and_refuses_duplicate_keys() {
+    let dir = scratch("context-json");
+    std::fs::write(
+        dir.join("flow.yaml"),
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: ctx\ncontext:\n  s: string\n  a: { type: object, fields: { id: string, s: string } }\nsteps:\n  - id: route\n    type: decision\n    rules:\n      - when: 's == \"\"'\n        goto: ok\n    default: ko\n  - id: ok\n    type: end\n    outcome: approved\n  - id: ko\n    type: end\n    outcome: rejected\n",
+    )
+    .unwrap();
+    let eval = |context: &str| {
+        std::fs::write(dir.join("ctx.json"), context).unwrap();
+        run_in(&dir, &["eval", "flow.yaml", "--context", "ctx.json"])
+    };
+    let (code, out, err) = eval("\u{feff}{\"s\": \"\", \"a\": {\"id\": \"x\", \"s\": \"y\"}}");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "approved");
+    let (code, out, err) = eval("{\"s\": \"\", \"s\": \"x\", \"a\": {\"id\": \"x\"}}");
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "error: ctx.json: invalid JSON: duplicate key `s` at `s`: each key is given once at line 1 column 13\n"
+    );
+    let (code, _, err) = eval("{\"s\": \"\", \"a\": {\"id\": \"x\", \"id\": \"y\"}}");
+    assert_eq!(code, 1);
+    assert!(err.contains("duplicate key `id` at `a.id`"), "{err}");
+    let (code, _, err) = eval("{\"s\": \"\", \"l\": [1, {\"k\": 1, \"k\": 2}]}");
+    assert_eq!(code, 1);
+    assert!(err.contains("duplicate key `k` at `l[1].k`"), "{err}");
+    // equal keys in different objects are no duplicates
+    let (code, out, err) = eval("{\"s\": \"\", \"a\": {\"s\": \"x\", \"id\": \"s\"}}");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "approved");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `explain` says in words that a step stopped by an error (probe q11h nit 6: it said
+/// "`route` is error").
+#[test]
+fn explain_says_a_step_stopped_by_an_error() {
+    let dir = scratch("explain-error");
+    std::fs::write(
+        dir.join("flow.yaml"),
+        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: err\ncontext:\n  s: string\nsteps:\n  - id: route\n    type: decision\n    rules:\n      - when: 'int(s) > 1'\n        goto: ok\n    default: ok\n  - id: ok\n    type: end\n    outcome: approved\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ctx.json"), "{\"s\": \"x\"}").unwrap();
+    let (code, out, err) = run_in(
+        &dir,
+        &[
+            "explain",
+            "flow.yaml",
+            "--context",
+            "ctx.json",
+            "--step",
+            "route",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("`route` is stopped by an error (t=0).\n"),
+        "{out}"
+    );
+    assert!(!out.contains(" is error"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2236,6 +2236,15 @@ context:
   b: bool
   i: int
   tags: list<string>
+// ------------------------------------------------------- probe q11h: what was written
+
+/// probe q11h's `repro/alias.yaml`.
+const ALIASED: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: alias
+context:
+  amount: double
+  dept: string
 steps:
   - id: route
     type: decision
@@ -2342,4 +2351,90 @@ steps:
     outcome: approved
 "#;
     assert_eq!(summary(&check(text)), Vec::<String>::new());
+      - when: &big \"dept == 1\"
+        goto: a
+      - when: *big
+        goto: a
+      - {when: *big, goto: a}
+    default: a
+  - id: a
+    type: end
+    outcome: approved
+";
+
+/// A diagnostic about a value put in place by a YAML alias points at the alias (it
+/// pointed one character past it), in block and in flow style.
+#[test]
+fn a_diagnostic_through_an_alias_points_at_the_alias() {
+    let text = ALIASED.to_owned();
+    let d = check(&text);
+    let mismatches: Vec<String> = summary(&d)
+        .into_iter()
+        .filter(|s| s.starts_with("flowc::expr::type-mismatch"))
+        .collect();
+    assert_eq!(mismatches.len(), 3, "{mismatches:?}");
+    assert!(mismatches[0].contains(" 11:"), "{mismatches:?}");
+    assert!(mismatches[1].contains(" 13:15 "), "{mismatches:?}");
+    assert!(mismatches[2].contains(" 15:16 "), "{mismatches:?}");
+    let dir = temp_dir("alias-span");
+    std::fs::write(dir.join("alias.yaml"), &text).unwrap();
+    let (_, json, _) = run_in(
+        &dir,
+        &["check", "--isolated", "--format", "json", "alias.yaml"],
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let offset_of = |needle: &str| text.find(needle).expect("needle") + needle.find('*').unwrap();
+    let block = offset_of("when: *big\n");
+    let flow = offset_of("{when: *big,");
+    for start in [block, flow] {
+        let end = start + 4;
+        assert!(
+            json.contains(&format!("\"offset\":{start},\"endOffset\":{end},")),
+            "no span {start}..{end} (`*big`): {json}"
+        );
+    }
+}
+
+/// A default YAML reads as a double JSON cannot hold (`.inf`, `.nan`, `1e400`) is
+/// quoted as written, not as `null`; a field-name help says the letters are ASCII; a
+/// CEL string broken by a line break is "unterminated".
+#[test]
+fn messages_quote_what_was_written() {
+    for (default, shown) in [
+        (".inf", ".inf"),
+        ("-.Inf", "-.Inf"),
+        (".nan", ".nan"),
+        ("1e400", "1e400"),
+    ] {
+        let d = check(&format!(
+            "{HEAD}  rate: {{ type: double, default: {default} }}\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n"
+        ));
+        let s = summary(&d);
+        assert!(
+            s.iter().any(|l| l.starts_with("flowc::model::value-type")
+                && l.contains(&format!("default `{shown}`"))),
+            "{default}: {s:?}"
+        );
+    }
+    let d = check(&format!(
+        "{HEAD}  金额: double\nsteps:\n  - id: a\n    type: end\n    outcome: approved\n"
+    ));
+    let helps: Vec<String> = d
+        .iter()
+        .filter_map(|d| d.help().map(|h| h.to_string()))
+        .collect();
+    assert!(
+        helps.iter().any(|h| h.contains("ASCII letters (A-Z, a-z)")),
+        "{helps:?}"
+    );
+    let d = check(&format!(
+        "{HEAD}steps:\n  - id: route\n    type: decision\n    rules:\n      - when: |\n          dept == \"fin\n          ance\"\n        goto: a\n    default: a\n  - id: a\n    type: end\n    outcome: approved\n"
+    ));
+    let s = summary(&d);
+    assert_eq!(
+        s,
+        vec!["flowc::expr::syntax 13:19 syntax error in expression: unterminated string"],
+        "{s:?}"
+    );
 }

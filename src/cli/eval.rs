@@ -359,12 +359,101 @@ fn push_effects(out: &mut Vec<serde_json::Value>, event: usize, effects: &[Effec
 fn read_json(path: &Path) -> Result<serde_json::Value, (u8, String)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| (EXIT_FAILURE, format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
-        (
-            EXIT_FINDINGS,
-            format!("{}: invalid JSON: {e}", path.display()),
-        )
-    })
+    // a UTF-8 byte-order mark is no part of the JSON (as YAML flows, it is skipped)
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(Unique { path: "" }, &mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| {
+            (
+                EXIT_FINDINGS,
+                format!("{}: invalid JSON: {e}", path.display()),
+            )
+        })
+}
+
+/// A JSON value read with every object's keys unique: `serde_json` keeps the last of two
+/// equal keys silently, and a context (or an event) given twice one field is an error,
+/// named by the key and where it is (`applicant.id`, `lines[2].amount`).
+struct Unique<'p> {
+    /// Where the value is, empty at the top.
+    path: &'p str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(b.into())
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(i.into())
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(u.into())
+    }
+
+    fn visit_f64<E>(self, d: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(d).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(s.into())
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(s.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let path = format!("{}[{}]", self.path, items.len());
+            match seq.next_element_seed(Unique { path: &path })? {
+                Some(v) => items.push(v),
+                None => return Ok(serde_json::Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if entries.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{}` at `{}`: each key is given once",
+                    flowc::diagnostic::quote(&key),
+                    flowc::diagnostic::quote(&path)
+                )));
+            }
+            let value = map.next_value_seed(Unique { path: &path })?;
+            entries.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(entries))
+    }
 }
 
 /// A started instance with its events applied, or why it stopped.

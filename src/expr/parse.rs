@@ -37,6 +37,39 @@ pub struct ParseError {
     pub help: String,
 }
 
+/// Words no identifier may be (a context field, a comprehension variable): CEL's
+/// reserved words (langdef: "reserved identifiers", which cel-go refuses), and the
+/// literals and the operator that the grammar reads as such (its `keyword` rule), so
+/// that a field so named could never be written in a condition.
+pub const RESERVED_WORDS: [&str; 20] = [
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+    "true",
+    "false",
+    "null",
+];
+
+/// Whether `name` is a reserved word ([`RESERVED_WORDS`]) or the operator `in`.
+#[must_use]
+pub fn is_reserved(name: &str) -> bool {
+    name == "in" || RESERVED_WORDS.contains(&name)
+}
+
 fn err(message: impl Into<String>, span: (usize, usize), help: impl Into<String>) -> ParseError {
     ParseError {
         kind: ParseErrorKind::Syntax,
@@ -158,6 +191,15 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
                 .and_then(|r| r.chars().next())
                 .map_or(start, |c| start + c.len_utf8())
         };
+        if let Some(quote) = text.get(start..).and_then(unterminated_string) {
+            return err(
+                "unterminated string",
+                (start, end),
+                format!(
+                    "close the string with {quote} on the same line; a string over several lines is written in triple quotes ({quote}{quote}{quote}...{quote}{quote}{quote}), a line break inside one as `\\n`"
+                ),
+            );
+        }
         let help = if expected.is_empty() {
             "check the expression syntax (CEL)".to_owned()
         } else {
@@ -173,7 +215,7 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         .next()
         .ok_or_else(|| err("empty expression", (0, 0), "write a condition"))?;
     let e = build_expr(expr)?;
-    let mut too_big = None;
+    let mut too_big: Option<(usize, usize)> = None;
     e.walk(&mut |n| {
         if let ExprKind::Lit(Literal::Int(i64::MIN)) = n.kind
             && !text
@@ -188,8 +230,12 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         }
     });
     if let Some(span) = too_big {
+        let written = text
+            .get(span.0..span.1)
+            .unwrap_or_default()
+            .trim_matches(|c: char| c == '(' || c == ')' || c.is_whitespace());
         return Err(err(
-            "integer literal `9223372036854775808` is out of range",
+            format!("integer literal `{written}` is out of range"),
             span,
             "int literals must fit in 64 bits (use a double or a uint)",
         ));
@@ -208,6 +254,32 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         ));
     }
     Ok(e)
+}
+
+/// The quote of a string (or bytes) literal that starts `rest` and is never closed:
+/// `"` and `'` strings end on their line, triple-quoted ones anywhere.
+fn unterminated_string(rest: &str) -> Option<char> {
+    let body = rest.trim_start_matches(['r', 'R', 'b', 'B']);
+    if rest.len() - body.len() > 2 {
+        return None;
+    }
+    let quote = body.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+    let triple: String = [quote; 3].iter().collect();
+    if let Some(inner) = body.strip_prefix(triple.as_str()) {
+        return (!inner.contains(triple.as_str())).then_some(quote);
+    }
+    let mut chars = body.chars().skip(1);
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '\n' | '\r' => return Some(quote),
+            c if c == quote => return None,
+            _ => {}
+        }
+    }
+    Some(quote)
 }
 
 fn depth_of(e: &Expr) -> usize {
@@ -582,6 +654,7 @@ fn make_call(
     ))
 }
 
+#[expect(clippy::too_many_lines, reason = "one arm per kind of primary")]
 fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
     let span = span_of(&p);
     let lit = |l: Literal| Ok(Expr::new(ExprKind::Lit(l), span));
@@ -595,6 +668,11 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
             e.span = span;
             Ok(e)
         }
+        Rule::ident if is_reserved(p.as_str()) => Err(err(
+            format!("`{}` is a reserved word in CEL", p.as_str()),
+            span,
+            "CEL reserves this word: no context field or comprehension variable is named so; choose another name",
+        )),
         Rule::ident => Ok(Expr::new(ExprKind::Ident(p.as_str().to_owned()), span)),
         Rule::dotted_ident => Ok(Expr::new(
             ExprKind::Ident(p.as_str().trim_start_matches('.').to_owned()),
@@ -634,8 +712,9 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
             let v = parse_int_text(t).and_then(|u| i64::try_from(u).ok());
             match v {
                 Some(i) => lit(Literal::Int(i)),
-                // only `-9223372036854775808` may exceed i64::MAX before negation
-                None if t == "9223372036854775808" => lit(Literal::Int(i64::MIN)),
+                // only 2^63 (`-9223372036854775808`, `-0x8000000000000000`) may exceed
+                // i64::MAX before negation: cel-go reads the sign as part of the literal
+                None if parse_int_text(t) == Some(1 << 63) => lit(Literal::Int(i64::MIN)),
                 None => Err(err(
                     format!("integer literal `{t}` is out of range"),
                     span,
@@ -655,28 +734,38 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, ParseError> {
             }
         }
         Rule::double => match p.as_str().parse::<f64>() {
+            // as cel-go: a literal beyond the largest double is no double
+            Ok(d) if d.is_infinite() => Err(err(
+                format!("double literal `{}` is out of range", p.as_str()),
+                span,
+                "double literals must be at most 1.7976931348623157e308 in size",
+            )),
             Ok(d) => lit(Literal::Double(d)),
             Err(_) => Err(err("invalid number", span, "write a number like `1.5`")),
         },
         Rule::string => {
-            let (raw, body) = string_body(p.as_str());
+            let (raw, body, offset) = string_body(p.as_str());
             match unescape(body, raw, false) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(s) => lit(Literal::String(s)),
                     Err(_) => Err(err("invalid string", span, "strings must be valid UTF-8")),
                 },
-                Err(m) => Err(err(
+                Err((m, at)) => Err(err(
                     m,
-                    span,
+                    escape_span(span.0 + offset, body, at),
                     "valid escapes: \\n \\t \\\\ \\\" \\' \\xHH \\uHHHH \\UHHHHHHHH \\ooo",
                 )),
             }
         }
         Rule::bytes => {
-            let (raw, body) = string_body(&p.as_str()[1..]);
+            let (raw, body, offset) = string_body(&p.as_str()[1..]);
             match unescape(body, raw, true) {
                 Ok(b) => lit(Literal::Bytes(b)),
-                Err(m) => Err(err(m, span, "valid escapes: \\n \\t \\\\ \\xHH \\ooo")),
+                Err((m, at)) => Err(err(
+                    m,
+                    escape_span(span.0 + 1 + offset, body, at),
+                    "valid escapes in bytes: \\n \\t \\\\ \\xHH \\ooo (a byte each); write a character beyond ASCII as itself or as its UTF-8 bytes (`\\xe4\\xb8\\xad`)",
+                )),
             }
         }
         _ => Err(err("unexpected token", span, "check the expression syntax")),
@@ -691,40 +780,51 @@ fn parse_int_text(t: &str) -> Option<u64> {
     }
 }
 
-/// Splits `r"..."`, `'''...'''` etc. into (`is_raw`, body).
-fn string_body(s: &str) -> (bool, &str) {
+/// The span of the escape at byte `at` of a literal's `body` (which starts at byte `start`
+/// of the expression): the backslash and the character after it.
+fn escape_span(start: usize, body: &str, at: usize) -> (usize, usize) {
+    let letter = body
+        .get(at + 1..)
+        .and_then(|r| r.chars().next())
+        .map_or(0, char::len_utf8);
+    (start + at, start + at + 1 + letter)
+}
+
+/// Splits `r"..."`, `'''...'''` etc. into (`is_raw`, body, the body's byte offset in `s`).
+fn string_body(s: &str) -> (bool, &str, usize) {
     let (raw, s) = match s.strip_prefix(['r', 'R']) {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    let body = if s.starts_with("\"\"\"") || s.starts_with("'''") {
-        s.get(3..s.len().saturating_sub(3)).unwrap_or("")
+    let quote = if s.starts_with("\"\"\"") || s.starts_with("'''") {
+        3
     } else {
-        s.get(1..s.len().saturating_sub(1)).unwrap_or("")
+        1
     };
-    (raw, body)
+    let body = s.get(quote..s.len().saturating_sub(quote)).unwrap_or("");
+    (raw, body, usize::from(raw) + quote)
 }
 
-fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, String> {
+/// The bytes a literal's body spells, or what is wrong and the byte offset (in `body`)
+/// of the escape that is wrong.
+fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, (String, usize)> {
     if raw {
         return Ok(body.as_bytes().to_vec());
     }
     let mut out = Vec::with_capacity(body.len());
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut indexed = body.char_indices();
+    while let Some((at, c)) = indexed.next() {
         if c != '\\' {
             let mut buf = [0u8; 4];
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             continue;
         }
+        let mut chars = indexed.by_ref().map(|(_, c)| c);
         let Some(e) = chars.next() else {
-            return Err("unterminated escape sequence".to_owned());
+            return Err(("unterminated escape sequence".to_owned(), at));
         };
+        let fail = |m: String| Err((m, at));
         let push_char = |out: &mut Vec<u8>, cp: u32| -> Result<(), String> {
-            if bytes && cp <= 0xFF {
-                out.push(u8::try_from(cp).unwrap_or(0));
-                return Ok(());
-            }
             let ch = char::from_u32(cp).ok_or_else(|| format!("invalid code point \\u{cp:x}"))?;
             let mut buf = [0u8; 4];
             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
@@ -739,6 +839,11 @@ fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, String> {
             't' => out.push(b'\t'),
             'v' => out.push(11),
             '\\' | '\'' | '"' | '`' | '?' => out.push(u8::try_from(u32::from(e)).unwrap_or(b'?')),
+            'u' | 'U' if bytes => {
+                return fail(format!(
+                    "`\\{e}` escapes are valid only in string literals, not in bytes literals"
+                ));
+            }
             'x' | 'X' | 'u' | 'U' => {
                 let n = match e {
                     'x' | 'X' => 2,
@@ -747,14 +852,14 @@ fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, String> {
                 };
                 let hex: String = (0..n).filter_map(|_| chars.next()).collect();
                 let cp = u32::from_str_radix(&hex, 16)
-                    .map_err(|_| format!("invalid escape `\\{e}{hex}`"))?;
-                if !bytes && matches!(e, 'u' | 'U') && (0xD800..0xE000).contains(&cp) {
-                    return Err(format!("invalid code point `\\{e}{hex}` (a surrogate)"));
+                    .map_err(|_| (format!("invalid escape `\\{e}{hex}`"), at))?;
+                if matches!(e, 'u' | 'U') && (0xD800..0xE000).contains(&cp) {
+                    return fail(format!("invalid code point `\\{e}{hex}` (a surrogate)"));
                 }
-                if bytes && matches!(e, 'x' | 'X') {
+                if bytes {
                     out.push(u8::try_from(cp).unwrap_or(0));
                 } else {
-                    push_char(&mut out, cp)?;
+                    push_char(&mut out, cp).map_err(|m| (m, at))?;
                 }
             }
             '0'..='3' => {
@@ -762,14 +867,14 @@ fn unescape(body: &str, raw: bool, bytes: bool) -> Result<Vec<u8>, String> {
                 let d3 = chars.next();
                 let oct: String = [Some(e), d2, d3].into_iter().flatten().collect();
                 let cp = u32::from_str_radix(&oct, 8)
-                    .map_err(|_| format!("invalid escape `\\{oct}`"))?;
+                    .map_err(|_| (format!("invalid escape `\\{oct}`"), at))?;
                 if bytes {
                     out.push(u8::try_from(cp).unwrap_or(0));
                 } else {
-                    push_char(&mut out, cp)?;
+                    push_char(&mut out, cp).map_err(|m| (m, at))?;
                 }
             }
-            other => return Err(format!("invalid escape `\\{other}`")),
+            other => return fail(format!("invalid escape `\\{other}`")),
         }
     }
     Ok(out)

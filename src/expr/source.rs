@@ -9,7 +9,8 @@ pub struct ExprSource {
     pub text: String,
     /// The span of the whole YAML scalar.
     pub span: Span,
-    /// For each byte of `text` (and one past the end), its byte offset in the file.
+    /// For each byte of `text` (and one past the end), its byte offset in the file;
+    /// empty for a value a YAML alias put in place, which is all at the alias (`span`).
     pub offsets: Vec<usize>,
 }
 
@@ -66,6 +67,9 @@ impl ExprSource {
     /// end, so the end is computed from the character's first byte and its length).
     #[must_use]
     pub fn map_span(&self, start: usize, end: usize) -> Span {
+        if self.offsets.is_empty() {
+            return self.span;
+        }
         let floor = |mut i: usize| {
             i = i.min(self.text.len());
             while i > 0 && !self.text.is_char_boundary(i) {

@@ -148,10 +148,8 @@ pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, TimestampProblem> {
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return Err(FORM);
     }
-    if !matches!(b.get(10), Some(b'T' | b't'))
-        || b.get(13) != Some(&b':')
-        || b.get(16) != Some(&b':')
-    {
+    // Go's RFC 3339 layout (cel-go) spells the `T` and the `Z` in capitals only
+    if b.get(10) != Some(&b'T') || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
         return Err(FORM);
     }
     let field = |r: std::ops::Range<usize>| s.get(r).and_then(num).ok_or(FORM);
@@ -186,24 +184,23 @@ pub fn timestamp_or_problem(s: &str) -> Result<Timestamp, TimestampProblem> {
         nanos = num(&format!("{digits:0<9}")).ok_or(FORM)?;
         rest = frac.get(digits.len()..).ok_or(FORM)?;
     }
-    let offset: i64 = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first() {
-                Some(b'+') => 1,
-                Some(b'-') => -1,
-                _ => return Err(FORM),
-            };
-            if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
-                return Err(FORM);
-            }
-            let oh = i64::from(rest.get(1..3).and_then(num).ok_or(FORM)?);
-            let om = i64::from(rest.get(4..6).and_then(num).ok_or(FORM)?);
-            if oh > 23 || om > 59 {
-                return Err(TimestampProblem::Offset);
-            }
-            sign * (oh * 3600 + om * 60)
+    let offset: i64 = if rest == "Z" {
+        0
+    } else {
+        let sign = match rest.as_bytes().first() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return Err(FORM),
+        };
+        if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') {
+            return Err(FORM);
         }
+        let oh = i64::from(rest.get(1..3).and_then(num).ok_or(FORM)?);
+        let om = i64::from(rest.get(4..6).and_then(num).ok_or(FORM)?);
+        if oh > 23 || om > 59 {
+            return Err(TimestampProblem::Offset);
+        }
+        sign * (oh * 3600 + om * 60)
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se) - offset;
@@ -383,10 +380,12 @@ pub fn format_duration(d: Duration) -> String {
     s
 }
 
-/// Offset in seconds for a zone argument: `UTC`, `Z`, `+05:30`, `-08:00`, `05:30`.
+/// Offset in seconds for a zone argument: `UTC`, `""` (as Go's `LoadLocation("")`),
+/// `+05:30`, `-08:00`, `05:30`. Other spellings of UTC (`utc`, `Z`) are refused, as by
+/// cel-go: they are no zone names.
 #[must_use]
 pub fn zone_offset(tz: &str) -> Option<i64> {
-    if tz.eq_ignore_ascii_case("utc") || tz == "Z" {
+    if tz.is_empty() || tz == "UTC" {
         return Some(0);
     }
     let (sign, rest) = match tz.as_bytes().first()? {

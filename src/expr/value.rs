@@ -1902,7 +1902,8 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
         (Func::Uint, Uint(u)) => Uint(*u),
         (Func::Uint, Int(i)) => Uint(u64::try_from(*i).map_err(|_| OpError::Range("uint"))?),
         (Func::Uint, Double(d)) => {
-            if d.is_nan() || *d <= -1.0 || *d >= 18_446_744_073_709_551_615.0 {
+            // as cel-go: any negative double (even above -1) is out of range
+            if d.is_nan() || *d < 0.0 || *d >= 18_446_744_073_709_551_615.0 {
                 return Err(OpError::Range("uint"));
             }
             #[expect(
@@ -1912,13 +1913,19 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
             )]
             Uint(d.trunc() as u64)
         }
-        (Func::Uint, Value::String(s)) => Uint(s.parse().map_err(|_| bad("uint"))?),
+        // Go's `ParseUint` takes no sign (Rust's `parse` takes `+`)
+        (Func::Uint, Value::String(s)) if !s.starts_with('+') => {
+            Uint(s.parse().map_err(|_| bad("uint"))?)
+        }
+        (Func::Uint, Value::String(_)) => return Err(bad("uint")),
         (Func::Double, Double(d)) => Double(*d),
         #[expect(clippy::cast_precision_loss, reason = "CEL converts with rounding")]
         (Func::Double, Int(i)) => Double(*i as f64),
         #[expect(clippy::cast_precision_loss, reason = "CEL converts with rounding")]
         (Func::Double, Uint(u)) => Double(*u as f64),
-        (Func::Double, Value::String(s)) => Double(parse_double(s).ok_or_else(|| bad("double"))?),
+        (Func::Double, Value::String(s)) => {
+            Double(parse_double(s).map_err(|e| e.unwrap_or_else(|| bad("double")))?)
+        }
         (Func::String, Value::String(s)) => Value::String(Arc::clone(s)),
         (Func::String, Int(i)) => Value::string(&i.to_string()),
         (Func::String, Uint(u)) => Value::string(&u.to_string()),
@@ -1963,13 +1970,167 @@ pub fn convert(to: Func, a: &Value) -> Result<Value, OpError> {
     })
 }
 
-fn parse_double(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "Infinity" | "+Infinity" | "inf" | "+inf" => Some(f64::INFINITY),
-        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok(),
+/// `double(s)` as cel-go reads it: Go's `strconv.ParseFloat(s, 64)`; `Err(None)` when `s`
+/// is no number. A decimal or a
+/// hexadecimal number (`0x1.8p3`: the `p` exponent is required), an optional sign,
+/// `_` only between digits (or after the base prefix), `inf`/`infinity` in any case
+/// and signed, `nan` in any case and unsigned. A number beyond the largest double is
+/// a range error, as Go's `ErrRange`; one below the smallest rounds to zero.
+fn parse_double(s: &str) -> Result<f64, Option<OpError>> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let signed = |d: f64| if neg { -d } else { d };
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
+        return Ok(signed(f64::INFINITY));
     }
+    if s.eq_ignore_ascii_case("nan") {
+        return Ok(f64::NAN);
+    }
+    let digits: std::borrow::Cow<'_, str> = if body.contains('_') {
+        if !go_underscores_ok(body) {
+            return Err(None);
+        }
+        body.replace('_', "").into()
+    } else {
+        body.into()
+    };
+    let d = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) => hex_float(hex).ok_or(None)?,
+        // the decimal form: Rust reads the same digits Go does, once its own spellings
+        // of the specials (and a second sign) are kept out
+        None if digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
+            && !digits.starts_with(['+', '-']) =>
+        {
+            digits.parse::<f64>().map_err(|_| None)?
+        }
+        None => return Err(None),
+    };
+    if d.is_infinite() {
+        return Err(Some(OpError::Range("double")));
+    }
+    Ok(signed(d))
+}
+
+/// Go's `underscoreOK` (the sign already taken off): every `_` stands between two
+/// digits, or between the base prefix and a digit.
+fn go_underscores_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let prefix = match (b.first(), b.get(1)) {
+        (Some(b'0'), Some(&c)) if matches!(c | 0x20, b'x' | b'b' | b'o') => Some(c | 0x20),
+        _ => None,
+    };
+    let (mut i, mut saw) = if prefix.is_some() {
+        (2, b'0')
+    } else {
+        (0, b'^')
+    };
+    let hex = prefix == Some(b'x');
+    while let Some(&c) = b.get(i) {
+        i += 1;
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else if saw == b'_' {
+            return false;
+        } else {
+            saw = b'!';
+        }
+    }
+    saw != b'_'
+}
+
+/// A hexadecimal float after its `0x`: hex digits with an optional `.`, then the binary
+/// exponent `p±d` Go requires; rounded to the nearest double, ties to even. Infinite
+/// when beyond the largest double.
+fn hex_float(s: &str) -> Option<f64> {
+    let (mantissa, exp) = s.split_once(['p', 'P'])?;
+    let exp_digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+    if exp_digits.is_empty() || !exp_digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // as Go, an exponent past 10,000 counts as 10,000: the value is infinite or zero
+    let e: i64 = exp_digits.bytes().fold(0, |e, b| {
+        if e < 10_000 {
+            e * 10 + i64::from(b - b'0')
+        } else {
+            e
+        }
+    });
+    let mut e2 = if exp.starts_with('-') { -e } else { e };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    // the first 120 bits of the mantissa are kept; later digits only say whether the
+    // rest is zero (`sticky`)
+    let (mut m, mut sticky) = (0u128, false);
+    for (c, fraction) in int_part
+        .chars()
+        .map(|c| (c, false))
+        .chain(frac_part.chars().map(|c| (c, true)))
+    {
+        let d = c.to_digit(16)?;
+        if m >> 120 == 0 {
+            m = m * 16 + u128::from(d);
+            if fraction {
+                e2 -= 4;
+            }
+        } else {
+            sticky |= d != 0;
+            if !fraction {
+                e2 += 4;
+            }
+        }
+    }
+    if m == 0 {
+        return Some(0.0);
+    }
+    let bits = i64::from(128 - m.leading_zeros());
+    let top = e2 + bits - 1;
+    if top > 1100 {
+        return Some(f64::INFINITY);
+    }
+    // the bits a double holds at this magnitude: 53, fewer below the normal range
+    let precision = if top >= -1022 { 53 } else { top + 1075 };
+    if precision < 0 {
+        return Some(0.0);
+    }
+    let shift = bits - precision;
+    let (q, scale) = if shift > 0 {
+        let shift_u = u32::try_from(shift).ok()?;
+        let q = m.checked_shr(shift_u).unwrap_or(0);
+        let rest = m - q.checked_shl(shift_u).unwrap_or(0);
+        let half = 1u128 << (shift_u - 1);
+        let up = rest > half || (rest == half && (sticky || q & 1 == 1));
+        (q + u128::from(up), e2 + shift)
+    } else {
+        (m, e2)
+    };
+    // q < 2^54 and q·2^scale is a double (or beyond the largest): scaling by powers of
+    // two in steps that stay normal is exact
+    let mut d = f64::from(u32::try_from(q >> 32).ok()?) * 4_294_967_296.0
+        + f64::from(u32::try_from(q & 0xFFFF_FFFF).ok()?);
+    let mut scale = scale;
+    while scale > 1000 {
+        d *= 2f64.powi(1000);
+        scale -= 1000;
+    }
+    while scale < -1000 {
+        d *= 2f64.powi(-1000);
+        scale += 1000;
+    }
+    Some(d * 2f64.powi(i32::try_from(scale).ok()?))
 }
 
 /// String functions: `contains`, `startsWith`, `endsWith`.

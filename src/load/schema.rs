@@ -771,7 +771,7 @@ fn pattern_help(pattern: &str) -> String {
             "write a duration as a positive whole number and a unit: 30s, 15m, 48h, 7d".to_owned()
         }
         "^[A-Za-z_][A-Za-z0-9_]*$" => {
-            "field names are identifiers: letters, digits and `_`, not starting with a digit"
+            "field names are identifiers: ASCII letters (A-Z, a-z), digits and `_`, not starting with a digit"
                 .to_owned()
         }
         "^[a-z<>, ]+$" => {

@@ -462,7 +462,7 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
                     return Err(errors);
                 }
                 let mut n = target.clone();
-                n.span = Span::new(start, end);
+                n.span = alias_span(text, start).unwrap_or_else(|| Span::new(start, end));
                 n
             }
         };
@@ -514,6 +514,18 @@ pub fn parse(file: &Arc<SourceFile>, limits: &LoadLimits) -> Result<Node, Vec<Lo
     })
 }
 
+/// The span of the alias (`*name`) that ends before `after`, where saphyr marks an
+/// alias (one character past it): a diagnostic about an aliased value points at the
+/// alias that put it there.
+fn alias_span(text: &str, after: usize) -> Option<Span> {
+    let before = text.get(..after)?;
+    let end = before.trim_end_matches([' ', '\t']).len();
+    let star = before.get(..end)?.rfind('*')?;
+    let name = before.get(star + 1..end)?;
+    let is_name = |c: char| !c.is_whitespace() && !matches!(c, ',' | '[' | ']' | '{' | '}');
+    (!name.is_empty() && name.chars().all(is_name)).then(|| Span::new(star, end))
+}
+
 /// The offset of the header (`|`, `>`) of the block scalar whose span saphyr starts at
 /// `start`, when the scalar is blank (its span then starts at the next token): on the
 /// last line before `start` that is not blank, the first `|` or `>` followed only by
@@ -542,8 +554,15 @@ fn block_header(text: &str, start: usize) -> Option<usize> {
 /// The walk aligns the value with the raw text: escapes decode to one character,
 /// indentation and line breaks that folding removed are skipped.
 #[must_use]
+///
+/// A value an alias put in place (its span is the alias, `*name`: no scalar's text
+/// starts with `*`) has no bytes of its own to map: the map is empty, and every part
+/// of it is at the alias ([`crate::expr::ExprSource::map_span`]).
 pub(crate) fn value_offsets(source: &str, node_span: Span, scalar: &Scalar) -> Vec<usize> {
     let raw = source.get(node_span.start..node_span.end).unwrap_or("");
+    if raw.starts_with('*') {
+        return Vec::new();
+    }
     let raw_chars: Vec<(usize, char)> = raw.char_indices().collect();
     let mut out = Vec::with_capacity(scalar.value.len() + 1);
     let mut ri = match scalar.style {

@@ -333,6 +333,23 @@ pub enum ModelError {
         #[label("key type here")]
         span: Span,
     },
+    /// A context field named by a CEL reserved word (`if`, `null`, `in`, ...).
+    #[error("`{name}` is a reserved word in CEL: no field may be named so")]
+    #[diagnostic(
+        code("flowc::model::reserved-name"),
+        help(
+            "CEL reserves {words} and `in`: a condition could never name the field; rename it (e.g. `{name}_`)"
+        )
+    )]
+    ReservedName {
+        /// The name.
+        name: String,
+        /// The reserved words, quoted.
+        words: String,
+        /// Where.
+        #[label("reserved word")]
+        span: Span,
+    },
     /// `type: object` without `fields`, or `fields` on another type.
     #[error("{message}")]
     #[diagnostic(
@@ -874,6 +891,17 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>, R
         .and_then(Node::as_map)
         .unwrap_or_default()
     {
+        if let Some(name) = k.as_str()
+            && crate::expr::parse::is_reserved(name)
+        {
+            b.errors.push(ModelError::ReservedName {
+                name: name.to_owned(),
+                words: crate::expr::parse::RESERVED_WORDS
+                    .map(|w| format!("`{w}`"))
+                    .join(", "),
+                span: k.span,
+            });
+        }
         context.push(b.field(k, v));
     }
     let steps = b.steps(root.get("steps"));

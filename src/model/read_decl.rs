@@ -315,7 +315,13 @@ impl Builder<'_> {
                 PathPart::Index(i) => i.to_string(),
             })
         };
-        let value = || crate::diagnostic::value_text(&at_node.to_json());
+        let value = || match at_node.as_scalar() {
+            // a double JSON cannot hold (`.inf`, `.nan`, `1e400`) is quoted as written
+            Some(s) if matches!(s.resolve(), Resolved::Float(f) if !f.is_finite()) => {
+                crate::diagnostic::excerpt(&s.value)
+            }
+            _ => crate::diagnostic::value_text(&at_node.to_json()),
+        };
         let e = match &m.kind {
             MisfitKind::WrongType { expected, .. } => ModelError::ValueType {
                 what,

@@ -12,7 +12,7 @@ fn label(s: VisitStatus) -> &'static str {
         VisitStatus::Rejected => "rejected",
         VisitStatus::Pending => "pending",
         VisitStatus::Cancelled => "cancelled",
-        VisitStatus::Error => "error",
+        VisitStatus::Error => "stopped by an error",
     }
 }
 
