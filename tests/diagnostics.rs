@@ -100,6 +100,20 @@ steps:
     next: manger # 经理审批 下一步
 ";
 
+/// A flow of these context fields (YAML lines) with one step per expression, `s0`,
+/// `s1`, …, each written by `step` (its id, the expression).
+fn flow_of<'e>(
+    context: &str,
+    step: impl Fn(&str, &str) -> String,
+    exprs: impl Iterator<Item = &'e &'e str>,
+) -> String {
+    let steps: String = exprs
+        .enumerate()
+        .map(|(n, e)| step(&format!("s{n}"), e))
+        .collect();
+    format!("apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n{context}\nsteps:\n{steps}")
+}
+
 #[test]
 fn columns_are_characters_in_every_format() {
     let dir = temp_dir("columns");
@@ -1843,14 +1857,10 @@ fn integer_parts_of_known_value_make_divisions_and_indexes_always_fail() {
         "nums[b ? -1 : 0] > 0",
         "[1, 2][i - i + 1] > 0",
     ];
-    let text = format!(
-        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  d: double\n  b: bool\n  nums: list<int>\nsteps:\n{}",
-        flagged
-            .iter()
-            .chain(&clean)
-            .enumerate()
-            .map(|(n, e)| step(&format!("s{n}"), e))
-            .collect::<String>()
+    let text = flow_of(
+        "  i: int\n  d: double\n  b: bool\n  nums: list<int>",
+        step,
+        flagged.iter().chain(&clean),
     );
     assert_eq!(
         summary(&check(&text)),
@@ -1946,15 +1956,13 @@ fn integer_parts_whose_reads_cancel_have_a_known_value() {
         ("nums.exists(i, i / (i - i) > 0)", 36),
         ("b && i / (i + 0 - i) > 0", 26),
     ];
-    let text = format!(
-        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  i: int\n  j: int\n  u: uint\n  d: double\n  b: bool\n  nums: list<int>\nsteps:\n{}",
+    let text = flow_of(
+        "  i: int\n  j: int\n  u: uint\n  d: double\n  b: bool\n  nums: list<int>",
+        step,
         flagged
             .iter()
             .chain(&clean)
-            .chain(parts.iter().map(|(e, _)| e))
-            .enumerate()
-            .map(|(n, e)| step(&format!("s{n}"), e))
-            .collect::<String>()
+            .chain(parts.iter().map(|(e, _)| e)),
     );
     let mut expected: Vec<String> = flagged
         .iter()
@@ -2009,14 +2017,10 @@ fn a_concatenation_with_an_invisible_end_never_gives_a_user_id() {
         "\"li\" + s",
         "tags.map(t, t + \"x\")",
     ];
-    let text = format!(
-        "apiVersion: flowc/v1\nkind: ApprovalFlow\nid: t\ncontext:\n  s: string\n  tags: list<string>\nsteps:\n{}",
-        flagged
-            .iter()
-            .chain(&clean)
-            .enumerate()
-            .map(|(n, e)| step(&format!("s{n}"), e))
-            .collect::<String>()
+    let text = flow_of(
+        "  s: string\n  tags: list<string>",
+        step,
+        flagged.iter().chain(&clean),
     );
     assert_eq!(
         summary(&check(&text)),
@@ -2236,15 +2240,6 @@ context:
   b: bool
   i: int
   tags: list<string>
-// ------------------------------------------------------- probe q11h: what was written
-
-/// probe q11h's `repro/alias.yaml`.
-const ALIASED: &str = "apiVersion: flowc/v1
-kind: ApprovalFlow
-id: alias
-context:
-  amount: double
-  dept: string
 steps:
   - id: route
     type: decision
@@ -2351,6 +2346,21 @@ steps:
     outcome: approved
 "#;
     assert_eq!(summary(&check(text)), Vec::<String>::new());
+}
+
+// ------------------------------------------------------- probe q11h: what was written
+
+/// probe q11h's `repro/alias.yaml`.
+const ALIASED: &str = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: alias
+context:
+  amount: double
+  dept: string
+steps:
+  - id: route
+    type: decision
+    rules:
       - when: &big \"dept == 1\"
         goto: a
       - when: *big
