@@ -47,6 +47,8 @@ pub struct Snapshot {
     tenant: Tenant,
     /// The flows as last written or since changed, by flow id.
     flows: BTreeMap<String, SnapshotFlow>,
+    /// Changed since last written ([`Snapshot::flush`] writes it then).
+    dirty: bool,
     /// The directory's lock, held while the snapshot lives (`None`: opened for reading).
     lock: Option<Arc<fs::File>>,
 }
@@ -165,6 +167,7 @@ impl Snapshot {
             dir,
             tenant: tenant.clone(),
             flows: BTreeMap::new(),
+            dirty: false,
             lock: None,
         };
         snapshot.load()?;
@@ -208,6 +211,7 @@ impl Snapshot {
             dir,
             tenant: tenant.clone(),
             flows: BTreeMap::new(),
+            dirty: false,
             lock: Some(Arc::new(file)),
         };
         // a writer killed before its rename leaves its temporary file: never read; the
@@ -333,7 +337,7 @@ impl Snapshot {
     /// # Errors
     /// [`EtcdError::Snapshot`]; also for a snapshot opened for reading
     /// ([`Snapshot::open`]), which holds no lock.
-    pub fn set_revision(&self, revision: u64) -> Result<(), EtcdError> {
+    pub fn set_revision(&mut self, revision: u64) -> Result<(), EtcdError> {
         if self.lock.is_none() {
             return Err(snapshot_error(
                 &self.dir,
@@ -349,7 +353,24 @@ impl Snapshot {
         };
         let path = self.header_path();
         let bytes = serde_json::to_vec(&h).map_err(|e| snapshot_error(&path, e))?;
-        write_atomic(&path, &bytes)
+        write_atomic(&path, &bytes)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Writes the snapshot if a flow was kept or forgotten since it was last written,
+    /// as etcd's state at `revision` (the last revision the watcher applied whole: no
+    /// later than the flows it holds, so a restart from it reads on from there). The
+    /// watcher calls it when it stops: a version it served while a full read or a
+    /// history write was still waiting on etcd is then in the snapshot.
+    ///
+    /// # Errors
+    /// As [`Snapshot::set_revision`].
+    pub fn flush(&mut self, revision: u64) -> Result<(), EtcdError> {
+        if self.dirty {
+            self.set_revision(revision)?;
+        }
+        Ok(())
     }
 
     /// Keeps `flow` (replacing the flow's earlier version) from the next
@@ -360,12 +381,15 @@ impl Snapshot {
     pub fn put(&mut self, flow: &SnapshotFlow) -> Result<(), EtcdError> {
         crate::store::check_flow_id(&flow.flow)?;
         self.flows.insert(flow.flow.clone(), flow.clone());
+        self.dirty = true;
         Ok(())
     }
 
     /// Forgets a retired flow from the next [`Snapshot::set_revision`] on.
     pub fn remove(&mut self, flow: &str) {
-        self.flows.remove(flow);
+        if self.flows.remove(flow).is_some() {
+            self.dirty = true;
+        }
     }
 
     /// Every flow kept, by flow id, as last written (one revision).
@@ -374,5 +398,44 @@ impl Snapshot {
     /// [`EtcdError::Snapshot`] when the snapshot cannot be read.
     pub fn flows(&self) -> Result<Vec<SnapshotFlow>, EtcdError> {
         Ok(self.header()?.map(|h| h.flows).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept version is written by `flush` (what the watcher does when it stops), and
+    /// only once: a flush with nothing changed since the last write writes nothing.
+    #[test]
+    fn a_flush_writes_what_was_kept_since_the_last_write() {
+        let dir = std::env::temp_dir().join(format!("flowc-snapshot-flush-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let tenant = Tenant::new("/flowc", "acme").unwrap();
+        let (mut s, damaged) = Snapshot::open_or_reset(&dir, &tenant).unwrap();
+        assert_eq!(damaged, None);
+        let header = dir.join("snapshot.json");
+        // nothing kept: nothing written
+        s.flush(0).unwrap();
+        assert!(!header.exists());
+        s.put(&SnapshotFlow {
+            flow: "leave".to_owned(),
+            revision: 7,
+            hash: "h".to_owned(),
+            name: "leave.yaml".to_owned(),
+            source: "id: leave\n".to_owned(),
+        })
+        .unwrap();
+        s.flush(5).unwrap();
+        let read = Snapshot::open(&dir, &tenant).unwrap();
+        assert_eq!(read.revision().unwrap(), Some(5));
+        let flows: Vec<String> = read.flows().unwrap().into_iter().map(|f| f.flow).collect();
+        assert_eq!(flows, ["leave"]);
+        // written: a second flush leaves the file as it is
+        fs::remove_file(&header).unwrap();
+        s.flush(6).unwrap();
+        assert!(!header.exists());
+        drop(s);
+        let _ = fs::remove_dir_all(&dir);
     }
 }
