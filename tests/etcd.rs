@@ -3524,7 +3524,7 @@ async fn a_snapshot_directory_serves_one_watcher_at_a_time() {
     })
     .await;
     assert!(live.exists());
-    let reader = Snapshot::open(&snap.0, &t).unwrap();
+    let mut reader = Snapshot::open(&snap.0, &t).unwrap();
     assert_eq!(
         code_of(&reader.set_revision(1).unwrap_err()),
         "flowc::source::etcd-snapshot"
