@@ -1903,7 +1903,7 @@ fn a_map_of_no_user_id_and_padded_or_invisible_names_always_fail() {
         [
             "flowc::expr::always-fails 10:37 expression always fails: it gives an empty list or a list holding an empty user name",
             "flowc::expr::always-fails 13:36 expression always fails: it gives an empty user name",
-            "flowc::expr::always-fails 16:29 expression always fails: it gives a user name with white space around it",
+            "flowc::expr::always-fails 16:29 expression always fails: it gives a user name with white space or a character that shows nothing at an end",
             "flowc::expr::always-fails 19:25 expression always fails: it gives an empty user name",
         ]
     );
@@ -2446,5 +2446,36 @@ fn messages_quote_what_was_written() {
         s,
         vec!["flowc::expr::syntax 13:19 syntax error in expression: unterminated string"],
         "{s:?}"
+    );
+}
+
+/// Probe q11i nit 6: a reserved word names no field at any depth (an object's field
+/// named `null` or `in` could never be read either: `applicant.null` is a syntax
+/// error), each refused at its key.
+#[test]
+fn a_reserved_word_names_no_field_at_any_depth() {
+    let text = "apiVersion: flowc/v1
+kind: ApprovalFlow
+id: t
+context:
+  applicant:
+    type: object
+    fields:
+      null: string
+      name: string
+      address: { type: object, fields: { in: int } }
+  items: { type: list, items: { type: object, fields: { var: int } } }
+steps:
+  - id: a
+    type: approval
+    assignees: { role: x }
+";
+    assert_eq!(
+        summary(&check(text)),
+        [
+            "flowc::model::reserved-name 8:7 `null` is a reserved word in CEL: no field may be named so",
+            "flowc::model::reserved-name 10:42 `in` is a reserved word in CEL: no field may be named so",
+            "flowc::model::reserved-name 11:57 `var` is a reserved word in CEL: no field may be named so",
+        ]
     );
 }

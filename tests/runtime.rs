@@ -1681,7 +1681,7 @@ fn an_assignee_expression_that_gives_no_user_ids_is_an_incident_naming_why() {
         (
             "dept",
             json!({"ok": true, "level": 3, "dept": "li ", "names": []}),
-            "a user name with white space around it",
+            "a user name with white space or a character that shows nothing at an end",
         ),
     ] {
         let f = flow(

@@ -154,7 +154,9 @@ impl std::fmt::Display for AssigneeProblem {
             }
             AssigneeProblem::ListHolding(t) => write!(f, "a list holding {t}"),
             AssigneeProblem::BlankName => f.write_str("an empty user name"),
-            AssigneeProblem::PaddedName => f.write_str("a user name with white space around it"),
+            AssigneeProblem::PaddedName => f.write_str(
+                "a user name with white space or a character that shows nothing at an end",
+            ),
             AssigneeProblem::Empty => f.write_str("an empty list"),
         }
     }
@@ -172,7 +174,7 @@ impl AssigneeProblem {
             ),
             AssigneeProblem::PaddedName => (
                 format!("it gives {self}"),
-                "remove the spaces around the name",
+                "remove the white space or invisible characters at the ends of the name",
             ),
             AssigneeProblem::Empty => (
                 format!("it gives {self}"),

@@ -891,17 +891,6 @@ fn build_inner(file: &Arc<SourceFile>, root: &Node) -> (Flow, Vec<ModelError>, R
         .and_then(Node::as_map)
         .unwrap_or_default()
     {
-        if let Some(name) = k.as_str()
-            && crate::expr::parse::is_reserved(name)
-        {
-            b.errors.push(ModelError::ReservedName {
-                name: name.to_owned(),
-                words: crate::expr::parse::RESERVED_WORDS
-                    .map(|w| format!("`{w}`"))
-                    .join(", "),
-                span: k.span,
-            });
-        }
         context.push(b.field(k, v));
     }
     let steps = b.steps(root.get("steps"));

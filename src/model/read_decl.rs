@@ -62,6 +62,19 @@ impl Builder<'_> {
     /// A field declaration: its type and, when written as a map, `optional`, `default`
     /// and `enum`.
     pub(super) fn field(&mut self, name: &Node, node: &Node) -> FieldDecl {
+        // a reserved word names no field, at any depth: CEL reads none as a name, so
+        // `applicant.null` is a syntax error wherever it is written
+        if let Some(word) = name.as_str()
+            && crate::expr::parse::is_reserved(word)
+        {
+            self.errors.push(ModelError::ReservedName {
+                name: word.to_owned(),
+                words: crate::expr::parse::RESERVED_WORDS
+                    .map(|w| format!("`{w}`"))
+                    .join(", "),
+                span: name.span,
+            });
+        }
         let before = self.errors.len();
         let decl = self.declared(node);
         let obj = node.as_map().map(|_| node);
