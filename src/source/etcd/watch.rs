@@ -671,7 +671,7 @@ impl Worker {
     /// however soon the watcher stops (a stop while a full read waits on etcd left it
     /// out: CI found the snapshot missing).
     async fn run_then_flush(mut self, control: signal::Receiver<Control>) -> Result<(), EtcdError> {
-        let ended = self.run(control).await;
+        let ended = Box::pin(self.run(control)).await;
         let last = self.last.unwrap_or(0);
         if let Some(s) = &mut self.snapshot
             && let Err(e) = s.flush(last)
