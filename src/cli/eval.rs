@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use flowc::compile::{Evaluator, Options};
 use flowc::diagnostic::ErrorCode as _;
+use flowc::model::{FieldPath, PathPart};
 use flowc::runtime::{Applied, Auto, Effect, Event, Instance, RuntimeError, Visit};
 
 use super::{EXIT_FAILURE, EXIT_FINDINGS, render_error};
@@ -362,7 +363,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, (u8, String)> {
     // a UTF-8 byte-order mark is no part of the JSON (as YAML flows, it is skipped)
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut de = serde_json::Deserializer::from_str(text);
-    serde::de::DeserializeSeed::deserialize(Unique { path: "" }, &mut de)
+    serde::de::DeserializeSeed::deserialize(Unique(FieldPath::default()), &mut de)
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| {
             (
@@ -374,13 +375,20 @@ fn read_json(path: &Path) -> Result<serde_json::Value, (u8, String)> {
 
 /// A JSON value read with every object's keys unique: `serde_json` keeps the last of two
 /// equal keys silently, and a context (or an event) given twice one field is an error,
-/// named by the key and where it is (`applicant.id`, `lines[2].amount`).
-struct Unique<'p> {
-    /// Where the value is, empty at the top.
-    path: &'p str,
+/// named by the key and where it is (`applicant.id`, `lines[2].amount`: the context's
+/// [`FieldPath`], empty at the top).
+struct Unique(FieldPath);
+
+impl Unique {
+    /// The reader of a value one step further in.
+    fn then(&self, part: PathPart) -> Unique {
+        let mut path = self.0.clone();
+        path.0.push(part);
+        Unique(path)
+    }
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for Unique {
     type Value = serde_json::Value;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -388,7 +396,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+impl<'de> serde::de::Visitor<'de> for Unique {
     type Value = serde_json::Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -426,8 +434,7 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         loop {
-            let path = format!("{}[{}]", self.path, items.len());
-            match seq.next_element_seed(Unique { path: &path })? {
+            match seq.next_element_seed(self.then(PathPart::Index(items.len())))? {
                 Some(v) => items.push(v),
                 None => return Ok(serde_json::Value::Array(items)),
             }
@@ -437,19 +444,15 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
-            };
+            let inner = self.then(PathPart::Field(key.clone()));
             if entries.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!(
                     "duplicate key `{}` at `{}`: each key is given once",
                     flowc::diagnostic::quote(&key),
-                    flowc::diagnostic::quote(&path)
+                    inner.0
                 )));
             }
-            let value = map.next_value_seed(Unique { path: &path })?;
+            let value = map.next_value_seed(inner)?;
             entries.insert(key, value);
         }
         Ok(serde_json::Value::Object(entries))
